@@ -1,0 +1,1 @@
+"""Circuit level: the synapse layout, the operation ledger and the FeCAP→memristor transfer."""

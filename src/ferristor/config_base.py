@@ -1,0 +1,63 @@
+"""Conventions shared by every configuration dataclass.
+
+One dataclass per physical or algorithmic concept (as aihwkit does). Each field declares its unit
+and its source in ``field(metadata=...)`` through :func:`param`; ``__post_init__`` validates, so a
+bad value fails at construction, before any work starts. Presets are subclasses that only change
+defaults. Configs stay mutable (``dataclasses.replace`` makes validated copies).
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any, Iterable
+
+from .errors import ConfigError
+
+
+def param(default: Any, *, unit: str = "", source: str = "", doc: str = "") -> Any:
+    """A dataclass field that records its unit, its source (digest section, figure or [I]) and a doc."""
+    kwargs: dict[str, Any] = {"metadata": {"unit": unit, "source": source, "doc": doc}}
+    if isinstance(default, (list, dict, set)) or dataclasses.is_dataclass(default):
+        kwargs["default_factory"] = lambda d=default: type(d)(d) if not dataclasses.is_dataclass(d) else dataclasses.replace(d)
+    else:
+        kwargs["default"] = default
+    return dataclasses.field(**kwargs)
+
+
+def describe(config_cls) -> list[dict[str, str]]:
+    """Rows (name, default, unit, source, doc) for every field: used by docs and ``--help`` tables."""
+    rows = []
+    for f in dataclasses.fields(config_cls):
+        default = f.default if f.default is not dataclasses.MISSING else (
+            f.default_factory() if f.default_factory is not dataclasses.MISSING else None)
+        rows.append({"name": f.name, "default": repr(default), **{k: str(v) for k, v in f.metadata.items()}})
+    return rows
+
+
+def to_dict(config) -> dict[str, Any]:
+    """A JSON-ready dict of a (nested) config dataclass."""
+    return dataclasses.asdict(config)
+
+
+# --- validators: each raises ConfigError naming the field, the value and what is allowed ---------
+
+def check_number(name: str, value, *, lo=None, hi=None, lo_open=False, hi_open=False, integer=False):
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or (integer and not isinstance(value, int)):
+        raise ConfigError(name, value, "an integer" if integer else "a number")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(name, value, "a finite number")
+    lo_ok = lo is None or (value > lo if lo_open else value >= lo)
+    hi_ok = hi is None or (value < hi if hi_open else value <= hi)
+    if not (lo_ok and hi_ok):
+        left = "-inf" if lo is None else f"{lo}"
+        right = "inf" if hi is None else f"{hi}"
+        interval = f"{'(' if lo_open or lo is None else '['}{left}, {right}{')' if hi_open or hi is None else ']'}"
+        raise ConfigError(name, value, f"a value in {interval}")
+    return value
+
+
+def check_choice(name: str, value, choices: Iterable[str]):
+    choices = tuple(choices)
+    if value not in choices:
+        raise ConfigError(name, value, "one of " + ", ".join(repr(c) for c in choices))
+    return value
