@@ -21,12 +21,11 @@ MEASURED_LEVEL_MEANS = (0.0, 0.717, 2.397, 3.886, 4.951, 5.743, 6.454, 7.0)
 
 
 class TransferModel(Protocol):
-    def program(self, levels: torch.Tensor, generators: Sequence[torch.Generator] | None) -> torch.Tensor:
-        """Signed levels (R, ...) int → programmed weights (R, ...) float32 in level units.
-
-        ``levels`` carries the hidden sign even for magnitude 0 through :func:`signed_zero`-free
-        encoding: a level tensor plus the sign of the hidden integer (see :func:`split_sign`).
-        """
+    def program(self, sign: torch.Tensor, magnitude: torch.Tensor,
+                generators: Sequence[torch.Generator] | None = None) -> torch.Tensor:
+        """Sign (R, ...) ±1 and magnitude levels (R, ...) 0…7 → programmed weights (R, ...) float32
+        in level units. ``generators`` holds one ``torch.Generator`` per replica (chip) for the
+        random draws; a model must draw replica r's noise from ``generators[r]`` only."""
 
 
 def split_sign(hidden: torch.Tensor, shift: int) -> tuple[torch.Tensor, torch.Tensor]:
