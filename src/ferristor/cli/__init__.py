@@ -1,0 +1,1 @@
+"""The ``ferristor`` command line."""

@@ -1,0 +1,1 @@
+"""Experiments: configurations, the training loop over replicas, results and reports."""

@@ -1,0 +1,74 @@
+"""The full configuration of a training run, and the paper's per-task presets (digest §4 table)."""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+from ..circuit.ledger import LedgerConfig
+from ..circuit.transfer import TransferConfig
+from ..config_base import check_choice, check_number, param
+from ..errors import ConfigError
+from ..nn.bank import BACKENDS, MODES
+from ..nn.mlp import NetworkSpec
+from ..rule.config import RuleConfig
+from .seeds import parse_seeds
+
+# Network, lr and p of each task (digest §4 table [P]; Fashion-MNIST normalisation [I]).
+TASKS = {
+    "mnist": dict(sizes=(784, 200, 100, 10), norm="layer", output="softmax", lr=0.1, p=0.2),
+    "fashion-mnist": dict(sizes=(784, 200, 100, 100, 10), norm="layer", output="softmax", lr=0.1, p=0.1),
+    "ecg": dict(sizes=(20, 200, 1), norm="none", output="sigmoid", lr=0.3, p=0.2),
+}
+
+
+@dataclass
+class TrainConfig:
+    dataset: str = param("mnist", doc="a dataset name: " + ", ".join(TASKS))
+    mode: str = param("hm-var", doc="'fp' (float32 baseline), 'hm' (ideal transfer) or 'hm-var' (transfer with variability)")
+    epochs: float = param(10, unit="epoch", source="digest §4 table [P]", doc="passes over the training set; a fraction runs part of one")
+    batch: int = param(1, unit="sample", source="digest §4 [P]", doc="samples per update (1 = online)")
+    seeds: list[int] = param([0], doc="one replica (an independent chip) per seed")
+    network: NetworkSpec = field(default_factory=NetworkSpec)
+    rule: RuleConfig = field(default_factory=RuleConfig)
+    transfer: TransferConfig = field(default_factory=TransferConfig)
+    ledger: LedgerConfig = field(default_factory=LedgerConfig)
+    eval_every: float = param(1.0, unit="epoch", doc="test accuracy is measured every this many epochs and at the end")
+    test_limit: int = param(0, unit="sample", doc="evaluate on the first N test samples only (0 = all)")
+    threads: int = param(1, unit="thread", doc="CPU threads for torch and the kernels; per-sample loops run best at 1–2")
+    backend: str = param("auto", doc="'auto', 'numba' (fused CPU kernels) or 'torch' (reference, any device)")
+    device: str = param("cpu", doc="torch device")
+    data_dir: str | None = param(None, doc="data root holding one folder per dataset (else FERRISTOR_DATA, a package, the cache)")
+
+    def __post_init__(self):
+        check_choice("dataset", self.dataset, TASKS)
+        check_choice("mode", self.mode, MODES)
+        check_number("epochs", self.epochs, lo=0, lo_open=True)
+        check_number("batch", self.batch, lo=1, integer=True)
+        self.seeds = parse_seeds(self.seeds)
+        check_number("eval_every", self.eval_every, lo=0, lo_open=True)
+        check_number("test_limit", self.test_limit, lo=0, integer=True)
+        check_number("threads", self.threads, lo=1, integer=True)
+        check_choice("backend", self.backend, BACKENDS)
+        if self.mode == "hm-var" and self.transfer.model == "ideal":
+            raise ConfigError("transfer.model", self.transfer.model, "'table' or 'circuit' with mode='hm-var' (variability needs a noisy transfer)")
+        if self.mode == "hm" and self.transfer.model != "ideal":
+            raise ConfigError("transfer.model", self.transfer.model, "'ideal' with mode='hm' (use mode='hm-var' for variability)")
+
+
+def task_config(dataset: str = "mnist", mode: str = "hm-var", **overrides) -> TrainConfig:
+    """A TrainConfig with the paper's network, lr and p for ``dataset``; ``overrides`` may set any
+    top-level field, and ``lr``, ``p``, ``k``, ``rounding``, ``hidden_lsb``, ``init_scale``,
+    ``sigma_levels``, ``level_means`` reach the nested configs."""
+    check_choice("dataset", dataset, TASKS)
+    t = TASKS[dataset]
+    rule_keys = {f.name for f in dataclasses.fields(RuleConfig)}
+    transfer_keys = {"sigma_levels", "level_means", "sign_guard", "transfer_model"}
+    ledger_keys = {f.name for f in dataclasses.fields(LedgerConfig)}
+    rule_kw = {"lr": t["lr"], "p": t["p"]}
+    rule_kw.update({k: overrides.pop(k) for k in list(overrides) if k in rule_keys})
+    tr_kw = {k: overrides.pop(k) for k in list(overrides) if k in transfer_keys}
+    model = tr_kw.pop("transfer_model", "table" if mode == "hm-var" else "ideal")
+    led_kw = {k: overrides.pop(k) for k in list(overrides) if k in ledger_keys}
+    net_kw = {k: overrides.pop(k, t[k]) for k in ("sizes", "norm", "output")}
+    return TrainConfig(dataset=dataset, mode=mode, network=NetworkSpec(**net_kw), rule=RuleConfig(**rule_kw),
+                       transfer=TransferConfig(model=model, **tr_kw), ledger=LedgerConfig(**led_kw), **overrides)

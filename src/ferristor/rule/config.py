@@ -1,0 +1,26 @@
+"""Parameters of the hybrid learning rule (digest §4)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..config_base import check_choice, check_number, param
+
+ROUNDING_MODES = ("stochastic", "nearest", "truncate")
+
+
+@dataclass
+class RuleConfig:
+    lr: float = param(0.1, unit="1", source="digest §4 table [P]", doc="learning rate; ΔW_h = −lr·∂L/∂W_a")
+    p: float = param(0.2, unit="1", source="digest §4 table [P]", doc="probability that a weight is updated on a sample (fresh Bernoulli mask)")
+    k: int = param(100, unit="sample", source="digest §4 [P]", doc="a transfer every k samples (inputs)")
+    rounding: str = param("stochastic", source="digest §4 [I]", doc="how ΔW_h lands on the hidden grid: 'stochastic' (unbiased), 'nearest' (half up) or 'truncate' (toward 0)")
+    hidden_lsb: float = param(2.0 ** -9, unit="weight", source="[I]", doc="real value of one hidden LSB; 2^-9 puts the 10-bit hidden weight in (−1, 1)")
+    init_scale: float = param(1.0, unit="1", source="[I]", doc="initial hidden weights uniform on ±init_scale·511 (integers; FP: the same real interval)")
+
+    def __post_init__(self):
+        check_number("lr", self.lr, lo=0, lo_open=True)
+        check_number("p", self.p, lo=0, hi=1, lo_open=True)
+        check_number("k", self.k, lo=1, integer=True)
+        check_choice("rounding", self.rounding, ROUNDING_MODES)
+        check_number("hidden_lsb", self.hidden_lsb, lo=0, lo_open=True)
+        check_number("init_scale", self.init_scale, lo=0, hi=1, lo_open=True)

@@ -1,0 +1,90 @@
+"""Fused CPU kernels of the masked update (numba): one pass over the weights of a layer.
+
+Per weight they hash (key, index) to a uniform, test the mask, round, saturate and count — the
+arithmetic of :mod:`ferristor.rule.update` in the same order, so results match it bit for bit.
+Rows are independent (counter-based draws), so the parallel loop is deterministic at any thread count.
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+from .rng import H1, H2
+
+_ROUNDING_CODE = {"stochastic": 0, "nearest": 1, "truncate": 2}
+
+
+@njit(inline="always")
+def _mix32(x):
+    # numba widens uint32 products to 64 bits; the casts keep the hash in 32 bits so it vectorises.
+    x = np.uint32(x ^ (x >> np.uint32(16)))
+    x = np.uint32(x * H1)
+    x = np.uint32(x ^ (x >> np.uint32(15)))
+    x = np.uint32(x * H2)
+    return np.uint32(x ^ (x >> np.uint32(16)))
+
+
+@njit(inline="always")
+def _uniform(base, j):
+    z = _mix32(np.uint32(base + np.uint32(j)))
+    return np.float32(np.int32(z >> np.uint32(8))) * np.float32(1.0 / 16777216.0)
+
+
+@njit(parallel=True, cache=True, boundscheck=False, error_model="numpy")
+def _hybrid_rank1(hidden, pending, delta, x, keys, neg_coef, p, inv_p, rounding, max_h, count_zero):
+    n_rep, n_out, n_in = hidden.shape
+    zero = np.float32(0.0)
+    # Branch-free rounding so the inner loop vectorises: floor(v + off) with off = u/p (stochastic)
+    # or 1/2 (nearest); truncation selects trunc(v). Multiplying by 1 and adding 0 is exact, so the
+    # result equals the reference's arithmetic bit for bit.
+    a = np.float32(1.0) if rounding == 0 else zero
+    b = np.float32(0.5) if rounding == 1 else zero
+    trunc_mode = rounding == 2
+    for t in prange(n_rep * n_out):
+        r = t // n_out
+        i = t - r * n_out
+        s = neg_coef * delta[r, i]
+        base = np.uint32(keys[r] + np.uint32(i * n_in))
+        hrow = hidden[r, i]
+        crow = pending[r, i]
+        xrow = x[r]
+        for j in range(n_in):
+            u = _uniform(base, j)
+            m = u < p
+            v = s * xrow[j]
+            d = np.trunc(v) if trunc_mode else np.floor(v + (u * inv_p * a + b))
+            d = d if m else zero
+            nh = min(max(np.float32(hrow[j]) + d, -max_h), max_h)
+            hrow[j] = np.int16(nh)
+            crow[j] += np.uint8(m and (count_zero or d != zero))
+
+
+@njit(parallel=True, cache=True, boundscheck=False, error_model="numpy")
+def _fp_rank1(weight, pending, delta, x, keys, lr, p):
+    n_rep, n_out, n_in = weight.shape
+    zero = np.float32(0.0)
+    for t in prange(n_rep * n_out):
+        r = t // n_out
+        i = t - r * n_out
+        di = delta[r, i]
+        base = np.uint32(keys[r] + np.uint32(i * n_in))
+        wrow = weight[r, i]
+        crow = pending[r, i]
+        xrow = x[r]
+        for j in range(n_in):
+            u = _uniform(base, j)
+            m = u < p
+            step = lr * (di * xrow[j])
+            wrow[j] = wrow[j] - (step if m else zero)
+            crow[j] += np.uint8(1) if m else np.uint8(0)
+
+
+def hybrid_update_rank1_(hidden, pending, delta, x, keys, *, lr, lsb, p, rounding, max_hidden, count_zero=True):
+    """In place on numpy views: hidden int16 (R,O,I), pending uint8 (R,O,I), delta (R,O), x (R,I)."""
+    f32 = np.float32
+    _hybrid_rank1(hidden, pending, delta, x, keys, -f32(lr / lsb), f32(p), f32(1.0 / p),
+                  _ROUNDING_CODE[rounding], f32(max_hidden), count_zero)
+
+
+def fp_update_rank1_(weight, pending, delta, x, keys, *, lr, p):
+    _fp_rank1(weight, pending, delta, x, keys, np.float32(lr), np.float32(p))
