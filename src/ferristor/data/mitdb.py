@@ -110,12 +110,11 @@ def _download(dest: Path, records: Sequence[str]) -> None:
 
 def read_record(folder: Path, name: str) -> Record:
     """Signals and labelled beats of one record; DataError if it is unreadable or not MIT-BIH shaped."""
-    import wfdb  # imported here: it pulls pandas, and most commands never read ECG
-
     base = str(folder / name)
     try:
-        with warnings.catch_warnings():  # wfdb 4.3 trips pandas deprecation warnings on every read
+        with warnings.catch_warnings():  # wfdb 4.3 trips pandas deprecation warnings on import and read
             warnings.filterwarnings("ignore", message=".*inplace keyword.*")
+            import wfdb  # imported here: it pulls pandas, and most commands never read ECG
             rec = wfdb.rdrecord(base)
             ann = wfdb.rdann(base, "atr")
     except Exception as e:
