@@ -1,6 +1,8 @@
 """ECG dataset (digest §4) on the real MIT-BIH files; skipped when they are absent."""
+import re
 import shutil
 from collections import Counter
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -127,7 +129,7 @@ def test_corrupt_cache_is_rebuilt(mitdb_root, tmp_path):
 
 
 def test_missing_data_names_where_it_looked(tmp_path, monkeypatch, mitdb_root):
-    with pytest.raises(DataError, match=str(tmp_path / "mitdb")):
+    with pytest.raises(DataError, match=re.escape(str(tmp_path / "mitdb"))):
         locate_mitdb(tmp_path)
     (tmp_path / "mitdb").mkdir()
     for ext in ("hea", "atr"):
@@ -147,3 +149,34 @@ def test_unreadable_record_is_a_data_error(tmp_path, mitdb_root):
     shutil.copy(mitdb_root / "mitdb" / "208.atr", tmp_path)
     with pytest.raises(DataError, match="208"):
         read_record(tmp_path, "208")
+
+
+def test_download_fallback_goes_through_a_temporary_folder(monkeypatch, mitdb_root):
+    import wfdb
+
+    from ferristor.data.sources import cache_root
+
+    calls = []
+
+    def fake_dl(db, dl_dir, records, annotators):
+        calls.append((db, records, annotators))
+        for r in records:
+            for ext in ("hea", "dat", "atr"):
+                shutil.copy(mitdb_root / "mitdb" / f"{r}.{ext}", dl_dir)
+
+    monkeypatch.delenv("FERRISTOR_OFFLINE")
+    monkeypatch.setattr(wfdb, "dl_database", fake_dl)
+    folder = locate_mitdb(None, records=["208"])
+    assert calls == [("mitdb", ["208"], ["atr"])] and folder == cache_root() / "mitdb"
+    assert sorted(p.name for p in folder.iterdir()) == ["208.atr", "208.dat", "208.hea"]
+    assert sorted(p.name for p in cache_root().iterdir()) == ["mitdb"]  # the temporary folder is gone
+    assert locate_mitdb(None, records=["208"]) == folder and len(calls) == 1  # present now: no second fetch
+
+    def failing_dl(db, dl_dir, records, annotators):
+        (Path(dl_dir) / "100.hea").write_text("half")
+        raise OSError("network unreachable")
+
+    monkeypatch.setattr(wfdb, "dl_database", failing_dl)
+    with pytest.raises(DataError, match="could not fetch"):
+        locate_mitdb(None, records=["100"])
+    assert not (folder / "100.hea").exists()
