@@ -37,7 +37,7 @@ class ECGConfig:
     """How beats become features and which beats train and test."""
 
     window_ms: float = param(700.0, unit="ms", source="digest §4 [P]", doc="window centred on each annotated beat")
-    n_fft_components: int = param(10, source="digest §4 [P]", doc="lowest-frequency FFT components kept per channel (DC included)")
+    n_fft_components: int = param(10, source="digest §4 [P]; magnitudes, DC bin included [I]", doc="lowest-frequency |FFT| components kept per channel, bins 0…n−1")
     test_record: str = param("208", source="digest §4 [P]", doc="record held out for testing; all its beats are the test set")
     train_per_class: int = param(10000, unit="beats", source="digest §4 [P]", doc="normal and abnormal training beats each (20,000 in all)")
     edge: str = param("pad", source="[I]", doc="a window running past the record's edge: 'pad' repeats the edge sample (every beat kept, as the paper tests on every beat of 208) or 'drop' skips the beat")
