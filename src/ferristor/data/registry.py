@@ -68,9 +68,15 @@ def _load_idx(name: str, files: FileSet) -> Callable[[str | None], Dataset]:
     return load
 
 
+def _load_ecg(data_dir: str | None) -> Dataset:
+    from .ecg import load_ecg  # imported here: ecg imports Dataset from this module, and wfdb is slow to import
+    return load_ecg(data_dir)
+
+
 DATASETS: dict[str, Callable[[str | None], Dataset]] = {
     "mnist": _load_idx("mnist", MNIST_FILES),
     "fashion-mnist": _load_idx("fashion-mnist", FASHION_FILES),
+    "ecg": _load_ecg,
 }
 
 

@@ -1,1 +1,1 @@
-"""Experiments: configurations, the training loop over replicas, results and reports."""
+"""Benchmarks of the paper (digest §6): resumable sweeps, the paper's reference values and plots."""

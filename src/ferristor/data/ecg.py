@@ -1,0 +1,180 @@
+"""The ECG task (digest §4): normal vs abnormal heartbeats of MIT-BIH, 20 spectral features per beat.
+
+Each annotated beat gets a 700 ms window centred on it, on both channels; the magnitudes of the 10
+lowest-frequency ``numpy.fft`` components of each channel give 20 features. Training: 10,000
+normal + 10,000 abnormal beats drawn (seeded) from every record except 208; test: every beat of 208.
+Features are standardised with training-set statistics only.
+
+Per-beat features of the whole database are cached on disk (keyed by the records' checksums and
+the extraction parameters), so a rerun, or a run with another seed, skips reading the records.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from ..atomic import atomic_write
+from ..config_base import check_choice, check_number, param
+from ..errors import ConfigError, DataError
+from .mitdb import FS_HZ, N_CHANNELS, RECORDS, locate_mitdb, read_record, record_files
+from .registry import Dataset
+from .sources import cache_root
+
+# Bump when the extraction code changes what it computes, so old caches are not trusted.
+FEATURE_VERSION = 1
+EDGE_POLICIES = ("pad", "drop")
+
+
+@dataclass
+class ECGConfig:
+    """How beats become features and which beats train and test."""
+
+    window_ms: float = param(700.0, unit="ms", source="digest §4 [P]", doc="window centred on each annotated beat")
+    n_fft_components: int = param(10, source="digest §4 [P]; magnitudes, DC bin included [I]", doc="lowest-frequency |FFT| components kept per channel, bins 0…n−1")
+    test_record: str = param("208", source="digest §4 [P]", doc="record held out for testing; all its beats are the test set")
+    train_per_class: int = param(10000, unit="beats", source="digest §4 [P]", doc="normal and abnormal training beats each (20,000 in all)")
+    edge: str = param("pad", source="[I]", doc="a window running past the record's edge: 'pad' repeats the edge sample (every beat kept, as the paper tests on every beat of 208) or 'drop' skips the beat")
+    seed: int = param(0, source="[I]", doc="seed of the training-beat draw and its shuffle")
+
+    def __post_init__(self):
+        check_number("ECGConfig.window_ms", self.window_ms, lo=0, lo_open=True)
+        if self.window_samples < 2:
+            raise ConfigError("ECGConfig.window_ms", self.window_ms, f"a window of at least 2 samples at {FS_HZ} Hz")
+        check_number("ECGConfig.n_fft_components", self.n_fft_components, lo=1,
+                     hi=self.window_samples // 2 + 1, integer=True)
+        check_choice("ECGConfig.test_record", self.test_record, RECORDS)
+        check_number("ECGConfig.train_per_class", self.train_per_class, lo=1, integer=True)
+        check_choice("ECGConfig.edge", self.edge, EDGE_POLICIES)
+        check_number("ECGConfig.seed", self.seed, lo=0, integer=True)
+
+    @property
+    def window_samples(self) -> int:
+        """700 ms at 360 Hz → 252 samples."""
+        return int(round(self.window_ms * FS_HZ / 1000))
+
+    @property
+    def n_features(self) -> int:
+        return N_CHANNELS * self.n_fft_components
+
+
+def beat_features(signal: np.ndarray, beats: np.ndarray, window: int, n_fft: int, edge: str
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """Features (kept beats, 2·n_fft) float32 and the mask of kept beats, all beats at once.
+
+    The window of a beat at sample s spans [s − window//2, s − window//2 + window): for 252 samples
+    the beat sits at index 126. Features: channel 0's |FFT| bins 0…n_fft−1, then channel 1's.
+    """
+    n_samples = signal.shape[0]
+    start = beats - window // 2
+    inside = (start >= 0) & (start + window <= n_samples)
+    keep = inside if edge == "drop" else np.ones_like(inside)
+    # Pad by a full window on both sides so every index is valid; 'edge' mode repeats the first/last
+    # sample, which adds no step (a zero pad would put a jump, hence spurious spectrum, in the window).
+    padded = np.pad(signal, ((window, window), (0, 0)), mode="edge")
+    idx = (start[keep] + window)[:, None] + np.arange(window)[None, :]
+    windows = padded[idx]  # (beats, window, channels)
+    spectrum = np.abs(np.fft.rfft(windows, axis=1)[:, :n_fft, :])  # (beats, n_fft, channels)
+    feats = spectrum.transpose(0, 2, 1).reshape(len(idx), -1)
+    return feats.astype(np.float32), keep
+
+
+def _file_digest(path: Path) -> str:
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+def cache_key(folder: Path, records: Sequence[str], config: ECGConfig) -> str:
+    """Hash of the record files' contents and of the extraction parameters (not of the seed or the
+    split, which are applied after loading the cache)."""
+    h = hashlib.sha256()
+    params = {"version": FEATURE_VERSION, "records": list(records), "window_samples": config.window_samples,
+              "n_fft_components": config.n_fft_components, "edge": config.edge, "fs": FS_HZ}
+    h.update(json.dumps(params, sort_keys=True).encode())
+    for p in record_files(folder, records):
+        h.update(f"{p.name}:{_file_digest(p)}\n".encode())
+    return h.hexdigest()[:24]
+
+
+_CACHE_FIELDS = ("features", "labels", "records", "symbols")
+
+
+def _load_cache(path: Path, n_features: int) -> dict[str, np.ndarray] | None:
+    """The cached arrays, or None if the file is absent, unreadable or inconsistent (then rebuilt)."""
+    if not path.is_file():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            beats = {k: z[k] for k in _CACHE_FIELDS}
+    except Exception:
+        return None
+    n = len(beats["labels"])
+    if beats["features"].shape != (n, n_features) or any(len(beats[k]) != n for k in _CACHE_FIELDS):
+        return None
+    return beats
+
+
+def extract_beats(folder: Path, records: Sequence[str], config: ECGConfig,
+                  cache_dir: str | os.PathLike | None = None) -> dict[str, np.ndarray]:
+    """Per-beat features, labels (0/1), record names and symbols of ``records``, from the cache
+    when it holds them, else read from the WFDB files and cached."""
+    cache_dir = Path(cache_dir) if cache_dir is not None else cache_root() / "features"
+    path = cache_dir / f"mitdb-{cache_key(folder, records, config)}.npz"
+    beats = _load_cache(path, config.n_features)
+    if beats is not None:
+        return beats
+    parts = {k: [] for k in _CACHE_FIELDS}
+    for name in records:
+        rec = read_record(folder, name)
+        feats, keep = beat_features(rec.signal, rec.beat_samples, config.window_samples,
+                                    config.n_fft_components, config.edge)
+        parts["features"].append(feats)
+        parts["labels"].append(rec.beat_labels[keep])
+        parts["records"].append(np.full(len(feats), name, dtype="<U3"))
+        parts["symbols"].append(rec.beat_symbols[keep])
+    beats = {k: np.concatenate(v) for k, v in parts.items()}
+    with atomic_write(path) as f:
+        np.savez(f, **beats)
+    return beats
+
+
+def split_indices(beats: dict[str, np.ndarray], config: ECGConfig) -> tuple[np.ndarray, np.ndarray]:
+    """Training indices (train_per_class of each class from the other records, seeded, shuffled so
+    the classes interleave for online learning) and test indices (every beat of the test record,
+    in time order)."""
+    is_test = beats["records"] == config.test_record
+    rng = np.random.default_rng(config.seed)
+    chosen = []
+    for label, name in ((0, "normal"), (1, "abnormal")):
+        pool = np.flatnonzero(~is_test & (beats["labels"] == label))
+        if len(pool) < config.train_per_class:
+            raise DataError(f"ECGConfig.train_per_class={config.train_per_class} exceeds the {len(pool)} {name} "
+                            f"beats outside record {config.test_record}")
+        chosen.append(rng.choice(pool, config.train_per_class, replace=False))
+    return rng.permutation(np.concatenate(chosen)), np.flatnonzero(is_test)
+
+
+def standardise(train: np.ndarray, test: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(x − mean)/std with the training set's per-feature statistics on both sets."""
+    mean = train.mean(axis=0, dtype=np.float64)
+    std = train.std(axis=0, dtype=np.float64)
+    std[std == 0] = 1.0  # a constant feature stays 0 rather than becoming NaN
+    return (((train - mean) / std).astype(np.float32), ((test - mean) / std).astype(np.float32))
+
+
+def load_ecg(data_dir: str | os.PathLike | None = None, config: ECGConfig | None = None,
+             cache_dir: str | os.PathLike | None = None) -> Dataset:
+    """The ECG Dataset: x float32 (N, 20), y int64 0 normal / 1 abnormal, n_classes 2."""
+    config = config or ECGConfig()
+    folder = locate_mitdb(data_dir)
+    beats = extract_beats(folder, RECORDS, config, cache_dir)
+    train, test = split_indices(beats, config)
+    x_train, x_test = standardise(beats["features"][train], beats["features"][test])
+    as_target = lambda idx: torch.from_numpy(beats["labels"][idx].astype(np.int64))  # noqa: E731
+    return Dataset("ecg", torch.from_numpy(x_train), as_target(train), torch.from_numpy(x_test), as_target(test), 2)

@@ -1,0 +1,130 @@
+"""The MIT-BIH Arrhythmia Database (digest §4): where its WFDB records are and how one is read.
+
+Places, in order: an explicit data root (``--data-dir`` or ``FERRISTOR_DATA``) holding ``mitdb/``;
+the user cache ``cache_root()/mitdb``; else a fetch from PhysioNet through ``wfdb`` into that cache,
+never when ``FERRISTOR_OFFLINE=1``. An explicit root that lacks files is an error, not a reason to
+download elsewhere (as in ``sources.locate``).
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from ..errors import DataError
+from .sources import ENV_DATA_ROOT, ENV_OFFLINE, cache_root
+
+FOLDER = "mitdb"
+PHYSIONET_DB = "mitdb"  # PhysioNet database slug for wfdb.dl_database
+FS_HZ = 360  # sampling rate of every record (digest §4)
+N_CHANNELS = 2  # two-channel records (digest §4)
+EXTENSIONS = ("hea", "dat", "atr")
+
+# The 48 records of MIT-BIH v1.0.0 (digest §4: "48 half-hour two-channel records").
+RECORDS = (
+    "100", "101", "102", "103", "104", "105", "106", "107", "108", "109", "111", "112", "113",
+    "114", "115", "116", "117", "118", "119", "121", "122", "123", "124", "200", "201", "202",
+    "203", "205", "207", "208", "209", "210", "212", "213", "214", "215", "217", "219", "220",
+    "221", "222", "223", "228", "230", "231", "232", "233", "234",
+)
+
+# Beat labels (digest §4): normal "N" → 0, these abnormal beat symbols → 1; other symbols
+# (rhythm changes "+", noise "~", comments, …) are not beats and are ignored.
+NORMAL = "N"
+ABNORMAL = frozenset({"L", "R", "e", "j", "A", "a", "J", "S", "V", "E", "F", "/", "f", "Q"})
+
+
+@dataclass
+class Record:
+    name: str
+    signal: np.ndarray  # (samples, 2) float64, mV
+    beat_samples: np.ndarray  # (beats,) int64 sample index of each labelled beat
+    beat_symbols: np.ndarray  # (beats,) '<U1' annotation symbol
+    beat_labels: np.ndarray  # (beats,) int8: 0 normal, 1 abnormal
+
+
+def record_files(folder: Path, records: Sequence[str]) -> list[Path]:
+    return [folder / f"{r}.{ext}" for r in records for ext in EXTENSIONS]
+
+
+def _missing(folder: Path, records: Sequence[str]) -> list[str]:
+    return [p.name for p in record_files(folder, records) if not p.is_file()]
+
+
+def _describe_missing(missing: list[str]) -> str:
+    shown = ", ".join(missing[:6])
+    return shown + (f" and {len(missing) - 6} more" if len(missing) > 6 else "")
+
+
+def locate_mitdb(data_dir: str | os.PathLike | None = None, records: Sequence[str] = RECORDS) -> Path:
+    """The folder holding every file of ``records``. Raises DataError saying where it looked."""
+    explicit = data_dir or os.environ.get(ENV_DATA_ROOT)
+    if explicit:
+        folder = Path(explicit) / FOLDER
+        missing = _missing(folder, records)
+        if missing:
+            raise DataError(f"{FOLDER}: {_describe_missing(missing)} not found in {folder}. Put the WFDB "
+                            f"files (.hea/.dat/.atr) there, or drop --data-dir/{ENV_DATA_ROOT} to use the "
+                            f"cache or a download from PhysioNet.")
+        return folder
+    folder = cache_root() / FOLDER
+    missing = _missing(folder, records)
+    if not missing:
+        return folder
+    if os.environ.get(ENV_OFFLINE) == "1":
+        raise DataError(f"{FOLDER}: {_describe_missing(missing)} not found; looked in the cache {folder} and "
+                        f"{ENV_OFFLINE}=1 forbids downloading. Pass --data-dir DIR (a folder holding "
+                        f"{FOLDER}/) or set {ENV_DATA_ROOT}.")
+    _download(folder, records)
+    return folder
+
+
+def _download(dest: Path, records: Sequence[str]) -> None:
+    """Fetch from PhysioNet into a temporary folder, then move the files in, so an interrupted fetch
+    never leaves a half-written record where the next run would trust it."""
+    import wfdb
+
+    dest.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{FOLDER}-download-"))
+    try:
+        wfdb.dl_database(PHYSIONET_DB, dl_dir=str(tmp), records=list(records), annotators=["atr"])
+        missing = _missing(tmp, records)
+        if missing:
+            raise DataError(f"download from PhysioNet ({PHYSIONET_DB}) lacks {_describe_missing(missing)}")
+        for p in record_files(tmp, records):
+            os.replace(p, dest / p.name)
+    except DataError:
+        raise
+    except Exception as e:  # network, HTTP or wfdb errors: one clear message
+        raise DataError(f"{FOLDER}: could not fetch from PhysioNet into {dest} ({e}). Pass --data-dir DIR "
+                        f"(a folder holding {FOLDER}/) or set {ENV_DATA_ROOT}.") from e
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def read_record(folder: Path, name: str) -> Record:
+    """Signals and labelled beats of one record; DataError if it is unreadable or not MIT-BIH shaped."""
+    base = str(folder / name)
+    try:
+        with warnings.catch_warnings():  # wfdb 4.3 trips pandas deprecation warnings on import and read
+            warnings.filterwarnings("ignore", message=".*inplace keyword.*")
+            import wfdb  # imported here: it pulls pandas, and most commands never read ECG
+            rec = wfdb.rdrecord(base)
+            ann = wfdb.rdann(base, "atr")
+    except Exception as e:
+        raise DataError(f"{base}: not a readable WFDB record with .atr annotations ({type(e).__name__}: {e}). "
+                        f"Replace its .hea/.dat/.atr files.") from e
+    if rec.fs != FS_HZ or rec.n_sig != N_CHANNELS or rec.p_signal is None:
+        raise DataError(f"{base}: expected {N_CHANNELS} channels at {FS_HZ} Hz, got {rec.n_sig} at {rec.fs} Hz")
+    symbols = np.asarray(ann.symbol, dtype="<U1")
+    samples = np.asarray(ann.sample, dtype=np.int64)
+    is_normal = symbols == NORMAL
+    is_beat = is_normal | np.isin(symbols, sorted(ABNORMAL))
+    return Record(name, rec.p_signal, samples[is_beat], symbols[is_beat],
+                  (~is_normal[is_beat]).astype(np.int8))
