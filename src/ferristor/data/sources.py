@@ -88,10 +88,16 @@ def _download(f: RemoteFile, dest: Path) -> None:
 
 def locate(spec: FileSet, data_dir: str | os.PathLike | None = None) -> dict[str, Path]:
     """Paths of every file of ``spec``, verified. Raises DataError saying where it looked."""
-    roots: list[tuple[str, Path]] = []
     explicit = data_dir or os.environ.get(ENV_DATA_ROOT)
     if explicit:
-        roots.append((f"data root {explicit}", Path(explicit) / spec.folder))
+        # An explicit root is the user's word: use it or say what it lacks, never fall back silently.
+        root = Path(explicit) / spec.folder
+        missing = [f.name for f in spec.files if not (root / f.name).is_file()]
+        if missing:
+            raise DataError(f"{spec.folder}: {', '.join(missing)} not found in {root}. Put the files there, "
+                            f"or drop --data-dir/{ENV_DATA_ROOT} to use the package or a download.")
+        return _verified(spec, root)
+    roots: list[tuple[str, Path]] = []
     pkg = _package_dir(spec)
     if pkg is not None:
         roots.append((f"package {spec.package[0]}", pkg))
@@ -99,16 +105,8 @@ def locate(spec: FileSet, data_dir: str | os.PathLike | None = None) -> dict[str
     looked = []
     for label, root in roots:
         if all((root / f.name).is_file() for f in spec.files):
-            paths = {f.name: root / f.name for f in spec.files}
-            for f in spec.files:
-                _verify(paths[f.name], f)
-            return paths
+            return _verified(spec, root)
         looked.append(f"{label} ({root})")
-    if explicit:
-        # An explicit root that lacks files is a user error: say so rather than download elsewhere.
-        missing = [f.name for f in spec.files if not (Path(explicit) / spec.folder / f.name).is_file()]
-        raise DataError(f"{spec.folder}: {', '.join(missing)} not found in {Path(explicit) / spec.folder}. "
-                        f"Put the files there, or drop --data-dir/{ENV_DATA_ROOT} to use the package or a download.")
     if os.environ.get(ENV_OFFLINE) == "1" or not all(f.mirrors for f in spec.files):
         raise DataError(f"{spec.folder}: files not found; looked in {'; '.join(looked)}. "
                         f"Pass --data-dir DIR (a folder holding {spec.folder}/) or set {ENV_DATA_ROOT}"
@@ -117,7 +115,11 @@ def locate(spec: FileSet, data_dir: str | os.PathLike | None = None) -> dict[str
     for f in spec.files:
         if not (dest / f.name).is_file():
             _download(f, dest / f.name)
-    paths = {f.name: dest / f.name for f in spec.files}
+    return _verified(spec, dest)
+
+
+def _verified(spec: FileSet, root: Path) -> dict[str, Path]:
+    paths = {f.name: root / f.name for f in spec.files}
     for f in spec.files:
         _verify(paths[f.name], f)
     return paths

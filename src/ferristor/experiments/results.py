@@ -1,33 +1,19 @@
-"""Writing results: atomically (temp file + rename), with the versions that produced them."""
+"""Writing results atomically, with the versions of everything that produced them."""
 from __future__ import annotations
 
 import json
 import os
 import platform
-import tempfile
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
-
-def atomic_write(path: str | os.PathLike, write: Callable[[Any], None], mode: str = "w") -> Path:
-    """Call ``write(file)`` on a temp file beside ``path``, then rename it into place."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, mode) as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+from ..atomic import atomic_write
 
 
 def write_json(path: str | os.PathLike, data: Any) -> Path:
-    return atomic_write(path, lambda f: json.dump(data, f, indent=2, default=_jsonable))
+    with atomic_write(path, "w") as f:
+        json.dump(data, f, indent=2, default=_jsonable)
+    return Path(path)
 
 
 def _jsonable(o):

@@ -19,7 +19,8 @@ from ..data import load_dataset
 from ..nn.mlp import HybridMLP
 from ..rule.rng import STREAM_SHUFFLE
 from .config import TrainConfig
-from .results import atomic_write, versions, write_json
+from ..atomic import atomic_write
+from .results import versions, write_json
 
 EVAL_CHUNK = 2000  # test samples per forward pass during evaluation
 
@@ -123,7 +124,8 @@ def train(cfg: TrainConfig, out_dir: str | Path | None = None, *, progress: bool
         if ckpt_path is not None:
             state = {"config": cfg_dict, "model": model.state_dict(), "generators": model.generator_states(),
                      "step": step, "history": history, "train_time": train_time}
-            atomic_write(ckpt_path, lambda f: torch.save(state, f), mode="wb")
+            with atomic_write(ckpt_path) as f:
+                torch.save(state, f)
     if bar is not None:
         bar.close()
 

@@ -1,0 +1,67 @@
+"""Ledger counts on a tiny network, checked by hand."""
+import pytest
+import torch
+
+from ferristor.circuit.ledger import LayerCounts, LedgerConfig, layer_report
+from ferristor.nn import HybridMLP, NetworkSpec
+from ferristor.rule.config import RuleConfig
+
+
+def _tiny(p=1.0, k=2, steps=5, **ledger):
+    from ferristor.circuit.ledger import LedgerConfig as L
+    m = HybridMLP(NetworkSpec(sizes=(3, 2, 2)), [0], mode="hm", rule=RuleConfig(p=p, k=k), ledger=L(**ledger))
+    m.reset_parameters()
+    g = torch.Generator().manual_seed(0)
+    for _ in range(steps):
+        m.train_step(torch.rand(1, 3, generator=g), torch.randint(0, 2, (1,), generator=g))
+    return m
+
+
+def test_counts_by_hand_p1():
+    # p = 1: every weight updated on each of 5 samples; k = 2: transfers after samples 2 and 4.
+    rep = _tiny().ledger_report()[0]
+    layer = rep["layers"][0]
+    assert layer["transfers"] == 2
+    # sign/MSB cells: 2 ops × 5 updates + 4 ops × 2 transfers = 18; LSB cells: 10
+    assert layer["fecap_ops"]["worst"] == 18
+    assert layer["fecap_ops"]["mean"] == pytest.approx((8 * 18 + 6 * 10) / 14)
+    assert layer["memristor_ops"]["mean"] == 4 and layer["memristor_ops"]["worst"] == 4
+    # totals over the 6 weights of layer 0
+    assert layer["fecap_ops"]["total"] == 6 * (8 * 18 + 6 * 10)
+    assert layer["memristor_ops"]["total"] == 6 * 2 * 4
+    e = layer["energy_nJ"]
+    assert e["fecap_total"] == pytest.approx(6 * 204 * 100e-6)
+    assert e["memristor_total"] == pytest.approx(48 * 1e-3)
+    assert e["per_device"] == pytest.approx(18 * 100e-6 + 4 * 1e-3)
+    assert layer["endurance"]["fecap_margin"] == pytest.approx(1e7 / 9)
+    assert layer["endurance"]["memristor_margin"] == pytest.approx(1e5 / 2)
+    init = rep["initial_programming"]
+    assert init["memristor_ops"]["per_device"] == 2
+    assert init["fecap_ops"]["total"] == 10 * (14 * 1 + 8 * 4)
+
+
+def test_masked_counts_match_the_mask():
+    m = _tiny(p=0.5, steps=40)
+    ev = m.banks[0].counts(0).update_events
+    assert ev.sum() > 0 and ev.max() <= 40 and (ev < 40).any()
+    rep = m.ledger_report()[0]["layers"][0]
+    assert rep["fecap_ops"]["worst"] == 2 * ev.max().item() + 4 * 20
+
+
+def test_skip_zero_updates_counts_fewer():
+    full = _tiny(p=1.0, steps=20).banks[0].counts(0).update_events.sum()
+    skip = _tiny(p=1.0, steps=20, count_zero_updates=False).banks[0].counts(0).update_events.sum()
+    assert skip < full == 20 * 6
+
+
+def test_skip_unchanged_transfers():
+    m = _tiny(p=1.0, k=1, steps=20, transfer_writes_unchanged=False)
+    writes = m.banks[0].counts(0).memristor_writes
+    assert (writes <= 20).all() and (writes < 20).any()
+
+
+def test_layer_report_from_counts():
+    c = LayerCounts(torch.tensor([[3, 5]]), 2, torch.tensor([[2, 1]]))
+    r = layer_report(c, LedgerConfig())
+    assert r["fecap_ops"]["worst"] == 2 * 5 + 8
+    assert r["memristor_ops"]["worst"] == 4 and r["memristor_ops"]["mean"] == 3

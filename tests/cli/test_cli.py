@@ -1,0 +1,23 @@
+import json
+
+from click.testing import CliRunner
+
+from ferristor.cli.main import cli
+
+
+def test_train_command_end_to_end(data_root, tmp_path):
+    out = tmp_path / "run"
+    r = CliRunner().invoke(cli, ["train", "--mode", "hm-var", "--epochs", "0.02", "--seeds", "0-1", "--test-limit", "500",
+                                 "--data-dir", str(data_root), "--out", str(out), "--no-progress"])
+    assert r.exit_code == 0, r.output
+    assert "test accuracy" in r.output and "memristor ops / device" in r.output and "results:" in r.output
+    res = json.loads((out / "results.json").read_text())
+    assert res["seeds"] == [0, 1] and res["config"]["rule"]["k"] == 100
+
+
+def test_bad_value_gives_one_clear_line():
+    r = CliRunner().invoke(cli, ["train", "--k", "0", "--no-progress"])
+    assert r.exit_code == 2
+    assert "k=0 is not allowed" in r.output
+    r = CliRunner().invoke(cli, ["train", "--dataset", "cifar", "--no-progress"])
+    assert r.exit_code == 2 and "dataset='cifar'" in r.output

