@@ -93,7 +93,7 @@ class FatigueConfig:
     """Window closing with cycling: factor 1/(1 + (n/N_half)^β) per programming condition."""
 
     condition: str = param("B", source="digest §1 [P]", doc="programming condition in use: 'A' (bit failures by 1e7) or 'B' (adopted)")
-    n_half_a: float = param(1.5e7, unit="cycle", source="[I]", doc="condition A: cycles at which the window halves")
+    n_half_a: float = param(1e7, unit="cycle", source="[I]", doc="condition A: cycles at which the window halves")
     beta_a: float = param(1.0, unit="1", source="[I]")
     n_half_b: float = param(1e9, unit="cycle", source="[I]", doc="condition B: window still > 98 % at 1e7 (endurance > 1e7, digest §1)")
     beta_b: float = param(1.0, unit="1", source="[I]")
