@@ -16,7 +16,7 @@ from ..config_base import check_number, param
 from ..errors import ConfigError
 from ..physics.cell import DualModeCells
 from ..physics.transistor import compliance_current_ua
-from .charge_transfer import ChargeTransferConfig, conductance_to_weight, tl_voltage
+from .charge_transfer import ChargeTransferConfig, tl_voltage
 from .layout import PAPER_LAYOUT, SynapseLayout
 from .ledger import LedgerConfig
 
@@ -165,10 +165,11 @@ class HybridArray:
         return self.cells.read_conductance(self._cell_mask(pair), generator)[pair]
 
     def weights(self, syn: torch.Tensor | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
-        """Analogue weights in level units: the programmed device's scaled conductance, signed."""
+        """Analogue weights in level units, differential as the chip reads them: (G+ − G−) scaled so
+        the reference level means span 0…7."""
         g = self.conductances(syn, generator)
-        sign = torch.where(g[:, 1] > g[:, 0], -1.0, 1.0).double()
-        return conductance_to_weight(g.max(1).values, sign, self.transfer_config.reference_means_us)
+        ref = self.transfer_config.reference_means_us
+        return (g[:, 0] - g[:, 1]) / (ref[-1] - ref[0]) * (len(ref) - 1)
 
     # --- counters --------------------------------------------------------------------------------
     def fecap_ops(self) -> torch.Tensor:
