@@ -89,3 +89,15 @@ def test_one_synapse_addressed_by_line_and_index():
     assert float(g_pair[1]) > 60 and float(g_pair[0]) < 5  # G− programmed, G+ left in LCS
     others = a.cells.memristor.ops[a.mem_idx[torch.arange(a.n_synapses) != s]]
     assert int(others.sum()) == 0
+
+
+def test_device_energy_uses_the_ledger_costs():
+    g = torch.Generator().manual_seed(5)
+    led = LedgerConfig(fecap_energy_fj=50.0, memristor_energy_pj=2.0)
+    a = HybridArray(ArrayConfig(lines=1), ledger=led, generator=g)
+    a.initialize(g)
+    a.write_hidden(torch.arange(8), torch.arange(8) * 60)
+    a.transfer(None, g)
+    fe, me = a.device_energy()
+    assert torch.equal(fe, a.fecap_ops().double() * 50.0) and torch.equal(me, a.memristor_ops().double() * 2.0)
+    assert float(fe.max()) == 50.0 * 5 and float(me.max()) == 2.0 * 2

@@ -112,3 +112,19 @@ def test_bad_csv_is_a_data_error(tmp_path, text):
     p.write_text(text)
     with pytest.raises(DataError):
         read_measurements_csv(p)
+
+
+def test_preset_is_what_the_calibration_routine_fits():
+    """The fitted numbers pinned in the preset are reproducible with calibrate() (seed 2025),
+    starting from a deliberately wrong transistor and G(Icc) curve."""
+    from ferristor.physics.memristor import MemristorConfig, SwitchingCurveConfig
+    from ferristor.physics.transistor import AccessTransistorConfig
+    wrong = dataclasses.replace(ChargeTransferConfig(), transistor=AccessTransistorConfig(vth_v=1.4, alpha=1.5, smoothing_v=0.1),
+                                memristor=MemristorConfig(curve=SwitchingCurveConfig(g_max_us=150.0, i_knee_ua=60.0,
+                                                                                     sigma_d2d=0.05, sigma_c2c=0.05)))
+    fit = calibrate(PAPER_LEVEL_MEANS_US, PAPER_POOLED_SIGMA_US, wrong, n_per_level=10000, seed=2025)
+    p = martemucci2025()
+    for got, want in [(fit.transistor.vth_v, p.transistor.vth_v), (fit.transistor.alpha, p.transistor.alpha),
+                      (fit.transistor.smoothing_v, p.transistor.smoothing_v), (fit.memristor.curve.g_max_us, p.memristor.curve.g_max_us),
+                      (fit.memristor.curve.i_knee_ua, p.memristor.curve.i_knee_ua), (fit.memristor.curve.sigma_c2c, p.memristor.curve.sigma_c2c)]:
+        assert got == pytest.approx(want, rel=0.01)

@@ -178,6 +178,11 @@ class HybridArray:
     def memristor_ops(self) -> torch.Tensor:
         return self.cells.memristor.ops[~self.is_fecap]
 
+    def device_energy(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Energy spent on each FeCAP (fJ) and each memristor (pJ): operations × LedgerConfig cost."""
+        return (self.fecap_ops().double() * self.ledger.fecap_energy_fj,
+                self.memristor_ops().double() * self.ledger.memristor_energy_pj)
+
     def report(self) -> dict:
         """Per-device operation counts and energies (LedgerConfig costs). Wake-up/forming excluded."""
         fe = self.fecap_ops().double()

@@ -102,10 +102,11 @@ def transfer_conductance(magnitude: torch.Tensor, cfg: ChargeTransferConfig, noi
     return set_conductance(g_lcs, icc, noise["d2d"], noise["c2c"], cyc, mcfg)
 
 
-def draw_noise(shape: Sequence[int], generator: torch.Generator | None, n_cells: int = 7) -> dict[str, torch.Tensor]:
+def draw_noise(shape: Sequence[int], generator: torch.Generator | None, n_cells: int = 7,
+               device: torch.device | str | None = None) -> dict[str, torch.Tensor]:
     """Standard-normal draws of one transfer, in a fixed order (cells, lcs, d2d, c2c)."""
     shape = tuple(shape)
-    kw = {"generator": generator, "dtype": torch.float64}
+    kw = {"generator": generator, "dtype": torch.float64, "device": device}
     return {"cells": torch.randn(shape + (n_cells,), **kw), "lcs": torch.randn(shape, **kw),
             "d2d": torch.randn(shape, **kw), "c2c": torch.randn(shape, **kw)}
 
@@ -135,7 +136,7 @@ class CircuitTransfer:
         return cls(martemucci2025(), max_level)
 
     def conductance(self, magnitude: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        noise = draw_noise(magnitude.shape, generator, sum(self.layout.msb_cells))
+        noise = draw_noise(magnitude.shape, generator, sum(self.layout.msb_cells), magnitude.device)
         return transfer_conductance(magnitude, self.config, noise, self.layout)
 
     def program(self, sign: torch.Tensor, magnitude: torch.Tensor,

@@ -216,3 +216,7 @@ class MemristorArray:
         g = self.g_us * (1.0 + self.age_s / r.drift_t0_s) ** (-r.drift_nu)
         g = g * (1.0 + r.sigma_rel * torch.randn(self.n, generator=generator, dtype=torch.float64))
         return torch.where(m, g.clamp_min(0.0), torch.zeros_like(g))
+
+    def read_current_ua(self, mask=None, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Read current (µA) at the 0.4 V read voltage: G (µS) × V."""
+        return self.read(mask, generator) * self.config.read.v_read
