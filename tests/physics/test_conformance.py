@@ -97,6 +97,28 @@ def _transfer_spec():
     )
 
 
+def _array_spec():
+    from ferristor.circuit.array import ArrayConfig, HybridArray
+    syn = torch.arange(8)
+
+    def write(a, g):
+        a.write_hidden(syn, torch.randint(-511, 512, (8,), generator=g))
+
+    return DeviceSpec(
+        name="HybridArray", make=lambda g: HybridArray(ArrayConfig(lines=1), generator=g),
+        steps=[lambda a, g: a.initialize(g), write, lambda a, g: a.transfer(None, g),
+               lambda a, g: a.update_hidden(syn, torch.randint(-20, 21, (8,), generator=g), g),
+               lambda a, g: a.transfer(None, g)],
+        state=lambda a: {"g": a.cells.memristor.g_us, "bits": a.cells.fecap.bits, "mode": a.cells.mode},
+        counters=lambda a: {"fe_ops": a.fecap_ops(), "mem_ops": a.memristor_ops(), "cycles": a.cells.fecap.cycles},
+        bounds={"g": (0.0, 400.0), "mode": (0, 2)},
+    )
+
+
+def test_hybrid_array_conforms():
+    check_device_model(_array_spec())
+
+
 def test_fecap_conforms():
     check_device_model(_fecap_spec())
 
