@@ -1,0 +1,242 @@
+"""The DAC-free FeCAP → memristor transfer (digest §3), vectorised, and its calibration.
+
+Chain, per synapse: (1) RESET G+ and G−, TL precharged to 0 V; (2) read the sign cell, which
+selects G+ or G−; (3) read the 3 MSB cells (4:2:1 minimum cells) at once onto the floating TL —
+charge balance gives V_TL = (C_D·A·V_SL + Q_sw·Σ f_i·b_i)/(C_TL + C_D·A), A = 7 cells, f_i the
+cells' charge factors; (4) V_TL gates the selected memristor's access transistor during a
+simultaneous SET → compliance current → conductance; (5) restore the read FeCAP bits.
+
+The defaults (transistor threshold and tail, G(Icc) curve, SET spread) are fitted by
+:func:`calibrate` so the 8 magnitude levels reproduce the measured means and pooled σ (Fig. 4).
+"""
+from __future__ import annotations
+
+import csv
+import dataclasses
+import math
+import os
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import torch
+
+from ..config_base import check_number, param
+from ..errors import ConfigError, DataError
+from ..physics.fecap import FeCAPModelConfig
+from ..physics.memristor import MemristorConfig, g_set_curve, set_conductance
+from ..physics.transistor import AccessTransistorConfig, compliance_current_ua, saturation_current_ua
+from .layout import PAPER_LAYOUT, SynapseLayout
+
+PAPER_LEVEL_MEANS_US = (1.4, 11.9, 36.5, 58.3, 73.9, 85.5, 95.9, 103.9)  # digest §3 [P]
+PAPER_POOLED_SIGMA_US = 8.7  # digest §3 [P]
+
+
+@dataclass
+class TransferLineConfig:
+    c_tl_ff: float = param(400.0, unit="fF", source="[I] chosen so V_TL spans 0.50–1.58 V over the 8 levels (digest §3: ≈0.5–1.5 V)",
+                           doc="capacitance of the floating transfer line")
+    v_sl: float = param(3.5, unit="V", source="digest §3 [P]", doc="SL pulse of the MSB read (10 µs, full switching assumed)")
+    t_sl_s: float = param(10e-6, unit="s", source="digest §3 [P]")
+    v_set: float = param(2.3, unit="V", source="digest §3 [P]", doc="SL_mem pulse of the simultaneous SET (10 µs)")
+
+    def __post_init__(self):
+        for name in ("c_tl_ff", "v_sl", "t_sl_s", "v_set"):
+            check_number(f"TransferLineConfig.{name}", getattr(self, name), lo=0, lo_open=True)
+
+
+@dataclass
+class ChargeTransferConfig:
+    """Everything the transfer chain needs; the defaults are calibrated to Fig. 4."""
+
+    fecap: FeCAPModelConfig = field(default_factory=FeCAPModelConfig)
+    line: TransferLineConfig = field(default_factory=TransferLineConfig)
+    transistor: AccessTransistorConfig = field(default_factory=AccessTransistorConfig)
+    memristor: MemristorConfig = field(default_factory=MemristorConfig)
+    reference_means_us: tuple = param(PAPER_LEVEL_MEANS_US, unit="µS", source="digest §3 [P]",
+                                      doc="level means that define the weight scale (level 0 → 0, level 7 → 7)")
+
+    def __post_init__(self):
+        r = self.reference_means_us
+        if len(r) < 2 or any(b <= a for a, b in zip(r, r[1:])):
+            raise ConfigError("ChargeTransferConfig.reference_means_us", r, "increasing level means, one per level")
+
+
+# --- the chain, stateless ------------------------------------------------------------------------
+
+def msb_bits(magnitude: torch.Tensor, layout: SynapseLayout = PAPER_LAYOUT) -> torch.Tensor:
+    """Per-cell bits (..., 7) of the MSB cells, MSB1's 4 cells first: each cell copies its bit."""
+    nb = layout.analogue_magnitude_bits
+    cols = []
+    for j, cells in enumerate(layout.msb_cells):
+        bit = (torch.bitwise_right_shift(magnitude.long(), nb - 1 - j) & 1).to(torch.float64)
+        cols += [bit] * cells
+    return torch.stack(cols, dim=-1)
+
+
+def tl_voltage(bits: torch.Tensor, cell_factors: torch.Tensor, cfg: ChargeTransferConfig) -> torch.Tensor:
+    """V_TL (V) after the MSB cells dump their charge on the floating line (charge balance)."""
+    c = cfg.fecap.cell
+    n_cells = bits.shape[-1]
+    q_lin = c.c_d_ff * n_cells * cfg.line.v_sl  # dielectric charge of every selected cell
+    q_sw = c.q_switch_fc * (bits * cell_factors).sum(-1)  # only cells storing 1 switch
+    return (q_lin + q_sw) / (cfg.line.c_tl_ff + c.c_d_ff * n_cells)
+
+
+def tl_voltage_vs_area(area_units: torch.Tensor, cfg: ChargeTransferConfig, n_cells: int = 7) -> torch.Tensor:
+    """V_TL for a total switched capacitor area (in S_min units) among n_cells read: Fig. 3e."""
+    c = cfg.fecap.cell
+    q = c.c_d_ff * n_cells * cfg.line.v_sl + c.q_switch_fc * area_units.to(torch.float64)
+    return q / (cfg.line.c_tl_ff + c.c_d_ff * n_cells)
+
+
+def transfer_conductance(magnitude: torch.Tensor, cfg: ChargeTransferConfig, noise: dict[str, torch.Tensor],
+                         layout: SynapseLayout = PAPER_LAYOUT, cycles: torch.Tensor | None = None) -> torch.Tensor:
+    """Conductance (µS) of the selected memristor for magnitude levels, given explicit noise:
+    ``cells`` (..., 7) standard normals of the MSB cells' charge, ``lcs``, ``d2d``, ``c2c`` (...)."""
+    factors = torch.exp(cfg.fecap.cell.pr_sigma_ln * noise["cells"])
+    v_tl = tl_voltage(msb_bits(magnitude, layout), factors, cfg)
+    icc = compliance_current_ua(v_tl, cfg.transistor)
+    mcfg = cfg.memristor
+    g_lcs = mcfg.curve.lcs_median_us * torch.exp(mcfg.curve.lcs_sigma_ln * noise["lcs"])
+    cyc = torch.zeros_like(g_lcs) if cycles is None else cycles
+    return set_conductance(g_lcs, icc, noise["d2d"], noise["c2c"], cyc, mcfg)
+
+
+def draw_noise(shape: Sequence[int], generator: torch.Generator | None, n_cells: int = 7,
+               device: torch.device | str | None = None) -> dict[str, torch.Tensor]:
+    """Standard-normal draws of one transfer, in a fixed order (cells, lcs, d2d, c2c)."""
+    shape = tuple(shape)
+    kw = {"generator": generator, "dtype": torch.float64, "device": device}
+    return {"cells": torch.randn(shape + (n_cells,), **kw), "lcs": torch.randn(shape, **kw),
+            "d2d": torch.randn(shape, **kw), "c2c": torch.randn(shape, **kw)}
+
+
+def conductance_to_weight(g_us: torch.Tensor, sign: torch.Tensor, reference_means_us: Sequence[float]) -> torch.Tensor:
+    """(G − G_0)/(G_top − G_0)·top with the sign applied; clipped at 0 so the sign never flips."""
+    g0, gt = reference_means_us[0], reference_means_us[-1]
+    top = len(reference_means_us) - 1
+    return sign * ((g_us - g0) / (gt - g0) * top).clamp_min(0.0)
+
+
+class CircuitTransfer:
+    """TransferModel running the physical chain. Stateless: every transfer draws the FeCAP cells'
+    and memristor's spread afresh, i.e. the pooled statistics the paper measured over 33 circuits."""
+
+    def __init__(self, config: ChargeTransferConfig | None = None, max_level: int = 7,
+                 layout: SynapseLayout = PAPER_LAYOUT):
+        self.config = config or ChargeTransferConfig()
+        if max_level != layout.max_level or len(self.config.reference_means_us) != max_level + 1:
+            raise ConfigError("max_level", max_level, f"{layout.max_level} (the circuit transfers 3 MSBs)")
+        self.layout = layout
+
+    @classmethod
+    def from_config(cls, config, max_level: int = 7) -> "CircuitTransfer":
+        """Build from a TransferConfig (engine side): the device chain uses the martemucci2025 preset."""
+        from ..physics.presets import martemucci2025
+        return cls(martemucci2025(), max_level)
+
+    def conductance(self, magnitude: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        noise = draw_noise(magnitude.shape, generator, sum(self.layout.msb_cells), magnitude.device)
+        return transfer_conductance(magnitude, self.config, noise, self.layout)
+
+    def program(self, sign: torch.Tensor, magnitude: torch.Tensor,
+                generators: Sequence[torch.Generator] | None = None) -> torch.Tensor:
+        if generators is None or len(generators) != magnitude.shape[0]:
+            raise ValueError("the circuit transfer needs one generator per replica (dimension 0)")
+        g = torch.stack([self.conductance(magnitude[r], generators[r]) for r in range(magnitude.shape[0])])
+        w = conductance_to_weight(g, sign.to(torch.float64), self.config.reference_means_us)
+        return w.to(torch.float32)
+
+
+# --- calibration ---------------------------------------------------------------------------------
+
+def level_statistics(cfg: ChargeTransferConfig, n_per_level: int = 20000, seed: int = 0,
+                     layout: SynapseLayout = PAPER_LAYOUT) -> tuple[torch.Tensor, torch.Tensor, float]:
+    """Monte-Carlo means, stds (µS) of the 8 levels and their pooled σ = √(mean variance)."""
+    g = torch.Generator().manual_seed(seed)
+    levels = torch.arange(layout.max_level + 1).repeat_interleave(n_per_level)
+    cond = CircuitTransfer(cfg, layout.max_level, layout).conductance(levels, g).view(layout.max_level + 1, -1)
+    return cond.mean(1), cond.std(1), float(cond.var(1).mean().sqrt())
+
+
+def calibrate(means_us: Sequence[float], sigma_us: float, base: ChargeTransferConfig | None = None,
+              n_per_level: int = 4000, seed: int = 0, layout: SynapseLayout = PAPER_LAYOUT) -> ChargeTransferConfig:
+    """Fit the transistor threshold, tail and exponent, the G(Icc) curve and the SET spread so the chain's
+    level means and pooled σ match the targets (Monte Carlo with common random numbers, L-BFGS).
+    The FeCAP, transfer-line and LCS parameters stay as given."""
+    base = base or ChargeTransferConfig()
+    target = torch.tensor(means_us, dtype=torch.float64)
+    if target.numel() != layout.max_level + 1:
+        raise ConfigError("means_us", list(means_us), f"{layout.max_level + 1} level means")
+    check_number("sigma_us", float(sigma_us), lo=0)
+    gen = torch.Generator().manual_seed(seed)
+    levels = torch.arange(layout.max_level + 1).repeat_interleave(n_per_level)
+    noise = draw_noise(levels.shape, gen, sum(layout.msb_cells))
+    z_set = (noise["d2d"] + noise["c2c"]) / math.sqrt(2.0)  # σ_d2d = σ_c2c: their sum is one normal
+    c = base.fecap.cell
+    v_tl = tl_voltage(msb_bits(levels, layout), torch.exp(c.pr_sigma_ln * noise["cells"]), base)
+    v_gs = v_tl - base.transistor.v_source
+    mc = base.memristor
+    g_lcs = mc.curve.lcs_median_us * torch.exp(mc.curve.lcs_sigma_ln * noise["lcs"])
+    t, m = base.transistor, mc.curve
+    p = torch.tensor([t.vth_v, math.log(t.smoothing_v), math.log(m.g_max_us), math.log(m.i_knee_ua),
+                      math.log(t.alpha), math.log(max(math.hypot(m.sigma_d2d, m.sigma_c2c), 1e-3))],
+                     dtype=torch.float64, requires_grad=True)
+
+    def stats(p):
+        icc = saturation_current_ua(v_gs, p[0], t.k_ua_per_v2, torch.exp(p[1]), torch.exp(p[4]))
+        gs = g_set_curve(icc, torch.exp(p[2]), torch.exp(p[3]), m.hill_n)
+        g = (g_lcs + gs * (1.0 + torch.exp(p[5]) * z_set).clamp_min(0.0)).view(layout.max_level + 1, -1)
+        return g.mean(1), g.var(1).mean().sqrt()
+
+    opt = torch.optim.LBFGS([p], max_iter=200, line_search_fn="strong_wolfe")
+
+    def closure():
+        opt.zero_grad()
+        mu, sd = stats(p)
+        loss = ((mu - target) ** 2).sum() + 8.0 * (sd - sigma_us) ** 2
+        loss.backward()
+        return loss
+
+    for _ in range(4):
+        opt.step(closure)
+    v = p.detach().tolist()
+    s_each = math.exp(v[5]) / math.sqrt(2.0)
+    return dataclasses.replace(
+        base,
+        transistor=dataclasses.replace(t, vth_v=round(v[0], 4), smoothing_v=round(math.exp(v[1]), 4),
+                                       alpha=round(math.exp(v[4]), 4)),
+        memristor=dataclasses.replace(mc, curve=dataclasses.replace(
+            m, g_max_us=round(math.exp(v[2]), 2), i_knee_ua=round(math.exp(v[3]), 2),
+            sigma_d2d=round(s_each, 4), sigma_c2c=round(s_each, 4))),
+        reference_means_us=tuple(float(x) for x in means_us),
+    )
+
+
+def read_measurements_csv(path: str | os.PathLike) -> tuple[list[float], float]:
+    """Per-level means and pooled σ (µS) from a CSV with columns level, conductance_uS.
+    A signed level (−7…7) counts by its magnitude: the selected device is programmed the same way."""
+    try:
+        with open(path, newline="") as fh:
+            rows = list(csv.DictReader(fh))
+    except OSError as e:
+        raise DataError(f"cannot read measurement CSV {path}: {e}") from e
+    if not rows or not {"level", "conductance_uS"} <= set(rows[0]):
+        raise DataError(f"{path}: expected columns 'level' and 'conductance_uS'")
+    by_level: dict[int, list[float]] = {}
+    try:
+        for r in rows:
+            by_level.setdefault(abs(int(r["level"])), []).append(float(r["conductance_uS"]))
+    except ValueError as e:
+        raise DataError(f"{path}: non-numeric level or conductance ({e})") from e
+    levels = sorted(by_level)
+    if levels != list(range(len(levels))) or any(len(by_level[l]) < 2 for l in levels):
+        raise DataError(f"{path}: need at least 2 measurements for every level 0…{len(levels) - 1}, got levels {levels}")
+    vals = [torch.tensor(by_level[l], dtype=torch.float64) for l in levels]
+    return [float(v.mean()) for v in vals], float(torch.stack([v.var() for v in vals]).mean().sqrt())
+
+
+def calibrate_from_csv(path: str | os.PathLike, base: ChargeTransferConfig | None = None, **kw) -> ChargeTransferConfig:
+    """Re-calibrate the chain on a user's measured transfer conductances."""
+    means, sigma = read_measurements_csv(path)
+    return calibrate(means, sigma, base, **kw)

@@ -1,0 +1,263 @@
+"""`ferristor device ...`: the device-level figures of the paper (Figs. 2–4) as PNG + CSV.
+
+Each command writes ``<name>.png`` and ``<name>.csv`` into ``--out`` atomically (tmp + os.replace).
+"""
+from __future__ import annotations
+
+import csv
+import io
+import os
+import tempfile
+from pathlib import Path
+
+import click
+import torch
+
+from ..circuit.charge_transfer import PAPER_LEVEL_MEANS_US, CircuitTransfer, msb_bits, tl_voltage
+from ..physics.fecap import FatigueConfig, FeCAPArray, FeCAPModelConfig, switching_energy_fj
+from ..physics.memristor import MemristorArray
+from ..physics.presets import martemucci2025
+
+
+def _plt():
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    return plt
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600; results are meant to be shared
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def _save(out: Path, name: str, fig, header: list[str], rows: list) -> list[Path]:
+    out.mkdir(parents=True, exist_ok=True)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=120, bbox_inches="tight")
+    _plt().close(fig)
+    _atomic_write(out / f"{name}.png", buf.getvalue())
+    text = io.StringIO()
+    w = csv.writer(text)
+    w.writerow(header)
+    w.writerows(rows)
+    _atomic_write(out / f"{name}.csv", text.getvalue().encode())
+    return [out / f"{name}.png", out / f"{name}.csv"]
+
+
+def _woken_array(n: int, seed: int, cfg: FeCAPModelConfig | None = None) -> FeCAPArray:
+    return FeCAPArray(n, cfg or martemucci2025().fecap, torch.Generator().manual_seed(seed))
+
+
+def fecap_read(out: Path, seed: int, samples: int) -> list[Path]:
+    """Fig. 2b: BL voltage of stored 0s and 1s over the cells, with Vref and the error rate vs Vref."""
+    a = _woken_array(samples, seed)
+    ones = torch.ones(a.n, dtype=torch.bool)
+    v0, v1 = a.bitline_voltage(~ones), a.bitline_voltage(ones)
+    vrefs = torch.linspace(0.10, 0.40, 61, dtype=torch.float64)
+    err = [(float((v0 > r).double().mean()), float((v1 <= r).double().mean())) for r in vrefs]
+    plt = _plt()
+    fig, (ax, bx) = plt.subplots(1, 2, figsize=(10, 4))
+    ax.hist(v0.numpy() * 1e3, bins=80, alpha=0.7, label='stored "0"')
+    ax.hist(v1.numpy() * 1e3, bins=80, alpha=0.7, label='stored "1"')
+    ax.axvline(a.config.sense.vref_v * 1e3, color="k", ls="--", label="Vref")
+    ax.set(xlabel="bit-line voltage (mV)", ylabel="cells", title=f"FeCAP read, {a.n} cells, MW median {float((v1 - v0).median()) * 1e3:.0f} mV")
+    ax.legend()
+    bx.semilogy(vrefs.numpy() * 1e3, [max(e0 + e1, 1e-6) for e0, e1 in err])
+    bx.set(xlabel="Vref (mV)", ylabel="bit error rate (floor 1e-6)", title="read errors vs Vref")
+    rows = [[i, float(v0[i]), float(v1[i])] for i in range(a.n)]
+    return _save(out, "fecap-read", fig, ["cell", "v_bl_0_V", "v_bl_1_V"], rows)
+
+
+def fecap_energy(out: Path, seed: int, samples: int) -> list[Path]:
+    """Fig. 2c: switching energy per bit vs pulse width at 2.75 / 3.0 / 3.25 V."""
+    cfg = martemucci2025().fecap
+    widths = torch.logspace(-9, -5, 41, dtype=torch.float64)
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(5, 4))
+    rows = []
+    for v in (2.75, 3.0, 3.25):
+        e = switching_energy_fj(v, widths, cfg)
+        ax.semilogx(widths.numpy(), e.numpy(), marker="o", ms=3, label=f"{v} V")
+        rows += [[v, float(t), float(x)] for t, x in zip(widths, e)]
+    ax.set(xlabel="pulse width (s)", ylabel="switching energy (fJ/bit)", title="E = 2Pr·S·V·f(V, t)")
+    ax.legend()
+    return _save(out, "fecap-energy", fig, ["v_prog_V", "pulse_width_s", "energy_fJ"], rows)
+
+
+def fecap_endurance(out: Path, seed: int, samples: int) -> list[Path]:
+    """Fig. 2d: memory window (median, worst) and bit failures vs cycles, conditions A and B."""
+    cycles = torch.logspace(0, 7, 29, dtype=torch.float64)
+    plt = _plt()
+    fig, (ax, bx) = plt.subplots(1, 2, figsize=(10, 4))
+    rows = []
+    g = torch.Generator().manual_seed(seed + 1)
+    for cond, color in (("A", "C3"), ("B", "C0")):
+        base = martemucci2025().fecap
+        cfg = FeCAPModelConfig(base.cell, base.switching, base.wake_up, FatigueConfig(condition=cond), base.sense)
+        a = _woken_array(samples, seed, cfg)
+        bits = torch.rand(a.n, generator=g) < 0.5
+        med, worst, fails = [], [], []
+        for n in cycles:
+            a.cycles.fill_(float(n))
+            ones = torch.ones(a.n, dtype=torch.bool)
+            mw = a.bitline_voltage(ones) - a.bitline_voltage(~ones)
+            a.write(bits)
+            fails.append(int((a.read(generator=g) != bits).sum()))
+            med.append(float(mw.median()))
+            worst.append(float(mw.min()))
+            rows.append([cond, float(n), med[-1], worst[-1], fails[-1]])
+        ax.semilogx(cycles.numpy(), [m * 1e3 for m in med], color=color, label=f"{cond} median")
+        ax.semilogx(cycles.numpy(), [m * 1e3 for m in worst], ls="--", color=color, label=f"{cond} worst")
+        bx.semilogx(cycles.numpy(), fails, marker="o", ms=3, color=color, label=cond)
+    ax.set(xlabel="cycles", ylabel="memory window (mV)", title="FeCAP endurance")
+    bx.set(xlabel="cycles", ylabel=f"bit failures / {samples}", title="read failures")
+    ax.legend(); bx.legend()
+    return _save(out, "fecap-endurance", fig, ["condition", "cycles", "mw_median_V", "mw_worst_V", "bit_failures"], rows)
+
+
+def _formed(n: int, seed: int) -> tuple[MemristorArray, torch.Generator]:
+    g = torch.Generator().manual_seed(seed)
+    m = MemristorArray(n, martemucci2025().memristor, g)
+    m.form(None, g)
+    return m, g
+
+
+def memristor_icc(out: Path, seed: int, samples: int) -> list[Path]:
+    """Fig. 2f: conductance vs compliance current (median and 10–90 % band)."""
+    iccs = torch.linspace(0, 100, 21, dtype=torch.float64)
+    m, g = _formed(samples, seed)
+    rows, med, lo, hi = [], [], [], []
+    for i in iccs:
+        m.reset(None, g)
+        m.set(torch.full((m.n,), float(i)), None, g)
+        r = m.read(None, g)
+        q = torch.quantile(r, torch.tensor([0.1, 0.5, 0.9], dtype=torch.float64))
+        lo.append(float(q[0])); med.append(float(q[1])); hi.append(float(q[2]))
+        rows.append([float(i), float(r.mean()), float(r.std()), lo[-1], med[-1], hi[-1]])
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(5, 4))
+    ax.fill_between(iccs.numpy(), lo, hi, alpha=0.3, label="10–90 %")
+    ax.plot(iccs.numpy(), med, marker="o", label="median")
+    ax.set(xlabel="compliance current Icc (µA)", ylabel="conductance (µS)", title="SET conductance vs Icc")
+    ax.legend()
+    return _save(out, "memristor-icc", fig, ["icc_uA", "mean_uS", "std_uS", "p10_uS", "median_uS", "p90_uS"], rows)
+
+
+def memristor_levels(out: Path, seed: int, samples: int) -> list[Path]:
+    """Fig. 2g: 8 programmable, overlapping conductance levels."""
+    m, g = _formed(8 * samples, seed)
+    level = torch.arange(8).repeat_interleave(samples)
+    m.program_level(level, None, g)
+    r = m.read(None, g).view(8, -1)
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for k in range(8):
+        ax.hist(r[k].numpy(), bins=60, alpha=0.6, label=f"L{k} ({m.config.curve.level_icc_ua[k]:.0f} µA)")
+    ax.set(xlabel="conductance (µS)", ylabel="devices", title="8 memristor levels")
+    ax.legend(fontsize=7)
+    rows = [[int(level[i]), float(r.flatten()[i])] for i in range(level.numel())]
+    return _save(out, "memristor-levels", fig, ["level", "conductance_uS"], rows)
+
+
+def memristor_endurance(out: Path, seed: int, samples: int) -> list[Path]:
+    """Fig. 2h: HCS and LCS vs SET/RESET cycles; the window closes around 1e5."""
+    cycles = torch.logspace(0, 6, 25, dtype=torch.float64)
+    m, g = _formed(samples, seed)
+    icc = torch.full((m.n,), 58.0)
+    rows, hcs, lcs = [], [], []
+    for n in cycles:
+        m.cycles.fill_(float(n))
+        m.reset(None, g)
+        lcs.append(float(m.read(None, g).median()))
+        m.set(icc, None, g)
+        hcs.append(float(m.read(None, g).median()))
+        rows.append([float(n), hcs[-1], lcs[-1]])
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(5, 4))
+    ax.loglog(cycles.numpy(), hcs, marker="o", ms=3, label="HCS")
+    ax.loglog(cycles.numpy(), lcs, marker="s", ms=3, label="LCS")
+    ax.set(xlabel="SET/RESET cycles", ylabel="median conductance (µS)", title="memristor endurance")
+    ax.legend()
+    return _save(out, "memristor-endurance", fig, ["cycles", "hcs_median_uS", "lcs_median_uS"], rows)
+
+
+def transfer_line(out: Path, seed: int, samples: int) -> list[Path]:
+    """Fig. 3e: V_TL vs switched capacitor area (S_min units), with cell-to-cell spread."""
+    cfg = martemucci2025()
+    g = torch.Generator().manual_seed(seed)
+    rows, mean, std = [], [], []
+    for level in range(8):
+        bits = msb_bits(torch.full((samples,), level))
+        f = torch.exp(cfg.fecap.cell.pr_sigma_ln * torch.randn(samples, 7, generator=g, dtype=torch.float64))
+        v = tl_voltage(bits, f, cfg)
+        mean.append(float(v.mean())); std.append(float(v.std()))
+        rows.append([level, level * cfg.fecap.cell.area_um2, mean[-1], std[-1]])
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(5, 4))
+    ax.errorbar([r[1] for r in rows], mean, yerr=std, marker="o", capsize=3)
+    ax.set(xlabel="switched capacitor area (µm²)", ylabel="V_TL (V)", title="transfer-line voltage")
+    return _save(out, "transfer-line", fig, ["area_units", "area_um2", "v_tl_mean_V", "v_tl_std_V"], rows)
+
+
+def transfer_levels(out: Path, seed: int, samples: int) -> list[Path]:
+    """Fig. 4: the 15 transferred differential levels (G+ − G−) with the paper's means."""
+    t = CircuitTransfer(martemucci2025())
+    g = torch.Generator().manual_seed(seed)
+    data, rows = [], []
+    for lvl in range(-7, 8):
+        gsel = t.conductance(torch.full((samples,), abs(lvl)), g)
+        g_other = t.conductance(torch.zeros(samples, dtype=torch.long), g)  # the unselected device: LCS
+        diff = (gsel - g_other) * (1 if lvl >= 0 else -1)
+        data.append(diff.numpy())
+        rows += [[lvl, float(x)] for x in diff]
+    paper = [(-1 if l < 0 else 1) * (PAPER_LEVEL_MEANS_US[abs(l)] - PAPER_LEVEL_MEANS_US[0]) for l in range(-7, 8)]
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(8, 4))
+    ax.boxplot(data, positions=list(range(-7, 8)), widths=0.6, showfliers=False)
+    ax.plot(list(range(-7, 8)), paper, "r*", ms=9, label="paper means (Fig. 4)")
+    ax.set(xlabel="transferred level", ylabel="G+ − G− (µS)", title="DAC-free transfer: 15 levels")
+    ax.legend()
+    return _save(out, "transfer-levels", fig, ["level", "g_diff_uS"], rows)
+
+
+FIGURES = {
+    "fecap-read": (fecap_read, 16384), "fecap-energy": (fecap_energy, 1), "fecap-endurance": (fecap_endurance, 4096),
+    "memristor-icc": (memristor_icc, 2000), "memristor-levels": (memristor_levels, 2000),
+    "memristor-endurance": (memristor_endurance, 2000), "transfer-line": (transfer_line, 2000),
+    "transfer-levels": (transfer_levels, 2000),
+}
+
+device_group = click.Group("device", help="Device-level figures of the hybrid memory (Figs. 2–4), PNG + CSV.")
+
+
+def _command(name: str, fn, default_samples: int) -> click.Command:
+    @click.option("--out", "out", required=True, type=click.Path(file_okay=False, path_type=Path), help="output folder")
+    @click.option("--seed", default=0, show_default=True, help="random seed")
+    @click.option("--samples", default=default_samples, show_default=True, help="cells/devices/draws simulated")
+    def run(out: Path, seed: int, samples: int):
+        for p in fn(out, seed, samples):
+            click.echo(str(p))
+    return click.command(name, help=fn.__doc__)(run)
+
+
+for _name, (_fn, _n) in FIGURES.items():
+    device_group.add_command(_command(_name, _fn, _n))
+
+
+@device_group.command("all", help="Every device figure.")
+@click.option("--out", "out", required=True, type=click.Path(file_okay=False, path_type=Path))
+@click.option("--seed", default=0, show_default=True)
+@click.option("--samples", default=None, type=int, help="override every figure's sample count")
+def all_figures(out: Path, seed: int, samples: int | None):
+    for fn, n in FIGURES.values():
+        for p in fn(out, seed, samples or n):
+            click.echo(str(p))

@@ -1,0 +1,130 @@
+import dataclasses
+
+import pytest
+import torch
+from hypothesis import given, settings, strategies as st
+
+from ferristor.circuit.charge_transfer import (PAPER_LEVEL_MEANS_US, PAPER_POOLED_SIGMA_US, ChargeTransferConfig,
+                                               CircuitTransfer, calibrate, calibrate_from_csv, conductance_to_weight,
+                                               level_statistics, msb_bits, read_measurements_csv, tl_voltage,
+                                               tl_voltage_vs_area)
+from ferristor.circuit.transfer import TableTransfer, TransferConfig, make_transfer
+from ferristor.errors import DataError
+from ferristor.physics.presets import Martemucci2025, martemucci2025
+
+TARGET = torch.tensor(PAPER_LEVEL_MEANS_US, dtype=torch.float64)
+
+
+@pytest.mark.parametrize("cfg", [ChargeTransferConfig(), martemucci2025()], ids=["defaults", "preset"])
+def test_calibration_targets_hold(cfg):
+    """Fig. 4 / digest §3: level means within 1 µS, pooled σ = 8.7 ± 0.5 µS."""
+    mu, _, pooled = level_statistics(cfg, n_per_level=20000, seed=7)
+    assert float((mu - TARGET).abs().max()) < 1.0, mu
+    assert abs(pooled - PAPER_POOLED_SIGMA_US) < 0.5
+
+
+def test_preset_only_pins_defaults_and_cites_the_paper():
+    assert issubclass(Martemucci2025, ChargeTransferConfig)
+    assert "Nature Electronics" in Martemucci2025.__doc__
+    assert martemucci2025().transistor == ChargeTransferConfig().transistor
+    assert martemucci2025().memristor == ChargeTransferConfig().memristor
+
+
+def test_tl_voltage_spans_half_to_one_and_a_half_volt_and_is_linear_in_area():
+    cfg = ChargeTransferConfig()
+    v = tl_voltage(msb_bits(torch.arange(8)), torch.ones(8, 7, dtype=torch.float64), cfg)
+    assert 0.45 < float(v[0]) < 0.55 and 1.45 < float(v[7]) < 1.65  # digest §3: ≈0.5–1.5 V
+    steps = v[1:] - v[:-1]
+    assert torch.allclose(steps, steps[0].expand(7), rtol=1e-9)  # 4:2:1 areas → equal steps
+    assert torch.allclose(tl_voltage_vs_area(torch.arange(8.), cfg), v, rtol=1e-12)
+
+
+def test_msb_bits_copy_each_bit_into_its_cells():
+    assert msb_bits(torch.tensor([5])).tolist() == [[1, 1, 1, 1, 0, 0, 1]]
+
+
+@settings(max_examples=40, deadline=None)
+@given(g=st.lists(st.floats(0, 200), min_size=1, max_size=20), signs=st.lists(st.sampled_from([-1.0, 1.0]), min_size=20, max_size=20))
+def test_weight_sign_never_flips_and_scale_is_0_to_7(g, signs):
+    gt = torch.tensor(g, dtype=torch.float64)
+    s = torch.tensor(signs[:len(g)], dtype=torch.float64)
+    w = conductance_to_weight(gt, s, PAPER_LEVEL_MEANS_US)
+    assert bool((w * s >= 0).all())
+    ends = conductance_to_weight(torch.tensor([1.4, 103.9], dtype=torch.float64), torch.ones(2), PAPER_LEVEL_MEANS_US)
+    assert torch.allclose(ends, torch.tensor([0.0, 7.0], dtype=torch.float64))
+
+
+def _program_many(model, n=6000, seed=0):
+    mag = torch.arange(8).repeat_interleave(n)[None]
+    sign = torch.ones_like(mag, dtype=torch.float32)
+    return model.program(sign, mag, [torch.Generator().manual_seed(seed)]).view(8, n).double()
+
+
+def test_circuit_and_table_level_distributions_match():
+    """The table model (measured means, σ = 0.594) and the circuit agree in means and pooled σ on
+    levels 1–7. Level 0 differs by design: the table clips a σ = 0.594 Gaussian at 0 (mean 0.24),
+    the circuit leaves the device in the narrow LCS (mean ≈ 0.02)."""
+    circ = _program_many(CircuitTransfer(martemucci2025()))
+    table = _program_many(TableTransfer(TransferConfig(model="table", level_means="measured")))
+    assert float((circ.mean(1) - table.mean(1))[1:].abs().max()) < 0.08  # 0.08 level ≈ 1.2 µS
+    assert float(circ[0].mean()) < 0.05 and float(circ[0].std()) < 0.05
+    assert abs(float(circ[1:].var(1).mean().sqrt()) - float(table[1:].var(1).mean().sqrt())) < 0.08
+
+
+def test_make_transfer_builds_the_circuit_and_replicas_use_their_own_generator():
+    model = make_transfer(TransferConfig(model="circuit"))
+    assert isinstance(model, CircuitTransfer)
+    mag = torch.randint(0, 8, (3, 50), generator=torch.Generator().manual_seed(1))
+    sign = torch.where(torch.rand(3, 50) < 0.5, -1.0, 1.0)
+    a = model.program(sign, mag, [torch.Generator().manual_seed(s) for s in (1, 2, 3)])
+    b = model.program(sign, mag, [torch.Generator().manual_seed(s) for s in (1, 9, 3)])
+    assert a.dtype == torch.float32 and a.shape == (3, 50)
+    assert torch.equal(a[0], b[0]) and torch.equal(a[2], b[2]) and not torch.equal(a[1], b[1])
+    assert bool((a * sign >= 0).all())
+    with pytest.raises(ValueError, match="one generator per replica"):
+        model.program(sign, mag, None)
+
+
+def test_recalibration_from_a_users_csv(tmp_path):
+    """A device 20 % weaker with σ = 6 µS: the re-fitted chain reproduces it."""
+    g = torch.Generator().manual_seed(11)
+    means = [0.8 * m + 0.3 for m in PAPER_LEVEL_MEANS_US]
+    rows = ["level,conductance_uS"]
+    for lvl, m in enumerate(means):
+        sd = 0.3 if lvl == 0 else 6.0 * (1 + 0.1 * lvl) / 1.4
+        x = torch.randn(400, generator=g, dtype=torch.float64)
+        x = (x - x.mean()) / x.std()
+        rows += [f"{(-1) ** k * lvl},{m + sd * float(v):.5f}" for k, v in enumerate(x)]
+    path = tmp_path / "measured.csv"
+    path.write_text("\n".join(rows) + "\n")
+    got_means, got_sigma = read_measurements_csv(path)
+    assert got_means == pytest.approx(means, abs=1e-3)
+    cfg = calibrate_from_csv(path, n_per_level=3000)
+    mu, _, pooled = level_statistics(cfg, n_per_level=10000, seed=3)
+    assert float((mu - torch.tensor(means, dtype=torch.float64)).abs().max()) < 1.0
+    assert abs(pooled - got_sigma) < 0.5
+    assert cfg.reference_means_us == pytest.approx(means, abs=1e-4)
+
+
+@pytest.mark.parametrize("text", ["a,b\n1,2\n", "level,conductance_uS\n0,1\n0,2\n2,5\n2,6\n", "level,conductance_uS\nx,1\n"])
+def test_bad_csv_is_a_data_error(tmp_path, text):
+    p = tmp_path / "bad.csv"
+    p.write_text(text)
+    with pytest.raises(DataError):
+        read_measurements_csv(p)
+
+
+def test_preset_is_what_the_calibration_routine_fits():
+    """The fitted numbers pinned in the preset are reproducible with calibrate() (seed 2025),
+    starting from a deliberately wrong transistor and G(Icc) curve."""
+    from ferristor.physics.memristor import MemristorConfig, SwitchingCurveConfig
+    from ferristor.physics.transistor import AccessTransistorConfig
+    wrong = dataclasses.replace(ChargeTransferConfig(), transistor=AccessTransistorConfig(vth_v=1.4, alpha=1.5, smoothing_v=0.1),
+                                memristor=MemristorConfig(curve=SwitchingCurveConfig(g_max_us=150.0, i_knee_ua=60.0,
+                                                                                     sigma_d2d=0.05, sigma_c2c=0.05)))
+    fit = calibrate(PAPER_LEVEL_MEANS_US, PAPER_POOLED_SIGMA_US, wrong, n_per_level=10000, seed=2025)
+    p = martemucci2025()
+    for got, want in [(fit.transistor.vth_v, p.transistor.vth_v), (fit.transistor.alpha, p.transistor.alpha),
+                      (fit.transistor.smoothing_v, p.transistor.smoothing_v), (fit.memristor.curve.g_max_us, p.memristor.curve.g_max_us),
+                      (fit.memristor.curve.i_knee_ua, p.memristor.curve.i_knee_ua), (fit.memristor.curve.sigma_c2c, p.memristor.curve.sigma_c2c)]:
+        assert got == pytest.approx(want, rel=0.01)
