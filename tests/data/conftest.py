@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 # The data root holding mitdb/: FERRISTOR_TEST_DATA, else the project's shared/data beside the checkout.
-DATA_ROOT = Path(os.environ.get("FERRISTOR_TEST_DATA", Path(__file__).resolve().parents[3] / "shared" / "data"))
+DATA_ROOT = Path(os.environ.get("FERRISTOR_TEST_DATA") or Path(__file__).resolve().parents[3] / "shared" / "data")
 
 
 @pytest.fixture(scope="session")

@@ -69,6 +69,8 @@ def train(out, progress, skip_zero_updates, skip_unchanged_transfers, **opts):
 
 
 def _register_optional():
+    from .reproduce import reproduce
+    cli.add_command(reproduce)
     try:
         from .device import device_group
         cli.add_command(device_group, "device")
