@@ -64,3 +64,21 @@ def test_transfers_happen_every_k_samples():
     # between transfers the analogue weights lag the hidden ones: not equal to the current levels
     m.train_step(torch.rand(1, 20), torch.tensor([1]))  # step 61: no transfer (61 % 7 != 0)
     assert int(m.banks[0].transfers[0]) == 8
+
+
+@pytest.mark.parametrize("mode", ["fp", "hm"])
+def test_minibatch_backends_agree(mode):
+    spec = NetworkSpec(sizes=(20, 16, 4), norm="batch")
+    g = torch.Generator().manual_seed(0)
+    xs, ys = torch.rand(2, 5, 20, generator=g) * 2 - 1, torch.randint(0, 4, (2, 5), generator=g)
+    out = []
+    for backend in ("numba", "torch"):
+        m = HybridMLP(spec, [0, 1], mode=mode, rule=RuleConfig(k=10, lr=0.5), backend=backend)
+        m.reset_parameters()
+        for _ in range(7):
+            m.train_step(xs, ys)
+        out.append(m)
+        # k = 10 inputs, batch 5: a transfer every 2 steps
+        assert int(m.banks[0].transfers[0]) == (3 if mode != "fp" else 0)
+    for a, b in zip(out[0].banks, out[1].banks):
+        assert torch.equal(a.effective_weight(), b.effective_weight())

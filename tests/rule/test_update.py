@@ -98,3 +98,21 @@ def test_mask_frequency_is_p_and_rounding_unbiased(p):
     mean_change = total.sum() / n
     assert abs(mean_change - p * 0.3) < 5 * (p * 0.3 / n) ** 0.5
     assert set(np.unique(total / 1).tolist()) <= set(range(0, steps + 1))
+
+
+@pytest.mark.parametrize("rounding", ["stochastic", "nearest"])
+def test_dense_kernel_equals_reference(rounding):
+    hidden, delta, x = _factors(1)
+    g = torch.randn(R, O, I) * 0.01
+    keys = _keys(3, 2)
+    u = counter_uniforms(keys, O * I).view(R, O, I)
+    kw = dict(lr=2.0, lsb=2 ** -9, p=0.4, rounding=rounding, max_hidden=511)
+    ref_h, ref_ev = hybrid_update(hidden, u, grad=g, **kw)
+    h, pend = hidden.numpy().copy(), np.zeros((R, O, I), np.uint8)
+    kernels_cpu.hybrid_update_dense_(h, pend, g.numpy(), keys, **kw)
+    assert np.array_equal(h, ref_h.numpy()) and np.array_equal(pend, ref_ev.numpy().astype(np.uint8))
+    w = torch.randn(R, O, I)
+    ref_w, _ = fp_update(w, u, grad=g, lr=0.1, p=0.4)
+    ww = w.numpy().copy()
+    kernels_cpu.fp_update_dense_(ww, np.zeros((R, O, I), np.uint8), g.numpy(), keys, lr=0.1, p=0.4)
+    assert np.array_equal(ww, ref_w.numpy())

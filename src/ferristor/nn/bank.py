@@ -109,30 +109,36 @@ class HybridWeightBank(nn.Module):
     def update(self, delta: torch.Tensor, x: torch.Tensor, keys: np.ndarray) -> None:
         """One masked update from the gradient factors δ (R, B, out), x (R, B, in)."""
         rule = self.rule
-        rank1 = delta.shape[1] == 1
-        if self.backend == "numba" and rank1:
+        if delta.shape[1] == 1:
+            factors = {"delta": delta[:, 0].contiguous(), "x": x[:, 0].contiguous()}
+        else:  # a mini-batch: the summed outer products, once
+            factors = {"grad": torch.bmm(delta.transpose(1, 2), x)}
+        hm = dict(lr=rule.lr, lsb=rule.hidden_lsb, p=rule.p, rounding=rule.rounding,
+                  max_hidden=self.layout.max_hidden, count_zero=self.ledger.count_zero_updates)
+        if self.backend == "numba":
             from ..rule import kernels_cpu as k
-            d, xx = delta[:, 0].contiguous().numpy(), x[:, 0].contiguous().numpy()
-            if self.mode == "fp":
-                k.fp_update_rank1_(self.weight.numpy(), self.pending_events.numpy(), d, xx, keys, lr=rule.lr, p=rule.p)
+            pend = self.pending_events.numpy()
+            state = (self.weight if self.mode == "fp" else self.hidden).numpy()
+            if "grad" in factors:
+                g = factors["grad"].numpy()
+                if self.mode == "fp":
+                    k.fp_update_dense_(state, pend, g, keys, lr=rule.lr, p=rule.p)
+                else:
+                    k.hybrid_update_dense_(state, pend, g, keys, **hm)
             else:
-                k.hybrid_update_rank1_(self.hidden.numpy(), self.pending_events.numpy(), d, xx, keys,
-                                       lr=rule.lr, lsb=rule.hidden_lsb, p=rule.p, rounding=rule.rounding,
-                                       max_hidden=self.layout.max_hidden, count_zero=self.ledger.count_zero_updates)
+                d, xx = factors["delta"].numpy(), factors["x"].numpy()
+                if self.mode == "fp":
+                    k.fp_update_rank1_(state, pend, d, xx, keys, lr=rule.lr, p=rule.p)
+                else:
+                    k.hybrid_update_rank1_(state, pend, d, xx, keys, **hm)
         else:
             u = ref.counter_uniforms(keys, self.out_features * self.in_features, self.pending_events.device)
             u = u.view(self.replicas, self.out_features, self.in_features)
-            if rank1:
-                factors = {"delta": delta[:, 0], "x": x[:, 0]}
-            else:
-                factors = {"grad": torch.bmm(delta.transpose(1, 2), x)}
             if self.mode == "fp":
                 new, events = ref.fp_update(self.weight, u, lr=rule.lr, p=rule.p, **factors)
                 self.weight.copy_(new)
             else:
-                new, events = ref.hybrid_update(self.hidden, u, lr=rule.lr, lsb=rule.hidden_lsb, p=rule.p,
-                                                rounding=rule.rounding, max_hidden=self.layout.max_hidden,
-                                                count_zero=self.ledger.count_zero_updates, **factors)
+                new, events = ref.hybrid_update(self.hidden, u, **hm, **factors)
                 self.hidden.copy_(new)
             self.pending_events += events.to(torch.uint8)
         self.steps_since_flush += 1

@@ -15,7 +15,7 @@ class RuleConfig:
     k: int = param(100, unit="sample", source="digest §4 [P]", doc="a transfer every k samples (inputs)")
     rounding: str = param("stochastic", source="digest §4 [I]", doc="how ΔW_h lands on the hidden grid: 'stochastic' (unbiased), 'nearest' (half up) or 'truncate' (toward 0)")
     hidden_lsb: float = param(2.0 ** -9, unit="weight", source="[I]", doc="real value of one hidden LSB; 2^-9 puts the 10-bit hidden weight in (−1, 1)")
-    init_scale: float = param(1.0, unit="1", source="[I]", doc="initial hidden weights uniform on ±init_scale·511 (integers; FP: the same real interval)")
+    init_scale: float = param(0.5, unit="1", source="[I]; 0.5 chosen on 1-epoch MNIST runs, see RESULTS.md", doc="initial hidden weights uniform on ±init_scale·511 (integers; FP: the same real interval)")
 
     def __post_init__(self):
         check_number("lr", self.lr, lo=0, lo_open=True)

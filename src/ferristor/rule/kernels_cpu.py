@@ -88,3 +88,58 @@ def hybrid_update_rank1_(hidden, pending, delta, x, keys, *, lr, lsb, p, roundin
 
 def fp_update_rank1_(weight, pending, delta, x, keys, *, lr, p):
     _fp_rank1(weight, pending, delta, x, keys, np.float32(lr), np.float32(p))
+
+
+@njit(parallel=True, cache=True, boundscheck=False, error_model="numpy")
+def _hybrid_dense(hidden, pending, grad, keys, neg_coef, p, inv_p, rounding, max_h, count_zero):
+    n_rep, n_out, n_in = hidden.shape
+    zero = np.float32(0.0)
+    a = np.float32(1.0) if rounding == 0 else zero
+    b = np.float32(0.5) if rounding == 1 else zero
+    trunc_mode = rounding == 2
+    for t in prange(n_rep * n_out):
+        r = t // n_out
+        i = t - r * n_out
+        base = np.uint32(keys[r] + np.uint32(i * n_in))
+        hrow = hidden[r, i]
+        crow = pending[r, i]
+        grow = grad[r, i]
+        for j in range(n_in):
+            u = _uniform(base, j)
+            m = u < p
+            v = neg_coef * grow[j]
+            d = np.trunc(v) if trunc_mode else np.floor(v + (u * inv_p * a + b))
+            d = d if m else zero
+            nh = min(max(np.float32(hrow[j]) + d, -max_h), max_h)
+            hrow[j] = np.int16(nh)
+            crow[j] += np.uint8(m and (count_zero or d != zero))
+
+
+@njit(parallel=True, cache=True, boundscheck=False, error_model="numpy")
+def _fp_dense(weight, pending, grad, keys, lr, p):
+    n_rep, n_out, n_in = weight.shape
+    zero = np.float32(0.0)
+    for t in prange(n_rep * n_out):
+        r = t // n_out
+        i = t - r * n_out
+        base = np.uint32(keys[r] + np.uint32(i * n_in))
+        wrow = weight[r, i]
+        crow = pending[r, i]
+        grow = grad[r, i]
+        for j in range(n_in):
+            u = _uniform(base, j)
+            m = u < p
+            step = lr * grow[j]
+            wrow[j] = wrow[j] - (step if m else zero)
+            crow[j] += np.uint8(1) if m else np.uint8(0)
+
+
+def hybrid_update_dense_(hidden, pending, grad, keys, *, lr, lsb, p, rounding, max_hidden, count_zero=True):
+    """As :func:`hybrid_update_rank1_` from a dense gradient (R, O, I), e.g. a mini-batch's."""
+    f32 = np.float32
+    _hybrid_dense(hidden, pending, grad, keys, -f32(lr / lsb), f32(p), f32(1.0 / p),
+                  _ROUNDING_CODE[rounding], f32(max_hidden), count_zero)
+
+
+def fp_update_dense_(weight, pending, grad, keys, *, lr, p):
+    _fp_dense(weight, pending, grad, keys, np.float32(lr), np.float32(p))
