@@ -12,31 +12,20 @@ import torch
 EPS = 1e-5  # LayerNorm epsilon, as torch.nn.LayerNorm [I]
 
 
-def layer_norm(a: torch.Tensor, eps: float = EPS) -> tuple[torch.Tensor, torch.Tensor]:
-    """LayerNorm without affine (γ = 1, β = 0, digest §4): returns (n, 1/σ)."""
-    mu = a.mean(-1, keepdim=True)
-    c = a - mu
-    inv = torch.rsqrt((c * c).mean(-1, keepdim=True) + eps)
+def normalize(a: torch.Tensor, dim: int, eps: float = EPS) -> tuple[torch.Tensor, torch.Tensor]:
+    """(a − mean)/σ over ``dim``, without affine (γ = 1, β = 0, digest §4): returns (n, 1/σ)."""
+    c = a - a.mean(dim, keepdim=True)
+    inv = torch.rsqrt((c * c).mean(dim, keepdim=True) + eps)
     return c * inv, inv
 
 
-def layer_norm_backward(g: torch.Tensor, n: torch.Tensor, inv: torch.Tensor) -> torch.Tensor:
-    return inv * (g - g.mean(-1, keepdim=True) - n * (g * n).mean(-1, keepdim=True))
+def normalize_backward(g: torch.Tensor, n: torch.Tensor, inv: torch.Tensor, dim: int) -> torch.Tensor:
+    return inv * (g - g.mean(dim, keepdim=True) - n * (g * n).mean(dim, keepdim=True))
 
 
-def batch_norm(a: torch.Tensor, eps: float = EPS) -> tuple[torch.Tensor, torch.Tensor]:
-    """BatchNorm without affine over the batch dim of (R, B, F), batch statistics (digest §4)."""
-    mu = a.mean(-2, keepdim=True)
-    c = a - mu
-    inv = torch.rsqrt((c * c).mean(-2, keepdim=True) + eps)
-    return c * inv, inv
-
-
-def batch_norm_backward(g: torch.Tensor, n: torch.Tensor, inv: torch.Tensor) -> torch.Tensor:
-    return inv * (g - g.mean(-2, keepdim=True) - n * (g * n).mean(-2, keepdim=True))
-
-
-_NORMS = {"layer": (layer_norm, layer_norm_backward), "batch": (batch_norm, batch_norm_backward)}
+# LayerNorm normalises each sample over its features; BatchNorm each feature over the batch
+# (batch statistics, also at test time over the evaluated chunk [I]).
+_NORM_DIM = {"layer": -1, "batch": -2}
 
 
 def forward(weights: list[torch.Tensor], x: torch.Tensor, norm: str, output: str):
@@ -48,7 +37,7 @@ def forward(weights: list[torch.Tensor], x: torch.Tensor, norm: str, output: str
     for li, w in enumerate(weights):
         a = torch.bmm(h, w.transpose(1, 2))  # (R, B, out)
         if norm != "none":
-            n, inv = _NORMS[norm][0](a)
+            n, inv = normalize(a, _NORM_DIM[norm])
         else:
             n, inv = a, None
         cache.append((h, n, inv))
@@ -80,7 +69,7 @@ def backward(weights: list[torch.Tensor], cache, g_out: torch.Tensor, norm: str)
         if li < len(weights) - 1:
             g = g * (n > 0)
         if norm != "none":
-            g = _NORMS[norm][1](g, n, inv)
+            g = normalize_backward(g, n, inv, _NORM_DIM[norm])
         factors[li] = (g, h)
         if li:
             g = torch.bmm(g, weights[li])

@@ -30,16 +30,30 @@ def _uniform(base, j):
     return np.float32(np.int32(z >> np.uint32(8))) * np.float32(1.0 / 16777216.0)
 
 
-@njit(parallel=True, cache=True, boundscheck=False, error_model="numpy")
-def _hybrid_rank1(hidden, pending, delta, x, keys, neg_coef, p, inv_p, rounding, max_h, count_zero):
-    n_rep, n_out, n_in = hidden.shape
+@njit(inline="always")
+def _hidden_step(h, v, u, p, inv_p, a, b, trunc_mode, max_h, count_zero):
+    """One weight: mask, round (floor(v + u/p) | floor(v + 1/2) | trunc v), saturate; → (h', event)."""
     zero = np.float32(0.0)
+    m = u < p
+    d = np.trunc(v) if trunc_mode else np.floor(v + (u * inv_p * a + b))
+    d = d if m else zero
+    nh = min(max(np.float32(h) + d, -max_h), max_h)
+    return np.int16(nh), np.uint8(m and (count_zero or d != zero))
+
+
+@njit(inline="always")
+def _rounding_terms(rounding):
     # Branch-free rounding so the inner loop vectorises: floor(v + off) with off = u/p (stochastic)
     # or 1/2 (nearest); truncation selects trunc(v). Multiplying by 1 and adding 0 is exact, so the
     # result equals the reference's arithmetic bit for bit.
-    a = np.float32(1.0) if rounding == 0 else zero
-    b = np.float32(0.5) if rounding == 1 else zero
-    trunc_mode = rounding == 2
+    zero = np.float32(0.0)
+    return (np.float32(1.0) if rounding == 0 else zero), (np.float32(0.5) if rounding == 1 else zero), rounding == 2
+
+
+@njit(parallel=True, cache=True, boundscheck=False, error_model="numpy")
+def _hybrid_rank1(hidden, pending, delta, x, keys, neg_coef, p, inv_p, rounding, max_h, count_zero):
+    n_rep, n_out, n_in = hidden.shape
+    a, b, trunc_mode = _rounding_terms(rounding)
     for t in prange(n_rep * n_out):
         r = t // n_out
         i = t - r * n_out
@@ -49,20 +63,20 @@ def _hybrid_rank1(hidden, pending, delta, x, keys, neg_coef, p, inv_p, rounding,
         crow = pending[r, i]
         xrow = x[r]
         for j in range(n_in):
-            u = _uniform(base, j)
-            m = u < p
-            v = s * xrow[j]
-            d = np.trunc(v) if trunc_mode else np.floor(v + (u * inv_p * a + b))
-            d = d if m else zero
-            nh = min(max(np.float32(hrow[j]) + d, -max_h), max_h)
-            hrow[j] = np.int16(nh)
-            crow[j] += np.uint8(m and (count_zero or d != zero))
+            hrow[j], ev = _hidden_step(hrow[j], s * xrow[j], _uniform(base, j), p, inv_p, a, b, trunc_mode, max_h, count_zero)
+            crow[j] += ev
+
+
+@njit(inline="always")
+def _fp_step(w, g, u, lr, p):
+    m = u < p
+    step = lr * g
+    return w - (step if m else np.float32(0.0)), np.uint8(m)
 
 
 @njit(parallel=True, cache=True, boundscheck=False, error_model="numpy")
 def _fp_rank1(weight, pending, delta, x, keys, lr, p):
     n_rep, n_out, n_in = weight.shape
-    zero = np.float32(0.0)
     for t in prange(n_rep * n_out):
         r = t // n_out
         i = t - r * n_out
@@ -72,11 +86,8 @@ def _fp_rank1(weight, pending, delta, x, keys, lr, p):
         crow = pending[r, i]
         xrow = x[r]
         for j in range(n_in):
-            u = _uniform(base, j)
-            m = u < p
-            step = lr * (di * xrow[j])
-            wrow[j] = wrow[j] - (step if m else zero)
-            crow[j] += np.uint8(1) if m else np.uint8(0)
+            wrow[j], ev = _fp_step(wrow[j], di * xrow[j], _uniform(base, j), lr, p)
+            crow[j] += ev
 
 
 def hybrid_update_rank1_(hidden, pending, delta, x, keys, *, lr, lsb, p, rounding, max_hidden, count_zero=True):
@@ -93,10 +104,7 @@ def fp_update_rank1_(weight, pending, delta, x, keys, *, lr, p):
 @njit(parallel=True, cache=True, boundscheck=False, error_model="numpy")
 def _hybrid_dense(hidden, pending, grad, keys, neg_coef, p, inv_p, rounding, max_h, count_zero):
     n_rep, n_out, n_in = hidden.shape
-    zero = np.float32(0.0)
-    a = np.float32(1.0) if rounding == 0 else zero
-    b = np.float32(0.5) if rounding == 1 else zero
-    trunc_mode = rounding == 2
+    a, b, trunc_mode = _rounding_terms(rounding)
     for t in prange(n_rep * n_out):
         r = t // n_out
         i = t - r * n_out
@@ -105,20 +113,13 @@ def _hybrid_dense(hidden, pending, grad, keys, neg_coef, p, inv_p, rounding, max
         crow = pending[r, i]
         grow = grad[r, i]
         for j in range(n_in):
-            u = _uniform(base, j)
-            m = u < p
-            v = neg_coef * grow[j]
-            d = np.trunc(v) if trunc_mode else np.floor(v + (u * inv_p * a + b))
-            d = d if m else zero
-            nh = min(max(np.float32(hrow[j]) + d, -max_h), max_h)
-            hrow[j] = np.int16(nh)
-            crow[j] += np.uint8(m and (count_zero or d != zero))
+            hrow[j], ev = _hidden_step(hrow[j], neg_coef * grow[j], _uniform(base, j), p, inv_p, a, b, trunc_mode, max_h, count_zero)
+            crow[j] += ev
 
 
 @njit(parallel=True, cache=True, boundscheck=False, error_model="numpy")
 def _fp_dense(weight, pending, grad, keys, lr, p):
     n_rep, n_out, n_in = weight.shape
-    zero = np.float32(0.0)
     for t in prange(n_rep * n_out):
         r = t // n_out
         i = t - r * n_out
@@ -127,11 +128,8 @@ def _fp_dense(weight, pending, grad, keys, lr, p):
         crow = pending[r, i]
         grow = grad[r, i]
         for j in range(n_in):
-            u = _uniform(base, j)
-            m = u < p
-            step = lr * grow[j]
-            wrow[j] = wrow[j] - (step if m else zero)
-            crow[j] += np.uint8(1) if m else np.uint8(0)
+            wrow[j], ev = _fp_step(wrow[j], grow[j], _uniform(base, j), lr, p)
+            crow[j] += ev
 
 
 def hybrid_update_dense_(hidden, pending, grad, keys, *, lr, lsb, p, rounding, max_hidden, count_zero=True):
