@@ -49,3 +49,15 @@ def test_same_seed_same_result(small_mnist):
     b = train(cfg, None, progress=False, dataset=small_mnist)
     assert a["final_test_accuracy"] == b["final_test_accuracy"]
     assert a["ledger"] == b["ledger"]
+
+
+def test_circuit_transfer_trains_like_the_table(small_mnist):
+    """The physical charge-sharing chain and the measured table give the same accuracy within seed noise."""
+    import numpy as np
+    accs = {}
+    for model in ("table", "circuit"):
+        cfg = task_config("mnist", "hm-var", epochs=0.7, seeds="0-2", transfer_model=model, level_means="measured")
+        accs[model] = np.array(train(cfg, None, progress=False, dataset=small_mnist)["final_test_accuracy"])
+    noise = np.hypot(accs["table"].std(ddof=1), accs["circuit"].std(ddof=1)) / 2  # std of the difference of means
+    assert abs(accs["table"].mean() - accs["circuit"].mean()) < 4 * noise + 0.02
+    assert accs["circuit"].min() > 0.45
