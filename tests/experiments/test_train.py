@@ -18,7 +18,7 @@ def small_mnist(mnist):
 def test_short_run_learns_well_above_chance(small_mnist, mode, tmp_path):
     cfg = task_config("mnist", mode, epochs=1, seeds="0-1", eval_every=0.5)
     r = train(cfg, tmp_path, progress=False, dataset=small_mnist)
-    assert min(r["final_test_accuracy"]) > 0.45  # chance is 0.10; 3,000 samples only
+    assert min(r["final_test_accuracy"]) > 0.35  # chance is 0.10; 3,000 samples only
     assert len(r["history"]) == 2
     saved = json.loads((tmp_path / "results.json").read_text())
     assert saved["final_test_accuracy"] == r["final_test_accuracy"]
@@ -60,4 +60,4 @@ def test_circuit_transfer_trains_like_the_table(small_mnist):
         accs[model] = np.array(train(cfg, None, progress=False, dataset=small_mnist)["final_test_accuracy"])
     noise = np.hypot(accs["table"].std(ddof=1), accs["circuit"].std(ddof=1)) / 2  # std of the difference of means
     assert abs(accs["table"].mean() - accs["circuit"].mean()) < 4 * noise + 0.02
-    assert accs["circuit"].min() > 0.45
+    assert accs["circuit"].min() > 0.3

@@ -116,3 +116,9 @@ def test_dense_kernel_equals_reference(rounding):
     ww = w.numpy().copy()
     kernels_cpu.fp_update_dense_(ww, np.zeros((R, O, I), np.uint8), g.numpy(), keys, lr=0.1, p=0.4)
     assert np.array_equal(ww, ref_w.numpy())
+
+
+def test_compiled_step_keys_equal_numpy_reference():
+    base = np.array([replica_key(s, 2) for s in range(5)], dtype=np.uint64)
+    for step, layer in [(0, 0), (1, 2), (123456, 1), (2**31, 3)]:
+        assert np.array_equal(kernels_cpu.step_keys_fast(base, step, layer), step_keys(base, step, layer))

@@ -122,6 +122,7 @@ def train(cfg: TrainConfig, out_dir: str | Path | None = None, *, progress: bool
             bar.set_postfix(acc=f"{100 * float(np.mean(acc)):.2f}%")
             bar.refresh()
         if ckpt_path is not None:
+            model.flush_counts()
             state = {"config": cfg_dict, "model": model.state_dict(), "generators": model.generator_states(),
                      "step": step, "history": history, "train_time": train_time}
             with atomic_write(ckpt_path) as f:

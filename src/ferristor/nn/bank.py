@@ -57,7 +57,7 @@ class HybridWeightBank(nn.Module):
         self.register_buffer("pending_events", torch.zeros(shape, dtype=torch.uint8, device=device))
         self.register_buffer("update_events", torch.zeros(shape, dtype=torch.int64, device=device))
         self.register_buffer("transfers", torch.zeros(replicas, dtype=torch.int64, device=device))
-        self.register_buffer("steps_since_flush", torch.zeros((), dtype=torch.int64))
+        self._since_flush = 0  # steps since pending_events was last flushed (a checkpoint flushes first)
 
     # --- initialisation and transfer ---------------------------------------------------------
     def reset_parameters(self, seeds: list[int]) -> None:
@@ -116,21 +116,17 @@ class HybridWeightBank(nn.Module):
         hm = dict(lr=rule.lr, lsb=rule.hidden_lsb, p=rule.p, rounding=rule.rounding,
                   max_hidden=self.layout.max_hidden, count_zero=self.ledger.count_zero_updates)
         if self.backend == "numba":
-            from ..rule import kernels_cpu as k
-            pend = self.pending_events.numpy()
-            state = (self.weight if self.mode == "fp" else self.hidden).numpy()
             if "grad" in factors:
+                from ..rule import kernels_cpu as k
+                pend = self.pending_events.numpy()
+                state = (self.weight if self.mode == "fp" else self.hidden).numpy()
                 g = factors["grad"].numpy()
                 if self.mode == "fp":
                     k.fp_update_dense_(state, pend, g, keys, lr=rule.lr, p=rule.p)
                 else:
                     k.hybrid_update_dense_(state, pend, g, keys, **hm)
             else:
-                d, xx = factors["delta"].numpy(), factors["x"].numpy()
-                if self.mode == "fp":
-                    k.fp_update_rank1_(state, pend, d, xx, keys, lr=rule.lr, p=rule.p)
-                else:
-                    k.hybrid_update_rank1_(state, pend, d, xx, keys, **hm)
+                self.update_rank1_numpy(factors["delta"].numpy(), factors["x"].numpy(), keys, _count=False)
         else:
             u = ref.counter_uniforms(keys, self.out_features * self.in_features, self.pending_events.device)
             u = u.view(self.replicas, self.out_features, self.in_features)
@@ -141,14 +137,30 @@ class HybridWeightBank(nn.Module):
                 new, events = ref.hybrid_update(self.hidden, u, **hm, **factors)
                 self.hidden.copy_(new)
             self.pending_events += events.to(torch.uint8)
-        self.steps_since_flush += 1
-        if int(self.steps_since_flush) >= _FLUSH_EVERY:
+        self._count_step()
+
+    def update_rank1_numpy(self, delta: np.ndarray, x: np.ndarray, keys: np.ndarray, _count: bool = True) -> None:
+        """The fused CPU path of :meth:`update` for batch 1: δ (R, out), x (R, in) as numpy float32."""
+        from ..rule import kernels_cpu as k
+        rule, pend = self.rule, self.pending_events.numpy()
+        if self.mode == "fp":
+            k.fp_update_rank1_(self.weight.numpy(), pend, delta, x, keys, lr=rule.lr, p=rule.p)
+        else:
+            k.hybrid_update_rank1_(self.hidden.numpy(), pend, delta, x, keys, lr=rule.lr, lsb=rule.hidden_lsb,
+                                   p=rule.p, rounding=rule.rounding, max_hidden=self.layout.max_hidden,
+                                   count_zero=self.ledger.count_zero_updates)
+        if _count:
+            self._count_step()
+
+    def _count_step(self) -> None:
+        self._since_flush += 1
+        if self._since_flush >= _FLUSH_EVERY:
             self.flush_counts()
 
     def flush_counts(self) -> None:
         self.update_events += self.pending_events
         self.pending_events.zero_()
-        self.steps_since_flush.zero_()
+        self._since_flush = 0
 
     def counts(self, r: int) -> LayerCounts:
         self.flush_counts()

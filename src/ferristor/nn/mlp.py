@@ -56,6 +56,11 @@ class HybridMLP(nn.Module):
         self.register_buffer("step", torch.zeros((), dtype=torch.int64))
         self._update_keys = np.array([replica_key(s, STREAM_UPDATE) for s in self.seeds], dtype=np.uint64)
         self.generators = [torch_generator(s, STREAM_TRANSFER, device or "cpu") for s in self.seeds]
+        # Batch-1 passes in one compiled call when the fused CPU backend runs (see nn.fused_cpu).
+        self._fused = None
+        if all(b.backend == "numba" for b in self.banks) and spec.norm != "batch":
+            from .fused_cpu import FusedPasses
+            self._fused = FusedPasses(spec.sizes, self.replicas, spec.norm, spec.output, F.EPS)
 
     @property
     def replicas(self) -> int:
@@ -87,14 +92,20 @@ class HybridMLP(nn.Module):
     def train_step(self, x: torch.Tensor, y: torch.Tensor) -> None:
         """One sample (or one mini-batch) per replica: x (R, in) or (R, B, in), y (R,) or (R, B)."""
         weights = self.weights()
-        out, cache = F.forward(weights, x, self.spec.norm, self.spec.output)
-        factors = F.backward(weights, cache, F.loss_grad(out, y, self.spec.output), self.spec.norm)
         step = int(self.step)
-        for li, (bank, (delta, inp)) in enumerate(zip(self.banks, factors)):
-            bank.update(delta, inp, step_keys(self._update_keys, step, li))
+        if self._fused is not None and x.dim() == 2:
+            from ..rule.kernels_cpu import step_keys_fast
+            deltas, inputs = self._fused.run([w.numpy() for w in weights], x.numpy(), y.numpy())
+            for li, bank in enumerate(self.banks):
+                bank.update_rank1_numpy(deltas[li], inputs[li], step_keys_fast(self._update_keys, step, li))
+        else:
+            out, cache = F.forward(weights, x, self.spec.norm, self.spec.output)
+            factors = F.backward(weights, cache, F.loss_grad(out, y, self.spec.output), self.spec.norm)
+            for li, (bank, (delta, inp)) in enumerate(zip(self.banks, factors)):
+                bank.update(delta, inp, step_keys(self._update_keys, step, li))
         # "Every k samples": k counts inputs, so a mini-batch of B advances the count by B.
         batch = x.shape[1] if x.dim() == 3 else 1
-        self.step += 1
+        self.step.add_(1)
         if self.mode != "fp" and (step + 1) * batch // self.rule.k > step * batch // self.rule.k:
             for bank in self.banks:
                 bank.program(self.generators)
@@ -111,6 +122,11 @@ class HybridMLP(nn.Module):
             rep["initial_programming"] = initial_programming_report(n_w, self.ledger, self.layout)
             reports.append(rep)
         return reports
+
+    def flush_counts(self) -> None:
+        """Move pending per-step event counters into the totals (before a checkpoint)."""
+        for b in self.banks:
+            b.flush_counts()
 
     def generator_states(self) -> list[torch.Tensor]:
         return [g.get_state() for g in self.generators]
