@@ -1,0 +1,41 @@
+"""``ferristor params`` — every parameter of every model, with its default, unit and source."""
+from __future__ import annotations
+
+import dataclasses
+import importlib
+
+import click
+
+from ..config_base import describe
+
+# Modules whose dataclasses are parameters a user may change, bottom-up.
+_MODULES = ("ferristor.physics.fecap", "ferristor.physics.memristor", "ferristor.physics.transistor",
+            "ferristor.circuit.layout", "ferristor.circuit.ledger", "ferristor.circuit.transfer",
+            "ferristor.circuit.charge_transfer", "ferristor.rule.config", "ferristor.nn.mlp",
+            "ferristor.experiments.config")
+
+
+def config_classes():
+    for name in _MODULES:
+        try:
+            mod = importlib.import_module(name)
+        except ImportError:
+            continue
+        for obj in vars(mod).values():
+            if dataclasses.is_dataclass(obj) and isinstance(obj, type) and obj.__module__ == name:
+                yield obj
+
+
+@click.command("params")
+@click.argument("name", required=False)
+def params(name):
+    """List the parameters of every config (or of the one whose class name contains NAME)."""
+    for cls in config_classes():
+        if name and name.lower() not in cls.__name__.lower():
+            continue
+        click.echo(f"\n{cls.__name__} ({cls.__module__})")
+        for row in describe(cls):
+            unit = f" [{row['unit']}]" if row.get("unit") else ""
+            src = f"  ({row['source']})" if row.get("source") else ""
+            doc = f" — {row['doc']}" if row.get("doc") else ""
+            click.echo(f"  {row['name']} = {row['default']}{unit}{doc}{src}")
