@@ -33,3 +33,11 @@ def test_tiny_k_sweep_counts_follow_the_paper(data_root, tmp_path):
     assert "| 20 |" in rp.k_table(points)
     saved = [json.loads(f.read_text()) for f in (tmp_path / "trials").glob("*.json")]
     assert sorted(s["config"]["k"] for s in saved) == [20, 40]
+
+
+def test_trial_key_follows_the_resolved_config(monkeypatch):
+    from ferristor.experiments import config
+    from ferristor.experiments.sweep import trial_key
+    before = trial_key(rp.fig5f_trials([0], settings=("ecg-online",))[0])
+    monkeypatch.setitem(config.TASKS, "ecg", {**config.TASKS["ecg"], "lr": 0.05})
+    assert trial_key(rp.fig5f_trials([0], settings=("ecg-online",))[0]) != before

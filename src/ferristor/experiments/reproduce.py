@@ -10,6 +10,7 @@ from typing import Callable
 
 import numpy as np
 
+from ..config_base import to_dict
 from . import paper_values as pv
 from .config import task_config
 from .sweep import run_sweep
@@ -27,7 +28,7 @@ FIG5C_KS = (1, 2, 5, 10, 20, 50, 100, 200, 500)
 FIG5C_MODE = "hm"  # 96.7 % at k = 100 is the HM w/o Var value (digest §6)
 
 
-def _cfg(trial: dict, data_dir: str | None, threads: int):
+def _cfg(trial: dict, data_dir: str | None = None, threads: int = 1):
     dataset, over = SETTINGS[trial["setting"]]
     over = dict(over)
     epochs = over.pop("epochs", 10) * trial["epoch_scale"]
@@ -61,14 +62,22 @@ def _get(d: dict, path: tuple):
     return d
 
 
+def _keyed(trial: dict) -> dict:
+    """A trial carries its fully resolved training config, so a changed default never reuses a stale point."""
+    cfg = to_dict(_cfg(trial))
+    for local in ("data_dir", "threads", "device", "backend"):  # where it runs, not what it computes
+        cfg.pop(local)
+    return {**trial, "train_config": cfg}
+
+
 def fig5f_trials(seeds: list[int], epoch_scale: float = 1.0, settings=tuple(SETTINGS)) -> list[dict]:
-    return [{"figure": "fig5f", "setting": s, "mode": m, "k": 100, "seeds": seeds, "epoch_scale": epoch_scale}
+    return [_keyed({"figure": "fig5f", "setting": s, "mode": m, "k": 100, "seeds": seeds, "epoch_scale": epoch_scale})
             for s in settings for m in pv.FIG5F_VARIANTS]
 
 
 def k_trials(seeds: list[int], epoch_scale: float = 1.0, ks=FIG5C_KS) -> list[dict]:
-    return [{"figure": "fig5c", "setting": "mnist-online", "mode": FIG5C_MODE, "k": k, "seeds": seeds,
-             "epoch_scale": epoch_scale} for k in ks]
+    return [_keyed({"figure": "fig5c", "setting": "mnist-online", "mode": FIG5C_MODE, "k": k, "seeds": seeds,
+                    "epoch_scale": epoch_scale}) for k in ks]
 
 
 def reproduce_fig5f(out: Path, seeds: list[int], epoch_scale: float = 1.0, settings=tuple(SETTINGS), *,
