@@ -21,7 +21,6 @@ import torch
 from ferristor.circuit.transfer import TransferConfig
 from ferristor.experiments.train import set_threads
 from ferristor.nn import HybridMLP, NetworkSpec
-from ferristor.nn import functional as F
 from ferristor.rule.config import RuleConfig
 from ferristor.rule.rng import step_keys
 
@@ -86,18 +85,32 @@ def breakdown(replicas: int, steps: int) -> dict[str, float]:
             fn()
         parts[name] = (time.perf_counter() - t) / (n * replicas) * 1e6
 
-    w = m.weights()
-    timed("forward", lambda: F.forward(w, x, "layer", "softmax"))
-    out, cache = F.forward(w, x, "layer", "softmax")
-    g = F.loss_grad(out, y, "softmax")
-    timed("backward", lambda: F.backward(w, cache, g, "layer"))
-    factors = F.backward(w, cache, g, "layer")
-    for li, (bank, (d, inp)) in enumerate(zip(m.banks, factors)):
+    w = [t.numpy() for t in m.weights()]
+    xn, yn = x.numpy(), y.numpy()
+    timed("forward + backward (fused)", lambda: m._fused.run(w, xn, yn))
+    deltas, inputs = m._fused.run(w, xn, yn)
+    for li, bank in enumerate(m.banks):
         keys = step_keys(m._update_keys, 1, li)
-        timed(f"update layer {li + 1} ({bank.out_features}x{bank.in_features})", lambda: bank.update(d, inp, keys))
+        d, inp = deltas[li].copy(), inputs[li].copy()
+        timed(f"update layer {li + 1} ({bank.out_features}x{bank.in_features})", lambda: bank.update_rank1_numpy(d, inp, keys))
     timed("transfer, all layers (÷ k = 100)", lambda: [b.program(m.generators) for b in m.banks], max(5, steps // 20))
     parts["transfer, all layers (÷ k = 100)"] /= m.rule.k
     return parts
+
+
+def circuit_transfer_cost(replicas: int = 1) -> dict[str, float]:
+    """µs to program every weight of the MNIST network once, table vs the charge-sharing circuit."""
+    out = {}
+    for model in ("table", "circuit"):
+        tr = TransferConfig(model=model)
+        m = HybridMLP(NetworkSpec(SIZES), list(range(replicas)), mode="hm-var", transfer=tr, backend="numba")
+        m.reset_parameters()
+        t = time.perf_counter()
+        for _ in range(5):
+            for b in m.banks:
+                b.program(m.generators)
+        out[model] = (time.perf_counter() - t) / 5 * 1e6
+    return out
 
 
 def main():
@@ -121,9 +134,13 @@ def main():
     print("\nwhere an hm-var step goes at R = 10 (µs per sample-replica):")
     for k, v in parts.items():
         print(f"  {k:40s} {v:8.1f}")
+    cost = circuit_transfer_cost()
+    n_w = sum(a * b for a, b in zip(SIZES[:-1], SIZES[1:]))
+    print(f"\none transfer of all {n_w:,} weights (R = 1): " +
+          ", ".join(f"{k} {v / 1e3:.1f} ms ({v * 1e3 / n_w:.1f} ns/weight)" for k, v in cost.items()))
     if a.json:
         with open(a.json, "w") as f:
-            json.dump({"threads": a.threads, "rows": rows, "breakdown": parts}, f, indent=1)
+            json.dump({"threads": a.threads, "rows": rows, "breakdown": parts, "transfer_us": cost}, f, indent=1)
 
 
 if __name__ == "__main__":

@@ -106,51 +106,48 @@ class HybridWeightBank(nn.Module):
         """The weights the forward and backward passes use."""
         return self.weight if self.mode == "fp" else self.analogue
 
+    def _hm_kwargs(self) -> dict:
+        r = self.rule
+        return dict(lr=r.lr, lsb=r.hidden_lsb, p=r.p, rounding=r.rounding, max_hidden=self.layout.max_hidden,
+                    count_zero=self.ledger.count_zero_updates)
+
     def update(self, delta: torch.Tensor, x: torch.Tensor, keys: np.ndarray) -> None:
         """One masked update from the gradient factors δ (R, B, out), x (R, B, in)."""
-        rule = self.rule
         if delta.shape[1] == 1:
             factors = {"delta": delta[:, 0].contiguous(), "x": x[:, 0].contiguous()}
         else:  # a mini-batch: the summed outer products, once
             factors = {"grad": torch.bmm(delta.transpose(1, 2), x)}
-        hm = dict(lr=rule.lr, lsb=rule.hidden_lsb, p=rule.p, rounding=rule.rounding,
-                  max_hidden=self.layout.max_hidden, count_zero=self.ledger.count_zero_updates)
+        if self.backend == "numba" and "grad" not in factors:
+            self.update_rank1_numpy(factors["delta"].numpy(), factors["x"].numpy(), keys)
+            return
         if self.backend == "numba":
-            if "grad" in factors:
-                from ..rule import kernels_cpu as k
-                pend = self.pending_events.numpy()
-                state = (self.weight if self.mode == "fp" else self.hidden).numpy()
-                g = factors["grad"].numpy()
-                if self.mode == "fp":
-                    k.fp_update_dense_(state, pend, g, keys, lr=rule.lr, p=rule.p)
-                else:
-                    k.hybrid_update_dense_(state, pend, g, keys, **hm)
+            from ..rule import kernels_cpu as k
+            pend, g = self.pending_events.numpy(), factors["grad"].numpy()
+            if self.mode == "fp":
+                k.fp_update_dense_(self.weight.numpy(), pend, g, keys, lr=self.rule.lr, p=self.rule.p)
             else:
-                self.update_rank1_numpy(factors["delta"].numpy(), factors["x"].numpy(), keys, _count=False)
+                k.hybrid_update_dense_(self.hidden.numpy(), pend, g, keys, **self._hm_kwargs())
         else:
             u = ref.counter_uniforms(keys, self.out_features * self.in_features, self.pending_events.device)
             u = u.view(self.replicas, self.out_features, self.in_features)
             if self.mode == "fp":
-                new, events = ref.fp_update(self.weight, u, lr=rule.lr, p=rule.p, **factors)
+                new, events = ref.fp_update(self.weight, u, lr=self.rule.lr, p=self.rule.p, **factors)
                 self.weight.copy_(new)
             else:
-                new, events = ref.hybrid_update(self.hidden, u, **hm, **factors)
+                new, events = ref.hybrid_update(self.hidden, u, **self._hm_kwargs(), **factors)
                 self.hidden.copy_(new)
             self.pending_events += events.to(torch.uint8)
         self._count_step()
 
-    def update_rank1_numpy(self, delta: np.ndarray, x: np.ndarray, keys: np.ndarray, _count: bool = True) -> None:
+    def update_rank1_numpy(self, delta: np.ndarray, x: np.ndarray, keys: np.ndarray) -> None:
         """The fused CPU path of :meth:`update` for batch 1: δ (R, out), x (R, in) as numpy float32."""
         from ..rule import kernels_cpu as k
-        rule, pend = self.rule, self.pending_events.numpy()
+        pend = self.pending_events.numpy()
         if self.mode == "fp":
-            k.fp_update_rank1_(self.weight.numpy(), pend, delta, x, keys, lr=rule.lr, p=rule.p)
+            k.fp_update_rank1_(self.weight.numpy(), pend, delta, x, keys, lr=self.rule.lr, p=self.rule.p)
         else:
-            k.hybrid_update_rank1_(self.hidden.numpy(), pend, delta, x, keys, lr=rule.lr, lsb=rule.hidden_lsb,
-                                   p=rule.p, rounding=rule.rounding, max_hidden=self.layout.max_hidden,
-                                   count_zero=self.ledger.count_zero_updates)
-        if _count:
-            self._count_step()
+            k.hybrid_update_rank1_(self.hidden.numpy(), pend, delta, x, keys, **self._hm_kwargs())
+        self._count_step()
 
     def _count_step(self) -> None:
         self._since_flush += 1
