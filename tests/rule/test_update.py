@@ -78,7 +78,6 @@ def test_counter_uniforms_are_uniform_and_independent():
 def test_mask_frequency_is_p_and_rounding_unbiased(p):
     """Over many steps each weight is masked in with probability p, and the mean change equals p·v."""
     o, i, steps = 40, 50, 400
-    hidden = torch.zeros(1, o, i, dtype=torch.int16)
     pend = np.zeros((1, o, i), np.uint8)
     base = np.array([replica_key(1, 2)], dtype=np.uint64)
     delta = torch.full((1, o), -0.3 * 2 ** -9)  # v = -lr·δ·x/lsb = 0.3 LSB with lr = 1, x = 1

@@ -6,7 +6,6 @@ evaluation and resume from the last checkpoint when rerun with the same configur
 """
 from __future__ import annotations
 
-import dataclasses
 import math
 import time
 from pathlib import Path
