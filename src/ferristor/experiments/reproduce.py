@@ -13,7 +13,7 @@ import numpy as np
 from ..config_base import to_dict
 from . import paper_values as pv
 from .config import task_config
-from .sweep import run_sweep
+from .sweep import run_sweep, trial_key
 from .train import train
 
 # Fig. 5f settings → (dataset, overrides) (digest §4 table [P]).
@@ -36,9 +36,10 @@ def _cfg(trial: dict, data_dir: str | None = None, threads: int = 1):
                        eval_every=epochs, data_dir=data_dir, threads=threads, **over)
 
 
-def _trial_fn(data_dir: str | None, threads: int, progress: bool) -> Callable[[dict], dict]:
+def _trial_fn(out: Path, data_dir: str | None, threads: int, progress: bool) -> Callable[[dict], dict]:
     def run(trial: dict) -> dict:
-        r = train(_cfg(trial, data_dir, threads), None, progress=progress)
+        # Each trial checkpoints in its own folder, so an interrupted point resumes mid-way too.
+        r = train(_cfg(trial, data_dir, threads), out / "checkpoints" / trial_key(trial), progress=progress)
         point = {"accuracy": [100 * a for a in r["final_test_accuracy"]], "k": trial["k"],
                  "seconds": r["timing"]["train_seconds"], "samples_per_replica": r["samples_per_replica"]}
         if r["ledger"]:
@@ -83,7 +84,7 @@ def k_trials(seeds: list[int], epoch_scale: float = 1.0, ks=FIG5C_KS) -> list[di
 def reproduce_fig5f(out: Path, seeds: list[int], epoch_scale: float = 1.0, settings=tuple(SETTINGS), *,
                     data_dir=None, threads=1, progress=True) -> dict:
     trials = fig5f_trials(seeds, epoch_scale, settings)
-    results = run_sweep(trials, _trial_fn(data_dir, threads, progress), out / "trials", progress=progress)
+    results = run_sweep(trials, _trial_fn(out, data_dir, threads, progress), out / "trials", progress=progress)
     table: dict[str, dict[str, list[float]]] = {}
     for t, r in zip(trials, results):
         table.setdefault(t["setting"], {})[t["mode"]] = r["accuracy"]
@@ -95,7 +96,7 @@ def reproduce_fig5f(out: Path, seeds: list[int], epoch_scale: float = 1.0, setti
 def reproduce_k_sweep(out: Path, seeds: list[int], epoch_scale: float = 1.0, ks=FIG5C_KS, *,
                       data_dir=None, threads=1, progress=True) -> list[dict]:
     trials = k_trials(seeds, epoch_scale, ks)
-    points = run_sweep(trials, _trial_fn(data_dir, threads, progress), out / "trials", progress=progress)
+    points = run_sweep(trials, _trial_fn(out, data_dir, threads, progress), out / "trials", progress=progress)
     from .plots import plot_accuracy_vs_k, plot_energy_vs_k, plot_ops_vs_k
     plot_accuracy_vs_k(points, out / "fig5c.png")
     plot_ops_vs_k(points, out / "fig5d.png")
