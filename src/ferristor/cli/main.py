@@ -34,6 +34,8 @@ def cli():
 @click.option("--lr", type=float, default=None, help="learning rate [default: the task's, digest §4]")
 @click.option("--epochs", type=float, default=10, show_default=True, help="epochs (a fraction runs part of one)")
 @click.option("--batch", type=int, default=1, show_default=True, help="samples per update")
+@click.option("--norm", type=click.Choice(["layer", "batch", "none"]), default=None,
+              help="normalisation after each layer [default: the task's, digest §4]")
 @click.option("--seeds", default="0", show_default=True, help="replicas, e.g. 0-4 or 0,3,7")
 @click.option("--rounding", default="stochastic", show_default=True, help="stochastic, nearest or truncate")
 @click.option("--init-scale", type=float, default=None, help="initial |hidden| bound as a fraction of 511 [default: RuleConfig's]")
