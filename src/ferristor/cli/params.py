@@ -12,7 +12,7 @@ from ..config_base import describe
 _MODULES = ("ferristor.physics.fecap", "ferristor.physics.memristor", "ferristor.physics.transistor",
             "ferristor.circuit.layout", "ferristor.circuit.ledger", "ferristor.circuit.transfer",
             "ferristor.circuit.charge_transfer", "ferristor.rule.config", "ferristor.nn.mlp",
-            "ferristor.experiments.config")
+            "ferristor.data.ecg", "ferristor.experiments.config")
 
 
 def config_classes():
