@@ -79,9 +79,11 @@ class TableTransfer:
         if self.sigma > 0:
             if generators is None or len(generators) != value.shape[0]:
                 raise ValueError("a noisy transfer needs one generator per replica")
-            noise = torch.stack([torch.randn(value.shape[1:], generator=g, device=value.device) for g in generators])
-            value = value + self.sigma * noise
-            value = value.clamp_min(0.0) if self.config.sign_guard == "clip" else value.abs()
+            noise = torch.empty_like(value)
+            for r, g in enumerate(generators):  # replica r draws from its own generator only
+                torch.randn(value.shape[1:], generator=g, out=noise[r])
+            value.add_(noise.mul_(self.sigma))
+            value.clamp_min_(0.0) if self.config.sign_guard == "clip" else value.abs_()
         return value.mul_(sign)
 
 
