@@ -17,6 +17,12 @@ TEST_DATA = _Path(_os.environ.get("FERRISTOR_TEST_DATA") or _Path(__file__).reso
 
 
 @pytest.fixture(scope="session")
+def test_data() -> _Path:
+    """The offline data root (may lack a dataset: fixtures that need one skip)."""
+    return TEST_DATA
+
+
+@pytest.fixture(scope="session")
 def data_root() -> _Path:
     if not (TEST_DATA / "mnist" / "train-images-idx3-ubyte.gz").is_file():
         pytest.skip(f"MNIST not found under {TEST_DATA}/mnist (set FERRISTOR_TEST_DATA)")

@@ -1,18 +1,14 @@
 """Shared MIT-BIH fixtures: the whole database is read once per session (a few seconds)."""
-import os
 from pathlib import Path
 
 import pytest
 
-# The data root holding mitdb/: FERRISTOR_TEST_DATA, else the project's shared/data beside the checkout.
-DATA_ROOT = Path(os.environ.get("FERRISTOR_TEST_DATA") or Path(__file__).resolve().parents[3] / "shared" / "data")
-
 
 @pytest.fixture(scope="session")
-def mitdb_root() -> Path:
-    if not (DATA_ROOT / "mitdb" / "208.dat").is_file():
-        pytest.skip(f"MIT-BIH not found under {DATA_ROOT}/mitdb (set FERRISTOR_TEST_DATA)")
-    return DATA_ROOT
+def mitdb_root(test_data) -> Path:
+    if not (test_data / "mitdb" / "208.dat").is_file():
+        pytest.skip(f"MIT-BIH not found under {test_data}/mitdb (set FERRISTOR_TEST_DATA)")
+    return test_data
 
 
 @pytest.fixture(scope="session")

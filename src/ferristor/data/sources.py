@@ -10,7 +10,7 @@ import os
 import shutil
 import tempfile
 import urllib.request
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import DataError
@@ -35,7 +35,6 @@ class FileSet:
     files: tuple[RemoteFile, ...]
     package: tuple[str, str] | None = None  # (import name, sub-folder holding the files)
     package_hint: str = ""  # how to install the package
-    extra: dict = field(default_factory=dict)
 
 
 def md5sum(path: Path) -> str:

@@ -53,10 +53,6 @@ def build_model(cfg: TrainConfig) -> HybridMLP:
                      ledger=cfg.ledger, backend=cfg.backend, device=cfg.device)
 
 
-def _checkpoint_matches(ckpt: dict, cfg_dict: dict) -> bool:
-    return ckpt.get("config") == cfg_dict
-
-
 def train(cfg: TrainConfig, out_dir: str | Path | None = None, *, progress: bool = True, dataset=None) -> dict:
     """Train, evaluate, and return (and, with ``out_dir``, write) the results dict."""
     set_threads(cfg.threads)
@@ -86,7 +82,7 @@ def train(cfg: TrainConfig, out_dir: str | Path | None = None, *, progress: bool
     ckpt_path = Path(out_dir) / "checkpoint.pt" if out_dir else None
     if ckpt_path is not None and ckpt_path.exists():
         ckpt = torch.load(ckpt_path, weights_only=False)
-        if _checkpoint_matches(ckpt, cfg_dict):
+        if ckpt.get("config") == cfg_dict:  # a checkpoint of another config is ignored
             model.load_state_dict(ckpt["model"])
             model.set_generator_states(ckpt["generators"])
             step, history, train_time = ckpt["step"], ckpt["history"], ckpt["train_time"]

@@ -45,6 +45,9 @@ class HybridWeightBank(nn.Module):
         self.transfer_model = make_transfer(transfer, layout.max_level) if mode != "fp" else None
         device = torch.device(device or "cpu")
         self.backend = resolve_backend(backend, device)
+        if self.backend == "numba":  # imported here, not per sample: numba is only needed on this path
+            from ..rule import kernels_cpu
+            self._kernels = kernels_cpu
         shape = (replicas, out_features, in_features)
         if mode == "fp":
             self.register_buffer("weight", torch.zeros(shape, device=device))
@@ -121,7 +124,7 @@ class HybridWeightBank(nn.Module):
             self.update_rank1_numpy(factors["delta"].numpy(), factors["x"].numpy(), keys)
             return
         if self.backend == "numba":
-            from ..rule import kernels_cpu as k
+            k = self._kernels
             pend, g = self.pending_events.numpy(), factors["grad"].numpy()
             if self.mode == "fp":
                 k.fp_update_dense_(self.weight.numpy(), pend, g, keys, lr=self.rule.lr, p=self.rule.p)
@@ -141,7 +144,7 @@ class HybridWeightBank(nn.Module):
 
     def update_rank1_numpy(self, delta: np.ndarray, x: np.ndarray, keys: np.ndarray) -> None:
         """The fused CPU path of :meth:`update` for batch 1: δ (R, out), x (R, in) as numpy float32."""
-        from ..rule import kernels_cpu as k
+        k = self._kernels
         pend = self.pending_events.numpy()
         if self.mode == "fp":
             k.fp_update_rank1_(self.weight.numpy(), pend, delta, x, keys, lr=self.rule.lr, p=self.rule.p)

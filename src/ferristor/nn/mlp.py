@@ -59,8 +59,10 @@ class HybridMLP(nn.Module):
         # Batch-1 passes in one compiled call when the fused CPU backend runs (see nn.fused_cpu).
         self._fused = None
         if all(b.backend == "numba" for b in self.banks) and spec.norm != "batch":
+            from ..rule.kernels_cpu import step_keys_fast
             from .fused_cpu import FusedPasses
             self._fused = FusedPasses(spec.sizes, self.replicas, spec.norm, spec.output, F.EPS)
+            self._step_keys_fast = step_keys_fast
 
     @property
     def replicas(self) -> int:
@@ -94,10 +96,9 @@ class HybridMLP(nn.Module):
         weights = self.weights()
         step = int(self.step)
         if self._fused is not None and x.dim() == 2:
-            from ..rule.kernels_cpu import step_keys_fast
             deltas, inputs = self._fused.run([w.numpy() for w in weights], x.numpy(), y.numpy())
             for li, bank in enumerate(self.banks):
-                bank.update_rank1_numpy(deltas[li], inputs[li], step_keys_fast(self._update_keys, step, li))
+                bank.update_rank1_numpy(deltas[li], inputs[li], self._step_keys_fast(self._update_keys, step, li))
         else:
             out, cache = F.forward(weights, x, self.spec.norm, self.spec.output)
             factors = F.backward(weights, cache, F.loss_grad(out, y, self.spec.output), self.spec.norm)
