@@ -77,14 +77,27 @@ class TableTransfer:
         else:
             value = self.means.to(magnitude.device)[magnitude.long()]
         if self.sigma > 0:
-            if generators is None or len(generators) != value.shape[0]:
-                raise ValueError("a noisy transfer needs one generator per replica")
-            noise = torch.empty_like(value)
-            for r, g in enumerate(generators):  # replica r draws from its own generator only
-                torch.randn(value.shape[1:], generator=g, out=noise[r])
-            value.add_(noise.mul_(self.sigma))
+            value.add_(self.draw_noise(value, generators).mul_(self.sigma))
             value.clamp_min_(0.0) if self.config.sign_guard == "clip" else value.abs_()
         return value.mul_(sign)
+
+    def draw_noise(self, like: torch.Tensor, generators: Sequence[torch.Generator] | None) -> torch.Tensor:
+        """Unit Gaussians shaped like ``like`` (R, ...); replica r draws from ``generators[r]`` only."""
+        if generators is None or len(generators) != like.shape[0]:
+            raise ValueError("a noisy transfer needs one generator per replica")
+        noise = torch.empty(like.shape, dtype=torch.float32, device=like.device)
+        for r, g in enumerate(generators):
+            torch.randn(like.shape[1:], generator=g, out=noise[r])
+        return noise
+
+    def program_hidden_cpu_(self, hidden: torch.Tensor, shift: int, level_step: float,
+                            generators: Sequence[torch.Generator] | None, out: torch.Tensor) -> None:
+        """:meth:`program` of ``split_sign(hidden, shift)`` times ``level_step``, fused into ``out``
+        (CPU, numba): the same draws and the same float32 arithmetic, bit for bit."""
+        from .transfer_cpu import table_transfer_
+        noise = self.draw_noise(hidden, generators).numpy() if self.sigma > 0 else None
+        table_transfer_(hidden.numpy(), shift, self.means.numpy(), noise, self.sigma,
+                        self.config.sign_guard == "fold", level_step, out.numpy())
 
 
 def make_transfer(config: TransferConfig, max_level: int = 7):

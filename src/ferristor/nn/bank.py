@@ -12,7 +12,7 @@ from torch import nn
 
 from ..circuit.layout import PAPER_LAYOUT, SynapseLayout
 from ..circuit.ledger import LayerCounts, LedgerConfig
-from ..circuit.transfer import TransferConfig, make_transfer, split_sign
+from ..circuit.transfer import TableTransfer, TransferConfig, make_transfer, split_sign
 from ..rule import update as ref
 from ..rule.config import RuleConfig
 from ..rule.rng import STREAM_INIT, torch_generator
@@ -48,6 +48,9 @@ class HybridWeightBank(nn.Module):
         if self.backend == "numba":  # imported here, not per sample: numba is only needed on this path
             from ..rule import kernels_cpu
             self._kernels = kernels_cpu
+        # The fused CPU transfer covers the table models when every transfer rewrites every pair.
+        self._fused_transfer = (self.backend == "numba" and isinstance(self.transfer_model, TableTransfer)
+                                and ledger.transfer_writes_unchanged)
         shape = (replicas, out_features, in_features)
         if mode == "fp":
             self.register_buffer("weight", torch.zeros(shape, device=device))
@@ -87,6 +90,12 @@ class HybridWeightBank(nn.Module):
 
     def program(self, generators, *, initial: bool = False) -> None:
         """Transfer sign + MSBs of every hidden weight into the memristor pairs (digest §3)."""
+        if self._fused_transfer:
+            self.transfer_model.program_hidden_cpu_(self.hidden, self.layout.level_shift, self.level_step,
+                                                    generators, self.analogue)
+            if not initial:
+                self.transfers += 1
+            return
         sign, magnitude = split_sign(self.hidden, self.layout.level_shift)
         value = self.transfer_model.program(sign, magnitude, generators)
         value.mul_(self.level_step)
