@@ -1,9 +1,11 @@
 """A tiny end-to-end `reproduce`: runs, writes plots and tables, and a rerun skips finished points."""
 import json
 
+import pytest
 from click.testing import CliRunner
 
 from ferristor.cli.main import cli
+from ferristor.errors import ConfigError
 from ferristor.experiments import reproduce as rp
 
 
@@ -41,3 +43,17 @@ def test_trial_key_follows_the_resolved_config(monkeypatch):
     before = trial_key(rp.fig5f_trials([0], settings=("ecg-online",))[0])
     monkeypatch.setitem(config.TASKS, "ecg", {**config.TASKS["ecg"], "lr": 0.05})
     assert trial_key(rp.fig5f_trials([0], settings=("ecg-online",))[0]) != before
+
+
+def test_hybrid_options_change_only_the_hybrid_trials():
+    from ferristor.experiments.sweep import trial_key
+    default = rp.fig5f_trials([0], settings=("mnist-online",))
+    nearest = rp.fig5f_trials([0], settings=("mnist-online",), hybrid={"rounding": "nearest", "level_means": None})
+    assert [t["mode"] for t in nearest] == ["fp", "hm", "hm-var"]
+    assert trial_key(nearest[0]) == trial_key(default[0])  # fp has no rounding: its point is shared
+    assert all(trial_key(a) != trial_key(b) for a, b in zip(default[1:], nearest[1:]))
+    assert [t["train_config"]["rule"]["rounding"] for t in nearest] == ["stochastic", "nearest", "nearest"]
+    measured = rp.k_trials([0], ks=(100,), hybrid={"level_means": "measured"})[0]
+    assert measured["train_config"]["transfer"]["level_means"] == "measured"
+    with pytest.raises(ConfigError, match="lr"):
+        rp.k_trials([0], ks=(100,), hybrid={"lr": 0.5})

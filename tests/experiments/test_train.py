@@ -43,6 +43,33 @@ def test_resume_continues_to_the_same_result(small_mnist, tmp_path):
     assert resumed["ledger"][0]["network"]["fecap_ops"] == full["ledger"][0]["network"]["fecap_ops"]
 
 
+def test_checkpoints_between_evaluations_resume_an_interrupted_run(small_mnist, tmp_path, monkeypatch):
+    import ferristor.experiments.train as train_module
+    cfg = task_config("mnist", "hm", epochs=0.5, seeds=[0], eval_every=0.5, checkpoint_every=0.125)
+    full = train(cfg, None, progress=False, dataset=small_mnist)
+    real_write, writes = train_module.atomic_write, []
+
+    def write_then_die(path, *a, **k):  # the run is killed right after its second checkpoint
+        if len(writes) == 2:
+            raise KeyboardInterrupt
+        writes.append(path)
+        return real_write(path, *a, **k)
+    monkeypatch.setattr(train_module, "atomic_write", write_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, tmp_path, progress=False, dataset=small_mnist)
+    monkeypatch.undo()
+    assert torch.load(tmp_path / "checkpoint.pt", weights_only=False)["step"] == 750  # 2 × 0.125 × 3000
+    # resumes even under another checkpoint interval: it says how the run executes, not what it computes
+    from ferristor.nn.mlp import HybridMLP
+    real_step, steps = HybridMLP.train_step, []
+    monkeypatch.setattr(HybridMLP, "train_step", lambda self, *a: steps.append(1) or real_step(self, *a))
+    resumed = train(task_config("mnist", "hm", epochs=0.5, seeds=[0], eval_every=0.5, checkpoint_every=0),
+                    tmp_path, progress=False, dataset=small_mnist)
+    assert resumed["final_test_accuracy"] == full["final_test_accuracy"] and len(resumed["history"]) == 1
+    assert resumed["ledger"][0]["network"]["fecap_ops"] == full["ledger"][0]["network"]["fecap_ops"]
+    assert len(steps) == 750  # only the second half ran
+
+
 def test_same_seed_same_result(small_mnist):
     cfg = task_config("mnist", "hm-var", epochs=0.2, seeds=[3])
     a = train(cfg, None, progress=False, dataset=small_mnist)

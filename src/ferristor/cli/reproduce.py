@@ -13,18 +13,23 @@ import click
               help="fraction of the paper's epochs, for a quick look (e.g. 0.1)")
 @click.option("--k", "ks", default=None, help="comma-separated k values for fig5c–e [default: 1,2,5,10,20,50,100,200,500]")
 @click.option("--settings", default=None, help="comma-separated fig5f settings [default: all four]")
+@click.option("--rounding", type=click.Choice(["stochastic", "nearest", "truncate"]), default=None,
+              help="update rounding of the hybrid modes [default: the rule's, stochastic]; the fp points are shared")
+@click.option("--level-means", type=click.Choice(["ideal", "measured"]), default=None,
+              help="level means of the hybrid modes' transfer [default: ideal]")
 @click.option("--threads", type=int, default=1, show_default=True)
 @click.option("--data-dir", type=click.Path(file_okay=False), default=None, envvar="FERRISTOR_DATA")
 @click.option("--out", type=click.Path(file_okay=False), default="runs/reproduce", show_default=True,
               help="each finished point is saved here at once; a rerun skips finished points")
 @click.option("--progress/--no-progress", default=True)
-def reproduce(figure, seeds, epoch_scale, ks, settings, threads, data_dir, out, progress):
+def reproduce(figure, seeds, epoch_scale, ks, settings, rounding, level_means, threads, data_dir, out, progress):
     """Reproduce the paper's Fig. 5c–f; prints our numbers next to the paper's and writes plots."""
     from ..experiments import reproduce as rp
     from ..experiments.seeds import parse_seeds
 
     out = Path(out)
-    kw = dict(data_dir=data_dir, threads=threads, progress=progress)
+    kw = dict(hybrid={"rounding": rounding, "level_means": level_means}, data_dir=data_dir, threads=threads,
+              progress=progress)
     if figure in ("fig5c", "fig5d", "fig5e", "all"):
         k_list = tuple(int(k) for k in ks.split(",")) if ks else rp.FIG5C_KS
         points = rp.reproduce_k_sweep(out / "fig5cde", parse_seeds(seeds or "0-9"), epoch_scale, k_list, **kw)

@@ -35,6 +35,7 @@ class TrainConfig:
     transfer: TransferConfig = field(default_factory=TransferConfig)
     ledger: LedgerConfig = field(default_factory=LedgerConfig)
     eval_every: float = param(1.0, unit="epoch", doc="test accuracy is measured every this many epochs and at the end")
+    checkpoint_every: float = param(1.0, unit="epoch", doc="with an output folder, a checkpoint is written this often and at every evaluation (0 = at evaluations only)")
     test_limit: int = param(0, unit="sample", doc="evaluate on the first N test samples only (0 = all)")
     threads: int = param(1, unit="thread", doc="CPU threads for torch and the kernels; per-sample loops run best at 1–2")
     backend: str = param("auto", doc="'auto', 'numba' (fused CPU kernels) or 'torch' (reference, any device)")
@@ -48,6 +49,7 @@ class TrainConfig:
         check_number("batch", self.batch, lo=1, integer=True)
         self.seeds = parse_seeds(self.seeds)
         check_number("eval_every", self.eval_every, lo=0, lo_open=True)
+        check_number("checkpoint_every", self.checkpoint_every, lo=0)
         check_number("test_limit", self.test_limit, lo=0, integer=True)
         check_number("threads", self.threads, lo=1, integer=True)
         check_choice("backend", self.backend, BACKENDS)
@@ -55,6 +57,11 @@ class TrainConfig:
             raise ConfigError("transfer.model", self.transfer.model, "'table' or 'circuit' with mode='hm-var' (variability needs a noisy transfer)")
         if self.mode == "hm" and self.transfer.model != "ideal":
             raise ConfigError("transfer.model", self.transfer.model, "'ideal' with mode='hm' (use mode='hm-var' for variability)")
+
+
+# Fields that say where and how a run executes, not what it computes: they never enter a trial's key
+# and a checkpoint written under other values still resumes.
+LOCAL_FIELDS = ("data_dir", "threads", "device", "backend", "checkpoint_every")
 
 
 def task_config(dataset: str = "mnist", mode: str = "hm-var", **overrides) -> TrainConfig:

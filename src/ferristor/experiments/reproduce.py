@@ -12,7 +12,7 @@ import numpy as np
 
 from ..config_base import to_dict
 from . import paper_values as pv
-from .config import task_config
+from .config import LOCAL_FIELDS, task_config
 from .sweep import run_sweep, trial_key
 from .train import train
 
@@ -26,12 +26,16 @@ SETTINGS: dict[str, tuple[str, dict]] = {
 }
 FIG5C_KS = (1, 2, 5, 10, 20, 50, 100, 200, 500)
 FIG5C_MODE = "hm"  # 96.7 % at k = 100 is the HM w/o Var value (digest §6)
+# Open choices of the hybrid rule a reproduction may change (they do not exist for fp, whose trials
+# are therefore shared between variants).
+HYBRID_OPTIONS = ("rounding", "level_means")
 
 
 def _cfg(trial: dict, data_dir: str | None = None, threads: int = 1):
     dataset, over = SETTINGS[trial["setting"]]
     over = dict(over)
     epochs = over.pop("epochs", 10) * trial["epoch_scale"]
+    over.update(trial.get("hybrid", {}))
     return task_config(dataset, trial["mode"], k=trial["k"], epochs=epochs, seeds=trial["seeds"],
                        eval_every=epochs, data_dir=data_dir, threads=threads, **over)
 
@@ -66,24 +70,37 @@ def _get(d: dict, path: tuple):
 def _keyed(trial: dict) -> dict:
     """A trial carries its fully resolved training config, so a changed default never reuses a stale point."""
     cfg = to_dict(_cfg(trial))
-    for local in ("data_dir", "threads", "device", "backend"):  # where it runs, not what it computes
+    for local in LOCAL_FIELDS:
         cfg.pop(local)
     return {**trial, "train_config": cfg}
 
 
-def fig5f_trials(seeds: list[int], epoch_scale: float = 1.0, settings=tuple(SETTINGS)) -> list[dict]:
-    return [_keyed({"figure": "fig5f", "setting": s, "mode": m, "k": 100, "seeds": seeds, "epoch_scale": epoch_scale})
-            for s in settings for m in pv.FIG5F_VARIANTS]
+def _trial(figure: str, setting: str, mode: str, k: int, seeds: list[int], epoch_scale: float,
+           hybrid: dict | None) -> dict:
+    trial = {"figure": figure, "setting": setting, "mode": mode, "k": k, "seeds": seeds, "epoch_scale": epoch_scale}
+    hybrid = {name: v for name, v in (hybrid or {}).items() if v is not None}
+    for name in hybrid:
+        if name not in HYBRID_OPTIONS:
+            from ..errors import ConfigError
+            raise ConfigError("hybrid option", name, "one of " + ", ".join(HYBRID_OPTIONS))
+    if hybrid and mode != "fp":  # only present when set, so the default trials keep their keys
+        trial["hybrid"] = hybrid
+    return _keyed(trial)
 
 
-def k_trials(seeds: list[int], epoch_scale: float = 1.0, ks=FIG5C_KS) -> list[dict]:
-    return [_keyed({"figure": "fig5c", "setting": "mnist-online", "mode": FIG5C_MODE, "k": k, "seeds": seeds,
-                    "epoch_scale": epoch_scale}) for k in ks]
+def fig5f_trials(seeds: list[int], epoch_scale: float = 1.0, settings=tuple(SETTINGS),
+                 hybrid: dict | None = None) -> list[dict]:
+    return [_trial("fig5f", s, m, 100, seeds, epoch_scale, hybrid) for s in settings for m in pv.FIG5F_VARIANTS]
+
+
+def k_trials(seeds: list[int], epoch_scale: float = 1.0, ks=FIG5C_KS, hybrid: dict | None = None) -> list[dict]:
+    return [_trial("fig5c", "mnist-online", FIG5C_MODE, k, seeds, epoch_scale, hybrid) for k in ks]
 
 
 def reproduce_fig5f(out: Path, seeds: list[int], epoch_scale: float = 1.0, settings=tuple(SETTINGS), *,
-                    data_dir=None, threads=1, progress=True) -> dict:
-    trials = fig5f_trials(seeds, epoch_scale, settings)
+                    hybrid: dict | None = None, data_dir=None, threads=1, progress=True) -> dict:
+    """``hybrid`` sets open choices of the hybrid modes (``HYBRID_OPTIONS``), e.g. ``{"rounding": "nearest"}``."""
+    trials = fig5f_trials(seeds, epoch_scale, settings, hybrid)
     results = run_sweep(trials, _trial_fn(out, data_dir, threads, progress), out / "trials", progress=progress)
     table: dict[str, dict[str, list[float]]] = {}
     for t, r in zip(trials, results):
@@ -94,8 +111,8 @@ def reproduce_fig5f(out: Path, seeds: list[int], epoch_scale: float = 1.0, setti
 
 
 def reproduce_k_sweep(out: Path, seeds: list[int], epoch_scale: float = 1.0, ks=FIG5C_KS, *,
-                      data_dir=None, threads=1, progress=True) -> list[dict]:
-    trials = k_trials(seeds, epoch_scale, ks)
+                      hybrid: dict | None = None, data_dir=None, threads=1, progress=True) -> list[dict]:
+    trials = k_trials(seeds, epoch_scale, ks, hybrid)
     points = run_sweep(trials, _trial_fn(out, data_dir, threads, progress), out / "trials", progress=progress)
     from .plots import plot_accuracy_vs_k, plot_energy_vs_k, plot_ops_vs_k
     plot_accuracy_vs_k(points, out / "fig5c.png")

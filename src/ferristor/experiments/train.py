@@ -2,7 +2,8 @@
 
 Each replica draws its own initialisation, shuffling, masks and variability from its seed alone,
 so a replica equals the same seed trained by itself, bit for bit. Long runs checkpoint at every
-evaluation and resume from the last checkpoint when rerun with the same configuration.
+evaluation and every ``checkpoint_every`` epochs, and resume from the last checkpoint when rerun with
+the same configuration (fields in ``LOCAL_FIELDS``, such as threads, may differ).
 """
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from ..config_base import to_dict
 from ..data import load_dataset
 from ..nn.mlp import HybridMLP
 from ..rule.rng import STREAM_SHUFFLE
-from .config import TrainConfig
+from .config import LOCAL_FIELDS, TrainConfig
 from ..atomic import atomic_write
 from .results import versions, write_json
 
@@ -74,15 +75,22 @@ def train(cfg: TrainConfig, out_dir: str | Path | None = None, *, progress: bool
     steps_per_epoch = n // batch
     total_steps = max(1, round(cfg.epochs * steps_per_epoch))
     eval_stride = max(1, round(cfg.eval_every * steps_per_epoch))
-    eval_steps = sorted({*range(eval_stride, total_steps + 1, eval_stride), total_steps})
+    eval_steps = {*range(eval_stride, total_steps + 1, eval_stride), total_steps}
+    ckpt_steps: set[int] = set()
+    if out_dir and cfg.checkpoint_every:
+        ckpt_stride = max(1, round(cfg.checkpoint_every * steps_per_epoch))
+        ckpt_steps = set(range(ckpt_stride, total_steps, ckpt_stride))
+    stops = sorted(eval_steps | ckpt_steps)
 
     cfg_dict = to_dict(cfg)
+    same_run = {k: v for k, v in cfg_dict.items() if k not in LOCAL_FIELDS}
     history: list[dict] = []
     step, train_time = 0, 0.0
     ckpt_path = Path(out_dir) / "checkpoint.pt" if out_dir else None
     if ckpt_path is not None and ckpt_path.exists():
         ckpt = torch.load(ckpt_path, weights_only=False)
-        if ckpt.get("config") == cfg_dict:  # a checkpoint of another config is ignored
+        saved = {k: v for k, v in ckpt.get("config", {}).items() if k not in LOCAL_FIELDS}
+        if saved == same_run:  # a checkpoint of another run is ignored
             model.load_state_dict(ckpt["model"])
             model.set_generator_states(ckpt["generators"])
             step, history, train_time = ckpt["step"], ckpt["history"], ckpt["train_time"]
@@ -95,7 +103,7 @@ def train(cfg: TrainConfig, out_dir: str | Path | None = None, *, progress: bool
     order, order_epoch = None, -1
     ar = torch.arange(batch, device=dev)
     while step < total_steps:
-        stop = next(s for s in eval_steps if s > step)
+        stop = next(s for s in stops if s > step)
         t0 = time.perf_counter()
         while step < stop:
             epoch, pos = divmod(step, steps_per_epoch)
@@ -110,12 +118,13 @@ def train(cfg: TrainConfig, out_dir: str | Path | None = None, *, progress: bool
             if bar is not None and step % 200 == 0:
                 bar.update(200)
         train_time += time.perf_counter() - t0
-        acc = evaluate(model, x_test, y_test)
-        history.append({"epoch": step / steps_per_epoch, "step": step, "test_accuracy": acc})
-        if bar is not None:
-            bar.n = step
-            bar.set_postfix(acc=f"{100 * float(np.mean(acc)):.2f}%")
-            bar.refresh()
+        if step in eval_steps:
+            acc = evaluate(model, x_test, y_test)
+            history.append({"epoch": step / steps_per_epoch, "step": step, "test_accuracy": acc})
+            if bar is not None:
+                bar.n = step
+                bar.set_postfix(acc=f"{100 * float(np.mean(acc)):.2f}%")
+                bar.refresh()
         if ckpt_path is not None:
             model.flush_counts()
             state = {"config": cfg_dict, "model": model.state_dict(), "generators": model.generator_states(),
