@@ -97,18 +97,28 @@ def breakdown(replicas: int, steps: int) -> dict[str, float]:
     return parts
 
 
-def circuit_transfer_cost(replicas: int = 1) -> dict[str, float]:
-    """µs to program every weight of the MNIST network once, table vs the charge-sharing circuit."""
+TRANSFER_CASES = (  # (label, mode, transfer model, backend): tensor passes (torch) vs fused kernel (numba)
+    ("ideal (hm), torch tensor passes", "hm", "ideal", "torch"),
+    ("ideal (hm), fused numba", "hm", "ideal", "numba"),
+    ("table (hm-var), torch tensor passes", "hm-var", "table", "torch"),
+    ("table (hm-var), fused numba", "hm-var", "table", "numba"),
+    ("circuit (hm-var)", "hm-var", "circuit", "numba"),
+)
+
+
+def transfer_cost(replicas: int = 1, repeats: int = 10) -> dict[str, float]:
+    """µs to program every weight of the MNIST network once, per transfer model and path."""
     out = {}
-    for model in ("table", "circuit"):
-        tr = TransferConfig(model=model)
-        m = HybridMLP(NetworkSpec(SIZES), list(range(replicas)), mode="hm-var", transfer=tr, backend="numba")
+    for label, mode, model, backend in TRANSFER_CASES:
+        m = HybridMLP(NetworkSpec(SIZES), list(range(replicas)), mode=mode, transfer=TransferConfig(model=model),
+                      backend=backend)
         m.reset_parameters()
+        n = 3 if model == "circuit" else repeats
         t = time.perf_counter()
-        for _ in range(5):
+        for _ in range(n):
             for b in m.banks:
                 b.program(m.generators)
-        out[model] = (time.perf_counter() - t) / 5 * 1e6
+        out[label] = (time.perf_counter() - t) / n * 1e6
     return out
 
 
@@ -133,10 +143,11 @@ def main():
     print("\nwhere an hm-var step goes at R = 10 (µs per sample-replica):")
     for k, v in parts.items():
         print(f"  {k:40s} {v:8.1f}")
-    cost = circuit_transfer_cost()
+    cost = transfer_cost()
     n_w = sum(a * b for a, b in zip(SIZES[:-1], SIZES[1:]))
-    print(f"\none transfer of all {n_w:,} weights (R = 1): " +
-          ", ".join(f"{k} {v / 1e3:.1f} ms ({v * 1e3 / n_w:.1f} ns/weight)" for k, v in cost.items()))
+    print(f"\none transfer of all {n_w:,} weights (R = 1):")
+    for k, v in cost.items():
+        print(f"  {k:40s} {v / 1e3:8.2f} ms {v * 1e3 / n_w:8.2f} ns/weight")
     if a.json:
         with open(a.json, "w") as f:
             json.dump({"threads": a.threads, "rows": rows, "breakdown": parts, "transfer_us": cost}, f, indent=1)
