@@ -71,10 +71,12 @@ def train(out, progress, skip_zero_updates, skip_unchanged_transfers, **opts):
 
 
 def _register_optional():
+    from .compare import compare
     from .params import params
     from .reproduce import reproduce
     cli.add_command(reproduce)
     cli.add_command(params)
+    cli.add_command(compare)
     try:
         from .device import device_group
         cli.add_command(device_group, "device")

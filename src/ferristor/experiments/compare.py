@@ -1,0 +1,64 @@
+"""Side-by-side accuracy of finished runs, with the configuration fields in which they differ.
+
+Meant for analyses such as "which open choice explains this cell": point it at the run folders
+and it lists each run's accuracy statistics next to the settings that set it apart.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import DataError
+from .config import LOCAL_FIELDS
+
+_IGNORED = {*LOCAL_FIELDS, "seeds", "eval_every", "test_limit"}
+
+
+def _flatten(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        name = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.update(_flatten(v, name + "."))
+        elif k not in _IGNORED:
+            out[name] = json.dumps(v) if isinstance(v, (list, tuple)) else v
+    return out
+
+
+def load_runs(paths: list[str | Path]) -> tuple[list[tuple[str, dict]], list[Path]]:
+    """(name, results) for each folder (or results.json) given, and the folders without results yet
+    (runs still going); an unreadable or corrupt results file is a DataError."""
+    runs, unfinished = [], []
+    for p in map(Path, paths):
+        f = p / "results.json" if p.is_dir() else p
+        if p.is_dir() and not f.exists():
+            unfinished.append(p)
+            continue
+        try:
+            runs.append((p.name if p.is_dir() else p.parent.name, json.loads(f.read_text())))
+        except (OSError, json.JSONDecodeError) as e:
+            raise DataError(f"cannot read results from {f}: {e}") from e
+    return runs, unfinished
+
+
+def differing_fields(configs: list[dict]) -> list[str]:
+    flat = [_flatten(c) for c in configs]
+    keys = sorted({k for f in flat for k in f})
+    return [k for k in keys if len({repr(f.get(k)) for f in flat}) > 1]
+
+
+def compare_table(runs: list[tuple[str, dict]]) -> str:
+    """Markdown: run, differing fields, seeds, mean ± std, standard error, median, min, max (accuracy %)."""
+    fields = differing_fields([r["config"] for _, r in runs])
+    head = ["run", *fields, "seeds", "mean ± std %", "s.e.m.", "median", "min", "max"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for name, r in runs:
+        flat = _flatten(r["config"])
+        a = 100 * np.asarray(r["final_test_accuracy"], dtype=float)
+        std = a.std(ddof=1) if a.size > 1 else 0.0
+        cells = [name, *(str(flat.get(f, "–")) for f in fields), str(a.size), f"{a.mean():.2f} ± {std:.2f}",
+                 f"{std / np.sqrt(a.size):.2f}", f"{np.median(a):.2f}", f"{a.min():.2f}", f"{a.max():.2f}"]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
