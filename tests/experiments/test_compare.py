@@ -18,7 +18,7 @@ def _write(folder, acc, **over):
 
 
 def test_table_shows_differing_fields_and_statistics(tmp_path):
-    _write(tmp_path / "a", [0.90, 0.94], threads=2)
+    _write(tmp_path / "a", [0.90, 0.94], threads=2, lr=0.03)
     _write(tmp_path / "b", [0.80, 0.90, 1.00], rounding="nearest", lr=0.01)
     (tmp_path / "running").mkdir()
     runs, unfinished = load_runs([tmp_path / "a", tmp_path / "b", tmp_path / "running"])

@@ -42,4 +42,4 @@ def test_task_presets_follow_the_paper():
     assert c.network.sizes == (784, 200, 100, 100, 10) and c.rule.p == 0.1 and c.rule.lr == 0.1
     e = task_config("ecg", "hm")
     assert e.network.sizes == (20, 200, 1) and e.network.output == "sigmoid" and e.network.norm == "none"
-    assert e.rule.lr == 0.03 and e.rule.p == 0.2  # lr: the paper's 0.3 collapses training here (RESULTS.md)
+    assert e.rule.lr == 0.01 and e.rule.p == 0.2  # lr: the paper's 0.3 collapses training here (RESULTS.md)

@@ -18,8 +18,9 @@ TASKS = {
     "mnist": dict(sizes=(784, 200, 100, 10), norm="layer", output="softmax", lr=0.1, p=0.2),
     "fashion-mnist": dict(sizes=(784, 200, 100, 100, 10), norm="layer", output="softmax", lr=0.1, p=0.1),
     # lr: the paper's 0.3 (digest §4) makes online SGD on standardised features collapse to one class,
-    # here and in a plain PyTorch loop alike; 0.03 trains (RESULTS.md, "ECG learning rate") [I].
-    "ecg": dict(sizes=(20, 200, 1), norm="none", output="sigmoid", lr=0.03, p=0.2),
+    # here and in a plain PyTorch loop alike. Over 20 seeds, 0.01 trains every mode stably, while at
+    # 0.03 and 0.1 some FP seeds collapse (RESULTS.md, "ECG: learning rate and seed noise") [I].
+    "ecg": dict(sizes=(20, 200, 1), norm="none", output="sigmoid", lr=0.01, p=0.2),
 }
 
 
