@@ -22,6 +22,12 @@ def test_tiny_fig5f_and_resume(data_root, tmp_path, monkeypatch):
     r2 = CliRunner().invoke(cli, args)
     assert r2.exit_code == 0 and calls == []  # every point was already done
     assert r2.output == r.output
+    monkeypatch.undo()
+    r3 = CliRunner().invoke(cli, args + ["--rounding", "nearest"])
+    assert r3.exit_code == 0, r3.output
+    assert len(list((tmp_path / "fig5f" / "trials").glob("*.json"))) == 5  # the fp point is shared
+    row = lambda out: next(line for line in out.splitlines() if line.startswith("| MNIST")).split("|")  # noqa: E731
+    assert row(r3.output)[2] == row(r.output)[2] and "paper 98.1" in row(r.output)[2]  # the same fp cell
 
 
 def test_tiny_k_sweep_counts_follow_the_paper(data_root, tmp_path):
