@@ -31,7 +31,12 @@ def test_tiny_fig5f_and_resume(data_root, tmp_path, monkeypatch):
 
 
 def test_tiny_k_sweep_counts_follow_the_paper(data_root, tmp_path):
-    points = rp.reproduce_k_sweep(tmp_path, [0], epoch_scale=0.002, ks=(20, 40), data_dir=str(data_root), progress=False)
+    # two worker processes; a point equals the same trial run serially in this process
+    points = rp.reproduce_k_sweep(tmp_path, [0], epoch_scale=0.002, ks=(20, 40), data_dir=str(data_root),
+                                  progress=False, workers=2)
+    serial = rp.reproduce_k_sweep(tmp_path / "serial", [0], epoch_scale=0.002, ks=(40,), data_dir=str(data_root),
+                                  progress=False)
+    assert {**serial[0], "seconds": 0} == {**points[1], "seconds": 0}
     n = 1200  # 0.002 × 10 epochs × 60k samples
     for p in points:
         assert p["memristor_ops_per_device"] == 2 * n / p["k"]  # 2N/k exactly

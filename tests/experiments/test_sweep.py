@@ -111,3 +111,22 @@ def test_pluggable_executor(tmp_path):
 def test_progress_bar_runs(tmp_path, capsys):
     run_sweep(TRIALS[:2], Counting(), tmp_path, progress=True)
     assert "2/2" in capsys.readouterr().err
+
+
+def test_process_executor_runs_trials_in_workers_and_saves_each(tmp_path):
+    from ferristor.experiments.sweep import ProcessExecutor
+    # `dict` is a picklable trial function: each result is a copy of its config
+    out = run_sweep(TRIALS, dict, tmp_path, progress=False, executor=ProcessExecutor(2))
+    assert out == TRIALS
+    assert all(load_result(tmp_path, t) == t for t in TRIALS)
+    again = Counting()
+    assert run_sweep(TRIALS, again, tmp_path, progress=False) == TRIALS and again.calls == []
+
+
+def test_process_executor_propagates_a_failure_and_keeps_what_finished(tmp_path):
+    from ferristor.experiments.sweep import ProcessExecutor
+    with pytest.raises(TypeError):  # dict([1, 2, 3]) fails in the worker
+        run_sweep([{"k": 1}, [1, 2, 3], {"k": 2}], dict, tmp_path, progress=False, executor=ProcessExecutor(1))
+    assert load_result(tmp_path, {"k": 1}) == {"k": 1}  # finished before the failure: kept
+    with pytest.raises(ConfigError, match="workers"):
+        ProcessExecutor(0)

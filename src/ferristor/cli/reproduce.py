@@ -17,19 +17,22 @@ import click
               help="update rounding of the hybrid modes [default: the rule's, stochastic]; the fp points are shared")
 @click.option("--level-means", type=click.Choice(["ideal", "measured"]), default=None,
               help="level means of the hybrid modes' transfer [default: ideal]")
-@click.option("--threads", type=int, default=1, show_default=True)
+@click.option("--threads", type=int, default=1, show_default=True, help="CPU threads per trial")
+@click.option("--workers", type=int, default=1, show_default=True,
+              help="trials run at once, each in its own process (e.g. one per core, with --threads 1)")
 @click.option("--data-dir", type=click.Path(file_okay=False), default=None, envvar="FERRISTOR_DATA")
 @click.option("--out", type=click.Path(file_okay=False), default="runs/reproduce", show_default=True,
               help="each finished point is saved here at once; a rerun skips finished points")
 @click.option("--progress/--no-progress", default=True)
-def reproduce(figure, seeds, epoch_scale, ks, settings, rounding, level_means, threads, data_dir, out, progress):
+def reproduce(figure, seeds, epoch_scale, ks, settings, rounding, level_means, threads, workers, data_dir, out,
+              progress):
     """Reproduce the paper's Fig. 5c–f; prints our numbers next to the paper's and writes plots."""
     from ..experiments import reproduce as rp
     from ..experiments.seeds import parse_seeds
 
     out = Path(out)
     kw = dict(hybrid={"rounding": rounding, "level_means": level_means}, data_dir=data_dir, threads=threads,
-              progress=progress)
+              progress=progress, workers=workers)
     if figure in ("fig5c", "fig5d", "fig5e", "all"):
         k_list = tuple(int(k) for k in ks.split(",")) if ks else rp.FIG5C_KS
         points = rp.reproduce_k_sweep(out / "fig5cde", parse_seeds(seeds or "0-9"), epoch_scale, k_list, **kw)

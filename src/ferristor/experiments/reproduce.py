@@ -13,7 +13,7 @@ import numpy as np
 from ..config_base import to_dict
 from . import paper_values as pv
 from .config import LOCAL_FIELDS, task_config
-from .sweep import run_sweep, trial_key
+from .sweep import make_executor, run_sweep, trial_key
 from .train import train
 
 # Fig. 5f settings → (dataset, overrides) (digest §4 table [P]).
@@ -40,10 +40,16 @@ def _cfg(trial: dict, data_dir: str | None = None, threads: int = 1):
                        eval_every=epochs, data_dir=data_dir, threads=threads, **over)
 
 
-def _trial_fn(out: Path, data_dir: str | None, threads: int, progress: bool) -> Callable[[dict], dict]:
-    def run(trial: dict) -> dict:
+class TrialRunner:
+    """Trains one trial and returns its point; picklable, so a process pool can run it too."""
+
+    def __init__(self, out: Path, data_dir: str | None, threads: int, progress: bool):
+        self.out, self.data_dir, self.threads, self.progress = Path(out), data_dir, threads, progress
+
+    def __call__(self, trial: dict) -> dict:
         # Each trial checkpoints in its own folder, so an interrupted point resumes mid-way too.
-        r = train(_cfg(trial, data_dir, threads), out / "checkpoints" / trial_key(trial), progress=progress)
+        r = train(_cfg(trial, self.data_dir, self.threads), self.out / "checkpoints" / trial_key(trial),
+                  progress=self.progress)
         point = {"accuracy": [100 * a for a in r["final_test_accuracy"]], "k": trial["k"],
                  "seconds": r["timing"]["train_seconds"], "samples_per_replica": r["samples_per_replica"]}
         if r["ledger"]:
@@ -58,7 +64,12 @@ def _trial_fn(out: Path, data_dir: str | None, threads: int, progress: bool) -> 
                 "energy_memristor_nJ": mean("energy_nJ", "per_device_memristor"),
             })
         return point
-    return run
+
+
+def _run(trials: list[dict], out: Path, data_dir, threads: int, progress: bool, workers: int) -> list[dict]:
+    """Run the trials not yet saved under ``out/trials``; with workers > 1, that many at once."""
+    runner = TrialRunner(out, data_dir, threads, progress and workers == 1)  # one bar per trial only when serial
+    return run_sweep(trials, runner, out / "trials", progress=progress, executor=make_executor(workers))
 
 
 def _get(d: dict, path: tuple):
@@ -98,10 +109,10 @@ def k_trials(seeds: list[int], epoch_scale: float = 1.0, ks=FIG5C_KS, hybrid: di
 
 
 def reproduce_fig5f(out: Path, seeds: list[int], epoch_scale: float = 1.0, settings=tuple(SETTINGS), *,
-                    hybrid: dict | None = None, data_dir=None, threads=1, progress=True) -> dict:
+                    hybrid: dict | None = None, data_dir=None, threads=1, progress=True, workers=1) -> dict:
     """``hybrid`` sets open choices of the hybrid modes (``HYBRID_OPTIONS``), e.g. ``{"rounding": "nearest"}``."""
     trials = fig5f_trials(seeds, epoch_scale, settings, hybrid)
-    results = run_sweep(trials, _trial_fn(out, data_dir, threads, progress), out / "trials", progress=progress)
+    results = _run(trials, out, data_dir, threads, progress, workers)
     table: dict[str, dict[str, list[float]]] = {}
     for t, r in zip(trials, results):
         table.setdefault(t["setting"], {})[t["mode"]] = r["accuracy"]
@@ -111,9 +122,9 @@ def reproduce_fig5f(out: Path, seeds: list[int], epoch_scale: float = 1.0, setti
 
 
 def reproduce_k_sweep(out: Path, seeds: list[int], epoch_scale: float = 1.0, ks=FIG5C_KS, *,
-                      hybrid: dict | None = None, data_dir=None, threads=1, progress=True) -> list[dict]:
+                      hybrid: dict | None = None, data_dir=None, threads=1, progress=True, workers=1) -> list[dict]:
     trials = k_trials(seeds, epoch_scale, ks, hybrid)
-    points = run_sweep(trials, _trial_fn(out, data_dir, threads, progress), out / "trials", progress=progress)
+    points = _run(trials, out, data_dir, threads, progress, workers)
     from .plots import plot_accuracy_vs_k, plot_energy_vs_k, plot_ops_vs_k
     plot_accuracy_vs_k(points, out / "fig5c.png")
     plot_ops_vs_k(points, out / "fig5d.png")

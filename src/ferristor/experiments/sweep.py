@@ -5,8 +5,9 @@ A trial is identified by a stable hash of its JSON-normalised config, so a rerun
 written atomically the moment it arrives; an unreadable or mismatched file counts as not done.
 
 Where trials run is an :class:`Executor`: the local one (default) runs them one after another in
-this process. A parallel or cluster executor (e.g. Ray) only has to implement ``map`` and yield
-results as they finish; saving stays in the driver process, so workers need no shared disk.
+this process; :class:`ProcessExecutor` runs N at once in worker processes (one per core for
+batch-1 training). A cluster executor (e.g. Ray) only has to implement ``map`` and yield results
+as they finish; saving stays in the driver process, so workers need no shared disk.
 """
 from __future__ import annotations
 
@@ -70,6 +71,39 @@ class LocalExecutor:
     def map(self, fn: Callable[[dict], dict], trials: Sequence[tuple[int, dict]]) -> Iterator[tuple[int, dict]]:
         for index, config in trials:
             yield index, fn(config)
+
+
+class ProcessExecutor:
+    """Runs up to ``workers`` trials at once, each in its own spawned process, and yields results
+    as they finish. ``fn`` must be picklable (a module-level function or an instance of a
+    module-level class). Trials are deterministic in their config, so the order does not matter."""
+
+    def __init__(self, workers: int):
+        if not isinstance(workers, int) or workers < 1:
+            raise ConfigError("workers", workers, "an integer ≥ 1")
+        self.workers = workers
+
+    def map(self, fn: Callable[[dict], dict], trials: Sequence[tuple[int, dict]]) -> Iterator[tuple[int, dict]]:
+        import multiprocessing
+        from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+
+        # spawn, not fork: torch and numba keep thread pools that a forked child must not inherit.
+        with ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+            pending = {pool.submit(fn, config): index for index, config in trials}
+            try:
+                while pending:
+                    finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+                    # successes first, so every trial that finished is saved before an error propagates
+                    for future in sorted(finished, key=lambda f: f.exception() is not None):
+                        yield pending.pop(future), future.result()
+            finally:
+                for future in pending:  # an error or a closed generator stops the trials not started
+                    future.cancel()
+
+
+def make_executor(workers: int = 1) -> Executor:
+    """The local executor for one worker, a process pool for more."""
+    return LocalExecutor() if workers == 1 else ProcessExecutor(workers)
 
 
 def result_path(out_dir: str | os.PathLike, config: dict) -> Path:
