@@ -65,6 +65,11 @@ class TrainConfig:
 LOCAL_FIELDS = ("data_dir", "threads", "device", "backend", "checkpoint_every")
 
 
+def run_identity(cfg_dict: dict) -> dict:
+    """A config dict without its ``LOCAL_FIELDS``: what two runs must share to compute the same thing."""
+    return {k: v for k, v in cfg_dict.items() if k not in LOCAL_FIELDS}
+
+
 def task_config(dataset: str = "mnist", mode: str = "hm-var", **overrides) -> TrainConfig:
     """A TrainConfig with the paper's network, lr and p for ``dataset``; ``overrides`` may set any
     top-level field, and ``lr``, ``p``, ``k``, ``rounding``, ``hidden_lsb``, ``init_scale``,

@@ -6,13 +6,12 @@ keyed by their configuration, so a rerun skips every finished point and resumes 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
 from ..config_base import to_dict
 from . import paper_values as pv
-from .config import LOCAL_FIELDS, task_config
+from .config import run_identity, task_config
 from .sweep import make_executor, run_sweep, trial_key
 from .train import train
 
@@ -80,10 +79,7 @@ def _get(d: dict, path: tuple):
 
 def _keyed(trial: dict) -> dict:
     """A trial carries its fully resolved training config, so a changed default never reuses a stale point."""
-    cfg = to_dict(_cfg(trial))
-    for local in LOCAL_FIELDS:
-        cfg.pop(local)
-    return {**trial, "train_config": cfg}
+    return {**trial, "train_config": run_identity(to_dict(_cfg(trial)))}
 
 
 def _trial(figure: str, setting: str, mode: str, k: int, seeds: list[int], epoch_scale: float,

@@ -18,7 +18,7 @@ from ..config_base import to_dict
 from ..data import load_dataset
 from ..nn.mlp import HybridMLP
 from ..rule.rng import STREAM_SHUFFLE
-from .config import LOCAL_FIELDS, TrainConfig
+from .config import TrainConfig, run_identity
 from ..atomic import atomic_write
 from .results import versions, write_json
 
@@ -83,14 +83,12 @@ def train(cfg: TrainConfig, out_dir: str | Path | None = None, *, progress: bool
     stops = sorted(eval_steps | ckpt_steps)
 
     cfg_dict = to_dict(cfg)
-    same_run = {k: v for k, v in cfg_dict.items() if k not in LOCAL_FIELDS}
     history: list[dict] = []
     step, train_time = 0, 0.0
     ckpt_path = Path(out_dir) / "checkpoint.pt" if out_dir else None
     if ckpt_path is not None and ckpt_path.exists():
         ckpt = torch.load(ckpt_path, weights_only=False)
-        saved = {k: v for k, v in ckpt.get("config", {}).items() if k not in LOCAL_FIELDS}
-        if saved == same_run:  # a checkpoint of another run is ignored
+        if run_identity(ckpt.get("config", {})) == run_identity(cfg_dict):  # another run's checkpoint is ignored
             model.load_state_dict(ckpt["model"])
             model.set_generator_states(ckpt["generators"])
             step, history, train_time = ckpt["step"], ckpt["history"], ckpt["train_time"]
