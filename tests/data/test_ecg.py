@@ -1,4 +1,5 @@
-"""ECG dataset (digest §4) on the real MIT-BIH files; skipped when they are absent."""
+"""ECG dataset (digest §4). Every path runs on a fake MIT-BIH database written with wfdb (48 small
+records, tests/data/conftest.py); the beat counts of the real record 208 need the full database."""
 import re
 import shutil
 from collections import Counter
@@ -9,12 +10,14 @@ import pytest
 import torch
 
 from ferristor.data import ecg as ecg_mod
+from ferristor.data import load_dataset
 from ferristor.data.ecg import ECGConfig, beat_features, cache_key, extract_beats, split_indices
-from ferristor.data.mitdb import locate_mitdb, read_record
+from ferristor.data.mitdb import RECORDS, locate_mitdb, read_record
 from ferristor.errors import ConfigError, DataError
 
 # Record 208's annotation file (data README): 2,955 beats.
 BEATS_208 = {"N": 1586, "V": 992, "F": 373, "S": 2, "Q": 2}
+TEST = "208"
 
 
 def test_config_defaults_and_validation():
@@ -24,21 +27,6 @@ def test_config_defaults_and_validation():
                 {"n_fft_components": 200}, {"train_per_class": 1.5}, {"seed": -1}):
         with pytest.raises(ConfigError):
             ECGConfig(**bad)
-
-
-def test_record_208_every_beat_under_pad(ecg_beats):
-    in_208 = ecg_beats["records"] == "208"
-    assert Counter(ecg_beats["symbols"][in_208].tolist()) == BEATS_208
-    assert int(ecg_beats["labels"][in_208].sum()) == 2955 - 1586
-
-
-def test_record_208_drop_policy_loses_the_two_edge_beats(mitdb_root, tmp_path, ecg_beats):
-    # Beats at samples 46 (F) and 649,935 (N) of 650,000 have windows running past the edges.
-    beats = extract_beats(mitdb_root / "mitdb", ["208"], ECGConfig(edge="drop"), tmp_path)
-    assert Counter(beats["symbols"].tolist()) == {**BEATS_208, "N": 1585, "F": 372}
-    # Interior beats get the same features whatever the edge policy.
-    pad = ecg_beats["features"][ecg_beats["records"] == "208"]
-    np.testing.assert_array_equal(beats["features"], pad[1:-1])
 
 
 def test_features_are_fft_magnitudes_of_centred_windows():
@@ -51,107 +39,157 @@ def test_features_are_fft_magnitudes_of_centred_windows():
     np.testing.assert_allclose(feats[0], expected, rtol=1e-5)
 
 
-def test_dataset_shapes_and_standardisation(ecg_dataset, ecg_beats):
-    d = ecg_dataset
+# ------------------------------------------------------------------------- the fake database
+
+
+def test_read_record_keeps_the_beats_and_drops_other_marks(fake_mitdb):
+    rec = read_record(fake_mitdb.folder, TEST)
+    samples, symbols = fake_mitdb.beats(TEST)
+    assert len(symbols) < len(fake_mitdb.symbols[TEST])  # the fixture holds '+' and '~' marks too
+    np.testing.assert_array_equal(rec.beat_samples, samples)
+    np.testing.assert_array_equal(rec.beat_symbols, symbols)
+    np.testing.assert_array_equal(rec.beat_labels, (symbols != "N").astype(np.int8))
+    # Physical units: (digital − baseline) / gain, as wfdb writes and reads format 212.
+    expected = (fake_mitdb.signals[TEST].astype(np.float64) - fake_mitdb.baseline) / fake_mitdb.gain
+    np.testing.assert_allclose(rec.signal, expected, atol=1e-9)
+
+
+def test_pad_keeps_every_beat_and_drop_loses_the_two_edge_beats(fake_mitdb, fake_beats, tmp_path):
+    _, symbols = fake_mitdb.beats(TEST)
+    in_test = fake_beats["records"] == TEST
+    assert Counter(fake_beats["symbols"][in_test].tolist()) == Counter(symbols.tolist())
+    dropped = extract_beats(fake_mitdb.folder, [TEST], ECGConfig(edge="drop"), tmp_path)
+    # The fixture puts an F beat and an N beat within half a window of the record's edges.
+    assert Counter(dropped["symbols"].tolist()) == Counter(symbols[1:-1].tolist())
+    assert symbols[0] == "F" and symbols[-1] == "N"
+    np.testing.assert_array_equal(dropped["features"], fake_beats["features"][in_test][1:-1])
+
+
+def test_dataset_through_the_registry(fake_mitdb, fake_beats):
+    """load_dataset('ecg') on the fake database with the default config: 10,000 beats per class."""
+    d = load_dataset("ecg", str(fake_mitdb.root))
+    _, test_symbols = fake_mitdb.beats(TEST)
+    n_test, n_test_abnormal = len(test_symbols), int(np.sum(test_symbols != "N"))
     assert d.name == "ecg" and d.n_classes == 2 and d.n_features == 20
-    assert d.x_train.shape == (20000, 20) and d.x_test.shape == (2955, 20)
+    assert d.x_train.shape == (20000, 20) and d.x_test.shape == (n_test, 20)
     assert d.x_train.dtype == torch.float32 and d.y_train.dtype == torch.int64 and d.y_test.dtype == torch.int64
-    assert set(d.y_train.unique().tolist()) == {0, 1} and int(d.y_test.sum()) == 2955 - 1586
+    assert d.y_train.bincount().tolist() == [10000, 10000] and int(d.y_test.sum()) == n_test_abnormal
     torch.testing.assert_close(d.x_train.mean(0), torch.zeros(20), atol=1e-4, rtol=0)
     torch.testing.assert_close(d.x_train.std(0, unbiased=False), torch.ones(20), atol=1e-4, rtol=0)
     # The test set is scaled with the training statistics, not its own.
-    train, test = split_indices(ecg_beats, ECGConfig())
-    raw = ecg_beats["features"].astype(np.float64)
+    train, test = split_indices(fake_beats, ECGConfig())
+    raw = fake_beats["features"].astype(np.float64)
     mean, std = raw[train].mean(0), raw[train].std(0)
     np.testing.assert_allclose(d.x_test.numpy(), (raw[test] - mean) / std, rtol=1e-4, atol=1e-4)
     assert not torch.allclose(d.x_test.mean(0), torch.zeros(20), atol=1e-2)
 
 
-def test_train_is_balanced_excludes_208_and_follows_the_seed(ecg_beats):
-    train, test = split_indices(ecg_beats, ECGConfig())
+def test_train_is_balanced_excludes_the_test_record_and_follows_the_seed(fake_mitdb, fake_beats):
+    train, test = split_indices(fake_beats, ECGConfig())
     assert len(np.unique(train)) == 20000
-    assert not np.any(ecg_beats["records"][train] == "208")
-    assert np.bincount(ecg_beats["labels"][train]).tolist() == [10000, 10000]
-    assert np.all(ecg_beats["records"][test] == "208") and len(test) == 2955
+    assert not np.any(fake_beats["records"][train] == TEST)
+    assert np.bincount(fake_beats["labels"][train]).tolist() == [10000, 10000]
+    assert np.all(fake_beats["records"][test] == TEST) and len(test) == len(fake_mitdb.beats(TEST)[1])
     assert np.all(np.diff(test) > 0)  # the test record in time order
-    again, _ = split_indices(ecg_beats, ECGConfig())
-    other, _ = split_indices(ecg_beats, ECGConfig(seed=1))
+    again, _ = split_indices(fake_beats, ECGConfig())
+    other, _ = split_indices(fake_beats, ECGConfig(seed=1))
     np.testing.assert_array_equal(train, again)
     assert not np.array_equal(train, other)
     # Shuffled: the classes interleave rather than arriving in two blocks.
-    assert 0.3 < ecg_beats["labels"][train[:1000]].mean() < 0.7
-    with pytest.raises(DataError, match="train_per_class"):
-        split_indices(ecg_beats, ECGConfig(train_per_class=40000))
+    assert 0.3 < fake_beats["labels"][train[:1000]].mean() < 0.7
+    # Every beat of the smaller class may be drawn, not one more.
+    per_class = np.bincount(fake_beats["labels"][fake_beats["records"] != TEST])
+    n, name = int(per_class.min()), ("normal", "abnormal")[int(per_class.argmin())]
+    assert len(split_indices(fake_beats, ECGConfig(train_per_class=n))[0]) == 2 * n
+    with pytest.raises(DataError, match=f"train_per_class={n + 1} exceeds the {n} {name} beats outside record 208"):
+        split_indices(fake_beats, ECGConfig(train_per_class=n + 1))
 
 
-def test_cache_hit_returns_identical_arrays_without_reading(mitdb_root, ecg_cache, ecg_beats, monkeypatch):
-    from ferristor.data.mitdb import RECORDS
+def test_cache_hit_returns_identical_arrays_without_reading(fake_mitdb, tmp_path, monkeypatch):
+    first = extract_beats(fake_mitdb.folder, RECORDS, ECGConfig(), tmp_path)
 
     def no_read(*a, **k):
         raise AssertionError("records read despite a cache")
     monkeypatch.setattr(ecg_mod, "read_record", no_read)
-    again = extract_beats(mitdb_root / "mitdb", RECORDS, ECGConfig(seed=7, train_per_class=5), ecg_cache)
-    for k in ecg_beats:
-        np.testing.assert_array_equal(again[k], ecg_beats[k])
+    again = extract_beats(fake_mitdb.folder, RECORDS, ECGConfig(seed=7, train_per_class=5), tmp_path)
+    for k in first:
+        np.testing.assert_array_equal(again[k], first[k])
+    with pytest.raises(AssertionError, match="despite a cache"):  # another window: a miss, so a read
+        extract_beats(fake_mitdb.folder, RECORDS, ECGConfig(window_ms=500), tmp_path)
 
 
-def test_cache_key_follows_extraction_parameters_only(mitdb_root):
-    folder = mitdb_root / "mitdb"
-    key = cache_key(folder, ["208"], ECGConfig())
-    assert key == cache_key(folder, ["208"], ECGConfig(seed=3, train_per_class=10))
+def test_cache_key_follows_extraction_parameters_only(fake_mitdb):
+    folder = fake_mitdb.folder
+    key = cache_key(folder, [TEST], ECGConfig())
+    assert key == cache_key(folder, [TEST], ECGConfig(seed=3, train_per_class=10))
     for changed in ({"window_ms": 500}, {"n_fft_components": 8}, {"edge": "drop"}):
-        assert cache_key(folder, ["208"], ECGConfig(**changed)) != key
+        assert cache_key(folder, [TEST], ECGConfig(**changed)) != key
     assert cache_key(folder, ["207"], ECGConfig()) != key
 
 
-def test_cache_key_follows_file_contents(mitdb_root, tmp_path):
+def test_cache_key_follows_file_contents(fake_mitdb, tmp_path):
     (tmp_path / "mitdb").mkdir()
     for ext in ("hea", "dat", "atr"):
-        shutil.copy(mitdb_root / "mitdb" / f"208.{ext}", tmp_path / "mitdb")
-    key = cache_key(tmp_path / "mitdb", ["208"], ECGConfig())
-    assert key == cache_key(mitdb_root / "mitdb", ["208"], ECGConfig())
-    with open(tmp_path / "mitdb" / "208.atr", "r+b") as f:
-        f.seek(100)
-        f.write(b"\x00")
-    assert cache_key(tmp_path / "mitdb", ["208"], ECGConfig()) != key
+        shutil.copy(fake_mitdb.folder / f"{TEST}.{ext}", tmp_path / "mitdb")
+    key = cache_key(tmp_path / "mitdb", [TEST], ECGConfig())
+    assert key == cache_key(fake_mitdb.folder, [TEST], ECGConfig())
+    with open(tmp_path / "mitdb" / f"{TEST}.atr", "r+b") as f:
+        f.seek(20)
+        f.write(b"\xff")
+    assert cache_key(tmp_path / "mitdb", [TEST], ECGConfig()) != key
 
 
-def test_corrupt_cache_is_rebuilt(mitdb_root, tmp_path):
-    folder = mitdb_root / "mitdb"
-    first = extract_beats(folder, ["208"], ECGConfig(), tmp_path)
+def test_corrupt_cache_is_rebuilt(fake_mitdb, tmp_path):
+    first = extract_beats(fake_mitdb.folder, [TEST], ECGConfig(), tmp_path)
     (path,) = tmp_path.glob("*.npz")
     path.write_bytes(path.read_bytes()[:1000])  # a truncated file, as a crash of a non-atomic writer leaves
-    again = extract_beats(folder, ["208"], ECGConfig(), tmp_path)
+    again = extract_beats(fake_mitdb.folder, [TEST], ECGConfig(), tmp_path)
     for k in first:
         np.testing.assert_array_equal(again[k], first[k])
-    assert np.load(path)["features"].shape == (2955, 20)
+    assert np.load(path)["features"].shape == (len(fake_mitdb.beats(TEST)[1]), 20)
     assert [p.name for p in tmp_path.iterdir()] == [path.name]  # no temp file left behind
 
 
-def test_missing_data_names_where_it_looked(tmp_path, monkeypatch, mitdb_root):
+def test_missing_data_names_where_it_looked(tmp_path, fake_mitdb):
     with pytest.raises(DataError, match=re.escape(str(tmp_path / "mitdb"))):
         locate_mitdb(tmp_path)
     (tmp_path / "mitdb").mkdir()
     for ext in ("hea", "atr"):
-        shutil.copy(mitdb_root / "mitdb" / f"208.{ext}", tmp_path / "mitdb")
-    with pytest.raises(DataError, match="208.dat"):
-        locate_mitdb(tmp_path, records=["208"])
+        shutil.copy(fake_mitdb.folder / f"{TEST}.{ext}", tmp_path / "mitdb")
+    with pytest.raises(DataError, match=f"{TEST}.dat"):
+        locate_mitdb(tmp_path, records=[TEST])
     # No data root and an empty cache: offline, so no download, and the message says why.
     with pytest.raises(DataError, match="FERRISTOR_OFFLINE"):
         locate_mitdb(None)
     with pytest.raises(DataError, match="mitdb"):
-        from ferristor.data import load_dataset
         load_dataset("ecg", str(tmp_path))
 
 
-def test_unreadable_record_is_a_data_error(tmp_path, mitdb_root):
-    (tmp_path / "208.hea").write_text("not a header\n")
-    shutil.copy(mitdb_root / "mitdb" / "208.atr", tmp_path)
-    with pytest.raises(DataError, match="208"):
-        read_record(tmp_path, "208")
+def test_the_user_cache_is_used_without_a_data_root(fake_mitdb, monkeypatch):
+    from ferristor.data.sources import cache_root
+
+    shutil.copytree(fake_mitdb.folder, cache_root() / "mitdb")
+    assert locate_mitdb(None) == cache_root() / "mitdb"
+    monkeypatch.setenv("FERRISTOR_DATA", str(fake_mitdb.root))  # an explicit root wins over the cache
+    assert locate_mitdb(None) == fake_mitdb.folder
 
 
-def test_download_fallback_goes_through_a_temporary_folder(monkeypatch, mitdb_root):
+def test_unreadable_record_is_a_data_error(tmp_path, fake_mitdb):
+    (tmp_path / f"{TEST}.hea").write_text("not a header\n")
+    shutil.copy(fake_mitdb.folder / f"{TEST}.atr", tmp_path)
+    with pytest.raises(DataError, match=f"{TEST}.*not a readable WFDB record"):
+        read_record(tmp_path, TEST)
+
+
+@pytest.mark.parametrize("channels, fs", [(1, 360), (2, 250)])
+def test_a_record_not_shaped_like_mitdb_is_a_data_error(tmp_path, write_record, channels, fs):
+    digital = np.full((1000, channels), 1024, dtype=np.int16)
+    write_record(tmp_path, TEST, digital, np.array([300, 600]), np.array(["N", "V"]), fs=fs)
+    with pytest.raises(DataError, match=f"expected 2 channels at 360 Hz, got {channels} at {fs} Hz"):
+        read_record(tmp_path, TEST)
+
+
+def test_download_fallback_goes_through_a_temporary_folder(monkeypatch, fake_mitdb):
     import wfdb
 
     from ferristor.data.sources import cache_root
@@ -162,15 +200,16 @@ def test_download_fallback_goes_through_a_temporary_folder(monkeypatch, mitdb_ro
         calls.append((db, records, annotators))
         for r in records:
             for ext in ("hea", "dat", "atr"):
-                shutil.copy(mitdb_root / "mitdb" / f"{r}.{ext}", dl_dir)
+                shutil.copy(fake_mitdb.folder / f"{r}.{ext}", dl_dir)
 
     monkeypatch.delenv("FERRISTOR_OFFLINE")
     monkeypatch.setattr(wfdb, "dl_database", fake_dl)
-    folder = locate_mitdb(None, records=["208"])
-    assert calls == [("mitdb", ["208"], ["atr"])] and folder == cache_root() / "mitdb"
-    assert sorted(p.name for p in folder.iterdir()) == ["208.atr", "208.dat", "208.hea"]
+    folder = locate_mitdb(None, records=[TEST])
+    assert calls == [("mitdb", [TEST], ["atr"])] and folder == cache_root() / "mitdb"
+    assert sorted(p.name for p in folder.iterdir()) == [f"{TEST}.atr", f"{TEST}.dat", f"{TEST}.hea"]
     assert sorted(p.name for p in cache_root().iterdir()) == ["mitdb"]  # the temporary folder is gone
-    assert locate_mitdb(None, records=["208"]) == folder and len(calls) == 1  # present now: no second fetch
+    assert locate_mitdb(None, records=[TEST]) == folder and len(calls) == 1  # present now: no second fetch
+    assert read_record(folder, TEST).beat_symbols.tolist() == fake_mitdb.beats(TEST)[1].tolist()
 
     def failing_dl(db, dl_dir, records, annotators):
         (Path(dl_dir) / "100.hea").write_text("half")
@@ -180,3 +219,40 @@ def test_download_fallback_goes_through_a_temporary_folder(monkeypatch, mitdb_ro
     with pytest.raises(DataError, match="could not fetch"):
         locate_mitdb(None, records=["100"])
     assert not (folder / "100.hea").exists()
+
+    def short_dl(db, dl_dir, records, annotators):  # PhysioNet answers, but without the .atr files
+        for r in records:
+            for ext in ("hea", "dat"):
+                shutil.copy(fake_mitdb.folder / f"{r}.{ext}", dl_dir)
+
+    monkeypatch.setattr(wfdb, "dl_database", short_dl)
+    with pytest.raises(DataError, match="lacks 101.atr"):
+        locate_mitdb(None, records=["101"])
+    assert not (folder / "101.hea").exists()
+
+
+# ------------------------------------------------------------------------- the full database
+
+
+@pytest.mark.full_data("mitdb")
+def test_record_208_every_beat_under_pad(full_beats):
+    in_208 = full_beats["records"] == "208"
+    assert Counter(full_beats["symbols"][in_208].tolist()) == BEATS_208
+    assert int(full_beats["labels"][in_208].sum()) == 2955 - 1586
+
+
+@pytest.mark.full_data("mitdb")
+def test_record_208_drop_policy_loses_the_two_edge_beats(full_mitdb, tmp_path, full_beats):
+    # Beats at samples 46 (F) and 649,935 (N) of 650,000 have windows running past the edges.
+    beats = extract_beats(full_mitdb / "mitdb", ["208"], ECGConfig(edge="drop"), tmp_path)
+    assert Counter(beats["symbols"].tolist()) == {**BEATS_208, "N": 1585, "F": 372}
+    # Interior beats get the same features whatever the edge policy.
+    pad = full_beats["features"][full_beats["records"] == "208"]
+    np.testing.assert_array_equal(beats["features"], pad[1:-1])
+
+
+@pytest.mark.full_data("mitdb")
+def test_full_dataset_trains_on_20000_beats_and_tests_on_all_of_208(full_ecg):
+    d = full_ecg
+    assert d.x_train.shape == (20000, 20) and d.x_test.shape == (2955, 20)
+    assert d.y_train.bincount().tolist() == [10000, 10000] and int(d.y_test.sum()) == 2955 - 1586
