@@ -2,7 +2,8 @@
 VENV    ?= .venv
 PY      := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed
-# Offline copies of the datasets for tests and CI, when the checkout sits beside shared/.
+# Offline copies of the datasets for tests and CI, when the checkout sits beside shared/. Optional:
+# without them only the tests marked full_data skip (see README, Tests).
 DATA    ?= $(firstword $(wildcard $(CURDIR)/../shared/data))
 THREADS ?= 1
 
