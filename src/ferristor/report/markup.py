@@ -94,9 +94,9 @@ section{background:#fff;border:1px solid #e2e6ea;border-radius:6px;padding:6px 1
 section section{border:none;padding:0;margin:12px 0}h2{font-size:19px;color:#1f3b57}h3{font-size:16px;margin-bottom:6px}
 .table-wrap{overflow-x:auto}table{border-collapse:collapse;margin:6px 0;font-size:13px}
 th,td{border-bottom:1px solid #e5e8eb;padding:3px 10px;text-align:right;white-space:nowrap}
-th{background:#f3f5f7;font-weight:600}td:first-child,th:first-child{text-align:left}
+th{background:#f3f5f7;font-weight:600;white-space:normal;vertical-align:bottom;min-width:4em}td:first-child,th:first-child{text-align:left}
 table.kv th{text-align:left;background:none}table.kv td{text-align:left;white-space:normal}
-tr.diff td{background:#fff6dc}tr.total td{font-weight:600;border-top:2px solid #cfd6dd}
+tr.diff td{background:#fff6dc}tr.measured td{font-weight:600}tr.total td{font-weight:600;border-top:2px solid #cfd6dd}
 .note{color:#555;font-size:12.5px;margin:4px 0 10px}figure.plot{margin:8px 0 14px}
 .grid{display:grid;grid-template-columns:repeat(auto-fit,minmax(520px,1fr));gap:8px}
 .paper{color:#7a4a00}.rate{float:right}.rate input{width:7em}details summary{cursor:pointer;color:#1f3b57}

@@ -154,12 +154,12 @@ def lifetime_html(points: list[LifetimePoint], rate: float, tid: str, fig: Figur
     rows, attrs = [], {}
     for i, p in enumerate(points):
         mem, fe = p.days(rate)
-        rows.append([f"{p.k:g}" + ("" if p.measured else " (projected)"), f"{p.memristor_ops_per_sample:.4g}", format_days(mem),
+        rows.append([f"{p.k:g}" + (" (measured)" if p.measured else " (projected)"), f"{p.memristor_ops_per_sample:.4g}", format_days(mem),
                      f"{p.fecap_ops_per_sample:.4g}", format_days(fe)])
         for col, d in ((2, p.memristor_days_at_1), (4, p.fecap_days_at_1)):
             attrs[(i, col)] = f'data-days-at-1="{"inf" if math.isinf(d) else repr(d)}"'
     tab = table(["k", "memristor ops/sample (worst)", "memristor lifetime", "FeCAP ops/sample (worst)", "FeCAP lifetime"],
-                rows, id=tid, cell_attrs=attrs)
+                rows, id=tid, cell_attrs=attrs, row_classes=["measured" if p.measured else "" for p in points])
     return tab + para(caption) + figure_html(fig)
 
 
