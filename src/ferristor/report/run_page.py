@@ -116,7 +116,8 @@ def _histogram_traces(run: Run) -> list[Trace]:
 
 def ledger_section(run: Run, sid: str, figs: list[Figure]) -> str:
     if not run.layers:
-        return section(f"{sid}-ledger-section", "Ledger", para("A floating-point run programs no device: no ledger."), 3)
+        why = "A floating-point run programs no device." if run.config.get("mode") == "fp" else "This results file records no ledger."
+        return section(f"{sid}-ledger-section", "Ledger", para(why), 3)
     head = ["layer", "weights", "transfers", "FeCAP ops mean", "FeCAP sign/MSB mean", "FeCAP worst",
             "memristor ops mean", "memristor worst", "FeCAP energy µJ", "memristor energy µJ", "energy/device nJ",
             "FeCAP margin", "memristor margin"]
@@ -180,7 +181,8 @@ def lifetime_figure(fid: str, series: list[tuple[str, list[LifetimePoint]]], rat
 def lifetime_section(run: Run, sid: str, rate: float, ks, figs: list[Figure]) -> str:
     points = run_lifetime(run, ks)
     if not points:
-        why = "a floating-point run programs no device" if run.network is None else "the results lack samples or k"
+        why = ("a floating-point run programs no device" if run.config.get("mode") == "fp" else
+               "the results record no ledger" if run.network is None else "the results lack samples or k")
         return section(f"{sid}-lifetime-section", "Lifetime projection", para(f"No projection: {why}."), 3)
     fig = lifetime_figure(f"{sid}-lifetime-plot", [("", points)], rate)
     figs.append(fig)
