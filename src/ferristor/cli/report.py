@@ -42,7 +42,7 @@ def report(paths, out, rate, ks, figures_dir):
     page, statics = write_report(list(paths), out, rate, _ks(ks), figures_dir)
     if statics:
         click.echo(f"figures: {len(statics)} files in {figures_dir}")
-    click.echo(f"report: {page}")
+    click.echo(f"report: {page.resolve()}")  # absolute: pasted into a browser from anywhere
 
 
 @click.command("lifetime")
