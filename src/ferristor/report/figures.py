@@ -78,7 +78,8 @@ def plotly_json(fig: Figure) -> tuple[list[dict], dict]:
     x_axis = axis(fig.x_title, fig.x_log)
     if fig.categorical_x:
         x_axis["type"] = "category"
-    layout = {"title": {"text": fig.title, "font": {"size": 15}}, "xaxis": x_axis, "yaxis": axis(fig.y_title, fig.y_log),
+    # title on the left: the mode bar (top right) would cover a centred one on a narrow plot
+    layout = {"title": {"text": fig.title, "font": {"size": 15}, "x": 0.01, "xanchor": "left"}, "xaxis": x_axis, "yaxis": axis(fig.y_title, fig.y_log),
               "barmode": "group", "height": 380, "margin": {"l": 60, "r": 20, "t": 50, "b": 50},
               "legend": {"font": {"size": 11}}, "plot_bgcolor": "white", "hovermode": "closest"}
     if fig.categorical_x:

@@ -19,14 +19,14 @@ def slug(text: str) -> str:
 
 
 def num(x, digits: int = 4) -> str:
-    """A number for a table: thousands separators for big ones, significant digits for small ones."""
+    """A number for a table: whole with thousands separators from 1,000 up, else ``digits`` significant digits."""
     if x is None or (isinstance(x, float) and math.isnan(x)):
         return "–"
     if isinstance(x, float) and math.isinf(x):
         return "∞"
-    if isinstance(x, int) or (isinstance(x, float) and x.is_integer() and abs(x) < 1e15):
-        return f"{int(x):,}"
-    return f"{x:,.0f}" if abs(x) >= 10 ** digits else f"{x:.{digits}g}"
+    if abs(x) >= 1000 or isinstance(x, int) or x.is_integer():
+        return f"{x:,.0f}"
+    return f"{x:.{digits}g}"
 
 
 def pct(values: list[float]) -> str:
