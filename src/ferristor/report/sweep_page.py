@@ -97,7 +97,8 @@ def _axis_figures(sweep: Sweep, axis: str, all_axes: list[str], sid: str) -> lis
                                             ("memristor_ops_worst", "memristor, worst", MEMRISTOR_COLOR, True)):
             ys = [t.metrics.get(metric, math.nan) for t in ts]
             if any(not math.isnan(y) for y in ys):
-                ops.append(Trace(name(label_), xs, ys, kind=kind, color=color if len(series) == 1 else None, dash=dash, group=group))
+                ops.append(Trace(name(label_), xs, ys, kind=kind, color=color if len(series) == 1 else None, dash=dash,
+                                 symbol="triangle-up" if dash else "circle", group=group))
         for metric, label_, color in (("energy_fecap_nJ", "FeCAP", FECAP_COLOR), ("energy_memristor_nJ", "memristor", MEMRISTOR_COLOR)):
             ys = [t.metrics.get(metric, math.nan) for t in ts]
             if any(not math.isnan(y) for y in ys):
@@ -116,7 +117,7 @@ def _axis_figures(sweep: Sweep, axis: str, all_axes: list[str], sid: str) -> lis
                    note="Error bars: std over seeds; open diamonds: the paper's value where a point matches a paper preset.", **common)]
     if ops:
         figs.append(Figure(f"{fid}-ops", f"Operations per device against {axis}", axis, "operations per device", ops,
-                           y_log=True, note="Solid: mean device; dashed: worst device (each the mean over seeds). "
+                           y_log=True, note="Circles: the mean device; triangles (dashed): the worst device (each the mean over seeds). "
                            "Diamonds: " + paper.COUNTING_SOURCE + ", at each point's N.", **common))
     if energy:
         figs.append(Figure(f"{fid}-energy", f"Energy per device against {axis}", axis, "energy per device (nJ)", energy,
