@@ -60,18 +60,18 @@ def synthetic_mnist(n_train: int = 400, n_test: int = 200, seed: int = 0):
 
 @pytest.fixture(scope="session")
 def offline_mnist():
-    """Every training in this block reads the synthetic data in place of MNIST (real code path, no files)."""
-    data = synthetic_mnist()
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr("ferristor.experiments.train.load_dataset", lambda name, data_dir=None: data)
-        yield data
+    return synthetic_mnist()
 
 
-def _cli(*args):
+def _cli_on(data, *args):
+    """Run a ferristor command whose training reads ``data`` in place of MNIST (the real code path,
+    no files); the substitution ends with the command, so no other test sees it."""
     from click.testing import CliRunner
 
     from ferristor.cli.main import cli
-    r = CliRunner().invoke(cli, [str(a) for a in args])
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr("ferristor.experiments.train.load_dataset", lambda name, data_dir=None: data)
+        r = CliRunner().invoke(cli, [str(a) for a in args])
     assert r.exit_code == 0, r.output
     return r
 
@@ -80,7 +80,7 @@ def _cli(*args):
 def small_run(offline_mnist, tmp_path_factory) -> Path:
     """A two-seed hm-var run with three evaluations, written by the real `ferristor train`."""
     out = tmp_path_factory.mktemp("report") / "small-run"
-    _cli("train", "--mode", "hm-var", "--epochs", "0.75", "--eval-every", "0.25", "--seeds", "0-1", "--k", "20",
+    _cli_on(offline_mnist, "train", "--mode", "hm-var", "--epochs", "0.75", "--eval-every", "0.25", "--seeds", "0-1", "--k", "20",
          "--out", out, "--no-progress")
     return out
 
@@ -89,7 +89,7 @@ def small_run(offline_mnist, tmp_path_factory) -> Path:
 def small_sweep(offline_mnist, tmp_path_factory) -> Path:
     """A k sweep (3 points × 2 seeds) written by the real `ferristor reproduce fig5c`; returns its fig5cde folder."""
     out = tmp_path_factory.mktemp("report") / "reproduce"
-    _cli("reproduce", "fig5c", "--seeds", "0-1", "--epoch-scale", "0.05", "--k", "5,20,100", "--out", out, "--no-progress")
+    _cli_on(offline_mnist, "reproduce", "fig5c", "--seeds", "0-1", "--epoch-scale", "0.05", "--k", "5,20,100", "--out", out, "--no-progress")
     return out / "fig5cde"
 
 

@@ -51,6 +51,18 @@ def test_categorical_axes_with_the_papers_values(tmp_path):
     assert any(f.id.endswith("-mode-ops") for f in figs) and "Trained at 0.001 × the paper" in page
 
 
+def test_a_reproduce_folder_stands_for_its_sweeps(small_sweep, tmp_path):
+    import shutil
+
+    from ferristor.report.inputs import resolve
+    shutil.copytree(small_sweep, tmp_path / "out" / "fig5cde")
+    _fig5f_like(tmp_path / "out" / "fig5f")
+    runs, sweeps = resolve([str(tmp_path / "out")])
+    assert runs == [] and [s.name for s in sweeps] == ["out/fig5cde", "out/fig5f"]
+    page, _ = build_report([str(tmp_path / "out")])
+    assert 'id="sweep-out-fig5cde"' in page and 'id="sweep-out-fig5f"' in page
+
+
 def test_unreadable_points_are_named_and_left_out(small_sweep, tmp_path):
     import shutil
     folder = shutil.copytree(small_sweep, tmp_path / "s")
