@@ -36,6 +36,7 @@ def test_an_old_minimal_file_still_makes_a_page(tmp_path):
         {"config": {"dataset": "mnist", "mode": "fp", "rule": {"k": 100, "p": 0.2, "lr": 0.1}}, "final_test_accuracy": [0.9, 0.92]}))
     page, figs = build_report([str(tmp_path / "old")])
     assert "91.00 ± 1.41" in page and "records no evaluation history" in page and "programs no device" in page
+    assert "<th>code version</th><td>not recorded in results.json</td>" in page
     assert figs == []
 
 
@@ -49,7 +50,8 @@ def test_new_engine_fields_are_shown_and_used(small_run, tmp_path):
                                       "fecap_ops": {"edges": [0, 100, 200, 300], "counts": [1, layer["weights"] - 2, 1]}}
     run = _copy(small_run, tmp_path / "new", edit)
     page, figs = build_report([str(run)])
-    assert "abc1234-dirty" in page and "dataset_fingerprint.sha256" in page and "f00d" in page
+    assert "<th>code version</th><td>abc1234-dirty</td>" in page
+    assert "<th>dataset_fingerprint.sha256</th><td>f00d</td>" in page
     writes = next(f for f in figs if f.id.endswith("-writes"))
     assert "histogram" in writes.title
     mem = next(t for t in writes.traces if t.name == "memristor, layer 1")

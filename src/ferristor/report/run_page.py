@@ -201,8 +201,9 @@ def lifetime_section(run: Run, sid: str, rate: float, ks, figs: list[Figure]) ->
 
 def provenance_section(run: Run, sid: str) -> str:
     v, t, cfg = run.versions, run.timing, run.config
-    pairs = [("results file", str(run.path / "results.json")), ("written", _stamp(run.written))]
-    pairs += [(f"version: {k}", val) for k, val in v.items() if k not in ("platform", "processor")]
+    pairs = [("results file", str(run.path / "results.json")), ("written", _stamp(run.written)),
+             ("code version", run.code_version or "not recorded in results.json")]
+    pairs += [(f"version: {k}", val) for k, val in v.items() if k not in ("platform", "processor", "code", "git", "commit")]
     pairs += [("machine", f"{v.get('platform', '–')} ({v.get('processor', '–')})"),
               ("execution", f"threads={cfg.get('threads', '–')} · backend={cfg.get('backend', '–')} · device={cfg.get('device', '–')}")]
     if t:

@@ -75,12 +75,21 @@ class Run:
     endurance: Endurance
     timing: dict
     versions: dict
-    extra: dict  # top-level fields this adapter does not know (e.g. a code version, a dataset fingerprint)
+    extra: dict  # top-level fields this adapter does not know (e.g. a dataset fingerprint)
+    code_version: str | None  # None: the engine that wrote the file did not record one
     written: float | None  # results.json modification time (epoch seconds)
 
-    @property
-    def hybrid(self) -> bool:
-        return self.network is not None
+
+# Where an engine may record the code version that produced a run (first found wins).
+CODE_VERSION_KEYS = (("code_version",), ("versions", "code"), ("versions", "git"), ("versions", "commit"))
+
+
+def code_version(data: dict) -> str | None:
+    for path in CODE_VERSION_KEYS:
+        v = _dig(data, *path)
+        if v:
+            return v if isinstance(v, str) else json.dumps(v, sort_keys=True)
+    return None
 
 
 def _num(v) -> float:
@@ -111,8 +120,9 @@ def endurance_of(config: dict) -> Endurance:
 def _layer(name: str, reports: list[dict]) -> LayerLedger:
     col = lambda *p: [_num(_dig(r, *p)) for r in reports]  # noqa: E731
     msb = [_num(_dig(r, "fecap_ops", "mean_sign_msb_cell", default=_dig(r, "fecap_ops", "mean"))) for r in reports]
+    weights = _num(_dig(reports[0], "weights"))
     return LayerLedger(
-        name=name, weights=int(_num(_dig(reports[0], "weights", default=0)) or 0), transfers=col("transfers"),
+        name=name, weights=int(weights) if math.isfinite(weights) else 0, transfers=col("transfers"),
         fecap_mean=col("fecap_ops", "mean"), fecap_msb_mean=msb, fecap_worst=col("fecap_ops", "worst"),
         memristor_mean=col("memristor_ops", "mean"), memristor_worst=col("memristor_ops", "worst"),
         energy_fecap_nJ=col("energy_nJ", "fecap_total"), energy_memristor_nJ=col("energy_nJ", "memristor_total"),
@@ -156,5 +166,5 @@ def read_run(path: str | Path, name: str | None = None) -> Run:
         accuracy=_percent(data["final_test_accuracy"], file), history=history,
         samples_per_replica=data.get("samples_per_replica"), layers=layers, network=network,
         endurance=endurance_of(data["config"]), timing=data.get("timing") or {}, versions=data.get("versions") or {},
-        extra={k: v for k, v in data.items() if k not in KNOWN_KEYS},
+        extra={k: v for k, v in data.items() if k not in KNOWN_KEYS and k != "code_version"}, code_version=code_version(data),
         written=written)
