@@ -82,6 +82,10 @@ def plotly_json(fig: Figure) -> tuple[list[dict], dict]:
     layout = {"title": {"text": fig.title, "font": {"size": 15}, "x": 0.01, "xanchor": "left"}, "xaxis": x_axis, "yaxis": axis(fig.y_title, fig.y_log),
               "barmode": "group", "height": 380, "margin": {"l": 60, "r": 20, "t": 50, "b": 50},
               "legend": {"font": {"size": 11}}, "plot_bgcolor": "white", "hovermode": "closest"}
+    ys = [y for t in fig.traces for y in t.y if isinstance(y, (int, float)) and math.isfinite(y) and y > 0]
+    if fig.y_log and ys and any(t.kind == "bar" for t in fig.traces):
+        # bars on a log axis start at its bottom: put it at a power of ten below the lowest bar, not just under it
+        layout["yaxis"]["range"] = [math.floor(math.log10(min(ys))), math.log10(max(ys)) + 0.15]
     if fig.categorical_x:
         layout["scattermode"] = "group"  # markers of each offsetgroup dodge, like grouped bars
     return [_plotly_trace(t, i) for i, t in enumerate(fig.traces)], layout
