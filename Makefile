@@ -1,4 +1,5 @@
 # Two commands for a fresh machine: `make demo` and `make test` (each installs what it needs).
+# `make demo` ends with the demo run's HTML report; `make test` installs Debian's chromium for the report's browser test.
 VENV    ?= .venv
 PY      := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed
@@ -24,6 +25,7 @@ install: $(STAMP)
 demo: install
 	OMP_NUM_THREADS=$(THREADS) $(VENV)/bin/ferristor train --dataset mnist --mode hm-var --epochs 0.1 --seeds 0-1 \
 		--eval-every 0.05 --threads $(THREADS) --out runs/demo
+	$(VENV)/bin/ferristor report runs/demo
 
 test: install
 	OMP_NUM_THREADS=$(THREADS) FERRISTOR_OFFLINE=1 FERRISTOR_TEST_DATA=$(DATA) $(PY) -m pytest -q

@@ -77,6 +77,8 @@ def _register_optional():
     cli.add_command(reproduce)
     cli.add_command(params)
     cli.add_command(compare)
+    from .report import register as register_report
+    register_report(cli)  # report, lifetime
     try:
         from .device import device_group
         cli.add_command(device_group, "device")

@@ -1,0 +1,89 @@
+"""``ferristor report PATH...`` (one HTML page) and ``ferristor lifetime RUN --rate R``."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from ..errors import ConfigError, FerristorError
+
+
+def _ks(text: str | None):
+    from ..report.lifetime import DEFAULT_KS
+    if not text:
+        return DEFAULT_KS
+    try:
+        ks = [float(k) for k in text.split(",")]
+    except ValueError:
+        ks = []
+    if not ks or any(not (k > 0) or k == float("inf") for k in ks):
+        raise ConfigError("--k", text, "comma-separated transfer periods > 0, e.g. 1,10,100")
+    return [int(k) if k.is_integer() else k for k in ks]
+
+
+@click.command("report")
+@click.argument("paths", nargs=-1, metavar="PATH...")
+@click.option("--out", default=None, help="the HTML file [default: PATH/report.html for one folder, else ./report.html]")
+@click.option("--rate", default="1", show_default=True, help="samples per second for the lifetime projection (the page has a box to change it)")
+@click.option("--k", "ks", default=None, help="transfer periods of a run's projected lifetimes [default: 1,2,5,…,1000]")
+@click.option("--figures", "figures_dir", default=None, help="also write each figure as SVG and PNG into this folder (needs matplotlib)")
+def report(paths, out, rate, ks, figures_dir):
+    """One self-contained HTML page (opens offline) for run folders, results.json files, sweep folders,
+    or folders holding several of them: configuration and its differences, provenance, accuracy per
+    evaluation, ledger per layer, lifetime projection, and the paper's values beside ours."""
+    from ..report import write_report
+    from ..report.lifetime import check_rate
+    rate = check_rate(rate, "--rate")
+    if out is None:
+        only = Path(paths[0]) if len(paths) == 1 else None
+        out = only / "report.html" if only is not None and only.is_dir() else Path("report.html")
+    if Path(out).is_dir():
+        raise ConfigError("--out", out, "a file name (it is a folder)")
+    page, statics = write_report(list(paths), out, rate, _ks(ks), figures_dir)
+    if statics:
+        click.echo(f"figures: {len(statics)} files in {figures_dir}")
+    click.echo(f"report: {page.resolve()}")  # absolute: pasted into a browser from anywhere
+
+
+@click.command("lifetime")
+@click.argument("run", metavar="RUN", required=False)
+@click.option("--rate", default=None, help="samples per second the device learns from (e.g. an edge sensor's rate)")
+@click.option("--k", "ks", default=None, help="transfer periods to project to [default: 1,2,5,…,1000]")
+def lifetime(run, rate, ks):
+    """Days until the worst memristor and the worst FeCAP of RUN's chips reach their rated endurance,
+    at RATE samples per second, at the run's k (measured) and at other k (projected). RUN may also be
+    a sweep folder: then each point's k is measured."""
+    from ..report.inputs import resolve
+    from ..report.lifetime import check_rate, format_days, lifetime_table, run_lifetime, trial_lifetime
+    from ..report.run_page import describe
+    if rate is None:  # checked here, not by click, so it is one line like every other input error
+        raise FerristorError("--rate is missing: give the samples per second the device learns from, e.g. --rate 10")
+    rate = check_rate(rate, "--rate")
+    k_list = _ks(ks)
+    runs, sweeps = resolve([run] if run else [], "RUN")
+    for r in runs:
+        e = r.endurance
+        click.echo(f"run {r.name}: {describe(r.config)}, {len(r.seeds)} chips × {r.samples_per_replica or 0:,} samples")
+        points = run_lifetime(r, k_list)
+        if not points:
+            click.echo("  no projection: " + ("a floating-point run programs no device" if r.network is None else "no samples or k recorded"))
+            continue
+        click.echo(f"rated: memristor {e.memristor_cycles:.0e}, FeCAP {e.fecap_cycles:.0e} cycles ({e.ops_per_cycle:g} operations each), "
+                   f"from the run's ledger config; worst device of the worst chip, at {rate:g} samples/s")
+        click.echo(lifetime_table(points, rate))
+        click.echo("* measured; other k projected: memristor writes ∝ 1/k, FeCAP = measured update writes + a transfer's reads every k")
+    for s in sweeps:
+        click.echo(f"sweep {s.name}: worst device (mean over seeds) at each point, at {rate:g} samples/s")
+        for t in sorted(s.trials, key=lambda t: (str(t.params.get("setting")), str(t.params.get("mode")), t.params.get("k") or 0)):
+            p = trial_lifetime(t)
+            label = ", ".join(f"{k}={v}" for k, v in t.params.items() if k not in ("seeds", "epoch_scale", "figure"))
+            if p is None:
+                click.echo(f"  {label}: no device programmed")
+            else:
+                mem, fe = p.days(rate)
+                click.echo(f"  {label}: memristor {format_days(mem)}, FeCAP {format_days(fe)}")
+
+
+def register(group: click.Group) -> None:
+    group.add_command(report)
+    group.add_command(lifetime)

@@ -1,0 +1,230 @@
+"""The sections of one run: summary, paper, accuracy per evaluation, ledger per layer, lifetime,
+provenance and configuration. Each builder returns HTML and appends its figures to ``figs``."""
+from __future__ import annotations
+
+import json
+import math
+import time
+
+from . import paper
+from .figures import Figure, Trace, figure_html
+from .lifetime import LifetimePoint, format_days, run_lifetime
+from .markup import flatten, kv_table, mean_std, num, para, pct, section, table
+from .runs import LayerLedger, Run
+
+FECAP_COLOR, MEMRISTOR_COLOR, PAPER_COLOR = "#4c72b0", "#c44e52", "#7a4a00"
+
+
+def _stamp(t: float | None) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t)) if t else "–"
+
+
+def describe(cfg: dict) -> str:
+    rule = cfg.get("rule", {})
+    parts = [cfg.get("dataset", "?"), cfg.get("mode", "?")]
+    if cfg.get("mode") != "fp":
+        parts.append(f"k={rule.get('k')}")
+    parts += [f"p={rule.get('p')}", f"lr={rule.get('lr')}", f"batch={cfg.get('batch', 1)}", f"epochs={cfg.get('epochs')}"]
+    return " · ".join(str(p) for p in parts)
+
+
+def summary(run: Run, sid: str) -> str:
+    pv = paper.run_accuracy_value(run.config)
+    pairs = [("configuration", describe(run.config)),
+             ("samples per chip", num(run.samples_per_replica)),
+             ("seeds (chips)", ", ".join(map(str, run.seeds))),
+             ("final test accuracy %", f"{pct(run.accuracy)}  (per seed: {', '.join(f'{a:.2f}' for a in run.accuracy)})")]
+    if pv:
+        pairs.append(("paper", f"{pv.paper:.1f} % — {pv.what}" + (f" ({'; '.join(pv.caveats)})" if pv.caveats else "")))
+    return kv_table(pairs, id=f"{sid}-summary")
+
+
+def paper_section(run: Run, sid: str) -> str:
+    """Ours beside the paper's: Fig. 5f accuracy, and per-device counts by the paper's formulas."""
+    rows, notes = [], []
+    pv = paper.run_accuracy_value(run.config)
+    if pv:
+        rows.append([pv.what, pct(run.accuracy), f"{pv.paper:.1f}", pv.source])
+        notes += pv.caveats
+    rule, net = run.config.get("rule", {}), run.network
+    if net is not None and run.samples_per_replica and run.config.get("batch", 1) == 1 and rule.get("k") and rule.get("p") is not None:
+        ref = paper.counting_reference(rule["k"], run.samples_per_replica, rule["p"])
+        m = lambda xs: mean_std(xs)[0]  # noqa: E731
+        for what, ours, theirs in (
+                ("memristor ops per device", m(net.memristor_mean), ref["memristor_ops_per_device"]),
+                ("FeCAP ops per device (sign/MSB cell)", m(net.fecap_msb_mean), ref["fecap_ops_per_device"]),
+                ("energy per device, memristor (nJ)", m(net.energy_device_memristor_nJ), ref["energy_memristor_nJ"]),
+                ("energy per device, FeCAP (nJ)", m(net.energy_device_fecap_nJ), ref["energy_fecap_nJ"])):
+            rows.append([what, num(ours), num(theirs), f"paper's counting at N = {run.samples_per_replica:,}, k = {rule['k']}, p = {rule['p']}"])
+        notes.append("Counts: " + paper.COUNTING_SOURCE + "; ours are counted from what the simulation did, "
+                     "energies from the run's ledger costs (means over chips).")
+    if not rows:
+        return ""
+    body = table(["quantity", "ours", "paper", "paper's source"], rows, id=f"{sid}-paper") + "".join(para(n) for n in notes)
+    return section(f"{sid}-paper-section", "Paper beside ours", body, 3)
+
+
+def accuracy_section(run: Run, sid: str, figs: list[Figure]) -> str:
+    hist = run.history or []
+    if not hist:
+        return section(f"{sid}-accuracy-section", "Test accuracy", para("This results file records no evaluation history."), 3)
+    traces = []
+    for j, seed in enumerate(run.seeds):
+        traces.append(Trace(f"seed {seed}", [h.epoch for h in hist],
+                            [h.accuracy[j] if j < len(h.accuracy) else math.nan for h in hist],
+                            opacity=0.45, size=5))
+    ms = [mean_std(h.accuracy) for h in hist]
+    traces.append(Trace("mean ± std", [h.epoch for h in hist], [m for m, _ in ms], error=[s for _, s in ms],
+                        color="#222", size=8))
+    fig = Figure(f"{sid}-accuracy", "Test accuracy per evaluation", "epoch", "test accuracy (%)", traces,
+                 note=f"{len(run.seeds)} seeds; error bars: std over seeds.")
+    figs.append(fig)
+    head = ["epoch", "step", *[f"seed {s}" for s in run.seeds], "mean ± std"]
+    rows = [[f"{h.epoch:g}", num(h.step), *[f"{a:.2f}" for a in h.accuracy], pct(h.accuracy)] for h in hist]
+    return section(f"{sid}-accuracy-section", "Test accuracy per evaluation (%)",
+                   figure_html(fig) + table(head, rows, id=f"{sid}-accuracy-table"), 3)
+
+
+def _ledger_row(layer: LayerLedger) -> list:
+    m = lambda xs: mean_std(xs)[0]  # noqa: E731
+    return [layer.name, num(layer.weights), num(m(layer.transfers)),
+            num(m(layer.fecap_mean)), num(m(layer.fecap_msb_mean)), num(max(layer.fecap_worst)),
+            num(m(layer.memristor_mean)), num(max(layer.memristor_worst)),
+            num(m(layer.energy_fecap_nJ) / 1e3), num(m(layer.energy_memristor_nJ) / 1e3), num(m(layer.energy_per_device_nJ)),
+            f"{min(layer.fecap_margin):,.1f}×", f"{min(layer.memristor_margin):,.1f}×"]
+
+
+def _histogram_traces(run: Run) -> list[Trace]:
+    """Per-device write histograms, when the engine recorded them (see docs/report.md)."""
+    traces = []
+    for device, color in (("memristor_ops", MEMRISTOR_COLOR), ("fecap_ops", FECAP_COLOR)):
+        for i, layer in enumerate(run.layers):
+            hs = [h.get(device) for h in layer.histograms if h and isinstance(h.get(device), dict)]
+            if not hs:
+                continue
+            edges = hs[0].get("edges", [])
+            same = [h for h in hs if h.get("edges") == edges]  # chips share bins: add them up
+            counts = [sum(c) for c in zip(*[h.get("counts", []) for h in same])]
+            if len(edges) != len(counts) + 1:
+                continue
+            centres = [(a + b) / 2 for a, b in zip(edges, edges[1:])]
+            label = "memristor" if device == "memristor_ops" else "FeCAP sign/MSB cell"
+            traces.append(Trace(f"{label}, {layer.name}", centres, counts, kind="bar", opacity=0.75,
+                                color=None if i else color))
+    return traces
+
+
+def ledger_section(run: Run, sid: str, figs: list[Figure]) -> str:
+    if not run.layers:
+        why = "A floating-point run programs no device." if run.config.get("mode") == "fp" else "This results file records no ledger."
+        return section(f"{sid}-ledger-section", "Ledger", para(why), 3)
+    head = ["layer", "weights", "transfers", "FeCAP ops mean", "FeCAP sign/MSB mean", "FeCAP worst",
+            "memristor ops mean", "memristor worst", "FeCAP energy µJ", "memristor energy µJ", "energy/device nJ",
+            "FeCAP margin", "memristor margin"]
+    rows = [_ledger_row(layer) for layer in run.layers]
+    classes = [""] * len(rows)
+    if run.network is not None:
+        rows.append(_ledger_row(run.network))
+        classes.append("total")
+    body = table(head, rows, id=f"{sid}-ledger", row_classes=classes)
+    body += para(f"Operations per device over the {num(run.samples_per_replica)} training samples of each chip; means "
+                 f"are averaged over the {len(run.seeds)} chips, worst values and margins are the worst chip's. "
+                 f"Margin = rated cycles ({run.endurance.fecap_cycles:.0e} FeCAP, {run.endurance.memristor_cycles:.0e} "
+                 f"memristor) / the worst device's cycles (operations / {run.endurance.ops_per_cycle:g}).")
+    hist = _histogram_traces(run)
+    if hist:
+        fig = Figure(f"{sid}-writes", "Writes per device (histogram over devices, all chips)", "operations per device",
+                     "devices", hist, note="From the engine's per-device write histograms.")
+    else:
+        names = [layer.name for layer in run.layers]
+        m = lambda xs: mean_std(xs)[0]  # noqa: E731
+        fig = Figure(f"{sid}-writes", "Writes per device: mean and worst per layer", "layer", "operations per device", [
+            Trace("FeCAP sign/MSB, mean", names, [m(x.fecap_msb_mean) for x in run.layers], kind="bar", color=FECAP_COLOR, opacity=0.55),
+            Trace("FeCAP, worst", names, [max(x.fecap_worst) for x in run.layers], kind="bar", color=FECAP_COLOR),
+            Trace("memristor, mean", names, [m(x.memristor_mean) for x in run.layers], kind="bar", color=MEMRISTOR_COLOR, opacity=0.55),
+            Trace("memristor, worst", names, [max(x.memristor_worst) for x in run.layers], kind="bar", color=MEMRISTOR_COLOR)],
+            y_log=True, categorical_x=True,
+            note="This results file has no per-device histogram (an engine that records one gets a histogram here); "
+                 "the bars show the mean and the worst device of each layer.")
+    figs.append(fig)
+    return section(f"{sid}-ledger-section", "Ledger per layer", body + figure_html(fig), 3)
+
+
+def lifetime_html(points: list[LifetimePoint], rate: float, tid: str, fig: Figure, caption: str) -> str:
+    """The table (its cells rescaled by the page's rate box) and the plot."""
+    rows, attrs = [], {}
+    for i, p in enumerate(points):
+        mem, fe = p.days(rate)
+        rows.append([f"{p.k:g}" + (" (measured)" if p.measured else " (projected)"), f"{p.memristor_ops_per_sample:.4g}", format_days(mem),
+                     f"{p.fecap_ops_per_sample:.4g}", format_days(fe)])
+        for col, d in ((2, p.memristor_days_at_1), (4, p.fecap_days_at_1)):
+            attrs[(i, col)] = f'data-days-at-1="{"inf" if math.isinf(d) else repr(d)}"'
+    tab = table(["k", "memristor ops/sample (worst)", "memristor lifetime", "FeCAP ops/sample (worst)", "FeCAP lifetime"],
+                rows, id=tid, cell_attrs=attrs, row_classes=["measured" if p.measured else "" for p in points])
+    return tab + para(caption) + figure_html(fig)
+
+
+def lifetime_figure(fid: str, series: list[tuple[str, list[LifetimePoint]]], rate: float) -> Figure:
+    traces, base = [], []
+    for label, pts in series:
+        for device, color, idx in (("memristor", MEMRISTOR_COLOR, 0), ("FeCAP", FECAP_COLOR, 1)):
+            days1 = [(p.memristor_days_at_1, p.fecap_days_at_1)[idx] for p in pts]
+            name = f"{device}{', ' + label if label else ''}"
+            traces.append(Trace(name, [p.k for p in pts], [d / rate for d in days1], color=color if len(series) == 1 else None,
+                                hover=["measured" if p.measured else "projected" for p in pts]))
+            base.append([None if math.isinf(d) else d for d in days1])
+    return Figure(fid, "Days until the worst device reaches its rated endurance", "transfer period k (samples)",
+                  "days of on-line learning", traces, x_log=True, y_log=True,
+                  data_attrs={"data-lifetime": json.dumps(base)})
+
+
+def lifetime_section(run: Run, sid: str, rate: float, ks, figs: list[Figure]) -> str:
+    points = run_lifetime(run, ks)
+    if not points:
+        why = ("a floating-point run programs no device" if run.config.get("mode") == "fp" else
+               "the results record no ledger" if run.network is None else "the results lack samples or k")
+        return section(f"{sid}-lifetime-section", "Lifetime projection", para(f"No projection: {why}."), 3)
+    fig = lifetime_figure(f"{sid}-lifetime-plot", [("", points)], rate)
+    figs.append(fig)
+    e = run.endurance
+    caption = (f"The worst device of the worst of {len(run.seeds)} chips, written at its rate in this run "
+               f"({num(run.samples_per_replica)} samples), until {e.memristor_cycles:.0e} memristor / {e.fecap_cycles:.0e} "
+               f"FeCAP cycles (× {e.ops_per_cycle:g} operations, less the initial programming), from the run's ledger config. "
+               f"k = {run.config.get('rule', {}).get('k')} is measured; other k are projected: memristor writes ∝ 1/k, "
+               "FeCAP = the measured update writes + one transfer's reads every k samples. A short run overstates the worst "
+               "device's rate (its random excess shrinks as training goes on), so short-run lifetimes are conservative.")
+    if run.config.get("ledger", {}).get("transfer_writes_unchanged") is False:
+        caption += " This run skips unchanged levels at transfers, so the memristor's 1/k scaling is approximate."
+    return section(f"{sid}-lifetime-section", "Lifetime projection",
+                   lifetime_html(points, rate, f"{sid}-lifetime", fig, caption), 3)
+
+
+def provenance_section(run: Run, sid: str) -> str:
+    v, t, cfg = run.versions, run.timing, run.config
+    pairs = [("results file", str(run.path / "results.json")), ("written", _stamp(run.written)),
+             ("code version", run.code_version or "not recorded in results.json")]
+    pairs += [(f"version: {k}", val) for k, val in v.items() if k not in ("platform", "processor", "code", "git", "commit")]
+    pairs += [("machine", f"{v.get('platform', '–')} ({v.get('processor', '–')})"),
+              ("execution", f"threads={cfg.get('threads', '–')} · backend={cfg.get('backend', '–')} · device={cfg.get('device', '–')}")]
+    if t:
+        pairs += [("wall time (training)", f"{t.get('train_seconds', math.nan):,.1f} s"),
+                  ("speed", f"{num(t.get('sample_replicas_per_second'))} sample-replicas/s")]
+    for k, val in flatten(run.extra).items():  # fields a newer engine adds: code version, dataset fingerprint…
+        pairs.append((k, json.dumps(val) if not isinstance(val, (str, int, float)) else val))
+    return section(f"{sid}-provenance-section", "Provenance", kv_table(pairs, id=f"{sid}-provenance"), 3)
+
+
+def config_section(run: Run, sid: str) -> str:
+    flat = flatten(run.config)
+    body = "<details><summary>all fields</summary>" + table(["field", "value"], [[k, str(v)] for k, v in flat.items()],
+                                                            id=f"{sid}-config") + "</details>"
+    return section(f"{sid}-config-section", "Configuration", body, 3)
+
+
+def run_section(run: Run, sid: str, rate: float, ks, figs: list[Figure], with_config: bool = True) -> str:
+    parts = [summary(run, sid), paper_section(run, sid), accuracy_section(run, sid, figs), ledger_section(run, sid, figs),
+             lifetime_section(run, sid, rate, ks, figs), provenance_section(run, sid)]
+    if with_config:
+        parts.append(config_section(run, sid))
+    return section(sid, f"Run {run.name}", "".join(parts))
+

@@ -1,0 +1,170 @@
+"""The one place that reads a run's ``results.json``: everything else in the report sees :class:`Run`.
+
+The training engine may add fields (a code version, a dataset fingerprint, per-device write
+histograms) and a report must still open older files, so required fields are few (``config`` and
+``final_test_accuracy``) and every other one is optional. Accuracies become percent here.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..circuit.ledger import LedgerConfig
+from ..errors import DataError
+
+# Top-level keys this adapter interprets; any other field the engine adds is shown as provenance.
+KNOWN_KEYS = {"config", "seeds", "steps", "samples_per_replica", "final_test_accuracy", "final_test_accuracy_mean",
+              "final_test_accuracy_std", "history", "ledger", "timing", "versions"}
+
+
+@dataclass
+class Evaluation:
+    epoch: float
+    step: int | None
+    accuracy: list[float]  # percent, one per seed
+
+
+@dataclass
+class LayerLedger:
+    """One layer (or the whole network) with one value per replica for every figure."""
+
+    name: str
+    weights: int
+    transfers: list[float]
+    fecap_mean: list[float]  # over all 14 FeCAPs of a weight
+    fecap_msb_mean: list[float]  # sign/MSB cells: the ones transfers read, hence the most written
+    fecap_worst: list[float]
+    memristor_mean: list[float]
+    memristor_worst: list[float]
+    energy_fecap_nJ: list[float]  # whole layer
+    energy_memristor_nJ: list[float]
+    energy_per_device_nJ: list[float]  # one sign/MSB FeCAP + one memristor, the paper's per-device figure
+    energy_device_fecap_nJ: list[float]  # its FeCAP part
+    energy_device_memristor_nJ: list[float]  # its memristor part
+    fecap_margin: list[float]  # rated cycles / worst device's cycles
+    memristor_margin: list[float]
+    histograms: list[dict | None] = field(default_factory=list)  # per replica, when the engine records one
+
+
+@dataclass
+class Endurance:
+    """Rated endurance and operation costs, from the run's own ledger config."""
+
+    fecap_cycles: float
+    memristor_cycles: float
+    ops_per_cycle: float
+    fecap_ops_initial: float  # one-off programming before training, per sign/MSB FeCAP
+    memristor_ops_initial: float
+    fecap_ops_per_transfer: float
+
+
+@dataclass
+class Run:
+    name: str
+    path: Path
+    config: dict
+    seeds: list
+    accuracy: list[float]  # final test accuracy, percent per seed
+    history: list[Evaluation]
+    samples_per_replica: int | None
+    layers: list[LayerLedger]  # empty for fp runs
+    network: LayerLedger | None
+    endurance: Endurance
+    timing: dict
+    versions: dict
+    extra: dict  # top-level fields this adapter does not know (e.g. a dataset fingerprint)
+    code_version: str | None  # None: the engine that wrote the file did not record one
+    written: float | None  # results.json modification time (epoch seconds)
+
+
+# Where an engine may record the code version that produced a run (first found wins).
+CODE_VERSION_KEYS = (("code_version",), ("versions", "code"), ("versions", "git"), ("versions", "commit"))
+
+
+def code_version(data: dict) -> str | None:
+    for path in CODE_VERSION_KEYS:
+        v = _dig(data, *path)
+        if v:
+            return v if isinstance(v, str) else json.dumps(v, sort_keys=True)
+    return None
+
+
+def _num(v) -> float:
+    """A JSON number; None (how a writer may store inf/nan) becomes nan."""
+    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else math.nan
+
+
+def _dig(d, *path, default=None):
+    for p in path:
+        if not isinstance(d, dict) or p not in d:
+            return default
+        d = d[p]
+    return d
+
+
+def endurance_of(config: dict) -> Endurance:
+    """The rated endurance of a run's config; a field an older config lacks takes LedgerConfig's default."""
+    defaults = {f.name: f.default for f in dataclasses.fields(LedgerConfig)}
+    led = {**defaults, **(config.get("ledger") or {})}
+    return Endurance(fecap_cycles=float(led["fecap_endurance_cycles"]),
+                     memristor_cycles=float(led["memristor_endurance_cycles"]),
+                     ops_per_cycle=float(led["ops_per_cycle"]),
+                     fecap_ops_initial=float(led["fecap_ops_initial_write"] + led["fecap_ops_per_transfer"]),
+                     memristor_ops_initial=float(led["memristor_ops_per_transfer"]),
+                     fecap_ops_per_transfer=float(led["fecap_ops_per_transfer"]))
+
+
+def _layer(name: str, reports: list[dict]) -> LayerLedger:
+    col = lambda *p: [_num(_dig(r, *p)) for r in reports]  # noqa: E731
+    msb = [_num(_dig(r, "fecap_ops", "mean_sign_msb_cell", default=_dig(r, "fecap_ops", "mean"))) for r in reports]
+    weights = _num(_dig(reports[0], "weights"))
+    return LayerLedger(
+        name=name, weights=int(weights) if math.isfinite(weights) else 0, transfers=col("transfers"),
+        fecap_mean=col("fecap_ops", "mean"), fecap_msb_mean=msb, fecap_worst=col("fecap_ops", "worst"),
+        memristor_mean=col("memristor_ops", "mean"), memristor_worst=col("memristor_ops", "worst"),
+        energy_fecap_nJ=col("energy_nJ", "fecap_total"), energy_memristor_nJ=col("energy_nJ", "memristor_total"),
+        energy_per_device_nJ=col("energy_nJ", "per_device"), energy_device_fecap_nJ=col("energy_nJ", "per_device_fecap"),
+        energy_device_memristor_nJ=col("energy_nJ", "per_device_memristor"),
+        fecap_margin=col("endurance", "fecap_margin"), memristor_margin=col("endurance", "memristor_margin"),
+        histograms=[r.get("histogram") if isinstance(r.get("histogram"), dict) else None for r in reports])
+
+
+def _percent(values, where: Path) -> list[float]:
+    if not isinstance(values, list) or not values:
+        raise DataError(f"{where}: 'final_test_accuracy' is not a list of accuracies")
+    return [100 * _num(a) for a in values]
+
+
+def read_run(path: str | Path, name: str | None = None) -> Run:
+    """A run from its folder or its results.json; a missing, corrupt or foreign file is a DataError."""
+    path = Path(path)
+    file = path / "results.json" if path.is_dir() else path
+    try:
+        data = json.loads(file.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise DataError(f"{path}: no results.json (is the run finished?)") from None
+    except (OSError, UnicodeDecodeError, ValueError) as e:
+        raise DataError(f"{file}: cannot read it as JSON ({e})") from None
+    if not isinstance(data, dict) or not isinstance(data.get("config"), dict) or "final_test_accuracy" not in data:
+        raise DataError(f"{file}: not a ferristor results file (needs 'config' and 'final_test_accuracy')")
+    history = [Evaluation(_num(h.get("epoch")), h.get("step"), [100 * _num(a) for a in h.get("test_accuracy", [])])
+               for h in data.get("history") or [] if isinstance(h, dict)]
+    replicas = [r for r in data.get("ledger") or [] if isinstance(r, dict) and r.get("layers")]
+    layers = [_layer(f"layer {i + 1}", [r["layers"][i] for r in replicas])
+              for i in range(min(len(r["layers"]) for r in replicas))] if replicas else []
+    network = _layer("network", [r["network"] for r in replicas]) if replicas and all("network" in r for r in replicas) else None
+    try:
+        written = file.stat().st_mtime
+    except OSError:
+        written = None
+    return Run(
+        name=name or (file.parent.name or str(file.parent)), path=file.parent, config=data["config"],
+        seeds=list(data.get("seeds") or data["config"].get("seeds") or range(len(data["final_test_accuracy"]))),
+        accuracy=_percent(data["final_test_accuracy"], file), history=history,
+        samples_per_replica=data.get("samples_per_replica"), layers=layers, network=network,
+        endurance=endurance_of(data["config"]), timing=data.get("timing") or {}, versions=data.get("versions") or {},
+        extra={k: v for k, v in data.items() if k not in KNOWN_KEYS and k != "code_version"}, code_version=code_version(data),
+        written=written)

@@ -1,0 +1,210 @@
+"""The sections of one sweep: its points in a table, and accuracy, operations, energy (and, over k,
+lifetime) against each swept axis, with the paper's values where a point matches a paper preset."""
+from __future__ import annotations
+
+import json
+import math
+
+from ..experiments import paper_values as pv
+from ..experiments.config import LOCAL_FIELDS
+from . import paper
+from .figures import Figure, Trace, figure_html
+from .lifetime import format_days, trial_lifetime
+from .markup import Raw, flatten, kv_table, mean_std, num, para, pct, section, table
+from .run_page import FECAP_COLOR, MEMRISTOR_COLOR, PAPER_COLOR, _stamp, lifetime_figure, lifetime_html
+from .sweeps import Sweep, Trial
+
+# Categories keep the paper's order where it has one.
+_KNOWN_ORDER = [*pv.FIG5F_SETTINGS, *pv.FIG5F_VARIANTS]
+
+
+def _key(v) -> str:
+    return json.dumps(v, sort_keys=True)
+
+
+def axes(sweep: Sweep) -> list[str]:
+    """The fields that vary between points: the trials' own fields, else their resolved configs'."""
+    keys = list(dict.fromkeys(k for t in sweep.trials for k in t.params))
+    varying = [k for k in keys if len({_key(t.params.get(k)) for t in sweep.trials}) > 1]
+    if varying or len(sweep.trials) < 2:
+        return varying
+    flat = [flatten(t.train_config) for t in sweep.trials]
+    keys = list(dict.fromkeys(k for f in flat for k in f if k.split(".")[0] not in LOCAL_FIELDS))
+    return [k for k in keys if len({_key(f.get(k)) for f in flat}) > 1]
+
+
+def coord(trial: Trial, axis: str):
+    return trial.params[axis] if axis in trial.params else flatten(trial.train_config).get(axis)
+
+
+def _numeric(values: list) -> bool:
+    return all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
+
+
+def ordered(values: list) -> list:
+    uniq = list({_key(v): v for v in values}.values())
+    if _numeric(uniq):
+        return sorted(uniq)
+    return sorted(uniq, key=lambda v: (_KNOWN_ORDER.index(v) if v in _KNOWN_ORDER else len(_KNOWN_ORDER), str(v)))
+
+
+def _series(sweep: Sweep, axis: str, others: list[str]) -> list[tuple[str, list[Trial]]]:
+    """Points grouped by the other axes' values, each group sorted along ``axis``."""
+    groups: dict[str, list[Trial]] = {}
+    for t in sweep.trials:
+        label = ", ".join(f"{o}={coord(t, o)}" for o in others)
+        groups.setdefault(label, []).append(t)
+    order = ordered([coord(t, axis) for t in sweep.trials])
+    pos = {_key(v): i for i, v in enumerate(order)}
+    return [(label, sorted(ts, key=lambda t: pos[_key(coord(t, axis))])) for label, ts in groups.items()]
+
+
+def _p(t: Trial):
+    return t.train_config.get("rule", {}).get("p")
+
+
+def _reference(t: Trial) -> dict | None:
+    """The paper's counting at this point's k, N and p (hybrid, batch-1 points only)."""
+    k, n, p = t.params.get("k"), t.metrics.get("samples_per_replica"), _p(t)
+    if not (k and n and p is not None and "memristor_ops_per_device" in t.metrics and t.train_config.get("batch", 1) == 1):
+        return None
+    return paper.counting_reference(k, n, p)
+
+
+def _axis_figures(sweep: Sweep, axis: str, all_axes: list[str], sid: str) -> list[Figure]:
+    others = [a for a in all_axes if a != axis]
+    values = [coord(t, axis) for t in sweep.trials]
+    numeric = _numeric(values)
+    log = numeric and min(values) > 0 and max(values) / min(values) >= 20
+    series = _series(sweep, axis, others)
+    kind = "line" if numeric else "markers"
+    fid = f"{sid}-{axis.replace('.', '-').replace('_', '-')}"
+    acc, ops, energy = [], [], []
+    for i, (label, ts) in enumerate(series):
+        name = lambda what: f"{what}{', ' + label if label else ''}"  # noqa: E731
+        xs = [coord(t, axis) if numeric else str(coord(t, axis)) for t in ts]
+        group = label or "all"
+        ms = [mean_std(t.accuracy) for t in ts]
+        acc.append(Trace(name("ours, mean ± std"), xs, [m for m, _ in ms], kind=kind, error=[s for _, s in ms], group=group,
+                         hover=[f"seeds: {', '.join(f'{a:.2f}' for a in t.accuracy)}" for t in ts]))
+        refs = [paper.trial_accuracy_value(t.params) for t in ts]
+        if any(r is not None for r in refs):
+            acc.append(Trace(name("paper"), xs, [math.nan if r is None else r for r in refs], kind="markers",
+                             symbol="diamond-open", size=11, color=PAPER_COLOR, group=group))
+        for metric, label_, color, dash in (("fecap_ops_per_device", "FeCAP sign/MSB, mean", FECAP_COLOR, False),
+                                            ("fecap_ops_worst", "FeCAP, worst", FECAP_COLOR, True),
+                                            ("memristor_ops_per_device", "memristor, mean", MEMRISTOR_COLOR, False),
+                                            ("memristor_ops_worst", "memristor, worst", MEMRISTOR_COLOR, True)):
+            ys = [t.metrics.get(metric, math.nan) for t in ts]
+            if any(not math.isnan(y) for y in ys):
+                ops.append(Trace(name(label_), xs, ys, kind=kind, color=color if len(series) == 1 else None, dash=dash,
+                                 symbol="triangle-up" if dash else "circle", group=group))
+        for metric, label_, color in (("energy_fecap_nJ", "FeCAP", FECAP_COLOR), ("energy_memristor_nJ", "memristor", MEMRISTOR_COLOR)):
+            ys = [t.metrics.get(metric, math.nan) for t in ts]
+            if any(not math.isnan(y) for y in ys):
+                energy.append(Trace(name(label_), xs, ys, kind=kind, color=color if len(series) == 1 else None, group=group))
+        refs = [_reference(t) for t in ts]
+        if any(refs):
+            get = lambda key: [r[key] if r else math.nan for r in refs]  # noqa: E731
+            for key, target, what in (("fecap_ops_per_device", ops, "paper's counting, FeCAP"),
+                                      ("memristor_ops_per_device", ops, "paper's counting, memristor"),
+                                      ("energy_fecap_nJ", energy, "paper's counting, FeCAP"),
+                                      ("energy_memristor_nJ", energy, "paper's counting, memristor")):
+                target.append(Trace(name(what), xs, get(key), kind="markers", symbol="diamond-open", size=11,
+                                    color=PAPER_COLOR, group=group))
+    common = dict(x_log=log, categorical_x=not numeric)
+    figs = [Figure(f"{fid}-accuracy", f"Test accuracy against {axis}", axis, "test accuracy (%)", acc,
+                   note="Error bars: std over seeds; open diamonds: the paper's value where a point matches a paper preset.", **common)]
+    if ops:
+        figs.append(Figure(f"{fid}-ops", f"Operations per device against {axis}", axis, "operations per device", ops,
+                           y_log=True, note="Circles: the mean device; triangles (dashed): the worst device (each the mean over seeds). "
+                           "Diamonds: " + paper.COUNTING_SOURCE + ", at each point's N.", **common))
+    if energy:
+        figs.append(Figure(f"{fid}-energy", f"Energy per device against {axis}", axis, "energy per device (nJ)", energy,
+                           y_log=True, note="One sign/MSB FeCAP and one memristor, over training.", **common))
+    return figs
+
+
+def _trials_table(sweep: Sweep, ax: list[str], sid: str, rate: float) -> str:
+    head = [*ax, "seeds", "accuracy % mean ± std", "min–max", "paper %", "FeCAP ops mean / worst",
+            "memristor ops mean / worst", "energy/device nJ", "memristor lifetime", "FeCAP lifetime",
+            "seconds"]
+    rows, attrs = [], {}
+    order = {a: [_key(v) for v in ordered([coord(t, a) for t in sweep.trials])] for a in ax}
+    for i, t in enumerate(sorted(sweep.trials, key=lambda t: [order[a].index(_key(coord(t, a))) for a in ax])):
+        m = t.metrics
+        ref = paper.trial_accuracy_value(t.params)
+        life = trial_lifetime(t)
+        days = life.days(rate) if life else (math.nan, math.nan)
+        e = (m["energy_fecap_nJ"] + m["energy_memristor_nJ"]) if "energy_fecap_nJ" in m and "energy_memristor_nJ" in m else None
+        rows.append([*(str(coord(t, a)) for a in ax), str(len(t.accuracy)), pct(t.accuracy),
+                     f"{min(t.accuracy):.2f}–{max(t.accuracy):.2f}", Raw(f'<span class="paper">{ref:.1f}</span>') if ref is not None else "–",
+                     f"{num(m.get('fecap_ops_per_device'))} / {num(m.get('fecap_ops_worst'))}",
+                     f"{num(m.get('memristor_ops_per_device'))} / {num(m.get('memristor_ops_worst'))}",
+                     num(e), format_days(days[0]) if life else "–", format_days(days[1]) if life else "–", num(m.get("seconds"), 3)])
+        if life:
+            n = len(ax)
+            for col, d in ((n + 7, life.memristor_days_at_1), (n + 8, life.fecap_days_at_1)):
+                attrs[(i, col)] = f'data-days-at-1="{"inf" if math.isinf(d) else repr(d)}"'
+    return table(head, rows, id=f"{sid}-trials", cell_attrs=attrs)
+
+
+def _lifetime(sweep: Sweep, ax: list[str], sid: str, rate: float, figs: list[Figure]) -> str:
+    if "k" not in ax:
+        return ""
+    others = [a for a in ax if a != "k"]
+    series = [(label, [p for t in ts if (p := trial_lifetime(t))]) for label, ts in _series(sweep, "k", others)]
+    series = [(label, pts) for label, pts in series if pts]
+    if not series:
+        return ""
+    fig = lifetime_figure(f"{sid}-lifetime-plot", series, rate)
+    figs.append(fig)
+    points = [p for _, pts in series for p in pts] if len(series) == 1 else []
+    caption = ("Measured at each k: the worst device's operations per training sample (the mean over seeds of each "
+               "chip's worst device), until the rated endurance of each point's ledger config, less the initial programming.")
+    if points:
+        return section(f"{sid}-lifetime-section", "Lifetime against k", lifetime_html(points, rate, f"{sid}-lifetime", fig, caption), 3)
+    return section(f"{sid}-lifetime-section", "Lifetime against k", para(caption) + figure_html(fig), 3)
+
+
+def _config(sweep: Sweep, sid: str) -> str:
+    flat = [flatten(t.train_config) for t in sweep.trials]
+    keys = list(dict.fromkeys(k for f in flat for k in f))
+    varying = [k for k in keys if len({_key(f.get(k)) for f in flat}) > 1]
+    rows = [[k, ", ".join(str(v) for v in ordered([f.get(k) for f in flat]))] for k in varying]
+    rows += [[k, str(flat[0].get(k))] for k in keys if k not in varying]
+    classes = ["diff"] * len(varying) + [""] * (len(rows) - len(varying))
+    body = (para(f"Fields of the resolved training config that differ between points: {len(varying)} (highlighted, listed first).")
+            + "<details><summary>all fields</summary>" + table(["field", "values"], rows, id=f"{sid}-config", row_classes=classes)
+            + "</details>")
+    return section(f"{sid}-config-section", "Configuration", body, 3)
+
+
+def sweep_section(sweep: Sweep, sid: str, rate: float, figs: list[Figure]) -> str:
+    ax = axes(sweep)
+    seeds = sorted({len(t.accuracy) for t in sweep.trials})
+    fixed = [k for k in dict.fromkeys(k for t in sweep.trials for k in t.params) if k not in ax]
+    pairs = [("folder", str(sweep.path)), ("store", sweep.source), ("points", len(sweep.trials)),
+             ("seeds per point", ", ".join(map(str, seeds))),
+             ("swept", "; ".join(f"{a}: {', '.join(str(v) for v in ordered([coord(t, a) for t in sweep.trials]))}" for a in ax) or "nothing (one point)"),
+             ("fixed", "; ".join(f"{k}: {sweep.trials[0].params.get(k)}" for k in fixed) or "–"),
+             ("training time, all points", f"{sum(t.metrics.get('seconds', 0.0) for t in sweep.trials):,.1f} s"),
+             ("newest point written", _stamp(sweep.newest))]
+    if sweep.skipped:
+        pairs.append(("unreadable points (left out)", "; ".join(sweep.skipped)))
+    body = kv_table(pairs, id=f"{sid}-summary")
+    scales = {t.params.get("epoch_scale") for t in sweep.trials} - {None, 1, 1.0}
+    if scales:  # a quick look must not read as a reproduction
+        body += para(f"Trained at {', '.join(f'{s:g}' for s in sorted(scales))} × the paper's epochs: the paper's "
+                     "accuracies are after its full training, so they sit above these short runs'.", "note paper")
+    body += section(f"{sid}-points-section", "Points", _trials_table(sweep, ax, sid, rate), 3)
+    plots = []
+    for a in ax:
+        for fig in _axis_figures(sweep, a, ax, sid):
+            figs.append(fig)
+            plots.append(figure_html(fig))
+    if plots:
+        body += section(f"{sid}-axes-section", "Against each swept axis", '<div class="grid">' + "".join(plots) + "</div>", 3)
+    body += _lifetime(sweep, ax, sid, rate, figs)
+    body += _config(sweep, sid)
+    return section(sid, f"Sweep {sweep.name}", body)

@@ -1,0 +1,112 @@
+"""Reading sweeps: a :class:`Sweep` of :class:`Trial` points, from whichever store the sweep used.
+
+A store is read by a :class:`SweepSource`; the ones in ``SOURCES`` are tried in order. Today a
+sweep is a folder of ``trials/<key>.json`` files (``{"key", "config", "result"}``, written by
+``experiments.sweep``). A results store (e.g. ``sweep.sqlite``, one row per trial × seed ×
+evaluation) plugs in by adding a source that builds the same :class:`Trial` objects.
+"""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from ..errors import DataError
+from .runs import Endurance, endurance_of
+
+# Per-trial figures a sweep point may carry (experiments.reproduce.TrialRunner); absent for fp trials.
+METRICS = ("fecap_ops_per_device", "fecap_ops_worst", "memristor_ops_per_device", "memristor_ops_worst",
+           "energy_fecap_nJ", "energy_memristor_nJ", "seconds", "samples_per_replica")
+
+
+@dataclass
+class Trial:
+    key: str
+    params: dict  # what the sweep varied: the trial's own fields, without its resolved training config
+    train_config: dict  # the fully resolved training config ({} when the store lacks it)
+    accuracy: list[float]  # final test accuracy, percent per seed
+    metrics: dict[str, float]  # those of METRICS the point has
+
+    @property
+    def endurance(self) -> Endurance:
+        return endurance_of(self.train_config)
+
+
+@dataclass
+class Sweep:
+    name: str
+    path: Path
+    source: str  # which store it was read from, for the provenance table
+    trials: list[Trial]
+    newest: float | None = None  # modification time of the newest point (epoch seconds)
+    skipped: list[str] = field(default_factory=list)  # unreadable points, named so the page says so
+
+
+class SweepSource(Protocol):
+    name: str
+
+    def detect(self, folder: Path) -> bool:
+        """Whether ``folder`` holds a sweep in this store's format."""
+
+    def load(self, folder: Path) -> Sweep:
+        """The sweep in ``folder``; a DataError when it holds no readable point."""
+
+
+def _number(v) -> float | None:
+    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) else None
+
+
+def trial_from_record(record: dict, key: str) -> Trial:
+    """A trial from the JSON record that ``experiments.sweep.save_result`` writes."""
+    config, result = record.get("config"), record.get("result")
+    if not isinstance(config, dict) or not isinstance(result, dict) or not isinstance(result.get("accuracy"), list):
+        raise ValueError("needs 'config' and 'result' with an 'accuracy' list")
+    params = {k: v for k, v in config.items() if k != "train_config"}
+    metrics = {m: v for m in METRICS if (v := _number(result.get(m))) is not None}
+    if "k" not in params and _number(result.get("k")) is not None:
+        params["k"] = result["k"]
+    return Trial(key=record.get("key") or key, params=params, train_config=config.get("train_config") or {},
+                 accuracy=[float(a) for a in result["accuracy"]], metrics=metrics)
+
+
+class TrialsFolder:
+    """``trials/*.json``, one file per finished point."""
+
+    name = "trials/*.json"
+
+    def detect(self, folder: Path) -> bool:
+        return (folder / "trials").is_dir()
+
+    def load(self, folder: Path) -> Sweep:
+        trials, skipped, newest = [], [], None
+        for f in sorted((folder / "trials").glob("*.json")):
+            try:
+                trials.append(trial_from_record(json.loads(f.read_text(encoding="utf-8")), f.stem))
+                newest = max(newest or 0.0, f.stat().st_mtime)
+            except (OSError, UnicodeDecodeError, ValueError, AttributeError) as e:
+                skipped.append(f"{f.name} ({e})")
+        if not trials:
+            raise DataError(f"{folder}: no readable trial under trials/ (a sweep writes one JSON file per finished point)")
+        return Sweep(name=folder.name, path=folder, source=self.name, trials=trials, newest=newest, skipped=skipped)
+
+
+SOURCES: list[SweepSource] = [TrialsFolder()]
+# A store that exists in a folder but that no source above reads: named, so the error says what to do.
+UNREAD_STORES = ("sweep.sqlite",)
+
+
+def find_source(folder: Path) -> SweepSource | None:
+    return next((s for s in SOURCES if s.detect(folder)), None)
+
+
+def read_sweep(folder: str | Path) -> Sweep:
+    folder = Path(folder)
+    source = find_source(folder)
+    if source is None:
+        unread = [s for s in UNREAD_STORES if (folder / s).exists()]
+        if unread:
+            raise DataError(f"{folder}: {unread[0]} is a results store this version cannot read yet")
+        raise DataError(f"{folder}: not a sweep (no trials/ folder)")
+    return source.load(folder)

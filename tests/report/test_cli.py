@@ -1,0 +1,83 @@
+"""`ferristor report` and `ferristor lifetime`: files written, numbers printed, one-line errors."""
+import json
+import re
+
+import pytest
+from click.testing import CliRunner
+
+from ferristor.cli.main import cli
+
+
+def _invoke(*args):
+    return CliRunner().invoke(cli, [str(a) for a in args])
+
+
+def test_report_writes_one_self_contained_page_beside_the_run(small_run, tmp_path):
+    import shutil
+    run = shutil.copytree(small_run, tmp_path / "run")
+    r = _invoke("report", run)
+    assert r.exit_code == 0, r.output
+    page = run / "report.html"
+    assert r.output.strip() == f"report: {page}"
+    html = page.read_text()
+    from plotly.offline import get_plotlyjs
+    library = get_plotlyjs().replace("</script", "<\\/script")
+    assert html.count(library) == 1  # plotly.js inlined once; its own strings name web sites it never fetches here
+    html = html.replace(library, "")
+    # nothing to fetch: no external script, style, image or link target
+    assert not re.search(r"""<(script|img|link|iframe)[^>]*\s(src|href)=""", html)
+    assert not re.search(r"""(src|href)=["']?(https?:)?//""", html)
+    assert html.count("<script") == 2 + html.count('type="application/json"')  # plotly.js, the page script, plot data
+    assert not list(run.glob(".report.html.*.part"))
+    res = json.loads((run / "results.json").read_text())
+    assert all(f"{100 * a:.2f}" in html for a in res["final_test_accuracy"])
+
+
+def test_figures_for_papers(small_run, tmp_path):
+    r = _invoke("report", small_run, "--out", tmp_path / "r.html", "--figures", tmp_path / "figs")
+    assert r.exit_code == 0, r.output
+    names = sorted(p.name for p in (tmp_path / "figs").iterdir())
+    assert "run-small-run-accuracy.svg" in names and "run-small-run-lifetime-plot.png" in names
+    assert (tmp_path / "figs" / "run-small-run-accuracy.svg").read_text().lstrip().startswith("<?xml")
+
+
+def test_lifetime_prints_the_measured_and_projected_k(small_run):
+    from ferristor.report.lifetime import format_days, run_lifetime
+    from ferristor.report.runs import read_run
+    r = _invoke("lifetime", small_run, "--rate", "10", "--k", "10,40")
+    assert r.exit_code == 0, r.output
+    rows = {line.split()[0]: line for line in r.output.splitlines() if re.match(r"^\s*\d", line)}
+    assert sorted(rows) == ["10", "20*", "40"]
+    measured = next(p for p in run_lifetime(read_run(small_run), ()) if p.measured)
+    mem, fe = measured.days(10)
+    assert format_days(mem) in rows["20*"] and format_days(fe) in rows["20*"]
+    assert "1e+05" in r.output and "from the run's ledger config" in r.output
+
+
+def test_lifetime_of_a_sweep(small_sweep):
+    r = _invoke("lifetime", small_sweep, "--rate", "5")
+    assert r.exit_code == 0, r.output
+    assert [line.split(",")[0].strip() for line in r.output.splitlines()[1:]] == ["k=5", "k=20", "k=100"]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["report", "{tmp}/nope"], "PATH '{tmp}/nope': no such file or folder"),
+    (["report", "{tmp}/empty"], "PATH '{tmp}/empty': holds no results.json"),
+    (["report", "{tmp}/corrupt"], "cannot read it as JSON"),
+    (["report", "{run}", "--rate", "-3"], "--rate='-3' is not allowed"),
+    (["report", "{run}", "--out", "{tmp}"], "--out="),
+    (["report"], "PATH: give at least one"),
+    (["lifetime", "{run}", "--rate", "-1"], "--rate='-1' is not allowed"),
+    (["lifetime", "{run}", "--rate", "fast"], "--rate='fast' is not allowed"),
+    (["lifetime", "{run}"], "--rate is missing"),
+    (["lifetime", "{tmp}/nope", "--rate", "1"], "RUN '{tmp}/nope': no such file or folder"),
+    (["lifetime", "{run}", "--rate", "1", "--k", "0"], "--k='0' is not allowed"),
+])
+def test_bad_input_is_one_line_and_exit_2(small_run, tmp_path, args, message):
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "corrupt").mkdir()
+    (tmp_path / "corrupt" / "results.json").write_text("{")
+    fill = lambda s: s.format(tmp=tmp_path, run=small_run)  # noqa: E731
+    r = _invoke(*map(fill, args))
+    assert r.exit_code == 2, r.output
+    assert r.output.count("\n") == 1 and r.output.startswith("error: ") and fill(message) in r.output, r.output

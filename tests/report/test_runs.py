@@ -1,0 +1,88 @@
+"""Reading runs: the adapter's numbers, tolerance of old and new fields, and what PATHs mean."""
+import json
+import shutil
+
+import pytest
+
+from ferristor.errors import DataError
+from ferristor.report import build_report
+from ferristor.report.inputs import resolve
+from ferristor.report.runs import read_run
+
+
+def _copy(run, dest, edit=None):
+    dest.mkdir(parents=True)
+    res = json.loads((run / "results.json").read_text())
+    if edit:
+        edit(res)
+    (dest / "results.json").write_text(json.dumps(res))
+    return dest
+
+
+def test_the_adapter_reads_the_runs_numbers(small_run):
+    res = json.loads((small_run / "results.json").read_text())
+    run = read_run(small_run)
+    assert run.accuracy == [100 * a for a in res["final_test_accuracy"]]
+    assert [h.accuracy for h in run.history] == [[100 * a for a in h["test_accuracy"]] for h in res["history"]]
+    assert len(run.layers) == len(res["ledger"][0]["layers"]) == 3
+    assert run.network.memristor_worst == [r["network"]["memristor_ops"]["worst"] for r in res["ledger"]]
+    assert run.endurance.memristor_cycles == res["config"]["ledger"]["memristor_endurance_cycles"]
+    assert run.samples_per_replica == res["samples_per_replica"] and run.extra == {}
+
+
+def test_an_old_minimal_file_still_makes_a_page(tmp_path):
+    (tmp_path / "old").mkdir()
+    (tmp_path / "old" / "results.json").write_text(json.dumps(
+        {"config": {"dataset": "mnist", "mode": "fp", "rule": {"k": 100, "p": 0.2, "lr": 0.1}}, "final_test_accuracy": [0.9, 0.92]}))
+    page, figs = build_report([str(tmp_path / "old")])
+    assert "91.00 ± 1.41" in page and "records no evaluation history" in page and "programs no device" in page
+    assert "<th>code version</th><td>not recorded in results.json</td>" in page
+    assert figs == []
+
+
+def test_new_engine_fields_are_shown_and_used(small_run, tmp_path):
+    def edit(res):
+        res["code_version"] = "abc1234-dirty"
+        res["dataset_fingerprint"] = {"sha256": "f00d"}
+        for rep in res["ledger"]:
+            for layer in rep["layers"]:
+                layer["histogram"] = {"memristor_ops": {"edges": [0, 10, 20, 30, 40], "counts": [0, 0, 0, layer["weights"]]},
+                                      "fecap_ops": {"edges": [0, 100, 200, 300], "counts": [1, layer["weights"] - 2, 1]}}
+    run = _copy(small_run, tmp_path / "new", edit)
+    page, figs = build_report([str(run)])
+    assert "<th>code version</th><td>abc1234-dirty</td>" in page
+    assert "<th>dataset_fingerprint.sha256</th><td>f00d</td>" in page
+    writes = next(f for f in figs if f.id.endswith("-writes"))
+    assert "histogram" in writes.title
+    mem = next(t for t in writes.traces if t.name == "memristor, layer 1")
+    assert mem.x == [5, 15, 25, 35] and mem.y == [0, 0, 0, 2 * 156_800]  # two chips added up
+
+
+def test_several_runs_are_compared(small_run, tmp_path):
+    a = _copy(small_run, tmp_path / "a" / "run")
+    b = _copy(small_run, tmp_path / "b" / "run", lambda r: r["config"]["rule"].update(k=50))
+    runs, sweeps = resolve([str(a), str(b)])
+    assert [r.name for r in runs] == ["a/run", "b/run"] and sweeps == []
+    page, _ = build_report([str(a), str(b)])
+    assert 'id="runs-compared-table"' in page and "<th>rule.k</th>" in page
+    assert [r.name for r in resolve([str(tmp_path / "a")])[0]] == ["run"]  # a folder of runs stands for them
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda p: None, "no such file or folder"),
+    (lambda p: p.mkdir(), "holds no results.json and no sweep"),
+    (lambda p: (p.mkdir(), (p / "results.json").write_text('{"config": {')), "cannot read it as JSON"),
+    (lambda p: (p.mkdir(), (p / "results.json").write_text('{"hello": 1}')), "not a ferristor results file"),
+    (lambda p: (p.mkdir(), (p / "checkpoint.pt").write_bytes(b"")), "holds no results.json"),
+])
+def test_bad_paths_are_clear_errors(tmp_path, make, message):
+    make(tmp_path / "x")
+    with pytest.raises(DataError, match=message):
+        resolve([str(tmp_path / "x")], "PATH")
+
+
+def test_a_run_without_its_file_is_named(small_run, tmp_path):
+    run = shutil.copytree(small_run, tmp_path / "r")
+    (run / "results.json").unlink()
+    with pytest.raises(DataError, match="no results.json"):
+        read_run(run)

@@ -1,0 +1,82 @@
+"""Reading sweeps and laying them out: stores, swept axes, the paper's values beside the points."""
+import json
+
+import pytest
+
+from ferristor.errors import DataError
+from ferristor.experiments import paper_values as pv
+from ferristor.report import build_report
+from ferristor.report.sweep_page import axes
+from ferristor.report.sweeps import read_sweep
+
+
+def _write(folder, trials):
+    (folder / "trials").mkdir(parents=True)
+    for i, (config, result) in enumerate(trials):
+        (folder / "trials" / f"{i:04d}.json").write_text(json.dumps({"key": f"{i:04d}", "config": config, "result": result}))
+    return folder
+
+
+def _fig5f_like(folder):
+    """What `reproduce fig5f` writes, with made-up accuracies: two settings × three modes."""
+    trials = []
+    for s, setting in enumerate(("mnist-online", "fashion-mnist-online")):
+        for m, mode in enumerate(("fp", "hm", "hm-var")):
+            result = {"accuracy": [80.0 + s + m, 81.0 + s + m], "k": 100, "seconds": 1.0, "samples_per_replica": 600}
+            if mode != "fp":
+                result.update(fecap_ops_per_device=264.0, fecap_ops_worst=300.0, memristor_ops_per_device=12.0,
+                              memristor_ops_worst=12.0, energy_fecap_nJ=0.0264, energy_memristor_nJ=0.012)
+            trials.append(({"figure": "fig5f", "setting": setting, "mode": mode, "k": 100, "seeds": [0, 1],
+                            "epoch_scale": 0.001, "train_config": {"rule": {"p": 0.2}, "batch": 1}}, result))
+    return _write(folder, trials)
+
+
+def test_the_reproduce_sweep_is_read_with_its_axis(small_sweep):
+    sweep = read_sweep(small_sweep)
+    assert sweep.source == "trials/*.json" and len(sweep.trials) == 3 and sweep.skipped == []
+    assert axes(sweep) == ["k"]
+    assert sorted(t.params["k"] for t in sweep.trials) == [5, 20, 100]
+    assert all(t.train_config["rule"]["k"] == t.params["k"] for t in sweep.trials)
+
+
+def test_categorical_axes_with_the_papers_values(tmp_path):
+    sweep = read_sweep(_fig5f_like(tmp_path / "fig5f"))
+    assert axes(sweep) == ["setting", "mode"]
+    page, figs = build_report([str(tmp_path / "fig5f")])
+    acc = next(f for f in figs if f.id.endswith("-setting-accuracy"))
+    assert acc.categorical_x and [t.name for t in acc.traces][:2] == ["ours, mean ± std, mode=fp", "paper, mode=fp"]
+    paper = next(t for t in acc.traces if t.name == "paper, mode=hm-var")
+    assert paper.x == ["mnist-online", "fashion-mnist-online"]  # the paper's order of settings
+    assert paper.y == [pv.FIG5F["mnist-online"]["hm-var"], pv.FIG5F["fashion-mnist-online"]["hm-var"]]
+    assert any(f.id.endswith("-mode-ops") for f in figs) and "Trained at 0.001 × the paper" in page
+
+
+def test_a_reproduce_folder_stands_for_its_sweeps(small_sweep, tmp_path):
+    import shutil
+
+    from ferristor.report.inputs import resolve
+    shutil.copytree(small_sweep, tmp_path / "out" / "fig5cde")
+    _fig5f_like(tmp_path / "out" / "fig5f")
+    runs, sweeps = resolve([str(tmp_path / "out")])
+    assert runs == [] and [s.name for s in sweeps] == ["out/fig5cde", "out/fig5f"]
+    page, _ = build_report([str(tmp_path / "out")])
+    assert 'id="sweep-out-fig5cde"' in page and 'id="sweep-out-fig5f"' in page
+
+
+def test_unreadable_points_are_named_and_left_out(small_sweep, tmp_path):
+    import shutil
+    folder = shutil.copytree(small_sweep, tmp_path / "s")
+    (folder / "trials" / "zz-broken.json").write_text("{not json")
+    sweep = read_sweep(folder)
+    assert len(sweep.trials) == 3 and sweep.skipped and sweep.skipped[0].startswith("zz-broken.json")
+    assert "zz-broken.json" in build_report([str(folder)])[0]
+
+
+def test_stores_that_cannot_be_read(tmp_path):
+    (tmp_path / "empty" / "trials").mkdir(parents=True)
+    with pytest.raises(DataError, match="no readable trial"):
+        read_sweep(tmp_path / "empty")
+    (tmp_path / "store").mkdir()
+    (tmp_path / "store" / "sweep.sqlite").write_bytes(b"")
+    with pytest.raises(DataError, match="sweep.sqlite is a results store this version cannot read"):
+        build_report([str(tmp_path / "store")])
