@@ -10,6 +10,7 @@ import torch
 from ..errors import ConfigError
 from .idx import read_idx
 from .sources import FileSet, RemoteFile, locate
+from .validate import check_dataset
 
 _IDX_NAMES = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
               "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")
@@ -39,7 +40,10 @@ FASHION_FILES = FileSet(
 
 @dataclass
 class Dataset:
-    """Tensors of one task. Inputs float32 (N, features); targets int64 (N,)."""
+    """Tensors of one task. Inputs float32 (N, features); targets int64 (N,) in [0, n_classes).
+
+    Checked at construction (``data.validate.check_dataset``): other float inputs are cast to
+    float32 and other integer labels to int64; anything else is a DataError naming the problem."""
 
     name: str
     x_train: torch.Tensor
@@ -47,6 +51,9 @@ class Dataset:
     x_test: torch.Tensor
     y_test: torch.Tensor
     n_classes: int
+
+    def __post_init__(self):
+        check_dataset(self)
 
     @property
     def n_features(self) -> int:
