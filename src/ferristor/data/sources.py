@@ -59,13 +59,6 @@ def _package_dir(spec: FileSet) -> Path | None:
     return Path(list(found.submodule_search_locations)[0]) / sub
 
 
-def _verify(path: Path, f: RemoteFile) -> None:
-    got = md5sum(path)
-    if got != f.md5:
-        raise DataError(f"{path} is corrupt: md5 {got}, expected {f.md5}. Delete it and fetch it again "
-                        f"(or point --data-dir / {ENV_DATA_ROOT} at a good copy).")
-
-
 def _download(f: RemoteFile, dest: Path) -> None:
     dest.parent.mkdir(parents=True, exist_ok=True)
     errors = []
@@ -118,7 +111,12 @@ def locate(spec: FileSet, data_dir: str | os.PathLike | None = None) -> dict[str
 
 
 def _verified(spec: FileSet, root: Path) -> dict[str, Path]:
+    """Every file's path, after checking them all: one DataError names every corrupt file."""
     paths = {f.name: root / f.name for f in spec.files}
-    for f in spec.files:
-        _verify(paths[f.name], f)
+    bad = [(f, md5sum(paths[f.name])) for f in spec.files]
+    bad = [(f, got) for f, got in bad if got != f.md5]
+    if bad:
+        listed = "; ".join(f"{f.name} (md5 {got}, expected {f.md5})" for f, got in bad)
+        raise DataError(f"{spec.folder} in {root}: {len(bad)} corrupt file(s): {listed}. Delete them and fetch them "
+                        f"again (or point --data-dir / {ENV_DATA_ROOT} at a good copy).")
     return paths
