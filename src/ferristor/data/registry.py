@@ -87,7 +87,25 @@ DATASETS: dict[str, Callable[[str | None], Dataset]] = {
 }
 
 
-def load_dataset(name: str, data_dir: str | None = None) -> Dataset:
+def _check_name(name: str, data_dir) -> None:
     if name not in DATASETS:
         raise ConfigError("dataset", name, "one of " + ", ".join(repr(n) for n in DATASETS))
+    if data_dir is not None and not str(data_dir).strip():
+        # "" would silently mean "no data root" and fall back to another source
+        raise ConfigError("data_dir", data_dir, "a folder path (leave it unset to use FERRISTOR_DATA, a package or the cache)")
+
+
+def load_dataset(name: str, data_dir: str | None = None) -> Dataset:
+    _check_name(name, data_dir)
     return DATASETS[name](data_dir)
+
+
+def locate_dataset(name: str, data_dir: str | None = None) -> None:
+    """Find and verify the files of ``name`` without reading them (a DataError saying what is missing
+    or corrupt), so that a sweep fails before it starts rather than in its first trial."""
+    _check_name(name, data_dir)
+    if name == "ecg":
+        from .mitdb import locate_mitdb
+        locate_mitdb(data_dir)
+    else:
+        locate(MNIST_FILES if name == "mnist" else FASHION_FILES, data_dir)
