@@ -60,7 +60,7 @@ class TrainConfig:
             if every and self.epochs / every > MAX_STOPS:
                 raise ConfigError(name, every, f"at least {self.epochs / MAX_STOPS:g} epochs (at most {MAX_STOPS:,} stops per run)",
                                   context={"epochs": self.epochs})
-        check_number("test_limit", self.test_limit, lo=0, hi=2**62, integer=True)
+        check_number("test_limit", self.test_limit, lo=0, integer=True)
         check_number("threads", self.threads, lo=1, hi=max(os.cpu_count() or 1, 1), integer=True)
         check_choice("backend", self.backend, BACKENDS)
         self.device = check_device("device", self.device)
