@@ -27,7 +27,7 @@ import numpy as np
 
 from ..errors import DataError
 from .mitdb_checksums import MITDB_SHA256
-from .sources import ENV_DATA_ROOT, ENV_OFFLINE, cache_root
+from .sources import ENV_DATA_ROOT, ENV_OFFLINE, cache_root, present
 
 FOLDER = "mitdb"
 PHYSIONET_DB = "mitdb"  # PhysioNet database slug for wfdb.dl_database
@@ -117,7 +117,7 @@ def record_files(folder: Path, records: Sequence[str]) -> list[Path]:
 
 
 def _missing(folder: Path, records: Sequence[str]) -> list[str]:
-    return [p.name for p in record_files(folder, records) if not p.is_file()]
+    return [p.name for p in record_files(folder, records) if not present(p)]
 
 
 def _describe_missing(missing: list[str]) -> str:

@@ -1,6 +1,7 @@
 """The datasets ferristor knows, by name, and how each becomes tensors."""
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Callable
 
@@ -93,6 +94,13 @@ def _check_name(name: str, data_dir) -> None:
     if data_dir is not None and not str(data_dir).strip():
         # "" would silently mean "no data root" and fall back to another source
         raise ConfigError("data_dir", data_dir, "a folder path (leave it unset to use FERRISTOR_DATA, a package or the cache)")
+    if data_dir is not None:
+        try:
+            os.stat(data_dir)
+        except FileNotFoundError:
+            pass  # the locator says which files it looked for, and where
+        except (OSError, ValueError) as e:
+            raise ConfigError("data_dir", os.fspath(data_dir), reason=f"cannot be read ({getattr(e, 'strerror', None) or e})") from None
 
 
 def load_dataset(name: str, data_dir: str | None = None) -> Dataset:

@@ -45,6 +45,14 @@ def md5sum(path: Path) -> str:
     return h.hexdigest()
 
 
+def present(path: Path) -> bool:
+    """Whether ``path`` is a readable file; False (not an exception) for a path the OS refuses to look at."""
+    try:
+        return path.is_file()
+    except (OSError, ValueError):
+        return False
+
+
 def cache_root() -> Path:
     return Path(os.environ.get(ENV_CACHE, Path.home() / ".cache" / "ferristor"))
 
@@ -84,7 +92,7 @@ def locate(spec: FileSet, data_dir: str | os.PathLike | None = None) -> dict[str
     if explicit:
         # An explicit root is the user's word: use it or say what it lacks, never fall back silently.
         root = Path(explicit) / spec.folder
-        missing = [f.name for f in spec.files if not (root / f.name).is_file()]
+        missing = [f.name for f in spec.files if not present(root / f.name)]
         if missing:
             raise DataError(f"{spec.folder}: {', '.join(missing)} not found in {root}. Put the files there, "
                             f"or drop --data-dir/{ENV_DATA_ROOT} to use the package or a download.")
@@ -96,7 +104,7 @@ def locate(spec: FileSet, data_dir: str | os.PathLike | None = None) -> dict[str
     roots.append(("cache", cache_root() / spec.folder))
     looked = []
     for label, root in roots:
-        if all((root / f.name).is_file() for f in spec.files):
+        if all(present(root / f.name) for f in spec.files):
             return _verified(spec, root)
         looked.append(f"{label} ({root})")
     if os.environ.get(ENV_OFFLINE) == "1" or not all(f.mirrors for f in spec.files):
@@ -105,7 +113,7 @@ def locate(spec: FileSet, data_dir: str | os.PathLike | None = None) -> dict[str
                         + (f", or {spec.package_hint}" if spec.package_hint else "") + ".")
     dest = cache_root() / spec.folder
     for f in spec.files:
-        if not (dest / f.name).is_file():
+        if not present(dest / f.name):
             _download(f, dest / f.name)
     return _verified(spec, dest)
 
