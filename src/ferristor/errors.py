@@ -21,7 +21,7 @@ def _as_written(field: str, value: Any, namer: Namer | None) -> str:
     if value is None or value is True:
         return name
     text = str(value)
-    if text == "" or any(c.isspace() for c in text):
+    if text == "" or any(c.isspace() or not c.isprintable() for c in text):
         text = repr(text)
     return f"{name} {text}"
 

@@ -167,7 +167,7 @@ def test_a_corrupt_checkpoint_names_the_file_and_the_flag(tmp_path, tiny):
 # --- device, params, compare ----------------------------------------------------------------------------
 
 def test_device_samples_must_be_positive_and_nothing_is_written(tmp_path):
-    for n in ("-5", "0"):
+    for n in ("-5", "0", "1"):  # 1: a spread of one sample is NaN
         refused(invoke("device", "fecap-read", "--out", tmp_path / "d", "--samples", n), "'--samples'", n)
     refused(invoke("device", "all", "--out", tmp_path / "d", "--samples", "0"), "'--samples'")
     assert not (tmp_path / "d").exists()

@@ -78,6 +78,11 @@ def write_log(exc: BaseException) -> Path | None:
     return None
 
 
+def one_line(text: str) -> str:
+    """``text`` with control characters (a newline in a path, say) escaped, so a message stays one line."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 def _first_line(e: BaseException, limit: int = 200) -> str:
     text = (str(e).strip().splitlines() or [""])[0]
     return text if len(text) <= limit else text[:limit - 1] + "…"
@@ -92,7 +97,7 @@ def report_unexpected(e: Exception) -> None:
         what = f"a write failed ({type(e).__name__}: {_first_line(e)}); is the file system full or read-only?"
     else:
         what = f"unexpected {type(e).__name__}: {_first_line(e)} — a bug; please report it"
-    click.echo(f"error: {what} ({where})", err=True)
+    click.echo(one_line(f"error: {what} ({where})"), err=True)
 
 
 class FerristorGroup(click.Group):
@@ -101,7 +106,7 @@ class FerristorGroup(click.Group):
     def invoke(self, ctx):
         def show(message, category, filename, lineno, file=None, line=None):
             if isinstance(message, FerristorWarning):
-                click.echo(f"warning: {message.render(ctx.meta.get(_NAMER))}", err=True)
+                click.echo(f"warning: {one_line(message.render(ctx.meta.get(_NAMER)))}", err=True)
             else:
                 shown(message, category, filename, lineno, file, line)
         try:
@@ -111,7 +116,7 @@ class FerristorGroup(click.Group):
                 warnings.simplefilter("always", FerristorWarning)
                 return super().invoke(ctx)
         except FerristorError as e:
-            click.echo(f"error: {e.render(ctx.meta.get(_NAMER))}", err=True)
+            click.echo(f"error: {one_line(e.render(ctx.meta.get(_NAMER)))}", err=True)
             sys.exit(2)
         except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
             raise

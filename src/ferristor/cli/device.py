@@ -266,8 +266,9 @@ def _seed_option(f):
 def _command(name: str, fn, default_samples: int, short: str) -> click.Command:
     @_out_option
     @_seed_option
-    @click.option("--samples", type=click.IntRange(1, MAX_SAMPLES), default=default_samples, show_default=True,
-                  help="cells/devices/draws simulated")
+    @click.option("--samples", type=click.IntRange(1 if default_samples == 1 else 2, MAX_SAMPLES),
+                  default=default_samples, show_default=True,
+                  help="cells/devices/draws simulated (at least 2 where a spread is drawn)")
     @names_options(out_dir="out")
     def run(out: Path, seed: int, samples: int):
         for p in fn(_prepared(out), seed, samples):
@@ -282,7 +283,7 @@ for _name, (_fn, _n, _short) in FIGURES.items():
 @device_group.command("all", help="Every device figure.", short_help="every figure, into one folder")
 @_out_option
 @_seed_option
-@click.option("--samples", default=None, type=click.IntRange(1, MAX_SAMPLES), help="override every figure's sample count")
+@click.option("--samples", default=None, type=click.IntRange(2, MAX_SAMPLES), help="override every figure's sample count")
 @names_options(out_dir="out")
 def all_figures(out: Path, seed: int, samples: int | None):
     out = _prepared(out)
