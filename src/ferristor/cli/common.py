@@ -17,7 +17,6 @@ import time
 import traceback
 import warnings
 from pathlib import Path
-from typing import Callable
 
 import click
 
@@ -65,7 +64,7 @@ def write_log(exc: BaseException) -> Path | None:
     except Exception:  # pragma: no cover
         version = "?"
     text = (f"ferristor {version}, Python {sys.version.split()[0]}, {time.strftime('%Y-%m-%d %H:%M:%S')}\n"
-            f"command: {' '.join(shlex.quote(a) for a in sys.argv)}\ncwd: {os.getcwd()}\n\n"
+            f"command: {' '.join(shlex.quote(a) for a in sys.argv)}\ncwd: {os.environ.get('PWD', '?')}\n\n"
             + "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)))
     name = f"ferristor-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log"
     for folder in (log_folder(), Path(tempfile.gettempdir())):
