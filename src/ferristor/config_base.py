@@ -61,3 +61,45 @@ def check_choice(name: str, value, choices: Iterable[str]):
     if value not in choices:
         raise ConfigError(name, value, "one of " + ", ".join(repr(c) for c in choices))
     return value
+
+
+def available_devices() -> list[str]:
+    """The torch devices this machine can train on, as they are written ('cpu', 'cuda:0', …)."""
+    import torch
+
+    found = ["cpu"]
+    if torch.cuda.is_available():
+        found += [f"cuda:{i}" for i in range(torch.cuda.device_count())]
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        found.append("mps")
+    xpu = getattr(torch, "xpu", None)
+    if xpu is not None and xpu.is_available():
+        found += [f"xpu:{i}" for i in range(xpu.device_count())]
+    return found
+
+
+def check_device(name: str, value):
+    """A torch device this machine has (e.g. 'cpu', 'cuda', 'cuda:1'): checked before any work, since
+    torch only fails at the first tensor placed there, with an assertion."""
+    import torch
+
+    here = available_devices()
+    allowed = "a torch device this machine has: " + ", ".join(here)
+    if isinstance(value, torch.device):
+        value = str(value)
+    if not isinstance(value, str):
+        raise ConfigError(name, value, allowed)
+    try:
+        dev = torch.device(value)
+    except (RuntimeError, ValueError, TypeError):
+        raise ConfigError(name, value, allowed) from None
+    if dev.type == "cpu":
+        return value
+    kinds = {d.split(":")[0] for d in here}
+    if dev.type not in kinds:
+        why = {"cuda": "this torch cannot use CUDA (a CPU-only build, or no GPU visible)"}.get(
+            dev.type, f"this torch cannot use {dev.type} devices here")
+        raise ConfigError(name, value, reason=f"{why}; devices here: {', '.join(here)}")
+    if dev.index is not None and f"{dev.type}:{dev.index}" not in here and dev.type != "mps":
+        raise ConfigError(name, value, allowed)
+    return value

@@ -1,17 +1,110 @@
-"""Errors raised by ferristor. Every message names the parameter, the value and what is allowed."""
+"""Errors raised by ferristor. Every message names the parameter, the value and what is allowed.
+
+A :class:`ConfigError` keeps its parts (``field``, ``value``, ``allowed`` or ``reason``, and the
+other settings it conflicts with in ``context``), so a front end can say it again in its own
+words: the command line names ``--sigma -0.5`` where the library says
+``TransferConfig.sigma_levels=-0.5`` (see :meth:`ConfigError.render`).
+"""
+from __future__ import annotations
+
+from typing import Any, Callable, Iterable
+
+# Maps a config field path ("rule.k", "TransferConfig.sigma_levels") to how the user wrote it
+# ("--k"), or None where the front end has no name for it.
+Namer = Callable[[str], "str | None"]
+
+
+def _as_written(field: str, value: Any, namer: Namer | None) -> str:
+    name = namer(field) if namer else None
+    if name is None:
+        return f"{field}={value!r}"
+    if value is None or value is True:
+        return name
+    text = str(value)
+    if text == "" or any(c.isspace() or not c.isprintable() for c in text):
+        text = repr(text)
+    return f"{name} {text}"
 
 
 class FerristorError(Exception):
     """Base class of every error ferristor raises on purpose."""
 
+    def render(self, namer: Namer | None = None) -> str:
+        """The message, with config fields named by ``namer`` where it knows them."""
+        return str(self)
+
 
 class ConfigError(FerristorError, ValueError):
-    """A configuration value is out of range, of the wrong type or unknown."""
+    """A configuration value is out of range, of the wrong type or unknown.
 
-    def __init__(self, field: str, value, allowed: str):
-        self.field, self.value, self.allowed = field, value, allowed
-        super().__init__(f"{field}={value!r} is not allowed: expected {allowed}")
+    ``allowed`` says what would be accepted; ``reason`` replaces the "is not allowed" form for a
+    value that is well formed but unusable (a folder that cannot be written); ``context`` holds the
+    other settings that make the value wrong ({"network.norm": "batch"}).
+    """
+
+    def __init__(self, field: str, value, allowed: str | None = None, *, reason: str | None = None,
+                 context: dict[str, Any] | None = None):
+        self.field, self.value, self.allowed, self.reason = field, value, allowed, reason
+        self.context = dict(context or {})
+        super().__init__(self.render())
+
+    def render(self, namer: Namer | None = None) -> str:
+        who = _as_written(self.field, self.value, namer)
+        if self.reason is not None:
+            return f"{who}: {self.reason}"
+        with_ = "".join(f" with {_as_written(f, v, namer)}" for f, v in self.context.items())
+        return f"{who} is not allowed{with_}: expected {self.allowed}"
+
+
+class ConfigMismatchError(ConfigError):
+    """An output folder holds the state of a run with another configuration."""
+
+    def __init__(self, field: str, value, what: str, differences: Iterable[tuple[str, Any, Any]], remedy: str):
+        self.what, self.differences, self.remedy = what, list(differences), remedy
+        super().__init__(field, value, reason="")
+
+    def render(self, namer: Namer | None = None) -> str:
+        def name(f: str) -> str:
+            return (namer(f) if namer else None) or f
+        shown = [f"{name(f)} ({_short(old)} there, {_short(new)} now)" for f, old, new in self.differences[:8]]
+        more = f" and {len(self.differences) - 8} more" if len(self.differences) > 8 else ""
+        who = _as_written(self.field, self.value, namer)
+        return f"{who} holds {self.what} of another configuration, differing in {', '.join(shown)}{more}; {self.remedy}"
+
+
+def _short(v: Any) -> str:
+    if v is _ABSENT:
+        return "absent"
+    text = repr(v)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+class _Absent:
+    def __repr__(self):
+        return "absent"
+
+
+_ABSENT = _Absent()
+ABSENT = _ABSENT  # a field one of two configs lacks, in ConfigMismatchError.differences
 
 
 class DataError(FerristorError, OSError):
     """A data file is missing, corrupt or of the wrong shape."""
+
+
+class FerristorWarning(UserWarning):
+    """Something the user asked for will not do what they may expect (e.g. a k larger than the run).
+
+    ``field`` and ``value`` name the setting, so a front end can name it its own way."""
+
+    def __init__(self, message: str, field: str | None = None, value=None):
+        super().__init__(message)
+        self.message, self.field, self.value = message, field, value
+
+    def render(self, namer: Namer | None = None) -> str:
+        if self.field is None:
+            return self.message
+        return f"{_as_written(self.field, self.value, namer)}: {self.message}"
+
+    def __str__(self):
+        return self.render()

@@ -33,8 +33,17 @@ def test_corrupt_file_is_detected(mnist_files, tmp_path):
     d = _copy(mnist_files, tmp_path)
     with gzip.open(d / "t10k-labels-idx1-ubyte.gz", "wb") as f:
         f.write(b"\x00\x00\x08\x01" + b"\x00" * 10)
-    with pytest.raises(DataError, match="corrupt: md5"):
+    with pytest.raises(DataError, match="1 corrupt file.*t10k-labels-idx1-ubyte.gz .md5"):
         load_dataset("mnist", str(tmp_path))
+
+
+def test_every_corrupt_file_is_named_in_one_error(data_root, tmp_path):
+    d = _copy(data_root, tmp_path)
+    for name in ("train-labels-idx1-ubyte.gz", "t10k-images-idx3-ubyte.gz"):
+        (d / name).write_bytes(b"garbage")
+    with pytest.raises(DataError, match="2 corrupt file") as e:
+        load_dataset("mnist", str(tmp_path))
+    assert "train-labels-idx1-ubyte.gz" in str(e.value) and "t10k-images-idx3-ubyte.gz" in str(e.value)
 
 
 def test_no_data_anywhere_offline(monkeypatch):

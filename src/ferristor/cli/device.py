@@ -17,6 +17,7 @@ from ..circuit.charge_transfer import PAPER_LEVEL_MEANS_US, CircuitTransfer, msb
 from ..physics.fecap import FatigueConfig, FeCAPArray, FeCAPModelConfig, switching_energy_fj
 from ..physics.memristor import MemristorArray
 from ..physics.presets import martemucci2025
+from .common import FerristorGroup, NonEmptyPath, names_options, require_plot
 
 
 def _plt():
@@ -229,35 +230,63 @@ def transfer_levels(out: Path, seed: int, samples: int) -> list[Path]:
     return _save(out, "transfer-levels", fig, ["level", "g_diff_uS"], rows)
 
 
+# name → (function, default samples, one-line help for the command list)
 FIGURES = {
-    "fecap-read": (fecap_read, 16384), "fecap-energy": (fecap_energy, 1), "fecap-endurance": (fecap_endurance, 4096),
-    "memristor-icc": (memristor_icc, 2000), "memristor-levels": (memristor_levels, 2000),
-    "memristor-endurance": (memristor_endurance, 2000), "transfer-line": (transfer_line, 2000),
-    "transfer-levels": (transfer_levels, 2000),
+    "fecap-read": (fecap_read, 16384, "FeCAP bit-line voltages and errors vs Vref (Fig. 2b)"),
+    "fecap-energy": (fecap_energy, 1, "FeCAP switching energy vs pulse width (Fig. 2c)"),
+    "fecap-endurance": (fecap_endurance, 4096, "FeCAP memory window and failures vs cycles (Fig. 2d)"),
+    "memristor-icc": (memristor_icc, 2000, "memristor conductance vs compliance current (Fig. 2f)"),
+    "memristor-levels": (memristor_levels, 2000, "the 8 memristor conductance levels (Fig. 2g)"),
+    "memristor-endurance": (memristor_endurance, 2000, "memristor HCS/LCS vs SET/RESET cycles (Fig. 2h)"),
+    "transfer-line": (transfer_line, 2000, "transfer-line voltage vs switched area (Fig. 3e)"),
+    "transfer-levels": (transfer_levels, 2000, "the 15 transferred differential levels (Fig. 4)"),
 }
+MAX_SAMPLES = 1_000_000  # per figure; beyond it the CSVs alone take minutes to write
+MAX_SEED = 2**64 - 2  # torch seeds are 64-bit; fecap-endurance also draws from seed + 1
 
-device_group = click.Group("device", help="Device-level figures of the hybrid memory (Figs. 2–4), PNG + CSV.")
+device_group = FerristorGroup("device", help="Device-level figures of the hybrid memory (Figs. 2–4), PNG + CSV.")
 
 
-def _command(name: str, fn, default_samples: int) -> click.Command:
-    @click.option("--out", "out", required=True, type=click.Path(file_okay=False, path_type=Path), help="output folder")
-    @click.option("--seed", default=0, show_default=True, help="random seed")
-    @click.option("--samples", default=default_samples, show_default=True, help="cells/devices/draws simulated")
+def _prepared(out: Path) -> Path:
+    """The output folder, created and writable, before any simulation (errors name --out)."""
+    from ..experiments.run_folder import prepare
+    require_plot("ferristor device")
+    return prepare(out)
+
+
+def _out_option(f):
+    return click.option("--out", "out", required=True, type=NonEmptyPath(file_okay=False, path_type=Path),
+                        help="output folder (created if needed)")(f)
+
+
+def _seed_option(f):
+    return click.option("--seed", type=click.IntRange(0, MAX_SEED), default=0, show_default=True, help="random seed")(f)
+
+
+def _command(name: str, fn, default_samples: int, short: str) -> click.Command:
+    @_out_option
+    @_seed_option
+    @click.option("--samples", type=click.IntRange(1 if default_samples == 1 else 2, MAX_SAMPLES),
+                  default=default_samples, show_default=True,
+                  help="cells/devices/draws simulated (at least 2 where a spread is drawn)")
+    @names_options(out_dir="out")
     def run(out: Path, seed: int, samples: int):
-        for p in fn(out, seed, samples):
+        for p in fn(_prepared(out), seed, samples):
             click.echo(str(p))
-    return click.command(name, help=fn.__doc__)(run)
+    return click.command(name, help=fn.__doc__, short_help=short)(run)
 
 
-for _name, (_fn, _n) in FIGURES.items():
-    device_group.add_command(_command(_name, _fn, _n))
+for _name, (_fn, _n, _short) in FIGURES.items():
+    device_group.add_command(_command(_name, _fn, _n, _short))
 
 
-@device_group.command("all", help="Every device figure.")
-@click.option("--out", "out", required=True, type=click.Path(file_okay=False, path_type=Path))
-@click.option("--seed", default=0, show_default=True)
-@click.option("--samples", default=None, type=int, help="override every figure's sample count")
+@device_group.command("all", help="Every device figure.", short_help="every figure, into one folder")
+@_out_option
+@_seed_option
+@click.option("--samples", default=None, type=click.IntRange(2, MAX_SAMPLES), help="override every figure's sample count")
+@names_options(out_dir="out")
 def all_figures(out: Path, seed: int, samples: int | None):
-    for fn, n in FIGURES.values():
+    out = _prepared(out)
+    for fn, n, _ in FIGURES.values():
         for p in fn(out, seed, samples or n):
             click.echo(str(p))

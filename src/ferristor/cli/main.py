@@ -1,61 +1,67 @@
 """``ferristor`` — train with the hybrid rule, simulate devices, reproduce the paper."""
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import click
 
-from ..errors import FerristorError
+from ..experiments.config import MAX_EPOCHS, TASKS
+from ..nn.bank import BACKENDS, MODES
+from ..rule.config import ROUNDING_MODES
+from .common import FerristorGroup, FiniteFloat, NonEmptyPath, SeedList, cpu_count, names_options
 
 
-class _Group(click.Group):
-    """Turns ferristor's own errors into one clear line and exit status 2, without a traceback."""
-
-    def invoke(self, ctx):
-        try:
-            return super().invoke(ctx)
-        except FerristorError as e:
-            click.echo(f"error: {e}", err=True)
-            sys.exit(2)
-
-
-@click.group(cls=_Group)
+@click.group(cls=FerristorGroup)
 @click.version_option(package_name="ferristor")
 def cli():
-    """Simulate on-chip learning with the hybrid FeCAP/memristor memory (Martemucci et al. 2025)."""
+    """Simulate on-chip learning with the hybrid FeCAP/memristor memory (Martemucci et al. 2025).
+
+    Exit status: 0 done, 2 bad input or a refused run (one line naming the option), 1 an unexpected
+    error (one line and the path of a log file with the traceback).
+    """
 
 
 @cli.command()
-@click.option("--dataset", default="mnist", show_default=True, help="mnist, fashion-mnist or ecg")
-@click.option("--mode", default="hm-var", show_default=True, help="fp, hm (ideal transfer) or hm-var (with variability)")
-@click.option("--k", "k", type=int, default=100, show_default=True, help="transfer every k samples")
-@click.option("--p", "p", type=float, default=None, help="update probability [default: the task's, digest §4]")
-@click.option("--lr", type=float, default=None, help="learning rate [default: the task's, digest §4]")
-@click.option("--epochs", type=float, default=10, show_default=True, help="epochs (a fraction runs part of one)")
-@click.option("--batch", type=int, default=1, show_default=True, help="samples per update")
+@click.option("--dataset", type=click.Choice(list(TASKS)), default="mnist", show_default=True, help="the task")
+@click.option("--mode", type=click.Choice(MODES), default="hm-var", show_default=True,
+              help="fp, hm (ideal transfer) or hm-var (with variability)")
+@click.option("--k", "k", type=click.IntRange(min=1), default=100, show_default=True, help="transfer every k samples")
+@click.option("--p", "p", type=FiniteFloat(0, 1, min_open=True), default=None,
+              help="update probability [default: the task's, digest §4]")
+@click.option("--lr", type=FiniteFloat(0, min_open=True), default=None, help="learning rate [default: the task's, digest §4]")
+@click.option("--epochs", type=FiniteFloat(0, MAX_EPOCHS, min_open=True), default=10, show_default=True,
+              help="epochs (a fraction runs part of one)")
+@click.option("--batch", type=click.IntRange(min=1), default=1, show_default=True,
+              help="samples per update (at least 2 with --norm batch; at most the training samples)")
 @click.option("--norm", type=click.Choice(["layer", "batch", "none"]), default=None,
               help="normalisation after each layer [default: the task's, digest §4]")
-@click.option("--seeds", default="0", show_default=True, help="replicas, e.g. 0-4 or 0,3,7")
-@click.option("--rounding", default="stochastic", show_default=True, help="stochastic, nearest or truncate")
-@click.option("--init-scale", type=float, default=None, help="initial |hidden| bound as a fraction of 511 [default: RuleConfig's]")
-@click.option("--hidden-lsb", type=float, default=None, help="real value of one hidden LSB [default: 2^-9]")
-@click.option("--sigma", "sigma_levels", type=float, default=None, help="transfer σ in level units [default: 0.594]")
+@click.option("--seeds", type=SeedList(), default="0", show_default=True,
+              help="replicas, e.g. 0-4 or 0,3,7 (seeds 0…2^64−1; refused up front if they do not fit in memory)")
+@click.option("--rounding", type=click.Choice(ROUNDING_MODES), default="stochastic", show_default=True,
+              help="how an update lands on the hidden grid")
+@click.option("--init-scale", type=FiniteFloat(0, 1, min_open=True), default=None,
+              help="initial |hidden| bound as a fraction of 511 [default: RuleConfig's]")
+@click.option("--hidden-lsb", type=FiniteFloat(0, min_open=True), default=None, help="real value of one hidden LSB [default: 2^-9]")
+@click.option("--sigma", "sigma_levels", type=FiniteFloat(0), default=None, help="transfer σ in level units [default: 0.594]")
 @click.option("--level-means", type=click.Choice(["ideal", "measured"]), default=None, help="level means of the noisy transfer")
 @click.option("--transfer-model", type=click.Choice(["ideal", "table", "circuit"]), default=None, help="transfer model [default: by mode]")
 @click.option("--skip-zero-updates", is_flag=True, help="do not count masked-in updates whose rounded change is 0")
 @click.option("--skip-unchanged-transfers", is_flag=True, help="a transfer leaves an unchanged level unwritten")
-@click.option("--eval-every", type=float, default=1.0, show_default=True, help="epochs between test evaluations")
-@click.option("--test-limit", type=int, default=0, show_default=True, help="evaluate on the first N test samples (0 = all)")
-@click.option("--threads", type=int, default=1, show_default=True, help="CPU threads")
-@click.option("--backend", default="auto", show_default=True, help="auto, numba or torch")
-@click.option("--device", default="cpu", show_default=True, help="torch device, e.g. cuda")
-@click.option("--data-dir", type=click.Path(file_okay=False), default=None, envvar="FERRISTOR_DATA",
+@click.option("--eval-every", type=FiniteFloat(0, min_open=True), default=1.0, show_default=True,
+              help="epochs between test evaluations")
+@click.option("--test-limit", type=click.IntRange(min=0), default=0, show_default=True,
+              help="evaluate on the first N test samples (0 = all)")
+@click.option("--threads", type=click.IntRange(1, cpu_count()), default=1, show_default=True, help="CPU threads")
+@click.option("--backend", type=click.Choice(BACKENDS), default="auto", show_default=True, help="the kernels")
+@click.option("--device", default="cpu", show_default=True, help="torch device, e.g. cuda (checked before any work)")
+@click.option("--data-dir", type=NonEmptyPath(file_okay=False), default=None, envvar="FERRISTOR_DATA",
               help="data root holding mnist/, fashion-mnist/, mitdb/ [env FERRISTOR_DATA]")
-@click.option("--out", type=click.Path(file_okay=False), default="runs/latest", show_default=True,
-              help="folder for results.json and the checkpoint (a rerun resumes)")
+@click.option("--out", type=NonEmptyPath(file_okay=False), default="runs/latest", show_default=True,
+              help="folder for results.json and the checkpoint (a rerun resumes; one run at a time)")
+@click.option("--fresh", is_flag=True, help="discard the checkpoint and results in --out and start over")
 @click.option("--progress/--no-progress", default=True, help="show a progress bar")
-def train(out, progress, skip_zero_updates, skip_unchanged_transfers, **opts):
+@names_options(**{"TransferConfig.model": "transfer_model", "transfer.model": "transfer_model", "out_dir": "out"})
+def train(out, fresh, progress, skip_zero_updates, skip_unchanged_transfers, **opts):
     """Train R replicas online with the hybrid rule and report accuracy, ledger, energy and speed."""
     from ..experiments.config import task_config
     from ..experiments.summary import format_summary
@@ -65,12 +71,12 @@ def train(out, progress, skip_zero_updates, skip_unchanged_transfers, **opts):
     overrides["count_zero_updates"] = not skip_zero_updates
     overrides["transfer_writes_unchanged"] = not skip_unchanged_transfers
     cfg = task_config(overrides.pop("dataset"), overrides.pop("mode"), **overrides)
-    results = run(cfg, out, progress=progress)
+    results = run(cfg, out, progress=progress, fresh=fresh)
     click.echo(format_summary(results))
     click.echo(f"results: {Path(out) / 'results.json'}")
 
 
-def _register_optional():
+def _register():
     from .compare import compare
     from .params import params
     from .reproduce import reproduce
@@ -79,14 +85,11 @@ def _register_optional():
     cli.add_command(compare)
     from .report import register as register_report
     register_report(cli)  # report, lifetime
-    try:
-        from .device import device_group
-        cli.add_command(device_group, "device")
-    except ImportError:
-        pass
+    from .device import device_group
+    cli.add_command(device_group, "device")
 
 
-_register_optional()
+_register()
 
 
 def main():

@@ -29,10 +29,13 @@ def config_classes():
 @click.command("params")
 @click.argument("name", required=False)
 def params(name):
-    """List the parameters of every config (or of the one whose class name contains NAME)."""
-    for cls in config_classes():
-        if name and name.lower() not in cls.__name__.lower():
-            continue
+    """List the parameters of every config (or of those whose class name contains NAME)."""
+    classes = list(config_classes())
+    chosen = [c for c in classes if not name or name.lower() in c.__name__.lower()]
+    if not chosen:
+        raise click.BadParameter(f"{name!r} matches no config class; known: {', '.join(c.__name__ for c in classes)}",
+                                 param_hint="NAME")
+    for cls in chosen:
         click.echo(f"\n{cls.__name__} ({cls.__module__})")
         for row in describe(cls):
             unit = f" [{row['unit']}]" if row.get("unit") else ""

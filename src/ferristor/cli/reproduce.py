@@ -5,45 +5,75 @@ from pathlib import Path
 
 import click
 
+from ..experiments.reproduce import FIG5C_KS, SETTINGS
+from .common import ChoiceList, FiniteFloat, IntList, NonEmptyPath, SeedList, cpu_count, names_options
+
+# The longest setting runs 100 epochs; the scale keeps every trial within TrainConfig's epoch bound.
+MAX_EPOCH_SCALE = 100
+
 
 @click.command("reproduce")
 @click.argument("figure", type=click.Choice(["fig5c", "fig5d", "fig5e", "fig5f", "all"]))
-@click.option("--seeds", default=None, help="seeds per point [default: 10 for fig5c–e, 5 for fig5f, digest §6]")
-@click.option("--epoch-scale", type=float, default=1.0, show_default=True,
+@click.option("--seeds", type=SeedList(), default=None, help="seeds per point [default: 0-9 for fig5c–e, 0-4 for fig5f, digest §6]")
+@click.option("--epoch-scale", type=FiniteFloat(0, MAX_EPOCH_SCALE, min_open=True), default=1.0, show_default=True,
               help="fraction of the paper's epochs, for a quick look (e.g. 0.1)")
-@click.option("--k", "ks", default=None, help="comma-separated k values for fig5c–e [default: 1,2,5,10,20,50,100,200,500]")
-@click.option("--settings", default=None, help="comma-separated fig5f settings [default: all four]")
+@click.option("--k", "ks", type=IntList(), default=None,
+              help="comma-separated k values for fig5c–e [default: " + ",".join(map(str, FIG5C_KS)) + "]")
+@click.option("--settings", type=ChoiceList(SETTINGS), default=None,
+              help="comma-separated fig5f settings [default: all four: " + ", ".join(SETTINGS) + "]")
 @click.option("--rounding", type=click.Choice(["stochastic", "nearest", "truncate"]), default=None,
               help="update rounding of the hybrid modes [default: the rule's, stochastic]; the fp points are shared")
 @click.option("--level-means", type=click.Choice(["ideal", "measured"]), default=None,
               help="level means of the hybrid modes' transfer [default: ideal]")
-@click.option("--threads", type=int, default=1, show_default=True, help="CPU threads per trial")
-@click.option("--workers", type=int, default=1, show_default=True,
+@click.option("--threads", type=click.IntRange(1, cpu_count()), default=1, show_default=True, help="CPU threads per trial")
+@click.option("--workers", type=click.IntRange(1, cpu_count()), default=1, show_default=True,
               help="trials run at once, each in its own process (e.g. one per core, with --threads 1)")
-@click.option("--data-dir", type=click.Path(file_okay=False), default=None, envvar="FERRISTOR_DATA")
-@click.option("--out", type=click.Path(file_okay=False), default="runs/reproduce", show_default=True,
-              help="each finished point is saved here at once; a rerun skips finished points")
+@click.option("--data-dir", type=NonEmptyPath(file_okay=False), default=None, envvar="FERRISTOR_DATA")
+@click.option("--out", type=NonEmptyPath(file_okay=False), default="runs/reproduce", show_default=True,
+              help="each finished point is saved here at once; a rerun skips finished points (one run at a time)")
+@click.option("--fresh", is_flag=True, help="discard the saved points and checkpoints of the figures asked and start over")
 @click.option("--progress/--no-progress", default=True)
+@names_options(k="ks", **{"rule.k": "ks", "out_dir": "out"})
 def reproduce(figure, seeds, epoch_scale, ks, settings, rounding, level_means, threads, workers, data_dir, out,
-              progress):
+              fresh, progress):
     """Reproduce the paper's Fig. 5c–f; prints our numbers next to the paper's and writes plots."""
+    from ..data.registry import locate_dataset
     from ..experiments import reproduce as rp
-    from ..experiments.seeds import parse_seeds
+    from ..experiments.resources import check_memory, estimate_bytes
+    from ..experiments.run_folder import claim
+    from .common import require_plot
 
+    require_plot("ferristor reproduce")
     out = Path(out)
-    kw = dict(hybrid={"rounding": rounding, "level_means": level_means}, data_dir=data_dir, threads=threads,
-              progress=progress, workers=workers)
-    if figure in ("fig5c", "fig5d", "fig5e", "all"):
-        k_list = tuple(int(k) for k in ks.split(",")) if ks else rp.FIG5C_KS
-        points = rp.reproduce_k_sweep(out / "fig5cde", parse_seeds(seeds or "0-9"), epoch_scale, k_list, **kw)
-        click.echo(rp.k_table(points))
-        click.echo(f"plots: {out / 'fig5cde'}/fig5c.png, fig5d.png, fig5e.png")
+    hybrid = {"rounding": rounding, "level_means": level_means}
+    kw = dict(hybrid=hybrid, data_dir=data_dir, threads=threads, progress=progress, workers=workers)
+    k_sweep = figure in ("fig5c", "fig5d", "fig5e", "all")
+    k_seeds = seeds or list(range(10))
+    f_seeds = seeds or list(range(5))
+    chosen = settings or tuple(rp.SETTINGS)
+    trials = []
+    if k_sweep:
+        trials += rp.k_trials(k_seeds, epoch_scale, ks or rp.FIG5C_KS, hybrid)
     if figure in ("fig5f", "all"):
-        chosen = tuple(settings.split(",")) if settings else tuple(rp.SETTINGS)
-        for s in chosen:
-            if s not in rp.SETTINGS:
-                from ..errors import ConfigError
-                raise ConfigError("settings", s, "one of " + ", ".join(rp.SETTINGS))
-        table = rp.reproduce_fig5f(out / "fig5f", parse_seeds(seeds or "0-4"), epoch_scale, chosen, **kw)
-        click.echo(rp.fig5f_table(table))
-        click.echo(f"plot: {out / 'fig5f' / 'fig5f.png'}")
+        trials += rp.fig5f_trials(f_seeds, epoch_scale, chosen, hybrid)
+    # Before any work: every trial's configuration is valid, the largest fits in memory (times the
+    # trials run at once), --out is ours, and the data of every setting are there and intact.
+    configs = [rp._cfg(t, data_dir, threads) for t in trials]
+    check_memory(max(configs, key=estimate_bytes), concurrent=min(workers, len(configs)))
+    figures = (["fig5cde"] if k_sweep else []) + (["fig5f"] if figure in ("fig5f", "all") else [])
+    subfolders = ["", *figures, *(f"{f}/trials" for f in figures)]
+    with claim(out, subfolders=subfolders) as folder:
+        for name in sorted({rp.SETTINGS[t["setting"]][0] for t in trials}):
+            locate_dataset(name, data_dir)
+        if fresh:
+            from ..experiments.run_folder import discard
+            for f in figures:
+                discard(folder / f, ("trials", "checkpoints"))
+        if k_sweep:
+            points = rp.reproduce_k_sweep(out / "fig5cde", k_seeds, epoch_scale, ks or rp.FIG5C_KS, **kw)
+            click.echo(rp.k_table(points))
+            click.echo(f"plots: {out / 'fig5cde'}/fig5c.png, fig5d.png, fig5e.png")
+        if figure in ("fig5f", "all"):
+            table = rp.reproduce_fig5f(out / "fig5f", f_seeds, epoch_scale, chosen, **kw)
+            click.echo(rp.fig5f_table(table))
+            click.echo(f"plot: {out / 'fig5f' / 'fig5f.png'}")

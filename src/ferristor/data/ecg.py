@@ -23,7 +23,7 @@ import torch
 from ..atomic import atomic_write
 from ..config_base import check_choice, check_number, param
 from ..errors import ConfigError, DataError
-from .mitdb import FS_HZ, N_CHANNELS, RECORDS, locate_mitdb, read_record, record_files
+from .mitdb import FS_HZ, N_CHANNELS, RECORDS, file_digest, locate_mitdb, read_record, record_files
 from .registry import Dataset
 from .sources import cache_root
 
@@ -85,11 +85,6 @@ def beat_features(signal: np.ndarray, beats: np.ndarray, window: int, n_fft: int
     return feats.astype(np.float32), keep
 
 
-def _file_digest(path: Path) -> str:
-    with open(path, "rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()
-
-
 def cache_key(folder: Path, records: Sequence[str], config: ECGConfig) -> str:
     """Hash of the record files' contents and of the extraction parameters (not of the seed or the
     split, which are applied after loading the cache)."""
@@ -98,7 +93,7 @@ def cache_key(folder: Path, records: Sequence[str], config: ECGConfig) -> str:
               "n_fft_components": config.n_fft_components, "edge": config.edge, "fs": FS_HZ}
     h.update(json.dumps(params, sort_keys=True).encode())
     for p in record_files(folder, records):
-        h.update(f"{p.name}:{_file_digest(p)}\n".encode())
+        h.update(f"{p.name}:{file_digest(p)}\n".encode())
     return h.hexdigest()[:24]
 
 

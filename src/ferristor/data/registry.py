@@ -1,6 +1,7 @@
 """The datasets ferristor knows, by name, and how each becomes tensors."""
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Callable
 
@@ -10,6 +11,7 @@ import torch
 from ..errors import ConfigError
 from .idx import read_idx
 from .sources import FileSet, RemoteFile, locate
+from .validate import check_dataset
 
 _IDX_NAMES = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
               "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")
@@ -39,7 +41,10 @@ FASHION_FILES = FileSet(
 
 @dataclass
 class Dataset:
-    """Tensors of one task. Inputs float32 (N, features); targets int64 (N,)."""
+    """Tensors of one task. Inputs float32 (N, features); targets int64 (N,) in [0, n_classes).
+
+    Checked at construction (``data.validate.check_dataset``): other float inputs are cast to
+    float32 and other integer labels to int64; anything else is a DataError naming the problem."""
 
     name: str
     x_train: torch.Tensor
@@ -47,6 +52,9 @@ class Dataset:
     x_test: torch.Tensor
     y_test: torch.Tensor
     n_classes: int
+
+    def __post_init__(self):
+        check_dataset(self)
 
     @property
     def n_features(self) -> int:
@@ -80,7 +88,32 @@ DATASETS: dict[str, Callable[[str | None], Dataset]] = {
 }
 
 
-def load_dataset(name: str, data_dir: str | None = None) -> Dataset:
+def _check_name(name: str, data_dir) -> None:
     if name not in DATASETS:
         raise ConfigError("dataset", name, "one of " + ", ".join(repr(n) for n in DATASETS))
+    if data_dir is not None and not str(data_dir).strip():
+        # "" would silently mean "no data root" and fall back to another source
+        raise ConfigError("data_dir", data_dir, "a folder path (leave it unset to use FERRISTOR_DATA, a package or the cache)")
+    if data_dir is not None:
+        try:
+            os.stat(data_dir)
+        except FileNotFoundError:
+            pass  # the locator says which files it looked for, and where
+        except (OSError, ValueError) as e:
+            raise ConfigError("data_dir", os.fspath(data_dir), reason=f"cannot be read ({getattr(e, 'strerror', None) or e})") from None
+
+
+def load_dataset(name: str, data_dir: str | None = None) -> Dataset:
+    _check_name(name, data_dir)
     return DATASETS[name](data_dir)
+
+
+def locate_dataset(name: str, data_dir: str | None = None) -> None:
+    """Find and verify the files of ``name`` without reading them (a DataError saying what is missing
+    or corrupt), so that a sweep fails before it starts rather than in its first trial."""
+    _check_name(name, data_dir)
+    if name == "ecg":
+        from .mitdb import locate_mitdb
+        locate_mitdb(data_dir)
+    else:
+        locate(MNIST_FILES if name == "mnist" else FASHION_FILES, data_dir)

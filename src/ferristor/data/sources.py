@@ -45,6 +45,14 @@ def md5sum(path: Path) -> str:
     return h.hexdigest()
 
 
+def present(path: Path) -> bool:
+    """Whether ``path`` is a readable file; False (not an exception) for a path the OS refuses to look at."""
+    try:
+        return path.is_file()
+    except (OSError, ValueError):
+        return False
+
+
 def cache_root() -> Path:
     return Path(os.environ.get(ENV_CACHE, Path.home() / ".cache" / "ferristor"))
 
@@ -57,13 +65,6 @@ def _package_dir(spec: FileSet) -> Path | None:
     if found is None or not found.submodule_search_locations:
         return None
     return Path(list(found.submodule_search_locations)[0]) / sub
-
-
-def _verify(path: Path, f: RemoteFile) -> None:
-    got = md5sum(path)
-    if got != f.md5:
-        raise DataError(f"{path} is corrupt: md5 {got}, expected {f.md5}. Delete it and fetch it again "
-                        f"(or point --data-dir / {ENV_DATA_ROOT} at a good copy).")
 
 
 def _download(f: RemoteFile, dest: Path) -> None:
@@ -91,7 +92,7 @@ def locate(spec: FileSet, data_dir: str | os.PathLike | None = None) -> dict[str
     if explicit:
         # An explicit root is the user's word: use it or say what it lacks, never fall back silently.
         root = Path(explicit) / spec.folder
-        missing = [f.name for f in spec.files if not (root / f.name).is_file()]
+        missing = [f.name for f in spec.files if not present(root / f.name)]
         if missing:
             raise DataError(f"{spec.folder}: {', '.join(missing)} not found in {root}. Put the files there, "
                             f"or drop --data-dir/{ENV_DATA_ROOT} to use the package or a download.")
@@ -103,7 +104,7 @@ def locate(spec: FileSet, data_dir: str | os.PathLike | None = None) -> dict[str
     roots.append(("cache", cache_root() / spec.folder))
     looked = []
     for label, root in roots:
-        if all((root / f.name).is_file() for f in spec.files):
+        if all(present(root / f.name) for f in spec.files):
             return _verified(spec, root)
         looked.append(f"{label} ({root})")
     if os.environ.get(ENV_OFFLINE) == "1" or not all(f.mirrors for f in spec.files):
@@ -112,13 +113,18 @@ def locate(spec: FileSet, data_dir: str | os.PathLike | None = None) -> dict[str
                         + (f", or {spec.package_hint}" if spec.package_hint else "") + ".")
     dest = cache_root() / spec.folder
     for f in spec.files:
-        if not (dest / f.name).is_file():
+        if not present(dest / f.name):
             _download(f, dest / f.name)
     return _verified(spec, dest)
 
 
 def _verified(spec: FileSet, root: Path) -> dict[str, Path]:
+    """Every file's path, after checking them all: one DataError names every corrupt file."""
     paths = {f.name: root / f.name for f in spec.files}
-    for f in spec.files:
-        _verify(paths[f.name], f)
+    bad = [(f, md5sum(paths[f.name])) for f in spec.files]
+    bad = [(f, got) for f, got in bad if got != f.md5]
+    if bad:
+        listed = "; ".join(f"{f.name} (md5 {got}, expected {f.md5})" for f, got in bad)
+        raise DataError(f"{spec.folder} in {root}: {len(bad)} corrupt file(s): {listed}. Delete them and fetch them "
+                        f"again (or point --data-dir / {ENV_DATA_ROOT} at a good copy).")
     return paths

@@ -37,10 +37,26 @@ def load_runs(paths: list[str | Path]) -> tuple[list[tuple[str, dict]], list[Pat
             unfinished.append(p)
             continue
         try:
-            runs.append((p.name if p.is_dir() else p.parent.name, json.loads(f.read_text())))
-        except (OSError, json.JSONDecodeError) as e:
+            results = json.loads(f.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as e:
             raise DataError(f"cannot read results from {f}: {e}") from e
+        problem = _results_problem(results)
+        if problem:
+            raise DataError(f"{f} is not a ferristor results file: {problem}")
+        runs.append((p.name if p.is_dir() else p.parent.name, results))
     return runs, unfinished
+
+
+def _results_problem(results) -> str | None:
+    """What makes ``results`` unusable for the table, or None."""
+    if not isinstance(results, dict):
+        return f"it holds a {type(results).__name__}, not an object"
+    if not isinstance(results.get("config"), dict):
+        return "it has no 'config' object"
+    acc = results.get("final_test_accuracy")
+    if not isinstance(acc, list) or not acc or not all(isinstance(a, (int, float)) and not isinstance(a, bool) for a in acc):
+        return "its 'final_test_accuracy' is not a list of numbers"
+    return None
 
 
 def differing_fields(configs: list[dict]) -> list[str]:

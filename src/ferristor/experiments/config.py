@@ -2,16 +2,20 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 from dataclasses import dataclass, field
 
 from ..circuit.ledger import LedgerConfig
 from ..circuit.transfer import TransferConfig
-from ..config_base import check_choice, check_number, param
+from ..config_base import check_choice, check_device, check_number, param
 from ..errors import ConfigError
 from ..nn.bank import BACKENDS, MODES
 from ..nn.mlp import NetworkSpec
 from ..rule.config import RuleConfig
 from .seeds import parse_seeds
+
+MAX_EPOCHS = 10_000  # 100 × the paper's longest run; beyond it a typo (1e9) would run for ever
+MAX_STOPS = 100_000  # evaluations (or checkpoints) per run: each is a planned stop of the loop
 
 # Network, lr and p of each task (digest §4 table [P]; Fashion-MNIST normalisation [I]).
 TASKS = {
@@ -46,18 +50,34 @@ class TrainConfig:
     def __post_init__(self):
         check_choice("dataset", self.dataset, TASKS)
         check_choice("mode", self.mode, MODES)
-        check_number("epochs", self.epochs, lo=0, lo_open=True)
+        check_number("epochs", self.epochs, lo=0, hi=MAX_EPOCHS, lo_open=True)
         check_number("batch", self.batch, lo=1, integer=True)
         self.seeds = parse_seeds(self.seeds)
         check_number("eval_every", self.eval_every, lo=0, lo_open=True)
         check_number("checkpoint_every", self.checkpoint_every, lo=0)
+        for name in ("eval_every", "checkpoint_every"):
+            every = getattr(self, name)
+            if every and self.epochs / every > MAX_STOPS:
+                raise ConfigError(name, every, f"at least {self.epochs / MAX_STOPS:g} epochs (at most {MAX_STOPS:,} stops per run)",
+                                  context={"epochs": self.epochs})
         check_number("test_limit", self.test_limit, lo=0, integer=True)
-        check_number("threads", self.threads, lo=1, integer=True)
+        check_number("threads", self.threads, lo=1, hi=max(os.cpu_count() or 1, 1), integer=True)
         check_choice("backend", self.backend, BACKENDS)
+        self.device = check_device("device", self.device)
+        if self.backend == "numba" and not self.device.startswith("cpu"):
+            raise ConfigError("backend", self.backend, "'auto' or 'torch' (the numba kernels run on the CPU)",
+                              context={"device": self.device})
+        if self.data_dir is not None and (not isinstance(self.data_dir, str) or not self.data_dir.strip()):
+            raise ConfigError("data_dir", self.data_dir, "a folder path (leave it unset to use FERRISTOR_DATA, a package or the cache)")
+        if self.network.norm == "batch" and self.batch < 2:
+            raise ConfigError("batch", self.batch, "at least 2 (BatchNorm over a single sample is identically zero)",
+                              context={"network.norm": "batch"})
         if self.mode == "hm-var" and self.transfer.model == "ideal":
-            raise ConfigError("transfer.model", self.transfer.model, "'table' or 'circuit' with mode='hm-var' (variability needs a noisy transfer)")
+            raise ConfigError("transfer.model", self.transfer.model, "'table' or 'circuit' (variability needs a noisy transfer)",
+                              context={"mode": self.mode})
         if self.mode == "hm" and self.transfer.model != "ideal":
-            raise ConfigError("transfer.model", self.transfer.model, "'ideal' with mode='hm' (use mode='hm-var' for variability)")
+            raise ConfigError("transfer.model", self.transfer.model, "'ideal' (use mode 'hm-var' for variability)",
+                              context={"mode": self.mode})
 
 
 # Fields that say where and how a run executes, not what it computes: they never enter a trial's key

@@ -18,8 +18,10 @@ from ..config_base import to_dict
 from ..data import load_dataset
 from ..nn.mlp import HybridMLP
 from ..rule.rng import STREAM_SHUFFLE
-from .config import TrainConfig, run_identity
+from .config import TrainConfig
 from ..atomic import atomic_write
+from . import run_folder
+from .preflight import check_data
 from .results import versions, write_json
 
 EVAL_CHUNK = 2000  # test samples per forward pass during evaluation
@@ -54,13 +56,12 @@ def build_model(cfg: TrainConfig) -> HybridMLP:
                      ledger=cfg.ledger, backend=cfg.backend, device=cfg.device)
 
 
+@run_folder.claimed  # memory, then --out: created, writable, locked, same config as its checkpoint (fresh=True discards)
 def train(cfg: TrainConfig, out_dir: str | Path | None = None, *, progress: bool = True, dataset=None) -> dict:
     """Train, evaluate, and return (and, with ``out_dir``, write) the results dict."""
     set_threads(cfg.threads)
     data = dataset or load_dataset(cfg.dataset, cfg.data_dir)
-    if data.n_features != cfg.network.sizes[0]:
-        from ..errors import ConfigError
-        raise ConfigError("network.sizes", cfg.network.sizes, f"an input size of {data.n_features} for {cfg.dataset}")
+    check_data(cfg, data)  # labels vs outputs, features, batch ≤ samples; warns when k > the run's samples
     dev = torch.device(cfg.device)
     x_train, y_train = data.x_train.to(dev), data.y_train.to(dev)
     x_test, y_test = data.x_test.to(dev), data.y_test.to(dev)
@@ -83,15 +84,8 @@ def train(cfg: TrainConfig, out_dir: str | Path | None = None, *, progress: bool
     stops = sorted(eval_steps | ckpt_steps)
 
     cfg_dict = to_dict(cfg)
-    history: list[dict] = []
-    step, train_time = 0, 0.0
     ckpt_path = Path(out_dir) / "checkpoint.pt" if out_dir else None
-    if ckpt_path is not None and ckpt_path.exists():
-        ckpt = torch.load(ckpt_path, weights_only=False)
-        if run_identity(ckpt.get("config", {})) == run_identity(cfg_dict):  # another run's checkpoint is ignored
-            model.load_state_dict(ckpt["model"])
-            model.set_generator_states(ckpt["generators"])
-            step, history, train_time = ckpt["step"], ckpt["history"], ckpt["train_time"]
+    step, history, train_time = run_folder.resume(ckpt_path, cfg_dict, model)  # clear errors on a bad checkpoint
 
     bar = None
     if progress:

@@ -1,0 +1,317 @@
+"""A run's output folder: prepared before any work, held by one run at a time, resumed with care.
+
+* :func:`prepare` creates the folder and writes a probe file into it, so a folder that cannot be
+  created or written (a file in the way, no permission, a read-only or full file system) is
+  refused at once, naming ``--out``, not after an epoch of training.
+* :class:`FolderLock` holds ``OUT/.lock`` with ``fcntl.flock`` for the whole run and writes who
+  holds it (pid, host, start, command) into it; a second run on the folder is refused and told who
+  holds it. The kernel drops the lock when the holder exits, however it exits, so a stale
+  ``.lock`` left by a killed run never blocks.
+* :func:`claim` does both, removes the ``*.part`` files a killed atomic write left behind, and
+  refuses a folder whose checkpoint or results belong to another configuration, listing the
+  differences (``fresh=True``, ``--fresh``, discards them instead).
+* :func:`load_checkpoint` / :func:`resume` read a checkpoint with errors that say which file,
+  what is wrong with it, and that ``--fresh`` starts over.
+"""
+from __future__ import annotations
+
+import contextlib
+import errno
+import functools
+import json
+import os
+import re
+import shlex
+import shutil
+import socket
+import sys
+import time
+import warnings
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+from ..errors import ABSENT, ConfigError, ConfigMismatchError, DataError, FerristorWarning
+
+CHECKPOINT = "checkpoint.pt"
+RESULTS = "results.json"
+LOCK = ".lock"
+_PROBE = ".ferristor-probe-"
+# What ``atomic.atomic_write`` names its temporary files: ".{name}.{8 random chars}.part".
+_PART = re.compile(r"^\..+\.[a-z0-9_]{8}\.part$")
+FIELD = "out_dir"  # the field errors about the folder name (the CLI says --out)
+FRESH_HINT = "rerun with --fresh to discard it and start over, or choose another --out"
+
+_OS_REASONS = {
+    errno.EACCES: "permission denied", errno.EPERM: "permission denied",
+    errno.EROFS: "the file system is read-only", errno.ENOSPC: "the file system is full",
+    errno.EDQUOT: "the disk quota is used up", errno.ENAMETOOLONG: "a name in the path is too long",
+    errno.ENOTDIR: "a part of the path is a file, not a folder", errno.ELOOP: "the path loops through links",
+}
+
+
+def _why(e: OSError) -> str:
+    return _OS_REASONS.get(e.errno, e.strerror or type(e).__name__)
+
+
+def _folder_error(out, reason: str) -> ConfigError:
+    return ConfigError(FIELD, os.fspath(out), reason=reason)
+
+
+def prepare(out: str | os.PathLike, *, need_bytes: int = 0) -> Path:
+    """Create ``out`` and prove it writable (and, with ``need_bytes``, roomy enough); ConfigError otherwise."""
+    text = os.fspath(out)
+    if not str(text).strip():
+        raise _folder_error(out, "an empty path; give a folder")
+    folder = Path(text)
+    try:
+        if folder.exists() and not folder.is_dir():
+            raise _folder_error(out, "is a file, not a folder")
+        folder.mkdir(parents=True, exist_ok=True)
+    except ValueError as e:  # e.g. an embedded NUL
+        raise _folder_error(out, f"not a valid path ({e})") from None
+    except FileExistsError:
+        raise _folder_error(out, "cannot be created: a file of that name is in the way") from None
+    except OSError as e:
+        raise _folder_error(out, f"cannot be created ({_why(e)})") from None
+    probe = folder / f"{_PROBE}{os.getpid()}"
+    try:
+        with open(probe, "wb") as f:
+            f.write(b"ferristor\n")
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError as e:
+        raise _folder_error(out, f"cannot be written ({_why(e)})") from None
+    finally:
+        with contextlib.suppress(OSError):
+            probe.unlink()
+    if need_bytes:
+        try:
+            st = os.statvfs(folder)
+            free = st.f_bavail * st.f_frsize
+        except (OSError, AttributeError):
+            free = None
+        if free is not None and free < need_bytes:
+            from .resources import gib
+            raise _folder_error(out, f"has {gib(free)} free, but the run needs about {gib(need_bytes)} for its "
+                                     f"checkpoint (written beside the previous one) and results")
+    return folder
+
+
+# --- the lock ----------------------------------------------------------------------------------
+
+class FolderLock:
+    """An advisory, exclusive lock on ``folder/.lock`` (flock: released by the kernel when the holder dies)."""
+
+    def __init__(self, folder: Path):
+        self.folder, self.path, self._fd = Path(folder), Path(folder) / LOCK, None
+
+    def acquire(self, command: str | None = None) -> "FolderLock":
+        try:
+            import fcntl
+        except ImportError:  # no flock (Windows): runs are not protected from each other
+            return self
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as e:
+            raise _folder_error(self.folder, f"cannot create its lock file {LOCK} ({_why(e)})") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = _describe_holder(fd)
+            os.close(fd)
+            raise _folder_error(self.folder, f"is in use by another ferristor run ({holder}); wait for it to "
+                                             f"finish, or choose another --out") from None
+        except OSError as e:  # a file system without locks (some network mounts): warn, do not refuse
+            os.close(fd)
+            warnings.warn(FerristorWarning(f"cannot be locked ({_why(e)}): a second run on this folder would not "
+                                           f"be stopped", field=FIELD, value=str(self.folder)), stacklevel=3)
+            return self
+        info = {"pid": os.getpid(), "host": socket.gethostname(), "started": time.strftime("%Y-%m-%d %H:%M:%S"),
+                "command": command or " ".join(shlex.quote(a) for a in sys.argv)}
+        with contextlib.suppress(OSError):
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, (json.dumps(info) + "\n").encode(), 0)
+        self._fd = fd
+        return self
+
+    def release(self) -> None:
+        if self._fd is None:
+            return
+        import fcntl
+        with contextlib.suppress(OSError):
+            os.ftruncate(self._fd, 0)  # the file stays (removing it would race with a waiting run)
+        with contextlib.suppress(OSError):
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+        os.close(self._fd)
+        self._fd = None
+
+
+def _describe_holder(fd: int) -> str:
+    try:
+        info = json.loads(os.pread(fd, 65536, 0).decode())
+        return f"pid {info['pid']} on {info['host']}, started {info['started']}: {info['command']}"
+    except (OSError, ValueError, KeyError, TypeError):
+        return "it has not said who it is yet"
+
+
+# --- cleaning ----------------------------------------------------------------------------------
+
+def clean_parts(folder: Path, subfolders: Iterable[str] = ("",)) -> list[Path]:
+    """Remove what killed writes left in ``folder`` (and the given subfolders, not deeper): temporary
+    files of ``atomic_write`` and write probes. Call it only while holding the folder's lock."""
+    removed = []
+    for sub in subfolders:
+        d = folder / sub
+        if not d.is_dir():
+            continue
+        for p in d.iterdir():
+            if (_PART.match(p.name) or p.name.startswith(_PROBE)) and p.is_file():
+                with contextlib.suppress(OSError):
+                    p.unlink()
+                    removed.append(p)
+    return removed
+
+
+def discard(folder: Path, names: Iterable[str]) -> None:
+    """Delete the named files or folders under ``folder`` (what ``--fresh`` starts over without)."""
+    for name in names:
+        p = folder / name
+        try:
+            if p.is_dir() and not p.is_symlink():
+                shutil.rmtree(p)
+            else:
+                p.unlink(missing_ok=True)
+        except OSError as e:
+            raise _folder_error(folder, f"cannot remove {p.name} to start fresh ({_why(e)})") from None
+
+
+# --- checkpoints -------------------------------------------------------------------------------
+
+_CHECKPOINT_FIELDS = {"config": dict, "model": dict, "generators": (list, tuple), "step": int,
+                      "history": list, "train_time": (int, float)}
+
+
+def _unusable(path: Path, what: str) -> DataError:
+    return DataError(f"{path} is not a usable checkpoint: {what}. Delete it, or {FRESH_HINT}.")
+
+
+def load_checkpoint(path: str | os.PathLike, *, mmap: bool = False) -> dict:
+    """A checkpoint dict with the fields ``train`` needs, or a DataError saying what is wrong with the file."""
+    import torch
+
+    path = Path(path)
+    try:
+        # weights_only: a checkpoint holds tensors, numbers, strings and containers; anything else
+        # (arbitrary pickled objects) is refused rather than executed.
+        ckpt = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
+    except Exception as e:
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0][:160]
+        raise _unusable(path, f"it cannot be read ({type(e).__name__}: {first}); it is truncated, "
+                              f"corrupt or not a torch file") from None
+    if not isinstance(ckpt, dict):
+        raise _unusable(path, f"it holds a {type(ckpt).__name__}, not a checkpoint dict")
+    missing = [k for k in _CHECKPOINT_FIELDS if k not in ckpt]
+    if missing:
+        raise _unusable(path, "it lacks " + ", ".join(repr(k) for k in missing))
+    wrong = [f"{k!r} is a {type(ckpt[k]).__name__}" for k, t in _CHECKPOINT_FIELDS.items()
+             if not isinstance(ckpt[k], t) or isinstance(ckpt[k], bool)]
+    if wrong:
+        raise _unusable(path, "; ".join(wrong))
+    if ckpt["step"] < 0:
+        raise _unusable(path, f"its step is {ckpt['step']}")
+    return ckpt
+
+
+def _flatten(d: Any, prefix: str = "") -> dict[str, Any]:
+    if not isinstance(d, dict):
+        return {prefix.rstrip("."): d}
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        out.update(_flatten(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": v})
+    return out
+
+
+def config_differences(saved: dict, current: dict) -> list[tuple[str, Any, Any]]:
+    """(field path, saved value, current value) of every field in which two run identities differ."""
+    from .config import run_identity
+
+    def norm(c):
+        return _flatten(json.loads(json.dumps(run_identity(c), default=str)))
+    a, b = norm(saved), norm(current)
+    return [(k, a.get(k, ABSENT), b.get(k, ABSENT)) for k in sorted(a.keys() | b.keys()) if a.get(k, ABSENT) != b.get(k, ABSENT)]
+
+
+def check_same_run(folder: Path, cfg_dict: dict) -> None:
+    """Refuse a folder whose checkpoint (or, without one, results) belong to another configuration."""
+    ckpt_path, results_path = folder / CHECKPOINT, folder / RESULTS
+    if ckpt_path.exists():
+        saved, what = load_checkpoint(ckpt_path, mmap=True)["config"], "a checkpoint"
+    elif results_path.exists():
+        try:
+            saved = json.loads(results_path.read_text(encoding="utf-8"))["config"]
+            if not isinstance(saved, dict):
+                raise TypeError("config is not a dict")
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            raise DataError(f"{results_path} is unreadable ({type(e).__name__}: {e}); {FRESH_HINT}.") from None
+        what = "the results"
+    else:
+        return
+    diffs = config_differences(saved, cfg_dict)
+    if diffs:
+        raise ConfigMismatchError(FIELD, str(folder), what, diffs, FRESH_HINT)
+
+
+def resume(path: Path | None, cfg_dict: dict, model) -> tuple[int, list, float]:
+    """(step, history, train time) to continue from: loaded into ``model`` from the checkpoint at
+    ``path`` when there is one, else (0, [], 0.0)."""
+    if path is None or not Path(path).exists():
+        return 0, [], 0.0
+    ckpt = load_checkpoint(path)
+    diffs = config_differences(ckpt["config"], cfg_dict)
+    if diffs:
+        raise ConfigMismatchError(FIELD, str(Path(path).parent), "a checkpoint", diffs, FRESH_HINT)
+    try:
+        model.load_state_dict(ckpt["model"])
+        model.set_generator_states(ckpt["generators"])
+    except Exception as e:
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+        raise _unusable(Path(path), f"its state does not fit this run's network ({first})") from None
+    return ckpt["step"], ckpt["history"], float(ckpt["train_time"])
+
+
+# --- the whole claim -----------------------------------------------------------------------------
+
+@contextlib.contextmanager
+def claim(out: str | os.PathLike, *, config: dict | None = None, fresh: bool = False,
+          discard_names: Iterable[str] = (CHECKPOINT, RESULTS), subfolders: Iterable[str] = ("",),
+          need_bytes: int = 0, command: str | None = None) -> Iterator[Path]:
+    """Prepare and lock ``out`` for one run; clean what killed writes left; with ``fresh``, discard
+    ``discard_names``; with ``config``, refuse a folder holding another configuration's run. The
+    lock is released when the block ends, however it ends."""
+    folder = prepare(out, need_bytes=need_bytes)
+    lock = FolderLock(folder).acquire(command)
+    try:
+        clean_parts(folder, subfolders)
+        if fresh:
+            discard(folder, discard_names)
+        if config is not None:
+            check_same_run(folder, config)
+        yield folder
+    finally:
+        lock.release()
+
+
+def claimed(train_fn):
+    """Wraps ``train(cfg, out_dir=None, ..., fresh=False)``: before the body runs, the memory the
+    replicas need is checked and ``out_dir`` is claimed (see :func:`claim`) until it returns."""
+    @functools.wraps(train_fn)
+    def wrapper(cfg, out_dir=None, *args, fresh: bool = False, **kwargs):
+        from ..config_base import to_dict
+        from .resources import check_memory, state_bytes
+
+        check_memory(cfg)
+        if out_dir is None:
+            return train_fn(cfg, out_dir, *args, **kwargs)
+        with claim(out_dir, config=to_dict(cfg), fresh=fresh, need_bytes=2 * state_bytes(cfg) + (1 << 20)):
+            return train_fn(cfg, out_dir, *args, **kwargs)
+    return wrapper
