@@ -9,7 +9,7 @@ import hashlib
 import itertools
 import struct
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -85,6 +85,7 @@ class FakeMitdb:
     symbols: dict[str, np.ndarray]  # record → symbol of every annotation
     gain: float = 200.0  # ADC units per mV
     baseline: int = 1024
+    sha256: dict[str, str] = field(default_factory=dict)  # its checksum table, taken once the files are written
 
     @property
     def folder(self) -> Path:
@@ -171,14 +172,20 @@ def _fake_mitdb_files(tmp_path_factory) -> FakeMitdb:
         digital = _signal(n, samples, symbols, rng)
         write_wfdb(root / "mitdb", name, digital, samples, symbols)
         db.signals[name], db.samples[name], db.symbols[name] = digital, samples, symbols
+    # wfdb writes headers with LF line ends and no trailing blank line, so the digests of the bytes are
+    # what ferristor.data.mitdb computes (it normalises header text); test_mitdb_checksums checks that.
+    db.sha256 = db.digests("sha256")
     return db
 
 
 @pytest.fixture
-def fake_mitdb(_fake_mitdb_files) -> FakeMitdb:
-    """The fake MIT-BIH database (generated once per session, ~2 s). Tests that hand it to the
-    loader take it through this fixture: the one place to install its own checksums
-    (``digests()``) should ``ferristor.data.mitdb`` check files against a table of MIT-BIH's."""
+def fake_mitdb(_fake_mitdb_files, monkeypatch) -> FakeMitdb:
+    """The fake MIT-BIH database (generated once per session, ~2 s), its own SHA-256 table in place
+    of MIT-BIH's (``mitdb.CHECKSUMS``) for the test: the loader verifies the fake files through the
+    same code path as the real ones. Tests that hand it to the loader take it through this fixture."""
+    from ferristor.data import mitdb
+
+    monkeypatch.setattr(mitdb, "CHECKSUMS", _fake_mitdb_files.sha256)
     return _fake_mitdb_files
 
 
