@@ -22,9 +22,9 @@ from ferristor.data.mitdb import ABNORMAL, FS_HZ, NORMAL, RECORDS
 
 def write_idx_gz(path: Path, array: np.ndarray) -> None:
     """An IDX file of unsigned bytes (magic 0x00000803 for images, 0x00000801 for labels), gzipped,
-    as MNIST and Fashion-MNIST ship."""
+    as MNIST and Fashion-MNIST ship. The gzip header's time is 0, so the file and its md5 are the same every run."""
     header = struct.pack(">HBB", 0, 0x08, array.ndim) + struct.pack(">" + "I" * array.ndim, *array.shape)
-    with gzip.open(path, "wb") as f:
+    with open(path, "wb") as raw, gzip.GzipFile(filename=path.name, mode="wb", fileobj=raw, mtime=0) as f:
         f.write(header + np.ascontiguousarray(array, dtype=np.uint8).tobytes())
 
 
