@@ -1,8 +1,11 @@
 """The skip ledger of tests/conftest.py, run on tiny suites in a subprocess: only full_data tests may
 skip, and with FERRISTOR_STRICT_SKIPS=1 (.ci/run) any other skip fails the run."""
+import tomllib
 from pathlib import Path
 
 import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
 
 SUITE = '''
 import pytest
@@ -22,9 +25,10 @@ def test_plain():
 
 @pytest.fixture
 def suite(pytester, monkeypatch):
-    pytester.makeconftest((Path(__file__).parent / "conftest.py").read_text())
-    pytester.makeini("[pytest]\naddopts = --strict-markers -p no:cacheprovider\n"
-                     "markers =\n    full_data(folder): needs a full dataset\n")
+    pytester.makeconftest((ROOT / "tests" / "conftest.py").read_text())
+    markers = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["pytest"]["ini_options"]["markers"]
+    pytester.makeini("[pytest]\naddopts = --strict-markers -p no:cacheprovider\nmarkers =\n"
+                     + "".join(f"    {m}\n" for m in markers))  # the project's own markers
     data = pytester.mkdir("data")
     (data / "fashion-mnist").mkdir()  # present: its test runs; mitdb/ absent: its test skips
     monkeypatch.setenv("FERRISTOR_TEST_DATA", str(data))
@@ -38,7 +42,7 @@ def test_full_data_skips_are_counted_and_allowed(suite, monkeypatch):
     r = suite.runpytest_subprocess()
     assert r.ret == 0
     r.assert_outcomes(passed=2, skipped=1)
-    r.stdout.fnmatch_lines(["1 skipped: 1 that need a full dataset (allowed), 0 that should have run",
+    r.stdout.fnmatch_lines(["1 skipped: 1 that need a full dataset* (allowed), 0 that should have run",
                             "  1 x needs the full MIT-BIH * (no mitdb/ in *): set FERRISTOR_TEST_DATA *"])
 
 
@@ -49,7 +53,7 @@ def test_skips_for_want_of_something():
 ''', test_gone="import pytest\npytest.importorskip('no_such_module_here')\n")
     r = suite.runpytest_subprocess()
     assert r.ret == 0  # not strict: said, not failed
-    r.stdout.fnmatch_lines(["3 skipped: 1 that need a full dataset (allowed), 2 that should have run",
+    r.stdout.fnmatch_lines(["3 skipped: 1 that need a full dataset* (allowed), 2 that should have run",
                             "*1 x should have run: no frobnicator", "*test_suite.py::test_skips_for_want_of_something",
                             "FERRISTOR_STRICT_SKIPS=1 (as in .ci/run) fails the run on these."])
     monkeypatch.setenv("FERRISTOR_STRICT_SKIPS", "1")
