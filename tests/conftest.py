@@ -6,7 +6,8 @@ MNIST is found as the CLI finds it: the test data root (``FERRISTOR_TEST_DATA``,
 that ``make install`` puts in ``.venv``, else the user cache. Fashion-MNIST and MIT-BIH tests run on
 small files generated in the real formats (tests/data/conftest.py). Only tests marked
 ``@pytest.mark.full_data("<folder>")`` need a full dataset; they alone skip without it, and the
-summary at the end counts every skip and says why. With ``FERRISTOR_STRICT_SKIPS=1`` (``.ci/run``)
+summary at the end counts every skip and says why. Tests marked ``@pytest.mark.gpu`` run the
+device path on a CUDA GPU and skip without one. With ``FERRISTOR_STRICT_SKIPS=1`` (``.ci/run``)
 any other skip fails the run.
 """
 from __future__ import annotations
@@ -81,6 +82,13 @@ def pytest_collection_modifyitems(config, items):
             if TEST_DATA is None or not (TEST_DATA / folder).is_dir():
                 item.add_marker(pytest.mark.skip(reason=full_data_skip_reason(folder)))
                 break
+        if item.get_closest_marker("gpu") is not None and not _cuda_available():
+            item.add_marker(pytest.mark.skip(reason="needs a CUDA GPU (the same test runs on the CPU path)"))
+
+
+def _cuda_available() -> bool:
+    import torch
+    return torch.cuda.is_available()
 
 
 class SkipLedger:
@@ -102,7 +110,7 @@ class SkipLedger:
 
     def pytest_runtest_logreport(self, report):
         if report.skipped and not hasattr(report, "wasxfail"):
-            self._record(report, "full_data" in report.keywords)
+            self._record(report, "full_data" in report.keywords or "gpu" in report.keywords)
 
     def pytest_collectreport(self, report):
         if report.skipped:  # a whole module skipped at import (pytest.importorskip at module level)
@@ -119,7 +127,7 @@ class SkipLedger:
         if n == 0:
             tr.line("no test skipped")
             return
-        tr.line(f"{n} skipped: {len(self.allowed)} that need a full dataset (allowed), "
+        tr.line(f"{n} skipped: {len(self.allowed)} that need a full dataset or a GPU (allowed), "
                 f"{len(self.unexpected)} that should have run")
         for reason, count in sorted(Counter(r for _, r in self.allowed).items()):
             tr.line(f"  {count} x {reason}")

@@ -1,5 +1,7 @@
 import pytest
 import torch
+
+from ferristor.circuit.transfer import GeneratorNoise
 from hypothesis import given, settings, strategies as st
 
 from ferristor.circuit.array import ArrayConfig, HybridArray
@@ -43,7 +45,7 @@ def test_transfer_reproduces_the_chain_and_counts_ops_and_energy():
     assert bool((w * sign > 0)[level > 0].all())
     assert float(w[level == 0].abs().max()) < 0.2  # both devices in LCS
     ref = CircuitTransfer(martemucci2025()).program(torch.ones(1, 8000), torch.arange(8).repeat_interleave(1000)[None],
-                                                      [torch.Generator().manual_seed(2)]).view(8, -1).double()
+                                                      GeneratorNoise([torch.Generator().manual_seed(2)])).view(8, -1).double()
     for lvl in range(8):
         got = (w * sign)[level == lvl]
         assert abs(float(got.mean()) - float(ref[lvl].mean())) < 0.35, lvl  # ≈ 128 draws a level

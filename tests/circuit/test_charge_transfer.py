@@ -8,7 +8,7 @@ from ferristor.circuit.charge_transfer import (PAPER_LEVEL_MEANS_US, PAPER_POOLE
                                                CircuitTransfer, calibrate, calibrate_from_csv, conductance_to_weight,
                                                level_statistics, msb_bits, read_measurements_csv, tl_voltage,
                                                tl_voltage_vs_area)
-from ferristor.circuit.transfer import TableTransfer, TransferConfig, make_transfer
+from ferristor.circuit.transfer import GeneratorNoise, TableTransfer, TransferConfig, make_transfer
 from ferristor.errors import DataError
 from ferristor.physics.presets import Martemucci2025, martemucci2025
 
@@ -57,7 +57,7 @@ def test_weight_sign_never_flips_and_scale_is_0_to_7(g, signs):
 def _program_many(model, n=6000, seed=0):
     mag = torch.arange(8).repeat_interleave(n)[None]
     sign = torch.ones_like(mag, dtype=torch.float32)
-    return model.program(sign, mag, [torch.Generator().manual_seed(seed)]).view(8, n).double()
+    return model.program(sign, mag, GeneratorNoise([torch.Generator().manual_seed(seed)])).view(8, n).double()
 
 
 def test_circuit_and_table_level_distributions_match():
@@ -76,8 +76,8 @@ def test_make_transfer_builds_the_circuit_and_replicas_use_their_own_generator()
     assert isinstance(model, CircuitTransfer)
     mag = torch.randint(0, 8, (3, 50), generator=torch.Generator().manual_seed(1))
     sign = torch.where(torch.rand(3, 50) < 0.5, -1.0, 1.0)
-    a = model.program(sign, mag, [torch.Generator().manual_seed(s) for s in (1, 2, 3)])
-    b = model.program(sign, mag, [torch.Generator().manual_seed(s) for s in (1, 9, 3)])
+    a = model.program(sign, mag, GeneratorNoise([torch.Generator().manual_seed(s) for s in (1, 2, 3)]))
+    b = model.program(sign, mag, GeneratorNoise([torch.Generator().manual_seed(s) for s in (1, 9, 3)]))
     assert a.dtype == torch.float32 and a.shape == (3, 50)
     assert torch.equal(a[0], b[0]) and torch.equal(a[2], b[2]) and not torch.equal(a[1], b[1])
     assert bool((a * sign >= 0).all())

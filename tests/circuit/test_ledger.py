@@ -3,18 +3,32 @@ import pytest
 import torch
 
 from ferristor.circuit.ledger import LayerCounts, LedgerConfig, layer_report
-from ferristor.nn import HybridMLP, NetworkSpec
-from ferristor.rule.config import RuleConfig
+import torch.nn.functional as F
+
+from ferristor.nn import HybridConfig, HybridMLP, NetworkSpec
+from ferristor.nn.ledger import ledger
+from ferristor.optim import HybridSGD
 
 
-def _tiny(p=1.0, k=2, steps=5, **ledger):
-    from ferristor.circuit.ledger import LedgerConfig as L
-    m = HybridMLP(NetworkSpec(sizes=(3, 2, 2)), [0], mode="hm", rule=RuleConfig(p=p, k=k), ledger=L(**ledger))
-    m.reset_parameters()
-    g = torch.Generator().manual_seed(0)
-    for _ in range(steps):
-        m.train_step(torch.rand(1, 3, generator=g), torch.randint(0, 2, (1,), generator=g))
-    return m
+class _Tiny:
+    def __init__(self, p=1.0, k=2, steps=5, **ledger_options):
+        cfg = HybridConfig(mode="hm", ledger=LedgerConfig(**ledger_options))
+        self.model = HybridMLP(NetworkSpec(sizes=(3, 2, 2)), config=cfg, seeds=0)
+        opt = HybridSGD(self.model.parameters(), lr=0.1, p=p, k=k)
+        g = torch.Generator().manual_seed(0)
+        for _ in range(steps):
+            loss = F.cross_entropy(self.model(torch.rand(1, 3, generator=g)), torch.randint(0, 2, (1,), generator=g))
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        self.layer0 = self.model.layers[0]
+
+    def ledger_report(self):
+        return ledger(self.model)
+
+
+def _tiny(**kw):
+    return _Tiny(**kw)
 
 
 def test_counts_by_hand_p1():
@@ -42,22 +56,36 @@ def test_counts_by_hand_p1():
 
 def test_masked_counts_match_the_mask():
     m = _tiny(p=0.5, steps=40)
-    ev = m.banks[0].counts(0).update_events
+    ev = m.layer0.counts(0).update_events
     assert ev.sum() > 0 and ev.max() <= 40 and (ev < 40).any()
     rep = m.ledger_report()[0]["layers"][0]
     assert rep["fecap_ops"]["worst"] == 2 * ev.max().item() + 4 * 20
 
 
 def test_skip_zero_updates_counts_fewer():
-    full = _tiny(p=1.0, steps=20).banks[0].counts(0).update_events.sum()
-    skip = _tiny(p=1.0, steps=20, count_zero_updates=False).banks[0].counts(0).update_events.sum()
+    full = _tiny(p=1.0, steps=20).layer0.counts(0).update_events.sum()
+    skip = _tiny(p=1.0, steps=20, count_zero_updates=False).layer0.counts(0).update_events.sum()
     assert skip < full == 20 * 6
 
 
 def test_skip_unchanged_transfers():
     m = _tiny(p=1.0, k=1, steps=20, transfer_writes_unchanged=False)
-    writes = m.banks[0].counts(0).memristor_writes
+    writes = m.layer0.counts(0).memristor_writes
     assert (writes <= 20).all() and (writes < 20).any()
+
+
+def test_report_names_layers_and_histograms_count_every_device():
+    rep = _tiny(p=0.5, steps=30).ledger_report()[0]
+    assert [layer["name"] for layer in rep["layers"]] == ["layers.0", "layers.1"]
+    for layer in rep["layers"]:
+        for kind in ("memristor_ops", "fecap_ops"):
+            h = layer["histogram"][kind]
+            assert sum(h["counts"]) == layer["weights"] and len(h["edges"]) == len(h["counts"]) + 1
+            assert h["edges"][-1] > layer[kind]["worst"] >= h["edges"][0]
+
+
+def test_fp_model_has_no_device_ledger():
+    assert ledger(HybridMLP(NetworkSpec(sizes=(3, 2)), config=HybridConfig(mode="fp"), seeds=0)) is None
 
 
 def test_layer_report_from_counts():

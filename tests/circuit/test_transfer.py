@@ -1,6 +1,7 @@
 import torch
 
-from ferristor.circuit.transfer import MEASURED_LEVEL_MEANS, TableTransfer, TransferConfig, split_sign
+from ferristor.circuit.transfer import MEASURED_LEVEL_MEANS, CounterNoise, TableTransfer, TransferConfig, split_sign
+from ferristor.rule.streams import STREAM_TRANSFER, stream_keys
 
 
 def test_ideal_transfer_returns_signed_levels():
@@ -13,8 +14,8 @@ def test_ideal_transfer_returns_signed_levels():
 def _draw(level_means, n=200_000, level=3, sigma=0.594, guard="clip"):
     cfg = TransferConfig(model="table", sigma_levels=sigma, level_means=level_means, sign_guard=guard)
     mag = torch.full((1, n), level, dtype=torch.int16)
-    g = [torch.Generator().manual_seed(1)]
-    return TableTransfer(cfg).program(torch.ones(1, n), mag, g)[0]
+    noise = CounterNoise(stream_keys([1], "w", STREAM_TRANSFER), 1)
+    return TableTransfer(cfg).program(torch.ones(1, n), mag, noise)[0]
 
 
 def test_variability_sigma_and_means():
@@ -29,7 +30,7 @@ def test_sign_never_flips():
     v = _draw("ideal", level=0)
     assert (v >= 0).all() and (v > 0).float().mean().item() > 0.45
     neg = TableTransfer(TransferConfig(model="table")).program(-torch.ones(1, 1000), torch.zeros(1, 1000, dtype=torch.int16),
-                                                                [torch.Generator().manual_seed(0)])
+                                                                CounterNoise(stream_keys([0], "w", STREAM_TRANSFER), 1))
     assert (neg <= 0).all()
     folded = _draw("ideal", level=0, guard="fold")
     assert (folded >= 0).all() and abs(folded.mean().item() - 0.594 * (2 / torch.pi) ** 0.5) < 0.01

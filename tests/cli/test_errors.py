@@ -55,7 +55,7 @@ def train(tmp_path, *args):
     (["--sigma", "nan"], ["'--sigma'", "not a finite number"]),
     (["--k", "0"], ["'--k'", "0"]),
     (["--device", "bogus"], ["--device bogus", "cpu"]),
-    (["--seeds", "18446744073709551616"], ["'--seeds'", "18446744073709551615"]),
+    (["--seeds", "18446744073709551616"], ["'--seeds'", "9223372036854775807"]),
     (["--seeds", "0-99999999999"], ["'--seeds'", "at most 1,000,000 seeds"]),
     (["--seeds", "a-b"], ["'--seeds'", "'a-b'"]),
     (["--norm", "batch", "--batch", "1"], ["--batch 1 is not allowed with --norm batch", "BatchNorm"]),
@@ -226,11 +226,11 @@ def test_an_unexpected_error_is_one_line_and_a_log_file(tmp_path, monkeypatch):
 def test_a_full_disk_mid_run_says_so(tmp_path, tiny, monkeypatch):
     import errno
 
-    import ferristor.experiments.train as train_module
+    import ferristor.experiments.fit as fit_module
 
     def full(*a, **k):
         raise OSError(errno.ENOSPC, "No space left on device")
-    monkeypatch.setattr(train_module, "atomic_write", full)
+    monkeypatch.setattr(fit_module, "atomic_write", full)
     r = train(tmp_path)
     assert r.exit_code == 1
     assert "is the file system full or read-only?" in error_line(r) and "the traceback is in" in error_line(r)

@@ -157,7 +157,7 @@ def test_another_configuration_is_refused_listing_the_differences(tmp_path):
     (lambda p: p.write_bytes(b"garbage"), "cannot be read"),
     (lambda p: p.write_bytes(p.read_bytes()[:300]), "cannot be read"),
     (lambda p: torch.save([1, 2, 3], p), "holds a list, not a checkpoint dict"),
-    (lambda p: torch.save({"config": {}, "model": {}}, p), "lacks 'generators', 'step', 'history', 'train_time'"),
+    (lambda p: torch.save({"config": {}, "model": {}}, p), "lacks 'optimizer', 'step', 'history', 'train_time'"),
     (lambda p: torch.save({**torch.load(p, weights_only=True), "step": "ten"}, p), "'step' is a str"),
 ])
 def test_a_corrupt_checkpoint_says_which_file_what_and_how_to_start_over(tmp_path, damage, words):
@@ -189,7 +189,7 @@ def test_a_checkpoint_with_pickled_objects_is_refused_not_executed(tmp_path):
 
 
 def test_orphans_of_a_killed_checkpoint_write_are_cleaned_by_the_next_run(tmp_path, monkeypatch):
-    import ferristor.experiments.train as train_module
+    import ferristor.experiments.fit as train_module  # the loop that writes checkpoints
     out = tmp_path / "out"
     real = train_module.atomic_write
 

@@ -36,7 +36,7 @@ def test_resume_continues_to_the_same_result(small_mnist, tmp_path):
     half = task_config("mnist", "hm-var", epochs=0.25, seeds=[0], eval_every=0.25)
     train(half, tmp_path / "b", progress=False, dataset=small_mnist)
     ckpt = torch.load(tmp_path / "b" / "checkpoint.pt", weights_only=False)
-    ckpt["config"] = json.loads(json.dumps(full["config"]))
+    ckpt["config"] = {**json.loads(json.dumps(full["config"])), "dataset_fingerprint": ckpt["config"]["dataset_fingerprint"]}
     torch.save(ckpt, tmp_path / "b" / "checkpoint.pt")
     resumed = train(cfg, tmp_path / "b", progress=False, dataset=small_mnist)
     assert resumed["final_test_accuracy"] == full["final_test_accuracy"]
@@ -44,7 +44,7 @@ def test_resume_continues_to_the_same_result(small_mnist, tmp_path):
 
 
 def test_checkpoints_between_evaluations_resume_an_interrupted_run(small_mnist, tmp_path, monkeypatch):
-    import ferristor.experiments.train as train_module
+    import ferristor.experiments.fit as train_module  # the loop that writes checkpoints
     cfg = task_config("mnist", "hm", epochs=0.5, seeds=[0], eval_every=0.5, checkpoint_every=0.125)
     full = train(cfg, None, progress=False, dataset=small_mnist)
     real_write, writes = train_module.atomic_write, []
@@ -60,9 +60,9 @@ def test_checkpoints_between_evaluations_resume_an_interrupted_run(small_mnist, 
     monkeypatch.undo()
     assert torch.load(tmp_path / "checkpoint.pt", weights_only=False)["step"] == 750  # 2 × 0.125 × 3000
     # resumes even under another checkpoint interval: it says how the run executes, not what it computes
-    from ferristor.nn.mlp import HybridMLP
-    real_step, steps = HybridMLP.train_step, []
-    monkeypatch.setattr(HybridMLP, "train_step", lambda self, *a: steps.append(1) or real_step(self, *a))
+    from ferristor.optim import HybridSGD
+    real_step, steps = HybridSGD.step, []
+    monkeypatch.setattr(HybridSGD, "step", lambda self, *a, **k: steps.append(1) or real_step(self, *a, **k))
     resumed = train(task_config("mnist", "hm", epochs=0.5, seeds=[0], eval_every=0.5, checkpoint_every=0),
                     tmp_path, progress=False, dataset=small_mnist)
     assert resumed["final_test_accuracy"] == full["final_test_accuracy"] and len(resumed["history"]) == 1

@@ -1,89 +1,112 @@
-"""Replicas are independent chips: a replica equals the same seed alone, bit for bit; runs repeat exactly."""
+"""The paper's MLP: replicas are independent chips (a replica equals its seed alone, bit for bit), the
+fused pass equals the same network assembled from layers, transfers follow the inputs."""
 import pytest
 import torch
+import torch.nn.functional as F
 
-from ferristor.circuit.transfer import TransferConfig
-from ferristor.nn import HybridMLP, NetworkSpec
-from ferristor.rule.config import RuleConfig
+from ferristor.backend import use_backend
+from ferristor.nn import HybridConfig, HybridLinear, HybridMLP, NetworkSpec, Normalize
+from ferristor.optim import HybridSGD
 
 SPEC = NetworkSpec(sizes=(20, 16, 8, 4))
 
 
-def _run(seeds, mode, backend, steps=60, data_seed=0):
-    g = torch.Generator().manual_seed(data_seed)
-    xs = torch.rand(steps, 20, generator=g) * 2 - 1
-    ys = torch.randint(0, 4, (steps,), generator=g)
-    tr = TransferConfig(model="table" if mode == "hm-var" else "ideal")
-    m = HybridMLP(SPEC, seeds, mode=mode, rule=RuleConfig(k=7, lr=0.5), transfer=tr, backend=backend)
-    m.reset_parameters()
+def _data(steps, seed=0, batch=1):
+    g = torch.Generator().manual_seed(seed)
+    return torch.rand(steps, batch, 20, generator=g) * 2 - 1, torch.randint(0, 4, (steps, batch), generator=g)
+
+
+def _train(model, seeds, steps=60, k=7, lr=0.5, replicas=True, batch=1):
+    xs, ys = _data(steps, batch=batch)
+    opt = HybridSGD(model.parameters(), lr=lr, p=0.5, k=k)
     for t in range(steps):
         # each replica sees its own sample order, as with per-seed shuffling
         idx = torch.tensor([(t * (s + 1)) % steps for s in seeds])
-        m.train_step(xs[idx], ys[idx])
-    return m
+        x, y = xs[idx], ys[idx]  # (R, B, 20), (R, B)
+        if not replicas:
+            x, y = x[0], y[0]
+        loss = F.cross_entropy(model(x).reshape(-1, 4), y.reshape(-1), reduction="sum") / batch
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return model
+
+
+def _mlp(seeds, mode, replicas=True, spec=SPEC):
+    return HybridMLP(spec, config=HybridConfig(mode=mode), replicas=len(seeds) if replicas else None,
+                     seeds=seeds if replicas else seeds[0])
+
+
+def _state(model):
+    return {k: v for k, v in model.state_dict().items()}
 
 
 @pytest.mark.parametrize("mode", ["fp", "hm", "hm-var"])
 @pytest.mark.parametrize("backend", ["numba", "torch"])
 def test_replica_equals_single_run(mode, backend):
-    batch = _run([0, 1, 2], mode, backend)
-    for r, seed in enumerate([0, 1, 2]):
-        alone = _run([seed], mode, backend)
-        for bb, ba in zip(batch.banks, alone.banks):
-            for name, buf in bb.named_buffers():
-                if buf.dim() and buf.shape[0] == 3:
-                    assert torch.equal(buf[r], getattr(ba, name)[0]), (mode, name)
+    with use_backend(backend):
+        many = _train(_mlp([0, 1, 2], mode), [0, 1, 2])
+        for r, seed in enumerate([0, 1, 2]):
+            alone = _train(_mlp([seed], mode, replicas=False), [seed], replicas=False)
+            for name, buf in _state(alone).items():
+                theirs = _state(many)[name]
+                if name.endswith("_updates"):  # one counter for all replicas
+                    assert torch.equal(buf, theirs), name
+                elif name.endswith(("seeds", "_transfers")):  # per replica, (1,) for one chip
+                    assert torch.equal(buf[0], theirs[r]), name
+                else:
+                    assert torch.equal(buf, theirs[r]), (mode, name)
 
 
-@pytest.mark.parametrize("mode", ["fp", "hm", "hm-var"])
-def test_backends_agree(mode):
-    """The update kernels are bit-exact (tests/rule); the fused passes agree with torch's to float32
-    rounding, which can flip a rare stochastic-rounding draw, so weights agree almost everywhere."""
-    a, b = _run([4, 5], mode, "numba"), _run([4, 5], mode, "torch")
-    for ba, bb in zip(a.banks, b.banks):
-        if mode == "fp":
-            torch.testing.assert_close(ba.weight, bb.weight, rtol=1e-3, atol=1e-4)
-        else:
-            assert (ba.hidden == bb.hidden).float().mean() > 0.99
+@pytest.mark.parametrize("mode", ["fp", "hm-var"])
+def test_fused_pass_equals_the_network_assembled_from_layers(mode):
+    cfg = HybridConfig(mode=mode)
+    seq = torch.nn.Sequential(
+        HybridLinear(20, 16, seeds=5, name="fc1", config=cfg), Normalize(), torch.nn.ReLU(),
+        HybridLinear(16, 8, seeds=5, name="fc2", config=cfg), Normalize(), torch.nn.ReLU(),
+        HybridLinear(8, 4, seeds=5, name="fc3", config=cfg), Normalize())
+    fused = _train(HybridMLP(SPEC, config=cfg, seeds=5), [5], replicas=False)
+    layered = _train(seq, [5], replicas=False)
+    for a, b in zip(fused.layers, [seq[0], seq[3], seq[6]]):
+        for (name, x), (_, y) in zip(a.state_dict().items(), b.state_dict().items()):
+            assert torch.equal(x, y), name
 
 
-def test_same_seed_same_result_and_seeds_differ():
-    a, b = _run([3], "hm-var", "numba"), _run([3], "hm-var", "numba")
-    assert torch.equal(a.banks[0].hidden, b.banks[0].hidden)
-    assert torch.equal(a.banks[0].analogue, b.banks[0].analogue)
-    c = _run([4], "hm-var", "numba")
-    assert not torch.equal(a.banks[0].hidden, c.banks[0].hidden)
+def test_backends_agree():
+    """The rule's kernels are bit-exact across backends (tests/rule); the passes agree to float32
+    rounding, which can flip a rare stochastic rounding, so hidden weights agree almost everywhere."""
+    with use_backend("numba"):
+        a = _train(_mlp([4, 5], "hm"), [4, 5])
+    with use_backend("torch"):
+        b = _train(_mlp([4, 5], "hm"), [4, 5])
+    for la, lb in zip(a.layers, b.layers):
+        assert (la.weight_hidden == lb.weight_hidden).float().mean() > 0.98
 
 
-def test_analogue_weights_are_the_truncated_levels_in_hm():
-    m = _run([0], "hm", "numba", steps=56)  # the last of the 8 transfers came after sample 56
-    for b in m.banks:
-        lvl = torch.bitwise_right_shift(b.hidden.abs(), 6) * torch.where(b.hidden < 0, -1, 1)
-        assert torch.equal(b.analogue, lvl.float() * b.level_step)
-        assert b.hidden.abs().max() <= 511
-
-
-def test_transfers_happen_every_k_samples():
-    m = _run([0], "hm", "numba", steps=60)
-    assert all(int(b.transfers[0]) == 60 // 7 for b in m.banks)
-    # between transfers the analogue weights lag the hidden ones: not equal to the current levels
-    m.train_step(torch.rand(1, 20), torch.tensor([1]))  # step 61: no transfer (61 % 7 != 0)
-    assert int(m.banks[0].transfers[0]) == 8
+def test_transfers_happen_every_k_inputs():
+    m = _train(_mlp([0], "hm"), [0], steps=60, k=7)
+    assert all(int(layer.weight_transfers[0]) == 60 // 7 for layer in m.layers)
+    h = m.layers[0].weight_hidden
+    # the last transfer came after sample 56: the analogue weights are the hidden levels of then
+    level = torch.sign(h) * torch.floor(h.abs() / 64) * 2 ** -3
+    assert (m.layers[0].weight != level).any()  # four updates since: the analogue copy lags
+    m2 = _train(_mlp([0], "hm"), [0], steps=56, k=7)
+    h2 = m2.layers[0].weight_hidden
+    assert torch.equal(m2.layers[0].weight, torch.sign(h2) * torch.floor(h2.abs() / 64) * 2 ** -3)
 
 
 @pytest.mark.parametrize("mode", ["fp", "hm"])
-def test_minibatch_backends_agree(mode):
+def test_minibatch_advances_the_count_by_the_batch(mode):
     spec = NetworkSpec(sizes=(20, 16, 4), norm="batch")
-    g = torch.Generator().manual_seed(0)
-    xs, ys = torch.rand(2, 5, 20, generator=g) * 2 - 1, torch.randint(0, 4, (2, 5), generator=g)
-    out = []
-    for backend in ("numba", "torch"):
-        m = HybridMLP(spec, [0, 1], mode=mode, rule=RuleConfig(k=10, lr=0.5), backend=backend)
-        m.reset_parameters()
-        for _ in range(7):
-            m.train_step(xs, ys)
-        out.append(m)
-        # k = 10 inputs, batch 5: a transfer every 2 steps
-        assert int(m.banks[0].transfers[0]) == (3 if mode != "fp" else 0)
-    for a, b in zip(out[0].banks, out[1].banks):
-        assert torch.equal(a.effective_weight(), b.effective_weight())
+    m = _train(_mlp([0, 1], mode, spec=spec), [0, 1], steps=7, k=10, batch=5)
+    # k = 10 inputs, batch 5: a transfer every 2 steps → 3 transfers in 7 steps
+    assert int(m.layers[0].weight_transfers[0]) == (3 if mode != "fp" else 0)
+
+
+def test_same_seed_same_result_and_seeds_differ():
+    a = _train(_mlp([3], "hm-var"), [3])
+    b = _train(_mlp([3], "hm-var"), [3])
+    c = _train(_mlp([4], "hm-var"), [4])
+    assert torch.equal(a.layers[0].weight_hidden, b.layers[0].weight_hidden)
+    assert torch.equal(a.layers[0].weight, b.layers[0].weight)
+    assert not torch.equal(a.layers[0].weight_hidden, c.layers[0].weight_hidden)

@@ -1,6 +1,8 @@
 """Every device model passes the shared conformance check."""
 import torch
 
+from ferristor.circuit.transfer import GeneratorNoise
+
 from ferristor.circuit.charge_transfer import ChargeTransferConfig, CircuitTransfer, transfer_conductance
 from ferristor.physics.cell import DualModeCells
 from ferristor.physics.conformance import DeviceSpec, check_device_model
@@ -79,7 +81,7 @@ def _transfer_spec():
         gens = [torch.Generator().manual_seed(int(torch.randint(0, 2**31, (1,), generator=g))) for _ in range(2)]
         mag = torch.randint(0, 8, (2, N), generator=g)
         sign = torch.where(torch.rand(2, N, generator=g) < 0.5, -1.0, 1.0)
-        h.w = h.t.program(sign, mag, gens)
+        h.w = h.t.program(sign, mag, GeneratorNoise(gens))
         assert bool((torch.sign(h.w) * sign >= 0).all())
         h.calls += 1
 

@@ -27,7 +27,8 @@ def test_the_adapter_reads_the_runs_numbers(small_run):
     assert len(run.layers) == len(res["ledger"][0]["layers"]) == 3
     assert run.network.memristor_worst == [r["network"]["memristor_ops"]["worst"] for r in res["ledger"]]
     assert run.endurance.memristor_cycles == res["config"]["ledger"]["memristor_endurance_cycles"]
-    assert run.samples_per_replica == res["samples_per_replica"] and run.extra == {}
+    # fields the page shows as provenance: the dataset's name and fingerprint
+    assert run.samples_per_replica == res["samples_per_replica"] and set(run.extra) == {"dataset"}
 
 
 def test_an_old_minimal_file_still_makes_a_page(tmp_path):

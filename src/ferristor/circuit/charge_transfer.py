@@ -139,9 +139,13 @@ class CircuitTransfer:
         noise = draw_noise(magnitude.shape, generator, sum(self.layout.msb_cells), magnitude.device)
         return transfer_conductance(magnitude, self.config, noise, self.layout)
 
-    def program(self, sign: torch.Tensor, magnitude: torch.Tensor,
-                generators: Sequence[torch.Generator] | None = None) -> torch.Tensor:
-        if generators is None or len(generators) != magnitude.shape[0]:
+    def program(self, sign: torch.Tensor, magnitude: torch.Tensor, noise=None) -> torch.Tensor:
+        """Programmed weights (level units) of magnitudes (R, ...); replica r draws from the r-th
+        generator of ``noise`` (a ``circuit.transfer`` noise source)."""
+        if noise is None:
+            raise ValueError("the circuit transfer needs a noise source (one generator per replica)")
+        generators = noise.generators(magnitude.device)
+        if len(generators) != magnitude.shape[0]:
             raise ValueError("the circuit transfer needs one generator per replica (dimension 0)")
         g = torch.stack([self.conductance(magnitude[r], generators[r]) for r in range(magnitude.shape[0])])
         w = conductance_to_weight(g, sign.to(torch.float64), self.config.reference_means_us)

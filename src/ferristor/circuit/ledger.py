@@ -65,7 +65,19 @@ def layer_report(c: LayerCounts, cfg: LedgerConfig, layout: SynapseLayout = PAPE
              "mean_sign_msb_cell": float(msb_ops.mean()), "mean_lsb_cell": float(upd.mean())}
     mem = _stats(mem_ops)
     mem["total"] = mem_total
-    return _with_energy({"weights": n_w, "transfers": c.transfers, "fecap_ops": fecap, "memristor_ops": mem}, cfg)
+    rep = _with_energy({"weights": n_w, "transfers": c.transfers, "fecap_ops": fecap, "memristor_ops": mem}, cfg)
+    rep["histogram"] = {"memristor_ops": histogram(mem_ops), "fecap_ops": histogram(msb_ops)}
+    return rep
+
+
+def histogram(ops: torch.Tensor, max_bins: int = 32) -> dict:
+    """Devices per operation count: ``counts[j]`` devices took ops in [edges[j], edges[j+1]) (the last
+    bin closed); memristor ops per memristor, FeCAP ops per sign/MSB cell (the most written)."""
+    lo, hi = float(ops.min()), float(ops.max())
+    bins = int(min(max_bins, hi - lo + 1))
+    edges = torch.linspace(lo, hi + 1, bins + 1, dtype=torch.float64)
+    counts = torch.histc(ops.to(torch.float64), bins=bins, min=lo, max=hi + 1)
+    return {"edges": edges.tolist(), "counts": [int(c) for c in counts.tolist()]}
 
 
 def _with_energy(rep: dict, cfg: LedgerConfig) -> dict:

@@ -3,14 +3,18 @@
 A transfer writes sign + 3 MSBs of the hidden weight (a signed level −7…+7; the sign is kept even
 at level 0) into the G+/G− pair. Models return the programmed weight in *level units* (0…7 scale,
 signed); the engine multiplies by the real size of one level. Every model shares one interface,
-``program(levels, signs, generators) -> Tensor``, so the engine can swap a fast table for the
+``program(sign, magnitude, noise) -> Tensor``, so the engine can swap a fast table for the
 physical charge-sharing chain (``ferristor.circuit.charge_transfer``) without knowing which it runs.
+``noise`` says where the draws come from: the engine's counter-based streams (:class:`CounterNoise`)
+or explicit generators (:class:`GeneratorNoise`, for device-level studies).
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Protocol, Sequence
 
+import numpy as np
 import torch
 
 from ..config_base import check_choice, check_number, param
@@ -20,18 +24,82 @@ from ..config_base import check_choice, check_number, param
 MEASURED_LEVEL_MEANS = (0.0, 0.717, 2.397, 3.886, 4.951, 5.743, 6.454, 7.0)
 
 
+class NoiseSource(Protocol):
+    """Where the random draws of one transfer come from; every replica (chip) has its own."""
+
+    def normals(self, shape: Sequence[int], device) -> torch.Tensor:
+        """Standard normals, float32, shape (R, ...)."""
+
+    def generators(self, device) -> list[torch.Generator]:
+        """One ``torch.Generator`` per replica, for models that draw many kinds of numbers."""
+
+
 class TransferModel(Protocol):
-    def program(self, sign: torch.Tensor, magnitude: torch.Tensor,
-                generators: Sequence[torch.Generator] | None = None) -> torch.Tensor:
+    def program(self, sign: torch.Tensor, magnitude: torch.Tensor, noise: NoiseSource | None = None) -> torch.Tensor:
         """Sign (R, ...) ±1 and magnitude levels (R, ...) 0…7 → programmed weights (R, ...) float32
-        in level units. ``generators`` holds one ``torch.Generator`` per replica (chip) for the
-        random draws; a model must draw replica r's noise from ``generators[r]`` only."""
+        in level units. Replica r's draws come from ``noise`` for replica r only."""
+
+
+def _numba_available() -> bool:
+    try:
+        import numba  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+class CounterNoise:
+    """The engine's noise: counter-based draws keyed by (seed, parameter, transfer stream) per
+    replica, with the transfer's number as the counter — a pure function of the chip's history,
+    so a resumed run redraws exactly what it would have, on any device.
+
+    Normals of an (R, I, ...) array take row i and, as column, the flat index of the rest."""
+
+    def __init__(self, keys: np.ndarray, index: int):
+        self.keys, self.index = np.ascontiguousarray(keys, dtype=np.uint32), int(index)
+
+    def normals(self, shape: Sequence[int], device) -> torch.Tensor:
+        shape = tuple(shape)
+        rows, cols = (shape[1] if len(shape) > 1 else 1), math.prod(shape[2:])
+        device = torch.device(device)
+        if device.type == "cpu" and _numba_available():
+            from ..rule.random_cpu import normals
+            out = torch.from_numpy(normals(self.keys, np.arange(rows, dtype=np.int64), cols, self.index))
+        else:
+            from ..rule.random_torch import normals
+            keys = torch.from_numpy(self.keys.astype(np.int64)).to(device)
+            out = normals(keys, torch.arange(rows, dtype=torch.int64, device=device), cols, self.index)
+        return out.to(device).view(shape)
+
+    def generators(self, device) -> list[torch.Generator]:
+        """Generators seeded from (key, transfer number): the circuit model's many draws."""
+        from ..rule.streams import derive_seed
+        return [torch.Generator(device=device).manual_seed(derive_seed((k0, k1), f"transfer {self.index}"))
+                for k0, k1 in self.keys.tolist()]
+
+
+class GeneratorNoise:
+    """Draws from explicit ``torch.Generator`` objects, one per replica (device-level studies)."""
+
+    def __init__(self, generators: Sequence[torch.Generator]):
+        self._generators = list(generators)
+
+    def normals(self, shape: Sequence[int], device) -> torch.Tensor:
+        if len(self._generators) != shape[0]:
+            raise ValueError(f"{len(self._generators)} generators for {shape[0]} replicas")
+        out = torch.empty(tuple(shape), dtype=torch.float32, device=device)
+        for r, g in enumerate(self._generators):
+            torch.randn(tuple(shape[1:]), generator=g, out=out[r])
+        return out
+
+    def generators(self, device) -> list[torch.Generator]:
+        return self._generators
 
 
 def split_sign(hidden: torch.Tensor, shift: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Sign (+1/−1, +1 for 0) and truncated magnitude level of hidden integers (digest §4 step 4)."""
     sign = 1.0 - 2.0 * (hidden < 0).to(torch.float32)
-    magnitude = torch.bitwise_right_shift(hidden.abs(), shift)
+    magnitude = torch.bitwise_right_shift(hidden.abs().to(torch.int32), shift)
     return sign, magnitude
 
 
@@ -69,35 +137,29 @@ class TableTransfer:
         self.ideal_means = config.level_means == "ideal"
         self.sigma = config.sigma_levels if config.model == "table" else 0.0
 
-    def program(self, sign: torch.Tensor, magnitude: torch.Tensor,
-                generators: Sequence[torch.Generator] | None = None) -> torch.Tensor:
+    def program(self, sign: torch.Tensor, magnitude: torch.Tensor, noise: NoiseSource | None = None) -> torch.Tensor:
         """Sign (R, ...) ±1 and magnitude levels (R, ...) → programmed weights in level units."""
         if self.ideal_means:
             value = magnitude.to(torch.float32)
         else:
             value = self.means.to(magnitude.device)[magnitude.long()]
         if self.sigma > 0:
-            value.add_(self.draw_noise(value, generators).mul_(self.sigma))
+            if noise is None:
+                raise ValueError("a noisy transfer needs a noise source (one stream per replica)")
+            value.add_(noise.normals(value.shape, value.device).mul_(self.sigma))
             value.clamp_min_(0.0) if self.config.sign_guard == "clip" else value.abs_()
         return value.mul_(sign)
 
-    def draw_noise(self, like: torch.Tensor, generators: Sequence[torch.Generator] | None) -> torch.Tensor:
-        """Unit Gaussians shaped like ``like`` (R, ...); replica r draws from ``generators[r]`` only."""
-        if generators is None or len(generators) != like.shape[0]:
-            raise ValueError("a noisy transfer needs one generator per replica")
-        noise = torch.empty(like.shape, dtype=torch.float32, device=like.device)
-        for r, g in enumerate(generators):
-            torch.randn(like.shape[1:], generator=g, out=noise[r])
-        return noise
-
-    def program_hidden_cpu_(self, hidden: torch.Tensor, shift: int, level_step: float,
-                            generators: Sequence[torch.Generator] | None, out: torch.Tensor) -> None:
+    def program_hidden_cpu_(self, hidden: np.ndarray, shift: int, level_step: float, noise: CounterNoise | None,
+                            out: np.ndarray) -> None:
         """:meth:`program` of ``split_sign(hidden, shift)`` times ``level_step``, fused into ``out``
-        (CPU, numba): the same draws and the same float32 arithmetic, bit for bit."""
+        (CPU, numba, (R, I, O) arrays): the same draws and the same float32 arithmetic, bit for bit."""
         from .transfer_cpu import table_transfer_
-        noise = self.draw_noise(hidden, generators).numpy() if self.sigma > 0 else None
-        table_transfer_(hidden.numpy(), shift, self.means.numpy(), noise, self.sigma,
-                        self.config.sign_guard == "fold", level_step, out.numpy())
+        noisy = self.sigma > 0
+        if noisy and not isinstance(noise, CounterNoise):
+            raise ValueError("the fused transfer draws counter-based noise: pass a CounterNoise")
+        table_transfer_(hidden, shift, self.means.numpy(), noise.keys if noisy else None, noise.index if noisy else 0,
+                        self.sigma, self.config.sign_guard == "fold", level_step, out)
 
 
 def make_transfer(config: TransferConfig, max_level: int = 7):

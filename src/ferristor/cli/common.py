@@ -150,7 +150,7 @@ class NonEmptyPath(click.Path):
 
 
 class SeedList(click.ParamType):
-    """'0-9', '3', '0,2,5-7' → a list of distinct seeds in 0…2^64−1."""
+    """'0-9', '3', '0,2,5-7' → a list of distinct seeds in 0…2^63−1."""
 
     name = "seeds"
 

@@ -6,7 +6,8 @@ from pathlib import Path
 import click
 
 from ..experiments.config import MAX_EPOCHS, TASKS
-from ..nn.bank import BACKENDS, MODES
+from ..backend import BACKENDS
+from ..nn.config import MODES
 from ..rule.config import ROUNDING_MODES
 from .common import FerristorGroup, FiniteFloat, NonEmptyPath, SeedList, cpu_count, names_options
 
@@ -36,7 +37,7 @@ def cli():
 @click.option("--norm", type=click.Choice(["layer", "batch", "none"]), default=None,
               help="normalisation after each layer [default: the task's, digest §4]")
 @click.option("--seeds", type=SeedList(), default="0", show_default=True,
-              help="replicas, e.g. 0-4 or 0,3,7 (seeds 0…2^64−1; refused up front if they do not fit in memory)")
+              help="replicas, e.g. 0-4 or 0,3,7 (seeds 0…2^63−1; refused up front if they do not fit in memory)")
 @click.option("--rounding", type=click.Choice(ROUNDING_MODES), default="stochastic", show_default=True,
               help="how an update lands on the hidden grid")
 @click.option("--init-scale", type=FiniteFloat(0, 1, min_open=True), default=None,

@@ -93,9 +93,18 @@ def check_fits(ds, sizes, output: str) -> None:
             raise DataError(f"dataset {ds.name!r}: labels span {lo}…{hi} in {ds.n_classes} classes, but a sigmoid "
                             f"output of {sizes[-1]} unit(s) learns two classes, labels 0 and 1, with one unit")
         return
-    outputs = sizes[-1]
+    check_outputs(ds, sizes[-1], output)
+    if ds.n_classes != sizes[-1]:
+        raise DataError(f"dataset {ds.name!r} has {ds.n_classes} classes but the network has {sizes[-1]} outputs")
+
+
+def check_outputs(ds, outputs: int, output: str = "softmax") -> None:
+    """Refuse labels that a network with ``outputs`` output units cannot take (any model)."""
+    lo, hi = min(_span(ds.y_train)[0], _span(ds.y_test)[0] if len(ds.y_test) else 0), max(_span(ds.y_train)[1], _span(ds.y_test)[1] if len(ds.y_test) else 0)
+    if output == "sigmoid" or outputs == 1:
+        if lo < 0 or hi > 1:
+            raise DataError(f"dataset {ds.name!r}: labels span {lo}…{hi}, but one sigmoid output learns labels 0 and 1")
+        return
     if hi >= outputs or lo < 0:
         raise DataError(f"dataset {ds.name!r}: labels span {lo}…{hi} but the network has {outputs} outputs "
                         f"(allowed 0…{outputs - 1})")
-    if ds.n_classes != outputs:
-        raise DataError(f"dataset {ds.name!r} has {ds.n_classes} classes but the network has {outputs} outputs")

@@ -9,7 +9,8 @@ from ..circuit.ledger import LedgerConfig
 from ..circuit.transfer import TransferConfig
 from ..config_base import check_choice, check_device, check_number, param
 from ..errors import ConfigError
-from ..nn.bank import BACKENDS, MODES
+from ..backend import BACKENDS
+from ..nn.config import MODES
 from ..nn.mlp import NetworkSpec
 from ..rule.config import RuleConfig
 from .seeds import parse_seeds
@@ -46,6 +47,8 @@ class TrainConfig:
     backend: str = param("auto", doc="'auto', 'numba' (fused CPU kernels) or 'torch' (reference, any device)")
     device: str = param("cpu", doc="torch device")
     data_dir: str | None = param(None, doc="data root holding one folder per dataset (else FERRISTOR_DATA, a package, the cache)")
+    validation: float = param(0.0, unit="1", source="[I]", doc="fraction of the training set held out (the same for every replica) and evaluated beside the test set: choose open hyperparameters on it, never on the test set")
+    validation_seed: int = param(0, doc="seed of the validation split")
 
     def __post_init__(self):
         check_choice("dataset", self.dataset, TASKS)
@@ -61,6 +64,8 @@ class TrainConfig:
                 raise ConfigError(name, every, f"at least {self.epochs / MAX_STOPS:g} epochs (at most {MAX_STOPS:,} stops per run)",
                                   context={"epochs": self.epochs})
         check_number("test_limit", self.test_limit, lo=0, integer=True)
+        check_number("validation", self.validation, lo=0, hi=1, hi_open=True)
+        check_number("validation_seed", self.validation_seed, lo=0, integer=True)
         check_number("threads", self.threads, lo=1, hi=max(os.cpu_count() or 1, 1), integer=True)
         check_choice("backend", self.backend, BACKENDS)
         self.device = check_device("device", self.device)

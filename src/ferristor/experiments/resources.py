@@ -1,7 +1,7 @@
 """How much memory and disk a run needs, estimated before it starts, so that a run that cannot fit
 is refused with the numbers instead of dying in an allocation (or in the swap) an hour later.
 
-The estimate follows the per-weight buffers of the training state (``nn/bank.py``): update
+The estimate follows the per-weight buffers of the training state (``nn/hybrid.py``): update
 ``BYTES_PER_WEIGHT`` when the engine's buffers change, and everything else follows.
 """
 from __future__ import annotations
@@ -11,12 +11,11 @@ import os
 from ..errors import ConfigError
 from .seeds import format_seeds
 
-# Bytes one weight of one replica holds in the training state (the buffers of nn.bank.HybridWeightBank).
+# Bytes one weight of one replica holds in the training state (the buffers of nn.hybrid.HybridModule).
 BYTES_PER_WEIGHT = {
-    "fp": 4 + 1 + 8,  # weight float32, pending_events uint8, update_events int64
-    # hidden int16, analogue float32, level_code int16, memristor_skips int64, pending_events uint8,
-    # update_events int64
-    "hybrid": 2 + 4 + 2 + 8 + 1 + 8,
+    "fp": 4 + 1 + 8,  # weight float32, pending uint8, events int64
+    "hybrid": 4 + 4 + 1 + 8,  # analogue float32, hidden float32, pending uint8, events int64
+    "skip_unchanged": 2 + 8,  # + level_code int16, skips int64 (ledger.transfer_writes_unchanged=False)
 }
 EVAL_SAMPLES = 2000  # samples per forward pass in evaluation (experiments.train.EVAL_CHUNK)
 ACTIVATION_COPIES = 3  # activations, normalised copies and temporaries per unit (measured: ~10 MiB per MNIST replica)
@@ -30,6 +29,8 @@ def weights_per_replica(sizes) -> int:
 def state_bytes(cfg) -> int:
     """Bytes of the training state of all replicas: the size of a checkpoint, too."""
     per_weight = BYTES_PER_WEIGHT["fp" if cfg.mode == "fp" else "hybrid"]
+    if cfg.mode != "fp" and not cfg.ledger.transfer_writes_unchanged:
+        per_weight += BYTES_PER_WEIGHT["skip_unchanged"]
     return len(cfg.seeds) * weights_per_replica(cfg.network.sizes) * per_weight
 
 
@@ -78,6 +79,11 @@ def check_memory(cfg, *, concurrent: int = 1, available: int | None = None) -> N
     if have is None or need <= HEADROOM * have:
         return
     replicas = len(cfg.seeds)
+    if cfg.batch > EVAL_SAMPLES and state_bytes(cfg) * concurrent <= HEADROOM * have:
+        # the replicas fit; the mini-batch's activations do not
+        raise ConfigError("batch", cfg.batch, reason=(
+            f"a batch of {cfg.batch:,} needs about {gib(need)} of activations and state, but {gib(have)} is "
+            f"available on {cfg.device}"))
     per_replica = per_run / replicas
     fit = max(0, int(HEADROOM * have / concurrent // per_replica))
     runs = f" × {concurrent} runs at once" if concurrent > 1 else ""

@@ -37,3 +37,27 @@ def versions() -> dict[str, str]:
     except ImportError:
         pass
     return out
+
+
+_CODE_VERSION: str | None = None
+
+
+def code_version() -> str:
+    """The code that produced a result: the git commit of the source tree (``+dirty`` with local
+    changes) when ferristor runs from a checkout, else the installed package's version."""
+    global _CODE_VERSION
+    if _CODE_VERSION is None:
+        import subprocess
+
+        import ferristor
+        here = Path(ferristor.__file__).resolve().parent
+        try:
+            run = lambda *a: subprocess.run(["git", *a], cwd=here, capture_output=True, text=True, timeout=5)  # noqa: E731
+            head = run("rev-parse", "HEAD")
+            if head.returncode:
+                raise OSError(head.stderr)
+            dirty = run("status", "--porcelain", "--untracked-files=no", "--", str(here.parent.parent)).stdout.strip()
+            _CODE_VERSION = head.stdout.strip() + ("+dirty" if dirty else "")
+        except (OSError, subprocess.SubprocessError):
+            _CODE_VERSION = f"ferristor {ferristor.__version__}"
+    return _CODE_VERSION

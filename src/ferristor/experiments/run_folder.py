@@ -39,6 +39,7 @@ _PROBE = ".ferristor-probe-"
 # What ``atomic.atomic_write`` names its temporary files: ".{name}.{8 random chars}.part".
 _PART = re.compile(r"^\..+\.[a-z0-9_]{8}\.part$")
 FIELD = "out_dir"  # the field errors about the folder name (the CLI says --out)
+DATA_FINGERPRINT = "dataset_fingerprint"  # the run identity's entry for the data it trains on
 FRESH_HINT = "rerun with --fresh to discard it and start over, or choose another --out"
 
 _OS_REASONS = {
@@ -187,7 +188,7 @@ def discard(folder: Path, names: Iterable[str]) -> None:
 
 # --- checkpoints -------------------------------------------------------------------------------
 
-_CHECKPOINT_FIELDS = {"config": dict, "model": dict, "generators": (list, tuple), "step": int,
+_CHECKPOINT_FIELDS = {"config": dict, "model": dict, "optimizer": dict, "step": int,
                       "history": list, "train_time": (int, float)}
 
 
@@ -256,14 +257,15 @@ def check_same_run(folder: Path, cfg_dict: dict) -> None:
         what = "the results"
     else:
         return
-    diffs = config_differences(saved, cfg_dict)
+    # the data's fingerprint is compared once the data are loaded (resume)
+    diffs = [d for d in config_differences(saved, cfg_dict) if d[0] != DATA_FINGERPRINT]
     if diffs:
         raise ConfigMismatchError(FIELD, str(folder), what, diffs, FRESH_HINT)
 
 
-def resume(path: Path | None, cfg_dict: dict, model) -> tuple[int, list, float]:
-    """(step, history, train time) to continue from: loaded into ``model`` from the checkpoint at
-    ``path`` when there is one, else (0, [], 0.0)."""
+def resume(path: Path | None, cfg_dict: dict, model, optimizer) -> tuple[int, list, float]:
+    """(step, history, train time) to continue from: the model's and the optimizer's states loaded
+    from the checkpoint at ``path`` when there is one, else (0, [], 0.0)."""
     if path is None or not Path(path).exists():
         return 0, [], 0.0
     ckpt = load_checkpoint(path)
@@ -272,7 +274,7 @@ def resume(path: Path | None, cfg_dict: dict, model) -> tuple[int, list, float]:
         raise ConfigMismatchError(FIELD, str(Path(path).parent), "a checkpoint", diffs, FRESH_HINT)
     try:
         model.load_state_dict(ckpt["model"])
-        model.set_generator_states(ckpt["generators"])
+        optimizer.load_state_dict(ckpt["optimizer"])
     except Exception as e:
         first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
         raise _unusable(Path(path), f"its state does not fit this run's network ({first})") from None

@@ -6,8 +6,8 @@ import re
 from ..errors import ConfigError
 
 _PART = re.compile(r"^\s*([0-9]+)\s*(?:-\s*([0-9]+)\s*)?$")
-# Seeds feed 64-bit RNG keys (rule.rng.replica_key, torch.Generator.manual_seed): 0 … 2**64 − 1.
-MAX_SEED = 2**64 - 1
+# Seeds live in the layers' int64 seed buffers and feed the streams' keys (rule.streams): 0 … 2**63 − 1.
+MAX_SEED = 2**63 - 1
 # More replicas than this never fit in memory; the list is refused before it is built. Fewer are
 # checked against the memory they need (experiments.resources.check_memory).
 MAX_SEEDS = 1_000_000
@@ -26,7 +26,7 @@ def parse_seeds(text: str | int | list[int]) -> list[int]:
             if not m:
                 raise ConfigError("seeds", text, "a list like '0-9', '3' or '0,2,5-7' of non-negative integers")
             if max(len(g or "") for g in m.groups()) > len(str(MAX_SEED)):  # before int(): no 5,000-digit parse
-                raise ConfigError("seeds", text, f"seeds in 0…{MAX_SEED} (2^64 − 1, the range of the 64-bit RNG seed)")
+                raise ConfigError("seeds", text, f"seeds in 0…{MAX_SEED} (2^63 − 1, the range of the layers' int64 seed buffer)")
             lo, hi = int(m.group(1)), int(m.group(2) or m.group(1))
             if hi < lo:
                 raise ConfigError("seeds", text, "ranges written low-high, e.g. '0-9'")
@@ -39,7 +39,7 @@ def parse_seeds(text: str | int | list[int]) -> list[int]:
     if not seeds or any(not isinstance(s, int) or isinstance(s, bool) or s < 0 for s in seeds):
         raise ConfigError("seeds", text, "at least one non-negative integer seed")
     if max(seeds) > MAX_SEED:
-        raise ConfigError("seeds", text, f"seeds in 0…{MAX_SEED} (2^64 − 1, the range of the 64-bit RNG seed)")
+        raise ConfigError("seeds", text, f"seeds in 0…{MAX_SEED} (2^63 − 1, the range of the layers' int64 seed buffer)")
     if len(seeds) > MAX_SEEDS:
         raise ConfigError("seeds", text, f"at most {MAX_SEEDS:,} seeds (this is {len(seeds):,})")
     if len(set(seeds)) != len(seeds):

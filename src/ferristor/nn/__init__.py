@@ -1,4 +1,12 @@
-"""PyTorch-side modules: replica banks of hybrid weights and the networks built from them."""
+"""PyTorch modules on hybrid FeCAP/memristor synapses: layers, the paper's MLP, normalisation, convert, ledger."""
+from .config import MODES, HybridConfig
+from .conv import HybridConv2d
+from .convert import convert
+from .hybrid import HybridModule, HybridParameter
+from .ledger import ledger
+from .linear import HybridLinear
 from .mlp import HybridMLP, NetworkSpec
+from .norm import Normalize
 
-__all__ = ["HybridMLP", "NetworkSpec"]
+__all__ = ["MODES", "HybridConfig", "HybridConv2d", "HybridLinear", "HybridMLP", "HybridModule", "HybridParameter",
+           "NetworkSpec", "Normalize", "convert", "ledger"]

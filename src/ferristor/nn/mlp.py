@@ -1,4 +1,11 @@
-"""A multilayer perceptron trained with the hybrid rule, R independent replicas at once."""
+"""``HybridMLP``: the paper's networks — ``HybridLinear`` layers, each followed by a normalisation and
+(but the last) a ReLU — with the whole forward and backward pass in one compiled call on the CPU.
+
+The fused path computes exactly what the layers compute one by one (the same kernels, the same
+order), and hands each layer the same (x, δ) factors, so it is only faster, never different.
+The model returns logits; the loss (softmax + cross-entropy, or sigmoid + binary cross-entropy)
+is the training loop's, as in any PyTorch model.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -7,15 +14,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..circuit.layout import PAPER_LAYOUT, SynapseLayout
-from ..circuit.ledger import LedgerConfig, initial_programming_report, network_report
-from ..circuit.transfer import TransferConfig
+from ..backend import backend_for
 from ..config_base import check_choice, check_number, param
 from ..errors import ConfigError
-from ..rule.config import RuleConfig
-from ..rule.rng import STREAM_TRANSFER, STREAM_UPDATE, replica_key, step_keys, torch_generator
 from . import functional as F
-from .bank import MODES, HybridWeightBank
+from .config import HybridConfig
+from .hybrid import _seed_list
+from .linear import HybridLinear
+from .norm import Normalize
 
 
 @dataclass
@@ -23,6 +29,7 @@ class NetworkSpec:
     sizes: tuple[int, ...] = param((784, 200, 100, 10), unit="neuron", source="digest §4 table [P]")
     norm: str = param("layer", source="digest §4 table [P]", doc="'layer' (LayerNorm γ=1, β=0 after every layer), 'batch' or 'none'")
     output: str = param("softmax", source="digest §4 table [P]", doc="'softmax' + cross-entropy, or 'sigmoid' + binary cross-entropy")
+    bias: bool = param(False, source="digest §4 [I]", doc="a bias column per layer (a crossbar row driven by a constant input); the paper has none")
 
     def __post_init__(self):
         self.sizes = tuple(self.sizes)
@@ -36,102 +43,92 @@ class NetworkSpec:
             raise ConfigError("sizes", self.sizes, "a single output unit with output='sigmoid'")
 
 
-class HybridMLP(nn.Module):
-    """Replicas of one MLP, each its own chip: own initialisation, masks and variability draws."""
+class _FusedMLP(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, mlp, *weights):
+        from .passes_cpu import NORM_CODE, mlp_forward
+        n_rep, n_b = x.shape[0], x.shape[1]
+        ws = tuple(layer.crossbar("weight", w.detach()).numpy() for layer, w in zip(mlp.layers, weights))
+        sizes = mlp.spec.sizes
+        acts = tuple([x.detach().numpy().copy()] + [np.empty((n_rep, n_b, s), np.float32) for s in sizes[1:-1]])
+        normed = tuple(np.empty((n_rep, n_b, s), np.float32) for s in sizes[1:])
+        invs = np.ones((n_rep, n_b, len(ws)), np.float32)
+        code = NORM_CODE[mlp.spec.norm]
+        mlp_forward(ws, acts, normed, invs, code, np.float32(F.EPS))
+        ctx.mlp, ctx.ws, ctx.acts, ctx.normed, ctx.invs, ctx.code = mlp, ws, acts, normed, invs, code
+        return torch.from_numpy(normed[-1].copy())
 
-    def __init__(self, spec: NetworkSpec, seeds: list[int], *, mode: str = "hm", rule: RuleConfig | None = None,
-                 transfer: TransferConfig | None = None, ledger: LedgerConfig | None = None,
-                 layout: SynapseLayout = PAPER_LAYOUT, backend: str = "auto", device=None):
+    @staticmethod
+    def backward(ctx, g):
+        from .passes_cpu import mlp_backward
+        deltas = tuple(np.empty_like(n) for n in ctx.normed)
+        deltas[-1][:] = g.detach().numpy()
+        mlp_backward(ctx.ws, ctx.normed, ctx.invs, deltas, ctx.code)
+        grads = []
+        for layer, a, d in zip(ctx.mlp.layers, ctx.acts, deltas):
+            dense = layer._record_gradient("weight", a.shape[1], x=torch.from_numpy(a), delta=torch.from_numpy(d))
+            grads.append(layer._slots["weight"].from_crossbar(dense) if dense is not None else None)
+        return (None, None, *grads)
+
+
+class HybridMLP(nn.Module):
+    """A multilayer perceptron of hybrid layers (``layers``) with normalisations (``norms``) and ReLU.
+
+    All layers share the chip's seeds (one per replica); their random streams differ by name
+    (``fc1``, ``fc2``, …). Inputs (B, in) for one chip, (R, B, in) with ``replicas=R``."""
+
+    def __init__(self, spec: NetworkSpec | tuple = NetworkSpec(), *, config: HybridConfig | None = None,
+                 replicas: int | None = None, seeds=None, device=None):
         super().__init__()
-        check_choice("mode", mode, MODES)
-        self.spec, self.seeds, self.mode = spec, list(seeds), mode
-        self.rule = rule or RuleConfig()
-        self.transfer = transfer or TransferConfig(model="table" if mode == "hm-var" else "ideal")
-        self.ledger = ledger or LedgerConfig()
-        self.layout = layout
-        self.banks = nn.ModuleList(
-            HybridWeightBank(i, o, len(self.seeds), mode=mode, rule=self.rule, transfer=self.transfer,
-                             ledger=self.ledger, layout=layout, layer_index=li, backend=backend, device=device)
-            for li, (i, o) in enumerate(zip(spec.sizes[:-1], spec.sizes[1:])))
-        self.register_buffer("step", torch.zeros((), dtype=torch.int64))
-        self._update_keys = np.array([replica_key(s, STREAM_UPDATE) for s in self.seeds], dtype=np.uint64)
-        self.generators = [torch_generator(s, STREAM_TRANSFER, device or "cpu") for s in self.seeds]
-        # Batch-1 passes in one compiled call when the fused CPU backend runs (see nn.fused_cpu).
-        self._fused = None
-        if all(b.backend == "numba" for b in self.banks) and spec.norm != "batch":
-            from ..rule.kernels_cpu import step_keys_fast
-            from .fused_cpu import FusedPasses
-            self._fused = FusedPasses(spec.sizes, self.replicas, spec.norm, spec.output, F.EPS)
-            self._step_keys_fast = step_keys_fast
+        self.spec = spec if isinstance(spec, NetworkSpec) else NetworkSpec(tuple(spec))
+        self.config = config or HybridConfig()
+        self.replicas = replicas
+        seeds = _seed_list(seeds, replicas)
+        seeds = seeds if replicas is not None else seeds[0]
+        sizes = self.spec.sizes
+        self.layers = nn.ModuleList(
+            HybridLinear(i, o, self.spec.bias, config=self.config, replicas=replicas, seeds=seeds, name=f"fc{li + 1}",
+                         device=device)
+            for li, (i, o) in enumerate(zip(sizes[:-1], sizes[1:])))
+        norm = self.spec.norm
+        self.norms = nn.ModuleList(Normalize(norm, replicas) if norm != "none" else nn.Identity() for _ in self.layers)
+        self.act = nn.ReLU()
 
     @property
-    def replicas(self) -> int:
-        return len(self.seeds)
+    def mode(self) -> str:
+        return self.config.mode
 
-    def reset_parameters(self) -> None:
-        """Initialise every replica from its seed and program the analogue weights once."""
-        self.step.zero_()
-        self.generators = [torch_generator(s, STREAM_TRANSFER, g.device) for s, g in zip(self.seeds, self.generators)]
-        for bank in self.banks:
-            bank.reset_parameters(self.seeds)
-            if self.mode != "fp":
-                bank.program(self.generators, initial=True)
+    @property
+    def n_replicas(self) -> int:
+        return self.replicas or 1
 
-    def weights(self) -> list[torch.Tensor]:
-        return [b.effective_weight() for b in self.banks]
+    def _fused(self, x: torch.Tensor) -> bool:
+        """The one-call path: CPU training passes of a LayerNorm/none MLP without bias."""
+        return (torch.is_grad_enabled() and not x.requires_grad and self.spec.norm != "batch" and not self.spec.bias
+                and x.dtype == torch.float32 and backend_for(x.device) == "numba"
+                and all(layer.weight.requires_grad and layer.weight.device.type == "cpu" for layer in self.layers))
 
-    def predict_proba(self, x: torch.Tensor) -> torch.Tensor:
-        """Output probabilities (R, N, classes) of inputs x (N, in) or (R, N, in)."""
-        if x.dim() == 2:
-            x = x.expand(self.replicas, *x.shape)
-        out, _ = F.forward(self.weights(), x, self.spec.norm, self.spec.output)
-        return out
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.layers[0].check_input(x)
+        if self._fused(x):
+            lead = x.shape[:-1]
+            x3 = x.reshape(self.n_replicas, -1, x.shape[-1]).contiguous()
+            out = _FusedMLP.apply(x3, self, *(layer.weight for layer in self.layers))
+            return out.reshape(*lead, self.spec.sizes[-1])
+        h = x
+        last = len(self.layers) - 1
+        for li, (layer, norm) in enumerate(zip(self.layers, self.norms)):
+            h = norm(layer(h))
+            if li < last:
+                h = self.act(h)
+        return h
 
+    @torch.no_grad()
     def predict(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.predict_proba(x)
-        return out.argmax(-1) if self.spec.output == "softmax" else (out[..., 0] > 0.5).long()
-
-    def train_step(self, x: torch.Tensor, y: torch.Tensor) -> None:
-        """One sample (or one mini-batch) per replica: x (R, in) or (R, B, in), y (R,) or (R, B)."""
-        weights = self.weights()
-        step = int(self.step)
-        if self._fused is not None and x.dim() == 2:
-            deltas, inputs = self._fused.run([w.numpy() for w in weights], x.numpy(), y.numpy())
-            for li, bank in enumerate(self.banks):
-                bank.update_rank1_numpy(deltas[li], inputs[li], self._step_keys_fast(self._update_keys, step, li))
-        else:
-            out, cache = F.forward(weights, x, self.spec.norm, self.spec.output)
-            factors = F.backward(weights, cache, F.loss_grad(out, y, self.spec.output), self.spec.norm)
-            for li, (bank, (delta, inp)) in enumerate(zip(self.banks, factors)):
-                bank.update(delta, inp, step_keys(self._update_keys, step, li))
-        # "Every k samples": k counts inputs, so a mini-batch of B advances the count by B.
-        batch = x.shape[1] if x.dim() == 3 else 1
-        self.step.add_(1)
-        if self.mode != "fp" and (step + 1) * batch // self.rule.k > step * batch // self.rule.k:
-            for bank in self.banks:
-                bank.program(self.generators)
-
-    # --- ledger ----------------------------------------------------------------------------
-    def ledger_report(self) -> list[dict]:
-        """One report per replica: per layer and for the whole network, plus the initial programming."""
-        if self.mode == "fp":
-            return []
-        reports = []
-        n_w = sum(b.in_features * b.out_features for b in self.banks)
-        for r in range(self.replicas):
-            rep = network_report([b.counts(r) for b in self.banks], self.ledger, self.layout)
-            rep["initial_programming"] = initial_programming_report(n_w, self.ledger, self.layout)
-            reports.append(rep)
-        return reports
+        """Class predictions: argmax of the logits, or logit > 0 for a sigmoid output."""
+        out = self(x)
+        return out.argmax(-1) if self.spec.output == "softmax" else (out[..., 0] > 0).long()
 
     def flush_counts(self) -> None:
-        """Move pending per-step event counters into the totals (before a checkpoint)."""
-        for b in self.banks:
-            b.flush_counts()
-
-    def generator_states(self) -> list[torch.Tensor]:
-        return [g.get_state() for g in self.generators]
-
-    def set_generator_states(self, states) -> None:
-        for g, s in zip(self.generators, states):
-            g.set_state(s)
+        for layer in self.layers:
+            layer.flush_counts()

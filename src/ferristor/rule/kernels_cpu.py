@@ -1,165 +1,162 @@
-"""Fused CPU kernels of the masked update (numba): one pass over the weights of a layer.
+"""Fused CPU kernels of the masked update (numba): one pass over a parameter's crossbar.
 
-Per weight they hash (key, index) to a uniform, test the mask, round, saturate and count — the
-arithmetic of :mod:`ferristor.rule.update` in the same order, so results match it bit for bit.
-Rows are independent (counter-based draws), so the parallel loop is deterministic at any thread count.
+Arrays are (R, I, O): R replicas (chips), I crossbar rows (input lines), O columns (outputs) —
+the layout the chip has and the one that lets every loop vectorise without reordering a sum.
+Per weight a kernel draws its 32-bit word (``random_cpu``), tests the mask, rounds, saturates and
+counts, with the arithmetic of ``rule.update`` (the torch path) in the same order, so both agree
+bit for bit. Rows are independent (counter-based draws), so the parallel loop gives the same
+result at any thread count, and no fastmath is used, so every x86 CPU gives the same bits.
+
+Hidden FeCAP integers are stored as float32 holding exact integers in [−max, max]: the vector
+units convert nothing, which keeps the keyed draws as cheap as the old unkeyed hash was.
 """
 from __future__ import annotations
 
 import numpy as np
 from numba import njit, prange
 
-from .rng import GOLDEN, H1, H2, M1, M2
+from .random_cpu import row_keys, word
 
-_ROUNDING_CODE = {"stochastic": 0, "nearest": 1, "truncate": 2}
-
-
-@njit(inline="always")
-def _mix32(x):
-    # numba widens uint32 products to 64 bits; the casts keep the hash in 32 bits so it vectorises.
-    x = np.uint32(x ^ (x >> np.uint32(16)))
-    x = np.uint32(x * H1)
-    x = np.uint32(x ^ (x >> np.uint32(15)))
-    x = np.uint32(x * H2)
-    return np.uint32(x ^ (x >> np.uint32(16)))
-
-
-@njit(inline="always")
-def _mix64(x):
-    x ^= x >> np.uint64(30)
-    x *= M1
-    x ^= x >> np.uint64(27)
-    x *= M2
-    return x ^ (x >> np.uint64(31))
-
-
-@njit(cache=True)
-def _step_keys(base_keys, step, layer, out):
-    salt = _mix64(np.uint64(step) * GOLDEN + np.uint64(layer + 1) * M1)
-    for r in range(base_keys.shape[0]):
-        out[r] = np.uint32(_mix64(base_keys[r] ^ salt) >> np.uint64(32))
-    return out
-
-
-def step_keys_fast(base_keys: np.ndarray, step: int, layer: int) -> np.ndarray:
-    """:func:`ferristor.rule.rng.step_keys` compiled: the same keys without numpy's per-call overhead."""
-    return _step_keys(base_keys, step, layer, np.empty(base_keys.shape[0], np.uint32))
-
-
-@njit(inline="always")
-def _uniform(base, j):
-    z = _mix32(np.uint32(base + np.uint32(j)))
-    return np.float32(np.int32(z >> np.uint32(8))) * np.float32(1.0 / 16777216.0)
-
-
-@njit(inline="always")
-def _hidden_step(h, v, u, p, inv_p, a, b, trunc_mode, max_h, count_zero):
-    """One weight: mask, round (floor(v + u/p) | floor(v + 1/2) | trunc v), saturate; → (h', event)."""
-    zero = np.float32(0.0)
-    m = u < p
-    d = np.trunc(v) if trunc_mode else np.floor(v + (u * inv_p * a + b))
-    d = d if m else zero
-    nh = min(max(np.float32(h) + d, -max_h), max_h)
-    return np.int16(nh), np.uint8(m and (count_zero or d != zero))
+ROUNDING_CODE = {"stochastic": 0, "nearest": 1, "truncate": 2}
+_f32 = np.float32
 
 
 @njit(inline="always")
 def _rounding_terms(rounding):
-    # Branch-free rounding so the inner loop vectorises: floor(v + off) with off = u/p (stochastic)
-    # or 1/2 (nearest); truncation selects trunc(v). Multiplying by 1 and adding 0 is exact, so the
-    # result equals the reference's arithmetic bit for bit.
-    zero = np.float32(0.0)
-    return (np.float32(1.0) if rounding == 0 else zero), (np.float32(0.5) if rounding == 1 else zero), rounding == 2
-
-
-@njit(parallel=True, cache=True, boundscheck=False, error_model="numpy")
-def _hybrid_rank1(hidden, pending, delta, x, keys, neg_coef, p, inv_p, rounding, max_h, count_zero):
-    n_rep, n_out, n_in = hidden.shape
-    a, b, trunc_mode = _rounding_terms(rounding)
-    for t in prange(n_rep * n_out):
-        r = t // n_out
-        i = t - r * n_out
-        s = neg_coef * delta[r, i]
-        base = np.uint32(keys[r] + np.uint32(i * n_in))
-        hrow = hidden[r, i]
-        crow = pending[r, i]
-        xrow = x[r]
-        for j in range(n_in):
-            hrow[j], ev = _hidden_step(hrow[j], s * xrow[j], _uniform(base, j), p, inv_p, a, b, trunc_mode, max_h, count_zero)
-            crow[j] += ev
+    # floor(v + off·a + b): off·1 + 0 is exactly off (stochastic), off·0 + ½ exactly ½ (nearest);
+    # truncation selects trunc(v). Branch-free, so the inner loop vectorises.
+    zero = _f32(0.0)
+    return (_f32(1.0) if rounding == 0 else zero), (_f32(0.5) if rounding == 1 else zero), rounding == 2
 
 
 @njit(inline="always")
-def _fp_step(w, g, u, lr, p):
-    m = u < p
+def _hidden_step(h, v, m, p24, c, a, b, trunc_mode, max_h):
+    """One weight: mask (m < p24), round, saturate → (h', rounded change, mask). ``m`` is the word's
+    top 24 bits; given the mask, m·c = m/(p·2^24) is uniform on [0, 1) and drives stochastic rounding."""
+    zero = _f32(0.0)
+    msk = m < p24
+    d = np.trunc(v) if trunc_mode else np.floor(v + (_f32(m) * c * a + b))
+    d = d if msk else zero
+    return min(max(h + d, -max_h), max_h), d, msk
+
+
+@njit(inline="always")
+def _fp_step(w, g, m, p24, lr):
+    msk = m < p24
     step = lr * g
-    return w - (step if m else np.float32(0.0)), np.uint8(m)
+    return w - (step if msk else _f32(0.0)), np.uint8(msk)
+
+
+@njit(inline="always")
+def _index(z):
+    return np.int32(z >> np.uint32(8))
 
 
 @njit(parallel=True, cache=True, boundscheck=False, error_model="numpy")
-def _fp_rank1(weight, pending, delta, x, keys, lr, p):
-    n_rep, n_out, n_in = weight.shape
-    for t in prange(n_rep * n_out):
-        r = t // n_out
-        i = t - r * n_out
-        di = delta[r, i]
-        base = np.uint32(keys[r] + np.uint32(i * n_in))
-        wrow = weight[r, i]
-        crow = pending[r, i]
-        xrow = x[r]
-        for j in range(n_in):
-            wrow[j], ev = _fp_step(wrow[j], di * xrow[j], _uniform(base, j), lr, p)
-            crow[j] += ev
-
-
-def hybrid_update_rank1_(hidden, pending, delta, x, keys, *, lr, lsb, p, rounding, max_hidden, count_zero=True):
-    """In place on numpy views: hidden int16 (R,O,I), pending uint8 (R,O,I), delta (R,O), x (R,I)."""
-    f32 = np.float32
-    _hybrid_rank1(hidden, pending, delta, x, keys, -f32(lr / lsb), f32(p), f32(1.0 / p),
-                  _ROUNDING_CODE[rounding], f32(max_hidden), count_zero)
-
-
-def fp_update_rank1_(weight, pending, delta, x, keys, *, lr, p):
-    _fp_rank1(weight, pending, delta, x, keys, np.float32(lr), np.float32(p))
-
-
-@njit(parallel=True, cache=True, boundscheck=False, error_model="numpy")
-def _hybrid_dense(hidden, pending, grad, keys, neg_coef, p, inv_p, rounding, max_h, count_zero):
-    n_rep, n_out, n_in = hidden.shape
+def _hybrid_rank1(hidden, pending, delta, x, keys, step, neg_coef, p24, c, rounding, max_h, count_zero):
+    n_rep, n_in, n_out = hidden.shape
     a, b, trunc_mode = _rounding_terms(rounding)
-    for t in prange(n_rep * n_out):
-        r = t // n_out
-        i = t - r * n_out
-        base = np.uint32(keys[r] + np.uint32(i * n_in))
-        hrow = hidden[r, i]
-        crow = pending[r, i]
-        grow = grad[r, i]
-        for j in range(n_in):
-            hrow[j], ev = _hidden_step(hrow[j], neg_coef * grow[j], _uniform(base, j), p, inv_p, a, b, trunc_mode, max_h, count_zero)
-            crow[j] += ev
+    s = np.empty((n_rep, n_out), np.float32)
+    for r in range(n_rep):
+        for o in range(n_out):
+            s[r, o] = neg_coef * delta[r, o]
+    rk = row_keys(keys, step, n_rep, n_in)
+    for t in prange(n_rep * n_in):
+        r = t // n_in
+        i = t - r * n_in
+        ka, kb = rk[r, i, 0], rk[r, i, 1]
+        xi = x[r, i]
+        hrow, crow, srow = hidden[r, i], pending[r, i], s[r]
+        if count_zero:
+            for o in range(n_out):
+                hrow[o], d, msk = _hidden_step(hrow[o], xi * srow[o], _index(word(ka, kb, o)), p24, c, a, b,
+                                               trunc_mode, max_h)
+                crow[o] += np.uint8(msk)
+        else:
+            for o in range(n_out):
+                hrow[o], d, msk = _hidden_step(hrow[o], xi * srow[o], _index(word(ka, kb, o)), p24, c, a, b,
+                                               trunc_mode, max_h)
+                crow[o] += np.uint8(msk and d != _f32(0.0))
 
 
 @njit(parallel=True, cache=True, boundscheck=False, error_model="numpy")
-def _fp_dense(weight, pending, grad, keys, lr, p):
-    n_rep, n_out, n_in = weight.shape
-    for t in prange(n_rep * n_out):
-        r = t // n_out
-        i = t - r * n_out
-        base = np.uint32(keys[r] + np.uint32(i * n_in))
-        wrow = weight[r, i]
-        crow = pending[r, i]
-        grow = grad[r, i]
-        for j in range(n_in):
-            wrow[j], ev = _fp_step(wrow[j], grow[j], _uniform(base, j), lr, p)
-            crow[j] += ev
+def _hybrid_dense(hidden, pending, grad, keys, step, neg_coef, p24, c, rounding, max_h, count_zero):
+    n_rep, n_in, n_out = hidden.shape
+    a, b, trunc_mode = _rounding_terms(rounding)
+    rk = row_keys(keys, step, n_rep, n_in)
+    for t in prange(n_rep * n_in):
+        r = t // n_in
+        i = t - r * n_in
+        ka, kb = rk[r, i, 0], rk[r, i, 1]
+        hrow, crow, grow = hidden[r, i], pending[r, i], grad[r, i]
+        if count_zero:
+            for o in range(n_out):
+                hrow[o], d, msk = _hidden_step(hrow[o], neg_coef * grow[o], _index(word(ka, kb, o)), p24, c, a, b,
+                                               trunc_mode, max_h)
+                crow[o] += np.uint8(msk)
+        else:
+            for o in range(n_out):
+                hrow[o], d, msk = _hidden_step(hrow[o], neg_coef * grow[o], _index(word(ka, kb, o)), p24, c, a, b,
+                                               trunc_mode, max_h)
+                crow[o] += np.uint8(msk and d != _f32(0.0))
 
 
-def hybrid_update_dense_(hidden, pending, grad, keys, *, lr, lsb, p, rounding, max_hidden, count_zero=True):
-    """As :func:`hybrid_update_rank1_` from a dense gradient (R, O, I), e.g. a mini-batch's."""
-    f32 = np.float32
-    _hybrid_dense(hidden, pending, grad, keys, -f32(lr / lsb), f32(p), f32(1.0 / p),
-                  _ROUNDING_CODE[rounding], f32(max_hidden), count_zero)
+@njit(parallel=True, cache=True, boundscheck=False, error_model="numpy")
+def _fp_rank1(weight, pending, delta, x, keys, step, lr, p24):
+    n_rep, n_in, n_out = weight.shape
+    rk = row_keys(keys, step, n_rep, n_in)
+    for t in prange(n_rep * n_in):
+        r = t // n_in
+        i = t - r * n_in
+        ka, kb = rk[r, i, 0], rk[r, i, 1]
+        xi = x[r, i]
+        wrow, crow, drow = weight[r, i], pending[r, i], delta[r]
+        for o in range(n_out):
+            wrow[o], ev = _fp_step(wrow[o], xi * drow[o], _index(word(ka, kb, o)), p24, lr)
+            crow[o] += ev
 
 
-def fp_update_dense_(weight, pending, grad, keys, *, lr, p):
-    _fp_dense(weight, pending, grad, keys, np.float32(lr), np.float32(p))
+@njit(parallel=True, cache=True, boundscheck=False, error_model="numpy")
+def _fp_dense(weight, pending, grad, keys, step, lr, p24):
+    n_rep, n_in, n_out = weight.shape
+    rk = row_keys(keys, step, n_rep, n_in)
+    for t in prange(n_rep * n_in):
+        r = t // n_in
+        i = t - r * n_in
+        ka, kb = rk[r, i, 0], rk[r, i, 1]
+        wrow, crow, grow = weight[r, i], pending[r, i], grad[r, i]
+        for o in range(n_out):
+            wrow[o], ev = _fp_step(wrow[o], grow[o], _index(word(ka, kb, o)), p24, lr)
+            crow[o] += ev
+
+
+def mask_threshold(p: float) -> int:
+    """The 24-bit threshold P with P(m < P) = P/2^24 for a uniform 24-bit m: p (as float32) rounded
+    up to a multiple of 2^-24, exactly what ``u < p`` gives for u = m·2^-24."""
+    return int(np.ceil(np.float64(np.float32(p)) * 16777216.0))
+
+
+def rounding_scale(p: float) -> np.float32:
+    """c = 2^-24 / p (float32): m·c equals (m·2^-24)·(1/p) exactly (a power of two is exact)."""
+    return np.float32(np.float32(1.0 / float(p)) * np.float32(2.0 ** -24))
+
+
+def hybrid_update_(hidden, pending, keys, step, *, lr, lsb, p, rounding, max_hidden, count_zero=True,
+                   grad=None, delta=None, x=None):
+    """In place on numpy arrays: hidden float32 (R, I, O), pending uint8 (R, I, O), keys uint32 (R, 2).
+    Either ``grad`` (R, I, O) = ∂L/∂W, or the rank-1 factors ``delta`` (R, O) and ``x`` (R, I)."""
+    args = (keys, np.int64(step), -_f32(lr / lsb), np.int32(mask_threshold(p)), rounding_scale(p),
+            ROUNDING_CODE[rounding], _f32(max_hidden), count_zero)
+    if grad is not None:
+        _hybrid_dense(hidden, pending, grad, *args)
+    else:
+        _hybrid_rank1(hidden, pending, delta, x, *args)
+
+
+def fp_update_(weight, pending, keys, step, *, lr, p, grad=None, delta=None, x=None):
+    """The floating-point baseline: float32 weights, the same masks, no grid."""
+    args = (keys, np.int64(step), _f32(lr), np.int32(mask_threshold(p)))
+    if grad is not None:
+        _fp_dense(weight, pending, grad, *args)
+    else:
+        _fp_rank1(weight, pending, delta, x, *args)

@@ -7,7 +7,8 @@ from ..circuit.layout import PAPER_LAYOUT, SynapseLayout
 
 
 def to_bits(hidden: torch.Tensor, layout: SynapseLayout = PAPER_LAYOUT) -> torch.Tensor:
-    """Integers → sign-magnitude bit planes (..., hidden_bits): [sign, MSB1, …, LSB]; sign 1 = negative."""
+    """Integers (any integer or integer-valued float dtype) → sign-magnitude bit planes
+    (..., hidden_bits): [sign, MSB1, …, LSB]; sign 1 = negative."""
     mag = hidden.abs().to(torch.int64)
     shifts = torch.arange(layout.hidden_bits - 2, -1, -1, device=hidden.device)
     bits = torch.bitwise_and(torch.bitwise_right_shift(mag[..., None], shifts), 1)
@@ -24,7 +25,7 @@ def from_bits(bits: torch.Tensor) -> torch.Tensor:
 
 def analogue_level(hidden: torch.Tensor, layout: SynapseLayout = PAPER_LAYOUT) -> torch.Tensor:
     """Sign + MSBs by truncation of the magnitude (digest §4 step 4): −511…511 → −7…7."""
-    mag = torch.bitwise_right_shift(hidden.abs(), layout.level_shift)
+    mag = torch.bitwise_right_shift(hidden.abs().to(torch.int64), layout.level_shift)
     return torch.where(hidden < 0, -mag, mag)
 
 

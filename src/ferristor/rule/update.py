@@ -1,69 +1,54 @@
-"""The masked hidden-weight update (digest §4 step 3) — the reference implementation in torch.
+"""The masked hidden-weight update (digest §4 step 3) as tensor operations: the path any device runs.
 
-For every weight: draw u ~ U[0, 1); the weight is updated iff u < p (a fresh Bernoulli(p) mask);
-its change in LSBs is v = −lr·g/lsb, rounded onto the integer grid; the hidden integer saturates at
-±max_hidden. One uniform serves both the mask and stochastic rounding: given u < p, u/p is again
-uniform on [0, 1) and independent of the mask, so the rule's statistics are exact while drawing half
-as many numbers. The fast CPU kernels (``kernels_cpu``) compute the very same arithmetic on the very
-same counter-based uniforms, so both agree bit for bit; tests check that.
+For every weight: a 32-bit counter-based word z (``random_torch``); its top 24 bits m decide the
+mask (m < P, probability p) and, given the mask, m·c = m/(p·2^24) is uniform on [0, 1) and drives
+stochastic rounding — one draw serves both, with exact statistics. The change in LSBs
+v = −lr·g/lsb is rounded onto the integer grid and the hidden integer saturates at ±max_hidden.
+The CPU kernels (``kernels_cpu``) compute the same arithmetic on the same words, bit for bit.
+Arrays are (R, I, O) crossbars, as there.
 """
 from __future__ import annotations
 
-import numpy as np
 import torch
 
+from . import random_torch
+from .kernels_cpu import mask_threshold, rounding_scale
 from .quantize import round_to_grid
-from .rng import H1, H2
-
-_M32 = 0xFFFFFFFF
 
 
-def counter_uniforms(keys: np.ndarray, n: int, device="cpu") -> torch.Tensor:
-    """u[r, idx] = top 24 bits of lowbias32(keys[r] + idx) · 2^-24, float32 (R, n).
-
-    int64 arithmetic masked to 32 bits: products wrap but keep their low 32 bits exact.
-    """
-    k = torch.from_numpy(np.asarray(keys, dtype=np.uint32).astype(np.int64)).to(device)
-    z = (k[:, None] + torch.arange(n, dtype=torch.int64, device=device)[None, :]) & _M32
-    z = z ^ (z >> 16)
-    z = (z * int(H1)) & _M32
-    z = z ^ (z >> 15)
-    z = (z * int(H2)) & _M32
-    z = z ^ (z >> 16)
-    return (z >> 8).to(torch.float32) * (1.0 / 16777216.0)
+def crossbar_words(keys: torch.Tensor, shape: tuple[int, int, int], step: int) -> torch.Tensor:
+    """The 24-bit draw index m (int64, shape (R, I, O)) of every weight at ``step``."""
+    _, n_in, n_out = shape
+    dev = keys.device
+    rows = torch.arange(n_in, dtype=torch.int64, device=dev)
+    cols = torch.arange(n_out, dtype=torch.int64, device=dev)
+    return random_torch.words(keys, rows, cols, step) >> 8
 
 
-def _scaled_change(grad, delta, x, coef: torch.Tensor) -> torch.Tensor:
-    """v = −coef·g, from a dense gradient or from the rank-1 factors of a batch-1 linear layer."""
+def _change(grad, delta, x, coef: torch.Tensor) -> torch.Tensor:
+    """v = −coef·g from a dense gradient (R, I, O), or from rank-1 factors: x (R, I), δ (R, O)."""
     if grad is not None:
         return (-coef) * grad
-    return ((-coef) * delta)[..., :, None] * x[..., None, :]
+    return x[:, :, None] * ((-coef) * delta)[:, None, :]
 
 
-def hybrid_update(hidden: torch.Tensor, u: torch.Tensor, *, grad=None, delta=None, x=None,
-                  lr: float, lsb: float, p: float, rounding: str, max_hidden: int,
-                  count_zero: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
-    """New hidden integers and the per-weight update events (bool) of one step.
-
-    ``u`` has the weight's shape. Give either ``grad`` (dense ∂L/∂W_a) or ``delta`` and ``x`` with
-    ∂L/∂W_a = δ·xᵀ. Events are masked-in weights (``count_zero``) or only those that changed.
-    """
-    f32 = torch.float32
-    coef = torch.tensor(lr / lsb, dtype=f32, device=hidden.device)
-    v = _scaled_change(grad, delta, x, coef)
-    mask = u < torch.tensor(p, dtype=f32)
-    w = u * torch.tensor(1.0 / p, dtype=f32) if rounding == "stochastic" else None
-    d = torch.where(mask, round_to_grid(v, rounding, w), torch.zeros((), dtype=f32, device=v.device))
-    new = (hidden.to(f32) + d).clamp(-max_hidden, max_hidden).to(hidden.dtype)
+def hybrid_update(hidden: torch.Tensor, m: torch.Tensor, *, grad=None, delta=None, x=None, lr: float, lsb: float,
+                  p: float, rounding: str, max_hidden: int, count_zero: bool = True):
+    """New hidden values (float32 integers) and the update events (bool) of one step."""
+    f32, dev = torch.float32, hidden.device
+    v = _change(grad, delta, x, torch.tensor(lr / lsb, dtype=f32, device=dev))
+    mask = m < mask_threshold(p)
+    off = m.to(f32) * torch.tensor(float(rounding_scale(p)), dtype=f32, device=dev) if rounding == "stochastic" else None
+    d = torch.where(mask, round_to_grid(v, rounding, off), torch.zeros((), dtype=f32, device=dev))
+    new = (hidden + d).clamp(-max_hidden, max_hidden)
     events = mask if count_zero else mask & (d != 0)
     return new, events
 
 
-def fp_update(weight: torch.Tensor, u: torch.Tensor, *, grad=None, delta=None, x=None,
-              lr: float, p: float) -> tuple[torch.Tensor, torch.Tensor]:
+def fp_update(weight: torch.Tensor, m: torch.Tensor, *, grad=None, delta=None, x=None, lr: float, p: float):
     """The floating-point baseline: float32 weights, the same Bernoulli(p) mask, no grid."""
-    f32 = torch.float32
-    g = grad if grad is not None else delta[..., :, None] * x[..., None, :]
-    mask = u < torch.tensor(p, dtype=f32)
-    step = torch.tensor(lr, dtype=f32, device=weight.device) * g
-    return weight - torch.where(mask, step, torch.zeros((), dtype=f32, device=g.device)), mask
+    f32, dev = torch.float32, weight.device
+    g = grad if grad is not None else x[:, :, None] * delta[:, None, :]
+    mask = m < mask_threshold(p)
+    step = torch.tensor(lr, dtype=f32, device=dev) * g
+    return weight - torch.where(mask, step, torch.zeros((), dtype=f32, device=dev)), mask

@@ -1,0 +1,53 @@
+"""Which implementation runs the rule and the passes: chosen by the device the tensors live on, here only.
+
+``numba``: ferristor's fused CPU kernels (deterministic, the same bits on every x86 CPU).
+``torch``: tensor operations, the path a GPU runs and the reference the kernels are tested against.
+On a CPU tensor the numba path runs when numba is installed, unless :func:`use_backend` forces torch.
+"""
+from __future__ import annotations
+
+import contextlib
+from functools import lru_cache
+from typing import Iterator
+
+import torch
+
+from .errors import ConfigError
+
+BACKENDS = ("auto", "numba", "torch")
+_forced: str = "auto"
+
+
+@lru_cache(maxsize=None)
+def numba_available() -> bool:
+    try:
+        import numba  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def backend_for(device: torch.device | str) -> str:
+    """'numba' or 'torch' for tensors on ``device``."""
+    if torch.device(device).type != "cpu":
+        return "torch"
+    if _forced == "torch":
+        return "torch"
+    if not numba_available():
+        if _forced == "numba":
+            raise ConfigError("backend", "numba", "'auto' or 'torch': numba is not installed")
+        return "torch"
+    return "numba"
+
+
+@contextlib.contextmanager
+def use_backend(name: str) -> Iterator[None]:
+    """Run a block with the CPU backend forced: ``with use_backend("torch"): …`` (tests, reference runs)."""
+    global _forced
+    if name not in BACKENDS:
+        raise ConfigError("backend", name, "one of " + ", ".join(repr(b) for b in BACKENDS))
+    previous, _forced = _forced, name
+    try:
+        yield
+    finally:
+        _forced = previous

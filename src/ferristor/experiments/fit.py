@@ -1,0 +1,354 @@
+"""``fit``: train any model with hybrid layers on your own data, online or in mini-batches.
+
+This is the training loop every ferristor run goes through (``ferristor train`` builds the paper's
+network and calls it), written as the plain PyTorch loop anyone would write::
+
+    out = model(x); loss = loss_fn(out, y); optimizer.zero_grad(); loss.backward(); optimizer.step()
+
+plus what a long experiment needs: one shuffled order per replica (chip) and epoch, drawn from its
+seed; evaluations; checkpoints (model + optimizer + position) that resume bit for bit; a results
+dict with the dataset's name and fingerprint, accuracy history, the ledger and timings.
+"""
+from __future__ import annotations
+
+import hashlib
+import math
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..atomic import atomic_write
+from ..data.registry import Dataset
+from ..data.validate import check_fits, check_outputs
+from ..errors import ConfigError, DataError, FerristorWarning
+from . import run_folder
+from ..nn.hybrid import HybridModule
+from ..rule.streams import STREAM_SHUFFLE
+from ..nn.ledger import ledger as model_ledger
+from .results import code_version, versions, write_json
+
+EVAL_CHUNK = 2000  # test samples per forward pass during evaluation
+STREAM_VALIDATION = 5
+
+
+def set_threads(n: int) -> None:
+    """Threads for torch and the numba kernels (per-sample loops run best at 1–2 per process)."""
+    torch.set_num_threads(n)
+    try:
+        import numba
+        numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
+    except ImportError:
+        pass
+
+
+@dataclass
+class FitResult:
+    model: nn.Module
+    results: dict
+    ledger: list | None  # one report per replica (chip); None for models without hybrid layers in a device mode
+
+
+def hybrid_layers(model: nn.Module) -> list[HybridModule]:
+    return [m for m in model.modules() if isinstance(m, HybridModule)]
+
+
+def model_replicas(model: nn.Module) -> int | None:
+    """R if the model's hybrid layers hold R replicas (inputs (R, B, …)), None for one chip."""
+    counts = {m.replicas for m in hybrid_layers(model)}
+    if len(counts) > 1:
+        raise ConfigError("replicas", sorted(counts, key=str), "the same number of replicas in every hybrid layer")
+    return counts.pop() if counts else None
+
+
+def epoch_order(seeds: list[int], epoch: int, n: int) -> torch.Tensor:
+    """(R, n) sample order of one epoch: a fresh permutation per replica and epoch."""
+    perms = [np.random.default_rng([seed, STREAM_SHUFFLE, epoch]).permutation(n) for seed in seeds]
+    return torch.from_numpy(np.stack(perms))
+
+
+def as_dataset(data, test=None, name: str | None = None) -> Dataset:
+    """A ferristor Dataset from one: (x, y) tensors, a torch Dataset of (x, y) pairs, or a Dataset."""
+    if isinstance(data, Dataset):
+        return data
+    x, y = _tensors(data, "train_data")
+    if test is None:
+        warnings.warn("no test_data: accuracy is measured on the training set", stacklevel=3)
+        xt, yt = x, y
+    else:
+        xt, yt = _tensors(test, "test_data")
+    n_classes = int(max(int(y.max()) if len(y) else 0, int(yt.max()) if len(yt) else 0)) + 1
+    return Dataset(name or "custom", x, y, xt, yt, n_classes)
+
+
+def _tensors(data, what: str) -> tuple[torch.Tensor, torch.Tensor]:
+    if isinstance(data, (tuple, list)) and len(data) == 2:
+        x, y = (torch.as_tensor(d) for d in data)
+    elif isinstance(data, torch.utils.data.Dataset):
+        pairs = [data[i] for i in range(len(data))]
+        if not pairs:
+            raise DataError(f"{what} is empty")
+        x = torch.stack([torch.as_tensor(p[0]) for p in pairs])
+        y = torch.as_tensor([int(p[1]) for p in pairs])
+    else:
+        raise ConfigError(what, type(data).__name__, "(x, y) tensors, a torch Dataset of (x, y) pairs or a ferristor Dataset")
+    return (x.reshape(len(x), -1) if x.dim() > 2 else x), y
+
+
+def fingerprint(data: Dataset) -> str:
+    """A hash of the dataset's contents (inputs and labels of both splits): two runs share it only
+    if they trained and tested on the same numbers."""
+    h = hashlib.blake2b(digest_size=16)
+    for t in (data.x_train, data.y_train, data.x_test, data.y_test):
+        h.update(str((tuple(t.shape), str(t.dtype))).encode())
+        h.update(t.contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
+def default_loss(n_outputs: int) -> Callable:
+    """Per-replica mean loss over the batch, summed over replicas (each chip's gradient is its own):
+    softmax + cross-entropy, or sigmoid + binary cross-entropy for one output (digest §4)."""
+    if n_outputs == 1:
+        def bce(out, y):
+            b = y.shape[-1] if y.dim() else 1
+            return F.binary_cross_entropy_with_logits(out.reshape(-1), y.reshape(-1).to(out.dtype), reduction="sum") / b
+        return bce
+
+    def ce(out, y):
+        b = y.shape[-1] if y.dim() else 1
+        return F.cross_entropy(out.reshape(-1, out.shape[-1]), y.reshape(-1), reduction="sum") / b
+    return ce
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, replicas: int | None) -> list[float]:
+    """Accuracy per replica on (x, y), in chunks, in eval mode."""
+    was_training = model.training
+    model.eval()
+    n_rep = replicas or 1
+    correct = torch.zeros(n_rep, dtype=torch.int64)
+    for i in range(0, len(x), EVAL_CHUNK):
+        xb = x[i:i + EVAL_CHUNK]
+        out = model(xb.expand(n_rep, *xb.shape) if replicas else xb)
+        pred = out.argmax(-1) if out.shape[-1] > 1 else (out[..., 0] > 0).long()
+        correct += (pred == y[i:i + EVAL_CHUNK]).reshape(n_rep, -1).sum(-1).cpu()
+    model.train(was_training)
+    return (correct.double() / max(len(x), 1)).tolist()
+
+
+def _initial_state_hash(model: nn.Module) -> str:
+    h = hashlib.blake2b(digest_size=16)
+    for k, v in model.state_dict().items():
+        h.update(k.encode())
+        h.update(v.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
+def fit(model: nn.Module, train_data, test_data=None, *, out: str | Path | None = None, fresh: bool = False,
+        **options) -> FitResult:
+    """Train ``model`` (any ``nn.Module`` with hybrid layers) and return it with its results and ledger.
+
+    ``train_data``/``test_data``: (x, y) tensors, a torch Dataset of (x, y) pairs, or a ferristor
+    ``Dataset`` (holding both splits; without ``test_data`` the training set is evaluated, with a
+    warning). Inputs are flattened to (N, features): a model taking images starts with ``nn.Unflatten``.
+    ``out``: a folder for ``results.json`` and ``checkpoint.pt`` — created, checked and locked before
+    any work; rerunning the same call resumes from the checkpoint, bit for bit (``fresh=True`` discards it).
+    Options (see :func:`run_fit`): epochs, batch, optimizer or lr/p/k/rounding, loss, seed, eval_every,
+    checkpoint_every, test_limit, validation, validation_seed, progress, config, name.
+    """
+    if out is None:
+        return run_fit(model, train_data, test_data, **options)
+    with run_folder.claim(out, fresh=fresh):
+        return run_fit(model, train_data, test_data, out=out, **options)
+
+
+def run_fit(model: nn.Module, train_data, test_data=None, *, epochs: float = 1.0, batch: int = 1,
+        optimizer: torch.optim.Optimizer | None = None, lr: float = 0.1, p: float = 0.2, k: int = 100,
+        rounding: str = "stochastic", loss: Callable | None = None, seed: int | None = None,
+        eval_every: float = 1.0, checkpoint_every: float = 1.0, test_limit: int = 0, validation: float = 0.0,
+        validation_seed: int = 0, out: str | Path | None = None, progress: bool = True,
+        config: dict | None = None, name: str | None = None, warn_k: bool = True) -> FitResult:
+    """:func:`fit` in an output folder already claimed (``ferristor train`` claims it with its config).
+
+    ``optimizer``: default ``HybridSGD(lr, p, k, rounding)``.
+    ``loss``: default softmax + cross-entropy (one output: sigmoid + binary cross-entropy), a mean
+    over each replica's batch. ``seed``: the sample order of a one-chip model (default: its first
+    hybrid layer's seed); replicated models shuffle per replica with the replicas' seeds.
+    ``validation``: a fraction of the training set held out (seeded by ``validation_seed``, the same
+    for every replica) and evaluated beside the test set — choose hyperparameters on it.
+    ``config``: a JSON-able description of the run recorded in the results (``ferristor train`` passes its config).
+    """
+    from ..optim import HybridSGD
+
+    data = as_dataset(train_data, test_data, name)
+    replicas = model_replicas(model)
+    n_rep = replicas or 1
+    layers = hybrid_layers(model)
+    n_out = _output_size(model, data)
+    spec = getattr(model, "spec", None)
+    if spec is not None:
+        check_fits(data, spec.sizes, spec.output)
+    else:
+        check_outputs(data, n_out)
+    for arg, v, lo in (("epochs", epochs, 0), ("eval_every", eval_every, 0)):
+        if not isinstance(v, (int, float)) or isinstance(v, bool) or not v > lo or not math.isfinite(v):
+            raise ConfigError(arg, v, f"a number > {lo}")
+    if not 0 <= validation < 1:
+        raise ConfigError("validation", validation, "a fraction in [0, 1)")
+    x_train, y_train, x_val, y_val = _split(data, validation, validation_seed)
+    n = len(x_train)
+    if isinstance(batch, bool) or not isinstance(batch, int) or not 1 <= batch <= n:
+        raise ConfigError("batch", batch, f"an integer in [1, {n}] (the training samples)")
+    x_test, y_test = data.x_test, data.y_test
+    if test_limit:
+        x_test, y_test = x_test[:test_limit], y_test[:test_limit]
+    optimizer = optimizer or HybridSGD(model.parameters(), lr=lr, p=p, k=k, rounding=rounding)
+    loss_fn = loss or default_loss(n_out)
+    order_seeds = ([int(s) for s in layers[0].seeds.tolist()] if replicas else
+                   [seed if seed is not None else (int(layers[0].seeds[0]) if layers else 0)])
+
+    steps_per_epoch = n // batch
+    total_steps = max(1, round(epochs * steps_per_epoch))
+    if warn_k:
+        warn_if_no_transfer(optimizer, total_steps * batch)
+    eval_stride = max(1, round(eval_every * steps_per_epoch))
+    eval_steps = {*range(eval_stride, total_steps + 1, eval_stride), total_steps}
+    ckpt_steps: set[int] = set()
+    if out is not None and checkpoint_every:
+        stride = max(1, round(checkpoint_every * steps_per_epoch))
+        ckpt_steps = set(range(stride, total_steps, stride))
+    stops = sorted(eval_steps | ckpt_steps)
+
+    identity = dict(config if config is not None else _fit_identity(model, optimizer, loss, epochs, batch, seed,
+                                                                    eval_every, validation, validation_seed, test_limit))
+    identity[run_folder.DATA_FINGERPRINT] = fingerprint(data)
+    ckpt_path = Path(out) / run_folder.CHECKPOINT if out is not None else None
+    step, history, train_time = run_folder.resume(ckpt_path, identity, model, optimizer)
+
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+        bar = tqdm(total=total_steps, initial=step, unit="step", dynamic_ncols=True, mininterval=1.0,
+                   desc=f"{data.name} R={n_rep}")
+    dev = next(iter(model.parameters())).device
+    x_train, y_train = x_train.to(dev), y_train.to(dev)
+    order, order_epoch = None, -1
+    ar = torch.arange(batch, device=dev)
+    model.train()
+    while step < total_steps:
+        stop = next(s for s in stops if s > step)
+        t0 = time.perf_counter()
+        while step < stop:
+            epoch, pos = divmod(step, steps_per_epoch)
+            if epoch != order_epoch:
+                order, order_epoch = epoch_order(order_seeds, epoch, n).to(dev), epoch
+            idx = order[:, pos * batch + ar]  # (R, B)
+            x, y = x_train[idx], y_train[idx]
+            if not replicas:
+                x, y = x[0], y[0]
+            out_ = model(x)
+            loss_value = loss_fn(out_, y)
+            optimizer.zero_grad()
+            loss_value.backward()
+            optimizer.step()
+            step += 1
+            if bar is not None and step % 200 == 0:
+                bar.update(200)
+        train_time += time.perf_counter() - t0
+        if not torch.isfinite(loss_value):
+            raise ConfigError("lr", optimizer.param_groups[0]["lr"], f"a smaller value: the loss diverged (step {step})")
+        if step in eval_steps:
+            record = {"epoch": step / steps_per_epoch, "step": step,
+                      "test_accuracy": evaluate(model, x_test.to(dev), y_test.to(dev), replicas)}
+            if validation:
+                record["val_accuracy"] = evaluate(model, x_val.to(dev), y_val.to(dev), replicas)
+            history.append(record)
+            if bar is not None:
+                bar.n = step
+                bar.set_postfix(acc=f"{100 * float(np.mean(record['test_accuracy'])):.2f}%")
+                bar.refresh()
+        if ckpt_path is not None:
+            state = {"config": identity, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                     "step": step, "history": history, "train_time": train_time}
+            with atomic_write(ckpt_path) as f:
+                torch.save(state, f)
+    if bar is not None:
+        bar.close()
+
+    ledger = model_ledger(model)
+    results = _results(data, config, history, ledger, total_steps, batch, n_rep, train_time, order_seeds, validation)
+    if out is not None:
+        write_json(Path(out) / "results.json", results)
+    return FitResult(model, results, ledger)
+
+
+def _output_size(model: nn.Module, data: Dataset) -> int:
+    spec = getattr(model, "spec", None)
+    if spec is not None:
+        return spec.sizes[-1]
+    last = [m for m in model.modules() if isinstance(m, (nn.Linear, HybridModule))]
+    if last and hasattr(last[-1], "out_features"):
+        return last[-1].out_features
+    return data.n_classes
+
+
+def _split(data: Dataset, fraction: float, seed: int):
+    if not fraction:
+        return data.x_train, data.y_train, data.x_train[:0], data.y_train[:0]
+    n = len(data.x_train)
+    n_val = max(1, round(fraction * n))
+    perm = torch.from_numpy(np.random.default_rng([seed, STREAM_VALIDATION]).permutation(n))
+    val, train = perm[:n_val], perm[n_val:]
+    return data.x_train[train], data.y_train[train], data.x_train[val], data.y_train[val]
+
+
+def warn_if_no_transfer(optimizer, samples: int) -> None:
+    """A transfer period longer than the run means the memristors keep their initial programming."""
+    hybrid = [p for g in optimizer.param_groups for p in g["params"] if getattr(p, "owner", None) is not None
+              and p.owner.mode != "fp"]
+    ks = [g["k"] for g in optimizer.param_groups if "k" in g]
+    if hybrid and ks and samples < min(ks):
+        warnings.warn(FerristorWarning(
+            f"larger than the {samples:,} samples this run trains each replica on: no transfer will happen, "
+            f"so the memristors keep their initial weights", field="rule.k", value=min(ks)), stacklevel=3)
+
+
+def _fit_identity(model, optimizer, loss, epochs, batch, seed, eval_every, validation, validation_seed, test_limit):
+    groups = [{k: v for k, v in g.items() if k not in ("params", "param_names")} for g in optimizer.param_groups]
+    return {"model": repr(model), "initial_state": _initial_state_hash(model), "optimizer": type(optimizer).__name__,
+            "groups": groups, "loss": getattr(loss, "__name__", repr(loss)), "epochs": epochs, "batch": batch,
+            "seed": seed, "eval_every": eval_every, "validation": validation, "validation_seed": validation_seed,
+            "test_limit": test_limit}
+
+
+def _results(data, config, history, ledger, total_steps, batch, n_rep, train_time, order_seeds, validation) -> dict:
+    final = history[-1]["test_accuracy"]
+    sample_replicas = total_steps * batch * n_rep
+    results = {
+        "config": config,
+        "dataset": {"name": data.name, "fingerprint": fingerprint(data), "train": len(data.x_train),
+                    "test": len(data.x_test), "features": data.n_features, "classes": data.n_classes,
+                    "validation": validation},
+        "seeds": order_seeds if n_rep > 1 or config is None else config.get("seeds", order_seeds),
+        "steps": total_steps,
+        "samples_per_replica": total_steps * batch,
+        "final_test_accuracy": final,
+        "final_test_accuracy_mean": float(np.mean(final)),
+        "final_test_accuracy_std": float(np.std(final, ddof=1)) if len(final) > 1 else 0.0,
+        "history": history,
+        "ledger": ledger or [],
+        "timing": {"train_seconds": train_time, "sample_replicas": sample_replicas,
+                   "sample_replicas_per_second": sample_replicas / train_time if train_time else math.nan,
+                   "us_per_sample_replica": 1e6 * train_time / sample_replicas if sample_replicas else math.nan},
+        "versions": versions(),
+        "code_version": code_version(),
+    }
+    if validation:
+        results["final_val_accuracy"] = history[-1]["val_accuracy"]
+    return results

@@ -1,0 +1,50 @@
+"""What a hybrid layer is made of: storage mode, the hidden grid's real scale, transfer and ledger."""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+from ..circuit.layout import PAPER_LAYOUT, SynapseLayout
+from ..circuit.ledger import LedgerConfig
+from ..circuit.transfer import TransferConfig
+from ..config_base import check_choice, check_number, param
+from ..errors import ConfigError
+
+MODES = ("fp", "hm", "hm-var")
+
+
+@dataclass
+class HybridConfig:
+    """The physical configuration of a hybrid layer (``HybridLinear``, ``HybridConv2d``).
+
+    ``transfer=None`` picks the paper's model for the mode: ideal for ``hm`` (HM w/o Var), the
+    measured-σ table for ``hm-var`` (HM w/ Var, digest §4)."""
+
+    mode: str = param("hm-var", source="digest §4 [P]", doc="'fp' (float32 weights, the same masked rule), 'hm' (ideal transfer) or 'hm-var' (transfer with variability)")
+    hidden_lsb: float = param(2.0 ** -9, unit="weight", source="[I]", doc="real value of one hidden LSB; 2^-9 puts the 10-bit hidden weight in (−1, 1)")
+    init_scale: float = param(0.5, unit="1", source="[I]; chosen on 1-epoch MNIST runs, see RESULTS.md", doc="initial hidden weights uniform on ±init_scale·511 (integers; fp: the same real interval)")
+    transfer: TransferConfig | None = param(None, doc="transfer model; None: by mode (ideal for hm, table for hm-var)")
+    ledger: LedgerConfig = field(default_factory=LedgerConfig)
+    layout: SynapseLayout = field(default_factory=lambda: PAPER_LAYOUT)
+
+    def __post_init__(self):
+        check_choice("mode", self.mode, MODES)
+        check_number("hidden_lsb", self.hidden_lsb, lo=0, lo_open=True)
+        check_number("init_scale", self.init_scale, lo=0, hi=1, lo_open=True)
+        if self.transfer is None:
+            self.transfer = TransferConfig(model="table" if self.mode == "hm-var" else "ideal")
+        if self.mode == "hm-var" and self.transfer.model == "ideal":
+            raise ConfigError("transfer.model", self.transfer.model, "'table' or 'circuit' with mode='hm-var' (variability needs a noisy transfer)")
+        if self.mode == "hm" and self.transfer.model != "ideal":
+            raise ConfigError("transfer.model", self.transfer.model, "'ideal' with mode='hm' (use mode='hm-var' for variability)")
+
+    @property
+    def level_step(self) -> float:
+        """Real value of one analogue level: 2^shift hidden LSBs."""
+        return (1 << self.layout.level_shift) * self.hidden_lsb
+
+    def replace(self, **changes) -> "HybridConfig":
+        """A validated copy with some fields changed (``transfer`` re-derived from a new mode)."""
+        if "mode" in changes and "transfer" not in changes:
+            changes["transfer"] = None
+        return dataclasses.replace(self, **changes)

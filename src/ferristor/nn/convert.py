@@ -1,0 +1,107 @@
+"""``convert``: a copy of any model with its ``nn.Linear``/``nn.Conv2d`` layers on hybrid synapses."""
+from __future__ import annotations
+
+import copy
+import fnmatch
+import warnings
+from typing import Callable, Iterable
+
+import torch
+from torch import nn
+
+from ..errors import ConfigError, FerristorWarning
+from .config import HybridConfig
+from .conv import HybridConv2d
+from .hybrid import HybridModule
+from .linear import HybridLinear
+
+WEIGHT_SCALES = ("paper", "fit")
+
+
+def _selector(include) -> Callable[[str, nn.Module], bool]:
+    if include is None:
+        return lambda name, module: True
+    if callable(include):
+        return include
+    patterns = [include] if isinstance(include, str) else list(include)
+    return lambda name, module: any(fnmatch.fnmatchcase(name, p) for p in patterns)
+
+
+def _lsb(weight: torch.Tensor, config: HybridConfig, scale) -> float:
+    """Real value of one hidden LSB for a layer's float weights: the paper's (``'paper'``), one
+    that puts the largest |weight| on the top of the grid (``'fit'``), or a number."""
+    if scale == "paper":
+        return config.hidden_lsb
+    if scale == "fit":
+        top = float(weight.detach().abs().max())
+        return top / config.layout.max_hidden if top > 0 else config.hidden_lsb
+    if isinstance(scale, (int, float)) and not isinstance(scale, bool) and scale > 0:
+        return float(scale)
+    raise ConfigError("weight_scale", scale, "'paper', 'fit' or a positive LSB value")
+
+
+def _hybrid_of(name: str, m: nn.Module, config: HybridConfig, seed: int) -> HybridModule:
+    kw = dict(config=config, seeds=seed, name=name, device=m.weight.device)
+    if isinstance(m, nn.Linear):
+        return HybridLinear(m.in_features, m.out_features, m.bias is not None, **kw)
+    if m.padding_mode != "zeros" or isinstance(m.padding, str):
+        raise ConfigError(f"{name}.padding", m.padding if isinstance(m.padding, str) else m.padding_mode,
+                          "integer zero padding (or leave the layer out with include=…)")
+    return HybridConv2d(m.in_channels, m.out_channels, m.kernel_size, m.stride, m.padding, m.dilation, m.groups,
+                        m.bias is not None, **kw)
+
+
+def convert(model: nn.Module, config: HybridConfig | None = None, include=None, *, seed: int | None = None,
+            weight_scale="paper") -> nn.Module:
+    """A copy of ``model`` with its ``nn.Linear`` and ``nn.Conv2d`` layers replaced by ``HybridLinear``
+    / ``HybridConv2d`` (one chip), their float weights mapped onto the hidden grid and programmed.
+
+    Args:
+        include: which layers — None (all), a glob or list of globs on module names (``"classifier.*"``),
+            or a predicate ``f(name, module) -> bool``.
+        seed: the chip's seed (its layers' random streams differ by name); default: drawn from torch.
+        weight_scale: real value of one hidden LSB per layer — ``'paper'`` (the config's, 2⁻⁹, digest §4
+            [I]), ``'fit'`` (the layer's largest |weight| on the top of the 10-bit grid) or a number.
+            Weights are rounded to the nearest LSB and saturate at ±511 LSB.
+
+    The initial programming is reported apart in the ledger. Layers with parameters of other types
+    (normalisations, embeddings, …) stay as they are, in float; they are listed in a warning and in
+    ``converted.hybrid_conversion`` with the layers that were converted.
+    """
+    config = config or HybridConfig()
+    select = _selector(include)
+    if seed is None:
+        seed = int(torch.randint(0, 2 ** 62, ()))
+    converted = copy.deepcopy(model)
+    done, left = [], []
+    for name, module in list(converted.named_modules()):
+        if not name:
+            continue
+        if isinstance(module, (nn.Linear, nn.Conv2d)) and type(module) in (nn.Linear, nn.Conv2d):
+            if not select(name, module):
+                left.append((name, type(module).__name__, "not included"))
+                continue
+            hybrid = _hybrid_of(name, module, config, seed)
+            hybrid.set_float_weights_("weight", module.weight, _lsb(module.weight, config, weight_scale))
+            if module.bias is not None:
+                hybrid.set_float_weights_("bias", module.bias, _lsb(module.weight, config, weight_scale))
+            _replace(converted, name, hybrid)
+            done.append((name, type(module).__name__))
+        elif not isinstance(module, HybridModule) and any(True for _ in module.parameters(recurse=False)):
+            left.append((name, type(module).__name__, "unsupported type"))
+    converted.hybrid_conversion = {"converted": done, "left": left}
+    unsupported = [f"{n} ({t})" for n, t, why in left if why == "unsupported type"]
+    if unsupported:
+        warnings.warn(FerristorWarning("left in float (no hybrid version of their type): " + ", ".join(unsupported)),
+                      stacklevel=2)
+    return converted
+
+
+def _replace(root: nn.Module, name: str, new: nn.Module) -> None:
+    parent_name, _, child = name.rpartition(".")
+    parent = root.get_submodule(parent_name) if parent_name else root
+    setattr(parent, child, new)
+
+
+def converted_layers(model: nn.Module) -> Iterable[tuple[str, HybridModule]]:
+    return ((n, m) for n, m in model.named_modules() if isinstance(m, HybridModule))

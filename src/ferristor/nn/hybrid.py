@@ -1,0 +1,399 @@
+"""What every hybrid layer shares: parameters on hybrid synapses, their state in buffers, the update
+and the transfer.
+
+A hybrid parameter (:class:`HybridParameter`) holds the *analogue* weights — what the memristor
+pairs hold and the forward/backward passes read. Everything else lives in the owning layer's
+buffers, named after the parameter (for ``weight``): ``weight_hidden`` (the FeCAP integers,
+float32 holding exact integers), ``weight_events`` (hidden-weight updates per synapse),
+``weight_transfers`` (transfers per replica), ``weight_updates`` (the update counter that indexes
+the random streams). So ``state_dict()`` is a complete snapshot of the chip and ``.to(device)``
+moves all of it. Seeds (one per replica, an independent chip) are a buffer too.
+
+Every tensor of a parameter has a *crossbar* view (R, I, O): R replicas, I rows (input lines),
+O columns (outputs) — the layout the rule's kernels work on. The layers say how their logical
+shapes map onto it.
+"""
+from __future__ import annotations
+
+import copy
+import numpy as np
+import torch
+from torch import nn
+
+from ..backend import backend_for
+from ..circuit.ledger import LayerCounts, initial_programming_report, network_report
+from ..circuit.transfer import CounterNoise, TableTransfer, make_transfer, split_sign
+from ..errors import ConfigError
+from ..rule import functional as F_rule
+from ..rule.streams import STREAM_INIT, STREAM_TRANSFER, STREAM_UPDATE, check_seed, stream_keys
+from .config import HybridConfig
+
+_FLUSH_EVERY = 250  # uint8 event counters are flushed into int64 before they can overflow
+
+
+class HybridParameter(nn.Parameter):
+    """A parameter stored on hybrid FeCAP/memristor synapses. Its value is the analogue weight;
+    ``owner`` is the layer that keeps its hidden state and ``slot`` its name there. Optimizers
+    recognise it by type: :class:`ferristor.optim.HybridSGD` applies the rule to it."""
+
+    def __new__(cls, data: torch.Tensor, owner: "HybridModule | None" = None, slot: str = ""):
+        p = torch.Tensor._make_subclass(cls, data, True)
+        p.owner, p.slot = owner, slot
+        return p
+
+    def __deepcopy__(self, memo):
+        if id(self) in memo:
+            return memo[id(self)]
+        result = HybridParameter(self.data.clone(memory_format=torch.preserve_format), None, self.slot)
+        result.requires_grad_(self.requires_grad)
+        memo[id(self)] = result  # before the owner, which refers back to this parameter
+        result.owner = copy.deepcopy(self.owner, memo)
+        return result
+
+    def __reduce_ex__(self, protocol):
+        # the owner goes in the state, restored after this object exists: it refers back to it
+        return _rebuild_hybrid_parameter, (self.data, self.requires_grad, self.slot), {"owner": self.owner}
+
+    def __setstate__(self, state):
+        self.owner = state["owner"]
+
+    def __repr__(self):
+        mode = self.owner.config.mode if self.owner is not None else "?"
+        return f"HybridParameter({self.slot}, shape={tuple(self.shape)}, mode={mode})"
+
+
+def _rebuild_hybrid_parameter(data, requires_grad, slot):
+    p = HybridParameter(data, None, slot)
+    p.requires_grad_(requires_grad)
+    return p
+
+
+def _seed_list(seeds, replicas: int | None) -> list[int]:
+    """Seeds of the replicas; drawn from torch's global generator when not given (as nn.Linear's init)."""
+    n = replicas or 1
+    if seeds is None:
+        return [int(s) for s in torch.randint(0, 2 ** 62, (n,))]
+    seeds = [seeds] if isinstance(seeds, (int, np.integer)) and not isinstance(seeds, bool) else list(seeds)
+    if len(seeds) != n:
+        raise ConfigError("seeds", seeds, f"{n} seed(s), one per replica")
+    return [check_seed(s) for s in seeds]
+
+
+class _Slot:
+    """How one hybrid parameter's logical tensors map onto its (R, I, O) crossbar. ``kind``:
+    'linear' (logical (O, I), stored as the (I, O) crossbar), 'bias' (logical (O,), one row driven
+    by a constant input) or 'conv' (logical (O, C, kh, kw), crossbar (C·kh·kw, O))."""
+
+    def __init__(self, kind: str, storage_shape: tuple[int, ...], single: bool):
+        self.kind, self.storage_shape, self.single = kind, storage_shape, single
+
+    def from_crossbar(self, c: torch.Tensor) -> torch.Tensor:
+        """A crossbar tensor (R, I, O), e.g. a dense gradient, in the parameter's logical shape."""
+        if self.kind == "linear":
+            t = c.transpose(1, 2)
+        elif self.kind == "bias":
+            t = c[:, 0]
+        else:
+            t = c.transpose(1, 2).reshape(self.storage_shape)
+        return t[0] if self.single else t
+
+    def to_logical(self, storage: torch.Tensor) -> torch.Tensor:
+        t = storage.transpose(-1, -2) if self.kind == "linear" else storage
+        return t[0] if self.single else t
+
+    def to_crossbar(self, t: torch.Tensor) -> torch.Tensor:
+        if self.single:
+            t = t.unsqueeze(0)
+        if self.kind == "linear":
+            return t.transpose(1, 2)
+        if self.kind == "bias":
+            return t.unsqueeze(1)
+        return t.view(t.shape[0], t.shape[1], -1).transpose(1, 2)
+
+
+def _flush_before_save(module, prefix, keep_vars):
+    module.flush_counts()
+
+
+class HybridModule(nn.Module):
+    """Base of the hybrid layers. Subclasses declare their parameters with :meth:`_add_hybrid` and
+    record gradients with :meth:`_record_gradient`; the rest is shared."""
+
+    def __init__(self, config: HybridConfig | None, replicas: int | None, seeds, name: str | None):
+        super().__init__()
+        if replicas is not None and (isinstance(replicas, bool) or not isinstance(replicas, int) or replicas < 1):
+            raise ConfigError("replicas", replicas, "None (one chip) or an integer ≥ 1")
+        self.config = config or HybridConfig()
+        self.replicas = replicas
+        self.rng_name = name or ""
+        self.register_buffer("seeds", torch.tensor(_seed_list(seeds, replicas), dtype=torch.int64))
+        self._slots: dict[str, _Slot] = {}
+        self._tapes: dict[str, list] = {}
+        self._inputs: dict[str, int] = {}
+        self._since_flush: dict[str, int] = {}
+        self.capture_factors = False  # set by HybridSGD: keep (x, δ) instead of forming ∂L/∂W
+        self._keys_cache: dict = {}
+        self._transfer_model = None
+        self.register_state_dict_pre_hook(_flush_before_save)
+
+    # --- declaration ----------------------------------------------------------------------------
+    @property
+    def n_replicas(self) -> int:
+        return self.replicas or 1
+
+    @property
+    def mode(self) -> str:
+        return self.config.mode
+
+    def _add_hybrid(self, name: str, slot: _Slot, device) -> HybridParameter:
+        """Register parameter ``name`` and its buffers (all zero until :meth:`reset_parameters`)."""
+        self._slots[name] = slot
+        new = lambda dtype: slot.to_logical(torch.zeros(slot.storage_shape, dtype=dtype, device=device))  # noqa: E731
+        param = HybridParameter(new(torch.float32), self, name)
+        self.register_parameter(name, param)
+        if self.mode != "fp":
+            self.register_buffer(f"{name}_hidden", new(torch.float32))
+            if not self.config.ledger.transfer_writes_unchanged:
+                self.register_buffer(f"{name}_level_code", new(torch.int16))
+                self.register_buffer(f"{name}_skips", new(torch.int64))
+        self.register_buffer(f"{name}_pending", new(torch.uint8), persistent=False)
+        self.register_buffer(f"{name}_events", new(torch.int64))
+        self.register_buffer(f"{name}_transfers", torch.zeros(self.n_replicas, dtype=torch.int64, device=device))
+        self.register_buffer(f"{name}_updates", torch.zeros((), dtype=torch.int64, device=device))
+        self._since_flush[name] = 0
+        return param
+
+    def hybrid_names(self) -> tuple[str, ...]:
+        return tuple(n for n in self._slots if self._parameters.get(n) is not None)
+
+    def crossbar(self, name: str, tensor: torch.Tensor) -> torch.Tensor:
+        """The (R, I, O) view of a logical tensor of parameter ``name`` (its value, a buffer, a gradient)."""
+        return self._slots[name].to_crossbar(tensor)
+
+    def _buf(self, name: str, kind: str) -> torch.Tensor:
+        return self._buffers[f"{name}_{kind}"]
+
+    def stream_name(self, name: str) -> str:
+        """The parameter's identity in the random streams: the layer's name + the parameter's."""
+        return f"{self.rng_name}.{name}" if self.rng_name else name
+
+    def stream_keys(self, name: str, stream: int) -> np.ndarray:
+        """uint32 (R, 2) keys of (seed, parameter, stream); cached while the seeds are unchanged."""
+        tag = (name, stream, id(self.seeds), self.seeds._version)
+        keys = self._keys_cache.get(tag)
+        if keys is None:
+            self._keys_cache = {k: v for k, v in self._keys_cache.items() if k[2:] == tag[2:]}
+            keys = self._keys_cache[tag] = stream_keys(self.seeds.tolist(), self.stream_name(name), stream)
+        return keys
+
+    # --- initial values and programming -----------------------------------------------------------
+    @torch.no_grad()
+    def reset_parameters(self) -> None:
+        """Initial values drawn per replica from its seed (uniform on ±init_scale·511 LSBs), then
+        one programming of the memristors; every counter back to zero."""
+        for name in self.hybrid_names():
+            self._reset_counters(name)
+            bound = round(self.config.init_scale * self.config.layout.max_hidden)
+            z = self._words(name, STREAM_INIT, 0)
+            if self.mode == "fp":
+                u = (z >> 8).to(torch.float32) * (1.0 / 16777216.0)
+                self.crossbar(name, self._parameters[name].data).copy_((u * 2 - 1) * (bound * self.config.hidden_lsb))
+            else:
+                h = ((z * (2 * bound + 1)) >> 32) - bound  # uniform integer in [−bound, bound]
+                self.crossbar(name, self._buf(name, "hidden")).copy_(h.to(torch.float32))
+                self.program_(name, initial=True)
+
+    @torch.no_grad()
+    def set_float_weights_(self, name: str, weight: torch.Tensor, lsb: float | None = None) -> None:
+        """Map float weights (logical shape) onto the hidden grid — round to nearest, saturate at
+        ±max — and program them (``convert``). ``lsb``: real value of one LSB (default: the config's)."""
+        param = self._parameters[name]
+        if tuple(weight.shape) != tuple(param.shape[-weight.dim():]):
+            raise ConfigError(f"{name} shape", tuple(weight.shape), f"{tuple(param.shape)} (the layer's)")
+        self._reset_counters(name)
+        w = weight.detach().to(param.device, torch.float32).expand_as(param)
+        if self.mode == "fp":
+            param.data.copy_(w)
+            return
+        lsb = lsb or self.config.hidden_lsb
+        m = self.config.layout.max_hidden
+        self._buf(name, "hidden").copy_(torch.round(w / lsb).clamp_(-m, m))
+        self.program_(name, initial=True)
+
+    def _reset_counters(self, name: str) -> None:
+        for kind in ("pending", "events", "transfers", "updates", "skips"):
+            buf = self._buffers.get(f"{name}_{kind}")
+            if buf is not None:
+                buf.zero_()
+        self._since_flush[name] = 0
+        self._tapes.pop(name, None)
+        self._inputs.pop(name, None)
+
+    def _words(self, name: str, stream: int, step: int) -> torch.Tensor:
+        """int64 (R, I, O) counter-based words of every synapse of ``name``."""
+        keys = self.stream_keys(name, stream)
+        n_rep, n_in, n_out = self.crossbar(name, self._parameters[name]).shape
+        device = self._parameters[name].device
+        if backend_for(device) == "numba":
+            from ..rule.random_cpu import words
+            return torch.from_numpy(words(keys, np.arange(n_in, dtype=np.int64), n_out, step).astype(np.int64))
+        from ..rule.random_torch import words
+        kt = torch.from_numpy(keys.astype(np.int64)).to(device)
+        return words(kt, torch.arange(n_in, device=device), torch.arange(n_out, device=device), step)
+
+    @property
+    def transfer_model(self):
+        if self._transfer_model is None and self.mode != "fp":
+            self._transfer_model = make_transfer(self.config.transfer, self.config.layout.max_level)
+        return self._transfer_model
+
+    @torch.no_grad()
+    def program_(self, name: str, *, initial: bool = False) -> None:
+        """Transfer sign + MSBs of every hidden weight of ``name`` into its memristor pairs (digest §3).
+        The noise of transfer n (0 = the initial programming) is drawn from counter n of the transfer
+        stream, so it depends on the chip's history only."""
+        cfg, layout = self.config, self.config.layout
+        hidden = self.crossbar(name, self._buf(name, "hidden"))
+        analogue = self.crossbar(name, self._parameters[name].data)
+        transfers = self._buf(name, "transfers")
+        noise = CounterNoise(self.stream_keys(name, STREAM_TRANSFER), 0 if initial else int(transfers[0]) + 1)
+        model = self.transfer_model
+        if (backend_for(hidden.device) == "numba" and isinstance(model, TableTransfer)
+                and cfg.ledger.transfer_writes_unchanged):
+            model.program_hidden_cpu_(hidden.numpy(), layout.level_shift, cfg.level_step, noise, analogue.numpy())
+        else:
+            sign, magnitude = split_sign(hidden, layout.level_shift)
+            value = model.program(sign, magnitude, noise).mul_(cfg.level_step)
+            if cfg.ledger.transfer_writes_unchanged:
+                analogue.copy_(value)
+            else:
+                code = self.crossbar(name, self._buf(name, "level_code"))
+                new_code = (magnitude * 2 + (hidden < 0)).to(torch.int16)
+                if initial:
+                    analogue.copy_(value)
+                else:
+                    changed = new_code != code
+                    analogue.copy_(torch.where(changed, value, analogue))
+                    self.crossbar(name, self._buf(name, "skips")).add_(~changed)
+                code.copy_(new_code)
+        if not initial:
+            transfers += 1
+
+    # --- gradients and the update -------------------------------------------------------------------
+    def _record_gradient(self, name: str, inputs: int, x: torch.Tensor | None = None, delta: torch.Tensor | None = None,
+                         dense: torch.Tensor | None = None) -> torch.Tensor | None:
+        """Called by a layer's backward: keep the factors x (R, B, I) [None: the constant bias input]
+        and δ (R, B, O), or a dense crossbar gradient (R, I, O), when an optimizer captures them;
+        else return the dense crossbar gradient for ordinary autograd."""
+        self._inputs[name] = self._inputs.get(name, 0) + inputs
+        if self.capture_factors:
+            self._tapes.setdefault(name, []).append((x, delta, dense))
+            return None
+        return dense if dense is not None else self._dense_from_factors(x, delta)
+
+    def _dense_from_factors(self, x, delta) -> torch.Tensor:
+        if x is None:  # bias: the constant input 1
+            return delta.sum(1, keepdim=True) if delta.shape[1] > 1 else delta.clone()
+        if backend_for(delta.device) == "numba":
+            from .passes_cpu import outer_sum
+            out = torch.empty(x.shape[0], x.shape[2], delta.shape[2])
+            outer_sum(x.numpy(), delta.numpy(), out.numpy())
+            return out
+        return torch.bmm(x.transpose(1, 2), delta)
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        super().zero_grad(set_to_none)
+        self._tapes.clear()
+        self._inputs.clear()
+
+    @torch.no_grad()
+    def hybrid_step_(self, name: str, *, lr: float, p: float, rounding: str) -> int:
+        """Apply one masked update to parameter ``name`` from its recorded gradient; returns the number
+        of inputs it covered (0 if the parameter took no gradient since the last step)."""
+        param = self._parameters[name]
+        tape = self._tapes.pop(name, [])
+        inputs = self._inputs.pop(name, 0)
+        if param.grad is not None:
+            tape.append((None, None, self.crossbar(name, param.grad)))
+            inputs = max(inputs, 1)
+        if not tape:
+            return 0
+        factors = self._gradient_factors(tape)
+        keys = self.stream_keys(name, STREAM_UPDATE)
+        updates = self._buf(name, "updates")
+        pending = self.crossbar(name, self._buf(name, "pending"))
+        if self.mode == "fp":
+            F_rule.fp_update_(self.crossbar(name, param.data), pending, keys, int(updates), lr=lr, p=p, **factors)
+        else:
+            cfg = self.config
+            F_rule.hybrid_update_(self.crossbar(name, self._buf(name, "hidden")), pending, keys, int(updates), lr=lr,
+                                  lsb=cfg.hidden_lsb, p=p, rounding=rounding, max_hidden=cfg.layout.max_hidden,
+                                  count_zero=cfg.ledger.count_zero_updates, **factors)
+        updates += 1
+        self._since_flush[name] += 1
+        if self._since_flush[name] >= _FLUSH_EVERY:
+            self._flush(name)
+        return inputs
+
+    def _gradient_factors(self, tape: list) -> dict:
+        """One recorded batch-1 capture → rank-1 factors; anything else → one dense (R, I, O) gradient."""
+        if len(tape) == 1:
+            x, delta, dense = tape[0]
+            if dense is not None:
+                return {"grad": dense.contiguous() if backend_for(dense.device) == "numba" else dense}
+            if delta.shape[1] == 1:
+                xx = torch.ones(delta.shape[0], 1, device=delta.device) if x is None else x[:, 0]
+                return {"delta": delta[:, 0].contiguous(), "x": xx.contiguous()}
+        total = None
+        for x, delta, dense in tape:
+            g = dense if dense is not None else self._dense_from_factors(x, delta)
+            total = g.clone() if total is None else total.add_(g)
+        return {"grad": total.contiguous()}
+
+    def _flush(self, name: str) -> None:
+        self._buf(name, "events").add_(self._buf(name, "pending"))
+        self._buf(name, "pending").zero_()
+        self._since_flush[name] = 0
+
+    def flush_counts(self) -> None:
+        """Move pending per-step event counters into the totals (``state_dict`` does it first)."""
+        for name in self.hybrid_names():
+            self._flush(name)
+
+    # --- the ledger ------------------------------------------------------------------------------------
+    def counts(self, replica: int = 0) -> LayerCounts | None:
+        """Counters of all this layer's synapses (weights and bias columns) on one replica."""
+        if self.mode == "fp":
+            return None
+        self.flush_counts()
+        events, writes, transfers = [], [], 0
+        for name in self.hybrid_names():
+            ev = self.crossbar(name, self._buf(name, "events"))[replica].reshape(-1)
+            t = int(self._buf(name, "transfers")[replica])
+            w = torch.full_like(ev, t)
+            if not self.config.ledger.transfer_writes_unchanged:
+                w -= self.crossbar(name, self._buf(name, "skips"))[replica].reshape(-1)
+            events.append(ev.cpu())
+            writes.append(w.cpu())
+            transfers = max(transfers, t)
+        return LayerCounts(torch.cat(events), transfers, torch.cat(writes))
+
+    def n_synapses(self) -> int:
+        return sum(self.crossbar(n, self._parameters[n])[0].numel() for n in self.hybrid_names())
+
+    def ledger_report(self) -> list[dict] | None:
+        """One report per replica (per-device operations, energy, endurance); None in fp mode."""
+        if self.mode == "fp":
+            return None
+        reports = []
+        for r in range(self.n_replicas):
+            rep = network_report([self.counts(r)], self.config.ledger, self.config.layout)
+            rep["initial_programming"] = initial_programming_report(self.n_synapses(), self.config.ledger,
+                                                                    self.config.layout)
+            reports.append(rep)
+        return reports
+
+    def _check_dtype(self, x: torch.Tensor) -> None:
+        if x.dtype != torch.float32:
+            raise ConfigError(f"{type(self).__name__} input dtype", str(x.dtype).replace("torch.", ""),
+                              "float32 (convert with .float())")

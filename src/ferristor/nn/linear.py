@@ -1,0 +1,94 @@
+"""``HybridLinear``: a fully connected layer whose weights live on hybrid FeCAP/memristor synapses."""
+from __future__ import annotations
+
+import torch
+
+from ..errors import ConfigError
+from . import passes
+from .config import HybridConfig
+from .hybrid import HybridModule, _Slot
+
+
+class _LinearFunction(torch.autograd.Function):
+    """x·Wᵀ (+ b) whose backward hands the weight gradient to the layer as its factors (x, δ)
+    — the rank-1 form the rule's kernels consume — instead of forming ∂L/∂W when an optimizer
+    captures them."""
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, layer):
+        ctx.layer = layer
+        ctx.save_for_backward(x, weight)
+        ctx.has_bias = bias is not None
+        b = layer.crossbar("bias", bias.detach())[:, 0] if bias is not None else None
+        return passes.linear_forward(layer.crossbar("weight", weight.detach()), x, b)
+
+    @staticmethod
+    def backward(ctx, g):
+        x, weight = ctx.saved_tensors
+        layer = ctx.layer
+        g = g.contiguous()
+        gx = passes.linear_backward_input(layer.crossbar("weight", weight.detach()), g) if ctx.needs_input_grad[0] else None
+        gw = gb = None
+        if ctx.needs_input_grad[1]:
+            dense = layer._record_gradient("weight", x.shape[1], x=x, delta=g)
+            gw = layer._slots["weight"].from_crossbar(dense) if dense is not None else None
+        if ctx.has_bias and ctx.needs_input_grad[2]:
+            dense = layer._record_gradient("bias", x.shape[1], x=None, delta=g)
+            gb = layer._slots["bias"].from_crossbar(dense) if dense is not None else None
+        return gx, gw, gb, None
+
+
+class HybridLinear(HybridModule):
+    """y = x·Wᵀ (+ b) with W (and b) stored on hybrid synapses: the value is the analogue weight the
+    memristor pairs hold; the hidden FeCAP integers, the levels and the ledger counters are buffers.
+
+    Args:
+        in_features, out_features: as ``torch.nn.Linear``.
+        bias: a bias column — physically one more crossbar row driven by a constant input, made of the
+            same synapses and counted in the ledger with them. ``False`` is the paper's setting.
+        config: :class:`HybridConfig` (mode, hidden LSB, init, transfer, ledger costs).
+        replicas: ``None`` for one chip (inputs (..., in), weight (out, in)); R for R independent chips
+            trained at once (inputs (R, ..., in), weight (R, out, in)), each equal to its seed alone.
+        seeds: one per replica (an int for one chip); default: drawn from torch's global generator.
+        name: the layer's identity in the random streams; layers that share seeds need distinct names.
+        device: where the state lives; ``.to(device)`` later moves it and the backend follows.
+    """
+
+    def __init__(self, in_features: int, out_features: int, bias: bool = False, *, config: HybridConfig | None = None,
+                 replicas: int | None = None, seeds=None, name: str | None = None, device=None):
+        super().__init__(config, replicas, seeds, name)
+        for arg, v in (("in_features", in_features), ("out_features", out_features)):
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ConfigError(arg, v, "an integer ≥ 1")
+        self.in_features, self.out_features = in_features, out_features
+        n, single = self.n_replicas, replicas is None
+        self.weight = self._add_hybrid("weight", _Slot("linear", (n, in_features, out_features), single), device)
+        if bias:
+            self.bias = self._add_hybrid("bias", _Slot("bias", (n, out_features), single), device)
+        else:
+            self.register_parameter("bias", None)
+        self.reset_parameters()
+
+    def check_input(self, x: torch.Tensor) -> None:
+        """A clear error for a wrong dtype or shape, before any work."""
+        self._check_dtype(x)
+        if x.dim() == 0 or x.shape[-1] != self.in_features:
+            raise ConfigError("HybridLinear input shape", tuple(x.shape), f"(..., {self.in_features}) (in_features)")
+        if self.replicas is not None and (x.dim() < 2 or x.shape[0] != self.replicas):
+            raise ConfigError("HybridLinear input shape", tuple(x.shape),
+                              f"({self.replicas}, ..., {self.in_features}): one leading entry per replica")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.check_input(x)
+        lead = x.shape[:-1]
+        x3 = x.reshape(self.n_replicas, -1, self.in_features)
+        if torch.is_grad_enabled() and (x.requires_grad or self.weight.requires_grad):
+            out = _LinearFunction.apply(x3.contiguous(), self.weight, self.bias, self)
+        else:
+            b = self.crossbar("bias", self.bias.detach())[:, 0] if self.bias is not None else None
+            out = passes.linear_eval(self.crossbar("weight", self.weight.detach()), x3, b)
+        return out.reshape(*lead, self.out_features)
+
+    def extra_repr(self) -> str:
+        return (f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}, "
+                f"mode={self.mode}, replicas={self.replicas}" + (f", name={self.rng_name!r}" if self.rng_name else ""))

@@ -1,0 +1,66 @@
+"""``Normalize``: LayerNorm or BatchNorm without affine parameters (γ = 1, β = 0, digest §4).
+
+Replica-aware (BatchNorm statistics are taken per replica) and, for training on the CPU,
+computed by the same deterministic kernels as :class:`HybridMLP`'s fused path — so a network
+assembled from ``HybridLinear`` + ``Normalize`` + ``nn.ReLU`` trains bit for bit like it.
+BatchNorm uses the statistics of the batch it sees, also at evaluation (over each evaluated
+chunk) [I]: the paper gives no running averages.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..backend import backend_for
+from ..config_base import check_choice
+from . import functional as F
+
+KINDS = ("layer", "batch")
+
+
+class _NormFunction(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, z, kind):
+        from .passes_cpu import NORM_CODE, norm_forward
+        n = z.detach().clone().contiguous()
+        code = NORM_CODE[kind]
+        inv = np.empty((n.shape[0], n.shape[1] if kind == "layer" else n.shape[2]), np.float32)
+        norm_forward(n.numpy(), code, np.float32(F.EPS), inv)
+        ctx.save_for_backward(n)
+        ctx.inv, ctx.code = inv, code
+        return n.clone()
+
+    @staticmethod
+    def backward(ctx, g):
+        from .passes_cpu import norm_backward
+        (n,) = ctx.saved_tensors
+        gz = g.detach().clone().contiguous()
+        norm_backward(gz.numpy(), n.numpy(), ctx.code, ctx.inv)
+        return gz, None
+
+
+class Normalize(nn.Module):
+    """``kind='layer'``: each sample over its features; ``'batch'``: each feature over the batch.
+
+    ``replicas``: None when inputs are (B, F) (one chip), R when they are (R, B, F)."""
+
+    def __init__(self, kind: str = "layer", replicas: int | None = None):
+        super().__init__()
+        check_choice("norm", kind, KINDS)
+        self.kind, self.replicas = kind, replicas
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        lead = z.shape
+        z3 = z.reshape(self.replicas or 1, -1, z.shape[-1]) if self.kind == "batch" else z.reshape(1, -1, z.shape[-1])
+        if self.kind == "batch" and z3.shape[1] < 2:
+            from ..errors import ConfigError
+            raise ConfigError("batch", z3.shape[1], "at least 2 samples for BatchNorm (over one sample it is 0)")
+        if z.requires_grad and torch.is_grad_enabled() and backend_for(z.device) == "numba" and z.dtype == torch.float32:
+            out = _NormFunction.apply(z3, self.kind)
+        else:
+            out, _ = F.normalize(z3, -1 if self.kind == "layer" else -2)
+        return out.reshape(lead)
+
+    def extra_repr(self) -> str:
+        return f"kind={self.kind!r}, affine=False" + (f", replicas={self.replicas}" if self.replicas else "")

@@ -1,0 +1,227 @@
+"""Forward and backward passes on the CPU (numba), deterministic on every x86 CPU.
+
+Weights are crossbars (R, I, O); activations (R, B, features). Every sum has one fixed order:
+``out[o] = ((x₀w₀ₒ + x₁w₁ₒ) + …)`` runs over rows with the columns in the vector lanes, and the
+backward dot products keep eight interleaved partial sums joined by a fixed tree. No fastmath (no
+reassociation, no contracted multiply-add), so AVX-512, AVX2 and plain SSE2 builds give the same
+bits — unlike a BLAS call, whose blocking depends on the CPU. The per-layer kernels and the fused
+whole-MLP kernels are built from the same inline pieces, so a network assembled from
+``HybridLinear`` + ``Normalize`` + ReLU equals :class:`HybridMLP`'s fused path bit for bit.
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+_f32 = np.float32
+NORM_CODE = {"none": 0, "layer": 1, "batch": 2}
+
+
+# --- inline pieces -----------------------------------------------------------------------------
+
+@njit(inline="always")
+def _affine(x, w, bias, has_bias, out):
+    """out[o] = Σ_i x[i]·w[i, o] (+ bias[o], the constant-input row, added last)."""
+    n_in, n_out = w.shape
+    for o in range(n_out):
+        out[o] = _f32(0.0)
+    for i in range(n_in):
+        xi = x[i]
+        row = w[i]
+        for o in range(n_out):
+            out[o] += xi * row[o]
+    if has_bias:
+        for o in range(n_out):
+            out[o] += bias[o]
+
+
+@njit(inline="always")
+def _dot(a, b, n):
+    """Σ a[k]·b[k] with eight interleaved partial sums and a fixed joining tree."""
+    s0 = s1 = s2 = s3 = s4 = s5 = s6 = s7 = _f32(0.0)
+    n8 = n - n % 8
+    for k in range(0, n8, 8):
+        s0 += a[k] * b[k]
+        s1 += a[k + 1] * b[k + 1]
+        s2 += a[k + 2] * b[k + 2]
+        s3 += a[k + 3] * b[k + 3]
+        s4 += a[k + 4] * b[k + 4]
+        s5 += a[k + 5] * b[k + 5]
+        s6 += a[k + 6] * b[k + 6]
+        s7 += a[k + 7] * b[k + 7]
+    for k in range(n8, n):
+        s0 += a[k] * b[k]
+    return ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7))
+
+
+@njit(inline="always")
+def _back_input(g, w, gx):
+    """gx[i] = Σ_o g[o]·w[i, o]."""
+    n_in, n_out = w.shape
+    for i in range(n_in):
+        gx[i] = _dot(g, w[i], n_out)
+
+
+@njit(inline="always")
+def _layer_norm(z, eps):
+    """In place: z ← (z − mean)/σ over its features (γ = 1, β = 0); returns 1/σ."""
+    n = z.shape[0]
+    s = _f32(0.0)
+    for k in range(n):
+        s += z[k]
+    mu = s / _f32(n)
+    v = _f32(0.0)
+    for k in range(n):
+        z[k] -= mu
+        v += z[k] * z[k]
+    inv = _f32(1.0) / np.sqrt(v / _f32(n) + eps)
+    for k in range(n):
+        z[k] *= inv
+    return inv
+
+
+@njit(inline="always")
+def _layer_norm_back(g, nz, inv):
+    """In place: g ← ∂L/∂z from g = ∂L/∂n, n = normalised z, inv = 1/σ."""
+    n = g.shape[0]
+    sg = _f32(0.0)
+    sgz = _f32(0.0)
+    for k in range(n):
+        sg += g[k]
+        sgz += g[k] * nz[k]
+    mg = sg / _f32(n)
+    mgz = sgz / _f32(n)
+    for k in range(n):
+        g[k] = inv * (g[k] - mg - nz[k] * mgz)
+
+
+@njit(inline="always")
+def _relu(z):
+    # torch.relu's rule (keeps −0.0), so a per-layer model with nn.ReLU gets the same bits
+    return _f32(0.0) if z < 0 else z
+
+
+# --- per-layer kernels ---------------------------------------------------------------------------
+
+@njit(parallel=True, cache=True, boundscheck=False)
+def linear_forward(w, x, bias, has_bias, out):
+    """w (R, I, O), x (R, B, I), bias (R, O) → out (R, B, O)."""
+    n_rep, n_b = x.shape[0], x.shape[1]
+    for t in prange(n_rep * n_b):
+        r = t // n_b
+        b = t - r * n_b
+        _affine(x[r, b], w[r], bias[r], has_bias, out[r, b])
+
+
+@njit(parallel=True, cache=True, boundscheck=False)
+def linear_backward_input(w, g, gx):
+    """w (R, I, O), g (R, B, O) → gx (R, B, I)."""
+    n_rep, n_b = g.shape[0], g.shape[1]
+    for t in prange(n_rep * n_b):
+        r = t // n_b
+        b = t - r * n_b
+        _back_input(g[r, b], w[r], gx[r, b])
+
+
+@njit(parallel=True, cache=True, boundscheck=False)
+def outer_sum(x, g, out):
+    """out[r, i, o] = Σ_b x[r, b, i]·g[r, b, o], summed over b in order: a batch's dense gradient."""
+    n_rep, n_b, n_in = x.shape
+    n_out = g.shape[2]
+    for t in prange(n_rep * n_in):
+        r = t // n_in
+        i = t - r * n_in
+        row = out[r, i]
+        for o in range(n_out):
+            row[o] = _f32(0.0)
+        for b in range(n_b):
+            xb = x[r, b, i]
+            gb = g[r, b]
+            for o in range(n_out):
+                row[o] += xb * gb[o]
+
+
+@njit(parallel=True, cache=True, boundscheck=False)
+def norm_forward(z, kind, eps, inv):
+    """In place on z (R, B, F): LayerNorm (kind 1; inv (R, B)) or BatchNorm over B (kind 2; inv (R, F))."""
+    n_rep, n_b, n_f = z.shape
+    if kind == 1:
+        for t in prange(n_rep * n_b):
+            r = t // n_b
+            b = t - r * n_b
+            inv[r, b] = _layer_norm(z[r, b], eps)
+    else:
+        for t in prange(n_rep * n_f):
+            r = t // n_f
+            f = t - r * n_f
+            c = np.empty(n_b, np.float32)
+            for b in range(n_b):
+                c[b] = z[r, b, f]
+            inv[r, f] = _layer_norm(c, eps)
+            for b in range(n_b):
+                z[r, b, f] = c[b]
+
+
+@njit(parallel=True, cache=True, boundscheck=False)
+def norm_backward(g, nz, kind, inv):
+    """In place on g (R, B, F), the gradient w.r.t. the normalised values nz."""
+    n_rep, n_b, n_f = g.shape
+    if kind == 1:
+        for t in prange(n_rep * n_b):
+            r = t // n_b
+            b = t - r * n_b
+            _layer_norm_back(g[r, b], nz[r, b], inv[r, b])
+    else:
+        for t in prange(n_rep * n_f):
+            r = t // n_f
+            f = t - r * n_f
+            a, c = np.empty(n_b, np.float32), np.empty(n_b, np.float32)
+            for b in range(n_b):
+                a[b] = g[r, b, f]
+                c[b] = nz[r, b, f]
+            _layer_norm_back(a, c, inv[r, f])
+            for b in range(n_b):
+                g[r, b, f] = a[b]
+
+
+# --- the whole MLP in one call -------------------------------------------------------------------
+
+@njit(parallel=True, cache=True, boundscheck=False)
+def mlp_forward(weights, acts, normed, invs, norm, eps):
+    """acts[0] (R, B, I) holds the input. Per layer l: normed[l] ← norm(acts[l]·W_l), and
+    acts[l + 1] ← ReLU(normed[l]); invs (R, B, L) keeps each LayerNorm's 1/σ."""
+    n_layers = len(weights)
+    n_rep, n_b = acts[0].shape[0], acts[0].shape[1]
+    for t in prange(n_rep * n_b):
+        r = t // n_b
+        b = t - r * n_b
+        for li in range(n_layers):
+            z = normed[li][r, b]
+            _affine(acts[li][r, b], weights[li][r], z, False, z)
+            if norm == 1:
+                invs[r, b, li] = _layer_norm(z, eps)
+            if li < n_layers - 1:
+                nxt = acts[li + 1][r, b]
+                for k in range(z.shape[0]):
+                    nxt[k] = _relu(z[k])
+
+
+@njit(parallel=True, cache=True, boundscheck=False)
+def mlp_backward(weights, normed, invs, deltas, norm):
+    """deltas[L−1] (R, B, C) holds ∂L/∂logits on entry; on exit deltas[l] = ∂L/∂(pre-activation of
+    layer l), so layer l's weight gradient is Σ_b acts[l]ᵀ·deltas[l] (the rule's factors)."""
+    n_layers = len(weights)
+    n_rep, n_b = deltas[0].shape[0], deltas[0].shape[1]
+    for t in prange(n_rep * n_b):
+        r = t // n_b
+        b = t - r * n_b
+        for li in range(n_layers - 1, -1, -1):
+            g = deltas[li][r, b]
+            if norm == 1:
+                _layer_norm_back(g, normed[li][r, b], invs[r, b, li])
+            if li:
+                prev, zp = deltas[li - 1][r, b], normed[li - 1][r, b]
+                _back_input(g, weights[li][r], prev)
+                for k in range(prev.shape[0]):  # ReLU: gradient only where the unit was active
+                    if zp[k] <= 0:
+                        prev[k] = _f32(0.0)

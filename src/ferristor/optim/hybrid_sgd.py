@@ -1,0 +1,139 @@
+"""``HybridSGD``: the paper's learning rule as a ``torch.optim`` optimizer (digest §4).
+
+Per hybrid parameter and step: a fresh Bernoulli(p) mask, the masked change −lr·∂L/∂W rounded onto
+the 10-bit hidden FeCAP grid and saturated (``rule``); every k *inputs* the sign + 3 MSBs are
+transferred into the memristors. A mini-batch of B advances the input count by B — the optimizer
+reads B from the gradients the layers recorded, so nobody does the arithmetic.
+
+Plain parameters in the same groups (a float head, normalisation gains) are updated with plain
+``torch.optim.SGD`` — the group's lr, momentum, weight decay — exactly as ``SGD`` would. To leave
+them to another optimizer, do not give them to this one (``hybrid_parameters(model)``).
+
+State, and where it lives: the chip's own counters (the update counter that indexes the random
+streams, the transfer count, the ledger) are buffers of the layers, so saving the model saves the
+chip; the optimizer keeps the rule's schedule — inputs seen per parameter — and the rule's
+hyperparameters in its param groups. Saving both and loading them into fresh objects resumes
+bit for bit; the random keys are derived from the layers' seeds and names, never stored.
+"""
+from __future__ import annotations
+
+from typing import Iterable
+
+import torch
+from torch.optim import SGD
+
+from ..config_base import check_choice, check_number
+from ..errors import ConfigError
+from ..nn.hybrid import HybridParameter
+from ..rule.config import ROUNDING_MODES
+
+
+def hybrid_parameters(model: torch.nn.Module) -> list[HybridParameter]:
+    return [p for p in model.parameters() if isinstance(p, HybridParameter)]
+
+
+def plain_parameters(model: torch.nn.Module) -> list[torch.nn.Parameter]:
+    return [p for p in model.parameters() if not isinstance(p, HybridParameter)]
+
+
+def _check_rule(group: dict) -> None:
+    check_number("lr", group["lr"], lo=0, lo_open=True)
+    check_number("p", group["p"], lo=0, hi=1, lo_open=True)
+    check_number("k", group["k"], lo=1, integer=True)
+    check_choice("rounding", group["rounding"], ROUNDING_MODES)
+
+
+class HybridSGD(SGD):
+    """Args (beyond ``torch.optim.SGD``'s, which apply to plain parameters only):
+        lr: learning rate (digest §4: 0.1 for MNIST).
+        p: probability that a synapse is updated on a step (0.2 for MNIST; Fig. 6 uses 1).
+        k: a transfer every k inputs (100; Fig. 6: 512).
+        rounding: 'stochastic', 'nearest' or 'truncate' onto the hidden grid [I].
+        plain: 'sgd' (update plain parameters with SGD) or 'error' (refuse them, naming each).
+    """
+
+    def __init__(self, params: Iterable, lr: float = 0.1, p: float = 0.2, k: int = 100, rounding: str = "stochastic",
+                 momentum: float = 0.0, dampening: float = 0.0, weight_decay: float = 0.0, nesterov: bool = False, *,
+                 maximize: bool = False, plain: str = "sgd"):
+        check_choice("plain", plain, ("sgd", "error"))
+        self._plain_policy, self._ready = plain, False
+        super().__init__(params, lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay,
+                         nesterov=nesterov, maximize=maximize, foreach=False)
+        self.defaults.update(p=p, k=k, rounding=rounding)
+        self._ready = True
+        for group in self.param_groups:
+            self._setup_group(group)
+        self._check_streams()
+
+    def add_param_group(self, param_group: dict) -> None:
+        super().add_param_group(param_group)
+        if self._ready:  # SGD.__init__ adds the first groups before the rule's defaults exist
+            self._setup_group(self.param_groups[-1])
+            self._check_streams()
+
+    def _setup_group(self, group: dict) -> None:
+        for key in ("p", "k", "rounding"):
+            group.setdefault(key, self.defaults[key])
+        _check_rule(group)
+        names = group.get("param_names") or [None] * len(group["params"])
+        for param, name in zip(group["params"], names):
+            if isinstance(param, HybridParameter):
+                if group["momentum"] or group["weight_decay"] or group["nesterov"]:
+                    raise ConfigError("momentum/weight_decay", (group["momentum"], group["weight_decay"]),
+                                      "0 for a group holding hybrid parameters (the rule has neither, digest §4)")
+                param.owner.capture_factors = True  # rank-1 factors instead of dense gradients
+            elif self._plain_policy == "error":
+                label = name or f"a plain parameter of shape {tuple(param.shape)}"
+                raise ConfigError("params", label, "hybrid parameters only (plain='error'); use HybridLinear/HybridConv2d "
+                                  "or give plain parameters to another optimizer")
+
+    def _check_streams(self) -> None:
+        """Two parameters with the same seed and the same name would draw the same masks."""
+        seen: dict[tuple[int, str], HybridParameter] = {}
+        for group in self.param_groups:
+            for param in group["params"]:
+                if not isinstance(param, HybridParameter):
+                    continue
+                stream = param.owner.stream_name(param.slot)
+                for seed in param.owner.seeds.tolist():
+                    other = seen.setdefault((seed, stream), param)
+                    if other is not param:
+                        raise ConfigError("name", stream, "distinct layer names (name=…) or seeds: two hybrid "
+                                          f"parameters would share seed {seed}'s random stream")
+
+    def _init_group(self, group, params, grads, momentum_buffer_list):
+        # SGD's own step handles plain parameters only; the rule handles hybrid ones.
+        plain = {**group, "params": [p for p in group["params"] if not isinstance(p, HybridParameter)]}
+        return super()._init_group(plain, params, grads, momentum_buffer_list)
+
+    def step(self, closure=None, inputs: int | None = None):
+        """One step. ``inputs`` overrides the number of inputs this step covered (default: the batch
+        size the layers recorded in the backward pass)."""
+        loss = super().step(closure)
+        with torch.no_grad():
+            for group in self.param_groups:
+                for param in group["params"]:
+                    if isinstance(param, HybridParameter):
+                        self._hybrid_step(param, group, inputs)
+        return loss
+
+    def _hybrid_step(self, param: HybridParameter, group: dict, inputs: int | None) -> None:
+        owner, name = param.owner, param.slot
+        seen = owner.hybrid_step_(name, lr=group["lr"], p=group["p"], rounding=group["rounding"])
+        if not seen:
+            return
+        state = self.state[param]
+        before = state.get("inputs", 0)
+        after = before + (inputs if inputs is not None else seen)
+        state["inputs"] = after
+        k = group["k"]
+        if owner.mode != "fp" and after // k > before // k:
+            owner.program_(name)
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        super().zero_grad(set_to_none)
+        for group in self.param_groups:
+            for param in group["params"]:
+                if isinstance(param, HybridParameter):
+                    param.owner._tapes.pop(param.slot, None)
+                    param.owner._inputs.pop(param.slot, None)

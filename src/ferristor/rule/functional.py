@@ -1,0 +1,59 @@
+"""The rule's functional core: one masked update of a crossbar, on the backend its device calls for.
+
+Modules and optimizers call these; they know nothing of either. Tensors are (R, I, O) crossbar
+views (rows = input lines, columns = outputs), updated in place; ``keys`` is the update stream's
+uint32 (R, 2) key array (``rule.streams``) and ``step`` the crossbar's update counter, so the
+draws are a pure function of (seed, parameter, step, row, column).
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from ..backend import backend_for
+from . import update as ref
+
+
+def _factors_np(grad, delta, x) -> dict:
+    if grad is not None:
+        return {"grad": grad.detach().numpy()}
+    return {"delta": delta.detach().numpy(), "x": x.detach().numpy()}
+
+
+def _factors_t(grad, delta, x) -> dict:
+    return {"grad": grad} if grad is not None else {"delta": delta, "x": x}
+
+
+def hybrid_update_(hidden: torch.Tensor, pending: torch.Tensor, keys: np.ndarray, step: int, *, lr: float,
+                   lsb: float, p: float, rounding: str, max_hidden: int, count_zero: bool = True,
+                   grad: torch.Tensor | None = None, delta: torch.Tensor | None = None,
+                   x: torch.Tensor | None = None) -> None:
+    """Masked, rounded, saturated update of the hidden FeCAP integers; counts events into ``pending``.
+    Give the dense gradient ``grad`` (R, I, O), or the rank-1 factors ``delta`` (R, O), ``x`` (R, I)."""
+    kw = dict(lr=lr, lsb=lsb, p=p, rounding=rounding, max_hidden=max_hidden, count_zero=count_zero)
+    if backend_for(hidden.device) == "numba":
+        from . import kernels_cpu
+        kernels_cpu.hybrid_update_(hidden.numpy(), pending.numpy(), keys, step, **kw, **_factors_np(grad, delta, x))
+        return
+    m = ref.crossbar_words(_keys_t(keys, hidden.device), tuple(hidden.shape), step)
+    new, events = ref.hybrid_update(hidden, m, **kw, **_factors_t(grad, delta, x))
+    hidden.copy_(new)
+    pending.add_(events.to(torch.uint8))
+
+
+def fp_update_(weight: torch.Tensor, pending: torch.Tensor, keys: np.ndarray, step: int, *, lr: float, p: float,
+               grad: torch.Tensor | None = None, delta: torch.Tensor | None = None,
+               x: torch.Tensor | None = None) -> None:
+    """The floating-point baseline: the same masks on float32 weights, plain SGD steps."""
+    if backend_for(weight.device) == "numba":
+        from . import kernels_cpu
+        kernels_cpu.fp_update_(weight.numpy(), pending.numpy(), keys, step, lr=lr, p=p, **_factors_np(grad, delta, x))
+        return
+    m = ref.crossbar_words(_keys_t(keys, weight.device), tuple(weight.shape), step)
+    new, events = ref.fp_update(weight, m, lr=lr, p=p, **_factors_t(grad, delta, x))
+    weight.copy_(new)
+    pending.add_(events.to(torch.uint8))
+
+
+def _keys_t(keys: np.ndarray, device) -> torch.Tensor:
+    return torch.from_numpy(np.asarray(keys, dtype=np.uint32).astype(np.int64)).to(device)

@@ -1,0 +1,142 @@
+"""HybridSGD: the torch.optim interface — state_dict resume bit for bit, schedulers, plain parameters,
+clear errors — around the one implementation of the rule."""
+import copy
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from ferristor.errors import ConfigError
+from ferristor.nn import HybridConfig, HybridLinear, HybridMLP, NetworkSpec
+from ferristor.optim import HybridSGD, hybrid_parameters, plain_parameters
+
+SPEC = NetworkSpec(sizes=(12, 10, 3))
+
+
+def _batches(n, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return [(torch.rand(1, 12, generator=g) * 2 - 1, torch.randint(0, 3, (1,), generator=g)) for _ in range(n)]
+
+
+def _steps(model, opt, batches, scheduler=None):
+    for x, y in batches:
+        loss = F.cross_entropy(model(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        if scheduler is not None:
+            scheduler.step()
+
+
+def _make(mode="hm-var", seed=1, **opt_kw):
+    model = HybridMLP(SPEC, config=HybridConfig(mode=mode), seeds=seed)
+    opt = HybridSGD(model.parameters(), **{"lr": 0.3, "p": 0.5, "k": 4, **opt_kw})
+    return model, opt
+
+
+@pytest.mark.parametrize("mode", ["fp", "hm", "hm-var"])
+def test_state_dict_resume_is_bit_for_bit(mode, tmp_path):
+    data = _batches(30)
+    model, opt = _make(mode)
+    sched = torch.optim.lr_scheduler.StepLR(opt, step_size=7, gamma=0.5)
+    _steps(model, opt, data[:13], sched)  # stop between transfers (k = 4) and mid-schedule
+    torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict()}, tmp_path / "s.pt")
+    _steps(model, opt, data[13:], sched)
+
+    saved = torch.load(tmp_path / "s.pt")
+    fresh, fresh_opt = _make(mode, seed=77)  # other seeds and weights: everything must come from the files
+    fresh_sched = torch.optim.lr_scheduler.StepLR(fresh_opt, step_size=7, gamma=0.5)
+    fresh.load_state_dict(saved["model"])
+    fresh_opt.load_state_dict(saved["opt"])
+    fresh_sched.load_state_dict(saved["sched"])
+    _steps(fresh, fresh_opt, data[13:], fresh_sched)
+    for (name, a), (_, b) in zip(model.state_dict().items(), fresh.state_dict().items()):
+        assert torch.equal(a, b), name
+
+
+def test_scheduler_sets_the_rules_learning_rate():
+    data = _batches(12)
+    a, opt_a = _make()
+    sched = torch.optim.lr_scheduler.StepLR(opt_a, step_size=5, gamma=0.1)
+    _steps(a, opt_a, data, sched)
+    b, opt_b = _make()
+    for i, batch in enumerate(data):
+        for g in opt_b.param_groups:
+            g["lr"] = 0.3 * 0.1 ** (i // 5)
+        _steps(b, opt_b, [batch])
+    assert torch.equal(a.layers[0].weight_hidden, b.layers[0].weight_hidden)
+    c, opt_c = _make()
+    _steps(c, opt_c, data)
+    assert not torch.equal(a.layers[0].weight_hidden, c.layers[0].weight_hidden)
+
+
+def test_plain_parameters_get_plain_sgd_and_hybrid_ones_the_rule():
+    torch.manual_seed(0)
+    hyb = HybridLinear(12, 6, seeds=0, config=HybridConfig(mode="hm"))
+    head = torch.nn.Linear(6, 3)
+    model = torch.nn.Sequential(hyb, torch.nn.ReLU(), head)
+    ref_head = copy.deepcopy(head)
+    opt = HybridSGD([{"params": hybrid_parameters(model)},
+                     {"params": plain_parameters(model), "momentum": 0.9}], lr=0.2, p=1.0, k=2)
+    ref_opt = torch.optim.SGD(ref_head.parameters(), lr=0.2, momentum=0.9)
+    hidden0 = hyb.weight_hidden.clone()
+    for x, y in _batches(5):
+        feats = torch.relu(hyb(x)).detach()
+        loss = F.cross_entropy(model(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        ref_loss = F.cross_entropy(ref_head(feats), y)
+        ref_opt.zero_grad()
+        ref_loss.backward()
+        ref_opt.step()
+        # keep the reference's features in step with the hybrid layer, which changes only at transfers
+    assert torch.equal(head.weight, ref_head.weight) and torch.equal(head.bias, ref_head.bias)
+    assert not torch.equal(hyb.weight_hidden, hidden0)  # the rule moved the hidden integers
+    assert torch.equal(hyb.weight_hidden, hyb.weight_hidden.round())
+
+
+def test_clear_errors():
+    model = HybridMLP(SPEC, seeds=0)
+    with pytest.raises(ConfigError, match="momentum"):
+        HybridSGD(model.parameters(), momentum=0.9)
+    with pytest.raises(ConfigError, match="p=1.5"):
+        HybridSGD(model.parameters(), p=1.5)
+    with pytest.raises(ConfigError, match="k=0.5"):
+        HybridSGD(model.parameters(), k=0.5)
+    mixed = torch.nn.Sequential(HybridLinear(4, 3, seeds=0), torch.nn.Linear(3, 2))
+    with pytest.raises(ConfigError, match="1.weight"):
+        HybridSGD(mixed.named_parameters(), plain="error")
+    twins = torch.nn.Sequential(HybridLinear(4, 4, seeds=0), HybridLinear(4, 4, seeds=0))
+    with pytest.raises(ConfigError, match="share seed 0"):
+        HybridSGD(twins.parameters())
+    HybridSGD(torch.nn.Sequential(HybridLinear(4, 4, seeds=0, name="a"), HybridLinear(4, 4, seeds=0, name="b")).parameters())
+
+
+def test_transfers_count_inputs_and_can_be_told_the_batch():
+    model, opt = _make(mode="hm", k=6)
+    x, y = torch.rand(3, 12), torch.randint(0, 3, (3,))
+    for _ in range(4):  # a batch of 3 advances the count by 3: transfers after 6 and 12 inputs
+        loss = F.cross_entropy(model(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert int(model.layers[0].weight_transfers[0]) == 2
+    loss = F.cross_entropy(model(x), y)
+    opt.zero_grad()
+    loss.backward()
+    opt.step(inputs=6)
+    assert int(model.layers[0].weight_transfers[0]) == 3
+
+
+def test_zero_grad_drops_captured_factors_and_unused_parameters_are_left_alone():
+    model, opt = _make()
+    x, y = _batches(1)[0]
+    F.cross_entropy(model(x), y).backward()
+    assert model.layers[0]._tapes
+    opt.zero_grad()
+    assert not model.layers[0]._tapes
+    before = [layer.weight_hidden.clone() for layer in model.layers]
+    opt.step()  # no gradient since zero_grad: nothing changes, no update is counted
+    assert all(torch.equal(b, layer.weight_hidden) for b, layer in zip(before, model.layers))
+    assert all(int(layer.weight_updates) == 0 for layer in model.layers)
