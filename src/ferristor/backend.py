@@ -51,3 +51,9 @@ def use_backend(name: str) -> Iterator[None]:
         yield
     finally:
         _forced = previous
+
+
+def cpu_kernels() -> bool:
+    """Whether CPU tensors run the numba kernels now (``backend_for('cpu') == 'numba'``, without the
+    device object: this is asked once per parameter and step)."""
+    return _forced != "torch" and numba_available()

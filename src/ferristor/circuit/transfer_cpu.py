@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from ..rule.random_cpu import normal, row_keys, word
+from ..rule.random_cpu import column_table, normal, row_keys, word
 
 
 @njit(inline="always")
@@ -35,6 +35,7 @@ def _table_transfer(hidden, inv_div, means, ideal, keys, index, sigma, noisy, fo
     zero = np.float32(0.0)
     n_rep, n_in, n_out = hidden.shape
     rk = row_keys(keys, index, n_rep, n_in if noisy else 0)
+    tab = column_table(2 * n_out if noisy else 0)
     for t in prange(n_rep * n_in):
         r = t // n_in
         i = t - r * n_in
@@ -43,7 +44,7 @@ def _table_transfer(hidden, inv_div, means, ideal, keys, index, sigma, noisy, fo
             ka, kb = rk[r, i, 0], rk[r, i, 1]
             for j in range(n_out):
                 neg, value = _level_mean(hrow[j], inv_div, means, ideal)
-                z = np.float32(normal(word(ka, kb, 2 * j), word(ka, kb, 2 * j + 1)))
+                z = normal(word(ka, kb, tab[2 * j]), word(ka, kb, tab[2 * j + 1]))
                 value = np.float32(value + np.float32(z * sigma))
                 value = (-value if fold else zero) if value < zero else value  # the sign never flips
                 orow[j] = np.float32((-value if neg else value) * level_step)

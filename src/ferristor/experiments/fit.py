@@ -21,14 +21,13 @@ from typing import Callable
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ..atomic import atomic_write
 from ..data.registry import Dataset
 from ..data.validate import check_fits, check_outputs
 from ..errors import ConfigError, DataError, FerristorWarning
-from . import run_folder
+from . import fast_step, run_folder
 from ..nn.hybrid import HybridModule
 from ..rule.streams import STREAM_SHUFFLE
 from ..nn.ledger import ledger as model_ledger
@@ -113,17 +112,10 @@ def fingerprint(data: Dataset) -> str:
 
 def default_loss(n_outputs: int) -> Callable:
     """Per-replica mean loss over the batch, summed over replicas (each chip's gradient is its own):
-    softmax + cross-entropy, or sigmoid + binary cross-entropy for one output (digest §4)."""
-    if n_outputs == 1:
-        def bce(out, y):
-            b = y.shape[-1] if y.dim() else 1
-            return F.binary_cross_entropy_with_logits(out.reshape(-1), y.reshape(-1).to(out.dtype), reduction="sum") / b
-        return bce
-
-    def ce(out, y):
-        b = y.shape[-1] if y.dim() else 1
-        return F.cross_entropy(out.reshape(-1, out.shape[-1]), y.reshape(-1), reduction="sum") / b
-    return ce
+    softmax + cross-entropy, or sigmoid + binary cross-entropy for one output (digest §4) — ferristor's
+    deterministic versions (``nn.functional``)."""
+    from ..nn import functional as nnF
+    return nnF.binary_cross_entropy_with_logits if n_outputs == 1 else nnF.cross_entropy
 
 
 @torch.no_grad()
@@ -240,6 +232,7 @@ def run_fit(model: nn.Module, train_data, test_data=None, *, epochs: float = 1.0
     x_train, y_train = x_train.to(dev), y_train.to(dev)
     order, order_epoch = None, -1
     ar = torch.arange(batch, device=dev)
+    fast = None  # decided on the first batch
     model.train()
     while step < total_steps:
         stop = next(s for s in stops if s > step)
@@ -248,20 +241,35 @@ def run_fit(model: nn.Module, train_data, test_data=None, *, epochs: float = 1.0
             epoch, pos = divmod(step, steps_per_epoch)
             if epoch != order_epoch:
                 order, order_epoch = epoch_order(order_seeds, epoch, n).to(dev), epoch
+                order_np = order.numpy() if fast else None
+            if fast:  # the same operations as the plain loop below, in one compiled call (bit for bit)
+                idx = order_np[:, pos * batch:(pos + 1) * batch]
+                loss_value = fast_step.step(model, optimizer, x_np[idx], y_np[idx])
+                step += 1
+                if bar is not None and step % 200 == 0:
+                    bar.update(200)
+                continue
             idx = order[:, pos * batch + ar]  # (R, B)
             x, y = x_train[idx], y_train[idx]
             if not replicas:
                 x, y = x[0], y[0]
-            out_ = model(x)
-            loss_value = loss_fn(out_, y)
-            optimizer.zero_grad()
-            loss_value.backward()
-            optimizer.step()
+            if fast is None:
+                fast = fast_step.applies(model, optimizer, loss is None, x)
+                if fast:
+                    x_np, y_np, order_np = x_train.numpy(), y_train.numpy(), order.numpy()
+            if fast:
+                loss_value = fast_step.step(model, optimizer, x, y)
+            else:
+                out_ = model(x)
+                loss_value = loss_fn(out_, y)
+                optimizer.zero_grad()
+                loss_value.backward()
+                optimizer.step()
             step += 1
             if bar is not None and step % 200 == 0:
                 bar.update(200)
         train_time += time.perf_counter() - t0
-        if not torch.isfinite(loss_value):
+        if not math.isfinite(float(loss_value)):
             raise ConfigError("lr", optimizer.param_groups[0]["lr"], f"a smaller value: the loss diverged (step {step})")
         if step in eval_steps:
             record = {"epoch": step / steps_per_epoch, "step": step,

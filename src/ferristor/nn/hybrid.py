@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..backend import backend_for
+from ..backend import backend_for, cpu_kernels
 from ..circuit.ledger import LayerCounts, initial_programming_report, network_report
 from ..circuit.transfer import CounterNoise, TableTransfer, make_transfer, split_sign
 from ..errors import ConfigError
@@ -115,6 +115,14 @@ def _flush_before_save(module, prefix, keep_vars):
     module.flush_counts()
 
 
+def _tensor(a):
+    return torch.from_numpy(a) if isinstance(a, np.ndarray) else a
+
+
+def _array(a) -> np.ndarray:
+    return a if isinstance(a, np.ndarray) else a.detach().numpy()
+
+
 class HybridModule(nn.Module):
     """Base of the hybrid layers. Subclasses declare their parameters with :meth:`_add_hybrid` and
     record gradients with :meth:`_record_gradient`; the rest is shared."""
@@ -133,6 +141,8 @@ class HybridModule(nn.Module):
         self._since_flush: dict[str, int] = {}
         self.capture_factors = False  # set by HybridSGD: keep (x, δ) instead of forming ∂L/∂W
         self._keys_cache: dict = {}
+        self._np_cache: dict = {}
+        self._kernel_consts: dict = {}
         self._transfer_model = None
         self.register_state_dict_pre_hook(_flush_before_save)
 
@@ -280,16 +290,16 @@ class HybridModule(nn.Module):
             transfers += 1
 
     # --- gradients and the update -------------------------------------------------------------------
-    def _record_gradient(self, name: str, inputs: int, x: torch.Tensor | None = None, delta: torch.Tensor | None = None,
-                         dense: torch.Tensor | None = None) -> torch.Tensor | None:
+    def _record_gradient(self, name: str, inputs: int, x=None, delta=None, dense=None) -> torch.Tensor | None:
         """Called by a layer's backward: keep the factors x (R, B, I) [None: the constant bias input]
         and δ (R, B, O), or a dense crossbar gradient (R, I, O), when an optimizer captures them;
-        else return the dense crossbar gradient for ordinary autograd."""
+        else return the dense crossbar gradient for ordinary autograd. Factors may be tensors or numpy
+        arrays (the fused CPU pass hands numpy)."""
         self._inputs[name] = self._inputs.get(name, 0) + inputs
         if self.capture_factors:
             self._tapes.setdefault(name, []).append((x, delta, dense))
             return None
-        return dense if dense is not None else self._dense_from_factors(x, delta)
+        return dense if dense is not None else self._dense_from_factors(_tensor(x), _tensor(delta))
 
     def _dense_from_factors(self, x, delta) -> torch.Tensor:
         if x is None:  # bias: the constant input 1
@@ -306,34 +316,84 @@ class HybridModule(nn.Module):
         self._tapes.clear()
         self._inputs.clear()
 
-    @torch.no_grad()
     def hybrid_step_(self, name: str, *, lr: float, p: float, rounding: str) -> int:
         """Apply one masked update to parameter ``name`` from its recorded gradient; returns the number
         of inputs it covered (0 if the parameter took no gradient since the last step)."""
         param = self._parameters[name]
-        tape = self._tapes.pop(name, [])
+        tape = self._tapes.pop(name, None)
         inputs = self._inputs.pop(name, 0)
+        if tape is not None and len(tape) == 1 and param.grad is None and tape[0][2] is None \
+                and tape[0][1].shape[1] == 1 and param.is_cpu and cpu_kernels():
+            self._rank1_cpu(name, tape[0][0], tape[0][1], lr, p, rounding)
+            return inputs
+        tape = [(_tensor(x), _tensor(d), g) for x, d, g in (tape or [])]
         if param.grad is not None:
             tape.append((None, None, self.crossbar(name, param.grad)))
             inputs = max(inputs, 1)
         if not tape:
             return 0
-        factors = self._gradient_factors(tape)
-        keys = self.stream_keys(name, STREAM_UPDATE)
-        updates = self._buf(name, "updates")
-        pending = self.crossbar(name, self._buf(name, "pending"))
-        if self.mode == "fp":
-            F_rule.fp_update_(self.crossbar(name, param.data), pending, keys, int(updates), lr=lr, p=p, **factors)
-        else:
-            cfg = self.config
-            F_rule.hybrid_update_(self.crossbar(name, self._buf(name, "hidden")), pending, keys, int(updates), lr=lr,
-                                  lsb=cfg.hidden_lsb, p=p, rounding=rounding, max_hidden=cfg.layout.max_hidden,
-                                  count_zero=cfg.ledger.count_zero_updates, **factors)
-        updates += 1
+        with torch.no_grad():
+            factors = self._gradient_factors(tape)
+            keys = self.stream_keys(name, STREAM_UPDATE)
+            updates = self._buf(name, "updates")
+            pending = self.crossbar(name, self._buf(name, "pending"))
+            if self.mode == "fp":
+                F_rule.fp_update_(self.crossbar(name, param.data), pending, keys, int(updates), lr=lr, p=p, **factors)
+            else:
+                cfg = self.config
+                F_rule.hybrid_update_(self.crossbar(name, self._buf(name, "hidden")), pending, keys, int(updates),
+                                      lr=lr, lsb=cfg.hidden_lsb, p=p, rounding=rounding,
+                                      max_hidden=cfg.layout.max_hidden, count_zero=cfg.ledger.count_zero_updates,
+                                      **factors)
+            updates += 1
+        self._counted(name)
+        return inputs
+
+    def _counted(self, name: str) -> None:
         self._since_flush[name] += 1
         if self._since_flush[name] >= _FLUSH_EVERY:
             self._flush(name)
-        return inputs
+
+    def _rank1_cpu(self, name: str, x, delta, lr: float, p: float, rounding: str) -> None:
+        """The batch-1 update on the CPU kernels with arrays and constants bound once: at batch 1 the
+        per-step cost of torch calls (several µs each) would exceed a small layer's whole kernel."""
+        from ..rule import kernels_cpu as K
+        a = self._cpu_arrays(name)
+        consts = a["consts"].get((lr, p, rounding))
+        if consts is None:
+            cfg = self.config
+            consts = a["consts"][(lr, p, rounding)] = (
+                K.fp_constants(lr=lr, p=p) if self.mode == "fp" else
+                K.rank1_constants(lr=lr, lsb=cfg.hidden_lsb, p=p, rounding=rounding, max_hidden=cfg.layout.max_hidden,
+                                  count_zero=cfg.ledger.count_zero_updates))
+        d = _array(delta)[:, 0]
+        xx = a["ones"] if x is None else _array(x)[:, 0]
+        step = int(a["updates"])
+        if self.mode == "fp":
+            K._fp_rank1(a["param"], a["pending"], d, xx, a["keys"], step, *consts)
+        else:
+            K._hybrid_rank1(a["hidden"], a["pending"], d, xx, a["keys"], step, *consts)
+        a["updates"] += 1  # the buffer itself (a numpy view of its memory)
+        self._counted(name)
+
+    def _cpu_arrays(self, name: str) -> dict:
+        """numpy views of a parameter's crossbar state and its update keys, cached while the tensors
+        behind them (and the seeds) stay the same."""
+        param = self._parameters[name]
+        hidden = self._buffers.get(f"{name}_hidden")
+        tag = (param.data_ptr(), id(self._buf(name, "pending")), id(self._buf(name, "updates")), id(hidden),
+               id(self.seeds), self.seeds._version)
+        cached = self._np_cache.get(name)
+        if cached is None or cached[0] != tag:
+            arrays = {"param": self.crossbar(name, param.detach()).numpy(),
+                      "pending": self.crossbar(name, self._buf(name, "pending")).numpy(),
+                      "updates": self._buf(name, "updates").numpy(),
+                      "keys": self.stream_keys(name, STREAM_UPDATE),
+                      "ones": np.ones((self.n_replicas, 1), np.float32), "consts": {}}
+            if hidden is not None:
+                arrays["hidden"] = self.crossbar(name, hidden).numpy()
+            cached = self._np_cache[name] = (tag, arrays)
+        return cached[1]
 
     def _gradient_factors(self, tape: list) -> dict:
         """One recorded batch-1 capture → rank-1 factors; anything else → one dense (R, I, O) gradient."""

@@ -43,32 +43,66 @@ class NetworkSpec:
             raise ConfigError("sizes", self.sizes, "a single output unit with output='sigmoid'")
 
 
+class _FusedPass:
+    """One fused pass's arrays (numba, ``passes_cpu``): the forward, and either the backward from
+    ∂L/∂logits (autograd) or the loss and backward in the same call (``train``, the fast step)."""
+
+    def __init__(self, mlp: "HybridMLP", x3: np.ndarray, reuse: bool = False):
+        from .passes_cpu import NORM_CODE
+        n_rep, n_b = x3.shape[0], x3.shape[1]
+        self.mlp, self.code = mlp, NORM_CODE[mlp.spec.norm]
+        self.ws = mlp._weight_arrays()
+        bufs = mlp._buffers_for(n_rep, n_b) if reuse else _allocate(mlp.spec.sizes, n_rep, n_b)
+        self.acts, self.normed, self.deltas, self.invs = bufs
+        self.acts[0][:] = x3
+
+    def forward(self) -> torch.Tensor:
+        from .passes_cpu import mlp_forward
+        mlp_forward(self.ws, self.acts, self.normed, self.invs, self.code, np.float32(F.EPS))
+        return torch.from_numpy(self.normed[-1].copy())
+
+    def backward(self, g: torch.Tensor) -> list:
+        """Hands every layer its factors (x, δ) from ∂L/∂logits ``g``; returns the dense weight
+        gradients of layers that do not capture factors (None for those that do)."""
+        from .passes_cpu import mlp_backward
+        self.deltas[-1][:] = g.detach().numpy()
+        mlp_backward(self.ws, self.normed, self.invs, self.deltas, self.code)
+        return self._record()
+
+    def train(self, y: np.ndarray, batch: int) -> float:
+        """Forward, loss (``functional.cross_entropy`` / ``binary_cross_entropy_with_logits``) and
+        backward in one call; hands the layers their factors; returns the loss."""
+        from .passes_cpu import mlp_train
+        sigmoid = self.mlp.spec.output == "sigmoid"
+        losses = mlp_train(self.ws, self.acts, self.normed, self.invs, self.deltas, y, sigmoid,
+                           1.0 / batch, self.code, np.float32(F.EPS))
+        self._record()
+        return float(np.float32(float(losses.sum()) / batch))  # as functional.cross_entropy returns it
+
+    def _record(self) -> list:
+        grads = []
+        for layer, a, d in zip(self.mlp.layers, self.acts, self.deltas):
+            dense = layer._record_gradient("weight", a.shape[1], x=a, delta=d)
+            grads.append(layer._slots["weight"].from_crossbar(dense) if dense is not None else None)
+        return grads
+
+
+def _allocate(sizes, n_rep: int, n_b: int):
+    acts = tuple(np.empty((n_rep, n_b, s), np.float32) for s in sizes[:-1])
+    normed = tuple(np.empty((n_rep, n_b, s), np.float32) for s in sizes[1:])
+    deltas = tuple(np.empty((n_rep, n_b, s), np.float32) for s in sizes[1:])
+    return acts, normed, deltas, np.ones((n_rep, n_b, len(sizes) - 1), np.float32)
+
+
 class _FusedMLP(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, mlp, *weights):
-        from .passes_cpu import NORM_CODE, mlp_forward
-        n_rep, n_b = x.shape[0], x.shape[1]
-        ws = tuple(layer.crossbar("weight", w.detach()).numpy() for layer, w in zip(mlp.layers, weights))
-        sizes = mlp.spec.sizes
-        acts = tuple([x.detach().numpy().copy()] + [np.empty((n_rep, n_b, s), np.float32) for s in sizes[1:-1]])
-        normed = tuple(np.empty((n_rep, n_b, s), np.float32) for s in sizes[1:])
-        invs = np.ones((n_rep, n_b, len(ws)), np.float32)
-        code = NORM_CODE[mlp.spec.norm]
-        mlp_forward(ws, acts, normed, invs, code, np.float32(F.EPS))
-        ctx.mlp, ctx.ws, ctx.acts, ctx.normed, ctx.invs, ctx.code = mlp, ws, acts, normed, invs, code
-        return torch.from_numpy(normed[-1].copy())
+        ctx.fused = _FusedPass(mlp, x.detach().numpy())
+        return ctx.fused.forward()
 
     @staticmethod
     def backward(ctx, g):
-        from .passes_cpu import mlp_backward
-        deltas = tuple(np.empty_like(n) for n in ctx.normed)
-        deltas[-1][:] = g.detach().numpy()
-        mlp_backward(ctx.ws, ctx.normed, ctx.invs, deltas, ctx.code)
-        grads = []
-        for layer, a, d in zip(ctx.mlp.layers, ctx.acts, deltas):
-            dense = layer._record_gradient("weight", a.shape[1], x=torch.from_numpy(a), delta=torch.from_numpy(d))
-            grads.append(layer._slots["weight"].from_crossbar(dense) if dense is not None else None)
-        return (None, None, *grads)
+        return (None, None, *ctx.fused.backward(g))
 
 
 class HybridMLP(nn.Module):
@@ -102,6 +136,9 @@ class HybridMLP(nn.Module):
     def n_replicas(self) -> int:
         return self.replicas or 1
 
+    def fused_ok(self, x: torch.Tensor) -> bool:
+        return self._fused(x)
+
     def _fused(self, x: torch.Tensor) -> bool:
         """The one-call path: CPU training passes of a LayerNorm/none MLP without bias."""
         return (torch.is_grad_enabled() and not x.requires_grad and self.spec.norm != "batch" and not self.spec.bias
@@ -112,8 +149,7 @@ class HybridMLP(nn.Module):
         self.layers[0].check_input(x)
         if self._fused(x):
             lead = x.shape[:-1]
-            x3 = x.reshape(self.n_replicas, -1, x.shape[-1]).contiguous()
-            out = _FusedMLP.apply(x3, self, *(layer.weight for layer in self.layers))
+            out = _FusedMLP.apply(self._x3(x), self, *(layer.weight for layer in self.layers))
             return out.reshape(*lead, self.spec.sizes[-1])
         h = x
         last = len(self.layers) - 1
@@ -122,6 +158,29 @@ class HybridMLP(nn.Module):
             if li < last:
                 h = self.act(h)
         return h
+
+    def _x3(self, x: torch.Tensor) -> torch.Tensor:
+        return x.reshape(self.n_replicas, -1, x.shape[-1]).contiguous()
+
+    def train_pass(self, x: np.ndarray, y: np.ndarray) -> float:
+        """``loss = loss_fn(self(x), y); loss.backward()`` with the default loss in one compiled call,
+        without the autograd engine (``experiments.fast_step``): the same kernels, the same bits.
+        x (R, B, in) or (B, in) and y as numpy arrays; requires the fused path (:meth:`fused_ok`)."""
+        fused = _FusedPass(self, x.reshape(self.n_replicas, -1, x.shape[-1]), reuse=True)
+        return fused.train(y.reshape(self.n_replicas, -1), y.shape[-1] if y.ndim else 1)
+
+    def _weight_arrays(self) -> tuple:
+        """numpy crossbar views of the layers' analogue weights, cached while their storage stays."""
+        ptrs = tuple(layer.weight.data_ptr() for layer in self.layers)
+        if getattr(self, "_warrays", (None,))[0] != ptrs:
+            self._warrays = (ptrs, tuple(layer.crossbar("weight", layer.weight.detach()).numpy() for layer in self.layers))
+        return self._warrays[1]
+
+    def _buffers_for(self, n_rep: int, n_b: int):
+        key = (n_rep, n_b)
+        if getattr(self, "_bufs", (None,))[0] != key:
+            self._bufs = (key, _allocate(self.spec.sizes, n_rep, n_b))
+        return self._bufs[1]
 
     @torch.no_grad()
     def predict(self, x: torch.Tensor) -> torch.Tensor:

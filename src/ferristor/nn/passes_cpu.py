@@ -13,6 +13,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
+from .detmath import exp64, log64
+
 _f32 = np.float32
 NORM_CODE = {"none": 0, "layer": 1, "batch": 2}
 
@@ -184,44 +186,111 @@ def norm_backward(g, nz, kind, inv):
                 g[r, b, f] = a[b]
 
 
+# --- losses ------------------------------------------------------------------------------------
+
+@njit(inline="always")
+def _softmax_ce(z, t, scale, g):
+    """Cross-entropy of logits z (float32, C) for class t: g ← (softmax(z) − onehot(t))·scale (float32);
+    returns the loss (float64). exp/log from ``detmath``: the same bits on every machine."""
+    n = z.shape[0]
+    mx = np.float64(z[0])
+    for j in range(1, n):
+        mx = max(mx, np.float64(z[j]))
+    s = 0.0
+    for j in range(n):
+        s += exp64(np.float64(z[j]) - mx)
+    for j in range(n):
+        pj = exp64(np.float64(z[j]) - mx) / s
+        g[j] = np.float32(((pj - 1.0) if j == t else pj) * scale)
+    return log64(s) - (np.float64(z[t]) - mx)
+
+
+@njit(inline="always")
+def _sigmoid_bce(z, y, scale, g):
+    """Binary cross-entropy of one logit z for a target y ∈ {0, 1}: g[0] ← (σ(z) − y)·scale; returns the loss."""
+    zz = np.float64(z[0])
+    e = exp64(-abs(zz))
+    sig = 1.0 / (1.0 + e) if zz >= 0 else e / (1.0 + e)
+    g[0] = np.float32((sig - y) * scale)
+    return max(zz, 0.0) - zz * y + log64(1.0 + e)
+
+
+@njit(parallel=True, cache=True, boundscheck=False, error_model="numpy")
+def loss_grad(logits, y, sigmoid, scale, grad):
+    """Per-row loss (float64, N) of logits (N, C) and targets y (N,), writing ∂loss/∂logits into grad."""
+    losses = np.empty(logits.shape[0], np.float64)
+    for i in prange(logits.shape[0]):
+        if sigmoid:
+            losses[i] = _sigmoid_bce(logits[i], np.float64(y[i]), scale, grad[i])
+        else:
+            losses[i] = _softmax_ce(logits[i], np.int64(y[i]), scale, grad[i])
+    return losses
+
+
 # --- the whole MLP in one call -------------------------------------------------------------------
+
+@njit(inline="always")
+def _forward_one(weights, acts, normed, invs, r, b, norm, eps):
+    n_layers = len(weights)
+    for li in range(n_layers):
+        z = normed[li][r, b]
+        _affine(acts[li][r, b], weights[li][r], z, False, z)
+        if norm == 1:
+            invs[r, b, li] = _layer_norm(z, eps)
+        if li < n_layers - 1:
+            nxt = acts[li + 1][r, b]
+            for k in range(z.shape[0]):
+                nxt[k] = _relu(z[k])
+
+
+@njit(inline="always")
+def _backward_one(weights, normed, invs, deltas, r, b, norm):
+    for li in range(len(weights) - 1, -1, -1):
+        g = deltas[li][r, b]
+        if norm == 1:
+            _layer_norm_back(g, normed[li][r, b], invs[r, b, li])
+        if li:
+            prev, zp = deltas[li - 1][r, b], normed[li - 1][r, b]
+            _back_input(g, weights[li][r], prev)
+            for k in range(prev.shape[0]):  # ReLU: gradient only where the unit was active
+                if zp[k] <= 0:
+                    prev[k] = _f32(0.0)
+
 
 @njit(parallel=True, cache=True, boundscheck=False)
 def mlp_forward(weights, acts, normed, invs, norm, eps):
     """acts[0] (R, B, I) holds the input. Per layer l: normed[l] ← norm(acts[l]·W_l), and
     acts[l + 1] ← ReLU(normed[l]); invs (R, B, L) keeps each LayerNorm's 1/σ."""
-    n_layers = len(weights)
     n_rep, n_b = acts[0].shape[0], acts[0].shape[1]
     for t in prange(n_rep * n_b):
         r = t // n_b
-        b = t - r * n_b
-        for li in range(n_layers):
-            z = normed[li][r, b]
-            _affine(acts[li][r, b], weights[li][r], z, False, z)
-            if norm == 1:
-                invs[r, b, li] = _layer_norm(z, eps)
-            if li < n_layers - 1:
-                nxt = acts[li + 1][r, b]
-                for k in range(z.shape[0]):
-                    nxt[k] = _relu(z[k])
+        _forward_one(weights, acts, normed, invs, r, t - r * n_b, norm, eps)
 
 
 @njit(parallel=True, cache=True, boundscheck=False)
 def mlp_backward(weights, normed, invs, deltas, norm):
     """deltas[L−1] (R, B, C) holds ∂L/∂logits on entry; on exit deltas[l] = ∂L/∂(pre-activation of
     layer l), so layer l's weight gradient is Σ_b acts[l]ᵀ·deltas[l] (the rule's factors)."""
-    n_layers = len(weights)
     n_rep, n_b = deltas[0].shape[0], deltas[0].shape[1]
     for t in prange(n_rep * n_b):
         r = t // n_b
+        _backward_one(weights, normed, invs, deltas, r, t - r * n_b, norm)
+
+
+@njit(parallel=True, cache=True, boundscheck=False, error_model="numpy")
+def mlp_train(weights, acts, normed, invs, deltas, y, sigmoid, scale, norm, eps):
+    """Forward, loss (``loss_grad``'s) and backward of every sample in one call: exactly what
+    ``mlp_forward`` → ``loss_grad`` → ``mlp_backward`` compute. y (R, B); returns per-sample losses."""
+    n_rep, n_b = acts[0].shape[0], acts[0].shape[1]
+    last = len(weights) - 1
+    losses = np.empty(n_rep * n_b, np.float64)
+    for t in prange(n_rep * n_b):
+        r = t // n_b
         b = t - r * n_b
-        for li in range(n_layers - 1, -1, -1):
-            g = deltas[li][r, b]
-            if norm == 1:
-                _layer_norm_back(g, normed[li][r, b], invs[r, b, li])
-            if li:
-                prev, zp = deltas[li - 1][r, b], normed[li - 1][r, b]
-                _back_input(g, weights[li][r], prev)
-                for k in range(prev.shape[0]):  # ReLU: gradient only where the unit was active
-                    if zp[k] <= 0:
-                        prev[k] = _f32(0.0)
+        _forward_one(weights, acts, normed, invs, r, b, norm, eps)
+        if sigmoid:
+            losses[t] = _sigmoid_bce(normed[last][r, b], np.float64(y[r, b]), scale, deltas[last][r, b])
+        else:
+            losses[t] = _softmax_ce(normed[last][r, b], np.int64(y[r, b]), scale, deltas[last][r, b])
+        _backward_one(weights, normed, invs, deltas, r, b, norm)
+    return losses

@@ -110,12 +110,23 @@ class HybridSGD(SGD):
         """One step. ``inputs`` overrides the number of inputs this step covered (default: the batch
         size the layers recorded in the backward pass)."""
         loss = super().step(closure)
-        with torch.no_grad():
-            for group in self.param_groups:
-                for param in group["params"]:
-                    if isinstance(param, HybridParameter):
-                        self._hybrid_step(param, group, inputs)
+        self.hybrid_step(inputs)
         return loss
+
+    def hybrid_step(self, inputs: int | None = None) -> None:
+        """The rule's part of :meth:`step` alone (no plain SGD, no step hooks): ``experiments.fast_step``."""
+        for group in self.param_groups:
+            for param in group["params"]:
+                if isinstance(param, HybridParameter):
+                    self._hybrid_step(param, group, inputs)
+
+    def is_pure(self) -> bool:
+        """True when every parameter is hybrid and no step hook is registered: then :meth:`hybrid_step`
+        does all that :meth:`step` does."""
+        from torch.optim.optimizer import _global_optimizer_post_hooks, _global_optimizer_pre_hooks
+        return (all(isinstance(p, HybridParameter) for g in self.param_groups for p in g["params"])
+                and not (self._optimizer_step_pre_hooks or self._optimizer_step_post_hooks
+                         or _global_optimizer_pre_hooks or _global_optimizer_post_hooks))
 
     def _hybrid_step(self, param: HybridParameter, group: dict, inputs: int | None) -> None:
         owner, name = param.owner, param.slot

@@ -4,9 +4,12 @@ The crossbar of a parameter is indexed (row, column) = (input line, output). For
 parameter × kind, ``streams``) and one step, every row gets its own 128-bit row key from
 Philox-4x32-10 with counter (row, step) — a bijection of the 128-bit counter, so no two
 (step, row) pairs of any run share a row key. Within a row, column ``j`` draws the 32-bit word
-``lowbias32(lowbias32(j ^ a) + b)`` keyed by 64 bits (a, b) of the row key. Why not one Philox
-call per weight: on AVX2 it costs three times the whole masked update (2.3 vs 0.75 ns/weight,
-``bench/bench_rng.py``), while this keyed pair costs what the old 32-bit hash did, without its
+``lowbias32((T[j] ^ a) + b)``: a fixed scramble of the column, T[j] = lowbias32(j), keyed by 64
+bits (a, b) of the row key, then mixed. Two rows' words coincide only where their mixer inputs do
+— at random columns, never as a shifted copy (T scrambles the column order; distinct row keys
+differ in their 64 bits except with probability 2^-64 per pair). Why not one Philox call per
+weight: on AVX2 it costs three times the whole masked update (2.3 vs 0.75 ns/weight), while this
+costs one mix per weight and a table read, as the old unkeyed 32-bit hash did, without its
 overlaps (old keys were 32-bit and additive: distinct steps shared shifted copies of their draws).
 
 Everything here is integer arithmetic or IEEE ``+ − × ÷ sqrt``, so ``random_torch`` computes the
@@ -59,100 +62,79 @@ def row_key(k0, k1, row, step):
 
 
 @njit(inline="always")
-def word(a, b, col):
-    """The 32-bit draw of column ``col`` in the row keyed (a, b)."""
-    return lowbias32(_u32(lowbias32(_u32(_u32(col) ^ a)) + b))
+def word(a, b, t):
+    """The 32-bit draw of a column whose scramble is ``t`` = T[column], in the row keyed (a, b)."""
+    return lowbias32(_u32((t ^ a) + b))
 
 
-_L0, _L1, _L2, _L3, _L4, _L5, _L6, _L7 = K.LOG_SERIES
-_C0, _C1, _C2, _C3, _C4, _C5, _C6, _C7, _C8, _C9, _C10 = K.COS_SERIES
-_S0, _S1, _S2, _S3, _S4, _S5, _S6, _S7, _S8, _S9, _S10 = K.SIN_SERIES
+@njit(inline="always")
+def column_table(n):
+    """T[j] = lowbias32(j) for j < n: the columns' fixed scramble (computed once per call)."""
+    t = np.empty(n, np.uint32)
+    for j in range(n):
+        t[j] = lowbias32(_u32(j))
+    return t
+
+
+_f = np.float32
+_L = tuple(_f(c) for c in K.LOG_SERIES)
+_C = tuple(_f(c) for c in K.COS_SERIES)
+_S = tuple(_f(c) for c in K.SIN_SERIES)
+_L0, _L1, _L2, _L3, _L4 = _L
+_C0, _C1, _C2, _C3, _C4, _C5, _C6 = _C
+_S0, _S1, _S2, _S3, _S4, _S5, _S6 = _S
+_LN2, _SQRT2, _ANGLE = _f(K.LN2), _f(K.SQRT2), _f(K.HALF_PI_OVER_2_22)
 
 
 # The series are written out (Horner, highest power first, in random_math's order) rather than
-# looped over a tuple: written out, LLVM vectorises the whole normal draw (≈ 8× faster).
+# looped over a tuple: written out, LLVM vectorises the whole normal draw.
 
 @njit(inline="always")
 def _log_series(x):
-    acc = _L0
-    acc = acc * x + _L1
-    acc = acc * x + _L2
-    acc = acc * x + _L3
-    acc = acc * x + _L4
-    acc = acc * x + _L5
-    acc = acc * x + _L6
-    acc = acc * x + _L7
-    return acc
+    return (((_L0 * x + _L1) * x + _L2) * x + _L3) * x + _L4
 
 
 @njit(inline="always")
 def _cos_series(x):
-    acc = _C0
-    acc = acc * x + _C1
-    acc = acc * x + _C2
-    acc = acc * x + _C3
-    acc = acc * x + _C4
-    acc = acc * x + _C5
-    acc = acc * x + _C6
-    acc = acc * x + _C7
-    acc = acc * x + _C8
-    acc = acc * x + _C9
-    acc = acc * x + _C10
-    return acc
+    return (((((_C0 * x + _C1) * x + _C2) * x + _C3) * x + _C4) * x + _C5) * x + _C6
 
 
 @njit(inline="always")
 def _sin_series(x):
-    acc = _S0
-    acc = acc * x + _S1
-    acc = acc * x + _S2
-    acc = acc * x + _S3
-    acc = acc * x + _S4
-    acc = acc * x + _S5
-    acc = acc * x + _S6
-    acc = acc * x + _S7
-    acc = acc * x + _S8
-    acc = acc * x + _S9
-    acc = acc * x + _S10
-    return acc
+    return (((((_S0 * x + _S1) * x + _S2) * x + _S3) * x + _S4) * x + _S5) * x + _S6
 
 
 @njit(inline="always")
 def normal(z1, z2):
-    """A standard normal (float64) from two 32-bit words by Box–Muller, with ln and cos evaluated
-    by fixed series (``random_math``) so every machine gets the same bits."""
-    # u1 = n·2^-32 ∈ (0, 1] with n = z1 + 1 ≤ 2^32, exact in float64 (built from 16-bit halves:
-    # AVX2 converts only int32 to float64 in its vector units). m·2^e = n, m ∈ [1, 2), found by
-    # exact power-of-two scalings — variable-count integer shifts cost numba a branch per element.
-    n = np.int64(z1) + 1
-    x = np.float64(np.int32(n >> 16)) * 65536.0 + np.float64(np.int32(n & 0xFFFF))
-    e = 0.0
-    t = x >= 4294967296.0
-    x = x * (1.0 / 4294967296.0) if t else x
-    e = e + 32.0 if t else e
-    t = x >= 65536.0
-    x = x * (1.0 / 65536.0) if t else x
-    e = e + 16.0 if t else e
-    t = x >= 256.0
-    x = x * (1.0 / 256.0) if t else x
-    e = e + 8.0 if t else e
-    t = x >= 16.0
-    x = x * (1.0 / 16.0) if t else x
-    e = e + 4.0 if t else e
-    t = x >= 4.0
-    x = x * 0.25 if t else x
-    e = e + 2.0 if t else e
-    t = x >= 2.0
-    m = x * 0.5 if t else x
-    e = e + 1.0 if t else e
-    big = m >= K.SQRT2
-    m = m * 0.5 if big else m
-    e = e + 1.0 if big else e
-    s = (m - 1.0) / (m + 1.0)
-    ln_u = (e - 32.0) * K.LN2 + 2.0 * s * _log_series(s * s)
-    r = np.sqrt(-2.0 * ln_u)
+    """A standard normal (float32) from two 32-bit words by Box–Muller in float32, with ln and cos
+    evaluated by fixed series (``random_math``), so every machine and the torch path get the same
+    bits. u1 = n·2^-24 ∈ (0, 1] with n = (z1 >> 8) + 1, exact in float32; m·2^e = n, m ∈ [1, 2),
+    found by exact power-of-two scalings (a variable-count shift costs numba a branch per element)."""
+    x = _f(np.int32(z1 >> _u32(8)) + np.int32(1))
+    e = _f(0.0)
+    t = x >= _f(65536.0)
+    x = x * _f(1.0 / 65536.0) if t else x
+    e = e + _f(16.0) if t else e
+    t = x >= _f(256.0)
+    x = x * _f(1.0 / 256.0) if t else x
+    e = e + _f(8.0) if t else e
+    t = x >= _f(16.0)
+    x = x * _f(1.0 / 16.0) if t else x
+    e = e + _f(4.0) if t else e
+    t = x >= _f(4.0)
+    x = x * _f(0.25) if t else x
+    e = e + _f(2.0) if t else e
+    t = x >= _f(2.0)
+    m = x * _f(0.5) if t else x
+    e = e + _f(1.0) if t else e
+    big = m >= _SQRT2
+    m = m * _f(0.5) if big else m
+    e = e + _f(1.0) if big else e
+    s = (m - _f(1.0)) / (m + _f(1.0))
+    ln_u = (e - _f(24.0)) * _LN2 + _f(2.0) * s * _log_series(s * s)
+    r = np.sqrt(_f(-2.0) * ln_u)
     q = z2 >> _u32(30)
-    phi = np.float64(np.int32(z2 & _u32(0x3FFFFFFF))) * K.TWO_PI_OVER_2_32  # [0, π/2)
+    phi = _f(np.int32((z2 >> _u32(8)) & _u32(0x3FFFFF))) * _ANGLE  # [0, π/2)
     x2 = phi * phi
     c = _cos_series(x2)
     sn = phi * _sin_series(x2)
@@ -191,12 +173,13 @@ def words(keys, rows, cols, step):
     """uint32 (R, len(rows), cols): the words of columns 0…cols−1 in the given rows."""
     out = np.empty((keys.shape[0], rows.shape[0], cols), np.uint32)
     rk = _keys_of_rows(keys, rows, step)
+    tab = column_table(cols)
     for t in prange(keys.shape[0] * rows.shape[0]):
         r = t // rows.shape[0]
         i = t - r * rows.shape[0]
         a, b = rk[r, i, 0], rk[r, i, 1]
         for j in range(cols):
-            out[r, i, j] = word(a, b, j)
+            out[r, i, j] = word(a, b, tab[j])
     return out
 
 
@@ -205,10 +188,11 @@ def normals(keys, rows, cols, step):
     """float32 (R, len(rows), cols): column j's normal uses words 2j and 2j + 1 of its row."""
     out = np.empty((keys.shape[0], rows.shape[0], cols), np.float32)
     rk = _keys_of_rows(keys, rows, step)
+    tab = column_table(2 * cols)
     for t in prange(keys.shape[0] * rows.shape[0]):
         r = t // rows.shape[0]
         i = t - r * rows.shape[0]
         a, b = rk[r, i, 0], rk[r, i, 1]
         for j in range(cols):
-            out[r, i, j] = np.float32(normal(word(a, b, 2 * j), word(a, b, 2 * j + 1)))
+            out[r, i, j] = normal(word(a, b, tab[2 * j]), word(a, b, tab[2 * j + 1]))
     return out

@@ -7,6 +7,7 @@ code, so the two agree bit for bit (tested).
 """
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from . import random_math as K
@@ -57,8 +58,8 @@ def row_keys(keys: torch.Tensor, rows: torch.Tensor, step: int) -> tuple[torch.T
 def words(keys: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor, step: int) -> torch.Tensor:
     """int64 (R, len(rows), len(cols)) words in [0, 2^32): ``random_cpu.word`` of each (row, col)."""
     a, b = row_keys(keys, rows, step)
-    inner = lowbias32(cols[None, None, :] ^ a[..., None])
-    return lowbias32((inner + b[..., None]) & _MASK32)
+    t = lowbias32(cols)  # the columns' fixed scramble T[j]
+    return lowbias32(((t[None, None, :] ^ a[..., None]) + b[..., None]) & _MASK32)
 
 
 def _horner(coeffs, x: torch.Tensor) -> torch.Tensor:
@@ -69,29 +70,44 @@ def _horner(coeffs, x: torch.Tensor) -> torch.Tensor:
 
 
 def normal(z1: torch.Tensor, z2: torch.Tensor) -> torch.Tensor:
-    """Box–Muller with series ln/cos, as ``random_cpu.normal``: float64 from two int64 word tensors."""
-    n = z1 + 1
-    e = torch.zeros_like(n)
-    for s in (32, 16, 8, 4, 2, 1):
-        e = e + (torch.bitwise_right_shift(n, e + s) > 0).to(torch.int64) * s
-    m = torch.bitwise_left_shift(n, 32 - e).to(torch.float64) * (1.0 / 4294967296.0)
-    big = m >= K.SQRT2
+    """Box–Muller in float32 with series ln/cos, as ``random_cpu.normal``: float32 from two int64 word tensors."""
+    f32 = torch.float32
+    n = (z1 >> 8) + 1
+    x = n.to(f32)
+    e = torch.zeros_like(x)
+    for bits, scale in ((16, 65536.0), (8, 256.0), (4, 16.0), (2, 4.0), (1, 2.0)):
+        t = x >= scale
+        x = torch.where(t, x * (1.0 / scale), x)
+        e = torch.where(t, e + float(bits), e)
+    m = x
+    big = m >= _f32(K.SQRT2)
     m = torch.where(big, m * 0.5, m)
-    e = e + big.to(torch.int64)
+    e = torch.where(big, e + 1.0, e)
     s = (m - 1.0) / (m + 1.0)
-    ln_u = (e - 32).to(torch.float64) * K.LN2 + 2.0 * s * _horner(K.LOG_SERIES, s * s)
-    r = torch.sqrt(-2.0 * ln_u)
+    ln_u = (e - 24.0) * _f32(K.LN2) + 2.0 * s * _horner(_f32s(K.LOG_SERIES), s * s)
+    # torch's float32 sqrt is not correctly rounded on the CPU; float64's is, and rounding it to
+    # float32 gives the correctly rounded float32 root (53 ≥ 2·24 + 2 bits), as numba's sqrtf does
+    r = torch.sqrt((-2.0 * ln_u).double()).float()
     q = z2 >> 30
-    phi = (z2 & 0x3FFFFFFF).to(torch.float64) * K.TWO_PI_OVER_2_32
+    phi = ((z2 >> 8) & 0x3FFFFF).to(f32) * _f32(K.HALF_PI_OVER_2_22)
     x2 = phi * phi
-    c = _horner(K.COS_SERIES, x2)
-    sn = phi * _horner(K.SIN_SERIES, x2)
-    cos_theta = torch.where(q == 0, c, torch.where(q == 1, -sn, torch.where(q == 2, -c, sn)))
-    return r * cos_theta
+    c = _horner(_f32s(K.COS_SERIES), x2)
+    sn = phi * _horner(_f32s(K.SIN_SERIES), x2)
+    val = torch.where((q & 1) == 1, sn, c)
+    return r * torch.where(((q + 1) & 2) == 2, -val, val)
+
+
+def _f32(v: float) -> float:
+    """A Python float holding v rounded to float32 (torch uses a scalar operand at the tensor's float32)."""
+    return float(np.float32(v))
+
+
+def _f32s(vs) -> tuple:
+    return tuple(_f32(v) for v in vs)
 
 
 def normals(keys: torch.Tensor, rows: torch.Tensor, n_cols: int, step: int) -> torch.Tensor:
     """float32 (R, len(rows), n_cols): as ``random_cpu.normals``."""
     cols = torch.arange(2 * n_cols, dtype=torch.int64, device=keys.device)
     w = words(keys, rows, cols, step)
-    return normal(w[..., 0::2], w[..., 1::2]).to(torch.float32)
+    return normal(w[..., 0::2], w[..., 1::2])
