@@ -1,10 +1,14 @@
-"""Per-sample training cost: ferristor's hybrid step vs a plain PyTorch per-sample loop.
+"""Per-sample training cost of ferristor against the plain-PyTorch ways of doing the same work.
 
-Prints a table of µs per sample-replica for the MNIST network (784-200-100-10, LayerNorm):
-  - plain PyTorch: nn.Linear + LayerNorm + autograd + optim.SGD, batch 1, float32 (one network);
-  - ferristor fp / hm / hm-var at R = 1 and R = 10 replicas, fused numba kernels and torch reference;
-and where the time of one hm-var step goes (forward, backward, update per layer, transfer).
-All rows run in this process with the same thread count.
+Rows, all in this process at one thread count, µs per sample-replica on the paper's MNIST network
+(784–200–100–10, LayerNorm, batch 1):
+  - plain PyTorch loop: nn.Linear + LayerNorm + autograd + optim.SGD, one network;
+  - replica-batched float: R plain networks in one bmm/autograd program (the fair anchor for R seeds);
+  - the same plain loop with nn.Linear → HybridLinear and SGD → HybridSGD (what a user writes), with
+    torch's norm and loss, and with ferristor's deterministic Normalize and cross-entropy;
+  - ferristor's training step (``ferristor train``: the fused step) for fp / hm / hm-var at R = 1 and R = 10;
+  - the torch backend (the path a GPU runs) on the CPU;
+and where an hm-var step goes, and what one transfer costs with each transfer model.
 
     python bench/bench_step.py --threads 1 [--steps 400] [--json out.json]
 """
@@ -15,13 +19,17 @@ import json
 import platform
 import time
 
+import numpy as np
 import torch
+import torch.nn.functional as F
 
+from ferristor.backend import use_backend
 from ferristor.circuit.transfer import TransferConfig
-from ferristor.experiments.train import set_threads
-from ferristor.nn import HybridMLP, NetworkSpec
-from ferristor.rule.config import RuleConfig
-from ferristor.rule.rng import step_keys
+from ferristor.experiments import fast_step
+from ferristor.experiments.fit import set_threads
+from ferristor.nn import HybridConfig, HybridLinear, HybridMLP, NetworkSpec, Normalize
+from ferristor.nn import functional as nnF
+from ferristor.optim import HybridSGD
 
 SIZES = (784, 200, 100, 10)
 
@@ -31,94 +39,154 @@ def _data(n, seed=0):
     return torch.rand(n, SIZES[0], generator=g) * 2 - 1, torch.randint(0, 10, (n,), generator=g)
 
 
-def plain_pytorch(steps: int) -> float:
-    """µs per sample of the textbook per-sample loop."""
-    torch.manual_seed(0)
+def _best(fn, steps: int, reps: int = 3) -> float:
+    """Seconds per call: the fastest of ``reps`` timed runs of ``steps`` calls (after a warm-up)."""
+    for _ in range(min(20, steps)):
+        fn()
+    best = float("inf")
+    for _ in range(reps):
+        t = time.perf_counter()
+        for _ in range(steps):
+            fn()
+        best = min(best, (time.perf_counter() - t) / steps)
+    return best
+
+
+def _loop(model, opt, loss_fn, steps, replicas=None):
+    x, y = _data(steps + 50)
+    i = [0]
+
+    def one():
+        k = i[0] % len(x)
+        i[0] += 1
+        if replicas:
+            idx = (torch.arange(replicas) * 7 + k) % len(x)
+            xb, yb = x[idx][:, None], y[idx][:, None]
+        else:
+            xb, yb = x[k:k + 1], y[k:k + 1]
+        loss = loss_fn(model(xb), yb)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return _best(one, steps) * 1e6 / (replicas or 1)
+
+
+def _mlp_layers(linear, norm):
     layers = []
     for i, (a, b) in enumerate(zip(SIZES[:-1], SIZES[1:])):
-        layers += [torch.nn.Linear(a, b, bias=False), torch.nn.LayerNorm(b, elementwise_affine=False)]
+        layers += [linear(a, b, i), norm(b)]
         if i < len(SIZES) - 2:
             layers.append(torch.nn.ReLU())
-    net = torch.nn.Sequential(*layers)
-    opt = torch.optim.SGD(net.parameters(), lr=0.1)
-    loss_fn = torch.nn.CrossEntropyLoss()
-    x, y = _data(steps + 50)
-    for i in range(50):
-        opt.zero_grad(); loss_fn(net(x[i:i + 1]), y[i:i + 1]).backward(); opt.step()
-    t = time.perf_counter()
-    for i in range(50, 50 + steps):
-        opt.zero_grad(); loss_fn(net(x[i:i + 1]), y[i:i + 1]).backward(); opt.step()
-    return (time.perf_counter() - t) / steps * 1e6
+    return torch.nn.Sequential(*layers)
 
 
-def _model(mode, replicas, backend):
-    tr = TransferConfig(model="table" if mode == "hm-var" else "ideal")
-    m = HybridMLP(NetworkSpec(SIZES), list(range(replicas)), mode=mode, rule=RuleConfig(), transfer=tr, backend=backend)
-    m.reset_parameters()
-    return m
+def plain_pytorch(steps: int) -> float:
+    torch.manual_seed(0)
+    net = _mlp_layers(lambda a, b, i: torch.nn.Linear(a, b, bias=False),
+                      lambda b: torch.nn.LayerNorm(b, elementwise_affine=False))
+    return _loop(net, torch.optim.SGD(net.parameters(), lr=0.1), F.cross_entropy, steps)
 
 
-def ferristor_step(mode: str, replicas: int, backend: str, steps: int) -> float:
-    """µs per sample-replica of HybridMLP.train_step (transfers every k = 100 included)."""
-    m = _model(mode, replicas, backend)
-    x, y = _data(steps + 20)
-    idx = lambda i: (torch.arange(replicas) * 7 + i) % len(x)  # noqa: E731
-    for i in range(20):
-        m.train_step(x[idx(i)], y[idx(i)])
-    t = time.perf_counter()
-    for i in range(20, 20 + steps):
-        m.train_step(x[idx(i)], y[idx(i)])
-    return (time.perf_counter() - t) / (steps * replicas) * 1e6
+class _BatchedMLP(torch.nn.Module):
+    """R float networks as one tensor program: (R, out, in) weights, bmm, layer_norm."""
+
+    def __init__(self, replicas: int):
+        super().__init__()
+        g = torch.Generator().manual_seed(0)
+        self.ws = torch.nn.ParameterList(
+            torch.nn.Parameter(torch.randn(replicas, b, a, generator=g) * a ** -0.5) for a, b in zip(SIZES[:-1], SIZES[1:]))
+
+    def forward(self, x):
+        h = x
+        for i, w in enumerate(self.ws):
+            h = F.layer_norm(torch.bmm(h, w.transpose(1, 2)), (w.shape[1],))
+            if i < len(self.ws) - 1:
+                h = torch.relu(h)
+        return h
+
+
+def replica_batched_float(replicas: int, steps: int) -> float:
+    net = _BatchedMLP(replicas)
+    loss = lambda out, y: F.cross_entropy(out.reshape(-1, 10), y.reshape(-1), reduction="sum")  # noqa: E731
+    return _loop(net, torch.optim.SGD(net.parameters(), lr=0.1), loss, steps, replicas)
+
+
+def user_loop_hybrid(steps: int, deterministic: bool) -> float:
+    """The plain loop with hybrid layers and the hybrid optimizer, as a user writes it."""
+    cfg = HybridConfig(mode="hm-var")
+    net = _mlp_layers(lambda a, b, i: HybridLinear(a, b, config=cfg, seeds=0, name=f"fc{i + 1}"),
+                      (lambda b: Normalize()) if deterministic else (lambda b: torch.nn.LayerNorm(b, elementwise_affine=False)))
+    loss = nnF.cross_entropy if deterministic else F.cross_entropy
+    return _loop(net, HybridSGD(net.parameters(), lr=0.1, p=0.2, k=100), loss, steps)
+
+
+def _model(mode, replicas):
+    m = HybridMLP(NetworkSpec(SIZES), config=HybridConfig(mode=mode), replicas=replicas, seeds=list(range(replicas)))
+    return m, HybridSGD(m.parameters(), lr=0.1, p=0.2, k=100)
+
+
+def ferristor_step(mode: str, replicas: int, steps: int) -> float:
+    """µs per sample-replica of ``ferristor train``'s step (the fused step; transfers every k = 100 included)."""
+    m, opt = _model(mode, replicas)
+    x, y = (t.numpy() for t in _data(steps + 50))
+    i = [0]
+
+    def one():
+        idx = (np.arange(replicas) * 7 + i[0]) % len(x)
+        i[0] += 1
+        fast_step.step(m, opt, x[idx][:, None], y[idx][:, None])
+    return _best(one, steps) * 1e6 / replicas
+
+
+def torch_backend_step(replicas: int, steps: int) -> float:
+    with use_backend("torch"):
+        m, opt = _model("hm-var", replicas)
+        return _loop(m, opt, nnF.cross_entropy, steps, replicas)
 
 
 def breakdown(replicas: int, steps: int) -> dict[str, float]:
-    """µs per sample-replica of each part of an hm-var step (numba backend)."""
-    m = _model("hm-var", replicas, "numba")
-    x, y = _data(replicas)
-    parts: dict[str, float] = {}
+    """µs per sample-replica of each part of an hm-var step (fused CPU path)."""
+    m, opt = _model("hm-var", replicas)
+    x = (np.random.default_rng(0).random((replicas, 1, SIZES[0]), dtype=np.float32) * 2 - 1)
+    y = np.random.default_rng(1).integers(0, 10, (replicas, 1))
+    parts = {}
 
-    def timed(name, fn, n=steps):
-        fn()
-        t = time.perf_counter()
-        for _ in range(n):
-            fn()
-        parts[name] = (time.perf_counter() - t) / (n * replicas) * 1e6
+    def passes():
+        m.train_pass(x, y)
+        for layer in m.layers:
+            layer._tapes.clear()
+            layer._inputs.clear()
+    parts["forward + loss + backward (one call)"] = _best(passes, steps) * 1e6 / replicas
+    m.train_pass(x, y)
+    saved = [dict(layer._tapes) for layer in m.layers]
+    for li, layer in enumerate(m.layers):
+        tape = saved[li]["weight"]
 
-    w = [t.numpy() for t in m.weights()]
-    xn, yn = x.numpy(), y.numpy()
-    timed("forward + backward (fused)", lambda: m._fused.run(w, xn, yn))
-    deltas, inputs = m._fused.run(w, xn, yn)
-    for li, bank in enumerate(m.banks):
-        keys = step_keys(m._update_keys, 1, li)
-        d, inp = deltas[li].copy(), inputs[li].copy()
-        timed(f"update layer {li + 1} ({bank.out_features}x{bank.in_features})", lambda: bank.update_rank1_numpy(d, inp, keys))
-    timed("transfer, all layers (÷ k = 100)", lambda: [b.program(m.generators) for b in m.banks], max(5, steps // 20))
-    parts["transfer, all layers (÷ k = 100)"] /= m.rule.k
+        def update(layer=layer, tape=tape):
+            layer._tapes["weight"] = list(tape)
+            layer.hybrid_step_("weight", lr=0.1, p=0.2, rounding="stochastic")
+        parts[f"update layer {li + 1} ({layer.in_features}×{layer.out_features})"] = _best(update, steps) * 1e6 / replicas
+    k = opt.param_groups[0]["k"]
+    parts[f"transfer, all layers (÷ k = {k})"] = _best(lambda: [l.program_("weight") for l in m.layers],
+                                                       max(5, steps // 20)) * 1e6 / replicas / k
     return parts
 
 
-TRANSFER_CASES = (  # (label, mode, transfer model, backend): tensor passes (torch) vs fused kernel (numba)
-    ("ideal (hm), torch tensor passes", "hm", "ideal", "torch"),
-    ("ideal (hm), fused numba", "hm", "ideal", "numba"),
-    ("table (hm-var), torch tensor passes", "hm-var", "table", "torch"),
-    ("table (hm-var), fused numba", "hm-var", "table", "numba"),
-    ("circuit (hm-var)", "hm-var", "circuit", "numba"),
-)
+TRANSFER_CASES = (("ideal (hm)", "hm", "ideal"), ("table (hm-var)", "hm-var", "table"),
+                  ("circuit (hm-var)", "hm-var", "circuit"))
 
 
-def transfer_cost(replicas: int = 1, repeats: int = 10) -> dict[str, float]:
-    """µs to program every weight of the MNIST network once, per transfer model and path."""
+def transfer_cost(repeats: int = 10) -> dict[str, float]:
+    """µs to program every weight of the MNIST network once (R = 1), per transfer model, CPU kernels and torch path."""
     out = {}
-    for label, mode, model, backend in TRANSFER_CASES:
-        m = HybridMLP(NetworkSpec(SIZES), list(range(replicas)), mode=mode, transfer=TransferConfig(model=model),
-                      backend=backend)
-        m.reset_parameters()
-        n = 3 if model == "circuit" else repeats
-        t = time.perf_counter()
-        for _ in range(n):
-            for b in m.banks:
-                b.program(m.generators)
-        out[label] = (time.perf_counter() - t) / n * 1e6
+    for label, mode, model in TRANSFER_CASES:
+        for backend in (("numba", "torch") if model != "circuit" else ("numba",)):
+            with use_backend(backend):
+                m = HybridMLP(NetworkSpec(SIZES), config=HybridConfig(mode=mode, transfer=TransferConfig(model=model)),
+                              seeds=0)
+                n = 3 if model == "circuit" else repeats
+                out[f"{label}, {'fused kernel' if backend == 'numba' else 'tensor ops'}"] = _best(
+                    lambda: [l.program_("weight") for l in m.layers], n, reps=2) * 1e6
     return out
 
 
@@ -129,25 +197,29 @@ def main():
     ap.add_argument("--json", default=None)
     a = ap.parse_args()
     set_threads(a.threads)
-    rows = [("plain PyTorch loop (autograd + SGD)", 1, "torch", plain_pytorch(a.steps))]
+    s = a.steps
+    rows = [("plain PyTorch loop (nn.Linear + LayerNorm + autograd + SGD)", 1, plain_pytorch(s)),
+            ("replica-batched float (R networks in one bmm program)", 10, replica_batched_float(10, s // 4)),
+            ("plain loop, HybridLinear + HybridSGD (torch LayerNorm + CE)", 1, user_loop_hybrid(s, False)),
+            ("plain loop, HybridLinear + HybridSGD (ferristor Normalize + CE)", 1, user_loop_hybrid(s, True))]
     for mode in ("hm-var", "hm", "fp"):
         for r in (1, 10):
-            rows.append((f"ferristor {mode}", r, "numba", ferristor_step(mode, r, "numba", a.steps // (1 if r == 1 else 4))))
-    rows.append(("ferristor hm-var (torch reference)", 10, "torch", ferristor_step("hm-var", 10, "torch", a.steps // 8)))
-    base = rows[0][3]
+            rows.append((f"ferristor {mode} (fused step)", r, ferristor_step(mode, r, s if r == 1 else s // 4)))
+    rows.append(("ferristor hm-var, torch backend on the CPU", 10, torch_backend_step(10, max(10, s // 20))))
+    base = rows[0][2]
     print(f"\nmachine: {platform.processor() or platform.machine()}, threads={a.threads}, torch {torch.__version__}")
-    print(f"{'what':40s} {'R':>3s} {'backend':>8s} {'µs/sample-replica':>18s} {'× plain':>8s}")
-    for name, r, be, us in rows:
-        print(f"{name:40s} {r:3d} {be:>8s} {us:18.1f} {us / base:8.2f}")
-    parts = breakdown(10, a.steps // 4)
+    print(f"{'what':66s} {'R':>3s} {'µs/sample-replica':>18s} {'× plain':>8s}")
+    for name, r, us in rows:
+        print(f"{name:66s} {r:3d} {us:18.1f} {us / base:8.2f}")
+    parts = breakdown(10, s // 4)
     print("\nwhere an hm-var step goes at R = 10 (µs per sample-replica):")
     for k, v in parts.items():
-        print(f"  {k:40s} {v:8.1f}")
+        print(f"  {k:48s} {v:8.1f}")
     cost = transfer_cost()
-    n_w = sum(a * b for a, b in zip(SIZES[:-1], SIZES[1:]))
+    n_w = sum(x * y for x, y in zip(SIZES[:-1], SIZES[1:]))
     print(f"\none transfer of all {n_w:,} weights (R = 1):")
     for k, v in cost.items():
-        print(f"  {k:40s} {v / 1e3:8.2f} ms {v * 1e3 / n_w:8.2f} ns/weight")
+        print(f"  {k:48s} {v / 1e3:8.2f} ms {v * 1e3 / n_w:8.2f} ns/weight")
     if a.json:
         with open(a.json, "w") as f:
             json.dump({"threads": a.threads, "rows": rows, "breakdown": parts, "transfer_us": cost}, f, indent=1)

@@ -29,7 +29,8 @@ def numba_available() -> bool:
 
 def backend_for(device: torch.device | str) -> str:
     """'numba' or 'torch' for tensors on ``device``."""
-    if torch.device(device).type != "cpu":
+    kind = device.type if isinstance(device, torch.device) else torch.device(device).type
+    if kind != "cpu":
         return "torch"
     if _forced == "torch":
         return "torch"
@@ -53,7 +54,26 @@ def use_backend(name: str) -> Iterator[None]:
         _forced = previous
 
 
+def numba_for(t: torch.Tensor) -> bool:
+    """Whether tensor ``t`` is handled by the numba kernels (a CPU tensor, the backend not forced to torch)."""
+    return t.is_cpu and cpu_kernels()
+
+
 def cpu_kernels() -> bool:
     """Whether CPU tensors run the numba kernels now (``backend_for('cpu') == 'numba'``, without the
     device object: this is asked once per parameter and step)."""
     return _forced != "torch" and numba_available()
+
+
+_modules: dict = {}
+
+
+def cpu_module(name: str):
+    """A module of numba kernels (``'nn.passes_cpu'``, ``'rule.kernels_cpu'``…), imported on first use:
+    numba takes a moment to import and torch-only paths never need it; an ``import`` statement in a
+    per-step function would cost more than a small kernel."""
+    mod = _modules.get(name)
+    if mod is None:
+        import importlib
+        mod = _modules[name] = importlib.import_module(f"ferristor.{name}")
+    return mod

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..backend import backend_for, cpu_kernels
+from ..backend import backend_for, cpu_module, numba_for
 from ..circuit.ledger import LayerCounts, initial_programming_report, network_report
 from ..circuit.transfer import CounterNoise, TableTransfer, make_transfer, split_sign
 from ..errors import ConfigError
@@ -305,7 +305,7 @@ class HybridModule(nn.Module):
         if x is None:  # bias: the constant input 1
             return delta.sum(1, keepdim=True) if delta.shape[1] > 1 else delta.clone()
         if backend_for(delta.device) == "numba":
-            from .passes_cpu import outer_sum
+            outer_sum = cpu_module("nn.passes_cpu").outer_sum
             out = torch.empty(x.shape[0], x.shape[2], delta.shape[2])
             outer_sum(x.numpy(), delta.numpy(), out.numpy())
             return out
@@ -323,7 +323,7 @@ class HybridModule(nn.Module):
         tape = self._tapes.pop(name, None)
         inputs = self._inputs.pop(name, 0)
         if tape is not None and len(tape) == 1 and param.grad is None and tape[0][2] is None \
-                and tape[0][1].shape[1] == 1 and param.is_cpu and cpu_kernels():
+                and tape[0][1].shape[1] == 1 and numba_for(param):
             self._rank1_cpu(name, tape[0][0], tape[0][1], lr, p, rounding)
             return inputs
         tape = [(_tensor(x), _tensor(d), g) for x, d, g in (tape or [])]
@@ -357,7 +357,7 @@ class HybridModule(nn.Module):
     def _rank1_cpu(self, name: str, x, delta, lr: float, p: float, rounding: str) -> None:
         """The batch-1 update on the CPU kernels with arrays and constants bound once: at batch 1 the
         per-step cost of torch calls (several µs each) would exceed a small layer's whole kernel."""
-        from ..rule import kernels_cpu as K
+        K = cpu_module("rule.kernels_cpu")
         a = self._cpu_arrays(name)
         consts = a["consts"].get((lr, p, rounding))
         if consts is None:

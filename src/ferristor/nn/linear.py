@@ -4,6 +4,7 @@ from __future__ import annotations
 import torch
 
 from ..errors import ConfigError
+from ..backend import numba_for
 from . import passes
 from .config import HybridConfig
 from .hybrid import HybridModule, _Slot
@@ -19,6 +20,10 @@ class _LinearFunction(torch.autograd.Function):
         ctx.layer = layer
         ctx.save_for_backward(x, weight)
         ctx.has_bias = bias is not None
+        if numba_for(x):  # cached numpy views of the crossbars: no torch call per step
+            w = layer._cpu_arrays("weight")["param"]
+            b = layer._cpu_arrays("bias")["param"][:, 0] if bias is not None else None
+            return passes.linear_forward_np(w, x.detach().numpy(), b)
         b = layer.crossbar("bias", bias.detach())[:, 0] if bias is not None else None
         return passes.linear_forward(layer.crossbar("weight", weight.detach()), x, b)
 
@@ -27,7 +32,10 @@ class _LinearFunction(torch.autograd.Function):
         x, weight = ctx.saved_tensors
         layer = ctx.layer
         g = g.contiguous()
-        gx = passes.linear_backward_input(layer.crossbar("weight", weight.detach()), g) if ctx.needs_input_grad[0] else None
+        gx = None
+        if ctx.needs_input_grad[0]:
+            gx = (passes.linear_backward_input_np(layer._cpu_arrays("weight")["param"], g.numpy()) if numba_for(g)
+                  else passes.linear_backward_input(layer.crossbar("weight", weight.detach()), g))
         gw = gb = None
         if ctx.needs_input_grad[1]:
             dense = layer._record_gradient("weight", x.shape[1], x=x, delta=g)

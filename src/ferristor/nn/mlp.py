@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..backend import backend_for
+from ..backend import backend_for, cpu_module
 from ..config_base import check_choice, check_number, param
 from ..errors import ConfigError
 from . import functional as F
@@ -48,7 +48,7 @@ class _FusedPass:
     ∂L/∂logits (autograd) or the loss and backward in the same call (``train``, the fast step)."""
 
     def __init__(self, mlp: "HybridMLP", x3: np.ndarray, reuse: bool = False):
-        from .passes_cpu import NORM_CODE
+        NORM_CODE = cpu_module("nn.passes_cpu").NORM_CODE
         n_rep, n_b = x3.shape[0], x3.shape[1]
         self.mlp, self.code = mlp, NORM_CODE[mlp.spec.norm]
         self.ws = mlp._weight_arrays()
@@ -57,22 +57,20 @@ class _FusedPass:
         self.acts[0][:] = x3
 
     def forward(self) -> torch.Tensor:
-        from .passes_cpu import mlp_forward
-        mlp_forward(self.ws, self.acts, self.normed, self.invs, self.code, np.float32(F.EPS))
+        cpu_module("nn.passes_cpu").mlp_forward(self.ws, self.acts, self.normed, self.invs, self.code, np.float32(F.EPS))
         return torch.from_numpy(self.normed[-1].copy())
 
     def backward(self, g: torch.Tensor) -> list:
         """Hands every layer its factors (x, δ) from ∂L/∂logits ``g``; returns the dense weight
         gradients of layers that do not capture factors (None for those that do)."""
-        from .passes_cpu import mlp_backward
         self.deltas[-1][:] = g.detach().numpy()
-        mlp_backward(self.ws, self.normed, self.invs, self.deltas, self.code)
+        cpu_module("nn.passes_cpu").mlp_backward(self.ws, self.normed, self.invs, self.deltas, self.code)
         return self._record()
 
     def train(self, y: np.ndarray, batch: int) -> float:
         """Forward, loss (``functional.cross_entropy`` / ``binary_cross_entropy_with_logits``) and
         backward in one call; hands the layers their factors; returns the loss."""
-        from .passes_cpu import mlp_train
+        mlp_train = cpu_module("nn.passes_cpu").mlp_train
         sigmoid = self.mlp.spec.output == "sigmoid"
         losses = mlp_train(self.ws, self.acts, self.normed, self.invs, self.deltas, y, sigmoid,
                            1.0 / batch, self.code, np.float32(F.EPS))

@@ -1,0 +1,51 @@
+"""The same seed gives the same bits on any x86 CPU: the kernels are compiled for a generic x86-64
+target (SSE2, no AVX, no FMA) in a fresh process and must train exactly as the host build does."""
+import hashlib
+import os
+import subprocess
+import sys
+import textwrap
+
+SCRIPT = textwrap.dedent("""
+    import hashlib, sys, numpy as np, torch
+    torch.set_num_threads(1)
+    from ferristor.data.registry import Dataset
+    from ferristor.experiments.config import task_config
+    from ferristor.experiments.train import build_model
+    from ferristor.experiments.fit import run_fit
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(300, 20, generator=g) * 2 - 1
+    y = (x[:, :4].sum(1) > 0).long() + 2 * (x[:, 4:8].sum(1) > 0).long()
+    data = Dataset("toy", x[:240], y[:240], x[240:], y[240:], 4)
+    h = hashlib.sha256()
+    for mode, norm in (("hm-var", "layer"), ("fp", "layer"), ("hm", "batch")):
+        cfg = task_config("mnist", mode, sizes=(20, 16, 8, 4), norm=norm, epochs=2, seeds=[3, 4], k=7,
+                          batch=1 if norm == "layer" else 4, eval_every=1)
+        model = build_model(cfg)
+        from ferristor.experiments.train import build_optimizer
+        run_fit(model, data, epochs=2, batch=cfg.batch, optimizer=build_optimizer(cfg, model), progress=False,
+                warn_k=False)
+        for k, v in model.state_dict().items():
+            h.update(k.encode()); h.update(v.contiguous().numpy().tobytes())
+    print(h.hexdigest())
+""")
+
+
+def _run(env_extra: dict) -> str:
+    env = {**os.environ, **env_extra}
+    r = subprocess.run([sys.executable, "-c", SCRIPT], env=env, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    return r.stdout.strip().splitlines()[-1]
+
+
+def test_a_generic_x86_build_trains_bit_for_bit_like_the_host_build(tmp_path, capsys):
+    import contextlib
+    import io
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        exec(compile(SCRIPT, "determinism", "exec"), {})  # the host build, with its cached kernels
+    host = out.getvalue().strip().splitlines()[-1]
+    # a fresh cache, so nothing compiled for this CPU is reused
+    generic = _run({"NUMBA_CACHE_DIR": str(tmp_path / "generic"), "NUMBA_CPU_NAME": "generic", "NUMBA_CPU_FEATURES": ""})
+    assert host == generic
+    assert len(host) == len(hashlib.sha256().hexdigest())
