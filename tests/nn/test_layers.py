@@ -142,3 +142,9 @@ def test_layer_moves_to_the_gpu_and_trains_like_the_cpu_torch_path():
             return layer.weight_hidden.cpu()
     cpu, gpu = run("cpu"), run("cuda")
     assert (cpu == gpu).float().mean() > 0.99  # same draws; passes agree to float rounding
+
+
+def test_counters_stay_on_the_host_when_the_layer_moves():
+    layer = HybridLinear(4, 3, seeds=0).to("meta")  # any non-CPU device: the synapses move, the counters do not
+    assert layer.weight.device.type == "meta" and layer.weight_hidden.device.type == "meta"
+    assert layer.weight_updates.is_cpu and layer.weight_transfers.is_cpu

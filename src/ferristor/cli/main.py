@@ -52,6 +52,12 @@ def cli():
               help="epochs between test evaluations")
 @click.option("--test-limit", type=click.IntRange(min=0), default=0, show_default=True,
               help="evaluate on the first N test samples (0 = all)")
+@click.option("--validation", type=FiniteFloat(0, 1, max_open=True), default=0.0, show_default=True,
+              help="fraction of the training set held out and evaluated beside the test set (choose hyperparameters on it)")
+@click.option("--validation-seed", type=click.IntRange(min=0), default=0, show_default=True,
+              help="seed of the validation split (the same split for every replica)")
+@click.option("--bias/--no-bias", default=False, show_default=True,
+              help="a bias column per layer (a crossbar row driven by a constant input, counted in the ledger)")
 @click.option("--threads", type=click.IntRange(1, cpu_count()), default=1, show_default=True, help="CPU threads")
 @click.option("--backend", type=click.Choice(BACKENDS), default="auto", show_default=True, help="the kernels")
 @click.option("--device", default="cpu", show_default=True, help="torch device, e.g. cuda (checked before any work)")

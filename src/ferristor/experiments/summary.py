@@ -23,6 +23,10 @@ def summary_rows(results: dict) -> list[tuple[str, str]]:
                 f"{results['samples_per_replica']:,} samples × {len(results['seeds'])} seeds"),
         ("test accuracy", f"{acc.mean():.2f}{std} %  (seeds: {', '.join(f'{a:.2f}' for a in acc)})"),
     ]
+    if results.get("final_val_accuracy"):
+        val = np.array(results["final_val_accuracy"]) * 100
+        vstd = f" ± {val.std(ddof=1):.2f}" if len(val) > 1 else ""
+        rows.append(("validation accuracy", f"{val.mean():.2f}{vstd} %  (held out: {cfg.get('validation', 0):g} of the training set)"))
     ledger = results.get("ledger") or []
     if ledger:
         net = [r["network"] for r in ledger]

@@ -316,6 +316,21 @@ class HybridModule(nn.Module):
         self._tapes.clear()
         self._inputs.clear()
 
+    _HOST_COUNTERS = ("updates", "transfers")
+
+    def _apply(self, fn, recurse=True):
+        """``.to(device)`` and friends: the per-synapse state moves; the update and transfer counters
+        stay on the host — they index the random streams and are read every step, and reading a GPU
+        scalar would stall the GPU once per parameter and step."""
+        host = {k: b for name in self._slots for kind in self._HOST_COUNTERS
+                if (b := self._buffers.get(k := f"{name}_{kind}")) is not None}
+        out = super()._apply(fn, recurse)
+        for key, before in host.items():
+            if not self._buffers[key].is_cpu:
+                self._buffers[key] = before
+        self._np_cache.clear()
+        return out
+
     def hybrid_step_(self, name: str, *, lr: float, p: float, rounding: str) -> int:
         """Apply one masked update to parameter ``name`` from its recorded gradient; returns the number
         of inputs it covered (0 if the parameter took no gradient since the last step)."""

@@ -55,5 +55,16 @@ def fp_update_(weight: torch.Tensor, pending: torch.Tensor, keys: np.ndarray, st
     pending.add_(events.to(torch.uint8))
 
 
+_KEYS: dict = {}
+
+
 def _keys_t(keys: np.ndarray, device) -> torch.Tensor:
-    return torch.from_numpy(np.asarray(keys, dtype=np.uint32).astype(np.int64)).to(device)
+    """The keys as an int64 tensor on ``device``, copied there once (a host-to-device copy per step
+    would serialise a GPU run)."""
+    tag = (keys.tobytes(), str(device))
+    t = _KEYS.get(tag)
+    if t is None:
+        if len(_KEYS) > 4096:
+            _KEYS.clear()
+        t = _KEYS[tag] = torch.from_numpy(np.asarray(keys, dtype=np.uint32).astype(np.int64)).to(device)
+    return t
