@@ -46,6 +46,7 @@ def test_captured_factors_are_the_weight_gradient():
     w = _weight(layer).requires_grad_(True)
     (F.linear(x, w) ** 2).sum().backward()
     assert dense is None
+    delta, xf = torch.as_tensor(delta), torch.as_tensor(xf)  # numpy on the CPU path
     torch.testing.assert_close((delta[0].T @ xf[0]), w.grad)  # δᵀx = ∂L/∂W
     assert layer._inputs["weight"] == 1
 

@@ -1,6 +1,7 @@
 """``HybridLinear``: a fully connected layer whose weights live on hybrid FeCAP/memristor synapses."""
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from ..errors import ConfigError
@@ -13,35 +14,43 @@ from .hybrid import HybridModule, _Slot
 class _LinearFunction(torch.autograd.Function):
     """x·Wᵀ (+ b) whose backward hands the weight gradient to the layer as its factors (x, δ)
     — the rank-1 form the rule's kernels consume — instead of forming ∂L/∂W when an optimizer
-    captures them."""
+    captures them. Takes and returns the user's shapes: the (R, B, features) views are numpy
+    reshapes on the CPU path (a torch call costs more than a small layer's kernel)."""
 
     @staticmethod
     def forward(ctx, x, weight, bias, layer):
-        ctx.layer = layer
-        ctx.save_for_backward(x, weight)
-        ctx.has_bias = bias is not None
+        ctx.layer, ctx.has_bias = layer, bias is not None
+        lead, n_rep = x.shape[:-1], layer.n_replicas
         if numba_for(x):  # cached numpy views of the crossbars: no torch call per step
+            x3 = np.ascontiguousarray(x.detach().numpy()).reshape(n_rep, -1, layer.in_features)
+            ctx.x3 = x3
             w = layer._cpu_arrays("weight")["param"]
             b = layer._cpu_arrays("bias")["param"][:, 0] if bias is not None else None
-            return passes.linear_forward_np(w, x.detach().numpy(), b)
+            out = passes.linear_forward_np(w, x3, b)
+            return out.view(*lead, layer.out_features) if out.dim() != len(lead) + 1 else out
+        x3 = x.detach().reshape(n_rep, -1, layer.in_features).contiguous()
+        ctx.x3 = x3
         b = layer.crossbar("bias", bias.detach())[:, 0] if bias is not None else None
-        return passes.linear_forward(layer.crossbar("weight", weight.detach()), x, b)
+        return passes.linear_forward(layer.crossbar("weight", weight.detach()), x3, b).reshape(*lead, layer.out_features)
 
     @staticmethod
     def backward(ctx, g):
-        x, weight = ctx.saved_tensors
-        layer = ctx.layer
-        g = g.contiguous()
-        gx = None
+        layer, x3 = ctx.layer, ctx.x3
+        shape_in = (*g.shape[:-1], layer.in_features)
+        cpu = isinstance(x3, np.ndarray)
+        g3 = np.ascontiguousarray(g.numpy()).reshape(x3.shape[0], -1, layer.out_features) if cpu else \
+            g.reshape(x3.shape[0], -1, layer.out_features).contiguous()
+        gx = gw = gb = None
         if ctx.needs_input_grad[0]:
-            gx = (passes.linear_backward_input_np(layer._cpu_arrays("weight")["param"], g.numpy()) if numba_for(g)
-                  else passes.linear_backward_input(layer.crossbar("weight", weight.detach()), g))
-        gw = gb = None
+            if cpu:
+                gx = passes.linear_backward_input_np(layer._cpu_arrays("weight")["param"], g3).view(shape_in)
+            else:
+                gx = passes.linear_backward_input(layer.crossbar("weight", layer.weight.detach()), g3).reshape(shape_in)
         if ctx.needs_input_grad[1]:
-            dense = layer._record_gradient("weight", x.shape[1], x=x, delta=g)
+            dense = layer._record_gradient("weight", x3.shape[1], x=x3, delta=g3)
             gw = layer._slots["weight"].from_crossbar(dense) if dense is not None else None
         if ctx.has_bias and ctx.needs_input_grad[2]:
-            dense = layer._record_gradient("bias", x.shape[1], x=None, delta=g)
+            dense = layer._record_gradient("bias", x3.shape[1], x=None, delta=g3)
             gb = layer._slots["bias"].from_crossbar(dense) if dense is not None else None
         return gx, gw, gb, None
 
@@ -88,14 +97,12 @@ class HybridLinear(HybridModule):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.check_input(x)
-        lead = x.shape[:-1]
-        x3 = x.reshape(self.n_replicas, -1, self.in_features)
         if torch.is_grad_enabled() and (x.requires_grad or self.weight.requires_grad):
-            out = _LinearFunction.apply(x3.contiguous(), self.weight, self.bias, self)
-        else:
-            b = self.crossbar("bias", self.bias.detach())[:, 0] if self.bias is not None else None
-            out = passes.linear_eval(self.crossbar("weight", self.weight.detach()), x3, b)
-        return out.reshape(*lead, self.out_features)
+            return _LinearFunction.apply(x, self.weight, self.bias, self)
+        x3 = x.reshape(self.n_replicas, -1, self.in_features)
+        b = self.crossbar("bias", self.bias.detach())[:, 0] if self.bias is not None else None
+        out = passes.linear_eval(self.crossbar("weight", self.weight.detach()), x3, b)
+        return out.reshape(*x.shape[:-1], self.out_features)
 
     def extra_repr(self) -> str:
         return (f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}, "
