@@ -140,3 +140,16 @@ def test_zero_grad_drops_captured_factors_and_unused_parameters_are_left_alone()
     opt.step()  # no gradient since zero_grad: nothing changes, no update is counted
     assert all(torch.equal(b, layer.weight_hidden) for b, layer in zip(before, model.layers))
     assert all(int(layer.weight_updates) == 0 for layer in model.layers)
+
+
+def test_loading_a_state_into_a_used_model_forgets_its_unflushed_events():
+    data = _batches(20)
+    model, opt = _make(mode="hm")
+    _steps(model, opt, data[:5])
+    saved = copy.deepcopy(model.state_dict())
+    _steps(model, opt, data[5:12])  # events counted since, still pending (flushed every 250 steps)
+    model.load_state_dict(saved)
+    fresh, _ = _make(mode="hm", seed=9)
+    fresh.load_state_dict(saved)
+    for (name, a), (_, b) in zip(model.state_dict().items(), fresh.state_dict().items()):
+        assert torch.equal(a, b), name

@@ -115,6 +115,16 @@ def _flush_before_save(module, prefix, keep_vars):
     module.flush_counts()
 
 
+def _forget_pending(module, incompatible_keys):
+    """A loaded state holds every event (saving flushes first): events counted since, not yet
+    flushed, belong to the state that was replaced."""
+    for name in module._slots:
+        module._buffers[f"{name}_pending"].zero_()
+        module._since_flush[name] = 0
+    module._tapes.clear()
+    module._inputs.clear()
+
+
 def _tensor(a):
     return torch.from_numpy(a) if isinstance(a, np.ndarray) else a
 
@@ -145,6 +155,7 @@ class HybridModule(nn.Module):
         self._kernel_consts: dict = {}
         self._transfer_model = None
         self.register_state_dict_pre_hook(_flush_before_save)
+        self.register_load_state_dict_post_hook(_forget_pending)
 
     # --- declaration ----------------------------------------------------------------------------
     @property
