@@ -75,6 +75,8 @@ def epoch_order(seeds: list[int], epoch: int, n: int) -> torch.Tensor:
 def as_dataset(data, test=None, name: str | None = None) -> Dataset:
     """A ferristor Dataset from one: (x, y) tensors, a torch Dataset of (x, y) pairs, or a Dataset."""
     if isinstance(data, Dataset):
+        if test is not None:
+            raise ConfigError("test_data", type(test).__name__, "None with a ferristor Dataset (it carries its own test split)")
         return data
     x, y = _tensors(data, "train_data")
     if test is None:
@@ -94,7 +96,7 @@ def _tensors(data, what: str) -> tuple[torch.Tensor, torch.Tensor]:
         if not pairs:
             raise DataError(f"{what} is empty")
         x = torch.stack([torch.as_tensor(p[0]) for p in pairs])
-        y = torch.as_tensor([int(p[1]) for p in pairs])
+        y = torch.stack([torch.as_tensor(p[1]) for p in pairs])  # checked by the Dataset: integer class labels
     else:
         raise ConfigError(what, type(data).__name__, "(x, y) tensors, a torch Dataset of (x, y) pairs or a ferristor Dataset")
     return (x.reshape(len(x), -1) if x.dim() > 2 else x), y
