@@ -62,7 +62,9 @@ def convert(model: nn.Module, config: HybridConfig | None = None, include=None, 
         seed: the chip's seed (its layers' random streams differ by name); default: drawn from torch.
         weight_scale: real value of one hidden LSB per layer — ``'paper'`` (the config's, 2⁻⁹, digest §4
             [I]), ``'fit'`` (the layer's largest |weight| on the top of the 10-bit grid) or a number.
-            Weights are rounded to the nearest LSB and saturate at ±511 LSB.
+            Weights (and the bias, on its layer's scale) are rounded to the nearest LSB and saturate at
+            ±511 LSB; the layer keeps that LSB (``layer.config.hidden_lsb``), so its analogue weights
+            are levels of 64 LSB on the same scale as the float weights, and its updates too.
 
     The initial programming is reported apart in the ledger. Layers with parameters of other types
     (normalisations, embeddings, …) stay as they are, in float; they are listed in a warning and in
@@ -75,22 +77,25 @@ def convert(model: nn.Module, config: HybridConfig | None = None, include=None, 
     converted = copy.deepcopy(model)
     done, left = [], []
     for name, module in list(converted.named_modules()):
-        if not name:
-            continue
-        if isinstance(module, (nn.Linear, nn.Conv2d)) and type(module) in (nn.Linear, nn.Conv2d):
+        if type(module) in (nn.Linear, nn.Conv2d):
             if not select(name, module):
                 left.append((name, type(module).__name__, "not included"))
                 continue
-            hybrid = _hybrid_of(name, module, config, seed)
-            hybrid.set_float_weights_("weight", module.weight, _lsb(module.weight, config, weight_scale))
+            lsb = _lsb(module.weight, config, weight_scale)
+            # the layer's own LSB: its analogue weights (level × 2^shift LSB) and its updates are on this scale
+            hybrid = _hybrid_of(name, module, config.replace(hidden_lsb=lsb), seed)
+            hybrid.set_float_weights_("weight", module.weight)
             if module.bias is not None:
-                hybrid.set_float_weights_("bias", module.bias, _lsb(module.weight, config, weight_scale))
-            _replace(converted, name, hybrid)
+                hybrid.set_float_weights_("bias", module.bias)
+            if name:
+                _replace(converted, name, hybrid)
+            else:  # the model is itself one layer
+                converted = hybrid
             done.append((name, type(module).__name__))
         elif not isinstance(module, HybridModule) and any(True for _ in module.parameters(recurse=False)):
             left.append((name, type(module).__name__, "unsupported type"))
     converted.hybrid_conversion = {"converted": done, "left": left}
-    unsupported = [f"{n} ({t})" for n, t, why in left if why == "unsupported type"]
+    unsupported = [f"{n or '(the model itself)'} ({t})" for n, t, why in left if why == "unsupported type"]
     if unsupported:
         warnings.warn(FerristorWarning("left in float (no hybrid version of their type): " + ", ".join(unsupported)),
                       stacklevel=2)
