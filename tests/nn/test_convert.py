@@ -215,3 +215,21 @@ def test_an_unsupported_padding_mode_is_a_clear_error():
         convert(model, seed=0)
     conv, _ = _convert(model, seed=0, include=lambda name, m: False)  # or leave the layer out
     assert conv.hybrid_conversion["left"] == [("0", "Conv2d", "not included")]
+
+
+def test_the_ledger_prints_per_layer_and_for_the_network():
+    from ferristor.nn import format_ledger
+    conv, _ = _convert(_net(), HybridConfig(mode="hm"), seed=1)
+    opt = HybridSGD(conv.parameters(), lr=0.1, p=1.0, k=2)
+    for _ in range(5):
+        nn.functional.cross_entropy(conv(torch.randn(1, 1, 8, 8)), torch.tensor([1])).backward()
+        opt.step()
+        opt.zero_grad()
+    rep = ledger(conv)[0]
+    lines = format_ledger(rep).splitlines()
+    assert lines[0].split()[:3] == ["layer", "synapses", "transfers"] and len(lines) == 1 + 3 + 1 + 1
+    for line, layer in zip(lines[1:], rep["layers"] + [rep["network"]]):
+        cells = line.split()
+        assert cells[1:3] == [f"{layer['weights']:,}", "2"]  # 5 inputs, k = 2
+        assert cells[5] == f"{layer['memristor_ops']['mean']:,.1f}" == "4.0"  # 2 transfers × 2 ops
+    assert lines[-1].startswith("initial programming (apart): 5 ops per sign/MSB FeCAP, 2 per memristor")
