@@ -80,6 +80,8 @@ def main(argv=None) -> dict:
     ap.add_argument("--lr", type=float, default=0.01)
     ap.add_argument("--p", type=float, default=0.2)
     ap.add_argument("--k", type=int, default=100)
+    ap.add_argument("--rounding", default="stochastic", choices=["stochastic", "nearest", "truncate"],
+                    help="how an update lands on the hidden grid")
     ap.add_argument("--train-limit", type=int, default=6000, help="train on the first N training samples (0 = all)")
     ap.add_argument("--test-limit", type=int, default=2000, help="evaluate on the first N test samples (0 = all)")
     ap.add_argument("--validation", type=float, default=0.1, help="fraction of the training set held out for validation")
@@ -125,7 +127,7 @@ def main(argv=None) -> dict:
     # 3. on-chip training with the paper's rule
     config = {k: v for k, v in vars(args).items() if k not in ("out", "json", "no_progress", "float_state")}
     result = ferristor.fit(converted, data, epochs=args.epochs, batch=args.batch, lr=args.lr, p=args.p, k=args.k,
-                           validation=args.validation, out=args.out, progress=progress, config=config,
+                           rounding=args.rounding, validation=args.validation, out=args.out, progress=progress, config=config,
                            eval_every=min(1.0, args.epochs))
     res = result.results
     wall = time.perf_counter() - t_start

@@ -233,3 +233,44 @@ def test_the_ledger_prints_per_layer_and_for_the_network():
         assert cells[1:3] == [f"{layer['weights']:,}", "2"]  # 5 inputs, k = 2
         assert cells[5] == f"{layer['memristor_ops']['mean']:,.1f}" == "4.0"  # 2 transfers × 2 ops
     assert lines[-1].startswith("initial programming (apart): 5 ops per sign/MSB FeCAP, 2 per memristor")
+
+
+def test_a_weight_scale_function_sets_each_layers_lsb():
+    from ferristor.nn import quantile_scale
+    model = nn.Sequential(_scaled_linear(1.0), nn.ReLU(), _scaled_linear(0.5))
+    model[2] = nn.Linear(30, 30)
+    seen = []
+
+    def by_name(name, weight):
+        seen.append((name, tuple(weight.shape), weight.requires_grad))
+        return 2.0 ** -10 if name == "0" else None  # None: the config's LSB
+    conv, _ = _convert(model, HybridConfig(mode="hm"), seed=0, weight_scale=by_name)
+    assert seen == [("0", (30, 40), False), ("2", (30, 30), False)]
+    assert conv[0].config.hidden_lsb == 2.0 ** -10 and conv[2].config.hidden_lsb == 2.0 ** -9
+    conv, _ = _convert(model, HybridConfig(mode="hm"), seed=0, weight_scale=quantile_scale(0.9))
+    for float_layer, layer in ((model[0], conv[0]), (model[2], conv[2])):
+        a = float_layer.weight.detach().abs().flatten().double()
+        lsb = float(torch.quantile(a, 0.9)) / MAX
+        assert layer.config.hidden_lsb == lsb
+        saturated = (layer.weight_hidden.abs() == MAX).float().mean()
+        assert 0.09 <= float(saturated) <= 0.11  # the largest tenth sits on the top of the grid
+        assert torch.equal(layer.weight_hidden, torch.round(float_layer.weight.detach() / lsb).clamp(-MAX, MAX))
+    fit = _convert(model, HybridConfig(mode="hm"), seed=0, weight_scale="fit")[0]
+    assert conv_lsbs(_convert(model, HybridConfig(mode="hm"), seed=0, weight_scale=quantile_scale(1))[0]) == conv_lsbs(fit)
+
+
+def conv_lsbs(model):
+    return [m.config.hidden_lsb for m in model.modules() if isinstance(m, HybridLinear)]
+
+
+@pytest.mark.parametrize("value", [0.0, -1.0, float("nan"), float("inf"), "big", True])
+def test_a_weight_scale_function_returning_no_lsb_is_a_clear_error(value):
+    with pytest.raises(ConfigError, match=r"weight_scale=.*\('0', …\).*positive, finite LSB"):
+        convert(nn.Sequential(nn.Linear(3, 2)), seed=0, weight_scale=lambda name, w: value)
+
+
+@pytest.mark.parametrize("q", [0, 1.5, True, "0.9"])
+def test_quantile_scale_takes_a_quantile(q):
+    from ferristor.nn import quantile_scale
+    with pytest.raises(ConfigError, match="quantile"):
+        quantile_scale(q)
