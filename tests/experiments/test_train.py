@@ -1,4 +1,5 @@
-"""End-to-end training on MNIST: learns, writes results atomically, resumes, and is deterministic."""
+"""End-to-end training on MNIST: learns, writes results atomically, resumes, is deterministic, and equals
+the same network trained in a plain PyTorch loop, bit for bit."""
 import json
 
 import pytest
@@ -88,3 +89,59 @@ def test_circuit_transfer_trains_like_the_table(small_mnist):
     noise = np.hypot(accs["table"].std(ddof=1), accs["circuit"].std(ddof=1)) / 2  # std of the difference of means
     assert abs(accs["table"].mean() - accs["circuit"].mean()) < 4 * noise + 0.02
     assert accs["circuit"].min() > 0.3
+
+
+def _users_networks(seed):
+    """The paper's MLP as a user builds it: the packaged HybridMLP, and the same layers assembled by hand."""
+    from torch import nn
+
+    from ferristor.nn import HybridConfig, HybridLinear, HybridMLP, NetworkSpec, Normalize
+    cfg = HybridConfig(mode="hm-var")
+    yield "HybridMLP", HybridMLP(NetworkSpec((784, 200, 100, 10)), config=cfg, seeds=seed), "layers.{}."
+    yield "Sequential", nn.Sequential(
+        HybridLinear(784, 200, config=cfg, seeds=seed, name="fc1"), Normalize(), nn.ReLU(),
+        HybridLinear(200, 100, config=cfg, seeds=seed, name="fc2"), Normalize(), nn.ReLU(),
+        HybridLinear(100, 10, config=cfg, seeds=seed, name="fc3"), Normalize()), "{}."
+
+
+def _users_loop(model, x, y, seed, epochs, batch):
+    """The plain PyTorch loop of docs/pytorch.md, in `ferristor train`'s documented sample order."""
+    import numpy as np
+    import torch.nn.functional as F
+
+    from ferristor.optim import HybridSGD
+    opt = HybridSGD(model.parameters(), lr=0.1, p=0.2, k=100)
+    for epoch in range(epochs):
+        order = torch.from_numpy(np.random.default_rng([seed, 4, epoch]).permutation(len(x)))
+        for idx in order.split(batch):
+            loss = F.cross_entropy(model(x[idx]), y[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    return model
+
+
+@pytest.mark.parametrize("batch", [1, 10])
+def test_a_plain_pytorch_loop_equals_ferristor_train_bit_for_bit(mnist, batch, tmp_path):
+    """The issue's acceptance test: HybridLinear layers + HybridSGD in a 10-line loop = `ferristor train`."""
+    seed, epochs, n = 11, 2, 300
+    data = Dataset("mnist", mnist.x_train[:n], mnist.y_train[:n], mnist.x_test[:100], mnist.y_test[:100], 10)
+    train(task_config("mnist", "hm-var", epochs=epochs, seeds=[seed], batch=batch), tmp_path, progress=False,
+          dataset=data)
+    saved = torch.load(tmp_path / "checkpoint.pt", weights_only=True)["model"]  # one replica: a leading axis of 1
+    kinds = ("weight", "weight_hidden", "weight_events", "weight_transfers", "weight_updates", "seeds")
+    assert {k.split(".", 2)[2] for k in saved} == set(kinds)
+    for label, model, prefix in _users_networks(seed):
+        initial = {k: v.clone() for k, v in model.state_dict().items()}
+        _users_loop(model, data.x_train, data.y_train, seed, epochs, batch)
+        mine = model.state_dict()
+        layers = [prefix.format(i) for i in ((0, 1, 2) if label == "HybridMLP" else (0, 3, 6))]
+        for li, mp in enumerate(layers):
+            assert int(mine[mp + "weight_transfers"][0]) == epochs * n // 100  # every k = 100 inputs
+            assert not torch.equal(mine[mp + "weight_hidden"], initial[mp + "weight_hidden"])  # it learned
+            for kind in kinds:
+                theirs = saved[f"layers.{li}.{kind}"]
+                theirs = theirs if kind == "weight_updates" else theirs[0]
+                ours = mine[mp + kind]
+                ours = ours[0] if kind in ("seeds", "weight_transfers") else ours
+                assert torch.equal(ours, theirs), (label, batch, li, kind)

@@ -1,12 +1,12 @@
 """PyTorch modules on hybrid FeCAP/memristor synapses: layers, the paper's MLP, normalisation, convert, ledger."""
 from .config import MODES, HybridConfig
 from .conv import HybridConv2d
-from .convert import convert
+from .convert import convert, quantile_scale
 from .hybrid import HybridModule, HybridParameter
-from .ledger import ledger
+from .ledger import format_ledger, ledger
 from .linear import HybridLinear
 from .mlp import HybridMLP, NetworkSpec
 from .norm import Normalize
 
 __all__ = ["MODES", "HybridConfig", "HybridConv2d", "HybridLinear", "HybridMLP", "HybridModule", "HybridParameter",
-           "NetworkSpec", "Normalize", "convert", "ledger"]
+           "NetworkSpec", "Normalize", "convert", "format_ledger", "ledger", "quantile_scale"]

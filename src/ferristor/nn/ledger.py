@@ -35,3 +35,25 @@ def ledger(model: nn.Module) -> list[dict] | None:
 def events_tensor(layer: HybridModule, replica: int = 0) -> torch.Tensor:
     """Hidden-weight updates per synapse of one layer and replica (flattened), for histograms."""
     return layer.counts(replica).update_events
+
+
+def format_ledger(report: dict) -> str:
+    """One replica's report (an entry of :func:`ledger`) as a text table: per layer and for the network,
+    synapses, transfers, FeCAP ops per sign/MSB cell (mean, worst), memristor ops per device (mean,
+    worst) and energy; then the initial programming, which is reported apart."""
+    head = ("layer", "synapses", "transfers", "FeCAP ops/cell mean", "worst", "memristor ops mean", "worst",
+            "energy µJ")
+    rows = [head]
+    for name, rep in [(r.get("name", f"layer {i}"), r) for i, r in enumerate(report["layers"])] + [
+            ("network", report["network"])]:
+        fe, me = rep["fecap_ops"], rep["memristor_ops"]
+        rows.append((name, f"{rep['weights']:,}", f"{rep['transfers']:,}", f"{fe['mean_sign_msb_cell']:,.1f}",
+                     f"{fe['worst']:,.0f}", f"{me['mean']:,.1f}", f"{me['worst']:,.0f}",
+                     f"{rep['energy_nJ']['total'] / 1e3:.4g}"))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
+    lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))) for r in rows]
+    init = report["initial_programming"]
+    lines.append(f"initial programming (apart): {init['fecap_ops']['per_sign_msb_cell']} ops per sign/MSB FeCAP, "
+                 f"{init['memristor_ops']['per_device']} per memristor; "
+                 f"{(init['energy_nJ']['fecap_total'] + init['energy_nJ']['memristor_total']) / 1e3:.4g} µJ")
+    return "\n".join(lines)

@@ -1,0 +1,276 @@
+"""``convert``: which layers become hybrid, how float weights land on the hidden grid and in the
+memristors, what is left in float, and that the original model is never touched."""
+import warnings
+
+import pytest
+import torch
+from torch import nn
+
+from ferristor.circuit.ledger import LedgerConfig, initial_programming_report
+from ferristor.errors import ConfigError, FerristorWarning
+from ferristor.nn import HybridConfig, HybridConv2d, HybridLinear, convert, ledger
+from ferristor.optim import HybridSGD
+
+MAX = 511  # the 10-bit hidden grid: ±511 LSB
+STEP = 64  # one analogue level: the 3 MSBs of the magnitude = 2^6 LSB
+
+
+class Net(nn.Module):
+    """A small CNN with a normalisation (no hybrid version) and an attention-style nn.Linear subclass."""
+
+    def __init__(self):
+        super().__init__()
+        self.features = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.BatchNorm2d(4), nn.MaxPool2d(2))
+        self.classifier = nn.Sequential(nn.Flatten(), nn.Linear(4 * 4 * 4, 12), nn.ReLU(), nn.Linear(12, 3, bias=False))
+        self.odd = nn.modules.linear.NonDynamicallyQuantizableLinear(3, 3)  # a subclass: not ours to convert
+
+    def forward(self, x):
+        return self.classifier(self.features(x))
+
+
+def _net(seed=0):
+    torch.manual_seed(seed)
+    return Net()
+
+
+def _convert(model, *args, **kw):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        out = convert(model, *args, **kw)
+    return out, [w.message for w in caught if isinstance(w.message, FerristorWarning)]
+
+
+def _levels(hidden):
+    """The ideal analogue level of each hidden integer: sign × its 3 MSBs."""
+    return torch.sign(hidden) * torch.floor(hidden.abs() / STEP)
+
+
+def test_all_linear_and_conv_layers_are_converted_and_the_rest_listed():
+    model = _net()
+    conv, warned = _convert(model, HybridConfig(mode="hm"), seed=1)
+    assert isinstance(conv.features[0], HybridConv2d) and isinstance(conv.classifier[1], HybridLinear)
+    assert isinstance(conv.classifier[3], HybridLinear) and conv.classifier[3].bias is None
+    assert type(conv.features[2]) is nn.BatchNorm2d and type(conv.odd) is nn.modules.linear.NonDynamicallyQuantizableLinear
+    assert conv.hybrid_conversion == {
+        "converted": [("features.0", "Conv2d"), ("classifier.1", "Linear"), ("classifier.3", "Linear")],
+        "left": [("features.2", "BatchNorm2d", "unsupported type"),
+                 ("odd", "NonDynamicallyQuantizableLinear", "unsupported type")]}
+    assert len(warned) == 1 and "features.2 (BatchNorm2d)" in str(warned[0]) and "odd (" in str(warned[0])
+    # the layers keep their module paths as stream names, so one seed drives them all and HybridSGD accepts them
+    assert [m.rng_name for m in (conv.features[0], conv.classifier[1])] == ["features.0", "classifier.1"]
+    HybridSGD(conv.parameters(), lr=0.1)
+    assert conv(torch.randn(2, 1, 8, 8)).shape == (2, 3)
+
+
+@pytest.mark.parametrize("include,converted", [
+    ("classifier.*", ["classifier.1", "classifier.3"]),
+    (["features.0", "classifier.3"], ["features.0", "classifier.3"]),
+    (lambda name, m: isinstance(m, nn.Linear) and m.out_features == 3, ["classifier.3"]),
+])
+def test_include_globs_and_predicates_choose_the_layers(include, converted):
+    conv, _ = _convert(_net(), HybridConfig(mode="hm"), include, seed=1)
+    assert [n for n, _ in conv.hybrid_conversion["converted"]] == converted
+    for name in ("features.0", "classifier.1", "classifier.3"):
+        layer = conv.get_submodule(name)
+        if name in converted:
+            assert isinstance(layer, (HybridLinear, HybridConv2d))
+        else:  # left in float, untouched, and listed as not included
+            assert type(layer) in (nn.Linear, nn.Conv2d)
+            assert torch.equal(layer.weight, _net().get_submodule(name).weight)
+            assert (name, type(layer).__name__, "not included") in conv.hybrid_conversion["left"]
+
+
+def _scaled_linear(scale, bias=True):
+    torch.manual_seed(3)
+    layer = nn.Linear(40, 30, bias=bias)
+    with torch.no_grad():
+        layer.weight.mul_(scale)
+        if bias:
+            layer.bias.mul_(scale)
+    return layer
+
+
+@pytest.mark.parametrize("weight_scale", ["paper", "fit", 2.0 ** -10])
+def test_weights_are_rounded_onto_the_grid_saturated_and_programmed(weight_scale):
+    model = nn.Sequential(_scaled_linear(12.0))  # |w| up to ≈ 1.9: beyond the paper's grid (±511·2⁻⁹ ≈ ±1)
+    w, b = model[0].weight.detach(), model[0].bias.detach()
+    conv, _ = _convert(model, HybridConfig(mode="hm"), seed=4, weight_scale=weight_scale)
+    layer = conv[0]
+    lsb = {"paper": 2.0 ** -9, "fit": float(w.abs().max()) / MAX}.get(weight_scale, weight_scale)
+    assert layer.config.hidden_lsb == lsb  # the layer keeps its scale: updates and levels use it
+    want = torch.round(w / lsb).clamp(-MAX, MAX)
+    assert torch.equal(layer.weight_hidden, want)
+    assert torch.equal(layer.bias_hidden, torch.round(b / lsb).clamp(-MAX, MAX))  # the bias on its layer's scale
+    if weight_scale != "fit":
+        assert (want.abs() == MAX).sum() > 10  # some weights saturate
+    else:
+        top = int(w.abs().flatten().argmax())  # the largest |weight| lands on the top of the grid, and none beyond
+        assert want.flatten()[top] == MAX * torch.sign(w.flatten()[top]) and want.abs().max() == MAX
+    # ideal transfer: the analogue weights are the levels of the hidden integers, in real units
+    assert torch.equal(layer.weight, _levels(want) * (STEP * lsb))
+    assert torch.equal(layer.bias, _levels(layer.bias_hidden) * (STEP * lsb))
+
+
+def test_fit_scale_keeps_the_float_function_to_within_the_level_step():
+    """With 'fit', a layer computes with its float weights quantised to 3-bit levels, on their own scale."""
+    model = nn.Sequential(_scaled_linear(0.3, bias=False).requires_grad_(False))  # small weights: all on level 0 at the paper's scale
+    x = torch.randn(8, 40)
+    fit, _ = _convert(model, HybridConfig(mode="hm"), seed=4, weight_scale="fit")
+    paper, _ = _convert(model, HybridConfig(mode="hm"), seed=4)
+    step = STEP * float(model[0].weight.abs().max()) / MAX
+    assert (fit[0].weight - model[0].weight).abs().max() <= step  # truncation to a level: less than one step
+    torch.testing.assert_close(fit(x), x @ fit[0].weight.detach().T)  # the passes read the analogue weights
+    assert not paper[0].weight.any()  # |w| < 64 LSB everywhere: every memristor pair at level 0
+
+
+def test_hm_var_programs_noisy_levels_around_the_grid_and_fp_copies_the_floats():
+    model = nn.Sequential(_scaled_linear(4.0, bias=False).requires_grad_(False))
+    lsb = 2.0 ** -9
+    var, _ = _convert(model, HybridConfig(mode="hm-var"), seed=5)
+    levels = _levels(var[0].weight_hidden)
+    analogue = var[0].weight.detach() / (STEP * lsb)
+    assert torch.equal(var[0].weight_hidden, torch.round(model[0].weight / lsb).clamp(-MAX, MAX))
+    assert not torch.equal(analogue, levels)  # variability
+    assert ((analogue * levels) >= 0).all()  # never across zero (sign guard 'clip')
+    far = levels.abs() >= 3  # clear of the clip at zero: the spread is the table's σ = 0.594 level
+    err = (analogue - levels)[far]
+    assert far.sum() > 300 and abs(float(err.mean())) < 0.1 and 0.5 < float(err.std()) < 0.7
+    fp, _ = _convert(model, HybridConfig(mode="fp"), seed=5)
+    assert torch.equal(fp[0].weight, model[0].weight) and "weight_hidden" not in fp[0].state_dict()
+    assert ledger(fp) is None  # a float baseline has no device ledger
+
+
+def test_the_original_model_is_untouched_and_shares_nothing():
+    model = _net()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    conv, _ = _convert(model, HybridConfig(mode="hm-var"), seed=1, weight_scale="fit")
+    opt = HybridSGD(conv.parameters(), lr=0.5, p=1.0, k=1)
+    for _ in range(3):
+        nn.functional.cross_entropy(conv(torch.randn(4, 1, 8, 8)), torch.tensor([0, 1, 2, 0])).backward()
+        opt.step()
+        opt.zero_grad()
+    assert type(model.features[0]) is nn.Conv2d and type(model.classifier[1]) is nn.Linear
+    assert not hasattr(model, "hybrid_conversion")
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, before[k]), k
+    assert int(conv.classifier[1].weight_transfers[0]) == 3  # the copy did train
+    assert not torch.equal(conv.features[2].running_mean, before["features.2.running_mean"])
+
+
+def test_the_ledger_counts_weights_and_bias_columns_and_reports_the_initial_programming():
+    conv, _ = _convert(_net(), HybridConfig(mode="hm"), seed=1)
+    rep = ledger(conv)
+    assert len(rep) == 1
+    names = [layer["name"] for layer in rep[0]["layers"]]
+    assert names == ["features.0", "classifier.1", "classifier.3"]
+    # a bias is one more crossbar row: its synapses count with the weights
+    weights = [layer["weights"] for layer in rep[0]["layers"]]
+    assert weights == [4 * 1 * 3 * 3 + 4, 64 * 12 + 12, 12 * 3]
+    assert rep[0]["network"]["transfers"] == 0 and rep[0]["network"]["memristor_ops"]["total"] == 0
+    assert rep[0]["initial_programming"] == initial_programming_report(sum(weights), LedgerConfig())
+    assert rep[0]["initial_programming"]["memristor_ops"]["total"] > 0
+
+
+def test_a_model_that_is_one_layer_is_converted():
+    torch.manual_seed(0)
+    layer = nn.Linear(5, 2)
+    conv, warned = _convert(layer, HybridConfig(mode="hm"), seed=2)
+    assert isinstance(conv, HybridLinear) and conv.hybrid_conversion["converted"] == [("", "Linear")]
+    assert torch.equal(conv.weight_hidden, torch.round(layer.weight.detach() / 2 ** -9)) and not warned
+    assert type(layer) is nn.Linear
+
+
+def test_a_models_own_parameters_are_listed_as_left_in_float():
+    class Scaled(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(3, 2)
+            self.gain = nn.Parameter(torch.ones(2))
+
+        def forward(self, x):
+            return self.fc(x) * self.gain
+
+    conv, warned = _convert(Scaled(), seed=0)
+    assert conv.hybrid_conversion == {"converted": [("fc", "Linear")], "left": [("", "Scaled", "unsupported type")]}
+    assert len(warned) == 1 and "(the model itself) (Scaled)" in str(warned[0])
+
+
+def test_the_same_seed_gives_the_same_chip_and_another_seed_another():
+    model = _net()
+    a, b, c = (_convert(model, HybridConfig(mode="hm-var"), seed=s)[0] for s in (7, 7, 8))
+    assert torch.equal(a.classifier[1].weight, b.classifier[1].weight)
+    assert torch.equal(a.classifier[1].weight_hidden, c.classifier[1].weight_hidden)  # the same float weights
+    assert not torch.equal(a.classifier[1].weight, c.classifier[1].weight)  # another chip's variability
+
+
+@pytest.mark.parametrize("scale", ["largest", 0, -1.0, True, None])
+def test_clear_errors_for_a_bad_weight_scale(scale):
+    with pytest.raises(ConfigError, match="weight_scale"):
+        convert(_net(), seed=0, weight_scale=scale)
+
+
+def test_an_unsupported_padding_mode_is_a_clear_error():
+    model = nn.Sequential(nn.Conv2d(1, 2, 3, padding=1, padding_mode="reflect"))
+    with pytest.raises(ConfigError, match=r"0\.padding.*integer zero padding"):
+        convert(model, seed=0)
+    conv, _ = _convert(model, seed=0, include=lambda name, m: False)  # or leave the layer out
+    assert conv.hybrid_conversion["left"] == [("0", "Conv2d", "not included")]
+
+
+def test_the_ledger_prints_per_layer_and_for_the_network():
+    from ferristor.nn import format_ledger
+    conv, _ = _convert(_net(), HybridConfig(mode="hm"), seed=1)
+    opt = HybridSGD(conv.parameters(), lr=0.1, p=1.0, k=2)
+    for _ in range(5):
+        nn.functional.cross_entropy(conv(torch.randn(1, 1, 8, 8)), torch.tensor([1])).backward()
+        opt.step()
+        opt.zero_grad()
+    rep = ledger(conv)[0]
+    lines = format_ledger(rep).splitlines()
+    assert lines[0].split()[:3] == ["layer", "synapses", "transfers"] and len(lines) == 1 + 3 + 1 + 1
+    for line, layer in zip(lines[1:], rep["layers"] + [rep["network"]]):
+        cells = line.split()
+        assert cells[1:3] == [f"{layer['weights']:,}", "2"]  # 5 inputs, k = 2
+        assert cells[5] == f"{layer['memristor_ops']['mean']:,.1f}" == "4.0"  # 2 transfers × 2 ops
+    assert lines[-1].startswith("initial programming (apart): 5 ops per sign/MSB FeCAP, 2 per memristor")
+
+
+def test_a_weight_scale_function_sets_each_layers_lsb():
+    from ferristor.nn import quantile_scale
+    model = nn.Sequential(_scaled_linear(1.0), nn.ReLU(), _scaled_linear(0.5))
+    model[2] = nn.Linear(30, 30)
+    seen = []
+
+    def by_name(name, weight):
+        seen.append((name, tuple(weight.shape), weight.requires_grad))
+        return 2.0 ** -10 if name == "0" else None  # None: the config's LSB
+    conv, _ = _convert(model, HybridConfig(mode="hm"), seed=0, weight_scale=by_name)
+    assert seen == [("0", (30, 40), False), ("2", (30, 30), False)]
+    assert conv[0].config.hidden_lsb == 2.0 ** -10 and conv[2].config.hidden_lsb == 2.0 ** -9
+    conv, _ = _convert(model, HybridConfig(mode="hm"), seed=0, weight_scale=quantile_scale(0.9))
+    for float_layer, layer in ((model[0], conv[0]), (model[2], conv[2])):
+        a = float_layer.weight.detach().abs().flatten().double()
+        lsb = float(torch.quantile(a, 0.9)) / MAX
+        assert layer.config.hidden_lsb == lsb
+        saturated = (layer.weight_hidden.abs() == MAX).float().mean()
+        assert 0.09 <= float(saturated) <= 0.11  # the largest tenth sits on the top of the grid
+        assert torch.equal(layer.weight_hidden, torch.round(float_layer.weight.detach() / lsb).clamp(-MAX, MAX))
+    fit = _convert(model, HybridConfig(mode="hm"), seed=0, weight_scale="fit")[0]
+    assert conv_lsbs(_convert(model, HybridConfig(mode="hm"), seed=0, weight_scale=quantile_scale(1))[0]) == conv_lsbs(fit)
+
+
+def conv_lsbs(model):
+    return [m.config.hidden_lsb for m in model.modules() if isinstance(m, HybridLinear)]
+
+
+@pytest.mark.parametrize("value", [0.0, -1.0, float("nan"), float("inf"), "big", True])
+def test_a_weight_scale_function_returning_no_lsb_is_a_clear_error(value):
+    with pytest.raises(ConfigError, match=r"weight_scale=.*\('0', …\).*positive, finite LSB"):
+        convert(nn.Sequential(nn.Linear(3, 2)), seed=0, weight_scale=lambda name, w: value)
+
+
+@pytest.mark.parametrize("q", [0, 1.5, True, "0.9"])
+def test_quantile_scale_takes_a_quantile(q):
+    from ferristor.nn import quantile_scale
+    with pytest.raises(ConfigError, match="quantile"):
+        quantile_scale(q)
