@@ -16,7 +16,6 @@ import argparse
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
@@ -24,6 +23,7 @@ import ferristor
 from ferristor.data import load_dataset
 from ferristor.experiments.fit import set_threads
 from ferristor.nn import HybridConfig, HybridLinear, Normalize, format_ledger
+from ferristor.nn.functional import cross_entropy
 from ferristor.optim import HybridSGD
 
 
@@ -66,7 +66,7 @@ def main(argv=None) -> None:
     for epoch in range(args.epochs):  # the loop
         order = np.random.default_rng([args.seed, 4, epoch]).permutation(n)
         for i in tqdm(order, desc=f"epoch {epoch + 1}", unit="sample", mininterval=1.0, disable=args.no_progress):
-            loss = F.cross_entropy(model(x[i:i + 1]), y[i:i + 1])
+            loss = cross_entropy(model(x[i:i + 1]), y[i:i + 1])  # ferristor train's loss (same bits on every CPU)
             opt.zero_grad()
             loss.backward()
             opt.step()

@@ -261,26 +261,20 @@ def test_bad_options_are_clear_errors(option, value, match):
         quiet_fit(net(), blobs(0), **{**FAST, option: value})
 
 
-# --- reported to the lead (fit.py is shared): strict xfails, so fixing them turns these red -----------
+# --- labels of a torch Dataset and test_data beside a ferristor Dataset -------------------------------
 
-@pytest.mark.xfail(strict=True, raises=(ValueError, AssertionError), reason="fit._tensors casts a torch Dataset's "
-                   "labels with int(): one-hot labels raise a bare ValueError, not a DataError")
 def test_a_torch_dataset_with_one_hot_labels_is_a_clear_error():
     x, y = blobs(0, n=40)
     with pytest.raises(DataError, match="label"):
         quiet_fit(net(), TensorDataset(x, nn.functional.one_hot(y, 3)), **FAST)
 
 
-@pytest.mark.xfail(strict=True, reason="fit._tensors casts a torch Dataset's labels with int(): float labels "
-                   "1.5 are silently truncated to 1, where the same labels as tensors are refused")
 def test_a_torch_dataset_with_float_labels_is_refused_like_tensors():
     x, y = blobs(0, n=40)
     with pytest.raises(DataError, match="expected integer class labels"):
         quiet_fit(net(), TensorDataset(x, y.float() + 0.5), **FAST)
 
 
-@pytest.mark.xfail(strict=True, reason="fit.as_dataset returns a ferristor Dataset as it is: a test_data given "
-                   "beside it is silently ignored and the Dataset's own test split evaluated")
 def test_test_data_beside_a_ferristor_dataset_is_not_silently_ignored():
     (x, y), (xt, yt) = blobs(0), blobs(1)
     data = Dataset("blobs", x, y, xt[:10], yt[:10], 3)

@@ -107,14 +107,14 @@ def _users_networks(seed):
 def _users_loop(model, x, y, seed, epochs, batch):
     """The plain PyTorch loop of docs/pytorch.md, in `ferristor train`'s documented sample order."""
     import numpy as np
-    import torch.nn.functional as F
 
+    from ferristor.nn.functional import cross_entropy  # ferristor train's loss, the same bits on every CPU
     from ferristor.optim import HybridSGD
     opt = HybridSGD(model.parameters(), lr=0.1, p=0.2, k=100)
     for epoch in range(epochs):
         order = torch.from_numpy(np.random.default_rng([seed, 4, epoch]).permutation(len(x)))
         for idx in order.split(batch):
-            loss = F.cross_entropy(model(x[idx]), y[idx])
+            loss = cross_entropy(model(x[idx]), y[idx])
             opt.zero_grad()
             loss.backward()
             opt.step()
