@@ -56,11 +56,16 @@ def identity(config: dict, data_fingerprint: str) -> dict:
     return {"config": keyed, "data": data_fingerprint, "eval_chunk": eval_chunk()}
 
 
-def make_trial(params: dict, overrides: dict, fingerprints: dict[str, str]) -> Trial:
-    """``fingerprints`` maps a dataset name to its fingerprint (see ``Datasets``)."""
-    config = normalise(configs.canonical(configs.resolve(overrides)))
+def trial_of_config(params: dict, cfg, fingerprints: dict[str, str]) -> Trial:
+    """The trial of a built ``TrainConfig``; ``fingerprints`` maps a dataset name to the fingerprint
+    of the data it will train on (``provenance.load_datasets``)."""
+    config = normalise(configs.canonical(cfg))
     ident = identity(config, fingerprints[config["dataset"]])
     return Trial(key=trial_key(ident), params=normalise(params), config=config, identity=ident)
+
+
+def make_trial(params: dict, overrides: dict, fingerprints: dict[str, str]) -> Trial:
+    return trial_of_config(params, configs.resolve(overrides), fingerprints)
 
 
 def datasets_of(spec: SweepSpec) -> list[str]:
