@@ -44,6 +44,22 @@ def _trial_events(job: Job, dataset):
         yield event
 
 
+def _check_reachable(address: str, timeout: float = 5.0) -> None:
+    """Fail at once on an address nothing listens at (ray.init would retry it for ever)."""
+    import socket
+    if address == "auto":
+        return
+    hostport = address.split("://", 1)[-1]
+    host, _, port = hostport.rpartition(":")
+    if not host or not port.isdigit():
+        raise RayUnavailable(f"--ray-address {address}: expected HOST:PORT (e.g. 10.0.0.1:6379), ray://HOST:PORT or auto")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+    except OSError as e:
+        raise RayUnavailable(f"--ray-address {address}: no Ray cluster reachable there ({e.strerror or e}); "
+                             f"start one with 'ray start --head' or check the address") from None
+
+
 class RayExecutor:
     name = "ray"
 
@@ -59,6 +75,8 @@ class RayExecutor:
         except ImportError:
             raise RayUnavailable("--ray needs Ray: pip install 'ferristor[cluster]'") from None
         self.ray, self.sink, self.datasets = ray, sink, datasets
+        if self.address:
+            _check_reachable(self.address)
         if not ray.is_initialized():
             kw = dict(include_dashboard=False, log_to_driver=False, configure_logging=False, **self.init_kwargs)
             try:

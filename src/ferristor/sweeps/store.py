@@ -5,7 +5,7 @@ block it.
 Tables:
 
 * ``trials`` — one per trial: key, params (JSON), resolved config (JSON), status (pending, running,
-  done, failed), attempts, failures, the last error, the worker that ran it, the code version and
+  done, failed), attempts, failures, the last error (kept once done, as a record), the worker that ran it, the code version and
   versions, the full results dict of ``train`` (JSON), timestamps.
 * ``evals`` — one per trial × seed × evaluation: step, epoch, test accuracy, and on the trial's last
   evaluation (``final = 1``) the replica's ledger totals and energy (JSON ``ledger``), its train
@@ -215,7 +215,7 @@ class Store:
                       timing.get("train_seconds") if final else None,
                       timing.get("sample_replicas_per_second") if final else None, now)
                      for i, (s, a) in enumerate(zip(seeds, record["test_accuracy"]))])
-            db.execute("UPDATE trials SET status = 'done', error = NULL, result = ?, versions = ?, code_version = ?, "
+            db.execute("UPDATE trials SET status = 'done', result = ?, versions = ?, code_version = ?, "
                        "finished = ? WHERE key = ?",
                        (_dumps(results), _dumps(results.get("versions", {})), code_version, now, key))
             db.execute("DELETE FROM checkpoints WHERE trial = ?", (key,))
