@@ -24,13 +24,23 @@ class FolderBusy(FerristorError):
     """Another process already writes to this folder."""
 
 
+_held: dict[Path, int] = {}  # lock files this process holds → nesting depth
+
+
 @contextlib.contextmanager
 def exclusive(folder: str | os.PathLike, what: str = "folder", name: str = ".lock") -> Iterator[Path]:
     """Hold ``folder/name`` exclusively for the block; raise :class:`FolderBusy` at once if another
-    process holds it (this process's other holders included: flock locks belong to open files)."""
+    process holds it. Reentrant within a process (a command may lock early, its library call again)."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / name
+    path = (folder / name).resolve()
+    if path in _held:
+        _held[path] += 1
+        try:
+            yield path
+        finally:
+            _held[path] -= 1
+        return
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         try:
@@ -41,7 +51,11 @@ def exclusive(folder: str | os.PathLike, what: str = "folder", name: str = ".loc
         os.ftruncate(fd, 0)
         os.write(fd, json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "since": time.time(),
                                  "command": " ".join(sys.argv)[:500]}).encode())
-        yield path
+        _held[path] = 1
+        try:
+            yield path
+        finally:
+            del _held[path]
     finally:
         os.close(fd)  # releases the lock
 

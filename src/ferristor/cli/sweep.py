@@ -43,13 +43,20 @@ def sweep(spec_file, grids, sets, seeds, seeds_per_trial, threads, workers, in_p
     if sum(bool(x) for x in (in_process, use_ray or ray_cpus, ray_address)) > 1:
         raise sp.SpecError("--in-process, --ray and --ray-address: choose one executor")
     spec = sp.build_spec(spec_file, sets, grids, seeds, seeds_per_trial)
-    p = plan(spec, Path(out), data_dir)
+    if ray_address and not dry_run:
+        from ..sweeps.ray_executor import check_reachable
+        check_reachable(ray_address)  # before loading any data
     if dry_run:
+        p = plan(spec, Path(out), data_dir)
         click.echo(p.dry_run_text(workers=1 if in_process else workers))
         return
-    outcome = run_plan(p, workers=workers, in_process=in_process, ray=use_ray or ray_cpus is not None,
-                       ray_address=ray_address, ray_cpus=ray_cpus, max_retries=max_retries,
-                       retry_failed=retry_failed, progress=progress)
+    from ..locking import exclusive
+    from ..sweeps.driver import LOCK_NAME
+    with exclusive(out, "sweep folder", LOCK_NAME):  # before loading data: a second driver is refused at once
+        p = plan(spec, Path(out), data_dir)
+        outcome = run_plan(p, workers=workers, in_process=in_process, ray=use_ray or ray_cpus is not None,
+                           ray_address=ray_address, ray_cpus=ray_cpus, max_retries=max_retries,
+                           retry_failed=retry_failed, progress=progress)
     from ..sweeps.driver import summary_lines
     from ..sweeps.run import trial_table
     click.echo(trial_table(p, outcome))

@@ -80,16 +80,17 @@ class _Run:
         self.todo.extend(t for t in self.trials if status[t.key]["status"] == "pending")
         done = sum(r["status"] == "done" for r in status.values())
         failed = sum(r["status"] == "failed" for r in status.values())
+        started = bool(self.todo)
+        if started:
+            self.executor.start(self.datasets, self.sink)  # before the bar: a start error is the only output
         self.bar = Progress(len(self.trials), done, failed, self.name, self.show)
         try:
-            if self.todo:
-                self.executor.start(self.datasets, self.sink)
-                try:
-                    self._loop()
-                finally:
-                    self.executor.close()
+            if started:
+                self._loop()
         finally:
             self.bar.close()
+            if started:
+                self.executor.close()
         final = store.status(self.by_key)
         return Outcome(self.folder, self.trials, {k: r["status"] for k, r in final.items()},
                        {k: r["error"] for k, r in final.items() if r["status"] == "failed"}, self.ran)

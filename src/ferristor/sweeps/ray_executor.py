@@ -44,7 +44,7 @@ def _trial_events(job: Job, dataset):
         yield event
 
 
-def _check_reachable(address: str, timeout: float = 5.0) -> None:
+def check_reachable(address: str, timeout: float = 5.0) -> None:
     """Fail at once on an address nothing listens at (ray.init would retry it for ever)."""
     import socket
     if address == "auto":
@@ -76,7 +76,7 @@ class RayExecutor:
             raise RayUnavailable("--ray needs Ray: pip install 'ferristor[cluster]'") from None
         self.ray, self.sink, self.datasets = ray, sink, datasets
         if self.address:
-            _check_reachable(self.address)
+            check_reachable(self.address)
         if not ray.is_initialized():
             kw = dict(include_dashboard=False, log_to_driver=False, configure_logging=False, **self.init_kwargs)
             try:
