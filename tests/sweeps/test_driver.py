@@ -107,11 +107,21 @@ def test_a_crashed_worker_is_replaced_and_its_trial_resumes_from_its_checkpoint(
 
 
 def test_two_drivers_on_one_folder_are_refused(tiny_mnist, tmp_path):
+    import subprocess
+    import sys
     p = plan(small_spec(), tmp_path, given={"mnist": tiny_mnist})
-    with exclusive(tmp_path, "sweep folder", LOCK_NAME):
-        with pytest.raises(FolderBusy, match=f"sweep folder {tmp_path} is in use by another process \\(pid "):
+    code = (f"import sys; from ferristor.locking import exclusive\nwith exclusive({str(tmp_path)!r}, 'sweep folder', "
+            f"{LOCK_NAME!r}):\n    print('held', flush=True); sys.stdin.read()")
+    other = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert other.stdout.readline().strip() == "held"
+        with pytest.raises(FolderBusy, match=f"sweep folder {tmp_path} is in use by another process \\(pid {other.pid} "):
             run_plan(p, in_process=True, progress=False)
+    finally:
+        other.communicate("", timeout=60)
     assert run_plan(p, in_process=True, progress=False).count("done") == 2  # free again
+    with exclusive(tmp_path, "sweep folder", LOCK_NAME):  # one process may take it again (the CLI, then the driver)
+        assert run_plan(p, in_process=True, progress=False).ran == 0
 
 
 def test_lock_is_released_when_its_holder_dies(tmp_path):
