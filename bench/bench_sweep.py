@@ -2,7 +2,8 @@
 
 Runs the trials in this process, in 1 and 2 worker processes, and on a local Ray (one CPU per
 trial), each into a fresh store; prints wall time, trials/hour, the time spent training (from the
-store) and the per-trial overhead (wall × parallel trials − training time, per trial), and checks
+store) and the per-trial overhead (wall × parallel trials − training time, per trial: start-up,
+data, scheduling, evaluations, recording), and checks
 that every executor recorded the same rows. Ray's start-up (ray.init) is timed apart.
 
     python bench/bench_sweep.py --data-dir ../shared/data [--ks 10,20,50,100] [--seeds 2] [--epoch-scale 0.05]
@@ -37,9 +38,11 @@ def main():
     ap.add_argument("--ks", default="10,20,50,100,200,500")
     ap.add_argument("--seeds", type=int, default=2)
     ap.add_argument("--epoch-scale", type=float, default=0.05, help="fraction of Fig. 5c's 10 epochs")
+    ap.add_argument("--test-limit", type=int, default=0, help="evaluate on the first N test samples (0 = all)")
     ap.add_argument("--executors", default="in-process,processes-1,processes-2,ray-2")
     a = ap.parse_args()
-    spec = build_spec(None, sets=("mode=hm", f"epochs={10 * a.epoch_scale}", f"eval_every={10 * a.epoch_scale}"),
+    spec = build_spec(None, sets=("mode=hm", f"epochs={10 * a.epoch_scale}", f"eval_every={10 * a.epoch_scale}",
+                                f"test_limit={a.test_limit}"),
                       grids=(f"rule.k={a.ks}",), seeds=f"0-{a.seeds - 1}")
     results, reference = [], None
     for name in a.executors.split(","):
