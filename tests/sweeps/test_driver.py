@@ -31,7 +31,7 @@ def test_processes_equal_in_process_and_rows_match_the_results(tiny_mnist, tmp_p
             if e["final"]:
                 assert json.loads(e["ledger"]) == res["ledger"][e["replica"]]["network"]
                 assert e["train_seconds"] == res["timing"]["train_seconds"]
-        assert t["code_version"].startswith("ferristor ") and t["versions"]["torch"]
+        assert t["code_version"] == res["code_version"] and t["versions"]["torch"]
     assert store.db.execute("SELECT COUNT(*) FROM results").fetchone()[0] == 8  # the SQL view
     assert store.db.execute("SELECT COUNT(*) FROM checkpoints").fetchone()[0] == 0
     assert store.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"

@@ -120,7 +120,7 @@ class _Run:
             problem = _check(t, payload)
             if problem:
                 return self._failed(t, f"RuntimeError: the worker returned wrong results: {problem}")
-            self.store.finish(key, payload, code_version())
+            self.store.finish(key, payload, payload.get("code_version") or code_version())  # the worker's own record
             self.running.discard(key)
             self.ran += 1
             self.bar.finished(t.params, payload)

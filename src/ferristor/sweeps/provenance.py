@@ -1,28 +1,14 @@
 """What produced a sweep's numbers: the code version and the datasets it trained on."""
 from __future__ import annotations
 
-import functools
-import subprocess
-from pathlib import Path
-
 from .trials import fingerprint
 
 
-@functools.lru_cache(maxsize=1)
 def code_version() -> str:
-    """'ferristor <version>' plus the git commit of the source tree when it is a checkout ('+dirty'
-    when it has uncommitted changes), so every row says which code computed it."""
-    import ferristor
-    version = f"ferristor {ferristor.__version__}"
-    src = Path(ferristor.__file__).resolve().parent
-    try:
-        commit = subprocess.run(["git", "-C", str(src), "rev-parse", "--short=12", "HEAD"], capture_output=True,
-                                text=True, timeout=10, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(src), "status", "--porcelain", "--untracked-files=no", "--", "."],
-                               capture_output=True, text=True, timeout=10, check=True).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return version
-    return f"{version} git {commit}{'+dirty' if dirty else ''}" if commit else version
+    """The code that computed a trial's numbers: the engine's own record (the git commit of the
+    source tree, ``+dirty`` with local changes, else the package version)."""
+    from ..experiments.results import code_version as engine_code_version
+    return engine_code_version()
 
 
 def load_datasets(names, data_dir: str | None = None, given: dict | None = None) -> tuple[dict, dict]:

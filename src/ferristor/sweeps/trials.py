@@ -34,8 +34,8 @@ class Trial:
 
 
 def eval_chunk() -> int | None:
-    from ..experiments import train
-    return getattr(train, "EVAL_CHUNK", None)
+    from ..experiments import fit
+    return getattr(fit, "EVAL_CHUNK", None)
 
 
 def fingerprint(dataset) -> str:
@@ -49,10 +49,16 @@ def fingerprint(dataset) -> str:
     return h.hexdigest()
 
 
+def resolved_backend(backend: str, device: str) -> str:
+    """The backend a run with these settings uses here ('auto' → numba or torch)."""
+    from ..backend import backend_for, use_backend
+    with use_backend(backend):
+        return backend_for(device)
+
+
 def identity(config: dict, data_fingerprint: str) -> dict:
-    from ..nn.bank import resolve_backend
     keyed = {k: v for k, v in config.items() if k not in EXECUTION_FIELDS}
-    keyed["backend"] = resolve_backend(config["backend"], torch.device(config["device"]))
+    keyed["backend"] = resolved_backend(config["backend"], config["device"])
     return {"config": keyed, "data": data_fingerprint, "eval_chunk": eval_chunk()}
 
 
