@@ -14,12 +14,15 @@ from click.testing import CliRunner
 from ferristor.cli.main import cli
 from ferristor.sweeps.store import open_store
 
-ARGS = ["sweep", "--grid", "rule.k=10,100,1000", "--set", "mode=hm", "--set", "epochs=0.05", "--set", "eval_every=0.025",
-        "--set", "test_limit=300", "--seeds", "0-1", "--workers", "1", "--no-progress"]
+ARGS = ["sweep", "--grid", "rule.k=10,100,1000", "--set", "mode=hm", "--set", "epochs=0.02", "--set", "eval_every=0.01",
+        "--set", "test_limit=300", "--seeds", "0-1", "--no-progress"]
 
 
 def _cmd(out, data_dir):
-    return [sys.executable, "-m", "ferristor.cli.main", *ARGS, "--out", str(out), *(["--data-dir", data_dir] if data_dir else [])]
+    """The driver as a process of its own; it trains in itself (--in-process), so a kill -9 of it is
+    a kill mid-trial too (worker processes and Ray workers are killed in tests/sweeps/)."""
+    return [sys.executable, "-m", "ferristor.cli.main", *ARGS, "--in-process", "--out", str(out),
+            *(["--data-dir", data_dir] if data_dir else [])]
 
 
 def _rows(folder):
@@ -44,19 +47,23 @@ def _done(folder) -> int:
 
 
 def test_kill_9_of_the_driver_then_the_same_command_gives_the_uninterrupted_store(mnist_data_dir, tmp_path):
-    ref = subprocess.run(_cmd(tmp_path / "ref", mnist_data_dir), capture_output=True, text=True, timeout=300)
-    assert ref.returncode == 0, ref.stderr
-    assert "3/3 trials done, 0 failed" in ref.stdout
+    # the uninterrupted reference, the same command run in this process
+    ref = CliRunner().invoke(cli, _cmd(tmp_path / "ref", mnist_data_dir)[3:])
+    assert ref.exit_code == 0, ref.output
+    assert "3/3 trials done, 0 failed" in ref.output
     out = tmp_path / "s"
     driver = subprocess.Popen(_cmd(out, mnist_data_dir), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.time() + 240
-        while _done(out) < 1 and time.time() < deadline and driver.poll() is None:
-            time.sleep(0.1)
+        lock = out / ".sweep.lock"
+        while not (lock.exists() and lock.stat().st_size) and time.time() < deadline and driver.poll() is None:
+            time.sleep(0.05)
         # a second driver on the same folder is refused at once, naming the holder
         second = subprocess.run(_cmd(out, mnist_data_dir), capture_output=True, text=True, timeout=120)
-        assert second.returncode == 2 and "in use by another process (pid " in second.stderr
-        assert "Traceback" not in second.stderr
+        assert second.returncode == 2 and f"in use by another process (pid {driver.pid} " in second.stderr
+        assert "Traceback" not in second.stderr and len(second.stderr.strip().splitlines()) == 1
+        while _done(out) < 1 and time.time() < deadline and driver.poll() is None:
+            time.sleep(0.05)
         os.kill(driver.pid, signal.SIGKILL)
     finally:
         driver.kill()

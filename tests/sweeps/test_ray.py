@@ -23,11 +23,14 @@ def local_ray():
 
 
 def test_ray_gives_the_process_executors_results(local_ray, tiny_mnist, tmp_path):
+    """The same grid on a local Ray, on 2 local worker processes and in this process: the same rows."""
     spec = small_spec()
     on_ray = run_plan(plan(spec, tmp_path / "ray", given={"mnist": tiny_mnist}), executor=RayExecutor(), progress=False)
     local = run_plan(plan(spec, tmp_path / "proc", given={"mnist": tiny_mnist}), workers=2, progress=False)
     assert on_ray.count("done") == local.count("done") == 2
     assert rows(tmp_path / "ray") == rows(tmp_path / "proc")
+    run_plan(plan(spec, tmp_path / "here", given={"mnist": tiny_mnist}), in_process=True, progress=False)
+    assert rows(tmp_path / "here") == rows(tmp_path / "proc")
     store = open_store(tmp_path / "ray", readonly=True)
     assert all(t["worker"] and int(t["worker"].rsplit(":", 1)[1]) != os.getpid() for t in store.trials())
     store.close()
