@@ -136,3 +136,14 @@ def test_wrong_results_are_not_recorded(tiny_mnist, tmp_path, monkeypatch):
                    max_retries=0, progress=False)
     assert out.count("failed") == 1 and "wrong results: seeds [7, 8]" in next(iter(out.errors.values()))
     assert rows(tmp_path) == []
+
+
+def test_validation_accuracy_is_recorded_when_the_config_holds_a_set_out(tiny_mnist, tmp_path):
+    out = run_plan(plan(small_spec("rule.k=10", sets=("validation=0.1",), seeds="0-1"), tmp_path,
+                        given={"mnist": tiny_mnist}), in_process=True, progress=False)
+    assert out.count("done") == 1
+    store = open_store(tmp_path, readonly=True)
+    res = store.trials("done")[0]["result"]
+    evals = store.evals()
+    store.close()
+    assert [e["val_accuracy"] for e in evals] == [h["val_accuracy"][i] for h in res["history"] for i in range(2)]

@@ -7,7 +7,8 @@ Tables:
 * ``trials`` — one per trial: key, params (JSON), resolved config (JSON), status (pending, running,
   done, failed), attempts, failures, the last error (kept once done, as a record), the worker that ran it, the code version and
   versions, the full results dict of ``train`` (JSON), timestamps.
-* ``evals`` — one per trial × seed × evaluation: step, epoch, test accuracy, and on the trial's last
+* ``evals`` — one per trial × seed × evaluation: step, epoch, test accuracy (and validation accuracy
+  when the config holds a validation set out), and on the trial's last
   evaluation (``final = 1``) the replica's ledger totals and energy (JSON ``ledger``), its train
   seconds and speed. Rows stream in as evaluations happen; a trial's rows count once it is done.
 * ``checkpoints`` — the latest mid-trial checkpoint of each unfinished trial (a BLOB of
@@ -59,6 +60,7 @@ CREATE TABLE IF NOT EXISTS evals (
     step INTEGER NOT NULL,
     epoch REAL NOT NULL,
     test_accuracy REAL NOT NULL,
+    val_accuracy REAL,
     final INTEGER NOT NULL DEFAULT 0,
     ledger TEXT,
     train_seconds REAL,
@@ -131,7 +133,7 @@ class Store:
         led = ", ".join(f"json_extract(e.ledger, '$.{c}') AS {_q('ledger.' + c)}" for c in LEDGER_COLUMNS)
         self.db.execute("DROP VIEW IF EXISTS results")
         self.db.execute(f"""CREATE VIEW results AS SELECT t.key AS trial, t.params AS params, {cfg},
-            e.seed, e.replica, e.step, e.epoch, e.test_accuracy, e.final, {led}, e.train_seconds,
+            e.seed, e.replica, e.step, e.epoch, e.test_accuracy, e.val_accuracy, e.final, {led}, e.train_seconds,
             e.sample_replicas_per_second, t.code_version AS code_version
             FROM evals e JOIN trials t ON t.key = e.trial WHERE t.status = 'done'""")
 
@@ -184,9 +186,9 @@ class Store:
         """Stream one evaluation in (a rerun of the same step replaces it with the same numbers)."""
         now = time.time()
         with self.tx() as db:
-            db.executemany("INSERT OR REPLACE INTO evals (trial, seed, replica, step, epoch, test_accuracy, received) "
-                           "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                           [(key, s, i, int(record["step"]), float(record["epoch"]), float(a), now)
+            db.executemany("INSERT OR REPLACE INTO evals (trial, seed, replica, step, epoch, test_accuracy, val_accuracy, "
+                           "received) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                           [(key, s, i, int(record["step"]), float(record["epoch"]), float(a), _val(record, i), now)
                             for i, (s, a) in enumerate(zip(seeds, record["test_accuracy"]))])
 
     def save_checkpoint(self, key: str, step: int, blob: bytes) -> None:
@@ -209,8 +211,8 @@ class Store:
             for record in results["history"]:
                 final = record["step"] == final_step
                 db.executemany(
-                    "INSERT INTO evals VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    [(key, s, i, int(record["step"]), float(record["epoch"]), float(a), int(final),
+                    "INSERT INTO evals VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    [(key, s, i, int(record["step"]), float(record["epoch"]), float(a), _val(record, i), int(final),
                       _dumps(ledger[i]["network"]) if final and i < len(ledger) else None,
                       timing.get("train_seconds") if final else None,
                       timing.get("sample_replicas_per_second") if final else None, now)
@@ -246,6 +248,12 @@ class Store:
         sql = ("SELECT e.* FROM evals e JOIN trials t ON t.key = e.trial WHERE t.status = 'done'"
                + (" AND e.final = 1" if final_only else "") + " ORDER BY t.position, e.step, e.replica")
         return [dict(r) for r in self.db.execute(sql).fetchall()]
+
+
+def _val(record: dict, i: int) -> float | None:
+    """Replica i's validation accuracy, when the run held out a validation set (``validation`` > 0)."""
+    v = record.get("val_accuracy")
+    return float(v[i]) if v is not None else None
 
 
 def _dumps(v: Any) -> str:

@@ -45,7 +45,7 @@ def tidy_rows(store: Store, final_only: bool = False) -> list[dict[str, Any]]:
             except (KeyError, TypeError):
                 row[p] = None
         row.update({"seed": e["seed"], "replica": e["replica"], "step": e["step"], "epoch": e["epoch"],
-                    "test_accuracy": e["test_accuracy"], "final": bool(e["final"])})
+                    "test_accuracy": e["test_accuracy"], "val_accuracy": e["val_accuracy"], "final": bool(e["final"])})
         row.update(_flatten(json.loads(e["ledger"]) if e["ledger"] else {}, "ledger."))
         row.update({"train_seconds": e["train_seconds"], "sample_replicas_per_second": e["sample_replicas_per_second"],
                     "code_version": t["code_version"]})
@@ -111,7 +111,7 @@ def to_parquet(rows: list[dict], path) -> None:
 
 
 # The columns a text table shows: what varies, then the figures people look at.
-_SHOWN = ("seed", "epoch", "test_accuracy", "ledger.fecap_ops.mean_sign_msb_cell", "ledger.memristor_ops.mean",
+_SHOWN = ("seed", "epoch", "test_accuracy", "val_accuracy", "ledger.fecap_ops.mean_sign_msb_cell", "ledger.memristor_ops.mean",
           "ledger.energy_nJ.per_device", "train_seconds")
 
 
@@ -121,7 +121,7 @@ def to_text(rows: list[dict]) -> str:
     varying = [c for c in rows[0] if c not in _SHOWN and c not in ("trial", "replica", "step", "final")
                and not c.startswith(("ledger.", "versions.")) and c not in ("sample_replicas_per_second", "code_version")
                and len({json.dumps(r[c]) for r in rows}) > 1]
-    cols = ["trial", *varying, *[c for c in _SHOWN if c in rows[0]]]
+    cols = ["trial", *varying, *[c for c in _SHOWN if c in rows[0] and any(r[c] is not None for r in rows)]]
     cells = [[_fmt(r.get(c)) for c in cols] for r in rows]
     widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(cols)]
     line = lambda vals: "  ".join(v.rjust(w) for v, w in zip(vals, widths))  # noqa: E731
