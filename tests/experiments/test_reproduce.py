@@ -1,6 +1,4 @@
 """A tiny end-to-end `reproduce`: runs, writes plots and tables, and a rerun skips finished points."""
-import json
-
 import pytest
 from click.testing import CliRunner
 
@@ -16,17 +14,17 @@ def test_tiny_fig5f_and_resume(mnist_data_dir, tmp_path, monkeypatch):
     r = CliRunner().invoke(cli, args)
     assert r.exit_code == 0, r.output
     assert "(paper 98.1)" in r.output and (tmp_path / "fig5f" / "fig5f.png").stat().st_size > 1000
-    files = sorted((tmp_path / "fig5f" / "trials").glob("*.json"))
-    assert len(files) == 3
+    assert _done(tmp_path / "fig5f") == 3
     calls = []
-    monkeypatch.setattr(rp, "train", lambda *a, **k: calls.append(1))
+    import ferristor.sweeps.executors as executors
+    monkeypatch.setattr(executors, "run_job", lambda *a, **k: calls.append(1))
     r2 = CliRunner().invoke(cli, args)
     assert r2.exit_code == 0 and calls == []  # every point was already done
     assert r2.output == r.output
     monkeypatch.undo()
     r3 = CliRunner().invoke(cli, args + ["--rounding", "nearest"])
     assert r3.exit_code == 0, r3.output
-    assert len(list((tmp_path / "fig5f" / "trials").glob("*.json"))) == 5  # the fp point is shared
+    assert _done(tmp_path / "fig5f") == 5  # the fp point is shared
     row = lambda out: next(line for line in out.splitlines() if line.startswith("| MNIST")).split("|")  # noqa: E731
     assert row(r3.output)[2] == row(r.output)[2] and "paper 98.1" in row(r.output)[2]  # the same fp cell
 
@@ -45,8 +43,20 @@ def test_tiny_k_sweep_counts_follow_the_paper(mnist_data_dir, tmp_path):
         assert abs(p["fecap_ops_per_device"] - (2 * 0.2 * n + 4 * n / p["k"])) < 0.05 * n
     assert (tmp_path / "fig5c.png").exists() and (tmp_path / "fig5e.png").exists()
     assert "| 20 |" in rp.k_table(points)
-    saved = [json.loads(f.read_text()) for f in (tmp_path / "trials").glob("*.json")]
-    assert sorted(s["config"]["k"] for s in saved) == [20, 40]
+    from ferristor.sweeps.store import open_store
+    store = open_store(tmp_path, readonly=True)
+    assert sorted(t["params"]["k"] for t in store.trials("done")) == [20, 40]
+    assert sorted(t["config"]["rule"]["k"] for t in store.trials("done")) == [20, 40]
+    store.close()
+
+
+def _done(folder) -> int:
+    from ferristor.sweeps.store import open_store
+    store = open_store(folder, readonly=True)
+    try:
+        return len(store.trials("done"))
+    finally:
+        store.close()
 
 
 def test_trial_key_follows_the_resolved_config(monkeypatch):

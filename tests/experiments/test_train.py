@@ -145,3 +145,30 @@ def test_a_plain_pytorch_loop_equals_ferristor_train_bit_for_bit(mnist, batch, t
                 ours = mine[mp + kind]
                 ours = ours[0] if kind in ("seeds", "weight_transfers") else ours
                 assert torch.equal(ours, theirs), (label, batch, li, kind)
+
+
+def test_hooks_stream_evaluations_and_checkpoints_and_resume_from_a_state(small_mnist, tmp_path):
+    """The sweep driver's hooks: evaluations and checkpoint states come out as they happen (no output
+    folder needed), and a state passed back in resumes to the same numbers as an uninterrupted run."""
+    import io
+    cfg = task_config("mnist", "hm-var", epochs=0.5, seeds="0-1", eval_every=0.25, checkpoint_every=0.125)
+    evals, states = [], []
+    full = train(cfg, None, progress=False, dataset=small_mnist, on_eval=evals.append,
+                 on_checkpoint=lambda s: states.append(_to_bytes(s)))
+    assert evals == full["history"] and [e["step"] for e in evals] == [750, 1500]
+    assert [torch.load(io.BytesIO(b), weights_only=False)["step"] for b in states] == [375, 750, 1125, 1500]
+    assert list(tmp_path.iterdir()) == []
+    mid = torch.load(io.BytesIO(states[1]), weights_only=False)  # after the first evaluation
+    again = []
+    resumed = train(cfg, None, progress=False, dataset=small_mnist, resume_state=mid, on_eval=again.append)
+    assert resumed["final_test_accuracy"] == full["final_test_accuracy"] and resumed["history"] == full["history"]
+    assert resumed["ledger"] == full["ledger"] and [e["step"] for e in again] == [1500]
+    other = task_config("mnist", "hm-var", epochs=0.5, seeds="0-1", eval_every=0.25, k=10)
+    assert len(train(other, None, progress=False, dataset=small_mnist, resume_state=mid)["history"]) == 2  # ignored
+
+
+def _to_bytes(state) -> bytes:
+    import io
+    buf = io.BytesIO()
+    torch.save(state, buf)
+    return buf.getvalue()

@@ -74,7 +74,9 @@ def test_run_report_in_chromium(small_run, browser, tmp_path):
 
 
 def test_sweep_report_in_chromium(small_sweep, browser, tmp_path):
-    trials = [json.loads(f.read_text()) for f in (small_sweep / "trials").glob("*.json")]
+    from ferristor.report.sweeps import read_sweep
+    trials = [{"result": {"accuracy": t.accuracy, "k": t.params["k"], **t.metrics}} for t in read_sweep(small_sweep).trials]
+    assert len(trials) == 3
     page = browser(_report(tmp_path, small_sweep))
     shot = page.screenshot("report-sweep.png")
     sid = "sweep-reproduce-fig5cde"

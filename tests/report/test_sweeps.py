@@ -33,7 +33,7 @@ def _fig5f_like(folder):
 
 def test_the_reproduce_sweep_is_read_with_its_axis(small_sweep):
     sweep = read_sweep(small_sweep)
-    assert sweep.source == "trials/*.json" and len(sweep.trials) == 3 and sweep.skipped == []
+    assert sweep.source == "sweep.sqlite" and len(sweep.trials) == 3 and sweep.skipped == []
     assert axes(sweep) == ["k"]
     assert sorted(t.params["k"] for t in sweep.trials) == [5, 20, 100]
     assert all(t.train_config["rule"]["k"] == t.params["k"] for t in sweep.trials)
@@ -63,12 +63,13 @@ def test_a_reproduce_folder_stands_for_its_sweeps(small_sweep, tmp_path):
     assert 'id="sweep-out-fig5cde"' in page and 'id="sweep-out-fig5f"' in page
 
 
-def test_unreadable_points_are_named_and_left_out(small_sweep, tmp_path):
-    import shutil
-    folder = shutil.copytree(small_sweep, tmp_path / "s")
+def test_unreadable_points_are_named_and_left_out(tmp_path):
+    folder = tmp_path / "s"
+    _fig5f_like(folder)  # a sweep from before the results store: trials/*.json
     (folder / "trials" / "zz-broken.json").write_text("{not json")
     sweep = read_sweep(folder)
-    assert len(sweep.trials) == 3 and sweep.skipped and sweep.skipped[0].startswith("zz-broken.json")
+    assert sweep.source == "trials/*.json"
+    assert len(sweep.trials) == 6 and sweep.skipped and sweep.skipped[0].startswith("zz-broken.json")
     assert "zz-broken.json" in build_report([str(folder)])[0]
 
 
@@ -77,6 +78,6 @@ def test_stores_that_cannot_be_read(tmp_path):
     with pytest.raises(DataError, match="no readable trial"):
         read_sweep(tmp_path / "empty")
     (tmp_path / "store").mkdir()
-    (tmp_path / "store" / "sweep.sqlite").write_bytes(b"")
-    with pytest.raises(DataError, match="sweep.sqlite is a results store this version cannot read"):
+    (tmp_path / "store" / "sweep.sqlite").write_bytes(b"not a database, " * 100)
+    with pytest.raises(DataError, match="sweep.sqlite: not a readable results store"):
         build_report([str(tmp_path / "store")])

@@ -90,6 +90,9 @@ def _register():
     cli.add_command(reproduce)
     cli.add_command(params)
     cli.add_command(compare)
+    from .sweep import results, sweep
+    cli.add_command(sweep)
+    cli.add_command(results)
     from .report import register as register_report
     register_report(cli)  # report, lifetime
     from .device import device_group

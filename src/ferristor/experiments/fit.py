@@ -167,7 +167,8 @@ def run_fit(model: nn.Module, train_data, test_data=None, *, epochs: float = 1.0
         rounding: str = "stochastic", loss: Callable | None = None, seed: int | None = None,
         eval_every: float = 1.0, checkpoint_every: float = 1.0, test_limit: int = 0, validation: float = 0.0,
         validation_seed: int = 0, out: str | Path | None = None, progress: bool = True,
-        config: dict | None = None, name: str | None = None, warn_k: bool = True) -> FitResult:
+        config: dict | None = None, name: str | None = None, warn_k: bool = True,
+        on_eval=None, on_checkpoint=None, resume_state: dict | None = None) -> FitResult:
     """:func:`fit` in an output folder already claimed (``ferristor train`` claims it with its config).
 
     ``optimizer``: default ``HybridSGD(lr, p, k, rounding)``.
@@ -177,6 +178,10 @@ def run_fit(model: nn.Module, train_data, test_data=None, *, epochs: float = 1.0
     ``validation``: a fraction of the training set held out (seeded by ``validation_seed``, the same
     for every replica) and evaluated beside the test set — choose hyperparameters on it.
     ``config``: a JSON-able description of the run recorded in the results (``ferristor train`` passes its config).
+    Hooks of a sweep driver (``ferristor.sweeps``), none needing ``out``: ``on_eval(record)`` gets each
+    history record as it is measured; ``on_checkpoint(state)`` each checkpoint's state (what
+    ``checkpoint.pt`` holds); ``resume_state`` is such a state to resume from (ignored when it belongs
+    to another run).
     """
     from ..optim import HybridSGD
 
@@ -214,7 +219,7 @@ def run_fit(model: nn.Module, train_data, test_data=None, *, epochs: float = 1.0
     eval_stride = max(1, round(eval_every * steps_per_epoch))
     eval_steps = {*range(eval_stride, total_steps + 1, eval_stride), total_steps}
     ckpt_steps: set[int] = set()
-    if out is not None and checkpoint_every:
+    if (out is not None or on_checkpoint is not None) and checkpoint_every:
         stride = max(1, round(checkpoint_every * steps_per_epoch))
         ckpt_steps = set(range(stride, total_steps, stride))
     stops = sorted(eval_steps | ckpt_steps)
@@ -223,7 +228,12 @@ def run_fit(model: nn.Module, train_data, test_data=None, *, epochs: float = 1.0
                                                                     eval_every, validation, validation_seed, test_limit))
     identity[run_folder.DATA_FINGERPRINT] = fingerprint(data)
     ckpt_path = Path(out) / run_folder.CHECKPOINT if out is not None else None
-    step, history, train_time = run_folder.resume(ckpt_path, identity, model, optimizer)
+    if resume_state is not None and not run_folder.config_differences(resume_state["config"], identity):
+        model.load_state_dict(resume_state["model"])
+        optimizer.load_state_dict(resume_state["optimizer"])
+        step, history, train_time = resume_state["step"], list(resume_state["history"]), float(resume_state["train_time"])
+    else:
+        step, history, train_time = run_folder.resume(ckpt_path, identity, model, optimizer)
 
     bar = None
     if progress:
@@ -279,15 +289,20 @@ def run_fit(model: nn.Module, train_data, test_data=None, *, epochs: float = 1.0
             if validation:
                 record["val_accuracy"] = evaluate(model, x_val.to(dev), y_val.to(dev), replicas)
             history.append(record)
+            if on_eval is not None:
+                on_eval(record)
             if bar is not None:
                 bar.n = step
                 bar.set_postfix(acc=f"{100 * float(np.mean(record['test_accuracy'])):.2f}%")
                 bar.refresh()
-        if ckpt_path is not None:
+        if ckpt_path is not None or on_checkpoint is not None:
             state = {"config": identity, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                      "step": step, "history": history, "train_time": train_time}
-            with atomic_write(ckpt_path) as f:
-                torch.save(state, f)
+            if ckpt_path is not None:
+                with atomic_write(ckpt_path) as f:
+                    torch.save(state, f)
+            if on_checkpoint is not None:
+                on_checkpoint(state)
     if bar is not None:
         bar.close()
 

@@ -1,7 +1,9 @@
-"""One-command reproduction of the paper's Fig. 5c–f on top of the resumable sweep runner.
+"""One-command reproduction of the paper's Fig. 5c–f: predefined sweeps on the sweep engine
+(``ferristor.sweeps``), with the same store, resume, retries and lock as ``ferristor sweep``.
 
 A trial is one (setting, mode, k) with all its seeds as replicas of one tensor program; trials are
-keyed by their configuration, so a rerun skips every finished point and resumes the rest.
+keyed by their resolved configuration and data, so a rerun skips every finished point and resumes
+the rest from its latest checkpoint (kept in ``OUT/<figure>/sweep.sqlite``).
 """
 from __future__ import annotations
 
@@ -12,8 +14,6 @@ import numpy as np
 from ..config_base import to_dict
 from . import paper_values as pv
 from .config import run_identity, task_config
-from .sweep import make_executor, run_sweep, trial_key
-from .train import train
 
 # Fig. 5f settings → (dataset, overrides) (digest §4 table [P]).
 SETTINGS: dict[str, tuple[str, dict]] = {
@@ -39,36 +39,51 @@ def _cfg(trial: dict, data_dir: str | None = None, threads: int = 1):
                        eval_every=epochs, data_dir=data_dir, threads=threads, **over)
 
 
-class TrialRunner:
-    """Trains one trial and returns its point; picklable, so a process pool can run it too."""
-
-    def __init__(self, out: Path, data_dir: str | None, threads: int, progress: bool):
-        self.out, self.data_dir, self.threads, self.progress = Path(out), data_dir, threads, progress
-
-    def __call__(self, trial: dict) -> dict:
-        # Each trial checkpoints in its own folder, so an interrupted point resumes mid-way too.
-        r = train(_cfg(trial, self.data_dir, self.threads), self.out / "checkpoints" / trial_key(trial),
-                  progress=self.progress)
-        point = {"accuracy": [100 * a for a in r["final_test_accuracy"]], "k": trial["k"],
-                 "seconds": r["timing"]["train_seconds"], "samples_per_replica": r["samples_per_replica"]}
-        if r["ledger"]:
-            net = [rep["network"] for rep in r["ledger"]]
-            mean = lambda *p: float(np.mean([_get(n, p) for n in net]))  # noqa: E731
-            point.update({
-                "fecap_ops_per_device": mean("fecap_ops", "mean_sign_msb_cell"),
-                "fecap_ops_worst": mean("fecap_ops", "worst"),
-                "memristor_ops_per_device": mean("memristor_ops", "mean"),
-                "memristor_ops_worst": mean("memristor_ops", "worst"),
-                "energy_fecap_nJ": mean("energy_nJ", "per_device_fecap"),
-                "energy_memristor_nJ": mean("energy_nJ", "per_device_memristor"),
-            })
-        return point
+def point_of(results: dict, k: int) -> dict:
+    """A figure's point from a trial's training results: accuracy in % per seed, k, time, counts."""
+    point = {"accuracy": [100 * a for a in results["final_test_accuracy"]], "k": k,
+             "seconds": results["timing"]["train_seconds"], "samples_per_replica": results["samples_per_replica"]}
+    if results["ledger"]:
+        net = [rep["network"] for rep in results["ledger"]]
+        mean = lambda *p: float(np.mean([_get(n, p) for n in net]))  # noqa: E731
+        point.update({
+            "fecap_ops_per_device": mean("fecap_ops", "mean_sign_msb_cell"),
+            "fecap_ops_worst": mean("fecap_ops", "worst"),
+            "memristor_ops_per_device": mean("memristor_ops", "mean"),
+            "memristor_ops_worst": mean("memristor_ops", "worst"),
+            "energy_fecap_nJ": mean("energy_nJ", "per_device_fecap"),
+            "energy_memristor_nJ": mean("energy_nJ", "per_device_memristor"),
+        })
+    return point
 
 
 def _run(trials: list[dict], out: Path, data_dir, threads: int, progress: bool, workers: int) -> list[dict]:
-    """Run the trials not yet saved under ``out/trials``; with workers > 1, that many at once."""
-    runner = TrialRunner(out, data_dir, threads, progress and workers == 1)  # one bar per trial only when serial
-    return run_sweep(trials, runner, out / "trials", progress=progress, executor=make_executor(workers))
+    """Run the trials not yet in ``out``'s results store, as a sweep on the sweep engine (one trial:
+    one (setting, mode, k) with its seeds as replicas); return their points in order."""
+    from ..sweeps.driver import run_sweep
+    from ..sweeps.executors import make_executor
+    from ..sweeps.provenance import load_datasets
+    from ..sweeps.store import open_store
+    from ..sweeps.trials import trial_of_config
+
+    configs = [_cfg(t, data_dir, threads) for t in trials]
+    data, prints = load_datasets(sorted({c.dataset for c in configs}), data_dir)
+    labels = [{k: v for k, v in t.items() if k != "train_config"} for t in trials]
+    keyed = [trial_of_config(lab, c, prints) for lab, c in zip(labels, configs)]
+    unique = list({t.key: t for t in keyed}.values())  # the fp point shared by variants runs once
+    outcome = run_sweep(unique, out, data, executor=make_executor(workers, in_process=workers == 1),
+                        progress=progress, name=out.name)
+    if outcome.count("failed"):
+        from ..errors import FerristorError
+        failed = [t for t in unique if outcome.status[t.key] == "failed"]
+        raise FerristorError(f"{len(failed)} trial(s) of {out} failed: " + "; ".join(
+            f"{t.params} ({(outcome.errors[t.key] or '').strip().splitlines()[0]})" for t in failed))
+    store = open_store(out, readonly=True)
+    try:
+        done = {t["key"]: t["result"] for t in store.trials("done")}
+    finally:
+        store.close()
+    return [point_of(done[t.key], trial["k"]) for t, trial in zip(keyed, trials)]
 
 
 def _get(d: dict, path: tuple):

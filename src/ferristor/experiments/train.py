@@ -39,8 +39,11 @@ def build_optimizer(cfg: TrainConfig, model) -> HybridSGD:
 
 
 @run_folder.claimed  # memory, then --out: created, writable, locked, same config as its checkpoint (fresh=True discards)
-def train(cfg: TrainConfig, out_dir: str | Path | None = None, *, progress: bool = True, dataset=None) -> dict:
-    """Train, evaluate, and return (and, with ``out_dir``, write) the results dict."""
+def train(cfg: TrainConfig, out_dir: str | Path | None = None, *, progress: bool = True, dataset=None,
+          on_eval=None, on_checkpoint=None, resume_state: dict | None = None) -> dict:
+    """Train, evaluate, and return (and, with ``out_dir``, write) the results dict.
+
+    ``on_eval``, ``on_checkpoint``, ``resume_state``: the sweep driver's hooks (see :func:`run_fit`)."""
     set_threads(cfg.threads)
     with use_backend(cfg.backend):
         data = dataset or load_dataset(cfg.dataset, cfg.data_dir)
@@ -49,5 +52,6 @@ def train(cfg: TrainConfig, out_dir: str | Path | None = None, *, progress: bool
         result = run_fit(model, data, epochs=cfg.epochs, batch=cfg.batch, optimizer=build_optimizer(cfg, model),
                          eval_every=cfg.eval_every, checkpoint_every=cfg.checkpoint_every, test_limit=cfg.test_limit,
                          validation=cfg.validation, validation_seed=cfg.validation_seed, out=out_dir,
-                         progress=progress, config=to_dict(cfg), name=cfg.dataset, warn_k=False)
+                         progress=progress, config=to_dict(cfg), name=cfg.dataset, warn_k=False,
+                         on_eval=on_eval, on_checkpoint=on_checkpoint, resume_state=resume_state)
     return result.results

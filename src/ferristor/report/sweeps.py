@@ -1,9 +1,8 @@
 """Reading sweeps: a :class:`Sweep` of :class:`Trial` points, from whichever store the sweep used.
 
 A store is read by a :class:`SweepSource`; the ones in ``SOURCES`` are tried in order. Today a
-sweep is a folder of ``trials/<key>.json`` files (``{"key", "config", "result"}``, written by
-``experiments.sweep``). A results store (e.g. ``sweep.sqlite``, one row per trial × seed ×
-evaluation) plugs in by adding a source that builds the same :class:`Trial` objects.
+sweep is a results store ``sweep.sqlite`` (``ferristor.sweeps``), or, from before it, a folder of
+``trials/<key>.json`` files (``{"key", "config", "result"}``, written by ``experiments.sweep``).
 """
 from __future__ import annotations
 
@@ -92,9 +91,41 @@ class TrialsFolder:
         return Sweep(name=folder.name, path=folder, source=self.name, trials=trials, newest=newest, skipped=skipped)
 
 
-SOURCES: list[SweepSource] = [TrialsFolder()]
+class SqliteStore:
+    """``sweep.sqlite``, the results store of ``ferristor sweep`` and ``reproduce`` (one point per done trial)."""
+
+    name = "sweep.sqlite"
+
+    def detect(self, folder: Path) -> bool:
+        return (folder / self.name).is_file()
+
+    def load(self, folder: Path) -> Sweep:
+        from ..experiments.reproduce import point_of
+        from ..sweeps.store import open_store
+
+        store = open_store(folder, readonly=True)
+        try:
+            done, failed = store.trials("done"), store.trials("failed")
+        finally:
+            store.close()
+        trials, skipped = [], [f"{t['key']} (failed: {(t['error'] or '').strip().splitlines()[0] if t['error'] else '?'})"
+                               for t in failed]
+        for t in done:
+            try:
+                point = point_of(t["result"], t["params"].get("k", t["config"]["rule"]["k"]))
+                trials.append(trial_from_record({"key": t["key"], "config": {**t["params"], "train_config": t["config"]},
+                                                 "result": point}, t["key"]))
+            except (KeyError, TypeError, ValueError) as e:
+                skipped.append(f"{t['key']} ({e})")
+        if not trials:
+            raise DataError(f"{folder}: no finished trial in {self.name}")
+        newest = max((t["finished"] or 0.0) for t in done)
+        return Sweep(name=folder.name, path=folder, source=self.name, trials=trials, newest=newest, skipped=skipped)
+
+
+SOURCES: list[SweepSource] = [SqliteStore(), TrialsFolder()]
 # A store that exists in a folder but that no source above reads: named, so the error says what to do.
-UNREAD_STORES = ("sweep.sqlite",)
+UNREAD_STORES: tuple[str, ...] = ()
 
 
 def find_source(folder: Path) -> SweepSource | None:
@@ -108,5 +139,5 @@ def read_sweep(folder: str | Path) -> Sweep:
         unread = [s for s in UNREAD_STORES if (folder / s).exists()]
         if unread:
             raise DataError(f"{folder}: {unread[0]} is a results store this version cannot read yet")
-        raise DataError(f"{folder}: not a sweep (no trials/ folder)")
+        raise DataError(f"{folder}: not a sweep (no sweep.sqlite, no trials/ folder)")
     return source.load(folder)

@@ -1,0 +1,115 @@
+"""``ferristor sweep [SPEC] [--grid PATH=V1,V2 ...]`` and ``ferristor results SWEEP``."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+
+@click.command("sweep")
+@click.argument("spec_file", required=False, type=click.Path(dir_okay=False))
+@click.option("--grid", "grids", multiple=True, metavar="PATH=V1,V2,...",
+              help="an axis: a config path and its values, e.g. rule.k=1,10,100 (repeat to cross axes)")
+@click.option("--set", "sets", multiple=True, metavar="PATH=VALUE", help="a base config value, e.g. epochs=0.5 (repeatable)")
+@click.option("--seeds", default=None, help="seeds, one replica each, e.g. 0-9 [default: the spec's, else 0]")
+@click.option("--seeds-per-trial", type=int, default=None,
+              help="split the seeds into trials of this many [default: all seeds of a point in one trial]")
+@click.option("--threads", type=int, default=None, help="CPU threads per trial (Ray: CPUs per task) [default: 1]")
+@click.option("--workers", type=int, default=1, show_default=True, help="local worker processes, trials at once")
+@click.option("--in-process", is_flag=True, help="run trials one by one in this process (no worker processes)")
+@click.option("--ray", "use_ray", is_flag=True, help="run trials as Ray tasks on a Ray started here on this machine's cores")
+@click.option("--ray-cpus", type=int, default=None, help="with --ray: CPUs the local Ray may use [default: all]")
+@click.option("--ray-address", default=None, metavar="ADDR", help="run trials on the Ray cluster at ADDR (e.g. 10.0.0.1:6379 or auto)")
+@click.option("--max-retries", type=int, default=2, show_default=True, help="retries of a failing trial before it is recorded as failed")
+@click.option("--retry-failed", is_flag=True, help="try trials recorded as failed again")
+@click.option("--dry-run", is_flag=True, help="list the trials and an estimate of their CPU time; run nothing")
+@click.option("--data-dir", type=click.Path(file_okay=False), default=None, envvar="FERRISTOR_DATA",
+              help="data root, read by this process only: workers get the data from it [env FERRISTOR_DATA]")
+@click.option("--out", type=click.Path(file_okay=False), default="runs/sweep", show_default=True,
+              help="sweep folder: its results store sweep.sqlite; a rerun resumes")
+@click.option("--progress/--no-progress", default=True)
+def sweep(spec_file, grids, sets, seeds, seeds_per_trial, threads, workers, in_process, use_ray, ray_cpus, ray_address,
+          max_retries, retry_failed, dry_run, data_dir, out, progress):
+    """Run a sweep over any config fields: a SPEC file (TOML/YAML) and/or --grid axes; every trial's
+    seeds train as replicas in one process; results go to OUT/sweep.sqlite (see 'ferristor results')."""
+    from ..sweeps import spec as sp
+    from ..sweeps.run import plan, run_plan
+
+    if threads is not None:
+        sets = (*sets, f"threads={threads}")
+    for name, value, lo in (("--workers", workers, 1), ("--max-retries", max_retries, 0), ("--ray-cpus", ray_cpus, 1)):
+        if value is not None and value < lo:
+            raise sp.SpecError(f"{name} {value}: expected an integer ≥ {lo}")
+    if sum(bool(x) for x in (in_process, use_ray or ray_cpus, ray_address)) > 1:
+        raise sp.SpecError("--in-process, --ray and --ray-address: choose one executor")
+    spec = sp.build_spec(spec_file, sets, grids, seeds, seeds_per_trial)
+    if ray_address and not dry_run:
+        from ..sweeps.ray_executor import check_reachable
+        check_reachable(ray_address)  # before loading any data
+    if dry_run:
+        p = plan(spec, Path(out), data_dir)
+        click.echo(p.dry_run_text(workers=1 if in_process else workers))
+        return
+    from ..locking import exclusive
+    from ..sweeps.driver import LOCK_NAME
+    with exclusive(out, "sweep folder", LOCK_NAME):  # before loading data: a second driver is refused at once
+        p = plan(spec, Path(out), data_dir)
+        outcome = run_plan(p, workers=workers, in_process=in_process, ray=use_ray or ray_cpus is not None,
+                           ray_address=ray_address, ray_cpus=ray_cpus, max_retries=max_retries,
+                           retry_failed=retry_failed, progress=progress)
+    from ..sweeps.driver import summary_lines
+    from ..sweeps.run import trial_table
+    click.echo(trial_table(p, outcome))
+    for line in summary_lines(outcome):
+        click.echo(line)
+    click.echo(f"results: ferristor results {out}")
+    if outcome.count("failed"):
+        raise SystemExit(1)
+
+
+@click.command("results")
+@click.argument("sweep_dir", type=click.Path(file_okay=False))
+@click.option("--where", "conditions", multiple=True, metavar="COLUMN OP VALUE",
+              help="keep rows where e.g. rule.k=100, mode!=fp, test_accuracy>0.9 (repeat: all must hold)")
+@click.option("--final", "final_only", is_flag=True, help="only each trial's last evaluation")
+@click.option("--format", "fmt", type=click.Choice(["table", "csv", "parquet"]), default="table", show_default=True)
+@click.option("--output", "-o", type=click.Path(dir_okay=False), default=None,
+              help="write to this file (parquet needs one) [default: print]")
+@click.option("--import", "imports", multiple=True, type=click.Path(), metavar="RUN",
+              help="first import a finished run (its folder or results.json) into the store (repeatable)")
+def results(sweep_dir, conditions, final_only, fmt, output, imports):
+    """Print or export SWEEP's results: one row per trial × seed × evaluation with the resolved config."""
+    from ..atomic import atomic_write
+    from ..sweeps import table as tb
+    from ..sweeps.store import open_store
+
+    if imports:
+        from ..locking import exclusive
+        from ..sweeps.driver import LOCK_NAME
+        from ..sweeps.importer import import_run
+        with exclusive(sweep_dir, "sweep folder", LOCK_NAME):
+            store = open_store(sweep_dir)
+            try:
+                for path in imports:
+                    t = import_run(store, path)
+                    click.echo(f"imported {path} as trial {t.key}", err=True)
+            finally:
+                store.close()
+    store = open_store(sweep_dir, readonly=True)
+    try:
+        rows = tb.where(tb.tidy_rows(store, final_only), conditions)
+    finally:
+        store.close()
+    if fmt == "parquet":
+        if not output:
+            raise tb.TableError("--format parquet: give a file with --output")
+        tb.to_parquet(rows, output)
+        click.echo(f"{len(rows)} rows: {output}", err=True)
+        return
+    text = tb.to_csv(rows) if fmt == "csv" else tb.to_text(rows) + "\n"
+    if output:
+        with atomic_write(output, "w") as f:
+            f.write(text)
+        click.echo(f"{len(rows)} rows: {output}", err=True)
+    else:
+        click.echo(text, nl=False)

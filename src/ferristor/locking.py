@@ -1,0 +1,68 @@
+"""One writer per folder: an exclusive, non-blocking ``fcntl.flock`` on a lock file inside it.
+
+The kernel drops the lock when its holder exits, however it exits (kill -9 included), so a stale
+lock never needs cleaning up: the next process simply gets it. The file records who holds it (pid,
+host, command), for the message a refused second writer prints. Used by the sweep driver; any
+command that must be the only writer of a folder can use it too.
+"""
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import socket
+import sys
+import time
+from pathlib import Path
+from typing import Iterator
+
+from .errors import FerristorError
+
+
+class FolderBusy(FerristorError):
+    """Another process already writes to this folder."""
+
+
+_held: dict[Path, int] = {}  # lock files this process holds → nesting depth
+
+
+@contextlib.contextmanager
+def exclusive(folder: str | os.PathLike, what: str = "folder", name: str = ".lock") -> Iterator[Path]:
+    """Hold ``folder/name`` exclusively for the block; raise :class:`FolderBusy` at once if another
+    process holds it. Reentrant within a process (a command may lock early, its library call again)."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = (folder / name).resolve()
+    if path in _held:
+        _held[path] += 1
+        try:
+            yield path
+        finally:
+            _held[path] -= 1
+        return
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise FolderBusy(f"{what} {folder} is in use by another process ({_holder(path)}): "
+                             f"wait for it to finish or stop it; a killed holder releases it at once") from None
+        os.ftruncate(fd, 0)
+        os.write(fd, json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "since": time.time(),
+                                 "command": " ".join(sys.argv)[:500]}).encode())
+        _held[path] = 1
+        try:
+            yield path
+        finally:
+            del _held[path]
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def _holder(path: Path) -> str:
+    try:
+        info = json.loads(path.read_text(encoding="utf-8"))
+        return f"pid {info['pid']} on {info['host']}, since {time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(info['since']))}"
+    except (OSError, ValueError, KeyError, TypeError):
+        return "holder unknown"

@@ -1,0 +1,129 @@
+"""Dotted paths into :class:`TrainConfig` (``rule.k``, ``transfer.sigma_levels``, ``epochs``): the
+allowed paths, setting values by path, and building a validated config from a plain dict.
+
+Paths are those of ``dataclasses.asdict(TrainConfig())``, read from the dataclasses themselves, so a
+field added to a config is sweepable at once. Values are coerced to the field's declared type where
+that is lossless (an int for a float field becomes a float), so ``epochs=10`` and ``epochs=10.0`` are
+one trial.
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+import types
+import typing
+from typing import Any
+
+from ..errors import ConfigError
+from ..experiments.config import TASKS, TrainConfig, task_config
+
+
+@functools.lru_cache(maxsize=None)
+def _hints(cls) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def _nested_class(cls, name: str):
+    """The dataclass type of field ``name`` of ``cls``, or None for a leaf."""
+    hint = _hints(cls).get(name)
+    return hint if isinstance(hint, type) and dataclasses.is_dataclass(hint) else None
+
+
+def config_paths(cls=TrainConfig, prefix: str = "") -> list[str]:
+    """Every leaf path of ``cls``, in declaration order: 'dataset', ..., 'rule.k', ..."""
+    out = []
+    for f in dataclasses.fields(cls):
+        sub = _nested_class(cls, f.name)
+        out.extend(config_paths(sub, f"{prefix}{f.name}.") if sub else [f"{prefix}{f.name}"])
+    return out
+
+
+def _leaf(path: str):
+    """(owning dataclass, field name) of a path; ConfigError when there is no such leaf."""
+    cls, parts = TrainConfig, path.split(".")
+    for i, part in enumerate(parts):
+        names = {f.name for f in dataclasses.fields(cls)}
+        if part not in names:
+            break
+        sub = _nested_class(cls, part)
+        if i == len(parts) - 1:
+            if sub is None:
+                return cls, part
+            break
+        if sub is None:
+            break
+        cls = sub
+    raise ConfigError("config path", path, "one of " + ", ".join(config_paths()))
+
+
+def check_path(path: str) -> str:
+    _leaf(path)
+    return path
+
+
+def coerce(path: str, value: Any) -> Any:
+    """``value`` in the type the field declares, when that is lossless; else unchanged (the config's
+    own validation then names what is wrong)."""
+    cls, name = _leaf(path)
+    hint = _hints(cls)[name]
+    allowed = set(typing.get_args(hint)) if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union else {hint}
+    origins = {typing.get_origin(a) or a for a in allowed}
+    if float in origins and int not in origins and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if tuple in origins and isinstance(value, list):
+        return tuple(value)
+    return value
+
+
+def set_path(d: dict, path: str, value: Any) -> None:
+    *heads, last = path.split(".")
+    for h in heads:
+        d = d[h]
+    d[last] = value
+
+
+def get_path(d: dict, path: str) -> Any:
+    for part in path.split("."):
+        d = d[part]
+    return d
+
+
+def build(d: dict, cls=TrainConfig):
+    """A validated ``cls`` from a dict like ``dataclasses.asdict`` gives (unknown keys are refused)."""
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = set(d) - names
+    if unknown:
+        raise ConfigError(f"{cls.__name__} field", sorted(unknown)[0], "one of " + ", ".join(sorted(names)))
+    kwargs = {}
+    for name, v in d.items():
+        sub = _nested_class(cls, name)
+        kwargs[name] = build(v, sub) if sub is not None and isinstance(v, dict) else v
+    return cls(**kwargs)
+
+
+def canonical(cfg: TrainConfig) -> dict:
+    """The config as a plain dict with every leaf coerced to its declared type (lists for tuples):
+    the form that trial keys and the results store see."""
+    d = dataclasses.asdict(cfg)
+    for path in config_paths():
+        try:
+            v = coerce(path, get_path(d, path))
+        except KeyError:
+            continue
+        set_path(d, path, list(v) if isinstance(v, tuple) else v)
+    return d
+
+
+def resolve(overrides: dict[str, Any]) -> TrainConfig:
+    """The paper's preset for the dataset and mode (network, lr, p, transfer model: ``task_config``),
+    with ``overrides`` (path → value) applied on top and the whole validated."""
+    for path in overrides:
+        check_path(path)
+    dataset = overrides.get("dataset", TrainConfig.dataset)
+    mode = overrides.get("mode", TrainConfig.mode)
+    if dataset not in TASKS:
+        raise ConfigError("dataset", dataset, "one of " + ", ".join(repr(t) for t in TASKS))
+    d = dataclasses.asdict(task_config(dataset, mode))
+    for path, value in overrides.items():
+        set_path(d, path, coerce(path, value))
+    return build(d)

@@ -1,0 +1,168 @@
+"""The sweep driver: runs every unfinished trial on an executor and is the only writer of the store.
+
+Guarantees, whatever is killed when (driver or worker, kill -9 included):
+
+* a finished trial is never lost: it is committed in one transaction the moment its results arrive;
+* a wrong one is never recorded: a trial counts as done only with its complete results, checked
+  against its config and seeds; evaluation rows streamed before a crash are replaced by the final
+  history; rows of unfinished trials are never shown as results;
+* the same command again resumes: finished trials are skipped, interrupted ones restart from their
+  latest checkpoint (held in the store, shipped to the worker), so the numbers equal an
+  uninterrupted sweep's (training is deterministic in the config and resumes bit for bit);
+* a trial that keeps failing is retried ``max_retries`` times, then recorded as failed with its
+  error (``--retry-failed`` tries it again later);
+* one driver per sweep folder: a second one is refused at once (``ferristor.locking``).
+"""
+from __future__ import annotations
+
+import collections
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+from ..locking import exclusive
+from .executors import Executor, ProcessExecutor
+from .progress import Progress
+from .provenance import code_version
+from .store import open_store
+from .trials import EXECUTION_FIELDS, Trial
+from .worker import Job
+
+LOCK_NAME = ".sweep.lock"
+
+
+@dataclass
+class Outcome:
+    folder: Path
+    trials: list[Trial]
+    status: dict[str, str]  # key → pending/running/done/failed
+    errors: dict[str, str] = field(default_factory=dict)  # key → last error of failed trials
+    ran: int = 0  # trials finished by this call
+
+    def count(self, status: str) -> int:
+        return sum(s == status for s in self.status.values())
+
+
+def run_sweep(trials: list[Trial], folder: str | Path, datasets: dict, *, executor: Executor | None = None,
+              max_retries: int = 2, retry_failed: bool = False, progress: bool = True,
+              meta: dict[str, Any] | None = None, name: str | None = None) -> Outcome:
+    """Run the trials not yet done in ``folder``'s store; ``datasets`` maps each dataset name the
+    trials use to the loaded Dataset (the tensors their keys fingerprint)."""
+    folder = Path(folder)
+    with exclusive(folder, "sweep folder", LOCK_NAME):
+        store = open_store(folder)
+        try:
+            return _Run(store, folder, trials, datasets, executor or ProcessExecutor(1), max_retries,
+                        progress, name or folder.name).run(retry_failed, meta)
+        finally:
+            store.close()
+
+
+class _Run:
+    def __init__(self, store, folder, trials, datasets, executor, max_retries, progress, name):
+        self.store, self.folder, self.trials, self.datasets = store, folder, trials, datasets
+        self.executor, self.max_retries, self.show, self.name = executor, max_retries, progress, name
+        self.by_key = {t.key: t for t in trials}
+        self.todo: collections.deque[Trial] = collections.deque()
+        self.running: set[str] = set()
+        self.ran = 0
+
+    def run(self, retry_failed: bool, meta: dict | None) -> Outcome:
+        store = self.store
+        store.register(self.trials)
+        for k, v in (meta or {}).items():
+            store.set_meta(k, json.dumps(v, sort_keys=True))
+        status = store.status(self.by_key)
+        if retry_failed:
+            store.retry_failed([k for k, r in status.items() if r["status"] == "failed"])
+            status = store.status(self.by_key)
+        self.todo.extend(t for t in self.trials if status[t.key]["status"] == "pending")
+        done = sum(r["status"] == "done" for r in status.values())
+        failed = sum(r["status"] == "failed" for r in status.values())
+        started = bool(self.todo)
+        if started:
+            self.executor.start(self.datasets, self.sink)  # before the bar: a start error is the only output
+        self.bar = Progress(len(self.trials), done, failed, self.name, self.show)
+        try:
+            if started:
+                self._loop()
+        finally:
+            self.bar.close()
+            if started:
+                self.executor.close()
+        final = store.status(self.by_key)
+        return Outcome(self.folder, self.trials, {k: r["status"] for k, r in final.items()},
+                       {k: r["error"] for k, r in final.items() if r["status"] == "failed"}, self.ran)
+
+    def _loop(self) -> None:
+        while self.todo or self.executor.busy():
+            while self.todo and self.executor.has_room():
+                t = self.todo.popleft()
+                attempt = self.store.mark_running(t.key)
+                ckpt = self.store.checkpoint(t.key)
+                self.executor.submit(Job(t.key, t.config, attempt, ckpt[1] if ckpt else None,
+                                         threads=t.config.get("threads", 1)))
+            self.executor.poll(0.5)
+
+    # -- events from the executor -----------------------------------------------------------------
+    def sink(self, key: str, kind: str, payload: Any) -> None:
+        t = self.by_key[key]
+        if kind == "started":
+            self.running.add(key)
+            self.store.set_worker(key, f"{payload['host']}:{payload['pid']}")
+            self.bar.started(t.params, f"{payload['host']}:{payload['pid']}", payload["attempt"])
+        elif kind == "eval":
+            self.store.add_eval(key, t.seeds, payload)
+        elif kind == "checkpoint":
+            self.store.save_checkpoint(key, int(payload["step"]), payload["state"])
+        elif kind == "done":
+            problem = _check(t, payload)
+            if problem:
+                return self._failed(t, f"RuntimeError: the worker returned wrong results: {problem}")
+            self.store.finish(key, payload, payload.get("code_version") or code_version())  # the worker's own record
+            self.running.discard(key)
+            self.ran += 1
+            self.bar.finished(t.params, payload)
+        elif kind in ("error", "crashed"):
+            self._failed(t, str(payload))
+        else:
+            raise ValueError(f"unknown event {kind!r} from the executor")
+
+    def _failed(self, t: Trial, error: str) -> None:
+        failures = self.store.failures(t.key) + 1
+        give_up = failures > self.max_retries
+        self.store.fail(t.key, error, give_up)
+        self.bar.failed_attempt(t.params, error, retry=not give_up, was_running=t.key in self.running)
+        self.running.discard(t.key)
+        if not give_up:
+            self.todo.append(t)  # resubmitted with the latest checkpoint the store holds
+
+
+def _check(t: Trial, results: Any) -> str | None:
+    """Why ``results`` cannot be this trial's, or None."""
+    if not isinstance(results, dict) or not results.get("history"):
+        return "no evaluation history"
+    if results.get("seeds") != t.seeds:
+        return f"seeds {results.get('seeds')} instead of {t.seeds}"
+    got = {k: v for k, v in json.loads(json.dumps(results.get("config", {}))).items() if k not in EXECUTION_FIELDS}
+    want = {k: v for k, v in t.config.items() if k not in EXECUTION_FIELDS}
+    if got != want:
+        diff = sorted(k for k in set(got) | set(want) if got.get(k) != want.get(k))
+        return f"another config (differs in {', '.join(diff)})"
+    if any(len(h["test_accuracy"]) != len(t.seeds) for h in results["history"]):
+        return "an evaluation without one accuracy per seed"
+    return None
+
+
+def summary_lines(outcome: Outcome) -> Iterable[str]:
+    from .progress import label
+    n = len(outcome.trials)
+    yield (f"sweep {outcome.folder}: {outcome.count('done')}/{n} trials done, {outcome.count('failed')} failed, "
+           f"{outcome.count('pending') + outcome.count('running')} not run; {outcome.ran} ran now")
+    for t in outcome.trials:
+        if outcome.status.get(t.key) == "failed":
+            err = (outcome.errors.get(t.key) or "").strip().splitlines()
+            yield f"  FAILED {label(t.params)} [{t.key}]: {err[0] if err else 'unknown error'}"
+    if outcome.count("failed"):
+        yield "  (rerun with --retry-failed to try the failed trials again)"

@@ -1,0 +1,193 @@
+"""Where trials run: in this process, or in local worker processes. (Ray: ``ray_executor.py``.)
+
+An executor runs :class:`~.worker.Job` s and hands their events to the driver's ``sink(key, kind,
+payload)`` from :meth:`poll`; it never writes anything itself. The driver gives each executor the
+datasets it loaded and fingerprinted, and the executor delivers them to its workers (here: pickled
+once per worker process), so no worker reads a data folder and every trial trains on exactly the
+tensors its key names. A worker that dies is reported as a ``crashed`` event and replaced.
+"""
+from __future__ import annotations
+
+import os
+import threading
+import time
+from typing import Any, Callable, Protocol
+
+from ..errors import ConfigError
+from .worker import Job, run_job
+
+Sink = Callable[[str, str, Any], None]
+TERMINAL = ("done", "error", "crashed")
+
+
+class Executor(Protocol):
+    name: str
+
+    def start(self, datasets: dict, sink: Sink) -> None: ...
+    def has_room(self) -> bool: ...
+    def submit(self, job: Job) -> None: ...
+    def poll(self, timeout: float) -> None: ...
+    def busy(self) -> bool: ...
+    def close(self) -> None: ...
+
+
+class InProcessExecutor:
+    """One trial at a time, in this process (the simplest; a crash here is the driver's crash)."""
+
+    name = "in-process"
+
+    def __init__(self):
+        self.queue: list[Job] = []
+
+    def start(self, datasets: dict, sink: Sink) -> None:
+        self.datasets, self.sink = datasets, sink
+
+    def has_room(self) -> bool:
+        return not self.queue
+
+    def submit(self, job: Job) -> None:
+        self.queue.append(job)
+
+    def busy(self) -> bool:
+        return bool(self.queue)
+
+    def poll(self, timeout: float) -> None:
+        if self.queue:
+            job = self.queue.pop(0)
+            run_job(job, self.datasets[job.dataset], lambda kind, payload: self.sink(job.key, kind, payload))
+
+    def close(self) -> None:
+        pass
+
+
+def _watch_parent(parent: int) -> None:
+    """A worker whose driver died (kill -9 included) exits instead of training on for nobody."""
+    while True:
+        time.sleep(1.0)
+        if os.getppid() != parent:
+            os._exit(1)
+
+
+def _worker_main(conn, parent: int) -> None:
+    threading.Thread(target=_watch_parent, args=(parent,), daemon=True).start()
+    datasets: dict = {}
+    while True:
+        try:
+            msg = conn.recv()
+        except EOFError:
+            return
+        if msg is None:
+            return
+        if msg[0] == "data":
+            datasets[msg[1]] = msg[2]
+        else:
+            job = msg[1]
+            run_job(job, datasets[job.dataset], lambda kind, payload: conn.send((job.key, kind, payload)))
+
+
+class _Worker:
+    def __init__(self, ctx):
+        self.conn, child = ctx.Pipe()
+        self.process = ctx.Process(target=_worker_main, args=(child, os.getpid()), daemon=True,
+                                   name="ferristor-sweep-worker")
+        self.process.start()
+        child.close()
+        self.job: Job | None = None
+        self.has: set[str] = set()
+
+
+class ProcessExecutor:
+    """Up to ``workers`` trials at once, each in its own spawned worker process (kept for the next
+    trial, so torch and numba start once per worker)."""
+
+    name = "processes"
+
+    def __init__(self, workers: int):
+        if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+            raise ConfigError("workers", workers, "an integer ≥ 1")
+        self.workers = workers
+        self.pool: list[_Worker] = []
+
+    def start(self, datasets: dict, sink: Sink) -> None:
+        import multiprocessing
+        # spawn, not fork: torch and numba keep thread pools that a forked child must not inherit.
+        self.ctx = multiprocessing.get_context("spawn")
+        self.datasets, self.sink = datasets, sink
+
+    def has_room(self) -> bool:
+        return sum(w.job is not None for w in self.pool) < self.workers
+
+    def busy(self) -> bool:
+        return any(w.job is not None for w in self.pool)
+
+    def submit(self, job: Job) -> None:
+        worker = next((w for w in self.pool if w.job is None), None)
+        if worker is None:
+            worker = _Worker(self.ctx)
+            self.pool.append(worker)
+        try:
+            if job.dataset not in worker.has:
+                worker.conn.send(("data", job.dataset, self.datasets[job.dataset]))
+                worker.has.add(job.dataset)
+            worker.conn.send(("job", job))
+        except (BrokenPipeError, ConnectionResetError, EOFError) as e:
+            self._lost(worker, f"worker pid {worker.process.pid} could not take the trial ({e})", job)
+            return
+        worker.job = job
+
+    def poll(self, timeout: float) -> None:
+        from multiprocessing.connection import wait
+        busy = [w for w in self.pool if w.job is not None]
+        if not busy:
+            time.sleep(min(timeout, 0.05))
+            return
+        ready = set(wait([w.conn for w in busy] + [w.process.sentinel for w in busy], timeout))
+        for w in busy:
+            if w.conn in ready or w.process.sentinel in ready:
+                self._drain(w)
+
+    def _drain(self, w: _Worker) -> None:
+        """Deliver every message the worker sent; if it died, report its trial crashed."""
+        try:
+            while w.job is not None and w.conn.poll():
+                key, kind, payload = w.conn.recv()
+                self.sink(key, kind, payload)
+                if kind in TERMINAL:
+                    w.job = None
+        except (EOFError, OSError, ConnectionResetError):
+            pass
+        if w.job is not None and not w.process.is_alive():
+            w.process.join()
+            self._lost(w, f"worker pid {w.process.pid} died (exit code {w.process.exitcode})", w.job)
+
+    def _lost(self, w: _Worker, why: str, job: Job) -> None:
+        w.job = None
+        if w in self.pool:
+            self.pool.remove(w)
+        w.conn.close()
+        if w.process.is_alive():
+            w.process.kill()
+        self.sink(job.key, "crashed", why)
+
+    def close(self) -> None:
+        for w in self.pool:
+            try:
+                w.conn.send(None)
+            except OSError:
+                pass
+        for w in self.pool:
+            w.process.join(timeout=5)
+            if w.process.is_alive():
+                w.process.kill()
+                w.process.join()
+        self.pool.clear()
+
+
+def make_executor(workers: int = 1, *, in_process: bool = False, ray: bool = False,
+                  ray_address: str | None = None, ray_cpus: int | None = None) -> Executor:
+    """Ray with ``ray``/``ray_address``; else this process with ``in_process``; else ``workers``
+    worker processes (the default, one: a crashing trial never takes the driver down)."""
+    if ray or ray_address:
+        from .ray_executor import RayExecutor
+        return RayExecutor(address=ray_address, num_cpus=ray_cpus)
+    return InProcessExecutor() if in_process else ProcessExecutor(workers)

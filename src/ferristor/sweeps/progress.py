@@ -1,0 +1,60 @@
+"""The sweep's progress: one bar (trials done / running / failed, ETA) and one line per trial event."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+
+def label(params: dict) -> str:
+    return " ".join(f"{k}={json.dumps(v) if not isinstance(v, str) else v}" for k, v in params.items()) or "(base)"
+
+
+class Progress:
+    def __init__(self, total: int, done: int, failed: int, name: str, enabled: bool = True):
+        self.enabled, self.running, self.failed = enabled, 0, failed
+        self.bar = None
+        if enabled:
+            from tqdm.auto import tqdm
+            self.bar = tqdm(total=total, initial=done + failed, desc=f"sweep {name}", unit="trial",
+                            dynamic_ncols=True, mininterval=0.5)
+            self._postfix()
+
+    def _postfix(self) -> None:
+        if self.bar is not None:
+            self.bar.set_postfix_str(f"running {self.running}, failed {self.failed}")
+
+    def line(self, text: str) -> None:
+        if self.bar is not None:
+            self.bar.write(text)
+
+    def started(self, params: dict, worker: str, attempt: int) -> None:
+        self.running += 1
+        self._postfix()
+        self.line(f"start  {label(params)}  on {worker}" + (f"  (attempt {attempt})" if attempt > 1 else ""))
+
+    def finished(self, params: dict, results: dict) -> None:
+        self.running -= 1
+        acc = 100 * np.asarray(results["final_test_accuracy"])
+        spread = f" ± {acc.std(ddof=1):.2f}" if acc.size > 1 else ""
+        self.line(f"done   {label(params)}  accuracy {acc.mean():.2f}{spread} % ({acc.size} seeds)  "
+                  f"{results['timing']['train_seconds']:.1f} s")
+        if self.bar is not None:
+            self.bar.update(1)
+        self._postfix()
+
+    def failed_attempt(self, params: dict, error: str, retry: bool, was_running: bool) -> None:
+        self.running -= was_running
+        first = error.strip().splitlines()[0] if error.strip() else "unknown error"
+        if retry:
+            self.line(f"retry  {label(params)}  after: {first}")
+        else:
+            self.failed += 1
+            self.line(f"FAILED {label(params)}  {first}")
+            if self.bar is not None:
+                self.bar.update(1)
+        self._postfix()
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()

@@ -1,0 +1,258 @@
+"""A sweep's specification: a base config, axes, seeds; read from a TOML or YAML file and/or from
+``--set``/``--grid`` options, and checked against the config's fields before any work starts.
+
+File form (TOML shown; YAML has the same keys)::
+
+    name = "k-sweep"                  # optional
+    seeds = "0-9"                     # one replica per seed; a trial runs its seeds in one process
+    seeds_per_trial = 10              # optional: split the seeds into trials of this many
+    [base]                            # any config field, nested or dotted
+    dataset = "mnist"
+    mode = "hm"
+    epochs = 10
+    [grid]                            # axes crossed with each other
+    "rule.k" = [1, 2, 5, 10]
+    [[points]]                        # optional explicit points, each crossed with the grid
+    "rule.rounding" = "nearest"
+
+Every path is a dotted field of ``TrainConfig`` (``ferristor params`` lists them); an unknown path
+fails at once with the list of allowed ones, and every value is checked by the config's own
+validation, naming where it was given (``--grid rule.k``, ``spec.toml [grid] rule.k``).
+"""
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import ConfigError, FerristorError
+from ..experiments.config import TrainConfig
+from ..experiments.seeds import parse_seeds
+from . import configs
+
+
+class SpecError(FerristorError):
+    """A sweep specification is malformed: the message names the file or option and what is wrong."""
+
+
+SPEC_KEYS = ("name", "seeds", "seeds_per_trial", "base", "grid", "points")
+
+
+@dataclass
+class SweepSpec:
+    base: dict[str, Any] = field(default_factory=dict)  # path → value
+    grid: dict[str, list] = field(default_factory=dict)  # path → values, crossed
+    points: list[dict[str, Any]] = field(default_factory=list)  # explicit points, crossed with the grid
+    seeds: list[int] = field(default_factory=lambda: [0])
+    seeds_per_trial: int | None = None  # None: all seeds in one trial
+    name: str | None = None
+    origin: dict[str, str] = field(default_factory=dict)  # path → where it was given, for messages
+
+    def where(self, path: str) -> str:
+        return self.origin.get(path, path)
+
+    def points_overrides(self) -> list[tuple[dict, dict]]:
+        """(params, overrides) per point of the sweep, seeds excluded: params are what varies."""
+        axes = list(self.grid)
+        out = []
+        for point in self.points or [{}]:
+            for values in itertools.product(*(self.grid[a] for a in axes)):
+                params = {**point, **dict(zip(axes, values))}
+                out.append((params, {**self.base, **params}))
+        return out
+
+    def seed_groups(self) -> list[list[int]]:
+        n = self.seeds_per_trial or len(self.seeds)
+        return [self.seeds[i:i + n] for i in range(0, len(self.seeds), n)]
+
+
+def flatten(tree: dict, where: str, cls=TrainConfig, prefix: str = "") -> dict[str, Any]:
+    """{'rule': {'k': 1}, 'transfer.sigma_levels': 0.3} → {'rule.k': 1, 'transfer.sigma_levels': 0.3},
+    following the config's structure (a nested dataclass field is a table, anything else a leaf)."""
+    if not isinstance(tree, dict):
+        raise SpecError(f"{where}: expected a table of config fields, got {tree!r}")
+    out = {}
+    for key, value in tree.items():
+        path = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out.update(flatten(value, where, cls, f"{path}."))
+            continue
+        try:
+            configs.check_path(path)
+        except ConfigError:
+            raise SpecError(f"{where}: unknown config path '{path}': expected one of "
+                            f"{', '.join(configs.config_paths())}") from None
+        out[path] = value
+    return out
+
+
+def parse_value(text: str) -> Any:
+    """A command-line value: JSON when it parses (numbers, true/false/null, [lists]), else the string."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text.strip()
+
+
+def parse_assignment(text: str, option: str, many: bool) -> tuple[str, Any]:
+    """'rule.k=1,10,100' → ('rule.k', [1, 10, 100]) (many) or 'epochs=0.5' → ('epochs', 0.5)."""
+    path, eq, raw = text.partition("=")
+    path = path.strip()
+    if not eq or not path or not raw.strip():
+        raise SpecError(f"{option} {text!r}: expected PATH=VALUE{',VALUE...' if many else ''}, e.g. "
+                        f"{'rule.k=1,10,100' if many else 'epochs=0.5'}")
+    try:
+        configs.check_path(path)
+    except ConfigError:
+        raise SpecError(f"{option} {text!r}: unknown config path '{path}': expected one of "
+                        f"{', '.join(configs.config_paths())}") from None
+    if not many:
+        return path, parse_value(raw)
+    raw = raw.strip()
+    if raw.startswith("[") and raw.endswith("]") and raw.count("[") > 1:  # JSON list of list values
+        values = parse_value(raw)
+        if not isinstance(values, list):
+            raise SpecError(f"{option} {text!r}: '{raw}' is not a JSON list of values")
+    else:
+        values = [parse_value(v) for v in raw.split(",")]
+    if any(v == "" for v in values):
+        raise SpecError(f"{option} {text!r}: an empty value in the list")
+    return path, values
+
+
+def _read(path: Path) -> dict:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise SpecError(f"spec file {path}: cannot be read ({e})") from None
+    suffix = path.suffix.lower()
+    if suffix == ".toml":
+        import tomllib
+        try:
+            data = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as e:
+            raise SpecError(f"spec file {path}: not valid TOML ({e})") from None
+    elif suffix in (".yaml", ".yml"):
+        try:
+            import yaml
+        except ImportError:
+            raise SpecError(f"spec file {path}: YAML needs PyYAML (pip install 'ferristor[cluster]' or pyyaml); "
+                            f"or write the spec as TOML") from None
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as e:
+            raise SpecError(f"spec file {path}: not valid YAML ({str(e).splitlines()[0]})") from None
+    else:
+        raise SpecError(f"spec file {path}: expected a .toml, .yaml or .yml file")
+    if not isinstance(data, dict):
+        raise SpecError(f"spec file {path}: expected a table at the top level")
+    return data
+
+
+def from_file(path: str | Path) -> SweepSpec:
+    path = Path(path)
+    data = _read(path)
+    unknown = [k for k in data if k not in SPEC_KEYS]
+    if unknown:
+        raise SpecError(f"spec file {path}: unknown key '{unknown[0]}': expected {', '.join(SPEC_KEYS)}")
+    spec = SweepSpec(name=data.get("name"))
+    base = flatten(data.get("base", {}), f"spec file {path} [base]")
+    if "seeds" in base:
+        raise SpecError(f"spec file {path} [base]: give the seeds at the top level (seeds = \"0-9\")")
+    for p in base:
+        spec.origin[p] = f"{path.name} [base] {p}"
+    grid = flatten(data.get("grid", {}), f"spec file {path} [grid]")
+    for p, values in grid.items():
+        if not isinstance(values, list) or not values:
+            raise SpecError(f"spec file {path} [grid] {p}: expected a non-empty list of values, got {values!r}")
+        spec.origin[p] = f"{path.name} [grid] {p}"
+    points = data.get("points", [])
+    if not isinstance(points, list):
+        raise SpecError(f"spec file {path} points: expected a list of tables ([[points]] in TOML)")
+    spec.points = [flatten(pt, f"spec file {path} points[{i}]") for i, pt in enumerate(points)]
+    for i, pt in enumerate(spec.points):
+        for p in pt:
+            spec.origin.setdefault(p, f"{path.name} points[{i}] {p}")
+    spec.base, spec.grid = base, grid
+    if "seeds" in data:
+        spec.seeds = _seeds(data["seeds"], f"spec file {path} seeds")
+    if "seeds_per_trial" in data:
+        spec.seeds_per_trial = _per_trial(data["seeds_per_trial"], f"spec file {path} seeds_per_trial")
+    if spec.name is not None and not isinstance(spec.name, str):
+        raise SpecError(f"spec file {path} name: expected a string")
+    return spec
+
+
+def _seeds(value, where: str) -> list[int]:
+    try:
+        return parse_seeds(value)
+    except ConfigError as e:
+        raise SpecError(f"{where}: {e.allowed}, got {value!r}") from None
+
+
+def _per_trial(value, where: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise SpecError(f"{where}: expected an integer ≥ 1, got {value!r}")
+    return value
+
+
+def build_spec(file: str | Path | None = None, sets: tuple[str, ...] = (), grids: tuple[str, ...] = (),
+               seeds: str | None = None, seeds_per_trial: int | None = None) -> SweepSpec:
+    """The spec of a file (optional) with command-line ``--set``/``--grid``/``--seeds`` on top."""
+    spec = from_file(file) if file else SweepSpec()
+    for text in sets:
+        path, value = parse_assignment(text, "--set", many=False)
+        if path == "seeds":
+            raise SpecError(f"--set {text!r}: use --seeds for the seeds")
+        spec.base[path], spec.origin[path] = value, f"--set {path}"
+        spec.grid.pop(path, None)
+    for text in grids:
+        path, values = parse_assignment(text, "--grid", many=True)
+        if path == "seeds":
+            raise SpecError(f"--grid {text!r}: use --seeds (all seeds of a trial run as replicas in one process) "
+                            f"and --seeds-per-trial to split them")
+        spec.grid[path], spec.origin[path] = values, f"--grid {path}"
+        spec.base.pop(path, None)
+    if seeds is not None:
+        spec.seeds = _seeds(seeds, "--seeds")
+    if seeds_per_trial is not None:
+        spec.seeds_per_trial = _per_trial(seeds_per_trial, "--seeds-per-trial")
+    check(spec)
+    return spec
+
+
+def check(spec: SweepSpec) -> None:
+    """Each value alone on the base config, then every point: the first bad one fails, named."""
+    try:
+        configs.resolve(spec.base)
+    except ConfigError as e:
+        raise SpecError(f"{_blame(spec, spec.base, e)}: {e}") from None
+    for path, values in spec.grid.items():
+        for v in values:
+            try:
+                configs.resolve({**spec.base, path: v})
+            except ConfigError as e:
+                raise SpecError(f"{spec.where(path)}={v!r}: {e}") from None
+    for params, overrides in spec.points_overrides():
+        try:
+            configs.resolve(overrides)
+        except ConfigError as e:
+            raise SpecError(f"the point {json.dumps(params)}: {e}") from None
+
+
+def _blame(spec: SweepSpec, overrides: dict, e: ConfigError) -> str:
+    """The option that set the failing field, when it can be told, else 'the base config'."""
+    for path in overrides:
+        if path == e.field or path.endswith("." + e.field) or e.field.endswith("." + path.split(".")[-1]):
+            return spec.where(path)
+    return "the base config"
+
+
+def describe(spec: SweepSpec) -> dict:
+    """A JSON-ready record of the spec, kept in the store's metadata."""
+    d = dataclasses.asdict(spec)
+    d.pop("origin")
+    return d

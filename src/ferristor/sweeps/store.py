@@ -1,0 +1,274 @@
+"""The results store: one SQLite database per sweep folder (``sweep.sqlite``), written by the driver
+alone (the folder lock makes sure), in WAL mode so readers (``ferristor results``, a report) never
+block it.
+
+Tables:
+
+* ``trials`` — one per trial: key, params (JSON), resolved config (JSON), status (pending, running,
+  done, failed), attempts, failures, the last error (kept once done, as a record), the worker that ran it, the code version and
+  versions, the full results dict of ``train`` (JSON), timestamps.
+* ``evals`` — one per trial × seed × evaluation: step, epoch, test accuracy (and validation accuracy
+  when the config holds a validation set out), and on the trial's last
+  evaluation (``final = 1``) the replica's ledger totals and energy (JSON ``ledger``), its train
+  seconds and speed. Rows stream in as evaluations happen; a trial's rows count once it is done.
+* ``checkpoints`` — the latest mid-trial checkpoint of each unfinished trial (a BLOB of
+  ``torch.save``), handed to the next attempt; deleted when the trial is done.
+* ``meta`` — schema version, the sweep's spec.
+* view ``results`` — evals of done trials joined with their trial's config columns, for SQL users.
+
+Every change is one transaction, so a kill at any moment leaves the store as it was before or after it.
+"""
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from pathlib import Path
+from typing import Any, Iterable
+
+from ..errors import DataError
+from .configs import config_paths
+
+FILENAME = "sweep.sqlite"
+SCHEMA_VERSION = 1
+STATUSES = ("pending", "running", "done", "failed")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS trials (
+    key TEXT PRIMARY KEY,
+    position INTEGER NOT NULL,
+    params TEXT NOT NULL,
+    config TEXT NOT NULL,
+    identity TEXT NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('pending', 'running', 'done', 'failed')),
+    attempts INTEGER NOT NULL DEFAULT 0,
+    failures INTEGER NOT NULL DEFAULT 0,
+    error TEXT,
+    worker TEXT,
+    code_version TEXT,
+    versions TEXT,
+    result TEXT,
+    created REAL NOT NULL,
+    started REAL,
+    finished REAL
+);
+CREATE TABLE IF NOT EXISTS evals (
+    trial TEXT NOT NULL REFERENCES trials(key),
+    seed INTEGER NOT NULL,
+    replica INTEGER NOT NULL,
+    step INTEGER NOT NULL,
+    epoch REAL NOT NULL,
+    test_accuracy REAL NOT NULL,
+    val_accuracy REAL,
+    final INTEGER NOT NULL DEFAULT 0,
+    ledger TEXT,
+    train_seconds REAL,
+    sample_replicas_per_second REAL,
+    received REAL NOT NULL,
+    PRIMARY KEY (trial, seed, step)
+);
+CREATE TABLE IF NOT EXISTS checkpoints (
+    trial TEXT PRIMARY KEY REFERENCES trials(key),
+    step INTEGER NOT NULL,
+    state BLOB NOT NULL,
+    saved REAL NOT NULL
+);
+"""
+
+# Ledger figures the ``results`` view exposes as columns (the full dict stays in evals.ledger).
+LEDGER_COLUMNS = ("fecap_ops.mean", "fecap_ops.worst", "fecap_ops.total", "fecap_ops.mean_sign_msb_cell",
+                  "memristor_ops.mean", "memristor_ops.worst", "memristor_ops.total",
+                  "energy_nJ.per_device_fecap", "energy_nJ.per_device_memristor", "energy_nJ.total",
+                  "endurance.fecap_worst_cycles", "endurance.memristor_worst_cycles")
+
+
+def _q(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+class Store:
+    """The sweep's database. Open it with :func:`open_store`; one writer at a time (the driver)."""
+
+    def __init__(self, path: Path, readonly: bool = False):
+        self.path = path
+        if readonly:
+            self.db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30, isolation_level=None)
+        else:
+            self.db = sqlite3.connect(path, timeout=30, isolation_level=None)  # explicit transactions
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=FULL")  # a finished trial survives a power cut, not only a kill
+            self.db.execute(f"PRAGMA journal_size_limit={64 << 20}")  # checkpoints pass through the WAL
+            with self.tx():
+                for statement in _SCHEMA.split(";"):  # not executescript, which commits on its own
+                    if statement.strip():
+                        self.db.execute(statement)
+                self.db.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+                self._results_view()
+        self.db.row_factory = sqlite3.Row
+        version = self.meta("schema_version")
+        if version is not None and int(version) != SCHEMA_VERSION:
+            raise DataError(f"{path}: results store schema {version}, this version reads {SCHEMA_VERSION}")
+
+    # -- plumbing ---------------------------------------------------------------------------------
+    class _Tx:
+        def __init__(self, db):
+            self.db = db
+
+        def __enter__(self):
+            self.db.execute("BEGIN IMMEDIATE")
+            return self.db
+
+        def __exit__(self, exc_type, *_):
+            self.db.execute("ROLLBACK" if exc_type else "COMMIT")
+
+    def tx(self):
+        return self._Tx(self.db)
+
+    def close(self) -> None:
+        self.db.close()
+
+    def _results_view(self) -> None:
+        cfg = ", ".join(f"json_extract(t.config, '$.{p}') AS {_q(p)}" for p in config_paths())
+        led = ", ".join(f"json_extract(e.ledger, '$.{c}') AS {_q('ledger.' + c)}" for c in LEDGER_COLUMNS)
+        self.db.execute("DROP VIEW IF EXISTS results")
+        self.db.execute(f"""CREATE VIEW results AS SELECT t.key AS trial, t.params AS params, {cfg},
+            e.seed, e.replica, e.step, e.epoch, e.test_accuracy, e.val_accuracy, e.final, {led}, e.train_seconds,
+            e.sample_replicas_per_second, t.code_version AS code_version
+            FROM evals e JOIN trials t ON t.key = e.trial WHERE t.status = 'done'""")
+
+    # -- meta -------------------------------------------------------------------------------------
+    def meta(self, key: str) -> str | None:
+        row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return row[0] if row else None
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self.tx() as db:
+            db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
+
+    # -- trials -----------------------------------------------------------------------------------
+    def register(self, trials: Iterable) -> None:
+        """Add trials not yet in the store (as pending); a trial left 'running' by a driver that died
+        goes back to pending. Finished and failed trials are kept as they are."""
+        now = time.time()
+        with self.tx() as db:
+            n = db.execute("SELECT COALESCE(MAX(position), -1) + 1 FROM trials").fetchone()[0]
+            for t in trials:
+                cur = db.execute("INSERT OR IGNORE INTO trials (key, position, params, config, identity, status, created) "
+                                 "VALUES (?, ?, ?, ?, ?, 'pending', ?)",
+                                 (t.key, n, _dumps(t.params), _dumps(t.config), _dumps(t.identity), now))
+                n += cur.rowcount
+            db.execute("UPDATE trials SET status = 'pending', worker = NULL WHERE status = 'running'")
+
+    def status(self, keys: Iterable[str] | None = None) -> dict[str, sqlite3.Row]:
+        rows = self.db.execute("SELECT key, status, attempts, failures, error, params, worker, started, finished "
+                               "FROM trials ORDER BY position").fetchall()
+        wanted = None if keys is None else set(keys)
+        return {r["key"]: r for r in rows if wanted is None or r["key"] in wanted}
+
+    def retry_failed(self, keys: Iterable[str]) -> None:
+        with self.tx() as db:
+            db.executemany("UPDATE trials SET status = 'pending', failures = 0, error = NULL WHERE key = ? "
+                           "AND status = 'failed'", [(k,) for k in keys])
+
+    def mark_running(self, key: str) -> int:
+        """Count a new attempt; return its number."""
+        with self.tx() as db:
+            db.execute("UPDATE trials SET status = 'running', attempts = attempts + 1, started = ? WHERE key = ?",
+                       (time.time(), key))
+            return db.execute("SELECT attempts FROM trials WHERE key = ?", (key,)).fetchone()[0]
+
+    def set_worker(self, key: str, worker: str) -> None:
+        with self.tx() as db:
+            db.execute("UPDATE trials SET worker = ? WHERE key = ?", (worker, key))
+
+    def add_eval(self, key: str, seeds: list[int], record: dict) -> None:
+        """Stream one evaluation in (a rerun of the same step replaces it with the same numbers)."""
+        now = time.time()
+        with self.tx() as db:
+            db.executemany("INSERT OR REPLACE INTO evals (trial, seed, replica, step, epoch, test_accuracy, val_accuracy, "
+                           "received) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                           [(key, s, i, int(record["step"]), float(record["epoch"]), float(a), _val(record, i), now)
+                            for i, (s, a) in enumerate(zip(seeds, record["test_accuracy"]))])
+
+    def save_checkpoint(self, key: str, step: int, blob: bytes) -> None:
+        with self.tx() as db:
+            db.execute("INSERT OR REPLACE INTO checkpoints VALUES (?, ?, ?, ?)", (key, step, blob, time.time()))
+
+    def checkpoint(self, key: str) -> tuple[int, bytes] | None:
+        row = self.db.execute("SELECT step, state FROM checkpoints WHERE trial = ?", (key,)).fetchone()
+        return (row[0], bytes(row[1])) if row else None
+
+    def finish(self, key: str, results: dict, code_version: str | None) -> None:
+        """Record a finished trial in one transaction: every evaluation row (so a row streamed before a
+        crash is checked against the final history), the final rows' ledger and timing, the status."""
+        seeds, timing = results["seeds"], results.get("timing", {})
+        ledger = results.get("ledger") or []
+        final_step = results["history"][-1]["step"]
+        now = time.time()
+        with self.tx() as db:
+            db.execute("DELETE FROM evals WHERE trial = ?", (key,))
+            for record in results["history"]:
+                final = record["step"] == final_step
+                db.executemany(
+                    "INSERT INTO evals VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    [(key, s, i, int(record["step"]), float(record["epoch"]), float(a), _val(record, i), int(final),
+                      _dumps(ledger[i]["network"]) if final and i < len(ledger) else None,
+                      timing.get("train_seconds") if final else None,
+                      timing.get("sample_replicas_per_second") if final else None, now)
+                     for i, (s, a) in enumerate(zip(seeds, record["test_accuracy"]))])
+            db.execute("UPDATE trials SET status = 'done', result = ?, versions = ?, code_version = ?, "
+                       "finished = ? WHERE key = ?",
+                       (_dumps(results), _dumps(results.get("versions", {})), code_version, now, key))
+            db.execute("DELETE FROM checkpoints WHERE trial = ?", (key,))
+
+    def fail(self, key: str, error: str, give_up: bool) -> int:
+        """Count a failed attempt; with ``give_up`` mark the trial failed (its checkpoint is kept, so
+        ``--retry-failed`` resumes it). Return the failures so far."""
+        with self.tx() as db:
+            db.execute("UPDATE trials SET failures = failures + 1, error = ?, status = ? WHERE key = ?",
+                       (error, "failed" if give_up else "pending", key))
+            return db.execute("SELECT failures FROM trials WHERE key = ?", (key,)).fetchone()[0]
+
+    def failures(self, key: str) -> int:
+        return self.db.execute("SELECT failures FROM trials WHERE key = ?", (key,)).fetchone()[0]
+
+    # -- reading ----------------------------------------------------------------------------------
+    def trials(self, status: str | None = None) -> list[dict]:
+        sql = "SELECT * FROM trials" + (" WHERE status = ?" if status else "") + " ORDER BY position"
+        out = []
+        for r in self.db.execute(sql, (status,) if status else ()).fetchall():
+            d = dict(r)
+            for k in ("params", "config", "identity", "versions", "result"):
+                d[k] = json.loads(d[k]) if d[k] is not None else None
+            out.append(d)
+        return out
+
+    def evals(self, final_only: bool = False) -> list[dict]:
+        sql = ("SELECT e.* FROM evals e JOIN trials t ON t.key = e.trial WHERE t.status = 'done'"
+               + (" AND e.final = 1" if final_only else "") + " ORDER BY t.position, e.step, e.replica")
+        return [dict(r) for r in self.db.execute(sql).fetchall()]
+
+
+def _val(record: dict, i: int) -> float | None:
+    """Replica i's validation accuracy, when the run held out a validation set (``validation`` > 0)."""
+    v = record.get("val_accuracy")
+    return float(v[i]) if v is not None else None
+
+
+def _dumps(v: Any) -> str:
+    return json.dumps(v, sort_keys=True, separators=(",", ":"))
+
+
+def store_path(folder: str | Path) -> Path:
+    return Path(folder) / FILENAME
+
+
+def open_store(folder: str | Path, readonly: bool = False) -> Store:
+    path = store_path(folder)
+    if readonly and not path.exists():
+        raise DataError(f"{folder}: no results store ({FILENAME}); is it a sweep folder?")
+    try:
+        return Store(path, readonly=readonly)
+    except sqlite3.DatabaseError as e:
+        raise DataError(f"{path}: not a readable results store ({e})") from None

@@ -1,0 +1,25 @@
+"""Small sweeps on a slice of MNIST: trials of a few hundred samples, seconds each."""
+import pytest
+
+from ferristor.data.registry import Dataset
+from ferristor.sweeps.spec import build_spec
+
+
+@pytest.fixture(scope="session")
+def tiny_mnist(mnist):
+    return Dataset("mnist", mnist.x_train[:2000], mnist.y_train[:2000], mnist.x_test[:300], mnist.y_test[:300], 10)
+
+
+def small_spec(*grids, sets=(), seeds="0-1"):
+    base = ("mode=hm", "epochs=0.3", "eval_every=0.15", "checkpoint_every=0.05")
+    return build_spec(None, sets=(*base, *sets), grids=grids or ("rule.k=10,100",), seeds=seeds)
+
+
+def rows(folder, columns=("trial", "seed", "step", "epoch", "test_accuracy", "final", "ledger")):
+    """The store's evaluation rows of done trials, as comparable tuples (timings left out)."""
+    from ferristor.sweeps.store import open_store
+    store = open_store(folder, readonly=True)
+    try:
+        return sorted(tuple(e[c] for c in columns) for e in store.evals())
+    finally:
+        store.close()

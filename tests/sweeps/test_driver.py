@@ -1,0 +1,149 @@
+"""The driver on the in-process and process executors: results, resume, failures, retries, lock."""
+import json
+
+import pytest
+
+from ferristor.locking import FolderBusy, exclusive
+from ferristor.sweeps.driver import LOCK_NAME
+from ferristor.sweeps.executors import ProcessExecutor
+from ferristor.sweeps.run import plan, run_plan
+from ferristor.sweeps.store import open_store
+
+from .conftest import rows, small_spec
+
+
+def test_rows_match_the_results(tiny_mnist, tmp_path):
+    """(Local processes and Ray give these same rows: tests/sweeps/test_ray.py.)"""
+    a = run_plan(plan(small_spec(), tmp_path / "a", given={"mnist": tiny_mnist}), in_process=True, progress=False)
+    assert a.count("done") == 2 and a.ran == 2
+    # every row is the trial's results: accuracy per seed and evaluation, the ledger on the final one
+    store = open_store(tmp_path / "a", readonly=True)
+    evals = store.evals()
+    for t in store.trials("done"):
+        res = t["result"]
+        mine = [e for e in evals if e["trial"] == t["key"]]
+        assert len(mine) == len(res["history"]) * len(res["seeds"]) == 4
+        for e in mine:
+            h = next(h for h in res["history"] if h["step"] == e["step"])
+            assert e["test_accuracy"] == h["test_accuracy"][e["replica"]] and e["seed"] == res["seeds"][e["replica"]]
+            if e["final"]:
+                assert json.loads(e["ledger"]) == res["ledger"][e["replica"]]["network"]
+                assert e["train_seconds"] == res["timing"]["train_seconds"]
+        assert t["code_version"] == res["code_version"] and t["versions"]["torch"]
+    assert store.db.execute("SELECT COUNT(*) FROM results").fetchone()[0] == 8  # the SQL view
+    assert store.db.execute("SELECT COUNT(*) FROM checkpoints").fetchone()[0] == 0
+    assert store.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    store.close()
+
+
+def test_rerun_skips_done_trials_and_adds_new_ones(tiny_mnist, tmp_path):
+    p = plan(small_spec(), tmp_path, given={"mnist": tiny_mnist})
+    run_plan(p, in_process=True, progress=False)
+    before = rows(tmp_path)
+    again = run_plan(p, in_process=True, progress=False)
+    assert again.ran == 0 and rows(tmp_path) == before
+    more = run_plan(plan(small_spec("rule.k=10,100,1000"), tmp_path, given={"mnist": tiny_mnist}), in_process=True,
+                    progress=False)
+    assert more.ran == 1 and set(before) < set(rows(tmp_path))
+
+
+def test_a_failing_trial_is_retried_then_recorded_and_reported(tiny_mnist, tmp_path):
+    # an input layer of 100 does not fit MNIST's 784 features: train raises in the worker, every time
+    spec = small_spec("network.sizes=[[784,20,10],[100,20,10]]", seeds="0")
+    p = plan(spec, tmp_path, given={"mnist": tiny_mnist})
+    out = run_plan(p, in_process=True, max_retries=1, progress=False)
+    bad = next(t for t in p.trials if t.config["network"]["sizes"][0] == 100)
+    assert out.status[bad.key] == "failed" and out.count("done") == 1
+    assert "network.sizes" in out.errors[bad.key] and "ConfigError" in out.errors[bad.key]
+    store = open_store(tmp_path, readonly=True)
+    row = next(t for t in store.trials() if t["key"] == bad.key)
+    assert row["attempts"] == 2 and row["failures"] == 2  # the first try and one retry
+    store.close()
+    from ferristor.sweeps.driver import summary_lines
+    text = "\n".join(summary_lines(out))
+    assert "1 failed" in text and "FAILED network.sizes=[100, 20, 10]" in text and "--retry-failed" in text
+    again = run_plan(p, in_process=True, progress=False)  # a rerun leaves it failed, without running it
+    assert again.ran == 0 and again.count("failed") == 1
+
+
+def test_a_crashed_worker_is_replaced_and_its_trial_resumes_from_its_checkpoint(tiny_mnist, tmp_path, monkeypatch):
+    """The worker process is killed (SIGKILL) right after the trial's second checkpoint reached the
+    driver; the retry gets that checkpoint and ends with the numbers of an uninterrupted run."""
+    import os
+    import signal
+    spec = small_spec("rule.k=10", seeds="0-1")
+    ref = run_plan(plan(spec, tmp_path / "ref", given={"mnist": tiny_mnist}), in_process=True, progress=False)
+    assert ref.count("done") == 1
+    p = plan(spec, tmp_path / "s", given={"mnist": tiny_mnist})
+    ex = ProcessExecutor(1)
+    seen, resumed = [], []
+    real_sink_submit = ex.submit
+
+    def submit(job):
+        resumed.append(job.resume is not None)
+        real_sink_submit(job)
+    ex.submit = submit
+
+    import ferristor.sweeps.driver as driver
+    real = driver._Run.sink
+
+    def sink(self, key, kind, payload):
+        real(self, key, kind, payload)
+        if kind == "checkpoint":
+            seen.append(payload["step"])
+            if len(seen) == 2:
+                os.kill(self.executor.pool[0].process.pid, signal.SIGKILL)
+    monkeypatch.setattr(driver._Run, "sink", sink)
+    out = run_plan(p, executor=ex, progress=False)
+    assert out.count("done") == 1 and resumed == [False, True]
+    assert rows(tmp_path / "s") == rows(tmp_path / "ref")
+    store = open_store(tmp_path / "s", readonly=True)
+    t = store.trials()[0]
+    assert t["attempts"] == 2 and t["failures"] == 1 and "died" in (t["error"] or "")  # last error kept for the record
+    store.close()
+
+
+def test_two_drivers_on_one_folder_are_refused(tiny_mnist, tmp_path):
+    import subprocess
+    import sys
+    p = plan(small_spec(), tmp_path, given={"mnist": tiny_mnist})
+    code = (f"import sys; from ferristor.locking import exclusive\nwith exclusive({str(tmp_path)!r}, 'sweep folder', "
+            f"{LOCK_NAME!r}):\n    print('held', flush=True); sys.stdin.read()")
+    other = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert other.stdout.readline().strip() == "held"
+        with pytest.raises(FolderBusy, match=f"sweep folder {tmp_path} is in use by another process \\(pid {other.pid} "):
+            run_plan(p, in_process=True, progress=False)
+    finally:
+        other.communicate("", timeout=60)
+    assert run_plan(p, in_process=True, progress=False).count("done") == 2  # free again
+    with exclusive(tmp_path, "sweep folder", LOCK_NAME):  # one process may take it again (the CLI, then the driver)
+        assert run_plan(p, in_process=True, progress=False).ran == 0
+
+
+def test_wrong_results_are_not_recorded(tiny_mnist, tmp_path, monkeypatch):
+    import ferristor.sweeps.executors as executors
+    real = executors.run_job
+
+    def lying(job, dataset, emit):  # a worker that returns another trial's seeds
+        def filt(kind, payload):
+            if kind == "done":
+                payload = {**payload, "seeds": [7, 8]}
+            emit(kind, payload)
+        real(job, dataset, filt)
+    monkeypatch.setattr(executors, "run_job", lying)
+    out = run_plan(plan(small_spec("rule.k=10"), tmp_path, given={"mnist": tiny_mnist}), in_process=True,
+                   max_retries=0, progress=False)
+    assert out.count("failed") == 1 and "wrong results: seeds [7, 8]" in next(iter(out.errors.values()))
+    assert rows(tmp_path) == []
+
+
+def test_validation_accuracy_is_recorded_when_the_config_holds_a_set_out(tiny_mnist, tmp_path):
+    out = run_plan(plan(small_spec("rule.k=10", sets=("validation=0.1",), seeds="0-1"), tmp_path,
+                        given={"mnist": tiny_mnist}), in_process=True, progress=False)
+    assert out.count("done") == 1
+    store = open_store(tmp_path, readonly=True)
+    res = store.trials("done")[0]["result"]
+    evals = store.evals()
+    store.close()
+    assert [e["val_accuracy"] for e in evals] == [h["val_accuracy"][i] for h in res["history"] for i in range(2)]

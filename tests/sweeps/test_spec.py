@@ -1,0 +1,80 @@
+"""Sweep specs: files and options, paths checked against the config, values by its validation."""
+import pytest
+
+from ferristor.sweeps import configs
+from ferristor.sweeps.spec import SpecError, build_spec, parse_assignment
+from ferristor.sweeps.trials import expand
+
+FP = {"mnist": "f" * 64, "fashion-mnist": "a" * 64, "ecg": "e" * 64}
+
+
+def test_grid_options_cross_and_seeds_run_as_replicas():
+    spec = build_spec(None, sets=("mode=hm", "epochs=1"), grids=("rule.k=1,10,100", "rule.p=0.1,0.2"), seeds="0-9")
+    trials = expand(spec, FP)
+    assert len(trials) == 6 and len({t.key for t in trials}) == 6
+    assert trials[0].params == {"rule.k": 1, "rule.p": 0.1} and trials[0].seeds == list(range(10))
+    assert trials[0].config["epochs"] == 1.0 and isinstance(trials[0].config["epochs"], float)
+    assert trials[0].config["network"]["sizes"] == [784, 200, 100, 10] and trials[0].config["transfer"]["model"] == "ideal"
+    split = expand(build_spec(None, grids=("rule.k=1,10",), seeds="0-9", seeds_per_trial=5), FP)
+    assert [t.seeds for t in split] == [list(range(5)), list(range(5, 10))] * 2 and "seeds" in split[0].params
+
+
+def test_key_covers_what_changes_numbers_not_where_it_runs():
+    base = build_spec(None, sets=("epochs=1",))
+    key = expand(base, FP)[0].key
+    same = build_spec(None, sets=("epochs=1.0", "threads=2", "checkpoint_every=0.1", "data_dir=\"/x\""))
+    assert expand(same, FP)[0].key == key  # int/float alike; execution fields are not keyed
+    assert expand(base, {**FP, "mnist": "0" * 64})[0].key != key  # other data
+    assert expand(build_spec(None, sets=("epochs=1", "backend=torch")), FP)[0].key != key
+    ident = expand(base, FP)[0].identity
+    assert ident["eval_chunk"] == 2000 and ident["config"]["backend"] in ("numba", "torch")
+
+
+def test_spec_files_toml_and_yaml(tmp_path):
+    (tmp_path / "s.toml").write_text('name = "ks"\nseeds = "0-2"\n[base]\nmode = "hm"\nrule.p = 0.1\n'
+                                     '[grid]\n"rule.k" = [1, 10]\n[[points]]\n"rule.rounding" = "nearest"\n'
+                                     '[[points]]\nrule = {rounding = "truncate"}\n')
+    spec = build_spec(tmp_path / "s.toml", grids=("rule.lr=0.05,0.1",))
+    trials = expand(spec, FP)
+    assert spec.name == "ks" and len(trials) == 8 and trials[0].seeds == [0, 1, 2]
+    assert {t.config["rule"]["rounding"] for t in trials} == {"nearest", "truncate"}
+    assert {t.config["rule"]["p"] for t in trials} == {0.1}
+    (tmp_path / "s.yaml").write_text("seeds: [0, 1]\nbase: {mode: hm, epochs: 0.5}\ngrid:\n  rule.k: [5, 50]\n")
+    assert [t.config["rule"]["k"] for t in expand(build_spec(tmp_path / "s.yaml"), FP)] == [5, 50]
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(grids=("rule.kk=1,2",)), "--grid 'rule.kk=1,2': unknown config path 'rule.kk': expected one of dataset, mode"),
+    (dict(grids=("rule.k",)), "--grid 'rule.k': expected PATH=VALUE"),
+    (dict(grids=("rule.k=1,0",)), "--grid rule.k=0: k=0 is not allowed"),
+    (dict(sets=("mode=hm", "rule.p=2")), "--set rule.p: p=2.0 is not allowed"),
+    (dict(sets=("mode=xx",)), "--set mode: mode='xx' is not allowed"),
+    (dict(grids=("seeds=1,2",)), "use --seeds"),
+    (dict(seeds="3-1"), "--seeds: ranges written low-high"),
+    (dict(sets=("mode=hm",), grids=("transfer.model=ideal,table",)), "--grid transfer.model='table'"),
+])
+def test_bad_input_names_the_option(kwargs, message):
+    with pytest.raises(SpecError) as e:
+        build_spec(None, **kwargs)
+    assert message in str(e.value)
+
+
+def test_bad_files(tmp_path):
+    cases = {"a.toml": ("[base\n", "not valid TOML"), "b.toml": ("[grid]\nrule.k = 3\n", "[grid] rule.k: expected a non-empty list"),
+             "c.toml": ("grids = 1\n", "unknown key 'grids'"), "d.yaml": ("base: [1\n", "not valid YAML"),
+             "e.json": ("{}", "expected a .toml, .yaml or .yml file"),
+             "f.toml": ("[base]\nnetwork.size = [1]\n", "unknown config path 'network.size'")}
+    for name, (text, message) in cases.items():
+        (tmp_path / name).write_text(text)
+        with pytest.raises(SpecError, match=message.replace("[", r"\[").replace("]", r"\]")):
+            build_spec(tmp_path / name)
+    with pytest.raises(SpecError, match="cannot be read"):
+        build_spec(tmp_path / "missing.toml")
+
+
+def test_values_and_paths():
+    assert parse_assignment("network.sizes=[[784,10],[784,20,10]]", "--grid", True) == ("network.sizes", [[784, 10], [784, 20, 10]])
+    assert parse_assignment("rule.rounding=nearest,truncate", "--grid", True)[1] == ["nearest", "truncate"]
+    assert parse_assignment("ledger.count_zero_updates=false", "--set", False)[1] is False
+    assert "rule.k" in configs.config_paths() and "transfer.sigma_levels" in configs.config_paths()
+    assert configs.canonical(configs.resolve({"epochs": 2}))["epochs"] == 2.0
