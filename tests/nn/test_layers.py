@@ -149,3 +149,21 @@ def test_counters_stay_on_the_host_when_the_layer_moves():
     layer = HybridLinear(4, 3, seeds=0).to("meta")  # any non-CPU device: the synapses move, the counters do not
     assert layer.weight.device.type == "meta" and layer.weight_hidden.device.type == "meta"
     assert layer.weight_updates.is_cpu and layer.weight_transfers.is_cpu
+
+
+@pytest.mark.parametrize("mode", ["fp", "hm"])
+def test_normal_init_has_the_uniforms_variance_and_is_the_same_on_both_backends(mode):
+    cfg = HybridConfig(mode=mode, init_shape="normal", init_scale=0.5)
+    with use_backend("numba"):
+        a = HybridLinear(400, 300, seeds=1, config=cfg)
+    with use_backend("torch"):
+        b = HybridLinear(400, 300, seeds=1, config=cfg)
+    h = a.weight_hidden if mode != "fp" else a.weight.detach() / cfg.hidden_lsb
+    assert torch.equal(h, b.weight_hidden if mode != "fp" else b.weight.detach() / cfg.hidden_lsb)
+    sigma = 256 / 3 ** 0.5  # the uniform on ±256 has this standard deviation
+    assert abs(h.std().item() / sigma - 1) < 0.01 and abs(h.mean().item()) < 0.5
+    assert (h.abs() > 256).float().mean() > 0.05  # tails beyond the uniform's bound: a normal, not a uniform
+    if mode != "fp":
+        assert torch.equal(h, h.round())
+    uniform = HybridLinear(400, 300, seeds=1, config=cfg.replace(init_shape="uniform"))
+    assert uniform.weight_hidden.abs().max() <= 256 if mode != "fp" else uniform.weight.abs().max() <= 0.5

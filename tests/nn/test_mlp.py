@@ -110,3 +110,19 @@ def test_same_seed_same_result_and_seeds_differ():
     assert torch.equal(a.layers[0].weight_hidden, b.layers[0].weight_hidden)
     assert torch.equal(a.layers[0].weight, b.layers[0].weight)
     assert not torch.equal(a.layers[0].weight_hidden, c.layers[0].weight_hidden)
+
+
+@pytest.mark.parametrize("mode", ["fp", "hm"])
+def test_without_output_norm_the_fused_pass_equals_layers_with_raw_logits(mode):
+    cfg = HybridConfig(mode=mode)
+    seq = torch.nn.Sequential(HybridLinear(20, 16, seeds=2, name="fc1", config=cfg), Normalize(), torch.nn.ReLU(),
+                              HybridLinear(16, 8, seeds=2, name="fc2", config=cfg), Normalize(), torch.nn.ReLU(),
+                              HybridLinear(8, 4, seeds=2, name="fc3", config=cfg))
+    mlp = HybridMLP(NetworkSpec(sizes=(20, 16, 8, 4), output_norm=False), config=cfg, seeds=2)
+    x = _data(1)[0][0]
+    assert mlp.fused_ok(x) and torch.equal(mlp(x), seq(x))
+    assert not torch.equal(mlp(x), HybridMLP(SPEC, config=cfg, seeds=2)(x))
+    fused, layered = _train(mlp, [2], replicas=False), _train(seq, [2], replicas=False)
+    for a, b in zip(fused.layers, [seq[0], seq[3], seq[6]]):
+        for (name, u), (_, v) in zip(a.state_dict().items(), b.state_dict().items()):
+            assert torch.equal(u, v), name

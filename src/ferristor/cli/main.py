@@ -8,7 +8,7 @@ import click
 from ..experiments.config import MAX_EPOCHS, TASKS
 from ..backend import BACKENDS
 from ..nn.config import MODES
-from ..rule.config import ROUNDING_MODES
+from ..rule.config import INIT_SHAPES, ROUNDING_MODES
 from .common import FerristorGroup, FiniteFloat, NonEmptyPath, SeedList, cpu_count, names_options
 
 
@@ -42,6 +42,8 @@ def cli():
               help="how an update lands on the hidden grid")
 @click.option("--init-scale", type=FiniteFloat(0, 1, min_open=True), default=None,
               help="initial |hidden| bound as a fraction of 511 [default: RuleConfig's]")
+@click.option("--init-shape", type=click.Choice(INIT_SHAPES), default=None,
+              help="initial hidden weights: uniform, or normal with the same variance [default: uniform]")
 @click.option("--hidden-lsb", type=FiniteFloat(0, min_open=True), default=None, help="real value of one hidden LSB [default: 2^-9]")
 @click.option("--sigma", "sigma_levels", type=FiniteFloat(0), default=None, help="transfer σ in level units [default: 0.594]")
 @click.option("--level-means", type=click.Choice(["ideal", "measured"]), default=None, help="level means of the noisy transfer")
@@ -58,6 +60,8 @@ def cli():
               help="seed of the validation split (the same split for every replica)")
 @click.option("--bias/--no-bias", default=False, show_default=True,
               help="a bias column per layer (a crossbar row driven by a constant input, counted in the ledger)")
+@click.option("--output-norm/--no-output-norm", default=None,
+              help="the normalisation after the output layer too [default: yes, the paper's 'after every layer']")
 @click.option("--threads", type=click.IntRange(1, cpu_count()), default=1, show_default=True, help="CPU threads")
 @click.option("--backend", type=click.Choice(BACKENDS), default="auto", show_default=True, help="the kernels")
 @click.option("--device", default="cpu", show_default=True, help="torch device, e.g. cuda (checked before any work)")

@@ -110,7 +110,6 @@ def task_config(dataset: str = "mnist", mode: str = "hm-var", **overrides) -> Tr
     model = tr_kw.pop("transfer_model", "table" if mode == "hm-var" else "ideal")
     led_kw = {k: overrides.pop(k) for k in list(overrides) if k in ledger_keys}
     net_kw = {k: overrides.pop(k, t[k]) for k in ("sizes", "norm", "output")}
-    if "bias" in overrides:
-        net_kw["bias"] = overrides.pop("bias")
+    net_kw.update({k: overrides.pop(k) for k in ("bias", "output_norm") if k in overrides})
     return TrainConfig(dataset=dataset, mode=mode, network=NetworkSpec(**net_kw), rule=RuleConfig(**rule_kw),
                        transfer=TransferConfig(model=model, **tr_kw), ledger=LedgerConfig(**led_kw), **overrides)

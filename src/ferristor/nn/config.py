@@ -9,6 +9,7 @@ from ..circuit.ledger import LedgerConfig
 from ..circuit.transfer import TransferConfig
 from ..config_base import check_choice, check_number, param
 from ..errors import ConfigError
+from ..rule.config import INIT_SHAPES
 
 MODES = ("fp", "hm", "hm-var")
 
@@ -23,6 +24,7 @@ class HybridConfig:
     mode: str = param("hm-var", source="digest §4 [P]", doc="'fp' (float32 weights, the same masked rule), 'hm' (ideal transfer) or 'hm-var' (transfer with variability)")
     hidden_lsb: float = param(2.0 ** -9, unit="weight", source="[I]", doc="real value of one hidden LSB; 2^-9 puts the 10-bit hidden weight in (−1, 1)")
     init_scale: float = param(0.5, unit="1", source="[I]; chosen on 1-epoch MNIST runs, see RESULTS.md", doc="initial hidden weights uniform on ±init_scale·511 (integers; fp: the same real interval)")
+    init_shape: str = param("uniform", source="[I]", doc="'uniform' on ±init_scale·511, or 'normal' with the same variance (σ = init_scale·511/√3, saturated at ±511)")
     transfer: TransferConfig | None = param(None, doc="transfer model; None: by mode (ideal for hm, table for hm-var)")
     ledger: LedgerConfig = field(default_factory=LedgerConfig)
     layout: SynapseLayout = field(default_factory=lambda: PAPER_LAYOUT)
@@ -31,6 +33,7 @@ class HybridConfig:
         check_choice("mode", self.mode, MODES)
         check_number("hidden_lsb", self.hidden_lsb, lo=0, lo_open=True)
         check_number("init_scale", self.init_scale, lo=0, hi=1, lo_open=True)
+        check_choice("init_shape", self.init_shape, INIT_SHAPES)
         if self.transfer is None:
             self.transfer = TransferConfig(model="table" if self.mode == "hm-var" else "ideal")
         if self.mode == "hm-var" and self.transfer.model == "ideal":

@@ -210,17 +210,28 @@ class HybridModule(nn.Module):
     # --- initial values and programming -----------------------------------------------------------
     @torch.no_grad()
     def reset_parameters(self) -> None:
-        """Initial values drawn per replica from its seed (uniform on ±init_scale·511 LSBs), then
+        """Initial values drawn per replica from its seed (``init_shape``: uniform on ±init_scale·511
+        LSBs, or normal with the same variance), then
         one programming of the memristors; every counter back to zero."""
         for name in self.hybrid_names():
             self._reset_counters(name)
             bound = round(self.config.init_scale * self.config.layout.max_hidden)
-            z = self._words(name, STREAM_INIT, 0)
-            if self.mode == "fp":
-                u = (z >> 8).to(torch.float32) * (1.0 / 16777216.0)
-                self.crossbar(name, self._parameters[name].data).copy_((u * 2 - 1) * (bound * self.config.hidden_lsb))
+            lsb, m = self.config.hidden_lsb, self.config.layout.max_hidden
+            fp = self.mode == "fp"
+            if self.config.init_shape == "normal":
+                # The uniform's variance (σ = bound/√3), saturated where the hidden grid ends.
+                sigma = bound / np.sqrt(3.0)
+                z = self._normals(name, STREAM_INIT, 1)
+                h = (z * (sigma * lsb)).clamp_(-m * lsb, m * lsb) if fp else torch.round(z * sigma).clamp_(-m, m)
             else:
-                h = ((z * (2 * bound + 1)) >> 32) - bound  # uniform integer in [−bound, bound]
+                z = self._words(name, STREAM_INIT, 0)
+                if fp:
+                    h = ((z >> 8).to(torch.float32) * (1.0 / 16777216.0) * 2 - 1) * (bound * lsb)
+                else:
+                    h = ((z * (2 * bound + 1)) >> 32) - bound  # uniform integer in [−bound, bound]
+            if fp:
+                self.crossbar(name, self._parameters[name].data).copy_(h)
+            else:
                 self.crossbar(name, self._buf(name, "hidden")).copy_(h.to(torch.float32))
                 self.program_(name, initial=True)
 
@@ -261,6 +272,18 @@ class HybridModule(nn.Module):
         from ..rule.random_torch import words
         kt = torch.from_numpy(keys.astype(np.int64)).to(device)
         return words(kt, torch.arange(n_in, device=device), torch.arange(n_out, device=device), step)
+
+    def _normals(self, name: str, stream: int, step: int) -> torch.Tensor:
+        """float32 (R, I, O) counter-based standard normals of every synapse of ``name``."""
+        keys = self.stream_keys(name, stream)
+        n_rep, n_in, n_out = self.crossbar(name, self._parameters[name]).shape
+        device = self._parameters[name].device
+        if backend_for(device) == "numba":
+            from ..rule.random_cpu import normals
+            return torch.from_numpy(normals(keys, np.arange(n_in, dtype=np.int64), n_out, step))
+        from ..rule.random_torch import normals
+        kt = torch.from_numpy(keys.astype(np.int64)).to(device)
+        return normals(kt, torch.arange(n_in, device=device), n_out, step)
 
     @property
     def transfer_model(self):

@@ -30,6 +30,7 @@ class NetworkSpec:
     norm: str = param("layer", source="digest §4 table [P]", doc="'layer' (LayerNorm γ=1, β=0 after every layer), 'batch' or 'none'")
     output: str = param("softmax", source="digest §4 table [P]", doc="'softmax' + cross-entropy, or 'sigmoid' + binary cross-entropy")
     bias: bool = param(False, source="digest §4 [I]", doc="a bias column per layer (a crossbar row driven by a constant input); the paper has none")
+    output_norm: bool = param(True, source="digest §4 table [P] 'after every layer'; False [I]", doc="the normalisation after the output layer too (True, the paper's reading); False leaves the logits raw")
 
     def __post_init__(self):
         self.sizes = tuple(self.sizes)
@@ -50,21 +51,22 @@ class _FusedPass:
     def __init__(self, mlp: "HybridMLP", x3: np.ndarray, reuse: bool = False):
         NORM_CODE = cpu_module("nn.passes_cpu").NORM_CODE
         n_rep, n_b = x3.shape[0], x3.shape[1]
-        self.mlp, self.code = mlp, NORM_CODE[mlp.spec.norm]
+        self.mlp, self.code, self.norm_last = mlp, NORM_CODE[mlp.spec.norm], mlp.spec.output_norm
         self.ws = mlp._weight_arrays()
         bufs = mlp._buffers_for(n_rep, n_b) if reuse else _allocate(mlp.spec.sizes, n_rep, n_b)
         self.acts, self.normed, self.deltas, self.invs = bufs
         self.acts[0][:] = x3
 
     def forward(self) -> torch.Tensor:
-        cpu_module("nn.passes_cpu").mlp_forward(self.ws, self.acts, self.normed, self.invs, self.code, np.float32(F.EPS))
+        cpu_module("nn.passes_cpu").mlp_forward(self.ws, self.acts, self.normed, self.invs, self.code, self.norm_last,
+                                                  np.float32(F.EPS))
         return torch.from_numpy(self.normed[-1].copy())
 
     def backward(self, g: torch.Tensor) -> list:
         """Hands every layer its factors (x, δ) from ∂L/∂logits ``g``; returns the dense weight
         gradients of layers that do not capture factors (None for those that do)."""
         self.deltas[-1][:] = g.detach().numpy()
-        cpu_module("nn.passes_cpu").mlp_backward(self.ws, self.normed, self.invs, self.deltas, self.code)
+        cpu_module("nn.passes_cpu").mlp_backward(self.ws, self.normed, self.invs, self.deltas, self.code, self.norm_last)
         return self._record()
 
     def train(self, y: np.ndarray, batch: int) -> float:
@@ -73,7 +75,7 @@ class _FusedPass:
         mlp_train = cpu_module("nn.passes_cpu").mlp_train
         sigmoid = self.mlp.spec.output == "sigmoid"
         losses = mlp_train(self.ws, self.acts, self.normed, self.invs, self.deltas, y, sigmoid,
-                           1.0 / batch, self.code, np.float32(F.EPS))
+                           1.0 / batch, self.code, self.norm_last, np.float32(F.EPS))
         self._record()
         return float(np.float32(float(losses.sum()) / batch))  # as functional.cross_entropy returns it
 
@@ -123,7 +125,8 @@ class HybridMLP(nn.Module):
                          device=device)
             for li, (i, o) in enumerate(zip(sizes[:-1], sizes[1:])))
         norm = self.spec.norm
-        self.norms = nn.ModuleList(Normalize(norm, replicas) if norm != "none" else nn.Identity() for _ in self.layers)
+        normed = [norm != "none"] * (len(self.layers) - 1) + [norm != "none" and self.spec.output_norm]
+        self.norms = nn.ModuleList(Normalize(norm, replicas) if on else nn.Identity() for on in normed)
         self.act = nn.ReLU()
 
     @property

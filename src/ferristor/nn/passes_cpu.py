@@ -230,12 +230,12 @@ def loss_grad(logits, y, sigmoid, scale, grad):
 # --- the whole MLP in one call -------------------------------------------------------------------
 
 @njit(inline="always")
-def _forward_one(weights, acts, normed, invs, r, b, norm, eps):
+def _forward_one(weights, acts, normed, invs, r, b, norm, norm_last, eps):
     n_layers = len(weights)
     for li in range(n_layers):
         z = normed[li][r, b]
         _affine(acts[li][r, b], weights[li][r], z, False, z)
-        if norm == 1:
+        if norm == 1 and (norm_last or li < n_layers - 1):
             invs[r, b, li] = _layer_norm(z, eps)
         if li < n_layers - 1:
             nxt = acts[li + 1][r, b]
@@ -244,10 +244,11 @@ def _forward_one(weights, acts, normed, invs, r, b, norm, eps):
 
 
 @njit(inline="always")
-def _backward_one(weights, normed, invs, deltas, r, b, norm):
-    for li in range(len(weights) - 1, -1, -1):
+def _backward_one(weights, normed, invs, deltas, r, b, norm, norm_last):
+    last = len(weights) - 1
+    for li in range(last, -1, -1):
         g = deltas[li][r, b]
-        if norm == 1:
+        if norm == 1 and (norm_last or li < last):
             _layer_norm_back(g, normed[li][r, b], invs[r, b, li])
         if li:
             prev, zp = deltas[li - 1][r, b], normed[li - 1][r, b]
@@ -258,27 +259,28 @@ def _backward_one(weights, normed, invs, deltas, r, b, norm):
 
 
 @njit(parallel=True, cache=True, boundscheck=False)
-def mlp_forward(weights, acts, normed, invs, norm, eps):
-    """acts[0] (R, B, I) holds the input. Per layer l: normed[l] ← norm(acts[l]·W_l), and
-    acts[l + 1] ← ReLU(normed[l]); invs (R, B, L) keeps each LayerNorm's 1/σ."""
+def mlp_forward(weights, acts, normed, invs, norm, norm_last, eps):
+    """acts[0] (R, B, I) holds the input. Per layer l: normed[l] ← norm(acts[l]·W_l) (the last
+    layer's only with norm_last), and acts[l + 1] ← ReLU(normed[l]); invs (R, B, L) keeps each
+    LayerNorm's 1/σ."""
     n_rep, n_b = acts[0].shape[0], acts[0].shape[1]
     for t in prange(n_rep * n_b):
         r = t // n_b
-        _forward_one(weights, acts, normed, invs, r, t - r * n_b, norm, eps)
+        _forward_one(weights, acts, normed, invs, r, t - r * n_b, norm, norm_last, eps)
 
 
 @njit(parallel=True, cache=True, boundscheck=False)
-def mlp_backward(weights, normed, invs, deltas, norm):
+def mlp_backward(weights, normed, invs, deltas, norm, norm_last):
     """deltas[L−1] (R, B, C) holds ∂L/∂logits on entry; on exit deltas[l] = ∂L/∂(pre-activation of
     layer l), so layer l's weight gradient is Σ_b acts[l]ᵀ·deltas[l] (the rule's factors)."""
     n_rep, n_b = deltas[0].shape[0], deltas[0].shape[1]
     for t in prange(n_rep * n_b):
         r = t // n_b
-        _backward_one(weights, normed, invs, deltas, r, t - r * n_b, norm)
+        _backward_one(weights, normed, invs, deltas, r, t - r * n_b, norm, norm_last)
 
 
 @njit(parallel=True, cache=True, boundscheck=False, error_model="numpy")
-def mlp_train(weights, acts, normed, invs, deltas, y, sigmoid, scale, norm, eps):
+def mlp_train(weights, acts, normed, invs, deltas, y, sigmoid, scale, norm, norm_last, eps):
     """Forward, loss (``loss_grad``'s) and backward of every sample in one call: exactly what
     ``mlp_forward`` → ``loss_grad`` → ``mlp_backward`` compute. y (R, B); returns per-sample losses."""
     n_rep, n_b = acts[0].shape[0], acts[0].shape[1]
@@ -287,10 +289,10 @@ def mlp_train(weights, acts, normed, invs, deltas, y, sigmoid, scale, norm, eps)
     for t in prange(n_rep * n_b):
         r = t // n_b
         b = t - r * n_b
-        _forward_one(weights, acts, normed, invs, r, b, norm, eps)
+        _forward_one(weights, acts, normed, invs, r, b, norm, norm_last, eps)
         if sigmoid:
             losses[t] = _sigmoid_bce(normed[last][r, b], np.float64(y[r, b]), scale, deltas[last][r, b])
         else:
             losses[t] = _softmax_ce(normed[last][r, b], np.int64(y[r, b]), scale, deltas[last][r, b])
-        _backward_one(weights, normed, invs, deltas, r, b, norm)
+        _backward_one(weights, normed, invs, deltas, r, b, norm, norm_last)
     return losses

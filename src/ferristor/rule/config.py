@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from ..config_base import check_choice, check_number, param
 
 ROUNDING_MODES = ("stochastic", "nearest", "truncate")
+INIT_SHAPES = ("uniform", "normal")
 
 
 @dataclass
@@ -16,6 +17,7 @@ class RuleConfig:
     rounding: str = param("stochastic", source="digest §4 [I]", doc="how ΔW_h lands on the hidden grid: 'stochastic' (unbiased), 'nearest' (half up) or 'truncate' (toward 0)")
     hidden_lsb: float = param(2.0 ** -9, unit="weight", source="[I]", doc="real value of one hidden LSB; 2^-9 puts the 10-bit hidden weight in (−1, 1)")
     init_scale: float = param(0.5, unit="1", source="[I]; 0.5 chosen on 1-epoch MNIST runs, see RESULTS.md", doc="initial hidden weights uniform on ±init_scale·511 (integers; FP: the same real interval)")
+    init_shape: str = param("uniform", source="[I]", doc="'uniform' on ±init_scale·511, or 'normal' with the same variance (σ = init_scale·511/√3, saturated at ±511)")
 
     def __post_init__(self):
         check_number("lr", self.lr, lo=0, lo_open=True)
@@ -24,3 +26,4 @@ class RuleConfig:
         check_choice("rounding", self.rounding, ROUNDING_MODES)
         check_number("hidden_lsb", self.hidden_lsb, lo=0, lo_open=True)
         check_number("init_scale", self.init_scale, lo=0, hi=1, lo_open=True)
+        check_choice("init_shape", self.init_shape, INIT_SHAPES)
