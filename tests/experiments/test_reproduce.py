@@ -5,6 +5,7 @@ from click.testing import CliRunner
 from ferristor.cli.main import cli
 from ferristor.errors import ConfigError
 from ferristor.experiments import reproduce as rp
+from ferristor.experiments.presets import PRESETS, Preset
 
 
 def test_tiny_fig5f_and_resume(mnist_data_dir, tmp_path, monkeypatch):
@@ -22,7 +23,7 @@ def test_tiny_fig5f_and_resume(mnist_data_dir, tmp_path, monkeypatch):
     assert r2.exit_code == 0 and calls == []  # every point was already done
     assert r2.output == r.output
     monkeypatch.undo()
-    r3 = CliRunner().invoke(cli, args + ["--rounding", "nearest"])
+    r3 = CliRunner().invoke(cli, args + ["--preset", "stochastic"])
     assert r3.exit_code == 0, r3.output
     assert _done(tmp_path / "fig5f") == 5  # the fp point is shared
     row = lambda out: next(line for line in out.splitlines() if line.startswith("| MNIST")).split("|")  # noqa: E731
@@ -69,13 +70,39 @@ def test_trial_key_follows_the_resolved_config(monkeypatch):
 
 def test_hybrid_options_change_only_the_hybrid_trials():
     from ferristor.experiments.sweep import trial_key
-    default = rp.fig5f_trials([0], settings=("mnist-online",))
-    nearest = rp.fig5f_trials([0], settings=("mnist-online",), hybrid={"rounding": "nearest", "level_means": None})
+    stochastic = rp.fig5f_trials([0], settings=("mnist-online",), preset=PRESETS["stochastic"])
+    nearest = rp.fig5f_trials([0], settings=("mnist-online",), options={"rounding": "nearest", "level_means": None},
+                              preset=PRESETS["stochastic"])
     assert [t["mode"] for t in nearest] == ["fp", "hm", "hm-var"]
-    assert trial_key(nearest[0]) == trial_key(default[0])  # fp has no rounding: its point is shared
-    assert all(trial_key(a) != trial_key(b) for a, b in zip(default[1:], nearest[1:]))
+    assert trial_key(nearest[0]) == trial_key(stochastic[0])  # fp has no rounding: its point is shared
+    assert all(trial_key(a) != trial_key(b) for a, b in zip(stochastic[1:], nearest[1:]))
     assert [t["train_config"]["rule"]["rounding"] for t in nearest] == ["stochastic", "nearest", "nearest"]
-    measured = rp.k_trials([0], ks=(100,), hybrid={"level_means": "measured"})[0]
+    measured = rp.k_trials([0], ks=(100,), options={"level_means": "measured"})[0]
     assert measured["train_config"]["transfer"]["level_means"] == "measured"
     with pytest.raises(ConfigError, match="lr"):
-        rp.k_trials([0], ks=(100,), hybrid={"lr": 0.5})
+        rp.k_trials([0], ks=(100,), options={"lr": 0.5})
+
+
+def test_the_paper_preset_is_the_default_and_explicit_options_override_it():
+    paper = rp.fig5f_trials([0], settings=("mnist-online",))
+    assert [t["train_config"]["rule"]["rounding"] for t in paper] == ["stochastic", "nearest", "nearest"]
+    assert paper == rp.fig5f_trials([0], settings=("mnist-online",), options={"rounding": "nearest"},
+                                    preset=PRESETS["stochastic"])  # the same trials, the same keys
+    back = rp.fig5f_trials([0], settings=("mnist-online",), options={"rounding": "stochastic"})
+    assert [t["train_config"] for t in back] == [t["train_config"] for t in rp.fig5f_trials(
+        [0], settings=("mnist-online",), preset=PRESETS["stochastic"])]  # what the store keys on
+    for p in PRESETS.values():  # every choice a preset makes states its evidence
+        assert all(name in p.evidence for group in (p.network, p.hybrid, p.fp) for name in group)
+
+
+def test_a_preset_refuses_an_option_it_cannot_set():
+    with pytest.raises(ConfigError, match="lr"):
+        Preset(name="x", hybrid={"lr": 0.3})
+    with pytest.raises(ConfigError, match="rounding"):  # fp has no hidden grid to round onto
+        Preset(name="x", fp={"rounding": "nearest"})
+
+
+def test_cli_lists_the_presets():
+    r = CliRunner().invoke(cli, ["reproduce", "--list-presets"])
+    assert r.exit_code == 0, r.output
+    assert "paper (default)" in r.output and "hybrid.rounding = nearest" in r.output

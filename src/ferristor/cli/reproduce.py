@@ -5,7 +5,8 @@ from pathlib import Path
 
 import click
 
-from ..experiments.reproduce import FIG5C_KS, SETTINGS
+from ..experiments.presets import PRESETS
+from ..experiments.reproduce import DEFAULT_PRESET, FIG5C_KS, SETTINGS
 from .common import ChoiceList, FiniteFloat, IntList, NonEmptyPath, SeedList, cpu_count, names_options
 
 # The longest setting runs 100 epochs; the scale keeps every trial within TrainConfig's epoch bound.
@@ -21,10 +22,15 @@ MAX_EPOCH_SCALE = 100
               help="comma-separated k values for fig5c–e [default: " + ",".join(map(str, FIG5C_KS)) + "]")
 @click.option("--settings", type=ChoiceList(SETTINGS), default=None,
               help="comma-separated fig5f settings [default: all four: " + ", ".join(SETTINGS) + "]")
+@click.option("--preset", type=click.Choice(list(PRESETS)), default=DEFAULT_PRESET, show_default=True,
+              help="the open choices: 'paper' (those that best explain the paper, RESULTS.md) or "
+                   "'stochastic' (the library's defaults); 'ferristor reproduce --list-presets' shows them")
+@click.option("--list-presets", is_flag=True, is_eager=True, expose_value=False, callback=lambda ctx, _, v: _list(ctx, v),
+              help="show each preset's choices and evidence, and exit")
 @click.option("--rounding", type=click.Choice(["stochastic", "nearest", "truncate"]), default=None,
-              help="update rounding of the hybrid modes [default: the rule's, stochastic]; the fp points are shared")
+              help="update rounding of the hybrid modes [default: the preset's]; the fp points are shared")
 @click.option("--level-means", type=click.Choice(["ideal", "measured"]), default=None,
-              help="level means of the hybrid modes' transfer [default: ideal]")
+              help="level means of the hybrid modes' transfer [default: the preset's]")
 @click.option("--threads", type=click.IntRange(1, cpu_count()), default=1, show_default=True, help="CPU threads per trial")
 @click.option("--workers", type=click.IntRange(1, cpu_count()), default=1, show_default=True,
               help="trials run at once, each in its own process (e.g. one per core, with --threads 1)")
@@ -34,8 +40,8 @@ MAX_EPOCH_SCALE = 100
 @click.option("--fresh", is_flag=True, help="discard the saved points and checkpoints of the figures asked and start over")
 @click.option("--progress/--no-progress", default=True)
 @names_options(k="ks", **{"rule.k": "ks", "out_dir": "out"})
-def reproduce(figure, seeds, epoch_scale, ks, settings, rounding, level_means, threads, workers, data_dir, out,
-              fresh, progress):
+def reproduce(figure, seeds, epoch_scale, ks, settings, preset, rounding, level_means, threads, workers, data_dir,
+              out, fresh, progress):
     """Reproduce the paper's Fig. 5c–f; prints our numbers next to the paper's and writes plots."""
     from ..data.registry import locate_dataset
     from ..experiments import reproduce as rp
@@ -45,17 +51,17 @@ def reproduce(figure, seeds, epoch_scale, ks, settings, rounding, level_means, t
 
     require_plot("ferristor reproduce")
     out = Path(out)
-    hybrid = {"rounding": rounding, "level_means": level_means}
-    kw = dict(hybrid=hybrid, data_dir=data_dir, threads=threads, progress=progress, workers=workers)
+    options, preset = {"rounding": rounding, "level_means": level_means}, PRESETS[preset]
+    kw = dict(options=options, preset=preset, data_dir=data_dir, threads=threads, progress=progress, workers=workers)
     k_sweep = figure in ("fig5c", "fig5d", "fig5e", "all")
     k_seeds = seeds or list(range(10))
     f_seeds = seeds or list(range(5))
     chosen = settings or tuple(rp.SETTINGS)
     trials = []
     if k_sweep:
-        trials += rp.k_trials(k_seeds, epoch_scale, ks or rp.FIG5C_KS, hybrid)
+        trials += rp.k_trials(k_seeds, epoch_scale, ks or rp.FIG5C_KS, options, preset)
     if figure in ("fig5f", "all"):
-        trials += rp.fig5f_trials(f_seeds, epoch_scale, chosen, hybrid)
+        trials += rp.fig5f_trials(f_seeds, epoch_scale, chosen, options, preset)
     # Before any work: every trial's configuration is valid, the largest fits in memory (times the
     # trials run at once), --out is ours, and the data of every setting are there and intact.
     configs = [rp._cfg(t, data_dir, threads) for t in trials]
@@ -77,3 +83,14 @@ def reproduce(figure, seeds, epoch_scale, ks, settings, rounding, level_means, t
             table = rp.reproduce_fig5f(out / "fig5f", f_seeds, epoch_scale, chosen, **kw)
             click.echo(rp.fig5f_table(table))
             click.echo(f"plot: {out / 'fig5f' / 'fig5f.png'}")
+
+
+def _list(ctx, value):
+    if not value or ctx.resilient_parsing:
+        return
+    for p in PRESETS.values():
+        click.echo(f"{p.name}{' (default)' if p.name == DEFAULT_PRESET else ''}: {p.summary}")
+        for group in ("network", "hybrid", "fp"):
+            for name, v in getattr(p, group).items():
+                click.echo(f"  {group}.{name} = {v}  — {p.evidence.get(name, '[I]')}")
+    ctx.exit()

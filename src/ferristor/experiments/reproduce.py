@@ -14,6 +14,7 @@ import numpy as np
 from ..config_base import to_dict
 from . import paper_values as pv
 from .config import run_identity, task_config
+from .presets import PRESETS, Preset
 
 # Fig. 5f settings → (dataset, overrides) (digest §4 table [P]).
 SETTINGS: dict[str, tuple[str, dict]] = {
@@ -25,16 +26,14 @@ SETTINGS: dict[str, tuple[str, dict]] = {
 }
 FIG5C_KS = (1, 2, 5, 10, 20, 50, 100, 200, 500)
 FIG5C_MODE = "hm"  # 96.7 % at k = 100 is the HM w/o Var value (digest §6)
-# Open choices of the hybrid rule a reproduction may change (they do not exist for fp, whose trials
-# are therefore shared between variants).
-HYBRID_OPTIONS = ("rounding", "level_means")
+DEFAULT_PRESET = "paper"  # the README's headline table; 'stochastic' is the library's defaults
 
 
 def _cfg(trial: dict, data_dir: str | None = None, threads: int = 1):
     dataset, over = SETTINGS[trial["setting"]]
     over = dict(over)
     epochs = over.pop("epochs", 10) * trial["epoch_scale"]
-    over.update(trial.get("hybrid", {}))
+    over.update(trial.get("options", {}))
     return task_config(dataset, trial["mode"], k=trial["k"], epochs=epochs, seeds=trial["seeds"],
                        eval_every=epochs, data_dir=data_dir, threads=threads, **over)
 
@@ -98,31 +97,33 @@ def _keyed(trial: dict) -> dict:
 
 
 def _trial(figure: str, setting: str, mode: str, k: int, seeds: list[int], epoch_scale: float,
-           hybrid: dict | None) -> dict:
+           preset: Preset, options: dict | None) -> dict:
+    """One point; ``options`` (None values: unset) override the preset's. A mode's trial carries only
+    the options that reach it, so the fp point is shared by presets that differ in hybrid options."""
     trial = {"figure": figure, "setting": setting, "mode": mode, "k": k, "seeds": seeds, "epoch_scale": epoch_scale}
-    hybrid = {name: v for name, v in (hybrid or {}).items() if v is not None}
-    for name in hybrid:
-        if name not in HYBRID_OPTIONS:
-            from ..errors import ConfigError
-            raise ConfigError("hybrid option", name, "one of " + ", ".join(HYBRID_OPTIONS))
-    if hybrid and mode != "fp":  # only present when set, so the default trials keep their keys
-        trial["hybrid"] = hybrid
+    chosen = preset.options(mode, **(options or {}))
+    if chosen:  # only present when set, so the default trials keep their keys
+        trial["options"] = chosen
     return _keyed(trial)
 
 
 def fig5f_trials(seeds: list[int], epoch_scale: float = 1.0, settings=tuple(SETTINGS),
-                 hybrid: dict | None = None) -> list[dict]:
-    return [_trial("fig5f", s, m, 100, seeds, epoch_scale, hybrid) for s in settings for m in pv.FIG5F_VARIANTS]
+                 options: dict | None = None, preset: Preset = PRESETS[DEFAULT_PRESET]) -> list[dict]:
+    return [_trial("fig5f", s, m, 100, seeds, epoch_scale, preset, options)
+            for s in settings for m in pv.FIG5F_VARIANTS]
 
 
-def k_trials(seeds: list[int], epoch_scale: float = 1.0, ks=FIG5C_KS, hybrid: dict | None = None) -> list[dict]:
-    return [_trial("fig5c", "mnist-online", FIG5C_MODE, k, seeds, epoch_scale, hybrid) for k in ks]
+def k_trials(seeds: list[int], epoch_scale: float = 1.0, ks=FIG5C_KS, options: dict | None = None,
+             preset: Preset = PRESETS[DEFAULT_PRESET]) -> list[dict]:
+    return [_trial("fig5c", "mnist-online", FIG5C_MODE, k, seeds, epoch_scale, preset, options) for k in ks]
 
 
 def reproduce_fig5f(out: Path, seeds: list[int], epoch_scale: float = 1.0, settings=tuple(SETTINGS), *,
-                    hybrid: dict | None = None, data_dir=None, threads=1, progress=True, workers=1) -> dict:
-    """``hybrid`` sets open choices of the hybrid modes (``HYBRID_OPTIONS``), e.g. ``{"rounding": "nearest"}``."""
-    trials = fig5f_trials(seeds, epoch_scale, settings, hybrid)
+                    options: dict | None = None, preset: Preset = PRESETS[DEFAULT_PRESET], data_dir=None,
+                    threads=1, progress=True, workers=1) -> dict:
+    """``preset`` fixes the open choices (``presets``); ``options`` override its values, e.g.
+    ``{"rounding": "stochastic"}``."""
+    trials = fig5f_trials(seeds, epoch_scale, settings, options, preset)
     results = _run(trials, out, data_dir, threads, progress, workers)
     table: dict[str, dict[str, list[float]]] = {}
     for t, r in zip(trials, results):
@@ -133,8 +134,9 @@ def reproduce_fig5f(out: Path, seeds: list[int], epoch_scale: float = 1.0, setti
 
 
 def reproduce_k_sweep(out: Path, seeds: list[int], epoch_scale: float = 1.0, ks=FIG5C_KS, *,
-                      hybrid: dict | None = None, data_dir=None, threads=1, progress=True, workers=1) -> list[dict]:
-    trials = k_trials(seeds, epoch_scale, ks, hybrid)
+                      options: dict | None = None, preset: Preset = PRESETS[DEFAULT_PRESET], data_dir=None,
+                      threads=1, progress=True, workers=1) -> list[dict]:
+    trials = k_trials(seeds, epoch_scale, ks, options, preset)
     points = _run(trials, out, data_dir, threads, progress, workers)
     from .plots import plot_accuracy_vs_k, plot_energy_vs_k, plot_ops_vs_k
     plot_accuracy_vs_k(points, out / "fig5c.png")
