@@ -10,7 +10,13 @@ Rows, all in this process at one thread count, µs per sample-replica on the pap
   - the torch backend (the path a GPU runs) on the CPU;
 and where an hm-var step goes, and what one transfer costs with each transfer model.
 
+``--ab`` instead measures, alternating the variants round by round (min of rounds; fair on a shared,
+loaded machine): the plain PyTorch loop, ferristor's hm-var step per call and in compiled chunks
+(``fast_step.run``) with the dense and the sparse sampler, at R = 1 and 10; and the layer-1 update
+kernel (784×200) with each sampler against p.
+
     python bench/bench_step.py --threads 1 [--steps 400] [--json out.json]
+    python bench/bench_step.py --threads 2 --ab [--steps 400] [--rounds 7]
 """
 from __future__ import annotations
 
@@ -190,14 +196,112 @@ def transfer_cost(repeats: int = 10) -> dict[str, float]:
     return out
 
 
+def _alternate(fns: dict, rounds: int) -> dict:
+    """Seconds per call of each variant: every round times each variant once (in turn), min over rounds."""
+    best = {k: float("inf") for k in fns}
+    for fn, _ in fns.values():
+        fn()  # compile, warm up
+    for _ in range(rounds):
+        for name, (fn, calls) in fns.items():
+            t = time.perf_counter()
+            fn()
+            best[name] = min(best[name], (time.perf_counter() - t) / calls)
+    return best
+
+
+def _plain_fn(steps):
+    torch.manual_seed(0)
+    net = _mlp_layers(lambda a, b, i: torch.nn.Linear(a, b, bias=False),
+                      lambda b: torch.nn.LayerNorm(b, elementwise_affine=False))
+    opt = torch.optim.SGD(net.parameters(), lr=0.1)
+    x, y = _data(steps)
+
+    def run():
+        for k in range(steps):
+            loss = F.cross_entropy(net(x[k:k + 1]), y[k:k + 1])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    return run
+
+
+def _ferristor_fn(replicas, steps, sampler, chunked):
+    m = HybridMLP(NetworkSpec(SIZES), config=HybridConfig(mode="hm-var"), replicas=replicas, seeds=list(range(replicas)))
+    opt = HybridSGD(m.parameters(), lr=0.1, p=0.2, k=100, sampler=sampler)
+    x, y = (t.numpy() for t in _data(steps + 50))
+    idx = (np.arange(replicas)[:, None] * 7 + np.arange(steps)[None, :]) % len(x)
+
+    def run():
+        if chunked:
+            fast_step.run(m, opt, x, y, idx)
+        else:
+            for t in range(steps):
+                fast_step.step(m, opt, x[idx[:, t:t + 1]], y[idx[:, t:t + 1]])
+    return run
+
+
+def _kernel_fn(sampler, p, replicas, calls):
+    from ferristor.rule import kernels_cpu as K
+    from ferristor.rule.streams import STREAM_UPDATE, stream_keys
+    rng = np.random.default_rng(0)
+    h = rng.integers(-255, 256, (replicas, 784, 200)).astype(np.float32)
+    pend = np.zeros(h.shape, np.uint8)
+    delta = (rng.standard_normal((replicas, 200)) * 0.01).astype(np.float32)
+    x = rng.random((replicas, 784)).astype(np.float32)
+    keys = stream_keys(list(range(replicas)), "fc1.weight", STREAM_UPDATE)
+    consts = K.update_constants(fp=False, sampler=sampler, lr=0.1, p=p, lsb=2 ** -9, max_hidden=511)
+    step = [0]
+
+    def run():
+        for _ in range(calls):
+            K.rank1_(False, sampler, h, pend, delta, x, keys, step[0], consts)
+            step[0] += 1
+            pend[:] = 0
+    return run
+
+
+def ab(steps: int, rounds: int) -> dict:
+    out = {}
+    fns = {"plain PyTorch loop (nn.Linear + LayerNorm + autograd + SGD)": (_plain_fn(steps), steps)}
+    for r in (1, 10):
+        n = steps if r == 1 else max(20, steps // 4)
+        for sampler in ("dense", "sparse"):
+            fns[f"hm-var R={r} {sampler}, one call per step"] = (_ferristor_fn(r, n, sampler, False), n * r)
+            fns[f"hm-var R={r} {sampler}, compiled chunks"] = (_ferristor_fn(r, n, sampler, True), n * r)
+    out["steps"] = {k: v * 1e6 for k, v in _alternate(fns, rounds).items()}
+    kern = {}
+    for p in (0.5, 0.2, 0.1, 0.05, 0.01):
+        for sampler in ("dense", "sparse"):
+            kern[f"p={p} {sampler}"] = (_kernel_fn(sampler, p, 10, 10), 10 * 10 * 784 * 200)
+    out["kernel_ns_per_weight"] = {k: v * 1e9 for k, v in _alternate(kern, rounds).items()}
+    return out
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--steps", type=int, default=400)
     ap.add_argument("--json", default=None)
+    ap.add_argument("--ab", action="store_true", help="the alternating comparison of samplers and chunks (issue 16)")
+    ap.add_argument("--rounds", type=int, default=7)
     a = ap.parse_args()
     set_threads(a.threads)
     s = a.steps
+    if a.ab:
+        res = ab(s, a.rounds)
+        base = next(iter(res["steps"].values()))
+        print(f"\nmachine: {platform.processor() or platform.machine()}, threads={a.threads}, torch {torch.__version__}, "
+              f"min of {a.rounds} alternating rounds")
+        print(f"{'what':66s} {'µs/sample-replica':>18s} {'× plain':>8s}")
+        for name, us in res["steps"].items():
+            print(f"{name:66s} {us:18.1f} {us / base:8.3f}")
+        print("\nlayer-1 update kernel (R = 10, 784×200), ns per weight:")
+        for name, ns in res["kernel_ns_per_weight"].items():
+            print(f"  {name:20s} {ns:8.3f}")
+        if a.json:
+            with open(a.json, "w") as f:
+                json.dump({"threads": a.threads, "rounds": a.rounds, **res}, f, indent=1)
+        return
     rows = [("plain PyTorch loop (nn.Linear + LayerNorm + autograd + SGD)", 1, plain_pytorch(s)),
             ("replica-batched float (R networks in one bmm program)", 10, replica_batched_float(10, s // 4)),
             ("plain loop, HybridLinear + HybridSGD (torch LayerNorm + CE)", 1, user_loop_hybrid(s, False)),

@@ -60,3 +60,35 @@ def test_loss_matches_torch_to_rounding():
     t = torch.randint(0, 2, (7,))
     torch.testing.assert_close(nnF.binary_cross_entropy_with_logits(s, t),
                                torch.nn.functional.binary_cross_entropy_with_logits(s[:, 0], t.float()))
+
+
+@pytest.mark.parametrize("mode,sampler", [("hm-var", "dense"), ("hm-var", "sparse"), ("fp", "sparse"), ("hm", "dense")])
+def test_compiled_chunks_equal_the_plain_loop(mode, sampler):
+    """``fast_step.run`` at batch 1: chunks of steps in one compiled call, back in Python for each
+    transfer (k = 7) and event flush (every 250 steps), equal the plain loop bit for bit — losses,
+    weights, hidden integers, event counts, transfer and update counters, the optimizer's state."""
+    spec = NetworkSpec(sizes=(12, 9, 7, 4))
+    g = torch.Generator().manual_seed(1)
+    x, y = torch.rand(40, 12, generator=g) * 2 - 1, torch.randint(0, 4, (40,), generator=g)
+    idx = torch.stack([torch.randperm(40, generator=g).repeat(7)[:263] for _ in range(2)])  # (R, steps)
+    runs = []
+    for chunked in (True, False):
+        m = HybridMLP(spec, config=HybridConfig(mode=mode), replicas=2, seeds=[5, 6])
+        opt = HybridSGD(m.parameters(), lr=0.3, p=0.4, k=7, sampler=sampler)
+        if chunked:
+            assert fast_step.applies(m, opt, True, x[idx[:, :1]])
+            loss = [fast_step.run(m, opt, x.numpy(), y.numpy(), idx[:, a:b].numpy()) for a, b in ((0, 3), (3, 263))][-1]
+        else:
+            for t in range(idx.shape[1]):
+                out = nnF.cross_entropy(m(x[idx[:, t:t + 1]]), y[idx[:, t:t + 1]])
+                opt.zero_grad()
+                out.backward()
+                opt.step()
+            loss = float(out)
+        runs.append((m, opt, loss))
+    (a, oa, la), (b, ob, lb) = runs
+    assert la == lb
+    for (name, u), (_, v) in zip(a.state_dict().items(), b.state_dict().items()):
+        assert torch.equal(u, v), name
+    assert int(a.layers[0].weight_updates) == 263 and (mode == "fp" or int(a.layers[0].weight_transfers[0]) == 263 // 7)
+    assert oa.state_dict()["state"] == ob.state_dict()["state"]

@@ -16,9 +16,9 @@ def _data(steps, seed=0, batch=1):
     return torch.rand(steps, batch, 20, generator=g) * 2 - 1, torch.randint(0, 4, (steps, batch), generator=g)
 
 
-def _train(model, seeds, steps=60, k=7, lr=0.5, replicas=True, batch=1):
+def _train(model, seeds, steps=60, k=7, lr=0.5, replicas=True, batch=1, sampler="dense"):
     xs, ys = _data(steps, batch=batch)
-    opt = HybridSGD(model.parameters(), lr=lr, p=0.5, k=k)
+    opt = HybridSGD(model.parameters(), lr=lr, p=0.5, k=k, sampler=sampler)
     for t in range(steps):
         # each replica sees its own sample order, as with per-seed shuffling
         idx = torch.tensor([(t * (s + 1)) % steps for s in seeds])
@@ -56,6 +56,20 @@ def test_replica_equals_single_run(mode, backend):
                     assert torch.equal(buf[0], theirs[r]), name
                 else:
                     assert torch.equal(buf, theirs[r]), (mode, name)
+
+
+@pytest.mark.parametrize("mode", ["fp", "hm-var"])
+@pytest.mark.parametrize("batch", [1, 3])
+def test_sparse_sampler_replica_equals_single_run(mode, batch):
+    """The sparse sampler through HybridSGD (rank-1 factors at batch 1, a dense gradient at batch 3):
+    each replica is its seed alone, and the run differs from the dense sampler's."""
+    spec = NetworkSpec(sizes=(20, 16, 8, 4), norm="none")
+    many = _train(_mlp([0, 1], mode, spec=spec), [0, 1], batch=batch, sampler="sparse")
+    alone = _train(_mlp([1], mode, replicas=False, spec=spec), [1], replicas=False, batch=batch, sampler="sparse")
+    dense = _train(_mlp([1], mode, replicas=False, spec=spec), [1], replicas=False, batch=batch)
+    for a, b, d in zip(many.layers, alone.layers, dense.layers):
+        assert torch.equal(a.weight[1], b.weight) and torch.equal(a.weight_events[1], b.weight_events)
+        assert not torch.equal(b.weight, d.weight)
 
 
 @pytest.mark.parametrize("mode", ["fp", "hm-var"])

@@ -97,3 +97,93 @@ def test_normals_are_standard_normal_and_match_exact_box_muller():
     ours = rc.normals(keys, np.arange(3, dtype=np.int64), 100, 3)[0]
     assert np.max(np.abs(ours - exact)) < 5e-6
     assert np.abs(z).max() <= math.sqrt(2 * 24 * math.log(2)) + 1e-5  # the tail ends at 5.77σ (24-bit u1)
+
+
+# --- the sparse sampler: geometric gaps (random_math, random_cpu.next_event, update.sparse_draws) ---
+
+def test_gap_table_is_the_geometric_distribution_to_2_pow_minus_32():
+    from fractions import Fraction
+
+    from ferristor.rule import random_math as RM
+    for p24 in (1, 3355444, 8388608, 16777215):  # p = 2^-24, 0.2, 0.5, 1 − 2^-24
+        th = RM.gap_thresholds(p24)
+        q = Fraction(2 ** 24 - p24, 2 ** 24)
+        assert all(a >= b for a, b in zip(th, th[1:])) and th[-1] > 0  # equal at most at the tail (S_k ≈ 1)
+        for k in range(0, len(th), max(1, len(th) // 50)):  # P(G ≥ k + 1) = S_k / 2^32
+            assert abs(Fraction(th[k], 2 ** 32) - q ** (k + 1)) <= Fraction(1, 2 ** 33)
+        assert len(th) == RM.GAP_TABLE_MAX or q ** (len(th) + 1) * 2 ** 32 < Fraction(1, 2)
+    assert RM.gap_thresholds(2 ** 24) == (0,)  # p = 1: every gap is 0
+    # the bucket shortcut gives the bisection's answer everywhere
+    th = RM.gap_thresholds(3355444)
+    buckets = RM.gap_buckets(th)
+    rng = np.random.default_rng(0)
+    for u in list(rng.integers(0, 2 ** 32, 20000)) + [0, 1, 2 ** 32 - 1] + list(th) + [t - 1 for t in th]:
+        b = buckets[int(u) >> RM.GAP_BUCKET_SHIFT]
+        if b >= 0:
+            assert b + (int(u) < (th + (0,))[b]) == RM.gap_of(int(u), th)
+
+
+def _sparse(p, shape, step, seeds=(0,)):
+    from ferristor.rule.update import sparse_draws
+    keys = torch.from_numpy(_keys(seeds).astype(np.int64))
+    mask, off = sparse_draws(keys, shape, step, p)
+    return mask.numpy(), off.numpy()
+
+
+def test_sparse_masks_are_independent_bernoulli():
+    """Per position frequency p, per-row counts Binomial(O, p), gaps geometric, no correlation between
+    neighbouring columns, rows, steps or replicas — the statistics of a fresh Bernoulli(p) per weight."""
+    p, n_rows, n_cols = 0.2, 4000, 50
+    m = np.stack([_sparse(p, (2, n_rows, n_cols), s, seeds=(0, 1))[0] for s in range(5)]).astype(np.float64)
+    n = m[:, 0].size
+    assert abs(m[:, 0].mean() - p) < 5 * (p * (1 - p) / n) ** 0.5
+    per_col = m[:, 0].mean((0, 1))  # every position, the first included
+    assert np.all(np.abs(per_col - p) < 5 * (p * (1 - p) / (5 * n_rows)) ** 0.5)
+    counts = np.bincount(m[:, 0].sum(-1).astype(int).ravel(), minlength=n_cols + 1)
+    expect = np.array([math.comb(n_cols, k) * p ** k * (1 - p) ** (n_cols - k) for k in range(n_cols + 1)]) * 5 * n_rows
+    big = expect > 5
+    assert (((counts[big] - expect[big]) ** 2) / expect[big]).sum() < 60  # ~20 dof: P(chi2 > 60) ≈ 1e-5
+    x = m[:, 0]
+    for a, b in ((x[..., :-1], x[..., 1:]), (x[:, :-1], x[:, 1:]), (x[:-1], x[1:]), (m[:, 0], m[:, 1])):
+        assert abs(np.corrcoef(a.ravel(), b.ravel())[0, 1]) < 0.01  # columns, rows, steps, replicas
+    # gaps between masked-in columns are geometric, P(gap = k) = p·q^k: counted from every start
+    # (column 0, or one past an event) at least 15 columns before the row's end, so none is cut short
+    hist, starts = np.zeros(15), 0
+    for row in x.reshape(-1, n_cols):
+        ev = np.flatnonzero(row)
+        st = np.r_[0, ev + 1]
+        keep = st <= n_cols - 15
+        starts += keep.sum()
+        g = ev - st[:-1]
+        hist += np.bincount(g[keep[:-1] & (g < 15)], minlength=15)
+    expect = p * (1 - p) ** np.arange(15) * starts
+    assert (((hist - expect) ** 2) / expect).sum() < 40  # 15 dof: P(chi2 > 40) ≈ 5e-4
+
+
+def test_sparse_rounding_uniforms_are_uniform_and_independent_of_the_gaps():
+    mask, off = _sparse(0.2, (1, 6000, 60), 3)
+    u = off[mask].astype(np.float64)
+    hist, _ = np.histogram(u, bins=20, range=(0, 1))
+    assert (((hist - u.size / 20) ** 2) / (u.size / 20)).sum() < 45  # 19 dof
+    gap_before = np.concatenate([np.diff(np.r_[-1, np.flatnonzero(row)]) - 1 for row in mask[0]])
+    assert abs(np.corrcoef(u, gap_before)[0, 1]) < 0.01
+    assert abs(np.corrcoef(u[:-1], u[1:])[0, 1]) < 0.01
+
+
+def test_sparse_and_dense_samplers_give_the_same_event_count_distribution():
+    """Per-device event counts over many steps (what the ledger reports): Binomial(steps, p) from both."""
+    from ferristor.rule.update import crossbar_draws
+    keys = torch.from_numpy(_keys((7,)).astype(np.int64))
+    steps, shape = 200, (1, 60, 40)
+    counts = {s: sum(crossbar_draws(keys, shape, t, p=0.2, sampler=s)[0].to(torch.int64) for t in range(steps))
+              for s in ("dense", "sparse")}
+    edges = np.arange(0, steps + 2)
+    h = {s: np.histogram(c.numpy().ravel(), edges)[0] for s, c in counts.items()}
+    expect = np.array([math.comb(steps, k) * 0.2 ** k * 0.8 ** (steps - k) for k in range(steps + 1)]) * counts["dense"].numel()
+    big = expect > 20
+    for s in h:
+        c = counts[s].double()
+        n = c.numel()  # 5σ bounds on the mean and (≈ √(2/n) relative) on the variance
+        assert abs(c.mean().item() - 0.2 * steps) < 5 * (steps * 0.16 / n) ** 0.5
+        assert abs(c.var().item() / (steps * 0.16) - 1) < 5 * (2 / n) ** 0.5
+        assert (((h[s][big] - expect[big]) ** 2) / expect[big]).sum() < 3 * big.sum()

@@ -8,7 +8,7 @@ import click
 from ..experiments.config import MAX_EPOCHS, TASKS
 from ..backend import BACKENDS
 from ..nn.config import MODES
-from ..rule.config import INIT_SHAPES, ROUNDING_MODES
+from ..rule.config import INIT_SHAPES, ROUNDING_MODES, SAMPLERS
 from .common import FerristorGroup, FiniteFloat, NonEmptyPath, SeedList, cpu_count, names_options
 
 
@@ -40,6 +40,8 @@ def cli():
               help="replicas, e.g. 0-4 or 0,3,7 (seeds 0…2^63−1; refused up front if they do not fit in memory)")
 @click.option("--rounding", type=click.Choice(ROUNDING_MODES), default="stochastic", show_default=True,
               help="how an update lands on the hidden grid")
+@click.option("--sampler", type=click.Choice(SAMPLERS), default="dense", show_default=True,
+              help="how the update masks are drawn: a word per weight, or geometric gaps (faster at small --p)")
 @click.option("--init-scale", type=FiniteFloat(0, 1, min_open=True), default=None,
               help="initial |hidden| bound as a fraction of 511 [default: RuleConfig's]")
 @click.option("--init-shape", type=click.Choice(INIT_SHAPES), default=None,

@@ -90,9 +90,20 @@ class TrainConfig:
 LOCAL_FIELDS = ("data_dir", "threads", "device", "backend", "checkpoint_every")
 
 
+# Fields added after results were saved, with the value that computes exactly what runs did before
+# them: at that value a field stays out of a run's identity, so saved checkpoints and sweep points
+# keep their keys.
+LEGACY_DEFAULTS = {("rule", "sampler"): "dense"}
+
+
 def run_identity(cfg_dict: dict) -> dict:
-    """A config dict without its ``LOCAL_FIELDS``: what two runs must share to compute the same thing."""
-    return {k: v for k, v in cfg_dict.items() if k not in LOCAL_FIELDS}
+    """A config dict without its ``LOCAL_FIELDS`` (and fields at their ``LEGACY_DEFAULTS``): what two
+    runs must share to compute the same thing."""
+    out = {k: v for k, v in cfg_dict.items() if k not in LOCAL_FIELDS}
+    for (section, field), value in LEGACY_DEFAULTS.items():
+        if isinstance(out.get(section), dict) and out[section].get(field, value) == value:
+            out[section] = {k: v for k, v in out[section].items() if k != field}
+    return out
 
 
 def task_config(dataset: str = "mnist", mode: str = "hm-var", **overrides) -> TrainConfig:

@@ -9,12 +9,17 @@ than the whole forward and backward pass. ``HybridMLP.train_pass`` runs the fuse
 gradient and the fused backward in one call and hands each layer the factors the loop would have;
 ``HybridSGD.hybrid_step`` then applies the rule. Tested bit for bit against the loop
 (``tests/experiments/test_fast_step.py``).
+
+At batch 1, :func:`run` goes further: a whole chunk of steps — passes, loss, every layer's update —
+in one compiled call (``nn.train_cpu``), returning to Python only where a transfer is due (every k
+inputs) or the event counters need flushing, and there doing exactly what ``HybridSGD`` does.
 """
 from __future__ import annotations
 
 import numpy as np
 import torch
 
+from ..backend import numba_for
 from ..nn.mlp import HybridMLP
 from ..optim import HybridSGD
 
@@ -36,6 +41,104 @@ def step(model: HybridMLP, optimizer: HybridSGD, x, y) -> float:
     loss = model.train_pass(_array(x), _array(y))
     optimizer.hybrid_step()
     return loss
+
+
+def run(model: HybridMLP, optimizer: HybridSGD, x: np.ndarray, y: np.ndarray, idx: np.ndarray, batch: int = 1) -> float:
+    """The loop's steps over samples ``idx`` (R, T·batch) of (x, y) — at batch 1 in compiled chunks,
+    else one :func:`step` per batch; returns the last step's loss. ``applies`` must hold."""
+    n_steps = idx.shape[1] // batch
+    if batch != 1 or not _chunks_apply(model, optimizer, idx):
+        for t in range(n_steps):
+            loss = step(model, optimizer, x[idx[:, t * batch:(t + 1) * batch]], y[idx[:, t * batch:(t + 1) * batch]])
+        return loss
+    for layer in model.layers:
+        if layer._tapes:
+            optimizer.zero_grad()
+            break
+    groups = {id(p): g for g in optimizer.param_groups for p in g["params"]}
+    plan = _Chunk(model, optimizer, groups)
+    done = 0
+    while done < n_steps:
+        n = min(n_steps - done, plan.steps_to_python())
+        losses = plan.run(x, y, np.ascontiguousarray(idx[:, done:done + n]))
+        plan.after(n)
+        done += n
+    return float(np.float32(float(losses.sum())))  # as functional.cross_entropy returns it at batch 1
+
+
+def _chunks_apply(model, optimizer, idx) -> bool:
+    return idx.ndim == 2 and idx.shape[0] == model.n_replicas and all(
+        layer.capture_factors and numba_for(layer.weight) for layer in model.layers) and {
+        id(layer.weight) for layer in model.layers} <= {id(p) for g in optimizer.param_groups for p in g["params"]}
+
+
+class _Chunk:
+    """The per-layer arrays and constants of ``nn.train_cpu.mlp_train_chunk`` for a model and its
+    optimizer as they are now, and the optimizer's bookkeeping between chunks."""
+
+    def __init__(self, model: HybridMLP, optimizer: HybridSGD, groups: dict):
+        from ..backend import cpu_module
+        from ..nn import train_cpu as T
+        K = cpu_module("rule.kernels_cpu")
+        self.model, self.optimizer, self.T = model, optimizer, T
+        self.layers = list(model.layers)
+        self.groups = [groups[id(layer.weight)] for layer in self.layers]
+        kinds, consts, arrays = [], [], []
+        for layer, g in zip(self.layers, self.groups):
+            fp, sparse = layer.mode == "fp", g["sampler"] == "sparse"
+            kinds.append((T.KIND_FP if fp else T.KIND_HYBRID) + (2 if sparse else 0))
+            c = layer.kernel_constants("weight", g["lr"], g["p"], g["rounding"], g["sampler"])
+            a = layer._cpu_arrays("weight")
+            arrays.append(a)
+            if sparse:  # (fp, coef, rounding, max_h, count_zero, thresholds, buckets)
+                consts.append((c[1], 0, 0.0, c[2], c[3], c[4], c[5], c[6]))
+            elif fp:  # (lr, p24)
+                consts.append((c[0], c[1], 0.0, 0, 0.0, True, *K.gap_tables(1.0)))
+            else:  # (neg_coef, p24, c, rounding, max_h, count_zero)
+                consts.append((*c, *K.gap_tables(1.0)))
+        cols = list(zip(*consts))
+        self.states = tuple(a["param"] if layer.mode == "fp" else a["hidden"] for layer, a in zip(self.layers, arrays))
+        self.pendings = tuple(a["pending"] for a in arrays)
+        self.keys = tuple(a["keys"] for a in arrays)
+        self.updates = [a["updates"] for a in arrays]
+        self.consts = (np.array(kinds, np.int64), np.array(cols[0], np.float32), np.array(cols[1], np.int32),
+                       np.array(cols[2], np.float32), np.array(cols[3], np.int64), np.array(cols[4], np.float32),
+                       np.array(cols[5], np.bool_), tuple(cols[6]), tuple(cols[7]))
+
+    def steps_to_python(self) -> int:
+        """Steps until a layer's transfer is due or its event counters must be flushed."""
+        from ..nn.hybrid import _FLUSH_EVERY
+        n = min(_FLUSH_EVERY - layer._since_flush["weight"] for layer in self.layers)
+        for layer, g in zip(self.layers, self.groups):
+            if layer.mode != "fp":
+                n = min(n, g["k"] - self.optimizer.state[layer.weight].get("inputs", 0) % g["k"])
+        return max(n, 1)
+
+    def run(self, x, y, idx) -> np.ndarray:
+        m = self.model
+        fused = m._buffers_for(m.n_replicas, 1)
+        acts, normed, deltas, invs = fused
+        steps = np.array([int(u) for u in self.updates], np.int64)
+        from ..nn import functional as F
+        from ..backend import cpu_module
+        code = cpu_module("nn.passes_cpu").NORM_CODE[m.spec.norm]
+        losses = self.T.mlp_train_chunk(m._weight_arrays(), self.states, self.pendings, self.keys, steps, *self.consts,
+                                        acts, normed, invs, deltas, x, y, idx, m.spec.output == "sigmoid", code,
+                                        m.spec.output_norm, np.float32(F.EPS))
+        for u, s in zip(self.updates, steps):
+            u[...] = s
+        return losses
+
+    def after(self, n: int) -> None:
+        """``HybridSGD``'s bookkeeping for n steps of one input each: inputs seen, transfers, flushes."""
+        for layer, g in zip(self.layers, self.groups):
+            state = self.optimizer.state[layer.weight]
+            before = state.get("inputs", 0)
+            state["inputs"] = before + n
+            layer._since_flush["weight"] += n - 1
+            layer._counted("weight")
+            if layer.mode != "fp" and (before + n) // g["k"] > before // g["k"]:
+                layer.program_("weight")
 
 
 def _array(a) -> np.ndarray:

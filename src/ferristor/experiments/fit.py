@@ -254,12 +254,13 @@ def run_fit(model: nn.Module, train_data, test_data=None, *, epochs: float = 1.0
             if epoch != order_epoch:
                 order, order_epoch = epoch_order(order_seeds, epoch, n).to(dev), epoch
                 order_np = order.numpy() if fast else None
-            if fast:  # the same operations as the plain loop below, in one compiled call (bit for bit)
-                idx = order_np[:, pos * batch:(pos + 1) * batch]
-                loss_value = fast_step.step(model, optimizer, x_np[idx], y_np[idx])
-                step += 1
-                if bar is not None and step % 200 == 0:
-                    bar.update(200)
+            if fast:  # the same operations as the plain loop below, in compiled chunks (bit for bit)
+                n_run = min(stop - step, steps_per_epoch - pos)
+                loss_value = fast_step.run(model, optimizer, x_np, y_np, order_np[:, pos * batch:(pos + n_run) * batch],
+                                          batch)
+                step += n_run
+                if bar is not None:
+                    bar.update(n_run)
                 continue
             idx = order[:, pos * batch + ar]  # (R, B)
             x, y = x_train[idx], y_train[idx]

@@ -36,7 +36,7 @@ def build_model(cfg: TrainConfig) -> HybridMLP:
 
 def build_optimizer(cfg: TrainConfig, model) -> HybridSGD:
     r = cfg.rule
-    return HybridSGD(model.parameters(), lr=r.lr, p=r.p, k=r.k, rounding=r.rounding)
+    return HybridSGD(model.parameters(), lr=r.lr, p=r.p, k=r.k, rounding=r.rounding, sampler=r.sampler)
 
 
 @run_folder.claimed  # memory, then --out: created, writable, locked, same config as its checkpoint (fresh=True discards)

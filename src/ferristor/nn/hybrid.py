@@ -365,15 +365,16 @@ class HybridModule(nn.Module):
         self._np_cache.clear()
         return out
 
-    def hybrid_step_(self, name: str, *, lr: float, p: float, rounding: str) -> int:
+    def hybrid_step_(self, name: str, *, lr: float, p: float, rounding: str, sampler: str = "dense") -> int:
         """Apply one masked update to parameter ``name`` from its recorded gradient; returns the number
-        of inputs it covered (0 if the parameter took no gradient since the last step)."""
+        of inputs it covered (0 if the parameter took no gradient since the last step). ``sampler``:
+        how the masks are drawn ('dense' or 'sparse', docs/engine.md)."""
         param = self._parameters[name]
         tape = self._tapes.pop(name, None)
         inputs = self._inputs.pop(name, 0)
         if tape is not None and len(tape) == 1 and param.grad is None and tape[0][2] is None \
                 and tape[0][1].shape[1] == 1 and numba_for(param):
-            self._rank1_cpu(name, tape[0][0], tape[0][1], lr, p, rounding)
+            self._rank1_cpu(name, tape[0][0], tape[0][1], lr, p, rounding, sampler)
             return inputs
         tape = [(_tensor(x), _tensor(d), g) for x, d, g in (tape or [])]
         if param.grad is not None:
@@ -387,13 +388,14 @@ class HybridModule(nn.Module):
             updates = self._buf(name, "updates")
             pending = self.crossbar(name, self._buf(name, "pending"))
             if self.mode == "fp":
-                F_rule.fp_update_(self.crossbar(name, param.data), pending, keys, int(updates), lr=lr, p=p, **factors)
+                F_rule.fp_update_(self.crossbar(name, param.data), pending, keys, int(updates), lr=lr, p=p,
+                                  sampler=sampler, **factors)
             else:
                 cfg = self.config
                 F_rule.hybrid_update_(self.crossbar(name, self._buf(name, "hidden")), pending, keys, int(updates),
                                       lr=lr, lsb=cfg.hidden_lsb, p=p, rounding=rounding,
                                       max_hidden=cfg.layout.max_hidden, count_zero=cfg.ledger.count_zero_updates,
-                                      **factors)
+                                      sampler=sampler, **factors)
             updates += 1
         self._counted(name)
         return inputs
@@ -403,27 +405,28 @@ class HybridModule(nn.Module):
         if self._since_flush[name] >= _FLUSH_EVERY:
             self._flush(name)
 
-    def _rank1_cpu(self, name: str, x, delta, lr: float, p: float, rounding: str) -> None:
+    def _rank1_cpu(self, name: str, x, delta, lr: float, p: float, rounding: str, sampler: str) -> None:
         """The batch-1 update on the CPU kernels with arrays and constants bound once: at batch 1 the
         per-step cost of torch calls (several µs each) would exceed a small layer's whole kernel."""
         K = cpu_module("rule.kernels_cpu")
         a = self._cpu_arrays(name)
-        consts = a["consts"].get((lr, p, rounding))
-        if consts is None:
-            cfg = self.config
-            consts = a["consts"][(lr, p, rounding)] = (
-                K.fp_constants(lr=lr, p=p) if self.mode == "fp" else
-                K.rank1_constants(lr=lr, lsb=cfg.hidden_lsb, p=p, rounding=rounding, max_hidden=cfg.layout.max_hidden,
-                                  count_zero=cfg.ledger.count_zero_updates))
+        fp, consts = self.mode == "fp", self.kernel_constants(name, lr, p, rounding, sampler)
         d = _array(delta)[:, 0]
         xx = a["ones"] if x is None else _array(x)[:, 0]
-        step = int(a["updates"])
-        if self.mode == "fp":
-            K._fp_rank1(a["param"], a["pending"], d, xx, a["keys"], step, *consts)
-        else:
-            K._hybrid_rank1(a["hidden"], a["pending"], d, xx, a["keys"], step, *consts)
+        K.rank1_(fp, sampler, a["param"] if fp else a["hidden"], a["pending"], d, xx, a["keys"], int(a["updates"]), consts)
         a["updates"] += 1  # the buffer itself (a numpy view of its memory)
         self._counted(name)
+
+    def kernel_constants(self, name: str, lr: float, p: float, rounding: str, sampler: str) -> tuple:
+        """The CPU update kernel's constants for this parameter and rule (``kernels_cpu.update_constants``), cached."""
+        cache = self._cpu_arrays(name)["consts"]
+        consts = cache.get((lr, p, rounding, sampler))
+        if consts is None:
+            cfg = self.config
+            consts = cache[(lr, p, rounding, sampler)] = cpu_module("rule.kernels_cpu").update_constants(
+                fp=self.mode == "fp", sampler=sampler, lr=lr, p=p, lsb=cfg.hidden_lsb, rounding=rounding,
+                max_hidden=cfg.layout.max_hidden, count_zero=cfg.ledger.count_zero_updates)
+        return consts
 
     def _cpu_arrays(self, name: str) -> dict:
         """numpy views of a parameter's crossbar state and its update keys, cached while the tensors

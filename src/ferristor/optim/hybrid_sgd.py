@@ -25,7 +25,7 @@ from torch.optim import SGD
 from ..config_base import check_choice, check_number
 from ..errors import ConfigError
 from ..nn.hybrid import HybridParameter
-from ..rule.config import ROUNDING_MODES
+from ..rule.config import ROUNDING_MODES, SAMPLERS
 
 
 def hybrid_parameters(model: torch.nn.Module) -> list[HybridParameter]:
@@ -41,6 +41,7 @@ def _check_rule(group: dict) -> None:
     check_number("p", group["p"], lo=0, hi=1, lo_open=True)
     check_number("k", group["k"], lo=1, integer=True)
     check_choice("rounding", group["rounding"], ROUNDING_MODES)
+    check_choice("sampler", group["sampler"], SAMPLERS)
 
 
 class HybridSGD(SGD):
@@ -49,17 +50,20 @@ class HybridSGD(SGD):
         p: probability that a synapse is updated on a step (0.2 for MNIST; Fig. 6 uses 1).
         k: a transfer every k inputs (100; Fig. 6: 512).
         rounding: 'stochastic', 'nearest' or 'truncate' onto the hidden grid [I].
+        sampler: how the Bernoulli(p) masks are drawn — 'dense' (a word per weight) or 'sparse'
+            (geometric gaps: only masked-in weights draw); the same statistics, different streams
+            (docs/engine.md, Randomness).
         plain: 'sgd' (update plain parameters with SGD) or 'error' (refuse them, naming each).
     """
 
     def __init__(self, params: Iterable, lr: float = 0.1, p: float = 0.2, k: int = 100, rounding: str = "stochastic",
                  momentum: float = 0.0, dampening: float = 0.0, weight_decay: float = 0.0, nesterov: bool = False, *,
-                 maximize: bool = False, plain: str = "sgd"):
+                 maximize: bool = False, plain: str = "sgd", sampler: str = "dense"):
         check_choice("plain", plain, ("sgd", "error"))
         self._plain_policy, self._ready = plain, False
         super().__init__(params, lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay,
                          nesterov=nesterov, maximize=maximize, foreach=False)
-        self.defaults.update(p=p, k=k, rounding=rounding)
+        self.defaults.update(p=p, k=k, rounding=rounding, sampler=sampler)
         self._ready = True
         for group in self.param_groups:
             self._setup_group(group)
@@ -72,7 +76,7 @@ class HybridSGD(SGD):
             self._check_streams()
 
     def _setup_group(self, group: dict) -> None:
-        for key in ("p", "k", "rounding"):
+        for key in ("p", "k", "rounding", "sampler"):
             group.setdefault(key, self.defaults[key])
         _check_rule(group)
         names = group.get("param_names") or [None] * len(group["params"])
@@ -130,7 +134,8 @@ class HybridSGD(SGD):
 
     def _hybrid_step(self, param: HybridParameter, group: dict, inputs: int | None) -> None:
         owner, name = param.owner, param.slot
-        seen = owner.hybrid_step_(name, lr=group["lr"], p=group["p"], rounding=group["rounding"])
+        seen = owner.hybrid_step_(name, lr=group["lr"], p=group["p"], rounding=group["rounding"],
+                                  sampler=group["sampler"])
         if not seen:
             return
         state = self.state[param]

@@ -7,6 +7,7 @@ from ..config_base import check_choice, check_number, param
 
 ROUNDING_MODES = ("stochastic", "nearest", "truncate")
 INIT_SHAPES = ("uniform", "normal")
+SAMPLERS = ("dense", "sparse")
 
 
 @dataclass
@@ -18,12 +19,14 @@ class RuleConfig:
     hidden_lsb: float = param(2.0 ** -9, unit="weight", source="[I]", doc="real value of one hidden LSB; 2^-9 puts the 10-bit hidden weight in (−1, 1)")
     init_scale: float = param(0.5, unit="1", source="[I]; 0.5 chosen on 1-epoch MNIST runs, see RESULTS.md", doc="initial hidden weights uniform on ±init_scale·511 (integers; FP: the same real interval)")
     init_shape: str = param("uniform", source="[I]", doc="'uniform' on ±init_scale·511, or 'normal' with the same variance (σ = init_scale·511/√3, saturated at ±511)")
+    sampler: str = param("dense", source="[I]", doc="how the Bernoulli(p) masks are drawn: 'dense' (one word per weight; the faster on AVX2 at p ≥ 0.1) or 'sparse' (geometric gaps between masked-in weights, which alone draw; faster at small p) — the same statistics, different streams (docs/engine.md)")
 
     def __post_init__(self):
         check_number("lr", self.lr, lo=0, lo_open=True)
         check_number("p", self.p, lo=0, hi=1, lo_open=True)
         check_number("k", self.k, lo=1, integer=True)
         check_choice("rounding", self.rounding, ROUNDING_MODES)
+        check_choice("sampler", self.sampler, SAMPLERS)
         check_number("hidden_lsb", self.hidden_lsb, lo=0, lo_open=True)
         check_number("init_scale", self.init_scale, lo=0, hi=1, lo_open=True)
         check_choice("init_shape", self.init_shape, INIT_SHAPES)

@@ -26,31 +26,34 @@ def _factors_t(grad, delta, x) -> dict:
 
 def hybrid_update_(hidden: torch.Tensor, pending: torch.Tensor, keys: np.ndarray, step: int, *, lr: float,
                    lsb: float, p: float, rounding: str, max_hidden: int, count_zero: bool = True,
-                   grad: torch.Tensor | None = None, delta: torch.Tensor | None = None,
+                   sampler: str = "dense", grad: torch.Tensor | None = None, delta: torch.Tensor | None = None,
                    x: torch.Tensor | None = None) -> None:
     """Masked, rounded, saturated update of the hidden FeCAP integers; counts events into ``pending``.
     Give the dense gradient ``grad`` (R, I, O), or the rank-1 factors ``delta`` (R, O), ``x`` (R, I)."""
     kw = dict(lr=lr, lsb=lsb, p=p, rounding=rounding, max_hidden=max_hidden, count_zero=count_zero)
     if backend_for(hidden.device) == "numba":
         from . import kernels_cpu
-        kernels_cpu.hybrid_update_(hidden.numpy(), pending.numpy(), keys, step, **kw, **_factors_np(grad, delta, x))
+        kernels_cpu.hybrid_update_(hidden.numpy(), pending.numpy(), keys, step, **kw, sampler=sampler,
+                                   **_factors_np(grad, delta, x))
         return
-    m = ref.crossbar_words(_keys_t(keys, hidden.device), tuple(hidden.shape), step)
-    new, events = ref.hybrid_update(hidden, m, **kw, **_factors_t(grad, delta, x))
+    mask, off = ref.crossbar_draws(_keys_t(keys, hidden.device), tuple(hidden.shape), step, p=p, sampler=sampler)
+    del kw["p"]
+    new, events = ref.hybrid_update(hidden, mask, off, **kw, **_factors_t(grad, delta, x))
     hidden.copy_(new)
     pending.add_(events.to(torch.uint8))
 
 
 def fp_update_(weight: torch.Tensor, pending: torch.Tensor, keys: np.ndarray, step: int, *, lr: float, p: float,
-               grad: torch.Tensor | None = None, delta: torch.Tensor | None = None,
+               sampler: str = "dense", grad: torch.Tensor | None = None, delta: torch.Tensor | None = None,
                x: torch.Tensor | None = None) -> None:
     """The floating-point baseline: the same masks on float32 weights, plain SGD steps."""
     if backend_for(weight.device) == "numba":
         from . import kernels_cpu
-        kernels_cpu.fp_update_(weight.numpy(), pending.numpy(), keys, step, lr=lr, p=p, **_factors_np(grad, delta, x))
+        kernels_cpu.fp_update_(weight.numpy(), pending.numpy(), keys, step, lr=lr, p=p, sampler=sampler,
+                               **_factors_np(grad, delta, x))
         return
-    m = ref.crossbar_words(_keys_t(keys, weight.device), tuple(weight.shape), step)
-    new, events = ref.fp_update(weight, m, lr=lr, p=p, **_factors_t(grad, delta, x))
+    mask, _ = ref.crossbar_draws(_keys_t(keys, weight.device), tuple(weight.shape), step, p=p, sampler=sampler)
+    new, events = ref.fp_update(weight, mask, lr=lr, **_factors_t(grad, delta, x))
     weight.copy_(new)
     pending.add_(events.to(torch.uint8))
 

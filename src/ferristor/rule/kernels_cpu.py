@@ -12,10 +12,13 @@ units convert nothing, which keeps the keyed draws as cheap as the old unkeyed h
 """
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 from numba import njit, prange
 
-from .random_cpu import column_table, row_keys, word
+from . import random_math as RM
+from .random_cpu import column_table, next_event, row_keys, word
 
 ROUNDING_CODE = {"stochastic": 0, "nearest": 1, "truncate": 2}
 _f32 = np.float32
@@ -30,21 +33,18 @@ def _rounding_terms(rounding):
 
 
 @njit(inline="always")
-def _hidden_step(h, v, m, p24, c, a, b, trunc_mode, max_h):
-    """One weight: mask (m < p24), round, saturate → (h', rounded change, mask). ``m`` is the word's
-    top 24 bits; given the mask, m·c = m/(p·2^24) is uniform on [0, 1) and drives stochastic rounding."""
-    zero = _f32(0.0)
-    msk = m < p24
-    d = np.trunc(v) if trunc_mode else np.floor(v + (_f32(m) * c * a + b))
-    d = d if msk else zero
-    return min(max(h + d, -max_h), max_h), d, msk
+def _hidden_step(h, v, msk, off, a, b, trunc_mode, max_h):
+    """One weight: given its mask and its rounding uniform ``off`` ∈ [0, 1), round, saturate →
+    (h', rounded change). Every sampler and kernel applies the rule through this function."""
+    d = np.trunc(v) if trunc_mode else np.floor(v + (off * a + b))
+    d = d if msk else _f32(0.0)
+    return min(max(h + d, -max_h), max_h), d
 
 
 @njit(inline="always")
-def _fp_step(w, g, m, p24, lr):
-    msk = m < p24
+def _fp_step(w, g, msk, lr):
     step = lr * g
-    return w - (step if msk else _f32(0.0)), np.uint8(msk)
+    return w - (step if msk else _f32(0.0))
 
 
 @njit(inline="always")
@@ -53,14 +53,20 @@ def _index(z):
 
 
 @njit(inline="always")
-def _stochastic_step(h, v, m, p24, c, max_h):
+def _dense_draw(z, p24, c):
+    """The dense sampler's mask and rounding uniform from one word: m = its top 24 bits, masked in
+    iff m < P; given the mask, m·c = m/(p·2^24) is uniform on [0, 1)."""
+    m = _index(z)
+    return m < p24, _f32(m) * c
+
+
+@njit(inline="always")
+def _stochastic_step(h, v, msk, off, max_h):
     """The default case (stochastic rounding, every masked-in update counted) without the branch-free
-    selects of the general step: the same arithmetic (m·c·1 + 0 is exactly m·c), ~15 % faster."""
-    zero = _f32(0.0)
-    msk = m < p24
-    d = np.floor(v + _f32(m) * c)
-    d = d if msk else zero
-    return min(max(h + d, -max_h), max_h), msk
+    selects of the general step: the same arithmetic (off·1 + 0 is exactly off), ~15 % faster."""
+    d = np.floor(v + off)
+    d = d if msk else _f32(0.0)
+    return min(max(h + d, -max_h), max_h)
 
 
 # The options are tested outside the inner loops (one loop per case): inside, their selects cost
@@ -85,13 +91,13 @@ def _hybrid_rank1(hidden, pending, delta, x, keys, step, neg_coef, p24, c, round
         xi = x[r, i]
         if fast:
             for o in range(n_out):
-                hidden[r, i, o], msk = _stochastic_step(hidden[r, i, o], xi * s[r, o], _index(word(ka, kb, tab[o])), p24, c,
-                                                        max_h)
+                msk, off = _dense_draw(word(ka, kb, tab[o]), p24, c)
+                hidden[r, i, o] = _stochastic_step(hidden[r, i, o], xi * s[r, o], msk, off, max_h)
                 pending[r, i, o] += np.uint8(msk)
         else:
             for o in range(n_out):
-                hidden[r, i, o], d, msk = _hidden_step(hidden[r, i, o], xi * s[r, o], _index(word(ka, kb, tab[o])), p24, c,
-                                                       a, b, trunc_mode, max_h)
+                msk, off = _dense_draw(word(ka, kb, tab[o]), p24, c)
+                hidden[r, i, o], d = _hidden_step(hidden[r, i, o], xi * s[r, o], msk, off, a, b, trunc_mode, max_h)
                 pending[r, i, o] += np.uint8(msk and (count_zero or d != _f32(0.0)))
 
 
@@ -108,13 +114,14 @@ def _hybrid_dense(hidden, pending, grad, keys, step, neg_coef, p24, c, rounding,
         ka, kb = rk[r, i, 0], rk[r, i, 1]
         if fast:
             for o in range(n_out):
-                hidden[r, i, o], msk = _stochastic_step(hidden[r, i, o], neg_coef * grad[r, i, o],
-                                                        _index(word(ka, kb, tab[o])), p24, c, max_h)
+                msk, off = _dense_draw(word(ka, kb, tab[o]), p24, c)
+                hidden[r, i, o] = _stochastic_step(hidden[r, i, o], neg_coef * grad[r, i, o], msk, off, max_h)
                 pending[r, i, o] += np.uint8(msk)
         else:
             for o in range(n_out):
-                hidden[r, i, o], d, msk = _hidden_step(hidden[r, i, o], neg_coef * grad[r, i, o],
-                                                       _index(word(ka, kb, tab[o])), p24, c, a, b, trunc_mode, max_h)
+                msk, off = _dense_draw(word(ka, kb, tab[o]), p24, c)
+                hidden[r, i, o], d = _hidden_step(hidden[r, i, o], neg_coef * grad[r, i, o], msk, off, a, b, trunc_mode,
+                                                  max_h)
                 pending[r, i, o] += np.uint8(msk and (count_zero or d != _f32(0.0)))
 
 
@@ -129,8 +136,9 @@ def _fp_rank1(weight, pending, delta, x, keys, step, lr, p24):
         ka, kb = rk[r, i, 0], rk[r, i, 1]
         xi = x[r, i]
         for o in range(n_out):
-            weight[r, i, o], ev = _fp_step(weight[r, i, o], xi * delta[r, o], _index(word(ka, kb, tab[o])), p24, lr)
-            pending[r, i, o] += ev
+            msk = _index(word(ka, kb, tab[o])) < p24
+            weight[r, i, o] = _fp_step(weight[r, i, o], xi * delta[r, o], msk, lr)
+            pending[r, i, o] += np.uint8(msk)
 
 
 @njit(parallel=True, cache=True, boundscheck=False, error_model="numpy")
@@ -143,13 +151,55 @@ def _fp_dense(weight, pending, grad, keys, step, lr, p24):
         i = t - r * n_in
         ka, kb = rk[r, i, 0], rk[r, i, 1]
         for o in range(n_out):
-            weight[r, i, o], ev = _fp_step(weight[r, i, o], grad[r, i, o], _index(word(ka, kb, tab[o])), p24, lr)
-            pending[r, i, o] += ev
+            msk = _index(word(ka, kb, tab[o])) < p24
+            weight[r, i, o] = _fp_step(weight[r, i, o], grad[r, i, o], msk, lr)
+            pending[r, i, o] += np.uint8(msk)
+
+
+@njit(parallel=True, cache=True, boundscheck=False, error_model="numpy")
+def _sparse(state, pending, delta, x, grad, keys, step, fp, coef, rounding, max_h, count_zero, thresholds, buckets):
+    """The sparse sampler: per row, walk from one masked-in column to the next by geometric gaps
+    (``random_cpu.next_event``; words ``word(a, b, T[e])``), and only there draw the rounding
+    uniform — ``word(c, d, T[e])`` of the word e that placed the column — and apply the rule; the
+    rest of the row is not touched. Rank-1 factors ``delta`` (R, O), ``x`` (R, I) with ``grad``
+    empty, or a dense ``grad`` (R, I, O); hybrid (coef = −lr/lsb) or, with ``fp``, float weights
+    (coef = lr). Counts each event into ``pending`` as the dense kernels do."""
+    n_rep, n_in, n_out = state.shape
+    rank1 = grad.shape[0] == 0
+    a, b, trunc_mode = _rounding_terms(rounding)
+    s = np.empty((n_rep, n_out if rank1 else 0), np.float32)
+    for r in range(s.shape[0]):
+        for o in range(s.shape[1]):
+            s[r, o] = delta[r, o] if fp else coef * delta[r, o]
+    rk = row_keys(keys, step, n_rep, n_in)
+    tab = column_table(n_out)
+    for t in prange(n_rep * n_in):
+        r = t // n_in
+        i = t - r * n_in
+        ka, kb, kc, kd = rk[r, i, 0], rk[r, i, 1], rk[r, i, 2], rk[r, i, 3]
+        xi = x[r, i] if rank1 else _f32(0.0)
+        j, e_at, e = next_event(ka, kb, tab, 0, -1, n_out, thresholds, buckets)
+        while j < n_out:
+            if fp:
+                g = xi * s[r, j] if rank1 else grad[r, i, j]
+                state[r, i, j] = _fp_step(state[r, i, j], g, True, coef)
+                pending[r, i, j] += np.uint8(1)
+            else:
+                v = xi * s[r, j] if rank1 else coef * grad[r, i, j]
+                off = _f32(_index(word(kc, kd, tab[e_at]))) * _f32(2.0 ** -24)
+                state[r, i, j], d = _hidden_step(state[r, i, j], v, True, off, a, b, trunc_mode, max_h)
+                pending[r, i, j] += np.uint8(count_zero or d != _f32(0.0))
+            j, e_at, e = next_event(ka, kb, tab, e, j, n_out, thresholds, buckets)
+
+
+_NO_GRAD = np.zeros((0, 0, 0), np.float32)
+_NO_FACTORS = np.zeros((0, 0), np.float32)
 
 
 def mask_threshold(p: float) -> int:
     """The 24-bit threshold P with P(m < P) = P/2^24 for a uniform 24-bit m: p (as float32) rounded
-    up to a multiple of 2^-24, exactly what ``u < p`` gives for u = m·2^-24."""
+    up to a multiple of 2^-24, exactly what ``u < p`` gives for u = m·2^-24. Both samplers use
+    this p: the dense one as the threshold, the sparse one in the gaps' q = 1 − P·2^-24."""
     return int(np.ceil(np.float64(np.float32(p)) * 16777216.0))
 
 
@@ -158,32 +208,64 @@ def rounding_scale(p: float) -> np.float32:
     return np.float32(np.float32(1.0 / float(p)) * np.float32(2.0 ** -24))
 
 
-def rank1_constants(*, lr, lsb, p, rounding, max_hidden, count_zero=True) -> tuple:
-    """The hybrid kernels' trailing scalar arguments (after keys and step)."""
+@lru_cache(maxsize=64)
+def gap_tables(p: float) -> tuple[np.ndarray, np.ndarray]:
+    """The sparse sampler's thresholds S_0…S_(L−1) and a sentinel 0 (uint32, L + 1) and its buckets
+    (int32) for probability p (``random_math``), built once per p."""
+    th = RM.gap_thresholds(mask_threshold(p))
+    return np.array(th + (0,), np.uint32), np.array(RM.gap_buckets(th), np.int32)
+
+
+def update_constants(*, fp: bool, sampler: str, lr, p, lsb=None, rounding="stochastic", max_hidden=0,
+                     count_zero=True) -> tuple:
+    """The trailing scalar arguments (after keys and step) of the kernel that ``rank1_`` and
+    ``dense_`` call for this rule."""
+    if sampler == "sparse":
+        coef = _f32(lr) if fp else -_f32(lr / lsb)
+        return (fp, coef, ROUNDING_CODE[rounding], _f32(max_hidden), count_zero, *gap_tables(p))
+    if fp:
+        return _f32(lr), np.int32(mask_threshold(p))
     return (-_f32(lr / lsb), np.int32(mask_threshold(p)), rounding_scale(p), ROUNDING_CODE[rounding], _f32(max_hidden),
             count_zero)
 
 
-def fp_constants(*, lr, p) -> tuple:
-    return _f32(lr), np.int32(mask_threshold(p))
+def rank1_(fp: bool, sampler: str, state, pending, delta, x, keys, step, consts) -> None:
+    """One masked update from rank-1 factors δ (R, O), x (R, I), in place on numpy arrays."""
+    if sampler == "sparse":
+        _sparse(state, pending, delta, x, _NO_GRAD, keys, step, *consts)
+    elif fp:
+        _fp_rank1(state, pending, delta, x, keys, step, *consts)
+    else:
+        _hybrid_rank1(state, pending, delta, x, keys, step, *consts)
+
+
+def dense_(fp: bool, sampler: str, state, pending, grad, keys, step, consts) -> None:
+    """One masked update from a dense gradient (R, I, O), in place on numpy arrays."""
+    if sampler == "sparse":
+        _sparse(state, pending, _NO_FACTORS, _NO_FACTORS, grad, keys, step, *consts)
+    elif fp:
+        _fp_dense(state, pending, grad, keys, step, *consts)
+    else:
+        _hybrid_dense(state, pending, grad, keys, step, *consts)
 
 
 def hybrid_update_(hidden, pending, keys, step, *, lr, lsb, p, rounding, max_hidden, count_zero=True,
-                   grad=None, delta=None, x=None):
+                   sampler="dense", grad=None, delta=None, x=None):
     """In place on numpy arrays: hidden float32 (R, I, O), pending uint8 (R, I, O), keys uint32 (R, 2).
     Either ``grad`` (R, I, O) = ∂L/∂W, or the rank-1 factors ``delta`` (R, O) and ``x`` (R, I)."""
-    args = (keys, np.int64(step), *rank1_constants(lr=lr, lsb=lsb, p=p, rounding=rounding, max_hidden=max_hidden,
-                                                    count_zero=count_zero))
-    if grad is not None:
-        _hybrid_dense(hidden, pending, grad, *args)
-    else:
-        _hybrid_rank1(hidden, pending, delta, x, *args)
+    consts = update_constants(fp=False, sampler=sampler, lr=lr, lsb=lsb, p=p, rounding=rounding,
+                              max_hidden=max_hidden, count_zero=count_zero)
+    _apply(False, sampler, hidden, pending, keys, step, consts, grad, delta, x)
 
 
-def fp_update_(weight, pending, keys, step, *, lr, p, grad=None, delta=None, x=None):
+def fp_update_(weight, pending, keys, step, *, lr, p, sampler="dense", grad=None, delta=None, x=None):
     """The floating-point baseline: float32 weights, the same masks, no grid."""
-    args = (keys, np.int64(step), *fp_constants(lr=lr, p=p))
+    _apply(True, sampler, weight, pending, keys, step, update_constants(fp=True, sampler=sampler, lr=lr, p=p), grad,
+           delta, x)
+
+
+def _apply(fp, sampler, state, pending, keys, step, consts, grad, delta, x):
     if grad is not None:
-        _fp_dense(weight, pending, grad, *args)
+        dense_(fp, sampler, state, pending, grad, keys, np.int64(step), consts)
     else:
-        _fp_rank1(weight, pending, delta, x, *args)
+        rank1_(fp, sampler, state, pending, delta, x, keys, np.int64(step), consts)

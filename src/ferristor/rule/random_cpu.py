@@ -56,9 +56,8 @@ def lowbias32(x):
 
 @njit(inline="always")
 def row_key(k0, k1, row, step):
-    """The 64 bits (a, b) of row ``row``'s Philox row key at ``step`` (both non-negative int64)."""
-    a, b, _, _ = philox4x32(_u32(row & 0xFFFFFFFF), _u32(row >> 32), _u32(step & 0xFFFFFFFF), _u32(step >> 32), k0, k1)
-    return a, b
+    """The 128-bit Philox row key (a, b, c, d) of row ``row`` at ``step`` (both non-negative int64)."""
+    return philox4x32(_u32(row & 0xFFFFFFFF), _u32(row >> 32), _u32(step & 0xFFFFFFFF), _u32(step >> 32), k0, k1)
 
 
 @njit(inline="always")
@@ -146,14 +145,51 @@ def normal(z1, z2):
 
 @njit(inline="always")
 def row_keys(keys, step, n_rep, n_rows):
-    """(a, b) of every row of R replicas, uint32 (R, rows, 2), in a pass of its own: with Philox's
-    rounds inlined into a per-column loop, LLVM stops vectorising that loop (1.8 vs 0.75 ns/weight)."""
-    rk = np.empty((n_rep, n_rows, 2), np.uint32)
+    """(a, b, c, d) of every row of R replicas, uint32 (R, rows, 4), in a pass of its own: with
+    Philox's rounds inlined into a per-column loop, LLVM stops vectorising that loop (1.8 vs 0.75
+    ns/weight). Per-column words use (a, b); the sparse sampler's rounding words use (c, d)."""
+    rk = np.empty((n_rep, n_rows, 4), np.uint32)
     for t in prange(n_rep * n_rows):
         r = t // n_rows
         i = t - r * n_rows
-        rk[r, i, 0], rk[r, i, 1] = row_key(keys[r, 0], keys[r, 1], i, step)
+        rk[r, i, 0], rk[r, i, 1], rk[r, i, 2], rk[r, i, 3] = row_key(keys[r, 0], keys[r, 1], i, step)
     return rk
+
+
+# --- the sparse sampler: geometric gaps between masked-in columns (random_math) ------------------
+
+@njit(inline="always")
+def gap(u, thresholds, buckets):
+    """G(u) = #{k < L : u < S_k} for a 32-bit word u; ``thresholds`` holds S_0 > … > S_(L−1) and a
+    sentinel 0 (length L + 1), ``buckets`` ``random_math.gap_buckets``. One table read and one
+    comparison in most cases; a bisection where a bucket holds several thresholds."""
+    g = buckets[u >> _u32(K.GAP_BUCKET_SHIFT)]
+    if g >= 0:
+        return g + np.int32(u < thresholds[g])
+    lo, hi = np.int32(0), np.int32(thresholds.shape[0] - 1)
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if u < thresholds[mid]:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
+@njit(inline="always")
+def next_event(ka, kb, tab, e, j, n_cols, thresholds, buckets):
+    """One step of a row's walk: from the last masked-in column ``j`` (−1 before the first) and the
+    next word index ``e``, return (next masked-in column, or ≥ n_cols at the row's end; the index of
+    the word that placed it; the next word index). Word e is ``word(a, b, T[e])``; a gap of L (past
+    the table) moves on by L columns and draws again. Each word moves ≥ 1 column, so e < n_cols."""
+    n = np.int32(thresholds.shape[0] - 1)
+    while j < n_cols - 1:
+        g = gap(word(ka, kb, tab[e]), thresholds, buckets)
+        e += 1
+        if g < n:
+            return j + g + 1, e - 1, e
+        j += n
+    return n_cols, e, e
 
 
 # --- array helpers (tests, initial values) ----------------------------------------------------
@@ -164,7 +200,7 @@ def _keys_of_rows(keys, rows, step):
     for t in prange(keys.shape[0] * rows.shape[0]):
         r = t // rows.shape[0]
         i = t - r * rows.shape[0]
-        rk[r, i, 0], rk[r, i, 1] = row_key(keys[r, 0], keys[r, 1], rows[i], step)
+        rk[r, i, 0], rk[r, i, 1], _, _ = row_key(keys[r, 0], keys[r, 1], rows[i], step)
     return rk
 
 

@@ -47,19 +47,29 @@ def lowbias32(x: torch.Tensor) -> torch.Tensor:
     return x ^ (x >> 16)
 
 
-def row_keys(keys: torch.Tensor, rows: torch.Tensor, step: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """(a, b) of every replica's rows: keys int64 (R, 2), rows int64 (n,) → two (R, n) tensors."""
+def row_keys(keys: torch.Tensor, rows: torch.Tensor, step: int) -> tuple[torch.Tensor, ...]:
+    """(a, b, c, d) of every replica's rows: keys int64 (R, 2), rows int64 (n,) → four (R, n) tensors."""
     k0, k1 = keys[:, 0:1], keys[:, 1:2]
     z = torch.zeros((), dtype=torch.int64, device=keys.device)
-    a, b, _, _ = philox4x32(rows & _MASK32, rows >> 32, z + (step & _MASK32), z + (step >> 32), k0, k1)
-    return a, b
+    return philox4x32(rows & _MASK32, rows >> 32, z + (step & _MASK32), z + (step >> 32), k0, k1)
 
 
-def words(keys: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor, step: int) -> torch.Tensor:
-    """int64 (R, len(rows), len(cols)) words in [0, 2^32): ``random_cpu.word`` of each (row, col)."""
-    a, b = row_keys(keys, rows, step)
+def words(keys: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor, step: int, half: int = 0) -> torch.Tensor:
+    """int64 (R, len(rows), len(cols)) words in [0, 2^32): ``random_cpu.word`` of each (row, col),
+    keyed by (a, b) of the row key (``half`` 0) or by (c, d) (``half`` 1)."""
+    return row_words(row_keys(keys, rows, step), cols, half)
+
+
+def row_words(row_key: tuple[torch.Tensor, ...], cols: torch.Tensor, half: int = 0) -> torch.Tensor:
+    a, b = row_key[2 * half], row_key[2 * half + 1]
     t = lowbias32(cols)  # the columns' fixed scramble T[j]
     return lowbias32(((t[None, None, :] ^ a[..., None]) + b[..., None]) & _MASK32)
+
+
+def gaps(u: torch.Tensor, thresholds: torch.Tensor) -> torch.Tensor:
+    """G(u) = #{k : u < S_k} (``random_cpu.gap``) for int64 words u; ``thresholds`` int64 ascending
+    (S_(L−1) … S_0, without the sentinel)."""
+    return thresholds.numel() - torch.searchsorted(thresholds, u, right=True)
 
 
 def _horner(coeffs, x: torch.Tensor) -> torch.Tensor:

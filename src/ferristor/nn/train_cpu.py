@@ -1,0 +1,55 @@
+"""A chunk of batch-1 training steps of a ``HybridMLP`` in one compiled call (numba).
+
+Each step is what ``experiments.fast_step.step`` does in one call and the plain loop does in many:
+the fused forward, loss and backward of every replica (``passes_cpu.mlp_train``), then each layer's
+masked update from its rank-1 factors (``rule.kernels_cpu``) with the layer's update counter as the
+stream's step. The same kernels in the same order, so a chunk of T steps equals T calls of the
+per-step path bit for bit; what needs Python — transfers, flushing the event counters — happens
+between chunks, which the caller cuts at those points (``experiments.fast_step.run``).
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from ..rule.kernels_cpu import _NO_GRAD, _fp_rank1, _hybrid_rank1, _sparse
+from .passes_cpu import mlp_train
+
+# a layer's update kernel: (hybrid or fp) × (dense or sparse sampler)
+KIND_HYBRID, KIND_FP, KIND_HYBRID_SPARSE, KIND_FP_SPARSE = 0, 1, 2, 3
+
+
+@njit(cache=True, boundscheck=False, error_model="numpy")
+def mlp_train_chunk(weights, states, pendings, keys, steps, kinds, coefs, p24s, scales, roundings, max_hs, count_zeros,
+                    thresholds, buckets, acts, normed, invs, deltas, x_data, y_data, idx, sigmoid, norm, norm_last, eps):
+    """T = idx.shape[1] steps; replica r trains on samples idx[r, 0…T−1] of (x_data, y_data).
+    Per layer l: ``states[l]`` is what its update changes (hidden integers, or the weights in fp),
+    ``steps[l]`` its update counter (advanced here), ``kinds[l]`` its kernel (KIND_*) and the
+    other per-layer arrays that kernel's constants (``kernels_cpu.update_constants``). Returns the
+    last step's per-replica losses."""
+    n_rep, n_steps = idx.shape
+    y = np.empty((n_rep, 1), np.int64)
+    x0 = acts[0]
+    losses = np.zeros(n_rep, np.float64)
+    for t in range(n_steps):
+        for r in range(n_rep):
+            k = idx[r, t]
+            x0[r, 0, :] = x_data[k]
+            y[r, 0] = y_data[k]
+        losses = mlp_train(weights, acts, normed, invs, deltas, y, sigmoid, 1.0, norm, norm_last, eps)
+        for li in range(len(weights)):
+            a = acts[li]
+            d = deltas[li]
+            x = a.reshape(a.shape[0], a.shape[2])
+            delta = d.reshape(d.shape[0], d.shape[2])
+            kind = kinds[li]
+            if kind >= KIND_HYBRID_SPARSE:
+                _sparse(states[li], pendings[li], delta, x, _NO_GRAD, keys[li], steps[li], kind == KIND_FP_SPARSE,
+                        coefs[li], roundings[li], max_hs[li], count_zeros[li], thresholds[li], buckets[li])
+            elif kind == KIND_FP:
+                _fp_rank1(states[li], pendings[li], delta, x, keys[li], steps[li], coefs[li], p24s[li])
+            else:
+                _hybrid_rank1(states[li], pendings[li], delta, x, keys[li], steps[li], coefs[li], p24s[li], scales[li],
+                              roundings[li], max_hs[li], count_zeros[li])
+            steps[li] += 1
+    return losses
