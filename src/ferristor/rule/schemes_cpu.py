@@ -24,29 +24,26 @@ def _idx(z):
 
 @njit(inline="always")
 def _round(v, m, c, rounding):
-    """0 stochastic (u = m·c), 1 nearest, 2 truncate — as ``quantize.round_to_grid``."""
-    if rounding == 0:
-        return np.floor(v + _f32(m) * c)
-    if rounding == 1:
-        return np.floor(v + _f32(0.5))
-    return np.trunc(v)
+    """0 stochastic (u = m·c), 1 nearest, 2 truncate — as ``quantize.round_to_grid``; selects, not
+    branches, so the loop around it vectorises."""
+    u = _f32(m) * c if rounding == 0 else _f32(0.5)
+    return np.trunc(v) if rounding == 2 else np.floor(v + u)
 
 
 @njit(inline="always")
 def _step_code(code, d, limit):
-    """New one's-complement code after moving the level by d (saturating at ±limit)."""
-    s = code if code >= _f32(0.0) else code + _f32(1.0)
+    """New one's-complement code after moving the level by d (saturating at ±limit), in selects."""
+    zero, one = _f32(0.0), _f32(1.0)
+    s = code if code >= zero else code + one
     ns = min(max(s + d, -limit), limit)
-    if ns > _f32(0.0):
-        return ns
-    if ns < _f32(0.0):
-        return ns - _f32(1.0)
-    return _f32(-1.0) if code < _f32(0.0) else _f32(0.0)
+    side = -one if code < zero else zero
+    return ns if ns > zero else (ns - one if ns < zero else side)
 
 
-@njit(inline="always")
+@njit(cache=True, error_model="numpy")
 def _program(code, ka, kb, t0, t1, means, ideal, sigma, noisy, fold, level_step):
-    """The programmed weight (real units) of a pair holding ``code`` (TableTransfer.program's order)."""
+    """The programmed weight (real units) of a pair holding ``code`` (TableTransfer.program's order).
+    Called only for the pairs a step writes (a few per cent), outside the vectorised loops."""
     zero = _f32(0.0)
     neg = code < zero
     mag = (_f32(-1.0) - code) if neg else code
@@ -63,6 +60,17 @@ def _program(code, ka, kb, t0, t1, means, ideal, sigma, noisy, fold, level_step)
     return _f32((-v if neg else v) * level_step)
 
 
+# Each kernel runs two loops per line: the first, free of branches, moves every level and marks the
+# pairs to write (it vectorises); the second programs the marked pairs, drawing their noise.
+
+@njit(inline="always")
+def _program_marked(flags, code, value, writes, wa, wb, tab, means, ideal, sigma, noisy, fold, level_step):
+    for o in range(flags.shape[0]):
+        if flags[o]:
+            writes[o] += 1
+            value[o] = _program(code[o], wa, wb, tab[2 * o], tab[2 * o + 1], means, ideal, sigma, noisy, fold, level_step)
+
+
 @njit(parallel=True, cache=True, boundscheck=False, error_model="numpy")
 def level_update_rank1(code, value, pending, writes, delta, x, ukeys, step, wkeys, windex, neg_coef, p24, c, rounding,
                        limit, every_update, means, ideal, sigma, noisy, fold, level_step):
@@ -76,26 +84,26 @@ def level_update_rank1(code, value, pending, writes, delta, x, ukeys, step, wkey
     rk = row_keys(ukeys, step, n_rep, n_in)
     wk = row_keys(wkeys, windex, n_rep, n_in)
     tab = column_table(2 * n_out)
+    flags = np.empty((n_rep * n_in, n_out), np.uint8)
     zero = _f32(0.0)
     for t in prange(n_rep * n_in):
         r = t // n_in
         i = t - r * n_in
         ka, kb = rk[r, i, 0], rk[r, i, 1]
-        wa, wb = wk[r, i, 0], wk[r, i, 1]
         xi = x[r, i]
+        crow, prow, frow = code[r, i], pending[r, i], flags[t]
         for o in range(n_out):
             m = _idx(word(ka, kb, tab[o]))
             msk = m < p24
             d = _round(xi * s[r, o], m, c, rounding)
             d = d if msk else zero
-            old = code[r, i, o]
+            old = crow[o]
             new = _step_code(old, d, limit)
-            pending[r, i, o] += np.uint8(msk)
-            if (msk if every_update else new != old):
-                code[r, i, o] = new
-                writes[r, i, o] += 1
-                value[r, i, o] = _program(new, wa, wb, tab[2 * o], tab[2 * o + 1], means, ideal, sigma, noisy, fold,
-                                          level_step)
+            crow[o] = new
+            prow[o] += np.uint8(msk)
+            frow[o] = np.uint8(msk) if every_update else np.uint8(new != old)
+        _program_marked(frow, crow, value[r, i], writes[r, i], wk[r, i, 0], wk[r, i, 1], tab, means, ideal, sigma, noisy,
+                        fold, level_step)
 
 
 @njit(parallel=True, cache=True, boundscheck=False, error_model="numpy")
@@ -127,21 +135,21 @@ def chi_threshold(chi, code, value, writes, wkeys, windex, eps, limit, means, id
     n_rep, n_in, n_out = chi.shape
     wk = row_keys(wkeys, windex, n_rep, n_in)
     tab = column_table(2 * n_out)
+    flags = np.empty((n_rep * n_in, n_out), np.uint8)
     for t in prange(n_rep * n_in):
         r = t // n_in
         i = t - r * n_in
-        wa, wb = wk[r, i, 0], wk[r, i, 1]
+        hrow, crow, frow = chi[r, i], code[r, i], flags[t]
         for o in range(n_out):
-            h = chi[r, i, o]
+            h = hrow[o]
             step = np.trunc(h / eps) * eps
-            chi[r, i, o] = h - step
-            old = code[r, i, o]
+            hrow[o] = h - step
+            old = crow[o]
             new = _step_code(old, step, limit)
-            if new != old:
-                code[r, i, o] = new
-                writes[r, i, o] += 1
-                value[r, i, o] = _program(new, wa, wb, tab[2 * o], tab[2 * o + 1], means, ideal, sigma, noisy, fold,
-                                          level_step)
+            crow[o] = new
+            frow[o] = np.uint8(new != old)
+        _program_marked(frow, crow, value[r, i], writes[r, i], wk[r, i, 0], wk[r, i, 1], tab, means, ideal, sigma, noisy,
+                        fold, level_step)
 
 
 @njit(parallel=True, cache=True, boundscheck=False, error_model="numpy")
@@ -154,24 +162,24 @@ def line_transfer(fast_code, fast, resets, code, value, writes, rows, rkeys, rin
     zero = _f32(0.0)
     one24 = _f32(1.0 / 16777216.0)
     tab = column_table(2 * n_out)
+    flags = np.empty((n_rep * n_rows, n_out), np.uint8)
     for t in prange(n_rep * n_rows):
         r = t // n_rows
         i = rows[t - r * n_rows]
         ra, rb = row_key(rkeys[r, 0], rkeys[r, 1], i, rindex)
         wa, wb = row_key(wkeys[r, 0], wkeys[r, 1], i, windex)
+        crow, frow, acode, aval, arst = code[r, i], flags[t], fast_code[r, i], fast[r, i], resets[r, i]
         for o in range(n_out):
-            a = fast[r, i, o] / level_step
+            a = aval[o] / level_step
             v = transfer_lr * a
             d = _round(v, _idx(word(ra, rb, tab[o])), one24, rounding)
-            old = code[r, i, o]
+            old = crow[o]
             new = _step_code(old, d, limit)
-            if new != old:
-                code[r, i, o] = new
-                writes[r, i, o] += 1
-                value[r, i, o] = _program(new, wa, wb, tab[2 * o], tab[2 * o + 1], means, ideal, sigma, noisy, fold,
-                                          level_step)
-            if reset and (fast_code[r, i, o] != zero or fast[r, i, o] != zero):
-                fast_code[r, i, o] = zero
-                fast[r, i, o] = zero
-                resets[r, i, o] += 1
-
+            crow[o] = new
+            frow[o] = np.uint8(new != old)
+            if reset:
+                hit = acode[o] != zero or aval[o] != zero
+                acode[o] = zero if hit else acode[o]
+                aval[o] = zero if hit else aval[o]
+                arst[o] += np.int64(hit)
+        _program_marked(frow, crow, value[r, i], writes[r, i], wa, wb, tab, means, ideal, sigma, noisy, fold, level_step)
