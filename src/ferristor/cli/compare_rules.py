@@ -83,14 +83,15 @@ def compare_rules(datasets, rules, baseline_mode, seeds, epochs, eval_every, tes
             results[spec.label], rows[spec.label] = res, C.rule_row(spec.label, res, rate)
         if not rows:
             continue
-        hl = C.headline(rows, results)
+        hls = C.headlines(rows, results)
         table = C.format_table(list(rows.values()), rate)
-        text = f"## {dataset}\n\n{table}\n\n{C.format_headline(hl)}\n"
+        checks = "\n".join(f"- {C.format_headline(hl)}" for hl in hls) or f"- {C.format_headline(None)}"
+        text = f"## {dataset}\n\n{table}\n\n{checks}\n"
         click.echo(text)
         (out / dataset).mkdir(parents=True, exist_ok=True)
         (out / dataset / "table.md").write_text(text, encoding="utf-8")
         rows_by_dataset[dataset] = list(rows.values())
-        summary[dataset] = {"rows": list(rows.values()), "headline": hl}
+        summary[dataset] = {"rows": list(rows.values()), "headlines": hls}
     if not summary:
         return
     write_json(out / "summary.json", summary)
