@@ -4,6 +4,8 @@ Counts come from what the simulation did: the engine records, per weight, how ma
 updates its FeCAPs took and how many times its memristors were written. This module turns those
 counters into per-device figures (mean and worst case), energies and endurance margins. The
 device-level array (``ferristor.circuit.array``) feeds the same :class:`LedgerConfig` costs.
+Every rule is counted the same way: its counters become device groups (``circuit.devices``), and
+:func:`groups_report` prices them; the hybrid's are :func:`hybrid_groups`.
 """
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ from dataclasses import dataclass
 import torch
 
 from ..config_base import check_number, param
+from .devices import DeviceGroup, devices_report
 from .layout import PAPER_LAYOUT, SynapseLayout
 
 
@@ -48,26 +51,49 @@ class LayerCounts:
     memristor_writes: torch.Tensor  # transfers that (re)programmed each weight's memristor pair
 
 
-def _stats(ops: torch.Tensor) -> dict[str, float]:
-    ops = ops.to(torch.float64)
-    return {"mean": float(ops.mean()), "worst": float(ops.max()), "total": float(ops.sum())}
+def hybrid_groups(c: LayerCounts, cfg: LedgerConfig, layout: SynapseLayout = PAPER_LAYOUT) -> list[DeviceGroup]:
+    """The hybrid rule's devices (digest §2, §5): the sign/MSB FeCAPs take every update and are read by
+    every transfer, the LSB FeCAPs take the updates only, the memristor pair takes the transfers."""
+    upd = c.update_events.to(torch.float64).reshape(-1) * cfg.fecap_ops_per_update
+    return [DeviceGroup("fecap", "sign/MSB cells", layout.transfer_read_cells, upd + c.transfers * cfg.fecap_ops_per_transfer),
+            DeviceGroup("fecap", "LSB cells", layout.fecaps - layout.transfer_read_cells, upd),
+            DeviceGroup("memristor", "pair", layout.memristors,
+                        c.memristor_writes.to(torch.float64).reshape(-1) * cfg.memristor_ops_per_transfer)]
+
+
+def _most_written(groups: list[DeviceGroup], kind: str) -> DeviceGroup | None:
+    mine = [g for g in groups if g.kind == kind]
+    return max(mine, key=lambda g: float(g.ops.mean()) if g.ops.numel() else 0.0) if mine else None
+
+
+def groups_report(groups: list[DeviceGroup], transfers: int, cfg: LedgerConfig, *, histograms: bool = True) -> dict:
+    """Any rule's report, in the keys every reader knows (``fecap_ops``, ``memristor_ops``, ``energy_nJ``,
+    ``endurance``; a kind the rule has no device of counts 0) plus the generic per-kind ``devices``."""
+    dev = devices_report(groups, cfg)
+    kinds = dev["kinds"]
+    empty = {"devices": 0, "ops": {"mean": 0.0, "worst": 0.0, "total": 0.0}, "roles": {}}
+    fe, me = kinds.get("fecap", empty), kinds.get("memristor", empty)
+    roles = fe["roles"]
+    msb = roles.get("sign/MSB cells", max(roles.values(), key=lambda r: r["mean"], default={"mean": 0.0}))
+    lsb = roles.get("LSB cells", {"mean": fe["ops"]["mean"]})
+    n_w = max((g.ops.numel() for g in groups), default=0)
+    rep = {"weights": n_w, "transfers": transfers,
+           "fecap_ops": {**fe["ops"], "mean_sign_msb_cell": msb["mean"], "mean_lsb_cell": lsb["mean"]},
+           "memristor_ops": dict(me["ops"])}
+    rep = _with_energy(rep, cfg)
+    rep["devices"] = dev
+    if histograms:
+        hist = {}
+        for kind, key in (("memristor", "memristor_ops"), ("fecap", "fecap_ops")):
+            g = _most_written(groups, kind)
+            hist[key] = histogram(g.ops if g is not None else torch.zeros(n_w, dtype=torch.float64))
+        rep["histogram"] = hist
+    return rep
 
 
 def layer_report(c: LayerCounts, cfg: LedgerConfig, layout: SynapseLayout = PAPER_LAYOUT) -> dict:
     """Per-device operation counts, energies (nJ) and endurance margins of one layer."""
-    upd = c.update_events.to(torch.float64) * cfg.fecap_ops_per_update
-    msb_ops = upd + c.transfers * cfg.fecap_ops_per_transfer  # sign and MSB cells
-    mem_ops = c.memristor_writes.to(torch.float64) * cfg.memristor_ops_per_transfer
-    n_w = c.update_events.numel()
-    fecap_total = float(upd.sum()) * layout.fecaps + c.transfers * cfg.fecap_ops_per_transfer * layout.transfer_read_cells * n_w
-    mem_total = float(mem_ops.sum()) * layout.memristors
-    fecap = {"mean": fecap_total / (n_w * layout.fecaps), "worst": float(msb_ops.max()), "total": fecap_total,
-             "mean_sign_msb_cell": float(msb_ops.mean()), "mean_lsb_cell": float(upd.mean())}
-    mem = _stats(mem_ops)
-    mem["total"] = mem_total
-    rep = _with_energy({"weights": n_w, "transfers": c.transfers, "fecap_ops": fecap, "memristor_ops": mem}, cfg)
-    rep["histogram"] = {"memristor_ops": histogram(mem_ops), "fecap_ops": histogram(msb_ops)}
-    return rep
+    return groups_report(hybrid_groups(c, cfg, layout), c.transfers, cfg)
 
 
 def histogram(ops: torch.Tensor, max_bins: int = 32) -> dict:
@@ -105,22 +131,16 @@ def _with_energy(rep: dict, cfg: LedgerConfig) -> dict:
 
 def network_report(layers: list[LayerCounts], cfg: LedgerConfig, layout: SynapseLayout = PAPER_LAYOUT) -> dict:
     """Per-layer reports and the whole network's (devices pooled across layers)."""
-    per_layer = [layer_report(c, cfg, layout) for c in layers]
-    n_w = sum(r["weights"] for r in per_layer)
-    n_fe = n_w * layout.fecaps
-    fe_total = sum(r["fecap_ops"]["total"] for r in per_layer)
-    me_total = sum(r["memristor_ops"]["total"] for r in per_layer)
-    msb_mean = sum(r["fecap_ops"]["mean_sign_msb_cell"] * r["weights"] for r in per_layer) / n_w
-    lsb_mean = sum(r["fecap_ops"]["mean_lsb_cell"] * r["weights"] for r in per_layer) / n_w
-    net = {
-        "weights": n_w,
-        "transfers": max(r["transfers"] for r in per_layer),
-        "fecap_ops": {"mean": fe_total / n_fe, "worst": max(r["fecap_ops"]["worst"] for r in per_layer), "total": fe_total,
-                      "mean_sign_msb_cell": msb_mean, "mean_lsb_cell": lsb_mean},
-        "memristor_ops": {"mean": me_total / (n_w * layout.memristors),
-                          "worst": max(r["memristor_ops"]["worst"] for r in per_layer), "total": me_total},
-    }
-    return {"layers": per_layer, "network": _with_energy(net, cfg)}
+    return network_groups_report([(hybrid_groups(c, cfg, layout), c.transfers) for c in layers], cfg)
+
+
+def network_groups_report(layers: list[tuple[list[DeviceGroup], int]], cfg: LedgerConfig) -> dict:
+    """:func:`network_report` for any rule: each layer as (its device groups, its transfers)."""
+    per_layer = [groups_report(g, t, cfg) for g, t in layers]
+    pooled = [g for gs, _ in layers for g in gs]
+    net = groups_report(pooled, max(t for _, t in layers), cfg, histograms=False)
+    net["weights"] = sum(r["weights"] for r in per_layer)
+    return {"layers": per_layer, "network": net}
 
 
 def initial_programming_report(n_weights: int, cfg: LedgerConfig, layout: SynapseLayout = PAPER_LAYOUT) -> dict:

@@ -91,6 +91,8 @@ def train(out, fresh, progress, skip_zero_updates, skip_unchanged_transfers, **o
 
 def _register():
     from .compare import compare
+    from .compare_rules import compare_rules
+    cli.add_command(compare_rules)
     from .params import params
     from .reproduce import reproduce
     cli.add_command(reproduce)

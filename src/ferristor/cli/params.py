@@ -11,7 +11,7 @@ from ..config_base import describe
 # Modules whose dataclasses are parameters a user may change, bottom-up.
 _MODULES = ("ferristor.physics.fecap", "ferristor.physics.memristor", "ferristor.physics.transistor",
             "ferristor.circuit.layout", "ferristor.circuit.ledger", "ferristor.circuit.transfer",
-            "ferristor.circuit.charge_transfer", "ferristor.rule.config", "ferristor.nn.mlp",
+            "ferristor.circuit.charge_transfer", "ferristor.rule.config", "ferristor.rule.schemes", "ferristor.nn.mlp",
             "ferristor.data.ecg", "ferristor.experiments.config")
 
 

@@ -13,6 +13,7 @@ from ..backend import BACKENDS
 from ..nn.config import MODES
 from ..nn.mlp import NetworkSpec
 from ..rule.config import RuleConfig
+from ..rule.schemes import SchemeConfig
 from .seeds import parse_seeds
 
 MAX_EPOCHS = 10_000  # 100 × the paper's longest run; beyond it a typo (1e9) would run for ever
@@ -40,6 +41,7 @@ class TrainConfig:
     rule: RuleConfig = field(default_factory=RuleConfig)
     transfer: TransferConfig = field(default_factory=TransferConfig)
     ledger: LedgerConfig = field(default_factory=LedgerConfig)
+    scheme: SchemeConfig = field(default_factory=SchemeConfig)  # the learning rule: hybrid, or a baseline (rule.schemes)
     eval_every: float = param(1.0, unit="epoch", doc="test accuracy is measured every this many epochs and at the end")
     checkpoint_every: float = param(1.0, unit="epoch", doc="with an output folder, a checkpoint is written this often and at every evaluation (0 = at evaluations only)")
     test_limit: int = param(0, unit="sample", doc="evaluate on the first N test samples only (0 = all)")
@@ -83,6 +85,9 @@ class TrainConfig:
         if self.mode == "hm" and self.transfer.model != "ideal":
             raise ConfigError("transfer.model", self.transfer.model, "'ideal' (use mode 'hm-var' for variability)",
                               context={"mode": self.mode})
+        if self.mode == "fp" and not self.scheme.is_hybrid:
+            raise ConfigError("scheme.rule", self.scheme.rule, "'hybrid' (a baseline rule programs devices: mode 'hm' or 'hm-var')",
+                              context={"mode": self.mode})
 
 
 # Fields that say where and how a run executes, not what it computes: they never enter a trial's key
@@ -97,30 +102,40 @@ LEGACY_DEFAULTS = {("rule", "sampler"): "dense"}
 
 
 def run_identity(cfg_dict: dict) -> dict:
-    """A config dict without its ``LOCAL_FIELDS`` (and fields at their ``LEGACY_DEFAULTS``): what two
-    runs must share to compute the same thing."""
-    out = {k: v for k, v in cfg_dict.items() if k not in LOCAL_FIELDS}
+    """A config dict without its ``LOCAL_FIELDS`` (and fields at their ``LEGACY_DEFAULTS``; the
+    default ``scheme``, the hybrid rule): what two runs must share to compute the same thing."""
+    out = {k: v for k, v in cfg_dict.items() if k not in LOCAL_FIELDS
+           and not (k == "scheme" and v == _DEFAULT_SCHEME)}
     for (section, field), value in LEGACY_DEFAULTS.items():
         if isinstance(out.get(section), dict) and out[section].get(field, value) == value:
             out[section] = {k: v for k, v in out[section].items() if k != field}
     return out
 
 
+_DEFAULT_SCHEME = dataclasses.asdict(SchemeConfig())
+
+
 def task_config(dataset: str = "mnist", mode: str = "hm-var", **overrides) -> TrainConfig:
     """A TrainConfig with the paper's network, lr and p for ``dataset``; ``overrides`` may set any
     top-level field, and ``lr``, ``p``, ``k``, ``rounding``, ``hidden_lsb``, ``init_scale``,
-    ``sigma_levels``, ``level_means`` reach the nested configs."""
+    ``sigma_levels``, ``level_means`` and the fields of ``SchemeConfig`` (``rule``, ``epsilon`` …)
+    reach the nested configs."""
     check_choice("dataset", dataset, TASKS)
     t = TASKS[dataset]
     rule_keys = {f.name for f in dataclasses.fields(RuleConfig)}
     transfer_keys = {"sigma_levels", "level_means", "sign_guard", "transfer_model"}
     ledger_keys = {f.name for f in dataclasses.fields(LedgerConfig)}
+    scheme_keys = {f.name for f in dataclasses.fields(SchemeConfig)}
     rule_kw = {"lr": t["lr"], "p": t["p"]}
     rule_kw.update({k: overrides.pop(k) for k in list(overrides) if k in rule_keys})
     tr_kw = {k: overrides.pop(k) for k in list(overrides) if k in transfer_keys}
     model = tr_kw.pop("transfer_model", "table" if mode == "hm-var" else "ideal")
     led_kw = {k: overrides.pop(k) for k in list(overrides) if k in ledger_keys}
+    # "rule" names the learning rule (a string); a RuleConfig object stays the top-level field
+    scheme = SchemeConfig(**{k: overrides.pop(k) for k in list(overrides)
+                             if k in scheme_keys and not (k == "rule" and isinstance(overrides[k], RuleConfig))})
     net_kw = {k: overrides.pop(k, t[k]) for k in ("sizes", "norm", "output")}
     net_kw.update({k: overrides.pop(k) for k in ("bias", "output_norm") if k in overrides})
     return TrainConfig(dataset=dataset, mode=mode, network=NetworkSpec(**net_kw), rule=RuleConfig(**rule_kw),
-                       transfer=TransferConfig(model=model, **tr_kw), ledger=LedgerConfig(**led_kw), **overrides)
+                       transfer=TransferConfig(model=model, **tr_kw), ledger=LedgerConfig(**led_kw), scheme=scheme,
+                       **overrides)

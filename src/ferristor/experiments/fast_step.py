@@ -68,7 +68,8 @@ def run(model: HybridMLP, optimizer: HybridSGD, x: np.ndarray, y: np.ndarray, id
 
 def _chunks_apply(model, optimizer, idx) -> bool:
     return idx.ndim == 2 and idx.shape[0] == model.n_replicas and all(
-        layer.capture_factors and numba_for(layer.weight) for layer in model.layers) and {
+        layer.capture_factors and numba_for(layer.weight) and layer.scheme_runner is None  # baselines: per step
+        for layer in model.layers) and {
         id(layer.weight) for layer in model.layers} <= {id(p) for g in optimizer.param_groups for p in g["params"]}
 
 

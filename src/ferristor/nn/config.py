@@ -10,6 +10,7 @@ from ..circuit.transfer import TransferConfig
 from ..config_base import check_choice, check_number, param
 from ..errors import ConfigError
 from ..rule.config import INIT_SHAPES
+from ..rule.schemes import SchemeConfig
 
 MODES = ("fp", "hm", "hm-var")
 
@@ -28,6 +29,7 @@ class HybridConfig:
     transfer: TransferConfig | None = param(None, doc="transfer model; None: by mode (ideal for hm, table for hm-var)")
     ledger: LedgerConfig = field(default_factory=LedgerConfig)
     layout: SynapseLayout = field(default_factory=lambda: PAPER_LAYOUT)
+    scheme: SchemeConfig = field(default_factory=SchemeConfig)  # the learning rule (rule.schemes); hybrid by default
 
     def __post_init__(self):
         check_choice("mode", self.mode, MODES)
@@ -40,6 +42,9 @@ class HybridConfig:
             raise ConfigError("transfer.model", self.transfer.model, "'table' or 'circuit' with mode='hm-var' (variability needs a noisy transfer)")
         if self.mode == "hm" and self.transfer.model != "ideal":
             raise ConfigError("transfer.model", self.transfer.model, "'ideal' with mode='hm' (use mode='hm-var' for variability)")
+        if self.mode == "fp" and not self.scheme.is_hybrid:
+            raise ConfigError("scheme.rule", self.scheme.rule, "'hybrid' with mode='fp' (a baseline rule programs devices: "
+                              "mode 'hm' for ideal writes, 'hm-var' for writes with variability)")
 
     @property
     def level_step(self) -> float:

@@ -21,7 +21,8 @@ import torch
 from torch import nn
 
 from ..backend import backend_for, cpu_module, numba_for
-from ..circuit.ledger import LayerCounts, initial_programming_report, network_report
+from ..circuit.devices import DeviceGroup
+from ..circuit.ledger import LayerCounts, hybrid_groups, network_groups_report
 from ..circuit.transfer import CounterNoise, TableTransfer, make_transfer, split_sign
 from ..errors import ConfigError
 from ..rule import functional as F_rule
@@ -154,6 +155,7 @@ class HybridModule(nn.Module):
         self._np_cache: dict = {}
         self._kernel_consts: dict = {}
         self._transfer_model = None
+        self._scheme_runner = None  # a baseline rule's runner (nn.schemes), built on first use
         self.register_state_dict_pre_hook(_flush_before_save)
         self.register_load_state_dict_post_hook(_forget_pending)
 
@@ -172,7 +174,13 @@ class HybridModule(nn.Module):
         new = lambda dtype: slot.to_logical(torch.zeros(slot.storage_shape, dtype=dtype, device=device))  # noqa: E731
         param = HybridParameter(new(torch.float32), self, name)
         self.register_parameter(name, param)
-        if self.mode != "fp":
+        if self.mode != "fp" and not self.config.scheme.is_hybrid:  # a baseline rule's own state (nn.schemes)
+            from .schemes import buffers, scalar_buffers
+            for kind, dtype in buffers(self.config.scheme).items():
+                self.register_buffer(f"{name}_{kind}", new(dtype))
+            for kind in scalar_buffers(self.config.scheme):
+                self.register_buffer(f"{name}_{kind}", torch.zeros((), dtype=torch.int64, device=device))
+        elif self.mode != "fp":
             self.register_buffer(f"{name}_hidden", new(torch.float32))
             if not self.config.ledger.transfer_writes_unchanged:
                 self.register_buffer(f"{name}_level_code", new(torch.int16))
@@ -232,6 +240,9 @@ class HybridModule(nn.Module):
             if fp:
                 self.crossbar(name, self._parameters[name].data).copy_(h)
             else:
+                if not self.config.scheme.is_hybrid:
+                    self.scheme_runner.init_(self, name, h.to(torch.float32))
+                    continue
                 self.crossbar(name, self._buf(name, "hidden")).copy_(h.to(torch.float32))
                 self.program_(name, initial=True)
 
@@ -249,11 +260,14 @@ class HybridModule(nn.Module):
             return
         lsb = lsb or self.config.hidden_lsb
         m = self.config.layout.max_hidden
+        if not self.config.scheme.is_hybrid:
+            self.scheme_runner.init_(self, name, self.crossbar(name, torch.round(w / lsb).clamp_(-m, m)))
+            return
         self._buf(name, "hidden").copy_(torch.round(w / lsb).clamp_(-m, m))
         self.program_(name, initial=True)
 
     def _reset_counters(self, name: str) -> None:
-        for kind in ("pending", "events", "transfers", "updates", "skips"):
+        for kind in ("pending", "events", "transfers", "updates", "skips", "writes", "fast_writes", "fast_resets", "cursor"):
             buf = self._buffers.get(f"{name}_{kind}")
             if buf is not None:
                 buf.zero_()
@@ -286,6 +300,14 @@ class HybridModule(nn.Module):
         return normals(kt, torch.arange(n_in, device=device), n_out, step)
 
     @property
+    def scheme_runner(self):
+        """The runner of a baseline rule (``nn.schemes``); None for the hybrid rule and fp."""
+        if self._scheme_runner is None and self.mode != "fp" and not self.config.scheme.is_hybrid:
+            from .schemes import SchemeRunner
+            self._scheme_runner = SchemeRunner(self)
+        return self._scheme_runner
+
+    @property
     def transfer_model(self):
         if self._transfer_model is None and self.mode != "fp":
             self._transfer_model = make_transfer(self.config.transfer, self.config.layout.max_level)
@@ -296,6 +318,10 @@ class HybridModule(nn.Module):
         """Transfer sign + MSBs of every hidden weight of ``name`` into its memristor pairs (digest §3).
         The noise of transfer n (0 = the initial programming) is drawn from counter n of the transfer
         stream, so it depends on the chip's history only."""
+        if self.scheme_runner is not None:  # a baseline rule: its periodic part (every k inputs)
+            if not initial:
+                self.scheme_runner.transfer_(self, name)
+            return
         cfg, layout = self.config, self.config.layout
         hidden = self.crossbar(name, self._buf(name, "hidden"))
         analogue = self.crossbar(name, self._parameters[name].data)
@@ -373,7 +399,7 @@ class HybridModule(nn.Module):
         tape = self._tapes.pop(name, None)
         inputs = self._inputs.pop(name, 0)
         if tape is not None and len(tape) == 1 and param.grad is None and tape[0][2] is None \
-                and tape[0][1].shape[1] == 1 and numba_for(param):
+                and tape[0][1].shape[1] == 1 and numba_for(param) and self.scheme_runner is None:
             self._rank1_cpu(name, tape[0][0], tape[0][1], lr, p, rounding, sampler)
             return inputs
         tape = [(_tensor(x), _tensor(d), g) for x, d, g in (tape or [])]
@@ -390,6 +416,8 @@ class HybridModule(nn.Module):
             if self.mode == "fp":
                 F_rule.fp_update_(self.crossbar(name, param.data), pending, keys, int(updates), lr=lr, p=p,
                                   sampler=sampler, **factors)
+            elif self.scheme_runner is not None:
+                self.scheme_runner.step_(self, name, factors, lr, p, rounding)
             else:
                 cfg = self.config
                 F_rule.hybrid_update_(self.crossbar(name, self._buf(name, "hidden")), pending, keys, int(updates),
@@ -474,8 +502,9 @@ class HybridModule(nn.Module):
 
     # --- the ledger ------------------------------------------------------------------------------------
     def counts(self, replica: int = 0) -> LayerCounts | None:
-        """Counters of all this layer's synapses (weights and bias columns) on one replica."""
-        if self.mode == "fp":
+        """Counters of all this layer's synapses (weights and bias columns) on one replica, for the
+        hybrid rule (None in fp mode and for a baseline rule: see :meth:`device_groups`)."""
+        if self.mode == "fp" or self.scheme_runner is not None:
             return None
         self.flush_counts()
         events, writes, transfers = [], [], 0
@@ -493,15 +522,27 @@ class HybridModule(nn.Module):
     def n_synapses(self) -> int:
         return sum(self.crossbar(n, self._parameters[n])[0].numel() for n in self.hybrid_names())
 
+    def device_groups(self, replica: int = 0) -> tuple[list[DeviceGroup], int]:
+        """The devices this layer's rule operated on, with their operations (``circuit.devices``), and
+        its transfers, for one replica — for any rule; fp: its float32 weights, digital, not a device."""
+        if self.mode == "fp":
+            self.flush_counts()
+            ev = torch.cat([self.crossbar(n, self._buf(n, "events"))[replica].reshape(-1).cpu() for n in self.hybrid_names()])
+            return [DeviceGroup("digital", "float32 weight", 1, ev)], 0
+        transfers = max(int(self._buf(n, "transfers")[replica]) for n in self.hybrid_names())
+        if self.scheme_runner is not None:
+            return self.scheme_runner.groups(self, replica), transfers
+        return hybrid_groups(self.counts(replica), self.config.ledger, self.config.layout), transfers
+
     def ledger_report(self) -> list[dict] | None:
         """One report per replica (per-device operations, energy, endurance); None in fp mode."""
         if self.mode == "fp":
             return None
+        from .ledger import initial_report
         reports = []
         for r in range(self.n_replicas):
-            rep = network_report([self.counts(r)], self.config.ledger, self.config.layout)
-            rep["initial_programming"] = initial_programming_report(self.n_synapses(), self.config.ledger,
-                                                                    self.config.layout)
+            rep = network_groups_report([self.device_groups(r)], self.config.ledger)
+            rep["initial_programming"] = initial_report([self])
             reports.append(rep)
         return reports
 

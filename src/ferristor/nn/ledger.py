@@ -1,35 +1,74 @@
-"""``ledger(model)``: the per-device operation, energy and endurance report of any model's hybrid layers."""
+"""``ledger(model)``: the per-device operation, energy and endurance report of any model's hybrid layers,
+whatever rule they learn with; ``device_ledger(model)``: the generic per-device-kind part alone, for
+every model including the fp baseline (whose float32 weights are "not a device")."""
 from __future__ import annotations
 
 import torch
 from torch import nn
 
-from ..circuit.ledger import initial_programming_report, network_report
+from ..circuit.devices import devices_report
+from ..circuit.ledger import initial_programming_report, network_groups_report
 from .hybrid import HybridModule
+
+
+def _named(model: nn.Module, fp: bool) -> list[tuple[str, HybridModule]]:
+    named = [(name, m) for name, m in model.named_modules() if isinstance(m, HybridModule) and (fp or m.mode != "fp")]
+    replicas = {m.n_replicas for _, m in named}
+    if len(replicas) > 1:
+        raise ValueError(f"hybrid layers hold different numbers of replicas: {sorted(replicas)}")
+    return named
+
+
+def initial_report(layers: list[HybridModule]) -> dict:
+    """The one-off programming before training, in the hybrid report's keys: for the hybrid rule every
+    FeCAP written once and one transfer; for a baseline rule every memristor pair programmed once."""
+    first = layers[0]
+    cfg, layout = first.config.ledger, first.config.layout
+    n_synapses = sum(m.n_synapses() for m in layers)
+    if first.scheme_runner is None:
+        return initial_programming_report(n_synapses, cfg, layout)
+    dev = devices_report([g for m in layers for g in m.scheme_runner.initial_groups(m)], cfg)
+    mem = dev["kinds"]["memristor"]
+    return {"fecap_ops": {"per_sign_msb_cell": 0, "total": 0.0},
+            "memristor_ops": {"per_device": mem["ops"]["worst"], "total": mem["ops"]["total"]},
+            "energy_nJ": {"fecap_total": 0.0, "memristor_total": mem["energy_nJ"]["total"]}, "devices": dev}
 
 
 def ledger(model: nn.Module) -> list[dict] | None:
     """One report per replica (chip): per hybrid layer (in module order, named by their module path) and
     for the whole network — FeCAP and memristor operations per device (mean, worst), energy, endurance
-    margins — with the initial programming reported apart. None when no layer is stored on devices
-    (no hybrid layer, or all in ``fp`` mode: a float baseline has no device ledger)."""
-    named = [(name, m) for name, m in model.named_modules() if isinstance(m, HybridModule) and m.mode != "fp"]
+    margins, and the generic per-kind ``devices`` — with the initial programming reported apart. None
+    when no layer is stored on devices (no hybrid layer, or all in ``fp`` mode: see :func:`device_ledger`)."""
+    named = _named(model, fp=False)
     if not named:
         return None
     first = named[0][1]
-    cfg, layout = first.config.ledger, first.config.layout
-    replicas = {m.n_replicas for _, m in named}
-    if len(replicas) > 1:
-        raise ValueError(f"hybrid layers hold different numbers of replicas: {sorted(replicas)}")
-    n_synapses = sum(m.n_synapses() for _, m in named)
+    cfg = first.config.ledger
     reports = []
     for r in range(first.n_replicas):
-        rep = network_report([m.counts(r) for _, m in named], cfg, layout)
+        rep = network_groups_report([m.device_groups(r) for _, m in named], cfg)
         for (name, _), layer_rep in zip(named, rep["layers"]):
             layer_rep["name"] = name or type(model).__name__
-        rep["initial_programming"] = initial_programming_report(n_synapses, cfg, layout)
+        rep["initial_programming"] = initial_report([m for _, m in named])
         reports.append(rep)
     return reports
+
+
+def device_ledger(model: nn.Module) -> list[dict] | None:
+    """Per replica: the generic per-device-kind report (``circuit.devices``) of every hybrid layer and
+    of the network, for any rule and for fp — whose float32 weights are counted as digital updates,
+    "not a device". None for a model without hybrid layers."""
+    named = _named(model, fp=True)
+    if not named:
+        return None
+    cfg = named[0][1].config.ledger
+    out = []
+    for r in range(named[0][1].n_replicas):
+        per = [(name or type(model).__name__, *m.device_groups(r)) for name, m in named]
+        layers = [{"name": n, "transfers": t, "devices": devices_report(g, cfg)} for n, g, t in per]
+        net = devices_report([g for _, gs, _ in per for g in gs], cfg)
+        out.append({"layers": layers, "network": {"transfers": max(t for _, _, t in per), "devices": net}})
+    return out
 
 
 def events_tensor(layer: HybridModule, replica: int = 0) -> torch.Tensor:

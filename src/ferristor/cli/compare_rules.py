@@ -1,0 +1,104 @@
+"""``ferristor compare-rules`` — the hybrid rule and its baselines on the same devices, side by side."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from ..experiments.config import MAX_EPOCHS, TASKS
+from .common import FiniteFloat, NonEmptyPath, SeedList, cpu_count, names_options
+
+
+def _split_rules(text: str) -> list[str]:
+    """Rules are comma-separated, but a rule's settings are too ('tiki-taka:k=10,gamma=0.1'): a comma
+    starts a new rule only before a preset's name."""
+    from ..experiments.compare_rules import PRESETS
+    out: list[str] = []
+    for part in text.split(","):
+        if out and part.split(":")[0] not in PRESETS and "=" in part:
+            out[-1] += "," + part
+        else:
+            out.append(part.strip())
+    return out
+
+
+@click.command("compare-rules")
+@click.option("--datasets", default="mnist,ecg", show_default=True,
+              help="comma-separated datasets: " + ", ".join(TASKS) + " (each with the paper's network, lr, p: digest §4)")
+@click.option("--rules", default="fp,hm,hm-var,memristor-sgd,mixed-precision,tiki-taka", show_default=True,
+              help="comma-separated rules, each a preset with optional settings, e.g. 'tiki-taka:k=10,gamma=0.1' "
+                   "or 'memristor-sgd:write=every_update' (settings: k, mode, lr, p, rounding, and SchemeConfig fields)")
+@click.option("--baseline-mode", type=click.Choice(["hm-var", "hm"]), default="hm-var", show_default=True,
+              help="memristor writes of the baselines: with variability (σ = 0.594 level, digest §3) or ideal")
+@click.option("--seeds", type=SeedList(), default="0-4", show_default=True, help="replicas (independent chips) per rule")
+@click.option("--epochs", type=FiniteFloat(0, MAX_EPOCHS, min_open=True), default=10, show_default=True, help="epochs per rule")
+@click.option("--eval-every", type=FiniteFloat(0, min_open=True), default=0.5, show_default=True,
+              help="epochs between test evaluations (the equal-accuracy check reads them)")
+@click.option("--test-limit", type=click.IntRange(min=0), default=0, show_default=True, help="evaluate on the first N test samples (0 = all)")
+@click.option("--rate", type=FiniteFloat(0, min_open=True), default=1.0, show_default=True,
+              help="samples per second for the lifetime projection")
+@click.option("--threads", type=click.IntRange(1, cpu_count()), default=1, show_default=True, help="CPU threads")
+@click.option("--data-dir", type=NonEmptyPath(file_okay=False), default=None, envvar="FERRISTOR_DATA",
+              help="data root holding mnist/, fashion-mnist/, mitdb/ [env FERRISTOR_DATA]")
+@click.option("--out", type=NonEmptyPath(file_okay=False), default="runs/compare-rules", show_default=True,
+              help="folder: OUT/<dataset>/<rule>/ per run (resumable), tables and the plot")
+@click.option("--table-only", is_flag=True, help="train nothing: tabulate and plot the runs already in --out")
+@click.option("--plot/--no-plot", default=True, show_default=True, help="write OUT/compare-rules.png (needs matplotlib)")
+@click.option("--fresh", is_flag=True, help="discard the runs in --out and start over")
+@click.option("--progress/--no-progress", default=True, help="show a progress bar")
+@names_options(**{"out_dir": "out"})
+def compare_rules(datasets, rules, baseline_mode, seeds, epochs, eval_every, test_limit, rate, threads, data_dir, out,
+                  table_only, plot, fresh, progress):
+    """Train the hybrid rule and its baselines — memristor-only SGD, mixed precision (Nandakumar et al.
+    2020), Tiki-Taka (Gokmen & Haensch 2020), fp — on the same devices and count them with the same
+    ledger: accuracy, operations per device (mean, worst), energy, lifetime; accuracy against energy."""
+    from ..errors import ConfigError
+    from ..experiments import compare_rules as C
+    from ..experiments.results import write_json
+
+    names = [d.strip() for d in datasets.split(",") if d.strip()]
+    for d in names:
+        if d not in TASKS:
+            raise ConfigError("datasets", d, "one of " + ", ".join(TASKS))
+    specs = [C.parse_rule(r, baseline_mode) for r in _split_rules(rules)]
+    if len({s.folder for s in specs}) != len(specs):
+        raise ConfigError("rules", rules, reason="two rules share a name")
+    out = Path(out)
+    rows_by_dataset, summary = {}, {}
+    for dataset in names:
+        rows, results = {}, {}
+        for spec in specs:
+            folder = out / dataset / spec.folder
+            if table_only:
+                f = folder / "results.json"
+                if not f.exists():
+                    click.echo(f"no results yet: {folder}", err=True)
+                    continue
+                res = json.loads(f.read_text(encoding="utf-8"))
+            else:
+                cfg = C.rule_config(dataset, spec, seeds=seeds, epochs=epochs, eval_every=eval_every,
+                                    test_limit=test_limit, threads=threads, data_dir=data_dir)
+                res = C.train_rule(cfg, folder, progress=progress, fresh=fresh)
+            results[spec.label], rows[spec.label] = res, C.rule_row(spec.label, res, rate)
+        if not rows:
+            continue
+        hls = C.headlines(rows, results)
+        table = C.format_table(list(rows.values()), rate)
+        checks = "\n".join(f"- {C.format_headline(hl)}" for hl in hls) or f"- {C.format_headline(None)}"
+        text = f"## {dataset}\n\n{table}\n\n{checks}\n"
+        click.echo(text)
+        (out / dataset).mkdir(parents=True, exist_ok=True)
+        (out / dataset / "table.md").write_text(text, encoding="utf-8")
+        rows_by_dataset[dataset] = list(rows.values())
+        summary[dataset] = {"rows": list(rows.values()), "headlines": hls}
+    if not summary:
+        return
+    write_json(out / "summary.json", summary)
+    if plot:
+        try:
+            path = C.plot_rules(rows_by_dataset, out / "compare-rules.png")
+            click.echo(f"plot: {path}")
+        except ImportError:
+            click.echo("no plot: matplotlib is not installed (pip install 'ferristor[plot]')", err=True)
+    click.echo(f"summary: {out / 'summary.json'}")

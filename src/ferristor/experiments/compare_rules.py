@@ -1,0 +1,354 @@
+"""``ferristor compare-rules``: the hybrid rule and its baselines trained side by side on the same
+devices, the same network and protocol, and counted by the same ledger (issue 13).
+
+Each rule × dataset is one ordinary run (``OUT/<dataset>/<rule>/results.json``, the seeds as
+replicas, resumable like ``ferristor train``) whose results also carry ``devices``: the generic
+per-device-kind ledger of every chip (``nn.ledger.device_ledger``; fp included, "not a device").
+:func:`rule_rows` reduces them to the table — accuracy, memristor and FeCAP operations per device
+(mean and worst), energy per device and for the network, projected lifetime at a sample rate — and
+:func:`plot_rules` draws accuracy against energy and against the worst device's memristor
+operations. :func:`headline` checks the paper's claim (digest §5: 38× less energy at k = 100 than
+with a transfer at every sample) against our own memristor-only SGD at equal accuracy.
+
+A rule is named by a preset (:data:`PRESETS`) optionally followed by settings:
+``tiki-taka:k=10,lines_per_transfer=2``, ``memristor-sgd:write=every_update``, ``mixed-precision:mode=hm``,
+``hm-var:transfer_writes_unchanged=false`` (a transfer skips the pairs whose level is unchanged).
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..backend import use_backend
+from ..circuit.devices import device_costs
+from ..circuit.ledger import LedgerConfig
+from ..config_base import to_dict
+from ..data import load_dataset
+from ..errors import ConfigError
+from ..report.lifetime import format_days, point
+from ..report.runs import endurance_of
+from ..rule.schemes import SchemeConfig
+from . import run_folder
+from .config import TrainConfig, task_config
+from .fit import run_fit, set_threads
+from .preflight import check_data
+from .results import write_json
+from .train import build_model, build_optimizer
+
+
+@dataclass
+class RuleSpec:
+    """One rule as ``compare-rules`` runs it: the layer mode (fp, hm = ideal writes, hm-var = writes
+    with variability), the transfer period k (None: the rule has none) and the scheme's settings."""
+
+    label: str
+    mode: str
+    k: int | None
+    scheme: dict = field(default_factory=dict)
+    rule: dict = field(default_factory=dict)  # lr, p, rounding overrides
+    ledger: dict = field(default_factory=dict)  # the hybrid's counting options (LedgerConfig)
+
+    @property
+    def folder(self) -> str:
+        return re.sub(r"[^A-Za-z0-9._-]+", "_", self.label.replace("=", "-"))
+
+
+# The defaults: the hybrid rule at the paper's k = 100 (digest §4); mixed precision checks χ at every
+# sample (Nandakumar et al. 2020; aihwkit MixedPrecisionCompound transfer_every = 1); Tiki-Taka
+# transfers one line of A per sample (Gokmen & Haensch 2020; aihwkit n_reads_per_transfer = 1,
+# transfer_every = 1); memristor-only SGD has no transfer.
+PRESETS = {
+    "fp": RuleSpec("fp", "fp", 100),
+    "hm": RuleSpec("hm", "hm", 100),
+    "hm-var": RuleSpec("hm-var", "hm-var", 100),
+    "memristor-sgd": RuleSpec("memristor-sgd", "hm-var", None, {"rule": "memristor-sgd"}),
+    "mixed-precision": RuleSpec("mixed-precision", "hm-var", 1, {"rule": "mixed-precision"}),
+    "tiki-taka": RuleSpec("tiki-taka", "hm-var", 1, {"rule": "tiki-taka"}),
+}
+DEFAULT_RULES = tuple(PRESETS)
+_SCHEME_FIELDS = {f.name: f.type for f in dataclasses.fields(SchemeConfig) if f.name != "rule"}
+_RULE_FIELDS = {"lr": float, "p": float, "rounding": str}
+_LEDGER_FIELDS = {"transfer_writes_unchanged": bool, "count_zero_updates": bool}  # the hybrid's counting options
+
+
+def _value(text: str, kind):
+    if kind in (bool, "bool"):
+        if text.lower() in ("true", "1", "yes"):
+            return True
+        if text.lower() in ("false", "0", "no"):
+            return False
+        raise ValueError(text)
+    if kind in (int, "int"):
+        return int(text)
+    if kind in (float, "float"):
+        return float(text)
+    return text
+
+
+def parse_rule(text: str, baseline_mode: str = "hm-var") -> RuleSpec:
+    """'name[:key=value,...]' → RuleSpec. ``baseline_mode`` sets the writes of the baselines (hm: ideal)."""
+    name, _, rest = text.partition(":")
+    if name not in PRESETS:
+        raise ConfigError("rules", text, "presets " + ", ".join(PRESETS) + ", each optionally followed by "
+                          ":key=value,… (k, mode, lr, p, rounding, or a SchemeConfig field)")
+    base = PRESETS[name]
+    spec = RuleSpec(text, base.mode, base.k, dict(base.scheme), {})
+    if base.scheme:
+        spec.mode = baseline_mode
+    for item in filter(None, rest.split(",")):
+        key, eq, val = item.partition("=")
+        try:
+            if not eq:
+                raise ValueError(item)
+            if key == "k":
+                spec.k = int(val)
+            elif key == "mode":
+                spec.mode = val
+            elif key in _RULE_FIELDS:
+                spec.rule[key] = _value(val, _RULE_FIELDS[key])
+            elif key in _SCHEME_FIELDS and base.scheme:
+                spec.scheme[key] = _value(val, _SCHEME_FIELDS[key])
+            elif key in _LEDGER_FIELDS and base.mode != "fp" and not base.scheme:
+                spec.ledger[key] = _value(val, bool)
+            else:
+                raise KeyError(key)
+        except KeyError:
+            allowed = "k, mode, lr, p, rounding" + (", " + ", ".join(_SCHEME_FIELDS) if base.scheme else
+                                                    ", " + ", ".join(_LEDGER_FIELDS) if base.mode != "fp" else "")
+            raise ConfigError("rules", text, reason=f"unknown setting {key!r} for {name} (allowed: {allowed})") from None
+        except ValueError:
+            raise ConfigError("rules", text, reason=f"cannot read {item!r} as key=value") from None
+    if spec.k is not None and spec.k < 1:
+        raise ConfigError("rules", text, reason="k must be an integer ≥ 1")
+    return spec
+
+
+def rule_config(dataset: str, spec: RuleSpec, **run) -> TrainConfig:
+    """The training config of one rule on one dataset (the task's network, lr and p: digest §4)."""
+    kw = {**spec.rule, **spec.ledger}
+    if spec.k is not None:
+        kw["k"] = spec.k
+    return task_config(dataset, spec.mode, **spec.scheme, **kw, **run)
+
+
+@run_folder.claimed
+def train_rule(cfg: TrainConfig, out_dir: str | Path | None = None, *, progress: bool = True, dataset=None) -> dict:
+    """``experiments.train.train`` plus the generic device ledger of every chip in ``results['devices']``."""
+    from ..nn.ledger import device_ledger
+
+    set_threads(cfg.threads)
+    with use_backend(cfg.backend):
+        data = dataset or load_dataset(cfg.dataset, cfg.data_dir)
+        check_data(cfg, data)
+        model = build_model(cfg)
+        fit = run_fit(model, data, epochs=cfg.epochs, batch=cfg.batch, optimizer=build_optimizer(cfg, model),
+                      eval_every=cfg.eval_every, checkpoint_every=cfg.checkpoint_every, test_limit=cfg.test_limit,
+                      validation=cfg.validation, validation_seed=cfg.validation_seed, out=out_dir, progress=progress,
+                      config=to_dict(cfg), name=cfg.dataset, warn_k=False)
+    results = fit.results
+    results["devices"] = device_ledger(fit.model) or []
+    if out_dir is not None:
+        write_json(Path(out_dir) / run_folder.RESULTS, results)
+    return results
+
+
+# --- the table ---------------------------------------------------------------------------------------
+
+def _kind(rep: dict, kind: str) -> dict | None:
+    return rep["network"]["devices"]["kinds"].get(kind)
+
+
+def _per_chip(results: dict, kind: str, *path) -> list[float]:
+    out = []
+    for rep in results.get("devices") or []:
+        k = _kind(rep, kind)
+        v = k
+        for p in path:
+            v = None if v is None else v[p]
+        out.append(0.0 if v is None else float(v))
+    return out
+
+
+def _role_max_mean(rep: dict, kind: str) -> float:
+    k = _kind(rep, kind)
+    return max((r["mean"] for r in k["roles"].values()), default=0.0) if k else 0.0
+
+
+def rule_row(label: str, results: dict, rate: float) -> dict:
+    """One rule's line: accuracy over seeds, device figures averaged over the chips, lifetime of the
+    worst device of the worst chip at ``rate`` samples/s."""
+    cfg = results["config"]
+    acc = 100 * np.asarray(results["final_test_accuracy"], dtype=float)
+    devs = results.get("devices") or []
+    scheme = cfg.get("scheme") or {"rule": "hybrid"}
+    is_fp = cfg["mode"] == "fp"
+    row = {"rule": label, "mode": cfg["mode"], "scheme": scheme["rule"], "k": None if scheme["rule"] == "memristor-sgd" else cfg["rule"]["k"],
+           "seeds": len(acc), "accuracy": acc.tolist(), "accuracy_mean": float(acc.mean()),
+           "accuracy_std": float(acc.std(ddof=1)) if acc.size > 1 else 0.0,
+           "samples_per_replica": results["samples_per_replica"], "not_a_device": is_fp,
+           "us_per_sample": results["timing"]["us_per_sample_replica"], "train_seconds": results["timing"]["train_seconds"]}
+    if not devs:
+        return row
+    mean = lambda xs: float(np.mean(xs))  # noqa: E731
+    costs = device_costs(LedgerConfig(**(cfg.get("ledger") or {})))
+    for kind in ("memristor", "fecap", "digital"):
+        row[f"{kind}_mean"] = mean(_per_chip(results, kind, "ops", "mean"))
+        row[f"{kind}_worst"] = mean(_per_chip(results, kind, "ops", "worst"))
+        row[f"{kind}_worst_max"] = max(_per_chip(results, kind, "ops", "worst"))
+        row[f"{kind}_devices"] = int(_per_chip(results, kind, "devices")[0])
+        if kind != "digital":
+            row[f"{kind}_energy_nJ"] = mean(_per_chip(results, kind, "energy_nJ", "total"))
+            # the digest §5 convention: the most written device of each kind (a sign/MSB FeCAP)
+            row[f"{kind}_energy_device_nJ"] = mean([_role_max_mean(r, kind) for r in devs]) * costs[kind].energy_nJ_per_op
+    row["energy_nJ"] = row["memristor_energy_nJ"] + row["fecap_energy_nJ"]
+    row["energy_device_nJ"] = row["memristor_energy_device_nJ"] + row["fecap_energy_device_nJ"]
+    if not is_fp:
+        n = results["samples_per_replica"]
+        p = point(row["k"] or 0, True, row["memristor_worst_max"] / n, row["fecap_worst_max"] / n, endurance_of(cfg))
+        row["lifetime_days"] = dict(zip(("memristor", "fecap"), p.days(rate)))
+    return row
+
+
+def _e(x: float) -> str:
+    return "0" if not x else (f"{x:,.1f}" if x >= 100 else f"{x:.3g}")
+
+
+def _ops(x: float) -> str:
+    return "0" if not x else (f"{x:,.0f}" if x >= 10 else f"{x:.3g}")
+
+
+def format_table(rows: list[dict], rate: float) -> str:
+    head = ["rule", "k", "accuracy % (mean ± std)", "memristor ops/device: mean · worst", "FeCAP ops/device: mean · worst",
+            "energy/device nJ: memristor + FeCAP", "network energy µJ: memristor + FeCAP",
+            f"lifetime at {rate:g} sample/s: memristor · FeCAP", "µs/sample"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in rows:
+        acc = f"{r['accuracy_mean']:.2f} ± {r['accuracy_std']:.2f} (n={r['seeds']})"
+        if r["not_a_device"]:
+            dev = ["not a device (digital float32)"] * 2 + ["–", "–", "–"]
+            if "digital_mean" in r:
+                dev[0] = f"not a device: {_ops(r['digital_mean'])} digital updates/weight"
+        elif "memristor_mean" not in r:
+            dev = ["–"] * 5
+        else:
+            life = r.get("lifetime_days", {})
+            dev = [f"{_ops(r['memristor_mean'])} · {_ops(r['memristor_worst'])}",
+                   f"{_ops(r['fecap_mean'])} · {_ops(r['fecap_worst'])}" if r["fecap_devices"] else "no FeCAP",
+                   f"{r['memristor_energy_device_nJ']:.3g} + {r['fecap_energy_device_nJ']:.3g}",
+                   f"{_e(r['memristor_energy_nJ'] / 1e3)} + {_e(r['fecap_energy_nJ'] / 1e3)}",
+                   f"{format_days(life.get('memristor', math.inf))} · "
+                   + (format_days(life.get("fecap", math.inf)) if r["fecap_devices"] else "–")]
+        k = "–" if r["k"] is None or r["not_a_device"] else str(r["k"])
+        lines.append("| " + " | ".join([r["rule"], k, acc, *dev, f"{r['us_per_sample']:.0f}"]) + " |")
+    return "\n".join(lines)
+
+
+def _reached(results: dict, target: float) -> tuple[int, float] | None:
+    """(step, epoch) of the first evaluation whose mean accuracy reaches ``target`` %."""
+    for h in results.get("history") or []:
+        if 100 * float(np.mean(h["test_accuracy"])) >= target:
+            return int(h["step"]), float(h["epoch"])
+    return None
+
+
+def headline(rows: dict[str, dict], results: dict[str, dict], hybrid: str = "hm-var",
+             baseline: str = "memristor-sgd") -> dict | None:
+    """How many times less memristor programming energy the hybrid rule needs than a baseline (by
+    default memristor-only SGD):
+    over the same training, and at equal accuracy — the hybrid's energy at the first evaluation where
+    its test accuracy had reached the baseline's final accuracy (it may have got there earlier, so
+    the ratio is a lower bound; the FeCAP energy is scaled by the share of samples, approximately). The hybrid writes every pair at every transfer, so its
+    memristor operations after s samples are exactly 2·2·floor(s/k) per pair (digest §5)."""
+    if hybrid not in rows or baseline not in rows or "memristor_energy_nJ" not in rows[hybrid] \
+            or "memristor_energy_nJ" not in rows[baseline]:
+        return None
+    h, b = rows[hybrid], rows[baseline]
+    out = {"hybrid": hybrid, "baseline": baseline, "hybrid_accuracy": h["accuracy_mean"],
+           "baseline_accuracy": b["accuracy_mean"],
+           "same_training_memristor": b["memristor_energy_nJ"] / h["memristor_energy_nJ"],
+           "same_training_total": b["energy_nJ"] / h["energy_nJ"]}
+    reached = _reached(results[hybrid], b["accuracy_mean"]) if b["accuracy_mean"] <= h["accuracy_mean"] else None
+    if reached is not None:
+        step, epoch = reached
+        k, n = h["k"], h["samples_per_replica"]
+        share = (step // k) / (n // k)  # batch 1: a step is a sample
+        out.update(equal_accuracy_epoch=epoch, equal_accuracy_memristor=b["memristor_energy_nJ"] / (share * h["memristor_energy_nJ"]),
+                   equal_accuracy_total=b["energy_nJ"] / (share * h["energy_nJ"]))
+    return out
+
+
+def headlines(rows: dict[str, dict], results: dict[str, dict]) -> list[dict]:
+    """:func:`headline` for every baseline against ``hm-var``, and every hybrid variant against
+    ``memristor-sgd`` (the issue's question first)."""
+    hybrids = [k for k, r in rows.items() if r["scheme"] == "hybrid" and not r["not_a_device"]]
+    baselines = [k for k, r in rows.items() if r["scheme"] != "hybrid"]
+    pairs = [("hm-var", b) for b in baselines] + [(h, "memristor-sgd") for h in hybrids if h != "hm-var"]
+    pairs.sort(key=lambda p: p != ("hm-var", "memristor-sgd"))
+    return [hl for h, b in pairs if (hl := headline(rows, results, h, b)) is not None]
+
+
+def format_headline(hl: dict | None) -> str:
+    if hl is None:
+        return "headline: needs both the hybrid (hm-var) and memristor-sgd runs"
+    text = (f"memristor programming energy of {hl['baseline']} ({hl['baseline_accuracy']:.2f} %) over {hl['hybrid']} "
+            f"({hl['hybrid_accuracy']:.2f} %): {hl['same_training_memristor']:.3g}× over the same training "
+            f"({hl['same_training_total']:.3g}× counting the FeCAPs' energy too)")
+    if "equal_accuracy_memristor" in hl:
+        text += (f"; ≥ {hl['equal_accuracy_memristor']:.3g}× at equal accuracy (≥ {hl['equal_accuracy_total']:.3g}× with the "
+                 f"FeCAPs; the hybrid was at {hl['baseline_accuracy']:.2f} % by the evaluation after "
+                 f"{hl['equal_accuracy_epoch']:g} epochs, perhaps earlier)")
+    elif hl["baseline_accuracy"] > hl["hybrid_accuracy"]:
+        text += "; the baseline ends more accurate than the hybrid, so there is no equal-accuracy point"
+    else:
+        text += "; the hybrid reached the baseline's accuracy at no evaluation, so there is no equal-accuracy point"
+    text += ". Paper: 38× (digest §5: k = 100 against a transfer at every sample, FeCAP + memristor energy per device)"
+    return text
+
+
+# --- the plot ---------------------------------------------------------------------------------------
+
+_COLORS = {"fp": "#4c72b0", "hm": "#dd8452", "hm-var": "#55a868", "memristor-sgd": "#c44e52",
+           "mixed-precision": "#8172b3", "tiki-taka": "#937860"}
+
+
+def plot_rules(rows_by_dataset: dict[str, list[dict]], path: str | Path, mem_endurance_ops: float = 2e5) -> Path:
+    """Per dataset, accuracy against the network's training energy and against the worst memristor's
+    operations; fp (no device) as a dashed line. Needs matplotlib (``pip install ferristor[plot]``)."""
+    from matplotlib.figure import Figure
+
+    from ..atomic import atomic_write
+
+    n = len(rows_by_dataset)
+    fig = Figure(figsize=(10, 3.8 * n))
+    for i, (dataset, rows) in enumerate(rows_by_dataset.items()):
+        axes = [fig.add_subplot(n, 2, 2 * i + 1), fig.add_subplot(n, 2, 2 * i + 2)]
+        for ax, key, xlabel in ((axes[0], "energy_nJ", "network training energy, memristor + FeCAP (µJ)"),
+                                (axes[1], "memristor_worst", "worst memristor: programming operations")):
+            for r in rows:
+                color = _COLORS.get(r["rule"].split(":")[0], "#333333")
+                if r["not_a_device"]:
+                    ax.axhline(r["accuracy_mean"], ls="--", color=color, lw=1, label=f"{r['rule']} (not a device)")
+                    continue
+                if key not in r:
+                    continue
+                x = r[key] / 1e3 if key == "energy_nJ" else r[key]
+                ax.errorbar([x], [r["accuracy_mean"]], yerr=[r["accuracy_std"]], fmt="o", color=color, capsize=3,
+                            label=r["rule"])
+                ax.annotate(r["rule"], (x, r["accuracy_mean"]), textcoords="offset points", xytext=(4, 4), fontsize=7)
+            ax.set_xscale("log")
+            ax.set_title(dataset, fontsize=9)
+            ax.set_xlabel(xlabel)
+            ax.set_ylabel(f"{dataset}: test accuracy (%)")
+            ax.grid(alpha=0.3, which="both")
+        axes[1].axvline(mem_endurance_ops, ls=":", color="black", lw=1, label="memristor endurance (10⁵ cycles)")
+        axes[1].legend(fontsize=7, loc="lower left")
+    fig.tight_layout()
+    path = Path(path)
+    with atomic_write(path) as f:
+        fig.savefig(f, format="png", dpi=150, bbox_inches="tight")
+    return path

@@ -1,0 +1,239 @@
+"""How a hybrid layer learns with a baseline rule (``rule.schemes``): its state, initial programming,
+update, transfer and device groups.
+
+State lives in the layer's buffers, named after the parameter as the hybrid's are (for ``weight``):
+``weight_code`` (the pair's level, one's-complement code), ``weight_writes`` (programmings of the
+pair), and per rule ``weight_chi`` (mixed precision's float accumulator, digital), or
+``weight_fast_code``/``weight_fast`` (Tiki-Taka's fast pair A: its level and analogue value),
+``weight_fast_writes``, ``weight_fast_resets``, ``weight_slow`` (C's value when γ ≠ 0) and
+``weight_cursor`` (the next line to transfer). The parameter itself holds what the passes read.
+So ``state_dict()`` is the whole chip, as for the hybrid rule, and save/resume is bit for bit.
+The hidden FeCAP buffer does not exist: these chips have no FeCAP.
+
+Every rule starts from the same chip as the hybrid: the same initial integers (drawn from the seed),
+truncated to their level and programmed with the same noise (transfer stream, counter 0), so at
+step 0 every rule's network computes the same function. χ and A start at 0.
+
+The rules run on their fused CPU kernels (``rule.schemes_cpu``) for rank-1 updates with the table
+transfer model, and on their composed form (``rule.compose``) otherwise — the same bits.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from ..backend import backend_for
+from ..circuit.devices import DeviceGroup
+from ..circuit.transfer import TableTransfer
+from ..rule import compose
+from ..rule.kernels_cpu import mask_threshold, rounding_scale
+from ..rule.kernels_cpu import ROUNDING_CODE
+from ..rule.schemes import STREAM_FAST_WRITE, STREAM_TRANSFER_ROUNDING, SchemeConfig
+from ..rule.streams import STREAM_TRANSFER, STREAM_UPDATE
+
+_F32, _I64 = torch.float32, torch.int64
+
+
+def buffers(scheme: SchemeConfig) -> dict[str, torch.dtype]:
+    """Per-synapse buffers of a baseline rule (suffix → dtype)."""
+    if scheme.rule == "memristor-sgd":
+        return {"code": _F32, "writes": _I64}
+    if scheme.rule == "mixed-precision":
+        return {"code": _F32, "chi": _F32, "writes": _I64}
+    out = {"code": _F32, "fast_code": _F32, "fast": _F32, "writes": _I64, "fast_writes": _I64, "fast_resets": _I64}
+    if scheme.gamma != 0:
+        out["slow"] = _F32
+    return out
+
+
+def scalar_buffers(scheme: SchemeConfig) -> tuple[str, ...]:
+    return ("cursor",) if scheme.rule == "tiki-taka" else ()
+
+
+COUNTERS = ("writes", "fast_writes", "fast_resets", "cursor")  # zeroed with the layer's counters
+
+
+class SchemeRunner:
+    """One layer's baseline rule: built once per layer from its config."""
+
+    def __init__(self, layer):
+        cfg = layer.config
+        self.scheme = cfg.scheme
+        self.rule = compose.rule_for(cfg.scheme, cfg.ledger.count_zero_updates)
+        self.names = tuple(buffers(cfg.scheme)) + scalar_buffers(cfg.scheme)
+
+    # --- state ----------------------------------------------------------------------------------------
+    def state(self, layer, name: str) -> dict:
+        """Crossbar views of the parameter's state (the composed rule's dict)."""
+        st = {"weight": layer.crossbar(name, layer._parameters[name].data),
+              "pending": layer.crossbar(name, layer._buf(name, "pending")),
+              "transfers": layer._buf(name, "transfers")}
+        for key in buffers(self.scheme):
+            st[key] = layer.crossbar(name, layer._buf(name, key))
+        for key in scalar_buffers(self.scheme):
+            st[key] = layer._buf(name, key)
+        return st
+
+    @staticmethod
+    def _store(views: dict, new: dict) -> None:
+        for key, view in views.items():
+            if new[key] is not view:
+                view.copy_(new[key])
+
+    def context(self, layer, name: str, **kw) -> compose.Context:
+        cfg, layout = layer.config, layer.config.layout
+        return compose.Context(keys=lambda s: layer.stream_keys(name, s), transfer_model=layer.transfer_model,
+                               level_step=cfg.level_step, hidden_lsb=cfg.hidden_lsb, max_hidden=layout.max_hidden,
+                               max_level=layout.max_level, level_shift=layout.level_shift,
+                               step=int(layer._buf(name, "updates")), transfers=int(layer._buf(name, "transfers")[0]),
+                               **kw)
+
+    def _run(self, layer, name: str, chain, **kw) -> None:
+        views = self.state(layer, name)
+        st = dict(views)
+        chain({}, st, self.context(layer, name, **kw))
+        self._store(views, st)
+
+    # --- the rule's three moments ---------------------------------------------------------------------
+    @torch.no_grad()
+    def init_(self, layer, name: str, hidden: torch.Tensor) -> None:
+        """Program the pairs from initial hidden integers (crossbar (R, I, O)); χ, A and counters at 0."""
+        for key in buffers(self.scheme):
+            layer._buf(name, key).zero_()
+        for key in scalar_buffers(self.scheme):
+            layer._buf(name, key).zero_()
+        views = self.state(layer, name)
+        st = dict(views, hidden=hidden.to(_F32))
+        slow = "slow" if "slow" in st else "weight"
+        chain = compose.Chain(compose.TruncateToLevel("hidden", "code"),
+                              compose.Program("code", slow, "all", STREAM_TRANSFER, "initial", count=None),
+                              compose.Combine("slow", "fast", self.scheme.gamma) if slow == "slow" else None)
+        chain({}, st, self.context(layer, name))
+        del st["hidden"]
+        self._store(views, st)
+
+    @torch.no_grad()
+    def step_(self, layer, name: str, factors: dict, lr: float, p: float, rounding: str) -> None:
+        """One update from the gradient factors ({'delta', 'x'} rank-1, or {'grad'} dense); the layer
+        advances its update counter afterwards."""
+        if "delta" in factors and self._fast(layer, name):
+            self._step_cpu(layer, name, factors["delta"], factors["x"], lr, p, rounding)
+        else:
+            self._run(layer, name, self.rule.update, lr=lr, p=p, rounding=rounding, **factors)
+
+    @torch.no_grad()
+    def transfer_(self, layer, name: str) -> None:
+        """The rule's periodic part (every k inputs): mixed precision's threshold, Tiki-Taka's line transfer."""
+        if self.rule.transfer is None:
+            return
+        if self._fast(layer, name):
+            self._transfer_cpu(layer, name)
+        else:
+            self._run(layer, name, self.rule.transfer)
+
+    # --- the fused CPU kernels ----------------------------------------------------------------------
+    def _fast(self, layer, name: str) -> bool:
+        return (backend_for(layer._parameters[name].device) == "numba" and isinstance(layer.transfer_model, TableTransfer))
+
+    def _model_args(self, layer) -> tuple:
+        model, cfg = layer.transfer_model, layer.config
+        means = model.means.numpy()
+        table = tuple(np.float32(v) for v in (means if len(means) == 8 else np.arange(8)))
+        return (table, bool(model.ideal_means), np.float32(model.sigma), model.sigma > 0,
+                model.config.sign_guard == "fold", np.float32(cfg.level_step))
+
+    def _np(self, layer, name: str, key: str) -> np.ndarray:
+        return layer.crossbar(name, layer._buf(name, key)).numpy()
+
+    def _step_cpu(self, layer, name, delta, x, lr, p, rounding) -> None:
+        from ..rule import schemes_cpu as K
+        cfg = layer.config
+        step = int(layer._buf(name, "updates"))
+        d, xx = np.ascontiguousarray(_array(delta), np.float32), np.ascontiguousarray(_array(x), np.float32)
+        ukeys = layer.stream_keys(name, STREAM_UPDATE)
+        neg_coef = -np.float32(lr / cfg.level_step)
+        p24 = np.int32(mask_threshold(p))
+        weight = layer.crossbar(name, layer._parameters[name].data).numpy()
+        pending = self._np(layer, name, "pending")
+        limit = np.float32(cfg.layout.max_level)
+        if self.scheme.rule == "mixed-precision":
+            K.chi_update_rank1(self._np(layer, name, "chi"), pending, d, xx, ukeys, np.int64(step), neg_coef, p24)
+            return
+        fast = self.scheme.rule == "tiki-taka"
+        code, value, writes = (("fast_code", None, "fast_writes") if fast else ("code", None, "writes"))
+        value_arr = self._np(layer, name, "fast") if fast else weight
+        wkeys = layer.stream_keys(name, STREAM_FAST_WRITE if fast else STREAM_TRANSFER)
+        K.level_update_rank1(self._np(layer, name, code), value_arr, pending, self._np(layer, name, writes), d, xx,
+                             ukeys, np.int64(step), wkeys, np.int64(step + 1), neg_coef, p24, rounding_scale(p),
+                             ROUNDING_CODE[rounding], limit, (not fast) and self.scheme.write == "every_update",
+                             *self._model_args(layer))
+        if fast and self.scheme.gamma != 0:
+            self._combine(layer, name)
+
+    def _combine(self, layer, name) -> None:
+        views = self.state(layer, name)
+        st = dict(views)
+        compose.Combine("slow", "fast", self.scheme.gamma)({}, st, None)
+        self._store(views, st)
+
+    def _transfer_cpu(self, layer, name) -> None:
+        from ..rule import schemes_cpu as K
+        cfg, s = layer.config, self.scheme
+        transfers = layer._buf(name, "transfers")
+        index = np.int64(int(transfers[0]) + 1)
+        weight = layer.crossbar(name, layer._parameters[name].data).numpy()
+        limit = np.float32(cfg.layout.max_level)
+        wkeys = layer.stream_keys(name, STREAM_TRANSFER)
+        if s.rule == "mixed-precision":
+            K.chi_threshold(self._np(layer, name, "chi"), self._np(layer, name, "code"), weight,
+                            self._np(layer, name, "writes"), wkeys, index, np.float32(s.epsilon), limit,
+                            *self._model_args(layer))
+        else:
+            cursor = layer._buf(name, "cursor")
+            n_in = layer.crossbar(name, layer._parameters[name])[0].shape[0]
+            start = int(cursor)
+            rows = (start + np.arange(min(s.lines_per_transfer, n_in), dtype=np.int64)) % n_in
+            cursor.fill_((start + s.lines_per_transfer) % n_in)
+            value = self._np(layer, name, "slow") if s.gamma != 0 else weight
+            K.line_transfer(self._np(layer, name, "fast_code"), self._np(layer, name, "fast"),
+                            self._np(layer, name, "fast_resets"), self._np(layer, name, "code"), value,
+                            self._np(layer, name, "writes"), rows, layer.stream_keys(name, STREAM_TRANSFER_ROUNDING),
+                            index, wkeys, index, np.float32(s.transfer_lr), ROUNDING_CODE[s.transfer_rounding], limit,
+                            s.reset_fast, *self._model_args(layer))
+            if s.gamma != 0:
+                self._combine(layer, name)
+        transfers += 1
+
+    # --- the ledger ------------------------------------------------------------------------------------
+    def groups(self, layer, replica: int) -> list[DeviceGroup]:
+        """The devices this layer's rule operated on (all its parameters), one replica."""
+        cfg = layer.config.ledger
+        per_write = cfg.memristor_ops_per_transfer  # RESET + SET (digest §5)
+        pairs = layer.config.layout.memristors
+
+        def col(kind: str) -> torch.Tensor:
+            return torch.cat([layer.crossbar(n, layer._buf(n, kind))[replica].reshape(-1).cpu()
+                              for n in layer.hybrid_names()]).to(torch.float64)
+        layer.flush_counts()
+        if self.scheme.rule == "tiki-taka":
+            return [DeviceGroup("memristor", "fast pair A", pairs, col("fast_writes") * per_write
+                                + col("fast_resets") * (per_write // 2)),
+                    DeviceGroup("memristor", "slow pair C", pairs, col("writes") * per_write)]
+        groups = [DeviceGroup("memristor", "pair", pairs, col("writes") * per_write)]
+        if self.scheme.rule == "mixed-precision":
+            groups.append(DeviceGroup("digital", "accumulator χ", 1, col("events")))
+        return groups
+
+    def initial_groups(self, layer) -> list[DeviceGroup]:
+        """The programming before training: every pair written once (A's pair, Tiki-Taka, RESET once)."""
+        n = layer.n_synapses()
+        ops = layer.config.ledger.memristor_ops_per_transfer
+        pairs = layer.config.layout.memristors
+        if self.scheme.rule == "tiki-taka":
+            return [DeviceGroup("memristor", "fast pair A", pairs, torch.full((n,), float(ops // 2))),
+                    DeviceGroup("memristor", "slow pair C", pairs, torch.full((n,), float(ops)))]
+        return [DeviceGroup("memristor", "pair", pairs, torch.full((n,), float(ops)))]
+
+
+def _array(a) -> np.ndarray:
+    return a if isinstance(a, np.ndarray) else a.detach().numpy()

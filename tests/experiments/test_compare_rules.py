@@ -1,0 +1,93 @@
+"""ferristor compare-rules: rule specs, the table's numbers, the headline check, and an end-to-end run."""
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from ferristor.cli.compare_rules import _split_rules
+from ferristor.cli.main import cli
+from ferristor.errors import ConfigError
+from ferristor.experiments import compare_rules as C
+
+
+def test_rule_specs():
+    s = C.parse_rule("tiki-taka:k=10,gamma=0.1,reset_fast=false")
+    assert (s.mode, s.k, s.scheme) == ("hm-var", 10, {"rule": "tiki-taka", "gamma": 0.1, "reset_fast": False})
+    assert s.folder == "tiki-taka_k-10_gamma-0.1_reset_fast-false"
+    assert C.parse_rule("memristor-sgd", baseline_mode="hm").mode == "hm"
+    assert C.parse_rule("hm-var", baseline_mode="hm").mode == "hm-var"  # the hybrid keeps its own mode
+    h = C.parse_rule("hm-var:transfer_writes_unchanged=false,p=0.5")
+    cfg = C.rule_config("mnist", h, seeds=[0], epochs=1)
+    assert cfg.ledger.transfer_writes_unchanged is False and cfg.rule.p == 0.5 and cfg.scheme.rule == "hybrid"
+    cfg = C.rule_config("ecg", C.parse_rule("mixed-precision"), seeds=[0], epochs=1)
+    assert cfg.scheme.rule == "mixed-precision" and cfg.rule.k == 1 and cfg.rule.lr == 0.01 and cfg.mode == "hm-var"
+    for bad, msg in (("sgd", "presets"), ("fp:gamma=1", "unknown setting 'gamma'"), ("tiki-taka:k=x", "cannot read"),
+                     ("hm:k=0", "k must be"), ("tiki-taka:gamma", "cannot read")):
+        with pytest.raises(ConfigError, match=msg):
+            C.parse_rule(bad)
+    with pytest.raises(ConfigError, match="epsilon"):
+        C.rule_config("mnist", C.parse_rule("tiki-taka:epsilon=2"), seeds=[0])
+
+
+def test_rules_split_on_presets_only():
+    assert _split_rules("fp,tiki-taka:k=10,gamma=0.1,hm-var") == ["fp", "tiki-taka:k=10,gamma=0.1", "hm-var"]
+
+
+def _results(rule, acc, mem_total, mem_worst, fe_total=0.0, k=100, history=None, n=1000):
+    kinds = {"memristor": {"devices": 20, "ops": {"mean": mem_total / 20, "worst": mem_worst, "total": mem_total},
+                           "energy_nJ": {"total": mem_total * 1e-3}, "roles": {"pair": {"mean": mem_total / 20}}}}
+    if fe_total:
+        kinds["fecap"] = {"devices": 140, "ops": {"mean": fe_total / 140, "worst": 9.0, "total": fe_total},
+                          "energy_nJ": {"total": fe_total * 1e-4}, "roles": {"sign/MSB cells": {"mean": 9.0}}}
+    rep = {"network": {"devices": {"kinds": kinds}}}
+    return {"config": {"mode": "hm-var", "scheme": {"rule": rule}, "rule": {"k": k}, "ledger": {}},
+            "final_test_accuracy": acc, "samples_per_replica": n, "devices": [rep] * len(acc),
+            "timing": {"us_per_sample_replica": 5.0, "train_seconds": 1.0}, "history": history or []}
+
+
+def test_rows_and_headline_by_hand():
+    hist = [{"step": 250, "epoch": 0.25, "test_accuracy": [0.80, 0.80]},
+            {"step": 500, "epoch": 0.5, "test_accuracy": [0.91, 0.93]},
+            {"step": 1000, "epoch": 1.0, "test_accuracy": [0.95, 0.95]}]
+    res = {"hm-var": _results("hybrid", [0.95, 0.95], 400.0, 20.0, fe_total=1400.0, history=hist),
+           "memristor-sgd": _results("memristor-sgd", [0.92, 0.92], 6000.0, 900.0)}
+    rows = {k: C.rule_row(k, v, rate=2.0) for k, v in res.items()}
+    h, b = rows["hm-var"], rows["memristor-sgd"]
+    assert h["memristor_energy_nJ"] == pytest.approx(0.4) and h["fecap_energy_nJ"] == pytest.approx(0.14)
+    assert h["energy_device_nJ"] == pytest.approx(20e-3 + 9e-4)  # a pair's mean + the most written FeCAP role
+    assert b["k"] is None and b["fecap_devices"] == 0
+    # worst memristor: 900 ops in 1,000 samples → (2·10^5 − 2) ops budget / 0.9 per sample at 2 samples/s
+    assert b["lifetime_days"]["memristor"] == pytest.approx((2e5 - 2) / 0.9 / 2 / 86400)
+    hl = C.headline(rows, res)
+    assert hl["same_training_memristor"] == pytest.approx(15.0)
+    # the hybrid reached 92 % at step 500 (k = 100: 5 of its 10 transfers) → half its memristor energy
+    assert hl["equal_accuracy_epoch"] == 0.5 and hl["equal_accuracy_memristor"] == pytest.approx(30.0)
+    assert "≥ 30×" in C.format_headline(hl)
+    table = C.format_table(list(rows.values()), 2.0)
+    assert "| memristor-sgd | – | 92.00 ± 0.00 (n=2) | 300 · 900 | no FeCAP |" in table
+
+
+def test_compare_rules_end_to_end(mnist_data_dir, tmp_path):
+    data = ["--data-dir", mnist_data_dir] if mnist_data_dir else []
+    out = tmp_path / "cr"
+    args = ["compare-rules", "--datasets", "mnist", "--rules", "fp,hm-var,memristor-sgd,tiki-taka:k=2", "--seeds", "0-1",
+            "--epochs", "0.004", "--eval-every", "0.002", "--test-limit", "200", *data, "--out", str(out), "--no-progress"]
+    r = CliRunner().invoke(cli, args)
+    assert r.exit_code == 0, r.output
+    assert "not a device" in r.output and "| memristor-sgd | – |" in r.output and "Paper: 38×" in r.output
+    res = json.loads((out / "mnist" / "memristor-sgd" / "results.json").read_text())
+    kinds = res["devices"][0]["network"]["devices"]["kinds"]
+    assert set(kinds) == {"memristor"} and res["config"]["scheme"]["rule"] == "memristor-sgd"
+    assert res["ledger"][0]["network"]["memristor_ops"]["total"] == kinds["memristor"]["ops"]["total"]
+    fp = json.loads((out / "mnist" / "fp" / "results.json").read_text())
+    assert fp["ledger"] == [] and "not_a_device" in fp["devices"][0]["network"]["devices"]["kinds"]["digital"]
+    summary = json.loads((out / "summary.json").read_text())
+    assert [row["rule"] for row in summary["mnist"]["rows"]] == ["fp", "hm-var", "memristor-sgd", "tiki-taka:k=2"]
+    assert (out / "compare-rules.png").stat().st_size > 10_000
+    again = CliRunner().invoke(cli, [*args[:1], "--table-only", *args[1:]])  # the saved runs, nothing trained
+    assert again.exit_code == 0 and "| tiki-taka:k=2 | 2 |" in again.output
+
+
+def test_bad_dataset_is_named():
+    r = CliRunner().invoke(cli, ["compare-rules", "--datasets", "mnist,cifar", "--no-progress"])
+    assert r.exit_code == 2 and "--datasets cifar" in r.stderr
