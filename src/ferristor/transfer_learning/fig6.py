@@ -82,6 +82,7 @@ def run_pair(pair: str, cfg: Fig6Config, out: Path, data_dir: str | None, progre
     source, target = get(source_name), get(target_name)
     if source.image_shape != target.image_shape:
         raise ConfigError("pairs", pair, f"source and target images of one shape ({source.image_shape} vs {target.image_shape})")
+    x, y = target_pool(target, cfg.per_class, cfg.protocol.folds, cfg.protocol.seed)  # refused before any work
     t0 = time.perf_counter()
     pcfg = dataclasses.replace(cfg.pretrain, dataset=source_name)
     pre = pretrain(pcfg, out / "backbones" / slug(f"{source_name}-{pcfg.arch}"), data=source, progress=progress)
@@ -89,7 +90,6 @@ def run_pair(pair: str, cfg: Fig6Config, out: Path, data_dir: str | None, progre
     checksum_before = backbone.checksum()
     log(f"{pair}: backbone {pcfg.arch} on {source_name}, source test accuracy "
         f"{100 * (pre.results['final_test_accuracy'] or 0):.2f} %, checksum {checksum_before[:12]}")
-    x, y = target_pool(target, cfg.per_class, cfg.protocol.folds, cfg.protocol.seed)
     t1 = time.perf_counter()
     original, flipped, info = cached_features(backbone, x, out / "features", progress)
     t_features = time.perf_counter() - t1

@@ -132,11 +132,18 @@ def from_torch_dataset(train, test=None, name: str = "custom") -> ImageSet:
     return ImageSet(name, xtr, ytr, xte, yte, n)
 
 
-def _folder_split(root: Path) -> tuple[list[tuple[Path, int]], list[str]]:
+def _folder_split(root: Path, known: list[str] | None = None) -> tuple[list[tuple[Path, int]], list[str]]:
+    """(file, class index) pairs and the class names; with ``known`` (the training split's classes),
+    indices are those of ``known`` and unknown class folders are refused."""
     classes = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
     if not classes:
         raise DataError(f"{root} holds no class folders (expected {root}/<class>/<image>)")
-    files = [(f, i) for i, c in enumerate(classes) for f in sorted((root / c).rglob("*"))
+    if known is not None:
+        extra = [c for c in classes if c not in known]
+        if extra:
+            raise DataError(f"{root} holds classes the training split lacks: {', '.join(extra[:5])}")
+        classes = known
+    files = [(f, i) for i, c in enumerate(classes) if (root / c).is_dir() for f in sorted((root / c).rglob("*"))
              if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES]
     if not files:
         raise DataError(f"{root} holds no image files ({', '.join(IMAGE_SUFFIXES[:4])}, …)")
@@ -169,9 +176,7 @@ def from_folder(path: str | Path, name: str | None = None) -> ImageSet:
     if (root / "train").is_dir():
         train, classes = _folder_split(root / "train")
         if (root / "test").is_dir():
-            test, test_classes = _folder_split(root / "test")
-            if test_classes != classes:
-                raise DataError(f"{root}: train and test hold different classes")
+            test, _ = _folder_split(root / "test", classes)
         else:
             test = []
     else:
