@@ -5,7 +5,7 @@ float32 in [−1, 1], labels int64).
 Names (``resolve``): ``mnist``, ``fashion-mnist``, a class subset ``fashion-mnist[5-9]`` or
 ``mnist[0,2,4]`` (labels renumbered 0…k−1 in the order given), or ``folder:PATH``: a folder laid out as
 torchvision's ``ImageFolder`` (``PATH/<class>/<image>``), optionally split as ``PATH/train/<class>/…``
-and ``PATH/test/<class>/…``. Image files are read with Pillow (installed with the ``plot`` extra).
+and ``PATH/test/<class>/…``. Image files are read with Pillow (the ``images`` extra).
 """
 from __future__ import annotations
 
@@ -158,7 +158,7 @@ def from_folder(path: str | Path, name: str | None = None) -> ImageSet:
     try:
         from PIL import Image
     except ImportError:
-        raise ConfigError("dataset", f"folder:{root}", reason="reading image files needs Pillow: pip install 'ferristor[plot]'") from None
+        raise ConfigError("dataset", f"folder:{root}", reason="reading image files needs Pillow: pip install 'ferristor[images]'") from None
 
     def load(files):
         imgs = []
