@@ -194,5 +194,9 @@ def resolve(spec: str, data_dir: str | None = None) -> ImageSet:
         return from_folder(spec[len("folder:"):])
     m = _SUBSET.match(spec)
     if m:
-        return subset(from_ferristor(m["name"], data_dir), parse_classes(m["classes"]), spec)
+        try:
+            classes = parse_classes(m["classes"])
+        except ConfigError:
+            raise ConfigError("dataset", spec, "a class subset such as 'fashion-mnist[0-4]' or 'mnist[0,2,7]'") from None
+        return subset(from_ferristor(m["name"], data_dir), classes, spec)
     return from_ferristor(spec, data_dir)

@@ -43,7 +43,7 @@ LSB_GRID = (2.0 ** -8, 2.0 ** -10, 2.0 ** -12)
 class ProtocolConfig:
     folds: int = 10  # [issue 9: the paper's tenfold cross-validation, n = 10]
     seed: int = 0
-    offline_epochs: int = 40  # the most an offline head may train; chosen per run on its training folds
+    offline_epochs: int = 150  # the most an offline head may train; chosen per run on its training folds
     offline_batch: int = 128
     offline_lr: float = 1e-4
     online: OnlineConfig = field(default_factory=OnlineConfig)
