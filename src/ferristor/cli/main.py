@@ -105,6 +105,10 @@ def _register():
     register_report(cli)  # report, lifetime
     from .device import device_group
     cli.add_command(device_group, "device")
+    from .fig6 import fig6_command  # transfer learning (Fig. 6); ``reproduce fig6`` calls fig6.run_fig6
+    from .pretrain import pretrain_command
+    cli.add_command(pretrain_command)
+    cli.add_command(fig6_command)
 
 
 _register()

@@ -1,0 +1,214 @@
+"""``Backbone``: input adapter + network (MobileNet-V2 or LeNet-style), with optional LSQ weights; its
+spec, checksum, files, and the loading of a user's weight file."""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+
+from ..atomic import atomic_write
+from ..errors import ConfigError, DataError
+from ..nn.lsq import quantize_weights_
+from .adapter import FITS, InputAdapter
+from .lenet import LeNet
+from .mobilenet_v2 import mobilenet_v2, pooled_features, torchvision_available
+
+ARCHS = ("mobilenet_v2", "lenet")
+IMPLEMENTATIONS = ("auto", "ferristor", "torchvision")
+FORMAT = "ferristor-backbone-1"
+
+
+@dataclass
+class BackboneSpec:
+    """What a backbone is; two backbones with equal specs and weights compute the same features.
+
+    ``bits``: LSQ bit width of every conv/linear weight (0: float). ``channels``: the network's
+    input channels (None: 3 for MobileNet-V2 — grey images repeated on the RGB channels, so
+    torchvision's first convolution and its pretrained weights fit [I] — the images' own for LeNet).
+    ``implementation``: 'auto' takes torchvision's MobileNet-V2 where torchvision imports and
+    ferristor's copy otherwise (same keys and computation); not part of the identity."""
+
+    arch: str = "mobilenet_v2"
+    num_classes: int = 10
+    image_shape: tuple[int, int, int] = (1, 28, 28)
+    input_size: int = 32
+    width: float = 0.5
+    bits: int = 4
+    channels: int | None = None
+    fit: str = "pad"
+    implementation: str = "auto"
+
+    def __post_init__(self):
+        if self.arch not in ARCHS:
+            raise ConfigError("arch", self.arch, " or ".join(map(repr, ARCHS)))
+        if self.implementation not in IMPLEMENTATIONS:
+            raise ConfigError("implementation", self.implementation, " or ".join(map(repr, IMPLEMENTATIONS)))
+        if self.fit not in FITS:
+            raise ConfigError("fit", self.fit, " or ".join(map(repr, FITS)))
+        if not (isinstance(self.width, (int, float)) and 0 < self.width <= 4):
+            raise ConfigError("width", self.width, "a width multiplier in (0, 4]")
+        if isinstance(self.input_size, bool) or not isinstance(self.input_size, int) or self.input_size < 8:
+            raise ConfigError("input_size", self.input_size, "an integer ≥ 8")
+        if isinstance(self.bits, bool) or not isinstance(self.bits, int) or not (self.bits == 0 or 2 <= self.bits <= 16):
+            raise ConfigError("bits", self.bits, "0 (float) or an integer in [2, 16]")
+        if isinstance(self.num_classes, bool) or not isinstance(self.num_classes, int) or self.num_classes < 1:
+            raise ConfigError("num_classes", self.num_classes, "an integer ≥ 1")
+        self.image_shape = tuple(int(v) for v in self.image_shape)
+
+    @property
+    def net_channels(self) -> int:
+        if self.channels is not None:
+            return self.channels
+        return 3 if self.arch == "mobilenet_v2" else self.image_shape[0]
+
+    def identity(self) -> dict:
+        d = dataclasses.asdict(self)
+        d.pop("implementation")
+        d["image_shape"] = list(self.image_shape)
+        d["channels"] = self.net_channels
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "BackboneSpec":
+        d = dict(d)
+        d["image_shape"] = tuple(d["image_shape"])
+        return cls(**{k: v for k, v in d.items() if k in {f.name for f in dataclasses.fields(cls)}})
+
+
+class Backbone(nn.Module):
+    """``adapter`` (images → the network's input) then ``net`` (torchvision's key layout for
+    MobileNet-V2, under ``net.``). ``features(x)`` gives what a classifier head sees."""
+
+    def __init__(self, spec: BackboneSpec, net: nn.Module):
+        super().__init__()
+        self.spec = spec
+        self.adapter = InputAdapter(spec.image_shape, spec.input_size, spec.net_channels, spec.fit)
+        self.net = net
+
+    @property
+    def n_features(self) -> int:
+        return self.net.last_channel
+
+    def features(self, x: Tensor) -> Tensor:
+        x = self.adapter(x)
+        if self.spec.arch == "lenet":
+            return self.net.forward_features(x)
+        return pooled_features(self.net, x)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.net(self.adapter(x))
+
+    def checksum(self) -> str:
+        """A hash of the spec and every tensor of the state (weights, steps, BatchNorm statistics)."""
+        h = hashlib.blake2b(digest_size=16)
+        h.update(json.dumps(self.spec.identity(), sort_keys=True).encode())
+        for k, v in sorted(self.state_dict().items()):
+            t = v.detach().cpu().contiguous()
+            h.update(f"{k}:{t.dtype}:{tuple(t.shape)}".encode())
+            h.update(t.numpy().tobytes() if t.dtype != torch.bfloat16 else t.float().numpy().tobytes())
+        return h.hexdigest()
+
+    def freeze(self) -> "Backbone":
+        """Evaluation mode (BatchNorm statistics fixed) and no gradients: a frozen feature extractor."""
+        self.eval()
+        for p in self.parameters():
+            p.requires_grad_(False)
+        return self
+
+
+def build_backbone(spec: BackboneSpec, weights: str | os.PathLike | None = None, quantize: bool = True) -> Backbone:
+    """A fresh backbone (random init, nothing downloaded); ``weights``: a float state_dict file in the
+    network's key layout (torchvision's for MobileNet-V2) loaded before the weights are quantised."""
+    if spec.arch == "mobilenet_v2":
+        if spec.implementation == "torchvision" and not torchvision_available():
+            raise ConfigError("implementation", "torchvision", reason="torchvision does not import here; use 'auto' or 'ferristor'")
+        net = mobilenet_v2(spec.num_classes, spec.width, spec.net_channels,
+                           prefer_torchvision=spec.implementation != "ferristor")
+    else:
+        net = LeNet(spec.num_classes, spec.net_channels, spec.input_size, spec.width)
+    if weights is not None:
+        load_weights_file(net, weights)
+    model = Backbone(spec, net)
+    if quantize and spec.bits:
+        quantize_weights_(model.net, spec.bits)
+    return model
+
+
+def _read_state_dict(path: str | os.PathLike) -> dict:
+    path = Path(path)
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise DataError(f"weights file {path} does not exist") from None
+    except Exception as e:
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0][:160]
+        raise DataError(f"weights file {path} cannot be read as a torch state_dict ({type(e).__name__}: {first})") from None
+    for key in ("state_dict", "model"):
+        if isinstance(obj, dict) and isinstance(obj.get(key), dict):
+            obj = obj[key]
+    if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise DataError(f"weights file {path} holds no state_dict (a dict of tensors)")
+    prefix = "module."  # saved from DataParallel / DistributedDataParallel
+    return {(k[len(prefix):] if k.startswith(prefix) else k): v for k, v in obj.items()}
+
+
+def load_weights_file(net: nn.Module, path: str | os.PathLike) -> dict:
+    """Load a float state_dict file (e.g. ``torch.save(torchvision.models.mobilenet_v2(...).state_dict(), f)``)
+    into ``net``. A classifier of another size (ImageNet's 1000 classes) is left as initialised — the
+    head is retrained anyway; any other missing, unexpected or mis-shaped key is refused, naming it.
+    Returns {'loaded': n, 'kept_classifier': [keys]}."""
+    state = _read_state_dict(path)
+    own = net.state_dict()
+    kept, problems = [], []
+    for k, v in own.items():
+        if k not in state:
+            if not k.endswith("num_batches_tracked"):
+                problems.append(f"{k} missing")
+        elif tuple(state[k].shape) != tuple(v.shape):
+            if k.startswith("classifier."):
+                kept.append(k)
+            else:
+                problems.append(f"{k} has shape {tuple(state[k].shape)}, expected {tuple(v.shape)}")
+    problems += [f"{k} unexpected" for k in state if k not in own]
+    if problems:
+        more = f" (and {len(problems) - 4} more)" if len(problems) > 4 else ""
+        raise ConfigError("weights", str(path), reason="does not fit this backbone (another architecture, width or "
+                          "number of input channels?): " + "; ".join(problems[:4]) + more)
+    load = {k: v for k, v in state.items() if k not in kept}
+    net.load_state_dict(load, strict=False)
+    return {"loaded": len(load), "kept_classifier": kept}
+
+
+def save_backbone(model: Backbone, path: str | os.PathLike, extra: dict | None = None) -> Path:
+    """Write the backbone (spec, state, checksum, ``extra``) atomically."""
+    payload = {"format": FORMAT, "spec": model.spec.identity(), "state_dict": model.state_dict(),
+               "checksum": model.checksum(), "extra": json.loads(json.dumps(extra or {}, default=str))}
+    with atomic_write(path) as f:
+        torch.save(payload, f)
+    return Path(path)
+
+
+def load_backbone(path: str | os.PathLike) -> Backbone:
+    """A backbone saved by :func:`save_backbone`, checked against its recorded checksum."""
+    path = Path(path)
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise DataError(f"backbone file {path} does not exist") from None
+    except Exception as e:
+        raise DataError(f"backbone file {path} cannot be read ({type(e).__name__}); is it truncated?") from None
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise DataError(f"{path} is not a ferristor backbone file (pretrain writes them; a bare state_dict "
+                        f"goes to --weights)")
+    spec = BackboneSpec.from_dict(payload["spec"])
+    model = build_backbone(spec)
+    model.load_state_dict(payload["state_dict"])
+    if model.checksum() != payload["checksum"]:
+        raise DataError(f"backbone file {path} does not match its checksum; it is corrupt")
+    return model

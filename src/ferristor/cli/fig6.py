@@ -1,0 +1,96 @@
+"""``ferristor fig6``: the paper's Fig. 6 in kind — transfer learning with a frozen 4-bit backbone and
+five classifier heads (FP and 4-bit offline, HM online with and without variability, FP online).
+
+``reproduce fig6`` is this command: :func:`run_fig6` is the hook a ``reproduce`` front end calls."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from .common import FiniteFloat, NonEmptyPath, names_options
+from .pretrain import backbone_options
+
+
+def _csv(text: str | None) -> list[str] | None:
+    return [t.strip() for t in text.split(",") if t.strip()] if text else None
+
+
+def _lsb_grid(text: str) -> tuple[float, ...]:
+    from ..errors import ConfigError
+    out = []
+    for t in text.split(","):
+        t = t.strip()
+        try:
+            out.append(2.0 ** float(t[2:]) if t.startswith("2^") else float(t))
+        except ValueError:
+            raise ConfigError("lsb_grid", text, "comma-separated LSB values, e.g. 2^-8,2^-10,2^-12") from None
+    return tuple(out)
+
+
+def fig6_options(f):
+    for opt in reversed([
+        click.option("--pairs", default=None,
+                     help="comma-separated SOURCE->TARGET pairs [default: mnist->fashion-mnist, fashion-mnist->mnist, "
+                          "fashion-mnist[0-4]->fashion-mnist[5-9]]; images: mnist, fashion-mnist, class subsets, folder:PATH"),
+        click.option("--pretrain-epochs", type=FiniteFloat(0, 1000, min_open=True), default=2.0, show_default=True),
+        click.option("--per-class", type=click.IntRange(min=2), default=1000, show_default=True,
+                     help="target images per class in the pool, before flips (a multiple of --folds)"),
+        click.option("--folds", type=click.IntRange(3, 100), default=10, show_default=True,
+                     help="cross-validation folds = runs (the paper: 10)"),
+        click.option("--heads", default=None, help="comma-separated subset of fp-offline, lsq-offline, hm-var, hm, fp-online"),
+        click.option("--online-epochs", type=click.IntRange(min=1), default=3, show_default=True),
+        click.option("--decay-epoch", type=click.IntRange(min=0), default=2, show_default=True,
+                     help="the online lr is multiplied by 0.1 from this epoch on (0-based)"),
+        click.option("--offline-epochs", type=click.IntRange(min=1), default=150, show_default=True,
+                     help="most epochs of an offline head (the number is chosen per run on its training folds)"),
+        click.option("--lsb-grid", default="2^-8,2^-10,2^-12", show_default=True,
+                     help="candidate weight scales (hidden LSB) of the online heads, chosen per run on its training folds"),
+        click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True),
+        click.option("--out", type=NonEmptyPath(file_okay=False), default="runs/fig6", show_default=True,
+                     help="folder: backbones/, features/, pairs/, fig6.json, fig6.txt, fig6.png (a rerun skips finished pairs)"),
+        click.option("--fresh", is_flag=True, help="discard the finished pairs in --out (pretraining and features stay cached)"),
+    ]):
+        f = opt(f)
+    return f
+
+
+def run_fig6(*, pairs=None, pretrain_epochs=2.0, per_class=1000, folds=10, heads=None, online_epochs=3, decay_epoch=2,
+             offline_epochs=150, lsb_grid="2^-8,2^-10,2^-12", seed=0, out="runs/fig6", fresh=False, arch=None, width=None,
+             input_size=None, fit="pad", bits=4, batch=128, lr=1e-4, weight_decay=1e-5, train_limit=0, weights=None,
+             threads=1, data_dir=None, progress=True) -> dict:
+    """The command's body, callable from another front end (``reproduce fig6``) with the same options."""
+    from ..experiments.fit import set_threads
+    from ..transfer_learning.fig6 import PAIRS, Fig6Config, format_table, reproduce_fig6
+    from ..transfer_learning.heads import OnlineConfig
+    from ..transfer_learning.pretrain import PretrainConfig
+    from ..transfer_learning.protocol import HEADS, ProtocolConfig
+
+    from .pretrain import arch_defaults
+
+    set_threads(threads)
+    arch = arch or "lenet"
+    width, input_size = arch_defaults(arch, width, input_size)
+    pretrain = PretrainConfig(arch=arch, width=width, input_size=input_size, fit=fit, bits=bits,
+                              epochs=pretrain_epochs, batch=batch, lr=lr, weight_decay=weight_decay, seed=seed,
+                              train_limit=train_limit, weights=weights)
+    protocol = ProtocolConfig(folds=folds, seed=seed, offline_epochs=offline_epochs, lsb_grid=_lsb_grid(lsb_grid),
+                              online=OnlineConfig(epochs=online_epochs, decay_epoch=decay_epoch),
+                              heads=tuple(_csv(heads) or HEADS))
+    cfg = Fig6Config(pairs=tuple(_csv(pairs) or PAIRS), pretrain=pretrain, protocol=protocol, per_class=per_class)
+    results = reproduce_fig6(cfg, out, data_dir=data_dir, progress=progress, fresh=fresh, log=click.echo)
+    click.echo(format_table(results))
+    click.echo(f"results: {Path(out) / 'fig6.json'}, table: {Path(out) / 'fig6.txt'}, plot: {Path(out) / 'fig6.png'}")
+    return results
+
+
+@click.command("fig6")
+@fig6_options
+@backbone_options
+@names_options(out_dir="out", per_class="per_class")
+def fig6_command(**options):
+    """Transfer learning on the chip (the paper's Fig. 6, in kind): pretrain a 4-bit backbone, freeze it,
+    train classifier heads with tenfold CV; prints the table next to the paper's gaps and writes a plot.
+
+    The default backbone is the quick LeNet-style CNN; --arch mobilenet_v2 is the paper's."""
+    run_fig6(**options)

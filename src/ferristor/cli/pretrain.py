@@ -1,0 +1,83 @@
+"""``ferristor pretrain``: a 4-bit (LSQ) backbone for transfer learning, pretrained on a source task."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from .common import FiniteFloat, NonEmptyPath, cpu_count, names_options
+
+ARCH_CHOICES = ("mobilenet_v2", "lenet")
+
+
+def arch_defaults(arch: str, width: float | None, input_size: int | None) -> tuple[float, int]:
+    """Width and input size where not given: MobileNet-V2 0.5 and 32 (the issue's), LeNet 1 and 28."""
+    if arch == "mobilenet_v2":
+        return (0.5 if width is None else width), (32 if input_size is None else input_size)
+    return (1.0 if width is None else width), (28 if input_size is None else input_size)
+
+
+def backbone_options(f):
+    """Options shared by ``pretrain`` and ``fig6``."""
+    for opt in reversed([
+        click.option("--arch", type=click.Choice(ARCH_CHOICES), default=None,
+                     help="backbone: MobileNet-V2 (torchvision's architecture, the paper's) or a LeNet-style CNN (quick)"),
+        click.option("--width", type=FiniteFloat(0, 4, min_open=True), default=None,
+                     help="width multiplier: MobileNet-V2's width_mult [default 0.5], LeNet's channels [default 1]"),
+        click.option("--input-size", type=click.IntRange(8, 1024), default=None,
+                     help="side of the network's input [default: 32 for MobileNet-V2, 28 for LeNet]; smaller images "
+                          "are padded with the background (--fit)"),
+        click.option("--fit", type=click.Choice(["pad", "resize"]), default="pad", show_default=True,
+                     help="how images meet --input-size"),
+        click.option("--bits", type=click.IntRange(0, 16), default=4, show_default=True,
+                     help="LSQ bits of every weight (0: float; the paper: 4)"),
+        click.option("--batch", type=click.IntRange(min=1), default=128, show_default=True, help="pretraining batch"),
+        click.option("--lr", type=FiniteFloat(0, min_open=True), default=1e-4, show_default=True, help="Adam's lr (the paper's)"),
+        click.option("--weight-decay", type=FiniteFloat(0), default=1e-5, show_default=True, help="Adam's weight decay (the paper's)"),
+        click.option("--train-limit", type=click.IntRange(min=0), default=0, show_default=True,
+                     help="pretrain on the first N images (0: all)"),
+        click.option("--weights", type=NonEmptyPath(dir_okay=False), default=None,
+                     help="a float state_dict file to start from (torchvision's MobileNet-V2 key layout)"),
+        click.option("--threads", type=click.IntRange(1, cpu_count()), default=1, show_default=True, help="CPU threads"),
+        click.option("--data-dir", type=NonEmptyPath(file_okay=False), default=None, envvar="FERRISTOR_DATA",
+                     help="data root holding mnist/, fashion-mnist/ [env FERRISTOR_DATA]"),
+        click.option("--progress/--no-progress", default=True, help="show progress bars"),
+    ]):
+        f = opt(f)
+    return f
+
+
+@click.command("pretrain")
+@click.option("--dataset", default="fashion-mnist", show_default=True,
+              help="source: mnist, fashion-mnist, a class subset such as 'fashion-mnist[0-4]', or folder:PATH")
+@click.option("--epochs", type=FiniteFloat(0, 1000, min_open=True), default=1.0, show_default=True,
+              help="epochs (a fraction runs part of one)")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
+@click.option("--test-limit", type=click.IntRange(min=0), default=0, show_default=True, help="test on the first N (0: all)")
+@click.option("--out", type=NonEmptyPath(file_okay=False), default="runs/pretrain", show_default=True,
+              help="folder for checkpoint.pt, backbone.pt, pretrain.json (a rerun resumes; one run at a time)")
+@click.option("--fresh", is_flag=True, help="discard what --out holds and start over")
+@backbone_options
+@names_options(out_dir="out")
+def pretrain_command(dataset, epochs, seed, test_limit, out, fresh, arch, width, input_size, fit, bits, batch, lr,
+                     weight_decay, train_limit, weights, threads, data_dir, progress):
+    """Pretrain a backbone with 4-bit LSQ weights (Adam lr 1e-4, weight decay 1e-5) for transfer learning (Fig. 6)."""
+    from ..experiments.fit import set_threads
+    from ..transfer_learning.pretrain import PretrainConfig, pretrain
+
+    set_threads(threads)
+    arch = arch or "mobilenet_v2"
+    width, input_size = arch_defaults(arch, width, input_size)
+    cfg = PretrainConfig(arch=arch, dataset=dataset, width=width, input_size=input_size, bits=bits,
+                         fit=fit, epochs=epochs, batch=batch, lr=lr, weight_decay=weight_decay, seed=seed,
+                         train_limit=train_limit, test_limit=test_limit, weights=weights)
+    res = pretrain(cfg, out, data_dir=data_dir, progress=progress, fresh=fresh)
+    for h in res.results["history"]:
+        acc = h.get("test_accuracy")
+        click.echo(f"epoch {h['epoch']:.2f}: loss {h['train_loss']:.4f}, "
+                   f"test {'—' if acc is None else f'{100 * acc:.2f} %'}, {h['wall_seconds']:.1f} s on {h['threads']} thread(s)")
+    used = res.results["levels_used"]
+    if used:
+        click.echo(f"LSQ {bits}-bit levels used per layer: min {min(used.values())}, max {max(used.values())} of {2 ** bits}")
+    click.echo(f"backbone: {Path(out) / 'backbone.pt'} (checksum {res.results['backbone_checksum'][:12]}, "
+               f"{res.results['implementation']})")

@@ -1,0 +1,181 @@
+"""Fig. 6 in kind: pretrain a 4-bit backbone on a source task, freeze it, train five classifier heads on
+a target task with the paper's protocol, compare the gaps with the paper's.
+
+The paper's pairs (CIFAR-100 → CIFAR-10, ImageNet → Pets/Flowers/Birds/Cars) cannot be fetched here;
+the figure is reproduced in kind on MNIST/Fashion-MNIST (``PAIRS``), with the backbone pretrained on
+the CPU. Any pair of image sets works (``SOURCE->TARGET``, names as ``images.resolve`` reads them).
+
+Folder ``out``: ``backbones/<source>-<arch>/`` (pretraining, cached and resumable), ``features/``
+(the feature cache), ``pairs/<pair>.json`` (one file per finished pair: a rerun skips it),
+``fig6.json``, ``fig6.png`` and ``fig6.txt`` (the table).
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..errors import ConfigError
+from ..experiments import run_folder
+from ..experiments.results import versions, write_json
+from .features import cached_features
+from .folds import balanced_pool
+from .images import ImageSet, resolve
+from .ledger import format_summary
+from .paper import FIG6_TEXT
+from .pretrain import PretrainConfig, pretrain
+from .protocol import HEADS, ProtocolConfig, run_protocol
+
+PAIRS = ("mnist->fashion-mnist", "fashion-mnist->mnist", "fashion-mnist[0-4]->fashion-mnist[5-9]")
+
+
+def parse_pair(text: str) -> tuple[str, str]:
+    parts = text.split("->")
+    if len(parts) != 2 or not all(p.strip() for p in parts):
+        raise ConfigError("pairs", text, "SOURCE->TARGET, e.g. mnist->fashion-mnist")
+    return parts[0].strip(), parts[1].strip()
+
+
+def slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9.]+", "-", text.replace("->", "-to-")).strip("-")[:80]
+
+
+@dataclass
+class Fig6Config:
+    pairs: tuple[str, ...] = PAIRS
+    pretrain: PretrainConfig = field(default_factory=lambda: PretrainConfig(arch="lenet", epochs=2.0))
+    protocol: ProtocolConfig = field(default_factory=ProtocolConfig)
+    per_class: int | None = 1000  # target images per class in the pool (before flips) [I]: the CPU budget
+
+    def __post_init__(self):
+        for p in self.pairs:
+            parse_pair(p)
+        if self.per_class is not None and (isinstance(self.per_class, bool) or not isinstance(self.per_class, int)
+                                           or self.per_class < self.protocol.folds):
+            raise ConfigError("per_class", self.per_class, f"an integer ≥ the folds ({self.protocol.folds})")
+
+    def pair_identity(self, pair: str) -> dict:
+        source, _ = parse_pair(pair)
+        return {"pair": pair, "pretrain": {**dataclasses.replace(self.pretrain, dataset=source).identity()},
+                "protocol": self.protocol.identity(), "per_class": self.per_class}
+
+
+def target_pool(target: ImageSet, per_class: int | None, folds: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The target's training images, class-balanced (``folds.balanced_pool``); the target's test split
+    is not used (the cross-validation tests on held-out folds)."""
+    idx = torch.from_numpy(balanced_pool(target.y_train, per_class, folds, seed))
+    return target.x_train[idx], target.y_train[idx]
+
+
+def run_pair(pair: str, cfg: Fig6Config, out: Path, data_dir: str | None, progress: bool, log=print,
+             images: dict[str, ImageSet] | None = None) -> dict:
+    """One source→target pair, end to end (pretraining and features from their caches when there)."""
+    source_name, target_name = parse_pair(pair)
+    get = (lambda n: images[n]) if images and all(n in images for n in (source_name, target_name)) else \
+        (lambda n: resolve(n, data_dir))
+    source, target = get(source_name), get(target_name)
+    if source.image_shape != target.image_shape:
+        raise ConfigError("pairs", pair, f"source and target images of one shape ({source.image_shape} vs {target.image_shape})")
+    x, y = target_pool(target, cfg.per_class, cfg.protocol.folds, cfg.protocol.seed)  # refused before any work
+    t0 = time.perf_counter()
+    pcfg = dataclasses.replace(cfg.pretrain, dataset=source_name)
+    pre = pretrain(pcfg, out / "backbones" / slug(f"{source_name}-{pcfg.arch}"), data=source, progress=progress)
+    backbone = pre.backbone.freeze()
+    checksum_before = backbone.checksum()
+    log(f"{pair}: backbone {pcfg.arch} on {source_name}, source test accuracy "
+        f"{100 * (pre.results['final_test_accuracy'] or 0):.2f} %, checksum {checksum_before[:12]}")
+    t1 = time.perf_counter()
+    original, flipped, info = cached_features(backbone, x, out / "features", progress)
+    t_features = time.perf_counter() - t1
+    log(f"  features {tuple(original.shape)} ×2 (flips), cache {'hit' if info['hit'] else 'written'} ({t_features:.0f} s)")
+    res = run_protocol(original, flipped, y, target.n_classes, cfg.protocol, progress, log)
+    if backbone.checksum() != checksum_before:  # the frozen backbone is never touched
+        raise RuntimeError("the frozen backbone changed during head training")
+    pre_hist = pre.results["history"]
+    res.update({"identity": cfg.pair_identity(pair), "source": source_name, "target": target_name,
+                "backbone": {"arch": pcfg.arch, "checksum": checksum_before, "bits": pcfg.bits,
+                             "source_test_accuracy": pre.results["final_test_accuracy"],
+                             "pretrain_epochs": pcfg.epochs, "pretrain_seconds_per_epoch":
+                                 [h["wall_seconds"] for h in pre_hist], "implementation": pre.results["implementation"],
+                             "levels_used": pre.results["levels_used"]},
+                "features": {"cache_hit": info["hit"], "seconds": t_features},
+                "seconds": time.perf_counter() - t0, "versions": versions()})
+    return res
+
+
+def reproduce_fig6(cfg: Fig6Config, out: str | Path, *, data_dir: str | None = None, progress: bool = True,
+                   fresh: bool = False, log=print, images: dict[str, ImageSet] | None = None) -> dict:
+    """Every pair of ``cfg`` (finished pairs in ``out`` are read back, not rerun); writes fig6.json,
+    fig6.txt and, with matplotlib, fig6.png. Returns {pair: result}."""
+    out = Path(out)
+    with run_folder.claim(out, subfolders=("", "pairs", "features")) as folder:
+        if fresh:
+            run_folder.discard(folder, ("pairs",))
+        results = {}
+        for pair in cfg.pairs:
+            path = folder / "pairs" / f"{slug(pair)}.json"
+            ident = json.loads(json.dumps(cfg.pair_identity(pair)))
+            if path.exists():
+                saved = json.loads(path.read_text(encoding="utf-8"))
+                if saved.get("identity") == ident:
+                    log(f"{pair}: done before, read from {path}")
+                    results[pair] = saved
+                    continue
+            results[pair] = run_pair(pair, cfg, folder, data_dir, progress, log, images)
+            write_json(path, results[pair])
+        write_json(folder / "fig6.json", {"config": {"pairs": list(cfg.pairs), "per_class": cfg.per_class},
+                                          "pairs": results})
+        text = format_table(results)
+        with open(folder / "fig6.txt", "w", encoding="utf-8") as f:
+            f.write(text + "\n")
+        try:
+            from .plot import plot_fig6
+            plot_fig6(results, folder / "fig6.png")
+        except ImportError:
+            log("matplotlib is not installed: no plot (pip install 'ferristor[plot]')")
+    return results
+
+
+def gaps(res: dict) -> dict[str, float]:
+    """Differences of mean accuracies (pp) between heads, where both ran."""
+    h = {k: v["mean"] for k, v in res["heads"].items()}
+    pairs = {"fp_off-lsq_off": ("fp-offline", "lsq-offline"), "fp_off-hm_var": ("fp-offline", "hm-var"),
+             "lsq_off-hm_var": ("lsq-offline", "hm-var"), "fp_off-fp_on": ("fp-offline", "fp-online"),
+             "fp_on-hm": ("fp-online", "hm"), "hm-hm_var": ("hm", "hm-var")}
+    return {k: h[a] - h[b] for k, (a, b) in pairs.items() if a in h and b in h}
+
+
+def format_table(results: dict[str, dict]) -> str:
+    heads = [h for h in HEADS if any(h in r["heads"] for r in results.values())]
+    head_row = ["pair"] + heads + ["transfers"]
+    rows = [head_row]
+    for pair, r in results.items():
+        cells = [pair]
+        for h in heads:
+            e = r["heads"].get(h)
+            cells.append(f"{e['mean']:.2f} ± {e['std']:.2f}" if e else "—")
+        led = r["heads"].get("hm-var", {}).get("ledger")
+        cells.append(f"{led['transfers_mean']:,.0f}" if led else "—")
+        rows.append(cells)
+    widths = [max(len(row[i]) for row in rows) for i in range(len(head_row))]
+    lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths))) for row in rows]
+    lines.append("")
+    lines.append("gaps (pp): FP off − 4-bit off | FP off − HM-var | 4-bit off − HM-var || decomposition: "
+                 "FP off − FP online (mini-batch) | FP online − HM (4-bit on-chip) | HM − HM-var (variability)")
+    for pair, r in results.items():
+        g = gaps(r)
+        fmt = lambda k: f"{g[k]:+.2f}" if k in g else "—"  # noqa: E731
+        lines.append(f"  {pair}: {fmt('fp_off-lsq_off')} | {fmt('fp_off-hm_var')} | {fmt('lsq_off-hm_var')} || "
+                     f"{fmt('fp_off-fp_on')} | {fmt('fp_on-hm')} | {fmt('hm-hm_var')}")
+    for pair, r in results.items():
+        led = r["heads"].get("hm-var", {}).get("ledger")
+        if led:
+            lines.append(f"  ledger of the HM-var head, {pair}: {format_summary(led)}")
+    lines.append(FIG6_TEXT)
+    return "\n".join(lines)

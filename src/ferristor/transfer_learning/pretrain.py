@@ -1,0 +1,189 @@
+"""Pretraining a backbone on the source task with 4-bit LSQ weights (quantisation-aware from the
+first step), Adam (lr 1e-4, weight decay 1e-5: the paper's, as issue 9 relays it — digest §6 gives
+only the architecture), checkpoints that resume, a progress bar, wall time per epoch.
+
+Folder ``out``: ``checkpoint.pt`` (model, optimizer, position, RNG state; written every
+``checkpoint_every`` steps and at each epoch's end), ``backbone.pt`` (the finished backbone,
+:func:`ferristor.backbones.save_backbone`) and ``pretrain.json`` (config, per-epoch loss, test
+accuracy and wall time, LSQ levels used). A rerun of a finished configuration returns the saved
+backbone; an interrupted one resumes; another configuration in the folder is refused.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+from ..atomic import atomic_write
+from ..backbones import Backbone, BackboneSpec, build_backbone, load_backbone, save_backbone
+from ..config_base import check_number
+from ..errors import ConfigError, ConfigMismatchError, DataError
+from ..experiments import run_folder
+from ..experiments.results import versions, write_json
+from ..nn.lsq import level_usage
+from .images import ImageSet, resolve
+
+STREAM_ORDER = 7
+BACKBONE_FILE, RESULTS_FILE = "backbone.pt", "pretrain.json"
+
+
+@dataclass
+class PretrainConfig:
+    arch: str = "mobilenet_v2"
+    dataset: str = "fashion-mnist"
+    width: float = 0.5
+    input_size: int = 32
+    bits: int = 4
+    fit: str = "pad"
+    epochs: float = 1.0
+    batch: int = 128
+    lr: float = 1e-4  # Adam [issue 9: the paper's pretraining]
+    weight_decay: float = 1e-5  # [issue 9: the paper's]
+    seed: int = 0
+    train_limit: int = 0  # the first N training samples (0: all), for quick runs
+    test_limit: int = 0
+    weights: str | None = None  # a float state_dict file (torchvision layout) to start from
+    implementation: str = "auto"
+
+    def __post_init__(self):
+        check_number("epochs", self.epochs, lo=0, lo_open=True, hi=1000)
+        check_number("batch", self.batch, lo=1, integer=True)
+        check_number("lr", self.lr, lo=0, lo_open=True)
+        check_number("weight_decay", self.weight_decay, lo=0)
+        check_number("seed", self.seed, lo=0, integer=True)
+        check_number("train_limit", self.train_limit, lo=0, integer=True)
+        check_number("test_limit", self.test_limit, lo=0, integer=True)
+
+    def spec(self, data: ImageSet) -> BackboneSpec:
+        return BackboneSpec(arch=self.arch, num_classes=data.n_classes, image_shape=data.image_shape,
+                            input_size=self.input_size, width=self.width, bits=self.bits, fit=self.fit,
+                            implementation=self.implementation)
+
+    def identity(self) -> dict:
+        d = dataclasses.asdict(self)
+        d.pop("implementation")
+        return d
+
+
+@dataclass
+class PretrainResult:
+    backbone: Backbone
+    results: dict
+    path: Path | None
+
+
+def _limited(data: ImageSet, cfg: PretrainConfig) -> ImageSet:
+    n, m = cfg.train_limit or len(data.x_train), cfg.test_limit or len(data.x_test)
+    return ImageSet(data.name, data.x_train[:n], data.y_train[:n], data.x_test[:m], data.y_test[:m], data.n_classes)
+
+
+@torch.no_grad()
+def accuracy(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, chunk: int = 500) -> float:
+    was = model.training
+    model.eval()
+    correct = sum(int((model(x[i:i + chunk]).argmax(-1) == y[i:i + chunk]).sum()) for i in range(0, len(x), chunk))
+    model.train(was)
+    return correct / max(1, len(x))
+
+
+def pretrain(cfg: PretrainConfig, out: str | Path | None = None, *, data: ImageSet | None = None,
+             data_dir: str | None = None, progress: bool = True, fresh: bool = False,
+             checkpoint_every: int = 100) -> PretrainResult:
+    """Train the backbone of ``cfg`` on its source dataset (or ``data``); see the module doc."""
+    data = _limited(data if data is not None else resolve(cfg.dataset, data_dir), cfg)
+    if len(data.x_train) < cfg.batch:
+        raise ConfigError("batch", cfg.batch, f"at most the {len(data.x_train)} training images")
+    identity = {**cfg.identity(), run_folder.DATA_FINGERPRINT: data.fingerprint()}
+    if out is None:
+        return _train(cfg, data, identity, None, progress, checkpoint_every)
+    with run_folder.claim(out, fresh=fresh, discard_names=(run_folder.CHECKPOINT, BACKBONE_FILE, RESULTS_FILE)) as folder:
+        done = folder / RESULTS_FILE
+        if done.exists() and (folder / BACKBONE_FILE).exists():
+            saved = json.loads(done.read_text(encoding="utf-8"))
+            if saved.get("identity") == json.loads(json.dumps(identity)):
+                return PretrainResult(load_backbone(folder / BACKBONE_FILE), saved, folder)
+            diffs = [(k, saved.get("identity", {}).get(k), v) for k, v in identity.items()
+                     if saved.get("identity", {}).get(k) != v]
+            raise ConfigMismatchError(run_folder.FIELD, str(folder), "a pretrained backbone", diffs, run_folder.FRESH_HINT)
+        return _train(cfg, data, identity, folder, progress, checkpoint_every)
+
+
+def _train(cfg, data, identity, folder, progress, checkpoint_every) -> PretrainResult:
+    torch.manual_seed(cfg.seed)
+    model = build_backbone(cfg.spec(data), weights=cfg.weights)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    n = len(data.x_train)
+    per_epoch = n // cfg.batch
+    total = max(1, round(cfg.epochs * per_epoch))
+    step, history, epoch_time, loss_sum = 0, [], 0.0, 0.0
+    ckpt = folder / run_folder.CHECKPOINT if folder is not None else None
+    if ckpt is not None and ckpt.exists():
+        state = run_folder.load_checkpoint(ckpt)
+        if state["config"] != json.loads(json.dumps(identity)):
+            diffs = [(k, state["config"].get(k), v) for k, v in identity.items() if state["config"].get(k) != v]
+            raise ConfigMismatchError(run_folder.FIELD, str(folder), "a checkpoint", diffs, run_folder.FRESH_HINT)
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        step, history = state["step"], state["history"]
+        epoch_time, loss_sum = float(state["epoch_time"]), float(state["loss_sum"])
+        torch.set_rng_state(state["rng"])
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+        bar = tqdm(total=total, initial=step, unit="batch", dynamic_ncols=True, mininterval=1.0,
+                   desc=f"pretrain {cfg.arch} on {data.name}")
+    model.train()
+    order_epoch, order = -1, None
+    while step < total:
+        epoch, pos = divmod(step, per_epoch)
+        if epoch != order_epoch:
+            order = torch.from_numpy(np.random.default_rng([cfg.seed, STREAM_ORDER, epoch]).permutation(n))
+            order_epoch = epoch
+        t0 = time.perf_counter()
+        idx = order[pos * cfg.batch:(pos + 1) * cfg.batch]
+        loss = F.cross_entropy(model(data.x_train[idx]), data.y_train[idx])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        if not torch.isfinite(loss):
+            raise ConfigError("lr", cfg.lr, f"a smaller value: the loss diverged (step {step})")
+        epoch_time += time.perf_counter() - t0
+        loss_sum += loss.item()
+        step += 1
+        if bar is not None:
+            bar.update(1)
+        end_of_epoch = step % per_epoch == 0 or step == total
+        if end_of_epoch:
+            steps_in = step - (epoch * per_epoch)
+            record = {"epoch": step / per_epoch, "step": step, "train_loss": loss_sum / max(1, steps_in),
+                      "wall_seconds": epoch_time, "threads": torch.get_num_threads()}
+            if len(data.x_test):
+                record["test_accuracy"] = accuracy(model, data.x_test, data.y_test)
+            history.append(record)
+            if bar is not None:
+                bar.set_postfix(acc=f"{100 * record.get('test_accuracy', float('nan')):.2f}%")
+            epoch_time, loss_sum = 0.0, 0.0
+        if ckpt is not None and (end_of_epoch or step % checkpoint_every == 0) and step < total:
+            with atomic_write(ckpt) as f:
+                torch.save({"config": identity, "model": model.state_dict(), "optimizer": opt.state_dict(),
+                            "step": step, "history": history, "train_time": 0.0, "epoch_time": epoch_time,
+                            "loss_sum": loss_sum, "rng": torch.get_rng_state()}, f)
+    if bar is not None:
+        bar.close()
+    model.freeze()
+    usage = level_usage(model)
+    results = {"identity": identity, "config": dataclasses.asdict(cfg), "dataset": data.name,
+               "backbone_checksum": model.checksum(), "implementation": type(model.net).__module__,
+               "history": history, "final_test_accuracy": history[-1].get("test_accuracy"),
+               "levels_used": {k: v["levels_used"] for k, v in usage.items()}, "versions": versions()}
+    if folder is not None:
+        save_backbone(model, folder / BACKBONE_FILE, extra={"pretrain": {k: results[k] for k in ("config", "dataset")}})
+        write_json(folder / RESULTS_FILE, results)
+        (folder / run_folder.CHECKPOINT).unlink(missing_ok=True)
+    return PretrainResult(model, results, folder)

@@ -1,0 +1,140 @@
+"""The head-training protocol of Fig. 6 on cached features: tenfold cross-validation over the target
+pool doubled by horizontal flips (flip pairs in one fold), n = 10 runs, five heads.
+
+Heads (``HEADS``):
+  fp-offline   float32 weights, Adam, batch 128, lr 1e-4 [issue 9: the paper's FP baseline]
+  lsq-offline  4-bit LSQ weights, otherwise as fp-offline [issue 9: the paper's 4-bit baseline]
+  hm-var       on chip: HybridLinear + HybridSGD, p = 1, k = 512, lr 0.1 (digest §6), decay 0.1,
+               transfers with the measured variability (digest §3–4)
+  hm           the same with ideal transfers (control: how much is variability?)
+  fp-online    the same rule on float32 weights, one sample per step (control: how much is the lack
+               of mini-batches?)
+
+Open hyperparameters are chosen **per run on its training folds only** (nested): run f tests on fold
+f; it holds out fold f+1 (mod 10) as validation, trains candidates on the other eight folds, and
+keeps the best — the test fold is never seen. Chosen that way:
+  * offline heads: the number of epochs (the first epoch of best validation accuracy, ≤ ``offline_epochs``);
+  * online heads: ``hidden_lsb``, the real value of one hidden LSB — the weight scale of the grid —
+    from ``lsb_grid``, chosen on hm-var and used by all three online heads (so they differ in storage only).
+Fixed a priori, not tuned (named in ``ProtocolConfig``): online epochs and the decay epoch, the
+feature standardisation, no bias, Adam's weight decay (0), the folds' seed.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field, replace
+
+import numpy as np
+import torch
+
+from ..config_base import check_number
+from ..errors import ConfigError
+from . import folds as fl
+from .heads import OfflineConfig, OnlineConfig, Runs, train_offline, train_online
+from .ledger import summarise
+
+HEADS = ("fp-offline", "lsq-offline", "hm-var", "hm", "fp-online")
+OFFLINE_BITS = {"fp-offline": 0, "lsq-offline": 4}
+ONLINE_MODE = {"hm-var": "hm-var", "hm": "hm", "fp-online": "fp"}
+LSB_GRID = (2.0 ** -8, 2.0 ** -10, 2.0 ** -12)
+
+
+@dataclass
+class ProtocolConfig:
+    folds: int = 10  # [issue 9: the paper's tenfold cross-validation, n = 10]
+    seed: int = 0
+    offline_epochs: int = 150  # the most an offline head may train; chosen per run on its training folds
+    offline_batch: int = 128
+    offline_lr: float = 1e-4
+    online: OnlineConfig = field(default_factory=OnlineConfig)
+    lsb_grid: tuple[float, ...] = LSB_GRID
+    heads: tuple[str, ...] = HEADS
+
+    def __post_init__(self):
+        check_number("folds", self.folds, lo=3, integer=True)
+        check_number("offline_epochs", self.offline_epochs, lo=1, integer=True)
+        bad = [h for h in self.heads if h not in HEADS]
+        if bad or not self.heads:
+            raise ConfigError("heads", ",".join(bad) or "", "a comma-separated subset of " + ", ".join(HEADS))
+        if not self.lsb_grid or any(not (isinstance(v, float) and v > 0) for v in self.lsb_grid):
+            raise ConfigError("lsb_grid", self.lsb_grid, "positive numbers")
+
+    def identity(self) -> dict:
+        d = asdict(self)
+        d["lsb_grid"], d["heads"] = list(self.lsb_grid), list(self.heads)
+        return d
+
+
+def make_runs(pool_folds: np.ndarray, n_folds: int, seed: int, inner: bool) -> Runs:
+    """Outer runs (train on nine folds, test on one) or their inner splits (train on eight, validate on
+    the next fold) — one run per fold, seeded 1000·seed + fold."""
+    trains, evals = [], []
+    for f in range(n_folds):
+        held = [f, fl.inner_validation_fold(f, n_folds)] if inner else [f]
+        train, _ = fl.split(pool_folds, held)
+        trains.append(train)
+        evals.append(fl.split(pool_folds, held[-1])[1])
+    return Runs([1000 * seed + f for f in range(n_folds)], np.stack(trains), {"val" if inner else "test": np.stack(evals)})
+
+
+def _stats(acc) -> dict:
+    a = 100 * np.asarray(acc, dtype=float)
+    return {"accuracy": a.tolist(), "mean": float(a.mean()), "std": float(a.std(ddof=1)) if len(a) > 1 else 0.0}
+
+
+def run_protocol(original: torch.Tensor, flipped: torch.Tensor, y: torch.Tensor, n_classes: int,
+                 cfg: ProtocolConfig, progress: bool = False, log=print) -> dict:
+    """All heads of ``cfg`` on the pool (features of the originals, of their flips, labels)."""
+    features = torch.cat([original, flipped]).float()
+    labels = torch.cat([y, y]).long()
+    pool_folds = fl.with_flips(fl.assign_folds(y.numpy(), cfg.folds, cfg.seed))
+    sizes = np.bincount(pool_folds)
+    if len(set(sizes.tolist())) != 1:
+        raise ConfigError("pool", sizes.tolist(), "folds of one size (class counts divisible by the folds)")
+    outer = make_runs(pool_folds, cfg.folds, cfg.seed, inner=False)
+    inner = make_runs(pool_folds, cfg.folds, cfg.seed, inner=True)
+    out: dict = {"pool": {"originals": len(y), "rows": len(labels), "features": features.shape[1],
+                          "train_rows_per_run": outer.train.shape[1], "test_rows_per_run": outer.evals["test"].shape[1]},
+                 "heads": {}}
+
+    for head in [h for h in cfg.heads if h in OFFLINE_BITS]:
+        t0 = time.perf_counter()
+        ocfg = OfflineConfig(bits=OFFLINE_BITS[head], lr=cfg.offline_lr, batch=cfg.offline_batch, epochs=cfg.offline_epochs)
+        val = train_offline(features, labels, inner, ocfg, n_classes, progress, f"{head} (choosing epochs)")["history"]["val"]
+        chosen = val.argmax(1) + 1  # first epoch of best validation accuracy, per run
+        test = train_offline(features, labels, outer, replace(ocfg, epochs=int(chosen.max())), n_classes, progress,
+                             head)["history"]["test"]
+        acc = test[np.arange(cfg.folds), chosen - 1]
+        out["heads"][head] = {**_stats(acc), "epochs": chosen.tolist(), "val_best": (100 * val.max(1)).tolist(),
+                              "seconds": time.perf_counter() - t0}
+        log(f"  {head}: {out['heads'][head]['mean']:.2f} ± {out['heads'][head]['std']:.2f} % "
+            f"(epochs chosen {sorted(set(chosen.tolist()))}, {out['heads'][head]['seconds']:.0f} s)")
+
+    online_heads = [h for h in cfg.heads if h in ONLINE_MODE]
+    if online_heads:
+        t0 = time.perf_counter()
+        val = np.stack([train_online(features, labels, inner, replace(cfg.online, mode="hm-var", hidden_lsb=lsb), n_classes,
+                                     progress, f"hm-var lsb 2^{np.log2(lsb):.0f} (choosing)")["history"]["val"][:, -1]
+                        for lsb in cfg.lsb_grid], axis=1)  # (runs, candidates)
+        chosen = [cfg.lsb_grid[j] for j in val.argmax(1)]
+        out["lsb_choice"] = {"grid": list(cfg.lsb_grid), "val_accuracy": (100 * val).tolist(), "chosen": chosen,
+                             "seconds": time.perf_counter() - t0}
+        log(f"  hidden_lsb chosen per run: {[f'2^{np.log2(c):.0f}' for c in chosen]} ({time.perf_counter() - t0:.0f} s)")
+        for head in online_heads:
+            t0 = time.perf_counter()
+            acc, transfers, reports = np.zeros(cfg.folds), np.zeros(cfg.folds, np.int64), [None] * cfg.folds
+            for lsb in sorted(set(chosen)):
+                which = [r for r in range(cfg.folds) if chosen[r] == lsb]
+                res = train_online(features, labels, outer.select(which),
+                                   replace(cfg.online, mode=ONLINE_MODE[head], hidden_lsb=lsb), n_classes, progress, head)
+                acc[which] = res["history"]["test"][:, -1]
+                transfers[which] = res["transfers"]
+                for i, r in enumerate(which):
+                    reports[r] = res["ledger"][i] if res["ledger"] else None
+            entry = {**_stats(acc), "hidden_lsb": chosen, "transfers": transfers.tolist(),
+                     "seconds": time.perf_counter() - t0}
+            if reports[0] is not None:
+                entry["ledger"] = summarise(reports)
+            out["heads"][head] = entry
+            log(f"  {head}: {entry['mean']:.2f} ± {entry['std']:.2f} % ({entry['seconds']:.0f} s)")
+    return out

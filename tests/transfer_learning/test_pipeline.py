@@ -1,0 +1,146 @@
+"""The transfer-learning pipeline: frozen backbone, feature cache, heads, pretraining resume, and a
+tiny end-to-end ``ferristor fig6`` (the command ``reproduce fig6`` runs) on image folders."""
+import json
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+from ferristor.backbones import BackboneSpec, build_backbone
+from ferristor.cli.main import cli
+from ferristor.transfer_learning import folds as fl
+from ferristor.transfer_learning import pretrain as pt
+from ferristor.transfer_learning.features import cached_features
+from ferristor.transfer_learning.heads import OfflineConfig, OnlineConfig, Runs, train_offline, train_online
+from ferristor.transfer_learning.protocol import ProtocolConfig, run_protocol
+
+from .conftest import synthetic, write_folder
+
+
+def _state(model):
+    return {k: v.clone() for k, v in model.state_dict().items()}
+
+
+def test_frozen_backbone_stays_bit_identical_through_feature_extraction_and_head_training(source_images, target_images):
+    # MobileNet-V2 has BatchNorm: extraction in training mode would move its running statistics
+    cfg = pt.PretrainConfig(arch="mobilenet_v2", width=0.25, input_size=32, epochs=0.3, batch=16,
+                            implementation="ferristor")
+    backbone = pt.pretrain(cfg, data=source_images, progress=False).backbone.freeze()
+    before, checksum = _state(backbone), backbone.checksum()
+    original, flipped, _ = cached_features(backbone, target_images.x_train[:90], None)
+    y = target_images.y_train[:90]
+    keep = torch.from_numpy(fl.balanced_pool(y, None, 3, 0))
+    proto = ProtocolConfig(folds=3, offline_epochs=2, lsb_grid=(2.0 ** -9,),
+                           online=OnlineConfig(epochs=1, decay_epoch=1))
+    res = run_protocol(original[keep], flipped[keep], y[keep], 3, proto)
+    assert set(res["heads"]) == {"fp-offline", "lsq-offline", "hm-var", "hm", "fp-online"}
+    after = backbone.state_dict()
+    assert before.keys() == after.keys()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    assert backbone.checksum() == checksum
+    assert not any(p.requires_grad for p in backbone.parameters()) and not backbone.training
+
+
+def test_feature_cache_hits_and_invalidates_when_the_backbone_or_images_change(tmp_path, target_images):
+    torch.manual_seed(0)
+    backbone = build_backbone(BackboneSpec(arch="mobilenet_v2", width=0.25, image_shape=(1, 12, 12),
+                                           implementation="ferristor")).freeze()
+    x = target_images.x_train[:20]
+    f1, g1, info1 = cached_features(backbone, x, tmp_path)
+    f2, g2, info2 = cached_features(backbone, x, tmp_path)
+    assert not info1["hit"] and info2["hit"] and info1["key"] == info2["key"]
+    assert torch.equal(f1, f2) and torch.equal(g1, g2) and not torch.equal(f1, g1)
+    # a changed weight, a changed BatchNorm statistic, changed images: another key, recomputed
+    with torch.no_grad():
+        backbone.net.features[0][0].weight[0, 0, 0, 0] += 0.5
+    f3, _, info3 = cached_features(backbone, x, tmp_path)
+    assert not info3["hit"] and info3["key"] != info1["key"] and not torch.equal(f3, f1)
+    with torch.no_grad():
+        backbone.net.features[0][1].running_mean[0] += 1.0
+    _, _, info4 = cached_features(backbone, x, tmp_path)
+    assert not info4["hit"] and info4["key"] != info3["key"]
+    _, _, info5 = cached_features(backbone, x[:10], tmp_path)
+    assert not info5["hit"] and info5["key"] != info4["key"]
+    # a truncated cache file is recomputed, not trusted
+    path = tmp_path / f"features-{info5['key']}.pt"
+    path.write_bytes(path.read_bytes()[:50])
+    _, _, info6 = cached_features(backbone, x[:10], tmp_path)
+    assert not info6["hit"]
+
+
+def _toy_features(n_per_class=30, classes=3, d=8, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    y = torch.arange(n_per_class * classes) % classes
+    centers = torch.randn(classes, d, generator=g) * 2
+    f = centers[y] + torch.randn(len(y), d, generator=g)
+    flip = centers[y] + torch.randn(len(y), d, generator=g)
+    return torch.cat([f, flip]), torch.cat([y, y]), y
+
+
+def test_runs_side_by_side_equal_each_run_alone():
+    features, labels, y = _toy_features()
+    pool = fl.with_flips(fl.assign_folds(y.numpy(), 3, 0))
+    trains, tests = zip(*(fl.split(pool, f) for f in range(3)))
+    runs = Runs([5, 6, 7], np.stack(trains), {"test": np.stack(tests)})
+    for bits in (0, 4):
+        both = train_offline(features, labels, runs, OfflineConfig(bits=bits, epochs=3, batch=16), 3)["model"]
+        alone = train_offline(features, labels, runs.select([1]), OfflineConfig(bits=bits, epochs=3, batch=16), 3)["model"]
+        assert torch.equal(both.weight[1], alone.weight[0])
+    cfg = OnlineConfig(mode="hm-var", epochs=2, decay_epoch=1, k=16, hidden_lsb=2.0 ** -9)
+    both = train_online(features, labels, runs, cfg, 3)
+    alone = train_online(features, labels, runs.select([2]), cfg, 3)
+    assert torch.equal(both["model"].weight_hidden[2], alone["model"].weight_hidden[0])
+    # p = 1, a transfer every k inputs: ⌊epochs · n / k⌋ per run
+    assert both["transfers"] == [2 * runs.train.shape[1] // 16] * 3
+    assert both["ledger"][0]["network"]["transfers"] == both["transfers"][0]
+
+
+def test_pretraining_resumes_after_an_interruption(tmp_path, source_images, monkeypatch):
+    cfg = pt.PretrainConfig(arch="lenet", input_size=12, epochs=1.0, batch=16)
+    whole = pt.pretrain(cfg, tmp_path / "a", data=source_images, progress=False, checkpoint_every=3)
+    calls = {"n": 0}
+    real = pt.F.cross_entropy
+
+    def failing(*a, **k):
+        calls["n"] += 1
+        if calls["n"] == 8:
+            raise KeyboardInterrupt
+        return real(*a, **k)
+    monkeypatch.setattr(pt.F, "cross_entropy", failing)
+    with pytest.raises(KeyboardInterrupt):
+        pt.pretrain(cfg, tmp_path / "b", data=source_images, progress=False, checkpoint_every=3)
+    assert (tmp_path / "b" / "checkpoint.pt").exists() and not (tmp_path / "b" / "backbone.pt").exists()
+    monkeypatch.setattr(pt.F, "cross_entropy", real)
+    resumed = pt.pretrain(cfg, tmp_path / "b", data=source_images, progress=False, checkpoint_every=3)
+    assert resumed.backbone.checksum() == whole.backbone.checksum()
+    assert [h["train_loss"] for h in resumed.results["history"]] == [h["train_loss"] for h in whole.results["history"]]
+    again = pt.pretrain(cfg, tmp_path / "b", data=source_images, progress=False)  # finished: read back
+    assert again.backbone.checksum() == whole.backbone.checksum()
+    with pytest.raises(Exception, match="another configuration"):
+        pt.pretrain(pt.PretrainConfig(arch="lenet", input_size=12, epochs=2.0, batch=16), tmp_path / "b",
+                    data=source_images, progress=False)
+
+
+def test_fig6_end_to_end_at_minimal_scale_on_image_folders(tmp_path):
+    """`ferristor fig6` (what `reproduce fig6` runs): pretraining, features, five heads, table, plot."""
+    write_folder(synthetic(40, 4, seed=1), tmp_path / "src")
+    write_folder(synthetic(30, 3, seed=2, shift=5), tmp_path / "tgt", split_test=False)
+    pair = f"folder:{tmp_path / 'src'}->folder:{tmp_path / 'tgt'}"
+    args = ["fig6", "--pairs", pair, "--arch", "lenet", "--input-size", "12", "--pretrain-epochs", "1", "--batch", "16",
+            "--per-class", "21", "--folds", "3", "--online-epochs", "1", "--decay-epoch", "1", "--offline-epochs", "2",
+            "--lsb-grid", "2^-9,2^-11", "--out", str(tmp_path / "out"), "--no-progress"]
+    r = CliRunner().invoke(cli, args)
+    assert r.exit_code == 0, r.output
+    assert "fp-offline" in r.output and "hm-var" in r.output and "paper (digest §6)" in r.output
+    out = tmp_path / "out"
+    res = json.loads((out / "fig6.json").read_text())["pairs"][pair]
+    assert set(res["heads"]) == {"fp-offline", "lsq-offline", "hm-var", "hm", "fp-online"}
+    assert all(len(h["accuracy"]) == 3 for h in res["heads"].values())
+    assert res["heads"]["hm-var"]["ledger"]["transfers_mean"] == res["pool"]["train_rows_per_run"] // 512
+    assert res["pool"]["rows"] == 2 * 63  # originals and their flips
+    assert (out / "fig6.png").stat().st_size > 0 and (out / "fig6.txt").exists()
+    again = CliRunner().invoke(cli, args)  # finished pairs are read back
+    assert again.exit_code == 0 and "done before" in again.output
+    bad = CliRunner().invoke(cli, args[:2] + ["nonsense"] + args[3:])
+    assert bad.exit_code == 2 and "SOURCE->TARGET" in bad.stderr
