@@ -1,4 +1,5 @@
 """A tiny end-to-end `reproduce`: runs, writes plots and tables, and a rerun skips finished points."""
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
@@ -14,7 +15,7 @@ def test_tiny_fig5f_and_resume(mnist_data_dir, tmp_path, monkeypatch):
             *data, "--out", str(tmp_path), "--no-progress"]
     r = CliRunner().invoke(cli, args)
     assert r.exit_code == 0, r.output
-    assert "(paper 98.1)" in r.output and (tmp_path / "fig5f" / "fig5f.png").stat().st_size > 1000
+    assert "(paper 98.1, Δ" in r.output and (tmp_path / "fig5f" / "fig5f.png").stat().st_size > 1000
     assert _done(tmp_path / "fig5f") == 3
     calls = []
     import ferristor.sweeps.executors as executors
@@ -106,3 +107,24 @@ def test_cli_lists_the_presets():
     r = CliRunner().invoke(cli, ["reproduce", "--list-presets"])
     assert r.exit_code == 0, r.output
     assert "paper (default)" in r.output and "hybrid.rounding = nearest" in r.output
+
+
+def test_agreement_is_within_half_a_point_or_two_standard_errors():
+    # mean 96.0, std 1.0 over 4 seeds → s.e.m. 0.5: agrees up to |Δ| = 1.0 (2 s.e.), not beyond
+    acc = [95.0, 96.0, 96.0, 97.0]
+    sem = np.std(acc, ddof=1) / 2
+    assert rp.agreement(acc, 96.0 + 2 * sem - 1e-6)["agrees"]
+    assert not rp.agreement(acc, 96.0 + 2 * sem + 1e-3)["agrees"]
+    tight = [96.0, 96.0, 96.0]  # s.e.m. 0: only the 0.5 pp band
+    assert rp.agreement(tight, 96.5)["agrees"] and not rp.agreement(tight, 96.51)["agrees"]
+    a = rp.agreement(acc, 95.0)
+    assert a["delta"] == pytest.approx(1.0) and a["sem"] == pytest.approx(sem)
+
+
+def test_fig5f_table_marks_each_cell():
+    ref = rp.pv.FIG5F["mnist-online"]
+    table = {"mnist-online": {"fp": [ref["fp"]] * 3, "hm": [ref["hm"] + 0.3] * 3, "hm-var": [ref["hm-var"] + 2.0] * 3}}
+    text = rp.fig5f_table(table)
+    row = next(line for line in text.splitlines() if line.startswith("| MNIST"))
+    assert row.count("✓") == 2 and row.count("✗") == 1
+    assert "Δ +0.30" in row and "Δ +2.00" in row
