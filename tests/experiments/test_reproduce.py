@@ -128,3 +128,14 @@ def test_fig5f_table_marks_each_cell():
     row = next(line for line in text.splitlines() if line.startswith("| MNIST"))
     assert row.count("✓") == 2 and row.count("✗") == 1
     assert "Δ +0.30" in row and "Δ +2.00" in row
+
+
+def test_reproduce_fig6_is_the_fig6_command(monkeypatch, tmp_path):
+    import ferristor.cli.fig6 as fig6
+    seen = {}
+    monkeypatch.setattr(fig6, "run_fig6", lambda **kw: seen.update(kw))
+    r = CliRunner().invoke(cli, ["reproduce", "fig6", "--epoch-scale", "0.5", "--out", str(tmp_path), "--no-progress"])
+    assert r.exit_code == 0, r.output
+    assert seen["out"] == str(tmp_path / "fig6") and seen["pretrain_epochs"] == 1.0 and seen["progress"] is False
+    r = CliRunner().invoke(cli, ["reproduce", "fig6", "--seeds", "0-2", "--out", str(tmp_path)])
+    assert r.exit_code != 0 and "--seeds does not apply to fig6" in r.output

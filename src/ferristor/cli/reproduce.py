@@ -1,4 +1,4 @@
-"""``ferristor reproduce fig5c|fig5d|fig5e|fig5f|all``."""
+"""``ferristor reproduce fig5c|fig5d|fig5e|fig5f|fig6|all``."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -14,7 +14,7 @@ MAX_EPOCH_SCALE = 100
 
 
 @click.command("reproduce")
-@click.argument("figure", type=click.Choice(["fig5c", "fig5d", "fig5e", "fig5f", "all"]))
+@click.argument("figure", type=click.Choice(["fig5c", "fig5d", "fig5e", "fig5f", "fig6", "all"]))
 @click.option("--seeds", type=SeedList(), default=None, help="seeds per point [default: 0-9 for fig5c–e, 0-4 for fig5f, digest §6]")
 @click.option("--epoch-scale", type=FiniteFloat(0, MAX_EPOCH_SCALE, min_open=True), default=1.0, show_default=True,
               help="fraction of the paper's epochs, for a quick look (e.g. 0.1)")
@@ -42,7 +42,18 @@ MAX_EPOCH_SCALE = 100
 @names_options(k="ks", **{"rule.k": "ks", "out_dir": "out"})
 def reproduce(figure, seeds, epoch_scale, ks, settings, preset, rounding, level_means, threads, workers, data_dir,
               out, fresh, progress):
-    """Reproduce the paper's Fig. 5c–f; prints our numbers next to the paper's and writes plots."""
+    """Reproduce the paper's Fig. 5c–f and Fig. 6 (in kind); prints our numbers next to the paper's and
+    writes plots. ``fig6`` is ``ferristor fig6 --out OUT/fig6`` with its defaults (its own options:
+    ``ferristor fig6 --help``); ``all`` is Fig. 5c–f."""
+    if figure == "fig6":
+        for name, value in (("--seeds", seeds), ("--k", ks), ("--settings", settings), ("--rounding", rounding),
+                            ("--level-means", level_means)):
+            if value is not None:
+                raise click.UsageError(f"{name} does not apply to fig6: its options are those of 'ferristor fig6'")
+        from .fig6 import run_fig6
+        run_fig6(out=str(Path(out) / "fig6"), pretrain_epochs=2.0 * epoch_scale, threads=threads, data_dir=data_dir,
+                 progress=progress, fresh=fresh)
+        return
     from ..data.registry import locate_dataset
     from ..experiments import reproduce as rp
     from ..experiments.resources import check_memory, estimate_bytes
