@@ -28,6 +28,11 @@ def test_key_covers_what_changes_numbers_not_where_it_runs():
     assert expand(build_spec(None, sets=("epochs=1", "backend=torch")), FP)[0].key != key
     ident = expand(base, FP)[0].identity
     assert ident["eval_chunk"] == 2000 and ident["config"]["backend"] in ("numba", "torch")
+    # fields added after stores were written keep old keys at their legacy value, and key otherwise
+    assert "sampler" not in ident["config"]["rule"] and "scheme" not in ident["config"]
+    assert "output_norm" not in ident["config"]["network"] and "init_shape" not in ident["config"]["rule"]
+    for other in ("rule.sampler=\"sparse\"", "rule.init_shape=\"normal\"", "network.output_norm=false"):
+        assert expand(build_spec(None, sets=("epochs=1", other)), FP)[0].key != key, other
 
 
 def test_spec_files_toml_and_yaml(tmp_path):

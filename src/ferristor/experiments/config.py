@@ -96,20 +96,25 @@ LOCAL_FIELDS = ("data_dir", "threads", "device", "backend", "checkpoint_every")
 
 
 # Fields added after results were saved, with the value that computes exactly what runs did before
-# them: at that value a field stays out of a run's identity, so saved checkpoints and sweep points
-# keep their keys.
-LEGACY_DEFAULTS = {("rule", "sampler"): "dense"}
+# them: at that value a field stays out of a run's identity (and a sweep trial's key), so saved
+# checkpoints and sweep points keep their keys. The default ``scheme`` (the hybrid rule) likewise.
+LEGACY_DEFAULTS = {("rule", "sampler"): "dense", ("rule", "init_shape"): "uniform",
+                   ("network", "output_norm"): True}
 
 
-def run_identity(cfg_dict: dict) -> dict:
-    """A config dict without its ``LOCAL_FIELDS`` (and fields at their ``LEGACY_DEFAULTS``; the
-    default ``scheme``, the hybrid rule): what two runs must share to compute the same thing."""
-    out = {k: v for k, v in cfg_dict.items() if k not in LOCAL_FIELDS
-           and not (k == "scheme" and v == _DEFAULT_SCHEME)}
+def without_legacy_defaults(cfg_dict: dict) -> dict:
+    """``cfg_dict`` without the fields at their ``LEGACY_DEFAULTS`` and without the default scheme."""
+    out = {k: v for k, v in cfg_dict.items() if not (k == "scheme" and v == _DEFAULT_SCHEME)}
     for (section, field), value in LEGACY_DEFAULTS.items():
         if isinstance(out.get(section), dict) and out[section].get(field, value) == value:
             out[section] = {k: v for k, v in out[section].items() if k != field}
     return out
+
+
+def run_identity(cfg_dict: dict) -> dict:
+    """A config dict without its ``LOCAL_FIELDS`` (and ``without_legacy_defaults``): what two runs
+    must share to compute the same thing."""
+    return without_legacy_defaults({k: v for k, v in cfg_dict.items() if k not in LOCAL_FIELDS})
 
 
 _DEFAULT_SCHEME = dataclasses.asdict(SchemeConfig())

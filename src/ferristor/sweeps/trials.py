@@ -57,7 +57,8 @@ def resolved_backend(backend: str, device: str) -> str:
 
 
 def identity(config: dict, data_fingerprint: str) -> dict:
-    keyed = {k: v for k, v in config.items() if k not in EXECUTION_FIELDS}
+    from ..experiments.config import without_legacy_defaults  # fields added later keep old keys
+    keyed = without_legacy_defaults({k: v for k, v in config.items() if k not in EXECUTION_FIELDS})
     keyed["backend"] = resolved_backend(config["backend"], config["device"])
     return {"config": keyed, "data": data_fingerprint, "eval_chunk": eval_chunk()}
 
