@@ -44,7 +44,7 @@ def fig6_options(f):
                      help="the online lr is multiplied by 0.1 from this epoch on (0-based)"),
         click.option("--offline-epochs", type=click.IntRange(min=1), default=150, show_default=True,
                      help="most epochs of an offline head (the number is chosen per run on its training folds)"),
-        click.option("--lsb-grid", default="2^-8,2^-10,2^-12", show_default=True,
+        click.option("--lsb-grid", default="2^-5,2^-6,2^-7,2^-8", show_default=True,
                      help="candidate weight scales (hidden LSB) of the online heads, chosen per run on its training folds"),
         click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True),
         click.option("--out", type=NonEmptyPath(file_okay=False), default="runs/fig6", show_default=True,
@@ -56,7 +56,7 @@ def fig6_options(f):
 
 
 def run_fig6(*, pairs=None, pretrain_epochs=2.0, per_class=1000, folds=10, heads=None, online_epochs=3, decay_epoch=2,
-             offline_epochs=150, lsb_grid="2^-8,2^-10,2^-12", seed=0, out="runs/fig6", fresh=False, arch=None, width=None,
+             offline_epochs=150, lsb_grid="2^-5,2^-6,2^-7,2^-8", seed=0, out="runs/fig6", fresh=False, arch=None, width=None,
              input_size=None, fit="pad", bits=4, batch=128, lr=1e-4, weight_decay=1e-5, train_limit=0, weights=None,
              threads=1, data_dir=None, progress=True) -> dict:
     """The command's body, callable from another front end (``reproduce fig6``) with the same options."""
