@@ -140,15 +140,21 @@ def build_backbone(spec: BackboneSpec, weights: str | os.PathLike | None = None,
     return model
 
 
-def _read_state_dict(path: str | os.PathLike) -> dict:
-    path = Path(path)
+def _torch_load(path: Path, what: str):
+    """``torch.load`` (tensors only) with a one-line DataError naming ``what`` and the file."""
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
+        return torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
-        raise DataError(f"weights file {path} does not exist") from None
+        raise DataError(f"{what} {path} does not exist") from None
     except Exception as e:
         first = (str(e).strip().splitlines() or [type(e).__name__])[0][:160]
-        raise DataError(f"weights file {path} cannot be read as a torch state_dict ({type(e).__name__}: {first})") from None
+        raise DataError(f"{what} {path} cannot be read ({type(e).__name__}: {first}); is it truncated or "
+                        "not a torch file?") from None
+
+
+def _read_state_dict(path: str | os.PathLike) -> dict:
+    path = Path(path)
+    obj = _torch_load(path, "weights file")
     for key in ("state_dict", "model"):
         if isinstance(obj, dict) and isinstance(obj.get(key), dict):
             obj = obj[key]
@@ -197,12 +203,7 @@ def save_backbone(model: Backbone, path: str | os.PathLike, extra: dict | None =
 def load_backbone(path: str | os.PathLike) -> Backbone:
     """A backbone saved by :func:`save_backbone`, checked against its recorded checksum."""
     path = Path(path)
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise DataError(f"backbone file {path} does not exist") from None
-    except Exception as e:
-        raise DataError(f"backbone file {path} cannot be read ({type(e).__name__}); is it truncated?") from None
+    payload = _torch_load(path, "backbone file")
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise DataError(f"{path} is not a ferristor backbone file (pretrain writes them; a bare state_dict "
                         f"goes to --weights)")
