@@ -199,3 +199,44 @@ def mnist(mnist_data_dir):
         mp.setenv("FERRISTOR_OFFLINE", "1")
         mp.delenv("FERRISTOR_DATA", raising=False)
         return load_dataset("mnist", mnist_data_dir)
+
+
+@pytest.fixture
+def die_after_checkpoints(monkeypatch):
+    """``die_after_checkpoints(n)``: the training loop (``experiments.fit``) is killed right after its
+    n-th checkpoint write; ``monkeypatch.undo()`` lets the next run write freely."""
+    import ferristor.experiments.fit as fit_module
+    real_write, writes, n_writes = fit_module.atomic_write, [], [0]
+
+    def write_then_die(path, *a, **k):
+        if len(writes) == n_writes[0]:
+            raise KeyboardInterrupt
+        writes.append(path)
+        return real_write(path, *a, **k)
+
+    def arm(n: int) -> None:
+        n_writes[0] = n
+        monkeypatch.setattr(fit_module, "atomic_write", write_then_die)
+    return arm
+
+
+@pytest.fixture
+def lock_held_elsewhere():
+    """``with lock_held_elsewhere(path, what, name=None) as pid:`` — another process holds
+    ``ferristor.locking.exclusive(path, what[, name])`` until the block ends."""
+    import contextlib
+    import subprocess
+    import sys
+
+    @contextlib.contextmanager
+    def hold(path, what: str, name: str | None = None):
+        extra = f", {name!r}" if name else ""
+        code = (f"import sys; from ferristor.locking import exclusive\nwith exclusive({str(path)!r}, {what!r}{extra}):\n"
+                f"    print('held', flush=True); sys.stdin.read()")
+        other = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        try:
+            assert other.stdout.readline().strip() == "held"
+            yield other.pid
+        finally:
+            other.communicate("", timeout=60)
+    return hold

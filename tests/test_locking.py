@@ -8,8 +8,6 @@ from ferristor.locking import FolderBusy, exclusive
 
 
 def test_lock_is_released_when_its_holder_dies(tmp_path):
-    import subprocess
-    import sys
     code = (f"import os; from ferristor.locking import exclusive\nwith exclusive({str(tmp_path)!r}):\n"
             f"    print('held', flush=True); os.kill(os.getpid(), 9)")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
@@ -18,17 +16,11 @@ def test_lock_is_released_when_its_holder_dies(tmp_path):
         pass
 
 
-def test_a_second_holder_is_refused_naming_the_first(tmp_path):
-    code = (f"import sys; from ferristor.locking import exclusive\nwith exclusive({str(tmp_path)!r}, 'run folder'):\n"
-            f"    print('held', flush=True); sys.stdin.read()")
-    other = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    try:
-        assert other.stdout.readline().strip() == "held"
-        with pytest.raises(FolderBusy, match=f"run folder {tmp_path} is in use by another process \\(pid {other.pid} on "):
+def test_a_second_holder_is_refused_naming_the_first(tmp_path, lock_held_elsewhere):
+    with lock_held_elsewhere(tmp_path, "run folder") as pid:
+        with pytest.raises(FolderBusy, match=f"run folder {tmp_path} is in use by another process \\(pid {pid} on "):
             with exclusive(tmp_path, "run folder"):
                 pass
-    finally:
-        other.communicate("", timeout=60)
     with exclusive(tmp_path) as path:  # free again, and reentrant within a process
         with exclusive(tmp_path):
             pass

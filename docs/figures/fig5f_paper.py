@@ -5,24 +5,28 @@
     .venv/bin/python docs/figures/fig5f_paper.py runs/fig5f-new runs/fig5f-ecg docs/figures/fig5f-paper.png
 """
 import json
-import sqlite3
 import sys
-from pathlib import Path
 
 from ferristor.experiments import paper_values as pv
 from ferristor.experiments.plots import plot_fig5f
+from ferristor.experiments.reproduce import point_of
+from ferristor.sweeps.store import open_store
 
 
-def table(store: Path, preset_rounding: str = "nearest") -> dict:
+def table(folder: str, preset_rounding: str = "nearest") -> dict:
     """{setting: {mode: [final test accuracy per seed, %]}} of the finished fig5f trials whose hybrid
     modes used ``preset_rounding`` (fp trials have no rounding); the trial with most seeds wins."""
-    db = sqlite3.connect(store / "fig5f" / "sweep.sqlite")
+    store = open_store(f"{folder}/fig5f", readonly=True)
+    try:
+        done = store.trials("done")
+    finally:
+        store.close()
     out: dict = {}
-    for key, params in db.execute("SELECT key, params FROM trials WHERE status = 'done'"):
-        p = json.loads(params)
+    for t in done:
+        p = t["params"]
         if p["mode"] != "fp" and p.get("options", {}).get("rounding") != preset_rounding:
             continue
-        acc = [r[0] * 100 for r in db.execute("SELECT test_accuracy FROM evals WHERE trial = ? AND final = 1 ORDER BY seed", (key,))]
+        acc = point_of(t["result"], p["k"])["accuracy"]
         if len(acc) > len(out.get(p["setting"], {}).get(p["mode"], [])):
             out.setdefault(p["setting"], {})[p["mode"]] = acc
     return out
@@ -32,7 +36,7 @@ if __name__ == "__main__":
     *stores, png = sys.argv[1:]
     merged: dict = {}
     for s in stores:
-        for setting, modes in table(Path(s)).items():
+        for setting, modes in table(s).items():
             merged.setdefault(setting, {}).update(modes)
     print(json.dumps({s: {m: round(sum(a) / len(a), 2) for m, a in v.items()} for s, v in merged.items()}))
     print(plot_fig5f(merged, pv.FIG5F, png))

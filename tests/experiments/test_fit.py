@@ -10,7 +10,6 @@ import torch
 from torch import nn
 from torch.utils.data import TensorDataset
 
-import ferristor.experiments.fit as fit_module
 from ferristor.data.registry import Dataset
 from ferristor.errors import ConfigError, ConfigMismatchError, DataError
 from ferristor.experiments.config import task_config
@@ -145,18 +144,11 @@ def test_ferristor_train_refuses_a_folder_trained_on_another_dataset(mnist, tmp_
         train(cfg, tmp_path, progress=False, dataset=subset(200))
 
 
-def test_an_interrupted_run_resumes_bit_for_bit(tmp_path, monkeypatch):
+def test_an_interrupted_run_resumes_bit_for_bit(tmp_path, monkeypatch, die_after_checkpoints):
     train_xy, test_xy = blobs(0), blobs(1)
     opts = dict(FAST, epochs=2, eval_every=1, checkpoint_every=0.25)
     whole = fit(net(), train_xy, test_xy, **opts)
-    real_write, writes = fit_module.atomic_write, []
-
-    def write_then_die(path, *a, **k):  # killed right after the third checkpoint
-        if len(writes) == 3:
-            raise KeyboardInterrupt
-        writes.append(path)
-        return real_write(path, *a, **k)
-    monkeypatch.setattr(fit_module, "atomic_write", write_then_die)
+    die_after_checkpoints(3)
     with pytest.raises(KeyboardInterrupt):
         fit(net(), train_xy, test_xy, out=tmp_path, **opts)
     monkeypatch.undo()

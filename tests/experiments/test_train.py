@@ -44,18 +44,11 @@ def test_resume_continues_to_the_same_result(small_mnist, tmp_path):
     assert resumed["ledger"][0]["network"]["fecap_ops"] == full["ledger"][0]["network"]["fecap_ops"]
 
 
-def test_checkpoints_between_evaluations_resume_an_interrupted_run(small_mnist, tmp_path, monkeypatch):
-    import ferristor.experiments.fit as train_module  # the loop that writes checkpoints
+def test_checkpoints_between_evaluations_resume_an_interrupted_run(small_mnist, tmp_path, monkeypatch,
+                                                                  die_after_checkpoints):
     cfg = task_config("mnist", "hm", epochs=0.5, seeds=[0], eval_every=0.5, checkpoint_every=0.125)
     full = train(cfg, None, progress=False, dataset=small_mnist)
-    real_write, writes = train_module.atomic_write, []
-
-    def write_then_die(path, *a, **k):  # the run is killed right after its second checkpoint
-        if len(writes) == 2:
-            raise KeyboardInterrupt
-        writes.append(path)
-        return real_write(path, *a, **k)
-    monkeypatch.setattr(train_module, "atomic_write", write_then_die)
+    die_after_checkpoints(2)  # the run is killed right after its second checkpoint
     with pytest.raises(KeyboardInterrupt):
         train(cfg, tmp_path, progress=False, dataset=small_mnist)
     monkeypatch.undo()

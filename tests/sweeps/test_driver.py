@@ -103,19 +103,11 @@ def test_a_crashed_worker_is_replaced_and_its_trial_resumes_from_its_checkpoint(
     store.close()
 
 
-def test_two_drivers_on_one_folder_are_refused(tiny_mnist, tmp_path):
-    import subprocess
-    import sys
+def test_two_drivers_on_one_folder_are_refused(tiny_mnist, tmp_path, lock_held_elsewhere):
     p = plan(small_spec(), tmp_path, given={"mnist": tiny_mnist})
-    code = (f"import sys; from ferristor.locking import exclusive\nwith exclusive({str(tmp_path)!r}, 'sweep folder', "
-            f"{LOCK_NAME!r}):\n    print('held', flush=True); sys.stdin.read()")
-    other = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    try:
-        assert other.stdout.readline().strip() == "held"
-        with pytest.raises(FolderBusy, match=f"sweep folder {tmp_path} is in use by another process \\(pid {other.pid} "):
+    with lock_held_elsewhere(tmp_path, "sweep folder", LOCK_NAME) as pid:
+        with pytest.raises(FolderBusy, match=f"sweep folder {tmp_path} is in use by another process \\(pid {pid} "):
             run_plan(p, in_process=True, progress=False)
-    finally:
-        other.communicate("", timeout=60)
     assert run_plan(p, in_process=True, progress=False).count("done") == 2  # free again
     with exclusive(tmp_path, "sweep folder", LOCK_NAME):  # one process may take it again (the CLI, then the driver)
         assert run_plan(p, in_process=True, progress=False).ran == 0

@@ -34,10 +34,7 @@ def step(model: HybridMLP, optimizer: HybridSGD, x, y) -> float:
     """The loop's step above (x, y: tensors or numpy arrays) → the loss. ``zero_grad`` has nothing to
     clear here (each step consumes its factors; captured hybrid parameters never hold .grad) but
     for factors a caller left behind."""
-    for layer in model.layers:
-        if layer._tapes:
-            optimizer.zero_grad()
-            break
+    _drop_left_factors(model, optimizer)
     loss = model.train_pass(_array(x), _array(y))
     optimizer.hybrid_step()
     return loss
@@ -51,10 +48,7 @@ def run(model: HybridMLP, optimizer: HybridSGD, x: np.ndarray, y: np.ndarray, id
         for t in range(n_steps):
             loss = step(model, optimizer, x[idx[:, t * batch:(t + 1) * batch]], y[idx[:, t * batch:(t + 1) * batch]])
         return loss
-    for layer in model.layers:
-        if layer._tapes:
-            optimizer.zero_grad()
-            break
+    _drop_left_factors(model, optimizer)
     groups = {id(p): g for g in optimizer.param_groups for p in g["params"]}
     plan = _Chunk(model, optimizer, groups)
     done = 0
@@ -64,6 +58,11 @@ def run(model: HybridMLP, optimizer: HybridSGD, x: np.ndarray, y: np.ndarray, id
         plan.after(n)
         done += n
     return float(np.float32(float(losses.sum())))  # as functional.cross_entropy returns it at batch 1
+
+
+def _drop_left_factors(model: HybridMLP, optimizer: HybridSGD) -> None:
+    if any(layer._tapes for layer in model.layers):
+        optimizer.zero_grad()
 
 
 def _chunks_apply(model, optimizer, idx) -> bool:
@@ -81,7 +80,11 @@ class _Chunk:
         from ..backend import cpu_module
         from ..nn import train_cpu as T
         K = cpu_module("rule.kernels_cpu")
+        from ..nn import functional as F
         self.model, self.optimizer, self.T = model, optimizer, T
+        spec = model.spec
+        self.passes = (spec.output == "sigmoid", cpu_module("nn.passes_cpu").NORM_CODE[spec.norm], spec.output_norm,
+                       np.float32(F.EPS))
         self.layers = list(model.layers)
         self.groups = [groups[id(layer.weight)] for layer in self.layers]
         kinds, consts, arrays = [], [], []
@@ -120,12 +123,8 @@ class _Chunk:
         fused = m._buffers_for(m.n_replicas, 1)
         acts, normed, deltas, invs = fused
         steps = np.array([int(u) for u in self.updates], np.int64)
-        from ..nn import functional as F
-        from ..backend import cpu_module
-        code = cpu_module("nn.passes_cpu").NORM_CODE[m.spec.norm]
         losses = self.T.mlp_train_chunk(m._weight_arrays(), self.states, self.pendings, self.keys, steps, *self.consts,
-                                        acts, normed, invs, deltas, x, y, idx, m.spec.output == "sigmoid", code,
-                                        m.spec.output_norm, np.float32(F.EPS))
+                                        acts, normed, invs, deltas, x, y, idx, *self.passes)
         for u, s in zip(self.updates, steps):
             u[...] = s
         return losses
