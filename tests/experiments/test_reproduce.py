@@ -94,6 +94,19 @@ def test_the_paper_preset_is_the_default_and_explicit_options_override_it():
         [0], settings=("mnist-online",), preset=PRESETS["stochastic"])]  # what the store keys on
     for p in PRESETS.values():  # every choice a preset makes states its evidence
         assert all(name in p.evidence for group in (p.network, p.hybrid, p.fp) for name in group)
+        assert all(f"{s}.{name}" in p.evidence for s, names in p.defaults_in.items() for name in names)
+
+
+def test_the_paper_preset_keeps_stochastic_rounding_in_mini_batch():
+    from ferristor.experiments.sweep import trial_key
+    paper = rp.fig5f_trials([0], settings=("mnist-minibatch",))
+    assert [t["train_config"]["rule"]["rounding"] for t in paper] == ["stochastic"] * 3
+    stochastic = rp.fig5f_trials([0], settings=("mnist-minibatch",), preset=PRESETS["stochastic"])
+    assert [trial_key(t) for t in paper] == [trial_key(t) for t in stochastic]  # one point, both tables
+    forced = rp.fig5f_trials([0], settings=("mnist-minibatch",), options={"rounding": "nearest"})
+    assert [t["train_config"]["rule"]["rounding"] for t in forced] == ["stochastic", "nearest", "nearest"]
+    with pytest.raises(ConfigError, match="lr"):
+        Preset(name="x", defaults_in={"mnist-online": ("lr",)})
 
 
 def test_a_preset_refuses_an_option_it_cannot_set():
@@ -107,6 +120,7 @@ def test_cli_lists_the_presets():
     r = CliRunner().invoke(cli, ["reproduce", "--list-presets"])
     assert r.exit_code == 0, r.output
     assert "paper (default)" in r.output and "hybrid.rounding = nearest" in r.output
+    assert "mnist-minibatch: rounding left at the library's default" in r.output
 
 
 def test_agreement_is_within_half_a_point_or_two_standard_errors():

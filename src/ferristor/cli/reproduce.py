@@ -104,4 +104,8 @@ def _list(ctx, value):
         for group in ("network", "hybrid", "fp"):
             for name, v in getattr(p, group).items():
                 click.echo(f"  {group}.{name} = {v}  — {p.evidence.get(name, '[I]')}")
+        for setting, names in p.defaults_in.items():
+            for name in names:
+                click.echo(f"  {setting}: {name} left at the library's default  — "
+                           f"{p.evidence.get(f'{setting}.{name}', '[I]')}")
     ctx.exit()

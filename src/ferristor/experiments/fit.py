@@ -282,7 +282,7 @@ def run_fit(model: nn.Module, train_data, test_data=None, *, epochs: float = 1.0
             if bar is not None and step % 200 == 0:
                 bar.update(200)
         train_time += time.perf_counter() - t0
-        if not math.isfinite(float(loss_value)):
+        if not math.isfinite(loss_value.item() if torch.is_tensor(loss_value) else float(loss_value)):
             raise ConfigError("lr", optimizer.param_groups[0]["lr"], f"a smaller value: the loss diverged (step {step})")
         if step in eval_steps:
             record = {"epoch": step / steps_per_epoch, "step": step,

@@ -101,7 +101,7 @@ def _trial(figure: str, setting: str, mode: str, k: int, seeds: list[int], epoch
     """One point; ``options`` (None values: unset) override the preset's. A mode's trial carries only
     the options that reach it, so the fp point is shared by presets that differ in hybrid options."""
     trial = {"figure": figure, "setting": setting, "mode": mode, "k": k, "seeds": seeds, "epoch_scale": epoch_scale}
-    chosen = preset.options(mode, **(options or {}))
+    chosen = preset.options(mode, setting, **(options or {}))
     if chosen:  # only present when set, so the default trials keep their keys
         trial["options"] = chosen
     return _keyed(trial)
