@@ -17,8 +17,11 @@ built from its source distribution against the torch ferristor uses) and imports
         /tmp/aihwvenv/bin/pip wheel . --no-build-isolation --no-deps -w /tmp/aihwsrc/wheel
     /tmp/aihwvenv/bin/pip install --no-deps /tmp/aihwsrc/wheel/aihwkit-1.2.0-*.whl
 
-(The PyPI wheel of aihwkit 1.1.0 imports under torch 2.13 but is ABI-incompatible with it: its
-tiles' ``set_weights`` refuses every tensor. The CPU build measured here is in RESULTS.md.) Then:
+(``--no-build-isolation`` also for the download: pip prepares the sdist's metadata, and an isolated
+build would fetch its own torch. The PyPI wheel of aihwkit 1.1.0 imports under torch 2.13 but is
+ABI-incompatible with it: its tiles' ``set_weights`` refuses every tensor. The CPU-only build, 41
+ninja steps at 2 jobs, took 363 s wall under nice 19 on the 2 shared cores while two training
+runs used them; the wheel is 1.5 MB.) Then:
 
     PYTHONPATH=src nice -n 19 /tmp/aihwvenv/bin/python bench/crosscheck_aihwkit.py \
         --data-dir ../shared/data --seeds 0-4 --epochs 3 [--trace-steps 2000] [--json out.json]
@@ -52,7 +55,11 @@ Mapping (ours → aihwkit):
   (the whole matrix each time), ``transfer_lr = 1``.
 * float outer product → ``n_x_bins = n_d_bins = 0`` (no quantisation of x and d).
 * our passes read the weights exactly → ``forward.is_perfect = backward.is_perfect = True`` (no
-  ADC/DAC quantisation, noise, bound or noise management, no output scaling); no bias.
+  ADC/DAC quantisation, noise, bound or noise management, no output scaling); no bias; and
+  ``forward.out_bound = backward.out_bound = 0`` (no bound): with a perfect forward aihwkit does not
+  clip an output, but its periphery still zeroes the gradient of any output at or beyond
+  0.999·out_bound (12 by default), so a confident ECG logit (|z| ≥ 11.99) would stop the update of
+  the whole sample in aihwkit and not in ferristor (``--out-bound 12`` shows that effect).
 * the same chip at step 0: the initial weights of each seed are ferristor's (drawn from the seed,
   truncated to their level; mode ``hm`` programs them exactly), copied into the tiles.
 * the same sample order: ``experiments.fit.epoch_order`` of the seed (what ``ferristor train``
@@ -116,7 +123,7 @@ def initial_weights(dataset, seed) -> list[torch.Tensor]:
     return [layer.weight.data[0].clone() for layer in model.layers]
 
 
-def aihwkit_rpu_config():
+def aihwkit_rpu_config(out_bound: float = 0.0):
     from aihwkit.simulator.configs import ConstantStepDevice, DigitalRankUpdateRPUConfig, MixedPrecisionCompound
 
     device = ConstantStepDevice(dw_min=LEVEL, dw_min_dtod=0.0, dw_min_std=0.0, up_down=0.0, up_down_dtod=0.0,
@@ -127,11 +134,16 @@ def aihwkit_rpu_config():
         n_x_bins=0, n_d_bins=0))
     rpu.forward.is_perfect = True
     rpu.backward.is_perfect = True
+    # Even with a perfect forward, aihwkit's periphery (TileWithPeriphery.post_forward/pre_backward)
+    # zeroes the gradient of every output at or beyond 0.999·forward.out_bound (12 by default),
+    # though the output itself is not clipped. 0 = no bound, as our passes have none.
+    rpu.forward.out_bound = out_bound
+    rpu.backward.out_bound = out_bound
     rpu.mapping.digital_bias = False
     return rpu
 
 
-def aihwkit_model(dataset, weights, seed):
+def aihwkit_model(dataset, weights, seed, out_bound: float = 0.0):
     """ferristor's network (``NetworkSpec`` of the task) with aihwkit tiles in place of the hybrid
     layers: AnalogLinear (no bias), ferristor's own ``Normalize`` where the spec has one, ReLU."""
     from aihwkit.nn import AnalogLinear, AnalogSequential
@@ -140,7 +152,7 @@ def aihwkit_model(dataset, weights, seed):
     spec = task_config(dataset).network
     layers, modules = [], []
     for li, w in enumerate(weights):
-        layer = AnalogLinear(w.shape[1], w.shape[0], bias=False, rpu_config=aihwkit_rpu_config())
+        layer = AnalogLinear(w.shape[1], w.shape[0], bias=False, rpu_config=aihwkit_rpu_config(out_bound))
         layer.set_weights(w.clone())
         layers.append(layer)
         modules.append(layer)
@@ -172,11 +184,11 @@ def _accuracy(model, x, y) -> float:
     return float((pred == y).double().mean())
 
 
-def run_aihwkit(data, seed, epochs, *, lr):
+def run_aihwkit(data, seed, epochs, *, lr, out_bound: float = 0.0):
     from aihwkit.optim import AnalogSGD
 
     weights = initial_weights(data.name, seed)
-    model, layers = aihwkit_model(data.name, weights, seed)
+    model, layers = aihwkit_model(data.name, weights, seed, out_bound)
     loss_fn = default_loss(weights[-1].shape[0])
     opt = AnalogSGD(model.parameters(), lr=lr)
     opt.regroup_param_groups(model)
@@ -194,12 +206,27 @@ def run_aihwkit(data, seed, epochs, *, lr):
     return _accuracy(model, data.x_test.float(), data.y_test.long()), wall, off_grid
 
 
-def trace(data, seed, steps, *, lr) -> dict:
+def _their_chi(layers) -> list[torch.Tensor]:
+    """aihwkit's χ of each tile, in levels."""
+    return [next(layer.analog_tiles()).get_hidden_parameters()["hidden_weights_chi"].clone() / LEVEL
+            for layer in layers]
+
+
+def check_ideal_device(layers) -> None:
+    """The tiles' device parameters as mapped: steps of exactly one level up and down, bounds ±7 levels."""
+    for layer in layers:
+        hp = next(layer.analog_tiles()).get_hidden_parameters()
+        assert torch.all(hp["dwmin_up"] == LEVEL) and torch.all(hp["dwmin_down"] == LEVEL), "steps not one level"
+        assert torch.all(hp["max_bound"] == MAX_LEVEL * LEVEL) and torch.all(hp["min_bound"] == -MAX_LEVEL * LEVEL)
+
+
+def trace(data, seed, steps, *, lr, out_bound: float = 0.0, show: int = 4) -> dict:
     """Seed ``seed``'s first ``steps`` samples, ferristor (plain PyTorch loop, p = 1) and aihwkit side by
-    side from the same weights: the first sample after which a weight differs, and the fraction of
-    synapses at the same level at the end."""
+    side from the same weights: the first sample after which a weight differs (with the χ of the
+    synapses that differ, both sides, in levels, before that sample), and the number of synapses at
+    a different level every tenth of the way."""
     from aihwkit.optim import AnalogSGD
-    from ferristor.nn import HybridConfig, HybridMLP, NetworkSpec
+    from ferristor.nn import HybridConfig, HybridMLP
     from ferristor.optim import HybridSGD
     from ferristor.rule.schemes import SchemeConfig
 
@@ -209,14 +236,19 @@ def trace(data, seed, steps, *, lr) -> dict:
     ours_opt = HybridSGD(ours.parameters(), lr=lr, p=1.0, k=1)
     w0 = [layer.weight.data.clone() for layer in ours.layers]
     assert all(torch.equal(a, b) for a, b in zip(w0, initial_weights(data.name, seed))), "not the same chip at step 0"
-    theirs, layers = aihwkit_model(data.name, w0, seed)
-    loss_fn = default_loss(w0[-1].shape[0])
+    theirs, layers = aihwkit_model(data.name, w0, seed, out_bound)
+    check_ideal_device(layers)
     their_opt = AnalogSGD(theirs.parameters(), lr=lr)
     their_opt.regroup_param_groups(theirs)
+    loss_fn = default_loss(w0[-1].shape[0])
     x_train, y_train = data.x_train.float(), data.y_train.long()
     order = epoch_order([seed], 0, len(x_train))[0][:steps].tolist()
-    first_diff, diffs = None, []
+    first_diff, detail, diffs = None, [], []
+    our_chi = lambda: [layer._buf("weight", "chi").clone() for layer in ours.layers]  # noqa: E731  levels
     for s, i in enumerate(order):
+        if first_diff is None:
+            before = ([layer.weight.data.clone() for layer in ours.layers], aihwkit_weights(layers), our_chi(),
+                      _their_chi(layers))
         _step(ours, ours_opt, loss_fn, x_train[i:i + 1], y_train[i:i + 1])
         _step(theirs, their_opt, loss_fn, x_train[i:i + 1], y_train[i:i + 1])
         a = [layer.weight.data for layer in ours.layers]
@@ -224,6 +256,15 @@ def trace(data, seed, steps, *, lr) -> dict:
         n_diff = sum(int((x != y).sum()) for x, y in zip(a, b))
         if n_diff and first_diff is None:
             first_diff = s + 1
+            after_chi = (our_chi(), _their_chi(layers))
+            for li, (x, y) in enumerate(zip(a, b)):
+                for o, k in (x != y).nonzero().tolist()[:show]:
+                    detail.append({
+                        "layer": li + 1, "synapse": [o, k],
+                        "ferristor_level": [float(before[0][li][o, k] / LEVEL), float(x[o, k] / LEVEL)],
+                        "aihwkit_level": [float(before[1][li][o, k] / LEVEL), float(y[o, k] / LEVEL)],
+                        "ferristor_chi_before": float(before[2][li][o, k]), "aihwkit_chi_before": float(before[3][li][o, k]),
+                        "ferristor_chi_after": float(after_chi[0][li][o, k]), "aihwkit_chi_after": float(after_chi[1][li][o, k])})
         if (s + 1) % max(steps // 10, 1) == 0:
             diffs.append((s + 1, n_diff))
     total = sum(w.numel() for w in w0)
@@ -231,7 +272,7 @@ def trace(data, seed, steps, *, lr) -> dict:
     b = aihwkit_weights(layers)
     same = sum(int((x == y).sum()) for x, y in zip(a, b))
     moved = sum(int((x != w).sum()) for x, w in zip(a, w0))
-    return {"seed": seed, "steps": steps, "first_sample_with_a_difference": first_diff,
+    return {"seed": seed, "steps": steps, "first_sample_with_a_difference": first_diff, "first_difference": detail,
             "synapses": total, "same_level_at_end": same, "moved_from_init_ferristor": moved,
             "differing_synapses_every_tenth": diffs}
 
@@ -260,6 +301,8 @@ def main(argv=None) -> None:
     ap.add_argument("--with-var", action="store_true", help="also the compare-rules row (hm-var, the task's p)")
     ap.add_argument("--trace-steps", type=int, default=0, help="seed 0's first N samples side by side (0: skip)")
     ap.add_argument("--skip-aihwkit", action="store_true", help="ferristor rows only (no aihwkit needed)")
+    ap.add_argument("--out-bound", type=float, default=0.0,
+                    help="aihwkit forward/backward out_bound (0: none, the mapping; 12: aihwkit's default)")
     ap.add_argument("--json", default=None)
     args = ap.parse_args(argv)
     set_threads(1)
@@ -277,8 +320,9 @@ def main(argv=None) -> None:
     add(f"ferristor mixed-precision, hm, p=1, lr={lr_eff:g}", accs, wall)
     if not args.skip_aihwkit:
         import aihwkit
-        res = [run_aihwkit(data, s, args.epochs, lr=lr_eff) for s in seeds]
-        add(f"aihwkit {aihwkit.__version__} MixedPrecisionCompound(ConstantStepDevice), lr={lr_eff:g}",
+        res = [run_aihwkit(data, s, args.epochs, lr=lr_eff, out_bound=args.out_bound) for s in seeds]
+        add(f"aihwkit {aihwkit.__version__} MixedPrecisionCompound(ConstantStepDevice), lr={lr_eff:g}"
+            + (f", out_bound={args.out_bound:g}" if args.out_bound else ""),
             [r[0] for r in res], sum(r[1] for r in res), max_off_grid_levels=max(r[2] for r in res))
         print(f"aihwkit weights off the 0.125 grid by at most {rows[-1]['max_off_grid_levels']:.3g} level", flush=True)
     accs, wall = run_ferristor(data, seeds, args.epochs, lr=lr_task, p=p_task, mode="hm")
@@ -288,7 +332,7 @@ def main(argv=None) -> None:
         add(f"ferristor mixed-precision, hm-var, p={p_task:g}, lr={lr_task:g}", accs, wall)
     traced = None
     if args.trace_steps and not args.skip_aihwkit:
-        traced = trace(data, seeds[0], args.trace_steps, lr=lr_eff)
+        traced = trace(data, seeds[0], args.trace_steps, lr=lr_eff, out_bound=args.out_bound)
         print("trace:", json.dumps(traced), flush=True)
 
     print(f"\n{args.dataset} {'-'.join(map(str, task_config(args.dataset).network.sizes))}, "
