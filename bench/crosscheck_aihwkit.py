@@ -1,7 +1,9 @@
 """Cross-check of ferristor's mixed-precision baseline against IBM aihwkit's own implementation
 (``MixedPrecisionCompound``, Nandakumar et al., Front. Neurosci. 14:406, 2020) on the same small
 network: the paper's ECG network (20–200–1, ReLU, no normalisation, no bias, sigmoid + binary
-cross-entropy, online, batch 1), the same initial weights, the same sample order, the same lr.
+cross-entropy, online, batch 1) — or ``--dataset mnist`` (784–200–100–10, LayerNorm, softmax),
+optionally on its first ``--train-limit`` samples — from the same initial weights, in the same
+sample order, at the same lr. Results: RESULTS.md, "Learning rules on the same devices".
 
 aihwkit is not a dependency of ferristor: this script runs in a separate venv that has both (aihwkit
 built from its source distribution against the torch ferristor uses) and imports ferristor from
@@ -23,19 +25,22 @@ ABI-incompatible with it: its tiles' ``set_weights`` refuses every tensor. The C
 ninja steps at 2 jobs, took 363 s wall under nice 19 on the 2 shared cores while two training
 runs used them; the wheel is 1.5 MB.) Then:
 
-    PYTHONPATH=src nice -n 19 /tmp/aihwvenv/bin/python bench/crosscheck_aihwkit.py \
-        --data-dir ../shared/data --seeds 0-4 --epochs 3 [--trace-steps 2000] [--json out.json]
+    PYTHONPATH=src nice -n 19 /tmp/aihwvenv/bin/python bench/crosscheck_aihwkit.py --dataset ecg \
+        --data-dir ../shared/data --seeds 0-4 --epochs 10 --with-var --trace-steps 20000 [--json out.json]
+    PYTHONPATH=src nice -n 19 /tmp/aihwvenv/bin/python bench/crosscheck_aihwkit.py --dataset mnist \
+        --train-limit 10000 --data-dir ../shared/data --seeds 0-4 --epochs 1 --with-var --trace-steps 1000
 
 What each row trains (one row per implementation, seeds as independent chips):
 
 * ``ferristor p=1`` — ferristor's own training path (``experiments.train.train``: the fused CPU
   step, the replicas of ``compare-rules``) with rule ``mixed-precision``, mode ``hm`` (ideal
-  writes), k = 1, p = 1 (no update mask) and lr = lr_task·p_task = 0.01·0.2 = 0.002.
+  writes), k = 1, p = 1 (no update mask) and lr = lr_task·p_task (ECG 0.01·0.2 = 0.002, MNIST
+  0.1·0.2 = 0.02: the masked rule's expected step).
 * ``aihwkit`` — the same network of two ``AnalogLinear`` tiles with
   ``DigitalRankUpdateRPUConfig(device=MixedPrecisionCompound(device=ConstantStepDevice(...)))``,
   ``AnalogSGD`` at the same lr, trained by a plain loop.
-* ``ferristor p=0.2`` — the project's setting (lr 0.01, p 0.2: the same expected step), mode ``hm``:
-  what the Bernoulli mask changes.
+* ``ferristor p=0.2`` — the task's lr and p (the same expected step), mode ``hm``: what the
+  Bernoulli mask changes.
 * ``ferristor hm-var p=0.2`` (``--with-var``) — the ``compare-rules`` row itself (writes with
   variability), for reference.
 
@@ -63,7 +68,9 @@ Mapping (ours → aihwkit):
 * the same chip at step 0: the initial weights of each seed are ferristor's (drawn from the seed,
   truncated to their level; mode ``hm`` programs them exactly), copied into the tiles.
 * the same sample order: ``experiments.fit.epoch_order`` of the seed (what ``ferristor train``
-  draws), and ferristor's loss (``nn.functional.binary_cross_entropy_with_logits``) on both sides.
+  draws), and ferristor's loss (``experiments.fit.default_loss``: its sigmoid + binary
+  cross-entropy, or softmax + cross-entropy) on both sides; on MNIST ferristor's own ``Normalize``
+  (LayerNorm without γ, β) sits between the aihwkit tiles, as in ``HybridMLP``.
 
 What cannot be matched, and is handled as stated:
 
@@ -77,10 +84,12 @@ What cannot be matched, and is handled as stated:
   |n| > 1 in a row, the others' pulse counts are drawn (the right mean). With k = 1 and these
   lr, |n| > 1 is rare. aihwkit also skips the transfer of the very first update (its update
   counter starts at 0), which ferristor does not.
-* aihwkit computes χ += lr·d⊗x in weight units (BLAS ger), ferristor χ += (−lr/0.125)·δ·x in
-  levels: the same values up to float32 rounding, so a χ that lands on the threshold can
-  round differently, after which the two trajectories separate. ``--trace-steps N`` runs seed 0's
-  first N samples side by side and reports how many synapses sit at the same level.
+* aihwkit computes χ += lr·d⊗x in weight units (BLAS ger; its χ is the gradient's sign, ours the
+  change's), ferristor χ += (−lr/0.125)·δ·x in levels: the same values up to float32 rounding
+  (measured on ECG seed 0: at most 6·10⁻⁷ level apart after 2,000 samples), so a χ that lands
+  within that of the threshold can round differently, after which the two trajectories separate.
+  ``--trace-steps N`` runs seed 0's first N samples side by side and reports the first sample
+  after which a weight differs (with both χ there) and how many synapses sit at a different level.
 """
 from __future__ import annotations
 
@@ -189,6 +198,7 @@ def run_aihwkit(data, seed, epochs, *, lr, out_bound: float = 0.0):
 
     weights = initial_weights(data.name, seed)
     model, layers = aihwkit_model(data.name, weights, seed, out_bound)
+    check_ideal_device(layers)
     loss_fn = default_loss(weights[-1].shape[0])
     opt = AnalogSGD(model.parameters(), lr=lr)
     opt.regroup_param_groups(model)
@@ -207,9 +217,9 @@ def run_aihwkit(data, seed, epochs, *, lr, out_bound: float = 0.0):
 
 
 def _their_chi(layers) -> list[torch.Tensor]:
-    """aihwkit's χ of each tile, in levels."""
-    return [next(layer.analog_tiles()).get_hidden_parameters()["hidden_weights_chi"].clone() / LEVEL
-            for layer in layers]
+    """aihwkit's χ of each tile in levels, with our sign (aihwkit accumulates the gradient, lr·d⊗x; we
+    accumulate the change)."""
+    return [-next(layer.analog_tiles()).get_hidden_parameters()["hidden_weights_chi"] / LEVEL for layer in layers]
 
 
 def check_ideal_device(layers) -> None:
