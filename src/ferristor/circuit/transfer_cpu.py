@@ -12,6 +12,9 @@ import numpy as np
 from numba import njit, prange
 
 from ..rule.random_cpu import column_table, normal, row_keys, word
+from ..kernel_cache import register
+
+register()  # before any @njit: the caches follow every kernel source (kernel_cache)
 
 
 @njit(inline="always")
@@ -41,7 +44,7 @@ def _table_transfer(hidden, inv_div, means, ideal, keys, index, sigma, noisy, fo
         i = t - r * n_in
         hrow, orow = hidden[r, i], out[r, i]
         if noisy:  # two loops, each free of branches, so both vectorise
-            ka, kb = rk[r, i, 0], rk[r, i, 1]
+            ka, kb = rk[r, 0, i], rk[r, 1, i]
             for j in range(n_out):
                 neg, value = _level_mean(hrow[j], inv_div, means, ideal)
                 z = normal(word(ka, kb, tab[2 * j]), word(ka, kb, tab[2 * j + 1]))

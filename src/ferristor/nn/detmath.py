@@ -11,6 +11,9 @@ import math
 
 import numpy as np
 from numba import njit
+from ..kernel_cache import register
+
+register()  # before any @njit: the caches follow every kernel source (kernel_cache)
 
 _LN2_HI = 0.693145751953125  # ln 2 split so that k·ln2_hi is exact for |k| < 2^11
 _LN2_LO = 1.4286068203094173e-06

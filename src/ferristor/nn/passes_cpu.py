@@ -14,6 +14,9 @@ import numpy as np
 from numba import njit, prange
 
 from .detmath import exp64, log64
+from ..kernel_cache import register
+
+register()  # before any @njit: the caches follow every kernel source (kernel_cache)
 
 _f32 = np.float32
 NORM_CODE = {"none": 0, "layer": 1, "batch": 2}

@@ -14,6 +14,9 @@ from numba import njit
 
 from ..rule.kernels_cpu import _NO_GRAD, _fp_rank1, _hybrid_rank1, _sparse
 from .passes_cpu import mlp_train
+from ..kernel_cache import register
+
+register()  # before any @njit: the caches follow every kernel source (kernel_cache)
 
 # a layer's update kernel: (hybrid or fp) × (dense or sparse sampler)
 KIND_HYBRID, KIND_FP, KIND_HYBRID_SPARSE, KIND_FP_SPARSE = 0, 1, 2, 3

@@ -19,6 +19,9 @@ from numba import njit, prange
 
 from . import random_math as RM
 from .random_cpu import column_table, next_event, row_keys, word
+from ..kernel_cache import register
+
+register()  # before any @njit: the caches follow every kernel source (kernel_cache)
 
 ROUNDING_CODE = {"stochastic": 0, "nearest": 1, "truncate": 2}
 _f32 = np.float32
@@ -87,7 +90,7 @@ def _hybrid_rank1(hidden, pending, delta, x, keys, step, neg_coef, p24, c, round
     for t in prange(n_rep * n_in):
         r = t // n_in
         i = t - r * n_in
-        ka, kb = rk[r, i, 0], rk[r, i, 1]
+        ka, kb = rk[r, 0, i], rk[r, 1, i]
         xi = x[r, i]
         if fast:
             for o in range(n_out):
@@ -111,7 +114,7 @@ def _hybrid_dense(hidden, pending, grad, keys, step, neg_coef, p24, c, rounding,
     for t in prange(n_rep * n_in):
         r = t // n_in
         i = t - r * n_in
-        ka, kb = rk[r, i, 0], rk[r, i, 1]
+        ka, kb = rk[r, 0, i], rk[r, 1, i]
         if fast:
             for o in range(n_out):
                 msk, off = _dense_draw(word(ka, kb, tab[o]), p24, c)
@@ -133,7 +136,7 @@ def _fp_rank1(weight, pending, delta, x, keys, step, lr, p24):
     for t in prange(n_rep * n_in):
         r = t // n_in
         i = t - r * n_in
-        ka, kb = rk[r, i, 0], rk[r, i, 1]
+        ka, kb = rk[r, 0, i], rk[r, 1, i]
         xi = x[r, i]
         for o in range(n_out):
             msk = _index(word(ka, kb, tab[o])) < p24
@@ -149,7 +152,7 @@ def _fp_dense(weight, pending, grad, keys, step, lr, p24):
     for t in prange(n_rep * n_in):
         r = t // n_in
         i = t - r * n_in
-        ka, kb = rk[r, i, 0], rk[r, i, 1]
+        ka, kb = rk[r, 0, i], rk[r, 1, i]
         for o in range(n_out):
             msk = _index(word(ka, kb, tab[o])) < p24
             weight[r, i, o] = _fp_step(weight[r, i, o], grad[r, i, o], msk, lr)
@@ -176,7 +179,7 @@ def _sparse(state, pending, delta, x, grad, keys, step, fp, coef, rounding, max_
     for t in prange(n_rep * n_in):
         r = t // n_in
         i = t - r * n_in
-        ka, kb, kc, kd = rk[r, i, 0], rk[r, i, 1], rk[r, i, 2], rk[r, i, 3]
+        ka, kb, kc, kd = rk[r, 0, i], rk[r, 1, i], rk[r, 2, i], rk[r, 3, i]
         xi = x[r, i] if rank1 else _f32(0.0)
         j, e_at, e = next_event(ka, kb, tab, 0, -1, n_out, thresholds, buckets)
         while j < n_out:

@@ -21,6 +21,9 @@ import numpy as np
 from numba import njit, prange
 
 from . import random_math as K
+from ..kernel_cache import register
+
+register()  # before any @njit: the caches follow every kernel source (kernel_cache)
 
 _u32, _u64 = np.uint32, np.uint64
 _M0, _M1 = _u64(K.PHILOX_M0), _u64(K.PHILOX_M1)
@@ -143,16 +146,28 @@ def normal(z1, z2):
     return r * (-val if ((q + _u32(1)) & _u32(2)) == _u32(2) else val)
 
 
+_ROW_BLOCK = 256  # rows per task of the row-key pass: whole vectors, and work for every thread
+
+
 @njit(inline="always")
 def row_keys(keys, step, n_rep, n_rows):
-    """(a, b, c, d) of every row of R replicas, uint32 (R, rows, 4), in a pass of its own: with
-    Philox's rounds inlined into a per-column loop, LLVM stops vectorising that loop (1.8 vs 0.75
-    ns/weight). Per-column words use (a, b); the sparse sampler's rounding words use (c, d)."""
-    rk = np.empty((n_rep, n_rows, 4), np.uint32)
-    for t in prange(n_rep * n_rows):
-        r = t // n_rows
-        i = t - r * n_rows
-        rk[r, i, 0], rk[r, i, 1], rk[r, i, 2], rk[r, i, 3] = row_key(keys[r, 0], keys[r, 1], i, step)
+    """(a, b, c, d) of every row of R replicas, uint32 (R, 4, rows): ``rk[r, 0, i]`` is row i's a.
+    A pass of its own, laid out so that the rows fill the vector lanes: Philox's 64-bit products
+    vectorise across rows (0.9 instead of 9 ns per row), while inlined into a per-column loop
+    they stop that loop vectorising (1.8 vs 0.75 ns/weight). Per-column words use (a, b); the
+    sparse sampler's rounding words use (c, d)."""
+    rk = np.empty((n_rep, 4, n_rows), np.uint32)
+    s0, s1 = _u32(step & 0xFFFFFFFF), _u32(step >> 32)
+    n_blocks = (n_rows + _ROW_BLOCK - 1) // _ROW_BLOCK
+    for t in prange(n_rep * n_blocks):
+        r = t // n_blocks
+        i0 = (t - r * n_blocks) * _ROW_BLOCK
+        n = min(_ROW_BLOCK, n_rows - i0)
+        k0, k1, hi = keys[r, 0], keys[r, 1], _u32(i0 >> 32)  # _ROW_BLOCK divides 2^32: one hi per block
+        # slices indexed from 0 (not rk[r, 0, i] over i0…i0+n): only this form vectorises
+        a, b, c, d = rk[r, 0, i0:i0 + n], rk[r, 1, i0:i0 + n], rk[r, 2, i0:i0 + n], rk[r, 3, i0:i0 + n]
+        for j in range(n):
+            a[j], b[j], c[j], d[j] = philox4x32(_u32((i0 + j) & 0xFFFFFFFF), hi, s0, s1, k0, k1)
     return rk
 
 

@@ -13,6 +13,9 @@ import numpy as np
 from numba import njit, prange
 
 from .random_cpu import column_table, normal, row_key, row_keys, word
+from ..kernel_cache import register
+
+register()  # before any @njit: the caches follow every kernel source (kernel_cache)
 
 _f32 = np.float32
 
@@ -89,7 +92,7 @@ def level_update_rank1(code, value, pending, writes, delta, x, ukeys, step, wkey
     for t in prange(n_rep * n_in):
         r = t // n_in
         i = t - r * n_in
-        ka, kb = rk[r, i, 0], rk[r, i, 1]
+        ka, kb = rk[r, 0, i], rk[r, 1, i]
         xi = x[r, i]
         crow, prow, frow = code[r, i], pending[r, i], flags[t]
         for o in range(n_out):
@@ -102,7 +105,7 @@ def level_update_rank1(code, value, pending, writes, delta, x, ukeys, step, wkey
             crow[o] = new
             prow[o] += np.uint8(msk)
             frow[o] = np.uint8(msk) if every_update else np.uint8(new != old)
-        _program_marked(frow, crow, value[r, i], writes[r, i], wk[r, i, 0], wk[r, i, 1], tab, means, ideal, sigma, noisy,
+        _program_marked(frow, crow, value[r, i], writes[r, i], wk[r, 0, i], wk[r, 1, i], tab, means, ideal, sigma, noisy,
                         fold, level_step)
 
 
@@ -120,7 +123,7 @@ def chi_update_rank1(chi, pending, delta, x, ukeys, step, neg_coef, p24):
     for t in prange(n_rep * n_in):
         r = t // n_in
         i = t - r * n_in
-        ka, kb = rk[r, i, 0], rk[r, i, 1]
+        ka, kb = rk[r, 0, i], rk[r, 1, i]
         xi = x[r, i]
         for o in range(n_out):
             msk = _idx(word(ka, kb, tab[o])) < p24
@@ -148,7 +151,7 @@ def chi_threshold(chi, code, value, writes, wkeys, windex, eps, limit, means, id
             new = _step_code(old, step, limit)
             crow[o] = new
             frow[o] = np.uint8(new != old)
-        _program_marked(frow, crow, value[r, i], writes[r, i], wk[r, i, 0], wk[r, i, 1], tab, means, ideal, sigma, noisy,
+        _program_marked(frow, crow, value[r, i], writes[r, i], wk[r, 0, i], wk[r, 1, i], tab, means, ideal, sigma, noisy,
                         fold, level_step)
 
 

@@ -1,0 +1,74 @@
+"""numba's on-disk cache of ferristor's kernels, invalidated when any kernel source changes.
+
+numba checks a cached function against its own file only. A kernel inlines functions and freezes
+constants from other files (``train_cpu``'s chunk inlines ``kernels_cpu``, which inlines
+``random_cpu`` and reads ``random_math``), so after an edit or a ``git pull`` of those files alone
+an editable install would go on running the old machine code — a silent wrong result as soon as
+the change is one of meaning. Here every ferristor kernel's cache stamp also carries a digest of
+all kernel sources: any change recompiles every kernel once. Other packages' numba caches are
+untouched (the locators below decline functions outside ferristor).
+
+Every module that defines kernels calls :func:`register` before its first ``@njit``.
+"""
+from __future__ import annotations
+
+import hashlib
+from functools import lru_cache
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parent
+# modules numba reads constants from without naming numba themselves
+CONSTANT_MODULES = ("rule/random_math.py",)
+
+
+def kernel_sources() -> list[Path]:
+    """The files whose change must recompile the kernels: every module of the package that names
+    numba, and ``CONSTANT_MODULES`` (``tests/test_kernel_cache.py`` checks nothing is missed)."""
+    found = {p for p in PACKAGE.rglob("*.py") if "numba" in p.read_text(encoding="utf-8")}
+    found.update(PACKAGE / m for m in CONSTANT_MODULES)
+    return sorted(found)
+
+
+@lru_cache(maxsize=None)
+def kernel_digest() -> bytes:
+    h = hashlib.sha256()
+    for path in kernel_sources():
+        h.update(path.relative_to(PACKAGE).as_posix().encode())
+        h.update(path.read_bytes())
+    return h.digest()
+
+
+class _KernelStamp:
+    """Mixin for numba's source-file locators: only ferristor's functions; stamp + kernel digest."""
+
+    @classmethod
+    def from_function(cls, py_func, py_file):
+        if not getattr(py_func, "__module__", "").startswith("ferristor."):
+            return None
+        return super().from_function(py_func, py_file)
+
+    def get_source_stamp(self):
+        return super().get_source_stamp(), kernel_digest()
+
+
+_registered = False
+
+
+def register() -> None:
+    """Put ferristor's locators in front of numba's (idempotent). Uses numba's locator list
+    (``CacheImpl._locator_classes``); where a numba version lacks it, caching works as numba's own."""
+    global _registered
+    if _registered:
+        return
+    from numba.core import caching as C
+    impl = getattr(C, "CacheImpl", None) or getattr(C, "_CacheImpl", None)
+    if impl is None or not hasattr(impl, "_locator_classes"):
+        _registered = True
+        return
+    ours = []
+    for name in ("UserProvidedCacheLocator", "InTreeCacheLocator", "UserWideCacheLocator"):
+        base = getattr(C, name, None) or getattr(C, "_" + name, None)
+        if base is not None:
+            ours.append(type("Ferristor" + name, (_KernelStamp, base), {}))
+    impl._locator_classes = ours + list(impl._locator_classes)
+    _registered = True

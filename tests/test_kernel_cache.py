@@ -1,0 +1,74 @@
+"""The kernels' numba cache follows every kernel source, not only the file a kernel is in."""
+import ast
+
+import numba
+import pytest
+
+from ferristor import kernel_cache as KC
+
+
+def _ferristor_imports(path):
+    """The package modules a file imports (relative imports resolved to files)."""
+    pkg = path.parent
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom) and node.level:
+            base = pkg
+            for _ in range(node.level - 1):
+                base = base.parent
+            parts = node.module.split(".") if node.module else []
+            target = base.joinpath(*parts)
+            if target.with_suffix(".py").exists():
+                yield target.with_suffix(".py")
+            for alias in node.names:  # ``from . import random_math``
+                sub = target / f"{alias.name}.py"
+                if sub.exists():
+                    yield sub
+
+
+def _missing(sources):
+    kernels = [p for p in sources if "@njit" in p.read_text(encoding="utf-8")]
+    assert len(kernels) >= 7
+    return {(p.name, d.name) for p in kernels for d in _ferristor_imports(p) if d.resolve() not in sources}
+
+
+def test_every_module_a_kernel_reads_is_a_kernel_source():
+    sources = set(KC.kernel_sources())
+    assert _missing(sources) == set()
+    # and the check sees a module left out
+    assert ("random_cpu.py", "random_math.py") in _missing(sources - {KC.PACKAGE / "rule/random_math.py"})
+
+
+def test_ferristor_kernels_carry_the_digest_and_other_functions_do_not():
+    from ferristor.rule import kernels_cpu
+    from ferristor.nn import train_cpu
+    for fn in (kernels_cpu._hybrid_rank1, train_cpu.mlp_train_chunk):
+        stamp = fn._cache._impl.locator.get_source_stamp()
+        assert stamp[1] == KC.kernel_digest()
+
+    def outside(x):
+        return x + 1
+    outside.__module__ = "someone_else"
+    loc_classes = numba.core.caching.CacheImpl._locator_classes
+    ours = [c for c in loc_classes if c.__name__.startswith("Ferristor")]
+    assert ours and all(c.from_function(outside, __file__) is None for c in ours)
+
+
+def test_the_digest_changes_with_any_kernel_source(tmp_path, monkeypatch):
+    a, b = tmp_path / "a.py", tmp_path / "b.py"
+    a.write_text("x = 1\n")
+    b.write_text("y = 2\n")
+    monkeypatch.setattr(KC, "PACKAGE", tmp_path)
+    monkeypatch.setattr(KC, "kernel_sources", lambda: [a, b])
+    KC.kernel_digest.cache_clear()
+    try:
+        before = KC.kernel_digest()
+        b.write_text("y = 3\n")
+        KC.kernel_digest.cache_clear()
+        assert KC.kernel_digest() != before
+    finally:
+        KC.kernel_digest.cache_clear()
+
+
+@pytest.mark.parametrize("name", ["rule/random_math.py"])
+def test_constant_modules_are_sources(name):
+    assert KC.PACKAGE / name in KC.kernel_sources()
