@@ -12,8 +12,9 @@ and where an hm-var step goes, and what one transfer costs with each transfer mo
 
 ``--ab`` instead measures, alternating the variants round by round (min of rounds; fair on a shared,
 loaded machine): the plain PyTorch loop, ferristor's hm-var step per call and in compiled chunks
-(``fast_step.run``) with the dense and the sparse sampler, at R = 1 and 10; and the layer-1 update
-kernel (784×200) with each sampler against p.
+(``fast_step.run``) with the dense and the sparse sampler, at R = 1 and 10, and the chunks with the
+split over threads ferristor does not choose there (rows of each step, or whole replicas); and the
+layer-1 update kernel (784×200) with each sampler against p.
 
     python bench/bench_step.py --threads 1 [--steps 400] [--json out.json]
     python bench/bench_step.py --threads 2 --ab [--steps 400] [--rounds 7]
@@ -225,7 +226,8 @@ def _plain_fn(steps):
     return run
 
 
-def _ferristor_fn(replicas, steps, sampler, chunked):
+def _ferristor_fn(replicas, steps, sampler, chunked, schedule=None):
+    """``schedule`` forces the chunks' split over threads ('rows' or 'replicas'); None: ferristor's choice."""
     m = HybridMLP(NetworkSpec(SIZES), config=HybridConfig(mode="hm-var"), replicas=replicas, seeds=list(range(replicas)))
     opt = HybridSGD(m.parameters(), lr=0.1, p=0.2, k=100, sampler=sampler)
     x, y = (t.numpy() for t in _data(steps + 50))
@@ -233,7 +235,13 @@ def _ferristor_fn(replicas, steps, sampler, chunked):
 
     def run():
         if chunked:
-            fast_step.run(m, opt, x, y, idx)
+            chosen = fast_step.by_replica
+            if schedule is not None:
+                fast_step.by_replica = lambda n, threads=None: schedule == "replicas"
+            try:
+                fast_step.run(m, opt, x, y, idx)
+            finally:
+                fast_step.by_replica = chosen
         else:
             for t in range(steps):
                 fast_step.step(m, opt, x[idx[:, t:t + 1]], y[idx[:, t:t + 1]])
@@ -268,6 +276,9 @@ def ab(steps: int, rounds: int) -> dict:
         for sampler in ("dense", "sparse"):
             fns[f"hm-var R={r} {sampler}, one call per step"] = (_ferristor_fn(r, n, sampler, False), n * r)
             fns[f"hm-var R={r} {sampler}, compiled chunks"] = (_ferristor_fn(r, n, sampler, True), n * r)
+        other = "rows" if fast_step.by_replica(r) else "replicas"
+        fns[f"hm-var R={r} dense, compiled chunks, {other} split (not chosen)"] = (
+            _ferristor_fn(r, n, "dense", True, other), n * r)
     out["steps"] = {k: v * 1e6 for k, v in _alternate(fns, rounds).items()}
     kern = {}
     for p in (0.5, 0.2, 0.1, 0.05, 0.01):

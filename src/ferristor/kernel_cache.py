@@ -72,3 +72,20 @@ def register() -> None:
             ours.append(type("Ferristor" + name, (_KernelStamp, base), {}))
     impl._locator_classes = ours + list(impl._locator_classes)
     _registered = True
+
+
+def serial_twin(kernel):
+    """The same kernel compiled without ``parallel`` (its ``prange`` loops run in order): for callers
+    that are themselves one task of a parallel loop, where a nested parallel region would only cost
+    a launch. Same code, so the same bits. Its own qualified name gives it its own cache entries
+    (numba keys a cache by file and name, not by compile options)."""
+    import types
+
+    from numba import njit
+    f = kernel.py_func
+    twin = types.FunctionType(f.__code__, f.__globals__, f.__name__ + "_serial", f.__defaults__, f.__closure__)
+    twin.__qualname__ = f.__qualname__ + "_serial"
+    twin.__module__ = f.__module__
+    twin.__doc__ = f.__doc__
+    options = {k: v for k, v in kernel.targetoptions.items() if k not in ("parallel", "nopython")}
+    return njit(**options)(twin)

@@ -62,11 +62,14 @@ def test_loss_matches_torch_to_rounding():
                                torch.nn.functional.binary_cross_entropy_with_logits(s[:, 0], t.float()))
 
 
+@pytest.mark.parametrize("schedule", ["rows", "replicas"])
 @pytest.mark.parametrize("mode,sampler", [("hm-var", "dense"), ("hm-var", "sparse"), ("fp", "sparse"), ("hm", "dense")])
-def test_compiled_chunks_equal_the_plain_loop(mode, sampler):
+def test_compiled_chunks_equal_the_plain_loop(mode, sampler, schedule, monkeypatch):
     """``fast_step.run`` at batch 1: chunks of steps in one compiled call, back in Python for each
     transfer (k = 7) and event flush (every 250 steps), equal the plain loop bit for bit — losses,
-    weights, hidden integers, event counts, transfer and update counters, the optimizer's state."""
+    weights, hidden integers, event counts, transfer and update counters, the optimizer's state —
+    with each step's rows or whole replicas split over the threads."""
+    monkeypatch.setattr(fast_step, "by_replica", lambda n, threads=None: schedule == "replicas")
     spec = NetworkSpec(sizes=(12, 9, 7, 4))
     g = torch.Generator().manual_seed(1)
     x, y = torch.rand(40, 12, generator=g) * 2 - 1, torch.randint(0, 4, (40,), generator=g)
@@ -84,7 +87,7 @@ def test_compiled_chunks_equal_the_plain_loop(mode, sampler):
                 opt.zero_grad()
                 out.backward()
                 opt.step()
-            loss = float(out)
+            loss = float(out.detach())
         runs.append((m, opt, loss))
     (a, oa, la), (b, ob, lb) = runs
     assert la == lb
@@ -92,3 +95,8 @@ def test_compiled_chunks_equal_the_plain_loop(mode, sampler):
         assert torch.equal(u, v), name
     assert int(a.layers[0].weight_updates) == 263 and (mode == "fp" or int(a.layers[0].weight_transfers[0]) == 263 // 7)
     assert oa.state_dict()["state"] == ob.state_dict()["state"]
+
+
+def test_chunks_split_replicas_when_every_thread_gets_whole_ones():
+    assert fast_step.by_replica(1, 1) and fast_step.by_replica(10, 2) and fast_step.by_replica(9, 2)
+    assert not fast_step.by_replica(1, 2) and not fast_step.by_replica(3, 2) and not fast_step.by_replica(6, 4)

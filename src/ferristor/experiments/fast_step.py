@@ -123,8 +123,9 @@ class _Chunk:
         fused = m._buffers_for(m.n_replicas, 1)
         acts, normed, deltas, invs = fused
         steps = np.array([int(u) for u in self.updates], np.int64)
-        losses = self.T.mlp_train_chunk(m._weight_arrays(), self.states, self.pendings, self.keys, steps, *self.consts,
-                                        acts, normed, invs, deltas, x, y, idx, *self.passes)
+        chunk = self.T.mlp_train_chunk_by_replica if by_replica(m.n_replicas) else self.T.mlp_train_chunk
+        losses = chunk(m._weight_arrays(), self.states, self.pendings, self.keys, steps, *self.consts,
+                       acts, normed, invs, deltas, x, y, idx, *self.passes)
         for u, s in zip(self.updates, steps):
             u[...] = s
         return losses
@@ -139,6 +140,16 @@ class _Chunk:
             layer._counted("weight")
             if layer.mode != "fp" and (before + n) // g["k"] > before // g["k"]:
                 layer.program_("weight")
+
+
+def by_replica(n_replicas: int, threads: int | None = None) -> bool:
+    """Whether a chunk splits replicas rather than rows over the threads (``nn.train_cpu``; the
+    same bits either way): when every thread gets whole replicas in equal shares, or at least four
+    — else one replica's rows are shared out, as R = 1 on two threads needs."""
+    if threads is None:
+        import numba
+        threads = numba.get_num_threads()
+    return n_replicas % threads == 0 or n_replicas >= 4 * threads
 
 
 def _array(a) -> np.ndarray:

@@ -6,15 +6,21 @@ masked update from its rank-1 factors (``rule.kernels_cpu``) with the layer's up
 stream's step. The same kernels in the same order, so a chunk of T steps equals T calls of the
 per-step path bit for bit; what needs Python — transfers, flushing the event counters — happens
 between chunks, which the caller cuts at those points (``experiments.fast_step.run``).
+
+Two schedules of the same work: ``mlp_train_chunk`` splits each step's rows over the threads (a
+parallel region per kernel and step: what one replica on several threads needs);
+``mlp_train_chunk_by_replica`` gives each thread whole replicas for the whole chunk (one region
+per chunk, the kernels' serial twins inside: what R = 1 on one thread and R ≥ threads need).
+Replicas never share a value, so both give the same bits.
 """
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+from numba import njit, prange
 
+from ..kernel_cache import register, serial_twin
 from ..rule.kernels_cpu import _NO_GRAD, _fp_rank1, _hybrid_rank1, _sparse
-from .passes_cpu import mlp_train
-from ..kernel_cache import register
+from .passes_cpu import mlp_train, train_one
 
 register()  # before any @njit: the caches follow every kernel source (kernel_cache)
 
@@ -55,4 +61,43 @@ def mlp_train_chunk(weights, states, pendings, keys, steps, kinds, coefs, p24s, 
                 _hybrid_rank1(states[li], pendings[li], delta, x, keys[li], steps[li], coefs[li], p24s[li], scales[li],
                               roundings[li], max_hs[li], count_zeros[li])
             steps[li] += 1
+    return losses
+
+
+_hybrid_rank1_serial = serial_twin(_hybrid_rank1)
+_fp_rank1_serial = serial_twin(_fp_rank1)
+_sparse_serial = serial_twin(_sparse)
+
+
+@njit(parallel=True, cache=True, boundscheck=False, error_model="numpy")
+def mlp_train_chunk_by_replica(weights, states, pendings, keys, steps, kinds, coefs, p24s, scales, roundings, max_hs,
+                               count_zeros, thresholds, buckets, acts, normed, invs, deltas, x_data, y_data, idx,
+                               sigmoid, norm, norm_last, eps):
+    """``mlp_train_chunk`` with the replicas, not the rows, split over the threads: each replica's
+    steps in order, its kernels on its own (1, I, O) slices with the same step counters."""
+    n_rep, n_steps = idx.shape
+    y = np.empty((n_rep, 1), np.int64)
+    x0 = acts[0]
+    losses = np.zeros(n_rep, np.float64)
+    for r in prange(n_rep):
+        for t in range(n_steps):
+            k = idx[r, t]
+            x0[r, 0, :] = x_data[k]
+            y[r, 0] = y_data[k]
+            losses[r] = train_one(weights, acts, normed, invs, deltas, y, sigmoid, 1.0, norm, norm_last, eps, r, 0)
+            for li in range(len(weights)):
+                x = acts[li][r:r + 1, 0, :]
+                delta = deltas[li][r:r + 1, 0, :]
+                state, pending, key, step = states[li][r:r + 1], pendings[li][r:r + 1], keys[li][r:r + 1], steps[li] + t
+                kind = kinds[li]
+                if kind >= KIND_HYBRID_SPARSE:
+                    _sparse_serial(state, pending, delta, x, _NO_GRAD, key, step, kind == KIND_FP_SPARSE, coefs[li],
+                                   roundings[li], max_hs[li], count_zeros[li], thresholds[li], buckets[li])
+                elif kind == KIND_FP:
+                    _fp_rank1_serial(state, pending, delta, x, key, step, coefs[li], p24s[li])
+                else:
+                    _hybrid_rank1_serial(state, pending, delta, x, key, step, coefs[li], p24s[li], scales[li],
+                                         roundings[li], max_hs[li], count_zeros[li])
+    for li in range(len(weights)):
+        steps[li] += n_steps
     return losses
