@@ -123,7 +123,9 @@ class _Chunk:
         fused = m._buffers_for(m.n_replicas, 1)
         acts, normed, deltas, invs = fused
         steps = np.array([int(u) for u in self.updates], np.int64)
-        chunk = self.T.mlp_train_chunk_by_replica if by_replica(m.n_replicas) else self.T.mlp_train_chunk
+        # replicas split only with the dense sampler (see mlp_train_chunk_by_replica)
+        split = by_replica(m.n_replicas) and not any(k >= self.T.KIND_HYBRID_SPARSE for k in self.consts[0])
+        chunk = self.T.mlp_train_chunk_by_replica if split else self.T.mlp_train_chunk
         losses = chunk(m._weight_arrays(), self.states, self.pendings, self.keys, steps, *self.consts,
                        acts, normed, invs, deltas, x, y, idx, *self.passes)
         for u, s in zip(self.updates, steps):
