@@ -81,7 +81,7 @@ class _Chunk:
         from ..nn import train_cpu as T
         K = cpu_module("rule.kernels_cpu")
         from ..nn import functional as F
-        self.model, self.optimizer, self.T = model, optimizer, T
+        self.model, self.optimizer, self.T, self.P = model, optimizer, T, cpu_module("nn.passes_cpu")
         spec = model.spec
         self.passes = (spec.output == "sigmoid", cpu_module("nn.passes_cpu").NORM_CODE[spec.norm], spec.output_norm,
                        np.float32(F.EPS))
@@ -126,7 +126,9 @@ class _Chunk:
         # replicas split only with the dense sampler (see mlp_train_chunk_by_replica)
         split = by_replica(m.n_replicas) and not any(k >= self.T.KIND_HYBRID_SPARSE for k in self.consts[0])
         chunk = self.T.mlp_train_chunk_by_replica if split else self.T.mlp_train_chunk
-        losses = chunk(m._weight_arrays(), self.states, self.pendings, self.keys, steps, *self.consts,
+        weights = m._weight_arrays()
+        wts, parts = self.P.transposed(weights, [layer.mode != "fp" for layer in self.layers])
+        losses = chunk(weights, self.states, self.pendings, self.keys, steps, *self.consts, wts, parts,
                        acts, normed, invs, deltas, x, y, idx, *self.passes)
         for u, s in zip(self.updates, steps):
             u[...] = s

@@ -44,6 +44,9 @@ class NetworkSpec:
             raise ConfigError("sizes", self.sizes, "a single output unit with output='sigmoid'")
 
 
+_NO_PARTS = np.empty((1, 8, 0), np.float32)  # mlp_train's scratch when it reads the weights row-wise
+
+
 class _FusedPass:
     """One fused pass's arrays (numba, ``passes_cpu``): the forward, and either the backward from
     ∂L/∂logits (autograd) or the loss and backward in the same call (``train``, the fast step)."""
@@ -74,7 +77,7 @@ class _FusedPass:
         backward in one call; hands the layers their factors; returns the loss."""
         mlp_train = cpu_module("nn.passes_cpu").mlp_train
         sigmoid = self.mlp.spec.output == "sigmoid"
-        losses = mlp_train(self.ws, self.acts, self.normed, self.invs, self.deltas, y, sigmoid,
+        losses = mlp_train(self.ws, self.ws, _NO_PARTS, False, self.acts, self.normed, self.invs, self.deltas, y, sigmoid,
                            1.0 / batch, self.code, self.norm_last, np.float32(F.EPS))
         self._record()
         return float(np.float32(float(losses.sum()) / batch))  # as functional.cross_entropy returns it

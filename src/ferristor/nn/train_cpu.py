@@ -31,7 +31,8 @@ KIND_HYBRID, KIND_FP, KIND_HYBRID_SPARSE, KIND_FP_SPARSE = 0, 1, 2, 3
 
 @njit(cache=True, boundscheck=False, error_model="numpy")
 def mlp_train_chunk(weights, states, pendings, keys, steps, kinds, coefs, p24s, scales, roundings, max_hs, count_zeros,
-                    thresholds, buckets, acts, normed, invs, deltas, x_data, y_data, idx, sigmoid, norm, norm_last, eps):
+                    thresholds, buckets, wts, parts, acts, normed, invs, deltas, x_data, y_data, idx, sigmoid, norm,
+                    norm_last, eps):
     """T = idx.shape[1] steps; replica r trains on samples idx[r, 0…T−1] of (x_data, y_data).
     Per layer l: ``states[l]`` is what its update changes (hidden integers, or the weights in fp),
     ``steps[l]`` its update counter (advanced here), ``kinds[l]`` its kernel (KIND_*) and the
@@ -46,7 +47,7 @@ def mlp_train_chunk(weights, states, pendings, keys, steps, kinds, coefs, p24s, 
             k = idx[r, t]
             x0[r, 0, :] = x_data[k]
             y[r, 0] = y_data[k]
-        losses = mlp_train(weights, acts, normed, invs, deltas, y, sigmoid, 1.0, norm, norm_last, eps)
+        losses = mlp_train(weights, wts, parts, True, acts, normed, invs, deltas, y, sigmoid, 1.0, norm, norm_last, eps)
         for li in range(len(weights)):
             a = acts[li]
             d = deltas[li]
@@ -71,8 +72,8 @@ _fp_rank1_serial = serial_twin(_fp_rank1)
 
 @njit(parallel=True, cache=True, boundscheck=False, error_model="numpy")
 def mlp_train_chunk_by_replica(weights, states, pendings, keys, steps, kinds, coefs, p24s, scales, roundings, max_hs,
-                               count_zeros, thresholds, buckets, acts, normed, invs, deltas, x_data, y_data, idx,
-                               sigmoid, norm, norm_last, eps):
+                               count_zeros, thresholds, buckets, wts, parts, acts, normed, invs, deltas, x_data, y_data,
+                               idx, sigmoid, norm, norm_last, eps):
     """``mlp_train_chunk`` with the replicas, not the rows, split over the threads: each replica's
     steps in order, its kernels on its own (1, I, O) slices with the same step counters. Dense
     sampler only (KIND_HYBRID, KIND_FP): the sparse walk's serial twin measured 6× slower than its
@@ -86,7 +87,8 @@ def mlp_train_chunk_by_replica(weights, states, pendings, keys, steps, kinds, co
             k = idx[r, t]
             x0[r, 0, :] = x_data[k]
             y[r, 0] = y_data[k]
-            losses[r] = train_one(weights, acts, normed, invs, deltas, y, sigmoid, 1.0, norm, norm_last, eps, r, 0)
+            losses[r] = train_one(weights, wts, parts[r], True, acts, normed, invs, deltas, y, sigmoid, 1.0, norm,
+                                  norm_last, eps, r, 0)
             for li in range(len(weights)):
                 x = acts[li][r:r + 1, 0, :]
                 delta = deltas[li][r:r + 1, 0, :]
