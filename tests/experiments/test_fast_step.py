@@ -35,7 +35,7 @@ def test_fast_step_equals_the_plain_loop(output, sizes, norm, mode):
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
-                losses.append(float(loss))
+                losses.append(float(loss.detach()))
         models.append((m, losses))
     (a, la), (b, lb) = models
     assert la == lb
