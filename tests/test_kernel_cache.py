@@ -72,3 +72,22 @@ def test_the_digest_changes_with_any_kernel_source(tmp_path, monkeypatch):
 @pytest.mark.parametrize("name", ["rule/random_math.py"])
 def test_constant_modules_are_sources(name):
     assert KC.PACKAGE / name in KC.kernel_sources()
+
+
+def test_a_serial_twin_is_the_same_kernel_without_parallel_and_with_its_own_cache_name():
+    import numpy as np
+
+    from ferristor.rule import kernels_cpu as K
+    from ferristor.nn import train_cpu as T
+    twin = T._hybrid_rank1_serial
+    assert "parallel" not in twin.targetoptions and K._hybrid_rank1.targetoptions.get("parallel")
+    assert twin.py_func.__qualname__ == "_hybrid_rank1_serial" and twin.py_func.__code__ is K._hybrid_rank1.py_func.__code__
+    rng = np.random.default_rng(0)
+    delta, x = rng.standard_normal((2, 20)).astype(np.float32), rng.standard_normal((2, 9)).astype(np.float32)
+    consts = K.update_constants(fp=False, sampler="dense", lr=0.5, lsb=2 ** -9, p=0.3, max_hidden=511)
+    outs = []
+    for kernel in (K._hybrid_rank1, twin):
+        h, pend = np.zeros((2, 9, 20), np.float32), np.zeros((2, 9, 20), np.uint8)
+        kernel(h, pend, delta, x, np.array([[1, 2], [3, 4]], np.uint32), np.int64(7), *consts)
+        outs.append((h, pend))
+    assert np.array_equal(outs[0][0], outs[1][0]) and np.array_equal(outs[0][1], outs[1][1]) and outs[0][1].any()

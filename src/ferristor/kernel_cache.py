@@ -82,7 +82,9 @@ def serial_twin(kernel):
     import types
 
     from numba import njit
-    f = kernel.py_func
+    f = getattr(kernel, "py_func", None)
+    if f is None:  # NUMBA_DISABLE_JIT: the kernel is the plain Python function, already serial
+        return kernel
     twin = types.FunctionType(f.__code__, f.__globals__, f.__name__ + "_serial", f.__defaults__, f.__closure__)
     twin.__qualname__ = f.__qualname__ + "_serial"
     twin.__module__ = f.__module__
