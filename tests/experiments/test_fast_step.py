@@ -100,3 +100,20 @@ def test_compiled_chunks_equal_the_plain_loop(mode, sampler, schedule, monkeypat
 def test_chunks_split_replicas_when_every_thread_gets_whole_ones():
     assert fast_step.by_replica(1, 1) and fast_step.by_replica(10, 2) and fast_step.by_replica(9, 2)
     assert not fast_step.by_replica(1, 2) and not fast_step.by_replica(3, 2) and not fast_step.by_replica(6, 4)
+
+
+def test_the_replica_split_chunk_refuses_sparse_layers():
+    """It has no sparse kernel inside: called with one, it must stop, not run the dense sampler."""
+    import numpy as np
+
+    m = HybridMLP(NetworkSpec(sizes=(12, 9, 4)), config=HybridConfig(mode="hm-var"), replicas=2, seeds=[5, 6])
+    opt = HybridSGD(m.parameters(), lr=0.3, p=0.4, k=7, sampler="sparse")
+    chunk = fast_step._Chunk(m, opt, {id(p): g for g in opt.param_groups for p in g["params"]})
+    acts, normed, deltas, invs = m._buffers_for(2, 1)
+    weights = m._weight_arrays()
+    wts, parts = chunk.P.transposed(weights, [True] * len(weights))
+    x, y = np.zeros((3, 12), np.float32), np.zeros(3, np.int64)
+    with pytest.raises(ValueError, match="dense sampler only"):
+        chunk.T.mlp_train_chunk_by_replica(weights, chunk.states, chunk.pendings, chunk.keys, np.zeros(2, np.int64),
+                                           *chunk.consts, wts, parts, acts, normed, invs, deltas, x, y,
+                                           np.zeros((2, 1), np.int64), *chunk.passes)

@@ -83,7 +83,7 @@ class _Chunk:
         from ..nn import functional as F
         self.model, self.optimizer, self.T, self.P = model, optimizer, T, cpu_module("nn.passes_cpu")
         spec = model.spec
-        self.passes = (spec.output == "sigmoid", cpu_module("nn.passes_cpu").NORM_CODE[spec.norm], spec.output_norm,
+        self.passes = (spec.output == "sigmoid", self.P.NORM_CODE[spec.norm], spec.output_norm,
                        np.float32(F.EPS))
         self.layers = list(model.layers)
         self.groups = [groups[id(layer.weight)] for layer in self.layers]

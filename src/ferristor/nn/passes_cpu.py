@@ -294,7 +294,8 @@ def _forward_one(weights, acts, normed, invs, r, b, norm, norm_last, eps):
 
 @njit(inline="always")
 def _backward_one(weights, normed, invs, deltas, r, b, norm, norm_last):
-    _backward_from(weights, weights, np.empty((8, 0), np.float32), False, normed, invs, deltas, r, b, norm, norm_last)
+    # no scratch is read without use_t: any 2-D float32 array stands in (no allocation per sample)
+    _backward_from(weights, weights, weights[0][r], False, normed, invs, deltas, r, b, norm, norm_last)
 
 
 @njit(inline="always")
