@@ -52,6 +52,9 @@ TEST_DATA = _test_data_root()
 
 
 def pytest_configure(config):
+    import torch
+    if not torch.cuda.is_available():  # the Triton kernels run in Triton's interpreter (set before Triton loads)
+        os.environ.setdefault("TRITON_INTERPRET", "1")
     if TEST_DATA is not None and not TEST_DATA.is_dir():
         raise pytest.UsageError(f"{ENV_TEST_DATA}={TEST_DATA} is not a folder: point it at a folder holding "
                                 f"mnist/, fashion-mnist/ or mitdb/, or leave it empty")

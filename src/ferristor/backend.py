@@ -1,8 +1,11 @@
 """Which implementation runs the rule and the passes: chosen by the device the tensors live on, here only.
 
 ``numba``: ferristor's fused CPU kernels (deterministic, the same bits on every x86 CPU).
-``torch``: tensor operations, the path a GPU runs and the reference the kernels are tested against.
-On a CPU tensor the numba path runs when numba is installed, unless :func:`use_backend` forces torch.
+``torch``: tensor operations, the reference the kernels are tested against, and the passes of a GPU.
+``triton``: the fused update kernel a CUDA GPU runs (``rule.kernels_triton``, dense sampler), when
+Triton imports (CUDA builds of torch ship it); equal to the torch path bit for bit.
+On a CPU tensor the numba path runs when numba is installed, unless :func:`use_backend` forces torch;
+forcing torch also keeps a GPU on the tensor operations.
 """
 from __future__ import annotations
 
@@ -63,6 +66,21 @@ def cpu_kernels() -> bool:
     """Whether CPU tensors run the numba kernels now (``backend_for('cpu') == 'numba'``, without the
     device object: this is asked once per parameter and step)."""
     return _forced != "torch" and numba_available()
+
+
+@lru_cache(maxsize=None)
+def triton_available() -> bool:
+    try:
+        import triton  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def triton_for(t: torch.Tensor, sampler: str = "dense") -> bool:
+    """Whether an update of tensor ``t`` runs the fused Triton kernel: a CUDA tensor, the dense
+    sampler, Triton present, the backend not forced to torch."""
+    return t.is_cuda and sampler == "dense" and _forced != "torch" and triton_available()
 
 
 _modules: dict = {}

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..backend import backend_for
+from ..backend import backend_for, cpu_module, triton_for
 from . import update as ref
 
 
@@ -36,6 +36,10 @@ def hybrid_update_(hidden: torch.Tensor, pending: torch.Tensor, keys: np.ndarray
         kernels_cpu.hybrid_update_(hidden.numpy(), pending.numpy(), keys, step, **kw, sampler=sampler,
                                    **_factors_np(grad, delta, x))
         return
+    if triton_for(hidden, sampler):
+        cpu_module("rule.kernels_triton").update_(hidden, pending, _keys_t(keys, hidden.device), step, fp=False,
+                                                  **kw, **_factors_t(grad, delta, x))
+        return
     mask, off = ref.crossbar_draws(_keys_t(keys, hidden.device), tuple(hidden.shape), step, p=p, sampler=sampler)
     del kw["p"]
     new, events = ref.hybrid_update(hidden, mask, off, **kw, **_factors_t(grad, delta, x))
@@ -51,6 +55,10 @@ def fp_update_(weight: torch.Tensor, pending: torch.Tensor, keys: np.ndarray, st
         from . import kernels_cpu
         kernels_cpu.fp_update_(weight.numpy(), pending.numpy(), keys, step, lr=lr, p=p, sampler=sampler,
                                **_factors_np(grad, delta, x))
+        return
+    if triton_for(weight, sampler):
+        cpu_module("rule.kernels_triton").update_(weight, pending, _keys_t(keys, weight.device), step, fp=True, lr=lr,
+                                                  p=p, **_factors_t(grad, delta, x))
         return
     mask, _ = ref.crossbar_draws(_keys_t(keys, weight.device), tuple(weight.shape), step, p=p, sampler=sampler)
     new, events = ref.fp_update(weight, mask, lr=lr, **_factors_t(grad, delta, x))
