@@ -12,22 +12,38 @@ gradient and the fused backward in one call and hands each layer the factors the
 
 At batch 1, :func:`run` goes further: a whole chunk of steps — passes, loss, every layer's update —
 in one compiled call (``nn.train_cpu``), returning to Python only where a transfer is due (every k
-inputs) or the event counters need flushing, and there doing exactly what ``HybridSGD`` does.
+inputs) or the event counters need flushing, and there doing exactly what ``HybridSGD`` does. On a
+CUDA GPU the same chunks run as replayed CUDA graphs (``nn.train_gpu``).
 """
 from __future__ import annotations
 
 import numpy as np
 import torch
 
-from ..backend import numba_for
+from ..backend import numba_for, triton_for
 from ..nn.mlp import HybridMLP
 from ..optim import HybridSGD
 
 
 def applies(model, optimizer, default_loss: bool, x: torch.Tensor) -> bool:
-    """A HybridMLP on its fused CPU pass, trained with the default loss and a HybridSGD owning every parameter."""
-    return (default_loss and isinstance(model, HybridMLP) and model.training and isinstance(optimizer, HybridSGD)
-            and optimizer.is_pure() and model.fused_ok(x))
+    """A HybridMLP trained with the default loss and a HybridSGD owning every parameter: on its fused
+    CPU pass, or on a CUDA GPU at batch 1 (:func:`gpu_applies`)."""
+    if not (default_loss and isinstance(model, HybridMLP) and model.training and isinstance(optimizer, HybridSGD)
+            and optimizer.is_pure()):
+        return False
+    return gpu_applies(model, optimizer, x) if x.is_cuda else model.fused_ok(x)
+
+
+def gpu_applies(model: HybridMLP, optimizer: HybridSGD, x: torch.Tensor) -> bool:
+    """The graphed GPU chunks (``nn.train_gpu``): batch 1, LayerNorm or none, no bias, the hybrid rule
+    or fp on the dense sampler, Triton present, the backend not forced to torch."""
+    spec = model.spec
+    batch = x.shape[-2] if x.dim() >= 2 else 1
+    groups = {id(p): g for g in optimizer.param_groups for p in g["params"]}
+    return (batch == 1 and torch.is_grad_enabled() and spec.norm != "batch" and not spec.bias
+            and x.dtype == torch.float32 and all(
+                id(layer.weight) in groups and triton_for(layer.weight, groups[id(layer.weight)]["sampler"])
+                and layer.capture_factors and layer.scheme_runner is None for layer in model.layers))
 
 
 def step(model: HybridMLP, optimizer: HybridSGD, x, y) -> float:
@@ -40,24 +56,32 @@ def step(model: HybridMLP, optimizer: HybridSGD, x, y) -> float:
     return loss
 
 
-def run(model: HybridMLP, optimizer: HybridSGD, x: np.ndarray, y: np.ndarray, idx: np.ndarray, batch: int = 1) -> float:
-    """The loop's steps over samples ``idx`` (R, T·batch) of (x, y) — at batch 1 in compiled chunks,
-    else one :func:`step` per batch; returns the last step's loss. ``applies`` must hold."""
+def run(model: HybridMLP, optimizer: HybridSGD, x, y, idx: np.ndarray, batch: int = 1):
+    """The loop's steps over samples ``idx`` (R, T·batch) of (x, y) — at batch 1 in compiled chunks
+    (on a GPU graphed, x and y the training data on the device), else one :func:`step` per batch.
+    Returns the last step's loss: a float, or on a GPU a device scalar (reading it waits for the
+    GPU). ``applies`` must hold."""
     n_steps = idx.shape[1] // batch
+    if torch.is_tensor(x) and x.is_cuda:
+        return _run_chunks(_gpu_plan(model, optimizer, x, y), x, y, idx, n_steps)
     if batch != 1 or not _chunks_apply(model, optimizer, idx):
         for t in range(n_steps):
             loss = step(model, optimizer, x[idx[:, t * batch:(t + 1) * batch]], y[idx[:, t * batch:(t + 1) * batch]])
         return loss
-    _drop_left_factors(model, optimizer)
     groups = {id(p): g for g in optimizer.param_groups for p in g["params"]}
-    plan = _Chunk(model, optimizer, groups)
+    losses = _run_chunks(_Chunk(model, optimizer, groups), x, y, idx, n_steps)
+    return float(np.float32(float(losses.sum())))  # as functional.cross_entropy returns it at batch 1
+
+
+def _run_chunks(plan: _Schedule, x, y, idx: np.ndarray, n_steps: int):
+    _drop_left_factors(plan.model, plan.optimizer)
     done = 0
     while done < n_steps:
         n = min(n_steps - done, plan.steps_to_python())
         losses = plan.run(x, y, np.ascontiguousarray(idx[:, done:done + n]))
         plan.after(n)
         done += n
-    return float(np.float32(float(losses.sum())))  # as functional.cross_entropy returns it at batch 1
+    return losses
 
 
 def _drop_left_factors(model: HybridMLP, optimizer: HybridSGD) -> None:
@@ -72,21 +96,51 @@ def _chunks_apply(model, optimizer, idx) -> bool:
         id(layer.weight) for layer in model.layers} <= {id(p) for g in optimizer.param_groups for p in g["params"]}
 
 
-class _Chunk:
-    """The per-layer arrays and constants of ``nn.train_cpu.mlp_train_chunk`` for a model and its
-    optimizer as they are now, and the optimizer's bookkeeping between chunks."""
+class _Schedule:
+    """``HybridSGD``'s bookkeeping around chunks of batch-1 steps: where a chunk must end (a transfer
+    due, the event counters to flush) and what follows it. Subclasses run the chunks."""
 
     def __init__(self, model: HybridMLP, optimizer: HybridSGD, groups: dict):
+        self.model, self.optimizer = model, optimizer
+        self.layers = list(model.layers)
+        self.groups = [groups[id(layer.weight)] for layer in self.layers]
+        self.updates = [layer._buf("weight", "updates") for layer in self.layers]
+
+    def steps_to_python(self) -> int:
+        """Steps until a layer's transfer is due or its event counters must be flushed."""
+        from ..nn.hybrid import _FLUSH_EVERY
+        n = min(_FLUSH_EVERY - layer._since_flush["weight"] for layer in self.layers)
+        for layer, g in zip(self.layers, self.groups):
+            if layer.mode != "fp":
+                n = min(n, g["k"] - self.optimizer.state[layer.weight].get("inputs", 0) % g["k"])
+        return max(n, 1)
+
+    def after(self, n: int) -> None:
+        """``HybridSGD``'s bookkeeping for n steps of one input each: inputs seen, transfers, flushes."""
+        for layer, g in zip(self.layers, self.groups):
+            state = self.optimizer.state[layer.weight]
+            before = state.get("inputs", 0)
+            state["inputs"] = before + n
+            layer._since_flush["weight"] += n - 1
+            layer._counted("weight")
+            if layer.mode != "fp" and (before + n) // g["k"] > before // g["k"]:
+                layer.program_("weight")
+
+
+class _Chunk(_Schedule):
+    """The per-layer arrays and constants of ``nn.train_cpu.mlp_train_chunk`` for a model and its
+    optimizer as they are now."""
+
+    def __init__(self, model: HybridMLP, optimizer: HybridSGD, groups: dict):
+        super().__init__(model, optimizer, groups)
         from ..backend import cpu_module
         from ..nn import train_cpu as T
         K = cpu_module("rule.kernels_cpu")
         from ..nn import functional as F
-        self.model, self.optimizer, self.T, self.P = model, optimizer, T, cpu_module("nn.passes_cpu")
+        self.T, self.P = T, cpu_module("nn.passes_cpu")
         spec = model.spec
         self.passes = (spec.output == "sigmoid", self.P.NORM_CODE[spec.norm], spec.output_norm,
                        np.float32(F.EPS))
-        self.layers = list(model.layers)
-        self.groups = [groups[id(layer.weight)] for layer in self.layers]
         kinds, consts, arrays = [], [], []
         for layer, g in zip(self.layers, self.groups):
             fp, sparse = layer.mode == "fp", g["sampler"] == "sparse"
@@ -104,19 +158,10 @@ class _Chunk:
         self.states = tuple(a["param"] if layer.mode == "fp" else a["hidden"] for layer, a in zip(self.layers, arrays))
         self.pendings = tuple(a["pending"] for a in arrays)
         self.keys = tuple(a["keys"] for a in arrays)
-        self.updates = [a["updates"] for a in arrays]
+        self.updates = [a["updates"] for a in arrays]  # numpy views of the buffers: read without a torch call
         self.consts = (np.array(kinds, np.int64), np.array(cols[0], np.float32), np.array(cols[1], np.int32),
                        np.array(cols[2], np.float32), np.array(cols[3], np.int64), np.array(cols[4], np.float32),
                        np.array(cols[5], np.bool_), tuple(cols[6]), tuple(cols[7]))
-
-    def steps_to_python(self) -> int:
-        """Steps until a layer's transfer is due or its event counters must be flushed."""
-        from ..nn.hybrid import _FLUSH_EVERY
-        n = min(_FLUSH_EVERY - layer._since_flush["weight"] for layer in self.layers)
-        for layer, g in zip(self.layers, self.groups):
-            if layer.mode != "fp":
-                n = min(n, g["k"] - self.optimizer.state[layer.weight].get("inputs", 0) % g["k"])
-        return max(n, 1)
 
     def run(self, x, y, idx) -> np.ndarray:
         m = self.model
@@ -134,16 +179,54 @@ class _Chunk:
             u[...] = s
         return losses
 
-    def after(self, n: int) -> None:
-        """``HybridSGD``'s bookkeeping for n steps of one input each: inputs seen, transfers, flushes."""
+
+class _GpuChunks(_Schedule):
+    """The graphed GPU steps (``nn.train_gpu``) for a model, its optimizer and the training data on the
+    device; kept on the model between calls (the graphs are captured once per chunk length)."""
+
+    def __init__(self, model: HybridMLP, optimizer: HybridSGD, groups: dict, x: torch.Tensor, y: torch.Tensor):
+        super().__init__(model, optimizer, groups)
+        from ..nn.train_gpu import GraphedSteps, LayerPlan
+        from ..rule.functional import _keys_t
+        from ..rule.streams import STREAM_UPDATE
+        plans = []
         for layer, g in zip(self.layers, self.groups):
-            state = self.optimizer.state[layer.weight]
-            before = state.get("inputs", 0)
-            state["inputs"] = before + n
-            layer._since_flush["weight"] += n - 1
-            layer._counted("weight")
-            if layer.mode != "fp" and (before + n) // g["k"] > before // g["k"]:
-                layer.program_("weight")
+            fp, cfg = layer.mode == "fp", layer.config
+            weight = layer.crossbar("weight", layer.weight.data)
+            rule = dict(lr=g["lr"], p=g["p"], lsb=cfg.hidden_lsb, rounding=g["rounding"],
+                        max_hidden=cfg.layout.max_hidden, count_zero=cfg.ledger.count_zero_updates)
+            plans.append(LayerPlan(weight, weight if fp else layer.crossbar("weight", layer._buf("weight", "hidden")),
+                                   layer.crossbar("weight", layer._buf("weight", "pending")),
+                                   _keys_t(layer.stream_keys("weight", STREAM_UPDATE), weight.device), fp, rule))
+        spec = model.spec
+        self.steps = GraphedSteps(plans, x, y, norm=spec.norm, norm_last=spec.output_norm,
+                                  sigmoid=spec.output == "sigmoid")
+
+    def tag(self, x: torch.Tensor, y: torch.Tensor) -> tuple:
+        """What the captured graphs depend on: the tensors' storage, the rule, the layers' seeds."""
+        return (id(self.optimizer), x.data_ptr(), y.data_ptr(), tuple(
+            (layer.weight.data_ptr(), layer._buf("weight", "pending").data_ptr(),
+             (layer._buffers.get("weight_hidden") if layer.mode != "fp" else layer.weight).data_ptr(),
+             id(layer.seeds), layer.seeds._version) for layer in self.layers),
+            tuple((g["lr"], g["p"], g["rounding"]) for g in self.groups))
+
+    def run(self, x, y, idx: np.ndarray) -> torch.Tensor:
+        loss = self.steps.run(torch.from_numpy(idx), [int(u) for u in self.updates])
+        for u in self.updates:
+            u += idx.shape[1]
+        return loss
+
+
+def _gpu_plan(model: HybridMLP, optimizer: HybridSGD, x: torch.Tensor, y: torch.Tensor) -> _GpuChunks:
+    groups = {id(p): g for g in optimizer.param_groups for p in g["params"]}
+    cached = getattr(model, "_gpu_chunks", None)
+    if cached is not None and cached.optimizer is optimizer and cached.tag(x, y) == cached.built_for:
+        cached.groups = [groups[id(layer.weight)] for layer in cached.layers]
+        return cached
+    plan = _GpuChunks(model, optimizer, groups, x, y)
+    plan.built_for = plan.tag(x, y)
+    model._gpu_chunks = plan
+    return plan
 
 
 def by_replica(n_replicas: int, threads: int | None = None) -> bool:

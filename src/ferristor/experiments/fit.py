@@ -253,8 +253,8 @@ def run_fit(model: nn.Module, train_data, test_data=None, *, epochs: float = 1.0
             epoch, pos = divmod(step, steps_per_epoch)
             if epoch != order_epoch:
                 order, order_epoch = epoch_order(order_seeds, epoch, n).to(dev), epoch
-                order_np = order.numpy() if fast else None
-            if fast:  # the same operations as the plain loop below, in compiled chunks (bit for bit)
+                order_np = order.cpu().numpy() if fast else None
+            if fast:  # the plain loop's operations in compiled chunks (on the CPU bit for bit; on a GPU graphed)
                 n_run = min(stop - step, steps_per_epoch - pos)
                 loss_value = fast_step.run(model, optimizer, x_np, y_np, order_np[:, pos * batch:(pos + n_run) * batch],
                                           batch)
@@ -268,16 +268,17 @@ def run_fit(model: nn.Module, train_data, test_data=None, *, epochs: float = 1.0
                 x, y = x[0], y[0]
             if fast is None:
                 fast = fast_step.applies(model, optimizer, loss is None, x)
-                if fast:
-                    x_np, y_np, order_np = x_train.numpy(), y_train.numpy(), order.numpy()
-            if fast:
-                loss_value = fast_step.step(model, optimizer, x, y)
-            else:
-                out_ = model(x)
-                loss_value = loss_fn(out_, y)
-                optimizer.zero_grad()
-                loss_value.backward()
-                optimizer.step()
+                if fast:  # the compiled chunks take the data as numpy arrays, or on a GPU as device tensors
+                    on_gpu = x_train.is_cuda
+                    x_np = x_train if on_gpu else x_train.numpy()
+                    y_np = y_train if on_gpu else y_train.numpy()
+                    order_np = order.cpu().numpy()
+                    continue
+            out_ = model(x)
+            loss_value = loss_fn(out_, y)
+            optimizer.zero_grad()
+            loss_value.backward()
+            optimizer.step()
             step += 1
             if bar is not None and step % 200 == 0:
                 bar.update(200)

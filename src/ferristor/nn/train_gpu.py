@@ -1,0 +1,136 @@
+"""Chunks of batch-1 training steps of a ``HybridMLP`` on a CUDA GPU, replayed as CUDA graphs.
+
+Each step is the plain loop's step for every replica at once — gather the samples, the forward
+pass (crossbar products, LayerNorm, ReLU), the loss gradient, the backward pass, and each layer's
+masked update by the fused Triton kernel (``rule.kernels_triton``) from its rank-1 factors — about
+25 kernels and no autograd engine. At batch 1 the GPU spends a few µs per kernel, but Python and
+the launches cost more: so the n steps of a chunk are captured once as a CUDA graph (after one
+eager run of that length, which compiles the kernels) and replayed with each chunk's samples and
+update counters written into device buffers first. Transfers and the counters' flushes happen
+between chunks (``experiments.fast_step``), exactly as ``HybridSGD`` does them.
+
+The random draws are the CPU's (the same streams and step counters; the update is equal bit for
+bit given the same factors). The passes are cuBLAS and torch's LayerNorm, whose float sums are
+ordered differently from the CPU kernels', so a GPU run agrees with a CPU run statistically,
+not bit for bit (tests/nn/test_train_gpu.py measures both).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from ..rule import kernels_triton as KT
+from . import functional as F
+
+MAX_GRAPH_STEPS = 250  # the longest chunk captured (= the event counters' flush period)
+
+
+@dataclass
+class LayerPlan:
+    """One layer's tensors and rule for the chunk: crossbar views (R, I, O) of the analogue weights,
+    the updated state (hidden integers, or the weights themselves in fp mode) and the event counters."""
+    weight: torch.Tensor
+    state: torch.Tensor
+    pending: torch.Tensor
+    keys: torch.Tensor  # int64 (R, 2) on the device
+    fp: bool
+    rule: dict  # lr, p, lsb, rounding, max_hidden, count_zero
+
+
+class GraphedSteps:
+    """The step computation for fixed tensors; ``run(idx, steps)`` trains n = idx.shape[1] steps."""
+
+    def __init__(self, layers: list[LayerPlan], x_data: torch.Tensor, y_data: torch.Tensor, *, norm: str,
+                 norm_last: bool, sigmoid: bool, graphs: bool = True):
+        self.layers, self.x_data, self.y_data = layers, x_data, y_data
+        self.norm, self.norm_last, self.sigmoid = norm, norm_last, sigmoid
+        dev = x_data.device
+        self.n_rep = layers[0].weight.shape[0]
+        self.graphs_on = graphs and dev.type == "cuda"
+        self.idx = torch.zeros((MAX_GRAPH_STEPS, self.n_rep), dtype=torch.int64, device=dev)
+        # per layer the stream's step at the chunk's start; 16-byte rows keep every pointer aligned
+        self.steps = torch.zeros((len(layers), 2), dtype=torch.int64, device=dev)
+        self.loss = torch.zeros((), dtype=torch.float32, device=dev)
+        self.minus_one = torch.full((self.n_rep, 1), -1.0, device=dev)
+        self._graphs: dict[int, torch.cuda.CUDAGraph] = {}
+        self._eager_done: set[int] = set()
+
+    def run(self, idx: torch.Tensor, steps: list[int]) -> torch.Tensor:
+        """Train n steps: replica r takes sample idx[r, t] at step t (idx int64 (R, n) on the host);
+        ``steps``: each layer's update counter before the chunk. Returns the loss of the last step
+        (summed over replicas, as ``functional.cross_entropy``), a device scalar."""
+        n = idx.shape[1]
+        for start in range(0, n, MAX_GRAPH_STEPS):
+            part = idx[:, start:start + MAX_GRAPH_STEPS]
+            m = part.shape[1]
+            self.idx[:m].copy_(part.t(), non_blocking=False)
+            self.steps[:, 0].copy_(torch.tensor([s + start for s in steps], dtype=torch.int64))
+            self._run(m)
+        return self.loss
+
+    def _run(self, n: int) -> None:
+        graph = self._graphs.get(n)
+        if graph is not None:
+            graph.replay()
+        elif self.graphs_on and n in self._eager_done:
+            graph = torch.cuda.CUDAGraph()
+            side = torch.cuda.Stream()
+            side.wait_stream(torch.cuda.current_stream())
+            with torch.cuda.stream(side), torch.cuda.graph(graph, stream=side):
+                self._body(n)
+            torch.cuda.current_stream().wait_stream(side)
+            self._graphs[n] = graph
+            graph.replay()
+        else:  # the first chunk of this length runs eagerly: it compiles what the capture will record
+            self._body(n)
+            self._eager_done.add(n)
+
+    def _body(self, n: int) -> None:
+        for s in range(n):
+            self._step(s, last=s == n - 1)
+
+    def _step(self, s: int, last: bool) -> None:
+        ids = self.idx[s]
+        a = self.x_data.index_select(0, ids)
+        y = self.y_data.index_select(0, ids)
+        n_layers = len(self.layers)
+        acts, normed, stats = [], [], []
+        for li, layer in enumerate(self.layers):
+            acts.append(a)
+            z = torch.bmm(a[:, None, :], layer.weight)[:, 0]
+            if self.norm == "layer" and (self.norm_last or li < n_layers - 1):
+                out, mean, rstd = torch.native_layer_norm(z, [z.shape[-1]], None, None, F.EPS)
+                stats.append((z, mean, rstd))
+            else:
+                out = z
+                stats.append(None)
+            normed.append(out)
+            if li < n_layers - 1:
+                a = torch.relu(out)
+        logits = normed[-1]
+        if self.sigmoid:
+            g = torch.sigmoid(logits) - y.to(logits.dtype)[:, None]
+        else:
+            g = torch.softmax(logits, -1).scatter_add_(-1, y[:, None], self.minus_one)
+        if last:
+            self.loss.copy_(self._loss(logits, y))
+        deltas = [None] * n_layers
+        for li in range(n_layers - 1, -1, -1):
+            if stats[li] is not None:
+                z, mean, rstd = stats[li]
+                g = torch.ops.aten.native_layer_norm_backward(g, z, [z.shape[-1]], mean, rstd, None, None,
+                                                              [True, False, False])[0]
+            deltas[li] = g
+            if li > 0:
+                g = torch.bmm(g[:, None, :], self.layers[li].weight.transpose(1, 2))[:, 0]
+                g = torch.ops.aten.threshold_backward(g, acts[li], 0)
+        for li, layer in enumerate(self.layers):
+            KT.update_(layer.state, layer.pending, layer.keys, s, fp=layer.fp, delta=deltas[li], x=acts[li],
+                       step_tensor=self.steps[li], **layer.rule)
+
+    def _loss(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        if self.sigmoid:
+            return torch.nn.functional.binary_cross_entropy_with_logits(logits[:, 0], y.to(logits.dtype),
+                                                                        reduction="sum")
+        return torch.nn.functional.cross_entropy(logits, y, reduction="sum")

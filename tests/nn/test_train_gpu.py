@@ -1,0 +1,112 @@
+"""The graphed GPU chunks (``nn.train_gpu`` via ``experiments.fast_step``) train as the plain loop
+does: the same masks (event counts equal exactly), the same transfers and counters, hidden weights
+equal but where the passes' float sums, ordered differently, tip a rounding. On a CPU the same step
+code runs eagerly, with the Triton kernel in its interpreter; on a GPU also graphed."""
+import numpy as np
+import pytest
+import torch
+
+pytest.importorskip("triton", reason="Triton is in the dev extra (make install)")
+
+from ferristor.backend import use_backend  # noqa: E402
+from ferristor.experiments import fast_step  # noqa: E402
+from ferristor.nn import HybridConfig, HybridMLP  # noqa: E402
+from ferristor.nn import functional as F  # noqa: E402
+from ferristor.nn.mlp import NetworkSpec  # noqa: E402
+from ferristor.optim import HybridSGD  # noqa: E402
+
+SIZES, R, N, STEPS = (20, 12, 8, 4), 3, 50, 24
+DEV = "cuda" if torch.cuda.is_available() else "cpu"  # on a CPU the Triton kernel runs in its interpreter
+
+
+def _problem(mode, device=DEV, **spec):
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(N, SIZES[0], generator=g)
+    y = torch.randint(0, SIZES[-1], (N,), generator=g)
+    idx = torch.randint(0, N, (R, STEPS), generator=g).numpy()
+    model = HybridMLP(NetworkSpec(sizes=SIZES, **spec), config=HybridConfig(mode=mode), replicas=R,
+                      seeds=[5, 6, 7]).to(device)
+    opt = HybridSGD(model.parameters(), lr=0.5, p=0.4, k=7)
+    return model, opt, x.to(device), y.to(device), idx
+
+
+def _plain(model, opt, x, y, idx):
+    for t in range(idx.shape[1]):
+        xb, yb = x[idx[:, t:t + 1]], y[idx[:, t:t + 1]]
+        loss = F.cross_entropy(model(xb), yb)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return float(loss.detach())
+
+
+def _graphed(model, opt, x, y, idx, graphs=True):
+    groups = {id(p): g for g in opt.param_groups for p in g["params"]}
+    plan = fast_step._GpuChunks(model, opt, groups, x, y)
+    plan.steps.graphs_on &= graphs
+    return float(fast_step._run_chunks(plan, x, y, idx, idx.shape[1]))
+
+
+def _state(model):
+    model.flush_counts()
+    return {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+
+
+@pytest.mark.parametrize("mode,spec", [("hm-var", {}), ("hm", {"norm": "none"}), ("fp", {"output_norm": False})])
+def test_chunks_follow_the_plain_loop(mode, spec):
+    with use_backend("torch"):
+        ref_model, ref_opt, x, y, idx = _problem(mode, **spec)
+        ref_loss = _plain(ref_model, ref_opt, x, y, idx)
+    model, opt, x, y, idx = _problem(mode, **spec)
+    loss = _graphed(model, opt, x, y, idx, graphs=False)
+    ref, got = _state(ref_model), _state(model)
+    assert ref.keys() == got.keys()
+    for name in ref:
+        if name.endswith(("_events", "_transfers", "_updates", "seeds")):
+            assert torch.equal(ref[name], got[name]), name  # masks and schedule: exactly the loop's
+        elif name.endswith("_hidden"):
+            assert (ref[name] == got[name]).float().mean() > 0.99, name
+        else:
+            assert torch.allclose(ref[name], got[name], atol=1e-3 if mode == "fp" else 0.2), name
+    if mode != "fp":
+        assert int(ref["layers.0.weight_transfers"][0]) == STEPS // 7  # transfers happened (k = 7)
+    assert loss == pytest.approx(ref_loss, rel=1e-3)
+    for p in opt.param_groups[0]["params"]:
+        assert opt.state[p]["inputs"] == STEPS
+
+
+def test_applies_only_where_the_graphed_chunks_can_run():
+    model, opt, x, y, idx = _problem("hm", "cpu")
+    xb = x[idx[:, :1]]
+    assert not fast_step.gpu_applies(model, opt, xb)  # CPU tensors: the numba chunks instead
+    assert fast_step.applies(model, opt, True, xb) == model.fused_ok(xb)
+
+
+@pytest.mark.gpu
+def test_graphs_replay_what_the_eager_steps_compute():
+    a = _problem("hm-var", "cuda")
+    b = _problem("hm-var", "cuda")
+    la = _graphed(*a, graphs=False)
+    lb = _graphed(*b, graphs=True)  # chunk lengths 7 then 7 …: the second of each length is a replay
+    assert la == lb and all(torch.equal(u, v) for u, v in zip(_state(a[0]).values(), _state(b[0]).values()))
+
+
+@pytest.mark.gpu
+def test_fit_on_the_gpu_runs_the_graphed_chunks_with_the_cpu_masks():
+    """``run_fit`` on a GPU takes the graphed chunks, and draws what the CPU run draws: the event
+    counts (masks only, count_zero) and transfers equal the numba chunks' exactly."""
+    from ferristor.experiments.fit import run_fit
+    states = []
+    for dev in ("cpu", "cuda"):
+        model, opt, x, y, _ = _problem("hm-var", dev)
+        if dev == "cuda":
+            assert fast_step.applies(model, opt, True, x[:R, None])
+        run_fit(model, (x.cpu(), y.cpu()), (x.cpu(), y.cpu()), epochs=4, optimizer=opt, progress=False)
+        assert (getattr(model, "_gpu_chunks", None) is not None) == (dev == "cuda")
+        states.append(_state(model))
+    cpu, gpu = states
+    for name in cpu:
+        if name.endswith(("_events", "_transfers", "_updates")):
+            assert torch.equal(cpu[name], gpu[name]), name
+        elif name.endswith("_hidden"):
+            assert (cpu[name] == gpu[name]).float().mean() > 0.9, name
