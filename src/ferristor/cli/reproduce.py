@@ -34,20 +34,22 @@ MAX_EPOCH_SCALE = 100
 @click.option("--threads", type=click.IntRange(1, cpu_count()), default=1, show_default=True, help="CPU threads per trial")
 @click.option("--workers", type=click.IntRange(1, cpu_count()), default=1, show_default=True,
               help="trials run at once, each in its own process (e.g. one per core, with --threads 1)")
+@click.option("--device", default="cpu", show_default=True,
+              help="torch device of every trial, e.g. cuda: batch-1 trials run as CUDA graphs (checked before any work)")
 @click.option("--data-dir", type=NonEmptyPath(file_okay=False), default=None, envvar="FERRISTOR_DATA")
 @click.option("--out", type=NonEmptyPath(file_okay=False), default="runs/reproduce", show_default=True,
               help="each finished point is saved here at once; a rerun skips finished points (one run at a time)")
 @click.option("--fresh", is_flag=True, help="discard the saved points and checkpoints of the figures asked and start over")
 @click.option("--progress/--no-progress", default=True)
 @names_options(k="ks", **{"rule.k": "ks", "out_dir": "out"})
-def reproduce(figure, seeds, epoch_scale, ks, settings, preset, rounding, level_means, threads, workers, data_dir,
-              out, fresh, progress):
+def reproduce(figure, seeds, epoch_scale, ks, settings, preset, rounding, level_means, threads, workers, device,
+              data_dir, out, fresh, progress):
     """Reproduce the paper's Fig. 5c–f and Fig. 6 (in kind); prints our numbers next to the paper's and
     writes plots. ``fig6`` is ``ferristor fig6 --out OUT/fig6`` with its defaults (its own options:
     ``ferristor fig6 --help``); ``all`` is Fig. 5c–f."""
     if figure == "fig6":
         for name, value in (("--seeds", seeds), ("--k", ks), ("--settings", settings), ("--rounding", rounding),
-                            ("--level-means", level_means)):
+                            ("--level-means", level_means), ("--device", None if device == "cpu" else device)):
             if value is not None:
                 raise click.UsageError(f"{name} does not apply to fig6: its options are those of 'ferristor fig6'")
         from .fig6 import run_fig6
@@ -63,7 +65,8 @@ def reproduce(figure, seeds, epoch_scale, ks, settings, preset, rounding, level_
     require_plot("ferristor reproduce")
     out = Path(out)
     options, preset = {"rounding": rounding, "level_means": level_means}, PRESETS[preset]
-    kw = dict(options=options, preset=preset, data_dir=data_dir, threads=threads, progress=progress, workers=workers)
+    kw = dict(options=options, preset=preset, data_dir=data_dir, threads=threads, progress=progress, workers=workers,
+              device=device)
     k_sweep = figure in ("fig5c", "fig5d", "fig5e", "all")
     k_seeds = seeds or list(range(10))
     f_seeds = seeds or list(range(5))
@@ -75,7 +78,7 @@ def reproduce(figure, seeds, epoch_scale, ks, settings, preset, rounding, level_
         trials += rp.fig5f_trials(f_seeds, epoch_scale, chosen, options, preset)
     # Before any work: every trial's configuration is valid, the largest fits in memory (times the
     # trials run at once), --out is ours, and the data of every setting are there and intact.
-    configs = [rp._cfg(t, data_dir, threads) for t in trials]
+    configs = [rp._cfg(t, data_dir, threads, device) for t in trials]
     check_memory(max(configs, key=estimate_bytes), concurrent=min(workers, len(configs)))
     figures = (["fig5cde"] if k_sweep else []) + (["fig5f"] if figure in ("fig5f", "all") else [])
     subfolders = ["", *figures, *(f"{f}/trials" for f in figures)]

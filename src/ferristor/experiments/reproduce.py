@@ -29,13 +29,13 @@ FIG5C_MODE = "hm"  # 96.7 % at k = 100 is the HM w/o Var value (digest §6)
 DEFAULT_PRESET = "paper"  # the README's headline table; 'stochastic' is the library's defaults
 
 
-def _cfg(trial: dict, data_dir: str | None = None, threads: int = 1):
+def _cfg(trial: dict, data_dir: str | None = None, threads: int = 1, device: str = "cpu"):
     dataset, over = SETTINGS[trial["setting"]]
     over = dict(over)
     epochs = over.pop("epochs", 10) * trial["epoch_scale"]
     over.update(trial.get("options", {}))
     return task_config(dataset, trial["mode"], k=trial["k"], epochs=epochs, seeds=trial["seeds"],
-                       eval_every=epochs, data_dir=data_dir, threads=threads, **over)
+                       eval_every=epochs, data_dir=data_dir, threads=threads, device=device, **over)
 
 
 def point_of(results: dict, k: int) -> dict:
@@ -56,7 +56,8 @@ def point_of(results: dict, k: int) -> dict:
     return point
 
 
-def _run(trials: list[dict], out: Path, data_dir, threads: int, progress: bool, workers: int) -> list[dict]:
+def _run(trials: list[dict], out: Path, data_dir, threads: int, progress: bool, workers: int,
+         device: str = "cpu") -> list[dict]:
     """Run the trials not yet in ``out``'s results store, as a sweep on the sweep engine (one trial:
     one (setting, mode, k) with its seeds as replicas); return their points in order."""
     from ..sweeps.driver import run_sweep
@@ -65,7 +66,7 @@ def _run(trials: list[dict], out: Path, data_dir, threads: int, progress: bool, 
     from ..sweeps.store import open_store
     from ..sweeps.trials import trial_of_config
 
-    configs = [_cfg(t, data_dir, threads) for t in trials]
+    configs = [_cfg(t, data_dir, threads, device) for t in trials]
     data, prints = load_datasets(sorted({c.dataset for c in configs}), data_dir)
     labels = [{k: v for k, v in t.items() if k != "train_config"} for t in trials]
     keyed = [trial_of_config(lab, c, prints) for lab, c in zip(labels, configs)]
@@ -120,11 +121,11 @@ def k_trials(seeds: list[int], epoch_scale: float = 1.0, ks=FIG5C_KS, options: d
 
 def reproduce_fig5f(out: Path, seeds: list[int], epoch_scale: float = 1.0, settings=tuple(SETTINGS), *,
                     options: dict | None = None, preset: Preset = PRESETS[DEFAULT_PRESET], data_dir=None,
-                    threads=1, progress=True, workers=1) -> dict:
+                    threads=1, progress=True, workers=1, device="cpu") -> dict:
     """``preset`` fixes the open choices (``presets``); ``options`` override its values, e.g.
     ``{"rounding": "stochastic"}``."""
     trials = fig5f_trials(seeds, epoch_scale, settings, options, preset)
-    results = _run(trials, out, data_dir, threads, progress, workers)
+    results = _run(trials, out, data_dir, threads, progress, workers, device)
     table: dict[str, dict[str, list[float]]] = {}
     for t, r in zip(trials, results):
         table.setdefault(t["setting"], {})[t["mode"]] = r["accuracy"]
@@ -135,9 +136,9 @@ def reproduce_fig5f(out: Path, seeds: list[int], epoch_scale: float = 1.0, setti
 
 def reproduce_k_sweep(out: Path, seeds: list[int], epoch_scale: float = 1.0, ks=FIG5C_KS, *,
                       options: dict | None = None, preset: Preset = PRESETS[DEFAULT_PRESET], data_dir=None,
-                      threads=1, progress=True, workers=1) -> list[dict]:
+                      threads=1, progress=True, workers=1, device="cpu") -> list[dict]:
     trials = k_trials(seeds, epoch_scale, ks, options, preset)
-    points = _run(trials, out, data_dir, threads, progress, workers)
+    points = _run(trials, out, data_dir, threads, progress, workers, device)
     from .plots import plot_accuracy_vs_k, plot_energy_vs_k, plot_ops_vs_k
     plot_accuracy_vs_k(points, out / "fig5c.png")
     plot_ops_vs_k(points, out / "fig5d.png")
