@@ -1,6 +1,7 @@
 """Per-sample training on a CUDA GPU: ferristor's graphed chunks against the plain-PyTorch ways of
 doing the same work on the same GPU, in one process, µs per sample-replica (and per step), on the
-paper's MNIST network (784–200–100–10, LayerNorm, batch 1), hm-var, p = 0.2, k = 100:
+paper's MNIST network (784–200–100–10, LayerNorm, batch 1), p = 0.2, hm-var and k = 100 unless
+``--mode``/``--k`` say otherwise:
 
   - plain PyTorch loop on the GPU: nn.Linear + LayerNorm + autograd + optim.SGD, one network (R = 1);
   - replica-batched float: R plain networks in one bmm/autograd program (the fair anchor for R chips);
@@ -84,10 +85,13 @@ def batched_float(replicas, x, y):
     return _loop(net, torch.optim.SGD(net.parameters(), lr=0.1), loss, replicas, x, y)
 
 
+RULE = {"mode": "hm-var", "k": 100}  # --mode, --k
+
+
 def _model(replicas, dev):
-    m = HybridMLP(NetworkSpec(SIZES), config=HybridConfig(mode="hm-var"), replicas=replicas,
+    m = HybridMLP(NetworkSpec(SIZES), config=HybridConfig(mode=RULE["mode"]), replicas=replicas,
                   seeds=list(range(replicas))).to(dev)
-    return m, HybridSGD(m.parameters(), lr=0.1, p=0.2, k=100)
+    return m, HybridSGD(m.parameters(), lr=0.1, p=0.2, k=RULE["k"])
 
 
 def module_path(replicas, x, y, backend="auto"):
@@ -119,12 +123,16 @@ def main():
     ap.add_argument("--replicas", default="1,10,100,1000")
     ap.add_argument("--steps", type=int, default=1000)
     ap.add_argument("--slow-steps", type=int, default=200, help="steps of the slow rows (module path, eager chunks)")
+    ap.add_argument("--mode", default="hm-var", choices=["fp", "hm", "hm-var"],
+                    help="hm: transfers inside the graphs (they draw nothing); hm-var: between chunks")
+    ap.add_argument("--k", type=int, default=100, help="transfer period")
     ap.add_argument("--json", default=None)
     ap.add_argument("--device", default="cuda", help=argparse.SUPPRESS)  # 'cpu': a smoke test of the script
     args = ap.parse_args()
     if args.device == "cuda" and not torch.cuda.is_available():
         sys.exit("bench_gpu.py needs a CUDA GPU (torch.cuda.is_available() is False)")
     dev = torch.device(args.device)
+    RULE.update(mode=args.mode, k=args.k)
     x, y = _data(dev)
     rows = []
 
@@ -148,7 +156,8 @@ def main():
         row("ferristor chunks, CUDA graphs", r, chunks(r, x, y, True), args.steps)
     plain = next(r_["us_per_sample_replica"] for r_ in rows if r_["row"].startswith("plain") and "error" not in r_)
     name = torch.cuda.get_device_name() if dev.type == "cuda" else "cpu"
-    print(f"\n{name} · torch {torch.__version__} · {platform.processor() or platform.machine()}")
+    print(f"\nferristor rows: {args.mode}, k = {args.k}")
+    print(f"{name} · torch {torch.__version__} · {platform.processor() or platform.machine()}")
     print(f"{'row':62} {'R':>5} {'µs/step':>10} {'µs/sample-replica':>18} {'× plain loop':>13}")
     for r_ in rows:
         if "error" in r_:

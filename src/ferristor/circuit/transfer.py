@@ -142,13 +142,20 @@ class TableTransfer:
         if self.ideal_means:
             value = magnitude.to(torch.float32)
         else:
-            value = self.means.to(magnitude.device)[magnitude.long()]
+            value = self._means_on(magnitude.device)[magnitude.long()]
         if self.sigma > 0:
             if noise is None:
                 raise ValueError("a noisy transfer needs a noise source (one stream per replica)")
             value.add_(noise.normals(value.shape, value.device).mul_(self.sigma))
             value.clamp_min_(0.0) if self.config.sign_guard == "clip" else value.abs_()
         return value.mul_(sign)
+
+    def _means_on(self, device) -> torch.Tensor:
+        """The means on ``device``, copied there once (a copy per transfer could not be graph-captured)."""
+        cached = getattr(self, "_means_device", None)
+        if cached is None or cached.device != torch.device(device):
+            cached = self._means_device = self.means.to(device)
+        return cached
 
     def program_hidden_cpu_(self, hidden: np.ndarray, shift: int, level_step: float, noise: CounterNoise | None,
                             out: np.ndarray) -> None:

@@ -195,9 +195,13 @@ class _GpuChunks(_Schedule):
             weight = layer.crossbar("weight", layer.weight.data)
             rule = dict(lr=g["lr"], p=g["p"], lsb=cfg.hidden_lsb, rounding=g["rounding"],
                         max_hidden=cfg.layout.max_hidden, count_zero=cfg.ledger.count_zero_updates)
+            fixed = not fp and layer.transfer_is_fixed("weight")
             plans.append(LayerPlan(weight, weight if fp else layer.crossbar("weight", layer._buf("weight", "hidden")),
                                    layer.crossbar("weight", layer._buf("weight", "pending")),
-                                   _keys_t(layer.stream_keys("weight", STREAM_UPDATE), weight.device), fp, rule))
+                                   _keys_t(layer.stream_keys("weight", STREAM_UPDATE), weight.device), fp, rule,
+                                   (lambda layer=layer: layer.write_transfer_("weight", None)) if fixed else None))
+        # transfers inside the chunks when every hybrid layer's transfer draws nothing
+        self.in_graph = all(p.fp or p.transfer is not None for p in plans)
         spec = model.spec
         self.steps = GraphedSteps(plans, x, y, norm=spec.norm, norm_last=spec.output_norm,
                                   sigmoid=spec.output == "sigmoid")
@@ -210,11 +214,40 @@ class _GpuChunks(_Schedule):
              id(layer.seeds), layer.seeds._version) for layer in self.layers),
             tuple((g["lr"], g["p"], g["rounding"]) for g in self.groups))
 
+    def steps_to_python(self) -> int:
+        if not self.in_graph:
+            return super().steps_to_python()
+        from ..nn.hybrid import _FLUSH_EVERY
+        return max(1, min(_FLUSH_EVERY - layer._since_flush["weight"] for layer in self.layers))
+
+    def _due(self, n: int) -> tuple:
+        """(step, layer) pairs of the chunk after which a layer's transfer falls due."""
+        due = []
+        for li, (layer, g) in enumerate(zip(self.layers, self.groups)):
+            if layer.mode != "fp":
+                before, k = self.optimizer.state[layer.weight].get("inputs", 0), g["k"]
+                due += [(s, li) for s in range(n) if (before + s + 1) % k == 0]
+        return tuple(sorted(due))
+
     def run(self, x, y, idx: np.ndarray) -> torch.Tensor:
-        loss = self.steps.run(torch.from_numpy(idx), [int(u) for u in self.updates])
+        n = idx.shape[1]
+        loss = self.steps.run(torch.from_numpy(idx), [int(u) for u in self.updates],
+                              self._due(n) if self.in_graph else ())
         for u in self.updates:
-            u += idx.shape[1]
+            u += n
         return loss
+
+    def after(self, n: int) -> None:
+        if not self.in_graph:
+            return super().after(n)
+        for layer, g in zip(self.layers, self.groups):  # the transfers ran in the chunk: count them
+            state = self.optimizer.state[layer.weight]
+            before = state.get("inputs", 0)
+            state["inputs"] = before + n
+            layer._since_flush["weight"] += n - 1
+            layer._counted("weight")
+            if layer.mode != "fp":
+                layer._buf("weight", "transfers").add_((before + n) // g["k"] - before // g["k"])
 
 
 def _gpu_plan(model: HybridMLP, optimizer: HybridSGD, x: torch.Tensor, y: torch.Tensor) -> _GpuChunks:

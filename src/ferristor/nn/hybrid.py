@@ -322,11 +322,25 @@ class HybridModule(nn.Module):
             if not initial:
                 self.scheme_runner.transfer_(self, name)
             return
+        transfers = self._buf(name, "transfers")
+        self.write_transfer_(name, CounterNoise(self.stream_keys(name, STREAM_TRANSFER),
+                                                0 if initial else int(transfers[0]) + 1), initial=initial)
+        if not initial:
+            transfers += 1
+
+    def transfer_is_fixed(self, name: str) -> bool:
+        """Whether a transfer of ``name`` is a fixed function of the hidden weights — no random draw,
+        no host value — so that a CUDA graph may capture :meth:`write_transfer_` (``nn.train_gpu``)."""
+        model = self.transfer_model
+        return (self.mode != "fp" and self.scheme_runner is None and isinstance(model, TableTransfer)
+                and model.sigma == 0)
+
+    @torch.no_grad()
+    def write_transfer_(self, name: str, noise: CounterNoise | None, *, initial: bool = False) -> None:
+        """The memristor writes of one transfer (:meth:`program_` without its counter)."""
         cfg, layout = self.config, self.config.layout
         hidden = self.crossbar(name, self._buf(name, "hidden"))
         analogue = self.crossbar(name, self._parameters[name].data)
-        transfers = self._buf(name, "transfers")
-        noise = CounterNoise(self.stream_keys(name, STREAM_TRANSFER), 0 if initial else int(transfers[0]) + 1)
         model = self.transfer_model
         if (backend_for(hidden.device) == "numba" and isinstance(model, TableTransfer)
                 and cfg.ledger.transfer_writes_unchanged):
@@ -346,8 +360,6 @@ class HybridModule(nn.Module):
                     analogue.copy_(torch.where(changed, value, analogue))
                     self.crossbar(name, self._buf(name, "skips")).add_(~changed)
                 code.copy_(new_code)
-        if not initial:
-            transfers += 1
 
     # --- gradients and the update -------------------------------------------------------------------
     def _record_gradient(self, name: str, inputs: int, x=None, delta=None, dense=None) -> torch.Tensor | None:

@@ -6,8 +6,11 @@ masked update by the fused Triton kernel (``rule.kernels_triton``) from its rank
 25 kernels and no autograd engine. At batch 1 the GPU spends a few µs per kernel, but Python and
 the launches cost more: so the n steps of a chunk are captured once as a CUDA graph (after one
 eager run of that length, which compiles the kernels) and replayed with each chunk's samples and
-update counters written into device buffers first. Transfers and the counters' flushes happen
-between chunks (``experiments.fast_step``), exactly as ``HybridSGD`` does them.
+update counters written into device buffers first. A transfer that draws nothing (``hm``: a fixed
+function of the hidden weights, ``HybridModule.transfer_is_fixed``) is part of the graph, after the
+step where it falls due, so a chunk spans many transfer periods; other transfers (``hm-var``'s
+noise is drawn with the transfer's number, a host counter) and the counters' flushes happen
+between chunks (``experiments.fast_step``), as ``HybridSGD`` does them.
 
 The random draws are the CPU's (the same streams and step counters; the update is equal bit for
 bit given the same factors). The passes are cuBLAS and torch's LayerNorm, whose float sums are
@@ -17,6 +20,7 @@ not bit for bit (tests/nn/test_train_gpu.py measures both).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 import torch
 
@@ -24,6 +28,7 @@ from ..rule import kernels_triton as KT
 from . import functional as F
 
 MAX_GRAPH_STEPS = 250  # the longest chunk captured (= the event counters' flush period)
+MAX_GRAPHS = 64  # captured chunk shapes kept (length × where transfers fall); the oldest goes first
 
 
 @dataclass
@@ -36,6 +41,7 @@ class LayerPlan:
     keys: torch.Tensor  # int64 (R, 2) on the device
     fp: bool
     rule: dict  # lr, p, lsb, rounding, max_hidden, count_zero
+    transfer: Callable[[], None] | None = None  # the transfer's device writes, when a graph may capture them
 
 
 class GraphedSteps:
@@ -53,42 +59,49 @@ class GraphedSteps:
         self.steps = torch.zeros((len(layers), 2), dtype=torch.int64, device=dev)
         self.loss = torch.zeros((), dtype=torch.float32, device=dev)
         self.minus_one = torch.full((self.n_rep, 1), -1.0, device=dev)
-        self._graphs: dict[int, torch.cuda.CUDAGraph] = {}
-        self._eager_done: set[int] = set()
+        self._graphs: dict[tuple, torch.cuda.CUDAGraph] = {}
+        self._eager_done: set[tuple] = set()
 
-    def run(self, idx: torch.Tensor, steps: list[int]) -> torch.Tensor:
-        """Train n steps: replica r takes sample idx[r, t] at step t (idx int64 (R, n) on the host);
-        ``steps``: each layer's update counter before the chunk. Returns the loss of the last step
-        (summed over replicas, as ``functional.cross_entropy``), a device scalar."""
+    def run(self, idx: torch.Tensor, steps: list[int], due: tuple = ()) -> torch.Tensor:
+        """Train n ≤ MAX_GRAPH_STEPS steps: replica r takes sample idx[r, t] at step t (idx int64
+        (R, n) on the host); ``steps``: each layer's update counter before the chunk; ``due``: the
+        (step, layer) pairs after which a layer's in-graph transfer runs. Returns the loss of the
+        last step (summed over replicas, as ``functional.cross_entropy``), a device scalar."""
         n = idx.shape[1]
-        for start in range(0, n, MAX_GRAPH_STEPS):
-            part = idx[:, start:start + MAX_GRAPH_STEPS]
-            m = part.shape[1]
-            self.idx[:m].copy_(part.t(), non_blocking=False)
-            self.steps[:, 0].copy_(torch.tensor([s + start for s in steps], dtype=torch.int64))
-            self._run(m)
+        if not 1 <= n <= MAX_GRAPH_STEPS:
+            raise ValueError(f"a chunk of {n} steps: 1 to {MAX_GRAPH_STEPS}")
+        self.idx[:n].copy_(idx.t())
+        self.steps[:, 0].copy_(torch.tensor(steps, dtype=torch.int64))
+        self._run((n, tuple(due)))
         return self.loss
 
-    def _run(self, n: int) -> None:
-        graph = self._graphs.get(n)
+    def _run(self, key: tuple) -> None:
+        graph = self._graphs.get(key)
         if graph is not None:
             graph.replay()
-        elif self.graphs_on and n in self._eager_done:
+        elif self.graphs_on and key in self._eager_done:
             graph = torch.cuda.CUDAGraph()
             side = torch.cuda.Stream()
             side.wait_stream(torch.cuda.current_stream())
             with torch.cuda.stream(side), torch.cuda.graph(graph, stream=side):
-                self._body(n)
+                self._body(*key)
             torch.cuda.current_stream().wait_stream(side)
-            self._graphs[n] = graph
+            if len(self._graphs) >= MAX_GRAPHS:  # e.g. a k that does not divide the flush period
+                self._graphs.pop(next(iter(self._graphs)))
+            self._graphs[key] = graph
             graph.replay()
-        else:  # the first chunk of this length runs eagerly: it compiles what the capture will record
-            self._body(n)
-            self._eager_done.add(n)
+        else:  # the first chunk of this shape runs eagerly: it compiles what the capture will record
+            self._body(*key)
+            self._eager_done.add(key)
 
-    def _body(self, n: int) -> None:
+    def _body(self, n: int, due: tuple) -> None:
+        after: dict[int, list[int]] = {}
+        for s, li in due:
+            after.setdefault(s, []).append(li)
         for s in range(n):
             self._step(s, last=s == n - 1)
+            for li in after.get(s, ()):
+                self.layers[li].transfer()
 
     def _step(self, s: int, last: bool) -> None:
         ids = self.idx[s]
