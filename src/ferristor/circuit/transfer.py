@@ -55,10 +55,15 @@ class CounterNoise:
 
     Normals of an (R, I, ...) array take row i and, as column, the flat index of the rest."""
 
-    def __init__(self, keys: np.ndarray, index: int):
+    def __init__(self, keys: np.ndarray, index: int, on_device: torch.Tensor | None = None):
+        """``on_device``: a one-element int64 device tensor whose value is added to ``index`` — the
+        counter of a transfer inside a CUDA graph (only the fused GPU transfer reads it)."""
         self.keys, self.index = np.ascontiguousarray(keys, dtype=np.uint32), int(index)
+        self.on_device = on_device
 
     def normals(self, shape: Sequence[int], device) -> torch.Tensor:
+        if self.on_device is not None:
+            raise ValueError("a counter on the device is read by the fused GPU transfer only")
         shape = tuple(shape)
         rows, cols = (shape[1] if len(shape) > 1 else 1), math.prod(shape[2:])
         device = torch.device(device)
@@ -156,6 +161,19 @@ class TableTransfer:
         if cached is None or cached.device != torch.device(device):
             cached = self._means_device = self.means.to(device)
         return cached
+
+    def program_hidden_triton_(self, hidden: torch.Tensor, shift: int, level_step: float, noise: CounterNoise | None,
+                               out: torch.Tensor) -> None:
+        """:meth:`program_hidden_cpu_` on a CUDA device, one Triton launch (``transfer_triton``)."""
+        from ..rule.functional import _keys_t
+        from .transfer_triton import table_transfer_
+        noisy = self.sigma > 0
+        if noisy and not isinstance(noise, CounterNoise):
+            raise ValueError("the fused transfer draws counter-based noise: pass a CounterNoise")
+        table_transfer_(hidden, out, shift=shift, means=self._means_on(hidden.device), ideal=self.ideal_means,
+                        sigma=self.sigma, fold=self.config.sign_guard == "fold", level_step=level_step,
+                        keys=_keys_t(noise.keys, hidden.device) if noisy else None, index=noise.index if noisy else 0,
+                        index_tensor=noise.on_device if noisy else None)
 
     def program_hidden_cpu_(self, hidden: np.ndarray, shift: int, level_step: float, noise: CounterNoise | None,
                             out: np.ndarray) -> None:

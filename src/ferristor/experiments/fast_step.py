@@ -17,6 +17,8 @@ CUDA GPU the same chunks run as replayed CUDA graphs (``nn.train_gpu``).
 """
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 import torch
 
@@ -195,12 +197,12 @@ class _GpuChunks(_Schedule):
             weight = layer.crossbar("weight", layer.weight.data)
             rule = dict(lr=g["lr"], p=g["p"], lsb=cfg.hidden_lsb, rounding=g["rounding"],
                         max_hidden=cfg.layout.max_hidden, count_zero=cfg.ledger.count_zero_updates)
-            fixed = not fp and layer.transfer_is_fixed("weight")
+            in_graph = not fp and layer.transfer_capturable("weight")
             plans.append(LayerPlan(weight, weight if fp else layer.crossbar("weight", layer._buf("weight", "hidden")),
                                    layer.crossbar("weight", layer._buf("weight", "pending")),
                                    _keys_t(layer.stream_keys("weight", STREAM_UPDATE), weight.device), fp, rule,
-                                   (lambda layer=layer: layer.write_transfer_("weight", None)) if fixed else None))
-        # transfers inside the chunks when every hybrid layer's transfer draws nothing
+                                   partial(_write_transfer, layer) if in_graph else None))
+        # transfers inside the chunks when a graph can hold every hybrid layer's
         self.in_graph = all(p.fp or p.transfer is not None for p in plans)
         spec = model.spec
         self.steps = GraphedSteps(plans, x, y, norm=spec.norm, norm_last=spec.output_norm,
@@ -231,8 +233,9 @@ class _GpuChunks(_Schedule):
 
     def run(self, x, y, idx: np.ndarray) -> torch.Tensor:
         n = idx.shape[1]
+        transfers = [int(layer._buf("weight", "transfers")[0]) if layer.mode != "fp" else 0 for layer in self.layers]
         loss = self.steps.run(torch.from_numpy(idx), [int(u) for u in self.updates],
-                              self._due(n) if self.in_graph else ())
+                              self._due(n) if self.in_graph else (), transfers)
         for u in self.updates:
             u += n
         return loss
@@ -248,6 +251,13 @@ class _GpuChunks(_Schedule):
             layer._counted("weight")
             if layer.mode != "fp":
                 layer._buf("weight", "transfers").add_((before + n) // g["k"] - before // g["k"])
+
+
+def _write_transfer(layer, counter: torch.Tensor, offset: int) -> None:
+    """A layer's transfer inside a graph: transfer number = the counter's value (on the device) + offset."""
+    from ..circuit.transfer import CounterNoise
+    from ..rule.streams import STREAM_TRANSFER
+    layer.write_transfer_("weight", CounterNoise(layer.stream_keys("weight", STREAM_TRANSFER), offset, on_device=counter))
 
 
 def _gpu_plan(model: HybridMLP, optimizer: HybridSGD, x: torch.Tensor, y: torch.Tensor) -> _GpuChunks:

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..backend import backend_for, cpu_module, numba_for
+from ..backend import backend_for, cpu_module, numba_for, triton_for
 from ..circuit.devices import DeviceGroup
 from ..circuit.ledger import LayerCounts, hybrid_groups, network_groups_report
 from ..circuit.transfer import CounterNoise, TableTransfer, make_transfer, split_sign
@@ -328,12 +328,18 @@ class HybridModule(nn.Module):
         if not initial:
             transfers += 1
 
-    def transfer_is_fixed(self, name: str) -> bool:
-        """Whether a transfer of ``name`` is a fixed function of the hidden weights — no random draw,
-        no host value — so that a CUDA graph may capture :meth:`write_transfer_` (``nn.train_gpu``)."""
+    def transfer_capturable(self, name: str) -> bool:
+        """Whether a CUDA graph may capture :meth:`write_transfer_` of ``name`` (``nn.train_gpu``): the
+        fused GPU transfer, which reads its noise counter from the device (``CounterNoise.on_device``),
+        or tensor operations that draw nothing (σ = 0: a fixed function of the hidden weights)."""
         model = self.transfer_model
-        return (self.mode != "fp" and self.scheme_runner is None and isinstance(model, TableTransfer)
-                and model.sigma == 0)
+        if self.mode == "fp" or self.scheme_runner is not None or not isinstance(model, TableTransfer):
+            return False
+        return self._fused_gpu_transfer(name) or model.sigma == 0
+
+    def _fused_gpu_transfer(self, name: str) -> bool:
+        return (isinstance(self.transfer_model, TableTransfer) and self.config.ledger.transfer_writes_unchanged
+                and triton_for(self._parameters[name]))
 
     @torch.no_grad()
     def write_transfer_(self, name: str, noise: CounterNoise | None, *, initial: bool = False) -> None:
@@ -345,6 +351,8 @@ class HybridModule(nn.Module):
         if (backend_for(hidden.device) == "numba" and isinstance(model, TableTransfer)
                 and cfg.ledger.transfer_writes_unchanged):
             model.program_hidden_cpu_(hidden.numpy(), layout.level_shift, cfg.level_step, noise, analogue.numpy())
+        elif self._fused_gpu_transfer(name):
+            model.program_hidden_triton_(hidden, layout.level_shift, cfg.level_step, noise, analogue)
         else:
             sign, magnitude = split_sign(hidden, layout.level_shift)
             value = model.program(sign, magnitude, noise).mul_(cfg.level_step)

@@ -6,11 +6,11 @@ masked update by the fused Triton kernel (``rule.kernels_triton``) from its rank
 25 kernels and no autograd engine. At batch 1 the GPU spends a few µs per kernel, but Python and
 the launches cost more: so the n steps of a chunk are captured once as a CUDA graph (after one
 eager run of that length, which compiles the kernels) and replayed with each chunk's samples and
-update counters written into device buffers first. A transfer that draws nothing (``hm``: a fixed
-function of the hidden weights, ``HybridModule.transfer_is_fixed``) is part of the graph, after the
-step where it falls due, so a chunk spans many transfer periods; other transfers (``hm-var``'s
-noise is drawn with the transfer's number, a host counter) and the counters' flushes happen
-between chunks (``experiments.fast_step``), as ``HybridSGD`` does them.
+update counters written into device buffers first. The transfers are part of the graph, after the
+step where each falls due (``HybridModule.transfer_capturable``: the fused Triton transfer, its noise
+numbered by a counter on the device, or tensor operations that draw nothing), so a chunk runs to
+the counters' flush (250 steps) whatever k is; other transfers (the circuit model, a baseline
+rule) and the flushes happen between chunks (``experiments.fast_step``), as ``HybridSGD`` does them.
 
 The random draws are the CPU's (the same streams and step counters; the update is equal bit for
 bit given the same factors). The passes are cuBLAS and torch's LayerNorm, whose float sums are
@@ -41,7 +41,9 @@ class LayerPlan:
     keys: torch.Tensor  # int64 (R, 2) on the device
     fp: bool
     rule: dict  # lr, p, lsb, rounding, max_hidden, count_zero
-    transfer: Callable[[], None] | None = None  # the transfer's device writes, when a graph may capture them
+    # the transfer's device writes, when a graph may capture them: (counter, offset) → transfer
+    # number counter's value + offset (the counter: the layer's transfers before the chunk, on the device)
+    transfer: Callable[[torch.Tensor, int], None] | None = None
 
 
 class GraphedSteps:
@@ -57,21 +59,26 @@ class GraphedSteps:
         self.idx = torch.zeros((MAX_GRAPH_STEPS, self.n_rep), dtype=torch.int64, device=dev)
         # per layer the stream's step at the chunk's start; 16-byte rows keep every pointer aligned
         self.steps = torch.zeros((len(layers), 2), dtype=torch.int64, device=dev)
+        self.transfers = torch.zeros((len(layers), 2), dtype=torch.int64, device=dev)  # each layer's, before the chunk
         self.loss = torch.zeros((), dtype=torch.float32, device=dev)
         self.minus_one = torch.full((self.n_rep, 1), -1.0, device=dev)
         self._graphs: dict[tuple, torch.cuda.CUDAGraph] = {}
         self._eager_done: set[tuple] = set()
 
-    def run(self, idx: torch.Tensor, steps: list[int], due: tuple = ()) -> torch.Tensor:
+    def run(self, idx: torch.Tensor, steps: list[int], due: tuple = (), transfers: list[int] | None = None
+            ) -> torch.Tensor:
         """Train n ≤ MAX_GRAPH_STEPS steps: replica r takes sample idx[r, t] at step t (idx int64
         (R, n) on the host); ``steps``: each layer's update counter before the chunk; ``due``: the
-        (step, layer) pairs after which a layer's in-graph transfer runs. Returns the loss of the
-        last step (summed over replicas, as ``functional.cross_entropy``), a device scalar."""
+        (step, layer) pairs after which a layer's in-graph transfer runs; ``transfers``: each layer's
+        transfers so far (numbering the noise of those). Returns the loss of the last step (summed
+        over replicas, as ``functional.cross_entropy``), a device scalar."""
         n = idx.shape[1]
         if not 1 <= n <= MAX_GRAPH_STEPS:
             raise ValueError(f"a chunk of {n} steps: 1 to {MAX_GRAPH_STEPS}")
         self.idx[:n].copy_(idx.t())
         self.steps[:, 0].copy_(torch.tensor(steps, dtype=torch.int64))
+        if due:
+            self.transfers[:, 0].copy_(torch.tensor(transfers, dtype=torch.int64))
         self._run((n, tuple(due)))
         return self.loss
 
@@ -98,10 +105,12 @@ class GraphedSteps:
         after: dict[int, list[int]] = {}
         for s, li in due:
             after.setdefault(s, []).append(li)
+        done = [0] * len(self.layers)
         for s in range(n):
             self._step(s, last=s == n - 1)
             for li in after.get(s, ()):
-                self.layers[li].transfer()
+                done[li] += 1
+                self.layers[li].transfer(self.transfers[li], done[li])
 
     def _step(self, s: int, last: bool) -> None:
         ids = self.idx[s]

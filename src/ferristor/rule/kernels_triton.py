@@ -21,24 +21,10 @@ import torch
 import triton
 import triton.language as tl
 
-from . import random_math as RM
+from . import random_triton as RT
 from .kernels_cpu import ROUNDING_CODE, update_constants
 
 BLOCK_ROWS, BLOCK_COLS = 16, 64  # one program: 16 rows × 64 columns of one replica
-
-_M0, _M1 = tl.constexpr(RM.PHILOX_M0), tl.constexpr(RM.PHILOX_M1)
-_W0, _W1 = tl.constexpr(RM.PHILOX_W0), tl.constexpr(RM.PHILOX_W1)
-_H1, _H2 = tl.constexpr(RM.LB_H1), tl.constexpr(RM.LB_H2)
-_ROUNDS = tl.constexpr(RM.PHILOX_ROUNDS)
-
-
-@triton.jit
-def _lowbias32(x):
-    x = x ^ (x >> 16)
-    x = x * tl.full((), _H1, tl.uint32)
-    x = x ^ (x >> 15)
-    x = x * tl.full((), _H2, tl.uint32)
-    return x ^ (x >> 16)
 
 
 @triton.jit(do_not_specialize=["step_off"])
@@ -56,26 +42,8 @@ def _update(state_ptr, pending_ptr, x_ptr, d_ptr, g_ptr, keys_ptr, step_ptr, ste
         step = tl.load(step_ptr).to(tl.int64) + step_off
     else:
         step = step_off.to(tl.int64)
-    # Philox-4x32-10 of the counter (row, 0, step lo, step hi) under the replica's key → (a, b)
-    zero = tl.zeros((BI,), tl.uint32)
-    k0 = tl.load(keys_ptr + 2 * r).to(tl.uint32) + zero
-    k1 = tl.load(keys_ptr + 2 * r + 1).to(tl.uint32) + zero
-    c0 = rows.to(tl.uint32)
-    c1 = zero
-    c2 = (step & 0xFFFFFFFF).to(tl.uint32) + zero
-    c3 = (step >> 32).to(tl.uint32) + zero
-    for _ in tl.static_range(_ROUNDS):
-        m0 = tl.full((), _M0, tl.uint32)
-        m1 = tl.full((), _M1, tl.uint32)
-        hi0 = tl.umulhi(c0, m0)
-        lo0 = c0 * m0
-        hi1 = tl.umulhi(c2, m1)
-        lo1 = c2 * m1
-        c0, c1, c2, c3 = hi1 ^ c1 ^ k0, lo1, hi0 ^ c3 ^ k1, lo0
-        k0 = k0 + tl.full((), _W0, tl.uint32)
-        k1 = k1 + tl.full((), _W1, tl.uint32)
-    t = _lowbias32(cols.to(tl.uint32))
-    z = _lowbias32((t[None, :] ^ c0[:, None]) + c1[:, None])
+    a, b = RT.row_key(keys_ptr, r, rows, step, BI)
+    z = RT.words(a, b, cols)
     m = (z >> 8).to(tl.int32)
     msk = m < p24
     inside = (rows[:, None] < n_in) & (cols[None, :] < n_out)

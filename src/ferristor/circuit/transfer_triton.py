@@ -1,0 +1,72 @@
+"""Fused Triton kernel of the table transfer (the GPU's): hidden integers → programmed weights.
+
+One launch does for every replica what :meth:`TableTransfer.program` does in ~8 tensor passes
+(~200 with noise: the draws alone are ~190): split the sign, shift out the MSBs, take the level
+mean, draw and add the scaled noise (row i, column j: words 2j and 2j + 1 of the transfer's row
+key), keep the sign, scale to real units — the float32 order of ``transfer_cpu`` and of the torch
+path, bit for bit (tests/circuit/test_transfer_triton.py). The transfer's number (the noise
+counter) may be read from a device tensor plus an offset, so a CUDA graph can hold transfers
+whose numbers change from replay to replay (``nn.train_gpu``).
+"""
+from __future__ import annotations
+
+import torch
+import triton
+import triton.language as tl
+
+from ..rule import random_triton as RT
+
+BLOCK_ROWS, BLOCK_COLS = 16, 64
+
+
+@triton.jit(do_not_specialize=["index_off"])
+def _table_transfer(hidden_ptr, out_ptr, means_ptr, keys_ptr, index_ptr, index_off, n_in, n_out,
+                    h_r, h_i, h_o, o_r, o_i, o_o, inv_div, sigma, level_step,
+                    IDEAL: tl.constexpr, NOISY: tl.constexpr, FOLD: tl.constexpr, INDEX_PTR: tl.constexpr,
+                    BI: tl.constexpr, BO: tl.constexpr):
+    pid = tl.program_id(0)
+    n_ib = tl.cdiv(n_in, BI)
+    r = pid // n_ib
+    rows = (pid - r * n_ib) * BI + tl.arange(0, BI)
+    cols = tl.program_id(1) * BO + tl.arange(0, BO)
+    inside = (rows[:, None] < n_in) & (cols[None, :] < n_out)
+    rr, ri, co = r.to(tl.int64), rows[:, None].to(tl.int64), cols[None, :].to(tl.int64)
+    h = tl.load(hidden_ptr + rr * h_r + ri * h_i + co * h_o, mask=inside, other=0.0)
+    neg = h < 0
+    level = tl.floor(tl.where(neg, -h, h) * inv_div)  # exact: |h| < 2^24, a power-of-two scale
+    if IDEAL:
+        value = level
+    else:
+        value = tl.load(means_ptr + level.to(tl.int32), mask=inside, other=0.0)
+    if NOISY:
+        if INDEX_PTR:
+            index = tl.load(index_ptr).to(tl.int64) + index_off
+        else:
+            index = index_off.to(tl.int64)
+        a, b = RT.row_key(keys_ptr, r, rows, index, BI)
+        z = RT.normal(RT.words(a, b, 2 * cols), RT.words(a, b, 2 * cols + 1))
+        value = value + z * sigma
+        if FOLD:  # the sign never flips
+            value = tl.where(value < 0.0, -value, value)
+        else:
+            value = tl.where(value < 0.0, 0.0, value)
+    out = tl.where(neg, -value, value) * level_step
+    tl.store(out_ptr + rr * o_r + ri * o_i + co * o_o, out, mask=inside)
+
+
+def table_transfer_(hidden: torch.Tensor, out: torch.Tensor, *, shift: int, means: torch.Tensor, ideal: bool,
+                    sigma: float, fold: bool, level_step: float, keys: torch.Tensor | None = None, index: int = 0,
+                    index_tensor: torch.Tensor | None = None) -> None:
+    """Write the programmed weights of ``hidden`` (R, I, O) into ``out`` (R, I, O), crossbar views of
+    any strides on one CUDA device (or CPU tensors under Triton's interpreter). ``means``: the level
+    means on the device; ``keys`` int64 (R, 2) of the transfer stream when ``sigma`` > 0; the noise
+    counter is ``index`` (+ the value of ``index_tensor``, a one-element int64 device tensor)."""
+    n_rep, n_in, n_out = hidden.shape
+    noisy = sigma > 0
+    if noisy and keys is None:
+        raise ValueError("a noisy transfer needs the transfer stream's keys")
+    grid = (n_rep * -(-n_in // BLOCK_ROWS), -(-n_out // BLOCK_COLS))
+    _table_transfer[grid](hidden, out, means, keys if noisy else means, index_tensor if index_tensor is not None else means,
+                          int(index), n_in, n_out, *hidden.stride(), *out.stride(), float(2.0 ** -shift), float(sigma),
+                          float(level_step), IDEAL=bool(ideal), NOISY=noisy, FOLD=bool(fold),
+                          INDEX_PTR=index_tensor is not None, BI=BLOCK_ROWS, BO=BLOCK_COLS, enable_fp_fusion=False)
