@@ -101,6 +101,18 @@ def test_noisy_transfers_inside_the_chunks_follow_the_plain_loop(monkeypatch):
             assert (ref[name] == got[name]).float().mean() > 0.99, name
 
 
+def test_a_model_with_gpu_chunks_still_copies_and_pickles():
+    """The cached chunks (and on a GPU their captured graphs) stay with the process, not the model."""
+    import copy
+    import io
+    model, opt, x, y, idx = _problem("hm", DEV)
+    fast_step._run_chunks(fast_step._gpu_plan(model, opt, x, y), x, y, idx[:, :3], 3)
+    assert model._gpu_chunks is not None
+    twin = copy.deepcopy(model)
+    assert not hasattr(twin, "_gpu_chunks") and torch.equal(twin.layers[0].weight, model.layers[0].weight)
+    torch.save(model, io.BytesIO())
+
+
 def test_applies_only_where_the_graphed_chunks_can_run():
     model, opt, x, y, idx = _problem("hm", "cpu")
     xb = x[idx[:, :1]]

@@ -165,14 +165,14 @@ class TableTransfer:
     def program_hidden_triton_(self, hidden: torch.Tensor, shift: int, level_step: float, noise: CounterNoise | None,
                                out: torch.Tensor) -> None:
         """:meth:`program_hidden_cpu_` on a CUDA device, one Triton launch (``transfer_triton``)."""
-        from ..rule.functional import _keys_t
+        from ..rule.functional import keys_on
         from .transfer_triton import table_transfer_
         noisy = self.sigma > 0
         if noisy and not isinstance(noise, CounterNoise):
             raise ValueError("the fused transfer draws counter-based noise: pass a CounterNoise")
         table_transfer_(hidden, out, shift=shift, means=self._means_on(hidden.device), ideal=self.ideal_means,
                         sigma=self.sigma, fold=self.config.sign_guard == "fold", level_step=level_step,
-                        keys=_keys_t(noise.keys, hidden.device) if noisy else None, index=noise.index if noisy else 0,
+                        keys=keys_on(noise.keys, hidden.device) if noisy else None, index=noise.index if noisy else 0,
                         index_tensor=noise.on_device if noisy else None)
 
     def program_hidden_cpu_(self, hidden: np.ndarray, shift: int, level_step: float, noise: CounterNoise | None,

@@ -189,7 +189,7 @@ class _GpuChunks(_Schedule):
     def __init__(self, model: HybridMLP, optimizer: HybridSGD, groups: dict, x: torch.Tensor, y: torch.Tensor):
         super().__init__(model, optimizer, groups)
         from ..nn.train_gpu import GraphedSteps, LayerPlan
-        from ..rule.functional import _keys_t
+        from ..rule.functional import keys_on
         from ..rule.streams import STREAM_UPDATE
         plans = []
         for layer, g in zip(self.layers, self.groups):
@@ -200,7 +200,7 @@ class _GpuChunks(_Schedule):
             in_graph = not fp and layer.transfer_capturable("weight")
             plans.append(LayerPlan(weight, weight if fp else layer.crossbar("weight", layer._buf("weight", "hidden")),
                                    layer.crossbar("weight", layer._buf("weight", "pending")),
-                                   _keys_t(layer.stream_keys("weight", STREAM_UPDATE), weight.device), fp, rule,
+                                   keys_on(layer.stream_keys("weight", STREAM_UPDATE), weight.device), fp, rule,
                                    partial(_write_transfer, layer) if in_graph else None))
         # transfers inside the chunks when a graph can hold every hybrid layer's
         self.in_graph = all(p.fp or p.transfer is not None for p in plans)

@@ -140,6 +140,13 @@ class HybridMLP(nn.Module):
     def n_replicas(self) -> int:
         return self.replicas or 1
 
+    def __getstate__(self):
+        # the GPU chunks' captured graphs (``experiments.fast_step``) are a cache of this process and
+        # device: a copy or a pickle of the model starts without them
+        state = super().__getstate__()
+        state.pop("_gpu_chunks", None)
+        return state
+
     def fused_ok(self, x: torch.Tensor) -> bool:
         return self._fused(x)
 

@@ -37,10 +37,10 @@ def hybrid_update_(hidden: torch.Tensor, pending: torch.Tensor, keys: np.ndarray
                                    **_factors_np(grad, delta, x))
         return
     if triton_for(hidden, sampler):
-        cpu_module("rule.kernels_triton").update_(hidden, pending, _keys_t(keys, hidden.device), step, fp=False,
+        cpu_module("rule.kernels_triton").update_(hidden, pending, keys_on(keys, hidden.device), step, fp=False,
                                                   **kw, **_factors_t(grad, delta, x))
         return
-    mask, off = ref.crossbar_draws(_keys_t(keys, hidden.device), tuple(hidden.shape), step, p=p, sampler=sampler)
+    mask, off = ref.crossbar_draws(keys_on(keys, hidden.device), tuple(hidden.shape), step, p=p, sampler=sampler)
     del kw["p"]
     new, events = ref.hybrid_update(hidden, mask, off, **kw, **_factors_t(grad, delta, x))
     hidden.copy_(new)
@@ -57,10 +57,10 @@ def fp_update_(weight: torch.Tensor, pending: torch.Tensor, keys: np.ndarray, st
                                **_factors_np(grad, delta, x))
         return
     if triton_for(weight, sampler):
-        cpu_module("rule.kernels_triton").update_(weight, pending, _keys_t(keys, weight.device), step, fp=True, lr=lr,
+        cpu_module("rule.kernels_triton").update_(weight, pending, keys_on(keys, weight.device), step, fp=True, lr=lr,
                                                   p=p, **_factors_t(grad, delta, x))
         return
-    mask, _ = ref.crossbar_draws(_keys_t(keys, weight.device), tuple(weight.shape), step, p=p, sampler=sampler)
+    mask, _ = ref.crossbar_draws(keys_on(keys, weight.device), tuple(weight.shape), step, p=p, sampler=sampler)
     new, events = ref.fp_update(weight, mask, lr=lr, **_factors_t(grad, delta, x))
     weight.copy_(new)
     pending.add_(events.to(torch.uint8))
@@ -69,7 +69,7 @@ def fp_update_(weight: torch.Tensor, pending: torch.Tensor, keys: np.ndarray, st
 _KEYS: dict = {}
 
 
-def _keys_t(keys: np.ndarray, device) -> torch.Tensor:
+def keys_on(keys: np.ndarray, device) -> torch.Tensor:
     """The keys as an int64 tensor on ``device``, copied there once (a host-to-device copy per step
     would serialise a GPU run)."""
     tag = (keys.tobytes(), str(device))
