@@ -78,9 +78,20 @@ def triton_available() -> bool:
 
 
 def triton_for(t: torch.Tensor, sampler: str = "dense") -> bool:
-    """Whether an update of tensor ``t`` runs the fused Triton kernel: a CUDA tensor, the dense
-    sampler, Triton present, the backend not forced to torch."""
-    return t.is_cuda and sampler == "dense" and _forced != "torch" and triton_available()
+    """Whether an update of tensor ``t`` runs the fused Triton kernel: a CUDA tensor on a GPU that
+    Triton supports, the dense sampler, Triton present, the backend not forced to torch."""
+    return (t.is_cuda and sampler == "dense" and _forced != "torch" and triton_available()
+            and _triton_gpu(t.device.index if t.device.index is not None else torch.cuda.current_device()))
+
+
+TRITON_MIN_CAPABILITY = (7, 0)  # Triton compiles for NVIDIA GPUs from Volta on; older ones keep the tensor path
+
+
+@lru_cache(maxsize=None)
+def _triton_gpu(index: int) -> bool:
+    if torch.version.hip is not None:  # AMD GPUs: Triton's own backend
+        return True
+    return torch.cuda.get_device_capability(index) >= TRITON_MIN_CAPABILITY
 
 
 _modules: dict = {}
