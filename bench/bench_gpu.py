@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import sys
 import time
@@ -126,6 +127,8 @@ def main():
     ap.add_argument("--mode", default="hm-var", choices=["fp", "hm", "hm-var"],
                     help="hm: transfers inside the graphs (they draw nothing); hm-var: between chunks")
     ap.add_argument("--k", type=int, default=100, help="transfer period")
+    ap.add_argument("--passes", default="torch", choices=["torch", "fused", "both"],
+                    help="the chunks' passes (FERRISTOR_GPU_PASSES): torch operations, the fused Triton pass, or a row of each")
     ap.add_argument("--json", default=None)
     ap.add_argument("--device", default="cuda", help=argparse.SUPPRESS)  # 'cpu': a smoke test of the script
     args = ap.parse_args()
@@ -149,11 +152,14 @@ def main():
         if r > 1:
             row("replica-batched float (bmm + autograd + SGD)", r, batched_float(r, x, y), args.slow_steps)
         if r <= 10:
-            row("ferristor module path, update as torch operations", r, module_path(r, x, y, "torch"), args.slow_steps // 4)
+            row("ferristor module path, update as torch operations", r, module_path(r, x, y, "torch"), max(1, args.slow_steps // 4))
         if r <= 100:
-            row("ferristor module path, fused Triton update", r, module_path(r, x, y), args.slow_steps // 2)
-        row("ferristor chunks, eager", r, chunks(r, x, y, False), args.slow_steps)
-        row("ferristor chunks, CUDA graphs", r, chunks(r, x, y, True), args.steps)
+            row("ferristor module path, fused Triton update", r, module_path(r, x, y), max(1, args.slow_steps // 2))
+        for passes in (("torch", "fused") if args.passes == "both" else (args.passes,)):
+            os.environ["FERRISTOR_GPU_PASSES"] = passes
+            tag = "" if passes == "torch" else ", fused Triton passes"
+            row(f"ferristor chunks, eager{tag}", r, chunks(r, x, y, False), args.slow_steps)
+            row(f"ferristor chunks, CUDA graphs{tag}", r, chunks(r, x, y, True), args.steps)
     plain = next(r_["us_per_sample_replica"] for r_ in rows if r_["row"].startswith("plain") and "error" not in r_)
     name = torch.cuda.get_device_name() if dev.type == "cuda" else "cpu"
     print(f"\nferristor rows: {args.mode}, k = {args.k}")

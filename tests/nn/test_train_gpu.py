@@ -57,8 +57,10 @@ def _state(model):
     return {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
 
 
+@pytest.mark.parametrize("passes", ["torch", "fused"])
 @pytest.mark.parametrize("mode,spec", [("hm-var", {}), ("hm", {"norm": "none"}), ("fp", {"output_norm": False})])
-def test_chunks_follow_the_plain_loop(mode, spec):
+def test_chunks_follow_the_plain_loop(mode, spec, passes, monkeypatch):
+    monkeypatch.setenv("FERRISTOR_GPU_PASSES", passes)
     with use_backend("torch"):
         ref_model, ref_opt, x, y, idx = _problem(mode, **spec)
         ref_loss = _plain(ref_model, ref_opt, x, y, idx)
@@ -66,6 +68,7 @@ def test_chunks_follow_the_plain_loop(mode, spec):
     loss = _graphed(model, opt, x, y, idx, graphs=False)
     # hm's transfers draw nothing: inside the chunks; hm-var's need the fused GPU transfer for that
     assert model.last_plan.in_graph == (mode != "hm-var" or DEV == "cuda")
+    assert (model.last_plan.steps.fused is not None) == (passes == "fused")
     ref, got = _state(ref_model), _state(model)
     assert ref.keys() == got.keys()
     for name in ref:
@@ -101,6 +104,14 @@ def test_noisy_transfers_inside_the_chunks_follow_the_plain_loop(monkeypatch):
             assert (ref[name] == got[name]).float().mean() > 0.99, name
 
 
+def test_an_unknown_passes_choice_is_refused_by_name(monkeypatch):
+    from ferristor.errors import ConfigError
+    monkeypatch.setenv("FERRISTOR_GPU_PASSES", "fast")
+    model, opt, x, y, idx = _problem("hm")
+    with pytest.raises(ConfigError, match="FERRISTOR_GPU_PASSES"):
+        _graphed(model, opt, x, y, idx)
+
+
 def test_a_model_with_gpu_chunks_still_copies_and_pickles():
     """The cached chunks (and on a GPU their captured graphs) stay with the process, not the model."""
     import copy
@@ -121,8 +132,10 @@ def test_applies_only_where_the_graphed_chunks_can_run():
 
 
 @pytest.mark.gpu
+@pytest.mark.parametrize("passes", ["torch", "fused"])
 @pytest.mark.parametrize("mode", ["hm-var", "hm"])
-def test_graphs_replay_what_the_eager_steps_compute(mode):
+def test_graphs_replay_what_the_eager_steps_compute(mode, passes, monkeypatch):
+    monkeypatch.setenv("FERRISTOR_GPU_PASSES", passes)
     """hm-var: chunks of k = 7 steps cut at the transfers; hm: the transfers inside the chunks, here
     handed 14 steps at a time, so that every chunk after the second replays a captured graph."""
     a, b = _problem(mode, "cuda"), _problem(mode, "cuda")

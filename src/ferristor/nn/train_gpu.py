@@ -27,6 +27,22 @@ import torch
 from ..rule import kernels_triton as KT
 from . import functional as F
 
+ENV_PASSES = "FERRISTOR_GPU_PASSES"
+PASSES = ("torch", "fused")  # the passes of a step: torch operations (measured), or nn.passes_triton
+
+
+def passes_choice() -> str:
+    """The passes the GPU chunks run, from ``FERRISTOR_GPU_PASSES``: 'torch' (the default: ~22 torch
+    kernels per step, measured on an H200) or 'fused' (2L + 1 Triton launches, ``nn.passes_triton``;
+    tested in Triton's interpreter, not yet timed on a GPU)."""
+    import os
+    value = os.environ.get(ENV_PASSES, "torch")
+    if value not in PASSES:
+        from ..errors import ConfigError
+        raise ConfigError(ENV_PASSES, value, "'torch' or 'fused'")
+    return value
+
+
 MAX_GRAPH_STEPS = 250  # the longest chunk captured (= the event counters' flush period)
 MAX_GRAPHS = 64  # captured chunk shapes kept (length × where transfers fall); the oldest goes first
 
@@ -50,9 +66,16 @@ class GraphedSteps:
     """The step computation for fixed tensors; ``run(idx, steps)`` trains n = idx.shape[1] steps."""
 
     def __init__(self, layers: list[LayerPlan], x_data: torch.Tensor, y_data: torch.Tensor, *, norm: str,
-                 norm_last: bool, sigmoid: bool, graphs: bool = True):
+                 norm_last: bool, sigmoid: bool, graphs: bool = True, passes: str = "torch"):
         self.layers, self.x_data, self.y_data = layers, x_data, y_data
         self.norm, self.norm_last, self.sigmoid = norm, norm_last, sigmoid
+        self.fused = None
+        sizes = [layers[0].weight.shape[1]] + [layer.weight.shape[2] for layer in layers]
+        if passes == "fused":
+            from . import passes_triton
+            if passes_triton.fits(sizes):  # else the torch passes: a row must fit one program
+                self.fused = passes_triton.FusedPass([layer.weight for layer in layers], norm=norm == "layer",
+                                                     norm_last=norm_last, sigmoid=sigmoid, eps=F.EPS)
         dev = x_data.device
         self.n_rep = layers[0].weight.shape[0]
         self.graphs_on = graphs and dev.type == "cuda"
@@ -113,6 +136,13 @@ class GraphedSteps:
                 self.layers[li].transfer(self.transfers[li], done[li])
 
     def _step(self, s: int, last: bool) -> None:
+        if self.fused is not None:
+            p = self.fused
+            p.run(self.x_data, self.y_data, self.idx[s])
+            if last:
+                self.loss.copy_(p.losses.sum())
+            self._update(s, p.acts, p.deltas)
+            return
         ids = self.idx[s]
         a = self.x_data.index_select(0, ids)
         y = self.y_data.index_select(0, ids)
@@ -147,6 +177,9 @@ class GraphedSteps:
             if li > 0:
                 g = torch.bmm(g[:, None, :], self.layers[li].weight.transpose(1, 2))[:, 0]
                 g = torch.ops.aten.threshold_backward(g, acts[li], 0)
+        self._update(s, acts, deltas)
+
+    def _update(self, s: int, acts: list, deltas: list) -> None:
         for li, layer in enumerate(self.layers):
             KT.update_(layer.state, layer.pending, layer.keys, s, fp=layer.fp, delta=deltas[li], x=acts[li],
                        step_tensor=self.steps[li], **layer.rule)
