@@ -32,6 +32,7 @@ def _reference(ws, x, y, norm, norm_last, sigmoid):
 
 
 @pytest.mark.parametrize("sizes,norm,norm_last,sigmoid", [((37, 20, 12, 5), True, True, False),
+                                                         ((45, 300, 12, 5), True, True, False),  # 512-wide rows
                                                          ((37, 20, 5), True, False, False),
                                                          ((37, 20, 12, 1), False, True, True)])
 def test_fused_pass_equals_autograd(sizes, norm, norm_last, sigmoid):

@@ -66,7 +66,8 @@ def table_transfer_(hidden: torch.Tensor, out: torch.Tensor, *, shift: int, mean
     if noisy and keys is None:
         raise ValueError("a noisy transfer needs the transfer stream's keys")
     grid = (n_rep * -(-n_in // BLOCK_ROWS), -(-n_out // BLOCK_COLS))
-    _table_transfer[grid](hidden, out, means, keys if noisy else means, index_tensor if index_tensor is not None else means,
+    counter = index_tensor if index_tensor is not None else means  # an unused pointer stands in
+    _table_transfer[grid](hidden, out, means, keys if noisy else means, counter,
                           int(index), n_in, n_out, *hidden.stride(), *out.stride(), float(2.0 ** -shift), float(sigma),
                           float(level_step), IDEAL=bool(ideal), NOISY=noisy, FOLD=bool(fold),
                           INDEX_PTR=index_tensor is not None, BI=BLOCK_ROWS, BO=BLOCK_COLS, enable_fp_fusion=False)

@@ -257,7 +257,8 @@ def _write_transfer(layer, counter: torch.Tensor, offset: int) -> None:
     """A layer's transfer inside a graph: transfer number = the counter's value (on the device) + offset."""
     from ..circuit.transfer import CounterNoise
     from ..rule.streams import STREAM_TRANSFER
-    layer.write_transfer_("weight", CounterNoise(layer.stream_keys("weight", STREAM_TRANSFER), offset, on_device=counter))
+    keys = layer.stream_keys("weight", STREAM_TRANSFER)
+    layer.write_transfer_("weight", CounterNoise(keys, offset, on_device=counter))
 
 
 def _gpu_plan(model: HybridMLP, optimizer: HybridSGD, x: torch.Tensor, y: torch.Tensor) -> _GpuChunks:

@@ -18,12 +18,17 @@ import triton
 import triton.language as tl
 
 MAX_WIDTH = 1024
-BLOCK_K = 32  # input rows per iteration of a product
+TILE = 8192  # weights per iteration of a product (rows × the padded row width): registers, not spills
+
+
+def _block_rows(width: int) -> int:
+    return min(32, max(4, TILE // width))
 
 
 @triton.jit
 def _forward(a_ptr, a_rs, idx_ptr, x_out_ptr, w_ptr, w_r, w_i, w_o, n_ptr, rstd_ptr, act_ptr, eps,
-             n_in: tl.constexpr, n_out: tl.constexpr, GATHER: tl.constexpr, NORM: tl.constexpr, RELU: tl.constexpr, BK: tl.constexpr, BO: tl.constexpr):
+             n_in: tl.constexpr, n_out: tl.constexpr, GATHER: tl.constexpr, NORM: tl.constexpr, RELU: tl.constexpr,
+             BK: tl.constexpr, BO: tl.constexpr):
     r = tl.program_id(0)
     if GATHER:  # the first layer reads its sample from the data set and keeps a copy (the update's x)
         a_base = a_ptr + tl.load(idx_ptr + r).to(tl.int64) * a_rs
@@ -80,7 +85,8 @@ def _loss_grad(n_ptr, y_ptr, idx_ptr, g_ptr, loss_ptr, n_cls: tl.constexpr, SIGM
 
 @triton.jit
 def _backward(g_ptr, n_ptr, rstd_ptr, delta_ptr, w_ptr, w_r, w_i, w_o, act_ptr, g_prev_ptr,
-              n_in: tl.constexpr, n_out: tl.constexpr, NORM: tl.constexpr, PREV: tl.constexpr, BI: tl.constexpr, BO: tl.constexpr):
+              n_in: tl.constexpr, n_out: tl.constexpr, NORM: tl.constexpr, PREV: tl.constexpr,
+              BI: tl.constexpr, BO: tl.constexpr):
     r = tl.program_id(0)
     cols = tl.arange(0, BO)
     cm = cols < n_out
@@ -137,8 +143,9 @@ class FusedPass:
             src = x_data if first else self.acts[li]
             _forward[grid](src, src.stride(0), ids, self.acts[0], w, *w.stride(),
                            self.normed[li], self.rstd[li], self.acts[li + 1] if not last else self.normed[li], self.eps,
-                           n_in=self.sizes[li], n_out=self.sizes[li + 1], GATHER=first, NORM=self.norms[li], RELU=not last, BK=BLOCK_K,
-                           BO=max(16, triton.next_power_of_2(self.sizes[li + 1])))
+                           n_in=self.sizes[li], n_out=self.sizes[li + 1], GATHER=first, NORM=self.norms[li],
+                           RELU=not last,
+                           BK=_block_rows(self._width(li)), BO=self._width(li))
         n_cls = self.sizes[-1]
         _loss_grad[grid](self.normed[-1], y_data, ids, self.grads[-1], self.losses, n_cls=n_cls, SIGMOID=self.sigmoid,
                          BC=max(16, triton.next_power_of_2(n_cls)))
@@ -148,4 +155,8 @@ class FusedPass:
             _backward[grid](self.grads[li], self.normed[li], self.rstd[li], self.deltas[li], w, *w.stride(),
                             self.acts[li], self.grads[li - 1] if prev else self.grads[li],
                             n_in=self.sizes[li], n_out=self.sizes[li + 1], NORM=self.norms[li], PREV=prev,
-                            BI=BLOCK_K, BO=max(16, triton.next_power_of_2(self.sizes[li + 1])))
+                            BI=_block_rows(self._width(li)), BO=self._width(li))
+
+    def _width(self, li: int) -> int:
+        """Layer li's outputs padded to a power of two (≥ 16): one program's row."""
+        return max(16, triton.next_power_of_2(self.sizes[li + 1]))
