@@ -94,6 +94,21 @@ def _triton_gpu(index: int) -> bool:
     return torch.cuda.get_device_capability(index) >= TRITON_MIN_CAPABILITY
 
 
+ENV_GPU_PASSES = "FERRISTOR_GPU_PASSES"
+GPU_PASSES = ("torch", "fused")
+
+
+def gpu_passes() -> str:
+    """The passes of the GPU chunks' steps (``nn.train_gpu``), from ``FERRISTOR_GPU_PASSES``: 'torch'
+    (the default: ~22 torch kernels per step, measured on an H200) or 'fused' (2L + 1 Triton
+    launches, ``nn.passes_triton``; tested in Triton's interpreter, not yet timed on a GPU)."""
+    import os
+    value = os.environ.get(ENV_GPU_PASSES, "torch")
+    if value not in GPU_PASSES:
+        raise ConfigError(ENV_GPU_PASSES, value, "'torch' or 'fused'")
+    return value
+
+
 _modules: dict = {}
 
 

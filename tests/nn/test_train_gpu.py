@@ -110,6 +110,12 @@ def test_an_unknown_passes_choice_is_refused_by_name(monkeypatch):
     model, opt, x, y, idx = _problem("hm")
     with pytest.raises(ConfigError, match="FERRISTOR_GPU_PASSES"):
         _graphed(model, opt, x, y, idx)
+    from ferristor.experiments.config import task_config
+    task_config("mnist", "hm")  # a CPU run does not read it
+    import ferristor.config_base as C
+    monkeypatch.setattr(C, "available_devices", lambda: ["cpu", "cuda", "cuda:0"])
+    with pytest.raises(ConfigError, match="FERRISTOR_GPU_PASSES"):  # a GPU run: before any work
+        task_config("mnist", "hm", device="cuda")
 
 
 def test_a_model_with_gpu_chunks_still_copies_and_pickles():

@@ -74,6 +74,9 @@ class TrainConfig:
         if self.backend == "numba" and not self.device.startswith("cpu"):
             raise ConfigError("backend", self.backend, "'auto' or 'torch' (the numba kernels run on the CPU)",
                               context={"device": self.device})
+        if not self.device.startswith("cpu"):
+            from ..backend import gpu_passes
+            gpu_passes()  # FERRISTOR_GPU_PASSES checked before any work
         if self.data_dir is not None and (not isinstance(self.data_dir, str) or not self.data_dir.strip()):
             raise ConfigError("data_dir", self.data_dir, "a folder path (leave it unset to use FERRISTOR_DATA, a package or the cache)")
         if self.network.norm == "batch" and self.batch < 2:

@@ -22,7 +22,7 @@ from functools import partial
 import numpy as np
 import torch
 
-from ..backend import numba_for, triton_for
+from ..backend import gpu_passes, numba_for, triton_for
 from ..nn.mlp import HybridMLP
 from ..optim import HybridSGD
 
@@ -188,7 +188,7 @@ class _GpuChunks(_Schedule):
 
     def __init__(self, model: HybridMLP, optimizer: HybridSGD, groups: dict, x: torch.Tensor, y: torch.Tensor):
         super().__init__(model, optimizer, groups)
-        from ..nn.train_gpu import GraphedSteps, LayerPlan, passes_choice
+        from ..nn.train_gpu import GraphedSteps, LayerPlan
         from ..rule.functional import keys_on
         from ..rule.streams import STREAM_UPDATE
         plans = []
@@ -206,7 +206,7 @@ class _GpuChunks(_Schedule):
         self.in_graph = all(p.fp or p.transfer is not None for p in plans)
         spec = model.spec
         self.steps = GraphedSteps(plans, x, y, norm=spec.norm, norm_last=spec.output_norm,
-                                  sigmoid=spec.output == "sigmoid", passes=passes_choice())
+                                  sigmoid=spec.output == "sigmoid", passes=gpu_passes())
 
     def tag(self, x: torch.Tensor, y: torch.Tensor) -> tuple:
         """What the captured graphs depend on: the tensors' storage, the rule, the layers' seeds."""

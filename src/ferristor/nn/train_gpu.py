@@ -27,22 +27,6 @@ import torch
 from ..rule import kernels_triton as KT
 from . import functional as F
 
-ENV_PASSES = "FERRISTOR_GPU_PASSES"
-PASSES = ("torch", "fused")  # the passes of a step: torch operations (measured), or nn.passes_triton
-
-
-def passes_choice() -> str:
-    """The passes the GPU chunks run, from ``FERRISTOR_GPU_PASSES``: 'torch' (the default: ~22 torch
-    kernels per step, measured on an H200) or 'fused' (2L + 1 Triton launches, ``nn.passes_triton``;
-    tested in Triton's interpreter, not yet timed on a GPU)."""
-    import os
-    value = os.environ.get(ENV_PASSES, "torch")
-    if value not in PASSES:
-        from ..errors import ConfigError
-        raise ConfigError(ENV_PASSES, value, "'torch' or 'fused'")
-    return value
-
-
 MAX_GRAPH_STEPS = 250  # the longest chunk captured (= the event counters' flush period)
 MAX_GRAPHS = 64  # captured chunk shapes kept (length × where transfers fall); the oldest goes first
 
