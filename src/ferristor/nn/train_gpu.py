@@ -12,10 +12,11 @@ numbered by a counter on the device, or tensor operations that draw nothing), so
 the counters' flush (250 steps) whatever k is; other transfers (the circuit model, a baseline
 rule) and the flushes happen between chunks (``experiments.fast_step``), as ``HybridSGD`` does them.
 
-The random draws are the CPU's (the same streams and step counters; the update is equal bit for
-bit given the same factors). The passes are cuBLAS and torch's LayerNorm, whose float sums are
-ordered differently from the CPU kernels', so a GPU run agrees with a CPU run statistically,
-not bit for bit (tests/nn/test_train_gpu.py measures both).
+The passes are torch operations (``passes='torch'``, the default) or 2L + 1 Triton launches
+(``'fused'``, ``nn.passes_triton``; ``FERRISTOR_GPU_PASSES``). The random draws are the CPU's (the
+same streams and step counters; the update is equal bit for bit given the same factors); the
+passes' float sums are ordered differently from the CPU kernels', so a GPU run agrees with a CPU
+run statistically, not bit for bit (tests/nn/test_train_gpu.py measures both).
 """
 from __future__ import annotations
 
