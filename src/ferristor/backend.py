@@ -22,12 +22,17 @@ _forced: str = "auto"
 
 
 @lru_cache(maxsize=None)
-def numba_available() -> bool:
+def _importable(name: str) -> bool:
+    import importlib
     try:
-        import numba  # noqa: F401
+        importlib.import_module(name)
     except ImportError:
         return False
     return True
+
+
+def numba_available() -> bool:
+    return _importable("numba")
 
 
 def backend_for(device: torch.device | str) -> str:
@@ -68,13 +73,8 @@ def cpu_kernels() -> bool:
     return _forced != "torch" and numba_available()
 
 
-@lru_cache(maxsize=None)
 def triton_available() -> bool:
-    try:
-        import triton  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    return _importable("triton")
 
 
 def triton_for(t: torch.Tensor, sampler: str = "dense") -> bool:
@@ -113,8 +113,9 @@ _modules: dict = {}
 
 
 def cpu_module(name: str):
-    """A module of numba kernels (``'nn.passes_cpu'``, ``'rule.kernels_cpu'``…), imported on first use:
-    numba takes a moment to import and torch-only paths never need it; an ``import`` statement in a
+    """A module of kernels (numba's ``'nn.passes_cpu'``, ``'rule.kernels_cpu'``…, or Triton's
+    ``'rule.kernels_triton'``), imported on first use: numba and Triton take a moment to import and
+    torch-only paths never need them; an ``import`` statement in a
     per-step function would cost more than a small kernel."""
     mod = _modules.get(name)
     if mod is None:

@@ -17,6 +17,7 @@ from typing import Protocol, Sequence
 import numpy as np
 import torch
 
+from ..backend import numba_available
 from ..config_base import check_choice, check_number, param
 
 # Mean conductances of the 8 measured magnitude levels, expressed in weight units 0…7:
@@ -40,14 +41,6 @@ class TransferModel(Protocol):
         in level units. Replica r's draws come from ``noise`` for replica r only."""
 
 
-def _numba_available() -> bool:
-    try:
-        import numba  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
 class CounterNoise:
     """The engine's noise: counter-based draws keyed by (seed, parameter, transfer stream) per
     replica, with the transfer's number as the counter — a pure function of the chip's history,
@@ -67,7 +60,7 @@ class CounterNoise:
         shape = tuple(shape)
         rows, cols = (shape[1] if len(shape) > 1 else 1), math.prod(shape[2:])
         device = torch.device(device)
-        if device.type == "cpu" and _numba_available():
+        if device.type == "cpu" and numba_available():
             from ..rule.random_cpu import normals
             out = torch.from_numpy(normals(self.keys, np.arange(rows, dtype=np.int64), cols, self.index))
         else:

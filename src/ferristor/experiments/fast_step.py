@@ -100,7 +100,10 @@ def _chunks_apply(model, optimizer, idx) -> bool:
 
 class _Schedule:
     """``HybridSGD``'s bookkeeping around chunks of batch-1 steps: where a chunk must end (a transfer
-    due, the event counters to flush) and what follows it. Subclasses run the chunks."""
+    due, the event counters to flush) and what follows it. Subclasses run the chunks; one whose
+    chunks run the transfers themselves (``in_graph``) ends them at flushes only."""
+
+    in_graph = False
 
     def __init__(self, model: HybridMLP, optimizer: HybridSGD, groups: dict):
         self.model, self.optimizer = model, optimizer
@@ -113,19 +116,25 @@ class _Schedule:
         from ..nn.hybrid import _FLUSH_EVERY
         n = min(_FLUSH_EVERY - layer._since_flush["weight"] for layer in self.layers)
         for layer, g in zip(self.layers, self.groups):
-            if layer.mode != "fp":
+            if layer.mode != "fp" and not self.in_graph:
                 n = min(n, g["k"] - self.optimizer.state[layer.weight].get("inputs", 0) % g["k"])
         return max(n, 1)
 
     def after(self, n: int) -> None:
-        """``HybridSGD``'s bookkeeping for n steps of one input each: inputs seen, transfers, flushes."""
+        """``HybridSGD``'s bookkeeping for n steps of one input each: inputs seen, transfers (done
+        here, or counted when the chunk ran them), flushes."""
         for layer, g in zip(self.layers, self.groups):
             state = self.optimizer.state[layer.weight]
             before = state.get("inputs", 0)
             state["inputs"] = before + n
             layer._since_flush["weight"] += n - 1
             layer._counted("weight")
-            if layer.mode != "fp" and (before + n) // g["k"] > before // g["k"]:
+            due = (before + n) // g["k"] - before // g["k"]
+            if layer.mode == "fp" or not due:
+                continue
+            if self.in_graph:
+                layer._buf("weight", "transfers").add_(due)
+            else:  # chunks end where a transfer falls due: at most one
                 layer.program_("weight")
 
 
@@ -216,12 +225,6 @@ class _GpuChunks(_Schedule):
              id(layer.seeds), layer.seeds._version) for layer in self.layers),
             tuple((g["lr"], g["p"], g["rounding"]) for g in self.groups))
 
-    def steps_to_python(self) -> int:
-        if not self.in_graph:
-            return super().steps_to_python()
-        from ..nn.hybrid import _FLUSH_EVERY
-        return max(1, min(_FLUSH_EVERY - layer._since_flush["weight"] for layer in self.layers))
-
     def _due(self, n: int) -> tuple:
         """(step, layer) pairs of the chunk after which a layer's transfer falls due."""
         due = []
@@ -239,18 +242,6 @@ class _GpuChunks(_Schedule):
         for u in self.updates:
             u += n
         return loss
-
-    def after(self, n: int) -> None:
-        if not self.in_graph:
-            return super().after(n)
-        for layer, g in zip(self.layers, self.groups):  # the transfers ran in the chunk: count them
-            state = self.optimizer.state[layer.weight]
-            before = state.get("inputs", 0)
-            state["inputs"] = before + n
-            layer._since_flush["weight"] += n - 1
-            layer._counted("weight")
-            if layer.mode != "fp":
-                layer._buf("weight", "transfers").add_((before + n) // g["k"] - before // g["k"])
 
 
 def _write_transfer(layer, counter: torch.Tensor, offset: int) -> None:
