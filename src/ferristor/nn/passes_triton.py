@@ -18,11 +18,17 @@ import triton
 import triton.language as tl
 
 MAX_WIDTH = 1024
-TILE = 8192  # weights per iteration of a product (rows × the padded row width): registers, not spills
+TILE = 16384  # weights per iteration of a product (rows × the padded row width)
+PER_THREAD = 32  # of them per thread: with the next tile in flight, well inside 255 registers, no spills
+# (tests/test_gpu_builds.py builds every launch for sm_80 and sm_90 and reads the registers back)
 
 
 def _block_rows(width: int) -> int:
-    return min(32, max(4, TILE // width))
+    return min(64, max(4, TILE // width))
+
+
+def _warps(width: int) -> int:
+    return min(16, max(4, _block_rows(width) * width // (32 * PER_THREAD)))
 
 
 @triton.jit
@@ -37,16 +43,26 @@ def _forward(a_ptr, a_rs, idx_ptr, x_out_ptr, w_ptr, w_r, w_i, w_o, n_ptr, rstd_
     cols = tl.arange(0, BO)
     cm = cols < n_out
     w_base = w_ptr + r.to(tl.int64) * w_r
-    acc = tl.zeros((BO,), tl.float32)
-    for k0 in range(0, n_in, BK):
-        ks = k0 + tl.arange(0, BK)
-        km = ks < n_in
-        a = tl.load(a_base + ks, mask=km, other=0.0)
+    # Latency, not arithmetic, bounds a batch-1 product: each tile's loads are issued one iteration
+    # ahead (the last prefetch is wholly masked: no traffic), and the products accumulate per
+    # element, reduced across the tile's rows once at the end instead of every iteration.
+    ks = tl.arange(0, BK)
+    km = ks < n_in
+    a = tl.load(a_base + ks, mask=km, other=0.0)
+    w = tl.load(w_base + ks[:, None].to(tl.int64) * w_i + cols[None, :] * w_o, mask=km[:, None] & cm[None, :],
+                other=0.0)
+    acc2 = tl.zeros((BK, BO), tl.float32)
+    for k0 in range(BK, n_in + BK, BK):
+        kn = k0 + tl.arange(0, BK)
+        kmn = kn < n_in
+        a_next = tl.load(a_base + kn, mask=kmn, other=0.0)
+        w_next = tl.load(w_base + kn[:, None].to(tl.int64) * w_i + cols[None, :] * w_o,
+                         mask=kmn[:, None] & cm[None, :], other=0.0)
         if GATHER:
             tl.store(x_out_ptr + r.to(tl.int64) * n_in + ks, a, mask=km)
-        w = tl.load(w_base + ks[:, None].to(tl.int64) * w_i + cols[None, :] * w_o, mask=km[:, None] & cm[None, :],
-                    other=0.0)
-        acc += tl.sum(a[:, None] * w, axis=0)
+        acc2 += a[:, None] * w
+        a, w, ks, km = a_next, w_next, kn, kmn
+    acc = tl.sum(acc2, axis=0)
     if NORM:
         mean = tl.sum(acc, axis=0) / n_out
         c = tl.where(cm, acc - mean, 0.0)
@@ -101,14 +117,19 @@ def _backward(g_ptr, n_ptr, rstd_ptr, delta_ptr, w_ptr, w_r, w_i, w_o, act_ptr, 
     tl.store(delta_ptr + r * n_out + cols, d, mask=cm)
     if PREV:  # ∂L/∂(the previous layer's normalised output): W·δ through ReLU's mask
         w_base = w_ptr + r.to(tl.int64) * w_r
-        for i0 in range(0, n_in, BI):
-            rows = i0 + tl.arange(0, BI)
-            im = rows < n_in
-            w = tl.load(w_base + rows[:, None].to(tl.int64) * w_i + cols[None, :] * w_o,
-                        mask=im[:, None] & cm[None, :], other=0.0)
+        rows = tl.arange(0, BI)
+        im = rows < n_in
+        w = tl.load(w_base + rows[:, None].to(tl.int64) * w_i + cols[None, :] * w_o, mask=im[:, None] & cm[None, :],
+                    other=0.0)
+        for i0 in range(BI, n_in + BI, BI):  # the next tile's loads ahead of this one's sums, as above
+            rn = i0 + tl.arange(0, BI)
+            imn = rn < n_in
+            w_next = tl.load(w_base + rn[:, None].to(tl.int64) * w_i + cols[None, :] * w_o,
+                             mask=imn[:, None] & cm[None, :], other=0.0)
             gp = tl.sum(w * d[None, :], axis=1)
             a = tl.load(act_ptr + r * n_in + rows, mask=im, other=0.0)
             tl.store(g_prev_ptr + r * n_in + rows, tl.where(a > 0.0, gp, 0.0), mask=im)
+            w, rows, im = w_next, rn, imn
 
 
 def fits(sizes) -> bool:
@@ -145,7 +166,7 @@ class FusedPass:
                            self.normed[li], self.rstd[li], self.acts[li + 1] if not last else self.normed[li], self.eps,
                            n_in=self.sizes[li], n_out=self.sizes[li + 1], GATHER=first, NORM=self.norms[li],
                            RELU=not last,
-                           BK=_block_rows(self._width(li)), BO=self._width(li))
+                           BK=_block_rows(self._width(li)), BO=self._width(li), num_warps=_warps(self._width(li)))
         n_cls = self.sizes[-1]
         _loss_grad[grid](self.normed[-1], y_data, ids, self.grads[-1], self.losses, n_cls=n_cls, SIGMOID=self.sigmoid,
                          BC=max(16, triton.next_power_of_2(n_cls)))
@@ -155,7 +176,7 @@ class FusedPass:
             _backward[grid](self.grads[li], self.normed[li], self.rstd[li], self.deltas[li], w, *w.stride(),
                             self.acts[li], self.grads[li - 1] if prev else self.grads[li],
                             n_in=self.sizes[li], n_out=self.sizes[li + 1], NORM=self.norms[li], PREV=prev,
-                            BI=_block_rows(self._width(li)), BO=self._width(li))
+                            BI=_block_rows(self._width(li)), BO=self._width(li), num_warps=_warps(self._width(li)))
 
     def _width(self, li: int) -> int:
         """Layer li's outputs padded to a power of two (≥ 16): one program's row."""
