@@ -1,11 +1,11 @@
-"""The driver on the in-process and process executors: results, resume, failures, retries, lock."""
+"""The driver on the in-process, thread and process executors: results, resume, failures, retries, lock."""
 import json
 
 import pytest
 
 from ferristor.locking import FolderBusy, exclusive
 from ferristor.sweeps.driver import LOCK_NAME
-from ferristor.sweeps.executors import ProcessExecutor
+from ferristor.sweeps.executors import ProcessExecutor, ThreadExecutor, make_executor
 from ferristor.sweeps.run import plan, run_plan
 from ferristor.sweeps.store import open_store
 
@@ -34,6 +34,39 @@ def test_rows_match_the_results(tiny_mnist, tmp_path):
     assert store.db.execute("SELECT COUNT(*) FROM checkpoints").fetchone()[0] == 0
     assert store.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     store.close()
+
+
+def test_trials_in_threads_give_the_in_process_rows(tiny_mnist, tmp_path):
+    """Two trials side by side in threads (on a GPU, each on its own CUDA stream) record exactly what
+    one after the other in this process records: no state leaks from one trial into the other."""
+    a = run_plan(plan(small_spec(), tmp_path / "a", given={"mnist": tiny_mnist}), in_process=True, progress=False)
+    b = run_plan(plan(small_spec(), tmp_path / "b", given={"mnist": tiny_mnist}), executor=ThreadExecutor(2),
+                 progress=False)
+    assert b.count("done") == 2 and b.ran == 2
+    assert rows(tmp_path / "a") == rows(tmp_path / "b")
+    assert isinstance(make_executor(2, threads=True), ThreadExecutor)
+
+
+@pytest.mark.gpu
+def test_gpu_trials_side_by_side_on_streams_give_the_sequential_rows(tiny_mnist, tmp_path):
+    """On a GPU: two trials at once, each in a thread on its own CUDA stream, capturing and replaying
+    their graphs side by side, record what the same trials one after the other record."""
+    spec = small_spec(sets=("device=cuda",))
+    a = run_plan(plan(spec, tmp_path / "a", given={"mnist": tiny_mnist}), in_process=True, progress=False)
+    b = run_plan(plan(spec, tmp_path / "b", given={"mnist": tiny_mnist}), executor=ThreadExecutor(2), progress=False)
+    assert a.count("done") == b.count("done") == 2
+    assert rows(tmp_path / "a") == rows(tmp_path / "b")
+
+
+def test_a_failing_trial_in_a_thread_is_retried_then_recorded(tiny_mnist, tmp_path, monkeypatch):
+    import ferristor.experiments.train as T
+
+    def broken(cfg, *a, **kw):
+        raise RuntimeError("boom")
+    monkeypatch.setattr(T, "train", broken)
+    out = run_plan(plan(small_spec(), tmp_path, given={"mnist": tiny_mnist}), executor=ThreadExecutor(2),
+                   max_retries=1, progress=False)
+    assert out.count("failed") == 2 and all("boom" in e for e in out.errors.values())
 
 
 def test_rerun_skips_done_trials_and_adds_new_ones(tiny_mnist, tmp_path):

@@ -33,7 +33,8 @@ MAX_EPOCH_SCALE = 100
               help="level means of the hybrid modes' transfer [default: the preset's]")
 @click.option("--threads", type=click.IntRange(1, cpu_count()), default=1, show_default=True, help="CPU threads per trial")
 @click.option("--workers", type=click.IntRange(1, cpu_count()), default=1, show_default=True,
-              help="trials run at once, each in its own process (e.g. one per core, with --threads 1)")
+              help="trials run at once, each in its own process (e.g. one per core, with --threads 1); with "
+                   "--device cuda, each in a thread of this process on its own CUDA stream, side by side on the GPU")
 @click.option("--device", default="cpu", show_default=True,
               help="torch device of every trial, e.g. cuda: batch-1 trials run as CUDA graphs (checked before any work)")
 @click.option("--data-dir", type=NonEmptyPath(file_okay=False), default=None, envvar="FERRISTOR_DATA")

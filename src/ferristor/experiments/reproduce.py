@@ -71,7 +71,9 @@ def _run(trials: list[dict], out: Path, data_dir, threads: int, progress: bool, 
     labels = [{k: v for k, v in t.items() if k != "train_config"} for t in trials]
     keyed = [trial_of_config(lab, c, prints) for lab, c in zip(labels, configs)]
     unique = list({t.key: t for t in keyed}.values())  # the fp point shared by variants runs once
-    outcome = run_sweep(unique, out, data, executor=make_executor(workers, in_process=workers == 1),
+    # on a GPU, trials at once are threads of this process on streams of their own (processes would take turns)
+    on_gpu = workers > 1 and str(device).startswith("cuda")
+    outcome = run_sweep(unique, out, data, executor=make_executor(workers, in_process=workers == 1, threads=on_gpu),
                         progress=progress, name=out.name)
     if outcome.count("failed"):
         from ..errors import FerristorError

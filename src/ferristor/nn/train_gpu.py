@@ -20,6 +20,7 @@ run statistically, not bit for bit (tests/nn/test_train_gpu.py measures both).
 """
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from typing import Callable
 
@@ -30,6 +31,10 @@ from . import functional as F
 
 MAX_GRAPH_STEPS = 250  # the longest chunk captured (= the event counters' flush period)
 MAX_GRAPHS = 64  # captured chunk shapes kept (length × where transfers fall); the oldest goes first
+# Trials may train side by side in threads, each on its own stream (``sweeps.executors.ThreadExecutor``):
+# one capture at a time, and each capture refuses only its own thread's unsafe calls ("thread_local"),
+# so another trial's synchronisation or allocation cannot void it.
+_CAPTURE = threading.Lock()
 
 
 @dataclass
@@ -98,7 +103,8 @@ class GraphedSteps:
             graph = torch.cuda.CUDAGraph()
             side = torch.cuda.Stream()
             side.wait_stream(torch.cuda.current_stream())
-            with torch.cuda.stream(side), torch.cuda.graph(graph, stream=side):
+            with _CAPTURE, torch.cuda.stream(side), torch.cuda.graph(graph, stream=side,
+                                                                     capture_error_mode="thread_local"):
                 self._body(*key)
             torch.cuda.current_stream().wait_stream(side)
             if len(self._graphs) >= MAX_GRAPHS:  # e.g. a k that does not divide the flush period

@@ -1,4 +1,5 @@
-"""Where trials run: in this process, or in local worker processes. (Ray: ``ray_executor.py``.)
+"""Where trials run: in this process, in threads of this process (on a GPU, one CUDA stream each),
+or in local worker processes. (Ray: ``ray_executor.py``.)
 
 An executor runs :class:`~.worker.Job` s and hands their events to the driver's ``sink(key, kind,
 payload)`` from :meth:`poll`; it never writes anything itself. The driver gives each executor the
@@ -9,8 +10,10 @@ tensors its key names. A worker that dies is reported as a ``crashed`` event and
 from __future__ import annotations
 
 import os
+import queue
 import threading
 import time
+from contextlib import nullcontext
 from typing import Any, Callable, Protocol
 
 from ..errors import ConfigError
@@ -58,6 +61,65 @@ class InProcessExecutor:
 
     def close(self) -> None:
         pass
+
+
+class ThreadExecutor:
+    """Up to ``workers`` trials at once in threads of this process, each trial that trains on a CUDA
+    device on a CUDA stream of its own. What a GPU needs: a batch-1 trial's step is a chain of small
+    kernels that leaves most of the chip idle, and kernels of different streams of one process run
+    side by side, while worker processes would each hold a CUDA context and take turns. The events
+    reach the driver's sink from :meth:`poll`, in the driver's thread."""
+
+    name = "threads"
+
+    def __init__(self, workers: int):
+        if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+            raise ConfigError("workers", workers, "an integer ≥ 1")
+        self.workers = workers
+        self.running = 0
+        self.events: queue.Queue = queue.Queue()
+
+    def start(self, datasets: dict, sink: Sink) -> None:
+        self.datasets, self.sink = datasets, sink
+
+    def has_room(self) -> bool:
+        return self.running < self.workers
+
+    def busy(self) -> bool:
+        return self.running > 0 or not self.events.empty()
+
+    def submit(self, job: Job) -> None:
+        self.running += 1
+        threading.Thread(target=self._run, args=(job,), daemon=True, name="ferristor-sweep-thread").start()
+
+    def _run(self, job: Job) -> None:
+        import torch
+        emit = lambda kind, payload: self.events.put((job.key, kind, payload))  # noqa: E731
+        try:
+            device = torch.device(job.config.get("device", "cpu"))
+            on_gpu = device.type == "cuda"
+            with torch.cuda.stream(torch.cuda.Stream(device)) if on_gpu else nullcontext():
+                run_job(job, self.datasets[job.dataset], emit)
+        except BaseException as e:  # noqa: BLE001 — run_job reports a trial's own errors; this is the rest
+            emit("crashed", f"the trial's thread failed: {type(e).__name__}: {e}")
+
+    def poll(self, timeout: float) -> None:
+        try:
+            event = self.events.get(timeout=timeout)
+        except queue.Empty:
+            return
+        while True:
+            key, kind, payload = event
+            if kind in TERMINAL:
+                self.running -= 1
+            self.sink(key, kind, payload)
+            try:
+                event = self.events.get_nowait()
+            except queue.Empty:
+                return
+
+    def close(self) -> None:
+        pass  # daemon threads: the driver waits for every trial before closing
 
 
 def _watch_parent(parent: int) -> None:
@@ -183,11 +245,14 @@ class ProcessExecutor:
         self.pool.clear()
 
 
-def make_executor(workers: int = 1, *, in_process: bool = False, ray: bool = False,
+def make_executor(workers: int = 1, *, in_process: bool = False, threads: bool = False, ray: bool = False,
                   ray_address: str | None = None, ray_cpus: int | None = None) -> Executor:
-    """Ray with ``ray``/``ray_address``; else this process with ``in_process``; else ``workers``
-    worker processes (the default, one: a crashing trial never takes the driver down)."""
+    """Ray with ``ray``/``ray_address``; else this process with ``in_process``, ``workers`` threads of
+    it with ``threads`` (the GPU's way); else ``workers`` worker processes (the default, one: a
+    crashing trial never takes the driver down)."""
     if ray or ray_address:
         from .ray_executor import RayExecutor
         return RayExecutor(address=ray_address, num_cpus=ray_cpus)
+    if threads:
+        return ThreadExecutor(workers)
     return InProcessExecutor() if in_process else ProcessExecutor(workers)
