@@ -5,7 +5,7 @@ import pytest
 
 from ferristor.locking import FolderBusy, exclusive
 from ferristor.sweeps.driver import LOCK_NAME
-from ferristor.sweeps.executors import ProcessExecutor, ThreadExecutor, make_executor
+from ferristor.sweeps.executors import InProcessExecutor, ProcessExecutor, ThreadExecutor, make_executor
 from ferristor.sweeps.run import plan, run_plan
 from ferristor.sweeps.store import open_store
 
@@ -45,6 +45,20 @@ def test_trials_in_threads_give_the_in_process_rows(tiny_mnist, tmp_path):
     assert b.count("done") == 2 and b.ran == 2
     assert rows(tmp_path / "a") == rows(tmp_path / "b")
     assert isinstance(make_executor(2, threads=True), ThreadExecutor)
+
+
+@pytest.mark.parametrize("devices,workers,in_process,kind", [
+    (("cuda", "cuda:0"), 3, False, ThreadExecutor), (("cuda", "cpu"), 3, False, ProcessExecutor),
+    (("cuda",), 1, False, ProcessExecutor), (("cuda",), 3, True, InProcessExecutor)])
+def test_trials_that_all_run_on_a_gpu_share_it_as_threads(monkeypatch, tmp_path, devices, workers, in_process, kind):
+    import ferristor.sweeps.run as run
+    from ferristor.sweeps.run import Plan
+    from ferristor.sweeps.trials import Trial
+    seen = []
+    monkeypatch.setattr(run, "run_sweep", lambda trials, folder, data, *, executor, **kw: seen.append(executor))
+    trials = [Trial(key=str(i), params={}, config={"device": d, "seeds": [0]}) for i, d in enumerate(devices)]
+    run_plan(Plan(None, tmp_path, trials, {}, "x"), workers=workers, in_process=in_process, progress=False)
+    assert type(seen[0]) is kind
 
 
 @pytest.mark.gpu

@@ -15,7 +15,9 @@ import click
 @click.option("--seeds-per-trial", type=int, default=None,
               help="split the seeds into trials of this many [default: all seeds of a point in one trial]")
 @click.option("--threads", type=int, default=None, help="CPU threads per trial (Ray: CPUs per task) [default: 1]")
-@click.option("--workers", type=int, default=1, show_default=True, help="local worker processes, trials at once")
+@click.option("--workers", type=int, default=1, show_default=True,
+              help="local worker processes, trials at once (trials that all run on a CUDA device: threads of this "
+                   "process, each on its own CUDA stream)")
 @click.option("--in-process", is_flag=True, help="run trials one by one in this process (no worker processes)")
 @click.option("--ray", "use_ray", is_flag=True, help="run trials as Ray tasks on a Ray started here on this machine's cores")
 @click.option("--ray-cpus", type=int, default=None, help="with --ray: CPUs the local Ray may use [default: all]")

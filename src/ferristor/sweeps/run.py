@@ -70,8 +70,11 @@ def plan(spec: sp.SweepSpec, folder: Path, data_dir: str | None = None, given: d
 def run_plan(p: Plan, *, workers: int = 1, in_process: bool = False, ray: bool = False, ray_address: str | None = None,
              ray_cpus: int | None = None, max_retries: int = 2, retry_failed: bool = False, progress: bool = True,
              executor=None) -> Outcome:
-    executor = executor or make_executor(workers, in_process=in_process, ray=ray, ray_address=ray_address,
-                                         ray_cpus=ray_cpus)
+    # trials that all train on a GPU share it as threads on streams of their own (processes would take turns)
+    on_gpu = not in_process and workers > 1 and all(str(t.config.get("device", "cpu")).startswith("cuda")
+                                                     for t in p.trials)
+    executor = executor or make_executor(workers, in_process=in_process, threads=on_gpu, ray=ray,
+                                         ray_address=ray_address, ray_cpus=ray_cpus)
     meta = {"spec": sp.describe(p.spec)} if p.spec is not None else None
     return run_sweep(p.trials, p.folder, p.datasets, executor=executor, max_retries=max_retries,
                      retry_failed=retry_failed, progress=progress, meta=meta, name=p.name)
