@@ -35,3 +35,25 @@ def test_cpu_tensors_never_take_triton(triton_present):
     assert B.backend_for("cpu") == ("numba" if B.numba_available() else "torch")
     with B.use_backend("torch"):
         assert B.backend_for("cpu") == "torch"
+
+
+def test_a_forced_backend_holds_in_its_own_thread_only():
+    """Trials side by side in threads each force their own backend (sweeps.executors.ThreadExecutor)."""
+    import threading
+    seen = {}
+    inside, release = threading.Event(), threading.Event()
+
+    def other():
+        with B.use_backend("torch"):
+            seen["other, forced"] = B.backend_for("cpu")
+            inside.set()
+            release.wait(5)
+
+    t = threading.Thread(target=other)
+    t.start()
+    inside.wait(5)
+    seen["main, meanwhile"] = B.backend_for("cpu")
+    release.set()
+    t.join()
+    assert seen == {"other, forced": "torch", "main, meanwhile": "numba" if B.numba_available() else "torch"}
+    assert B.backend_for("cpu") == seen["main, meanwhile"]

@@ -10,6 +10,7 @@ forcing torch also keeps a GPU on the tensor operations.
 from __future__ import annotations
 
 import contextlib
+import threading
 from functools import lru_cache
 from typing import Iterator
 
@@ -18,7 +19,12 @@ import torch
 from .errors import ConfigError
 
 BACKENDS = ("auto", "numba", "torch")
-_forced: str = "auto"
+# per thread: trials side by side in threads (sweeps.executors.ThreadExecutor) each force their own
+_local = threading.local()
+
+
+def _forced() -> str:
+    return getattr(_local, "forced", "auto")
 
 
 @lru_cache(maxsize=None)
@@ -40,10 +46,10 @@ def backend_for(device: torch.device | str) -> str:
     kind = device.type if isinstance(device, torch.device) else torch.device(device).type
     if kind != "cpu":
         return "torch"
-    if _forced == "torch":
+    if _forced() == "torch":
         return "torch"
     if not numba_available():
-        if _forced == "numba":
+        if _forced() == "numba":
             raise ConfigError("backend", "numba", "'auto' or 'torch': numba is not installed")
         return "torch"
     return "numba"
@@ -51,15 +57,15 @@ def backend_for(device: torch.device | str) -> str:
 
 @contextlib.contextmanager
 def use_backend(name: str) -> Iterator[None]:
-    """Run a block with the CPU backend forced: ``with use_backend("torch"): …`` (tests, reference runs)."""
-    global _forced
+    """Run a block with the CPU backend forced: ``with use_backend("torch"): …`` (tests, reference runs);
+    in this thread only."""
     if name not in BACKENDS:
         raise ConfigError("backend", name, "one of " + ", ".join(repr(b) for b in BACKENDS))
-    previous, _forced = _forced, name
+    previous, _local.forced = _forced(), name
     try:
         yield
     finally:
-        _forced = previous
+        _local.forced = previous
 
 
 def numba_for(t: torch.Tensor) -> bool:
@@ -70,7 +76,7 @@ def numba_for(t: torch.Tensor) -> bool:
 def cpu_kernels() -> bool:
     """Whether CPU tensors run the numba kernels now (``backend_for('cpu') == 'numba'``, without the
     device object: this is asked once per parameter and step)."""
-    return _forced != "torch" and numba_available()
+    return _forced() != "torch" and numba_available()
 
 
 def triton_available() -> bool:
@@ -80,7 +86,7 @@ def triton_available() -> bool:
 def triton_for(t: torch.Tensor, sampler: str = "dense") -> bool:
     """Whether an update of tensor ``t`` runs the fused Triton kernel: a CUDA tensor on a GPU that
     Triton supports, the dense sampler, Triton present, the backend not forced to torch."""
-    return (t.is_cuda and sampler == "dense" and _forced != "torch" and triton_available()
+    return (t.is_cuda and sampler == "dense" and _forced() != "torch" and triton_available()
             and _triton_gpu(t.device.index if t.device.index is not None else torch.cuda.current_device()))
 
 
