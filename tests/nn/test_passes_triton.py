@@ -34,7 +34,8 @@ def _reference(ws, x, y, norm, norm_last, sigmoid):
 @pytest.mark.parametrize("sizes,norm,norm_last,sigmoid", [((37, 20, 12, 5), True, True, False),
                                                          ((45, 300, 12, 5), True, True, False),  # 512-wide rows
                                                          ((37, 20, 5), True, False, False),
-                                                         ((37, 20, 12, 1), False, True, True)])
+                                                         ((37, 20, 12, 1), False, True, True),
+                                                         ((784, 200, 100, 10), True, True, False)])  # MNIST: 13 tiles
 def test_fused_pass_equals_autograd(sizes, norm, norm_last, sigmoid):
     g = torch.Generator().manual_seed(0)
     R, N = 3, 11
