@@ -100,6 +100,10 @@ def test_reproduce_options(tmp_path):
     refused(invoke("reproduce", "fig5c", "--epoch-scale", "-1", "--out", tmp_path), "'--epoch-scale'", "-1")
     refused(invoke("reproduce", "fig5f", "--settings", "mnist-online,cifar", "--out", tmp_path), "'--settings'", "'cifar'")
     refused(invoke("reproduce", "fig5c", "--workers", "0", "--out", tmp_path), "'--workers'")
+    from ferristor.cli.common import cpu_count
+    # more trials than cores: only where they share a GPU (threads on streams)
+    refused(invoke("reproduce", "fig5c", "--workers", cpu_count() + 1, "--out", tmp_path), "'--workers'",
+            f"at most {cpu_count()}", "--device cuda")
 
 
 def test_reproduce_checks_the_data_before_starting_any_trial(tmp_path):

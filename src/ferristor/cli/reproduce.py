@@ -11,6 +11,8 @@ from .common import ChoiceList, FiniteFloat, IntList, NonEmptyPath, SeedList, cp
 
 # The longest setting runs 100 epochs; the scale keeps every trial within TrainConfig's epoch bound.
 MAX_EPOCH_SCALE = 100
+# Trials on streams of one GPU are threads that mostly wait on it, not on the cores.
+MAX_GPU_WORKERS = 64
 
 
 @click.command("reproduce")
@@ -32,9 +34,10 @@ MAX_EPOCH_SCALE = 100
 @click.option("--level-means", type=click.Choice(["ideal", "measured"]), default=None,
               help="level means of the hybrid modes' transfer [default: the preset's]")
 @click.option("--threads", type=click.IntRange(1, cpu_count()), default=1, show_default=True, help="CPU threads per trial")
-@click.option("--workers", type=click.IntRange(1, cpu_count()), default=1, show_default=True,
-              help="trials run at once, each in its own process (e.g. one per core, with --threads 1); with "
-                   "--device cuda, each in a thread of this process on its own CUDA stream, side by side on the GPU")
+@click.option("--workers", type=click.IntRange(1, MAX_GPU_WORKERS), default=1, show_default=True,
+              help="trials run at once, each in its own process (e.g. one per core, with --threads 1; at most the "
+                   "cores); with --device cuda, each in a thread of this process on its own CUDA stream, side by "
+                   f"side on the GPU (at most {MAX_GPU_WORKERS})")
 @click.option("--device", default="cpu", show_default=True,
               help="torch device of every trial, e.g. cuda: batch-1 trials run as CUDA graphs (checked before any work)")
 @click.option("--data-dir", type=NonEmptyPath(file_okay=False), default=None, envvar="FERRISTOR_DATA")
@@ -48,6 +51,10 @@ def reproduce(figure, seeds, epoch_scale, ks, settings, preset, rounding, level_
     """Reproduce the paper's Fig. 5c–f and Fig. 6 (in kind); prints our numbers next to the paper's and
     writes plots. ``fig6`` is ``ferristor fig6 --out OUT/fig6`` with its defaults (its own options:
     ``ferristor fig6 --help``); ``all`` is Fig. 5c–f."""
+    if workers > cpu_count() and not str(device).startswith("cuda"):
+        raise click.BadParameter(f"{workers}: at most {cpu_count()} (this machine's cores) for trials on the CPU; "
+                                 f"with --device cuda up to {MAX_GPU_WORKERS} trials share the GPU",
+                                 param_hint="'--workers'")
     if figure == "fig6":
         for name, value in (("--seeds", seeds), ("--k", ks), ("--settings", settings), ("--rounding", rounding),
                             ("--level-means", level_means), ("--device", None if device == "cpu" else device)):
