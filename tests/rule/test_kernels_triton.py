@@ -12,16 +12,14 @@ from ferristor.rule import kernels_triton as KT  # noqa: E402
 from ferristor.rule.streams import STREAM_UPDATE, stream_keys  # noqa: E402
 from ferristor.rule.update import crossbar_draws, fp_update, hybrid_update  # noqa: E402
 
+from .conftest import rank1_problem  # noqa: E402
+
 DEV = "cuda" if torch.cuda.is_available() else "cpu"
 R, I, O = 3, 37, 70  # rows and columns past one 16 × 64 block: partial blocks on both axes
 
 
 def _case(seed=0):
-    g = torch.Generator().manual_seed(seed)
-    delta = torch.randn(R, O, generator=g) * 0.05
-    x = torch.rand(R, I, generator=g) * 2 - 1
-    hidden = torch.randint(-511, 512, (R, I, O), generator=g).to(torch.float32)
-    hidden[0, 0, :5] = torch.tensor([511.0, -511.0, 510.0, -510.0, 0.0])  # saturation cases
+    hidden, delta, x = rank1_problem((R, I, O), seed)
     keys = torch.from_numpy(stream_keys([3, 4, 2 ** 40 + 5], "fc1.weight", STREAM_UPDATE).astype(np.int64))
     return hidden, delta, x, keys
 

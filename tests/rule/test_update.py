@@ -10,16 +10,13 @@ from ferristor.rule import kernels_cpu
 from ferristor.rule.streams import STREAM_UPDATE, stream_keys
 from ferristor.rule.update import crossbar_draws, fp_update, hybrid_update
 
+from .conftest import rank1_problem
+
 R, I, O = 3, 29, 17  # crossbars are (replicas, rows = inputs, columns = outputs)
 
 
 def _factors(seed=0):
-    g = torch.Generator().manual_seed(seed)
-    delta = torch.randn(R, O, generator=g) * 0.05
-    x = torch.rand(R, I, generator=g) * 2 - 1
-    hidden = torch.randint(-511, 512, (R, I, O), generator=g).to(torch.float32)
-    hidden[0, 0, :5] = torch.tensor([511.0, -511.0, 510.0, -510.0, 0.0])  # saturation cases
-    return hidden, delta, x
+    return rank1_problem((R, I, O), seed)
 
 
 def _keys():

@@ -218,8 +218,9 @@ class _GpuChunks(_Schedule):
                                   sigmoid=spec.output == "sigmoid", passes=gpu_passes())
 
     def tag(self, x: torch.Tensor, y: torch.Tensor) -> tuple:
-        """What the captured graphs depend on: the tensors' storage, the rule, the layers' seeds."""
-        return (id(self.optimizer), x.data_ptr(), y.data_ptr(), tuple(
+        """What the captured graphs depend on: the tensors' storage, the rule, the layers' seeds (the
+        optimizer itself: :func:`_gpu_plan` checks it)."""
+        return (x.data_ptr(), y.data_ptr(), tuple(
             (layer.weight.data_ptr(), layer._buf("weight", "pending").data_ptr(),
              (layer._buffers.get("weight_hidden") if layer.mode != "fp" else layer.weight).data_ptr(),
              id(layer.seeds), layer.seeds._version) for layer in self.layers),

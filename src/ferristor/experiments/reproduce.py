@@ -61,7 +61,7 @@ def _run(trials: list[dict], out: Path, data_dir, threads: int, progress: bool, 
     """Run the trials not yet in ``out``'s results store, as a sweep on the sweep engine (one trial:
     one (setting, mode, k) with its seeds as replicas); return their points in order."""
     from ..sweeps.driver import run_sweep
-    from ..sweeps.executors import make_executor
+    from ..sweeps.executors import make_executor, share_a_gpu
     from ..sweeps.provenance import load_datasets
     from ..sweeps.store import open_store
     from ..sweeps.trials import trial_of_config
@@ -71,8 +71,7 @@ def _run(trials: list[dict], out: Path, data_dir, threads: int, progress: bool, 
     labels = [{k: v for k, v in t.items() if k != "train_config"} for t in trials]
     keyed = [trial_of_config(lab, c, prints) for lab, c in zip(labels, configs)]
     unique = list({t.key: t for t in keyed}.values())  # the fp point shared by variants runs once
-    # on a GPU, trials at once are threads of this process on streams of their own (processes would take turns)
-    on_gpu = workers > 1 and str(device).startswith("cuda")
+    on_gpu = share_a_gpu([device], workers)
     outcome = run_sweep(unique, out, data, executor=make_executor(workers, in_process=workers == 1, threads=on_gpu),
                         progress=progress, name=out.name)
     if outcome.count("failed"):

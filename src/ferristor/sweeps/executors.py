@@ -245,6 +245,12 @@ class ProcessExecutor:
         self.pool.clear()
 
 
+def share_a_gpu(devices, workers: int, in_process: bool = False) -> bool:
+    """Whether trials on these devices run as :class:`ThreadExecutor` threads: several at once, all on
+    CUDA devices (worker processes would take turns on a GPU)."""
+    return not in_process and workers > 1 and all(str(d).startswith("cuda") for d in devices)
+
+
 def make_executor(workers: int = 1, *, in_process: bool = False, threads: bool = False, ray: bool = False,
                   ray_address: str | None = None, ray_cpus: int | None = None) -> Executor:
     """Ray with ``ray``/``ray_address``; else this process with ``in_process``, ``workers`` threads of

@@ -11,7 +11,7 @@ import numpy as np
 from . import spec as sp
 from .driver import Outcome, run_sweep
 from .estimate import trial_cpu_seconds
-from .executors import make_executor
+from .executors import make_executor, share_a_gpu
 from .progress import label
 from .provenance import load_datasets
 from .store import open_store, store_path
@@ -70,9 +70,7 @@ def plan(spec: sp.SweepSpec, folder: Path, data_dir: str | None = None, given: d
 def run_plan(p: Plan, *, workers: int = 1, in_process: bool = False, ray: bool = False, ray_address: str | None = None,
              ray_cpus: int | None = None, max_retries: int = 2, retry_failed: bool = False, progress: bool = True,
              executor=None) -> Outcome:
-    # trials that all train on a GPU share it as threads on streams of their own (processes would take turns)
-    on_gpu = not in_process and workers > 1 and all(str(t.config.get("device", "cpu")).startswith("cuda")
-                                                     for t in p.trials)
+    on_gpu = share_a_gpu([t.config.get("device", "cpu") for t in p.trials], workers, in_process)
     executor = executor or make_executor(workers, in_process=in_process, threads=on_gpu, ray=ray,
                                          ray_address=ray_address, ray_cpus=ray_cpus)
     meta = {"spec": sp.describe(p.spec)} if p.spec is not None else None
