@@ -29,6 +29,7 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_step import SIZES, _BatchedMLP, _mlp_layers  # noqa: E402
 
+from ferristor.atomic import atomic_write  # noqa: E402
 from ferristor.backend import use_backend  # noqa: E402
 from ferristor.experiments import fast_step  # noqa: E402
 from ferristor.nn import HybridConfig, HybridMLP, NetworkSpec  # noqa: E402
@@ -138,6 +139,12 @@ def main():
     RULE.update(mode=args.mode, k=args.k)
     x, y = _data(dev)
     rows = []
+    device_name = torch.cuda.get_device_name() if dev.type == "cuda" else "cpu"
+
+    def save():  # after every row: a run stopped by its time limit keeps what it measured
+        if args.json:
+            with atomic_write(args.json, "w") as f:
+                f.write(json.dumps({"device": device_name, "rows": rows}, indent=1))
 
     def row(name, replicas, fn, steps):
         try:
@@ -146,6 +153,7 @@ def main():
         except Exception as e:  # one failing row must not hide the others
             rows.append({"row": name, "R": replicas, "error": f"{type(e).__name__}: {e}"})
         print(rows[-1], flush=True)
+        save()
 
     row("plain PyTorch loop (nn.Linear + LayerNorm + autograd + SGD)", 1, plain_loop(x, y), args.slow_steps)
     for r in [int(v) for v in args.replicas.split(",")]:
@@ -161,9 +169,8 @@ def main():
             row(f"ferristor chunks, eager{tag}", r, chunks(r, x, y, False), args.slow_steps)
             row(f"ferristor chunks, CUDA graphs{tag}", r, chunks(r, x, y, True), args.steps)
     plain = next(r_["us_per_sample_replica"] for r_ in rows if r_["row"].startswith("plain") and "error" not in r_)
-    name = torch.cuda.get_device_name() if dev.type == "cuda" else "cpu"
     print(f"\nferristor rows: {args.mode}, k = {args.k}")
-    print(f"{name} · torch {torch.__version__} · {platform.processor() or platform.machine()}")
+    print(f"{device_name} · torch {torch.__version__} · {platform.processor() or platform.machine()}")
     print(f"{'row':62} {'R':>5} {'µs/step':>10} {'µs/sample-replica':>18} {'× plain loop':>13}")
     for r_ in rows:
         if "error" in r_:
@@ -171,8 +178,6 @@ def main():
             continue
         print(f"{r_['row']:62} {r_['R']:>5} {r_['us_per_step']:>10.1f} {r_['us_per_sample_replica']:>18.3f} "
               f"{r_['us_per_sample_replica'] / plain:>13.4f}")
-    if args.json:
-        Path(args.json).write_text(json.dumps({"device": name, "rows": rows}, indent=1))
 
 
 if __name__ == "__main__":

@@ -90,6 +90,12 @@ def triton_for(t: torch.Tensor, sampler: str = "dense") -> bool:
             and _triton_gpu(t.device.index if t.device.index is not None else torch.cuda.current_device()))
 
 
+# Held around every Triton launch. Trials in threads (sweeps.executors.ThreadExecutor) start together,
+# and a kernel's first launch loads its binary with the GIL released after Triton has already made
+# it visible to other threads, so a second thread could launch it before it is loaded. Replays of
+# captured graphs launch nothing from Python, so only eager and captured chunks take it.
+TRITON_LAUNCH = threading.Lock()
+
 TRITON_MIN_CAPABILITY = (7, 0)  # Triton compiles for NVIDIA GPUs from Volta on; older ones keep the tensor path
 
 

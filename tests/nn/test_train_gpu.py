@@ -172,3 +172,70 @@ def test_fit_on_the_gpu_runs_the_graphed_chunks_with_the_cpu_masks():
             assert torch.equal(cpu[name], gpu[name]), name
         elif name.endswith("_hidden"):
             assert (cpu[name] == gpu[name]).float().mean() > 0.9, name
+
+
+def test_a_failed_capture_runs_the_chunk_eagerly_and_ends_captures_for_the_process(monkeypatch):
+    """PyTorch cannot begin a capture again once one has failed in the process; the chunks then run
+    eagerly, with the results of chunks that never tried (here on a CPU, with the capture faked)."""
+    import contextlib
+    from ferristor.errors import FerristorWarning
+    from ferristor.nn import train_gpu
+    attempts = []
+
+    @contextlib.contextmanager
+    def failing_capture(*args, **kwargs):
+        attempts.append(kwargs)
+        raise RuntimeError("captures_underway.empty() INTERNAL ASSERT FAILED")
+        yield
+
+    class Fake:
+        def wait_stream(self, other):
+            pass
+
+    monkeypatch.setattr(train_gpu, "_graphs_broken", [])
+    monkeypatch.setattr(train_gpu, "_capture_stream", lambda device: Fake())
+    monkeypatch.setattr(torch.cuda, "CUDAGraph", Fake)
+    monkeypatch.setattr(torch.cuda, "graph", failing_capture)
+    monkeypatch.setattr(torch.cuda, "current_stream", lambda *a: Fake())
+    monkeypatch.setattr(torch.cuda, "stream", lambda s: contextlib.nullcontext())
+    ref_model, ref_opt, x, y, idx = _problem("hm", "cpu")
+    _graphed(ref_model, ref_opt, x, y, idx, graphs=False)
+    model, opt, x, y, idx = _problem("hm", "cpu")
+    groups = {id(p): g for g in opt.param_groups for p in g["params"]}
+    plan = fast_step._GpuChunks(model, opt, groups, x, y)
+    plan.steps.graphs_on = True  # as on a GPU: the second chunk of a shape is captured
+    with pytest.warns(FerristorWarning, match="capture failed"):
+        for start in range(0, STEPS, 7):  # k = 7: chunks of 7, 7, 7 and 3 steps, a transfer after each 7
+            n = min(7, STEPS - start)
+            fast_step._run_chunks(plan, x, y, idx[:, start:start + n], n)
+    assert len(attempts) == 1 and attempts[0]["capture_error_mode"] == "thread_local"
+    assert len(train_gpu._graphs_broken) == 1 and not plan.steps._graphs
+    ref, got = _state(ref_model), _state(model)
+    assert all(torch.equal(ref[k], got[k]) for k in ref)
+
+
+def test_the_fused_passes_read_column_major_data_as_row_major(monkeypatch):
+    """The fused passes index a sample's features by the data's row stride: the chunks take a
+    contiguous copy, so a transposed (column-major) training set trains alike."""
+    monkeypatch.setenv("FERRISTOR_GPU_PASSES", "fused")
+    states = []
+    for layout in ("rows", "columns"):
+        model, opt, x, y, idx = _problem("hm")
+        if layout == "columns":
+            x = x.t().contiguous().t()
+            assert not x.is_contiguous()
+        _graphed(model, opt, x, y, idx, graphs=False)
+        assert model.last_plan.steps.fused is not None
+        states.append(_state(model))
+    assert all(torch.equal(states[0][k], states[1][k]) for k in states[0])
+
+
+@pytest.mark.gpu
+def test_captures_never_run_on_a_stream_a_trial_may_hold():
+    """Trials' streams come from torch's pool of 32 per priority, handed out in turn; the capture
+    stream is none of them, however many are handed out."""
+    from ferristor.nn import train_gpu
+    trial_streams = [torch.cuda.Stream() for _ in range(70)]
+    capture = train_gpu._capture_stream(torch.device("cuda"))
+    assert all(s.cuda_stream != capture.cuda_stream for s in trial_streams)
+    assert train_gpu._capture_stream(torch.device("cuda")) is capture

@@ -14,6 +14,7 @@ import torch
 import triton
 import triton.language as tl
 
+from ..backend import TRITON_LAUNCH
 from ..rule import random_triton as RT
 
 BLOCK_ROWS, BLOCK_COLS = 16, 64
@@ -67,7 +68,8 @@ def table_transfer_(hidden: torch.Tensor, out: torch.Tensor, *, shift: int, mean
         raise ValueError("a noisy transfer needs the transfer stream's keys")
     grid = (n_rep * -(-n_in // BLOCK_ROWS), -(-n_out // BLOCK_COLS))
     counter = index_tensor if index_tensor is not None else means  # an unused pointer stands in
-    _table_transfer[grid](hidden, out, means, keys if noisy else means, counter,
-                          int(index), n_in, n_out, *hidden.stride(), *out.stride(), float(2.0 ** -shift), float(sigma),
-                          float(level_step), IDEAL=bool(ideal), NOISY=noisy, FOLD=bool(fold),
-                          INDEX_PTR=index_tensor is not None, BI=BLOCK_ROWS, BO=BLOCK_COLS, enable_fp_fusion=False)
+    with TRITON_LAUNCH:
+        _table_transfer[grid](hidden, out, means, keys if noisy else means, counter,
+                              int(index), n_in, n_out, *hidden.stride(), *out.stride(), float(2.0 ** -shift), float(sigma),
+                              float(level_step), IDEAL=bool(ideal), NOISY=noisy, FOLD=bool(fold),
+                              INDEX_PTR=index_tensor is not None, BI=BLOCK_ROWS, BO=BLOCK_COLS, enable_fp_fusion=False)

@@ -11,8 +11,9 @@ from .common import ChoiceList, FiniteFloat, IntList, NonEmptyPath, SeedList, cp
 
 # The longest setting runs 100 epochs; the scale keeps every trial within TrainConfig's epoch bound.
 MAX_EPOCH_SCALE = 100
-# Trials on streams of one GPU are threads that mostly wait on it, not on the cores.
-MAX_GPU_WORKERS = 64
+# Trials on streams of one GPU are threads that mostly wait on it, not on the cores; torch hands out
+# 32 streams per priority in turn, so more trials than that would share streams and take turns.
+MAX_GPU_WORKERS = 32
 
 
 @click.command("reproduce")

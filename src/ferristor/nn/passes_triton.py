@@ -17,6 +17,8 @@ import torch
 import triton
 import triton.language as tl
 
+from ..backend import TRITON_LAUNCH
+
 MAX_WIDTH = 1024
 TILE = 16384  # weights per iteration of a product (rows × the padded row width)
 PER_THREAD = 32  # of them per thread: with the next tile in flight, well inside 255 registers, no spills
@@ -158,6 +160,10 @@ class FusedPass:
 
     def run(self, x_data: torch.Tensor, y_data: torch.Tensor, ids: torch.Tensor) -> None:
         """One pass for sample ids[r] of every replica r: forward, loss, backward."""
+        with TRITON_LAUNCH:
+            self._launch(x_data, y_data, ids)
+
+    def _launch(self, x_data: torch.Tensor, y_data: torch.Tensor, ids: torch.Tensor) -> None:
         n_layers, grid = len(self.weights), (self.n_rep,)
         for li, w in enumerate(self.weights):
             first, last = li == 0, li == n_layers - 1

@@ -21,11 +21,13 @@ run statistically, not bit for bit (tests/nn/test_train_gpu.py measures both).
 from __future__ import annotations
 
 import threading
+import warnings
 from dataclasses import dataclass
 from typing import Callable
 
 import torch
 
+from ..errors import FerristorWarning
 from ..rule import kernels_triton as KT
 from . import functional as F
 
@@ -35,6 +37,30 @@ MAX_GRAPHS = 64  # captured chunk shapes kept (length × where transfers fall); 
 # one capture at a time, and each capture refuses only its own thread's unsafe calls ("thread_local"),
 # so another trial's synchronisation or allocation cannot void it.
 _CAPTURE = threading.Lock()
+# Captures run on one stream per device that nothing else uses. ``torch.cuda.Stream()`` hands out
+# one of 32 pooled streams per priority in turn, and the trials' streams come from the default
+# priority's pool: a capture on a pooled stream of that priority could share a running trial's
+# stream, and would then record that trial's kernels (capture belongs to the stream, not the thread).
+_CAPTURE_PRIORITY = -1  # the high-priority pool, which the trials' streams never draw from
+_capture_streams: dict[int, torch.cuda.Stream] = {}
+# Once a capture has failed, PyTorch's allocator cannot begin another in this process (its list of
+# captures under way is left non-empty), so every later chunk runs eagerly: slower, the same result.
+_graphs_broken: list[str] = []
+
+
+def _capture_stream(device: torch.device) -> torch.cuda.Stream:
+    """The device's capture stream (called under ``_CAPTURE``)."""
+    index = device.index if device.index is not None else torch.cuda.current_device()
+    if index not in _capture_streams:
+        _capture_streams[index] = torch.cuda.Stream(index, priority=_CAPTURE_PRIORITY)
+    return _capture_streams[index]
+
+
+def _give_up_graphs(error: BaseException) -> None:
+    if not _graphs_broken:
+        warnings.warn(f"a CUDA graph capture failed ({type(error).__name__}: {error}); the rest of this process "
+                      "trains without graphs (same results, slower)", FerristorWarning, stacklevel=3)
+    _graphs_broken.append(f"{type(error).__name__}: {error}")
 
 
 @dataclass
@@ -57,7 +83,8 @@ class GraphedSteps:
 
     def __init__(self, layers: list[LayerPlan], x_data: torch.Tensor, y_data: torch.Tensor, *, norm: str,
                  norm_last: bool, sigmoid: bool, graphs: bool = True, passes: str = "torch"):
-        self.layers, self.x_data, self.y_data = layers, x_data, y_data
+        # the fused passes index rows by stride(0) and labels as a flat array
+        self.layers, self.x_data, self.y_data = layers, x_data.contiguous(), y_data.contiguous()
         self.norm, self.norm_last, self.sigmoid = norm, norm_last, sigmoid
         self.fused = None
         sizes = [layers[0].weight.shape[1]] + [layer.weight.shape[2] for layer in layers]
@@ -77,6 +104,10 @@ class GraphedSteps:
         self.minus_one = torch.full((self.n_rep, 1), -1.0, device=dev)
         self._graphs: dict[tuple, torch.cuda.CUDAGraph] = {}
         self._eager_done: set[tuple] = set()
+        # One memory pool for all of this object's graphs rather than one each (with R = 1000 and
+        # many chunk shapes, 64 private pools would hold GBs): safe because they replay one at a time,
+        # on one stream, and no tensor made in a capture is read by another graph.
+        self._pool = torch.cuda.graph_pool_handle() if self.graphs_on else None
 
     def run(self, idx: torch.Tensor, steps: list[int], due: tuple = (), transfers: list[int] | None = None
             ) -> torch.Tensor:
@@ -99,14 +130,20 @@ class GraphedSteps:
         graph = self._graphs.get(key)
         if graph is not None:
             graph.replay()
-        elif self.graphs_on and key in self._eager_done:
+        elif self.graphs_on and not _graphs_broken and key in self._eager_done:
             graph = torch.cuda.CUDAGraph()
-            side = torch.cuda.Stream()
-            side.wait_stream(torch.cuda.current_stream())
-            with _CAPTURE, torch.cuda.stream(side), torch.cuda.graph(graph, stream=side,
-                                                                     capture_error_mode="thread_local"):
+            try:
+                with _CAPTURE:
+                    side = _capture_stream(self.x_data.device)
+                    side.wait_stream(torch.cuda.current_stream())
+                    with torch.cuda.stream(side), torch.cuda.graph(graph, pool=self._pool, stream=side,
+                                                                   capture_error_mode="thread_local"):
+                        self._body(*key)
+                    torch.cuda.current_stream().wait_stream(side)
+            except RuntimeError as e:  # nothing captured has run: the chunk runs eagerly instead
+                _give_up_graphs(e)
                 self._body(*key)
-            torch.cuda.current_stream().wait_stream(side)
+                return
             if len(self._graphs) >= MAX_GRAPHS:  # e.g. a k that does not divide the flush period
                 self._graphs.pop(next(iter(self._graphs)))
             self._graphs[key] = graph

@@ -7,6 +7,8 @@ draws are a pure function of (seed, parameter, step, row, column).
 """
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import torch
 
@@ -66,16 +68,22 @@ def fp_update_(weight: torch.Tensor, pending: torch.Tensor, keys: np.ndarray, st
     pending.add_(events.to(torch.uint8))
 
 
+# Never evicted: captured CUDA graphs hold raw pointers to these tensors (a freed one would be
+# reused for something else and read as keys), and trials in other threads share them. An entry is
+# R × 16 bytes (a 512-byte block on a GPU): 10,000 trials' keys take a few MB.
 _KEYS: dict = {}
+_KEYS_LOCK = threading.Lock()  # one tensor per entry even when trials in threads ask at once
 
 
 def keys_on(keys: np.ndarray, device) -> torch.Tensor:
     """The keys as an int64 tensor on ``device``, copied there once (a host-to-device copy per step
-    would serialise a GPU run)."""
+    would serialise a GPU run). The copy is a blocking one, so the tensor is complete before any
+    other stream reads it."""
     tag = (keys.tobytes(), str(device))
     t = _KEYS.get(tag)
     if t is None:
-        if len(_KEYS) > 4096:
-            _KEYS.clear()
-        t = _KEYS[tag] = torch.from_numpy(np.asarray(keys, dtype=np.uint32).astype(np.int64)).to(device)
+        with _KEYS_LOCK:
+            t = _KEYS.get(tag)
+            if t is None:
+                t = _KEYS[tag] = torch.from_numpy(np.asarray(keys, dtype=np.uint32).astype(np.int64)).to(device)
     return t

@@ -21,6 +21,7 @@ import torch
 import triton
 import triton.language as tl
 
+from ..backend import TRITON_LAUNCH
 from . import random_triton as RT
 from .kernels_cpu import ROUNDING_CODE, update_constants
 
@@ -111,7 +112,8 @@ def update_(state: torch.Tensor, pending: torch.Tensor, keys: torch.Tensor, step
         x = delta = state
         g, gs, xr, dr = grad, grad.stride(), 0, 0
     grid = (n_rep * -(-n_in // BLOCK_ROWS), -(-n_out // BLOCK_COLS))
-    _update[grid](state, pending, x, delta, g, keys, step_tensor if step_tensor is not None else keys, int(step),
-                    n_in, n_out, *state.stride(), *gs, xr, dr, coef, p24, c, max_h,
-                    FP=fp, RANK1=rank1, ROUNDING=code, COUNT_ZERO=bool(count_zero),
-                    STEP_PTR=step_tensor is not None, BI=BLOCK_ROWS, BO=BLOCK_COLS, enable_fp_fusion=False)
+    with TRITON_LAUNCH:
+        _update[grid](state, pending, x, delta, g, keys, step_tensor if step_tensor is not None else keys, int(step),
+                        n_in, n_out, *state.stride(), *gs, xr, dr, coef, p24, c, max_h,
+                        FP=fp, RANK1=rank1, ROUNDING=code, COUNT_ZERO=bool(count_zero),
+                        STEP_PTR=step_tensor is not None, BI=BLOCK_ROWS, BO=BLOCK_COLS, enable_fp_fusion=False)

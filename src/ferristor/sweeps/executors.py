@@ -98,6 +98,8 @@ class ThreadExecutor:
         try:
             device = torch.device(job.config.get("device", "cpu"))
             on_gpu = device.type == "cuda"
+            # one of torch's 32 pooled streams of the default priority (graph captures use another
+            # priority's: nn.train_gpu); beyond 32 trials at once, two would share one and take turns
             with torch.cuda.stream(torch.cuda.Stream(device)) if on_gpu else nullcontext():
                 run_job(job, self.datasets[job.dataset], emit)
         except BaseException as e:  # noqa: BLE001 — run_job reports a trial's own errors; this is the rest
