@@ -63,13 +63,24 @@ class ConfigMismatchError(ConfigError):
         self.what, self.differences, self.remedy = what, list(differences), remedy
         super().__init__(field, value, reason="")
 
+    # the remedy's placeholders: a command's options where a CLI renders the message, else what every
+    # Python entry point takes (``fit(out=…)`` and ``train(cfg, out_dir)`` name the folder differently)
+    CLI_NAMES = {"fresh": "--fresh", "out_dir": "--out"}
+    PYTHON_NAMES = {"fresh": "fresh=True", "out_dir": "output folder"}
+
     def render(self, namer: Namer | None = None) -> str:
         def name(f: str) -> str:
             return (namer(f) if namer else None) or f
         shown = [f"{name(f)} ({_short(old)} there, {_short(new)} now)" for f, old, new in self.differences[:8]]
         more = f" and {len(self.differences) - 8} more" if len(self.differences) > 8 else ""
-        who = _as_written(self.field, self.value, namer)
-        return f"{who} holds {self.what} of another configuration, differing in {', '.join(shown)}{more}; {self.remedy}"
+        if namer:
+            who = _as_written(self.field, self.value, namer)
+            names = {k: namer(k) or v for k, v in self.CLI_NAMES.items()}
+        else:
+            who = f"the {self.PYTHON_NAMES.get(self.field, self.field)} {self.value!r}"
+            names = self.PYTHON_NAMES
+        remedy = self.remedy.format_map(names)
+        return f"{who} holds {self.what} of another configuration, differing in {', '.join(shown)}{more}; {remedy}"
 
 
 def _short(v: Any) -> str:

@@ -154,7 +154,7 @@ def test_a_second_run_on_one_out_is_refused_naming_the_holder(tmp_path, tiny):
 def test_another_configuration_is_refused_and_fresh_starts_over(tmp_path, tiny):
     assert train(tmp_path, "--k", "10").exit_code == 0
     refused(train(tmp_path, "--k", "20", "--sigma", "0.3"), "holds a checkpoint of another configuration",
-            "--k (10 there, 20 now)", "--sigma (0.594 there, 0.3 now)", "--fresh")
+            "--k (10 there, 20 now)", "--sigma (0.594 there, 0.3 now)", "rerun with --fresh", "another --out")
     r = train(tmp_path, "--k", "20", "--fresh")
     assert r.exit_code == 0, r.output
     assert json.loads((tmp_path / "run" / "results.json").read_text())["config"]["rule"]["k"] == 20

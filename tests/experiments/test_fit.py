@@ -164,8 +164,12 @@ def test_an_interrupted_run_resumes_bit_for_bit(tmp_path, monkeypatch, die_after
 def test_a_refused_resume_names_the_difference(tmp_path):
     train_xy = blobs(0)
     quiet_fit(net(), train_xy, out=tmp_path, **FAST)
-    with pytest.raises(ConfigMismatchError, match=r"groups.*lr"):
+    with pytest.raises(ConfigMismatchError) as e:  # the group's field itself, in the call's own words
         quiet_fit(net(), train_xy, out=tmp_path, **dict(FAST, lr=0.3))
+    message = str(e.value)
+    assert "groups.0.lr (0.2 there, 0.3 now)" in message and "groups.0.p" not in message
+    assert message.startswith(f"the output folder {str(tmp_path)!r} holds a checkpoint")
+    assert "rerun with fresh=True" in message and "another output folder" in message and "--" not in message
     with pytest.raises(ConfigMismatchError, match="initial_state"):
         quiet_fit(net(seeds=4), train_xy, out=tmp_path, **FAST)  # another chip
     assert quiet_fit(net(), train_xy, out=tmp_path, fresh=True, **dict(FAST, lr=0.3)).results["steps"] == 120

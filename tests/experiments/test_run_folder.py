@@ -137,7 +137,7 @@ def test_another_configuration_is_refused_listing_the_differences(tmp_path):
     out = tmp_path / "out"
     first = run(out, k=10)
     with pytest.raises(ConfigMismatchError, match=r"holds a checkpoint of another configuration, differing in "
-                                                  r"rule.k \(10 there, 20 now\).*--fresh") as e:
+                                                  r"rule.k \(10 there, 20 now\).*fresh=True") as e:
         run(out, k=20)
     assert e.value.differences == [("rule.k", 10, 20)]
     assert json.loads((out / "results.json").read_text())["config"]["rule"]["k"] == 10  # untouched

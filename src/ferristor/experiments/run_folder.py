@@ -40,7 +40,9 @@ _PROBE = ".ferristor-probe-"
 _PART = re.compile(r"^\..+\.[a-z0-9_]{8}\.part$")
 FIELD = "out_dir"  # the field errors about the folder name (the CLI says --out)
 DATA_FINGERPRINT = "dataset_fingerprint"  # the run identity's entry for the data it trains on
-FRESH_HINT = "rerun with --fresh to discard it and start over, or choose another --out"
+FRESH_HINT = "rerun with --fresh (in Python: fresh=True) to discard it and start over, or choose another --out"
+# the same, for a ConfigMismatchError, which names the options as the caller wrote them
+MISMATCH_HINT = "rerun with {fresh} to discard it and start over, or choose another {out_dir}"
 
 _OS_REASONS = {
     errno.EACCES: "permission denied", errno.EPERM: "permission denied",
@@ -224,11 +226,16 @@ def load_checkpoint(path: str | os.PathLike, *, mmap: bool = False) -> dict:
 
 
 def _flatten(d: Any, prefix: str = "") -> dict[str, Any]:
+    """Nested dicts, and lists of dicts (an optimizer's parameter groups), as {dotted path: value},
+    so a difference names the field that differs: ``groups.0.p``, not the whole list."""
+    if isinstance(d, list) and d and all(isinstance(v, dict) for v in d):
+        d = {str(i): v for i, v in enumerate(d)}
     if not isinstance(d, dict):
         return {prefix.rstrip("."): d}
     out: dict[str, Any] = {}
     for k, v in d.items():
-        out.update(_flatten(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": v})
+        nested = isinstance(v, dict) or (isinstance(v, list) and v and all(isinstance(u, dict) for u in v))
+        out.update(_flatten(v, f"{prefix}{k}.") if nested else {f"{prefix}{k}": v})
     return out
 
 
@@ -260,7 +267,7 @@ def check_same_run(folder: Path, cfg_dict: dict) -> None:
     # the data's fingerprint is compared once the data are loaded (resume)
     diffs = [d for d in config_differences(saved, cfg_dict) if d[0] != DATA_FINGERPRINT]
     if diffs:
-        raise ConfigMismatchError(FIELD, str(folder), what, diffs, FRESH_HINT)
+        raise ConfigMismatchError(FIELD, str(folder), what, diffs, MISMATCH_HINT)
 
 
 def resume(path: Path | None, cfg_dict: dict, model, optimizer) -> tuple[int, list, float]:
@@ -271,7 +278,7 @@ def resume(path: Path | None, cfg_dict: dict, model, optimizer) -> tuple[int, li
     ckpt = load_checkpoint(path)
     diffs = config_differences(ckpt["config"], cfg_dict)
     if diffs:
-        raise ConfigMismatchError(FIELD, str(Path(path).parent), "a checkpoint", diffs, FRESH_HINT)
+        raise ConfigMismatchError(FIELD, str(Path(path).parent), "a checkpoint", diffs, MISMATCH_HINT)
     try:
         model.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])

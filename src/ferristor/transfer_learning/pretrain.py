@@ -110,7 +110,7 @@ def pretrain(cfg: PretrainConfig, out: str | Path | None = None, *, data: ImageS
                 return PretrainResult(load_backbone(folder / BACKBONE_FILE), saved, folder)
             diffs = [(k, saved.get("identity", {}).get(k), v) for k, v in identity.items()
                      if saved.get("identity", {}).get(k) != v]
-            raise ConfigMismatchError(run_folder.FIELD, str(folder), "a pretrained backbone", diffs, run_folder.FRESH_HINT)
+            raise ConfigMismatchError(run_folder.FIELD, str(folder), "a pretrained backbone", diffs, run_folder.MISMATCH_HINT)
         return _train(cfg, data, identity, folder, progress, checkpoint_every)
 
 
@@ -127,7 +127,7 @@ def _train(cfg, data, identity, folder, progress, checkpoint_every) -> PretrainR
         state = run_folder.load_checkpoint(ckpt)
         if state["config"] != json.loads(json.dumps(identity)):
             diffs = [(k, state["config"].get(k), v) for k, v in identity.items() if state["config"].get(k) != v]
-            raise ConfigMismatchError(run_folder.FIELD, str(folder), "a checkpoint", diffs, run_folder.FRESH_HINT)
+            raise ConfigMismatchError(run_folder.FIELD, str(folder), "a checkpoint", diffs, run_folder.MISMATCH_HINT)
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         step, history = state["step"], state["history"]
