@@ -37,7 +37,7 @@ def resolve(paths: list[str], arg: str = "PATH") -> tuple[list[Run], list[Sweep]
             continue
         inside = [(k, c) for c in sorted(p.iterdir()) if c.is_dir() and (k := _kind(c))]
         if not inside:
-            raise DataError(f"{arg} '{typed}': holds no results.json and no sweep (trials/), nor folders that do")
+            raise DataError(f"{arg} '{typed}': holds no results.json and no sweep (sweep.sqlite or trials/), nor folders that do")
         found.extend(inside)
     run_paths = [p for k, p in found if k == "run"]
     names = _names(run_paths)
