@@ -210,6 +210,27 @@ def test_compare_names_a_bad_results_file(tmp_path, content, words):
     refused(invoke("compare", tmp_path / "run"), words, str(tmp_path / "run" / "results.json"))
 
 
+def test_compare_rules_names_a_bad_rule_setting_before_training_any_rule(tmp_path, monkeypatch):
+    import ferristor.experiments.compare_rules as C
+    monkeypatch.setattr(C, "train_rule", lambda *a, **k: pytest.fail("a rule trained before the settings were checked"))
+    refused(invoke("compare-rules", "--datasets", "mnist", "--rules", "fp,memristor-sgd:write=every-update",
+                   "--out", tmp_path / "o"),
+            "--rules memristor-sgd:write=every-update: write='every-update' is not allowed", "'every_update'")
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--pairs", "fashion-mnist->mnst"], ["--pairs fashion-mnist->mnst: 'mnst' is not allowed", "'mnist'"]),
+    (["--pairs", "mnist->fashion-mnist[0-12]"], ["--pairs mnist->fashion-mnist[0-12]", "classes of fashion-mnist (0…9)"]),
+    (["--per-class", "15"], ["--per-class 15 is not allowed with --folds 10", "a multiple of the folds", "10 or 20"]),
+    (["--per-class", "21", "--folds", "4"], ["--per-class 21 is not allowed with --folds 4", "20 or 24"]),
+])
+def test_fig6_names_bad_pairs_and_per_class_before_reading_any_data(tmp_path, monkeypatch, args, words):
+    import ferristor.transfer_learning.images as images
+    monkeypatch.setattr(images, "from_ferristor", lambda *a, **k: pytest.fail("data read before the options were checked"))
+    refused(invoke("fig6", *args, "--out", tmp_path / "o"), *words)
+    assert not (tmp_path / "o").exists()
+
+
 # --- unexpected errors ------------------------------------------------------------------------------------
 
 def test_an_unexpected_error_is_one_line_and_a_log_file(tmp_path, monkeypatch):

@@ -123,6 +123,9 @@ def test_results_json_imported_matches_its_rows(tmp_path, mnist_data_dir):
     (["sweep", "nope.toml"], "error: spec file nope.toml: cannot be read"),
     (["sweep", "--ray-address", "127.0.0.1:9", "--set", "epochs=0.001"], "error: --ray-address 127.0.0.1:9: no Ray cluster reachable there"),
     (["sweep", "--workers", "0"], "error: --workers 0: expected an integer ≥ 1"),
+    (["sweep", "--threads", "0"], "error: --threads 0 is not allowed: expected a value in [1, "),
+    (["sweep", "--grid", "rule.k=1,10", "--grid", "rule.k=5"],
+     "error: --grid 'rule.k=5': rule.k was already given by --grid 'rule.k=1,10'; give each config path once"),
     (["sweep", "--in-process", "--ray"], "error: --in-process, --ray and --ray-address: choose one executor"),
     (["results", "/nonexistent/sweep"], "error: /nonexistent/sweep: no results store"),
 ])

@@ -11,8 +11,8 @@ def tiny_mnist(mnist):
 
 
 def small_spec(*grids, sets=(), seeds="0-1"):
-    base = ("mode=hm", "epochs=0.3", "eval_every=0.15", "checkpoint_every=0.05")
-    return build_spec(None, sets=(*base, *sets), grids=grids or ("rule.k=10,100",), seeds=seeds)
+    base = dict(s.split("=", 1) for s in ("mode=hm", "epochs=0.3", "eval_every=0.15", "checkpoint_every=0.05", *sets))
+    return build_spec(None, sets=tuple(f"{k}={v}" for k, v in base.items()), grids=grids or ("rule.k=10,100",), seeds=seeds)
 
 
 def rows(folder, columns=("trial", "seed", "step", "epoch", "test_accuracy", "final", "ledger")):

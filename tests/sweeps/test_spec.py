@@ -57,6 +57,11 @@ def test_spec_files_toml_and_yaml(tmp_path):
     (dict(grids=("seeds=1,2",)), "use --seeds"),
     (dict(seeds="3-1"), "--seeds: ranges written low-high"),
     (dict(sets=("mode=hm",), grids=("transfer.model=ideal,table",)), "--grid transfer.model='table'"),
+    (dict(grids=("rule.k=1,10", "rule.k=5")), "--grid 'rule.k=5': rule.k was already given by --grid 'rule.k=1,10'"),
+    (dict(sets=("epochs=1", "epochs=2")), "--set 'epochs=2': epochs was already given by --set 'epochs=1'"),
+    (dict(sets=("rule.k=1",), grids=("rule.k=5,6",)), "--grid 'rule.k=5,6': rule.k was already given by --set 'rule.k=1'"),
+    (dict(options={"--threads": ("threads", 0)}), "--threads 0 is not allowed: expected a value in [1,"),
+    (dict(sets=("threads=1",), options={"--threads": ("threads", 2)}), "--threads 2: threads was already given by --set"),
 ])
 def test_bad_input_names_the_option(kwargs, message):
     with pytest.raises(SpecError) as e:

@@ -64,6 +64,12 @@ def compare_rules(datasets, rules, baseline_mode, seeds, epochs, eval_every, tes
     specs = [C.parse_rule(r, baseline_mode) for r in _split_rules(rules)]
     if len({s.folder for s in specs}) != len(specs):
         raise ConfigError("rules", rules, reason="two rules share a name")
+    for spec in specs:  # every rule's settings, before any training
+        for dataset in names:
+            try:
+                C.rule_config(dataset, spec)
+            except ConfigError as e:
+                raise ConfigError("rules", spec.label, reason=str(e)) from None
     out = Path(out)
     rows_by_dataset, summary = {}, {}
     for dataset in names:

@@ -37,14 +37,13 @@ def sweep(spec_file, grids, sets, seeds, seeds_per_trial, threads, workers, in_p
     from ..sweeps import spec as sp
     from ..sweeps.run import plan, run_plan
 
-    if threads is not None:
-        sets = (*sets, f"threads={threads}")
     for name, value, lo in (("--workers", workers, 1), ("--max-retries", max_retries, 0), ("--ray-cpus", ray_cpus, 1)):
         if value is not None and value < lo:
             raise sp.SpecError(f"{name} {value}: expected an integer ≥ {lo}")
     if sum(bool(x) for x in (in_process, use_ray or ray_cpus, ray_address)) > 1:
         raise sp.SpecError("--in-process, --ray and --ray-address: choose one executor")
-    spec = sp.build_spec(spec_file, sets, grids, seeds, seeds_per_trial)
+    spec = sp.build_spec(spec_file, sets, grids, seeds, seeds_per_trial,
+                         options={"--threads": ("threads", threads)} if threads is not None else None)
     if ray_address and not dry_run:
         from ..sweeps.ray_executor import check_reachable
         check_reachable(ray_address)  # before loading any data

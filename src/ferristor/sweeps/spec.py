@@ -200,13 +200,24 @@ def _per_trial(value, where: str) -> int:
 
 
 def build_spec(file: str | Path | None = None, sets: tuple[str, ...] = (), grids: tuple[str, ...] = (),
-               seeds: str | None = None, seeds_per_trial: int | None = None) -> SweepSpec:
-    """The spec of a file (optional) with command-line ``--set``/``--grid``/``--seeds`` on top."""
+               seeds: str | None = None, seeds_per_trial: int | None = None,
+               options: dict[str, tuple[str, Any]] | None = None) -> SweepSpec:
+    """The spec of a file (optional) with command-line ``--set``/``--grid``/``--seeds`` on top;
+    ``options``: config fields given by an option of their own ({'--threads': ('threads', 2)}), named
+    by it in messages. A path given twice on the command line is refused, naming both."""
     spec = from_file(file) if file else SweepSpec()
+    given: dict[str, str] = {}  # path → the option that gave it on the command line
+
+    def once(path: str, how: str) -> None:
+        if path in given:
+            raise SpecError(f"{how}: {path} was already given by {given[path]}; give each config path once"
+                            f"{' (one --grid holds all its values)' if how.startswith('--grid') else ''}")
+        given[path] = how
     for text in sets:
         path, value = parse_assignment(text, "--set", many=False)
         if path == "seeds":
             raise SpecError(f"--set {text!r}: use --seeds for the seeds")
+        once(path, f"--set {text!r}")
         spec.base[path], spec.origin[path] = value, f"--set {path}"
         spec.grid.pop(path, None)
     for text in grids:
@@ -214,8 +225,13 @@ def build_spec(file: str | Path | None = None, sets: tuple[str, ...] = (), grids
         if path == "seeds":
             raise SpecError(f"--grid {text!r}: use --seeds (all seeds of a trial run as replicas in one process) "
                             f"and --seeds-per-trial to split them")
+        once(path, f"--grid {text!r}")
         spec.grid[path], spec.origin[path] = values, f"--grid {path}"
         spec.base.pop(path, None)
+    for option, (path, value) in (options or {}).items():
+        once(path, f"{option} {value}")
+        spec.base[path], spec.origin[path] = value, option
+        spec.grid.pop(path, None)
     if seeds is not None:
         spec.seeds = _seeds(seeds, "--seeds")
     if seeds_per_trial is not None:
@@ -229,7 +245,10 @@ def check(spec: SweepSpec) -> None:
     try:
         configs.resolve(spec.base)
     except ConfigError as e:
-        raise SpecError(f"{_blame(spec, spec.base, e)}: {e}") from None
+        who = _blame(spec, spec.base, e)
+        if who.startswith("--") and " " not in who:  # an option of its own (--threads) names the field
+            raise SpecError(e.render(lambda f: who if f == e.field else None)) from None
+        raise SpecError(f"{who}: {e}") from None
     for path, values in spec.grid.items():
         for v in values:
             try:

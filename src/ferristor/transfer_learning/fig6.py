@@ -26,7 +26,7 @@ from ..experiments import run_folder
 from ..experiments.results import versions, write_json
 from .features import cached_features
 from .folds import balanced_pool
-from .images import ImageSet, resolve
+from .images import ImageSet, check_name, resolve
 from .ledger import format_summary
 from .paper import FIG6_TEXT
 from .pretrain import PretrainConfig, pretrain
@@ -54,11 +54,18 @@ class Fig6Config:
     per_class: int | None = 1000  # target images per class in the pool (before flips) [I]: the CPU budget
 
     def __post_init__(self):
-        for p in self.pairs:
-            parse_pair(p)
-        if self.per_class is not None and (isinstance(self.per_class, bool) or not isinstance(self.per_class, int)
-                                           or self.per_class < self.protocol.folds):
-            raise ConfigError("per_class", self.per_class, f"an integer ≥ the folds ({self.protocol.folds})")
+        for p in self.pairs:  # every name, before any data is read
+            for name in parse_pair(p):
+                try:
+                    check_name(name)
+                except ConfigError as e:
+                    raise ConfigError("pairs", p, reason=f"{name!r} is not allowed: expected {e.allowed}") from None
+        n, folds = self.per_class, self.protocol.folds
+        if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < folds or n % folds):
+            lo = max(folds, n // folds * folds) if isinstance(n, int) else folds
+            near = f"{lo} or {lo + folds}" if isinstance(n, int) and lo < n else str(lo)
+            raise ConfigError("per_class", n, f"a multiple of the folds (every fold the same size), e.g. {near}",
+                              context={"protocol.folds": folds})
 
     def pair_identity(self, pair: str) -> dict:
         source, _ = parse_pair(pair)

@@ -186,17 +186,31 @@ def from_folder(path: str | Path, name: str | None = None) -> ImageSet:
     return ImageSet(name or root.name, xtr, ytr, xte, yte, len(classes))
 
 
-def resolve(spec: str, data_dir: str | None = None) -> ImageSet:
-    """An ImageSet from a name (module doc)."""
+def check_name(spec: str) -> None:
+    """Refuse a malformed name (module doc) before any data is read; a folder is read by ``resolve``."""
     if not isinstance(spec, str) or not spec.strip():
         raise ConfigError("dataset", spec, "'mnist', 'fashion-mnist', 'fashion-mnist[0-4]' or folder:PATH")
     if spec.startswith("folder:"):
-        return from_folder(spec[len("folder:"):])
+        return
     m = _SUBSET.match(spec)
+    name = m["name"] if m else spec
+    if name not in ("mnist", "fashion-mnist"):  # 10 classes each
+        raise ConfigError("dataset", spec, "'mnist', 'fashion-mnist', a class subset such as 'fashion-mnist[0-4]', or folder:PATH")
     if m:
         try:
             classes = parse_classes(m["classes"])
         except ConfigError:
             raise ConfigError("dataset", spec, "a class subset such as 'fashion-mnist[0-4]' or 'mnist[0,2,7]'") from None
-        return subset(from_ferristor(m["name"], data_dir), classes, spec)
+        if max(classes) > 9:
+            raise ConfigError("dataset", spec, f"classes of {name} (0…9), e.g. '{name}[0-4]'")
+
+
+def resolve(spec: str, data_dir: str | None = None) -> ImageSet:
+    """An ImageSet from a name (module doc)."""
+    check_name(spec)
+    if spec.startswith("folder:"):
+        return from_folder(spec[len("folder:"):])
+    m = _SUBSET.match(spec)
+    if m:
+        return subset(from_ferristor(m["name"], data_dir), parse_classes(m["classes"]), spec)
     return from_ferristor(spec, data_dir)
