@@ -86,6 +86,8 @@ def check(args: list[str]) -> None:
         last = lines[-1]
         assert last.startswith(("error: ", "Error: ")), shown
         options = [a for a in args if a.startswith("--")]
+        # a single dash is a run of short options to click ('-00' is '-0' twice): it names the first
+        options += [a[:2] for a in args if a.startswith("-") and not a.startswith("--") and len(a) > 1]
         values = [a for a in args[1:] if not a.startswith("--")]  # arguments (a figure, a path), by value
         named = [repr(v) for v in values] + [v for v in values if len(v.strip()) >= 2]
         assert any(o in last for o in options) or any(v in last for v in named), shown
