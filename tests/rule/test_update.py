@@ -62,6 +62,28 @@ def test_dense_kernels_equal_reference(rounding, sampler):
     assert np.array_equal(ww, ref_w.numpy()) and np.array_equal(pend, ref_m.numpy().astype(np.uint8))
 
 
+@pytest.mark.parametrize("rounding,count_zero", [("stochastic", True), ("stochastic", False), ("nearest", True),
+                                                ("truncate", False)])
+@pytest.mark.parametrize("n_out", [6, 16, 17, 35])
+def test_several_steps_at_once_equal_one_step_at_a_time(rounding, count_zero, n_out):
+    """The kernel that runs a layer's T updates between two transfers together (rows in padded
+    buffers, counts in int32 lanes) equals T calls of the one-step kernel bit for bit: widths under,
+    at and past a whole vector, saturation cases, steps counted from a non-zero start."""
+    n_steps = 9
+    hidden, _, _ = rank1_problem((R, I, n_out), 3)
+    g = torch.Generator().manual_seed(8)
+    deltas = (torch.randn(n_steps, R, n_out, generator=g) * 0.05).numpy()
+    xs = (torch.rand(n_steps, R, I, generator=g) * 2 - 1).numpy()
+    kw = dict(lr=3.0, lsb=2 ** -9, p=0.3, rounding=rounding, max_hidden=511, count_zero=count_zero)
+    one, one_p = hidden.numpy().copy(), np.zeros((R, I, n_out), np.uint8)
+    for t in range(n_steps):
+        kernels_cpu.hybrid_update_(one, one_p, _keys(), 40 + t, delta=deltas[t], x=xs[t], **kw)
+    together, together_p = hidden.numpy().copy(), np.full((R, I, n_out), 3, np.uint8)
+    kernels_cpu.hybrid_update_steps_(together, together_p, _keys(), 40, deltas=deltas, xs=xs, **kw)
+    assert np.array_equal(together, one) and np.array_equal(together_p, one_p + 3)
+    assert (one != hidden.numpy()).any() and np.abs(one).max() == 511 and one_p.max() > 1
+
+
 @SAMPLERS
 def test_fp_rank1_kernel_equals_reference(sampler):
     _, delta, x = _factors()

@@ -18,7 +18,7 @@ import numpy as np
 from numba import njit, prange
 
 from . import random_math as RM
-from .random_cpu import column_table, next_event, row_keys, word
+from .random_cpu import column_table, next_event, row_key, row_keys, word
 from ..kernel_cache import register
 
 register()  # before any @njit: the caches follow every kernel source (kernel_cache)
@@ -126,6 +126,66 @@ def _hybrid_dense(hidden, pending, grad, keys, step, neg_coef, p24, c, rounding,
                 hidden[r, i, o], d = _hidden_step(hidden[r, i, o], neg_coef * grad[r, i, o], msk, off, a, b, trunc_mode,
                                                   max_h)
                 pending[r, i, o] += np.uint8(msk and (count_zero or d != _f32(0.0)))
+
+
+# --- several steps at once: the hidden weights between two transfers ---------------------------
+# The passes read the analogue weights, which change only at transfers, never the hidden integers:
+# the hidden updates of the steps between two transfers can wait and run together, each row's T
+# updates in turn while the row sits in a buffer. Same draws, same arithmetic, each weight's steps
+# in the same order, so the bits equal T calls of _hybrid_rank1; what changes is the work around
+# the rule. A row of 200 columns is 12 whole vectors and a scalar tail of 8 costing ~a fifth of the
+# row (~a half at 100 columns, all of it at 10): the buffer is padded to whole vectors (the padding
+# lanes compute on zeros and are dropped), the event counts add up in int32 lanes and reach the
+# uint8 counters once, and the per-row and per-call costs are paid once for T steps.
+
+STEPS_PAD = 16  # buffer columns padded to a multiple of this: one 512-bit vector of float32 (two of AVX2's)
+STEPS_ROWS_PER_TASK = 16  # rows per parallel task (its buffers are allocated once per task)
+
+
+@njit(parallel=True, cache=True, boundscheck=False, error_model="numpy")
+def _hybrid_rank1_steps(hidden, pending, deltas, xs, keys, step0, neg_coef, p24, c, rounding, max_h, count_zero):
+    """T consecutive masked updates from rank-1 factors, steps step0…step0 + T − 1: ``deltas``
+    (R, T, O) and ``xs`` (R, I, T) (the layout each loop reads contiguously). Equals T calls of
+    ``_hybrid_rank1`` bit for bit; the caller must not read ``hidden`` in between (see above)."""
+    n_rep, n_in, n_out = hidden.shape
+    n_steps = deltas.shape[1]
+    a, b, trunc_mode = _rounding_terms(rounding)
+    fast = rounding == 0 and count_zero
+    width = (n_out + STEPS_PAD - 1) // STEPS_PAD * STEPS_PAD
+    s = np.zeros((n_rep, n_steps, width), np.float32)
+    for r in range(n_rep):
+        for t in range(n_steps):
+            for o in range(n_out):
+                s[r, t, o] = neg_coef * deltas[r, t, o]
+    tab = column_table(width)
+    tasks = (n_in + STEPS_ROWS_PER_TASK - 1) // STEPS_ROWS_PER_TASK
+    for task in prange(n_rep * tasks):
+        r = task // tasks
+        i0 = (task - r * tasks) * STEPS_ROWS_PER_TASK
+        h = np.zeros(width, np.float32)
+        counts = np.zeros(width, np.int32)
+        ka, kb = np.empty(n_steps, np.uint32), np.empty(n_steps, np.uint32)
+        for i in range(i0, min(n_in, i0 + STEPS_ROWS_PER_TASK)):
+            for t in range(n_steps):  # the row's keys of every step: Philox vectorises across steps
+                ka[t], kb[t], _, _ = row_key(keys[r, 0], keys[r, 1], i, step0 + t)
+            for o in range(n_out):
+                h[o] = hidden[r, i, o]
+            counts[:] = 0
+            for t in range(n_steps):
+                kat, kbt, xi = ka[t], kb[t], xs[r, i, t]
+                if fast:
+                    for o in range(width):
+                        msk, off = _dense_draw(word(kat, kbt, tab[o]), p24, c)
+                        h[o] = _stochastic_step(h[o], xi * s[r, t, o], msk, off, max_h)
+                        counts[o] += np.int32(msk)
+                else:
+                    for o in range(width):
+                        msk, off = _dense_draw(word(kat, kbt, tab[o]), p24, c)
+                        h[o], d = _hidden_step(h[o], xi * s[r, t, o], msk, off, a, b, trunc_mode, max_h)
+                        counts[o] += np.int32(msk and (count_zero or d != _f32(0.0)))
+            for o in range(n_out):
+                hidden[r, i, o] = h[o]
+                pending[r, i, o] += np.uint8(counts[o])
 
 
 @njit(parallel=True, cache=True, boundscheck=False, error_model="numpy")
@@ -259,6 +319,19 @@ def hybrid_update_(hidden, pending, keys, step, *, lr, lsb, p, rounding, max_hid
     consts = update_constants(fp=False, sampler=sampler, lr=lr, lsb=lsb, p=p, rounding=rounding,
                               max_hidden=max_hidden, count_zero=count_zero)
     _apply(False, sampler, hidden, pending, keys, step, consts, grad, delta, x)
+
+
+def hybrid_update_steps_(hidden, pending, keys, step0, *, lr, lsb, p, rounding, max_hidden, deltas, xs,
+                         count_zero=True):
+    """T consecutive dense-sampler updates at steps step0…step0 + T − 1 from the rank-1 factors of
+    each step: ``deltas`` (T, R, O), ``xs`` (T, R, I) — what T calls of ``hybrid_update_`` with
+    ``delta=deltas[t], x=xs[t]`` do, in one pass over the crossbar."""
+    neg_coef, p24, c, code, max_h, count_zero = update_constants(
+        fp=False, sampler="dense", lr=lr, lsb=lsb, p=p, rounding=rounding, max_hidden=max_hidden,
+        count_zero=count_zero)
+    _hybrid_rank1_steps(hidden, pending, np.ascontiguousarray(deltas.transpose(1, 0, 2)),
+                        np.ascontiguousarray(xs.transpose(1, 2, 0)), keys, np.int64(step0), neg_coef, p24, c, code,
+                        max_h, count_zero)
 
 
 def fp_update_(weight, pending, keys, step, *, lr, p, sampler="dense", grad=None, delta=None, x=None):
