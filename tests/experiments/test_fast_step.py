@@ -63,12 +63,15 @@ def test_loss_matches_torch_to_rounding():
 
 
 @pytest.mark.parametrize("schedule", ["rows", "replicas"])
-@pytest.mark.parametrize("mode,sampler", [("hm-var", "dense"), ("hm-var", "sparse"), ("fp", "sparse"), ("hm", "dense")])
-def test_compiled_chunks_equal_the_plain_loop(mode, sampler, schedule, monkeypatch):
+@pytest.mark.parametrize("mode,sampler,k", [("hm-var", "dense", 7), ("hm-var", "dense", 150), ("hm-var", "sparse", 7),
+                                            ("fp", "sparse", 7), ("hm", "dense", 150)])
+def test_compiled_chunks_equal_the_plain_loop(mode, sampler, k, schedule, monkeypatch):
     """``fast_step.run`` at batch 1: chunks of steps in one compiled call, back in Python for each
-    transfer (k = 7) and event flush (every 250 steps), equal the plain loop bit for bit — losses,
-    weights, hidden integers, event counts, transfer and update counters, the optimizer's state —
-    with each step's rows or whole replicas split over the threads."""
+    transfer (every k steps) and event flush (every 250 steps), equal the plain loop bit for bit —
+    losses, weights, hidden integers, event counts, transfer and update counters, the optimizer's
+    state — with each step's rows or whole replicas split over the threads. k = 7: chunks too short
+    to gain from running the hidden updates together; k = 150: chunks of 3, 147, 100 and 13 steps,
+    whose updates run together in segments of 49, 50 and 13 steps (``train_cpu._segment_length``)."""
     monkeypatch.setattr(fast_step, "by_replica", lambda n, threads=None: schedule == "replicas")
     spec = NetworkSpec(sizes=(12, 9, 7, 4))
     g = torch.Generator().manual_seed(1)
@@ -77,7 +80,7 @@ def test_compiled_chunks_equal_the_plain_loop(mode, sampler, schedule, monkeypat
     runs = []
     for chunked in (True, False):
         m = HybridMLP(spec, config=HybridConfig(mode=mode), replicas=2, seeds=[5, 6])
-        opt = HybridSGD(m.parameters(), lr=0.3, p=0.4, k=7, sampler=sampler)
+        opt = HybridSGD(m.parameters(), lr=0.3, p=0.4, k=k, sampler=sampler)
         if chunked:
             assert fast_step.applies(m, opt, True, x[idx[:, :1]])
             loss = [fast_step.run(m, opt, x.numpy(), y.numpy(), idx[:, a:b].numpy()) for a, b in ((0, 3), (3, 263))][-1]
@@ -93,7 +96,7 @@ def test_compiled_chunks_equal_the_plain_loop(mode, sampler, schedule, monkeypat
     assert la == lb
     for (name, u), (_, v) in zip(a.state_dict().items(), b.state_dict().items()):
         assert torch.equal(u, v), name
-    assert int(a.layers[0].weight_updates) == 263 and (mode == "fp" or int(a.layers[0].weight_transfers[0]) == 263 // 7)
+    assert int(a.layers[0].weight_updates) == 263 and (mode == "fp" or int(a.layers[0].weight_transfers[0]) == 263 // k)
     assert oa.state_dict()["state"] == ob.state_dict()["state"]
 
 
