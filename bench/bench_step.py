@@ -12,8 +12,9 @@ and where an hm-var step goes, and what one transfer costs with each transfer mo
 
 ``--ab`` instead measures, alternating the variants round by round (min of rounds; fair on a shared,
 loaded machine): the plain PyTorch loop, ferristor's hm-var step per call and in compiled chunks
-(``fast_step.run``) with the dense and the sparse sampler, at R = 1 and 10, and the chunks with the
-split over threads ferristor does not choose there (rows of each step, or whole replicas); and the
+(``fast_step.run``) with the dense and the sparse sampler, at R = 1 and 10, the chunks with the
+hidden updates step by step instead of a segment's steps together, and with the split over threads
+ferristor does not choose there (rows of each step, or whole replicas); and the
 layer-1 update kernel (784×200) with each sampler against p.
 
     python bench/bench_step.py --threads 1 [--steps 400] [--json out.json]
@@ -226,8 +227,10 @@ def _plain_fn(steps):
     return run
 
 
-def _ferristor_fn(replicas, steps, sampler, chunked, schedule=None):
-    """``schedule`` forces the chunks' split over threads ('rows' or 'replicas'); None: ferristor's choice."""
+def _ferristor_fn(replicas, steps, sampler, chunked, schedule=None, together=True):
+    """``schedule`` forces the chunks' split over threads ('rows' or 'replicas'); None: ferristor's choice.
+    ``together=False``: the chunks update the hidden weights step by step instead of a segment's
+    steps together (the same bits)."""
     m = HybridMLP(NetworkSpec(SIZES), config=HybridConfig(mode="hm-var"), replicas=replicas, seeds=list(range(replicas)))
     opt = HybridSGD(m.parameters(), lr=0.1, p=0.2, k=100, sampler=sampler)
     x, y = (t.numpy() for t in _data(steps + 50))
@@ -238,10 +241,12 @@ def _ferristor_fn(replicas, steps, sampler, chunked, schedule=None):
             chosen = fast_step.by_replica
             if schedule is not None:
                 fast_step.by_replica = lambda n, threads=None: schedule == "replicas"
+            fast_step._Chunk.defer_min = None if together else 1 << 30
             try:
                 fast_step.run(m, opt, x, y, idx)
             finally:
                 fast_step.by_replica = chosen
+                fast_step._Chunk.defer_min = None
         else:
             for t in range(steps):
                 fast_step.step(m, opt, x[idx[:, t:t + 1]], y[idx[:, t:t + 1]])
@@ -268,6 +273,24 @@ def _kernel_fn(sampler, p, replicas, calls):
     return run
 
 
+def _kernel_steps_fn(p, replicas, steps):
+    """The layer-1 update of ``steps`` steps in one pass (the chunks' segments), dense sampler."""
+    from ferristor.rule import kernels_cpu as K
+    from ferristor.rule.streams import STREAM_UPDATE, stream_keys
+    rng = np.random.default_rng(0)
+    h = rng.integers(-255, 256, (replicas, 784, 200)).astype(np.float32)
+    pend = np.zeros(h.shape, np.uint8)
+    deltas = (rng.standard_normal((steps, replicas, 200)) * 0.01).astype(np.float32)
+    xs = rng.random((steps, replicas, 784)).astype(np.float32)
+    keys = stream_keys(list(range(replicas)), "fc1.weight", STREAM_UPDATE)
+
+    def run():
+        K.hybrid_update_steps_(h, pend, keys, 0, lr=0.1, lsb=2 ** -9, p=p, rounding="stochastic", max_hidden=511,
+                               deltas=deltas, xs=xs)
+        pend[:] = 0
+    return run
+
+
 def ab(steps: int, rounds: int) -> dict:
     out = {}
     fns = {"plain PyTorch loop (nn.Linear + LayerNorm + autograd + SGD)": (_plain_fn(steps), steps)}
@@ -276,6 +299,9 @@ def ab(steps: int, rounds: int) -> dict:
         for sampler in ("dense", "sparse"):
             fns[f"hm-var R={r} {sampler}, one call per step"] = (_ferristor_fn(r, n, sampler, False), n * r)
             fns[f"hm-var R={r} {sampler}, compiled chunks"] = (_ferristor_fn(r, n, sampler, True), n * r)
+            if sampler == "dense":
+                fns[f"hm-var R={r} dense, compiled chunks, hidden updates step by step"] = (
+                    _ferristor_fn(r, n, "dense", True, together=False), n * r)
         other = "rows" if fast_step.by_replica(r) else "replicas"
         fns[f"hm-var R={r} dense, compiled chunks, {other} split (not chosen)"] = (
             _ferristor_fn(r, n, "dense", True, other), n * r)
@@ -284,6 +310,7 @@ def ab(steps: int, rounds: int) -> dict:
     for p in (0.5, 0.2, 0.1, 0.05, 0.01):
         for sampler in ("dense", "sparse"):
             kern[f"p={p} {sampler}"] = (_kernel_fn(sampler, p, 10, 10), 10 * 10 * 784 * 200)
+    kern["p=0.2 dense, 50 steps together"] = (_kernel_steps_fn(0.2, 10, 50), 10 * 50 * 784 * 200)
     out["kernel_ns_per_weight"] = {k: v * 1e9 for k, v in _alternate(kern, rounds).items()}
     return out
 
@@ -308,7 +335,7 @@ def main():
             print(f"{name:66s} {us:18.1f} {us / base:8.3f}")
         print("\nlayer-1 update kernel (R = 10, 784×200), ns per weight:")
         for name, ns in res["kernel_ns_per_weight"].items():
-            print(f"  {name:20s} {ns:8.3f}")
+            print(f"  {name:30s} {ns:8.3f}")
         if a.json:
             with open(a.json, "w") as f:
                 json.dump({"threads": a.threads, "rounds": a.rounds, **res}, f, indent=1)
