@@ -18,10 +18,11 @@ import time
 import numpy as np
 from numba import njit
 
-from ferristor.rule.kernels_cpu import _dense_draw, _stochastic_step
+from ferristor.rule.kernels_cpu import STEPS_PAD, _dense_draw, _stochastic_step
 from ferristor.rule.random_cpu import _u32, column_table, word
 
-ROWS, COLS, PADDED, STEPS = 784, 200, 208, 50
+ROWS, COLS, STEPS = 784, 200, 50
+PADDED = -(-COLS // STEPS_PAD) * STEPS_PAD  # 208, as the steps kernel pads its rows
 
 
 @njit

@@ -37,6 +37,7 @@ from ferristor.experiments import fast_step
 from ferristor.experiments.fit import set_threads
 from ferristor.nn import HybridConfig, HybridLinear, HybridMLP, NetworkSpec, Normalize
 from ferristor.nn import functional as nnF
+from ferristor.nn import train_cpu
 from ferristor.optim import HybridSGD
 
 SIZES = (784, 200, 100, 10)
@@ -241,12 +242,14 @@ def _ferristor_fn(replicas, steps, sampler, chunked, schedule=None, together=Tru
             chosen = fast_step.by_replica
             if schedule is not None:
                 fast_step.by_replica = lambda n, threads=None: schedule == "replicas"
-            fast_step._Chunk.defer_min = None if together else 1 << 30
+            defer_min = train_cpu.DEFER_MIN_STEPS
+            if not together:
+                train_cpu.DEFER_MIN_STEPS = 1 << 30
             try:
                 fast_step.run(m, opt, x, y, idx)
             finally:
                 fast_step.by_replica = chosen
-                fast_step._Chunk.defer_min = None
+                train_cpu.DEFER_MIN_STEPS = defer_min
         else:
             for t in range(steps):
                 fast_step.step(m, opt, x[idx[:, t:t + 1]], y[idx[:, t:t + 1]])

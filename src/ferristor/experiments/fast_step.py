@@ -142,10 +142,6 @@ class _Chunk(_Schedule):
     """The per-layer arrays and constants of ``nn.train_cpu.mlp_train_chunk`` for a model and its
     optimizer as they are now."""
 
-    # segments of fewer steps update the hidden weights step by step (None: train_cpu.DEFER_MIN_STEPS);
-    # the same bits either way — bench/bench_step.py sets it high to time the step-by-step form
-    defer_min: int | None = None
-
     def __init__(self, model: HybridMLP, optimizer: HybridSGD, groups: dict):
         super().__init__(model, optimizer, groups)
         from ..backend import cpu_module
@@ -188,9 +184,9 @@ class _Chunk(_Schedule):
         chunk = self.T.mlp_train_chunk_by_replica if split else self.T.mlp_train_chunk
         weights = m._weight_arrays()
         wts, parts = self.P.transposed(weights, [layer.mode != "fp" for layer in self.layers])
-        defer_min = self.T.DEFER_MIN_STEPS if self.defer_min is None else self.defer_min
         losses = chunk(weights, self.states, self.pendings, self.keys, steps, *self.consts, wts, parts,
-                       acts, normed, invs, deltas, x, y, idx, *self.passes, defer_min)
+                       acts, normed, invs, deltas, x, y, idx, *self.passes,
+                       self.T.DEFER_MIN_STEPS)  # read per call: bench_step.py raises it to time the step-by-step form
         for u, s in zip(self.updates, steps):
             u[...] = s
         return losses
