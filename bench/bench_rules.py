@@ -14,6 +14,7 @@ import time
 import numpy as np
 import torch
 
+from ferristor.atomic import atomic_write
 from ferristor.backend import use_backend
 from ferristor.experiments import fast_step
 from ferristor.experiments.fit import set_threads
@@ -71,7 +72,7 @@ def main():
     for r in rows:
         print(f"  {r['rule']:<16} {r['backend']:<6} {r['us_per_sample_replica']:9.1f}")
     if args.json:
-        with open(args.json, "w") as f:
+        with atomic_write(args.json, "w") as f:
             json.dump({"threads": args.threads, "replicas": args.replicas, "rows": rows}, f, indent=1)
 
 

@@ -31,6 +31,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ferristor.atomic import atomic_write
 from ferristor.backend import use_backend
 from ferristor.circuit.transfer import TransferConfig
 from ferristor.experiments import fast_step
@@ -340,7 +341,7 @@ def main():
         for name, ns in res["kernel_ns_per_weight"].items():
             print(f"  {name:30s} {ns:8.3f}")
         if a.json:
-            with open(a.json, "w") as f:
+            with atomic_write(a.json, "w") as f:
                 json.dump({"threads": a.threads, "rounds": a.rounds, **res}, f, indent=1)
         return
     rows = [("plain PyTorch loop (nn.Linear + LayerNorm + autograd + SGD)", 1, plain_pytorch(s)),
@@ -366,7 +367,7 @@ def main():
     for k, v in cost.items():
         print(f"  {k:48s} {v / 1e3:8.2f} ms {v * 1e3 / n_w:8.2f} ns/weight")
     if a.json:
-        with open(a.json, "w") as f:
+        with atomic_write(a.json, "w") as f:
             json.dump({"threads": a.threads, "rows": rows, "breakdown": parts, "transfer_us": cost}, f, indent=1)
 
 

@@ -101,6 +101,7 @@ import time
 import numpy as np
 import torch
 
+from ferristor.atomic import atomic_write
 from ferristor.data import load_dataset
 from ferristor.data.registry import Dataset
 from ferristor.experiments.config import TASKS, task_config
@@ -354,7 +355,7 @@ def main(argv=None) -> None:
         per = ", ".join(f"{100 * a:.2f}" for a in r["accuracy"])
         print(f"| {r['implementation']} | {_mean_sd(r['accuracy'])} (n={len(r['accuracy'])}) | {per} | {r['wall_s']:.0f} |")
     if args.json:
-        with open(args.json, "w") as f:
+        with atomic_write(args.json, "w") as f:
             json.dump({"dataset": args.dataset, "train_samples": len(data.x_train), "epochs": args.epochs,
                        "seeds": seeds, "rows": rows, "trace": traced}, f, indent=1)
 
