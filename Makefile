@@ -7,6 +7,9 @@ STAMP   := $(VENV)/.installed
 # without them only the tests marked full_data skip (see README, Tests).
 DATA    ?= $(firstword $(wildcard $(CURDIR)/../shared/data))
 THREADS ?= 1
+# Test worker processes (pytest-xdist), each on THREADS threads: two fill two cores, where most of the
+# suite's time is numba compiling kernels one function at a time. `make test TEST_WORKERS=0` runs in one process.
+TEST_WORKERS ?= 2
 
 .PHONY: install demo test bench clean
 
@@ -29,7 +32,7 @@ demo: install
 	$(VENV)/bin/ferristor report runs/demo
 
 test: install
-	OMP_NUM_THREADS=$(THREADS) FERRISTOR_OFFLINE=1 FERRISTOR_TEST_DATA=$(DATA) $(PY) -m pytest -q
+	OMP_NUM_THREADS=$(THREADS) FERRISTOR_OFFLINE=1 FERRISTOR_TEST_DATA=$(DATA) $(PY) -m pytest -q -n $(TEST_WORKERS)
 
 bench: install
 	OMP_NUM_THREADS=$(THREADS) $(PY) bench/bench_step.py --threads $(THREADS)

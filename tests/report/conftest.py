@@ -31,12 +31,22 @@ def _install_chromium() -> str | None:
     return None
 
 
+def _have_chromium() -> bool:
+    return os.access(CHROMIUM, os.X_OK) and os.access(CHROMEDRIVER, os.X_OK)
+
+
 @pytest.fixture(scope="session")
-def chromium() -> tuple[str, str]:
-    """Paths of the chromium binary and its driver, installing them once when missing."""
-    if not (os.access(CHROMIUM, os.X_OK) and os.access(CHROMEDRIVER, os.X_OK)):
-        why = _install_chromium()
-        if why or not os.access(CHROMEDRIVER, os.X_OK):
+def chromium(tmp_path_factory) -> tuple[str, str]:
+    """Paths of the chromium binary and its driver, installing them once when missing. The test
+    workers (pytest-xdist) share one lock file, so one installs while the others wait and then
+    find the browser there (apt's own locks do not cover a concurrent ``apt-get update``)."""
+    if not _have_chromium():
+        import fcntl
+        lock_path = tmp_path_factory.getbasetemp().parent / "chromium-install.lock"  # shared by the workers
+        with open(lock_path, "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            why = None if _have_chromium() else _install_chromium()
+        if why or not _have_chromium():
             pytest.fail(f"the report's browser test needs Debian's chromium and chromium-driver: {why or 'not found after install'}")
     return CHROMIUM, CHROMEDRIVER
 
