@@ -28,14 +28,20 @@ SCRIPT = textwrap.dedent("""
         for k, v in model.state_dict().items():
             h.update(k.encode()); h.update(v.contiguous().numpy().tobytes())
     print(h.hexdigest())
+    from numba.core import config
+    print("features:", config.CPU_FEATURES)
 """)
 
 
-def _run(env_extra: dict) -> str:
-    env = {**os.environ, **env_extra}
+def _run(env_extra: dict) -> tuple[str, str]:
+    """(state digest, numba's target features) of SCRIPT in a fresh process; the target is what
+    ``env_extra`` says, whatever this process's environment held."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("NUMBA_CPU", "FERRISTOR_VECTOR"))}
+    env.update(env_extra)
     r = subprocess.run([sys.executable, "-c", SCRIPT], env=env, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-2000:]
-    return r.stdout.strip().splitlines()[-1]
+    *_, digest, features = r.stdout.strip().splitlines()
+    return digest, features.removeprefix("features: ")
 
 
 def test_a_generic_x86_build_trains_bit_for_bit_like_the_host_build(tmp_path, capsys):
@@ -44,8 +50,21 @@ def test_a_generic_x86_build_trains_bit_for_bit_like_the_host_build(tmp_path, ca
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
         exec(compile(SCRIPT, "determinism", "exec"), {})  # the host build, with its cached kernels
-    host = out.getvalue().strip().splitlines()[-1]
+    host = out.getvalue().strip().splitlines()[-2]
     # a fresh cache, so nothing compiled for this CPU is reused
-    generic = _run({"NUMBA_CACHE_DIR": str(tmp_path / "generic"), "NUMBA_CPU_NAME": "generic", "NUMBA_CPU_FEATURES": ""})
+    generic, _ = _run({"NUMBA_CACHE_DIR": str(tmp_path / "generic"), "NUMBA_CPU_NAME": "generic", "NUMBA_CPU_FEATURES": ""})
     assert host == generic
     assert len(host) == len(hashlib.sha256().hexdigest())
+
+
+def test_512_bit_vectors_train_bit_for_bit_like_llvms_own_width():
+    """ferristor lets LLVM use 512-bit vectors on AVX-512 CPUs (vector_width); LLVM's own tuning
+    keeps 256 on Intel's. Both builds, each in a fresh process, give the same bits. They share the
+    kernel cache: numba keys its entries by the target's features, so neither can load the other's."""
+    from llvmlite import binding as ll
+    wide, wide_features = _run({"FERRISTOR_VECTOR_WIDTH": "512"})
+    own, own_features = _run({"FERRISTOR_VECTOR_WIDTH": "llvm"})
+    assert wide == own
+    assert own_features == "None"  # numba's own choice
+    has_avx512 = "+avx512f" in ll.get_host_cpu_features().flatten().split(",")
+    assert wide_features.endswith(",-prefer-256-bit") == has_avx512

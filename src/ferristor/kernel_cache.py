@@ -60,6 +60,8 @@ def register() -> None:
     global _registered
     if _registered:
         return
+    from .vector_width import configure
+    configure()  # before numba builds its CPU target: the vector width of every kernel (vector_width)
     from numba.core import caching as C
     impl = getattr(C, "CacheImpl", None) or getattr(C, "_CacheImpl", None)
     if impl is None or not hasattr(impl, "_locator_classes"):

@@ -13,6 +13,7 @@ from ..backend import BACKENDS
 from ..nn.config import MODES
 from ..nn.mlp import NetworkSpec
 from ..rule.config import RuleConfig
+from .. import vector_width
 from ..rule.schemes import SchemeConfig
 from .seeds import parse_seeds
 
@@ -77,6 +78,7 @@ class TrainConfig:
         if not self.device.startswith("cpu"):
             from ..backend import gpu_passes
             gpu_passes()  # FERRISTOR_GPU_PASSES checked before any work
+        vector_width.choice()  # FERRISTOR_VECTOR_WIDTH, likewise
         if self.data_dir is not None and (not isinstance(self.data_dir, str) or not self.data_dir.strip()):
             raise ConfigError("data_dir", self.data_dir, "a folder path (leave it unset to use FERRISTOR_DATA, a package or the cache)")
         if self.network.norm == "batch" and self.batch < 2:

@@ -1,0 +1,69 @@
+"""How wide a vector numba's machine code for ferristor's kernels may use.
+
+LLVM tunes Intel's AVX-512 server cores (Skylake-SP to Emerald Rapids) to prefer 256-bit vectors
+(its ``prefer-256-bit`` tuning feature). There, ferristor's masked update is bound by the two
+execution ports that take 256-bit integer multiplies and shifts (the hash of every weight); with
+512-bit registers the same instructions process twice the lanes per µop. Measured on a 2-core
+Emerald Rapids, three alternating process pairs (BENCHMARKS.md, "512-bit vectors"): the layer-1
+update 0.38–0.41 against 0.50–0.60 ns per weight, a compiled hm-var chunk 10–25 % faster.
+
+The bits do not change: no kernel reorders a sum (no fastmath, ``kernels_cpu``), so the width only
+sets how many independent lanes run at once (``tests/test_determinism.py`` builds for a generic
+x86 and compares).
+
+``FERRISTOR_VECTOR_WIDTH``: ``512`` (default) lets LLVM use 512-bit vectors where the CPU has
+AVX-512; ``llvm`` keeps LLVM's own tuning for the CPU. Settings of numba's own
+(``NUMBA_CPU_NAME``, ``NUMBA_CPU_FEATURES``) always win, and once numba has compiled anything in
+the process its target is fixed, so this applies only when ferristor's kernels are the first.
+An unknown value warns at import (numba keeps its own width) and stops a run before any work.
+"""
+from __future__ import annotations
+
+import os
+import warnings
+
+from .errors import ConfigError, FerristorWarning
+
+ENV = "FERRISTOR_VECTOR_WIDTH"
+CHOICES = ("512", "llvm")
+DEFAULT = "512"
+_PREFER_256 = "-prefer-256-bit"
+
+
+def choice() -> str:
+    """The user's choice, validated: ``FERRISTOR_VECTOR_WIDTH`` or the default."""
+    value = os.environ.get(ENV, DEFAULT)
+    if value not in CHOICES:
+        raise ConfigError(ENV, value, "'512' (512-bit vectors where the CPU has AVX-512) or 'llvm' (LLVM's own choice)")
+    return value
+
+
+def features_for(host_features: str, width: str) -> str | None:
+    """The LLVM feature string numba should target for ``width``, or None to leave numba's own."""
+    if width != "512" or "+avx512f" not in host_features.split(","):
+        return None
+    return f"{host_features},{_PREFER_256}"
+
+
+def configure() -> str | None:
+    """Set numba's target features for this process if nothing has fixed them yet; returns the
+    features set, or None where numba keeps its own (no AVX-512, ``llvm`` chosen, numba's
+    settings given, or its CPU target already built)."""
+    from numba.core import config
+    from numba.core.codegen import get_host_cpu_features
+    from numba.core.registry import cpu_target
+
+    try:
+        width = choice()
+    except ConfigError as e:  # at import: warn and keep numba's own; the CLI refuses it (ExperimentConfig)
+        warnings.warn(FerristorWarning(f"not allowed (expected {e.allowed}); numba keeps its own vector width",
+                                       ENV, e.value), stacklevel=2)
+        return None
+    if config.CPU_NAME is not None or config.CPU_FEATURES is not None:
+        return None
+    if "_toplevel_target_context" in cpu_target.__dict__:  # built: its target machine is fixed
+        return None
+    features = features_for(get_host_cpu_features(), width)
+    if features is not None:
+        config.CPU_FEATURES = features
+    return features
