@@ -12,6 +12,8 @@ def test_512_lifts_llvms_256_bit_preference_only_where_the_cpu_has_avx512():
     assert V.features_for(AVX512, "512") == AVX512 + ",-prefer-256-bit"
     assert V.features_for(AVX2, "512") is None  # "-avx512f" is not "+avx512f"
     assert V.features_for(AVX512, "llvm") is None
+    assert V.features_for(AVX512, "512", "emeraldrapids") == AVX512 + ",-prefer-256-bit"
+    assert V.features_for(AVX512, "512", "cascadelake") is None  # its 512-bit clock drop: LLVM's choice
 
 
 def test_the_default_is_512_and_an_unknown_value_names_the_variable(monkeypatch):

@@ -12,7 +12,7 @@ sets how many independent lanes run at once (``tests/test_determinism.py`` build
 x86 and compares).
 
 ``FERRISTOR_VECTOR_WIDTH``: ``512`` (default) lets LLVM use 512-bit vectors where the CPU has
-AVX-512; ``llvm`` keeps LLVM's own tuning for the CPU. Settings of numba's own
+AVX-512 (except the Skylake-SP family, ``DOWNCLOCKING_CPUS``); ``llvm`` keeps LLVM's own tuning. Settings of numba's own
 (``NUMBA_CPU_NAME``, ``NUMBA_CPU_FEATURES``) always win, and once numba has compiled anything in
 the process its target is fixed, so this applies only when ferristor's kernels are the first.
 An unknown value warns at import (numba keeps its own width) and stops a run before any work.
@@ -38,9 +38,15 @@ def choice() -> str:
     return value
 
 
-def features_for(host_features: str, width: str) -> str | None:
-    """The LLVM feature string numba should target for ``width``, or None to leave numba's own."""
-    if width != "512" or "+avx512f" not in host_features.split(","):
+# Skylake-SP and its refreshes lower the whole core's clock while 512-bit instructions run, which is
+# why LLVM prefers 256 there in the first place; on them ferristor keeps LLVM's choice (not measured).
+DOWNCLOCKING_CPUS = ("skylake-avx512", "cascadelake", "cooperlake")
+
+
+def features_for(host_features: str, width: str, cpu_name: str = "") -> str | None:
+    """The LLVM feature string numba should target for ``width`` on CPU ``cpu_name`` (LLVM's name),
+    or None to leave numba's own."""
+    if width != "512" or "+avx512f" not in host_features.split(",") or cpu_name in DOWNCLOCKING_CPUS:
         return None
     return f"{host_features},{_PREFER_256}"
 
@@ -63,7 +69,8 @@ def configure() -> str | None:
         return None
     if "_toplevel_target_context" in cpu_target.__dict__:  # built: its target machine is fixed
         return None
-    features = features_for(get_host_cpu_features(), width)
+    from llvmlite import binding as ll
+    features = features_for(get_host_cpu_features(), width, ll.get_host_cpu_name())
     if features is not None:
         config.CPU_FEATURES = features
     return features
