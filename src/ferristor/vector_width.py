@@ -14,7 +14,8 @@ x86 and compares).
 ``FERRISTOR_VECTOR_WIDTH``: ``512`` (default) lets LLVM use 512-bit vectors where the CPU has
 AVX-512 (except the Skylake-SP family, ``DOWNCLOCKING_CPUS``); ``llvm`` keeps LLVM's own tuning. Settings of numba's own
 (``NUMBA_CPU_NAME``, ``NUMBA_CPU_FEATURES``) always win, and once numba has compiled anything in
-the process its target is fixed, so this applies only when ferristor's kernels are the first.
+the process its target is fixed, so this applies only when ferristor's kernels are the first — and,
+numba having one target per process, to any numba code compiled after them too.
 An unknown value warns at import (numba keeps its own width) and stops a run before any work.
 """
 from __future__ import annotations
