@@ -51,3 +51,14 @@ def test_the_cli_refuses_an_unknown_value_before_any_work(monkeypatch, tmp_path)
     assert r.exit_code == 2
     assert "FERRISTOR_VECTOR_WIDTH='wide' is not allowed" in r.output
     assert not (tmp_path / "run").exists()
+
+
+def test_runs_record_the_cpu_and_the_width_their_kernels_were_built_for(monkeypatch):
+    from numba.core import config
+
+    from ferristor.experiments.results import versions
+    monkeypatch.setattr(config, "CPU_FEATURES", AVX512 + ",-prefer-256-bit")
+    assert V.in_effect() == "512" and versions()["vector_width"] == "512"
+    monkeypatch.setattr(config, "CPU_FEATURES", None)
+    assert V.in_effect() == "llvm" and versions()["vector_width"] == "llvm"
+    assert versions()["cpu"]  # LLVM's name for this core, e.g. 'emeraldrapids'

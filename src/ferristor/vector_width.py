@@ -75,3 +75,11 @@ def configure() -> str | None:
     if features is not None:
         config.CPU_FEATURES = features
     return features
+
+
+def in_effect() -> str:
+    """'512' where numba's target in this process lifts LLVM's 256-bit preference, else 'llvm' (its
+    own choice for the CPU): for run records, since it moves the speed, never the results."""
+    from numba.core import config
+    features = config.CPU_FEATURES or ""
+    return "512" if _PREFER_256 in features.split(",") else "llvm"

@@ -33,7 +33,12 @@ def versions() -> dict[str, str]:
            "numpy": numpy.__version__, "platform": platform.platform(), "processor": platform.processor() or platform.machine()}
     try:
         import numba
+        from llvmlite import binding as ll
+
+        from ..vector_width import in_effect
         out["numba"] = numba.__version__
+        out["cpu"] = ll.get_host_cpu_name()  # LLVM's name of the core the kernels were built for
+        out["vector_width"] = in_effect()  # moves the speed, never the results (vector_width)
     except ImportError:
         pass
     return out
