@@ -13,8 +13,8 @@ from ..backend import BACKENDS
 from ..nn.config import MODES
 from ..nn.mlp import NetworkSpec
 from ..rule.config import RuleConfig
-from .. import vector_width
 from ..rule.schemes import SchemeConfig
+from .. import vector_width
 from .seeds import parse_seeds
 
 MAX_EPOCHS = 10_000  # 100 × the paper's longest run; beyond it a typo (1e9) would run for ever
