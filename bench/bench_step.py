@@ -13,9 +13,9 @@ and where an hm-var step goes, and what one transfer costs with each transfer mo
 ``--ab`` instead measures, alternating the variants round by round (min of rounds; fair on a shared,
 loaded machine): the plain PyTorch loop, ferristor's hm-var step per call and in compiled chunks
 (``fast_step.run``) with the dense and the sparse sampler, at R = 1 and 10, the chunks with the
-hidden updates step by step instead of a segment's steps together, and with the split over threads
-ferristor does not choose there (rows of each step, or whole replicas); and the
-layer-1 update kernel (784×200) with each sampler against p.
+passes, or passes and hidden updates, step by step instead of a segment's steps at once, and with
+the split over threads ferristor does not choose there (rows of each step, or whole replicas); and
+the layer-1 update kernel (784×200) with each sampler against p.
 
     python bench/bench_step.py --threads 1 [--steps 400] [--json out.json]
     python bench/bench_step.py --threads 2 --ab [--steps 400] [--rounds 7]
@@ -229,10 +229,11 @@ def _plain_fn(steps):
     return run
 
 
-def _ferristor_fn(replicas, steps, sampler, chunked, schedule=None, together=True):
+def _ferristor_fn(replicas, steps, sampler, chunked, schedule=None, together=True, block=True):
     """``schedule`` forces the chunks' split over threads ('rows' or 'replicas'); None: ferristor's choice.
     ``together=False``: the chunks update the hidden weights step by step instead of a segment's
-    steps together (the same bits)."""
+    steps together; ``block=False``: they run the passes step by step instead of a segment's steps
+    at once (the same bits either way)."""
     m = HybridMLP(NetworkSpec(SIZES), config=HybridConfig(mode="hm-var"), replicas=replicas, seeds=list(range(replicas)))
     opt = HybridSGD(m.parameters(), lr=0.1, p=0.2, k=100, sampler=sampler)
     x, y = (t.numpy() for t in _data(steps + 50))
@@ -242,15 +243,16 @@ def _ferristor_fn(replicas, steps, sampler, chunked, schedule=None, together=Tru
         if chunked:
             chosen = fast_step.by_replica
             if schedule is not None:
-                fast_step.by_replica = lambda n, threads=None: schedule == "replicas"
-            defer_min = train_cpu.DEFER_MIN_STEPS
+                fast_step.by_replica = lambda n, threads=None, passes_at_once=False: schedule == "replicas"
+            defer_min, block_passes = train_cpu.DEFER_MIN_STEPS, train_cpu.BLOCK_PASSES
             if not together:
                 train_cpu.DEFER_MIN_STEPS = 1 << 30
+            train_cpu.BLOCK_PASSES = block
             try:
                 fast_step.run(m, opt, x, y, idx)
             finally:
                 fast_step.by_replica = chosen
-                train_cpu.DEFER_MIN_STEPS = defer_min
+                train_cpu.DEFER_MIN_STEPS, train_cpu.BLOCK_PASSES = defer_min, block_passes
         else:
             for t in range(steps):
                 fast_step.step(m, opt, x[idx[:, t:t + 1]], y[idx[:, t:t + 1]])
@@ -304,9 +306,11 @@ def ab(steps: int, rounds: int) -> dict:
             fns[f"hm-var R={r} {sampler}, one call per step"] = (_ferristor_fn(r, n, sampler, False), n * r)
             fns[f"hm-var R={r} {sampler}, compiled chunks"] = (_ferristor_fn(r, n, sampler, True), n * r)
             if sampler == "dense":
-                fns[f"hm-var R={r} dense, compiled chunks, hidden updates step by step"] = (
-                    _ferristor_fn(r, n, "dense", True, together=False), n * r)
-        other = "rows" if fast_step.by_replica(r) else "replicas"
+                fns[f"hm-var R={r} dense, compiled chunks, passes step by step"] = (
+                    _ferristor_fn(r, n, "dense", True, block=False), n * r)
+                fns[f"hm-var R={r} dense, compiled chunks, passes and hidden updates step by step"] = (
+                    _ferristor_fn(r, n, "dense", True, together=False, block=False), n * r)
+        other = "rows" if fast_step.by_replica(r, passes_at_once=True) else "replicas"
         fns[f"hm-var R={r} dense, compiled chunks, {other} split (not chosen)"] = (
             _ferristor_fn(r, n, "dense", True, other), n * r)
     out["steps"] = {k: v * 1e6 for k, v in _alternate(fns, rounds).items()}

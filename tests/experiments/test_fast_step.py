@@ -4,7 +4,7 @@ import torch
 
 import ferristor.nn.functional as nnF
 from ferristor.experiments import fast_step
-from ferristor.nn import HybridConfig, HybridMLP, NetworkSpec
+from ferristor.nn import HybridConfig, HybridMLP, NetworkSpec, train_cpu
 from ferristor.optim import HybridSGD
 
 
@@ -63,16 +63,21 @@ def test_loss_matches_torch_to_rounding():
 
 
 @pytest.mark.parametrize("schedule", ["rows", "replicas"])
-@pytest.mark.parametrize("mode,sampler,k", [("hm-var", "dense", 7), ("hm-var", "dense", 150), ("hm-var", "sparse", 7),
-                                            ("fp", "sparse", 7), ("hm", "dense", 150)])
-def test_compiled_chunks_equal_the_plain_loop(mode, sampler, k, schedule, monkeypatch):
+@pytest.mark.parametrize("mode,sampler,k,at_once", [
+    ("hm-var", "dense", 7, True), ("hm-var", "dense", 150, True), ("hm-var", "sparse", 7, True),
+    ("fp", "sparse", 7, False), ("hm", "dense", 150, True), ("hm-var", "dense", 150, False)])
+def test_compiled_chunks_equal_the_plain_loop(mode, sampler, k, at_once, schedule, monkeypatch):
     """``fast_step.run`` at batch 1: chunks of steps in one compiled call, back in Python for each
     transfer (every k steps) and event flush (every 250 steps), equal the plain loop bit for bit —
     losses, weights, hidden integers, event counts, transfer and update counters, the optimizer's
     state — with each step's rows or whole replicas split over the threads. k = 7: chunks too short
     to gain from running the hidden updates together; k = 150: chunks of 3, 147, 100 and 13 steps,
-    whose updates run together in segments of 49, 50 and 13 steps (``train_cpu._segment_length``)."""
-    monkeypatch.setattr(fast_step, "by_replica", lambda n, threads=None: schedule == "replicas")
+    whose updates run together in segments of 49, 50 and 13 steps (``train_cpu._segment_length``).
+    Hybrid networks run each segment's passes at once (``at_once``; fp's weights change every
+    step), cut into three parts per replica on the rows split; False: step by step."""
+    monkeypatch.setattr(fast_step, "by_replica", lambda n, threads=None, passes_at_once=False: schedule == "replicas")
+    monkeypatch.setattr(fast_step, "_threads", lambda: 3)  # 2 replicas, 3 threads: each replica's steps in 3 parts
+    monkeypatch.setattr(train_cpu, "BLOCK_PASSES", at_once)
     spec = NetworkSpec(sizes=(12, 9, 7, 4))
     g = torch.Generator().manual_seed(1)
     x, y = torch.rand(40, 12, generator=g) * 2 - 1, torch.randint(0, 4, (40,), generator=g)
@@ -83,6 +88,8 @@ def test_compiled_chunks_equal_the_plain_loop(mode, sampler, k, schedule, monkey
         opt = HybridSGD(m.parameters(), lr=0.3, p=0.4, k=k, sampler=sampler)
         if chunked:
             assert fast_step.applies(m, opt, True, x[idx[:, :1]])
+            chunk = fast_step._Chunk(m, opt, {id(p): g for g in opt.param_groups for p in g["params"]})
+            assert train_cpu.passes_at_once(chunk.consts[0]) == at_once
             loss = [fast_step.run(m, opt, x.numpy(), y.numpy(), idx[:, a:b].numpy()) for a, b in ((0, 3), (3, 263))][-1]
         else:
             for t in range(idx.shape[1]):
@@ -103,6 +110,14 @@ def test_compiled_chunks_equal_the_plain_loop(mode, sampler, k, schedule, monkey
 def test_chunks_split_replicas_when_every_thread_gets_whole_ones():
     assert fast_step.by_replica(1, 1) and fast_step.by_replica(10, 2) and fast_step.by_replica(9, 2)
     assert not fast_step.by_replica(1, 2) and not fast_step.by_replica(3, 2) and not fast_step.by_replica(6, 4)
+    # passes at once: rows up to 16 replicas per thread
+    assert not fast_step.by_replica(10, 2, passes_at_once=True) and not fast_step.by_replica(1, 1, passes_at_once=True)
+    assert fast_step.by_replica(32, 2, passes_at_once=True) and not fast_step.by_replica(31, 2, passes_at_once=True)
+
+
+def test_segment_passes_share_replicas_evenly_over_threads():
+    assert [train_cpu.passes_parts(r, 2) for r in (1, 2, 3, 10)] == [2, 1, 2, 1]
+    assert train_cpu.passes_parts(1, 1) == 1 and train_cpu.passes_parts(6, 4) == 2
 
 
 def test_the_replica_split_chunk_refuses_sparse_layers():

@@ -179,14 +179,18 @@ class _Chunk(_Schedule):
         fused = m._buffers_for(m.n_replicas, 1)
         acts, normed, deltas, invs = fused
         steps = np.array([int(u) for u in self.updates], np.int64)
+        kinds = self.consts[0]
+        at_once = self.T.passes_at_once(kinds)
         # replicas split only with the dense sampler (see mlp_train_chunk_by_replica)
-        split = by_replica(m.n_replicas) and not any(k >= self.T.KIND_HYBRID_SPARSE for k in self.consts[0])
+        split = by_replica(m.n_replicas, passes_at_once=at_once) and not any(
+            k >= self.T.KIND_HYBRID_SPARSE for k in kinds)
         chunk = self.T.mlp_train_chunk_by_replica if split else self.T.mlp_train_chunk
         weights = m._weight_arrays()
         wts, parts = self.P.transposed(weights, [layer.mode != "fp" for layer in self.layers])
         losses = chunk(weights, self.states, self.pendings, self.keys, steps, *self.consts, wts, parts,
                        acts, normed, invs, deltas, x, y, idx, *self.passes,
-                       self.T.DEFER_MIN_STEPS)  # read per call: bench_step.py raises it to time the step-by-step form
+                       self.T.DEFER_MIN_STEPS, at_once,  # DEFER_MIN_STEPS read per call: bench_step.py varies it
+                       self.T.passes_parts(m.n_replicas, _threads()))
         for u, s in zip(self.updates, steps):
             u[...] = s
         return losses
@@ -266,13 +270,22 @@ def _gpu_plan(model: HybridMLP, optimizer: HybridSGD, x: torch.Tensor, y: torch.
     return plan
 
 
-def by_replica(n_replicas: int, threads: int | None = None) -> bool:
+def _threads() -> int:
+    import numba
+    return numba.get_num_threads()
+
+
+def by_replica(n_replicas: int, threads: int | None = None, passes_at_once: bool = False) -> bool:
     """Whether a chunk splits replicas rather than rows over the threads (``nn.train_cpu``; the
-    same bits either way): when every thread gets whole replicas in equal shares, or at least four
-    — else one replica's rows are shared out, as R = 1 on two threads needs."""
+    same bits either way). Where a segment's passes run at once (every layer hybrid), the rows
+    split measured faster up to R = 20 on two threads and as fast at R = 40 (BENCHMARKS.md), and
+    its stash of factors grows with R: replicas from 16 per thread. Otherwise when every thread
+    gets whole replicas in equal shares, or at least four — else one replica's rows are shared
+    out, as R = 1 on two threads needs."""
     if threads is None:
-        import numba
-        threads = numba.get_num_threads()
+        threads = _threads()
+    if passes_at_once:
+        return n_replicas >= 16 * threads
     return n_replicas % threads == 0 or n_replicas >= 4 * threads
 
 

@@ -280,35 +280,43 @@ def loss_grad(logits, y, sigmoid, scale, grad):
 
 @njit(inline="always")
 def _forward_one(weights, acts, normed, invs, r, b, norm, norm_last, eps):
-    n_layers = len(weights)
-    for li in range(n_layers):
+    for li in range(len(weights)):
         z = normed[li][r, b]
         _affine(acts[li][r, b], weights[li][r], z, False, z)
-        if norm == 1 and (norm_last or li < n_layers - 1):
-            invs[r, b, li] = _layer_norm(z, eps)
-        if li < n_layers - 1:
-            nxt = acts[li + 1][r, b]
-            for k in range(z.shape[0]):
-                nxt[k] = _relu(z[k])
+        _activate(acts, normed, invs, li, len(weights), r, b, norm, norm_last, eps)
+
+
+@njit(inline="always")
+def _activate(acts, normed, invs, li, n_layers, ra, b, norm, norm_last, eps):
+    """After layer li's product (in normed[li][ra, b]): its LayerNorm in place, then the next
+    layer's input acts[li + 1][ra, b] ← ReLU."""
+    z = normed[li][ra, b]
+    if norm == 1 and (norm_last or li < n_layers - 1):
+        invs[ra, b, li] = _layer_norm(z, eps)
+    if li < n_layers - 1:
+        nxt = acts[li + 1][ra, b]
+        for k in range(z.shape[0]):
+            nxt[k] = _relu(z[k])
 
 
 @njit(inline="always")
 def _backward_one(weights, normed, invs, deltas, r, b, norm, norm_last):
     # no scratch is read without use_t: any 2-D float32 array stands in (no allocation per sample)
-    _backward_from(weights, weights, weights[0][r], False, normed, invs, deltas, r, b, norm, norm_last)
+    _backward_from(weights, weights, weights[0][r], False, normed, invs, deltas, r, r, b, norm, norm_last)
 
 
 @njit(inline="always")
-def _backward_from(weights, wts, part, use_t, normed, invs, deltas, r, b, norm, norm_last):
+def _backward_from(weights, wts, part, use_t, normed, invs, deltas, r, ra, b, norm, norm_last):
     """``_backward_one``; with ``use_t``, the input gradients from the transposed weights ``wts``
-    of the layers that have them (``transposed``)."""
+    of the layers that have them (``transposed``). Replica r's weights; its activations and
+    gradients at [ra, b] of the buffers."""
     last = len(weights) - 1
     for li in range(last, -1, -1):
-        g = deltas[li][r, b]
+        g = deltas[li][ra, b]
         if norm == 1 and (norm_last or li < last):
-            _layer_norm_back(g, normed[li][r, b], invs[r, b, li])
+            _layer_norm_back(g, normed[li][ra, b], invs[ra, b, li])
         if li:
-            prev, zp = deltas[li - 1][r, b], normed[li - 1][r, b]
+            prev, zp = deltas[li - 1][ra, b], normed[li - 1][ra, b]
             if use_t and wts[li].shape[1] > 0:
                 _back_input_t(g, wts[li][r], prev, part)
             else:
@@ -358,11 +366,68 @@ def mlp_train(weights, wts, parts, use_t, acts, normed, invs, deltas, y, sigmoid
 def train_one(weights, wts, part, use_t, acts, normed, invs, deltas, y, sigmoid, scale, norm, norm_last, eps, r, b):
     """``mlp_train`` for sample b of replica r; returns its loss. With ``use_t``, the backward uses
     the transposed weights ``wts`` and scratch ``part`` (``transposed``): the same bits, faster."""
-    last = len(weights) - 1
     _forward_one(weights, acts, normed, invs, r, b, norm, norm_last, eps)
+    return _loss_backward(weights, wts, part, use_t, normed, invs, deltas, y, sigmoid, scale, norm, norm_last, r, r, b)
+
+
+@njit(inline="always")
+def _loss_backward(weights, wts, part, use_t, normed, invs, deltas, y, sigmoid, scale, norm, norm_last, r, ra, b):
+    """The loss of sample [ra, b] of the buffers (replica r's weights), its gradient and the backward."""
+    last = len(weights) - 1
     if sigmoid:
-        loss = _sigmoid_bce(normed[last][r, b], np.float64(y[r, b]), scale, deltas[last][r, b])
+        loss = _sigmoid_bce(normed[last][ra, b], np.float64(y[ra, b]), scale, deltas[last][ra, b])
     else:
-        loss = _softmax_ce(normed[last][r, b], np.int64(y[r, b]), scale, deltas[last][r, b])
-    _backward_from(weights, wts, part, use_t, normed, invs, deltas, r, b, norm, norm_last)
+        loss = _softmax_ce(normed[last][ra, b], np.int64(y[ra, b]), scale, deltas[last][ra, b])
+    _backward_from(weights, wts, part, use_t, normed, invs, deltas, r, ra, b, norm, norm_last)
+    return loss
+
+
+# --- many samples through the same weights: the steps between two transfers ----------------------
+
+AFFINE_TILE = 16  # samples per pass over a block of weight rows (16 × 200 float32 accumulators: 12.8 KB, in L1)
+
+
+@njit(inline="always")
+def _affine_block(xs, w, out, n):
+    """out[b] = xs[b]·w for b < n, each sum in ``_affine``'s order (the same bits as n calls), but
+    each four rows of w are loaded once per tile of AFFINE_TILE samples rather than once per sample."""
+    n_in, n_out = w.shape
+    n4 = n_in - n_in % 4
+    for b0 in range(0, n, AFFINE_TILE):
+        b1 = min(n, b0 + AFFINE_TILE)
+        for b in range(b0, b1):
+            ob = out[b]
+            for o in range(n_out):
+                ob[o] = _f32(0.0)
+        for i in range(0, n4, 4):
+            r0, r1, r2, r3 = w[i], w[i + 1], w[i + 2], w[i + 3]
+            for b in range(b0, b1):
+                x0, x1, x2, x3 = xs[b, i], xs[b, i + 1], xs[b, i + 2], xs[b, i + 3]
+                ob = out[b]
+                for o in range(n_out):
+                    ob[o] = (((ob[o] + x0 * r0[o]) + x1 * r1[o]) + x2 * r2[o]) + x3 * r3[o]
+        for i in range(n4, n_in):
+            row = w[i]
+            for b in range(b0, b1):
+                xi = xs[b, i]
+                ob = out[b]
+                for o in range(n_out):
+                    ob[o] += xi * row[o]
+
+
+@njit(inline="always")
+def train_block(weights, wts, part, acts, normed, invs, deltas, y, sigmoid, scale, norm, norm_last, eps, r, n):
+    """``train_one`` for samples 0…n−1 of one-replica buffers (1, ≥ n, F), through replica r's weights,
+    layer by layer (``_affine_block``) — valid where the weights stay as they are for all n samples,
+    as hybrid weights do between two transfers. Each sample's arithmetic is ``train_one``'s, so the
+    same bits. Returns the last sample's loss."""
+    n_layers = len(weights)
+    for li in range(n_layers):
+        _affine_block(acts[li][0], weights[li][r], normed[li][0], n)
+        for b in range(n):
+            _activate(acts, normed, invs, li, n_layers, 0, b, norm, norm_last, eps)
+    loss = 0.0
+    for b in range(n):
+        loss = _loss_backward(weights, wts, part, True, normed, invs, deltas, y, sigmoid, scale, norm, norm_last, r, 0,
+                              b)
     return loss

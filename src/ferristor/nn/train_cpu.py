@@ -16,16 +16,23 @@ Replicas never share a value, so both give the same bits.
 
 Within a chunk the hidden-weight updates of dense hybrid layers wait for the end of a segment of
 steps and run together (``rule.kernels_cpu._hybrid_rank1_steps``, same bits: the passes never read
-the hidden integers); each step only stores its rank-1 factors.
+the hidden integers); each step only stores its rank-1 factors. Where every layer is hybrid, the
+passes go further the other way: the weights they read (the memristor pairs) change only at
+transfers, between chunks, and each step's input is a data sample, so a segment's forward, loss and
+backward run first for all its steps at once, layer by layer (``passes_cpu.train_block``: each
+weight row read once per tile of samples, each sample's sums in the same order), cut into parts
+that share the replicas out over the threads; then the updates run in step order, from the stash.
 """
 from __future__ import annotations
+
+import math
 
 import numpy as np
 from numba import njit, prange
 
 from ..kernel_cache import register, serial_twin
 from ..rule.kernels_cpu import _NO_GRAD, _fp_rank1, _hybrid_rank1, _hybrid_rank1_steps, _sparse
-from .passes_cpu import mlp_train, train_one
+from .passes_cpu import mlp_train, train_block, train_one
 
 register()  # before any @njit: the caches follow every kernel source (kernel_cache)
 
@@ -37,6 +44,9 @@ KIND_HYBRID, KIND_FP, KIND_HYBRID_SPARSE, KIND_FP_SPARSE = 0, 1, 2, 3
 # stored factors grow (R × I × steps float32 per layer).
 DEFER_MIN_STEPS = 8
 DEFER_MAX_STEPS = 64
+# Each segment's passes first, all its steps at once, where every layer is hybrid (``train_block``);
+# False runs them step by step (the same bits), for comparison (bench_step.py).
+BLOCK_PASSES = True
 
 
 @njit(inline="always")
@@ -47,15 +57,93 @@ def _segment_length(n_steps):
 
 
 @njit(inline="always")
-def _stash(states, kinds, n_rep, seg, defer_min):
+def _deferred(kind, seg, defer_min):
+    """Whether a layer's updates of a segment of ``seg`` steps wait and run together."""
+    return kind == KIND_HYBRID and seg >= defer_min
+
+
+@njit(inline="always")
+def _stash(states, kinds, n_rep, seg, defer_min, every):
     """Per layer, room for a segment's factors: x (R, I, seg) and δ (R, seg, O) — empty for layers
-    updated step by step (fp, sparse sampler) or where the segment is shorter than ``defer_min``."""
+    updated step by step (fp, sparse sampler) or where the segment is shorter than ``defer_min``,
+    unless ``every`` (the segment's passes run first, so every layer's factors wait)."""
     xs, ds = [], []
     for li in range(len(states)):
-        n = seg if kinds[li] == KIND_HYBRID and seg >= defer_min else 0
+        n = seg if every or _deferred(kinds[li], seg, defer_min) else 0
         xs.append(np.empty((n_rep, states[li].shape[1], n), np.float32))
         ds.append(np.empty((n_rep, n, states[li].shape[2]), np.float32))
     return xs, ds
+
+
+@njit(inline="always")
+def _fixed_weights(kinds, block_passes):
+    """Whether a chunk's passes may run segment by segment (``passes_cpu.train_block``): every layer
+    hybrid, whose weights (the memristor pairs) change only at transfers, between chunks."""
+    if not block_passes:
+        return False
+    for li in range(len(kinds)):
+        if kinds[li] == KIND_FP or kinds[li] == KIND_FP_SPARSE:
+            return False
+    return True
+
+
+def passes_at_once(kinds) -> bool:
+    """Whether chunks run each segment's passes at once (``train_block``): every layer hybrid, whose
+    weights (the memristor pairs) change only at transfers, between chunks — and BLOCK_PASSES
+    (read per call). The kernels check the first condition again (``_fixed_weights``)."""
+    return BLOCK_PASSES and all(k in (KIND_HYBRID, KIND_HYBRID_SPARSE) for k in kinds)
+
+
+def passes_parts(n_replicas: int, threads: int) -> int:
+    """Into how many parts ``segment_passes`` cuts each replica's steps so that the R·parts tasks
+    share out evenly over the threads: threads / gcd(R, threads) (R = 1 on two threads: two
+    halves, each reading the weights once per tile; R = 10: whole replicas)."""
+    return threads // math.gcd(n_replicas, threads)
+
+
+@njit(inline="always")
+def _segment_passes(weights, wts, widest, x_data, y_data, idx, r, t0, n, xs, ds, xr, b0, sigmoid, norm, norm_last,
+                    eps):
+    """Replica r's forward, loss and backward of the chunk's steps t0…t0 + n − 1, all at once
+    (``train_block``); step t's factors x and δ go to the stash at xs[l][xr, :, b0 + t − t0] and
+    ds[l][xr, b0 + t − t0, :]. Returns the last step's loss."""
+    n_layers = len(weights)
+    acts = [np.empty((1, n, weights[li].shape[1]), np.float32) for li in range(n_layers)]
+    normed = [np.empty((1, n, weights[li].shape[2]), np.float32) for li in range(n_layers)]
+    deltas = [np.empty((1, n, weights[li].shape[2]), np.float32) for li in range(n_layers)]
+    invs = np.empty((1, n, n_layers), np.float32)
+    y = np.empty((1, n), np.int64)
+    for b in range(n):
+        k = idx[r, t0 + b]
+        acts[0][0, b, :] = x_data[k]
+        y[0, b] = y_data[k]
+    loss = train_block(weights, wts, np.empty((8, widest), np.float32), acts, normed, invs, deltas, y, sigmoid, 1.0,
+                       norm, norm_last, eps, r, n)
+    for li in range(n_layers):
+        for b in range(n):
+            xs[li][xr, :, b0 + b] = acts[li][0, b]
+            ds[li][xr, b0 + b, :] = deltas[li][0, b]
+    return loss
+
+
+@njit(parallel=True, cache=True, boundscheck=False, error_model="numpy")
+def segment_passes(weights, wts, widest, x_data, y_data, idx, t0, n, xs, ds, sigmoid, norm, norm_last, eps, parts):
+    """``_segment_passes`` of every replica, each replica's steps cut into ``parts`` parts (tasks
+    of the parallel loop: ``passes_parts``). Returns the last step's losses."""
+    n_rep = idx.shape[0]
+    parts = max(1, min(n, parts))
+    size = -(-n // parts)
+    losses = np.zeros(n_rep, np.float64)
+    for task in prange(n_rep * parts):
+        r = task // parts
+        b0 = (task - r * parts) * size
+        b1 = min(n, b0 + size)
+        if b1 > b0:
+            loss = _segment_passes(weights, wts, widest, x_data, y_data, idx, r, t0 + b0, b1 - b0, xs, ds, r, b0,
+                                   sigmoid, norm, norm_last, eps)
+            if b1 == n:
+                losses[r] = loss
+    return losses
 
 
 @njit(inline="always")
@@ -69,36 +157,47 @@ def _load_sample(x0, y, x_data, y_data, idx, r, t):
 @njit(cache=True, boundscheck=False, error_model="numpy")
 def mlp_train_chunk(weights, states, pendings, keys, steps, kinds, coefs, p24s, scales, roundings, max_hs, count_zeros,
                     thresholds, buckets, wts, parts, acts, normed, invs, deltas, x_data, y_data, idx, sigmoid, norm,
-                    norm_last, eps, defer_min=DEFER_MIN_STEPS):
+                    norm_last, eps, defer_min=DEFER_MIN_STEPS, block_passes=True, n_parts=1):
     """T = idx.shape[1] steps; replica r trains on samples idx[r, 0…T−1] of (x_data, y_data).
     Per layer l: ``states[l]`` is what its update changes (hidden integers, or the weights in fp),
     ``steps[l]`` its update counter (advanced here), ``kinds[l]`` its kernel (KIND_*) and the
     other per-layer arrays that kernel's constants (``kernels_cpu.update_constants``). Dense hybrid
     layers' updates run together in segments of at least ``defer_min`` steps (the same bits; a
-    larger value keeps them step by step, for comparison). Returns the last step's per-replica
-    losses."""
+    larger value keeps them step by step, for comparison). Where every layer is hybrid, each
+    segment's passes run first, all its steps at once (``segment_passes``; ``block_passes=False``
+    runs them step by step, for comparison), each replica's steps cut into ``n_parts`` tasks
+    (``passes_parts``). Returns the last step's per-replica losses."""
     n_rep, n_steps = idx.shape
     y = np.empty((n_rep, 1), np.int64)
     x0 = acts[0]
     losses = np.zeros(n_rep, np.float64)
     seg = _segment_length(n_steps)
+    block = _fixed_weights(kinds, block_passes)
     for t0 in range(0, n_steps, seg):
         n_seg = min(seg, n_steps - t0)
-        xs, ds = _stash(states, kinds, n_rep, n_seg, defer_min)
+        xs, ds = _stash(states, kinds, n_rep, n_seg, defer_min, block)
+        if block:
+            losses = segment_passes(weights, wts, parts.shape[2], x_data, y_data, idx, t0, n_seg, xs, ds, sigmoid, norm,
+                                    norm_last, eps, n_parts)
         for t in range(t0, t0 + n_seg):
-            for r in range(n_rep):
-                _load_sample(x0, y, x_data, y_data, idx, r, t)
-            losses = mlp_train(weights, wts, parts, True, acts, normed, invs, deltas, y, sigmoid, 1.0, norm, norm_last,
-                               eps)
+            if not block:
+                for r in range(n_rep):
+                    _load_sample(x0, y, x_data, y_data, idx, r, t)
+                losses = mlp_train(weights, wts, parts, True, acts, normed, invs, deltas, y, sigmoid, 1.0, norm,
+                                   norm_last, eps)
             for li in range(len(weights)):
-                a = acts[li]
-                d = deltas[li]
-                x = a.reshape(a.shape[0], a.shape[2])
-                delta = d.reshape(d.shape[0], d.shape[2])
                 kind = kinds[li]
-                if xs[li].shape[2] > 0:
-                    xs[li][:, :, t - t0] = x
-                    ds[li][:, t - t0, :] = delta
+                if block:
+                    x = np.ascontiguousarray(xs[li][:, :, t - t0])
+                    delta = np.ascontiguousarray(ds[li][:, t - t0, :])
+                else:
+                    a, d = acts[li], deltas[li]
+                    x = a.reshape(a.shape[0], a.shape[2])
+                    delta = d.reshape(d.shape[0], d.shape[2])
+                if _deferred(kind, n_seg, defer_min):
+                    if not block:
+                        xs[li][:, :, t - t0] = x
+                        ds[li][:, t - t0, :] = delta
                 elif kind >= KIND_HYBRID_SPARSE:
                     _sparse(states[li], pendings[li], delta, x, _NO_GRAD, keys[li], steps[li], kind == KIND_FP_SPARSE,
                             coefs[li], roundings[li], max_hs[li], count_zeros[li], thresholds[li], buckets[li])
@@ -109,7 +208,7 @@ def mlp_train_chunk(weights, states, pendings, keys, steps, kinds, coefs, p24s, 
                                   scales[li], roundings[li], max_hs[li], count_zeros[li])
                 steps[li] += 1
         for li in range(len(weights)):
-            if xs[li].shape[2] > 0:
+            if _deferred(kinds[li], n_seg, defer_min):
                 _hybrid_rank1_steps(states[li], pendings[li], ds[li], xs[li], keys[li], steps[li] - n_seg, coefs[li],
                                     p24s[li], scales[li], roundings[li], max_hs[li], count_zeros[li])
     return losses
@@ -123,11 +222,13 @@ _hybrid_rank1_steps_serial = serial_twin(_hybrid_rank1_steps)
 @njit(parallel=True, cache=True, boundscheck=False, error_model="numpy")
 def mlp_train_chunk_by_replica(weights, states, pendings, keys, steps, kinds, coefs, p24s, scales, roundings, max_hs,
                                count_zeros, thresholds, buckets, wts, parts, acts, normed, invs, deltas, x_data, y_data,
-                               idx, sigmoid, norm, norm_last, eps, defer_min=DEFER_MIN_STEPS):
+                               idx, sigmoid, norm, norm_last, eps, defer_min=DEFER_MIN_STEPS, block_passes=True,
+                               n_parts=1):
     """``mlp_train_chunk`` with the replicas, not the rows, split over the threads: each replica's
     steps in order, its kernels on its own (1, I, O) slices with the same step counters. Dense
     sampler only (KIND_HYBRID, KIND_FP): the sparse walk's serial twin measured 6× slower than its
-    parallel build (6.5 vs 1.1 ns per weight on one thread), so sparse layers keep the rows split."""
+    parallel build (6.5 vs 1.1 ns per weight on one thread), so sparse layers keep the rows split.
+    ``n_parts`` is not read: each replica's steps run on one thread."""
     for li in range(len(weights)):
         if kinds[li] >= KIND_HYBRID_SPARSE:
             raise ValueError("mlp_train_chunk_by_replica runs the dense sampler only: use mlp_train_chunk")
@@ -136,20 +237,30 @@ def mlp_train_chunk_by_replica(weights, states, pendings, keys, steps, kinds, co
     x0 = acts[0]
     losses = np.zeros(n_rep, np.float64)
     seg = _segment_length(n_steps)
+    block = _fixed_weights(kinds, block_passes)
     for r in prange(n_rep):
         for t0 in range(0, n_steps, seg):
             n_seg = min(seg, n_steps - t0)
-            xs, ds = _stash(states, kinds, 1, n_seg, defer_min)
+            xs, ds = _stash(states, kinds, 1, n_seg, defer_min, block)
+            if block:
+                losses[r] = _segment_passes(weights, wts, parts.shape[2], x_data, y_data, idx, r, t0, n_seg, xs, ds, 0,
+                                            0, sigmoid, norm, norm_last, eps)
             for t in range(t0, t0 + n_seg):
-                _load_sample(x0, y, x_data, y_data, idx, r, t)
-                losses[r] = train_one(weights, wts, parts[r], True, acts, normed, invs, deltas, y, sigmoid, 1.0, norm,
-                                      norm_last, eps, r, 0)
+                if not block:
+                    _load_sample(x0, y, x_data, y_data, idx, r, t)
+                    losses[r] = train_one(weights, wts, parts[r], True, acts, normed, invs, deltas, y, sigmoid, 1.0,
+                                          norm, norm_last, eps, r, 0)
                 for li in range(len(weights)):
-                    x = acts[li][r:r + 1, 0, :]
-                    delta = deltas[li][r:r + 1, 0, :]
-                    if xs[li].shape[2] > 0:
-                        xs[li][0, :, t - t0] = x[0]
-                        ds[li][0, t - t0, :] = delta[0]
+                    if block:
+                        x = xs[li][0:1, :, t - t0]
+                        delta = ds[li][0:1, t - t0, :]
+                    else:
+                        x = acts[li][r:r + 1, 0, :]
+                        delta = deltas[li][r:r + 1, 0, :]
+                    if _deferred(kinds[li], n_seg, defer_min):
+                        if not block:
+                            xs[li][0, :, t - t0] = x[0]
+                            ds[li][0, t - t0, :] = delta[0]
                         continue
                     state, pending, key, step = states[li][r:r + 1], pendings[li][r:r + 1], keys[li][r:r + 1], steps[li] + t
                     if kinds[li] == KIND_FP:
@@ -158,7 +269,7 @@ def mlp_train_chunk_by_replica(weights, states, pendings, keys, steps, kinds, co
                         _hybrid_rank1_serial(state, pending, delta, x, key, step, coefs[li], p24s[li], scales[li],
                                              roundings[li], max_hs[li], count_zeros[li])
             for li in range(len(weights)):
-                if xs[li].shape[2] > 0:
+                if _deferred(kinds[li], n_seg, defer_min):
                     _hybrid_rank1_steps_serial(states[li][r:r + 1], pendings[li][r:r + 1], ds[li], xs[li],
                                                keys[li][r:r + 1], steps[li] + t0, coefs[li], p24s[li], scales[li],
                                                roundings[li], max_hs[li], count_zeros[li])
