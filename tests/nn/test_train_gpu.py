@@ -85,6 +85,39 @@ def test_chunks_follow_the_plain_loop(mode, spec, passes, monkeypatch):
         assert opt.state[p]["inputs"] == STEPS
 
 
+def test_passes_at_once_between_transfers_train_as_step_by_step(monkeypatch):
+    """The steps between two transfers run their passes as one batch (``_segments``): the same masks
+    and schedule as the passes step by step, the same hidden integers but where a float sum ordered
+    otherwise tips a rounding; and the segments are cut after every step where a transfer falls."""
+    import ferristor.nn.train_gpu as TG
+    states = []
+    for at_once in (True, False):
+        monkeypatch.setattr(TG, "BLOCK_PASSES", at_once)
+        model, opt, x, y, idx = _problem("hm")
+        _graphed(model, opt, x, y, idx, graphs=False)
+        steps = model.last_plan.steps
+        assert steps.block_steps == (TG.MAX_GRAPH_STEPS if at_once else 1)
+        states.append(_state(model))
+    a, b = states
+    for name in a:
+        if name.endswith(("_events", "_transfers", "_updates")):
+            assert torch.equal(a[name], b[name]), name
+        else:
+            assert (a[name] == b[name]).float().mean() > 0.99, name
+    steps.block_steps = 5
+    assert steps._segments(16, {6: [0], 8: [0, 1]}) == [(0, 5), (5, 7), (7, 9), (9, 14), (14, 16)]
+    steps.block_steps = 1
+    assert steps._segments(3, {0: [0]}) == [(0, 1), (1, 2), (2, 3)]
+
+
+def test_the_block_of_steps_is_bounded_by_memory(monkeypatch):
+    import ferristor.nn.train_gpu as TG
+    monkeypatch.setattr(TG, "BLOCK_BYTES", 4 * 4 * R * sum(SIZES) * 10)
+    model, opt, x, y, idx = _problem("hm")
+    _graphed(model, opt, x, y, idx[:, :2], graphs=False)
+    assert model.last_plan.steps.block_steps == 10
+
+
 def test_noisy_transfers_inside_the_chunks_follow_the_plain_loop(monkeypatch):
     """hm-var's transfers in the chunks, numbered from a counter on the device: on a CPU, by making
     the layers take the fused transfer (Triton's interpreter) as a GPU would."""

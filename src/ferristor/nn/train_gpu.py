@@ -12,8 +12,14 @@ numbered by a counter on the device, or tensor operations that draw nothing), so
 the counters' flush (250 steps) whatever k is; other transfers (the circuit model, a baseline
 rule) and the flushes happen between chunks (``experiments.fast_step``), as ``HybridSGD`` does them.
 
-The passes are torch operations (``passes='torch'``, the default) or 2L + 1 Triton launches
-(``'fused'``, ``nn.passes_triton``; ``FERRISTOR_GPU_PASSES``). The random draws are the CPU's (the
+The weights the passes read change only at transfers, and each step's input is a data sample: so
+with torch's operations (``passes='torch'``, the default) the steps between two transfers run their
+passes at once, as T samples through one network (batched products over (R, T, ·)), and then
+their updates one step after another, each reading its step's factors from the block
+(``GraphedSteps._segments``): ~25 kernels per segment and one update launch per layer and step,
+rather than ~25 kernels per step. fp layers, whose weights change every step, and the
+2L + 1 Triton launches of ``'fused'`` (``nn.passes_triton``; ``FERRISTOR_GPU_PASSES``) run step
+by step. The random draws are the CPU's (the
 same streams and step counters; the update is equal bit for bit given the same factors); the
 passes' float sums are ordered differently from the CPU kernels', so a GPU run agrees with a CPU
 run statistically, not bit for bit (tests/nn/test_train_gpu.py measures both).
@@ -33,6 +39,11 @@ from . import functional as F
 
 MAX_GRAPH_STEPS = 250  # the longest chunk captured (= the event counters' flush period)
 MAX_GRAPHS = 64  # captured chunk shapes kept (length × where transfers fall); the oldest goes first
+# The steps between two transfers run their passes at once (``GraphedSteps._segments``): their
+# activations, pre-norm values, outputs and gradients (4 float32 per unit, sample and replica) in at
+# most this many bytes; False: step by step (for comparison).
+BLOCK_BYTES = 256 * 2 ** 20
+BLOCK_PASSES = True
 # Trials may train side by side in threads, each on its own stream (``sweeps.executors.ThreadExecutor``):
 # one capture at a time, and each capture refuses only its own thread's unsafe calls ("thread_local"),
 # so another trial's synchronisation or allocation cannot void it.
@@ -101,7 +112,11 @@ class GraphedSteps:
         self.steps = torch.zeros((len(layers), 2), dtype=torch.int64, device=dev)
         self.transfers = torch.zeros((len(layers), 2), dtype=torch.int64, device=dev)  # each layer's, before the chunk
         self.loss = torch.zeros((), dtype=torch.float32, device=dev)
-        self.minus_one = torch.full((self.n_rep, 1), -1.0, device=dev)
+        self.minus_one = torch.full((self.n_rep, MAX_GRAPH_STEPS, 1), -1.0, device=dev)
+        # steps whose passes run at once (``_segments``): a chunk's, bounded by their activations' memory
+        at_once = BLOCK_PASSES and self.fused is None and not any(layer.fp for layer in layers)
+        self.block_steps = max(1, min(MAX_GRAPH_STEPS, BLOCK_BYTES // (4 * 4 * self.n_rep * sum(sizes)))) \
+            if at_once else 1
         self._graphs: dict[tuple, torch.cuda.CUDAGraph] = {}
         self._eager_done: set[tuple] = set()
         # One memory pool for all of this object's graphs rather than one each (with R = 1000 and
@@ -157,28 +172,45 @@ class GraphedSteps:
         for s, li in due:
             after.setdefault(s, []).append(li)
         done = [0] * len(self.layers)
-        for s in range(n):
-            self._step(s, last=s == n - 1)
-            for li in after.get(s, ()):
-                done[li] += 1
-                self.layers[li].transfer(self.transfers[li], done[li])
+        for s0, s1 in self._segments(n, after):
+            acts, deltas = self._passes(s0, s1, last=s1 == n)
+            for s in range(s0, s1):
+                self._update(s, [a[:, s - s0] for a in acts], [d[:, s - s0] for d in deltas])
+                for li in after.get(s, ()):
+                    done[li] += 1
+                    self.layers[li].transfer(self.transfers[li], done[li])
 
-    def _step(self, s: int, last: bool) -> None:
+    def _segments(self, n: int, after: dict) -> list[tuple[int, int]]:
+        """The chunk's steps cut where their passes can run at once: the weights the passes read
+        change only at transfers, and each step's input is a data sample, so the steps up to the
+        next transfer are samples through one network (``block_steps`` at most). One step each
+        where a layer is fp (its weights change every step) or the passes are the fused kernels."""
+        if self.block_steps == 1:
+            return [(s, s + 1) for s in range(n)]
+        cuts, s0 = [], 0
+        for s in range(n):
+            if s + 1 == n or s in after or s + 1 - s0 == self.block_steps:
+                cuts.append((s0, s + 1))
+                s0 = s + 1
+        return cuts
+
+    def _passes(self, s0: int, s1: int, last: bool) -> tuple[list, list]:
+        """Forward, loss gradient and backward of steps s0…s1 − 1 at once: per layer its inputs
+        (R, T, I) and its gradients δ (R, T, O), T = s1 − s0. The fused kernels take one step."""
         if self.fused is not None:
             p = self.fused
-            p.run(self.x_data, self.y_data, self.idx[s])
+            p.run(self.x_data, self.y_data, self.idx[s0])
             if last:
                 self.loss.copy_(p.losses.sum())
-            self._update(s, p.acts, p.deltas)
-            return
-        ids = self.idx[s]
-        a = self.x_data.index_select(0, ids)
-        y = self.y_data.index_select(0, ids)
+            return [a[:, None] for a in p.acts], [d[:, None] for d in p.deltas]
+        ids = self.idx[s0:s1].t()
+        a = self.x_data[ids]
+        y = self.y_data[ids]
         n_layers = len(self.layers)
         acts, normed, stats = [], [], []
         for li, layer in enumerate(self.layers):
             acts.append(a)
-            z = torch.bmm(a[:, None, :], layer.weight)[:, 0]
+            z = torch.bmm(a, layer.weight)
             if self.norm == "layer" and (self.norm_last or li < n_layers - 1):
                 out, mean, rstd = torch.native_layer_norm(z, [z.shape[-1]], None, None, F.EPS)
                 stats.append((z, mean, rstd))
@@ -190,11 +222,11 @@ class GraphedSteps:
                 a = torch.relu(out)
         logits = normed[-1]
         if self.sigmoid:
-            g = torch.sigmoid(logits) - y.to(logits.dtype)[:, None]
+            g = torch.sigmoid(logits) - y.to(logits.dtype)[..., None]
         else:
-            g = torch.softmax(logits, -1).scatter_add_(-1, y[:, None], self.minus_one)
+            g = torch.softmax(logits, -1).scatter_add_(-1, y[..., None], self.minus_one[:, :s1 - s0])
         if last:
-            self.loss.copy_(self._loss(logits, y))
+            self.loss.copy_(self._loss(logits[:, -1], y[:, -1]))
         deltas = [None] * n_layers
         for li in range(n_layers - 1, -1, -1):
             if stats[li] is not None:
@@ -203,9 +235,9 @@ class GraphedSteps:
                                                               [True, False, False])[0]
             deltas[li] = g
             if li > 0:
-                g = torch.bmm(g[:, None, :], self.layers[li].weight.transpose(1, 2))[:, 0]
+                g = torch.bmm(g, self.layers[li].weight.transpose(1, 2))
                 g = torch.ops.aten.threshold_backward(g, acts[li], 0)
-        self._update(s, acts, deltas)
+        return acts, deltas
 
     def _update(self, s: int, acts: list, deltas: list) -> None:
         for li, layer in enumerate(self.layers):

@@ -104,8 +104,9 @@ def update_(state: torch.Tensor, pending: torch.Tensor, keys: torch.Tensor, step
         coef, p24, c, code, max_h = float(consts[0]), int(consts[1]), float(consts[2]), ROUNDING_CODE[rounding], \
             float(consts[4])
     rank1 = grad is None
-    if rank1:
-        x, delta = x.contiguous(), delta.contiguous()
+    if rank1:  # rows of x and δ may lie apart (a step of a block of steps), their elements not
+        x = x if x.stride(-1) == 1 else x.contiguous()
+        delta = delta if delta.stride(-1) == 1 else delta.contiguous()
         g, gs = state, (0, 0, 0)
         xr, dr = x.stride(0), delta.stride(0)
     else:
