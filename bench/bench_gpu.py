@@ -107,14 +107,21 @@ def module_path(replicas, x, y, backend="auto"):
     return run
 
 
-def chunks(replicas, x, y, graphs: bool):
+def chunks(replicas, x, y, graphs: bool, at_once: bool = True):
+    """``at_once=False``: the torch passes step by step rather than the steps between two transfers
+    at once (``nn.train_gpu.BLOCK_PASSES``, read when the plan is built)."""
+    from ferristor.nn import train_gpu
     m, opt = _model(replicas, x.device)
     start = [0]
 
     def run(steps):
         idx = (np.arange(replicas)[:, None] * 7 + start[0] + np.arange(steps)[None, :]) % N_DATA
         start[0] += steps
-        plan = fast_step._gpu_plan(m, opt, x, y)
+        block, train_gpu.BLOCK_PASSES = train_gpu.BLOCK_PASSES, at_once
+        try:
+            plan = fast_step._gpu_plan(m, opt, x, y)
+        finally:
+            train_gpu.BLOCK_PASSES = block
         plan.steps.graphs_on = graphs
         fast_step._run_chunks(plan, x, y, idx, steps)
     return run
@@ -128,8 +135,9 @@ def main():
     ap.add_argument("--mode", default="hm-var", choices=["fp", "hm", "hm-var"],
                     help="hm: transfers inside the graphs (they draw nothing); hm-var: between chunks")
     ap.add_argument("--k", type=int, default=100, help="transfer period")
-    ap.add_argument("--passes", default="torch", choices=["torch", "fused", "both"],
-                    help="the chunks' passes (FERRISTOR_GPU_PASSES): torch operations, the fused Triton pass, or a row of each")
+    ap.add_argument("--passes", default="torch", choices=["torch", "torch-steps", "fused", "both", "all"],
+                    help="the chunks' passes: torch operations (the steps between transfers at once), the same "
+                         "step by step, the fused Triton pass (FERRISTOR_GPU_PASSES); both: torch and fused; all: the three")
     ap.add_argument("--json", default=None)
     ap.add_argument("--device", default="cuda", help=argparse.SUPPRESS)  # 'cpu': a smoke test of the script
     args = ap.parse_args()
@@ -163,11 +171,13 @@ def main():
             row("ferristor module path, update as torch operations", r, module_path(r, x, y, "torch"), max(1, args.slow_steps // 4))
         if r <= 100:
             row("ferristor module path, fused Triton update", r, module_path(r, x, y), max(1, args.slow_steps // 2))
-        for passes in (("torch", "fused") if args.passes == "both" else (args.passes,)):
-            os.environ["FERRISTOR_GPU_PASSES"] = passes
-            tag = "" if passes == "torch" else ", fused Triton passes"
-            row(f"ferristor chunks, eager{tag}", r, chunks(r, x, y, False), args.slow_steps)
-            row(f"ferristor chunks, CUDA graphs{tag}", r, chunks(r, x, y, True), args.steps)
+        chosen = {"both": ("torch", "fused"), "all": ("torch", "torch-steps", "fused")}.get(args.passes, (args.passes,))
+        for passes in chosen:
+            os.environ["FERRISTOR_GPU_PASSES"] = "fused" if passes == "fused" else "torch"
+            tag = {"torch": "", "torch-steps": ", passes step by step", "fused": ", fused Triton passes"}[passes]
+            at_once = passes != "torch-steps"
+            row(f"ferristor chunks, eager{tag}", r, chunks(r, x, y, False, at_once), args.slow_steps)
+            row(f"ferristor chunks, CUDA graphs{tag}", r, chunks(r, x, y, True, at_once), args.steps)
     plain = next(r_["us_per_sample_replica"] for r_ in rows if r_["row"].startswith("plain") and "error" not in r_)
     print(f"\nferristor rows: {args.mode}, k = {args.k}")
     print(f"{device_name} · torch {torch.__version__} · {platform.processor() or platform.machine()}")
