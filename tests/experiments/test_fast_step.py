@@ -63,10 +63,11 @@ def test_loss_matches_torch_to_rounding():
 
 
 @pytest.mark.parametrize("schedule", ["rows", "replicas"])
-@pytest.mark.parametrize("mode,sampler,k,at_once", [
-    ("hm-var", "dense", 7, True), ("hm-var", "dense", 150, True), ("hm-var", "sparse", 7, True),
-    ("fp", "sparse", 7, False), ("hm", "dense", 150, True), ("hm-var", "dense", 150, False)])
-def test_compiled_chunks_equal_the_plain_loop(mode, sampler, k, at_once, schedule, monkeypatch):
+@pytest.mark.parametrize("mode,sampler,k,at_once,output", [
+    ("hm-var", "dense", 7, True, "softmax"), ("hm-var", "dense", 150, True, "softmax"),
+    ("hm-var", "sparse", 7, True, "softmax"), ("fp", "sparse", 7, False, "softmax"), ("hm", "dense", 150, True, "softmax"),
+    ("hm-var", "dense", 150, False, "softmax"), ("hm-var", "dense", 150, True, "sigmoid")])
+def test_compiled_chunks_equal_the_plain_loop(mode, sampler, k, at_once, output, schedule, monkeypatch):
     """``fast_step.run`` at batch 1: chunks of steps in one compiled call, back in Python for each
     transfer (every k steps) and event flush (every 250 steps), equal the plain loop bit for bit —
     losses, weights, hidden integers, event counts, transfer and update counters, the optimizer's
@@ -74,13 +75,16 @@ def test_compiled_chunks_equal_the_plain_loop(mode, sampler, k, at_once, schedul
     to gain from running the hidden updates together; k = 150: chunks of 3, 147, 100 and 13 steps,
     whose updates run together in segments of 49, 50 and 13 steps (``train_cpu._segment_length``).
     Hybrid networks run each segment's passes at once (``at_once``; fp's weights change every
-    step), cut into three parts per replica on the rows split; False: step by step."""
+    step), cut into three parts per replica on the rows split; False: step by step. ``sigmoid``:
+    one logit with binary cross-entropy and no LayerNorm (the ECG network's output)."""
     monkeypatch.setattr(fast_step, "by_replica", lambda n, threads=None, passes_at_once=False: schedule == "replicas")
     monkeypatch.setattr(fast_step, "_threads", lambda: 3)  # 2 replicas, 3 threads: each replica's steps in 3 parts
     monkeypatch.setattr(train_cpu, "BLOCK_PASSES", at_once)
-    spec = NetworkSpec(sizes=(12, 9, 7, 4))
+    sigmoid = output == "sigmoid"
+    spec = NetworkSpec(sizes=(12, 9, 7, 1 if sigmoid else 4), output=output, norm="none" if sigmoid else "layer")
+    loss_fn = nnF.binary_cross_entropy_with_logits if sigmoid else nnF.cross_entropy
     g = torch.Generator().manual_seed(1)
-    x, y = torch.rand(40, 12, generator=g) * 2 - 1, torch.randint(0, 4, (40,), generator=g)
+    x, y = torch.rand(40, 12, generator=g) * 2 - 1, torch.randint(0, 2 if sigmoid else 4, (40,), generator=g)
     idx = torch.stack([torch.randperm(40, generator=g).repeat(7)[:263] for _ in range(2)])  # (R, steps)
     runs = []
     for chunked in (True, False):
@@ -93,7 +97,7 @@ def test_compiled_chunks_equal_the_plain_loop(mode, sampler, k, at_once, schedul
             loss = [fast_step.run(m, opt, x.numpy(), y.numpy(), idx[:, a:b].numpy()) for a, b in ((0, 3), (3, 263))][-1]
         else:
             for t in range(idx.shape[1]):
-                out = nnF.cross_entropy(m(x[idx[:, t:t + 1]]), y[idx[:, t:t + 1]])
+                out = loss_fn(m(x[idx[:, t:t + 1]]), y[idx[:, t:t + 1]])
                 opt.zero_grad()
                 out.backward()
                 opt.step()
@@ -127,11 +131,10 @@ def test_the_replica_split_chunk_refuses_sparse_layers():
     m = HybridMLP(NetworkSpec(sizes=(12, 9, 4)), config=HybridConfig(mode="hm-var"), replicas=2, seeds=[5, 6])
     opt = HybridSGD(m.parameters(), lr=0.3, p=0.4, k=7, sampler="sparse")
     chunk = fast_step._Chunk(m, opt, {id(p): g for g in opt.param_groups for p in g["params"]})
-    acts, normed, deltas, invs = m._buffers_for(2, 1)
     weights = m._weight_arrays()
     wts, parts = chunk.P.transposed(weights, [True] * len(weights))
     x, y = np.zeros((3, 12), np.float32), np.zeros(3, np.int64)
     with pytest.raises(ValueError, match="dense sampler only"):
         chunk.T.mlp_train_chunk_by_replica(weights, chunk.states, chunk.pendings, chunk.keys, np.zeros(2, np.int64),
-                                           *chunk.consts, wts, parts, acts, normed, invs, deltas, x, y,
-                                           np.zeros((2, 1), np.int64), *chunk.passes)
+                                           *chunk.consts, wts, parts.shape[2], x, y, np.zeros((2, 1), np.int64),
+                                           *chunk.passes)

@@ -176,8 +176,6 @@ class _Chunk(_Schedule):
 
     def run(self, x, y, idx) -> np.ndarray:
         m = self.model
-        fused = m._buffers_for(m.n_replicas, 1)
-        acts, normed, deltas, invs = fused
         steps = np.array([int(u) for u in self.updates], np.int64)
         kinds = self.consts[0]
         at_once = self.T.passes_at_once(kinds)
@@ -187,8 +185,8 @@ class _Chunk(_Schedule):
         chunk = self.T.mlp_train_chunk_by_replica if split else self.T.mlp_train_chunk
         weights = m._weight_arrays()
         wts, parts = self.P.transposed(weights, [layer.mode != "fp" for layer in self.layers])
-        losses = chunk(weights, self.states, self.pendings, self.keys, steps, *self.consts, wts, parts,
-                       acts, normed, invs, deltas, x, y, idx, *self.passes,
+        losses = chunk(weights, self.states, self.pendings, self.keys, steps, *self.consts, wts, parts.shape[2],
+                       x, y, idx, *self.passes,
                        self.T.DEFER_MIN_STEPS, at_once,  # DEFER_MIN_STEPS read per call: bench_step.py varies it
                        self.T.passes_parts(m.n_replicas, _threads()))
         for u, s in zip(self.updates, steps):

@@ -1,7 +1,8 @@
 """A chunk of batch-1 training steps of a ``HybridMLP`` in one compiled call (numba).
 
 Each step is what ``experiments.fast_step.step`` does in one call and the plain loop does in many:
-the fused forward, loss and backward of every replica (``passes_cpu.mlp_train``), then each layer's
+the fused forward, loss and backward of every replica (``passes_cpu.train_block``, the arithmetic
+of ``passes_cpu.mlp_train``), then each layer's
 masked update from its rank-1 factors (``rule.kernels_cpu``) with the layer's update counter as the
 stream's step. The same kernels in the same order, so a chunk of T steps equals T calls of the
 per-step path bit for bit; what needs Python — transfers, flushing the event counters — happens
@@ -32,7 +33,7 @@ from numba import njit, prange
 
 from ..kernel_cache import register, serial_twin
 from ..rule.kernels_cpu import _NO_GRAD, _fp_rank1, _hybrid_rank1, _hybrid_rank1_steps, _sparse
-from .passes_cpu import mlp_train, train_block, train_one
+from .passes_cpu import train_block
 
 register()  # before any @njit: the caches follow every kernel source (kernel_cache)
 
@@ -45,7 +46,7 @@ KIND_HYBRID, KIND_FP, KIND_HYBRID_SPARSE, KIND_FP_SPARSE = 0, 1, 2, 3
 DEFER_MIN_STEPS = 8
 DEFER_MAX_STEPS = 64
 # Each segment's passes first, all its steps at once, where every layer is hybrid (``train_block``);
-# False runs them step by step (the same bits), for comparison (bench_step.py).
+# False runs them one step at a time, as fp layers need (the same bits), for comparison (bench_step.py).
 BLOCK_PASSES = True
 
 
@@ -63,21 +64,18 @@ def _deferred(kind, seg, defer_min):
 
 
 @njit(inline="always")
-def _stash(states, kinds, n_rep, seg, defer_min, every):
-    """Per layer, room for a segment's factors: x (R, I, seg) and δ (R, seg, O) — empty for layers
-    updated step by step (fp, sparse sampler) or where the segment is shorter than ``defer_min``,
-    unless ``every`` (the segment's passes run first, so every layer's factors wait)."""
+def _stash(states, n_rep, seg):
+    """Per layer, room for a segment's factors: x (R, I, seg) and δ (R, seg, O)."""
     xs, ds = [], []
     for li in range(len(states)):
-        n = seg if every or _deferred(kinds[li], seg, defer_min) else 0
-        xs.append(np.empty((n_rep, states[li].shape[1], n), np.float32))
-        ds.append(np.empty((n_rep, n, states[li].shape[2]), np.float32))
+        xs.append(np.empty((n_rep, states[li].shape[1], seg), np.float32))
+        ds.append(np.empty((n_rep, seg, states[li].shape[2]), np.float32))
     return xs, ds
 
 
 @njit(inline="always")
 def _fixed_weights(kinds, block_passes):
-    """Whether a chunk's passes may run segment by segment (``passes_cpu.train_block``): every layer
+    """Whether a chunk's passes may run a segment at once (``passes_cpu.train_block``): every layer
     hybrid, whose weights (the memristor pairs) change only at transfers, between chunks."""
     if not block_passes:
         return False
@@ -101,12 +99,16 @@ def passes_parts(n_replicas: int, threads: int) -> int:
     return threads // math.gcd(n_replicas, threads)
 
 
-@njit(inline="always")
-def _segment_passes(weights, wts, widest, x_data, y_data, idx, r, t0, n, xs, ds, xr, b0, sigmoid, norm, norm_last,
+_i64 = np.int64  # every integer argument of _segment_passes: one build, not one per literal or index type
+
+
+@njit(cache=True, boundscheck=False, error_model="numpy")
+def _segment_passes(weights, wts, widest, x_data, y_data, idx, r, t0, n, xs, ds, xr, col0, sigmoid, norm, norm_last,
                     eps):
     """Replica r's forward, loss and backward of the chunk's steps t0…t0 + n − 1, all at once
-    (``train_block``); step t's factors x and δ go to the stash at xs[l][xr, :, b0 + t − t0] and
-    ds[l][xr, b0 + t − t0, :]. Returns the last step's loss."""
+    (``train_block``; n = 1: one step); step t's factors x and δ go to the stash at
+    xs[l][xr, :, col0 + t − t0] and ds[l][xr, col0 + t − t0, :]. Returns the last step's loss.
+    Compiled once, not inlined: both chunk kernels call it."""
     n_layers = len(weights)
     acts = [np.empty((1, n, weights[li].shape[1]), np.float32) for li in range(n_layers)]
     normed = [np.empty((1, n, weights[li].shape[2]), np.float32) for li in range(n_layers)]
@@ -121,15 +123,16 @@ def _segment_passes(weights, wts, widest, x_data, y_data, idx, r, t0, n, xs, ds,
                        norm, norm_last, eps, r, n)
     for li in range(n_layers):
         for b in range(n):
-            xs[li][xr, :, b0 + b] = acts[li][0, b]
-            ds[li][xr, b0 + b, :] = deltas[li][0, b]
+            xs[li][xr, :, col0 + b] = acts[li][0, b]
+            ds[li][xr, col0 + b, :] = deltas[li][0, b]
     return loss
 
 
 @njit(parallel=True, cache=True, boundscheck=False, error_model="numpy")
-def segment_passes(weights, wts, widest, x_data, y_data, idx, t0, n, xs, ds, sigmoid, norm, norm_last, eps, parts):
-    """``_segment_passes`` of every replica, each replica's steps cut into ``parts`` parts (tasks
-    of the parallel loop: ``passes_parts``). Returns the last step's losses."""
+def segment_passes(weights, wts, widest, x_data, y_data, idx, t0, n, xs, ds, col0, sigmoid, norm, norm_last, eps,
+                   parts):
+    """``_segment_passes`` of every replica (stash row r), each replica's steps cut into ``parts``
+    parts (tasks of the parallel loop: ``passes_parts``). Returns the last step's losses."""
     n_rep = idx.shape[0]
     parts = max(1, min(n, parts))
     size = -(-n // parts)
@@ -139,73 +142,55 @@ def segment_passes(weights, wts, widest, x_data, y_data, idx, t0, n, xs, ds, sig
         b0 = (task - r * parts) * size
         b1 = min(n, b0 + size)
         if b1 > b0:
-            loss = _segment_passes(weights, wts, widest, x_data, y_data, idx, r, t0 + b0, b1 - b0, xs, ds, r, b0,
-                                   sigmoid, norm, norm_last, eps)
+            loss = _segment_passes(weights, wts, widest, x_data, y_data, idx, _i64(r), _i64(t0 + b0), _i64(b1 - b0), xs,
+                                   ds, _i64(r), _i64(col0 + b0), sigmoid, norm, norm_last, eps)
             if b1 == n:
                 losses[r] = loss
     return losses
 
 
-@njit(inline="always")
-def _load_sample(x0, y, x_data, y_data, idx, r, t):
-    """Replica r's input and label at step t of the chunk."""
-    k = idx[r, t]
-    x0[r, 0, :] = x_data[k]
-    y[r, 0] = y_data[k]
-
-
 @njit(cache=True, boundscheck=False, error_model="numpy")
 def mlp_train_chunk(weights, states, pendings, keys, steps, kinds, coefs, p24s, scales, roundings, max_hs, count_zeros,
-                    thresholds, buckets, wts, parts, acts, normed, invs, deltas, x_data, y_data, idx, sigmoid, norm,
-                    norm_last, eps, defer_min=DEFER_MIN_STEPS, block_passes=True, n_parts=1):
+                    thresholds, buckets, wts, widest, x_data, y_data, idx, sigmoid, norm, norm_last, eps,
+                    defer_min=DEFER_MIN_STEPS, block_passes=True, n_parts=1):
     """T = idx.shape[1] steps; replica r trains on samples idx[r, 0…T−1] of (x_data, y_data).
     Per layer l: ``states[l]`` is what its update changes (hidden integers, or the weights in fp),
     ``steps[l]`` its update counter (advanced here), ``kinds[l]`` its kernel (KIND_*) and the
-    other per-layer arrays that kernel's constants (``kernels_cpu.update_constants``). Dense hybrid
+    other per-layer arrays that kernel's constants (``kernels_cpu.update_constants``); ``wts`` the
+    transposed weights (``passes_cpu.transposed``), ``widest`` their widest row. Dense hybrid
     layers' updates run together in segments of at least ``defer_min`` steps (the same bits; a
     larger value keeps them step by step, for comparison). Where every layer is hybrid, each
-    segment's passes run first, all its steps at once (``segment_passes``; ``block_passes=False``
-    runs them step by step, for comparison), each replica's steps cut into ``n_parts`` tasks
-    (``passes_parts``). Returns the last step's per-replica losses."""
+    segment's passes run first, all its steps at once (``block_passes=False``: one step at a
+    time, as fp layers need), each replica's steps cut into ``n_parts`` tasks (``passes_parts``).
+    Returns the last step's per-replica losses."""
     n_rep, n_steps = idx.shape
-    y = np.empty((n_rep, 1), np.int64)
-    x0 = acts[0]
     losses = np.zeros(n_rep, np.float64)
     seg = _segment_length(n_steps)
     block = _fixed_weights(kinds, block_passes)
     for t0 in range(0, n_steps, seg):
         n_seg = min(seg, n_steps - t0)
-        xs, ds = _stash(states, kinds, n_rep, n_seg, defer_min, block)
+        xs, ds = _stash(states, n_rep, n_seg)
         if block:
-            losses = segment_passes(weights, wts, parts.shape[2], x_data, y_data, idx, t0, n_seg, xs, ds, sigmoid, norm,
-                                    norm_last, eps, n_parts)
+            losses = segment_passes(weights, wts, widest, x_data, y_data, idx, _i64(t0), _i64(n_seg), xs, ds, _i64(0),
+                                    sigmoid, norm, norm_last, eps, n_parts)
         for t in range(t0, t0 + n_seg):
             if not block:
-                for r in range(n_rep):
-                    _load_sample(x0, y, x_data, y_data, idx, r, t)
-                losses = mlp_train(weights, wts, parts, True, acts, normed, invs, deltas, y, sigmoid, 1.0, norm,
-                                   norm_last, eps)
+                losses = segment_passes(weights, wts, widest, x_data, y_data, idx, _i64(t), _i64(1), xs, ds,
+                                        _i64(t - t0), sigmoid, norm, norm_last, eps, n_parts)
             for li in range(len(weights)):
                 kind = kinds[li]
-                if block:
+                if not _deferred(kind, n_seg, defer_min):
                     x = np.ascontiguousarray(xs[li][:, :, t - t0])
                     delta = np.ascontiguousarray(ds[li][:, t - t0, :])
-                else:
-                    a, d = acts[li], deltas[li]
-                    x = a.reshape(a.shape[0], a.shape[2])
-                    delta = d.reshape(d.shape[0], d.shape[2])
-                if _deferred(kind, n_seg, defer_min):
-                    if not block:
-                        xs[li][:, :, t - t0] = x
-                        ds[li][:, t - t0, :] = delta
-                elif kind >= KIND_HYBRID_SPARSE:
-                    _sparse(states[li], pendings[li], delta, x, _NO_GRAD, keys[li], steps[li], kind == KIND_FP_SPARSE,
-                            coefs[li], roundings[li], max_hs[li], count_zeros[li], thresholds[li], buckets[li])
-                elif kind == KIND_FP:
-                    _fp_rank1(states[li], pendings[li], delta, x, keys[li], steps[li], coefs[li], p24s[li])
-                else:
-                    _hybrid_rank1(states[li], pendings[li], delta, x, keys[li], steps[li], coefs[li], p24s[li],
-                                  scales[li], roundings[li], max_hs[li], count_zeros[li])
+                    if kind >= KIND_HYBRID_SPARSE:
+                        _sparse(states[li], pendings[li], delta, x, _NO_GRAD, keys[li], steps[li],
+                                kind == KIND_FP_SPARSE, coefs[li], roundings[li], max_hs[li], count_zeros[li],
+                                thresholds[li], buckets[li])
+                    elif kind == KIND_FP:
+                        _fp_rank1(states[li], pendings[li], delta, x, keys[li], steps[li], coefs[li], p24s[li])
+                    else:
+                        _hybrid_rank1(states[li], pendings[li], delta, x, keys[li], steps[li], coefs[li], p24s[li],
+                                      scales[li], roundings[li], max_hs[li], count_zeros[li])
                 steps[li] += 1
         for li in range(len(weights)):
             if _deferred(kinds[li], n_seg, defer_min):
@@ -221,9 +206,8 @@ _hybrid_rank1_steps_serial = serial_twin(_hybrid_rank1_steps)
 
 @njit(parallel=True, cache=True, boundscheck=False, error_model="numpy")
 def mlp_train_chunk_by_replica(weights, states, pendings, keys, steps, kinds, coefs, p24s, scales, roundings, max_hs,
-                               count_zeros, thresholds, buckets, wts, parts, acts, normed, invs, deltas, x_data, y_data,
-                               idx, sigmoid, norm, norm_last, eps, defer_min=DEFER_MIN_STEPS, block_passes=True,
-                               n_parts=1):
+                               count_zeros, thresholds, buckets, wts, widest, x_data, y_data, idx, sigmoid, norm,
+                               norm_last, eps, defer_min=DEFER_MIN_STEPS, block_passes=True, n_parts=1):
     """``mlp_train_chunk`` with the replicas, not the rows, split over the threads: each replica's
     steps in order, its kernels on its own (1, I, O) slices with the same step counters. Dense
     sampler only (KIND_HYBRID, KIND_FP): the sparse walk's serial twin measured 6× slower than its
@@ -233,35 +217,25 @@ def mlp_train_chunk_by_replica(weights, states, pendings, keys, steps, kinds, co
         if kinds[li] >= KIND_HYBRID_SPARSE:
             raise ValueError("mlp_train_chunk_by_replica runs the dense sampler only: use mlp_train_chunk")
     n_rep, n_steps = idx.shape
-    y = np.empty((n_rep, 1), np.int64)
-    x0 = acts[0]
     losses = np.zeros(n_rep, np.float64)
     seg = _segment_length(n_steps)
     block = _fixed_weights(kinds, block_passes)
     for r in prange(n_rep):
         for t0 in range(0, n_steps, seg):
             n_seg = min(seg, n_steps - t0)
-            xs, ds = _stash(states, kinds, 1, n_seg, defer_min, block)
+            xs, ds = _stash(states, 1, n_seg)
             if block:
-                losses[r] = _segment_passes(weights, wts, parts.shape[2], x_data, y_data, idx, r, t0, n_seg, xs, ds, 0,
-                                            0, sigmoid, norm, norm_last, eps)
+                losses[r] = _segment_passes(weights, wts, widest, x_data, y_data, idx, _i64(r), _i64(t0), _i64(n_seg), xs,
+                                            ds, _i64(0), _i64(0), sigmoid, norm, norm_last, eps)
             for t in range(t0, t0 + n_seg):
                 if not block:
-                    _load_sample(x0, y, x_data, y_data, idx, r, t)
-                    losses[r] = train_one(weights, wts, parts[r], True, acts, normed, invs, deltas, y, sigmoid, 1.0,
-                                          norm, norm_last, eps, r, 0)
+                    losses[r] = _segment_passes(weights, wts, widest, x_data, y_data, idx, _i64(r), _i64(t), _i64(1), xs,
+                                                ds, _i64(0), _i64(t - t0), sigmoid, norm, norm_last, eps)
                 for li in range(len(weights)):
-                    if block:
-                        x = xs[li][0:1, :, t - t0]
-                        delta = ds[li][0:1, t - t0, :]
-                    else:
-                        x = acts[li][r:r + 1, 0, :]
-                        delta = deltas[li][r:r + 1, 0, :]
                     if _deferred(kinds[li], n_seg, defer_min):
-                        if not block:
-                            xs[li][0, :, t - t0] = x[0]
-                            ds[li][0, t - t0, :] = delta[0]
                         continue
+                    x = xs[li][0:1, :, t - t0]
+                    delta = ds[li][0:1, t - t0, :]
                     state, pending, key, step = states[li][r:r + 1], pendings[li][r:r + 1], keys[li][r:r + 1], steps[li] + t
                     if kinds[li] == KIND_FP:
                         _fp_rank1_serial(state, pending, delta, x, key, step, coefs[li], p24s[li])
