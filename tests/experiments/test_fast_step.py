@@ -1,4 +1,5 @@
 """The fast step (one compiled call per sample, no autograd engine) is the plain loop, bit for bit."""
+import numpy as np
 import pytest
 import torch
 
@@ -119,6 +120,23 @@ def test_chunks_split_replicas_when_every_thread_gets_whole_ones():
     assert fast_step.by_replica(32, 2, passes_at_once=True) and not fast_step.by_replica(31, 2, passes_at_once=True)
 
 
+@pytest.mark.parametrize("mode,sampler", [("fp", "dense"), ("hm-var", "sparse")])
+def test_only_dense_hybrid_chunks_take_whole_replicas(mode, sampler, monkeypatch):
+    """fp's serial update ran 3× slower than its rows split (BENCHMARKS.md) and the sparse walk has no
+    serial twin: their chunks split rows even where every thread could take whole replicas."""
+    def refuse(*args):
+        raise AssertionError("the replica split was chosen")
+    monkeypatch.setattr(fast_step, "by_replica", lambda n, threads=None, passes_at_once=False: True)
+    monkeypatch.setattr(train_cpu, "mlp_train_chunk_by_replica", refuse)
+    m = HybridMLP(NetworkSpec(sizes=(12, 9, 4)), config=HybridConfig(mode=mode), replicas=2, seeds=[5, 6])
+    opt = HybridSGD(m.parameters(), lr=0.3, p=0.4, k=7, sampler=sampler)
+    x, y = torch.rand(10, 12).numpy(), torch.randint(0, 4, (10,)).numpy()
+    fast_step.run(m, opt, x, y, np.zeros((2, 5), np.int64))
+    hm = HybridMLP(NetworkSpec(sizes=(12, 9, 4)), config=HybridConfig(mode="hm-var"), replicas=2, seeds=[5, 6])
+    with pytest.raises(AssertionError, match="replica split"):
+        fast_step.run(hm, HybridSGD(hm.parameters(), lr=0.3, p=0.4, k=7), x, y, np.zeros((2, 5), np.int64))
+
+
 def test_segment_passes_share_replicas_evenly_over_threads():
     assert [train_cpu.passes_parts(r, 2) for r in (1, 2, 3, 10)] == [2, 1, 2, 1]
     assert train_cpu.passes_parts(1, 1) == 1 and train_cpu.passes_parts(6, 4) == 2
@@ -126,8 +144,6 @@ def test_segment_passes_share_replicas_evenly_over_threads():
 
 def test_the_replica_split_chunk_refuses_sparse_layers():
     """It has no sparse kernel inside: called with one, it must stop, not run the dense sampler."""
-    import numpy as np
-
     m = HybridMLP(NetworkSpec(sizes=(12, 9, 4)), config=HybridConfig(mode="hm-var"), replicas=2, seeds=[5, 6])
     opt = HybridSGD(m.parameters(), lr=0.3, p=0.4, k=7, sampler="sparse")
     chunk = fast_step._Chunk(m, opt, {id(p): g for g in opt.param_groups for p in g["params"]})

@@ -179,9 +179,9 @@ class _Chunk(_Schedule):
         steps = np.array([int(u) for u in self.updates], np.int64)
         kinds = self.consts[0]
         at_once = self.T.passes_at_once(kinds)
-        # replicas split only with the dense sampler (see mlp_train_chunk_by_replica)
-        split = by_replica(m.n_replicas, passes_at_once=at_once) and not any(
-            k >= self.T.KIND_HYBRID_SPARSE for k in kinds)
+        # replicas split only for dense hybrid layers: the sparse walk has no serial twin there (see
+        # mlp_train_chunk_by_replica), and fp's serial update measured 3× slower than its rows split
+        split = by_replica(m.n_replicas, passes_at_once=at_once) and all(k == self.T.KIND_HYBRID for k in kinds)
         chunk = self.T.mlp_train_chunk_by_replica if split else self.T.mlp_train_chunk
         weights = m._weight_arrays()
         wts, parts = self.P.transposed(weights, [layer.mode != "fp" for layer in self.layers])
@@ -279,7 +279,8 @@ def by_replica(n_replicas: int, threads: int | None = None, passes_at_once: bool
     split measured faster up to R = 20 on two threads and as fast at R = 40 (BENCHMARKS.md), and
     its stash of factors grows with R: replicas from 16 per thread. Otherwise when every thread
     gets whole replicas in equal shares, or at least four — else one replica's rows are shared
-    out, as R = 1 on two threads needs."""
+    out, as R = 1 on two threads needs. (``_Chunk.run`` splits replicas only for dense hybrid
+    layers.)"""
     if threads is None:
         threads = _threads()
     if passes_at_once:
