@@ -276,8 +276,8 @@ def _threads() -> int:
 def by_replica(n_replicas: int, threads: int | None = None, passes_at_once: bool = False) -> bool:
     """Whether a chunk splits replicas rather than rows over the threads (``nn.train_cpu``; the
     same bits either way). Where a segment's passes run at once (every layer hybrid), the rows
-    split measured faster up to R = 20 on two threads and as fast at R = 40 (BENCHMARKS.md), and
-    its stash of factors grows with R: replicas from 16 per thread. Otherwise when every thread
+    split measured 4–6 % faster at R = 10 to 40 on two threads (``bench/bench_split.py``), but its
+    stash of factors grows with R: replicas from 16 per thread. Otherwise when every thread
     gets whole replicas in equal shares, or at least four — else one replica's rows are shared
     out, as R = 1 on two threads needs. (``_Chunk.run`` splits replicas only for dense hybrid
     layers.)"""

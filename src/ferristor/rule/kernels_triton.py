@@ -104,7 +104,7 @@ def update_(state: torch.Tensor, pending: torch.Tensor, keys: torch.Tensor, step
         coef, p24, c, code, max_h = float(consts[0]), int(consts[1]), float(consts[2]), ROUNDING_CODE[rounding], \
             float(consts[4])
     rank1 = grad is None
-    if rank1:  # rows of x and δ may lie apart (a step of a block of steps), their elements not
+    if rank1:  # each row of x and δ contiguous; rows may be strided (one step's slice of a block)
         x = x if x.stride(-1) == 1 else x.contiguous()
         delta = delta if delta.stride(-1) == 1 else delta.contiguous()
         g, gs = state, (0, 0, 0)
