@@ -7,6 +7,7 @@ import warnings
 import numpy as np
 import pytest
 import torch
+from numba import njit
 from torch import nn
 from torch.utils.data import TensorDataset
 
@@ -132,6 +133,25 @@ def test_a_used_folder_refuses_another_dataset_and_resumes_its_own(tmp_path):
     assert again.results["final_test_accuracy"] == first.results["final_test_accuracy"]
     assert_same_state(state(again.model), state(first.model))
     assert again.results["timing"]["train_seconds"] == first.results["timing"]["train_seconds"]
+
+
+def test_kernel_compilation_is_timed_apart_from_the_training_speed(tmp_path):
+    @njit
+    def first_call_compiles(x):
+        return x + 1
+
+    class Compiles(nn.Module):  # builds a kernel in its first training step, as a cold cache does
+        def forward(self, x):
+            first_call_compiles(1)
+            return x
+
+    r = fit(nn.Sequential(Compiles(), net()), blobs(0), blobs(1), out=tmp_path, checkpoint_every=0.5, **FAST)
+    t = r.results["timing"]
+    assert 0 < t["compile_seconds"] < t["train_seconds"]
+    net_seconds = t["train_seconds"] - t["compile_seconds"]
+    assert t["sample_replicas_per_second"] == pytest.approx(t["sample_replicas"] / net_seconds)
+    assert t["us_per_sample_replica"] == pytest.approx(1e6 * net_seconds / t["sample_replicas"])
+    assert torch.load(tmp_path / "checkpoint.pt", weights_only=True)["compile_time"] == t["compile_seconds"]
 
 
 def test_ferristor_train_refuses_a_folder_trained_on_another_dataset(mnist, tmp_path):

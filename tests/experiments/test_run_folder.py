@@ -159,6 +159,7 @@ def test_another_configuration_is_refused_listing_the_differences(tmp_path):
     (lambda p: torch.save([1, 2, 3], p), "holds a list, not a checkpoint dict"),
     (lambda p: torch.save({"config": {}, "model": {}}, p), "lacks 'optimizer', 'step', 'history', 'train_time'"),
     (lambda p: torch.save({**torch.load(p, weights_only=True), "step": "ten"}, p), "'step' is a str"),
+    (lambda p: torch.save({**torch.load(p, weights_only=True), "compile_time": "1 s"}, p), "'compile_time' is a str"),
 ])
 def test_a_corrupt_checkpoint_says_which_file_what_and_how_to_start_over(tmp_path, damage, words):
     out = tmp_path / "out"

@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from ..atomic import atomic_write
+from ..compile_clock import CompileClock
 from ..data.registry import Dataset
 from ..data.validate import check_fits, check_outputs
 from ..errors import ConfigError, DataError, FerristorWarning
@@ -232,8 +233,9 @@ def run_fit(model: nn.Module, train_data, test_data=None, *, epochs: float = 1.0
         model.load_state_dict(resume_state["model"])
         optimizer.load_state_dict(resume_state["optimizer"])
         step, history, train_time = resume_state["step"], list(resume_state["history"]), float(resume_state["train_time"])
+        compile_time = float(resume_state.get("compile_time", 0.0))
     else:
-        step, history, train_time = run_folder.resume(ckpt_path, identity, model, optimizer)
+        step, history, train_time, compile_time = run_folder.resume(ckpt_path, identity, model, optimizer)
 
     bar = None
     if progress:
@@ -246,70 +248,76 @@ def run_fit(model: nn.Module, train_data, test_data=None, *, epochs: float = 1.0
     ar = torch.arange(batch, device=dev)
     fast = None  # decided on the first batch
     model.train()
-    while step < total_steps:
-        stop = next(s for s in stops if s > step)
-        t0 = time.perf_counter()
-        while step < stop:
-            epoch, pos = divmod(step, steps_per_epoch)
-            if epoch != order_epoch:
-                order, order_epoch = epoch_order(order_seeds, epoch, n).to(dev), epoch
-                order_np = order.cpu().numpy() if fast else None
-            if fast:  # the plain loop's operations in compiled chunks (on the CPU bit for bit; on a GPU graphed)
-                n_run = min(stop - step, steps_per_epoch - pos)
-                loss_value = fast_step.run(model, optimizer, x_np, y_np, order_np[:, pos * batch:(pos + n_run) * batch],
-                                          batch)
-                step += n_run
-                if bar is not None:
-                    bar.update(n_run)
-                continue
-            idx = order[:, pos * batch + ar]  # (R, B)
-            x, y = x_train[idx], y_train[idx]
-            if not replicas:
-                x, y = x[0], y[0]
-            if fast is None:
-                fast = fast_step.applies(model, optimizer, loss is None, x)
-                if fast:  # the compiled chunks take the data as numpy arrays, or on a GPU as device tensors
-                    on_gpu = x_train.is_cuda
-                    x_np = x_train if on_gpu else x_train.numpy()
-                    y_np = y_train if on_gpu else y_train.numpy()
-                    order_np = order.cpu().numpy()
+    # numba's compile time (a first run on a machine) is timed apart: the speed is the steady state's
+    with CompileClock() as clock:
+        while step < total_steps:
+            stop = next(s for s in stops if s > step)
+            t0, c0 = time.perf_counter(), clock.seconds
+            while step < stop:
+                epoch, pos = divmod(step, steps_per_epoch)
+                if epoch != order_epoch:
+                    order, order_epoch = epoch_order(order_seeds, epoch, n).to(dev), epoch
+                    order_np = order.cpu().numpy() if fast else None
+                if fast:  # the plain loop's operations in compiled chunks (on the CPU bit for bit; on a GPU graphed)
+                    n_run = min(stop - step, steps_per_epoch - pos)
+                    rows = order_np[:, pos * batch:(pos + n_run) * batch]
+                    loss_value = fast_step.run(model, optimizer, x_np, y_np, rows, batch)
+                    step += n_run
+                    if bar is not None:
+                        bar.update(n_run)
                     continue
-            out_ = model(x)
-            loss_value = loss_fn(out_, y)
-            optimizer.zero_grad()
-            loss_value.backward()
-            optimizer.step()
-            step += 1
-            if bar is not None and step % 200 == 0:
-                bar.update(200)
-        train_time += time.perf_counter() - t0
-        if not math.isfinite(loss_value.item() if torch.is_tensor(loss_value) else float(loss_value)):
-            raise ConfigError("lr", optimizer.param_groups[0]["lr"], f"a smaller value: the loss diverged (step {step})")
-        if step in eval_steps:
-            record = {"epoch": step / steps_per_epoch, "step": step,
-                      "test_accuracy": evaluate(model, x_test.to(dev), y_test.to(dev), replicas)}
-            if validation:
-                record["val_accuracy"] = evaluate(model, x_val.to(dev), y_val.to(dev), replicas)
-            history.append(record)
-            if on_eval is not None:
-                on_eval(record)
-            if bar is not None:
-                bar.n = step
-                bar.set_postfix(acc=f"{100 * float(np.mean(record['test_accuracy'])):.2f}%")
-                bar.refresh()
-        if ckpt_path is not None or on_checkpoint is not None:
-            state = {"config": identity, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                     "step": step, "history": history, "train_time": train_time}
-            if ckpt_path is not None:
-                with atomic_write(ckpt_path) as f:
-                    torch.save(state, f)
-            if on_checkpoint is not None:
-                on_checkpoint(state)
+                idx = order[:, pos * batch + ar]  # (R, B)
+                x, y = x_train[idx], y_train[idx]
+                if not replicas:
+                    x, y = x[0], y[0]
+                if fast is None:
+                    fast = fast_step.applies(model, optimizer, loss is None, x)
+                    if fast:  # the compiled chunks take the data as numpy arrays, or on a GPU as device tensors
+                        on_gpu = x_train.is_cuda
+                        x_np = x_train if on_gpu else x_train.numpy()
+                        y_np = y_train if on_gpu else y_train.numpy()
+                        order_np = order.cpu().numpy()
+                        continue
+                out_ = model(x)
+                loss_value = loss_fn(out_, y)
+                optimizer.zero_grad()
+                loss_value.backward()
+                optimizer.step()
+                step += 1
+                if bar is not None and step % 200 == 0:
+                    bar.update(200)
+            train_time += time.perf_counter() - t0
+            compile_time += clock.seconds - c0
+            if not math.isfinite(loss_value.item() if torch.is_tensor(loss_value) else float(loss_value)):
+                raise ConfigError("lr", optimizer.param_groups[0]["lr"],
+                                  f"a smaller value: the loss diverged (step {step})")
+            if step in eval_steps:
+                record = {"epoch": step / steps_per_epoch, "step": step,
+                          "test_accuracy": evaluate(model, x_test.to(dev), y_test.to(dev), replicas)}
+                if validation:
+                    record["val_accuracy"] = evaluate(model, x_val.to(dev), y_val.to(dev), replicas)
+                history.append(record)
+                if on_eval is not None:
+                    on_eval(record)
+                if bar is not None:
+                    bar.n = step
+                    bar.set_postfix(acc=f"{100 * float(np.mean(record['test_accuracy'])):.2f}%")
+                    bar.refresh()
+            if ckpt_path is not None or on_checkpoint is not None:
+                state = {"config": identity, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                         "step": step, "history": history, "train_time": train_time,
+                         "compile_time": compile_time}
+                if ckpt_path is not None:
+                    with atomic_write(ckpt_path) as f:
+                        torch.save(state, f)
+                if on_checkpoint is not None:
+                    on_checkpoint(state)
     if bar is not None:
         bar.close()
 
     ledger = model_ledger(model)
-    results = _results(data, config, history, ledger, total_steps, batch, n_rep, train_time, order_seeds, validation)
+    results = _results(data, config, history, ledger, total_steps, batch, n_rep, train_time, compile_time,
+                       order_seeds, validation)
     if out is not None:
         write_json(Path(out) / "results.json", results)
     return FitResult(model, results, ledger)
@@ -354,7 +362,17 @@ def _fit_identity(model, optimizer, loss, epochs, batch, seed, eval_every, valid
             "test_limit": test_limit}
 
 
-def _results(data, config, history, ledger, total_steps, batch, n_rep, train_time, order_seeds, validation) -> dict:
+def _timing(train_time: float, compile_time: float, sample_replicas: int) -> dict:
+    """Wall seconds of training (evaluations and checkpoints excluded) and, within them, numba's
+    compilation; the speed is that of the training itself, without the compilation."""
+    net = train_time - compile_time
+    return {"train_seconds": train_time, "compile_seconds": compile_time, "sample_replicas": sample_replicas,
+            "sample_replicas_per_second": sample_replicas / net if net > 0 else math.nan,
+            "us_per_sample_replica": 1e6 * net / sample_replicas if sample_replicas else math.nan}
+
+
+def _results(data, config, history, ledger, total_steps, batch, n_rep, train_time, compile_time, order_seeds,
+             validation) -> dict:
     final = history[-1]["test_accuracy"]
     sample_replicas = total_steps * batch * n_rep
     results = {
@@ -370,9 +388,7 @@ def _results(data, config, history, ledger, total_steps, batch, n_rep, train_tim
         "final_test_accuracy_std": float(np.std(final, ddof=1)) if len(final) > 1 else 0.0,
         "history": history,
         "ledger": ledger or [],
-        "timing": {"train_seconds": train_time, "sample_replicas": sample_replicas,
-                   "sample_replicas_per_second": sample_replicas / train_time if train_time else math.nan,
-                   "us_per_sample_replica": 1e6 * train_time / sample_replicas if sample_replicas else math.nan},
+        "timing": _timing(train_time, compile_time, sample_replicas),
         "versions": versions(),
         "code_version": code_version(),
     }

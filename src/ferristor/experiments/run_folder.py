@@ -192,6 +192,7 @@ def discard(folder: Path, names: Iterable[str]) -> None:
 
 _CHECKPOINT_FIELDS = {"config": dict, "model": dict, "optimizer": dict, "step": int,
                       "history": list, "train_time": (int, float)}
+_OPTIONAL_FIELDS = {"compile_time": (int, float)}  # absent from checkpoints written before it was timed
 
 
 def _unusable(path: Path, what: str) -> DataError:
@@ -216,8 +217,8 @@ def load_checkpoint(path: str | os.PathLike, *, mmap: bool = False) -> dict:
     missing = [k for k in _CHECKPOINT_FIELDS if k not in ckpt]
     if missing:
         raise _unusable(path, "it lacks " + ", ".join(repr(k) for k in missing))
-    wrong = [f"{k!r} is a {type(ckpt[k]).__name__}" for k, t in _CHECKPOINT_FIELDS.items()
-             if not isinstance(ckpt[k], t) or isinstance(ckpt[k], bool)]
+    wrong = [f"{k!r} is a {type(ckpt[k]).__name__}" for k, t in {**_CHECKPOINT_FIELDS, **_OPTIONAL_FIELDS}.items()
+             if k in ckpt and (not isinstance(ckpt[k], t) or isinstance(ckpt[k], bool))]
     if wrong:
         raise _unusable(path, "; ".join(wrong))
     if ckpt["step"] < 0:
@@ -270,11 +271,11 @@ def check_same_run(folder: Path, cfg_dict: dict) -> None:
         raise ConfigMismatchError(FIELD, str(folder), what, diffs, MISMATCH_HINT)
 
 
-def resume(path: Path | None, cfg_dict: dict, model, optimizer) -> tuple[int, list, float]:
-    """(step, history, train time) to continue from: the model's and the optimizer's states loaded
-    from the checkpoint at ``path`` when there is one, else (0, [], 0.0)."""
+def resume(path: Path | None, cfg_dict: dict, model, optimizer) -> tuple[int, list, float, float]:
+    """(step, history, train time, compile time) to continue from: the model's and the optimizer's
+    states loaded from the checkpoint at ``path`` when there is one, else (0, [], 0.0, 0.0)."""
     if path is None or not Path(path).exists():
-        return 0, [], 0.0
+        return 0, [], 0.0, 0.0
     ckpt = load_checkpoint(path)
     diffs = config_differences(ckpt["config"], cfg_dict)
     if diffs:
@@ -285,7 +286,7 @@ def resume(path: Path | None, cfg_dict: dict, model, optimizer) -> tuple[int, li
     except Exception as e:
         first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
         raise _unusable(Path(path), f"its state does not fit this run's network ({first})") from None
-    return ckpt["step"], ckpt["history"], float(ckpt["train_time"])
+    return ckpt["step"], ckpt["history"], float(ckpt["train_time"]), float(ckpt.get("compile_time", 0.0))
 
 
 # --- the whole claim -----------------------------------------------------------------------------

@@ -1,0 +1,30 @@
+"""How long numba spends building kernels (or loading them from its disk cache) during a run.
+
+The first run on a machine compiles every kernel it calls — tens of seconds, once; later runs load
+them from the cache in milliseconds. A run's speed is its steady state only without that one-off
+cost, so ``fit`` times compilation apart and reports both (``timing.compile_seconds``).
+"""
+from __future__ import annotations
+
+from numba.core import event
+
+_KIND = "numba:compiler_lock"  # held around every build and cache load (numba.core.compiler_lock)
+
+
+class CompileClock:
+    """Context manager: ``seconds`` is the time spent under numba's compiler lock while installed
+    (nested builds counted once). Reading it mid-run is allowed: take differences around a section."""
+
+    def __init__(self) -> None:
+        self._listener = event.TimingListener()
+
+    def __enter__(self) -> "CompileClock":
+        event.register(_KIND, self._listener)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        event.unregister(_KIND, self._listener)
+
+    @property
+    def seconds(self) -> float:
+        return self._listener.duration if self._listener.done else 0.0
