@@ -22,3 +22,5 @@ def test_bad_value_gives_one_clear_line():
     assert "Invalid value for '--k': 0 is not in the range x>=1" in r.stderr
     r = CliRunner().invoke(cli, ["train", "--dataset", "cifar", "--no-progress"])
     assert r.exit_code == 2 and "Invalid value for '--dataset': 'cifar' is not one of" in r.stderr
+    r = CliRunner().invoke(cli, ["reproduce", "fig9"])
+    assert r.exit_code == 2 and "Invalid value for 'FIGURE': 'fig9' is not one of 'fig5c'" in r.stderr

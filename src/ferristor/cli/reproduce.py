@@ -17,7 +17,7 @@ MAX_GPU_WORKERS = 32
 
 
 @click.command("reproduce")
-@click.argument("figure", type=click.Choice(["fig5c", "fig5d", "fig5e", "fig5f", "fig6", "all"]))
+@click.argument("figure", metavar="FIGURE", type=click.Choice(["fig5c", "fig5d", "fig5e", "fig5f", "fig6", "all"]))
 @click.option("--seeds", type=SeedList(), default=None, help="seeds per point [default: 0-9 for fig5c–e, 0-4 for fig5f, digest §6]")
 @click.option("--epoch-scale", type=FiniteFloat(0, MAX_EPOCH_SCALE, min_open=True), default=1.0, show_default=True,
               help="fraction of the paper's epochs, for a quick look (e.g. 0.1)")
@@ -50,7 +50,7 @@ MAX_GPU_WORKERS = 32
 def reproduce(figure, seeds, epoch_scale, ks, settings, preset, rounding, level_means, threads, workers, device,
               data_dir, out, fresh, progress):
     """Reproduce the paper's Fig. 5c–f and Fig. 6 (in kind); prints our numbers next to the paper's and
-    writes plots. ``fig6`` is ``ferristor fig6 --out OUT/fig6`` with its defaults (its own options:
+    writes plots. FIGURE: fig5c, fig5d, fig5e, fig5f, fig6 or all. ``fig6`` is ``ferristor fig6 --out OUT/fig6`` with its defaults (its own options:
     ``ferristor fig6 --help``); ``all`` is Fig. 5c–f."""
     if workers > cpu_count() and not str(device).startswith("cuda"):
         raise click.BadParameter(f"{workers}: at most {cpu_count()} (this machine's cores) for trials on the CPU; "
