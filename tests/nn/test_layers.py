@@ -114,6 +114,30 @@ def test_state_dict_round_trip_deepcopy_and_pickle():
         assert clone.stream_keys("weight", 2).tolist() == layer.stream_keys("weight", 2).tolist()
 
 
+def test_the_cpu_path_follows_state_replaced_after_its_views_were_cached():
+    """Forward, backward and update read cached numpy views of a layer's state: seeds and counters
+    loaded in place, and a weight or hidden tensor swapped for another, must reach the next step."""
+    from ferristor.optim import HybridSGD
+
+    def step(layer, x):
+        opt = HybridSGD(layer.parameters(), lr=0.5, p=0.5, k=2)
+        out = layer(x)
+        out.square().sum().backward()
+        opt.step()
+        return out.detach()
+
+    x = torch.randn(1, 8, generator=torch.Generator().manual_seed(0))
+    a, b = HybridLinear(8, 4, bias=True, seeds=1), HybridLinear(8, 4, bias=True, seeds=2)
+    step(a, x)  # a's views and keys are cached now
+    a.load_state_dict(b.state_dict())  # b's seeds, counters and state, copied in place
+    a.weight.data = a.weight.data.clone()  # and new tensors behind the weight and hidden values
+    a.register_buffer("weight_hidden", a.weight_hidden.clone())
+    for _ in range(3):
+        assert torch.equal(step(a, x), step(b, x))
+    for k, v in b.state_dict().items():
+        assert torch.equal(a.state_dict()[k], v), k
+
+
 def test_backend_follows_the_device():
     assert backend_for("cpu") == "numba" and backend_for(torch.device("cuda", 0)) == "torch"
     with use_backend("torch"):

@@ -479,10 +479,11 @@ class HybridModule(nn.Module):
     def _cpu_arrays(self, name: str) -> dict:
         """numpy views of a parameter's crossbar state and its update keys, cached while the tensors
         behind them (and the seeds) stay the same."""
-        param = self._parameters[name]
-        hidden = self._buffers.get(f"{name}_hidden")
-        tag = (param.data_ptr(), id(self._buf(name, "pending")), id(self._buf(name, "updates")), id(hidden),
-               id(self.seeds), self.seeds._version)
+        # read every step by forward, backward and update: dict lookups only (a Module attribute costs more)
+        param, bufs = self._parameters[name], self._buffers
+        hidden, seeds = bufs.get(name + "_hidden"), bufs["seeds"]
+        tag = (param.data_ptr(), id(bufs[name + "_pending"]), id(bufs[name + "_updates"]), id(hidden), id(seeds),
+               seeds._version)
         cached = self._np_cache.get(name)
         if cached is None or cached[0] != tag:
             arrays = {"param": self.crossbar(name, param.detach()).numpy(),
