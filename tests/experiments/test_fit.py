@@ -13,6 +13,7 @@ from torch.utils.data import TensorDataset
 
 from ferristor.data.registry import Dataset
 from ferristor.errors import ConfigError, ConfigMismatchError, DataError
+from ferristor.experiments import fast_step
 from ferristor.experiments.config import task_config
 from ferristor.experiments.fit import fingerprint, fit
 from ferristor.experiments.train import train
@@ -133,6 +134,30 @@ def test_a_used_folder_refuses_another_dataset_and_resumes_its_own(tmp_path):
     assert again.results["final_test_accuracy"] == first.results["final_test_accuracy"]
     assert_same_state(state(again.model), state(first.model))
     assert again.results["timing"]["train_seconds"] == first.results["timing"]["train_seconds"]
+
+
+@pytest.mark.parametrize("replicas, norm_last", [(None, True), (2, False)])
+def test_a_plain_sequential_mlp_trains_in_compiled_chunks_bit_for_bit(monkeypatch, replicas, norm_last):
+    """fit finds the HybridMLP in a user's Sequential and runs its compiled chunks — the same steps
+    as the plain autograd loop, bit for bit (mode hm-var: transfers and their noise included)."""
+    def build():
+        seeds = [4, 9] if replicas else 3
+        return nn.Sequential(HybridLinear(2, 16, replicas=replicas, seeds=seeds, name="fc1"), Normalize(replicas=replicas),
+                             nn.ReLU(), HybridLinear(16, 3, replicas=replicas, seeds=seeds, name="fc2"),
+                             *([Normalize(replicas=replicas)] if norm_last else []))
+
+    chunks = []
+    run = fast_step.run
+    monkeypatch.setattr(fast_step, "run", lambda *a, **kw: chunks.append(a[0]) or run(*a, **kw))
+    compiled = fit(build(), blobs(0), blobs(1), **FAST)
+    assert chunks and all(type(m).__name__ == "HybridMLP" for m in chunks)
+    monkeypatch.setattr(fast_step, "compiled_model", lambda model: None)  # the plain loop
+    n_chunks = len(chunks)
+    plain = fit(build(), blobs(0), blobs(1), **FAST)
+    assert len(chunks) == n_chunks
+    assert plain.results["history"] == compiled.results["history"]
+    assert_same_state(state(plain.model), state(compiled.model))
+    assert plain.results["ledger"] == compiled.results["ledger"]
 
 
 def test_kernel_compilation_is_timed_apart_from_the_training_speed(tmp_path):

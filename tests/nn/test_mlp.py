@@ -140,3 +140,46 @@ def test_without_output_norm_the_fused_pass_equals_layers_with_raw_logits(mode):
     for a, b in zip(fused.layers, [seq[0], seq[3], seq[6]]):
         for (name, u), (_, v) in zip(a.state_dict().items(), b.state_dict().items()):
             assert torch.equal(u, v), name
+
+
+def _seq(*mods):
+    return torch.nn.Sequential(*mods)
+
+
+def _hl(i, o, name, bias=False, replicas=None):
+    return HybridLinear(i, o, bias, seeds=[1, 2] if replicas else 1, replicas=replicas, name=name)
+
+
+@pytest.mark.parametrize("build, spec", [
+    (lambda: _seq(_hl(6, 5, "a"), Normalize(), torch.nn.ReLU(), _hl(5, 3, "b"), Normalize()), ((6, 5, 3), "layer", True)),
+    (lambda: _seq(_hl(6, 5, "a"), Normalize(), torch.nn.ReLU(), _hl(5, 3, "b")), ((6, 5, 3), "layer", False)),
+    (lambda: _seq(_hl(6, 5, "a"), torch.nn.ReLU(), _hl(5, 1, "b")), ((6, 5, 1), "none", True)),
+    (lambda: _seq(_hl(6, 3, "a"), Normalize()), ((6, 3), "layer", True)),
+    (lambda: _seq(_hl(6, 5, "a", replicas=2), Normalize(replicas=2), torch.nn.ReLU(inplace=True), _hl(5, 3, "b", replicas=2)),
+     ((6, 5, 3), "layer", False)),
+])
+def test_a_plain_sequential_mlp_has_a_view_on_its_own_layers(build, spec):
+    from ferristor.nn.mlp import mlp_view
+    model = build()
+    view = mlp_view(model)
+    assert (view.spec.sizes, view.spec.norm, view.spec.output_norm) == spec
+    assert view.spec.output == ("sigmoid" if spec[0][-1] == 1 else "softmax") and not view.spec.bias
+    assert all(a is b for a, b in zip(view.layers, [m for m in model if isinstance(m, HybridLinear)]))
+    assert set(model.state_dict()) == set(build().state_dict())  # the view is not registered in the model
+
+
+@pytest.mark.parametrize("build", [
+    lambda: _seq(_hl(6, 5, "a", bias=True), Normalize(), torch.nn.ReLU(), _hl(5, 3, "b")),  # a bias column
+    lambda: _seq(_hl(6, 5, "a"), Normalize(), torch.nn.Tanh(), _hl(5, 3, "b")),  # another activation
+    lambda: _seq(_hl(6, 5, "a"), Normalize("batch"), torch.nn.ReLU(), _hl(5, 3, "b")),  # BatchNorm
+    lambda: _seq(_hl(6, 5, "a"), torch.nn.ReLU(), _hl(5, 3, "b"), Normalize()),  # a norm on the output only
+    lambda: _seq(_hl(6, 5, "a"), torch.nn.ReLU(), _hl(5, 3, "b"), torch.nn.ReLU()),  # a ReLU on the logits
+    lambda: _seq(_hl(6, 5, "a"), torch.nn.ReLU(), _hl(4, 3, "b")),  # sizes that do not chain
+    lambda: _seq(_hl(6, 5, "a", replicas=2), torch.nn.ReLU(), _hl(5, 3, "b")),  # replicas that differ
+    lambda: _seq(torch.nn.Flatten(), _hl(6, 3, "a")),  # anything else
+    lambda: type("Mine", (torch.nn.Sequential,), {})(_hl(6, 3, "a")),  # a subclass may change forward
+    lambda: _seq(),
+])
+def test_other_models_have_no_mlp_view(build):
+    from ferristor.nn.mlp import mlp_view
+    assert mlp_view(build()) is None

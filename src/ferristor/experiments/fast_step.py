@@ -14,6 +14,9 @@ At batch 1, :func:`run` goes further: a whole chunk of steps — passes, loss, e
 in one compiled call (``nn.train_cpu``), returning to Python only where a transfer is due (every k
 inputs) or the event counters need flushing, and there doing exactly what ``HybridSGD`` does. On a
 CUDA GPU the same chunks run as replayed CUDA graphs (``nn.train_gpu``).
+
+A user's own ``nn.Sequential`` of ``HybridLinear`` + ``Normalize`` + ReLU takes the same path through
+the HybridMLP view of its layers (:func:`compiled_model`).
 """
 from __future__ import annotations
 
@@ -23,8 +26,14 @@ import numpy as np
 import torch
 
 from ..backend import gpu_passes, numba_for, triton_for
-from ..nn.mlp import HybridMLP
+from ..nn.mlp import HybridMLP, mlp_view
 from ..optim import HybridSGD
+
+
+def compiled_model(model: torch.nn.Module) -> HybridMLP | None:
+    """The HybridMLP whose compiled steps train ``model``: the model itself, or the view of a plain
+    ``nn.Sequential`` MLP of hybrid layers sharing its layers (``nn.mlp.mlp_view``); else None."""
+    return model if isinstance(model, HybridMLP) else mlp_view(model)
 
 
 def applies(model, optimizer, default_loss: bool, x: torch.Tensor) -> bool:

@@ -261,7 +261,7 @@ def run_fit(model: nn.Module, train_data, test_data=None, *, epochs: float = 1.0
                 if fast:  # the plain loop's operations in compiled chunks (on the CPU bit for bit; on a GPU graphed)
                     n_run = min(stop - step, steps_per_epoch - pos)
                     rows = order_np[:, pos * batch:(pos + n_run) * batch]
-                    loss_value = fast_step.run(model, optimizer, x_np, y_np, rows, batch)
+                    loss_value = fast_step.run(runner, optimizer, x_np, y_np, rows, batch)
                     step += n_run
                     if bar is not None:
                         bar.update(n_run)
@@ -270,8 +270,9 @@ def run_fit(model: nn.Module, train_data, test_data=None, *, epochs: float = 1.0
                 x, y = x_train[idx], y_train[idx]
                 if not replicas:
                     x, y = x[0], y[0]
-                if fast is None:
-                    fast = fast_step.applies(model, optimizer, loss is None, x)
+                if fast is None:  # the model itself, or the HybridMLP view of a plain Sequential MLP
+                    runner = fast_step.compiled_model(model)
+                    fast = runner is not None and fast_step.applies(runner, optimizer, loss is None, x)
                     if fast:  # the compiled chunks take the data as numpy arrays, or on a GPU as device tensors
                         on_gpu = x_train.is_cuda
                         x_np = x_train if on_gpu else x_train.numpy()

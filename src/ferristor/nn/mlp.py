@@ -202,3 +202,51 @@ class HybridMLP(nn.Module):
     def flush_counts(self) -> None:
         for layer in self.layers:
             layer.flush_counts()
+
+
+def mlp_view(model: nn.Module) -> HybridMLP | None:
+    """The :class:`HybridMLP` a plain ``nn.Sequential`` of ``HybridLinear`` (no bias), each but the
+    last followed by an optional ``Normalize('layer')`` and a ReLU — the last by an optional
+    ``Normalize('layer')`` — computes, built on the very same layers (shared, not copied), so its
+    compiled training chunks train the user's model; None for any other model. Bit for bit the
+    same steps: the layers, ``Normalize`` and the fused path run the same kernels in the same
+    order (``tests/experiments/test_fit.py``). The view is not registered in the model."""
+    if type(model) is not nn.Sequential:  # a subclass may override forward
+        return None
+    mods, layers, normed = list(model), [], []
+    i = 0
+    while i < len(mods):
+        layer = mods[i]
+        if type(layer) is not HybridLinear or layer.bias is not None:
+            return None
+        layers.append(layer)
+        i += 1
+        has_norm = i < len(mods) and type(mods[i]) is Normalize and mods[i].kind == "layer"
+        normed.append(has_norm)
+        i += has_norm
+        if i < len(mods):
+            if type(mods[i]) is not nn.ReLU:
+                return None
+            i += 1
+            if i == len(mods):  # a ReLU after the last layer: not an MLP's logits
+                return None
+    if not layers:
+        return None
+    hidden = normed[:-1]
+    if len(set(hidden)) > 1 or (hidden and not hidden[0] and normed[-1]):
+        return None
+    if len({layer.replicas for layer in layers}) != 1 or any(
+            a.out_features != b.in_features for a, b in zip(layers, layers[1:])):
+        return None
+    norm = "layer" if (hidden[0] if hidden else normed[-1]) else "none"
+    sizes = (layers[0].in_features, *(layer.out_features for layer in layers))
+    view = HybridMLP.__new__(HybridMLP)
+    nn.Module.__init__(view)
+    view.spec = NetworkSpec(sizes, norm=norm, output="sigmoid" if sizes[-1] == 1 else "softmax",
+                            output_norm=normed[-1] or norm == "none")
+    view.config, view.replicas = layers[0].config, layers[0].replicas
+    view.layers = nn.ModuleList(layers)
+    view.norms = nn.ModuleList(Normalize("layer", view.replicas) if on else nn.Identity() for on in normed)
+    view.act = nn.ReLU()
+    view.train(model.training)
+    return view
