@@ -136,10 +136,11 @@ def test_a_used_folder_refuses_another_dataset_and_resumes_its_own(tmp_path):
     assert again.results["timing"]["train_seconds"] == first.results["timing"]["train_seconds"]
 
 
-@pytest.mark.parametrize("replicas, norm_last", [(None, True), (2, False)])
-def test_a_plain_sequential_mlp_trains_in_compiled_chunks_bit_for_bit(monkeypatch, replicas, norm_last):
-    """fit finds the HybridMLP in a user's Sequential and runs its compiled chunks — the same steps
-    as the plain autograd loop, bit for bit (mode hm-var: transfers and their noise included)."""
+@pytest.mark.parametrize("replicas, norm_last, batch", [(None, True, 1), (2, False, 1), (None, True, 4)])
+def test_a_plain_sequential_mlp_trains_in_compiled_chunks_bit_for_bit(monkeypatch, replicas, norm_last, batch):
+    """fit finds the HybridMLP in a user's Sequential and runs its compiled chunks (batch 1) or fused
+    steps (mini-batches) — the same steps as the plain autograd loop, bit for bit (mode hm-var:
+    transfers and their noise included)."""
     def build():
         seeds = [4, 9] if replicas else 3
         return nn.Sequential(HybridLinear(2, 16, replicas=replicas, seeds=seeds, name="fc1"), Normalize(replicas=replicas),
@@ -149,11 +150,11 @@ def test_a_plain_sequential_mlp_trains_in_compiled_chunks_bit_for_bit(monkeypatc
     chunks = []
     run = fast_step.run
     monkeypatch.setattr(fast_step, "run", lambda *a, **kw: chunks.append(a[0]) or run(*a, **kw))
-    compiled = fit(build(), blobs(0), blobs(1), **FAST)
+    compiled = fit(build(), blobs(0), blobs(1), batch=batch, **FAST)
     assert chunks and all(type(m).__name__ == "HybridMLP" for m in chunks)
     monkeypatch.setattr(fast_step, "compiled_model", lambda model: None)  # the plain loop
     n_chunks = len(chunks)
-    plain = fit(build(), blobs(0), blobs(1), **FAST)
+    plain = fit(build(), blobs(0), blobs(1), batch=batch, **FAST)
     assert len(chunks) == n_chunks
     assert plain.results["history"] == compiled.results["history"]
     assert_same_state(state(plain.model), state(compiled.model))
@@ -189,7 +190,13 @@ def test_ferristor_train_refuses_a_folder_trained_on_another_dataset(mnist, tmp_
         train(cfg, tmp_path, progress=False, dataset=subset(200))
 
 
-def test_an_interrupted_run_resumes_bit_for_bit(tmp_path, monkeypatch, die_after_checkpoints):
+@pytest.mark.parametrize("compiled", [True, False])
+def test_an_interrupted_run_resumes_bit_for_bit(tmp_path, monkeypatch, die_after_checkpoints, compiled):
+    def autograd_unless_compiled():
+        if not compiled:  # the autograd loop, as for any model fit cannot compile
+            monkeypatch.setattr(fast_step, "compiled_model", lambda model: None)
+
+    autograd_unless_compiled()
     train_xy, test_xy = blobs(0), blobs(1)
     opts = dict(FAST, epochs=2, eval_every=1, checkpoint_every=0.25)
     whole = fit(net(), train_xy, test_xy, **opts)
@@ -197,11 +204,14 @@ def test_an_interrupted_run_resumes_bit_for_bit(tmp_path, monkeypatch, die_after
     with pytest.raises(KeyboardInterrupt):
         fit(net(), train_xy, test_xy, out=tmp_path, **opts)
     monkeypatch.undo()
+    autograd_unless_compiled()
     assert torch.load(tmp_path / "checkpoint.pt", weights_only=True)["step"] == 90  # 3 × 0.25 × 120
-    real_step, steps = HybridSGD.step, []
+    steps = []  # the steps that ran: compiled chunks' lengths, or autograd steps
+    real_run, real_step = fast_step.run, HybridSGD.step
+    monkeypatch.setattr(fast_step, "run", lambda m, o, x, y, idx, *a: steps.append(idx.shape[1]) or real_run(m, o, x, y, idx, *a))
     monkeypatch.setattr(HybridSGD, "step", lambda self, *a, **k: steps.append(1) or real_step(self, *a, **k))
     resumed = fit(net(), train_xy, test_xy, out=tmp_path, **opts)
-    assert len(steps) == 240 - 90  # only the rest ran
+    assert sum(steps) == 240 - 90  # only the rest ran
     assert_same_state(state(resumed.model), state(whole.model))
     assert resumed.results["history"] == whole.results["history"] and resumed.ledger == whole.ledger
 

@@ -150,6 +150,23 @@ def _hl(i, o, name, bias=False, replicas=None):
     return HybridLinear(i, o, bias, seeds=[1, 2] if replicas else 1, replicas=replicas, name=name)
 
 
+def _hooked(hook):
+    model = _seq(_hl(6, 5, "a"), Normalize(), torch.nn.ReLU(), _hl(5, 3, "b"))
+    hook(model)
+    return model
+
+
+def test_a_global_module_hook_leaves_no_mlp_view():
+    from ferristor.nn.mlp import mlp_view
+    model = _hooked(lambda m: None)
+    assert mlp_view(model) is not None
+    handle = torch.nn.modules.module.register_module_forward_hook(lambda *a: None)
+    try:
+        assert mlp_view(model) is None
+    finally:
+        handle.remove()
+
+
 @pytest.mark.parametrize("build, spec", [
     (lambda: _seq(_hl(6, 5, "a"), Normalize(), torch.nn.ReLU(), _hl(5, 3, "b"), Normalize()), ((6, 5, 3), "layer", True)),
     (lambda: _seq(_hl(6, 5, "a"), Normalize(), torch.nn.ReLU(), _hl(5, 3, "b")), ((6, 5, 3), "layer", False)),
@@ -179,6 +196,9 @@ def test_a_plain_sequential_mlp_has_a_view_on_its_own_layers(build, spec):
     lambda: _seq(torch.nn.Flatten(), _hl(6, 3, "a")),  # anything else
     lambda: type("Mine", (torch.nn.Sequential,), {})(_hl(6, 3, "a")),  # a subclass may change forward
     lambda: _seq(),
+    lambda: _hooked(lambda m: m[0].register_forward_hook(lambda *a: None)),  # hooks the chunks would skip
+    lambda: _hooked(lambda m: m[2].register_forward_pre_hook(lambda *a: None)),
+    lambda: _hooked(lambda m: m.register_full_backward_hook(lambda *a: None)),
 ])
 def test_other_models_have_no_mlp_view(build):
     from ferristor.nn.mlp import mlp_view

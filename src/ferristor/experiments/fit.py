@@ -274,6 +274,7 @@ def run_fit(model: nn.Module, train_data, test_data=None, *, epochs: float = 1.0
                     runner = fast_step.compiled_model(model)
                     fast = runner is not None and fast_step.applies(runner, optimizer, loss is None, x)
                     if fast:  # the compiled chunks take the data as numpy arrays, or on a GPU as device tensors
+                        runner.layers[0].check_input(x)  # the model's own first check, which they skip
                         on_gpu = x_train.is_cuda
                         x_np = x_train if on_gpu else x_train.numpy()
                         y_np = y_train if on_gpu else y_train.numpy()

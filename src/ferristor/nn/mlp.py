@@ -204,14 +204,25 @@ class HybridMLP(nn.Module):
             layer.flush_counts()
 
 
+_HOOKS = ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_backward_pre_hooks")
+
+
+def _hooked(model: nn.Module) -> bool:
+    """Hooks on the model, a submodule or every module: the compiled chunks would not call them."""
+    from torch.nn.modules import module as M
+    return any(getattr(M, "_global" + h, None) for h in _HOOKS) or any(
+        getattr(m, h, None) for m in model.modules() for h in _HOOKS)
+
+
 def mlp_view(model: nn.Module) -> HybridMLP | None:
     """The :class:`HybridMLP` a plain ``nn.Sequential`` of ``HybridLinear`` (no bias), each but the
     last followed by an optional ``Normalize('layer')`` and a ReLU — the last by an optional
     ``Normalize('layer')`` — computes, built on the very same layers (shared, not copied), so its
     compiled training chunks train the user's model; None for any other model. Bit for bit the
     same steps: the layers, ``Normalize`` and the fused path run the same kernels in the same
-    order (``tests/experiments/test_fit.py``). The view is not registered in the model."""
-    if type(model) is not nn.Sequential:  # a subclass may override forward
+    order (``tests/experiments/test_fit.py``). The view is not registered in the model. A model
+    with hooks on any module has none (the chunks would not call them)."""
+    if type(model) is not nn.Sequential or _hooked(model):  # a subclass may override forward
         return None
     mods, layers, normed = list(model), [], []
     i = 0
