@@ -7,6 +7,8 @@ in this process at one thread count:
     (a) by the same autograd loop with ``HybridSGD`` and (b) by ``fit``'s compiled chunks of its
     ``HybridMLP`` view (``fast_step.compiled_model``; the same steps bit for bit) — and
     ``HybridMLP`` itself, for reference;
+  - a float MLP 784–200–100–10 with biases and ReLU (no norm) converted by ``ferristor.convert``: the
+    plain PyTorch loop against the converted network by autograd and by ``fit``'s compiled chunks;
   - LeNet-5 (conv 6@5×5 → pool → conv 16@5×5 → pool → 120 → 84 → 10): plain PyTorch against the same
     network converted by ``ferristor.convert`` (``HybridConv2d`` + ``HybridLinear``), autograd loop
     (no compiled path for convolutions).
@@ -65,6 +67,15 @@ def _chunks_fn(model, steps: int):
     return lambda: fast_step.run(runner, opt, x, y, idx)
 
 
+def _float_mlp():
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Linear(784, 200), nn.ReLU(), nn.Linear(200, 100), nn.ReLU(), nn.Linear(100, 10))
+
+
+def _converted_mlp():
+    return ferristor.convert(_float_mlp(), config=HybridConfig(mode="hm-var"), seed=0, weight_scale="fit")
+
+
 def _lenet(hybrid: bool):
     torch.manual_seed(0)
     net = nn.Sequential(nn.Conv2d(1, 6, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(6, 16, 5), nn.ReLU(),
@@ -96,13 +107,22 @@ def main():
         "MLP: the same Sequential in fit's compiled chunks (its HybridMLP view)": _chunks_fn(_hybrid_sequential(), a.steps),
         "MLP: HybridMLP in compiled chunks (ferristor train)": _chunks_fn(mlp, a.steps),
     }
+    fl, cv = _float_mlp(), _converted_mlp()
+    rows.update({
+        "float MLP with biases: plain PyTorch loop (nn.Linear + ReLU + autograd + SGD)":
+            _autograd_fn(fl, torch.optim.SGD(fl.parameters(), lr=0.01), F.cross_entropy, a.steps),
+        "float MLP with biases: converted (hm-var), autograd loop + HybridSGD":
+            _autograd_fn(cv, HybridSGD(cv.parameters(), lr=0.01, p=0.2, k=100), nnF.cross_entropy, a.steps),
+        "float MLP with biases: converted, in fit's compiled chunks": _chunks_fn(_converted_mlp(), a.steps),
+    })
     for hybrid in (False, True):
         net, opt = _lenet(hybrid)
         label = "converted to HybridConv2d + HybridLinear (hm-var), autograd loop + HybridSGD" if hybrid else \
             "plain PyTorch loop (nn.Conv2d + nn.Linear + autograd + SGD)"
         rows[f"LeNet-5: {label}"] = _autograd_fn(net, opt, F.cross_entropy, a.steps, image=True)
     best = _alternate({k: (fn, a.steps) for k, fn in rows.items()}, a.rounds)
-    anchor = {"MLP": best[next(iter(rows))], "LeNet-5": best[next(k for k in rows if k.startswith("LeNet-5"))]}
+    anchor = {kind: best[next(k for k in rows if k.startswith(kind + ":"))]
+              for kind in ("MLP", "float MLP with biases", "LeNet-5")}
     print(f"\n{platform.processor() or platform.machine()}, threads={a.threads}, batch 1, min of {a.rounds} "
           f"alternating rounds of {a.steps} steps")
     print(f"{'what':96} {'µs/sample':>10} {'× plain':>8}")

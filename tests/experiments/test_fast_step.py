@@ -18,8 +18,9 @@ def _data(n, features, classes, seed=0):
 
 @pytest.mark.parametrize("output,sizes,norm", [("softmax", (12, 9, 7, 4), "layer"), ("sigmoid", (6, 11, 1), "none")])
 @pytest.mark.parametrize("mode", ["fp", "hm-var"])
-def test_fast_step_equals_the_plain_loop(output, sizes, norm, mode):
-    spec = NetworkSpec(sizes=sizes, norm=norm, output=output)
+@pytest.mark.parametrize("bias", [False, True])
+def test_fast_step_equals_the_plain_loop(output, sizes, norm, mode, bias):
+    spec = NetworkSpec(sizes=sizes, norm=norm, output=output, bias=bias)
     loss_fn = nnF.cross_entropy if output == "softmax" else nnF.binary_cross_entropy_with_logits
     xs, ys = _data(25, sizes[0], sizes[-1] if output == "softmax" else 2)
     models = []
@@ -64,11 +65,14 @@ def test_loss_matches_torch_to_rounding():
 
 
 @pytest.mark.parametrize("schedule", ["rows", "replicas"])
-@pytest.mark.parametrize("mode,sampler,k,at_once,output", [
-    ("hm-var", "dense", 7, True, "softmax"), ("hm-var", "dense", 150, True, "softmax"),
-    ("hm-var", "sparse", 7, True, "softmax"), ("fp", "sparse", 7, False, "softmax"), ("hm", "dense", 150, True, "softmax"),
-    ("hm-var", "dense", 150, False, "softmax"), ("hm-var", "dense", 150, True, "sigmoid")])
-def test_compiled_chunks_equal_the_plain_loop(mode, sampler, k, at_once, output, schedule, monkeypatch):
+@pytest.mark.parametrize("mode,sampler,k,at_once,output,bias", [
+    ("hm-var", "dense", 7, True, "softmax", False), ("hm-var", "dense", 150, True, "softmax", False),
+    ("hm-var", "sparse", 7, True, "softmax", False), ("fp", "sparse", 7, False, "softmax", False),
+    ("hm", "dense", 150, True, "softmax", False), ("hm-var", "dense", 150, False, "softmax", False),
+    ("hm-var", "dense", 150, True, "sigmoid", False),
+    ("hm-var", "dense", 150, True, "softmax", True), ("fp", "dense", 7, False, "softmax", True),
+    ("hm-var", "sparse", 7, True, "sigmoid", True)])
+def test_compiled_chunks_equal_the_plain_loop(mode, sampler, k, at_once, output, bias, schedule, monkeypatch):
     """``fast_step.run`` at batch 1: chunks of steps in one compiled call, back in Python for each
     transfer (every k steps) and event flush (every 250 steps), equal the plain loop bit for bit —
     losses, weights, hidden integers, event counts, transfer and update counters, the optimizer's
@@ -77,12 +81,14 @@ def test_compiled_chunks_equal_the_plain_loop(mode, sampler, k, at_once, output,
     whose updates run together in segments of 49, 50 and 13 steps (``train_cpu._segment_length``).
     Hybrid networks run each segment's passes at once (``at_once``; fp's weights change every
     step), cut into three parts per replica on the rows split; False: step by step. ``sigmoid``:
-    one logit with binary cross-entropy and no LayerNorm (the ECG network's output)."""
+    one logit with binary cross-entropy and no LayerNorm (the ECG network's output). ``bias``: a bias
+    column per layer — its own update entry, counters and transfers in the chunks."""
     monkeypatch.setattr(fast_step, "by_replica", lambda n, threads=None, passes_at_once=False: schedule == "replicas")
     monkeypatch.setattr(fast_step, "_threads", lambda: 3)  # 2 replicas, 3 threads: each replica's steps in 3 parts
     monkeypatch.setattr(train_cpu, "BLOCK_PASSES", at_once)
     sigmoid = output == "sigmoid"
-    spec = NetworkSpec(sizes=(12, 9, 7, 1 if sigmoid else 4), output=output, norm="none" if sigmoid else "layer")
+    spec = NetworkSpec(sizes=(12, 9, 7, 1 if sigmoid else 4), output=output, norm="none" if sigmoid else "layer",
+                       bias=bias)
     loss_fn = nnF.binary_cross_entropy_with_logits if sigmoid else nnF.cross_entropy
     g = torch.Generator().manual_seed(1)
     x, y = torch.rand(40, 12, generator=g) * 2 - 1, torch.randint(0, 2 if sigmoid else 4, (40,), generator=g)
@@ -109,6 +115,9 @@ def test_compiled_chunks_equal_the_plain_loop(mode, sampler, k, at_once, output,
     for (name, u), (_, v) in zip(a.state_dict().items(), b.state_dict().items()):
         assert torch.equal(u, v), name
     assert int(a.layers[0].weight_updates) == 263 and (mode == "fp" or int(a.layers[0].weight_transfers[0]) == 263 // k)
+    if bias:
+        assert int(a.layers[2].bias_updates) == 263 and (mode == "fp" or int(a.layers[2].bias_transfers[1]) == 263 // k)
+        assert int(a.layers[2].bias_events.sum()) > 0
     assert oa.state_dict()["state"] == ob.state_dict()["state"]
 
 
@@ -151,6 +160,7 @@ def test_the_replica_split_chunk_refuses_sparse_layers():
     wts, parts = chunk.P.transposed(weights, [True] * len(weights))
     x, y = np.zeros((3, 12), np.float32), np.zeros(3, np.int64)
     with pytest.raises(ValueError, match="dense sampler only"):
-        chunk.T.mlp_train_chunk_by_replica(weights, chunk.states, chunk.pendings, chunk.keys, np.zeros(2, np.int64),
+        chunk.T.mlp_train_chunk_by_replica(weights, m._bias_arrays(), chunk.layer_of, chunk.states, chunk.pendings,
+                                           chunk.keys, np.zeros(2, np.int64),
                                            *chunk.consts, wts, parts.shape[2], x, y, np.zeros((2, 1), np.int64),
                                            *chunk.passes)

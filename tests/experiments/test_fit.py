@@ -136,20 +136,23 @@ def test_a_used_folder_refuses_another_dataset_and_resumes_its_own(tmp_path):
     assert again.results["timing"]["train_seconds"] == first.results["timing"]["train_seconds"]
 
 
-@pytest.mark.parametrize("replicas, norm_last, batch, modes", [
-    (None, True, 1, ("hm-var", "hm-var")), (2, False, 1, ("hm-var", "hm-var")), (None, True, 4, ("hm-var", "hm-var")),
-    (2, True, 1, ("fp", "hm")),  # each layer its own mode
+@pytest.mark.parametrize("replicas, norm_last, batch, modes, bias", [
+    (None, True, 1, ("hm-var", "hm-var"), False), (2, False, 1, ("hm-var", "hm-var"), False),
+    (None, True, 4, ("hm-var", "hm-var"), False),
+    (2, True, 1, ("fp", "hm"), False),  # each layer its own mode
+    (2, False, 1, ("hm-var", "hm-var"), True), (None, True, 4, ("hm-var", "fp"), True),  # biases
 ])
-def test_a_plain_sequential_mlp_trains_in_compiled_chunks_bit_for_bit(monkeypatch, replicas, norm_last, batch, modes):
+def test_a_plain_sequential_mlp_trains_in_compiled_chunks_bit_for_bit(monkeypatch, replicas, norm_last, batch, modes,
+                                                                       bias):
     """fit finds the HybridMLP in a user's Sequential and runs its compiled chunks (batch 1) or fused
     steps (mini-batches) — the same steps as the plain autograd loop, bit for bit (transfers and
     their noise included)."""
     def build():
         seeds = [4, 9] if replicas else 3
         cfg = [HybridConfig(mode=m) for m in modes]
-        return nn.Sequential(HybridLinear(2, 16, config=cfg[0], replicas=replicas, seeds=seeds, name="fc1"),
+        return nn.Sequential(HybridLinear(2, 16, bias, config=cfg[0], replicas=replicas, seeds=seeds, name="fc1"),
                              Normalize(replicas=replicas), nn.ReLU(),
-                             HybridLinear(16, 3, config=cfg[1], replicas=replicas, seeds=seeds, name="fc2"),
+                             HybridLinear(16, 3, bias, config=cfg[1], replicas=replicas, seeds=seeds, name="fc2"),
                              *([Normalize(replicas=replicas)] if norm_last else []))
 
     chunks = []

@@ -73,13 +73,14 @@ def test_sparse_sampler_replica_equals_single_run(mode, batch):
 
 
 @pytest.mark.parametrize("mode", ["fp", "hm-var"])
-def test_fused_pass_equals_the_network_assembled_from_layers(mode):
+@pytest.mark.parametrize("bias", [False, True])
+def test_fused_pass_equals_the_network_assembled_from_layers(mode, bias):
     cfg = HybridConfig(mode=mode)
     seq = torch.nn.Sequential(
-        HybridLinear(20, 16, seeds=5, name="fc1", config=cfg), Normalize(), torch.nn.ReLU(),
-        HybridLinear(16, 8, seeds=5, name="fc2", config=cfg), Normalize(), torch.nn.ReLU(),
-        HybridLinear(8, 4, seeds=5, name="fc3", config=cfg), Normalize())
-    fused = _train(HybridMLP(SPEC, config=cfg, seeds=5), [5], replicas=False)
+        HybridLinear(20, 16, bias, seeds=5, name="fc1", config=cfg), Normalize(), torch.nn.ReLU(),
+        HybridLinear(16, 8, bias, seeds=5, name="fc2", config=cfg), Normalize(), torch.nn.ReLU(),
+        HybridLinear(8, 4, bias, seeds=5, name="fc3", config=cfg), Normalize())
+    fused = _train(HybridMLP(NetworkSpec(SPEC.sizes, bias=bias), config=cfg, seeds=5), [5], replicas=False)
     layered = _train(seq, [5], replicas=False)
     for a, b in zip(fused.layers, [seq[0], seq[3], seq[6]]):
         for (name, x), (_, y) in zip(a.state_dict().items(), b.state_dict().items()):
@@ -172,6 +173,7 @@ def test_a_global_module_hook_leaves_no_mlp_view():
     (lambda: _seq(_hl(6, 5, "a"), Normalize(), torch.nn.ReLU(), _hl(5, 3, "b")), ((6, 5, 3), "layer", False)),
     (lambda: _seq(_hl(6, 5, "a"), torch.nn.ReLU(), _hl(5, 1, "b")), ((6, 5, 1), "none", True)),
     (lambda: _seq(_hl(6, 3, "a"), Normalize()), ((6, 3), "layer", True)),
+    (lambda: _seq(_hl(6, 5, "a", bias=True), torch.nn.ReLU(), _hl(5, 3, "b", bias=True)), ((6, 5, 3), "none", True)),
     (lambda: _seq(_hl(6, 5, "a", replicas=2), Normalize(replicas=2), torch.nn.ReLU(inplace=True), _hl(5, 3, "b", replicas=2)),
      ((6, 5, 3), "layer", False)),
 ])
@@ -180,13 +182,14 @@ def test_a_plain_sequential_mlp_has_a_view_on_its_own_layers(build, spec):
     model = build()
     view = mlp_view(model)
     assert (view.spec.sizes, view.spec.norm, view.spec.output_norm) == spec
-    assert view.spec.output == ("sigmoid" if spec[0][-1] == 1 else "softmax") and not view.spec.bias
+    assert view.spec.output == ("sigmoid" if spec[0][-1] == 1 else "softmax")
+    assert view.spec.bias == (model[0].bias is not None)
     assert all(a is b for a, b in zip(view.layers, [m for m in model if isinstance(m, HybridLinear)]))
     assert set(model.state_dict()) == set(build().state_dict())  # the view is not registered in the model
 
 
 @pytest.mark.parametrize("build", [
-    lambda: _seq(_hl(6, 5, "a", bias=True), Normalize(), torch.nn.ReLU(), _hl(5, 3, "b")),  # a bias column
+    lambda: _seq(_hl(6, 5, "a", bias=True), Normalize(), torch.nn.ReLU(), _hl(5, 3, "b")),  # a bias on one layer only
     lambda: _seq(_hl(6, 5, "a"), Normalize(), torch.nn.Tanh(), _hl(5, 3, "b")),  # another activation
     lambda: _seq(_hl(6, 5, "a"), Normalize("batch"), torch.nn.ReLU(), _hl(5, 3, "b")),  # BatchNorm
     lambda: _seq(_hl(6, 5, "a"), torch.nn.ReLU(), _hl(5, 3, "b"), Normalize()),  # a norm on the output only

@@ -104,7 +104,15 @@ def _chunks_apply(model, optimizer, idx) -> bool:
     return idx.ndim == 2 and idx.shape[0] == model.n_replicas and all(
         layer.capture_factors and numba_for(layer.weight) and layer.scheme_runner is None  # baselines: per step
         for layer in model.layers) and {
-        id(layer.weight) for layer in model.layers} <= {id(p) for g in optimizer.param_groups for p in g["params"]}
+        id(getattr(layer, name)) for layer, name in _entries(model)} <= {
+        id(p) for g in optimizer.param_groups for p in g["params"]}
+
+
+def _entries(model: HybridMLP) -> list:
+    """The rule's update entries of a model, (layer, parameter name): every layer's weights, then
+    every bias (the order of the chunk kernels' per-entry arrays, ``nn.train_cpu``)."""
+    return [(layer, "weight") for layer in model.layers] + [
+        (layer, "bias") for layer in model.layers if layer.bias is not None]
 
 
 class _Schedule:
@@ -117,39 +125,41 @@ class _Schedule:
     def __init__(self, model: HybridMLP, optimizer: HybridSGD, groups: dict):
         self.model, self.optimizer = model, optimizer
         self.layers = list(model.layers)
-        self.groups = [groups[id(layer.weight)] for layer in self.layers]
-        self.updates = [layer._buf("weight", "updates") for layer in self.layers]
+        self.entries = _entries(model)
+        self.params = [getattr(layer, name) for layer, name in self.entries]
+        self.groups = [groups[id(p)] for p in self.params]
+        self.updates = [layer._buf(name, "updates") for layer, name in self.entries]
 
     def steps_to_python(self) -> int:
-        """Steps until a layer's transfer is due or its event counters must be flushed."""
+        """Steps until a parameter's transfer is due or its event counters must be flushed."""
         from ..nn.hybrid import _FLUSH_EVERY
-        n = min(_FLUSH_EVERY - layer._since_flush["weight"] for layer in self.layers)
-        for layer, g in zip(self.layers, self.groups):
+        n = min(_FLUSH_EVERY - layer._since_flush[name] for layer, name in self.entries)
+        for (layer, _), param, g in zip(self.entries, self.params, self.groups):
             if layer.mode != "fp" and not self.in_graph:
-                n = min(n, g["k"] - self.optimizer.state[layer.weight].get("inputs", 0) % g["k"])
+                n = min(n, g["k"] - self.optimizer.state[param].get("inputs", 0) % g["k"])
         return max(n, 1)
 
     def after(self, n: int) -> None:
         """``HybridSGD``'s bookkeeping for n steps of one input each: inputs seen, transfers (done
         here, or counted when the chunk ran them), flushes."""
-        for layer, g in zip(self.layers, self.groups):
-            state = self.optimizer.state[layer.weight]
+        for (layer, name), param, g in zip(self.entries, self.params, self.groups):
+            state = self.optimizer.state[param]
             before = state.get("inputs", 0)
             state["inputs"] = before + n
-            layer._since_flush["weight"] += n - 1
-            layer._counted("weight")
+            layer._since_flush[name] += n - 1
+            layer._counted(name)
             due = (before + n) // g["k"] - before // g["k"]
             if layer.mode == "fp" or not due:
                 continue
             if self.in_graph:
-                layer._buf("weight", "transfers").add_(due)
+                layer._buf(name, "transfers").add_(due)
             else:  # chunks end where a transfer falls due: at most one
-                layer.program_("weight")
+                layer.program_(name)
 
 
 class _Chunk(_Schedule):
-    """The per-layer arrays and constants of ``nn.train_cpu.mlp_train_chunk`` for a model and its
-    optimizer as they are now."""
+    """The per-entry arrays and constants of ``nn.train_cpu.mlp_train_chunk`` for a model and its
+    optimizer as they are now (entries: ``_entries``)."""
 
     def __init__(self, model: HybridMLP, optimizer: HybridSGD, groups: dict):
         super().__init__(model, optimizer, groups)
@@ -162,11 +172,11 @@ class _Chunk(_Schedule):
         self.passes = (spec.output == "sigmoid", self.P.NORM_CODE[spec.norm], spec.output_norm,
                        np.float32(F.EPS))
         kinds, consts, arrays = [], [], []
-        for layer, g in zip(self.layers, self.groups):
+        for (layer, name), g in zip(self.entries, self.groups):
             fp, sparse = layer.mode == "fp", g["sampler"] == "sparse"
             kinds.append((T.KIND_FP if fp else T.KIND_HYBRID) + (2 if sparse else 0))
-            c = layer.kernel_constants("weight", g["lr"], g["p"], g["rounding"], g["sampler"])
-            a = layer._cpu_arrays("weight")
+            c = layer.kernel_constants(name, g["lr"], g["p"], g["rounding"], g["sampler"])
+            a = layer._cpu_arrays(name)
             arrays.append(a)
             if sparse:  # (fp, coef, rounding, max_h, count_zero, thresholds, buckets)
                 consts.append((c[1], 0, 0.0, c[2], c[3], c[4], c[5], c[6]))
@@ -175,7 +185,9 @@ class _Chunk(_Schedule):
             else:  # (neg_coef, p24, c, rounding, max_h, count_zero)
                 consts.append((*c, *K.gap_tables(1.0)))
         cols = list(zip(*consts))
-        self.states = tuple(a["param"] if layer.mode == "fp" else a["hidden"] for layer, a in zip(self.layers, arrays))
+        self.states = tuple(a["param"] if layer.mode == "fp" else a["hidden"] for (layer, _), a in zip(self.entries, arrays))
+        index = {id(layer): li for li, layer in enumerate(self.layers)}
+        self.layer_of = np.array([index[id(layer)] for layer, _ in self.entries], np.int64)
         self.pendings = tuple(a["pending"] for a in arrays)
         self.keys = tuple(a["keys"] for a in arrays)
         self.updates = [a["updates"] for a in arrays]  # numpy views of the buffers: read without a torch call
@@ -194,7 +206,8 @@ class _Chunk(_Schedule):
         chunk = self.T.mlp_train_chunk_by_replica if split else self.T.mlp_train_chunk
         weights = m._weight_arrays()
         wts, parts = self.P.transposed(weights, [layer.mode != "fp" for layer in self.layers])
-        losses = chunk(weights, self.states, self.pendings, self.keys, steps, *self.consts, wts, parts.shape[2],
+        losses = chunk(weights, m._bias_arrays(), self.layer_of, self.states, self.pendings, self.keys, steps, *self.consts,
+                       wts, parts.shape[2],
                        x, y, idx, *self.passes,
                        self.T.DEFER_MIN_STEPS, at_once,  # DEFER_MIN_STEPS read per call: bench_step.py varies it
                        self.T.passes_parts(m.n_replicas, _threads()))

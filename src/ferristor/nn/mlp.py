@@ -55,19 +55,19 @@ class _FusedPass:
         NORM_CODE = cpu_module("nn.passes_cpu").NORM_CODE
         n_rep, n_b = x3.shape[0], x3.shape[1]
         self.mlp, self.code, self.norm_last = mlp, NORM_CODE[mlp.spec.norm], mlp.spec.output_norm
-        self.ws = mlp._weight_arrays()
+        self.ws, self.bs = mlp._weight_arrays(), mlp._bias_arrays()
         bufs = mlp._buffers_for(n_rep, n_b) if reuse else _allocate(mlp.spec.sizes, n_rep, n_b)
         self.acts, self.normed, self.deltas, self.invs = bufs
         self.acts[0][:] = x3
 
     def forward(self) -> torch.Tensor:
-        cpu_module("nn.passes_cpu").mlp_forward(self.ws, self.acts, self.normed, self.invs, self.code, self.norm_last,
-                                                  np.float32(F.EPS))
+        cpu_module("nn.passes_cpu").mlp_forward(self.ws, self.bs, self.acts, self.normed, self.invs, self.code,
+                                                  self.norm_last, np.float32(F.EPS))
         return torch.from_numpy(self.normed[-1].copy())
 
     def backward(self, g: torch.Tensor) -> list:
-        """Hands every layer its factors (x, δ) from ∂L/∂logits ``g``; returns the dense weight
-        gradients of layers that do not capture factors (None for those that do)."""
+        """Hands every layer its factors (x, δ) from ∂L/∂logits ``g``; returns the dense weight (then
+        bias) gradients of layers that do not capture factors (None for those that do)."""
         self.deltas[-1][:] = g.detach().numpy()
         cpu_module("nn.passes_cpu").mlp_backward(self.ws, self.normed, self.invs, self.deltas, self.code, self.norm_last)
         return self._record()
@@ -77,17 +77,20 @@ class _FusedPass:
         backward in one call; hands the layers their factors; returns the loss."""
         mlp_train = cpu_module("nn.passes_cpu").mlp_train
         sigmoid = self.mlp.spec.output == "sigmoid"
-        losses = mlp_train(self.ws, self.ws, _NO_PARTS, False, self.acts, self.normed, self.invs, self.deltas, y, sigmoid,
-                           1.0 / batch, self.code, self.norm_last, np.float32(F.EPS))
+        losses = mlp_train(self.ws, self.bs, self.ws, _NO_PARTS, False, self.acts, self.normed, self.invs, self.deltas, y,
+                           sigmoid, 1.0 / batch, self.code, self.norm_last, np.float32(F.EPS))
         self._record()
         return float(np.float32(float(losses.sum()) / batch))  # as functional.cross_entropy returns it
 
     def _record(self) -> list:
-        grads = []
+        grads, bias_grads = [], []
         for layer, a, d in zip(self.mlp.layers, self.acts, self.deltas):
             dense = layer._record_gradient("weight", a.shape[1], x=a, delta=d)
             grads.append(layer._slots["weight"].from_crossbar(dense) if dense is not None else None)
-        return grads
+            if layer.bias is not None:  # the constant input 1, as HybridLinear's backward records it
+                dense = layer._record_gradient("bias", a.shape[1], x=None, delta=d)
+                bias_grads.append(layer._slots["bias"].from_crossbar(dense) if dense is not None else None)
+        return grads + bias_grads
 
 
 def _allocate(sizes, n_rep: int, n_b: int):
@@ -99,7 +102,7 @@ def _allocate(sizes, n_rep: int, n_b: int):
 
 class _FusedMLP(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x, mlp, *weights):
+    def forward(ctx, x, mlp, *params):
         ctx.fused = _FusedPass(mlp, x.detach().numpy())
         return ctx.fused.forward()
 
@@ -151,8 +154,8 @@ class HybridMLP(nn.Module):
         return self._fused(x)
 
     def _fused(self, x: torch.Tensor) -> bool:
-        """The one-call path: CPU training passes of a LayerNorm/none MLP without bias."""
-        return (torch.is_grad_enabled() and not x.requires_grad and self.spec.norm != "batch" and not self.spec.bias
+        """The one-call path: CPU training passes of a LayerNorm/none MLP."""
+        return (torch.is_grad_enabled() and not x.requires_grad and self.spec.norm != "batch"
                 and x.dtype == torch.float32 and backend_for(x.device) == "numba"
                 and all(layer.weight.requires_grad and layer.weight.device.type == "cpu" for layer in self.layers))
 
@@ -160,7 +163,8 @@ class HybridMLP(nn.Module):
         self.layers[0].check_input(x)
         if self._fused(x):
             lead = x.shape[:-1]
-            out = _FusedMLP.apply(self._x3(x), self, *(layer.weight for layer in self.layers))
+            out = _FusedMLP.apply(self._x3(x), self, *(layer.weight for layer in self.layers),
+                                  *(layer.bias for layer in self.layers if layer.bias is not None))
             return out.reshape(*lead, self.spec.sizes[-1])
         h = x
         last = len(self.layers) - 1
@@ -186,6 +190,17 @@ class HybridMLP(nn.Module):
         if getattr(self, "_warrays", (None,))[0] != ptrs:
             self._warrays = (ptrs, tuple(layer.crossbar("weight", layer.weight.detach()).numpy() for layer in self.layers))
         return self._warrays[1]
+
+    def _bias_arrays(self) -> tuple:
+        """(R, O) numpy views of the layers' analogue biases, or (R, 0) for layers without; cached
+        while their storage stays."""
+        ptrs = tuple(layer.bias.data_ptr() if layer.bias is not None else 0 for layer in self.layers)
+        if getattr(self, "_barrays", (None,))[0] != ptrs:
+            empty = np.zeros((self.n_replicas, 0), np.float32)
+            self._barrays = (ptrs, tuple(empty if layer.bias is None else
+                                         np.ascontiguousarray(layer._cpu_arrays("bias")["param"][:, 0])
+                                         for layer in self.layers))
+        return self._barrays[1]
 
     def _buffers_for(self, n_rep: int, n_b: int):
         key = (n_rep, n_b)
@@ -215,8 +230,8 @@ def _hooked(model: nn.Module) -> bool:
 
 
 def mlp_view(model: nn.Module) -> HybridMLP | None:
-    """The :class:`HybridMLP` a plain ``nn.Sequential`` of ``HybridLinear`` (no bias), each but the
-    last followed by an optional ``Normalize('layer')`` and a ReLU — the last by an optional
+    """The :class:`HybridMLP` a plain ``nn.Sequential`` of ``HybridLinear`` (all with a bias or none),
+    each but the last followed by an optional ``Normalize('layer')`` and a ReLU — the last by an optional
     ``Normalize('layer')`` — computes, built on the very same layers (shared, not copied), so its
     compiled training chunks train the user's model; None for any other model. Bit for bit the
     same steps: the layers, ``Normalize`` and the fused path run the same kernels in the same
@@ -228,7 +243,7 @@ def mlp_view(model: nn.Module) -> HybridMLP | None:
     i = 0
     while i < len(mods):
         layer = mods[i]
-        if type(layer) is not HybridLinear or layer.bias is not None:
+        if type(layer) is not HybridLinear:
             return None
         layers.append(layer)
         i += 1
@@ -246,7 +261,7 @@ def mlp_view(model: nn.Module) -> HybridMLP | None:
     hidden = normed[:-1]
     if len(set(hidden)) > 1 or (hidden and not hidden[0] and normed[-1]):
         return None
-    if len({layer.replicas for layer in layers}) != 1 or any(
+    if len({layer.replicas for layer in layers}) != 1 or len({layer.bias is None for layer in layers}) != 1 or any(
             a.out_features != b.in_features for a, b in zip(layers, layers[1:])):
         return None
     norm = "layer" if (hidden[0] if hidden else normed[-1]) else "none"
@@ -254,7 +269,7 @@ def mlp_view(model: nn.Module) -> HybridMLP | None:
     view = HybridMLP.__new__(HybridMLP)
     nn.Module.__init__(view)
     view.spec = NetworkSpec(sizes, norm=norm, output="sigmoid" if sizes[-1] == 1 else "softmax",
-                            output_norm=normed[-1] or norm == "none")
+                            bias=layers[0].bias is not None, output_norm=normed[-1] or norm == "none")
     view.config, view.replicas = layers[0].config, layers[0].replicas
     view.layers = nn.ModuleList(layers)
     view.norms = nn.ModuleList(Normalize("layer", view.replicas) if on else nn.Identity() for on in normed)

@@ -278,11 +278,12 @@ def loss_grad(logits, y, sigmoid, scale, grad):
 
 # --- the whole MLP in one call -------------------------------------------------------------------
 
+
 @njit(inline="always")
-def _forward_one(weights, acts, normed, invs, r, b, norm, norm_last, eps):
+def _forward_one(weights, biases, acts, normed, invs, r, b, norm, norm_last, eps):
     for li in range(len(weights)):
         z = normed[li][r, b]
-        _affine(acts[li][r, b], weights[li][r], z, False, z)
+        _affine(acts[li][r, b], weights[li][r], biases[li][r], biases[li].shape[1] > 0, z)
         _activate(acts, normed, invs, li, len(weights), r, b, norm, norm_last, eps)
 
 
@@ -327,14 +328,14 @@ def _backward_from(weights, wts, part, use_t, normed, invs, deltas, r, ra, b, no
 
 
 @njit(parallel=True, cache=True, boundscheck=False)
-def mlp_forward(weights, acts, normed, invs, norm, norm_last, eps):
-    """acts[0] (R, B, I) holds the input. Per layer l: normed[l] ← norm(acts[l]·W_l) (the last
+def mlp_forward(weights, biases, acts, normed, invs, norm, norm_last, eps):
+    """acts[0] (R, B, I) holds the input. Per layer l: normed[l] ← norm(acts[l]·W_l + b_l) (the last
     layer's only with norm_last), and acts[l + 1] ← ReLU(normed[l]); invs (R, B, L) keeps each
-    LayerNorm's 1/σ."""
+    LayerNorm's 1/σ. ``biases[l]`` (R, O), or (R, 0) for a layer without bias (``HybridMLP._bias_arrays``)."""
     n_rep, n_b = acts[0].shape[0], acts[0].shape[1]
     for t in prange(n_rep * n_b):
         r = t // n_b
-        _forward_one(weights, acts, normed, invs, r, t - r * n_b, norm, norm_last, eps)
+        _forward_one(weights, biases, acts, normed, invs, r, t - r * n_b, norm, norm_last, eps)
 
 
 @njit(parallel=True, cache=True, boundscheck=False)
@@ -348,7 +349,7 @@ def mlp_backward(weights, normed, invs, deltas, norm, norm_last):
 
 
 @njit(parallel=True, cache=True, boundscheck=False, error_model="numpy")
-def mlp_train(weights, wts, parts, use_t, acts, normed, invs, deltas, y, sigmoid, scale, norm, norm_last, eps):
+def mlp_train(weights, biases, wts, parts, use_t, acts, normed, invs, deltas, y, sigmoid, scale, norm, norm_last, eps):
     """Forward, loss (``loss_grad``'s) and backward of every sample in one call: exactly what
     ``mlp_forward`` → ``loss_grad`` → ``mlp_backward`` compute. y (R, B); returns per-sample losses.
     With ``use_t``, the backward reads the transposed weights ``wts`` (``transposed``; scratch
@@ -357,16 +358,17 @@ def mlp_train(weights, wts, parts, use_t, acts, normed, invs, deltas, y, sigmoid
     losses = np.empty(n_rep * n_b, np.float64)
     for t in prange(n_rep * n_b):
         r = t // n_b
-        losses[t] = train_one(weights, wts, parts[t] if use_t else parts[0], use_t, acts, normed, invs, deltas, y,
+        losses[t] = train_one(weights, biases, wts, parts[t] if use_t else parts[0], use_t, acts, normed, invs, deltas, y,
                               sigmoid, scale, norm, norm_last, eps, r, t - r * n_b)
     return losses
 
 
 @njit(inline="always")
-def train_one(weights, wts, part, use_t, acts, normed, invs, deltas, y, sigmoid, scale, norm, norm_last, eps, r, b):
+def train_one(weights, biases, wts, part, use_t, acts, normed, invs, deltas, y, sigmoid, scale, norm, norm_last, eps, r,
+              b):
     """``mlp_train`` for sample b of replica r; returns its loss. With ``use_t``, the backward uses
     the transposed weights ``wts`` and scratch ``part`` (``transposed``): the same bits, faster."""
-    _forward_one(weights, acts, normed, invs, r, b, norm, norm_last, eps)
+    _forward_one(weights, biases, acts, normed, invs, r, b, norm, norm_last, eps)
     return _loss_backward(weights, wts, part, use_t, normed, invs, deltas, y, sigmoid, scale, norm, norm_last, r, r, b)
 
 
@@ -416,7 +418,7 @@ def _affine_block(xs, w, out, n):
 
 
 @njit(inline="always")
-def train_block(weights, wts, part, acts, normed, invs, deltas, y, sigmoid, scale, norm, norm_last, eps, r, n):
+def train_block(weights, biases, wts, part, acts, normed, invs, deltas, y, sigmoid, scale, norm, norm_last, eps, r, n):
     """``train_one`` for samples 0…n−1 of one-replica buffers (1, ≥ n, F), through replica r's weights,
     layer by layer (``_affine_block``) — valid where the weights stay as they are for all n samples,
     as hybrid weights do between two transfers. Each sample's arithmetic is ``train_one``'s, so the
@@ -424,6 +426,12 @@ def train_block(weights, wts, part, acts, normed, invs, deltas, y, sigmoid, scal
     n_layers = len(weights)
     for li in range(n_layers):
         _affine_block(acts[li][0], weights[li][r], normed[li][0], n)
+        if biases[li].shape[1] > 0:  # added last, as _affine adds it
+            bias = biases[li][r]
+            for b in range(n):
+                ob = normed[li][0, b]
+                for o in range(ob.shape[0]):
+                    ob[o] += bias[o]
         for b in range(n):
             _activate(acts, normed, invs, li, n_layers, 0, b, norm, norm_last, eps)
     loss = 0.0

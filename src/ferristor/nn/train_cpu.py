@@ -64,13 +64,20 @@ def _deferred(kind, seg, defer_min):
 
 
 @njit(inline="always")
-def _stash(states, n_rep, seg):
+def _stash(weights, n_rep, seg):
     """Per layer, room for a segment's factors: x (R, I, seg) and δ (R, seg, O)."""
     xs, ds = [], []
-    for li in range(len(states)):
-        xs.append(np.empty((n_rep, states[li].shape[1], seg), np.float32))
-        ds.append(np.empty((n_rep, seg, states[li].shape[2]), np.float32))
+    for li in range(len(weights)):
+        xs.append(np.empty((n_rep, weights[li].shape[1], seg), np.float32))
+        ds.append(np.empty((n_rep, seg, weights[li].shape[2]), np.float32))
     return xs, ds
+
+
+@njit(inline="always")
+def _factor_x(xs, ones, layer_of, ui, n_layers):
+    """The input factor of update entry ``ui``: its layer's stored inputs, or for a bias entry
+    (ui ≥ n_layers) the constant input 1 — a (R, 1, seg) array of ones."""
+    return xs[layer_of[ui]] if ui < n_layers else ones
 
 
 @njit(inline="always")
@@ -103,8 +110,8 @@ _i64 = np.int64  # every integer argument of _segment_passes: one build, not one
 
 
 @njit(cache=True, boundscheck=False, error_model="numpy")
-def _segment_passes(weights, wts, widest, x_data, y_data, idx, r, t0, n, xs, ds, xr, col0, sigmoid, norm, norm_last,
-                    eps):
+def _segment_passes(weights, biases, wts, widest, x_data, y_data, idx, r, t0, n, xs, ds, xr, col0, sigmoid, norm,
+                    norm_last, eps):
     """Replica r's forward, loss and backward of the chunk's steps t0…t0 + n − 1, all at once
     (``train_block``; n = 1: one step); step t's factors x and δ go to the stash at
     xs[l][xr, :, col0 + t − t0] and ds[l][xr, col0 + t − t0, :]. Returns the last step's loss.
@@ -119,8 +126,8 @@ def _segment_passes(weights, wts, widest, x_data, y_data, idx, r, t0, n, xs, ds,
         k = idx[r, t0 + b]
         acts[0][0, b, :] = x_data[k]
         y[0, b] = y_data[k]
-    loss = train_block(weights, wts, np.empty((8, widest), np.float32), acts, normed, invs, deltas, y, sigmoid, 1.0,
-                       norm, norm_last, eps, r, n)
+    loss = train_block(weights, biases, wts, np.empty((8, widest), np.float32), acts, normed, invs, deltas, y, sigmoid,
+                       1.0, norm, norm_last, eps, r, n)
     for li in range(n_layers):
         for b in range(n):
             xs[li][xr, :, col0 + b] = acts[li][0, b]
@@ -129,8 +136,8 @@ def _segment_passes(weights, wts, widest, x_data, y_data, idx, r, t0, n, xs, ds,
 
 
 @njit(parallel=True, cache=True, boundscheck=False, error_model="numpy")
-def segment_passes(weights, wts, widest, x_data, y_data, idx, t0, n, xs, ds, col0, sigmoid, norm, norm_last, eps,
-                   parts):
+def segment_passes(weights, biases, wts, widest, x_data, y_data, idx, t0, n, xs, ds, col0, sigmoid, norm, norm_last,
+                   eps, parts):
     """``_segment_passes`` of every replica (stash row r), each replica's steps cut into ``parts``
     parts (tasks of the parallel loop: ``passes_parts``). Returns the last step's losses."""
     n_rep = idx.shape[0]
@@ -142,60 +149,65 @@ def segment_passes(weights, wts, widest, x_data, y_data, idx, t0, n, xs, ds, col
         b0 = (task - r * parts) * size
         b1 = min(n, b0 + size)
         if b1 > b0:
-            loss = _segment_passes(weights, wts, widest, x_data, y_data, idx, _i64(r), _i64(t0 + b0), _i64(b1 - b0), xs,
-                                   ds, _i64(r), _i64(col0 + b0), sigmoid, norm, norm_last, eps)
+            loss = _segment_passes(weights, biases, wts, widest, x_data, y_data, idx, _i64(r), _i64(t0 + b0),
+                                   _i64(b1 - b0), xs, ds, _i64(r), _i64(col0 + b0), sigmoid, norm, norm_last, eps)
             if b1 == n:
                 losses[r] = loss
     return losses
 
 
 @njit(cache=True, boundscheck=False, error_model="numpy")
-def mlp_train_chunk(weights, states, pendings, keys, steps, kinds, coefs, p24s, scales, roundings, max_hs, count_zeros,
-                    thresholds, buckets, wts, widest, x_data, y_data, idx, sigmoid, norm, norm_last, eps,
-                    defer_min=DEFER_MIN_STEPS, block_passes=True, n_parts=1):
+def mlp_train_chunk(weights, biases, layer_of, states, pendings, keys, steps, kinds, coefs, p24s, scales, roundings,
+                    max_hs, count_zeros, thresholds, buckets, wts, widest, x_data, y_data, idx, sigmoid, norm, norm_last,
+                    eps, defer_min=DEFER_MIN_STEPS, block_passes=True, n_parts=1):
     """T = idx.shape[1] steps; replica r trains on samples idx[r, 0…T−1] of (x_data, y_data).
-    Per layer l: ``states[l]`` is what its update changes (hidden integers, or the weights in fp),
-    ``steps[l]`` its update counter (advanced here), ``kinds[l]`` its kernel (KIND_*) and the
-    other per-layer arrays that kernel's constants (``kernels_cpu.update_constants``); ``wts`` the
-    transposed weights (``passes_cpu.transposed``), ``widest`` their widest row. Dense hybrid
-    layers' updates run together in segments of at least ``defer_min`` steps (the same bits; a
-    larger value keeps them step by step, for comparison). Where every layer is hybrid, each
-    segment's passes run first, all its steps at once (``block_passes=False``: one step at a
-    time, as fp layers need), each replica's steps cut into ``n_parts`` tasks (``passes_parts``).
-    Returns the last step's per-replica losses."""
+    ``weights``/``biases`` are what the passes read (``passes_cpu.mlp_forward``). Per update entry u
+    — each layer's weights (u < L), then each bias: layer ``layer_of[u]``'s, input 1 — ``states[u]``
+    is what its update changes (hidden integers, or the values in fp), ``steps[u]`` its update
+    counter (advanced here), ``kinds[u]`` its kernel (KIND_*) and the other per-entry arrays that
+    kernel's constants (``kernels_cpu.update_constants``); ``wts`` the transposed weights
+    (``passes_cpu.transposed``), ``widest`` their widest row. Dense hybrid entries' updates run
+    together in segments of at least ``defer_min`` steps (the same bits; a larger value keeps them
+    step by step, for comparison). Where every entry is hybrid, each segment's passes run first,
+    all its steps at once (``block_passes=False``: one step at a time, as fp layers need), each
+    replica's steps cut into ``n_parts`` tasks (``passes_parts``). Returns the last step's
+    per-replica losses."""
     n_rep, n_steps = idx.shape
+    n_layers = len(weights)
     losses = np.zeros(n_rep, np.float64)
     seg = _segment_length(n_steps)
     block = _fixed_weights(kinds, block_passes)
     for t0 in range(0, n_steps, seg):
         n_seg = min(seg, n_steps - t0)
-        xs, ds = _stash(states, n_rep, n_seg)
+        xs, ds = _stash(weights, n_rep, n_seg)
+        ones = np.ones((n_rep, 1, n_seg), np.float32)
         if block:
-            losses = segment_passes(weights, wts, widest, x_data, y_data, idx, _i64(t0), _i64(n_seg), xs, ds, _i64(0),
-                                    sigmoid, norm, norm_last, eps, n_parts)
+            losses = segment_passes(weights, biases, wts, widest, x_data, y_data, idx, _i64(t0), _i64(n_seg), xs, ds,
+                                    _i64(0), sigmoid, norm, norm_last, eps, n_parts)
         for t in range(t0, t0 + n_seg):
             if not block:
-                losses = segment_passes(weights, wts, widest, x_data, y_data, idx, _i64(t), _i64(1), xs, ds,
+                losses = segment_passes(weights, biases, wts, widest, x_data, y_data, idx, _i64(t), _i64(1), xs, ds,
                                         _i64(t - t0), sigmoid, norm, norm_last, eps, n_parts)
-            for li in range(len(weights)):
-                kind = kinds[li]
+            for ui in range(len(states)):
+                kind = kinds[ui]
                 if not _deferred(kind, n_seg, defer_min):
-                    x = np.ascontiguousarray(xs[li][:, :, t - t0])
-                    delta = np.ascontiguousarray(ds[li][:, t - t0, :])
+                    x = np.ascontiguousarray(_factor_x(xs, ones, layer_of, ui, n_layers)[:, :, t - t0])
+                    delta = np.ascontiguousarray(ds[layer_of[ui]][:, t - t0, :])
                     if kind >= KIND_HYBRID_SPARSE:
-                        _sparse(states[li], pendings[li], delta, x, _NO_GRAD, keys[li], steps[li],
-                                kind == KIND_FP_SPARSE, coefs[li], roundings[li], max_hs[li], count_zeros[li],
-                                thresholds[li], buckets[li])
+                        _sparse(states[ui], pendings[ui], delta, x, _NO_GRAD, keys[ui], steps[ui],
+                                kind == KIND_FP_SPARSE, coefs[ui], roundings[ui], max_hs[ui], count_zeros[ui],
+                                thresholds[ui], buckets[ui])
                     elif kind == KIND_FP:
-                        _fp_rank1(states[li], pendings[li], delta, x, keys[li], steps[li], coefs[li], p24s[li])
+                        _fp_rank1(states[ui], pendings[ui], delta, x, keys[ui], steps[ui], coefs[ui], p24s[ui])
                     else:
-                        _hybrid_rank1(states[li], pendings[li], delta, x, keys[li], steps[li], coefs[li], p24s[li],
-                                      scales[li], roundings[li], max_hs[li], count_zeros[li])
-                steps[li] += 1
-        for li in range(len(weights)):
-            if _deferred(kinds[li], n_seg, defer_min):
-                _hybrid_rank1_steps(states[li], pendings[li], ds[li], xs[li], keys[li], steps[li] - n_seg, coefs[li],
-                                    p24s[li], scales[li], roundings[li], max_hs[li], count_zeros[li])
+                        _hybrid_rank1(states[ui], pendings[ui], delta, x, keys[ui], steps[ui], coefs[ui], p24s[ui],
+                                      scales[ui], roundings[ui], max_hs[ui], count_zeros[ui])
+                steps[ui] += 1
+        for ui in range(len(states)):
+            if _deferred(kinds[ui], n_seg, defer_min):
+                _hybrid_rank1_steps(states[ui], pendings[ui], ds[layer_of[ui]],
+                                    _factor_x(xs, ones, layer_of, ui, n_layers), keys[ui], steps[ui] - n_seg,
+                                    coefs[ui], p24s[ui], scales[ui], roundings[ui], max_hs[ui], count_zeros[ui])
     return losses
 
 
@@ -205,48 +217,51 @@ _hybrid_rank1_steps_serial = serial_twin(_hybrid_rank1_steps)
 
 
 @njit(parallel=True, cache=True, boundscheck=False, error_model="numpy")
-def mlp_train_chunk_by_replica(weights, states, pendings, keys, steps, kinds, coefs, p24s, scales, roundings, max_hs,
-                               count_zeros, thresholds, buckets, wts, widest, x_data, y_data, idx, sigmoid, norm,
-                               norm_last, eps, defer_min=DEFER_MIN_STEPS, block_passes=True, n_parts=1):
+def mlp_train_chunk_by_replica(weights, biases, layer_of, states, pendings, keys, steps, kinds, coefs, p24s, scales,
+                               roundings, max_hs, count_zeros, thresholds, buckets, wts, widest, x_data, y_data, idx,
+                               sigmoid, norm, norm_last, eps, defer_min=DEFER_MIN_STEPS, block_passes=True, n_parts=1):
     """``mlp_train_chunk`` with the replicas, not the rows, split over the threads: each replica's
     steps in order, its kernels on its own (1, I, O) slices with the same step counters. Dense
     sampler only (KIND_HYBRID, KIND_FP): the sparse walk's serial twin measured 6× slower than its
     parallel build (6.5 vs 1.1 ns per weight on one thread), so sparse layers keep the rows split.
     ``n_parts`` is not read: each replica's steps run on one thread."""
-    for li in range(len(weights)):
-        if kinds[li] >= KIND_HYBRID_SPARSE:
+    for ui in range(len(states)):
+        if kinds[ui] >= KIND_HYBRID_SPARSE:
             raise ValueError("mlp_train_chunk_by_replica runs the dense sampler only: use mlp_train_chunk")
     n_rep, n_steps = idx.shape
+    n_layers = len(weights)
     losses = np.zeros(n_rep, np.float64)
     seg = _segment_length(n_steps)
     block = _fixed_weights(kinds, block_passes)
     for r in prange(n_rep):
         for t0 in range(0, n_steps, seg):
             n_seg = min(seg, n_steps - t0)
-            xs, ds = _stash(states, 1, n_seg)
+            xs, ds = _stash(weights, 1, n_seg)
+            ones = np.ones((1, 1, n_seg), np.float32)
             if block:
-                losses[r] = _segment_passes(weights, wts, widest, x_data, y_data, idx, _i64(r), _i64(t0), _i64(n_seg), xs,
-                                            ds, _i64(0), _i64(0), sigmoid, norm, norm_last, eps)
+                losses[r] = _segment_passes(weights, biases, wts, widest, x_data, y_data, idx, _i64(r), _i64(t0),
+                                            _i64(n_seg), xs, ds, _i64(0), _i64(0), sigmoid, norm, norm_last, eps)
             for t in range(t0, t0 + n_seg):
                 if not block:
-                    losses[r] = _segment_passes(weights, wts, widest, x_data, y_data, idx, _i64(r), _i64(t), _i64(1), xs,
-                                                ds, _i64(0), _i64(t - t0), sigmoid, norm, norm_last, eps)
-                for li in range(len(weights)):
-                    if _deferred(kinds[li], n_seg, defer_min):
+                    losses[r] = _segment_passes(weights, biases, wts, widest, x_data, y_data, idx, _i64(r), _i64(t),
+                                                _i64(1), xs, ds, _i64(0), _i64(t - t0), sigmoid, norm, norm_last, eps)
+                for ui in range(len(states)):
+                    if _deferred(kinds[ui], n_seg, defer_min):
                         continue
-                    x = xs[li][0:1, :, t - t0]
-                    delta = ds[li][0:1, t - t0, :]
-                    state, pending, key, step = states[li][r:r + 1], pendings[li][r:r + 1], keys[li][r:r + 1], steps[li] + t
-                    if kinds[li] == KIND_FP:
-                        _fp_rank1_serial(state, pending, delta, x, key, step, coefs[li], p24s[li])
+                    x = _factor_x(xs, ones, layer_of, ui, n_layers)[0:1, :, t - t0]
+                    delta = ds[layer_of[ui]][0:1, t - t0, :]
+                    state, pending, key, step = states[ui][r:r + 1], pendings[ui][r:r + 1], keys[ui][r:r + 1], steps[ui] + t
+                    if kinds[ui] == KIND_FP:
+                        _fp_rank1_serial(state, pending, delta, x, key, step, coefs[ui], p24s[ui])
                     else:
-                        _hybrid_rank1_serial(state, pending, delta, x, key, step, coefs[li], p24s[li], scales[li],
-                                             roundings[li], max_hs[li], count_zeros[li])
-            for li in range(len(weights)):
-                if _deferred(kinds[li], n_seg, defer_min):
-                    _hybrid_rank1_steps_serial(states[li][r:r + 1], pendings[li][r:r + 1], ds[li], xs[li],
-                                               keys[li][r:r + 1], steps[li] + t0, coefs[li], p24s[li], scales[li],
-                                               roundings[li], max_hs[li], count_zeros[li])
-    for li in range(len(weights)):
-        steps[li] += n_steps
+                        _hybrid_rank1_serial(state, pending, delta, x, key, step, coefs[ui], p24s[ui], scales[ui],
+                                             roundings[ui], max_hs[ui], count_zeros[ui])
+            for ui in range(len(states)):
+                if _deferred(kinds[ui], n_seg, defer_min):
+                    _hybrid_rank1_steps_serial(states[ui][r:r + 1], pendings[ui][r:r + 1], ds[layer_of[ui]],
+                                               _factor_x(xs, ones, layer_of, ui, n_layers), keys[ui][r:r + 1],
+                                               steps[ui] + t0, coefs[ui], p24s[ui], scales[ui], roundings[ui], max_hs[ui],
+                                               count_zeros[ui])
+    for ui in range(len(states)):
+        steps[ui] += n_steps
     return losses
