@@ -96,6 +96,30 @@ def test_runs_side_by_side_equal_each_run_alone():
     assert both["ledger"][0]["network"]["transfers"] == both["transfers"][0]
 
 
+@pytest.mark.parametrize("mode", ["hm-var", "fp"])
+def test_online_heads_train_in_compiled_chunks_bit_for_bit(monkeypatch, mode):
+    """The online heads run fast_step's compiled chunks (a one-layer HybridMLP view): the same steps
+    as the per-sample autograd loop — hidden weights, counters, ledger, accuracies."""
+    from ferristor.experiments import fast_step
+    features, labels, y = _toy_features()
+    pool = fl.with_flips(fl.assign_folds(y.numpy(), 3, 0))
+    trains, tests = zip(*(fl.split(pool, f) for f in range(3)))
+    runs = Runs([5, 6, 7], np.stack(trains), {"test": np.stack(tests)})
+    cfg = OnlineConfig(mode=mode, epochs=2, decay_epoch=1, k=16, hidden_lsb=2.0 ** -7)
+    steps = []
+    real = fast_step.run
+    monkeypatch.setattr(fast_step, "run", lambda m, o, x, yy, idx, *a: steps.append(idx.shape[1]) or real(m, o, x, yy, idx, *a))
+    compiled = train_online(features, labels, runs, cfg, 3)
+    assert sum(steps) == 2 * runs.train.shape[1]
+    monkeypatch.setattr("ferristor.transfer_learning.heads.compiled_head", lambda model, opt: None)
+    plain = train_online(features, labels, runs, cfg, 3)
+    assert sum(steps) == 2 * runs.train.shape[1]
+    for k, v in plain["model"].state_dict().items():
+        assert torch.equal(v, compiled["model"].state_dict()[k]), k
+    assert all(np.array_equal(plain["history"][k], compiled["history"][k]) for k in plain["history"])
+    assert plain["ledger"] == compiled["ledger"] and plain["transfers"] == compiled["transfers"]
+
+
 def test_pretraining_resumes_after_an_interruption(tmp_path, source_images, monkeypatch):
     cfg = pt.PretrainConfig(arch="lenet", input_size=12, epochs=1.0, batch=16)
     whole = pt.pretrain(cfg, tmp_path / "a", data=source_images, progress=False, checkpoint_every=3)

@@ -176,10 +176,21 @@ class OnlineConfig:
         return self.lr * (self.decay if epoch >= self.decay_epoch else 1.0)
 
 
+def compiled_head(model: HybridLinear, opt) -> "HybridMLP | None":
+    """The HybridMLP view of a head (one layer, no norm) whose compiled chunks (``experiments.fast_step``)
+    run the online loop below on the CPU — the same steps, bit for bit; None where they do not apply
+    (a GPU, a baseline rule)."""
+    from ..experiments import fast_step
+    view = fast_step.compiled_model(nn.Sequential(model))
+    probe = torch.zeros(model.n_replicas, 1, model.in_features, device=model.weight.device)
+    return view if view is not None and fast_step.applies(view, opt, True, probe) else None
+
+
 def train_online(features: torch.Tensor, labels: torch.Tensor, runs: Runs, cfg: OnlineConfig, n_classes: int,
                  progress: bool = False, desc: str = "online head") -> dict:
     """Train R on-chip heads, one sample per step; returns {'history': {eval: (R, epochs)}, 'ledger':
     one report per run (None in fp mode), 'transfers' (R,), 'seconds', 'model'}."""
+    from ..experiments import fast_step
     from ..nn import ledger as model_ledger
     from ..nn.functional import cross_entropy
     from ..optim import HybridSGD
@@ -198,6 +209,7 @@ def train_online(features: torch.Tensor, labels: torch.Tensor, runs: Runs, cfg: 
         from tqdm.auto import tqdm
         bar = tqdm(total=cfg.epochs * n, desc=desc, unit="step", mininterval=1.0, dynamic_ncols=True)
     t0 = time.perf_counter()
+    compiled = compiled_head(model, opt) if features.dtype == torch.float32 else None
     for e in range(cfg.epochs):
         for g in opt.param_groups:
             g["lr"] = cfg.lr_at(e)
@@ -205,14 +217,19 @@ def train_online(features: torch.Tensor, labels: torch.Tensor, runs: Runs, cfg: 
         for i in range(0, n, CHUNK):
             rows = runs.train[ar, order[:, i:i + CHUNK]]
             xc, yc = gather(features, rows, mu, sd), y_all[torch.from_numpy(rows)]
-            for t in range(xc.shape[1]):
-                loss = cross_entropy(model(xc[:, t:t + 1]), yc[:, t:t + 1])
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
+            m = xc.shape[1]
+            if compiled is not None:  # run r's sample t is row r·m + t of the flattened chunk
+                loss = fast_step.run(compiled, opt, xc.reshape(r * m, -1).numpy(), yc.reshape(-1).numpy(),
+                                     np.arange(r * m).reshape(r, m))
+            else:
+                for t in range(m):
+                    loss = cross_entropy(model(xc[:, t:t + 1]), yc[:, t:t + 1])
+                    opt.zero_grad()
+                    loss.backward()
+                    opt.step()
             if bar is not None:
-                bar.update(xc.shape[1])
-        if not math.isfinite(loss.item()):
+                bar.update(m)
+        if not math.isfinite(float(loss.detach() if torch.is_tensor(loss) else loss)):
             from ..errors import ConfigError
             raise ConfigError("lr", cfg.lr, f"a smaller value: the loss diverged (epoch {e})")
         model.eval()
