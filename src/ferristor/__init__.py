@@ -3,6 +3,7 @@
 The PyTorch API at a glance (imported on first use, so ``import ferristor`` stays light)::
 
     from ferristor import HybridLinear, HybridConv2d, HybridMLP, HybridConfig, HybridSGD, convert, ledger, fit
+    from ferristor import set_threads  # torch's and the numba kernels' threads, together
 """
 __version__ = "0.1.0"
 
@@ -18,6 +19,7 @@ _EXPORTS = {
     "ledger": "ferristor.nn.ledger",
     "fit": "ferristor.experiments.fit",
     "use_backend": "ferristor.backend",
+    "set_threads": "ferristor.experiments.fit",
 }
 __all__ = sorted(_EXPORTS)
 

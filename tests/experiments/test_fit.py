@@ -342,3 +342,16 @@ def test_test_data_beside_a_ferristor_dataset_is_not_silently_ignored():
     except (ConfigError, DataError):
         return  # refusing the ambiguity is as good as using the test_data given
     assert r.results["dataset"]["test"] == 120
+
+
+def test_set_threads_sets_torch_and_the_numba_kernels_together():
+    import numba
+
+    import ferristor
+    before = torch.get_num_threads(), numba.get_num_threads()
+    try:
+        ferristor.set_threads(1)
+        assert torch.get_num_threads() == 1 and numba.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before[0])
+        numba.set_num_threads(before[1])
