@@ -6,8 +6,6 @@ cost, so ``fit`` times compilation apart and reports both (``timing.compile_seco
 """
 from __future__ import annotations
 
-from numba.core import event
-
 _KIND = "numba:compiler_lock"  # held around every build and cache load (numba.core.compiler_lock)
 
 
@@ -16,15 +14,18 @@ class CompileClock:
     (nested builds counted once). Reading it mid-run is allowed: take differences around a section."""
 
     def __init__(self) -> None:
-        self._listener = event.TimingListener()
+        self._listener = None
 
     def __enter__(self) -> "CompileClock":
+        from numba.core import event  # here, not at import: fit's module stays light
+        self._listener = event.TimingListener()
         event.register(_KIND, self._listener)
         return self
 
     def __exit__(self, *exc) -> None:
+        from numba.core import event
         event.unregister(_KIND, self._listener)
 
     @property
     def seconds(self) -> float:
-        return self._listener.duration if self._listener.done else 0.0
+        return self._listener.duration if self._listener is not None and self._listener.done else 0.0

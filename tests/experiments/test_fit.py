@@ -169,6 +169,24 @@ def test_a_plain_sequential_mlp_trains_in_compiled_chunks_bit_for_bit(monkeypatc
     assert plain.results["ledger"] == compiled.results["ledger"]
 
 
+@pytest.mark.parametrize("batch", [1, 4])
+def test_frozen_biases_stay_frozen_on_the_compiled_path(monkeypatch, batch):
+    """A bias that takes no gradient is not trained: the fused passes and chunks leave such a model to
+    autograd, as the layers do."""
+    def build():
+        m = nn.Sequential(HybridLinear(2, 16, True, seeds=3, name="fc1"), Normalize(), nn.ReLU(),
+                          HybridLinear(16, 3, True, seeds=3, name="fc2"))
+        for layer in (m[0], m[3]):
+            layer.bias.requires_grad_(False)
+        return m
+
+    compiled = fit(build(), blobs(0), blobs(1), batch=batch, **FAST)
+    monkeypatch.setattr(fast_step, "compiled_model", lambda model: None)
+    plain = fit(build(), blobs(0), blobs(1), batch=batch, **FAST)
+    assert_same_state(state(plain.model), state(compiled.model))
+    assert torch.equal(compiled.model[0].bias, build()[0].bias) and int(compiled.model[3].bias_updates) == 0
+
+
 def test_kernel_compilation_is_timed_apart_from_the_training_speed(tmp_path):
     @njit
     def first_call_compiles(x):

@@ -199,6 +199,7 @@ def test_a_plain_sequential_mlp_has_a_view_on_its_own_layers(build, spec):
     lambda: _seq(torch.nn.Flatten(), _hl(6, 3, "a")),  # anything else
     lambda: type("Mine", (torch.nn.Sequential,), {})(_hl(6, 3, "a")),  # a subclass may change forward
     lambda: _seq(),
+    lambda: (lambda tied: _seq(tied, Normalize(), torch.nn.ReLU(), tied))(_hl(5, 5, "a")),  # one layer used twice
     lambda: _hooked(lambda m: m[0].register_forward_hook(lambda *a: None)),  # hooks the chunks would skip
     lambda: _hooked(lambda m: m[2].register_forward_pre_hook(lambda *a: None)),
     lambda: _hooked(lambda m: m.register_full_backward_hook(lambda *a: None)),

@@ -96,6 +96,15 @@ def test_runs_side_by_side_equal_each_run_alone():
     assert both["ledger"][0]["network"]["transfers"] == both["transfers"][0]
 
 
+def test_a_one_output_head_keeps_the_loop_and_its_softmax():
+    from ferristor.nn import HybridLinear
+    from ferristor.optim import HybridSGD
+    from ferristor.transfer_learning.heads import compiled_head
+    for outputs, compiled in ((1, False), (2, True)):
+        head = HybridLinear(4, outputs, replicas=2, seeds=[0, 1], name="head")
+        assert (compiled_head(head, HybridSGD(head.parameters(), lr=0.1, p=1.0, k=8)) is not None) == compiled
+
+
 @pytest.mark.parametrize("mode", ["hm-var", "fp"])
 def test_online_heads_train_in_compiled_chunks_bit_for_bit(monkeypatch, mode):
     """The online heads run fast_step's compiled chunks (a one-layer HybridMLP view): the same steps

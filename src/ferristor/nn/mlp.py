@@ -157,7 +157,8 @@ class HybridMLP(nn.Module):
         """The one-call path: CPU training passes of a LayerNorm/none MLP."""
         return (torch.is_grad_enabled() and not x.requires_grad and self.spec.norm != "batch"
                 and x.dtype == torch.float32 and backend_for(x.device) == "numba"
-                and all(layer.weight.requires_grad and layer.weight.device.type == "cpu" for layer in self.layers))
+                and all(layer.weight.requires_grad and layer.weight.device.type == "cpu"
+                        and (layer.bias is None or layer.bias.requires_grad) for layer in self.layers))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.layers[0].check_input(x)
@@ -256,7 +257,7 @@ def mlp_view(model: nn.Module) -> HybridMLP | None:
             i += 1
             if i == len(mods):  # a ReLU after the last layer: not an MLP's logits
                 return None
-    if not layers:
+    if not layers or len({id(layer) for layer in layers}) < len(layers):  # a layer used twice: tied weights
         return None
     hidden = normed[:-1]
     if len(set(hidden)) > 1 or (hidden and not hidden[0] and normed[-1]):

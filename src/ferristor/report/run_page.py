@@ -207,9 +207,12 @@ def provenance_section(run: Run, sid: str) -> str:
     pairs += [("machine", f"{v.get('platform', '–')} ({v.get('processor', '–')})"),
               ("execution", f"threads={cfg.get('threads', '–')} · backend={cfg.get('backend', '–')} · device={cfg.get('device', '–')}")]
     if t:
-        pairs += [("wall time (training)", f"{t.get('train_seconds', math.nan):,.1f} s"),
-                  ("of which compiling kernels", f"{t.get('compile_seconds', 0.0):,.1f} s (once per machine)"),
-                  ("speed (without compiling)", f"{num(t.get('sample_replicas_per_second'))} sample-replicas/s")]
+        pairs.append(("wall time (training)", f"{t.get('train_seconds', math.nan):,.1f} s"))
+        if "compile_seconds" in t:  # results written before compilation was timed apart include it in the speed
+            pairs += [("of which compiling kernels", f"{t['compile_seconds']:,.1f} s (once per machine)"),
+                      ("speed (without compiling)", f"{num(t.get('sample_replicas_per_second'))} sample-replicas/s")]
+        else:
+            pairs.append(("speed", f"{num(t.get('sample_replicas_per_second'))} sample-replicas/s"))
     for k, val in flatten(run.extra).items():  # fields a newer engine adds: code version, dataset fingerprint…
         pairs.append((k, json.dumps(val) if not isinstance(val, (str, int, float)) else val))
     return section(f"{sid}-provenance-section", "Provenance", kv_table(pairs, id=f"{sid}-provenance"), 3)
