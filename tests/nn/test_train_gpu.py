@@ -85,6 +85,27 @@ def test_chunks_follow_the_plain_loop(mode, spec, passes, monkeypatch):
         assert opt.state[p]["inputs"] == STEPS
 
 
+def test_a_sequential_mlp_runs_the_gpu_chunks_through_its_view():
+    """A user's Sequential of the same layers takes the same graphed chunks as the HybridMLP (fit's
+    path on a GPU): the same steps, the same bits."""
+    import copy
+
+    from ferristor.nn import Normalize
+    from ferristor.nn.mlp import mlp_view
+    model, opt, x, y, idx = _problem("hm")
+    twin = copy.deepcopy(model)
+    mods = []
+    for li, (layer, norm) in enumerate(zip(twin.layers, twin.norms)):
+        mods += [layer, norm] + ([torch.nn.ReLU()] if li < len(twin.layers) - 1 else [])
+    assert all(isinstance(n, Normalize) for n in twin.norms)
+    view = mlp_view(torch.nn.Sequential(*mods))
+    assert view is not None and view.spec == model.spec
+    twin_opt = HybridSGD(view.parameters(), lr=0.5, p=0.4, k=7)
+    assert _graphed(view, twin_opt, x, y, idx, graphs=False) == _graphed(model, opt, x, y, idx, graphs=False)
+    for a, b in zip(_state(model).values(), _state(view).values()):
+        assert torch.equal(a, b)
+
+
 def test_passes_at_once_between_transfers_train_as_step_by_step(monkeypatch):
     """The steps between two transfers run their passes as one batch (``_segments``): the same masks
     and schedule as the passes step by step, the same hidden integers but where a float sum ordered
