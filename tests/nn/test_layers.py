@@ -68,6 +68,30 @@ def test_conv_gradients_equal_autograd(bias):
         assert torch.equal(layer.bias.grad, b.grad)
 
 
+@pytest.mark.parametrize("mode", ["hm-var", "fp"])
+def test_a_convolution_trains_on_the_cpu_kernels_as_on_the_tensor_path(mode):
+    """The CPU path binds a dense gradient's update arrays and constants once (``_dense_cpu``); the
+    torch backend runs the same rule as tensor operations — the same bits, transfers included."""
+    from ferristor.optim import HybridSGD
+    x = torch.randn(9, 2, 2, 2, 6, 6, generator=torch.Generator().manual_seed(0))  # (steps, R, B, C, H, W)
+
+    def run(backend):
+        with use_backend(backend):
+            conv = HybridConv2d(2, 3, 3, padding=1, bias=True, replicas=2, seeds=[1, 2],
+                                config=HybridConfig(mode=mode))
+            opt = HybridSGD(conv.parameters(), lr=0.5, p=0.5, k=4)
+            for xt in x:
+                conv(xt).square().mean().backward()
+                opt.step()
+                opt.zero_grad()
+        return conv.state_dict()
+
+    ours, ref = run("numba"), run("torch")
+    for k, v in ref.items():
+        assert torch.equal(ours[k], v), k
+    assert int(ours["weight_updates"]) == 9 and (mode == "fp" or int(ours["weight_transfers"][0]) == 9 * 2 // 4)
+
+
 @pytest.mark.parametrize("cls,args,shape", [(HybridLinear, (5, 4), (6, 5)), (HybridConv2d, (2, 3, 3), (2, 2, 5, 5))])
 def test_replicas_equal_their_seeds_alone(cls, args, shape):
     torch.manual_seed(0)

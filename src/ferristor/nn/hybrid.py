@@ -418,10 +418,15 @@ class HybridModule(nn.Module):
         param = self._parameters[name]
         tape = self._tapes.pop(name, None)
         inputs = self._inputs.pop(name, 0)
-        if tape is not None and len(tape) == 1 and param.grad is None and tape[0][2] is None \
-                and tape[0][1].shape[1] == 1 and numba_for(param) and self.scheme_runner is None:
-            self._rank1_cpu(name, tape[0][0], tape[0][1], lr, p, rounding, sampler)
-            return inputs
+        if tape is not None and len(tape) == 1 and param.grad is None and numba_for(param) \
+                and self.scheme_runner is None:
+            x, delta, dense = tape[0]
+            if dense is not None:  # one dense gradient (a convolution's)
+                self._dense_cpu(name, dense, lr, p, rounding, sampler)
+                return inputs
+            if delta.shape[1] == 1:
+                self._rank1_cpu(name, x, delta, lr, p, rounding, sampler)
+                return inputs
         tape = [(_tensor(x), _tensor(d), g) for x, d, g in (tape or [])]
         if param.grad is not None:
             tape.append((None, None, self.crossbar(name, param.grad)))
@@ -462,6 +467,17 @@ class HybridModule(nn.Module):
         d = _array(delta)[:, 0]
         xx = a["ones"] if x is None else _array(x)[:, 0]
         K.rank1_(fp, sampler, a["param"] if fp else a["hidden"], a["pending"], d, xx, a["keys"], int(a["updates"]), consts)
+        a["updates"] += 1  # the buffer itself (a numpy view of its memory)
+        self._counted(name)
+
+    def _dense_cpu(self, name: str, grad, lr: float, p: float, rounding: str, sampler: str) -> None:
+        """One update from a dense (R, I, O) gradient on the CPU kernels, arrays and constants bound
+        once: what the general path below does, without its torch calls (a convolution's step)."""
+        K = cpu_module("rule.kernels_cpu")
+        a = self._cpu_arrays(name)
+        fp, consts = self.mode == "fp", self.kernel_constants(name, lr, p, rounding, sampler)
+        K.dense_(fp, sampler, a["param"] if fp else a["hidden"], a["pending"], np.ascontiguousarray(_array(grad)),
+                 a["keys"], int(a["updates"]), consts)
         a["updates"] += 1  # the buffer itself (a numpy view of its memory)
         self._counted(name)
 
