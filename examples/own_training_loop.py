@@ -9,6 +9,10 @@ masked, rounded updates of the 10-bit hidden weights in the FeCAPs, the sign + 3
 the memristor pairs every k inputs — in the plain loop anyone writes. The samples come in the order
 ``ferristor train`` documents (``numpy.random.default_rng([seed, 4, epoch]).permutation(n)``), so this
 loop and ``ferristor train --seeds SEED`` end with the same chip, bit for bit.
+
+The loop runs through autograd, ~2× a plain PyTorch loop per sample. Handed to
+``ferristor.fit(model, (x, y), (xt, yt), epochs=...)``, the same model trains the same steps in
+compiled chunks, ~8× faster (BENCHMARKS.md, "Your own models").
 """
 from __future__ import annotations
 
