@@ -11,7 +11,7 @@ the memristor pairs every k inputs — in the plain loop anyone writes. The samp
 loop and ``ferristor train --seeds SEED`` end with the same chip, bit for bit.
 
 The loop runs through autograd, ~2× a plain PyTorch loop per sample. Handed to
-``ferristor.fit(model, (x, y), (xt, yt), epochs=...)``, the same model trains the same steps in
+``ferristor.fit(model, (x, y), (xt, yt), optimizer=opt, epochs=...)``, the same model trains the same steps in
 compiled chunks, ~8× faster (BENCHMARKS.md, "Your own models").
 """
 from __future__ import annotations
