@@ -181,8 +181,8 @@ def compiled_head(model: HybridLinear, opt) -> "HybridMLP | None":
     run the online loop below on the CPU — the same steps, bit for bit; None where they do not apply
     (a GPU, a baseline rule)."""
     from ..experiments import fast_step
-    if model.out_features < 2:  # the view would train one output with sigmoid + BCE, the loop with softmax
-        return None
+    if model.out_features < 2 or model.weight.device.type != "cpu":  # one output: the view would train
+        return None  # it with sigmoid + BCE, the loop with softmax; the chunks below take numpy arrays
     view = fast_step.compiled_model(nn.Sequential(model))
     probe = torch.zeros(model.n_replicas, 1, model.in_features, device=model.weight.device)
     return view if view is not None and fast_step.applies(view, opt, True, probe) else None
