@@ -14,6 +14,7 @@ in this process at one thread count:
     (no compiled path for convolutions).
 
     OMP_NUM_THREADS=1 python bench/bench_models.py --threads 1 [--steps 200] [--rounds 5] [--json out.json]
+    [--only LeNet] [--numba-threads N]   # rows whose name contains a string; numba's pool apart from torch's
 """
 from __future__ import annotations
 
@@ -93,8 +94,13 @@ def main():
     ap.add_argument("--steps", type=int, default=200)
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--json", default=None)
+    ap.add_argument("--only", default=None, help="time only the rows whose name contains this string")
+    ap.add_argument("--numba-threads", type=int, default=None, help="numba's threads (default: --threads)")
     a = ap.parse_args()
     set_threads(a.threads)
+    if a.numba_threads:
+        import numba
+        numba.set_num_threads(a.numba_threads)
     torch.manual_seed(0)
     plain = _mlp_layers(lambda a_, b, i: nn.Linear(a_, b, bias=False), lambda b: nn.LayerNorm(b, elementwise_affine=False))
     own = _hybrid_sequential()
@@ -120,9 +126,10 @@ def main():
         label = "converted to HybridConv2d + HybridLinear (hm-var), autograd loop + HybridSGD" if hybrid else \
             "plain PyTorch loop (nn.Conv2d + nn.Linear + autograd + SGD)"
         rows[f"LeNet-5: {label}"] = _autograd_fn(net, opt, F.cross_entropy, a.steps, image=True)
+    rows = {k: fn for k, fn in rows.items() if a.only is None or a.only in k}
     best = _alternate({k: (fn, a.steps) for k, fn in rows.items()}, a.rounds)
     anchor = {kind: best[next(k for k in rows if k.startswith(kind + ":"))]
-              for kind in ("MLP", "float MLP with biases", "LeNet-5")}
+              for kind in ("MLP", "float MLP with biases", "LeNet-5") if any(k.startswith(kind + ":") for k in rows)}
     print(f"\n{platform.processor() or platform.machine()}, threads={a.threads}, batch 1, min of {a.rounds} "
           f"alternating rounds of {a.steps} steps")
     print(f"{'what':96} {'µs/sample':>10} {'× plain':>8}")

@@ -70,7 +70,7 @@ def test_conv_gradients_equal_autograd(bias):
 
 @pytest.mark.parametrize("mode", ["hm-var", "fp"])
 def test_a_convolution_trains_on_the_cpu_kernels_as_on_the_tensor_path(mode):
-    """The CPU path binds a dense gradient's update arrays and constants once (``_dense_cpu``); the
+    """The CPU path binds a dense gradient's update arrays and constants once (``_update_cpu``); the
     torch backend runs the same rule as tensor operations — the same bits, transfers included."""
     from ferristor.optim import HybridSGD
     x = torch.randn(9, 2, 2, 2, 6, 6, generator=torch.Generator().manual_seed(0))  # (steps, R, B, C, H, W)

@@ -421,11 +421,8 @@ class HybridModule(nn.Module):
         if tape is not None and len(tape) == 1 and param.grad is None and numba_for(param) \
                 and self.scheme_runner is None:
             x, delta, dense = tape[0]
-            if dense is not None:  # one dense gradient (a convolution's)
-                self._dense_cpu(name, dense, lr, p, rounding, sampler)
-                return inputs
-            if delta.shape[1] == 1:
-                self._rank1_cpu(name, x, delta, lr, p, rounding, sampler)
+            if dense is not None or delta.shape[1] == 1:  # a convolution's dense gradient, or batch-1 factors
+                self._update_cpu(name, x, delta, dense, lr, p, rounding, sampler)
                 return inputs
         tape = [(_tensor(x), _tensor(d), g) for x, d, g in (tape or [])]
         if param.grad is not None:
@@ -458,32 +455,29 @@ class HybridModule(nn.Module):
         if self._since_flush[name] >= _FLUSH_EVERY:
             self._flush(name)
 
-    def _rank1_cpu(self, name: str, x, delta, lr: float, p: float, rounding: str, sampler: str) -> None:
-        """The batch-1 update on the CPU kernels with arrays and constants bound once: at batch 1 the
-        per-step cost of torch calls (several µs each) would exceed a small layer's whole kernel."""
+    def _update_cpu(self, name: str, x, delta, dense, lr: float, p: float, rounding: str, sampler: str) -> None:
+        """One update on the CPU kernels with arrays and constants bound once, from a dense (R, I, O)
+        gradient or from batch-1 factors (x None: a bias): what the general path above does without
+        its torch calls, which at batch 1 (several µs each) would exceed a small layer's kernel."""
         K = cpu_module("rule.kernels_cpu")
         a = self._cpu_arrays(name)
-        fp, consts = self.mode == "fp", self.kernel_constants(name, lr, p, rounding, sampler)
-        d = _array(delta)[:, 0]
-        xx = a["ones"] if x is None else _array(x)[:, 0]
-        K.rank1_(fp, sampler, a["param"] if fp else a["hidden"], a["pending"], d, xx, a["keys"], int(a["updates"]), consts)
-        a["updates"] += 1  # the buffer itself (a numpy view of its memory)
-        self._counted(name)
-
-    def _dense_cpu(self, name: str, grad, lr: float, p: float, rounding: str, sampler: str) -> None:
-        """One update from a dense (R, I, O) gradient on the CPU kernels, arrays and constants bound
-        once: what the general path below does, without its torch calls (a convolution's step)."""
-        K = cpu_module("rule.kernels_cpu")
-        a = self._cpu_arrays(name)
-        fp, consts = self.mode == "fp", self.kernel_constants(name, lr, p, rounding, sampler)
-        K.dense_(fp, sampler, a["param"] if fp else a["hidden"], a["pending"], np.ascontiguousarray(_array(grad)),
-                 a["keys"], int(a["updates"]), consts)
+        fp = self.mode == "fp"
+        state, step = a["param"] if fp else a["hidden"], int(a["updates"])
+        consts = self._constants(a, lr, p, rounding, sampler)
+        if dense is not None:
+            K.dense_(fp, sampler, state, a["pending"], np.ascontiguousarray(_array(dense)), a["keys"], step, consts)
+        else:
+            xx = a["ones"] if x is None else _array(x)[:, 0]
+            K.rank1_(fp, sampler, state, a["pending"], _array(delta)[:, 0], xx, a["keys"], step, consts)
         a["updates"] += 1  # the buffer itself (a numpy view of its memory)
         self._counted(name)
 
     def kernel_constants(self, name: str, lr: float, p: float, rounding: str, sampler: str) -> tuple:
         """The CPU update kernel's constants for this parameter and rule (``kernels_cpu.update_constants``), cached."""
-        cache = self._cpu_arrays(name)["consts"]
+        return self._constants(self._cpu_arrays(name), lr, p, rounding, sampler)
+
+    def _constants(self, arrays: dict, lr: float, p: float, rounding: str, sampler: str) -> tuple:
+        cache = arrays["consts"]
         consts = cache.get((lr, p, rounding, sampler))
         if consts is None:
             cfg = self.config

@@ -184,7 +184,7 @@ def compiled_head(model: HybridLinear, opt) -> "HybridMLP | None":
     if model.out_features < 2 or model.weight.device.type != "cpu":  # one output: the view would train
         return None  # it with sigmoid + BCE, the loop with softmax; the chunks below take numpy arrays
     view = fast_step.compiled_model(nn.Sequential(model))
-    probe = torch.zeros(model.n_replicas, 1, model.in_features, device=model.weight.device)
+    probe = torch.zeros(model.n_replicas, 1, model.in_features)
     return view if view is not None and fast_step.applies(view, opt, True, probe) else None
 
 
