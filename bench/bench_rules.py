@@ -1,7 +1,8 @@
 """Per-sample training cost of each learning rule on the paper's MNIST network (784–200–100–10,
 LayerNorm, batch 1), R replicas at once, in this process at one thread count: the whole training
 step (``ferristor train``'s fused step), on the rules' fused CPU kernels and on their composed
-form (``rule.compose``, the torch backend's path).
+form (``rule.compose``, the torch backend's path) — beside a plain PyTorch per-sample loop of the same
+network (float32, autograd, optim.SGD: ``bench_step.plain_pytorch``) in the same process.
 
     python bench/bench_rules.py --threads 1 [--steps 200] [--replicas 5] [--json out.json]
 """
@@ -9,7 +10,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -21,6 +24,9 @@ from ferristor.experiments.fit import set_threads
 from ferristor.nn import HybridConfig, HybridMLP, NetworkSpec
 from ferristor.optim import HybridSGD
 from ferristor.rule.schemes import SchemeConfig
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_step import plain_pytorch  # noqa: E402
 
 RULES = [("fp", "fp", {}, 100), ("hm-var", "hm-var", {}, 100), ("memristor-sgd", "hm-var", {"rule": "memristor-sgd"}, 100),
          ("mixed-precision", "hm-var", {"rule": "mixed-precision"}, 1), ("tiki-taka", "hm-var", {"rule": "tiki-taka"}, 1)]
@@ -63,14 +69,16 @@ def main():
     ap.add_argument("--json")
     args = ap.parse_args()
     set_threads(args.threads)
-    rows = []
+    rows = [{"rule": "plain PyTorch", "backend": "torch", "us_per_sample_replica": plain_pytorch(args.steps)}]
     for label, mode, scheme, k in RULES:
         rows.append(_time(label, mode, scheme, k, args.steps, args.replicas, "numba"))
         if args.torch_steps:
             rows.append(_time(label, mode, scheme, k, args.torch_steps, args.replicas, "torch"))
     print(f"MNIST 784-200-100-10, batch 1, R = {args.replicas}, {args.threads} thread(s): µs per sample-replica")
+    plain = rows[0]["us_per_sample_replica"]
+    print(f"  {'rule':<16} {'path':<6} {'µs':>9} {'× plain':>8}")
     for r in rows:
-        print(f"  {r['rule']:<16} {r['backend']:<6} {r['us_per_sample_replica']:9.1f}")
+        print(f"  {r['rule']:<16} {r['backend']:<6} {r['us_per_sample_replica']:9.1f} {r['us_per_sample_replica'] / plain:8.2f}")
     if args.json:
         with atomic_write(args.json, "w") as f:
             json.dump({"threads": args.threads, "replicas": args.replicas, "rows": rows}, f, indent=1)

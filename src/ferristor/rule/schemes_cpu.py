@@ -63,15 +63,22 @@ def _program(code, ka, kb, t0, t1, means, ideal, sigma, noisy, fold, level_step)
     return _f32((-v if neg else v) * level_step)
 
 
-# Each kernel runs two loops per line: the first, free of branches, moves every level and marks the
-# pairs to write (it vectorises); the second programs the marked pairs, drawing their noise.
+# Each kernel runs two parallel loops over the lines: the first, free of branches, moves every level,
+# marks the pairs to write and counts them per line (it vectorises); the second programs the marked
+# pairs, drawing their noise, and stops after a line's last mark, so a line with none (most: a few
+# pairs in a thousand are written per step) costs nothing. Both in one loop body, the first loop ran
+# ~1.5× slower, and scanning every mark one by one had cost as much again (BENCHMARKS.md, "The
+# baseline rules' kernels").
 
 @njit(inline="always")
-def _program_marked(flags, code, value, writes, wa, wb, tab, means, ideal, sigma, noisy, fold, level_step):
-    for o in range(flags.shape[0]):
+def _program_marked(flags, n_marked, code, value, writes, wa, wb, tab, means, ideal, sigma, noisy, fold, level_step):
+    o = 0
+    while n_marked > 0:
         if flags[o]:
+            n_marked -= 1
             writes[o] += 1
             value[o] = _program(code[o], wa, wb, tab[2 * o], tab[2 * o + 1], means, ideal, sigma, noisy, fold, level_step)
+        o += 1
 
 
 @njit(parallel=True, cache=True, boundscheck=False, error_model="numpy")
@@ -88,6 +95,7 @@ def level_update_rank1(code, value, pending, writes, delta, x, ukeys, step, wkey
     wk = row_keys(wkeys, windex, n_rep, n_in)
     tab = column_table(2 * n_out)
     flags = np.empty((n_rep * n_in, n_out), np.uint8)
+    marks = np.empty(n_rep * n_in, np.int32)
     zero = _f32(0.0)
     for t in prange(n_rep * n_in):
         r = t // n_in
@@ -95,6 +103,7 @@ def level_update_rank1(code, value, pending, writes, delta, x, ukeys, step, wkey
         ka, kb = rk[r, 0, i], rk[r, 1, i]
         xi = x[r, i]
         crow, prow, frow = code[r, i], pending[r, i], flags[t]
+        marked = np.int32(0)
         for o in range(n_out):
             m = _idx(word(ka, kb, tab[o]))
             msk = m < p24
@@ -104,9 +113,15 @@ def level_update_rank1(code, value, pending, writes, delta, x, ukeys, step, wkey
             new = _step_code(old, d, limit)
             crow[o] = new
             prow[o] += np.uint8(msk)
-            frow[o] = np.uint8(msk) if every_update else np.uint8(new != old)
-        _program_marked(frow, crow, value[r, i], writes[r, i], wk[r, 0, i], wk[r, 1, i], tab, means, ideal, sigma, noisy,
-                        fold, level_step)
+            flag = msk if every_update else new != old
+            frow[o] = np.uint8(flag)
+            marked += np.int32(flag)
+        marks[t] = marked
+    for t in prange(n_rep * n_in):
+        r = t // n_in
+        i = t - r * n_in
+        _program_marked(flags[t], marks[t], code[r, i], value[r, i], writes[r, i], wk[r, 0, i], wk[r, 1, i], tab, means, ideal,
+                        sigma, noisy, fold, level_step)
 
 
 @njit(parallel=True, cache=True, boundscheck=False, error_model="numpy")
@@ -139,10 +154,12 @@ def chi_threshold(chi, code, value, writes, wkeys, windex, eps, limit, means, id
     wk = row_keys(wkeys, windex, n_rep, n_in)
     tab = column_table(2 * n_out)
     flags = np.empty((n_rep * n_in, n_out), np.uint8)
+    marks = np.empty(n_rep * n_in, np.int32)
     for t in prange(n_rep * n_in):
         r = t // n_in
         i = t - r * n_in
         hrow, crow, frow = chi[r, i], code[r, i], flags[t]
+        marked = np.int32(0)
         for o in range(n_out):
             h = hrow[o]
             step = np.trunc(h / eps) * eps
@@ -151,8 +168,13 @@ def chi_threshold(chi, code, value, writes, wkeys, windex, eps, limit, means, id
             new = _step_code(old, step, limit)
             crow[o] = new
             frow[o] = np.uint8(new != old)
-        _program_marked(frow, crow, value[r, i], writes[r, i], wk[r, 0, i], wk[r, 1, i], tab, means, ideal, sigma, noisy,
-                        fold, level_step)
+            marked += np.int32(new != old)
+        marks[t] = marked
+    for t in prange(n_rep * n_in):
+        r = t // n_in
+        i = t - r * n_in
+        _program_marked(flags[t], marks[t], code[r, i], value[r, i], writes[r, i], wk[r, 0, i], wk[r, 1, i], tab, means, ideal,
+                        sigma, noisy, fold, level_step)
 
 
 @njit(parallel=True, cache=True, boundscheck=False, error_model="numpy")
@@ -166,12 +188,13 @@ def line_transfer(fast_code, fast, resets, code, value, writes, rows, rkeys, rin
     one24 = _f32(1.0 / 16777216.0)
     tab = column_table(2 * n_out)
     flags = np.empty((n_rep * n_rows, n_out), np.uint8)
+    marks = np.empty(n_rep * n_rows, np.int32)
     for t in prange(n_rep * n_rows):
         r = t // n_rows
         i = rows[t - r * n_rows]
         ra, rb, _, _ = row_key(rkeys[r, 0], rkeys[r, 1], i, rindex)
-        wa, wb, _, _ = row_key(wkeys[r, 0], wkeys[r, 1], i, windex)
         crow, frow, acode, aval, arst = code[r, i], flags[t], fast_code[r, i], fast[r, i], resets[r, i]
+        marked = np.int32(0)
         for o in range(n_out):
             a = aval[o] / level_step
             v = transfer_lr * a
@@ -180,9 +203,16 @@ def line_transfer(fast_code, fast, resets, code, value, writes, rows, rkeys, rin
             new = _step_code(old, d, limit)
             crow[o] = new
             frow[o] = np.uint8(new != old)
+            marked += np.int32(new != old)
             if reset:
                 hit = acode[o] != zero or aval[o] != zero
                 acode[o] = zero if hit else acode[o]
                 aval[o] = zero if hit else aval[o]
                 arst[o] += np.int64(hit)
-        _program_marked(frow, crow, value[r, i], writes[r, i], wa, wb, tab, means, ideal, sigma, noisy, fold, level_step)
+        marks[t] = marked
+    for t in prange(n_rep * n_rows):
+        r = t // n_rows
+        i = rows[t - r * n_rows]
+        wa, wb, _, _ = row_key(wkeys[r, 0], wkeys[r, 1], i, windex)
+        _program_marked(flags[t], marks[t], code[r, i], value[r, i], writes[r, i], wa, wb, tab, means, ideal, sigma, noisy, fold,
+                        level_step)
