@@ -221,3 +221,34 @@ def test_float_weights_are_programmed_as_levels():
     assert layer.weight_code.tolist() == [[2.0, -2.0], [0.0, -8.0]]
     assert layer.weight.detach().tolist() == [[2 * STEP, -STEP], [0.0, -7 * STEP]]
     assert not layer.weight_chi.any() and not layer.weight_writes.any()
+
+
+@pytest.mark.parametrize("rule", ["memristor-sgd", "mixed-precision", "tiki-taka"])
+def test_the_fused_path_follows_state_replaced_after_its_views_were_cached(rule):
+    """A baseline's fused update and transfer read cached numpy views of the layer's state (``SchemeRunner._arrays``):
+    state loaded in place, and a rule buffer or the weight swapped for another tensor, must reach the next step."""
+    from ferristor.nn.schemes import buffers
+
+    cfg = HybridConfig(mode="hm-var", scheme=SchemeConfig(rule=rule))
+
+    def step(layer, x):
+        opt = HybridSGD(layer.parameters(), lr=0.5, p=0.5, k=1)  # a transfer every step
+        out = layer(x)
+        out.square().sum().backward()
+        opt.step()
+        return out.detach()
+
+    x = torch.randn(1, 8, generator=torch.Generator().manual_seed(0))
+    a, b = HybridLinear(8, 4, bias=True, seeds=1, config=cfg), HybridLinear(8, 4, bias=True, seeds=2, config=cfg)
+    step(a, x)  # a's views and keys are cached now
+    step(b, x)
+    a.load_state_dict(b.state_dict())  # b's seeds, counters and state, copied in place
+    a.weight.data = a.weight.data.clone()  # and a new tensor behind the weight
+    assert torch.equal(step(a, x), step(b, x))
+    for key in buffers(cfg.scheme):  # new tensors behind the rule's state alone (the layer's own views stay)
+        a.register_buffer(f"weight_{key}", getattr(a, f"weight_{key}").clone())
+    for _ in range(3):
+        assert torch.equal(step(a, x), step(b, x))
+    for k, v in b.state_dict().items():
+        assert torch.equal(a.state_dict()[k], v), k
+    assert int(b.weight_writes.sum()) > 0

@@ -418,11 +418,19 @@ class HybridModule(nn.Module):
         param = self._parameters[name]
         tape = self._tapes.pop(name, None)
         inputs = self._inputs.pop(name, 0)
-        if tape is not None and len(tape) == 1 and param.grad is None and numba_for(param) \
-                and self.scheme_runner is None:
+        if tape is not None and len(tape) == 1 and param.grad is None and numba_for(param):
             x, delta, dense = tape[0]
-            if dense is not None or delta.shape[1] == 1:  # a convolution's dense gradient, or batch-1 factors
+            if self.scheme_runner is None and (dense is not None or delta.shape[1] == 1):
+                # a convolution's dense gradient, or batch-1 factors
                 self._update_cpu(name, x, delta, dense, lr, p, rounding, sampler)
+                return inputs
+            if self.scheme_runner is not None and dense is None and delta.shape[1] == 1 \
+                    and self.scheme_runner._fast(self, name):
+                a = self._cpu_arrays(name)
+                xx = a["ones"] if x is None else _array(x)[:, 0]
+                self.scheme_runner.step_cpu(self, name, _array(delta)[:, 0], xx, lr, p, rounding)
+                a["updates"] += 1
+                self._counted(name)
                 return inputs
         tape = [(_tensor(x), _tensor(d), g) for x, d, g in (tape or [])]
         if param.grad is not None:

@@ -117,7 +117,7 @@ class SchemeRunner:
         """One update from the gradient factors ({'delta', 'x'} rank-1, or {'grad'} dense); the layer
         advances its update counter afterwards."""
         if "delta" in factors and self._fast(layer, name):
-            self._step_cpu(layer, name, factors["delta"], factors["x"], lr, p, rounding)
+            self.step_cpu(layer, name, factors["delta"], factors["x"], lr, p, rounding)
         else:
             self._run(layer, name, self.rule.update, lr=lr, p=p, rounding=rounding, **factors)
 
@@ -135,6 +135,29 @@ class SchemeRunner:
     def _fast(self, layer, name: str) -> bool:
         return (backend_for(layer._parameters[name].device) == "numba" and isinstance(layer.transfer_model, TableTransfer))
 
+    def _arrays(self, layer, name: str) -> dict:
+        """numpy views of the rule's state, its keys and the device's constants, cached beside the
+        layer's own (``HybridModule._cpu_arrays``) while the tensors behind them stay the same: at
+        batch 1 the dozen torch calls that build them cost a fifth of a step."""
+        base = layer._cpu_arrays(name)
+        bufs = layer._buffers
+        tag = (id(layer.transfer_model),) + tuple(id(bufs[f"{name}_{k}"]) for k in self.names)
+        cached = base.get("scheme")
+        if cached is None or cached[0] != tag:
+            a = {k: layer.crossbar(name, bufs[f"{name}_{k}"]).numpy() for k in buffers(self.scheme)}
+            a["weight"] = base["param"]
+            a["cursor"] = bufs.get(f"{name}_cursor")
+            a["transfers"] = bufs[f"{name}_transfers"].numpy()
+            a["n_in"] = a["weight"].shape[1]
+            for label, stream in (("transfer_keys", STREAM_TRANSFER), ("fast_keys", STREAM_FAST_WRITE),
+                                  ("rounding_keys", STREAM_TRANSFER_ROUNDING)):
+                a[label] = layer.stream_keys(name, stream)
+            a["model"] = self._model_args(layer)
+            a["limit"] = np.float32(layer.config.layout.max_level)
+            a["consts"] = {}
+            cached = base["scheme"] = (tag, a)
+        return cached[1]
+
     def _model_args(self, layer) -> tuple:
         model, cfg = layer.transfer_model, layer.config
         means = model.means.numpy()
@@ -142,31 +165,28 @@ class SchemeRunner:
         return (table, bool(model.ideal_means), np.float32(model.sigma), model.sigma > 0,
                 model.config.sign_guard == "fold", np.float32(cfg.level_step))
 
-    def _np(self, layer, name: str, key: str) -> np.ndarray:
-        return layer.crossbar(name, layer._buf(name, key)).numpy()
-
-    def _step_cpu(self, layer, name, delta, x, lr, p, rounding) -> None:
+    def step_cpu(self, layer, name, delta, x, lr, p, rounding) -> None:
+        """One update from batch-1 factors δ (R, O), x (R, I) (numpy or tensors) on the fused kernels;
+        the caller advances the update counter. ``_fast`` must hold."""
         from ..rule import schemes_cpu as K
-        cfg = layer.config
-        step = int(layer._buf(name, "updates"))
+        a, base = self._arrays(layer, name), layer._cpu_arrays(name)
+        step = np.int64(base["updates"])
         d, xx = np.ascontiguousarray(_array(delta), np.float32), np.ascontiguousarray(_array(x), np.float32)
-        ukeys = layer.stream_keys(name, STREAM_UPDATE)
-        neg_coef = -np.float32(lr / cfg.level_step)
-        p24 = np.int32(mask_threshold(p))
-        weight = layer.crossbar(name, layer._parameters[name].data).numpy()
-        pending = self._np(layer, name, "pending")
-        limit = np.float32(cfg.layout.max_level)
+        consts = a["consts"].get((lr, p, rounding))
+        if consts is None:
+            consts = a["consts"][(lr, p, rounding)] = (-np.float32(lr / layer.config.level_step),
+                                                       np.int32(mask_threshold(p)), rounding_scale(p),
+                                                       ROUNDING_CODE[rounding])
+        neg_coef, p24, c, code_rounding = consts
         if self.scheme.rule == "mixed-precision":
-            K.chi_update_rank1(self._np(layer, name, "chi"), pending, d, xx, ukeys, np.int64(step), neg_coef, p24)
+            K.chi_update_rank1(a["chi"], base["pending"], d, xx, base["keys"], step, neg_coef, p24)
             return
         fast = self.scheme.rule == "tiki-taka"
-        code, value, writes = (("fast_code", None, "fast_writes") if fast else ("code", None, "writes"))
-        value_arr = self._np(layer, name, "fast") if fast else weight
-        wkeys = layer.stream_keys(name, STREAM_FAST_WRITE if fast else STREAM_TRANSFER)
-        K.level_update_rank1(self._np(layer, name, code), value_arr, pending, self._np(layer, name, writes), d, xx,
-                             ukeys, np.int64(step), wkeys, np.int64(step + 1), neg_coef, p24, rounding_scale(p),
-                             ROUNDING_CODE[rounding], limit, (not fast) and self.scheme.write == "every_update",
-                             *self._model_args(layer))
+        code, value, writes, wkeys = ((a["fast_code"], a["fast"], a["fast_writes"], a["fast_keys"]) if fast
+                                      else (a["code"], a["weight"], a["writes"], a["transfer_keys"]))
+        K.level_update_rank1(code, value, base["pending"], writes, d, xx, base["keys"], step, wkeys, step + 1, neg_coef,
+                             p24, c, code_rounding, a["limit"], (not fast) and self.scheme.write == "every_update",
+                             *a["model"])
         if fast and self.scheme.gamma != 0:
             self._combine(layer, name)
 
@@ -178,31 +198,23 @@ class SchemeRunner:
 
     def _transfer_cpu(self, layer, name) -> None:
         from ..rule import schemes_cpu as K
-        cfg, s = layer.config, self.scheme
-        transfers = layer._buf(name, "transfers")
-        index = np.int64(int(transfers[0]) + 1)
-        weight = layer.crossbar(name, layer._parameters[name].data).numpy()
-        limit = np.float32(cfg.layout.max_level)
-        wkeys = layer.stream_keys(name, STREAM_TRANSFER)
+        s, a = self.scheme, self._arrays(layer, name)
+        index = np.int64(a["transfers"][0] + 1)
         if s.rule == "mixed-precision":
-            K.chi_threshold(self._np(layer, name, "chi"), self._np(layer, name, "code"), weight,
-                            self._np(layer, name, "writes"), wkeys, index, np.float32(s.epsilon), limit,
-                            *self._model_args(layer))
+            K.chi_threshold(a["chi"], a["code"], a["weight"], a["writes"], a["transfer_keys"], index,
+                            np.float32(s.epsilon), a["limit"], *a["model"])
         else:
-            cursor = layer._buf(name, "cursor")
-            n_in = layer.crossbar(name, layer._parameters[name])[0].shape[0]
+            cursor, n_in = a["cursor"], a["n_in"]
             start = int(cursor)
             rows = (start + np.arange(min(s.lines_per_transfer, n_in), dtype=np.int64)) % n_in
             cursor.fill_((start + s.lines_per_transfer) % n_in)
-            value = self._np(layer, name, "slow") if s.gamma != 0 else weight
-            K.line_transfer(self._np(layer, name, "fast_code"), self._np(layer, name, "fast"),
-                            self._np(layer, name, "fast_resets"), self._np(layer, name, "code"), value,
-                            self._np(layer, name, "writes"), rows, layer.stream_keys(name, STREAM_TRANSFER_ROUNDING),
-                            index, wkeys, index, np.float32(s.transfer_lr), ROUNDING_CODE[s.transfer_rounding], limit,
-                            s.reset_fast, *self._model_args(layer))
+            value = a["slow"] if s.gamma != 0 else a["weight"]
+            K.line_transfer(a["fast_code"], a["fast"], a["fast_resets"], a["code"], value, a["writes"], rows,
+                            a["rounding_keys"], index, a["transfer_keys"], index, np.float32(s.transfer_lr),
+                            ROUNDING_CODE[s.transfer_rounding], a["limit"], s.reset_fast, *a["model"])
             if s.gamma != 0:
                 self._combine(layer, name)
-        transfers += 1
+        a["transfers"] += 1  # every replica (the buffer itself)
 
     # --- the ledger ------------------------------------------------------------------------------------
     def groups(self, layer, replica: int) -> list[DeviceGroup]:
