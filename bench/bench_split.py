@@ -29,17 +29,17 @@ def _chunks_fn(mode: str, replicas: int, steps: int, split: str):
     opt = HybridSGD(m.parameters(), lr=0.1, p=0.2, k=100)
     x, y = (t.numpy() for t in _data(steps + 50))
     idx = (np.arange(replicas)[:, None] * 7 + np.arange(steps)[None, :]) % len(x)
-    rows = train_cpu.mlp_train_chunk
+    rows = train_cpu.mlp_train_chunk_dense  # what _Chunk.run takes for dense-sampler layers
 
     def run():
         chosen = fast_step.by_replica
         fast_step.by_replica = lambda n, threads=None, passes_at_once=False: False  # the rows kernel, always…
         if split == "replicas":  # …which is here the replica split's
-            train_cpu.mlp_train_chunk = train_cpu.mlp_train_chunk_by_replica
+            train_cpu.mlp_train_chunk_dense = train_cpu.mlp_train_chunk_by_replica
         try:
             fast_step.run(m, opt, x, y, idx)
         finally:
-            fast_step.by_replica, train_cpu.mlp_train_chunk = chosen, rows
+            fast_step.by_replica, train_cpu.mlp_train_chunk_dense = chosen, rows
     return run
 
 

@@ -91,3 +91,28 @@ def test_a_serial_twin_is_the_same_kernel_without_parallel_and_with_its_own_cach
         kernel(h, pend, delta, x, np.array([[1, 2], [3, 4]], np.uint32), np.int64(7), *consts)
         outs.append((h, pend))
     assert np.array_equal(outs[0][0], outs[1][0]) and np.array_equal(outs[0][1], outs[1][1]) and outs[0][1].any()
+
+
+_FLAG = True
+
+
+def _toy(a):
+    if _FLAG and a.shape[0] > 0:
+        return _toy_heavy(a)
+    return a.sum()
+
+
+def test_a_constant_twin_never_compiles_what_its_false_flag_leaves_out():
+    """``constant_twin`` (``train_cpu.mlp_train_chunk_dense``): the flag's branch is dropped before typing."""
+    import numpy as np
+    from numba import njit
+    global _toy_heavy
+    _toy_heavy = njit(lambda a: np.sin(a).sum() + 1.0)
+    kernel = njit(_toy)
+    twin = KC.constant_twin(kernel, "_off", _FLAG=False)
+    a = np.ones(3)
+    assert twin(a) == 3.0 and len(_toy_heavy.signatures) == 0  # typed and run without the heavy branch
+    assert twin.py_func.__qualname__ == "_toy_off" and twin.py_func.__code__ is _toy.__code__
+    assert kernel(a) == np.sin(a).sum() + 1.0 and len(_toy_heavy.signatures) == 1
+    from ferristor.nn import train_cpu as T
+    assert T.mlp_train_chunk_dense.py_func.__globals__["_WITH_SPARSE"] is False and T._WITH_SPARSE is True

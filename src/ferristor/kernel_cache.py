@@ -81,15 +81,31 @@ def serial_twin(kernel):
     that are themselves one task of a parallel loop, where a nested parallel region would only cost
     a launch. Same code, so the same bits. Its own qualified name gives it its own cache entries
     (numba keys a cache by file and name, not by compile options)."""
+    return _twin(kernel, "_serial", {}, drop=("parallel",))
+
+
+def constant_twin(kernel, suffix: str, **constants):
+    """The same kernel compiled with some of its module's constants replaced (``constants``): numba
+    freezes a global's value when it compiles, and drops a branch whose condition is a frozen
+    False before typing it, so a twin built with a feature flag off never compiles what that
+    branch calls (a first run's compile time). Own qualified name, own cache entries."""
+    return _twin(kernel, suffix, constants, drop=())
+
+
+def _twin(kernel, suffix: str, constants: dict, drop: tuple):
     import types
 
     from numba import njit
     f = getattr(kernel, "py_func", None)
-    if f is None:  # NUMBA_DISABLE_JIT: the kernel is the plain Python function, already serial
-        return kernel
-    twin = types.FunctionType(f.__code__, f.__globals__, f.__name__ + "_serial", f.__defaults__, f.__closure__)
-    twin.__qualname__ = f.__qualname__ + "_serial"
+    if f is None:  # NUMBA_DISABLE_JIT: the kernel is the plain Python function
+        if not constants:
+            return kernel
+        f, options = kernel, None
+    else:
+        options = {k: v for k, v in kernel.targetoptions.items() if k not in drop + ("nopython",)}
+    glob = dict(f.__globals__, **constants) if constants else f.__globals__
+    twin = types.FunctionType(f.__code__, glob, f.__name__ + suffix, f.__defaults__, f.__closure__)
+    twin.__qualname__ = f.__qualname__ + suffix
     twin.__module__ = f.__module__
     twin.__doc__ = f.__doc__
-    options = {k: v for k, v in kernel.targetoptions.items() if k not in ("parallel", "nopython")}
-    return njit(**options)(twin)
+    return twin if options is None else njit(**options)(twin)

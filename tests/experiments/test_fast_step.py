@@ -151,8 +151,9 @@ def test_segment_passes_share_replicas_evenly_over_threads():
     assert train_cpu.passes_parts(1, 1) == 1 and train_cpu.passes_parts(6, 4) == 2
 
 
-def test_the_replica_split_chunk_refuses_sparse_layers():
-    """It has no sparse kernel inside: called with one, it must stop, not run the dense sampler."""
+@pytest.mark.parametrize("kernel", ["mlp_train_chunk_by_replica", "mlp_train_chunk_dense"])
+def test_the_dense_only_chunks_refuse_sparse_layers(kernel):
+    """They have no sparse kernel inside: called with one, they must stop, not run the dense sampler."""
     m = HybridMLP(NetworkSpec(sizes=(12, 9, 4)), config=HybridConfig(mode="hm-var"), replicas=2, seeds=[5, 6])
     opt = HybridSGD(m.parameters(), lr=0.3, p=0.4, k=7, sampler="sparse")
     chunk = fast_step._Chunk(m, opt, {id(p): g for g in opt.param_groups for p in g["params"]})
@@ -160,7 +161,6 @@ def test_the_replica_split_chunk_refuses_sparse_layers():
     wts, parts = chunk.P.transposed(weights, [True] * len(weights))
     x, y = np.zeros((3, 12), np.float32), np.zeros(3, np.int64)
     with pytest.raises(ValueError, match="dense sampler only"):
-        chunk.T.mlp_train_chunk_by_replica(weights, m._bias_arrays(), chunk.layer_of, chunk.states, chunk.pendings,
-                                           chunk.keys, np.zeros(2, np.int64),
-                                           *chunk.consts, wts, parts.shape[2], x, y, np.zeros((2, 1), np.int64),
-                                           *chunk.passes)
+        getattr(chunk.T, kernel)(weights, m._bias_arrays(), chunk.layer_of, chunk.states, chunk.pendings,
+                                 chunk.keys, np.zeros(2, np.int64),
+                                 *chunk.consts, wts, parts.shape[2], x, y, np.zeros((2, 1), np.int64), *chunk.passes)

@@ -203,7 +203,12 @@ class _Chunk(_Schedule):
         # replicas split only for dense hybrid layers: the sparse walk has no serial twin there (see
         # mlp_train_chunk_by_replica), and fp's serial update measured 3× slower than its rows split
         split = by_replica(m.n_replicas, passes_at_once=at_once) and all(k == self.T.KIND_HYBRID for k in kinds)
-        chunk = self.T.mlp_train_chunk_by_replica if split else self.T.mlp_train_chunk
+        if split:
+            chunk = self.T.mlp_train_chunk_by_replica
+        elif any(k >= self.T.KIND_HYBRID_SPARSE for k in kinds):
+            chunk = self.T.mlp_train_chunk
+        else:
+            chunk = self.T.mlp_train_chunk_dense  # the same kernel, the sparse sampler's branch left out
         weights = m._weight_arrays()
         wts, parts = self.P.transposed(weights, [layer.mode != "fp" for layer in self.layers])
         losses = chunk(weights, m._bias_arrays(), self.layer_of, self.states, self.pendings, self.keys, steps, *self.consts,

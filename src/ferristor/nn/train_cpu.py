@@ -31,7 +31,7 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from ..kernel_cache import register, serial_twin
+from ..kernel_cache import constant_twin, register, serial_twin
 from ..rule.kernels_cpu import _NO_GRAD, _fp_rank1, _hybrid_rank1, _hybrid_rank1_steps, _sparse
 from .passes_cpu import train_block
 
@@ -45,6 +45,10 @@ KIND_HYBRID, KIND_FP, KIND_HYBRID_SPARSE, KIND_FP_SPARSE = 0, 1, 2, 3
 # stored factors grow (R × I × steps float32 per layer).
 DEFER_MIN_STEPS = 8
 DEFER_MAX_STEPS = 64
+# False in mlp_train_chunk_dense, the twin for chunks without the sparse sampler (the default):
+# the branch that calls it is dropped before compiling, sparing a first run ~4 s of compiling.
+_WITH_SPARSE = True
+
 # Each segment's passes first, all its steps at once, where every layer is hybrid (``train_block``);
 # False runs them one step at a time, as fp layers need (the same bits), for comparison (bench_step.py).
 BLOCK_PASSES = True
@@ -122,16 +126,23 @@ def _segment_passes(weights, biases, wts, widest, x_data, y_data, idx, r, t0, n,
     deltas = [np.empty((1, n, weights[li].shape[2]), np.float32) for li in range(n_layers)]
     invs = np.empty((1, n, n_layers), np.float32)
     y = np.empty((1, n), np.int64)
+    if x_data.shape[1] != weights[0].shape[1]:
+        raise ValueError("the samples' width differs from the first layer's inputs")
+    # element loops, not slice assignments: each of those compiles numba's shape-mismatch message
+    # formatting (~3 s of a first run's compiling)
     for b in range(n):
         k = idx[r, t0 + b]
-        acts[0][0, b, :] = x_data[k]
+        for j in range(x_data.shape[1]):
+            acts[0][0, b, j] = x_data[k, j]
         y[0, b] = y_data[k]
     loss = train_block(weights, biases, wts, np.empty((8, widest), np.float32), acts, normed, invs, deltas, y, sigmoid,
                        1.0, norm, norm_last, eps, r, n)
     for li in range(n_layers):
         for b in range(n):
-            xs[li][xr, :, col0 + b] = acts[li][0, b]
-            ds[li][xr, col0 + b, :] = deltas[li][0, b]
+            for j in range(acts[li].shape[2]):
+                xs[li][xr, j, col0 + b] = acts[li][0, b, j]
+            for j in range(deltas[li].shape[2]):
+                ds[li][xr, col0 + b, j] = deltas[li][0, b, j]
     return loss
 
 
@@ -172,6 +183,10 @@ def mlp_train_chunk(weights, biases, layer_of, states, pendings, keys, steps, ki
     all its steps at once (``block_passes=False``: one step at a time, as fp layers need), each
     replica's steps cut into ``n_parts`` tasks (``passes_parts``). Returns the last step's
     per-replica losses."""
+    if not _WITH_SPARSE:
+        for ui in range(len(states)):
+            if kinds[ui] >= KIND_HYBRID_SPARSE:
+                raise ValueError("mlp_train_chunk_dense runs the dense sampler only: use mlp_train_chunk")
     n_rep, n_steps = idx.shape
     n_layers = len(weights)
     losses = np.zeros(n_rep, np.float64)
@@ -193,7 +208,7 @@ def mlp_train_chunk(weights, biases, layer_of, states, pendings, keys, steps, ki
                 if not _deferred(kind, n_seg, defer_min):
                     x = np.ascontiguousarray(_factor_x(xs, ones, layer_of, ui, n_layers)[:, :, t - t0])
                     delta = np.ascontiguousarray(ds[layer_of[ui]][:, t - t0, :])
-                    if kind >= KIND_HYBRID_SPARSE:
+                    if _WITH_SPARSE and kind >= KIND_HYBRID_SPARSE:
                         _sparse(states[ui], pendings[ui], delta, x, _NO_GRAD, keys[ui], steps[ui],
                                 kind == KIND_FP_SPARSE, coefs[ui], roundings[ui], max_hs[ui], count_zeros[ui],
                                 thresholds[ui], buckets[ui])
@@ -265,3 +280,8 @@ def mlp_train_chunk_by_replica(weights, biases, layer_of, states, pendings, keys
     for ui in range(len(states)):
         steps[ui] += n_steps
     return losses
+
+
+# mlp_train_chunk for chunks whose layers all draw with the dense sampler (built last: it copies this
+# module's globals as they are now)
+mlp_train_chunk_dense = constant_twin(mlp_train_chunk, "_dense", _WITH_SPARSE=False)
