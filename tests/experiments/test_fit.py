@@ -12,7 +12,7 @@ from torch import nn
 from torch.utils.data import TensorDataset
 
 from ferristor.data.registry import Dataset
-from ferristor.errors import ConfigError, ConfigMismatchError, DataError
+from ferristor.errors import ConfigError, ConfigMismatchError, DataError, FerristorWarning
 from ferristor.experiments import fast_step
 from ferristor.experiments.config import task_config
 from ferristor.experiments.fit import fingerprint, fit
@@ -332,6 +332,11 @@ def test_float64_and_numpy_inputs_are_taken_as_float32():
     ("batch", 0, r"batch=0 is not allowed: expected an integer in \[1, 120\]"),
     ("batch", 121, r"batch=121"), ("batch", 1.5, r"batch=1.5"), ("epochs", 0, r"epochs=0"),
     ("validation", 1.0, r"validation=1.0 is not allowed: expected a fraction in \[0, 1\)"),
+    # a negative limit had sliced the test set (x_test[:-1]: all but the last sample), silently
+    ("test_limit", -1, r"test_limit=-1 is not allowed: expected a value in \[0, inf\)"),
+    ("test_limit", 1.5, r"test_limit=1.5 is not allowed: expected an integer"),
+    ("checkpoint_every", -1, r"checkpoint_every=-1"), ("seed", -1, r"seed=-1"),
+    ("validation_seed", -1, r"validation_seed=-1"),
 ])
 def test_bad_options_are_clear_errors(option, value, match):
     with pytest.raises(ConfigError, match=match):
@@ -360,6 +365,25 @@ def test_test_data_beside_a_ferristor_dataset_is_not_silently_ignored():
     except (ConfigError, DataError):
         return  # refusing the ambiguity is as good as using the test_data given
     assert r.results["dataset"]["test"] == 120
+
+
+def test_test_labels_out_of_range_name_the_test_split():
+    (x, y), (xt, yt) = blobs(0, n=40), blobs(1, n=40)
+    with pytest.raises(DataError, match=r"test labels span 0…5 but the network has 3 outputs"):
+        quiet_fit(net(), (x, y), (xt, yt + (yt == 2) * 3), **FAST)
+
+
+def test_a_model_without_hybrid_layers_trains_with_a_warning_saying_so():
+    x, y = blobs(0, n=40)
+    with pytest.warns(FerristorWarning, match="no hybrid layers: it trains in float"):
+        fit(nn.Sequential(nn.Linear(2, 3)), (x, y), blobs(1, n=40), epochs=1, progress=False)
+
+
+@pytest.mark.parametrize("n", [0, -1, 1.0, 10 ** 6])
+def test_set_threads_refuses_what_this_machine_cannot_run(n):
+    import ferristor
+    with pytest.raises(ConfigError, match=r"threads="):
+        ferristor.set_threads(n)
 
 
 def test_set_threads_sets_torch_and_the_numba_kernels_together():

@@ -274,3 +274,24 @@ def test_quantile_scale_takes_a_quantile(q):
     from ferristor.nn import quantile_scale
     with pytest.raises(ConfigError, match="quantile"):
         quantile_scale(q)
+
+
+@pytest.mark.parametrize("where", ["weight", "bias"])
+@pytest.mark.parametrize("value", [float("nan"), float("inf")])
+def test_non_finite_float_weights_are_refused_naming_the_layer(where, value):
+    """A NaN had been stored as a hidden 'integer' and an inf silently saturated at 511 LSB."""
+    model = nn.Sequential(nn.Linear(3, 2), nn.ReLU())
+    with torch.no_grad():
+        getattr(model[0], where).view(-1)[0] = value
+    with pytest.raises(ConfigError, match=rf"0\.{where}='1 non-finite value"):
+        convert(model, seed=0)
+
+
+def test_config_may_be_a_mode_name_and_anything_else_is_a_clear_error():
+    layer = convert(nn.Linear(3, 2), "hm", seed=0)
+    assert isinstance(layer, HybridLinear) and layer.config.mode == "hm"
+    for bad, match in ((5, "config='int'"), ("hm-vr", "mode='hm-vr'")):
+        with pytest.raises(ConfigError, match=match):
+            convert(nn.Linear(3, 2), bad, seed=0)
+    with pytest.raises(ConfigError, match="include=3"):
+        convert(nn.Linear(3, 2), include=3, seed=0)

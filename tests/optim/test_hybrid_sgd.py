@@ -102,6 +102,9 @@ def test_clear_errors():
         HybridSGD(model.parameters(), momentum=0.9)
     with pytest.raises(ConfigError, match="p=1.5"):
         HybridSGD(model.parameters(), p=1.5)
+    for lr in (-1, 0):  # torch's SGD refused a negative lr first, naming no option
+        with pytest.raises(ConfigError, match=f"lr={lr} is not allowed"):
+            HybridSGD(model.parameters(), lr=lr)
     with pytest.raises(ConfigError, match="k=0.5"):
         HybridSGD(model.parameters(), k=0.5)
     mixed = torch.nn.Sequential(HybridLinear(4, 3, seeds=0), torch.nn.Linear(3, 2))

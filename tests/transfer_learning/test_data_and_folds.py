@@ -38,6 +38,9 @@ def test_torch_dataset_and_class_subsets():
     for bad in ("2-1", "a", "1,1", ""):
         with pytest.raises(ConfigError):
             parse_classes(bad)
+    for one in ("3", "2-2"):  # one class: every model would score 100 %
+        with pytest.raises(ConfigError, match="at least two classes"):
+            parse_classes(one)
     with pytest.raises(ConfigError, match="dataset"):
         resolve("cifar10")
 

@@ -87,24 +87,25 @@ def check_fits(ds, sizes, output: str) -> None:
     sizes = tuple(sizes)
     if ds.n_features != sizes[0]:
         raise ConfigError("network.sizes", sizes, f"an input size of {ds.n_features}, the features of dataset {ds.name!r}")
-    lo, hi = min(_span(ds.y_train)[0], _span(ds.y_test)[0]), max(_span(ds.y_train)[1], _span(ds.y_test)[1])
     if output == "sigmoid":
-        if sizes[-1] != 1 or ds.n_classes != 2 or lo < 0 or hi > 1:
-            raise DataError(f"dataset {ds.name!r}: labels span {lo}…{hi} in {ds.n_classes} classes, but a sigmoid "
-                            f"output of {sizes[-1]} unit(s) learns two classes, labels 0 and 1, with one unit")
-        return
+        if sizes[-1] != 1 or ds.n_classes != 2:
+            raise DataError(f"dataset {ds.name!r}: {ds.n_classes} classes, but a sigmoid output of {sizes[-1]} unit(s) "
+                            f"learns two classes, labels 0 and 1, with one unit")
     check_outputs(ds, sizes[-1], output)
-    if ds.n_classes != sizes[-1]:
+    if output != "sigmoid" and ds.n_classes != sizes[-1]:
         raise DataError(f"dataset {ds.name!r} has {ds.n_classes} classes but the network has {sizes[-1]} outputs")
 
 
 def check_outputs(ds, outputs: int, output: str = "softmax") -> None:
-    """Refuse labels that a network with ``outputs`` output units cannot take (any model)."""
-    lo, hi = min(_span(ds.y_train)[0], _span(ds.y_test)[0] if len(ds.y_test) else 0), max(_span(ds.y_train)[1], _span(ds.y_test)[1] if len(ds.y_test) else 0)
-    if output == "sigmoid" or outputs == 1:
-        if lo < 0 or hi > 1:
-            raise DataError(f"dataset {ds.name!r}: labels span {lo}…{hi}, but one sigmoid output learns labels 0 and 1")
-        return
-    if hi >= outputs or lo < 0:
-        raise DataError(f"dataset {ds.name!r}: labels span {lo}…{hi} but the network has {outputs} outputs "
-                        f"(allowed 0…{outputs - 1})")
+    """Refuse labels that a network with ``outputs`` output units cannot take (any model), naming the
+    split (training or test labels) that holds them."""
+    binary = output == "sigmoid" or outputs == 1
+    hi_ok = 1 if binary else outputs - 1
+    for split, y in (("training", ds.y_train), ("test", ds.y_test)):
+        if not len(y):
+            continue
+        lo, hi = _span(y)
+        if lo < 0 or hi > hi_ok:
+            what = "one sigmoid output learns labels 0 and 1" if binary else \
+                f"the network has {outputs} outputs (allowed 0…{outputs - 1})"
+            raise DataError(f"dataset {ds.name!r}: {split} labels span {lo}…{hi} but {what}")

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import dataclasses
-import os
 from dataclasses import dataclass, field
 
 from ..circuit.ledger import LedgerConfig
@@ -10,6 +9,7 @@ from ..circuit.transfer import TransferConfig
 from ..config_base import check_choice, check_device, check_number, param
 from ..errors import ConfigError
 from ..backend import BACKENDS
+from ..cpus import available_cpus
 from ..nn.config import MODES
 from ..nn.mlp import NetworkSpec
 from ..rule.config import RuleConfig
@@ -69,7 +69,7 @@ class TrainConfig:
         check_number("test_limit", self.test_limit, lo=0, integer=True)
         check_number("validation", self.validation, lo=0, hi=1, hi_open=True)
         check_number("validation_seed", self.validation_seed, lo=0, integer=True)
-        check_number("threads", self.threads, lo=1, hi=max(os.cpu_count() or 1, 1), integer=True)
+        check_number("threads", self.threads, lo=1, hi=available_cpus(), integer=True)
         check_choice("backend", self.backend, BACKENDS)
         self.device = check_device("device", self.device)
         if self.backend == "numba" and not self.device.startswith("cpu"):

@@ -25,6 +25,7 @@ from torch import nn
 
 from ..atomic import atomic_write
 from ..compile_clock import CompileClock
+from ..config_base import check_number
 from ..data.registry import Dataset
 from ..data.validate import check_fits, check_outputs
 from ..errors import ConfigError, DataError, FerristorWarning
@@ -39,7 +40,10 @@ STREAM_VALIDATION = 5
 
 
 def set_threads(n: int) -> None:
-    """Threads for torch and the numba kernels (per-sample loops run best at 1–2 per process)."""
+    """Threads for torch and the numba kernels (per-sample loops run best at 1–2 per process): at
+    most the CPUs this process may use, since an oversubscribed core slows a per-sample loop ~10×."""
+    from ..cpus import available_cpus
+    check_number("threads", n, lo=1, hi=available_cpus(), integer=True)
     torch.set_num_threads(n)
     try:
         import numba
@@ -201,6 +205,15 @@ def run_fit(model: nn.Module, train_data, test_data=None, *, epochs: float = 1.0
             raise ConfigError(arg, v, f"a number > {lo}")
     if not 0 <= validation < 1:
         raise ConfigError("validation", validation, "a fraction in [0, 1)")
+    check_number("test_limit", test_limit, lo=0, integer=True)  # 0: the whole test set
+    check_number("checkpoint_every", checkpoint_every, lo=0)  # 0: no checkpoints
+    check_number("validation_seed", validation_seed, lo=0, integer=True)
+    if seed is not None:
+        check_number("seed", seed, lo=0, integer=True)
+    if not layers:
+        warnings.warn(FerristorWarning(f"{type(model).__name__} has no hybrid layers: it trains in float, with plain "
+                                       "SGD and no device counts (ferristor.convert puts its layers on hybrid synapses)"),
+                      stacklevel=3)
     x_train, y_train, x_val, y_val = _split(data, validation, validation_seed)
     n = len(x_train)
     if isinstance(batch, bool) or not isinstance(batch, int) or not 1 <= batch <= n:

@@ -24,8 +24,28 @@ def _selector(include) -> Callable[[str, nn.Module], bool]:
         return lambda name, module: True
     if callable(include):
         return include
-    patterns = [include] if isinstance(include, str) else list(include)
+    patterns = [include] if isinstance(include, str) else include
+    if not isinstance(patterns, (list, tuple, set, frozenset)) or not all(isinstance(p, str) for p in patterns):
+        raise ConfigError("include", include, "None, a glob on module names, a list of globs or a predicate (name, module)")
     return lambda name, module: any(fnmatch.fnmatchcase(name, p) for p in patterns)
+
+
+def _config(config) -> HybridConfig:
+    """The layers' config: a HybridConfig, a mode name (``'hm-var'``: the paper's config in that mode), or None."""
+    if config is None:
+        return HybridConfig()
+    if isinstance(config, str):
+        return HybridConfig(mode=config)  # HybridConfig checks the mode and names it
+    if not isinstance(config, HybridConfig):
+        raise ConfigError("config", type(config).__name__, "a HybridConfig, a mode name such as 'hm-var', or None")
+    return config
+
+
+def _check_finite(name: str, kind: str, tensor: torch.Tensor) -> None:
+    bad = ~torch.isfinite(tensor.detach())
+    if bad.any():
+        raise ConfigError(f"{name or '(the model itself)'}.{kind}", f"{int(bad.sum())} non-finite value(s) (NaN or ±inf)",
+                          "finite float weights to map onto the hidden grid")
 
 
 def _lsb(name: str, weight: torch.Tensor, config: HybridConfig, scale) -> float:
@@ -78,12 +98,13 @@ def _hybrid_of(name: str, m: nn.Module, config: HybridConfig, seed: int) -> Hybr
                         m.bias is not None, **kw)
 
 
-def convert(model: nn.Module, config: HybridConfig | None = None, include=None, *, seed: int | None = None,
+def convert(model: nn.Module, config: HybridConfig | str | None = None, include=None, *, seed: int | None = None,
             weight_scale="paper") -> nn.Module:
     """A copy of ``model`` with its ``nn.Linear`` and ``nn.Conv2d`` layers replaced by ``HybridLinear``
     / ``HybridConv2d`` (one chip), their float weights mapped onto the hidden grid and programmed.
 
     Args:
+        config: the hybrid layers' config, or a mode name (``'hm-var'``) for the paper's config in that mode.
         include: which layers — None (all), a glob or list of globs on module names (``"classifier.*"``),
             or a predicate ``f(name, module) -> bool``.
         seed: the chip's seed (its layers' random streams differ by name); default: drawn from torch.
@@ -98,7 +119,7 @@ def convert(model: nn.Module, config: HybridConfig | None = None, include=None, 
     (normalisations, embeddings, …) stay as they are, in float; they are listed in a warning and in
     ``converted.hybrid_conversion`` with the layers that were converted.
     """
-    config = config or HybridConfig()
+    config = _config(config)
     select = _selector(include)
     if seed is None:
         seed = int(torch.randint(0, 2 ** 62, ()))
@@ -109,6 +130,9 @@ def convert(model: nn.Module, config: HybridConfig | None = None, include=None, 
             if not select(name, module):
                 left.append((name, type(module).__name__, "not included"))
                 continue
+            _check_finite(name, "weight", module.weight)
+            if module.bias is not None:
+                _check_finite(name, "bias", module.bias)
             lsb = _lsb(name, module.weight, config, weight_scale)
             # the layer's own LSB: its analogue weights (level × 2^shift LSB) and its updates are on this scale
             hybrid = _hybrid_of(name, module, config.replace(hidden_lsb=lsb), seed)

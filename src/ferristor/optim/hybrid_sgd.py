@@ -60,6 +60,8 @@ class HybridSGD(SGD):
                  momentum: float = 0.0, dampening: float = 0.0, weight_decay: float = 0.0, nesterov: bool = False, *,
                  maximize: bool = False, plain: str = "sgd", sampler: str = "dense"):
         check_choice("plain", plain, ("sgd", "error"))
+        if not torch.is_tensor(lr):  # before torch's SGD, whose own check names no option
+            check_number("lr", lr, lo=0, lo_open=True)
         self._plain_policy, self._ready = plain, False
         super().__init__(params, lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay,
                          nesterov=nesterov, maximize=maximize, foreach=False)

@@ -72,6 +72,8 @@ def parse_classes(text: str) -> list[int]:
             raise ConfigError("dataset classes", text, "a list of classes such as 0-4 or 0,2,7")
     if not out or len(set(out)) != len(out):
         raise ConfigError("dataset classes", text, "distinct classes such as 0-4 or 0,2,7")
+    if len(out) < 2:  # one class: every model scores 100 %, a result that means nothing
+        raise ConfigError("dataset classes", text, "at least two classes to tell apart, such as 0-4 or 0,2,7")
     return out
 
 
