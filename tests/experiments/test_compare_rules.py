@@ -91,3 +91,28 @@ def test_compare_rules_end_to_end(mnist_data_dir, tmp_path):
 def test_bad_dataset_is_named():
     r = CliRunner().invoke(cli, ["compare-rules", "--datasets", "mnist,cifar", "--no-progress"])
     assert r.exit_code == 2 and "--datasets cifar" in r.stderr
+
+
+def test_table_only_takes_a_run_only_of_the_settings_asked_for(tmp_path):
+    """--table-only once tabulated an --epochs 0.01 run when asked for --epochs 0.02, silently: a
+    run of other settings is refused, naming them, as resuming it would be."""
+    from ferristor.config_base import to_dict
+    from ferristor.errors import ConfigMismatchError, DataError
+    spec = C.parse_rule("hm")
+    asked = dict(seeds=[0], eval_every=0.5, test_limit=0)
+    made = C.rule_config("mnist", spec, epochs=0.01, threads=1, **asked)
+    folder = tmp_path / "mnist" / spec.folder
+    assert C.finished_results(folder, made) is None  # not run yet
+    folder.mkdir(parents=True)
+    (folder / "results.json").write_text(json.dumps({"config": to_dict(made), "final_test_accuracy": [0.5]}))
+    # where it ran (threads, data folder) is not a setting of the run
+    assert C.finished_results(folder, C.rule_config("mnist", spec, epochs=0.01, threads=2, data_dir="/x", **asked))["config"]["epochs"] == 0.01
+    with pytest.raises(ConfigMismatchError) as e:
+        C.finished_results(folder, C.rule_config("mnist", spec, epochs=0.02, threads=1, **asked))
+    names = {"epochs": "--epochs", "out_dir": "--out", "fresh": "--fresh"}
+    assert e.value.render(names.get) == (f"--out {folder} holds the results of another configuration, differing in "
+                                         f"--epochs (0.01 there, 0.02 now); ask for the settings it was trained with, "
+                                         f"or train it anew with --fresh")
+    (folder / "results.json").write_text("{")
+    with pytest.raises(DataError, match="results.json is unreadable"):
+        C.finished_results(folder, made)

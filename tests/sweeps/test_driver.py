@@ -94,21 +94,29 @@ def test_rerun_skips_done_trials_and_adds_new_ones(tiny_mnist, tmp_path):
     assert more.ran == 1 and set(before) < set(rows(tmp_path))
 
 
-def test_a_failing_trial_is_retried_then_recorded_and_reported(tiny_mnist, tmp_path):
-    # an input layer of 100 does not fit MNIST's 784 features: train raises in the worker, every time
-    spec = small_spec("network.sizes=[[784,20,10],[100,20,10]]", seeds="0")
+def test_a_failing_trial_is_retried_then_recorded_and_reported(tiny_mnist, tmp_path, monkeypatch):
+    # one trial's training raises, every time (a network that does not fit its data is refused by plan)
+    import ferristor.experiments.train as T
+    real = T.train
+
+    def broken(cfg, *a, **kw):
+        if cfg.network.sizes[1] == 30:
+            raise RuntimeError("no room for 30 hidden units")
+        return real(cfg, *a, **kw)
+    monkeypatch.setattr(T, "train", broken)
+    spec = small_spec("network.sizes=[[784,20,10],[784,30,10]]", seeds="0")
     p = plan(spec, tmp_path, given={"mnist": tiny_mnist})
     out = run_plan(p, in_process=True, max_retries=1, progress=False)
-    bad = next(t for t in p.trials if t.config["network"]["sizes"][0] == 100)
+    bad = next(t for t in p.trials if t.config["network"]["sizes"][1] == 30)
     assert out.status[bad.key] == "failed" and out.count("done") == 1
-    assert "network.sizes" in out.errors[bad.key] and "ConfigError" in out.errors[bad.key]
+    assert "no room for 30" in out.errors[bad.key] and "RuntimeError" in out.errors[bad.key]
     store = open_store(tmp_path, readonly=True)
     row = next(t for t in store.trials() if t["key"] == bad.key)
     assert row["attempts"] == 2 and row["failures"] == 2  # the first try and one retry
     store.close()
     from ferristor.sweeps.driver import summary_lines
     text = "\n".join(summary_lines(out))
-    assert "1 failed" in text and "FAILED network.sizes=[100, 20, 10]" in text and "--retry-failed" in text
+    assert "1 failed" in text and "FAILED network.sizes=[784, 30, 10]" in text and "--retry-failed" in text
     again = run_plan(p, in_process=True, progress=False)  # a rerun leaves it failed, without running it
     assert again.ran == 0 and again.count("failed") == 1
 

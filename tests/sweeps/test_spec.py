@@ -3,7 +3,7 @@ import pytest
 
 from ferristor.sweeps import configs
 from ferristor.sweeps.spec import SpecError, build_spec, parse_assignment
-from ferristor.sweeps.trials import expand
+from ferristor.sweeps.trials import expand, make_trial
 
 FP = {"mnist": "f" * 64, "fashion-mnist": "a" * 64, "ecg": "e" * 64}
 
@@ -22,8 +22,9 @@ def test_grid_options_cross_and_seeds_run_as_replicas():
 def test_key_covers_what_changes_numbers_not_where_it_runs():
     base = build_spec(None, sets=("epochs=1",))
     key = expand(base, FP)[0].key
-    same = build_spec(None, sets=("epochs=1.0", "threads=2", "checkpoint_every=0.1", "data_dir=\"/x\""))
+    same = build_spec(None, sets=("epochs=1.0", "threads=2", "checkpoint_every=0.1"))
     assert expand(same, FP)[0].key == key  # int/float alike; execution fields are not keyed
+    assert make_trial({}, {"epochs": 1, "data_dir": "/x"}, FP).key == key  # (a sweep takes it from --data-dir)
     assert expand(base, {**FP, "mnist": "0" * 64})[0].key != key  # other data
     assert expand(build_spec(None, sets=("epochs=1", "backend=torch")), FP)[0].key != key
     ident = expand(base, FP)[0].identity
@@ -62,6 +63,9 @@ def test_spec_files_toml_and_yaml(tmp_path):
     (dict(sets=("rule.k=1",), grids=("rule.k=5,6",)), "--grid 'rule.k=5,6': rule.k was already given by --set 'rule.k=1'"),
     (dict(options={"--threads": ("threads", 0)}), "--threads 0 is not allowed: expected a value in [1,"),
     (dict(sets=("threads=1",), options={"--threads": ("threads", 2)}), "--threads 2: threads was already given by --set"),
+    # the driver loads the data once, from --data-dir, and ships it to every trial: a data_dir here would be ignored
+    (dict(sets=("data_dir=/nonexistent",)), "--set 'data_dir=/nonexistent': not a sweep setting: use --data-dir"),
+    (dict(grids=("data_dir=/a,/b",)), "--grid 'data_dir=/a,/b': not a sweep setting: use --data-dir"),
 ])
 def test_bad_input_names_the_option(kwargs, message):
     with pytest.raises(SpecError) as e:
@@ -73,7 +77,10 @@ def test_bad_files(tmp_path):
     cases = {"a.toml": ("[base\n", "not valid TOML"), "b.toml": ("[grid]\nrule.k = 3\n", "[grid] rule.k: expected a non-empty list"),
              "c.toml": ("grids = 1\n", "unknown key 'grids'"), "d.yaml": ("base: [1\n", "not valid YAML"),
              "e.json": ("{}", "expected a .toml, .yaml or .yml file"),
-             "f.toml": ("[base]\nnetwork.size = [1]\n", "unknown config path 'network.size'")}
+             "f.toml": ("[base]\nnetwork.size = [1]\n", "unknown config path 'network.size'"),
+             "g.toml": ("[base]\ndata_dir = \"/x\"\n", "[base] data_dir: not a sweep setting: use --data-dir"),
+             "h.toml": ("[grid]\ndata_dir = [\"/x\"]\n", "[grid] data_dir: not a sweep setting: use --data-dir"),
+             "i.yaml": ("points:\n  - {data_dir: /x}\n", "points[0] data_dir: not a sweep setting: use --data-dir")}
     for name, (text, message) in cases.items():
         (tmp_path / name).write_text(text)
         with pytest.raises(SpecError, match=message.replace("[", r"\[").replace("]", r"\]")):

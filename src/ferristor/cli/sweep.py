@@ -5,6 +5,8 @@ from pathlib import Path
 
 import click
 
+from .common import cpu_count
+
 
 @click.command("sweep")
 @click.argument("spec_file", required=False, type=click.Path(dir_okay=False))
@@ -44,12 +46,17 @@ def sweep(spec_file, grids, sets, seeds, seeds_per_trial, threads, workers, in_p
         raise sp.SpecError("--in-process, --ray and --ray-address: choose one executor")
     spec = sp.build_spec(spec_file, sets, grids, seeds, seeds_per_trial,
                          options={"--threads": ("threads", threads)} if threads is not None else None)
+    too_many = _too_many_workers(spec, workers, in_process or use_ray or ray_cpus is not None or bool(ray_address))
+    if too_many and not dry_run:
+        raise sp.SpecError(too_many)
     if ray_address and not dry_run:
         from ..sweeps.ray_executor import check_reachable
         check_reachable(ray_address)  # before loading any data
     if dry_run:
         p = plan(spec, Path(out), data_dir)
-        click.echo(p.dry_run_text(workers=1 if in_process else workers))
+        # a plan may be for a larger machine: said, not refused
+        note = f"this machine has {cpu_count()} core(s): a run here refuses --workers {workers}" if too_many else None
+        click.echo(p.dry_run_text(workers=1 if in_process else workers, note=note))
         return
     from ..locking import exclusive
     from ..sweeps.driver import LOCK_NAME
@@ -66,6 +73,18 @@ def sweep(spec_file, grids, sets, seeds, seeds_per_trial, threads, workers, in_p
     click.echo(f"results: ferristor results {out}")
     if outcome.count("failed"):
         raise SystemExit(1)
+
+
+def _too_many_workers(spec, workers: int, elsewhere: bool) -> str | None:
+    """Why ``--workers`` exceeds this machine, as ``reproduce`` refuses it: worker processes for trials
+    on the CPU beyond its cores only take turns. None with trials that all run on CUDA devices (threads
+    sharing the GPU) or trials run elsewhere (in this process, on Ray)."""
+    from ..sweeps.executors import share_a_gpu
+    from ..sweeps.trials import devices_of
+    if elsewhere or workers <= cpu_count() or share_a_gpu(devices_of(spec), workers):
+        return None
+    return (f"--workers {workers}: at most {cpu_count()} (this machine's cores) for trials on the CPU; trials that "
+            f"all run on a CUDA device (--set device=cuda) share it as threads, more than the cores")
 
 
 @click.command("results")

@@ -17,6 +17,7 @@ A rule is named by a preset (:data:`PRESETS`) optionally followed by settings:
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import re
 from dataclasses import dataclass, field
@@ -29,7 +30,7 @@ from ..circuit.devices import device_costs
 from ..circuit.ledger import LedgerConfig
 from ..config_base import to_dict
 from ..data import load_dataset
-from ..errors import ConfigError
+from ..errors import ConfigError, ConfigMismatchError, DataError
 from ..report.lifetime import format_days, point
 from ..report.runs import endurance_of
 from ..rule.schemes import SchemeConfig
@@ -154,6 +155,30 @@ def train_rule(cfg: TrainConfig, out_dir: str | Path | None = None, *, progress:
     results["devices"] = device_ledger(fit.model) or []
     if out_dir is not None:
         write_json(Path(out_dir) / run_folder.RESULTS, results)
+    return results
+
+
+# A finished run of other settings than the ones asked for, met by a table without training.
+TABLE_HINT = "ask for the settings it was trained with, or train it anew with {fresh}"
+
+
+def finished_results(folder: str | Path, cfg: TrainConfig) -> dict | None:
+    """The results of ``cfg``'s run in ``folder``, for a table without training (``--table-only``):
+    None when it has none yet; a ConfigMismatchError naming the settings that differ, as a run
+    resumed in the folder gets (``run_folder.config_differences``), when they are another
+    configuration's, so a table never shows another run's numbers as the ones asked for."""
+    path = Path(folder) / run_folder.RESULTS
+    if not path.exists():
+        return None
+    try:
+        results = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(results, dict) or not isinstance(results.get("config"), dict):
+            raise TypeError("no config in it")
+    except (OSError, ValueError, TypeError) as e:
+        raise DataError(f"{path} is unreadable ({type(e).__name__}: {e}); {run_folder.FRESH_HINT}.") from None
+    diffs = [d for d in run_folder.config_differences(results["config"], to_dict(cfg)) if d[0] != run_folder.DATA_FINGERPRINT]
+    if diffs:
+        raise ConfigMismatchError(run_folder.FIELD, str(folder), "the results", diffs, TABLE_HINT)
     return results
 
 

@@ -35,7 +35,7 @@ class Plan:
         finally:
             store.close()
 
-    def dry_run_text(self, workers: int = 1) -> str:
+    def dry_run_text(self, workers: int = 1, note: str | None = None) -> str:
         status = self.status()
         lines, total, todo = [], 0.0, 0.0
         for i, t in enumerate(self.trials):
@@ -47,7 +47,8 @@ class Plan:
             lines.append(f"{i + 1:4d}  {t.key}  {st:8s} {_hms(s):>9s}  seeds {_seeds(t.seeds)}  {label(t.params)}")
         head = f"{len(self.trials)} trials in {self.folder} (a CPU-time estimate per trial from BENCHMARKS.md, 1 thread):"
         tail = (f"CPU time: {_hms(total)} in all, {_hms(todo)} still to run; with {workers} worker(s) about "
-                f"{_hms(todo / max(1, min(workers, sum(status.get(t.key) != 'done' for t in self.trials) or 1)))} of wall time")
+                f"{_hms(todo / max(1, min(workers, sum(status.get(t.key) != 'done' for t in self.trials) or 1)))} of wall time"
+                + (f" ({note})" if note else ""))
         return "\n".join([head, *lines, tail])
 
 
@@ -64,6 +65,7 @@ def _hms(seconds: float) -> str:
 
 def plan(spec: sp.SweepSpec, folder: Path, data_dir: str | None = None, given: dict | None = None) -> Plan:
     data, prints = load_datasets(datasets_of(spec), data_dir, given)
+    sp.check_against_data(spec, data)
     return Plan(spec, Path(folder), expand(spec, prints), data, spec.name or Path(folder).name)
 
 

@@ -24,11 +24,12 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import json
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import ConfigError, FerristorError
+from ..errors import ConfigError, DataError, FerristorError, FerristorWarning
 from ..experiments.config import TrainConfig
 from ..experiments.seeds import parse_seeds
 from . import configs
@@ -39,6 +40,10 @@ class SpecError(FerristorError):
 
 
 SPEC_KEYS = ("name", "seeds", "seeds_per_trial", "base", "grid", "points")
+# Config paths that only an option of the command sets, for every trial at once: the driver loads each
+# dataset once, from --data-dir, and ships the tensors to the workers, which read no data folder; a
+# data_dir per trial (or in the base) could only be ignored or contradict --data-dir.
+OPTION_ONLY = {"data_dir": "--data-dir"}
 
 
 @dataclass
@@ -85,6 +90,8 @@ def flatten(tree: dict, where: str, cls=TrainConfig, prefix: str = "") -> dict[s
         except ConfigError:
             raise SpecError(f"{where}: unknown config path '{path}': expected one of "
                             f"{', '.join(configs.config_paths())}") from None
+        if path in OPTION_ONLY:
+            raise SpecError(f"{where} {path}: {_option_only(path)}")
         out[path] = value
     return out
 
@@ -109,6 +116,8 @@ def parse_assignment(text: str, option: str, many: bool) -> tuple[str, Any]:
     except ConfigError:
         raise SpecError(f"{option} {text!r}: unknown config path '{path}': expected one of "
                         f"{', '.join(configs.config_paths())}") from None
+    if path in OPTION_ONLY:
+        raise SpecError(f"{option} {text!r}: {_option_only(path)}")
     if not many:
         return path, parse_value(raw)
     raw = raw.strip()
@@ -121,6 +130,11 @@ def parse_assignment(text: str, option: str, many: bool) -> tuple[str, Any]:
     if any(v == "" for v in values):
         raise SpecError(f"{option} {text!r}: an empty value in the list")
     return path, values
+
+
+def _option_only(path: str) -> str:
+    return (f"not a sweep setting: use {OPTION_ONLY[path]} (the driver loads each dataset once and sends it "
+            f"to every trial)")
 
 
 def _read(path: Path) -> dict:
@@ -260,6 +274,40 @@ def check(spec: SweepSpec) -> None:
             configs.resolve(overrides)
         except ConfigError as e:
             raise SpecError(f"the point {json.dumps(params)}: {e}") from None
+
+
+def check_against_data(spec: SweepSpec, datasets: dict) -> None:
+    """Every point's network and batch against the data it trains on (features, classes, samples):
+    the driver loads each dataset once anyway, for the trial keys, so a point that cannot train fails
+    here, named, before any trial runs (and in --dry-run), not as a failed trial."""
+    from ..experiments.preflight import check_data
+    seen = set()
+    for params, overrides in spec.points_overrides():
+        cfg = configs.resolve(overrides)
+        fit = (cfg.dataset, tuple(cfg.network.sizes), cfg.network.output, cfg.batch)
+        if fit in seen:
+            continue
+        seen.add(fit)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", FerristorWarning)  # a k beyond the run: the trial itself warns
+                check_data(cfg, datasets[cfg.dataset])
+        except (ConfigError, DataError) as e:
+            path = _blame_fit(spec, params, e)
+            if path is None or (path in params and path not in spec.grid):  # a [[points]] entry: as check() names it
+                raise SpecError(f"the point {json.dumps(params)}: {e}") from None
+            raise SpecError(f"{spec.where(path)}={({**spec.base, **params})[path]!r}: {e}") from None
+
+
+def _blame_fit(spec: SweepSpec, params: dict, e: Exception) -> str | None:
+    """The path, varied by the point else set in the base, that made its network not fit its data."""
+    paths = [e.field] if isinstance(e, ConfigError) else []
+    paths += ["network.sizes", "network.output", "dataset", "batch"]
+    for given in (params, spec.base):
+        found = next((p for p in paths if p in given), None)
+        if found is not None:
+            return found
+    return None
 
 
 def _blame(spec: SweepSpec, overrides: dict, e: ConfigError) -> str:

@@ -235,12 +235,17 @@ class Store:
 
     # -- reading ----------------------------------------------------------------------------------
     def trials(self, status: str | None = None) -> list[dict]:
+        """The trials (of ``status``), each one's params with what tells it apart from the store's
+        other trials of the same params (:func:`distinguishing`)."""
         sql = "SELECT * FROM trials" + (" WHERE status = ?" if status else "") + " ORDER BY position"
+        extra = distinguishing([{"key": k, "params": json.loads(p), "config": json.loads(c), "identity": json.loads(i)}
+                                for k, p, c, i in self.db.execute("SELECT key, params, config, identity FROM trials")])
         out = []
         for r in self.db.execute(sql, (status,) if status else ()).fetchall():
             d = dict(r)
             for k in ("params", "config", "identity", "versions", "result"):
                 d[k] = json.loads(d[k]) if d[k] is not None else None
+            d["params"] = {**d["params"], **extra.get(d["key"], {})}
             out.append(d)
         return out
 
@@ -248,6 +253,35 @@ class Store:
         sql = ("SELECT e.* FROM evals e JOIN trials t ON t.key = e.trial WHERE t.status = 'done'"
                + (" AND e.final = 1" if final_only else "") + " ORDER BY t.position, e.step, e.replica")
         return [dict(r) for r in self.db.execute(sql).fetchall()]
+
+
+def distinguishing(trials: list[dict]) -> dict[str, dict]:
+    """key → the config values (dotted paths) in which a trial differs from the other trials of the
+    same params: a folder swept twice with other ``--set`` bases holds two ``rule.k=10`` points, told
+    apart only by their base settings (or by the data they trained on: ``data``, the start of its
+    fingerprint; failing all, by ``key``, the start of the trial key)."""
+    from .trials import EXECUTION_FIELDS
+    groups: dict[str, list[dict]] = {}
+    for t in trials:
+        groups.setdefault(_dumps(t["params"]), []).append(t)
+    extra = {}
+    for same in groups.values():
+        if len(same) < 2:
+            continue
+        leaves = [{**{p: v for p, v in _leaves(t["config"] or {}).items() if p.split(".")[0] not in EXECUTION_FIELDS},
+                   "data": str((t["identity"] or {}).get("data"))[:12]} for t in same]
+        paths = [p for p in dict.fromkeys(p for f in leaves for p in f)
+                 if p not in same[0]["params"] and len({_dumps(f.get(p)) for f in leaves}) > 1]
+        for t, f in zip(same, leaves):
+            extra[t["key"]] = {p: f.get(p) for p in paths} if paths else {"key": t["key"][:12]}
+    return extra
+
+
+def _leaves(d: dict, prefix: str = "") -> dict[str, Any]:
+    out = {}
+    for k, v in d.items():
+        out.update(_leaves(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": v})
+    return out
 
 
 def _val(record: dict, i: int) -> float | None:

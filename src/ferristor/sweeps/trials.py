@@ -80,6 +80,11 @@ def datasets_of(spec: SweepSpec) -> list[str]:
     return sorted({ov.get("dataset", configs.TrainConfig.dataset) for _, ov in spec.points_overrides()})
 
 
+def devices_of(spec: SweepSpec) -> list[str]:
+    """The torch device of each point of a spec (where its trials will train)."""
+    return [str(ov.get("device", configs.TrainConfig.device)) for _, ov in spec.points_overrides()]
+
+
 def expand(spec: SweepSpec, fingerprints: dict[str, str]) -> list[Trial]:
     """Every trial of the spec, in order: points × seed groups; identical trials appear once."""
     groups = spec.seed_groups()
