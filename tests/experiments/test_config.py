@@ -31,6 +31,17 @@ def test_mode_and_transfer_model_must_agree():
         task_config("mnist", "hm", transfer_model="table")
 
 
+def test_transfer_settings_in_mode_fp_warn_that_they_do_nothing():
+    import warnings
+
+    from ferristor.errors import FerristorWarning
+    with pytest.warns(FerristorWarning, match=r"transfer.model='circuit', transfer.sigma_levels=0.3 has no effect"):
+        task_config("ecg", "fp", transfer_model="circuit", sigma_levels=0.3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        task_config("ecg", "fp")  # the preset itself says nothing
+
+
 def test_seed_ranges():
     assert parse_seeds("0-4") == [0, 1, 2, 3, 4]
     assert parse_seeds("0,3,7-8") == [0, 3, 7, 8]

@@ -90,9 +90,25 @@ class TrainConfig:
         if self.mode == "hm" and self.transfer.model != "ideal":
             raise ConfigError("transfer.model", self.transfer.model, "'ideal' (use mode 'hm-var' for variability)",
                               context={"mode": self.mode})
+        if self.mode == "fp":
+            _warn_unused_transfer(self.transfer)
         if self.mode == "fp" and not self.scheme.is_hybrid:
             raise ConfigError("scheme.rule", self.scheme.rule, "'hybrid' (a baseline rule programs devices: mode 'hm' or 'hm-var')",
                               context={"mode": self.mode})
+
+
+def _warn_unused_transfer(transfer: TransferConfig) -> None:
+    """mode 'fp' writes no memristors: transfer settings other than the defaults would be recorded with
+    the results as if they had acted. A warning, not an error: a sweep may cross modes with them."""
+    import warnings
+
+    from ..errors import FerristorWarning
+    default = TransferConfig(model="ideal")
+    changed = [f.name for f in dataclasses.fields(transfer) if getattr(transfer, f.name) != getattr(default, f.name)]
+    if changed:
+        warnings.warn(FerristorWarning("mode 'fp' has float weights and writes no memristors: "
+                                       + ", ".join(f"transfer.{n}={getattr(transfer, n)!r}" for n in changed)
+                                       + " has no effect"), stacklevel=4)
 
 
 # Fields that say where and how a run executes, not what it computes: they never enter a trial's key
