@@ -2,14 +2,18 @@
 
 Exit status: 0 done; 2 bad input or a refused run (one line, ``error: …``, naming the option as
 typed: ``--sigma -0.5``, not ``TransferConfig.sigma_levels``); 1 an unexpected error (one line and
-the path of a log file holding the traceback).
+the path of a log file holding the traceback); 141 (128 + SIGPIPE, as a shell reports any program
+stopped by a closed pipe) the reader of the output went away (``ferristor params | head -1``), with
+no message.
 """
 from __future__ import annotations
 
+import contextlib
 import errno
 import functools
 import math
 import os
+import re
 import shlex
 import sys
 import tempfile
@@ -20,7 +24,7 @@ from pathlib import Path
 
 import click
 
-from ..errors import FerristorError, FerristorWarning
+from ..errors import ConfigError, FerristorError, FerristorWarning
 
 _NAMER = "ferristor.namer"  # ctx.meta key: how the running command names config fields
 
@@ -99,13 +103,37 @@ def report_unexpected(e: Exception) -> None:
     click.echo(one_line(f"error: {what} ({where})"), err=True)
 
 
+# numpy's floating-point warnings: a setting beyond float32's range (--sigma 1e300), not something to debug
+_NUMERIC = ("overflow encountered", "invalid value encountered", "divide by zero encountered", "underflow encountered")
+
+
+def _numeric_trouble(message, category) -> bool:
+    return issubclass(category, RuntimeWarning) and str(message).startswith(_NUMERIC)
+
+
+def _quiet_stdout() -> None:
+    """Point stdout at /dev/null, so the flush at exit does not fail again on the closed pipe."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # no real file descriptor (a test runner's buffer): nothing to flush into a pipe
+        pass
+
+
 class FerristorGroup(click.Group):
     """Runs a command and reports failures as the module doc says: never a traceback."""
 
     def invoke(self, ctx):
+        numeric: set[str] = set()
+
         def show(message, category, filename, lineno, file=None, line=None):
             if isinstance(message, FerristorWarning):
                 click.echo(f"warning: {one_line(message.render(ctx.meta.get(_NAMER)))}", err=True)
+            elif _numeric_trouble(message, category):
+                if str(message) not in numeric:  # once, not once per kernel that meets the same value
+                    numeric.add(str(message))
+                    click.echo(f"warning: numeric trouble ({one_line(str(message))}): a setting may be beyond "
+                               "the range of the simulation's 32-bit numbers; its results may be meaningless", err=True)
             else:
                 shown(message, category, filename, lineno, file, line)
         try:
@@ -119,6 +147,9 @@ class FerristorGroup(click.Group):
             sys.exit(2)
         except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
             raise
+        except BrokenPipeError:  # the reader of our output is gone (| head): not an error to report to anyone
+            _quiet_stdout()
+            sys.exit(141)
         except Exception as e:  # anything else is our bug or the machine's trouble: one line + a log
             report_unexpected(e)
             sys.exit(1)
@@ -165,8 +196,29 @@ class SeedList(click.ParamType):
             self.fail(f"{value!r}: expected {e.allowed}.", param, ctx)
 
 
+def comma_list(text: str, field: str, example: str, *, distinct: bool = True) -> list[str]:
+    """The items of a comma-separated option, stripped. An empty list or item is refused (it would run
+    nothing, or fall back to the defaults, silently), and with ``distinct`` an item given twice (it
+    would only repeat work): a ConfigError naming ``field``."""
+    items = [t.strip() for t in str(text).split(",")]
+    if not all(items):
+        raise ConfigError(field, text, f"a non-empty comma-separated list without empty items, e.g. {example}")
+    if distinct:
+        no_repeats(items, field, text)
+    return items
+
+
+def no_repeats(values, field: str, text) -> None:
+    """Refuse a value given twice; called on converted values too, where '100,1e2' are one k."""
+    seen = []
+    for v in values:
+        if v in seen:
+            raise ConfigError(field, text, f"each value once ({v} is given twice)")
+        seen.append(v)
+
+
 class IntList(click.ParamType):
-    """Comma-separated integers ≥ ``lo``, e.g. '1,10,100'."""
+    """Comma-separated distinct integers ≥ ``lo``, e.g. '1,10,100'."""
 
     name = "integers"
 
@@ -176,16 +228,20 @@ class IntList(click.ParamType):
     def convert(self, value, param, ctx):
         if isinstance(value, tuple):
             return value
-        parts = [p.strip() for p in str(value).split(",")]
-        ok = all(p.isascii() and p.isdigit() and len(p) <= 30 for p in parts)  # no 5,000-digit int() parse
-        out = tuple(int(p) for p in parts) if ok else ()
-        if not ok or not out or any(v < self.lo for v in out):
-            self.fail(f"{value!r}: expected comma-separated integers ≥ {self.lo}, e.g. 1,10,100.", param, ctx)
+        try:
+            parts = comma_list(value, "", "1,10,100", distinct=False)
+            ok = all(p.isascii() and p.isdigit() and len(p) <= 30 for p in parts)  # no 5,000-digit int() parse
+            out = tuple(int(p) for p in parts) if ok else ()
+            if not ok or any(v < self.lo for v in out):
+                self.fail(f"{value!r}: expected comma-separated integers ≥ {self.lo}, e.g. 1,10,100.", param, ctx)
+            no_repeats(out, "", value)
+        except ConfigError as e:
+            self.fail(f"{value!r}: expected {e.allowed}.", param, ctx)
         return out
 
 
 class ChoiceList(click.ParamType):
-    """Comma-separated names, each one of ``choices``."""
+    """Comma-separated distinct names, each one of ``choices``."""
 
     name = "names"
 
@@ -195,11 +251,97 @@ class ChoiceList(click.ParamType):
     def convert(self, value, param, ctx):
         if isinstance(value, tuple):
             return value
-        out = tuple(p.strip() for p in str(value).split(","))
+        try:
+            out = tuple(comma_list(value, "", ",".join(self.choices[:2])))
+        except ConfigError as e:
+            self.fail(f"{value!r}: expected {e.allowed}.", param, ctx)
         bad = [p for p in out if p not in self.choices]
         if bad:
             self.fail(f"{', '.join(repr(b) for b in bad)} not among {', '.join(self.choices)}.", param, ctx)
         return out
+
+
+# --- output paths --------------------------------------------------------------------------------
+
+def prepare_folder(path, field: str) -> Path:
+    """A folder a command writes into, created and proven writable before any work, as ``train`` does
+    its --out (``run_folder.prepare``); errors name ``field`` and the path as typed."""
+    from ..experiments.run_folder import prepare
+    # prepare's own check for this is caught by its `except ValueError` (a ConfigError is one): "not a valid path (…)"
+    if Path(path).exists() and not Path(path).is_dir():
+        raise ConfigError(field, os.fspath(path), reason="is a file, not a folder")
+    try:
+        return prepare(path)
+    except ConfigError as e:
+        raise ConfigError(field, os.fspath(path), reason=e.reason) from None
+
+
+def prepare_file_folder(path, field: str) -> Path:
+    """The folder of a file a command writes, created and proven writable before any work."""
+    folder = Path(path).parent
+    if folder.exists() and not folder.is_dir():  # prepare would name the folder, not the file typed
+        raise ConfigError(field, os.fspath(path), reason="cannot be created (a part of the path is a file, not a folder)")
+    try:
+        return prepare_folder(folder, field)
+    except ConfigError as e:
+        raise ConfigError(field, os.fspath(path), reason=e.reason) from None
+
+
+# --- runs below a folder -------------------------------------------------------------------------
+
+RUN_DEPTH = 2  # compare-rules writes OUT/<dataset>/<rule>/results.json, the deepest layout a command writes
+
+
+def runs_below(folder: Path) -> list[Path]:
+    """The run folders (holding results.json) one level below ``folder``, else two (compare-rules);
+    [] where neither holds any."""
+    for depth in range(1, RUN_DEPTH + 1):
+        found = sorted(f.parent for f in folder.glob("/".join(["*"] * depth + ["results.json"])) if f.is_file())
+        if found:
+            return found
+    return []
+
+
+# --- a run that diverged -------------------------------------------------------------------------
+
+# fit raises divergence as ConfigError("lr", lr, "a smaller value: the loss diverged (step N)")
+_DIVERGED = re.compile(r"the loss diverged \((step|epoch) (\d+)\)")
+# options that cannot make a loss diverge: not worth a user's look
+_NOT_A_CAUSE = {"out", "fresh", "progress", "data_dir", "threads", "test_limit", "eval_every", "validation_seed",
+                "table_only", "plot", "rate", "seeds", "epochs", "lr", "datasets"}  # compare-rules names the dataset
+
+
+def options_set() -> list[str]:
+    """The running command's options the user gave, as typed-ish (``--sigma 1e+300``), leaving out
+    those that only say where and how much (--out, --threads …)."""
+    from click.core import ParameterSource
+    ctx = click.get_current_context()
+    shown = []
+    for p in ctx.command.params:
+        if not isinstance(p, click.Option) or p.name in _NOT_A_CAUSE or \
+                ctx.get_parameter_source(p.name) is not ParameterSource.COMMANDLINE:
+            continue
+        v = ctx.params.get(p.name)
+        if p.is_flag:
+            shown.append(p.opts[0] if v or not p.secondary_opts else p.secondary_opts[0])
+        else:
+            shown.append(f"{p.opts[0]} {v}" if not isinstance(v, str) or v.strip() else f"{p.opts[0]} {v!r}")
+    return shown
+
+
+@contextlib.contextmanager
+def explain_divergence(lower: str, where: str = ""):
+    """Report a diverged loss as what it is — not as an out-of-range --lr, which the user may never
+    have set — with the lr used, ``lower`` (how to lower it) and the options the user did set."""
+    try:
+        yield
+    except ConfigError as e:
+        m = _DIVERGED.search(str(e.allowed or ""))
+        if e.field != "lr" or m is None:
+            raise
+        check = options_set()
+        hint = f"lower {lower}" + (f" or check {', '.join(check)}" if check else "")
+        raise FerristorError(f"the loss diverged at {m.group(1)} {m.group(2)} ({where}lr {e.value}): {hint}") from None
 
 
 def cpu_count() -> int:

@@ -7,7 +7,10 @@ from pathlib import Path
 import click
 
 from ..experiments.config import MAX_EPOCHS, TASKS
-from .common import FiniteFloat, NonEmptyPath, SeedList, cpu_count, names_options
+from .common import (FiniteFloat, NonEmptyPath, SeedList, comma_list, cpu_count, explain_divergence, names_options,
+                     no_repeats)
+
+RULES_EXAMPLE = "hm,tiki-taka:k=10,gamma=0.1"
 
 
 def _split_rules(text: str) -> list[str]:
@@ -15,12 +18,58 @@ def _split_rules(text: str) -> list[str]:
     starts a new rule only before a preset's name."""
     from ..experiments.compare_rules import PRESETS
     out: list[str] = []
-    for part in text.split(","):
+    for part in comma_list(text, "rules", RULES_EXAMPLE, distinct=False):  # a setting may recur in two rules
         if out and part.split(":")[0] not in PRESETS and "=" in part:
             out[-1] += "," + part
         else:
-            out.append(part.strip())
+            out.append(part)
+    no_repeats(out, "rules", text)
     return out
+
+
+_EXPECTED = {"int": "an integer", "float": "a number", "bool": "true or false"}
+
+
+def _kind(preset: str, key: str):
+    """The type of setting ``key`` of ``preset`` as parse_rule reads it; None where it takes any text
+    or is unknown there (parse_rule names the setting)."""
+    from ..experiments import compare_rules as C
+    base = C.PRESETS[preset]
+    if key == "k":
+        return "int"
+    if key in C._RULE_FIELDS:
+        return C._RULE_FIELDS[key].__name__
+    if key in C._SCHEME_FIELDS and base.scheme:
+        return str(C._SCHEME_FIELDS[key])
+    if key in C._LEDGER_FIELDS and base.mode != "fp" and not base.scheme:
+        return "bool"
+    return None
+
+
+def _check_settings(rule: str) -> None:
+    """What parse_rule lets by or says vaguely: a setting given twice (it keeps the last) and a value
+    of the wrong type (it says "cannot read 'k=1.5' as key=value"), named with the type expected."""
+    from ..errors import ConfigError
+    from ..experiments import compare_rules as C
+    preset, _, rest = rule.partition(":")
+    if preset not in C.PRESETS:
+        return  # parse_rule lists the presets
+    seen: set[str] = set()
+    for item in filter(None, rest.split(",")):
+        key, eq, value = item.partition("=")
+        if not eq:
+            continue  # parse_rule: not key=value
+        if key in seen:
+            raise ConfigError("rules", rule, reason=f"the setting {key} is given twice")
+        seen.add(key)
+        kind = _kind(preset, key)
+        if kind not in _EXPECTED:
+            continue
+        try:
+            C._value(value, kind)
+        except ValueError:
+            expected = "an integer ≥ 1" if key == "k" else _EXPECTED[kind]
+            raise ConfigError("rules", rule, reason=f"{item}: expected {expected}") from None
 
 
 @click.command("compare-rules")
@@ -57,11 +106,14 @@ def compare_rules(datasets, rules, baseline_mode, seeds, epochs, eval_every, tes
     from ..experiments import compare_rules as C
     from ..experiments.results import write_json
 
-    names = [d.strip() for d in datasets.split(",") if d.strip()]
+    names = comma_list(datasets, "datasets", "mnist,ecg")
     for d in names:
         if d not in TASKS:
             raise ConfigError("datasets", d, "one of " + ", ".join(TASKS))
-    specs = [C.parse_rule(r, baseline_mode) for r in _split_rules(rules)]
+    rule_texts = _split_rules(rules)
+    for r in rule_texts:
+        _check_settings(r)
+    specs = [C.parse_rule(r, baseline_mode) for r in rule_texts]
     if len({s.folder for s in specs}) != len(specs):
         raise ConfigError("rules", rules, reason="two rules share a name")
     for spec in specs:  # every rule's settings, before any training
@@ -85,7 +137,8 @@ def compare_rules(datasets, rules, baseline_mode, seeds, epochs, eval_every, tes
             else:
                 cfg = C.rule_config(dataset, spec, seeds=seeds, epochs=epochs, eval_every=eval_every,
                                     test_limit=test_limit, threads=threads, data_dir=data_dir)
-                res = C.train_rule(cfg, folder, progress=progress, fresh=fresh)
+                with explain_divergence("the rule's lr (an lr= setting in --rules)", where=f"{spec.label} on {dataset}, "):
+                    res = C.train_rule(cfg, folder, progress=progress, fresh=fresh)
             results[spec.label], rows[spec.label] = res, C.rule_row(spec.label, res, rate)
         if not rows:
             continue

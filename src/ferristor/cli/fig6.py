@@ -8,23 +8,24 @@ from pathlib import Path
 
 import click
 
-from .common import FiniteFloat, NonEmptyPath, names_options
+from .common import FiniteFloat, NonEmptyPath, comma_list, names_options, no_repeats
 from .pretrain import backbone_options
 
 
-def _csv(text: str | None) -> list[str] | None:
-    return [t.strip() for t in text.split(",") if t.strip()] if text else None
+def _csv(text: str | None, field: str, example: str) -> list[str] | None:
+    """None (the defaults) where the option is not given; a given list must hold something."""
+    return None if text is None else comma_list(text, field, example)
 
 
 def _lsb_grid(text: str) -> tuple[float, ...]:
     from ..errors import ConfigError
     out = []
-    for t in text.split(","):
-        t = t.strip()
+    for t in comma_list(text, "lsb_grid", "2^-8,2^-10,2^-12"):
         try:
             out.append(2.0 ** float(t[2:]) if t.startswith("2^") else float(t))
         except ValueError:
             raise ConfigError("lsb_grid", text, "comma-separated LSB values, e.g. 2^-8,2^-10,2^-12") from None
+    no_repeats(out, "lsb_grid", text)  # '2^-8,0.00390625' is one candidate
     return tuple(out)
 
 
@@ -76,8 +77,9 @@ def run_fig6(*, pairs=None, pretrain_epochs=2.0, per_class=1000, folds=10, heads
                               train_limit=train_limit, weights=weights)
     protocol = ProtocolConfig(folds=folds, seed=seed, offline_epochs=offline_epochs, lsb_grid=_lsb_grid(lsb_grid),
                               online=OnlineConfig(epochs=online_epochs, decay_epoch=decay_epoch),
-                              heads=tuple(_csv(heads) or HEADS))
-    cfg = Fig6Config(pairs=tuple(_csv(pairs) or PAIRS), pretrain=pretrain, protocol=protocol, per_class=per_class)
+                              heads=tuple(_csv(heads, "heads", "hm-var,fp-online") or HEADS))
+    cfg = Fig6Config(pairs=tuple(_csv(pairs, "pairs", "mnist->fashion-mnist") or PAIRS), pretrain=pretrain,
+                     protocol=protocol, per_class=per_class)
     results = reproduce_fig6(cfg, out, data_dir=data_dir, progress=progress, fresh=fresh, log=click.echo)
     click.echo(format_table(results))
     click.echo(f"results: {Path(out) / 'fig6.json'}, table: {Path(out) / 'fig6.txt'}, plot: {Path(out) / 'fig6.png'}")

@@ -9,7 +9,7 @@ from ..experiments.config import MAX_EPOCHS, TASKS
 from ..backend import BACKENDS
 from ..nn.config import MODES
 from ..rule.config import INIT_SHAPES, ROUNDING_MODES, SAMPLERS
-from .common import FerristorGroup, FiniteFloat, NonEmptyPath, SeedList, cpu_count, names_options
+from .common import FerristorGroup, FiniteFloat, NonEmptyPath, SeedList, cpu_count, explain_divergence, names_options
 
 
 @click.group(cls=FerristorGroup)
@@ -84,7 +84,8 @@ def train(out, fresh, progress, skip_zero_updates, skip_unchanged_transfers, **o
     overrides["count_zero_updates"] = not skip_zero_updates
     overrides["transfer_writes_unchanged"] = not skip_unchanged_transfers
     cfg = task_config(overrides.pop("dataset"), overrides.pop("mode"), **overrides)
-    results = run(cfg, out, progress=progress, fresh=fresh)
+    with explain_divergence("--lr"):
+        results = run(cfg, out, progress=progress, fresh=fresh)
     click.echo(format_summary(results))
     click.echo(f"results: {Path(out) / 'results.json'}")
 

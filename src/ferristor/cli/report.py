@@ -5,20 +5,42 @@ from pathlib import Path
 
 import click
 
-from ..errors import ConfigError, FerristorError
+from ..errors import ConfigError, DataError, FerristorError
+from .common import RUN_DEPTH, comma_list, names_options, no_repeats, prepare_file_folder, prepare_folder, runs_below
 
 
 def _ks(text: str | None):
     from ..report.lifetime import DEFAULT_KS
-    if not text:
+    if text is None:
         return DEFAULT_KS
+    items = comma_list(text, "--k", "1,10,100", distinct=False)  # outside the try: a ConfigError is a ValueError
     try:
-        ks = [float(k) for k in text.split(",")]
+        ks = [float(k) for k in items]
     except ValueError:
         ks = []
     if not ks or any(not (k > 0) or k == float("inf") for k in ks):
         raise ConfigError("--k", text, "comma-separated transfer periods > 0, e.g. 1,10,100")
-    return [int(k) if k.is_integer() else k for k in ks]
+    ks = [int(k) if k.is_integer() else k for k in ks]
+    no_repeats(ks, "--k", text)  # '10,1e1' is one k
+    return ks
+
+
+def _with_nested_runs(paths, arg: str) -> list[str]:
+    """resolve() looks one level into a folder; compare-rules writes its runs two levels down
+    (OUT/<dataset>/<rule>/results.json): such a folder stands for the runs found there."""
+    from ..report.inputs import _kind
+    out = []
+    for typed in paths:
+        p = Path(typed)
+        if not p.is_dir() or _kind(p) or any(c.is_dir() and _kind(c) for c in p.iterdir()):
+            out.append(typed)  # resolve's cases: a file, a run, a sweep, a folder of them
+            continue
+        found = runs_below(p)
+        if not found:
+            raise DataError(f"{arg} '{typed}': holds no results.json and no sweep (sweep.sqlite or trials/), "
+                            f"nor do the folders in it, down to {RUN_DEPTH} levels")
+        out += [str(f) for f in found]
+    return out
 
 
 @click.command("report")
@@ -27,6 +49,7 @@ def _ks(text: str | None):
 @click.option("--rate", default="1", show_default=True, help="samples per second for the lifetime projection (the page has a box to change it)")
 @click.option("--k", "ks", default=None, help="transfer periods of a run's projected lifetimes [default: 1,2,5,…,1000]")
 @click.option("--figures", "figures_dir", default=None, help="also write each figure as SVG and PNG into this folder (needs matplotlib)")
+@names_options()
 def report(paths, out, rate, ks, figures_dir):
     """One self-contained HTML page (opens offline) for run folders, results.json files, sweep folders,
     or folders holding several of them: configuration and its differences, provenance, accuracy per
@@ -39,7 +62,11 @@ def report(paths, out, rate, ks, figures_dir):
         out = only / "report.html" if only is not None and only.is_dir() else Path("report.html")
     if Path(out).is_dir():
         raise ConfigError("--out", out, "a file name (it is a folder)")
-    page, statics = write_report(list(paths), out, rate, _ks(ks), figures_dir)
+    k_list = _ks(ks)
+    prepare_file_folder(out, "out")  # before any work, as train's --out
+    if figures_dir is not None:
+        prepare_folder(figures_dir, "figures_dir")
+    page, statics = write_report(_with_nested_runs(paths, "PATH"), out, rate, k_list, figures_dir)
     if statics:
         click.echo(f"figures: {len(statics)} files in {figures_dir}")
     click.echo(f"report: {page.resolve()}")  # absolute: pasted into a browser from anywhere
@@ -60,7 +87,7 @@ def lifetime(run, rate, ks):
         raise FerristorError("--rate is missing: give the samples per second the device learns from, e.g. --rate 10")
     rate = check_rate(rate, "--rate")
     k_list = _ks(ks)
-    runs, sweeps = resolve([run] if run else [], "RUN")
+    runs, sweeps = resolve(_with_nested_runs([run] if run else [], "RUN"), "RUN")
     for r in runs:
         e = r.endurance
         click.echo(f"run {r.name}: {describe(r.config)}, {len(r.seeds)} chips × {r.samples_per_replica or 0:,} samples")
