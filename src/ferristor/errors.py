@@ -56,6 +56,17 @@ class ConfigError(FerristorError, ValueError):
         return f"{who} is not allowed{with_}: expected {self.allowed}"
 
 
+class DivergedError(ConfigError):
+    """The training loss became NaN or infinite at ``unit`` (step or epoch) ``at``: the learning rate
+    ``field`` (value ``value``) is too large for the rest of the configuration — or another setting
+    is beyond the simulation's 32-bit range. A ConfigError on the lr for Python callers; a command
+    line that knows which options the user set says so instead (``cli.common.explain_divergence``)."""
+
+    def __init__(self, field: str, lr, unit: str, at: int):
+        self.unit, self.at = unit, at
+        super().__init__(field, lr, f"a smaller value: the loss diverged ({unit} {at})")
+
+
 class ConfigMismatchError(ConfigError):
     """An output folder holds the state of a run with another configuration."""
 

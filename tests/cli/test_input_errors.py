@@ -161,6 +161,14 @@ def test_report_outputs_on_a_file_system_that_refuses_them(tmp_path, option, pat
     assert "unexpected" not in line
 
 
+def test_results_output_that_cannot_be_written_is_named_before_reading_the_store(tmp_path):
+    (tmp_path / "afile").write_text("x")
+    path = tmp_path / "afile" / "x.csv"
+    line = refused(invoke("results", tmp_path / "no-sweep", "--format", "csv", "-o", path),
+                   f"--output {path}: cannot be created (a part of the path is a file, not a folder)")
+    assert "unexpected" not in line
+
+
 # --- 7: runs two levels down (compare-rules' OUT/<dataset>/<rule>) ----------------------------------------
 
 @pytest.fixture
@@ -207,10 +215,10 @@ def test_a_diverged_loss_is_not_blamed_on_an_lr_never_set(tmp_path, tiny):
 
 def test_compare_rules_names_the_rule_that_diverged(tmp_path, monkeypatch):
     import ferristor.experiments.compare_rules as C
-    from ferristor.errors import ConfigError
+    from ferristor.errors import DivergedError
 
     def diverge(*a, **k):
-        raise ConfigError("lr", 0.1, "a smaller value: the loss diverged (step 600)")
+        raise DivergedError("lr", 0.1, "step", 600)
     monkeypatch.setattr(C, "train_rule", diverge)
     line = refused(invoke("compare-rules", "--datasets", "mnist", "--rules", "tiki-taka:gamma=10", "--out", tmp_path / "o"),
                    "the loss diverged at step 600 (tiki-taka:gamma=10 on mnist, lr 0.1)", "lower the rule's lr (an lr= setting in --rules)",

@@ -86,6 +86,14 @@ def test_compare_rules_end_to_end(mnist_data_dir, tmp_path):
     assert (out / "compare-rules.png").stat().st_size > 10_000
     again = CliRunner().invoke(cli, [*args[:1], "--table-only", *args[1:]])  # the saved runs, nothing trained
     assert again.exit_code == 0 and "| tiki-taka:k=2 | 2 |" in again.output
+    # a training option given to --table-only selects: runs of another --epochs are refused, named
+    other = [a if a != "0.004" else "0.008" for a in args]
+    refused = CliRunner().invoke(cli, [*other[:1], "--table-only", *other[1:]])
+    assert refused.exit_code == 2 and "--epochs (0.004 there, 0.008 now)" in refused.stderr
+    # none given: the runs as they were trained
+    bare = CliRunner().invoke(cli, ["compare-rules", "--table-only", "--datasets", "mnist", "--rules",
+                                    "fp,hm-var,memristor-sgd,tiki-taka:k=2", "--out", str(out), "--no-plot"])
+    assert bare.exit_code == 0 and "| tiki-taka:k=2 | 2 |" in bare.output
 
 
 def test_bad_dataset_is_named():

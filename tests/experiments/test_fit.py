@@ -367,6 +367,13 @@ def test_test_data_beside_a_ferristor_dataset_is_not_silently_ignored():
     assert r.results["dataset"]["test"] == 120
 
 
+def test_a_diverged_loss_is_a_diverged_error_with_its_step():
+    from ferristor.errors import DivergedError
+    with pytest.raises(DivergedError, match=r"lr=3e\+38 is not allowed: expected a smaller value: the loss diverged") as e:
+        quiet_fit(net(mode="fp"), blobs(0), **{**FAST, "lr": 3e38})
+    assert e.value.unit == "step" and e.value.at >= 1 and e.value.field == "lr"
+
+
 def test_test_labels_out_of_range_name_the_test_split():
     (x, y), (xt, yt) = blobs(0, n=40), blobs(1, n=40)
     with pytest.raises(DataError, match=r"test labels span 0…5 but the network has 3 outputs"):

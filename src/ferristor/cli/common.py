@@ -13,7 +13,6 @@ import errno
 import functools
 import math
 import os
-import re
 import shlex
 import sys
 import tempfile
@@ -24,7 +23,7 @@ from pathlib import Path
 
 import click
 
-from ..errors import ConfigError, FerristorError, FerristorWarning
+from ..errors import ConfigError, DivergedError, FerristorError, FerristorWarning
 
 _NAMER = "ferristor.namer"  # ctx.meta key: how the running command names config fields
 
@@ -267,9 +266,6 @@ def prepare_folder(path, field: str) -> Path:
     """A folder a command writes into, created and proven writable before any work, as ``train`` does
     its --out (``run_folder.prepare``); errors name ``field`` and the path as typed."""
     from ..experiments.run_folder import prepare
-    # prepare's own check for this is caught by its `except ValueError` (a ConfigError is one): "not a valid path (…)"
-    if Path(path).exists() and not Path(path).is_dir():
-        raise ConfigError(field, os.fspath(path), reason="is a file, not a folder")
     try:
         return prepare(path)
     except ConfigError as e:
@@ -304,8 +300,6 @@ def runs_below(folder: Path) -> list[Path]:
 
 # --- a run that diverged -------------------------------------------------------------------------
 
-# fit raises divergence as ConfigError("lr", lr, "a smaller value: the loss diverged (step N)")
-_DIVERGED = re.compile(r"the loss diverged \((step|epoch) (\d+)\)")
 # options that cannot make a loss diverge: not worth a user's look
 _NOT_A_CAUSE = {"out", "fresh", "progress", "data_dir", "threads", "test_limit", "eval_every", "validation_seed",
                 "table_only", "plot", "rate", "seeds", "epochs", "lr", "datasets"}  # compare-rules names the dataset
@@ -335,20 +329,15 @@ def explain_divergence(lower: str, where: str = ""):
     have set — with the lr used, ``lower`` (how to lower it) and the options the user did set."""
     try:
         yield
-    except ConfigError as e:
-        m = _DIVERGED.search(str(e.allowed or ""))
-        if e.field != "lr" or m is None:
-            raise
+    except DivergedError as e:
         check = options_set()
         hint = f"lower {lower}" + (f" or check {', '.join(check)}" if check else "")
-        raise FerristorError(f"the loss diverged at {m.group(1)} {m.group(2)} ({where}lr {e.value}): {hint}") from None
+        raise FerristorError(f"the loss diverged at {e.unit} {e.at} ({where}lr {e.value}): {hint}") from None
 
 
 def cpu_count() -> int:
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # pragma: no cover
-        return max(1, os.cpu_count() or 1)
+    from ..cpus import available_cpus  # one count for the options, the configs and set_threads
+    return available_cpus()
 
 
 def require_plot(what: str) -> None:

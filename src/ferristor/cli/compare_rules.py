@@ -1,7 +1,6 @@
 """``ferristor compare-rules`` — the hybrid rule and its baselines on the same devices, side by side."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import click
@@ -92,7 +91,9 @@ def _check_settings(rule: str) -> None:
               help="data root holding mnist/, fashion-mnist/, mitdb/ [env FERRISTOR_DATA]")
 @click.option("--out", type=NonEmptyPath(file_okay=False), default="runs/compare-rules", show_default=True,
               help="folder: OUT/<dataset>/<rule>/ per run (resumable), tables and the plot")
-@click.option("--table-only", is_flag=True, help="train nothing: tabulate and plot the runs already in --out")
+@click.option("--table-only", is_flag=True,
+              help="train nothing: tabulate and plot the runs already in --out (as they were trained; --seeds, "
+                   "--epochs, --eval-every, --test-limit given here select: a run of other settings is refused)")
 @click.option("--plot/--no-plot", default=True, show_default=True, help="write OUT/compare-rules.png (needs matplotlib)")
 @click.option("--fresh", is_flag=True, help="discard the runs in --out and start over")
 @click.option("--progress/--no-progress", default=True, help="show a progress bar")
@@ -106,6 +107,10 @@ def compare_rules(datasets, rules, baseline_mode, seeds, epochs, eval_every, tes
     from ..experiments import compare_rules as C
     from ..experiments.results import write_json
 
+    from click.core import ParameterSource
+    ctx = click.get_current_context()
+    asked = [n for n in ("seeds", "epochs", "eval_every", "test_limit")
+             if ctx.get_parameter_source(n) is ParameterSource.COMMANDLINE]
     names = comma_list(datasets, "datasets", "mnist,ecg")
     for d in names:
         if d not in TASKS:
@@ -129,11 +134,14 @@ def compare_rules(datasets, rules, baseline_mode, seeds, epochs, eval_every, tes
         for spec in specs:
             folder = out / dataset / spec.folder
             if table_only:
-                f = folder / "results.json"
-                if not f.exists():
+                # the runs as they were trained; a training option given here selects: a run of other
+                # such settings is refused, naming them (the table has no column for them)
+                cfg = C.rule_config(dataset, spec, seeds=seeds, epochs=epochs, eval_every=eval_every,
+                                    test_limit=test_limit, threads=threads, data_dir=data_dir) if asked else None
+                res = C.finished_results(folder, cfg)
+                if res is None:
                     click.echo(f"no results yet: {folder}", err=True)
                     continue
-                res = json.loads(f.read_text(encoding="utf-8"))
             else:
                 cfg = C.rule_config(dataset, spec, seeds=seeds, epochs=epochs, eval_every=eval_every,
                                     test_limit=test_limit, threads=threads, data_dir=data_dir)

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import click
 
-from .common import cpu_count
+from .common import cpu_count, names_options, prepare_file_folder
 
 
 @click.command("sweep")
@@ -97,11 +97,14 @@ def _too_many_workers(spec, workers: int, elsewhere: bool) -> str | None:
               help="write to this file (parquet needs one) [default: print]")
 @click.option("--import", "imports", multiple=True, type=click.Path(), metavar="RUN",
               help="first import a finished run (its folder or results.json) into the store (repeatable)")
+@names_options()
 def results(sweep_dir, conditions, final_only, fmt, output, imports):
     """Print or export SWEEP's results: one row per trial × seed × evaluation with the resolved config."""
     from ..atomic import atomic_write
     from ..sweeps import table as tb
     from ..sweeps.store import open_store
+    if output:
+        prepare_file_folder(output, "output")  # before any work, as train's --out
 
     if imports:
         from ..locking import exclusive

@@ -162,11 +162,12 @@ def train_rule(cfg: TrainConfig, out_dir: str | Path | None = None, *, progress:
 TABLE_HINT = "ask for the settings it was trained with, or train it anew with {fresh}"
 
 
-def finished_results(folder: str | Path, cfg: TrainConfig) -> dict | None:
+def finished_results(folder: str | Path, cfg: TrainConfig | None) -> dict | None:
     """The results of ``cfg``'s run in ``folder``, for a table without training (``--table-only``):
     None when it has none yet; a ConfigMismatchError naming the settings that differ, as a run
     resumed in the folder gets (``run_folder.config_differences``), when they are another
-    configuration's, so a table never shows another run's numbers as the ones asked for."""
+    configuration's, so a table never shows another run's numbers as the ones asked for. ``cfg``
+    None: the run's results whatever its settings (a DataError still, if they are unreadable)."""
     path = Path(folder) / run_folder.RESULTS
     if not path.exists():
         return None
@@ -176,6 +177,8 @@ def finished_results(folder: str | Path, cfg: TrainConfig) -> dict | None:
             raise TypeError("no config in it")
     except (OSError, ValueError, TypeError) as e:
         raise DataError(f"{path} is unreadable ({type(e).__name__}: {e}); {run_folder.FRESH_HINT}.") from None
+    if cfg is None:
+        return results
     diffs = [d for d in run_folder.config_differences(results["config"], to_dict(cfg)) if d[0] != run_folder.DATA_FINGERPRINT]
     if diffs:
         raise ConfigMismatchError(run_folder.FIELD, str(folder), "the results", diffs, TABLE_HINT)

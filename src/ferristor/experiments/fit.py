@@ -28,7 +28,7 @@ from ..compile_clock import CompileClock
 from ..config_base import check_number
 from ..data.registry import Dataset
 from ..data.validate import check_fits, check_outputs
-from ..errors import ConfigError, DataError, FerristorWarning
+from ..errors import ConfigError, DataError, DivergedError, FerristorWarning
 from . import fast_step, run_folder
 from ..nn.hybrid import HybridModule
 from ..rule.streams import STREAM_SHUFFLE
@@ -304,8 +304,7 @@ def run_fit(model: nn.Module, train_data, test_data=None, *, epochs: float = 1.0
             train_time += time.perf_counter() - t0
             compile_time += clock.seconds - c0
             if not math.isfinite(loss_value.item() if torch.is_tensor(loss_value) else float(loss_value)):
-                raise ConfigError("lr", optimizer.param_groups[0]["lr"],
-                                  f"a smaller value: the loss diverged (step {step})")
+                raise DivergedError("lr", optimizer.param_groups[0]["lr"], "step", step)
             if step in eval_steps:
                 record = {"epoch": step / steps_per_epoch, "step": step,
                           "test_accuracy": evaluate(model, x_test.to(dev), y_test.to(dev), replicas)}

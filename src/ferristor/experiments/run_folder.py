@@ -67,15 +67,17 @@ def prepare(out: str | os.PathLike, *, need_bytes: int = 0) -> Path:
         raise _folder_error(out, "an empty path; give a folder")
     folder = Path(text)
     try:
-        if folder.exists() and not folder.is_dir():
-            raise _folder_error(out, "is a file, not a folder")
-        folder.mkdir(parents=True, exist_ok=True)
+        is_file = folder.exists() and not folder.is_dir()
+        if not is_file:
+            folder.mkdir(parents=True, exist_ok=True)
     except ValueError as e:  # e.g. an embedded NUL
         raise _folder_error(out, f"not a valid path ({e})") from None
     except FileExistsError:
         raise _folder_error(out, "cannot be created: a file of that name is in the way") from None
     except OSError as e:
         raise _folder_error(out, f"cannot be created ({_why(e)})") from None
+    if is_file:  # outside the try: its error is a ConfigError, a ValueError, which that would have re-worded
+        raise _folder_error(out, "is a file, not a folder")
     probe = folder / f"{_PROBE}{os.getpid()}"
     try:
         with open(probe, "wb") as f:

@@ -232,8 +232,8 @@ def train_online(features: torch.Tensor, labels: torch.Tensor, runs: Runs, cfg: 
             if bar is not None:
                 bar.update(m)
         if not math.isfinite(float(loss.detach() if torch.is_tensor(loss) else loss)):
-            from ..errors import ConfigError
-            raise ConfigError("lr", cfg.lr, f"a smaller value: the loss diverged (epoch {e})")
+            from ..errors import DivergedError
+            raise DivergedError("online.lr", cfg.lr, "epoch", e)
         model.eval()
         for k, (xe, ye) in evals.items():
             history[k][:, e] = _accuracy(model, xe, ye)

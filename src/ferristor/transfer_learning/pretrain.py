@@ -23,7 +23,7 @@ from torch.nn import functional as F
 from ..atomic import atomic_write
 from ..backbones import Backbone, BackboneSpec, build_backbone, load_backbone, save_backbone
 from ..config_base import check_number
-from ..errors import ConfigError, ConfigMismatchError, DataError
+from ..errors import ConfigError, ConfigMismatchError, DataError, DivergedError
 from ..experiments import run_folder
 from ..experiments.results import versions, write_json
 from ..nn.lsq import level_usage
@@ -152,7 +152,7 @@ def _train(cfg, data, identity, folder, progress, checkpoint_every) -> PretrainR
         loss.backward()
         opt.step()
         if not torch.isfinite(loss):
-            raise ConfigError("lr", cfg.lr, f"a smaller value: the loss diverged (step {step})")
+            raise DivergedError("lr", cfg.lr, "step", step)
         epoch_time += time.perf_counter() - t0
         loss_sum += loss.item()
         step += 1
