@@ -81,6 +81,17 @@ def _program_marked(flags, n_marked, code, value, writes, wa, wb, tab, means, id
         o += 1
 
 
+@njit(inline="always")
+def _program_lines(flags, marks, code, value, writes, wk, tab, means, ideal, sigma, noisy, fold, level_step):
+    """The second loop over every line (R × I) of a crossbar, its write keys ``wk`` (R, 4, I)."""
+    n_rep, n_in = code.shape[0], code.shape[1]
+    for t in prange(n_rep * n_in):
+        r = t // n_in
+        i = t - r * n_in
+        _program_marked(flags[t], marks[t], code[r, i], value[r, i], writes[r, i], wk[r, 0, i], wk[r, 1, i], tab, means, ideal,
+                        sigma, noisy, fold, level_step)
+
+
 @njit(parallel=True, cache=True, boundscheck=False, error_model="numpy")
 def level_update_rank1(code, value, pending, writes, delta, x, ukeys, step, wkeys, windex, neg_coef, p24, c, rounding,
                        limit, every_update, means, ideal, sigma, noisy, fold, level_step):
@@ -117,11 +128,7 @@ def level_update_rank1(code, value, pending, writes, delta, x, ukeys, step, wkey
             frow[o] = np.uint8(flag)
             marked += np.int32(flag)
         marks[t] = marked
-    for t in prange(n_rep * n_in):
-        r = t // n_in
-        i = t - r * n_in
-        _program_marked(flags[t], marks[t], code[r, i], value[r, i], writes[r, i], wk[r, 0, i], wk[r, 1, i], tab, means, ideal,
-                        sigma, noisy, fold, level_step)
+    _program_lines(flags, marks, code, value, writes, wk, tab, means, ideal, sigma, noisy, fold, level_step)
 
 
 @njit(parallel=True, cache=True, boundscheck=False, error_model="numpy")
@@ -170,11 +177,7 @@ def chi_threshold(chi, code, value, writes, wkeys, windex, eps, limit, means, id
             frow[o] = np.uint8(new != old)
             marked += np.int32(new != old)
         marks[t] = marked
-    for t in prange(n_rep * n_in):
-        r = t // n_in
-        i = t - r * n_in
-        _program_marked(flags[t], marks[t], code[r, i], value[r, i], writes[r, i], wk[r, 0, i], wk[r, 1, i], tab, means, ideal,
-                        sigma, noisy, fold, level_step)
+    _program_lines(flags, marks, code, value, writes, wk, tab, means, ideal, sigma, noisy, fold, level_step)
 
 
 @njit(parallel=True, cache=True, boundscheck=False, error_model="numpy")
