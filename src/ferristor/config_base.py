@@ -41,6 +41,11 @@ def to_dict(config) -> dict[str, Any]:
 
 # --- validators: each raises ConfigError naming the field, the value and what is allowed ---------
 
+# Scales the 32-bit kernels hold with room for their products (an LSB of 1e-300 is 0 in float32, a σ
+# of 1e300 is inf): a real quantity outside these bounds is refused before any work.
+FLOAT32_SCALE = (1e-30, 1e30)
+
+
 def check_number(name: str, value, *, lo=None, hi=None, lo_open=False, hi_open=False, integer=False):
     if isinstance(value, bool) or not isinstance(value, (int, float)) or (integer and not isinstance(value, int)):
         raise ConfigError(name, value, "an integer" if integer else "a number")

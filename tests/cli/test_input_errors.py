@@ -205,12 +205,28 @@ def test_a_folder_without_runs_says_how_deep_it_was_searched(tmp_path):
 # --- 8: a diverged loss ----------------------------------------------------------------------------------
 
 def test_a_diverged_loss_is_not_blamed_on_an_lr_never_set(tmp_path, tiny):
-    r = invoke("train", "--out", tmp_path / "run", "--epochs", 1, "--k", 20, "--no-progress", "--sigma", "1e300")
-    line = refused(r, "the loss diverged at step", "(lr 0.1): lower --lr or check --k 20, --sigma 1e+300")
+    # float weights and an lr at float32's edge: the weights overflow (settings beyond the kernels'
+    # range, such as --sigma 1e300, are refused before any work now)
+    r = invoke("train", "--out", tmp_path / "run", "--epochs", 1, "--k", 20, "--no-progress", "--mode", "fp",
+               "--lr", "3e38")
+    line = refused(r, "the loss diverged at step", "(lr 3e+38): lower --lr or check --mode fp, --k 20")
     assert "is not allowed" not in line and "--out" not in line  # where it writes cannot make it diverge
-    # numpy's overflow warnings: one line each, no source file or code
     assert "RuntimeWarning" not in r.stderr and ".py:" not in r.stderr
-    assert "warning: numeric trouble (overflow encountered in cast)" in r.stderr
+
+
+def test_numpy_overflow_warnings_show_as_one_line_once(monkeypatch):
+    import numpy as np
+
+    import ferristor.cli.params as params_module
+
+    def overflowing():
+        for _ in range(3):
+            np.float32(3e38) * np.float32(10)  # numpy: RuntimeWarning "overflow encountered in scalar multiply"
+        return []
+    monkeypatch.setattr(params_module, "config_classes", overflowing)
+    r = invoke("params")
+    assert "RuntimeWarning" not in r.stderr and ".py:" not in r.stderr
+    assert r.stderr.count("warning: numeric trouble (overflow encountered in scalar multiply)") == 1
 
 
 def test_compare_rules_names_the_rule_that_diverged(tmp_path, monkeypatch):

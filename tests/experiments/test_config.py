@@ -12,6 +12,8 @@ from ferristor.experiments.seeds import parse_seeds
     (dict(epochs=0), "epochs"), (dict(threads=0), "threads"), (dict(seeds="3-1"), "seeds"),
     (dict(seeds="a-b"), "seeds"), (dict(seeds=""), "seeds"), (dict(seeds="1,1"), "seeds"),
     (dict(backend="cuda-magic"), "backend"), (dict(level_means="linear"), "level_means"),
+    # beyond the 32-bit kernels' range: 0 or inf in float32 (the loss had diverged, blamed on lr)
+    (dict(hidden_lsb=1e-300), "hidden_lsb"), (dict(hidden_lsb=1e31), "hidden_lsb"), (dict(sigma_levels=1e300), "sigma_levels"),
 ])
 def test_rejected(kw, field):
     with pytest.raises(ConfigError) as e:

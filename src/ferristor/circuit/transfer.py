@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from ..backend import numba_available
-from ..config_base import check_choice, check_number, param
+from ..config_base import FLOAT32_SCALE, check_choice, check_number, param
 
 # Mean conductances of the 8 measured magnitude levels, expressed in weight units 0…7:
 # (G − G_0)/(G_7 − G_0)·7 with G = 1.4, 11.9, 36.5, 58.3, 73.9, 85.5, 95.9, 103.9 µS (digest §3 [D]).
@@ -112,7 +112,7 @@ class TransferConfig:
 
     def __post_init__(self):
         check_choice("TransferConfig.model", self.model, ("ideal", "table", "circuit"))
-        check_number("TransferConfig.sigma_levels", self.sigma_levels, lo=0)
+        check_number("TransferConfig.sigma_levels", self.sigma_levels, lo=0, hi=FLOAT32_SCALE[1])
         check_choice("TransferConfig.level_means", self.level_means, ("ideal", "measured"))
         check_choice("TransferConfig.sign_guard", self.sign_guard, ("clip", "fold"))
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from ..circuit.layout import PAPER_LAYOUT, SynapseLayout
 from ..circuit.ledger import LedgerConfig
 from ..circuit.transfer import TransferConfig
-from ..config_base import check_choice, check_number, param
+from ..config_base import FLOAT32_SCALE, check_choice, check_number, param
 from ..errors import ConfigError
 from ..rule.config import INIT_SHAPES
 from ..rule.schemes import SchemeConfig
@@ -33,7 +33,7 @@ class HybridConfig:
 
     def __post_init__(self):
         check_choice("mode", self.mode, MODES)
-        check_number("hidden_lsb", self.hidden_lsb, lo=0, lo_open=True)
+        check_number("hidden_lsb", self.hidden_lsb, lo=FLOAT32_SCALE[0], hi=FLOAT32_SCALE[1])
         check_number("init_scale", self.init_scale, lo=0, hi=1, lo_open=True)
         check_choice("init_shape", self.init_shape, INIT_SHAPES)
         if self.transfer is None:

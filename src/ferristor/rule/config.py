@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..config_base import check_choice, check_number, param
+from ..config_base import FLOAT32_SCALE, check_choice, check_number, param
 
 ROUNDING_MODES = ("stochastic", "nearest", "truncate")
 INIT_SHAPES = ("uniform", "normal")
@@ -27,6 +27,6 @@ class RuleConfig:
         check_number("k", self.k, lo=1, integer=True)
         check_choice("rounding", self.rounding, ROUNDING_MODES)
         check_choice("sampler", self.sampler, SAMPLERS)
-        check_number("hidden_lsb", self.hidden_lsb, lo=0, lo_open=True)
+        check_number("hidden_lsb", self.hidden_lsb, lo=FLOAT32_SCALE[0], hi=FLOAT32_SCALE[1])
         check_number("init_scale", self.init_scale, lo=0, hi=1, lo_open=True)
         check_choice("init_shape", self.init_shape, INIT_SHAPES)

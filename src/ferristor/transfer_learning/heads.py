@@ -23,7 +23,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ..config_base import check_choice, check_number
+from ..config_base import FLOAT32_SCALE, check_choice, check_number
 from ..nn import HybridConfig, HybridLinear
 from ..nn.lsq import init_step, lsq_quantize, qrange
 
@@ -170,7 +170,7 @@ class OnlineConfig:
         check_number("epochs", self.epochs, lo=1, integer=True)
         check_number("decay", self.decay, lo=0, lo_open=True, hi=1)
         check_number("decay_epoch", self.decay_epoch, lo=0, integer=True)
-        check_number("hidden_lsb", self.hidden_lsb, lo=0, lo_open=True)
+        check_number("hidden_lsb", self.hidden_lsb, lo=FLOAT32_SCALE[0], hi=FLOAT32_SCALE[1])
 
     def lr_at(self, epoch: int) -> float:
         return self.lr * (self.decay if epoch >= self.decay_epoch else 1.0)
