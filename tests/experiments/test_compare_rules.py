@@ -21,8 +21,11 @@ def test_rule_specs():
     assert cfg.ledger.transfer_writes_unchanged is False and cfg.rule.p == 0.5 and cfg.scheme.rule == "hybrid"
     cfg = C.rule_config("ecg", C.parse_rule("mixed-precision"), seeds=[0], epochs=1)
     assert cfg.scheme.rule == "mixed-precision" and cfg.rule.k == 1 and cfg.rule.lr == 0.01 and cfg.mode == "hm-var"
-    for bad, msg in (("sgd", "presets"), ("fp:gamma=1", "unknown setting 'gamma'"), ("tiki-taka:k=x", "cannot read"),
-                     ("hm:k=0", "k must be"), ("tiki-taka:gamma", "cannot read")):
+    for bad, msg in (("sgd", "presets"), ("fp:gamma=1", "unknown setting 'gamma'"),
+                     ("tiki-taka:k=x", "k=x: expected an integer ≥ 1"), ("hm:k=0", "k must be"),
+                     ("tiki-taka:gamma", "cannot read"), ("hm:k=1,k=2", "the setting k is given twice"),
+                     ("tiki-taka:reset_fast=maybe", "reset_fast=maybe: expected true or false"),
+                     ("hm:lr=fast", "lr=fast: expected a number")):
         with pytest.raises(ConfigError, match=msg):
             C.parse_rule(bad)
     with pytest.raises(ConfigError, match="epsilon"):

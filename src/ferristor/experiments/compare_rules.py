@@ -91,8 +91,24 @@ def _value(text: str, kind):
     return text
 
 
+_EXPECTED = {int: "an integer", "int": "an integer", float: "a number", "float": "a number", bool: "true or false",
+             "bool": "true or false"}
+
+
+def _setting_type(base: RuleSpec, key: str):
+    """The type parse_rule reads setting ``key`` of preset ``base`` as; None where it takes any text."""
+    if key == "k":
+        return int
+    if key in _RULE_FIELDS:
+        return _RULE_FIELDS[key]
+    if key in _SCHEME_FIELDS and base.scheme:
+        return _SCHEME_FIELDS[key]
+    return bool if key in _LEDGER_FIELDS and base.mode != "fp" and not base.scheme else None
+
+
 def parse_rule(text: str, baseline_mode: str = "hm-var") -> RuleSpec:
-    """'name[:key=value,...]' → RuleSpec. ``baseline_mode`` sets the writes of the baselines (hm: ideal)."""
+    """'name[:key=value,...]' → RuleSpec. ``baseline_mode`` sets the writes of the baselines (hm: ideal).
+    A setting given twice, or a value not of its setting's type, is refused, naming it."""
     name, _, rest = text.partition(":")
     if name not in PRESETS:
         raise ConfigError("rules", text, "presets " + ", ".join(PRESETS) + ", each optionally followed by "
@@ -101,8 +117,19 @@ def parse_rule(text: str, baseline_mode: str = "hm-var") -> RuleSpec:
     spec = RuleSpec(text, base.mode, base.k, dict(base.scheme), {})
     if base.scheme:
         spec.mode = baseline_mode
+    seen: set[str] = set()
     for item in filter(None, rest.split(",")):
         key, eq, val = item.partition("=")
+        if eq and key in seen:  # it had kept the last value, under a label that shows both
+            raise ConfigError("rules", text, reason=f"the setting {key} is given twice")
+        seen.add(key)
+        kind = _setting_type(base, key) if eq else None
+        if kind in _EXPECTED:
+            try:
+                _value(val, kind)
+            except ValueError:
+                expected = "an integer ≥ 1" if key == "k" else _EXPECTED[kind]
+                raise ConfigError("rules", text, reason=f"{item}: expected {expected}") from None
         try:
             if not eq:
                 raise ValueError(item)
