@@ -283,21 +283,6 @@ def prepare_file_folder(path, field: str) -> Path:
         raise ConfigError(field, os.fspath(path), reason=e.reason) from None
 
 
-# --- runs below a folder -------------------------------------------------------------------------
-
-RUN_DEPTH = 2  # compare-rules writes OUT/<dataset>/<rule>/results.json, the deepest layout a command writes
-
-
-def runs_below(folder: Path) -> list[Path]:
-    """The run folders (holding results.json) one level below ``folder``, else two (compare-rules);
-    [] where neither holds any."""
-    for depth in range(1, RUN_DEPTH + 1):
-        found = sorted(f.parent for f in folder.glob("/".join(["*"] * depth + ["results.json"])) if f.is_file())
-        if found:
-            return found
-    return []
-
-
 # --- a run that diverged -------------------------------------------------------------------------
 
 # options that cannot make a loss diverge: not worth a user's look

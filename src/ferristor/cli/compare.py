@@ -5,8 +5,6 @@ from pathlib import Path
 
 import click
 
-from .common import runs_below
-
 
 @click.command("compare")
 @click.argument("runs", nargs=-1, required=True, type=click.Path(exists=True))
@@ -23,4 +21,5 @@ def compare(runs):
 
 def _nested(p: Path) -> list[Path]:
     """The runs below ``p`` where it is not a run itself (a run still going has no runs below it)."""
+    from ..report.inputs import runs_below
     return runs_below(p) if p.is_dir() and not (p / "results.json").exists() else []

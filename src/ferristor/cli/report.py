@@ -5,8 +5,8 @@ from pathlib import Path
 
 import click
 
-from ..errors import ConfigError, DataError, FerristorError
-from .common import RUN_DEPTH, comma_list, names_options, no_repeats, prepare_file_folder, prepare_folder, runs_below
+from ..errors import ConfigError, FerristorError
+from .common import comma_list, names_options, no_repeats, prepare_file_folder, prepare_folder
 
 
 def _ks(text: str | None):
@@ -23,24 +23,6 @@ def _ks(text: str | None):
     ks = [int(k) if k.is_integer() else k for k in ks]
     no_repeats(ks, "--k", text)  # '10,1e1' is one k
     return ks
-
-
-def _with_nested_runs(paths, arg: str) -> list[str]:
-    """resolve() looks one level into a folder; compare-rules writes its runs two levels down
-    (OUT/<dataset>/<rule>/results.json): such a folder stands for the runs found there."""
-    from ..report.inputs import _kind
-    out = []
-    for typed in paths:
-        p = Path(typed)
-        if not p.is_dir() or _kind(p) or any(c.is_dir() and _kind(c) for c in p.iterdir()):
-            out.append(typed)  # resolve's cases: a file, a run, a sweep, a folder of them
-            continue
-        found = runs_below(p)
-        if not found:
-            raise DataError(f"{arg} '{typed}': holds no results.json and no sweep (sweep.sqlite or trials/), "
-                            f"nor do the folders in it, down to {RUN_DEPTH} levels")
-        out += [str(f) for f in found]
-    return out
 
 
 @click.command("report")
@@ -66,7 +48,7 @@ def report(paths, out, rate, ks, figures_dir):
     prepare_file_folder(out, "out")  # before any work, as train's --out
     if figures_dir is not None:
         prepare_folder(figures_dir, "figures_dir")
-    page, statics = write_report(_with_nested_runs(paths, "PATH"), out, rate, k_list, figures_dir)
+    page, statics = write_report(paths, out, rate, k_list, figures_dir)
     if statics:
         click.echo(f"figures: {len(statics)} files in {figures_dir}")
     click.echo(f"report: {page.resolve()}")  # absolute: pasted into a browser from anywhere
@@ -87,7 +69,7 @@ def lifetime(run, rate, ks):
         raise FerristorError("--rate is missing: give the samples per second the device learns from, e.g. --rate 10")
     rate = check_rate(rate, "--rate")
     k_list = _ks(ks)
-    runs, sweeps = resolve(_with_nested_runs([run] if run else [], "RUN"), "RUN")
+    runs, sweeps = resolve([run] if run else [], "RUN")
     for r in runs:
         e = r.endurance
         click.echo(f"run {r.name}: {describe(r.config)}, {len(r.seeds)} chips × {r.samples_per_replica or 0:,} samples")

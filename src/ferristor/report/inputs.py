@@ -17,10 +17,23 @@ def _kind(folder: Path) -> str | None:
     return None
 
 
+RUN_DEPTH = 2  # compare-rules writes OUT/<dataset>/<rule>/results.json, the deepest layout a command writes
+
+
+def runs_below(folder: Path) -> list[Path]:
+    """The run folders (holding results.json) one level below ``folder``, else two (compare-rules);
+    [] where neither holds any."""
+    for depth in range(1, RUN_DEPTH + 1):
+        found = sorted(f.parent for f in folder.glob("/".join(["*"] * depth + ["results.json"])) if f.is_file())
+        if found:
+            return found
+    return []
+
+
 def resolve(paths: list[str], arg: str = "PATH") -> tuple[list[Run], list[Sweep]]:
     """Runs and sweeps named by ``paths``, in order. A folder that is neither stands for the runs and
-    sweeps directly inside it (e.g. ``runs/`` or a ``reproduce --out`` folder). Errors name ``arg``
-    and the path as typed."""
+    sweeps directly inside it (e.g. ``runs/`` or a ``reproduce --out`` folder), else for the runs two
+    levels down (``compare-rules``' OUT/<dataset>/<rule>). Errors name ``arg`` and the path as typed."""
     if not paths:
         raise DataError(f"{arg}: give at least one run folder, results.json, or sweep folder")
     found: list[tuple[str, Path]] = []
@@ -36,8 +49,10 @@ def resolve(paths: list[str], arg: str = "PATH") -> tuple[list[Run], list[Sweep]
             found.append((kind, p))
             continue
         inside = [(k, c) for c in sorted(p.iterdir()) if c.is_dir() and (k := _kind(c))]
+        inside = inside or [("run", r) for r in runs_below(p)]
         if not inside:
-            raise DataError(f"{arg} '{typed}': holds no results.json and no sweep (sweep.sqlite or trials/), nor folders that do")
+            raise DataError(f"{arg} '{typed}': holds no results.json and no sweep (sweep.sqlite or trials/), "
+                            f"nor do the folders in it, down to {RUN_DEPTH} levels")
         found.extend(inside)
     run_paths = [p for k, p in found if k == "run"]
     names = _names(run_paths)
