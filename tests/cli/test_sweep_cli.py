@@ -51,6 +51,9 @@ def test_kill_9_of_the_driver_then_the_same_command_gives_the_uninterrupted_stor
     ref = CliRunner().invoke(cli, _cmd(tmp_path / "ref", mnist_data_dir)[3:])
     assert ref.exit_code == 0, ref.output
     assert "3/3 trials done, 0 failed" in ref.output
+    life = CliRunner().invoke(cli, ["lifetime", str(tmp_path / "ref"), "--rate", "1"])
+    labels = [line.split(":")[0].strip() for line in life.output.splitlines()[1:]]
+    assert life.exit_code == 0 and labels == ["rule.k=10", "rule.k=100", "rule.k=1000"], life.output  # not ", k=10" again
     out = tmp_path / "s"
     driver = subprocess.Popen(_cmd(out, mnist_data_dir), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:

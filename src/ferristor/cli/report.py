@@ -85,7 +85,8 @@ def lifetime(run, rate, ks):
         click.echo(f"sweep {s.name}: worst device (mean over seeds) at each point, at {rate:g} samples/s")
         for t in sorted(s.trials, key=lambda t: (str(t.params.get("setting")), str(t.params.get("mode")), t.params.get("k") or 0)):
             p = trial_lifetime(t)
-            label = ", ".join(f"{k}={v}" for k, v in t.params.items() if k not in ("seeds", "epoch_scale", "figure"))
+            hidden = ("seeds", "epoch_scale", "figure") + (("k",) if "rule.k" in t.params else ())  # k: rule.k again
+            label = ", ".join(f"{k}={v}" for k, v in t.params.items() if k not in hidden)
             if p is None:
                 click.echo(f"  {label}: no device programmed")
             else:
