@@ -196,6 +196,17 @@ def test_compare_of_a_folder_of_runs_one_level_down(two_levels):
     assert len([line for line in r.output.splitlines() if line.startswith("| hm")]) == 2
 
 
+def test_compare_names_runs_of_one_folder_name_by_their_paths(two_levels):
+    """compare-rules' OUT/mnist/hm and OUT/ecg/hm had both been rows named 'hm'."""
+    import shutil
+    shutil.copytree(two_levels / "mnist" / "hm", two_levels / "ecg" / "hm")
+    r = invoke("compare", two_levels)
+    assert r.exit_code == 0, r.output
+    names = sorted(line.split("|")[1].strip() for line in r.output.splitlines()
+                   if line.startswith("| ") and "/" in line.split("|")[1])
+    assert names == ["ecg/hm", "mnist/hm", "mnist/hm-var"], r.output
+
+
 def test_a_folder_without_runs_says_how_deep_it_was_searched(tmp_path):
     (tmp_path / "a" / "b").mkdir(parents=True)
     refused(invoke("report", tmp_path), f"PATH '{tmp_path}': holds no results.json", "down to 2 levels")

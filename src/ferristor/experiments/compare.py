@@ -30,7 +30,9 @@ def _flatten(d: dict, prefix: str = "") -> dict:
 def load_runs(paths: list[str | Path]) -> tuple[list[tuple[str, dict]], list[Path]]:
     """(name, results) for each folder (or results.json) given, and the folders without results yet
     (runs still going); an unreadable or corrupt results file is a DataError."""
+    from ..report.inputs import run_names
     runs, unfinished = [], []
+    names = run_names([Path(p) for p in paths])  # folder names, or longer where two clash (mnist/hm, ecg/hm)
     for p in map(Path, paths):
         f = p / "results.json" if p.is_dir() else p
         if p.is_dir() and not f.exists():
@@ -43,7 +45,7 @@ def load_runs(paths: list[str | Path]) -> tuple[list[tuple[str, dict]], list[Pat
         problem = _results_problem(results)
         if problem:
             raise DataError(f"{f} is not a ferristor results file: {problem}")
-        runs.append((p.name if p.is_dir() else p.parent.name, results))
+        runs.append((names[p], results))
     return runs, unfinished
 
 

@@ -55,7 +55,7 @@ def resolve(paths: list[str], arg: str = "PATH") -> tuple[list[Run], list[Sweep]
                             f"nor do the folders in it, down to {RUN_DEPTH} levels")
         found.extend(inside)
     run_paths = [p for k, p in found if k == "run"]
-    names = _names(run_paths)
+    names = run_names(run_paths)
     runs = [read_run(p, names[p]) for p in run_paths]
     sweeps = [read_sweep(p) for k, p in found if k == "sweep"]
     for s in sweeps:
@@ -63,7 +63,7 @@ def resolve(paths: list[str], arg: str = "PATH") -> tuple[list[Run], list[Sweep]
     return runs, sweeps
 
 
-def _names(paths: list[Path]) -> dict[Path, str]:
+def run_names(paths: list[Path]) -> dict[Path, str]:
     """Folder names, or paths relative to the runs' common folder where two names clash."""
     folders = {p: (p.parent if p.is_file() else p) for p in paths}
     short = {p: f.resolve().name for p, f in folders.items()}
