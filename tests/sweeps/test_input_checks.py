@@ -92,3 +92,14 @@ def test_points_of_equal_params_are_told_apart_by_their_base_settings(tmp_path):
     assert params[b[0].key] == {"rule.k": 10, "epochs": 0.02, "data": "f" * 12}
     assert params[c[0].key] == {"rule.k": 10, "epochs": 0.02, "data": "0" * 12}
     assert params[a[1].key] == {"rule.k": 100}  # alone with its params: as the sweep named it
+
+
+def test_a_value_or_point_given_twice_is_refused_not_collapsed(tmp_path):
+    """rule.k=10,10 and two equal [[points]] had silently become one trial."""
+    r = CliRunner().invoke(cli, ["sweep", "--grid", "rule.k=10,100,10", "--set", "epochs=0.01", "--dry-run",
+                                 "--out", str(tmp_path / "s")])
+    _one_line_exit_2(r, "--grid rule.k: 10 is given twice: each value once")
+    spec = tmp_path / "spec.toml"
+    spec.write_text('[base]\nepochs = 0.01\n[[points]]\nmode = "hm"\n[[points]]\nmode = "hm-var"\n[[points]]\nmode = "hm"\n')
+    r = CliRunner().invoke(cli, ["sweep", str(spec), "--dry-run", "--out", str(tmp_path / "s2")])
+    _one_line_exit_2(r, 'the point {"mode": "hm"} is given twice')

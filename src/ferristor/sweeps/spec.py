@@ -264,16 +264,27 @@ def check(spec: SweepSpec) -> None:
             raise SpecError(e.render(lambda f: who if f == e.field else None)) from None
         raise SpecError(f"{who}: {e}") from None
     for path, values in spec.grid.items():
+        _no_repeats([json.dumps(v, sort_keys=True) for v in values], lambda i: f"{spec.where(path)}: {values[i]!r}")
         for v in values:
             try:
                 configs.resolve({**spec.base, path: v})
             except ConfigError as e:
                 raise SpecError(f"{spec.where(path)}={v!r}: {e}") from None
+    _no_repeats([json.dumps(pt, sort_keys=True) for pt in spec.points], lambda i: f"the point {json.dumps(spec.points[i])}")
     for params, overrides in spec.points_overrides():
         try:
             configs.resolve(overrides)
         except ConfigError as e:
             raise SpecError(f"the point {json.dumps(params)}: {e}") from None
+
+
+def _no_repeats(keys: list[str], name) -> None:
+    """A value given twice would have been one trial, silently: refused, named by ``name(index)``."""
+    seen = set()
+    for i, k in enumerate(keys):
+        if k in seen:
+            raise SpecError(f"{name(i)} is given twice: each value once")
+        seen.add(k)
 
 
 def check_against_data(spec: SweepSpec, datasets: dict) -> None:
