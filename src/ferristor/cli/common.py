@@ -23,6 +23,7 @@ from pathlib import Path
 
 import click
 
+from ..cpus import available_cpus as cpu_count  # noqa: F401 (the commands' bound: one count with the configs)
 from ..errors import ConfigError, DivergedError, FerristorError, FerristorWarning
 
 _NAMER = "ferristor.namer"  # ctx.meta key: how the running command names config fields
@@ -318,11 +319,6 @@ def explain_divergence(lower: str, where: str = ""):
         check = options_set()
         hint = f"lower {lower}" + (f" or check {', '.join(check)}" if check else "")
         raise FerristorError(f"the loss diverged at {e.unit} {e.at} ({where}lr {e.value}): {hint}") from None
-
-
-def cpu_count() -> int:
-    from ..cpus import available_cpus  # one count for the options, the configs and set_threads
-    return available_cpus()
 
 
 def require_plot(what: str) -> None:

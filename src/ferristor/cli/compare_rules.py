@@ -70,8 +70,7 @@ def compare_rules(datasets, rules, baseline_mode, seeds, epochs, eval_every, tes
     for d in names:
         if d not in TASKS:
             raise ConfigError("datasets", d, "one of " + ", ".join(TASKS))
-    rule_texts = _split_rules(rules)
-    specs = [C.parse_rule(r, baseline_mode) for r in rule_texts]
+    specs = [C.parse_rule(r, baseline_mode) for r in _split_rules(rules)]
     if len({s.folder for s in specs}) != len(specs):
         raise ConfigError("rules", rules, reason="two rules share a name")
     for spec in specs:  # every rule's settings, before any training

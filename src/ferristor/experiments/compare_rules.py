@@ -17,7 +17,6 @@ A rule is named by a preset (:data:`PRESETS`) optionally followed by settings:
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import re
 from dataclasses import dataclass, field
@@ -30,7 +29,7 @@ from ..circuit.devices import device_costs
 from ..circuit.ledger import LedgerConfig
 from ..config_base import to_dict
 from ..data import load_dataset
-from ..errors import ConfigError, ConfigMismatchError, DataError
+from ..errors import ConfigError
 from ..report.lifetime import format_days, point
 from ..report.runs import endurance_of
 from ..rule.schemes import SchemeConfig
@@ -91,8 +90,7 @@ def _value(text: str, kind):
     return text
 
 
-_EXPECTED = {int: "an integer", "int": "an integer", float: "a number", "float": "a number", bool: "true or false",
-             "bool": "true or false"}
+_EXPECTED = {"int": "an integer", "float": "a number", "bool": "true or false"}  # by type name: fields' types may be strings
 
 
 def _setting_type(base: RuleSpec, key: str):
@@ -124,11 +122,12 @@ def parse_rule(text: str, baseline_mode: str = "hm-var") -> RuleSpec:
             raise ConfigError("rules", text, reason=f"the setting {key} is given twice")
         seen.add(key)
         kind = _setting_type(base, key) if eq else None
-        if kind in _EXPECTED:
+        name = getattr(kind, "__name__", kind)
+        if name in _EXPECTED:
             try:
                 _value(val, kind)
             except ValueError:
-                expected = "an integer ≥ 1" if key == "k" else _EXPECTED[kind]
+                expected = "an integer ≥ 1" if key == "k" else _EXPECTED[name]
                 raise ConfigError("rules", text, reason=f"{item}: expected {expected}") from None
         try:
             if not eq:
@@ -198,17 +197,9 @@ def finished_results(folder: str | Path, cfg: TrainConfig | None) -> dict | None
     path = Path(folder) / run_folder.RESULTS
     if not path.exists():
         return None
-    try:
-        results = json.loads(path.read_text(encoding="utf-8"))
-        if not isinstance(results, dict) or not isinstance(results.get("config"), dict):
-            raise TypeError("no config in it")
-    except (OSError, ValueError, TypeError) as e:
-        raise DataError(f"{path} is unreadable ({type(e).__name__}: {e}); {run_folder.FRESH_HINT}.") from None
-    if cfg is None:
-        return results
-    diffs = [d for d in run_folder.config_differences(results["config"], to_dict(cfg)) if d[0] != run_folder.DATA_FINGERPRINT]
-    if diffs:
-        raise ConfigMismatchError(run_folder.FIELD, str(folder), "the results", diffs, TABLE_HINT)
+    results = run_folder.read_results(path)
+    if cfg is not None:
+        run_folder.refuse_other_config(Path(folder), results["config"], to_dict(cfg), "the results", TABLE_HINT)
     return results
 
 

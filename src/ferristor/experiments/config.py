@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from dataclasses import dataclass, field
 
 from ..circuit.ledger import LedgerConfig
 from ..circuit.transfer import TransferConfig
 from ..config_base import check_choice, check_device, check_number, param
-from ..errors import ConfigError
+from ..errors import ConfigError, FerristorWarning
 from ..backend import BACKENDS
 from ..cpus import available_cpus
 from ..nn.config import MODES
@@ -100,9 +101,6 @@ class TrainConfig:
 def _warn_unused_transfer(transfer: TransferConfig) -> None:
     """mode 'fp' writes no memristors: transfer settings other than the defaults would be recorded with
     the results as if they had acted. A warning, not an error: a sweep may cross modes with them."""
-    import warnings
-
-    from ..errors import FerristorWarning
     default = TransferConfig(model="ideal")
     changed = [f.name for f in dataclasses.fields(transfer) if getattr(transfer, f.name) != getattr(default, f.name)]
     if changed:

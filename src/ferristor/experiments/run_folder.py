@@ -228,7 +228,7 @@ def load_checkpoint(path: str | os.PathLike, *, mmap: bool = False) -> dict:
     return ckpt
 
 
-def _flatten(d: Any, prefix: str = "") -> dict[str, Any]:
+def flatten(d: Any, prefix: str = "") -> dict[str, Any]:
     """Nested dicts, and lists of dicts (an optimizer's parameter groups), as {dotted path: value},
     so a difference names the field that differs: ``groups.0.p``, not the whole list."""
     if isinstance(d, list) and d and all(isinstance(v, dict) for v in d):
@@ -238,7 +238,7 @@ def _flatten(d: Any, prefix: str = "") -> dict[str, Any]:
     out: dict[str, Any] = {}
     for k, v in d.items():
         nested = isinstance(v, dict) or (isinstance(v, list) and v and all(isinstance(u, dict) for u in v))
-        out.update(_flatten(v, f"{prefix}{k}.") if nested else {f"{prefix}{k}": v})
+        out.update(flatten(v, f"{prefix}{k}.") if nested else {f"{prefix}{k}": v})
     return out
 
 
@@ -247,7 +247,7 @@ def config_differences(saved: dict, current: dict) -> list[tuple[str, Any, Any]]
     from .config import run_identity
 
     def norm(c):
-        return _flatten(json.loads(json.dumps(run_identity(c), default=str)))
+        return flatten(json.loads(json.dumps(run_identity(c), default=str)))
     a, b = norm(saved), norm(current)
     return [(k, a.get(k, ABSENT), b.get(k, ABSENT)) for k in sorted(a.keys() | b.keys()) if a.get(k, ABSENT) != b.get(k, ABSENT)]
 
@@ -258,19 +258,29 @@ def check_same_run(folder: Path, cfg_dict: dict) -> None:
     if ckpt_path.exists():
         saved, what = load_checkpoint(ckpt_path, mmap=True)["config"], "a checkpoint"
     elif results_path.exists():
-        try:
-            saved = json.loads(results_path.read_text(encoding="utf-8"))["config"]
-            if not isinstance(saved, dict):
-                raise TypeError("config is not a dict")
-        except (OSError, ValueError, KeyError, TypeError) as e:
-            raise DataError(f"{results_path} is unreadable ({type(e).__name__}: {e}); {FRESH_HINT}.") from None
-        what = "the results"
+        saved, what = read_results(results_path)["config"], "the results"
     else:
         return
-    # the data's fingerprint is compared once the data are loaded (resume)
+    refuse_other_config(folder, saved, cfg_dict, what, MISMATCH_HINT)
+
+
+def read_results(path: Path) -> dict:
+    """A results.json (a dict holding its run's 'config' dict), or a DataError saying what is wrong."""
+    try:
+        results = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(results, dict) or not isinstance(results.get("config"), dict):
+            raise TypeError("no config dict in it")
+    except (OSError, ValueError, TypeError) as e:
+        raise DataError(f"{path} is unreadable ({type(e).__name__}: {e}); {FRESH_HINT}.") from None
+    return results
+
+
+def refuse_other_config(folder: Path, saved: dict, cfg_dict: dict, what: str, remedy: str) -> None:
+    """A ConfigMismatchError naming every setting in which ``what`` (saved in ``folder``) differs from
+    ``cfg_dict``; the data's fingerprint is compared once the data are loaded (resume)."""
     diffs = [d for d in config_differences(saved, cfg_dict) if d[0] != DATA_FINGERPRINT]
     if diffs:
-        raise ConfigMismatchError(FIELD, str(folder), what, diffs, MISMATCH_HINT)
+        raise ConfigMismatchError(FIELD, str(folder), what, diffs, remedy)
 
 
 def resume(path: Path | None, cfg_dict: dict, model, optimizer) -> tuple[int, list, float, float]:

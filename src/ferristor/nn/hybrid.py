@@ -420,17 +420,12 @@ class HybridModule(nn.Module):
         inputs = self._inputs.pop(name, 0)
         if tape is not None and len(tape) == 1 and param.grad is None and numba_for(param):
             x, delta, dense = tape[0]
-            if self.scheme_runner is None and (dense is not None or delta.shape[1] == 1):
-                # a convolution's dense gradient, or batch-1 factors
+            runner = self.scheme_runner
+            # the hybrid rule: a convolution's dense gradient, or batch-1 factors; a baseline: batch-1
+            # factors, on its fused kernels (the table transfer model)
+            if (dense is not None or delta.shape[1] == 1) if runner is None else \
+                    (dense is None and delta.shape[1] == 1 and runner.fused(self, name)):
                 self._update_cpu(name, x, delta, dense, lr, p, rounding, sampler)
-                return inputs
-            if self.scheme_runner is not None and dense is None and delta.shape[1] == 1 \
-                    and self.scheme_runner._fast(self, name):
-                a = self._cpu_arrays(name)
-                xx = a["ones"] if x is None else _array(x)[:, 0]
-                self.scheme_runner.step_cpu(self, name, _array(delta)[:, 0], xx, lr, p, rounding)
-                a["updates"] += 1
-                self._counted(name)
                 return inputs
         tape = [(_tensor(x), _tensor(d), g) for x, d, g in (tape or [])]
         if param.grad is not None:
@@ -465,18 +460,22 @@ class HybridModule(nn.Module):
 
     def _update_cpu(self, name: str, x, delta, dense, lr: float, p: float, rounding: str, sampler: str) -> None:
         """One update on the CPU kernels with arrays and constants bound once, from a dense (R, I, O)
-        gradient or from batch-1 factors (x None: a bias): what the general path above does without
-        its torch calls, which at batch 1 (several µs each) would exceed a small layer's kernel."""
-        K = cpu_module("rule.kernels_cpu")
+        gradient or from batch-1 factors (x None: a bias), by the hybrid rule or the layer's baseline
+        (``SchemeRunner.step_cpu``): what the general path above does without its torch calls, which
+        at batch 1 (several µs each) would exceed a small layer's kernel."""
         a = self._cpu_arrays(name)
-        fp = self.mode == "fp"
-        state, step = a["param"] if fp else a["hidden"], int(a["updates"])
-        consts = self._constants(a, lr, p, rounding, sampler)
-        if dense is not None:
-            K.dense_(fp, sampler, state, a["pending"], np.ascontiguousarray(_array(dense)), a["keys"], step, consts)
+        xx = None if dense is not None else a["ones"] if x is None else _array(x)[:, 0]
+        if self.scheme_runner is not None:
+            self.scheme_runner.step_cpu(self, name, _array(delta)[:, 0], xx, lr, p, rounding)
         else:
-            xx = a["ones"] if x is None else _array(x)[:, 0]
-            K.rank1_(fp, sampler, state, a["pending"], _array(delta)[:, 0], xx, a["keys"], step, consts)
+            K = cpu_module("rule.kernels_cpu")
+            fp = self.mode == "fp"
+            state, step = a["param"] if fp else a["hidden"], int(a["updates"])
+            consts = self._constants(a, lr, p, rounding, sampler)
+            if dense is not None:
+                K.dense_(fp, sampler, state, a["pending"], np.ascontiguousarray(_array(dense)), a["keys"], step, consts)
+            else:
+                K.rank1_(fp, sampler, state, a["pending"], _array(delta)[:, 0], xx, a["keys"], step, consts)
         a["updates"] += 1  # the buffer itself (a numpy view of its memory)
         self._counted(name)
 

@@ -114,25 +114,24 @@ class SchemeRunner:
 
     @torch.no_grad()
     def step_(self, layer, name: str, factors: dict, lr: float, p: float, rounding: str) -> None:
-        """One update from the gradient factors ({'delta', 'x'} rank-1, or {'grad'} dense); the layer
-        advances its update counter afterwards."""
-        if "delta" in factors and self._fast(layer, name):
-            self.step_cpu(layer, name, factors["delta"], factors["x"], lr, p, rounding)
-        else:
-            self._run(layer, name, self.rule.update, lr=lr, p=p, rounding=rounding, **factors)
+        """One update from the gradient factors ({'delta', 'x'} rank-1, or {'grad'} dense), in the rule's
+        composed form; the layer advances its update counter afterwards. (Batch-1 factors on the
+        fused kernels never come here: ``HybridModule._update_cpu`` calls :meth:`step_cpu`.)"""
+        self._run(layer, name, self.rule.update, lr=lr, p=p, rounding=rounding, **factors)
 
     @torch.no_grad()
     def transfer_(self, layer, name: str) -> None:
         """The rule's periodic part (every k inputs): mixed precision's threshold, Tiki-Taka's line transfer."""
         if self.rule.transfer is None:
             return
-        if self._fast(layer, name):
+        if self.fused(layer, name):
             self._transfer_cpu(layer, name)
         else:
             self._run(layer, name, self.rule.transfer)
 
     # --- the fused CPU kernels ----------------------------------------------------------------------
-    def _fast(self, layer, name: str) -> bool:
+    def fused(self, layer, name: str) -> bool:
+        """Whether this parameter's rule runs on the fused CPU kernels (numba, the table transfer model)."""
         return (backend_for(layer._parameters[name].device) == "numba" and isinstance(layer.transfer_model, TableTransfer))
 
     def _arrays(self, layer, name: str) -> dict:
@@ -167,7 +166,7 @@ class SchemeRunner:
 
     def step_cpu(self, layer, name, delta, x, lr, p, rounding) -> None:
         """One update from batch-1 factors δ (R, O), x (R, I) (numpy or tensors) on the fused kernels;
-        the caller advances the update counter. ``_fast`` must hold."""
+        the caller advances the update counter. ``fused`` must hold."""
         from ..rule import schemes_cpu as K
         a, base = self._arrays(layer, name), layer._cpu_arrays(name)
         step = np.int64(base["updates"])

@@ -237,17 +237,15 @@ class Store:
     def trials(self, status: str | None = None) -> list[dict]:
         """The trials (of ``status``), each one's params with what tells it apart from the store's
         other trials of the same params (:func:`distinguishing`)."""
-        sql = "SELECT * FROM trials" + (" WHERE status = ?" if status else "") + " ORDER BY position"
-        extra = distinguishing([{"key": k, "params": json.loads(p), "config": json.loads(c), "identity": json.loads(i)}
-                                for k, p, c, i in self.db.execute("SELECT key, params, config, identity FROM trials")])
-        out = []
-        for r in self.db.execute(sql, (status,) if status else ()).fetchall():
+        rows = []
+        for r in self.db.execute("SELECT * FROM trials ORDER BY position").fetchall():
             d = dict(r)
             for k in ("params", "config", "identity", "versions", "result"):
                 d[k] = json.loads(d[k]) if d[k] is not None else None
-            d["params"] = {**d["params"], **extra.get(d["key"], {})}
-            out.append(d)
-        return out
+            rows.append(d)
+        extra = distinguishing(rows)  # over every trial: a point's twin may have another status
+        return [{**d, "params": {**d["params"], **extra.get(d["key"], {})}} for d in rows
+                if status is None or d["status"] == status]
 
     def evals(self, final_only: bool = False) -> list[dict]:
         sql = ("SELECT e.* FROM evals e JOIN trials t ON t.key = e.trial WHERE t.status = 'done'"
@@ -260,6 +258,7 @@ def distinguishing(trials: list[dict]) -> dict[str, dict]:
     same params: a folder swept twice with other ``--set`` bases holds two ``rule.k=10`` points, told
     apart only by their base settings (or by the data they trained on: ``data``, the start of its
     fingerprint; failing all, by ``key``, the start of the trial key)."""
+    from ..experiments.run_folder import flatten
     from .trials import EXECUTION_FIELDS
     groups: dict[str, list[dict]] = {}
     for t in trials:
@@ -268,20 +267,13 @@ def distinguishing(trials: list[dict]) -> dict[str, dict]:
     for same in groups.values():
         if len(same) < 2:
             continue
-        leaves = [{**{p: v for p, v in _leaves(t["config"] or {}).items() if p.split(".")[0] not in EXECUTION_FIELDS},
+        leaves = [{**{p: v for p, v in flatten(t["config"] or {}).items() if p.split(".")[0] not in EXECUTION_FIELDS},
                    "data": str((t["identity"] or {}).get("data"))[:12]} for t in same]
         paths = [p for p in dict.fromkeys(p for f in leaves for p in f)
                  if p not in same[0]["params"] and len({_dumps(f.get(p)) for f in leaves}) > 1]
         for t, f in zip(same, leaves):
             extra[t["key"]] = {p: f.get(p) for p in paths} if paths else {"key": t["key"][:12]}
     return extra
-
-
-def _leaves(d: dict, prefix: str = "") -> dict[str, Any]:
-    out = {}
-    for k, v in d.items():
-        out.update(_leaves(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": v})
-    return out
 
 
 def _val(record: dict, i: int) -> float | None:
