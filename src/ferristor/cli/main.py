@@ -29,7 +29,7 @@ def cli():
 @click.option("--k", "k", type=click.IntRange(min=1), default=100, show_default=True, help="transfer every k samples")
 @click.option("--p", "p", type=FiniteFloat(0, 1, min_open=True), default=None,
               help="update probability [default: the task's, digest §4]")
-@click.option("--lr", type=FiniteFloat(0, min_open=True), default=None, help="learning rate [default: the task's, digest §4]")
+@click.option("--lr", type=FiniteFloat(0, min_open=True), default=None, help="learning rate [default: the task's: 0.1 (digest §4); ECG 0.01, not the paper's 0.3 (RESULTS.md)]")
 @click.option("--epochs", type=FiniteFloat(0, MAX_EPOCHS, min_open=True), default=10, show_default=True,
               help="epochs (a fraction runs part of one)")
 @click.option("--batch", type=click.IntRange(min=1), default=1, show_default=True,

@@ -29,7 +29,7 @@ class NetworkSpec:
     sizes: tuple[int, ...] = param((784, 200, 100, 10), unit="neuron", source="digest §4 table [P]")
     norm: str = param("layer", source="digest §4 table [P]", doc="'layer' (LayerNorm γ=1, β=0 after every layer), 'batch' or 'none'")
     output: str = param("softmax", source="digest §4 table [P]", doc="'softmax' + cross-entropy, or 'sigmoid' + binary cross-entropy")
-    bias: bool = param(False, source="digest §4 [I]", doc="a bias column per layer (a crossbar row driven by a constant input); the paper has none")
+    bias: bool = param(False, source="digest §4 [I]", doc="a bias column per layer (a crossbar row driven by a constant input); the paper does not say (none by default)")
     output_norm: bool = param(True, source="digest §4 table [P] 'after every layer'; False [I]", doc="the normalisation after the output layer too (True, the paper's reading); False leaves the logits raw")
 
     def __post_init__(self):

@@ -1,8 +1,9 @@
 """The paper's value beside ours: which Fig. 5 preset a run or trial matches, and what the paper says.
 
 A run matches a Fig. 5f setting when it trains the same task the same way (dataset, network, batch,
-normalisation, lr, p, k = 100); epochs or a test subset may differ, and are then listed as caveats
-so a short run is never read as a reproduction. Operation counts and energies are compared with
+normalisation, p, k = 100, and the paper's lr or the task preset's — ECG's 0.01 is not the paper's
+0.3); epochs, a test subset or that lr may differ, and are then listed as caveats so a short run or
+another operating point is never read as a reproduction. Operation counts and energies are compared with
 the paper's counting formulas (digest §5) at the run's own number of samples.
 """
 from __future__ import annotations
@@ -29,7 +30,7 @@ def fig5f_setting(cfg: dict) -> tuple[str, float] | None:
         return None
     task, rule, net = TASKS[dataset], cfg.get("rule", {}), cfg.get("network", {})
     same_task = (list(net.get("sizes", [])) == list(task["sizes"]) and net.get("output") == task["output"]
-                 and rule.get("lr") == task["lr"] and rule.get("p") == task["p"])
+                 and rule.get("lr") in (task["lr"], pv.PAPER_LR[dataset]) and rule.get("p") == task["p"])
     if not same_task or (cfg.get("mode") != "fp" and rule.get("k") != 100):
         return None
     for setting, (ds, over) in SETTINGS.items():
@@ -45,6 +46,9 @@ def run_accuracy_value(cfg: dict) -> PaperValue | None:
         return None
     setting, epochs = found
     caveats = []
+    lr, paper_lr = cfg.get("rule", {}).get("lr"), pv.PAPER_LR[cfg["dataset"]]
+    if lr != paper_lr:
+        caveats.append(f"this run trained at lr {lr:g}, the paper at {paper_lr:g} ({pv.PAPER_LR_SOURCE})")
     if cfg.get("epochs") != epochs:
         caveats.append(f"this run trained {cfg.get('epochs'):g} epochs, the paper {epochs:g}")
     if cfg.get("test_limit"):

@@ -12,7 +12,7 @@ SAMPLERS = ("dense", "sparse")
 
 @dataclass
 class RuleConfig:
-    lr: float = param(0.1, unit="1", source="digest §4 table [P]", doc="learning rate; ΔW_h = −lr·∂L/∂W_a")
+    lr: float = param(0.1, unit="1", source="digest §4 table [P] (MNIST, Fashion-MNIST; ECG trains at 0.01 [I], the paper's 0.3 collapses: RESULTS.md)", doc="learning rate; ΔW_h = −lr·∂L/∂W_a")
     p: float = param(0.2, unit="1", source="digest §4 table [P]", doc="probability that a weight is updated on a sample (fresh Bernoulli mask)")
     k: int = param(100, unit="sample", source="digest §4 [P]", doc="a transfer every k samples (inputs)")
     rounding: str = param("stochastic", source="digest §4 [I]", doc="how ΔW_h lands on the hidden grid: 'stochastic' (unbiased), 'nearest' (half up) or 'truncate' (toward 0)")

@@ -1,7 +1,8 @@
 """Fig. 6 in kind: pretrain a 4-bit backbone on a source task, freeze it, train five classifier heads on
 a target task with the paper's protocol, compare the gaps with the paper's.
 
-The paper's pairs (CIFAR-100 → CIFAR-10, ImageNet → Pets/Flowers/Birds/Cars) cannot be fetched here;
+The paper's pairs (CIFAR-10, ImageNet-derived tasks, digest §6; CIFAR-100 → CIFAR-10 and ImageNet → Pets/Flowers/Birds/Cars
+in issue 9's account) cannot be fetched here;
 the figure is reproduced in kind on MNIST/Fashion-MNIST (``PAIRS``), with the backbone pretrained on
 the CPU. Any pair of image sets works (``SOURCE->TARGET``, names as ``images.resolve`` reads them).
 
