@@ -44,6 +44,22 @@ def test_transfer_settings_in_mode_fp_warn_that_they_do_nothing():
         task_config("ecg", "fp")  # the preset itself says nothing
 
 
+def test_transfer_settings_a_transfer_model_ignores_warn_that_they_do_nothing():
+    import warnings
+
+    from ferristor.errors import FerristorWarning
+    with pytest.warns(FerristorWarning, match=r"'circuit' does not use them: transfer.sigma_levels=0.1, "
+                                              r"transfer.level_means='measured' has no effect"):
+        task_config("mnist", "hm-var", transfer_model="circuit", sigma_levels=0.1, level_means="measured")
+    with pytest.warns(FerristorWarning, match=r"'ideal' does not use them: transfer.sign_guard='fold' has no effect"):
+        task_config("mnist", "hm", sign_guard="fold", level_means="measured")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        task_config("mnist", "hm", level_means="measured")  # the ideal transfer onto the measured means
+        task_config("mnist", "hm-var", sigma_levels=0.3, level_means="measured", sign_guard="fold")
+        task_config("mnist", "hm-var", transfer_model="circuit")
+
+
 def test_seed_ranges():
     assert parse_seeds("0-4") == [0, 1, 2, 3, 4]
     assert parse_seeds("0,3,7-8") == [0, 3, 7, 8]

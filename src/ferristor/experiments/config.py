@@ -93,21 +93,30 @@ class TrainConfig:
         if self.mode == "hm" and self.transfer.model != "ideal":
             raise ConfigError("transfer.model", self.transfer.model, "'ideal' (use mode 'hm-var' for variability)",
                               context={"mode": self.mode})
-        if self.mode == "fp":
-            _warn_unused_transfer(self.transfer)
+        _warn_unused_transfer(self.mode, self.transfer)
         if self.mode == "fp" and not self.scheme.is_hybrid:
             raise ConfigError("scheme.rule", self.scheme.rule, "'hybrid' (a baseline rule programs devices: mode 'hm' or 'hm-var')",
                               context={"mode": self.mode})
 
 
-def _warn_unused_transfer(transfer: TransferConfig) -> None:
-    """mode 'fp' writes no memristors: transfer settings other than the defaults would be recorded with
-    the results as if they had acted. A warning, not an error: a sweep may cross modes with them."""
+# The transfer settings each transfer model ignores: the ideal one draws no noise; the circuit one
+# builds the device chain of the martemucci2025 preset (circuit.charge_transfer), not the table.
+IGNORED_BY_MODEL = {"ideal": ("sigma_levels", "sign_guard"), "table": (),
+                    "circuit": ("sigma_levels", "level_means", "sign_guard")}
+
+
+def _warn_unused_transfer(mode: str, transfer: TransferConfig) -> None:
+    """Transfer settings that change nothing — any in mode 'fp' (it writes no memristors), those the
+    transfer model ignores otherwise — would be recorded with the results as if they had acted. A
+    warning, not an error: a sweep may cross modes or models with one base."""
     default = TransferConfig(model="ideal")
-    changed = [f.name for f in dataclasses.fields(transfer) if getattr(transfer, f.name) != getattr(default, f.name)]
+    if mode == "fp":
+        fields, why = [f.name for f in dataclasses.fields(transfer)], "mode 'fp' has float weights and writes no memristors"
+    else:
+        fields, why = IGNORED_BY_MODEL[transfer.model], f"transfer model {transfer.model!r} does not use them"
+    changed = [n for n in fields if getattr(transfer, n) != getattr(default, n)]
     if changed:
-        warnings.warn(FerristorWarning("mode 'fp' has float weights and writes no memristors: "
-                                       + ", ".join(f"transfer.{n}={getattr(transfer, n)!r}" for n in changed)
+        warnings.warn(FerristorWarning(why + ": " + ", ".join(f"transfer.{n}={getattr(transfer, n)!r}" for n in changed)
                                        + " has no effect"), stacklevel=4)
 
 
