@@ -39,7 +39,8 @@ def cli():
 @click.option("--seeds", type=SeedList(), default="0", show_default=True,
               help="replicas, e.g. 0-4 or 0,3,7 (seeds 0…2^63−1; refused up front if they do not fit in memory)")
 @click.option("--rounding", type=click.Choice(ROUNDING_MODES), default="stochastic", show_default=True,
-              help="how an update lands on the hidden grid")
+              help="how an update lands on the hidden grid (digest §4 [I]; `reproduce`'s default preset, paper, "
+                   "rounds online runs to nearest: --rounding nearest trains its setting)")
 @click.option("--sampler", type=click.Choice(SAMPLERS), default="dense", show_default=True,
               help="how the update masks are drawn: a word per weight, or geometric gaps (faster at small --p)")
 @click.option("--init-scale", type=FiniteFloat(0, 1, min_open=True), default=None,
