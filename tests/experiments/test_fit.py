@@ -336,7 +336,7 @@ def test_float64_and_numpy_inputs_are_taken_as_float32():
     ("test_limit", -1, r"test_limit=-1 is not allowed: expected a value in \[0, inf\)"),
     ("test_limit", 1.5, r"test_limit=1.5 is not allowed: expected an integer"),
     ("checkpoint_every", -1, r"checkpoint_every=-1"), ("seed", -1, r"seed=-1"),
-    ("validation_seed", -1, r"validation_seed=-1"),
+    ("validation_seed", -1, r"validation_seed=-1"), ("eval_batch", 0, r"eval_batch=0"),
 ])
 def test_bad_options_are_clear_errors(option, value, match):
     with pytest.raises(ConfigError, match=match):
@@ -404,3 +404,44 @@ def test_set_threads_sets_torch_and_the_numba_kernels_together():
     finally:
         torch.set_num_threads(before[0])
         numba.set_num_threads(before[1])
+
+
+# --- evaluation batches: part of the result under BatchNorm ------------------------------------------
+
+
+def bn_net(seeds=3):
+    cfg = HybridConfig(mode="hm")
+    return nn.Sequential(HybridLinear(2, 16, config=cfg, seeds=seeds, name="fc1"), Normalize("batch"), nn.ReLU(),
+                         HybridLinear(16, 3, config=cfg, seeds=seeds, name="fc2"), Normalize("batch"))
+
+
+def test_eval_batches_join_a_single_last_sample_to_the_batch_before():
+    from ferristor.experiments.fit import eval_batches
+    assert eval_batches(10, 4) == [(0, 4), (4, 8), (8, 10)]
+    assert eval_batches(9, 4) == [(0, 4), (4, 9)]
+    assert eval_batches(1, 4) == [(0, 1)] and eval_batches(8, 8) == [(0, 8)]
+
+
+def test_the_eval_batch_sets_batchnorms_test_statistics_and_nothing_else():
+    from ferristor.experiments.fit import evaluate
+    x, y = blobs(1, n=301)
+    bn, ln = bn_net(), net()
+    for m in (bn, ln):  # some training, so that the predictions depend on the statistics
+        quiet_fit(m, (x, y), (x, y), **{**FAST, "batch": 10})
+    accuracies = {b: evaluate(bn, x, y, None, b) for b in (2, 7, 300)}
+    assert len(set(map(tuple, accuracies.values()))) > 1  # BatchNorm: the batch is part of the result
+    assert len({tuple(evaluate(ln, x, y, None, b)) for b in (1, 7, 300)}) == 1  # LayerNorm: it is not
+
+
+def test_a_batchnorm_model_refuses_single_sample_evaluation_before_training():
+    with pytest.raises(ConfigError, match=r"eval_batch=1 is not allowed: expected a value in \[2, inf\)"):
+        quiet_fit(bn_net(), blobs(0), **{**FAST, "batch": 10, "eval_batch": 1})
+    with pytest.raises(ConfigError, match=r"eval_batch=1 is not allowed.*network.norm"):
+        task_config("mnist", "hm", norm="batch", batch=10, eval_batch=1)
+
+
+def test_the_eval_batch_enters_a_runs_identity_only_off_its_default():
+    from ferristor.config_base import to_dict
+    from ferristor.experiments.config import run_identity
+    assert "eval_batch" not in run_identity(to_dict(task_config("mnist", "hm")))  # saved runs keep resuming
+    assert run_identity(to_dict(task_config("mnist", "hm", eval_batch=500)))["eval_batch"] == 500

@@ -287,7 +287,7 @@ def prepare_file_folder(path, field: str) -> Path:
 # --- a run that diverged -------------------------------------------------------------------------
 
 # options that cannot make a loss diverge: not worth a user's look
-_NOT_A_CAUSE = {"out", "fresh", "progress", "data_dir", "threads", "test_limit", "eval_every", "validation_seed",
+_NOT_A_CAUSE = {"out", "fresh", "progress", "data_dir", "threads", "test_limit", "eval_every", "eval_batch", "validation_seed",
                 "table_only", "plot", "rate", "seeds", "epochs", "lr", "datasets"}  # compare-rules names the dataset
 
 

@@ -57,6 +57,8 @@ def cli():
               help="epochs between test evaluations")
 @click.option("--test-limit", type=click.IntRange(min=0), default=0, show_default=True,
               help="evaluate on the first N test samples (0 = all)")
+@click.option("--eval-batch", type=click.IntRange(min=1), default=2000, show_default=True,
+              help="samples evaluated together; with BatchNorm each is normalised with its batch's statistics [I]")
 @click.option("--validation", type=FiniteFloat(0, 1, max_open=True), default=0.0, show_default=True,
               help="fraction of the training set held out and evaluated beside the test set (choose hyperparameters on it)")
 @click.option("--validation-seed", type=click.IntRange(min=0), default=0, show_default=True,

@@ -38,7 +38,7 @@ from .config import TrainConfig, task_config
 from .fit import run_fit, set_threads
 from .preflight import check_data
 from .results import write_json
-from .train import build_model, build_optimizer
+from .train import build_model, build_optimizer, fit_options
 
 
 @dataclass
@@ -173,10 +173,8 @@ def train_rule(cfg: TrainConfig, out_dir: str | Path | None = None, *, progress:
         data = dataset or load_dataset(cfg.dataset, cfg.data_dir)
         check_data(cfg, data)
         model = build_model(cfg)
-        fit = run_fit(model, data, epochs=cfg.epochs, batch=cfg.batch, optimizer=build_optimizer(cfg, model),
-                      eval_every=cfg.eval_every, checkpoint_every=cfg.checkpoint_every, test_limit=cfg.test_limit,
-                      validation=cfg.validation, validation_seed=cfg.validation_seed, out=out_dir, progress=progress,
-                      config=to_dict(cfg), name=cfg.dataset, warn_k=False)
+        fit = run_fit(model, data, optimizer=build_optimizer(cfg, model), out=out_dir, progress=progress,
+                      **fit_options(cfg))
     results = fit.results
     results["devices"] = device_ledger(fit.model) or []
     if out_dir is not None:

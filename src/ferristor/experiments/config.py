@@ -49,6 +49,7 @@ class TrainConfig:
     eval_every: float = param(1.0, unit="epoch", doc="test accuracy is measured every this many epochs and at the end")
     checkpoint_every: float = param(1.0, unit="epoch", doc="with an output folder, a checkpoint is written this often and at every evaluation (0 = at evaluations only)")
     test_limit: int = param(0, unit="sample", doc="evaluate on the first N test samples only (0 = all)")
+    eval_batch: int = param(2000, unit="sample", source="digest §4 [I]", doc="samples evaluated together (test and validation): with norm='batch' each is normalised with its batch's statistics — the paper does not say how BatchNorm runs at test time; with other norms it sets only memory and speed")
     threads: int = param(1, unit="thread", doc="CPU threads for torch and the kernels; per-sample loops run best at 1–2")
     backend: str = param("auto", doc="'auto', 'numba' (fused CPU kernels) or 'torch' (reference, any device)")
     device: str = param("cpu", doc="torch device")
@@ -70,6 +71,7 @@ class TrainConfig:
                 raise ConfigError(name, every, f"at least {self.epochs / MAX_STOPS:g} epochs (at most {MAX_STOPS:,} stops per run)",
                                   context={"epochs": self.epochs})
         check_number("test_limit", self.test_limit, lo=0, integer=True)
+        check_number("eval_batch", self.eval_batch, lo=1, integer=True)
         check_number("validation", self.validation, lo=0, hi=1, hi_open=True)
         check_number("validation_seed", self.validation_seed, lo=0, integer=True)
         check_number("threads", self.threads, lo=1, hi=available_cpus(), integer=True)
@@ -86,6 +88,9 @@ class TrainConfig:
             raise ConfigError("data_dir", self.data_dir, "a folder path (leave it unset to use FERRISTOR_DATA, a package or the cache)")
         if self.network.norm == "batch" and self.batch < 2:
             raise ConfigError("batch", self.batch, "at least 2 (BatchNorm over a single sample is identically zero)",
+                              context={"network.norm": "batch"})
+        if self.network.norm == "batch" and self.eval_batch < 2:
+            raise ConfigError("eval_batch", self.eval_batch, "at least 2 (BatchNorm over a single sample is identically zero)",
                               context={"network.norm": "batch"})
         if self.mode == "hm-var" and self.transfer.model == "ideal":
             raise ConfigError("transfer.model", self.transfer.model, "'table' or 'circuit' (variability needs a noisy transfer)",
@@ -129,14 +134,17 @@ LOCAL_FIELDS = ("data_dir", "threads", "device", "backend", "checkpoint_every")
 # them: at that value a field stays out of a run's identity (and a sweep trial's key), so saved
 # checkpoints and sweep points keep their keys. The default ``scheme`` (the hybrid rule) likewise.
 LEGACY_DEFAULTS = {("rule", "sampler"): "dense", ("rule", "init_shape"): "uniform",
-                   ("network", "output_norm"): True}
+                   ("network", "output_norm"): True, (None, "eval_batch"): 2000}
 
 
 def without_legacy_defaults(cfg_dict: dict) -> dict:
     """``cfg_dict`` without the fields at their ``LEGACY_DEFAULTS`` and without the default scheme."""
     out = {k: v for k, v in cfg_dict.items() if not (k == "scheme" and v == _DEFAULT_SCHEME)}
     for (section, field), value in LEGACY_DEFAULTS.items():
-        if isinstance(out.get(section), dict) and out[section].get(field, value) == value:
+        if section is None:  # a top-level field
+            if out.get(field, value) == value:
+                out.pop(field, None)
+        elif isinstance(out.get(section), dict) and out[section].get(field, value) == value:
             out[section] = {k: v for k, v in out[section].items() if k != field}
     return out
 

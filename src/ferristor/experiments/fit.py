@@ -35,7 +35,7 @@ from ..rule.streams import STREAM_SHUFFLE
 from ..nn.ledger import ledger as model_ledger
 from .results import code_version, versions, write_json
 
-EVAL_CHUNK = 2000  # test samples per forward pass during evaluation
+EVAL_CHUNK = 2000  # the default eval_batch: test samples evaluated together (TrainConfig.eval_batch)
 STREAM_VALIDATION = 5
 
 
@@ -125,18 +125,30 @@ def default_loss(n_outputs: int) -> Callable:
     return nnF.binary_cross_entropy_with_logits if n_outputs == 1 else nnF.cross_entropy
 
 
+def eval_batches(n: int, batch: int) -> list[tuple[int, int]]:
+    """The (start, stop) of each evaluated batch of n samples: ``batch`` each, the rest last — joined
+    to the batch before when it is a single sample."""
+    bounds = [(i, min(i + batch, n)) for i in range(0, n, batch)]
+    if len(bounds) > 1 and bounds[-1][1] - bounds[-1][0] == 1:
+        bounds[-2:] = [(bounds[-2][0], n)]
+    return bounds
+
+
 @torch.no_grad()
-def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, replicas: int | None) -> list[float]:
-    """Accuracy per replica on (x, y), in chunks, in eval mode."""
+def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, replicas: int | None,
+             batch: int = EVAL_CHUNK) -> list[float]:
+    """Accuracy per replica on (x, y), ``batch`` samples per forward pass, in eval mode. The batch is
+    part of the result where a BatchNorm normalises each test sample with its batch's statistics; a
+    last batch of a single sample joins the one before (over one sample BatchNorm is undefined)."""
     was_training = model.training
     model.eval()
     n_rep = replicas or 1
     correct = torch.zeros(n_rep, dtype=torch.int64)
-    for i in range(0, len(x), EVAL_CHUNK):
-        xb = x[i:i + EVAL_CHUNK]
+    for i, j in eval_batches(len(x), batch):
+        xb = x[i:j]
         out = model(xb.expand(n_rep, *xb.shape) if replicas else xb)
         pred = out.argmax(-1) if out.shape[-1] > 1 else (out[..., 0] > 0).long()
-        correct += (pred == y[i:i + EVAL_CHUNK]).reshape(n_rep, -1).sum(-1).cpu()
+        correct += (pred == y[i:j]).reshape(n_rep, -1).sum(-1).cpu()
     model.train(was_training)
     return (correct.double() / max(len(x), 1)).tolist()
 
@@ -159,7 +171,7 @@ def fit(model: nn.Module, train_data, test_data=None, *, out: str | Path | None 
     ``out``: a folder for ``results.json`` and ``checkpoint.pt`` — created, checked and locked before
     any work; rerunning the same call resumes from the checkpoint, bit for bit (``fresh=True`` discards it).
     Options (see :func:`run_fit`): epochs, batch, optimizer or lr/p/k/rounding, loss, seed, eval_every,
-    checkpoint_every, test_limit, validation, validation_seed, progress, config, name.
+    checkpoint_every, test_limit, eval_batch, validation, validation_seed, progress, config, name.
     """
     if out is None:
         return run_fit(model, train_data, test_data, **options)
@@ -170,7 +182,8 @@ def fit(model: nn.Module, train_data, test_data=None, *, out: str | Path | None 
 def run_fit(model: nn.Module, train_data, test_data=None, *, epochs: float = 1.0, batch: int = 1,
         optimizer: torch.optim.Optimizer | None = None, lr: float = 0.1, p: float = 0.2, k: int = 100,
         rounding: str = "stochastic", loss: Callable | None = None, seed: int | None = None,
-        eval_every: float = 1.0, checkpoint_every: float = 1.0, test_limit: int = 0, validation: float = 0.0,
+        eval_every: float = 1.0, checkpoint_every: float = 1.0, test_limit: int = 0, eval_batch: int = EVAL_CHUNK,
+        validation: float = 0.0,
         validation_seed: int = 0, out: str | Path | None = None, progress: bool = True,
         config: dict | None = None, name: str | None = None, warn_k: bool = True,
         on_eval=None, on_checkpoint=None, resume_state: dict | None = None) -> FitResult:
@@ -182,6 +195,8 @@ def run_fit(model: nn.Module, train_data, test_data=None, *, epochs: float = 1.0
     hybrid layer's seed); replicated models shuffle per replica with the replicas' seeds.
     ``validation``: a fraction of the training set held out (seeded by ``validation_seed``, the same
     for every replica) and evaluated beside the test set — choose hyperparameters on it.
+    ``eval_batch``: samples per forward pass when evaluating (validation and test); a BatchNorm
+    normalises each sample with its batch's statistics, so there it is part of the result.
     ``config``: a JSON-able description of the run recorded in the results (``ferristor train`` passes its config).
     Hooks of a sweep driver (``ferristor.sweeps``), none needing ``out``: ``on_eval(record)`` gets each
     history record as it is measured; ``on_checkpoint(state)`` each checkpoint's state (what
@@ -206,6 +221,7 @@ def run_fit(model: nn.Module, train_data, test_data=None, *, epochs: float = 1.0
     if not 0 <= validation < 1:
         raise ConfigError("validation", validation, "a fraction in [0, 1)")
     check_number("test_limit", test_limit, lo=0, integer=True)  # 0: the whole test set
+    check_number("eval_batch", eval_batch, lo=2 if _has_batchnorm(model) else 1, integer=True)
     check_number("checkpoint_every", checkpoint_every, lo=0)  # 0: no checkpoints
     check_number("validation_seed", validation_seed, lo=0, integer=True)
     if seed is not None:
@@ -239,7 +255,8 @@ def run_fit(model: nn.Module, train_data, test_data=None, *, epochs: float = 1.0
     stops = sorted(eval_steps | ckpt_steps)
 
     identity = dict(config if config is not None else _fit_identity(model, optimizer, loss, epochs, batch, seed,
-                                                                    eval_every, validation, validation_seed, test_limit))
+                                                                    eval_every, validation, validation_seed, test_limit,
+                                                                    eval_batch))
     identity[run_folder.DATA_FINGERPRINT] = fingerprint(data)
     ckpt_path = Path(out) / run_folder.CHECKPOINT if out is not None else None
     if resume_state is not None and not run_folder.config_differences(resume_state["config"], identity):
@@ -307,9 +324,9 @@ def run_fit(model: nn.Module, train_data, test_data=None, *, epochs: float = 1.0
                 raise DivergedError("lr", optimizer.param_groups[0]["lr"], "step", step)
             if step in eval_steps:
                 record = {"epoch": step / steps_per_epoch, "step": step,
-                          "test_accuracy": evaluate(model, x_test.to(dev), y_test.to(dev), replicas)}
+                          "test_accuracy": evaluate(model, x_test.to(dev), y_test.to(dev), replicas, eval_batch)}
                 if validation:
-                    record["val_accuracy"] = evaluate(model, x_val.to(dev), y_val.to(dev), replicas)
+                    record["val_accuracy"] = evaluate(model, x_val.to(dev), y_val.to(dev), replicas, eval_batch)
                 history.append(record)
                 if on_eval is not None:
                     on_eval(record)
@@ -368,12 +385,18 @@ def warn_if_no_transfer(optimizer, samples: int) -> None:
             f"so the memristors keep their initial weights", field="rule.k", value=min(ks)), stacklevel=3)
 
 
-def _fit_identity(model, optimizer, loss, epochs, batch, seed, eval_every, validation, validation_seed, test_limit):
+def _has_batchnorm(model: nn.Module) -> bool:
+    from ..nn.norm import Normalize
+    return any(isinstance(m, Normalize) and m.kind == "batch" for m in model.modules())
+
+
+def _fit_identity(model, optimizer, loss, epochs, batch, seed, eval_every, validation, validation_seed, test_limit,
+                  eval_batch):
     groups = [{k: v for k, v in g.items() if k not in ("params", "param_names")} for g in optimizer.param_groups]
     return {"model": repr(model), "initial_state": _initial_state_hash(model), "optimizer": type(optimizer).__name__,
             "groups": groups, "loss": getattr(loss, "__name__", repr(loss)), "epochs": epochs, "batch": batch,
             "seed": seed, "eval_every": eval_every, "validation": validation, "validation_seed": validation_seed,
-            "test_limit": test_limit}
+            "test_limit": test_limit, **({} if eval_batch == EVAL_CHUNK else {"eval_batch": eval_batch})}
 
 
 def _timing(train_time: float, compile_time: float, sample_replicas: int) -> dict:

@@ -17,7 +17,6 @@ BYTES_PER_WEIGHT = {
     "hybrid": 4 + 4 + 1 + 8,  # analogue float32, hidden float32, pending uint8, events int64
     "skip_unchanged": 2 + 8,  # + level_code int16, skips int64 (ledger.transfer_writes_unchanged=False)
 }
-EVAL_SAMPLES = 2000  # samples per forward pass in evaluation (experiments.train.EVAL_CHUNK)
 ACTIVATION_COPIES = 3  # activations, normalised copies and temporaries per unit (measured: ~10 MiB per MNIST replica)
 HEADROOM = 0.9  # refuse when the estimate exceeds this fraction of the available memory
 
@@ -36,7 +35,7 @@ def state_bytes(cfg) -> int:
 
 def working_bytes(cfg) -> int:
     """Bytes of the activations of one forward pass over an evaluation chunk or a mini-batch, all replicas."""
-    samples = max(EVAL_SAMPLES, cfg.batch)
+    samples = max(cfg.eval_batch, cfg.batch)
     return len(cfg.seeds) * samples * sum(cfg.network.sizes[1:]) * 4 * ACTIVATION_COPIES
 
 
@@ -79,7 +78,7 @@ def check_memory(cfg, *, concurrent: int = 1, available: int | None = None) -> N
     if have is None or need <= HEADROOM * have:
         return
     replicas = len(cfg.seeds)
-    if cfg.batch > EVAL_SAMPLES and state_bytes(cfg) * concurrent <= HEADROOM * have:
+    if cfg.batch > cfg.eval_batch and state_bytes(cfg) * concurrent <= HEADROOM * have:
         # the replicas fit; the mini-batch's activations do not
         raise ConfigError("batch", cfg.batch, reason=(
             f"a batch of {cfg.batch:,} needs about {gib(need)} of activations and state, but {gib(have)} is "

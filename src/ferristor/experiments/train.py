@@ -39,6 +39,13 @@ def build_optimizer(cfg: TrainConfig, model) -> HybridSGD:
     return HybridSGD(model.parameters(), lr=r.lr, p=r.p, k=r.k, rounding=r.rounding, sampler=r.sampler)
 
 
+def fit_options(cfg: TrainConfig) -> dict:
+    """The options of ``run_fit`` that a TrainConfig sets (its schedule, evaluation and the config recorded)."""
+    return dict(epochs=cfg.epochs, batch=cfg.batch, eval_every=cfg.eval_every, checkpoint_every=cfg.checkpoint_every,
+                test_limit=cfg.test_limit, eval_batch=cfg.eval_batch, validation=cfg.validation,
+                validation_seed=cfg.validation_seed, config=to_dict(cfg), name=cfg.dataset, warn_k=False)
+
+
 @run_folder.claimed  # memory, then --out: created, writable, locked, same config as its checkpoint (fresh=True discards)
 def train(cfg: TrainConfig, out_dir: str | Path | None = None, *, progress: bool = True, dataset=None,
           on_eval=None, on_checkpoint=None, resume_state: dict | None = None) -> dict:
@@ -50,9 +57,6 @@ def train(cfg: TrainConfig, out_dir: str | Path | None = None, *, progress: bool
         data = dataset or load_dataset(cfg.dataset, cfg.data_dir)
         check_data(cfg, data)  # labels vs outputs, features, batch ≤ samples; warns when k > the run's samples
         model = build_model(cfg)
-        result = run_fit(model, data, epochs=cfg.epochs, batch=cfg.batch, optimizer=build_optimizer(cfg, model),
-                         eval_every=cfg.eval_every, checkpoint_every=cfg.checkpoint_every, test_limit=cfg.test_limit,
-                         validation=cfg.validation, validation_seed=cfg.validation_seed, out=out_dir,
-                         progress=progress, config=to_dict(cfg), name=cfg.dataset, warn_k=False,
-                         on_eval=on_eval, on_checkpoint=on_checkpoint, resume_state=resume_state)
+        result = run_fit(model, data, optimizer=build_optimizer(cfg, model), out=out_dir, progress=progress,
+                         on_eval=on_eval, on_checkpoint=on_checkpoint, resume_state=resume_state, **fit_options(cfg))
     return result.results

@@ -34,6 +34,8 @@ class Trial:
 
 
 def eval_chunk() -> int | None:
+    """The default evaluation batch, in every key since before ``TrainConfig.eval_batch`` was a field
+    (which keeps the keys of saved sweeps; the field enters a key only when it is not the default)."""
     from ..experiments import fit
     return getattr(fit, "EVAL_CHUNK", None)
 
