@@ -54,7 +54,8 @@ def test_all_linear_and_conv_layers_are_converted_and_the_rest_listed():
     assert conv.hybrid_conversion == {
         "converted": [("features.0", "Conv2d"), ("classifier.1", "Linear"), ("classifier.3", "Linear")],
         "left": [("features.2", "BatchNorm2d", "unsupported type"),
-                 ("odd", "NonDynamicallyQuantizableLinear", "unsupported type")]}
+                 ("odd", "NonDynamicallyQuantizableLinear", "unsupported type")],
+        "shared": {}}
     assert len(warned) == 1 and "features.2 (BatchNorm2d)" in str(warned[0]) and "odd (" in str(warned[0])
     # the layers keep their module paths as stream names, so one seed drives them all and HybridSGD accepts them
     assert [m.rng_name for m in (conv.features[0], conv.classifier[1])] == ["features.0", "classifier.1"]
@@ -191,7 +192,8 @@ def test_a_models_own_parameters_are_listed_as_left_in_float():
             return self.fc(x) * self.gain
 
     conv, warned = _convert(Scaled(), seed=0)
-    assert conv.hybrid_conversion == {"converted": [("fc", "Linear")], "left": [("", "Scaled", "unsupported type")]}
+    assert conv.hybrid_conversion == {"converted": [("fc", "Linear")], "left": [("", "Scaled", "unsupported type")],
+                                      "shared": {}}
     assert len(warned) == 1 and "(the model itself) (Scaled)" in str(warned[0])
 
 
@@ -295,3 +297,158 @@ def test_config_may_be_a_mode_name_and_anything_else_is_a_clear_error():
             convert(nn.Linear(3, 2), bad, seed=0)
     with pytest.raises(ConfigError, match="include=3"):
         convert(nn.Linear(3, 2), include=3, seed=0)
+
+
+class Reused(nn.Module):
+    """One nn.Linear applied twice (a recurrent / weight-shared block), reachable under three paths."""
+
+    def __init__(self):
+        super().__init__()
+        self.inp = nn.Linear(8, 8)
+        self.block = nn.Linear(8, 8)
+        self.blocks = nn.ModuleList([self.block, self.block])
+        self.head = nn.Linear(8, 3)
+
+    def forward(self, x):
+        x = torch.relu(self.inp(x))
+        for block in self.blocks:
+            x = torch.relu(block(x))
+        return self.head(x)
+
+
+def _reused(seed=0):
+    torch.manual_seed(seed)
+    return Reused()
+
+
+def test_a_layer_used_twice_becomes_one_hybrid_layer_at_every_path():
+    """named_modules() lists a module once: only `block` had been replaced, and forward ran the float
+    layer at blocks.0 and blocks.1 while the listing called it converted."""
+    conv, warned = _convert(_reused(), HybridConfig(mode="hm"), seed=0, weight_scale="fit")
+    layer = conv.block
+    assert isinstance(layer, HybridLinear) and conv.blocks[0] is layer and conv.blocks[1] is layer
+    assert layer.rng_name == "block"  # named by its first path: stream, ledger and listing
+    assert conv.hybrid_conversion == {"converted": [("inp", "Linear"), ("block", "Linear"), ("head", "Linear")],
+                                      "left": [], "shared": {"block": ["blocks.0", "blocks.1"]}}
+    assert not warned
+    assert all(type(p).__name__ == "HybridParameter" for p in conv.parameters())  # no float layer left behind
+    assert [r["name"] for r in ledger(conv)[0]["layers"]] == ["inp", "block", "head"]  # one chip, counted once
+    calls = []
+    layer.register_forward_hook(lambda m, i, o: calls.append(m))
+    conv(torch.randn(2, 8))
+    assert calls == [layer, layer]  # forward runs the hybrid layer, once per use
+
+
+def test_a_layer_used_twice_gets_the_gradient_of_both_uses():
+    """In fp mode the hybrid layers hold the float weights: the gradients are the float model's,
+    summed over both uses of the shared layer as autograd sums them for the float one."""
+    model = _reused()
+    conv, _ = _convert(model, HybridConfig(mode="fp"), seed=0)
+    x, y = torch.randn(4, 8), torch.tensor([0, 1, 2, 0])
+    for m in (model, conv):
+        nn.functional.cross_entropy(m(x), y).backward()
+    torch.testing.assert_close(conv.block.weight.grad, model.block.weight.grad)
+    torch.testing.assert_close(conv.block.bias.grad, model.block.bias.grad)
+
+
+def test_a_layer_used_twice_trains_through_hybrid_sgd_with_both_uses_as_inputs():
+    conv, _ = _convert(_reused(), HybridConfig(mode="hm"), seed=0, weight_scale="fit")
+    opt = HybridSGD(conv.parameters(), lr=0.5, p=1.0, k=2)
+    before = conv.block.weight_hidden.clone()
+    for step in range(3):  # batch 1: the shared layer sees two inputs per sample, the others one
+        nn.functional.cross_entropy(conv(torch.randn(1, 8)), torch.tensor([step % 3])).backward()
+        opt.step()
+        opt.zero_grad()
+    block, inp = conv.block, conv.inp
+    assert not torch.equal(block.weight_hidden, before)
+    assert int(block.weight_updates) == 3 == int(inp.weight_updates)  # one update per step: both uses' gradient summed
+    assert opt.state[block.weight]["inputs"] == 6 and opt.state[inp.weight]["inputs"] == 3
+    assert int(block.weight_transfers[0]) == 3 and int(inp.weight_transfers[0]) == 1  # a transfer every k = 2 inputs
+
+
+def test_include_must_pick_every_path_of_a_shared_layer_or_none():
+    for include in ("blocks.*", lambda name, m: name == "block"):
+        with pytest.raises(ConfigError, match=r"include=.*picks .* but not .*the same layer"):
+            convert(_reused(), seed=0, include=include)
+    conv, _ = _convert(_reused(), seed=0, include=["block", "blocks.*"])
+    assert [n for n, _ in conv.hybrid_conversion["converted"]] == ["block"] and conv.blocks[1] is conv.block
+    conv, _ = _convert(_reused(), seed=0, include="inp")  # none of its paths: one float layer, listed once
+    assert type(conv.block) is nn.Linear and conv.blocks[0] is conv.block
+    assert conv.hybrid_conversion["left"] == [("block", "Linear", "not included"), ("head", "Linear", "not included")]
+    assert conv.hybrid_conversion["shared"] == {"block": ["blocks.0", "blocks.1"]}
+
+
+def test_parameters_tied_between_modules_are_refused_naming_both():
+    """Two chips would silently untie them (b.weight = a.weight, an output layer tied to an embedding)."""
+    class Tied(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.b = nn.Linear(8, 8, bias=False), nn.Linear(8, 8, bias=False)
+            self.b.weight = self.a.weight
+
+        def forward(self, x):
+            return self.b(torch.relu(self.a(x)))
+
+    with pytest.raises(ConfigError, match=r"a\.weight='the same Parameter as b\.weight': tied parameters"):
+        convert(Tied(), seed=0)
+    with pytest.raises(ConfigError, match=r"b\.weight='the same Parameter as a\.weight'"):
+        convert(Tied(), seed=0, include="b")  # the other one left in float: still split
+    conv, _ = _convert(Tied(), seed=0, include=[])  # both in float: the tie is kept
+    assert conv.a.weight is conv.b.weight
+
+    class Lm(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.emb, self.out = nn.Embedding(5, 4), nn.Linear(4, 5, bias=False)
+            self.out.weight = self.emb.weight
+
+    with pytest.raises(ConfigError, match=r"out\.weight='the same Parameter as emb\.weight'"):
+        convert(Lm(), seed=0)
+
+
+def test_a_frozen_layer_stays_frozen_and_training_does_not_change_it():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(6, 5), nn.ReLU(), nn.Linear(5, 3))
+    model[0].requires_grad_(False)  # a frozen backbone: train the head only
+    model[2].bias.requires_grad_(False)
+    conv, warned = _convert(model, HybridConfig(mode="hm"), seed=0, weight_scale="fit")
+    assert not warned
+    assert [(p.requires_grad) for p in (conv[0].weight, conv[0].bias, conv[2].weight, conv[2].bias)] == \
+        [False, False, True, False]
+    frozen = {k: v.clone() for k, v in conv.state_dict().items() if k.startswith("0.") or k.startswith("2.bias")}
+    head = conv[2].weight_hidden.clone()
+    opt = HybridSGD(conv.parameters(), lr=0.5, p=1.0, k=1)
+    for step in range(4):
+        nn.functional.cross_entropy(conv(torch.randn(1, 6)), torch.tensor([step % 3])).backward()
+        opt.step()
+        opt.zero_grad()
+    after = conv.state_dict()
+    for k, v in frozen.items():
+        assert torch.equal(after[k], v), k
+    assert not torch.equal(conv[2].weight_hidden, head) and int(conv[2].weight_transfers[0]) == 4
+
+
+def test_each_layer_keeps_its_training_flag():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(6, 5), nn.ReLU(), nn.Conv2d(1, 2, 3))
+    model[2].eval()
+    conv, _ = _convert(model, HybridConfig(mode="hm"), seed=0)
+    assert conv.training and conv[0].training and not conv[2].training
+    conv, _ = _convert(model.eval(), HybridConfig(mode="hm"), seed=0)
+    assert not any(m.training for m in conv.modules())
+
+
+def test_hooks_on_a_replaced_layer_are_named_in_a_warning():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(6, 5), nn.ReLU(), nn.Linear(5, 3))
+    model[0].register_forward_hook(lambda m, i, o: None)
+    model[0].register_full_backward_hook(lambda m, gi, go: None)
+    model[2].weight.register_hook(lambda g: g)
+    conv, warned = _convert(model, HybridConfig(mode="hm"), seed=0)
+    assert len(warned) == 1
+    text = str(warned[0])
+    assert "not carried over" in text and "forward hook on 0" in text and "backward hook on 0" in text
+    assert "gradient hook on 2.weight" in text
+    assert not conv[0]._forward_hooks and isinstance(conv[0], HybridLinear)
+    _, warned = _convert(model, HybridConfig(mode="hm"), seed=0, include="1*")  # not replaced: the hooks stay
+    assert not warned

@@ -98,6 +98,55 @@ def _hybrid_of(name: str, m: nn.Module, config: HybridConfig, seed: int) -> Hybr
                         m.bias is not None, **kw)
 
 
+_MODULE_HOOKS = {"_forward_pre_hooks": "forward pre-hook", "_forward_hooks": "forward hook",
+                 "_backward_pre_hooks": "backward pre-hook", "_backward_hooks": "backward hook",
+                 "_state_dict_pre_hooks": "state_dict pre-hook", "_state_dict_hooks": "state_dict hook",
+                 "_load_state_dict_pre_hooks": "load_state_dict pre-hook",
+                 "_load_state_dict_post_hooks": "load_state_dict post-hook"}
+_TENSOR_HOOKS = {"_backward_hooks": "gradient hook", "_post_accumulate_grad_hooks": "post-accumulate-grad hook"}
+
+
+def _modules_and_paths(model: nn.Module) -> list[tuple[nn.Module, list[str]]]:
+    """Every module of ``model`` once, with every path it is reachable under (a module used twice,
+    ``self.block`` and ``self.blocks = nn.ModuleList([block, block])``, has several), in the order
+    ``named_modules()`` visits them: the first path is the one ``named_modules()`` gives."""
+    found: dict[int, tuple[nn.Module, list[str]]] = {}
+    for name, module in model.named_modules(remove_duplicate=False):
+        found.setdefault(id(module), (module, []))[1].append(name)
+    return list(found.values())
+
+
+def _param_path(module_path: str, name: str) -> str:
+    return f"{module_path}.{name}" if module_path else name
+
+
+def _check_untied(name: str, module: nn.Module, holders: dict[int, list[tuple[int, str, str]]]) -> None:
+    """A layer's weight or bias held elsewhere too (``b.weight = a.weight``, an output layer tied to an
+    embedding): one chip cannot be two layers' synapses, and two chips would silently untie them."""
+    for slot in ("weight", "bias"):
+        param = module._parameters.get(slot)
+        if param is None:
+            continue
+        others = [path for owner, pname, path in holders[id(param)] if (owner, pname) != (id(module), slot)]
+        if others:
+            raise ConfigError(_param_path(name, slot), f"the same Parameter as {', '.join(others)}",
+                              reason="tied parameters cannot be one chip in two layers (a hybrid layer keeps its "
+                              "synapses to itself); untie them, or leave these layers in float (include=…)")
+
+
+def _hooks_of(name: str, module: nn.Module) -> list[str]:
+    """The hooks registered on a (float, original) layer or on its weight/bias, which its hybrid
+    replacement does not have."""
+    found = [f"{kind} on {name or '(the model itself)'}" for attr, kind in _MODULE_HOOKS.items()
+             for _ in getattr(module, attr, None) or ()]
+    for slot in ("weight", "bias"):
+        param = module._parameters.get(slot)
+        if param is not None:
+            found += [f"{kind} on {_param_path(name, slot)}" for attr, kind in _TENSOR_HOOKS.items()
+                      for _ in getattr(param, attr, None) or ()]
+    return found
+
+
 def convert(model: nn.Module, config: HybridConfig | str | None = None, include=None, *, seed: int | None = None,
             weight_scale="paper") -> nn.Module:
     """A copy of ``model`` with its ``nn.Linear`` and ``nn.Conv2d`` layers replaced by ``HybridLinear``
@@ -118,18 +167,43 @@ def convert(model: nn.Module, config: HybridConfig | str | None = None, include=
     The initial programming is reported apart in the ledger. Layers with parameters of other types
     (normalisations, embeddings, …) stay as they are, in float; they are listed in a warning and in
     ``converted.hybrid_conversion`` with the layers that were converted.
+
+    A layer reachable under several paths (the same module used twice) becomes ONE hybrid layer placed
+    at every path — one chip used twice, as the float layer was — named (stream name, ledger, listing)
+    by its first path in ``named_modules()`` order; ``hybrid_conversion['shared']`` maps that name to
+    its other paths. ``include`` must pick all its paths or none. A weight or bias tied to another
+    module's (``b.weight = a.weight``) is refused (ConfigError naming both). Each hybrid layer keeps
+    its float layer's ``requires_grad`` (weight and bias) and ``training`` flag; hooks registered on
+    the float layer or its parameters are not carried over (a FerristorWarning names them).
     """
     config = _config(config)
     select = _selector(include)
     if seed is None:
         seed = int(torch.randint(0, 2 ** 62, ()))
     converted = copy.deepcopy(model)
-    done, left = [], []
-    for name, module in list(converted.named_modules()):
+    entries = _modules_and_paths(converted)
+    holders: dict[int, list[tuple[int, str, str]]] = {}  # id(parameter) -> (id(module), its name there, path)
+    for module, paths in entries:
+        for pname, param in module._parameters.items():
+            if param is not None:
+                holders.setdefault(id(param), []).append((id(module), pname, _param_path(paths[0], pname)))
+    done, left, shared, hooks = [], [], {}, []
+    for module, paths in entries:
+        name = paths[0]
         if type(module) in (nn.Linear, nn.Conv2d):
-            if not select(name, module):
+            picked = [select(path, module) for path in paths]
+            if any(picked) and not all(picked):
+                yes = [p for p, s in zip(paths, picked) if s]
+                no = [p for p, s in zip(paths, picked) if not s]
+                raise ConfigError("include", getattr(include, "__name__", include) if callable(include) else include,
+                                  reason=f"it picks {', '.join(yes)} but not {', '.join(no)}, the same layer under "
+                                  "other paths: pick all of its paths or none (one chip cannot also stay in float)")
+            if len(paths) > 1:
+                shared[name] = list(paths[1:])
+            if not picked[0]:
                 left.append((name, type(module).__name__, "not included"))
                 continue
+            _check_untied(name, module, holders)
             _check_finite(name, "weight", module.weight)
             if module.bias is not None:
                 _check_finite(name, "bias", module.bias)
@@ -137,20 +211,30 @@ def convert(model: nn.Module, config: HybridConfig | str | None = None, include=
             # the layer's own LSB: its analogue weights (level × 2^shift LSB) and its updates are on this scale
             hybrid = _hybrid_of(name, module, config.replace(hidden_lsb=lsb), seed)
             hybrid.set_float_weights_("weight", module.weight)
+            hybrid.weight.requires_grad_(module.weight.requires_grad)
             if module.bias is not None:
                 hybrid.set_float_weights_("bias", module.bias)
-            if name:
-                _replace(converted, name, hybrid)
-            else:  # the model is itself one layer
-                converted = hybrid
+                hybrid.bias.requires_grad_(module.bias.requires_grad)
+            hybrid.train(module.training)
+            hooks += _hooks_of(name, model.get_submodule(name))  # the copy lost its parameters' hooks
+            for path in paths:  # the same hybrid layer everywhere the float one was
+                if path:
+                    _replace(converted, path, hybrid)
+                else:  # the model is itself one layer
+                    converted = hybrid
             done.append((name, type(module).__name__))
         elif not isinstance(module, HybridModule) and any(True for _ in module.parameters(recurse=False)):
             left.append((name, type(module).__name__, "unsupported type"))
-    converted.hybrid_conversion = {"converted": done, "left": left}
+            if len(paths) > 1:
+                shared[name] = list(paths[1:])
+    converted.hybrid_conversion = {"converted": done, "left": left, "shared": shared}
     unsupported = [f"{n or '(the model itself)'} ({t})" for n, t, why in left if why == "unsupported type"]
     if unsupported:
         warnings.warn(FerristorWarning("left in float (no hybrid version of their type): " + ", ".join(unsupported)),
                       stacklevel=2)
+    if hooks:
+        warnings.warn(FerristorWarning("hooks not carried over to the hybrid layers (register them again on the "
+                                       "converted model if they apply): " + "; ".join(hooks)), stacklevel=2)
     return converted
 
 
