@@ -156,3 +156,36 @@ def test_loading_a_state_into_a_used_model_forgets_its_unflushed_events():
     fresh.load_state_dict(saved)
     for (name, a), (_, b) in zip(model.state_dict().items(), fresh.state_dict().items()):
         assert torch.equal(a, b), name
+
+
+@pytest.mark.parametrize("mode", ["fp", "hm"])
+@pytest.mark.parametrize("capture", [True, False])
+def test_an_empty_batch_is_no_step(mode, capture):
+    """An empty batch had made a (R, 0, O) bias gradient that the kernels read past its end (the bias
+    jumped at random); it covers no input, so the rule takes no step and counts nothing."""
+    torch.manual_seed(0)
+    layer = HybridLinear(5, 3, bias=True, config=HybridConfig(mode=mode), seeds=0, name="fc")
+    opt = HybridSGD(layer.parameters(), lr=0.5, p=1.0, k=1)
+    layer.capture_factors = capture
+    before = {k: v.clone() for k, v in layer.state_dict().items()}
+    for _ in range(3):
+        opt.zero_grad()
+        layer(torch.randn(0, 5)).sum().backward()
+        opt.step()
+    after = layer.state_dict()
+    for k in before:
+        assert torch.equal(before[k], after[k]), k
+    assert opt.state[layer.weight].get("inputs", 0) == 0
+
+
+def test_the_kernels_refuse_a_gradient_of_another_shape_than_the_crossbar():
+    import numpy as np
+    from ferristor.rule import kernels_cpu as K
+    state, pending = np.zeros((1, 4, 3), np.float32), np.zeros((1, 4, 3), np.uint8)
+    keys = np.zeros((1, 2), np.uint32)
+    consts = K.update_constants(fp=False, sampler="dense", lr=0.1, p=0.5, lsb=2 ** -9, max_hidden=511)
+    with pytest.raises(ValueError, match=r"got grad of shape \(1, 0, 3\), expected \(1, 4, 3\)"):
+        K.dense_(False, "dense", state, pending, np.zeros((1, 0, 3), np.float32), keys, 0, consts)
+    with pytest.raises(ValueError, match=r"got x of shape \(1, 5\), expected \(1, 4\)"):
+        K.rank1_(False, "dense", state, pending, np.zeros((1, 3), np.float32), np.zeros((1, 5), np.float32), keys,
+                 0, consts)

@@ -383,7 +383,7 @@ class HybridModule(nn.Module):
 
     def _dense_from_factors(self, x, delta) -> torch.Tensor:
         if x is None:  # bias: the constant input 1
-            return delta.sum(1, keepdim=True) if delta.shape[1] > 1 else delta.clone()
+            return delta.clone() if delta.shape[1] == 1 else delta.sum(1, keepdim=True)  # B = 0 too: zeros
         if backend_for(delta.device) == "numba":
             outer_sum = cpu_module("nn.passes_cpu").outer_sum
             out = torch.empty(x.shape[0], x.shape[2], delta.shape[2])
@@ -417,7 +417,10 @@ class HybridModule(nn.Module):
         how the masks are drawn ('dense' or 'sparse', docs/engine.md)."""
         param = self._parameters[name]
         tape = self._tapes.pop(name, None)
+        recorded = name in self._inputs
         inputs = self._inputs.pop(name, 0)
+        if recorded and not inputs:  # the gradient of an empty batch: it covered no input, no step
+            return 0
         if tape is not None and len(tape) == 1 and param.grad is None and numba_for(param):
             x, delta, dense = tape[0]
             runner = self.scheme_runner

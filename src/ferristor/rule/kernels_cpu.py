@@ -292,8 +292,24 @@ def update_constants(*, fp: bool, sampler: str, lr, p, lsb=None, rounding="stoch
             count_zero)
 
 
+def check_shapes(state, pending, keys, grad=None, delta=None, x=None) -> None:
+    """The kernels index without bounds checks (their speed): a gradient, factor, counter or key array
+    of another shape than the crossbar (R, I, O) would be read or written out of bounds, so it is
+    refused here, at the boundary, naming the shapes."""
+    n_rep, n_in, n_out = state.shape
+    want = [("pending", pending, (n_rep, n_in, n_out)), ("keys", keys, (n_rep, 2))]
+    if grad is not None:
+        want.append(("grad", grad, (n_rep, n_in, n_out)))
+    else:
+        want += [("delta", delta, (n_rep, n_out)), ("x", x, (n_rep, n_in))]
+    for what, a, shape in want:
+        if a.shape != shape:
+            raise ValueError(f"the update of a {state.shape} crossbar got {what} of shape {a.shape}, expected {shape}")
+
+
 def rank1_(fp: bool, sampler: str, state, pending, delta, x, keys, step, consts) -> None:
     """One masked update from rank-1 factors δ (R, O), x (R, I), in place on numpy arrays."""
+    check_shapes(state, pending, keys, delta=delta, x=x)
     if sampler == "sparse":
         _sparse(state, pending, delta, x, _NO_GRAD, keys, step, *consts)
     elif fp:
@@ -304,6 +320,7 @@ def rank1_(fp: bool, sampler: str, state, pending, delta, x, keys, step, consts)
 
 def dense_(fp: bool, sampler: str, state, pending, grad, keys, step, consts) -> None:
     """One masked update from a dense gradient (R, I, O), in place on numpy arrays."""
+    check_shapes(state, pending, keys, grad=grad)
     if sampler == "sparse":
         _sparse(state, pending, _NO_FACTORS, _NO_FACTORS, grad, keys, step, *consts)
     elif fp:
@@ -326,6 +343,8 @@ def hybrid_update_steps_(hidden, pending, keys, step0, *, lr, lsb, p, rounding, 
     """T consecutive dense-sampler updates at steps step0…step0 + T − 1 from the rank-1 factors of
     each step: ``deltas`` (T, R, O), ``xs`` (T, R, I) — what T calls of ``hybrid_update_`` with
     ``delta=deltas[t], x=xs[t]`` do, in one pass over the crossbar."""
+    for t in range(len(deltas)):
+        check_shapes(hidden, pending, keys, delta=deltas[t], x=xs[t])
     neg_coef, p24, c, code, max_h, count_zero = update_constants(
         fp=False, sampler="dense", lr=lr, lsb=lsb, p=p, rounding=rounding, max_hidden=max_hidden,
         count_zero=count_zero)
