@@ -242,6 +242,27 @@ def test_an_interrupted_run_resumes_bit_for_bit(tmp_path, monkeypatch, die_after
     assert resumed.results["history"] == whole.results["history"] and resumed.ledger == whole.ledger
 
 
+def test_a_model_drawing_from_torchs_generator_resumes_bit_for_bit(tmp_path, monkeypatch, die_after_checkpoints):
+    """nn.Dropout draws from torch's global generator: a checkpoint keeps its state, so the resumed
+    run draws what the whole run drew (before, the hidden weights parted by hundreds of LSB)."""
+    def dropout_net():
+        torch.manual_seed(5)  # what a user's script does before building the model
+        cfg = HybridConfig(mode="hm")
+        return nn.Sequential(HybridLinear(2, 16, config=cfg, seeds=3, name="fc1"), nn.ReLU(), nn.Dropout(0.3),
+                             HybridLinear(16, 3, config=cfg, seeds=3, name="fc2"))
+
+    train_xy, test_xy = blobs(0), blobs(1)
+    opts = dict(FAST, epochs=2, eval_every=1, checkpoint_every=0.25)
+    whole = fit(dropout_net(), train_xy, test_xy, **opts)
+    die_after_checkpoints(3)
+    with pytest.raises(KeyboardInterrupt):
+        fit(dropout_net(), train_xy, test_xy, out=tmp_path, **opts)
+    monkeypatch.undo()
+    torch.manual_seed(123)  # another script's draws in between
+    resumed = fit(dropout_net(), train_xy, test_xy, out=tmp_path, **opts)
+    assert_same_state(state(resumed.model), state(whole.model))
+
+
 def test_a_refused_resume_names_the_difference(tmp_path):
     train_xy = blobs(0)
     quiet_fit(net(), train_xy, out=tmp_path, **FAST)

@@ -264,6 +264,7 @@ def run_fit(model: nn.Module, train_data, test_data=None, *, epochs: float = 1.0
         optimizer.load_state_dict(resume_state["optimizer"])
         step, history, train_time = resume_state["step"], list(resume_state["history"]), float(resume_state["train_time"])
         compile_time = float(resume_state.get("compile_time", 0.0))
+        run_folder.restore_torch_rng(resume_state)
     else:
         step, history, train_time, compile_time = run_folder.resume(ckpt_path, identity, model, optimizer)
 
@@ -337,7 +338,7 @@ def run_fit(model: nn.Module, train_data, test_data=None, *, epochs: float = 1.0
             if ckpt_path is not None or on_checkpoint is not None:
                 state = {"config": identity, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                          "step": step, "history": history, "train_time": train_time,
-                         "compile_time": compile_time}
+                         "compile_time": compile_time, **run_folder.torch_rng_state()}
                 if ckpt_path is not None:
                     with atomic_write(ckpt_path) as f:
                         torch.save(state, f)

@@ -298,7 +298,29 @@ def resume(path: Path | None, cfg_dict: dict, model, optimizer) -> tuple[int, li
     except Exception as e:
         first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
         raise _unusable(Path(path), f"its state does not fit this run's network ({first})") from None
+    restore_torch_rng(ckpt)
     return ckpt["step"], ckpt["history"], float(ckpt["train_time"]), float(ckpt.get("compile_time", 0.0))
+
+
+def torch_rng_state() -> dict:
+    """torch's global generators, for a checkpoint: a model that draws from them (``nn.Dropout``)
+    resumes with the draws it would have made (the chip's own streams are counter-based and need
+    nothing saved)."""
+    import torch
+    state = {"torch_rng": torch.get_rng_state()}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["torch_cuda_rng"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def restore_torch_rng(state: dict) -> None:
+    """Set torch's generators as a checkpoint saved them (checkpoints from before they were saved: left as they are)."""
+    import torch
+    if isinstance(state.get("torch_rng"), torch.Tensor):
+        torch.set_rng_state(state["torch_rng"])
+    cuda = state.get("torch_cuda_rng")
+    if cuda and torch.cuda.is_available() and len(cuda) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(cuda)
 
 
 # --- the whole claim -----------------------------------------------------------------------------
