@@ -4,6 +4,7 @@ import warnings
 
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ferristor.circuit.ledger import LedgerConfig, initial_programming_report
@@ -213,10 +214,20 @@ def test_clear_errors_for_a_bad_weight_scale(scale):
 
 def test_an_unsupported_padding_mode_is_a_clear_error():
     model = nn.Sequential(nn.Conv2d(1, 2, 3, padding=1, padding_mode="reflect"))
-    with pytest.raises(ConfigError, match=r"0\.padding.*integer zero padding"):
+    with pytest.raises(ConfigError, match=r"0\.padding_mode='reflect' is not allowed: expected 'zeros'"):
         convert(model, seed=0)
     conv, _ = _convert(model, seed=0, include=lambda name, m: False)  # or leave the layer out
     assert conv.hybrid_conversion["left"] == [("0", "Conv2d", "not included")]
+
+
+@pytest.mark.parametrize("padding", ["same", "valid"])
+def test_string_paddings_convert_and_compute_as_the_float_layer(padding):
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(2, 3, 4, padding=padding))
+    chip = convert(model, HybridConfig(mode="fp"), seed=0)
+    x = torch.randn(2, 2, 7, 7)
+    assert chip[0].padding == padding
+    assert torch.allclose(chip(x), F.conv2d(x, chip[0].weight, chip[0].bias, padding=padding), atol=1e-6)
 
 
 def test_the_ledger_prints_per_layer_and_for_the_network():

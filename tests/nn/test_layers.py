@@ -215,3 +215,187 @@ def test_normal_init_has_the_uniforms_variance_and_is_the_same_on_both_backends(
         assert torch.equal(h, h.round())
     uniform = HybridLinear(400, 300, seeds=1, config=cfg.replace(init_shape="uniform"))
     assert uniform.weight_hidden.abs().max() <= 256 if mode != "fp" else uniform.weight.abs().max() <= 0.5
+
+
+def _per_replica(fn, replicas, *tensors):
+    """fn applied to each replica's slice (or once, for one chip), stacked back."""
+    if replicas is None:
+        return fn(*tensors)
+    return torch.stack([fn(*(t[r] if t is not None else None for t in tensors)) for r in range(replicas)])
+
+
+@pytest.mark.parametrize("backend", ["numba", "torch"])
+@pytest.mark.parametrize("replicas", [None, 2])
+def test_linear_keeps_the_inputs_leading_shape_in_every_path(backend, replicas):
+    """(B, T, F) → (B, T, O) as nn.Linear, with and without grad (replicas: (R, B, T, F) → (R, B, T, O)),
+    and backward gives nn.Linear's gradients in those shapes."""
+    lead = (2,) if replicas else ()
+    with use_backend(backend):
+        layer = HybridLinear(6, 4, bias=True, replicas=replicas, seeds=[1, 2][:replicas] if replicas else 1)
+        x = torch.randn(*lead, 3, 5, 6)
+        w = _weight(layer).requires_grad_(True)
+        b = layer.bias.detach().clone().requires_grad_(True)
+        ref_x = x.clone().requires_grad_(True)
+        ref = _per_replica(F.linear, replicas, ref_x, w, b)
+        assert ref.shape == (*lead, 3, 5, 4)
+        with torch.no_grad():
+            torch.testing.assert_close(layer(x), ref, rtol=1e-6, atol=1e-6)
+        out = layer(x)  # x needs no grad; the weight does
+        assert out.shape == ref.shape and out.requires_grad
+        xg = x.clone().requires_grad_(True)
+        out = layer(xg)
+        torch.testing.assert_close(out, ref, rtol=1e-6, atol=1e-6)
+        assert out[..., -1, :].shape == ref[..., -1, :].shape  # indexing the sequence axis reads the right entries
+        g = torch.randn(ref.shape)
+        out.backward(g)
+        ref.backward(g)
+        torch.testing.assert_close(xg.grad, ref_x.grad, rtol=1e-6, atol=1e-6)
+        torch.testing.assert_close(layer.weight.grad, w.grad, rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(layer.bias.grad, b.grad, rtol=1e-5, atol=1e-5)
+
+
+def _chip(layer, opt):
+    state = {k: v.clone() for k, v in layer.state_dict().items()}
+    state.update({f"opt.{p.slot}.inputs": torch.tensor(opt.state[p].get("inputs", 0)) for p in layer.parameters()})
+    return state
+
+
+def _hybrid_layer(kind, replicas=None):
+    seeds = [3, 4][:replicas] if replicas else 3
+    if kind == "linear":
+        layer = HybridLinear(6, 5, bias=True, replicas=replicas, seeds=seeds, config=HybridConfig(mode="hm"))
+        shape = (3, 6)
+    else:
+        layer = HybridConv2d(2, 3, 3, padding=1, bias=True, replicas=replicas, seeds=seeds,
+                             config=HybridConfig(mode="hm"))
+        shape = (2, 2, 5, 5)
+    return layer, torch.randn(*((replicas,) if replicas else ()), *shape, generator=torch.Generator().manual_seed(0))
+
+
+@pytest.mark.parametrize("kind", ["linear", "conv"])
+@pytest.mark.parametrize("how", ["autograd.grad", "backward(inputs=[x])"])
+def test_a_gradient_with_respect_to_the_input_alone_leaves_the_chip_alone(kind, how):
+    """Saliency, adversarial examples, gradient penalties: torch.autograd.grad(loss, x) and
+    loss.backward(inputs=[x]) accumulate into no parameter, so the next opt.step() must change nothing
+    on the chip (hidden weights, analogue weights, counters, the optimizer's input count)."""
+    from ferristor.optim import HybridSGD
+    layer, x = _hybrid_layer(kind)
+    opt = HybridSGD(layer.parameters(), lr=0.5, p=1.0, k=1)
+    before = _chip(layer, opt)
+    xg = x.clone().requires_grad_(True)
+    loss = layer(xg).square().sum()
+    if how == "autograd.grad":
+        gx, = torch.autograd.grad(loss, xg)
+    else:
+        loss.backward(inputs=[xg])
+        gx = xg.grad
+    assert gx is not None and gx.abs().sum() > 0
+    assert layer.weight.grad is None and layer.bias.grad is None
+    opt.step()
+    after = _chip(layer, opt)
+    for k, v in before.items():
+        assert torch.equal(after[k], v), k
+    layer(x).square().sum().backward()  # an ordinary backward still trains
+    opt.step()
+    assert not torch.equal(layer.weight_hidden, before["weight_hidden"])
+    assert opt.state[layer.weight]["inputs"] == x.shape[0] and opt.state[layer.bias]["inputs"] == x.shape[0]
+
+
+@pytest.mark.parametrize("kind", ["linear", "conv"])
+def test_a_gradient_with_respect_to_the_weight_is_returned_but_not_applied(kind):
+    """torch.autograd.grad(loss, weight) returns ∂L/∂W (even with HybridSGD capturing), records nothing;
+    backward(inputs=[weight]) records the weight's gradient and not the bias's."""
+    from ferristor.optim import HybridSGD
+    layer, x = _hybrid_layer(kind)
+    free = copy.deepcopy(layer)  # no optimizer: ordinary autograd
+    free(x).square().sum().backward()
+    opt = HybridSGD(layer.parameters(), lr=0.5, p=1.0, k=1)
+    before = _chip(layer, opt)
+    gw, gb = torch.autograd.grad(layer(x).square().sum(), [layer.weight, layer.bias])
+    torch.testing.assert_close(gw, free.weight.grad, rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(gb, free.bias.grad, rtol=1e-6, atol=1e-6)
+    opt.step()
+    after = _chip(layer, opt)
+    for k, v in before.items():
+        assert torch.equal(after[k], v), k
+    layer(x).square().sum().backward(inputs=[layer.weight])
+    opt.step()
+    assert opt.state[layer.weight]["inputs"] == x.shape[0] and opt.state[layer.bias].get("inputs", 0) == 0
+    assert not torch.equal(layer.weight_hidden, before["weight_hidden"])
+    assert torch.equal(layer.bias_hidden, before["bias_hidden"])
+
+
+@pytest.mark.parametrize("kind", ["linear", "conv"])
+def test_a_frozen_weight_with_a_trainable_bias_trains_the_bias(kind):
+    """BitFit-style: the first layer's input needs no grad and its weight is frozen; the bias still
+    takes nn.Linear's / nn.Conv2d's gradient."""
+    layer, x = _hybrid_layer(kind)
+    layer.weight.requires_grad_(False)
+    out = layer(x)
+    assert out.requires_grad
+    out.square().sum().backward()
+    b = layer.bias.detach().clone().requires_grad_(True)
+    ref = F.linear(x, _weight(layer), b) if kind == "linear" else F.conv2d(x, _weight(layer), b, padding=1)
+    ref.square().sum().backward()
+    assert layer.weight.grad is None
+    torch.testing.assert_close(layer.bias.grad, b.grad, rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("backend", ["numba", "torch"])
+@pytest.mark.parametrize("kind,replicas", [("linear", None), ("linear", 2), ("conv", None), ("conv", 2)])
+def test_an_input_changed_in_place_after_forward_is_torchs_error(backend, kind, replicas):
+    """The layers read their input in backward through views torch's saved-tensor check does not see
+    (a numpy view, a replica layout's copy): an in-place change after forward (a residual h += f(h))
+    would silently give a wrong weight gradient; it is torch's error instead, as with nn.Linear."""
+    with use_backend(backend):
+        layer, x = _hybrid_layer(kind, replicas)
+        pre = x.clone().requires_grad_(True)
+        h = pre * 2.0  # a non-leaf activation (x * 2 saves nothing itself)
+        out = layer(h)
+        h.add_(1.0)
+        with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+            out.sum().backward()
+        h = pre * 2.0
+        out = layer(h)
+        h = h + 1.0  # out of place: fine
+        out.sum().backward()
+        assert layer.weight.grad is not None
+
+
+@pytest.mark.filterwarnings("ignore:Using padding='same'")  # torch's, about its own reference's padded copy
+@pytest.mark.parametrize("padding,kernel,dilation", [("valid", 3, 1), ("same", 3, 1), ("same", 4, 1),
+                                                     ("same", (2, 3), (1, 2)), ("same", (4, 5), (3, 1))])
+@pytest.mark.parametrize("replicas", [None, 2])
+def test_conv_string_paddings_are_torchs(padding, kernel, dilation, replicas):
+    """padding='valid' and 'same' as nn.Conv2d, the asymmetric 'same' of an even effective kernel
+    included: outputs and gradients equal F.conv2d's on the layer's analogue weights."""
+    torch.manual_seed(0)
+    layer = HybridConv2d(4, 6, kernel, padding=padding, dilation=dilation, groups=2, bias=True, replicas=replicas,
+                         seeds=[1, 2][:replicas] if replicas else 1)
+    assert layer.padding == padding and f"padding={padding!r}" in repr(layer) and "dilation=" in repr(layer)
+    x = torch.randn(*((replicas,) if replicas else ()), 3, 4, 9, 8)
+    w = _weight(layer).requires_grad_(True)
+    b = layer.bias.detach().clone().requires_grad_(True)
+    ref_x = x.clone().requires_grad_(True)
+    ref = _per_replica(lambda xi, wi, bi: F.conv2d(xi, wi, bi, 1, padding, dilation, 2), replicas, ref_x, w, b)
+    if padding == "same":
+        assert ref.shape[-2:] == x.shape[-2:]
+    close = torch.equal if replicas is None else \
+        (lambda a, e: torch.allclose(a, e, rtol=1e-5, atol=1e-5))  # replicas run as groups of one convolution
+    with torch.no_grad():
+        assert close(layer(x), ref)
+    xg = x.clone().requires_grad_(True)
+    out = layer(xg)
+    assert out.shape == ref.shape and close(out, ref)
+    g = torch.randn(ref.shape)
+    out.backward(g)
+    ref.backward(g)
+    assert close(xg.grad, ref_x.grad) and close(layer.weight.grad, w.grad) and close(layer.bias.grad, b.grad)
+
+
+def test_conv_refuses_same_padding_with_a_stride_and_unknown_padding_strings():
+    with pytest.raises(ConfigError, match="padding='same'.*stride"):
+        HybridConv2d(2, 3, 3, stride=2, padding="same", seeds=0)
+    with pytest.raises(ConfigError, match="padding='full'"):
+        HybridConv2d(2, 3, 3, padding="full", seeds=0)
+    assert "dilation=(2, 1)" in repr(HybridConv2d(2, 3, 3, dilation=(2, 1), seeds=0))

@@ -11,19 +11,25 @@ import torch
 from torch.nn.modules.utils import _pair
 
 from ..errors import ConfigError
+from .autograd_util import check_unmodified, grad_is_captured, grad_will_accumulate
 from .config import HybridConfig
 from .hybrid import HybridModule, _Slot
 
 
 def _grouped(layer: "HybridConv2d", x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None):
-    """Replicas as groups of one convolution: (R, N, C, H, W) → (N, R·C, H, W), weights (R·O, …)."""
+    """Replicas as groups of one convolution: (R, N, C, H, W) → (N, R·C, H, W), weights (R·O, …); the
+    extra zeros of an asymmetric ``padding='same'`` added on the right and bottom."""
     if layer.replicas is None:
-        return x, weight, bias, layer.groups
-    n_rep = layer.replicas
-    xr = x.transpose(0, 1).reshape(x.shape[1], n_rep * x.shape[2], *x.shape[3:])
-    wr = weight.reshape(n_rep * weight.shape[1], *weight.shape[2:])
-    br = bias.reshape(-1) if bias is not None else None
-    return xr, wr, br, layer.groups * n_rep
+        xr, wr, br, groups = x, weight, bias, layer.groups
+    else:
+        n_rep = layer.replicas
+        xr = x.transpose(0, 1).reshape(x.shape[1], n_rep * x.shape[2], *x.shape[3:])
+        wr = weight.reshape(n_rep * weight.shape[1], *weight.shape[2:])
+        br = bias.reshape(-1) if bias is not None else None
+        groups = layer.groups * n_rep
+    if layer._pad_extra is not None:
+        xr = torch.nn.functional.pad(xr, layer._pad_extra)
+    return xr, wr, br, groups
 
 
 def _ungroup(layer: "HybridConv2d", out: torch.Tensor) -> torch.Tensor:
@@ -33,43 +39,75 @@ def _ungroup(layer: "HybridConv2d", out: torch.Tensor) -> torch.Tensor:
     return out.view(n, layer.replicas, layer.out_channels, h, w).transpose(0, 1)
 
 
+def _same_padding(kernel_size, dilation) -> tuple[tuple[int, int], tuple[int, int, int, int] | None]:
+    """``padding='same'`` as torch computes it (stride 1): d·(k − 1) zeros per dimension, ⌊·/2⌋ before
+    and the rest after. Returns the symmetric part the convolution takes and, where a dimension's
+    total is odd (an even effective kernel), the one extra zero after it as ``F.pad``'s (left, right,
+    top, bottom) — what ``aten::_convolution_mode`` does for ``F.conv2d(…, padding='same')``."""
+    before, extra = [], []
+    for k, d in zip(kernel_size, dilation):
+        total = d * (k - 1)
+        before.append(total // 2)
+        extra.append(total - 2 * (total // 2))
+    return (before[0], before[1]), ((0, extra[1], 0, extra[0]) if any(extra) else None)
+
+
 class _ConvFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, weight, bias, layer):
-        xr, wr, br, groups = _grouped(layer, x, weight.detach(), bias.detach() if bias is not None else None)
+        ctx.x_in, ctx.x_version = x, x._version  # replicas and padding save a copy of x, unchecked by torch
+        if layer._pad_extra is not None:
+            ctx.in_hw = x.shape[-2:]
+        xr, wr, br, groups = _grouped(layer, x.contiguous(), weight.detach(),
+                                      bias.detach() if bias is not None else None)
         ctx.save_for_backward(xr, wr)
         ctx.layer, ctx.groups, ctx.has_bias = layer, groups, bias is not None
-        out = torch.ops.aten.convolution(xr, wr, br, layer.stride, layer.padding, layer.dilation, False, [0, 0], groups)
+        out = torch.ops.aten.convolution(xr, wr, br, layer.stride, layer._conv_padding, layer.dilation, False, [0, 0],
+                                         groups)
         return _ungroup(layer, out)
 
     @staticmethod
     def backward(ctx, g):
+        if ctx.x_in._version != ctx.x_version:
+            check_unmodified(ctx.x_in, ctx.x_version, f"HybridConv2d {ctx.layer.rng_name or ''}".rstrip())
         xr, wr = ctx.saved_tensors
         layer = ctx.layer
         if layer.replicas is not None:
             g = g.transpose(0, 1).reshape(g.shape[1], -1, *g.shape[3:])
-        mask = [ctx.needs_input_grad[0], ctx.needs_input_grad[1], ctx.has_bias and ctx.needs_input_grad[2]]
+        # a parameter's gradient is handed to the layer (kept for HybridSGD's next step) only when the
+        # engine accumulates it: not in torch.autograd.grad(loss, x) nor backward(inputs=[x]); it is
+        # computed without being recorded for torch.autograd.grad(loss, weight)
+        acc_w = grad_will_accumulate(ctx, 1)
+        acc_b = ctx.has_bias and grad_will_accumulate(ctx, 2)
+        mask = [ctx.needs_input_grad[0], acc_w or grad_is_captured(ctx, 1),
+                acc_b or (ctx.has_bias and grad_is_captured(ctx, 2))]
+        if not any(mask):
+            return None, None, None, None
         gx, gw, gb = torch.ops.aten.convolution_backward(
-            g.contiguous(), xr, wr, [wr.shape[0]] if ctx.has_bias else None, layer.stride, layer.padding,
+            g.contiguous(), xr, wr, [wr.shape[0]] if ctx.has_bias else None, layer.stride, layer._conv_padding,
             layer.dilation, False, [0, 0], ctx.groups, mask)
         n = xr.shape[0]
-        if gx is not None and layer.replicas is not None:
-            gx = gx.view(n, layer.replicas, -1, *gx.shape[2:]).transpose(0, 1)
+        if gx is not None:
+            if layer.replicas is not None:
+                gx = gx.view(n, layer.replicas, -1, *gx.shape[2:]).transpose(0, 1)
+            if layer._pad_extra is not None:  # the extra zeros' gradient belongs to no input
+                gx = gx[..., :ctx.in_hw[0], :ctx.in_hw[1]]
         grad_w = grad_b = None
         if mask[1]:
-            gw = gw.view(layer.weight.shape)
-            dense = layer._record_gradient("weight", n, dense=layer.crossbar("weight", gw))
-            grad_w = gw if dense is not None else None
+            grad_w = gw.view(layer.weight.shape)
+            if acc_w and layer._record_gradient("weight", n, dense=layer.crossbar("weight", grad_w)) is None:
+                grad_w = None
         if mask[2]:
-            gb = gb.view(layer.bias.shape)
-            dense = layer._record_gradient("bias", n, dense=layer.crossbar("bias", gb))
-            grad_b = gb if dense is not None else None
+            grad_b = gb.view(layer.bias.shape)
+            if acc_b and layer._record_gradient("bias", n, dense=layer.crossbar("bias", grad_b)) is None:
+                grad_b = None
         return gx, grad_w, grad_b, None
 
 
 class HybridConv2d(HybridModule):
-    """As ``torch.nn.Conv2d`` (no padding modes other than zeros), with the kernel (and a bias column,
-    if asked) on hybrid synapses. Inputs (N, C, H, W) for one chip; (R, N, C, H, W) with ``replicas=R``.
+    """As ``torch.nn.Conv2d`` (zero padding: integers, ``'valid'`` or ``'same'``; no other padding modes),
+    with the kernel (and a bias column, if asked) on hybrid synapses. Inputs (N, C, H, W) for one chip;
+    (R, N, C, H, W) with ``replicas=R``.
     ``config``, ``seeds``, ``name``, ``device``: as :class:`HybridLinear`."""
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, dilation=1,
@@ -81,11 +119,22 @@ class HybridConv2d(HybridModule):
                 raise ConfigError(arg, v, "an integer ≥ 1")
         if in_channels % groups or out_channels % groups:
             raise ConfigError("groups", groups, f"a divisor of in_channels={in_channels} and out_channels={out_channels}")
-        if isinstance(padding, str):
-            raise ConfigError("padding", padding, "integers (string padding modes are not supported)")
         self.in_channels, self.out_channels, self.groups = in_channels, out_channels, groups
         self.kernel_size, self.stride = _pair(kernel_size), _pair(stride)
-        self.padding, self.dilation = _pair(padding), _pair(dilation)
+        self.dilation = _pair(dilation)
+        if isinstance(padding, str):  # as nn.Conv2d: the string stays the layer's padding
+            if padding == "valid":
+                self._conv_padding, self._pad_extra = (0, 0), None
+            elif padding == "same":
+                if self.stride != (1, 1):
+                    raise ConfigError("padding", padding, f"integers with stride={self.stride} ('same' needs stride 1)")
+                self._conv_padding, self._pad_extra = _same_padding(self.kernel_size, self.dilation)
+            else:
+                raise ConfigError("padding", padding, "'valid', 'same' or integers (zero padding)")
+            self.padding = padding
+        else:
+            self.padding = self._conv_padding = _pair(padding)
+            self._pad_extra = None
         n, single = self.n_replicas, replicas is None
         shape = (n, out_channels, in_channels // groups, *self.kernel_size)
         self.weight = self._add_hybrid("weight", _Slot("conv", shape, single), device)
@@ -94,6 +143,11 @@ class HybridConv2d(HybridModule):
         else:
             self.register_parameter("bias", None)
         self.reset_parameters()
+
+    def __setstate__(self, state):
+        super().__setstate__(state)
+        if "_conv_padding" not in self.__dict__:  # pickled before string paddings: integer padding
+            self._conv_padding, self._pad_extra = self.padding, None
 
     def check_input(self, x: torch.Tensor) -> None:
         self._check_dtype(x)
@@ -104,13 +158,14 @@ class HybridConv2d(HybridModule):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.check_input(x)
-        if torch.is_grad_enabled() and (x.requires_grad or self.weight.requires_grad):
-            return _ConvFunction.apply(x.contiguous(), self.weight, self.bias, self)
+        if torch.is_grad_enabled() and (x.requires_grad or self.weight.requires_grad
+                                        or (self.bias is not None and self.bias.requires_grad)):
+            return _ConvFunction.apply(x, self.weight, self.bias, self)
         xr, wr, br, groups = _grouped(self, x, self.weight.detach(), self.bias.detach() if self.bias is not None else None)
-        out = torch.ops.aten.convolution(xr, wr, br, self.stride, self.padding, self.dilation, False, [0, 0], groups)
+        out = torch.ops.aten.convolution(xr, wr, br, self.stride, self._conv_padding, self.dilation, False, [0, 0], groups)
         return _ungroup(self, out)
 
     def extra_repr(self) -> str:
         return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}, "
-                f"padding={self.padding}, groups={self.groups}, bias={self.bias is not None}, mode={self.mode}, "
-                f"replicas={self.replicas}" + (f", name={self.rng_name!r}" if self.rng_name else ""))
+                f"padding={self.padding!r}, dilation={self.dilation}, groups={self.groups}, bias={self.bias is not None}, "
+                f"mode={self.mode}, replicas={self.replicas}" + (f", name={self.rng_name!r}" if self.rng_name else ""))

@@ -8,7 +8,8 @@ from ..errors import ConfigError
 from ..backend import numba_for
 from . import passes
 from .config import HybridConfig
-from .hybrid import HybridModule, _Slot
+from .autograd_util import check_unmodified, grad_is_captured, grad_will_accumulate
+from .hybrid import HybridModule, _Slot, _tensor
 
 
 class _LinearFunction(torch.autograd.Function):
@@ -20,14 +21,15 @@ class _LinearFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, weight, bias, layer):
         ctx.layer, ctx.has_bias = layer, bias is not None
+        ctx.x_in, ctx.x_version = x, x._version  # x3 below may be a view of x: backward checks it is unchanged
         lead, n_rep = x.shape[:-1], layer.n_replicas
         if numba_for(x):  # cached numpy views of the crossbars: no torch call per step
             x3 = np.ascontiguousarray(x.detach().numpy()).reshape(n_rep, -1, layer.in_features)
             ctx.x3 = x3
             w = layer._cpu_arrays("weight")["param"]
             b = layer._cpu_arrays("bias")["param"][:, 0] if bias is not None else None
-            out = passes.linear_forward_np(w, x3, b)
-            return out.view(*lead, layer.out_features) if out.dim() != len(lead) + 1 else out
+            out = passes.linear_forward_np(w, x3, b)  # (R, B, O): already the user's shape for (R, B, in)
+            return out if len(lead) == 2 and lead[0] == n_rep else out.view(*lead, layer.out_features)
         x3 = x.detach().reshape(n_rep, -1, layer.in_features).contiguous()
         ctx.x3 = x3
         b = layer.crossbar("bias", bias.detach())[:, 0] if bias is not None else None
@@ -46,12 +48,22 @@ class _LinearFunction(torch.autograd.Function):
                 gx = passes.linear_backward_input_np(layer._cpu_arrays("weight")["param"], g3).view(shape_in)
             else:
                 gx = passes.linear_backward_input(layer.crossbar("weight", layer.weight.detach()), g3).reshape(shape_in)
+        # a parameter's gradient is handed to the layer (kept for HybridSGD's next step) only when the
+        # engine accumulates it: not in torch.autograd.grad(loss, x) nor backward(inputs=[x])
         if ctx.needs_input_grad[1]:
-            dense = layer._record_gradient("weight", x3.shape[1], x=x3, delta=g3)
-            gw = layer._slots["weight"].from_crossbar(dense) if dense is not None else None
+            if ctx.x_in._version != ctx.x_version:  # x3 reads x: an in-place change would corrupt ∂L/∂W
+                check_unmodified(ctx.x_in, ctx.x_version, f"HybridLinear {layer.rng_name or ''}".rstrip())
+            if grad_will_accumulate(ctx, 1):
+                dense = layer._record_gradient("weight", x3.shape[1], x=x3, delta=g3)
+                gw = layer._slots["weight"].from_crossbar(dense) if dense is not None else None
+            elif grad_is_captured(ctx, 1):  # torch.autograd.grad(loss, weight): returned, not recorded
+                gw = layer._slots["weight"].from_crossbar(layer._dense_from_factors(_tensor(x3), _tensor(g3)))
         if ctx.has_bias and ctx.needs_input_grad[2]:
-            dense = layer._record_gradient("bias", x3.shape[1], x=None, delta=g3)
-            gb = layer._slots["bias"].from_crossbar(dense) if dense is not None else None
+            if grad_will_accumulate(ctx, 2):
+                dense = layer._record_gradient("bias", x3.shape[1], x=None, delta=g3)
+                gb = layer._slots["bias"].from_crossbar(dense) if dense is not None else None
+            elif grad_is_captured(ctx, 2):
+                gb = layer._slots["bias"].from_crossbar(layer._dense_from_factors(None, _tensor(g3)))
         return gx, gw, gb, None
 
 
@@ -97,7 +109,8 @@ class HybridLinear(HybridModule):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.check_input(x)
-        if torch.is_grad_enabled() and (x.requires_grad or self.weight.requires_grad):
+        if torch.is_grad_enabled() and (x.requires_grad or self.weight.requires_grad
+                                        or (self.bias is not None and self.bias.requires_grad)):
             return _LinearFunction.apply(x, self.weight, self.bias, self)
         x3 = x.reshape(self.n_replicas, -1, self.in_features)
         b = self.crossbar("bias", self.bias.detach())[:, 0] if self.bias is not None else None
