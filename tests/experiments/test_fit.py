@@ -115,7 +115,7 @@ def test_replicas_shuffle_by_their_own_seeds_and_each_equals_its_seed_alone():
             theirs = many.model.state_dict()[k]
             if k.endswith(("seeds", "_transfers")):  # per replica; (1,) for one chip
                 v, theirs = v[0], theirs[r]
-            elif not k.endswith("_updates"):  # one update counter for all replicas
+            elif not k.endswith(("_updates", "hidden_lsb", "settings")):  # one counter, one setting for all replicas
                 theirs = theirs[r]
             assert torch.equal(v, theirs), k
 
@@ -365,6 +365,13 @@ def test_bad_options_are_clear_errors(option, value, match):
 
 
 # --- labels of a torch Dataset and test_data beside a ferristor Dataset -------------------------------
+
+def test_a_dataloader_is_refused_pointing_at_its_dataset():
+    loader = torch.utils.data.DataLoader(TensorDataset(*blobs(0)), batch_size=4)
+    with pytest.raises(ConfigError, match=r"train_data='a DataLoader' is not allowed: expected its dataset \(loader.dataset\)"):
+        quiet_fit(net(), loader, **FAST)
+    quiet_fit(net(), loader.dataset, **FAST)
+
 
 def test_a_torch_dataset_with_one_hot_labels_is_a_clear_error():
     x, y = blobs(0, n=40)

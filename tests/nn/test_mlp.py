@@ -50,7 +50,7 @@ def test_replica_equals_single_run(mode, backend):
             alone = _train(_mlp([seed], mode, replicas=False), [seed], replicas=False)
             for name, buf in _state(alone).items():
                 theirs = _state(many)[name]
-                if name.endswith("_updates"):  # one counter for all replicas
+                if name.endswith(("_updates", "hidden_lsb", "settings")):  # one for all replicas
                     assert torch.equal(buf, theirs), name
                 elif name.endswith(("seeds", "_transfers")):  # per replica, (1,) for one chip
                     assert torch.equal(buf[0], theirs[r]), name

@@ -189,3 +189,74 @@ def test_the_kernels_refuse_a_gradient_of_another_shape_than_the_crossbar():
     with pytest.raises(ValueError, match=r"got x of shape \(1, 5\), expected \(1, 4\)"):
         K.rank1_(False, "dense", state, pending, np.zeros((1, 3), np.float32), np.zeros((1, 5), np.float32), keys,
                  0, consts)
+
+
+def test_layers_capture_only_while_a_hybrid_sgd_holds_them():
+    """Capturing had stayed on after any HybridSGD (fit's own included): a later Adam found no .grad and
+    never trained the layer, while captured factors piled up. Now it follows the optimizers alive."""
+    import gc
+    torch.manual_seed(0)
+    layer = HybridLinear(5, 3, config=HybridConfig(mode="fp"), seeds=0, name="fc")
+    opt = HybridSGD(layer.parameters(), lr=0.1)
+    assert layer.capture_factors
+    copy_model, copy_opt = copy.deepcopy((layer, opt))  # a copy captures for the copied optimizer
+    assert copy_model.capture_factors and copy_opt.param_groups[0]["params"][0].owner is copy_model
+    lonely = copy.deepcopy(layer)  # a model copied without an optimizer captures for none
+    assert not lonely.capture_factors
+    del opt, copy_opt
+    gc.collect()
+    assert not layer.capture_factors and not copy_model.capture_factors
+    adam = torch.optim.Adam(layer.parameters(), lr=0.01)
+    before = layer.weight.detach().clone()
+    for _ in range(3):
+        adam.zero_grad()
+        layer(torch.randn(1, 5)).sum().backward()
+        adam.step()
+    assert layer.weight.grad is not None and not torch.equal(layer.weight.detach(), before)
+    assert not layer._tapes
+
+
+def test_fit_releases_the_optimizer_it_built():
+    from ferristor.experiments.fit import fit
+    torch.manual_seed(0)
+    layer = HybridLinear(5, 3, config=HybridConfig(mode="hm"), seeds=0, name="fc")
+    x, y = torch.randn(40, 5), torch.randint(0, 3, (40,))
+    fit(layer, (x, y), (x, y), epochs=1, progress=False, k=10)
+    assert not layer.capture_factors
+    own = HybridSGD(layer.parameters(), lr=0.1, k=10)
+    fit(layer, (x, y), (x, y), epochs=1, progress=False, optimizer=own)
+    assert layer.capture_factors  # the caller's optimizer is the caller's
+
+
+@pytest.mark.parametrize("change", ["maximize", "momentum", "weight_decay"])
+def test_what_the_rule_has_not_is_refused_also_when_set_later(change):
+    layer = HybridLinear(5, 3, config=HybridConfig(mode="hm"), seeds=0, name="fc")
+    if change == "maximize":
+        with pytest.raises(ConfigError, match="maximize=True is not allowed"):
+            HybridSGD(layer.parameters(), maximize=True)
+    opt = HybridSGD(layer.parameters())
+    opt.param_groups[0][change] = True if change == "maximize" else 0.9  # as OneCycleLR sets momentum
+    layer(torch.randn(1, 5)).sum().backward()
+    with pytest.raises(ConfigError, match=change):
+        opt.step()
+
+
+def test_a_tensor_lr_is_taken():
+    torch.manual_seed(0)
+    a, b = (HybridLinear(5, 3, config=HybridConfig(mode="hm"), seeds=0, name="fc") for _ in range(2))
+    for layer, lr in ((a, 0.3), (b, torch.tensor(0.3))):
+        opt = HybridSGD(layer.parameters(), lr=lr, p=1.0)
+        layer(torch.ones(1, 5)).sum().backward()
+        opt.step()
+    assert torch.equal(a.weight_hidden, b.weight_hidden)
+
+
+def test_an_lr_schedule_keeps_the_kernel_constants_cache_small():
+    layer = HybridLinear(5, 3, config=HybridConfig(mode="hm"), seeds=0, name="fc")
+    opt = HybridSGD(layer.parameters(), lr=0.1)
+    for i in range(50):
+        opt.param_groups[0]["lr"] = 0.1 / (1 + i)
+        opt.zero_grad()
+        layer(torch.randn(1, 5)).sum().backward()
+        opt.step()
+    assert len(layer._cpu_arrays("weight")["consts"]) <= 8

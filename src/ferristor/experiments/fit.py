@@ -102,6 +102,9 @@ def _tensors(data, what: str) -> tuple[torch.Tensor, torch.Tensor]:
             raise DataError(f"{what} is empty")
         x = torch.stack([torch.as_tensor(p[0]) for p in pairs])
         y = torch.stack([torch.as_tensor(p[1]) for p in pairs])  # checked by the Dataset: integer class labels
+    elif isinstance(data, torch.utils.data.DataLoader):
+        raise ConfigError(what, "a DataLoader", "its dataset (loader.dataset): fit draws the sample order from the "
+                          "seeds and batches it itself (batch=…), so that a run resumes and replays bit for bit")
     else:
         raise ConfigError(what, type(data).__name__, "(x, y) tensors, a torch Dataset of (x, y) pairs or a ferristor Dataset")
     return (x.reshape(len(x), -1) if x.dim() > 2 else x), y
@@ -154,8 +157,14 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, replicas: int |
 
 
 def _initial_state_hash(model: nn.Module) -> str:
+    # the hybrid layers' settings buffers repeat their config (in the model's repr): left out, so runs
+    # checkpointed before the layers carried them keep their identity
+    settings = {f"{name}.{b}".lstrip(".") for name, m in model.named_modules() if isinstance(m, HybridModule)
+                for b in ("hidden_lsb", "settings")}
     h = hashlib.blake2b(digest_size=16)
     for k, v in model.state_dict().items():
+        if k in settings:
+            continue
         h.update(k.encode())
         h.update(v.detach().cpu().contiguous().numpy().tobytes())
     return h.hexdigest()
@@ -237,6 +246,7 @@ def run_fit(model: nn.Module, train_data, test_data=None, *, epochs: float = 1.0
     x_test, y_test = data.x_test, data.y_test
     if test_limit:
         x_test, y_test = x_test[:test_limit], y_test[:test_limit]
+    built = optimizer is None
     optimizer = optimizer or HybridSGD(model.parameters(), lr=lr, p=p, k=k, rounding=rounding)
     loss_fn = loss or default_loss(n_out)
     order_seeds = ([int(s) for s in layers[0].seeds.tolist()] if replicas else
@@ -352,6 +362,8 @@ def run_fit(model: nn.Module, train_data, test_data=None, *, epochs: float = 1.0
                        order_seeds, validation)
     if out is not None:
         write_json(Path(out) / "results.json", results)
+    if built:  # the model goes back to the caller, who may train it with any optimizer (.grad as usual)
+        optimizer.release()
     return FitResult(model, results, ledger)
 
 

@@ -16,6 +16,11 @@ shapes map onto it.
 from __future__ import annotations
 
 import copy
+import dataclasses
+import hashlib
+import json
+import weakref
+
 import numpy as np
 import torch
 from torch import nn
@@ -27,7 +32,7 @@ from ..circuit.transfer import CounterNoise, TableTransfer, make_transfer, split
 from ..errors import ConfigError
 from ..rule import functional as F_rule
 from ..rule.streams import STREAM_INIT, STREAM_TRANSFER, STREAM_UPDATE, check_seed, stream_keys
-from .config import HybridConfig
+from .config import MODES, HybridConfig
 
 _FLUSH_EVERY = 250  # uint8 event counters are flushed into int64 before they can overflow
 
@@ -114,6 +119,7 @@ class _Slot:
 
 def _flush_before_save(module, prefix, keep_vars):
     module.flush_counts()
+    module._store_settings()
 
 
 def _forget_pending(module, incompatible_keys):
@@ -124,6 +130,16 @@ def _forget_pending(module, incompatible_keys):
         module._since_flush[name] = 0
     module._tapes.clear()
     module._inputs.clear()
+
+
+def name_streams(model: nn.Module, prefix: str = "") -> nn.Module:
+    """Name every hybrid layer of ``model`` by its module path (``prefix`` + path), as ``convert``
+    does: copies of one block (``nn.TransformerEncoder``'s clones, ``copy.deepcopy``) then draw their
+    own masks and noise. Returns the model."""
+    for path, m in model.named_modules():
+        if isinstance(m, HybridModule):
+            m.rename(prefix + path if prefix + path else type(m).__name__)
+    return model
 
 
 def _tensor(a):
@@ -146,11 +162,15 @@ class HybridModule(nn.Module):
         self.replicas = replicas
         self.rng_name = name or ""
         self.register_buffer("seeds", torch.tensor(_seed_list(seeds, replicas), dtype=torch.int64))
+        # the layer's settings, one for all replicas (as its update counter): see _load_from_state_dict
+        self.register_buffer("hidden_lsb", torch.tensor(float(self.config.hidden_lsb), dtype=torch.float64))
+        self.register_buffer("settings", torch.tensor(self._settings_tag(), dtype=torch.int64))
         self._slots: dict[str, _Slot] = {}
         self._tapes: dict[str, list] = {}
         self._inputs: dict[str, int] = {}
         self._since_flush: dict[str, int] = {}
-        self.capture_factors = False  # set by HybridSGD: keep (x, δ) instead of forming ∂L/∂W
+        self._captors = weakref.WeakSet()  # the HybridSGDs holding a parameter of this layer (capture_factors)
+        self._capture_override: bool | None = None
         self._keys_cache: dict = {}
         self._np_cache: dict = {}
         self._kernel_consts: dict = {}
@@ -158,6 +178,88 @@ class HybridModule(nn.Module):
         self._scheme_runner = None  # a baseline rule's runner (nn.schemes), built on first use
         self.register_state_dict_pre_hook(_flush_before_save)
         self.register_load_state_dict_post_hook(_forget_pending)
+
+    # --- who consumes the gradients --------------------------------------------------------------
+    @property
+    def capture_factors(self) -> bool:
+        """True while a ``HybridSGD`` holding one of this layer's parameters is alive (or when set):
+        backward then keeps the factors (x, δ) the rule's kernels consume instead of forming ∂L/∂W
+        in ``.grad``; once no such optimizer is left, any other optimizer gets ``.grad`` as usual."""
+        return bool(self._captors) if self._capture_override is None else self._capture_override
+
+    @capture_factors.setter
+    def capture_factors(self, value: bool | None) -> None:
+        """Force capturing on or off (None: back to following the optimizers)."""
+        self._capture_override = None if value is None else bool(value)
+
+    def capture_for(self, optimizer, on: bool = True) -> None:
+        """``optimizer`` (a HybridSGD) consumes this layer's captured gradients (``on``), or no longer does."""
+        if on:
+            self._captors.add(optimizer)
+        else:
+            self._captors.discard(optimizer)
+            if not self._captors:
+                self._tapes.clear()
+                self._inputs.clear()
+
+    def __getstate__(self):
+        # the optimizers capturing for this layer belong to this object: a copy or an unpickled layer
+        # captures for the HybridSGDs built on it (a copied or loaded HybridSGD registers itself)
+        state = super().__getstate__()
+        state["_captors"] = None
+        return state
+
+    def __setstate__(self, state):
+        super().__setstate__(state)
+        self._captors = weakref.WeakSet()
+        if "_capture_override" not in self.__dict__:  # pickled when capturing was a plain flag
+            self._capture_override = None
+            self.__dict__.pop("capture_factors", None)
+
+    # --- what a saved state carries beside the chip's tensors --------------------------------------
+    # Two scalar buffers, filled from the config whenever a state is saved: the grid's real scale
+    # (``convert`` may give each layer its own) and a tag of the mode, storage layout and rule that wrote
+    # the state. Tensors, not ``get_extra_state``: code that walks a state_dict's values meets tensors only.
+    def _settings_tag(self) -> int:
+        c = self.config
+        text = json.dumps([dataclasses.asdict(c.layout), dataclasses.asdict(c.scheme)], sort_keys=True, default=str)
+        digest = int.from_bytes(hashlib.blake2b(text.encode(), digest_size=7).digest(), "little")
+        return digest * 4 + MODES.index(c.mode)  # the mode in the low bits, to name it in a refusal
+
+    def _store_settings(self) -> None:
+        self._buffers["hidden_lsb"].fill_(float(self.config.hidden_lsb))
+        self._buffers["settings"].fill_(self._settings_tag())
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
+                              error_msgs):
+        """A state of another mode, storage layout or rule is refused (its integers or levels would be
+        read as something else); one saved on another grid scale brings its scale along (the hidden
+        integers are the chip's, their real value its LSB). A state saved before layers kept these
+        loads as it did. ``assign=True`` keeps the parameters hybrid."""
+        lsb_key, tag_key = prefix + "hidden_lsb", prefix + "settings"
+        state_dict = {**state_dict}
+        saved_tag = state_dict.setdefault(tag_key, torch.tensor(self._settings_tag()))
+        saved_lsb = state_dict.setdefault(lsb_key, torch.tensor(float(self.config.hidden_lsb), dtype=torch.float64))
+        saved_tag = int(saved_tag.reshape(-1)[0]) if torch.is_tensor(saved_tag) and saved_tag.numel() else self._settings_tag()
+        saved_lsb = float(saved_lsb.reshape(-1)[0]) if torch.is_tensor(saved_lsb) and saved_lsb.numel() else None
+        if saved_tag != self._settings_tag():
+            saved_mode, here = MODES[saved_tag % 4] if saved_tag % 4 < len(MODES) else "?", self.mode
+            raise ConfigError("state_dict", f"mode={saved_mode!r}" if saved_mode != here else "another storage layout or rule",
+                              f"a state saved by a layer of the same mode, storage layout and rule (mode={here!r} here)",
+                              context={"layer": self.rng_name or type(self).__name__})
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
+                                      error_msgs)
+        if saved_lsb is not None and saved_lsb != float(self.config.hidden_lsb):
+            self.config = self.config.replace(hidden_lsb=saved_lsb)
+            self._kernel_consts.clear()
+            self._transfer_model = self._scheme_runner = None
+        for name in self._slots:  # load_state_dict(assign=True) puts plain Parameters in: keep them hybrid
+            p = self._parameters.get(name)
+            if p is not None and not isinstance(p, HybridParameter):
+                hybrid = HybridParameter(p.data, self, name)
+                hybrid.requires_grad_(p.requires_grad)
+                self._parameters[name] = hybrid
+        self._np_cache.clear()
 
     # --- declaration ----------------------------------------------------------------------------
     @property
@@ -205,6 +307,16 @@ class HybridModule(nn.Module):
     def stream_name(self, name: str) -> str:
         """The parameter's identity in the random streams: the layer's name + the parameter's."""
         return f"{self.rng_name}.{name}" if self.rng_name else name
+
+    def rename(self, name: str) -> None:
+        """Give the layer another stream name (``name=`` of its constructor): its next updates and
+        transfers draw from streams of that name; the values it holds stay. For copies of one layer
+        (``copy.deepcopy`` of a block), which would otherwise share every draw — see :func:`name_streams`."""
+        if not isinstance(name, str) or not name:
+            raise ConfigError("name", name, "a non-empty string")
+        self.rng_name = name
+        self._keys_cache.clear()
+        self._np_cache.clear()
 
     def stream_keys(self, name: str, stream: int) -> np.ndarray:
         """uint32 (R, 2) keys of (seed, parameter, stream); cached while the seeds are unchanged."""
@@ -401,7 +513,13 @@ class HybridModule(nn.Module):
     def _apply(self, fn, recurse=True):
         """``.to(device)`` and friends: the per-synapse state moves; the update and transfer counters
         stay on the host — they index the random streams and are read every step, and reading a GPU
-        scalar would stall the GPU once per parameter and step."""
+        scalar would stall the GPU once per parameter and step. The synapses' state stays float32 (exact
+        integers, the kernels' type): ``.double()``, ``.half()``, ``.to(torch.bfloat16)`` are refused."""
+        dtype = fn(torch.zeros(1)).dtype  # what the call does to a float32 tensor (a move keeps float32)
+        if dtype != torch.float32:
+            raise ConfigError("dtype", str(dtype).replace("torch.", ""), "float32 for a hybrid layer (its synapses' "
+                              "state is float32 holding exact integers); convert the other layers one by one, or the "
+                              "inputs with .float()", context={"layer": self.rng_name or type(self).__name__})
         host = {k: b for name in self._slots for kind in self._HOST_COUNTERS
                 if (b := self._buffers.get(k := f"{name}_{kind}")) is not None}
         out = super()._apply(fn, recurse)
@@ -490,6 +608,8 @@ class HybridModule(nn.Module):
         cache = arrays["consts"]
         consts = cache.get((lr, p, rounding, sampler))
         if consts is None:
+            if len(cache) >= 8:  # an lr schedule makes a new entry per step: keep the cache small
+                cache.clear()
             cfg = self.config
             consts = cache[(lr, p, rounding, sampler)] = cpu_module("rule.kernels_cpu").update_constants(
                 fp=self.mode == "fp", sampler=sampler, lr=lr, p=p, lsb=cfg.hidden_lsb, rounding=rounding,

@@ -36,12 +36,30 @@ def plain_parameters(model: torch.nn.Module) -> list[torch.nn.Parameter]:
     return [p for p in model.parameters() if not isinstance(p, HybridParameter)]
 
 
+def _lr(group: dict) -> float:
+    lr = group["lr"]
+    return float(lr) if torch.is_tensor(lr) else lr
+
+
 def _check_rule(group: dict) -> None:
-    check_number("lr", group["lr"], lo=0, lo_open=True)
+    check_number("lr", _lr(group), lo=0, lo_open=True)
     check_number("p", group["p"], lo=0, hi=1, lo_open=True)
     check_number("k", group["k"], lo=1, integer=True)
     check_choice("rounding", group["rounding"], ROUNDING_MODES)
     check_choice("sampler", group["sampler"], SAMPLERS)
+
+
+def _check_hybrid_group(group: dict) -> None:
+    """What a group holding hybrid parameters cannot have: the rule has no momentum, weight decay or
+    ascent (digest §4). Checked when the group is added and at every step, since a scheduler may set
+    them later (OneCycleLR cycles momentum unless told cycle_momentum=False)."""
+    if group["momentum"] or group["weight_decay"] or group["nesterov"]:
+        raise ConfigError("momentum/weight_decay", (group["momentum"], group["weight_decay"]),
+                          "0 for a group holding hybrid parameters (the rule has neither, digest §4; a scheduler "
+                          "such as OneCycleLR sets momentum unless cycle_momentum=False)")
+    if group["maximize"]:
+        raise ConfigError("maximize", True, "False for a group holding hybrid parameters (the rule descends; "
+                          "negate the loss to ascend)")
 
 
 class HybridSGD(SGD):
@@ -60,8 +78,7 @@ class HybridSGD(SGD):
                  momentum: float = 0.0, dampening: float = 0.0, weight_decay: float = 0.0, nesterov: bool = False, *,
                  maximize: bool = False, plain: str = "sgd", sampler: str = "dense"):
         check_choice("plain", plain, ("sgd", "error"))
-        if not torch.is_tensor(lr):  # before torch's SGD, whose own check names no option
-            check_number("lr", lr, lo=0, lo_open=True)
+        check_number("lr", float(lr) if torch.is_tensor(lr) else lr, lo=0, lo_open=True)  # torch's own check names no option
         self._plain_policy, self._ready = plain, False
         super().__init__(params, lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay,
                          nesterov=nesterov, maximize=maximize, foreach=False)
@@ -84,10 +101,8 @@ class HybridSGD(SGD):
         names = group.get("param_names") or [None] * len(group["params"])
         for param, name in zip(group["params"], names):
             if isinstance(param, HybridParameter):
-                if group["momentum"] or group["weight_decay"] or group["nesterov"]:
-                    raise ConfigError("momentum/weight_decay", (group["momentum"], group["weight_decay"]),
-                                      "0 for a group holding hybrid parameters (the rule has neither, digest §4)")
-                param.owner.capture_factors = True  # rank-1 factors instead of dense gradients
+                _check_hybrid_group(group)
+                param.owner.capture_for(self)  # rank-1 factors instead of dense gradients, while this lives
             elif self._plain_policy == "error":
                 label = name or f"a plain parameter of shape {tuple(param.shape)}"
                 raise ConfigError("params", label, "hybrid parameters only (plain='error'); use HybridLinear/HybridConv2d "
@@ -104,7 +119,8 @@ class HybridSGD(SGD):
                 for seed in param.owner.seeds.tolist():
                     other = seen.setdefault((seed, stream), param)
                     if other is not param:
-                        raise ConfigError("name", stream, "distinct layer names (name=…) or seeds: two hybrid "
+                        raise ConfigError("name", stream, "distinct layer names (name=… when built, layer.rename(…), or ferristor.nn.name_streams(model) "
+                                          "to name every layer by its path) or seeds: two hybrid "
                                           f"parameters would share seed {seed}'s random stream")
 
     def _init_group(self, group, params, grads, momentum_buffer_list):
@@ -122,9 +138,29 @@ class HybridSGD(SGD):
     def hybrid_step(self, inputs: int | None = None) -> None:
         """The rule's part of :meth:`step` alone (no plain SGD, no step hooks): ``experiments.fast_step``."""
         for group in self.param_groups:
+            checked = False
             for param in group["params"]:
                 if isinstance(param, HybridParameter):
+                    if not checked:
+                        _check_hybrid_group(group)
+                        checked = True
                     self._hybrid_step(param, group, inputs)
+
+    def release(self) -> None:
+        """Stop capturing gradients for this optimizer's hybrid layers (as when it is deleted): another
+        optimizer then finds ∂L/∂W in ``.grad`` as usual. ``fit`` releases the one it builds."""
+        for group in self.param_groups:
+            for param in group["params"]:
+                if isinstance(param, HybridParameter) and param.owner is not None:
+                    param.owner.capture_for(self, on=False)
+
+    def __setstate__(self, state) -> None:
+        super().__setstate__(state)
+        self._plain_policy, self._ready = self.__dict__.get("_plain_policy", "sgd"), True
+        for group in self.param_groups:  # a copied or unpickled optimizer captures for its (copied) layers
+            for param in group["params"]:
+                if isinstance(param, HybridParameter) and param.owner is not None:
+                    param.owner.capture_for(self)
 
     def is_pure(self) -> bool:
         """True when every parameter is hybrid and no step hook is registered: then :meth:`hybrid_step`
@@ -136,7 +172,7 @@ class HybridSGD(SGD):
 
     def _hybrid_step(self, param: HybridParameter, group: dict, inputs: int | None) -> None:
         owner, name = param.owner, param.slot
-        seen = owner.hybrid_step_(name, lr=group["lr"], p=group["p"], rounding=group["rounding"],
+        seen = owner.hybrid_step_(name, lr=_lr(group), p=group["p"], rounding=group["rounding"],
                                   sampler=group["sampler"])
         if not seen:
             return

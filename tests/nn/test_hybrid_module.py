@@ -1,0 +1,116 @@
+"""What every hybrid layer shares (``nn.hybrid.HybridModule``): its saved settings, its dtype, loading."""
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from ferristor.errors import ConfigError
+from ferristor.nn import HybridConfig, HybridConv2d, HybridLinear
+from ferristor.optim import HybridSGD
+
+
+def _layer(mode="hm", lsb=2.0 ** -9, seed=0, kind="linear"):
+    cfg = HybridConfig(mode=mode, hidden_lsb=lsb)
+    if kind == "conv":
+        return HybridConv2d(2, 3, 3, config=cfg, seeds=seed, name="fc")
+    return HybridLinear(6, 4, bias=True, config=cfg, seeds=seed, name="fc")
+
+
+def _train(layer, steps=30, k=7):
+    opt = HybridSGD(layer.parameters(), lr=0.2, p=0.5, k=k)
+    g = torch.Generator().manual_seed(1)
+    shape = (1, 2, 5, 5) if isinstance(layer, HybridConv2d) else (1, 6)
+    for _ in range(steps):
+        opt.zero_grad()
+        layer(torch.randn(shape, generator=g)).square().sum().backward()
+        opt.step()
+    return opt
+
+
+@pytest.mark.parametrize("kind", ["linear", "conv"])
+def test_a_state_loads_with_its_own_grid_scale(kind):
+    """convert gives each layer its own LSB: a state loaded into a layer built on another scale had
+    kept the new layer's, and every weight shrank at the next transfer (no error)."""
+    saved = _layer(lsb=2.0 ** -7, kind=kind)
+    _train(saved)
+    fresh = _layer(lsb=2.0 ** -9, seed=5, kind=kind)
+    fresh.load_state_dict(saved.state_dict())
+    assert fresh.config.hidden_lsb == 2.0 ** -7
+    _train(saved)
+    _train(fresh)
+    for k, v in saved.state_dict().items():
+        assert torch.equal(v, fresh.state_dict()[k]), k
+
+
+def test_a_state_of_another_mode_is_refused_naming_both():
+    state = _layer("hm").state_dict()
+    with pytest.raises(ConfigError, match=r"state_dict=\"mode='hm'\" is not allowed with layer='fc'.*mode='hm-var' here"):
+        _layer("hm-var").load_state_dict(state)
+
+
+def test_a_state_saved_before_layers_kept_their_settings_still_loads():
+    state = {k: v for k, v in _layer().state_dict().items() if k not in ("hidden_lsb", "settings")}
+    layer = _layer(seed=3)
+    layer.load_state_dict(state)  # strict: the two keys it lacks are not missing
+    assert torch.equal(layer.weight_hidden, state["weight_hidden"])
+
+
+def test_loading_with_assign_keeps_the_parameters_hybrid():
+    saved = _layer()
+    _train(saved)
+    fresh = _layer(seed=4)
+    fresh.load_state_dict(saved.state_dict(), assign=True)
+    assert type(fresh.weight).__name__ == "HybridParameter" and fresh.weight.owner is fresh
+    before = fresh.weight_hidden.clone()
+    _train(fresh, steps=3)
+    assert not torch.equal(before, fresh.weight_hidden)  # the rule trained it, not float SGD
+
+
+@pytest.mark.parametrize("convert", [lambda m: m.double(), lambda m: m.half(), lambda m: m.to(torch.bfloat16)])
+def test_the_synapses_stay_float32(convert):
+    model = nn.Sequential(_layer())
+    with pytest.raises(ConfigError, match=r"dtype='(float64|float16|bfloat16)' is not allowed with layer='fc'"):
+        convert(model)
+    assert model[0].weight.dtype == torch.float32 and model[0].weight_hidden.dtype == torch.float32
+    model.float().to("cpu")  # what keeps float32 is fine
+
+
+def test_copies_of_a_block_are_refused_until_their_streams_are_named():
+    """The nn.TransformerEncoder idiom (deepcopy one block N times) made N layers drawing the same
+    masks; the error pointed at a constructor argument the copies can no longer take."""
+    import copy
+
+    from ferristor.nn import name_streams
+    block = nn.Sequential(HybridLinear(6, 6, config=HybridConfig(mode="hm"), seeds=0, name="fc"), nn.ReLU())
+    stack = nn.Sequential(*(copy.deepcopy(block) for _ in range(3)))
+    with pytest.raises(ConfigError, match=r"name='fc.weight'.*ferristor.nn.name_streams\(model\)"):
+        HybridSGD(stack.parameters())
+    name_streams(stack)
+    assert [m.rng_name for m in stack.modules() if hasattr(m, "rng_name")] == ["0.0", "1.0", "2.0"]
+    opt = HybridSGD(stack.parameters(), lr=0.2, p=0.5)
+    stack(torch.randn(1, 6)).sum().backward()
+    opt.step()
+    masks = [m.state_dict()["weight_events"] for m in stack.modules() if hasattr(m, "rng_name")]  # flushed
+    assert not torch.equal(masks[0], masks[1])  # their own draws now
+
+
+def test_an_input_gradient_of_the_fused_mlp_leaves_the_chip_alone():
+    """HybridMLP's fused pass had handed its layers their gradients in torch.autograd.grad(loss, x)
+    too (input saliency, adversarial examples): the next step applied them."""
+    from ferristor.nn import HybridMLP, NetworkSpec
+    model = HybridMLP(NetworkSpec((6, 5, 3)), config=HybridConfig(mode="hm"), seeds=0)
+    opt = HybridSGD(model.parameters(), lr=0.5, p=1.0, k=1)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    x = torch.randn(1, 6, requires_grad=True)
+    (gx,) = torch.autograd.grad(model(x).square().sum(), x)
+    assert gx.shape == x.shape and gx.abs().sum() > 0
+    opt.step()
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, before[k]), k
+    (gw,) = torch.autograd.grad(model(x).square().sum(), model.layers[0].weight)  # returned, not applied
+    assert gw.shape == model.layers[0].weight.shape and gw.abs().sum() > 0
+    opt.step()
+    model(x.detach()).square().sum().backward()
+    opt.step()
+    assert not torch.equal(model.state_dict()["layers.0.weight_hidden"], before["layers.0.weight_hidden"])
