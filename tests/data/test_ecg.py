@@ -11,7 +11,7 @@ import torch
 
 from ferristor.data import ecg as ecg_mod
 from ferristor.data import load_dataset
-from ferristor.data.ecg import ECGConfig, beat_features, cache_key, extract_beats, split_indices
+from ferristor.data.ecg import ECGConfig, beat_features, cache_key, extract_beats, load_ecg, split_indices
 from ferristor.data.mitdb import RECORDS, locate_mitdb, read_record
 from ferristor.errors import ConfigError, DataError
 
@@ -24,7 +24,7 @@ def test_config_defaults_and_validation():
     c = ECGConfig()
     assert c.window_samples == 252 and c.n_features == 20  # 700 ms at 360 Hz, 2 × 10
     for bad in ({"edge": "wrap"}, {"test_record": "999"}, {"window_ms": 0}, {"n_fft_components": 0},
-                {"n_fft_components": 200}, {"train_per_class": 1.5}, {"seed": -1}):
+                {"n_fft_components": 200}, {"train_per_class": 1.5}, {"seed": -1}, {"feature_scaling": "minmax"}):
         with pytest.raises(ConfigError):
             ECGConfig(**bad)
 
@@ -82,6 +82,17 @@ def test_dataset_through_the_registry(fake_mitdb, fake_beats):
     mean, std = raw[train].mean(0), raw[train].std(0)
     np.testing.assert_allclose(d.x_test.numpy(), (raw[test] - mean) / std, rtol=1e-4, atol=1e-4)
     assert not torch.allclose(d.x_test.mean(0), torch.zeros(20), atol=1e-2)
+
+
+def test_features_are_standardised_on_the_training_set_or_left_raw(fake_mitdb, fake_beats, tmp_path):
+    std = load_ecg(fake_mitdb.root, cache_dir=tmp_path)
+    raw = load_ecg(fake_mitdb.root, ECGConfig(feature_scaling="none"), cache_dir=tmp_path)
+    np.testing.assert_allclose(std.x_train.double().mean(0), 0, atol=1e-4)
+    np.testing.assert_allclose(std.x_train.double().std(0, unbiased=False), 1, atol=1e-3)
+    train, test = split_indices(fake_beats, ECGConfig())
+    assert torch.equal(raw.x_train, torch.from_numpy(fake_beats["features"][train].astype(np.float32)))
+    assert torch.equal(raw.x_test, torch.from_numpy(fake_beats["features"][test].astype(np.float32)))
+    assert torch.equal(raw.y_train, std.y_train) and raw.x_train.dtype == torch.float32
 
 
 def test_train_is_balanced_excludes_the_test_record_and_follows_the_seed(fake_mitdb, fake_beats):
