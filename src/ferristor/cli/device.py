@@ -169,11 +169,14 @@ def memristor_levels(out: Path, seed: int, samples: int) -> list[Path]:
     return _save(out, "memristor-levels", fig, ["level", "conductance_uS"], rows)
 
 
+ENDURANCE_ICC_UA = 67.0  # compliance of the SETs in Fig. 2h's cycling: the digest's HCS example, Icc ≈ 67 µA (§1)
+
+
 def memristor_endurance(out: Path, seed: int, samples: int) -> list[Path]:
     """Fig. 2h: HCS and LCS vs SET/RESET cycles; the window closes around 1e5."""
     cycles = torch.logspace(0, 6, 25, dtype=torch.float64)
     m, g = _formed(samples, seed)
-    icc = torch.full((m.n,), 58.0)
+    icc = torch.full((m.n,), ENDURANCE_ICC_UA)
     rows, hcs, lcs = [], [], []
     for n in cycles:
         m.cycles.fill_(float(n))

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..circuit.charge_transfer import PAPER_LEVEL_MEANS_US, ChargeTransferConfig
+from ..circuit.charge_transfer import ChargeTransferConfig
 from .memristor import MemristorConfig, SwitchingCurveConfig
 from .transistor import AccessTransistorConfig
 
@@ -24,7 +24,7 @@ class Martemucci2025(ChargeTransferConfig):
     memristor: MemristorConfig = field(default_factory=lambda: MemristorConfig(curve=SwitchingCurveConfig(
         lcs_median_us=0.8, lcs_sigma_ln=0.4, g_max_us=206.52, i_knee_ua=113.6, hill_n=1.0,
         sigma_d2d=0.0813, sigma_c2c=0.0813)))
-    reference_means_us: tuple = PAPER_LEVEL_MEANS_US
+    # reference_means_us: the parent's default, the paper's eight measured means (digest §3), with its unit and source
 
 
 def martemucci2025() -> Martemucci2025:
