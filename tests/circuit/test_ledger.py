@@ -93,3 +93,25 @@ def test_layer_report_from_counts():
     r = layer_report(c, LedgerConfig())
     assert r["fecap_ops"]["worst"] == 2 * 5 + 8
     assert r["memristor_ops"]["worst"] == 4 and r["memristor_ops"]["mean"] == 3
+
+
+def test_the_unselected_memristor_can_be_counted_as_the_transfer_chain_resets_it_only():
+    """Digest §5 counts RESET + SET on both memristors of a pair (2N/k each); its §3 chain RESETs both
+    and SETs the selected one: memristor_ops_unselected=1 counts 3 operations a write, not 4."""
+    from ferristor.circuit.ledger import initial_programming_report
+    c = LayerCounts(torch.tensor([[3, 5]]), 2, torch.tensor([[2, 1]]))
+    four, three = layer_report(c, LedgerConfig()), layer_report(c, LedgerConfig(memristor_ops_unselected=1))
+    assert four["memristor_ops"]["total"] == (2 + 1) * 4 and three["memristor_ops"]["total"] == (2 + 1) * 3
+    assert three["memristor_ops"]["worst"] == four["memristor_ops"]["worst"] == 4  # the selected device, 2 writes
+    assert three["memristor_ops"]["mean"] == 2.25  # (3 writes × 3 ops) / 4 devices
+    assert three["energy_nJ"]["memristor_total"] == pytest.approx(0.75 * four["energy_nJ"]["memristor_total"])
+    assert initial_programming_report(10, LedgerConfig(memristor_ops_unselected=1))["memristor_ops"] == {
+        "per_device": 1.5, "total": 30}
+    with pytest.raises(ValueError, match="memristor_ops_unselected=3"):
+        LedgerConfig(memristor_ops_unselected=3)
+
+
+def test_the_default_count_leaves_the_ledger_as_it_was():
+    base = _tiny().ledger_report()
+    same = _tiny(memristor_ops_unselected=2).ledger_report()
+    assert base == same

@@ -23,6 +23,7 @@ class LedgerConfig:
     fecap_ops_per_update: int = param(2, unit="op", source="digest §5 [P]", doc="read + rewrite of every FeCAP of an updated weight")
     fecap_ops_per_transfer: int = param(4, unit="op", source="digest §5 [P]", doc="save, read, reload of each sign/MSB FeCAP a transfer reads")
     memristor_ops_per_transfer: int = param(2, unit="op", source="digest §5 [P]", doc="RESET + SET, counted on each memristor of the pair")
+    memristor_ops_unselected: int | None = param(None, unit="op", source="digest §5 [P] counts RESET + SET on each memristor (None); digest §3's transfer chain RESETs both and SETs only the selected one (1) [I]", doc="operations a write costs the memristor of the pair that does not take the level (the other sign's); None: memristor_ops_per_transfer, as on the selected one. Taken as always the same device of the pair, which is exact for totals and means and for a weight whose sign never flips")
     fecap_ops_initial_write: int = param(1, unit="op", source="[I]", doc="writing the initial hidden value into each FeCAP before training")
     count_zero_updates: bool = param(True, source="digest §5 [P]", doc="a masked-in update whose rounded change is 0 still reads and rewrites; False skips it")
     transfer_writes_unchanged: bool = param(True, source="digest §5 [P]", doc="a transfer that leaves a level unchanged still RESETs and SETs; False skips it")
@@ -35,11 +36,32 @@ class LedgerConfig:
     def __post_init__(self):
         for name in ("fecap_ops_per_update", "fecap_ops_per_transfer", "memristor_ops_per_transfer", "fecap_ops_initial_write"):
             check_number(f"LedgerConfig.{name}", getattr(self, name), lo=0, integer=True)
+        if self.memristor_ops_unselected is not None:
+            check_number("LedgerConfig.memristor_ops_unselected", self.memristor_ops_unselected, lo=0,
+                         hi=self.memristor_ops_per_transfer, integer=True)
         check_number("LedgerConfig.ops_per_cycle", self.ops_per_cycle, lo=1, integer=True)
         for name in ("fecap_energy_fj", "memristor_energy_pj"):
             check_number(f"LedgerConfig.{name}", getattr(self, name), lo=0)
         for name in ("fecap_endurance_cycles", "memristor_endurance_cycles"):
             check_number(f"LedgerConfig.{name}", getattr(self, name), lo=0, lo_open=True)
+
+
+def pair_groups(role: str, writes: torch.Tensor, cfg: LedgerConfig, memristors: int = 2) -> list[DeviceGroup]:
+    """The memristors of a pair written ``writes`` times (one entry per synapse): each takes
+    ``memristor_ops_per_transfer`` per write — or, with ``memristor_ops_unselected`` set, the ones that
+    do not take the level (all but one) take that many."""
+    writes = writes.to(torch.float64).reshape(-1)
+    per, unsel = cfg.memristor_ops_per_transfer, cfg.memristor_ops_unselected
+    if unsel is None or unsel == per or memristors < 2:
+        return [DeviceGroup("memristor", role, memristors, writes * per)]
+    return [DeviceGroup("memristor", f"{role}, selected", 1, writes * per),
+            DeviceGroup("memristor", f"{role}, unselected", memristors - 1, writes * unsel)]
+
+
+def pair_ops_per_write(cfg: LedgerConfig, memristors: int = 2) -> int:
+    """Operations of one write of a whole pair."""
+    unsel = cfg.memristor_ops_per_transfer if cfg.memristor_ops_unselected is None else cfg.memristor_ops_unselected
+    return cfg.memristor_ops_per_transfer + unsel * (memristors - 1)
 
 
 @dataclass
@@ -57,8 +79,7 @@ def hybrid_groups(c: LayerCounts, cfg: LedgerConfig, layout: SynapseLayout = PAP
     upd = c.update_events.to(torch.float64).reshape(-1) * cfg.fecap_ops_per_update
     return [DeviceGroup("fecap", "sign/MSB cells", layout.transfer_read_cells, upd + c.transfers * cfg.fecap_ops_per_transfer),
             DeviceGroup("fecap", "LSB cells", layout.fecaps - layout.transfer_read_cells, upd),
-            DeviceGroup("memristor", "pair", layout.memristors,
-                        c.memristor_writes.to(torch.float64).reshape(-1) * cfg.memristor_ops_per_transfer)]
+            *pair_groups("pair", c.memristor_writes, cfg, layout.memristors)]
 
 
 def _most_written(groups: list[DeviceGroup], kind: str) -> DeviceGroup | None:
@@ -147,10 +168,11 @@ def initial_programming_report(n_weights: int, cfg: LedgerConfig, layout: Synaps
     """The one-off programming before training: write every FeCAP once, then one transfer."""
     per_msb_cell = cfg.fecap_ops_initial_write + cfg.fecap_ops_per_transfer
     fe_total = n_weights * (layout.fecaps * cfg.fecap_ops_initial_write + layout.transfer_read_cells * cfg.fecap_ops_per_transfer)
-    me_total = n_weights * layout.memristors * cfg.memristor_ops_per_transfer
+    per_pair = pair_ops_per_write(cfg, layout.memristors)
+    me_total = n_weights * per_pair
     return {
         "fecap_ops": {"per_sign_msb_cell": per_msb_cell, "total": fe_total},
-        "memristor_ops": {"per_device": cfg.memristor_ops_per_transfer, "total": me_total},
+        "memristor_ops": {"per_device": per_pair / layout.memristors, "total": me_total},
         "energy_nJ": {"fecap_total": fe_total * cfg.fecap_energy_fj * 1e-6,
                       "memristor_total": me_total * cfg.memristor_energy_pj * 1e-3},
     }

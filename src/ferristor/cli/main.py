@@ -53,6 +53,9 @@ def cli():
 @click.option("--transfer-model", type=click.Choice(["ideal", "table", "circuit"]), default=None, help="transfer model [default: by mode]")
 @click.option("--skip-zero-updates", is_flag=True, help="do not count masked-in updates whose rounded change is 0")
 @click.option("--skip-unchanged-transfers", is_flag=True, help="a transfer leaves an unchanged level unwritten")
+@click.option("--memristor-ops-unselected", type=click.IntRange(0, 2), default=None,
+              help="operations a write costs the pair's memristor that does not take the level [default: RESET + SET "
+                   "as on the other, digest §5's count; 1: RESET only, digest §3's transfer chain]")
 @click.option("--eval-every", type=FiniteFloat(0, min_open=True), default=1.0, show_default=True,
               help="epochs between test evaluations")
 @click.option("--test-limit", type=click.IntRange(min=0), default=0, show_default=True,

@@ -134,7 +134,8 @@ LOCAL_FIELDS = ("data_dir", "threads", "device", "backend", "checkpoint_every")
 # them: at that value a field stays out of a run's identity (and a sweep trial's key), so saved
 # checkpoints and sweep points keep their keys. The default ``scheme`` (the hybrid rule) likewise.
 LEGACY_DEFAULTS = {("rule", "sampler"): "dense", ("rule", "init_shape"): "uniform",
-                   ("network", "output_norm"): True, (None, "eval_batch"): 2000}
+                   ("network", "output_norm"): True, (None, "eval_batch"): 2000,
+                   ("ledger", "memristor_ops_unselected"): None}
 
 
 def without_legacy_defaults(cfg_dict: dict) -> dict:

@@ -24,6 +24,7 @@ import torch
 
 from ..backend import backend_for
 from ..circuit.devices import DeviceGroup
+from ..circuit.ledger import pair_groups
 from ..circuit.transfer import TableTransfer
 from ..rule import compose
 from ..rule.kernels_cpu import mask_threshold, rounding_scale
@@ -230,7 +231,7 @@ class SchemeRunner:
             return [DeviceGroup("memristor", "fast pair A", pairs, col("fast_writes") * per_write
                                 + col("fast_resets") * (per_write // 2)),
                     DeviceGroup("memristor", "slow pair C", pairs, col("writes") * per_write)]
-        groups = [DeviceGroup("memristor", "pair", pairs, col("writes") * per_write)]
+        groups = pair_groups("pair", col("writes"), cfg, pairs)
         if self.scheme.rule == "mixed-precision":
             groups.append(DeviceGroup("digital", "accumulator χ", 1, col("events")))
         return groups
@@ -243,7 +244,7 @@ class SchemeRunner:
         if self.scheme.rule == "tiki-taka":
             return [DeviceGroup("memristor", "fast pair A", pairs, torch.full((n,), float(ops // 2))),
                     DeviceGroup("memristor", "slow pair C", pairs, torch.full((n,), float(ops)))]
-        return [DeviceGroup("memristor", "pair", pairs, torch.full((n,), float(ops)))]
+        return pair_groups("pair", torch.ones(n), layer.config.ledger, pairs)
 
 
 def _array(a) -> np.ndarray:
