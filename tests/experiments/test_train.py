@@ -101,17 +101,17 @@ def _users_networks(seed):
         HybridLinear(100, 10, config=cfg, seeds=seed, name="fc3"), Normalize()), "{}."
 
 
-def _users_loop(model, x, y, seed, epochs, batch):
+def _users_loop(model, x, y, seed, epochs, batch, k=100, k_unit="inputs", loss_scale=1):
     """The plain PyTorch loop of docs/pytorch.md, in `ferristor train`'s documented sample order."""
     import numpy as np
 
     from ferristor.nn.functional import cross_entropy  # ferristor train's loss, the same bits on every CPU
     from ferristor.optim import HybridSGD
-    opt = HybridSGD(model.parameters(), lr=0.1, p=0.2, k=100)
+    opt = HybridSGD(model.parameters(), lr=0.1, p=0.2, k=k, k_unit=k_unit)
     for epoch in range(epochs):
         order = torch.from_numpy(np.random.default_rng([seed, 4, epoch]).permutation(len(x)))
         for idx in order.split(batch):
-            loss = cross_entropy(model(x[idx]), y[idx])
+            loss = cross_entropy(model(x[idx]), y[idx]) * loss_scale
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -142,6 +142,22 @@ def test_a_plain_pytorch_loop_equals_ferristor_train_bit_for_bit(mnist, batch, t
                 ours = mine[mp + kind]
                 ours = ours[0] if kind in ("seeds", "weight_transfers") else ours
                 assert torch.equal(ours, theirs), (label, batch, li, kind)
+
+
+def test_the_mini_batch_choices_are_the_loops_k_per_update_and_summed_loss(mnist, tmp_path):
+    """rule.k_unit='updates' and rule.batch_reduction='sum' (open at batch > 1, digest §4) are what a
+    user's loop does with HybridSGD(k_unit='updates') and the batch loss times the batch."""
+    seed, epochs, n, batch = 3, 2, 300, 10
+    data = Dataset("mnist", mnist.x_train[:n], mnist.y_train[:n], mnist.x_test[:100], mnist.y_test[:100], 10)
+    train(task_config("mnist", "hm-var", epochs=epochs, seeds=[seed], batch=batch, k=5, k_unit="updates",
+                      batch_reduction="sum"), tmp_path, progress=False, dataset=data)
+    saved = torch.load(tmp_path / "checkpoint.pt", weights_only=True)["model"]
+    _, model, _ = next(_users_networks(seed))
+    _users_loop(model, data.x_train, data.y_train, seed, epochs, batch, k=5, k_unit="updates", loss_scale=batch)
+    mine = model.state_dict()
+    assert int(mine["layers.0.weight_transfers"][0]) == epochs * n // batch // 5  # every 5 updates
+    for k in ("weight", "weight_hidden", "weight_events"):
+        assert torch.equal(mine[f"layers.0.{k}"], saved[f"layers.0.{k}"][0]), k
 
 
 def test_hooks_stream_evaluations_and_checkpoints_and_resume_from_a_state(small_mnist, tmp_path):

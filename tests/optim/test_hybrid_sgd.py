@@ -260,3 +260,17 @@ def test_an_lr_schedule_keeps_the_kernel_constants_cache_small():
         layer(torch.randn(1, 5)).sum().backward()
         opt.step()
     assert len(layer._cpu_arrays("weight")["consts"]) <= 8
+
+
+def test_k_can_count_updates_instead_of_inputs():
+    """k's unit at batch > 1 is open (digest §4 gives k = 100 only): 'updates' counts a step as one."""
+    model, opt = _make(mode="hm", k=2, k_unit="updates")
+    x, y = torch.rand(3, 12), torch.randint(0, 3, (3,))
+    for _ in range(4):  # four steps of three inputs: two transfers (by inputs it would have been six)
+        loss = F.cross_entropy(model(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert int(model.layers[0].weight_transfers[0]) == 2
+    with pytest.raises(ConfigError, match="k_unit='steps'"):
+        _make(k_unit="steps")

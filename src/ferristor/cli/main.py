@@ -41,6 +41,10 @@ def cli():
 @click.option("--rounding", type=click.Choice(ROUNDING_MODES), default="stochastic", show_default=True,
               help="how an update lands on the hidden grid (digest §4 [I]; `reproduce`'s default preset, paper, "
                    "rounds online runs to nearest: --rounding nearest trains its setting)")
+@click.option("--k-unit", type=click.Choice(("inputs", "updates")), default="inputs", show_default=True,
+              help="what --k counts at --batch > 1: samples, or optimizer steps [I]")
+@click.option("--batch-reduction", type=click.Choice(("mean", "sum")), default="mean", show_default=True,
+              help="a mini-batch's loss: the mean or the sum of its samples' [I]")
 @click.option("--sampler", type=click.Choice(SAMPLERS), default="dense", show_default=True,
               help="how the update masks are drawn: a word per weight, or geometric gaps (faster at small --p)")
 @click.option("--init-scale", type=FiniteFloat(0, 1, min_open=True), default=None,

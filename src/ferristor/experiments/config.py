@@ -135,7 +135,8 @@ LOCAL_FIELDS = ("data_dir", "threads", "device", "backend", "checkpoint_every")
 # checkpoints and sweep points keep their keys. The default ``scheme`` (the hybrid rule) likewise.
 LEGACY_DEFAULTS = {("rule", "sampler"): "dense", ("rule", "init_shape"): "uniform",
                    ("network", "output_norm"): True, (None, "eval_batch"): 2000,
-                   ("ledger", "memristor_ops_unselected"): None}
+                   ("ledger", "memristor_ops_unselected"): None, ("rule", "k_unit"): "inputs",
+                   ("rule", "batch_reduction"): "mean"}
 
 
 def without_legacy_defaults(cfg_dict: dict) -> dict:

@@ -18,7 +18,7 @@ from ..nn.mlp import HybridMLP
 from ..optim import HybridSGD
 from . import run_folder
 from .config import TrainConfig
-from .fit import run_fit, set_threads
+from .fit import default_loss, run_fit, set_threads
 from .preflight import check_data
 
 
@@ -36,14 +36,25 @@ def build_model(cfg: TrainConfig) -> HybridMLP:
 
 def build_optimizer(cfg: TrainConfig, model) -> HybridSGD:
     r = cfg.rule
-    return HybridSGD(model.parameters(), lr=r.lr, p=r.p, k=r.k, rounding=r.rounding, sampler=r.sampler)
+    return HybridSGD(model.parameters(), lr=r.lr, p=r.p, k=r.k, rounding=r.rounding, sampler=r.sampler, k_unit=r.k_unit)
 
 
 def fit_options(cfg: TrainConfig) -> dict:
     """The options of ``run_fit`` that a TrainConfig sets (its schedule, evaluation and the config recorded)."""
-    return dict(epochs=cfg.epochs, batch=cfg.batch, eval_every=cfg.eval_every, checkpoint_every=cfg.checkpoint_every,
+    opts = dict(epochs=cfg.epochs, batch=cfg.batch, eval_every=cfg.eval_every, checkpoint_every=cfg.checkpoint_every,
                 test_limit=cfg.test_limit, eval_batch=cfg.eval_batch, validation=cfg.validation,
                 validation_seed=cfg.validation_seed, config=to_dict(cfg), name=cfg.dataset, warn_k=False)
+    if cfg.rule.batch_reduction == "sum" and cfg.batch > 1:  # at batch 1 the mean is the sum: the default loss
+        opts["loss"] = summed_loss(default_loss(cfg.network.sizes[-1]), cfg.batch)
+    return opts
+
+
+def summed_loss(mean_loss, batch: int):
+    """``mean_loss`` × the batch: each sample's gradient counts whole (RuleConfig.batch_reduction='sum')."""
+    def loss(out, y):
+        return mean_loss(out, y) * batch
+    loss.__name__ = f"{mean_loss.__name__}_summed"
+    return loss
 
 
 @run_folder.claimed  # memory, then --out: created, writable, locked, same config as its checkpoint (fresh=True discards)

@@ -25,7 +25,7 @@ from torch.optim import SGD
 from ..config_base import check_choice, check_number
 from ..errors import ConfigError
 from ..nn.hybrid import HybridParameter
-from ..rule.config import ROUNDING_MODES, SAMPLERS
+from ..rule.config import K_UNITS, ROUNDING_MODES, SAMPLERS
 
 
 def hybrid_parameters(model: torch.nn.Module) -> list[HybridParameter]:
@@ -47,6 +47,7 @@ def _check_rule(group: dict) -> None:
     check_number("k", group["k"], lo=1, integer=True)
     check_choice("rounding", group["rounding"], ROUNDING_MODES)
     check_choice("sampler", group["sampler"], SAMPLERS)
+    check_choice("k_unit", group["k_unit"], K_UNITS)
 
 
 def _check_hybrid_group(group: dict) -> None:
@@ -67,6 +68,7 @@ class HybridSGD(SGD):
         lr: learning rate (digest §4: 0.1 for MNIST).
         p: probability that a synapse is updated on a step (0.2 for MNIST; Fig. 6 uses 1).
         k: a transfer every k inputs (100; Fig. 6: 512).
+        k_unit: 'inputs' (a mini-batch of B counts B; the default) or 'updates' (a step counts 1).
         rounding: 'stochastic', 'nearest' or 'truncate' onto the hidden grid [I].
         sampler: how the Bernoulli(p) masks are drawn — 'dense' (a word per weight) or 'sparse'
             (geometric gaps: only masked-in weights draw); the same statistics, different streams
@@ -76,13 +78,13 @@ class HybridSGD(SGD):
 
     def __init__(self, params: Iterable, lr: float = 0.1, p: float = 0.2, k: int = 100, rounding: str = "stochastic",
                  momentum: float = 0.0, dampening: float = 0.0, weight_decay: float = 0.0, nesterov: bool = False, *,
-                 maximize: bool = False, plain: str = "sgd", sampler: str = "dense"):
+                 maximize: bool = False, plain: str = "sgd", sampler: str = "dense", k_unit: str = "inputs"):
         check_choice("plain", plain, ("sgd", "error"))
         check_number("lr", float(lr) if torch.is_tensor(lr) else lr, lo=0, lo_open=True)  # torch's own check names no option
         self._plain_policy, self._ready = plain, False
         super().__init__(params, lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay,
                          nesterov=nesterov, maximize=maximize, foreach=False)
-        self.defaults.update(p=p, k=k, rounding=rounding, sampler=sampler)
+        self.defaults.update(p=p, k=k, rounding=rounding, sampler=sampler, k_unit=k_unit)
         self._ready = True
         for group in self.param_groups:
             self._setup_group(group)
@@ -95,7 +97,7 @@ class HybridSGD(SGD):
             self._check_streams()
 
     def _setup_group(self, group: dict) -> None:
-        for key in ("p", "k", "rounding", "sampler"):
+        for key in ("p", "k", "rounding", "sampler", "k_unit"):
             group.setdefault(key, self.defaults[key])
         _check_rule(group)
         names = group.get("param_names") or [None] * len(group["params"])
@@ -178,7 +180,7 @@ class HybridSGD(SGD):
             return
         state = self.state[param]
         before = state.get("inputs", 0)
-        after = before + (inputs if inputs is not None else seen)
+        after = before + (1 if group.get("k_unit", "inputs") == "updates" else inputs if inputs is not None else seen)
         state["inputs"] = after
         k = group["k"]
         if owner.mode != "fp" and after // k > before // k:
