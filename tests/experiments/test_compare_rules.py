@@ -115,7 +115,8 @@ def test_table_only_takes_a_run_only_of_the_settings_asked_for(tmp_path):
     folder = tmp_path / "mnist" / spec.folder
     assert C.finished_results(folder, made) is None  # not run yet
     folder.mkdir(parents=True)
-    (folder / "results.json").write_text(json.dumps({"config": to_dict(made), "final_test_accuracy": [0.5]}))
+    (folder / "results.json").write_text(json.dumps({"config": to_dict(made), "final_test_accuracy": [0.5],
+                                                     "devices": []}))
     # where it ran (threads, data folder) is not a setting of the run
     assert C.finished_results(folder, C.rule_config("mnist", spec, epochs=0.01, threads=2, data_dir="/x", **asked))["config"]["epochs"] == 0.01
     with pytest.raises(ConfigMismatchError) as e:
@@ -127,3 +128,45 @@ def test_table_only_takes_a_run_only_of_the_settings_asked_for(tmp_path):
     (folder / "results.json").write_text("{")
     with pytest.raises(DataError, match="results.json is unreadable"):
         C.finished_results(folder, made)
+
+
+def test_a_rule_writes_its_results_once_and_complete(mnist_data_dir, tmp_path, monkeypatch):
+    """results.json had been written by run_fit without the device ledger, then again with it: a kill
+    in between left a finished-looking result whose device columns --table-only showed as '–'."""
+    import ferristor.experiments.fit as fit
+    writes, write_json = [], fit.write_json
+    monkeypatch.setattr(fit, "write_json", lambda path, obj, *a, **k: (writes.append((path, dict(obj))),
+                                                                       write_json(path, obj, *a, **k))[1])
+    cfg = C.rule_config("mnist", C.parse_rule("hm"), seeds=[0], epochs=0.002, eval_every=0.002, test_limit=100,
+                        data_dir=mnist_data_dir)
+    folder = tmp_path / "mnist" / "hm"
+    res = C.train_rule(cfg, folder, progress=False)
+    assert [p.name for p, _ in writes] == ["results.json"] and "devices" in writes[0][1]
+    saved = json.loads((folder / "results.json").read_text())
+    assert saved["devices"] == json.loads(json.dumps(res["devices"])) and saved["devices"]
+    assert C.finished_results(folder, None)["devices"] == saved["devices"]
+
+
+def test_table_only_treats_a_device_rule_without_its_ledger_as_unfinished(tmp_path):
+    out = tmp_path / "cr"
+    whole = _results("hybrid", [0.95, 0.95], 400.0, 20.0, fe_total=1400.0)
+    cut = {k: v for k, v in _results("hybrid", [0.9], 400.0, 20.0).items() if k != "devices"}
+    cut["config"] = {**cut["config"], "mode": "hm"}
+    fp = {k: v for k, v in _results("hybrid", [0.97], 0.0, 0.0).items() if k != "devices"}
+    fp["config"] = {**fp["config"], "mode": "fp"}
+    for rule, res in (("hm-var", whole), ("hm", cut), ("fp", fp)):
+        (out / "mnist" / rule).mkdir(parents=True)
+        (out / "mnist" / rule / "results.json").write_text(json.dumps(res))
+    assert C.finished_results(out / "mnist" / "hm", None) is None  # killed before its ledger was written
+    assert C.finished_results(out / "mnist" / "fp", None) is not None  # fp programs no device
+    table = out / "mnist" / "table.md"
+    table.write_text("an earlier table")
+    before = table.stat().st_ino
+    r = CliRunner().invoke(cli, ["compare-rules", "--table-only", "--datasets", "mnist", "--rules", "fp,hm,hm-var",
+                                 "--out", str(out), "--no-plot"])
+    assert r.exit_code == 0, r.output
+    assert f"unfinished: {out / 'mnist' / 'hm'}" in r.stderr and "without --table-only" in r.stderr
+    assert "| hm-var | 100 |" in r.output and "| hm |" not in r.output
+    # table.md is replaced whole (written beside it, then renamed), never rewritten in place
+    assert table.stat().st_ino != before and table.read_text(encoding="utf-8").startswith("## mnist")
+    assert not [p for p in table.parent.iterdir() if p.name.endswith(".part")]

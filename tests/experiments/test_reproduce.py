@@ -31,6 +31,57 @@ def test_tiny_fig5f_and_resume(mnist_data_dir, tmp_path, monkeypatch):
     assert row(r3.output)[2] == row(r.output)[2] and "paper 98.1" in row(r.output)[2]  # the same fp cell
 
 
+def test_fresh_retrains_finished_points_and_recovers_a_corrupt_store(mnist_data_dir, tmp_path, monkeypatch):
+    data = ["--data-dir", mnist_data_dir] if mnist_data_dir else []
+    args = ["reproduce", "fig5c", "--k", "50", "--seeds", "0", "--epoch-scale", "0.001", *data,
+            "--out", str(tmp_path), "--no-progress"]
+    r = CliRunner().invoke(cli, args)
+    assert r.exit_code == 0, r.output
+    folder = tmp_path / "fig5cde"
+    assert _done(folder) == 1
+    import ferristor.sweeps.executors as executors
+    calls, run_job = [], executors.run_job
+    monkeypatch.setattr(executors, "run_job", lambda *a, **k: (calls.append(1), run_job(*a, **k))[1])
+    (folder / "fig5d.png").write_bytes(b"stale")
+    r2 = CliRunner().invoke(cli, args + ["--fresh"])
+    assert r2.exit_code == 0, r2.output
+    assert calls == [1] and _done(folder) == 1  # the finished point was trained again, not reused
+    assert (folder / "fig5d.png").read_bytes() != b"stale"  # and its plots redrawn
+    assert r2.output == r.output  # training is deterministic
+    for name in ("sweep.sqlite-wal", "sweep.sqlite-shm"):
+        (folder / name).unlink(missing_ok=True)
+    (folder / "sweep.sqlite").write_bytes(b"not a database" * 100)  # a corrupt store: --fresh is the way out
+    r3 = CliRunner().invoke(cli, args)
+    assert r3.exit_code == 2 and "not a readable results store" in r3.output, r3.output
+    r4 = CliRunner().invoke(cli, args + ["--fresh"])
+    assert r4.exit_code == 0, r4.output
+    assert calls == [1, 1] and _done(folder) == 1 and r4.output == r.output
+
+
+def test_fresh_refuses_a_figure_folder_another_process_holds(mnist_data_dir, tmp_path):
+    """--fresh discards a figure's store under that store's lock: another process's sweep there is not cut."""
+    import subprocess
+    import sys
+    folder = tmp_path / "fig5cde"
+    folder.mkdir()
+    (folder / "sweep.sqlite").write_bytes(b"kept")
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import sys, time\n"
+        "from ferristor.locking import exclusive\n"
+        f"with exclusive({str(folder)!r}, 'sweep folder', '.sweep.lock'):\n"
+        "    print('held', flush=True); time.sleep(60)\n")], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        data = ["--data-dir", mnist_data_dir] if mnist_data_dir else []
+        r = CliRunner().invoke(cli, ["reproduce", "fig5c", "--k", "50", "--seeds", "0", "--epoch-scale", "0.001",
+                                     *data, "--out", str(tmp_path), "--no-progress", "--fresh"])
+    finally:
+        holder.kill()
+        holder.wait()
+    assert r.exit_code == 2 and "in use by another process" in r.output, r.output
+    assert (folder / "sweep.sqlite").read_bytes() == b"kept"
+
+
 def test_tiny_k_sweep_counts_follow_the_paper(mnist_data_dir, tmp_path):
     # two worker processes; a point equals the same trial run serially in this process
     points = rp.reproduce_k_sweep(tmp_path, [0], epoch_scale=0.002, ks=(20, 40), data_dir=mnist_data_dir,

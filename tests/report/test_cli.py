@@ -54,6 +54,20 @@ def test_lifetime_prints_the_measured_and_projected_k(small_run):
     assert "1e+05" in r.output and "from the run's ledger config" in r.output
 
 
+def test_lifetime_without_a_ledger_says_why_by_the_runs_mode(small_run, tmp_path):
+    """A hybrid run whose results hold no ledger (an older or cut file) had been called floating-point."""
+    res = json.loads((small_run / "results.json").read_text())
+    assert res["config"]["mode"] != "fp"
+    res.pop("ledger")
+    for mode, why in ((res["config"]["mode"], "the results file records no ledger"),
+                      ("fp", "a floating-point run programs no device")):
+        (tmp_path / mode).mkdir()
+        (tmp_path / mode / "results.json").write_text(json.dumps({**res, "config": {**res["config"], "mode": mode}}))
+        r = _invoke("lifetime", tmp_path / mode, "--rate", "10")
+        assert r.exit_code == 0, r.output
+        assert r.output.splitlines()[-1] == f"  no projection: {why}"
+
+
 def test_lifetime_of_a_sweep(small_sweep):
     r = _invoke("lifetime", small_sweep, "--rate", "5")
     assert r.exit_code == 0, r.output

@@ -58,6 +58,7 @@ def compare_rules(datasets, rules, baseline_mode, seeds, epochs, eval_every, tes
     """Train the hybrid rule and its baselines — memristor-only SGD, mixed precision (Nandakumar et al.
     2020), Tiki-Taka (Gokmen & Haensch 2020), fp — on the same devices and count them with the same
     ledger: accuracy, operations per device (mean, worst), energy, lifetime; accuracy against energy."""
+    from ..atomic import atomic_write
     from ..errors import ConfigError
     from ..experiments import compare_rules as C
     from ..experiments.results import write_json
@@ -92,7 +93,11 @@ def compare_rules(datasets, rules, baseline_mode, seeds, epochs, eval_every, tes
                                     test_limit=test_limit, threads=threads, data_dir=data_dir) if asked else None
                 res = C.finished_results(folder, cfg)
                 if res is None:
-                    click.echo(f"no results yet: {folder}", err=True)
+                    if (folder / "results.json").exists():  # a device rule's results without their device ledger
+                        click.echo(f"unfinished: {folder} (its results.json has no device ledger; run compare-rules "
+                                   f"without --table-only to finish it)", err=True)
+                    else:
+                        click.echo(f"no results yet: {folder}", err=True)
                     continue
             else:
                 cfg = C.rule_config(dataset, spec, seeds=seeds, epochs=epochs, eval_every=eval_every,
@@ -108,7 +113,8 @@ def compare_rules(datasets, rules, baseline_mode, seeds, epochs, eval_every, tes
         text = f"## {dataset}\n\n{table}\n\n{checks}\n"
         click.echo(text)
         (out / dataset).mkdir(parents=True, exist_ok=True)
-        (out / dataset / "table.md").write_text(text, encoding="utf-8")
+        with atomic_write(out / dataset / "table.md", "w") as f:  # a result file: whole or absent
+            f.write(text)
         rows_by_dataset[dataset] = list(rows.values())
         summary[dataset] = {"rows": list(rows.values()), "headlines": hls}
     if not summary:

@@ -50,7 +50,9 @@ def fig6_options(f):
         click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True),
         click.option("--out", type=NonEmptyPath(file_okay=False), default="runs/fig6", show_default=True,
                      help="folder: backbones/, features/, pairs/, fig6.json, fig6.txt, fig6.png (a rerun skips finished pairs)"),
-        click.option("--fresh", is_flag=True, help="discard the finished pairs in --out (pretraining and features stay cached)"),
+        click.option("--fresh", is_flag=True,
+                     help="discard the finished pairs in --out (pretrained backbones and features stay cached: to "
+                          "pretrain a backbone anew, delete its folder OUT/backbones/SOURCE-ARCH)"),
     ]):
         f = opt(f)
     return f
@@ -89,7 +91,7 @@ def run_fig6(*, pairs=None, pretrain_epochs=2.0, per_class=1000, folds=10, heads
 @click.command("fig6")
 @fig6_options
 @backbone_options
-@names_options(out_dir="out", per_class="per_class")
+@names_options(out_dir="out", per_class="per_class", **{"pretrain.epochs": "pretrain_epochs"})
 def fig6_command(**options):
     """Transfer learning on the chip (the paper's Fig. 6, in kind): pretrain a 4-bit backbone, freeze it,
     train classifier heads with tenfold CV; prints the table next to the paper's gaps and writes a plot.

@@ -75,7 +75,10 @@ def lifetime(run, rate, ks):
         click.echo(f"run {r.name}: {describe(r.config)}, {len(r.seeds)} chips × {r.samples_per_replica or 0:,} samples")
         points = run_lifetime(r, k_list)
         if not points:
-            click.echo("  no projection: " + ("a floating-point run programs no device" if r.network is None else "no samples or k recorded"))
+            # as the run page words it: by the run's mode, not by a missing ledger (an older or cut results file)
+            why = ("a floating-point run programs no device" if r.config.get("mode") == "fp" else
+                   "the results file records no ledger" if r.network is None else "no samples or k recorded")
+            click.echo("  no projection: " + why)
             continue
         click.echo(f"rated: memristor {e.memristor_cycles:.0e}, FeCAP {e.fecap_cycles:.0e} cycles ({e.ops_per_cycle:g} operations each), "
                    f"from the run's ledger config; worst device of the worst chip, at {rate:g} samples/s")

@@ -14,6 +14,10 @@ MAX_EPOCH_SCALE = 100
 # Trials on streams of one GPU are threads that mostly wait on it, not on the cores; torch hands out
 # 32 streams per priority in turn, so more trials than that would share streams and take turns.
 MAX_GPU_WORKERS = 32
+# What ``--fresh`` removes from each figure's folder: its results store and the plots drawn from it.
+_STORE = ("sweep.sqlite", "sweep.sqlite-wal", "sweep.sqlite-shm", "sweep.sqlite-journal")
+FRESH_DISCARD = {"fig5cde": (*_STORE, "fig5c.png", "fig5d.png", "fig5e.png", "trials", "checkpoints"),
+                 "fig5f": (*_STORE, "fig5f.png", "trials", "checkpoints")}
 
 
 @click.command("reproduce")
@@ -44,7 +48,9 @@ MAX_GPU_WORKERS = 32
 @click.option("--data-dir", type=NonEmptyPath(file_okay=False), default=None, envvar="FERRISTOR_DATA")
 @click.option("--out", type=NonEmptyPath(file_okay=False), default="runs/reproduce", show_default=True,
               help="each finished point is saved here at once; a rerun skips finished points (one run at a time)")
-@click.option("--fresh", is_flag=True, help="discard the saved points and checkpoints of the figures asked and start over")
+@click.option("--fresh", is_flag=True,
+              help="discard the saved points and checkpoints (the results store OUT/<figure>/sweep.sqlite) and the "
+                   "plots of the figures asked, and start over; also the way out of a corrupt store")
 @click.option("--progress/--no-progress", default=True)
 @names_options(k="ks", **{"rule.k": "ks", "out_dir": "out"})
 def reproduce(figure, seeds, epoch_scale, ks, settings, preset, rounding, level_means, threads, workers, device,
@@ -61,9 +67,18 @@ def reproduce(figure, seeds, epoch_scale, ks, settings, preset, rounding, level_
                             ("--level-means", level_means), ("--device", None if device == "cpu" else device)):
             if value is not None:
                 raise click.UsageError(f"{name} does not apply to fig6: its options are those of 'ferristor fig6'")
+        from ..errors import ConfigMismatchError
+        from ..experiments.run_folder import FIELD
         from .fig6 import run_fig6
-        run_fig6(out=str(Path(out) / "fig6"), pretrain_epochs=2.0 * epoch_scale, threads=threads, data_dir=data_dir,
-                 progress=progress, fresh=fresh)
+        folder = str(Path(out) / "fig6")
+        try:
+            run_fig6(out=folder, pretrain_epochs=2.0 * epoch_scale, threads=threads, data_dir=data_dir,
+                     progress=progress, fresh=fresh)
+        except ConfigMismatchError as e:
+            if e.field != FIELD or e.value != str(Path(folder)):
+                raise
+            # named as the --out typed here; the remedy names the folder in it to delete
+            raise ConfigMismatchError(FIELD, out, e.what, e.differences, e.remedy) from None
         return
     from ..data.registry import locate_dataset
     from ..experiments import reproduce as rp
@@ -96,8 +111,14 @@ def reproduce(figure, seeds, epoch_scale, ks, settings, preset, rounding, level_
             locate_dataset(name, data_dir)
         if fresh:
             from ..experiments.run_folder import discard
+            from ..locking import exclusive
+            from ..sweeps.driver import LOCK_NAME
             for f in figures:
-                discard(folder / f, ("trials", "checkpoints"))
+                # a figure's state is its results store (with SQLite's -wal/-shm beside it) and the plots
+                # drawn from it; "trials"/"checkpoints" are the folders of the layout before the store.
+                # Under the store's own lock, so a sweep or import on that folder is refused, not cut.
+                with exclusive(folder / f, "sweep folder", LOCK_NAME):
+                    discard(folder / f, FRESH_DISCARD[f])
         if k_sweep:
             points = rp.reproduce_k_sweep(out / "fig5cde", k_seeds, epoch_scale, ks or rp.FIG5C_KS, **kw)
             click.echo(rp.k_table(points))

@@ -37,7 +37,6 @@ from . import run_folder
 from .config import TrainConfig, task_config
 from .fit import run_fit, set_threads
 from .preflight import check_data
-from .results import write_json
 from .train import build_model, build_optimizer, fit_options
 
 
@@ -173,13 +172,11 @@ def train_rule(cfg: TrainConfig, out_dir: str | Path | None = None, *, progress:
         data = dataset or load_dataset(cfg.dataset, cfg.data_dir)
         check_data(cfg, data)
         model = build_model(cfg)
+        # the device ledger joins the results before run_fit's one write of results.json: a run killed
+        # between two writes had left a results.json without it that looked finished
         fit = run_fit(model, data, optimizer=build_optimizer(cfg, model), out=out_dir, progress=progress,
-                      **fit_options(cfg))
-    results = fit.results
-    results["devices"] = device_ledger(fit.model) or []
-    if out_dir is not None:
-        write_json(Path(out_dir) / run_folder.RESULTS, results)
-    return results
+                      extra_results=lambda m: {"devices": device_ledger(m) or []}, **fit_options(cfg))
+    return fit.results
 
 
 # A finished run of other settings than the ones asked for, met by a table without training.
@@ -188,17 +185,27 @@ TABLE_HINT = "ask for the settings it was trained with, or train it anew with {f
 
 def finished_results(folder: str | Path, cfg: TrainConfig | None) -> dict | None:
     """The results of ``cfg``'s run in ``folder``, for a table without training (``--table-only``):
-    None when it has none yet; a ConfigMismatchError naming the settings that differ, as a run
-    resumed in the folder gets (``run_folder.config_differences``), when they are another
-    configuration's, so a table never shows another run's numbers as the ones asked for. ``cfg``
-    None: the run's results whatever its settings (a DataError still, if they are unreadable)."""
+    None when it has none yet, or none complete (:func:`is_complete`); a ConfigMismatchError naming
+    the settings that differ, as a run resumed in the folder gets (``run_folder.config_differences``),
+    when they are another configuration's, so a table never shows another run's numbers as the ones
+    asked for. ``cfg`` None: the run's results whatever its settings (a DataError still, if they are
+    unreadable)."""
     path = Path(folder) / run_folder.RESULTS
     if not path.exists():
         return None
     results = run_folder.read_results(path)
     if cfg is not None:
         run_folder.refuse_other_config(Path(folder), results["config"], to_dict(cfg), "the results", TABLE_HINT)
+    if not is_complete(results):
+        return None
     return results
+
+
+def is_complete(results: dict) -> bool:
+    """Whether a rule's results hold all that :func:`train_rule` writes: a device rule's carry its
+    ``devices`` ledger (a results.json without it is a run stopped before the ledger was written, or
+    one of ``ferristor train``); training the rule again in its folder completes it."""
+    return "devices" in results or results.get("config", {}).get("mode") == "fp"
 
 
 # --- the table ---------------------------------------------------------------------------------------

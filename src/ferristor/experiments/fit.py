@@ -195,7 +195,8 @@ def run_fit(model: nn.Module, train_data, test_data=None, *, epochs: float = 1.0
         validation: float = 0.0,
         validation_seed: int = 0, out: str | Path | None = None, progress: bool = True,
         config: dict | None = None, name: str | None = None, warn_k: bool = True,
-        on_eval=None, on_checkpoint=None, resume_state: dict | None = None) -> FitResult:
+        on_eval=None, on_checkpoint=None, resume_state: dict | None = None,
+        extra_results: Callable[[nn.Module], dict] | None = None) -> FitResult:
     """:func:`fit` in an output folder already claimed (``ferristor train`` claims it with its config).
 
     ``optimizer``: default ``HybridSGD(lr, p, k, rounding)``.
@@ -210,7 +211,8 @@ def run_fit(model: nn.Module, train_data, test_data=None, *, epochs: float = 1.0
     Hooks of a sweep driver (``ferristor.sweeps``), none needing ``out``: ``on_eval(record)`` gets each
     history record as it is measured; ``on_checkpoint(state)`` each checkpoint's state (what
     ``checkpoint.pt`` holds); ``resume_state`` is such a state to resume from (ignored when it belongs
-    to another run).
+    to another run). ``extra_results(model)``: more fields of the results, merged in before the one
+    write of ``results.json``, so the file is complete or absent.
     """
     from ..optim import HybridSGD
 
@@ -360,6 +362,8 @@ def run_fit(model: nn.Module, train_data, test_data=None, *, epochs: float = 1.0
     ledger = model_ledger(model)
     results = _results(data, config, history, ledger, total_steps, batch, n_rep, train_time, compile_time,
                        order_seeds, validation)
+    if extra_results is not None:
+        results.update(extra_results(model))
     if out is not None:
         write_json(Path(out) / "results.json", results)
     if built:  # the model goes back to the caller, who may train it with any optimizer (.grad as usual)

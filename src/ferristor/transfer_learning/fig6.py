@@ -16,13 +16,15 @@ import dataclasses
 import json
 import re
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from ..errors import ConfigError
+from ..atomic import atomic_write
+from ..errors import ConfigError, ConfigMismatchError, FerristorWarning
 from ..experiments import run_folder
 from ..experiments.results import versions, write_json
 from .features import cached_features
@@ -30,7 +32,7 @@ from .folds import balanced_pool
 from .images import ImageSet, check_name, resolve
 from .ledger import format_summary
 from .paper import FIG6_TEXT
-from .pretrain import PretrainConfig, pretrain
+from .pretrain import PretrainConfig, pretrain, saved_differences
 from .protocol import HEADS, ProtocolConfig, run_protocol
 
 PAIRS = ("mnist->fashion-mnist", "fashion-mnist->mnist", "fashion-mnist[0-4]->fashion-mnist[5-9]")
@@ -81,6 +83,41 @@ def target_pool(target: ImageSet, per_class: int | None, folds: int, seed: int) 
     return target.x_train[idx], target.y_train[idx]
 
 
+def _backbone(cfg: Fig6Config, source: str, out: Path) -> tuple[PretrainConfig, Path]:
+    """The pretraining of the pairs from ``source`` and its folder (cached across runs, and --fresh)."""
+    pcfg = dataclasses.replace(cfg.pretrain, dataset=source)
+    return pcfg, out / "backbones" / slug(f"{source}-{pcfg.arch}")
+
+
+def _remedy(folders: list[Path]) -> str:
+    """The way out of backbones of another pretraining: --fresh keeps the backbones (the long part of
+    the figure), so delete them (braces doubled: the remedy is a format string)."""
+    shown = [str(f).replace("{", "{{").replace("}", "}}") for f in folders]
+    names = ", ".join(shown[:-1]) + " and " + shown[-1] if len(shown) > 1 else shown[0]
+    return (f"delete {names} to pretrain {'it' if len(folders) == 1 else 'them'} anew ({{fresh}} keeps pretrained "
+            f"backbones), or choose another {{out_dir}}")
+
+
+def _named(differences) -> list[tuple]:
+    """Pretraining settings as the figure names them (``pretrain.epochs``: ``fig6 --pretrain-epochs``)."""
+    return [(f"pretrain.{k}", there, now) for k, there, now in differences]
+
+
+def check_backbones(cfg: Fig6Config, out: Path, pairs) -> None:
+    """Before any work: a ConfigMismatchError naming every cached backbone that the ``pairs`` would
+    use but was pretrained with other settings, and how to get past it."""
+    stale, differences = [], []
+    for source in dict.fromkeys(parse_pair(p)[0] for p in pairs):
+        pcfg, where = _backbone(cfg, source, out)
+        diffs = saved_differences(pcfg, where, _remedy([where]))
+        if diffs:
+            stale.append(where)
+            differences = differences or diffs
+    if stale:
+        what = "a pretrained backbone" if len(stale) == 1 else f"{len(stale)} pretrained backbones"
+        raise ConfigMismatchError(run_folder.FIELD, str(out), what, _named(differences), _remedy(stale))
+
+
 def run_pair(pair: str, cfg: Fig6Config, out: Path, data_dir: str | None, progress: bool, log=print,
              images: dict[str, ImageSet] | None = None) -> dict:
     """One source→target pair, end to end (pretraining and features from their caches when there)."""
@@ -92,8 +129,12 @@ def run_pair(pair: str, cfg: Fig6Config, out: Path, data_dir: str | None, progre
         raise ConfigError("pairs", pair, f"source and target images of one shape ({source.image_shape} vs {target.image_shape})")
     x, y = target_pool(target, cfg.per_class, cfg.protocol.folds, cfg.protocol.seed)  # refused before any work
     t0 = time.perf_counter()
-    pcfg = dataclasses.replace(cfg.pretrain, dataset=source_name)
-    pre = pretrain(pcfg, out / "backbones" / slug(f"{source_name}-{pcfg.arch}"), data=source, progress=progress)
+    pcfg, where = _backbone(cfg, source_name, out)
+    try:
+        pre = pretrain(pcfg, where, data=source, progress=progress, remedy=_remedy([where]))
+    except ConfigMismatchError as e:  # named as the folder the user gave, in the figure's own options
+        what = "an unfinished pretraining" if e.what == "a checkpoint" else e.what
+        raise ConfigMismatchError(e.field, str(out), what, _named(e.differences), e.remedy) from None
     backbone = pre.backbone.freeze()
     checksum_before = backbone.checksum()
     log(f"{pair}: backbone {pcfg.arch} on {source_name}, source test accuracy "
@@ -125,22 +166,26 @@ def reproduce_fig6(cfg: Fig6Config, out: str | Path, *, data_dir: str | None = N
     with run_folder.claim(out, subfolders=("", "pairs", "features")) as folder:
         if fresh:
             run_folder.discard(folder, ("pairs",))
-        results = {}
+        results, todo = {}, {}
         for pair in cfg.pairs:
             path = folder / "pairs" / f"{slug(pair)}.json"
             ident = json.loads(json.dumps(cfg.pair_identity(pair)))
             if path.exists():
-                saved = json.loads(path.read_text(encoding="utf-8"))
-                if saved.get("identity") == ident:
+                saved = _read_pair(path)
+                if saved is not None and saved.get("identity") == ident:
                     log(f"{pair}: done before, read from {path}")
                     results[pair] = saved
                     continue
+            todo[pair] = path
+        check_backbones(cfg, folder, todo)
+        for pair, path in todo.items():
             results[pair] = run_pair(pair, cfg, folder, data_dir, progress, log, images)
             write_json(path, results[pair])
+        results = {pair: results[pair] for pair in cfg.pairs}
         write_json(folder / "fig6.json", {"config": {"pairs": list(cfg.pairs), "per_class": cfg.per_class},
                                           "pairs": results})
         text = format_table(results)
-        with open(folder / "fig6.txt", "w", encoding="utf-8") as f:
+        with atomic_write(folder / "fig6.txt", "w") as f:  # a result file: whole or absent
             f.write(text + "\n")
         try:
             from .plot import plot_fig6
@@ -148,6 +193,21 @@ def reproduce_fig6(cfg: Fig6Config, out: str | Path, *, data_dir: str | None = N
         except ImportError:
             log("matplotlib is not installed: no plot (pip install 'ferristor[plot]')")
     return results
+
+
+def _read_pair(path: Path) -> dict | None:
+    """A finished pair's results; None, with a warning naming the file, where it is unreadable (a
+    truncated or foreign file): the pair is then computed again and the file replaced."""
+    try:
+        saved = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(saved, dict):
+            raise TypeError(f"a JSON {type(saved).__name__}, not a pair's results")
+        return saved
+    except (ValueError, TypeError) as e:  # JSONDecodeError, UnicodeDecodeError
+        why = (str(e).strip().splitlines() or [""])[0][:160]
+        warnings.warn(FerristorWarning(f"{path} is unreadable ({type(e).__name__}: {why}): the pair is computed "
+                                       f"again and the file replaced"), stacklevel=3)
+        return None
 
 
 def gaps(res: dict) -> dict[str, float]:

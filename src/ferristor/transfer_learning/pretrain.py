@@ -94,27 +94,57 @@ def accuracy(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, chunk: in
 
 def pretrain(cfg: PretrainConfig, out: str | Path | None = None, *, data: ImageSet | None = None,
              data_dir: str | None = None, progress: bool = True, fresh: bool = False,
-             checkpoint_every: int = 100) -> PretrainResult:
-    """Train the backbone of ``cfg`` on its source dataset (or ``data``); see the module doc."""
+             checkpoint_every: int = 100, remedy: str | None = None) -> PretrainResult:
+    """Train the backbone of ``cfg`` on its source dataset (or ``data``); see the module doc.
+
+    ``remedy``: the way out of a folder holding another configuration's backbone, or an unreadable
+    pretrain.json, that the caller offers ({fresh} and {out_dir} name its options); by default
+    ``fresh`` or another folder, as ``ferristor pretrain`` offers (``fig6`` keeps its backbones)."""
     data = _limited(data if data is not None else resolve(cfg.dataset, data_dir), cfg)
     if len(data.x_train) < cfg.batch:
         raise ConfigError("batch", cfg.batch, f"at most the {len(data.x_train)} training images")
     identity = {**cfg.identity(), run_folder.DATA_FINGERPRINT: data.fingerprint()}
     if out is None:
         return _train(cfg, data, identity, None, progress, checkpoint_every)
+    hint = remedy or run_folder.MISMATCH_HINT
     with run_folder.claim(out, fresh=fresh, discard_names=(run_folder.CHECKPOINT, BACKBONE_FILE, RESULTS_FILE)) as folder:
         done = folder / RESULTS_FILE
         if done.exists() and (folder / BACKBONE_FILE).exists():
-            saved = json.loads(done.read_text(encoding="utf-8"))
+            saved = _read_results(done, remedy)
             if saved.get("identity") == json.loads(json.dumps(identity)):
                 return PretrainResult(load_backbone(folder / BACKBONE_FILE), saved, folder)
             diffs = [(k, saved.get("identity", {}).get(k), v) for k, v in identity.items()
                      if saved.get("identity", {}).get(k) != v]
-            raise ConfigMismatchError(run_folder.FIELD, str(folder), "a pretrained backbone", diffs, run_folder.MISMATCH_HINT)
-        return _train(cfg, data, identity, folder, progress, checkpoint_every)
+            raise ConfigMismatchError(run_folder.FIELD, str(folder), "a pretrained backbone", diffs, hint)
+        return _train(cfg, data, identity, folder, progress, checkpoint_every, hint)
 
 
-def _train(cfg, data, identity, folder, progress, checkpoint_every) -> PretrainResult:
+def saved_differences(cfg: PretrainConfig, out: str | Path, remedy: str | None = None) -> list[tuple]:
+    """The settings in which the finished backbone in ``out`` was pretrained otherwise than ``cfg``
+    asks, as (name, there, now); [] where there is none or it matches. A check before any work (its
+    data are compared once loaded, by :func:`pretrain`); an unreadable pretrain.json is a DataError."""
+    folder = Path(out)
+    done = folder / RESULTS_FILE
+    if not (done.exists() and (folder / BACKBONE_FILE).exists()):
+        return []
+    saved = _read_results(done, remedy).get("identity", {})
+    return [(k, saved.get(k), v) for k, v in json.loads(json.dumps(cfg.identity())).items() if saved.get(k) != v]
+
+
+def _read_results(path: Path, remedy: str | None) -> dict:
+    """A finished pretraining's pretrain.json, or a DataError naming it and the way out."""
+    try:
+        saved = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(saved, dict) or not isinstance(saved.get("identity", {}), dict):
+            raise TypeError("not a pretraining's results: no identity dict in it")
+    except (OSError, ValueError, TypeError) as e:  # ValueError: JSONDecodeError, UnicodeDecodeError
+        why = (str(e).strip().splitlines() or [""])[0][:160]
+        way_out = run_folder.FRESH_HINT if remedy is None else remedy.format_map(ConfigMismatchError.CLI_NAMES)
+        raise DataError(f"{path} is unreadable ({type(e).__name__}: {why}); {way_out}") from None
+    return saved
+
+
+def _train(cfg, data, identity, folder, progress, checkpoint_every, remedy=run_folder.MISMATCH_HINT) -> PretrainResult:
     torch.manual_seed(cfg.seed)
     model = build_backbone(cfg.spec(data), weights=cfg.weights)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -127,7 +157,7 @@ def _train(cfg, data, identity, folder, progress, checkpoint_every) -> PretrainR
         state = run_folder.load_checkpoint(ckpt)
         if state["config"] != json.loads(json.dumps(identity)):
             diffs = [(k, state["config"].get(k), v) for k, v in identity.items() if state["config"].get(k) != v]
-            raise ConfigMismatchError(run_folder.FIELD, str(folder), "a checkpoint", diffs, run_folder.MISMATCH_HINT)
+            raise ConfigMismatchError(run_folder.FIELD, str(folder), "a checkpoint", diffs, remedy)
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         step, history = state["step"], state["history"]

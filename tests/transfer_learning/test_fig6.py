@@ -1,0 +1,126 @@
+"""``ferristor fig6``'s folder: unreadable saved files, a changed pretraining, and result files
+written whole."""
+import json
+import shutil
+
+import pytest
+from click.testing import CliRunner
+
+from ferristor.cli.main import cli
+from ferristor.errors import ConfigMismatchError, DataError
+from ferristor.transfer_learning import pretrain as pt
+from ferristor.transfer_learning.fig6 import slug
+
+from .conftest import synthetic, write_folder
+
+
+@pytest.fixture
+def fig6_args(tmp_path):
+    write_folder(synthetic(40, 4, seed=1), tmp_path / "src")
+    write_folder(synthetic(30, 3, seed=2, shift=5), tmp_path / "tgt", split_test=False)
+    pair = f"folder:{tmp_path / 'src'}->folder:{tmp_path / 'tgt'}"
+    out = tmp_path / "out"
+    args = ["fig6", "--pairs", pair, "--arch", "lenet", "--input-size", "12", "--pretrain-epochs", "1", "--batch", "16",
+            "--per-class", "21", "--folds", "3", "--heads", "fp-offline,hm", "--online-epochs", "1", "--decay-epoch",
+            "1", "--offline-epochs", "2", "--lsb-grid", "2^-9", "--out", str(out), "--no-progress"]
+    return args, out, pair
+
+
+def _run(args):
+    return CliRunner().invoke(cli, args)
+
+
+def test_an_unreadable_pair_file_is_computed_again_with_a_warning(fig6_args):
+    args, out, pair = fig6_args
+    first = _run(args)
+    assert first.exit_code == 0, first.output
+    path = out / "pairs" / f"{slug(pair)}.json"
+    whole = json.loads(path.read_text())
+    table = out / "fig6.txt"
+    inode = table.stat().st_ino
+    for broken in (path.read_bytes()[:len(path.read_bytes()) // 2], bytes(range(256)) * 8, b"[1, 2]"):
+        path.write_bytes(broken)  # truncated, not text, not a pair's results
+        r = _run(args)
+        assert r.exit_code == 0, r.output
+        assert f"warning: {path} is unreadable" in r.stderr and "computed again" in r.stderr
+        assert "done before" not in r.output
+        again = json.loads(path.read_text())  # replaced by the recomputed pair
+        assert again["identity"] == whole["identity"] and again["heads"].keys() == whole["heads"].keys()
+    # fig6.txt is replaced whole (written beside it, then renamed), never rewritten in place
+    assert table.stat().st_ino != inode and table.read_text(encoding="utf-8").startswith("pair")
+    assert not [p for p in out.iterdir() if p.name.endswith(".part")]
+
+
+def test_an_unreadable_pretrain_json_is_named_with_the_way_out(fig6_args, tmp_path, source_images):
+    args, out, pair = fig6_args
+    assert _run(args).exit_code == 0
+    shutil.rmtree(out / "pairs")  # the backbone is needed again
+    (backbone,) = (out / "backbones").iterdir()
+    (backbone / "pretrain.json").write_text('{"identity": {"epochs": 1.0')
+    r = _run(args)
+    assert r.exit_code == 2, r.output
+    assert r.stderr.startswith(f"error: {backbone / 'pretrain.json'} is unreadable (JSONDecodeError")
+    assert f"delete {backbone} to pretrain it anew (--fresh keeps pretrained backbones)" in r.stderr
+    shutil.rmtree(backbone)  # the advice works
+    assert _run(args).exit_code == 0
+    # `ferristor pretrain`'s way out is its --fresh, which discards the backbone
+    cfg = pt.PretrainConfig(arch="lenet", input_size=12, epochs=0.2, batch=16)
+    pt.pretrain(cfg, tmp_path / "pre", data=source_images, progress=False)
+    (tmp_path / "pre" / "pretrain.json").write_bytes(b"\xff\xfe garbage")
+    with pytest.raises(DataError, match=r"pretrain.json is unreadable \(UnicodeDecodeError.*rerun with --fresh"):
+        pt.pretrain(cfg, tmp_path / "pre", data=source_images, progress=False)
+    assert pt.pretrain(cfg, tmp_path / "pre", data=source_images, progress=False, fresh=True).results["identity"]
+
+
+def test_a_changed_pretraining_names_the_out_given_and_a_way_out_that_works(fig6_args):
+    """fig6 had said 'rerun with --fresh', which keeps the backbones, naming an --out never typed."""
+    args, out, pair = fig6_args
+    assert _run(args).exit_code == 0
+    (backbone,) = (out / "backbones").iterdir()
+    changed = [a if a != "1" or args[i - 1] != "--pretrain-epochs" else "2" for i, a in enumerate(args)]
+    for extra in ([], ["--fresh"]):
+        r = _run(changed + extra)
+        assert r.exit_code == 2, r.output
+        assert r.stderr == (f"error: --out {out} holds a pretrained backbone of another configuration, differing in "
+                            f"--pretrain-epochs (1.0 there, 2.0 now); delete {backbone} to pretrain it anew (--fresh "
+                            f"keeps pretrained backbones), or choose another --out\n")
+    shutil.rmtree(backbone)  # as the message says
+    r = _run(changed)
+    assert r.exit_code == 0, r.output
+    assert json.loads((backbone / "pretrain.json").read_text())["identity"]["epochs"] == 2.0
+
+
+def test_reproduce_fig6_names_the_out_typed_there(monkeypatch, tmp_path):
+    import ferristor.cli.fig6 as fig6
+    from ferristor.experiments.run_folder import FIELD
+
+    def refuse(out, **_):
+        raise ConfigMismatchError(FIELD, out, "a pretrained backbone", [("pretrain.epochs", 2.0, 1.0)],
+                                  f"delete {out}/backbones/x to pretrain it anew, or choose another {{out_dir}}")
+    monkeypatch.setattr(fig6, "run_fig6", refuse)
+    r = CliRunner().invoke(cli, ["reproduce", "fig6", "--epoch-scale", "0.5", "--out", str(tmp_path), "--no-progress"])
+    assert r.exit_code == 2
+    assert r.stderr.startswith(f"error: --out {tmp_path} holds a pretrained backbone of another configuration")
+    assert f"delete {tmp_path / 'fig6'}/backbones/x" in r.stderr
+
+
+def test_an_unfinished_pretraining_of_other_settings_is_named_too(fig6_args, monkeypatch):
+    args, out, pair = fig6_args
+    longer = [a if a != "1" or args[i - 1] != "--pretrain-epochs" else "2" for i, a in enumerate(args)]
+    calls, real = [], pt.F.cross_entropy
+
+    def stop(*a, **k):  # interrupted in the second epoch: the first epoch's checkpoint stays
+        calls.append(1)
+        if len(calls) == 12:
+            raise KeyboardInterrupt
+        return real(*a, **k)
+    monkeypatch.setattr(pt.F, "cross_entropy", stop)
+    assert _run(longer).exit_code != 0
+    monkeypatch.setattr(pt.F, "cross_entropy", real)
+    (backbone,) = (out / "backbones").iterdir()
+    assert (backbone / "checkpoint.pt").exists() and not (backbone / "pretrain.json").exists()
+    r = _run(args)
+    assert r.exit_code == 2, r.output
+    assert r.stderr == (f"error: --out {out} holds an unfinished pretraining of another configuration, differing in "
+                        f"--pretrain-epochs (2.0 there, 1.0 now); delete {backbone} to pretrain it anew (--fresh "
+                        f"keeps pretrained backbones), or choose another --out\n")
