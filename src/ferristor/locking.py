@@ -4,6 +4,11 @@ The kernel drops the lock when its holder exits, however it exits (kill -9 inclu
 lock never needs cleaning up: the next process simply gets it. The file records who holds it (pid,
 host, command), for the message a refused second writer prints. Used by the sweep driver; any
 command that must be the only writer of a folder can use it too.
+
+``train`` (and every command that claims its ``--out``: ``experiments.run_folder.FolderLock``) holds
+``OUT/.lock``; a sweep driver holds ``OUT/.sweep.lock`` and ``OUT/.lock`` too (``sweeps.driver.sweep_lock``),
+so a ``train`` and a sweep never write one folder at once. Both write the same record, so either
+refusal names the other's holder.
 """
 from __future__ import annotations
 
@@ -11,6 +16,7 @@ import contextlib
 import fcntl
 import json
 import os
+import shlex
 import socket
 import sys
 import time
@@ -49,8 +55,7 @@ def exclusive(folder: str | os.PathLike, what: str = "folder", name: str = ".loc
             raise FolderBusy(f"{what} {folder} is in use by another process ({_holder(path)}): "
                              f"wait for it to finish or stop it; a killed holder releases it at once") from None
         os.ftruncate(fd, 0)
-        os.write(fd, json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "since": time.time(),
-                                 "command": " ".join(sys.argv)[:500]}).encode())
+        os.write(fd, json.dumps(holder_record()).encode())
         _held[path] = 1
         try:
             yield path
@@ -60,9 +65,22 @@ def exclusive(folder: str | os.PathLike, what: str = "folder", name: str = ".loc
         os.close(fd)  # releases the lock
 
 
+def holder_record(command: str | None = None) -> dict:
+    """What a lock file says about its holder: the record of this module's locks and of
+    ``run_folder.FolderLock`` alike (``since`` for one, ``started`` for the other)."""
+    now = time.time()
+    return {"pid": os.getpid(), "host": socket.gethostname(), "since": now,
+            "started": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(now)),
+            "command": (command or " ".join(shlex.quote(a) for a in sys.argv))[:500]}
+
+
 def _holder(path: Path) -> str:
     try:
         info = json.loads(path.read_text(encoding="utf-8"))
-        return f"pid {info['pid']} on {info['host']}, since {time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(info['since']))}"
-    except (OSError, ValueError, KeyError, TypeError):
+        since = info.get("since")
+        since = (time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(since)) if isinstance(since, (int, float))
+                 else info["started"])
+        command = f": {info['command']}" if info.get("command") else ""
+        return f"pid {info['pid']} on {info['host']}, since {since}{command}"
+    except (OSError, ValueError, KeyError, TypeError, OverflowError):
         return "holder unknown"

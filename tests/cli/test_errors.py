@@ -164,7 +164,8 @@ def test_a_corrupt_checkpoint_names_the_file_and_the_flag(tmp_path, tiny):
     assert train(tmp_path).exit_code == 0
     ckpt = tmp_path / "run" / "checkpoint.pt"
     ckpt.write_bytes(ckpt.read_bytes()[:1000])
-    refused(train(tmp_path), f"{ckpt} is not a usable checkpoint", "cannot be read", "--fresh")
+    refused(train(tmp_path), f"{ckpt} is not a usable checkpoint", "not a torch checkpoint (empty or not a zip file",
+            "--fresh")
     assert train(tmp_path, "--fresh").exit_code == 0
 
 
@@ -259,3 +260,85 @@ def test_a_full_disk_mid_run_says_so(tmp_path, tiny, monkeypatch):
     r = train(tmp_path)
     assert r.exit_code == 1
     assert "is the file system full or read-only?" in error_line(r) and "the traceback is in" in error_line(r)
+
+
+# --- sweeps: the store's disk trouble, an unwritable --out, a folder a train writes ------------------
+
+@pytest.fixture
+def sweep_data(mnist, monkeypatch):
+    """``sweep`` trains on a slice of MNIST (loaded once per session): its trials take a second."""
+    import ferristor.sweeps.run as run_module
+    tiny = Dataset("mnist", mnist.x_train[:600], mnist.y_train[:600], mnist.x_test[:100], mnist.y_test[:100], 10)
+    real = run_module.load_datasets
+    loads = []
+    monkeypatch.setattr(run_module, "load_datasets", lambda names, data_dir=None, given=None:
+                        loads.append(names) or real(names, data_dir, {"mnist": tiny}))
+    return loads
+
+
+def sweep(out, *args):
+    return invoke("sweep", "--grid", "rule.k=10", "--set", "mode=hm", "--set", "epochs=0.5", "--set", "eval_every=0.25",
+                  "--set", "checkpoint_every=0.1", "--seeds", "0-1", "--in-process", "--no-progress", "--out", out, *args)
+
+
+@pytest.mark.parametrize("trouble", ["database or disk is full", "attempt to write a readonly database",
+                                     "disk I/O error"])
+def test_a_store_the_disk_refuses_says_so_not_a_bug(tmp_path, sweep_data, monkeypatch, trouble):
+    import sqlite3
+
+    import ferristor.sweeps.driver as driver
+    real = driver.open_store
+
+    def failing(folder, readonly=False):
+        store = real(folder, readonly)
+        if trouble == "database or disk is full":  # a real SQLITE_FULL: the file may not grow any more
+            n = store.db.execute("PRAGMA page_count").fetchone()[0]
+            store.db.execute(f"PRAGMA max_page_count = {n + 2}")
+        else:  # SQLite's words for the others, from the first checkpoint written
+            def refuse(*a):
+                raise sqlite3.OperationalError(trouble)
+            store.save_checkpoint = refuse
+        return store
+    monkeypatch.setattr(driver, "open_store", failing)
+    r = sweep(tmp_path / "s")
+    assert r.exit_code == 1, r.output
+    line = error_line(r)
+    assert line.startswith(f"error: a write failed (OperationalError: {trouble}); is the file system full or "
+                           "read-only? (the traceback is in "), line
+    assert "cannot rollback" not in r.output and "a bug" not in line
+
+
+@pytest.mark.parametrize("how", ["read-only", "under a file"])
+def test_sweep_refuses_an_out_it_cannot_write_naming_out_before_loading_data(tmp_path, sweep_data, monkeypatch, how):
+    import errno
+
+    import ferristor.experiments.run_folder as run_folder
+    if how == "read-only":  # (a chmod would not stop root)
+        out = tmp_path / "ro"
+
+        def read_only(path, *a, **k):
+            raise OSError(errno.EROFS, "Read-only file system", str(path))
+        monkeypatch.setattr(run_folder, "open", read_only, raising=False)
+        reason = "cannot be written (the file system is read-only)"
+    else:
+        (tmp_path / "a-file").write_text("x")
+        out = tmp_path / "a-file" / "s"
+        reason = "cannot be created (a part of the path is a file, not a folder)"
+    line = refused(sweep(out), f"--out {out}: {reason}")
+    assert ".sweep.lock" not in line and sweep_data == []  # nothing loaded
+
+
+def test_sweep_is_refused_on_a_folder_a_train_writes(tmp_path, sweep_data):
+    import os
+
+    from ferristor.experiments.run_folder import FolderLock, prepare
+    out = tmp_path / "run"
+    lock = FolderLock(prepare(out)).acquire(command="ferristor train --out run")
+    try:
+        refused(sweep(out), f"sweep folder {out} is in use by another process (pid {os.getpid()} ",
+                ": ferristor train --out run)")
+    finally:
+        lock.release()
+    assert sweep_data == [] and not (out / "sweep.sqlite").exists()
+    r = sweep(out)
+    assert r.exit_code == 0, r.output

@@ -2,9 +2,10 @@
 
 Exit status: 0 done; 2 bad input or a refused run (one line, ``error: …``, naming the option as
 typed: ``--sigma -0.5``, not ``TransferConfig.sigma_levels``); 1 an unexpected error (one line and
-the path of a log file holding the traceback); 141 (128 + SIGPIPE, as a shell reports any program
-stopped by a closed pipe) the reader of the output went away (``ferristor params | head -1``), with
-no message.
+the path of a log file holding the traceback); 130 (128 + SIGINT) interrupted by Ctrl-C (one line:
+``interrupted``, and for a command that resumes, that rerunning it resumes); 141 (128 + SIGPIPE, as a
+shell reports any program stopped by a closed pipe) the reader of the output went away
+(``ferristor params | head -1``), with no message.
 """
 from __future__ import annotations
 
@@ -53,6 +54,16 @@ def names_options(**aliases: str):
 # --- reporting ---------------------------------------------------------------------------------
 
 _DISK = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO}
+# SQLite's words for the same troubles (a sweep's results store): SQLITE_FULL, SQLITE_READONLY, SQLITE_IOERR
+_SQLITE_DISK = ("database or disk is full", "attempt to write a readonly database", "disk i/o error")
+
+
+def _disk_trouble(e: BaseException) -> bool:
+    """Whether ``e`` is a write that failed for want of room or permission, or the disk's own error."""
+    if isinstance(e, OSError):
+        return e.errno in _DISK
+    import sqlite3
+    return isinstance(e, sqlite3.OperationalError) and str(e).strip().lower().startswith(_SQLITE_DISK)
 
 
 def log_folder() -> Path:
@@ -96,7 +107,7 @@ def report_unexpected(e: Exception) -> None:
     where = f"the traceback is in {path}" if path else "no log file could be written"
     if isinstance(e, MemoryError):
         what = "out of memory; try fewer --seeds or a smaller --batch"
-    elif (isinstance(e, OSError) and e.errno in _DISK) or "unexpected pos" in str(e):
+    elif _disk_trouble(e) or "unexpected pos" in str(e):
         what = f"a write failed ({type(e).__name__}: {_first_line(e)}); is the file system full or read-only?"
     else:
         what = f"unexpected {type(e).__name__}: {_first_line(e)} — a bug; please report it"
@@ -111,6 +122,13 @@ def _numeric_trouble(message, category) -> bool:
     return issubclass(category, RuntimeWarning) and str(message).startswith(_NUMERIC)
 
 
+def _isatty(stream) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
 def _quiet_stdout() -> None:
     """Point stdout at /dev/null, so the flush at exit does not fail again on the closed pipe."""
     try:
@@ -118,6 +136,16 @@ def _quiet_stdout() -> None:
         os.dup2(devnull, sys.stdout.fileno())
     except (OSError, ValueError):  # no real file descriptor (a test runner's buffer): nothing to flush into a pipe
         pass
+
+
+# the commands that pick up where an interrupted run stopped when given the same command again
+RESUMING = frozenset({"train", "reproduce", "sweep", "compare-rules", "fig6", "pretrain"})
+
+
+def interrupted_line(command: str | None) -> str:
+    if command in RESUMING:
+        return "interrupted: rerun the same command to resume from the last checkpoint"
+    return "interrupted"
 
 
 class FerristorGroup(click.Group):
@@ -145,7 +173,12 @@ class FerristorGroup(click.Group):
         except FerristorError as e:
             click.echo(f"error: {one_line(e.render(ctx.meta.get(_NAMER)))}", err=True)
             sys.exit(2)
-        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+        except (KeyboardInterrupt, click.exceptions.Abort):  # Ctrl-C: not an error, and no traceback
+            # (click's own handling would say "Aborted!" with status 1, the status of an unexpected error)
+            newline = "\n" if _isatty(sys.stderr) else ""  # off the line of a progress bar, after the ^C
+            click.echo(f"{newline}{interrupted_line(ctx.invoked_subcommand)}", err=True)
+            sys.exit(130)
+        except (click.exceptions.ClickException, click.exceptions.Exit):
             raise
         except BrokenPipeError:  # the reader of our output is gone (| head): not an error to report to anyone
             _quiet_stdout()

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import click
 
-from .common import cpu_count, names_options, prepare_file_folder
+from .common import cpu_count, names_options, prepare_file_folder, prepare_folder
 
 
 @click.command("sweep")
@@ -32,6 +32,7 @@ from .common import cpu_count, names_options, prepare_file_folder
 @click.option("--out", type=click.Path(file_okay=False), default="runs/sweep", show_default=True,
               help="sweep folder: its results store sweep.sqlite; a rerun resumes")
 @click.option("--progress/--no-progress", default=True)
+@names_options()
 def sweep(spec_file, grids, sets, seeds, seeds_per_trial, threads, workers, in_process, use_ray, ray_cpus, ray_address,
           max_retries, retry_failed, dry_run, data_dir, out, progress):
     """Run a sweep over any config fields: a SPEC file (TOML/YAML) and/or --grid axes; every trial's
@@ -58,9 +59,9 @@ def sweep(spec_file, grids, sets, seeds, seeds_per_trial, threads, workers, in_p
         note = f"this machine has {cpu_count()} core(s): a run here refuses --workers {workers}" if too_many else None
         click.echo(p.dry_run_text(workers=1 if in_process else workers, note=note))
         return
-    from ..locking import exclusive
-    from ..sweeps.driver import LOCK_NAME
-    with exclusive(out, "sweep folder", LOCK_NAME):  # before loading data: a second driver is refused at once
+    from ..sweeps.driver import sweep_lock
+    prepare_folder(out, "out")  # created and writable, or refused naming --out (as train's), before any work
+    with sweep_lock(out):  # before loading data: a second driver, or a train on this --out, is refused at once
         p = plan(spec, Path(out), data_dir)
         outcome = run_plan(p, workers=workers, in_process=in_process, ray=use_ray or ray_cpus is not None,
                            ray_address=ray_address, ray_cpus=ray_cpus, max_retries=max_retries,
@@ -107,10 +108,9 @@ def results(sweep_dir, conditions, final_only, fmt, output, imports):
         prepare_file_folder(output, "output")  # before any work, as train's --out
 
     if imports:
-        from ..locking import exclusive
-        from ..sweeps.driver import LOCK_NAME
+        from ..sweeps.driver import sweep_lock
         from ..sweeps.importer import import_run
-        with exclusive(sweep_dir, "sweep folder", LOCK_NAME):
+        with sweep_lock(sweep_dir):
             store = open_store(sweep_dir)
             try:
                 for path in imports:

@@ -5,8 +5,9 @@
   refused at once, naming ``--out``, not after an epoch of training.
 * :class:`FolderLock` holds ``OUT/.lock`` with ``fcntl.flock`` for the whole run and writes who
   holds it (pid, host, start, command) into it; a second run on the folder is refused and told who
-  holds it. The kernel drops the lock when the holder exits, however it exits, so a stale
-  ``.lock`` left by a killed run never blocks.
+  holds it. A sweep driver holds the same ``OUT/.lock`` (``ferristor.locking``), so a run and a
+  sweep are refused on each other's folder too. The kernel drops the lock when the holder exits,
+  however it exits, so a stale ``.lock`` left by a killed run never blocks.
 * :func:`claim` does both, removes the ``*.part`` files a killed atomic write left behind, and
   refuses a folder whose checkpoint or results belong to another configuration, listing the
   differences (``fresh=True``, ``--fresh``, discards them instead).
@@ -21,10 +22,7 @@ import functools
 import json
 import os
 import re
-import shlex
 import shutil
-import socket
-import sys
 import time
 import warnings
 from pathlib import Path
@@ -131,8 +129,9 @@ class FolderLock:
             warnings.warn(FerristorWarning(f"cannot be locked ({_why(e)}): a second run on this folder would not "
                                            f"be stopped", field=FIELD, value=str(self.folder)), stacklevel=3)
             return self
-        info = {"pid": os.getpid(), "host": socket.gethostname(), "started": time.strftime("%Y-%m-%d %H:%M:%S"),
-                "command": command or " ".join(shlex.quote(a) for a in sys.argv)}
+        # the record ferristor.locking writes too: a sweep driver holds this same lock (one writer per folder)
+        from ..locking import holder_record
+        info = holder_record(command)
         with contextlib.suppress(OSError):
             os.ftruncate(fd, 0)
             os.pwrite(fd, (json.dumps(info) + "\n").encode(), 0)
@@ -154,8 +153,9 @@ class FolderLock:
 def _describe_holder(fd: int) -> str:
     try:
         info = json.loads(os.pread(fd, 65536, 0).decode())
-        return f"pid {info['pid']} on {info['host']}, started {info['started']}: {info['command']}"
-    except (OSError, ValueError, KeyError, TypeError):
+        started = info.get("started") or time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(info["since"]))
+        return f"pid {info['pid']} on {info['host']}, started {started}: {info['command']}"
+    except (OSError, ValueError, KeyError, TypeError, OverflowError):
         return "it has not said who it is yet"
 
 
@@ -203,9 +203,19 @@ def _unusable(path: Path, what: str) -> DataError:
 
 def load_checkpoint(path: str | os.PathLike, *, mmap: bool = False) -> dict:
     """A checkpoint dict with the fields ``train`` needs, or a DataError saying what is wrong with the file."""
+    import zipfile
+
     import torch
 
     path = Path(path)
+    try:
+        with open(path, "rb") as f:  # torch.save writes a zip: its first local header, then its directory
+            zipped = f.read(4) == b"PK\x03\x04" and zipfile.is_zipfile(f)
+    except OSError:
+        zipped = None  # unreadable: torch.load below says why
+    if zipped is False:  # torch's own message for it (with mmap=True) is about mmap
+        raise _unusable(path, "it is not a torch checkpoint (empty or not a zip file: a write cut short, or "
+                              "another kind of file)")
     try:
         # weights_only: a checkpoint holds tensors, numbers, strings and containers; anything else
         # (arbitrary pickled objects) is refused rather than executed.

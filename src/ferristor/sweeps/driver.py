@@ -11,16 +11,20 @@ Guarantees, whatever is killed when (driver or worker, kill -9 included):
   uninterrupted sweep's (training is deterministic in the config and resumes bit for bit);
 * a trial that keeps failing is retried ``max_retries`` times, then recorded as failed with its
   error (``--retry-failed`` tries it again later);
-* one driver per sweep folder: a second one is refused at once (``ferristor.locking``).
+* one driver per sweep folder: a second one is refused at once (``ferristor.locking``), and so is a
+  ``train`` (or any command claiming the folder as its ``--out``): :func:`sweep_lock`.
 """
 from __future__ import annotations
 
 import collections
+import contextlib
 import json
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
+from ..errors import FerristorWarning
 from ..locking import exclusive
 from .executors import Executor, ProcessExecutor
 from .progress import Progress
@@ -30,6 +34,17 @@ from .trials import EXECUTION_FIELDS, Trial
 from .worker import Job
 
 LOCK_NAME = ".sweep.lock"
+RUN_LOCK_NAME = ".lock"  # what ``train`` and every command claiming an --out hold (experiments.run_folder.LOCK)
+
+
+@contextlib.contextmanager
+def sweep_lock(folder: str | Path):
+    """Hold ``folder`` as its one writer: ``.sweep.lock`` (sweeps, ``results --import``, ``reproduce``'s
+    figures), then ``.lock``, the lock of ``train`` and the other commands' ``--out``, so a sweep and a
+    run never write one folder at once. Reentrant in one process; FolderBusy, naming the holder, if
+    another process holds either."""
+    with exclusive(folder, "sweep folder", LOCK_NAME), exclusive(folder, "sweep folder", RUN_LOCK_NAME):
+        yield Path(folder)
 
 
 @dataclass
@@ -50,7 +65,7 @@ def run_sweep(trials: list[Trial], folder: str | Path, datasets: dict, *, execut
     """Run the trials not yet done in ``folder``'s store; ``datasets`` maps each dataset name the
     trials use to the loaded Dataset (the tensors their keys fingerprint)."""
     folder = Path(folder)
-    with exclusive(folder, "sweep folder", LOCK_NAME):
+    with sweep_lock(folder):
         store = open_store(folder)
         try:
             return _Run(store, folder, trials, datasets, executor or ProcessExecutor(1), max_retries,
@@ -116,6 +131,14 @@ class _Run:
             self.store.add_eval(key, t.seeds, payload)
         elif kind == "checkpoint":
             self.store.save_checkpoint(key, int(payload["step"]), payload["state"])
+        elif kind == "checkpoint_dropped":  # unreadable or not loading: gone, so no retry gets it again
+            self.store.drop_checkpoint(key)
+            from .progress import label
+            with self.bar.external():
+                warnings.warn(FerristorWarning(
+                    f"trial {label(t.params)} [{key}]: its checkpoint in {self.folder} cannot be used: {payload}; "
+                    f"dropped, the trial starts over from step 0 (to the same numbers: training is deterministic)"),
+                    stacklevel=2)
         elif kind == "done":
             problem = _check(t, payload)
             if problem:

@@ -6,11 +6,18 @@ payload)`` from :meth:`poll`; it never writes anything itself. The driver gives 
 datasets it loaded and fingerprinted, and the executor delivers them to its workers (here: pickled
 once per worker process), so no worker reads a data folder and every trial trains on exactly the
 tensors its key names. A worker that dies is reported as a ``crashed`` event and replaced.
+
+Ctrl-C is the driver's alone: a terminal sends SIGINT to its whole process group, worker processes
+included, but they ignore it (a worker would otherwise die mid-trial with a traceback of its own).
+The driver stops on it and :meth:`ProcessExecutor.close` ends its workers; the same command again
+resumes their trials from the checkpoints in the store.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import queue
+import signal
 import threading
 import time
 from contextlib import nullcontext
@@ -32,6 +39,15 @@ class Executor(Protocol):
     def poll(self, timeout: float) -> None: ...
     def busy(self) -> bool: ...
     def close(self) -> None: ...
+
+
+class _DriverFailed(BaseException):
+    """The driver's own failure (its store cannot be written: a full disk) while a trial ran in its
+    process: carried past ``run_job``, which would record it as the trial's error, to the driver."""
+
+    def __init__(self, error: BaseException):
+        super().__init__(error)
+        self.error = error
 
 
 class InProcessExecutor:
@@ -57,7 +73,16 @@ class InProcessExecutor:
     def poll(self, timeout: float) -> None:
         if self.queue:
             job = self.queue.pop(0)
-            run_job(job, self.datasets[job.dataset], lambda kind, payload: self.sink(job.key, kind, payload))
+
+            def emit(kind, payload):
+                try:
+                    self.sink(job.key, kind, payload)
+                except Exception as e:  # the driver's, not the trial's: as with a worker, the driver stops
+                    raise _DriverFailed(e) from None
+            try:
+                run_job(job, self.datasets[job.dataset], emit)
+            except _DriverFailed as d:
+                raise d.error.with_traceback(d.error.__traceback__) from None
 
     def close(self) -> None:
         pass
@@ -132,7 +157,30 @@ def _watch_parent(parent: int) -> None:
             os._exit(1)
 
 
+@contextlib.contextmanager
+def _sigint_blocked():
+    """SIGINT held off in this thread while it starts a worker process: the child inherits the mask, so
+    a Ctrl-C while it imports torch and numba (before :func:`_worker_main` ignores it) stays pending
+    there instead of killing it with a traceback. This process loses nothing: a SIGINT meanwhile goes
+    to one of its other threads, or waits until the mask is restored, and then interrupts the driver."""
+    if not hasattr(signal, "pthread_sigmask"):
+        yield
+        return
+    from multiprocessing import resource_tracker
+    resource_tracker.ensure_running()  # a start of its own there would unblock SIGINT in this thread
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
 def _worker_main(conn, parent: int) -> None:
+    # Ctrl-C at the terminal reaches the whole process group; the driver handles it and closes (or
+    # kills) its workers, so a worker ignores it rather than die with a traceback mid-trial.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if hasattr(signal, "pthread_sigmask"):  # blocked since the start (_sigint_blocked): now ignored instead
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     threading.Thread(target=_watch_parent, args=(parent,), daemon=True).start()
     datasets: dict = {}
     while True:
@@ -154,7 +202,8 @@ class _Worker:
         self.conn, child = ctx.Pipe()
         self.process = ctx.Process(target=_worker_main, args=(child, os.getpid()), daemon=True,
                                    name="ferristor-sweep-worker")
-        self.process.start()
+        with _sigint_blocked():
+            self.process.start()
         child.close()
         self.job: Job | None = None
         self.has: set[str] = set()
@@ -235,6 +284,9 @@ class ProcessExecutor:
 
     def close(self) -> None:
         for w in self.pool:
+            if w.job is not None:  # still training: the driver stopped early (Ctrl-C, an error), so it
+                w.process.kill()   # does not wait for the trial; the store holds its latest checkpoint
+                continue
             try:
                 w.conn.send(None)
             except OSError:

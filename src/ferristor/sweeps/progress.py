@@ -24,6 +24,14 @@ class Progress:
         if self.bar is not None:
             self.bar.set_postfix_str(f"running {self.running}, failed {self.failed}")
 
+    def external(self):
+        """A block that writes to the terminal itself (a warning): the bar steps aside meanwhile."""
+        import contextlib
+        if self.bar is None:
+            return contextlib.nullcontext()
+        import sys
+        return type(self.bar).external_write_mode(file=sys.stderr)
+
     def line(self, text: str) -> None:
         if self.bar is not None:
             self.bar.write(text)

@@ -13,6 +13,11 @@ joins a running cluster (``ray start --head`` on one node, ``ray start --address
   Ray's own retry (``max_retries``) would rerun it from the start with its original arguments, so
   it is 0 here and the driver resubmits the trial itself, with the latest checkpoint it holds as an
   argument: mid-trial state survives the loss of a worker or a node without any shared disk.
+* **Ctrl-C** is the driver's: it cancels the tasks and shuts its local Ray down (:meth:`close`). Ray's
+  workers never see it: each runs in a process group of its own with SIGINT blocked (checked with
+  Ray 2.60: Ray starts its raylet that way, ``services.start_ray_process``), their output goes to
+  Ray's logs (``log_to_driver=False``), and a trial trains in a thread of its task, where Python
+  raises no KeyboardInterrupt; so no worker traceback reaches the terminal.
 """
 from __future__ import annotations
 

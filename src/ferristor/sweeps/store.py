@@ -12,7 +12,8 @@ Tables:
   evaluation (``final = 1``) the replica's ledger totals and energy (JSON ``ledger``), its train
   seconds and speed. Rows stream in as evaluations happen; a trial's rows count once it is done.
 * ``checkpoints`` — the latest mid-trial checkpoint of each unfinished trial (a BLOB of
-  ``torch.save``), handed to the next attempt; deleted when the trial is done.
+  ``torch.save``), handed to the next attempt; deleted when the trial is done, or when the worker
+  finds it unusable (the trial then starts over).
 * ``meta`` — schema version, the sweep's spec.
 * view ``results`` — evals of done trials joined with their trial's config columns, for SQL users.
 
@@ -120,7 +121,23 @@ class Store:
             return self.db
 
         def __exit__(self, exc_type, *_):
-            self.db.execute("ROLLBACK" if exc_type else "COMMIT")
+            if exc_type is None:
+                try:
+                    self.db.execute("COMMIT")
+                    return
+                except BaseException:
+                    self._rollback()  # a COMMIT that failed (disk full, I/O error) may leave it open
+                    raise
+            self._rollback()  # and the block's own exception propagates, not the rollback's
+
+        def _rollback(self) -> None:
+            # On SQLITE_FULL and some I/O errors SQLite has already rolled the transaction back itself:
+            # a ROLLBACK then fails ("no transaction is active") and would hide the real error.
+            if self.db.in_transaction:
+                try:
+                    self.db.execute("ROLLBACK")
+                except sqlite3.Error:
+                    pass
 
     def tx(self):
         return self._Tx(self.db)
@@ -194,6 +211,10 @@ class Store:
     def save_checkpoint(self, key: str, step: int, blob: bytes) -> None:
         with self.tx() as db:
             db.execute("INSERT OR REPLACE INTO checkpoints VALUES (?, ?, ?, ?)", (key, step, blob, time.time()))
+
+    def drop_checkpoint(self, key: str) -> None:
+        with self.tx() as db:
+            db.execute("DELETE FROM checkpoints WHERE trial = ?", (key,))
 
     def checkpoint(self, key: str) -> tuple[int, bytes] | None:
         row = self.db.execute("SELECT step, state FROM checkpoints WHERE trial = ?", (key,)).fetchone()
