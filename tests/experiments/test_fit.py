@@ -216,6 +216,19 @@ def test_ferristor_train_refuses_a_folder_trained_on_another_dataset(mnist, tmp_
         train(cfg, tmp_path, progress=False, dataset=subset(200))
 
 
+def _whole_then_killed(make, folder, monkeypatch, die_after_checkpoints):
+    """A 2-epoch run of ``make()`` whole, and the same run in ``folder`` killed after its third checkpoint
+    (of eight); the killing undone after. Returns (train, test, options, the whole run)."""
+    train_xy, test_xy = blobs(0), blobs(1)
+    opts = dict(FAST, epochs=2, eval_every=1, checkpoint_every=0.25)
+    whole = fit(make(), train_xy, test_xy, **opts)
+    die_after_checkpoints(3)
+    with pytest.raises(KeyboardInterrupt):
+        fit(make(), train_xy, test_xy, out=folder, **opts)
+    monkeypatch.undo()
+    return train_xy, test_xy, opts, whole
+
+
 @pytest.mark.parametrize("compiled", [True, False])
 def test_an_interrupted_run_resumes_bit_for_bit(tmp_path, monkeypatch, die_after_checkpoints, compiled):
     def autograd_unless_compiled():
@@ -223,13 +236,7 @@ def test_an_interrupted_run_resumes_bit_for_bit(tmp_path, monkeypatch, die_after
             monkeypatch.setattr(fast_step, "compiled_model", lambda model: None)
 
     autograd_unless_compiled()
-    train_xy, test_xy = blobs(0), blobs(1)
-    opts = dict(FAST, epochs=2, eval_every=1, checkpoint_every=0.25)
-    whole = fit(net(), train_xy, test_xy, **opts)
-    die_after_checkpoints(3)
-    with pytest.raises(KeyboardInterrupt):
-        fit(net(), train_xy, test_xy, out=tmp_path, **opts)
-    monkeypatch.undo()
+    train_xy, test_xy, opts, whole = _whole_then_killed(net, tmp_path, monkeypatch, die_after_checkpoints)
     autograd_unless_compiled()
     assert torch.load(tmp_path / "checkpoint.pt", weights_only=True)["step"] == 90  # 3 × 0.25 × 120
     steps = []  # the steps that ran: compiled chunks' lengths, or autograd steps
@@ -251,13 +258,7 @@ def test_a_model_drawing_from_torchs_generator_resumes_bit_for_bit(tmp_path, mon
         return nn.Sequential(HybridLinear(2, 16, config=cfg, seeds=3, name="fc1"), nn.ReLU(), nn.Dropout(0.3),
                              HybridLinear(16, 3, config=cfg, seeds=3, name="fc2"))
 
-    train_xy, test_xy = blobs(0), blobs(1)
-    opts = dict(FAST, epochs=2, eval_every=1, checkpoint_every=0.25)
-    whole = fit(dropout_net(), train_xy, test_xy, **opts)
-    die_after_checkpoints(3)
-    with pytest.raises(KeyboardInterrupt):
-        fit(dropout_net(), train_xy, test_xy, out=tmp_path, **opts)
-    monkeypatch.undo()
+    train_xy, test_xy, opts, whole = _whole_then_killed(dropout_net, tmp_path, monkeypatch, die_after_checkpoints)
     torch.manual_seed(123)  # another script's draws in between
     resumed = fit(dropout_net(), train_xy, test_xy, out=tmp_path, **opts)
     assert_same_state(state(resumed.model), state(whole.model))

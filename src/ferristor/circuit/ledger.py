@@ -172,7 +172,8 @@ def initial_programming_report(n_weights: int, cfg: LedgerConfig, layout: Synaps
     me_total = n_weights * per_pair
     return {
         "fecap_ops": {"per_sign_msb_cell": per_msb_cell, "total": fe_total},
-        "memristor_ops": {"per_device": per_pair / layout.memristors, "total": me_total},
+        "memristor_ops": {"per_device": per_pair // layout.memristors if per_pair % layout.memristors == 0
+                          else per_pair / layout.memristors, "total": me_total},
         "energy_nJ": {"fecap_total": fe_total * cfg.fecap_energy_fj * 1e-6,
                       "memristor_total": me_total * cfg.memristor_energy_pj * 1e-3},
     }
