@@ -13,6 +13,9 @@ _MODULES = ("ferristor.physics.fecap", "ferristor.physics.memristor", "ferristor
             "ferristor.circuit.layout", "ferristor.circuit.ledger", "ferristor.circuit.transfer",
             "ferristor.circuit.charge_transfer", "ferristor.rule.config", "ferristor.rule.schemes", "ferristor.nn.mlp",
             "ferristor.data.ecg", "ferristor.experiments.config")
+# Modules that hold other dataclasses too (results): only these classes are parameters.
+_CLASSES = {"ferristor.transfer_learning.heads": ("OfflineConfig", "OnlineConfig"),
+            "ferristor.transfer_learning.protocol": ("ProtocolConfig",)}
 
 
 def config_classes():
@@ -24,6 +27,12 @@ def config_classes():
         for obj in vars(mod).values():
             if dataclasses.is_dataclass(obj) and isinstance(obj, type) and obj.__module__ == name:
                 yield obj
+    for name, names in _CLASSES.items():
+        try:
+            mod = importlib.import_module(name)
+        except ImportError:
+            continue
+        yield from (getattr(mod, n) for n in names)
 
 
 @click.command("params")

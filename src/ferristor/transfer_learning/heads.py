@@ -23,7 +23,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ..config_base import FLOAT32_SCALE, check_choice, check_number
+from ..config_base import FLOAT32_SCALE, check_choice, check_number, param
 from ..nn import HybridConfig, HybridLinear
 from ..nn.lsq import init_step, lsq_quantize, qrange
 
@@ -69,11 +69,11 @@ def _orders(seeds: list[int], stream: int, epoch: int, n: int) -> np.ndarray:
 
 @dataclass
 class OfflineConfig:
-    bits: int = 0  # 0: float32 weights; 4: LSQ 4-bit weights (Esser et al. 2020)
-    lr: float = 1e-4  # Adam [issue 9: the paper's]
-    batch: int = 128  # [issue 9: the paper's]
-    epochs: int = 30  # the most; the number used is chosen per run on its training folds
-    weight_decay: float = 0.0  # [I]
+    bits: int = param(0, unit="bit", source="digest §6 (4-bit extractor); [I] for the head", doc="0: float32 weights; 4: LSQ 4-bit weights (Esser et al. 2020)")
+    lr: float = param(1e-4, unit="1", source="[issue 9: the paper's]", doc="Adam's learning rate")
+    batch: int = param(128, unit="sample", source="[issue 9: the paper's]", doc="samples per Adam step")
+    epochs: int = param(30, unit="epoch", source="[I]", doc="the most; the number used is chosen per run on its training folds")
+    weight_decay: float = param(0.0, unit="1", source="[I]", doc="Adam's weight decay")
 
     def __post_init__(self):
         if self.bits:
@@ -152,15 +152,15 @@ ONLINE_MODES = ("hm-var", "hm", "fp")
 
 @dataclass
 class OnlineConfig:
-    mode: str = "hm-var"
-    lr: float = 0.1  # digest §6
-    p: float = 1.0  # digest §6
-    k: int = 512  # digest §6
-    epochs: int = 3  # [I] chosen for the CPU budget (RESULTS.md)
-    decay: float = 0.1  # lr × decay from ``decay_epoch`` on [issue 9: "lr 0.1 with decay 0.1"; when: I]
-    decay_epoch: int = 2
-    hidden_lsb: float = 2.0 ** -9  # the weight scale: chosen per run on its training folds
-    rounding: str = "stochastic"  # [I] as the rest of ferristor
+    mode: str = param("hm-var", source="digest §6 (HM online)", doc="'hm-var', 'hm' or 'fp' (the head's synapses)")
+    lr: float = param(0.1, unit="1", source="digest §6 [P]")
+    p: float = param(1.0, unit="1", source="digest §6 [P]", doc="update probability")
+    k: int = param(512, unit="sample", source="digest §6 [P]", doc="a transfer every k inputs")
+    epochs: int = param(3, unit="epoch", source="[I] chosen for the CPU budget (RESULTS.md)")
+    decay: float = param(0.1, unit="1", source="[issue 9: \"lr 0.1 with decay 0.1\"; when: I]", doc="lr × decay from decay_epoch on")
+    decay_epoch: int = param(2, unit="epoch", source="[I]", doc="the epoch from which the lr decays")
+    hidden_lsb: float = param(2.0 ** -9, unit="weight", source="[I]", doc="the head's weight scale; chosen per run on its training folds from ProtocolConfig.lsb_grid")
+    rounding: str = param("stochastic", source="[I] as the rest of ferristor", doc="how an update lands on the hidden grid")
 
     def __post_init__(self):
         check_choice("mode", self.mode, ONLINE_MODES)

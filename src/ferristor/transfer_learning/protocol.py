@@ -27,7 +27,7 @@ from dataclasses import asdict, dataclass, field, replace
 import numpy as np
 import torch
 
-from ..config_base import check_number
+from ..config_base import check_number, param
 from ..errors import ConfigError
 from . import folds as fl
 from .heads import OfflineConfig, OnlineConfig, Runs, train_offline, train_online
@@ -44,14 +44,14 @@ LSB_GRID = (2.0 ** -5, 2.0 ** -6, 2.0 ** -7, 2.0 ** -8)
 
 @dataclass
 class ProtocolConfig:
-    folds: int = 10  # [issue 9: the paper's tenfold cross-validation, n = 10]
-    seed: int = 0
-    offline_epochs: int = 150  # the most an offline head may train; chosen per run on its training folds
-    offline_batch: int = 128
-    offline_lr: float = 1e-4
+    folds: int = param(10, unit="fold", source="[issue 9: the paper's tenfold cross-validation, n = 10]")
+    seed: int = param(0, source="[I]", doc="seed of the folds and the heads' initialisation")
+    offline_epochs: int = param(150, unit="epoch", source="[I]", doc="the most an offline head may train; chosen per run on its training folds")
+    offline_batch: int = param(128, unit="sample", source="[issue 9: the paper's]", doc="samples per Adam step of the offline heads")
+    offline_lr: float = param(1e-4, unit="1", source="[issue 9: the paper's]", doc="Adam's learning rate of the offline heads")
     online: OnlineConfig = field(default_factory=OnlineConfig)
-    lsb_grid: tuple[float, ...] = LSB_GRID
-    heads: tuple[str, ...] = HEADS
+    lsb_grid: tuple[float, ...] = param(LSB_GRID, unit="weight", source="[I]", doc="the online heads' weight scales, one chosen per run on its training folds")
+    heads: tuple[str, ...] = param(HEADS, source="digest §6 (FP, 4-bit offline, HM online); [I] the controls", doc="the heads trained and compared")
 
     def __post_init__(self):
         check_number("folds", self.folds, lo=3, integer=True)
