@@ -74,13 +74,22 @@ def holder_record(command: str | None = None) -> dict:
             "command": (command or " ".join(shlex.quote(a) for a in sys.argv))[:500]}
 
 
+# what reading a holder record can raise: the file, its JSON, a field missing or of another type
+UNREADABLE_RECORD = (OSError, ValueError, KeyError, TypeError, OverflowError)
+
+
+def describe_holder(info: dict, word: str = "since") -> str:
+    """'pid N on HOST, since T: COMMAND' from a :func:`holder_record` (either lock's); one of
+    ``UNREADABLE_RECORD`` if ``info`` is not one."""
+    since = info.get("since")
+    when = (time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(since)) if isinstance(since, (int, float))
+            else info["started"])
+    command = f": {info['command']}" if info.get("command") else ""
+    return f"pid {info['pid']} on {info['host']}, {word} {when}{command}"
+
+
 def _holder(path: Path) -> str:
     try:
-        info = json.loads(path.read_text(encoding="utf-8"))
-        since = info.get("since")
-        since = (time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(since)) if isinstance(since, (int, float))
-                 else info["started"])
-        command = f": {info['command']}" if info.get("command") else ""
-        return f"pid {info['pid']} on {info['host']}, since {since}{command}"
-    except (OSError, ValueError, KeyError, TypeError, OverflowError):
+        return describe_holder(json.loads(path.read_text(encoding="utf-8")))
+    except UNREADABLE_RECORD:
         return "holder unknown"

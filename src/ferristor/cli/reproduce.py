@@ -111,13 +111,12 @@ def reproduce(figure, seeds, epoch_scale, ks, settings, preset, rounding, level_
             locate_dataset(name, data_dir)
         if fresh:
             from ..experiments.run_folder import discard
-            from ..locking import exclusive
-            from ..sweeps.driver import LOCK_NAME
+            from ..sweeps.driver import sweep_lock
             for f in figures:
                 # a figure's state is its results store (with SQLite's -wal/-shm beside it) and the plots
                 # drawn from it; "trials"/"checkpoints" are the folders of the layout before the store.
-                # Under the store's own lock, so a sweep or import on that folder is refused, not cut.
-                with exclusive(folder / f, "sweep folder", LOCK_NAME):
+                # Under the folder's writer locks, so a sweep, import or run on it is refused, not cut.
+                with sweep_lock(folder / f):
                     discard(folder / f, FRESH_DISCARD[f])
         if k_sweep:
             points = rp.reproduce_k_sweep(out / "fig5cde", k_seeds, epoch_scale, ks or rp.FIG5C_KS, **kw)

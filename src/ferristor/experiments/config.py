@@ -142,12 +142,12 @@ LEGACY_DEFAULTS = {("rule", "sampler"): "dense", ("rule", "init_shape"): "unifor
 def without_legacy_defaults(cfg_dict: dict) -> dict:
     """``cfg_dict`` without the fields at their ``LEGACY_DEFAULTS`` and without the default scheme."""
     out = {k: v for k, v in cfg_dict.items() if not (k == "scheme" and v == _DEFAULT_SCHEME)}
-    for (section, field), value in LEGACY_DEFAULTS.items():
+    for (section, name), value in LEGACY_DEFAULTS.items():
         if section is None:  # a top-level field
-            if out.get(field, value) == value:
-                out.pop(field, None)
-        elif isinstance(out.get(section), dict) and out[section].get(field, value) == value:
-            out[section] = {k: v for k, v in out[section].items() if k != field}
+            if out.get(name, value) == value:
+                out.pop(name, None)
+        elif isinstance(out.get(section), dict) and out[section].get(name, value) == value:
+            out[section] = {k: v for k, v in out[section].items() if k != name}
     return out
 
 

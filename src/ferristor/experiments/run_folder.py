@@ -23,7 +23,6 @@ import json
 import os
 import re
 import shutil
-import time
 import warnings
 from pathlib import Path
 from typing import Any, Iterable, Iterator
@@ -151,11 +150,10 @@ class FolderLock:
 
 
 def _describe_holder(fd: int) -> str:
+    from ..locking import UNREADABLE_RECORD, describe_holder
     try:
-        info = json.loads(os.pread(fd, 65536, 0).decode())
-        started = info.get("started") or time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(info["since"]))
-        return f"pid {info['pid']} on {info['host']}, started {started}: {info['command']}"
-    except (OSError, ValueError, KeyError, TypeError, OverflowError):
+        return describe_holder(json.loads(os.pread(fd, 65536, 0).decode()), "started")
+    except UNREADABLE_RECORD:
         return "it has not said who it is yet"
 
 

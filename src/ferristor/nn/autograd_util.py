@@ -15,47 +15,31 @@ import torch
 _will_execute = getattr(torch._C, "_will_engine_execute_node", None)
 
 
-def grad_will_accumulate(ctx, index: int, node_index: int | None = None) -> bool:
-    """Whether the current backward pass runs input ``index``'s gradient node — for a leaf parameter its
-    ``AccumulateGrad``, i.e. whether the engine will add this gradient to ``param.grad``.
+def grad_use(ctx, index: int, node_index: int | None = None) -> str | None:
+    """What the current backward pass does with input ``index``'s gradient: ``"record"`` — the engine
+    runs its node (for a leaf parameter its ``AccumulateGrad``: a plain ``.backward()``, or
+    ``backward(inputs=…)`` listing it), so the layer keeps it for the optimizer; ``"return"`` —
+    ``torch.autograd.grad`` asks for it (torch refuses the question for a leaf it captures, and that
+    refusal is the answer): returned, not kept; None — nobody wants it (``torch.autograd.grad(loss,
+    x)``, ``backward(inputs=[x])``, or the input needs no gradient).
 
-    ``ctx.next_functions[index][0]`` is that node; ``torch._C._will_engine_execute_node`` asks the
+    ``ctx.next_functions[index][0]`` is that node and ``torch._C._will_engine_execute_node`` asks the
     running graph task whether it executes it (what ``torch.autograd.graph.register_multi_grad_hook``
-    uses): always, in a plain ``.backward()``; only for the listed tensors, with
-    ``backward(inputs=…)``; never, in ``torch.autograd.grad``, which captures the gradients it returns
-    instead of accumulating them (for a captured leaf torch raises, and the answer is False: see
-    :func:`grad_is_captured`). One call into torch, no allocation. Without that private function (a
-    torch that lacks it) the answer falls back to ``ctx.needs_input_grad[index]``, the behaviour
-    before this check. ``ctx.next_functions`` lists the tensor inputs only: where a non-tensor input
-    (a module, None) comes before input ``index``, ``node_index`` gives its place among them."""
+    uses): one call into torch, no allocation. ``ctx.next_functions`` lists the tensor inputs only:
+    where a non-tensor input (a module, None) comes before input ``index``, ``node_index`` gives its
+    place among them. Without that private function (a torch that lacks it) every wanted gradient is
+    recorded, the behaviour before this check."""
     if not ctx.needs_input_grad[index]:
-        return False
+        return None
     if _will_execute is None:
-        return True
+        return "record"
     node = ctx.next_functions[index if node_index is None else node_index][0]
     if node is None:
-        return False
+        return None
     try:
-        return bool(_will_execute(node))
-    except RuntimeError:  # a leaf captured by torch.autograd.grad(…, inputs=[param]): not accumulated
-        return False
-
-
-def grad_is_captured(ctx, index: int, node_index: int | None = None) -> bool:
-    """Whether ``torch.autograd.grad`` returns input ``index``'s gradient in the current backward pass
-    (``torch.autograd.grad(loss, layer.weight)``): the gradient must then be returned, but not
-    accumulated. Call it only where :func:`grad_will_accumulate` said False (torch refuses the
-    question for a captured leaf; that refusal is the answer)."""
-    if _will_execute is None or not ctx.needs_input_grad[index]:
-        return False
-    node = ctx.next_functions[index if node_index is None else node_index][0]
-    if node is None:
-        return False
-    try:
-        _will_execute(node)
-    except RuntimeError:
-        return True
-    return False
+        return "record" if _will_execute(node) else None
+    except RuntimeError:  # a leaf captured by torch.autograd.grad(…, inputs=[param])
+        return "return"
 
 
 def check_unmodified(x: torch.Tensor, version: int, what: str) -> None:

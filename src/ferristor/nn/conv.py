@@ -11,7 +11,7 @@ import torch
 from torch.nn.modules.utils import _pair
 
 from ..errors import ConfigError
-from .autograd_util import check_unmodified, grad_is_captured, grad_will_accumulate
+from .autograd_util import check_unmodified, grad_use
 from .config import HybridConfig
 from .hybrid import HybridModule, _Slot
 
@@ -77,10 +77,8 @@ class _ConvFunction(torch.autograd.Function):
         # a parameter's gradient is handed to the layer (kept for HybridSGD's next step) only when the
         # engine accumulates it: not in torch.autograd.grad(loss, x) nor backward(inputs=[x]); it is
         # computed without being recorded for torch.autograd.grad(loss, weight)
-        acc_w = grad_will_accumulate(ctx, 1)
-        acc_b = ctx.has_bias and grad_will_accumulate(ctx, 2)
-        mask = [ctx.needs_input_grad[0], acc_w or grad_is_captured(ctx, 1),
-                acc_b or (ctx.has_bias and grad_is_captured(ctx, 2))]
+        use_w, use_b = grad_use(ctx, 1), grad_use(ctx, 2) if ctx.has_bias else None
+        mask = [ctx.needs_input_grad[0], use_w is not None, use_b is not None]
         if not any(mask):
             return None, None, None, None
         gx, gw, gb = torch.ops.aten.convolution_backward(
@@ -95,11 +93,11 @@ class _ConvFunction(torch.autograd.Function):
         grad_w = grad_b = None
         if mask[1]:
             grad_w = gw.view(layer.weight.shape)
-            if acc_w and layer._record_gradient("weight", n, dense=layer.crossbar("weight", grad_w)) is None:
+            if use_w == "record" and layer._record_gradient("weight", n, dense=layer.crossbar("weight", grad_w)) is None:
                 grad_w = None
         if mask[2]:
             grad_b = gb.view(layer.bias.shape)
-            if acc_b and layer._record_gradient("bias", n, dense=layer.crossbar("bias", grad_b)) is None:
+            if use_b == "record" and layer._record_gradient("bias", n, dense=layer.crossbar("bias", grad_b)) is None:
                 grad_b = None
         return gx, grad_w, grad_b, None
 

@@ -237,19 +237,20 @@ class HybridModule(nn.Module):
         integers are the chip's, their real value its LSB). A state saved before layers kept these
         loads as it did. ``assign=True`` keeps the parameters hybrid."""
         lsb_key, tag_key = prefix + "hidden_lsb", prefix + "settings"
+        my_tag, my_lsb = self._settings_tag(), float(self.config.hidden_lsb)
         state_dict = {**state_dict}
-        saved_tag = state_dict.setdefault(tag_key, torch.tensor(self._settings_tag()))
-        saved_lsb = state_dict.setdefault(lsb_key, torch.tensor(float(self.config.hidden_lsb), dtype=torch.float64))
-        saved_tag = int(saved_tag.reshape(-1)[0]) if torch.is_tensor(saved_tag) and saved_tag.numel() else self._settings_tag()
-        saved_lsb = float(saved_lsb.reshape(-1)[0]) if torch.is_tensor(saved_lsb) and saved_lsb.numel() else None
-        if saved_tag != self._settings_tag():
+        saved_tag = state_dict.setdefault(tag_key, torch.tensor(my_tag))
+        saved_lsb = state_dict.setdefault(lsb_key, torch.tensor(my_lsb, dtype=torch.float64))
+        saved_tag = int(saved_tag.reshape(-1)[0]) if torch.is_tensor(saved_tag) and saved_tag.numel() else my_tag
+        saved_lsb = float(saved_lsb.reshape(-1)[0]) if torch.is_tensor(saved_lsb) and saved_lsb.numel() else my_lsb
+        if saved_tag != my_tag:
             saved_mode, here = MODES[saved_tag % 4] if saved_tag % 4 < len(MODES) else "?", self.mode
             raise ConfigError("state_dict", f"mode={saved_mode!r}" if saved_mode != here else "another storage layout or rule",
                               f"a state saved by a layer of the same mode, storage layout and rule (mode={here!r} here)",
                               context={"layer": self.rng_name or type(self).__name__})
         super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
                                       error_msgs)
-        if saved_lsb is not None and saved_lsb != float(self.config.hidden_lsb):
+        if saved_lsb != my_lsb:
             self.config = self.config.replace(hidden_lsb=saved_lsb)
             self._kernel_consts.clear()
             self._transfer_model = self._scheme_runner = None
@@ -492,6 +493,19 @@ class HybridModule(nn.Module):
             self._tapes.setdefault(name, []).append((x, delta, dense))
             return None
         return dense if dense is not None else self._dense_from_factors(_tensor(x), _tensor(delta))
+
+    def _hand_over(self, name: str, x, delta, use: str | None) -> torch.Tensor | None:
+        """A parameter's gradient from its factors x (R, B, I) [None: a bias] and δ (R, B, O), as
+        ``autograd_util.grad_use`` says: ``"record"`` (kept for the optimizer, or formed for autograd
+        when no optimizer captures), ``"return"`` (formed for ``torch.autograd.grad``, not kept) or
+        None (nothing) → the gradient in the parameter's shape, or None."""
+        if use == "record":
+            dense = self._record_gradient(name, delta.shape[1], x=x, delta=delta)
+        elif use == "return":
+            dense = self._dense_from_factors(_tensor(x) if x is not None else None, _tensor(delta))
+        else:
+            return None
+        return self._slots[name].from_crossbar(dense) if dense is not None else None
 
     def _dense_from_factors(self, x, delta) -> torch.Tensor:
         if x is None:  # bias: the constant input 1

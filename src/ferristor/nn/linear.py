@@ -8,8 +8,8 @@ from ..errors import ConfigError
 from ..backend import numba_for
 from . import passes
 from .config import HybridConfig
-from .autograd_util import check_unmodified, grad_is_captured, grad_will_accumulate
-from .hybrid import HybridModule, _Slot, _tensor
+from .autograd_util import check_unmodified, grad_use
+from .hybrid import HybridModule, _Slot
 
 
 class _LinearFunction(torch.autograd.Function):
@@ -53,17 +53,9 @@ class _LinearFunction(torch.autograd.Function):
         if ctx.needs_input_grad[1]:
             if ctx.x_in._version != ctx.x_version:  # x3 reads x: an in-place change would corrupt ∂L/∂W
                 check_unmodified(ctx.x_in, ctx.x_version, f"HybridLinear {layer.rng_name or ''}".rstrip())
-            if grad_will_accumulate(ctx, 1):
-                dense = layer._record_gradient("weight", x3.shape[1], x=x3, delta=g3)
-                gw = layer._slots["weight"].from_crossbar(dense) if dense is not None else None
-            elif grad_is_captured(ctx, 1):  # torch.autograd.grad(loss, weight): returned, not recorded
-                gw = layer._slots["weight"].from_crossbar(layer._dense_from_factors(_tensor(x3), _tensor(g3)))
+            gw = layer._hand_over("weight", x3, g3, grad_use(ctx, 1))
         if ctx.has_bias and ctx.needs_input_grad[2]:
-            if grad_will_accumulate(ctx, 2):
-                dense = layer._record_gradient("bias", x3.shape[1], x=None, delta=g3)
-                gb = layer._slots["bias"].from_crossbar(dense) if dense is not None else None
-            elif grad_is_captured(ctx, 2):
-                gb = layer._slots["bias"].from_crossbar(layer._dense_from_factors(None, _tensor(g3)))
+            gb = layer._hand_over("bias", None, g3, grad_use(ctx, 2))
         return gx, gw, gb, None
 
 

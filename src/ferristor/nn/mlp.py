@@ -19,8 +19,8 @@ from ..config_base import check_choice, check_number, param
 from ..errors import ConfigError
 from . import functional as F
 from .config import HybridConfig
-from .autograd_util import grad_is_captured, grad_will_accumulate
-from .hybrid import _seed_list, _tensor
+from .autograd_util import grad_use
+from .hybrid import _seed_list
 from .linear import HybridLinear
 from .norm import Normalize
 
@@ -66,14 +66,13 @@ class _FusedPass:
                                                   self.norm_last, np.float32(F.EPS))
         return torch.from_numpy(self.normed[-1].copy())
 
-    def backward(self, g: torch.Tensor, wanted: list | None = None) -> list:
+    def backward(self, g: torch.Tensor, uses: list | None = None) -> list:
         """Hands every layer its factors (x, δ) from ∂L/∂logits ``g``; returns the dense weight (then
-        bias) gradients of layers that do not capture factors (None for those that do). ``wanted``:
-        per weight (then bias), True (the engine accumulates it: recorded), False (it does not:
-        nothing) or "return" (``torch.autograd.grad`` asks for it: returned, not recorded)."""
+        bias) gradients of layers that do not capture factors (None for those that do). ``uses``: per
+        weight (then bias), what ``autograd_util.grad_use`` said (default: all recorded)."""
         self.deltas[-1][:] = g.detach().numpy()
         cpu_module("nn.passes_cpu").mlp_backward(self.ws, self.normed, self.invs, self.deltas, self.code, self.norm_last)
-        return self._record(wanted)
+        return self._record(uses)
 
     def train(self, y: np.ndarray, batch: int) -> float:
         """Forward, loss (``functional.cross_entropy`` / ``binary_cross_entropy_with_logits``) and
@@ -85,15 +84,15 @@ class _FusedPass:
         self._record()
         return float(np.float32(float(losses.sum()) / batch))  # as functional.cross_entropy returns it
 
-    def _record(self, wanted: list | None = None) -> list:
+    def _record(self, uses: list | None = None) -> list:
         layers = self.mlp.layers
         n = len(layers)
         grads, bias_grads = [], []
         for li, (layer, a, d) in enumerate(zip(layers, self.acts, self.deltas)):
-            grads.append(_hand_over(layer, "weight", a, d, True if wanted is None else wanted[li]))
+            grads.append(layer._hand_over("weight", a, d, "record" if uses is None else uses[li]))
             if layer.bias is not None:  # the constant input 1, as HybridLinear's backward records it
                 bi = n + len(bias_grads)
-                bias_grads.append(_hand_over(layer, "bias", None, d, True if wanted is None else wanted[bi]))
+                bias_grads.append(layer._hand_over("bias", None, d, "record" if uses is None else uses[bi]))
         return grads + bias_grads
 
 
@@ -102,18 +101,6 @@ def _allocate(sizes, n_rep: int, n_b: int):
     normed = tuple(np.empty((n_rep, n_b, s), np.float32) for s in sizes[1:])
     deltas = tuple(np.empty((n_rep, n_b, s), np.float32) for s in sizes[1:])
     return acts, normed, deltas, np.ones((n_rep, n_b, len(sizes) - 1), np.float32)
-
-
-def _hand_over(layer, name: str, x, delta, wanted):
-    """A parameter's gradient from the factors: recorded on the layer (``wanted`` True), returned
-    without recording ("return"), or nothing (False) — as ``HybridLinear``'s backward decides."""
-    if wanted is True:
-        dense = layer._record_gradient(name, delta.shape[1], x=x, delta=delta)
-    elif wanted == "return":
-        dense = layer._dense_from_factors(_tensor(x) if x is not None else None, _tensor(delta))
-    else:
-        return None
-    return layer._slots[name].from_crossbar(dense) if dense is not None else None
 
 
 class _FusedMLP(torch.autograd.Function):
@@ -126,9 +113,8 @@ class _FusedMLP(torch.autograd.Function):
     def backward(ctx, g):
         # as HybridLinear: a gradient goes to the layer only where the engine accumulates it
         # (inputs x, mlp, *params: mlp is no tensor, so param i is next_functions[i - 1])
-        wanted = [True if grad_will_accumulate(ctx, i, i - 1) else "return" if grad_is_captured(ctx, i, i - 1) else False
-                  for i in range(2, len(ctx.needs_input_grad))]
-        return (None, None, *ctx.fused.backward(g, wanted))
+        uses = [grad_use(ctx, i, i - 1) for i in range(2, len(ctx.needs_input_grad))]
+        return (None, None, *ctx.fused.backward(g, uses))
 
 
 class HybridMLP(nn.Module):

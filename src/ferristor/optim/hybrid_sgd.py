@@ -37,6 +37,7 @@ def plain_parameters(model: torch.nn.Module) -> list[torch.nn.Parameter]:
 
 
 def _lr(group: dict) -> float:
+    """The group's lr as a number (torch's optimizers also take a tensor)."""
     lr = group["lr"]
     return float(lr) if torch.is_tensor(lr) else lr
 
@@ -80,7 +81,7 @@ class HybridSGD(SGD):
                  momentum: float = 0.0, dampening: float = 0.0, weight_decay: float = 0.0, nesterov: bool = False, *,
                  maximize: bool = False, plain: str = "sgd", sampler: str = "dense", k_unit: str = "inputs"):
         check_choice("plain", plain, ("sgd", "error"))
-        check_number("lr", float(lr) if torch.is_tensor(lr) else lr, lo=0, lo_open=True)  # torch's own check names no option
+        check_number("lr", _lr({"lr": lr}), lo=0, lo_open=True)  # before torch's own check, which names no option
         self._plain_policy, self._ready = plain, False
         super().__init__(params, lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay,
                          nesterov=nesterov, maximize=maximize, foreach=False)
