@@ -13,6 +13,7 @@ import torch
 from torch import Tensor, nn
 
 from ..atomic import atomic_write
+from ..config_base import param
 from ..errors import ConfigError, DataError
 from ..nn.lsq import quantize_weights_
 from .adapter import FITS, InputAdapter
@@ -28,21 +29,28 @@ FORMAT = "ferristor-backbone-1"
 class BackboneSpec:
     """What a backbone is; two backbones with equal specs and weights compute the same features.
 
-    ``bits``: LSQ bit width of every conv/linear weight (0: float). ``channels``: the network's
-    input channels (None: 3 for MobileNet-V2 — grey images repeated on the RGB channels, so
-    torchvision's first convolution and its pretrained weights fit [I] — the images' own for LeNet).
+    Each field's unit, source and meaning are in its metadata (``ferristor params BackboneSpec``).
+    ``channels`` None is 3 for MobileNet-V2 — grey images repeated on the RGB channels, so
+    torchvision's first convolution and its pretrained weights fit [I] — the images' own for LeNet.
     ``implementation``: 'auto' takes torchvision's MobileNet-V2 where torchvision imports and
     ferristor's copy otherwise (same keys and computation); not part of the identity."""
 
-    arch: str = "mobilenet_v2"
-    num_classes: int = 10
-    image_shape: tuple[int, int, int] = (1, 28, 28)
-    input_size: int = 32
-    width: float = 0.5
-    bits: int = 4
-    channels: int | None = None
-    fit: str = "pad"
-    implementation: str = "auto"
+    arch: str = param("mobilenet_v2", source="digest §6 [P] (MobileNet-V2); 'lenet' [I] the quick CPU backbone",
+                      doc="'mobilenet_v2' or 'lenet'")
+    num_classes: int = param(10, unit="class", source="[I]", doc="outputs of the pretraining classifier (the source task's)")
+    image_shape: tuple[int, int, int] = param((1, 28, 28), unit="(channel, pixel, pixel)", source="[I] MNIST's",
+                                              doc="the images' shape, before the input adapter")
+    input_size: int = param(32, unit="pixel", source="[issue 9] (the digest names only the architecture, §6)",
+                            doc="side of the network's input; images are fitted to it (fit)")
+    width: float = param(0.5, unit="1", source="[issue 9] (the digest names only the architecture, §6)",
+                         doc="width multiplier: MobileNet-V2's width_mult, LeNet's channels")
+    bits: int = param(4, unit="bit", source="digest §6 [P] (a frozen 4-bit feature extractor)",
+                      doc="LSQ bit width of every conv/linear weight (0: float)")
+    channels: int | None = param(None, unit="channel", source="[I]",
+                                 doc="the network's input channels (None: 3 for MobileNet-V2, the images' own for LeNet)")
+    fit: str = param("pad", source="[I]", doc="how images meet input_size: 'pad' with the background or 'resize'")
+    implementation: str = param("auto", source="[I]", doc="'auto', 'ferristor' or 'torchvision' MobileNet-V2 "
+                                "(the same keys and computation); not part of the identity")
 
     def __post_init__(self):
         if self.arch not in ARCHS:

@@ -15,7 +15,10 @@ _MODULES = ("ferristor.physics.fecap", "ferristor.physics.memristor", "ferristor
             "ferristor.data.ecg", "ferristor.experiments.config")
 # Modules that hold other dataclasses too (results): only these classes are parameters.
 _CLASSES = {"ferristor.transfer_learning.heads": ("OfflineConfig", "OnlineConfig"),
-            "ferristor.transfer_learning.protocol": ("ProtocolConfig",)}
+            "ferristor.transfer_learning.protocol": ("ProtocolConfig",),
+            "ferristor.backbones.backbone": ("BackboneSpec",),
+            "ferristor.transfer_learning.pretrain": ("PretrainConfig",),
+            "ferristor.transfer_learning.fig6": ("Fig6Config",)}
 
 
 def config_classes():

@@ -20,10 +20,10 @@ import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from ..atomic import atomic_write
+from ..config_base import param
 from ..errors import ConfigError, ConfigMismatchError, FerristorWarning
 from ..experiments import run_folder
 from ..experiments.results import versions, write_json
@@ -51,10 +51,17 @@ def slug(text: str) -> str:
 
 @dataclass
 class Fig6Config:
-    pairs: tuple[str, ...] = PAIRS
-    pretrain: PretrainConfig = field(default_factory=lambda: PretrainConfig(arch="lenet", epochs=2.0))
-    protocol: ProtocolConfig = field(default_factory=ProtocolConfig)
-    per_class: int | None = 1000  # target images per class in the pool (before flips) [I]: the CPU budget
+    pairs: tuple[str, ...] = param(PAIRS, source="[I] in kind: the paper's pairs (digest §6) cannot be fetched here",
+                                   doc="SOURCE->TARGET image sets, names as images.resolve reads them")
+    # the nested configs keep their factories (a fresh one per figure); their metadata is what param() writes
+    pretrain: PretrainConfig = field(default_factory=lambda: PretrainConfig(arch="lenet", epochs=2.0), metadata={
+        "unit": "", "source": "[I] the CPU budget: LeNet, 2 epochs (the paper: MobileNet-V2, digest §6)",
+        "doc": "the backbone's pretraining (PretrainConfig); its dataset is each pair's source"})
+    protocol: ProtocolConfig = field(default_factory=ProtocolConfig, metadata={
+        "unit": "", "source": "[issue 9] the paper's protocol; digest §6 for p, k, lr",
+        "doc": "the cross-validation and the five heads (ProtocolConfig)"})
+    per_class: int | None = param(1000, unit="image", source="[I] the CPU budget",
+                                  doc="target images per class in the pool (before flips; None: all), a multiple of the folds")
 
     def __post_init__(self):
         for p in self.pairs:  # every name, before any data is read

@@ -22,7 +22,7 @@ from torch.nn import functional as F
 
 from ..atomic import atomic_write
 from ..backbones import Backbone, BackboneSpec, build_backbone, load_backbone, save_backbone
-from ..config_base import check_number
+from ..config_base import check_number, param
 from ..errors import ConfigError, ConfigMismatchError, DataError, DivergedError
 from ..experiments import run_folder
 from ..experiments.results import versions, write_json
@@ -35,21 +35,27 @@ BACKBONE_FILE, RESULTS_FILE = "backbone.pt", "pretrain.json"
 
 @dataclass
 class PretrainConfig:
-    arch: str = "mobilenet_v2"
-    dataset: str = "fashion-mnist"
-    width: float = 0.5
-    input_size: int = 32
-    bits: int = 4
-    fit: str = "pad"
-    epochs: float = 1.0
-    batch: int = 128
-    lr: float = 1e-4  # Adam [issue 9: the paper's pretraining]
-    weight_decay: float = 1e-5  # [issue 9: the paper's]
-    seed: int = 0
-    train_limit: int = 0  # the first N training samples (0: all), for quick runs
-    test_limit: int = 0
-    weights: str | None = None  # a float state_dict file (torchvision layout) to start from
-    implementation: str = "auto"
+    arch: str = param("mobilenet_v2", source="digest §6 [P] (MobileNet-V2); 'lenet' [I] the quick CPU backbone",
+                      doc="the backbone: 'mobilenet_v2' or 'lenet'")
+    dataset: str = param("fashion-mnist", source="[I] the paper's source tasks cannot be fetched here (docs/transfer-learning.md)",
+                         doc="the source task, as images.resolve reads it (mnist, fashion-mnist[0-4], folder:PATH, …)")
+    width: float = param(0.5, unit="1", source="[issue 9] (the digest names only the architecture, §6)",
+                         doc="width multiplier: MobileNet-V2's width_mult, LeNet's channels")
+    input_size: int = param(32, unit="pixel", source="[issue 9] (the digest names only the architecture, §6)",
+                            doc="side of the network's input; smaller images are fitted to it (fit)")
+    bits: int = param(4, unit="bit", source="digest §6 [P] (a frozen 4-bit feature extractor)",
+                      doc="LSQ bit width of every conv/linear weight (0: float)")
+    fit: str = param("pad", source="[I]", doc="how images meet input_size: 'pad' with the background or 'resize'")
+    epochs: float = param(1.0, unit="epoch", source="[I] the CPU budget", doc="pretraining epochs (a fraction runs part of one)")
+    batch: int = param(128, unit="sample", source="[I]", doc="samples per Adam step of the pretraining")
+    lr: float = param(1e-4, unit="1", source="[issue 9: the paper's pretraining]", doc="Adam's learning rate")
+    weight_decay: float = param(1e-5, unit="1", source="[issue 9: the paper's]", doc="Adam's weight decay")
+    seed: int = param(0, source="[I]", doc="seed of the initialisation and the batch order")
+    train_limit: int = param(0, unit="sample", source="[I]", doc="the first N training samples (0: all), for quick runs")
+    test_limit: int = param(0, unit="sample", source="[I]", doc="the first N test samples (0: all)")
+    weights: str | None = param(None, source="[I]", doc="a float state_dict file (torchvision layout) to start from")
+    implementation: str = param("auto", source="[I]", doc="'auto', 'ferristor' or 'torchvision' MobileNet-V2 "
+                                "(the same keys and computation); not part of the identity")
 
     def __post_init__(self):
         check_number("epochs", self.epochs, lo=0, lo_open=True, hi=1000)
