@@ -4,6 +4,7 @@ import json
 import shutil
 
 import pytest
+import torch
 from click.testing import CliRunner
 
 from ferristor.cli.main import cli
@@ -124,3 +125,56 @@ def test_an_unfinished_pretraining_of_other_settings_is_named_too(fig6_args, mon
     assert r.stderr == (f"error: --out {out} holds an unfinished pretraining of another configuration, differing in "
                         f"--pretrain-epochs (2.0 there, 1.0 now); delete {backbone} to pretrain it anew (--fresh "
                         f"keeps pretrained backbones), or choose another --out\n")
+
+
+def test_an_unusable_checkpoint_in_a_backbone_folder_names_the_folder_not_fresh(fig6_args):
+    """A corrupt checkpoint.pt in a backbone folder had said 'rerun with --fresh', which keeps the
+    backbones (checkpoint included): the way out named is the backbone folder to delete."""
+    args, out, pair = fig6_args
+    backbone = out / "backbones" / slug(f"{pair.split('->')[0]}-lenet")
+    backbone.mkdir(parents=True)
+    (backbone / "checkpoint.pt").write_bytes(b"PK\x03\x04 a write cut short")
+    for extra in ([], ["--fresh"]):
+        r = _run(args + extra)
+        assert r.exit_code == 2, r.output
+        assert r.stderr.startswith(f"error: {backbone / 'checkpoint.pt'} is not a usable checkpoint: it is not a "
+                                   f"torch checkpoint")
+        assert r.stderr.endswith(f"; delete {backbone} to pretrain it anew (--fresh keeps pretrained backbones), "
+                                 f"or choose another --out\n")
+        assert "rerun with --fresh" not in r.stderr
+    shutil.rmtree(backbone)  # the advice works
+    assert _run(args).exit_code == 0
+    assert (backbone / "backbone.pt").exists()  # the folder named is the one fig6 pretrains in
+
+
+def test_pretrain_names_an_unusable_checkpoint_with_its_own_way_out(tmp_path, source_images, monkeypatch):
+    """``ferristor pretrain``'s --fresh discards the checkpoint: its advice stays; a checkpoint that
+    loads but lacks a pretraining's fields is a DataError too, not a KeyError."""
+    cfg = pt.PretrainConfig(arch="lenet", input_size=12, epochs=1.0, batch=16)
+    folder = tmp_path / "pre"
+    folder.mkdir()
+    (folder / "checkpoint.pt").write_bytes(b"")
+    with pytest.raises(DataError, match=r"checkpoint.pt is not a usable checkpoint: .*Delete it, or rerun with --fresh"):
+        pt.pretrain(cfg, folder, data=source_images, progress=False)
+    calls, real = [], pt.F.cross_entropy
+
+    def stop(*a, **k):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real(*a, **k)
+    monkeypatch.setattr(pt.F, "cross_entropy", stop)
+    with pytest.raises(KeyboardInterrupt):
+        pt.pretrain(cfg, folder, data=source_images, progress=False, fresh=True, checkpoint_every=1)
+    monkeypatch.setattr(pt.F, "cross_entropy", real)
+    state = torch.load(folder / "checkpoint.pt", weights_only=True)
+    del state["rng"]
+    torch.save(state, folder / "checkpoint.pt")
+    with pytest.raises(DataError, match=r"not a usable checkpoint: its state does not fit this pretraining "
+                                        r"\(KeyError: 'rng'\)\. Delete it, or rerun with --fresh"):
+        pt.pretrain(cfg, folder, data=source_images, progress=False)
+    remedy = "delete {{here}} to pretrain it anew, or choose another {out_dir}"
+    with pytest.raises(DataError, match=r"\(KeyError: 'rng'\); delete \{here\} to pretrain it anew, or choose "
+                                        r"another --out$"):
+        pt.pretrain(cfg, folder, data=source_images, progress=False, remedy=remedy)
+    assert pt.pretrain(cfg, folder, data=source_images, progress=False, fresh=True).results["identity"]

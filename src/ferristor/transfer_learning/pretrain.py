@@ -103,16 +103,16 @@ def pretrain(cfg: PretrainConfig, out: str | Path | None = None, *, data: ImageS
              checkpoint_every: int = 100, remedy: str | None = None) -> PretrainResult:
     """Train the backbone of ``cfg`` on its source dataset (or ``data``); see the module doc.
 
-    ``remedy``: the way out of a folder holding another configuration's backbone, or an unreadable
-    pretrain.json, that the caller offers ({fresh} and {out_dir} name its options); by default
-    ``fresh`` or another folder, as ``ferristor pretrain`` offers (``fig6`` keeps its backbones)."""
+    ``remedy``: the way out of a folder holding another configuration's backbone, an unreadable
+    pretrain.json or an unusable checkpoint.pt, that the caller offers ({fresh} and {out_dir} name
+    its options); by default ``fresh`` or another folder, as ``ferristor pretrain`` offers (``fig6``
+    keeps its backbones)."""
     data = _limited(data if data is not None else resolve(cfg.dataset, data_dir), cfg)
     if len(data.x_train) < cfg.batch:
         raise ConfigError("batch", cfg.batch, f"at most the {len(data.x_train)} training images")
     identity = {**cfg.identity(), run_folder.DATA_FINGERPRINT: data.fingerprint()}
     if out is None:
         return _train(cfg, data, identity, None, progress, checkpoint_every)
-    hint = remedy or run_folder.MISMATCH_HINT
     with run_folder.claim(out, fresh=fresh, discard_names=(run_folder.CHECKPOINT, BACKBONE_FILE, RESULTS_FILE)) as folder:
         done = folder / RESULTS_FILE
         if done.exists() and (folder / BACKBONE_FILE).exists():
@@ -121,8 +121,9 @@ def pretrain(cfg: PretrainConfig, out: str | Path | None = None, *, data: ImageS
                 return PretrainResult(load_backbone(folder / BACKBONE_FILE), saved, folder)
             diffs = [(k, saved.get("identity", {}).get(k), v) for k, v in identity.items()
                      if saved.get("identity", {}).get(k) != v]
-            raise ConfigMismatchError(run_folder.FIELD, str(folder), "a pretrained backbone", diffs, hint)
-        return _train(cfg, data, identity, folder, progress, checkpoint_every, hint)
+            raise ConfigMismatchError(run_folder.FIELD, str(folder), "a pretrained backbone", diffs,
+                                      remedy or run_folder.MISMATCH_HINT)
+        return _train(cfg, data, identity, folder, progress, checkpoint_every, remedy)
 
 
 def saved_differences(cfg: PretrainConfig, out: str | Path, remedy: str | None = None) -> list[tuple]:
@@ -145,12 +146,39 @@ def _read_results(path: Path, remedy: str | None) -> dict:
             raise TypeError("not a pretraining's results: no identity dict in it")
     except (OSError, ValueError, TypeError) as e:  # ValueError: JSONDecodeError, UnicodeDecodeError
         why = (str(e).strip().splitlines() or [""])[0][:160]
-        way_out = run_folder.FRESH_HINT if remedy is None else remedy.format_map(ConfigMismatchError.CLI_NAMES)
-        raise DataError(f"{path} is unreadable ({type(e).__name__}: {why}); {way_out}") from None
+        raise DataError(f"{path} is unreadable ({type(e).__name__}: {why}); {_way_out(remedy)}") from None
     return saved
 
 
-def _train(cfg, data, identity, folder, progress, checkpoint_every, remedy=run_folder.MISMATCH_HINT) -> PretrainResult:
+def _way_out(remedy: str | None) -> str:
+    """What to do about an unusable file in the folder: ``remedy`` in the CLI's names, or --fresh."""
+    return run_folder.FRESH_HINT if remedy is None else remedy.format_map(ConfigMismatchError.CLI_NAMES)
+
+
+# what run_folder.load_checkpoint's DataError ends with: ``ferristor pretrain``'s way out, not fig6's
+_CHECKPOINT_ADVICE = f" Delete it, or {run_folder.FRESH_HINT}."
+
+
+def _unusable(path: Path, what: str, remedy: str | None) -> DataError:
+    if remedy is None:
+        return DataError(f"{path} is not a usable checkpoint: {what}.{_CHECKPOINT_ADVICE}")
+    return DataError(f"{path} is not a usable checkpoint: {what}; {_way_out(remedy)}")
+
+
+def _load_checkpoint(path: Path, remedy: str | None) -> dict:
+    """``run_folder.load_checkpoint``, whose DataError advises deleting the file or --fresh: with a
+    caller's ``remedy`` (``fig6``, whose --fresh keeps backbones) the remedy is given instead."""
+    try:
+        return run_folder.load_checkpoint(path)
+    except DataError as e:
+        if remedy is None:
+            raise
+        text = str(e)
+        head = text[:-len(_CHECKPOINT_ADVICE)] if text.endswith(_CHECKPOINT_ADVICE) else text
+        raise DataError(f"{head.rstrip('.')}; {_way_out(remedy)}") from None
+
+
+def _train(cfg, data, identity, folder, progress, checkpoint_every, remedy=None) -> PretrainResult:
     torch.manual_seed(cfg.seed)
     model = build_backbone(cfg.spec(data), weights=cfg.weights)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -160,15 +188,21 @@ def _train(cfg, data, identity, folder, progress, checkpoint_every, remedy=run_f
     step, history, epoch_time, loss_sum = 0, [], 0.0, 0.0
     ckpt = folder / run_folder.CHECKPOINT if folder is not None else None
     if ckpt is not None and ckpt.exists():
-        state = run_folder.load_checkpoint(ckpt)
+        state = _load_checkpoint(ckpt, remedy)
         if state["config"] != json.loads(json.dumps(identity)):
             diffs = [(k, state["config"].get(k), v) for k, v in identity.items() if state["config"].get(k) != v]
-            raise ConfigMismatchError(run_folder.FIELD, str(folder), "a checkpoint", diffs, remedy)
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
-        step, history = state["step"], state["history"]
-        epoch_time, loss_sum = float(state["epoch_time"]), float(state["loss_sum"])
-        torch.set_rng_state(state["rng"])
+            raise ConfigMismatchError(run_folder.FIELD, str(folder), "a checkpoint", diffs,
+                                      remedy or run_folder.MISMATCH_HINT)
+        try:
+            model.load_state_dict(state["model"])
+            opt.load_state_dict(state["optimizer"])
+            step, history = state["step"], state["history"]
+            epoch_time, loss_sum = float(state["epoch_time"]), float(state["loss_sum"])
+            torch.set_rng_state(state["rng"])
+        except (KeyError, RuntimeError, ValueError, TypeError) as e:  # a pretraining's own fields or states
+            first = (str(e).strip().splitlines() or [type(e).__name__])[0][:160]
+            raise _unusable(ckpt, f"its state does not fit this pretraining ({type(e).__name__}: {first})",
+                            remedy) from None
     bar = None
     if progress:
         from tqdm.auto import tqdm
