@@ -102,15 +102,16 @@ def test_an_input_gradient_of_the_fused_mlp_leaves_the_chip_alone():
     model = HybridMLP(NetworkSpec((6, 5, 3)), config=HybridConfig(mode="hm"), seeds=0)
     opt = HybridSGD(model.parameters(), lr=0.5, p=1.0, k=1)
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    x = torch.randn(1, 6, requires_grad=True)
-    (gx,) = torch.autograd.grad(model(x).square().sum(), x)
+    x = torch.randn(1, 6, generator=torch.Generator().manual_seed(0), requires_grad=True)
+    w = torch.tensor([1.0, -2.0, 3.0])  # not a sum of squares: of normalised outputs it is a constant (no gradient)
+    (gx,) = torch.autograd.grad((model(x) * w).sum(), x)
     assert gx.shape == x.shape and gx.abs().sum() > 0
     opt.step()
     for k, v in model.state_dict().items():
         assert torch.equal(v, before[k]), k
-    (gw,) = torch.autograd.grad(model(x).square().sum(), model.layers[0].weight)  # returned, not applied
+    (gw,) = torch.autograd.grad((model(x) * w).sum(), model.layers[0].weight)  # returned, not applied
     assert gw.shape == model.layers[0].weight.shape and gw.abs().sum() > 0
     opt.step()
-    model(x.detach()).square().sum().backward()
+    (model(x.detach()) * w).sum().backward()
     opt.step()
     assert not torch.equal(model.state_dict()["layers.0.weight_hidden"], before["layers.0.weight_hidden"])
