@@ -128,3 +128,42 @@ def test_preset_is_what_the_calibration_routine_fits():
                       (fit.transistor.smoothing_v, p.transistor.smoothing_v), (fit.memristor.curve.g_max_us, p.memristor.curve.g_max_us),
                       (fit.memristor.curve.i_knee_ua, p.memristor.curve.i_knee_ua), (fit.memristor.curve.sigma_c2c, p.memristor.curve.sigma_c2c)]:
         assert got == pytest.approx(want, rel=0.01)
+
+
+def test_the_settings_training_does_not_read_are_exactly_those_listed():
+    """Every numeric leaf of the chain, nudged: it changes the programmed weights iff it is not in
+    NOT_READ_BY_TRANSFER (so the 'has no effect' warning is never wrong, nor missing). g_mid, the
+    endurance window's centre, moves them by rounding only (the window is open at no cycles)."""
+    import dataclasses
+
+    from ferristor.circuit.charge_transfer import NOT_READ_BY_TRANSFER, changed_settings
+    from ferristor.circuit.transfer import GeneratorNoise
+    from ferristor.sweeps.configs import build
+
+    def leaves(d, pre=""):
+        for k, v in d.items():
+            yield from leaves(v, f"{pre}{k}.") if isinstance(v, dict) else [(pre + k, v)]
+    mag = torch.arange(8).repeat(2, 40)
+    sign = torch.ones_like(mag, dtype=torch.float32)
+
+    def weights(cfg):
+        return CircuitTransfer(cfg).program(sign, mag, GeneratorNoise([torch.Generator().manual_seed(s) for s in (1, 2)]))
+    ref = weights(ChargeTransferConfig())
+    checked = 0
+    for path, v in leaves(dataclasses.asdict(ChargeTransferConfig())):
+        if isinstance(v, (str, bool)):
+            assert any(path.startswith(p + ".") for p in NOT_READ_BY_TRANSFER), path  # the model choices are of unread parts
+            continue
+        nudged = tuple(x * 1.05 + 0.1 for x in v) if isinstance(v, tuple) else v + 1 if isinstance(v, int) else v * 1.05 or 0.01
+        d = dataclasses.asdict(ChargeTransferConfig())
+        *heads, last = path.split(".")
+        node = d
+        for h in heads:
+            node = node[h]
+        node[last] = nudged
+        cfg = build(d, ChargeTransferConfig)
+        listed = [p for p, _ in changed_settings(cfg)] == [path]
+        moved = not torch.allclose(weights(cfg), ref, rtol=1e-6, atol=1e-9)
+        assert moved != listed, f"{path}: moves the weights: {moved}, listed as not read: {listed}"
+        checked += 1
+    assert checked > 40

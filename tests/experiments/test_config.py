@@ -72,3 +72,42 @@ def test_task_presets_follow_the_paper():
     e = task_config("ecg", "hm")
     assert e.network.sizes == (20, 200, 1) and e.network.output == "sigmoid" and e.network.norm == "none"
     assert e.rule.lr == 0.01 and e.rule.p == 0.2  # lr: the paper's 0.3 collapses training here (RESULTS.md)
+
+
+def test_the_circuit_chain_is_a_config_and_its_unread_settings_warn():
+    """transfer.circuit is the device chain the 'circuit' model runs (default: the calibrated preset);
+    a setting of it that training does not read, or any of it under another model, warns."""
+    import dataclasses
+    import warnings
+
+    from ferristor.circuit.charge_transfer import ChargeTransferConfig
+    from ferristor.errors import FerristorWarning
+    from ferristor.physics.presets import martemucci2025
+    from ferristor.sweeps import configs
+    assert dataclasses.asdict(task_config("mnist", "hm-var").transfer.circuit) == dataclasses.asdict(martemucci2025())
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        cfg = configs.resolve({"transfer.model": "circuit", "transfer.circuit.memristor.curve.sigma_c2c": 0.02})
+    assert isinstance(cfg.transfer.circuit, ChargeTransferConfig) and cfg.transfer.circuit.memristor.curve.sigma_c2c == 0.02
+    with pytest.warns(FerristorWarning, match=r"no device history .*transfer.circuit.memristor.endurance.n_close=1000.0 "
+                                              r"has no effect"):
+        configs.resolve({"transfer.model": "circuit", "transfer.circuit.memristor.endurance.n_close": 1000})
+    with pytest.warns(FerristorWarning, match=r"'table' does not use them: transfer.circuit.line.v_sl=3.0 has no effect"):
+        configs.resolve({"transfer.circuit.line.v_sl": 3.0})
+    with pytest.raises(ConfigError, match="sigma_c2c"):
+        configs.resolve({"transfer.model": "circuit", "transfer.circuit.memristor.curve.sigma_c2c": -1})
+
+
+def test_a_default_circuit_chain_stays_out_of_a_runs_identity():
+    """Runs saved before transfer.circuit existed keep their identity (checkpoints resume, sweep keys
+    stay); a changed chain is part of it, also as read back from JSON (tuples as lists)."""
+    import dataclasses
+    import json
+
+    from ferristor.experiments.config import run_identity
+    from ferristor.sweeps import configs
+    d = dataclasses.asdict(task_config("mnist", "hm-var", transfer_model="circuit"))
+    assert "circuit" not in run_identity(d)["transfer"]
+    assert "circuit" not in run_identity(json.loads(json.dumps(d)))["transfer"]
+    changed = dataclasses.asdict(configs.resolve({"transfer.model": "circuit", "transfer.circuit.line.c_tl_ff": 380.0}))
+    assert run_identity(json.loads(json.dumps(changed)))["transfer"]["circuit"]["line"]["c_tl_ff"] == 380.0

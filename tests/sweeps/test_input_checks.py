@@ -25,7 +25,7 @@ def test_data_dir_in_set_is_refused_before_any_work(tmp_path):
     """It used to be accepted and ignored (the workers train on the driver's data, from --data-dir)."""
     r = CliRunner().invoke(cli, ["sweep", "--no-progress", "--set", "epochs=0.01", "--grid", "rule.k=10",
                                  "--set", "data_dir=/nonexistent", "--in-process", "--out", str(tmp_path / "s")])
-    _one_line_exit_2(r, "--set 'data_dir=/nonexistent': not a sweep setting: use --data-dir")
+    _one_line_exit_2(r, "--set 'data_dir=/nonexistent': not a setting of a spec file or --set: use --data-dir")
     assert not store_path(tmp_path / "s").exists()
 
 

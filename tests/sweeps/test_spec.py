@@ -64,8 +64,8 @@ def test_spec_files_toml_and_yaml(tmp_path):
     (dict(options={"--threads": ("threads", 0)}), "--threads 0 is not allowed: expected a value in [1,"),
     (dict(sets=("threads=1",), options={"--threads": ("threads", 2)}), "--threads 2: threads was already given by --set"),
     # the driver loads the data once, from --data-dir, and ships it to every trial: a data_dir here would be ignored
-    (dict(sets=("data_dir=/nonexistent",)), "--set 'data_dir=/nonexistent': not a sweep setting: use --data-dir"),
-    (dict(grids=("data_dir=/a,/b",)), "--grid 'data_dir=/a,/b': not a sweep setting: use --data-dir"),
+    (dict(sets=("data_dir=/nonexistent",)), "--set 'data_dir=/nonexistent': not a setting of a spec file or --set: use --data-dir"),
+    (dict(grids=("data_dir=/a,/b",)), "--grid 'data_dir=/a,/b': not a setting of a spec file or --set: use --data-dir"),
 ])
 def test_bad_input_names_the_option(kwargs, message):
     with pytest.raises(SpecError) as e:
@@ -78,9 +78,9 @@ def test_bad_files(tmp_path):
              "c.toml": ("grids = 1\n", "unknown key 'grids'"), "d.yaml": ("base: [1\n", "not valid YAML"),
              "e.json": ("{}", "expected a .toml, .yaml or .yml file"),
              "f.toml": ("[base]\nnetwork.size = [1]\n", "unknown config path 'network.size'"),
-             "g.toml": ("[base]\ndata_dir = \"/x\"\n", "[base] data_dir: not a sweep setting: use --data-dir"),
-             "h.toml": ("[grid]\ndata_dir = [\"/x\"]\n", "[grid] data_dir: not a sweep setting: use --data-dir"),
-             "i.yaml": ("points:\n  - {data_dir: /x}\n", "points[0] data_dir: not a sweep setting: use --data-dir")}
+             "g.toml": ("[base]\ndata_dir = \"/x\"\n", "[base] data_dir: not a setting of a spec file or --set: use --data-dir"),
+             "h.toml": ("[grid]\ndata_dir = [\"/x\"]\n", "[grid] data_dir: not a setting of a spec file or --set: use --data-dir"),
+             "i.yaml": ("points:\n  - {data_dir: /x}\n", "points[0] data_dir: not a setting of a spec file or --set: use --data-dir")}
     for name, (text, message) in cases.items():
         (tmp_path / name).write_text(text)
         with pytest.raises(SpecError, match=message.replace("[", r"\[").replace("]", r"\]")):

@@ -118,6 +118,33 @@ def conductance_to_weight(g_us: torch.Tensor, sign: torch.Tensor, reference_mean
     return sign * ((g_us - g0) / (gt - g0) * top).clamp_min(0.0)
 
 
+# Settings of the chain's devices that a training transfer does not read: every transfer draws a fresh
+# chain (the pooled statistics of Fig. 4) with no device history, so the FeCAPs' read, switching,
+# wake-up, fatigue and sensing and the memristors' forming, cycling and read models — which drive
+# the device figures (``ferristor device``) — change nothing in training. Prefixes of
+# ``ChargeTransferConfig`` paths; tests/circuit/test_charge_transfer.py checks the list both ways.
+NOT_READ_BY_TRANSFER = ("fecap.cell.c_bl_ff", "fecap.cell.v_read", "fecap.cell.t_read_s", "fecap.cell.read_path_sigma_ln",
+                        "fecap.cell.v0_sigma_v", "fecap.switching", "fecap.wake_up", "fecap.fatigue", "fecap.sense",
+                        "line.t_sl_s", "line.v_set", "memristor.forming", "memristor.curve.level_icc_ua",
+                        "memristor.endurance", "memristor.read")
+
+
+def changed_settings(config: ChargeTransferConfig, prefixes: Sequence[str] = NOT_READ_BY_TRANSFER,
+                     base: ChargeTransferConfig | None = None) -> list[tuple[str, object]]:
+    """(path, value) of the leaves under ``prefixes`` ("" for all) where ``config`` differs from
+    ``base`` (default: the calibrated defaults)."""
+    def leaves(d, pre=""):
+        for k, v in d.items():
+            yield from leaves(v, f"{pre}{k}.") if isinstance(v, dict) else [(pre + k, v)]
+    ours, theirs = dict(leaves(dataclasses.asdict(config))), dict(leaves(dataclasses.asdict(base or ChargeTransferConfig())))
+    under = lambda path: any(not p or path == p or path.startswith(p + ".") for p in prefixes)  # noqa: E731
+    return [(path, v) for path, v in ours.items() if under(path) and _plain(v) != _plain(theirs[path])]
+
+
+def _plain(v):
+    return list(v) if isinstance(v, tuple) else v
+
+
 class CircuitTransfer:
     """TransferModel running the physical chain. Stateless: every transfer draws the FeCAP cells'
     and memristor's spread afresh, i.e. the pooled statistics the paper measured over 33 circuits."""
@@ -131,9 +158,8 @@ class CircuitTransfer:
 
     @classmethod
     def from_config(cls, config, max_level: int = 7) -> "CircuitTransfer":
-        """Build from a TransferConfig (engine side): the device chain uses the martemucci2025 preset."""
-        from ..physics.presets import martemucci2025
-        return cls(martemucci2025(), max_level)
+        """Build from a TransferConfig (engine side): the device chain of ``config.circuit``."""
+        return cls(config.circuit, max_level)
 
     def conductance(self, magnitude: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         noise = draw_noise(magnitude.shape, generator, sum(self.layout.msb_cells), magnitude.device)

@@ -11,7 +11,7 @@ or explicit generators (:class:`GeneratorNoise`, for device-level studies).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol, Sequence
 
 import numpy as np
@@ -19,6 +19,8 @@ import torch
 
 from ..backend import numba_available
 from ..config_base import FLOAT32_SCALE, check_choice, check_number, param
+from ..errors import ConfigError
+from .charge_transfer import ChargeTransferConfig
 
 # Mean conductances of the 8 measured magnitude levels, expressed in weight units 0…7:
 # (G − G_0)/(G_7 − G_0)·7 with G = 1.4, 11.9, 36.5, 58.3, 73.9, 85.5, 95.9, 103.9 µS (digest §3 [D]).
@@ -109,9 +111,14 @@ class TransferConfig:
     sigma_levels: float = param(0.594, unit="level", source="digest §3 [P]: σ_G = 8.7 µS = 0.594 of one weight step", doc="std of a transferred weight around its level mean")
     level_means: str = param("ideal", source="digest §4 [I]", doc="'ideal' (0…7 integers) or 'measured' (the compressive measured means)")
     sign_guard: str = param("clip", source="[I]", doc="a noisy draw never crosses zero: 'clip' sets it to 0 (the unselected device stays in LCS), 'fold' mirrors it")
+    # The device chain model 'circuit' runs; its defaults are the martemucci2025 preset (calibrated to
+    # Fig. 4), so e.g. transfer.circuit.memristor.curve.sigma_c2c is a sweepable device parameter.
+    circuit: ChargeTransferConfig = field(default_factory=ChargeTransferConfig)
 
     def __post_init__(self):
         check_choice("TransferConfig.model", self.model, ("ideal", "table", "circuit"))
+        if not isinstance(self.circuit, ChargeTransferConfig):
+            raise ConfigError("TransferConfig.circuit", type(self.circuit).__name__, "a ChargeTransferConfig")
         check_number("TransferConfig.sigma_levels", self.sigma_levels, lo=0, hi=FLOAT32_SCALE[1])
         check_choice("TransferConfig.level_means", self.level_means, ("ideal", "measured"))
         check_choice("TransferConfig.sign_guard", self.sign_guard, ("clip", "fold"))
@@ -120,7 +127,6 @@ class TransferConfig:
 def level_mean_table(kind: str, max_level: int = 7) -> torch.Tensor:
     if kind == "measured":
         if max_level != len(MEASURED_LEVEL_MEANS) - 1:
-            from ..errors import ConfigError
             raise ConfigError("TransferConfig.level_means", kind, "'ideal' when the analogue levels are not 3 bits")
         return torch.tensor(MEASURED_LEVEL_MEANS, dtype=torch.float32)
     return torch.arange(max_level + 1, dtype=torch.float32)
@@ -183,6 +189,6 @@ class TableTransfer:
 def make_transfer(config: TransferConfig, max_level: int = 7):
     """The transfer model a config names."""
     if config.model == "circuit":
-        from .charge_transfer import CircuitTransfer  # device-level chain, heavier import
+        from .charge_transfer import CircuitTransfer
         return CircuitTransfer.from_config(config, max_level)
     return TableTransfer(config, max_level)

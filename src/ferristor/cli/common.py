@@ -51,6 +51,12 @@ def names_options(**aliases: str):
     return decorate
 
 
+def current_namer():
+    """How the running command names config fields (``names_options``), or None outside one."""
+    ctx = click.get_current_context(silent=True)
+    return ctx.meta.get(_NAMER) if ctx is not None else None
+
+
 # --- reporting ---------------------------------------------------------------------------------
 
 _DISK = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO}

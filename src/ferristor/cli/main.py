@@ -83,17 +83,20 @@ def cli():
               help="folder for results.json and the checkpoint (a rerun resumes; one run at a time)")
 @click.option("--fresh", is_flag=True, help="discard the checkpoint and results in --out and start over")
 @click.option("--progress/--no-progress", default=True, help="show a progress bar")
+@click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="a spec file (TOML/YAML, as `ferristor sweep` reads; e.g. `ferristor device calibrate`'s) whose "
+                   "[base] sets any config field; no grid")
+@click.option("--set", "sets", multiple=True, metavar="PATH=VALUE",
+              help="any config field, e.g. transfer.circuit.memristor.curve.sigma_c2c=0.05 (repeatable; "
+                   "`ferristor params` lists them); over --config, never over an option given")
 @names_options(**{"TransferConfig.model": "transfer_model", "transfer.model": "transfer_model", "out_dir": "out"})
-def train(out, fresh, progress, skip_zero_updates, skip_unchanged_transfers, **opts):
+def train(out, fresh, progress, config_file, sets, **_options):
     """Train R replicas online with the hybrid rule and report accuracy, ledger, energy and speed."""
-    from ..experiments.config import task_config
     from ..experiments.summary import format_summary
     from ..experiments.train import train as run
+    from .train_config import train_config
 
-    overrides = {k: v for k, v in opts.items() if v is not None}
-    overrides["count_zero_updates"] = not skip_zero_updates
-    overrides["transfer_writes_unchanged"] = not skip_unchanged_transfers
-    cfg = task_config(overrides.pop("dataset"), overrides.pop("mode"), **overrides)
+    cfg = train_config(click.get_current_context(), config_file, sets)
     with explain_divergence("--lr"):
         results = run(cfg, out, progress=progress, fresh=fresh)
     click.echo(format_summary(results))

@@ -49,8 +49,23 @@ def params(name):
                                  param_hint="NAME")
     for cls in chosen:
         click.echo(f"\n{cls.__name__} ({cls.__module__})")
+        nested = _nested_defaults(cls)
         for row in describe(cls):
+            if row["name"] in nested:  # a whole config: its fields are listed under its own name
+                click.echo(f"  {row['name']} → {nested[row['name']]} (`ferristor params {nested[row['name']]}`)")
+                continue
             unit = f" [{row['unit']}]" if row.get("unit") else ""
             src = f"  ({row['source']})" if row.get("source") else ""
             doc = f" — {row['doc']}" if row.get("doc") else ""
             click.echo(f"  {row['name']} = {row['default']}{unit}{doc}{src}")
+
+
+def _nested_defaults(cls) -> dict[str, str]:
+    """Field name → class name, for the fields of ``cls`` whose default is itself a config."""
+    out = {}
+    for f in dataclasses.fields(cls):
+        if f.default_factory is not dataclasses.MISSING:
+            value = f.default_factory()
+            if dataclasses.is_dataclass(value):
+                out[f.name] = type(value).__name__
+    return out

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import warnings
 from dataclasses import dataclass, field
 
+from ..circuit.charge_transfer import ChargeTransferConfig, changed_settings
 from ..circuit.ledger import LedgerConfig
 from ..circuit.transfer import TransferConfig
 from ..config_base import check_choice, check_device, check_number, param
@@ -106,7 +108,7 @@ class TrainConfig:
 
 # The transfer settings each transfer model ignores: the ideal one draws no noise; the circuit one
 # builds the device chain of the martemucci2025 preset (circuit.charge_transfer), not the table.
-IGNORED_BY_MODEL = {"ideal": ("sigma_levels", "sign_guard"), "table": (),
+IGNORED_BY_MODEL = {"ideal": ("sigma_levels", "sign_guard", "circuit"), "table": ("circuit",),
                     "circuit": ("sigma_levels", "level_means", "sign_guard")}
 
 
@@ -119,10 +121,21 @@ def _warn_unused_transfer(mode: str, transfer: TransferConfig) -> None:
         fields, why = [f.name for f in dataclasses.fields(transfer)], "mode 'fp' has float weights and writes no memristors"
     else:
         fields, why = IGNORED_BY_MODEL[transfer.model], f"transfer model {transfer.model!r} does not use them"
-    changed = [n for n in fields if getattr(transfer, n) != getattr(default, n)]
+    changed = [(f"transfer.{n}", getattr(transfer, n)) for n in fields if n != "circuit" and getattr(transfer, n) != getattr(default, n)]
+    if "circuit" in fields:  # named leaf by leaf: the device chain has some sixty settings
+        changed += [(f"transfer.circuit.{p}", v) for p, v in changed_settings(transfer.circuit, ("",))]
     if changed:
-        warnings.warn(FerristorWarning(why + ": " + ", ".join(f"transfer.{n}={getattr(transfer, n)!r}" for n in changed)
-                                       + " has no effect"), stacklevel=4)
+        _warn_no_effect(why, changed)
+    if transfer.model == "circuit" and mode != "fp":
+        unread = changed_settings(transfer.circuit)
+        if unread:
+            _warn_no_effect("a transfer draws a fresh device chain with no device history (the device figures "
+                            "use these settings, training does not)", [(f"transfer.circuit.{p}", v) for p, v in unread])
+
+
+def _warn_no_effect(why: str, changed: list) -> None:
+    warnings.warn(FerristorWarning(why + ": " + ", ".join(f"{p}={v!r}" for p, v in changed) + " has no effect"),
+                  stacklevel=5)
 
 
 # Fields that say where and how a run executes, not what it computes: they never enter a trial's key
@@ -136,7 +149,8 @@ LOCAL_FIELDS = ("data_dir", "threads", "device", "backend", "checkpoint_every")
 LEGACY_DEFAULTS = {("rule", "sampler"): "dense", ("rule", "init_shape"): "uniform",
                    ("network", "output_norm"): True, (None, "eval_batch"): 2000,
                    ("ledger", "memristor_ops_unselected"): None, ("rule", "k_unit"): "inputs",
-                   ("rule", "batch_reduction"): "mean"}
+                   ("rule", "batch_reduction"): "mean",
+                   ("transfer", "circuit"): dataclasses.asdict(ChargeTransferConfig())}
 
 
 def without_legacy_defaults(cfg_dict: dict) -> dict:
@@ -144,11 +158,17 @@ def without_legacy_defaults(cfg_dict: dict) -> dict:
     out = {k: v for k, v in cfg_dict.items() if not (k == "scheme" and v == _DEFAULT_SCHEME)}
     for (section, name), value in LEGACY_DEFAULTS.items():
         if section is None:  # a top-level field
-            if out.get(name, value) == value:
+            if _plain(out.get(name, value)) == _plain(value):
                 out.pop(name, None)
-        elif isinstance(out.get(section), dict) and out[section].get(name, value) == value:
+        elif isinstance(out.get(section), dict) and _plain(out[section].get(name, value)) == _plain(value):
             out[section] = {k: v for k, v in out[section].items() if k != name}
     return out
+
+
+def _plain(value):
+    """A value as JSON would give it back (tuples as lists), so a dict read from results.json and one
+    from ``dataclasses.asdict`` compare equal."""
+    return json.loads(json.dumps(value)) if isinstance(value, (dict, list, tuple)) else value
 
 
 def run_identity(cfg_dict: dict) -> dict:

@@ -133,8 +133,8 @@ def parse_assignment(text: str, option: str, many: bool) -> tuple[str, Any]:
 
 
 def _option_only(path: str) -> str:
-    return (f"not a sweep setting: use {OPTION_ONLY[path]} (the driver loads each dataset once and sends it "
-            f"to every trial)")
+    return (f"not a setting of a spec file or --set: use {OPTION_ONLY[path]} (the data are loaded once, "
+            f"before any work, and a sweep sends them to every trial)")
 
 
 def _read(path: Path) -> dict:
@@ -193,6 +193,7 @@ def from_file(path: str | Path) -> SweepSpec:
     spec.base, spec.grid = base, grid
     if "seeds" in data:
         spec.seeds = _seeds(data["seeds"], f"spec file {path} seeds")
+        spec.origin["seeds"] = f"{path.name} seeds"
     if "seeds_per_trial" in data:
         spec.seeds_per_trial = _per_trial(data["seeds_per_trial"], f"spec file {path} seeds_per_trial")
     if spec.name is not None and not isinstance(spec.name, str):
@@ -215,10 +216,12 @@ def _per_trial(value, where: str) -> int:
 
 def build_spec(file: str | Path | None = None, sets: tuple[str, ...] = (), grids: tuple[str, ...] = (),
                seeds: str | None = None, seeds_per_trial: int | None = None,
-               options: dict[str, tuple[str, Any]] | None = None) -> SweepSpec:
+               options: dict[str, tuple[str, Any]] | None = None, check_values: bool = True) -> SweepSpec:
     """The spec of a file (optional) with command-line ``--set``/``--grid``/``--seeds`` on top;
     ``options``: config fields given by an option of their own ({'--threads': ('threads', 2)}), named
-    by it in messages. A path given twice on the command line is refused, naming both."""
+    by it in messages. A path given twice on the command line is refused, naming both. The values are
+    checked on the base config (:func:`check`) unless ``check_values`` is False (the caller resolves
+    them with more settings and names the culprit itself: :func:`blame`)."""
     spec = from_file(file) if file else SweepSpec()
     given: dict[str, str] = {}  # path → the option that gave it on the command line
 
@@ -250,7 +253,8 @@ def build_spec(file: str | Path | None = None, sets: tuple[str, ...] = (), grids
         spec.seeds = _seeds(seeds, "--seeds")
     if seeds_per_trial is not None:
         spec.seeds_per_trial = _per_trial(seeds_per_trial, "--seeds-per-trial")
-    check(spec)
+    if check_values:
+        check(spec)
     return spec
 
 
@@ -323,10 +327,15 @@ def _blame_fit(spec: SweepSpec, params: dict, e: Exception) -> str | None:
 
 def _blame(spec: SweepSpec, overrides: dict, e: ConfigError) -> str:
     """The option that set the failing field, when it can be told, else 'the base config'."""
+    return blame(spec, overrides, e) or "the base config"
+
+
+def blame(spec: SweepSpec, overrides: dict, e: ConfigError) -> str | None:
+    """Where (``spec.where``) the path of ``overrides`` that set the failing field was given, or None."""
     for path in overrides:
         if path == e.field or path.endswith("." + e.field) or e.field.endswith("." + path.split(".")[-1]):
             return spec.where(path)
-    return "the base config"
+    return None
 
 
 def describe(spec: SweepSpec) -> dict:

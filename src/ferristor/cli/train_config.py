@@ -1,0 +1,78 @@
+"""``ferristor train``'s config: its options, a spec file's ``[base]`` (``--config``) and ``--set
+PATH=VALUE``, on the task's preset. One way in for every field: an option is a named shortcut for a
+config path; ``--set``/``--config`` reach every other field (the device chain of the circuit
+transfer, the ledger's energies…) with the same parsing, checks and messages as ``ferristor sweep``.
+
+Precedence: the task's preset, then train's option defaults, then the file, then ``--set``; an option
+given on the command line and a file or ``--set`` setting the same path is refused, naming both.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from ..experiments.config import TrainConfig
+
+# Each option of ``train`` (its parameter name) → the config path it sets. ``tests/cli`` checks that
+# every option is here or in NOT_CONFIG and that every path exists.
+OPTION_PATHS = {
+    "dataset": "dataset", "mode": "mode", "k": "rule.k", "p": "rule.p", "lr": "rule.lr", "epochs": "epochs",
+    "batch": "batch", "norm": "network.norm", "seeds": "seeds", "rounding": "rule.rounding",
+    "k_unit": "rule.k_unit", "batch_reduction": "rule.batch_reduction", "sampler": "rule.sampler",
+    "init_scale": "rule.init_scale", "init_shape": "rule.init_shape", "hidden_lsb": "rule.hidden_lsb",
+    "sigma_levels": "transfer.sigma_levels", "level_means": "transfer.level_means",
+    "transfer_model": "transfer.model", "skip_zero_updates": "ledger.count_zero_updates",
+    "skip_unchanged_transfers": "ledger.transfer_writes_unchanged",
+    "memristor_ops_unselected": "ledger.memristor_ops_unselected", "eval_every": "eval_every",
+    "test_limit": "test_limit", "eval_batch": "eval_batch", "validation": "validation",
+    "validation_seed": "validation_seed", "bias": "network.bias", "output_norm": "network.output_norm",
+    "threads": "threads", "backend": "backend", "device": "device", "data_dir": "data_dir",
+}
+NEGATED = ("skip_zero_updates", "skip_unchanged_transfers")  # flags that turn a True field off
+NOT_CONFIG = ("out", "fresh", "progress", "config_file", "sets")  # where and how, not what is computed
+_GIVEN = (click.core.ParameterSource.COMMANDLINE, click.core.ParameterSource.ENVIRONMENT)
+
+
+def option_values(ctx: click.Context) -> tuple[dict[str, tuple[str, Any]], dict[str, Any]]:
+    """({'--k': ('rule.k', 10)} for options given, {path: value} for the defaults of those not given)."""
+    flags = {p.name: p.opts[0] for p in ctx.command.params if isinstance(p, click.Option)}
+    given, defaults = {}, {}
+    for name, path in OPTION_PATHS.items():
+        value = ctx.params[name]
+        if value is None:  # "the task's" default: the preset decides
+            continue
+        if name in NEGATED:
+            value = not value
+        if ctx.get_parameter_source(name) in _GIVEN:
+            given[flags[name]] = (path, value)
+        else:
+            defaults[path] = value
+    return given, defaults
+
+
+def train_config(ctx: click.Context, config_file: Path | None, sets: tuple[str, ...]) -> TrainConfig:
+    from ..errors import ConfigError
+    from ..sweeps import configs
+    from ..sweeps.spec import SpecError, blame, build_spec
+
+    given, defaults = option_values(ctx)
+    spec = build_spec(config_file, sets, (), check_values=False)  # paths and parsing checked here
+    if spec.grid or spec.points:
+        raise SpecError(f"--config {config_file}: its [grid]/[[points]] make a sweep of several runs: run it with "
+                        f"'ferristor sweep {config_file}', or keep only [base] for one run")
+    for flag, (path, _) in given.items():
+        if path in spec.base or (path == "seeds" and "seeds" in spec.origin):
+            raise SpecError(f"{flag} and {spec.where(path)} both set {path}: give it once")
+    overrides = {**defaults, **spec.base, **dict(given.values())}
+    if "seeds" in spec.origin and "--seeds" not in given:
+        overrides["seeds"] = spec.seeds
+    try:
+        return configs.resolve(overrides)
+    except ConfigError as e:  # a value of the file or --set is named by where it was given, an option's as typed
+        who = blame(spec, spec.base, e)
+        if who is None:
+            raise
+        from .common import current_namer
+        raise SpecError(f"{who}: {e.render(current_namer())}") from None

@@ -1,0 +1,96 @@
+"""``ferristor train``'s config: options as shortcuts for config paths, ``--config`` and ``--set`` for
+every other field (the circuit transfer's device chain), conflicts refused, and a changed chain trains
+differently."""
+import dataclasses
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from ferristor.cli.main import cli, train
+from ferristor.cli.train_config import NEGATED, NOT_CONFIG, OPTION_PATHS, train_config
+from ferristor.experiments.config import task_config
+from ferristor.sweeps import configs
+from ferristor.sweeps.spec import SpecError
+
+
+def _config(args):
+    ctx = train.make_context("train", list(args))
+    with ctx:
+        return train_config(ctx, ctx.params["config_file"], ctx.params["sets"])
+
+
+def test_every_option_is_a_config_path_or_says_where_the_run_goes():
+    names = {p.name for p in train.params}
+    assert names == set(OPTION_PATHS) | set(NOT_CONFIG)
+    for path in OPTION_PATHS.values():
+        configs.check_path(path)
+    assert set(NEGATED) <= set(OPTION_PATHS)
+
+
+@pytest.mark.parametrize("args, old", [
+    ((), dict(dataset="mnist", mode="hm-var")),
+    (("--dataset", "ecg", "--mode", "hm", "--k", "10", "--skip-zero-updates", "--bias", "--eval-every", "0.5"),
+     dict(dataset="ecg", mode="hm", k=10, count_zero_updates=False, bias=True, eval_every=0.5)),
+    (("--dataset", "fashion-mnist", "--norm", "batch", "--batch", "4", "--sigma", "0.3", "--level-means", "measured",
+      "--seeds", "0-2", "--memristor-ops-unselected", "1", "--no-output-norm", "--skip-unchanged-transfers"),
+     dict(dataset="fashion-mnist", norm="batch", batch=4, sigma_levels=0.3, level_means="measured", seeds=[0, 1, 2],
+          memristor_ops_unselected=1, output_norm=False, transfer_writes_unchanged=False)),
+])
+def test_options_give_the_config_they_gave_before_set_existed(args, old):
+    """The same config as the task preset with the options as overrides (how train built it before)."""
+    assert dataclasses.asdict(_config(args)) == dataclasses.asdict(task_config(**old))
+
+
+def test_set_reaches_any_field_and_config_files_under_it(tmp_path):
+    spec = tmp_path / "chain.toml"
+    spec.write_text('seeds = "3-4"\n[base]\n"rule.k" = 20\n[base.transfer.circuit.memristor.curve]\nsigma_c2c = 0.05\n'
+                    'sigma_d2d = 0.05\n')
+    cfg = _config(["--mode", "hm-var", "--transfer-model", "circuit", "--config", str(spec),
+                   "--set", "transfer.circuit.memristor.curve.sigma_d2d=0.01", "--set", "ledger.memristor_energy_pj=0.5"])
+    curve = cfg.transfer.circuit.memristor.curve
+    assert (curve.sigma_c2c, curve.sigma_d2d) == (0.05, 0.01)  # --set over the file
+    assert cfg.rule.k == 20 and cfg.seeds == [3, 4] and cfg.transfer.model == "circuit"
+    assert cfg.ledger.memristor_energy_pj == 0.5
+
+
+@pytest.mark.parametrize("args, file, message", [
+    (("--k", "10", "--set", "rule.k=20"), None, "--k and --set rule.k both set rule.k: give it once"),
+    (("--seeds", "0-1", "--config", "{f}"), 'seeds = "0-3"\n', "--seeds and s.toml seeds both set seeds: give it once"),
+    (("--config", "{f}"), '[grid]\n"rule.k" = [1, 10]\n', "make a sweep of several runs: run it with 'ferristor sweep"),
+    (("--set", "transfer.circuit.line.c_tl_ff=-3",), None, "--set transfer.circuit.line.c_tl_ff: TransferLineConfig.c_tl_ff"),
+    (("--set", "transfer.circuit.nope=1",), None, "unknown config path 'transfer.circuit.nope'"),
+    (("--set", "data_dir=/x",), None, "not a setting of a spec file or --set: use --data-dir"),
+])
+def test_conflicts_and_bad_values_are_one_line(tmp_path, args, file, message):
+    if file is not None:
+        (tmp_path / "s.toml").write_text(file)
+    args = [a.format(f=tmp_path / "s.toml") for a in args]
+    with pytest.raises(SpecError) as e:
+        _config(args)
+    assert message in str(e.value)
+    r = CliRunner().invoke(cli, ["train", *args, "--no-progress", "--out", str(tmp_path / "run")])
+    assert r.exit_code == 2 and message in r.stderr and "Traceback" not in r.output
+    assert not (tmp_path / "run").exists()  # refused before any work
+
+
+def test_a_changed_device_chain_trains_differently(mnist_data_dir, tmp_path):
+    """End to end through the command line: the chain of --set is the one the transfers run."""
+    data = ["--data-dir", mnist_data_dir] if mnist_data_dir else []
+    common = ["train", "--mode", "hm-var", "--transfer-model", "circuit", "--epochs", "0.005", "--k", "50",
+              "--test-limit", "300", "--no-progress", *data]
+    out = {}
+    for name, sets in (("preset", []), ("wide", ["--set", "transfer.circuit.memristor.curve.sigma_c2c=0.4"])):
+        r = CliRunner().invoke(cli, [*common, *sets, "--out", str(tmp_path / name)])
+        assert r.exit_code == 0, r.output
+        out[name] = json.loads((tmp_path / name / "results.json").read_text())
+    assert out["wide"]["config"]["transfer"]["circuit"]["memristor"]["curve"]["sigma_c2c"] == 0.4
+    assert out["preset"]["config"]["transfer"]["circuit"]["memristor"]["curve"]["sigma_c2c"] == 0.0813
+    assert out["preset"]["history"] != out["wide"]["history"]
+    assert out["preset"]["ledger"] == out["wide"]["ledger"]  # the same writes, other conductances
+
+
+def test_a_set_value_is_checked_with_the_options_given_beside_it():
+    """--set network.norm=batch is valid with --batch 4 (checked together, not on the preset alone)."""
+    cfg = _config(["--set", "network.norm=batch", "--batch", "4"])
+    assert (cfg.network.norm, cfg.batch) == ("batch", 4)
