@@ -1,6 +1,7 @@
 """``ferristor`` — train with the hybrid rule, simulate devices, reproduce the paper."""
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import click
@@ -9,6 +10,7 @@ from ..experiments.config import MAX_EPOCHS, TASKS
 from ..backend import BACKENDS
 from ..nn.config import MODES
 from ..rule.config import INIT_SHAPES, ROUNDING_MODES, SAMPLERS
+from ..sweeps.configs import default as D  # the config's defaults, not copies of them
 from .common import FerristorGroup, FiniteFloat, NonEmptyPath, SeedList, cpu_count, explain_divergence, names_options
 
 
@@ -23,36 +25,36 @@ def cli():
 
 
 @cli.command()
-@click.option("--dataset", type=click.Choice(list(TASKS)), default="mnist", show_default=True, help="the task")
-@click.option("--mode", type=click.Choice(MODES), default="hm-var", show_default=True,
+@click.option("--dataset", type=click.Choice(list(TASKS)), default=D("dataset"), show_default=True, help="the task")
+@click.option("--mode", type=click.Choice(MODES), default=D("mode"), show_default=True,
               help="fp, hm (ideal transfer) or hm-var (with variability)")
-@click.option("--k", "k", type=click.IntRange(min=1), default=100, show_default=True, help="transfer every k samples")
+@click.option("--k", "k", type=click.IntRange(min=1), default=D("rule.k"), show_default=True, help="transfer every k samples")
 @click.option("--p", "p", type=FiniteFloat(0, 1, min_open=True), default=None,
               help="update probability [default: the task's, digest §4]")
 @click.option("--lr", type=FiniteFloat(0, min_open=True), default=None, help="learning rate [default: the task's: 0.1 (digest §4); ECG 0.01, not the paper's 0.3 (RESULTS.md)]")
-@click.option("--epochs", type=FiniteFloat(0, MAX_EPOCHS, min_open=True), default=10, show_default=True,
+@click.option("--epochs", type=FiniteFloat(0, MAX_EPOCHS, min_open=True), default=D("epochs"), show_default=True,
               help="epochs (a fraction runs part of one)")
-@click.option("--batch", type=click.IntRange(min=1), default=1, show_default=True,
+@click.option("--batch", type=click.IntRange(min=1), default=D("batch"), show_default=True,
               help="samples per update (at least 2 with --norm batch; at most the training samples)")
 @click.option("--norm", type=click.Choice(["layer", "batch", "none"]), default=None,
               help="normalisation after each layer [default: the task's, digest §4]")
 @click.option("--seeds", type=SeedList(), default="0", show_default=True,
               help="replicas, e.g. 0-4 or 0,3,7 (seeds 0…2^63−1; refused up front if they do not fit in memory)")
-@click.option("--rounding", type=click.Choice(ROUNDING_MODES), default="stochastic", show_default=True,
+@click.option("--rounding", type=click.Choice(ROUNDING_MODES), default=D("rule.rounding"), show_default=True,
               help="how an update lands on the hidden grid (digest §4 [I]; `reproduce`'s default preset, paper, "
                    "rounds online runs to nearest: --rounding nearest trains its setting)")
-@click.option("--k-unit", type=click.Choice(("inputs", "updates")), default="inputs", show_default=True,
+@click.option("--k-unit", type=click.Choice(("inputs", "updates")), default=D("rule.k_unit"), show_default=True,
               help="what --k counts at --batch > 1: samples, or optimizer steps [I]")
-@click.option("--batch-reduction", type=click.Choice(("mean", "sum")), default="mean", show_default=True,
+@click.option("--batch-reduction", type=click.Choice(("mean", "sum")), default=D("rule.batch_reduction"), show_default=True,
               help="a mini-batch's loss: the mean or the sum of its samples' [I]")
-@click.option("--sampler", type=click.Choice(SAMPLERS), default="dense", show_default=True,
+@click.option("--sampler", type=click.Choice(SAMPLERS), default=D("rule.sampler"), show_default=True,
               help="how the update masks are drawn: a word per weight, or geometric gaps (faster at small --p)")
 @click.option("--init-scale", type=FiniteFloat(0, 1, min_open=True), default=None,
-              help="initial |hidden| bound as a fraction of 511 [default: RuleConfig's]")
+              help=f"initial |hidden| bound as a fraction of 511 [default: {D('rule.init_scale')}]")
 @click.option("--init-shape", type=click.Choice(INIT_SHAPES), default=None,
               help="initial hidden weights: uniform, or normal with the same variance [default: uniform]")
-@click.option("--hidden-lsb", type=FiniteFloat(0, min_open=True), default=None, help="real value of one hidden LSB [default: 2^-9]")
-@click.option("--sigma", "sigma_levels", type=FiniteFloat(0), default=None, help="transfer σ in level units [default: 0.594]")
+@click.option("--hidden-lsb", type=FiniteFloat(0, min_open=True), default=None, help=f"real value of one hidden LSB [default: 2^{math.log2(D('rule.hidden_lsb')):g}]")
+@click.option("--sigma", "sigma_levels", type=FiniteFloat(0), default=None, help=f"transfer σ in level units [default: {D('transfer.sigma_levels')}]")
 @click.option("--level-means", type=click.Choice(["ideal", "measured"]), default=None, help="level means of the noisy transfer")
 @click.option("--transfer-model", type=click.Choice(["ideal", "table", "circuit"]), default=None, help="transfer model [default: by mode]")
 @click.option("--skip-zero-updates", is_flag=True, help="do not count masked-in updates whose rounded change is 0")
@@ -60,23 +62,23 @@ def cli():
 @click.option("--memristor-ops-unselected", type=click.IntRange(0, 2), default=None,
               help="operations a write costs the pair's memristor that does not take the level [default: RESET + SET "
                    "as on the other, digest §5's count; 1: RESET only, digest §3's transfer chain]")
-@click.option("--eval-every", type=FiniteFloat(0, min_open=True), default=1.0, show_default=True,
+@click.option("--eval-every", type=FiniteFloat(0, min_open=True), default=D("eval_every"), show_default=True,
               help="epochs between test evaluations")
-@click.option("--test-limit", type=click.IntRange(min=0), default=0, show_default=True,
+@click.option("--test-limit", type=click.IntRange(min=0), default=D("test_limit"), show_default=True,
               help="evaluate on the first N test samples (0 = all)")
-@click.option("--eval-batch", type=click.IntRange(min=1), default=2000, show_default=True,
+@click.option("--eval-batch", type=click.IntRange(min=1), default=D("eval_batch"), show_default=True,
               help="samples evaluated together; with BatchNorm each is normalised with its batch's statistics [I]")
-@click.option("--validation", type=FiniteFloat(0, 1, max_open=True), default=0.0, show_default=True,
+@click.option("--validation", type=FiniteFloat(0, 1, max_open=True), default=D("validation"), show_default=True,
               help="fraction of the training set held out and evaluated beside the test set (choose hyperparameters on it)")
-@click.option("--validation-seed", type=click.IntRange(min=0), default=0, show_default=True,
+@click.option("--validation-seed", type=click.IntRange(min=0), default=D("validation_seed"), show_default=True,
               help="seed of the validation split (the same split for every replica)")
-@click.option("--bias/--no-bias", default=False, show_default=True,
+@click.option("--bias/--no-bias", default=D("network.bias"), show_default=True,
               help="a bias column per layer (a crossbar row driven by a constant input, counted in the ledger)")
 @click.option("--output-norm/--no-output-norm", default=None,
               help="the normalisation after the output layer too [default: yes, the paper's 'after every layer']")
-@click.option("--threads", type=click.IntRange(1, cpu_count()), default=1, show_default=True, help="CPU threads")
-@click.option("--backend", type=click.Choice(BACKENDS), default="auto", show_default=True, help="the kernels")
-@click.option("--device", default="cpu", show_default=True, help="torch device, e.g. cuda (checked before any work)")
+@click.option("--threads", type=click.IntRange(1, cpu_count()), default=D("threads"), show_default=True, help="CPU threads")
+@click.option("--backend", type=click.Choice(BACKENDS), default=D("backend"), show_default=True, help="the kernels")
+@click.option("--device", default=D("device"), show_default=True, help="torch device, e.g. cuda (checked before any work)")
 @click.option("--data-dir", type=NonEmptyPath(file_okay=False), default=None, envvar="FERRISTOR_DATA",
               help="data root holding mnist/, fashion-mnist/, mitdb/ [env FERRISTOR_DATA]")
 @click.option("--out", type=NonEmptyPath(file_okay=False), default="runs/latest", show_default=True,

@@ -56,6 +56,14 @@ def _leaf(path: str):
     raise ConfigError("config path", path, "one of " + ", ".join(config_paths()))
 
 
+def default(path: str):
+    """The default a config path declares (read from the dataclasses; no config is built), so a
+    command's options show the config's defaults instead of repeating them."""
+    cls, name = _leaf(path)
+    f = next(f for f in dataclasses.fields(cls) if f.name == name)
+    return f.default if f.default is not dataclasses.MISSING else f.default_factory()
+
+
 def check_path(path: str) -> str:
     _leaf(path)
     return path
