@@ -1,5 +1,6 @@
 import csv
 
+import pytest
 from click.testing import CliRunner
 
 from ferristor.cli.device import FIGURES, device_group
@@ -32,3 +33,145 @@ def test_transfer_levels_csv_has_15_levels_with_the_sign(tmp_path):
 def test_out_is_required():
     res = CliRunner().invoke(device_group, ["fecap-energy"])
     assert res.exit_code != 0 and "--out" in res.output
+
+
+# --- device calibrate ----------------------------------------------------------------------------
+
+def _measured_csv(path, scale=1.0, per_level=40, seed=7):
+    """A CSV of transfers drawn from the default chain, conductances × ``scale``."""
+    import torch
+
+    from ferristor.circuit.charge_transfer import ChargeTransferConfig, CircuitTransfer
+    levels = torch.arange(8).repeat_interleave(per_level)
+    g = CircuitTransfer(ChargeTransferConfig()).conductance(levels, torch.Generator().manual_seed(seed))
+    with open(path, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["level", "conductance_uS"])
+        w.writerows([lv, round(x * scale, 4)] for lv, x in zip(levels.tolist(), g.tolist()))
+    return path
+
+
+def _calibrate(tmp_path, measured, out="cal", seed=3, samples=200):
+    out = tmp_path / out
+    res = CliRunner().invoke(device_group, ["calibrate", "--csv", str(measured), "--out", str(out),
+                                            "--seed", str(seed), "--samples", str(samples)])
+    return res, out
+
+
+def _written_circuit(toml):
+    from ferristor.sweeps.configs import resolve
+    from ferristor.sweeps.spec import from_file
+    return resolve(from_file(toml).base)
+
+
+def test_calibrate_writes_a_spec_file_that_carries_the_fit(tmp_path):
+    import dataclasses
+
+    from ferristor.circuit.charge_transfer import calibrate, level_statistics, read_measurements_csv
+    measured = _measured_csv(tmp_path / "measured.csv")
+    res, out = _calibrate(tmp_path, measured)
+    assert res.exit_code == 0, res.output
+    assert sorted(p.name for p in out.iterdir()) == ["calibrated.csv", "calibrated.png", "calibrated.toml"]  # no tmp
+    for name in ("calibrated.toml", "calibrated.csv", "calibrated.png"):
+        assert str(out / name) in res.output
+    assert "measured" in res.output and "fitted" in res.output and "difference" in res.output
+
+    means, sigma = read_measurements_csv(measured)
+    expected = calibrate(means, sigma, n_per_level=200, seed=3)
+    cfg = _written_circuit(out / "calibrated.toml")
+    assert cfg.mode == "hm-var" and cfg.transfer.model == "circuit"
+    assert dataclasses.asdict(cfg.transfer.circuit) == dataclasses.asdict(expected)
+    text = (out / "calibrated.toml").read_text()
+    assert f"--csv {measured}" in text and "--seed 3 --samples 200" in text
+    assert "ferristor train --config" in text and "ferristor sweep" in text
+
+    rows = list(csv.DictReader((out / "calibrated.csv").open()))
+    fit_means, fit_stds, fit_sigma = level_statistics(expected, 200, 3)
+    assert [int(r["level"]) for r in rows] == list(range(8))
+    assert [float(r["measured_mean_uS"]) for r in rows] == means
+    assert [float(r["fitted_mean_uS"]) for r in rows] == fit_means.tolist()
+    assert [float(r["fitted_std_uS"]) for r in rows] == fit_stds.tolist()
+    assert {float(r["measured_pooled_sigma_uS"]) for r in rows} == {sigma}
+    assert {float(r["fitted_pooled_sigma_uS"]) for r in rows} == {fit_sigma}
+    assert all(float(r["measured_std_uS"]) > 0 and int(r["measured_n"]) == 40 for r in rows)
+    assert (out / "calibrated.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_calibrate_fits_the_measurements_not_the_defaults(tmp_path):
+    import dataclasses
+
+    from ferristor.circuit.charge_transfer import ChargeTransferConfig
+    first, _ = _calibrate(tmp_path, _measured_csv(tmp_path / "a.csv"), out="a")
+    second, _ = _calibrate(tmp_path, _measured_csv(tmp_path / "b.csv", scale=0.8), out="b")
+    assert first.exit_code == 0 and second.exit_code == 0, first.output + second.output
+    a = _written_circuit(tmp_path / "a" / "calibrated.toml").transfer.circuit
+    b = _written_circuit(tmp_path / "b" / "calibrated.toml").transfer.circuit
+    assert dataclasses.asdict(a) != dataclasses.asdict(b)
+    assert b.memristor.curve.g_max_us != a.memristor.curve.g_max_us
+    assert b.reference_means_us[-1] < 0.85 * a.reference_means_us[-1]  # the weight scale: the measured means
+    assert dataclasses.asdict(b) != dataclasses.asdict(ChargeTransferConfig())
+
+
+def _rows(*pairs):
+    return "level,conductance_uS\n" + "".join(f"{lv},{g}\n" for lv, g in pairs)
+
+
+BAD_CSVS = {
+    "missing": None,
+    "columns": "lvl,g\n0,1\n1,2\n",
+    "empty": "",
+    "non-numeric": _rows((0, 1.0), (0, "abc")),
+    "a row short": "level,conductance_uS\n0,1\n0\n",
+    "not finite": _rows(*[(lv, g) for lv in range(8) for g in (10 * lv + 1, "nan")]),
+    "one row a level": _rows(*[(lv, 10 * lv + 1) for lv in range(8)], *[(lv, 10 * lv + 2) for lv in range(7)]),
+    "4 levels": _rows(*[(lv, 10 * lv + d) for lv in range(4) for d in (1, 2)]),
+    "level 9": _rows(*[(lv, 10 * lv + d) for lv in range(8) for d in (1, 2)], (9, 95.0)),
+    "decreasing": _rows(*[(lv, 100 - 10 * lv + d) for lv in range(8) for d in (1, 2)]),
+    # a step the chain cannot make: the fit leaves the transistor's allowed range
+    "beyond the chain": _rows(*[(lv, g + d) for lv, g in enumerate([1, 90, 91, 92, 93, 94, 95, 96]) for d in (-1, 1)]),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_CSVS))
+def test_calibrate_refuses_a_bad_csv_in_one_line_naming_it(tmp_path, case):
+    measured = tmp_path / "measured.csv"
+    if BAD_CSVS[case] is not None:
+        measured.write_text(BAD_CSVS[case])
+    res, out = _calibrate(tmp_path, measured)
+    assert res.exit_code == 2, res.output
+    lines = res.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: --csv {measured}"), res.output
+    assert not out.exists() or not any(out.iterdir())  # nothing written
+
+
+def test_calibrate_refuses_a_binary_file_and_a_folder(tmp_path):
+    binary = tmp_path / "measured.csv"
+    binary.write_bytes(bytes(range(128, 256)) * 4)
+    for given in (binary, tmp_path):
+        res, out = _calibrate(tmp_path, given)
+        assert res.exit_code == 2 and res.output.count("\n") == 1 and f"--csv {given}" in res.output, res.output
+        assert not out.exists()
+
+
+def test_calibrate_needs_csv_and_out(tmp_path):
+    res = CliRunner().invoke(device_group, ["calibrate", "--out", str(tmp_path)])
+    assert res.exit_code == 2 and "--csv" in res.output
+    res = CliRunner().invoke(device_group, ["calibrate", "--csv", str(tmp_path / "m.csv")])
+    assert res.exit_code == 2 and "--out" in res.output
+
+
+def test_calibrated_spec_trains(tmp_path, mnist_data_dir):
+    import json
+
+    from ferristor.cli.main import cli
+    res, out = _calibrate(tmp_path, _measured_csv(tmp_path / "measured.csv", scale=0.9))
+    assert res.exit_code == 0, res.output
+    data = ["--data-dir", mnist_data_dir] if mnist_data_dir else []
+    r = CliRunner().invoke(cli, ["train", "--config", str(out / "calibrated.toml"), "--epochs", "0.002",
+                                 "--test-limit", "200", *data, "--out", str(tmp_path / "run"), "--no-progress"])
+    assert r.exit_code == 0, r.output
+    got = json.loads((tmp_path / "run" / "results.json").read_text())["config"]
+    written = _written_circuit(out / "calibrated.toml")
+    assert got["mode"] == "hm-var" and got["transfer"]["model"] == "circuit"
+    assert got["transfer"]["circuit"]["transistor"]["vth_v"] == written.transfer.circuit.transistor.vth_v
+    assert got["transfer"]["circuit"]["reference_means_us"] == list(written.transfer.circuit.reference_means_us)

@@ -189,7 +189,7 @@ def test_device_help_describes_every_command():
     r = invoke("device", "--help")
     assert r.exit_code == 0
     rows = r.output.split("Commands:")[1].strip().splitlines()
-    assert len(rows) == 9 and not any(row.split()[-1] == "Fig." for row in rows)
+    assert len(rows) == 10 and not any(row.split()[-1] == "Fig." for row in rows)
     assert "FeCAP switching energy vs pulse width (Fig. 2c)" in r.output
 
 

@@ -31,11 +31,17 @@ WORDS = st.one_of(st.sampled_from(["mnist", "ecg", "fashion-mnist", "fp", "hm", 
                                    "cuda:99", "mps", "meta", "bogus", "cpu:0", " cpu", "CPU", "xpu"]),
                   st.text(max_size=8))
 
+SETS = st.one_of(st.builds("{}={}".format, st.sampled_from(["rule.k", "epochs", "seeds", "data_dir", "bogus", "", "rule",
+                                                             "transfer.circuit.line.c_tl_ff", "network.sizes",
+                                                             "transfer.circuit.reference_means_us", "mode"]),
+                            st.one_of(NUMBER, WORDS, st.sampled_from(["[1, 2]", "[]", "[784, 10]", "{}", "null"]))),
+                 st.text(max_size=10))
 TRAIN = {
     "--dataset": WORDS, "--mode": WORDS, "--k": NUMBER, "--p": NUMBER, "--lr": NUMBER, "--epochs": NUMBER,
     "--batch": NUMBER, "--norm": WORDS, "--seeds": SEEDS, "--rounding": WORDS, "--init-scale": NUMBER,
     "--hidden-lsb": NUMBER, "--sigma": NUMBER, "--level-means": WORDS, "--transfer-model": WORDS,
     "--eval-every": NUMBER, "--test-limit": NUMBER, "--threads": NUMBER, "--backend": WORDS, "--device": WORDS,
+    "--set": SETS,
 }
 TRAIN_FLAGS = ["--skip-zero-updates", "--skip-unchanged-transfers", "--fresh", "--progress"]
 REPRODUCE = {
@@ -45,7 +51,7 @@ REPRODUCE = {
 }
 FIGURES = ["fig5c", "fig5d", "fig5e", "fig5f", "all", "fig5", "", "FIG5C"]
 DEVICE = ["fecap-read", "fecap-energy", "fecap-endurance", "memristor-icc", "memristor-levels",
-          "memristor-endurance", "transfer-line", "transfer-levels", "all"]
+          "memristor-endurance", "transfer-line", "transfer-levels", "all", "calibrate"]
 SETTINGS = settings(max_examples=100, deadline=None, suppress_health_check=list(HealthCheck))
 
 

@@ -243,27 +243,69 @@ def calibrate(means_us: Sequence[float], sigma_us: float, base: ChargeTransferCo
     )
 
 
-def read_measurements_csv(path: str | os.PathLike) -> tuple[list[float], float]:
-    """Per-level means and pooled σ (µS) from a CSV with columns level, conductance_uS.
-    A signed level (−7…7) counts by its magnitude: the selected device is programmed the same way."""
+def read_level_measurements(path: str | os.PathLike, layout: SynapseLayout = PAPER_LAYOUT) -> list[list[float]]:
+    """The conductances (µS) of each magnitude level 0…max in a CSV with columns level, conductance_uS
+    (a signed level counts by its magnitude: the selected device is programmed the same way). Every
+    fault is a DataError naming the file and, where there is one, the row."""
+    n_levels = layout.max_level + 1
+
+    def bad(reason: str) -> DataError:
+        return DataError(f"{path}: {reason}")
+    if os.path.isdir(path):
+        raise bad("is a folder, not a CSV file")
     try:
         with open(path, newline="") as fh:
-            rows = list(csv.DictReader(fh))
+            reader = csv.DictReader(fh)
+            header, rows = reader.fieldnames or [], list(reader)
     except OSError as e:
-        raise DataError(f"cannot read measurement CSV {path}: {e}") from e
-    if not rows or not {"level", "conductance_uS"} <= set(rows[0]):
-        raise DataError(f"{path}: expected columns 'level' and 'conductance_uS'")
+        raise bad(f"cannot be read ({e.strerror or e})") from None
+    except UnicodeDecodeError:
+        raise bad("is not a text file (save the measurements as CSV)") from None
+    except csv.Error as e:
+        raise bad(f"is not a readable CSV ({e})") from None
+    if header and header[0].startswith("\ufeff"):
+        raise bad("starts with a byte-order mark (saved as 'CSV UTF-8'?): save it as plain CSV")
+    if not {"level", "conductance_uS"} <= set(header):
+        raise bad(f"expected the columns 'level' and 'conductance_uS', found {', '.join(map(repr, header)) or 'none (an empty file)'}")
     by_level: dict[int, list[float]] = {}
-    try:
-        for r in rows:
-            by_level.setdefault(abs(int(r["level"])), []).append(float(r["conductance_uS"]))
-    except ValueError as e:
-        raise DataError(f"{path}: non-numeric level or conductance ({e})") from e
-    levels = sorted(by_level)
-    if levels != list(range(len(levels))) or any(len(by_level[l]) < 2 for l in levels):
-        raise DataError(f"{path}: need at least 2 measurements for every level 0…{len(levels) - 1}, got levels {levels}")
-    vals = [torch.tensor(by_level[l], dtype=torch.float64) for l in levels]
+    for line, r in enumerate(rows, start=2):
+        text = {name: r[name] for name in ("level", "conductance_uS")}
+        for name, value in text.items():
+            if value is None or not value.strip():
+                raise bad(f"row {line}: no {name} value")
+        try:
+            level = abs(int(text["level"]))
+        except ValueError:
+            raise bad(f"row {line}: level {text['level']!r} is not an integer") from None
+        try:
+            g = float(text["conductance_uS"])
+        except ValueError:
+            raise bad(f"row {line}: conductance_uS {text['conductance_uS']!r} is not a number") from None
+        if not math.isfinite(g):
+            raise bad(f"row {line}: conductance_uS {text['conductance_uS']!r} is not a finite number")
+        if level >= n_levels:
+            raise bad(f"row {line}: level {text['level'].strip()} is outside 0…{n_levels - 1} "
+                      f"(or −{n_levels - 1}…{n_levels - 1}, signed)")
+        by_level.setdefault(level, []).append(g)
+    missing = [lv for lv in range(n_levels) if lv not in by_level]
+    if missing:
+        raise bad(f"has no measurements of level {', '.join(map(str, missing))}: expected the {n_levels} levels "
+                  f"0…{n_levels - 1} of the {layout.analogue_magnitude_bits}-bit transfer")
+    few = [lv for lv in range(n_levels) if len(by_level[lv]) < 2]
+    if few:
+        raise bad(f"level {', '.join(map(str, few))}: a single measurement; at least 2 a level (for the spread)")
+    return [by_level[lv] for lv in range(n_levels)]
+
+
+def level_summary(levels: Sequence[Sequence[float]]) -> tuple[list[float], float]:
+    """Each level's mean and the pooled σ = √(mean of the levels' variances), in the unit given."""
+    vals = [torch.tensor(v, dtype=torch.float64) for v in levels]
     return [float(v.mean()) for v in vals], float(torch.stack([v.var() for v in vals]).mean().sqrt())
+
+
+def read_measurements_csv(path: str | os.PathLike, layout: SynapseLayout = PAPER_LAYOUT) -> tuple[list[float], float]:
+    """Per-level means and pooled σ (µS) of :func:`read_level_measurements`."""
+    return level_summary(read_level_measurements(path, layout))
 
 
 def calibrate_from_csv(path: str | os.PathLike, base: ChargeTransferConfig | None = None, **kw) -> ChargeTransferConfig:

@@ -1,23 +1,34 @@
-"""`ferristor device ...`: the device-level figures of the paper (Figs. 2–4) as PNG + CSV.
+"""`ferristor device ...`: the device-level figures of the paper (Figs. 2–4) as PNG + CSV, and
+``calibrate``: the transfer chain fitted to a user's measured conductances, as a spec file to train with.
 
 Each command writes ``<name>.png`` and ``<name>.csv`` into ``--out`` atomically (tmp + os.replace).
 """
 from __future__ import annotations
 
 import csv
+import dataclasses
+import inspect
 import io
+import json
+import math
 import os
+import shlex
 import tempfile
+import warnings
 from pathlib import Path
 
 import click
 import torch
 
-from ..circuit.charge_transfer import PAPER_LEVEL_MEANS_US, CircuitTransfer, msb_bits, tl_voltage
+from ..circuit.charge_transfer import (PAPER_LEVEL_MEANS_US, ChargeTransferConfig, CircuitTransfer, calibrate,
+                                       changed_settings, level_statistics, level_summary, msb_bits, read_level_measurements,
+                                       tl_voltage)
+from ..circuit.layout import PAPER_LAYOUT
+from ..errors import ConfigError, DataError, FerristorWarning
 from ..physics.fecap import FatigueConfig, FeCAPArray, FeCAPModelConfig, switching_energy_fj
 from ..physics.memristor import MemristorArray
 from ..physics.presets import martemucci2025
-from .common import FerristorGroup, NonEmptyPath, names_options, require_plot
+from .common import FerristorGroup, NonEmptyPath, names_options, one_line, require_plot
 
 
 def _plt():
@@ -247,7 +258,8 @@ FIGURES = {
 MAX_SAMPLES = 1_000_000  # per figure; beyond it the CSVs alone take minutes to write
 MAX_SEED = 2**64 - 2  # torch seeds are 64-bit; fecap-endurance also draws from seed + 1
 
-device_group = FerristorGroup("device", help="Device-level figures of the hybrid memory (Figs. 2–4), PNG + CSV.")
+device_group = FerristorGroup("device", help="Device-level figures of the hybrid memory (Figs. 2–4), PNG + CSV; "
+                                              "calibrate: the transfer chain fitted to measured conductances.")
 
 
 def _prepared(out: Path) -> Path:
@@ -293,3 +305,164 @@ def all_figures(out: Path, seed: int, samples: int | None):
     for fn, n, _ in FIGURES.values():
         for p in fn(out, seed, samples or n):
             click.echo(str(p))
+
+
+
+# --- calibrate: measured transfers → a spec file for train/sweep ---------------------------------
+
+N_LEVELS = PAPER_LAYOUT.max_level + 1  # the 8 magnitude levels of the 3-MSB transfer
+CALIBRATE_SAMPLES = inspect.signature(calibrate).parameters["n_per_level"].default  # the library's
+CALIBRATE_MAX_SAMPLES = 200_000  # per level: the fit then holds ≈ 1.7 GB and takes ≈ 15 s on one core
+# The chain settings ``calibrate`` fits (plus the weight scale, the measured means): written to the spec
+# file whatever their value; any other setting a future ``calibrate`` changes is written as well.
+FITTED = ("reference_means_us", "transistor.vth_v", "transistor.smoothing_v", "transistor.alpha",
+          "memristor.curve.g_max_us", "memristor.curve.i_knee_ua", "memristor.curve.sigma_d2d",
+          "memristor.curve.sigma_c2c")
+POOR_FIT = 0.05  # warn when a fitted level mean misses its measurement by more than this fraction of G_7 − G_0
+
+
+def _csv_error(path: str, reason: str) -> ConfigError:
+    return ConfigError("csv", path, reason=reason)
+
+
+def _measurements(path: str) -> tuple[list[float], float, list[float], list[int]]:
+    """(level means, pooled σ) as ``read_measurements_csv`` gives them, the levels' stds and counts;
+    every fault of the file one line naming --csv, before any work or any write."""
+    if not os.path.exists(path):
+        raise _csv_error(path, "no such file")
+    try:
+        levels = read_level_measurements(path)
+    except DataError as e:
+        raise _csv_error(path, str(e).removeprefix(f"{path}: ")) from None
+    means, sigma = level_summary(levels)
+    if any(b <= a for a, b in zip(means, means[1:])):
+        shown = ", ".join(f"{m:.4g}" for m in means)
+        raise _csv_error(path, f"the level means ({shown} µS) do not increase with the level: expected a "
+                               "conductance that grows from level 0 to level 7")
+    return means, sigma, [float(torch.tensor(v, dtype=torch.float64).std()) for v in levels], [len(v) for v in levels]
+
+
+def _toml_value(v) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int):
+        return str(v)
+    if isinstance(v, float):
+        return repr(v) if math.isfinite(v) else ("nan" if math.isnan(v) else ("inf" if v > 0 else "-inf"))
+    if isinstance(v, str):
+        return json.dumps(v, ensure_ascii=False)  # a TOML basic string
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    raise TypeError(f"no TOML form for {v!r}")
+
+
+def _toml(header: list[str], entries: list[tuple[str, object]]) -> str:
+    """A TOML document: ``header`` as comments, then (dotted path, value) as tables under their parents."""
+    tables: dict[str, list[str]] = {}
+    for path, value in entries:
+        table, _, key = path.rpartition(".")
+        tables.setdefault(table, []).append(f"{key} = {_toml_value(value)}")
+    lines = [f"# {one_line(h)}".rstrip() for h in header]
+    for table, items in tables.items():
+        lines += ["", f"[{table}]", *items]
+    return "\n".join(lines) + "\n"
+
+
+def _fitted_entries(cfg: ChargeTransferConfig) -> list[tuple[str, object]]:
+    d = dataclasses.asdict(cfg)
+    paths = list(FITTED) + [p for p, _ in changed_settings(cfg, ("",)) if p not in FITTED]
+
+    def get(path):
+        v = d
+        for part in path.split("."):
+            v = v[part]
+        return list(v) if isinstance(v, tuple) else v
+    return [(f"base.transfer.circuit.{p}", get(p)) for p in paths]
+
+
+def _calibrate_command(csv_path: str, out: Path, seed: int, samples: int) -> str:
+    q = lambda s: shlex.quote(os.fspath(s))  # noqa: E731
+    return f"ferristor device calibrate --csv {q(csv_path)} --out {q(out)} --seed {seed} --samples {samples}"
+
+
+def calibration(csv_path: str, out: Path, seed: int, samples: int) -> list[Path]:
+    """Fit the transfer chain to measured conductances (``calibrate``) and write the fit as a spec file
+    (``calibrated.toml``), the measured vs fitted level statistics (``calibrated.csv``) and a figure."""
+    means, sigma, stds, counts = _measurements(csv_path)  # every fault of the CSV, before --out is touched
+    out = _prepared(out)
+    try:
+        fitted = calibrate(means, sigma, n_per_level=samples, seed=seed)
+    except ConfigError as e:  # a fitted setting beyond its range: these measurements are beyond the chain
+        raise _csv_error(csv_path, f"the device chain cannot reproduce these measurements (the fit gives "
+                                   f"{e.render()}); are the conductances in µS?") from None
+    fit_means, fit_stds, fit_sigma = level_statistics(fitted, samples, seed)
+    fit_means, fit_stds = fit_means.tolist(), fit_stds.tolist()
+    diffs = [f - m for f, m in zip(fit_means, means)]
+    worst = max(range(N_LEVELS), key=lambda lv: abs(diffs[lv]))
+    span = means[-1] - means[0]
+    if abs(diffs[worst]) > POOR_FIT * span:
+        warnings.warn(FerristorWarning(
+            f"the fitted chain misses level {worst} by {diffs[worst]:+.3g} µS ({abs(diffs[worst]) / span:.0%} of the "
+            f"measured span G7 − G0): check that the conductances are in µS and the levels are the transfer's 0…7; "
+            "the files are written anyway", "csv", csv_path))
+
+    command = _calibrate_command(csv_path, out, seed, samples)
+    toml_path = out / "calibrated.toml"
+    header = [
+        "The DAC-free transfer chain (transfer model 'circuit') fitted to measured transfer conductances.",
+        f"measurements: {csv_path} ({sum(counts)} rows: {', '.join(map(str, counts))} for levels 0…{N_LEVELS - 1})",
+        f"fit: ferristor.circuit.charge_transfer.calibrate, seed {seed}, {samples} Monte-Carlo draws a level",
+        f"made by: {command}",
+        f"level means measured (µS): {', '.join(f'{m:.4g}' for m in means)}; pooled σ {sigma:.4g}",
+        f"level means fitted   (µS): {', '.join(f'{m:.4g}' for m in fit_means)}; pooled σ {fit_sigma:.4g}",
+        "",
+        "Train with it (hm-var with the circuit transfer; options add to it, e.g. --dataset, --epochs):",
+        f"  ferristor train --config {shlex.quote(os.fspath(toml_path))}",
+        "Sweep over it (any [grid] axis, e.g. the learning rule's k or a chain setting):",
+        f"  ferristor sweep {shlex.quote(os.fspath(toml_path))} --grid rule.k=1,10,100",
+        f"  ferristor sweep {shlex.quote(os.fspath(toml_path))} --grid transfer.circuit.memristor.curve.sigma_c2c=0.05,0.1",
+        "The settings below are the fitted ones; the chain's other settings keep their defaults",
+        "(`ferristor params` lists them; set one with --set transfer.circuit.PATH=VALUE).",
+    ]
+    entries = [("base.mode", "hm-var"), ("base.transfer.model", "circuit"), *_fitted_entries(fitted)]
+    toml_text = _toml(header, entries)
+
+    levels = list(range(N_LEVELS))
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.errorbar([lv - 0.08 for lv in levels], means, yerr=stds, marker="o", capsize=3, ls="none",
+                label=f"measured (pooled σ {sigma:.2f} µS)")
+    ax.errorbar([lv + 0.08 for lv in levels], fit_means, yerr=fit_stds, marker="s", capsize=3, ls="none",
+                label=f"fitted chain (pooled σ {fit_sigma:.2f} µS)")
+    ax.set(xlabel="transferred level", ylabel="conductance (µS)", xticks=levels,
+           title=f"transfer chain fitted to {Path(csv_path).name}")
+    ax.legend()
+    rows = [[lv, counts[lv], means[lv], stds[lv], fit_means[lv], fit_stds[lv], sigma, fit_sigma] for lv in levels]
+    header_csv = ["level", "measured_n", "measured_mean_uS", "measured_std_uS", "fitted_mean_uS", "fitted_std_uS",
+                  "measured_pooled_sigma_uS", "fitted_pooled_sigma_uS"]
+    written = _save(out, "calibrated", fig, header_csv, rows)
+    _atomic_write(toml_path, toml_text.encode())
+
+    click.echo(f"{'level':>5}  {'measured µS':>11}  {'fitted µS':>11}  {'difference':>10}")
+    for lv in levels:
+        click.echo(f"{lv:>5}  {means[lv]:>11.2f}  {fit_means[lv]:>11.2f}  {diffs[lv]:>+10.2f}")
+    click.echo(f"{'σ':>5}  {sigma:>11.2f}  {fit_sigma:>11.2f}  {fit_sigma - sigma:>+10.2f}   (pooled)")
+    return [toml_path, *written]
+
+
+@device_group.command("calibrate", short_help="fit the transfer chain to measured conductances")
+@click.option("--csv", "csv_path", required=True, type=str, metavar="FILE",
+              help="measured transfers: columns level (0…7, or signed −7…7) and conductance_uS, ≥ 2 rows a level")
+@_out_option
+@_seed_option
+@click.option("--samples", type=click.IntRange(2, CALIBRATE_MAX_SAMPLES), default=CALIBRATE_SAMPLES, show_default=True,
+              help="Monte-Carlo draws per level, of the fit and of the fitted chain's statistics")
+@names_options(out_dir="out", csv="csv_path")
+def calibrate_command(csv_path: str, out: Path, seed: int, samples: int):
+    """Fit the transfer chain (transistor threshold, tail and exponent, the G(Icc) curve, the SET spread)
+    to measured transfer conductances, so that its 8 level means and pooled σ match them, and write
+    calibrated.toml (a spec file: ferristor train --config FOLDER/calibrated.toml, or ferristor sweep
+    FOLDER/calibrated.toml --grid ...), calibrated.csv (measured vs fitted level statistics) and
+    calibrated.png."""
+    for p in calibration(csv_path, out, seed, samples):
+        click.echo(str(p))
