@@ -15,6 +15,7 @@ _TORCH_FACTOR = 5599.0 / 188.0  # torch reference against numba, hm-var R = 10
 _REF_WEIGHTS = 784 * 200 + 200 * 100 + 100 * 10  # the network the table measured
 # One transfer of every weight, R = 1, fused numba (BENCHMARKS.md, "Cost of the transfer models"): µs.
 _TRANSFER_US = {"fp": 0.0, "hm": 130.0, "hm-var": 770.0}
+_CIRCUIT_TRANSFER_US = 50_640.0  # the same, with transfer model 'circuit' (the device chain, torch float64)
 _FORWARD_US = 20.0  # µs per test sample-replica of an evaluation (a forward pass, R = 10 row's share)
 
 
@@ -33,5 +34,7 @@ def trial_cpu_seconds(config: dict, n_train: int, n_test: int) -> float:
     samples = steps * config["batch"] * r
     n_eval = min(n_test, config["test_limit"] or n_test)
     evals = max(1, round(config["epochs"] / config["eval_every"]))
-    per_sample = step_us(config["mode"], r) + _TRANSFER_US[config["mode"]] / config["rule"]["k"]
+    circuit = config["mode"] != "fp" and config["transfer"]["model"] == "circuit"
+    transfer_us = _CIRCUIT_TRANSFER_US if circuit else _TRANSFER_US[config["mode"]]
+    per_sample = step_us(config["mode"], r) + transfer_us / config["rule"]["k"]
     return 1e-6 * scale * (samples * per_sample + evals * n_eval * r * _FORWARD_US)
