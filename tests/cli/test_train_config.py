@@ -94,3 +94,41 @@ def test_a_set_value_is_checked_with_the_options_given_beside_it():
     """--set network.norm=batch is valid with --batch 4 (checked together, not on the preset alone)."""
     cfg = _config(["--set", "network.norm=batch", "--batch", "4"])
     assert (cfg.network.norm, cfg.batch) == ("batch", 4)
+
+
+@pytest.mark.parametrize("args, says, never", [
+    (("--set", "transfer.model=circuit", "--set", "transfer.circuit.fecap.switching.model=bogus"),
+     "--set transfer.circuit.fecap.switching.model: SwitchingConfig.model='bogus'", "--set transfer.model:"),
+    (("--set", "transfer.circuit.fecap.switching.model=merz", "--set", "transfer.model=ideal"),
+     "--set transfer.model: transfer.model='ideal'", "switching"),
+    (("--set", "network.norm=batch"), "batch=1 is not allowed with network.norm='batch'", "--batch"),
+    (("--set", "rule.k=0"), "--set rule.k:", "--k"),
+    (("--no-bias", "--set", "network.bias=true"), "--no-bias and --set network.bias both set network.bias", "--bias "),
+    (("--norm", "batch"), "batch=1 is not allowed with --norm batch", "--batch"),
+])
+def test_errors_name_what_the_user_typed_and_only_that(tmp_path, args, says, never):
+    """The culprit by its exact path (two paths ending in 'model' are told apart), and an option's
+    flag only where that option was typed."""
+    r = CliRunner().invoke(cli, ["train", *args, "--no-progress", "--out", str(tmp_path / "run")])
+    line = r.stderr.strip().splitlines()[-1]
+    assert r.exit_code == 2 and says in line and never not in line, line
+
+
+def test_a_config_file_for_a_sweep_is_refused_by_train(tmp_path):
+    (tmp_path / "s.toml").write_text('seeds = "0-3"\nseeds_per_trial = 2\n[base]\nepochs = 1\n')
+    with pytest.raises(SpecError, match="seeds_per_trial splits a sweep's seeds into trials"):
+        _config(["--config", str(tmp_path / "s.toml")])
+
+
+def test_runs_saved_before_the_chain_existed_compare_as_the_default_chain():
+    """A config saved before transfer.circuit existed differs from today's default in nothing, and
+    from a changed chain in that one field (not in all 57 of the chain's)."""
+    from ferristor.experiments.run_folder import config_differences
+    today = dataclasses.asdict(configs.resolve({"transfer.model": "circuit"}))
+    old = json.loads(json.dumps(today))
+    for name in ("circuit", "circuit_sampler", "circuit_table_draws"):
+        del old["transfer"][name]
+    assert config_differences(old, today) == []
+    changed = dataclasses.asdict(configs.resolve({"transfer.model": "circuit",
+                                                  "transfer.circuit.memristor.curve.sigma_c2c": 0.2}))
+    assert config_differences(old, changed) == [("transfer.circuit.memristor.curve.sigma_c2c", 0.0813, 0.2)]

@@ -50,7 +50,7 @@ def test_spec_files_toml_and_yaml(tmp_path):
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    (dict(grids=("rule.kk=1,2",)), "--grid 'rule.kk=1,2': unknown config path 'rule.kk': expected one of dataset, mode"),
+    (dict(grids=("rule.kk=1,2",)), "--grid 'rule.kk=1,2': unknown config path 'rule.kk': expected rule.k or rule.p? (one of rule.lr"),
     (dict(grids=("rule.k",)), "--grid 'rule.k': expected PATH=VALUE"),
     (dict(grids=("rule.k=1,0",)), "--grid rule.k=0: k=0 is not allowed"),
     (dict(sets=("mode=hm", "rule.p=2")), "--set rule.p: p=2.0 is not allowed"),

@@ -51,6 +51,11 @@ def names_options(**aliases: str):
     return decorate
 
 
+def name_fields(namer) -> None:
+    """Replace how the running command names config fields in its errors and warnings."""
+    click.get_current_context().meta[_NAMER] = namer
+
+
 def current_namer():
     """How the running command names config fields (``names_options``), or None outside one."""
     ctx = click.get_current_context(silent=True)
@@ -159,10 +164,14 @@ class FerristorGroup(click.Group):
 
     def invoke(self, ctx):
         numeric: set[str] = set()
+        said: set[str] = set()
 
         def show(message, category, filename, lineno, file=None, line=None):
             if isinstance(message, FerristorWarning):
-                click.echo(f"warning: {one_line(message.render(ctx.meta.get(_NAMER)))}", err=True)
+                text = f"warning: {one_line(message.render(ctx.meta.get(_NAMER)))}"
+                if text not in said:  # once: a sweep checks each point's config several times
+                    said.add(text)
+                    click.echo(text, err=True)
             elif _numeric_trouble(message, category):
                 if str(message) not in numeric:  # once, not once per kernel that meets the same value
                     numeric.add(str(message))

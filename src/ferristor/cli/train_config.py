@@ -3,8 +3,9 @@ PATH=VALUE``, on the task's preset. One way in for every field: an option is a n
 config path; ``--set``/``--config`` reach every other field (the device chain of the circuit
 transfer, the ledger's energies…) with the same parsing, checks and messages as ``ferristor sweep``.
 
-Precedence: the task's preset, then train's option defaults, then the file, then ``--set``; an option
-given on the command line and a file or ``--set`` setting the same path is refused, naming both.
+Precedence: the task's preset (train's option defaults are the config's own), then the file, then
+``--set``; an option given on the command line and a file or ``--set`` setting the same path is
+refused, naming both.
 """
 from __future__ import annotations
 
@@ -35,44 +36,56 @@ NOT_CONFIG = ("out", "fresh", "progress", "config_file", "sets")  # where and ho
 _GIVEN = (click.core.ParameterSource.COMMANDLINE, click.core.ParameterSource.ENVIRONMENT)
 
 
-def option_values(ctx: click.Context) -> tuple[dict[str, tuple[str, Any]], dict[str, Any]]:
-    """({'--k': ('rule.k', 10)} for options given, {path: value} for the defaults of those not given)."""
-    flags = {p.name: p.opts[0] for p in ctx.command.params if isinstance(p, click.Option)}
-    given, defaults = {}, {}
-    for name, path in OPTION_PATHS.items():
-        value = ctx.params[name]
-        if value is None:  # "the task's" default: the preset decides
+def option_values(ctx: click.Context) -> dict[str, tuple[str, Any]]:
+    """{'--k': ('rule.k', 10)} for the options given on the command line (or by their environment
+    variable), each named by the flag as typed (--no-bias, not --bias). Options not given add
+    nothing: their defaults are the config's own (``configs.default``) or the task's."""
+    given = {}
+    for p in ctx.command.params:
+        if p.name not in OPTION_PATHS or ctx.get_parameter_source(p.name) not in _GIVEN:
             continue
-        if name in NEGATED:
-            value = not value
-        if ctx.get_parameter_source(name) in _GIVEN:
-            given[flags[name]] = (path, value)
-        else:
-            defaults[path] = value
-    return given, defaults
+        value = ctx.params[p.name]
+        if value is None:
+            continue
+        flag = p.secondary_opts[0] if p.secondary_opts and value is False else p.opts[0]
+        given[flag] = (OPTION_PATHS[p.name], (not value) if p.name in NEGATED else value)
+    return given
 
 
 def train_config(ctx: click.Context, config_file: Path | None, sets: tuple[str, ...]) -> TrainConfig:
     from ..errors import ConfigError
     from ..sweeps import configs
     from ..sweeps.spec import SpecError, blame, build_spec
+    from .common import current_namer, name_fields
 
-    given, defaults = option_values(ctx)
+    given = option_values(ctx)
+    options_namer = current_namer()
+
+    def namer(field: str) -> str | None:
+        """A config field by the option the user typed, else by its path (the preset, a default, the
+        file or --set gave it, not an option); anything else (--out, --fresh) as before."""
+        typed = next((flag for flag, (path, _) in given.items() if configs.field_is(field, path)), None)
+        if typed or any(configs.field_is(field, path) for path in OPTION_PATHS.values()):
+            return typed
+        return options_namer(field) if options_namer else None
+    name_fields(namer)
     spec = build_spec(config_file, sets, (), check_values=False)  # paths and parsing checked here
     if spec.grid or spec.points:
         raise SpecError(f"--config {config_file}: its [grid]/[[points]] make a sweep of several runs: run it with "
                         f"'ferristor sweep {config_file}', or keep only [base] for one run")
+    if spec.seeds_per_trial is not None:
+        raise SpecError(f"--config {config_file}: seeds_per_trial splits a sweep's seeds into trials; train runs all "
+                        f"its seeds as replicas of one run: remove it, or run 'ferristor sweep {config_file}'")
     for flag, (path, _) in given.items():
         if path in spec.base or (path == "seeds" and "seeds" in spec.origin):
             raise SpecError(f"{flag} and {spec.where(path)} both set {path}: give it once")
-    overrides = {**defaults, **spec.base, **dict(given.values())}
+    overrides = {**spec.base, **dict(given.values())}
     if "seeds" in spec.origin and "--seeds" not in given:
         overrides["seeds"] = spec.seeds
     try:
         return configs.resolve(overrides)
-    except ConfigError as e:  # a value of the file or --set is named by where it was given, an option's as typed
+    except ConfigError as e:  # a value of the file or --set is named by where it was given
         who = blame(spec, spec.base, e)
         if who is None:
             raise
-        from .common import current_namer
-        raise SpecError(f"{who}: {e.render(current_namer())}") from None
+        raise SpecError(f"{who}: {e.render(namer)}") from None

@@ -53,7 +53,30 @@ def _leaf(path: str):
         if sub is None:
             break
         cls = sub
-    raise ConfigError("config path", path, "one of " + ", ".join(config_paths()))
+    raise ConfigError("config path", path, expected_paths(path))
+
+
+def expected_paths(path: str) -> str:
+    """What to say of an unknown ``path``: a section's fields, the nearest paths, or the sections
+    (all 110-odd paths in one line would bury the answer)."""
+    import difflib
+    paths = config_paths()
+    under = [p for p in paths if p.startswith(path + ".")]
+    if under:
+        return (f"one of its fields ('{path}' is a section): " + ", ".join(under[:12])
+                + (f" and {len(under) - 12} more (ferristor params)" if len(under) > 12 else ""))
+    near = difflib.get_close_matches(path, paths, n=3, cutoff=0.75)
+    parts = path.split(".")
+    prefix = ""
+    for cut in range(len(parts) - 1, 0, -1):  # the longest section of the path that exists
+        if any(p.startswith(".".join(parts[:cut]) + ".") for p in paths):
+            prefix = ".".join(parts[:cut]) + "."
+            break
+    children = list(dict.fromkeys(prefix + p[len(prefix):].split(".")[0] + (".…" if "." in p[len(prefix):] else "")
+                                  for p in paths if p.startswith(prefix)))
+    listed = ", ".join(children)
+    return (f"{' or '.join(near)}? (one of " if near else "one of ") + listed + (")" if near else "") \
+        + " — ferristor params lists every field"
 
 
 def default(path: str):
@@ -62,6 +85,18 @@ def default(path: str):
     cls, name = _leaf(path)
     f = next(f for f in dataclasses.fields(cls) if f.name == name)
     return f.default if f.default is not dataclasses.MISSING else f.default_factory()
+
+
+def field_is(field: str, path: str) -> bool:
+    """Whether a ConfigError's ``field`` names the config path ``path``: the path itself, its owner's
+    ``Class.name`` (a nested config's own check) or, undotted, the bare field name."""
+    if field == path:
+        return True
+    try:
+        cls, name = _leaf(path)
+    except ConfigError:
+        return False
+    return field in (f"{cls.__name__}.{name}", name)
 
 
 def check_path(path: str) -> str:

@@ -88,8 +88,7 @@ def flatten(tree: dict, where: str, cls=TrainConfig, prefix: str = "") -> dict[s
         try:
             configs.check_path(path)
         except ConfigError:
-            raise SpecError(f"{where}: unknown config path '{path}': expected one of "
-                            f"{', '.join(configs.config_paths())}") from None
+            raise SpecError(f"{where}: unknown config path '{path}': expected {configs.expected_paths(path)}") from None
         if path in OPTION_ONLY:
             raise SpecError(f"{where} {path}: {_option_only(path)}")
         out[path] = value
@@ -114,8 +113,7 @@ def parse_assignment(text: str, option: str, many: bool) -> tuple[str, Any]:
     try:
         configs.check_path(path)
     except ConfigError:
-        raise SpecError(f"{option} {text!r}: unknown config path '{path}': expected one of "
-                        f"{', '.join(configs.config_paths())}") from None
+        raise SpecError(f"{option} {text!r}: unknown config path '{path}': expected {configs.expected_paths(path)}") from None
     if path in OPTION_ONLY:
         raise SpecError(f"{option} {text!r}: {_option_only(path)}")
     if not many:
@@ -331,11 +329,10 @@ def _blame(spec: SweepSpec, overrides: dict, e: ConfigError) -> str:
 
 
 def blame(spec: SweepSpec, overrides: dict, e: ConfigError) -> str | None:
-    """Where (``spec.where``) the path of ``overrides`` that set the failing field was given, or None."""
-    for path in overrides:
-        if path == e.field or path.endswith("." + e.field) or e.field.endswith("." + path.split(".")[-1]):
-            return spec.where(path)
-    return None
+    """Where (``spec.where``) the path of ``overrides`` that set the failing field was given, or None.
+    Exact (``configs.field_is``): two paths ending in the same word (transfer.model and
+    transfer.circuit.fecap.switching.model) are told apart by their owning class."""
+    return next((spec.where(path) for path in overrides if configs.field_is(e.field, path)), None)
 
 
 def describe(spec: SweepSpec) -> dict:
