@@ -182,20 +182,22 @@ def breakdown(replicas: int, steps: int) -> dict[str, float]:
     return parts
 
 
-TRANSFER_CASES = (("ideal (hm)", "hm", "ideal"), ("table (hm-var)", "hm-var", "table"),
-                  ("circuit (hm-var)", "hm-var", "circuit"))
+TRANSFER_CASES = (("ideal (hm)", "hm", "ideal", {}), ("table (hm-var)", "hm-var", "table", {}),
+                  ("circuit (hm-var)", "hm-var", "circuit", {}),
+                  ("circuit, quantiles (hm-var)", "hm-var", "circuit", {"circuit_sampler": "quantiles"}))
 
 
 def transfer_cost(repeats: int = 10) -> dict[str, float]:
     """µs to program every weight of the MNIST network once (R = 1), per transfer model, CPU kernels and torch path."""
     out = {}
-    for label, mode, model in TRANSFER_CASES:
-        for backend in (("numba", "torch") if model != "circuit" else ("numba",)):
+    for label, mode, model, extra in TRANSFER_CASES:
+        for backend in (("numba", "torch") if model != "circuit" else ("numba",)):  # the circuit: tensor ops always
             with use_backend(backend):
-                m = HybridMLP(NetworkSpec(SIZES), config=HybridConfig(mode=mode, transfer=TransferConfig(model=model)),
+                m = HybridMLP(NetworkSpec(SIZES), config=HybridConfig(mode=mode, transfer=TransferConfig(model=model, **extra)),
                               seeds=0)
                 n = 3 if model == "circuit" else repeats
-                out[f"{label}, {'fused kernel' if backend == 'numba' else 'tensor ops'}"] = _best(
+                path = 'fused kernel' if backend == 'numba' and model != 'circuit' else 'tensor ops'
+                out[f"{label}, {path}"] = _best(
                     lambda: [l.program_("weight") for l in m.layers], n, reps=2) * 1e6
     return out
 
@@ -330,9 +332,13 @@ def main():
     ap.add_argument("--json", default=None)
     ap.add_argument("--ab", action="store_true", help="the alternating comparison of samplers and chunks (issue 16)")
     ap.add_argument("--rounds", type=int, default=7)
+    ap.add_argument("--transfers", action="store_true", help="only the table of one transfer per transfer model")
     a = ap.parse_args()
     set_threads(a.threads)
     s = a.steps
+    if a.transfers:
+        _print_transfers(transfer_cost())
+        return
     if a.ab:
         res = ab(s, a.rounds)
         base = next(iter(res["steps"].values()))
@@ -366,13 +372,17 @@ def main():
     for k, v in parts.items():
         print(f"  {k:48s} {v:8.1f}")
     cost = transfer_cost()
+    _print_transfers(cost)
+    if a.json:
+        with atomic_write(a.json, "w") as f:
+            json.dump({"threads": a.threads, "rows": rows, "breakdown": parts, "transfer_us": cost}, f, indent=1)
+
+
+def _print_transfers(cost: dict) -> None:
     n_w = sum(x * y for x, y in zip(SIZES[:-1], SIZES[1:]))
     print(f"\none transfer of all {n_w:,} weights (R = 1):")
     for k, v in cost.items():
         print(f"  {k:48s} {v / 1e3:8.2f} ms {v * 1e3 / n_w:8.2f} ns/weight")
-    if a.json:
-        with atomic_write(a.json, "w") as f:
-            json.dump({"threads": a.threads, "rows": rows, "breakdown": parts, "transfer_us": cost}, f, indent=1)
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ defaults. Configs stay mutable (``dataclasses.replace`` makes validated copies).
 """
 from __future__ import annotations
 
+import copy
 import dataclasses
 import math
 from typing import Any, Iterable
@@ -18,7 +19,8 @@ def param(default: Any, *, unit: str = "", source: str = "", doc: str = "") -> A
     """A dataclass field that records its unit, its source (digest section, figure or [I]) and a doc."""
     kwargs: dict[str, Any] = {"metadata": {"unit": unit, "source": source, "doc": doc}}
     if isinstance(default, (list, dict, set)) or dataclasses.is_dataclass(default):
-        kwargs["default_factory"] = lambda d=default: type(d)(d) if not dataclasses.is_dataclass(d) else dataclasses.replace(d)
+        # a fresh copy each time, nested configs included (a shallow copy would share them)
+        kwargs["default_factory"] = lambda d=default: copy.deepcopy(d)
     else:
         kwargs["default"] = default
     return dataclasses.field(**kwargs)
@@ -59,6 +61,20 @@ def check_number(name: str, value, *, lo=None, hi=None, lo_open=False, hi_open=F
         interval = f"{'(' if lo_open or lo is None else '['}{left}, {right}{')' if hi_open or hi is None else ']'}"
         raise ConfigError(name, value, f"a value in {interval}")
     return value
+
+
+def check_increasing(name: str, value, *, length: int | None = None, lo=None) -> tuple:
+    """``value`` as a tuple of finite numbers (not bools), strictly increasing, of ``length`` items if
+    given (else at least 2), each ≥ ``lo`` if given; else a ConfigError naming ``name``."""
+    want = f"{length if length else 'at least 2'} strictly increasing finite numbers" + (f" ≥ {lo}" if lo is not None else "")
+    if not isinstance(value, (list, tuple)) or len(value) != (length or len(value)) or len(value) < 2:
+        raise ConfigError(name, value, want)
+    for v in value:
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or (lo is not None and v < lo):
+            raise ConfigError(name, value, want)
+    if any(b <= a for a, b in zip(value, value[1:])):
+        raise ConfigError(name, value, want)
+    return tuple(value)
 
 
 def check_choice(name: str, value, choices: Iterable[str]):
@@ -108,3 +124,17 @@ def check_device(name: str, value):
     if dev.index is not None and f"{dev.type}:{dev.index}" not in here and dev.type != "mps":
         raise ConfigError(name, value, allowed)
     return value
+
+
+def flatten(d: Any, prefix: str = "") -> dict[str, Any]:
+    """Nested dicts, and lists of dicts (an optimizer's parameter groups), as {dotted path: value},
+    so a difference names the field that differs: ``groups.0.p``, not the whole list."""
+    if isinstance(d, list) and d and all(isinstance(v, dict) for v in d):
+        d = {str(i): v for i, v in enumerate(d)}
+    if not isinstance(d, dict):
+        return {prefix.rstrip("."): d}
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        nested = isinstance(v, dict) or (isinstance(v, list) and v and all(isinstance(u, dict) for u in v))
+        out.update(flatten(v, f"{prefix}{k}.") if nested else {f"{prefix}{k}": v})
+    return out

@@ -167,3 +167,59 @@ def test_the_settings_training_does_not_read_are_exactly_those_listed():
         assert moved != listed, f"{path}: moves the weights: {moved}, listed as not read: {listed}"
         checked += 1
     assert checked > 40
+
+
+def test_the_quantile_sampler_draws_what_the_chain_draws():
+    """Per level, weights of the tabulated chain and of the chain itself: the same distribution (two
+    samples of 20,000: the Kolmogorov–Smirnov distance under 0.03, where 1.95·√(2/n) = 0.0195 is
+    its 0.1 % tail), every level's mean within 4 standard errors (both samples and the table's own
+    16,384 draws), and the sign applied."""
+    import numpy as np
+
+    from ferristor.circuit.charge_transfer import QuantileCircuitTransfer
+    from ferristor.circuit.transfer import CounterNoise
+    keys = np.arange(8, dtype=np.uint32).reshape(4, 2)
+    mag = torch.arange(8).view(1, 8, 1).expand(4, 8, 5000).contiguous()
+    sign = torch.ones(mag.shape)
+    quant = QuantileCircuitTransfer(draws=16384).program(sign, mag, CounterNoise(keys, 3))
+    chain = CircuitTransfer().program(sign, mag, CounterNoise(keys, 3))
+    for level in range(8):
+        a, b = quant[:, level].flatten().sort().values, chain[:, level].flatten().sort().values
+        grid = torch.cat([a, b]).sort().values
+        ks = (torch.searchsorted(a, grid, right=True) - torch.searchsorted(b, grid, right=True)).abs().max() / a.numel()
+        assert ks < 0.03, (level, float(ks))
+        se = float(b.std()) * (2 / a.numel() + 1 / 16384) ** 0.5
+        assert abs(float(a.mean() - b.mean())) < 4 * se, (level, float(a.mean() - b.mean()), se)
+    assert float(quant.min()) >= 0.0
+    neg = QuantileCircuitTransfer(draws=16384).program(-sign, mag, CounterNoise(keys, 3))
+    assert torch.equal(neg, -quant)
+
+
+def test_the_quantile_sampler_is_a_pure_function_of_config_and_counter():
+    import numpy as np
+
+    from ferristor.circuit.charge_transfer import QuantileCircuitTransfer, quantile_table
+    from ferristor.circuit.layout import PAPER_LAYOUT
+    from ferristor.circuit.transfer import CounterNoise
+    keys = np.arange(4, dtype=np.uint32).reshape(2, 2)
+    mag = torch.randint(0, 8, (2, 30, 20), generator=torch.Generator().manual_seed(0))
+    sign = torch.ones(mag.shape)
+    one = QuantileCircuitTransfer(draws=4096).program(sign, mag, CounterNoise(keys, 5))
+    again = QuantileCircuitTransfer(draws=4096).program(sign, mag, CounterNoise(keys, 5))
+    other = QuantileCircuitTransfer(draws=4096).program(sign, mag, CounterNoise(keys, 6))
+    assert torch.equal(one, again) and not torch.equal(one, other)
+    table = quantile_table(ChargeTransferConfig(), PAPER_LAYOUT, 4096, 0)
+    assert table.shape == (8, QuantileCircuitTransfer.Z_STEPS + 1)
+    assert bool((table[:, 1:] >= table[:, :-1]).all())  # a quantile function: non-decreasing
+    wide = dataclasses.replace(ChargeTransferConfig(), memristor=dataclasses.replace(
+        ChargeTransferConfig().memristor, curve=dataclasses.replace(ChargeTransferConfig().memristor.curve, sigma_c2c=0.3)))
+    spread = QuantileCircuitTransfer(wide, draws=4096).table
+    assert float((spread[7, -1] - spread[7, 0])) > float(table[7, -1] - table[7, 0])  # the config reaches the table
+
+
+def test_a_spreadsheets_byte_order_mark_is_read_past(tmp_path):
+    from ferristor.circuit.charge_transfer import read_level_measurements
+    p = tmp_path / "excel.csv"
+    p.write_text("\ufefflevel,conductance_uS\n" + "".join(f"{lv},{10 * lv + d}\n" for lv in range(8) for d in (1, 2)),
+                 encoding="utf-8")
+    assert read_level_measurements(p)[3] == [31.0, 32.0]

@@ -86,7 +86,7 @@ def test_calibrate_writes_a_spec_file_that_carries_the_fit(tmp_path):
     assert "ferristor train --config" in text and "ferristor sweep" in text
 
     rows = list(csv.DictReader((out / "calibrated.csv").open()))
-    fit_means, fit_stds, fit_sigma = level_statistics(expected, 200, 3)
+    fit_means, fit_stds, fit_sigma = level_statistics(expected, 200, 4)  # seed + 1: draws the fit did not see
     assert [int(r["level"]) for r in rows] == list(range(8))
     assert [float(r["measured_mean_uS"]) for r in rows] == means
     assert [float(r["fitted_mean_uS"]) for r in rows] == fit_means.tolist()

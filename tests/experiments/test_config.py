@@ -111,3 +111,21 @@ def test_a_default_circuit_chain_stays_out_of_a_runs_identity():
     assert "circuit" not in run_identity(json.loads(json.dumps(d)))["transfer"]
     changed = dataclasses.asdict(configs.resolve({"transfer.model": "circuit", "transfer.circuit.line.c_tl_ff": 380.0}))
     assert run_identity(json.loads(json.dumps(changed)))["transfer"]["circuit"]["line"]["c_tl_ff"] == 380.0
+
+
+def test_the_circuit_sampler_is_named_checked_and_kept_out_of_old_identities():
+    import dataclasses
+
+    from ferristor.errors import FerristorWarning
+    from ferristor.experiments.config import run_identity
+    from ferristor.sweeps import configs
+    d = dataclasses.asdict(task_config("mnist", "hm-var", transfer_model="circuit"))
+    assert not {"circuit_sampler", "circuit_table_draws"} & set(run_identity(d)["transfer"])
+    q = configs.resolve({"transfer.model": "circuit", "transfer.circuit_sampler": "quantiles"})
+    assert run_identity(dataclasses.asdict(q))["transfer"]["circuit_sampler"] == "quantiles"
+    with pytest.raises(ConfigError, match="circuit_sampler"):
+        configs.resolve({"transfer.model": "circuit", "transfer.circuit_sampler": "fast"})
+    with pytest.warns(FerristorWarning, match=r"'chain' tabulates nothing: transfer.circuit_table_draws=1000"):
+        configs.resolve({"transfer.model": "circuit", "transfer.circuit_table_draws": 1000})
+    with pytest.warns(FerristorWarning, match=r"'table' does not use them: transfer.circuit_sampler='quantiles'"):
+        configs.resolve({"transfer.circuit_sampler": "quantiles"})

@@ -77,15 +77,22 @@ def test_same_seed_same_result(small_mnist):
 
 
 def test_circuit_transfer_trains_like_the_table(small_mnist):
-    """The physical charge-sharing chain and the measured table give the same accuracy within seed noise."""
+    """The physical charge-sharing chain (run per weight, or drawn from its tabulated distribution) and
+    the measured table give the same accuracy within seed noise."""
     import numpy as np
+    from ferristor.sweeps import configs
     accs = {}
-    for model in ("table", "circuit"):
-        cfg = task_config("mnist", "hm-var", epochs=0.7, seeds="0-2", transfer_model=model, level_means="measured")
-        accs[model] = np.array(train(cfg, None, progress=False, dataset=small_mnist)["final_test_accuracy"])
-    noise = np.hypot(accs["table"].std(ddof=1), accs["circuit"].std(ddof=1)) / 2  # std of the difference of means
-    assert abs(accs["table"].mean() - accs["circuit"].mean()) < 4 * noise + 0.02
-    assert accs["circuit"].min() > 0.3
+    runs = {"table": {"transfer.model": "table", "transfer.level_means": "measured"},
+            "chain": {"transfer.model": "circuit"},
+            "quantiles": {"transfer.model": "circuit", "transfer.circuit_sampler": "quantiles"}}
+    for name, settings in runs.items():
+        cfg = configs.resolve({"mode": "hm-var", "epochs": 0.7, "seeds": [0, 1, 2], **settings})
+        accs[name] = np.array(train(cfg, None, progress=False, dataset=small_mnist)["final_test_accuracy"])
+    table = accs["table"]
+    for key in ("chain", "quantiles"):
+        noise = np.hypot(table.std(ddof=1), accs[key].std(ddof=1)) / 2  # std of the difference of means
+        assert abs(table.mean() - accs[key].mean()) < 4 * noise + 0.02, key
+        assert accs[key].mean() > 0.25, (key, accs)  # chance is 0.1; 2,100 samples, so seeds spread widely
 
 
 def _users_networks(seed):

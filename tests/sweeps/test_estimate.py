@@ -14,3 +14,13 @@ def test_the_circuit_transfer_is_costed_as_the_device_chain_it_runs():
     assert circuit > 2 * table  # 50.6 ms a transfer of every weight against 0.77 (BENCHMARKS.md)
     assert _seconds(mode="hm-var", **{"rule.k": 10}) > table > _seconds(mode="hm-var", **{"rule.k": 1000})
     assert _seconds(mode="fp") < table
+
+
+def test_the_circuit_samplers_and_the_torch_backend_are_costed_apart():
+    chain = _seconds(**{"mode": "hm-var", "transfer.model": "circuit"})
+    quantiles = _seconds(**{"mode": "hm-var", "transfer.model": "circuit", "transfer.circuit_sampler": "quantiles"})
+    assert quantiles < chain / 2
+    # the torch backend slows the step, not the chain (tensor operations either way)
+    torch_table = _seconds(**{"mode": "hm-var", "backend": "torch"})
+    torch_chain = _seconds(**{"mode": "hm-var", "backend": "torch", "transfer.model": "circuit"})
+    assert torch_chain - torch_table < 1.5 * (chain - _seconds(**{"mode": "hm-var"}))

@@ -13,14 +13,16 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import json
 import math
 import os
 from dataclasses import dataclass, field
 from typing import Sequence
 
+import numpy as np
 import torch
 
-from ..config_base import check_number, param
+from ..config_base import check_increasing, check_number, flatten, param
 from ..errors import ConfigError, DataError
 from ..physics.fecap import FeCAPModelConfig
 from ..physics.memristor import MemristorConfig, g_set_curve, set_conductance
@@ -56,9 +58,9 @@ class ChargeTransferConfig:
                                       doc="level means that define the weight scale (level 0 → 0, level 7 → 7)")
 
     def __post_init__(self):
-        r = self.reference_means_us
-        if len(r) < 2 or any(b <= a for a, b in zip(r, r[1:])):
-            raise ConfigError("ChargeTransferConfig.reference_means_us", r, "increasing level means, one per level")
+        # one mean per level of the 3-MSB transfer: the chain and the weight scale read all eight
+        self.reference_means_us = check_increasing("ChargeTransferConfig.reference_means_us", self.reference_means_us,
+                                                   length=PAPER_LAYOUT.max_level + 1, lo=0)
 
 
 # --- the chain, stateless ------------------------------------------------------------------------
@@ -133,16 +135,9 @@ def changed_settings(config: ChargeTransferConfig, prefixes: Sequence[str] = NOT
                      base: ChargeTransferConfig | None = None) -> list[tuple[str, object]]:
     """(path, value) of the leaves under ``prefixes`` ("" for all) where ``config`` differs from
     ``base`` (default: the calibrated defaults)."""
-    def leaves(d, pre=""):
-        for k, v in d.items():
-            yield from leaves(v, f"{pre}{k}.") if isinstance(v, dict) else [(pre + k, v)]
-    ours, theirs = dict(leaves(dataclasses.asdict(config))), dict(leaves(dataclasses.asdict(base or ChargeTransferConfig())))
+    ours, theirs = flatten(dataclasses.asdict(config)), flatten(dataclasses.asdict(base or ChargeTransferConfig()))
     under = lambda path: any(not p or path == p or path.startswith(p + ".") for p in prefixes)  # noqa: E731
-    return [(path, v) for path, v in ours.items() if under(path) and _plain(v) != _plain(theirs[path])]
-
-
-def _plain(v):
-    return list(v) if isinstance(v, tuple) else v
+    return [(path, v) for path, v in ours.items() if under(path) and v != theirs[path]]
 
 
 class CircuitTransfer:
@@ -176,6 +171,75 @@ class CircuitTransfer:
         g = torch.stack([self.conductance(magnitude[r], generators[r]) for r in range(magnitude.shape[0])])
         w = conductance_to_weight(g, sign.to(torch.float64), self.config.reference_means_us)
         return w.to(torch.float32)
+
+
+class QuantileCircuitTransfer:
+    """The circuit transfer drawn from its per-level distribution: exact in distribution, one draw a
+    weight. The chain is stateless — every transfer draws the cells' and the memristor's spread afresh
+    (:class:`CircuitTransfer`) — so a programmed weight is an independent draw from a fixed
+    distribution per level. This model tabulates that distribution once, from ``draws`` runs of the
+    chain per level (seed ``seed``), as its quantile function on a grid of normal scores, and
+    programs a weight as Q_level(z) for one counter-based normal z — the engine's transfer stream, as
+    the table model draws. Only the table's Monte-Carlo error separates it from the chain, and it
+    costs a table model's transfer instead of ~60 chain draws a weight (BENCHMARKS.md)."""
+
+    Z_RANGE = 6.0  # normal scores beyond ±6 (probability 2·10⁻⁹) take the table's ends
+    Z_STEPS = 4096  # grid intervals over [−6, 6]: linear interpolation between 4,097 quantiles
+
+    def __init__(self, config: ChargeTransferConfig | None = None, max_level: int = 7,
+                 layout: SynapseLayout = PAPER_LAYOUT, draws: int = 65536, seed: int = 0):
+        self.config = config or ChargeTransferConfig()
+        CircuitTransfer(self.config, max_level, layout)  # the same checks
+        key = (json.dumps(dataclasses.asdict(self.config)), layout.max_level, int(draws), int(seed))
+        if key not in _TABLES:
+            while len(_TABLES) >= 8:  # a sweep's configs come and go: keep the last few
+                _TABLES.pop(next(iter(_TABLES)))
+            _TABLES[key] = quantile_table(self.config, layout, int(draws), int(seed))
+        self.table = _TABLES[key]
+        self._on_device: dict = {}
+
+    @classmethod
+    def from_config(cls, config, max_level: int = 7) -> "QuantileCircuitTransfer":
+        return cls(config.circuit, max_level, draws=config.circuit_table_draws)
+
+    def program(self, sign: torch.Tensor, magnitude: torch.Tensor, noise=None) -> torch.Tensor:
+        """Programmed weights (level units, float32) of magnitudes (R, ...): replica r's normals from
+        ``noise`` (``normals``, as the table model draws them). IEEE + − × and floor only, so every
+        device gives the same bits."""
+        if noise is None:
+            raise ValueError("the circuit transfer needs a noise source (one stream per replica)")
+        device = magnitude.device
+        table = self._on_device.get(device)
+        if table is None:
+            table = self._on_device[device] = self.table.to(device)
+        steps = table.shape[1] - 1
+        z = noise.normals(magnitude.shape, device)
+        pos = ((z + self.Z_RANGE) * (steps / (2 * self.Z_RANGE))).clamp_(0.0, float(steps))
+        i = pos.floor().clamp_(max=steps - 1)
+        frac = pos - i
+        flat = magnitude.long() * (steps + 1) + i.long()
+        lo, hi = table.view(-1)[flat], table.view(-1)[flat + 1]
+        return (lo + frac * (hi - lo)).mul_(sign)
+
+
+_TABLES: dict[tuple, torch.Tensor] = {}  # (config as JSON, max level, draws, seed) → table: one per layer would repeat it
+
+
+def quantile_table(config: ChargeTransferConfig, layout: SynapseLayout, draws: int, seed: int) -> torch.Tensor:
+    """(levels, Z_STEPS + 1) float32: level l's weight (level units, ≥ 0) at the normal scores of the
+    grid, from the sorted weights of ``draws`` chain runs."""
+    g = torch.Generator().manual_seed(seed)
+    n_levels = layout.max_level + 1
+    levels = torch.arange(n_levels).repeat_interleave(draws)
+    cond = CircuitTransfer(config, layout.max_level, layout).conductance(levels, g)
+    w = conductance_to_weight(cond, torch.ones_like(cond), config.reference_means_us).view(n_levels, draws)
+    ordered = w.sort(dim=1).values.numpy()
+    steps, zr = QuantileCircuitTransfer.Z_STEPS, QuantileCircuitTransfer.Z_RANGE
+    # Φ(z) of the grid with the standard library's erf: one scalar routine, the same on every x86
+    probs = np.array([0.5 * math.erfc(-(-zr + 2 * zr * j / steps) / math.sqrt(2.0)) for j in range(steps + 1)])
+    ranks = probs * (draws - 1)
+    table = np.stack([np.interp(ranks, np.arange(draws), ordered[l]) for l in range(n_levels)])
+    return torch.from_numpy(table.astype(np.float32))
 
 
 # --- calibration ---------------------------------------------------------------------------------
@@ -254,7 +318,7 @@ def read_level_measurements(path: str | os.PathLike, layout: SynapseLayout = PAP
     if os.path.isdir(path):
         raise bad("is a folder, not a CSV file")
     try:
-        with open(path, newline="") as fh:
+        with open(path, newline="", encoding="utf-8-sig") as fh:  # a spreadsheet's byte-order mark is read past
             reader = csv.DictReader(fh)
             header, rows = reader.fieldnames or [], list(reader)
     except OSError as e:
@@ -263,8 +327,6 @@ def read_level_measurements(path: str | os.PathLike, layout: SynapseLayout = PAP
         raise bad("is not a text file (save the measurements as CSV)") from None
     except csv.Error as e:
         raise bad(f"is not a readable CSV ({e})") from None
-    if header and header[0].startswith("\ufeff"):
-        raise bad("starts with a byte-order mark (saved as 'CSV UTF-8'?): save it as plain CSV")
     if not {"level", "conductance_uS"} <= set(header):
         raise bad(f"expected the columns 'level' and 'conductance_uS', found {', '.join(map(repr, header)) or 'none (an empty file)'}")
     by_level: dict[int, list[float]] = {}

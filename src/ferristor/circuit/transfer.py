@@ -11,7 +11,7 @@ or explicit generators (:class:`GeneratorNoise`, for device-level studies).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Protocol, Sequence
 
 import numpy as np
@@ -111,14 +111,17 @@ class TransferConfig:
     sigma_levels: float = param(0.594, unit="level", source="digest §3 [P]: σ_G = 8.7 µS = 0.594 of one weight step", doc="std of a transferred weight around its level mean")
     level_means: str = param("ideal", source="digest §4 [I]", doc="'ideal' (0…7 integers) or 'measured' (the compressive measured means)")
     sign_guard: str = param("clip", source="[I]", doc="a noisy draw never crosses zero: 'clip' sets it to 0 (the unselected device stays in LCS), 'fold' mirrors it")
-    # The device chain model 'circuit' runs; its defaults are the martemucci2025 preset (calibrated to
-    # Fig. 4), so e.g. transfer.circuit.memristor.curve.sigma_c2c is a sweepable device parameter.
-    circuit: ChargeTransferConfig = field(default_factory=ChargeTransferConfig)
+    circuit: ChargeTransferConfig = param(ChargeTransferConfig(), source="digest §3 [P] and the Fig. 4 calibration [I] (the martemucci2025 preset)",
+                                          doc="the device chain model 'circuit' runs (FeCAP cells, transfer line, access transistor, memristor), e.g. transfer.circuit.memristor.curve.sigma_c2c")
+    circuit_sampler: str = param("chain", source="[I]", doc="how model 'circuit' draws a transfer: 'chain' runs the device chain for every weight (~60 draws a weight), 'quantiles' draws from the chain's per-level distribution, tabulated once (exact in distribution up to the table's Monte-Carlo error; one draw a weight, ~10× faster a transfer)")
+    circuit_table_draws: int = param(65536, unit="draw", source="[I]", doc="chain runs per level behind the 'quantiles' table (its Monte-Carlo error ∝ 1/√draws)")
 
     def __post_init__(self):
         check_choice("TransferConfig.model", self.model, ("ideal", "table", "circuit"))
         if not isinstance(self.circuit, ChargeTransferConfig):
             raise ConfigError("TransferConfig.circuit", type(self.circuit).__name__, "a ChargeTransferConfig")
+        check_choice("TransferConfig.circuit_sampler", self.circuit_sampler, ("chain", "quantiles"))
+        check_number("TransferConfig.circuit_table_draws", self.circuit_table_draws, lo=2, hi=2**22, integer=True)
         check_number("TransferConfig.sigma_levels", self.sigma_levels, lo=0, hi=FLOAT32_SCALE[1])
         check_choice("TransferConfig.level_means", self.level_means, ("ideal", "measured"))
         check_choice("TransferConfig.sign_guard", self.sign_guard, ("clip", "fold"))
@@ -189,6 +192,7 @@ class TableTransfer:
 def make_transfer(config: TransferConfig, max_level: int = 7):
     """The transfer model a config names."""
     if config.model == "circuit":
-        from .charge_transfer import CircuitTransfer
-        return CircuitTransfer.from_config(config, max_level)
+        from .charge_transfer import CircuitTransfer, QuantileCircuitTransfer
+        chosen = QuantileCircuitTransfer if config.circuit_sampler == "quantiles" else CircuitTransfer
+        return chosen.from_config(config, max_level)
     return TableTransfer(config, max_level)

@@ -395,7 +395,8 @@ def calibration(csv_path: str, out: Path, seed: int, samples: int) -> list[Path]
     except ConfigError as e:  # a fitted setting beyond its range: these measurements are beyond the chain
         raise _csv_error(csv_path, f"the device chain cannot reproduce these measurements (the fit gives "
                                    f"{e.render()}); are the conductances in µS?") from None
-    fit_means, fit_stds, fit_sigma = level_statistics(fitted, samples, seed)
+    # the fitted chain's statistics from draws the fit did not see (seed + 1): an out-of-sample check
+    fit_means, fit_stds, fit_sigma = level_statistics(fitted, samples, seed + 1)
     fit_means, fit_stds = fit_means.tolist(), fit_stds.tolist()
     diffs = [f - m for f, m in zip(fit_means, means)]
     worst = max(range(N_LEVELS), key=lambda lv: abs(diffs[lv]))

@@ -10,21 +10,17 @@ from pathlib import Path
 
 import numpy as np
 
+from ..config_base import flatten
 from ..errors import DataError
 from .config import LOCAL_FIELDS
 
 _IGNORED = {*LOCAL_FIELDS, "seeds", "eval_every", "test_limit"}
 
 
-def _flatten(d: dict, prefix: str = "") -> dict:
-    out = {}
-    for k, v in d.items():
-        name = f"{prefix}{k}"
-        if isinstance(v, dict):
-            out.update(_flatten(v, name + "."))
-        elif k not in _IGNORED:
-            out[name] = json.dumps(v) if isinstance(v, (list, tuple)) else v
-    return out
+def _flatten(d: dict) -> dict:
+    """The fields that say what a run computed, as {dotted path: value}, lists as JSON text."""
+    return {k: json.dumps(v) if isinstance(v, (list, tuple)) else v for k, v in flatten(d).items()
+            if k.rsplit(".", 1)[-1] not in _IGNORED}
 
 
 def load_runs(paths: list[str | Path]) -> tuple[list[tuple[str, dict]], list[Path]]:
@@ -69,6 +65,8 @@ def differing_fields(configs: list[dict]) -> list[str]:
 
 def compare_table(runs: list[tuple[str, dict]]) -> str:
     """Markdown: run, differing fields, seeds, mean ± std, standard error, median, min, max (accuracy %)."""
+    from .config import with_legacy_defaults  # a run saved before a field existed compares at its value
+    runs = [(name, {**r, "config": with_legacy_defaults(r["config"])}) for name, r in runs]
     fields = differing_fields([r["config"] for _, r in runs])
     head = ["run", *fields, "seeds", "mean ± std %", "s.e.m.", "median", "min", "max"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]

@@ -106,9 +106,10 @@ class TrainConfig:
                               context={"mode": self.mode})
 
 
-# The transfer settings each transfer model ignores: the ideal one draws no noise; the circuit one
-# builds the device chain of the martemucci2025 preset (circuit.charge_transfer), not the table.
-IGNORED_BY_MODEL = {"ideal": ("sigma_levels", "sign_guard", "circuit"), "table": ("circuit",),
+# The transfer settings each transfer model ignores: the ideal one draws no noise; the circuit one runs
+# the device chain of transfer.circuit (circuit.charge_transfer), not the table; only it reads that chain.
+_CIRCUIT = ("circuit", "circuit_sampler", "circuit_table_draws")
+IGNORED_BY_MODEL = {"ideal": ("sigma_levels", "sign_guard") + _CIRCUIT, "table": _CIRCUIT,
                     "circuit": ("sigma_levels", "level_means", "sign_guard")}
 
 
@@ -126,6 +127,10 @@ def _warn_unused_transfer(mode: str, transfer: TransferConfig) -> None:
         changed += [(f"transfer.circuit.{p}", v) for p, v in changed_settings(transfer.circuit, ("",))]
     if changed:
         _warn_no_effect(why, changed)
+    if (mode != "fp" and transfer.model == "circuit" and transfer.circuit_sampler == "chain"
+            and transfer.circuit_table_draws != default.circuit_table_draws):
+        _warn_no_effect("transfer.circuit_sampler 'chain' tabulates nothing",
+                        [("transfer.circuit_table_draws", transfer.circuit_table_draws)])
     if transfer.model == "circuit" and mode != "fp":
         unread = changed_settings(transfer.circuit)
         if unread:
@@ -150,7 +155,8 @@ LEGACY_DEFAULTS = {("rule", "sampler"): "dense", ("rule", "init_shape"): "unifor
                    ("network", "output_norm"): True, (None, "eval_batch"): 2000,
                    ("ledger", "memristor_ops_unselected"): None, ("rule", "k_unit"): "inputs",
                    ("rule", "batch_reduction"): "mean",
-                   ("transfer", "circuit"): dataclasses.asdict(ChargeTransferConfig())}
+                   ("transfer", "circuit"): dataclasses.asdict(ChargeTransferConfig()),
+                   ("transfer", "circuit_sampler"): "chain", ("transfer", "circuit_table_draws"): 65536}
 
 
 def without_legacy_defaults(cfg_dict: dict) -> dict:
@@ -162,6 +168,19 @@ def without_legacy_defaults(cfg_dict: dict) -> dict:
                 out.pop(name, None)
         elif isinstance(out.get(section), dict) and _plain(out[section].get(name, value)) == _plain(value):
             out[section] = {k: v for k, v in out[section].items() if k != name}
+    return out
+
+
+def with_legacy_defaults(cfg_dict: dict) -> dict:
+    """``cfg_dict`` (as saved, perhaps before some fields existed) with every ``LEGACY_DEFAULTS`` field
+    it lacks filled in, and the default scheme: the form to compare and show runs in, so a run saved
+    before a field existed reads as what it computed, not as 'absent' in that field."""
+    out = json.loads(json.dumps(cfg_dict, default=str))
+    out.setdefault("scheme", _plain(_DEFAULT_SCHEME))
+    for (section, name), value in LEGACY_DEFAULTS.items():
+        target = out if section is None else out.get(section)
+        if isinstance(target, dict):
+            target.setdefault(name, _plain(value))
     return out
 
 
@@ -189,7 +208,8 @@ def task_config(dataset: str = "mnist", mode: str = "hm-var", **overrides) -> Tr
     check_choice("dataset", dataset, TASKS)
     t = TASKS[dataset]
     rule_keys = {f.name for f in dataclasses.fields(RuleConfig)}
-    transfer_keys = {"sigma_levels", "level_means", "sign_guard", "transfer_model"}
+    transfer_keys = {"sigma_levels", "level_means", "sign_guard", "transfer_model", "circuit", "circuit_sampler",
+                     "circuit_table_draws"}
     ledger_keys = {f.name for f in dataclasses.fields(LedgerConfig)}
     scheme_keys = {f.name for f in dataclasses.fields(SchemeConfig)}
     rule_kw = {"lr": t["lr"], "p": t["p"]}

@@ -27,6 +27,7 @@ import warnings
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
+from ..config_base import flatten
 from ..errors import ABSENT, ConfigError, ConfigMismatchError, DataError, FerristorWarning
 
 CHECKPOINT = "checkpoint.pt"
@@ -236,26 +237,12 @@ def load_checkpoint(path: str | os.PathLike, *, mmap: bool = False) -> dict:
     return ckpt
 
 
-def flatten(d: Any, prefix: str = "") -> dict[str, Any]:
-    """Nested dicts, and lists of dicts (an optimizer's parameter groups), as {dotted path: value},
-    so a difference names the field that differs: ``groups.0.p``, not the whole list."""
-    if isinstance(d, list) and d and all(isinstance(v, dict) for v in d):
-        d = {str(i): v for i, v in enumerate(d)}
-    if not isinstance(d, dict):
-        return {prefix.rstrip("."): d}
-    out: dict[str, Any] = {}
-    for k, v in d.items():
-        nested = isinstance(v, dict) or (isinstance(v, list) and v and all(isinstance(u, dict) for u in v))
-        out.update(flatten(v, f"{prefix}{k}.") if nested else {f"{prefix}{k}": v})
-    return out
-
-
 def config_differences(saved: dict, current: dict) -> list[tuple[str, Any, Any]]:
     """(field path, saved value, current value) of every field in which two run identities differ."""
-    from .config import run_identity
+    from .config import run_identity, with_legacy_defaults
 
-    def norm(c):
-        return flatten(json.loads(json.dumps(run_identity(c), default=str)))
+    def norm(c):  # fields added since a run was saved compare at the value it computed with
+        return flatten(with_legacy_defaults(run_identity(c)))
     a, b = norm(saved), norm(current)
     return [(k, a.get(k, ABSENT), b.get(k, ABSENT)) for k in sorted(a.keys() | b.keys()) if a.get(k, ABSENT) != b.get(k, ABSENT)]
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from ..config_base import check_number, param
+from ..config_base import check_increasing, check_number, param
 from ..errors import FerristorError
 
 
@@ -64,11 +64,7 @@ class SwitchingCurveConfig:
             check_number(f"SwitchingCurveConfig.{name}", getattr(self, name), lo=0, lo_open=True)
         for name in ("lcs_sigma_ln", "sigma_d2d", "sigma_c2c"):
             check_number(f"SwitchingCurveConfig.{name}", getattr(self, name), lo=0, hi=1)
-        if len(self.level_icc_ua) < 2 or any(b <= a for a, b in zip(self.level_icc_ua, self.level_icc_ua[1:])):
-            from ..errors import ConfigError
-            raise ConfigError("SwitchingCurveConfig.level_icc_ua", self.level_icc_ua, "at least 2 increasing currents")
-        for i in self.level_icc_ua:
-            check_number("SwitchingCurveConfig.level_icc_ua[]", i, lo=0)
+        self.level_icc_ua = check_increasing("SwitchingCurveConfig.level_icc_ua", self.level_icc_ua, lo=0)
 
 
 @dataclass

@@ -4,6 +4,8 @@ from __future__ import annotations
 import math
 from html import escape
 
+from ..config_base import flatten as dotted
+
 
 class Raw(str):
     """Markup that must not be escaped again."""
@@ -75,14 +77,7 @@ def para(text: str, cls: str = "note") -> str:
 
 def flatten(d: dict, prefix: str = "") -> dict:
     """Nested config → {'rule.k': 100, ...}; lists as compact text."""
-    out = {}
-    for k, v in d.items():
-        name = f"{prefix}{k}"
-        if isinstance(v, dict):
-            out.update(flatten(v, name + "."))
-        else:
-            out[name] = ",".join(map(str, v)) if isinstance(v, (list, tuple)) else v
-    return out
+    return {k: ",".join(map(str, v)) if isinstance(v, (list, tuple)) else v for k, v in dotted(d, prefix).items()}
 
 
 CSS = """

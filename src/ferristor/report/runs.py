@@ -14,6 +14,7 @@ from pathlib import Path
 
 from ..circuit.ledger import LedgerConfig
 from ..errors import DataError
+from ..experiments.config import with_legacy_defaults
 
 # Top-level keys this adapter interprets; any other field the engine adds is shown as provenance.
 KNOWN_KEYS = {"config", "seeds", "steps", "samples_per_replica", "final_test_accuracy", "final_test_accuracy_mean",
@@ -161,7 +162,7 @@ def read_run(path: str | Path, name: str | None = None) -> Run:
     except OSError:
         written = None
     return Run(
-        name=name or (file.parent.name or str(file.parent)), path=file.parent, config=data["config"],
+        name=name or (file.parent.name or str(file.parent)), path=file.parent, config=with_legacy_defaults(data["config"]),
         seeds=list(data.get("seeds") or data["config"].get("seeds") or range(len(data["final_test_accuracy"]))),
         accuracy=_percent(data["final_test_accuracy"], file), history=history,
         samples_per_replica=data.get("samples_per_replica"), layers=layers, network=network,

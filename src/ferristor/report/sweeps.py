@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from ..experiments.config import with_legacy_defaults
 from ..errors import DataError
 from .runs import Endurance, endurance_of
 
@@ -66,7 +67,7 @@ def trial_from_record(record: dict, key: str) -> Trial:
     metrics = {m: v for m in METRICS if (v := _number(result.get(m))) is not None}
     if "k" not in params and _number(result.get("k")) is not None:
         params["k"] = result["k"]
-    return Trial(key=record.get("key") or key, params=params, train_config=config.get("train_config") or {},
+    return Trial(key=record.get("key") or key, params=params, train_config=with_legacy_defaults(config["train_config"]) if config.get("train_config") else {},
                  accuracy=[float(a) for a in result["accuracy"]], metrics=metrics)
 
 

@@ -15,7 +15,9 @@ _TORCH_FACTOR = 5599.0 / 188.0  # torch reference against numba, hm-var R = 10
 _REF_WEIGHTS = 784 * 200 + 200 * 100 + 100 * 10  # the network the table measured
 # One transfer of every weight, R = 1, fused numba (BENCHMARKS.md, "Cost of the transfer models"): µs.
 _TRANSFER_US = {"fp": 0.0, "hm": 130.0, "hm-var": 770.0}
-_CIRCUIT_TRANSFER_US = 50_640.0  # the same, with transfer model 'circuit' (the device chain, torch float64)
+# The same with transfer model 'circuit', by sampler: the device chain for every weight (torch float64),
+# or its tabulated per-level distribution
+_CIRCUIT_TRANSFER_US = {"chain": 50_640.0, "quantiles": 3_180.0}
 _FORWARD_US = 20.0  # µs per test sample-replica of an evaluation (a forward pass, R = 10 row's share)
 
 
@@ -28,13 +30,17 @@ def step_us(mode: str, replicas: int) -> float:
 def trial_cpu_seconds(config: dict, n_train: int, n_test: int) -> float:
     sizes = config["network"]["sizes"]
     weights = sum(i * o for i, o in zip(sizes[:-1], sizes[1:]))
-    scale = weights / _REF_WEIGHTS * (_TORCH_FACTOR if config.get("backend") == "torch" else 1.0)
+    scale = weights / _REF_WEIGHTS
+    torch_factor = _TORCH_FACTOR if config.get("backend") == "torch" else 1.0
     r = len(config["seeds"])
     steps = max(1, round(config["epochs"] * (n_train // config["batch"])))
     samples = steps * config["batch"] * r
     n_eval = min(n_test, config["test_limit"] or n_test)
     evals = max(1, round(config["epochs"] / config["eval_every"]))
     circuit = config["mode"] != "fp" and config["transfer"]["model"] == "circuit"
-    transfer_us = _CIRCUIT_TRANSFER_US if circuit else _TRANSFER_US[config["mode"]]
-    per_sample = step_us(config["mode"], r) + transfer_us / config["rule"]["k"]
-    return 1e-6 * scale * (samples * per_sample + evals * n_eval * r * _FORWARD_US)
+    if circuit:  # tensor operations whatever the backend
+        transfer_us = _CIRCUIT_TRANSFER_US[config["transfer"].get("circuit_sampler", "chain")]
+    else:
+        transfer_us = _TRANSFER_US[config["mode"]] * torch_factor
+    per_sample = step_us(config["mode"], r) * torch_factor + transfer_us / config["rule"]["k"]
+    return 1e-6 * scale * (samples * per_sample + evals * n_eval * r * _FORWARD_US * torch_factor)

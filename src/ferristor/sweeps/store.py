@@ -279,7 +279,7 @@ def distinguishing(trials: list[dict]) -> dict[str, dict]:
     same params: a folder swept twice with other ``--set`` bases holds two ``rule.k=10`` points, told
     apart only by their base settings (or by the data they trained on: ``data``, the start of its
     fingerprint; failing all, by ``key``, the start of the trial key)."""
-    from ..experiments.run_folder import flatten
+    from ..config_base import flatten
     from .trials import EXECUTION_FIELDS
     groups: dict[str, list[dict]] = {}
     for t in trials:

@@ -11,6 +11,7 @@ import operator
 import re
 from typing import Any, Iterable
 
+from ..config_base import flatten
 from ..errors import FerristorError
 from .configs import config_paths, get_path
 from .store import Store
@@ -21,13 +22,8 @@ class TableError(FerristorError):
 
 
 def _flatten(d: dict, prefix: str) -> dict[str, Any]:
-    out = {}
-    for k, v in d.items():
-        if isinstance(v, dict):
-            out.update(_flatten(v, f"{prefix}{k}."))
-        elif isinstance(v, (int, float, str, bool)) or v is None:
-            out[f"{prefix}{k}"] = v
-    return out
+    """The scalar leaves of ``d`` as {prefix + dotted path: value}."""
+    return {k: v for k, v in flatten(d, prefix).items() if isinstance(v, (int, float, str, bool)) or v is None}
 
 
 def tidy_rows(store: Store, final_only: bool = False) -> list[dict[str, Any]]:
@@ -35,13 +31,15 @@ def tidy_rows(store: Store, final_only: bool = False) -> list[dict[str, Any]]:
     paths = config_paths()
     labels = list(dict.fromkeys(k for t in trials.values() for k in t["params"] if k not in paths))
     rows = []
+    from ..experiments.config import with_legacy_defaults  # a trial stored before a field existed shows its value
+    full = {key: with_legacy_defaults(t["config"]) for key, t in trials.items()}
     for e in store.evals(final_only):
         t = trials[e["trial"]]
         row: dict[str, Any] = {"trial": e["trial"]}
         row.update({k: _cell(t["params"].get(k)) for k in labels})
         for p in paths:
             try:
-                row[p] = _cell(get_path(t["config"], p))
+                row[p] = _cell(get_path(full[e["trial"]], p))
             except (KeyError, TypeError):
                 row[p] = None
         row.update({"seed": e["seed"], "replica": e["replica"], "step": e["step"], "epoch": e["epoch"],

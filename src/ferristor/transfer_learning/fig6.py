@@ -17,7 +17,7 @@ import json
 import re
 import time
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -53,13 +53,11 @@ def slug(text: str) -> str:
 class Fig6Config:
     pairs: tuple[str, ...] = param(PAIRS, source="[I] in kind: the paper's pairs (digest §6) cannot be fetched here",
                                    doc="SOURCE->TARGET image sets, names as images.resolve reads them")
-    # the nested configs keep their factories (a fresh one per figure); their metadata is what param() writes
-    pretrain: PretrainConfig = field(default_factory=lambda: PretrainConfig(arch="lenet", epochs=2.0), metadata={
-        "unit": "", "source": "[I] the CPU budget: LeNet, 2 epochs (the paper: MobileNet-V2, digest §6)",
-        "doc": "the backbone's pretraining (PretrainConfig); its dataset is each pair's source"})
-    protocol: ProtocolConfig = field(default_factory=ProtocolConfig, metadata={
-        "unit": "", "source": "[issue 9] the paper's protocol; digest §6 for p, k, lr",
-        "doc": "the cross-validation and the five heads (ProtocolConfig)"})
+    pretrain: PretrainConfig = param(PretrainConfig(arch="lenet", epochs=2.0),
+                                     source="[I] the CPU budget: LeNet, 2 epochs (the paper: MobileNet-V2, digest §6)",
+                                     doc="the backbone's pretraining (PretrainConfig); its dataset is each pair's source")
+    protocol: ProtocolConfig = param(ProtocolConfig(), source="[issue 9] the paper's protocol; digest §6 for p, k, lr",
+                                     doc="the cross-validation and the five heads (ProtocolConfig)")
     per_class: int | None = param(1000, unit="image", source="[I] the CPU budget",
                                   doc="target images per class in the pool (before flips; None: all), a multiple of the folds")
 
