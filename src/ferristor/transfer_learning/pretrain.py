@@ -22,7 +22,7 @@ from torch.nn import functional as F
 
 from ..atomic import atomic_write
 from ..backbones import Backbone, BackboneSpec, build_backbone, load_backbone, save_backbone
-from ..config_base import check_number, param
+from ..config_base import check_number, param, param_like
 from ..errors import ConfigError, ConfigMismatchError, DataError, DivergedError
 from ..experiments import run_folder
 from ..experiments.results import versions, write_json
@@ -35,16 +35,12 @@ BACKBONE_FILE, RESULTS_FILE = "backbone.pt", "pretrain.json"
 
 @dataclass
 class PretrainConfig:
-    arch: str = param("mobilenet_v2", source="digest §6 [P] (MobileNet-V2); 'lenet' [I] the quick CPU backbone",
-                      doc="the backbone: 'mobilenet_v2' or 'lenet'")
+    arch: str = param_like(BackboneSpec, "arch", doc="the backbone: 'mobilenet_v2' or 'lenet'")
     dataset: str = param("fashion-mnist", source="[I] the paper's source tasks cannot be fetched here (docs/transfer-learning.md)",
                          doc="the source task, as images.resolve reads it (mnist, fashion-mnist[0-4], folder:PATH, …)")
-    width: float = param(0.5, unit="1", source="[issue 9] (the digest names only the architecture, §6)",
-                         doc="width multiplier: MobileNet-V2's width_mult, LeNet's channels")
-    input_size: int = param(32, unit="pixel", source="[issue 9] (the digest names only the architecture, §6)",
-                            doc="side of the network's input; smaller images are fitted to it (fit)")
-    bits: int = param(4, unit="bit", source="digest §6 [P] (a frozen 4-bit feature extractor)",
-                      doc="LSQ bit width of every conv/linear weight (0: float)")
+    width: float = param_like(BackboneSpec, "width")
+    input_size: int = param_like(BackboneSpec, "input_size", doc="side of the network's input; smaller images are fitted to it (fit)")
+    bits: int = param_like(BackboneSpec, "bits")
     fit: str = param("pad", source="[I]", doc="how images meet input_size: 'pad' with the background or 'resize'")
     epochs: float = param(1.0, unit="epoch", source="[I] the CPU budget", doc="pretraining epochs (a fraction runs part of one)")
     batch: int = param(128, unit="sample", source="[I]", doc="samples per Adam step of the pretraining")
