@@ -267,3 +267,38 @@ def test_full_dataset_trains_on_20000_beats_and_tests_on_all_of_208(full_ecg):
     d = full_ecg
     assert d.x_train.shape == (20000, 20) and d.x_test.shape == (2955, 20)
     assert d.y_train.bincount().tolist() == [10000, 10000] and int(d.y_test.sum()) == 2955 - 1586
+
+
+def test_the_ecg_features_are_a_config_that_train_and_sweeps_build_the_data_from(fake_mitdb, tmp_path, monkeypatch):
+    """TrainConfig.ecg reaches the loader: a sweep over ecg.feature_scaling loads each variant once,
+    under its own data key, so the trials' keys and numbers differ; train builds the same data."""
+    import dataclasses
+
+    from ferristor.experiments.config import task_config
+    from ferristor.sweeps import configs
+    from ferristor.sweeps.provenance import data_key
+    from ferristor.sweeps.run import plan, run_plan
+    from ferristor.sweeps.spec import build_spec
+    from ferristor.sweeps.table import tidy_rows
+    from ferristor.sweeps.store import open_store
+    monkeypatch.setattr(ecg_mod, "cache_root", lambda: tmp_path / "cache")
+    assert data_key(configs.canonical(task_config("mnist"))) == "mnist"
+    assert data_key(configs.canonical(task_config("ecg"))) == "ecg"
+    raw_cfg = configs.resolve({"dataset": "ecg", "ecg.feature_scaling": "none"})
+    assert data_key(configs.canonical(raw_cfg)) == 'ecg{"feature_scaling": "none"}'
+    spec = build_spec(None, ("dataset=ecg", "epochs=0.01", "test_limit=200"), ("ecg.feature_scaling=standardise,none",))
+    p = plan(spec, tmp_path / "sweep", data_dir=str(fake_mitdb.root))
+    assert sorted(p.datasets) == ["ecg", 'ecg{"feature_scaling": "none"}']
+    raw = load_dataset("ecg", str(fake_mitdb.root), ecg=raw_cfg.ecg)
+    assert torch.equal(p.datasets['ecg{"feature_scaling": "none"}'].x_train, raw.x_train)
+    assert not torch.equal(p.datasets["ecg"].x_train, raw.x_train)
+    assert len({t.key for t in p.trials}) == 2
+    run_plan(p, in_process=True, progress=False)
+    store = open_store(tmp_path / "sweep", readonly=True)
+    try:
+        rows = tidy_rows(store, final_only=True)
+    finally:
+        store.close()
+    assert sorted(r["ecg.feature_scaling"] for r in rows) == ["none", "standardise"]
+    assert rows[0]["test_accuracy"] != rows[1]["test_accuracy"]
+    assert dataclasses.asdict(raw_cfg.ecg)["feature_scaling"] == "none"

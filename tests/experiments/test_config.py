@@ -129,3 +129,18 @@ def test_the_circuit_sampler_is_named_checked_and_kept_out_of_old_identities():
         configs.resolve({"transfer.model": "circuit", "transfer.circuit_table_draws": 1000})
     with pytest.warns(FerristorWarning, match=r"'table' does not use them: transfer.circuit_sampler='quantiles'"):
         configs.resolve({"transfer.circuit_sampler": "quantiles"})
+
+
+def test_the_ecg_features_are_a_config_kept_out_of_old_identities():
+    import dataclasses
+
+    from ferristor.errors import FerristorWarning
+    from ferristor.experiments.config import run_identity
+    from ferristor.sweeps import configs
+    assert "ecg" not in run_identity(dataclasses.asdict(task_config("ecg")))
+    raw = configs.resolve({"dataset": "ecg", "ecg.feature_scaling": "none"})
+    assert run_identity(dataclasses.asdict(raw))["ecg"]["feature_scaling"] == "none"
+    with pytest.warns(FerristorWarning, match=r"dataset 'mnist' is not the ECG: ecg.feature_scaling='none' has no effect"):
+        configs.resolve({"ecg.feature_scaling": "none"})
+    with pytest.raises(ConfigError, match="feature_scaling"):
+        configs.resolve({"dataset": "ecg", "ecg.feature_scaling": "log"})

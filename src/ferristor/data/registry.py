@@ -103,8 +103,12 @@ def _check_name(name: str, data_dir) -> None:
             raise ConfigError("data_dir", os.fspath(data_dir), reason=f"cannot be read ({getattr(e, 'strerror', None) or e})") from None
 
 
-def load_dataset(name: str, data_dir: str | None = None) -> Dataset:
+def load_dataset(name: str, data_dir: str | None = None, ecg=None) -> Dataset:
+    """Dataset ``name``; ``ecg``: the ECG's feature settings (an ``ECGConfig``; None: the defaults)."""
     _check_name(name, data_dir)
+    if name == "ecg" and ecg is not None:
+        from .ecg import load_ecg
+        return load_ecg(data_dir, config=ecg)
     return DATASETS[name](data_dir)
 
 

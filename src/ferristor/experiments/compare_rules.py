@@ -169,7 +169,7 @@ def train_rule(cfg: TrainConfig, out_dir: str | Path | None = None, *, progress:
 
     set_threads(cfg.threads)
     with use_backend(cfg.backend):
-        data = dataset or load_dataset(cfg.dataset, cfg.data_dir)
+        data = dataset or load_dataset(cfg.dataset, cfg.data_dir, ecg=cfg.ecg)
         check_data(cfg, data)
         model = build_model(cfg)
         # the device ledger joins the results before run_fit's one write of results.json: a run killed

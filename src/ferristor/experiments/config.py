@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from ..circuit.charge_transfer import ChargeTransferConfig, changed_settings
 from ..circuit.ledger import LedgerConfig
 from ..circuit.transfer import TransferConfig
+from ..data.ecg import ECGConfig
 from ..config_base import check_choice, check_device, check_number, param
 from ..errors import ConfigError, FerristorWarning
 from ..backend import BACKENDS
@@ -48,6 +49,8 @@ class TrainConfig:
     transfer: TransferConfig = field(default_factory=TransferConfig)
     ledger: LedgerConfig = field(default_factory=LedgerConfig)
     scheme: SchemeConfig = field(default_factory=SchemeConfig)  # the learning rule: hybrid, or a baseline (rule.schemes)
+    ecg: ECGConfig = param(ECGConfig(), source="digest §4 [P], per field (ferristor params ECGConfig)",
+                           doc="how ECG beats become features and which beats train and test (dataset 'ecg' only): e.g. ecg.feature_scaling")
     eval_every: float = param(1.0, unit="epoch", doc="test accuracy is measured every this many epochs and at the end")
     checkpoint_every: float = param(1.0, unit="epoch", doc="with an output folder, a checkpoint is written this often and at every evaluation (0 = at evaluations only)")
     test_limit: int = param(0, unit="sample", doc="evaluate on the first N test samples only (0 = all)")
@@ -101,6 +104,10 @@ class TrainConfig:
             raise ConfigError("transfer.model", self.transfer.model, "'ideal' (use mode 'hm-var' for variability)",
                               context={"mode": self.mode})
         _warn_unused_transfer(self.mode, self.transfer)
+        if self.dataset != "ecg" and self.ecg != ECGConfig():
+            changed = [(f"ecg.{f.name}", getattr(self.ecg, f.name)) for f in dataclasses.fields(ECGConfig)
+                       if getattr(self.ecg, f.name) != getattr(ECGConfig(), f.name)]
+            _warn_no_effect(f"dataset {self.dataset!r} is not the ECG", changed)
         if self.mode == "fp" and not self.scheme.is_hybrid:
             raise ConfigError("scheme.rule", self.scheme.rule, "'hybrid' (a baseline rule programs devices: mode 'hm' or 'hm-var')",
                               context={"mode": self.mode})
@@ -156,7 +163,8 @@ LEGACY_DEFAULTS = {("rule", "sampler"): "dense", ("rule", "init_shape"): "unifor
                    ("ledger", "memristor_ops_unselected"): None, ("rule", "k_unit"): "inputs",
                    ("rule", "batch_reduction"): "mean",
                    ("transfer", "circuit"): dataclasses.asdict(ChargeTransferConfig()),
-                   ("transfer", "circuit_sampler"): "chain", ("transfer", "circuit_table_draws"): 65536}
+                   ("transfer", "circuit_sampler"): "chain", ("transfer", "circuit_table_draws"): 65536,
+                   (None, "ecg"): dataclasses.asdict(ECGConfig())}
 
 
 def without_legacy_defaults(cfg_dict: dict) -> dict:

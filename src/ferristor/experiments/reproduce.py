@@ -62,12 +62,13 @@ def _run(trials: list[dict], out: Path, data_dir, threads: int, progress: bool, 
     one (setting, mode, k) with its seeds as replicas); return their points in order."""
     from ..sweeps.driver import run_sweep
     from ..sweeps.executors import make_executor, share_a_gpu
-    from ..sweeps.provenance import load_datasets
+    from ..sweeps.configs import canonical
+    from ..sweeps.provenance import data_key, load_datasets
     from ..sweeps.store import open_store
     from ..sweeps.trials import trial_of_config
 
     configs = [_cfg(t, data_dir, threads, device) for t in trials]
-    data, prints = load_datasets(sorted({c.dataset for c in configs}), data_dir)
+    data, prints = load_datasets(sorted({data_key(canonical(c)) for c in configs}), data_dir)
     labels = [{k: v for k, v in t.items() if k != "train_config"} for t in trials]
     keyed = [trial_of_config(lab, c, prints) for lab, c in zip(labels, configs)]
     unique = list({t.key: t for t in keyed}.values())  # the fp point shared by variants runs once

@@ -65,7 +65,7 @@ def train(cfg: TrainConfig, out_dir: str | Path | None = None, *, progress: bool
     ``on_eval``, ``on_checkpoint``, ``resume_state``: the sweep driver's hooks (see :func:`run_fit`)."""
     set_threads(cfg.threads)
     with use_backend(cfg.backend):
-        data = dataset or load_dataset(cfg.dataset, cfg.data_dir)
+        data = dataset or load_dataset(cfg.dataset, cfg.data_dir, ecg=cfg.ecg)
         check_data(cfg, data)  # labels vs outputs, features, batch ≤ samples; warns when k > the run's samples
         model = build_model(cfg)
         result = run_fit(model, data, optimizer=build_optimizer(cfg, model), out=out_dir, progress=progress,

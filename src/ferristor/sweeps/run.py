@@ -13,7 +13,7 @@ from .driver import Outcome, run_sweep
 from .estimate import trial_cpu_seconds
 from .executors import make_executor, share_a_gpu
 from .progress import label
-from .provenance import load_datasets
+from .provenance import data_key, load_datasets
 from .store import open_store, store_path
 from .trials import Trial, datasets_of, expand
 
@@ -39,7 +39,7 @@ class Plan:
         status = self.status()
         lines, total, todo = [], 0.0, 0.0
         for i, t in enumerate(self.trials):
-            d = self.datasets[t.config["dataset"]]
+            d = self.datasets[data_key(t.config)]
             s = trial_cpu_seconds(t.config, len(d.x_train), len(d.x_test))
             st = status.get(t.key, "new")
             total += s

@@ -294,17 +294,19 @@ def check_against_data(spec: SweepSpec, datasets: dict) -> None:
     the driver loads each dataset once anyway, for the trial keys, so a point that cannot train fails
     here, named, before any trial runs (and in --dry-run), not as a failed trial."""
     from ..experiments.preflight import check_data
+    from .provenance import data_key
     seen = set()
     for params, overrides in spec.points_overrides():
         cfg = configs.resolve(overrides)
-        fit = (cfg.dataset, tuple(cfg.network.sizes), cfg.network.output, cfg.batch)
+        key = data_key(configs.canonical(cfg))
+        fit = (key, tuple(cfg.network.sizes), cfg.network.output, cfg.batch)
         if fit in seen:
             continue
         seen.add(fit)
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", FerristorWarning)  # a k beyond the run: the trial itself warns
-                check_data(cfg, datasets[cfg.dataset])
+                check_data(cfg, datasets[key])
         except (ConfigError, DataError) as e:
             path = _blame_fit(spec, params, e)
             if path is None or (path in params and path not in spec.grid):  # a [[points]] entry: as check() names it

@@ -69,7 +69,8 @@ def trial_of_config(params: dict, cfg, fingerprints: dict[str, str]) -> Trial:
     """The trial of a built ``TrainConfig``; ``fingerprints`` maps a dataset name to the fingerprint
     of the data it will train on (``provenance.load_datasets``)."""
     config = normalise(configs.canonical(cfg))
-    ident = identity(config, fingerprints[config["dataset"]])
+    from .provenance import data_key
+    ident = identity(config, fingerprints[data_key(config)])
     return Trial(key=trial_key(ident), params=normalise(params), config=config, identity=ident)
 
 
@@ -78,8 +79,13 @@ def make_trial(params: dict, overrides: dict, fingerprints: dict[str, str]) -> T
 
 
 def datasets_of(spec: SweepSpec) -> list[str]:
-    """The dataset names a spec's trials train on (resolving each point's dataset)."""
-    return sorted({ov.get("dataset", configs.TrainConfig.dataset) for _, ov in spec.points_overrides()})
+    """The data a spec's trials train on (``provenance.data_key`` of each point's resolved config)."""
+    from .provenance import data_key
+    keys = set()
+    for _, ov in spec.points_overrides():
+        dataset = ov.get("dataset", configs.TrainConfig.dataset)
+        keys.add(data_key(configs.canonical(configs.resolve(ov))) if dataset == "ecg" else dataset)
+    return sorted(keys)
 
 
 def devices_of(spec: SweepSpec) -> list[str]:

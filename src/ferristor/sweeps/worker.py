@@ -33,7 +33,9 @@ class Job:
 
     @property
     def dataset(self) -> str:
-        return self.config["dataset"]
+        """The key of the data it trains on (``provenance.data_key``)."""
+        from .provenance import data_key
+        return data_key(self.config)
 
 
 def state_to_bytes(state: dict) -> bytes:
