@@ -40,7 +40,7 @@ def tiny(monkeypatch):
     y = torch.arange(60) % 10
     x = (torch.rand(60, 784, generator=g) - 0.5) + y[:, None] / 10
     data = Dataset("mnist", x, y, x[:20], y[:20], 10)
-    monkeypatch.setattr(train_module, "load_dataset", lambda *a: loads.append(a) or data)
+    monkeypatch.setattr(train_module, "load_dataset", lambda *a, **kw: loads.append(a) or data)
     return loads
 
 

@@ -46,7 +46,7 @@ def tiny(monkeypatch):
     g = torch.Generator().manual_seed(0)
     y = torch.arange(60) % 10
     x = (torch.rand(60, 784, generator=g) - 0.5) + y[:, None] / 10
-    monkeypatch.setattr(train_module, "load_dataset", lambda *a: Dataset("mnist", x, y, x[:20], y[:20], 10))
+    monkeypatch.setattr(train_module, "load_dataset", lambda *a, **kw: Dataset("mnist", x, y, x[:20], y[:20], 10))
 
 
 def _train(out, *args):

@@ -38,7 +38,7 @@ def run(out, fresh=False, **over):
 
 def test_out_under_a_file_or_being_a_file_is_refused_before_loading_data(tmp_path, monkeypatch):
     import ferristor.experiments.train as train_module
-    monkeypatch.setattr(train_module, "load_dataset", lambda *a: pytest.fail("data loaded before --out was checked"))
+    monkeypatch.setattr(train_module, "load_dataset", lambda *a, **kw: pytest.fail("data loaded before --out was checked"))
     (tmp_path / "file").write_text("x")
     cfg = tiny_cfg()
     with pytest.raises(ConfigError, match="a part of the path is a file") as e:

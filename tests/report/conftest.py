@@ -80,7 +80,7 @@ def _cli_on(data, *args):
 
     from ferristor.cli.main import cli
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr("ferristor.experiments.train.load_dataset", lambda name, data_dir=None: data)
+        mp.setattr("ferristor.experiments.train.load_dataset", lambda name, data_dir=None, **kw: data)
         r = CliRunner().invoke(cli, [str(a) for a in args])
     assert r.exit_code == 0, r.output
     return r
