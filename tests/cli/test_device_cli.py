@@ -175,3 +175,17 @@ def test_calibrated_spec_trains(tmp_path, mnist_data_dir):
     assert got["mode"] == "hm-var" and got["transfer"]["model"] == "circuit"
     assert got["transfer"]["circuit"]["transistor"]["vth_v"] == written.transfer.circuit.transistor.vth_v
     assert got["transfer"]["circuit"]["reference_means_us"] == list(written.transfer.circuit.reference_means_us)
+
+
+def test_a_spread_below_the_chains_own_is_fitted_to_zero_and_says_so(tmp_path):
+    """Devices tighter than the chain's fixed spreads (FeCAP charge, LCS) leave the SET spread at its
+    bound of 0: the command warns, naming the settings that would have to shrink."""
+    csv_path = tmp_path / "tight.csv"
+    means = [1.4, 11.9, 36.5, 58.3, 73.9, 85.5, 95.9, 103.9]
+    csv_path.write_text("level,conductance_uS\n" + "".join(f"{lv},{m + d}\n" for lv, m in enumerate(means)
+                                                            for d in (-0.5, 0.0, 0.5)))
+    res, out = _calibrate(tmp_path, csv_path)
+    assert res.exit_code == 0, res.output
+    fitted = _written_circuit(out / "calibrated.toml").transfer.circuit.memristor.curve
+    assert fitted.sigma_c2c == 0.0 and fitted.sigma_d2d == 0.0
+    assert "the SET spread was fitted to 0" in res.output and "fecap.cell.pr_sigma_ln" in res.output

@@ -48,3 +48,18 @@ def test_params_command_lists_pretraining_parameters():
     assert r.exit_code == 0, r.output
     assert "bits = 4 [bit]" in r.output and "digest §6 [P]" in r.output
     assert "weight_decay = 1e-05 [1]" in r.output and "[issue 9: the paper's]" in r.output
+
+
+def test_params_lists_the_config_paths_that_set_and_grid_take():
+    from click.testing import CliRunner
+
+    from ferristor.cli.main import cli
+    from ferristor.sweeps.configs import config_paths
+    r = CliRunner().invoke(cli, ["params", "--paths"])
+    assert r.exit_code == 0 and len(r.output.strip().splitlines()) == len(config_paths())
+    r = CliRunner().invoke(cli, ["params", "transfer.circuit.memristor.curve"])
+    assert r.exit_code == 0
+    assert "transfer.circuit.memristor.curve.sigma_c2c = 0.0813 [1] — relative cycle-to-cycle spread" in r.output
+    assert all(line.startswith("transfer.circuit.memristor.curve.") for line in r.output.strip().splitlines())
+    r = CliRunner().invoke(cli, ["params", "rule.kk"])
+    assert r.exit_code == 2 and "rule.k or rule.p?" in r.output

@@ -303,7 +303,7 @@ def calibrate(means_us: Sequence[float], sigma_us: float, base: ChargeTransferCo
         memristor=dataclasses.replace(mc, curve=dataclasses.replace(
             m, g_max_us=round(math.exp(v[2]), 2), i_knee_ua=round(math.exp(v[3]), 2),
             sigma_d2d=round(s_each, 4), sigma_c2c=round(s_each, 4))),
-        reference_means_us=tuple(float(x) for x in means_us),
+        reference_means_us=tuple(round(float(x), 4) for x in means_us),  # 0.1 nS: beyond any measurement
     )
 
 

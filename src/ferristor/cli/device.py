@@ -258,7 +258,7 @@ FIGURES = {
 MAX_SAMPLES = 1_000_000  # per figure; beyond it the CSVs alone take minutes to write
 MAX_SEED = 2**64 - 2  # torch seeds are 64-bit; fecap-endurance also draws from seed + 1
 
-device_group = FerristorGroup("device", help="Device-level figures of the hybrid memory (Figs. 2–4), PNG + CSV; "
+device_group = FerristorGroup("device", short_help="Device figures (Figs. 2–4); fit the chain to measurements", help="Device-level figures of the hybrid memory (Figs. 2–4), PNG + CSV; "
                                               "calibrate: the transfer chain fitted to measured conductances.")
 
 
@@ -407,6 +407,12 @@ def calibration(csv_path: str, out: Path, seed: int, samples: int) -> list[Path]
             f"measured span G7 − G0): check that the conductances are in µS and the levels are the transfer's 0…7; "
             "the files are written anyway", "csv", csv_path))
 
+    if fitted.memristor.curve.sigma_c2c < 1e-3 and fit_sigma > sigma:
+        warnings.warn(FerristorWarning(
+            f"the SET spread was fitted to 0, its bound: the chain's fixed spreads (the FeCAP cells' charge, "
+            f"fecap.cell.pr_sigma_ln; the LCS, memristor.curve.lcs_sigma_ln) alone give a pooled σ of {fit_sigma:.3g} µS "
+            f"against the measured {sigma:.3g}; lower them in the file or with --set transfer.circuit.… if your devices "
+            "spread less", "csv", csv_path))
     command = _calibrate_command(csv_path, out, seed, samples)
     toml_path = out / "calibrated.toml"
     header = [

@@ -88,7 +88,7 @@ def run_fig6(*, pairs=None, pretrain_epochs=2.0, per_class=1000, folds=10, heads
     return results
 
 
-@click.command("fig6")
+@click.command("fig6", short_help="Transfer learning on the chip (Fig. 6)")
 @fig6_options
 @backbone_options
 @names_options(out_dir="out", per_class="per_class", **{"pretrain.epochs": "pretrain_epochs"})

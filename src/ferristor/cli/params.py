@@ -40,8 +40,14 @@ def config_classes():
 
 @click.command("params")
 @click.argument("name", required=False)
-def params(name):
-    """List the parameters of every config (or of those whose class name contains NAME)."""
+@click.option("--paths", is_flag=True, help="list train's config paths (what --set and a sweep's --grid take), "
+                                             "each with its default, unit and source; NAME: a path or section to start from")
+def params(name, paths):
+    """List the parameters of every config (or of those whose class name contains NAME); with --paths,
+    or a dotted NAME (transfer.circuit), train's config paths."""
+    if paths or (name and "." in name):
+        _paths(name)
+        return
     classes = list(config_classes())
     chosen = [c for c in classes if not name or name.lower() in c.__name__.lower()]
     if not chosen:
@@ -69,3 +75,20 @@ def _nested_defaults(cls) -> dict[str, str]:
             if dataclasses.is_dataclass(value):
                 out[f.name] = type(value).__name__
     return out
+
+
+def _paths(prefix: str | None) -> None:
+    """Every config path under ``prefix`` (a section or a path), with its default and metadata."""
+    from ..sweeps import configs
+    chosen = [p for p in configs.config_paths() if not prefix or p == prefix or p.startswith(prefix + ".")]
+    if not chosen:
+        raise click.BadParameter(f"{prefix!r} is no config path or section: expected {configs.expected_paths(prefix)}",
+                                 param_hint="NAME")
+    for path in chosen:
+        cls, name = configs._leaf(path)
+        f = next(f for f in dataclasses.fields(cls) if f.name == name)
+        m = f.metadata
+        unit = f" [{m['unit']}]" if m.get("unit") else ""
+        doc = f" — {m['doc']}" if m.get("doc") else ""
+        src = f"  ({m['source']})" if m.get("source") else ""
+        click.echo(f"{path} = {configs.default(path)!r}{unit}{doc}{src}")

@@ -20,7 +20,7 @@ FRESH_DISCARD = {"fig5cde": (*_STORE, "fig5c.png", "fig5d.png", "fig5e.png", "tr
                  "fig5f": (*_STORE, "fig5f.png", "trials", "checkpoints")}
 
 
-@click.command("reproduce")
+@click.command("reproduce", short_help="The paper's Figs. 5c–f and 6, beside its values")
 @click.argument("figure", metavar="FIGURE", type=click.Choice(["fig5c", "fig5d", "fig5e", "fig5f", "fig6", "all"]))
 @click.option("--seeds", type=SeedList(), default=None, help="seeds per point [default: 0-9 for fig5c–e, 0-4 for fig5f, digest §6]")
 @click.option("--epoch-scale", type=FiniteFloat(0, MAX_EPOCH_SCALE, min_open=True), default=1.0, show_default=True,
@@ -45,19 +45,20 @@ FRESH_DISCARD = {"fig5cde": (*_STORE, "fig5c.png", "fig5d.png", "fig5e.png", "tr
                    f"side on the GPU (at most {MAX_GPU_WORKERS})")
 @click.option("--device", default="cpu", show_default=True,
               help="torch device of every trial, e.g. cuda: batch-1 trials run as CUDA graphs (checked before any work)")
-@click.option("--data-dir", type=NonEmptyPath(file_okay=False), default=None, envvar="FERRISTOR_DATA")
+@click.option("--data-dir", type=NonEmptyPath(file_okay=False), default=None, envvar="FERRISTOR_DATA",
+              help="data root holding mnist/, fashion-mnist/, mitdb/ [env FERRISTOR_DATA]")
 @click.option("--out", type=NonEmptyPath(file_okay=False), default="runs/reproduce", show_default=True,
               help="each finished point is saved here at once; a rerun skips finished points (one run at a time)")
 @click.option("--fresh", is_flag=True,
               help="discard the saved points and checkpoints (the results store OUT/<figure>/sweep.sqlite) and the "
                    "plots of the figures asked, and start over; also the way out of a corrupt store")
-@click.option("--progress/--no-progress", default=True)
+@click.option("--progress/--no-progress", default=True, help="show progress bars")
 @names_options(k="ks", **{"rule.k": "ks", "out_dir": "out"})
 def reproduce(figure, seeds, epoch_scale, ks, settings, preset, rounding, level_means, threads, workers, device,
               data_dir, out, fresh, progress):
     """Reproduce the paper's Fig. 5c–f and Fig. 6 (in kind); prints our numbers next to the paper's and
-    writes plots. FIGURE: fig5c, fig5d, fig5e, fig5f, fig6 or all. ``fig6`` is ``ferristor fig6 --out OUT/fig6`` with its defaults (its own options:
-    ``ferristor fig6 --help``); ``all`` is Fig. 5c–f."""
+    writes plots. FIGURE: fig5c, fig5d, fig5e, fig5f, fig6 or all. fig6 is 'ferristor fig6 --out OUT/fig6' with its defaults (its own options:
+    'ferristor fig6 --help'; --epoch-scale scales its pretraining only); all is Fig. 5c–f."""
     if workers > cpu_count() and not str(device).startswith("cuda"):
         raise click.BadParameter(f"{workers}: at most {cpu_count()} (this machine's cores) for trials on the CPU; "
                                  f"with --device cuda up to {MAX_GPU_WORKERS} trials share the GPU",

@@ -78,7 +78,9 @@ def train_config(ctx: click.Context, config_file: Path | None, sets: tuple[str, 
                         f"its seeds as replicas of one run: remove it, or run 'ferristor sweep {config_file}'")
     for flag, (path, _) in given.items():
         if path in spec.base or (path == "seeds" and "seeds" in spec.origin):
-            raise SpecError(f"{flag} and {spec.where(path)} both set {path}: give it once")
+            where = spec.where(path)
+            hint = "" if where.startswith("--set") else f" (to override the file: --set {path}=VALUE)"
+            raise SpecError(f"{flag} and {where} both set {path}: give it once{hint}")
     overrides = {**spec.base, **dict(given.values())}
     if "seeds" in spec.origin and "--seeds" not in given:
         overrides["seeds"] = spec.seeds

@@ -114,7 +114,12 @@ def locate(spec: FileSet, data_dir: str | os.PathLike | None = None) -> dict[str
     dest = cache_root() / spec.folder
     for f in spec.files:
         if not present(dest / f.name):
-            _download(f, dest / f.name)
+            try:
+                _download(f, dest / f.name)
+            except DataError as e:  # offline, say: what to do instead
+                raise DataError(f"{spec.folder}: not found (looked in {'; '.join(looked)}) and {e}. Pass --data-dir "
+                                f"DIR (a folder holding {spec.folder}/) or set {ENV_DATA_ROOT}"
+                                + (f", or {spec.package_hint}" if spec.package_hint else "") + ".") from None
     return _verified(spec, dest)
 
 

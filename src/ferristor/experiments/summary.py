@@ -14,13 +14,23 @@ def _mean(reports: list[dict], *path) -> float:
     return float(np.mean(vals))
 
 
+def _transfer(cfg: dict) -> str:
+    """' · transfer circuit (quantiles)' where the transfer is not the mode's own (hm: ideal, hm-var: table)."""
+    t = cfg.get("transfer") or {}
+    model = t.get("model")
+    if cfg["mode"] == "fp" or model in (None, {"hm": "ideal", "hm-var": "table"}.get(cfg["mode"])):
+        return ""
+    return f" · transfer {model}" + (f" ({t.get('circuit_sampler', 'chain')})" if model == "circuit" else "")
+
+
 def summary_rows(results: dict) -> list[tuple[str, str]]:
     cfg = results["config"]
     acc = np.array(results["final_test_accuracy"]) * 100
     std = f" ± {acc.std(ddof=1):.2f}" if len(acc) > 1 else ""
+    n_seeds = len(results["seeds"])
     rows = [
-        ("run", f"{cfg['dataset']} · {cfg['mode']} · k={cfg['rule']['k']} · p={cfg['rule']['p']} · lr={cfg['rule']['lr']} · "
-                f"{results['samples_per_replica']:,} samples × {len(results['seeds'])} seeds"),
+        ("run", f"{cfg['dataset']} · {cfg['mode']}{_transfer(cfg)} · k={cfg['rule']['k']} · p={cfg['rule']['p']} · "
+                f"lr={cfg['rule']['lr']} · {results['samples_per_replica']:,} samples × {n_seeds} seed{'s' * (n_seeds != 1)}"),
         ("test accuracy", f"{acc.mean():.2f}{std} %  (seeds: {', '.join(f'{a:.2f}' for a in acc)})"),
     ]
     if results.get("final_val_accuracy"):
