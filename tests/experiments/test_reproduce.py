@@ -16,6 +16,7 @@ def test_tiny_fig5f_and_resume(mnist_data_dir, tmp_path, monkeypatch):
     r = CliRunner().invoke(cli, args)
     assert r.exit_code == 0, r.output
     assert "(paper 98.1, Δ" in r.output and (tmp_path / "fig5f" / "fig5f.png").stat().st_size > 1000
+    assert "Fig. 5f, 1 seed(s) per cell, at 0.003× the paper's epochs: the paper's values, Δ and ✓/✗ are for its full runs" in r.output
     assert _done(tmp_path / "fig5f") == 3
     calls = []
     import ferristor.sweeps.executors as executors
