@@ -177,3 +177,16 @@ def test_fig6_end_to_end_at_minimal_scale_on_image_folders(tmp_path):
     assert again.exit_code == 0 and "done before" in again.output
     bad = CliRunner().invoke(cli, args[:2] + ["nonsense"] + args[3:])
     assert bad.exit_code == 2 and "SOURCE->TARGET" in bad.stderr
+
+
+def test_an_online_head_whose_k_exceeds_its_training_warns():
+    """fig6's hybrid heads at the paper's k = 512 on a small pool would never transfer: said, as train says it."""
+    from ferristor.errors import FerristorWarning
+    features, labels, y = _toy_features()
+    pool = fl.with_flips(fl.assign_folds(y.numpy(), 3, 0))
+    trains, tests = zip(*(fl.split(pool, f) for f in range(3)))
+    runs = Runs([5, 6, 7], np.stack(trains), {"test": np.stack(tests)})
+    n = runs.train.shape[1]
+    with pytest.warns(FerristorWarning, match=f"larger than the {n:,} samples each online head trains on"):
+        out = train_online(features, labels, runs, OnlineConfig(mode="hm", epochs=1, decay_epoch=1, k=n + 1), 3)
+    assert out["transfers"] == [0] * 3

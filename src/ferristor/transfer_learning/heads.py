@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -24,6 +25,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from ..config_base import FLOAT32_SCALE, check_choice, check_number, param
+from ..errors import FerristorWarning
 from ..nn import HybridConfig, HybridLinear
 from ..nn.lsq import init_step, lsq_quantize, qrange
 
@@ -201,6 +203,11 @@ def train_online(features: torch.Tensor, labels: torch.Tensor, runs: Runs, cfg: 
     y_all = labels
     evals = {k: (gather(features, rows, mu, sd), labels[torch.from_numpy(rows)]) for k, rows in runs.evals.items()}
     r, n = runs.train.shape
+    if cfg.mode != "fp" and cfg.k > n * cfg.epochs:  # as train's preflight warns: the chip would keep its first weights
+        warnings.warn(FerristorWarning(
+            f"larger than the {n * cfg.epochs:,} samples each online head trains on ({n:,} a fold × {cfg.epochs} epoch{'s' * (cfg.epochs != 1)}): "
+            "no transfer will happen, so the hybrid heads keep their initial weights; raise --per-class or "
+            "--online-epochs", field="OnlineConfig.k", value=cfg.k), stacklevel=2)
     model = HybridLinear(features.shape[1], n_classes, bias=False, replicas=r, seeds=list(runs.seeds), name="head",
                          config=HybridConfig(mode=cfg.mode, hidden_lsb=cfg.hidden_lsb))
     opt = HybridSGD(model.parameters(), lr=cfg.lr, p=cfg.p, k=cfg.k, rounding=cfg.rounding)
