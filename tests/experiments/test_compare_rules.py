@@ -77,7 +77,7 @@ def test_compare_rules_end_to_end(mnist_data_dir, tmp_path):
             "--epochs", "0.004", "--eval-every", "0.002", "--test-limit", "200", *data, "--out", str(out), "--no-progress"]
     r = CliRunner().invoke(cli, args)
     assert r.exit_code == 0, r.output
-    assert "not a device" in r.output and "| memristor-sgd | – |" in r.output and "Paper: 38×" in r.output
+    assert "not a device" in r.output and "| memristor-sgd | – |" in r.output and "The paper's 38× (digest §5) is another pair" in r.output
     res = json.loads((out / "mnist" / "memristor-sgd" / "results.json").read_text())
     kinds = res["devices"][0]["network"]["devices"]["kinds"]
     assert set(kinds) == {"memristor"} and res["config"]["scheme"]["rule"] == "memristor-sgd"
