@@ -14,6 +14,11 @@ def test_train_command_end_to_end(mnist_data_dir, tmp_path):
     assert "test accuracy" in r.output and "memristor ops / device" in r.output and "results:" in r.output
     res = json.loads((out / "results.json").read_text())
     assert res["seeds"] == [0, 1] and res["config"]["rule"]["k"] == 100
+    assert "already complete" not in r.output
+    again = CliRunner().invoke(cli, ["train", "--mode", "hm-var", "--epochs", "0.02", "--seeds", "0-1", "--test-limit", "500",
+                                     *data, "--out", str(out), "--no-progress"])
+    assert again.exit_code == 0 and "already complete: the results saved in" in again.output
+    assert json.loads((out / "results.json").read_text()) == res
 
 
 def test_bad_value_gives_one_clear_line():
