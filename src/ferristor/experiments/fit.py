@@ -59,6 +59,13 @@ class FitResult:
     ledger: list | None  # one report per replica (chip); None for models without hybrid layers in a device mode
 
 
+def _advance(bar, n: int) -> None:
+    """The progress bar n steps on, its 'starting' note gone once steps are done."""
+    if bar.postfix and bar.postfix.startswith("starting"):
+        bar.set_postfix_str("", refresh=False)
+    bar.update(n)
+
+
 def hybrid_layers(model: nn.Module) -> list[HybridModule]:
     return [m for m in model.modules() if isinstance(m, HybridModule)]
 
@@ -285,6 +292,8 @@ def run_fit(model: nn.Module, train_data, test_data=None, *, epochs: float = 1.0
         from tqdm.auto import tqdm
         bar = tqdm(total=total_steps, initial=step, unit="step", dynamic_ncols=True, mininterval=1.0,
                    desc=f"{data.name} R={n_rep}")
+        # the first steps of a first run on a machine wait ~20 s for numba: say so rather than sit at 0
+        bar.set_postfix_str("starting; a first run compiles kernels (~20 s)")
     dev = next(iter(model.parameters())).device
     x_train, y_train = x_train.to(dev), y_train.to(dev)
     order, order_epoch = None, -1
@@ -307,7 +316,7 @@ def run_fit(model: nn.Module, train_data, test_data=None, *, epochs: float = 1.0
                     loss_value = fast_step.run(runner, optimizer, x_np, y_np, rows, batch)
                     step += n_run
                     if bar is not None:
-                        bar.update(n_run)
+                        _advance(bar, n_run)
                     continue
                 idx = order[:, pos * batch + ar]  # (R, B)
                 x, y = x_train[idx], y_train[idx]
@@ -330,7 +339,7 @@ def run_fit(model: nn.Module, train_data, test_data=None, *, epochs: float = 1.0
                 optimizer.step()
                 step += 1
                 if bar is not None and step % 200 == 0:
-                    bar.update(200)
+                    _advance(bar, 200)
             train_time += time.perf_counter() - t0
             compile_time += clock.seconds - c0
             if not math.isfinite(loss_value.item() if torch.is_tensor(loss_value) else float(loss_value)):
