@@ -29,3 +29,8 @@ def test_bad_value_gives_one_clear_line():
     assert r.exit_code == 2 and "Invalid value for '--dataset': 'cifar' is not one of" in r.stderr
     r = CliRunner().invoke(cli, ["reproduce", "fig9"])
     assert r.exit_code == 2 and "Invalid value for 'FIGURE': 'fig9' is not one of 'fig5c'" in r.stderr
+
+
+def test_an_out_path_too_long_for_the_system_is_named_not_a_crash(tmp_path):
+    r = CliRunner().invoke(cli, ["train", "--out", str(tmp_path / ("x" * 300)), "--no-progress"])
+    assert r.exit_code == 2 and "--out" in r.stderr and "Traceback" not in r.output

@@ -99,13 +99,22 @@ def train(out, fresh, progress, config_file, sets, **_options):
     from .train_config import train_config
 
     cfg = train_config(click.get_current_context(), config_file, sets)
-    finished = not fresh and (Path(out) / "results.json").is_file()  # written at a run's end only
+    finished = not fresh and _is_file(Path(out) / "results.json")  # written at a run's end only
     with explain_divergence("--lr"):
         results = run(cfg, out, progress=progress, fresh=fresh)
     if finished:  # the same config (another would have been refused): nothing was trained again
         click.echo(f"already complete: the results saved in {out} (--fresh trains again)")
     click.echo(format_summary(results))
     click.echo(f"results: {Path(out) / 'results.json'}")
+
+
+def _is_file(path: Path) -> bool:
+    """Whether ``path`` is a file; False for a path the system cannot look at (the run's own check of
+    --out then says what is wrong with it)."""
+    try:
+        return path.is_file()
+    except (OSError, ValueError):
+        return False
 
 
 def _register():
