@@ -96,7 +96,9 @@ def check(args: list[str]) -> None:
         options += [a[:2] for a in args if a.startswith("-") and not a.startswith("--") and len(a) > 1]
         values = [a for a in args[1:] if not a.startswith("--")]  # arguments (a figure, a path), by value
         named = [repr(v) for v in values] + [v for v in values if len(v.strip()) >= 2]
-        assert any(o in last for o in options) or any(v in last for v in named), shown
+        # as typed, or as click shows a control character: escaped
+        escaped = [o.encode("unicode_escape").decode() for o in options]
+        assert any(o in last for o in options + escaped) or any(v in last for v in named), shown
 
 
 def _options(table, draw, max_size=4):

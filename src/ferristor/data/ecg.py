@@ -47,7 +47,7 @@ class ECGConfig:
     feature_scaling: str = param("standardise", source="digest §4 [I]", doc="'standardise' (per feature, with the training set's mean and std, on both sets) or 'none' (raw |FFT| magnitudes, in the record's ADC units)")
 
     def __post_init__(self):
-        check_number("ECGConfig.window_ms", self.window_ms, lo=0, lo_open=True)
+        check_number("ECGConfig.window_ms", self.window_ms, lo=0, hi=10_000, lo_open=True)  # a beat is ~1 s: 10 s spans several
         if self.window_samples < 2:
             raise ConfigError("ECGConfig.window_ms", self.window_ms, f"a window of at least 2 samples at {FS_HZ} Hz")
         check_number("ECGConfig.n_fft_components", self.n_fft_components, lo=1,

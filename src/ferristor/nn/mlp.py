@@ -34,6 +34,8 @@ class NetworkSpec:
     output_norm: bool = param(True, source="digest §4 table [P] 'after every layer'; False [I]", doc="the normalisation after the output layer too (True, the paper's reading); False leaves the logits raw")
 
     def __post_init__(self):
+        if not isinstance(self.sizes, (list, tuple)):  # a number or a string given where a list belongs
+            raise ConfigError("sizes", self.sizes, "a list of layer sizes, input first, e.g. [784, 200, 100, 10]")
         self.sizes = tuple(self.sizes)
         if len(self.sizes) < 2:
             raise ConfigError("sizes", self.sizes, "at least an input and an output size")

@@ -164,7 +164,7 @@ def resolve(overrides: dict[str, Any]) -> TrainConfig:
         check_path(path)
     dataset = overrides.get("dataset", TrainConfig.dataset)
     mode = overrides.get("mode", TrainConfig.mode)
-    if dataset not in TASKS:
+    if not isinstance(dataset, str) or dataset not in TASKS:
         raise ConfigError("dataset", dataset, "one of " + ", ".join(repr(t) for t in TASKS))
     d = dataclasses.asdict(task_config(dataset, mode))
     for path, value in overrides.items():
