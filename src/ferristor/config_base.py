@@ -26,12 +26,16 @@ def param(default: Any, *, unit: str = "", source: str = "", doc: str = "") -> A
     return dataclasses.field(**kwargs)
 
 
+def field_default(f: dataclasses.Field) -> Any:
+    """A dataclass field's default: its value, or a fresh one from its factory."""
+    return f.default if f.default is not dataclasses.MISSING else f.default_factory()
+
+
 def param_like(config_cls, name: str, **changes) -> Any:
     """A field declared as ``config_cls``'s field ``name`` (default, unit, source, doc), with ``changes``
     (e.g. ``doc=``): one declaration for a setting two configs carry."""
     f = next(f for f in dataclasses.fields(config_cls) if f.name == name)
-    default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
-    return param(changes.pop("default", default), **{**f.metadata, **changes})
+    return param(changes.pop("default", field_default(f)), **{**f.metadata, **changes})
 
 
 def describe(config_cls) -> list[dict[str, str]]:

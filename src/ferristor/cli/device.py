@@ -24,6 +24,7 @@ from ..circuit.charge_transfer import (PAPER_LEVEL_MEANS_US, ChargeTransferConfi
                                        changed_settings, level_statistics, level_summary, msb_bits, read_level_measurements,
                                        tl_voltage)
 from ..circuit.layout import PAPER_LAYOUT
+from ..config_base import flatten
 from ..errors import ConfigError, DataError, FerristorWarning
 from ..physics.fecap import FatigueConfig, FeCAPArray, FeCAPModelConfig, switching_energy_fj
 from ..physics.memristor import MemristorArray
@@ -369,15 +370,9 @@ def _toml(header: list[str], entries: list[tuple[str, object]]) -> str:
 
 
 def _fitted_entries(cfg: ChargeTransferConfig) -> list[tuple[str, object]]:
-    d = dataclasses.asdict(cfg)
+    flat = flatten(dataclasses.asdict(cfg))
     paths = list(FITTED) + [p for p, _ in changed_settings(cfg, ("",)) if p not in FITTED]
-
-    def get(path):
-        v = d
-        for part in path.split("."):
-            v = v[part]
-        return list(v) if isinstance(v, tuple) else v
-    return [(f"base.transfer.circuit.{p}", get(p)) for p in paths]
+    return [(f"base.transfer.circuit.{p}", flat[p]) for p in paths]
 
 
 def _calibrate_command(csv_path: str, out: Path, seed: int, samples: int) -> str:

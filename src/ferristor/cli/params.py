@@ -85,9 +85,7 @@ def _paths(prefix: str | None) -> None:
         raise click.BadParameter(f"{prefix!r} is no config path or section: expected {configs.expected_paths(prefix)}",
                                  param_hint="NAME")
     for path in chosen:
-        cls, name = configs._leaf(path)
-        f = next(f for f in dataclasses.fields(cls) if f.name == name)
-        m = f.metadata
+        m = configs.field(path).metadata
         unit = f" [{m['unit']}]" if m.get("unit") else ""
         doc = f" — {m['doc']}" if m.get("doc") else ""
         src = f"  ({m['source']})" if m.get("source") else ""

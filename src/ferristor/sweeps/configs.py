@@ -14,6 +14,7 @@ import types
 import typing
 from typing import Any
 
+from ..config_base import field_default
 from ..errors import ConfigError
 from ..experiments.config import TASKS, TrainConfig, task_config
 
@@ -79,12 +80,16 @@ def expected_paths(path: str) -> str:
         + " — ferristor params lists every field"
 
 
+def field(path: str) -> dataclasses.Field:
+    """The dataclass field a config path names (its default, unit, source and doc)."""
+    cls, name = _leaf(path)
+    return next(f for f in dataclasses.fields(cls) if f.name == name)
+
+
 def default(path: str):
     """The default a config path declares (read from the dataclasses; no config is built), so a
     command's options show the config's defaults instead of repeating them."""
-    cls, name = _leaf(path)
-    f = next(f for f in dataclasses.fields(cls) if f.name == name)
-    return f.default if f.default is not dataclasses.MISSING else f.default_factory()
+    return field_default(field(path))
 
 
 def field_is(field: str, path: str) -> bool:

@@ -81,11 +81,7 @@ def make_trial(params: dict, overrides: dict, fingerprints: dict[str, str]) -> T
 def datasets_of(spec: SweepSpec) -> list[str]:
     """The data a spec's trials train on (``provenance.data_key`` of each point's resolved config)."""
     from .provenance import data_key
-    keys = set()
-    for _, ov in spec.points_overrides():
-        dataset = ov.get("dataset", configs.TrainConfig.dataset)
-        keys.add(data_key(configs.canonical(configs.resolve(ov))) if dataset == "ecg" else dataset)
-    return sorted(keys)
+    return sorted({data_key(configs.canonical(configs.resolve(ov))) for _, ov in spec.points_overrides()})
 
 
 def devices_of(spec: SweepSpec) -> list[str]:
