@@ -141,7 +141,67 @@ def test_calibrate_refuses_a_bad_csv_in_one_line_naming_it(tmp_path, case):
     assert res.exit_code == 2, res.output
     lines = res.output.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"error: --csv {measured}"), res.output
-    assert not out.exists() or not any(out.iterdir())  # nothing written
+    assert not out.exists()  # nothing written, not even the folder (a refused fit had left it empty)
+
+
+@pytest.mark.parametrize("case", ["columns", "beyond the chain"])  # refused before the fit; by the fit
+def test_a_failed_calibrate_leaves_no_folder_it_created(tmp_path, case):
+    measured = tmp_path / "measured.csv"
+    measured.write_text(BAD_CSVS[case])
+    res, out = _calibrate(tmp_path, measured, out="new/nested/cal")
+    assert res.exit_code != 0
+    assert len(res.output.strip().splitlines()) == 1 and res.output.startswith(f"error: --csv {measured}"), res.output
+    assert not (tmp_path / "new").exists()  # neither --out nor the parents it would have created
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["measured.csv"]
+
+
+@pytest.mark.parametrize("case", ["columns", "beyond the chain"])
+def test_a_failed_calibrate_keeps_an_existing_out_folder(tmp_path, case):
+    measured = tmp_path / "measured.csv"
+    measured.write_text(BAD_CSVS[case])
+    out = tmp_path / "cal"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    for folder in (out, empty):
+        res, _ = _calibrate(tmp_path, measured, out=folder.name)
+        assert res.exit_code != 0 and res.output.startswith(f"error: --csv {measured}"), res.output
+    assert [p.name for p in out.iterdir()] == ["notes.txt"] and (out / "notes.txt").read_text() == "mine"
+    assert empty.is_dir() and not any(empty.iterdir())
+
+
+def test_calibrate_failing_while_writing_or_interrupted_leaves_nothing_new(tmp_path, monkeypatch):
+    """A write that fails after another succeeded (a full disk) and a Ctrl-C during the fit: the files the
+    command wrote and the folder it created go again; a file that was there before stays."""
+    import ferristor.cli.device as device
+    measured = _measured_csv(tmp_path / "measured.csv")
+    real, calls = device._atomic_write, []
+
+    def second_write_fails(path, data):
+        calls.append(path.name)
+        if len(calls) == 2:
+            raise OSError(28, "No space left on device")
+        real(path, data)
+
+    monkeypatch.setattr(device, "_atomic_write", second_write_fails)
+    res, out = _calibrate(tmp_path, measured)
+    assert res.exit_code != 0 and calls[:2] == ["calibrated.toml", "calibrated.png"]
+    assert not out.exists()
+
+    kept = tmp_path / "kept"
+    kept.mkdir()
+    (kept / "calibrated.csv").write_text("an earlier file")
+    calls.clear()
+    res, _ = _calibrate(tmp_path, measured, out="kept")
+    assert res.exit_code != 0
+    assert [p.name for p in kept.iterdir()] == ["calibrated.csv"]  # the toml written first is gone again
+    assert (kept / "calibrated.csv").read_text() == "an earlier file"
+
+    monkeypatch.setattr(device, "_atomic_write", real)
+    monkeypatch.setattr(device, "calibrate", lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt()))
+    res, out = _calibrate(tmp_path, measured, out="interrupted")
+    assert res.exit_code != 0 and not out.exists()
 
 
 def test_calibrate_refuses_a_binary_file_and_a_folder(tmp_path):

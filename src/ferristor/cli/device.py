@@ -1,10 +1,12 @@
 """`ferristor device ...`: the device-level figures of the paper (Figs. 2–4) as PNG + CSV, and
 ``calibrate``: the transfer chain fitted to a user's measured conductances, as a spec file to train with.
 
-Each command writes ``<name>.png`` and ``<name>.csv`` into ``--out`` atomically (tmp + os.replace).
+Each command writes ``<name>.png`` and ``<name>.csv`` into ``--out`` atomically (``ferristor.atomic``:
+tmp + os.replace). A failed ``calibrate`` leaves nothing new behind: no file, and no folder it created.
 """
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
 import inspect
@@ -13,7 +15,6 @@ import json
 import math
 import os
 import shlex
-import tempfile
 import warnings
 from pathlib import Path
 
@@ -24,6 +25,7 @@ from ..circuit.charge_transfer import (PAPER_LEVEL_MEANS_US, ChargeTransferConfi
                                        changed_settings, level_statistics, level_summary, msb_bits, read_level_measurements,
                                        tl_voltage)
 from ..circuit.layout import PAPER_LAYOUT
+from ..atomic import atomic_write
 from ..config_base import flatten
 from ..errors import ConfigError, DataError, FerristorWarning
 from ..physics.fecap import FatigueConfig, FeCAPArray, FeCAPModelConfig, switching_energy_fj
@@ -40,30 +42,28 @@ def _plt():
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600; results are meant to be shared
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_write(path) as fh:  # the project's helper: a whole file or none, never a partial one
+        fh.write(data)
 
 
-def _save(out: Path, name: str, fig, header: list[str], rows: list) -> list[Path]:
-    out.mkdir(parents=True, exist_ok=True)
+def _figure_files(out: Path, name: str, fig, header: list[str], rows: list) -> dict[Path, bytes]:
+    """``<name>.png`` and ``<name>.csv``, rendered in memory (the figure is closed): path → contents."""
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=120, bbox_inches="tight")
     _plt().close(fig)
-    _atomic_write(out / f"{name}.png", buf.getvalue())
     text = io.StringIO()
     w = csv.writer(text)
     w.writerow(header)
     w.writerows(rows)
-    _atomic_write(out / f"{name}.csv", text.getvalue().encode())
-    return [out / f"{name}.png", out / f"{name}.csv"]
+    return {out / f"{name}.png": buf.getvalue(), out / f"{name}.csv": text.getvalue().encode()}
+
+
+def _save(out: Path, name: str, fig, header: list[str], rows: list) -> list[Path]:
+    out.mkdir(parents=True, exist_ok=True)
+    files = _figure_files(out, name, fig, header, rows)
+    for path, data in files.items():
+        _atomic_write(path, data)
+    return list(files)
 
 
 def _woken_array(n: int, seed: int, cfg: FeCAPModelConfig | None = None) -> FeCAPArray:
@@ -380,11 +380,58 @@ def _calibrate_command(csv_path: str, out: Path, seed: int, samples: int) -> str
     return f"ferristor device calibrate --csv {q(csv_path)} --out {q(out)} --seed {seed} --samples {samples}"
 
 
+def _missing_folders(out: Path) -> list[Path]:
+    """``out`` and those of its parents that are not there yet, deepest first: the folders creating it adds."""
+    missing = []
+    for folder in (out, *out.parents):
+        if os.path.lexists(folder):  # False (never an error) for a path the system cannot look at
+            break
+        missing.append(folder)
+    return missing
+
+
+@contextlib.contextmanager
+def _nothing_left_on_failure(out: Path):
+    """Yields ``write(path, data)`` (atomic); if the block fails (an error, a refusal, Ctrl-C), the files it
+    wrote that were not there before and the folders that creating ``out`` added are removed again. A folder
+    or file that was there before the command is kept; ``rmdir`` removes an empty folder only."""
+    folders, files = _missing_folders(out), []
+
+    def write(path: Path, data: bytes) -> None:
+        existed = os.path.lexists(path)
+        _atomic_write(path, data)
+        if not existed:
+            files.append(path)
+
+    try:
+        yield write
+    except BaseException:
+        for path in reversed(files):
+            with contextlib.suppress(OSError):
+                path.unlink()
+        for folder in folders:
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+        raise
+
+
 def calibration(csv_path: str, out: Path, seed: int, samples: int) -> list[Path]:
     """Fit the transfer chain to measured conductances (``calibrate``) and write the fit as a spec file
-    (``calibrated.toml``), the measured vs fitted level statistics (``calibrated.csv``) and a figure."""
+    (``calibrated.toml``), the measured vs fitted level statistics (``calibrated.csv``) and a figure;
+    a failure leaves nothing new behind (no file, no folder)."""
     means, sigma, stds, counts = _measurements(csv_path)  # every fault of the CSV, before --out is touched
-    out = _prepared(out)
+    with _nothing_left_on_failure(out) as write:
+        files, table = _calibrated_files(csv_path, _prepared(out), seed, samples, means, sigma, stds, counts)
+        for path, data in files.items():  # all rendered first: only the writes themselves can fail here
+            write(path, data)
+    for line in table:
+        click.echo(line)
+    return list(files)
+
+
+def _calibrated_files(csv_path: str, out: Path, seed: int, samples: int, means: list[float], sigma: float,
+                      stds: list[float], counts: list[int]) -> tuple[dict[Path, bytes], list[str]]:
+    """The fit, as the files to write (path → contents: the spec file first) and the table to print."""
     try:
         fitted = calibrate(means, sigma, n_per_level=samples, seed=seed)
     except ConfigError as e:  # a fitted setting beyond its range: these measurements are beyond the chain
@@ -442,14 +489,12 @@ def calibration(csv_path: str, out: Path, seed: int, samples: int) -> list[Path]
     rows = [[lv, counts[lv], means[lv], stds[lv], fit_means[lv], fit_stds[lv], sigma, fit_sigma] for lv in levels]
     header_csv = ["level", "measured_n", "measured_mean_uS", "measured_std_uS", "fitted_mean_uS", "fitted_std_uS",
                   "measured_pooled_sigma_uS", "fitted_pooled_sigma_uS"]
-    written = _save(out, "calibrated", fig, header_csv, rows)
-    _atomic_write(toml_path, toml_text.encode())
+    files = {toml_path: toml_text.encode(), **_figure_files(out, "calibrated", fig, header_csv, rows)}
 
-    click.echo(f"{'level':>5}  {'measured µS':>11}  {'fitted µS':>11}  {'difference':>10}")
-    for lv in levels:
-        click.echo(f"{lv:>5}  {means[lv]:>11.2f}  {fit_means[lv]:>11.2f}  {diffs[lv]:>+10.2f}")
-    click.echo(f"{'σ':>5}  {sigma:>11.2f}  {fit_sigma:>11.2f}  {fit_sigma - sigma:>+10.2f}   (pooled)")
-    return [toml_path, *written]
+    table = [f"{'level':>5}  {'measured µS':>11}  {'fitted µS':>11}  {'difference':>10}"]
+    table += [f"{lv:>5}  {means[lv]:>11.2f}  {fit_means[lv]:>11.2f}  {diffs[lv]:>+10.2f}" for lv in levels]
+    table.append(f"{'σ':>5}  {sigma:>11.2f}  {fit_sigma:>11.2f}  {fit_sigma - sigma:>+10.2f}   (pooled)")
+    return files, table
 
 
 @device_group.command("calibrate", short_help="fit the transfer chain to measured conductances")
