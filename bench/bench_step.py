@@ -191,12 +191,13 @@ def transfer_cost(repeats: int = 10) -> dict[str, float]:
     """µs to program every weight of the MNIST network once (R = 1), per transfer model, CPU kernels and torch path."""
     out = {}
     for label, mode, model, extra in TRANSFER_CASES:
-        for backend in (("numba", "torch") if model != "circuit" else ("numba",)):  # the circuit: tensor ops always
+        chain = model == "circuit" and extra.get("circuit_sampler", "chain") == "chain"
+        for backend in (("numba",) if chain else ("numba", "torch")):  # the chain: tensor ops always
             with use_backend(backend):
                 m = HybridMLP(NetworkSpec(SIZES), config=HybridConfig(mode=mode, transfer=TransferConfig(model=model, **extra)),
                               seeds=0)
-                n = 3 if model == "circuit" else repeats
-                path = 'fused kernel' if backend == 'numba' and model != 'circuit' else 'tensor ops'
+                n = 3 if chain else repeats
+                path = 'fused kernel' if backend == 'numba' and not chain else 'tensor ops'
                 out[f"{label}, {path}"] = _best(
                     lambda: [l.program_("weight") for l in m.layers], n, reps=2) * 1e6
     return out

@@ -56,3 +56,21 @@ def test_a_noisy_transfer_without_keys_is_refused():
         table_transfer_(_hidden(), torch.empty(R, I, O), shift=SHIFT, means=torch.arange(8.0), ideal=True,
                         sigma=0.5, fold=False, level_step=STEP)
     assert np.float32(STEP) == STEP
+
+
+def test_fused_quantile_transfer_equals_the_tensor_path():
+    """The circuit transfer from its quantile table (QuantileCircuitTransfer), on a strided crossbar,
+    with the noise counter given directly and read from a device tensor."""
+    from ferristor.circuit.charge_transfer import QuantileCircuitTransfer
+    t = QuantileCircuitTransfer(draws=4096)
+    keys = stream_keys([1, 2, 3], "fc1.weight", STREAM_TRANSFER)
+    hidden = _hidden()
+    sign, mag = split_sign(hidden, SHIFT)
+    ref = t.program(sign, mag, CounterNoise(keys, 9)).mul_(STEP)
+    store = torch.zeros(R, O, I, device=DEV)
+    t.program_hidden_triton_(hidden.to(DEV), SHIFT, STEP, CounterNoise(keys, 9), store.transpose(1, 2))
+    assert torch.equal(store.transpose(1, 2).cpu(), ref)
+    again = torch.empty_like(hidden, device=DEV)
+    t.program_hidden_triton_(hidden.to(DEV), SHIFT, STEP, CounterNoise(keys, 4, on_device=torch.tensor([5], device=DEV)),
+                             again)
+    assert torch.equal(again.cpu(), ref)

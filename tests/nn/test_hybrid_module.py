@@ -115,3 +115,25 @@ def test_an_input_gradient_of_the_fused_mlp_leaves_the_chip_alone():
     (model(x.detach()) * w).sum().backward()
     opt.step()
     assert not torch.equal(model.state_dict()["layers.0.weight_hidden"], before["layers.0.weight_hidden"])
+
+
+@pytest.mark.parametrize("kind", ["linear", "conv"])
+@pytest.mark.parametrize("transfer", [{"model": "table", "level_means": "measured"},
+                                      {"model": "circuit", "circuit_sampler": "quantiles", "circuit_table_draws": 4096}])
+def test_the_fused_cpu_transfer_trains_as_the_tensor_path(kind, transfer, monkeypatch):
+    """A layer's transfers on the fused kernel (``circuit.transfer_cpu``) and as tensor operations:
+    the same weights, hidden integers and counters after training, for a crossbar that is a view
+    (the conv layer's) and for each model with a fused kernel."""
+    from ferristor.circuit.transfer import TransferConfig
+    from ferristor.nn import hybrid
+    states = []
+    for fused in (True, False):
+        monkeypatch.setattr(hybrid, "fused_transfer", (lambda m: True) if fused else (lambda m: False))
+        cfg = HybridConfig(mode="hm-var", transfer=TransferConfig(**transfer))
+        layer = (HybridConv2d(2, 3, 3, config=cfg, seeds=4, name="fc") if kind == "conv"
+                 else HybridLinear(6, 4, bias=True, config=cfg, seeds=4, name="fc"))
+        _train(layer, steps=40, k=5)
+        states.append(layer.state_dict())
+    for (name, a), (_, b) in zip(*(s.items() for s in states)):
+        assert torch.equal(a, b), name
+    assert int(states[0]["weight_transfers"].max()) >= 7

@@ -19,12 +19,13 @@ SIZES, R, N, STEPS = (20, 12, 8, 4), 3, 50, 24
 DEV = "cuda" if torch.cuda.is_available() else "cpu"  # on a CPU the Triton kernel runs in its interpreter
 
 
-def _problem(mode, device=DEV, **spec):
+def _problem(mode, device=DEV, transfer=None, **spec):
     g = torch.Generator().manual_seed(0)
     x = torch.rand(N, SIZES[0], generator=g)
     y = torch.randint(0, SIZES[-1], (N,), generator=g)
     idx = torch.randint(0, N, (R, STEPS), generator=g).numpy()
-    model = HybridMLP(NetworkSpec(sizes=SIZES, **spec), config=HybridConfig(mode=mode), replicas=R,
+    cfg = HybridConfig(mode=mode) if transfer is None else HybridConfig(mode=mode, transfer=transfer)
+    model = HybridMLP(NetworkSpec(sizes=SIZES, **spec), config=cfg, replicas=R,
                       seeds=[5, 6, 7]).to(device)
     opt = HybridSGD(model.parameters(), lr=0.5, p=0.4, k=7)
     return model, opt, x.to(device), y.to(device), idx
@@ -139,14 +140,18 @@ def test_the_block_of_steps_is_bounded_by_memory(monkeypatch):
     assert model.last_plan.steps.block_steps == 10
 
 
-def test_noisy_transfers_inside_the_chunks_follow_the_plain_loop(monkeypatch):
+@pytest.mark.parametrize("transfer", [None, "quantiles"])
+def test_noisy_transfers_inside_the_chunks_follow_the_plain_loop(transfer, monkeypatch):
     """hm-var's transfers in the chunks, numbered from a counter on the device: on a CPU, by making
-    the layers take the fused transfer (Triton's interpreter) as a GPU would."""
+    the layers take the fused transfer (Triton's interpreter) as a GPU would. ``quantiles``: the
+    circuit transfer from its tabulated distribution, whose fused kernel graphs capture too."""
     import ferristor.nn.hybrid as H
+    from ferristor.circuit.transfer import TransferConfig
+    tc = None if transfer is None else TransferConfig(model="circuit", circuit_sampler="quantiles", circuit_table_draws=4096)
     with use_backend("torch"):
-        ref_model, ref_opt, x, y, idx = _problem("hm-var", "cpu")
+        ref_model, ref_opt, x, y, idx = _problem("hm-var", "cpu", transfer=tc)
         _plain(ref_model, ref_opt, x, y, idx)
-    model, opt, x, y, idx = _problem("hm-var", "cpu")
+    model, opt, x, y, idx = _problem("hm-var", "cpu", transfer=tc)
     monkeypatch.setattr(H, "triton_for", lambda t, sampler="dense": True)
     _graphed(model, opt, x, y, idx, graphs=False)
     assert model.last_plan.in_graph

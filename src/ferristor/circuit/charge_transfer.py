@@ -209,9 +209,7 @@ class QuantileCircuitTransfer:
         if noise is None:
             raise ValueError("the circuit transfer needs a noise source (one stream per replica)")
         device = magnitude.device
-        table = self._on_device.get(device)
-        if table is None:
-            table = self._on_device[device] = self.table.to(device)
+        table = self._table_on(device)
         steps = table.shape[1] - 1
         z = noise.normals(magnitude.shape, device)
         pos = ((z + self.Z_RANGE) * (steps / (2 * self.Z_RANGE))).clamp_(0.0, float(steps))
@@ -220,6 +218,33 @@ class QuantileCircuitTransfer:
         flat = magnitude.long() * (steps + 1) + i.long()
         lo, hi = table.view(-1)[flat], table.view(-1)[flat + 1]
         return (lo + frac * (hi - lo)).mul_(sign)
+
+    def _table_on(self, device) -> torch.Tensor:
+        table = self._on_device.get(torch.device(device))
+        if table is None:
+            table = self._on_device[torch.device(device)] = self.table.to(device).contiguous()
+        return table
+
+    def program_hidden_cpu_(self, hidden: np.ndarray, shift: int, level_step: float, noise, out: np.ndarray) -> None:
+        """:meth:`program` of ``split_sign(hidden, shift)`` times ``level_step``, fused into ``out``
+        (CPU, numba, (R, I, O) arrays): the same normals and float32 arithmetic, bit for bit."""
+        from .transfer_cpu import quantile_transfer_
+        quantile_transfer_(hidden, shift, self.table.numpy(), _counter_noise(noise).keys, noise.index, self.Z_RANGE,
+                           level_step, out)
+
+    def program_hidden_triton_(self, hidden: torch.Tensor, shift: int, level_step: float, noise, out: torch.Tensor) -> None:
+        """:meth:`program_hidden_cpu_` on a CUDA device, one Triton launch (``transfer_triton``)."""
+        from ..rule.functional import keys_on
+        from .transfer_triton import quantile_transfer_
+        noise = _counter_noise(noise)
+        quantile_transfer_(hidden, out, shift=shift, table=self._table_on(hidden.device), z_range=self.Z_RANGE,
+                           level_step=level_step, keys=keys_on(noise.keys, hidden.device), index=noise.index,
+                           index_tensor=noise.on_device)
+
+
+def _counter_noise(noise):
+    from .transfer import counter_noise  # transfer.py imports this module
+    return counter_noise(noise)
 
 
 _TABLES: dict[tuple, torch.Tensor] = {}  # (config as JSON, max level, draws, seed) → table: one per layer would repeat it

@@ -40,7 +40,17 @@ class NoiseSource(Protocol):
 class TransferModel(Protocol):
     def program(self, sign: torch.Tensor, magnitude: torch.Tensor, noise: NoiseSource | None = None) -> torch.Tensor:
         """Sign (R, ...) ±1 and magnitude levels (R, ...) 0…7 → programmed weights (R, ...) float32
-        in level units. Replica r's draws come from ``noise`` for replica r only."""
+        in level units. Replica r's draws come from ``noise`` for replica r only.
+
+    A model may also fuse the whole transfer of a crossbar (split, program, scale) into one kernel:
+    ``program_hidden_cpu_(hidden, shift, level_step, noise, out)`` on numpy (R, I, O) arrays and
+    ``program_hidden_triton_`` (the same on CUDA tensors), each equal to :meth:`program` bit for bit
+    (``fused_transfer``)."""
+
+
+def fused_transfer(model) -> bool:
+    """Whether ``model`` has the fused transfer kernels (:class:`TransferModel`)."""
+    return hasattr(type(model), "program_hidden_cpu_")
 
 
 class CounterNoise:
@@ -94,6 +104,13 @@ class GeneratorNoise:
 
     def generators(self, device) -> list[torch.Generator]:
         return self._generators
+
+
+def counter_noise(noise):
+    """``noise`` if the fused transfers can draw it (counter-based), else a clear refusal."""
+    if not isinstance(noise, CounterNoise):
+        raise ValueError("the fused transfer draws counter-based noise: pass a CounterNoise")
+    return noise
 
 
 def split_sign(hidden: torch.Tensor, shift: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -170,8 +187,7 @@ class TableTransfer:
         from ..rule.functional import keys_on
         from .transfer_triton import table_transfer_
         noisy = self.sigma > 0
-        if noisy and not isinstance(noise, CounterNoise):
-            raise ValueError("the fused transfer draws counter-based noise: pass a CounterNoise")
+        noise = counter_noise(noise) if noisy else None
         table_transfer_(hidden, out, shift=shift, means=self._means_on(hidden.device), ideal=self.ideal_means,
                         sigma=self.sigma, fold=self.config.sign_guard == "fold", level_step=level_step,
                         keys=keys_on(noise.keys, hidden.device) if noisy else None, index=noise.index if noisy else 0,
@@ -183,8 +199,7 @@ class TableTransfer:
         (CPU, numba, (R, I, O) arrays): the same draws and the same float32 arithmetic, bit for bit."""
         from .transfer_cpu import table_transfer_
         noisy = self.sigma > 0
-        if noisy and not isinstance(noise, CounterNoise):
-            raise ValueError("the fused transfer draws counter-based noise: pass a CounterNoise")
+        noise = counter_noise(noise) if noisy else None
         table_transfer_(hidden, shift, self.means.numpy(), noise.keys if noisy else None, noise.index if noisy else 0,
                         self.sigma, self.config.sign_guard == "fold", level_step, out)
 

@@ -67,3 +67,56 @@ def table_transfer_(hidden: np.ndarray, shift: int, means: np.ndarray, keys: np.
     _table_transfer(hidden, np.float32(2.0 ** -shift), table, ideal,
                     keys if noisy else np.zeros((hidden.shape[0], 2), np.uint32), np.int64(index), np.float32(sigma),
                     noisy, fold, np.float32(level_step), out)
+
+
+# --- the circuit transfer drawn from its tabulated distribution (QuantileCircuitTransfer) -------
+
+ROWS_PER_TASK = 16  # rows per parallel task of the quantile transfer (its buffer is allocated once per task)
+
+
+@njit(parallel=True, cache=True, boundscheck=False, error_model="numpy")
+def _quantile_transfer(hidden, inv_div, table, keys, index, z_lo, z_scale, level_step, out):
+    """Per weight: its level l and sign from the MSBs, one normal z from the transfer stream (the
+    table model's words), and Q_l(z) by linear interpolation in the quantile table — the float32
+    order of :meth:`QuantileCircuitTransfer.program` (pos = (z + Z_RANGE)·scale clamped to the grid,
+    lo + frac·(hi − lo), the sign, the level step). Two loops per row: the draws and grid positions
+    vectorise; the table reads (a data-dependent index, which LLVM will not vectorise here) would
+    keep the whole loop scalar, so they run in a second, short loop."""
+    n_rep, n_in, n_out = hidden.shape
+    steps = table.shape[1] - 1
+    flat = table.ravel()
+    width = np.float32(steps + 1)
+    top, last, top_level = np.float32(steps), np.float32(steps - 1), np.float32(table.shape[0] - 1)
+    rk = row_keys(keys, index, n_rep, n_in)
+    tab = column_table(2 * n_out)
+    tasks = (n_in + ROWS_PER_TASK - 1) // ROWS_PER_TASK
+    for task in prange(n_rep * tasks):
+        r = task // tasks
+        i0 = (task - r * tasks) * ROWS_PER_TASK
+        at = np.empty(n_out, np.int32)
+        for i in range(i0, min(n_in, i0 + ROWS_PER_TASK)):
+            hrow, orow = hidden[r, i], out[r, i]
+            ka, kb = rk[r, 0, i], rk[r, 1, i]
+            for j in range(n_out):
+                level = min(np.floor(abs(hrow[j]) * inv_div), top_level)  # saturated hidden: ≤ top anyway
+                z = normal(word(ka, kb, tab[2 * j]), word(ka, kb, tab[2 * j + 1]))
+                pos = min(max(np.float32((z + z_lo) * z_scale), np.float32(0.0)), top)
+                cell = min(np.floor(pos), last)
+                orow[j] = np.float32(pos - cell)  # frac, until the second loop
+                at[j] = np.int32(level * width + cell)  # exact: < 2^24 (quantile_transfer_)
+            for j in range(n_out):
+                lo, hi = flat[at[j]], flat[at[j] + 1]
+                value = np.float32(lo + np.float32(orow[j] * np.float32(hi - lo)))
+                orow[j] = np.float32((-value if hrow[j] < 0 else value) * level_step)
+
+
+def quantile_transfer_(hidden: np.ndarray, shift: int, table: np.ndarray, keys: np.ndarray, index: int,
+                       z_range: float, level_step: float, out: np.ndarray) -> None:
+    """Write the programmed weights of ``hidden`` (R, I, O) float32 into ``out`` (R, I, O) in place:
+    the circuit transfer from its quantile ``table`` (levels, steps + 1) float32 over normal scores
+    [−z_range, z_range], noise from ``keys`` (R, 2) at counter ``index``."""
+    steps = table.shape[1] - 1
+    if table.size >= 2 ** 24:
+        raise ValueError(f"a quantile table of {table.size} entries: the kernel indexes it in float32 (< 2^24)")
+    _quantile_transfer(hidden, np.float32(2.0 ** -shift), np.ascontiguousarray(table, np.float32), keys,
+                       np.int64(index), np.float32(z_range), np.float32(steps / (2 * z_range)), np.float32(level_step), out)

@@ -73,3 +73,53 @@ def table_transfer_(hidden: torch.Tensor, out: torch.Tensor, *, shift: int, mean
                               int(index), n_in, n_out, *hidden.stride(), *out.stride(), float(2.0 ** -shift), float(sigma),
                               float(level_step), IDEAL=bool(ideal), NOISY=noisy, FOLD=bool(fold),
                               INDEX_PTR=index_tensor is not None, BI=BLOCK_ROWS, BO=BLOCK_COLS, enable_fp_fusion=False)
+
+
+@triton.jit(do_not_specialize=["index_off"])
+def _quantile_transfer(hidden_ptr, out_ptr, table_ptr, keys_ptr, index_ptr, index_off, n_in, n_out,
+                       h_r, h_i, h_o, o_r, o_i, o_o, inv_div, z_lo, z_scale, level_step,
+                       STEPS: tl.constexpr, TOP_LEVEL: tl.constexpr, INDEX_PTR: tl.constexpr,
+                       BI: tl.constexpr, BO: tl.constexpr):
+    """``transfer_cpu._quantile_transfer`` on the GPU: the same words, normals and float32 order."""
+    pid = tl.program_id(0)
+    n_ib = tl.cdiv(n_in, BI)
+    r = pid // n_ib
+    rows = (pid - r * n_ib) * BI + tl.arange(0, BI)
+    cols = tl.program_id(1) * BO + tl.arange(0, BO)
+    inside = (rows[:, None] < n_in) & (cols[None, :] < n_out)
+    rr, ri, co = r.to(tl.int64), rows[:, None].to(tl.int64), cols[None, :].to(tl.int64)
+    h = tl.load(hidden_ptr + rr * h_r + ri * h_i + co * h_o, mask=inside, other=0.0)
+    neg = h < 0
+    level = tl.minimum(tl.floor(tl.where(neg, -h, h) * inv_div), TOP_LEVEL).to(tl.int32)
+    if INDEX_PTR:
+        index = tl.load(index_ptr).to(tl.int64) + index_off
+    else:
+        index = index_off.to(tl.int64)
+    a, b = RT.row_key(keys_ptr, r, rows, index, BI)
+    z = RT.normal(RT.words(a, b, 2 * cols), RT.words(a, b, 2 * cols + 1))
+    pos = tl.minimum(tl.maximum((z + z_lo) * z_scale, 0.0), STEPS * 1.0)
+    cell = tl.minimum(tl.floor(pos), STEPS - 1.0)
+    frac = pos - cell
+    at = table_ptr + level * (STEPS + 1) + cell.to(tl.int32)
+    lo = tl.load(at, mask=inside, other=0.0)
+    hi = tl.load(at + 1, mask=inside, other=0.0)
+    value = lo + frac * (hi - lo)
+    out = tl.where(neg, -value, value) * level_step
+    tl.store(out_ptr + rr * o_r + ri * o_i + co * o_o, out, mask=inside)
+
+
+def quantile_transfer_(hidden: torch.Tensor, out: torch.Tensor, *, shift: int, table: torch.Tensor, z_range: float,
+                       level_step: float, keys: torch.Tensor, index: int = 0,
+                       index_tensor: torch.Tensor | None = None) -> None:
+    """:func:`table_transfer_` for the circuit transfer drawn from its quantile ``table`` (levels,
+    steps + 1) float32 on the device, contiguous (``QuantileCircuitTransfer``)."""
+    n_rep, n_in, n_out = hidden.shape
+    steps = table.shape[1] - 1
+    grid = (n_rep * -(-n_in // BLOCK_ROWS), -(-n_out // BLOCK_COLS))
+    counter = index_tensor if index_tensor is not None else table  # an unused pointer stands in
+    with TRITON_LAUNCH:
+        _quantile_transfer[grid](hidden, out, table.contiguous(), keys, counter, int(index), n_in, n_out,
+                                 *hidden.stride(), *out.stride(), float(2.0 ** -shift), float(z_range),
+                                 float(steps / (2 * z_range)), float(level_step), STEPS=steps,
+                                 TOP_LEVEL=table.shape[0] - 1, INDEX_PTR=index_tensor is not None,
+                                 BI=BLOCK_ROWS, BO=BLOCK_COLS, enable_fp_fusion=False)

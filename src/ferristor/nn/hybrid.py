@@ -28,7 +28,7 @@ from torch import nn
 from ..backend import backend_for, cpu_module, numba_for, triton_for
 from ..circuit.devices import DeviceGroup
 from ..circuit.ledger import LayerCounts, hybrid_groups, network_groups_report
-from ..circuit.transfer import CounterNoise, TableTransfer, make_transfer, split_sign
+from ..circuit.transfer import CounterNoise, TableTransfer, fused_transfer, make_transfer, split_sign
 from ..errors import ConfigError
 from ..rule import functional as F_rule
 from ..rule.streams import STREAM_INIT, STREAM_TRANSFER, STREAM_UPDATE, check_seed, stream_keys
@@ -446,12 +446,12 @@ class HybridModule(nn.Module):
         fused GPU transfer, which reads its noise counter from the device (``CounterNoise.on_device``),
         or tensor operations that draw nothing (σ = 0: a fixed function of the hidden weights)."""
         model = self.transfer_model
-        if self.mode == "fp" or self.scheme_runner is not None or not isinstance(model, TableTransfer):
+        if self.mode == "fp" or self.scheme_runner is not None:
             return False
-        return self._fused_gpu_transfer(name) or model.sigma == 0
+        return self._fused_gpu_transfer(name) or (isinstance(model, TableTransfer) and model.sigma == 0)
 
     def _fused_gpu_transfer(self, name: str) -> bool:
-        return (isinstance(self.transfer_model, TableTransfer) and self.config.ledger.transfer_writes_unchanged
+        return (fused_transfer(self.transfer_model) and self.config.ledger.transfer_writes_unchanged
                 and triton_for(self._parameters[name]))
 
     @torch.no_grad()
@@ -461,8 +461,7 @@ class HybridModule(nn.Module):
         hidden = self.crossbar(name, self._buf(name, "hidden"))
         analogue = self.crossbar(name, self._parameters[name].data)
         model = self.transfer_model
-        if (backend_for(hidden.device) == "numba" and isinstance(model, TableTransfer)
-                and cfg.ledger.transfer_writes_unchanged):
+        if backend_for(hidden.device) == "numba" and fused_transfer(model) and cfg.ledger.transfer_writes_unchanged:
             model.program_hidden_cpu_(hidden.numpy(), layout.level_shift, cfg.level_step, noise, analogue.numpy())
         elif self._fused_gpu_transfer(name):
             model.program_hidden_triton_(hidden, layout.level_shift, cfg.level_step, noise, analogue)
