@@ -11,7 +11,7 @@ def _seconds(**overrides):
 
 def test_the_circuit_transfer_is_costed_as_the_device_chain_it_runs():
     table, circuit = _seconds(**{"mode": "hm-var"}), _seconds(**{"mode": "hm-var", "transfer.model": "circuit"})
-    assert circuit > 2 * table  # 50.6 ms a transfer of every weight against 0.77 (BENCHMARKS.md)
+    assert circuit > 2 * table  # 46.8 ms a transfer of every weight against 0.77 (BENCHMARKS.md)
     assert _seconds(mode="hm-var", **{"rule.k": 10}) > table > _seconds(mode="hm-var", **{"rule.k": 1000})
     assert _seconds(mode="fp") < table
 
@@ -24,3 +24,5 @@ def test_the_circuit_samplers_and_the_torch_backend_are_costed_apart():
     torch_table = _seconds(**{"mode": "hm-var", "backend": "torch"})
     torch_chain = _seconds(**{"mode": "hm-var", "backend": "torch", "transfer.model": "circuit"})
     assert torch_chain - torch_table < 1.5 * (chain - _seconds(**{"mode": "hm-var"}))
+    # quantiles on numba: a fused kernel, ~ the table's fused transfer (0.71 against 0.58 ms)
+    assert quantiles < 1.03 * _seconds(**{"mode": "hm-var"})  # tensor operations cost +8–13 %

@@ -15,9 +15,11 @@ _TORCH_FACTOR = 5599.0 / 188.0  # torch reference against numba, hm-var R = 10
 _REF_WEIGHTS = 784 * 200 + 200 * 100 + 100 * 10  # the network the table measured
 # One transfer of every weight, R = 1, fused numba (BENCHMARKS.md, "Cost of the transfer models"): µs.
 _TRANSFER_US = {"fp": 0.0, "hm": 130.0, "hm-var": 770.0}
-# The same with transfer model 'circuit', by sampler: the device chain for every weight (torch float64),
-# or its tabulated per-level distribution
-_CIRCUIT_TRANSFER_US = {"chain": 50_640.0, "quantiles": 3_180.0}
+# The same with transfer model 'circuit', by sampler and backend: the device chain for every weight
+# (torch float64 whatever the backend), or its tabulated per-level distribution (fused numba kernel,
+# or tensor operations) (BENCHMARKS.md, "The circuit transfer drawn from its tabulated distribution")
+_CIRCUIT_TRANSFER_US = {("chain", "numba"): 46_800.0, ("chain", "torch"): 46_800.0,
+                        ("quantiles", "numba"): 710.0, ("quantiles", "torch"): 3_310.0}
 _FORWARD_US = 20.0  # µs per test sample-replica of an evaluation (a forward pass, R = 10 row's share)
 
 
@@ -38,8 +40,9 @@ def trial_cpu_seconds(config: dict, n_train: int, n_test: int) -> float:
     n_eval = min(n_test, config["test_limit"] or n_test)
     evals = max(1, round(config["epochs"] / config["eval_every"]))
     circuit = config["mode"] != "fp" and config["transfer"]["model"] == "circuit"
-    if circuit:  # tensor operations whatever the backend
-        transfer_us = _CIRCUIT_TRANSFER_US[config["transfer"].get("circuit_sampler", "chain")]
+    if circuit:
+        backend = "torch" if config.get("backend") == "torch" else "numba"
+        transfer_us = _CIRCUIT_TRANSFER_US[config["transfer"].get("circuit_sampler", "chain"), backend]
     else:
         transfer_us = _TRANSFER_US[config["mode"]] * torch_factor
     per_sample = step_us(config["mode"], r) * torch_factor + transfer_us / config["rule"]["k"]
