@@ -95,6 +95,33 @@ def test_images_are_flattened_and_a_model_unflattens_them():
     assert int(a.model[1].weight_transfers[0]) == 6
 
 
+def _image_cnn(replicas=None, unflatten=False, hybrid=True):
+    cfg = HybridConfig(mode="hm")
+    conv = (HybridConv2d(1, 2, 3, config=cfg, replicas=replicas, seeds=[1, 2][:replicas or 1], name="conv") if hybrid
+            else nn.Conv2d(1, 2, 3))
+    head = HybridLinear(8, 3, config=cfg, replicas=replicas, seeds=[1, 2][:replicas or 1], name="fc")
+    return nn.Sequential(*([nn.Unflatten(2 if replicas else 1, (1, 4, 4))] if unflatten else []), conv,
+                         nn.Flatten(-3), head)
+
+
+@pytest.mark.parametrize("hybrid", [True, False])
+def test_images_given_to_a_model_that_does_not_unflatten_them_name_their_shape_and_unflatten(hybrid):
+    """The error had named (4, 16), a shape the user never made (fit flattens the samples), from
+    deep in the model; a float first layer raised torch's RuntimeError."""
+    g = torch.Generator().manual_seed(0)
+    images, y = torch.randn(8, 1, 4, 4, generator=g), torch.randint(0, 3, (8,), generator=g)
+    for data in ((images, y), TensorDataset(images, y), (images.numpy(), y.numpy())):
+        with pytest.raises(ConfigError, match=r"^train_data x shape=\(8, 1, 4, 4\): fit flattens each sample to a "
+                           r"vector, so the model got a batch of shape \(4, 16\) and refused it \(.*\); a model "
+                           r"taking samples of shape \(1, 4, 4\) starts with nn\.Unflatten\(1, \(1, 4, 4\)\)") as e:
+            quiet_fit(_image_cnn(hybrid=hybrid), data, (images, y), **{**FAST, "batch": 4})
+        assert isinstance(e.value.__cause__, (ConfigError, RuntimeError))  # the model's own error, chained
+    with pytest.raises(ConfigError, match=r"shape \(2, 4, 16\).*nn\.Unflatten\(2, \(1, 4, 4\)\)"):
+        quiet_fit(_image_cnn(replicas=2), (images, y), **{**FAST, "batch": 4})  # inputs (R, B, …)
+    r = quiet_fit(_image_cnn(unflatten=True, hybrid=hybrid), (images, y), **{**FAST, "batch": 4})  # as documented
+    assert r.results["steps"] == 2
+
+
 def test_a_ferristor_dataset_keeps_its_name_and_its_fingerprint_tells_datasets_apart(mnist):
     data = Dataset("mnist", mnist.x_train[:200], mnist.y_train[:200], mnist.x_test[:50], mnist.y_test[:50], 10)
     model = nn.Sequential(HybridLinear(784, 10, seeds=0, name="fc"))

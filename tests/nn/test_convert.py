@@ -57,7 +57,8 @@ def test_all_linear_and_conv_layers_are_converted_and_the_rest_listed():
         "left": [("features.2", "BatchNorm2d", "unsupported type"),
                  ("odd", "NonDynamicallyQuantizableLinear", "unsupported type")],
         "shared": {}}
-    assert len(warned) == 1 and "features.2 (BatchNorm2d)" in str(warned[0]) and "odd (" in str(warned[0])
+    assert len(warned) == 2 and "features.2 (BatchNorm2d)" in str(warned[0]) and "odd (" in str(warned[0])
+    assert "layer 'classifier.1': 758 of its 768 nonzero weights (98 %) read as 0" in str(warned[1])  # 'paper' on torch's init
     # the layers keep their module paths as stream names, so one seed drives them all and HybridSGD accepts them
     assert [m.rng_name for m in (conv.features[0], conv.classifier[1])] == ["features.0", "classifier.1"]
     HybridSGD(conv.parameters(), lr=0.1)
@@ -463,3 +464,92 @@ def test_hooks_on_a_replaced_layer_are_named_in_a_warning():
     assert not conv[0]._forward_hooks and isinstance(conv[0], HybridLinear)
     _, warned = _convert(model, HybridConfig(mode="hm"), seed=0, include="1*")  # not replaced: the hooks stay
     assert not warned
+
+
+# --- what rounding onto the grid loses, said in a warning per layer ------------------------------------
+
+class SmallCnn(nn.Module):
+    """A CNN without normalisation, as PyTorch initialises it: |w| ≲ 1/√fan_in."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, 8, 3, padding=1)
+        self.conv2 = nn.Conv2d(8, 8, 3, padding=1)
+        self.fc1 = nn.Linear(8 * 8 * 8, 10)
+
+    def forward(self, x):
+        x = F.max_pool2d(F.relu(self.conv2(F.relu(self.conv1(x)))), 2)
+        return self.fc1(x.flatten(1))
+
+
+def _small_cnn(seed=0):
+    torch.manual_seed(seed)
+    return SmallCnn()
+
+
+def _lost(warned):
+    return [str(w) for w in warned if str(w).startswith("convert: ")]
+
+
+def test_a_bias_beyond_its_layers_weights_is_clipped_with_a_warning():
+    """With 'fit' a bias larger than its layer's largest |weight| had been clipped to it, silently
+    (weights at 0.01 with a bias of 0.5 became 0.0088)."""
+    model = _small_cnn()
+    with torch.no_grad():
+        model.conv1.weight.uniform_(-0.01, 0.01)
+        model.conv1.bias.copy_(torch.tensor([0.5, -0.3, 0.005, 0.0, 0.0, 0.0, 0.0, 0.0]))
+    with pytest.warns(FerristorWarning, match=r"layer 'conv1': 2 of 8 bias values lie beyond its grid and were "
+                      r"clipped: the largest \|value\| is 0\.5, the grid holds ±0\.00\d+ \(±511 LSB.*weight_scale='fit'.*"
+                      r"a weight_scale of ≥ 0\.000979 per LSB for this layer holds them") as caught:
+        conv = convert(model, "hm", seed=0, weight_scale="fit")
+    assert len(_lost(w.message for w in caught)) == 1  # conv2 and fc1 are well scaled: one warning, one layer
+    lsb = conv.conv1.config.hidden_lsb
+    assert torch.equal(conv.conv1.bias_hidden, torch.tensor([MAX, -MAX, round(0.005 / lsb)] + [0.0] * 5))  # still clipped
+
+
+def test_weights_beyond_the_grid_warn_naming_fit():
+    with pytest.warns(FerristorWarning, match=r"the model \(one layer\): \d+ of 1,200 weight values and \d+ of 30 "
+                      r"bias values lie beyond its grid.*grid holds ±0\.998 \(±511 LSB of 0\.001953, "
+                      r"weight_scale='paper'\).*weight_scale='fit' holds every weight"):
+        convert(_scaled_linear(12.0), "hm", seed=0)  # |w| up to ≈ 1.9
+
+
+def test_a_value_clipped_by_less_than_one_level_is_not_worth_a_warning():
+    layer = nn.Linear(4, 2)
+    with torch.no_grad():
+        layer.weight.fill_(0.5)
+        layer.bias.copy_(torch.tensor([0.5 * (1 + 60 / MAX), -0.1]))  # 60 LSB beyond the top: less than a level
+    conv, warned = _convert(layer, "hm", seed=0, weight_scale="fit")
+    assert not _lost(warned) and int(conv.bias_hidden[0]) == MAX
+    with torch.no_grad():
+        layer.bias[0] = 0.5 * (1 + 70 / MAX)
+    with pytest.warns(FerristorWarning, match="1 of 2 bias values lie beyond its grid"):
+        convert(layer, "hm", seed=0, weight_scale="fit")
+
+
+def test_weights_that_all_read_as_zero_warn_per_layer_naming_fit():
+    """'paper' (2⁻⁹ per LSB) on PyTorch's default init: conv2's and fc1's weights all sit below the first
+    analogue level (64 LSB = 0.125) and read as 0 — the layers computed nothing, silently."""
+    conv, warned = _convert(_small_cnn(), "hm-var", seed=0)
+    lost = _lost(warned)
+    assert len(lost) == 2  # one per layer: conv1's weights (|w| ≲ 1/3) mostly read as levels
+    assert lost[0].startswith("convert: layer 'conv2': 576 of its 576 nonzero weights (100 %) read as 0 on the chip: below "
+                              "the first analogue level, 64 LSB = 0.125 (weight_scale='paper')")
+    assert lost[1].startswith("convert: layer 'fc1': 5,120 of its 5,120 nonzero weights (100 %) read as 0")
+    assert all("weight_scale='fit' puts each layer's largest |weight| on the top of the grid" in t for t in lost)
+    assert not (conv.fc1.weight_hidden.abs() >= STEP).any()  # what the warning says
+    model = nn.Sequential(_scaled_linear(0.5, bias=False))  # |w| ≲ 0.08
+    with torch.no_grad():
+        model[0].weight[0, 0] = 1.0  # one large weight: with 'fit' all others sit below its first level
+    with pytest.warns(FerristorWarning, match=r"layer '0': 1,199 of its 1,200 nonzero weights \(99 %\).*quantile_scale\(0\.99\)"):
+        convert(model, "hm", seed=0, weight_scale="fit")
+
+
+def test_a_well_scaled_conversion_does_not_warn():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        conv = convert(_small_cnn(), "hm-var", seed=0, weight_scale="fit")
+        convert(_small_cnn(), "fp", seed=0)  # fp copies the floats: nothing is lost
+        convert(_small_cnn(), "hm", seed=0, include="conv1")  # 'paper' suits conv1 (|w| ≲ 1/3)
+        convert(_scaled_linear(12.0), "hm", seed=0, weight_scale=0.004)  # a number that holds them all
+    assert conv(torch.randn(2, 1, 16, 16)).shape == (2, 10)

@@ -117,6 +117,34 @@ def _tensors(data, what: str) -> tuple[torch.Tensor, torch.Tensor]:
     return (x.reshape(len(x), -1) if x.dim() > 2 else x), y
 
 
+# what a model refusing an input's shape raises: a hybrid layer's ConfigError, torch's RuntimeError
+_SHAPE_ERRORS = (ValueError, RuntimeError, IndexError)
+
+
+def _input_shape(data) -> tuple[int, ...] | None:
+    """The shape of the inputs the user passed (before ``_tensors`` flattened them); None for a ferristor Dataset."""
+    if isinstance(data, (tuple, list)):
+        x = data[0]
+        return tuple(x.shape) if hasattr(x, "shape") else tuple(torch.as_tensor(x).shape)
+    if isinstance(data, torch.utils.data.Dataset):
+        return (len(data), *torch.as_tensor(data[0][0]).shape)
+    return None
+
+
+def _raise_if_flattened(train_data, x: torch.Tensor, replicas: int | None, error: Exception) -> None:
+    """When a model refused its first batch of inputs that ``fit`` flattened from images (or any sample
+    of more than one axis), a ConfigError naming the shape the user passed and the way back to it:
+    the shape in ``error`` is one the user never made. Returns when the inputs were vectors already."""
+    shape = _input_shape(train_data)
+    if shape is None or len(shape) <= 2:
+        return
+    sample = shape[1:]
+    raise ConfigError("train_data x shape", shape, reason=(
+        f"fit flattens each sample to a vector, so the model got a batch of shape {tuple(x.shape)} and refused it "
+        f"({type(error).__name__}: {error}); a model taking samples of shape {sample} starts with "
+        f"nn.Unflatten({2 if replicas else 1}, {sample}) (docs/pytorch.md, 'fit')")) from error
+
+
 def fingerprint(data: Dataset) -> str:
     """A hash of the dataset's contents (inputs and labels of both splits): two runs share it only
     if they trained and tested on the same numbers."""
@@ -183,7 +211,8 @@ def fit(model: nn.Module, train_data, test_data=None, *, out: str | Path | None 
 
     ``train_data``/``test_data``: (x, y) tensors, a torch Dataset of (x, y) pairs, or a ferristor
     ``Dataset`` (holding both splits; without ``test_data`` the training set is evaluated, with a
-    warning). Inputs are flattened to (N, features): a model taking images starts with ``nn.Unflatten``.
+    warning). Inputs are flattened to (N, features): a model taking images starts with ``nn.Unflatten``
+    (one that refuses its first flattened batch gets a ConfigError naming the shape passed and the ``nn.Unflatten``).
     ``out``: a folder for ``results.json`` and ``checkpoint.pt`` — created, checked and locked before
     any work; rerunning the same call resumes from the checkpoint, bit for bit (``fresh=True`` discards it).
     Options (see :func:`run_fit`): epochs, batch, optimizer or lr/p/k/rounding, loss, seed, eval_every,
@@ -299,6 +328,8 @@ def run_fit(model: nn.Module, train_data, test_data=None, *, epochs: float = 1.0
     order, order_epoch = None, -1
     ar = torch.arange(batch, device=dev)
     fast = None  # decided on the first batch
+    runner = x_np = y_np = None  # the compiled chunks and their data, set with fast on the first batch
+    first_forward = True  # a model refusing its first batch may want the samples unflattened
     model.train()
     # numba's compile time (a first run on a machine) is timed apart: the speed is the steady state's
     with CompileClock() as clock:
@@ -323,16 +354,27 @@ def run_fit(model: nn.Module, train_data, test_data=None, *, epochs: float = 1.0
                 if not replicas:
                     x, y = x[0], y[0]
                 if fast is None:  # the model itself, or the HybridMLP view of a plain Sequential MLP
-                    runner = fast_step.compiled_model(model)
-                    fast = runner is not None and fast_step.applies(runner, optimizer, loss is None, x)
-                    if fast:  # the compiled chunks take the data as numpy arrays, or on a GPU as device tensors
-                        runner.layers[0].check_input(x)  # the model's own first check, which they skip
+                    try:
+                        runner = fast_step.compiled_model(model)
+                        fast = runner is not None and fast_step.applies(runner, optimizer, loss is None, x)
+                        if fast:  # the compiled chunks take the data as numpy arrays, or on a GPU as device tensors
+                            runner.layers[0].check_input(x)  # the model's own first check, which they skip
+                    except _SHAPE_ERRORS as e:
+                        _raise_if_flattened(train_data, x, replicas, e)
+                        raise
+                    if fast:
                         on_gpu = x_train.is_cuda
                         x_np = x_train if on_gpu else x_train.numpy()
                         y_np = y_train if on_gpu else y_train.numpy()
                         order_np = order.cpu().numpy()
                         continue
-                out_ = model(x)
+                try:
+                    out_ = model(x)
+                except _SHAPE_ERRORS as e:
+                    if first_forward:
+                        _raise_if_flattened(train_data, x, replicas, e)
+                    raise
+                first_forward = False
                 loss_value = loss_fn(out_, y)
                 optimizer.zero_grad()
                 loss_value.backward()

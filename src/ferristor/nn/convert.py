@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import copy
 import fnmatch
+import math
 import warnings
 from typing import Callable, Iterable
 
@@ -17,6 +18,19 @@ from .hybrid import HybridModule
 from .linear import HybridLinear
 
 WEIGHT_SCALES = ("paper", "fit")  # or a number, or a function (name, weight) -> LSB
+
+# Warned about: a layer whose weights or bias lie beyond its grid by more than this many analogue
+# levels (64 LSB each). A value clipped by less loses less than the level truncation costs every
+# weight (the analogue weight of a value on the top already reads as level 7), and PyTorch's default
+# init draws biases from the same range as the weights, so under 'fit' a small layer's largest bias
+# often sits a few LSB beyond the largest |weight|: worth no warning.
+CLIP_WARN_LEVELS = 1
+# Warned about: a layer in which more than this fraction of its nonzero float weights read as 0 on
+# the chip (hidden integer below the first analogue level). 'paper' on PyTorch's default init puts
+# every weight of a LeNet-5's last four layers there (100 %); bell-shaped trained weights under
+# 'fit' put 30-87 % there and the layer still computes with its largest ones, so a lower threshold
+# would warn about the recommended scale on most trained networks.
+VANISH_WARN_FRACTION = 0.9
 
 
 def _selector(include) -> Callable[[str, nn.Module], bool]:
@@ -70,6 +84,74 @@ def _lsb(name: str, weight: torch.Tensor, config: HybridConfig, scale) -> float:
     if isinstance(scale, (int, float)) and not isinstance(scale, bool) and scale > 0:
         return float(scale)
     raise ConfigError("weight_scale", scale, "'paper', 'fit', a positive LSB value or a function (name, weight) -> LSB")
+
+
+def _scale_text(scale) -> str:
+    if callable(scale):
+        return f"weight_scale={getattr(scale, '__name__', type(scale).__name__)}"
+    return f"weight_scale={scale!r}"
+
+
+def _ceil3(x: float) -> float:
+    """x rounded up to 3 significant digits: a bound that, printed, still holds."""
+    e = math.floor(math.log10(x)) - 2
+    return math.ceil(x / 10 ** e - 1e-9) * 10 ** e
+
+
+def _quantisation_problems(name: str, module: nn.Module, config: HybridConfig, lsb: float, scale) -> list[str]:
+    """What rounding ``module``'s float weights (and bias) onto the grid of ``lsb`` loses, in words:
+    values clipped beyond the grid (``CLIP_WARN_LEVELS``) and weights that read as 0 (``VANISH_WARN_FRACTION``).
+    Rounded as ``HybridModule.set_float_weights_`` rounds them (float32, nearest)."""
+    m, step = config.layout.max_hidden, 2 ** config.layout.level_shift
+    top = m * lsb
+    who = f"layer {name!r}" if name else "the model (one layer)"
+    problems = []
+    # a weight_scale function chose its LSB seeing the weights: saturating some is its choice (quantile_scale)
+    slots = ("bias",) if callable(scale) else ("weight", "bias")
+    clipped = []  # (slot, how many, of how many, largest |value|)
+    for slot in slots:
+        value = getattr(module, slot, None)
+        if value is None:
+            continue
+        v = value.detach().to(torch.float32)
+        out = torch.round(v / lsb).abs() > m
+        if out.any():
+            clipped.append((slot, int(out.sum()), v.numel(), float(v.abs().max())))
+    largest = max((c[3] for c in clipped), default=0.0)
+    if clipped and largest / lsb > m + CLIP_WARN_LEVELS * step:
+        what = " and ".join(f"{n:,} of {total:,} {slot} values" for slot, n, total, _ in clipped)
+        need = _ceil3(largest / m)
+        tops = {slot: top_value for slot, _, _, top_value in clipped}
+        why = ""
+        if "bias" in tops and (scale == "fit" or callable(scale)):
+            why = " (a bias is rounded on its layer's scale, which the weights alone set)"
+        fixes = [f"a weight_scale of ≥ {need:.3g} per LSB for this layer holds them, with levels "
+                 f"{need / lsb:.3g}× as coarse (a number sets every layer's LSB, a function (name, weight) -> LSB "
+                 "this one's)"]
+        if "weight" in tops and scale != "fit":
+            bias_larger = tops.get("bias", 0.0) > float(module.weight.detach().abs().max())
+            fixes.append("weight_scale='fit' holds every weight" + (" (not the larger bias)" if bias_larger else ""))
+        fixes.append("or leave the layer in float (include=…)")
+        problems.append(f"{what} lie beyond its grid and were clipped: the largest |value| is {largest:.4g}, the "
+                        f"grid holds ±{top:.4g} (±{m} LSB of {lsb:.4g}, {_scale_text(scale)}){why}; "
+                        + ", ".join(fixes))
+    w = module.weight.detach().to(torch.float32)
+    nonzero = w != 0
+    n = int(nonzero.sum())
+    zero = int((nonzero & (torch.round(w / lsb).abs() < step)).sum())
+    if n and zero / n > VANISH_WARN_FRACTION:
+        if scale == "fit":
+            fix = ("weight_scale=quantile_scale(0.99) (ferristor.nn) puts each layer's 99th percentile of |w| on the top "
+                   "of the grid: finer levels for the bulk, the largest 1 % saturated")
+        elif callable(scale):
+            fix = "a weight_scale giving this layer a smaller LSB ('fit', or quantile_scale(q) with a smaller q)"
+        else:
+            fix = ("weight_scale='fit' puts each layer's largest |weight| on the top of the grid "
+                   "(a level every max|w|/8)")
+        problems.append(f"{zero:,} of its {n:,} nonzero weights ({math.floor(100 * zero / n)} %) read as 0 on the "
+                        f"chip: below the first analogue level, {step} LSB = {step * lsb:.4g} ({_scale_text(scale)}), "
+                        f"where its largest |weight| is {float(w.abs().max()):.4g}; {fix}")
+    return [f"convert: {who}: " + "; also ".join(problems)] if problems else []
 
 
 def quantile_scale(q: float, max_hidden: int = PAPER_LAYOUT.max_hidden) -> Callable[[str, torch.Tensor], float | None]:
@@ -161,7 +243,11 @@ def convert(model: nn.Module, config: HybridConfig | str | None = None, include=
             function ``(layer name, float weight) -> LSB`` such as :func:`quantile_scale` ``(0.99)``.
             Weights (and the bias, on its layer's scale) are rounded to the nearest LSB and saturate at
             ±511 LSB; the layer keeps that LSB (``layer.config.hidden_lsb``), so its analogue weights
-            are levels of 64 LSB on the same scale as the float weights, and its updates too.
+            are levels of 64 LSB on the same scale as the float weights, and its updates too. One
+            FerristorWarning per layer names what this loses: values clipped beyond the grid by more
+            than ``CLIP_WARN_LEVELS`` level (a bias larger than the weights under ``'fit'``; weights too,
+            but for a function's LSB), and more than ``VANISH_WARN_FRACTION`` of its nonzero weights
+            reading as 0 — with the weight_scale that keeps them.
 
     The initial programming is reported apart in the ledger. Layers with parameters of other types
     (normalisations, embeddings, …) stay as they are, in float; they are listed in a warning and in
@@ -186,7 +272,7 @@ def convert(model: nn.Module, config: HybridConfig | str | None = None, include=
         for pname, param in module._parameters.items():
             if param is not None:
                 holders.setdefault(id(param), []).append((id(module), pname, _param_path(paths[0], pname)))
-    done, left, shared, hooks = [], [], {}, []
+    done, left, shared, hooks, lost = [], [], {}, [], []
     for module, paths in entries:
         name = paths[0]
         if type(module) in (nn.Linear, nn.Conv2d):
@@ -209,6 +295,8 @@ def convert(model: nn.Module, config: HybridConfig | str | None = None, include=
             lsb = _lsb(name, module.weight, config, weight_scale)
             # the layer's own LSB: its analogue weights (level × 2^shift LSB) and its updates are on this scale
             hybrid = _hybrid_of(name, module, config.replace(hidden_lsb=lsb), seed)
+            if hybrid.mode != "fp":  # fp copies the floats: nothing is rounded
+                lost += _quantisation_problems(name, module, hybrid.config, lsb, weight_scale)
             hybrid.set_float_weights_("weight", module.weight)
             hybrid.weight.requires_grad_(module.weight.requires_grad)
             if module.bias is not None:
@@ -231,6 +319,8 @@ def convert(model: nn.Module, config: HybridConfig | str | None = None, include=
     if unsupported:
         warnings.warn(FerristorWarning("left in float (no hybrid version of their type): " + ", ".join(unsupported)),
                       stacklevel=2)
+    for message in lost:  # one per layer
+        warnings.warn(FerristorWarning(message), stacklevel=2)
     if hooks:
         warnings.warn(FerristorWarning("hooks not carried over to the hybrid layers (register them again on the "
                                        "converted model if they apply): " + "; ".join(hooks)), stacklevel=2)
