@@ -67,6 +67,19 @@ class DivergedError(ConfigError):
         super().__init__(field, lr, f"a smaller value: the loss diverged ({unit} {at})")
 
 
+class NonFiniteGradientError(ConfigError):
+    """A hybrid parameter's gradient holds NaN or ±inf (a NaN input, a diverged loss): the optimizer
+    refused the step before anything moved. Training loops that know their learning rate say it
+    again as a :class:`DivergedError`."""
+
+    def __init__(self, parameter: str):
+        self.parameter = parameter
+        super().__init__(f"{parameter} gradient", "NaN/inf",
+                         reason="the step was refused and the chip left unchanged (drop this gradient with "
+                                "opt.zero_grad()); a NaN or infinite input, or a loss that diverged: check the data "
+                                "and lower the learning rate")
+
+
 class ConfigMismatchError(ConfigError):
     """An output folder holds the state of a run with another configuration."""
 

@@ -207,3 +207,17 @@ def test_a_plain_sequential_mlp_has_a_view_on_its_own_layers(build, spec):
 def test_other_models_have_no_mlp_view(build):
     from ferristor.nn.mlp import mlp_view
     assert mlp_view(build()) is None
+
+
+def test_normalize_refuses_feature_maps_and_a_batch_without_its_replicas():
+    """Normalize takes (batch, features) or (replicas, batch, features). A convolution's (B, C, H, W)
+    had been normalised over W alone, silently; a (B, F) batch given to a Normalize built for R
+    replicas had been cut into R parts."""
+    from ferristor.errors import ConfigError
+    for kind in ("layer", "batch"):
+        with pytest.raises(ConfigError, match=r"Normalize input shape=\(4, 3, 5, 6\).*nn.Flatten\(\).*BatchNorm2d"):
+            Normalize(kind)(torch.randn(4, 3, 5, 6))
+    with pytest.raises(ConfigError, match=r"shape=\(4, 6\).*\(replicas=2, batch, features\)"):
+        Normalize("batch", 2)(torch.randn(4, 6))
+    assert Normalize("batch", 2)(torch.randn(2, 3, 6)).shape == (2, 3, 6)
+    assert Normalize()(torch.randn(4, 6)).shape == (4, 6)

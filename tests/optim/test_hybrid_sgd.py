@@ -274,3 +274,71 @@ def test_k_can_count_updates_instead_of_inputs():
     assert int(model.layers[0].weight_transfers[0]) == 2
     with pytest.raises(ConfigError, match="k_unit='steps'"):
         _make(k_unit="steps")
+
+
+@pytest.mark.parametrize("mode", ["hm", "hm-var"])
+def test_a_plain_optimizer_may_not_step_hybrid_synapses_in_the_hybrid_modes(mode):
+    """Without a HybridSGD, autograd fills weight.grad; a plain optimizer stepping it had written
+    float values between the levels a memristor pair holds, past the hidden integers and the ledger,
+    silently (nn/foreign_step.py). In mode 'fp' the synapses are float weights: any optimizer may."""
+    from ferristor.experiments import fast_step
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(HybridLinear(5, 3, config=HybridConfig(mode=mode), seeds=0, name="fc1"),
+                                torch.nn.Linear(3, 2))
+    before = model[0].weight.detach().clone()
+    sgd = torch.optim.SGD(model.parameters(), lr=0.1)
+    F.cross_entropy(model(torch.randn(4, 5)), torch.tensor([0, 1, 0, 1])).backward()
+    with pytest.raises(ConfigError, match=r"SGD params='fc1.weight' is not allowed: expected parameters off hybrid "
+                                          r"synapses: in mode '" + mode + "'.*HybridSGD"):
+        sgd.step()
+    assert torch.equal(model[0].weight.detach(), before)
+    # the documented split: the rule for hybrid parameters, Adam for the rest (Adam skips a None .grad)
+    rule, adam = HybridSGD(hybrid_parameters(model), lr=0.1, plain="error"), torch.optim.Adam(model.parameters())
+    adam.zero_grad(), rule.zero_grad()
+    F.cross_entropy(model(torch.randn(4, 5)), torch.tensor([0, 1, 0, 1])).backward()
+    rule.step(), adam.step()
+    fp = HybridLinear(5, 3, config=HybridConfig(mode="fp"), seeds=0, name="fc")
+    plain = torch.optim.SGD(fp.parameters(), lr=0.1)
+    fp(torch.randn(2, 5)).sum().backward()
+    plain.step()
+    # the guard is a global step hook, but not one that stops the compiled chunks
+    mlp = HybridMLP(NetworkSpec((6, 5, 3)), config=HybridConfig(mode=mode), seeds=0)
+    assert fast_step.applies(mlp, HybridSGD(mlp.parameters(), lr=0.1), True, torch.zeros(1, 6))
+
+
+def test_a_nan_gradient_is_refused_before_anything_moves():
+    """A NaN input had turned ~p of the first layer's hidden integers into NaN and counted the step
+    as work. Now the step is refused — no hidden integer, analogue weight, counter or plain
+    parameter moves — and the next finite step trains as if it never came."""
+    torch.manual_seed(0)
+
+    def build():
+        m = torch.nn.Sequential(HybridLinear(6, 5, config=HybridConfig(mode="hm-var"), seeds=0, name="fc1"),
+                                torch.nn.LayerNorm(5), HybridLinear(5, 3, config=HybridConfig(mode="hm-var"), seeds=0,
+                                                                    name="fc2"))
+        return m, HybridSGD(m.parameters(), lr=0.5, p=0.5, k=2)
+
+    def step(m, opt, x, y):
+        opt.zero_grad()
+        F.cross_entropy(m(x), y).backward()
+        opt.step()
+
+    x, y = torch.randn(1, 6), torch.tensor([2])
+    bad = x.clone()
+    bad[0, 3] = float("nan")
+    a, a_opt = build()
+    b, b_opt = build()
+    step(a, a_opt, x, y)
+    step(b, b_opt, x, y)
+    state = copy.deepcopy(b.state_dict())
+    with pytest.raises(ConfigError, match=r"fc1.weight gradient='NaN/inf': the step was refused"):
+        step(b, b_opt, bad, y)
+    for key, value in b.state_dict().items():
+        assert torch.equal(value, state[key]), key
+    for m, opt in ((a, a_opt), (b, b_opt)):
+        step(m, opt, x, y)
+    for (key, u), (_, v) in zip(a.state_dict().items(), b.state_dict().items()):
+        assert torch.equal(u, v), key
+    b[2]._tapes["weight"] = [(torch.ones(1, 1, 5), torch.full((1, 1, 3), float("inf")), None)]  # fc2's alone
+    with pytest.raises(ConfigError, match="fc2.weight gradient"):
+        b_opt.hybrid_step()

@@ -28,7 +28,7 @@ from ..compile_clock import CompileClock
 from ..config_base import check_number
 from ..data.registry import Dataset
 from ..data.validate import check_fits, check_outputs
-from ..errors import ConfigError, DataError, DivergedError, FerristorWarning
+from ..errors import ConfigError, DataError, DivergedError, FerristorWarning, NonFiniteGradientError
 from . import fast_step, run_folder
 from ..nn.hybrid import HybridModule
 from ..rule.streams import STREAM_SHUFFLE
@@ -378,7 +378,10 @@ def run_fit(model: nn.Module, train_data, test_data=None, *, epochs: float = 1.0
                 loss_value = loss_fn(out_, y)
                 optimizer.zero_grad()
                 loss_value.backward()
-                optimizer.step()
+                try:
+                    optimizer.step()
+                except NonFiniteGradientError:  # said as what fit knows: its lr is too large
+                    raise DivergedError("lr", optimizer.param_groups[0]["lr"], "step", step + 1) from None
                 step += 1
                 if bar is not None and step % 200 == 0:
                     _advance(bar, 200)

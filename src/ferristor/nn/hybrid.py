@@ -29,12 +29,15 @@ from ..backend import backend_for, cpu_module, numba_for, triton_for
 from ..circuit.devices import DeviceGroup
 from ..circuit.ledger import LayerCounts, hybrid_groups, network_groups_report
 from ..circuit.transfer import CounterNoise, TableTransfer, fused_transfer, make_transfer, split_sign
-from ..errors import ConfigError
+from ..errors import ConfigError, NonFiniteGradientError
 from ..rule import functional as F_rule
 from ..rule.streams import STREAM_INIT, STREAM_TRANSFER, STREAM_UPDATE, check_seed, stream_keys
+from . import foreign_step
 from .config import MODES, HybridConfig
 
 _FLUSH_EVERY = 250  # uint8 event counters are flushed into int64 before they can overflow
+
+foreign_step.register()  # plain optimizers may not step hybrid synapses (nn/foreign_step.py)
 
 
 class HybridParameter(nn.Parameter):
@@ -66,6 +69,24 @@ class HybridParameter(nn.Parameter):
     def __repr__(self):
         mode = self.owner.config.mode if self.owner is not None else "?"
         return f"HybridParameter({self.slot}, shape={tuple(self.shape)}, mode={mode})"
+
+
+def _finite(tape, grad) -> bool:
+    """Whether a recorded gradient is finite. A NaN or infinite one (a NaN input, a diverged loss)
+    would write NaN into the hidden integers of every masked-in synapse and count the step as work,
+    so the optimizer refuses it before the step's first update (:meth:`HybridModule.check_gradient`). Checked: δ of the factors
+    (a non-finite input x reaches the loss, hence δ: ReLU, sums and max-pooling pass NaN on) and a
+    dense gradient whole (``kernels_cpu.all_finite``: ~1 µs a layer at batch 1)."""
+    for _, delta, dense in tape or ():
+        if (delta is not None and not _finite_array(delta)) or (dense is not None and not _finite_array(dense)):
+            return False
+    return grad is None or _finite_array(grad)
+
+
+def _finite_array(a) -> bool:
+    if torch.is_tensor(a) and (a.device.type != "cpu" or not numba_for(a)):
+        return bool(torch.isfinite(a).all())
+    return bool(cpu_module("rule.kernels_cpu").all_finite(_array(a)))
 
 
 def _rebuild_hybrid_parameter(data, requires_grad, slot):
@@ -541,6 +562,12 @@ class HybridModule(nn.Module):
                 self._buffers[key] = before
         self._np_cache.clear()
         return out
+
+    def check_gradient(self, name: str) -> None:
+        """Refuse a NaN or infinite recorded gradient of parameter ``name`` (``_finite``), before any
+        update of the step (``HybridSGD.hybrid_step`` checks every parameter first)."""
+        if not _finite(self._tapes.get(name), self._parameters[name].grad):
+            raise NonFiniteGradientError(self.stream_name(name))
 
     def hybrid_step_(self, name: str, *, lr: float, p: float, rounding: str, sampler: str = "dense") -> int:
         """Apply one masked update to parameter ``name`` from its recorded gradient; returns the number

@@ -51,6 +51,7 @@ class Normalize(nn.Module):
         self.kind, self.replicas = kind, replicas
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
+        _check_shape(z, self.replicas)
         lead = z.shape
         z3 = z.reshape(self.replicas or 1, -1, z.shape[-1]) if self.kind == "batch" else z.reshape(1, -1, z.shape[-1])
         if self.kind == "batch" and z3.shape[1] < 2:
@@ -64,3 +65,17 @@ class Normalize(nn.Module):
 
     def extra_repr(self) -> str:
         return f"kind={self.kind!r}, affine=False" + (f", replicas={self.replicas}" if self.replicas else "")
+
+
+def _check_shape(z: torch.Tensor, replicas: int | None) -> None:
+    """Refuse what would normalise over the wrong axes silently: a convolution's feature maps
+    (..., C, H, W), whose last axis is W, not the features, and a batch whose leading axis is not
+    the layer's replicas."""
+    from ..errors import ConfigError
+    if replicas is not None and (z.ndim != 3 or z.shape[0] != replicas):
+        raise ConfigError("Normalize input shape", tuple(z.shape),
+                          f"(replicas={replicas}, batch, features): this Normalize was built for {replicas} replicas")
+    if z.ndim not in (2, 3):
+        raise ConfigError("Normalize input shape", tuple(z.shape),
+                          "(batch, features) or (replicas, batch, features): it normalises over the last axis; after a "
+                          "convolution, nn.Flatten() first, or torch.nn.BatchNorm2d / GroupNorm for per-channel statistics")

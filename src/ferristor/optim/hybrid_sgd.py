@@ -77,6 +77,8 @@ class HybridSGD(SGD):
         plain: 'sgd' (update plain parameters with SGD) or 'error' (refuse them, naming each).
     """
 
+    applies_hybrid_rule = True  # the optimizers nn/foreign_step.py lets step hybrid synapses
+
     def __init__(self, params: Iterable, lr: float = 0.1, p: float = 0.2, k: int = 100, rounding: str = "stochastic",
                  momentum: float = 0.0, dampening: float = 0.0, weight_decay: float = 0.0, nesterov: bool = False, *,
                  maximize: bool = False, plain: str = "sgd", sampler: str = "dense", k_unit: str = "inputs"):
@@ -134,12 +136,27 @@ class HybridSGD(SGD):
     def step(self, closure=None, inputs: int | None = None):
         """One step. ``inputs`` overrides the number of inputs this step covered (default: the batch
         size the layers recorded in the backward pass)."""
+        if closure is None:  # before the plain parameters move too (a closure computes the gradients in there)
+            self._check_gradients()
         loss = super().step(closure)
-        self.hybrid_step(inputs)
+        if closure is not None:
+            self._check_gradients()
+        self._apply_rule(inputs)
         return loss
 
     def hybrid_step(self, inputs: int | None = None) -> None:
         """The rule's part of :meth:`step` alone (no plain SGD, no step hooks): ``experiments.fast_step``."""
+        self._check_gradients()
+        self._apply_rule(inputs)
+
+    def _check_gradients(self) -> None:
+        """A NaN or infinite gradient of any hybrid parameter is refused before anything moves."""
+        for group in self.param_groups:
+            for param in group["params"]:
+                if isinstance(param, HybridParameter):
+                    param.owner.check_gradient(param.slot)
+
+    def _apply_rule(self, inputs: int | None) -> None:
         for group in self.param_groups:
             checked = False
             for param in group["params"]:
@@ -166,12 +183,16 @@ class HybridSGD(SGD):
                     param.owner.capture_for(self)
 
     def is_pure(self) -> bool:
-        """True when every parameter is hybrid and no step hook is registered: then :meth:`hybrid_step`
+        """True when every parameter is hybrid and no step hook is registered (but ferristor's own guard
+        against plain optimizers, a no-op for this one: nn/foreign_step.py): then :meth:`hybrid_step`
         does all that :meth:`step` does."""
         from torch.optim.optimizer import _global_optimizer_post_hooks, _global_optimizer_pre_hooks
+
+        from ..nn.foreign_step import is_guard
         return (all(isinstance(p, HybridParameter) for g in self.param_groups for p in g["params"])
                 and not (self._optimizer_step_pre_hooks or self._optimizer_step_post_hooks
-                         or _global_optimizer_pre_hooks or _global_optimizer_post_hooks))
+                         or any(not is_guard(h) for h in _global_optimizer_pre_hooks.values())
+                         or _global_optimizer_post_hooks))
 
     def _hybrid_step(self, param: HybridParameter, group: dict, inputs: int | None) -> None:
         owner, name = param.owner, param.slot

@@ -255,6 +255,17 @@ def _sparse(state, pending, delta, x, grad, keys, step, fp, coef, rounding, max_
             j, e_at, e = next_event(ka, kb, tab, e, j, n_out, thresholds, buckets)
 
 
+@njit(cache=True, boundscheck=False, error_model="numpy")
+def all_finite(a):
+    """Whether every value of ``a`` is finite: x·0 is 0 for finite x and NaN for NaN or ±inf, so the
+    sum stays 0 exactly when all are (a loop that vectorises; numpy's reductions cost ~10× more
+    at the sizes a step checks)."""
+    acc = a.dtype.type(0.0)
+    for v in a.ravel():
+        acc += v * a.dtype.type(0.0)
+    return acc == a.dtype.type(0.0)
+
+
 _NO_GRAD = np.zeros((0, 0, 0), np.float32)
 _NO_FACTORS = np.zeros((0, 0), np.float32)
 

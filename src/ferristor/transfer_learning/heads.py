@@ -25,7 +25,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from ..config_base import FLOAT32_SCALE, check_choice, check_number, param
-from ..errors import FerristorWarning
+from ..errors import DivergedError, FerristorWarning, NonFiniteGradientError
 from ..nn import HybridConfig, HybridLinear
 from ..nn.lsq import init_step, lsq_quantize, qrange
 
@@ -235,11 +235,13 @@ def train_online(features: torch.Tensor, labels: torch.Tensor, runs: Runs, cfg: 
                     loss = cross_entropy(model(xc[:, t:t + 1]), yc[:, t:t + 1])
                     opt.zero_grad()
                     loss.backward()
-                    opt.step()
+                    try:
+                        opt.step()
+                    except NonFiniteGradientError:
+                        raise DivergedError("online.lr", cfg.lr, "epoch", e) from None
             if bar is not None:
                 bar.update(m)
         if not math.isfinite(float(loss.detach() if torch.is_tensor(loss) else loss)):
-            from ..errors import DivergedError
             raise DivergedError("online.lr", cfg.lr, "epoch", e)
         model.eval()
         for k, (xe, ye) in evals.items():
