@@ -137,3 +137,28 @@ def test_the_fused_cpu_transfer_trains_as_the_tensor_path(kind, transfer, monkey
     for (name, a), (_, b) in zip(*(s.items() for s in states)):
         assert torch.equal(a, b), name
     assert int(states[0]["weight_transfers"].max()) >= 7
+
+
+def test_a_channels_last_model_keeps_its_hybrid_layers_in_their_layout():
+    """``model.to(memory_format=torch.channels_last)`` had made a conv layer's backward fail on a
+    crossbar view (an obscure RuntimeError); the hybrid layers now keep their standard layout while
+    the rest converts, and train as in a contiguous model."""
+    def build():
+        torch.manual_seed(0)
+        return nn.Sequential(HybridConv2d(2, 4, 3, config=HybridConfig(mode="hm-var"), seeds=0, name="c1"), nn.ReLU(),
+                             nn.Flatten(), HybridLinear(4 * 6 * 6, 3, config=HybridConfig(mode="hm-var"), seeds=0, name="fc"))
+    x, y = torch.randn(2, 2, 8, 8), torch.tensor([0, 2])
+    states = []
+    for channels_last in (False, True):
+        m = build()
+        if channels_last:
+            m = m.to(memory_format=torch.channels_last)
+            assert m[0].weight.is_contiguous()
+        opt = HybridSGD(m.parameters(), lr=0.1, p=0.5, k=2)
+        for _ in range(5):
+            opt.zero_grad()
+            nn.functional.cross_entropy(m(x.to(memory_format=torch.channels_last) if channels_last else x), y).backward()
+            opt.step()
+        states.append(m.state_dict())
+    for key, value in states[0].items():
+        assert torch.equal(value, states[1][key]), key

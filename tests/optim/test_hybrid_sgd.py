@@ -342,3 +342,21 @@ def test_a_nan_gradient_is_refused_before_anything_moves():
     b[2]._tapes["weight"] = [(torch.ones(1, 1, 5), torch.full((1, 1, 3), float("inf")), None)]  # fc2's alone
     with pytest.raises(ConfigError, match="fc2.weight gradient"):
         b_opt.hybrid_step()
+
+
+def test_gradients_no_step_consumes_warn_once_they_pile_up(monkeypatch):
+    """A loop that steps only another optimizer (a warm-up), or clears with model.zero_grad(), left
+    the captured gradients growing one per backward pass, unseen; now a warning names the way out."""
+    from ferristor.errors import FerristorWarning
+    from ferristor.nn import hybrid
+    monkeypatch.setattr(hybrid, "TAPE_WARN", 5)
+    layer = HybridLinear(4, 2, config=HybridConfig(mode="hm"), seeds=0, name="fc")
+    model = torch.nn.Sequential(layer)
+    opt = HybridSGD(layer.parameters(), lr=0.1)
+    for _ in range(4):
+        model(torch.randn(1, 4)).sum().backward()
+        model.zero_grad()  # nn.Module's: does not reach the captured gradients
+    with pytest.warns(FerristorWarning, match=r"fc.weight: 5 gradients recorded and no HybridSGD step.*opt.zero_grad\(\)"):
+        model(torch.randn(1, 4)).sum().backward()
+    opt.zero_grad()
+    assert not layer._tapes

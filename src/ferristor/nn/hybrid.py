@@ -19,6 +19,7 @@ import copy
 import dataclasses
 import hashlib
 import json
+import warnings
 import weakref
 
 import numpy as np
@@ -29,13 +30,16 @@ from ..backend import backend_for, cpu_module, numba_for, triton_for
 from ..circuit.devices import DeviceGroup
 from ..circuit.ledger import LayerCounts, hybrid_groups, network_groups_report
 from ..circuit.transfer import CounterNoise, TableTransfer, fused_transfer, make_transfer, split_sign
-from ..errors import ConfigError, NonFiniteGradientError
+from ..errors import ConfigError, FerristorWarning, NonFiniteGradientError
 from ..rule import functional as F_rule
 from ..rule.streams import STREAM_INIT, STREAM_TRANSFER, STREAM_UPDATE, check_seed, stream_keys
 from . import foreign_step
 from .config import MODES, HybridConfig
 
 _FLUSH_EVERY = 250  # uint8 event counters are flushed into int64 before they can overflow
+# backward passes a parameter records without a HybridSGD step before it warns: a loop that steps
+# only another optimizer (a warm-up), or clears with model.zero_grad(), piles them up unseen
+TAPE_WARN = 1000
 
 foreign_step.register()  # plain optimizers may not step hybrid synapses (nn/foreign_step.py)
 
@@ -510,7 +514,13 @@ class HybridModule(nn.Module):
         arrays (the fused CPU pass hands numpy)."""
         self._inputs[name] = self._inputs.get(name, 0) + inputs
         if self.capture_factors:
-            self._tapes.setdefault(name, []).append((x, delta, dense))
+            tape = self._tapes.setdefault(name, [])
+            tape.append((x, delta, dense))
+            if len(tape) == TAPE_WARN:
+                warnings.warn(f"{self.stream_name(name)}: {TAPE_WARN:,} gradients recorded and no HybridSGD step has "
+                              "consumed them; they accumulate (as .grad would) and hold memory. Call opt.zero_grad() "
+                              "of the HybridSGD to drop them (model.zero_grad() does not reach them)",
+                              FerristorWarning, stacklevel=2)
             return None
         return dense if dense is not None else self._dense_from_factors(_tensor(x), _tensor(delta))
 
@@ -560,6 +570,14 @@ class HybridModule(nn.Module):
         for key, before in host.items():
             if not self._buffers[key].is_cpu:
                 self._buffers[key] = before
+        # the crossbar views (``_Slot.to_crossbar``) and the kernels need the standard layout:
+        # ``.to(memory_format=torch.channels_last)`` converts the rest of a model and leaves this one's
+        for param in self._parameters.values():
+            if param is not None and not param.is_contiguous():
+                param.data = param.data.contiguous()
+        for key, buf in self._buffers.items():
+            if buf is not None and not buf.is_contiguous():
+                self._buffers[key] = buf.contiguous()
         self._np_cache.clear()
         return out
 
