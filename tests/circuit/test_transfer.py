@@ -34,3 +34,19 @@ def test_sign_never_flips():
     assert (neg <= 0).all()
     folded = _draw("ideal", level=0, guard="fold")
     assert (folded >= 0).all() and abs(folded.mean().item() - 0.594 * (2 / torch.pi) ** 0.5) < 0.01
+
+
+def test_a_dict_for_the_circuit_is_refused_naming_the_way_to_build_one():
+    """The refusal had said only 'expected a ChargeTransferConfig'; it now names how to make one from
+    the preset or from a dict of settings, and that way works with a partial dict."""
+    import pytest
+
+    from ferristor.circuit.charge_transfer import ChargeTransferConfig
+    from ferristor.circuit.transfer import TransferConfig
+    from ferristor.errors import ConfigError
+    from ferristor.sweeps.configs import build
+    with pytest.raises(ConfigError, match=r"circuit='dict'.*dataclasses.replace.*sweeps.configs.build"):
+        TransferConfig(model="circuit", circuit={"memristor": {"curve": {"sigma_c2c": 0.3}}})
+    built = build({"memristor": {"curve": {"sigma_c2c": 0.3}}}, ChargeTransferConfig)
+    cfg = TransferConfig(model="circuit", circuit=built)
+    assert cfg.circuit.memristor.curve.sigma_c2c == 0.3 and cfg.circuit.line == ChargeTransferConfig().line

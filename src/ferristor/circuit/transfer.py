@@ -136,7 +136,10 @@ class TransferConfig:
     def __post_init__(self):
         check_choice("TransferConfig.model", self.model, ("ideal", "table", "circuit"))
         if not isinstance(self.circuit, ChargeTransferConfig):
-            raise ConfigError("TransferConfig.circuit", type(self.circuit).__name__, "a ChargeTransferConfig")
+            raise ConfigError("TransferConfig.circuit", type(self.circuit).__name__,
+                              "a ChargeTransferConfig (ferristor.circuit.charge_transfer): its preset with changes, "
+                              "e.g. dataclasses.replace(ChargeTransferConfig(), line=…), or a dict of settings "
+                              "through ferristor.sweeps.configs.build(d, ChargeTransferConfig)")
         check_choice("TransferConfig.circuit_sampler", self.circuit_sampler, ("chain", "quantiles"))
         check_number("TransferConfig.circuit_table_draws", self.circuit_table_draws, lo=2, hi=2**22, integer=True)
         check_number("TransferConfig.sigma_levels", self.sigma_levels, lo=0, hi=FLOAT32_SCALE[1])
