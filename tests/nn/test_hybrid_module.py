@@ -162,3 +162,27 @@ def test_a_channels_last_model_keeps_its_hybrid_layers_in_their_layout():
         states.append(m.state_dict())
     for key, value in states[0].items():
         assert torch.equal(value, states[1][key]), key
+
+
+def test_a_state_programmed_by_another_transfer_loads_with_a_warning(recwarn):
+    """A state records the transfer configuration that programmed its analogue weights. Loading it
+    into a layer of another one is an experiment (a chip trained on one device, read on another),
+    so it loads — with a warning, where it had loaded silently; the same configuration, a state
+    saved before the tag existed, and mode 'fp' load without one."""
+    import warnings
+
+    from ferristor.circuit.transfer import TransferConfig
+    from ferristor.errors import FerristorWarning
+
+    def layer(sigma, mode="hm-var"):
+        cfg = HybridConfig(mode=mode, transfer=TransferConfig(model="table", sigma_levels=sigma))
+        return HybridLinear(6, 4, config=cfg, seeds=0, name="fc")
+    state = layer(0.594).state_dict()
+    with pytest.warns(FerristorWarning, match=r"fc: the loaded state's analogue weights were programmed by another "
+                                              r"transfer configuration"):
+        layer(0.2).load_state_dict(state)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        layer(0.594).load_state_dict(state)
+        layer(0.2).load_state_dict({k: v for k, v in state.items() if k != "transfer_settings"})
+        layer(0.2, "fp").load_state_dict(layer(0.594, "fp").state_dict())

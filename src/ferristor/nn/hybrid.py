@@ -190,6 +190,7 @@ class HybridModule(nn.Module):
         # the layer's settings, one for all replicas (as its update counter): see _load_from_state_dict
         self.register_buffer("hidden_lsb", torch.tensor(float(self.config.hidden_lsb), dtype=torch.float64))
         self.register_buffer("settings", torch.tensor(self._settings_tag(), dtype=torch.int64))
+        self.register_buffer("transfer_settings", torch.tensor(self._transfer_tag(), dtype=torch.int64))
         self._slots: dict[str, _Slot] = {}
         self._tapes: dict[str, list] = {}
         self._inputs: dict[str, int] = {}
@@ -251,9 +252,18 @@ class HybridModule(nn.Module):
         digest = int.from_bytes(hashlib.blake2b(text.encode(), digest_size=7).digest(), "little")
         return digest * 4 + MODES.index(c.mode)  # the mode in the low bits, to name it in a refusal
 
+    def _transfer_tag(self) -> int:
+        """A tag of the transfer configuration that programs the analogue weights: a state loaded from
+        a layer of another one is not refused (evaluating a chip trained on one device on another is
+        an experiment) but warned about (``_load_from_state_dict``)."""
+        text = json.dumps(dataclasses.asdict(self.config.transfer), sort_keys=True, default=str)
+        return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=7).digest(), "little")
+
     def _store_settings(self) -> None:
         self._buffers["hidden_lsb"].fill_(float(self.config.hidden_lsb))
         self._buffers["settings"].fill_(self._settings_tag())
+        if "transfer_settings" in self._buffers:  # absent in a layer unpickled from before it existed
+            self._buffers["transfer_settings"].fill_(self._transfer_tag())
 
     def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
                               error_msgs):
@@ -273,6 +283,14 @@ class HybridModule(nn.Module):
             raise ConfigError("state_dict", f"mode={saved_mode!r}" if saved_mode != here else "another storage layout or rule",
                               f"a state saved by a layer of the same mode, storage layout and rule (mode={here!r} here)",
                               context={"layer": self.rng_name or type(self).__name__})
+        transfer_key = prefix + "transfer_settings"
+        saved_transfer = state_dict.setdefault(transfer_key, torch.tensor(self._transfer_tag()))
+        if (self.mode != "fp" and torch.is_tensor(saved_transfer) and saved_transfer.numel()
+                and int(saved_transfer.reshape(-1)[0]) != self._transfer_tag()):
+            t = self.config.transfer
+            warnings.warn(f"{self.rng_name or type(self).__name__}: the loaded state's analogue weights were programmed "
+                          f"by another transfer configuration than this layer's (model {t.model!r} here); its next "
+                          "transfers use this layer's", FerristorWarning, stacklevel=3)
         super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
                                       error_msgs)
         if saved_lsb != my_lsb:
