@@ -223,3 +223,33 @@ def test_a_spreadsheets_byte_order_mark_is_read_past(tmp_path):
     p.write_text("\ufefflevel,conductance_uS\n" + "".join(f"{lv},{10 * lv + d}\n" for lv in range(8) for d in (1, 2)),
                  encoding="utf-8")
     assert read_level_measurements(p)[3] == [31.0, 32.0]
+
+
+def test_a_chain_that_programs_no_distinguishable_levels_warns_once():
+    """A threshold voltage above the line's (or a unit slip) had left all 8 levels at ~0.9 µS: every
+    weight read as one value, and training ran to chance with a normal-looking summary. Now building
+    the transfer warns, once per chain, naming the level means; the calibrated chain and the SET
+    spreads of RESULTS.md's sweep (up to σ = 0.8) do not warn."""
+    import warnings
+
+    from ferristor.circuit import transfer as T
+    from ferristor.circuit.charge_transfer import chain_problem
+    from ferristor.circuit.transfer import TransferConfig, make_transfer
+    from ferristor.errors import FerristorWarning
+    base = ChargeTransferConfig()
+    flat = dataclasses.replace(base, transistor=dataclasses.replace(base.transistor, vth_v=3.0))
+    assert "do not rise with the level" in chain_problem(flat)
+    wrong_ref = dataclasses.replace(base, reference_means_us=tuple(float(i) for i in range(1, 9)))
+    assert "span" in chain_problem(wrong_ref) and "15×" in chain_problem(wrong_ref)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for sigma in (0.0813, 0.4, 0.8):
+            curve = dataclasses.replace(base.memristor.curve, sigma_d2d=sigma, sigma_c2c=sigma)
+            assert chain_problem(dataclasses.replace(base, memristor=dataclasses.replace(base.memristor, curve=curve))) is None
+        make_transfer(TransferConfig(model="circuit"))
+    T._CHECKED.clear()
+    with pytest.warns(FerristorWarning, match=r"level means \(0\.8.*do not rise.*ferristor device calibrate"):
+        make_transfer(TransferConfig(model="circuit", circuit=flat))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        make_transfer(TransferConfig(model="circuit", circuit=flat, circuit_sampler="quantiles", circuit_table_draws=1024))

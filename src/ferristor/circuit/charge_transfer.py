@@ -278,6 +278,33 @@ def level_statistics(cfg: ChargeTransferConfig, n_per_level: int = 20000, seed: 
     return cond.mean(1), cond.std(1), float(cond.var(1).mean().sqrt())
 
 
+# A chain whose level means span less than half or more than twice the range of the reference means
+# no longer maps levels onto weights 0…7: a unit slip (an area in µm² given in nm²), a threshold
+# voltage above the line's, a sign flipped. A spread sweep moves the span by ~10 % (σ = 0.8: 1.1×).
+CHAIN_SPAN_RANGE = (0.5, 2.0)
+CHAIN_CHECK_DRAWS = 4000  # chain runs per level behind the check: ~20 ms, level means to ~0.2 µS
+
+
+def chain_problem(cfg: ChargeTransferConfig, layout: SynapseLayout = PAPER_LAYOUT) -> str | None:
+    """What is wrong with a chain whose transfers would not program distinguishable levels — its
+    level means do not rise with the level, or do not span the reference means' range — or None.
+    Training warns with it (``transfer.make_transfer``): every weight would read as nearly one value,
+    and the run would look normal but for its accuracy."""
+    means, _, _ = level_statistics(cfg, CHAIN_CHECK_DRAWS, seed=0, layout=layout)
+    m, ref = [float(x) for x in means], cfg.reference_means_us
+    shown = ", ".join(f"{x:.3g}" for x in m)
+    span, ref_span = m[-1] - m[0], ref[-1] - ref[0]
+    advice = ("check the units of the chain settings you changed, or fit the chain to your devices with "
+              "`ferristor device calibrate`")
+    if any(b <= a for a, b in zip(m, m[1:])):
+        return f"the transfer chain's level means ({shown} µS) do not rise with the level: weights will not follow the hidden integers; {advice}"
+    ratio = span / ref_span
+    if not CHAIN_SPAN_RANGE[0] <= ratio <= CHAIN_SPAN_RANGE[1]:
+        return (f"the transfer chain's level means ({shown} µS) span {span:.3g} µS against the {ref_span:.3g} µS of "
+                f"transfer.circuit.reference_means_us ({ratio:.2g}×): weights will read {'compressed towards one value' if ratio < 1 else 'beyond the levels'}; {advice}")
+    return None
+
+
 def calibrate(means_us: Sequence[float], sigma_us: float, base: ChargeTransferConfig | None = None,
               n_per_level: int = 4000, seed: int = 0, layout: SynapseLayout = PAPER_LAYOUT) -> ChargeTransferConfig:
     """Fit the transistor threshold, tail and exponent, the G(Icc) curve and the SET spread so the chain's

@@ -212,5 +212,27 @@ def make_transfer(config: TransferConfig, max_level: int = 7):
     if config.model == "circuit":
         from .charge_transfer import CircuitTransfer, QuantileCircuitTransfer
         chosen = QuantileCircuitTransfer if config.circuit_sampler == "quantiles" else CircuitTransfer
-        return chosen.from_config(config, max_level)
+        model = chosen.from_config(config, max_level)
+        _warn_if_broken(config.circuit, max_level)
+        return model
     return TableTransfer(config, max_level)
+
+
+_CHECKED: dict[str, str | None] = {}  # chain config as JSON → its problem: checked once per process
+
+
+def _warn_if_broken(circuit, max_level: int) -> None:
+    import dataclasses
+    import json
+    import warnings
+
+    from ..errors import FerristorWarning
+    from .charge_transfer import chain_problem
+    from .layout import PAPER_LAYOUT
+    if max_level != PAPER_LAYOUT.max_level:
+        return  # the chain models the paper's 3-bit layout only (CircuitTransfer refuses others)
+    key = json.dumps(dataclasses.asdict(circuit), sort_keys=True, default=str)
+    if key not in _CHECKED:
+        _CHECKED[key] = chain_problem(circuit)
+        if _CHECKED[key]:
+            warnings.warn(_CHECKED[key], FerristorWarning, stacklevel=3)
