@@ -249,3 +249,31 @@ def test_a_spread_below_the_chains_own_is_fitted_to_zero_and_says_so(tmp_path):
     fitted = _written_circuit(out / "calibrated.toml").transfer.circuit.memristor.curve
     assert fitted.sigma_c2c == 0.0 and fitted.sigma_d2d == 0.0
     assert "the SET spread was fitted to 0" in res.output and "fecap.cell.pr_sigma_ln" in res.output
+
+
+def _level_means(folder):
+    rows = list(csv.DictReader((folder / "transfer-levels.csv").open()))
+    return {lv: sum(float(r["g_diff_uS"]) for r in rows if int(r["level"]) == lv) / max(
+        1, sum(int(r["level"]) == lv for r in rows)) for lv in range(-7, 8)}
+
+
+def test_the_device_figures_draw_your_chain_from_set_and_config(tmp_path):
+    """The figures had drawn the preset alone: a calibrated.toml or a changed chain setting could
+    be trained on but not seen. --config takes a spec file's device chain, --set a chain setting;
+    a --set outside the chain is refused by name (no figure reads it)."""
+    base = CliRunner().invoke(device_group, ["transfer-levels", "--out", str(tmp_path / "base"), "--samples", "400"])
+    assert base.exit_code == 0, base.output
+    res, cal = _calibrate(tmp_path, _measured_csv(tmp_path / "m.csv", scale=0.8))
+    assert res.exit_code == 0, res.output
+    fitted = CliRunner().invoke(device_group, ["transfer-levels", "--out", str(tmp_path / "fitted"), "--samples", "400",
+                                               "--config", str(cal / "calibrated.toml")])
+    assert fitted.exit_code == 0, fitted.output
+    b, f = _level_means(tmp_path / "base"), _level_means(tmp_path / "fitted")
+    assert 0.7 * b[7] < f[7] < 0.9 * b[7]  # the chain fitted to conductances × 0.8
+    low = CliRunner().invoke(device_group, ["transfer-levels", "--out", str(tmp_path / "low"), "--samples", "400",
+                                            "--set", "transfer.circuit.memristor.curve.g_max_us=60"])
+    assert low.exit_code == 0, low.output
+    assert _level_means(tmp_path / "low")[7] < 0.8 * b[7]
+    bad = CliRunner().invoke(device_group, ["memristor-levels", "--out", str(tmp_path / "x"), "--set", "rule.k=5"])
+    assert bad.exit_code == 2 and "--set rule.k=5: the device figures read the device chain only" in bad.output
+    assert not (tmp_path / "x").exists()

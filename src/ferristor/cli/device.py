@@ -66,13 +66,13 @@ def _save(out: Path, name: str, fig, header: list[str], rows: list) -> list[Path
     return list(files)
 
 
-def _woken_array(n: int, seed: int, cfg: FeCAPModelConfig | None = None) -> FeCAPArray:
-    return FeCAPArray(n, cfg or martemucci2025().fecap, torch.Generator().manual_seed(seed))
+def _woken_array(n: int, seed: int, cfg: FeCAPModelConfig) -> FeCAPArray:
+    return FeCAPArray(n, cfg, torch.Generator().manual_seed(seed))
 
 
-def fecap_read(out: Path, seed: int, samples: int) -> list[Path]:
+def fecap_read(out: Path, seed: int, samples: int, chain: ChargeTransferConfig | None = None) -> list[Path]:
     """Fig. 2b: BL voltage of stored 0s and 1s over the cells, with Vref and the error rate vs Vref."""
-    a = _woken_array(samples, seed)
+    a = _woken_array(samples, seed, (chain or martemucci2025()).fecap)
     ones = torch.ones(a.n, dtype=torch.bool)
     v0, v1 = a.bitline_voltage(~ones), a.bitline_voltage(ones)
     vrefs = torch.linspace(0.10, 0.40, 61, dtype=torch.float64)
@@ -90,9 +90,9 @@ def fecap_read(out: Path, seed: int, samples: int) -> list[Path]:
     return _save(out, "fecap-read", fig, ["cell", "v_bl_0_V", "v_bl_1_V"], rows)
 
 
-def fecap_energy(out: Path, seed: int, samples: int) -> list[Path]:
+def fecap_energy(out: Path, seed: int, samples: int, chain: ChargeTransferConfig | None = None) -> list[Path]:
     """Fig. 2c: switching energy per bit vs pulse width at 2.75 / 3.0 / 3.25 V."""
-    cfg = martemucci2025().fecap
+    cfg = (chain or martemucci2025()).fecap
     widths = torch.logspace(-9, -5, 41, dtype=torch.float64)
     plt = _plt()
     fig, ax = plt.subplots(figsize=(5, 4))
@@ -106,7 +106,7 @@ def fecap_energy(out: Path, seed: int, samples: int) -> list[Path]:
     return _save(out, "fecap-energy", fig, ["v_prog_V", "pulse_width_s", "energy_fJ"], rows)
 
 
-def fecap_endurance(out: Path, seed: int, samples: int) -> list[Path]:
+def fecap_endurance(out: Path, seed: int, samples: int, chain: ChargeTransferConfig | None = None) -> list[Path]:
     """Fig. 2d: memory window (median, worst) and bit failures vs cycles, conditions A and B."""
     cycles = torch.logspace(0, 7, 29, dtype=torch.float64)
     plt = _plt()
@@ -114,7 +114,7 @@ def fecap_endurance(out: Path, seed: int, samples: int) -> list[Path]:
     rows = []
     g = torch.Generator().manual_seed(seed + 1)
     for cond, color in (("A", "C3"), ("B", "C0")):
-        base = martemucci2025().fecap
+        base = (chain or martemucci2025()).fecap
         cfg = FeCAPModelConfig(base.cell, base.switching, base.wake_up, FatigueConfig(condition=cond), base.sense)
         a = _woken_array(samples, seed, cfg)
         bits = torch.rand(a.n, generator=g) < 0.5
@@ -137,17 +137,17 @@ def fecap_endurance(out: Path, seed: int, samples: int) -> list[Path]:
     return _save(out, "fecap-endurance", fig, ["condition", "cycles", "mw_median_V", "mw_worst_V", "bit_failures"], rows)
 
 
-def _formed(n: int, seed: int) -> tuple[MemristorArray, torch.Generator]:
+def _formed(n: int, seed: int, chain: ChargeTransferConfig | None) -> tuple[MemristorArray, torch.Generator]:
     g = torch.Generator().manual_seed(seed)
-    m = MemristorArray(n, martemucci2025().memristor, g)
+    m = MemristorArray(n, (chain or martemucci2025()).memristor, g)
     m.form(None, g)
     return m, g
 
 
-def memristor_icc(out: Path, seed: int, samples: int) -> list[Path]:
+def memristor_icc(out: Path, seed: int, samples: int, chain: ChargeTransferConfig | None = None) -> list[Path]:
     """Fig. 2f: conductance vs compliance current (median and 10–90 % band)."""
     iccs = torch.linspace(0, 100, 21, dtype=torch.float64)
-    m, g = _formed(samples, seed)
+    m, g = _formed(samples, seed, chain)
     rows, med, lo, hi = [], [], [], []
     for i in iccs:
         m.reset(None, g)
@@ -165,9 +165,9 @@ def memristor_icc(out: Path, seed: int, samples: int) -> list[Path]:
     return _save(out, "memristor-icc", fig, ["icc_uA", "mean_uS", "std_uS", "p10_uS", "median_uS", "p90_uS"], rows)
 
 
-def memristor_levels(out: Path, seed: int, samples: int) -> list[Path]:
+def memristor_levels(out: Path, seed: int, samples: int, chain: ChargeTransferConfig | None = None) -> list[Path]:
     """Fig. 2g: 8 programmable, overlapping conductance levels."""
-    m, g = _formed(8 * samples, seed)
+    m, g = _formed(8 * samples, seed, chain)
     level = torch.arange(8).repeat_interleave(samples)
     m.program_level(level, None, g)
     r = m.read(None, g).view(8, -1)
@@ -184,10 +184,10 @@ def memristor_levels(out: Path, seed: int, samples: int) -> list[Path]:
 ENDURANCE_ICC_UA = 67.0  # compliance of the SETs in Fig. 2h's cycling: the digest's HCS example, Icc ≈ 67 µA (§1)
 
 
-def memristor_endurance(out: Path, seed: int, samples: int) -> list[Path]:
+def memristor_endurance(out: Path, seed: int, samples: int, chain: ChargeTransferConfig | None = None) -> list[Path]:
     """Fig. 2h: HCS and LCS vs SET/RESET cycles; the window closes around 1e5."""
     cycles = torch.logspace(0, 6, 25, dtype=torch.float64)
-    m, g = _formed(samples, seed)
+    m, g = _formed(samples, seed, chain)
     icc = torch.full((m.n,), ENDURANCE_ICC_UA)
     rows, hcs, lcs = [], [], []
     for n in cycles:
@@ -206,9 +206,9 @@ def memristor_endurance(out: Path, seed: int, samples: int) -> list[Path]:
     return _save(out, "memristor-endurance", fig, ["cycles", "hcs_median_uS", "lcs_median_uS"], rows)
 
 
-def transfer_line(out: Path, seed: int, samples: int) -> list[Path]:
+def transfer_line(out: Path, seed: int, samples: int, chain: ChargeTransferConfig | None = None) -> list[Path]:
     """Fig. 3e: V_TL vs switched capacitor area (S_min units), with cell-to-cell spread."""
-    cfg = martemucci2025()
+    cfg = chain or martemucci2025()
     g = torch.Generator().manual_seed(seed)
     rows, mean, std = [], [], []
     for level in range(8):
@@ -224,9 +224,9 @@ def transfer_line(out: Path, seed: int, samples: int) -> list[Path]:
     return _save(out, "transfer-line", fig, ["area_units", "area_um2", "v_tl_mean_V", "v_tl_std_V"], rows)
 
 
-def transfer_levels(out: Path, seed: int, samples: int) -> list[Path]:
+def transfer_levels(out: Path, seed: int, samples: int, chain: ChargeTransferConfig | None = None) -> list[Path]:
     """Fig. 4: the 15 transferred differential levels (G+ − G−) with the paper's means."""
-    t = CircuitTransfer(martemucci2025())
+    t = CircuitTransfer(chain or martemucci2025())
     g = torch.Generator().manual_seed(seed)
     data, rows = [], []
     for lvl in range(-7, 8):
@@ -279,15 +279,56 @@ def _seed_option(f):
     return click.option("--seed", type=click.IntRange(0, MAX_SEED), default=0, show_default=True, help="random seed")(f)
 
 
+def _chain_options(f):
+    """``--config`` and ``--set``: the device chain of a spec file (a ``calibrated.toml``) and single
+    settings, as ``train`` takes them; the figures read its ``transfer.circuit.*`` settings."""
+    f = click.option("--set", "sets", multiple=True, metavar="PATH=VALUE",
+                     help="a device-chain setting, e.g. transfer.circuit.memristor.curve.sigma_c2c=0.2 "
+                          "(ferristor params --paths transfer.circuit); repeatable, after --config")(f)
+    return click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+                        default=None, metavar="SPEC_FILE",
+                        help="the device chain of a spec file's [base], e.g. device calibrate's calibrated.toml")(f)
+
+
+CHAIN_PREFIX = "transfer.circuit."
+
+
+def _chain(config_file: Path | None, sets: tuple[str, ...]) -> ChargeTransferConfig | None:
+    """The chain the figures draw: the preset, then the file's ``transfer.circuit.*``, then ``--set``
+    (None: the preset). A ``--set`` outside the chain is refused: no figure reads it."""
+    if config_file is None and not sets:
+        return None
+    from ..sweeps import configs
+    from ..sweeps.spec import SpecError, blame, build_spec
+    spec = build_spec(config_file, sets, (), check_values=False)
+    for text in sets:
+        path = text.split("=", 1)[0].strip()
+        if not path.startswith(CHAIN_PREFIX):
+            raise SpecError(f"--set {text}: the device figures read the device chain only ({CHAIN_PREFIX}…; "
+                            "ferristor params --paths transfer.circuit lists them)")
+    chain = {p: v for p, v in spec.base.items() if p.startswith(CHAIN_PREFIX)}
+    try:
+        with warnings.catch_warnings():  # training's "no effect" notes: the figures read every chain setting
+            warnings.simplefilter("ignore", FerristorWarning)
+            return configs.resolve({**chain, "transfer.model": "circuit"}).transfer.circuit
+    except ConfigError as e:
+        who = blame(spec, chain, e)
+        if who is None:
+            raise
+        raise SpecError(f"{who}: {e}") from None
+
+
 def _command(name: str, fn, default_samples: int, short: str) -> click.Command:
     @_out_option
     @_seed_option
     @click.option("--samples", type=click.IntRange(1 if default_samples == 1 else 2, MAX_SAMPLES),
                   default=default_samples, show_default=True,
                   help="cells/devices/draws simulated (at least 2 where a spread is drawn)")
+    @_chain_options
     @names_options(out_dir="out")
-    def run(out: Path, seed: int, samples: int):
-        for p in fn(_prepared(out), seed, samples):
+    def run(out: Path, seed: int, samples: int, config_file: Path | None, sets: tuple[str, ...]):
+        chain = _chain(config_file, sets)
+        for p in fn(_prepared(out), seed, samples, chain):
             click.echo(str(p))
     return click.command(name, help=fn.__doc__, short_help=short)(run)
 
@@ -300,11 +341,13 @@ for _name, (_fn, _n, _short) in FIGURES.items():
 @_out_option
 @_seed_option
 @click.option("--samples", default=None, type=click.IntRange(2, MAX_SAMPLES), help="override every figure's sample count")
+@_chain_options
 @names_options(out_dir="out")
-def all_figures(out: Path, seed: int, samples: int | None):
+def all_figures(out: Path, seed: int, samples: int | None, config_file: Path | None, sets: tuple[str, ...]):
+    chain = _chain(config_file, sets)
     out = _prepared(out)
     for fn, n, _ in FIGURES.values():
-        for p in fn(out, seed, samples or n):
+        for p in fn(out, seed, samples or n, chain):
             click.echo(str(p))
 
 
