@@ -1,0 +1,68 @@
+"""The run summary `ferristor train` prints: per-device energy that visibly adds up, endurance margins
+said for this run's length, and devices worn out within the run flagged."""
+import warnings
+
+import pytest
+
+from ferristor.errors import FerristorWarning
+from ferristor.experiments.summary import format_summary, summary_rows
+
+
+def _results(fe_nj=0.052796, me_nj=0.024, fe_margin=30864.2, me_margin=0.8333, me_worst=12.0, seeds=1):
+    net = {"transfers": 12,
+           "fecap_ops": {"mean": 507.4, "mean_sign_msb_cell": 528.0, "worst": 648.0},
+           "memristor_ops": {"mean": 24.0, "worst": 24.0},
+           "energy_nJ": {"per_device": fe_nj + me_nj, "per_device_fecap": fe_nj, "per_device_memristor": me_nj,
+                         "total": 134834.448, "fecap_total": 126300.048, "memristor_total": 8534.4},
+           "endurance": {"fecap_margin": fe_margin, "memristor_margin": me_margin,
+                         "fecap_worst_cycles": 324.0, "memristor_worst_cycles": me_worst}}
+    return {"config": {"dataset": "mnist", "mode": "hm-var", "rule": {"k": 100, "p": 0.2, "lr": 0.1}},
+            "seeds": list(range(seeds)), "samples_per_replica": 1200, "final_test_accuracy": [0.2963] * seeds,
+            "ledger": [{"network": net}] * seeds,
+            "timing": {"sample_replicas_per_second": 8575.0, "us_per_sample_replica": 116.6, "train_seconds": 3.2}}
+
+
+def _row(results, key):
+    return dict(summary_rows(results))[key]
+
+
+def test_energy_per_device_parts_visibly_add_up_on_a_short_run():
+    # was "0.08 nJ (FeCAP 0.05 + memristor 0.02)": parts that do not add up, in a unit too large
+    row = _row(_results(), "energy / device")
+    assert row.startswith("76.8 pJ (FeCAP 52.8 + memristor 24.0; ")
+    assert "one sign/MSB FeCAP + one memristor" in row  # what "per device" counts (circuit/ledger.py)
+
+
+@pytest.mark.parametrize("fe, me, shown", [
+    (26.4, 12.0, "38.4 nJ (FeCAP 26.4 + memristor 12.0"),  # the paper's k = 100 figure keeps its nJ
+    (1.05, 3.24, "4.29 nJ (FeCAP 1.05 + memristor 3.24"),
+    (1440.0, 24.0, "1,464.0 nJ (FeCAP 1,440.0 + memristor 24.0"),  # shared decimals: the small part keeps 3 figures
+    (0.0004, 0.0002, "600 fJ (FeCAP 400 + memristor 200"),  # never 0.00
+])
+def test_energy_per_device_has_three_significant_figures_in_a_fitting_unit(fe, me, shown):
+    assert _row(_results(fe_nj=fe, me_nj=me), "energy / device").startswith(shown)
+
+
+def test_margin_is_said_for_this_runs_length():
+    row = _row(_results(fe_margin=74.9, me_margin=16.7), "endurance margin")
+    assert row.startswith("FeCAP 74.9× · memristor 16.7× (")
+    assert "this run's 1,200 samples" in row and "10 MNIST epochs" in row
+
+
+def test_a_margin_below_one_is_flagged_in_the_summary_and_as_a_warning():
+    # was "memristor 0.8×" and nothing else
+    results = _results()
+    assert "memristor 0.833×" in _row(results, "endurance margin")
+    flagged = _row(results, "endurance exceeded")
+    assert "memristors wear out within this run" in flagged and "12 cycles" in flagged and "10 it is rated for" in flagged
+    with pytest.warns(FerristorWarning, match="memristors wear out within this run"):
+        text = format_summary(results)
+    assert "endurance exceeded" in text and "FeCAPs wear out" not in text
+
+
+def test_no_flag_or_warning_within_endurance():
+    results = _results(me_margin=16.7)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FerristorWarning)
+        text = format_summary(results)
+    assert "endurance exceeded" not in text
