@@ -36,3 +36,12 @@ def test_corrupt_results_is_a_clear_error(tmp_path):
         load_runs([tmp_path / "bad"])
     r = CliRunner().invoke(cli, ["compare", str(tmp_path / "bad")])
     assert r.exit_code == 2 and "cannot read results" in r.output
+
+
+def test_one_seed_has_no_spread_to_show(tmp_path):
+    # was "93.00 ± 0.00 | 0.00": a spread of zero, measured, where one seed measures none
+    _write(tmp_path / "one", [0.93])
+    _write(tmp_path / "two", [0.93, 0.93])
+    table = compare_table(load_runs([tmp_path / "one", tmp_path / "two"])[0]).splitlines()
+    assert table[2] == "| one | 1 | 93.00 ± n/a | n/a | 93.00 | 93.00 | 93.00 |"
+    assert table[3] == "| two | 2 | 93.00 ± 0.00 | 0.00 | 93.00 | 93.00 | 93.00 |"  # two equal seeds: a real 0

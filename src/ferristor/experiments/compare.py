@@ -64,7 +64,8 @@ def differing_fields(configs: list[dict]) -> list[str]:
 
 
 def compare_table(runs: list[tuple[str, dict]]) -> str:
-    """Markdown: run, differing fields, seeds, mean ± std, standard error, median, min, max (accuracy %)."""
+    """Markdown: run, differing fields, seeds, mean ± std, standard error, median, min, max (accuracy %);
+    std and standard error are n/a for a run of one seed."""
     from .config import with_legacy_defaults  # a run saved before a field existed compares at its value
     runs = [(name, {**r, "config": with_legacy_defaults(r["config"])}) for name, r in runs]
     fields = differing_fields([r["config"] for _, r in runs])
@@ -73,8 +74,10 @@ def compare_table(runs: list[tuple[str, dict]]) -> str:
     for name, r in runs:
         flat = _flatten(r["config"])
         a = 100 * np.asarray(r["final_test_accuracy"], dtype=float)
-        std = a.std(ddof=1) if a.size > 1 else 0.0
-        cells = [name, *(str(flat.get(f, "–")) for f in fields), str(a.size), f"{a.mean():.2f} ± {std:.2f}",
-                 f"{std / np.sqrt(a.size):.2f}", f"{np.median(a):.2f}", f"{a.min():.2f}", f"{a.max():.2f}"]
+        # one seed has no spread: n/a, not a 0.00 that reads as a measured one
+        std = f"{a.std(ddof=1):.2f}" if a.size > 1 else "n/a"
+        sem = f"{a.std(ddof=1) / np.sqrt(a.size):.2f}" if a.size > 1 else "n/a"
+        cells = [name, *(str(flat.get(f, "–")) for f in fields), str(a.size), f"{a.mean():.2f} ± {std}",
+                 sem, f"{np.median(a):.2f}", f"{a.min():.2f}", f"{a.max():.2f}"]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
