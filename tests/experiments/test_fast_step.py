@@ -164,3 +164,33 @@ def test_the_dense_only_chunks_refuse_sparse_layers(kernel):
         getattr(chunk.T, kernel)(weights, m._bias_arrays(), chunk.layer_of, chunk.states, chunk.pendings,
                                  chunk.keys, np.zeros(2, np.int64),
                                  *chunk.consts, wts, parts.shape[2], x, y, np.zeros((2, 1), np.int64), *chunk.passes)
+
+
+def test_compiled_chunks_equal_the_plain_loop_on_another_layout():
+    """An 8-bit synapse with 2 analogue bits: the chunks take the layout's saturation and level shift
+    from the config, as the plain loop does — the same bits, and hidden integers within ±127."""
+    from ferristor.circuit.layout import SynapseLayout
+    lay = SynapseLayout(hidden_bits=8, analogue_magnitude_bits=2)
+    g = torch.Generator().manual_seed(1)
+    x, y = torch.rand(40, 12, generator=g) * 2 - 1, torch.randint(0, 4, (40,), generator=g)
+    idx = torch.stack([torch.randperm(40, generator=g).repeat(7)[:263] for _ in range(2)])
+    states = []
+    for chunked in (True, False):
+        m = HybridMLP(NetworkSpec(sizes=(12, 9, 4)), config=HybridConfig(mode="hm-var", layout=lay, hidden_lsb=2 ** -7),
+                      replicas=2, seeds=[5, 6])
+        opt = HybridSGD(m.parameters(), lr=0.3, p=0.4, k=7)
+        if chunked:
+            assert fast_step.applies(m, opt, True, x[idx[:, :1]])
+            fast_step.run(m, opt, x.numpy(), y.numpy(), idx.numpy())
+        else:
+            for t in range(idx.shape[1]):
+                loss = nnF.cross_entropy(m(x[idx[:, t:t + 1]]), y[idx[:, t:t + 1]])
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+        states.append(m.state_dict())
+    for key, value in states[0].items():
+        assert torch.equal(value, states[1][key]), key
+    hidden = states[0]["layers.0.weight_hidden"]
+    assert int(hidden.abs().max()) == 127
+    assert int((hidden.abs() / 2 ** lay.level_shift).floor().max()) == 3  # the top analogue level of 2 bits

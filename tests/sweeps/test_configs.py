@@ -1,3 +1,4 @@
+import pytest
 
 
 def test_every_config_path_refuses_a_wrong_value_with_a_config_error():
@@ -20,3 +21,29 @@ def test_every_config_path_refuses_a_wrong_value_with_a_config_error():
                 except Exception as e:  # noqa: BLE001 — what the test is for
                     crashes.append(f"{path}={value!r}: {type(e).__name__}: {e}")
     assert crashes == []
+
+
+def test_the_bit_widths_are_config_paths_and_their_cells_follow():
+    """A device researcher could not change the synapse's bits (layout was not a config path):
+    --set layout.hidden_bits=8 alone now gives an 8-bit synapse, its cells derived; what models only
+    3 analogue bits is refused naming both settings; a 10-bit lsb on fewer bits warns."""
+    import warnings
+
+    from ferristor.errors import ConfigError, FerristorWarning
+    from ferristor.experiments.train import build_model
+    from ferristor.sweeps import configs
+    with pytest.warns(FerristorWarning, match=r"layout.hidden_bits=8 with rule.hidden_lsb at its 10-bit default.*"
+                                              r"rule.hidden_lsb=0.0078125"):
+        cfg = configs.resolve({"layout.hidden_bits": 8})
+    assert (cfg.layout.lsb_cells, cfg.layout.max_hidden) == (4, 127)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        cfg = configs.resolve({"layout.hidden_bits": 8, "layout.analogue_magnitude_bits": 2, "rule.hidden_lsb": 2 ** -7,
+                               "network.sizes": [6, 5, 3]})
+    model = build_model(cfg)
+    assert model.layers[0].config.layout.max_level == 3 and model.config.level_step == 2 ** -7 * 2 ** 5
+    with pytest.raises(ConfigError, match=r"transfer.model='circuit' is not allowed with layout.analogue_magnitude_bits=2"):
+        configs.resolve({"layout.analogue_magnitude_bits": 2, "transfer.model": "circuit"})
+    with pytest.raises(ConfigError, match=r"transfer.level_means='measured' is not allowed with layout.analogue_magnitude_bits=2"):
+        configs.resolve({"layout.analogue_magnitude_bits": 2, "transfer.level_means": "measured"})
+    assert configs.resolve({}).layout == configs.resolve({"layout.hidden_bits": 10}).layout

@@ -16,14 +16,35 @@ class SynapseLayout:
     hidden_bits: int = param(10, unit="bit", source="digest §2 [P]", doc="sign + magnitude bits of the hidden integer")
     analogue_magnitude_bits: int = param(3, unit="bit", source="digest §2–3 [P]", doc="MSBs of the magnitude moved into the memristors")
     sign_cells: int = param(1, unit="FeCAP", source="digest §2 [P]")
-    msb_cells: tuple[int, ...] = param((4, 2, 1), unit="FeCAP", source="digest §2 [P]", doc="cells per MSB, MSB1 first (area ratio)")
-    lsb_cells: int = param(6, unit="FeCAP", source="digest §2 [P]")
+    msb_cells: tuple[int, ...] | None = param(None, unit="FeCAP", source="digest §2 [P]: (4, 2, 1)",
+                                              doc="cells per MSB, MSB1 first (area ratio); None: binary-weighted, "
+                                                  "2^(n−1)…1 for n analogue bits — (4, 2, 1) for the paper's 3")
+    lsb_cells: int | None = param(None, unit="FeCAP", source="digest §2 [P]: 6",
+                                  doc="cells of the magnitude bits below the MSBs; None: hidden_bits − 1 − analogue_magnitude_bits")
     memristors: int = param(2, unit="memristor", source="digest §2 [P]", doc="G+ and G−")
+
+    # the cell counts that follow from the bit widths when left None (sweeps.configs.resolve re-derives
+    # them when only the widths are set)
+    DERIVED = ("msb_cells", "lsb_cells")
 
     def __post_init__(self):
         check_number("SynapseLayout.hidden_bits", self.hidden_bits, lo=2, hi=16, integer=True)
         check_number("SynapseLayout.analogue_magnitude_bits", self.analogue_magnitude_bits,
                      lo=1, hi=self.hidden_bits - 1, integer=True)
+        # derived values are stored, so the paper's layout reads (4, 2, 1) and 6 as it always did
+        if self.msb_cells is None:
+            object.__setattr__(self, "msb_cells", tuple(2 ** i for i in reversed(range(self.analogue_magnitude_bits))))
+        if self.lsb_cells is None:
+            object.__setattr__(self, "lsb_cells", self.hidden_bits - 1 - self.analogue_magnitude_bits)
+        if isinstance(self.msb_cells, (str, bytes)) or not hasattr(self.msb_cells, "__len__"):
+            from ..errors import ConfigError
+            raise ConfigError("SynapseLayout.msb_cells", self.msb_cells, "a list of cell counts, one per analogue MSB")
+        object.__setattr__(self, "msb_cells", tuple(self.msb_cells))
+        for cells in self.msb_cells:
+            check_number("SynapseLayout.msb_cells", cells, lo=1, hi=1024, integer=True)
+        check_number("SynapseLayout.lsb_cells", self.lsb_cells, lo=0, hi=16, integer=True)
+        check_number("SynapseLayout.sign_cells", self.sign_cells, lo=1, hi=16, integer=True)
+        check_number("SynapseLayout.memristors", self.memristors, lo=1, hi=16, integer=True)
         if len(self.msb_cells) != self.analogue_magnitude_bits:
             from ..errors import ConfigError
             raise ConfigError("SynapseLayout.msb_cells", self.msb_cells,

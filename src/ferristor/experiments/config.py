@@ -8,6 +8,7 @@ import warnings
 from dataclasses import dataclass, field
 
 from ..circuit.charge_transfer import ChargeTransferConfig, changed_settings
+from ..circuit.layout import PAPER_LAYOUT, SynapseLayout
 from ..circuit.ledger import LedgerConfig
 from ..circuit.transfer import TransferConfig
 from ..data.ecg import ECGConfig
@@ -15,7 +16,7 @@ from ..config_base import check_choice, check_device, check_number, param
 from ..errors import ConfigError, FerristorWarning
 from ..backend import BACKENDS
 from ..cpus import available_cpus
-from ..nn.config import MODES
+from ..nn.config import MODES, check_layout
 from ..nn.mlp import NetworkSpec
 from ..rule.config import RuleConfig
 from ..rule.schemes import SchemeConfig
@@ -51,6 +52,9 @@ class TrainConfig:
     scheme: SchemeConfig = field(default_factory=SchemeConfig)  # the learning rule: hybrid, or a baseline (rule.schemes)
     ecg: ECGConfig = param(ECGConfig(), source="digest §4 [P], per field (ferristor params ECGConfig)",
                            doc="how ECG beats become features and which beats train and test (dataset 'ecg' only): e.g. ecg.feature_scaling")
+    layout: SynapseLayout = param(SynapseLayout(), source="digest §2 [P], per field (ferristor params SynapseLayout)",
+                                  doc="the synapse's bits and cells: layout.hidden_bits (10), layout.analogue_magnitude_bits (3); "
+                                      "the cell counts follow unless set")
     eval_every: float = param(1.0, unit="epoch", doc="test accuracy is measured every this many epochs and at the end")
     checkpoint_every: float = param(1.0, unit="epoch", doc="with an output folder, a checkpoint is written this often and at every evaluation (0 = at evaluations only)")
     test_limit: int = param(0, unit="sample", doc="evaluate on the first N test samples only (0 = all)")
@@ -104,6 +108,13 @@ class TrainConfig:
             raise ConfigError("transfer.model", self.transfer.model, "'ideal' (use mode 'hm-var' for variability)",
                               context={"mode": self.mode})
         _warn_unused_transfer(self.mode, self.transfer)
+        check_layout(self.layout, self.transfer, self.scheme, self.mode)
+        if self.layout.hidden_bits != PAPER_LAYOUT.hidden_bits and self.rule.hidden_lsb == RuleConfig().hidden_lsb:
+            top = self.layout.max_hidden * self.rule.hidden_lsb
+            warnings.warn(FerristorWarning(
+                f"layout.hidden_bits={self.layout.hidden_bits} with rule.hidden_lsb at its 10-bit default (2^-9): the "
+                f"weights span ±{top:.3g} instead of (−1, 1); rule.hidden_lsb={2.0 ** -(self.layout.hidden_bits - 1):g} "
+                "keeps the range with the new resolution"), stacklevel=3)
         if self.dataset != "ecg" and self.ecg != ECGConfig():
             changed = [(f"ecg.{f.name}", getattr(self.ecg, f.name)) for f in dataclasses.fields(ECGConfig)
                        if getattr(self.ecg, f.name) != getattr(ECGConfig(), f.name)]
@@ -164,7 +175,7 @@ LEGACY_DEFAULTS = {("rule", "sampler"): "dense", ("rule", "init_shape"): "unifor
                    ("rule", "batch_reduction"): "mean",
                    ("transfer", "circuit"): dataclasses.asdict(ChargeTransferConfig()),
                    ("transfer", "circuit_sampler"): "chain", ("transfer", "circuit_table_draws"): 65536,
-                   (None, "ecg"): dataclasses.asdict(ECGConfig())}
+                   (None, "ecg"): dataclasses.asdict(ECGConfig()), (None, "layout"): dataclasses.asdict(SynapseLayout())}
 
 
 def without_legacy_defaults(cfg_dict: dict) -> dict:

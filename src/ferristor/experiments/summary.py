@@ -28,6 +28,13 @@ def _transfer(cfg: dict) -> str:
     return f" · transfer {model}" + (f" ({t.get('circuit_sampler', 'chain')})" if model == "circuit" else "")
 
 
+def _bits(cfg: dict) -> str:
+    """' · 8/2 bits' (hidden / analogue magnitude) where the synapse is not the paper's 10/3."""
+    lay = cfg.get("layout") or {}
+    hidden, analogue = lay.get("hidden_bits", 10), lay.get("analogue_magnitude_bits", 3)
+    return "" if (hidden, analogue) == (10, 3) else f" · {hidden}/{analogue} bits"
+
+
 # Energies are kept in nJ; shown in the largest of these units that leaves the total at least 1.
 _UNITS = (("µJ", 1e3), ("nJ", 1.0), ("pJ", 1e-3), ("fJ", 1e-6))
 
@@ -76,7 +83,7 @@ def summary_rows(results: dict) -> list[tuple[str, str]]:
     std = f" ± {acc.std(ddof=1):.2f}" if len(acc) > 1 else ""
     n_seeds = len(results["seeds"])
     rows = [
-        ("run", f"{cfg['dataset']} · {cfg['mode']}{_transfer(cfg)} · k={cfg['rule']['k']} · p={cfg['rule']['p']} · "
+        ("run", f"{cfg['dataset']} · {cfg['mode']}{_transfer(cfg)}{_bits(cfg)} · k={cfg['rule']['k']} · p={cfg['rule']['p']} · "
                 f"lr={cfg['rule']['lr']} · {results['samples_per_replica']:,} samples × {n_seeds} seed{'s' * (n_seeds != 1)}"),
         ("test accuracy", f"{acc.mean():.2f}{std} %  (seeds: {', '.join(f'{a:.2f}' for a in acc)})"),
     ]

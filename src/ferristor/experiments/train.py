@@ -26,7 +26,7 @@ def hybrid_config(cfg: TrainConfig) -> HybridConfig:
     """The layers' physical configuration a training config describes."""
     return HybridConfig(mode=cfg.mode, hidden_lsb=cfg.rule.hidden_lsb, init_scale=cfg.rule.init_scale,
                         init_shape=cfg.rule.init_shape,
-                        transfer=cfg.transfer, ledger=cfg.ledger, scheme=cfg.scheme)
+                        transfer=cfg.transfer, ledger=cfg.ledger, scheme=cfg.scheme, layout=cfg.layout)
 
 
 def build_model(cfg: TrainConfig) -> HybridMLP:

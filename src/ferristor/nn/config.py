@@ -45,6 +45,7 @@ class HybridConfig:
         if self.mode == "fp" and not self.scheme.is_hybrid:
             raise ConfigError("scheme.rule", self.scheme.rule, "'hybrid' with mode='fp' (a baseline rule programs devices: "
                               "mode 'hm' for ideal writes, 'hm-var' for writes with variability)")
+        check_layout(self.layout, self.transfer, self.scheme, self.mode)
 
     @property
     def level_step(self) -> float:
@@ -56,3 +57,21 @@ class HybridConfig:
         if "mode" in changes and "transfer" not in changes:
             changes["transfer"] = None
         return dataclasses.replace(self, **changes)
+
+
+def check_layout(layout: SynapseLayout, transfer: TransferConfig, scheme: SchemeConfig, mode: str) -> None:
+    """What models only the paper's 3 analogue bits: the measured level means (8 of them), the
+    circuit transfer (the chain's 4:2:1 capacitors and reference means), and the baseline rules
+    (their devices' level tables)."""
+    if layout.analogue_magnitude_bits == PAPER_LAYOUT.analogue_magnitude_bits or mode == "fp":
+        return
+    bits = {"layout.analogue_magnitude_bits": layout.analogue_magnitude_bits}
+    if transfer.model == "circuit":
+        raise ConfigError("transfer.model", "circuit", "'table' or 'ideal' (the device chain models the paper's 3 analogue bits)",
+                          context=bits)
+    if transfer.level_means == "measured":
+        raise ConfigError("transfer.level_means", "measured", "'ideal' (the paper measured 8 levels, for 3 analogue bits)",
+                          context=bits)
+    if not scheme.is_hybrid:
+        raise ConfigError("scheme.rule", scheme.rule, "'hybrid' (the baseline rules model the paper's 3 analogue bits)",
+                          context=bits)

@@ -14,6 +14,7 @@ import types
 import typing
 from typing import Any
 
+from ..circuit.layout import SynapseLayout
 from ..config_base import field_default
 from ..errors import ConfigError
 from ..experiments.config import TASKS, TrainConfig, task_config
@@ -174,4 +175,8 @@ def resolve(overrides: dict[str, Any]) -> TrainConfig:
     d = dataclasses.asdict(task_config(dataset, mode))
     for path, value in overrides.items():
         set_path(d, path, coerce(path, value))
+    if any(p.startswith("layout.") for p in overrides):  # cell counts follow the bit widths unless set
+        for name in SynapseLayout.DERIVED:
+            if f"layout.{name}" not in overrides:
+                d["layout"][name] = None
     return build(d)
