@@ -92,7 +92,7 @@ def test_recalibration_from_a_users_csv(tmp_path):
     rows = ["level,conductance_uS"]
     for lvl, m in enumerate(means):
         sd = 0.3 if lvl == 0 else 6.0 * (1 + 0.1 * lvl) / 1.4
-        x = torch.randn(400, generator=g, dtype=torch.float64)
+        x = torch.randn(400, generator=g, dtype=torch.float64).clamp(-1.5, 1.5)  # no negative conductance
         x = (x - x.mean()) / x.std()
         rows += [f"{(-1) ** k * lvl},{m + sd * float(v):.5f}" for k, v in enumerate(x)]
     path = tmp_path / "measured.csv"
@@ -106,7 +106,8 @@ def test_recalibration_from_a_users_csv(tmp_path):
     assert cfg.reference_means_us == pytest.approx(means, abs=1e-4)
 
 
-@pytest.mark.parametrize("text", ["a,b\n1,2\n", "level,conductance_uS\n0,1\n0,2\n2,5\n2,6\n", "level,conductance_uS\nx,1\n"])
+@pytest.mark.parametrize("text", ["a,b\n1,2\n", "level,conductance_uS\n0,1\n0,2\n2,5\n2,6\n", "level,conductance_uS\nx,1\n",
+                                  "level,conductance_uS\n" + "".join(f"{lv},{lv + 1}\n{-lv},{-lv - 1}\n" for lv in range(8))])
 def test_bad_csv_is_a_data_error(tmp_path, text):
     p = tmp_path / "bad.csv"
     p.write_text(text)

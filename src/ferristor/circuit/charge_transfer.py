@@ -397,6 +397,9 @@ def read_level_measurements(path: str | os.PathLike, layout: SynapseLayout = PAP
             raise bad(f"row {line}: conductance_uS {text['conductance_uS']!r} is not a number") from None
         if not math.isfinite(g):
             raise bad(f"row {line}: conductance_uS {text['conductance_uS']!r} is not a finite number")
+        if g < 0:  # a conductance cannot be; a negative level's differential G+ − G− is, and is not what the fit reads
+            raise bad(f"row {line}: conductance_uS {text['conductance_uS'].strip()} is negative: give the selected "
+                      "device's conductance (≥ 0), for a negative level too")
         if level >= n_levels:
             raise bad(f"row {line}: level {text['level'].strip()} is outside 0…{n_levels - 1} "
                       f"(or −{n_levels - 1}…{n_levels - 1}, signed)")
