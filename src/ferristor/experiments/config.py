@@ -108,7 +108,12 @@ class TrainConfig:
             raise ConfigError("transfer.model", self.transfer.model, "'ideal' (use mode 'hm-var' for variability)",
                               context={"mode": self.mode})
         _warn_unused_transfer(self.mode, self.transfer)
+        if self.mode == "fp":
+            moved = [(f"rule.{n}", getattr(self.rule, n)) for n in ("k", "k_unit") if getattr(self.rule, n) != getattr(RuleConfig(), n)]
+            if moved:
+                _warn_no_effect("mode 'fp' never transfers", moved)
         check_layout(self.layout, self.transfer, self.scheme, self.mode)
+        _warn_implausible_energy(self.ledger)
         if self.layout.hidden_bits != PAPER_LAYOUT.hidden_bits and self.rule.hidden_lsb == RuleConfig().hidden_lsb:
             top = self.layout.max_hidden * self.rule.hidden_lsb
             warnings.warn(FerristorWarning(
@@ -154,6 +159,22 @@ def _warn_unused_transfer(mode: str, transfer: TransferConfig) -> None:
         if unread:
             _warn_no_effect("a transfer draws a fresh device chain with no device history (the device figures "
                             "use these settings, training does not)", [(f"transfer.circuit.{p}", v) for p, v in unread])
+
+
+# Energies per operation outside these (in joules: 1 aJ, near the thermodynamic floor of a switching
+# event, to 1 µJ) are no device's: most likely a value in another unit (joules where fJ are asked)
+PLAUSIBLE_OP_ENERGY_J = (1e-18, 1e-6)
+
+
+def _warn_implausible_energy(ledger: LedgerConfig) -> None:
+    lo, hi = PLAUSIBLE_OP_ENERGY_J
+    for path, value, unit, scale in (("ledger.fecap_energy_fj", ledger.fecap_energy_fj, "fJ", 1e-15),
+                                     ("ledger.memristor_energy_pj", ledger.memristor_energy_pj, "pJ", 1e-12)):
+        if value and not lo <= value * scale <= hi:
+            warnings.warn(FerristorWarning(
+                f"{path}={value:g} is {value * scale:.3g} J per operation, outside any device's {lo:g}–{hi:g} J: "
+                f"the unit is {unit} per operation (the paper's: {'100 fJ' if unit == 'fJ' else '1 pJ'}, digest §5)"),
+                stacklevel=4)
 
 
 def _warn_no_effect(why: str, changed: list) -> None:
