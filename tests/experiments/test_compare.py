@@ -45,3 +45,25 @@ def test_one_seed_has_no_spread_to_show(tmp_path):
     table = compare_table(load_runs([tmp_path / "one", tmp_path / "two"])[0]).splitlines()
     assert table[2] == "| one | 1 | 93.00 ± n/a | n/a | 93.00 | 93.00 | 93.00 |"
     assert table[3] == "| two | 2 | 93.00 ± 0.00 | 0.00 | 93.00 | 93.00 | 93.00 |"  # two equal seeds: a real 0
+
+
+def test_runs_with_a_ledger_show_energy_operations_and_margins(tmp_path):
+    """Two runs that differ only in energy per operation had shown identical rows: compare showed
+    accuracy alone. With ledgers, the device figures stand beside it (the mean over replicas of the
+    network's energy and memristor operations per device, the worst replica's margins)."""
+    def ledger(energy, margin):
+        return {"network": {"energy_nJ": {"per_device": energy}, "memristor_ops": {"mean": 12000.0},
+                            "endurance": {"fecap_margin": 75.2, "memristor_margin": margin}}}
+    for name, pj, reps in (("one", 1.0, [ledger(38.4, 17.0), ledger(38.4, 16.5)]), ("half", 0.5, [ledger(32.4, 17.0)])):
+        _write(tmp_path / name, [0.9] * len(reps), **{})
+        data = json.loads((tmp_path / name / "results.json").read_text())
+        data["config"]["ledger"]["memristor_energy_pj"] = pj
+        data["ledger"] = reps
+        (tmp_path / name / "results.json").write_text(json.dumps(data))
+    _write(tmp_path / "old", [0.9])  # saved without a ledger
+    runs, _ = load_runs([tmp_path / "one", tmp_path / "half", tmp_path / "old"])
+    table = compare_table(runs).splitlines()
+    assert table[0].endswith("| energy / device | memristor ops / device | endurance margin FeCAP · memristor |")
+    assert table[2].endswith("| 38.4 nJ | 12,000 | 75.2× · 16.5× |")
+    assert table[3].endswith("| 32.4 nJ | 12,000 | 75.2× · 17× |")
+    assert table[4].endswith("| – | – | – |")
