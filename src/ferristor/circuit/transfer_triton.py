@@ -20,19 +20,42 @@ from ..rule import random_triton as RT
 BLOCK_ROWS, BLOCK_COLS = 16, 64
 
 
-@triton.jit(do_not_specialize=["index_off"])
-def _table_transfer(hidden_ptr, out_ptr, means_ptr, keys_ptr, index_ptr, index_off, n_in, n_out,
-                    h_r, h_i, h_o, o_r, o_i, o_o, inv_div, sigma, level_step,
-                    IDEAL: tl.constexpr, NOISY: tl.constexpr, FOLD: tl.constexpr, INDEX_PTR: tl.constexpr,
-                    BI: tl.constexpr, BO: tl.constexpr):
+@triton.jit
+def _tile(n_in, n_out, BI: tl.constexpr, BO: tl.constexpr):
+    """This program's replica, rows, columns and in-bounds mask of the (R, I, O) crossbar."""
     pid = tl.program_id(0)
     n_ib = tl.cdiv(n_in, BI)
     r = pid // n_ib
     rows = (pid - r * n_ib) * BI + tl.arange(0, BI)
     cols = tl.program_id(1) * BO + tl.arange(0, BO)
-    inside = (rows[:, None] < n_in) & (cols[None, :] < n_out)
-    rr, ri, co = r.to(tl.int64), rows[:, None].to(tl.int64), cols[None, :].to(tl.int64)
-    h = tl.load(hidden_ptr + rr * h_r + ri * h_i + co * h_o, mask=inside, other=0.0)
+    return r, rows, cols, (rows[:, None] < n_in) & (cols[None, :] < n_out)
+
+
+@triton.jit
+def _at(r, rows, cols, s_r, s_i, s_o):
+    """Element offsets of the tile in a crossbar of strides (s_r, s_i, s_o), in int64."""
+    return r.to(tl.int64) * s_r + rows[:, None].to(tl.int64) * s_i + cols[None, :].to(tl.int64) * s_o
+
+
+@triton.jit
+def _normals(keys_ptr, index_ptr, index_off, r, rows, cols, INDEX_PTR: tl.constexpr, BI: tl.constexpr):
+    """Each weight's normal of the transfer stream (row i, column j: words 2j and 2j + 1 of the row
+    key) at counter ``index_off`` (+ the device value at ``index_ptr``)."""
+    if INDEX_PTR:
+        index = tl.load(index_ptr).to(tl.int64) + index_off
+    else:
+        index = index_off.to(tl.int64)
+    a, b = RT.row_key(keys_ptr, r, rows, index, BI)
+    return RT.normal(RT.words(a, b, 2 * cols), RT.words(a, b, 2 * cols + 1))
+
+
+@triton.jit(do_not_specialize=["index_off"])
+def _table_transfer(hidden_ptr, out_ptr, means_ptr, keys_ptr, index_ptr, index_off, n_in, n_out,
+                    h_r, h_i, h_o, o_r, o_i, o_o, inv_div, sigma, level_step,
+                    IDEAL: tl.constexpr, NOISY: tl.constexpr, FOLD: tl.constexpr, INDEX_PTR: tl.constexpr,
+                    BI: tl.constexpr, BO: tl.constexpr):
+    r, rows, cols, inside = _tile(n_in, n_out, BI, BO)
+    h = tl.load(hidden_ptr + _at(r, rows, cols, h_r, h_i, h_o), mask=inside, other=0.0)
     neg = h < 0
     level = tl.floor(tl.where(neg, -h, h) * inv_div)  # exact: |h| < 2^24, a power-of-two scale
     if IDEAL:
@@ -40,19 +63,13 @@ def _table_transfer(hidden_ptr, out_ptr, means_ptr, keys_ptr, index_ptr, index_o
     else:
         value = tl.load(means_ptr + level.to(tl.int32), mask=inside, other=0.0)
     if NOISY:
-        if INDEX_PTR:
-            index = tl.load(index_ptr).to(tl.int64) + index_off
-        else:
-            index = index_off.to(tl.int64)
-        a, b = RT.row_key(keys_ptr, r, rows, index, BI)
-        z = RT.normal(RT.words(a, b, 2 * cols), RT.words(a, b, 2 * cols + 1))
-        value = value + z * sigma
+        value = value + _normals(keys_ptr, index_ptr, index_off, r, rows, cols, INDEX_PTR, BI) * sigma
         if FOLD:  # the sign never flips
             value = tl.where(value < 0.0, -value, value)
         else:
             value = tl.where(value < 0.0, 0.0, value)
     out = tl.where(neg, -value, value) * level_step
-    tl.store(out_ptr + rr * o_r + ri * o_i + co * o_o, out, mask=inside)
+    tl.store(out_ptr + _at(r, rows, cols, o_r, o_i, o_o), out, mask=inside)
 
 
 def table_transfer_(hidden: torch.Tensor, out: torch.Tensor, *, shift: int, means: torch.Tensor, ideal: bool,
@@ -81,22 +98,11 @@ def _quantile_transfer(hidden_ptr, out_ptr, table_ptr, keys_ptr, index_ptr, inde
                        STEPS: tl.constexpr, TOP_LEVEL: tl.constexpr, INDEX_PTR: tl.constexpr,
                        BI: tl.constexpr, BO: tl.constexpr):
     """``transfer_cpu._quantile_transfer`` on the GPU: the same words, normals and float32 order."""
-    pid = tl.program_id(0)
-    n_ib = tl.cdiv(n_in, BI)
-    r = pid // n_ib
-    rows = (pid - r * n_ib) * BI + tl.arange(0, BI)
-    cols = tl.program_id(1) * BO + tl.arange(0, BO)
-    inside = (rows[:, None] < n_in) & (cols[None, :] < n_out)
-    rr, ri, co = r.to(tl.int64), rows[:, None].to(tl.int64), cols[None, :].to(tl.int64)
-    h = tl.load(hidden_ptr + rr * h_r + ri * h_i + co * h_o, mask=inside, other=0.0)
+    r, rows, cols, inside = _tile(n_in, n_out, BI, BO)
+    h = tl.load(hidden_ptr + _at(r, rows, cols, h_r, h_i, h_o), mask=inside, other=0.0)
     neg = h < 0
     level = tl.minimum(tl.floor(tl.where(neg, -h, h) * inv_div), TOP_LEVEL).to(tl.int32)
-    if INDEX_PTR:
-        index = tl.load(index_ptr).to(tl.int64) + index_off
-    else:
-        index = index_off.to(tl.int64)
-    a, b = RT.row_key(keys_ptr, r, rows, index, BI)
-    z = RT.normal(RT.words(a, b, 2 * cols), RT.words(a, b, 2 * cols + 1))
+    z = _normals(keys_ptr, index_ptr, index_off, r, rows, cols, INDEX_PTR, BI)
     pos = tl.minimum(tl.maximum((z + z_lo) * z_scale, 0.0), STEPS * 1.0)
     cell = tl.minimum(tl.floor(pos), STEPS - 1.0)
     frac = pos - cell
@@ -105,7 +111,7 @@ def _quantile_transfer(hidden_ptr, out_ptr, table_ptr, keys_ptr, index_ptr, inde
     hi = tl.load(at + 1, mask=inside, other=0.0)
     value = lo + frac * (hi - lo)
     out = tl.where(neg, -value, value) * level_step
-    tl.store(out_ptr + rr * o_r + ri * o_i + co * o_o, out, mask=inside)
+    tl.store(out_ptr + _at(r, rows, cols, o_r, o_i, o_o), out, mask=inside)
 
 
 def quantile_transfer_(hidden: torch.Tensor, out: torch.Tensor, *, shift: int, table: torch.Tensor, z_range: float,
