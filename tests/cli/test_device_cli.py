@@ -277,3 +277,18 @@ def test_the_device_figures_draw_your_chain_from_set_and_config(tmp_path):
     bad = CliRunner().invoke(device_group, ["memristor-levels", "--out", str(tmp_path / "x"), "--set", "rule.k=5"])
     assert bad.exit_code == 2 and "--set rule.k=5: the device figures read the device chain only" in bad.output
     assert not (tmp_path / "x").exists()
+
+
+def test_fecap_endurance_draws_your_fatigue_settings(tmp_path):
+    """The figure rebuilt its fatigue model from defaults, dropping --set fatigue settings."""
+    args = ["fecap-endurance", "--samples", "64"]
+    base = CliRunner().invoke(device_group, [*args, "--out", str(tmp_path / "a")])
+    mine = CliRunner().invoke(device_group, [*args, "--out", str(tmp_path / "b"),
+                                             "--set", "transfer.circuit.fecap.fatigue.n_half_a=1000",
+                                             "--set", "transfer.circuit.fecap.fatigue.n_half_b=1000"])
+    assert base.exit_code == 0 and mine.exit_code == 0, base.output + mine.output
+    assert (tmp_path / "a" / "fecap-endurance.csv").read_bytes() != (tmp_path / "b" / "fecap-endurance.csv").read_bytes()
+    grid = tmp_path / "grid.toml"
+    grid.write_text('[grid]\n"transfer.circuit.line.c_tl_ff" = [300.0, 400.0]\n')
+    res = CliRunner().invoke(device_group, ["transfer-line", "--out", str(tmp_path / "c"), "--config", str(grid)])
+    assert res.exit_code == 2 and "[grid]/[[points]]" in res.output

@@ -186,3 +186,16 @@ def test_a_state_programmed_by_another_transfer_loads_with_a_warning(recwarn):
         layer(0.594).load_state_dict(state)
         layer(0.2).load_state_dict({k: v for k, v in state.items() if k != "transfer_settings"})
         layer(0.2, "fp").load_state_dict(layer(0.594, "fp").state_dict())
+
+
+def test_the_transfer_tag_ignores_settings_the_model_does_not_read():
+    """sigma under the ideal model (hm) reads nothing: a state loads without a warning."""
+    import warnings
+
+    from ferristor.circuit.transfer import TransferConfig
+    a = HybridLinear(6, 4, config=HybridConfig(mode="hm", transfer=TransferConfig(model="ideal", sigma_levels=0.2)),
+                     seeds=0, name="fc")
+    b = HybridLinear(6, 4, config=HybridConfig(mode="hm"), seeds=0, name="fc")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        b.load_state_dict(a.state_dict())

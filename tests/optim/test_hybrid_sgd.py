@@ -360,3 +360,43 @@ def test_gradients_no_step_consumes_warn_once_they_pile_up(monkeypatch):
         model(torch.randn(1, 4)).sum().backward()
     opt.zero_grad()
     assert not layer._tapes
+
+
+def test_an_infinite_input_behind_a_relu_and_a_closure_are_refused_before_anything_moves():
+    """-inf through a ReLU leaves δ finite while x·δ is NaN (the check had read δ alone and let NaN
+    into the hidden integers); with a closure, the plain head had stepped on NaN before the refusal."""
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(HybridLinear(3, 2, config=HybridConfig(mode="hm"), seeds=0, name="fc1"), torch.nn.ReLU(),
+                                torch.nn.Linear(2, 2))
+    opt = HybridSGD(model.parameters(), lr=0.5, p=1.0)
+    before = copy.deepcopy(model.state_dict())
+    x = torch.tensor([[-float("inf"), 0.5, 0.2]])
+    opt.zero_grad()
+    F.cross_entropy(model(x), torch.tensor([1])).backward()
+    with pytest.raises(ConfigError, match="fc1.weight gradient"):
+        opt.step()
+
+    def closure():
+        opt.zero_grad()
+        loss = F.cross_entropy(model(torch.tensor([[float("nan"), 0.5, 0.2]])), torch.tensor([1]))
+        loss.backward()
+        return loss
+    with pytest.raises(ConfigError, match="gradient='NaN/inf'"):
+        opt.step(closure)
+    for key, value in model.state_dict().items():
+        assert torch.equal(value, before[key]), key
+    opt.zero_grad()
+    F.cross_entropy(model(torch.randn(1, 3)), torch.tensor([1])).backward()
+    assert opt.step(lambda: torch.tensor(1.0)) is not None  # a closure's loss is returned
+
+
+def test_the_plain_optimizer_guard_follows_param_groups_edited_in_place():
+    plain = torch.nn.Linear(3, 2)
+    layer = HybridLinear(3, 2, config=HybridConfig(mode="hm"), seeds=0, name="fc")
+    sgd = torch.optim.SGD(plain.parameters(), lr=0.1)
+    plain(torch.randn(1, 3)).sum().backward()
+    sgd.step()
+    sgd.param_groups[0]["params"] = list(layer.parameters())  # the same count, other parameters
+    layer(torch.randn(1, 3)).sum().backward()
+    with pytest.raises(ConfigError, match="fc.weight"):
+        sgd.step()

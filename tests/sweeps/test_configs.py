@@ -47,3 +47,14 @@ def test_the_bit_widths_are_config_paths_and_their_cells_follow():
     with pytest.raises(ConfigError, match=r"transfer.level_means='measured' is not allowed with layout.analogue_magnitude_bits=2"):
         configs.resolve({"layout.analogue_magnitude_bits": 2, "transfer.level_means": "measured"})
     assert configs.resolve({}).layout == configs.resolve({"layout.hidden_bits": 10}).layout
+
+
+def test_the_circuit_transfer_refuses_cells_it_does_not_model():
+    """The chain's capacitors are the paper's 4:2:1 MSB cells: other cells had been accepted and the
+    chain had run with (4, 2, 1) while the ledger counted the others."""
+    from ferristor.errors import ConfigError
+    from ferristor.sweeps import configs
+    with pytest.raises(ConfigError, match=r"transfer.model='circuit' is not allowed with layout.sign_cells=1 with "
+                                          r"layout.msb_cells=\[8, 4, 2\]"):
+        configs.resolve({"transfer.model": "circuit", "layout.msb_cells": [8, 4, 2]})
+    assert configs.resolve({"layout.msb_cells": [8, 4, 2]}).layout.msb_cells == (8, 4, 2)  # the table model: fine

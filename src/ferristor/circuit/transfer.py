@@ -10,6 +10,8 @@ or explicit generators (:class:`GeneratorNoise`, for device-level studies).
 """
 from __future__ import annotations
 
+import dataclasses
+
 import math
 from dataclasses import dataclass
 from typing import Protocol, Sequence
@@ -145,6 +147,19 @@ class TransferConfig:
         check_number("TransferConfig.sigma_levels", self.sigma_levels, lo=0, hi=FLOAT32_SCALE[1])
         check_choice("TransferConfig.level_means", self.level_means, ("ideal", "measured"))
         check_choice("TransferConfig.sign_guard", self.sign_guard, ("clip", "fold"))
+
+
+# The transfer settings each transfer model ignores: the ideal one draws no noise; the circuit one runs
+# the device chain of transfer.circuit (circuit.charge_transfer), not the table; only it reads that chain.
+_CIRCUIT = ("circuit", "circuit_sampler", "circuit_table_draws")
+IGNORED_BY_MODEL = {"ideal": ("sigma_levels", "sign_guard") + _CIRCUIT, "table": _CIRCUIT,
+                    "circuit": ("sigma_levels", "level_means", "sign_guard")}
+
+
+def used_settings(config: TransferConfig) -> dict:
+    """The settings the config's transfer model reads, as a dict (what a layer's state tags)."""
+    d = dataclasses.asdict(config)
+    return {k: v for k, v in d.items() if k not in IGNORED_BY_MODEL[config.model]}
 
 
 def level_mean_table(kind: str, max_level: int = 7) -> torch.Tensor:

@@ -28,7 +28,7 @@ from ..circuit.layout import PAPER_LAYOUT
 from ..atomic import atomic_write
 from ..config_base import flatten
 from ..errors import ConfigError, DataError, FerristorWarning
-from ..physics.fecap import FatigueConfig, FeCAPArray, FeCAPModelConfig, switching_energy_fj
+from ..physics.fecap import FeCAPArray, FeCAPModelConfig, switching_energy_fj
 from ..physics.memristor import MemristorArray
 from ..physics.presets import martemucci2025
 from .common import FerristorGroup, NonEmptyPath, names_options, one_line, require_plot
@@ -115,7 +115,8 @@ def fecap_endurance(out: Path, seed: int, samples: int, chain: ChargeTransferCon
     g = torch.Generator().manual_seed(seed + 1)
     for cond, color in (("A", "C3"), ("B", "C0")):
         base = (chain or martemucci2025()).fecap
-        cfg = FeCAPModelConfig(base.cell, base.switching, base.wake_up, FatigueConfig(condition=cond), base.sense)
+        cfg = FeCAPModelConfig(base.cell, base.switching, base.wake_up, dataclasses.replace(base.fatigue, condition=cond),
+                               base.sense)
         a = _woken_array(samples, seed, cfg)
         bits = torch.rand(a.n, generator=g) < 0.5
         med, worst, fails = [], [], []
@@ -301,6 +302,9 @@ def _chain(config_file: Path | None, sets: tuple[str, ...]) -> ChargeTransferCon
     from ..sweeps import configs
     from ..sweeps.spec import SpecError, blame, build_spec
     spec = build_spec(config_file, sets, (), check_values=False)
+    if spec.grid or spec.points:
+        raise SpecError(f"--config {config_file}: its [grid]/[[points]] make several configs; the figures draw one "
+                        "chain: keep only [base], or --set the setting")
     for text in sets:
         path = text.split("=", 1)[0].strip()
         if not path.startswith(CHAIN_PREFIX):

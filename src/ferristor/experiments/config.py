@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from ..circuit.charge_transfer import ChargeTransferConfig, changed_settings
 from ..circuit.layout import PAPER_LAYOUT, SynapseLayout
 from ..circuit.ledger import LedgerConfig
-from ..circuit.transfer import TransferConfig
+from ..circuit.transfer import IGNORED_BY_MODEL, TransferConfig
 from ..data.ecg import ECGConfig
 from ..config_base import check_choice, check_device, check_number, param
 from ..errors import ConfigError, FerristorWarning
@@ -129,11 +129,6 @@ class TrainConfig:
                               context={"mode": self.mode})
 
 
-# The transfer settings each transfer model ignores: the ideal one draws no noise; the circuit one runs
-# the device chain of transfer.circuit (circuit.charge_transfer), not the table; only it reads that chain.
-_CIRCUIT = ("circuit", "circuit_sampler", "circuit_table_draws")
-IGNORED_BY_MODEL = {"ideal": ("sigma_levels", "sign_guard") + _CIRCUIT, "table": _CIRCUIT,
-                    "circuit": ("sigma_levels", "level_means", "sign_guard")}
 
 
 def _warn_unused_transfer(mode: str, transfer: TransferConfig) -> None:

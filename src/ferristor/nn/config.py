@@ -63,7 +63,14 @@ def check_layout(layout: SynapseLayout, transfer: TransferConfig, scheme: Scheme
     """What models only the paper's 3 analogue bits: the measured level means (8 of them), the
     circuit transfer (the chain's 4:2:1 capacitors and reference means), and the baseline rules
     (their devices' level tables)."""
-    if layout.analogue_magnitude_bits == PAPER_LAYOUT.analogue_magnitude_bits or mode == "fp":
+    if mode == "fp":
+        return
+    cells = (layout.sign_cells, layout.msb_cells)
+    if transfer.model == "circuit" and cells != (PAPER_LAYOUT.sign_cells, PAPER_LAYOUT.msb_cells):
+        raise ConfigError("transfer.model", "circuit", "'table' or 'ideal' (the device chain models the paper's "
+                          f"sign cell and {PAPER_LAYOUT.msb_cells} MSB cells)",
+                          context={"layout.sign_cells": layout.sign_cells, "layout.msb_cells": list(layout.msb_cells)})
+    if layout.analogue_magnitude_bits == PAPER_LAYOUT.analogue_magnitude_bits:
         return
     bits = {"layout.analogue_magnitude_bits": layout.analogue_magnitude_bits}
     if transfer.model == "circuit":

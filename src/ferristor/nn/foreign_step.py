@@ -6,18 +6,14 @@ memristor pairs that hold only the levels a transfer programs, leave the hidden 
 and the ledger untouched, and be overwritten by the next transfer: a silent wrong result. In
 mode ``'fp'`` the synapses are float weights, and any optimizer may train them.
 
-One process-wide pre-hook on every optimizer's ``step`` refuses that, naming the parameter. Per
-optimizer it keeps which of its parameters are hybrid, recomputed only when its parameter count
-changes, so a foreign optimizer's step pays a few attribute reads.
+One process-wide pre-hook on every optimizer's ``step`` refuses that, naming the parameter. It scans
+the optimizer's parameters at every step (a type test each, ~50 ns): a cache could go stale where
+param_groups are edited in place.
 """
 from __future__ import annotations
 
-import weakref
-
-import torch
 from torch.optim.optimizer import register_optimizer_step_pre_hook
 
-_hybrid_of: "weakref.WeakKeyDictionary[torch.optim.Optimizer, tuple[int, list]]" = weakref.WeakKeyDictionary()
 _registered = False
 
 
@@ -36,12 +32,7 @@ def is_guard(hook) -> bool:
 
 def _hybrid_params(optimizer) -> list:
     from .hybrid import HybridParameter
-    count = sum(len(g["params"]) for g in optimizer.param_groups)
-    cached = _hybrid_of.get(optimizer)
-    if cached is None or cached[0] != count:
-        found = [p for g in optimizer.param_groups for p in g["params"] if isinstance(p, HybridParameter)]
-        cached = _hybrid_of[optimizer] = (count, found)
-    return cached[1]
+    return [p for g in optimizer.param_groups for p in g["params"] if isinstance(p, HybridParameter)]
 
 
 def _refuse_float_steps(optimizer, args, kwargs) -> None:

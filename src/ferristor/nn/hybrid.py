@@ -29,7 +29,7 @@ from torch import nn
 from ..backend import backend_for, cpu_module, numba_for, triton_for
 from ..circuit.devices import DeviceGroup
 from ..circuit.ledger import LayerCounts, hybrid_groups, network_groups_report
-from ..circuit.transfer import CounterNoise, TableTransfer, fused_transfer, make_transfer, split_sign
+from ..circuit.transfer import CounterNoise, TableTransfer, fused_transfer, make_transfer, split_sign, used_settings
 from ..errors import ConfigError, FerristorWarning, NonFiniteGradientError
 from ..rule import functional as F_rule
 from ..rule.streams import STREAM_INIT, STREAM_TRANSFER, STREAM_UPDATE, check_seed, stream_keys
@@ -78,12 +78,13 @@ class HybridParameter(nn.Parameter):
 def _finite(tape, grad) -> bool:
     """Whether a recorded gradient is finite. A NaN or infinite one (a NaN input, a diverged loss)
     would write NaN into the hidden integers of every masked-in synapse and count the step as work,
-    so the optimizer refuses it before the step's first update (:meth:`HybridModule.check_gradient`). Checked: δ of the factors
-    (a non-finite input x reaches the loss, hence δ: ReLU, sums and max-pooling pass NaN on) and a
-    dense gradient whole (``kernels_cpu.all_finite``: ~1 µs a layer at batch 1)."""
-    for _, delta, dense in tape or ():
-        if (delta is not None and not _finite_array(delta)) or (dense is not None and not _finite_array(dense)):
-            return False
+    so the optimizer refuses it before the step's first update (:meth:`HybridModule.check_gradient`).
+    Checked: both factors — x too: an input of −inf through a ReLU leaves δ finite, and x·δ is
+    NaN — and a dense gradient whole (``kernels_cpu.all_finite``: ~1 µs a layer at batch 1)."""
+    for entry in tape or ():
+        for a in entry:
+            if a is not None and not _finite_array(a):
+                return False
     return grad is None or _finite_array(grad)
 
 
@@ -256,7 +257,7 @@ class HybridModule(nn.Module):
         """A tag of the transfer configuration that programs the analogue weights: a state loaded from
         a layer of another one is not refused (evaluating a chip trained on one device on another is
         an experiment) but warned about (``_load_from_state_dict``)."""
-        text = json.dumps(dataclasses.asdict(self.config.transfer), sort_keys=True, default=str)
+        text = json.dumps(used_settings(self.config.transfer), sort_keys=True, default=str)
         return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=7).digest(), "little")
 
     def _store_settings(self) -> None:

@@ -136,11 +136,12 @@ class HybridSGD(SGD):
     def step(self, closure=None, inputs: int | None = None):
         """One step. ``inputs`` overrides the number of inputs this step covered (default: the batch
         size the layers recorded in the backward pass)."""
-        if closure is None:  # before the plain parameters move too (a closure computes the gradients in there)
-            self._check_gradients()
-        loss = super().step(closure)
-        if closure is not None:
-            self._check_gradients()
+        loss = None
+        if closure is not None:  # the gradients first, so a non-finite one is refused before anything moves
+            with torch.enable_grad():
+                loss = closure()
+        self._check_gradients()
+        super().step()
         self._apply_rule(inputs)
         return loss
 
