@@ -108,10 +108,6 @@ class TrainConfig:
             raise ConfigError("transfer.model", self.transfer.model, "'ideal' (use mode 'hm-var' for variability)",
                               context={"mode": self.mode})
         _warn_unused_transfer(self.mode, self.transfer)
-        if self.mode == "fp":
-            moved = [(f"rule.{n}", getattr(self.rule, n)) for n in ("k", "k_unit") if getattr(self.rule, n) != getattr(RuleConfig(), n)]
-            if moved:
-                _warn_no_effect("mode 'fp' never transfers", moved)
         check_layout(self.layout, self.transfer, self.scheme, self.mode)
         _warn_implausible_energy(self.ledger)
         if self.layout.hidden_bits != PAPER_LAYOUT.hidden_bits and self.rule.hidden_lsb == RuleConfig().hidden_lsb:

@@ -65,17 +65,17 @@ def check_layout(layout: SynapseLayout, transfer: TransferConfig, scheme: Scheme
     (their devices' level tables)."""
     if mode == "fp":
         return
-    cells = (layout.sign_cells, layout.msb_cells)
-    if transfer.model == "circuit" and cells != (PAPER_LAYOUT.sign_cells, PAPER_LAYOUT.msb_cells):
+    bits = {"layout.analogue_magnitude_bits": layout.analogue_magnitude_bits}
+    paper_bits = layout.analogue_magnitude_bits == PAPER_LAYOUT.analogue_magnitude_bits
+    if transfer.model == "circuit" and not paper_bits:
+        raise ConfigError("transfer.model", "circuit", "'table' or 'ideal' (the device chain models the paper's 3 analogue bits)",
+                          context=bits)
+    if transfer.model == "circuit" and (layout.sign_cells, layout.msb_cells) != (PAPER_LAYOUT.sign_cells, PAPER_LAYOUT.msb_cells):
         raise ConfigError("transfer.model", "circuit", "'table' or 'ideal' (the device chain models the paper's "
                           f"sign cell and {PAPER_LAYOUT.msb_cells} MSB cells)",
                           context={"layout.sign_cells": layout.sign_cells, "layout.msb_cells": list(layout.msb_cells)})
-    if layout.analogue_magnitude_bits == PAPER_LAYOUT.analogue_magnitude_bits:
+    if paper_bits:
         return
-    bits = {"layout.analogue_magnitude_bits": layout.analogue_magnitude_bits}
-    if transfer.model == "circuit":
-        raise ConfigError("transfer.model", "circuit", "'table' or 'ideal' (the device chain models the paper's 3 analogue bits)",
-                          context=bits)
     if transfer.level_means == "measured":
         raise ConfigError("transfer.level_means", "measured", "'ideal' (the paper measured 8 levels, for 3 analogue bits)",
                           context=bits)
