@@ -553,3 +553,21 @@ def test_a_well_scaled_conversion_does_not_warn():
         convert(_small_cnn(), "hm", seed=0, include="conv1")  # 'paper' suits conv1 (|w| ≲ 1/3)
         convert(_scaled_linear(12.0), "hm", seed=0, weight_scale=0.004)  # a number that holds them all
     assert conv(torch.randn(2, 1, 16, 16)).shape == (2, 10)
+
+
+def test_quantile_scale_follows_the_layout_it_converts_to():
+    """quantile_scale(q) put the quantile on 511 LSB whatever the layout: on an 8-bit synapse most
+    weights saturated at 127. Without its own max_hidden it now takes the layer's."""
+    import warnings
+
+    from ferristor.circuit.layout import SynapseLayout
+    from ferristor.nn.convert import quantile_scale
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(20, 6, bias=False))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        chip = convert(model, HybridConfig(mode="hm", layout=SynapseLayout(hidden_bits=8)), seed=0,
+                       weight_scale=quantile_scale(1.0))
+    hidden = chip[0].weight_hidden.abs()
+    assert int(hidden.max()) == 127 and int((hidden == 127).sum()) <= 2  # the largest at the top, not most (511 LSB: ~3 in 4)
+    assert quantile_scale(1.0, 511)("x", torch.tensor([2.0])) == 2.0 / 511  # an explicit max_hidden is kept

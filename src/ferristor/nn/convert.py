@@ -67,7 +67,8 @@ def _lsb(name: str, weight: torch.Tensor, config: HybridConfig, scale) -> float:
     that puts the largest |weight| on the top of the grid (``'fit'``), a number, or what a function
     ``scale(name, weight)`` returns (None: the config's)."""
     if callable(scale):
-        value = scale(name, weight.detach())
+        follows = getattr(scale, "follows_layout", False)  # quantile_scale without its own max_hidden
+        value = scale(name, weight.detach(), config.layout.max_hidden) if follows else scale(name, weight.detach())
         if value is None:
             return config.hidden_lsb
         if isinstance(value, torch.Tensor) and value.numel() == 1:
@@ -154,18 +155,20 @@ def _quantisation_problems(name: str, module: nn.Module, config: HybridConfig, l
     return [f"convert: {who}: " + "; also ".join(problems)] if problems else []
 
 
-def quantile_scale(q: float, max_hidden: int = PAPER_LAYOUT.max_hidden) -> Callable[[str, torch.Tensor], float | None]:
+def quantile_scale(q: float, max_hidden: int | None = None) -> Callable[[str, torch.Tensor], float | None]:
     """A ``weight_scale`` putting the q-quantile of each layer's |weight| on the top of the grid,
     ``max_hidden`` LSB (``q=1`` is ``'fit'``): finer levels for the bulk of the weights, the largest
-    (1 − q) saturated. An all-zero layer keeps the config's LSB."""
+    (1 − q) saturated. An all-zero layer keeps the config's LSB. ``max_hidden`` None: the top of
+    the converted layers' own layout (``convert`` passes it; 511 for the paper's 10 bits)."""
     if isinstance(q, bool) or not isinstance(q, (int, float)) or not 0 < q <= 1:
         raise ConfigError("q", q, "a quantile in (0, 1]")
 
-    def scale(name: str, weight: torch.Tensor) -> float | None:
+    def scale(name: str, weight: torch.Tensor, layout_max: int = PAPER_LAYOUT.max_hidden) -> float | None:
         a = weight.abs().flatten().to(torch.float64)
         top = float(a.max() if q == 1 else torch.quantile(a, q))
-        return top / max_hidden if top > 0 else None
+        return top / (max_hidden or layout_max) if top > 0 else None
     scale.__name__ = f"quantile_scale({q:g})"
+    scale.follows_layout = max_hidden is None
     return scale
 
 
