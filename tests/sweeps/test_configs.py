@@ -32,14 +32,17 @@ def test_the_bit_widths_are_config_paths_and_their_cells_follow():
     from ferristor.errors import ConfigError, FerristorWarning
     from ferristor.experiments.train import build_model
     from ferristor.sweeps import configs
-    with pytest.warns(FerristorWarning, match=r"layout.hidden_bits=8 with rule.hidden_lsb at its 10-bit default.*"
-                                              r"rule.hidden_lsb=0.0078125"):
-        cfg = configs.resolve({"layout.hidden_bits": 8})
+    from ferristor.experiments.preflight import _check_lsb
+    cfg = configs.resolve({"layout.hidden_bits": 8})  # a saved config reloads without a warning
     assert (cfg.layout.lsb_cells, cfg.layout.max_hidden) == (4, 127)
+    with pytest.warns(FerristorWarning, match=r"with rule.hidden_lsb at its 10-bit default.*rule.hidden_lsb=0.0078125") as w:
+        _check_lsb(cfg)  # at the start of training (preflight.check_data)
+    assert (w[0].message.field, w[0].message.value) == ("layout.hidden_bits", 8)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         cfg = configs.resolve({"layout.hidden_bits": 8, "layout.analogue_magnitude_bits": 2, "rule.hidden_lsb": 2 ** -7,
                                "network.sizes": [6, 5, 3]})
+        _check_lsb(cfg)
     model = build_model(cfg)
     assert model.layers[0].config.layout.max_level == 3 and model.config.level_step == 2 ** -7 * 2 ** 5
     with pytest.raises(ConfigError, match=r"transfer.model='circuit' is not allowed with layout.analogue_magnitude_bits=2"):

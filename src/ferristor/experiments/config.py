@@ -8,7 +8,7 @@ import warnings
 from dataclasses import dataclass, field
 
 from ..circuit.charge_transfer import ChargeTransferConfig, changed_settings
-from ..circuit.layout import PAPER_LAYOUT, SynapseLayout
+from ..circuit.layout import SynapseLayout
 from ..circuit.ledger import LedgerConfig
 from ..circuit.transfer import IGNORED_BY_MODEL, TransferConfig
 from ..data.ecg import ECGConfig
@@ -110,12 +110,6 @@ class TrainConfig:
         _warn_unused_transfer(self.mode, self.transfer)
         check_layout(self.layout, self.transfer, self.scheme, self.mode)
         _warn_implausible_energy(self.ledger)
-        if self.layout.hidden_bits != PAPER_LAYOUT.hidden_bits and self.rule.hidden_lsb == RuleConfig().hidden_lsb:
-            top = self.layout.max_hidden * self.rule.hidden_lsb
-            warnings.warn(FerristorWarning(
-                f"layout.hidden_bits={self.layout.hidden_bits} with rule.hidden_lsb at its 10-bit default (2^-9): the "
-                f"weights span ±{top:.3g} instead of (−1, 1); rule.hidden_lsb={2.0 ** -(self.layout.hidden_bits - 1):g} "
-                "keeps the range with the new resolution"), stacklevel=3)
         if self.dataset != "ecg" and self.ecg != ECGConfig():
             changed = [(f"ecg.{f.name}", getattr(self.ecg, f.name)) for f in dataclasses.fields(ECGConfig)
                        if getattr(self.ecg, f.name) != getattr(ECGConfig(), f.name)]
