@@ -66,3 +66,11 @@ def test_no_flag_or_warning_within_endurance():
         warnings.simplefilter("error", FerristorWarning)
         text = format_summary(results)
     assert "endurance exceeded" not in text
+
+
+def test_a_test_limit_is_named_beside_the_accuracy_and_bits_in_the_run_line():
+    results = _results()
+    assert "first" not in _row(results, "test accuracy") and "bits" not in _row(results, "run")
+    results["config"] = {**results["config"], "test_limit": 500, "layout": {"hidden_bits": 8, "analogue_magnitude_bits": 2}}
+    assert _row(results, "test accuracy").endswith("· on the first 500 test samples (--test-limit)")
+    assert " · 8/2 bits · " in _row(results, "run")

@@ -85,7 +85,8 @@ def summary_rows(results: dict) -> list[tuple[str, str]]:
     rows = [
         ("run", f"{cfg['dataset']} · {cfg['mode']}{_transfer(cfg)}{_bits(cfg)} · k={cfg['rule']['k']} · p={cfg['rule']['p']} · "
                 f"lr={cfg['rule']['lr']} · {results['samples_per_replica']:,} samples × {n_seeds} seed{'s' * (n_seeds != 1)}"),
-        ("test accuracy", f"{acc.mean():.2f}{std} %  (seeds: {', '.join(f'{a:.2f}' for a in acc)})"),
+        ("test accuracy", f"{acc.mean():.2f}{std} %  (seeds: {', '.join(f'{a:.2f}' for a in acc)})"
+                          + (f" · on the first {cfg['test_limit']:,} test samples (--test-limit)" if cfg.get("test_limit") else "")),
     ]
     if results.get("final_val_accuracy"):
         val = np.array(results["final_val_accuracy"]) * 100
