@@ -194,3 +194,21 @@ def test_validation_accuracy_is_recorded_when_the_config_holds_a_set_out(tiny_mn
     evals = store.evals()
     store.close()
     assert [e["val_accuracy"] for e in evals] == [h["val_accuracy"][i] for h in res["history"] for i in range(2)]
+
+
+def test_a_finished_trial_line_shows_the_device_figures(monkeypatch):
+    """A device sweep varies energy and operations: its per-trial lines had shown accuracy alone."""
+    from ferristor.sweeps.progress import Progress
+    lines = []
+    progress = Progress(2, 0, 0, "t", enabled=True)
+    monkeypatch.setattr(progress, "line", lines.append)
+    net = {"energy_nJ": {"per_device": 38.4}, "memristor_ops": {"mean": 12000.0},
+           "endurance": {"fecap_margin": 75.0, "memristor_margin": 17.0}}
+    progress.started({"ledger.memristor_energy_pj": 1.0}, "vm:1", 1)
+    progress.finished({"ledger.memristor_energy_pj": 1.0},
+                      {"final_test_accuracy": [0.9, 0.92], "ledger": [{"network": net}] * 2, "timing": {"train_seconds": 3.0}})
+    progress.finished({"rule.k": 10}, {"final_test_accuracy": [0.9], "timing": {"train_seconds": 1.0}})
+    progress.bar.close()
+    assert lines[1] == ("done   ledger.memristor_energy_pj=1.0  accuracy 91.00 ± 1.41 % (2 seeds)  38.4 nJ · 12,000 "
+                        "memristor ops / device  3.0 s")
+    assert lines[2] == "done   rule.k=10  accuracy 90.00 % (1 seeds)  1.0 s"

@@ -69,7 +69,7 @@ def compare_table(runs: list[tuple[str, dict]]) -> str:
     from .config import with_legacy_defaults  # a run saved before a field existed compares at its value
     runs = [(name, {**r, "config": with_legacy_defaults(r["config"])}) for name, r in runs]
     fields = differing_fields([r["config"] for _, r in runs])
-    devices = any(_device_cells(r) for _, r in runs)
+    devices = any(device_cells(r) for _, r in runs)
     head = ["run", *fields, "seeds", "mean ± std %", "s.e.m.", "median", "min", "max"]
     head += ["energy / device", "memristor ops / device", "endurance margin FeCAP · memristor"] if devices else []
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
@@ -81,12 +81,12 @@ def compare_table(runs: list[tuple[str, dict]]) -> str:
         sem = f"{a.std(ddof=1) / np.sqrt(a.size):.2f}" if a.size > 1 else "n/a"
         cells = [name, *(str(flat.get(f, "–")) for f in fields), str(a.size), f"{a.mean():.2f} ± {std}",
                  sem, f"{np.median(a):.2f}", f"{a.min():.2f}", f"{a.max():.2f}"]
-        cells += (_device_cells(r) or ["–"] * 3) if devices else []
+        cells += (device_cells(r) or ["–"] * 3) if devices else []
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
-def _device_cells(results: dict) -> list[str] | None:
+def device_cells(results: dict) -> list[str] | None:
     """What a device study compares beside accuracy, from the run's ledger (the mean over its
     replicas of the network's figures): energy and memristor operations per device, and the worst
     device's endurance margins over the run; None for a run without a ledger."""

@@ -45,8 +45,11 @@ class Progress:
         self.running -= 1
         acc = 100 * np.asarray(results["final_test_accuracy"])
         spread = f" ± {acc.std(ddof=1):.2f}" if acc.size > 1 else ""
-        self.line(f"done   {label(params)}  accuracy {acc.mean():.2f}{spread} % ({acc.size} seeds)  "
-                  f"{results['timing']['train_seconds']:.1f} s")
+        from ..experiments.compare import device_cells
+        devices = device_cells(results)  # energy, memristor ops per device, margins: what a device sweep varies
+        self.line(f"done   {label(params)}  accuracy {acc.mean():.2f}{spread} % ({acc.size} seeds)"
+                  + (f"  {devices[0]} · {devices[1]} memristor ops / device" if devices else "")
+                  + f"  {results['timing']['train_seconds']:.1f} s")
         if self.bar is not None:
             self.bar.update(1)
         self._postfix()
