@@ -67,3 +67,12 @@ def test_runs_with_a_ledger_show_energy_operations_and_margins(tmp_path):
     assert table[2].endswith("| 38.4 nJ | 12,000 | 75.2× · 16.5× |")
     assert table[3].endswith("| 32.4 nJ | 12,000 | 75.2× · 17× |")
     assert table[4].endswith("| – | – | – |")
+
+
+def test_an_fp_runs_empty_ledger_has_no_device_cells():
+    import warnings
+
+    from ferristor.experiments.compare import device_cells
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # np.mean of nothing had warned of numeric trouble
+        assert device_cells({"ledger": []}) is None and device_cells({}) is None

@@ -91,6 +91,8 @@ def device_cells(results: dict) -> list[str] | None:
     replicas of the network's figures): energy and memristor operations per device, and the worst
     device's endurance margins over the run; None for a run without a ledger."""
     ledgers = results.get("ledger")
+    if not ledgers:  # none, or an fp run's empty list
+        return None
     try:
         nets = [rep["network"] for rep in ledgers]
         energy = float(np.mean([n["energy_nJ"]["per_device"] for n in nets]))
