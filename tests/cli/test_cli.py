@@ -19,6 +19,19 @@ def test_train_command_end_to_end(mnist_data_dir, tmp_path):
                                      *data, "--out", str(out), "--no-progress"])
     assert again.exit_code == 0 and "already complete: the results saved in" in again.output
     assert json.loads((out / "results.json").read_text()) == res
+    # new ledger costs re-report the finished run without training (they had forced a retrain)
+    costed = CliRunner().invoke(cli, ["train", "--mode", "hm-var", "--epochs", "0.02", "--seeds", "0-1", "--test-limit", "500",
+                                      *data, "--out", str(out), "--no-progress", "--set", "ledger.memristor_energy_pj=0.5"])
+    assert costed.exit_code == 0, costed.output
+    assert "reported again with ledger.memristor_energy_pj=0.5 (costs and ratings: no training)" in costed.output
+    new = json.loads((out / "results.json").read_text())
+    assert new["final_test_accuracy"] == res["final_test_accuracy"] and new["timing"] == res["timing"]
+    old_net, new_net = res["ledger"][0]["network"], new["ledger"][0]["network"]
+    assert new_net["memristor_ops"] == old_net["memristor_ops"]
+    assert new_net["energy_nJ"]["per_device_memristor"] == 0.5 * old_net["energy_nJ"]["per_device_memristor"]
+    other = CliRunner().invoke(cli, ["train", "--mode", "hm-var", "--epochs", "0.02", "--seeds", "0-1", "--test-limit", "500",
+                                     *data, "--out", str(out), "--no-progress", "--k", "50"])
+    assert other.exit_code == 2 and "differing in --k" in other.output  # what training reads still refuses
 
 
 def test_bad_value_gives_one_clear_line():

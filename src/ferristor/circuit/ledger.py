@@ -33,6 +33,11 @@ class LedgerConfig:
     memristor_endurance_cycles: float = param(1e5, unit="cycle", source="digest §5 [P]")
     ops_per_cycle: int = param(2, unit="op/cycle", source="digest §5 [P]", doc="endurance cycles = operations / 2")
 
+    # what the report multiplies the counted operations by: training is the same whatever they are, so
+    # a finished or checkpointed run takes new values without training again (run_folder.check_same_run)
+    REPORT_ONLY = ("fecap_energy_fj", "memristor_energy_pj", "fecap_endurance_cycles", "memristor_endurance_cycles",
+                   "ops_per_cycle")
+
     def __post_init__(self):
         for name in ("fecap_ops_per_update", "fecap_ops_per_transfer", "memristor_ops_per_transfer", "fecap_ops_initial_write"):
             check_number(f"LedgerConfig.{name}", getattr(self, name), lo=0, integer=True)

@@ -100,12 +100,28 @@ def train(out, fresh, progress, config_file, sets, **_options):
 
     cfg = train_config(click.get_current_context(), config_file, sets)
     finished = not fresh and _is_file(Path(out) / "results.json")  # written at a run's end only
+    recosted = _recosted(Path(out), cfg) if finished else []
     with explain_divergence("--lr"):
         results = run(cfg, out, progress=progress, fresh=fresh)
     if finished:  # the same config (another would have been refused): nothing was trained again
-        click.echo(f"already complete: the results saved in {out} (--fresh trains again)")
+        click.echo(f"already complete: the results saved in {out}"
+                   + (f", reported again with {', '.join(recosted)} (costs and ratings: no training)" if recosted else "")
+                   + " (--fresh trains again)")
     click.echo(format_summary(results))
     click.echo(f"results: {Path(out) / 'results.json'}")
+
+
+def _recosted(out: Path, cfg) -> list[str]:
+    """The ledger costs and ratings in which ``cfg`` differs from the finished run in ``out`` (the only
+    differences a finished run takes without training again: ``run_folder.check_same_run``)."""
+    from ..config_base import to_dict
+    from ..experiments import run_folder
+    try:
+        saved = run_folder.read_results(out / run_folder.RESULTS)["config"]
+    except Exception:  # the run's own checks say what is wrong with the folder
+        return []
+    return [f"{path}={new}" for path, _, new in run_folder.config_differences(saved, to_dict(cfg))
+            if path.startswith("ledger.")]
 
 
 def _is_file(path: Path) -> bool:

@@ -237,14 +237,23 @@ def load_checkpoint(path: str | os.PathLike, *, mmap: bool = False) -> dict:
     return ckpt
 
 
-def config_differences(saved: dict, current: dict) -> list[tuple[str, Any, Any]]:
-    """(field path, saved value, current value) of every field in which two run identities differ."""
+def config_differences(saved: dict, current: dict, ignore: tuple[str, ...] = ()) -> list[tuple[str, Any, Any]]:
+    """(field path, saved value, current value) of every field in which two run identities differ,
+    but the paths in ``ignore``."""
     from .config import run_identity, with_legacy_defaults
 
     def norm(c):  # fields added since a run was saved compare at the value it computed with
         return flatten(with_legacy_defaults(run_identity(c)))
     a, b = norm(saved), norm(current)
-    return [(k, a.get(k, ABSENT), b.get(k, ABSENT)) for k in sorted(a.keys() | b.keys()) if a.get(k, ABSENT) != b.get(k, ABSENT)]
+    return [(k, a.get(k, ABSENT), b.get(k, ABSENT)) for k in sorted(a.keys() | b.keys())
+            if a.get(k, ABSENT) != b.get(k, ABSENT) and k not in ignore]
+
+
+def _report_only() -> tuple[str, ...]:
+    """The ledger's costs and ratings: a run continued or re-reported with other values computes the same
+    training, and its results (written at the end) carry the new ones."""
+    from ..circuit.ledger import LedgerConfig
+    return tuple(f"ledger.{name}" for name in LedgerConfig.REPORT_ONLY)
 
 
 def check_same_run(folder: Path, cfg_dict: dict) -> None:
@@ -256,7 +265,7 @@ def check_same_run(folder: Path, cfg_dict: dict) -> None:
         saved, what = read_results(results_path)["config"], "the results"
     else:
         return
-    refuse_other_config(folder, saved, cfg_dict, what, MISMATCH_HINT)
+    refuse_other_config(folder, saved, cfg_dict, what, MISMATCH_HINT, ignore=_report_only())
 
 
 def read_results(path: Path) -> dict:
@@ -270,10 +279,11 @@ def read_results(path: Path) -> dict:
     return results
 
 
-def refuse_other_config(folder: Path, saved: dict, cfg_dict: dict, what: str, remedy: str) -> None:
-    """A ConfigMismatchError naming every setting in which ``what`` (saved in ``folder``) differs from
-    ``cfg_dict``; the data's fingerprint is compared once the data are loaded (resume)."""
-    diffs = [d for d in config_differences(saved, cfg_dict) if d[0] != DATA_FINGERPRINT]
+def refuse_other_config(folder: Path, saved: dict, cfg_dict: dict, what: str, remedy: str,
+                        ignore: tuple[str, ...] = ()) -> None:
+    """A ConfigMismatchError naming every setting (but ``ignore``) in which ``what`` (saved in ``folder``)
+    differs from ``cfg_dict``; the data's fingerprint is compared once the data are loaded (resume)."""
+    diffs = [d for d in config_differences(saved, cfg_dict, ignore) if d[0] != DATA_FINGERPRINT]
     if diffs:
         raise ConfigMismatchError(FIELD, str(folder), what, diffs, remedy)
 
@@ -284,7 +294,7 @@ def resume(path: Path | None, cfg_dict: dict, model, optimizer) -> tuple[int, li
     if path is None or not Path(path).exists():
         return 0, [], 0.0, 0.0
     ckpt = load_checkpoint(path)
-    diffs = config_differences(ckpt["config"], cfg_dict)
+    diffs = config_differences(ckpt["config"], cfg_dict, _report_only())
     if diffs:
         raise ConfigMismatchError(FIELD, str(Path(path).parent), "a checkpoint", diffs, MISMATCH_HINT)
     try:
