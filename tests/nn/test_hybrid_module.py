@@ -199,3 +199,15 @@ def test_the_transfer_tag_ignores_settings_the_model_does_not_read():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         b.load_state_dict(a.state_dict())
+
+
+def test_a_layer_pickled_before_the_transfer_tag_takes_a_state_that_has_one():
+    """A layer unpickled from before layers tagged their transfer lacked the buffer, so a newer state
+    failed a strict load ('Unexpected key')."""
+    import pickle
+    layer = _layer("hm-var")
+    state = layer.state_dict()
+    del layer._buffers["transfer_settings"]  # as pickled by an older ferristor
+    old = pickle.loads(pickle.dumps(layer))
+    old.load_state_dict(state)
+    assert "transfer_settings" in old.state_dict()

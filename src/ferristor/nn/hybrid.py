@@ -242,6 +242,9 @@ class HybridModule(nn.Module):
         if "_capture_override" not in self.__dict__:  # pickled when capturing was a plain flag
             self._capture_override = None
             self.__dict__.pop("capture_factors", None)
+        if "transfer_settings" not in self._buffers:  # pickled before layers tagged their transfer
+            self._buffers["transfer_settings"] = torch.tensor(self._transfer_tag(), dtype=torch.int64,
+                                                              device=self._buffers["seeds"].device)
 
     # --- what a saved state carries beside the chip's tensors --------------------------------------
     # Two scalar buffers, filled from the config whenever a state is saved: the grid's real scale
@@ -263,8 +266,7 @@ class HybridModule(nn.Module):
     def _store_settings(self) -> None:
         self._buffers["hidden_lsb"].fill_(float(self.config.hidden_lsb))
         self._buffers["settings"].fill_(self._settings_tag())
-        if "transfer_settings" in self._buffers:  # absent in a layer unpickled from before it existed
-            self._buffers["transfer_settings"].fill_(self._transfer_tag())
+        self._buffers["transfer_settings"].fill_(self._transfer_tag())
 
     def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
                               error_msgs):
