@@ -26,3 +26,11 @@ def test_the_circuit_samplers_and_the_torch_backend_are_costed_apart():
     assert torch_chain - torch_table < 1.5 * (chain - _seconds(**{"mode": "hm-var"}))
     # quantiles on numba: a fused kernel, ~ the table's fused transfer (0.71 against 0.58 ms)
     assert quantiles < 1.03 * _seconds(**{"mode": "hm-var"})  # tensor operations cost +8–13 %
+
+
+def test_a_tiny_trial_costs_its_start():
+    """0.001 epoch had been estimated at 0.2 s where a trial takes ~0.8 s and a sweep ~9 s more to
+    start its workers (sweeps/estimate.py, measured)."""
+    from ferristor.sweeps.estimate import TRIAL_START_S
+    tiny = _seconds(**{"epochs": 0.001, "seeds": [0]})
+    assert TRIAL_START_S < tiny < TRIAL_START_S + 1.0

@@ -21,6 +21,12 @@ _TRANSFER_US = {"fp": 0.0, "hm": 130.0, "hm-var": 770.0}
 _CIRCUIT_TRANSFER_US = {("chain", "numba"): 46_800.0, ("chain", "torch"): 46_800.0,
                         ("quantiles", "numba"): 710.0, ("quantiles", "torch"): 3_310.0}
 _FORWARD_US = 20.0  # µs per test sample-replica of an evaluation (a forward pass, R = 10 row's share)
+# What a trial and a worker cost besides training, measured with sweeps of tiny trials (0.001 epoch,
+# one seed, one worker, warm kernel cache; 2-core Intel Xeon, 2026-12-06): 2 trials took 10.8 s wall,
+# 6 trials 14.1 s, so ~0.8 s a trial (0.2 s of it estimated training) and ~9 s once (start, imports,
+# loading the compiled kernels). A cold cache adds ~20 s once per machine (the summary's compile line).
+TRIAL_START_S = 0.6
+WORKER_START_S = 9.0
 
 
 def step_us(mode: str, replicas: int) -> float:
@@ -46,4 +52,4 @@ def trial_cpu_seconds(config: dict, n_train: int, n_test: int) -> float:
     else:
         transfer_us = _TRANSFER_US[config["mode"]] * torch_factor
     per_sample = step_us(config["mode"], r) * torch_factor + transfer_us / config["rule"]["k"]
-    return 1e-6 * scale * (samples * per_sample + evals * n_eval * r * _FORWARD_US * torch_factor)
+    return TRIAL_START_S + 1e-6 * scale * (samples * per_sample + evals * n_eval * r * _FORWARD_US * torch_factor)

@@ -10,7 +10,7 @@ import numpy as np
 
 from . import spec as sp
 from .driver import Outcome, run_sweep
-from .estimate import trial_cpu_seconds
+from .estimate import WORKER_START_S, trial_cpu_seconds
 from .executors import make_executor, share_a_gpu
 from .progress import label
 from .provenance import data_key, load_datasets
@@ -46,9 +46,10 @@ class Plan:
             todo += 0 if st == "done" else s
             lines.append(f"{i + 1:4d}  {t.key}  {st:8s} {_hms(s):>9s}  seeds {_seeds(t.seeds)}  {label(t.params)}")
         head = f"{len(self.trials)} trials in {self.folder} (a CPU-time estimate per trial from BENCHMARKS.md, 1 thread):"
+        busy = max(1, min(workers, sum(status.get(t.key) != 'done' for t in self.trials) or 1))
+        wall = todo / busy + (WORKER_START_S if todo else 0.0)  # the workers start side by side
         tail = (f"CPU time: {_hms(total)} in all, {_hms(todo)} still to run; with {workers} worker(s) about "
-                f"{_hms(todo / max(1, min(workers, sum(status.get(t.key) != 'done' for t in self.trials) or 1)))} of wall time"
-                + (f" ({note})" if note else ""))
+                f"{_hms(wall)} of wall time, their start included" + (f" ({note})" if note else ""))
         return "\n".join([head, *lines, tail])
 
 
