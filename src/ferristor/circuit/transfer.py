@@ -11,7 +11,6 @@ or explicit generators (:class:`GeneratorNoise`, for device-level studies).
 from __future__ import annotations
 
 import dataclasses
-
 import math
 from dataclasses import dataclass
 from typing import Protocol, Sequence
@@ -237,7 +236,6 @@ _CHECKED: dict[str, str | None] = {}  # chain config as JSON → its problem: ch
 
 
 def _warn_if_broken(circuit, max_level: int) -> None:
-    import dataclasses
     import json
     import warnings
 

@@ -115,13 +115,14 @@ def _recosted(out: Path, cfg) -> list[str]:
     """The ledger costs and ratings in which ``cfg`` differs from the finished run in ``out`` (the only
     differences a finished run takes without training again: ``run_folder.check_same_run``)."""
     from ..config_base import to_dict
+    from ..errors import DataError
     from ..experiments import run_folder
     try:
         saved = run_folder.read_results(out / run_folder.RESULTS)["config"]
-    except Exception:  # the run's own checks say what is wrong with the folder
+    except (DataError, OSError):  # the run's own checks say what is wrong with the folder
         return []
     return [f"{path}={new}" for path, _, new in run_folder.config_differences(saved, to_dict(cfg))
-            if path.startswith("ledger.")]
+            if path in run_folder.report_only()]
 
 
 def _is_file(path: Path) -> bool:

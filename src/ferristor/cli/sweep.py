@@ -105,7 +105,7 @@ def results(sweep_dir, conditions, final_only, fmt, output, imports):
     from ..sweeps import table as tb
     from ..sweeps.store import open_store
     for text in conditions:  # before any work: a percent threshold would silently keep no row (or all)
-        _check_accuracy_condition(text)
+        tb.check_condition(text)
     if output:
         prepare_file_folder(output, "output")  # before any work, as train's --out
 
@@ -138,23 +138,3 @@ def results(sweep_dir, conditions, final_only, fmt, output, imports):
         click.echo(f"{len(rows)} rows: {output}", err=True)
     else:
         click.echo(text, nl=False)
-
-
-def _check_accuracy_condition(text: str) -> None:
-    """Refuse ``--where test_accuracy>40``: the store holds accuracies as fractions 0–1 (train and sweep
-    print percent), so a threshold above 1 (or written with %) matches no row or every row, never what
-    was meant. Refused rather than converted: 1 itself is a valid fraction, so no rule could tell
-    a percent from a fraction in every case, and a silent guess could filter wrongly."""
-    from ..sweeps import table as tb
-    m = tb._COND.match(text)
-    if not m or not m.group(1).endswith("accuracy"):
-        return
-    col, op, raw = m.groups()
-    percent = raw.endswith("%")
-    try:
-        value = float(raw.rstrip("%").strip())
-    except ValueError:
-        return
-    if percent or value > 1:
-        raise tb.TableError(f"--where {text!r}: accuracies are stored as fractions 0–1, not percent: "
-                            f"write {col}{op}{value / 100:g}")

@@ -13,6 +13,7 @@ import numpy as np
 from ..config_base import flatten
 from ..errors import DataError
 from .config import LOCAL_FIELDS
+from .summary import margin_text
 
 _IGNORED = {*LOCAL_FIELDS, "seeds", "eval_every", "test_limit"}
 
@@ -101,9 +102,4 @@ def device_cells(results: dict) -> list[str] | None:
         mem_margin = min(n["endurance"]["memristor_margin"] for n in nets)
     except (TypeError, KeyError, ValueError):
         return None
-    return [f"{energy:.3g} nJ", f"{mem_ops:,.0f}", f"{_figure(fe_margin)}× · {_figure(mem_margin)}×"]
-
-
-def _figure(x: float) -> str:
-    """3 significant figures, without an exponent for the margins a run can have."""
-    return f"{x:,.0f}" if abs(x) >= 100 else f"{x:.3g}"
+    return [f"{energy:.3g} nJ", f"{mem_ops:,.0f}", f"{margin_text(fe_margin)} · {margin_text(mem_margin)}"]

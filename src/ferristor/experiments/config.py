@@ -119,8 +119,6 @@ class TrainConfig:
                               context={"mode": self.mode})
 
 
-
-
 def _warn_unused_transfer(mode: str, transfer: TransferConfig) -> None:
     """Transfer settings that change nothing — any in mode 'fp' (it writes no memristors), those the
     transfer model ignores otherwise — would be recorded with the results as if they had acted. A

@@ -249,7 +249,7 @@ def config_differences(saved: dict, current: dict, ignore: tuple[str, ...] = ())
             if a.get(k, ABSENT) != b.get(k, ABSENT) and k not in ignore]
 
 
-def _report_only() -> tuple[str, ...]:
+def report_only() -> tuple[str, ...]:
     """The ledger's costs and ratings: a run continued or re-reported with other values computes the same
     training, and its results (written at the end) carry the new ones."""
     from ..circuit.ledger import LedgerConfig
@@ -265,7 +265,7 @@ def check_same_run(folder: Path, cfg_dict: dict) -> None:
         saved, what = read_results(results_path)["config"], "the results"
     else:
         return
-    refuse_other_config(folder, saved, cfg_dict, what, MISMATCH_HINT, ignore=_report_only())
+    refuse_other_config(folder, saved, cfg_dict, what, MISMATCH_HINT, ignore=report_only())
 
 
 def read_results(path: Path) -> dict:
@@ -294,7 +294,7 @@ def resume(path: Path | None, cfg_dict: dict, model, optimizer) -> tuple[int, li
     if path is None or not Path(path).exists():
         return 0, [], 0.0, 0.0
     ckpt = load_checkpoint(path)
-    diffs = config_differences(ckpt["config"], cfg_dict, _report_only())
+    diffs = config_differences(ckpt["config"], cfg_dict, report_only())
     if diffs:
         raise ConfigMismatchError(FIELD, str(Path(path).parent), "a checkpoint", diffs, MISMATCH_HINT)
     try:

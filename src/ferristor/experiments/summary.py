@@ -51,7 +51,7 @@ def _energy(total_nj: float, fecap_nj: float, memristor_nj: float, largest: str 
     return f"{t} {unit} (FeCAP {fe} + memristor {me}"
 
 
-def _margin(m: float) -> str:
+def margin_text(m: float) -> str:
     """An endurance margin: 30,864×, 75.0×, 0.833× (three significant figures below 100)."""
     if not math.isfinite(m):
         return "∞× (no writes)"
@@ -105,8 +105,8 @@ def summary_rows(results: dict) -> list[tuple[str, str]]:
                                 + "; one sign/MSB FeCAP + one memristor, mean writes)"),
             ("energy, whole network", _energy(*(_mean(net, 'energy_nJ', k) for k in ('total', 'fecap_total', 'memristor_total')),
                                               largest="µJ") + ")"),
-            ("endurance margin", f"FeCAP {_margin(_mean(net, 'endurance', 'fecap_margin'))} · memristor "
-                                 f"{_margin(_mean(net, 'endurance', 'memristor_margin'))} (rated ÷ worst device's cycles over this "
+            ("endurance margin", f"FeCAP {margin_text(_mean(net, 'endurance', 'fecap_margin'))} · memristor "
+                                 f"{margin_text(_mean(net, 'endurance', 'memristor_margin'))} (rated ÷ worst device's cycles over this "
                                  f"run's {results['samples_per_replica']:,} samples; paper: 75×, 17× over 10 MNIST epochs at k=100)"),
         ]
         rows += [("endurance exceeded", p) for p in endurance_problems(results)]

@@ -75,6 +75,12 @@ class HybridParameter(nn.Parameter):
         return f"HybridParameter({self.slot}, shape={tuple(self.shape)}, mode={mode})"
 
 
+def _digest(obj) -> int:
+    """A 56-bit tag of a JSON-able value (the settings a saved state carries): stable across runs and machines."""
+    text = json.dumps(obj, sort_keys=True, default=str)
+    return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=7).digest(), "little")
+
+
 def _finite(tape, grad) -> bool:
     """Whether a recorded gradient is finite. A NaN or infinite one (a NaN input, a diverged loss)
     would write NaN into the hidden integers of every masked-in synapse and count the step as work,
@@ -252,16 +258,14 @@ class HybridModule(nn.Module):
     # the state. Tensors, not ``get_extra_state``: code that walks a state_dict's values meets tensors only.
     def _settings_tag(self) -> int:
         c = self.config
-        text = json.dumps([dataclasses.asdict(c.layout), dataclasses.asdict(c.scheme)], sort_keys=True, default=str)
-        digest = int.from_bytes(hashlib.blake2b(text.encode(), digest_size=7).digest(), "little")
+        digest = _digest([dataclasses.asdict(c.layout), dataclasses.asdict(c.scheme)])
         return digest * 4 + MODES.index(c.mode)  # the mode in the low bits, to name it in a refusal
 
     def _transfer_tag(self) -> int:
         """A tag of the transfer configuration that programs the analogue weights: a state loaded from
         a layer of another one is not refused (evaluating a chip trained on one device on another is
         an experiment) but warned about (``_load_from_state_dict``)."""
-        text = json.dumps(used_settings(self.config.transfer), sort_keys=True, default=str)
-        return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=7).digest(), "little")
+        return _digest(used_settings(self.config.transfer))
 
     def _store_settings(self) -> None:
         self._buffers["hidden_lsb"].fill_(float(self.config.hidden_lsb))
@@ -286,10 +290,10 @@ class HybridModule(nn.Module):
             raise ConfigError("state_dict", f"mode={saved_mode!r}" if saved_mode != here else "another storage layout or rule",
                               f"a state saved by a layer of the same mode, storage layout and rule (mode={here!r} here)",
                               context={"layer": self.rng_name or type(self).__name__})
-        transfer_key = prefix + "transfer_settings"
-        saved_transfer = state_dict.setdefault(transfer_key, torch.tensor(self._transfer_tag()))
+        my_transfer = self._transfer_tag()
+        saved_transfer = state_dict.setdefault(prefix + "transfer_settings", torch.tensor(my_transfer))
         if (self.mode != "fp" and torch.is_tensor(saved_transfer) and saved_transfer.numel()
-                and int(saved_transfer.reshape(-1)[0]) != self._transfer_tag()):
+                and int(saved_transfer.reshape(-1)[0]) != my_transfer):
             t = self.config.transfer
             warnings.warn(f"{self.rng_name or type(self).__name__}: the loaded state's analogue weights were programmed "
                           f"by another transfer configuration than this layer's (model {t.model!r} here); its next "

@@ -17,7 +17,7 @@ _REF_WEIGHTS = 784 * 200 + 200 * 100 + 100 * 10  # the network the table measure
 _TRANSFER_US = {"fp": 0.0, "hm": 130.0, "hm-var": 770.0}
 # The same with transfer model 'circuit', by sampler and backend: the device chain for every weight
 # (torch float64 whatever the backend), or its tabulated per-level distribution (fused numba kernel,
-# or tensor operations) (BENCHMARKS.md, "The circuit transfer drawn from its tabulated distribution")
+# or tensor operations) (BENCHMARKS.md, "A fused kernel for the circuit transfer's quantiles sampler")
 _CIRCUIT_TRANSFER_US = {("chain", "numba"): 46_800.0, ("chain", "torch"): 46_800.0,
                         ("quantiles", "numba"): 710.0, ("quantiles", "torch"): 3_310.0}
 _FORWARD_US = 20.0  # µs per test sample-replica of an evaluation (a forward pass, R = 10 row's share)

@@ -61,10 +61,29 @@ _OPS = {"<=": operator.le, ">=": operator.ge, "!=": operator.ne, "=": operator.e
 _COND = re.compile(r"^\s*([^<>=!\s]+)\s*(<=|>=|!=|=|<|>)\s*(.*?)\s*$")
 
 
+def check_condition(text: str) -> None:
+    """Refuse ``test_accuracy>40``: the store holds accuracies as fractions 0–1 (train and sweep
+    print percent), so a threshold above 1 (or written with %) matches no row or every row, never what
+    was meant. Refused rather than converted: 1 itself is a valid fraction, so no rule could tell
+    a percent from a fraction in every case, and a silent guess could filter wrongly."""
+    m = _COND.match(text)
+    if not m or not m.group(1).endswith("accuracy"):
+        return
+    col, op, raw = m.groups()
+    try:
+        value = float(raw.rstrip("%").strip())
+    except ValueError:
+        return
+    if raw.endswith("%") or value > 1:
+        raise TableError(f"--where {text!r}: accuracies are stored as fractions 0–1, not percent: "
+                         f"write {col}{op}{value / 100:g}")
+
+
 def where(rows: list[dict], conditions: Iterable[str]) -> list[dict]:
     """Keep rows meeting every ``COLUMN OP VALUE`` (OP: = != < <= > >=), e.g. ``rule.k=100``."""
     columns = list(rows[0]) if rows else []
     for text in conditions:
+        check_condition(text)
         m = _COND.match(text)
         if not m:
             raise TableError(f"--where {text!r}: expected COLUMN=VALUE (or !=, <, <=, >, >=), e.g. rule.k=100")
