@@ -76,6 +76,17 @@ def test_the_synapses_stay_float32(convert):
     model.float().to("cpu")  # what keeps float32 is fine
 
 
+def test_a_refused_cast_names_the_layers_it_already_converted():
+    """torch converts children in order: a float layer before the hybrid one is float64 by the time
+    the hybrid layer refuses, and the message must say so and how to undo it."""
+    model = nn.Sequential(nn.Linear(4, 6), _layer())
+    with pytest.raises(ConfigError, match=r"already converted: model\.float\(\) brings them back"):
+        model.double()
+    assert model[0].weight.dtype == torch.float64  # what the message warns of
+    model.float()
+    assert model[0].weight.dtype == torch.float32 and model[1].weight_hidden.dtype == torch.float32
+
+
 def test_copies_of_a_block_are_refused_until_their_streams_are_named():
     """The nn.TransformerEncoder idiom (deepcopy one block N times) made N layers drawing the same
     masks; the error pointed at a constructor argument the copies can no longer take."""

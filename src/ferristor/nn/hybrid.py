@@ -588,7 +588,9 @@ class HybridModule(nn.Module):
         if dtype != torch.float32:
             raise ConfigError("dtype", str(dtype).replace("torch.", ""), "float32 for a hybrid layer (its synapses' "
                               "state is float32 holding exact integers); convert the other layers one by one, or the "
-                              "inputs with .float()", context={"layer": self.rng_name or type(self).__name__})
+                              "inputs with .float(). torch converts a model's layers in order, so those before this "
+                              "one are already converted: model.float() brings them back (a float16 or bfloat16 "
+                              "cast has rounded them)", context={"layer": self.rng_name or type(self).__name__})
         host = {k: b for name in self._slots for kind in self._HOST_COUNTERS
                 if (b := self._buffers.get(k := f"{name}_{kind}")) is not None}
         out = super()._apply(fn, recurse)
