@@ -213,12 +213,38 @@ def test_clear_errors_for_a_bad_weight_scale(scale):
         convert(_net(), seed=0, weight_scale=scale)
 
 
-def test_an_unsupported_padding_mode_is_a_clear_error():
-    model = nn.Sequential(nn.Conv2d(1, 2, 3, padding=1, padding_mode="reflect"))
-    with pytest.raises(ConfigError, match=r"0\.padding_mode='reflect' is not allowed: expected 'zeros'"):
-        convert(model, seed=0)
-    conv, _ = _convert(model, seed=0, include=lambda name, m: False)  # or leave the layer out
-    assert conv.hybrid_conversion["left"] == [("0", "Conv2d", "not included")]
+@pytest.mark.parametrize("mode", ["reflect", "replicate", "circular"])
+@pytest.mark.parametrize("padding,kernel", [(1, 3), ((1, 2), 3), ("same", 4), ("valid", 3)])
+@pytest.mark.parametrize("replicas", [None, 2])
+def test_every_padding_mode_computes_as_torchs_layer(mode, padding, kernel, replicas):
+    """A padding mode other than zeros (convert had refused them): output, input gradient and weight
+    gradient equal nn.Conv2d's with the same weights, one chip or several."""
+    torch.manual_seed(0)
+    float_conv = nn.Conv2d(2, 3, kernel, padding=padding, padding_mode=mode)
+    chip = convert(nn.Sequential(float_conv), HybridConfig(mode="fp"), seed=0)[0]
+    assert chip.padding_mode == mode and f"padding_mode='{mode}'" in repr(chip)
+    hybrid = HybridConv2d(2, 3, kernel, padding=padding, padding_mode=mode, bias=True, replicas=replicas,
+                          config=HybridConfig(mode="fp"), seeds=[0] * (replicas or 1), name="c")
+    with torch.no_grad():
+        hybrid.weight.copy_(chip.weight.expand_as(hybrid.weight))
+        hybrid.bias.copy_(chip.bias.expand_as(hybrid.bias))
+        float_conv.weight.copy_(chip.weight)
+        float_conv.bias.copy_(chip.bias)
+    x = torch.randn(*(() if replicas is None else (replicas,)), 2, 2, 7, 6, requires_grad=True)
+    out = hybrid(x)
+    gx, gw = torch.autograd.grad((out ** 2).sum(), [x, hybrid.weight])
+    x0 = x.detach().reshape(-1, 2, 7, 6).requires_grad_()
+    ref = float_conv(x0)
+    rgx, rgw = torch.autograd.grad((ref ** 2).sum(), [x0, float_conv.weight])
+    assert torch.allclose(out.reshape(ref.shape), ref, atol=1e-5)
+    assert torch.allclose(gx.reshape(rgx.shape), rgx, atol=1e-4)
+    per_chip = gw if replicas is None else gw.sum(0)
+    assert torch.allclose(per_chip, rgw, atol=1e-3)
+
+
+def test_an_unknown_padding_mode_is_a_clear_error():
+    with pytest.raises(ConfigError, match=r"padding_mode='mirror' is not allowed: expected 'zeros' or 'reflect'"):
+        HybridConv2d(1, 2, 3, padding_mode="mirror")
 
 
 @pytest.mark.parametrize("padding", ["same", "valid"])

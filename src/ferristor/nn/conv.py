@@ -102,14 +102,19 @@ class _ConvFunction(torch.autograd.Function):
         return gx, grad_w, grad_b, None
 
 
+PADDING_MODES = ("zeros", "reflect", "replicate", "circular")  # torch.nn.Conv2d's
+
+
 class HybridConv2d(HybridModule):
-    """As ``torch.nn.Conv2d`` (zero padding: integers, ``'valid'`` or ``'same'``; no other padding modes),
+    """As ``torch.nn.Conv2d`` (padding: integers, ``'valid'`` or ``'same'``; every ``padding_mode``),
     with the kernel (and a bias column, if asked) on hybrid synapses. Inputs (N, C, H, W) for one chip;
-    (R, N, C, H, W) with ``replicas=R``.
+    (R, N, C, H, W) with ``replicas=R``. A padding mode other than zeros pads the input first, as
+    torch's own layer does (``F.pad``, then a convolution without padding): the synapses see the
+    padded input, so the weight gradient is torch's.
     ``config``, ``seeds``, ``name``, ``device``: as :class:`HybridLinear`."""
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, dilation=1,
-                 groups: int = 1, bias: bool = False, *, config: HybridConfig | None = None,
+                 groups: int = 1, bias: bool = False, padding_mode: str = "zeros", *, config: HybridConfig | None = None,
                  replicas: int | None = None, seeds=None, name: str | None = None, device=None):
         super().__init__(config, replicas, seeds, name)
         for arg, v in (("in_channels", in_channels), ("out_channels", out_channels), ("groups", groups)):
@@ -133,6 +138,14 @@ class HybridConv2d(HybridModule):
         else:
             self.padding = self._conv_padding = _pair(padding)
             self._pad_extra = None
+        if padding_mode not in PADDING_MODES:
+            raise ConfigError("padding_mode", padding_mode, " or ".join(map(repr, PADDING_MODES)))
+        self.padding_mode = padding_mode
+        self._input_pad = None  # F.pad's (left, right, top, bottom) of a mode other than zeros
+        if padding_mode != "zeros":
+            (ph, pw), extra = self._conv_padding, self._pad_extra or (0, 0, 0, 0)
+            self._input_pad = (pw, pw + extra[1], ph, ph + extra[3])
+            self._conv_padding, self._pad_extra = (0, 0), None
         n, single = self.n_replicas, replicas is None
         shape = (n, out_channels, in_channels // groups, *self.kernel_size)
         self.weight = self._add_hybrid("weight", _Slot("conv", shape, single), device)
@@ -146,6 +159,16 @@ class HybridConv2d(HybridModule):
         super().__setstate__(state)
         if "_conv_padding" not in self.__dict__:  # pickled before string paddings: integer padding
             self._conv_padding, self._pad_extra = self.padding, None
+        if "padding_mode" not in self.__dict__:  # pickled before padding modes: zeros
+            self.padding_mode, self._input_pad = "zeros", None
+
+    def _padded(self, x: torch.Tensor) -> torch.Tensor:
+        """The input with a non-zero padding mode's border (differentiable: torch's own pad op)."""
+        if self._input_pad is None:
+            return x
+        flat = x.reshape(-1, *x.shape[-3:])  # F.pad's modes take (N, C, H, W); replicas fold into N
+        out = torch.nn.functional.pad(flat, self._input_pad, mode=self.padding_mode)
+        return out.view(*x.shape[:-2], *out.shape[-2:])
 
     def check_input(self, x: torch.Tensor) -> None:
         self._check_dtype(x)
@@ -156,6 +179,7 @@ class HybridConv2d(HybridModule):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.check_input(x)
+        x = self._padded(x)
         if torch.is_grad_enabled() and (x.requires_grad or self.weight.requires_grad
                                         or (self.bias is not None and self.bias.requires_grad)):
             return _ConvFunction.apply(x, self.weight, self.bias, self)
@@ -166,4 +190,5 @@ class HybridConv2d(HybridModule):
     def extra_repr(self) -> str:
         return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}, "
                 f"padding={self.padding!r}, dilation={self.dilation}, groups={self.groups}, bias={self.bias is not None}, "
+                + (f"padding_mode={self.padding_mode!r}, " if self.padding_mode != "zeros" else "") +
                 f"mode={self.mode}, replicas={self.replicas}" + (f", name={self.rng_name!r}" if self.rng_name else ""))

@@ -176,10 +176,8 @@ def _hybrid_of(name: str, m: nn.Module, config: HybridConfig, seed: int) -> Hybr
     kw = dict(config=config, seeds=seed, name=name, device=m.weight.device)
     if isinstance(m, nn.Linear):
         return HybridLinear(m.in_features, m.out_features, m.bias is not None, **kw)
-    if m.padding_mode != "zeros":
-        raise ConfigError(f"{name}.padding_mode", m.padding_mode, "'zeros' (or leave the layer out with include=…)")
     return HybridConv2d(m.in_channels, m.out_channels, m.kernel_size, m.stride, m.padding, m.dilation, m.groups,
-                        m.bias is not None, **kw)
+                        m.bias is not None, m.padding_mode, **kw)
 
 
 _MODULE_HOOKS = {"_forward_pre_hooks": "forward pre-hook", "_forward_hooks": "forward hook",
