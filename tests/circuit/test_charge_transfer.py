@@ -218,6 +218,30 @@ def test_the_quantile_sampler_is_a_pure_function_of_config_and_counter():
     assert float((spread[7, -1] - spread[7, 0])) > float(table[7, -1] - table[7, 0])  # the config reaches the table
 
 
+def test_differential_values_count_by_the_selected_device(tmp_path):
+    """A g_diff_uS column is G+ − G−: a negative level's value is the selected device's with its sign
+    flipped, and a negative value of level 0 is noise, not an error."""
+    from ferristor.circuit.charge_transfer import read_transfer_measurements
+    p = tmp_path / "fig4.csv"
+    p.write_text("level,g_diff_uS\n" + "".join(f"{lv},{10 * lv + 1}\n{-lv},{-10 * lv - 2}\n" for lv in range(1, 8))
+                 + "0,-0.5\n0,0.5\n")
+    levels, differential = read_transfer_measurements(p)
+    assert differential and levels[0] == [-0.5, 0.5] and levels[3] == [31.0, 32.0]
+    q = tmp_path / "abs.csv"
+    q.write_text("level,conductance_uS\n" + "".join(f"{lv},{10 * lv + d}\n" for lv in range(8) for d in (1, 2)))
+    assert read_transfer_measurements(q)[1] is False
+
+
+def test_the_differential_statistics_are_those_of_a_pair():
+    from ferristor.circuit.charge_transfer import differential_statistics
+    g = torch.Generator().manual_seed(0)
+    sel = torch.stack([torch.randn(200000, generator=g, dtype=torch.float64) * s + m
+                       for m, s in ((1.0, 0.5), (30.0, 4.0), (90.0, 8.0))])
+    other = torch.randn(3, 200000, generator=g, dtype=torch.float64) * 0.5 + 1.0  # the pair's G− at level 0
+    mean, var = differential_statistics(sel.mean(1), sel.var(1))
+    assert torch.allclose(mean, (sel - other).mean(1), atol=0.05) and torch.allclose(var, (sel - other).var(1), rtol=0.02)
+
+
 def test_a_spreadsheets_byte_order_mark_is_read_past(tmp_path):
     from ferristor.circuit.charge_transfer import read_level_measurements
     p = tmp_path / "excel.csv"

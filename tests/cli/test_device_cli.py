@@ -129,6 +129,8 @@ BAD_CSVS = {
     "decreasing": _rows(*[(lv, 100 - 10 * lv + d) for lv in range(8) for d in (1, 2)]),
     # a step the chain cannot make: the fit leaves the transistor's allowed range
     "beyond the chain": _rows(*[(lv, g + d) for lv, g in enumerate([1, 90, 91, 92, 93, 94, 95, 96]) for d in (-1, 1)]),
+    "both kinds": "level,conductance_uS,g_diff_uS\n" + "".join(f"{lv},{lv + 1},{lv}\n" for lv in range(8) for _ in "ab"),
+    "differential, decreasing": "level,g_diff_uS\n" + "".join(f"{lv},{-10 * lv - d}\n" for lv in range(8) for d in (1, 2)),
 }
 
 
@@ -292,3 +294,24 @@ def test_fecap_endurance_draws_your_fatigue_settings(tmp_path):
     grid.write_text('[grid]\n"transfer.circuit.line.c_tl_ff" = [300.0, 400.0]\n')
     res = CliRunner().invoke(device_group, ["transfer-line", "--out", str(tmp_path / "c"), "--config", str(grid)])
     assert res.exit_code == 2 and "[grid]/[[points]]" in res.output
+
+
+def test_calibrate_reads_the_device_figures_own_differential_levels(tmp_path):
+    """Fig. 4's levels are G+ − G− (what `device transfer-levels` writes, and what a measured pair gives):
+    calibrate fits them as differential statistics, so the round trip chain → Fig. 4 → calibrate gives
+    back the chain's differential levels (it had refused the file for want of a conductance_uS column)."""
+    from ferristor.circuit.charge_transfer import ChargeTransferConfig, level_statistics
+    fig4 = tmp_path / "fig4"
+    res = CliRunner().invoke(device_group, ["transfer-levels", "--out", str(fig4), "--samples", "200", "--seed", "1"])
+    assert res.exit_code == 0, res.output
+    res, out = _calibrate(tmp_path, fig4 / "transfer-levels.csv", samples=1000)
+    assert res.exit_code == 0, res.output
+    assert "G+ − G−" in res.output and "differential" in (out / "calibrated.toml").read_text()
+    fitted = _written_circuit(out / "calibrated.toml").transfer.circuit
+    want, _, want_sigma = level_statistics(ChargeTransferConfig(), 20000, seed=5, differential=True)
+    got, _, got_sigma = level_statistics(fitted, 20000, seed=5, differential=True)
+    assert float((got - want).abs().max()) < 2.0 and abs(got_sigma - want_sigma) < 1.0  # µS, of a 100 µS span
+    absolute, _, _ = level_statistics(fitted, 20000, seed=6)  # the weight scale: the fitted chain's own means
+    assert fitted.reference_means_us == pytest.approx(absolute.tolist(), abs=0.5)
+    rows = list(csv.DictReader((out / "calibrated.csv").open()))
+    assert abs(float(rows[0]["measured_mean_uS"])) < 0.5 and float(rows[0]["fitted_mean_uS"]) == 0.0

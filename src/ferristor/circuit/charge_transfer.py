@@ -270,12 +270,25 @@ def quantile_table(config: ChargeTransferConfig, layout: SynapseLayout, draws: i
 # --- calibration ---------------------------------------------------------------------------------
 
 def level_statistics(cfg: ChargeTransferConfig, n_per_level: int = 20000, seed: int = 0,
-                     layout: SynapseLayout = PAPER_LAYOUT) -> tuple[torch.Tensor, torch.Tensor, float]:
-    """Monte-Carlo means, stds (µS) of the 8 levels and their pooled σ = √(mean variance)."""
+                     layout: SynapseLayout = PAPER_LAYOUT, *, differential: bool = False
+                     ) -> tuple[torch.Tensor, torch.Tensor, float]:
+    """Monte-Carlo means, stds (µS) of the 8 levels and their pooled σ = √(mean variance): of the
+    selected device's conductance, or with ``differential`` of G+ − G− (Fig. 4: the other device of
+    the pair at level 0, independent; ``differential_statistics``)."""
     g = torch.Generator().manual_seed(seed)
     levels = torch.arange(layout.max_level + 1).repeat_interleave(n_per_level)
     cond = CircuitTransfer(cfg, layout.max_level, layout).conductance(levels, g).view(layout.max_level + 1, -1)
-    return cond.mean(1), cond.std(1), float(cond.var(1).mean().sqrt())
+    mean, var = cond.mean(1), cond.var(1)
+    if differential:
+        mean, var = differential_statistics(mean, var)
+    return mean, var.sqrt(), float(var.mean().sqrt())
+
+
+def differential_statistics(mean: torch.Tensor, var: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-level mean and variance of G+ − G− from the selected device's: the unselected device of the
+    pair sits at level 0 (its LCS), drawn independently, so the mean loses level 0's and the variance
+    gains it (level 0 itself: mean 0, twice its variance)."""
+    return mean - mean[0], var + var[0]
 
 
 # A chain whose level means span less than half or more than twice the range of the reference means
@@ -306,10 +319,14 @@ def chain_problem(cfg: ChargeTransferConfig, layout: SynapseLayout = PAPER_LAYOU
 
 
 def calibrate(means_us: Sequence[float], sigma_us: float, base: ChargeTransferConfig | None = None,
-              n_per_level: int = 4000, seed: int = 0, layout: SynapseLayout = PAPER_LAYOUT) -> ChargeTransferConfig:
+              n_per_level: int = 4000, seed: int = 0, layout: SynapseLayout = PAPER_LAYOUT, *,
+              differential: bool = False) -> ChargeTransferConfig:
     """Fit the transistor threshold, tail and exponent, the G(Icc) curve and the SET spread so the chain's
     level means and pooled σ match the targets (Monte Carlo with common random numbers, L-BFGS).
-    The FeCAP, transfer-line and LCS parameters stay as given."""
+    The FeCAP, transfer-line and LCS parameters stay as given. ``differential``: the targets are of
+    G+ − G− (Fig. 4's levels, level 0 ≈ 0), fitted as ``differential_statistics`` of the chain's; the
+    absolute conductances then rest on the LCS (``memristor.curve.lcs_median_us``), which the fit keeps,
+    and the weight scale (``reference_means_us``) becomes the fitted chain's own level means."""
     base = base or ChargeTransferConfig()
     target = torch.tensor(means_us, dtype=torch.float64)
     if target.numel() != layout.max_level + 1:
@@ -333,7 +350,10 @@ def calibrate(means_us: Sequence[float], sigma_us: float, base: ChargeTransferCo
         icc = saturation_current_ua(v_gs, p[0], t.k_ua_per_v2, torch.exp(p[1]), torch.exp(p[4]))
         gs = g_set_curve(icc, torch.exp(p[2]), torch.exp(p[3]), m.hill_n)
         g = (g_lcs + gs * (1.0 + torch.exp(p[5]) * z_set).clamp_min(0.0)).view(layout.max_level + 1, -1)
-        return g.mean(1), g.var(1).mean().sqrt()
+        mean, var = g.mean(1), g.var(1)
+        if differential:
+            mean, var = differential_statistics(mean, var)
+        return mean, var.mean().sqrt()
 
     opt = torch.optim.LBFGS([p], max_iter=200, line_search_fn="strong_wolfe")
 
@@ -348,6 +368,12 @@ def calibrate(means_us: Sequence[float], sigma_us: float, base: ChargeTransferCo
         opt.step(closure)
     v = p.detach().tolist()
     s_each = math.exp(v[5]) / math.sqrt(2.0)
+    if differential:  # the weight scale: the fitted chain's own conductances (the data hold none)
+        with torch.no_grad():
+            icc = saturation_current_ua(v_gs, v[0], t.k_ua_per_v2, math.exp(v[1]), math.exp(v[4]))
+            gs = g_set_curve(icc, math.exp(v[2]), math.exp(v[3]), m.hill_n)
+            g = (g_lcs + gs * (1.0 + math.exp(v[5]) * z_set).clamp_min(0.0)).view(layout.max_level + 1, -1)
+        means_us = g.mean(1).tolist()
     return dataclasses.replace(
         base,
         transistor=dataclasses.replace(t, vth_v=round(v[0], 4), smoothing_v=round(math.exp(v[1]), 4),
@@ -359,10 +385,24 @@ def calibrate(means_us: Sequence[float], sigma_us: float, base: ChargeTransferCo
     )
 
 
+# The columns of a CSV of measured transfers: the selected device's conductance, or the pair's
+# differential G+ − G− (Fig. 4; what ``ferristor device transfer-levels`` writes).
+ABSOLUTE_COLUMN, DIFFERENTIAL_COLUMN = "conductance_uS", "g_diff_uS"
+
+
 def read_level_measurements(path: str | os.PathLike, layout: SynapseLayout = PAPER_LAYOUT) -> list[list[float]]:
-    """The conductances (µS) of each magnitude level 0…max in a CSV with columns level, conductance_uS
-    (a signed level counts by its magnitude: the selected device is programmed the same way). Every
-    fault is a DataError naming the file and, where there is one, the row."""
+    """The values (µS) of each magnitude level 0…max of a CSV of measured transfers
+    (``read_transfer_measurements``), of either kind."""
+    return read_transfer_measurements(path, layout)[0]
+
+
+def read_transfer_measurements(path: str | os.PathLike, layout: SynapseLayout = PAPER_LAYOUT
+                               ) -> tuple[list[list[float]], bool]:
+    """(The values (µS) of each magnitude level 0…max, differential?) from a CSV with columns level and
+    either conductance_uS (the selected device's conductance, ≥ 0; a signed level counts by its
+    magnitude: the selected device is programmed the same way) or g_diff_uS (G+ − G−, as Fig. 4 and
+    ``ferristor device transfer-levels`` give it; a negative level's value counts with its sign flipped).
+    Every fault is a DataError naming the file and, where there is one, the row."""
     n_levels = layout.max_level + 1
 
     def bad(reason: str) -> DataError:
@@ -379,27 +419,36 @@ def read_level_measurements(path: str | os.PathLike, layout: SynapseLayout = PAP
         raise bad("is not a text file (save the measurements as CSV)") from None
     except csv.Error as e:
         raise bad(f"is not a readable CSV ({e})") from None
-    if not {"level", "conductance_uS"} <= set(header):
-        raise bad(f"expected the columns 'level' and 'conductance_uS', found {', '.join(map(repr, header)) or 'none (an empty file)'}")
+    kinds = [c for c in (ABSOLUTE_COLUMN, DIFFERENTIAL_COLUMN) if c in header]
+    if "level" not in header or len(kinds) != 1:
+        found = ", ".join(map(repr, header)) or "none (an empty file)"
+        raise bad(f"expected the columns 'level' and one of '{ABSOLUTE_COLUMN}' (the selected device's conductance) "
+                  f"or '{DIFFERENTIAL_COLUMN}' (G+ − G−), found {found}")
+    column = kinds[0]
+    differential = column == DIFFERENTIAL_COLUMN
     by_level: dict[int, list[float]] = {}
     for line, r in enumerate(rows, start=2):
-        text = {name: r[name] for name in ("level", "conductance_uS")}
+        text = {name: r[name] for name in ("level", column)}
         for name, value in text.items():
             if value is None or not value.strip():
                 raise bad(f"row {line}: no {name} value")
         try:
-            level = abs(int(text["level"]))
+            signed = int(text["level"])
         except ValueError:
             raise bad(f"row {line}: level {text['level']!r} is not an integer") from None
+        level = abs(signed)
         try:
-            g = float(text["conductance_uS"])
+            g = float(text[column])
         except ValueError:
-            raise bad(f"row {line}: conductance_uS {text['conductance_uS']!r} is not a number") from None
+            raise bad(f"row {line}: {column} {text[column]!r} is not a number") from None
         if not math.isfinite(g):
-            raise bad(f"row {line}: conductance_uS {text['conductance_uS']!r} is not a finite number")
-        if g < 0:  # a conductance cannot be; a negative level's differential G+ − G− is, and is not what the fit reads
-            raise bad(f"row {line}: conductance_uS {text['conductance_uS'].strip()} is negative: give the selected "
-                      "device's conductance (≥ 0), for a negative level too")
+            raise bad(f"row {line}: {column} {text[column]!r} is not a finite number")
+        if differential:
+            g = -g if signed < 0 else g  # G+ − G− of a negative level: the selected device is G−
+        elif g < 0:  # a conductance cannot be; a negative level's differential G+ − G− is: that column says so
+            raise bad(f"row {line}: conductance_uS {text[column].strip()} is negative: give the selected "
+                      f"device's conductance (≥ 0), for a negative level too, or differential values as a "
+                      f"'{DIFFERENTIAL_COLUMN}' column")
         if level >= n_levels:
             raise bad(f"row {line}: level {text['level'].strip()} is outside 0…{n_levels - 1} "
                       f"(or −{n_levels - 1}…{n_levels - 1}, signed)")
@@ -411,7 +460,7 @@ def read_level_measurements(path: str | os.PathLike, layout: SynapseLayout = PAP
     few = [lv for lv in range(n_levels) if len(by_level[lv]) < 2]
     if few:
         raise bad(f"level {', '.join(map(str, few))}: a single measurement; at least 2 a level (for the spread)")
-    return [by_level[lv] for lv in range(n_levels)]
+    return [by_level[lv] for lv in range(n_levels)], differential
 
 
 def level_summary(levels: Sequence[Sequence[float]]) -> tuple[list[float], float]:
@@ -426,6 +475,6 @@ def read_measurements_csv(path: str | os.PathLike, layout: SynapseLayout = PAPER
 
 
 def calibrate_from_csv(path: str | os.PathLike, base: ChargeTransferConfig | None = None, **kw) -> ChargeTransferConfig:
-    """Re-calibrate the chain on a user's measured transfer conductances."""
-    means, sigma = read_measurements_csv(path)
-    return calibrate(means, sigma, base, **kw)
+    """Re-calibrate the chain on a user's measured transfers (either kind of CSV, ``read_transfer_measurements``)."""
+    levels, differential = read_transfer_measurements(path)
+    return calibrate(*level_summary(levels), base, differential=differential, **kw)

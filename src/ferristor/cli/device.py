@@ -16,13 +16,14 @@ import math
 import os
 import shlex
 import warnings
+from typing import NamedTuple
 from pathlib import Path
 
 import click
 import torch
 
 from ..circuit.charge_transfer import (PAPER_LEVEL_MEANS_US, ChargeTransferConfig, CircuitTransfer, calibrate,
-                                       changed_settings, level_statistics, level_summary, msb_bits, read_level_measurements,
+                                       changed_settings, level_statistics, level_summary, msb_bits, read_transfer_measurements,
                                        tl_voltage)
 from ..circuit.layout import PAPER_LAYOUT
 from ..atomic import atomic_write
@@ -373,21 +374,37 @@ def _csv_error(path: str, reason: str) -> ConfigError:
     return ConfigError("csv", path, reason=reason)
 
 
-def _measurements(path: str) -> tuple[list[float], float, list[float], list[int]]:
-    """(level means, pooled σ) as ``read_measurements_csv`` gives them, the levels' stds and counts;
-    every fault of the file one line naming --csv, before any work or any write."""
+class Measured(NamedTuple):
+    """A CSV of measured transfers, summed up: per-level means, pooled σ, stds, counts (µS), and
+    whether the values are the pair's G+ − G− rather than the selected device's conductance."""
+    means: list[float]
+    sigma: float
+    stds: list[float]
+    counts: list[int]
+    differential: bool
+
+    @property
+    def what(self) -> str:
+        return "G+ − G−" if self.differential else "conductance"
+
+
+def _measurements(path: str) -> Measured:
+    """The CSV's level statistics (``read_transfer_measurements``, ``level_summary``); every fault of
+    the file one line naming --csv, before any work or any write."""
     if not os.path.exists(path):
         raise _csv_error(path, "no such file")
     try:
-        levels = read_level_measurements(path)
+        levels, differential = read_transfer_measurements(path)
     except DataError as e:
         raise _csv_error(path, str(e).removeprefix(f"{path}: ")) from None
     means, sigma = level_summary(levels)
     if any(b <= a for a, b in zip(means, means[1:])):
         shown = ", ".join(f"{m:.4g}" for m in means)
         raise _csv_error(path, f"the level means ({shown} µS) do not increase with the level: expected a "
-                               "conductance that grows from level 0 to level 7")
-    return means, sigma, [float(torch.tensor(v, dtype=torch.float64).std()) for v in levels], [len(v) for v in levels]
+                               f"{'G+ − G− (of a negative level: G− − G+)' if differential else 'conductance'} "
+                               "that grows from level 0 to level 7")
+    return Measured(means, sigma, [float(torch.tensor(v, dtype=torch.float64).std()) for v in levels],
+                    [len(v) for v in levels], differential)
 
 
 def _toml_value(v) -> str:
@@ -466,9 +483,9 @@ def calibration(csv_path: str, out: Path, seed: int, samples: int) -> list[Path]
     """Fit the transfer chain to measured conductances (``calibrate``) and write the fit as a spec file
     (``calibrated.toml``), the measured vs fitted level statistics (``calibrated.csv``) and a figure;
     a failure leaves nothing new behind (no file, no folder)."""
-    means, sigma, stds, counts = _measurements(csv_path)  # every fault of the CSV, before --out is touched
+    measured = _measurements(csv_path)  # every fault of the CSV, before --out is touched
     with _nothing_left_on_failure(out) as write:
-        files, table = _calibrated_files(csv_path, _prepared(out), seed, samples, means, sigma, stds, counts)
+        files, table = _calibrated_files(csv_path, _prepared(out), seed, samples, measured)
         for path, data in files.items():  # all rendered first: only the writes themselves can fail here
             write(path, data)
     for line in table:
@@ -476,16 +493,17 @@ def calibration(csv_path: str, out: Path, seed: int, samples: int) -> list[Path]
     return list(files)
 
 
-def _calibrated_files(csv_path: str, out: Path, seed: int, samples: int, means: list[float], sigma: float,
-                      stds: list[float], counts: list[int]) -> tuple[dict[Path, bytes], list[str]]:
+def _calibrated_files(csv_path: str, out: Path, seed: int, samples: int, measured: Measured
+                      ) -> tuple[dict[Path, bytes], list[str]]:
     """The fit, as the files to write (path → contents: the spec file first) and the table to print."""
+    means, sigma, stds, counts, differential = measured
     try:
-        fitted = calibrate(means, sigma, n_per_level=samples, seed=seed)
+        fitted = calibrate(means, sigma, n_per_level=samples, seed=seed, differential=differential)
     except ConfigError as e:  # a fitted setting beyond its range: these measurements are beyond the chain
         raise _csv_error(csv_path, f"the device chain cannot reproduce these measurements (the fit gives "
                                    f"{e.render()}); are the conductances in µS?") from None
     # the fitted chain's statistics from draws the fit did not see (seed + 1): an out-of-sample check
-    fit_means, fit_stds, fit_sigma = level_statistics(fitted, samples, seed + 1)
+    fit_means, fit_stds, fit_sigma = level_statistics(fitted, samples, seed + 1, differential=differential)
     fit_means, fit_stds = fit_means.tolist(), fit_stds.tolist()
     diffs = [f - m for f, m in zip(fit_means, means)]
     worst = max(range(N_LEVELS), key=lambda lv: abs(diffs[lv]))
@@ -505,12 +523,13 @@ def _calibrated_files(csv_path: str, out: Path, seed: int, samples: int, means: 
     command = _calibrate_command(csv_path, out, seed, samples)
     toml_path = out / "calibrated.toml"
     header = [
-        "The DAC-free transfer chain (transfer model 'circuit') fitted to measured transfer conductances.",
+        "The DAC-free transfer chain (transfer model 'circuit') fitted to measured transfer conductances"
+        + (" (differential, G+ − G−: the absolute scale rests on the chain's LCS)." if differential else "."),
         f"measurements: {csv_path} ({sum(counts)} rows: {', '.join(map(str, counts))} for levels 0…{N_LEVELS - 1})",
         f"fit: ferristor.circuit.charge_transfer.calibrate, seed {seed}, {samples} Monte-Carlo draws a level",
         f"made by: {command}",
-        f"level means measured (µS): {', '.join(f'{m:.4g}' for m in means)}; pooled σ {sigma:.4g}",
-        f"level means fitted   (µS): {', '.join(f'{m:.4g}' for m in fit_means)}; pooled σ {fit_sigma:.4g}",
+        f"level means measured ({measured.what}, µS): {', '.join(f'{m:.4g}' for m in means)}; pooled σ {sigma:.4g}",
+        f"level means fitted   ({measured.what}, µS): {', '.join(f'{m:.4g}' for m in fit_means)}; pooled σ {fit_sigma:.4g}",
         "",
         "Train with it (hm-var with the circuit transfer; options add to it, e.g. --dataset, --epochs):",
         f"  ferristor train --config {shlex.quote(os.fspath(toml_path))}",
@@ -530,7 +549,7 @@ def _calibrated_files(csv_path: str, out: Path, seed: int, samples: int, means: 
                 label=f"measured (pooled σ {sigma:.2f} µS)")
     ax.errorbar([lv + 0.08 for lv in levels], fit_means, yerr=fit_stds, marker="s", capsize=3, ls="none",
                 label=f"fitted chain (pooled σ {fit_sigma:.2f} µS)")
-    ax.set(xlabel="transferred level", ylabel="conductance (µS)", xticks=levels,
+    ax.set(xlabel="transferred level", ylabel=f"{measured.what} (µS)", xticks=levels,
            title=f"transfer chain fitted to {Path(csv_path).name}")
     ax.legend()
     rows = [[lv, counts[lv], means[lv], stds[lv], fit_means[lv], fit_stds[lv], sigma, fit_sigma] for lv in levels]
@@ -541,12 +560,15 @@ def _calibrated_files(csv_path: str, out: Path, seed: int, samples: int, means: 
     table = [f"{'level':>5}  {'measured µS':>11}  {'fitted µS':>11}  {'difference':>10}"]
     table += [f"{lv:>5}  {means[lv]:>11.2f}  {fit_means[lv]:>11.2f}  {diffs[lv]:>+10.2f}" for lv in levels]
     table.append(f"{'σ':>5}  {sigma:>11.2f}  {fit_sigma:>11.2f}  {fit_sigma - sigma:>+10.2f}   (pooled)")
+    if differential:
+        table.append("(G+ − G−, as measured; the fitted chain's own conductances are its reference_means_us)")
     return files, table
 
 
 @device_group.command("calibrate", short_help="fit the transfer chain to measured conductances")
 @click.option("--csv", "csv_path", required=True, type=str, metavar="FILE",
-              help="measured transfers: columns level (0…7, or signed −7…7) and conductance_uS, ≥ 2 rows a level")
+              help="measured transfers: columns level (0…7, or signed −7…7) and conductance_uS (the selected "
+              "device's), or g_diff_uS (G+ − G−, as Fig. 4 and `device transfer-levels` write it); ≥ 2 rows a level")
 @_out_option
 @_seed_option
 @click.option("--samples", type=click.IntRange(2, CALIBRATE_MAX_SAMPLES), default=CALIBRATE_SAMPLES, show_default=True,
