@@ -115,3 +115,39 @@ def test_the_default_count_leaves_the_ledger_as_it_was():
     base = _tiny().ledger_report()
     same = _tiny(memristor_ops_unselected=2).ledger_report()
     assert base == same
+
+
+COSTS = dict(fecap_energy_fj=37.5, memristor_energy_pj=0.3, fecap_endurance_cycles=3e6, memristor_endurance_cycles=7e4,
+             ops_per_cycle=3)
+
+
+@pytest.mark.parametrize("rule", ["hybrid", "memristor-sgd", "tiki-taka"])
+def test_recost_equals_the_report_made_with_the_new_costs(rule):
+    """A finished run priced again (recost: the counted operations × other costs and ratings) is, to the
+    bit, the report the same training gives with those costs — every energy, margin and device kind,
+    the initial programming included. What lets a sweep re-price a finished trial without training."""
+    import dataclasses
+    import json
+
+    from ferristor.circuit.ledger import recost
+    from ferristor.rule.schemes import SchemeConfig
+    assert set(COSTS) == set(LedgerConfig.REPORT_ONLY)
+
+    def trained(**costs):
+        cfg = HybridConfig(mode="hm-var", ledger=LedgerConfig(**costs), scheme=SchemeConfig(rule=rule))
+        model = HybridMLP(NetworkSpec(sizes=(5, 4, 3)), config=cfg, replicas=2, seeds=[0, 1])
+        opt = HybridSGD(model.parameters(), lr=0.3, p=0.5, k=3)
+        g = torch.Generator().manual_seed(0)
+        for _ in range(10):
+            loss = F.cross_entropy(model(torch.rand(2, 1, 5, generator=g)).flatten(0, 1),
+                                   torch.randint(0, 3, (2,), generator=g))
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        return json.loads(json.dumps(ledger(model)))  # as results.json and a sweep's store hold it
+
+    default, other = trained(), trained(**COSTS)
+    assert default != other  # the costs reach the report
+    for a, b in zip(default, other):
+        assert recost(a, LedgerConfig(**COSTS)) == b
+        assert recost(b, dataclasses.replace(LedgerConfig(), **{k: getattr(LedgerConfig(), k) for k in COSTS})) == a

@@ -149,3 +149,13 @@ def test_dry_run_lists_trials_with_an_estimate(tmp_path, mnist_data_dir):
     assert lines[0].startswith("3 trials in") and len(lines) == 5 and "seeds 0-9" in lines[1] and "rule.k=100" in lines[3]
     assert "new" in lines[1] and lines[-1].startswith("CPU time: ") and "with 2 worker(s)" in lines[-1]
     assert not (tmp_path / "sweep.sqlite").exists()  # a dry run writes nothing
+
+
+def test_dry_run_counts_a_twin_with_other_ledger_costs_as_priced(tmp_path, mnist_data_dir):
+    data = ["--data-dir", mnist_data_dir] if mnist_data_dir else []
+    r = CliRunner().invoke(cli, ["sweep", "--grid", "rule.k=10,100", "--grid", "ledger.fecap_energy_fj=100,50",
+                                 "--set", "mode=hm", "--dry-run", "--out", str(tmp_path), *data])
+    assert r.exit_code == 0, r.output
+    rows = [line.split() for line in r.output.splitlines() if line[:4].strip().isdigit()]
+    assert [row[2] for row in rows] == ["new", "priced", "new", "priced"]  # points in grid order: k, then the cost
+    assert all(row[3] == "0.0s" for row in rows if row[2] == "priced")

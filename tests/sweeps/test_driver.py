@@ -212,3 +212,29 @@ def test_a_finished_trial_line_shows_the_device_figures(monkeypatch):
     assert lines[1] == ("done   ledger.memristor_energy_pj=1.0  accuracy 91.00 ± 1.41 % (2 seeds)  38.4 nJ · 12,000 "
                         "memristor ops / device  3.0 s")
     assert lines[2] == "done   rule.k=10  accuracy 90.00 % (1 seeds)  1.0 s"
+
+
+def test_trials_that_differ_only_in_ledger_costs_train_once(tiny_mnist, tmp_path, monkeypatch):
+    """A grid over energy per operation or endurance ratings crosses no training: one trial of each
+    training trains, its twins are priced from its counted operations — rows equal to those the twins
+    give when trained — and a finished sweep takes new costs without training at all."""
+    given = {"mnist": tiny_mnist}
+    both = run_plan(plan(small_spec("rule.k=10,100", "ledger.memristor_energy_pj=1,0.3"), tmp_path / "both", given=given),
+                    in_process=True, progress=False)
+    assert both.count("done") == 4 and both.ran == 4 and both.priced == 2
+    alone = run_plan(plan(small_spec("rule.k=10,100", sets=("ledger.memristor_energy_pj=0.3",)), tmp_path / "alone",
+                          given=given), in_process=True, progress=False)
+    assert alone.priced == 0 and alone.ran == 2
+    assert set(rows(tmp_path / "alone")) < set(rows(tmp_path / "both"))  # same keys, accuracies and ledgers
+    energies = {json.loads(e[-1])["energy_nJ"]["memristor_total"] for e in rows(tmp_path / "both") if e[-1]}
+    assert len(energies) == 4  # two trainings × two prices
+
+    import ferristor.experiments.train as T
+    monkeypatch.setattr(T, "train", lambda *a, **kw: pytest.fail("a priced trial trained"))
+    again = run_plan(plan(small_spec("rule.k=10,100", "ledger.memristor_energy_pj=1,0.3,2.5"), tmp_path / "both",
+                          given=given), in_process=True, progress=False)
+    assert again.count("done") == 6 and again.ran == 2 and again.priced == 2
+    store = open_store(tmp_path / "both", readonly=True)
+    sources = {t["key"]: t["result"].get("priced_from") for t in store.trials("done")}
+    store.close()
+    assert sum(v is not None for v in sources.values()) == 4 and all(sources[v] is None for v in sources.values() if v)

@@ -87,15 +87,20 @@ def kind_report(groups: list[DeviceGroup], cost: DeviceCost) -> dict:
     worst = max((r["worst"] for r in roles.values()), default=0.0)
     rep = {"devices": devices, "ops": {"mean": total / devices if devices else 0.0, "worst": worst, "total": total},
            "roles": roles}
+    return _priced(rep, cost)
+
+
+def _priced(rep: dict, cost: DeviceCost) -> dict:
+    """A kind's report given its energy and endurance from its operations and ``cost`` (in place)."""
     if cost.energy_nJ_per_op is None:
         rep["not_a_device"] = NOT_A_DEVICE
         rep["energy_nJ"] = None
         rep["endurance"] = None
         return rep
-    e = cost.energy_nJ_per_op
-    rep["energy_nJ"] = {"total": total * e, "per_device_mean": rep["ops"]["mean"] * e,
-                        "per_device_worst": worst * e}
-    worst_cycles = worst / cost.ops_per_cycle
+    e, ops = cost.energy_nJ_per_op, rep["ops"]
+    rep["energy_nJ"] = {"total": ops["total"] * e, "per_device_mean": ops["mean"] * e,
+                        "per_device_worst": ops["worst"] * e}
+    worst_cycles = ops["worst"] / cost.ops_per_cycle
     rep["endurance"] = {"rated_cycles": cost.endurance_cycles, "worst_cycles": worst_cycles,
                         "margin": cost.endurance_cycles / worst_cycles if worst_cycles else float("inf")}
     return rep
@@ -106,6 +111,18 @@ def devices_report(groups: list[DeviceGroup], cfg) -> dict:
     costs = device_costs(cfg)
     kinds = [k for k in KINDS if any(g.kind == k for g in groups)]
     rep = {k: kind_report(groups, costs[k]) for k in kinds}
-    energies = [r["energy_nJ"]["total"] for r in rep.values() if r["energy_nJ"] is not None]
-    return {"kinds": rep, "energy_nJ_total": sum(energies) if energies else None,
-            "written": [k for k in kinds if rep[k]["ops"]["total"] > 0]}
+    return _with_total({"kinds": rep, "written": [k for k in kinds if rep[k]["ops"]["total"] > 0]})
+
+
+def _with_total(dev: dict) -> dict:
+    energies = [r["energy_nJ"]["total"] for r in dev["kinds"].values() if r["energy_nJ"] is not None]
+    return {"kinds": dev["kinds"], "energy_nJ_total": sum(energies) if energies else None, "written": dev["written"]}
+
+
+def recost_devices(dev: dict, cfg) -> dict:
+    """A ``devices_report`` priced with ``cfg``'s costs and ratings (its operations as counted): what
+    ``devices_report`` of the same groups gives with ``cfg``. A new dict."""
+    costs = device_costs(cfg)
+    kinds = {k: _priced({key: v for key, v in r.items() if key not in ("energy_nJ", "endurance", "not_a_device")},
+                        costs[k]) for k, r in dev["kinds"].items()}
+    return _with_total({"kinds": kinds, "written": list(dev["written"])})

@@ -9,12 +9,13 @@ Every rule is counted the same way: its counters become device groups (``circuit
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 import torch
 
 from ..config_base import check_number, param
-from .devices import DeviceGroup, devices_report
+from .devices import DeviceGroup, devices_report, recost_devices
 from .layout import PAPER_LAYOUT, SynapseLayout
 
 
@@ -169,6 +170,36 @@ def network_groups_report(layers: list[tuple[list[DeviceGroup], int]], cfg: Ledg
     return {"layers": per_layer, "network": net}
 
 
+def recost(report: dict, cfg: LedgerConfig) -> dict:
+    """One replica's ledger (an entry of ``nn.ledger.ledger``) priced with the costs and ratings of
+    ``cfg`` (``LedgerConfig.REPORT_ONLY``): the operations as counted, the energies and endurance
+    margins computed again — what the same run reports when made with ``cfg``. A new dict."""
+    rep = json.loads(json.dumps(report))  # a deep copy (reports hold JSON values only)
+    for part in [*rep["layers"], rep["network"]]:
+        _with_energy(part, cfg)
+        if "devices" in part:
+            part["devices"] = recost_devices(part["devices"], cfg)
+    init = rep.get("initial_programming")
+    if init is not None:
+        rep["initial_programming"] = (devices_initial_report(recost_devices(init["devices"], cfg)) if "devices" in init
+                                      else {**init, "energy_nJ": _initial_energy(init["fecap_ops"]["total"],
+                                                                                  init["memristor_ops"]["total"], cfg)})
+    return rep
+
+
+def devices_initial_report(dev: dict) -> dict:
+    """A baseline rule's initial programming (every memristor pair programmed once; ``dev``, the
+    ``devices_report`` of its groups) in the hybrid report's keys."""
+    mem = dev["kinds"]["memristor"]
+    return {"fecap_ops": {"per_sign_msb_cell": 0, "total": 0.0},
+            "memristor_ops": {"per_device": mem["ops"]["worst"], "total": mem["ops"]["total"]},
+            "energy_nJ": {"fecap_total": 0.0, "memristor_total": mem["energy_nJ"]["total"]}, "devices": dev}
+
+
+def _initial_energy(fe_total: float, me_total: float, cfg: LedgerConfig) -> dict:
+    return {"fecap_total": fe_total * cfg.fecap_energy_fj * 1e-6, "memristor_total": me_total * cfg.memristor_energy_pj * 1e-3}
+
+
 def initial_programming_report(n_weights: int, cfg: LedgerConfig, layout: SynapseLayout = PAPER_LAYOUT) -> dict:
     """The one-off programming before training: write every FeCAP once, then one transfer."""
     per_msb_cell = cfg.fecap_ops_initial_write + cfg.fecap_ops_per_transfer
@@ -179,6 +210,5 @@ def initial_programming_report(n_weights: int, cfg: LedgerConfig, layout: Synaps
         "fecap_ops": {"per_sign_msb_cell": per_msb_cell, "total": fe_total},
         "memristor_ops": {"per_device": per_pair // layout.memristors if per_pair % layout.memristors == 0
                           else per_pair / layout.memristors, "total": me_total},
-        "energy_nJ": {"fecap_total": fe_total * cfg.fecap_energy_fj * 1e-6,
-                      "memristor_total": me_total * cfg.memristor_energy_pj * 1e-3},
+        "energy_nJ": _initial_energy(fe_total, me_total, cfg),
     }

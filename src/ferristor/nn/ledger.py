@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from ..circuit.devices import devices_report
-from ..circuit.ledger import initial_programming_report, network_groups_report
+from ..circuit.ledger import devices_initial_report, initial_programming_report, network_groups_report
 from .hybrid import HybridModule
 
 
@@ -27,11 +27,7 @@ def initial_report(layers: list[HybridModule]) -> dict:
     n_synapses = sum(m.n_synapses() for m in layers)
     if first.scheme_runner is None:
         return initial_programming_report(n_synapses, cfg, layout)
-    dev = devices_report([g for m in layers for g in m.scheme_runner.initial_groups(m)], cfg)
-    mem = dev["kinds"]["memristor"]
-    return {"fecap_ops": {"per_sign_msb_cell": 0, "total": 0.0},
-            "memristor_ops": {"per_device": mem["ops"]["worst"], "total": mem["ops"]["total"]},
-            "energy_nJ": {"fecap_total": 0.0, "memristor_total": mem["energy_nJ"]["total"]}, "devices": dev}
+    return devices_initial_report(devices_report([g for m in layers for g in m.scheme_runner.initial_groups(m)], cfg))
 
 
 def ledger(model: nn.Module) -> list[dict] | None:

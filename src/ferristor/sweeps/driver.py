@@ -11,6 +11,8 @@ Guarantees, whatever is killed when (driver or worker, kill -9 included):
   uninterrupted sweep's (training is deterministic in the config and resumes bit for bit);
 * a trial that keeps failing is retried ``max_retries`` times, then recorded as failed with its
   error (``--retry-failed`` tries it again later);
+* trials that differ only in the ledger's costs and ratings (``trials.training_key``) train once:
+  the others are priced from its results (``trials.priced``), at once if it finished before;
 * one driver per sweep folder: a second one is refused at once (``ferristor.locking``), and so is a
   ``train`` (or any command claiming the folder as its ``--out``): :func:`sweep_lock`.
 """
@@ -30,7 +32,7 @@ from .executors import Executor, ProcessExecutor
 from .progress import Progress
 from .provenance import code_version
 from .store import open_store
-from .trials import EXECUTION_FIELDS, Trial
+from .trials import EXECUTION_FIELDS, Trial, priced, training_key
 from .worker import Job
 
 LOCK_NAME = ".sweep.lock"
@@ -54,6 +56,7 @@ class Outcome:
     status: dict[str, str]  # key → pending/running/done/failed
     errors: dict[str, str] = field(default_factory=dict)  # key → last error of failed trials
     ran: int = 0  # trials finished by this call
+    priced: int = 0  # of which priced from a twin's training (other ledger costs), not trained
 
     def count(self, status: str) -> int:
         return sum(s == status for s in self.status.values())
@@ -81,7 +84,8 @@ class _Run:
         self.by_key = {t.key: t for t in trials}
         self.todo: collections.deque[Trial] = collections.deque()
         self.running: set[str] = set()
-        self.ran = 0
+        self.ran = self.priced = 0
+        self.twins: dict[str, list[Trial]] = {}  # training key → pending trials waiting for its training
 
     def run(self, retry_failed: bool, meta: dict | None) -> Outcome:
         store = self.store
@@ -92,7 +96,8 @@ class _Run:
         if retry_failed:
             store.retry_failed([k for k, r in status.items() if r["status"] == "failed"])
             status = store.status(self.by_key)
-        self.todo.extend(t for t in self.trials if status[t.key]["status"] == "pending")
+        self._queue([t for t in self.trials if status[t.key]["status"] == "pending"])
+        status = store.status(self.by_key)
         done = sum(r["status"] == "done" for r in status.values())
         failed = sum(r["status"] == "failed" for r in status.values())
         started = bool(self.todo)
@@ -108,7 +113,39 @@ class _Run:
                 self.executor.close()
         final = store.status(self.by_key)
         return Outcome(self.folder, self.trials, {k: r["status"] for k, r in final.items()},
-                       {k: r["error"] for k, r in final.items() if r["status"] == "failed"}, self.ran)
+                       {k: r["error"] for k, r in final.items() if r["status"] == "failed"}, self.ran, self.priced)
+
+    def _queue(self, pending: list[Trial]) -> None:
+        """Queue the pending trials, one per training key: one whose twin (the same training, other
+        ledger costs) is done in the store is priced from it now, and the rest of a group wait for
+        the first one's results."""
+        finished = {}
+        for row in self.store.trials("done"):
+            finished.setdefault(training_key(row["identity"]), row)
+        for t in pending:
+            tk = training_key(t.identity)
+            if tk in finished and self._price(t, finished[tk]["result"], None, finished[tk]["key"],
+                                              finished[tk].get("code_version")):
+                continue
+            if tk in self.twins:
+                self.twins[tk].append(t)
+            else:
+                self.twins[tk] = []
+                self.todo.append(t)
+
+    def _price(self, t: Trial, results: dict, source: Trial | None, source_key: str, version: str | None) -> bool:
+        """Record ``t`` as done with the results of ``source`` (a trial of this sweep, shown on the bar;
+        None: one finished before) priced at its costs; False (nothing recorded) if they do not check
+        out as ``t``'s."""
+        out = priced(t, results, source_key)
+        if _check(t, out):
+            return False
+        self.store.finish(t.key, out, version or code_version())
+        self.ran += 1
+        self.priced += 1
+        if source is not None:
+            self.bar.priced(t.params, out, source.params)
+        return True
 
     def _loop(self) -> None:
         while self.todo or self.executor.busy():
@@ -143,10 +180,14 @@ class _Run:
             problem = _check(t, payload)
             if problem:
                 return self._failed(t, f"RuntimeError: the worker returned wrong results: {problem}")
-            self.store.finish(key, payload, payload.get("code_version") or code_version())  # the worker's own record
+            version = payload.get("code_version") or code_version()
+            self.store.finish(key, payload, version)  # the worker's own record
             self.running.discard(key)
             self.ran += 1
             self.bar.finished(t.params, payload)
+            for twin in self.twins.pop(training_key(t.identity), []):
+                if not self._price(twin, payload, t, key, version):
+                    self.todo.append(twin)
         elif kind in ("error", "crashed"):
             self._failed(t, str(payload))
         else:
@@ -160,6 +201,8 @@ class _Run:
         self.running.discard(t.key)
         if not give_up:
             self.todo.append(t)  # resubmitted with the latest checkpoint the store holds
+        else:  # its twins train themselves (and most likely fail the same way, each with its own record)
+            self.todo.extend(self.twins.pop(training_key(t.identity), []))
 
 
 def _check(t: Trial, results: Any) -> str | None:
@@ -182,7 +225,8 @@ def summary_lines(outcome: Outcome) -> Iterable[str]:
     from .progress import label
     n = len(outcome.trials)
     yield (f"sweep {outcome.folder}: {outcome.count('done')}/{n} trials done, {outcome.count('failed')} failed, "
-           f"{outcome.count('pending') + outcome.count('running')} not run; {outcome.ran} ran now")
+           f"{outcome.count('pending') + outcome.count('running')} not run; {outcome.ran} ran now"
+           + (f" ({outcome.priced} priced from a twin's training: other ledger costs, no training)" if outcome.priced else ""))
     for t in outcome.trials:
         if outcome.status.get(t.key) == "failed":
             err = (outcome.errors.get(t.key) or "").strip().splitlines()

@@ -43,13 +43,19 @@ class Progress:
 
     def finished(self, params: dict, results: dict) -> None:
         self.running -= 1
+        self._done(f"done   {label(params)}", results, f"  {results['timing']['train_seconds']:.1f} s")
+
+    def priced(self, params: dict, results: dict, twin: dict) -> None:
+        """A trial priced from its twin's training (``twin``'s params): other ledger costs, no training."""
+        self._done(f"priced {label(params)}", results, f"  (the training of {label(twin)}, other ledger costs)")
+
+    def _done(self, head: str, results: dict, tail: str) -> None:
         acc = 100 * np.asarray(results["final_test_accuracy"])
         spread = f" ± {acc.std(ddof=1):.2f}" if acc.size > 1 else ""
         from ..experiments.compare import device_cells
         devices = device_cells(results)  # energy, memristor ops per device, margins: what a device sweep varies
-        self.line(f"done   {label(params)}  accuracy {acc.mean():.2f}{spread} % ({acc.size} seeds)"
-                  + (f"  {devices[0]} · {devices[1]} memristor ops / device" if devices else "")
-                  + f"  {results['timing']['train_seconds']:.1f} s")
+        self.line(f"{head}  accuracy {acc.mean():.2f}{spread} % ({acc.size} seeds)"
+                  + (f"  {devices[0]} · {devices[1]} memristor ops / device" if devices else "") + tail)
         if self.bar is not None:
             self.bar.update(1)
         self._postfix()

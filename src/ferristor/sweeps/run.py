@@ -15,7 +15,7 @@ from .executors import make_executor, share_a_gpu
 from .progress import label
 from .provenance import data_key, load_datasets
 from .store import open_store, store_path
-from .trials import Trial, datasets_of, expand
+from .trials import Trial, datasets_of, expand, training_key
 
 
 @dataclass
@@ -35,18 +35,36 @@ class Plan:
         finally:
             store.close()
 
+    def trained(self) -> set[str]:
+        """The training keys (``trials.training_key``) of the store's finished trials."""
+        if not store_path(self.folder).exists():
+            return set()
+        store = open_store(self.folder, readonly=True)
+        try:
+            return {training_key(t["identity"]) for t in store.trials("done")}
+        finally:
+            store.close()
+
     def dry_run_text(self, workers: int = 1, note: str | None = None) -> str:
-        status = self.status()
-        lines, total, todo = [], 0.0, 0.0
+        status, trained = self.status(), self.trained()
+        lines, total, todo, to_train = [], 0.0, 0.0, 0
         for i, t in enumerate(self.trials):
             d = self.datasets[data_key(t.config)]
             s = trial_cpu_seconds(t.config, len(d.x_train), len(d.x_test))
             st = status.get(t.key, "new")
+            tk = training_key(t.identity)
+            if st != "done" and tk in trained:  # a twin's training (other ledger costs) prices it
+                st, s = "priced", 0.0
             total += s
-            todo += 0 if st == "done" else s
+            if st != "done":
+                todo += s
+                to_train += st != "priced"
+                trained.add(tk)
             lines.append(f"{i + 1:4d}  {t.key}  {st:8s} {_hms(s):>9s}  seeds {_seeds(t.seeds)}  {label(t.params)}")
         head = f"{len(self.trials)} trials in {self.folder} (a CPU-time estimate per trial from BENCHMARKS.md, 1 thread):"
-        busy = max(1, min(workers, sum(status.get(t.key) != 'done' for t in self.trials) or 1))
+        if any(line.split()[2] == "priced" for line in lines):
+            head += "\n(priced: differs from another trial only in the ledger's costs and ratings, priced from its training)"
+        busy = max(1, min(workers, to_train or 1))
         wall = todo / busy + (WORKER_START_S if todo else 0.0)  # the workers start side by side
         tail = (f"CPU time: {_hms(total)} in all, {_hms(todo)} still to run; with {workers} worker(s) about "
                 f"{_hms(wall)} of wall time, their start included" + (f" ({note})" if note else ""))

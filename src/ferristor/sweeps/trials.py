@@ -65,6 +65,30 @@ def identity(config: dict, data_fingerprint: str) -> dict:
     return {"config": keyed, "data": data_fingerprint, "eval_chunk": eval_chunk()}
 
 
+def training_key(identity: dict) -> str:
+    """The key of what a trial *trains*: its identity without the ledger's costs and ratings
+    (``LedgerConfig.REPORT_ONLY``), which only price the counted operations. Trials sharing it train
+    the same bits; the driver trains one and prices the others from its results (``priced``)."""
+    from ..circuit.ledger import LedgerConfig
+    config = dict(identity["config"])
+    config["ledger"] = {k: v for k, v in (config.get("ledger") or {}).items() if k not in LedgerConfig.REPORT_ONLY}
+    return trial_key({**identity, "config": config})
+
+
+def priced(t: Trial, results: dict, source_key: str) -> dict:
+    """The results of trial ``t`` from those of a trial with the same ``training_key`` (``source_key``):
+    the same training, its ledger priced with ``t``'s costs and ratings (``circuit.ledger.recost``)."""
+    import json
+
+    from ..circuit.ledger import LedgerConfig, recost
+    out = json.loads(json.dumps(results))
+    costs = LedgerConfig(**t.config["ledger"])
+    out["ledger"] = [recost(r, costs) for r in out.get("ledger") or []]
+    out["config"] = {k: t.config.get(k, v) for k, v in out["config"].items()}
+    out["priced_from"] = source_key
+    return out
+
+
 def trial_of_config(params: dict, cfg, fingerprints: dict[str, str]) -> Trial:
     """The trial of a built ``TrainConfig``; ``fingerprints`` maps a dataset name to the fingerprint
     of the data it will train on (``provenance.load_datasets``)."""
