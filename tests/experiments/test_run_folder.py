@@ -176,6 +176,36 @@ def test_a_corrupt_checkpoint_says_which_file_what_and_how_to_start_over(tmp_pat
     assert run(out, fresh=True)["history"]  # --fresh starts over
 
 
+def _flip_a_byte(p, where):
+    """One bit flipped in the middle of the largest member named ``where`` (a tensor's bytes, or the
+    pickle holding the config and history): a zip that still opens and loads."""
+    import struct
+    import zipfile
+    blob = bytearray(p.read_bytes())
+    with zipfile.ZipFile(p) as z:
+        info = max((i for i in z.infolist() if where in i.filename), key=lambda i: i.file_size)
+    name_len, extra_len = struct.unpack("<HH", blob[info.header_offset + 26:info.header_offset + 30])
+    blob[info.header_offset + 30 + name_len + extra_len + info.file_size // 2] ^= 0x10
+    p.write_bytes(bytes(blob))
+
+
+@pytest.mark.parametrize("member", ["tensor", "config"])
+def test_a_checkpoint_with_a_flipped_bit_is_refused_not_resumed(tmp_path, member):
+    """torch.load checks no checksum: a flipped bit in a tensor had resumed as a value (a ledger
+    counter, a hidden weight) and finished with exit 0, one in the pickle read as another configuration.
+    The zip's CRC-32 of each member catches both."""
+    out = tmp_path / "out"
+    run(out)
+    _flip_a_byte(out / "checkpoint.pt", "/data/" if member == "tensor" else "data.pkl")
+    torch.load(out / "checkpoint.pt", weights_only=True)  # torch itself loads it
+    with pytest.raises(DataError, match=r"its bytes are corrupt \(.* fails its checksum") as e:
+        run(out)
+    assert str(out / "checkpoint.pt") in str(e.value) and "--fresh" in str(e.value)
+    from ferristor.sweeps.worker import load_resume
+    state, why = load_resume((out / "checkpoint.pt").read_bytes(), None)  # a sweep's stored checkpoint too
+    assert state is None and "fails its checksum" in why
+
+
 def test_a_checkpoint_whose_state_does_not_fit_the_network(tmp_path):
     out = tmp_path / "out"
     run(out)

@@ -200,21 +200,39 @@ def _unusable(path: Path, what: str) -> DataError:
     return DataError(f"{path} is not a usable checkpoint: {what}. Delete it, or {FRESH_HINT}.")
 
 
+def damaged_member(f) -> str | None:
+    """The first member of a zip (a ``torch.save`` file, an open binary file object) whose bytes fail
+    their CRC-32, or None. torch.load checks none: a flipped bit in a tensor would load as a value."""
+    import zipfile
+    try:
+        with zipfile.ZipFile(f) as z:
+            return z.testzip()
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError):  # not a whole zip: torch.load says what is wrong
+        return None
+
+
 def load_checkpoint(path: str | os.PathLike, *, mmap: bool = False) -> dict:
-    """A checkpoint dict with the fields ``train`` needs, or a DataError saying what is wrong with the file."""
+    """A checkpoint dict with the fields ``train`` needs, or a DataError saying what is wrong with the file.
+    Every member's CRC-32 is checked first (``damaged_member``): a corrupted checkpoint is refused, never
+    resumed, nor its config read as another configuration. ``mmap``: tensors mapped, not read."""
     import zipfile
 
     import torch
 
     path = Path(path)
+    damaged = None
     try:
         with open(path, "rb") as f:  # torch.save writes a zip: its first local header, then its directory
             zipped = f.read(4) == b"PK\x03\x04" and zipfile.is_zipfile(f)
+            if zipped:
+                damaged = damaged_member(f)
     except OSError:
         zipped = None  # unreadable: torch.load below says why
     if zipped is False:  # torch's own message for it (with mmap=True) is about mmap
         raise _unusable(path, "it is not a torch checkpoint (empty or not a zip file: a write cut short, or "
                               "another kind of file)")
+    if damaged is not None:
+        raise _unusable(path, f"its bytes are corrupt ({damaged} fails its checksum: damaged on disk or in a copy)")
     try:
         # weights_only: a checkpoint holds tensors, numbers, strings and containers; anything else
         # (arbitrary pickled objects) is refused rather than executed.

@@ -60,6 +60,10 @@ def load_resume(blob: bytes, cfg) -> tuple[dict | None, str | None]:
     builds (a checkpoint of another code version, say). Loaded into a copy of them built here, the
     way ``train`` builds its own, so a checkpoint that passes loads there too."""
     from ..experiments.run_folder import _CHECKPOINT_FIELDS, restore_torch_rng
+    from ..experiments.run_folder import damaged_member
+    damaged = damaged_member(io.BytesIO(blob)) if blob[:4] == b"PK\x03\x04" else None
+    if damaged is not None:
+        return None, f"its bytes are corrupt ({damaged} fails its checksum)"
     try:
         state = state_from_bytes(blob)
     except Exception as e:  # noqa: BLE001 — whatever torch says of a truncated or foreign blob
