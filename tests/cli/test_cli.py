@@ -32,6 +32,12 @@ def test_train_command_end_to_end(mnist_data_dir, tmp_path):
     other = CliRunner().invoke(cli, ["train", "--mode", "hm-var", "--epochs", "0.02", "--seeds", "0-1", "--test-limit", "500",
                                      *data, "--out", str(out), "--no-progress", "--k", "50"])
     assert other.exit_code == 2 and "differing in --k" in other.output  # what training reads still refuses
+    (out / "checkpoint.pt").unlink()  # results without the checkpoint a run continues from: it trains again
+    retrained = CliRunner().invoke(cli, ["train", "--mode", "hm-var", "--epochs", "0.02", "--seeds", "0-1",
+                                         "--test-limit", "500", *data, "--out", str(out), "--no-progress"])
+    assert retrained.exit_code == 0 and "already complete" not in retrained.output, retrained.output
+    assert "no checkpoint.pt to continue from: training again from step 0" in retrained.output
+    assert json.loads((out / "results.json").read_text())["final_test_accuracy"] == res["final_test_accuracy"]
 
 
 def test_bad_value_gives_one_clear_line():

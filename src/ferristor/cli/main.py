@@ -99,8 +99,14 @@ def train(out, fresh, progress, config_file, sets, **_options):
     from .train_config import train_config
 
     cfg = train_config(click.get_current_context(), config_file, sets)
-    finished = not fresh and _is_file(Path(out) / "results.json")  # written at a run's end only
+    # results.json is written at a run's end only, beside the final checkpoint, which is what the run
+    # continues from: without it, a run trains again from step 0
+    has_results = not fresh and _is_file(Path(out) / "results.json")
+    finished = has_results and _is_file(Path(out) / "checkpoint.pt")
     recosted = _recosted(Path(out), cfg) if finished else []
+    if has_results and not finished:
+        click.echo(f"{out} holds results.json but no checkpoint.pt to continue from: training again from step 0 "
+                   "(the same configuration gives the same results)")
     with explain_divergence("--lr"):
         results = run(cfg, out, progress=progress, fresh=fresh)
     if finished:  # the same config (another would have been refused): nothing was trained again
