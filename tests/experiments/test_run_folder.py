@@ -246,3 +246,23 @@ def test_orphans_of_a_killed_checkpoint_write_are_cleaned_by_the_next_run(tmp_pa
     run(out)
     assert sorted(p.name for p in out.iterdir()) == [".lock", "checkpoint.pt", "results.json"]
     assert run_folder.CHECKPOINT == "checkpoint.pt"
+
+
+def test_continuing_on_another_kind_of_device_warns(tmp_path):
+    """Where a run executes is not its identity, so a CPU checkpoint continues on a GPU; but the two agree
+    in distribution only, and the result is neither device's run: say so (it had been silent)."""
+    import warnings
+
+    from ferristor.errors import FerristorWarning
+    out = tmp_path / "out"
+    first = run(out)
+    ckpt = torch.load(out / "checkpoint.pt", weights_only=True)
+    ckpt["config"]["device"] = "cuda:0"  # as if checkpointed on a GPU
+    torch.save(ckpt, out / "checkpoint.pt")
+    with pytest.warns(FerristorWarning, match=r"continuing on cpu a run checkpointed on cuda:0.*--fresh"):
+        assert run(out)["final_test_accuracy"] == first["final_test_accuracy"]
+    ckpt["config"]["device"] = "cpu"
+    torch.save(ckpt, out / "checkpoint.pt")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FerristorWarning)
+        run(out)  # the same kind of device: silent

@@ -315,6 +315,7 @@ def resume(path: Path | None, cfg_dict: dict, model, optimizer) -> tuple[int, li
     diffs = config_differences(ckpt["config"], cfg_dict, report_only())
     if diffs:
         raise ConfigMismatchError(FIELD, str(Path(path).parent), "a checkpoint", diffs, MISMATCH_HINT)
+    warn_other_device(Path(path).parent, ckpt["config"].get("device"), cfg_dict.get("device"))
     try:
         model.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
@@ -323,6 +324,21 @@ def resume(path: Path | None, cfg_dict: dict, model, optimizer) -> tuple[int, li
         raise _unusable(Path(path), f"its state does not fit this run's network ({first})") from None
     restore_torch_rng(ckpt)
     return ckpt["step"], ckpt["history"], float(ckpt["train_time"]), float(ckpt.get("compile_time", 0.0))
+
+
+def _device_kind(device) -> str | None:
+    return None if device is None else str(device).split(":")[0]
+
+
+def warn_other_device(folder: Path, saved, now) -> None:
+    """A run continued on another kind of device than it was checkpointed on (cpu → cuda): allowed (where
+    a run executes is not its identity), but a GPU and a CPU agree statistically, not bit for bit, so
+    the result is neither's alone; say so."""
+    if _device_kind(saved) and _device_kind(now) and _device_kind(saved) != _device_kind(now):
+        warnings.warn(FerristorWarning(
+            f"{folder}: continuing on {now} a run checkpointed on {saved}; a GPU and a CPU run agree in "
+            f"distribution, not bit for bit, so its results will equal neither device's run from the start "
+            f"(start over on one device with --fresh for a reproducible run)"), stacklevel=3)
 
 
 def torch_rng_state() -> dict:
