@@ -283,3 +283,21 @@ def test_a_sweep_or_an_import_is_refused_on_a_folder_a_train_or_sweep_writes(tmp
         other.communicate("", timeout=60)
     assert not (folder / "sweep.sqlite").exists()
     assert run_plan(p, in_process=True, progress=False).count("done") == 1  # free again
+
+
+def test_a_failed_parquet_export_leaves_the_previous_file_whole(tmp_path, monkeypatch):
+    """pyarrow wrote straight to the path: a full disk left no file at all where the last export was."""
+    pq = pytest.importorskip("pyarrow.parquet")
+    from ferristor.sweeps import table
+    rows = [{"trial": "a", "test_accuracy": 0.5}, {"trial": "b", "test_accuracy": 0.25}]
+    path = tmp_path / "r.parquet"
+    table.to_parquet(rows, path)
+    before = path.read_bytes()
+
+    def full_disk(tbl, where, *a, **kw):
+        where.write(b"PAR1 half")
+        raise OSError(28, "No space left on device")
+    monkeypatch.setattr(pq, "write_table", full_disk)
+    with pytest.raises(OSError):
+        table.to_parquet(rows[:1], path)
+    assert path.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["r.parquet"]

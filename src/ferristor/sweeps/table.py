@@ -124,7 +124,9 @@ def to_parquet(rows: list[dict], path) -> None:
     except ImportError:
         raise TableError("--format parquet needs pyarrow: pip install 'ferristor[results]'") from None
     columns = list(rows[0]) if rows else []
-    pq.write_table(pa.table({c: [r[c] for r in rows] for c in columns}), path)
+    from ..atomic import atomic_write
+    with atomic_write(path) as f:  # a failed write (a full disk) leaves the previous file whole
+        pq.write_table(pa.table({c: [r[c] for r in rows] for c in columns}), f)
 
 
 # The columns a text table shows: what varies, then the figures people look at.
