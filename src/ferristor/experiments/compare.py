@@ -13,6 +13,7 @@ import numpy as np
 from ..config_base import flatten
 from ..errors import DataError
 from .config import LOCAL_FIELDS
+from .results import read_json
 from .summary import margin_text
 
 _IGNORED = {*LOCAL_FIELDS, "seeds", "eval_every", "test_limit"}
@@ -36,7 +37,7 @@ def load_runs(paths: list[str | Path]) -> tuple[list[tuple[str, dict]], list[Pat
             unfinished.append(p)
             continue
         try:
-            results = json.loads(f.read_text(encoding="utf-8"))
+            results = read_json(f)
         except (OSError, ValueError) as e:
             raise DataError(f"cannot read results from {f}: {e}") from e
         problem = _results_problem(results)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import platform
 from pathlib import Path
@@ -11,17 +12,39 @@ from ..atomic import atomic_write
 
 
 def write_json(path: str | os.PathLike, data: Any) -> Path:
+    """``data`` as strict JSON (RFC 8259), atomically. JSON has no infinity: a value that is not finite
+    is written as null — in practice an endurance margin of devices never written — and
+    :func:`read_json` reads a null margin back as infinity."""
     with atomic_write(path, "w") as f:
-        json.dump(data, f, indent=2, default=_jsonable)
+        json.dump(_strict(data), f, indent=2, allow_nan=False, default=str)
     return Path(path)
 
 
-def _jsonable(o):
-    if hasattr(o, "tolist"):
-        return o.tolist()
-    if isinstance(o, (set, tuple)):
-        return list(o)
-    return str(o)
+def read_json(path: str | os.PathLike) -> Any:
+    """A file :func:`write_json` wrote (or an older one with ``Infinity`` in it): a null under a key
+    ending in ``margin`` is an infinite margin again. json's own errors (OSError, ValueError) pass."""
+    return _margins(json.loads(Path(path).read_text(encoding="utf-8")))
+
+
+def _strict(o):
+    if isinstance(o, float):
+        return o if math.isfinite(o) else None
+    if isinstance(o, dict):
+        return {k: _strict(v) for k, v in o.items()}
+    if isinstance(o, (list, tuple, set)):
+        return [_strict(v) for v in o]
+    if hasattr(o, "tolist"):  # numpy and torch values
+        return _strict(o.tolist())
+    return o
+
+
+def _margins(o):
+    if isinstance(o, dict):
+        return {k: (math.inf if v is None and isinstance(k, str) and k.endswith("margin") else _margins(v))
+                for k, v in o.items()}
+    if isinstance(o, list):
+        return [_margins(v) for v in o]
+    return o
 
 
 def versions() -> dict[str, str]:

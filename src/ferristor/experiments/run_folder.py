@@ -29,6 +29,7 @@ from typing import Any, Iterable, Iterator
 
 from ..config_base import flatten
 from ..errors import ABSENT, ConfigError, ConfigMismatchError, DataError, FerristorWarning
+from .results import read_json
 
 CHECKPOINT = "checkpoint.pt"
 RESULTS = "results.json"
@@ -289,7 +290,7 @@ def check_same_run(folder: Path, cfg_dict: dict) -> None:
 def read_results(path: Path) -> dict:
     """A results.json (a dict holding its run's 'config' dict), or a DataError saying what is wrong."""
     try:
-        results = json.loads(path.read_text(encoding="utf-8"))
+        results = read_json(path)
         if not isinstance(results, dict) or not isinstance(results.get("config"), dict):
             raise TypeError("no config dict in it")
     except (OSError, ValueError, TypeError) as e:

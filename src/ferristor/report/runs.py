@@ -15,6 +15,7 @@ from pathlib import Path
 from ..circuit.ledger import LedgerConfig
 from ..errors import DataError
 from ..experiments.config import with_legacy_defaults
+from ..experiments.results import read_json
 
 # Top-level keys this adapter interprets; any other field the engine adds is shown as provenance.
 KNOWN_KEYS = {"config", "seeds", "steps", "samples_per_replica", "final_test_accuracy", "final_test_accuracy_mean",
@@ -144,7 +145,7 @@ def read_run(path: str | Path, name: str | None = None) -> Run:
     path = Path(path)
     file = path / "results.json" if path.is_dir() else path
     try:
-        data = json.loads(file.read_text(encoding="utf-8"))
+        data = read_json(file)
     except FileNotFoundError:
         raise DataError(f"{path}: no results.json (is the run finished?)") from None
     except (OSError, UnicodeDecodeError, ValueError) as e:

@@ -6,13 +6,13 @@ sweep is a results store ``sweep.sqlite`` (``ferristor.sweeps``), or, from befor
 """
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
 from ..experiments.config import with_legacy_defaults
+from ..experiments.results import read_json
 from ..errors import DataError
 from .runs import Endurance, endurance_of
 
@@ -83,7 +83,7 @@ class TrialsFolder:
         trials, skipped, newest = [], [], None
         for f in sorted((folder / "trials").glob("*.json")):
             try:
-                trials.append(trial_from_record(json.loads(f.read_text(encoding="utf-8")), f.stem))
+                trials.append(trial_from_record(read_json(f), f.stem))
                 newest = max(newest or 0.0, f.stat().st_mtime)
             except (OSError, UnicodeDecodeError, ValueError, AttributeError) as e:
                 skipped.append(f"{f.name} ({e})")

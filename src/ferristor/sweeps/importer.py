@@ -6,10 +6,10 @@ computes; importing the same file twice changes nothing.
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from ..errors import DataError
+from ..experiments.results import read_json
 from ..experiments.sweep import normalise, trial_key
 from .store import Store
 from .trials import EXECUTION_FIELDS, Trial
@@ -22,7 +22,7 @@ def _results_file(path: Path) -> Path:
 def import_run(store: Store, path: str | Path) -> Trial:
     file = _results_file(Path(path))
     try:
-        results = json.loads(file.read_text(encoding="utf-8"))
+        results = read_json(file)
     except (OSError, UnicodeDecodeError, ValueError) as e:
         raise DataError(f"--import {path}: no readable results.json ({e})") from None
     if not isinstance(results, dict) or not all(k in results for k in ("config", "seeds", "history")) \

@@ -26,7 +26,7 @@ from ..atomic import atomic_write
 from ..config_base import param
 from ..errors import ConfigError, ConfigMismatchError, FerristorWarning
 from ..experiments import run_folder
-from ..experiments.results import versions, write_json
+from ..experiments.results import read_json, versions, write_json
 from .features import cached_features
 from .folds import balanced_pool
 from .images import ImageSet, check_name, resolve
@@ -204,7 +204,7 @@ def _read_pair(path: Path) -> dict | None:
     """A finished pair's results; None, with a warning naming the file, where it is unreadable (a
     truncated or foreign file): the pair is then computed again and the file replaced."""
     try:
-        saved = json.loads(path.read_text(encoding="utf-8"))
+        saved = read_json(path)
         if not isinstance(saved, dict):
             raise TypeError(f"a JSON {type(saved).__name__}, not a pair's results")
         return saved

@@ -25,7 +25,7 @@ from ..backbones import Backbone, BackboneSpec, build_backbone, load_backbone, s
 from ..config_base import check_number, param, param_like
 from ..errors import ConfigError, ConfigMismatchError, DataError, DivergedError
 from ..experiments import run_folder
-from ..experiments.results import versions, write_json
+from ..experiments.results import read_json, versions, write_json
 from ..nn.lsq import level_usage
 from .images import ImageSet, resolve
 
@@ -137,7 +137,7 @@ def saved_differences(cfg: PretrainConfig, out: str | Path, remedy: str | None =
 def _read_results(path: Path, remedy: str | None) -> dict:
     """A finished pretraining's pretrain.json, or a DataError naming it and the way out."""
     try:
-        saved = json.loads(path.read_text(encoding="utf-8"))
+        saved = read_json(path)
         if not isinstance(saved, dict) or not isinstance(saved.get("identity", {}), dict):
             raise TypeError("not a pretraining's results: no identity dict in it")
     except (OSError, ValueError, TypeError) as e:  # ValueError: JSONDecodeError, UnicodeDecodeError
