@@ -74,3 +74,8 @@ def test_a_test_limit_is_named_beside_the_accuracy_and_bits_in_the_run_line():
     results["config"] = {**results["config"], "test_limit": 500, "layout": {"hidden_bits": 8, "analogue_magnitude_bits": 2}}
     assert _row(results, "test accuracy").endswith("· on the first 500 test samples (--test-limit)")
     assert " · 8/2 bits · " in _row(results, "run")
+    results["dataset"] = {**results.get("dataset", {}), "test": 10_000}
+    results["config"]["test_limit"] = 100_000  # beyond the test set: it cut nothing (it had said "the first 100,000")
+    assert "first" not in _row(results, "test accuracy")
+    results["config"]["test_limit"] = 9_999
+    assert _row(results, "test accuracy").endswith("· on the first 9,999 test samples (--test-limit)")

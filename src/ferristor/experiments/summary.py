@@ -77,6 +77,14 @@ def endurance_problems(results: dict) -> list[str]:
     return said
 
 
+def _test_limit(cfg: dict, results: dict) -> str:
+    """Where --test-limit cut the test set, what it was cut to (a limit beyond the set cuts nothing)."""
+    limit, n_test = cfg.get("test_limit") or 0, (results.get("dataset") or {}).get("test")
+    if not limit or (isinstance(n_test, int) and limit >= n_test):
+        return ""
+    return f" · on the first {limit:,} test samples (--test-limit)"
+
+
 def summary_rows(results: dict) -> list[tuple[str, str]]:
     cfg = results["config"]
     acc = np.array(results["final_test_accuracy"]) * 100
@@ -86,7 +94,7 @@ def summary_rows(results: dict) -> list[tuple[str, str]]:
         ("run", f"{cfg['dataset']} · {cfg['mode']}{_transfer(cfg)}{_bits(cfg)} · k={cfg['rule']['k']} · p={cfg['rule']['p']} · "
                 f"lr={cfg['rule']['lr']} · {results['samples_per_replica']:,} samples × {n_seeds} seed{'s' * (n_seeds != 1)}"),
         ("test accuracy", f"{acc.mean():.2f}{std} %  (seeds: {', '.join(f'{a:.2f}' for a in acc)})"
-                          + (f" · on the first {cfg['test_limit']:,} test samples (--test-limit)" if cfg.get("test_limit") else "")),
+                          + _test_limit(cfg, results)),
     ]
     if results.get("final_val_accuracy"):
         val = np.array(results["final_val_accuracy"]) * 100
