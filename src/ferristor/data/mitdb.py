@@ -2,8 +2,8 @@
 
 Places, in order: an explicit data root (``--data-dir`` or ``FERRISTOR_DATA``) holding ``mitdb/``;
 the user cache ``cache_root()/mitdb``; else a fetch from PhysioNet through ``wfdb`` into that cache,
-never when ``FERRISTOR_OFFLINE=1``. An explicit root that lacks files is an error, not a reason to
-download elsewhere (as in ``sources.locate``).
+never when ``FERRISTOR_OFFLINE`` is true (1, true, yes, on: ``sources.env_flag``). An explicit root
+that lacks files is an error, not a reason to download elsewhere (as in ``sources.locate``).
 
 Wherever they come from, the files are checked against the SHA-256 table shipped with ferristor
 (``mitdb_checksums``) before use, and every file that does not match is reported at once. Header
@@ -27,7 +27,7 @@ import numpy as np
 
 from ..errors import DataError
 from .mitdb_checksums import MITDB_SHA256
-from .sources import ENV_DATA_ROOT, ENV_OFFLINE, cache_root, present
+from .sources import ENV_DATA_ROOT, ENV_OFFLINE, cache_root, env_path, offline, present
 
 FOLDER = "mitdb"
 PHYSIONET_DB = "mitdb"  # PhysioNet database slug for wfdb.dl_database
@@ -135,7 +135,8 @@ def locate_mitdb(data_dir: str | os.PathLike | None = None, records: Sequence[st
 
 
 def _find_mitdb(data_dir, records: Sequence[str], checksums) -> Path:
-    explicit = data_dir or os.environ.get(ENV_DATA_ROOT)
+    no_download = offline()  # read first: a mistyped value is refused even where nothing is fetched
+    explicit = data_dir or env_path(ENV_DATA_ROOT)
     if explicit:
         folder = Path(explicit) / FOLDER
         missing = _missing(folder, records)
@@ -148,10 +149,10 @@ def _find_mitdb(data_dir, records: Sequence[str], checksums) -> Path:
     missing = _missing(folder, records)
     if not missing:
         return folder
-    if os.environ.get(ENV_OFFLINE) == "1":
+    if no_download:
         raise DataError(f"{FOLDER}: {_describe_missing(missing)} not found; looked in the cache {folder} and "
-                        f"{ENV_OFFLINE}=1 forbids downloading. Pass --data-dir DIR (a folder holding "
-                        f"{FOLDER}/) or set {ENV_DATA_ROOT}.")
+                        f"{ENV_OFFLINE}={os.environ[ENV_OFFLINE]} forbids downloading. Pass --data-dir DIR (a "
+                        f"folder holding {FOLDER}/) or set {ENV_DATA_ROOT}.")
     _download(folder, records, checksums)
     return folder
 

@@ -13,11 +13,42 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import DataError
+from ..errors import ConfigError, DataError
 
 ENV_DATA_ROOT = "FERRISTOR_DATA"
 ENV_CACHE = "FERRISTOR_CACHE"
-ENV_OFFLINE = "FERRISTOR_OFFLINE"  # set to 1 to forbid downloads (tests set it)
+ENV_OFFLINE = "FERRISTOR_OFFLINE"  # set to 1 (or true/yes/on) to forbid downloads (tests set it)
+
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off")
+
+
+def env_flag(name: str) -> bool:
+    """A boolean FERRISTOR_* variable: 1/true/yes/on or 0/false/no/off in any case; unset or empty is
+    False. Anything else is refused rather than read as False (``FERRISTOR_OFFLINE=ture`` would download)."""
+    raw = os.environ.get(name, "")
+    value = raw.strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE or value == "":
+        return False
+    raise ConfigError(name, raw, "1, true, yes or on; 0, false, no or off (any case); or empty/unset")
+
+
+def env_path(name: str) -> Path | None:
+    """A FERRISTOR_* folder variable, or None where it is unset or empty (as click reads an empty
+    variable: not given). A blank one is refused: it names no folder (``Path(' ')`` is a folder named ' ')."""
+    raw = os.environ.get(name, "")
+    if raw == "":
+        return None
+    if not raw.strip():
+        raise ConfigError(name, raw, "a folder path, or empty/unset for the default")
+    return Path(raw)
+
+
+def offline() -> bool:
+    """Whether downloads are forbidden (``FERRISTOR_OFFLINE``)."""
+    return env_flag(ENV_OFFLINE)
 
 
 @dataclass(frozen=True)
@@ -54,7 +85,8 @@ def present(path: Path) -> bool:
 
 
 def cache_root() -> Path:
-    return Path(os.environ.get(ENV_CACHE, Path.home() / ".cache" / "ferristor"))
+    """``FERRISTOR_CACHE``, else ~/.cache/ferristor (also where it is empty: not the current folder)."""
+    return env_path(ENV_CACHE) or Path.home() / ".cache" / "ferristor"
 
 
 def _package_dir(spec: FileSet) -> Path | None:
@@ -88,7 +120,8 @@ def _download(f: RemoteFile, dest: Path) -> None:
 
 def locate(spec: FileSet, data_dir: str | os.PathLike | None = None) -> dict[str, Path]:
     """Paths of every file of ``spec``, verified. Raises DataError saying where it looked."""
-    explicit = data_dir or os.environ.get(ENV_DATA_ROOT)
+    no_download = offline()  # read first: a mistyped value is refused even where nothing is fetched
+    explicit = data_dir or env_path(ENV_DATA_ROOT)
     if explicit:
         # An explicit root is the user's word: use it or say what it lacks, never fall back silently.
         root = Path(explicit) / spec.folder
@@ -107,7 +140,7 @@ def locate(spec: FileSet, data_dir: str | os.PathLike | None = None) -> dict[str
         if all(present(root / f.name) for f in spec.files):
             return _verified(spec, root)
         looked.append(f"{label} ({root})")
-    if os.environ.get(ENV_OFFLINE) == "1" or not all(f.mirrors for f in spec.files):
+    if no_download or not all(f.mirrors for f in spec.files):
         raise DataError(f"{spec.folder}: files not found; looked in {'; '.join(looked)}. "
                         f"Pass --data-dir DIR (a folder holding {spec.folder}/) or set {ENV_DATA_ROOT}"
                         + (f", or {spec.package_hint}" if spec.package_hint else "") + ".")
