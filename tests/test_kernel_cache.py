@@ -116,3 +116,38 @@ def test_a_constant_twin_never_compiles_what_its_false_flag_leaves_out():
     assert kernel(a) == np.sin(a).sum() + 1.0 and len(_toy_heavy.signatures) == 1
     from ferristor.nn import train_cpu as T
     assert T.mlp_train_chunk_dense.py_func.__globals__["_WITH_SPARSE"] is False and T._WITH_SPARSE is True
+
+
+WIDTH_WARNING = ("FERRISTOR_VECTOR_WIDTH='256': not allowed (expected '512' (512-bit vectors where the CPU has "
+                 "AVX-512) or 'llvm' (LLVM's own choice)); numba keeps its own vector width")
+
+
+def test_a_bad_vector_width_is_one_cli_line_at_import_and_a_warning_for_python(monkeypatch, capsys):
+    """``register`` runs at import, before the CLI's warning handler: under the CLI the warning is said
+    as the CLI says warnings, not printed by Python with kernel_cache.py's path and source line."""
+    import sys
+    import warnings
+
+    from ferristor.errors import FerristorWarning
+    monkeypatch.setenv("FERRISTOR_VECTOR_WIDTH", "256")
+    monkeypatch.delitem(sys.modules, "ferristor.cli.main", raising=False)
+    with pytest.warns(FerristorWarning) as caught:  # Python users: an ordinary warning, theirs to filter
+        KC._configure_width()
+    assert [str(w.message) for w in caught] == [WIDTH_WARNING]
+    assert capsys.readouterr().err == ""
+    monkeypatch.setitem(sys.modules, "ferristor.cli.main", sys.modules[__name__])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        KC._configure_width()
+    assert caught == [] and capsys.readouterr().err == f"warning: {WIDTH_WARNING}\n"
+
+
+def test_the_cli_says_a_bad_vector_width_in_one_clean_line():
+    import os
+    import subprocess
+    import sys
+    env = {**os.environ, "FERRISTOR_VECTOR_WIDTH": "256", "OMP_NUM_THREADS": "1"}
+    r = subprocess.run([sys.executable, "-c", "from ferristor.cli.main import main; main()", "params"],
+                       env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0 and "FeCAPConfig" in r.stdout
+    assert r.stderr == f"warning: {WIDTH_WARNING}\n"  # no path, no source line

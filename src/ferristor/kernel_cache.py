@@ -13,6 +13,8 @@ Every module that defines kernels calls :func:`register` before its first ``@nji
 from __future__ import annotations
 
 import hashlib
+import sys
+import warnings
 from functools import lru_cache
 from pathlib import Path
 
@@ -60,8 +62,7 @@ def register() -> None:
     global _registered
     if _registered:
         return
-    from .vector_width import configure
-    configure()  # before numba builds its CPU target: the vector width of every kernel (vector_width)
+    _configure_width()  # before numba builds its CPU target: the vector width of every kernel (vector_width)
     from numba.core import caching as C
     impl = getattr(C, "CacheImpl", None) or getattr(C, "_CacheImpl", None)
     if impl is None or not hasattr(impl, "_locator_classes"):
@@ -74,6 +75,28 @@ def register() -> None:
             ours.append(type("Ferristor" + name, (_KernelStamp, base), {}))
     impl._locator_classes = ours + list(impl._locator_classes)
     _registered = True
+
+
+def _configure_width() -> None:
+    """``vector_width.configure``, whose warning about a bad ``FERRISTOR_VECTOR_WIDTH`` comes at import.
+    Under the command line (``ferristor.cli.main`` loading) that is before its warning handler is
+    installed, so Python would print the warning with this file's path and source line: there it is
+    said as the CLI says warnings instead, one ``warning: …`` line on stderr. A Python user importing
+    ferristor gets an ordinary warning, which their filters control."""
+    from .vector_width import ENV, configure
+    if "ferristor.cli.main" not in sys.modules:
+        configure()
+        return
+    with warnings.catch_warnings():  # restores showwarning afterwards
+        default = warnings.showwarning
+
+        def show(message, category, filename, lineno, file=None, line=None):
+            if getattr(message, "field", None) != ENV:  # numba's own, say: as Python would
+                return default(message, category, filename, lineno, file, line)
+            text = "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(message))  # one line
+            print(f"warning: {text}", file=sys.stderr)
+        warnings.showwarning = show
+        configure()
 
 
 def serial_twin(kernel):
