@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -23,10 +24,10 @@ import torch
 
 from ..atomic import atomic_write
 from ..config_base import check_choice, check_number, param
-from ..errors import ConfigError, DataError
+from ..errors import ConfigError, DataError, FerristorWarning
 from .mitdb import FS_HZ, N_CHANNELS, RECORDS, file_digest, locate_mitdb, read_record, record_files
 from .registry import Dataset
-from .sources import cache_root
+from .sources import ENV_CACHE, cache_root
 
 # Bump when the extraction code changes what it computes, so old caches are not trusted.
 FEATURE_VERSION = 1
@@ -118,13 +119,22 @@ def _load_cache(path: Path, n_features: int) -> dict[str, np.ndarray] | None:
     n = len(beats["labels"])
     if beats["features"].shape != (n, n_features) or any(len(beats[k]) != n for k in _CACHE_FIELDS):
         return None
+    bad = int(np.size(beats["features"]) - np.count_nonzero(np.isfinite(beats["features"])))
+    if bad:
+        # |FFT| of verified records is finite: the file was damaged after it was written. Said, since
+        # otherwise the NaN would surface later as the dataset's, with no hint that a file is to blame.
+        warnings.warn(FerristorWarning(f"the ECG feature cache {path} holds {bad} non-finite value(s), so it is "
+                                       f"damaged: the features are extracted again from the records to replace it"),
+                      stacklevel=3)
+        return None
     return beats
 
 
 def extract_beats(folder: Path, records: Sequence[str], config: ECGConfig,
                   cache_dir: str | os.PathLike | None = None) -> dict[str, np.ndarray]:
     """Per-beat features, labels (0/1), record names and symbols of ``records``, from the cache
-    when it holds them, else read from the WFDB files and cached."""
+    when it holds them, else read from the WFDB files and cached (a warning where it cannot be written)."""
+    from_env = cache_dir is None
     cache_dir = Path(cache_dir) if cache_dir is not None else cache_root() / "features"
     path = cache_dir / f"mitdb-{cache_key(folder, records, config)}.npz"
     beats = _load_cache(path, config.n_features)
@@ -140,8 +150,14 @@ def extract_beats(folder: Path, records: Sequence[str], config: ECGConfig,
         parts["records"].append(np.full(len(feats), name, dtype="<U3"))
         parts["symbols"].append(rec.beat_symbols[keep])
     beats = {k: np.concatenate(v) for k, v in parts.items()}
-    with atomic_write(path) as f:
-        np.savez(f, **beats)
+    try:
+        with atomic_write(path) as f:
+            np.savez(f, **beats)
+    except OSError as e:  # the features are computed: a cache that cannot be written only costs the next run
+        where = f"set {ENV_CACHE} to a writable folder" if from_env else "pass a writable cache_dir"
+        warnings.warn(FerristorWarning(f"the ECG features were not cached: {path} could not be written "
+                                       f"({e.strerror or e}); {where} to skip reading the records next time"),
+                      stacklevel=2)
     return beats
 
 
