@@ -3,6 +3,7 @@ unexpected one is one line and a log file holding the traceback, exit status 1."
 import json
 import re
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -247,6 +248,14 @@ def test_an_unexpected_error_is_one_line_and_a_log_file(tmp_path, monkeypatch):
     log = re.search(r"the traceback is in (\S+\.log)\)", line).group(1)
     text = open(log).read()
     assert "Traceback" in text and "1 / 0" in text and "command:" in text
+
+
+def test_the_crash_log_does_not_fail_on_a_refused_cache_setting(monkeypatch):
+    from ferristor.cli.common import log_folder
+    monkeypatch.setenv("FERRISTOR_CACHE", "   ")  # refused by the data's lookup; the log goes to the default
+    assert log_folder() == Path.home() / ".cache" / "ferristor" / "logs"
+    monkeypatch.setenv("FERRISTOR_CACHE", "/tmp/elsewhere")
+    assert log_folder() == Path("/tmp/elsewhere/logs")
 
 
 def test_a_full_disk_mid_run_says_so(tmp_path, tiny, monkeypatch):

@@ -78,8 +78,14 @@ def _disk_trouble(e: BaseException) -> bool:
 
 
 def log_folder() -> Path:
+    """FERRISTOR_CACHE/logs; the default cache's where the variable is refused (a blank value): a crash
+    report must not itself fail on the setting that may have caused it."""
     from ..data.sources import cache_root
-    return cache_root() / "logs"
+    from ..errors import FerristorError
+    try:
+        return cache_root() / "logs"
+    except FerristorError:
+        return Path.home() / ".cache" / "ferristor" / "logs"
 
 
 def write_log(exc: BaseException) -> Path | None:
