@@ -79,3 +79,16 @@ def test_a_test_limit_is_named_beside_the_accuracy_and_bits_in_the_run_line():
     assert "first" not in _row(results, "test accuracy")
     results["config"]["test_limit"] = 9_999
     assert _row(results, "test accuracy").endswith("· on the first 9,999 test samples (--test-limit)")
+
+
+def test_the_endurance_margin_is_the_worst_chips_as_compare_shows_it():
+    """With several seeds the summary had shown the mean of the chips' margins, compare the worst chip's,
+    both labelled 'rated ÷ worst device's cycles'."""
+    import copy
+    results = _results(fe_margin=18450.0, me_margin=40.0, seeds=2)
+    results["ledger"] = [copy.deepcopy(results["ledger"][0]) for _ in range(2)]
+    results["ledger"][1]["network"]["endurance"].update(fecap_margin=18382.0, memristor_margin=50.0)
+    row = _row(results, "endurance margin")
+    assert row.startswith("FeCAP 18,382× · memristor 40.0× (rated ÷ the worst device's cycles, on any chip")
+    from ferristor.experiments.compare import device_cells
+    assert device_cells(results)[2] == "18,382× · 40.0×"

@@ -113,8 +113,10 @@ def summary_rows(results: dict) -> list[tuple[str, str]]:
                                 + "; one sign/MSB FeCAP + one memristor, mean writes)"),
             ("energy, whole network", _energy(*(_mean(net, 'energy_nJ', k) for k in ('total', 'fecap_total', 'memristor_total')),
                                               largest="µJ") + ")"),
-            ("endurance margin", f"FeCAP {margin_text(_mean(net, 'endurance', 'fecap_margin'))} · memristor "
-                                 f"{margin_text(_mean(net, 'endurance', 'memristor_margin'))} (rated ÷ worst device's cycles over this "
+            # the worst device on any chip (seed), as compare and the endurance check read it
+            ("endurance margin", f"FeCAP {margin_text(min(n['endurance']['fecap_margin'] for n in net))} · memristor "
+                                 f"{margin_text(min(n['endurance']['memristor_margin'] for n in net))} (rated ÷ the worst "
+                                 f"device's cycles, on any chip, over this "
                                  f"run's {results['samples_per_replica']:,} samples; paper: 75×, 17× over 10 MNIST epochs at k=100)"),
         ]
         rows += [("endurance exceeded", p) for p in endurance_problems(results)]
