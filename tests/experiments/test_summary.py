@@ -89,6 +89,6 @@ def test_the_endurance_margin_is_the_worst_chips_as_compare_shows_it():
     results["ledger"] = [copy.deepcopy(results["ledger"][0]) for _ in range(2)]
     results["ledger"][1]["network"]["endurance"].update(fecap_margin=18382.0, memristor_margin=50.0)
     row = _row(results, "endurance margin")
-    assert row.startswith("FeCAP 18,382× · memristor 40.0× (rated ÷ the worst device's cycles, on any chip")
+    assert row.startswith("FeCAP 18,382× · memristor 40× (rated ÷ the worst device's cycles, on any chip")
     from ferristor.experiments.compare import device_cells
-    assert device_cells(results)[2] == "18,382× · 40.0×"
+    assert device_cells(results)[2] == "18,382× · 40×"
