@@ -95,3 +95,45 @@ def test_values_and_paths():
     assert parse_assignment("ledger.count_zero_updates=false", "--set", False)[1] is False
     assert "rule.k" in configs.config_paths() and "transfer.sigma_levels" in configs.config_paths()
     assert configs.canonical(configs.resolve({"epochs": 2}))["epochs"] == 2.0
+
+
+def test_a_grid_axis_shares_its_path_with_no_point_and_no_base_value(tmp_path):
+    """A [[points]] value on a [grid] axis's path had been dropped without a word (2 trials, k=10 and
+    30, for points k=20 and 50), as had a [base] one: refused, naming both."""
+    (tmp_path / "p.toml").write_text('[grid]\n"rule.k" = [10, 30]\n[[points]]\n"rule.k" = 20\n[[points]]\n"rule.k" = 50\n')
+    with pytest.raises(SpecError) as e:
+        build_spec(tmp_path / "p.toml")
+    assert str(e.value) == (f"spec file {tmp_path / 'p.toml'} [grid] rule.k: also set by points[0] (rule.k=20), which no "
+                            "trial would use (each point is crossed with every grid value): set rule.k in [grid] or in "
+                            "[[points]], not both")
+    (tmp_path / "b.yaml").write_text("base: {rule: {k: 3}}\ngrid: {rule.k: [10, 30]}\n")
+    with pytest.raises(SpecError, match=r"b.yaml \[grid\] rule.k: also set in \[base\] \(rule.k=3\), which no trial would use"):
+        build_spec(tmp_path / "b.yaml")
+    # a point's value replaces the base's, for that point only
+    (tmp_path / "ok.toml").write_text('[base]\n"rule.k" = 7\n[[points]]\n"rule.k" = 20\n[[points]]\n"rule.p" = 0.1\n')
+    assert [(t.params, t.config["rule"]["k"]) for t in expand(build_spec(tmp_path / "ok.toml"), FP)] == [
+        ({"rule.k": 20}, 20), ({"rule.p": 0.1}, 7)]
+
+
+def test_the_command_line_replaces_a_points_value(tmp_path):
+    """docs/sweeps.md: --set and --grid override the file. A point's rule.k had beaten --set rule.k=5;
+    the command line now wins in [base], [grid] and every point alike."""
+    (tmp_path / "p.toml").write_text('[base]\n"rule.k" = 7\n[[points]]\n"rule.k" = 20\n"rule.p" = 0.1\n'
+                                     '[[points]]\n"rule.k" = 50\n"rule.p" = 0.2\n')
+    trials = expand(build_spec(tmp_path / "p.toml", sets=("rule.k=5",)), FP)
+    assert [(t.params, t.config["rule"]["k"], t.config["rule"]["p"]) for t in trials] == [
+        ({"rule.p": 0.1}, 5, 0.1), ({"rule.p": 0.2}, 5, 0.2)]
+    trials = expand(build_spec(tmp_path / "p.toml", grids=("rule.k=5,6",)), FP)
+    assert [(t.params, t.config["rule"]["k"]) for t in trials] == [
+        ({"rule.p": 0.1, "rule.k": 5}, 5), ({"rule.p": 0.1, "rule.k": 6}, 6),
+        ({"rule.p": 0.2, "rule.k": 5}, 5), ({"rule.p": 0.2, "rule.k": 6}, 6)]
+    (tmp_path / "t.toml").write_text('[[points]]\nthreads = 2\n"rule.k" = 20\n')
+    assert expand(build_spec(tmp_path / "t.toml", options={"--threads": ("threads", 1)}), FP)[0].config["threads"] == 1
+    # points that differed only in the path replaced would run one trial twice: refused, naming them
+    (tmp_path / "k.toml").write_text('[[points]]\n"rule.k" = 20\n[[points]]\n"rule.k" = 50\n')
+    for option in (dict(sets=("rule.k=5",)), dict(grids=("rule.k=5,6",))):
+        with pytest.raises(SpecError) as e:
+            build_spec(tmp_path / "k.toml", **option)
+        how = "--set 'rule.k=5'" if "sets" in option else "--grid 'rule.k=5,6'"
+        assert str(e.value) == (f"{how}: replaces rule.k in the points of k.toml, which leaves points[0] and points[1] "
+                                "the same ({}): drop one of them from the file, or leave rule.k to the points")

@@ -13,7 +13,10 @@ File form (TOML shown; YAML has the same keys)::
     [grid]                            # axes crossed with each other
     "rule.k" = [1, 2, 5, 10]
     [[points]]                        # optional explicit points, each crossed with the grid
-    "rule.rounding" = "nearest"
+    "rule.rounding" = "nearest"       # (a point's value replaces the base's; a grid axis's path is in neither)
+
+``--set``/``--grid`` (and options such as ``--threads``) replace the file's value of their path
+wherever it is: in [base], [grid] and every point.
 
 Every path is a dotted field of ``TrainConfig`` (``ferristor params`` lists them); an unknown path
 fails at once with the list of allowed ones, and every value is checked by the config's own
@@ -188,6 +191,16 @@ def from_file(path: str | Path) -> SweepSpec:
     for i, pt in enumerate(spec.points):
         for p in pt:
             spec.origin.setdefault(p, f"{path.name} points[{i}] {p}")
+    # every trial takes an axis's values: a [base] or [[points]] value on its path could only be dropped
+    for p in grid:
+        if p in base:
+            raise SpecError(f"spec file {path} [grid] {p}: also set in [base] ({p}={base[p]!r}), which no trial would "
+                            f"use (every trial takes the grid's values): set {p} in [base] or in [grid], not both")
+        for i, pt in enumerate(spec.points):
+            if p in pt:
+                raise SpecError(f"spec file {path} [grid] {p}: also set by points[{i}] ({p}={pt[p]!r}), which no trial "
+                                f"would use (each point is crossed with every grid value): set {p} in [grid] or in "
+                                f"[[points]], not both")
     spec.base, spec.grid = base, grid
     if "seeds" in data:
         spec.seeds = _seeds(data["seeds"], f"spec file {path} seeds")
@@ -215,7 +228,8 @@ def _per_trial(value, where: str) -> int:
 def build_spec(file: str | Path | None = None, sets: tuple[str, ...] = (), grids: tuple[str, ...] = (),
                seeds: str | None = None, seeds_per_trial: int | None = None,
                options: dict[str, tuple[str, Any]] | None = None, check_values: bool = True) -> SweepSpec:
-    """The spec of a file (optional) with command-line ``--set``/``--grid``/``--seeds`` on top;
+    """The spec of a file (optional) with command-line ``--set``/``--grid``/``--seeds`` on top: a path
+    given on the command line replaces the file's value wherever it is, in [base], [grid] or [[points]];
     ``options``: config fields given by an option of their own ({'--threads': ('threads', 2)}), named
     by it in messages. A path given twice on the command line is refused, naming both. The values are
     checked on the base config (:func:`check`) unless ``check_values`` is False (the caller resolves
@@ -228,11 +242,25 @@ def build_spec(file: str | Path | None = None, sets: tuple[str, ...] = (), grids
             raise SpecError(f"{how}: {path} was already given by {given[path]}; give each config path once"
                             f"{' (one --grid holds all its values)' if how.startswith('--grid') else ''}")
         given[path] = how
+
+    def override(path: str, how: str) -> None:
+        """The command line wins over the file: ``path`` leaves its [[points]] (the caller drops it from
+        [base] or [grid]). Points that then differ in nothing would be one trial twice: refused, named."""
+        before = [json.dumps(pt, sort_keys=True) for pt in spec.points]
+        first: dict[str, int] = {}
+        for j, pt in enumerate(spec.points):
+            pt.pop(path, None)
+            i = first.setdefault(json.dumps(pt, sort_keys=True), j)
+            if before[i] != before[j]:
+                raise SpecError(f"{how}: replaces {path} in the points of {Path(file).name}, which leaves points[{i}] "
+                                f"and points[{j}] the same ({json.dumps(pt)}): drop one of them from the file, or "
+                                f"leave {path} to the points")
     for text in sets:
         path, value = parse_assignment(text, "--set", many=False)
         if path == "seeds":
             raise SpecError(f"--set {text!r}: use --seeds for the seeds")
         once(path, f"--set {text!r}")
+        override(path, f"--set {text!r}")
         spec.base[path], spec.origin[path] = value, f"--set {path}"
         spec.grid.pop(path, None)
     for text in grids:
@@ -241,10 +269,12 @@ def build_spec(file: str | Path | None = None, sets: tuple[str, ...] = (), grids
             raise SpecError(f"--grid {text!r}: use --seeds (all seeds of a trial run as replicas in one process) "
                             f"and --seeds-per-trial to split them")
         once(path, f"--grid {text!r}")
+        override(path, f"--grid {text!r}")
         spec.grid[path], spec.origin[path] = values, f"--grid {path}"
         spec.base.pop(path, None)
     for option, (path, value) in (options or {}).items():
         once(path, f"{option} {value}")
+        override(path, f"{option} {value}")
         spec.base[path], spec.origin[path] = value, option
         spec.grid.pop(path, None)
     if seeds is not None:
