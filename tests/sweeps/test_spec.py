@@ -137,3 +137,19 @@ def test_the_command_line_replaces_a_points_value(tmp_path):
         how = "--set 'rule.k=5'" if "sets" in option else "--grid 'rule.k=5,6'"
         assert str(e.value) == (f"{how}: replaces rule.k in the points of k.toml, which leaves points[0] and points[1] "
                                 "the same ({}): drop one of them from the file, or leave rule.k to the points")
+
+
+def test_yaml_reads_exponent_floats_as_toml_and_the_command_line_do(tmp_path):
+    """PyYAML (YAML 1.1) had read 1e-2 as the string '1e-2', refused as "expected a number", where
+    TOML and --set read a float: the three now give the same trial; a quoted '1e-2' stays a string."""
+    (tmp_path / "s.yaml").write_text("base: {rule: {lr: 1e-2}}\ngrid: {rule.p: [1E-1, +2e-1]}\n")
+    (tmp_path / "s.toml").write_text('[base]\n"rule.lr" = 1e-2\n[grid]\n"rule.p" = [1E-1, +2e-1]\n')
+    spec = build_spec(tmp_path / "s.yaml")
+    assert spec.base == {"rule.lr": 0.01} and spec.grid == {"rule.p": [0.1, 0.2]}
+    keys = [t.key for t in expand(spec, FP)]
+    assert keys == [t.key for t in expand(build_spec(tmp_path / "s.toml"), FP)]
+    assert keys == [t.key for t in expand(build_spec(None, sets=("rule.lr=1e-2",), grids=("rule.p=1E-1,2e-1",)), FP)]
+    (tmp_path / "q.yaml").write_text("base: {rule: {lr: '1e-2', k: 10}, epochs: 1.5}\n")
+    with pytest.raises(SpecError, match=r"q.yaml \[base\] rule.lr: lr='1e-2' is not allowed: expected a number"):
+        build_spec(tmp_path / "q.yaml")
+    assert build_spec(tmp_path / "q.yaml", check_values=False).base == {"rule.lr": "1e-2", "rule.k": 10, "epochs": 1.5}

@@ -27,6 +27,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import json
+import re
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -157,7 +158,7 @@ def _read(path: Path) -> dict:
             raise SpecError(f"spec file {path}: YAML needs PyYAML (pip install 'ferristor[cluster]' or pyyaml); "
                             f"or write the spec as TOML") from None
         try:
-            data = yaml.safe_load(text)
+            data = yaml.load(text, Loader=_yaml_loader(yaml))
         except yaml.YAMLError as e:
             raise SpecError(f"spec file {path}: not valid YAML ({str(e).splitlines()[0]})") from None
     else:
@@ -165,6 +166,22 @@ def _read(path: Path) -> dict:
     if not isinstance(data, dict):
         raise SpecError(f"spec file {path}: expected a table at the top level")
     return data
+
+
+def _yaml_loader(yaml):
+    """PyYAML's safe loader, reading ``1e-2`` and ``5E3`` as floats: YAML 1.1 wants a dot in a float
+    (``1.0e-2``) and gives a string, refused as "expected a number" where TOML and --grid read a
+    float. The known fix: YAML 1.1's float pattern with the dot optional before an exponent."""
+    class Loader(yaml.SafeLoader):  # a subclass: add_implicit_resolver copies the table, SafeLoader is unchanged
+        pass
+    Loader.add_implicit_resolver("tag:yaml.org,2002:float", re.compile(r"""^(?:
+         [-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+        |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+        |\.[0-9_]+(?:[eE][-+]?[0-9]+)?
+        |[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+\.[0-9_]*
+        |[-+]?\.(?:inf|Inf|INF)
+        |\.(?:nan|NaN|NAN))$""", re.X), list("-+0123456789."))
+    return Loader
 
 
 def from_file(path: str | Path) -> SweepSpec:
