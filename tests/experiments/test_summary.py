@@ -88,6 +88,9 @@ def test_the_endurance_margin_is_the_worst_chips_as_compare_shows_it():
     results = _results(fe_margin=18450.0, me_margin=40.0, seeds=2)
     results["ledger"] = [copy.deepcopy(results["ledger"][0]) for _ in range(2)]
     results["ledger"][1]["network"]["endurance"].update(fecap_margin=18382.0, memristor_margin=50.0)
+    results["ledger"][0]["network"]["fecap_ops"]["worst"] = 648.0
+    results["ledger"][1]["network"]["fecap_ops"]["worst"] = 656.0  # the chips' mean had been shown: 652
+    assert _row(results, "FeCAP ops / device").endswith("· worst 656")
     row = _row(results, "endurance margin")
     assert row.startswith("FeCAP 18,382× · memristor 40× (rated ÷ the worst device's cycles, on any chip")
     from ferristor.experiments.compare import device_cells
