@@ -31,13 +31,15 @@ from .common import cpu_count, names_options, prepare_file_folder, prepare_folde
               help="data root, read by this process only: workers get the data from it [env FERRISTOR_DATA]")
 @click.option("--out", type=click.Path(file_okay=False), default="runs/sweep", show_default=True,
               help="sweep folder: its results store sweep.sqlite; a rerun resumes")
-@click.option("--progress/--no-progress", default=True)
+@click.option("--progress/--no-progress", default=True,
+              help="show a progress bar (without it, a line per trial's start, end, retry and failure still prints)")
 @names_options()
 def sweep(spec_file, grids, sets, seeds, seeds_per_trial, threads, workers, in_process, use_ray, ray_cpus, ray_address,
           max_retries, retry_failed, dry_run, data_dir, out, progress):
     """Run a sweep over any config fields: a SPEC file (TOML/YAML) and/or --grid axes; every trial's
     seeds train as replicas in one process; results go to OUT/sweep.sqlite (see 'ferristor results')."""
     from ..sweeps import spec as sp
+    from ..sweeps.progress import LINES
     from ..sweeps.run import plan, run_plan
 
     for name, value, lo in (("--workers", workers, 1), ("--max-retries", max_retries, 0), ("--ray-cpus", ray_cpus, 1)):
@@ -65,7 +67,7 @@ def sweep(spec_file, grids, sets, seeds, seeds_per_trial, threads, workers, in_p
         p = plan(spec, Path(out), data_dir)
         outcome = run_plan(p, workers=workers, in_process=in_process, ray=use_ray or ray_cpus is not None,
                            ray_address=ray_address, ray_cpus=ray_cpus, max_retries=max_retries,
-                           retry_failed=retry_failed, progress=progress)
+                           retry_failed=retry_failed, progress=progress or LINES)
     from ..sweeps.driver import summary_lines
     from ..sweeps.run import trial_table
     click.echo(trial_table(p, outcome))

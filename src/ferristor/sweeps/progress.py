@@ -1,9 +1,24 @@
-"""The sweep's progress: one bar (trials done / running / failed, ETA) and one line per trial event."""
+"""The sweep's progress: one bar (trials done / running / failed, ETA) and one line per trial event.
+
+``Progress(..., enabled)``: True shows both, :data:`LINES` the event lines only (``--no-progress``:
+a retry after a killed worker stays visible without a bar), False nothing (Python callers, tests).
+"""
 from __future__ import annotations
 
 import json
+import sys
 
 import numpy as np
+
+LINES = "lines"  # the event lines without the bar
+
+
+def bars_aside():
+    """A block that writes to the terminal itself (a warning): any bar steps aside meanwhile. A class
+    method of tqdm's, over every bar of this process, so an executor relaying a worker's warning needs
+    no handle on the driver's bar."""
+    from tqdm.auto import tqdm
+    return tqdm.external_write_mode(file=sys.stderr)
 
 
 def label(params: dict) -> str:
@@ -11,10 +26,10 @@ def label(params: dict) -> str:
 
 
 class Progress:
-    def __init__(self, total: int, done: int, failed: int, name: str, enabled: bool = True):
+    def __init__(self, total: int, done: int, failed: int, name: str, enabled: bool | str = True):
         self.enabled, self.running, self.failed = enabled, 0, failed
         self.bar = None
-        if enabled:
+        if enabled is True:
             from tqdm.auto import tqdm
             self.bar = tqdm(total=total, initial=done + failed, desc=f"sweep {name}", unit="trial",
                             dynamic_ncols=True, mininterval=0.5)
@@ -27,14 +42,14 @@ class Progress:
     def external(self):
         """A block that writes to the terminal itself (a warning): the bar steps aside meanwhile."""
         import contextlib
-        if self.bar is None:
-            return contextlib.nullcontext()
-        import sys
-        return type(self.bar).external_write_mode(file=sys.stderr)
+        return contextlib.nullcontext() if self.bar is None else bars_aside()
 
     def line(self, text: str) -> None:
         if self.bar is not None:
-            self.bar.write(text)
+            self.bar.write(text)  # to stdout, above the bar (on stderr)
+        elif self.enabled:
+            import click
+            click.echo(text)  # where the bar's lines go
 
     def started(self, params: dict, worker: str, attempt: int) -> None:
         self.running += 1
