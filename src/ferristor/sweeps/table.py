@@ -21,12 +21,24 @@ class TableError(FerristorError):
     pass
 
 
+class Rows(list):
+    """Rows that know their columns: a filter that keeps no row still writes the CSV's header."""
+
+    def __init__(self, rows: Iterable[dict] = (), columns: Iterable[str] = ()):
+        super().__init__(rows)
+        self.columns = list(columns)
+
+
+def columns_of(rows: list[dict]) -> list[str]:
+    return rows.columns if isinstance(rows, Rows) else list(rows[0]) if rows else []
+
+
 def _flatten(d: dict, prefix: str) -> dict[str, Any]:
     """The scalar leaves of ``d`` as {prefix + dotted path: value}."""
     return {k: v for k, v in flatten(d, prefix).items() if isinstance(v, (int, float, str, bool)) or v is None}
 
 
-def tidy_rows(store: Store, final_only: bool = False) -> list[dict[str, Any]]:
+def tidy_rows(store: Store, final_only: bool = False) -> Rows:
     trials = {t["key"]: t for t in store.trials("done")}
     paths = config_paths()
     labels = list(dict.fromkeys(k for t in trials.values() for k in t["params"] if k not in paths))
@@ -50,7 +62,10 @@ def tidy_rows(store: Store, final_only: bool = False) -> list[dict[str, Any]]:
         row.update({f"versions.{k}": v for k, v in (t["versions"] or {}).items()})
         rows.append(row)
     columns = list(dict.fromkeys(k for r in rows for k in r))
-    return [{c: r.get(c) for c in columns} for r in rows]
+    if not rows:  # no finished trial: the columns every row has (ledger and versions come with a trial)
+        columns = ["trial", *paths, "seed", "replica", "step", "epoch", "test_accuracy", "val_accuracy", "final",
+                   "train_seconds", "sample_replicas_per_second", "code_version"]
+    return Rows([{c: r.get(c) for c in columns} for r in rows], columns)
 
 
 def _cell(v):
@@ -79,39 +94,99 @@ def check_condition(text: str) -> None:
                          f"write {col}{op}{value / 100:g}")
 
 
-def where(rows: list[dict], conditions: Iterable[str]) -> list[dict]:
-    """Keep rows meeting every ``COLUMN OP VALUE`` (OP: = != < <= > >=), e.g. ``rule.k=100``."""
-    columns = list(rows[0]) if rows else []
+def where(rows: list[dict], conditions: Iterable[str]) -> Rows:
+    """Keep rows meeting every ``COLUMN OP VALUE`` (OP: = != < <= > >=), e.g. ``rule.k=100``. The
+    value is read as the column's cells are: a number, true/false in any case (as printed, True), or
+    text; one that cannot be (``rule.k=abc``, ``rule.k==10``) is refused, not left to match no row."""
+    columns = columns_of(rows)
+    kept = rows
     for text in conditions:
         check_condition(text)
         m = _COND.match(text)
-        if not m:
+        if not m or not m.group(3):
             raise TableError(f"--where {text!r}: expected COLUMN=VALUE (or !=, <, <=, >, >=), e.g. rule.k=100")
         col, op, raw = m.groups()
-        if rows and col not in columns:
+        if rows and col not in columns:  # against every row: an earlier condition may have kept none
             raise TableError(f"--where {text!r}: no column '{col}': expected one of {', '.join(columns)}")
-        try:
-            value = json.loads(raw)
-        except ValueError:
-            value = raw
-        if isinstance(value, (list, dict)):
-            value = json.dumps(value)
-        fn = _OPS[op]
+        test = _test(text, col, op, raw, _kind(rows, col))
+        kept = [r for r in kept if test(r.get(col))]
+    return Rows(kept, columns)
 
-        def keep(r, col=col, value=value, fn=fn):
-            v = r.get(col)
-            try:
-                return v is not None and fn(v, value)
-            except TypeError:
-                return fn(str(v), str(value))
-        rows = [r for r in rows if keep(r)]
-    return rows
+
+def _kind(rows: list[dict], col: str) -> str | None:
+    """What the column's cells hold: 'booleans', 'numbers' or 'text'; 'mixed'; None where all are empty."""
+    kinds = {"booleans" if isinstance(v, bool) else "numbers" if isinstance(v, (int, float)) else "text"
+             for r in rows if (v := r.get(col)) is not None}
+    return None if not kinds else kinds.pop() if len(kinds) == 1 else "mixed"
+
+
+def _boolean(raw: str) -> bool | None:
+    return {"true": True, "false": False}.get(raw.lower())
+
+
+def _number(raw: str) -> int | float | None:
+    for read in (int, float):
+        try:
+            return read(raw)
+        except ValueError:
+            pass
+    return None
+
+
+def _text(raw: str) -> str:
+    """A list or dict as its cell is written (JSON), a JSON string unquoted, anything else as typed
+    (ecg.test_record=208 is the text '208')."""
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        return raw
+    return value if isinstance(value, str) else json.dumps(value) if isinstance(value, (list, dict)) else raw
+
+
+def _test(text: str, col: str, op: str, raw: str, kind: str | None):
+    """The test of one cell (None never matches) for the condition ``text``, on a column of ``kind``."""
+    fn = _OPS[op]
+    if raw[0] in "=<>!":  # 'rule.k==10' parses as rule.k = '=10': a typo, which would match no row
+        raise TableError(f"--where {text!r}: the value '{raw}' begins with '{raw[0]}': write one operator "
+                         f"(= != < <= > >=) between the column and the value")
+    if kind == "booleans":
+        value = _boolean(raw)
+        if value is None:
+            raise TableError(f"--where {text!r}: column '{col}' holds booleans: expected true or false (any case), "
+                             f"got '{raw}'")
+        if op not in ("=", "!="):
+            raise TableError(f"--where {text!r}: column '{col}' holds booleans: compare it with = or !=")
+        return lambda v: v is not None and fn(v, value)
+    if kind == "numbers":
+        value = _number(raw)
+        if value is None:
+            raise TableError(f"--where {text!r}: column '{col}' holds numbers: expected a number, got '{raw}'")
+        if math.isnan(value):  # printed as nan, and nan equals nothing: = nan finds the nan cells
+            if op not in ("=", "!="):
+                raise TableError(f"--where {text!r}: nan is not ordered: compare it with = or !=")
+            return lambda v: v is not None and math.isnan(v) == (op == "=")
+        return lambda v: v is not None and fn(v, value)
+    if kind == "text":
+        value = _text(raw)
+        return lambda v: v is not None and fn(v, value)
+    # mixed (or empty) column: each cell against the value read as its own kind; a cell of a kind the
+    # value cannot be differs from it
+    values = {bool: _boolean(raw), int: _number(raw), float: _number(raw), str: _text(raw)}
+
+    def test(v):
+        if v is None:
+            return False
+        want = values[type(v)] if type(v) in values else _text(raw)
+        return op == "!=" if want is None else fn(v, want)
+    return test
 
 
 def to_csv(rows: list[dict]) -> str:
+    """The header, even with no row (a filter that keeps none), then the rows."""
     buf = io.StringIO()
-    if rows:
-        w = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
+    columns = columns_of(rows)
+    if columns:
+        w = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n")
         w.writeheader()
         w.writerows(rows)
     return buf.getvalue()
@@ -123,7 +198,7 @@ def to_parquet(rows: list[dict], path) -> None:
         import pyarrow.parquet as pq
     except ImportError:
         raise TableError("--format parquet needs pyarrow: pip install 'ferristor[results]'") from None
-    columns = list(rows[0]) if rows else []
+    columns = columns_of(rows)
     from ..atomic import atomic_write
     with atomic_write(path) as f:  # a failed write (a full disk) leaves the previous file whole
         pq.write_table(pa.table({c: [r[c] for r in rows] for c in columns}), f)
