@@ -48,3 +48,16 @@ def write_folder(data: ImageSet, root, split_test: bool = True) -> None:
             folder.mkdir(parents=True, exist_ok=True)
             arr = np.round((img[0].numpy() + 1) * 127.5).astype(np.uint8)
             Image.fromarray(arr, mode="L").save(folder / f"{i:05d}.png")
+
+
+@pytest.fixture
+def fig6_args(tmp_path):
+    """``ferristor fig6`` on two small image folders: (args, out, pair), seconds to run."""
+    write_folder(synthetic(40, 4, seed=1), tmp_path / "src")
+    write_folder(synthetic(30, 3, seed=2, shift=5), tmp_path / "tgt", split_test=False)
+    pair = f"folder:{tmp_path / 'src'}->folder:{tmp_path / 'tgt'}"
+    out = tmp_path / "out"
+    args = ["fig6", "--pairs", pair, "--arch", "lenet", "--input-size", "12", "--pretrain-epochs", "1", "--batch", "16",
+            "--per-class", "21", "--folds", "3", "--heads", "fp-offline,hm", "--online-epochs", "1", "--decay-epoch",
+            "0", "--offline-epochs", "2", "--lsb-grid", "2^-9", "--out", str(out), "--no-progress"]
+    return args, out, pair

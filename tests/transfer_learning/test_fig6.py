@@ -12,19 +12,6 @@ from ferristor.errors import ConfigMismatchError, DataError
 from ferristor.transfer_learning import pretrain as pt
 from ferristor.transfer_learning.fig6 import slug
 
-from .conftest import synthetic, write_folder
-
-
-@pytest.fixture
-def fig6_args(tmp_path):
-    write_folder(synthetic(40, 4, seed=1), tmp_path / "src")
-    write_folder(synthetic(30, 3, seed=2, shift=5), tmp_path / "tgt", split_test=False)
-    pair = f"folder:{tmp_path / 'src'}->folder:{tmp_path / 'tgt'}"
-    out = tmp_path / "out"
-    args = ["fig6", "--pairs", pair, "--arch", "lenet", "--input-size", "12", "--pretrain-epochs", "1", "--batch", "16",
-            "--per-class", "21", "--folds", "3", "--heads", "fp-offline,hm", "--online-epochs", "1", "--decay-epoch",
-            "1", "--offline-epochs", "2", "--lsb-grid", "2^-9", "--out", str(out), "--no-progress"]
-    return args, out, pair
 
 
 def _run(args):
@@ -178,3 +165,36 @@ def test_pretrain_names_an_unusable_checkpoint_with_its_own_way_out(tmp_path, so
                                         r"another --out$"):
         pt.pretrain(cfg, folder, data=source_images, progress=False, remedy=remedy)
     assert pt.pretrain(cfg, folder, data=source_images, progress=False, fresh=True).results["identity"]
+
+
+def test_plot_and_table_say_what_was_run(fig6_args, monkeypatch):
+    """The plot had said '10-fold CV' and 'frozen 4-bit backbone' whatever the run; the table had
+    shown '—' for the hm head's transfers and no ledger line for it (only hm-var's were read)."""
+    from matplotlib.figure import Figure
+
+    from ferristor.transfer_learning.plot import plot_fig6
+    seen, real = [], Figure.savefig
+
+    def spy(self, *a, **k):
+        seen.append((self.axes[0].get_ylabel(), self.axes[0].get_title()))
+        return real(self, *a, **k)
+    monkeypatch.setattr(Figure, "savefig", spy)
+    args, out, pair = fig6_args
+    r = _run(args + ["--bits", "0"])
+    assert r.exit_code == 0, r.output
+    assert seen[-1][0] == "test accuracy (%), 3-fold CV"
+    assert "frozen float backbone" in seen[-1][1] and "4-bit" not in seen[-1][1]
+    results = json.loads((out / "fig6.json").read_text())["pairs"]
+    (res,) = results.values()
+    res["backbone"]["bits"] = 4
+    for head in res["heads"].values():
+        head["accuracy"] = head["accuracy"] * 2  # as a 6-fold run
+    plot_fig6(results, out / "again.png")
+    assert seen[-1][0] == "test accuracy (%), 6-fold CV" and "frozen 4-bit backbone" in seen[-1][1]
+    # hm ran without hm-var: its transfers and its ledger are shown as hm-var's are
+    transfers = res["heads"]["hm"]["transfers"]
+    assert transfers and res["heads"]["hm"]["ledger"]
+    table = (out / "fig6.txt").read_text(encoding="utf-8")
+    header, row = table.splitlines()[:2]
+    assert header.split()[-2:] == ["hm", "transfers"] and row.split()[-1] == f"{sum(transfers) / len(transfers):,.0f}"
+    assert f"ledger of the HM head, {pair}: " in table and "ledger of the HM-var head" not in table

@@ -224,17 +224,24 @@ def gaps(res: dict) -> dict[str, float]:
     return {k: h[a] - h[b] for k, (a, b) in pairs.items() if a in h and b in h}
 
 
+# how the table names the heads that keep a ledger (the hybrid ones: fp-online programs no device)
+LEDGER_NAMES = {"hm-var": "HM-var", "hm": "HM"}
+
+
 def format_table(results: dict[str, dict]) -> str:
     heads = [h for h in HEADS if any(h in r["heads"] for r in results.values())]
-    head_row = ["pair"] + heads + ["transfers"]
+    # a transfers column and a ledger line for every head with a ledger, whichever of them ran
+    ledgered = [h for h in heads if any("ledger" in r["heads"].get(h, {}) for r in results.values())]
+    head_row = ["pair"] + heads + [f"{h} transfers" for h in ledgered]
     rows = [head_row]
     for pair, r in results.items():
         cells = [pair]
         for h in heads:
             e = r["heads"].get(h)
             cells.append(f"{e['mean']:.2f} ± {e['std']:.2f}" if e else "—")
-        led = r["heads"].get("hm-var", {}).get("ledger")
-        cells.append(f"{led['transfers_mean']:,.0f}" if led else "—")
+        for h in ledgered:
+            led = r["heads"].get(h, {}).get("ledger")
+            cells.append(f"{led['transfers_mean']:,.0f}" if led else "—")
         rows.append(cells)
     widths = [max(len(row[i]) for row in rows) for i in range(len(head_row))]
     lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths))) for row in rows]
@@ -247,8 +254,9 @@ def format_table(results: dict[str, dict]) -> str:
         lines.append(f"  {pair}: {fmt('fp_off-lsq_off')} | {fmt('fp_off-hm_var')} | {fmt('lsq_off-hm_var')} || "
                      f"{fmt('fp_off-fp_on')} | {fmt('fp_on-hm')} | {fmt('hm-hm_var')}")
     for pair, r in results.items():
-        led = r["heads"].get("hm-var", {}).get("ledger")
-        if led:
-            lines.append(f"  ledger of the HM-var head, {pair}: {format_summary(led)}")
+        for h in ledgered:
+            led = r["heads"].get(h, {}).get("ledger")
+            if led:
+                lines.append(f"  ledger of the {LEDGER_NAMES.get(h, h)} head, {pair}: {format_summary(led)}")
     lines.append(FIG6_TEXT)
     return "\n".join(lines)

@@ -1,5 +1,6 @@
 """Bar plot in the style of the paper's Fig. 6c: per source→target pair, the heads' mean accuracy
-(bars), each run (dots), the std (error bars); the paper's gap range shaded under FP offline."""
+(bars), each run (dots), the std (error bars); the paper's gap range shaded under FP offline. The
+axis and title say the run's own folds and backbone bits (``run_words``), not the paper's."""
 from __future__ import annotations
 
 import os
@@ -42,16 +43,30 @@ def plot_fig6(pairs: dict[str, dict], path: str | os.PathLike, title: str = "") 
             ax.scatter(x + rng.uniform(-width / 5, width / 5, acc.size), acc, s=6, color="k", zorder=3)
             lows.append(acc.min())
     ax.set_xticks(range(len(names)), [n.replace("->", "→\n") for n in names], fontsize=8)
-    ax.set_ylabel("test accuracy (%), 10-fold CV")
+    folds, backbone = run_words(pairs)
+    ax.set_ylabel(f"test accuracy (%), {folds} CV" if folds else "test accuracy (%)")
     if lows:
         ax.set_ylim(max(0.0, np.floor(min(lows)) - 5), 100)
-    ax.set_title(title or f"Fig. 6c in kind: transfer learning, frozen 4-bit backbone ({FIG6_SOURCE})", fontsize=9)
+    ax.set_title(title or f"Fig. 6c in kind: transfer learning, frozen {backbone} ({FIG6_SOURCE})", fontsize=9)
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     ax.grid(axis="y", alpha=0.3)
     path = Path(path)
     with atomic_write(path) as f:
         fig.savefig(f, format="png", dpi=150, bbox_inches="tight")
     return path
+
+
+def run_words(pairs: dict[str, dict]) -> tuple[str, str]:
+    """('3-fold', 'float backbone'): the cross-validation and the backbone of the runs plotted, read
+    from each pair's results (its runs, its backbone's bits), so a plot never states the paper's
+    10 folds and 4 bits for a run of others. Pairs that differ are all named ('3/10-fold'); no head:
+    no folds (''); a bare ``run_protocol`` result has no backbone record: then 'backbone' alone."""
+    folds = sorted({len(next(iter(r["heads"].values()))["accuracy"]) for r in pairs.values() if r["heads"]})
+    bits = sorted({r["backbone"]["bits"] for r in pairs.values() if "bits" in r.get("backbone", {})})
+    fold_words = "/".join(map(str, folds)) + "-fold" if folds else ""
+    if not bits:
+        return fold_words, "backbone"
+    return fold_words, "/".join("float" if b == 0 else f"{b}-bit" for b in bits) + " backbone"
 
 
 def _band(x, w, lo, hi, label):
