@@ -45,6 +45,12 @@ def test_values_are_read_as_their_columns_cells():
     assert _kept("val_accuracy>0.5") == []  # no cell: nothing to compare
 
 
+def test_a_column_with_a_space_in_its_name_can_be_named():
+    """The ledger's per-role columns ('…roles.LSB cells.devices') had been refused as not COLUMN=VALUE."""
+    rows = [{"ledger.roles.LSB cells.devices": 6}, {"ledger.roles.LSB cells.devices": 8}]
+    assert where(rows, [" ledger.roles.LSB cells.devices > 6 "]) == rows[1:]
+
+
 def test_mixed_columns_compare_each_cell_as_its_own_kind():
     rows = [{"label": 1}, {"label": "x"}, {"label": True}]
     assert where(rows, ["label=1"]) == [{"label": 1}]  # True is not the number 1 here

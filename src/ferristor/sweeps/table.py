@@ -73,7 +73,8 @@ def _cell(v):
 
 
 _OPS = {"<=": operator.le, ">=": operator.ge, "!=": operator.ne, "=": operator.eq, "<": operator.lt, ">": operator.gt}
-_COND = re.compile(r"^\s*([^<>=!\s]+)\s*(<=|>=|!=|=|<|>)\s*(.*?)\s*$")
+# a column may hold spaces (the ledger's 'roles.LSB cells.devices'), not at its ends
+_COND = re.compile(r"^\s*([^<>=!]*[^<>=!\s])\s*(<=|>=|!=|=|<|>)\s*(.*?)\s*$")
 
 
 def check_condition(text: str) -> None:
