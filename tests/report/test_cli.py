@@ -95,3 +95,24 @@ def test_bad_input_is_one_line_and_exit_2(small_run, tmp_path, args, message):
     r = _invoke(*map(fill, args))
     assert r.exit_code == 2, r.output
     assert r.output.count("\n") == 1 and r.output.startswith("error: ") and fill(message) in r.output, r.output
+
+
+@pytest.mark.parametrize("field, value, said", [
+    ("config.rule", None, "'config.rule' is null, expected an object"),
+    ("seeds", 3, "'seeds' is 3, expected a list or null"),
+    ("samples_per_replica", "many", "'samples_per_replica' is \"many\", expected a whole number ≥ 0 or null"),
+])
+@pytest.mark.parametrize("command", [["report"], ["lifetime", "--rate", "10"]])
+def test_a_hand_edited_results_file_is_one_line_and_exit_2(small_run, tmp_path, field, value, said, command):
+    """These had been 'unexpected AttributeError/TypeError/ValueError … a bug' with exit 1."""
+    res = json.loads((small_run / "results.json").read_text())
+    *parents, last = field.split(".")
+    target = res
+    for p in parents:
+        target = target[p]
+    target[last] = value
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "results.json").write_text(json.dumps(res))
+    r = _invoke(command[0], tmp_path / "run", *command[1:])
+    assert r.exit_code == 2, r.output
+    assert r.output == f"error: {tmp_path / 'run' / 'results.json'}: {said}\n"

@@ -1,5 +1,6 @@
 """Reading runs: the adapter's numbers, tolerance of old and new fields, and what PATHs mean."""
 import json
+import math
 import shutil
 
 import pytest
@@ -87,3 +88,70 @@ def test_a_run_without_its_file_is_named(small_run, tmp_path):
     (run / "results.json").unlink()
     with pytest.raises(DataError, match="no results.json"):
         read_run(run)
+
+
+def _set(path, value):
+    """An edit of results.json setting the field at ``path`` (keys and list indices) to ``value``."""
+    def edit(res):
+        *parents, last = path
+        target = res
+        for p in parents:
+            target = target[p]
+        target[last] = value
+    return edit
+
+
+@pytest.mark.parametrize("path, value, field, expected", [
+    (("config", "rule"), None, "config.rule", "is null, expected an object"),
+    (("config", "network"), [784, 10], "config.network", "expected an object"),
+    (("config", "epochs"), "ten", "config.epochs", 'is "ten", expected a number'),
+    (("config", "dataset"), ["mnist"], "config.dataset", "expected text"),
+    (("config", "rule", "k"), "100", "config.rule.k", "expected a number > 0"),
+    (("config", "ledger", "memristor_endurance_cycles"), "1e5", "config.ledger.memristor_endurance_cycles", "expected a number ≥ 0"),
+    (("config", "ledger", "transfer_writes_unchanged"), "false", "config.ledger.transfer_writes_unchanged", "expected true or false"),
+    (("seeds",), 3, "seeds", "is 3, expected a list"),
+    (("seeds",), [0, 1, 2], "seeds", "has 3 entries, 'final_test_accuracy' 2"),
+    (("samples_per_replica",), "many", "samples_per_replica", 'is "many", expected a whole number ≥ 0'),
+    (("samples_per_replica",), 2.5, "samples_per_replica", "expected a whole number"),
+    (("final_test_accuracy",), [0.9, "x"], "final_test_accuracy[1]", "expected an accuracy from 0 to 1"),
+    (("final_test_accuracy",), [91.2, 90.1], "final_test_accuracy[0]", "is 91.2, expected an accuracy from 0 to 1"),
+    (("history",), [1, 2], "history[0]", "expected an object"),
+    (("history", 1, "test_accuracy"), "high", "history[1].test_accuracy", "expected a list"),
+    (("history", 0, "step"), "first", "history[0].step", "expected a whole number"),
+    (("ledger",), {"layers": []}, "ledger", "expected a list"),
+    (("ledger", 1, "network", "memristor_ops", "worst"), "lots", "ledger[1].network.memristor_ops.worst", "expected a number"),
+    (("ledger", 0, "layers", 2, "weights"), -5, "ledger[0].layers[2].weights", "expected a whole number ≥ 0"),
+    (("ledger", 0, "layers", 0, "histogram", "fecap_ops", "counts"), "many", "ledger[0].layers[0].histogram.fecap_ops.counts",
+     "expected a list"),
+    (("timing", "train_seconds"), "slow", "timing.train_seconds", "expected a number"),
+    (("versions",), ["0.1"], "versions", "expected an object"),
+])
+def test_a_field_of_the_wrong_type_is_named(small_run, tmp_path, path, value, field, expected):
+    """A hand-edited or foreign file: refused when read, naming the file and the field, never a crash
+    deep in the page (it had been an AttributeError or TypeError: 'unexpected … a bug')."""
+    run = _copy(small_run, tmp_path / "run", _set(path, value))
+    with pytest.raises(DataError) as e:
+        build_report([str(run)])
+    assert str(e.value).startswith(f"{run / 'results.json'}: '{field}' ") and expected in str(e.value), str(e.value)
+
+
+def test_nulls_a_strict_writer_stores_are_read(small_run, tmp_path):
+    """null stands for nan (and, in a margin, inf): a number field may hold it."""
+    def edit(res):
+        res["ledger"][0]["network"]["energy_nJ"]["per_device"] = None
+        res["ledger"][0]["network"]["endurance"]["memristor_margin"] = None
+        res["timing"]["sample_replicas_per_second"] = None
+        res["samples_per_replica"] = None
+    run = read_run(_copy(small_run, tmp_path / "run", edit))
+    assert math.isnan(run.network.energy_per_device_nJ[0]) and run.network.memristor_margin[0] == math.inf
+    assert run.samples_per_replica is None
+
+
+def test_a_paper_preset_without_epochs_says_so(tmp_path):
+    """A file that matches a Fig. 5f preset but records no epochs had failed formatting None."""
+    (tmp_path / "r").mkdir()
+    cfg = {"dataset": "mnist", "mode": "hm-var", "rule": {"k": 100, "p": 0.2, "lr": 0.1},
+           "network": {"sizes": [784, 200, 100, 10], "norm": "layer", "output": "softmax"}}
+    (tmp_path / "r" / "results.json").write_text(json.dumps({"config": cfg, "final_test_accuracy": [0.9]}))
+    page, _ = build_report([str(tmp_path / "r")])
+    assert "this run&#x27;s results do not record its epochs, the paper trained 10" in page

@@ -49,8 +49,10 @@ def run_accuracy_value(cfg: dict) -> PaperValue | None:
     lr, paper_lr = cfg.get("rule", {}).get("lr"), pv.PAPER_LR[cfg["dataset"]]
     if lr != paper_lr:
         caveats.append(f"this run trained at lr {lr:g}, the paper at {paper_lr:g} ({pv.PAPER_LR_SOURCE})")
-    if cfg.get("epochs") != epochs:
-        caveats.append(f"this run trained {cfg.get('epochs'):g} epochs, the paper {epochs:g}")
+    if cfg.get("epochs") is None:  # an older or foreign file: a match that cannot say how long it trained
+        caveats.append(f"this run's results do not record its epochs, the paper trained {epochs:g}")
+    elif cfg["epochs"] != epochs:
+        caveats.append(f"this run trained {cfg['epochs']:g} epochs, the paper {epochs:g}")
     if cfg.get("test_limit"):
         caveats.append(f"evaluated on the first {cfg['test_limit']:,} test samples, the paper on all")
     label = pv.FIG5F_SETTING_LABELS[setting].replace("\n", " ")

@@ -134,10 +134,97 @@ def _layer(name: str, reports: list[dict]) -> LayerLedger:
         histograms=[r.get("histogram") if isinstance(r.get("histogram"), dict) else None for r in reports])
 
 
-def _percent(values, where: Path) -> list[float]:
-    if not isinstance(values, list) or not values:
-        raise DataError(f"{where}: 'final_test_accuracy' is not a list of accuracies")
+def _percent(values) -> list[float]:
     return [100 * _num(a) for a in values]
+
+
+# --- what the fields the report reads must be -----------------------------------------------------
+# A hand-edited or foreign file is refused here, naming the field, rather than failing deep in the
+# page (or, worse, drawing a wrong number). Absent fields stay fine: older engines wrote fewer.
+
+def _is_number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _or_null(kind: tuple) -> tuple:
+    what, test = kind
+    return f"{what} or null", lambda v: v is None or test(v)
+
+
+OBJECT, LIST, TEXT = ("an object", lambda v: isinstance(v, dict)), ("a list", lambda v: isinstance(v, list)), \
+    ("text", lambda v: isinstance(v, str))
+NUMBER = _or_null(("a number", _is_number))  # null: how a strict writer stores nan or inf
+AMOUNT = ("a number ≥ 0", lambda v: _is_number(v) and v >= 0)
+COUNT = ("a whole number ≥ 0", lambda v: _is_number(v) and v >= 0 and float(v).is_integer())
+ACCURACY = _or_null(("an accuracy from 0 to 1", lambda v: _is_number(v) and 0 <= v <= 1))
+SEED = ("a seed (a whole number)", lambda v: _is_number(v) and float(v).is_integer())
+_LAYER = [("weights", COUNT), *((f, OBJECT) for f in ("fecap_ops", "memristor_ops", "energy_nJ", "endurance")),
+          *((f, NUMBER) for f in ("transfers", "fecap_ops.mean", "fecap_ops.worst", "fecap_ops.mean_sign_msb_cell",
+                                  "memristor_ops.mean", "memristor_ops.worst", "energy_nJ.fecap_total",
+                                  "energy_nJ.memristor_total", "energy_nJ.per_device", "energy_nJ.per_device_fecap",
+                                  "energy_nJ.per_device_memristor", "endurance.fecap_margin", "endurance.memristor_margin"))]
+_HISTOGRAM = [("histogram", _or_null(OBJECT)), *((f"histogram.{d}{f}", k) for d in ("memristor_ops", "fecap_ops") for f, k in (
+    ("", _or_null(OBJECT)), (".edges", LIST), (".edges.*", NUMBER), (".counts", LIST), (".counts.*", AMOUNT)))]
+
+# (field, what it must be) for every field the report reads: "*" stands for each item of a list; a
+# field is only looked for inside a parent of the right type, so parents come first.
+FIELDS: list[tuple[str, tuple]] = [
+    ("final_test_accuracy", LIST), ("final_test_accuracy.*", ACCURACY), ("seeds", _or_null(LIST)), ("seeds.*", SEED),
+    ("samples_per_replica", _or_null(COUNT)),
+    ("history", _or_null(LIST)), ("history.*", OBJECT), ("history.*.epoch", NUMBER), ("history.*.step", _or_null(COUNT)),
+    ("history.*.test_accuracy", LIST), ("history.*.test_accuracy.*", ACCURACY),
+    ("ledger", _or_null(LIST)), ("ledger.*", OBJECT), ("ledger.*.layers", LIST), ("ledger.*.layers.*", OBJECT),
+    ("ledger.*.network", OBJECT),
+    *((f"ledger.*.layers.*.{f}", k) for f, k in _LAYER + _HISTOGRAM), *((f"ledger.*.network.{f}", k) for f, k in _LAYER),
+    ("timing", _or_null(OBJECT)), *((f"timing.{f}", NUMBER) for f in ("train_seconds", "compile_seconds", "sample_replicas_per_second")),
+    ("versions", _or_null(OBJECT)),
+    ("config.dataset", TEXT), ("config.mode", TEXT), ("config.epochs", ("a number", _is_number)),
+    ("config.batch", ("a whole number ≥ 1", lambda v: COUNT[1](v) and v >= 1)), ("config.test_limit", _or_null(COUNT)),
+    ("config.seeds", LIST), ("config.seeds.*", SEED),
+    ("config.rule", OBJECT), ("config.rule.k", _or_null(("a number > 0", lambda v: _is_number(v) and v > 0))),
+    ("config.rule.p", NUMBER), ("config.rule.lr", NUMBER),
+    ("config.network", OBJECT), ("config.network.sizes", LIST), ("config.network.sizes.*", COUNT),
+    ("config.network.output", _or_null(TEXT)), ("config.network.norm", _or_null(TEXT)),
+    ("config.ledger", OBJECT), ("config.ledger.transfer_writes_unchanged", ("true or false", lambda v: isinstance(v, bool))),
+    *((f"config.ledger.{f}", AMOUNT) for f in ("fecap_endurance_cycles", "memristor_endurance_cycles", "ops_per_cycle",
+                                               "fecap_ops_initial_write", "fecap_ops_per_transfer", "memristor_ops_per_transfer")),
+]
+
+
+def _found(d, path: list[str], where: str = ""):
+    """(name, value) of every value at ``path`` in ``d``; '*' stands for each item of a list."""
+    if not path:
+        yield where, d
+        return
+    head, rest = path[0], path[1:]
+    if head == "*":
+        for i, v in enumerate(d if isinstance(d, list) else []):
+            yield from _found(v, rest, f"{where}[{i}]")
+    elif isinstance(d, dict) and head in d:
+        yield from _found(d[head], rest, f"{where}.{head}" if where else head)
+
+
+def _shown(v) -> str:
+    text = json.dumps(v, default=str)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def check_fields(data: dict, file: Path) -> None:
+    """A DataError naming ``file`` and the first field the report reads that is not what it must be."""
+    for path, (what, test) in FIELDS:
+        for name, value in _found(data, path.split(".")):
+            if not test(value):
+                raise DataError(f"{file}: '{name}' is {_shown(value)}, expected {what}")
+    n = len(data["final_test_accuracy"])
+    if not n:
+        raise DataError(f"{file}: 'final_test_accuracy' is [], expected one accuracy per seed")
+    # one value per seed (chip) everywhere: a longer or shorter list would shift the page's columns
+    seeds = ("seeds", data["seeds"]) if data.get("seeds") is not None else ("config.seeds", data["config"].get("seeds"))
+    for name, values in [seeds, ("ledger", data.get("ledger") or None),
+                         *((f"history[{i}].test_accuracy", h["test_accuracy"]) for i, h in enumerate(data.get("history") or [])
+                           if "test_accuracy" in h)]:
+        if values is not None and len(values) != n:
+            raise DataError(f"{file}: '{name}' has {len(values)} entries, 'final_test_accuracy' {n}: expected one per seed")
 
 
 def read_run(path: str | Path, name: str | None = None) -> Run:
@@ -152,9 +239,10 @@ def read_run(path: str | Path, name: str | None = None) -> Run:
         raise DataError(f"{file}: cannot read it as JSON ({e})") from None
     if not isinstance(data, dict) or not isinstance(data.get("config"), dict) or "final_test_accuracy" not in data:
         raise DataError(f"{file}: not a ferristor results file (needs 'config' and 'final_test_accuracy')")
-    history = [Evaluation(_num(h.get("epoch")), h.get("step"), [100 * _num(a) for a in h.get("test_accuracy", [])])
-               for h in data.get("history") or [] if isinstance(h, dict)]
-    replicas = [r for r in data.get("ledger") or [] if isinstance(r, dict) and r.get("layers")]
+    check_fields(data, file)
+    history = [Evaluation(_num(h.get("epoch")), h.get("step"), _percent(h.get("test_accuracy", [])))
+               for h in data.get("history") or []]
+    replicas = [r for r in data.get("ledger") or [] if r.get("layers")]
     layers = [_layer(f"layer {i + 1}", [r["layers"][i] for r in replicas])
               for i in range(min(len(r["layers"]) for r in replicas))] if replicas else []
     network = _layer("network", [r["network"] for r in replicas]) if replicas and all("network" in r for r in replicas) else None
@@ -165,7 +253,7 @@ def read_run(path: str | Path, name: str | None = None) -> Run:
     return Run(
         name=name or (file.parent.name or str(file.parent)), path=file.parent, config=with_legacy_defaults(data["config"]),
         seeds=list(data.get("seeds") or data["config"].get("seeds") or range(len(data["final_test_accuracy"]))),
-        accuracy=_percent(data["final_test_accuracy"], file), history=history,
+        accuracy=_percent(data["final_test_accuracy"]), history=history,
         samples_per_replica=data.get("samples_per_replica"), layers=layers, network=network,
         endurance=endurance_of(data["config"]), timing=data.get("timing") or {}, versions=data.get("versions") or {},
         extra={k: v for k, v in data.items() if k not in KNOWN_KEYS and k != "code_version"}, code_version=code_version(data),
