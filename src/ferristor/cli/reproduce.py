@@ -59,15 +59,15 @@ def reproduce(figure, seeds, epoch_scale, ks, settings, preset, rounding, level_
     """Reproduce the paper's Fig. 5c–f and Fig. 6 (in kind); prints our numbers next to the paper's and
     writes plots. FIGURE: fig5c, fig5d, fig5e, fig5f, fig6 or all. fig6 is 'ferristor fig6 --out OUT/fig6' with its defaults (its own options:
     'ferristor fig6 --help'; --epoch-scale scales its pretraining only); all is Fig. 5c–f."""
-    if workers > cpu_count() and not str(device).startswith("cuda"):
-        raise click.BadParameter(f"{workers}: at most {cpu_count()} (this machine's cores) for trials on the CPU; "
-                                 f"with --device cuda up to {MAX_GPU_WORKERS} trials share the GPU",
-                                 param_hint="'--workers'")
     if figure == "fig6":
-        for name, value in (("--seeds", seeds), ("--k", ks), ("--settings", settings), ("--rounding", rounding),
-                            ("--level-means", level_means), ("--device", None if device == "cpu" else device)):
-            if value is not None:
-                raise click.UsageError(f"{name} does not apply to fig6: its options are those of 'ferristor fig6'")
+        # every option fig6 does not read, given on the command line or by its environment variable
+        # (--preset paper and --workers 1 too: a value that happens to be the default is still ignored)
+        ctx = click.get_current_context()
+        given = (click.core.ParameterSource.COMMANDLINE, click.core.ParameterSource.ENVIRONMENT)
+        for name in ("seeds", "ks", "settings", "preset", "rounding", "level_means", "workers", "device"):
+            if ctx.get_parameter_source(name) in given:
+                flag = next(p.opts[0] for p in ctx.command.params if p.name == name)
+                raise click.UsageError(f"{flag} does not apply to fig6: its options are those of 'ferristor fig6'")
         from ..errors import ConfigMismatchError
         from ..experiments.run_folder import FIELD
         from .fig6 import run_fig6
@@ -81,6 +81,10 @@ def reproduce(figure, seeds, epoch_scale, ks, settings, preset, rounding, level_
             # named as the --out typed here; the remedy names the folder in it to delete
             raise ConfigMismatchError(FIELD, out, e.what, e.differences, e.remedy) from None
         return
+    if workers > cpu_count() and not str(device).startswith("cuda"):
+        raise click.BadParameter(f"{workers}: at most {cpu_count()} (this machine's cores) for trials on the CPU; "
+                                 f"with --device cuda up to {MAX_GPU_WORKERS} trials share the GPU",
+                                 param_hint="'--workers'")
     from ..data.registry import locate_dataset
     from ..experiments import reproduce as rp
     from ..experiments.resources import check_memory, estimate_bytes
