@@ -34,3 +34,23 @@ def test_reproduce_fig6_passes_the_options_it_reads(monkeypatch, tmp_path):
     assert r.exit_code == 0, r.output
     assert calls == [dict(out=str(tmp_path / "fig6"), pretrain_epochs=1.0, threads=1, data_dir=None, progress=False,
                           fresh=True)]
+
+
+@pytest.mark.parametrize("grid, bad", [("0", "0"), ("2^-6,-1", "-1"), ("2^2000", "2^2000"), ("inf", "inf"),
+                                       ("nan", "nan"), ("2^-x", "2^-x"), ("1e-31", "1e-31")])
+def test_a_bad_lsb_grid_is_named_as_typed(tmp_path, grid, bad):
+    """'--lsb-grid 0' had been refused as '(0.0,)', a Python tuple; '2^2000' had crashed (OverflowError)
+    and 'inf' had been accepted, to fail once the heads started."""
+    r = CliRunner().invoke(cli, ["fig6", "--lsb-grid", grid, "--out", str(tmp_path / "o")])
+    assert r.exit_code == 2, r.output
+    assert r.stderr == (f"error: --lsb-grid {grid} is not allowed: expected comma-separated weight scales (hidden "
+                        f"LSBs) in [1e-30, 1e+30], as numbers or powers of two, e.g. 2^-5,2^-6,0.01 ({bad} is not one)\n")
+    assert not (tmp_path / "o").exists()
+
+
+def test_protocol_config_names_a_bad_lsb_grid_as_numbers():
+    from ferristor.errors import ConfigError
+    from ferristor.transfer_learning.protocol import ProtocolConfig
+    with pytest.raises(ConfigError, match=r"^lsb_grid='0\.01,0\.0' is not allowed: expected one or more weight scales"):
+        ProtocolConfig(lsb_grid=(0.01, 0.0))
+    assert ProtocolConfig(lsb_grid=[1, 0.5]).lsb_grid == (1.0, 0.5)  # numbers, as a tuple of floats

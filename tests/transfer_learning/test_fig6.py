@@ -198,3 +198,28 @@ def test_plot_and_table_say_what_was_run(fig6_args, monkeypatch):
     header, row = table.splitlines()[:2]
     assert header.split()[-2:] == ["hm", "transfers"] and row.split()[-1] == f"{sum(transfers) / len(transfers):,.0f}"
     assert f"ledger of the HM head, {pair}: " in table and "ledger of the HM-var head" not in table
+
+
+def test_a_truncated_backbone_file_is_named_with_the_way_out(fig6_args, tmp_path, source_images):
+    """torch's text of a cut zip file, itself cut mid-sentence, had been all the message said."""
+    args, out, pair = fig6_args
+    assert _run(args).exit_code == 0
+    shutil.rmtree(out / "pairs")  # the backbone is needed again
+    (backbone,) = (out / "backbones").iterdir()
+    whole = (backbone / "backbone.pt").read_bytes()
+    (backbone / "backbone.pt").write_bytes(whole[:len(whole) // 2])
+    r = _run(args)
+    assert r.exit_code == 2, r.output
+    assert r.stderr == (f"error: {backbone / 'backbone.pt'} is not a usable backbone (truncated, corrupt or not "
+                        f"written by ferristor pretrain); delete {backbone} to pretrain it anew (--fresh keeps "
+                        f"pretrained backbones), or choose another --out\n")
+    shutil.rmtree(backbone)  # the advice works
+    assert _run(args).exit_code == 0
+    # `ferristor pretrain`'s way out is its --fresh, which discards the backbone
+    cfg = pt.PretrainConfig(arch="lenet", input_size=12, epochs=0.2, batch=16)
+    pt.pretrain(cfg, tmp_path / "pre", data=source_images, progress=False)
+    (tmp_path / "pre" / "backbone.pt").write_bytes(b"PK\x03\x04 cut")
+    with pytest.raises(DataError, match=r"backbone.pt is not a usable backbone \(truncated, corrupt or not written by "
+                                        r"ferristor pretrain\); rerun with --fresh"):
+        pt.pretrain(cfg, tmp_path / "pre", data=source_images, progress=False)
+    assert pt.pretrain(cfg, tmp_path / "pre", data=source_images, progress=False, fresh=True).backbone

@@ -4,6 +4,7 @@ five classifier heads (FP and 4-bit offline, HM online with and without variabil
 ``reproduce fig6`` is this command: :func:`run_fig6` is the hook a ``reproduce`` front end calls."""
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import click
@@ -18,13 +19,21 @@ def _csv(text: str | None, field: str, example: str) -> list[str] | None:
 
 
 def _lsb_grid(text: str) -> tuple[float, ...]:
+    """'2^-5,2^-6,0.01' → the candidates, each a weight scale the heads' 32-bit kernels hold; a bad
+    one is named with the value as typed (not the parsed tuple)."""
+    from ..config_base import FLOAT32_SCALE
     from ..errors import ConfigError
     out = []
-    for t in comma_list(text, "lsb_grid", "2^-8,2^-10,2^-12"):
+    for t in comma_list(text, "lsb_grid", "2^-5,2^-6,2^-7"):
         try:
-            out.append(2.0 ** float(t[2:]) if t.startswith("2^") else float(t))
-        except ValueError:
-            raise ConfigError("lsb_grid", text, "comma-separated LSB values, e.g. 2^-8,2^-10,2^-12") from None
+            v = 2.0 ** float(t[2:]) if t.startswith("2^") else float(t)
+        except (ValueError, OverflowError):  # 'x', '2^2000'
+            v = math.nan
+        if not FLOAT32_SCALE[0] <= v <= FLOAT32_SCALE[1]:  # 0, negatives, inf and nan too
+            raise ConfigError("lsb_grid", text, f"comma-separated weight scales (hidden LSBs) in "
+                              f"[{FLOAT32_SCALE[0]:g}, {FLOAT32_SCALE[1]:g}], as numbers or powers of two, e.g. "
+                              f"2^-5,2^-6,0.01 ({t} is not one)")
+        out.append(v)
     no_repeats(out, "lsb_grid", text)  # '2^-8,0.00390625' is one candidate
     return tuple(out)
 

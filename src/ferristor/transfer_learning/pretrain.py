@@ -114,7 +114,7 @@ def pretrain(cfg: PretrainConfig, out: str | Path | None = None, *, data: ImageS
         if done.exists() and (folder / BACKBONE_FILE).exists():
             saved = _read_results(done, remedy)
             if saved.get("identity") == json.loads(json.dumps(identity)):
-                return PretrainResult(load_backbone(folder / BACKBONE_FILE), saved, folder)
+                return PretrainResult(_load_backbone(folder / BACKBONE_FILE, remedy), saved, folder)
             diffs = [(k, saved.get("identity", {}).get(k), v) for k, v in identity.items()
                      if saved.get("identity", {}).get(k) != v]
             raise ConfigMismatchError(run_folder.FIELD, str(folder), "a pretrained backbone", diffs,
@@ -144,6 +144,16 @@ def _read_results(path: Path, remedy: str | None) -> dict:
         why = (str(e).strip().splitlines() or [""])[0][:160]
         raise DataError(f"{path} is unreadable ({type(e).__name__}: {why}); {_way_out(remedy)}") from None
     return saved
+
+
+def _load_backbone(path: Path, remedy: str | None) -> Backbone:
+    """A finished pretraining's backbone.pt, or one DataError naming it and the way out (torch's own
+    text of a cut zip file is long and says nothing of which folder to delete)."""
+    try:
+        return load_backbone(path)
+    except (DataError, ConfigError, KeyError, TypeError, ValueError, RuntimeError):
+        raise DataError(f"{path} is not a usable backbone (truncated, corrupt or not written by ferristor "
+                        f"pretrain); {_way_out(remedy)}") from None
 
 
 def _way_out(remedy: str | None) -> str:

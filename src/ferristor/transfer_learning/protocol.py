@@ -27,7 +27,7 @@ from dataclasses import asdict, dataclass, field, replace
 import numpy as np
 import torch
 
-from ..config_base import check_number, param
+from ..config_base import FLOAT32_SCALE, check_number, param
 from ..errors import ConfigError
 from . import folds as fl
 from .heads import OfflineConfig, OnlineConfig, Runs, train_offline, train_online
@@ -59,8 +59,13 @@ class ProtocolConfig:
         bad = [h for h in self.heads if h not in HEADS]
         if bad or not self.heads:
             raise ConfigError("heads", ",".join(bad) or "", "a comma-separated subset of " + ", ".join(HEADS))
-        if not self.lsb_grid or any(not (isinstance(v, float) and v > 0) for v in self.lsb_grid):
-            raise ConfigError("lsb_grid", self.lsb_grid, "positive numbers")
+        grid = self.lsb_grid if isinstance(self.lsb_grid, (tuple, list)) else (self.lsb_grid,)
+        if not grid or any(isinstance(v, bool) or not isinstance(v, (int, float))
+                           or not FLOAT32_SCALE[0] <= v <= FLOAT32_SCALE[1] for v in grid):
+            shown = ",".join(str(v) for v in grid)  # as written, not a Python tuple
+            raise ConfigError("lsb_grid", shown, f"one or more weight scales (hidden LSBs) in "
+                              f"[{FLOAT32_SCALE[0]:g}, {FLOAT32_SCALE[1]:g}], as OnlineConfig.hidden_lsb takes them")
+        self.lsb_grid = tuple(float(v) for v in grid)
 
     def identity(self) -> dict:
         d = asdict(self)
