@@ -54,3 +54,25 @@ def test_protocol_config_names_a_bad_lsb_grid_as_numbers():
     with pytest.raises(ConfigError, match=r"^lsb_grid='0\.01,0\.0' is not allowed: expected one or more weight scales"):
         ProtocolConfig(lsb_grid=(0.01, 0.0))
     assert ProtocolConfig(lsb_grid=[1, 0.5]).lsb_grid == (1.0, 0.5)  # numbers, as a tuple of floats
+
+
+def test_a_decay_epoch_past_the_online_epochs_warns_naming_both(tmp_path):
+    """--decay-epoch 5 with --online-epochs 1 had been accepted without a word: the decay never applies."""
+    args = ["fig6", "--pairs", "nonsense", "--out", str(tmp_path / "o")]  # refused after the configs are built
+    r = CliRunner().invoke(cli, args + ["--decay-epoch", "5", "--online-epochs", "1"])
+    assert r.stderr.startswith("warning: --decay-epoch 5 has no effect with --online-epochs 1: the online lr is "
+                               "multiplied by 0.1 from that epoch on (0-based) and the heads train epoch 0 only, so it "
+                               "never decays; set it below the online epochs\n"), r.stderr
+    for quiet in (["--decay-epoch", "2", "--online-epochs", "3"], ["--decay-epoch", "0", "--online-epochs", "1"],
+                  ["--decay-epoch", "5", "--online-epochs", "1", "--heads", "fp-offline"]):  # no online head
+        r = CliRunner().invoke(cli, args + quiet)
+        assert r.exit_code == 2 and "warning" not in r.stderr, r.stderr
+
+
+def test_protocol_config_warns_of_a_decay_that_never_applies():
+    from ferristor.errors import FerristorWarning
+    from ferristor.transfer_learning.heads import OnlineConfig
+    from ferristor.transfer_learning.protocol import ProtocolConfig
+    with pytest.warns(FerristorWarning, match=r"^OnlineConfig.decay_epoch=3 has no effect with OnlineConfig.epochs=3: "
+                                              r".*heads train epochs 0–2, so it never decays"):
+        ProtocolConfig(online=OnlineConfig(epochs=3, decay_epoch=3))

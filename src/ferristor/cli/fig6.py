@@ -100,7 +100,8 @@ def run_fig6(*, pairs=None, pretrain_epochs=2.0, per_class=1000, folds=10, heads
 @click.command("fig6", short_help="Transfer learning on the chip (Fig. 6)")
 @fig6_options
 @backbone_options
-@names_options(out_dir="out", per_class="per_class", **{"pretrain.epochs": "pretrain_epochs"})
+@names_options(out_dir="out", per_class="per_class", **{"pretrain.epochs": "pretrain_epochs",
+                                                         "OnlineConfig.epochs": "online_epochs"})
 def fig6_command(**options):
     """Transfer learning on the chip (the paper's Fig. 6, in kind): pretrain a 4-bit backbone, freeze it,
     train classifier heads with tenfold CV; prints the table next to the paper's gaps and writes a plot.

@@ -25,7 +25,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from ..config_base import FLOAT32_SCALE, check_choice, check_number, param
-from ..errors import DivergedError, FerristorWarning, NonFiniteGradientError
+from ..errors import DivergedError, FerristorWarning, NonFiniteGradientError, _as_written
 from ..nn import HybridConfig, HybridLinear
 from ..nn.lsq import init_step, lsq_quantize, qrange
 
@@ -176,6 +176,29 @@ class OnlineConfig:
 
     def lr_at(self, epoch: int) -> float:
         return self.lr * (self.decay if epoch >= self.decay_epoch else 1.0)
+
+
+class NoEffectWarning(FerristorWarning):
+    """A setting that cannot act given another one; both are named as the front end names them
+    ('--decay-epoch 5 has no effect with --online-epochs 1: …')."""
+
+    def __init__(self, field: str, value, other: str, other_value, why: str):
+        self.other, self.other_value = other, other_value
+        super().__init__(why, field=field, value=value)
+
+    def render(self, namer=None) -> str:
+        return (f"{_as_written(self.field, self.value, namer)} has no effect with "
+                f"{_as_written(self.other, self.other_value, namer)}: {self.message}")
+
+
+def warn_decay_never_applies(cfg: OnlineConfig, stacklevel: int = 3) -> None:
+    """The lr decays from epoch ``decay_epoch`` (0-based) on: at or past the last epoch it never does."""
+    if cfg.decay != 1 and cfg.decay_epoch >= cfg.epochs:
+        last = "epoch 0 only" if cfg.epochs == 1 else f"epochs 0–{cfg.epochs - 1}"
+        warnings.warn(NoEffectWarning(
+            "OnlineConfig.decay_epoch", cfg.decay_epoch, "OnlineConfig.epochs", cfg.epochs,
+            f"the online lr is multiplied by {cfg.decay:g} from that epoch on (0-based) and the heads train {last}, "
+            f"so it never decays; set it below the online epochs"), stacklevel=stacklevel)
 
 
 def compiled_head(model: HybridLinear, opt) -> "HybridMLP | None":

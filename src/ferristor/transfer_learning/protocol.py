@@ -30,7 +30,7 @@ import torch
 from ..config_base import FLOAT32_SCALE, check_number, param
 from ..errors import ConfigError
 from . import folds as fl
-from .heads import OfflineConfig, OnlineConfig, Runs, train_offline, train_online
+from .heads import OfflineConfig, OnlineConfig, Runs, train_offline, train_online, warn_decay_never_applies
 from .ledger import summarise
 
 HEADS = ("fp-offline", "lsq-offline", "hm-var", "hm", "fp-online")
@@ -66,6 +66,8 @@ class ProtocolConfig:
             raise ConfigError("lsb_grid", shown, f"one or more weight scales (hidden LSBs) in "
                               f"[{FLOAT32_SCALE[0]:g}, {FLOAT32_SCALE[1]:g}], as OnlineConfig.hidden_lsb takes them")
         self.lsb_grid = tuple(float(v) for v in grid)
+        if any(h in ONLINE_MODE for h in self.heads):  # settings of heads that do not run are not read
+            warn_decay_never_applies(self.online, stacklevel=4)
 
     def identity(self) -> dict:
         d = asdict(self)
