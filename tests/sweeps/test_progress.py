@@ -36,3 +36,55 @@ def test_with_the_bar_the_same_lines_go_to_stdout_above_it(capsys):
 def test_progress_off_prints_nothing(capsys):
     _events(Progress(2, 0, 0, "s", False))
     assert capsys.readouterr() == ("", "")
+
+
+# --- warnings a worker process or Ray task shows: relayed to the driver, shown there as its own ---
+
+class ThirdPartyWarning(UserWarning):
+    """A warning class of another package (the driver of a Ray cluster may not have it)."""
+
+
+def _relayed(*warns):
+    import warnings
+
+    from ferristor.sweeps.worker import warnings_to
+    events = []
+    with warnings_to(lambda kind, payload: events.append((kind, payload))):
+        for w in warns:
+            warnings.warn(w, stacklevel=1)
+    return events
+
+
+def test_a_workers_warnings_become_events_that_the_driver_raises_again_as_its_own():
+    import pickle
+    import warnings
+
+    from ferristor.errors import FerristorWarning
+    from ferristor.sweeps.executors import warn_again
+    events = _relayed(FerristorWarning("has no effect", "transfer.sigma_levels", 0.3), RuntimeWarning("overflow encountered"),
+                      ThirdPartyWarning("deprecated"))
+    assert [kind for kind, _ in events] == ["warning"] * 3
+    payloads = [pickle.loads(pickle.dumps(p)) for _, p in events]  # as a pipe or Ray carries them
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        for p in payloads:
+            warn_again(p, {})
+    ferristor, numeric, other = seen
+    assert isinstance(ferristor.message, FerristorWarning)  # its field kept: a command line names it its own way
+    assert ferristor.message.render(lambda f: "--sigma" if f == "transfer.sigma_levels" else None) == "--sigma 0.3: has no effect"
+    assert numeric.category is RuntimeWarning and str(numeric.message) == "overflow encountered"
+    assert other.category is UserWarning and str(other.message) == "ThirdPartyWarning: deprecated"  # as text
+    assert other.filename == __file__
+
+
+def test_a_relayed_warning_is_shown_once_per_place_as_python_would():
+    import warnings
+
+    from ferristor.sweeps.executors import warn_again
+    events = _relayed(UserWarning("same"))
+    registry: dict = {}
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("default")
+        for _ in range(3):  # three trials meet it
+            warn_again(events[0][1], registry)
+    assert len(seen) == 1

@@ -2,7 +2,8 @@
 or in local worker processes. (Ray: ``ray_executor.py``.)
 
 An executor runs :class:`~.worker.Job` s and hands their events to the driver's ``sink(key, kind,
-payload)`` from :meth:`poll`; it never writes anything itself. The driver gives each executor the
+payload)`` from :meth:`poll`; it never writes anything itself (a warning a worker process or Ray
+task relays is raised again in the driver: :func:`warn_again`). The driver gives each executor the
 datasets it loaded and fingerprinted, and the executor delivers them to its workers (here: pickled
 once per worker process), so no worker reads a data folder and every trial trains on exactly the
 tensors its key names. A worker that dies is reported as a ``crashed`` event and replaced.
@@ -20,11 +21,12 @@ import queue
 import signal
 import threading
 import time
+import warnings
 from contextlib import nullcontext
 from typing import Any, Callable, Protocol
 
 from ..errors import ConfigError
-from .worker import Job, run_job
+from .worker import Job, run_job, warnings_to
 
 Sink = Callable[[str, str, Any], None]
 TERMINAL = ("done", "error", "crashed")
@@ -149,6 +151,16 @@ class ThreadExecutor:
         pass  # daemon threads: the driver waits for every trial before closing
 
 
+def warn_again(payload, registry: dict) -> None:
+    """Raise here, in the driver, a warning a worker showed (``worker.warnings_to``) as if raised here:
+    a command line then shows it as its own (one line, each text once), any bar stepping aside;
+    ``registry`` keeps Python's once-per-place rule across the trials of one executor."""
+    from .progress import bars_aside
+    message, category, filename, lineno = payload
+    with bars_aside():
+        warnings.warn_explicit(message, category, filename, lineno, registry=registry)
+
+
 def _watch_parent(parent: int) -> None:
     """A worker whose driver died (kill -9 included) exits instead of training on for nobody."""
     while True:
@@ -183,18 +195,25 @@ def _worker_main(conn, parent: int) -> None:
         signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     threading.Thread(target=_watch_parent, args=(parent,), daemon=True).start()
     datasets: dict = {}
-    while True:
-        try:
-            msg = conn.recv()
-        except EOFError:
-            return
-        if msg is None:
-            return
-        if msg[0] == "data":
-            datasets[msg[1]] = msg[2]
-        else:
-            job = msg[1]
-            run_job(job, datasets[job.dataset], lambda kind, payload: conn.send((job.key, kind, payload)))
+    lock, key = threading.Lock(), [""]  # a warning may come from another thread than the trial's
+
+    def send(kind, payload):
+        with lock:
+            conn.send((key[0], kind, payload))
+    with warnings_to(send):  # not raw on the terminal the driver draws its bar on
+        while True:
+            try:
+                msg = conn.recv()
+            except EOFError:
+                return
+            if msg is None:
+                return
+            if msg[0] == "data":
+                datasets[msg[1]] = msg[2]
+            else:
+                job = msg[1]
+                key[0] = job.key
+                run_job(job, datasets[job.dataset], send)
 
 
 class _Worker:
@@ -220,6 +239,7 @@ class ProcessExecutor:
             raise ConfigError("workers", workers, "an integer ≥ 1")
         self.workers = workers
         self.pool: list[_Worker] = []
+        self.warned: dict = {}  # warn_again's registry
 
     def start(self, datasets: dict, sink: Sink) -> None:
         import multiprocessing
@@ -264,6 +284,9 @@ class ProcessExecutor:
         try:
             while w.job is not None and w.conn.poll():
                 key, kind, payload = w.conn.recv()
+                if kind == "warning":
+                    warn_again(payload, self.warned)
+                    continue
                 self.sink(key, kind, payload)
                 if kind in TERMINAL:
                     w.job = None

@@ -13,6 +13,8 @@ joins a running cluster (``ray start --head`` on one node, ``ray start --address
   Ray's own retry (``max_retries``) would rerun it from the start with its original arguments, so
   it is 0 here and the driver resubmits the trial itself, with the latest checkpoint it holds as an
   argument: mid-trial state survives the loss of a worker or a node without any shared disk.
+* **Warnings** a task shows travel to the driver as events (``worker.warnings_to``), which raises
+  them again (``executors.warn_again``): the driver's command line shows them, one line each, once.
 * **Ctrl-C** is the driver's: it cancels the tasks and shuts its local Ray down (:meth:`close`). Ray's
   workers never see it: each runs in a process group of its own with SIGINT blocked (checked with
   Ray 2.60: Ray starts its raylet that way, ``services.start_ray_process``), their output goes to
@@ -26,8 +28,8 @@ import threading
 from typing import Any
 
 from ..errors import FerristorError
-from .executors import TERMINAL, Sink
-from .worker import Job, run_job
+from .executors import TERMINAL, Sink, warn_again
+from .worker import Job, run_job, warnings_to
 
 
 class RayUnavailable(FerristorError):
@@ -39,8 +41,10 @@ def _trial_events(job: Job, dataset):
     events: queue.Queue = queue.Queue()
 
     def body():
+        emit = lambda kind, payload: events.put((kind, payload))  # noqa: E731
         try:
-            run_job(job, dataset, lambda kind, payload: events.put((kind, payload)))
+            with warnings_to(emit):  # else in Ray's logs only (log_to_driver=False)
+                run_job(job, dataset, emit)
         finally:
             events.put(None)
 
@@ -73,6 +77,7 @@ class RayExecutor:
         self.init_kwargs = init_kwargs or {}
         self.running: dict[Any, Job] = {}
         self.started_ray = False
+        self.warned: dict = {}  # warn_again's registry
 
     def start(self, datasets: dict, sink: Sink) -> None:
         try:
@@ -129,6 +134,9 @@ class RayExecutor:
             except self.ray.exceptions.RayError as e:
                 del self.running[gen]
                 self.sink(job.key, "crashed", f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}")
+                continue
+            if kind == "warning":
+                warn_again(payload, self.warned)
                 continue
             if kind in TERMINAL:
                 del self.running[gen]

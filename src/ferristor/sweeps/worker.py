@@ -8,13 +8,18 @@ deterministic), then ``("eval", record)`` per
 evaluation and ``("checkpoint", {"step", "state"})`` per checkpoint (``state``: bytes of ``torch.save`` of train's state), then
 ``("done", results)``, or ``("error", text)`` when the trial raised. A worker that dies sends nothing
 more; the executor reports that as ``("crashed", text)``. The driver alone writes anything down.
+A worker process or Ray task also sends ``("warning", …)`` for each warning it shows
+(:func:`warnings_to`), at any time: its executor raises it again in the driver (``executors.warn_again``).
 """
 from __future__ import annotations
 
+import contextlib
 import io
 import os
+import pickle
 import socket
 import traceback
+import warnings
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -92,6 +97,35 @@ def load_resume(blob: bytes, cfg) -> tuple[dict | None, str | None]:
         finally:
             optimizer.release()
     return state, None
+
+
+@contextlib.contextmanager
+def warnings_to(emit: Emit):
+    """Send the warnings this process shows to the driver, as ``("warning", (message, category,
+    filename, lineno))`` events, instead of printing them raw (file, line and source of the ``warn``
+    call) on a stderr the user shares with the driver or never sees (Ray's logs). The driver raises
+    them again, so a command line shows them as its own: one ``warning: …`` line, once (the driver has
+    often shown the same one already: it checks every trial's config before any runs)."""
+    from ..errors import FerristorWarning
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        payload = (message, category, filename, lineno)
+        # ferristor's and Python's own classes unpickle in any driver; another package's warning (or
+        # one that does not pickle) goes as its text, lest unpickling it fail there as a crash of the trial
+        if not (isinstance(message, FerristorWarning) or category.__module__ == "builtins") or not _pickles(payload):
+            payload = (f"{category.__name__}: {message}", UserWarning, filename, lineno)
+        emit("warning", payload)
+    with warnings.catch_warnings():
+        warnings.showwarning = show
+        yield
+
+
+def _pickles(obj) -> bool:
+    try:
+        pickle.dumps(obj)
+        return True
+    except Exception:  # noqa: BLE001 — whatever pickle refuses
+        return False
 
 
 def run_job(job: Job, dataset, emit: Emit) -> None:
