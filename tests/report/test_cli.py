@@ -116,3 +116,35 @@ def test_a_hand_edited_results_file_is_one_line_and_exit_2(small_run, tmp_path, 
     r = _invoke(command[0], tmp_path / "run", *command[1:])
     assert r.exit_code == 2, r.output
     assert r.output == f"error: {tmp_path / 'run' / 'results.json'}: {said}\n"
+
+
+def test_a_folder_with_a_bad_and_an_unfinished_run_still_makes_the_page(small_run, tmp_path):
+    import shutil
+    runs = tmp_path / "runs"
+    shutil.copytree(small_run, runs / "good")
+    (runs / "bad").mkdir()
+    (runs / "bad" / "results.json").write_text("{")
+    (runs / "going").mkdir()
+    (runs / "going" / ".lock").touch()
+    for command in (["report", runs, "--out", tmp_path / "r.html"], ["lifetime", runs, "--rate", "10"]):
+        r = _invoke(*command)
+        assert r.exit_code == 0, r.output
+        bad, going = r.stderr.splitlines()
+        assert bad.startswith(f"warning: skipped: {runs / 'bad' / 'results.json'}: cannot read it as JSON (")
+        assert going == f"warning: skipped: {runs / 'going'}: unfinished (no results.json)"
+    assert "run good: " in r.stdout
+
+
+@pytest.mark.parametrize("command", [["report"], ["lifetime", "--rate", "10"]])
+def test_a_fig6_folder_is_named_one_line_and_exit_2(tmp_path, command):
+    out = tmp_path / "fig6"
+    (out / "pairs").mkdir(parents=True)
+    (out / "backbones").mkdir()
+    for f in ("fig6.json", "fig6.txt", "fig6.png", "pairs/mnist-to-fashion-mnist.json"):
+        (out / f).write_text("{}")
+    r = _invoke(command[0], out, *command[1:])
+    assert r.exit_code == 2, r.output
+    arg = "PATH" if command[0] == "report" else "RUN"
+    assert r.output.count("\n") == 1 and r.output.startswith(
+        f"error: {arg} '{out}': a Fig. 6 transfer-learning output (ferristor fig6): its figure and table are fig6.png "
+        f"and fig6.txt; {command[0]} reads training runs"), r.output

@@ -2,10 +2,11 @@
 import json
 import math
 import shutil
+import warnings
 
 import pytest
 
-from ferristor.errors import DataError
+from ferristor.errors import DataError, FerristorWarning
 from ferristor.report import build_report
 from ferristor.report.inputs import resolve
 from ferristor.report.runs import read_run
@@ -75,7 +76,7 @@ def test_several_runs_are_compared(small_run, tmp_path):
     (lambda p: p.mkdir(), "holds no results.json and no sweep"),
     (lambda p: (p.mkdir(), (p / "results.json").write_text('{"config": {')), "cannot read it as JSON"),
     (lambda p: (p.mkdir(), (p / "results.json").write_text('{"hello": 1}')), "not a ferristor results file"),
-    (lambda p: (p.mkdir(), (p / "checkpoint.pt").write_bytes(b"")), "holds no results.json"),
+    (lambda p: (p.mkdir(), (p / "checkpoint.pt").write_bytes(b"")), r"unfinished \(no results.json\)"),
 ])
 def test_bad_paths_are_clear_errors(tmp_path, make, message):
     make(tmp_path / "x")
@@ -155,3 +156,97 @@ def test_a_paper_preset_without_epochs_says_so(tmp_path):
     (tmp_path / "r" / "results.json").write_text(json.dumps({"config": cfg, "final_test_accuracy": [0.9]}))
     page, _ = build_report([str(tmp_path / "r")])
     assert "this run&#x27;s results do not record its epochs, the paper trained 10" in page
+
+
+def _folder_of_runs(small_run, tmp_path):
+    """runs/: a good run, one whose results.json is corrupt, and one still going (only its .lock)."""
+    good = _copy(small_run, tmp_path / "runs" / "good")
+    _copy(small_run, tmp_path / "runs" / "bad", _set(("seeds",), 3))
+    (tmp_path / "runs" / "going").mkdir()
+    (tmp_path / "runs" / "going" / ".lock").touch()
+    return good.parent
+
+
+def test_a_folder_of_runs_skips_the_unreadable_and_the_unfinished_with_a_warning(small_run, tmp_path):
+    runs = _folder_of_runs(small_run, tmp_path)
+    skipped = []
+    with pytest.warns(FerristorWarning) as said:
+        found, sweeps = resolve([str(runs)], "PATH", skipped)
+    assert [r.name for r in found] == ["good"] and sweeps == []
+    assert skipped == [f"{runs / 'bad' / 'results.json'}: 'seeds' is 3, expected a list or null",
+                       f"{runs / 'going'}: unfinished (no results.json)"]
+    assert [str(w.message) for w in said] == [f"skipped: {m}" for m in skipped]
+    with pytest.warns(FerristorWarning):
+        page, _ = build_report([str(runs)])
+    assert '<section id="skipped">' in page and "unfinished (no results.json)</li>" in page and 'id="run-good"' in page
+
+
+def test_a_run_named_itself_is_not_skipped(small_run, tmp_path):
+    runs = _folder_of_runs(small_run, tmp_path)
+    with pytest.raises(DataError, match="'seeds' is 3"):
+        resolve([str(runs / "good"), str(runs / "bad")])
+    with pytest.raises(DataError, match=r"PATH '.*going': unfinished \(no results.json\); report reads training runs"):
+        resolve([str(runs / "going")])
+
+
+def test_a_folder_with_nothing_readable_is_an_error(small_run, tmp_path):
+    runs = _folder_of_runs(small_run, tmp_path)
+    shutil.rmtree(runs / "good")
+    with pytest.raises(DataError, match=r"no run or sweep in it can be read: .*bad/results.json: 'seeds' is 3.*; "
+                                        r".*going: unfinished"):
+        resolve([str(runs)])
+
+
+def test_a_driver_lock_beside_sweeps_is_no_unfinished_run(small_sweep, tmp_path):
+    """reproduce's OUT holds its own .lock beside its sweep folders: not an unfinished run."""
+    out = tmp_path / "reproduce"
+    shutil.copytree(small_sweep, out / "fig5cde")
+    (out / ".lock").touch()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        runs, sweeps = resolve([str(out)])
+    assert runs == [] and [s.name for s in sweeps] == ["reproduce/fig5cde"]
+
+
+def _fig6_output(p, finished=True):
+    """The files `ferristor fig6 --out p` writes (module doc of transfer_learning/fig6.py)."""
+    for d in ("pairs", "features", "backbones/mnist-lenet"):
+        (p / d).mkdir(parents=True)
+    (p / "pairs" / "mnist-to-fashion-mnist.json").write_text("{}")
+    (p / "backbones" / "mnist-lenet" / "pretrain.json").write_text("{}")
+    (p / "backbones" / "mnist-lenet" / "backbone.pt").write_bytes(b"")
+    (p / ".lock").touch()
+    if finished:
+        for f in ("fig6.json", "fig6.txt", "fig6.png"):
+            (p / f).write_text("{}")
+
+
+ACCEPTS = "report reads training runs (a folder holding results.json"
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda p: _fig6_output(p), "a Fig. 6 transfer-learning output (ferristor fig6): its figure and table are fig6.png and fig6.txt; "
+                                + ACCEPTS),
+    (lambda p: _fig6_output(p, finished=False), "a Fig. 6 transfer-learning output (ferristor fig6): unfinished, its finished "
+                                                "pairs are in pairs/; " + ACCEPTS),
+    (lambda p: _fig6_output(p.parent / "f6") or shutil.move(p.parent / "f6" / "backbones" / "mnist-lenet", p),
+     "a pretrained backbone (ferristor pretrain): its training record is pretrain.json, the backbone backbone.pt; " + ACCEPTS),
+    (lambda p: _fig6_output(p / "f6"), "no run or sweep in it can be read: {p}/f6: a Fig. 6 transfer-learning output"),
+    (lambda p: p.mkdir() or (p / "x").mkdir() or (p / "x" / "notes.txt").touch(),
+     "holds no results.json and no sweep (sweep.sqlite or trials/), nor do the folders in it, down to 2 levels; " + ACCEPTS),
+])
+def test_another_commands_output_is_named(tmp_path, make, message):
+    """`report` on a fig6 or pretrain folder had said only that it holds no results.json and no sweep."""
+    p = tmp_path / "out"
+    make(p)
+    with pytest.raises(DataError) as e:
+        resolve([str(p)], "PATH")
+    assert str(e.value).startswith(f"PATH '{p}': {message.format(p=p)}"), str(e.value)
+
+
+def test_another_commands_output_among_runs_is_skipped_with_its_name(small_run, tmp_path):
+    _copy(small_run, tmp_path / "runs" / "good")
+    _fig6_output(tmp_path / "runs" / "fig6")
+    with pytest.warns(FerristorWarning, match=r"skipped: .*fig6: a Fig. 6 transfer-learning output"):
+        runs, _ = resolve([str(tmp_path / "runs")])
+    assert [r.name for r in runs] == ["good"]

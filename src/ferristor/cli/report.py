@@ -69,7 +69,7 @@ def lifetime(run, rate, ks):
         raise FerristorError("--rate is missing: give the samples per second the device learns from, e.g. --rate 10")
     rate = check_rate(rate, "--rate")
     k_list = _ks(ks)
-    runs, sweeps = resolve([run] if run else [], "RUN")
+    runs, sweeps = resolve([run] if run else [], "RUN", command="lifetime")
     for r in runs:
         e = r.endurance
         click.echo(f"run {r.name}: {describe(r.config)}, {len(r.seeds)} chips × {r.samples_per_replica or 0:,} samples")

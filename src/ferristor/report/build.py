@@ -9,7 +9,7 @@ from ..atomic import atomic_write
 from .figures import Figure, Trace, figure_html, plotly_script
 from .inputs import resolve
 from .lifetime import DEFAULT_KS, check_rate
-from .markup import flatten, mean_std, page, para, pct, section, slug, table
+from .markup import esc, flatten, mean_std, page, para, pct, section, slug, table
 from .paper import run_accuracy_value
 from .run_page import describe, run_section
 from .runs import Run
@@ -56,9 +56,14 @@ def build_report(paths: list[str], rate: float = 1.0, ks=DEFAULT_KS, arg: str = 
     folders of those; ``rate``: samples per second for the lifetime projection."""
     rate = check_rate(rate)
     js = plotly_script()  # fails early, with the install hint, when plotly is missing
-    runs, sweeps = resolve(paths, arg)
+    skipped: list[str] = []
+    runs, sweeps = resolve(paths, arg, skipped)
     figs: list[Figure] = []
     parts, nav, used = [], [], set()
+    if skipped:  # said on the page too: a reader of the page never saw the command's warnings
+        parts.append(section("skipped", "Left out", para("Found in the folders given, but not on this page:")
+                             + '<ul id="skipped-list">' + "".join(f"<li>{esc(m)}</li>" for m in skipped) + "</ul>"))
+        nav.append(("skipped", "left out"))
 
     def sid_for(prefix: str, name: str) -> str:
         sid, i = f"{prefix}-{slug(name)}", 2

@@ -2,9 +2,12 @@
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
-from ..errors import DataError
+from ..errors import DataError, FerristorWarning
+from ..experiments import run_folder
+from ..transfer_learning.pretrain import BACKBONE_FILE, RESULTS_FILE as PRETRAIN_RESULTS
 from .runs import Run, read_run
 from .sweeps import UNREAD_STORES, Sweep, find_source, read_sweep
 
@@ -30,37 +33,107 @@ def runs_below(folder: Path) -> list[Path]:
     return []
 
 
-def resolve(paths: list[str], arg: str = "PATH") -> tuple[list[Run], list[Sweep]]:
+# What report and lifetime read, for an error about a path that is something else.
+ACCEPTED = ("training runs (a folder holding results.json: train, compare-rules), sweeps (sweep.sqlite or "
+            "trials/: sweep, reproduce) and folders holding them")
+
+
+def _other_output(folder: Path) -> str | None:
+    """What ``folder`` is, when it is another command's output that report does not read."""
+    if (folder / "fig6.json").is_file() or ((folder / "pairs").is_dir() and
+                                            ((folder / "backbones").is_dir() or (folder / "features").is_dir())):
+        done = [f for f in ("fig6.png", "fig6.txt") if (folder / f).is_file()]
+        where = (f"its figure and table are {' and '.join(done)}" if len(done) == 2 else f"its table is {done[0]}" if done
+                 else "unfinished, its finished pairs are in pairs/")
+        return f"a Fig. 6 transfer-learning output (ferristor fig6): {where}"
+    if (folder / PRETRAIN_RESULTS).is_file() or (folder / BACKBONE_FILE).is_file():
+        return (f"a pretrained backbone (ferristor pretrain): its training record is {PRETRAIN_RESULTS}, the backbone "
+                f"{BACKBONE_FILE}")
+    return None
+
+
+def _unread(folder: Path) -> str | None:
+    """Why ``folder``, holding neither a run nor a sweep, is left out, when it is recognisably something."""
+    other = _other_output(folder)
+    if other is not None:
+        return other
+    # a run still going, or stopped before it finished; a lock over subfolders is a driver's (reproduce's OUT)
+    if (folder / run_folder.CHECKPOINT).exists() or ((folder / run_folder.LOCK).exists()
+                                                     and not any(c.is_dir() for c in folder.iterdir())):
+        return "unfinished (no results.json)"
+    return None
+
+
+def _inside(folder: Path) -> tuple[list[tuple[str, Path]], list[str]]:
+    """The runs and sweeps directly inside ``folder``, else the runs two levels down (compare-rules'
+    OUT/<dataset>/<rule>); with them, the folders at that level left out and why."""
+    for depth in range(1, RUN_DEPTH + 1):
+        dirs = sorted(d for d in folder.glob("/".join(["*"] * depth)) if d.is_dir())
+        found = [(k, d) for d in dirs if (k := _kind(d)) and (depth == 1 or k == "run")]
+        left = [f"{d}: {why}" for d in dirs if not _kind(d) and (why := _unread(d))]
+        if found or left:
+            return found, left
+    return [], []
+
+
+def _skip(message: str, skipped: list[str] | None) -> None:
+    warnings.warn(FerristorWarning(f"skipped: {message}"), stacklevel=3)
+    if skipped is not None:
+        skipped.append(message)
+
+
+def resolve(paths: list[str], arg: str = "PATH", skipped: list[str] | None = None,
+            command: str = "report") -> tuple[list[Run], list[Sweep]]:
     """Runs and sweeps named by ``paths``, in order. A folder that is neither stands for the runs and
     sweeps directly inside it (e.g. ``runs/`` or a ``reproduce --out`` folder), else for the runs two
-    levels down (``compare-rules``' OUT/<dataset>/<rule>). Errors name ``arg`` and the path as typed."""
+    levels down (``compare-rules``' OUT/<dataset>/<rule>). Errors name ``arg`` and the path as typed.
+
+    A path given is read or refused; of a folder's runs and sweeps, one that cannot be read or has not
+    finished is left out with a warning (and its reason appended to ``skipped``, for the page), unless
+    nothing in that folder can be read."""
     if not paths:
         raise DataError(f"{arg}: give at least one run folder, results.json, or sweep folder")
-    found: list[tuple[str, Path]] = []
+    runs: list[tuple[Path, Run]] = []
+    sweeps: list[Sweep] = []
     for typed in paths:
         p = Path(typed)
         if not p.exists():
             raise DataError(f"{arg} '{typed}': no such file or folder")
-        if p.is_file():
-            found.append(("run", p))
-            continue
-        kind = _kind(p)
+        kind = "run" if p.is_file() else _kind(p)
         if kind:
-            found.append((kind, p))
-            continue
-        inside = [(k, c) for c in sorted(p.iterdir()) if c.is_dir() and (k := _kind(c))]
-        inside = inside or [("run", r) for r in runs_below(p)]
-        if not inside:
-            raise DataError(f"{arg} '{typed}': holds no results.json and no sweep (sweep.sqlite or trials/), "
-                            f"nor do the folders in it, down to {RUN_DEPTH} levels")
-        found.extend(inside)
-    run_paths = [p for k, p in found if k == "run"]
-    names = run_names(run_paths)
-    runs = [read_run(p, names[p]) for p in run_paths]
-    sweeps = [read_sweep(p) for k, p in found if k == "sweep"]
+            found, left, given = [(kind, p)], [], True
+        else:
+            # another command's output first (a fig6 folder holds pretrainings); a lock or checkpoint
+            # last: reproduce's OUT holds its sweeps beside the .lock of the command that wrote them
+            found, left = ([], []) if _other_output(p) else _inside(p)
+            given = False
+            if not found and not left:
+                why = _unread(p) or (f"holds no results.json and no sweep (sweep.sqlite or trials/), nor do the "
+                                     f"folders in it, down to {RUN_DEPTH} levels")
+                raise DataError(f"{arg} '{typed}': {why}; {command} reads {ACCEPTED}")
+        read = 0
+        for k, path in found:
+            try:
+                if k == "run":
+                    runs.append((path, read_run(path)))
+                else:
+                    sweeps.append(read_sweep(path))
+                read += 1
+            except DataError as e:
+                if given:
+                    raise
+                left.append(str(e))
+        if not read:
+            accepted = "" if found else f"; {command} reads {ACCEPTED}"  # only other things in it: say what is read
+            raise DataError(f"{arg} '{typed}': no run or sweep in it can be read: {'; '.join(sorted(left))}{accepted}")
+        for message in sorted(left):  # each names its path: in folder order
+            _skip(message, skipped)
+    names = run_names([path for path, _ in runs])  # after skipping: names shortened among the runs shown
+    for path, run in runs:
+        run.name = names[path]
     for s in sweeps:
         s.name = _sweep_name(s.path)
-    return runs, sweeps
+    return [run for _, run in runs], sweeps
 
 
 def run_names(paths: list[Path]) -> dict[Path, str]:
