@@ -223,3 +223,51 @@ def test_a_truncated_backbone_file_is_named_with_the_way_out(fig6_args, tmp_path
                                         r"ferristor pretrain\); rerun with --fresh"):
         pt.pretrain(cfg, tmp_path / "pre", data=source_images, progress=False)
     assert pt.pretrain(cfg, tmp_path / "pre", data=source_images, progress=False, fresh=True).backbone
+
+
+def test_a_backbone_pretrained_with_a_test_limit_is_reused_by_fig6(fig6_args):
+    """--test-limit only limits the pretraining's evaluation (the weights are those of a pretraining
+    without it: the test below), so fig6, which has no --test-limit, reuses such a backbone; it had
+    been refused as 'differing in pretrain.test_limit (500 there, 0 now)'. `ferristor pretrain` still
+    refuses it, naming that setting alone: its output would be another evaluation than the one asked."""
+    args, out, pair = fig6_args
+    source = pair.split("->")[0]
+    backbone = out / "backbones" / slug(f"{source}-lenet")  # where fig6 looks for it
+    pretrain = ["pretrain", "--dataset", source, "--arch", "lenet", "--input-size", "12", "--epochs", "1", "--batch",
+                "16", "--out", str(backbone), "--no-progress"]
+    r = _run(pretrain + ["--test-limit", "5"])
+    assert r.exit_code == 0, r.output
+    limited = json.loads((backbone / "pretrain.json").read_text())
+    assert limited["identity"]["test_limit"] == 5
+    saved = (backbone / "backbone.pt").read_bytes()
+    r = _run(args)
+    assert r.exit_code == 0, r.output
+    assert "(first 5 test images)" in r.output and "another configuration" not in r.output
+    assert (backbone / "backbone.pt").read_bytes() == saved  # reused, not pretrained again
+    res = json.loads((out / "pairs" / f"{slug(pair)}.json").read_text())
+    assert res["backbone"]["source_test_limit"] == 5 and res["backbone"]["checksum"] == limited["backbone_checksum"]
+    assert res["identity"]["pretrain"]["test_limit"] == 0  # fig6's own setting, recorded
+    again = _run(args)  # the pair is read back: the backbone's evaluation is not part of its identity
+    assert again.exit_code == 0 and "done before" in again.output
+    r = _run(pretrain)
+    assert r.exit_code == 2
+    assert r.stderr == (f"error: --out {backbone} holds a pretrained backbone of another configuration, differing in "
+                        f"--test-limit (5 there, 0 now); rerun with --fresh to discard it and start over, or choose "
+                        f"another --out\n")
+    r = _run([a if a != str(backbone) else str(out / "other") for a in pretrain] + ["--train-limit", "40"])
+    assert r.exit_code == 0  # a change of the training data is still one (the check is not blind)
+    shutil.rmtree(backbone)
+    shutil.rmtree(out / "pairs")  # the backbone is needed again
+    (out / "other").rename(backbone)
+    r = _run(args)
+    assert r.exit_code == 2 and "--train-limit (40 there, 0 now)" in r.stderr, r.stderr
+
+
+def test_a_test_limit_changes_the_evaluation_not_the_weights(source_images):
+    cfgs = [pt.PretrainConfig(arch="lenet", input_size=12, epochs=1.5, batch=16, test_limit=n) for n in (0, 7)]
+    whole, limited = (pt.pretrain(c, data=source_images, progress=False) for c in cfgs)
+    a, b = whole.backbone.state_dict(), limited.backbone.state_dict()
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert [h["train_loss"] for h in whole.results["history"]] == [h["train_loss"] for h in limited.results["history"]]
+    assert whole.results["history"][0]["test_accuracy"] * len(source_images.x_test) % 1 == 0
+    assert limited.results["history"][0]["test_accuracy"] * 7 % 1 == 0  # on 7 images

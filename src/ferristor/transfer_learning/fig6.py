@@ -32,7 +32,7 @@ from .folds import balanced_pool
 from .images import ImageSet, check_name, resolve
 from .ledger import format_summary
 from .paper import FIG6_TEXT
-from .pretrain import PretrainConfig, pretrain, saved_differences
+from .pretrain import EVALUATION_ONLY, PretrainConfig, pretrain, saved_differences
 from .protocol import HEADS, ProtocolConfig, run_protocol
 
 PAIRS = ("mnist->fashion-mnist", "fashion-mnist->mnist", "fashion-mnist[0-4]->fashion-mnist[5-9]")
@@ -114,7 +114,7 @@ def check_backbones(cfg: Fig6Config, out: Path, pairs) -> None:
     stale, differences = [], []
     for source in dict.fromkeys(parse_pair(p)[0] for p in pairs):
         pcfg, where = _backbone(cfg, source, out)
-        diffs = saved_differences(pcfg, where, _remedy([where]))
+        diffs = saved_differences(pcfg, where, _remedy([where]), any_evaluation=True)
         if diffs:
             stale.append(where)
             differences = differences or diffs
@@ -136,14 +136,17 @@ def run_pair(pair: str, cfg: Fig6Config, out: Path, data_dir: str | None, progre
     t0 = time.perf_counter()
     pcfg, where = _backbone(cfg, source_name, out)
     try:
-        pre = pretrain(pcfg, where, data=source, progress=progress, remedy=_remedy([where]))
+        # the heads need the weights only: a backbone evaluated on other test images is the same one
+        pre = pretrain(pcfg, where, data=source, progress=progress, remedy=_remedy([where]), any_evaluation=True)
     except ConfigMismatchError as e:  # named as the folder the user gave, in the figure's own options
         what = "an unfinished pretraining" if e.what == "a checkpoint" else e.what
         raise ConfigMismatchError(e.field, str(out), what, _named(e.differences), e.remedy) from None
     backbone = pre.backbone.freeze()
     checksum_before = backbone.checksum()
+    test_limit = pre.results["identity"].get("test_limit") or 0  # as that backbone was evaluated
+    on = f" (first {test_limit:,} test images)" if test_limit else ""
     log(f"{pair}: backbone {pcfg.arch} on {source_name}, source test accuracy "
-        f"{100 * (pre.results['final_test_accuracy'] or 0):.2f} %, checksum {checksum_before[:12]}")
+        f"{100 * (pre.results['final_test_accuracy'] or 0):.2f} %{on}, checksum {checksum_before[:12]}")
     t1 = time.perf_counter()
     original, flipped, info = cached_features(backbone, x, out / "features", progress)
     t_features = time.perf_counter() - t1
@@ -155,6 +158,7 @@ def run_pair(pair: str, cfg: Fig6Config, out: Path, data_dir: str | None, progre
     res.update({"identity": cfg.pair_identity(pair), "source": source_name, "target": target_name,
                 "backbone": {"arch": pcfg.arch, "checksum": checksum_before, "bits": pcfg.bits,
                              "source_test_accuracy": pre.results["final_test_accuracy"],
+                             "source_test_limit": test_limit,
                              "pretrain_epochs": pcfg.epochs, "pretrain_seconds_per_epoch":
                                  [h["wall_seconds"] for h in pre_hist], "implementation": pre.results["implementation"],
                              "levels_used": pre.results["levels_used"]},
@@ -177,7 +181,7 @@ def reproduce_fig6(cfg: Fig6Config, out: str | Path, *, data_dir: str | None = N
             ident = json.loads(json.dumps(cfg.pair_identity(pair)))
             if path.exists():
                 saved = _read_pair(path)
-                if saved is not None and saved.get("identity") == ident:
+                if saved is not None and _comparable(saved.get("identity")) == _comparable(ident):
                     log(f"{pair}: done before, read from {path}")
                     results[pair] = saved
                     continue
@@ -198,6 +202,14 @@ def reproduce_fig6(cfg: Fig6Config, out: str | Path, *, data_dir: str | None = N
         except ImportError:
             log("matplotlib is not installed: no plot (pip install 'ferristor[plot]')")
     return results
+
+
+def _comparable(identity):
+    """A pair's identity without the pretraining's EVALUATION_ONLY settings (recorded, not compared):
+    the heads see the backbone's weights, which those settings do not change."""
+    if not isinstance(identity, dict) or not isinstance(identity.get("pretrain"), dict):
+        return identity
+    return {**identity, "pretrain": {k: v for k, v in identity["pretrain"].items() if k not in EVALUATION_ONLY}}
 
 
 def _read_pair(path: Path) -> dict | None:

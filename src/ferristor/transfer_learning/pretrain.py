@@ -31,6 +31,11 @@ from .images import ImageSet, resolve
 
 STREAM_ORDER = 7
 BACKBONE_FILE, RESULTS_FILE = "backbone.pt", "pretrain.json"
+# Settings that choose what a pretraining is evaluated on, never what it trains (the test images are
+# only ever passed to ``accuracy``, in evaluation mode, drawing no random number): backbones that differ
+# in them alone have the same weights (tests/transfer_learning). A caller that wants only the backbone
+# (fig6) reuses one evaluated otherwise; they stay recorded in its identity and results.
+EVALUATION_ONLY = ("test_limit",)
 
 
 @dataclass
@@ -96,42 +101,71 @@ def accuracy(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, chunk: in
 
 def pretrain(cfg: PretrainConfig, out: str | Path | None = None, *, data: ImageSet | None = None,
              data_dir: str | None = None, progress: bool = True, fresh: bool = False,
-             checkpoint_every: int = 100, remedy: str | None = None) -> PretrainResult:
+             checkpoint_every: int = 100, remedy: str | None = None,
+             any_evaluation: bool = False) -> PretrainResult:
     """Train the backbone of ``cfg`` on its source dataset (or ``data``); see the module doc.
 
     ``remedy``: the way out of a folder holding another configuration's backbone, an unreadable
     pretrain.json or an unusable checkpoint.pt, that the caller offers ({fresh} and {out_dir} name
     its options); by default ``fresh`` or another folder, as ``ferristor pretrain`` offers (``fig6``
-    keeps its backbones)."""
-    data = _limited(data if data is not None else resolve(cfg.dataset, data_dir), cfg)
+    keeps its backbones).
+
+    ``any_evaluation``: a finished backbone that differs only in ``EVALUATION_ONLY`` settings is
+    returned with its own results (evaluated as it was), not refused — for a caller that uses the
+    weights only (fig6). ``ferristor pretrain`` reports the evaluation asked for, so it refuses one."""
+    raw = data if data is not None else resolve(cfg.dataset, data_dir)
+    data = _limited(raw, cfg)
     if len(data.x_train) < cfg.batch:
         raise ConfigError("batch", cfg.batch, f"at most the {len(data.x_train)} training images")
-    identity = {**cfg.identity(), run_folder.DATA_FINGERPRINT: data.fingerprint()}
+    identity = _identity(cfg, data)
     if out is None:
         return _train(cfg, data, identity, None, progress, checkpoint_every)
     with run_folder.claim(out, fresh=fresh, discard_names=(run_folder.CHECKPOINT, BACKBONE_FILE, RESULTS_FILE)) as folder:
         done = folder / RESULTS_FILE
         if done.exists() and (folder / BACKBONE_FILE).exists():
             saved = _read_results(done, remedy)
-            if saved.get("identity") == json.loads(json.dumps(identity)):
+            there, now, same_data = saved.get("identity", {}), identity, False
+            if _evaluated_otherwise(there, cfg):
+                # the saved fingerprint covers the test images it was evaluated on: compared as such
+                as_saved = dataclasses.replace(cfg, **{k: there[k] for k in EVALUATION_ONLY})
+                evaluated = _identity(as_saved, _limited(raw, as_saved))
+                same_data = evaluated[run_folder.DATA_FINGERPRINT] == there.get(run_folder.DATA_FINGERPRINT)
+                now = evaluated if any_evaluation else identity
+            diffs = [(k, there.get(k), v) for k, v in json.loads(json.dumps(now)).items()
+                     if there.get(k) != v and not (same_data and k == run_folder.DATA_FINGERPRINT)]
+            if not diffs:
                 return PretrainResult(_load_backbone(folder / BACKBONE_FILE, remedy), saved, folder)
-            diffs = [(k, saved.get("identity", {}).get(k), v) for k, v in identity.items()
-                     if saved.get("identity", {}).get(k) != v]
             raise ConfigMismatchError(run_folder.FIELD, str(folder), "a pretrained backbone", diffs,
                                       remedy or run_folder.MISMATCH_HINT)
         return _train(cfg, data, identity, folder, progress, checkpoint_every, remedy)
 
 
-def saved_differences(cfg: PretrainConfig, out: str | Path, remedy: str | None = None) -> list[tuple]:
+def _identity(cfg: PretrainConfig, data: ImageSet) -> dict:
+    """What a pretraining's results are kept under: its settings and the data it read (limited)."""
+    return {**cfg.identity(), run_folder.DATA_FINGERPRINT: data.fingerprint()}
+
+
+def _evaluated_otherwise(saved: dict, cfg: PretrainConfig) -> bool:
+    """Whether a saved identity differs from ``cfg`` in EVALUATION_ONLY settings, each a valid one."""
+    ok = all(isinstance(saved.get(k), int) and not isinstance(saved[k], bool) and saved[k] >= 0
+             for k in EVALUATION_ONLY)
+    return ok and any(saved[k] != getattr(cfg, k) for k in EVALUATION_ONLY)
+
+
+def saved_differences(cfg: PretrainConfig, out: str | Path, remedy: str | None = None,
+                      any_evaluation: bool = False) -> list[tuple]:
     """The settings in which the finished backbone in ``out`` was pretrained otherwise than ``cfg``
     asks, as (name, there, now); [] where there is none or it matches. A check before any work (its
-    data are compared once loaded, by :func:`pretrain`); an unreadable pretrain.json is a DataError."""
+    data are compared once loaded, by :func:`pretrain`); an unreadable pretrain.json is a DataError.
+    ``any_evaluation``: as :func:`pretrain`'s, EVALUATION_ONLY settings are not differences."""
     folder = Path(out)
     done = folder / RESULTS_FILE
     if not (done.exists() and (folder / BACKBONE_FILE).exists()):
         return []
     saved = _read_results(done, remedy).get("identity", {})
-    return [(k, saved.get(k), v) for k, v in json.loads(json.dumps(cfg.identity())).items() if saved.get(k) != v]
+    skip = EVALUATION_ONLY if any_evaluation and _evaluated_otherwise(saved, cfg) else ()
+    return [(k, saved.get(k), v) for k, v in json.loads(json.dumps(cfg.identity())).items()
+            if saved.get(k) != v and k not in skip]
 
 
 def _read_results(path: Path, remedy: str | None) -> dict:
