@@ -16,7 +16,9 @@ from .common import cpu_count, names_options, prepare_file_folder, prepare_folde
 @click.option("--seeds", default=None, help="seeds, one replica each, e.g. 0-9 [default: the spec's, else 0]")
 @click.option("--seeds-per-trial", type=int, default=None,
               help="split the seeds into trials of this many [default: all seeds of a point in one trial]")
-@click.option("--threads", type=int, default=None, help="CPU threads per trial (Ray: CPUs per task) [default: 1]")
+@click.option("--threads", type=int, default=None,
+              help="CPU threads per trial (Ray: CPUs per task) [default: 1]; at most this machine's cores where "
+                   "trials run here, any count with --ray-address (Ray puts each task on a node with that many free CPUs)")
 @click.option("--workers", type=int, default=1, show_default=True,
               help="local worker processes, trials at once (trials that all run on a CUDA device: threads of this "
                    "process, each on its own CUDA stream)")
@@ -45,27 +47,39 @@ def sweep(spec_file, grids, sets, seeds, seeds_per_trial, threads, workers, in_p
     for name, value, lo in (("--workers", workers, 1), ("--max-retries", max_retries, 0), ("--ray-cpus", ray_cpus, 1)):
         if value is not None and value < lo:
             raise sp.SpecError(f"{name} {value}: expected an integer ≥ {lo}")
-    if sum(bool(x) for x in (in_process, use_ray or ray_cpus, ray_address)) > 1:
-        raise sp.SpecError("--in-process, --ray and --ray-address: choose one executor")
-    spec = sp.build_spec(spec_file, sets, grids, seeds, seeds_per_trial,
+    _check_executor(workers, in_process, use_ray, ray_cpus, ray_address)
+    on_cluster = ray_address is not None
+    spec = sp.build_spec(spec_file, sets, grids, seeds, seeds_per_trial, check_values=not on_cluster,
                          options={"--threads": ("threads", threads)} if threads is not None else None)
-    too_many = _too_many_workers(spec, workers, in_process or use_ray or ray_cpus is not None or bool(ray_address))
+    if on_cluster:
+        node_threads = _node_threads(spec)
+        sp.check(spec)
+    if use_ray and ray_cpus is not None and _most_threads(spec) > ray_cpus:
+        n = _most_threads(spec)  # Ray would hold such a task back for ever: no node of the local Ray fits it
+        raise sp.SpecError(f"{_threads_as_given(spec, n)} with --ray-cpus {ray_cpus}: each trial asks Ray for {n} CPUs "
+                           f"and would never start; give --ray-cpus {n} or more, or fewer threads")
+    too_many = _too_many_workers(spec, workers, in_process or use_ray or on_cluster)
     if too_many and not dry_run:
         raise sp.SpecError(too_many)
-    if ray_address and not dry_run:
+    if on_cluster and not dry_run:
         from ..sweeps.ray_executor import check_reachable
         check_reachable(ray_address)  # before loading any data
     if dry_run:
         p = plan(spec, Path(out), data_dir)
+        if on_cluster:
+            _set_node_threads(spec, p, node_threads)
+        at_once, note = _at_once(spec, p, workers, in_process, use_ray, ray_cpus, ray_address)
         # a plan may be for a larger machine: said, not refused
-        note = f"this machine has {cpu_count()} core(s): a run here refuses --workers {workers}" if too_many else None
-        click.echo(p.dry_run_text(workers=1 if in_process else workers, note=note))
+        note = f"this machine has {cpu_count()} core(s): a run here refuses --workers {workers}" if too_many else note
+        click.echo(p.dry_run_text(workers=at_once, note=note))
         return
     from ..sweeps.driver import sweep_lock
     prepare_folder(out, "out")  # created and writable, or refused naming --out (as train's), before any work
     with sweep_lock(out):  # before loading data: a second driver, or a train on this --out, is refused at once
         p = plan(spec, Path(out), data_dir)
-        outcome = run_plan(p, workers=workers, in_process=in_process, ray=use_ray or ray_cpus is not None,
+        if on_cluster:
+            _set_node_threads(spec, p, node_threads)
+        outcome = run_plan(p, workers=workers, in_process=in_process, ray=use_ray,
                            ray_address=ray_address, ray_cpus=ray_cpus, max_retries=max_retries,
                            retry_failed=retry_failed, progress=progress or LINES)
     from ..sweeps.driver import summary_lines
@@ -76,6 +90,77 @@ def sweep(spec_file, grids, sets, seeds, seeds_per_trial, threads, workers, in_p
     click.echo(f"results: ferristor results {out}")
     if outcome.count("failed"):
         raise SystemExit(1)
+
+
+def _check_executor(workers: int, in_process: bool, use_ray: bool, ray_cpus: int | None, ray_address: str | None) -> None:
+    """One executor, and none of the options it would ignore: Ray takes neither --workers (it runs as
+    many trials at once as it has CPUs for) nor, joining a cluster, --ray-cpus (a local Ray's)."""
+    from ..sweeps.spec import SpecError
+    if ray_address is not None and not ray_address.strip():  # '' would otherwise mean "not given": worker processes
+        raise SpecError(f"--ray-address {ray_address!r}: expected HOST:PORT (e.g. 10.0.0.1:6379), ray://HOST:PORT or auto")
+    if sum((in_process, use_ray, ray_address is not None)) > 1:
+        raise SpecError("--in-process, --ray and --ray-address: choose one executor")
+    if ray_cpus is not None and not use_ray:
+        raise SpecError(f"--ray-cpus {ray_cpus}: only with --ray (the CPUs of a Ray started here)"
+                        + ("; the cluster at --ray-address has the CPUs its nodes declare" if ray_address is not None else ""))
+    from click.core import ParameterSource
+    given = click.get_current_context().get_parameter_source("workers") is not ParameterSource.DEFAULT
+    if given and (use_ray or ray_address is not None):
+        bound = "its --ray-cpus allow" if use_ray else "the cluster's CPUs allow"
+        raise SpecError(f"--workers {workers} and {'--ray' if use_ray else '--ray-address'}: choose one executor (Ray runs "
+                        f"as many trials at once as {bound}, --threads CPUs each)")
+
+
+def _most_threads(spec) -> int:
+    """The most threads a trial of the sweep asks for (a task's num_cpus on Ray)."""
+    from ..sweeps.configs import default
+    return max(int(o.get("threads", default("threads"))) for _, o in spec.points_overrides())
+
+
+def _threads_as_given(spec, n: int) -> str:
+    where = spec.where("threads")
+    return f"{where} {n}" if where.startswith("--") and " " not in where else f"{where}={n}"
+
+
+def _node_threads(spec) -> int | None:
+    """With --ray-address, the base's threads (--threads, --set threads=…, the file's): CPUs of a
+    cluster node, not of this machine, so out of the spec while it is checked here (TrainConfig bounds
+    threads by this machine's cores) and checked only as a count ≥ 1; a node checks them against its
+    own cores, and Ray puts each task on a node with that many CPUs (num_cpus)."""
+    if "threads" not in spec.base:
+        return None
+    n = spec.base.pop("threads")
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        from ..errors import ConfigError
+        from ..sweeps.spec import SpecError
+        e = ConfigError("threads", n, "an integer ≥ 1 (CPUs of a node of the Ray cluster)")
+        where = spec.where("threads")
+        raise SpecError(e.render(lambda f: where) if where.startswith("--") and " " not in where else f"{where}: {e}")
+    return n
+
+
+def _set_node_threads(spec, p, n: int | None) -> None:
+    """Give the planned trials the threads :func:`_node_threads` took out (not in their keys: an
+    execution field), and the spec back its value, as the store records it."""
+    if n is None:
+        return
+    spec.base["threads"] = n
+    for t in p.trials:
+        t.config["threads"] = n
+
+
+def _at_once(spec, p, workers: int, in_process: bool, use_ray: bool, ray_cpus: int | None,
+             ray_address: str | None) -> tuple[int, str | None]:
+    """How many trials the chosen executor runs at once, for --dry-run's wall time, and a note on it."""
+    if in_process:
+        return 1, None
+    if use_ray:  # Ray packs tasks of num_cpus = threads into its CPUs
+        cpus, each = ray_cpus or cpu_count(), _most_threads(spec)
+        return max(1, cpus // each), f"a Ray of {cpus} CPU(s) here, {each} per trial"
+    if ray_address is not None:  # the cluster's size is not known before joining it: the best case, said so
+        return len(p.trials), (f"at best: the Ray cluster at {ray_address} running every trial at once, "
+                               f"{_most_threads(spec)} CPU(s) each; fewer free CPUs take longer")
+    return workers, None
 
 
 def _too_many_workers(spec, workers: int, elsewhere: bool) -> str | None:

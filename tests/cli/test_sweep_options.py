@@ -1,0 +1,125 @@
+"""``ferristor sweep``'s executor options and ``ferristor results``' output: an option the chosen
+executor would ignore is refused, naming both; --threads is bounded by this machine's cores only
+where trials run here; --dry-run's wall time follows what runs at once."""
+import os
+import subprocess
+import sys
+
+import pytest
+from click.testing import CliRunner
+
+from ferristor.cli.main import cli
+from ferristor.cpus import available_cpus
+
+SPEC = ["sweep", "--grid", "rule.k=10,100", "--set", "mode=hm", "--set", "epochs=0.01", "--set", "test_limit=200",
+        "--seeds", "0-1"]
+
+
+def _invoke(args, tmp_path, data_dir):
+    return CliRunner().invoke(cli, [*args, "--out", str(tmp_path / "o"), *(["--data-dir", data_dir] if data_dir else [])])
+
+
+def _one_error_line(r, message):
+    assert r.exit_code == 2, r.output
+    lines = r.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(message), r.output
+
+
+@pytest.fixture
+def cores(monkeypatch):
+    """``cores(n)``: this process (the driver) sees n cores; Ray's and the workers' processes see theirs."""
+    def set_cores(n):
+        monkeypatch.setattr("ferristor.experiments.config.available_cpus", lambda: n)
+        monkeypatch.setattr("ferristor.cli.sweep.cpu_count", lambda: n)
+    return set_cores
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--ray", "--workers", "2"], "error: --workers 2 and --ray: choose one executor (Ray runs as many trials at once as "
+                                  "its --ray-cpus allow"),
+    (["--ray-address", "auto", "--workers", "1"], "error: --workers 1 and --ray-address: choose one executor"),
+    (["--ray-cpus", "2"], "error: --ray-cpus 2: only with --ray (the CPUs of a Ray started here)"),
+    (["--ray-address", "auto", "--ray-cpus", "2"], "error: --ray-cpus 2: only with --ray"),
+    (["--ray-address", ""], "error: --ray-address '': expected HOST:PORT"),
+    (["--ray-address", "auto", "--threads", "0"], "error: --threads 0 is not allowed: expected an integer ≥ 1"),
+    (["--ray-address", "auto", "--set", "threads=0"], "error: --set threads: threads=0 is not allowed: expected an integer ≥ 1"),
+    (["--ray", "--ray-cpus", "1", "--threads", "2"], "error: --threads 2 with --ray-cpus 1: each trial asks Ray for 2 CPUs "
+                                                     "and would never start"),
+])
+def test_an_option_the_executor_would_ignore_is_refused(args, message, tmp_path, mnist_data_dir, cores):
+    cores(4)  # --threads 2 is not refused for want of cores first
+    _one_error_line(_invoke([*SPEC, *args, "--dry-run"], tmp_path, mnist_data_dir), message)
+    assert not (tmp_path / "o").exists()
+
+
+def test_threads_beyond_this_machine_are_refused_here_and_asked_of_a_ray_cluster(tmp_path, mnist_data_dir, cores):
+    cores(2)
+    _one_error_line(_invoke([*SPEC, "--threads", "4", "--dry-run"], tmp_path, mnist_data_dir),
+                    "error: --threads 4 is not allowed: expected a value in [1, 2]")
+    _one_error_line(_invoke([*SPEC, "--ray", "--threads", "4", "--dry-run"], tmp_path, mnist_data_dir),
+                    "error: --threads 4 is not allowed: expected a value in [1, 2]")  # a Ray here has these cores
+    for threads in (["--threads", "4"], ["--set", "threads=4"]):
+        r = _invoke([*SPEC, "--ray-address", "auto", *threads, "--dry-run"], tmp_path, mnist_data_dir)
+        assert r.exit_code == 0, r.output
+        assert r.output.strip().splitlines()[-1].endswith("(at best: the Ray cluster at auto running every trial at once, "
+                                                          "4 CPU(s) each; fewer free CPUs take longer)"), r.output
+
+
+@pytest.mark.parametrize("args, at_once", [
+    (["--ray", "--ray-cpus", "2"], 2), (["--ray", "--ray-cpus", "1"], 1), (["--ray", "--ray-cpus", "4", "--threads", "2"], 2),
+    (["--ray"], 3), (["--ray", "--threads", "3"], 1), (["--in-process"], 1), (["--workers", "2"], 2), ([], 1),
+])
+def test_dry_run_wall_time_follows_what_runs_at_once(args, at_once, tmp_path, mnist_data_dir, cores):
+    cores(3)  # a local Ray's default: all of them
+    r = _invoke([*SPEC, *args, "--dry-run"], tmp_path, mnist_data_dir)
+    assert r.exit_code == 0, r.output
+    assert f"with {at_once} worker(s) about" in r.output.strip().splitlines()[-1], r.output
+
+
+K_WARNING = ("warning: rule.k={}: larger than the 6 samples this run trains each replica on: no transfer will happen, "
+             "so the memristors keep their initial weights")
+SIGMA_WARNING = "warning: transfer model 'ideal' does not use them: transfer.sigma_levels=0.3 has no effect"
+
+
+def test_a_worker_process_warnings_are_clean_lines_and_no_progress_keeps_the_event_lines(tmp_path, mnist_data_dir):
+    """The driver shows the sigma warning (the worker meets it again: not repeated), the worker its own
+    (k beyond the run's samples), each as one 'warning: …' line; no bar, but the trial's lines."""
+    r = subprocess.run([sys.executable, "-m", "ferristor.cli.main", "sweep", "--grid", "rule.k=10", "--set", "mode=hm",
+                        "--set", "epochs=0.0001", "--set", "test_limit=100", "--set", "transfer.sigma_levels=0.3",
+                        "--no-progress", "--out", str(tmp_path / "o"), *(["--data-dir", mnist_data_dir] if mnist_data_dir else [])],
+                       capture_output=True, text=True, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert r.returncode == 0, r.stderr
+    assert r.stderr.splitlines() == [SIGMA_WARNING, K_WARNING.format(10)], r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[0].startswith("start  rule.k=10  on ") and lines[1].startswith("done   rule.k=10  accuracy "), r.stdout
+
+
+ray = None
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    global ray
+    ray = pytest.importorskip("ray", reason="the Ray tests need the cluster extra: make install adds it")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    yield
+    ray.shutdown()
+
+
+@pytest.mark.skipif(available_cpus() < 2, reason="needs 2 cores for Ray's workers")
+def test_a_ray_cluster_runs_trials_on_more_threads_than_the_driver_has_and_its_warnings_are_one_line_each(
+        local_ray, tmp_path, mnist_data_dir, cores):
+    """--ray-address auto joins the Ray this test started (2 CPUs); the driver sees 1 core."""
+    cores(1)
+    r = _invoke(["sweep", "--grid", "rule.k=10,100", "--set", "mode=hm", "--set", "epochs=0.0001", "--set", "test_limit=100",
+                 "--set", "transfer.sigma_levels=0.3", "--ray-address", "auto", "--threads", "2", "--no-progress"],
+                tmp_path, mnist_data_dir)
+    assert r.exit_code == 0, r.output
+    from ferristor.sweeps.store import open_store
+    store = open_store(tmp_path / "o", readonly=True)
+    try:
+        assert [t["result"]["config"]["threads"] for t in store.trials("done")] == [2, 2]  # as trained on the nodes
+    finally:
+        store.close()
+    # the driver's warning once (the tasks meet it again), each task's own once: clean lines, no file or source line
+    assert sorted(r.stderr.splitlines()) == [K_WARNING.format(100), K_WARNING.format(10), SIGMA_WARNING], r.stderr
