@@ -271,3 +271,26 @@ def test_a_test_limit_changes_the_evaluation_not_the_weights(source_images):
     assert [h["train_loss"] for h in whole.results["history"]] == [h["train_loss"] for h in limited.results["history"]]
     assert whole.results["history"][0]["test_accuracy"] * len(source_images.x_test) % 1 == 0
     assert limited.results["history"][0]["test_accuracy"] * 7 % 1 == 0  # on 7 images
+
+
+def test_fractional_pretraining_epochs_say_what_was_trained(fig6_args, tmp_path):
+    """--epochs 0.05 had trained one batch ('epoch 0.07') while pretrain.json said only 'epochs 0.05':
+    what was trained is recorded ('trained') and said; an epoch that is whole batches says nothing."""
+    args, out, pair = fig6_args
+    source = pair.split("->")[0]  # 128 training images: 8 batches of 16 an epoch
+    base = ["pretrain", "--dataset", source, "--arch", "lenet", "--input-size", "12", "--batch", "16", "--no-progress"]
+    r = _run(base + ["--epochs", "0.1", "--out", str(tmp_path / "a")])
+    assert r.exit_code == 0, r.output
+    assert "--epochs 0.1 is rounded to whole batches: 1 batch of 16 = 0.125 epochs trained (8 batches an epoch)" in r.output
+    res = json.loads((tmp_path / "a" / "pretrain.json").read_text())
+    assert res["trained"] == {"batches": 1, "epochs": 0.125, "batches_per_epoch": 8}
+    assert res["identity"]["epochs"] == 0.1  # as asked: the identity
+    del res["trained"]  # as written before it was recorded: read from the last epoch record
+    assert pt.trained(res) == {"batches": 1, "epochs": 0.125, "batches_per_epoch": 8}
+    r = _run(base + ["--epochs", "0.25", "--out", str(tmp_path / "b")])
+    assert r.exit_code == 0 and "rounded" not in r.output  # 2 batches: a quarter, exactly
+    r = _run([a if a != "1" or args[i - 1] != "--pretrain-epochs" else "0.1" for i, a in enumerate(args)])
+    assert r.exit_code == 0, r.output
+    assert f"{pair}: --pretrain-epochs 0.1 is rounded to whole batches: 1 batch of 16 = 0.125 epochs" in r.output
+    saved = json.loads((out / "pairs" / f"{slug(pair)}.json").read_text())["backbone"]
+    assert saved["pretrain_epochs"] == 0.1 and saved["pretrain_trained"]["epochs"] == 0.125

@@ -43,7 +43,9 @@ def fig6_options(f):
         click.option("--pairs", default=None,
                      help="comma-separated SOURCE->TARGET pairs [default: mnist->fashion-mnist, fashion-mnist->mnist, "
                           "fashion-mnist[0-4]->fashion-mnist[5-9]]; images: mnist, fashion-mnist, class subsets, folder:PATH"),
-        click.option("--pretrain-epochs", type=FiniteFloat(0, 1000, min_open=True), default=2.0, show_default=True),
+        click.option("--pretrain-epochs", type=FiniteFloat(0, 1000, min_open=True), default=2.0, show_default=True,
+                     help="epochs of the backbone's pretraining on each source; a fraction is rounded to whole "
+                          "batches (at least one)"),
         click.option("--per-class", type=click.IntRange(min=2), default=1000, show_default=True,
                      help="target images per class in the pool, before flips (a multiple of --folds)"),
         click.option("--folds", type=click.IntRange(3, 100), default=10, show_default=True,

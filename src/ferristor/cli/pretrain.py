@@ -51,7 +51,7 @@ def backbone_options(f):
 @click.option("--dataset", default="fashion-mnist", show_default=True,
               help="source: mnist, fashion-mnist, a class subset such as 'fashion-mnist[0-4]', or folder:PATH")
 @click.option("--epochs", type=FiniteFloat(0, 1000, min_open=True), default=1.0, show_default=True,
-              help="epochs (a fraction runs part of one)")
+              help="epochs; a fraction runs part of one, rounded to whole batches (at least one)")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
 @click.option("--test-limit", type=click.IntRange(min=0), default=0, show_default=True, help="test on the first N (0: all)")
 @click.option("--out", type=NonEmptyPath(file_okay=False), default="runs/pretrain", show_default=True,
@@ -63,7 +63,7 @@ def pretrain_command(dataset, epochs, seed, test_limit, out, fresh, arch, width,
                      weight_decay, train_limit, weights, threads, data_dir, progress):
     """Pretrain a backbone with 4-bit LSQ weights (Adam lr 1e-4, weight decay 1e-5) for transfer learning (Fig. 6)."""
     from ..experiments.fit import set_threads
-    from ..transfer_learning.pretrain import PretrainConfig, pretrain
+    from ..transfer_learning.pretrain import PretrainConfig, pretrain, rounding_note
 
     set_threads(threads)
     arch = arch or "mobilenet_v2"
@@ -76,6 +76,9 @@ def pretrain_command(dataset, epochs, seed, test_limit, out, fresh, arch, width,
         acc = h.get("test_accuracy")
         click.echo(f"epoch {h['epoch']:.2f}: loss {h['train_loss']:.4f}, "
                    f"test {'—' if acc is None else f'{100 * acc:.2f} %'}, {h['wall_seconds']:.1f} s on {h['threads']} thread(s)")
+    note = rounding_note(cfg, res.results, "--epochs")
+    if note:
+        click.echo(note)
     used = res.results["levels_used"]
     if used:
         click.echo(f"LSQ {bits}-bit levels used per layer: min {min(used.values())}, max {max(used.values())} of {2 ** bits}")

@@ -32,7 +32,7 @@ from .folds import balanced_pool
 from .images import ImageSet, check_name, resolve
 from .ledger import format_summary
 from .paper import FIG6_TEXT
-from .pretrain import EVALUATION_ONLY, PretrainConfig, pretrain, saved_differences
+from .pretrain import EVALUATION_ONLY, PretrainConfig, pretrain, rounding_note, saved_differences, trained
 from .protocol import HEADS, ProtocolConfig, run_protocol
 
 PAIRS = ("mnist->fashion-mnist", "fashion-mnist->mnist", "fashion-mnist[0-4]->fashion-mnist[5-9]")
@@ -141,6 +141,9 @@ def run_pair(pair: str, cfg: Fig6Config, out: Path, data_dir: str | None, progre
     except ConfigMismatchError as e:  # named as the folder the user gave, in the figure's own options
         what = "an unfinished pretraining" if e.what == "a checkpoint" else e.what
         raise ConfigMismatchError(e.field, str(out), what, _named(e.differences), e.remedy) from None
+    note = rounding_note(pcfg, pre.results, "--pretrain-epochs")
+    if note:
+        log(f"{pair}: {note}")
     backbone = pre.backbone.freeze()
     checksum_before = backbone.checksum()
     test_limit = pre.results["identity"].get("test_limit") or 0  # as that backbone was evaluated
@@ -159,7 +162,8 @@ def run_pair(pair: str, cfg: Fig6Config, out: Path, data_dir: str | None, progre
                 "backbone": {"arch": pcfg.arch, "checksum": checksum_before, "bits": pcfg.bits,
                              "source_test_accuracy": pre.results["final_test_accuracy"],
                              "source_test_limit": test_limit,
-                             "pretrain_epochs": pcfg.epochs, "pretrain_seconds_per_epoch":
+                             "pretrain_epochs": pcfg.epochs, "pretrain_trained": trained(pre.results),
+                             "pretrain_seconds_per_epoch":
                                  [h["wall_seconds"] for h in pre_hist], "implementation": pre.results["implementation"],
                              "levels_used": pre.results["levels_used"]},
                 "features": {"cache_hit": info["hit"], "seconds": t_features},

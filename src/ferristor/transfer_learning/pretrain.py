@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,7 +48,7 @@ class PretrainConfig:
     input_size: int = param_like(BackboneSpec, "input_size", doc="side of the network's input; smaller images are fitted to it (fit)")
     bits: int = param_like(BackboneSpec, "bits")
     fit: str = param("pad", source="[I]", doc="how images meet input_size: 'pad' with the background or 'resize'")
-    epochs: float = param(1.0, unit="epoch", source="[I] the CPU budget", doc="pretraining epochs (a fraction runs part of one)")
+    epochs: float = param(1.0, unit="epoch", source="[I] the CPU budget", doc="pretraining epochs; a fraction runs part of one, rounded to whole batches (at least one): pretrain.json's trained records what was")
     batch: int = param(128, unit="sample", source="[I]", doc="samples per Adam step of the pretraining")
     lr: float = param(1e-4, unit="1", source="[issue 9: the paper's pretraining]", doc="Adam's learning rate")
     weight_decay: float = param(1e-5, unit="1", source="[issue 9: the paper's]", doc="Adam's weight decay")
@@ -83,6 +84,36 @@ class PretrainResult:
     backbone: Backbone
     results: dict
     path: Path | None
+
+
+def batches(cfg: PretrainConfig, n: int) -> tuple[int, int]:
+    """(batches an epoch, batches trained) for ``n`` training images: an epoch is the whole batches
+    it holds (the last ``n % batch`` images of each epoch's order are left out), and ``epochs`` is
+    rounded to whole batches, at least one — so a fraction trains a little more or less than asked
+    (results' ``trained`` says what was)."""
+    per_epoch = n // cfg.batch
+    return per_epoch, max(1, round(cfg.epochs * per_epoch))
+
+
+def trained(results: dict) -> dict:
+    """What a pretraining trained: {'batches', 'epochs', 'batches_per_epoch'}; for results written
+    before ``trained`` was recorded, read from the last epoch record (its step and epoch)."""
+    if isinstance(results.get("trained"), dict):
+        return results["trained"]
+    last = (results.get("history") or [{}])[-1]
+    step, epoch = last.get("step"), last.get("epoch")
+    return {"batches": step, "epochs": epoch, "batches_per_epoch": round(step / epoch) if step and epoch else None}
+
+
+def rounding_note(cfg: PretrainConfig, results: dict, option: str) -> str | None:
+    """A line saying that ``option`` (the epochs as asked) was rounded to whole batches, or None
+    where what was trained is what was asked."""
+    t = trained(results)
+    if t["epochs"] is None or math.isclose(t["epochs"], cfg.epochs, rel_tol=1e-9):
+        return None
+    return (f"{option} {cfg.epochs:g} is rounded to whole batches: {t['batches']:,} batch{'es' * (t['batches'] != 1)} "
+            f"of {cfg.batch} = {t['epochs']:.4g} epoch{'s' * (t['epochs'] != 1)} trained "
+            f"({t['batches_per_epoch']:,} batches an epoch)")
 
 
 def _limited(data: ImageSet, cfg: PretrainConfig) -> ImageSet:
@@ -223,8 +254,7 @@ def _train(cfg, data, identity, folder, progress, checkpoint_every, remedy=None)
     model = build_backbone(cfg.spec(data), weights=cfg.weights)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     n = len(data.x_train)
-    per_epoch = n // cfg.batch
-    total = max(1, round(cfg.epochs * per_epoch))
+    per_epoch, total = batches(cfg, n)
     step, history, epoch_time, loss_sum = 0, [], 0.0, 0.0
     ckpt = folder / run_folder.CHECKPOINT if folder is not None else None
     if ckpt is not None and ckpt.exists():
@@ -289,6 +319,7 @@ def _train(cfg, data, identity, folder, progress, checkpoint_every, remedy=None)
     model.freeze()
     usage = level_usage(model)
     results = {"identity": identity, "config": dataclasses.asdict(cfg), "dataset": data.name,
+               "trained": {"batches": total, "epochs": total / per_epoch, "batches_per_epoch": per_epoch},
                "backbone_checksum": model.checksum(), "implementation": type(model.net).__module__,
                "history": history, "final_test_accuracy": history[-1].get("test_accuracy"),
                "levels_used": {k: v["levels_used"] for k, v in usage.items()}, "versions": versions()}
