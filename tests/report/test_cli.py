@@ -148,3 +148,15 @@ def test_a_fig6_folder_is_named_one_line_and_exit_2(tmp_path, command):
     assert r.output.count("\n") == 1 and r.output.startswith(
         f"error: {arg} '{out}': a Fig. 6 transfer-learning output (ferristor fig6): its figure and table are fig6.png "
         f"and fig6.txt; {command[0]} reads training runs"), r.output
+
+
+def test_lifetime_of_one_chip_says_chip(small_run, tmp_path):
+    res = json.loads((small_run / "results.json").read_text())
+    res["seeds"], res["final_test_accuracy"], res["ledger"] = res["seeds"][:1], res["final_test_accuracy"][:1], res["ledger"][:1]
+    for h in res["history"]:
+        h["test_accuracy"] = h["test_accuracy"][:1]
+    (tmp_path / "one").mkdir()
+    (tmp_path / "one" / "results.json").write_text(json.dumps(res))
+    r = _invoke("lifetime", tmp_path / "one", "--rate", "10")
+    assert r.exit_code == 0, r.output
+    assert f", 1 chip × {res['samples_per_replica']:,} samples\n" in r.output.splitlines(keepends=True)[0]

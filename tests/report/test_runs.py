@@ -1,6 +1,7 @@
 """Reading runs: the adapter's numbers, tolerance of old and new fields, and what PATHs mean."""
 import json
 import math
+import re
 import shutil
 import warnings
 
@@ -250,3 +251,22 @@ def test_another_commands_output_among_runs_is_skipped_with_its_name(small_run, 
     with pytest.warns(FerristorWarning, match=r"skipped: .*fig6: a Fig. 6 transfer-learning output"):
         runs, _ = resolve([str(tmp_path / "runs")])
     assert [r.name for r in runs] == ["good"]
+
+
+def _one_seed(res):
+    """The run's first chip alone: every per-seed list cut to its first entry."""
+    res["seeds"], res["final_test_accuracy"], res["ledger"] = res["seeds"][:1], res["final_test_accuracy"][:1], res["ledger"][:1]
+    for h in res["history"]:
+        h["test_accuracy"] = h["test_accuracy"][:1]
+
+
+def test_counts_of_one_are_singular(small_run, tmp_path):
+    """A one-seed report had said '1 seeds' and 'the worst of 1 chips'."""
+    run = _copy(small_run, tmp_path / "one", _one_seed)
+    page, figs = build_report([str(run)])
+    text = page + " ".join(f.note or "" for f in figs)
+    assert not re.search(r"\b1 (seeds|chips|runs|trials|samples|training samples)\b", text)
+    assert "the run&#x27;s one chip" in page
+    assert next(f for f in figs if f.id.endswith("-accuracy")).note == "1 seed."
+    two, _ = build_report([str(small_run)])
+    assert "over the 2 chips" in two and "the worst of 2 chips" in two

@@ -64,6 +64,7 @@ def lifetime(run, rate, ks):
     a sweep folder: then each point's k is measured."""
     from ..report.inputs import resolve
     from ..report.lifetime import check_rate, format_days, lifetime_table, run_lifetime, trial_lifetime
+    from ..report.markup import count
     from ..report.run_page import describe
     if rate is None:  # checked here, not by click, so it is one line like every other input error
         raise FerristorError("--rate is missing: give the samples per second the device learns from, e.g. --rate 10")
@@ -72,7 +73,7 @@ def lifetime(run, rate, ks):
     runs, sweeps = resolve([run] if run else [], "RUN", command="lifetime")
     for r in runs:
         e = r.endurance
-        click.echo(f"run {r.name}: {describe(r.config)}, {len(r.seeds)} chips × {r.samples_per_replica or 0:,} samples")
+        click.echo(f"run {r.name}: {describe(r.config)}, {count(len(r.seeds), 'chip')} × {count(r.samples_per_replica or 0, 'sample')}")
         points = run_lifetime(r, k_list)
         if not points:
             # as the run page words it: by the run's mode, not by a missing ledger (an older or cut results file)

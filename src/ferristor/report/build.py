@@ -9,7 +9,7 @@ from ..atomic import atomic_write
 from .figures import Figure, Trace, figure_html, plotly_script
 from .inputs import resolve
 from .lifetime import DEFAULT_KS, check_rate
-from .markup import esc, flatten, mean_std, page, para, pct, section, slug, table
+from .markup import count, esc, flatten, mean_std, page, para, pct, section, slug, table
 from .paper import run_accuracy_value
 from .run_page import describe, run_section
 from .runs import Run
@@ -83,8 +83,8 @@ def build_report(paths: list[str], rate: float = 1.0, ks=DEFAULT_KS, arg: str = 
         sid = sid_for("sweep", s.name)
         parts.append(sweep_section(s, sid, rate, figs))
         nav.append((sid, s.name))
-    what = [f"{len(runs)} run{'s' if len(runs) != 1 else ''}"] if runs else []
-    what += [f"{len(sweeps)} sweep{'s' if len(sweeps) != 1 else ''}"] if sweeps else []
+    what = [count(len(runs), "run")] if runs else []
+    what += [count(len(sweeps), "sweep")] if sweeps else []
     title = (f"ferristor report: {runs[0].name}" if len(runs) == 1 and not sweeps else
              f"ferristor report: {sweeps[0].name}" if len(sweeps) == 1 and not runs else f"ferristor report: {', '.join(what)}")
     from .. import __version__

@@ -31,6 +31,11 @@ def num(x, digits: int = 4) -> str:
     return f"{x:.{digits}g}"
 
 
+def count(n, word: str) -> str:
+    """'1 seed', '2 seeds', '1,200 samples' ('– samples' for an unknown count)."""
+    return f"{num(n)} {word if n == 1 else word + 's'}"
+
+
 def pct(values: list[float]) -> str:
     """'mean ± std' of accuracies in percent (std over seeds, ddof 1)."""
     m, s = mean_std(values)

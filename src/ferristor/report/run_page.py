@@ -9,7 +9,7 @@ import time
 from . import paper
 from .figures import Figure, Trace, figure_html
 from .lifetime import LifetimePoint, format_days, run_lifetime
-from .markup import flatten, kv_table, mean_std, num, para, pct, section, table
+from .markup import count, flatten, kv_table, mean_std, num, para, pct, section, table
 from .runs import LayerLedger, Run
 
 FECAP_COLOR, MEMRISTOR_COLOR, PAPER_COLOR = "#4c72b0", "#c44e52", "#7a4a00"
@@ -77,7 +77,7 @@ def accuracy_section(run: Run, sid: str, figs: list[Figure]) -> str:
     traces.append(Trace("mean ± std", [h.epoch for h in hist], [m for m, _ in ms], error=[s for _, s in ms],
                         color="#222", size=8))
     fig = Figure(f"{sid}-accuracy", "Test accuracy per evaluation", "epoch", "test accuracy (%)", traces,
-                 note=f"{len(run.seeds)} seeds; error bars: std over seeds.")
+                 note="1 seed." if len(run.seeds) == 1 else f"{len(run.seeds)} seeds; error bars: std over seeds.")
     figs.append(fig)
     head = ["epoch", "step", *[f"seed {s}" for s in run.seeds], "mean ± std"]
     rows = [[f"{h.epoch:g}", num(h.step), *[f"{a:.2f}" for a in h.accuracy], pct(h.accuracy)] for h in hist]
@@ -127,8 +127,9 @@ def ledger_section(run: Run, sid: str, figs: list[Figure]) -> str:
         rows.append(_ledger_row(run.network))
         classes.append("total")
     body = table(head, rows, id=f"{sid}-ledger", row_classes=classes)
-    body += para(f"Operations per device over the {num(run.samples_per_replica)} training samples of each chip; means "
-                 f"are averaged over the {len(run.seeds)} chips, worst values and margins are the worst chip's. "
+    chips = ("means, worst values and margins are those of the run's one chip" if len(run.seeds) == 1 else
+             f"means are averaged over the {len(run.seeds)} chips, worst values and margins are the worst chip's")
+    body += para(f"Operations per device over the {count(run.samples_per_replica, 'training sample')} of each chip; {chips}. "
                  f"Margin = rated cycles ({run.endurance.fecap_cycles:.0e} FeCAP, {run.endurance.memristor_cycles:.0e} "
                  f"memristor) / the worst device's cycles (operations / {run.endurance.ops_per_cycle:g}).")
     hist = _histogram_traces(run)
@@ -187,8 +188,9 @@ def lifetime_section(run: Run, sid: str, rate: float, ks, figs: list[Figure]) ->
     fig = lifetime_figure(f"{sid}-lifetime-plot", [("", points)], rate)
     figs.append(fig)
     e = run.endurance
-    caption = (f"The worst device of the worst of {len(run.seeds)} chips, written at its rate in this run "
-               f"({num(run.samples_per_replica)} samples), until {e.memristor_cycles:.0e} memristor / {e.fecap_cycles:.0e} "
+    chips = "the run's one chip" if len(run.seeds) == 1 else f"the worst of {len(run.seeds)} chips"
+    caption = (f"The worst device of {chips}, written at its rate in this run "
+               f"({count(run.samples_per_replica, 'sample')}), until {e.memristor_cycles:.0e} memristor / {e.fecap_cycles:.0e} "
                f"FeCAP cycles (× {e.ops_per_cycle:g} operations, less the initial programming), from the run's ledger config. "
                f"k = {run.config.get('rule', {}).get('k')} is measured; other k are projected: memristor writes ∝ 1/k, "
                "FeCAP = the measured update writes + one transfer's reads every k samples. A short run overstates the worst "
