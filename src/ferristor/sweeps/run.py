@@ -60,7 +60,8 @@ class Plan:
                 todo += s
                 to_train += st != "priced"
                 trained.add(tk)
-            lines.append(f"{i + 1:4d}  {t.key}  {st:8s} {_hms(s):>9s}  seeds {_seeds(t.seeds)}  {label(t.params)}")
+            point = {k: v for k, v in t.params.items() if k != "seeds"}  # the seeds have their own column
+            lines.append(f"{i + 1:4d}  {t.key}  {st:8s} {_hms(s):>9s}  seeds {_seeds(t.seeds)}  {label(point)}")
         head = f"{len(self.trials)} trials in {self.folder} (a CPU-time estimate per trial from BENCHMARKS.md, 1 thread):"
         if any(line.split()[2] == "priced" for line in lines):
             head += "\n(priced: differs from another trial only in the ledger's costs and ratings, priced from its training)"
