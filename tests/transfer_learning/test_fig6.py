@@ -294,3 +294,30 @@ def test_fractional_pretraining_epochs_say_what_was_trained(fig6_args, tmp_path)
     assert f"{pair}: --pretrain-epochs 0.1 is rounded to whole batches: 1 batch of 16 = 0.125 epochs" in r.output
     saved = json.loads((out / "pairs" / f"{slug(pair)}.json").read_text())["backbone"]
     assert saved["pretrain_epochs"] == 0.1 and saved["pretrain_trained"]["epochs"] == 0.125
+
+
+def test_the_heads_rerun_with_another_seed_on_the_same_backbone(fig6_args):
+    """--seed had seeded the pretraining too, so a new CV seed meant a new backbone: --pretrain-seed
+    (by default --seed, so folders written before keep working) keeps the backbone."""
+    args, out, pair = fig6_args
+    assert _run(args).exit_code == 0
+    (backbone,) = (out / "backbones").iterdir()
+    saved = (backbone / "backbone.pt").read_bytes()
+    first = json.loads((out / "pairs" / f"{slug(pair)}.json").read_text())
+    r = _run(args + ["--seed", "0", "--pretrain-seed", "0"])  # what the default meant: read back
+    assert r.exit_code == 0 and "done before" in r.output, r.output
+    r = _run(args + ["--seed", "1"])
+    assert r.exit_code == 2
+    assert r.stderr == (f"error: --out {out} holds a pretrained backbone of another configuration, differing in "
+                        f"--seed (0 there, 1 now); delete {backbone} to pretrain it anew (--fresh keeps pretrained "
+                        f"backbones), or choose another --out; or keep it with --pretrain-seed 0\n")
+    r = _run(args + ["--seed", "1", "--pretrain-seed", "0"])  # as the message says
+    assert r.exit_code == 0, r.output
+    assert (backbone / "backbone.pt").read_bytes() == saved
+    again = json.loads((out / "pairs" / f"{slug(pair)}.json").read_text())
+    assert again["backbone"]["checksum"] == first["backbone"]["checksum"]
+    assert again["identity"]["pretrain"]["seed"] == 0 and again["identity"]["protocol"]["seed"] == 1
+    assert again["heads"]["fp-offline"]["accuracy"] != first["heads"]["fp-offline"]["accuracy"]  # other folds
+    r = _run(args + ["--pretrain-seed", "3"])
+    assert r.exit_code == 2 and "differing in --pretrain-seed (0 there, 3 now)" in r.stderr
+    assert "keep it with" not in r.stderr

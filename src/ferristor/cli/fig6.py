@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from .common import FiniteFloat, NonEmptyPath, comma_list, names_options, no_repeats
+from .common import FiniteFloat, NonEmptyPath, comma_list, current_namer, name_fields, names_options, no_repeats
 from .pretrain import backbone_options
 
 
@@ -51,14 +51,20 @@ def fig6_options(f):
         click.option("--folds", type=click.IntRange(3, 100), default=10, show_default=True,
                      help="cross-validation folds = runs (the paper: 10)"),
         click.option("--heads", default=None, help="comma-separated subset of fp-offline, lsq-offline, hm-var, hm, fp-online"),
-        click.option("--online-epochs", type=click.IntRange(min=1), default=3, show_default=True),
+        click.option("--online-epochs", type=click.IntRange(min=1), default=3, show_default=True,
+                     help="epochs of the online heads (hm-var, hm, fp-online)"),
         click.option("--decay-epoch", type=click.IntRange(min=0), default=2, show_default=True,
                      help="the online lr is multiplied by 0.1 from this epoch on (0-based)"),
         click.option("--offline-epochs", type=click.IntRange(min=1), default=150, show_default=True,
                      help="most epochs of an offline head (the number is chosen per run on its training folds)"),
         click.option("--lsb-grid", default="2^-5,2^-6,2^-7,2^-8", show_default=True,
                      help="candidate weight scales (hidden LSB) of the online heads, chosen per run on its training folds"),
-        click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True),
+        click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
+                     help="seed of the folds and the heads (initialisation, sample order, transfer noise); also of "
+                          "the pretraining unless --pretrain-seed is given"),
+        click.option("--pretrain-seed", type=click.IntRange(min=0), default=None,
+                     help="seed of the backbone's pretraining (initialisation, batch order) [default: --seed]; give it "
+                          "to rerun the heads with another --seed on the same backbone"),
         click.option("--out", type=NonEmptyPath(file_okay=False), default="runs/fig6", show_default=True,
                      help="folder: backbones/, features/, pairs/, fig6.json, fig6.txt, fig6.png (a rerun skips finished pairs)"),
         click.option("--fresh", is_flag=True,
@@ -70,10 +76,12 @@ def fig6_options(f):
 
 
 def run_fig6(*, pairs=None, pretrain_epochs=2.0, per_class=1000, folds=10, heads=None, online_epochs=3, decay_epoch=2,
-             offline_epochs=150, lsb_grid="2^-5,2^-6,2^-7,2^-8", seed=0, out="runs/fig6", fresh=False, arch=None, width=None,
+             offline_epochs=150, lsb_grid="2^-5,2^-6,2^-7,2^-8", seed=0, pretrain_seed=None, out="runs/fig6", fresh=False,
+             arch=None, width=None,
              input_size=None, fit="pad", bits=4, batch=128, lr=1e-4, weight_decay=1e-5, train_limit=0, weights=None,
              threads=1, data_dir=None, progress=True) -> dict:
     """The command's body, callable from another front end (``reproduce fig6``) with the same options."""
+    from ..errors import ConfigMismatchError
     from ..experiments.fit import set_threads
     from ..transfer_learning.fig6 import PAIRS, Fig6Config, format_table, reproduce_fig6
     from ..transfer_learning.heads import OnlineConfig
@@ -86,14 +94,23 @@ def run_fig6(*, pairs=None, pretrain_epochs=2.0, per_class=1000, folds=10, heads
     arch = arch or "lenet"
     width, input_size = arch_defaults(arch, width, input_size)
     pretrain = PretrainConfig(arch=arch, width=width, input_size=input_size, fit=fit, bits=bits,
-                              epochs=pretrain_epochs, batch=batch, lr=lr, weight_decay=weight_decay, seed=seed,
+                              epochs=pretrain_epochs, batch=batch, lr=lr, weight_decay=weight_decay,
+                              seed=seed if pretrain_seed is None else pretrain_seed,
                               train_limit=train_limit, weights=weights)
     protocol = ProtocolConfig(folds=folds, seed=seed, offline_epochs=offline_epochs, lsb_grid=_lsb_grid(lsb_grid),
                               online=OnlineConfig(epochs=online_epochs, decay_epoch=decay_epoch),
                               heads=tuple(_csv(heads, "heads", "hm-var,fp-online") or HEADS))
     cfg = Fig6Config(pairs=tuple(_csv(pairs, "pairs", "mnist->fashion-mnist") or PAIRS), pretrain=pretrain,
                      protocol=protocol, per_class=per_class)
-    results = reproduce_fig6(cfg, out, data_dir=data_dir, progress=progress, fresh=fresh, log=click.echo)
+    try:
+        results = reproduce_fig6(cfg, out, data_dir=data_dir, progress=progress, fresh=fresh, log=click.echo)
+    except ConfigMismatchError as e:
+        there = next((old for f, old, _ in e.differences if f == "pretrain.seed"), None)
+        if pretrain_seed is not None or there is None:
+            raise
+        # --seed moved the pretraining's seed with it: the backbone there can be kept
+        raise ConfigMismatchError(e.field, e.value, e.what, e.differences,
+                                  f"{e.remedy}; or keep it with --pretrain-seed {there}") from None
     click.echo(format_table(results))
     click.echo(f"results: {Path(out) / 'fig6.json'}, table: {Path(out) / 'fig6.txt'}, plot: {Path(out) / 'fig6.png'}")
     return results
@@ -103,10 +120,14 @@ def run_fig6(*, pairs=None, pretrain_epochs=2.0, per_class=1000, folds=10, heads
 @fig6_options
 @backbone_options
 @names_options(out_dir="out", per_class="per_class", **{"pretrain.epochs": "pretrain_epochs",
+                                                         "pretrain.seed": "pretrain_seed",
                                                          "OnlineConfig.epochs": "online_epochs"})
 def fig6_command(**options):
     """Transfer learning on the chip (the paper's Fig. 6, in kind): pretrain a 4-bit backbone, freeze it,
     train classifier heads with tenfold CV; prints the table next to the paper's gaps and writes a plot.
 
     The default backbone is the quick LeNet-style CNN; --arch mobilenet_v2 is the paper's."""
+    if options["pretrain_seed"] is None:  # the pretraining's seed is the --seed typed
+        namer = current_namer()
+        name_fields(lambda field: "--seed" if field == "pretrain.seed" else namer(field))
     run_fig6(**options)

@@ -30,12 +30,12 @@ def backbone_options(f):
         click.option("--fit", type=click.Choice(["pad", "resize"]), default="pad", show_default=True,
                      help="how images meet --input-size"),
         click.option("--bits", type=click.IntRange(0, 16), default=4, show_default=True,
-                     help="LSQ bits of every weight (0: float; the paper: 4)"),
-        click.option("--batch", type=click.IntRange(min=1), default=128, show_default=True, help="pretraining batch"),
-        click.option("--lr", type=FiniteFloat(0, min_open=True), default=1e-4, show_default=True, help="Adam's lr (the paper's)"),
-        click.option("--weight-decay", type=FiniteFloat(0), default=1e-5, show_default=True, help="Adam's weight decay (the paper's)"),
+                     help="LSQ bits of every weight of the backbone (0: float; the paper: 4)"),
+        click.option("--batch", type=click.IntRange(min=1), default=128, show_default=True, help="batch of the backbone's pretraining"),
+        click.option("--lr", type=FiniteFloat(0, min_open=True), default=1e-4, show_default=True, help="Adam's lr of the backbone's pretraining (the paper's)"),
+        click.option("--weight-decay", type=FiniteFloat(0), default=1e-5, show_default=True, help="Adam's weight decay of the backbone's pretraining (the paper's)"),
         click.option("--train-limit", type=click.IntRange(min=0), default=0, show_default=True,
-                     help="pretrain on the first N images (0: all)"),
+                     help="pretrain on the first N training images of the source (0: all)"),
         click.option("--weights", type=NonEmptyPath(dir_okay=False), default=None,
                      help="a float state_dict file to start from (torchvision's MobileNet-V2 key layout)"),
         click.option("--threads", type=click.IntRange(1, cpu_count()), default=1, show_default=True, help="CPU threads"),
@@ -52,7 +52,8 @@ def backbone_options(f):
               help="source: mnist, fashion-mnist, a class subset such as 'fashion-mnist[0-4]', or folder:PATH")
 @click.option("--epochs", type=FiniteFloat(0, 1000, min_open=True), default=1.0, show_default=True,
               help="epochs; a fraction runs part of one, rounded to whole batches (at least one)")
-@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
+              help="seed of the initialisation and the batch order")
 @click.option("--test-limit", type=click.IntRange(min=0), default=0, show_default=True, help="test on the first N (0: all)")
 @click.option("--out", type=NonEmptyPath(file_okay=False), default="runs/pretrain", show_default=True,
               help="folder for checkpoint.pt, backbone.pt, pretrain.json (a rerun resumes; one run at a time)")
