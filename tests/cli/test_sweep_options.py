@@ -123,3 +123,47 @@ def test_a_ray_cluster_runs_trials_on_more_threads_than_the_driver_has_and_its_w
         store.close()
     # the driver's warning once (the tasks meet it again), each task's own once: clean lines, no file or source line
     assert sorted(r.stderr.splitlines()) == [K_WARNING.format(100), K_WARNING.format(10), SIGMA_WARNING], r.stderr
+
+
+# --- results -o: the file holds what its name says, in a folder that exists ---------------------------
+
+@pytest.fixture
+def empty_sweep(tmp_path):
+    """A results store without a finished trial: results writes its columns, in any format."""
+    from ferristor.sweeps.store import open_store
+    (tmp_path / "sw").mkdir()
+    open_store(tmp_path / "sw").close()
+    return tmp_path / "sw"
+
+
+@pytest.mark.parametrize("args, name, starts", [
+    ([], "r.csv", b"trial,dataset,"), ([], "r.parquet", b"PAR1"), ([], "r.txt", b"(no rows"), ([], "r", b"(no rows"),
+    ([], "R.CSV", b"trial,"), (["--format", "csv"], "r.parquet.csv", b"trial,"), (["--format", "csv"], "r.json", b"trial,"),
+    (["--format", "table"], "r.txt", b"(no rows"),
+])
+def test_results_writes_the_format_its_output_names(args, name, starts, empty_sweep, tmp_path):
+    if starts == b"PAR1":
+        pytest.importorskip("pyarrow", reason="Parquet needs the results extra")
+    r = CliRunner().invoke(cli, ["results", str(empty_sweep), *args, "-o", str(tmp_path / name)])
+    assert r.exit_code == 0, r.output
+    assert (tmp_path / name).read_bytes().startswith(starts)
+
+
+@pytest.mark.parametrize("args, name, message", [
+    (["--format", "csv"], "r.parquet", "error: --format csv: does not match --output {path} (a .parquet file holds parquet): "
+                                       "give --format parquet, or leave --format out"),
+    (["--format", "table"], "r.CSV", "error: --format table: does not match --output {path} (a .csv file holds csv)"),
+    ([], "r.json", "error: --output {path}: results writes no .json file: name a .csv, .parquet or text file, or give "
+                   "--format (table, csv or parquet)"),
+    ([], "typo/dir/r.csv", "error: --output {path}: its folder {parent} does not exist (create it first)"),
+])
+def test_results_output_that_would_not_hold_what_its_name_says_is_refused(args, name, message, empty_sweep, tmp_path):
+    path = tmp_path / name
+    r = CliRunner().invoke(cli, ["results", str(empty_sweep), *args, "-o", str(path)])
+    _one_error_line(r, message.format(path=path, parent=path.parent))
+    assert not path.exists() and not (tmp_path / "typo").exists()  # nothing written, no folder created
+
+
+def test_results_parquet_without_a_file_is_refused(empty_sweep):
+    _one_error_line(CliRunner().invoke(cli, ["results", str(empty_sweep), "--format", "parquet"]),
+                    "error: --format parquet: give a file with --output")

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import click
 
+from ..errors import ConfigError
 from .common import cpu_count, names_options, prepare_file_folder, prepare_folder
 
 
@@ -180,12 +181,13 @@ def _too_many_workers(spec, workers: int, elsewhere: bool) -> str | None:
 @click.option("--where", "conditions", multiple=True, metavar="COLUMN OP VALUE",
               help="keep rows where e.g. rule.k=100, mode!=fp, test_accuracy>0.9 (repeat: all must hold)")
 @click.option("--final", "final_only", is_flag=True, help="only each trial's last evaluation")
-@click.option("--format", "fmt", type=click.Choice(["table", "csv", "parquet"]), default="table", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["table", "csv", "parquet"]), default=None,
+              help="[default: the one --output's suffix names (.csv, .parquet), else table]")
 @click.option("--output", "-o", type=click.Path(dir_okay=False), default=None,
-              help="write to this file (parquet needs one) [default: print]")
+              help="write to this file, in a folder that exists (parquet needs one) [default: print]")
 @click.option("--import", "imports", multiple=True, type=click.Path(), metavar="RUN",
               help="first import a finished run (its folder or results.json) into the store (repeatable)")
-@names_options()
+@names_options(format="fmt")
 def results(sweep_dir, conditions, final_only, fmt, output, imports):
     """Print or export SWEEP's results: one row per trial × seed × evaluation with the resolved config."""
     from ..atomic import atomic_write
@@ -193,7 +195,11 @@ def results(sweep_dir, conditions, final_only, fmt, output, imports):
     from ..sweeps.store import open_store
     for text in conditions:  # before any work: a percent threshold would silently keep no row (or all)
         tb.check_condition(text)
+    fmt = _output_format(fmt, output)
     if output:
+        parent = Path(output).parent
+        if not parent.exists():  # not created: a typo in it would go unnoticed, the file written elsewhere
+            raise ConfigError("output", output, reason=f"its folder {parent} does not exist (create it first)")
         prepare_file_folder(output, "output")  # before any work, as train's --out
 
     if imports:
@@ -213,8 +219,6 @@ def results(sweep_dir, conditions, final_only, fmt, output, imports):
     finally:
         store.close()
     if fmt == "parquet":
-        if not output:
-            raise tb.TableError("--format parquet: give a file with --output")
         tb.to_parquet(rows, output)
         click.echo(f"{len(rows)} rows: {output}", err=True)
         return
@@ -225,3 +229,26 @@ def results(sweep_dir, conditions, final_only, fmt, output, imports):
         click.echo(f"{len(rows)} rows: {output}", err=True)
     else:
         click.echo(text, nl=False)
+
+
+# the format an --output's suffix names; None: one that results does not write
+_SUFFIX_FORMATS = {".csv": "csv", ".parquet": "parquet", ".json": None, ".jsonl": None, ".tsv": None, ".xlsx": None}
+
+
+def _output_format(fmt: str | None, output: str | None) -> str:
+    """--format, else the format --output's suffix names, else table. A suffix naming another format
+    than --format's, or one results does not write, is refused: the file would not hold what its
+    name says (a table's text in out.parquet)."""
+    if output is None:
+        if fmt == "parquet":
+            raise ConfigError("format", fmt, reason="give a file with --output (Parquet is not printed)")
+        return fmt or "table"
+    suffix = Path(output).suffix.lower()
+    named = _SUFFIX_FORMATS.get(suffix, "table")
+    if fmt is None and named is None:
+        raise ConfigError("output", output, reason=f"results writes no {suffix} file: name a .csv, .parquet or text "
+                                                   f"file, or give --format (table, csv or parquet)")
+    if fmt is not None and suffix in _SUFFIX_FORMATS and named is not None and fmt != named:
+        raise ConfigError("format", fmt, reason=f"does not match --output {output} (a {suffix} file holds {named}): "
+                                                f"give --format {named}, or leave --format out")
+    return fmt or named
