@@ -81,3 +81,21 @@ def test_stores_that_cannot_be_read(tmp_path):
     (tmp_path / "store" / "sweep.sqlite").write_bytes(b"not a database, " * 100)
     with pytest.raises(DataError, match="sweep.sqlite: not a readable results store"):
         build_report([str(tmp_path / "store")])
+
+
+@pytest.mark.parametrize("train_config, said", [
+    ({"rule": None}, "'train_config.rule' is null, expected an object"),
+    ({"rule": {"p": "0.2"}}, "'train_config.rule.p' is \"0.2\", expected a number or null"),
+    ({"ledger": {"memristor_endurance_cycles": "1e5"}}, "'train_config.ledger.memristor_endurance_cycles' is \"1e5\""),
+    (["mnist"], "'train_config' is [\"mnist\"], expected an object or null"),
+])
+def test_a_point_whose_config_has_a_field_of_the_wrong_type_is_left_out(tmp_path, train_config, said):
+    """A hand-edited trials/*.json had crashed the page ('unexpected AttributeError … a bug')."""
+    folder = _fig5f_like(tmp_path / "s")
+    record = json.loads((folder / "trials" / "0001.json").read_text())
+    record["config"]["train_config"] = train_config
+    (folder / "trials" / "0001.json").write_text(json.dumps(record))
+    sweep = read_sweep(folder)
+    assert len(sweep.trials) == 5 and len(sweep.skipped) == 1 and sweep.skipped[0].startswith(f"0001.json ({said}")
+    page, _ = build_report([str(folder)])
+    assert "0001.json" in page

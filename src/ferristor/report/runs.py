@@ -146,45 +146,45 @@ def _is_number(v) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
-def _or_null(kind: tuple) -> tuple:
+def or_null(kind: tuple) -> tuple:
     what, test = kind
     return f"{what} or null", lambda v: v is None or test(v)
 
 
 OBJECT, LIST, TEXT = ("an object", lambda v: isinstance(v, dict)), ("a list", lambda v: isinstance(v, list)), \
     ("text", lambda v: isinstance(v, str))
-NUMBER = _or_null(("a number", _is_number))  # null: how a strict writer stores nan or inf
+NUMBER = or_null(("a number", _is_number))  # null: how a strict writer stores nan or inf
 AMOUNT = ("a number ≥ 0", lambda v: _is_number(v) and v >= 0)
 COUNT = ("a whole number ≥ 0", lambda v: _is_number(v) and v >= 0 and float(v).is_integer())
-ACCURACY = _or_null(("an accuracy from 0 to 1", lambda v: _is_number(v) and 0 <= v <= 1))
+ACCURACY = or_null(("an accuracy from 0 to 1", lambda v: _is_number(v) and 0 <= v <= 1))
 SEED = ("a seed (a whole number)", lambda v: _is_number(v) and float(v).is_integer())
 _LAYER = [("weights", COUNT), *((f, OBJECT) for f in ("fecap_ops", "memristor_ops", "energy_nJ", "endurance")),
           *((f, NUMBER) for f in ("transfers", "fecap_ops.mean", "fecap_ops.worst", "fecap_ops.mean_sign_msb_cell",
                                   "memristor_ops.mean", "memristor_ops.worst", "energy_nJ.fecap_total",
                                   "energy_nJ.memristor_total", "energy_nJ.per_device", "energy_nJ.per_device_fecap",
                                   "energy_nJ.per_device_memristor", "endurance.fecap_margin", "endurance.memristor_margin"))]
-_HISTOGRAM = [("histogram", _or_null(OBJECT)), *((f"histogram.{d}{f}", k) for d in ("memristor_ops", "fecap_ops") for f, k in (
-    ("", _or_null(OBJECT)), (".edges", LIST), (".edges.*", NUMBER), (".counts", LIST), (".counts.*", AMOUNT)))]
+_HISTOGRAM = [("histogram", or_null(OBJECT)), *((f"histogram.{d}{f}", k) for d in ("memristor_ops", "fecap_ops") for f, k in (
+    ("", or_null(OBJECT)), (".edges", LIST), (".edges.*", NUMBER), (".counts", LIST), (".counts.*", AMOUNT)))]
 
 # (field, what it must be) for every field the report reads: "*" stands for each item of a list; a
 # field is only looked for inside a parent of the right type, so parents come first.
 FIELDS: list[tuple[str, tuple]] = [
-    ("final_test_accuracy", LIST), ("final_test_accuracy.*", ACCURACY), ("seeds", _or_null(LIST)), ("seeds.*", SEED),
-    ("samples_per_replica", _or_null(COUNT)),
-    ("history", _or_null(LIST)), ("history.*", OBJECT), ("history.*.epoch", NUMBER), ("history.*.step", _or_null(COUNT)),
+    ("final_test_accuracy", LIST), ("final_test_accuracy.*", ACCURACY), ("seeds", or_null(LIST)), ("seeds.*", SEED),
+    ("samples_per_replica", or_null(COUNT)),
+    ("history", or_null(LIST)), ("history.*", OBJECT), ("history.*.epoch", NUMBER), ("history.*.step", or_null(COUNT)),
     ("history.*.test_accuracy", LIST), ("history.*.test_accuracy.*", ACCURACY),
-    ("ledger", _or_null(LIST)), ("ledger.*", OBJECT), ("ledger.*.layers", LIST), ("ledger.*.layers.*", OBJECT),
+    ("ledger", or_null(LIST)), ("ledger.*", OBJECT), ("ledger.*.layers", LIST), ("ledger.*.layers.*", OBJECT),
     ("ledger.*.network", OBJECT),
     *((f"ledger.*.layers.*.{f}", k) for f, k in _LAYER + _HISTOGRAM), *((f"ledger.*.network.{f}", k) for f, k in _LAYER),
-    ("timing", _or_null(OBJECT)), *((f"timing.{f}", NUMBER) for f in ("train_seconds", "compile_seconds", "sample_replicas_per_second")),
-    ("versions", _or_null(OBJECT)),
+    ("timing", or_null(OBJECT)), *((f"timing.{f}", NUMBER) for f in ("train_seconds", "compile_seconds", "sample_replicas_per_second")),
+    ("versions", or_null(OBJECT)),
     ("config.dataset", TEXT), ("config.mode", TEXT), ("config.epochs", ("a number", _is_number)),
-    ("config.batch", ("a whole number ≥ 1", lambda v: COUNT[1](v) and v >= 1)), ("config.test_limit", _or_null(COUNT)),
+    ("config.batch", ("a whole number ≥ 1", lambda v: COUNT[1](v) and v >= 1)), ("config.test_limit", or_null(COUNT)),
     ("config.seeds", LIST), ("config.seeds.*", SEED),
-    ("config.rule", OBJECT), ("config.rule.k", _or_null(("a number > 0", lambda v: _is_number(v) and v > 0))),
+    ("config.rule", OBJECT), ("config.rule.k", or_null(("a number > 0", lambda v: _is_number(v) and v > 0))),
     ("config.rule.p", NUMBER), ("config.rule.lr", NUMBER),
     ("config.network", OBJECT), ("config.network.sizes", LIST), ("config.network.sizes.*", COUNT),
-    ("config.network.output", _or_null(TEXT)), ("config.network.norm", _or_null(TEXT)),
+    ("config.network.output", or_null(TEXT)), ("config.network.norm", or_null(TEXT)),
     ("config.ledger", OBJECT), ("config.ledger.transfer_writes_unchanged", ("true or false", lambda v: isinstance(v, bool))),
     *((f"config.ledger.{f}", AMOUNT) for f in ("fecap_endurance_cycles", "memristor_endurance_cycles", "ops_per_cycle",
                                                "fecap_ops_initial_write", "fecap_ops_per_transfer", "memristor_ops_per_transfer")),
@@ -209,12 +209,20 @@ def _shown(v) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
-def check_fields(data: dict, file: Path) -> None:
-    """A DataError naming ``file`` and the first field the report reads that is not what it must be."""
-    for path, (what, test) in FIELDS:
+def field_problem(data: dict, fields: list[tuple[str, tuple]]) -> str | None:
+    """What is wrong with the first of ``fields`` in ``data`` that is not what it must be; None: nothing."""
+    for path, (what, test) in fields:
         for name, value in _found(data, path.split(".")):
             if not test(value):
-                raise DataError(f"{file}: '{name}' is {_shown(value)}, expected {what}")
+                return f"'{name}' is {_shown(value)}, expected {what}"
+    return None
+
+
+def check_fields(data: dict, file: Path) -> None:
+    """A DataError naming ``file`` and the first field the report reads that is not what it must be."""
+    problem = field_problem(data, FIELDS)
+    if problem is not None:
+        raise DataError(f"{file}: {problem}")
     n = len(data["final_test_accuracy"])
     if not n:
         raise DataError(f"{file}: 'final_test_accuracy' is [], expected one accuracy per seed")

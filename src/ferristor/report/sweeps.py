@@ -14,7 +14,7 @@ from typing import Protocol
 from ..experiments.config import with_legacy_defaults
 from ..experiments.results import read_json
 from ..errors import DataError
-from .runs import Endurance, endurance_of
+from .runs import FIELDS as RUN_FIELDS, OBJECT, Endurance, or_null, endurance_of, field_problem
 
 # Per-trial figures a sweep point may carry (experiments.reproduce.TrialRunner); absent for fp trials.
 METRICS = ("fecap_ops_per_device", "fecap_ops_worst", "memristor_ops_per_device", "memristor_ops_worst",
@@ -58,11 +58,20 @@ def _number(v) -> float | None:
     return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) else None
 
 
+# A point's resolved training config is read as a run's is (a hand-edited trials/*.json included).
+TRAIN_CONFIG_FIELDS = [("train_config", or_null(OBJECT))] + [
+    ("train_config" + path[len("config"):], kind) for path, kind in RUN_FIELDS if path.startswith("config.")]
+
+
 def trial_from_record(record: dict, key: str) -> Trial:
-    """A trial from the JSON record that ``experiments.sweep.save_result`` writes."""
+    """A trial from the JSON record that ``experiments.sweep.save_result`` writes; a ValueError, which
+    leaves the point out, where it is malformed."""
     config, result = record.get("config"), record.get("result")
     if not isinstance(config, dict) or not isinstance(result, dict) or not isinstance(result.get("accuracy"), list):
         raise ValueError("needs 'config' and 'result' with an 'accuracy' list")
+    problem = field_problem(config, TRAIN_CONFIG_FIELDS)
+    if problem is not None:
+        raise ValueError(problem)
     params = {k: v for k, v in config.items() if k != "train_config"}
     metrics = {m: v for m in METRICS if (v := _number(result.get(m))) is not None}
     if "k" not in params and _number(result.get("k")) is not None:
