@@ -1,5 +1,6 @@
-"""The sweep's progress: without the bar (``--no-progress``) every trial event is still one line, on
-stdout as the bar's lines are; with progress off entirely (Python callers) nothing prints."""
+"""What a sweep prints while it runs: without the bar (``--no-progress``) every trial event is still one
+line, on stdout as the bar's lines are; with progress off entirely (Python callers) nothing prints. A
+worker's warnings reach the driver as events and are raised there again, as its own."""
 from ferristor.sweeps.progress import LINES, Progress
 
 RESULTS = {"final_test_accuracy": [0.5, 0.7], "timing": {"train_seconds": 1.25}}
