@@ -7,6 +7,12 @@ from ferristor.cli.main import cli
 
 
 @pytest.fixture
+def no_run_data(monkeypatch):
+    from ferristor.transfer_learning import images
+    monkeypatch.setattr(images, "resolve", lambda *a, **k: pytest.fail("fig6 read data"))
+
+
+@pytest.fixture
 def no_run(monkeypatch):
     import ferristor.cli.fig6 as fig6
     monkeypatch.setattr(fig6, "run_fig6", lambda **_: pytest.fail("fig6 ran"))
@@ -76,3 +82,75 @@ def test_protocol_config_warns_of_a_decay_that_never_applies():
     with pytest.warns(FerristorWarning, match=r"^OnlineConfig.decay_epoch=3 has no effect with OnlineConfig.epochs=3: "
                                               r".*heads train epochs 0–2, so it never decays"):
         ProtocolConfig(online=OnlineConfig(epochs=3, decay_epoch=3))
+
+
+def test_every_fig6_option_sets_a_config_path_or_is_not_a_setting():
+    """--set refuses the paths an option sets, naming the option: the map must be whole and true."""
+    from ferristor.cli.fig6 import NOT_CONFIG, OPTION_PATHS, fig6_command
+    from ferristor.transfer_learning.paths import SET_BY, all_paths
+    names = {p.name for p in fig6_command.params if p.expose_value}
+    assert names == set(OPTION_PATHS) | set(NOT_CONFIG)
+    assert set(OPTION_PATHS.values()) <= set(all_paths())
+    assert not set(OPTION_PATHS.values()) & set(SET_BY)
+    flags = {p.name: p.opts[0] for p in fig6_command.params}
+    assert all(flags[name] == "--" + name.replace("_", "-") for name in OPTION_PATHS)
+
+
+@pytest.mark.parametrize("setting, message", [
+    ("protocol.online.k=0", "--set protocol.online.k: k=0 is not allowed: expected a value in [1, inf)"),
+    ("protocol.online.k=x", "--set protocol.online.k: protocol.online.k='x' is not allowed: expected an integer"),
+    ("protocol.online.kk=3", "--set 'protocol.online.kk=3': unknown config path 'protocol.online.kk': expected "
+                             "protocol.online.k or protocol.online.p or protocol.online.lr? (one of protocol.online.lr"),
+    ("k=64", "--set 'k=64': unknown config path 'k': expected protocol.online.k? (one of pretrain.…, protocol.…)"),
+    ("protocol.online=3", "--set 'protocol.online=3': unknown config path 'protocol.online': expected one of its "
+                          "fields ('protocol.online' is a section): protocol.online.lr, protocol.online.p"),
+    ("protocol.folds=5", "--set 'protocol.folds=5': protocol.folds has its own option: use --folds 5"),
+    ("pretrain.lr=0.01", "--set 'pretrain.lr=0.01': pretrain.lr has its own option: use --lr 0.01"),
+    ("protocol.online.mode=hm", "--set 'protocol.online.mode=hm': protocol.online.mode is set by each online head "
+                                "(--heads), not by --set"),
+    ("protocol.online.hidden_lsb=0.01", "--set 'protocol.online.hidden_lsb=0.01': protocol.online.hidden_lsb is set "
+                                        "by the choice per run from protocol.lsb_grid (--lsb-grid), not by --set"),
+    ("pretrain.dataset=mnist", "--set 'pretrain.dataset=mnist': pretrain.dataset is set by each pair's source "
+                               "(--pairs), not by --set"),
+    ("protocol.online.rounding=round", "--set protocol.online.rounding: rounding='round' is not allowed: expected one "
+                                       "of 'stochastic', 'nearest', 'truncate'"),
+    ("protocol.online.sigma_levels=-1", "--set protocol.online.sigma_levels: sigma_levels=-1.0 is not allowed"),
+    ("protocol.online.level_means=mean", "--set protocol.online.level_means: level_means='mean' is not allowed"),
+    ("protocol.online.ledger.count_zero_updates=yes", "--set protocol.online.ledger.count_zero_updates: "
+     "protocol.online.ledger.count_zero_updates='yes' is not allowed: expected true or false"),
+    ("protocol.online.ledger.fecap_energy_fj=-3", "--set protocol.online.ledger.fecap_energy_fj: "
+                                                  "LedgerConfig.fecap_energy_fj=-3.0 is not allowed"),
+    ("protocol.online.k", "--set 'protocol.online.k': expected PATH=VALUE, e.g. protocol.online.k=64")])
+def test_fig6_set_refuses_a_bad_path_or_value_before_any_work(no_run_data, tmp_path, setting, message):
+    r = CliRunner().invoke(cli, ["fig6", "--set", setting, "--out", str(tmp_path / "o")])
+    assert r.exit_code == 2, r.output
+    assert r.stderr.startswith(f"error: {message}"), r.stderr
+    assert not (tmp_path / "o").exists()
+
+
+def test_fig6_set_given_twice_is_refused(no_run_data, tmp_path):
+    r = CliRunner().invoke(cli, ["fig6", "--set", "protocol.online.k=8", "--set", "protocol.online.k=16",
+                                 "--out", str(tmp_path / "o")])
+    assert r.exit_code == 2 and "protocol.online.k is given twice: give it once" in r.stderr
+
+
+@pytest.mark.parametrize("setting", ["protocol.online.k=64", "protocol.online.p=0.5", "protocol.online.lr=0.05",
+                                     "protocol.online.decay=1", "protocol.online.sigma_levels=0",
+                                     "protocol.online.ledger.memristor_ops_unselected=null",
+                                     "protocol.online.ledger.memristor_ops_unselected=1",
+                                     "protocol.offline_batch=64", "pretrain.test_limit=500"])
+def test_fig6_set_takes_a_good_value(no_run_data, tmp_path, setting):
+    """Accepted: the run gets as far as the pairs (refused here, so nothing runs)."""
+    r = CliRunner().invoke(cli, ["fig6", "--set", setting, "--pairs", "nonsense", "--out", str(tmp_path / "o")])
+    assert r.exit_code == 2 and r.stderr.startswith("error: --pairs nonsense is not allowed"), r.stderr
+
+
+def test_fig6_lists_the_paths_set_takes():
+    from ferristor.cli.fig6 import OPTION_PATHS
+    from ferristor.transfer_learning.paths import SET_BY, all_paths
+    r = CliRunner().invoke(cli, ["fig6", "--list-paths"])
+    assert r.exit_code == 0
+    listed = [line.split(" = ")[0] for line in r.output.splitlines()]
+    assert listed == [p for p in all_paths() if p not in OPTION_PATHS.values() and p not in SET_BY]
+    assert "protocol.online.k = 512 [sample] — a transfer every k inputs  (digest §6 [P])" in r.output
+    assert "protocol.online.ledger.fecap_energy_fj = 100.0 [fJ/op]" in r.output

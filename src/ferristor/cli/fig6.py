@@ -38,6 +38,39 @@ def _lsb_grid(text: str) -> tuple[float, ...]:
     return tuple(out)
 
 
+# Each option of ``fig6`` (its parameter name) → the Fig6Config path it sets: --set refuses these
+# paths, naming the option. ``tests/cli/test_fig6_cli.py`` checks that every option is here or in
+# NOT_CONFIG and that every path exists. --seed sets pretrain.seed too unless --pretrain-seed is given.
+OPTION_PATHS = {
+    "pairs": "pairs", "pretrain_epochs": "pretrain.epochs", "per_class": "per_class", "folds": "protocol.folds",
+    "heads": "protocol.heads", "online_epochs": "protocol.online.epochs", "decay_epoch": "protocol.online.decay_epoch",
+    "offline_epochs": "protocol.offline_epochs", "lsb_grid": "protocol.lsb_grid", "seed": "protocol.seed",
+    "pretrain_seed": "pretrain.seed", "arch": "pretrain.arch", "width": "pretrain.width",
+    "input_size": "pretrain.input_size", "fit": "pretrain.fit", "bits": "pretrain.bits", "batch": "pretrain.batch",
+    "lr": "pretrain.lr", "weight_decay": "pretrain.weight_decay", "train_limit": "pretrain.train_limit",
+    "weights": "pretrain.weights",
+}
+NOT_CONFIG = ("out", "fresh", "threads", "data_dir", "progress", "sets")  # where and how, not what is computed
+
+
+def _flags() -> dict[str, str]:
+    """Config path → the flag of the option that sets it (``--folds`` for protocol.folds)."""
+    return {path: "--" + name.replace("_", "-") for name, path in OPTION_PATHS.items()}
+
+
+def _list_paths(ctx, _, value):
+    if not value or ctx.resilient_parsing:
+        return
+    from ..transfer_learning import paths
+    for path in paths.settable(_flags()):
+        m = paths.metadata(path)
+        unit = f" [{m['unit']}]" if m.get("unit") else ""
+        doc = f" — {m['doc']}" if m.get("doc") else ""
+        src = f"  ({m['source']})" if m.get("source") else ""
+        click.echo(f"{path} = {paths.default(path)!r}{unit}{doc}{src}")
+    ctx.exit()
+
+
 def fig6_options(f):
     for opt in reversed([
         click.option("--pairs", default=None,
@@ -54,7 +87,7 @@ def fig6_options(f):
         click.option("--online-epochs", type=click.IntRange(min=1), default=3, show_default=True,
                      help="epochs of the online heads (hm-var, hm, fp-online)"),
         click.option("--decay-epoch", type=click.IntRange(min=0), default=2, show_default=True,
-                     help="the online lr is multiplied by 0.1 from this epoch on (0-based)"),
+                     help="the online lr is multiplied by protocol.online.decay (0.1) from this epoch on (0-based)"),
         click.option("--offline-epochs", type=click.IntRange(min=1), default=150, show_default=True,
                      help="most epochs of an offline head (the number is chosen per run on its training folds)"),
         click.option("--lsb-grid", default="2^-5,2^-6,2^-7,2^-8", show_default=True,
@@ -67,6 +100,12 @@ def fig6_options(f):
                           "to rerun the heads with another --seed on the same backbone"),
         click.option("--out", type=NonEmptyPath(file_okay=False), default="runs/fig6", show_default=True,
                      help="folder: backbones/, features/, pairs/, fig6.json, fig6.txt, fig6.png (a rerun skips finished pairs)"),
+        click.option("--set", "sets", multiple=True, metavar="PATH=VALUE",
+                     help="any other setting of the pretraining, the protocol or the heads, e.g. protocol.online.k=64, "
+                          "protocol.online.rounding=nearest, protocol.online.ledger.fecap_energy_fj=50 (repeatable; "
+                          "--list-paths lists them); part of each pair's identity"),
+        click.option("--list-paths", is_flag=True, is_eager=True, expose_value=False, callback=_list_paths,
+                     help="list the paths --set takes, with their defaults, units and sources, and exit"),
         click.option("--fresh", is_flag=True,
                      help="discard the finished pairs in --out (pretrained backbones and features stay cached: to "
                           "pretrain a backbone anew, delete its folder OUT/backbones/SOURCE-ARCH)"),
@@ -79,29 +118,28 @@ def run_fig6(*, pairs=None, pretrain_epochs=2.0, per_class=1000, folds=10, heads
              offline_epochs=150, lsb_grid="2^-5,2^-6,2^-7,2^-8", seed=0, pretrain_seed=None, out="runs/fig6", fresh=False,
              arch=None, width=None,
              input_size=None, fit="pad", bits=4, batch=128, lr=1e-4, weight_decay=1e-5, train_limit=0, weights=None,
-             threads=1, data_dir=None, progress=True) -> dict:
+             sets=(), threads=1, data_dir=None, progress=True) -> dict:
     """The command's body, callable from another front end (``reproduce fig6``) with the same options."""
     from ..errors import ConfigMismatchError
     from ..experiments.fit import set_threads
-    from ..transfer_learning.fig6 import PAIRS, Fig6Config, format_table, reproduce_fig6
-    from ..transfer_learning.heads import OnlineConfig
-    from ..transfer_learning.pretrain import PretrainConfig
-    from ..transfer_learning.protocol import HEADS, ProtocolConfig
+    from ..transfer_learning import paths
+    from ..transfer_learning.fig6 import PAIRS, format_table, reproduce_fig6
+    from ..transfer_learning.protocol import HEADS
 
     from .pretrain import arch_defaults
 
     set_threads(threads)
     arch = arch or "lenet"
     width, input_size = arch_defaults(arch, width, input_size)
-    pretrain = PretrainConfig(arch=arch, width=width, input_size=input_size, fit=fit, bits=bits,
-                              epochs=pretrain_epochs, batch=batch, lr=lr, weight_decay=weight_decay,
-                              seed=seed if pretrain_seed is None else pretrain_seed,
-                              train_limit=train_limit, weights=weights)
-    protocol = ProtocolConfig(folds=folds, seed=seed, offline_epochs=offline_epochs, lsb_grid=_lsb_grid(lsb_grid),
-                              online=OnlineConfig(epochs=online_epochs, decay_epoch=decay_epoch),
-                              heads=tuple(_csv(heads, "heads", "hm-var,fp-online") or HEADS))
-    cfg = Fig6Config(pairs=tuple(_csv(pairs, "pairs", "mnist->fashion-mnist") or PAIRS), pretrain=pretrain,
-                     protocol=protocol, per_class=per_class)
+    overrides = paths.parse_sets(sets, _flags())  # before any config is built: paths and types
+    pretrain = dict(arch=arch, width=width, input_size=input_size, fit=fit, bits=bits, epochs=pretrain_epochs,
+                    batch=batch, lr=lr, weight_decay=weight_decay, seed=seed if pretrain_seed is None else pretrain_seed,
+                    train_limit=train_limit, weights=weights)
+    protocol = dict(folds=folds, seed=seed, offline_epochs=offline_epochs, lsb_grid=_lsb_grid(lsb_grid),
+                    online=dict(epochs=online_epochs, decay_epoch=decay_epoch),
+                    heads=tuple(_csv(heads, "heads", "hm-var,fp-online") or HEADS))
+    cfg = paths.build({"pairs": tuple(_csv(pairs, "pairs", "mnist->fashion-mnist") or PAIRS), "pretrain": pretrain,
+                       "protocol": protocol, "per_class": per_class}, overrides)
     try:
         results = reproduce_fig6(cfg, out, data_dir=data_dir, progress=progress, fresh=fresh, log=click.echo)
     except ConfigMismatchError as e:
@@ -126,7 +164,8 @@ def fig6_command(**options):
     """Transfer learning on the chip (the paper's Fig. 6, in kind): pretrain a 4-bit backbone, freeze it,
     train classifier heads with tenfold CV; prints the table next to the paper's gaps and writes a plot.
 
-    The default backbone is the quick LeNet-style CNN; --arch mobilenet_v2 is the paper's."""
+    The default backbone is the quick LeNet-style CNN; --arch mobilenet_v2 is the paper's. The heads'
+    k, p, lr, rounding, σ and ledger costs: --set protocol.online.… (--list-paths)."""
     if options["pretrain_seed"] is None:  # the pretraining's seed is the --seed typed
         namer = current_namer()
         name_fields(lambda field: "--seed" if field == "pretrain.seed" else namer(field))

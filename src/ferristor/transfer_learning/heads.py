@@ -24,10 +24,15 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ..config_base import FLOAT32_SCALE, check_choice, check_number, param
-from ..errors import DivergedError, FerristorWarning, NonFiniteGradientError, _as_written
+from ..circuit.ledger import LedgerConfig
+from ..circuit.transfer import TransferConfig
+from ..config_base import FLOAT32_SCALE, check_choice, check_number, param, param_like
+from ..errors import ConfigError, DivergedError, FerristorWarning, NonFiniteGradientError, _as_written
 from ..nn import HybridConfig, HybridLinear
 from ..nn.lsq import init_step, lsq_quantize, qrange
+from ..rule.config import ROUNDING_MODES
+
+LEVEL_MEANS = ("ideal", "measured")  # as TransferConfig takes them
 
 STREAM_OFFLINE, STREAM_ONLINE = 13, 14
 CHUNK = 512  # online steps whose inputs are gathered at once
@@ -162,10 +167,18 @@ class OnlineConfig:
     decay: float = param(0.1, unit="1", source="[issue 9: \"lr 0.1 with decay 0.1\"; when: I]", doc="lr × decay from decay_epoch on")
     decay_epoch: int = param(2, unit="epoch", source="[I]", doc="the epoch from which the lr decays")
     hidden_lsb: float = param(2.0 ** -9, unit="weight", source="[I]", doc="the head's weight scale; chosen per run on its training folds from ProtocolConfig.lsb_grid")
-    rounding: str = param("stochastic", source="[I] as the rest of ferristor", doc="how an update lands on the hidden grid")
+    rounding: str = param("stochastic", source="[I] as the rest of ferristor", doc="how an update lands on the hidden grid: 'stochastic', 'nearest' or 'truncate'")
+    sigma_levels: float = param_like(TransferConfig, "sigma_levels", doc="std of a transferred weight around its level mean (mode 'hm-var' only: 'hm' transfers ideally)")
+    level_means: str = param_like(TransferConfig, "level_means", doc="the analogue levels' means, 'ideal' (0…7 integers) or 'measured' (the compressive measured means); modes 'hm-var' and 'hm'")
+    ledger: LedgerConfig = param(LedgerConfig(), source="digest §5 [P] (LedgerConfig)", doc="what the hybrid heads' ledger counts and costs: operations per update and transfer, energies, endurance")
 
     def __post_init__(self):
         check_choice("mode", self.mode, ONLINE_MODES)
+        check_choice("rounding", self.rounding, ROUNDING_MODES)
+        check_number("sigma_levels", self.sigma_levels, lo=0, hi=FLOAT32_SCALE[1])
+        check_choice("level_means", self.level_means, LEVEL_MEANS)
+        if not isinstance(self.ledger, LedgerConfig):
+            raise ConfigError("ledger", type(self.ledger).__name__, "a LedgerConfig (ferristor.circuit.ledger)")
         check_number("lr", self.lr, lo=0, lo_open=True)
         check_number("p", self.p, lo=0, hi=1, lo_open=True)
         check_number("k", self.k, lo=1, integer=True)
@@ -176,6 +189,15 @@ class OnlineConfig:
 
     def lr_at(self, epoch: int) -> float:
         return self.lr * (self.decay if epoch >= self.decay_epoch else 1.0)
+
+    def hybrid(self) -> HybridConfig:
+        """The head's synapses: the mode's transfer (a Gaussian table with σ for hm-var, ideal for hm;
+        none for fp), the level means and the ledger of this config."""
+        if self.mode == "fp":
+            return HybridConfig(mode="fp", hidden_lsb=self.hidden_lsb, ledger=self.ledger)
+        transfer = TransferConfig(model="table" if self.mode == "hm-var" else "ideal", sigma_levels=self.sigma_levels,
+                                  level_means=self.level_means)
+        return HybridConfig(mode=self.mode, hidden_lsb=self.hidden_lsb, transfer=transfer, ledger=self.ledger)
 
 
 class NoEffectWarning(FerristorWarning):
@@ -230,9 +252,10 @@ def train_online(features: torch.Tensor, labels: torch.Tensor, runs: Runs, cfg: 
         warnings.warn(FerristorWarning(
             f"larger than the {n * cfg.epochs:,} samples each online head trains on ({n:,} a fold × {cfg.epochs} epoch{'s' * (cfg.epochs != 1)}): "
             "no transfer will happen, so the hybrid heads keep their initial weights; raise --per-class or "
-            "--online-epochs", field="OnlineConfig.k", value=cfg.k), stacklevel=2)
+            "--online-epochs, or lower k (fig6: --set protocol.online.k=N)", field="OnlineConfig.k", value=cfg.k),
+            stacklevel=2)
     model = HybridLinear(features.shape[1], n_classes, bias=False, replicas=r, seeds=list(runs.seeds), name="head",
-                         config=HybridConfig(mode=cfg.mode, hidden_lsb=cfg.hidden_lsb))
+                         config=cfg.hybrid())
     opt = HybridSGD(model.parameters(), lr=cfg.lr, p=cfg.p, k=cfg.k, rounding=cfg.rounding)
     history = {k: np.zeros((r, cfg.epochs)) for k in evals}
     ar = np.arange(r)[:, None]

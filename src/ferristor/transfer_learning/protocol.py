@@ -22,15 +22,18 @@ feature standardisation, no bias, Adam's weight decay (0), the folds' seed.
 from __future__ import annotations
 
 import time
+import warnings
 from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 import torch
 
+from ..circuit.ledger import LedgerConfig
 from ..config_base import FLOAT32_SCALE, check_number, param
 from ..errors import ConfigError
 from . import folds as fl
-from .heads import OfflineConfig, OnlineConfig, Runs, train_offline, train_online, warn_decay_never_applies
+from .heads import (NoEffectWarning, OfflineConfig, OnlineConfig, Runs, train_offline, train_online,
+                    warn_decay_never_applies)
 from .ledger import summarise
 
 HEADS = ("fp-offline", "lsq-offline", "hm-var", "hm", "fp-online")
@@ -40,6 +43,10 @@ ONLINE_MODE = {"hm-var": "hm-var", "hm": "hm", "fp-online": "fp"}
 # the choice at the grid's edge (2^-8 in every run) with the HM heads 15 pp under FP on MNIST → Fashion-MNIST;
 # 2^-5…2^-8 chose 2^-5/2^-6 on a plateau and closed 11 pp of it (RESULTS.md, Fig. 6).
 LSB_GRID = (2.0 ** -5, 2.0 ** -6, 2.0 ** -7, 2.0 ** -8)
+# OnlineConfig's fields added after pair results were saved, with the value the heads computed with
+# before them (HybridConfig's defaults for the mode): see ProtocolConfig.identity.
+ADDED_ONLINE = {"sigma_levels": OnlineConfig().sigma_levels, "level_means": OnlineConfig().level_means,
+                "ledger": asdict(LedgerConfig())}
 
 
 @dataclass
@@ -68,10 +75,19 @@ class ProtocolConfig:
         self.lsb_grid = tuple(float(v) for v in grid)
         if any(h in ONLINE_MODE for h in self.heads):  # settings of heads that do not run are not read
             warn_decay_never_applies(self.online, stacklevel=4)
+        if "hm-var" not in self.heads and self.online.sigma_levels != ADDED_ONLINE["sigma_levels"]:
+            warnings.warn(NoEffectWarning("OnlineConfig.sigma_levels", self.online.sigma_levels, "heads",
+                                          ",".join(self.heads), "only the hm-var head transfers with variability"),
+                          stacklevel=3)
 
     def identity(self) -> dict:
         d = asdict(self)
         d["lsb_grid"], d["heads"] = list(self.lsb_grid), list(self.heads)
+        # fields added to OnlineConfig after pairs were saved: at the values the heads had before them
+        # they stay out, so a saved pair still matches; any other value is in (and recomputes the pair)
+        for name, before in ADDED_ONLINE.items():
+            if d["online"][name] == before:
+                del d["online"][name]
         return d
 
 

@@ -1,0 +1,194 @@
+"""Dotted paths into :class:`~ferristor.transfer_learning.fig6.Fig6Config` (``protocol.online.k``,
+``protocol.online.ledger.fecap_energy_fj``, ``pretrain.test_limit``): what ``ferristor fig6 --set
+PATH=VALUE`` takes. Values are parsed as ``ferristor train --set`` parses them (``sweeps.spec.parse_value``:
+JSON where it parses, else the text; a tuple field also takes comma-separated items) and checked
+against the field's declared type before the configs' own validation, all before any work.
+
+One way in for each value: a path that a command's option sets is refused, naming the option; a path
+the figure sets itself (``SET_BY``: each pair's source, each head's mode, the weight scale chosen per
+run) is refused, saying what sets it. The values land in the configs, hence in each pair's identity
+(``Fig6Config.pair_identity``): a pair computed with other values is computed again, never mixed in.
+"""
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import functools
+import types
+import typing
+from typing import Any
+
+from ..errors import ConfigError
+from ..sweeps.spec import SpecError, parse_value
+from .fig6 import Fig6Config
+
+# Paths whose value the figure chooses itself, and what chooses it.
+SET_BY = {"pretrain.dataset": "each pair's source (--pairs)",
+          "protocol.online.mode": "each online head (--heads)",
+          "protocol.online.hidden_lsb": "the choice per run from protocol.lsb_grid (--lsb-grid)"}
+
+
+def _root():
+    return Fig6Config
+
+
+@functools.lru_cache(maxsize=None)
+def _hints(cls) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def _nested(cls, name: str):
+    hint = _hints(cls).get(name)
+    return hint if isinstance(hint, type) and dataclasses.is_dataclass(hint) else None
+
+
+def all_paths(cls=None, prefix: str = "") -> list[str]:
+    """Every leaf path of Fig6Config (or ``cls``), in declaration order."""
+    cls = cls or _root()
+    out = []
+    for f in dataclasses.fields(cls):
+        sub = _nested(cls, f.name)
+        out.extend(all_paths(sub, f"{prefix}{f.name}.") if sub else [f"{prefix}{f.name}"])
+    return out
+
+
+def settable(options: dict[str, str]) -> list[str]:
+    """The paths --set takes: all but those of an option (``options``: path → flag) and ``SET_BY``."""
+    return [p for p in all_paths() if p not in options and p not in SET_BY]
+
+
+def _leaf(path: str):
+    """(owning dataclass, field name) of a leaf path, or None."""
+    cls, parts = _root(), path.split(".")
+    for i, part in enumerate(parts):
+        if part not in {f.name for f in dataclasses.fields(cls)}:
+            return None
+        sub = _nested(cls, part)
+        if i == len(parts) - 1:
+            return (cls, part) if sub is None else None
+        if sub is None:
+            return None
+        cls = sub
+    return None
+
+
+def default(path: str):
+    """The value Fig6Config() holds at ``path``."""
+    value = _root()()
+    for part in path.split("."):
+        value = getattr(value, part)
+    return value
+
+
+def metadata(path: str) -> dict:
+    cls, name = _leaf(path)
+    return dict(next(f for f in dataclasses.fields(cls) if f.name == name).metadata)
+
+
+def expected(path: str, paths: list[str]) -> str:
+    """What to say of an unknown ``path``, as ``sweeps.configs.expected_paths`` says it for train: a
+    section's fields, the nearest paths, or the sections at the deepest level that exists."""
+    under = [p for p in paths if p.startswith(path + ".")]
+    if under:
+        return (f"one of its fields ('{path}' is a section): " + ", ".join(under[:12])
+                + (f" and {len(under) - 12} more (ferristor fig6 --list-paths)" if len(under) > 12 else ""))
+    # a bare field name ('k') is most likely meant as the path that ends in it
+    near = [p for p in paths if p.rsplit(".", 1)[-1] == path][:3] or difflib.get_close_matches(path, paths, n=3, cutoff=0.75)
+    parts, prefix = path.split("."), ""
+    for cut in range(len(parts) - 1, 0, -1):
+        if any(p.startswith(".".join(parts[:cut]) + ".") for p in paths):
+            prefix = ".".join(parts[:cut]) + "."
+            break
+    children = list(dict.fromkeys(prefix + p[len(prefix):].split(".")[0] + (".…" if "." in p[len(prefix):] else "")
+                                  for p in paths if p.startswith(prefix)))
+    listed = ", ".join(children)
+    return ((f"{' or '.join(near)}? (one of " if near else "one of ") + listed + (")" if near else "")
+            + " — ferristor fig6 --list-paths lists them")
+
+
+def _kind(allowed: set) -> str:
+    names = {bool: "true or false", int: "an integer", float: "a number", str: "a text", type(None): "null"}
+    return " or ".join(names.get(t, getattr(t, "__name__", str(t))) for t in sorted(allowed, key=str))
+
+
+def _typed(path: str, value: Any, where: str) -> Any:
+    """``value`` in the type ``path`` declares (an int for a float field becomes a float; a list or
+    comma-separated text for a tuple becomes a tuple), or a SpecError naming ``where``."""
+    cls, name = _leaf(path)
+    hint = _hints(cls)[name]
+    union = isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union
+    allowed = set(typing.get_args(hint)) if union else {hint}
+    if value is None and type(None) in allowed:
+        return None
+    tuples = [a for a in allowed if typing.get_origin(a) is tuple]
+    if tuples:
+        item = typing.get_args(tuples[0])[0]
+        items = value if isinstance(value, list) else [parse_value(t) for t in str(value).split(",")]
+        return tuple(_item(path, v, {item}, where) for v in items)
+    return _item(path, value, allowed, where)
+
+
+def _item(path: str, value: Any, allowed: set, where: str) -> Any:
+    if float in allowed and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    ok = (isinstance(value, bool) and bool in allowed) or (
+        not isinstance(value, bool) and any(t in (int, float, str) and isinstance(value, t) for t in allowed))
+    if not ok:
+        raise SpecError(f"{where}: {ConfigError(path, value, _kind(allowed)).render()}")
+    return value
+
+
+def parse_sets(texts, options: dict[str, str], option: str = "--set") -> dict[str, Any]:
+    """{path: value} of ``--set PATH=VALUE`` texts, each checked: a known, settable path, given
+    once, of its field's type. ``options``: path → the command's option that sets it."""
+    out: dict[str, Any] = {}
+    for text in texts:
+        path, eq, raw = text.partition("=")
+        path = path.strip()
+        if not eq or not path or not raw.strip():
+            raise SpecError(f"{option} {text!r}: expected PATH=VALUE, e.g. protocol.online.k=64")
+        if path in options:
+            raise SpecError(f"{option} {text!r}: {path} has its own option: use {options[path]} {raw.strip()}")
+        if path in SET_BY:
+            raise SpecError(f"{option} {text!r}: {path} is set by {SET_BY[path]}, not by {option}")
+        if _leaf(path) is None:
+            raise SpecError(f"{option} {text!r}: unknown config path '{path}': expected "
+                            f"{expected(path, settable(options))}")
+        if path in out:
+            raise SpecError(f"{option} {text!r}: {path} is given twice: give it once")
+        out[path] = _typed(path, parse_value(raw), f"{option} {path}")
+    return out
+
+
+def apply(tree: dict, sets: dict[str, Any]) -> dict:
+    """``tree`` (nested dicts of config fields) with ``sets`` written in, sections made as needed."""
+    for path, value in sets.items():
+        *heads, last = path.split(".")
+        d = tree
+        for h in heads:
+            d = d.setdefault(h, {})
+        d[last] = value
+    return tree
+
+
+def blame(e: ConfigError, sets: dict[str, Any]) -> str | None:
+    """The path of ``sets`` whose value the ConfigError ``e`` refuses (its field as a config check
+    names it: the path, ``Class.name`` or the bare name), or None."""
+    for path in sets:
+        cls, name = _leaf(path)
+        if e.field in (path, name, f"{cls.__name__}.{name}"):
+            return path
+    return None
+
+
+def build(tree: dict, sets: dict[str, Any], option: str = "--set"):
+    """A validated Fig6Config from ``tree`` with ``sets`` applied; a value of ``sets`` that a config
+    refuses is named by where it was given (``--set protocol.online.k: k=0 is not allowed: …``)."""
+    from ..sweeps.configs import build as build_config
+    try:
+        return build_config(apply(tree, sets), _root())
+    except ConfigError as e:
+        path = blame(e, sets)
+        if path is None:
+            raise
+        raise SpecError(f"{option} {path}: {e.render()}") from None
