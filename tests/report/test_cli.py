@@ -160,3 +160,18 @@ def test_lifetime_of_one_chip_says_chip(small_run, tmp_path):
     r = _invoke("lifetime", tmp_path / "one", "--rate", "10")
     assert r.exit_code == 0, r.output
     assert f", 1 chip × {res['samples_per_replica']:,} samples\n" in r.output.splitlines(keepends=True)[0]
+
+
+def test_a_dashed_line_draws_without_matplotlibs_warning():
+    """A dashed line with error bars made matplotlib warn 'linestyle is redundantly defined' (fmt '-' and
+    ls '--'), printed twice under `report --figures`."""
+    import warnings
+
+    from ferristor.report.figures import Figure, Trace
+    from ferristor.report.static import draw
+    fig = Figure("f", "t", "x", "y", traces=[Trace("a", [1, 2], [0.5, 0.6], error=[0.1, 0.1], dash=True),
+                                             Trace("b", [1, 2], [0.4, 0.5]), Trace("c", [1, 2], [0.3, 0.2], kind="markers")])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        mfig = draw(fig)
+    assert [c.lines[0].get_linestyle() for c in mfig.axes[0].containers] == ["--", "-", "None"]

@@ -41,8 +41,9 @@ def draw(fig: Figure):
             continue
         marker = _MARKERS.get(t.symbol, "o")
         face = "white" if t.symbol.endswith("-open") else color
-        ax.errorbar(xs, ys, yerr=errs, fmt=marker + ("-" if t.kind == "line" else ""), color=color, mfc=face,
-                    ms=t.size * 0.8, ls="--" if t.dash and t.kind == "line" else None, alpha=t.opacity, label=t.name,
+        # the line style in ls alone: a fmt with "-" and ls="--" both made matplotlib warn (redundant linestyle)
+        ax.errorbar(xs, ys, yerr=errs, fmt=marker, color=color, mfc=face, ms=t.size * 0.8,
+                    ls=("--" if t.dash else "-") if t.kind == "line" else "none", alpha=t.opacity, label=t.name,
                     capsize=3 if errs else 0)
     if fig.categorical_x:
         ax.set_xticks(range(len(cats)), cats, fontsize=8)
