@@ -10,7 +10,8 @@ nothing but the tensor program, so each equals its run trained alone.
   tensor: Adam is elementwise and the loss a sum of per-run batch means, so each run's update is its own.
 * **Online** (``OnlineConfig``): ``HybridLinear`` with R replicas and ``HybridSGD``, one sample per
   step — the chip (p = 1, k = 512, lr 0.1: digest §6) in 'hm-var' (with transfer variability),
-  'hm' (ideal transfers) or 'fp' (float weights, the same rule: the online float control).
+  'hm' (ideal transfers) or 'fp' (float weights, the same rule: the online float control); the
+  transfer's σ and level means and the ledger's costs are ``OnlineConfig`` fields (``hybrid()``).
 """
 from __future__ import annotations
 
