@@ -227,6 +227,8 @@ def test_differential_values_count_by_the_selected_device(tmp_path):
                  + "0,-0.5\n0,0.5\n")
     levels, differential = read_transfer_measurements(p)
     assert differential and levels[0] == [-0.5, 0.5] and levels[3] == [31.0, 32.0]
+    with pytest.raises(DataError, match="differential values .* not the selected device's conductances"):
+        read_measurements_csv(p)  # the conductance API: G+ − G− read as conductances would fit a wrong chain
     q = tmp_path / "abs.csv"
     q.write_text("level,conductance_uS\n" + "".join(f"{lv},{10 * lv + d}\n" for lv in range(8) for d in (1, 2)))
     assert read_transfer_measurements(q)[1] is False

@@ -346,10 +346,13 @@ def calibrate(means_us: Sequence[float], sigma_us: float, base: ChargeTransferCo
                       math.log(t.alpha), math.log(max(math.hypot(m.sigma_d2d, m.sigma_c2c), 1e-3))],
                      dtype=torch.float64, requires_grad=True)
 
-    def stats(p):
+    def conductances(p):  # (levels, draws) µS of the chain with parameters p
         icc = saturation_current_ua(v_gs, p[0], t.k_ua_per_v2, torch.exp(p[1]), torch.exp(p[4]))
         gs = g_set_curve(icc, torch.exp(p[2]), torch.exp(p[3]), m.hill_n)
-        g = (g_lcs + gs * (1.0 + torch.exp(p[5]) * z_set).clamp_min(0.0)).view(layout.max_level + 1, -1)
+        return (g_lcs + gs * (1.0 + torch.exp(p[5]) * z_set).clamp_min(0.0)).view(layout.max_level + 1, -1)
+
+    def stats(p):
+        g = conductances(p)
         mean, var = g.mean(1), g.var(1)
         if differential:
             mean, var = differential_statistics(mean, var)
@@ -370,10 +373,7 @@ def calibrate(means_us: Sequence[float], sigma_us: float, base: ChargeTransferCo
     s_each = math.exp(v[5]) / math.sqrt(2.0)
     if differential:  # the weight scale: the fitted chain's own conductances (the data hold none)
         with torch.no_grad():
-            icc = saturation_current_ua(v_gs, v[0], t.k_ua_per_v2, math.exp(v[1]), math.exp(v[4]))
-            gs = g_set_curve(icc, math.exp(v[2]), math.exp(v[3]), m.hill_n)
-            g = (g_lcs + gs * (1.0 + math.exp(v[5]) * z_set).clamp_min(0.0)).view(layout.max_level + 1, -1)
-        means_us = g.mean(1).tolist()
+            means_us = conductances(p.detach()).mean(1).tolist()
     return dataclasses.replace(
         base,
         transistor=dataclasses.replace(t, vth_v=round(v[0], 4), smoothing_v=round(math.exp(v[1]), 4),
@@ -391,9 +391,15 @@ ABSOLUTE_COLUMN, DIFFERENTIAL_COLUMN = "conductance_uS", "g_diff_uS"
 
 
 def read_level_measurements(path: str | os.PathLike, layout: SynapseLayout = PAPER_LAYOUT) -> list[list[float]]:
-    """The values (µS) of each magnitude level 0…max of a CSV of measured transfers
-    (``read_transfer_measurements``), of either kind."""
-    return read_transfer_measurements(path, layout)[0]
+    """The conductances (µS) of each magnitude level 0…max of a CSV of the selected device's measured
+    transfers (a conductance_uS column). A differential file is refused: its values are G+ − G−, not
+    conductances (``read_transfer_measurements`` reads both kinds and says which)."""
+    levels, differential = read_transfer_measurements(path, layout)
+    if differential:
+        raise DataError(f"{path}: holds differential values ({DIFFERENTIAL_COLUMN}: G+ − G−), not the selected "
+                        f"device's conductances: read it with read_transfer_measurements, or fit it with "
+                        f"calibrate_from_csv (which fits a pair's statistics)")
+    return levels
 
 
 def read_transfer_measurements(path: str | os.PathLike, layout: SynapseLayout = PAPER_LAYOUT
