@@ -206,6 +206,19 @@ def test_a_checkpoint_with_a_flipped_bit_is_refused_not_resumed(tmp_path, member
     assert state is None and "fails its checksum" in why
 
 
+def test_a_checkpoint_saved_without_crcs_loads(tmp_path):
+    """torch.save with its CRC-32 option off stores 0 for every member: nothing to check, not corrupt."""
+    out = tmp_path / "out"
+    run(out)
+    state = torch.load(out / "checkpoint.pt", weights_only=True)
+    torch.serialization.set_crc32_options(False)
+    try:
+        torch.save(state, out / "checkpoint.pt")
+    finally:
+        torch.serialization.set_crc32_options(True)
+    assert load_checkpoint(out / "checkpoint.pt")["step"] == state["step"]
+
+
 def test_a_checkpoint_whose_state_does_not_fit_the_network(tmp_path):
     out = tmp_path / "out"
     run(out)
