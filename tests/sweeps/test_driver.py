@@ -238,3 +238,19 @@ def test_trials_that_differ_only_in_ledger_costs_train_once(tiny_mnist, tmp_path
     sources = {t["key"]: t["result"].get("priced_from") for t in store.trials("done")}
     store.close()
     assert sum(v is not None for v in sources.values()) == 4 and all(sources[v] is None for v in sources.values() if v)
+
+
+def test_the_results_view_reads_a_run_whose_memristors_were_never_written(tiny_mnist, tmp_path):
+    """k beyond the run: no transfer, an infinite memristor margin. The store had kept it as Infinity,
+    which SQLite's JSON functions refuse, so `SELECT * FROM results` failed ('malformed JSON')."""
+    import math
+    out = run_plan(plan(small_spec("rule.k=100000"), tmp_path, given={"mnist": tiny_mnist}), in_process=True,
+                   progress=False)
+    assert out.count("done") == 1
+    store = open_store(tmp_path, readonly=True)
+    try:
+        assert len(store.db.execute("SELECT * FROM results").fetchall()) == 4
+        (t,) = store.trials("done")
+        assert all(math.isinf(r["network"]["endurance"]["memristor_margin"]) for r in t["result"]["ledger"])
+    finally:
+        store.close()

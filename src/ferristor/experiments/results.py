@@ -15,15 +15,26 @@ def write_json(path: str | os.PathLike, data: Any) -> Path:
     """``data`` as strict JSON (RFC 8259), atomically. JSON has no infinity: a value that is not finite
     is written as null — in practice an endurance margin of devices never written — and
     :func:`read_json` reads a null margin back as infinity."""
+    text = dumps(data, indent=2)
     with atomic_write(path, "w") as f:
-        json.dump(_strict(data), f, indent=2, allow_nan=False, default=str)
+        f.write(text)
     return Path(path)
 
 
 def read_json(path: str | os.PathLike) -> Any:
     """A file :func:`write_json` wrote (or an older one with ``Infinity`` in it): a null under a key
     ending in ``margin`` is an infinite margin again. json's own errors (OSError, ValueError) pass."""
-    return _margins(json.loads(Path(path).read_text(encoding="utf-8")))
+    return loads(Path(path).read_text(encoding="utf-8"))
+
+
+def dumps(data: Any, **kw) -> str:
+    """``data`` as strict JSON text, as :func:`write_json` writes it (a sweep's store keeps its results so)."""
+    return json.dumps(_strict(data), allow_nan=False, default=str, **kw)
+
+
+def loads(text: str) -> Any:
+    """JSON text of :func:`dumps` (or older text with ``Infinity``), infinite margins restored."""
+    return _margins(json.loads(text))
 
 
 def _strict(o):

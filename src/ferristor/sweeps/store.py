@@ -21,13 +21,13 @@ Every change is one transaction, so a kill at any moment leaves the store as it 
 """
 from __future__ import annotations
 
-import json
 import sqlite3
 import time
 from pathlib import Path
 from typing import Any, Iterable
 
 from ..errors import DataError
+from ..experiments.results import dumps, loads
 from .configs import config_paths
 
 FILENAME = "sweep.sqlite"
@@ -262,7 +262,7 @@ class Store:
         for r in self.db.execute("SELECT * FROM trials ORDER BY position").fetchall():
             d = dict(r)
             for k in ("params", "config", "identity", "versions", "result"):
-                d[k] = json.loads(d[k]) if d[k] is not None else None
+                d[k] = loads(d[k]) if d[k] is not None else None
             rows.append(d)
         extra = distinguishing(rows)  # over every trial: a point's twin may have another status
         return [{**d, "params": {**d["params"], **extra.get(d["key"], {})}} for d in rows
@@ -304,7 +304,9 @@ def _val(record: dict, i: int) -> float | None:
 
 
 def _dumps(v: Any) -> str:
-    return json.dumps(v, sort_keys=True, separators=(",", ":"))
+    """Strict JSON (a margin of devices never written is null): SQLite's JSON functions, and the
+    ``results`` view built on them, refuse ``Infinity``. Read back with ``results.loads``."""
+    return dumps(v, sort_keys=True, separators=(",", ":"))
 
 
 def store_path(folder: str | Path) -> Path:

@@ -13,6 +13,7 @@ from typing import Any, Iterable
 
 from ..config_base import flatten
 from ..errors import FerristorError
+from ..experiments.results import loads
 from .configs import config_paths, get_path
 from .store import Store
 
@@ -56,7 +57,7 @@ def tidy_rows(store: Store, final_only: bool = False) -> Rows:
                 row[p] = None
         row.update({"seed": e["seed"], "replica": e["replica"], "step": e["step"], "epoch": e["epoch"],
                     "test_accuracy": e["test_accuracy"], "val_accuracy": e["val_accuracy"], "final": bool(e["final"])})
-        row.update(_flatten(json.loads(e["ledger"]) if e["ledger"] else {}, "ledger."))
+        row.update(_flatten(loads(e["ledger"]) if e["ledger"] else {}, "ledger."))
         row.update({"train_seconds": e["train_seconds"], "sample_replicas_per_second": e["sample_replicas_per_second"],
                     "code_version": t["code_version"]})
         row.update({f"versions.{k}": v for k, v in (t["versions"] or {}).items()})
