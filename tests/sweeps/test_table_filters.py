@@ -136,3 +136,13 @@ def test_results_filters_as_printed_and_refuses_what_cannot_match(sweep, tmp_pat
     assert r.exit_code == 0 and "0 rows" in r.output, r.output
     full = CliRunner().invoke(cli, ["results", str(sweep), "--format", "csv"]).stdout
     assert out.read_text() == full.splitlines()[0] + "\n"
+
+
+def test_the_text_table_shows_a_ledger_setting_that_varies():
+    """A grid over ledger.memristor_energy_pj printed rows differing in nothing shown: every 'ledger.'
+    column was taken for a ledger figure and left out."""
+    from ferristor.sweeps.table import to_text
+    rows = [{"trial": t, "ledger.memristor_energy_pj": pj, "seed": 0, "test_accuracy": 0.9,
+             "ledger.energy_nJ.total": e} for t, pj, e in (("a", 1.0, 10.0), ("b", 0.3, 3.0))]
+    header = to_text(rows).splitlines()[0].split()
+    assert "ledger.memristor_energy_pj" in header and "ledger.energy_nJ.total" not in header

@@ -214,8 +214,10 @@ _SHOWN = ("seed", "epoch", "test_accuracy", "val_accuracy", "ledger.fecap_ops.me
 def to_text(rows: list[dict]) -> str:
     if not rows:
         return "(no rows: no finished trial matches)"
+    settings = set(config_paths())  # ledger.memristor_energy_pj is a setting (shown when it varies), ledger.energy_nJ… a figure
     varying = [c for c in rows[0] if c not in _SHOWN and c not in ("trial", "replica", "step", "final")
-               and not c.startswith(("ledger.", "versions.")) and c not in ("sample_replicas_per_second", "code_version")
+               and (c in settings or not c.startswith(("ledger.", "versions.")))
+               and c not in ("sample_replicas_per_second", "code_version")
                and len({json.dumps(r[c]) for r in rows}) > 1]
     cols = ["trial", *varying, *[c for c in _SHOWN if c in rows[0] and any(r[c] is not None for r in rows)]]
     cells = [[_fmt(r.get(c)) for c in cols] for r in rows]
