@@ -1,6 +1,8 @@
 """What a sweep prints while it runs: without the bar (``--no-progress``) every trial event is still one
 line, on stdout as the bar's lines are; with progress off entirely (Python callers) nothing prints. A
 worker's warnings reach the driver as events and are raised there again, as its own."""
+import warnings
+
 from ferristor.sweeps.progress import LINES, Progress
 
 RESULTS = {"final_test_accuracy": [0.5, 0.7], "timing": {"train_seconds": 1.25}}
@@ -89,3 +91,32 @@ def test_a_relayed_warning_is_shown_once_per_place_as_python_would():
         for _ in range(3):  # three trials meet it
             warn_again(events[0][1], registry)
     assert len(seen) == 1
+
+
+def test_a_warning_that_does_not_unpickle_goes_as_its_text():
+    """NoEffectWarning pickles but its __init__ takes five arguments, so unpickling it at the driver
+    failed; the relay tested only that it pickled."""
+    from ferristor.sweeps.worker import warnings_to
+    from ferristor.transfer_learning.heads import NoEffectWarning
+    sent = []
+    with warnings_to(lambda kind, payload: sent.append((kind, payload))):
+        warnings.warn(NoEffectWarning("a", 1, "b", 2, "why"))
+    (kind, (message, category, _, _)), = sent
+    assert kind == "warning" and category is UserWarning and "NoEffectWarning" in message and "why" in message
+
+
+def test_dry_run_prices_no_failed_trial(monkeypatch, tmp_path):
+    """A failed trial stays failed without --retry-failed, so the dry run must not list it as priced
+    from its twin's training."""
+    import ferristor.sweeps.run as run
+    from ferristor.sweeps.trials import Trial
+    ident = {"config": {"ledger": {"memristor_energy_pj": 1.0}}, "data": "d", "eval_chunk": None}
+    trials = [Trial(key=k, params={"i": k}, config={"seeds": [0], "dataset": "mnist"}, identity=ident) for k in "ab"]
+    from types import SimpleNamespace
+    p = run.Plan(None, tmp_path, trials, {"mnist": SimpleNamespace(x_train=[0], x_test=[0])}, "x")
+    monkeypatch.setattr(run, "data_key", lambda config: "mnist")
+    monkeypatch.setattr(run, "trial_cpu_seconds", lambda *a: 10.0)
+    monkeypatch.setattr(run.Plan, "status", lambda self: {"a": "failed", "b": "new"})
+    monkeypatch.setattr(run.Plan, "trained", lambda self: {run.training_key(ident)})
+    states = [line.split()[2] for line in p.dry_run_text().splitlines() if line[:4].strip().isdigit()]
+    assert states == ["failed", "priced"]

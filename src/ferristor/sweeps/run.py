@@ -53,7 +53,7 @@ class Plan:
             s = trial_cpu_seconds(t.config, len(d.x_train), len(d.x_test))
             st = status.get(t.key, "new")
             tk = training_key(t.identity)
-            if st != "done" and tk in trained:  # a twin's training (other ledger costs) prices it
+            if st in ("new", "pending") and tk in trained:  # a twin's training (other ledger costs) prices it
                 st, s = "priced", 0.0
             total += s
             if st != "done":

@@ -121,8 +121,10 @@ def warnings_to(emit: Emit):
 
 
 def _pickles(obj) -> bool:
+    """Whether ``obj`` survives the trip: a warning whose __init__ takes other arguments than its args
+    (NoEffectWarning) pickles, then fails to unpickle at the driver."""
     try:
-        pickle.dumps(obj)
+        pickle.loads(pickle.dumps(obj))
         return True
     except Exception:  # noqa: BLE001 — whatever pickle refuses
         return False
