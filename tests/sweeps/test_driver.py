@@ -238,6 +238,10 @@ def test_trials_that_differ_only_in_ledger_costs_train_once(tiny_mnist, tmp_path
     sources = {t["key"]: t["result"].get("priced_from") for t in store.trials("done")}
     store.close()
     assert sum(v is not None for v in sources.values()) == 4 and all(sources[v] is None for v in sources.values() if v)
+    store = open_store(tmp_path / "both", readonly=True)
+    seconds = {t["key"]: t["result"]["timing"]["train_seconds"] for t in store.trials("done")}
+    store.close()
+    assert all(seconds[k] == 0.0 for k, v in sources.items() if v) and all(seconds[k] > 0 for k, v in sources.items() if not v)
 
 
 def test_the_results_view_reads_a_run_whose_memristors_were_never_written(tiny_mnist, tmp_path):

@@ -86,6 +86,9 @@ def priced(t: Trial, results: dict, source_key: str) -> dict:
     out["ledger"] = [recost(r, costs) for r in out.get("ledger") or []]
     out["config"] = {k: t.config.get(k, v) for k, v in out["config"].items()}
     out["priced_from"] = source_key
+    # no training ran for it: its rows must not add the twin's seconds to a sweep's total again
+    out["timing"] = {**out.get("timing", {}), "train_seconds": 0.0, "compile_seconds": 0.0,
+                     "sample_replicas_per_second": None, "us_per_sample_replica": None}
     return out
 
 
