@@ -14,7 +14,7 @@ from ..config_base import flatten
 from ..errors import DataError
 from .config import LOCAL_FIELDS
 from .results import read_json
-from .summary import margin_text
+from .summary import margin_text, worst_margins
 
 _IGNORED = {*LOCAL_FIELDS, "seeds", "eval_every", "test_limit"}
 
@@ -99,8 +99,7 @@ def device_cells(results: dict) -> list[str] | None:
         nets = [rep["network"] for rep in ledgers]
         energy = float(np.mean([n["energy_nJ"]["per_device"] for n in nets]))
         mem_ops = float(np.mean([n["memristor_ops"]["mean"] for n in nets]))
-        fe_margin = min(n["endurance"]["fecap_margin"] for n in nets)
-        mem_margin = min(n["endurance"]["memristor_margin"] for n in nets)
+        fe_margin, mem_margin = worst_margins(nets)
     except (TypeError, KeyError, ValueError):
         return None
     return [f"{energy:.3g} nJ", f"{mem_ops:,.0f}", f"{margin_text(fe_margin)} · {margin_text(mem_margin)}"]
