@@ -1,4 +1,4 @@
-"""Projected wall time of the full Fig. 5c (9 k × 10 seeds × 10 MNIST epochs, HM) on N nodes.
+"""Projected wall time of the full Fig. 5c (its k grid × 10 seeds × 10 MNIST epochs, HM) on N nodes.
 
 Per-trial CPU time comes from the measured per-sample costs (BENCHMARKS.md: a + b/R µs per
 sample-replica per step, plus one transfer every k samples; the same model as `sweep --dry-run`),
@@ -12,11 +12,11 @@ from __future__ import annotations
 import argparse
 import heapq
 
+from ferristor.experiments.reproduce import FIG5C_KS as KS  # the figure's k grid, wherever it is set
 from ferristor.sweeps.estimate import trial_cpu_seconds
 from ferristor.sweeps.spec import build_spec
 from ferristor.sweeps.trials import expand
 
-KS = (1, 2, 5, 10, 20, 50, 100, 200, 500)
 
 
 def makespan(times: list[float], slots: int) -> float:
