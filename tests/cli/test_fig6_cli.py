@@ -42,23 +42,46 @@ def test_reproduce_fig6_passes_the_options_it_reads(monkeypatch, tmp_path):
                           fresh=True)]
 
 
-@pytest.mark.parametrize("grid, bad", [("0", "0"), ("2^-6,-1", "-1"), ("2^2000", "2^2000"), ("inf", "inf"),
-                                       ("nan", "nan"), ("2^-x", "2^-x"), ("1e-31", "1e-31")])
+LSB_EXPECTED = ("one or more weight scales (hidden LSBs) in [1e-30, 1e+30], each once, as numbers or powers of two, "
+                "e.g. 2^-5,2^-6,0.01")
+
+
+@pytest.mark.parametrize("grid, bad", [("0", "0 is not one"), ("2^-6,-1", "-1 is not one"),
+                                       ("2^2000", "2^2000 is not one"), ("inf", "inf is not one"),
+                                       ("nan", "nan is not one"), ("2^-x", "2^-x is not one"),
+                                       ("1e-31", "1e-31 is not one"),
+                                       ("2^-8,0.00390625", "0.00390625 is given twice, as 2^-8")])
 def test_a_bad_lsb_grid_is_named_as_typed(tmp_path, grid, bad):
     """'--lsb-grid 0' had been refused as '(0.0,)', a Python tuple; '2^2000' had crashed (OverflowError)
     and 'inf' had been accepted, to fail once the heads started."""
     r = CliRunner().invoke(cli, ["fig6", "--lsb-grid", grid, "--out", str(tmp_path / "o")])
     assert r.exit_code == 2, r.output
-    assert r.stderr == (f"error: --lsb-grid {grid} is not allowed: expected comma-separated weight scales (hidden "
-                        f"LSBs) in [1e-30, 1e+30], as numbers or powers of two, e.g. 2^-5,2^-6,0.01 ({bad} is not one)\n")
+    assert r.stderr == f"error: --lsb-grid {grid} is not allowed: expected {LSB_EXPECTED} ({bad})\n"
     assert not (tmp_path / "o").exists()
+
+
+def test_the_lsb_grid_option_is_checked_by_the_protocols_check(monkeypatch, no_run_data, tmp_path):
+    """One range check, the library's: the command's had been a copy of ProtocolConfig's. Narrowed in
+    the library, the option follows."""
+    from ferristor.transfer_learning import protocol
+    monkeypatch.setattr(protocol, "FLOAT32_SCALE", (1e-3, 1.0))
+    r = CliRunner().invoke(cli, ["fig6", "--lsb-grid", "2^-5,2^-12", "--out", str(tmp_path / "o")])
+    assert r.exit_code == 2, r.output
+    assert r.stderr.startswith("error: --lsb-grid 2^-5,2^-12 is not allowed: expected one or more weight scales "
+                               "(hidden LSBs) in [0.001, 1], each once, as numbers or powers of two"), r.stderr
+    assert r.stderr.endswith(" (2^-12 is not one)\n"), r.stderr
 
 
 def test_protocol_config_names_a_bad_lsb_grid_as_numbers():
     from ferristor.errors import ConfigError
     from ferristor.transfer_learning.protocol import ProtocolConfig
-    with pytest.raises(ConfigError, match=r"^lsb_grid='0\.01,0\.0' is not allowed: expected one or more weight scales"):
+    with pytest.raises(ConfigError, match=r"^lsb_grid='0\.01,0\.0' is not allowed: expected one or more weight scales "
+                                          r".* as OnlineConfig\.hidden_lsb takes them \(0\.0 is not one\)$"):
         ProtocolConfig(lsb_grid=(0.01, 0.0))
+    with pytest.raises(ConfigError, match=r"^lsb_grid='0\.5,1,0\.5' .*\(0\.5 is given twice\)$"):
+        ProtocolConfig(lsb_grid=(0.5, 1, 0.5))
+    with pytest.raises(ConfigError, match=r"^lsb_grid='' is not allowed"):
+        ProtocolConfig(lsb_grid=())
     assert ProtocolConfig(lsb_grid=[1, 0.5]).lsb_grid == (1.0, 0.5)  # numbers, as a tuple of floats
 
 

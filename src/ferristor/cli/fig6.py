@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from .common import FiniteFloat, NonEmptyPath, comma_list, current_namer, name_fields, names_options, no_repeats
+from .common import FiniteFloat, NonEmptyPath, comma_list, current_namer, name_fields, names_options
 from .pretrain import backbone_options
 
 
@@ -19,23 +19,21 @@ def _csv(text: str | None, field: str, example: str) -> list[str] | None:
 
 
 def _lsb_grid(text: str) -> tuple[float, ...]:
-    """'2^-5,2^-6,0.01' → the candidates, each a weight scale the heads' 32-bit kernels hold; a bad
-    one is named with the value as typed (not the parsed tuple)."""
-    from ..config_base import FLOAT32_SCALE
+    """'2^-5,2^-6,0.01' → the candidates, checked as ProtocolConfig checks them (``check_lsb_grid``); a
+    bad one is named with the value as typed (not the parsed tuple)."""
     from ..errors import ConfigError
-    out = []
-    for t in comma_list(text, "lsb_grid", "2^-5,2^-6,2^-7"):
+    from ..transfer_learning.protocol import check_lsb_grid
+    items = comma_list(text, "lsb_grid", "2^-5,2^-6,2^-7", distinct=False)  # '2^-8,0.00390625' repeat as numbers
+    values = []
+    for t in items:
         try:
-            v = 2.0 ** float(t[2:]) if t.startswith("2^") else float(t)
-        except (ValueError, OverflowError):  # 'x', '2^2000'
-            v = math.nan
-        if not FLOAT32_SCALE[0] <= v <= FLOAT32_SCALE[1]:  # 0, negatives, inf and nan too
-            raise ConfigError("lsb_grid", text, f"comma-separated weight scales (hidden LSBs) in "
-                              f"[{FLOAT32_SCALE[0]:g}, {FLOAT32_SCALE[1]:g}], as numbers or powers of two, e.g. "
-                              f"2^-5,2^-6,0.01 ({t} is not one)")
-        out.append(v)
-    no_repeats(out, "lsb_grid", text)  # '2^-8,0.00390625' is one candidate
-    return tuple(out)
+            values.append(2.0 ** float(t[2:]) if t.startswith("2^") else float(t))
+        except (ValueError, OverflowError):  # 'x', '2^2000': refused below, named as typed
+            values.append(math.nan)
+    try:
+        return check_lsb_grid(values, items, how="as numbers or powers of two, e.g. 2^-5,2^-6,0.01")
+    except ConfigError as e:
+        raise ConfigError(e.field, text, e.allowed) from None
 
 
 # Each option of ``fig6`` (its parameter name) → the Fig6Config path it sets: --set refuses these

@@ -49,6 +49,33 @@ ADDED_ONLINE = {"sigma_levels": OnlineConfig().sigma_levels, "level_means": Onli
                 "ledger": asdict(LedgerConfig())}
 
 
+def check_lsb_grid(grid, written=None, how: str = "as OnlineConfig.hidden_lsb takes them") -> tuple[float, ...]:
+    """``grid`` as ProtocolConfig.lsb_grid holds it, a tuple of floats: one or more weight scales, each
+    in the range of OnlineConfig.hidden_lsb (the heads' 32-bit kernels), each once. Else a ConfigError
+    naming ``lsb_grid``, the grid as written and its first bad item; ``written``: each item as its user
+    wrote it (``2^-5``; default: the numbers), ``how``: how items are written."""
+    values = list(grid) if isinstance(grid, (tuple, list)) else [grid]
+    written = [str(v) for v in values] if written is None else [str(w) for w in written]
+
+    def refuse(why: str = ""):
+        raise ConfigError("lsb_grid", ",".join(written),  # as written, not a Python tuple
+                          f"one or more weight scales (hidden LSBs) in [{FLOAT32_SCALE[0]:g}, {FLOAT32_SCALE[1]:g}], "
+                          f"each once, {how}{why}")
+    if not values:
+        refuse()
+    out: list[float] = []
+    for v, w in zip(values, written):
+        try:
+            check_number("hidden_lsb", v, lo=FLOAT32_SCALE[0], hi=FLOAT32_SCALE[1])
+        except ConfigError:
+            refuse(f" ({w} is not one)")
+        if float(v) in out:  # 2^-8 and 0.00390625 are one candidate
+            first = written[out.index(float(v))]
+            refuse(f" ({w} is given twice" + (f", as {first}" if first != w else "") + ")")
+        out.append(float(v))
+    return tuple(out)
+
+
 @dataclass
 class ProtocolConfig:
     folds: int = param(10, unit="fold", source="[issue 9: the paper's tenfold cross-validation, n = 10]")
@@ -66,13 +93,7 @@ class ProtocolConfig:
         bad = [h for h in self.heads if h not in HEADS]
         if bad or not self.heads:
             raise ConfigError("heads", ",".join(bad) or "", "a comma-separated subset of " + ", ".join(HEADS))
-        grid = self.lsb_grid if isinstance(self.lsb_grid, (tuple, list)) else (self.lsb_grid,)
-        if not grid or any(isinstance(v, bool) or not isinstance(v, (int, float))
-                           or not FLOAT32_SCALE[0] <= v <= FLOAT32_SCALE[1] for v in grid):
-            shown = ",".join(str(v) for v in grid)  # as written, not a Python tuple
-            raise ConfigError("lsb_grid", shown, f"one or more weight scales (hidden LSBs) in "
-                              f"[{FLOAT32_SCALE[0]:g}, {FLOAT32_SCALE[1]:g}], as OnlineConfig.hidden_lsb takes them")
-        self.lsb_grid = tuple(float(v) for v in grid)
+        self.lsb_grid = check_lsb_grid(self.lsb_grid)
         if any(h in ONLINE_MODE for h in self.heads):  # settings of heads that do not run are not read
             warn_decay_never_applies(self.online, stacklevel=4)
         if "hm-var" not in self.heads and self.online.sigma_levels != ADDED_ONLINE["sigma_levels"]:
