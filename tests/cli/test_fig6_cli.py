@@ -177,3 +177,18 @@ def test_fig6_lists_the_paths_set_takes():
     assert listed == [p for p in all_paths() if p not in OPTION_PATHS.values() and p not in SET_BY]
     assert "protocol.online.k = 512 [sample] — a transfer every k inputs  (digest §6 [P])" in r.output
     assert "protocol.online.ledger.fecap_energy_fj = 100.0 [fJ/op]" in r.output
+
+
+@pytest.mark.parametrize("setting, message", [
+    ("protocol.offline_lr=0", "--set protocol.offline_lr: offline_lr=0.0 is not allowed: expected a value in (0, inf)"),
+    ("protocol.offline_lr=-1e-3", "--set protocol.offline_lr: offline_lr=-0.001 is not allowed: expected a value in "
+                                  "(0, inf)"),
+    ("protocol.offline_batch=0", "--set protocol.offline_batch: offline_batch=0 is not allowed: expected a value in "
+                                 "[1, inf)")])
+def test_fig6_set_names_a_bad_offline_setting_by_its_path(no_run_data, tmp_path, setting, message):
+    """They had passed the checks and failed after the pretraining, as '--lr 0.0' and '--batch 0': the
+    pretraining's options, which the user had not given."""
+    r = CliRunner().invoke(cli, ["fig6", "--set", setting, "--out", str(tmp_path / "o")])
+    assert r.exit_code == 2, r.output
+    assert r.stderr == f"error: {message}\n"
+    assert not (tmp_path / "o").exists()

@@ -14,7 +14,7 @@ from ferristor.cli.main import cli
 from ferristor.errors import FerristorWarning
 from ferristor.transfer_learning import folds as fl
 from ferristor.transfer_learning.fig6 import slug
-from ferristor.transfer_learning.heads import OnlineConfig, Runs, train_online
+from ferristor.transfer_learning.heads import OfflineConfig, OnlineConfig, Runs, train_online
 from ferristor.transfer_learning.protocol import ProtocolConfig
 
 from .test_pipeline import _toy_features
@@ -79,3 +79,45 @@ def test_fig6_set_reaches_the_heads_and_is_part_of_the_pair_identity(fig6_args):
     back = CliRunner().invoke(cli, args)  # without them: computed again, never mixed with the --set results
     assert back.exit_code == 0 and "done before" not in back.output
     assert json.loads(path.read_text())["identity"]["protocol"]["online"]["k"] == 512
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(offline_lr=0), "offline_lr=0 is not allowed: expected a value in (0, inf)"),
+    (dict(offline_lr=float("nan")), "offline_lr=nan is not allowed: expected a finite number"),
+    (dict(offline_batch=0), "offline_batch=0 is not allowed: expected a value in [1, inf)"),
+    (dict(offline_batch=8.0), "offline_batch=8.0 is not allowed: expected an integer"),
+    (dict(offline_epochs=0), "offline_epochs=0 is not allowed: expected a value in [1, inf)"),
+    (dict(seed=-1), "seed=-1 is not allowed: expected a value in [0, inf)"),
+    (dict(folds=2), "folds=2 is not allowed: expected a value in [3, inf)"),
+    (dict(online={"k": 8}), "online='dict' is not allowed: expected an OnlineConfig"),
+    (dict(heads=("hm", "hm")), "heads='hm,hm' is not allowed: expected each head once (hm is given twice)"),
+    (dict(heads=("hm", "lsq")), "heads='lsq' is not allowed: expected a comma-separated subset of")])
+def test_protocol_config_refuses_a_bad_field_when_built(kwargs, message):
+    """Every field, whichever heads run: offline_lr=0 and offline_batch=0 had been accepted, to fail
+    once the offline heads started, as OfflineConfig's 'lr' and 'batch'."""
+    from ferristor.errors import ConfigError
+    with pytest.raises(ConfigError) as e:
+        ProtocolConfig(**{"heads": ("hm",), **kwargs})
+    assert str(e.value).startswith(message), str(e.value)
+
+
+def test_the_offline_heads_train_with_the_protocols_settings():
+    cfg = ProtocolConfig(offline_lr=1e-3, offline_batch=32, offline_epochs=7)
+    assert cfg.offline("lsq-offline") == OfflineConfig(bits=4, lr=1e-3, batch=32, epochs=7)
+    assert cfg.offline("fp-offline").bits == 0
+
+
+@pytest.mark.parametrize("setting, message", [
+    ("protocol.offline_lr=0", "--set protocol.offline_lr: offline_lr=0.0 is not allowed: expected a value in (0, inf)"),
+    ("protocol.offline_batch=0", "--set protocol.offline_batch: offline_batch=0 is not allowed: expected a value in "
+                                 "[1, inf)")])
+def test_fig6_set_refuses_a_bad_value_before_the_pretraining(fig6_args, monkeypatch, setting, message):
+    """docs/transfer-learning.md: --set values are checked before any work. These had been refused only
+    after the backbone's pretraining (36 s of LeNet on MNIST), naming --lr and --batch."""
+    from ferristor.transfer_learning import fig6
+    monkeypatch.setattr(fig6, "pretrain", lambda *a, **k: pytest.fail("the pretraining started"))
+    args, out, _ = fig6_args
+    r = CliRunner().invoke(cli, args + ["--set", setting])
+    assert r.exit_code == 2, r.output
+    assert r.stderr == f"error: {message}\n"
+    assert not out.exists()

@@ -89,17 +89,35 @@ class ProtocolConfig:
 
     def __post_init__(self):
         check_number("folds", self.folds, lo=3, integer=True)
-        check_number("offline_epochs", self.offline_epochs, lo=1, integer=True)
-        bad = [h for h in self.heads if h not in HEADS]
-        if bad or not self.heads:
-            raise ConfigError("heads", ",".join(bad) or "", "a comma-separated subset of " + ", ".join(HEADS))
+        check_number("seed", self.seed, lo=0, integer=True)
+        if not isinstance(self.online, OnlineConfig):
+            raise ConfigError("online", type(self.online).__name__,
+                              "an OnlineConfig (ferristor.transfer_learning.heads)")
+        heads = self.heads if isinstance(self.heads, (tuple, list)) else (self.heads,)
+        bad = [str(h) for h in heads if h not in HEADS]
+        if bad or not heads:
+            raise ConfigError("heads", ",".join(bad), "a comma-separated subset of " + ", ".join(HEADS))
+        twice = next((h for i, h in enumerate(heads) if h in heads[:i]), None)
+        if twice is not None:
+            raise ConfigError("heads", ",".join(heads), f"each head once ({twice} is given twice)")
+        self.heads = tuple(heads)
         self.lsb_grid = check_lsb_grid(self.lsb_grid)
+        self.offline(HEADS[0])  # the offline heads' settings, whichever heads run: a bad value is refused now
         if any(h in ONLINE_MODE for h in self.heads):  # settings of heads that do not run are not read
             warn_decay_never_applies(self.online, stacklevel=4)
         if "hm-var" not in self.heads and self.online.sigma_levels != ADDED_ONLINE["sigma_levels"]:
             warnings.warn(NoEffectWarning("OnlineConfig.sigma_levels", self.online.sigma_levels, "heads",
                                           ",".join(self.heads), "only the hm-var head transfers with variability"),
                           stacklevel=3)
+
+    def offline(self, head: str) -> OfflineConfig:
+        """The OfflineConfig of the offline ``head`` (its bits; this protocol's lr, batch and most epochs):
+        its checks are those fields' checks, a value it refuses named as this config's (``offline_lr``)."""
+        try:
+            return OfflineConfig(bits=OFFLINE_BITS[head], lr=self.offline_lr, batch=self.offline_batch,
+                                 epochs=self.offline_epochs)
+        except ConfigError as e:
+            raise ConfigError(f"offline_{e.field}", e.value, e.allowed, reason=e.reason) from None
 
     def identity(self) -> dict:
         d = asdict(self)
@@ -146,7 +164,7 @@ def run_protocol(original: torch.Tensor, flipped: torch.Tensor, y: torch.Tensor,
 
     for head in [h for h in cfg.heads if h in OFFLINE_BITS]:
         t0 = time.perf_counter()
-        ocfg = OfflineConfig(bits=OFFLINE_BITS[head], lr=cfg.offline_lr, batch=cfg.offline_batch, epochs=cfg.offline_epochs)
+        ocfg = cfg.offline(head)
         val = train_offline(features, labels, inner, ocfg, n_classes, progress, f"{head} (choosing epochs)")["history"]["val"]
         chosen = val.argmax(1) + 1  # first epoch of best validation accuracy, per run
         test = train_offline(features, labels, outer, replace(ocfg, epochs=int(chosen.max())), n_classes, progress,
