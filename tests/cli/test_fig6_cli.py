@@ -192,3 +192,24 @@ def test_fig6_set_names_a_bad_offline_setting_by_its_path(no_run_data, tmp_path,
     assert r.exit_code == 2, r.output
     assert r.stderr == f"error: {message}\n"
     assert not (tmp_path / "o").exists()
+
+
+def test_fig6_set_warnings_name_the_path_as_typed(tmp_path):
+    """'OnlineConfig.sigma_levels=0.3 has no effect…' had named the library's field, not what was typed."""
+    r = CliRunner().invoke(cli, ["fig6", "--set", "protocol.online.sigma_levels=0.3", "--heads", "hm,fp-online",
+                                 "--pairs", "nonsense", "--out", str(tmp_path / "o")])  # refused after the configs
+    assert r.exit_code == 2
+    assert r.stderr.startswith("warning: --set protocol.online.sigma_levels 0.3 has no effect with --heads "
+                               "hm,fp-online: only the hm-var head transfers with variability\n"), r.stderr
+
+
+def test_the_set_namer_names_only_the_fields_set():
+    """A field a --set path sets, as the configs name it in warnings (the path, Class.name), is that
+    path; a bare name ('lr': the pretraining's too) and any other field go to the command's own namer."""
+    from ferristor.transfer_learning.paths import namer
+    name = namer({"protocol.online.k": 64, "protocol.online.lr": 0.05}, fallback=lambda f: f"<{f}>")
+    assert name("OnlineConfig.k") == "--set protocol.online.k"
+    assert name("protocol.online.lr") == "--set protocol.online.lr"
+    assert name("lr") == "<lr>" and name("pretrain.lr") == "<pretrain.lr>"
+    assert name("OnlineConfig.p") == "<OnlineConfig.p>"
+    assert namer({"protocol.online.k": 64})("folds") is None

@@ -130,6 +130,8 @@ def run_fig6(*, pairs=None, pretrain_epochs=2.0, per_class=1000, folds=10, heads
     arch = arch or "lenet"
     width, input_size = arch_defaults(arch, width, input_size)
     overrides = paths.parse_sets(sets, _flags())  # before any config is built: paths and types
+    if overrides and click.get_current_context(silent=True) is not None:  # warnings name them as typed
+        name_fields(paths.namer(overrides, fallback=current_namer()))
     pretrain = dict(arch=arch, width=width, input_size=input_size, fit=fit, bits=bits, epochs=pretrain_epochs,
                     batch=batch, lr=lr, weight_decay=weight_decay, seed=seed if pretrain_seed is None else pretrain_seed,
                     train_limit=train_limit, weights=weights)

@@ -171,14 +171,32 @@ def apply(tree: dict, sets: dict[str, Any]) -> dict:
     return tree
 
 
-def blame(e: ConfigError, sets: dict[str, Any]) -> str | None:
-    """The path of ``sets`` whose value the ConfigError ``e`` refuses (its field as a config check
-    names it: the path, ``Class.name`` or the bare name), or None."""
+def set_path_of(field: str, sets: dict[str, Any], bare: bool = True) -> str | None:
+    """The path of ``sets`` that a config's ``field`` names: the path itself, ``Class.name`` (how the
+    configs name a field in their warnings) or, with ``bare``, the bare name (a config's own check,
+    which knows no more), or None."""
     for path in sets:
         cls, name = _leaf(path)
-        if e.field in (path, name, f"{cls.__name__}.{name}"):
+        if field in (path, f"{cls.__name__}.{name}") or (bare and field == name):
             return path
     return None
+
+
+def blame(e: ConfigError, sets: dict[str, Any]) -> str | None:
+    """The path of ``sets`` whose value the ConfigError ``e`` refuses, or None."""
+    return set_path_of(e.field, sets)
+
+
+def namer(sets: dict[str, Any], option: str = "--set", fallback=None):
+    """A Namer (``errors.Namer``) for a run with ``sets``: a field they set, as its config names it in a
+    warning or a later error (``OnlineConfig.sigma_levels``, not a bare name, which other configs share),
+    is ``--set protocol.online.sigma_levels``; any other field is named by ``fallback`` (None: not)."""
+    def name(field: str) -> str | None:
+        path = set_path_of(field, sets, bare=False)
+        if path is not None:
+            return f"{option} {path}"
+        return fallback(field) if fallback else None
+    return name
 
 
 def build(tree: dict, sets: dict[str, Any], option: str = "--set"):
