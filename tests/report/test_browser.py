@@ -91,3 +91,20 @@ def test_sweep_report_in_chromium(small_sweep, browser, tmp_path):
     xs = page.js(f"return document.getElementById('{sid}-k-accuracy').data[0].x")
     assert xs == sorted(t["result"]["k"] for t in trials)
     assert page.js(f"return document.getElementById('{sid}-k-accuracy').layout.xaxis.type") == "log"
+
+
+def test_a_lifetime_not_recorded_stays_n_a_in_chromium(small_run, browser, tmp_path):
+    """One chip's worst memristor count is null (a strict writer's nan): its lifetimes are n/a, and
+    stay n/a when the rate box rescales the page (the script had no n/a: 'nan' read as 'never')."""
+    res = json.loads((small_run / "results.json").read_text())
+    res["ledger"][1]["network"]["memristor_ops"]["worst"] = None
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "results.json").write_text(json.dumps(res))
+    page = browser(_report(tmp_path, tmp_path / "run"))
+    _rendered(page, page.screenshot("report-run-not-recorded.png"), ["run-run-lifetime-plot"])
+    cells = "return Array.from(document.querySelectorAll('#run-run-lifetime tbody tr.measured td')).map(function (c) { return c.innerText; })"
+    for rate in ("10", "20"):
+        page.js(f"var i = document.getElementById('rate'); i.value = '{rate}'; i.dispatchEvent(new Event('input'));")
+        _, mem_ops, mem_days, fe_ops, fe_days = page.js(cells)
+        assert (mem_ops, mem_days) == ("n/a", "n/a") and fe_days.endswith(" d") and fe_days != "n/a", (rate, fe_days)
+    assert page.errors == [] and page.driver.get_log("browser") == []

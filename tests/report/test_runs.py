@@ -1,4 +1,5 @@
 """Reading runs: the adapter's numbers, tolerance of old and new fields, and what PATHs mean."""
+import html
 import json
 import math
 import re
@@ -10,7 +11,7 @@ import pytest
 from ferristor.errors import DataError, FerristorWarning
 from ferristor.report import build_report
 from ferristor.report.inputs import resolve
-from ferristor.report.runs import read_run
+from ferristor.report.runs import FIELDS, read_run
 
 
 def _copy(run, dest, edit=None):
@@ -147,6 +148,123 @@ def test_nulls_a_strict_writer_stores_are_read(small_run, tmp_path):
     run = read_run(_copy(small_run, tmp_path / "run", edit))
     assert math.isnan(run.network.energy_per_device_nJ[0]) and run.network.memristor_margin[0] == math.inf
     assert run.samples_per_replica is None
+
+
+def _set_all(res, path: str, value) -> int:
+    """Set every value at a FIELDS path ('*': each item of a list) to ``value``; how many were set."""
+    def walk(d, parts):
+        head, rest = parts[0], parts[1:]
+        keys = range(len(d)) if head == "*" and isinstance(d, list) else [head] if isinstance(d, dict) and head in d else []
+        return sum(walk(d[k], rest) if rest else (d.__setitem__(k, value) or 1) for k in keys)
+    return walk(res, path.split("."))
+
+
+def _with_histograms(res):
+    for rep in res["ledger"]:
+        for layer in rep["layers"]:
+            layer["histogram"] = {"memristor_ops": {"edges": [0, 10, 20, 30], "counts": [0, 0, layer["weights"]]},
+                                  "fecap_ops": {"edges": [0, 100, 200, 300], "counts": [1, layer["weights"] - 2, 1]}}
+
+
+# Every timing and ledger number FIELDS lets be null, i.e. that a strict writer may have stored as null
+# (nan, or an infinite margin); taken from FIELDS, so a number added there is tested here too.
+NULLABLE_NUMBERS = [path for path, (what, test) in FIELDS if path.startswith(("timing.", "ledger.")) and
+                    what.startswith("a number") and test(None)]
+
+
+def _visible(page: str) -> str:
+    """The page's text outside scripts, tags and the configuration table (where null is a config's own None)."""
+    page = re.sub(r"<script.*?</script>", "", page, flags=re.S)
+    page = re.sub(r'<section id="[^"]*-config-section">.*?</section>', "", page, flags=re.S)
+    return re.sub(r"<[^>]*>", "|", page)
+
+
+def test_every_nullable_timing_and_ledger_number_is_listed():
+    assert {"timing.train_seconds", "timing.compile_seconds", "timing.sample_replicas_per_second",
+            "ledger.*.network.memristor_ops.worst", "ledger.*.layers.*.endurance.fecap_margin",
+            "ledger.*.layers.*.histogram.fecap_ops.edges.*"} <= set(NULLABLE_NUMBERS)
+    assert len(NULLABLE_NUMBERS) == 3 + 2 * 13 + 2  # timing, layers' and network's ledger numbers, histogram edges
+
+
+@pytest.mark.parametrize("path", NULLABLE_NUMBERS)
+def test_a_null_number_is_shown_as_not_recorded(small_run, tmp_path, path):
+    """null where FIELDS allows it is shown n/a (an infinite margin ∞×), never formatted as a number:
+    a null timing.compile_seconds had crashed the page ('unexpected TypeError … a bug'), other nulls had
+    read 'nan', a null worst count made a lifetime 'never', and a null histogram edge a TypeError."""
+    def edit(res):
+        _with_histograms(res)
+        assert _set_all(res, path, None) > 0
+    run = _copy(small_run, tmp_path / "run", edit)
+    page, figs = build_report([str(run)])
+    text = _visible(page)
+    assert not re.search(r"\b(nan|inf|None)\b", text), re.findall(r".{60}\b(?:nan|inf|None)\b.{20}", text)
+    sid = "run-run"
+    if path.endswith("margin"):  # read_json: a null margin is an infinite one (a device never written)
+        assert re.search(r"<td>∞×</td><td>[^<]*</td></tr>" if "fecap" in path else r"<td>∞×</td></tr>", page)
+    elif ".histogram." in path:  # a histogram that cannot be placed is left out: here every chip's, of one kind
+        writes = {t.name.split(",")[0] for t in next(f for f in figs if f.id == f"{sid}-writes").traces}
+        assert writes == ({"FeCAP sign/MSB cell"} if "memristor" in path else {"memristor"})
+    elif path.endswith(("per_device_fecap", "per_device_memristor")) and ".layers." in path:
+        pass  # not on the page: the paper's section reads the network's
+    elif path.startswith("ledger.*.layers"):
+        ledger = re.search(rf'<table id="{sid}-ledger">.*?</table>', page, flags=re.S).group(0)
+        assert ledger.count("<td>n/a</td>") == 3, ledger  # each layer's, not the network's
+    else:
+        assert "<td>n/a</td>" in page
+    # the lifetimes the page's script rescales: 'nan' (shown n/a), never a non-JSON NaN in the plot's data
+    for attr in re.findall(r'data-lifetime="([^"]*)"', page):
+        json.loads(html.unescape(attr), parse_constant=lambda c: pytest.fail(f"{c} in data-lifetime"))
+    assert set(re.findall(r'data-days-at-1="([a-z]+)"', page)) <= {"inf", "nan"}
+
+
+@pytest.mark.parametrize("field, row, shown", [
+    ("compile_seconds", "of which compiling kernels", "n/a"),
+    ("train_seconds", "wall time (training)", "n/a"),
+    ("sample_replicas_per_second", "speed (without compiling)", "n/a"),
+])
+def test_null_timing_in_provenance(small_run, tmp_path, field, row, shown):
+    run = _copy(small_run, tmp_path / "run", _set(("timing", field), None))
+    page, _ = build_report([str(run)])
+    assert f"<th>{row}</th><td>{shown}</td>" in page
+
+
+def test_report_of_a_run_with_null_compile_seconds(small_run, tmp_path):
+    """The reviewer's reproduction: `ferristor report RUN` had exited with 'unexpected TypeError … a bug'."""
+    from click.testing import CliRunner
+
+    from ferristor.cli.main import cli
+    run = _copy(small_run, tmp_path / "run", _set(("timing", "compile_seconds"), None))
+    r = CliRunner().invoke(cli, ["report", str(run)])
+    assert r.exit_code == 0, r.output
+    assert "<th>of which compiling kernels</th><td>n/a</td>" in (run / "report.html").read_text()
+
+
+def test_one_chips_null_worst_makes_the_worst_not_recorded(small_run, tmp_path):
+    """The worst of the other chips need not be the worst: n/a, and so are the lifetimes it sets; the
+    mean is over the chips that record one, and the FeCAP's lifetime, recorded, is still projected."""
+    run = _copy(small_run, tmp_path / "run", _set(("ledger", 1, "network", "memristor_ops", "worst"), None))
+    page, _ = build_report([str(run)])
+    network = re.search(r'<tr class="total">(.*?)</tr>', page).group(1)
+    cells = re.findall(r"<td>(.*?)</td>", network)
+    assert cells[7] == "n/a" and cells[6] != "n/a" and cells[5] != "n/a", cells
+    measured = re.search(r'<tr class="measured">(.*?)</tr>', page).group(1)
+    mem_ops, mem_days, fe_ops, fe_days = re.findall(r"<td[^>]*>(.*?)</td>", measured)[1:]
+    assert (mem_ops, mem_days) == ("n/a", "n/a") and fe_ops != "n/a" and fe_days.endswith(" d")
+    assert 'data-days-at-1="nan"' in measured and " n/a: not recorded in results.json (null)" in page
+
+
+def test_null_accuracies_are_shown_as_not_recorded(small_run, tmp_path):
+    def edit(res):
+        res["final_test_accuracy"][1] = None
+        res["history"][0]["test_accuracy"] = [None, None]
+        res["history"][1]["epoch"] = None
+    page, _ = build_report([str(_copy(small_run, tmp_path / "run", edit))])
+    summary = re.search(r'id="run-run-summary".*?</table>', page).group(0)
+    assert re.search(r"<td>\d+\.\d\d  \(per seed: \d+\.\d\d, n/a\)</td>", summary), summary  # one seed: no ± 0.00
+    rows = re.findall(r"<tr>(.*?)</tr>", re.search(r'id="run-run-accuracy-table".*?</table>', page).group(0))
+    assert re.findall(r"<td>(.*?)</td>", rows[1])[2:] == ["n/a", "n/a", "n/a"]  # rows[0]: the head
+    assert re.findall(r"<td>(.*?)</td>", rows[2])[0] == "n/a"
+    assert not re.search(r"\bnan\b", _visible(page))
 
 
 def test_a_paper_preset_without_epochs_says_so(tmp_path):

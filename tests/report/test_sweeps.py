@@ -99,3 +99,17 @@ def test_a_point_whose_config_has_a_field_of_the_wrong_type_is_left_out(tmp_path
     assert len(sweep.trials) == 5 and len(sweep.skipped) == 1 and sweep.skipped[0].startswith(f"0001.json ({said}")
     page, _ = build_report([str(folder)])
     assert "0001.json" in page
+
+
+def test_a_null_accuracy_of_a_point_is_shown_as_not_recorded(tmp_path):
+    """A strict writer's null among a point's accuracies had escaped the trials/ reader as a TypeError
+    ('unexpected … a bug'); a value of another type leaves the point out, named."""
+    folder = _fig5f_like(tmp_path / "s")
+    for name, accuracy in (("0001.json", [None, 81.0]), ("0002.json", ["high", 81.0])):
+        record = json.loads((folder / "trials" / name).read_text())
+        record["result"]["accuracy"] = accuracy
+        (folder / "trials" / name).write_text(json.dumps(record))
+    sweep = read_sweep(folder)
+    assert len(sweep.trials) == 5 and sweep.skipped == ['0002.json (\'result.accuracy[0]\' is "high", expected a number or null)']
+    page, _ = build_report([str(folder)])
+    assert "<td>81.00</td><td>n/a–n/a</td>" in page  # the mean of the seed that records one; min–max unknown

@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from .markup import NA, fmt, worst
 from .runs import Endurance, Run
 from .sweeps import Trial
 
@@ -37,6 +38,9 @@ class LifetimePoint:
 
 
 def _days_at_1(budget_ops: float, ops_per_sample: float) -> float:
+    """Days at 1 sample/s; inf for a device never written, nan (n/a) when its operations are not recorded."""
+    if math.isnan(ops_per_sample):
+        return math.nan
     if not ops_per_sample > 0:
         return math.inf
     return max(budget_ops, 0.0) / ops_per_sample / SECONDS_PER_DAY
@@ -57,9 +61,11 @@ def run_lifetime(run: Run, ks=DEFAULT_KS) -> list[LifetimePoint]:
     if run.network is None or not n or not k0:
         return []
     net, e = run.network, run.endurance
-    mem_worst, fe_worst = max(net.memristor_worst), max(net.fecap_worst)
+    # nan (n/a on the page) when a chip's ledger does not record it (null in results.json)
+    mem_worst, fe_worst = worst(net.memristor_worst), worst(net.fecap_worst)
     # Every weight sees the same transfers, so the worst FeCAP's update writes are its total less them.
-    fe_update = max(fe_worst - max(net.transfers) * e.fecap_ops_per_transfer, 0.0) / n
+    fe_update = fe_worst - worst(net.transfers) * e.fecap_ops_per_transfer
+    fe_update = (math.nan if math.isnan(fe_update) else max(fe_update, 0.0)) / n
     points = {float(k0): point(k0, True, mem_worst / n, fe_worst / n, e)}
     for k in ks:
         if float(k) not in points:
@@ -77,6 +83,8 @@ def trial_lifetime(trial: Trial) -> LifetimePoint | None:
 
 
 def format_days(days: float) -> str:
+    if math.isnan(days):
+        return NA
     if math.isinf(days):
         return "never"
     if days >= 365.25:
@@ -101,7 +109,7 @@ def lifetime_table(points: list[LifetimePoint], rate: float) -> str:
     rows = [head]
     for p in points:
         mem, fe = p.days(rate)
-        rows.append((f"{p.k:g}{'*' if p.measured else ''}", f"{p.memristor_ops_per_sample:.4g}", format_days(mem),
-                     f"{p.fecap_ops_per_sample:.4g}", format_days(fe)))
+        rows.append((f"{p.k:g}{'*' if p.measured else ''}", fmt(p.memristor_ops_per_sample, ".4g"), format_days(mem),
+                     fmt(p.fecap_ops_per_sample, ".4g"), format_days(fe)))
     widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
     return "\n".join("  ".join(c.rjust(w) for c, w in zip(r, widths)) for r in rows)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import numbers
 from html import escape
 
 from ..config_base import flatten as dotted
@@ -20,35 +21,60 @@ def slug(text: str) -> str:
     return "-".join(p for p in s.split("-") if p) or "x"
 
 
+NA = "n/a"  # a number the results do not record: null in results.json (how a strict writer stores nan)
+
+
+def known(x) -> bool:
+    """Whether ``x`` is a number the page can show (not None, not nan; infinity is one)."""
+    return isinstance(x, numbers.Real) and not isinstance(x, bool) and not math.isnan(x)
+
+
+def fmt(x, spec: str) -> str:
+    """``x`` formatted by ``spec`` (e.g. ',.1f'); n/a for a number not recorded, ∞ for infinity."""
+    if not known(x):
+        return NA
+    return "∞" if math.isinf(x) else format(x, spec)
+
+
 def num(x, digits: int = 4) -> str:
-    """A number for a table: whole with thousands separators from 1,000 up, else ``digits`` significant digits."""
-    if x is None or (isinstance(x, float) and math.isnan(x)):
-        return "–"
-    if isinstance(x, float) and math.isinf(x):
+    """A number for a table: whole with thousands separators from 1,000 up, else ``digits`` significant
+    digits; n/a for a number not recorded (None or nan)."""
+    if not known(x):
+        return NA
+    if math.isinf(x):
         return "∞"
-    if abs(x) >= 1000 or isinstance(x, int) or x.is_integer():
+    if abs(x) >= 1000 or isinstance(x, numbers.Integral) or float(x).is_integer():
         return f"{x:,.0f}"
-    return f"{x:.{digits}g}"
+    return f"{float(x):.{digits}g}"
 
 
 def count(n, word: str) -> str:
-    """'1 seed', '2 seeds', '1,200 samples' ('– samples' for an unknown count)."""
+    """'1 seed', '2 seeds', '1,200 samples' ('n/a samples' for an unknown count)."""
     return f"{num(n)} {word if n == 1 else word + 's'}"
 
 
 def pct(values: list[float]) -> str:
-    """'mean ± std' of accuracies in percent (std over seeds, ddof 1)."""
+    """'mean ± std' of accuracies in percent (std over seeds, ddof 1), over the seeds that record one;
+    n/a when none does."""
     m, s = mean_std(values)
-    return f"{m:.2f} ± {s:.2f}" if len(values) > 1 else f"{m:.2f}"
+    if not known(m):
+        return NA
+    return f"{m:.2f} ± {s:.2f}" if sum(map(known, values)) > 1 else f"{m:.2f}"
 
 
 def mean_std(values: list[float]) -> tuple[float, float]:
-    vals = [v for v in values if not math.isnan(v)]
+    vals = [v for v in values if known(v)]
     if not vals:
         return math.nan, math.nan
     m = sum(vals) / len(vals)
     s = math.sqrt(sum((v - m) ** 2 for v in vals) / (len(vals) - 1)) if len(vals) > 1 else 0.0
     return m, s
+
+
+def worst(values: list[float], pick=max) -> float:
+    """The worst chip's value (``pick``: max for operations, min for margins); nan, shown n/a, when
+    any chip does not record it: the worst of the others need not be the worst."""
+    return pick(values) if values and all(known(v) for v in values) else math.nan
 
 
 def table(head: list, rows: list[list], id: str | None = None, row_classes: list[str] | None = None,
@@ -106,6 +132,7 @@ tr.diff td{background:#fff6dc}tr.measured td{font-weight:600}tr.total td{font-we
 SCRIPT = """
 (function () {
   function fmtDays(d) {
+    if (d !== d) return 'n/a';  // NaN: the results do not record the worst device's operations
     if (d === null || !isFinite(d)) return 'never';
     if (d >= 365.25) return Math.round(d).toLocaleString('en-US') + ' d (' + (d / 365.25).toLocaleString('en-US', {minimumFractionDigits: 1, maximumFractionDigits: 1}) + ' y)';
     return d < 10 ? Number(d.toPrecision(3)) + ' d' : Math.round(d).toLocaleString('en-US') + ' d';
@@ -115,7 +142,7 @@ SCRIPT = """
     document.querySelectorAll('input.rate-input').forEach(function (i) { if (Number(i.value) !== rate) i.value = rate; });
     document.querySelectorAll('[data-days-at-1]').forEach(function (td) {
       var v = td.getAttribute('data-days-at-1');
-      td.textContent = fmtDays(v === 'inf' ? Infinity : Number(v) / rate);
+      td.textContent = fmtDays(v === 'inf' ? Infinity : v === 'nan' ? NaN : Number(v) / rate);
     });
     document.querySelectorAll('[data-lifetime]').forEach(function (el) {
       var base = JSON.parse(el.getAttribute('data-lifetime'));

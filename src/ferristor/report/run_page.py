@@ -9,7 +9,7 @@ import time
 from . import paper
 from .figures import Figure, Trace, figure_html
 from .lifetime import LifetimePoint, format_days, run_lifetime
-from .markup import count, flatten, kv_table, mean_std, num, para, pct, section, table
+from .markup import NA, count, flatten, fmt, known, kv_table, mean_std, num, para, pct, section, table, worst
 from .runs import LayerLedger, Run
 
 FECAP_COLOR, MEMRISTOR_COLOR, PAPER_COLOR = "#4c72b0", "#c44e52", "#7a4a00"
@@ -21,10 +21,12 @@ def _stamp(t: float | None) -> str:
 
 def describe(cfg: dict) -> str:
     rule = cfg.get("rule", {})
+    shown = lambda v: NA if v is None else v  # noqa: E731  (null in results.json: not recorded)
     parts = [cfg.get("dataset", "?"), cfg.get("mode", "?")]
     if cfg.get("mode") != "fp":
-        parts.append(f"k={rule.get('k')}")
-    parts += [f"p={rule.get('p')}", f"lr={rule.get('lr')}", f"batch={cfg.get('batch', 1)}", f"epochs={cfg.get('epochs')}"]
+        parts.append(f"k={shown(rule.get('k'))}")
+    parts += [f"p={shown(rule.get('p'))}", f"lr={shown(rule.get('lr'))}", f"batch={cfg.get('batch', 1)}",
+              f"epochs={shown(cfg.get('epochs'))}"]
     return " · ".join(str(p) for p in parts)
 
 
@@ -33,7 +35,7 @@ def summary(run: Run, sid: str) -> str:
     pairs = [("configuration", describe(run.config)),
              ("samples per chip", num(run.samples_per_replica)),
              ("seeds (chips)", ", ".join(map(str, run.seeds))),
-             ("final test accuracy %", f"{pct(run.accuracy)}  (per seed: {', '.join(f'{a:.2f}' for a in run.accuracy)})")]
+             ("final test accuracy %", f"{pct(run.accuracy)}  (per seed: {', '.join(fmt(a, '.2f') for a in run.accuracy)})")]
     if pv:
         pairs.append(("paper", f"{pv.paper:.1f} % — {pv.what}" + (f" ({'; '.join(pv.caveats)})" if pv.caveats else "")))
     return kv_table(pairs, id=f"{sid}-summary")
@@ -80,7 +82,7 @@ def accuracy_section(run: Run, sid: str, figs: list[Figure]) -> str:
                  note="1 seed." if len(run.seeds) == 1 else f"{len(run.seeds)} seeds; error bars: std over seeds.")
     figs.append(fig)
     head = ["epoch", "step", *[f"seed {s}" for s in run.seeds], "mean ± std"]
-    rows = [[f"{h.epoch:g}", num(h.step), *[f"{a:.2f}" for a in h.accuracy], pct(h.accuracy)] for h in hist]
+    rows = [[fmt(h.epoch, "g"), num(h.step), *[fmt(a, ".2f") for a in h.accuracy], pct(h.accuracy)] for h in hist]
     return section(f"{sid}-accuracy-section", "Test accuracy per evaluation (%)",
                    figure_html(fig) + table(head, rows, id=f"{sid}-accuracy-table"), 3)
 
@@ -88,10 +90,15 @@ def accuracy_section(run: Run, sid: str, figs: list[Figure]) -> str:
 def _ledger_row(layer: LayerLedger) -> list:
     m = lambda xs: mean_std(xs)[0]  # noqa: E731
     return [layer.name, num(layer.weights), num(m(layer.transfers)),
-            num(m(layer.fecap_mean)), num(m(layer.fecap_msb_mean)), num(max(layer.fecap_worst)),
-            num(m(layer.memristor_mean)), num(max(layer.memristor_worst)),
+            num(m(layer.fecap_mean)), num(m(layer.fecap_msb_mean)), num(worst(layer.fecap_worst)),
+            num(m(layer.memristor_mean)), num(worst(layer.memristor_worst)),
             num(m(layer.energy_fecap_nJ) / 1e3), num(m(layer.energy_memristor_nJ) / 1e3), num(m(layer.energy_per_device_nJ)),
-            f"{min(layer.fecap_margin):,.1f}×", f"{min(layer.memristor_margin):,.1f}×"]
+            _margin(layer.fecap_margin), _margin(layer.memristor_margin)]
+
+
+def _margin(per_chip: list[float]) -> str:
+    v = worst(per_chip, min)  # inf (∞×): a device never written
+    return f"{fmt(v, ',.1f')}×" if known(v) else NA
 
 
 def _histogram_traces(run: Run) -> list[Trace]:
@@ -99,7 +106,9 @@ def _histogram_traces(run: Run) -> list[Trace]:
     traces = []
     for device, color in (("memristor_ops", MEMRISTOR_COLOR), ("fecap_ops", FECAP_COLOR)):
         for i, layer in enumerate(run.layers):
-            hs = [h.get(device) for h in layer.histograms if h and isinstance(h.get(device), dict)]
+            # a chip's histogram with an edge not recorded (null) cannot be placed: left out
+            hs = [h.get(device) for h in layer.histograms if h and isinstance(h.get(device), dict)
+                  and all(known(e) and math.isfinite(e) for e in h[device].get("edges", []))]
             if not hs:
                 continue
             edges = hs[0].get("edges", [])
@@ -129,7 +138,11 @@ def ledger_section(run: Run, sid: str, figs: list[Figure]) -> str:
     body = table(head, rows, id=f"{sid}-ledger", row_classes=classes)
     chips = ("means, worst values and margins are those of the run's one chip" if len(run.seeds) == 1 else
              f"means are averaged over the {len(run.seeds)} chips, worst values and margins are the worst chip's")
-    body += para(f"Operations per device over the {count(run.samples_per_replica, 'training sample')} of each chip; {chips}. "
+    over = (f"over the {count(run.samples_per_replica, 'training sample')} of each chip" if known(run.samples_per_replica)
+            else "over training (the results do not record how many samples)")
+    unknown = (" n/a: not recorded in results.json (null); a worst value or margin is n/a when any chip's is."
+               if any(NA in row for row in rows) else "")
+    body += para(f"Operations per device {over}; {chips}.{unknown} "
                  f"Margin = rated cycles ({run.endurance.fecap_cycles:.0e} FeCAP, {run.endurance.memristor_cycles:.0e} "
                  f"memristor) / the worst device's cycles (operations / {run.endurance.ops_per_cycle:g}).")
     hist = _histogram_traces(run)
@@ -141,9 +154,9 @@ def ledger_section(run: Run, sid: str, figs: list[Figure]) -> str:
         m = lambda xs: mean_std(xs)[0]  # noqa: E731
         fig = Figure(f"{sid}-writes", "Writes per device: mean and worst per layer", "layer", "operations per device", [
             Trace("FeCAP sign/MSB, mean", names, [m(x.fecap_msb_mean) for x in run.layers], kind="bar", color=FECAP_COLOR, opacity=0.55),
-            Trace("FeCAP, worst", names, [max(x.fecap_worst) for x in run.layers], kind="bar", color=FECAP_COLOR),
+            Trace("FeCAP, worst", names, [worst(x.fecap_worst) for x in run.layers], kind="bar", color=FECAP_COLOR),
             Trace("memristor, mean", names, [m(x.memristor_mean) for x in run.layers], kind="bar", color=MEMRISTOR_COLOR, opacity=0.55),
-            Trace("memristor, worst", names, [max(x.memristor_worst) for x in run.layers], kind="bar", color=MEMRISTOR_COLOR)],
+            Trace("memristor, worst", names, [worst(x.memristor_worst) for x in run.layers], kind="bar", color=MEMRISTOR_COLOR)],
             y_log=True, categorical_x=True,
             note="This results file has no per-device histogram (an engine that records one gets a histogram here); "
                  "the bars show the mean and the worst device of each layer.")
@@ -151,15 +164,20 @@ def ledger_section(run: Run, sid: str, figs: list[Figure]) -> str:
     return section(f"{sid}-ledger-section", "Ledger per layer", body + figure_html(fig), 3)
 
 
+def days_attr(d: float) -> str:
+    """A lifetime for the page's script: 'inf' (never reached), 'nan' (not recorded, n/a) or the days."""
+    return "inf" if math.isinf(d) else "nan" if math.isnan(d) else repr(d)
+
+
 def lifetime_html(points: list[LifetimePoint], rate: float, tid: str, fig: Figure, caption: str) -> str:
     """The table (its cells rescaled by the page's rate box) and the plot."""
     rows, attrs = [], {}
     for i, p in enumerate(points):
         mem, fe = p.days(rate)
-        rows.append([f"{p.k:g}" + (" (measured)" if p.measured else " (projected)"), f"{p.memristor_ops_per_sample:.4g}", format_days(mem),
-                     f"{p.fecap_ops_per_sample:.4g}", format_days(fe)])
+        rows.append([f"{p.k:g}" + (" (measured)" if p.measured else " (projected)"), fmt(p.memristor_ops_per_sample, ".4g"),
+                     format_days(mem), fmt(p.fecap_ops_per_sample, ".4g"), format_days(fe)])
         for col, d in ((2, p.memristor_days_at_1), (4, p.fecap_days_at_1)):
-            attrs[(i, col)] = f'data-days-at-1="{"inf" if math.isinf(d) else repr(d)}"'
+            attrs[(i, col)] = f'data-days-at-1="{days_attr(d)}"'
     tab = table(["k", "memristor ops/sample (worst)", "memristor lifetime", "FeCAP ops/sample (worst)", "FeCAP lifetime"],
                 rows, id=tid, cell_attrs=attrs, row_classes=["measured" if p.measured else "" for p in points])
     return tab + para(caption) + figure_html(fig)
@@ -173,7 +191,7 @@ def lifetime_figure(fid: str, series: list[tuple[str, list[LifetimePoint]]], rat
             name = f"{device}{', ' + label if label else ''}"
             traces.append(Trace(name, [p.k for p in pts], [d / rate for d in days1], color=color if len(series) == 1 else None,
                                 hover=["measured" if p.measured else "projected" for p in pts]))
-            base.append([None if math.isinf(d) else d for d in days1])
+            base.append([d if math.isfinite(d) else None for d in days1])  # strict JSON: never drawn, n/a
     return Figure(fid, "Days until the worst device reaches its rated endurance", "transfer period k (samples)",
                   "days of on-line learning", traces, x_log=True, y_log=True,
                   data_attrs={"data-lifetime": json.dumps(base)})
@@ -209,12 +227,15 @@ def provenance_section(run: Run, sid: str) -> str:
     pairs += [("machine", f"{v.get('platform', '–')} ({v.get('processor', '–')})"),
               ("execution", f"threads={cfg.get('threads', '–')} · backend={cfg.get('backend', '–')} · device={cfg.get('device', '–')}")]
     if t:
-        pairs.append(("wall time (training)", f"{t.get('train_seconds', math.nan):,.1f} s"))
+        # a number may be null (a strict writer's nan: the speed of a run that trained 0 s) or absent: n/a
+        unit = lambda text, what: NA if text == NA else f"{text} {what}"  # noqa: E731
+        speed = unit(num(t.get("sample_replicas_per_second")), "sample-replicas/s")
+        pairs.append(("wall time (training)", unit(fmt(t.get("train_seconds"), ",.1f"), "s")))
         if "compile_seconds" in t:  # results written before compilation was timed apart include it in the speed
-            pairs += [("of which compiling kernels", f"{t['compile_seconds']:,.1f} s (once per machine)"),
-                      ("speed (without compiling)", f"{num(t.get('sample_replicas_per_second'))} sample-replicas/s")]
+            pairs += [("of which compiling kernels", unit(fmt(t["compile_seconds"], ",.1f"), "s (once per machine)")),
+                      ("speed (without compiling)", speed)]
         else:
-            pairs.append(("speed", f"{num(t.get('sample_replicas_per_second'))} sample-replicas/s"))
+            pairs.append(("speed", speed))
     for k, val in flatten(run.extra).items():  # fields a newer engine adds: code version, dataset fingerprint…
         pairs.append((k, json.dumps(val) if not isinstance(val, (str, int, float)) else val))
     return section(f"{sid}-provenance-section", "Provenance", kv_table(pairs, id=f"{sid}-provenance"), 3)

@@ -10,8 +10,8 @@ from ..experiments.config import LOCAL_FIELDS
 from . import paper
 from .figures import Figure, Trace, figure_html
 from .lifetime import format_days, trial_lifetime
-from .markup import Raw, flatten, kv_table, mean_std, num, para, pct, section, table
-from .run_page import FECAP_COLOR, MEMRISTOR_COLOR, PAPER_COLOR, _stamp, lifetime_figure, lifetime_html
+from .markup import Raw, flatten, fmt, kv_table, mean_std, num, para, pct, section, table, worst
+from .run_page import FECAP_COLOR, MEMRISTOR_COLOR, PAPER_COLOR, _stamp, days_attr, lifetime_figure, lifetime_html
 from .sweeps import Sweep, Trial
 
 # Categories keep the paper's order where it has one.
@@ -86,7 +86,7 @@ def _axis_figures(sweep: Sweep, axis: str, all_axes: list[str], sid: str) -> lis
         group = label or "all"
         ms = [mean_std(t.accuracy) for t in ts]
         acc.append(Trace(name("ours, mean ± std"), xs, [m for m, _ in ms], kind=kind, error=[s for _, s in ms], group=group,
-                         hover=[f"seeds: {', '.join(f'{a:.2f}' for a in t.accuracy)}" for t in ts]))
+                         hover=[f"seeds: {', '.join(fmt(a, '.2f') for a in t.accuracy)}" for t in ts]))
         refs = [paper.trial_accuracy_value(t.params) for t in ts]
         if any(r is not None for r in refs):
             acc.append(Trace(name("paper"), xs, [math.nan if r is None else r for r in refs], kind="markers",
@@ -138,14 +138,14 @@ def _trials_table(sweep: Sweep, ax: list[str], sid: str, rate: float) -> str:
         days = life.days(rate) if life else (math.nan, math.nan)
         e = (m["energy_fecap_nJ"] + m["energy_memristor_nJ"]) if "energy_fecap_nJ" in m and "energy_memristor_nJ" in m else None
         rows.append([*(str(coord(t, a)) for a in ax), str(len(t.accuracy)), pct(t.accuracy),
-                     f"{min(t.accuracy):.2f}–{max(t.accuracy):.2f}", Raw(f'<span class="paper">{ref:.1f}</span>') if ref is not None else "–",
+                     f"{fmt(worst(t.accuracy, min), '.2f')}–{fmt(worst(t.accuracy), '.2f')}", Raw(f'<span class="paper">{ref:.1f}</span>') if ref is not None else "–",
                      f"{num(m.get('fecap_ops_per_device'))} / {num(m.get('fecap_ops_worst'))}",
                      f"{num(m.get('memristor_ops_per_device'))} / {num(m.get('memristor_ops_worst'))}",
                      num(e), format_days(days[0]) if life else "–", format_days(days[1]) if life else "–", num(m.get("seconds"), 3)])
         if life:
             n = len(ax)
             for col, d in ((n + 7, life.memristor_days_at_1), (n + 8, life.fecap_days_at_1)):
-                attrs[(i, col)] = f'data-days-at-1="{"inf" if math.isinf(d) else repr(d)}"'
+                attrs[(i, col)] = f'data-days-at-1="{days_attr(d)}"'
     return table(head, rows, id=f"{sid}-trials", cell_attrs=attrs)
 
 

@@ -14,7 +14,7 @@ from typing import Protocol
 from ..experiments.config import with_legacy_defaults
 from ..experiments.results import read_json
 from ..errors import DataError
-from .runs import FIELDS as RUN_FIELDS, OBJECT, Endurance, or_null, endurance_of, field_problem
+from .runs import FIELDS as RUN_FIELDS, NUMBER, OBJECT, Endurance, or_null, endurance_of, field_problem
 
 # Per-trial figures a sweep point may carry (experiments.reproduce.TrialRunner); absent for fp trials.
 METRICS = ("fecap_ops_per_device", "fecap_ops_worst", "memristor_ops_per_device", "memristor_ops_worst",
@@ -62,6 +62,9 @@ def _number(v) -> float | None:
 TRAIN_CONFIG_FIELDS = [("train_config", or_null(OBJECT))] + [
     ("train_config" + path[len("config"):], kind) for path, kind in RUN_FIELDS if path.startswith("config.")]
 
+# null: a strict writer's nan, shown n/a (a TypeError had escaped the trials/ reader: 'unexpected … a bug')
+RESULT_FIELDS = [("result.accuracy.*", NUMBER)]
+
 
 def trial_from_record(record: dict, key: str) -> Trial:
     """A trial from the JSON record that ``experiments.sweep.save_result`` writes; a ValueError, which
@@ -69,7 +72,7 @@ def trial_from_record(record: dict, key: str) -> Trial:
     config, result = record.get("config"), record.get("result")
     if not isinstance(config, dict) or not isinstance(result, dict) or not isinstance(result.get("accuracy"), list):
         raise ValueError("needs 'config' and 'result' with an 'accuracy' list")
-    problem = field_problem(config, TRAIN_CONFIG_FIELDS)
+    problem = field_problem(config, TRAIN_CONFIG_FIELDS) or field_problem({"result": result}, RESULT_FIELDS)
     if problem is not None:
         raise ValueError(problem)
     params = {k: v for k, v in config.items() if k != "train_config"}
@@ -77,7 +80,7 @@ def trial_from_record(record: dict, key: str) -> Trial:
     if "k" not in params and _number(result.get("k")) is not None:
         params["k"] = result["k"]
     return Trial(key=record.get("key") or key, params=params, train_config=with_legacy_defaults(config["train_config"]) if config.get("train_config") else {},
-                 accuracy=[float(a) for a in result["accuracy"]], metrics=metrics)
+                 accuracy=[math.nan if a is None else float(a) for a in result["accuracy"]], metrics=metrics)
 
 
 class TrialsFolder:
