@@ -316,6 +316,30 @@ def test_a_folder_with_nothing_readable_is_an_error(small_run, tmp_path):
         resolve([str(runs)])
 
 
+def test_an_unfinished_run_does_not_end_the_search_below(small_run, tmp_path):
+    """nest/a unfinished beside nest/grp/x/results.json: the search had stopped at nest/a ('no run or
+    sweep in it can be read: nest/a: unfinished'); it names a and goes on into grp, as before unfinished
+    runs were named. What is left out is not looked into (a fig6 output's backbones/ is not a run)."""
+    nest = tmp_path / "nest"
+    (nest / "a").mkdir(parents=True)
+    (nest / "a" / "checkpoint.pt").write_bytes(b"")
+    _copy(small_run, nest / "grp" / "x")
+    (nest / "grp" / "y").mkdir()
+    (nest / "grp" / "y" / ".lock").touch()
+    _fig6_output(nest / "f6")
+    _copy(small_run, nest / "a" / "inside")  # below the unfinished run: not one of nest's runs
+    skipped = []
+    with pytest.warns(FerristorWarning) as said:
+        runs, sweeps = resolve([str(nest)], "PATH", skipped)
+    assert [r.path for r in runs] == [nest / "grp" / "x"] and sweeps == []
+    assert skipped == [f"{nest / 'a'}: unfinished (no results.json)", f"{nest / 'f6'}: a Fig. 6 transfer-learning output "
+                       "(ferristor fig6): its figure and table are fig6.png and fig6.txt", f"{nest / 'grp' / 'y'}: unfinished (no results.json)"]
+    assert [str(w.message) for w in said] == [f"skipped: {m}" for m in skipped]
+    shutil.rmtree(nest / "grp" / "x")  # nothing left to read: an error naming what was left out
+    with pytest.raises(DataError, match=r"no run or sweep in it can be read: .*nest/a: unfinished.*; .*nest/grp/y: unfinished"):
+        resolve([str(nest)])
+
+
 def test_a_driver_lock_beside_sweeps_is_no_unfinished_run(small_sweep, tmp_path):
     """reproduce's OUT holds its own .lock beside its sweep folders: not an unfinished run."""
     out = tmp_path / "reproduce"

@@ -66,14 +66,25 @@ def _unread(folder: Path) -> str | None:
 
 def _inside(folder: Path) -> tuple[list[tuple[str, Path]], list[str]]:
     """The runs and sweeps directly inside ``folder``, else the runs two levels down (compare-rules'
-    OUT/<dataset>/<rule>); with them, the folders at that level left out and why."""
+    OUT/<dataset>/<rule>); with them, the folders left out on the way and why.
+
+    A folder left out one level down (an unfinished run, another command's output) is named and not
+    looked into, but it does not end the search: the other folders are still looked into, as they
+    were before unfinished runs were named (``nest/a`` unfinished beside ``nest/grp/x/results.json``
+    gives ``grp/x`` and a warning about ``a``)."""
+    found: list[tuple[str, Path]] = []
+    left: list[str] = []
+    parents = [folder]
     for depth in range(1, RUN_DEPTH + 1):
-        dirs = sorted(d for d in folder.glob("/".join(["*"] * depth)) if d.is_dir())
-        found = [(k, d) for d in dirs if (k := _kind(d)) and (depth == 1 or k == "run")]
-        left = [f"{d}: {why}" for d in dirs if not _kind(d) and (why := _unread(d))]
-        if found or left:
-            return found, left
-    return [], []
+        dirs = sorted(d for p in parents for d in p.iterdir() if d.is_dir())
+        kinds = {d: _kind(d) for d in dirs}
+        found = [(k, d) for d, k in kinds.items() if k and (depth == 1 or k == "run")]
+        unread = {d: why for d, k in kinds.items() if not k and (why := _unread(d))}
+        left += [f"{d}: {why}" for d, why in unread.items()]
+        if found:
+            break
+        parents = [d for d, k in kinds.items() if not k and d not in unread]
+    return found, left
 
 
 def _skip(message: str, skipped: list[str] | None) -> None:
