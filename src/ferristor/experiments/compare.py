@@ -56,6 +56,8 @@ def _results_problem(results) -> str | None:
     acc = results.get("final_test_accuracy")
     if not isinstance(acc, list) or not acc or not all(isinstance(a, (int, float)) and not isinstance(a, bool) for a in acc):
         return "its 'final_test_accuracy' is not a list of numbers"
+    if not all(0 <= a <= 1 for a in acc):  # percent, say: the table would read 9065 % (the report refuses it too)
+        return "its 'final_test_accuracy' holds values outside 0–1 (accuracies are stored as fractions)"
     return None
 
 
