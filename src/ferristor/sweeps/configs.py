@@ -58,16 +58,20 @@ def _leaf(path: str):
     raise ConfigError("config path", path, expected_paths(path))
 
 
-def expected_paths(path: str) -> str:
-    """What to say of an unknown ``path``: a section's fields, the nearest paths, or the sections
-    (all 110-odd paths in one line would bury the answer)."""
+def expected_paths(path: str, paths: list[str] | None = None, *, lister: str = "ferristor params",
+                   listed_as: str = "lists every field", bare_names: bool = False) -> str:
+    """What to say of an unknown ``path`` among ``paths`` (train's config paths by default): a section's
+    fields, the nearest paths, or the sections (all 110-odd paths in one line would bury the answer).
+    ``lister``: the command that lists them all; ``bare_names``: a bare field name ('k') is taken as
+    the paths ending in it before any spelling match."""
     import difflib
-    paths = config_paths()
+    paths = config_paths() if paths is None else paths
     under = [p for p in paths if p.startswith(path + ".")]
     if under:
         return (f"one of its fields ('{path}' is a section): " + ", ".join(under[:12])
-                + (f" and {len(under) - 12} more (ferristor params)" if len(under) > 12 else ""))
-    near = difflib.get_close_matches(path, paths, n=3, cutoff=0.75)
+                + (f" and {len(under) - 12} more ({lister})" if len(under) > 12 else ""))
+    near = ([p for p in paths if p.rsplit(".", 1)[-1] == path][:3] if bare_names else []) \
+        or difflib.get_close_matches(path, paths, n=3, cutoff=0.75)
     parts = path.split(".")
     prefix = ""
     for cut in range(len(parts) - 1, 0, -1):  # the longest section of the path that exists
@@ -78,7 +82,7 @@ def expected_paths(path: str) -> str:
                                   for p in paths if p.startswith(prefix)))
     listed = ", ".join(children)
     return (f"{' or '.join(near)}? (one of " if near else "one of ") + listed + (")" if near else "") \
-        + " — ferristor params lists every field"
+        + f" — {lister} {listed_as}"
 
 
 def field(path: str) -> dataclasses.Field:

@@ -12,13 +12,12 @@ run) is refused, saying what sets it. The values land in the configs, hence in e
 from __future__ import annotations
 
 import dataclasses
-import difflib
-import functools
 import types
 import typing
 from typing import Any
 
 from ..errors import ConfigError
+from ..sweeps.configs import _hints, _nested_class as _nested, config_paths, expected_paths
 from ..sweeps.spec import SpecError, parse_value
 from .fig6 import Fig6Config
 
@@ -32,24 +31,9 @@ def _root():
     return Fig6Config
 
 
-@functools.lru_cache(maxsize=None)
-def _hints(cls) -> dict[str, Any]:
-    return typing.get_type_hints(cls)
-
-
-def _nested(cls, name: str):
-    hint = _hints(cls).get(name)
-    return hint if isinstance(hint, type) and dataclasses.is_dataclass(hint) else None
-
-
 def all_paths(cls=None, prefix: str = "") -> list[str]:
-    """Every leaf path of Fig6Config (or ``cls``), in declaration order."""
-    cls = cls or _root()
-    out = []
-    for f in dataclasses.fields(cls):
-        sub = _nested(cls, f.name)
-        out.extend(all_paths(sub, f"{prefix}{f.name}.") if sub else [f"{prefix}{f.name}"])
-    return out
+    """Every leaf path of Fig6Config (or ``cls``), in declaration order (train's walk of its config)."""
+    return config_paths(cls or _root(), prefix)
 
 
 def settable(options: dict[str, str]) -> list[str]:
@@ -86,24 +70,9 @@ def metadata(path: str) -> dict:
 
 
 def expected(path: str, paths: list[str]) -> str:
-    """What to say of an unknown ``path``, as ``sweeps.configs.expected_paths`` says it for train: a
-    section's fields, the nearest paths, or the sections at the deepest level that exists."""
-    under = [p for p in paths if p.startswith(path + ".")]
-    if under:
-        return (f"one of its fields ('{path}' is a section): " + ", ".join(under[:12])
-                + (f" and {len(under) - 12} more (ferristor fig6 --list-paths)" if len(under) > 12 else ""))
-    # a bare field name ('k') is most likely meant as the path that ends in it
-    near = [p for p in paths if p.rsplit(".", 1)[-1] == path][:3] or difflib.get_close_matches(path, paths, n=3, cutoff=0.75)
-    parts, prefix = path.split("."), ""
-    for cut in range(len(parts) - 1, 0, -1):
-        if any(p.startswith(".".join(parts[:cut]) + ".") for p in paths):
-            prefix = ".".join(parts[:cut]) + "."
-            break
-    children = list(dict.fromkeys(prefix + p[len(prefix):].split(".")[0] + (".…" if "." in p[len(prefix):] else "")
-                                  for p in paths if p.startswith(prefix)))
-    listed = ", ".join(children)
-    return ((f"{' or '.join(near)}? (one of " if near else "one of ") + listed + (")" if near else "")
-            + " — ferristor fig6 --list-paths lists them")
+    """What to say of an unknown ``path``, as train says it (``sweeps.configs.expected_paths``), with a
+    bare field name ('k') taken for the paths that end in it."""
+    return expected_paths(path, paths, lister="ferristor fig6 --list-paths", listed_as="lists them", bare_names=True)
 
 
 def _kind(allowed: set) -> str:
