@@ -190,3 +190,35 @@ def test_an_online_head_whose_k_exceeds_its_training_warns():
     with pytest.warns(FerristorWarning, match=f"larger than the {n:,} samples each online head trains on"):
         out = train_online(features, labels, runs, OnlineConfig(mode="hm", epochs=1, decay_epoch=1, k=n + 1), 3)
     assert out["transfers"] == [0] * 3
+
+
+def test_pretraining_depends_on_its_thread_count_and_a_resume_on_another_warns(tmp_path, source_images, monkeypatch):
+    """torch's kernels split their sums over the threads: 1 and 2 threads give backbones that differ in
+    their last bits (measured), so a pretraining continued on another count than its checkpoint's is
+    neither's run from the start; it had done so in silence."""
+    from ferristor.errors import FerristorWarning
+    cfg = pt.PretrainConfig(arch="lenet", input_size=12, epochs=1.5, batch=16)
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = pt.pretrain(cfg, data=source_images, progress=False).backbone.checksum()
+        torch.set_num_threads(2)
+        two = pt.pretrain(cfg, data=source_images, progress=False).backbone.checksum()
+        assert one != two  # what makes the warning worth giving
+        calls = {"n": 0}
+        real = pt.F.cross_entropy
+
+        def failing(*a, **k):
+            calls["n"] += 1
+            if calls["n"] == 5:
+                raise KeyboardInterrupt
+            return real(*a, **k)
+        monkeypatch.setattr(pt.F, "cross_entropy", failing)
+        with pytest.raises(KeyboardInterrupt):
+            pt.pretrain(cfg, tmp_path / "b", data=source_images, progress=False, checkpoint_every=2)
+        monkeypatch.setattr(pt.F, "cross_entropy", real)
+        torch.set_num_threads(1)
+        with pytest.warns(FerristorWarning, match=r"continuing on 1 thread\(s\) a pretraining checkpointed on 2"):
+            pt.pretrain(cfg, tmp_path / "b", data=source_images, progress=False)
+    finally:
+        torch.set_num_threads(before)

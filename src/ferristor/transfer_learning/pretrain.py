@@ -14,6 +14,7 @@ import dataclasses
 import json
 import math
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,7 +25,7 @@ from torch.nn import functional as F
 from ..atomic import atomic_write
 from ..backbones import Backbone, BackboneSpec, build_backbone, load_backbone, save_backbone
 from ..config_base import check_number, param, param_like
-from ..errors import ConfigError, ConfigMismatchError, DataError, DivergedError
+from ..errors import ConfigError, ConfigMismatchError, DataError, DivergedError, FerristorWarning
 from ..experiments import run_folder
 from ..experiments.results import read_json, versions, write_json
 from ..nn.lsq import level_usage
@@ -249,6 +250,19 @@ def _load_checkpoint(path: Path, remedy: str | None) -> dict:
         raise DataError(f"{head.rstrip('.')}; {_way_out(remedy)}") from None
 
 
+def _warn_other_threads(folder: Path, saved: int | None) -> None:
+    """torch's CPU kernels (a convolution's weight gradient, say) split their sums over the threads, so
+    a pretraining's bits depend on its thread count (measured: 1 and 2 threads give other backbones).
+    Continuing with another count is allowed, as where a run executes is not its identity, but its
+    backbone then equals neither count's run from the start: say so."""
+    now = torch.get_num_threads()
+    if saved is not None and saved != now:
+        warnings.warn(FerristorWarning(
+            f"{folder}: continuing on {now} thread(s) a pretraining checkpointed on {saved}: torch's kernels sum "
+            f"in another order at another thread count, so the backbone will equal neither's run from the start "
+            f"(--threads {saved} keeps it reproducible)"), stacklevel=3)
+
+
 def _train(cfg, data, identity, folder, progress, checkpoint_every, remedy=None) -> PretrainResult:
     torch.manual_seed(cfg.seed)
     model = build_backbone(cfg.spec(data), weights=cfg.weights)
@@ -269,6 +283,7 @@ def _train(cfg, data, identity, folder, progress, checkpoint_every, remedy=None)
             step, history = state["step"], state["history"]
             epoch_time, loss_sum = float(state["epoch_time"]), float(state["loss_sum"])
             torch.set_rng_state(state["rng"])
+            _warn_other_threads(folder, state.get("threads"))
         except (KeyError, RuntimeError, ValueError, TypeError) as e:  # a pretraining's own fields or states
             first = (str(e).strip().splitlines() or [type(e).__name__])[0][:160]
             raise _unusable(ckpt, f"its state does not fit this pretraining ({type(e).__name__}: {first})",
@@ -313,7 +328,7 @@ def _train(cfg, data, identity, folder, progress, checkpoint_every, remedy=None)
             with atomic_write(ckpt) as f:
                 torch.save({"config": identity, "model": model.state_dict(), "optimizer": opt.state_dict(),
                             "step": step, "history": history, "train_time": 0.0, "epoch_time": epoch_time,
-                            "loss_sum": loss_sum, "rng": torch.get_rng_state()}, f)
+                            "loss_sum": loss_sum, "rng": torch.get_rng_state(), "threads": torch.get_num_threads()}, f)
     if bar is not None:
         bar.close()
     model.freeze()
