@@ -129,22 +129,27 @@ def test_online_heads_train_in_compiled_chunks_bit_for_bit(monkeypatch, mode):
     assert plain["ledger"] == compiled["ledger"] and plain["transfers"] == compiled["transfers"]
 
 
-def test_pretraining_resumes_after_an_interruption(tmp_path, source_images, monkeypatch):
-    cfg = pt.PretrainConfig(arch="lenet", input_size=12, epochs=1.0, batch=16)
-    whole = pt.pretrain(cfg, tmp_path / "a", data=source_images, progress=False, checkpoint_every=3)
+def _interrupted(monkeypatch, cfg, out, data, *, at_batch: int, checkpoint_every: int) -> None:
+    """A pretraining into ``out`` stopped by Ctrl-C at its ``at_batch``-th batch (its checkpoints kept)."""
     calls = {"n": 0}
     real = pt.F.cross_entropy
 
     def failing(*a, **k):
         calls["n"] += 1
-        if calls["n"] == 8:
+        if calls["n"] == at_batch:
             raise KeyboardInterrupt
         return real(*a, **k)
     monkeypatch.setattr(pt.F, "cross_entropy", failing)
     with pytest.raises(KeyboardInterrupt):
-        pt.pretrain(cfg, tmp_path / "b", data=source_images, progress=False, checkpoint_every=3)
-    assert (tmp_path / "b" / "checkpoint.pt").exists() and not (tmp_path / "b" / "backbone.pt").exists()
+        pt.pretrain(cfg, out, data=data, progress=False, checkpoint_every=checkpoint_every)
     monkeypatch.setattr(pt.F, "cross_entropy", real)
+
+
+def test_pretraining_resumes_after_an_interruption(tmp_path, source_images, monkeypatch):
+    cfg = pt.PretrainConfig(arch="lenet", input_size=12, epochs=1.0, batch=16)
+    whole = pt.pretrain(cfg, tmp_path / "a", data=source_images, progress=False, checkpoint_every=3)
+    _interrupted(monkeypatch, cfg, tmp_path / "b", source_images, at_batch=8, checkpoint_every=3)
+    assert (tmp_path / "b" / "checkpoint.pt").exists() and not (tmp_path / "b" / "backbone.pt").exists()
     resumed = pt.pretrain(cfg, tmp_path / "b", data=source_images, progress=False, checkpoint_every=3)
     assert resumed.backbone.checksum() == whole.backbone.checksum()
     assert [h["train_loss"] for h in resumed.results["history"]] == [h["train_loss"] for h in whole.results["history"]]
@@ -205,18 +210,7 @@ def test_pretraining_depends_on_its_thread_count_and_a_resume_on_another_warns(t
         torch.set_num_threads(2)
         two = pt.pretrain(cfg, data=source_images, progress=False).backbone.checksum()
         assert one != two  # what makes the warning worth giving
-        calls = {"n": 0}
-        real = pt.F.cross_entropy
-
-        def failing(*a, **k):
-            calls["n"] += 1
-            if calls["n"] == 5:
-                raise KeyboardInterrupt
-            return real(*a, **k)
-        monkeypatch.setattr(pt.F, "cross_entropy", failing)
-        with pytest.raises(KeyboardInterrupt):
-            pt.pretrain(cfg, tmp_path / "b", data=source_images, progress=False, checkpoint_every=2)
-        monkeypatch.setattr(pt.F, "cross_entropy", real)
+        _interrupted(monkeypatch, cfg, tmp_path / "b", source_images, at_batch=5, checkpoint_every=2)
         torch.set_num_threads(1)
         with pytest.warns(FerristorWarning, match=r"continuing on 1 thread\(s\) a pretraining checkpointed on 2"):
             pt.pretrain(cfg, tmp_path / "b", data=source_images, progress=False)
