@@ -9,7 +9,7 @@ Every rule is counted the same way: its counters become device groups (``circuit
 """
 from __future__ import annotations
 
-import json
+import copy
 from dataclasses import dataclass
 
 import torch
@@ -174,7 +174,7 @@ def recost(report: dict, cfg: LedgerConfig) -> dict:
     """One replica's ledger (an entry of ``nn.ledger.ledger``) priced with the costs and ratings of
     ``cfg`` (``LedgerConfig.REPORT_ONLY``): the operations as counted, the energies and endurance
     margins computed again — what the same run reports when made with ``cfg``. A new dict."""
-    rep = json.loads(json.dumps(report))  # a deep copy (reports hold JSON values only)
+    rep = copy.deepcopy(report)
     for part in [*rep["layers"], rep["network"]]:
         _with_energy(part, cfg)
         if "devices" in part:

@@ -25,6 +25,7 @@ from .charge_transfer import ChargeTransferConfig
 
 # Mean conductances of the 8 measured magnitude levels, expressed in weight units 0…7:
 # (G − G_0)/(G_7 − G_0)·7 with G = 1.4, 11.9, 36.5, 58.3, 73.9, 85.5, 95.9, 103.9 µS (digest §3 [D]).
+LEVEL_MEANS = ("ideal", "measured")  # the level-mean models TransferConfig.level_means takes
 MEASURED_LEVEL_MEANS = (0.0, 0.717, 2.397, 3.886, 4.951, 5.743, 6.454, 7.0)
 
 
@@ -144,7 +145,7 @@ class TransferConfig:
         check_choice("TransferConfig.circuit_sampler", self.circuit_sampler, ("chain", "quantiles"))
         check_number("TransferConfig.circuit_table_draws", self.circuit_table_draws, lo=2, hi=2**22, integer=True)
         check_number("TransferConfig.sigma_levels", self.sigma_levels, lo=0, hi=FLOAT32_SCALE[1])
-        check_choice("TransferConfig.level_means", self.level_means, ("ideal", "measured"))
+        check_choice("TransferConfig.level_means", self.level_means, LEVEL_MEANS)
         check_choice("TransferConfig.sign_guard", self.sign_guard, ("clip", "fold"))
 
 

@@ -55,8 +55,8 @@ def sweep(spec_file, grids, sets, seeds, seeds_per_trial, threads, workers, in_p
     if on_cluster:
         node_threads = _node_threads(spec)
         sp.check(spec)
-    if use_ray and ray_cpus is not None and _most_threads(spec) > ray_cpus:
-        n = _most_threads(spec)  # Ray would hold such a task back for ever: no node of the local Ray fits it
+    if use_ray and ray_cpus is not None and (n := _most_threads(spec)) > ray_cpus:
+        # Ray would hold such a task back for ever: no node of the local Ray fits it
         raise sp.SpecError(f"{_threads_as_given(spec, n)} with --ray-cpus {ray_cpus}: each trial asks Ray for {n} CPUs "
                            f"and would never start; give --ray-cpus {n} or more, or fewer threads")
     too_many = _too_many_workers(spec, workers, in_process or use_ray or on_cluster)

@@ -78,18 +78,14 @@ def training_key(identity: dict) -> str:
 def priced(t: Trial, results: dict, source_key: str) -> dict:
     """The results of trial ``t`` from those of a trial with the same ``training_key`` (``source_key``):
     the same training, its ledger priced with ``t``'s costs and ratings (``circuit.ledger.recost``)."""
-    import json
-
     from ..circuit.ledger import LedgerConfig, recost
-    out = json.loads(json.dumps(results))
     costs = LedgerConfig(**t.config["ledger"])
-    out["ledger"] = [recost(r, costs) for r in out.get("ledger") or []]
-    out["config"] = {k: t.config.get(k, v) for k, v in out["config"].items()}
-    out["priced_from"] = source_key
-    # no training ran for it: its rows must not add the twin's seconds to a sweep's total again
-    out["timing"] = {**out.get("timing", {}), "train_seconds": 0.0, "compile_seconds": 0.0,
-                     "sample_replicas_per_second": None, "us_per_sample_replica": None}
-    return out
+    # what differs is built anew (recost copies each report); the rest, read only, is the twin's
+    return {**results, "ledger": [recost(r, costs) for r in results.get("ledger") or []],
+            "config": {k: t.config.get(k, v) for k, v in results["config"].items()}, "priced_from": source_key,
+            # no training ran for it: its rows must not add the twin's seconds to a sweep's total again
+            "timing": {**results.get("timing", {}), "train_seconds": 0.0, "compile_seconds": 0.0,
+                       "sample_replicas_per_second": None, "us_per_sample_replica": None}}
 
 
 def trial_of_config(params: dict, cfg, fingerprints: dict[str, str]) -> Trial:

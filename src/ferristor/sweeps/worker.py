@@ -66,7 +66,7 @@ def load_resume(blob: bytes, cfg) -> tuple[dict | None, str | None]:
     way ``train`` builds its own, so a checkpoint that passes loads there too."""
     from ..experiments.run_folder import _CHECKPOINT_FIELDS, restore_torch_rng
     from ..experiments.run_folder import damaged_member
-    damaged = damaged_member(io.BytesIO(blob)) if blob[:4] == b"PK\x03\x04" else None
+    damaged = damaged_member(io.BytesIO(blob))  # None for what is no zip: torch.load says what it is
     if damaged is not None:
         return None, f"its bytes are corrupt ({damaged} fails its checksum)"
     try:

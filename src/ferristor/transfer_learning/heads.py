@@ -26,14 +26,13 @@ from torch import nn
 from torch.nn import functional as F
 
 from ..circuit.ledger import LedgerConfig
-from ..circuit.transfer import TransferConfig
+from ..circuit.transfer import LEVEL_MEANS, TransferConfig
 from ..config_base import FLOAT32_SCALE, check_choice, check_number, param, param_like
 from ..errors import ConfigError, DivergedError, FerristorWarning, NonFiniteGradientError, _as_written
 from ..nn import HybridConfig, HybridLinear
 from ..nn.lsq import init_step, lsq_quantize, qrange
 from ..rule.config import ROUNDING_MODES
 
-LEVEL_MEANS = ("ideal", "measured")  # as TransferConfig takes them
 
 STREAM_OFFLINE, STREAM_ONLINE = 13, 14
 CHUNK = 512  # online steps whose inputs are gathered at once

@@ -31,9 +31,9 @@ def _root():
     return Fig6Config
 
 
-def all_paths(cls=None, prefix: str = "") -> list[str]:
-    """Every leaf path of Fig6Config (or ``cls``), in declaration order (train's walk of its config)."""
-    return config_paths(cls or _root(), prefix)
+def all_paths() -> list[str]:
+    """Every leaf path of Fig6Config, in declaration order (train's walk of its config)."""
+    return config_paths(_root())
 
 
 def settable(options: dict[str, str]) -> list[str]:
