@@ -61,3 +61,16 @@ def test_the_circuit_transfer_refuses_cells_it_does_not_model():
                                           r"layout.msb_cells=\[8, 4, 2\]"):
         configs.resolve({"transfer.model": "circuit", "layout.msb_cells": [8, 4, 2]})
     assert configs.resolve({"layout.msb_cells": [8, 4, 2]}).layout.msb_cells == (8, 4, 2)  # the table model: fine
+
+
+def test_a_path_default_follows_a_section_that_overrides_its_class_default():
+    """Fig6Config pretrains a LeNet for 2 epochs; its PretrainConfig class says MobileNet-V2, 1 epoch:
+    the listed default must be what the figure runs, read without building a config."""
+    from ferristor.sweeps import configs
+    from ferristor.transfer_learning.fig6 import Fig6Config
+    from ferristor.transfer_learning.pretrain import PretrainConfig
+    assert PretrainConfig().arch != "lenet"
+    assert configs.default("pretrain.arch", Fig6Config) == Fig6Config().pretrain.arch == "lenet"
+    assert configs.default("pretrain.epochs", Fig6Config) == Fig6Config().pretrain.epochs
+    assert configs.default("rule.k") == 100
+    assert configs.find_leaf("pretrain", Fig6Config) is None and configs.find_leaf("rule.k") is not None

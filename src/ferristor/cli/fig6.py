@@ -60,12 +60,8 @@ def _list_paths(ctx, _, value):
     if not value or ctx.resilient_parsing:
         return
     from ..transfer_learning import paths
-    for path in paths.settable(_flags()):
-        m = paths.metadata(path)
-        unit = f" [{m['unit']}]" if m.get("unit") else ""
-        doc = f" — {m['doc']}" if m.get("doc") else ""
-        src = f"  ({m['source']})" if m.get("source") else ""
-        click.echo(f"{path} = {paths.default(path)!r}{unit}{doc}{src}")
+    from .params import print_paths
+    print_paths(paths.settable(_flags()), paths.field, paths.default)
     ctx.exit()
 
 

@@ -41,7 +41,8 @@ def config_classes():
 @click.command("params")
 @click.argument("name", required=False)
 @click.option("--paths", is_flag=True, help="list train's config paths (what --set and a sweep's --grid take), "
-                                             "each with its default, unit and source; NAME: a path or section to start from")
+                                             "each with its default, unit and source; NAME: a path or section to start "
+                                             "from (fig6's paths: ferristor fig6 --list-paths)")
 def params(name, paths):
     """List the parameters of every config (or of those whose class name contains NAME); with --paths,
     or a dotted NAME (transfer.circuit), train's config paths."""
@@ -60,10 +61,7 @@ def params(name, paths):
             if row["name"] in nested:  # a whole config: its fields are listed under its own name
                 click.echo(f"  {row['name']} → {nested[row['name']]} (`ferristor params {nested[row['name']]}`)")
                 continue
-            unit = f" [{row['unit']}]" if row.get("unit") else ""
-            src = f"  ({row['source']})" if row.get("source") else ""
-            doc = f" — {row['doc']}" if row.get("doc") else ""
-            click.echo(f"  {row['name']} = {row['default']}{unit}{doc}{src}")
+            click.echo(f"  {row['name']} = {row['default']}{_described(row)}")
 
 
 def _nested_defaults(cls) -> dict[str, str]:
@@ -84,9 +82,18 @@ def _paths(prefix: str | None) -> None:
     if not chosen:
         raise click.BadParameter(f"{prefix!r} is no config path or section: expected {configs.expected_paths(prefix)}",
                                  param_hint="NAME")
+    print_paths(chosen, configs.field, configs.default)
+
+
+def _described(m) -> str:
+    """' [unit] — doc  (source)' of a field's metadata (or a describe() row), each part where given."""
+    unit = f" [{m['unit']}]" if m.get("unit") else ""
+    doc = f" — {m['doc']}" if m.get("doc") else ""
+    src = f"  ({m['source']})" if m.get("source") else ""
+    return f"{unit}{doc}{src}"
+
+
+def print_paths(chosen, field_of, default_of) -> None:
+    """One line per config path: its default, unit, doc and source (train's paths here, fig6's too)."""
     for path in chosen:
-        m = configs.field(path).metadata
-        unit = f" [{m['unit']}]" if m.get("unit") else ""
-        doc = f" — {m['doc']}" if m.get("doc") else ""
-        src = f"  ({m['source']})" if m.get("source") else ""
-        click.echo(f"{path} = {configs.default(path)!r}{unit}{doc}{src}")
+        click.echo(f"{path} = {default_of(path)!r}{_described(field_of(path).metadata)}")

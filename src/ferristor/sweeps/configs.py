@@ -40,22 +40,35 @@ def config_paths(cls=TrainConfig, prefix: str = "") -> list[str]:
     return out
 
 
-def _leaf(path: str):
-    """(owning dataclass, field name) of a path; ConfigError when there is no such leaf."""
-    cls, parts = TrainConfig, path.split(".")
+def find_leaf(path: str, root=TrainConfig):
+    """(owning dataclass, field name) of a leaf path of the config class ``root``, or None."""
+    cls, parts = root, path.split(".")
     for i, part in enumerate(parts):
-        names = {f.name for f in dataclasses.fields(cls)}
-        if part not in names:
-            break
+        if part not in {f.name for f in dataclasses.fields(cls)}:
+            return None
         sub = _nested_class(cls, part)
         if i == len(parts) - 1:
-            if sub is None:
-                return cls, part
-            break
+            return (cls, part) if sub is None else None
         if sub is None:
-            break
+            return None
         cls = sub
-    raise ConfigError("config path", path, expected_paths(path))
+    return None
+
+
+def _leaf(path: str, root=TrainConfig):
+    """(owning dataclass, field name) of a path; ConfigError when there is no such leaf."""
+    leaf = find_leaf(path, root)
+    if leaf is None:
+        raise ConfigError("config path", path, expected_paths(path, config_paths(root)))
+    return leaf
+
+
+def allowed_types(path: str, root=TrainConfig) -> set:
+    """The types a leaf declares: the members of a union (``float | None``), else the one hint."""
+    cls, name = _leaf(path, root)
+    hint = _hints(cls)[name]
+    union = isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union
+    return set(typing.get_args(hint)) if union else {hint}
 
 
 def expected_paths(path: str, paths: list[str] | None = None, *, lister: str = "ferristor params",
@@ -85,28 +98,35 @@ def expected_paths(path: str, paths: list[str] | None = None, *, lister: str = "
         + f" — {lister} {listed_as}"
 
 
-def field(path: str) -> dataclasses.Field:
+def field(path: str, root=TrainConfig) -> dataclasses.Field:
     """The dataclass field a config path names (its default, unit, source and doc)."""
-    cls, name = _leaf(path)
+    cls, name = _leaf(path, root)
     return next(f for f in dataclasses.fields(cls) if f.name == name)
 
 
-def default(path: str):
-    """The default a config path declares (read from the dataclasses; no config is built), so a
-    command's options show the config's defaults instead of repeating them."""
-    return field_default(field(path))
+def default(path: str, root=TrainConfig):
+    """The default a config path declares (read from the dataclasses; no config is built, since a
+    config's defaults need not validate together), so a command's options show the config's defaults
+    instead of repeating them. A section's default may override its class's (Fig6Config's pretraining
+    is a LeNet's): the walk starts at the top field's default and follows its attributes."""
+    field(path, root)  # refuses an unknown path
+    head, *rest = path.split(".")
+    value = field_default(next(f for f in dataclasses.fields(root) if f.name == head))
+    for part in rest:
+        value = getattr(value, part)
+    return value
 
 
-def field_is(field: str, path: str) -> bool:
+def field_is(field: str, path: str, root=TrainConfig, bare: bool = True) -> bool:
     """Whether a ConfigError's ``field`` names the config path ``path``: the path itself, its owner's
-    ``Class.name`` (a nested config's own check) or, undotted, the bare field name."""
+    ``Class.name`` (a nested config's own check) or, with ``bare``, the bare field name."""
     if field == path:
         return True
-    try:
-        cls, name = _leaf(path)
-    except ConfigError:
+    leaf = find_leaf(path, root)
+    if leaf is None:
         return False
-    return field in (f"{cls.__name__}.{name}", name)
+    cls, name = leaf
+    return field == f"{cls.__name__}.{name}" or (bare and field == name)
 
 
 def check_path(path: str) -> str:
@@ -117,9 +137,7 @@ def check_path(path: str) -> str:
 def coerce(path: str, value: Any) -> Any:
     """``value`` in the type the field declares, when that is lossless; else unchanged (the config's
     own validation then names what is wrong)."""
-    cls, name = _leaf(path)
-    hint = _hints(cls)[name]
-    allowed = set(typing.get_args(hint)) if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union else {hint}
+    allowed = allowed_types(path)
     origins = {typing.get_origin(a) or a for a in allowed}
     if float in origins and int not in origins and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
@@ -129,9 +147,10 @@ def coerce(path: str, value: Any) -> Any:
 
 
 def set_path(d: dict, path: str, value: Any) -> None:
+    """Write ``value`` at ``path`` of nested dicts, making the sections it needs."""
     *heads, last = path.split(".")
     for h in heads:
-        d = d[h]
+        d = d.setdefault(h, {})
     d[last] = value
 
 

@@ -11,13 +11,11 @@ run) is refused, saying what sets it. The values land in the configs, hence in e
 """
 from __future__ import annotations
 
-import dataclasses
-import types
 import typing
 from typing import Any
 
 from ..errors import ConfigError
-from ..sweeps.configs import _hints, _nested_class as _nested, config_paths, expected_paths
+from ..sweeps import configs
 from ..sweeps.spec import SpecError, parse_value
 from .fig6 import Fig6Config
 
@@ -27,13 +25,9 @@ SET_BY = {"pretrain.dataset": "each pair's source (--pairs)",
           "protocol.online.hidden_lsb": "the choice per run from protocol.lsb_grid (--lsb-grid)"}
 
 
-def _root():
-    return Fig6Config
-
-
 def all_paths() -> list[str]:
     """Every leaf path of Fig6Config, in declaration order (train's walk of its config)."""
-    return config_paths(_root())
+    return configs.config_paths(Fig6Config)
 
 
 def settable(options: dict[str, str]) -> list[str]:
@@ -41,38 +35,21 @@ def settable(options: dict[str, str]) -> list[str]:
     return [p for p in all_paths() if p not in options and p not in SET_BY]
 
 
-def _leaf(path: str):
-    """(owning dataclass, field name) of a leaf path, or None."""
-    cls, parts = _root(), path.split(".")
-    for i, part in enumerate(parts):
-        if part not in {f.name for f in dataclasses.fields(cls)}:
-            return None
-        sub = _nested(cls, part)
-        if i == len(parts) - 1:
-            return (cls, part) if sub is None else None
-        if sub is None:
-            return None
-        cls = sub
-    return None
+def field(path: str):
+    """The dataclass field of a Fig6Config path (its unit, source and doc)."""
+    return configs.field(path, Fig6Config)
 
 
 def default(path: str):
     """The value Fig6Config() holds at ``path``."""
-    value = _root()()
-    for part in path.split("."):
-        value = getattr(value, part)
-    return value
-
-
-def metadata(path: str) -> dict:
-    cls, name = _leaf(path)
-    return dict(next(f for f in dataclasses.fields(cls) if f.name == name).metadata)
+    return configs.default(path, Fig6Config)
 
 
 def expected(path: str, paths: list[str]) -> str:
     """What to say of an unknown ``path``, as train says it (``sweeps.configs.expected_paths``), with a
     bare field name ('k') taken for the paths that end in it."""
-    return expected_paths(path, paths, lister="ferristor fig6 --list-paths", listed_as="lists them", bare_names=True)
+    return configs.expected_paths(path, paths, lister="ferristor fig6 --list-paths", listed_as="lists them",
+                                  bare_names=True)
 
 
 def _kind(allowed: set) -> str:
@@ -83,10 +60,7 @@ def _kind(allowed: set) -> str:
 def _typed(path: str, value: Any, where: str) -> Any:
     """``value`` in the type ``path`` declares (an int for a float field becomes a float; a list or
     comma-separated text for a tuple becomes a tuple), or a SpecError naming ``where``."""
-    cls, name = _leaf(path)
-    hint = _hints(cls)[name]
-    union = isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union
-    allowed = set(typing.get_args(hint)) if union else {hint}
+    allowed = configs.allowed_types(path, Fig6Config)
     if value is None and type(None) in allowed:
         return None
     tuples = [a for a in allowed if typing.get_origin(a) is tuple]
@@ -120,7 +94,7 @@ def parse_sets(texts, options: dict[str, str], option: str = "--set") -> dict[st
             raise SpecError(f"{option} {text!r}: {path} has its own option: use {options[path]} {raw.strip()}")
         if path in SET_BY:
             raise SpecError(f"{option} {text!r}: {path} is set by {SET_BY[path]}, not by {option}")
-        if _leaf(path) is None:
+        if configs.find_leaf(path, Fig6Config) is None:
             raise SpecError(f"{option} {text!r}: unknown config path '{path}': expected "
                             f"{expected(path, settable(options))}")
         if path in out:
@@ -132,11 +106,7 @@ def parse_sets(texts, options: dict[str, str], option: str = "--set") -> dict[st
 def apply(tree: dict, sets: dict[str, Any]) -> dict:
     """``tree`` (nested dicts of config fields) with ``sets`` written in, sections made as needed."""
     for path, value in sets.items():
-        *heads, last = path.split(".")
-        d = tree
-        for h in heads:
-            d = d.setdefault(h, {})
-        d[last] = value
+        configs.set_path(tree, path, value)
     return tree
 
 
@@ -144,11 +114,7 @@ def set_path_of(field: str, sets: dict[str, Any], bare: bool = True) -> str | No
     """The path of ``sets`` that a config's ``field`` names: the path itself, ``Class.name`` (how the
     configs name a field in their warnings) or, with ``bare``, the bare name (a config's own check,
     which knows no more), or None."""
-    for path in sets:
-        cls, name = _leaf(path)
-        if field in (path, f"{cls.__name__}.{name}") or (bare and field == name):
-            return path
-    return None
+    return next((path for path in sets if configs.field_is(field, path, Fig6Config, bare=bare)), None)
 
 
 def blame(e: ConfigError, sets: dict[str, Any]) -> str | None:
@@ -171,9 +137,8 @@ def namer(sets: dict[str, Any], option: str = "--set", fallback=None):
 def build(tree: dict, sets: dict[str, Any], option: str = "--set"):
     """A validated Fig6Config from ``tree`` with ``sets`` applied; a value of ``sets`` that a config
     refuses is named by where it was given (``--set protocol.online.k: k=0 is not allowed: …``)."""
-    from ..sweeps.configs import build as build_config
     try:
-        return build_config(apply(tree, sets), _root())
+        return configs.build(apply(tree, sets), Fig6Config)
     except ConfigError as e:
         path = blame(e, sets)
         if path is None:
