@@ -1,5 +1,6 @@
 import json
 
+import pytest
 from click.testing import CliRunner
 
 from ferristor.cli.main import cli
@@ -48,6 +49,34 @@ def test_bad_value_gives_one_clear_line():
     assert r.exit_code == 2 and "Invalid value for '--dataset': 'cifar' is not one of" in r.stderr
     r = CliRunner().invoke(cli, ["reproduce", "fig9"])
     assert r.exit_code == 2 and "Invalid value for 'FIGURE': 'fig9' is not one of 'fig5c'" in r.stderr
+
+
+@pytest.mark.parametrize("args, usage, message", [
+    (["--bogus"], "Usage: ferristor [OPTIONS] COMMAND [ARGS]...", "error: No such option '--bogus'"),
+    (["nosuch"], "Usage: ferristor [OPTIONS] COMMAND [ARGS]...", "error: No such command 'nosuch'"),
+    (["train", "--bogus"], "Usage: ferristor train [OPTIONS]", "error: No such option '--bogus'"),
+    (["train", "--dataset", "cifar"], "Usage: ferristor train [OPTIONS]", "error: Invalid value for '--dataset'"),
+    (["results"], "Usage: ferristor results [OPTIONS] SWEEP_DIR", "error: Missing argument 'SWEEP_DIR'"),
+    (["device", "memristor-icc", "--bogus"], "Usage: ferristor device memristor-icc [OPTIONS]", "error: No such option"),
+])
+def test_click_usage_errors_say_error_as_ferristor_errors_do(args, usage, message):
+    """Click's own usage errors had said 'Error: …' where every other error says 'error: …'; Click's
+    usage and hint lines stay above it."""
+    r = CliRunner().invoke(cli, args, prog_name="ferristor")
+    assert r.exit_code == 2, r.output
+    lines = r.stderr.splitlines()
+    assert lines[0] == usage and lines[1].startswith(f"Try '{usage.split()[1]} ") and lines[1].endswith(" --help' for help.")
+    assert lines[-1].startswith(message), r.stderr
+    assert not any(line.startswith("Error:") for line in lines), r.stderr
+
+
+def test_a_group_without_a_command_shows_its_help_and_a_good_command_exits_0():
+    """The standalone work done by FerristorGroup.main: help, --version, and a command's own status."""
+    r = CliRunner().invoke(cli, [], prog_name="ferristor")
+    assert r.exit_code in (0, 2) and "Usage: ferristor [OPTIONS] COMMAND" in r.output, r.output
+    assert not any(line.startswith(("error:", "Error:")) for line in r.output.splitlines()), r.output
+    assert CliRunner().invoke(cli, ["--version"]).exit_code == 0
+    assert CliRunner().invoke(cli, ["train", "--help"]).exit_code == 0
 
 
 def test_an_out_path_too_long_for_the_system_is_named_not_a_crash(tmp_path):

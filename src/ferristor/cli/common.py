@@ -1,8 +1,9 @@
 """What every ``ferristor`` command shares: how failures are reported, option types, names.
 
 Exit status: 0 done; 2 bad input or a refused run (one line, ``error: …``, naming the option as
-typed: ``--sigma -0.5``, not ``TransferConfig.sigma_levels``); 1 an unexpected error (one line and
-the path of a log file holding the traceback); 130 (128 + SIGINT) interrupted by Ctrl-C (one line:
+typed: ``--sigma -0.5``, not ``TransferConfig.sigma_levels``; Click's own usage errors, an unknown
+option or a missing argument, in the same style after Click's usage and hint lines); 1 an
+unexpected error (one line and the path of a log file holding the traceback); 130 (128 + SIGINT) interrupted by Ctrl-C (one line:
 ``interrupted``, and for a command that resumes, that rerunning it resumes); 141 (128 + SIGPIPE, as a
 shell reports any program stopped by a closed pipe) the reader of the output went away
 (``ferristor params | head -1``), with no message.
@@ -165,8 +166,49 @@ def interrupted_line(command: str | None) -> str:
     return "interrupted"
 
 
+def show_click_error(e: click.ClickException) -> None:
+    """Click's own error (a usage error: an unknown option, a missing argument, a value not among the
+    choices) in ferristor's words: Click's usage and hint lines where it has them, then ``error: …``,
+    as every other error a user sees (Click's ``Error: …`` would be the one line in another style)."""
+    ctx = getattr(e, "ctx", None)
+    if ctx is not None:
+        hint = ""
+        if ctx.command.get_help_option(ctx) is not None:
+            hint = f"Try '{ctx.command_path} {max(ctx.command.get_help_option_names(ctx), key=len)}' for help.\n"
+        click.echo(f"{ctx.get_usage()}\n{hint}", err=True, color=ctx.color)
+    click.echo(f"error: {e.format_message()}", err=True)
+
+
+# a group given no command shows its help (Click ≥ 8.2 raises it as a usage error; 8.1 exits 0 itself)
+_NO_ARGS_IS_HELP = getattr(click.exceptions, "NoArgsIsHelpError", ())
+
+
 class FerristorGroup(click.Group):
     """Runs a command and reports failures as the module doc says: never a traceback."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        """Click's main, with Click's own errors said as ferristor's are (:func:`show_click_error`),
+        with the status Click gives them (2 for a usage error): Click's standalone mode would print
+        them itself, as ``Error: …``, so it runs without it here and this does the rest of its work.
+        The one place every Click error passes, the group's own options' included (``ferristor
+        --bogus`` fails before :meth:`invoke`); ``ferristor`` (the console script) and CliRunner both
+        come through it."""
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        try:
+            # without standalone mode Click returns the command's value (None: no command returns
+            # one) or the status of a ctx.exit() (--help, --version: 0) instead of exiting
+            status = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except _NO_ARGS_IS_HELP as e:  # `ferristor device` alone: the help, not an error
+            e.show()
+            sys.exit(e.exit_code)
+        except click.ClickException as e:
+            show_click_error(e)
+            sys.exit(e.exit_code)
+        except click.exceptions.Abort:  # Ctrl-C while Click parses the command line (invoke handles it later)
+            click.echo(interrupted_line(None), err=True)
+            sys.exit(130)
+        sys.exit(status if isinstance(status, int) and not isinstance(status, bool) else 0)
 
     def invoke(self, ctx):
         numeric: set[str] = set()
