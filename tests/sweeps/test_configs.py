@@ -74,3 +74,4 @@ def test_a_path_default_follows_a_section_that_overrides_its_class_default():
     assert configs.default("pretrain.epochs", Fig6Config) == Fig6Config().pretrain.epochs
     assert configs.default("rule.k") == 100
     assert configs.find_leaf("pretrain", Fig6Config) is None and configs.find_leaf("rule.k") is not None
+    assert configs.default("layout.lsb_cells") is None  # derived by the layout, not a fixed 6

@@ -108,13 +108,17 @@ def default(path: str, root=TrainConfig):
     """The default a config path declares (read from the dataclasses; no config is built, since a
     config's defaults need not validate together), so a command's options show the config's defaults
     instead of repeating them. A section's default may override its class's (Fig6Config's pretraining
-    is a LeNet's): the walk starts at the top field's default and follows its attributes."""
-    field(path, root)  # refuses an unknown path
+    is a LeNet's): such a value wins; a value a config derives itself (layout.lsb_cells) stays the
+    declared one (None: derived)."""
+    declared = field_default(field(path, root))
     head, *rest = path.split(".")
-    value = field_default(next(f for f in dataclasses.fields(root) if f.name == head))
-    for part in rest:
-        value = getattr(value, part)
-    return value
+    if not rest:
+        return declared
+    owner = field_default(next(f for f in dataclasses.fields(root) if f.name == head))
+    for part in rest[:-1]:
+        owner = getattr(owner, part)
+    value = getattr(owner, rest[-1])
+    return value if value != getattr(type(owner)(), rest[-1]) else declared
 
 
 def field_is(field: str, path: str, root=TrainConfig, bare: bool = True) -> bool:
