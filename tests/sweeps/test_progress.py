@@ -1,6 +1,7 @@
 """What a sweep prints while it runs: without the bar (``--no-progress``) every trial event is still one
 line, on stdout as the bar's lines are; with progress off entirely (Python callers) nothing prints. A
 worker's warnings reach the driver as events and are raised there again, as its own."""
+import pickle
 import warnings
 
 from ferristor.sweeps.progress import LINES, Progress
@@ -93,16 +94,36 @@ def test_a_relayed_warning_is_shown_once_per_place_as_python_would():
     assert len(seen) == 1
 
 
+class _FiveArguments(UserWarning):
+    """A warning that pickles but does not unpickle: its __init__ wants more than its args."""
+
+    def __init__(self, a, b, c, d, why):
+        super().__init__(why)
+
+
 def test_a_warning_that_does_not_unpickle_goes_as_its_text():
-    """NoEffectWarning pickles but its __init__ takes five arguments, so unpickling it at the driver
-    failed; the relay tested only that it pickled."""
+    """NoEffectWarning had pickled but, its __init__ taking five arguments, failed to unpickle at the
+    driver; the relay tested only that it pickled."""
+    from ferristor.sweeps.worker import warnings_to
+    sent = []
+    with warnings_to(lambda kind, payload: sent.append((kind, payload))):
+        warnings.warn(_FiveArguments("a", 1, "b", 2, "why"))
+    (kind, (message, category, _, _)), = sent
+    assert kind == "warning" and category is UserWarning and "_FiveArguments" in message and "why" in message
+
+
+def test_a_no_effect_warning_is_relayed_whole():
+    """It defines __reduce__, so the driver gets the warning itself and names its settings its own way."""
     from ferristor.sweeps.worker import warnings_to
     from ferristor.transfer_learning.heads import NoEffectWarning
     sent = []
     with warnings_to(lambda kind, payload: sent.append((kind, payload))):
         warnings.warn(NoEffectWarning("a", 1, "b", 2, "why"))
     (kind, (message, category, _, _)), = sent
-    assert kind == "warning" and category is UserWarning and "NoEffectWarning" in message and "why" in message
+    assert kind == "warning" and category is NoEffectWarning
+    back = pickle.loads(pickle.dumps(message))
+    assert (back.field, back.value, back.other, back.other_value, back.message) == ("a", 1, "b", 2, "why")
+    assert back.render(lambda f: f"--{f}") == "--a 1 has no effect with --b 2: why"
 
 
 def test_dry_run_prices_no_failed_trial(monkeypatch, tmp_path):

@@ -208,6 +208,9 @@ class NoEffectWarning(FerristorWarning):
         self.other, self.other_value = other, other_value
         super().__init__(why, field=field, value=value)
 
+    def __reduce__(self):  # pickled whole (a worker relays it so), not as the base's one-argument call
+        return type(self), (self.field, self.value, self.other, self.other_value, self.message)
+
     def render(self, namer=None) -> str:
         return (f"{_as_written(self.field, self.value, namer)} has no effect with "
                 f"{_as_written(self.other, self.other_value, namer)}: {self.message}")
