@@ -39,6 +39,9 @@ def cores(monkeypatch):
                                   "its --ray-cpus allow"),
     (["--ray-address", "auto", "--workers", "1"], "error: --workers 1 and --ray-address: choose one executor"),
     (["--ray-cpus", "2"], "error: --ray-cpus 2: only with --ray (the CPUs of a Ray started here)"),
+    # in-process runs one trial at a time: --workers 3 had been taken and ignored
+    (["--in-process", "--workers", "3"], "error: --workers 3 and --in-process: choose one executor (--in-process runs "
+                                         "one trial at a time in this process; --workers 3 without it runs 3 worker processes)"),
     (["--ray-address", "auto", "--ray-cpus", "2"], "error: --ray-cpus 2: only with --ray"),
     (["--ray-address", ""], "error: --ray-address '': expected HOST:PORT"),
     (["--ray-address", "auto", "--threads", "0"], "error: --threads 0 is not allowed: expected an integer ≥ 1"),

@@ -71,9 +71,12 @@ def test_more_workers_than_cores_is_refused_as_reproduce_refuses_it(monkeypatch,
     dry = CliRunner().invoke(cli, [*args, "--workers", "3", "--dry-run", *data])  # a plan for a larger machine: said
     assert dry.exit_code == 0 and dry.output.strip().splitlines()[-1].endswith(
         "(this machine has 2 core(s): a run here refuses --workers 3)"), dry.output
-    for fine in (["--workers", "2"], ["--workers", "3", "--in-process"]):
+    for fine in (["--workers", "2"], ["--workers", "1", "--in-process"]):
         ok = CliRunner().invoke(cli, [*args, *fine, "--dry-run", *data])
         assert ok.exit_code == 0 and "refuses" not in ok.output, ok.output
+    # in-process runs one trial at a time: more workers are refused, naming both, not taken and ignored
+    _one_line_exit_2(CliRunner().invoke(cli, [*args, "--workers", "3", "--in-process", "--dry-run", *data]),
+                     "--workers 3 and --in-process: choose one executor")
     # trials that all run on a CUDA device share it as threads, more of them than the cores
     assert cli_sweep._too_many_workers(SweepSpec(base={"device": "cuda"}), 3, False) is None
     assert cli_sweep._too_many_workers(SweepSpec(grid={"device": ["cuda", "cpu"]}), 3, False) is not None

@@ -95,12 +95,16 @@ def sweep(spec_file, grids, sets, seeds, seeds_per_trial, threads, workers, in_p
 
 def _check_executor(workers: int, in_process: bool, use_ray: bool, ray_cpus: int | None, ray_address: str | None) -> None:
     """One executor, and none of the options it would ignore: Ray takes neither --workers (it runs as
-    many trials at once as it has CPUs for) nor, joining a cluster, --ray-cpus (a local Ray's)."""
+    many trials at once as it has CPUs for) nor, joining a cluster, --ray-cpus (a local Ray's), and
+    --in-process no --workers above 1 (it runs one trial at a time, whatever --workers says)."""
     from ..sweeps.spec import SpecError
     if ray_address is not None and not ray_address.strip():  # '' would otherwise mean "not given": worker processes
         raise SpecError(f"--ray-address {ray_address!r}: expected HOST:PORT (e.g. 10.0.0.1:6379), ray://HOST:PORT or auto")
     if sum((in_process, use_ray, ray_address is not None)) > 1:
         raise SpecError("--in-process, --ray and --ray-address: choose one executor")
+    if in_process and workers > 1:
+        raise SpecError(f"--workers {workers} and --in-process: choose one executor (--in-process runs one trial at a "
+                        f"time in this process; --workers {workers} without it runs {workers} worker processes)")
     if ray_cpus is not None and not use_ray:
         raise SpecError(f"--ray-cpus {ray_cpus}: only with --ray (the CPUs of a Ray started here)"
                         + ("; the cluster at --ray-address has the CPUs its nodes declare" if ray_address is not None else ""))
