@@ -163,8 +163,7 @@ def pretrain(cfg: PretrainConfig, out: str | Path | None = None, *, data: ImageS
                 evaluated = _identity(as_saved, _limited(raw, as_saved))
                 same_data = evaluated[run_folder.DATA_FINGERPRINT] == there.get(run_folder.DATA_FINGERPRINT)
                 now = evaluated if any_evaluation else identity
-            diffs = [(k, there.get(k), v) for k, v in json.loads(json.dumps(now)).items()
-                     if there.get(k) != v and not (same_data and k == run_folder.DATA_FINGERPRINT)]
+            diffs = _differences(there, now, skip=(run_folder.DATA_FINGERPRINT,) if same_data else ())
             if not diffs:
                 return PretrainResult(_load_backbone(folder / BACKBONE_FILE, remedy), saved, folder)
             raise ConfigMismatchError(run_folder.FIELD, str(folder), "a pretrained backbone", diffs,
@@ -196,8 +195,13 @@ def saved_differences(cfg: PretrainConfig, out: str | Path, remedy: str | None =
         return []
     saved = _read_results(done, remedy).get("identity", {})
     skip = EVALUATION_ONLY if any_evaluation and _evaluated_otherwise(saved, cfg) else ()
-    return [(k, saved.get(k), v) for k, v in json.loads(json.dumps(cfg.identity())).items()
-            if saved.get(k) != v and k not in skip]
+    return _differences(saved, cfg.identity(), skip)
+
+
+def _differences(there: dict, now: dict, skip=()) -> list[tuple]:
+    """(name, there, now) for each setting of ``now`` (compared as JSON reads it back) that ``there``,
+    a saved identity, holds otherwise, but those of ``skip``."""
+    return [(k, there.get(k), v) for k, v in json.loads(json.dumps(now)).items() if there.get(k) != v and k not in skip]
 
 
 def _read_results(path: Path, remedy: str | None) -> dict:
