@@ -321,3 +321,20 @@ def test_the_heads_rerun_with_another_seed_on_the_same_backbone(fig6_args):
     r = _run(args + ["--pretrain-seed", "3"])
     assert r.exit_code == 2 and "differing in --pretrain-seed (0 there, 3 now)" in r.stderr
     assert "keep it with" not in r.stderr
+
+
+def test_a_pair_read_back_at_another_thread_count_says_so(fig6_args):
+    """torch's kernels sum in another order at another thread count, so a pair's offline heads computed
+    on 1 thread need not equal those of 2: reading it back is right (where a run executes is not its
+    identity) but is said."""
+    args, out, pair = fig6_args
+    assert _run(args).exit_code == 0
+    path = out / "pairs" / f"{slug(pair)}.json"
+    saved = json.loads(path.read_text())
+    assert saved["threads"] == torch.get_num_threads()
+    r = _run(args)
+    assert "done before" in r.output and "thread(s)" not in r.output
+    path.write_text(json.dumps({**saved, "threads": saved["threads"] + 1}))
+    r = _run(args)
+    assert r.exit_code == 0 and "done before" in r.output
+    assert f"(computed on {saved['threads'] + 1} thread(s), this run has {torch.get_num_threads()}" in r.output

@@ -167,6 +167,7 @@ def run_pair(pair: str, cfg: Fig6Config, out: Path, data_dir: str | None, progre
                                  [h["wall_seconds"] for h in pre_hist], "implementation": pre.results["implementation"],
                              "levels_used": pre.results["levels_used"]},
                 "features": {"cache_hit": info["hit"], "seconds": t_features},
+                "threads": torch.get_num_threads(),  # the offline heads' bits depend on it (_threads_note)
                 "seconds": time.perf_counter() - t0, "versions": versions()})
     return res
 
@@ -186,7 +187,7 @@ def reproduce_fig6(cfg: Fig6Config, out: str | Path, *, data_dir: str | None = N
             if path.exists():
                 saved = _read_pair(path)
                 if saved is not None and _comparable(saved.get("identity")) == _comparable(ident):
-                    log(f"{pair}: done before, read from {path}")
+                    log(f"{pair}: done before, read from {path}{_threads_note(saved)}")
                     results[pair] = saved
                     continue
             todo[pair] = path
@@ -206,6 +207,18 @@ def reproduce_fig6(cfg: Fig6Config, out: str | Path, *, data_dir: str | None = N
         except ImportError:
             log("matplotlib is not installed: no plot (pip install 'ferristor[plot]')")
     return results
+
+
+def _threads_note(saved: dict) -> str:
+    """Where a finished pair ran on another thread count: what torch computes in it (the features, the
+    offline heads) sums in another order at another count, as pretraining does, so computing it here
+    could differ in the last bits. Read back all the same, as where a run executes is not its
+    identity; said, not silent."""
+    there, now = saved.get("threads"), torch.get_num_threads()
+    if not isinstance(there, int) or there == now:
+        return ""
+    return (f" (computed on {there} thread(s), this run has {now}: torch's kernels in it, features and offline heads, "
+            f"could differ in their last bits here; --fresh recomputes it)")
 
 
 def _comparable(identity):
