@@ -412,3 +412,14 @@ def test_counts_of_one_are_singular(small_run, tmp_path):
     assert next(f for f in figs if f.id.endswith("-accuracy")).note == "1 seed."
     two, _ = build_report([str(small_run)])
     assert "over the 2 chips" in two and "the worst of 2 chips" in two
+
+
+def test_a_folder_without_results_is_looked_at_once(tmp_path, monkeypatch):
+    """resolve had asked _other_output twice for a path holding no run (once to search, once to say why)."""
+    import ferristor.report.inputs as inputs
+    asked, real = [], inputs._other_output
+    monkeypatch.setattr(inputs, "_other_output", lambda folder: asked.append(folder) or real(folder))
+    (tmp_path / "x" / "sub").mkdir(parents=True)
+    with pytest.raises(DataError, match="holds no results.json and no sweep"):
+        resolve([str(tmp_path / "x")])
+    assert asked.count(tmp_path / "x") == 1, asked

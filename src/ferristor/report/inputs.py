@@ -54,9 +54,10 @@ def _other_output(folder: Path) -> str | None:
 
 def _unread(folder: Path) -> str | None:
     """Why ``folder``, holding neither a run nor a sweep, is left out, when it is recognisably something."""
-    other = _other_output(folder)
-    if other is not None:
-        return other
+    return _other_output(folder) or _unfinished(folder)
+
+
+def _unfinished(folder: Path) -> str | None:
     # a run still going, or stopped before it finished; a lock over subfolders is a driver's (reproduce's OUT)
     if (folder / run_folder.CHECKPOINT).exists() or ((folder / run_folder.LOCK).exists()
                                                      and not any(c.is_dir() for c in folder.iterdir())):
@@ -116,11 +117,12 @@ def resolve(paths: list[str], arg: str = "PATH", skipped: list[str] | None = Non
         else:
             # another command's output first (a fig6 folder holds pretrainings); a lock or checkpoint
             # last: reproduce's OUT holds its sweeps beside the .lock of the command that wrote them
-            found, left = ([], []) if _other_output(p) else _inside(p)
+            other = _other_output(p)  # once, for the search and the error both
+            found, left = ([], []) if other else _inside(p)
             given = False
             if not found and not left:
-                why = _unread(p) or (f"holds no results.json and no sweep (sweep.sqlite or trials/), nor do the "
-                                     f"folders in it, down to {RUN_DEPTH} levels")
+                why = other or _unfinished(p) or (f"holds no results.json and no sweep (sweep.sqlite or trials/), "
+                                                  f"nor do the folders in it, down to {RUN_DEPTH} levels")
                 raise DataError(f"{arg} '{typed}': {why}; {command} reads {ACCEPTED}")
         read = 0
         for k, path in found:
