@@ -77,7 +77,8 @@ def test_several_runs_are_compared(small_run, tmp_path):
     (lambda p: None, "no such file or folder"),
     (lambda p: p.mkdir(), "holds no results.json and no sweep"),
     (lambda p: (p.mkdir(), (p / "results.json").write_text('{"config": {')), "cannot read it as JSON"),
-    (lambda p: (p.mkdir(), (p / "results.json").write_text('{"hello": 1}')), "not a ferristor results file"),
+    (lambda p: (p.mkdir(), (p / "results.json").write_text('{"hello": 1}')), "'config' is missing, expected an object"),
+    (lambda p: (p.mkdir(), (p / "results.json").write_text('[1]')), r"not a ferristor results file: it holds \[1\]"),
     (lambda p: (p.mkdir(), (p / "checkpoint.pt").write_bytes(b"")), r"unfinished \(no results.json\)"),
 ])
 def test_bad_paths_are_clear_errors(tmp_path, make, message):
@@ -168,7 +169,7 @@ def _with_histograms(res):
 
 # Every timing and ledger number FIELDS lets be null, i.e. that a strict writer may have stored as null
 # (nan, or an infinite margin); taken from FIELDS, so a number added there is tested here too.
-NULLABLE_NUMBERS = [path for path, (what, test) in FIELDS if path.startswith(("timing.", "ledger.")) and
+NULLABLE_NUMBERS = [path for path, (what, test, _) in FIELDS if path.startswith(("timing.", "ledger.")) and
                     what.startswith("a number") and test(None)]
 
 

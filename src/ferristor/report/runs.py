@@ -11,6 +11,7 @@ import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable, NamedTuple
 
 from ..circuit.ledger import LedgerConfig
 from ..errors import DataError
@@ -146,18 +147,30 @@ def _is_number(v) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
-def or_null(kind: tuple) -> tuple:
-    what, test = kind
-    return f"{what} or null", lambda v: v is None or test(v)
+class Kind(NamedTuple):
+    """What a field must be: ``what`` says it in a message, ``test`` checks a value; a ``required``
+    field must be there (any other may be absent: older engines wrote fewer)."""
+    what: str
+    test: Callable[[object], bool]
+    required: bool = False
 
 
-OBJECT, LIST, TEXT = ("an object", lambda v: isinstance(v, dict)), ("a list", lambda v: isinstance(v, list)), \
-    ("text", lambda v: isinstance(v, str))
-NUMBER = or_null(("a number", _is_number))  # null: how a strict writer stores nan or inf
-AMOUNT = ("a number ≥ 0", lambda v: _is_number(v) and v >= 0)
-COUNT = ("a whole number ≥ 0", lambda v: _is_number(v) and v >= 0 and float(v).is_integer())
-ACCURACY = or_null(("an accuracy from 0 to 1", lambda v: _is_number(v) and 0 <= v <= 1))
-SEED = ("a seed (a whole number)", lambda v: _is_number(v) and float(v).is_integer())
+def or_null(kind: Kind) -> Kind:
+    return Kind(f"{kind.what} or null", lambda v: v is None or kind.test(v))
+
+
+def required(kind: Kind) -> Kind:
+    return kind._replace(required=True)
+
+
+OBJECT, LIST, TEXT = Kind("an object", lambda v: isinstance(v, dict)), Kind("a list", lambda v: isinstance(v, list)), \
+    Kind("text", lambda v: isinstance(v, str))
+NON_EMPTY_LIST = Kind("a non-empty list", lambda v: isinstance(v, list) and len(v) > 0)
+NUMBER = or_null(Kind("a number", _is_number))  # null: how a strict writer stores nan or inf
+AMOUNT = Kind("a number ≥ 0", lambda v: _is_number(v) and v >= 0)
+COUNT = Kind("a whole number ≥ 0", lambda v: _is_number(v) and v >= 0 and float(v).is_integer())
+ACCURACY = or_null(Kind("an accuracy from 0 to 1", lambda v: _is_number(v) and 0 <= v <= 1))
+SEED = Kind("a seed (a whole number)", lambda v: _is_number(v) and float(v).is_integer())
 _LAYER = [("weights", COUNT), *((f, OBJECT) for f in ("fecap_ops", "memristor_ops", "energy_nJ", "endurance")),
           *((f, NUMBER) for f in ("transfers", "fecap_ops.mean", "fecap_ops.worst", "fecap_ops.mean_sign_msb_cell",
                                   "memristor_ops.mean", "memristor_ops.worst", "energy_nJ.fecap_total",
@@ -168,8 +181,8 @@ _HISTOGRAM = [("histogram", or_null(OBJECT)), *((f"histogram.{d}{f}", k) for d i
 
 # (field, what it must be) for every field the report reads: "*" stands for each item of a list; a
 # field is only looked for inside a parent of the right type, so parents come first.
-FIELDS: list[tuple[str, tuple]] = [
-    ("final_test_accuracy", LIST), ("final_test_accuracy.*", ACCURACY), ("seeds", or_null(LIST)), ("seeds.*", SEED),
+FIELDS: list[tuple[str, Kind]] = [
+    ("config", required(OBJECT)), ("final_test_accuracy", required(NON_EMPTY_LIST)), ("final_test_accuracy.*", ACCURACY), ("seeds", or_null(LIST)), ("seeds.*", SEED),
     ("samples_per_replica", or_null(COUNT)),
     ("history", or_null(LIST)), ("history.*", OBJECT), ("history.*.epoch", NUMBER), ("history.*.step", or_null(COUNT)),
     ("history.*.test_accuracy", LIST), ("history.*.test_accuracy.*", ACCURACY),
@@ -178,14 +191,14 @@ FIELDS: list[tuple[str, tuple]] = [
     *((f"ledger.*.layers.*.{f}", k) for f, k in _LAYER + _HISTOGRAM), *((f"ledger.*.network.{f}", k) for f, k in _LAYER),
     ("timing", or_null(OBJECT)), *((f"timing.{f}", NUMBER) for f in ("train_seconds", "compile_seconds", "sample_replicas_per_second")),
     ("versions", or_null(OBJECT)),
-    ("config.dataset", TEXT), ("config.mode", TEXT), ("config.epochs", ("a number", _is_number)),
-    ("config.batch", ("a whole number ≥ 1", lambda v: COUNT[1](v) and v >= 1)), ("config.test_limit", or_null(COUNT)),
+    ("config.dataset", TEXT), ("config.mode", TEXT), ("config.epochs", Kind("a number", _is_number)),
+    ("config.batch", Kind("a whole number ≥ 1", lambda v: COUNT.test(v) and v >= 1)), ("config.test_limit", or_null(COUNT)),
     ("config.seeds", LIST), ("config.seeds.*", SEED),
-    ("config.rule", OBJECT), ("config.rule.k", or_null(("a number > 0", lambda v: _is_number(v) and v > 0))),
+    ("config.rule", OBJECT), ("config.rule.k", or_null(Kind("a number > 0", lambda v: _is_number(v) and v > 0))),
     ("config.rule.p", NUMBER), ("config.rule.lr", NUMBER),
     ("config.network", OBJECT), ("config.network.sizes", LIST), ("config.network.sizes.*", COUNT),
     ("config.network.output", or_null(TEXT)), ("config.network.norm", or_null(TEXT)),
-    ("config.ledger", OBJECT), ("config.ledger.transfer_writes_unchanged", ("true or false", lambda v: isinstance(v, bool))),
+    ("config.ledger", OBJECT), ("config.ledger.transfer_writes_unchanged", Kind("true or false", lambda v: isinstance(v, bool))),
     *((f"config.ledger.{f}", AMOUNT) for f in ("fecap_endurance_cycles", "memristor_endurance_cycles", "ops_per_cycle",
                                                "fecap_ops_initial_write", "fecap_ops_per_transfer", "memristor_ops_per_transfer")),
 ]
@@ -209,23 +222,56 @@ def _shown(v) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
-def field_problem(data: dict, fields: list[tuple[str, tuple]]) -> str | None:
-    """What is wrong with the first of ``fields`` in ``data`` that is not what it must be; None: nothing."""
-    for path, (what, test) in fields:
+def fields_of(*paths: str) -> list[tuple[str, Kind]]:
+    """The entries of FIELDS at ``paths``, below them and above them (a parent is checked first):
+    what a reader of only those fields checks (compare), with the report's own rules."""
+    unknown = [p for p in paths if p not in dict(FIELDS)]
+    if unknown:
+        raise KeyError(f"not in FIELDS: {unknown}")
+    return [(f, k) for f, k in FIELDS if any(f == p or f.startswith(p + ".") or p.startswith(f + ".") for p in paths)]
+
+
+def field_problem(data: dict, fields: list[tuple[str, Kind]]) -> str | None:
+    """What is wrong with the first of ``fields`` in ``data`` that is missing though required, or not
+    what it must be; None: nothing."""
+    for path, kind in fields:
+        *parent, last = path.split(".")
+        for name, d in _found(data, parent) if kind.required else ():
+            if isinstance(d, dict) and last not in d:
+                return f"'{f'{name}.{last}' if name else last}' is missing, expected {kind.what}"
         for name, value in _found(data, path.split(".")):
-            if not test(value):
-                return f"'{name}' is {_shown(value)}, expected {what}"
+            if not kind.test(value):
+                return f"'{name}' is {_shown(value)}, expected {kind.what}"
     return None
 
 
-def check_fields(data: dict, file: Path) -> None:
-    """A DataError naming ``file`` and the first field the report reads that is not what it must be."""
-    problem = field_problem(data, FIELDS)
+def results_problem(data, file: Path, fields: list[tuple[str, Kind]] = FIELDS) -> str | None:
+    """The one-line message (the file, the field, what it must be) for the first of ``fields`` that
+    ``data``, read from ``file``, gets wrong; None: nothing. report and compare both check with it."""
+    if not isinstance(data, dict):
+        return f"{file}: not a ferristor results file: it holds {_shown(data)}, expected an object"
+    problem = field_problem(data, fields)
+    return None if problem is None else f"{file}: {problem}"
+
+
+def load_results(file: Path, fields: list[tuple[str, Kind]] = FIELDS) -> dict:
+    """``file`` read and checked against ``fields``: a DataError saying what is wrong, in one line.
+    FileNotFoundError passes (the callers name a missing file each their way)."""
+    try:
+        data = read_json(file)
+    except FileNotFoundError:
+        raise
+    except (OSError, UnicodeDecodeError, ValueError) as e:
+        raise DataError(f"{file}: cannot read it as JSON ({e})") from None
+    problem = results_problem(data, file, fields)
     if problem is not None:
-        raise DataError(f"{file}: {problem}")
+        raise DataError(problem)
+    return data
+
+
+def check_seeds(data: dict, file: Path) -> None:
+    """A DataError where a list of ``data`` (checked against FIELDS) holds not one entry per seed."""
     n = len(data["final_test_accuracy"])
-    if not n:
-        raise DataError(f"{file}: 'final_test_accuracy' is [], expected one accuracy per seed")
     # one value per seed (chip) everywhere: a longer or shorter list would shift the page's columns
     seeds = ("seeds", data["seeds"]) if data.get("seeds") is not None else ("config.seeds", data["config"].get("seeds"))
     for name, values in [seeds, ("ledger", data.get("ledger") or None),
@@ -240,14 +286,10 @@ def read_run(path: str | Path, name: str | None = None) -> Run:
     path = Path(path)
     file = path / "results.json" if path.is_dir() else path
     try:
-        data = read_json(file)
+        data = load_results(file)
     except FileNotFoundError:
         raise DataError(f"{path}: no results.json (is the run finished?)") from None
-    except (OSError, UnicodeDecodeError, ValueError) as e:
-        raise DataError(f"{file}: cannot read it as JSON ({e})") from None
-    if not isinstance(data, dict) or not isinstance(data.get("config"), dict) or "final_test_accuracy" not in data:
-        raise DataError(f"{file}: not a ferristor results file (needs 'config' and 'final_test_accuracy')")
-    check_fields(data, file)
+    check_seeds(data, file)
     history = [Evaluation(_num(h.get("epoch")), h.get("step"), _percent(h.get("test_accuracy", [])))
                for h in data.get("history") or []]
     replicas = [r for r in data.get("ledger") or [] if r.get("layers")]
