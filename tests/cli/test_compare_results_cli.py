@@ -60,3 +60,46 @@ def test_results_refuses_an_accuracy_in_percent(tmp_path, condition, fraction):
 def test_results_accepts_a_fraction_and_other_columns(tmp_path, condition):
     r = CliRunner().invoke(cli, ["results", str(_sweep(tmp_path / "sw")), "--where", condition])
     assert r.exit_code == 0, r.output
+
+
+def _edited(folder, edit):
+    """A run folder whose results.json is a valid one edited by hand: ``edit`` changes the dict, or is the text."""
+    folder.mkdir()
+    data = {"config": to_dict(task_config("ecg", "hm")), "final_test_accuracy": [0.9, 0.8]}
+    if not isinstance(edit, str):
+        edit(data)
+    (folder / "results.json").write_text(edit if isinstance(edit, str) else json.dumps(data))
+    return folder
+
+
+def _network(**fields):
+    return lambda d: d.update(ledger=[{"network": fields}] * 2)
+
+
+@pytest.mark.parametrize("edit, said", [
+    ("{not json", "cannot read it as JSON ("),
+    ("[]", "not a ferristor results file: it holds [], expected an object"),
+    (lambda d: d.pop("config"), "'config' is missing, expected an object"),
+    (lambda d: d.pop("final_test_accuracy"), "'final_test_accuracy' is missing, expected a non-empty list"),
+    (lambda d: d.update(final_test_accuracy=[]), "'final_test_accuracy' is [], expected a non-empty list"),
+    (lambda d: d.update(final_test_accuracy=[91.2, 90.1]), "'final_test_accuracy[0]' is 91.2, expected an accuracy from 0 to 1"),
+    (lambda d: d.update(final_test_accuracy=[0.9, "x"]), "'final_test_accuracy[1]' is \"x\", expected an accuracy"),
+    (lambda d: d["config"].update(rule=None), "'config.rule' is null, expected an object"),
+    (lambda d: d["config"].update(epochs="ten"), "'config.epochs' is \"ten\", expected a number"),
+    (lambda d: d.update(ledger={"network": {}}), "'ledger' is {\"network\": {}}, expected a list or null"),
+    (_network(energy_nJ=[38.4]), "'ledger[0].network.energy_nJ' is [38.4], expected an object"),
+    (_network(energy_nJ={"per_device": "lots"}), "'ledger[0].network.energy_nJ.per_device' is \"lots\", expected a number or null"),
+    (_network(endurance={"memristor_margin": "big"}), "'ledger[0].network.endurance.memristor_margin' is \"big\", expected a number"),
+])
+def test_compare_and_report_refuse_a_hand_edited_results_file_alike(tmp_path, edit, said):
+    """compare had its own checks ('is not a list of numbers'), report FIELDS': one check now, one message
+    naming the file, the field and what it may be, in one line, never a traceback."""
+    run = _edited(tmp_path / "run", edit)
+    lines = []
+    for command in ("compare", "report"):
+        r = CliRunner().invoke(cli, [command, str(run)])
+        assert r.exit_code == 2 and "Traceback" not in r.output, r.output
+        assert r.stdout == "" and r.stderr.count("\n") == 1, r.output
+        lines.append(r.stderr.strip())
+    assert lines[0] == lines[1], lines
+    assert lines[0].startswith(f"error: {run / 'results.json'}: ") and said in lines[0], lines[0]

@@ -35,7 +35,7 @@ def test_corrupt_results_is_a_clear_error(tmp_path):
     with pytest.raises(DataError, match="bad/results.json"):
         load_runs([tmp_path / "bad"])
     r = CliRunner().invoke(cli, ["compare", str(tmp_path / "bad")])
-    assert r.exit_code == 2 and "cannot read results" in r.output
+    assert r.exit_code == 2 and "bad/results.json: cannot read it as JSON (" in r.output
 
 
 def test_one_seed_has_no_spread_to_show(tmp_path):
@@ -76,3 +76,47 @@ def test_an_fp_runs_empty_ledger_has_no_device_cells():
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # np.mean of nothing had warned of numeric trouble
         assert device_cells({"ledger": []}) is None and device_cells({}) is None
+
+
+def _with(folder, acc, ledger=None, text=None):
+    _write(folder, acc)
+    data = json.loads((folder / "results.json").read_text())
+    if ledger is not None:
+        data["ledger"] = ledger
+    (folder / "results.json").write_text(text(json.dumps(data)) if text else json.dumps(data))
+
+
+def _net(energy, ops, fecap_margin, memristor_margin):
+    return {"network": {"energy_nJ": {"per_device": energy}, "memristor_ops": {"mean": ops},
+                        "endurance": {"fecap_margin": fecap_margin, "memristor_margin": memristor_margin}}}
+
+
+def test_null_values_are_shown_as_not_recorded(tmp_path):
+    """null, which report's FIELDS allow (a strict writer's nan), is n/a in the table, never a crash or 'nan'.
+    A null margin is read back as infinite (results.read_json: a device never written), as report shows it;
+    a NaN one (an older writer's literal) is not recorded: n/a, as report's worst margin is."""
+    _with(tmp_path / "some", [0.9, None, 0.8], [_net(30.0, None, None, 75.2), _net(None, None, 40.0, 16.5),
+                                                 _net(36.0, None, 50.0, 17.0)])
+    _with(tmp_path / "none", [None], [_net(None, 12000.0, 75.2, 1.0)], text=lambda t: t.replace("1.0}", "NaN}"))
+    table = compare_table(load_runs([tmp_path / "some", tmp_path / "none"])[0]).splitlines()
+    # statistics over the seeds that record one; device means over the replicas that record one
+    assert table[2].endswith("| 2 of 3 | 85.00 ± 7.07 | 5.00 | 85.00 | 80.00 | 90.00 | 33 nJ | n/a | 40× · 16.5× |")
+    assert table[3].endswith("| 0 of 1 | n/a | n/a | n/a | n/a | n/a | n/a | 12,000 | 75.2× · n/a |")
+    _with(tmp_path / "never", [0.9], [_net(30.0, 0.0, None, None)])
+    assert compare_table(load_runs([tmp_path / "never"])[0]).splitlines()[2].endswith("| ∞× (no writes) · ∞× (no writes) |")
+
+
+def test_compare_checks_only_the_fields_it_reads(tmp_path):
+    """A field the table never reads (history) does not stop compare; report, which draws it, refuses it."""
+    from ferristor.experiments.compare import COMPARED
+    from ferristor.report.runs import fields_of
+    _write(tmp_path / "a", [0.9])
+    data = json.loads((tmp_path / "a" / "results.json").read_text())
+    data["history"] = "lost"
+    (tmp_path / "a" / "results.json").write_text(json.dumps(data))
+    assert load_runs([tmp_path / "a"])[0][0][1]["history"] == "lost"
+    checked = [path for path, _ in fields_of(*COMPARED)]
+    assert {"config", "config.rule", "final_test_accuracy.*", "ledger", "ledger.*", "ledger.*.network",
+            "ledger.*.network.endurance"} <= set(checked) and "history" not in checked
+    with pytest.raises(KeyError, match="ledger.network"):
+        fields_of("ledger.network")  # a path FIELDS lacks would check nothing: refused

@@ -11,10 +11,9 @@ from pathlib import Path
 import numpy as np
 
 from ..config_base import flatten
-from ..errors import DataError
+from ..report.markup import NA, known, mean_std, worst
 from .config import LOCAL_FIELDS
-from .results import read_json
-from .summary import margin_text, worst_margins
+from .summary import margin_text
 
 _IGNORED = {*LOCAL_FIELDS, "seeds", "eval_every", "test_limit"}
 
@@ -25,10 +24,19 @@ def _flatten(d: dict) -> dict:
             if k.rsplit(".", 1)[-1] not in _IGNORED}
 
 
+# What the table reads; checked by the report's own rules (report.runs.FIELDS), so both commands
+# refuse the same hand-edited file with the same message.
+COMPARED = ("config", "final_test_accuracy", "ledger.*.network.energy_nJ.per_device", "ledger.*.network.memristor_ops.mean",
+            "ledger.*.network.endurance.fecap_margin", "ledger.*.network.endurance.memristor_margin")
+
+
 def load_runs(paths: list[str | Path]) -> tuple[list[tuple[str, dict]], list[Path]]:
     """(name, results) for each folder (or results.json) given, and the folders without results yet
-    (runs still going); an unreadable or corrupt results file is a DataError."""
+    (runs still going); an unreadable results file, or one with a field the table reads that is not
+    what it must be, is a DataError naming the file and the field."""
     from ..report.inputs import run_names
+    from ..report.runs import fields_of, load_results
+    fields = fields_of(*COMPARED)
     runs, unfinished = [], []
     names = run_names([Path(p) for p in paths])  # folder names, or longer where two clash (mnist/hm, ecg/hm)
     for p in map(Path, paths):
@@ -37,28 +45,10 @@ def load_runs(paths: list[str | Path]) -> tuple[list[tuple[str, dict]], list[Pat
             unfinished.append(p)
             continue
         try:
-            results = read_json(f)
-        except (OSError, ValueError) as e:
-            raise DataError(f"cannot read results from {f}: {e}") from e
-        problem = _results_problem(results)
-        if problem:
-            raise DataError(f"{f} is not a ferristor results file: {problem}")
-        runs.append((names[p], results))
+            runs.append((names[p], load_results(f, fields)))
+        except FileNotFoundError:  # gone since listed
+            unfinished.append(p)
     return runs, unfinished
-
-
-def _results_problem(results) -> str | None:
-    """What makes ``results`` unusable for the table, or None."""
-    if not isinstance(results, dict):
-        return f"it holds a {type(results).__name__}, not an object"
-    if not isinstance(results.get("config"), dict):
-        return "it has no 'config' object"
-    acc = results.get("final_test_accuracy")
-    if not isinstance(acc, list) or not acc or not all(isinstance(a, (int, float)) and not isinstance(a, bool) for a in acc):
-        return "its 'final_test_accuracy' is not a list of numbers"
-    if not all(0 <= a <= 1 for a in acc):  # percent, say: the table would read 9065 % (the report refuses it too)
-        return "its 'final_test_accuracy' holds values outside 0–1 (accuracies are stored as fractions)"
-    return None
 
 
 def differing_fields(configs: list[dict]) -> list[str]:
@@ -79,12 +69,10 @@ def compare_table(runs: list[tuple[str, dict]]) -> str:
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for name, r in runs:
         flat = _flatten(r["config"])
-        a = 100 * np.asarray(r["final_test_accuracy"], dtype=float)
-        # one seed has no spread: n/a, not a 0.00 that reads as a measured one
-        std = f"{a.std(ddof=1):.2f}" if a.size > 1 else "n/a"
-        sem = f"{a.std(ddof=1) / np.sqrt(a.size):.2f}" if a.size > 1 else "n/a"
-        cells = [name, *(str(flat.get(f, "–")) for f in fields), str(a.size), f"{a.mean():.2f} ± {std}",
-                 sem, f"{np.median(a):.2f}", f"{a.min():.2f}", f"{a.max():.2f}"]
+        acc = r["final_test_accuracy"]
+        a = 100 * np.asarray([v for v in acc if v is not None], dtype=float)  # null: a seed that recorded none
+        seeds = str(len(acc)) if a.size == len(acc) else f"{a.size} of {len(acc)}"
+        cells = [name, *(str(flat.get(f, "–")) for f in fields), seeds, *_statistics(a)]
         cells += (device_cells(r) or ["–"] * 3) if devices else []
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
@@ -99,9 +87,21 @@ def device_cells(results: dict) -> list[str] | None:
         return None
     try:
         nets = [rep["network"] for rep in ledgers]
-        energy = float(np.mean([n["energy_nJ"]["per_device"] for n in nets]))
-        mem_ops = float(np.mean([n["memristor_ops"]["mean"] for n in nets]))
-        fe_margin, mem_margin = worst_margins(nets)
+        # as the report: a mean over the replicas that record a value, a worst margin n/a where any is
+        energy = mean_std([n["energy_nJ"]["per_device"] for n in nets])[0]
+        mem_ops = mean_std([n["memristor_ops"]["mean"] for n in nets])[0]
+        margins = [worst([n["endurance"][f"{kind}_margin"] for n in nets], pick=min) for kind in ("fecap", "memristor")]
     except (TypeError, KeyError, ValueError):
         return None
-    return [f"{energy:.3g} nJ", f"{mem_ops:,.0f}", f"{margin_text(fe_margin)} · {margin_text(mem_margin)}"]
+    return [f"{energy:.3g} nJ" if known(energy) else NA, f"{mem_ops:,.0f}" if known(mem_ops) else NA,
+            " · ".join(margin_text(m) if known(m) else NA for m in margins)]
+
+
+def _statistics(a: np.ndarray) -> list[str]:
+    """mean ± std, s.e.m., median, min, max of accuracies (%); n/a where none is recorded."""
+    if not a.size:
+        return [NA] * 5
+    # one seed has no spread: n/a, not a 0.00 that reads as a measured one
+    std = f"{a.std(ddof=1):.2f}" if a.size > 1 else NA
+    sem = f"{a.std(ddof=1) / np.sqrt(a.size):.2f}" if a.size > 1 else NA
+    return [f"{a.mean():.2f} ± {std}", sem, f"{np.median(a):.2f}", f"{a.min():.2f}", f"{a.max():.2f}"]
