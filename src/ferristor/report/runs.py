@@ -182,7 +182,8 @@ _HISTOGRAM = [("histogram", or_null(OBJECT)), *((f"histogram.{d}{f}", k) for d i
 # (field, what it must be) for every field the report reads: "*" stands for each item of a list; a
 # field is only looked for inside a parent of the right type, so parents come first.
 FIELDS: list[tuple[str, Kind]] = [
-    ("config", required(OBJECT)), ("final_test_accuracy", required(NON_EMPTY_LIST)), ("final_test_accuracy.*", ACCURACY), ("seeds", or_null(LIST)), ("seeds.*", SEED),
+    ("config", required(OBJECT)), ("final_test_accuracy", required(NON_EMPTY_LIST)), ("final_test_accuracy.*", ACCURACY),
+    ("seeds", or_null(LIST)), ("seeds.*", SEED),
     ("samples_per_replica", or_null(COUNT)),
     ("history", or_null(LIST)), ("history.*", OBJECT), ("history.*.epoch", NUMBER), ("history.*.step", or_null(COUNT)),
     ("history.*.test_accuracy", LIST), ("history.*.test_accuracy.*", ACCURACY),
