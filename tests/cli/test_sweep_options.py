@@ -170,3 +170,59 @@ def test_results_output_that_would_not_hold_what_its_name_says_is_refused(args, 
 def test_results_parquet_without_a_file_is_refused(empty_sweep):
     _one_error_line(CliRunner().invoke(cli, ["results", str(empty_sweep), "--format", "parquet"]),
                     "error: --format parquet: give a file with --output")
+
+
+POINTS = """seeds = "0-1"
+[base]
+mode = "hm"
+epochs = 0.01
+test_limit = 200
+[[points]]
+"rule.k" = 10
+threads = 4
+[[points]]
+"rule.k" = 100
+threads = 8
+"""
+
+
+def test_a_threads_grid_or_point_is_bounded_as_threads_is(tmp_path, mnist_data_dir, cores):
+    """A grid's or a point's threads had been refused beyond this machine's cores with --ray-address
+    too, where --threads is CPUs of a cluster node: they follow --threads' rule now."""
+    cores(2)
+    for where in ([], ["--ray"]):  # trials run here
+        _one_error_line(_invoke([*SPEC, "--grid", "threads=2,4", *where, "--dry-run"], tmp_path, mnist_data_dir),
+                        "error: --grid threads=4: threads=4 is not allowed: expected a value in [1, 2]")
+    r = _invoke([*SPEC, "--grid", "threads=4,8", "--ray-address", "auto", "--dry-run"], tmp_path, mnist_data_dir)
+    assert r.exit_code == 0, r.output
+    _one_error_line(_invoke([*SPEC, "--grid", "threads=4,0", "--ray-address", "auto", "--dry-run"], tmp_path, mnist_data_dir),
+                    "error: --grid threads=0: threads=0 is not allowed: expected an integer ≥ 1 (CPUs of a node")
+    spec = tmp_path / "points.toml"
+    spec.write_text(POINTS)
+    here = CliRunner().invoke(cli, ["sweep", str(spec), "--dry-run", "--out", str(tmp_path / "p"),
+                                    *(["--data-dir", mnist_data_dir] if mnist_data_dir else [])])
+    assert here.exit_code == 2 and "threads=4 is not allowed: expected a value in [1, 2]" in here.output, here.output
+    r = CliRunner().invoke(cli, ["sweep", str(spec), "--ray-address", "auto", "--dry-run", "--out", str(tmp_path / "p"),
+                                 *(["--data-dir", mnist_data_dir] if mnist_data_dir else [])])
+    assert r.exit_code == 0, r.output
+    lines = r.output.strip().splitlines()
+    assert "rule.k=10" in lines[1] and "threads=4" in lines[1] and "rule.k=100" in lines[2] and "threads=8" in lines[2]
+    assert lines[-1].endswith("8 CPU(s) each; fewer free CPUs take longer)"), r.output
+
+
+def test_each_trial_on_a_ray_cluster_gets_its_own_threads(tmp_path, mnist, cores):
+    """What a task asks of Ray (num_cpus = the trial's threads) is its point's, and the spec the store
+    records holds the threads as given."""
+    from ferristor.cli.sweep import _node_threads, _set_node_threads
+    from ferristor.sweeps import spec as sp
+    from ferristor.sweeps.run import plan
+    cores(2)
+    (tmp_path / "points.toml").write_text(POINTS)
+    spec = sp.build_spec(tmp_path / "points.toml", grids=("rule.p=0.1,0.2",), check_values=False)
+    taken = _node_threads(spec)
+    sp.check(spec)
+    p = plan(spec, tmp_path / "o", given={"mnist": mnist})
+    _set_node_threads(spec, p, taken)
+    assert [(t.params["rule.k"], t.params["rule.p"], t.params["threads"], t.config["threads"])
+            for t in p.trials] == [(10, 0.1, 4, 4), (10, 0.2, 4, 4), (100, 0.1, 8, 8), (100, 0.2, 8, 8)]
+    assert [pt["threads"] for pt in sp.describe(spec)["points"]] == [4, 8]

@@ -1,6 +1,8 @@
 """``ferristor sweep [SPEC] [--grid PATH=V1,V2 ...]`` and ``ferristor results SWEEP``."""
 from __future__ import annotations
 
+import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import click
@@ -69,7 +71,7 @@ def sweep(spec_file, grids, sets, seeds, seeds_per_trial, threads, workers, in_p
         p = plan(spec, Path(out), data_dir)
         if on_cluster:
             _set_node_threads(spec, p, node_threads)
-        at_once, note = _at_once(spec, p, workers, in_process, use_ray, ray_cpus, ray_address)
+        at_once, note = _at_once(p, workers, in_process, use_ray, ray_cpus, ray_address)
         # a plan may be for a larger machine: said, not refused
         note = f"this machine has {cpu_count()} core(s): a run here refuses --workers {workers}" if too_many else note
         click.echo(p.dry_run_text(workers=at_once, note=note))
@@ -127,44 +129,87 @@ def _threads_as_given(spec, n: int) -> str:
     return f"{where} {n}" if where.startswith("--") and " " not in where else f"{where}={n}"
 
 
-def _node_threads(spec) -> int | None:
-    """With --ray-address, the base's threads (--threads, --set threads=…, the file's): CPUs of a
-    cluster node, not of this machine, so out of the spec while it is checked here (TrainConfig bounds
-    threads by this machine's cores) and checked only as a count ≥ 1; a node checks them against its
-    own cores, and Ray puts each task on a node with that many CPUs (num_cpus)."""
-    if "threads" not in spec.base:
+@dataclass
+class _NodeThreads:
+    """The threads a spec gives, set aside by :func:`_node_threads`: its base, grid and points as given."""
+    base: dict
+    grid: dict
+    points: list
+
+
+def _node_threads(spec) -> _NodeThreads | None:
+    """With --ray-address, the threads the spec gives — --threads, --set threads=…, --grid threads=…,
+    a spec file's [base], [grid] or [[points]] — are CPUs of a cluster node, not of this machine: taken
+    out of the spec while it is checked and planned here (TrainConfig bounds threads by this machine's
+    cores) and checked only as counts ≥ 1, the grid's and the points' as the base's; a node checks them
+    against its own cores, and Ray puts each task on a node with that many CPUs (num_cpus).
+    :func:`_set_node_threads` gives them back. None where the spec gives no threads."""
+    if "threads" not in spec.base and "threads" not in spec.grid and not any("threads" in pt for pt in spec.points):
         return None
-    n = spec.base.pop("threads")
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        from ..errors import ConfigError
-        from ..sweeps.spec import SpecError
-        e = ConfigError("threads", n, "an integer ≥ 1 (CPUs of a node of the Ray cluster)")
-        where = spec.where("threads")
-        raise SpecError(e.render(lambda f: where) if where.startswith("--") and " " not in where else f"{where}: {e}")
-    return n
+    from ..errors import ConfigError
+    from ..sweeps.spec import SpecError
+
+    def check(n, named) -> None:
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise SpecError(named(ConfigError("threads", n, "an integer ≥ 1 (CPUs of a node of the Ray cluster)")))
+    where = spec.where("threads")
+    option = where.startswith("--") and " " not in where  # an option of its own (--threads) names the field
+    if "threads" in spec.base:
+        check(spec.base["threads"], lambda e: e.render(lambda f: where) if option else f"{where}: {e}")
+    seen = set()
+    for n in spec.grid.get("threads", []):  # as sp.check names a grid value
+        check(n, lambda e: f"{where}={n!r}: {e}")
+        if json.dumps(n) in seen:
+            raise SpecError(f"{where}: {n!r} is given twice: each value once")
+        seen.add(json.dumps(n))
+    for pt in spec.points:
+        if "threads" in pt:
+            check(pt["threads"], lambda e: f"the point {json.dumps(pt)}: {e}")
+    taken = _NodeThreads(dict(spec.base), dict(spec.grid), [dict(pt) for pt in spec.points])
+    spec.base.pop("threads", None)
+    spec.grid.pop("threads", None)
+    points = {}  # points that differ only in their threads are one trial, as here (threads are in no key)
+    for pt in spec.points:
+        pt = {k: v for k, v in pt.items() if k != "threads"}
+        points.setdefault(json.dumps(pt, sort_keys=True), pt)
+    spec.points = list(points.values())
+    return taken
 
 
-def _set_node_threads(spec, p, n: int | None) -> None:
-    """Give the planned trials the threads :func:`_node_threads` took out (not in their keys: an
-    execution field), and the spec back its value, as the store records it."""
-    if n is None:
+def _set_node_threads(spec, p, taken: _NodeThreads | None) -> None:
+    """Give the spec back the threads :func:`_node_threads` took out, as the store records it, and
+    each planned trial its point's threads and params (threads are an execution field, in no trial's
+    key: points that differ only in them are one trial, the first, as where trials run here)."""
+    if taken is None:
         return
-    spec.base["threads"] = n
+    from ..experiments.sweep import normalise
+    spec.base, spec.grid, spec.points = taken.base, taken.grid, taken.points
+    first: dict[str, tuple[dict, object]] = {}
+    for params, overrides in spec.points_overrides():
+        without = {k: v for k, v in params.items() if k != "threads"}
+        first.setdefault(json.dumps(normalise(without), sort_keys=True), (params, overrides.get("threads")))
     for t in p.trials:
-        t.config["threads"] = n
+        point = {k: v for k, v in t.params.items() if k != "seeds"}
+        params, n = first[json.dumps(point, sort_keys=True)]
+        t.params = normalise({**params, **({"seeds": t.params["seeds"]} if "seeds" in t.params else {})})
+        if n is not None:
+            t.config["threads"] = n
 
 
-def _at_once(spec, p, workers: int, in_process: bool, use_ray: bool, ray_cpus: int | None,
+def _at_once(p, workers: int, in_process: bool, use_ray: bool, ray_cpus: int | None,
              ray_address: str | None) -> tuple[int, str | None]:
-    """How many trials the chosen executor runs at once, for --dry-run's wall time, and a note on it."""
+    """How many trials the chosen executor runs at once, for --dry-run's wall time, and a note on it.
+    The threads are the planned trials' (num_cpus of their tasks): a grid's values that make no trial
+    of their own (threads are in no key: the first of equal trials runs) ask nothing of Ray."""
     if in_process:
         return 1, None
+    each = max((int(t.config.get("threads", 1)) for t in p.trials), default=1)
     if use_ray:  # Ray packs tasks of num_cpus = threads into its CPUs
-        cpus, each = ray_cpus or cpu_count(), _most_threads(spec)
+        cpus = ray_cpus or cpu_count()
         return max(1, cpus // each), f"a Ray of {cpus} CPU(s) here, {each} per trial"
     if ray_address is not None:  # the cluster's size is not known before joining it: the best case, said so
         return len(p.trials), (f"at best: the Ray cluster at {ray_address} running every trial at once, "
-                               f"{_most_threads(spec)} CPU(s) each; fewer free CPUs take longer")
+                               f"{each} CPU(s) each; fewer free CPUs take longer")
     return workers, None
 
 
