@@ -204,10 +204,11 @@ def test_params_with_an_unknown_name_is_an_error():
     assert invoke("params", "rule").exit_code == 0
 
 
-@pytest.mark.parametrize("content, words", [("garbage", "cannot read results"), ("[]", "holds a list"),
-                                            ('{"config": {}}', "'final_test_accuracy' is not a list of numbers"),
-                                            ('{"config": {}, "final_test_accuracy": [91.2, 90.1]}',
-                                             "holds values outside 0–1")])  # percent: compare had printed 9065 %
+@pytest.mark.parametrize("content, words", [("garbage", "cannot read it as JSON"),
+                                            ("[]", "not a ferristor results file: it holds []"),
+                                            ('{"config": {}}', "'final_test_accuracy' is missing, expected a non-empty list"),
+                                            ('{"config": {}, "final_test_accuracy": [91.2, 90.1]}',  # compare had printed 9065 %
+                                             "'final_test_accuracy[0]' is 91.2, expected an accuracy from 0 to 1")])
 def test_compare_names_a_bad_results_file(tmp_path, content, words):
     (tmp_path / "run").mkdir()
     (tmp_path / "run" / "results.json").write_text(content)
