@@ -191,11 +191,11 @@ def test_a_threads_grid_or_point_is_bounded_as_threads_is(tmp_path, mnist_data_d
     too, where --threads is CPUs of a cluster node: they follow --threads' rule now."""
     cores(2)
     for where in ([], ["--ray"]):  # trials run here
-        _one_error_line(_invoke([*SPEC, "--grid", "threads=2,4", *where, "--dry-run"], tmp_path, mnist_data_dir),
+        _one_error_line(_invoke([*SPEC, "--grid", "threads=4", *where, "--dry-run"], tmp_path, mnist_data_dir),
                         "error: --grid threads=4: threads=4 is not allowed: expected a value in [1, 2]")
-    r = _invoke([*SPEC, "--grid", "threads=4,8", "--ray-address", "auto", "--dry-run"], tmp_path, mnist_data_dir)
+    r = _invoke([*SPEC, "--grid", "threads=8", "--ray-address", "auto", "--dry-run"], tmp_path, mnist_data_dir)
     assert r.exit_code == 0, r.output
-    _one_error_line(_invoke([*SPEC, "--grid", "threads=4,0", "--ray-address", "auto", "--dry-run"], tmp_path, mnist_data_dir),
+    _one_error_line(_invoke([*SPEC, "--grid", "threads=0", "--ray-address", "auto", "--dry-run"], tmp_path, mnist_data_dir),
                     "error: --grid threads=0: threads=0 is not allowed: expected an integer ≥ 1 (CPUs of a node")
     spec = tmp_path / "points.toml"
     spec.write_text(POINTS)
@@ -226,3 +226,19 @@ def test_each_trial_on_a_ray_cluster_gets_its_own_threads(tmp_path, mnist, cores
     assert [(t.params["rule.k"], t.params["rule.p"], t.params["threads"], t.config["threads"])
             for t in p.trials] == [(10, 0.1, 4, 4), (10, 0.2, 4, 4), (100, 0.1, 8, 8), (100, 0.2, 8, 8)]
     assert [pt["threads"] for pt in sp.describe(spec)["points"]] == [4, 8]
+
+
+def test_a_grid_over_how_a_trial_runs_is_refused(tmp_path, mnist_data_dir):
+    """No trial's key holds threads (a sweep resumes with other threads), so --grid threads=1,2 had run
+    one trial per point and dropped the other value without a word."""
+    for where in ([], ["--ray-address", "auto"]):
+        _one_error_line(_invoke([*SPEC, "--grid", "threads=1,2", *where, "--dry-run"], tmp_path, mnist_data_dir),
+                        "error: --grid threads: threads says how a trial runs, not what it computes (no trial's key "
+                        "holds it), so its values would be one trial: give it one value")
+    spec = tmp_path / "points.toml"
+    spec.write_text('[[points]]\n"rule.k" = 10\nthreads = 1\n[[points]]\n"rule.k" = 10\nthreads = 2\n')
+    r = CliRunner().invoke(cli, ["sweep", str(spec), "--dry-run", "--out", str(tmp_path / "p"),
+                                 *(["--data-dir", mnist_data_dir] if mnist_data_dir else [])])
+    assert r.exit_code == 2 and r.stderr == ("error: points[0] and points[1] differ only in threads, which says how a "
+                                             "trial runs, not what it computes (no trial's key holds it): they would be "
+                                             "one trial; drop one\n"), r.output

@@ -156,23 +156,15 @@ def _node_threads(spec) -> _NodeThreads | None:
     option = where.startswith("--") and " " not in where  # an option of its own (--threads) names the field
     if "threads" in spec.base:
         check(spec.base["threads"], lambda e: e.render(lambda f: where) if option else f"{where}: {e}")
-    seen = set()
-    for n in spec.grid.get("threads", []):  # as sp.check names a grid value
+    for n in spec.grid.get("threads", []):  # one value at most (spec.build_spec refuses more), named as check names it
         check(n, lambda e: f"{where}={n!r}: {e}")
-        if json.dumps(n) in seen:
-            raise SpecError(f"{where}: {n!r} is given twice: each value once")
-        seen.add(json.dumps(n))
     for pt in spec.points:
         if "threads" in pt:
             check(pt["threads"], lambda e: f"the point {json.dumps(pt)}: {e}")
     taken = _NodeThreads(dict(spec.base), dict(spec.grid), [dict(pt) for pt in spec.points])
     spec.base.pop("threads", None)
     spec.grid.pop("threads", None)
-    points = {}  # points that differ only in their threads are one trial, as here (threads are in no key)
-    for pt in spec.points:
-        pt = {k: v for k, v in pt.items() if k != "threads"}
-        points.setdefault(json.dumps(pt, sort_keys=True), pt)
-    spec.points = list(points.values())
+    spec.points = [{k: v for k, v in pt.items() if k != "threads"} for pt in spec.points]  # none differ in threads only
     return taken
 
 

@@ -48,6 +48,9 @@ SPEC_KEYS = ("name", "seeds", "seeds_per_trial", "base", "grid", "points")
 # dataset once, from --data-dir, and ships the tensors to the workers, which read no data folder; a
 # data_dir per trial (or in the base) could only be ignored or contradict --data-dir.
 OPTION_ONLY = {"data_dir": "--data-dir"}
+# Config fields that say only where and how a trial runs, not what it computes: no trial's key holds
+# them (a sweep resumes elsewhere, with other threads), so trials differing only in them are one.
+EXECUTION_FIELDS = ("data_dir", "threads", "checkpoint_every")
 
 
 @dataclass
@@ -294,6 +297,7 @@ def build_spec(file: str | Path | None = None, sets: tuple[str, ...] = (), grids
         override(path, f"{option} {value}")
         spec.base[path], spec.origin[path] = value, option
         spec.grid.pop(path, None)
+    _no_execution_axes(spec)
     if seeds is not None:
         spec.seeds = _seeds(seeds, "--seeds")
     if seeds_per_trial is not None:
@@ -325,6 +329,22 @@ def check(spec: SweepSpec) -> None:
             configs.resolve(overrides)
         except ConfigError as e:
             raise SpecError(f"the point {json.dumps(params)}: {e}") from None
+
+
+def _no_execution_axes(spec: SweepSpec) -> None:
+    """A grid over threads (or points differing only in them) would be one trial per point, the other
+    values dropped without a word (trials differing only in EXECUTION_FIELDS share a key): refused."""
+    for path, values in spec.grid.items():
+        if path in EXECUTION_FIELDS and len(values) > 1:
+            raise SpecError(f"{spec.where(path)}: {path} says how a trial runs, not what it computes (no trial's key "
+                            f"holds it), so its values would be one trial: give it one value")
+    first: dict[str, int] = {}
+    for j, pt in enumerate(spec.points):
+        i = first.setdefault(json.dumps({k: v for k, v in pt.items() if k not in EXECUTION_FIELDS}, sort_keys=True), j)
+        differ = sorted(k for k in EXECUTION_FIELDS if spec.points[i].get(k) != pt.get(k))
+        if differ:  # equal points are check's (given twice)
+            raise SpecError(f"points[{i}] and points[{j}] differ only in {', '.join(differ)}, which says how a trial runs, "
+                            f"not what it computes (no trial's key holds it): they would be one trial; drop one")
 
 
 def _no_repeats(keys: list[str], name) -> None:

@@ -16,9 +16,7 @@ import torch
 
 from ..experiments.sweep import normalise, trial_key
 from . import configs
-from .spec import SweepSpec
-
-EXECUTION_FIELDS = ("data_dir", "threads", "checkpoint_every")
+from .spec import EXECUTION_FIELDS, SweepSpec
 
 
 @dataclass
