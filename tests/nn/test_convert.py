@@ -597,3 +597,25 @@ def test_quantile_scale_follows_the_layout_it_converts_to():
     hidden = chip[0].weight_hidden.abs()
     assert int(hidden.max()) == 127 and int((hidden == 127).sum()) <= 2  # the largest at the top, not most (511 LSB: ~3 in 4)
     assert quantile_scale(1.0, 511)("x", torch.tensor([2.0])) == 2.0 / 511  # an explicit max_hidden is kept
+
+
+def test_a_converted_model_converted_again_keeps_its_chip():
+    """convert(convert(m, 'hm-var'), 'fp') had returned the hm-var layer as it was, listed nowhere and
+    without a word: it is kept (reprogramming would lose its hidden state), listed, and the other config
+    asked is named; a new float layer beside it is converted."""
+    chip = convert(nn.Sequential(nn.Linear(4, 3)), "hm-var", seed=0, weight_scale="fit")
+    hidden = chip[0].state_dict()
+    grown = nn.Sequential(chip[0], nn.ReLU(), nn.Linear(3, 2))
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        again = convert(grown, "fp", seed=1)
+    assert again.hybrid_conversion == {"converted": [("2", "Linear")], "left": [("0", "HybridLinear", "already hybrid")],
+                                       "shared": {}}
+    assert again[0].mode == "hm-var" and isinstance(again[2], HybridLinear) and again[2].mode == "fp"
+    assert all(torch.equal(v, hidden[k]) for k, v in again[0].state_dict().items() if k in hidden)
+    (w,) = [str(x.message) for x in seen]
+    assert w.startswith("kept as they are, already hybrid with another config than asked") and \
+        w.endswith("0 (mode 'hm-var', not 'fp', transfer differs)")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the same config: kept without a word
+        assert convert(chip, "hm-var", seed=2).hybrid_conversion["left"] == [("0", "HybridLinear", "already hybrid")]

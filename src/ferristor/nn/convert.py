@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import fnmatch
 import math
 import warnings
@@ -229,6 +230,18 @@ def _hooks_of(name: str, module: nn.Module) -> list[str]:
     return found
 
 
+def _config_differences(kept: HybridConfig, asked: HybridConfig) -> str:
+    """'mode hm-var, not fp' for the fields in which a hybrid layer's config differs from the one asked
+    (its own LSB aside: convert chooses one per layer); '' where none does."""
+    asked = asked.replace(hidden_lsb=kept.hidden_lsb)
+    out = []
+    for f in dataclasses.fields(kept):
+        mine, theirs = getattr(kept, f.name), getattr(asked, f.name)
+        if mine != theirs:  # a nested config is named, not printed whole
+            out.append(f"{f.name} differs" if dataclasses.is_dataclass(mine) else f"{f.name} {mine!r}, not {theirs!r}")
+    return ", ".join(out)
+
+
 def convert(model: nn.Module, config: HybridConfig | str | None = None, include=None, *, seed: int | None = None,
             weight_scale="paper") -> nn.Module:
     """A copy of ``model`` with its ``nn.Linear`` and ``nn.Conv2d`` layers replaced by ``HybridLinear``
@@ -252,7 +265,9 @@ def convert(model: nn.Module, config: HybridConfig | str | None = None, include=
 
     The initial programming is reported apart in the ledger. Layers with parameters of other types
     (normalisations, embeddings, …) stay as they are, in float; they are listed in a warning and in
-    ``converted.hybrid_conversion`` with the layers that were converted.
+    ``converted.hybrid_conversion`` with the layers that were converted. Layers already hybrid (a
+    converted model converted again) are kept as they are, with their hidden state, listed as "already
+    hybrid"; a FerristorWarning names those whose config differs from ``config``.
 
     A layer reachable under several paths (the same module used twice) becomes ONE hybrid layer placed
     at every path — one chip used twice, as the float layer was — named (stream name, ledger, listing)
@@ -273,7 +288,7 @@ def convert(model: nn.Module, config: HybridConfig | str | None = None, include=
         for pname, param in module._parameters.items():
             if param is not None:
                 holders.setdefault(id(param), []).append((id(module), pname, _param_path(paths[0], pname)))
-    done, left, shared, hooks, lost = [], [], {}, [], []
+    done, left, shared, hooks, lost, others = [], [], {}, [], [], []
     for module, paths in entries:
         name = paths[0]
         if type(module) in (nn.Linear, nn.Conv2d):
@@ -311,7 +326,14 @@ def convert(model: nn.Module, config: HybridConfig | str | None = None, include=
                 else:  # the model is itself one layer
                     converted = hybrid
             done.append((name, type(module).__name__))
-        elif not isinstance(module, HybridModule) and any(True for _ in module.parameters(recurse=False)):
+        elif isinstance(module, HybridModule):  # a chip already: kept, its hidden state with it, never reprogrammed
+            left.append((name, type(module).__name__, "already hybrid"))
+            if len(paths) > 1:
+                shared[name] = list(paths[1:])
+            differ = _config_differences(module.config, config)
+            if differ:
+                others.append(f"{name or '(the model itself)'} ({differ})")
+        elif any(True for _ in module.parameters(recurse=False)):
             left.append((name, type(module).__name__, "unsupported type"))
             if len(paths) > 1:
                 shared[name] = list(paths[1:])
@@ -320,6 +342,10 @@ def convert(model: nn.Module, config: HybridConfig | str | None = None, include=
     if unsupported:
         warnings.warn(FerristorWarning("left in float (no hybrid version of their type): " + ", ".join(unsupported)),
                       stacklevel=2)
+    if others:
+        warnings.warn(FerristorWarning("kept as they are, already hybrid with another config than asked (convert "
+                                       "programs float layers; convert the float model to change theirs): "
+                                       + "; ".join(others)), stacklevel=2)
     for message in lost:  # one per layer
         warnings.warn(FerristorWarning(message), stacklevel=2)
     if hooks:
