@@ -267,10 +267,12 @@ def test_the_ledger_prints_per_layer_and_for_the_network():
         opt.zero_grad()
     rep = ledger(conv)[0]
     lines = format_ledger(rep).splitlines()
-    assert lines[0].split()[:3] == ["layer", "synapses", "transfers"] and len(lines) == 1 + 3 + 1 + 1
+    assert lines[0].split()[:4] == ["layer", "synapses", "transfers", "FeCAP"] and len(lines) == 1 + 3 + 1 + 1
+    assert "FeCAP ops/sign·MSB cell mean" in lines[0]
     for line, layer in zip(lines[1:], rep["layers"] + [rep["network"]]):
         cells = line.split()
         assert cells[1:3] == [f"{layer['weights']:,}", "2"]  # 5 inputs, k = 2
+        assert cells[3] == f"{layer['fecap_ops']['mean_sign_msb_cell']:,.1f}"  # the column it names, not all 14 cells'
         assert cells[5] == f"{layer['memristor_ops']['mean']:,.1f}" == "4.0"  # 2 transfers × 2 ops
     assert lines[-1].startswith("initial programming (apart): 5 ops per sign/MSB FeCAP, 2 per memristor")
 

@@ -76,7 +76,7 @@ def format_ledger(report: dict) -> str:
     """One replica's report (an entry of :func:`ledger`) as a text table: per layer and for the network,
     synapses, transfers, FeCAP ops per sign/MSB cell (mean, worst), memristor ops per device (mean,
     worst) and energy; then the initial programming, which is reported apart."""
-    head = ("layer", "synapses", "transfers", "FeCAP ops/cell mean", "worst", "memristor ops mean", "worst",
+    head = ("layer", "synapses", "transfers", "FeCAP ops/sign·MSB cell mean", "worst", "memristor ops mean", "worst",
             "energy µJ")
     rows = [head]
     for name, rep in [(r.get("name", f"layer {i}"), r) for i, r in enumerate(report["layers"])] + [
