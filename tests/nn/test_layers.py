@@ -275,7 +275,7 @@ def _hybrid_layer(kind, replicas=None):
 @pytest.mark.parametrize("kind", ["linear", "conv"])
 @pytest.mark.parametrize("how", ["autograd.grad", "backward(inputs=[x])"])
 def test_a_gradient_with_respect_to_the_input_alone_leaves_the_chip_alone(kind, how):
-    """Saliency, adversarial examples, gradient penalties: torch.autograd.grad(loss, x) and
+    """Saliency, adversarial examples: torch.autograd.grad(loss, x) and
     loss.backward(inputs=[x]) accumulate into no parameter, so the next opt.step() must change nothing
     on the chip (hidden weights, analogue weights, counters, the optimizer's input count)."""
     from ferristor.optim import HybridSGD
@@ -399,3 +399,51 @@ def test_conv_refuses_same_padding_with_a_stride_and_unknown_padding_strings():
     with pytest.raises(ConfigError, match="padding='full'"):
         HybridConv2d(2, 3, 3, padding="full", seeds=0)
     assert "dilation=(2, 1)" in repr(HybridConv2d(2, 3, 3, dilation=(2, 1), seeds=0))
+
+
+@pytest.mark.filterwarnings("ignore:Using backward\\(\\) with create_graph=True")  # torch's, about .grad cycles
+@pytest.mark.parametrize("backend", ["numba", "torch"])
+@pytest.mark.parametrize("mode", ["fp", "hm"])
+@pytest.mark.parametrize("kind", ["linear", "conv"])
+def test_second_order_gradients_are_refused_in_every_mode(backend, mode, kind):
+    """A gradient penalty (create_graph=True) through a hybrid layer would silently lose its part
+    through the weight (the backward's gradients have no graph: ∂‖∂L/∂x‖²/∂W came out 0 where
+    nn.Conv2d gives 128.8); HybridLinear crashed in numpy. Both refuse it, naming the layer, before
+    anything is recorded; a first-order backward afterwards trains as before."""
+    from ferristor.optim import HybridSGD
+    with use_backend(backend):
+        cfg = HybridConfig(mode=mode)
+        layer = HybridLinear(6, 5, bias=True, seeds=3, name="mine", config=cfg) if kind == "linear" else \
+            HybridConv2d(2, 3, 3, padding=1, bias=True, seeds=3, name="mine", config=cfg)
+        x = torch.randn(3, 6) if kind == "linear" else torch.randn(2, 2, 5, 5)
+        opt = HybridSGD(layer.parameters(), lr=0.5, p=1.0, k=1)
+        before = _chip(layer, opt)
+        name = "HybridLinear 'mine'" if kind == "linear" else "HybridConv2d 'mine'"
+        xg = x.clone().requires_grad_(True)
+        with pytest.raises(ConfigError, match=f"create_graph=True: second-order gradients through {name} are "
+                                              "not supported.*fp included.*create_graph=False.*float model"):
+            torch.autograd.grad(layer(xg).square().sum(), xg, create_graph=True)
+        with pytest.raises(ConfigError, match="second-order"):
+            layer(xg).square().sum().backward(create_graph=True)
+        opt.step()
+        after = _chip(layer, opt)
+        for k, v in before.items():
+            assert torch.equal(after[k], v), k
+        layer.capture_factors = False  # the same without an optimizer capturing (ordinary autograd)
+        with pytest.raises(ConfigError, match="second-order"):
+            torch.autograd.grad(layer(xg).square().sum(), layer.weight, create_graph=True)
+        layer.capture_factors = None
+        layer(xg).square().sum().backward()
+        opt.step()
+        assert opt.state[layer.weight]["inputs"] == x.shape[0]
+
+
+def test_ferristors_loss_refuses_second_order_gradients():
+    """Its gradient is a constant computed in the forward: its Hessian would silently be 0."""
+    from ferristor.nn.functional import binary_cross_entropy_with_logits, cross_entropy
+    z = torch.randn(3, 4, requires_grad=True)
+    with pytest.raises(ConfigError, match="second-order.*torch.nn.functional"):
+        torch.autograd.grad(cross_entropy(z, torch.tensor([0, 1, 3])), z, create_graph=True)
+    z1 = torch.randn(3, 1, requires_grad=True)
+    with pytest.raises(ConfigError, match="second-order"):
+        torch.autograd.grad(binary_cross_entropy_with_logits(z1, torch.tensor([0, 1, 1])), z1, create_graph=True)

@@ -4,7 +4,7 @@ for inputs the hybrid layers keep outside ``save_for_backward``.
 The layers' backward hands a parameter's gradient to the layer (``HybridModule._record_gradient``):
 kept as factors for ``HybridSGD``, applied at the next ``opt.step()``. That is accumulation into
 the parameter, so it may happen only when the engine accumulates: in ``loss.backward()``, not in
-``torch.autograd.grad(loss, x)`` (input saliency, adversarial examples, gradient penalties) nor in
+``torch.autograd.grad(loss, x)`` (input saliency, adversarial examples) nor in
 ``loss.backward(inputs=[x])``, where torch leaves every other parameter's ``.grad`` alone.
 ``ctx.needs_input_grad`` cannot tell: it says only whether the input required grad at forward.
 """
@@ -54,3 +54,18 @@ def check_unmodified(x: torch.Tensor, version: int, what: str) -> None:
             f"[{x.type()} {list(x.shape)}]{made_by} is at version {now}; expected version {version} instead "
             f"(the input of {what}). Hint: make the in-place change out of place (h = h + f(h), not h += f(h)), "
             "or pass a copy (x.clone()) to the layer.")
+
+
+def refuse_create_graph(what: str) -> None:
+    """Refuse a backward pass asked with ``create_graph=True`` (a gradient penalty, a double backward, a
+    Hessian-vector product) through ``what``: inside a custom Function's backward grad mode is on exactly
+    then. The hybrid layers compute their gradients outside autograd (numpy kernels, the factors the rule
+    keeps), so the gradient they return has no graph: the penalty's part through their weights would be
+    silently dropped (∂‖∂L/∂x‖²/∂W = 0). Cheap (one call into torch) and the same in every mode."""
+    if torch.is_grad_enabled():
+        from ..errors import ConfigError
+        raise ConfigError("create_graph", True, reason=(
+            f"second-order gradients through {what} are not supported (in any mode, fp included): its backward "
+            "computes the gradients outside autograd, so a gradient penalty, double backward or Hessian-vector "
+            "product through it would silently lose its part. Differentiate through it once (create_graph=False), "
+            "or compute the penalty on a float model (torch.nn layers, e.g. the model before ferristor.convert)"))

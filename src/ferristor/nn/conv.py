@@ -11,7 +11,7 @@ import torch
 from torch.nn.modules.utils import _pair
 
 from ..errors import ConfigError
-from .autograd_util import check_unmodified, grad_use
+from .autograd_util import check_unmodified, grad_use, refuse_create_graph
 from .config import HybridConfig
 from .hybrid import HybridModule, _Slot
 
@@ -68,6 +68,8 @@ class _ConvFunction(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, g):
+        if torch.is_grad_enabled():  # create_graph=True: the weight's gradient below has no graph
+            refuse_create_graph(f"HybridConv2d {ctx.layer.rng_name!r}" if ctx.layer.rng_name else "HybridConv2d")
         if ctx.x_in._version != ctx.x_version:
             check_unmodified(ctx.x_in, ctx.x_version, f"HybridConv2d {ctx.layer.rng_name or ''}".rstrip())
         xr, wr = ctx.saved_tensors

@@ -29,6 +29,9 @@ class _Loss(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, g):
+        if torch.is_grad_enabled():  # create_graph=True: this gradient is a constant, its Hessian would be 0
+            from .autograd_util import refuse_create_graph
+            refuse_create_graph("ferristor.nn.functional's loss (use torch.nn.functional's for a second order)")
         return ctx.grad * g, None, None, None
 
 

@@ -8,7 +8,7 @@ from ..errors import ConfigError
 from ..backend import numba_for
 from . import passes
 from .config import HybridConfig
-from .autograd_util import check_unmodified, grad_use
+from .autograd_util import check_unmodified, grad_use, refuse_create_graph
 from .hybrid import HybridModule, _Slot
 
 
@@ -38,6 +38,8 @@ class _LinearFunction(torch.autograd.Function):
     @staticmethod
     def backward(ctx, g):
         layer, x3 = ctx.layer, ctx.x3
+        if torch.is_grad_enabled():  # create_graph=True: the gradients below have no graph
+            refuse_create_graph(f"HybridLinear {layer.rng_name!r}" if layer.rng_name else "HybridLinear")
         shape_in = (*g.shape[:-1], layer.in_features)
         cpu = isinstance(x3, np.ndarray)
         g3 = np.ascontiguousarray(g.numpy()).reshape(x3.shape[0], -1, layer.out_features) if cpu else \
