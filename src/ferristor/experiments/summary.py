@@ -42,9 +42,15 @@ def _transfer(cfg: dict) -> str:
 
 def _bits(cfg: dict) -> str:
     """' · 8/2 bits' (hidden / analogue magnitude) where the synapse is not the paper's 10/3."""
+    bits = layout_bits(cfg)
+    return f" · {bits}" if bits else ""
+
+
+def layout_bits(cfg: dict) -> str | None:
+    """'8/2 bits' (hidden / analogue magnitude) where the synapse is not the paper's 10/3, else None."""
     lay = cfg.get("layout") or {}
     hidden, analogue = lay.get("hidden_bits", 10), lay.get("analogue_magnitude_bits", 3)
-    return "" if (hidden, analogue) == (10, 3) else f" · {hidden}/{analogue} bits"
+    return None if (hidden, analogue) == (10, 3) else f"{hidden}/{analogue} bits"
 
 
 # Energies are kept in nJ; shown in the largest of these units that leaves the total at least 1.
