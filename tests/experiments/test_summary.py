@@ -95,3 +95,21 @@ def test_the_endurance_margin_is_the_worst_chips_as_compare_shows_it():
     assert row.startswith("FeCAP 18,382× · memristor 40× (rated ÷ the worst device's cycles, on any chip")
     from ferristor.experiments.compare import device_cells
     assert device_cells(results)[2] == "18,382× · 40×"
+
+
+def test_an_hm_run_with_measured_level_means_says_so_in_the_run_line():
+    """--mode hm --level-means measured trains differently from plain hm (the ideal transfer programs
+    the levels' measured means) and the run line had read plain 'hm'."""
+    results = _results()
+    results["config"] = {**results["config"], "mode": "hm", "transfer": {"model": "ideal", "level_means": "measured",
+                                                                          "sigma_levels": 0.594, "sign_guard": "clip"}}
+    assert _row(results, "run").startswith("mnist · hm · level_means=measured · k=100 · ")
+    results["config"]["transfer"]["level_means"] = "ideal"
+    assert "level_means" not in _row(results, "run")
+    # a setting the model does not read stays unsaid (the ideal transfer draws no noise)
+    results["config"]["transfer"]["sigma_levels"] = 0.3
+    assert "sigma" not in _row(results, "run")
+    results["config"] = {**results["config"], "mode": "hm-var",
+                         "transfer": {**results["config"]["transfer"], "model": "table", "sign_guard": "fold"}}
+    assert "· sigma_levels=0.3 · sign_guard=fold · k=100" in _row(results, "run")
+

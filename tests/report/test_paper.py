@@ -57,6 +57,14 @@ def test_every_computing_field_that_differs_is_named_by_its_path():
     assert "layout.analogue_magnitude_bits = 2 (preset: 3)" in said and "layout.msb_cells = [2, 1] (preset: [4, 2, 1])" in said
 
 
+def test_measured_level_means_of_an_hm_run_are_a_difference():
+    # --mode hm --level-means measured changes what hm trains; it had been labelled plain "HM w/o Var"
+    v = run_accuracy_value(_json(_cfg("mnist", "hm", level_means="measured")))
+    assert v.differences == [("transfer.level_means", "measured", "ideal")]
+    v = run_accuracy_value(_json(_cfg("mnist", "hm-var", sigma_levels=0.3, sign_guard="fold")))
+    assert [d[0] for d in v.differences] == ["transfer.sigma_levels", "transfer.sign_guard"]
+
+
 def test_settings_that_compute_nothing_are_not_differences():
     """Execution fields, the ledger's costs and ratings, and what the run's own settings leave unread
     (σ of the ideal transfer, the ECG's features on MNIST) are not listed."""
@@ -82,8 +90,9 @@ def test_a_learning_rule_other_than_the_hybrid_is_a_difference():
     assert ("scheme.rule", "memristor-sgd", "hybrid") in v.differences
 
 
-def test_the_run_header_names_the_layout():
+def test_the_run_header_names_layout_and_transfer_settings():
     from ferristor.report.run_page import describe
     assert describe(_json(_cfg("mnist", "hm-var", layout=SynapseLayout(analogue_magnitude_bits=2)))
                     ).startswith("mnist · hm-var · 10/2 bits · k=100 · ")
+    assert describe(_json(_cfg("mnist", "hm", level_means="measured"))).startswith("mnist · hm · level_means=measured · k=100 · ")
     assert describe(_json(_cfg("mnist", "hm-var"))).startswith("mnist · hm-var · k=100 · ")

@@ -55,7 +55,7 @@ def cli():
               help="initial hidden weights: uniform, or normal with the same variance [default: uniform]")
 @click.option("--hidden-lsb", type=FiniteFloat(0, min_open=True), default=None, help=f"real value of one hidden LSB [default: 2^{math.log2(D('rule.hidden_lsb')):g}]")
 @click.option("--sigma", "sigma_levels", type=FiniteFloat(0), default=None, help=f"transfer σ in level units [default: {D('transfer.sigma_levels')}]")
-@click.option("--level-means", type=click.Choice(["ideal", "measured"]), default=None, help="level means of the noisy transfer")
+@click.option("--level-means", type=click.Choice(["ideal", "measured"]), default=None, help="means of the analogue levels a transfer programs: 'ideal' (0…7 integers) or 'measured' (the compressive measured means); the ideal (hm) and table (hm-var) transfers apply them, the circuit transfer ignores them (its levels come from the device chain) [default: ideal]")
 @click.option("--transfer-model", type=click.Choice(["ideal", "table", "circuit"]), default=None, help="transfer model [default: by mode]")
 @click.option("--skip-zero-updates", is_flag=True, help="do not count masked-in updates whose rounded change is 0")
 @click.option("--skip-unchanged-transfers", is_flag=True, help="a transfer leaves an unchanged level unwritten")

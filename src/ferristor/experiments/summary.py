@@ -1,11 +1,15 @@
 """Human-readable summary of a results dict: accuracy over seeds, ledger, energy, endurance, speed."""
 from __future__ import annotations
 
+import dataclasses
 import math
 import warnings
 
 import numpy as np
 
+from ..circuit.charge_transfer import NOT_READ_BY_TRANSFER
+from ..circuit.transfer import IGNORED_BY_MODEL, TransferConfig
+from ..config_base import flatten
 from ..errors import FerristorWarning
 
 
@@ -33,11 +37,17 @@ def _mean(reports: list[dict], *path) -> float:
 
 def _transfer(cfg: dict) -> str:
     """' · transfer circuit (quantiles)' where the transfer is not the mode's own (hm: ideal, hm-var: table)."""
+    model = transfer_model(cfg)
+    return f" · {model}" if model else ""
+
+
+def transfer_model(cfg: dict) -> str | None:
+    """'transfer circuit (quantiles)' where the transfer is not the mode's own (hm: ideal, hm-var: table), else None."""
     t = cfg.get("transfer") or {}
     model = t.get("model")
-    if cfg["mode"] == "fp" or model in (None, {"hm": "ideal", "hm-var": "table"}.get(cfg["mode"])):
-        return ""
-    return f" · transfer {model}" + (f" ({t.get('circuit_sampler', 'chain')})" if model == "circuit" else "")
+    if cfg.get("mode") == "fp" or model in (None, {"hm": "ideal", "hm-var": "table"}.get(cfg.get("mode"))):
+        return None
+    return f"transfer {model}" + (f" ({t.get('circuit_sampler', 'chain')})" if model == "circuit" else "")
 
 
 def _bits(cfg: dict) -> str:
@@ -51,6 +61,36 @@ def layout_bits(cfg: dict) -> str | None:
     lay = cfg.get("layout") or {}
     hidden, analogue = lay.get("hidden_bits", 10), lay.get("analogue_magnitude_bits", 3)
     return None if (hidden, analogue) == (10, 3) else f"{hidden}/{analogue} bits"
+
+
+_TRANSFER_DEFAULTS = dataclasses.asdict(TransferConfig())
+
+
+def transfer_settings(cfg: dict) -> list[str]:
+    """['level_means=measured', 'sigma_levels=0.3', …]: the transfer settings the run's transfer model
+    reads that are not TransferConfig's defaults (the model and the circuit's sampler are said by
+    ``_transfer``; a changed device chain is counted, it has some sixty settings). Level means act in
+    the ideal transfer too (hm: no noise, but the levels' means), so an hm run shows them."""
+    t = cfg.get("transfer") or {}
+    if cfg.get("mode") == "fp" or not t:
+        return []
+    model = t.get("model", "ideal")
+    ignored = set(IGNORED_BY_MODEL.get(model, ())) | {"model", "circuit", "circuit_sampler"}
+    if t.get("circuit_sampler", "chain") == "chain":
+        ignored.add("circuit_table_draws")  # the chain tabulates nothing
+    said = [f"{name}={t[name]}" for name, default in _TRANSFER_DEFAULTS.items()
+            if name not in ignored and name in t and t[name] != default]
+    if model == "circuit" and isinstance(t.get("circuit"), dict):
+        ours, default = flatten(t["circuit"]), flatten(_TRANSFER_DEFAULTS["circuit"])
+        read = lambda path: not any(path == p or path.startswith(p + ".") for p in NOT_READ_BY_TRANSFER)  # noqa: E731
+        changed = [path for path, v in ours.items() if read(path) and path in default and _plain(v) != _plain(default[path])]
+        if changed:
+            said.append(f"{len(changed)} device-chain setting{'s' * (len(changed) != 1)} changed (transfer.circuit)")
+    return said
+
+
+def _plain(v):
+    return list(v) if isinstance(v, tuple) else v
 
 
 # Energies are kept in nJ; shown in the largest of these units that leaves the total at least 1.
@@ -109,8 +149,9 @@ def summary_rows(results: dict) -> list[tuple[str, str]]:
     std = f" ± {acc.std(ddof=1):.2f}" if len(acc) > 1 else ""
     n_seeds = len(results["seeds"])
     rows = [
-        ("run", f"{cfg['dataset']} · {cfg['mode']}{_transfer(cfg)}{_bits(cfg)} · k={cfg['rule']['k']} · p={cfg['rule']['p']} · "
-                f"lr={cfg['rule']['lr']} · {results['samples_per_replica']:,} samples × {n_seeds} seed{'s' * (n_seeds != 1)}"),
+        ("run", " · ".join([f"{cfg['dataset']} · {cfg['mode']}{_transfer(cfg)}{_bits(cfg)}", *transfer_settings(cfg),
+                            f"k={cfg['rule']['k']}", f"p={cfg['rule']['p']}", f"lr={cfg['rule']['lr']}",
+                            f"{results['samples_per_replica']:,} samples × {n_seeds} seed{'s' * (n_seeds != 1)}"])),
         ("test accuracy", f"{acc.mean():.2f}{std} %  (seeds: {', '.join(f'{a:.2f}' for a in acc)})"
                           + _test_limit(cfg, results)),
     ]
