@@ -86,6 +86,11 @@ def test_lifetime_of_a_sweep(small_sweep):
     (["lifetime", "{run}"], "--rate is missing"),
     (["lifetime", "{tmp}/nope", "--rate", "1"], "RUN '{tmp}/nope': no such file or folder"),
     (["lifetime", "{run}", "--rate", "1", "--k", "0"], "--k='0' is not allowed"),
+    # a transfer every half sample had been projected (exit 0) where train refuses such a k
+    (["lifetime", "{run}", "--rate", "10", "--k", "0.5"], "--k='0.5' is not allowed: expected comma-separated transfer "
+                                                         "periods, each a whole number of samples ≥ 1"),
+    (["lifetime", "{run}", "--rate", "10", "--k", "1,2.5"], "--k='1,2.5' is not allowed"),
+    (["report", "{run}", "--k", "0.5", "--out", "{tmp}/r.html"], "--k='0.5' is not allowed"),
 ])
 def test_bad_input_is_one_line_and_exit_2(small_run, tmp_path, args, message):
     (tmp_path / "empty").mkdir()

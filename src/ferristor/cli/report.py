@@ -18,9 +18,11 @@ def _ks(text: str | None):
         ks = [float(k) for k in items]
     except ValueError:
         ks = []
-    if not ks or any(not (k > 0) or k == float("inf") for k in ks):
-        raise ConfigError("--k", text, "comma-separated transfer periods > 0, e.g. 1,10,100")
-    ks = [int(k) if k.is_integer() else k for k in ks]
+    # a transfer every k samples: a whole number ≥ 1, as train's --k (a k of 0.5 had projected a
+    # transfer every half sample, and exited 0)
+    if not ks or any(not (k >= 1) or k == float("inf") or not k.is_integer() for k in ks):
+        raise ConfigError("--k", text, "comma-separated transfer periods, each a whole number of samples ≥ 1, e.g. 1,10,100")
+    ks = [int(k) for k in ks]
     no_repeats(ks, "--k", text)  # '10,1e1' is one k
     return ks
 
