@@ -131,6 +131,21 @@ def test_preset_is_what_the_calibration_routine_fits():
         assert got == pytest.approx(want, rel=0.01)
 
 
+@pytest.mark.parametrize("means,sigma,n,seed", [
+    # good data as G+ − G−, level 0 offset by 1.9 µS: a converged fit took a NaN step (L-BFGS's line search on a flat loss)
+    ([1.91, 10.81, 31.37, 46.84, 61.04, 74.13, 83.88, 94.13], 6.64, 4000, 0),
+    # a flat valley of the loss: α → 20, V_th → −7.7 V, I_knee → ∞ trade against each other
+    ([-0.37, 14.95, 22.48, 42.35, 56.57, 68.14, 82.46, 92.2], 7.23, 200, 3)], ids=["nan step", "flat valley"])
+def test_a_differential_fit_stays_finite_and_in_range(means, sigma, n, seed):
+    """Both had raised a ConfigError (vth_v=nan; alpha=20.3) though the chain reproduces them within range."""
+    from ferristor.physics.transistor import AccessTransistorConfig
+    fit = calibrate(means, sigma, n_per_level=n, seed=seed, differential=True)
+    AccessTransistorConfig(**dataclasses.asdict(fit.transistor))  # every setting allowed
+    got, _, pooled = level_statistics(fit, 4000, seed=9, differential=True)
+    assert float((got - torch.tensor(means, dtype=torch.float64))[1:].abs().max()) < 4.0  # µS, of a 92 µS span
+    assert abs(pooled - sigma) < 1.0
+
+
 def test_the_settings_training_does_not_read_are_exactly_those_listed():
     """Every numeric leaf of the chain, nudged: it changes the programmed weights iff it is not in
     NOT_READ_BY_TRANSFER (so the 'has no effect' warning is never wrong, nor missing). g_mid, the

@@ -127,8 +127,9 @@ BAD_CSVS = {
     "4 levels": _rows(*[(lv, 10 * lv + d) for lv in range(4) for d in (1, 2)]),
     "level 9": _rows(*[(lv, 10 * lv + d) for lv in range(8) for d in (1, 2)], (9, 95.0)),
     "decreasing": _rows(*[(lv, 100 - 10 * lv + d) for lv in range(8) for d in (1, 2)]),
-    # a step the chain cannot make: the fit leaves the transistor's allowed range
-    "beyond the chain": _rows(*[(lv, g + d) for lv, g in enumerate([1, 90, 91, 92, 93, 94, 95, 96]) for d in (-1, 1)]),
+    # G+ − G− steps of 0.02 µS above level 0: the fitted chain's own level means (its weight scale) do not rise
+    "beyond the chain": "level,g_diff_uS\n" + "".join(f"{lv},{g + d}\n" for lv, g in enumerate([0, 0.02, 0.04, 50, 60, 70, 80, 90])
+                                                      for d in (-0.01, 0.01)),
     "both kinds": "level,conductance_uS,g_diff_uS\n" + "".join(f"{lv},{lv + 1},{lv}\n" for lv in range(8) for _ in "ab"),
     "differential, decreasing": "level,g_diff_uS\n" + "".join(f"{lv},{-10 * lv - d}\n" for lv in range(8) for d in (1, 2)),
 }
@@ -144,6 +145,33 @@ def test_calibrate_refuses_a_bad_csv_in_one_line_naming_it(tmp_path, case):
     lines = res.output.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"error: --csv {measured}"), res.output
     assert not out.exists()  # nothing written, not even the folder (a refused fit had left it empty)
+
+
+def test_the_fit_stays_in_range_and_says_what_the_chain_cannot_reproduce(tmp_path):
+    """Measured G+ − G− levels 0–92 µS (σ ≈ 7) had failed with "the fit gives AccessTransistorConfig.vth_v=-7.75 …
+    are the conductances in µS?": the unbounded fit walked down a flat valley of its loss (V_th, α and I_knee
+    trading against each other) though the chain reproduces them within the transistor's range. Data the
+    chain cannot reproduce are refused saying what, with no hint at units."""
+    half = 7.23 / 2 ** 0.5  # two rows a level: that pooled σ
+    measured = tmp_path / "gdiff.csv"
+    measured.write_text("level,g_diff_uS\n" + "".join(f"{lv},{m + d:.4f}\n" for lv, m in enumerate(
+        [-0.37, 14.95, 22.48, 42.35, 56.57, 68.14, 82.46, 92.2]) for d in (-half, half)))
+    res, out = _calibrate(tmp_path, measured)
+    assert res.exit_code == 0, res.output
+    fitted = _written_circuit(out / "calibrated.toml").transfer.circuit
+    assert -1.0 <= fitted.transistor.vth_v <= 5.0 and 0.5 <= fitted.transistor.alpha <= 2.5
+    rows = list(csv.DictReader((out / "calibrated.csv").open()))
+    assert max(abs(float(r["fitted_mean_uS"]) - float(r["measured_mean_uS"])) for r in rows) < 5.0  # of a 92 µS span
+
+    res, out = _calibrate(tmp_path, _write(tmp_path / "flat.csv", BAD_CSVS["beyond the chain"]), out="flat")
+    assert res.exit_code == 2 and not out.exists()
+    assert "cannot reproduce these measurements: in its closest fit level 1 is no higher than level 0" in res.output
+    assert "the measured step between them, 0.02 µS (G+ − G−)" in res.output and "µS?" not in res.output
+
+
+def _write(path, text):
+    path.write_text(text)
+    return path
 
 
 @pytest.mark.parametrize("case", ["columns", "beyond the chain"])  # refused before the fit; by the fit

@@ -318,11 +318,25 @@ def chain_problem(cfg: ChargeTransferConfig, layout: SynapseLayout = PAPER_LAYOU
     return None
 
 
+# Where ``calibrate`` may put each setting it fits: (low, high, fitted on a log scale?), in the config's
+# units. The transistor's threshold and exponent keep their config's allowed ranges; the others are
+# wide enough for any device and keep the optimizer's values finite. A quadratic wall beyond a bound
+# (``FIT_WALL``) leaves the fit untouched inside them. Unbounded, the fit had walked down flat valleys
+# of its loss, where the settings trade against each other (V_th to −7 V with α → 21 and I_knee →
+# 10²² µA), and so refused measurements the chain reproduces within the ranges.
+FIT_BOUNDS = {"transistor.vth_v": (-1.0, 5.0, False), "transistor.smoothing_v": (1e-3, 2.0, True),
+              "memristor.curve.g_max_us": (1e-2, 1e6, True), "memristor.curve.i_knee_ua": (1e-2, 1e6, True),
+              "transistor.alpha": (0.5, 2.5, True), "SET spread (√2·sigma_c2c)": (1e-6, math.sqrt(2.0), True)}
+FIT_WALL = 1e6  # µS² per (fit variable)² beyond a bound: a step of 0.01 past one costs 100 µS²
+
+
 def calibrate(means_us: Sequence[float], sigma_us: float, base: ChargeTransferConfig | None = None,
               n_per_level: int = 4000, seed: int = 0, layout: SynapseLayout = PAPER_LAYOUT, *,
               differential: bool = False) -> ChargeTransferConfig:
     """Fit the transistor threshold, tail and exponent, the G(Icc) curve and the SET spread so the chain's
-    level means and pooled σ match the targets (Monte Carlo with common random numbers, L-BFGS).
+    level means and pooled σ match the targets (Monte Carlo with common random numbers, L-BFGS), each
+    setting within ``FIT_BOUNDS`` (so the result is always a valid config), at the best point the
+    optimizer evaluated.
     The FeCAP, transfer-line and LCS parameters stay as given. ``differential``: the targets are of
     G+ − G− (Fig. 4's levels, level 0 ≈ 0), fitted as ``differential_statistics`` of the chain's; the
     absolute conductances then rest on the LCS (``memristor.curve.lcs_median_us``), which the fit keeps,
@@ -342,9 +356,12 @@ def calibrate(means_us: Sequence[float], sigma_us: float, base: ChargeTransferCo
     mc = base.memristor
     g_lcs = mc.curve.lcs_median_us * torch.exp(mc.curve.lcs_sigma_ln * noise["lcs"])
     t, m = base.transistor, mc.curve
+    # fit variables: V_th, then the logarithms of s, G_max, I_knee, α and the SET spread (√2·σ_each)
     p = torch.tensor([t.vth_v, math.log(t.smoothing_v), math.log(m.g_max_us), math.log(m.i_knee_ua),
                       math.log(t.alpha), math.log(max(math.hypot(m.sigma_d2d, m.sigma_c2c), 1e-3))],
                      dtype=torch.float64, requires_grad=True)
+    bounds = torch.tensor([(math.log(lo), math.log(hi)) if log else (lo, hi) for lo, hi, log in FIT_BOUNDS.values()],
+                          dtype=torch.float64)
 
     def conductances(p):  # (levels, draws) µS of the chain with parameters p
         icc = saturation_current_ua(v_gs, p[0], t.k_ua_per_v2, torch.exp(p[1]), torch.exp(p[4]))
@@ -359,21 +376,29 @@ def calibrate(means_us: Sequence[float], sigma_us: float, base: ChargeTransferCo
         return mean, var.mean().sqrt()
 
     opt = torch.optim.LBFGS([p], max_iter=200, line_search_fn="strong_wolfe")
+    best: list = [math.inf, p.detach().clone()]  # the lowest loss evaluated, and where
 
     def closure():
         opt.zero_grad()
         mu, sd = stats(p)
-        loss = ((mu - target) ** 2).sum() + 8.0 * (sd - sigma_us) ** 2
+        wall = ((bounds[:, 0] - p).clamp_min(0.0) ** 2 + (p - bounds[:, 1]).clamp_min(0.0) ** 2).sum()
+        loss = ((mu - target) ** 2).sum() + 8.0 * (sd - sigma_us) ** 2 + FIT_WALL * wall
         loss.backward()
+        value = loss.item()
+        if math.isfinite(value) and value < best[0]:
+            best[:] = [value, p.detach().clone()]
         return loss
 
     for _ in range(4):
         opt.step(closure)
-    v = p.detach().tolist()
+        if not bool(torch.isfinite(p).all()):  # a NaN step of the line search on a flat loss
+            break
+    p = torch.minimum(torch.maximum(best[1], bounds[:, 0]), bounds[:, 1])  # the best point, within the bounds
+    v = p.tolist()
     s_each = math.exp(v[5]) / math.sqrt(2.0)
     if differential:  # the weight scale: the fitted chain's own conductances (the data hold none)
         with torch.no_grad():
-            means_us = conductances(p.detach()).mean(1).tolist()
+            means_us = conductances(p).mean(1).tolist()
     return dataclasses.replace(
         base,
         transistor=dataclasses.replace(t, vth_v=round(v[0], 4), smoothing_v=round(math.exp(v[1]), 4),

@@ -493,15 +493,28 @@ def calibration(csv_path: str, out: Path, seed: int, samples: int) -> list[Path]
     return list(files)
 
 
+def _unreproduced(e: ConfigError, measured: "Measured") -> str:
+    """What the fitted chain cannot do, from the ConfigError its config raised: a differential fit's
+    weight scale (the chain's own level means) that does not rise with the level, or another setting."""
+    means = e.value if e.field.endswith("reference_means_us") and isinstance(e.value, (list, tuple)) else ()
+    lv = next((lv for lv in range(1, len(means)) if means[lv] <= means[lv - 1]), None)
+    if lv is None:
+        return f"its closest fit gives {e.render()}"
+    shown = ", ".join(f"{m:.4g}" for m in means)
+    step = measured.means[lv] - measured.means[lv - 1]
+    return (f"in its closest fit level {lv} is no higher than level {lv - 1} (its own level means, the weight scale: "
+            f"{shown} µS), so its weights could not tell them apart; the measured step between them, {step:.3g} µS "
+            f"({measured.what}), is below what the chain resolves")
+
+
 def _calibrated_files(csv_path: str, out: Path, seed: int, samples: int, measured: Measured
                       ) -> tuple[dict[Path, bytes], list[str]]:
     """The fit, as the files to write (path → contents: the spec file first) and the table to print."""
     means, sigma, stds, counts, differential = measured
     try:
         fitted = calibrate(means, sigma, n_per_level=samples, seed=seed, differential=differential)
-    except ConfigError as e:  # a fitted setting beyond its range: these measurements are beyond the chain
-        raise _csv_error(csv_path, f"the device chain cannot reproduce these measurements (the fit gives "
-                                   f"{e.render()}); are the conductances in µS?") from None
+    except ConfigError as e:  # the fit keeps its settings in range: only its weight scale can be refused
+        raise _csv_error(csv_path, f"the device chain cannot reproduce these measurements: {_unreproduced(e, measured)}") from None
     # the fitted chain's statistics from draws the fit did not see (seed + 1): an out-of-sample check
     fit_means, fit_stds, fit_sigma = level_statistics(fitted, samples, seed + 1, differential=differential)
     fit_means, fit_stds = fit_means.tolist(), fit_stds.tolist()
