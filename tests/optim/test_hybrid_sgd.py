@@ -241,6 +241,58 @@ def test_what_the_rule_has_not_is_refused_also_when_set_later(change):
         opt.step()
 
 
+@pytest.mark.parametrize("key, value, allowed", [
+    ("p", 0.0, r"a value in \(0, 1\]"), ("p", 2.0, r"a value in \(0, 1\]"), ("k", 0, r"a value in \[1, inf\)"),
+    ("k", 2.5, "an integer"), ("lr", -0.1, r"a value in \[0, inf\)"), ("rounding", "up", "one of 'stochastic'"),
+    ("sampler", "fast", "one of 'dense'"), ("k_unit", "steps", "one of 'inputs'"), ("momentum", 0.9, "0 for a group"),
+    ("nesterov", True, "False for a group")])
+def test_group_values_set_after_construction_are_checked_as_the_constructor_does(key, value, allowed):
+    """A group's values live in param_groups for a scheduler to set; set there, p=0 and k=0 had ended in
+    ZeroDivisionError, rounding='up' in a KeyError, and p=2 or lr=-0.1 trained silently. Now the step
+    refuses them with the constructor's own ConfigError, naming the group, before anything moves —
+    the plain head in the group before included."""
+    torch.manual_seed(0)
+    layer = HybridLinear(4, 3, config=HybridConfig(mode="hm"), seeds=0, name="a")
+    head = torch.nn.Linear(3, 2)
+    model = torch.nn.Sequential(layer, head)
+    opt = HybridSGD([{"params": head.parameters()}, {"params": layer.parameters()}], lr=0.1, p=0.5, k=2)
+    for _ in range(2):  # checked and cached, then changed
+        opt.zero_grad()
+        model(torch.randn(2, 4)).sum().backward()
+        opt.step()
+    opt.param_groups[1][key] = value
+    before = copy.deepcopy(model.state_dict())
+    opt.zero_grad()
+    model(torch.randn(2, 4)).sum().backward()
+    with pytest.raises(ConfigError, match=rf"param_groups\[1\]\['{key}'\]={value!r} is not allowed: expected {allowed}"):
+        opt.step()
+    with pytest.raises(ConfigError, match=rf"param_groups\[1\]\['{key}'\]"):
+        opt.hybrid_step()  # the compiled loop's entry (experiments.fast_step) checks the same
+    for name, tensor in model.state_dict().items():
+        assert torch.equal(tensor, before[name]), name
+
+
+def test_a_schedule_may_end_at_lr_zero_and_a_tensor_lr_changed_in_place_is_checked():
+    """lr = 0 is refused at construction (a mistake there) but taken at a step: schedulers end there
+    (CosineAnnealingLR's eta_min=0). A tensor lr is read as a number, so a change in place is seen."""
+    layer = HybridLinear(4, 3, config=HybridConfig(mode="hm"), seeds=0, name="a")
+    opt = HybridSGD(layer.parameters(), lr=0.1)
+    sched = torch.optim.lr_scheduler.LinearLR(opt, start_factor=1.0, end_factor=0.0, total_iters=2)
+    for _ in range(4):
+        layer(torch.randn(1, 4)).sum().backward()
+        opt.step()
+        sched.step()
+    assert opt.param_groups[0]["lr"] == 0.0
+    lr = torch.tensor(0.1)
+    opt = HybridSGD(layer.parameters(), lr=lr)
+    layer(torch.randn(1, 4)).sum().backward()
+    opt.step()
+    lr.fill_(-0.1)
+    layer(torch.randn(1, 4)).sum().backward()
+    with pytest.raises(ConfigError, match=r"param_groups\[0\]\['lr'\]=-0.1"):
+        opt.step()
+
+
 def test_a_tensor_lr_is_taken():
     torch.manual_seed(0)
     a, b = (HybridLinear(5, 3, config=HybridConfig(mode="hm"), seeds=0, name="fc") for _ in range(2))
