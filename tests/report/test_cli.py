@@ -180,3 +180,19 @@ def test_a_dashed_line_draws_without_matplotlibs_warning():
         warnings.simplefilter("error")
         mfig = draw(fig)
     assert [c.lines[0].get_linestyle() for c in mfig.axes[0].containers] == ["--", "-", "None"]
+
+
+def test_lifetime_of_a_sweep_refuses_k_it_would_not_use(small_sweep, small_run, tmp_path):
+    """--k on a sweep folder had been ignored without a word: a sweep's points are measured at their own k."""
+    r = _invoke("lifetime", small_sweep, "--rate", "10", "--k", "5")
+    assert r.exit_code == 2, r.output
+    assert r.output.count("\n") == 1 and r.output.startswith("error: --k='5': a sweep's lifetimes are measured at "
+                                                             "each point's own k"), r.output
+    # a folder holding a run and a sweep: --k projects the run, and the sweep's line says it does not apply
+    import shutil
+    shutil.copytree(small_run, tmp_path / "both" / "run")
+    shutil.copytree(small_sweep, tmp_path / "both" / "sweep")
+    r = _invoke("lifetime", tmp_path / "both", "--rate", "10", "--k", "5")
+    assert r.exit_code == 0, r.output
+    assert "; --k does not apply: each point at its own, measured k" in r.output
+    assert re.search(r"^\s*5\s", r.output, re.M)

@@ -59,7 +59,7 @@ def report(paths, out, rate, ks, figures_dir):
 @click.command("lifetime")
 @click.argument("run", metavar="RUN", required=False)
 @click.option("--rate", default=None, help="samples per second the device learns from (e.g. an edge sensor's rate)")
-@click.option("--k", "ks", default=None, help="transfer periods to project to [default: 1,2,5,…,1000]")
+@click.option("--k", "ks", default=None, help="transfer periods to project a run to, whole numbers ≥ 1 (a sweep's points are measured at their own k only) [default: 1,2,5,…,1000]")
 def lifetime(run, rate, ks):
     """Days until the worst memristor and the worst FeCAP of RUN's chips reach their rated endurance,
     at RATE samples per second, at the run's k (measured) and at other k (projected). RUN may also be
@@ -73,6 +73,11 @@ def lifetime(run, rate, ks):
     rate = check_rate(rate, "--rate")
     k_list = _ks(ks)
     runs, sweeps = resolve([run] if run else [], "RUN", command="lifetime")
+    if ks is not None and sweeps and not runs:
+        # refused, not ignored: a sweep's results keep each point's worst-device counts at its own k,
+        # not the update/transfer split of a run's ledger that a projection to another k needs
+        raise ConfigError("--k", ks, reason="a sweep's lifetimes are measured at each point's own k and are not "
+                                           "projected to others; leave --k out, or give a run folder")
     for r in runs:
         e = r.endurance
         click.echo(f"run {r.name}: {describe(r.config)}, {count(len(r.seeds), 'chip')} × {count(r.samples_per_replica or 0, 'sample')}")
@@ -88,7 +93,8 @@ def lifetime(run, rate, ks):
         click.echo(lifetime_table(points, rate))
         click.echo("* measured; other k projected: memristor writes ∝ 1/k, FeCAP = measured update writes + a transfer's reads every k")
     for s in sweeps:
-        click.echo(f"sweep {s.name}: worst device (mean over seeds) at each point, at {rate:g} samples/s")
+        click.echo(f"sweep {s.name}: worst device (mean over seeds) at each point, at {rate:g} samples/s"
+                   + ("; --k does not apply: each point at its own, measured k" if ks is not None else ""))
         for t in sorted(s.trials, key=lambda t: (str(t.params.get("setting")), str(t.params.get("mode")), t.params.get("k") or 0)):
             p = trial_lifetime(t)
             hidden = ("seeds", "epoch_scale", "figure") + (("k",) if "rule.k" in t.params else ())  # k: rule.k again
