@@ -169,6 +169,21 @@ def test_the_fit_stays_in_range_and_says_what_the_chain_cannot_reproduce(tmp_pat
     assert "the measured step between them, 0.02 µS (G+ − G−)" in res.output and "µS?" not in res.output
 
 
+def test_calibrate_warns_of_fitted_settings_no_device_has(tmp_path):
+    """Plausible measurements had written g_max_us = 14196.31 µS and i_knee_ua = 17141.89 µA (defaults 206.5,
+    113.6) without a word. A steep first step here puts the tail and exponent at the edge of a device's range:
+    one warning line names them as paths; the files are written. A chain's own transfers warn of nothing."""
+    steep = _write(tmp_path / "steep.csv", _rows(*[(lv, g + d) for lv, g in enumerate([1, 90, 91, 92, 93, 94, 95, 96])
+                                                    for d in (-1, 1)]))
+    res, out = _calibrate(tmp_path, steep)
+    assert res.exit_code == 0 and (out / "calibrated.toml").exists(), res.output
+    warned = [line for line in res.output.splitlines() if line.startswith("warning:")]
+    assert len(warned) == 1 and f"--csv {steep}: the fit puts transfer.circuit.transistor.smoothing_v=0.001 V" in warned[0]
+    assert "transfer.circuit.transistor.alpha=0.5 (default 0.8662" in warned[0] and "not device data" in warned[0]
+    res, _ = _calibrate(tmp_path, _measured_csv(tmp_path / "chain.csv"), out="chain")
+    assert res.exit_code == 0 and "warning" not in res.output, res.output
+
+
 def _write(path, text):
     path.write_text(text)
     return path

@@ -328,6 +328,21 @@ FIT_BOUNDS = {"transistor.vth_v": (-1.0, 5.0, False), "transistor.smoothing_v": 
               "memristor.curve.g_max_us": (1e-2, 1e6, True), "memristor.curve.i_knee_ua": (1e-2, 1e6, True),
               "transistor.alpha": (0.5, 2.5, True), "SET spread (√2·sigma_c2c)": (1e-6, math.sqrt(2.0), True)}
 FIT_WALL = 1e6  # µS² per (fit variable)² beyond a bound: a step of 0.01 past one costs 100 µS²
+# Where each fitted setting lies for a device (the config's units). Outside (or at a bound of the fit),
+# the fit has traded it against the others along a direction the measurements do not fix — levels
+# well below G(Icc)'s saturation fix only G_max/I_knee, a steep step only a sharp threshold — and it
+# means nothing physical, however well the chain then reproduces the levels (``implausible_fit``).
+PLAUSIBLE_FIT = {"transistor.vth_v": (0.0, 3.0, "V"), "transistor.smoothing_v": (0.01, 1.0, "V"),
+                 "transistor.alpha": (0.5, 2.5, ""), "memristor.curve.g_max_us": (10.0, 2000.0, "µS"),
+                 "memristor.curve.i_knee_ua": (1.0, 2000.0, "µA")}
+
+
+def implausible_fit(cfg: ChargeTransferConfig) -> list[tuple[str, float, float, float, str]]:
+    """(path, value, low, high, unit) of the fitted settings of ``cfg`` not strictly inside their
+    ``PLAUSIBLE_FIT`` range (a fit pinned at the edge of its bounds wanted to go further)."""
+    flat = flatten(dataclasses.asdict(cfg))
+    return [(path, flat[path], lo, hi, unit) for path, (lo, hi, unit) in PLAUSIBLE_FIT.items()
+            if not lo < flat[path] < hi]
 
 
 def calibrate(means_us: Sequence[float], sigma_us: float, base: ChargeTransferConfig | None = None,

@@ -23,7 +23,7 @@ import click
 import torch
 
 from ..circuit.charge_transfer import (PAPER_LEVEL_MEANS_US, ChargeTransferConfig, CircuitTransfer, calibrate,
-                                       changed_settings, level_statistics, level_summary, msb_bits, read_transfer_measurements,
+                                       changed_settings, implausible_fit, level_statistics, level_summary, msb_bits, read_transfer_measurements,
                                        tl_voltage)
 from ..circuit.layout import PAPER_LAYOUT
 from ..atomic import atomic_write
@@ -526,6 +526,18 @@ def _calibrated_files(csv_path: str, out: Path, seed: int, samples: int, measure
             f"the fitted chain misses level {worst} by {diffs[worst]:+.3g} µS ({abs(diffs[worst]) / span:.0%} of the "
             f"measured span G7 − G0): check that the conductances are in µS and the levels are the transfer's 0…7; "
             "the files are written anyway", "csv", csv_path))
+
+    odd = implausible_fit(fitted)
+    if odd:
+        default = flatten(dataclasses.asdict(ChargeTransferConfig()))
+        shown = "; ".join(f"{CHAIN_PREFIX}{path}={value}{' ' + unit if unit else ''} (default {default[path]}, a device's "
+                          f"{lo:g}–{hi:g})" for path, value, lo, hi, unit in odd)
+        them = "it" if len(odd) == 1 else "them"
+        warnings.warn(FerristorWarning(
+            f"the fit puts {shown}: at or past the edge of a device's range, where the measurements do not pin {them} down "
+            f"and the fit traded {them} against the other fitted settings; read {them} as "
+            f"{'an effective value' if len(odd) == 1 else 'effective values'}, not device data; the files are written anyway",
+            "csv", csv_path))
 
     if fitted.memristor.curve.sigma_c2c < 1e-3 and fit_sigma > sigma:
         warnings.warn(FerristorWarning(
