@@ -147,6 +147,15 @@ def test_calibrate_refuses_a_bad_csv_in_one_line_naming_it(tmp_path, case):
     assert not out.exists()  # nothing written, not even the folder (a refused fit had left it empty)
 
 
+def test_a_csv_with_both_kinds_of_column_is_refused_saying_so(tmp_path):
+    """The message had listed the columns found, 'level', 'conductance_uS', 'g_diff_uS', as if one were missing."""
+    measured = _write(tmp_path / "both.csv", BAD_CSVS["both kinds"])
+    res, _ = _calibrate(tmp_path, measured)
+    assert res.exit_code == 2 and res.output.count("\n") == 1, res.output
+    assert (f"--csv {measured}: has both a 'conductance_uS' column (the selected device's conductance) and a "
+            "'g_diff_uS' column (G+ − G−): give one kind of measurement a file") in res.output
+
+
 def test_the_fit_stays_in_range_and_says_what_the_chain_cannot_reproduce(tmp_path):
     """Measured G+ − G− levels 0–92 µS (σ ≈ 7) had failed with "the fit gives AccessTransistorConfig.vth_v=-7.75 …
     are the conductances in µS?": the unbounded fit walked down a flat valley of its loss (V_th, α and I_knee

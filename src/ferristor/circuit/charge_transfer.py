@@ -466,6 +466,10 @@ def read_transfer_measurements(path: str | os.PathLike, layout: SynapseLayout = 
     except csv.Error as e:
         raise bad(f"is not a readable CSV ({e})") from None
     kinds = [c for c in (ABSOLUTE_COLUMN, DIFFERENTIAL_COLUMN) if c in header]
+    if "level" in header and len(kinds) == 2:
+        raise bad(f"has both a '{ABSOLUTE_COLUMN}' column (the selected device's conductance) and a "
+                  f"'{DIFFERENTIAL_COLUMN}' column (G+ − G−): give one kind of measurement a file, so it is clear "
+                  f"which to fit — remove the other column, or split the file in two")
     if "level" not in header or len(kinds) != 1:
         found = ", ".join(map(repr, header)) or "none (an empty file)"
         raise bad(f"expected the columns 'level' and one of '{ABSOLUTE_COLUMN}' (the selected device's conductance) "
