@@ -1,4 +1,5 @@
 import csv
+import dataclasses
 
 import pytest
 from click.testing import CliRunner
@@ -331,6 +332,21 @@ def test_the_device_figures_draw_your_chain_from_set_and_config(tmp_path):
     bad = CliRunner().invoke(device_group, ["memristor-levels", "--out", str(tmp_path / "x"), "--set", "rule.k=5"])
     assert bad.exit_code == 2 and "--set rule.k=5: the device figures read the device chain only" in bad.output
     assert not (tmp_path / "x").exists()
+
+
+def test_a_chain_with_no_distinguishable_levels_warns_as_training_does(tmp_path):
+    """transfer-levels drew a threshold above the line's (every level ≈ 0.87 µS) without a word, where train
+    warns of the same chain: the figure warns with training's message (one check, chain_problem)."""
+    from ferristor.circuit.charge_transfer import ChargeTransferConfig, chain_problem
+    args = ["--samples", "50", "--set", "transfer.circuit.transistor.vth_v=3"]
+    res = CliRunner().invoke(device_group, ["transfer-levels", "--out", str(tmp_path / "a"), *args])
+    assert res.exit_code == 0 and (tmp_path / "a" / "transfer-levels.png").exists(), res.output
+    base = ChargeTransferConfig()
+    want = chain_problem(dataclasses.replace(base, transistor=dataclasses.replace(base.transistor, vth_v=3.0)))
+    assert f"warning: {want}" in res.output and "do not rise with the level" in want
+    res = CliRunner().invoke(device_group, ["transfer-levels", "--out", str(tmp_path / "b"), "--samples", "50",
+                                            "--set", "transfer.circuit.memristor.curve.sigma_c2c=0.2"])
+    assert res.exit_code == 0 and "warning" not in res.output, res.output
 
 
 def test_fecap_endurance_draws_your_fatigue_settings(tmp_path):

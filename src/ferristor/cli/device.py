@@ -23,7 +23,7 @@ import click
 import torch
 
 from ..circuit.charge_transfer import (PAPER_LEVEL_MEANS_US, ChargeTransferConfig, CircuitTransfer, calibrate,
-                                       changed_settings, implausible_fit, level_statistics, level_summary, msb_bits, read_transfer_measurements,
+                                       chain_problem, changed_settings, implausible_fit, level_statistics, level_summary, msb_bits, read_transfer_measurements,
                                        tl_voltage)
 from ..circuit.layout import PAPER_LAYOUT
 from ..atomic import atomic_write
@@ -323,6 +323,17 @@ def _chain(config_file: Path | None, sets: tuple[str, ...]) -> ChargeTransferCon
         raise SpecError(f"{who}: {e}") from None
 
 
+# The figures that draw the transfer chain's levels: a chain that programs no distinguishable levels
+# warns before them, as training warns of it (``chain_problem``: the one check of both).
+DRAWS_THE_CHAIN_LEVELS = ("transfer-levels",)
+
+
+def _warn_if_no_levels(chain: ChargeTransferConfig | None) -> None:
+    problem = chain_problem(chain) if chain is not None else None  # the preset is calibrated
+    if problem:
+        warnings.warn(FerristorWarning(problem))
+
+
 def _command(name: str, fn, default_samples: int, short: str) -> click.Command:
     @_out_option
     @_seed_option
@@ -333,6 +344,8 @@ def _command(name: str, fn, default_samples: int, short: str) -> click.Command:
     @names_options(out_dir="out")
     def run(out: Path, seed: int, samples: int, config_file: Path | None, sets: tuple[str, ...]):
         chain = _chain(config_file, sets)
+        if name in DRAWS_THE_CHAIN_LEVELS:
+            _warn_if_no_levels(chain)
         for p in fn(_prepared(out), seed, samples, chain):
             click.echo(str(p))
     return click.command(name, help=fn.__doc__, short_help=short)(run)
@@ -350,6 +363,7 @@ for _name, (_fn, _n, _short) in FIGURES.items():
 @names_options(out_dir="out")
 def all_figures(out: Path, seed: int, samples: int | None, config_file: Path | None, sets: tuple[str, ...]):
     chain = _chain(config_file, sets)
+    _warn_if_no_levels(chain)
     out = _prepared(out)
     for fn, n, _ in FIGURES.values():
         for p in fn(out, seed, samples or n, chain):
