@@ -113,3 +113,16 @@ def test_an_hm_run_with_measured_level_means_says_so_in_the_run_line():
                          "transfer": {**results["config"]["transfer"], "model": "table", "sign_guard": "fold"}}
     assert "· sigma_levels=0.3 · sign_guard=fold · k=100" in _row(results, "run")
 
+
+
+def test_the_papers_margins_are_quoted_as_its_own_at_other_ratings():
+    """--set ledger.memristor_endurance_cycles=1e6 had printed 'memristor 33,333× … paper: 75×, 17×',
+    a margin at the user's rating beside the paper's at its own, unsaid."""
+    results = _results(me_margin=33333.0)
+    assert _row(results, "endurance margin").endswith("; paper: 75×, 17× over 10 MNIST epochs at k=100)")
+    results["config"] = {**results["config"], "ledger": {"fecap_endurance_cycles": 1e7, "memristor_endurance_cycles": 1e6,
+                                                         "ops_per_cycle": 2}}
+    row = _row(results, "endurance margin")
+    assert "paper: 75×" not in row
+    assert "rated here 1e+07 FeCAP / 1e+06 memristor cycles" in row
+    assert "the paper's 75×, 17× over 10 MNIST epochs at k=100 are at its own ratings, 1e+07 FeCAP / 1e+05 memristor" in row

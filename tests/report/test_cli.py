@@ -182,6 +182,27 @@ def test_a_dashed_line_draws_without_matplotlibs_warning():
     assert [c.lines[0].get_linestyle() for c in mfig.axes[0].containers] == ["--", "-", "None"]
 
 
+def test_lifetime_rows_line_up_and_a_k_written_as_a_float_is_taken(small_run):
+    """The measured row's star had pushed its k one column left of the others ('100*' over '1000')."""
+    r = _invoke("lifetime", small_run, "--rate", "10", "--k", "1,1e3,5.0")
+    assert r.exit_code == 0, r.output
+    rows = [line for line in r.output.splitlines() if re.match(r"^\s*\d", line)]
+    assert [row.split()[0] for row in rows] == ["1", "5", "20*", "1000"]
+    ends = {row.index(row.split()[0]) + len(row.split()[0].rstrip("*")) for row in rows}
+    assert len(ends) == 1, rows  # every k's last digit in one column
+
+
+def test_lifetime_says_one_operation_per_cycle_in_the_singular(small_run, tmp_path):
+    res = json.loads((small_run / "results.json").read_text())
+    res["config"]["ledger"]["ops_per_cycle"] = 1
+    (tmp_path / "one").mkdir()
+    (tmp_path / "one" / "results.json").write_text(json.dumps(res))
+    r = _invoke("lifetime", tmp_path / "one", "--rate", "10")
+    assert r.exit_code == 0, r.output
+    assert "cycles (1 operation each)" in r.output
+    assert "cycles (2 operations each)" in _invoke("lifetime", small_run, "--rate", "10").output
+
+
 def test_lifetime_of_a_sweep_refuses_k_it_would_not_use(small_sweep, small_run, tmp_path):
     """--k on a sweep folder had been ignored without a word: a sweep's points are measured at their own k."""
     r = _invoke("lifetime", small_sweep, "--rate", "10", "--k", "5")

@@ -88,7 +88,7 @@ def lifetime(run, rate, ks):
                    "the results file records no ledger" if r.network is None else "no samples or k recorded")
             click.echo("  no projection: " + why)
             continue
-        click.echo(f"rated: memristor {e.memristor_cycles:.0e}, FeCAP {e.fecap_cycles:.0e} cycles ({e.ops_per_cycle:g} operations each), "
+        click.echo(f"rated: memristor {e.memristor_cycles:.0e}, FeCAP {e.fecap_cycles:.0e} cycles ({count(e.ops_per_cycle, 'operation')} each), "
                    f"from the run's ledger config; worst device of the worst chip, at {rate:g} samples/s")
         click.echo(lifetime_table(points, rate))
         click.echo("* measured; other k projected: memristor writes ∝ 1/k, FeCAP = measured update writes + a transfer's reads every k")

@@ -109,7 +109,7 @@ def lifetime_table(points: list[LifetimePoint], rate: float) -> str:
     rows = [head]
     for p in points:
         mem, fe = p.days(rate)
-        rows.append((f"{p.k:g}{'*' if p.measured else ''}", fmt(p.memristor_ops_per_sample, ".4g"), format_days(mem),
+        rows.append((f"{p.k:g}{'*' if p.measured else ' '}", fmt(p.memristor_ops_per_sample, ".4g"), format_days(mem),
                      fmt(p.fecap_ops_per_sample, ".4g"), format_days(fe)))
     widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
     return "\n".join("  ".join(c.rjust(w) for c, w in zip(r, widths)) for r in rows)
