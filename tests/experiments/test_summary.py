@@ -114,6 +114,16 @@ def test_an_hm_run_with_measured_level_means_says_so_in_the_run_line():
     assert "· sigma_levels=0.3 · sign_guard=fold · k=100" in _row(results, "run")
 
 
+def test_batch_and_a_k_counted_in_updates_are_in_the_run_line():
+    # --batch 10 --norm batch --k-unit updates --k 10 had printed "k=10", with no batch and no unit
+    results = _results()
+    assert "batch" not in _row(results, "run") and "updates" not in _row(results, "run")
+    results["config"] = {**results["config"], "batch": 10, "rule": {**results["config"]["rule"], "k": 10, "k_unit": "updates"}}
+    row = _row(results, "run")
+    assert " · k=10 updates · " in row and " · batch=10 · " in row
+    results["config"]["rule"]["k_unit"] = "inputs"
+    assert " · k=10 · " in _row(results, "run")
+
 
 def test_the_papers_margins_are_quoted_as_its_own_at_other_ratings():
     """--set ledger.memristor_endurance_cycles=1e6 had printed 'memristor 33,333× … paper: 75×, 17×',

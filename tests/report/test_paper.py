@@ -96,3 +96,10 @@ def test_the_run_header_names_layout_and_transfer_settings():
                     ).startswith("mnist · hm-var · 10/2 bits · k=100 · ")
     assert describe(_json(_cfg("mnist", "hm", level_means="measured"))).startswith("mnist · hm · level_means=measured · k=100 · ")
     assert describe(_json(_cfg("mnist", "hm-var"))).startswith("mnist · hm-var · k=100 · ")
+
+
+def test_the_run_header_names_ks_unit_where_it_counts_updates():
+    from ferristor.report.run_page import describe
+    said = describe(_json(_cfg("mnist", "hm-var", batch=10, norm="batch", k=10, k_unit="updates")))
+    assert " · k=10 updates · " in said and " · batch=10 · " in said
+    assert " · k=10 · " in describe(_json(_cfg("mnist", "hm-var", batch=10, norm="batch", k=10)))

@@ -94,6 +94,13 @@ def _plain(v):
     return list(v) if isinstance(v, tuple) else v
 
 
+def k_text(cfg: dict) -> str:
+    """'k=100', or 'k=10 updates' where k counts optimizer updates rather than inputs (rule.k_unit)."""
+    rule = cfg.get("rule") or {}
+    unit = rule.get("k_unit", "inputs")
+    return f"k={rule.get('k')}" + ("" if unit == "inputs" else f" {unit}")
+
+
 # Energies are kept in nJ; shown in the largest of these units that leaves the total at least 1.
 _UNITS = (("µJ", 1e3), ("nJ", 1.0), ("pJ", 1e-3), ("fJ", 1e-6))
 
@@ -171,7 +178,8 @@ def summary_rows(results: dict) -> list[tuple[str, str]]:
     n_seeds = len(results["seeds"])
     rows = [
         ("run", " · ".join([f"{cfg['dataset']} · {cfg['mode']}{_transfer(cfg)}{_bits(cfg)}", *transfer_settings(cfg),
-                            f"k={cfg['rule']['k']}", f"p={cfg['rule']['p']}", f"lr={cfg['rule']['lr']}",
+                            k_text(cfg), f"p={cfg['rule']['p']}", f"lr={cfg['rule']['lr']}",
+                            *([f"batch={cfg['batch']}"] if cfg.get("batch", 1) > 1 else []),
                             f"{results['samples_per_replica']:,} samples × {n_seeds} seed{'s' * (n_seeds != 1)}"])),
         ("test accuracy", f"{acc.mean():.2f}{std} %  (seeds: {', '.join(f'{a:.2f}' for a in acc)})"
                           + _test_limit(cfg, results)),
