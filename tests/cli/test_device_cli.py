@@ -31,6 +31,22 @@ def test_transfer_levels_csv_has_15_levels_with_the_sign(tmp_path):
     assert all(float(r["g_diff_uS"]) < 0 for r in rows if int(r["level"]) <= -2)
 
 
+def test_memristor_levels_draws_as_many_levels_as_level_icc_ua_holds(tmp_path):
+    """The config takes any 2 or more compliance currents (training does not read them), but the figure drew 8:
+    [0, 10] ended in an IndexError, and `all` with [0, 10, 20] crashed after writing some figures."""
+    icc = "transfer.circuit.memristor.curve.level_icc_ua"
+    res = CliRunner().invoke(device_group, ["memristor-levels", "--out", str(tmp_path / "two"), "--samples", "20",
+                                            "--set", f"{icc}=[0,10]"])
+    assert res.exit_code == 0, res.output
+    rows = list(csv.DictReader((tmp_path / "two" / "memristor-levels.csv").open()))
+    assert [int(r["level"]) for r in rows] == [0] * 20 + [1] * 20
+    res = CliRunner().invoke(device_group, ["all", "--out", str(tmp_path / "all"), "--samples", "16", "--set", f"{icc}=[0,10,20]"])
+    assert res.exit_code == 0, res.output
+    assert len(list((tmp_path / "all").iterdir())) == 2 * len(FIGURES)
+    levels = {int(r["level"]) for r in csv.DictReader((tmp_path / "all" / "memristor-levels.csv").open())}
+    assert levels == {0, 1, 2}
+
+
 def test_out_is_required():
     res = CliRunner().invoke(device_group, ["fecap-energy"])
     assert res.exit_code != 0 and "--out" in res.output

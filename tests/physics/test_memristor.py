@@ -61,6 +61,19 @@ def test_eight_levels_are_ordered_overlapping_and_within_0_80_uS():
     assert bool((hi[1:-1] > lo[2:]).any())  # neighbours overlap (digest §1)
 
 
+def test_program_level_refuses_a_level_beyond_level_icc_ua_by_name():
+    """A level past the table had raised a bare IndexError from deep inside torch."""
+    from ferristor.errors import ConfigError
+    from ferristor.physics.memristor import SwitchingCurveConfig
+    g = torch.Generator().manual_seed(0)
+    m = MemristorArray(4, MemristorConfig(curve=SwitchingCurveConfig(level_icc_ua=(0.0, 10.0))), g)
+    m.form(None, g)
+    m.program_level(torch.tensor([0, 1, 1, 0]), None, g)
+    for bad, shown in ((torch.tensor([0, 1, 2, 0]), "level=2"), (-1, "level=-1")):
+        with pytest.raises(ConfigError, match=rf"{shown} .*0…1 \(SwitchingCurveConfig.level_icc_ua holds 2"):
+            m.program_level(bad, None, g)
+
+
 def test_window_closes_around_1e5_cycles():
     m, g = _formed(1000)
     icc = torch.full((1000,), 58.0)

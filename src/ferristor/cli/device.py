@@ -167,18 +167,25 @@ def memristor_icc(out: Path, seed: int, samples: int, chain: ChargeTransferConfi
     return _save(out, "memristor-icc", fig, ["icc_uA", "mean_uS", "std_uS", "p10_uS", "median_uS", "p90_uS"], rows)
 
 
+MAX_LEGEND_LEVELS = 16  # beyond, a legend entry a level hides the histograms
+
+
 def memristor_levels(out: Path, seed: int, samples: int, chain: ChargeTransferConfig | None = None) -> list[Path]:
-    """Fig. 2g: 8 programmable, overlapping conductance levels."""
-    m, g = _formed(8 * samples, seed, chain)
-    level = torch.arange(8).repeat_interleave(samples)
+    """Fig. 2g: the programmable, overlapping conductance levels (one per compliance current of
+    memristor.curve.level_icc_ua: the paper's 8 by default), ``samples`` devices a level."""
+    icc = (chain or martemucci2025()).memristor.curve.level_icc_ua
+    n = len(icc)
+    m, g = _formed(n * samples, seed, chain)
+    level = torch.arange(n).repeat_interleave(samples)
     m.program_level(level, None, g)
-    r = m.read(None, g).view(8, -1)
+    r = m.read(None, g).view(n, -1)
     plt = _plt()
     fig, ax = plt.subplots(figsize=(6, 4))
-    for k in range(8):
-        ax.hist(r[k].numpy(), bins=60, alpha=0.6, label=f"L{k} ({m.config.curve.level_icc_ua[k]:.0f} µA)")
-    ax.set(xlabel="conductance (µS)", ylabel="devices", title="8 memristor levels")
-    ax.legend(fontsize=7)
+    for k in range(n):
+        ax.hist(r[k].numpy(), bins=60, alpha=0.6, label=f"L{k} ({icc[k]:.3g} µA)")
+    ax.set(xlabel="conductance (µS)", ylabel="devices", title=f"{n} memristor levels")
+    if n <= MAX_LEGEND_LEVELS:
+        ax.legend(fontsize=7)
     rows = [[int(level[i]), float(r.flatten()[i])] for i in range(level.numel())]
     return _save(out, "memristor-levels", fig, ["level", "conductance_uS"], rows)
 
@@ -253,7 +260,7 @@ FIGURES = {
     "fecap-energy": (fecap_energy, 1, "FeCAP switching energy vs pulse width (Fig. 2c)"),
     "fecap-endurance": (fecap_endurance, 4096, "FeCAP memory window and failures vs cycles (Fig. 2d)"),
     "memristor-icc": (memristor_icc, 2000, "memristor conductance vs compliance current (Fig. 2f)"),
-    "memristor-levels": (memristor_levels, 2000, "the 8 memristor conductance levels (Fig. 2g)"),
+    "memristor-levels": (memristor_levels, 2000, "the memristor's programmable conductance levels (Fig. 2g)"),
     "memristor-endurance": (memristor_endurance, 2000, "memristor HCS/LCS vs SET/RESET cycles (Fig. 2h)"),
     "transfer-line": (transfer_line, 2000, "transfer-line voltage vs switched area (Fig. 3e)"),
     "transfer-levels": (transfer_levels, 2000, "the 15 transferred differential levels (Fig. 4)"),

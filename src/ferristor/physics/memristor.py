@@ -57,7 +57,8 @@ class SwitchingCurveConfig:
     sigma_d2d: float = param(0.0813, unit="1", source="[I] fitted: d2d = c2c, total pooled σ_G = 8.7 µS (digest §3)", doc="relative device-to-device spread of G_set")
     sigma_c2c: float = param(0.0813, unit="1", source="[I] fitted", doc="relative cycle-to-cycle spread of G_set")
     level_icc_ua: tuple = param((0.0, 6.0, 12.0, 19.0, 27.0, 36.0, 46.0, 58.0), unit="µA", source="[I] chosen for ≈10 µS steps",
-                                doc="compliance currents of the 8 programmable levels (Fig. 2g, 0–80 µS)")
+                                doc="compliance currents of the programmable levels, one a level (Fig. 2g: 8, 0–80 µS); any "
+                                    "count ≥ 2 (`ferristor device memristor-levels` draws them all; training does not read them)")
 
     def __post_init__(self):
         for name in ("lcs_median_us", "g_max_us", "i_knee_ua", "hill_n"):
@@ -197,8 +198,16 @@ class MemristorArray:
         self.age_s = torch.where(m, 0.0, self.age_s)
 
     def program_level(self, level, mask=None, generator: torch.Generator | None = None) -> None:
-        """RESET then SET at the compliance current of one of the programmable levels (Fig. 2g)."""
-        icc = torch.tensor(self.config.curve.level_icc_ua, dtype=torch.float64)[torch.as_tensor(level).long()]
+        """RESET then SET at the compliance current of one of the programmable levels (Fig. 2g):
+        ``level`` (per device, or one for all) indexes ``curve.level_icc_ua``."""
+        table = torch.tensor(self.config.curve.level_icc_ua, dtype=torch.float64)
+        level = torch.as_tensor(level).long()
+        if level.numel() and not (0 <= int(level.min()) and int(level.max()) < len(table)):
+            from ..errors import ConfigError
+            bad = int(level.min()) if int(level.min()) < 0 else int(level.max())
+            raise ConfigError("level", bad, f"a level in 0…{len(table) - 1} (SwitchingCurveConfig.level_icc_ua holds "
+                                            f"{len(table)} compliance currents)")
+        icc = table[level]
         self.reset(mask, generator)
         self.set(icc, mask, generator)
 
