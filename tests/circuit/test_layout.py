@@ -33,3 +33,11 @@ def test_cells_follow_the_bit_widths_unless_given():
 def test_an_inconsistent_layout_is_refused_by_name(kwargs, match):
     with pytest.raises(ConfigError, match=match):
         SynapseLayout(**kwargs)
+
+
+@pytest.mark.parametrize("memristors", [1, 3, 4])
+def test_only_the_g_plus_g_minus_pair_is_taken(memristors):
+    """memristors=1 had been taken, changing only the ledger's memristor energy while training (and the
+    array, which addresses G+ and G−) still ran a pair: the sign selects one of two, the weight is G+ − G−."""
+    with pytest.raises(ConfigError, match=rf"memristors={memristors} is not allowed: expected 2, the G\+/G− pair"):
+        SynapseLayout(memristors=memristors)

@@ -61,6 +61,8 @@ def test_set_reaches_any_field_and_config_files_under_it(tmp_path):
     (("--set", "transfer.circuit.line.c_tl_ff=-3",), None, "--set transfer.circuit.line.c_tl_ff: TransferLineConfig.c_tl_ff"),
     (("--set", "transfer.circuit.nope=1",), None, "unknown config path 'transfer.circuit.nope'"),
     (("--set", "data_dir=/x",), None, "not a setting of a spec file or --set: use --data-dir"),
+    (("--mode", "hm", "--set", "layout.memristors=1"), None,
+     "--set layout.memristors: SynapseLayout.memristors=1 is not allowed: expected 2, the G+/G− pair"),
 ])
 def test_conflicts_and_bad_values_are_one_line(tmp_path, args, file, message):
     if file is not None:

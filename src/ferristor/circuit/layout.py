@@ -21,7 +21,9 @@ class SynapseLayout:
                                                   "2^(n−1)…1 for n analogue bits — (4, 2, 1) for the paper's 3")
     lsb_cells: int | None = param(None, unit="FeCAP", source="digest §2 [P]: 6",
                                   doc="cells of the magnitude bits below the MSBs; None: hidden_bits − 1 − analogue_magnitude_bits")
-    memristors: int = param(2, unit="memristor", source="digest §2 [P]", doc="G+ and G−")
+    memristors: int = param(2, unit="memristor", source="digest §2 [P]",
+                            doc="G+ and G−: the only count simulated (a transfer programs the one the sign selects, "
+                                "and the weight reads as G+ − G−)")
 
     # the cell counts that follow from the bit widths when left None (sweeps.configs.resolve re-derives
     # them when only the widths are set)
@@ -44,7 +46,12 @@ class SynapseLayout:
             check_number("SynapseLayout.msb_cells", cells, lo=1, hi=1024, integer=True)
         check_number("SynapseLayout.lsb_cells", self.lsb_cells, lo=0, hi=16, integer=True)
         check_number("SynapseLayout.sign_cells", self.sign_cells, lo=1, hi=16, integer=True)
-        check_number("SynapseLayout.memristors", self.memristors, lo=1, hi=16, integer=True)
+        check_number("SynapseLayout.memristors", self.memristors, integer=True)
+        if self.memristors != 2:  # not a costing knob: only the ledger would have counted another number
+            from ..errors import ConfigError
+            raise ConfigError("SynapseLayout.memristors", self.memristors,
+                              "2, the G+/G− pair: the sign cell selects which of the two a transfer programs and "
+                              "the weight reads as G+ − G− (digest §2–3); no other count is simulated")
         if len(self.msb_cells) != self.analogue_magnitude_bits:
             from ..errors import ConfigError
             raise ConfigError("SynapseLayout.msb_cells", self.msb_cells,
