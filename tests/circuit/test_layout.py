@@ -35,6 +35,18 @@ def test_an_inconsistent_layout_is_refused_by_name(kwargs, match):
         SynapseLayout(**kwargs)
 
 
+def test_too_few_hidden_bits_are_refused_as_hidden_bits():
+    """hidden_bits=3 had been refused as 'analogue_magnitude_bits=3 is not allowed', a field the user never set:
+    the width moved from the paper's is the one named, the other given as context."""
+    with pytest.raises(ConfigError, match=r"hidden_bits=3 is not allowed with SynapseLayout.analogue_magnitude_bits=3: "
+                                          r"expected at least 4") as e:
+        SynapseLayout(hidden_bits=3)
+    assert (e.value.field, e.value.context) == ("SynapseLayout.hidden_bits", {"SynapseLayout.analogue_magnitude_bits": 3})
+    with pytest.raises(ConfigError, match=r"analogue_magnitude_bits=6 is not allowed with SynapseLayout.hidden_bits=5: "
+                                          r"expected a value in \[1, 4\]"):
+        SynapseLayout(hidden_bits=5, analogue_magnitude_bits=6)
+
+
 @pytest.mark.parametrize("memristors", [1, 3, 4])
 def test_only_the_g_plus_g_minus_pair_is_taken(memristors):
     """memristors=1 had been taken, changing only the ledger's memristor energy while training (and the

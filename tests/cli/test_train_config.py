@@ -103,7 +103,10 @@ def test_a_set_value_is_checked_with_the_options_given_beside_it():
      "--set transfer.circuit.fecap.switching.model: SwitchingConfig.model='bogus'", "--set transfer.model:"),
     (("--set", "transfer.circuit.fecap.switching.model=merz", "--set", "transfer.model=ideal"),
      "--set transfer.model: transfer.model='ideal'", "switching"),
-    (("--set", "network.norm=batch"), "batch=1 is not allowed with network.norm='batch'", "--batch"),
+    (("--set", "network.norm=batch"), "--set network.norm: batch=1 is not allowed with network.norm='batch'", "--batch"),
+    # a cross-field refusal names the field typed, not the one it conflicts with
+    (("--set", "layout.hidden_bits=3"), "--set layout.hidden_bits: SynapseLayout.hidden_bits=3 is not allowed with "
+     "SynapseLayout.analogue_magnitude_bits=3: expected at least 4", "analogue_magnitude_bits=3 is not allowed"),
     (("--set", "rule.k=0"), "--set rule.k:", "--k"),
     (("--no-bias", "--set", "network.bias=true"), "--no-bias and --set network.bias both set network.bias", "--bias "),
     (("--norm", "batch"), "batch=1 is not allowed with --norm batch", "--batch"),

@@ -11,10 +11,13 @@ from dataclasses import dataclass
 from ..config_base import check_number, param
 
 
+PAPER_ANALOGUE_BITS = 3  # sign + 3 MSBs into the memristor pair (digest §2–3)
+
+
 @dataclass(frozen=True)
 class SynapseLayout:
     hidden_bits: int = param(10, unit="bit", source="digest §2 [P]", doc="sign + magnitude bits of the hidden integer")
-    analogue_magnitude_bits: int = param(3, unit="bit", source="digest §2–3 [P]", doc="MSBs of the magnitude moved into the memristors")
+    analogue_magnitude_bits: int = param(PAPER_ANALOGUE_BITS, unit="bit", source="digest §2–3 [P]", doc="MSBs of the magnitude moved into the memristors")
     sign_cells: int = param(1, unit="FeCAP", source="digest §2 [P]")
     msb_cells: tuple[int, ...] | None = param(None, unit="FeCAP", source="digest §2 [P]: (4, 2, 1)",
                                               doc="cells per MSB, MSB1 first (area ratio); None: binary-weighted, "
@@ -31,8 +34,8 @@ class SynapseLayout:
 
     def __post_init__(self):
         check_number("SynapseLayout.hidden_bits", self.hidden_bits, lo=2, hi=16, integer=True)
-        check_number("SynapseLayout.analogue_magnitude_bits", self.analogue_magnitude_bits,
-                     lo=1, hi=self.hidden_bits - 1, integer=True)
+        check_number("SynapseLayout.analogue_magnitude_bits", self.analogue_magnitude_bits, lo=1, integer=True)
+        self._check_widths()
         # derived values are stored, so the paper's layout reads (4, 2, 1) and 6 as it always did
         if self.msb_cells is None:
             object.__setattr__(self, "msb_cells", tuple(2 ** i for i in reversed(range(self.analogue_magnitude_bits))))
@@ -60,6 +63,21 @@ class SynapseLayout:
             from ..errors import ConfigError
             raise ConfigError("SynapseLayout.lsb_cells", self.lsb_cells,
                               f"{self.hidden_bits - 1 - self.analogue_magnitude_bits} (magnitude bits below the MSBs)")
+
+    def _check_widths(self) -> None:
+        """The analogue MSBs fit under the sign bit: refused naming the width moved from the paper's —
+        hidden_bits when the analogue width is the paper's 3 (``--set layout.hidden_bits=3`` had been
+        refused as 'analogue_magnitude_bits=3 is not allowed', a field the user never set), else
+        analogue_magnitude_bits — with the other as context, so a front end names what was typed."""
+        from ..errors import ConfigError
+        h, a = self.hidden_bits, self.analogue_magnitude_bits
+        if a <= h - 1:
+            return
+        if a == PAPER_ANALOGUE_BITS:
+            raise ConfigError("SynapseLayout.hidden_bits", h, f"at least {a + 1} (a sign bit and the {a} analogue "
+                              "magnitude bits)", context={"SynapseLayout.analogue_magnitude_bits": a})
+        raise ConfigError("SynapseLayout.analogue_magnitude_bits", a, f"a value in [1, {h - 1}] (the magnitude bits "
+                          f"under the sign of a {h}-bit hidden integer)", context={"SynapseLayout.hidden_bits": h})
 
     @property
     def max_hidden(self) -> int:
