@@ -447,3 +447,47 @@ def test_ferristors_loss_refuses_second_order_gradients():
     z1 = torch.randn(3, 1, requires_grad=True)
     with pytest.raises(ConfigError, match="second-order"):
         torch.autograd.grad(binary_cross_entropy_with_logits(z1, torch.tensor([0, 1, 1])), z1, create_graph=True)
+
+
+@pytest.mark.parametrize("replicas", [None, 2])
+@pytest.mark.parametrize("kind,padding_mode", [("linear", None), ("conv", "zeros"), ("conv", "reflect")])
+def test_an_unbatched_input_is_one_input_as_in_torch(kind, padding_mode, replicas):
+    """nn.Conv2d takes (C, H, W) and nn.Linear (in,): HybridConv2d refused the first. Both layers take
+    an input without its batch dimension (after the replica axis, with replicas) as a batch of one: the
+    same output without that dimension, the same gradient, one input counted, the same chip after a step."""
+    from ferristor.optim import HybridSGD
+    seeds = [3, 4][:replicas] if replicas else 3
+    lead = (replicas,) if replicas else ()
+
+    def make():
+        if kind == "linear":
+            return HybridLinear(6, 5, bias=True, replicas=replicas, seeds=seeds, config=HybridConfig(mode="hm"))
+        return HybridConv2d(2, 3, 3, padding=1, bias=True, padding_mode=padding_mode, replicas=replicas, seeds=seeds,
+                            config=HybridConfig(mode="hm"))
+    one = torch.randn(*lead, *((6,) if kind == "linear" else (2, 5, 5)), generator=torch.Generator().manual_seed(0))
+    at = len(lead)
+    layers, outs, grads = [], [], []
+    for x in (one, one.unsqueeze(at)):  # unbatched, and the same sample as a batch of one
+        layer = make()
+        opt = HybridSGD(layer.parameters(), lr=0.5, p=1.0, k=1)
+        xg = x.clone().requires_grad_(True)
+        out = layer(xg)
+        out.square().sum().backward()
+        opt.step()
+        assert opt.state[layer.weight]["inputs"] == 1 and opt.state[layer.bias]["inputs"] == 1
+        layers.append(layer)
+        outs.append(out.detach())
+        grads.append(xg.grad)
+        with torch.no_grad():
+            assert layer(x).shape == out.shape
+    assert outs[0].shape == outs[1].squeeze(at).shape and outs[0].dim() == one.dim()
+    assert torch.equal(outs[0], outs[1].squeeze(at)) and torch.equal(grads[0], grads[1].squeeze(at))
+    for k, v in layers[1].state_dict().items():
+        assert torch.equal(layers[0].state_dict()[k], v), k
+    if kind == "conv" and replicas is None:
+        w = _weight(make())
+        ref = F.conv2d(F.pad(one, (1, 1, 1, 1), mode=padding_mode) if padding_mode != "zeros" else one, w,
+                       make().bias.detach(), padding=0 if padding_mode != "zeros" else 1)
+        torch.testing.assert_close(make()(one), ref)
+    with pytest.raises(ConfigError, match="input shape"):
+        make()(one[..., 0, :] if kind == "conv" else one[..., :3])

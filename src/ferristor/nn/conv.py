@@ -110,7 +110,7 @@ PADDING_MODES = ("zeros", "reflect", "replicate", "circular")  # torch.nn.Conv2d
 class HybridConv2d(HybridModule):
     """As ``torch.nn.Conv2d`` (padding: integers, ``'valid'`` or ``'same'``; every ``padding_mode``),
     with the kernel (and a bias column, if asked) on hybrid synapses. Inputs (N, C, H, W) for one chip;
-    (R, N, C, H, W) with ``replicas=R``. A padding mode other than zeros pads the input first, as
+    (R, N, C, H, W) with ``replicas=R``; without N, one unbatched input (as ``nn.Conv2d``'s (C, H, W)). A padding mode other than zeros pads the input first, as
     torch's own layer does (``F.pad``, then a convolution without padding): the synapses see the
     padded input, so the weight gradient is torch's.
     ``config``, ``seeds``, ``name``, ``device``: as :class:`HybridLinear`."""
@@ -175,12 +175,17 @@ class HybridConv2d(HybridModule):
     def check_input(self, x: torch.Tensor) -> None:
         self._check_dtype(x)
         want = 5 if self.replicas is not None else 4
-        if x.dim() != want or x.shape[-3] != self.in_channels or (self.replicas is not None and x.shape[0] != self.replicas):
+        if x.dim() not in (want, want - 1) or x.shape[-3] != self.in_channels or \
+                (self.replicas is not None and x.shape[0] != self.replicas):
             lead = f"{self.replicas}, " if self.replicas is not None else ""
-            raise ConfigError("HybridConv2d input shape", tuple(x.shape), f"({lead}N, {self.in_channels}, H, W)")
+            raise ConfigError("HybridConv2d input shape", tuple(x.shape),
+                              f"({lead}N, {self.in_channels}, H, W), or ({lead}{self.in_channels}, H, W) unbatched")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.check_input(x)
+        if x.dim() == (3 if self.replicas is None else 4):  # unbatched, as nn.Conv2d takes it: one input
+            at = 0 if self.replicas is None else 1
+            return self.forward(x.unsqueeze(at)).squeeze(at)
         x = self._padded(x)
         if torch.is_grad_enabled() and (x.requires_grad or self.weight.requires_grad
                                         or (self.bias is not None and self.bias.requires_grad)):
