@@ -92,6 +92,13 @@ def test_a_changed_device_chain_trains_differently(mnist_data_dir, tmp_path):
     assert out["preset"]["ledger"] == out["wide"]["ledger"]  # the same writes, other conductances
 
 
+def test_an_integral_float_sets_an_int_field():
+    """--set rule.k=1e9 had been refused as "expected an integer": JSON reads 1e9 as a float."""
+    assert _config(["--set", "rule.k=1e3"]).rule.k == 1000
+    with pytest.raises(SpecError, match=r"--set rule.k: k=1.5 is not allowed: expected an integer"):
+        _config(["--set", "rule.k=1.5"])
+
+
 def test_a_set_value_is_checked_with_the_options_given_beside_it():
     """--set network.norm=batch is valid with --batch 4 (checked together, not on the preset alone)."""
     cfg = _config(["--set", "network.norm=batch", "--batch", "4"])
@@ -105,6 +112,8 @@ def test_a_set_value_is_checked_with_the_options_given_beside_it():
      "--set transfer.model: transfer.model='ideal'", "switching"),
     (("--set", "network.norm=batch"), "--set network.norm: batch=1 is not allowed with network.norm='batch'", "--batch"),
     # a cross-field refusal names the field typed, not the one it conflicts with
+    (("--set", "transfer.sigma_levels=inf"), "--set transfer.sigma_levels: TransferConfig.sigma_levels=inf is not allowed: "
+     "expected a finite number", "'inf'"),
     (("--set", "layout.hidden_bits=3"), "--set layout.hidden_bits: SynapseLayout.hidden_bits=3 is not allowed with "
      "SynapseLayout.analogue_magnitude_bits=3: expected at least 4", "analogue_magnitude_bits=3 is not allowed"),
     (("--set", "rule.k=0"), "--set rule.k:", "--k"),

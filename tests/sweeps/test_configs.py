@@ -75,3 +75,35 @@ def test_a_path_default_follows_a_section_that_overrides_its_class_default():
     assert configs.default("rule.k") == 100
     assert configs.find_leaf("pretrain", Fig6Config) is None and configs.find_leaf("rule.k") is not None
     assert configs.default("layout.lsb_cells") is None  # derived by the layout, not a fixed 6
+
+
+def test_an_integral_float_is_taken_for_an_int_field_and_only_that():
+    """--set rule.k=1e9 had been refused as "expected an integer" (JSON reads 1e9 as 1000000000.0): an
+    integral float is the int it equals, in a tuple of ints too; 1.5 and true stay refused."""
+    from ferristor.errors import ConfigError
+    from ferristor.sweeps import configs
+    k = configs.coerce("rule.k", 1e9)
+    assert k == 1_000_000_000 and type(k) is int
+    assert configs.resolve({"rule.k": 1e2}).rule.k == 100
+    assert configs.resolve({"layout.msb_cells": [4.0, 2.0, 1.0]}).layout.msb_cells == (4, 2, 1)
+    assert configs.coerce("ledger.memristor_ops_unselected", 1.0) == 1  # int | None
+    for bad in (1.5, True, float("inf")):
+        with pytest.raises(ConfigError, match="expected an integer"):
+            configs.resolve({"rule.k": bad})
+    assert type(configs.coerce("epochs", 10)) is float  # an int for a float field, as before
+
+
+def test_an_infinity_for_a_float_field_is_refused_as_not_finite():
+    """--set transfer.sigma_levels=inf had been refused as "expected a number" (JSON does not read 'inf', so
+    it stayed a string): it is the float it names, and the check says it wants a finite number."""
+    import math
+
+    from ferristor.errors import ConfigError
+    from ferristor.sweeps import configs
+    for text in ("inf", "-inf", "Infinity", "nan"):
+        value = configs.coerce("transfer.sigma_levels", text)
+        assert isinstance(value, float) and not math.isfinite(value)
+        with pytest.raises(ConfigError, match=r"sigma_levels=.* is not allowed: expected a finite number"):
+            configs.resolve({"transfer.sigma_levels": text})
+    assert configs.coerce("transfer.level_means", "inf") == "inf"  # a string field keeps its string
+    assert configs.coerce("transfer.sigma_levels", "abc") == "abc"  # and any other word stays refused as not a number

@@ -3,8 +3,8 @@ allowed paths, setting values by path, and building a validated config from a pl
 
 Paths are those of ``dataclasses.asdict(TrainConfig())``, read from the dataclasses themselves, so a
 field added to a config is sweepable at once. Values are coerced to the field's declared type where
-that is lossless (an int for a float field becomes a float), so ``epochs=10`` and ``epochs=10.0`` are
-one trial.
+that is lossless (an int for a float field becomes a float, an integral float for an int field an
+int), so ``epochs=10`` and ``epochs=10.0`` are one trial, and ``rule.k=1e3`` is k = 1000.
 """
 from __future__ import annotations
 
@@ -138,14 +138,35 @@ def check_path(path: str) -> str:
     return path
 
 
+NON_FINITE = {"inf", "+inf", "-inf", "infinity", "+infinity", "-infinity", "nan", "+nan", "-nan"}
+
+
+def _whole(value: Any) -> Any:
+    """An integral float as the int it equals (JSON reads ``1e9`` as 1000000000.0); anything else as is."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
 def coerce(path: str, value: Any) -> Any:
     """``value`` in the type the field declares, when that is lossless; else unchanged (the config's
-    own validation then names what is wrong)."""
+    own validation then names what is wrong). An int for a float field becomes a float, an integral
+    float for an int field the int (``rule.k=1e9``; 1.5 stays and is refused), likewise in a tuple of
+    ints; 'inf' or 'nan' (which JSON does not read) for a float field becomes that float, so the
+    field's check says it wants a finite number rather than "a number"."""
     allowed = allowed_types(path)
     origins = {typing.get_origin(a) or a for a in allowed}
     if float in origins and int not in origins and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
-    if tuple in origins and isinstance(value, list):
+    if int in origins and float not in origins:
+        value = _whole(value)
+    if (float in origins and str not in origins and isinstance(value, str)
+            and value.strip().lower() in NON_FINITE):
+        return float(value)
+    if tuple in origins and isinstance(value, (list, tuple)):
+        items = [a for a in allowed if typing.get_origin(a) is tuple]
+        if any(typing.get_args(a)[:1] == (int,) for a in items):
+            return tuple(_whole(v) for v in value)
         return tuple(value)
     return value
 
