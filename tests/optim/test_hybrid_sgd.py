@@ -216,6 +216,60 @@ def test_layers_capture_only_while_a_hybrid_sgd_holds_them():
     assert not layer._tapes
 
 
+def test_an_older_hybrid_sgd_on_the_same_parameters_refuses_to_step_while_a_newer_one_holds_them():
+    """A second HybridSGD on the same hybrid parameters had been taken and its step changed nothing
+    (the first consumed the captured gradient); or the first's, if the second stepped first. Now the
+    newest holds a parameter and an older one refuses to step, naming the layer, before anything moves
+    — until the newer one is released or gone. Refusing the second at construction would refuse
+    ``opt = HybridSGD(...)`` run again (the old one is still bound while the new one is built)."""
+    import gc
+    torch.manual_seed(0)
+    a = HybridLinear(4, 3, config=HybridConfig(mode="hm"), seeds=0, name="a")
+    b = HybridLinear(3, 2, config=HybridConfig(mode="hm"), seeds=0, name="b")
+    model = torch.nn.Sequential(a, torch.nn.ReLU(), b, torch.nn.Linear(2, 2))
+    old = HybridSGD(model.parameters(), lr=0.5, p=1.0, k=1)
+    new = HybridSGD(a.parameters(), lr=0.5, p=1.0, k=1)
+    other = HybridSGD(HybridLinear(4, 3, config=HybridConfig(mode="hm"), seeds=0, name="a").parameters())
+    model(torch.randn(2, 4)).sum().backward()
+    before = copy.deepcopy(model.state_dict())
+    with pytest.raises(ConfigError, match=r"params='a.weight': a HybridSGD built after this one holds this parameter"):
+        old.step()
+    with pytest.raises(ConfigError, match="a.weight"):
+        old.hybrid_step()
+    for name, tensor in model.state_dict().items():  # neither a's nor b's nor the plain head's
+        assert torch.equal(tensor, before[name]), name
+    new.step()  # the newer one takes the gradient the older one had consumed
+    assert not torch.equal(a.weight_hidden, before["0.weight_hidden"])
+    other.step()  # another layer's optimizer (the same stream name) is no business of theirs
+
+    new.release()  # released (as fit does with its own) or gone: the older one holds a again
+    model(torch.randn(2, 4)).sum().backward()
+    state = copy.deepcopy(model.state_dict())
+    old.step()
+    assert not torch.equal(a.weight_hidden, state["0.weight_hidden"])
+    del new
+    newest = HybridSGD(model.parameters(), lr=0.5, p=1.0, k=1)
+    del newest
+    gc.collect()
+    model(torch.randn(2, 4)).sum().backward()
+    old.step()
+
+    opt = HybridSGD(b.parameters(), lr=0.5)  # the same line run twice: the old one is still bound meanwhile
+    opt = HybridSGD(b.parameters(), lr=0.5)
+    opt.load_state_dict(opt.state_dict())  # loading a state leaves who holds what as it is
+    copied_model, copied_opt = copy.deepcopy((model, opt))  # copies hold their copies; the originals still step
+    for m, o in ((model, opt), (copied_model, copied_opt)):
+        m(torch.randn(2, 4)).sum().backward()
+        state = copy.deepcopy(m.state_dict())
+        o.step()
+        assert not torch.equal(m[2].weight_hidden, state["2.weight_hidden"])
+    shallow = copy.copy(opt)  # a shallow copy shares the parameters: the copy is the newer
+    model(torch.randn(2, 4)).sum().backward()
+    with pytest.raises(ConfigError, match="b.weight"):
+        opt.step()
+    shallow.step()
+
+
 def test_fit_releases_the_optimizer_it_built():
     from ferristor.experiments.fit import fit
     torch.manual_seed(0)

@@ -17,6 +17,7 @@ bit for bit; the random keys are derived from the layers' seeds and names, never
 """
 from __future__ import annotations
 
+import itertools
 import operator
 from typing import Iterable
 
@@ -101,6 +102,16 @@ def _check_group(index: int, group: dict) -> None:
                           context=error.context) from None
 
 
+_SERIAL = itertools.count()  # the order HybridSGDs were built (or copied) in: the newest holds a parameter
+
+
+def _label(param: HybridParameter) -> str:
+    """A hybrid parameter as a message names it: its stream name (layer name + parameter)."""
+    owner = param.owner
+    name = owner.stream_name(param.slot)
+    return name if owner.rng_name else f"{name} (of an unnamed {type(owner).__name__}, shape {tuple(param.shape)})"
+
+
 class HybridSGD(SGD):
     """Args (beyond ``torch.optim.SGD``'s, which apply to plain parameters only):
         lr: learning rate (digest §4: 0.1 for MNIST).
@@ -112,6 +123,13 @@ class HybridSGD(SGD):
             (geometric gaps: only masked-in weights draw); the same statistics, different streams
             (docs/engine.md, Randomness).
         plain: 'sgd' (update plain parameters with SGD) or 'error' (refuse them, naming each).
+
+    One HybridSGD steps a hybrid parameter: the layer keeps one captured gradient, and the step that
+    applies it consumes it. The newest HybridSGD holding a parameter holds it; an older one still
+    holding it refuses to step (a ConfigError naming the layer, before anything moves) until the newer
+    one is released or gone — then it steps again. Not refused at construction: ``opt =
+    HybridSGD(model.parameters())`` run a second time (a notebook cell, an optimizer re-created to load
+    a checkpoint) builds the new one while the old one is still bound, and an LR scheduler keeps it alive.
     """
 
     applies_hybrid_rule = True  # the optimizers nn/foreign_step.py lets step hybrid synapses
@@ -123,6 +141,7 @@ class HybridSGD(SGD):
         check_number("lr", _lr({"lr": lr}), lo=0, lo_open=True)  # before torch's own check, which names no option
         self._plain_policy, self._ready = plain, False
         self._checked: list[tuple] = []  # each group's values as last checked (_check_groups)
+        self._serial, self._superseded = next(_SERIAL), {}  # id → parameter a newer HybridSGD took (_take_over)
         super().__init__(params, lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay,
                          nesterov=nesterov, maximize=maximize, foreach=False)
         self.defaults.update(p=p, k=k, rounding=rounding, sampler=sampler, k_unit=k_unit)
@@ -145,11 +164,40 @@ class HybridSGD(SGD):
         for param, name in zip(group["params"], names):
             if isinstance(param, HybridParameter):
                 _check_hybrid_group(group)
+                self._take_over(param)
                 param.owner.capture_for(self)  # rank-1 factors instead of dense gradients, while this lives
             elif self._plain_policy == "error":
                 label = name or f"a plain parameter of shape {tuple(param.shape)}"
                 raise ConfigError("params", label, "hybrid parameters only (plain='error'); use HybridLinear/HybridConv2d "
                                   "or give plain parameters to another optimizer")
+
+    def _holds(self, param: HybridParameter) -> bool:
+        return any(q is param for group in self.param_groups for q in group["params"])
+
+    def _take_over(self, param: HybridParameter) -> None:
+        """This (newer) optimizer holds ``param``: an older HybridSGD holding it refuses to step from now."""
+        for other in list(getattr(param.owner, "_captors", ())):
+            if other is not self and isinstance(other, HybridSGD) and other._holds(param):
+                other._superseded[id(param)] = param
+
+    def _newer_holder(self, param: HybridParameter) -> bool:
+        """Whether a HybridSGD built after this one holds ``param`` (alive and not released)."""
+        return any(other is not self and isinstance(other, HybridSGD) and other._serial > self._serial
+                   and other._holds(param) for other in list(getattr(param.owner, "_captors", ())))
+
+    def _check_holder(self) -> None:
+        """Refuse to step while a newer HybridSGD holds one of this one's hybrid parameters: its step
+        takes the gradient, so this one's would change nothing. A parameter whose newer holder is gone
+        or released is this one's again."""
+        for key, param in list(self._superseded.items()):
+            if not self._newer_holder(param):
+                del self._superseded[key]
+                param.owner.capture_for(self)
+        if self._superseded:
+            param = next(iter(self._superseded.values()))
+            raise ConfigError("params", _label(param), reason="a HybridSGD built after this one holds this parameter "
+                              "and its step takes the gradient, so this one's would change nothing: step the newer "
+                              "one (or release() it, or let it go, for this one to step again)")
 
     def _check_streams(self) -> None:
         """Two parameters with the same seed and the same name would draw the same masks."""
@@ -178,6 +226,8 @@ class HybridSGD(SGD):
         if closure is not None:  # the gradients first, so a non-finite one is refused before anything moves
             with torch.enable_grad():
                 loss = closure()
+        if self._superseded:
+            self._check_holder()
         self._check_groups()
         self._check_gradients()
         super().step()
@@ -186,6 +236,8 @@ class HybridSGD(SGD):
 
     def hybrid_step(self, inputs: int | None = None) -> None:
         """The rule's part of :meth:`step` alone (no plain SGD, no step hooks): ``experiments.fast_step``."""
+        if self._superseded:
+            self._check_holder()
         self._check_groups()
         self._check_gradients()
         self._apply_rule(inputs)
@@ -231,12 +283,17 @@ class HybridSGD(SGD):
         super().__setstate__(state)
         self._plain_policy, self._ready = self.__dict__.get("_plain_policy", "sgd"), True
         self._checked = []
+        copied = "_serial" not in self.__dict__  # a copy or an unpickled one; not load_state_dict on this one
+        if copied:  # the newest: it holds what it shares with the original (copy.copy)
+            self._serial, self._superseded = next(_SERIAL), {}
         for group in self.param_groups:  # a state saved before the rule had these settings: their defaults
             group.setdefault("sampler", "dense")
             group.setdefault("k_unit", "inputs")
         for group in self.param_groups:  # a copied or unpickled optimizer captures for its (copied) layers
             for param in group["params"]:
                 if isinstance(param, HybridParameter) and param.owner is not None:
+                    if copied:
+                        self._take_over(param)
                     param.owner.capture_for(self)
 
     def is_pure(self) -> bool:
