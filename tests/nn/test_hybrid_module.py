@@ -222,3 +222,37 @@ def test_a_layer_pickled_before_the_transfer_tag_takes_a_state_that_has_one():
     old = pickle.loads(pickle.dumps(layer))
     old.load_state_dict(state)
     assert "transfer_settings" in old.state_dict()
+
+
+@pytest.mark.parametrize("kind", ["linear", "conv"])
+def test_a_tensor_hook_on_a_captured_weight_is_told_it_gets_none_and_the_module_hook_works(kind):
+    """While a HybridSGD holds the layer the gradient is kept as factors and tensor hooks get None (a
+    clipping hook crashed on it without a word why): a FerristorWarning names the parameter and the
+    module hook that works. That hook's replacement of ∂L/∂output is what the rule takes."""
+    from ferristor.errors import FerristorWarning
+    shape = (2, 2, 5, 5) if kind == "conv" else (2, 6)
+    x = torch.randn(shape, generator=torch.Generator().manual_seed(2))
+    layer = _layer(kind=kind)
+    free = _layer(kind=kind)  # no optimizer: the hook sees ∂L/∂W, as on any parameter
+    seen = []
+    free.weight.register_hook(lambda g: seen.append(g))
+    free(x).square().sum().backward()
+    assert seen[0] is not None and seen[0].shape == free.weight.shape
+    opt = HybridSGD(layer.parameters(), lr=0.2, p=1.0, k=2)
+    seen.clear()
+    layer.weight.register_hook(lambda g: seen.append(g))
+    with pytest.warns(FerristorWarning, match=r"fc\.weight: its tensor hooks .* called with None .*"
+                                              r"register_full_backward_pre_hook.*opt\.release\(\)"):
+        layer(x).square().sum().backward()
+    assert seen == [None] and layer.weight.grad is None
+    layer.weight._backward_hooks.clear()
+    # the module hook: doubling ∂L/∂output trains the chip as the doubled loss does
+    twin = _layer(kind=kind)
+    twin_opt = HybridSGD(twin.parameters(), lr=0.2, p=1.0, k=2)
+    (2 * twin(x).square().sum()).backward()
+    twin_opt.step()
+    opt.zero_grad()
+    layer.register_full_backward_pre_hook(lambda m, grad_output: (2 * grad_output[0],))
+    layer(x.clone().requires_grad_(True)).square().sum().backward()  # (a module hook wants an input needing grad)
+    opt.step()
+    assert torch.equal(layer.weight_hidden, twin.weight_hidden) and torch.equal(layer.weight, twin.weight)

@@ -541,6 +541,9 @@ class HybridModule(nn.Module):
         if self.capture_factors:
             tape = self._tapes.setdefault(name, [])
             tape.append((x, delta, dense))
+            param = self._parameters[name]
+            if param._backward_hooks or param._post_accumulate_grad_hooks:
+                self._warn_tensor_hooks(name)
             if len(tape) == TAPE_WARN:
                 warnings.warn(f"{self.stream_name(name)}: {TAPE_WARN:,} gradients recorded and no HybridSGD step has "
                               "consumed them; they accumulate (as .grad would) and hold memory. Call opt.zero_grad() "
@@ -548,6 +551,17 @@ class HybridModule(nn.Module):
                               FerristorWarning, stacklevel=2)
             return None
         return dense if dense is not None else self._dense_from_factors(_tensor(x), _tensor(delta))
+
+    def _warn_tensor_hooks(self, name: str) -> None:
+        """Tensor hooks on a parameter whose gradient is kept as factors are called with None (torch
+        calls them with the gradient the layer returns): say so, and what works instead. Python shows
+        a warning once per message: once per parameter."""
+        warnings.warn(f"{self.stream_name(name)}: its tensor hooks (register_hook, register_post_accumulate_grad_hook) "
+                      "are called with None — and .grad stays None — while a HybridSGD holds this layer: the rule "
+                      "keeps the gradient as what its kernels consume, not as ∂L/∂W. Hook the layer instead: "
+                      "layer.register_full_backward_pre_hook(lambda m, grad_output: …) sees ∂L/∂output and may return "
+                      "a replacement, which the rule and the layers below then take; or release the HybridSGD "
+                      "(opt.release()) to have .grad filled for tensor hooks", FerristorWarning)
 
     def _hand_over(self, name: str, x, delta, use: str | None) -> torch.Tensor | None:
         """A parameter's gradient from its factors x (R, B, I) [None: a bias] and δ (R, B, O), as
