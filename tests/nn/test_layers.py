@@ -491,3 +491,31 @@ def test_an_unbatched_input_is_one_input_as_in_torch(kind, padding_mode, replica
         torch.testing.assert_close(make()(one), ref)
     with pytest.raises(ConfigError, match="input shape"):
         make()(one[..., 0, :] if kind == "conv" else one[..., :3])
+
+
+def test_what_counts_as_an_input():
+    """docs/pytorch.md: a (B, T, in) input to HybridLinear is B·T inputs (rows the rule sees); a
+    convolution counts its batch N, not its output positions; two backward passes of one forward
+    (retain_graph=True) are an accumulation: both gradients, both counts."""
+    from ferristor.optim import HybridSGD
+    lin = HybridLinear(4, 3, seeds=0, name="a", config=HybridConfig(mode="hm"))
+    opt = HybridSGD(lin.parameters(), k=100)
+    lin(torch.randn(2, 5, 4)).sum().backward()
+    opt.step()
+    assert opt.state[lin.weight]["inputs"] == 10
+    conv = HybridConv2d(1, 2, 3, seeds=0, name="c", config=HybridConfig(mode="hm"))
+    opt = HybridSGD(conv.parameters(), k=100)
+    conv(torch.randn(2, 1, 8, 8)).sum().backward()  # 36 output positions per sample
+    opt.step()
+    assert opt.state[conv.weight]["inputs"] == 2
+    twice, once = (HybridLinear(4, 3, seeds=0, name="a", config=HybridConfig(mode="fp")) for _ in range(2))
+    x = torch.randn(2, 4, generator=torch.Generator().manual_seed(0))
+    opt_twice, opt_once = (HybridSGD(m.parameters(), lr=0.1, p=1.0, k=100) for m in (twice, once))
+    loss = twice(x).square().sum()
+    loss.backward(retain_graph=True)
+    loss.backward()
+    opt_twice.step()
+    (2 * once(x).square().sum()).backward()
+    opt_once.step()
+    assert opt_twice.state[twice.weight]["inputs"] == 4 and opt_once.state[once.weight]["inputs"] == 2
+    torch.testing.assert_close(twice.weight, once.weight, rtol=0, atol=1e-6)
