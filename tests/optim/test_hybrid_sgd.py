@@ -368,11 +368,37 @@ def test_an_lr_schedule_keeps_the_kernel_constants_cache_small():
     assert len(layer._cpu_arrays("weight")["consts"]) <= 8
 
 
+@pytest.mark.parametrize("batch, steps, transfers", [(3, 8, 6), (4, 6, 6), (6, 4, 4), (9, 2, 2)])
+def test_a_transfer_follows_each_step_that_passes_a_multiple_of_k_at_most_once(batch, steps, transfers):
+    """k = 4 inputs. A batch below k or equal to it transfers every k inputs (N/k: 24 inputs, 6); a
+    larger one once per step (two transfers between the same two updates would write the same levels),
+    fewer than N/k, which a FerristorWarning says once — where the docs had promised N/k."""
+    import warnings
+
+    from ferristor.errors import FerristorWarning
+    model, opt = _make(mode="hm", k=4)
+    x, y = torch.rand(batch, 12), torch.randint(0, 3, (batch,))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for _ in range(steps):
+            opt.zero_grad()
+            F.cross_entropy(model(x), y).backward()
+            opt.step()
+    assert [int(layer.weight_transfers[0]) for layer in model.layers] == [transfers] * 2
+    assert opt.state[model.layers[0].weight]["inputs"] == batch * steps
+    warned = [w.message for w in caught if issubclass(w.category, FerristorWarning)]
+    if batch <= 4:
+        assert not warned
+    else:  # once for the optimizer, not per step or layer
+        assert len(warned) == 1 and warned[0].field == "k" and warned[0].value == 4
+        assert f"k=4: fewer than the {batch} inputs of a step: a step makes at most one transfer" in str(warned[0])
+
+
 def test_k_can_count_updates_instead_of_inputs():
     """k's unit at batch > 1 is open (digest §4 gives k = 100 only): 'updates' counts a step as one."""
     model, opt = _make(mode="hm", k=2, k_unit="updates")
     x, y = torch.rand(3, 12), torch.randint(0, 3, (3,))
-    for _ in range(4):  # four steps of three inputs: two transfers (by inputs it would have been six)
+    for _ in range(4):  # four steps of three inputs: two transfers (by inputs four: one per step, warned)
         loss = F.cross_entropy(model(x), y)
         opt.zero_grad()
         loss.backward()

@@ -3,7 +3,10 @@
 Per hybrid parameter and step: a fresh Bernoulli(p) mask, the masked change −lr·∂L/∂W rounded onto
 the 10-bit hidden FeCAP grid and saturated (``rule``); every k *inputs* the sign + 3 MSBs are
 transferred into the memristors. A mini-batch of B advances the input count by B — the optimizer
-reads B from the gradients the layers recorded, so nobody does the arithmetic.
+reads B from the gradients the layers recorded, so nobody does the arithmetic — and a transfer
+follows each step in which the count passes a multiple of k: at most one per step, since the hidden
+weights change only at the steps and a second transfer between the same two updates would write the
+same levels. So N inputs make N/k transfers at B ≤ k, but one per step, N/B, at B > k (warned once).
 
 Plain parameters in the same groups (a float head, normalisation gains) are updated with plain
 ``torch.optim.SGD`` — the group's lr, momentum, weight decay — exactly as ``SGD`` would. To leave
@@ -19,13 +22,14 @@ from __future__ import annotations
 
 import itertools
 import operator
+import warnings
 from typing import Iterable
 
 import torch
 from torch.optim import SGD
 
 from ..config_base import check_choice, check_number
-from ..errors import ConfigError
+from ..errors import ConfigError, FerristorWarning
 from ..nn.hybrid import HybridParameter
 from ..rule.config import K_UNITS, ROUNDING_MODES, SAMPLERS
 
@@ -116,7 +120,9 @@ class HybridSGD(SGD):
     """Args (beyond ``torch.optim.SGD``'s, which apply to plain parameters only):
         lr: learning rate (digest §4: 0.1 for MNIST).
         p: probability that a synapse is updated on a step (0.2 for MNIST; Fig. 6 uses 1).
-        k: a transfer every k inputs (100; Fig. 6: 512).
+        k: a transfer every k inputs (100; Fig. 6: 512): after each step in which the input count passes a
+            multiple of k, at most once per step — a batch larger than k transfers once per step, fewer
+            than inputs/k times (a FerristorWarning says so, once).
         k_unit: 'inputs' (a mini-batch of B counts B; the default) or 'updates' (a step counts 1).
         rounding: 'stochastic', 'nearest' or 'truncate' onto the hidden grid [I].
         sampler: how the Bernoulli(p) masks are drawn — 'dense' (a word per weight) or 'sparse'
@@ -142,6 +148,7 @@ class HybridSGD(SGD):
         self._plain_policy, self._ready = plain, False
         self._checked: list[tuple] = []  # each group's values as last checked (_check_groups)
         self._serial, self._superseded = next(_SERIAL), {}  # id → parameter a newer HybridSGD took (_take_over)
+        self._warned_batch = False  # a step of more than k inputs (_hybrid_step): warned once
         super().__init__(params, lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay,
                          nesterov=nesterov, maximize=maximize, foreach=False)
         self.defaults.update(p=p, k=k, rounding=rounding, sampler=sampler, k_unit=k_unit)
@@ -283,6 +290,7 @@ class HybridSGD(SGD):
         super().__setstate__(state)
         self._plain_policy, self._ready = self.__dict__.get("_plain_policy", "sgd"), True
         self._checked = []
+        self._warned_batch = self.__dict__.get("_warned_batch", False)
         copied = "_serial" not in self.__dict__  # a copy or an unpickled one; not load_state_dict on this one
         if copied:  # the newest: it holds what it shares with the original (copy.copy)
             self._serial, self._superseded = next(_SERIAL), {}
@@ -316,11 +324,19 @@ class HybridSGD(SGD):
             return
         state = self.state[param]
         before = state.get("inputs", 0)
-        after = before + (1 if group.get("k_unit", "inputs") == "updates" else inputs if inputs is not None else seen)
+        after = before + (1 if group["k_unit"] == "updates" else inputs if inputs is not None else seen)
         state["inputs"] = after
         k = group["k"]
         if owner.mode != "fp" and after // k > before // k:
+            # one transfer however many multiples of k the step passed: the hidden weights changed once
             owner.program_(name)
+            if after - before > k and not self._warned_batch:
+                self._warned_batch = True
+                warnings.warn(FerristorWarning(
+                    f"fewer than the {after - before} inputs of a step: a step makes at most one transfer (a "
+                    f"second one between the same two updates would write the same levels), so this run "
+                    f"transfers once per step, fewer than once per k inputs (digest §5's N/k); a batch ≤ k "
+                    f"transfers every k inputs", field="k", value=k), stacklevel=5)  # the caller of step()
 
     def zero_grad(self, set_to_none: bool = True) -> None:
         super().zero_grad(set_to_none)

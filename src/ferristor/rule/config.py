@@ -17,7 +17,7 @@ class RuleConfig:
     lr: float = param(0.1, unit="1", source="digest §4 table [P] (MNIST, Fashion-MNIST; ECG trains at 0.01 [I], the paper's 0.3 collapses: RESULTS.md)", doc="learning rate; ΔW_h = −lr·∂L/∂W_a")
     p: float = param(0.2, unit="1", source="digest §4 table [P]", doc="probability that a weight is updated on a sample (fresh Bernoulli mask)")
     k: int = param(100, unit="sample", source="digest §4 [P] (the value); its unit at batch > 1 [I] (k_unit)", doc="a transfer every k samples (inputs) — or k updates, see k_unit")
-    k_unit: str = param("inputs", source="digest §4 [I]", doc="what k counts at batch > 1: 'inputs' (samples: a mini-batch of B advances it by B; digest §5's N/k transfers) or 'updates' (optimizer steps); the same at batch 1")
+    k_unit: str = param("inputs", source="digest §4 [I]", doc="what k counts at batch > 1: 'inputs' (samples: a mini-batch of B advances it by B; a transfer after each step that passes a multiple of k, at most one per step: digest §5's N/k transfers at B ≤ k, one per step at B > k) or 'updates' (optimizer steps); the same at batch 1")
     batch_reduction: str = param("mean", source="digest §4 [I]", doc="a mini-batch's loss: the 'mean' over its samples (torch's default) or their 'sum' (B times the step); the same at batch 1")
     rounding: str = param("stochastic", source="digest §4 [I]", doc="how ΔW_h lands on the hidden grid: 'stochastic' (unbiased), 'nearest' (half up) or 'truncate' (toward 0)")
     hidden_lsb: float = param(2.0 ** -9, unit="weight", source="[I]", doc="real value of one hidden LSB; 2^-9 puts the 10-bit hidden weight in (−1, 1)")
