@@ -519,3 +519,65 @@ def test_what_counts_as_an_input():
     opt_once.step()
     assert opt_twice.state[twice.weight]["inputs"] == 4 and opt_once.state[once.weight]["inputs"] == 2
     torch.testing.assert_close(twice.weight, once.weight, rtol=0, atol=1e-6)
+
+
+def _compiled_and_eager_models():
+    def make():
+        cfg = HybridConfig(mode="hm")
+        return torch.nn.Sequential(HybridConv2d(1, 3, 3, padding=1, bias=True, seeds=0, name="conv", config=cfg),
+                                   torch.nn.ReLU(), torch.nn.Flatten(),
+                                   HybridLinear(3 * 6 * 6, 4, seeds=0, name="fc", config=cfg))
+    return make(), make()
+
+
+def test_torch_compile_runs_the_hybrid_layers_eagerly_and_trains_as_eager():
+    """Inside torch.compile the hybrid layers run eagerly (their passes are numba kernels Dynamo cannot
+    trace): the same outputs and, after steps, the same chip as the model run eagerly."""
+    from ferristor.optim import HybridSGD
+    eager, model = _compiled_and_eager_models()
+    compiled = torch.compile(model, backend="eager")
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(6, 1, 6, 6, generator=g), torch.randint(0, 4, (6,), generator=g)
+    opts = [HybridSGD(m.parameters(), lr=0.2, p=0.5, k=2) for m in (eager, model)]
+    for step in range(3):
+        outs = []
+        for run, opt in zip((eager, compiled), opts):
+            out = run(x[2 * step:2 * step + 2])
+            opt.zero_grad()
+            F.cross_entropy(out, y[2 * step:2 * step + 2]).backward()
+            opt.step()
+            outs.append(out.detach())
+        assert torch.equal(*outs)
+    with torch.no_grad():
+        assert torch.equal(compiled(x), eager(x))
+    for (k, a), b in zip(eager.state_dict().items(), model.state_dict().values()):
+        assert torch.equal(a, b), k
+
+
+COLD_COMPILE = """
+import torch
+from ferristor.nn import HybridConfig, HybridLinear
+layer = HybridLinear(4, 3, config=HybridConfig(mode="fp"), seeds=0, name="a")
+x = torch.randn(2, 4, requires_grad=True)
+out = torch.compile(layer, backend="eager")(x)
+assert torch.equal(out, layer(x))
+from ferristor.nn.functional import binary_cross_entropy_with_logits, cross_entropy
+y = torch.tensor([0, 2])
+assert torch.equal(torch.compile(cross_entropy, backend="eager")(out, y), cross_entropy(out, y))
+z = out[:, :1]
+assert torch.equal(torch.compile(binary_cross_entropy_with_logits, backend="eager")(z, y.float() / 2),
+                   binary_cross_entropy_with_logits(z, y.float() / 2))
+print("ok")
+"""
+
+
+def test_torch_compile_works_before_numba_has_compiled_the_kernels(tmp_path):
+    """A kernel's first call compiles it in numba's Python compiler, which failed under Dynamo's tracing
+    (KeyError: 'parfor_index…') — torch.compile of a hybrid model on a machine without numba's cache;
+    ferristor's losses failed under it even with the cache. Both run eagerly inside a compiled function."""
+    import os
+    import subprocess
+    import sys
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path))  # an empty cache: every kernel compiles here
+    r = subprocess.run([sys.executable, "-c", COLD_COMPILE], env=env, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr[-2000:]

@@ -69,3 +69,19 @@ def refuse_create_graph(what: str) -> None:
             "computes the gradients outside autograd, so a gradient penalty, double backward or Hessian-vector "
             "product through it would silently lose its part. Differentiate through it once (create_graph=False), "
             "or compute the penalty on a float model (torch.nn layers, e.g. the model before ferristor.convert)"))
+
+
+_EAGER: dict = {}
+
+
+def outside_compile(fn, *args):
+    """Call ``fn(*args)`` eagerly inside ``torch.compile``, for the hybrid layers' forward and
+    ferristor's losses, which call it where ``torch.compiler.is_compiling()``: their passes are numba
+    kernels and numpy views, which Dynamo cannot put in a graph (it would break the graph there
+    anyway), and a kernel's first call compiles it in numba's Python compiler, which fails under
+    Dynamo's tracing (``KeyError: 'parfor_index…'``: ``torch.compile`` of a hybrid model on a machine
+    without numba's cache). The rest of the model compiles."""
+    eager = _EAGER.get(fn)
+    if eager is None:
+        eager = _EAGER[fn] = torch.compiler.disable(fn)
+    return eager(*args)
