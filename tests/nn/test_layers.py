@@ -9,7 +9,7 @@ import torch.nn.functional as F
 
 from ferristor.backend import backend_for, use_backend
 from ferristor.errors import ConfigError
-from ferristor.nn import HybridConfig, HybridConv2d, HybridLinear, HybridParameter
+from ferristor.nn import HybridConfig, HybridConv2d, HybridLinear, HybridParameter, Normalize
 
 
 def _weight(layer):
@@ -438,6 +438,15 @@ def test_second_order_gradients_are_refused_in_every_mode(backend, mode, kind):
         assert opt.state[layer.weight]["inputs"] == x.shape[0]
 
 
+def test_normalize_refuses_second_order_gradients():
+    """Its numba backward has no graph either: a penalty's part through it would be lost."""
+    z = torch.randn(3, 4, requires_grad=True)
+    with pytest.raises(ConfigError, match="create_graph=True: second-order gradients through Normalize"):
+        torch.autograd.grad(Normalize("layer")(z).square().sum(), z, create_graph=True)
+    (g,) = torch.autograd.grad(Normalize("layer")(z).square().sum(), z)  # once: as before
+    assert g.shape == z.shape
+
+
 def test_ferristors_loss_refuses_second_order_gradients():
     """Its gradient is a constant computed in the forward: its Hessian would silently be 0."""
     from ferristor.nn.functional import binary_cross_entropy_with_logits, cross_entropy
@@ -526,7 +535,7 @@ def _compiled_and_eager_models():
         cfg = HybridConfig(mode="hm")
         return torch.nn.Sequential(HybridConv2d(1, 3, 3, padding=1, bias=True, seeds=0, name="conv", config=cfg),
                                    torch.nn.ReLU(), torch.nn.Flatten(),
-                                   HybridLinear(3 * 6 * 6, 4, seeds=0, name="fc", config=cfg))
+                                   HybridLinear(3 * 6 * 6, 4, seeds=0, name="fc", config=cfg), Normalize("layer"))
     return make(), make()
 
 

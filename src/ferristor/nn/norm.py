@@ -15,6 +15,7 @@ from torch import nn
 from ..backend import backend_for
 from ..config_base import check_choice
 from . import functional as F
+from .autograd_util import outside_compile, refuse_create_graph
 
 KINDS = ("layer", "batch")
 
@@ -34,6 +35,7 @@ class _NormFunction(torch.autograd.Function):
     @staticmethod
     def backward(ctx, g):
         from .passes_cpu import norm_backward
+        refuse_create_graph("Normalize")  # its numba backward has no graph: a penalty's part would be lost
         (n,) = ctx.saved_tensors
         gz = g.detach().clone().contiguous()
         norm_backward(gz.numpy(), n.numpy(), ctx.code, ctx.inv)
@@ -51,6 +53,8 @@ class Normalize(nn.Module):
         self.kind, self.replicas = kind, replicas
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
+        if torch.compiler.is_compiling():  # torch.compile: eagerly, as the hybrid layers (autograd_util.outside_compile)
+            return outside_compile(Normalize.forward, self, z)
         _check_shape(z, self.replicas)
         lead = z.shape
         z3 = z.reshape(self.replicas or 1, -1, z.shape[-1]) if self.kind == "batch" else z.reshape(1, -1, z.shape[-1])
