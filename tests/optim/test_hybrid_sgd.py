@@ -297,7 +297,7 @@ def test_what_the_rule_has_not_is_refused_also_when_set_later(change):
 
 @pytest.mark.parametrize("key, value, allowed", [
     ("p", 0.0, r"a value in \(0, 1\]"), ("p", 2.0, r"a value in \(0, 1\]"), ("k", 0, r"a value in \[1, inf\)"),
-    ("k", 2.5, "an integer"), ("lr", -0.1, r"a value in \[0, inf\)"), ("rounding", "up", "one of 'stochastic'"),
+    ("k", 2.5, "an integer"), ("k", 2.0, "an integer"), ("lr", -0.1, r"a value in \[0, inf\)"), ("rounding", "up", "one of 'stochastic'"),
     ("sampler", "fast", "one of 'dense'"), ("k_unit", "steps", "one of 'inputs'"), ("momentum", 0.9, "0 for a group"),
     ("nesterov", True, "False for a group")])
 def test_group_values_set_after_construction_are_checked_as_the_constructor_does(key, value, allowed):
