@@ -194,3 +194,25 @@ def test_compiled_chunks_equal_the_plain_loop_on_another_layout():
     hidden = states[0]["layers.0.weight_hidden"]
     assert int(hidden.abs().max()) == 127
     assert int((hidden.abs() / 2 ** lay.level_shift).floor().max()) == 3  # the top analogue level of 2 bits
+
+
+def test_compiled_chunks_check_what_a_step_checks():
+    """The chunks run the rule without step(): a group value set since (as a scheduler or code would)
+    and a newer HybridSGD holding the parameters are refused there too, before anything moves."""
+    from ferristor.errors import ConfigError
+    m = HybridMLP(NetworkSpec(sizes=(12, 9, 4)), config=HybridConfig(mode="hm"), replicas=1, seeds=[5])
+    opt = HybridSGD(m.parameters(), lr=0.3, p=0.4, k=7)
+    x, y = torch.rand(10, 12), torch.randint(0, 4, (10,))
+    idx = torch.arange(10).reshape(1, 10).numpy()
+    before = {k: v.clone() for k, v in m.state_dict().items()}
+    opt.param_groups[0]["p"] = 0.0
+    with pytest.raises(ConfigError, match=r"param_groups\[0\]\['p'\]=0.0 is not allowed"):
+        fast_step.run(m, opt, x.numpy(), y.numpy(), idx)
+    opt.param_groups[0]["p"] = 0.4
+    newer = HybridSGD(m.parameters(), lr=0.3, p=0.4, k=7)
+    with pytest.raises(ConfigError, match="a HybridSGD built after this one holds this parameter"):
+        fast_step.run(m, opt, x.numpy(), y.numpy(), idx)
+    assert all(torch.equal(v, before[k]) for k, v in m.state_dict().items())
+    del newer
+    fast_step.run(m, opt, x.numpy(), y.numpy(), idx)  # its own again
+    assert int(m.layers[0].weight_updates) == 10

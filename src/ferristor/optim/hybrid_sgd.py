@@ -201,6 +201,13 @@ class HybridSGD(SGD):
         return any(other is not self and isinstance(other, HybridSGD) and other._serial > self._serial
                    and other._holds(param) for other in list(getattr(param.owner, "_captors", ())))
 
+    def check_ready(self) -> None:
+        """What a step checks before anything moves (the groups' values; that no newer HybridSGD holds
+        a parameter), for a loop that runs the rule without :meth:`step` (``experiments.fast_step``'s
+        compiled chunks)."""
+        self._check_groups()
+        self._check_holder()
+
     def _check_holder(self) -> None:
         """Refuse to step while a newer HybridSGD holds one of this one's hybrid parameters: its step
         takes the gradient, so this one's would change nothing. A parameter whose newer holder is gone
