@@ -102,7 +102,13 @@ def test_a_value_or_point_given_twice_is_refused_not_collapsed(tmp_path):
     r = CliRunner().invoke(cli, ["sweep", "--grid", "rule.k=10,100,10", "--set", "epochs=0.01", "--dry-run",
                                  "--out", str(tmp_path / "s")])
     _one_line_exit_2(r, "--grid rule.k: 10 is given twice: each value once")
+    r = CliRunner().invoke(cli, ["sweep", "--grid", "rule.k=100,1e2", "--set", "epochs=0.01", "--dry-run",
+                                 "--out", str(tmp_path / "s")])  # 1e2 is taken as the integer 100: one trial
+    _one_line_exit_2(r, "--grid rule.k: 100.0 is given twice: each value once")
     spec = tmp_path / "spec.toml"
     spec.write_text('[base]\nepochs = 0.01\n[[points]]\nmode = "hm"\n[[points]]\nmode = "hm-var"\n[[points]]\nmode = "hm"\n')
     r = CliRunner().invoke(cli, ["sweep", str(spec), "--dry-run", "--out", str(tmp_path / "s2")])
     _one_line_exit_2(r, 'the point {"mode": "hm"} is given twice')
+    spec.write_text('[base]\nepochs = 0.01\n[[points]]\n"rule.k" = 10\n[[points]]\n"rule.k" = 10.0\n')
+    r = CliRunner().invoke(cli, ["sweep", str(spec), "--dry-run", "--out", str(tmp_path / "s3")])
+    _one_line_exit_2(r, 'the point {"rule.k": 10.0} is given twice')

@@ -171,7 +171,7 @@ def _node_threads(spec) -> _NodeThreads | None:
 def _set_node_threads(spec, p, taken: _NodeThreads | None) -> None:
     """Give the spec back the threads :func:`_node_threads` took out, as the store records it, and
     each planned trial its point's threads and params (threads are an execution field, in no trial's
-    key: points that differ only in them are one trial, the first, as where trials run here)."""
+    key: points that differ only in them are refused, ``spec._no_execution_axes``)."""
     if taken is None:
         return
     from ..experiments.sweep import normalise
@@ -191,8 +191,7 @@ def _set_node_threads(spec, p, taken: _NodeThreads | None) -> None:
 def _at_once(p, workers: int, in_process: bool, use_ray: bool, ray_cpus: int | None,
              ray_address: str | None) -> tuple[int, str | None]:
     """How many trials the chosen executor runs at once, for --dry-run's wall time, and a note on it.
-    The threads are the planned trials' (num_cpus of their tasks): a grid's values that make no trial
-    of their own (threads are in no key: the first of equal trials runs) ask nothing of Ray."""
+    The threads are the planned trials' (num_cpus of their tasks)."""
     if in_process:
         return 1, None
     each = max((int(t.config.get("threads", 1)) for t in p.trials), default=1)

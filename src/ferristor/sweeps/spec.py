@@ -266,11 +266,11 @@ def build_spec(file: str | Path | None = None, sets: tuple[str, ...] = (), grids
     def override(path: str, how: str) -> None:
         """The command line wins over the file: ``path`` leaves its [[points]] (the caller drops it from
         [base] or [grid]). Points that then differ in nothing would be one trial twice: refused, named."""
-        before = [json.dumps(pt, sort_keys=True) for pt in spec.points]
+        before = [_key(pt) for pt in spec.points]
         first: dict[str, int] = {}
         for j, pt in enumerate(spec.points):
             pt.pop(path, None)
-            i = first.setdefault(json.dumps(pt, sort_keys=True), j)
+            i = first.setdefault(_key(pt), j)
             if before[i] != before[j]:
                 raise SpecError(f"{how}: replaces {path} in the points of {Path(file).name}, which leaves points[{i}] "
                                 f"and points[{j}] the same ({json.dumps(pt)}): drop one of them from the file, or "
@@ -317,13 +317,13 @@ def check(spec: SweepSpec) -> None:
             raise SpecError(e.render(lambda f: who if f == e.field else None)) from None
         raise SpecError(f"{who}: {e}") from None
     for path, values in spec.grid.items():
-        _no_repeats([json.dumps(v, sort_keys=True) for v in values], lambda i: f"{spec.where(path)}: {values[i]!r}")
+        _no_repeats([_key(v, path) for v in values], lambda i: f"{spec.where(path)}: {values[i]!r}")
         for v in values:
             try:
                 configs.resolve({**spec.base, path: v})
             except ConfigError as e:
                 raise SpecError(f"{spec.where(path)}={v!r}: {e}") from None
-    _no_repeats([json.dumps(pt, sort_keys=True) for pt in spec.points], lambda i: f"the point {json.dumps(spec.points[i])}")
+    _no_repeats([_key(pt) for pt in spec.points], lambda i: f"the point {json.dumps(spec.points[i])}")
     for params, overrides in spec.points_overrides():
         try:
             configs.resolve(overrides)
@@ -340,11 +340,20 @@ def _no_execution_axes(spec: SweepSpec) -> None:
                             f"holds it), so its values would be one trial: give it one value")
     first: dict[str, int] = {}
     for j, pt in enumerate(spec.points):
-        i = first.setdefault(json.dumps({k: v for k, v in pt.items() if k not in EXECUTION_FIELDS}, sort_keys=True), j)
+        i = first.setdefault(_key({k: v for k, v in pt.items() if k not in EXECUTION_FIELDS}), j)
         differ = sorted(k for k in EXECUTION_FIELDS if spec.points[i].get(k) != pt.get(k))
         if differ:  # equal points are check's (given twice)
             raise SpecError(f"points[{i}] and points[{j}] differ only in {', '.join(differ)}, which says how a trial runs, "
                             f"not what it computes (no trial's key holds it): they would be one trial; drop one")
+
+
+def _key(value, path: str | None = None) -> str:
+    """What a trial sees of a point (``path`` None: {path: value}) or of one value of ``path``: each
+    value as the config takes it (``configs.coerce``: rule.k=1e2 is 100), so values that would make
+    one trial compare equal."""
+    if path is not None:
+        return json.dumps(configs.coerce(path, value), sort_keys=True)
+    return json.dumps({p: configs.coerce(p, v) for p, v in value.items()}, sort_keys=True)
 
 
 def _no_repeats(keys: list[str], name) -> None:
