@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import warnings
 
@@ -15,8 +16,9 @@ from . import paper_values as pv
 
 
 def worst_margins(nets: list[dict]) -> tuple[float, float]:
-    """(FeCAP, memristor) endurance margins of the worst device on any chip (seed) of a run: the
-    figure the summary, compare and the endurance check all read."""
+    """(FeCAP, memristor) endurance margins of the worst device on any chip (seed) of a run, as the
+    summary prints them (compare and report take the same worst chip, n/a where a chip records none:
+    ``report.markup.worst``; a fresh run's summary has every chip's)."""
     return (min(n["endurance"]["fecap_margin"] for n in nets), min(n["endurance"]["memristor_margin"] for n in nets))
 
 
@@ -67,6 +69,31 @@ def layout_bits(cfg: dict) -> str | None:
 _TRANSFER_DEFAULTS = dataclasses.asdict(TransferConfig())
 
 
+def unread_transfer_paths(cfg: dict) -> list[str]:
+    """Config paths of the transfer that a run's own settings leave unread: all of it in fp (float
+    weights, no transfer); else what its model ignores (``IGNORED_BY_MODEL``), the device figures'
+    chain settings (``NOT_READ_BY_TRANSFER``) and, where the circuit samples the chain, the table's
+    draws. The run header and the paper comparison (``report.paper``) both leave these out."""
+    t = cfg.get("transfer") or {}
+    if cfg.get("mode") == "fp":
+        return ["transfer"]
+    out = [f"transfer.{name}" for name in IGNORED_BY_MODEL.get(t.get("model", "ideal"), ())]
+    out += [f"transfer.circuit.{p}" for p in NOT_READ_BY_TRANSFER]
+    if t.get("circuit_sampler", "chain") == "chain":
+        out.append("transfer.circuit_table_draws")  # the chain tabulates nothing
+    return out
+
+
+def under(path: str, prefixes) -> bool:
+    """Whether ``path`` is one of ``prefixes`` or inside one."""
+    return any(path == p or path.startswith(p + ".") for p in prefixes)
+
+
+def plain(value):
+    """``value`` as a results file holds it (tuples as lists): what a read-back config compares with."""
+    return json.loads(json.dumps(value, default=str))
+
+
 def transfer_settings(cfg: dict) -> list[str]:
     """['level_means=measured', 'sigma_levels=0.3', …]: the transfer settings the run's transfer model
     reads that are not TransferConfig's defaults (the model and the circuit's sampler are said by
@@ -75,23 +102,17 @@ def transfer_settings(cfg: dict) -> list[str]:
     t = cfg.get("transfer") or {}
     if cfg.get("mode") == "fp" or not t:
         return []
-    model = t.get("model", "ideal")
-    ignored = set(IGNORED_BY_MODEL.get(model, ())) | {"model", "circuit", "circuit_sampler"}
-    if t.get("circuit_sampler", "chain") == "chain":
-        ignored.add("circuit_table_draws")  # the chain tabulates nothing
+    unread = unread_transfer_paths(cfg) + ["transfer.model", "transfer.circuit", "transfer.circuit_sampler"]
     said = [f"{name}={t[name]}" for name, default in _TRANSFER_DEFAULTS.items()
-            if name not in ignored and name in t and t[name] != default]
-    if model == "circuit" and isinstance(t.get("circuit"), dict):
+            if not under(f"transfer.{name}", unread) and name in t and t[name] != default]
+    if t.get("model", "ideal") == "circuit" and isinstance(t.get("circuit"), dict):
         ours, default = flatten(t["circuit"]), flatten(_TRANSFER_DEFAULTS["circuit"])
-        read = lambda path: not any(path == p or path.startswith(p + ".") for p in NOT_READ_BY_TRANSFER)  # noqa: E731
-        changed = [path for path, v in ours.items() if read(path) and path in default and _plain(v) != _plain(default[path])]
+        read = unread_transfer_paths(cfg)
+        changed = [path for path, v in ours.items() if not under(f"transfer.circuit.{path}", read)
+                   and path in default and plain(v) != plain(default[path])]
         if changed:
             said.append(f"{len(changed)} device-chain setting{'s' * (len(changed) != 1)} changed (transfer.circuit)")
     return said
-
-
-def _plain(v):
-    return list(v) if isinstance(v, tuple) else v
 
 
 def k_text(cfg: dict) -> str:

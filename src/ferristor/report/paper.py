@@ -15,13 +15,12 @@ import json
 from dataclasses import dataclass, field
 from functools import lru_cache
 
-from ..circuit.charge_transfer import NOT_READ_BY_TRANSFER
-from ..circuit.transfer import IGNORED_BY_MODEL
 from ..config_base import flatten
 from ..experiments import paper_values as pv
 from ..experiments.config import LOCAL_FIELDS, TASKS, with_legacy_defaults
 from ..experiments.presets import PRESETS
 from ..experiments.reproduce import SETTINGS, fig5f_trials
+from ..experiments.summary import plain, under, unread_transfer_paths
 
 
 @dataclass
@@ -87,15 +86,12 @@ NOT_COMPARED = (*LOCAL_FIELDS, "seeds", "eval_every", "ledger", "epochs", "test_
 
 def _unused(cfg: dict) -> tuple[str, ...]:
     """Config paths this run's own settings leave unread (so a value there computes nothing)."""
-    mode, t = cfg.get("mode"), cfg.get("transfer") or {}
+    mode = cfg.get("mode")
     out = []
     if mode == "fp":  # float weights: no transfer, no k
-        out += ["transfer", "rule.k", "rule.k_unit"]
+        out += unread_transfer_paths(cfg) + ["rule.k", "rule.k_unit"]
     else:
-        out += [f"transfer.{name}" for name in IGNORED_BY_MODEL.get(t.get("model"), ())]
-        out += [f"transfer.circuit.{p}" for p in NOT_READ_BY_TRANSFER]  # the device figures' settings
-        if t.get("circuit_sampler", "chain") == "chain":
-            out.append("transfer.circuit_table_draws")
+        out += unread_transfer_paths(cfg)
     if cfg.get("batch", 1) == 1:  # one input per update: k's unit and a batch's reduction are one
         out += ["rule.k_unit", "rule.batch_reduction"]
     if cfg.get("dataset") != "ecg":
@@ -105,14 +101,6 @@ def _unused(cfg: dict) -> tuple[str, ...]:
     if not cfg.get("validation"):
         out.append("validation_seed")
     return tuple(out)
-
-
-def _under(path: str, prefixes) -> bool:
-    return any(path == p or path.startswith(p + ".") for p in prefixes)
-
-
-def _plain(value):
-    return json.loads(json.dumps(value, default=str))
 
 
 @lru_cache(maxsize=None)
@@ -127,15 +115,15 @@ def preset_differences(cfg: dict, setting: str) -> tuple[str, list[tuple[str, ob
     """(preset, differences, unrecorded) of a run of Fig. 5f ``setting`` against the resolved config of
     the reproduce preset it differs least from: each (config path, this run's value, the preset's) of
     a field that changes what the run computes, and the preset's paths the run's config lacks."""
-    ours = flatten(_plain(with_legacy_defaults(cfg)))
+    ours = flatten(plain(with_legacy_defaults(cfg)))
     skip = NOT_COMPARED + _unused(cfg)
     best = None
     for name in PRESETS:
         theirs = flatten(json.loads(_preset_config(setting, cfg["mode"], name)))
         order = list(theirs) + [path for path in ours if path not in theirs]  # the config's own order
         diffs = [(path, ours[path], theirs.get(path)) for path in order
-                 if path in ours and not _under(path, skip) and ours[path] != theirs.get(path)]
-        missing = [path for path in theirs if path not in ours and not _under(path, skip)]
+                 if path in ours and not under(path, skip) and ours[path] != theirs.get(path)]
+        missing = [path for path in theirs if path not in ours and not under(path, skip)]
         if best is None or len(diffs) < len(best[1]):
             best = (name, diffs, missing)
     return best
