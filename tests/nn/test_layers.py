@@ -590,3 +590,13 @@ def test_torch_compile_works_before_numba_has_compiled_the_kernels(tmp_path):
     env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path))  # an empty cache: every kernel compiles here
     r = subprocess.run([sys.executable, "-c", COLD_COMPILE], env=env, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr[-2000:]
+
+
+def test_is_compiling_is_found_on_every_supported_torch():
+    """torch.compiler.is_compiling arrived in torch 2.3; pyproject allows 2.1, whose torch._dynamo has it."""
+    import types
+
+    from ferristor.nn import autograd_util as au
+    assert au.is_compiling is torch.compiler.is_compiling
+    assert au._find_is_compiling(types.SimpleNamespace()) is au._dynamo_is_compiling  # a 2.1 torch.compiler
+    assert au._dynamo_is_compiling() is False

@@ -11,7 +11,7 @@ import torch
 from torch.nn.modules.utils import _pair
 
 from ..errors import ConfigError
-from .autograd_util import check_unmodified, grad_use, outside_compile, refuse_create_graph
+from .autograd_util import check_unmodified, grad_use, is_compiling, outside_compile, refuse_create_graph
 from .config import HybridConfig
 from .hybrid import HybridModule, _Slot
 
@@ -182,7 +182,7 @@ class HybridConv2d(HybridModule):
                               f"({lead}N, {self.in_channels}, H, W), or ({lead}{self.in_channels}, H, W) unbatched")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if torch.compiler.is_compiling():  # torch.compile: this layer runs eagerly (autograd_util.outside_compile)
+        if is_compiling():  # torch.compile: this layer runs eagerly (autograd_util.outside_compile)
             return outside_compile(HybridConv2d.forward, self, x)
         self.check_input(x)
         if x.dim() == (3 if self.replicas is None else 4):  # unbatched, as nn.Conv2d takes it: one input

@@ -4,6 +4,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from .autograd_util import is_compiling
+
 EPS = 1e-5  # LayerNorm/BatchNorm epsilon, as torch.nn.LayerNorm [I]
 
 
@@ -95,7 +97,7 @@ def cross_entropy(logits: torch.Tensor, y: torch.Tensor, ignore_index: int = -10
     other targets, and a batch of ignored targets only — or an empty batch — gives nan, as torch's.
     Any other target is refused with a ConfigError (on a GPU, where checking would wait for the
     device, torch's own kernel fails on it)."""
-    if torch.compiler.is_compiling():  # torch.compile: computed eagerly (autograd_util.outside_compile)
+    if is_compiling():  # torch.compile: computed eagerly (autograd_util.outside_compile)
         from .autograd_util import outside_compile
         return outside_compile(cross_entropy, logits, y, ignore_index)
     _check(logits, y, "cross_entropy", True)
@@ -127,7 +129,7 @@ def cross_entropy(logits: torch.Tensor, y: torch.Tensor, ignore_index: int = -10
 def binary_cross_entropy_with_logits(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """Sigmoid + binary cross-entropy of one logit per sample (logits (..., 1), y (...) in {0, 1}),
     reduced as :func:`cross_entropy`."""
-    if torch.compiler.is_compiling():  # torch.compile: computed eagerly (autograd_util.outside_compile)
+    if is_compiling():  # torch.compile: computed eagerly (autograd_util.outside_compile)
         from .autograd_util import outside_compile
         return outside_compile(binary_cross_entropy_with_logits, logits, y)
     _check(logits, y, "binary_cross_entropy_with_logits", False)

@@ -8,7 +8,7 @@ from ..errors import ConfigError
 from ..backend import numba_for
 from . import passes
 from .config import HybridConfig
-from .autograd_util import check_unmodified, grad_use, outside_compile, refuse_create_graph
+from .autograd_util import check_unmodified, grad_use, is_compiling, outside_compile, refuse_create_graph
 from .hybrid import HybridModule, _Slot
 
 
@@ -102,7 +102,7 @@ class HybridLinear(HybridModule):
                               f"({self.replicas}, ..., {self.in_features}): one leading entry per replica")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if torch.compiler.is_compiling():  # torch.compile: this layer runs eagerly (autograd_util.outside_compile)
+        if is_compiling():  # torch.compile: this layer runs eagerly (autograd_util.outside_compile)
             return outside_compile(HybridLinear.forward, self, x)
         self.check_input(x)
         if torch.is_grad_enabled() and (x.requires_grad or self.weight.requires_grad

@@ -15,7 +15,7 @@ from torch import nn
 from ..backend import backend_for
 from ..config_base import check_choice
 from . import functional as F
-from .autograd_util import outside_compile, refuse_create_graph
+from .autograd_util import is_compiling, outside_compile, refuse_create_graph
 
 KINDS = ("layer", "batch")
 
@@ -53,7 +53,7 @@ class Normalize(nn.Module):
         self.kind, self.replicas = kind, replicas
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        if torch.compiler.is_compiling():  # torch.compile: eagerly, as the hybrid layers (autograd_util.outside_compile)
+        if is_compiling():  # torch.compile: eagerly, as the hybrid layers (autograd_util.outside_compile)
             return outside_compile(Normalize.forward, self, z)
         _check_shape(z, self.replicas)
         lead = z.shape
