@@ -120,3 +120,13 @@ def test_compare_checks_only_the_fields_it_reads(tmp_path):
             "ledger.*.network.endurance"} <= set(checked) and "history" not in checked
     with pytest.raises(KeyError, match="ledger.network"):
         fields_of("ledger.network")  # a path FIELDS lacks would check nothing: refused
+
+
+def test_a_missing_results_file_is_no_unfinished_run(tmp_path):
+    """From Python, a results file named that is not there had been counted as an unfinished run."""
+    from ferristor.errors import DataError
+    from ferristor.experiments.compare import load_runs
+    with pytest.raises(DataError, match="results.json: no such results file"):
+        load_runs([tmp_path / "gone" / "results.json"])
+    (tmp_path / "running").mkdir()  # a run folder without results yet: unfinished, as before
+    assert load_runs([tmp_path / "running"]) == ([], [tmp_path / "running"])

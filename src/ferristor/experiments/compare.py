@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from ..config_base import flatten
+from ..errors import DataError
 from ..report.markup import NA, known, mean_std, worst
 from .config import LOCAL_FIELDS
 from .summary import margin_text
@@ -46,8 +47,10 @@ def load_runs(paths: list[str | Path]) -> tuple[list[tuple[str, dict]], list[Pat
             continue
         try:
             runs.append((names[p], load_results(f, fields)))
-        except FileNotFoundError:  # gone since listed
-            unfinished.append(p)
+        except FileNotFoundError:
+            if not p.is_dir():  # a results file named that is not there: no run, not an unfinished one
+                raise DataError(f"{f}: no such results file") from None
+            unfinished.append(p)  # gone since listed
     return runs, unfinished
 
 
