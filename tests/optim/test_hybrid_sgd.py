@@ -391,7 +391,7 @@ def test_a_transfer_follows_each_step_that_passes_a_multiple_of_k_at_most_once(b
         assert not warned
     else:  # once for the optimizer, not per step or layer
         assert len(warned) == 1 and warned[0].field == "k" and warned[0].value == 4
-        assert f"k=4: fewer than the {batch} inputs of a step: a step makes at most one transfer" in str(warned[0])
+        assert f"k=4: less than the {batch} inputs one step took: a step makes at most one transfer" in str(warned[0])
 
 
 def test_k_can_count_updates_instead_of_inputs():

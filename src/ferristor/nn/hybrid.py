@@ -554,10 +554,12 @@ class HybridModule(nn.Module):
 
     def _warn_tensor_hooks(self, name: str) -> None:
         """Tensor hooks on a parameter whose gradient is kept as factors are called with None (torch
-        calls them with the gradient the layer returns): say so, and what works instead. Python shows
+        calls them with the gradient the layer returns), or not at all where a fused pass hands the
+        factors over without autograd: say so, and what works instead. Python shows
         a warning once per message: once per parameter."""
         warnings.warn(f"{self.stream_name(name)}: its tensor hooks (register_hook, register_post_accumulate_grad_hook) "
-                      "are called with None — and .grad stays None — while a HybridSGD holds this layer: the rule "
+                      "are called with None (not at all in a fused training pass, which runs no autograd) — and .grad "
+                      "stays None — while a HybridSGD holds this layer: the rule "
                       "keeps the gradient as what its kernels consume, not as ∂L/∂W. Hook the layer instead: "
                       "layer.register_full_backward_pre_hook(lambda m, grad_output: …) sees ∂L/∂output and may return "
                       "a replacement, which the rule and the layers below then take; or release the HybridSGD "

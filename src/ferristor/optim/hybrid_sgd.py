@@ -352,7 +352,7 @@ class HybridSGD(SGD):
             if after - before > k and not self._warned_batch:
                 self._warned_batch = True
                 warnings.warn(FerristorWarning(
-                    f"fewer than the {after - before} inputs of a step: a step makes at most one transfer (a "
+                    f"less than the {after - before} inputs one step took: a step makes at most one transfer (a "
                     f"second one between the same two updates would write the same levels), so this run "
                     f"transfers once per step, fewer than once per k inputs (digest §5's N/k); a batch ≤ k "
                     f"transfers every k inputs", field="k", value=k), stacklevel=5)  # the caller of step()
