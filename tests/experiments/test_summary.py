@@ -136,3 +136,13 @@ def test_the_papers_margins_are_quoted_as_its_own_at_other_ratings():
     assert "paper: 75×" not in row
     assert "rated here 1e+07 FeCAP / 1e+06 memristor cycles" in row
     assert "the paper's 75×, 17× over 10 MNIST epochs at k=100 are at its own ratings, 1e+07 FeCAP / 1e+05 memristor" in row
+
+
+def test_a_baseline_rule_is_named_in_the_run_line():
+    """A Tiki-Taka or memristor-SGD run had read like the paper's hybrid rule in train's summary."""
+    from ferristor.report.run_page import describe
+    results = _results()
+    assert "rule=" not in _row(results, "run")
+    results["config"] = {**results["config"], "scheme": {"rule": "tiki-taka"}}
+    assert f" · {results['config']['mode']} · rule=tiki-taka · " in _row(results, "run") + " · "
+    assert "rule=tiki-taka" in describe(results["config"])

@@ -115,6 +115,13 @@ def transfer_settings(cfg: dict) -> list[str]:
     return said
 
 
+def learning_rule(cfg: dict) -> str | None:
+    """'rule=tiki-taka' where the run trains a baseline rule (``scheme.rule``), not the paper's hybrid
+    rule; None for the hybrid rule (or a results file written before baselines)."""
+    rule = (cfg.get("scheme") or {}).get("rule", "hybrid")
+    return None if rule == "hybrid" else f"rule={rule}"
+
+
 def k_text(cfg: dict) -> str:
     """'k=100', or 'k=10 updates' where k counts optimizer updates rather than inputs (rule.k_unit)."""
     rule = cfg.get("rule") or {}
@@ -198,7 +205,8 @@ def summary_rows(results: dict) -> list[tuple[str, str]]:
     std = f" ± {acc.std(ddof=1):.2f}" if len(acc) > 1 else ""
     n_seeds = len(results["seeds"])
     rows = [
-        ("run", " · ".join([f"{cfg['dataset']} · {cfg['mode']}{_transfer(cfg)}{_bits(cfg)}", *transfer_settings(cfg),
+        ("run", " · ".join([f"{cfg['dataset']} · {cfg['mode']}{_transfer(cfg)}{_bits(cfg)}",
+                            *filter(None, [learning_rule(cfg)]), *transfer_settings(cfg),
                             k_text(cfg), f"p={cfg['rule']['p']}", f"lr={cfg['rule']['lr']}",
                             *([f"batch={cfg['batch']}"] if cfg.get("batch", 1) > 1 else []),
                             f"{results['samples_per_replica']:,} samples × {n_seeds} seed{'s' * (n_seeds != 1)}"])),

@@ -20,13 +20,13 @@ def _stamp(t: float | None) -> str:
 
 
 def describe(cfg: dict) -> str:
-    """The run header: what ``ferristor train``'s summary names (a synapse layout other than the paper's
+    """The run header: what ``ferristor train``'s summary names (a baseline rule, a synapse layout other than the paper's
     10/3 bits, transfer settings other than the defaults, k's unit where it is not inputs) and batch, epochs."""
-    from ..experiments.summary import k_text, layout_bits, transfer_model, transfer_settings
+    from ..experiments.summary import k_text, layout_bits, learning_rule, transfer_model, transfer_settings
     rule = cfg.get("rule", {})
     shown = lambda v: NA if v is None else v  # noqa: E731  (null in results.json: not recorded)
     parts = [cfg.get("dataset", "?"), cfg.get("mode", "?")]
-    parts += [t for t in (transfer_model(cfg), layout_bits(cfg)) if t] + transfer_settings(cfg)
+    parts += [t for t in (learning_rule(cfg), transfer_model(cfg), layout_bits(cfg)) if t] + transfer_settings(cfg)
     if cfg.get("mode") != "fp":
         parts.append(k_text({**cfg, "rule": {**rule, "k": shown(rule.get("k"))}}))
     parts += [f"p={shown(rule.get('p'))}", f"lr={shown(rule.get('lr'))}", f"batch={cfg.get('batch', 1)}",
