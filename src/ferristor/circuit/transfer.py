@@ -122,6 +122,13 @@ def split_sign(hidden: torch.Tensor, shift: int) -> tuple[torch.Tensor, torch.Te
     return sign, magnitude
 
 
+def check_level_model(prefix: str, sigma_levels, level_means) -> None:
+    """The transferred levels' settings, as every config that carries them checks them (``prefix``:
+    how that config names its fields, 'TransferConfig.' or '' for a head's own)."""
+    check_number(f"{prefix}sigma_levels", sigma_levels, lo=0, hi=FLOAT32_SCALE[1])
+    check_choice(f"{prefix}level_means", level_means, LEVEL_MEANS)
+
+
 @dataclass
 class TransferConfig:
     """How the transferred analogue value relates to the ideal level."""
@@ -144,8 +151,7 @@ class TransferConfig:
                               "through ferristor.sweeps.configs.build(d, ChargeTransferConfig)")
         check_choice("TransferConfig.circuit_sampler", self.circuit_sampler, ("chain", "quantiles"))
         check_number("TransferConfig.circuit_table_draws", self.circuit_table_draws, lo=2, hi=2**22, integer=True)
-        check_number("TransferConfig.sigma_levels", self.sigma_levels, lo=0, hi=FLOAT32_SCALE[1])
-        check_choice("TransferConfig.level_means", self.level_means, LEVEL_MEANS)
+        check_level_model("TransferConfig.", self.sigma_levels, self.level_means)
         check_choice("TransferConfig.sign_guard", self.sign_guard, ("clip", "fold"))
 
 

@@ -126,7 +126,8 @@ def _most_threads(spec) -> int:
 
 def _threads_as_given(spec, n: int) -> str:
     where = spec.where("threads")
-    return f"{where} {n}" if where.startswith("--") and " " not in where else f"{where}={n}"
+    from ..sweeps.spec import by_option
+    return f"{where} {n}" if by_option(where) else f"{where}={n}"
 
 
 @dataclass
@@ -147,13 +148,13 @@ def _node_threads(spec) -> _NodeThreads | None:
     if "threads" not in spec.base and "threads" not in spec.grid and not any("threads" in pt for pt in spec.points):
         return None
     from ..errors import ConfigError
-    from ..sweeps.spec import SpecError
+    from ..sweeps.spec import SpecError, by_option
 
     def check(n, named) -> None:
         if isinstance(n, bool) or not isinstance(n, int) or n < 1:
             raise SpecError(named(ConfigError("threads", n, "an integer ≥ 1 (CPUs of a node of the Ray cluster)")))
     where = spec.where("threads")
-    option = where.startswith("--") and " " not in where  # an option of its own (--threads) names the field
+    option = by_option(where)  # an option of its own (--threads) names the field
     if "threads" in spec.base:
         check(spec.base["threads"], lambda e: e.render(lambda f: where) if option else f"{where}: {e}")
     for n in spec.grid.get("threads", []):  # one value at most (spec.build_spec refuses more), named as check names it

@@ -88,9 +88,6 @@ def train_config(ctx: click.Context, config_file: Path | None, sets: tuple[str, 
         return configs.resolve(overrides)
     except ConfigError as e:  # a value of the file or --set is named by where it was given
         who = blame(spec, spec.base, e)
-        if who is None:  # a field refused for another one's value: named by where that one was given
-            who = next((spec.where(path) for other in e.context for path in spec.base
-                        if configs.field_is(other, path)), None)
         if who is None:
             raise
         raise SpecError(f"{who}: {e.render(namer)}") from None

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .autograd_util import is_compiling
+from .autograd_util import is_compiling, outside_compile, refuse_create_graph
 
 EPS = 1e-5  # LayerNorm/BatchNorm epsilon, as torch.nn.LayerNorm [I]
 
@@ -47,7 +47,6 @@ class _Loss(torch.autograd.Function):
     @staticmethod
     def backward(ctx, g):
         if torch.is_grad_enabled():  # create_graph=True: this gradient is a constant, its Hessian would be 0
-            from .autograd_util import refuse_create_graph
             refuse_create_graph("ferristor.nn.functional's loss (use torch.nn.functional's for a second order)")
         return ctx.grad * g, None, None, None, None
 
@@ -98,7 +97,6 @@ def cross_entropy(logits: torch.Tensor, y: torch.Tensor, ignore_index: int = -10
     Any other target is refused with a ConfigError (on a GPU, where checking would wait for the
     device, torch's own kernel fails on it)."""
     if is_compiling():  # torch.compile: computed eagerly (autograd_util.outside_compile)
-        from .autograd_util import outside_compile
         return outside_compile(cross_entropy, logits, y, ignore_index)
     _check(logits, y, "cross_entropy", True)
     if isinstance(ignore_index, bool) or not isinstance(ignore_index, (int, np.integer)):
@@ -130,7 +128,6 @@ def binary_cross_entropy_with_logits(logits: torch.Tensor, y: torch.Tensor) -> t
     """Sigmoid + binary cross-entropy of one logit per sample (logits (..., 1), y (...) in {0, 1}),
     reduced as :func:`cross_entropy`."""
     if is_compiling():  # torch.compile: computed eagerly (autograd_util.outside_compile)
-        from .autograd_util import outside_compile
         return outside_compile(binary_cross_entropy_with_logits, logits, y)
     _check(logits, y, "binary_cross_entropy_with_logits", False)
     from ..backend import backend_for

@@ -203,10 +203,11 @@ class HybridSGD(SGD):
 
     def check_ready(self) -> None:
         """What a step checks before anything moves (the groups' values; that no newer HybridSGD holds
-        a parameter), for a loop that runs the rule without :meth:`step` (``experiments.fast_step``'s
-        compiled chunks)."""
+        a parameter): :meth:`step` and :meth:`hybrid_step` begin with it, and a loop that runs the rule
+        without them (``experiments.fast_step``'s compiled chunks) calls it."""
+        if self._superseded:
+            self._check_holder()
         self._check_groups()
-        self._check_holder()
 
     def _check_holder(self) -> None:
         """Refuse to step while a newer HybridSGD holds one of this one's hybrid parameters: its step
@@ -249,9 +250,7 @@ class HybridSGD(SGD):
         if closure is not None:  # the gradients first, so a non-finite one is refused before anything moves
             with torch.enable_grad():
                 loss = closure()
-        if self._superseded:
-            self._check_holder()
-        self._check_groups()
+        self.check_ready()
         self._check_gradients()
         super().step()
         self._apply_rule(inputs)
@@ -259,9 +258,7 @@ class HybridSGD(SGD):
 
     def hybrid_step(self, inputs: int | None = None) -> None:
         """The rule's part of :meth:`step` alone (no plain SGD, no step hooks): ``experiments.fast_step``."""
-        if self._superseded:
-            self._check_holder()
-        self._check_groups()
+        self.check_ready()
         self._check_gradients()
         self._apply_rule(inputs)
 

@@ -86,12 +86,9 @@ NOT_COMPARED = (*LOCAL_FIELDS, "seeds", "eval_every", "ledger", "epochs", "test_
 
 def _unused(cfg: dict) -> tuple[str, ...]:
     """Config paths this run's own settings leave unread (so a value there computes nothing)."""
-    mode = cfg.get("mode")
-    out = []
-    if mode == "fp":  # float weights: no transfer, no k
-        out += unread_transfer_paths(cfg) + ["rule.k", "rule.k_unit"]
-    else:
-        out += unread_transfer_paths(cfg)
+    out = unread_transfer_paths(cfg)
+    if cfg.get("mode") == "fp":  # float weights: no transfer, no k
+        out += ["rule.k", "rule.k_unit"]
     if cfg.get("batch", 1) == 1:  # one input per update: k's unit and a batch's reduction are one
         out += ["rule.k_unit", "rule.batch_reduction"]
     if cfg.get("dataset") != "ecg":

@@ -313,7 +313,7 @@ def check(spec: SweepSpec) -> None:
         configs.resolve(spec.base)
     except ConfigError as e:
         who = _blame(spec, spec.base, e)
-        if who.startswith("--") and " " not in who:  # an option of its own (--threads) names the field
+        if by_option(who):  # an option of its own (--threads) names the field
             raise SpecError(e.render(lambda f: who if f == e.field else None)) from None
         raise SpecError(f"{who}: {e}") from None
     for path, values in spec.grid.items():
@@ -329,6 +329,12 @@ def check(spec: SweepSpec) -> None:
             configs.resolve(overrides)
         except ConfigError as e:
             raise SpecError(f"the point {json.dumps(params)}: {e}") from None
+
+
+def by_option(where: str) -> bool:
+    """Whether ``spec.where`` names an option of its own (``--threads``), not ``--set PATH``/``--grid PATH``
+    or a file: such an option names the field itself, so its value reads ``--threads 4``, not ``…=4``."""
+    return where.startswith("--") and " " not in where
 
 
 def _no_execution_axes(spec: SweepSpec) -> None:
@@ -409,8 +415,13 @@ def _blame(spec: SweepSpec, overrides: dict, e: ConfigError) -> str:
 def blame(spec: SweepSpec, overrides: dict, e: ConfigError) -> str | None:
     """Where (``spec.where``) the path of ``overrides`` that set the failing field was given, or None.
     Exact (``configs.field_is``): two paths ending in the same word (transfer.model and
-    transfer.circuit.fecap.switching.model) are told apart by their owning class."""
-    return next((spec.where(path) for path in overrides if configs.field_is(e.field, path)), None)
+    transfer.circuit.fecap.switching.model) are told apart by their owning class. A field refused for
+    another one's value (``e.context``) where it was not itself given is named by where that one was."""
+    for fields in ([e.field], list(e.context)):
+        who = next((spec.where(path) for f in fields for path in overrides if configs.field_is(f, path)), None)
+        if who is not None:
+            return who
+    return None
 
 
 def describe(spec: SweepSpec) -> dict:

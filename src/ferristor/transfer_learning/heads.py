@@ -26,7 +26,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from ..circuit.ledger import LedgerConfig
-from ..circuit.transfer import LEVEL_MEANS, TransferConfig
+from ..circuit.transfer import TransferConfig, check_level_model
 from ..config_base import FLOAT32_SCALE, check_choice, check_number, param, param_like
 from ..errors import ConfigError, DivergedError, FerristorWarning, NonFiniteGradientError, _as_written
 from ..nn import HybridConfig, HybridLinear
@@ -175,8 +175,7 @@ class OnlineConfig:
     def __post_init__(self):
         check_choice("mode", self.mode, ONLINE_MODES)
         check_choice("rounding", self.rounding, ROUNDING_MODES)
-        check_number("sigma_levels", self.sigma_levels, lo=0, hi=FLOAT32_SCALE[1])
-        check_choice("level_means", self.level_means, LEVEL_MEANS)
+        check_level_model("", self.sigma_levels, self.level_means)
         if not isinstance(self.ledger, LedgerConfig):
             raise ConfigError("ledger", type(self.ledger).__name__, "a LedgerConfig (ferristor.circuit.ledger)")
         check_number("lr", self.lr, lo=0, lo_open=True)

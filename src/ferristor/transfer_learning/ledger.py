@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..experiments.summary import worst_margins
+
 PAPER_TRANSFERS = (2740, 4550)  # digest §6, Fig. 6
 
 
@@ -29,8 +31,8 @@ def summarise(reports: list[dict]) -> dict:
         "energy_fecap_per_device_nJ": mean(lambda n: n["energy_nJ"]["per_device_fecap"]),
         "energy_memristor_per_device_nJ": mean(lambda n: n["energy_nJ"]["per_device_memristor"]),
         "energy_total_uJ": mean(lambda n: n["energy_nJ"]["total"]) / 1e3,
-        "fecap_endurance_margin": float(min(n["endurance"]["fecap_margin"] for n in nets)),
-        "memristor_endurance_margin": float(min(n["endurance"]["memristor_margin"] for n in nets)),
+        "fecap_endurance_margin": float(worst_margins(nets)[0]),
+        "memristor_endurance_margin": float(worst_margins(nets)[1]),
     }
 
 
