@@ -392,6 +392,21 @@ def test_a_transfer_follows_each_step_that_passes_a_multiple_of_k_at_most_once(b
     else:  # once for the optimizer, not per step or layer
         assert len(warned) == 1 and warned[0].field == "k" and warned[0].value == 4
         assert f"k=4: less than the {batch} inputs one step took: a step makes at most one transfer" in str(warned[0])
+        assert [w.filename for w in caught if issubclass(w.category, FerristorWarning)] == [__file__]
+
+
+def test_the_batch_above_k_warning_names_the_line_that_called_hybrid_step():
+    """hybrid_step (fast_step's entry) sits one frame nearer than step(), which torch wraps."""
+    import warnings
+
+    from ferristor.errors import FerristorWarning
+    model, opt = _make(mode="hm", k=4)
+    x, y = torch.rand(6, 12), torch.randint(0, 3, (6,))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        F.cross_entropy(model(x), y).backward()
+        opt.hybrid_step()
+    assert [w.filename for w in caught if issubclass(w.category, FerristorWarning)] == [__file__]
 
 
 def test_k_can_count_updates_instead_of_inputs():

@@ -253,14 +253,14 @@ class HybridSGD(SGD):
         self.check_ready()
         self._check_gradients()
         super().step()
-        self._apply_rule(inputs)
+        self._apply_rule(inputs, caller_level=5)  # torch's profiling wrapper sits between step() and its caller
         return loss
 
     def hybrid_step(self, inputs: int | None = None) -> None:
         """The rule's part of :meth:`step` alone (no plain SGD, no step hooks): ``experiments.fast_step``."""
         self.check_ready()
         self._check_gradients()
-        self._apply_rule(inputs)
+        self._apply_rule(inputs, caller_level=4)
 
     def _check_groups(self) -> None:
         """The groups' values as the constructor checks them, before anything moves: code or a
@@ -288,11 +288,13 @@ class HybridSGD(SGD):
                 if isinstance(param, HybridParameter):
                     param.owner.check_gradient(param.slot)
 
-    def _apply_rule(self, inputs: int | None) -> None:
+    def _apply_rule(self, inputs: int | None, caller_level: int) -> None:
+        """caller_level: the warnings stack level, seen from _hybrid_step, of the code that called step()
+        or hybrid_step(), so that a warning names the user's line."""
         for group in self.param_groups:
             for param in group["params"]:
                 if isinstance(param, HybridParameter):
-                    self._hybrid_step(param, group, inputs)
+                    self._hybrid_step(param, group, inputs, caller_level)
 
     def release(self) -> None:
         """Stop capturing gradients for this optimizer's hybrid layers (as when it is deleted): another
@@ -332,7 +334,7 @@ class HybridSGD(SGD):
                          or any(not is_guard(h) for h in _global_optimizer_pre_hooks.values())
                          or _global_optimizer_post_hooks))
 
-    def _hybrid_step(self, param: HybridParameter, group: dict, inputs: int | None) -> None:
+    def _hybrid_step(self, param: HybridParameter, group: dict, inputs: int | None, caller_level: int) -> None:
         owner, name = param.owner, param.slot
         seen = owner.hybrid_step_(name, lr=_lr(group), p=group["p"], rounding=group["rounding"],
                                   sampler=group["sampler"])
@@ -352,7 +354,7 @@ class HybridSGD(SGD):
                     f"less than the {after - before} inputs one step took: a step makes at most one transfer (a "
                     f"second one between the same two updates would write the same levels), so this run "
                     f"transfers once per step, fewer than once per k inputs (digest §5's N/k); a batch ≤ k "
-                    f"transfers every k inputs", field="k", value=k), stacklevel=5)  # the caller of step()
+                    f"transfers every k inputs", field="k", value=k), stacklevel=caller_level)
 
     def zero_grad(self, set_to_none: bool = True) -> None:
         super().zero_grad(set_to_none)
