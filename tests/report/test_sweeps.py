@@ -113,3 +113,26 @@ def test_a_null_accuracy_of_a_point_is_shown_as_not_recorded(tmp_path):
     assert len(sweep.trials) == 5 and sweep.skipped == ['0002.json (\'result.accuracy[0]\' is "high", expected a number or null)']
     page, _ = build_report([str(folder)])
     assert "<td>81.00</td><td>n/a–n/a</td>" in page  # the mean of the seed that records one; min–max unknown
+
+
+def test_a_plain_sweeps_point_that_trains_a_paper_setting_gets_its_value_and_caveats(tmp_path):
+    """A `ferristor sweep` point (no reproduce 'setting') that trains Fig. 5f's MNIST hm-var gets the
+    paper's value, numbered to the ways it differs (epochs, the preset's fields); other k get none."""
+    from ferristor.experiments.presets import PRESETS
+    from ferristor.experiments.reproduce import fig5f_trials
+    base = next(t for t in fig5f_trials([0], settings=("mnist-online",), preset=PRESETS["paper"]) if t["mode"] == "hm-var")
+    trials = []
+    for k in (50, 100):
+        cfg = json.loads(json.dumps(base["train_config"]))
+        cfg["rule"]["k"], cfg["epochs"] = k, 1
+        trials.append(({"rule.k": k, "train_config": cfg}, {"accuracy": [90.0, 91.0], "k": k, "samples_per_replica": 600,
+                                                            "memristor_ops_worst": 1200 / k, "fecap_ops_worst": 300.0}))
+    _write(tmp_path / "plain", trials)
+    assert axes(read_sweep(tmp_path / "plain")) == ["rule.k"]  # not a second 'k' axis from the result's k
+    page, figs = build_report([str(tmp_path / "plain")])
+    assert any(f.id.endswith("-lifetime-plot") for f in figs)  # lifetime against the grid's rule.k
+    acc = next(f for f in figs if f.id.endswith("-accuracy") and "paper" in [t.name for t in f.traces])
+    assert next(t for t in acc.traces if t.name == "paper").y[1] == pv.FIG5F["mnist-online"]["hm-var"]
+    assert f'<span class="paper">{pv.FIG5F["mnist-online"]["hm-var"]:.1f}</span><sup>1</sup>' in page
+    assert "<sup>1</sup> rule.k=100: this run trained 1 epochs, the paper 10" in page
+    assert page.count('<span class="paper">') == 1  # k = 50 is not a paper point

@@ -75,7 +75,7 @@ def run_lifetime(run: Run, ks=DEFAULT_KS) -> list[LifetimePoint]:
 
 def trial_lifetime(trial: Trial) -> LifetimePoint | None:
     """Measured at the trial's k from its worst-device counts (each the mean over the trial's seeds)."""
-    m, k = trial.metrics, trial.params.get("k")
+    m, k = trial.metrics, trial.k
     n = m.get("samples_per_replica")
     if not n or not k or "memristor_ops_worst" not in m or "fecap_ops_worst" not in m:
         return None

@@ -139,6 +139,16 @@ def trial_accuracy_value(params: dict) -> float | None:
     return pv.FIG5F.get(setting, {}).get(mode) if setting else None
 
 
+def point_accuracy_value(params: dict, train_config: dict) -> tuple[float | None, list[str]]:
+    """The paper's accuracy (%) beside a sweep point, and its caveats: a reproduce trial by its
+    setting and mode (Fig. 5f) or its k (Fig. 5c); any other point (a plain ``ferristor sweep``) as a
+    run of its resolved config, with each way it differs from the paper's setting (run_accuracy_value)."""
+    if params.get("figure") or params.get("setting"):
+        return trial_accuracy_value(params), []
+    found = run_accuracy_value(train_config) if train_config else None
+    return (found.paper, found.caveats) if found else (None, [])
+
+
 def counting_reference(k: float, n_samples: float, p: float) -> dict:
     """The paper's per-device operation and energy counts (digest §5) at this k, N and p."""
     return pv.reference_point(k, n_samples, p)

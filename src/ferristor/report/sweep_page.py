@@ -1,5 +1,5 @@
 """The sections of one sweep: its points in a table, and accuracy, operations, energy (and, over k,
-lifetime) against each swept axis, with the paper's values where a point matches a paper preset."""
+lifetime) against each swept axis, with the paper's values where a point trains a paper setting."""
 from __future__ import annotations
 
 import json
@@ -10,12 +10,16 @@ from ..experiments.config import LOCAL_FIELDS
 from . import paper
 from .figures import Figure, Trace, figure_html
 from .lifetime import format_days, trial_lifetime
-from .markup import Raw, flatten, fmt, kv_table, mean_std, num, para, pct, section, table, worst
+from .markup import Raw, esc, flatten, fmt, kv_table, mean_std, num, para, pct, section, table, worst
 from .run_page import FECAP_COLOR, MEMRISTOR_COLOR, PAPER_COLOR, _stamp, days_attr, lifetime_figure, lifetime_html
 from .sweeps import Sweep, Trial
 
 # Categories keep the paper's order where it has one.
 _KNOWN_ORDER = [*pv.FIG5F_SETTINGS, *pv.FIG5F_VARIANTS]
+
+
+# A swept k: a reproduce trial's own field, or the config path a plain sweep's --grid names.
+K_AXES = ("k", "rule.k")
 
 
 def _key(v) -> str:
@@ -65,7 +69,7 @@ def _p(t: Trial):
 
 def _reference(t: Trial) -> dict | None:
     """The paper's counting at this point's k, N and p (hybrid, batch-1 points only)."""
-    k, n, p = t.params.get("k"), t.metrics.get("samples_per_replica"), _p(t)
+    k, n, p = t.k, t.metrics.get("samples_per_replica"), _p(t)
     if not (k and n and p is not None and "memristor_ops_per_device" in t.metrics and t.train_config.get("batch", 1) == 1):
         return None
     return paper.counting_reference(k, n, p)
@@ -87,7 +91,7 @@ def _axis_figures(sweep: Sweep, axis: str, all_axes: list[str], sid: str) -> lis
         ms = [mean_std(t.accuracy) for t in ts]
         acc.append(Trace(name("ours, mean ± std"), xs, [m for m, _ in ms], kind=kind, error=[s for _, s in ms], group=group,
                          hover=[f"seeds: {', '.join(fmt(a, '.2f') for a in t.accuracy)}" for t in ts]))
-        refs = [paper.trial_accuracy_value(t.params) for t in ts]
+        refs = [paper.point_accuracy_value(t.params, t.train_config)[0] for t in ts]
         if any(r is not None for r in refs):
             acc.append(Trace(name("paper"), xs, [math.nan if r is None else r for r in refs], kind="markers",
                              symbol="diamond-open", size=11, color=PAPER_COLOR, group=group))
@@ -114,7 +118,8 @@ def _axis_figures(sweep: Sweep, axis: str, all_axes: list[str], sid: str) -> lis
                                     color=PAPER_COLOR, group=group))
     common = dict(x_log=log, categorical_x=not numeric)
     figs = [Figure(f"{fid}-accuracy", f"Test accuracy against {axis}", axis, "test accuracy (%)", acc,
-                   note="Error bars: std over seeds; open diamonds: the paper's value where a point matches a paper preset.", **common)]
+                   note="Error bars: std over seeds; open diamonds: the paper's value where a point trains a paper "
+                   "setting (the table of points lists how each such point differs from it).", **common)]
     if ops:
         figs.append(Figure(f"{fid}-ops", f"Operations per device against {axis}", axis, "operations per device", ops,
                            y_log=True, note="Circles: the mean device; triangles (dashed): the worst device (each the mean over seeds). "
@@ -129,16 +134,21 @@ def _trials_table(sweep: Sweep, ax: list[str], sid: str, rate: float) -> str:
     head = [*ax, "seeds", "accuracy % mean ± std", "min–max", "paper %", "FeCAP ops mean / worst",
             "memristor ops mean / worst", "energy/device nJ", "memristor lifetime", "FeCAP lifetime",
             "seconds"]
-    rows, attrs = [], {}
+    rows, attrs, caveats = [], {}, {}  # caveats: each distinct list, numbered, → the points it holds for
     order = {a: [_key(v) for v in ordered([coord(t, a) for t in sweep.trials])] for a in ax}
     for i, t in enumerate(sorted(sweep.trials, key=lambda t: [order[a].index(_key(coord(t, a))) for a in ax])):
         m = t.metrics
-        ref = paper.trial_accuracy_value(t.params)
+        ref, why = paper.point_accuracy_value(t.params, t.train_config)
+        mark = ""
+        if ref is not None and why:
+            points = caveats.setdefault(tuple(why), [])
+            points.append(", ".join(f"{a}={coord(t, a)}" for a in ax) or t.key)
+            mark = f"<sup>{list(caveats).index(tuple(why)) + 1}</sup>"
         life = trial_lifetime(t)
         days = life.days(rate) if life else (math.nan, math.nan)
         e = (m["energy_fecap_nJ"] + m["energy_memristor_nJ"]) if "energy_fecap_nJ" in m and "energy_memristor_nJ" in m else None
         rows.append([*(str(coord(t, a)) for a in ax), str(len(t.accuracy)), pct(t.accuracy),
-                     f"{fmt(worst(t.accuracy, min), '.2f')}–{fmt(worst(t.accuracy), '.2f')}", Raw(f'<span class="paper">{ref:.1f}</span>') if ref is not None else "–",
+                     f"{fmt(worst(t.accuracy, min), '.2f')}–{fmt(worst(t.accuracy), '.2f')}", Raw(f'<span class="paper">{ref:.1f}</span>{mark}') if ref is not None else "–",
                      f"{num(m.get('fecap_ops_per_device'))} / {num(m.get('fecap_ops_worst'))}",
                      f"{num(m.get('memristor_ops_per_device'))} / {num(m.get('memristor_ops_worst'))}",
                      num(e), format_days(days[0]) if life else "–", format_days(days[1]) if life else "–", num(m.get("seconds"), 3)])
@@ -146,14 +156,17 @@ def _trials_table(sweep: Sweep, ax: list[str], sid: str, rate: float) -> str:
             n = len(ax)
             for col, d in ((n + 7, life.memristor_days_at_1), (n + 8, life.fecap_days_at_1)):
                 attrs[(i, col)] = f'data-days-at-1="{days_attr(d)}"'
-    return table(head, rows, id=f"{sid}-trials", cell_attrs=attrs)
+    notes = "".join(f'<p class="note paper"><sup>{n}</sup> {esc("; ".join(points))}: {esc("; ".join(why))}.</p>'
+                    for n, (why, points) in enumerate(caveats.items(), 1))
+    return table(head, rows, id=f"{sid}-trials", cell_attrs=attrs) + notes
 
 
 def _lifetime(sweep: Sweep, ax: list[str], sid: str, rate: float, figs: list[Figure]) -> str:
-    if "k" not in ax:
+    k_axis = next((a for a in ax if a in K_AXES), None)
+    if k_axis is None:
         return ""
-    others = [a for a in ax if a != "k"]
-    series = [(label, [p for t in ts if (p := trial_lifetime(t))]) for label, ts in _series(sweep, "k", others)]
+    others = [a for a in ax if a != k_axis]
+    series = [(label, [p for t in ts if (p := trial_lifetime(t))]) for label, ts in _series(sweep, k_axis, others)]
     series = [(label, pts) for label, pts in series if pts]
     if not series:
         return ""

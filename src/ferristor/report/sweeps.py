@@ -30,6 +30,15 @@ class Trial:
     metrics: dict[str, float]  # those of METRICS the point has
 
     @property
+    def k(self):
+        """The point's transfer interval: its own field (a reproduce trial's k, a plain sweep's rule.k),
+        else its resolved config's; None where neither records it."""
+        for value in (self.params.get("k"), self.params.get("rule.k"), self.train_config.get("rule", {}).get("k")):
+            if value is not None:
+                return value
+        return None
+
+    @property
     def endurance(self) -> Endurance:
         return endurance_of(self.train_config)
 
@@ -77,7 +86,7 @@ def trial_from_record(record: dict, key: str) -> Trial:
         raise ValueError(problem)
     params = {k: v for k, v in config.items() if k != "train_config"}
     metrics = {m: v for m in METRICS if (v := _number(result.get(m))) is not None}
-    if "k" not in params and _number(result.get("k")) is not None:
+    if "k" not in params and "rule.k" not in params and _number(result.get("k")) is not None:  # not a second k axis
         params["k"] = result["k"]
     return Trial(key=record.get("key") or key, params=params, train_config=with_legacy_defaults(config["train_config"]) if config.get("train_config") else {},
                  accuracy=[math.nan if a is None else float(a) for a in result["accuracy"]], metrics=metrics)
