@@ -203,6 +203,7 @@ def test_a_plain_sequential_mlp_has_a_view_on_its_own_layers(build, spec):
     lambda: _hooked(lambda m: m[0].register_forward_hook(lambda *a: None)),  # hooks the chunks would skip
     lambda: _hooked(lambda m: m[2].register_forward_pre_hook(lambda *a: None)),
     lambda: _hooked(lambda m: m.register_full_backward_hook(lambda *a: None)),
+    lambda: _seq(_hl(6, 5, "a"), Normalize(), torch.nn.ReLU(), _hl(5, 2, "b"), Normalize()),  # a norm that cannot train
 ])
 def test_other_models_have_no_mlp_view(build):
     from ferristor.nn.mlp import mlp_view
@@ -221,3 +222,36 @@ def test_normalize_refuses_feature_maps_and_a_batch_without_its_replicas():
         Normalize("batch", 2)(torch.randn(4, 6))
     assert Normalize("batch", 2)(torch.randn(2, 3, 6)).shape == (2, 3, 6)
     assert Normalize()(torch.randn(4, 6)).shape == (4, 6)
+
+
+@pytest.mark.parametrize("spec, field, said", [
+    (dict(sizes=(20, 200, 1), output="sigmoid"), "output_norm", "output layer's LayerNorm over 1 unit outputs 0"),
+    (dict(sizes=(784, 100, 2)), "output_norm", "LayerNorm over 2 units outputs ±1"),
+    (dict(sizes=(784, 2, 10)), "sizes", "a hidden LayerNorm over 2 units outputs ±1"),
+])
+def test_a_layer_norm_over_one_or_two_units_is_refused(spec, field, said):
+    """It outputs 0 or ±1 whatever its input: no gradient passes, and the network predicts one class
+    (an ECG run with --norm layer had reported the majority class's share, for every seed)."""
+    from ferristor.errors import ConfigError
+    with pytest.raises(ConfigError, match=said) as e:
+        NetworkSpec(**spec)
+    assert e.value.field == field
+    NetworkSpec(**spec, norm="batch"), NetworkSpec(**spec, norm="none")  # other norms keep information
+    if field == "output_norm":
+        NetworkSpec(**spec, output_norm=False)
+    NetworkSpec(sizes=(784, 3, 3))  # from three units on, a LayerNorm trains
+
+
+def test_a_layer_normalize_over_two_features_warns_once():
+    import warnings
+
+    from ferristor.errors import FerristorWarning
+    norm = Normalize()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        out = norm(torch.randn(4, 2))
+        norm(torch.randn(4, 2))
+        Normalize("batch")(torch.randn(4, 2)), Normalize()(torch.randn(4, 3))
+    torch.testing.assert_close(out.abs(), torch.ones(4, 2), atol=1e-3, rtol=0)  # what it warns of
+    said = [str(w.message) for w in caught if issubclass(w.category, FerristorWarning)]
+    assert len(said) == 1 and "Normalize('layer') over 2 features" in said[0]

@@ -22,7 +22,7 @@ from .config import HybridConfig
 from .autograd_util import grad_use
 from .hybrid import _seed_list
 from .linear import HybridLinear
-from .norm import Normalize
+from .norm import NARROWEST_LAYER_NORM, Normalize, narrow_layer_norm
 
 
 @dataclass
@@ -45,6 +45,16 @@ class NetworkSpec:
         check_choice("output", self.output, ("softmax", "sigmoid"))
         if self.output == "sigmoid" and self.sizes[-1] != 1:
             raise ConfigError("sizes", self.sizes, "a single output unit with output='sigmoid'")
+        if self.norm == "layer":  # LayerNorm over 1 or 2 values: 0 or ±1 whatever they are, no gradient
+            if self.output_norm and self.sizes[-1] < NARROWEST_LAYER_NORM:
+                raise ConfigError("output_norm", True, reason=f"with norm 'layer', the output layer's "
+                                  f"{narrow_layer_norm(self.sizes[-1])[2:]}: set output_norm to False (raw logits), "
+                                  "or norm to 'batch' or 'none'")
+            narrow = [s for s in self.sizes[1:-1] if s < NARROWEST_LAYER_NORM]
+            if narrow:
+                raise ConfigError("sizes", list(self.sizes), reason=f"with norm 'layer', a hidden "
+                                  f"{narrow_layer_norm(narrow[0])[2:]}: hidden layers need at least "
+                                  f"{NARROWEST_LAYER_NORM} units, or norm 'batch' or 'none'")
 
 
 _NO_PARTS = np.empty((1, 8, 0), np.float32)  # mlp_train's scratch when it reads the weights row-wise
@@ -273,6 +283,8 @@ def mlp_view(model: nn.Module) -> HybridMLP | None:
     if len({layer.replicas for layer in layers}) != 1 or len({layer.bias is None for layer in layers}) != 1 or any(
             a.out_features != b.in_features for a, b in zip(layers, layers[1:])):
         return None
+    if any(on and layer.out_features < NARROWEST_LAYER_NORM for on, layer in zip(normed, layers)):
+        return None  # a spec would refuse it: the general path runs it, and Normalize warns
     norm = "layer" if (hidden[0] if hidden else normed[-1]) else "none"
     sizes = (layers[0].in_features, *(layer.out_features for layer in layers))
     view = HybridMLP.__new__(HybridMLP)

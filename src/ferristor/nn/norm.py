@@ -18,6 +18,16 @@ from . import functional as F
 from .autograd_util import is_compiling, outside_compile, refuse_create_graph
 
 KINDS = ("layer", "batch")
+# LayerNorm without affine over n values: 0 for n = 1, ±1 for n = 2, whatever the values are, so its
+# gradient is 0 and nothing before it learns; from 3 values on it keeps information.
+NARROWEST_LAYER_NORM = 3
+
+
+def narrow_layer_norm(n: int) -> str:
+    """Why a LayerNorm over ``n`` < NARROWEST_LAYER_NORM features cannot train."""
+    out = "0" if n == 1 else "±1"
+    return (f"a LayerNorm over {n} unit{'s' if n > 1 else ''} outputs {out} whatever its input, so no gradient "
+            "passes it and nothing before it learns")
 
 
 class _NormFunction(torch.autograd.Function):
@@ -51,11 +61,20 @@ class Normalize(nn.Module):
         super().__init__()
         check_choice("norm", kind, KINDS)
         self.kind, self.replicas = kind, replicas
+        self._warned_narrow = False  # a LayerNorm over < NARROWEST_LAYER_NORM features: said once
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         if is_compiling():  # torch.compile: eagerly, as the hybrid layers (autograd_util.outside_compile)
             return outside_compile(Normalize.forward, self, z)
         _check_shape(z, self.replicas)
+        if self.kind == "layer" and z.shape[-1] < NARROWEST_LAYER_NORM and not getattr(self, "_warned_narrow", False):
+            import warnings
+
+            from ..errors import FerristorWarning
+            self._warned_narrow = True
+            warnings.warn(FerristorWarning(f"Normalize('layer') over {z.shape[-1]} features: "
+                                           f"{narrow_layer_norm(z.shape[-1])}; leave it out after a layer this "
+                                           "narrow (a binary task's logits), or use kind='batch'"))
         lead = z.shape
         z3 = z.reshape(self.replicas or 1, -1, z.shape[-1]) if self.kind == "batch" else z.reshape(1, -1, z.shape[-1])
         if self.kind == "batch" and z3.shape[1] < 2:
