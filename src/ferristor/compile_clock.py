@@ -1,8 +1,9 @@
-"""How long numba spends building kernels (or loading them from its disk cache) during a run.
+"""How long numba spends building kernels or loading them from its disk cache during a run.
 
-The first run on a machine compiles every kernel it calls — tens of seconds, once; later runs load
-them from the cache in milliseconds. A run's speed is its steady state only without that one-off
-cost, so ``fit`` times compilation apart and reports both (``timing.compile_seconds``).
+The first run on a machine compiles every kernel it calls — tens of seconds, once; later processes
+load them from the cache — a few seconds (~3 s for ``ferristor train`` on the 2-core development
+machine). A run's speed is its steady state only without that cost, so ``fit`` times it apart and
+reports both (``timing.compile_seconds``).
 """
 from __future__ import annotations
 

@@ -219,9 +219,9 @@ def test_a_null_number_is_shown_as_not_recorded(small_run, tmp_path, path):
 
 
 @pytest.mark.parametrize("field, row, shown", [
-    ("compile_seconds", "of which compiling kernels", "n/a"),
+    ("compile_seconds", "of which compiling or loading kernels", "n/a"),
     ("train_seconds", "wall time (training)", "n/a"),
-    ("sample_replicas_per_second", "speed (without compiling)", "n/a"),
+    ("sample_replicas_per_second", "speed (without them)", "n/a"),
 ])
 def test_null_timing_in_provenance(small_run, tmp_path, field, row, shown):
     run = _copy(small_run, tmp_path / "run", _set(("timing", field), None))
@@ -237,7 +237,7 @@ def test_report_of_a_run_with_null_compile_seconds(small_run, tmp_path):
     run = _copy(small_run, tmp_path / "run", _set(("timing", "compile_seconds"), None))
     r = CliRunner().invoke(cli, ["report", str(run)])
     assert r.exit_code == 0, r.output
-    assert "<th>of which compiling kernels</th><td>n/a</td>" in (run / "report.html").read_text()
+    assert "<th>of which compiling or loading kernels</th><td>n/a</td>" in (run / "report.html").read_text()
 
 
 def test_one_chips_null_worst_makes_the_worst_not_recorded(small_run, tmp_path):

@@ -240,7 +240,7 @@ def summary_rows(results: dict) -> list[tuple[str, str]]:
     compiling = t.get("compile_seconds", 0.0)
     rows.append(("speed", f"{t['sample_replicas_per_second']:,.0f} sample-replicas/s ({t['us_per_sample_replica']:.1f} µs each), "
                           f"{t['train_seconds']:.1f} s training"
-                          + (f", {compiling:.1f} s of it compiling kernels (once per machine)" if compiling >= 0.05 else "")))
+                          + (f", {compiling:.1f} s of it compiling or loading kernels (compiled once per machine, then loaded from numba's cache)" if compiling >= 0.05 else "")))
     return rows
 
 

@@ -236,8 +236,9 @@ def provenance_section(run: Run, sid: str) -> str:
         speed = unit(num(t.get("sample_replicas_per_second")), "sample-replicas/s")
         pairs.append(("wall time (training)", unit(fmt(t.get("train_seconds"), ",.1f"), "s")))
         if "compile_seconds" in t:  # results written before compilation was timed apart include it in the speed
-            pairs += [("of which compiling kernels", unit(fmt(t["compile_seconds"], ",.1f"), "s (once per machine)")),
-                      ("speed (without compiling)", speed)]
+            pairs += [("of which compiling or loading kernels", unit(fmt(t["compile_seconds"], ",.1f"),
+                                                                      "s (compiled once per machine, then loaded from cache)")),
+                      ("speed (without them)", speed)]
         else:
             pairs.append(("speed", speed))
     for k, val in flatten(run.extra).items():  # fields a newer engine adds: code version, dataset fingerprint…
