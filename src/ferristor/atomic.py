@@ -8,16 +8,42 @@ from __future__ import annotations
 
 import contextlib
 import os
+import stat
 import tempfile
 from pathlib import Path
 from typing import IO, Iterator
+
+NEW_FILE_MODE = 0o644  # mkstemp makes files owner-only; results and plots are meant to be shared
+
+_KINDS = ((stat.S_ISDIR, "folder"), (stat.S_ISCHR, "character device"), (stat.S_ISBLK, "block device"),
+          (stat.S_ISFIFO, "named pipe (FIFO)"), (stat.S_ISSOCK, "socket"))
+
+
+def _target(path: Path) -> tuple[Path, int]:
+    """(where to write, the mode to give it) for ``path``: a symbolic link's target, written through
+    as a shell's ``>`` would, keeping the link; an existing file keeps its permissions. Anything but a
+    regular file or a new name (``/dev/null``, a FIFO, a folder) is refused: replacing it with a file
+    would destroy it — a device file, as root."""
+    from .errors import ConfigError
+    real = Path(os.path.realpath(path))
+    try:
+        info = real.stat()
+    except FileNotFoundError:
+        return real, NEW_FILE_MODE
+    if stat.S_ISREG(info.st_mode):
+        return real, stat.S_IMODE(info.st_mode)
+    kind = next((name for test, name in _KINDS if test(info.st_mode)), "special file")
+    shown = str(path) if real == path else f"{path} (→ {real})"  # field 'out': the commands' --out names it
+    raise ConfigError("out", shown, reason=f"is a {kind}, not a regular file: ferristor writes a "
+                      "file whole and then moves it into place, which would replace it; give a file name")
 
 
 @contextlib.contextmanager
 def atomic_write(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
     """Open a temporary file beside ``path``; on a clean exit it replaces ``path``, on an error it is
-    removed and ``path`` is left untouched."""
-    path = Path(path)
+    removed and ``path`` is left untouched. A symbolic link is written through; an existing file
+    keeps its permissions; a path that is not a regular file is refused (:func:`_target`)."""
+    path, file_mode = _target(Path(path))
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
     try:
@@ -25,7 +51,7 @@ def atomic_write(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
             yield f
             f.flush()
             os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp makes it owner-only; results and plots are meant to be shared
+        os.chmod(tmp, file_mode)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
