@@ -69,3 +69,46 @@ def test_bad_rates_are_refused(bad):
 
 def test_day_formats():
     assert format_days(0.1234) == "0.123 d" and format_days(12.4) == "12 d" and format_days(730.5) == "730 d (2.0 y)"
+
+
+def test_a_run_that_ends_between_transfers_is_not_optimistic(small_run, tmp_path):
+    # 310 samples at k = 20 hold 15 transfers, as the engine schedules them: operations / samples
+    # (30 / 310) had put the memristor at 1.935 operations a sample at k = 1, where every sample is a transfer (2)
+    run, res = _run(small_run, tmp_path)
+    res["samples_per_replica"] = 310
+    (tmp_path / "results.json").write_text(json.dumps(res))
+    run = read_run(tmp_path)
+    assert max(run.network.transfers) == 310 // 20
+    per_transfer = max(m / t for m, t in zip(run.network.memristor_worst, run.network.transfers))
+    pts = {p.k: p for p in run_lifetime(run, ks=(1, 100))}
+    assert per_transfer == 2 and pts[1].memristor_ops_per_sample == 2
+    assert pts[20].memristor_ops_per_sample == pytest.approx(2 / 20)  # measured k too: a transfer every 20 samples
+    assert pts[100].memristor_ops_per_sample == pytest.approx(2 / 100)
+    fe_updates = (max(run.network.fecap_worst) - 4 * 15) / 310
+    assert pts[20].fecap_ops_per_sample == pytest.approx(fe_updates + 4 / 20)
+
+
+def test_a_sweep_point_counts_its_transfers_not_its_samples(small_sweep):
+    from ferristor.report.sweeps import read_sweep
+    from ferristor.sweeps.store import open_store
+    store = open_store(small_sweep, readonly=True)
+    results = {t["key"]: t["result"] for t in store.trials("done")}
+    store.close()
+    for t in read_sweep(small_sweep).trials:
+        assert t.metrics["transfers"] == results[t.key]["ledger"][0]["network"]["transfers"]
+    # 1,800 samples at k = 500: 3 transfers of 2 operations, 2 / 500 a sample (6 / 1,800 had been optimistic)
+    for stored in ({"transfers": 3}, {}):  # a trials/ point without them: one every k samples
+        t = trial_from_record({"config": {"k": 500}, "result": {"accuracy": [90.0], "k": 500, "samples_per_replica": 1800,
+                                                                "memristor_ops_worst": 6, "fecap_ops_worst": 400, **stored}}, "x")
+        p = trial_lifetime(t)
+        assert p.memristor_ops_per_sample == pytest.approx(2 / 500)
+        assert p.fecap_ops_per_sample == pytest.approx((400 - 3 * 4) / 1800 + 4 / 500)
+
+
+def test_a_run_with_fewer_samples_than_k_is_projected_at_the_rated_programming(small_run, tmp_path):
+    run, res = _run(small_run, tmp_path)
+    for r in res["ledger"]:
+        r["network"]["transfers"], r["network"]["memristor_ops"]["worst"] = 0, 0
+    (tmp_path / "results.json").write_text(json.dumps(res))
+    pts = {p.k: p for p in run_lifetime(read_run(tmp_path), ks=(1,))}
+    assert pts[1].memristor_ops_per_sample == 2 and math.isfinite(pts[1].memristor_days_at_1)

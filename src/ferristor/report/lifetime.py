@@ -6,15 +6,20 @@ config) less the one-off programming before training; the worst device spends it
 was written in the run (its operations / samples trained). Days scale as 1 / rate, so a point
 stores its days at 1 sample/s and :meth:`LifetimePoint.days` divides.
 
-Other k than the run's are projected from the same ledger: a transfer programs every memristor
-pair once (RESET + SET), so the worst memristor's rate scales as 1 / k; the worst FeCAP's is its
-update writes (which do not depend on k) plus the operations of one transfer every k samples.
+Rates are those of steady on-line learning, one transfer every k samples: the worst memristor
+takes its operations per transfer in the run (a transfer programs every pair once, RESET + SET)
+every k samples; the worst FeCAP its update writes per sample (which do not depend on k) plus one
+transfer's reads every k samples. The run's own k is measured (its ledger at that k) and others are
+projected the same way. A run whose samples are not a multiple of k ends between transfers: its
+operations / samples would understate the transfers' share (1,800 samples at k = 500 hold 3
+transfers, not 3.6), so the transfers' share is never taken from the run's sample count.
 """
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
 
+from ..experiments.summary import learning_rule
 from .markup import NA, fmt, worst
 from .runs import Endurance, Run
 from .sweeps import Trial
@@ -53,6 +58,29 @@ def point(k: float, measured: bool, mem_per_sample: float, fe_per_sample: float,
                          _days_at_1(mem_budget, mem_per_sample), _days_at_1(fe_budget, fe_per_sample))
 
 
+def samples_per_transfer(k: float, config: dict) -> float:
+    """Training samples between two transfers at ``k``: k counts inputs, or optimizer updates of a
+    mini-batch each (rule.k_unit = updates)."""
+    rule = config.get("rule") or {}
+    return k * (config.get("batch", 1) or 1) if rule.get("k_unit", "inputs") == "updates" else k
+
+
+def _per_transfer(ops: float, transfers: float, e: Endurance) -> float:
+    """The worst memristor's operations per transfer. Where the run made no transfer to measure it
+    on (fewer samples than k), the ledger's rating: every pair programmed at every transfer, an upper bound."""
+    if math.isnan(ops) or math.isnan(transfers):
+        return math.nan
+    return ops / transfers if transfers else e.memristor_ops_per_transfer
+
+
+def _steady(k: float, measured: bool, n: float, mem_per_transfer: float, fe_update: float, transfers: float,
+            e: Endurance, config: dict) -> LifetimePoint:
+    """The point at ``k`` from the worst devices' operations per transfer and their update writes (see the module)."""
+    every = samples_per_transfer(k, config)
+    fe = (math.nan if math.isnan(fe_update) else max(fe_update - transfers * e.fecap_ops_per_transfer, 0.0)) / n
+    return point(k, measured, mem_per_transfer / every, fe + e.fecap_ops_per_transfer / every, e)
+
+
 def run_lifetime(run: Run, ks=DEFAULT_KS) -> list[LifetimePoint]:
     """The run's k (measured) and ``ks`` (projected), sorted by k; [] for an fp run or when the run
     does not say how many samples it trained. Uses the worst chip (replica) of the run."""
@@ -61,25 +89,33 @@ def run_lifetime(run: Run, ks=DEFAULT_KS) -> list[LifetimePoint]:
     if run.network is None or not n or not k0:
         return []
     net, e = run.network, run.endurance
-    # nan (n/a on the page) when a chip's ledger does not record it (null in results.json)
-    mem_worst, fe_worst = worst(net.memristor_worst), worst(net.fecap_worst)
-    # Every weight sees the same transfers, so the worst FeCAP's update writes are its total less them.
-    fe_update = fe_worst - worst(net.transfers) * e.fecap_ops_per_transfer
-    fe_update = (math.nan if math.isnan(fe_update) else max(fe_update, 0.0)) / n
-    points = {float(k0): point(k0, True, mem_worst / n, fe_worst / n, e)}
+    if learning_rule(run.config) is not None:  # a baseline writes at its updates: measured only, never projected
+        return [point(k0, True, worst(net.memristor_worst) / n, worst(net.fecap_worst) / n, e)]
+    # per chip, then the worst chip; nan (n/a on the page) when a chip's ledger does not record it (null)
+    mem = worst([_per_transfer(m, t, e) for m, t in zip(net.memristor_worst, net.transfers)])
+    # every weight sees the same transfers: the worst FeCAP's update writes are its total less their reads
+    fe_total, transfers = worst(net.fecap_worst), worst(net.transfers)
+    points = {float(k0): _steady(k0, True, n, mem, fe_total, transfers, e, run.config)}
     for k in ks:
         if float(k) not in points:
-            points[float(k)] = point(k, False, mem_worst / n * k0 / k, fe_update + e.fecap_ops_per_transfer / k, e)
+            points[float(k)] = _steady(k, False, n, mem, fe_total, transfers, e, run.config)
     return [points[k] for k in sorted(points)]
 
 
 def trial_lifetime(trial: Trial) -> LifetimePoint | None:
-    """Measured at the trial's k from its worst-device counts (each the mean over the trial's seeds)."""
+    """At the trial's k from its worst-device counts (each the mean over the trial's seeds) and its
+    transfers; a point that does not record them (a trials/ folder) is taken to have made one every
+    k samples of its training, as the engine schedules them."""
     m, k = trial.metrics, trial.k
     n = m.get("samples_per_replica")
     if not n or not k or "memristor_ops_worst" not in m or "fecap_ops_worst" not in m:
         return None
-    return point(k, True, m["memristor_ops_worst"] / n, m["fecap_ops_worst"] / n, trial.endurance)
+    e = trial.endurance
+    if learning_rule(trial.train_config) is not None:  # a baseline: its own rates, as measured
+        return point(k, True, m["memristor_ops_worst"] / n, m["fecap_ops_worst"] / n, e)
+    transfers = m.get("transfers", n // samples_per_transfer(k, trial.train_config))
+    mem = _per_transfer(m["memristor_ops_worst"], transfers, e)
+    return _steady(k, True, n, mem, m["fecap_ops_worst"], transfers, e, trial.train_config)
 
 
 def format_days(days: float) -> str:

@@ -11,6 +11,7 @@ from .figures import Figure, Trace, figure_html
 from .lifetime import LifetimePoint, format_days, run_lifetime
 from .markup import NA, count, flatten, fmt, known, kv_table, mean_std, num, para, pct, section, table, worst
 from .runs import LayerLedger, Run
+from ..experiments.summary import learning_rule
 
 FECAP_COLOR, MEMRISTOR_COLOR, PAPER_COLOR = "#4c72b0", "#c44e52", "#7a4a00"
 
@@ -211,14 +212,21 @@ def lifetime_section(run: Run, sid: str, rate: float, ks, figs: list[Figure]) ->
     figs.append(fig)
     e = run.endurance
     chips = "the run's one chip" if len(run.seeds) == 1 else f"the worst of {len(run.seeds)} chips"
-    caption = (f"The worst device of {chips}, written at its rate in this run "
+    caption = (f"The worst device of {chips}, in steady on-line learning at k, from its operations in this run "
                f"({count(run.samples_per_replica, 'sample')}), until {e.memristor_cycles:.0e} memristor / {e.fecap_cycles:.0e} "
                f"FeCAP cycles (× {e.ops_per_cycle:g} operations, less the initial programming), from the run's ledger config. "
-               f"k = {run.config.get('rule', {}).get('k')} is measured; other k are projected: memristor writes ∝ 1/k, "
-               "FeCAP = the measured update writes + one transfer's reads every k samples. A short run overstates the worst "
-               "device's rate (its random excess shrinks as training goes on), so short-run lifetimes are conservative.")
-    if run.config.get("ledger", {}).get("transfer_writes_unchanged") is False:
-        caption += " This run skips unchanged levels at transfers, so the memristor's 1/k scaling is approximate."
+               f"k = {run.config.get('rule', {}).get('k')} is measured; other k are projected. Memristor: its operations "
+               "per transfer in the run, one transfer every k samples; FeCAP: its update writes per sample + one "
+               "transfer's reads every k samples. Transfers are counted per transfer, not per sample of the run, so a "
+               "run that ends between two transfers does not understate them. A short run overstates the worst "
+               "device's update writes (their random excess shrinks as training goes on), so short-run lifetimes are conservative.")
+    if learning_rule(run.config) is not None:
+        caption = (f"The worst device of {chips}, written at its rate in this run ({count(run.samples_per_replica, 'sample')}), "
+                   f"until {e.memristor_cycles:.0e} memristor / {e.fecap_cycles:.0e} FeCAP cycles (× {e.ops_per_cycle:g} "
+                   "operations, less the initial programming). A baseline rule writes at its updates, not at transfers "
+                   "every k samples: measured at the run's k only, not projected to others.")
+    elif run.config.get("ledger", {}).get("transfer_writes_unchanged") is False:
+        caption += " This run skips unchanged levels at transfers: its memristor's operations per transfer are measured, an average."
     return section(f"{sid}-lifetime-section", "Lifetime projection",
                    lifetime_html(points, rate, f"{sid}-lifetime", fig, caption), 3)
 

@@ -62,6 +62,7 @@ class Endurance:
     fecap_ops_initial: float  # one-off programming before training, per sign/MSB FeCAP
     memristor_ops_initial: float
     fecap_ops_per_transfer: float
+    memristor_ops_per_transfer: float  # rated: a transfer programs every pair (RESET + SET)
 
 
 @dataclass
@@ -117,7 +118,8 @@ def endurance_of(config: dict) -> Endurance:
                      ops_per_cycle=float(led["ops_per_cycle"]),
                      fecap_ops_initial=float(led["fecap_ops_initial_write"] + led["fecap_ops_per_transfer"]),
                      memristor_ops_initial=float(led["memristor_ops_per_transfer"]),
-                     fecap_ops_per_transfer=float(led["fecap_ops_per_transfer"]))
+                     fecap_ops_per_transfer=float(led["fecap_ops_per_transfer"]),
+                     memristor_ops_per_transfer=float(led["memristor_ops_per_transfer"]))
 
 
 def _layer(name: str, reports: list[dict]) -> LayerLedger:

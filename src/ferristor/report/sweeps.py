@@ -18,7 +18,14 @@ from .runs import FIELDS as RUN_FIELDS, NUMBER, OBJECT, Endurance, or_null, endu
 
 # Per-trial figures a sweep point may carry (experiments.reproduce.TrialRunner); absent for fp trials.
 METRICS = ("fecap_ops_per_device", "fecap_ops_worst", "memristor_ops_per_device", "memristor_ops_worst",
-           "energy_fecap_nJ", "energy_memristor_nJ", "seconds", "samples_per_replica")
+           "energy_fecap_nJ", "energy_memristor_nJ", "seconds", "samples_per_replica", "transfers")
+
+
+def _transfers(result: dict):
+    """The transfers each chip made (the network's, the same on every chip), from a trial's full
+    train results; None where its ledger does not say. The lifetime takes operations per transfer."""
+    counts = {_number((r.get("network") or {}).get("transfers")) for r in result.get("ledger") or [] if isinstance(r, dict)}
+    return counts.pop() if len(counts) == 1 else None
 
 
 @dataclass
@@ -135,6 +142,7 @@ class SqliteStore:
         for t in done:
             try:
                 point = point_of(t["result"], t["params"].get("k", t["config"]["rule"]["k"]))
+                point["transfers"] = _transfers(t["result"])
                 trials.append(trial_from_record({"key": t["key"], "config": {**t["params"], "train_config": t["config"]},
                                                  "result": point}, t["key"]))
             except (KeyError, TypeError, ValueError) as e:
