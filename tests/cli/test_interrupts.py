@@ -120,3 +120,65 @@ def test_ctrl_c_on_a_sweep_with_worker_processes_is_one_line_and_130(mnist_data_
     assert not _alive(worker)
     lock = json.loads((out / ".sweep.lock").read_text())
     assert lock["pid"] == driver.pid  # (the lock itself went with the driver: a rerun takes it at once)
+
+
+# --- a Ctrl-C while the commands load (torch, numba: about a second) --------------------------------
+
+def _console_script() -> str:
+    """The ``ferristor`` console script as pyproject.toml declares it (``module:function``)."""
+    import tomllib
+    from pathlib import Path
+    pyproject = Path(__file__).resolve().parents[2] / "pyproject.toml"
+    return tomllib.loads(pyproject.read_text())["project"]["scripts"]["ferristor"]
+
+
+def _run_console_script(prelude: str, *args: str) -> subprocess.CompletedProcess:
+    """The console script run as pip's generated one runs it (``sys.exit(function())``), after
+    ``prelude``, in a process whose SIGINT raises KeyboardInterrupt (a terminal's Ctrl-C)."""
+    module, function = _console_script().split(":")
+    code = ("import signal, sys\nsignal.signal(signal.SIGINT, signal.default_int_handler)\n"
+            f"{prelude}\nsys.argv = ['ferristor', *{list(args)!r}]\n"
+            f"from {module} import {function}\nsys.exit({function}())\n")
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+
+
+# A real SIGINT, sent by the process to itself at the moment it starts importing torch: the Ctrl-C
+# of a user who pressed it in the first second, at a deterministic point (no race with a timer).
+_SIGINT_IN_IMPORT_TORCH = """
+import importlib.abc, os
+class _CtrlC(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name == "torch":
+            sys.meta_path.remove(self)
+            os.kill(os.getpid(), signal.SIGINT)
+        return None
+sys.meta_path.insert(0, _CtrlC())
+"""
+
+
+@pytest.mark.parametrize("command", [["params"], ["train", "--help"]])
+def test_ctrl_c_while_the_commands_load_is_one_line_and_130(command):
+    p = _run_console_script(_SIGINT_IN_IMPORT_TORCH, *command)
+    assert p.returncode == 130, p.stderr
+    assert p.stderr == "interrupted\n" and p.stdout == "", p.stderr
+
+
+def test_the_console_script_runs_the_commands():
+    p = _run_console_script("", "--version")
+    assert p.returncode == 0 and "0.1.0" in p.stdout, p.stderr
+
+
+def test_the_console_script_and_the_package_import_nothing_heavy():
+    """What runs before the console script's ``try`` (``import ferristor``, its module) loads no torch,
+    numba or click: a Ctrl-C there would escape as a traceback."""
+    module = _console_script().split(":")[0]
+    code = (f"import sys, ferristor, {module}\n"
+            "print(sorted(m for m in ('torch', 'numba', 'numpy', 'click') if m in sys.modules))")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0 and p.stdout.strip() == "[]", p.stderr
+
+
+def test_every_public_name_of_the_package_still_resolves():
+    import ferristor
+    for name in ferristor.__all__:
+        assert getattr(ferristor, name) is not None, name

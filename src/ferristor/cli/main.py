@@ -166,7 +166,9 @@ _register()
 
 
 def main():
-    cli()
+    """The commands, as the console script (``ferristor.cli.entry``) runs them."""
+    from . import entry
+    entry()
 
 
 if __name__ == "__main__":
