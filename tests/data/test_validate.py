@@ -42,6 +42,25 @@ def test_malformed_datasets_name_what_is_wrong(over, message):
         _ds(**over)
 
 
+@pytest.mark.parametrize("over, message", [
+    # torch's TypeError "can't convert np.ndarray of type numpy.str_ / numpy.object_" had escaped
+    ({"y_train": np.array(["N", "V", "A", "N"] * 5)}, r"y_train is text \(dtype <U1, e.g. 'N'\): expected integer class "
+                                                     r"labels 0…n-1; number the classes first"),
+    ({"x_train": np.zeros((20, 4)).astype(object)}, r"x_train is an array of dtype object .* holding float: expected "
+                                                     r"numbers \(float32\); convert it with x.astype\(np.float32\)"),
+    ({"y_train": np.array([0, 1, None, 2] * 5, dtype=object)}, r"y_train is an array of dtype object .* holding NoneType, "
+                                                                r"int: expected integer class labels 0…n-1; convert, encode or drop"),
+    ({"x_train": np.zeros((20, 4), dtype="datetime64[s]")}, r"x_train has dtype datetime64\[s\]: expected numbers"),
+    # np.loadtxt reads a CSV's label column as float64: the fix is named, the labels never rounded silently
+    ({"y_train": np.arange(20.0) % 3}, r"y_train has dtype torch.float64, expected integer class labels \(int64\); they "
+                                      r"are whole numbers: convert them with y.astype\(int\) \(numpy\) or y.long\(\)"),
+    ({"y_train": torch.full((20,), float("nan"))}, r"y_train has dtype torch.float32, .*; some are not whole numbers \(e.g. nan\)"),
+])
+def test_arrays_that_are_not_numbers_name_what_they_hold_and_the_fix(over, message):
+    with pytest.raises(DataError, match=r"^dataset 'toy': " + message):
+        _ds(**over)
+
+
 def test_float64_inputs_and_narrow_integer_labels_are_cast_at_the_boundary():
     x = torch.randn(20, 4, dtype=torch.float64)
     ds = _ds(x=x, labels=(torch.arange(20) % 3).to(torch.uint8), y_test=np.array([0, 1, 2, 0, 1], dtype=np.int32))

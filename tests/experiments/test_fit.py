@@ -344,6 +344,12 @@ def _bad(kind):
         "empty": (x[:0], y[:0]),
         "three tensors": (x, y, y),
         "a dict": {"x": x, "y": y},
+        # what a CSV or a DataFrame gives: torch's TypeError "can't convert np.ndarray of type numpy.str_" had escaped
+        "text labels": (x.numpy(), np.array(["N", "V", "A"])[y.numpy()]),
+        "object inputs": (x.numpy().astype(object), y.numpy()),
+        "object labels": (x.numpy(), y.numpy().astype(object)),
+        "ragged inputs": ([[0.0], [1.0, 2.0]], [0, 1]),
+        "whole float labels": (x.numpy().astype(np.float64), y.numpy().astype(np.float64)),  # np.loadtxt's
     }[kind]
 
 
@@ -356,8 +362,18 @@ def _bad(kind):
     ("non-finite inputs", DataError, r"non-finite values"),
     ("lengths", DataError, r"x_train has 40 samples but y_train has 30 labels"),
     ("empty", DataError, r"at least one sample"),
-    ("three tensors", ConfigError, r"train_data='tuple' is not allowed: expected \(x, y\) tensors"),
+    ("three tensors", ConfigError, r"train_data='a tuple of 3 items' is not allowed: expected \(x, y\) tensors"),
     ("a dict", ConfigError, r"train_data='dict' is not allowed"),
+    ("text labels", DataError, r"^train_data labels \(y\) is text \(dtype <U1, e.g. 'A'\): expected integer class "
+                               r"labels 0…n-1; number the classes first, e.g. names, y = np.unique\(y, return_inverse=True\)"),
+    ("object inputs", DataError, r"^train_data inputs \(x\) is an array of dtype object \(what pandas gives .*\) "
+                                 r"holding float: expected numbers \(float32\); convert it with x.astype\(np.float32\)"),
+    ("object labels", DataError, r"^train_data labels \(y\) is an array of dtype object .* holding int: expected integer "
+                                 r"class labels 0…n-1; convert it with y.astype\(int\)"),
+    ("ragged inputs", DataError, r"^train_data inputs \(x\) cannot be read as one array \(.*inhomogeneous.*\): expected "
+                                 r"samples of one shape"),
+    ("whole float labels", DataError, r"y_train has dtype torch.float64, expected integer class labels \(int64\); they "
+                                      r"are whole numbers: convert them with y.astype\(int\) \(numpy\) or y.long\(\) \(torch\)"),
 ])
 def test_data_it_cannot_learn_from_is_a_clear_error(kind, error, match):
     with pytest.raises(error, match=match):
@@ -409,8 +425,73 @@ def test_a_torch_dataset_with_one_hot_labels_is_a_clear_error():
 
 def test_a_torch_dataset_with_float_labels_is_refused_like_tensors():
     x, y = blobs(0, n=40)
-    with pytest.raises(DataError, match="expected integer class labels"):
+    with pytest.raises(DataError, match=r"expected integer class labels \(int64\); some are not whole numbers "
+                                        r"\(e.g. [0-2].5\): a class label is an integer"):
         quiet_fit(net(), TensorDataset(x, y.float() + 0.5), **FAST)
+
+
+class _Items(torch.utils.data.Dataset):
+    """A torch Dataset whose item i is make(i)."""
+
+    def __init__(self, n, make):
+        self.n, self.make = n, make
+
+    def __len__(self):
+        return self.n
+
+    def __getitem__(self, i):
+        return self.make(i)
+
+
+@pytest.mark.parametrize("make,match", [
+    # KeyError: 0, torch's "stack expects each tensor to be equal size", and a silent accept had been the answers
+    (lambda x, y, i: {"x": x[i], "y": y[i]}, r"^train_data\[0\] is a dict with keys \['x', 'y'\], expected an \(x, y\) pair"),
+    (lambda x, y, i: x[i, :1 + i % 2], r"^train_data\[0\] is a Tensor, expected an \(x, y\) pair"),
+    (lambda x, y, i: (x[i, :1 + i % 2], y[i]), r"^train_data\[1\] has an input of shape \(2,\) but train_data\[0\] has "
+                                               r"\(1,\): every sample must have one shape"),
+    (lambda x, y, i: (x[i], y[i], i), r"^train_data\[0\] is a tuple of 3 items \(Tensor, Tensor, int\), expected an "
+                                      r"\(x, y\) pair \(input, class label\)"),
+    (lambda x, y, i: (x[i], "NVA"[int(y[i])]), r"^train_data\[0\] label is text \(dtype <U1, e.g. '[NVA]'\)"),
+])
+def test_a_torch_dataset_of_anything_but_x_y_pairs_is_a_data_error_naming_the_sample(make, match):
+    x, y = blobs(0, n=40)
+    with pytest.raises(DataError, match=match):
+        quiet_fit(net(), _Items(40, lambda i: make(x, y, i)), **FAST)
+    with pytest.raises(DataError, match=match.replace("train_data", "test_data")):
+        quiet_fit(net(), (x, y), _Items(40, lambda i: make(x, y, i)), **FAST)
+
+
+def test_a_list_of_samples_trains_as_a_map_style_dataset_and_as_its_tensors():
+    (x, y), test = blobs(0), blobs(1)
+    ref = quiet_fit(net(), (x, y), test, **FAST)
+    for data in ([(x[i], y[i]) for i in range(len(x))], [(x[i].tolist(), int(y[i])) for i in range(len(x))],
+                 [x.tolist(), y.tolist()]):  # the last: the (x, y) pair as a list of two lists
+        r = quiet_fit(net(), data, test, **FAST)
+        assert_same_state(state(r.model), state(ref.model))
+        assert r.results["dataset"]["fingerprint"] == ref.results["dataset"]["fingerprint"]
+    with pytest.raises(DataError, match=r"^train_data\[3\] is a tuple of 3 items"):
+        quiet_fit(net(), [(x[i], y[i]) if i != 3 else (x[i], y[i], 0) for i in range(len(x))], **FAST)
+
+
+def test_a_pandas_dataframe_is_taken_and_its_text_columns_named():
+    pd = pytest.importorskip("pandas")
+    (x, y), test = blobs(0), blobs(1)
+    frame = pd.DataFrame({"a": x[:, 0].numpy(), "b": x[:, 1].numpy(), "beat": np.array(list("NVA"))[y.numpy()]})
+    ref = quiet_fit(net(), (x, y), test, **FAST)
+    assert_same_state(state(quiet_fit(net(), (frame[["a", "b"]], pd.Series(y.numpy())), test, **FAST).model),
+                      state(ref.model))
+    with pytest.raises(DataError, match=r"^train_data inputs \(x\) is an array of dtype object .* holding float, str"):
+        quiet_fit(net(), (frame, y), test, **FAST)
+    with pytest.raises(DataError, match=r"^train_data labels \(y\) is text \(dtype object, e.g. '[NVA]'\)"):
+        quiet_fit(net(), (frame[["a", "b"]], frame["beat"]), test, **FAST)
+
+
+def test_an_iterable_dataset_is_refused_saying_map_style():
+    class Stream(torch.utils.data.IterableDataset):
+        def __iter__(self):
+            return iter([])
+    with pytest.raises(ConfigError, match=r"train_data='an IterableDataset \(Stream\)' is not allowed: expected a map-style"):
+        quiet_fit(net(), Stream(), **FAST)
 
 
 def test_test_data_beside_a_ferristor_dataset_is_not_silently_ignored():

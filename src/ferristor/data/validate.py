@@ -8,8 +8,11 @@ Conversions at the boundary (documented, lossless for the values ferristor uses)
 
 * inputs of another floating dtype (float64, float16, bfloat16) are cast to float32, the dtype
   every pass runs in; integer inputs are refused (raw pixels want scaling first);
-* labels of another integer dtype (uint8, int32, bool…) are cast to int64; float labels are refused;
-* numpy arrays are taken as tensors.
+* labels of another integer dtype (uint8, int32, bool…) are cast to int64; float labels are refused,
+  never rounded (whole-number floats, what ``np.loadtxt`` gives, get the fix in the message:
+  ``y.astype(int)`` / ``y.long()``);
+* numpy arrays are taken as tensors; arrays of text or of Python objects (what pandas gives for a
+  column of mixed or non-numeric values) are refused, naming what they hold (:func:`numeric_tensor`).
 """
 from __future__ import annotations
 
@@ -21,9 +24,51 @@ from ..errors import ConfigError, DataError
 _FLOATS = (torch.float64, torch.float16, torch.bfloat16)
 
 
+_NUMERIC_KINDS = "biufc"  # numpy dtype kinds torch takes: bool, integers, floats, complex (refused later, by name)
+
+
+def numeric_tensor(value, what: str, labels: bool) -> torch.Tensor:
+    """``value`` — a tensor, a numpy array, a pandas DataFrame or Series, or nested lists of numbers —
+    as a tensor; a DataError naming ``what`` (``train_data labels (y)``), what it holds and what is
+    allowed where it is text, Python objects (pandas' dtype object) or samples of different lengths:
+    never torch's or numpy's own conversion error."""
+    if isinstance(value, torch.Tensor):
+        return value
+    if not isinstance(value, np.ndarray) and hasattr(value, "to_numpy"):  # pandas
+        value = value.to_numpy()
+    try:
+        a = np.asarray(value)
+    except (ValueError, TypeError) as e:  # nested lists of different lengths
+        raise DataError(f"{what} cannot be read as one array ({e}): expected "
+                        + ("one label per sample" if labels else "samples of one shape (pad or crop them first)")) from None
+    if a.dtype.kind in _NUMERIC_KINDS:  # (np.ascontiguousarray would make a 0-d label 1-d)
+        return torch.from_numpy(a if a.flags.c_contiguous and a.flags.writeable else a.copy())
+    expected = "integer class labels 0…n-1" if labels else "numbers (float32)"
+    if a.dtype.kind in "US" or (a.dtype.kind == "O" and a.size and all(isinstance(v, (str, bytes)) for v in a.flat)):
+        first = next(iter(a.flat), "")
+        first = first.item() if isinstance(first, np.generic) else first
+        fix = ("number the classes first, e.g. names, y = np.unique(y, return_inverse=True) (names[i] is class i)"
+               if labels else "encode or drop the text first")
+        raise DataError(f"{what} is text (dtype {a.dtype}, e.g. {first!r}): expected {expected}; {fix}")
+    if a.dtype.kind == "O":
+        held = sorted({type(v).__name__ for v in a.flat})
+        numbers = all(isinstance(v, (int, float, np.number, bool, np.bool_)) for v in a.flat)
+        if numbers and labels and all(float(v).is_integer() for v in a.flat):
+            fix = "convert it with y.astype(int)"
+        elif numbers and labels:
+            fix = "a class label is a whole number, one per class"
+        elif numbers:
+            fix = "convert it with x.astype(np.float32)"
+        else:
+            fix = "convert, encode or drop the values that are not numbers first"
+        raise DataError(f"{what} is an array of dtype object (what pandas gives for a column of mixed or non-numeric "
+                        f"values) holding {', '.join(held) or 'nothing'}: expected {expected}; {fix}")
+    raise DataError(f"{what} has dtype {a.dtype}: expected {expected}")
+
+
 def _tensor(name: str, where: str, value) -> torch.Tensor:
     if isinstance(value, np.ndarray):
-        value = torch.from_numpy(np.ascontiguousarray(value))
+        value = numeric_tensor(value, f"dataset {where}: {name}", labels=name.startswith("y"))
     if not isinstance(value, torch.Tensor):
         raise DataError(f"dataset {where}: {name} is a {type(value).__name__}, expected a torch tensor")
     return value
@@ -51,11 +96,22 @@ def _inputs(name: str, where: str, x) -> torch.Tensor:
 def _labels(name: str, where: str, y) -> torch.Tensor:
     y = _tensor(name, where, y)
     if y.dtype.is_floating_point or y.dtype.is_complex:
-        raise DataError(f"dataset {where}: {name} has dtype {y.dtype}, expected integer class labels (int64)")
+        raise DataError(f"dataset {where}: {name} has dtype {y.dtype}, expected integer class labels (int64); "
+                        + _float_label_fix(y))
     y = y.to(torch.int64)
     if y.dim() != 1:
         raise DataError(f"dataset {where}: {name} has shape {tuple(y.shape)}, expected one label per sample (samples,)")
     return y
+
+
+def _float_label_fix(y: torch.Tensor) -> str:
+    """What to do with float labels: the conversion, where they are whole numbers (``np.loadtxt``
+    reads a CSV's class column as float64); never done here, as a 0.5 rounded would be a wrong class."""
+    if not y.dtype.is_complex and bool(torch.isfinite(y).all()) and bool((y == y.round()).all()):
+        return "they are whole numbers: convert them with y.astype(int) (numpy) or y.long() (torch)"
+    bad = y[~(torch.isfinite(y) & (y == y.round()))] if not y.dtype.is_complex else y
+    return (f"some are not whole numbers (e.g. {bad.flatten()[0].item()!r}): a class label is an integer 0…n-1, "
+            "one per class")
 
 
 def _span(y: torch.Tensor) -> tuple[int, int]:

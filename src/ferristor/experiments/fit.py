@@ -27,7 +27,7 @@ from ..atomic import atomic_write
 from ..compile_clock import CompileClock
 from ..config_base import check_number
 from ..data.registry import Dataset
-from ..data.validate import check_fits, check_outputs
+from ..data.validate import check_fits, check_outputs, numeric_tensor
 from ..errors import ConfigError, DataError, DivergedError, FerristorWarning, NonFiniteGradientError
 from . import fast_step, run_folder
 from ..nn.hybrid import HybridModule
@@ -85,7 +85,9 @@ def epoch_order(seeds: list[int], epoch: int, n: int) -> torch.Tensor:
 
 
 def as_dataset(data, test=None, name: str | None = None) -> Dataset:
-    """A ferristor Dataset from one: (x, y) tensors, a torch Dataset of (x, y) pairs, or a Dataset."""
+    """A ferristor Dataset from one: (x, y) tensors or arrays, a list of (x, y) samples, a torch
+    Dataset of (x, y) pairs, or a Dataset. What cannot become one is refused here, before any work:
+    a ConfigError for another kind of argument, a DataError naming the sample or part that is wrong."""
     if isinstance(data, Dataset):
         if test is not None:
             raise ConfigError("test_data", type(test).__name__, "None with a ferristor Dataset (it carries its own test split)")
@@ -100,21 +102,79 @@ def as_dataset(data, test=None, name: str | None = None) -> Dataset:
     return Dataset(name or "custom", x, y, xt, yt, n_classes)
 
 
+_ACCEPTED = ("(x, y) tensors or numpy arrays, a list of (x, y) samples, a torch Dataset of (x, y) pairs "
+             "or a ferristor Dataset")
+
+
+def _is_scalar(v) -> bool:
+    return isinstance(v, (int, float, str, bytes, np.generic)) or (isinstance(v, (torch.Tensor, np.ndarray)) and v.ndim == 0)
+
+
+def _samples_form(data) -> bool:
+    """Whether ``data`` is a sequence of samples (a torch Dataset, or a list whose items are (x, label)
+    pairs or dicts) rather than the (x, y) pair of tensors: a list [x, y] holds two arrays, and its
+    second item (the labels) is never a scalar, while a sample's second item, its label, is one."""
+    if isinstance(data, torch.utils.data.Dataset):
+        return True
+    if not isinstance(data, list) or not data:
+        return False
+    first = data[0]
+    return isinstance(first, dict) or (len(data) != 2 and isinstance(first, (tuple, list))) or (
+        isinstance(first, (tuple, list)) and len(first) >= 2 and _is_scalar(first[1]))
+
+
+def _described(item) -> str:
+    if isinstance(item, dict):
+        return f"a dict with keys {sorted(map(str, item))[:6]}"
+    if isinstance(item, (tuple, list)):
+        return f"a {type(item).__name__} of {len(item)} items ({', '.join(type(v).__name__ for v in item[:6])})"
+    return f"a {type(item).__name__}"
+
+
 def _tensors(data, what: str) -> tuple[torch.Tensor, torch.Tensor]:
-    if isinstance(data, (tuple, list)) and len(data) == 2:
-        x, y = (torch.as_tensor(d) for d in data)
-    elif isinstance(data, torch.utils.data.Dataset):
-        pairs = [data[i] for i in range(len(data))]
-        if not pairs:
-            raise DataError(f"{what} is empty")
-        x = torch.stack([torch.as_tensor(p[0]) for p in pairs])
-        y = torch.stack([torch.as_tensor(p[1]) for p in pairs])  # checked by the Dataset: integer class labels
-    elif isinstance(data, torch.utils.data.DataLoader):
+    """(x flattened to (N, features), y) from one split as the user gave it (``what``: its parameter)."""
+    if isinstance(data, torch.utils.data.DataLoader):
         raise ConfigError(what, "a DataLoader", "its dataset (loader.dataset): fit draws the sample order from the "
                           "seeds and batches it itself (batch=…), so that a run resumes and replays bit for bit")
+    if isinstance(data, torch.utils.data.IterableDataset):
+        raise ConfigError(what, f"an IterableDataset ({type(data).__name__})", "a map-style torch Dataset "
+                          "(__len__ and __getitem__): fit shuffles the samples by index, from the seeds")
+    if _samples_form(data):
+        x, y = _stacked_samples(data, what)
+    elif isinstance(data, (tuple, list)):
+        if len(data) != 2:
+            raise ConfigError(what, f"a {type(data).__name__} of {len(data)} items", _ACCEPTED)
+        x = numeric_tensor(data[0], f"{what} inputs (x)", labels=False)
+        y = numeric_tensor(data[1], f"{what} labels (y)", labels=True)
     else:
-        raise ConfigError(what, type(data).__name__, "(x, y) tensors, a torch Dataset of (x, y) pairs or a ferristor Dataset")
+        raise ConfigError(what, type(data).__name__, _ACCEPTED)
     return (x.reshape(len(x), -1) if x.dim() > 2 else x), y
+
+
+def _stacked_samples(data, what: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """The inputs and labels of a map-style dataset (or a list of samples), each sample checked."""
+    try:
+        n = len(data)
+    except TypeError:
+        raise ConfigError(what, f"a {type(data).__name__} without a length", "a map-style torch Dataset "
+                          "(__len__ and __getitem__) of (x, y) pairs") from None
+    if not n:
+        raise DataError(f"{what} is empty: expected at least one (x, y) sample")
+    xs, ys = [], []
+    for i in range(n):
+        item = data[i]
+        if not isinstance(item, (tuple, list)) or len(item) != 2:
+            raise DataError(f"{what}[{i}] is {_described(item)}, expected an (x, y) pair (input, class label): "
+                            "fit learns from inputs and labels only; give it a Dataset whose items are (x, y)")
+        xs.append(numeric_tensor(item[0], f"{what}[{i}] input", labels=False))
+        ys.append(numeric_tensor(item[1], f"{what}[{i}] label", labels=True))
+    for part, ts in (("an input", xs), ("a label", ys)):
+        shape = ts[0].shape
+        i = next((i for i, t in enumerate(ts) if t.shape != shape), None)
+        if i is not None:
+            raise DataError(f"{what}[{i}] has {part} of shape {tuple(ts[i].shape)} but {what}[0] has {tuple(shape)}: "
+                            "every sample must have one shape (pad or crop them first)")
+    return torch.stack(xs), torch.stack(ys)
 
 
 # what a model refusing an input's shape raises: a hybrid layer's ConfigError, torch's RuntimeError
@@ -123,11 +183,10 @@ _SHAPE_ERRORS = (ValueError, RuntimeError, IndexError)
 
 def _input_shape(data) -> tuple[int, ...] | None:
     """The shape of the inputs the user passed (before ``_tensors`` flattened them); None for a ferristor Dataset."""
+    if _samples_form(data):
+        return (len(data), *numeric_tensor(data[0][0], "", labels=False).shape)
     if isinstance(data, (tuple, list)):
-        x = data[0]
-        return tuple(x.shape) if hasattr(x, "shape") else tuple(torch.as_tensor(x).shape)
-    if isinstance(data, torch.utils.data.Dataset):
-        return (len(data), *torch.as_tensor(data[0][0]).shape)
+        return tuple(numeric_tensor(data[0], "", labels=False).shape)
     return None
 
 
