@@ -136,3 +136,58 @@ def test_a_plain_sweeps_point_that_trains_a_paper_setting_gets_its_value_and_cav
     assert f'<span class="paper">{pv.FIG5F["mnist-online"]["hm-var"]:.1f}</span><sup>1</sup>' in page
     assert "<sup>1</sup> rule.k=100: this run trained 1 epochs, the paper 10" in page
     assert page.count('<span class="paper">') == 1  # k = 50 is not a paper point
+
+
+def _edited_store(small_sweep, dest, sql, *args):
+    """A copy of the small sweep with ``sql`` run on its store; returns the folder."""
+    import shutil
+    import sqlite3
+    shutil.copytree(small_sweep, dest)
+    db = sqlite3.connect(dest / "sweep.sqlite")
+    db.execute(sql, args)
+    db.commit()
+    db.close()
+    return dest
+
+
+def _first_done(small_sweep) -> str:
+    from ferristor.sweeps.store import open_store
+    store = open_store(small_sweep, readonly=True)
+    try:
+        return store.trials("done")[0]["key"]
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize("column, value", [("result", "{not json"), ("params", "[1, 2]"), ("config", "")])
+def test_an_unreadable_trial_row_is_left_out_and_named_by_every_reader(small_sweep, tmp_path, column, value):
+    """One corrupt trial row had crashed report, lifetime and results ('unexpected JSONDecodeError … a bug')."""
+    from click.testing import CliRunner
+
+    from ferristor.cli.main import cli
+    key = _first_done(small_sweep)
+    folder = _edited_store(small_sweep, tmp_path / "fig5cde", f"UPDATE trials SET {column} = ? WHERE key = ?", value, key)
+    with pytest.warns(Warning, match=f"trial {key}: trials.{column} "):
+        sweep = read_sweep(folder)
+    assert len(sweep.trials) == 2 and len(sweep.skipped) == 1 and sweep.skipped[0].startswith(f"{key} (trials.{column} ")
+    for args in (["report", folder, "--out", tmp_path / "r.html"], ["lifetime", folder, "--rate", "10"], ["results", folder]):
+        r = CliRunner().invoke(cli, [str(a) for a in args])
+        assert r.exit_code == 0, r.output
+        assert f"warning: skipped: {folder / 'sweep.sqlite'}: trial {key}: trials.{column} " in r.output
+    assert key in (tmp_path / "r.html").read_text()
+    assert key not in r.output.split("\n", 1)[1]  # results: the other points' rows, not this one's
+
+
+def test_an_unreadable_evaluation_ledger_is_left_out_and_named(small_sweep, tmp_path):
+    from ferristor.sweeps.store import open_store
+    from ferristor.sweeps.table import tidy_rows
+    key = _first_done(small_sweep)
+    folder = _edited_store(small_sweep, tmp_path / "fig5cde", "UPDATE evals SET ledger = 'x' WHERE trial = ? AND seed = 0 "
+                           "AND final = 1", key)
+    store = open_store(folder, readonly=True)
+    try:
+        with pytest.warns(Warning, match=f"trial {key} seed 0 step .*evals.ledger is not readable JSON"):
+            rows = tidy_rows(store, final_only=True)
+    finally:
+        store.close()
+    assert [r["seed"] for r in rows if r["trial"] == key] == [1]

@@ -135,10 +135,12 @@ class SqliteStore:
         store = open_store(folder, readonly=True)
         try:
             done, failed = store.trials("done"), store.trials("failed")
+            unreadable = dict(store.unreadable)  # rows the store left out (and warned of): named on the page too
         finally:
             store.close()
         trials, skipped = [], [f"{t['key']} (failed: {(t['error'] or '').strip().splitlines()[0] if t['error'] else '?'})"
                                for t in failed]
+        skipped += [f"{key} ({why})" for key, why in unreadable.items()]
         for t in done:
             try:
                 point = point_of(t["result"], t["params"].get("k", t["config"]["rule"]["k"]))
@@ -148,7 +150,8 @@ class SqliteStore:
             except (KeyError, TypeError, ValueError) as e:
                 skipped.append(f"{t['key']} ({e})")
         if not trials:
-            raise DataError(f"{folder}: no finished trial in {self.name}")
+            raise DataError(f"{folder}: no finished trial in {self.name}"
+                            + (f" that can be read: {'; '.join(skipped)}" if skipped else ""))
         newest = max((t["finished"] or 0.0) for t in done)
         return Sweep(name=folder.name, path=folder, source=self.name, trials=trials, newest=newest, skipped=skipped)
 

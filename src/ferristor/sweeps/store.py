@@ -23,10 +23,11 @@ from __future__ import annotations
 
 import sqlite3
 import time
+import warnings
 from pathlib import Path
 from typing import Any, Iterable
 
-from ..errors import DataError
+from ..errors import DataError, FerristorWarning
 from ..experiments.results import dumps, loads
 from .configs import config_paths
 
@@ -93,6 +94,7 @@ class Store:
 
     def __init__(self, path: Path, readonly: bool = False):
         self.path = path
+        self.unreadable: dict[str, str] = {}  # trial key (or an evaluation) → why its row could not be read
         if readonly:
             self.db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30, isolation_level=None)
         else:
@@ -257,21 +259,65 @@ class Store:
     # -- reading ----------------------------------------------------------------------------------
     def trials(self, status: str | None = None) -> list[dict]:
         """The trials (of ``status``), each one's params with what tells it apart from the store's
-        other trials of the same params (:func:`distinguishing`)."""
+        other trials of the same params (:func:`distinguishing`). A row whose JSON cannot be read (a
+        hand edit, a damaged file) is left out with a warning and kept in :attr:`unreadable`."""
         rows = []
         for r in self.db.execute("SELECT * FROM trials ORDER BY position").fetchall():
-            d = dict(r)
-            for k in ("params", "config", "identity", "versions", "result"):
-                d[k] = loads(d[k]) if d[k] is not None else None
-            rows.append(d)
+            d, why = _decoded(dict(r))
+            if why is None:
+                rows.append(d)
+            elif status is None or d["status"] == status:
+                self._unreadable(d["key"], why)
         extra = distinguishing(rows)  # over every trial: a point's twin may have another status
         return [{**d, "params": {**d["params"], **extra.get(d["key"], {})}} for d in rows
                 if status is None or d["status"] == status]
 
     def evals(self, final_only: bool = False) -> list[dict]:
+        """The evaluations of the done trials that :meth:`trials` reads; a row whose ledger JSON cannot
+        be read is left out with a warning, as a trial is."""
+        readable = {t["key"] for t in self.trials("done")}
         sql = ("SELECT e.* FROM evals e JOIN trials t ON t.key = e.trial WHERE t.status = 'done'"
                + (" AND e.final = 1" if final_only else "") + " ORDER BY t.position, e.step, e.replica")
-        return [dict(r) for r in self.db.execute(sql).fetchall()]
+        rows = []
+        for r in self.db.execute(sql).fetchall():
+            if r["trial"] not in readable:
+                continue
+            why = _read_json(r["ledger"], (dict, type(None)), "evals.ledger")[1]
+            if why is None:
+                rows.append(dict(r))
+            else:
+                self._unreadable(f"{r['trial']} seed {r['seed']} step {r['step']}", why)
+        return rows
+
+    def _unreadable(self, what: str, why: str) -> None:
+        if what not in self.unreadable:
+            self.unreadable[what] = why
+            warnings.warn(FerristorWarning(f"skipped: {self.path}: trial {what}: {why}"), stacklevel=3)
+
+
+# A trial row's JSON columns and what each must hold (None: the column may be NULL).
+_JSON_COLUMNS = {"params": dict, "config": dict, "identity": dict, "versions": (dict, type(None)),
+                 "result": (dict, type(None))}
+
+
+def _read_json(text, kind, column: str) -> tuple[Any, str | None]:
+    """(the value of JSON ``text``, None), or (None, why it is not JSON of ``kind``)."""
+    try:
+        value = loads(text) if text is not None else None
+    except (ValueError, TypeError, RecursionError) as e:
+        return None, f"{column} is not readable JSON ({e})"
+    if not isinstance(value, kind):
+        return None, f"{column} holds {_dumps(value)[:40]}, expected an object"
+    return value, None
+
+
+def _decoded(d: dict) -> tuple[dict, str | None]:
+    """``d`` with its JSON columns read, and why one cannot be (None: all can)."""
+    for column, kind in _JSON_COLUMNS.items():
+        d[column], why = _read_json(d[column], kind, f"trials.{column}")
+        if why is not None:
+            return d, why
+    return d, None
 
 
 def distinguishing(trials: list[dict]) -> dict[str, dict]:
