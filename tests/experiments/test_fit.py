@@ -517,6 +517,22 @@ def test_test_labels_out_of_range_name_the_test_split():
         quiet_fit(net(), (x, y), (xt, yt + (yt == 2) * 3), **FAST)
 
 
+def test_training_labels_of_one_class_are_warned_of_naming_the_classes_and_the_outputs():
+    """All labels of one class had trained and reported a perfect accuracy without a word."""
+    (x, y), test = blobs(0, n=40), blobs(1, n=40)
+    with pytest.warns(FerristorWarning, match=r"^the train_data labels hold 1 class \(label 2, all 40 samples\) but "
+                      r"the model's 3 outputs learn 3 classes: it can only learn to answer 2") as record:
+        fit(net(), (x, torch.full_like(y, 2)), test, **FAST)
+    assert record[0].filename == __file__  # named where fit was called
+    one_output = nn.Sequential(HybridLinear(2, 1, config=HybridConfig(mode="hm"), seeds=1, name="fc"))
+    with pytest.warns(FerristorWarning, match=r"hold 1 class \(label 0, all 40 samples\) but the model's 1 output "
+                                              r"learn 2 classes"):
+        fit(one_output, (x, torch.zeros_like(y)), (x, y.clamp(max=1)), **FAST)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FerristorWarning)
+        fit(net(), (x, y.clamp(max=1)), test, **FAST)  # two of three classes: fine, not warned of
+
+
 def test_a_model_without_hybrid_layers_trains_with_a_warning_saying_so():
     x, y = blobs(0, n=40)
     with pytest.warns(FerristorWarning, match="no hybrid layers: it trains in float"):

@@ -337,6 +337,7 @@ def run_fit(model: nn.Module, train_data, test_data=None, *, epochs: float = 1.0
                                        "SGD and no device counts (ferristor.convert puts its layers on hybrid synapses)"),
                       stacklevel=3)
     x_train, y_train, x_val, y_val = _split(data, validation, validation_seed)
+    warn_if_one_class(y_train, n_out, validation)
     n = len(x_train)
     if isinstance(batch, bool) or not isinstance(batch, int) or not 1 <= batch <= n:
         raise ConfigError("batch", batch, f"an integer in [1, {n}] (the training samples)")
@@ -502,6 +503,21 @@ def _split(data: Dataset, fraction: float, seed: int):
     perm = torch.from_numpy(np.random.default_rng([seed, STREAM_VALIDATION]).permutation(n))
     val, train = perm[:n_val], perm[n_val:]
     return data.x_train[train], data.y_train[train], data.x_train[val], data.y_train[val]
+
+
+def warn_if_one_class(y_train: torch.Tensor, n_out: int, validation: float = 0.0) -> None:
+    """Training labels of a single class teach a model of several classes to answer that one whatever
+    its input, and its accuracy is then that class's share of the test set: a warning naming both
+    counts. (Labels that leave some of the outputs unused are fine: only one class is degenerate.)"""
+    learned = 2 if n_out == 1 else n_out  # one sigmoid output learns labels 0 and 1
+    classes = torch.unique(y_train)
+    if len(classes) == 1 and learned > 1:
+        held = f" (after holding out validation={validation})" if validation else ""
+        label = int(classes[0])
+        warnings.warn(FerristorWarning(
+            f"the train_data labels{held} hold 1 class (label {label}, all {len(y_train):,} samples) but the model's "
+            f"{n_out} output{'s' if n_out > 1 else ''} learn {learned} classes: it can only learn to answer {label}, "
+            f"and its accuracy is then that class's share of the test labels"), stacklevel=4)
 
 
 def warn_if_no_transfer(optimizer, samples: int) -> None:
