@@ -191,3 +191,33 @@ def test_an_unreadable_evaluation_ledger_is_left_out_and_named(small_sweep, tmp_
     finally:
         store.close()
     assert [r["seed"] for r in rows if r["trial"] == key] == [1]
+
+
+def test_an_interrupted_sweep_says_what_is_not_done_and_keeps_its_axes(small_sweep, tmp_path):
+    """After Ctrl-C following the first point the page had said 'points 1, swept: nothing (one point)'
+    with k under 'fixed', and the running and pending trials nowhere."""
+    import shutil
+    import sqlite3
+    folder = tmp_path / "fig5cde"
+    shutil.copytree(small_sweep, folder)
+    db = sqlite3.connect(folder / "sweep.sqlite")
+    keys = {json.loads(p)["k"]: key for key, p in db.execute("SELECT key, params FROM trials")}
+    db.execute("UPDATE trials SET status = 'running' WHERE key = ?", (keys[20],))
+    db.execute("UPDATE trials SET status = 'failed', error = 'boom\nmore' WHERE key = ?", (keys[100],))
+    db.commit()
+    db.close()
+    sweep = read_sweep(folder)
+    assert [t.params["k"] for t in sweep.trials] == [5] and sweep.total == 3
+    assert axes(sweep) == ["k"]
+    page, figs = build_report([str(folder)])
+    assert "<th>points</th><td>1 of 3 done</td>" in page
+    assert "<th>swept</th><td>k: 5 (planned: 5, 20, 100)</td>" in page
+    assert "<th>not done (left out)</th><td>k=20: running; k=100: failed (boom)</td>" in page
+    assert "Not finished: 2 of its 3 points are not done" in page
+    assert "k: " not in page.split("<th>fixed</th>")[1].split("</td>")[0]
+    assert any(f.id.endswith("-lifetime-plot") for f in figs)
+
+
+def test_a_finished_sweep_says_nothing_of_unfinished_points(small_sweep):
+    page, _ = build_report([str(small_sweep)])
+    assert "<th>points</th><td>3</td>" in page and "not done (left out)" not in page and "Not finished" not in page

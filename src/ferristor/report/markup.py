@@ -48,6 +48,18 @@ def num(x, digits: int = 4) -> str:
     return f"{float(x):.{digits}g}"
 
 
+def shown(value) -> str:
+    """A field's value for a reader, not Python's repr: an object as 'rounding=nearest', a list as
+    '0, 1', none as '–'."""
+    if value is None:
+        return "–"
+    if isinstance(value, dict):
+        return ", ".join(f"{k}={shown(v)}" for k, v in value.items()) or "–"
+    if isinstance(value, (list, tuple)):
+        return ", ".join(shown(v) for v in value)
+    return str(value)
+
+
 def count(n, word: str) -> str:
     """'1 seed', '2 seeds', '1,200 samples' ('n/a samples' for an unknown count)."""
     return f"{num(n)} {word if n == 1 else word + 's'}"

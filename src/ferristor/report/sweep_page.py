@@ -10,7 +10,7 @@ from ..experiments.config import LOCAL_FIELDS
 from . import paper
 from .figures import Figure, Trace, figure_html
 from .lifetime import format_days, trial_lifetime
-from .markup import Raw, esc, flatten, fmt, kv_table, mean_std, num, para, pct, section, table, worst
+from .markup import Raw, esc, flatten, fmt, kv_table, mean_std, num, para, pct, section, shown, table, worst
 from .run_page import FECAP_COLOR, MEMRISTOR_COLOR, PAPER_COLOR, _stamp, days_attr, lifetime_figure, lifetime_html
 from .sweeps import Sweep, Trial
 
@@ -26,10 +26,17 @@ def _key(v) -> str:
     return json.dumps(v, sort_keys=True)
 
 
+def _all_params(sweep: Sweep) -> list[dict]:
+    """The own fields of every point the store holds, done or not: an interrupted sweep's axes are
+    its plan's (one done k of three is still a k sweep)."""
+    return [t.params for t in sweep.trials] + [u.params for u in sweep.unfinished]
+
+
 def axes(sweep: Sweep) -> list[str]:
     """The fields that vary between points: the trials' own fields, else their resolved configs'."""
-    keys = list(dict.fromkeys(k for t in sweep.trials for k in t.params))
-    varying = [k for k in keys if len({_key(t.params.get(k)) for t in sweep.trials}) > 1]
+    params = _all_params(sweep)
+    keys = list(dict.fromkeys(k for p in params for k in p))
+    varying = [k for k in keys if len({_key(p.get(k)) for p in params}) > 1]
     if varying or len(sweep.trials) < 2:
         return varying
     flat = [flatten(t.train_config) for t in sweep.trials]
@@ -193,23 +200,52 @@ def _config(sweep: Sweep, sid: str) -> str:
     return section(f"{sid}-config-section", "Configuration", body, 3)
 
 
+def _values(values: list) -> str:
+    return ", ".join(shown(v) for v in ordered(values))
+
+
+def _swept(sweep: Sweep, ax: list[str]) -> str:
+    """Each axis with the values of its done points, and those planned where some are not done."""
+    parts = []
+    for a in ax:
+        done, planned = _values([coord(t, a) for t in sweep.trials]), _values([p.get(a) for p in _all_params(sweep)])
+        parts.append(f"{a}: {done}" + (f" (planned: {planned})" if planned != done else ""))
+    return "; ".join(parts) or "nothing (one point)"
+
+
+def _not_done(sweep: Sweep, ax: list[str]) -> str:
+    """The points not done, each by its axes' values (its key where it has none) and its status."""
+    def what(u):
+        label = ", ".join(f"{a}={shown(u.params.get(a))}" for a in ax) or u.key
+        return f"{label}: {u.status}" + (f" ({u.error})" if u.error else "")
+    return "; ".join(what(u) for u in sweep.unfinished)
+
+
 def sweep_section(sweep: Sweep, sid: str, rate: float, figs: list[Figure]) -> str:
     ax = axes(sweep)
     seeds = sorted({len(t.accuracy) for t in sweep.trials})
     fixed = [k for k in dict.fromkeys(k for t in sweep.trials for k in t.params) if k not in ax]
-    pairs = [("folder", str(sweep.path)), ("store", sweep.source), ("points", len(sweep.trials)),
+    done = len(sweep.trials)
+    pairs = [("folder", str(sweep.path)), ("store", sweep.source),
+             ("points", f"{done} of {sweep.total} done" if sweep.total is not None and sweep.total != done else done),
              ("seeds per point", ", ".join(map(str, seeds))),
-             ("swept", "; ".join(f"{a}: {', '.join(str(v) for v in ordered([coord(t, a) for t in sweep.trials]))}" for a in ax) or "nothing (one point)"),
-             ("fixed", "; ".join(f"{k}: {sweep.trials[0].params.get(k)}" for k in fixed) or "–"),
+             ("swept", _swept(sweep, ax)),
+             ("fixed", "; ".join(f"{k}: {shown(sweep.trials[0].params.get(k))}" for k in fixed) or "–"),
              ("training time, all points", f"{sum(t.metrics.get('seconds', 0.0) for t in sweep.trials):,.1f} s"),
              ("newest point written", _stamp(sweep.newest))]
+    if sweep.unfinished:
+        pairs.append(("not done (left out)", _not_done(sweep, ax)))
     if sweep.skipped:
         pairs.append(("unreadable points (left out)", "; ".join(sweep.skipped)))
     body = kv_table(pairs, id=f"{sid}-summary")
+    if sweep.unfinished:  # an interrupted or running sweep must not read as a complete one
+        body += para(f"Not finished: {len(sweep.unfinished)} of its {sweep.total} points are not done; this page "
+                     "shows the done ones. Running the sweep (or reproduce) again with the same folder resumes it; "
+                     "a point shown running may be training now or have stopped with its driver.", "note paper")
     scales = {t.params.get("epoch_scale") for t in sweep.trials} - {None, 1, 1.0}
     if scales:  # a quick look must not read as a reproduction
         body += para(f"Trained at {', '.join(f'{s:g}' for s in sorted(scales))} × the paper's epochs: the paper's "
-                     "accuracies are after its full training, so they sit above these short runs'.", "note paper")
+                     "accuracies are after its full training, so they sit above the accuracies of these short runs.", "note paper")
     body += section(f"{sid}-points-section", "Points", _trials_table(sweep, ax, sid, rate), 3)
     plots = []
     for a in ax:

@@ -51,6 +51,16 @@ class Trial:
 
 
 @dataclass
+class Unfinished:
+    """A point the store holds that is not done: still to train, training (or stopped while it
+    trained: a driver that died leaves 'running'), or given up on."""
+    key: str
+    params: dict
+    status: str  # pending, running or failed
+    error: str | None = None  # a failed point's last error, its first line
+
+
+@dataclass
 class Sweep:
     name: str
     path: Path
@@ -58,6 +68,8 @@ class Sweep:
     trials: list[Trial]
     newest: float | None = None  # modification time of the newest point (epoch seconds)
     skipped: list[str] = field(default_factory=list)  # unreadable points, named so the page says so
+    unfinished: list[Unfinished] = field(default_factory=list)  # the store's points not done
+    total: int | None = None  # every point the store holds (None: a store that knows only its finished ones)
 
 
 class SweepSource(Protocol):
@@ -134,13 +146,14 @@ class SqliteStore:
 
         store = open_store(folder, readonly=True)
         try:
-            done, failed = store.trials("done"), store.trials("failed")
+            every = store.trials()
             unreadable = dict(store.unreadable)  # rows the store left out (and warned of): named on the page too
         finally:
             store.close()
-        trials, skipped = [], [f"{t['key']} (failed: {(t['error'] or '').strip().splitlines()[0] if t['error'] else '?'})"
-                               for t in failed]
-        skipped += [f"{key} ({why})" for key, why in unreadable.items()]
+        done = [t for t in every if t["status"] == "done"]
+        unfinished = [Unfinished(t["key"], t["params"], t["status"], _first_line(t["error"]) if t["status"] == "failed" else None)
+                      for t in every if t["status"] != "done"]
+        trials, skipped = [], [f"{key} ({why})" for key, why in unreadable.items()]
         for t in done:
             try:
                 point = point_of(t["result"], t["params"].get("k", t["config"]["rule"]["k"]))
@@ -150,10 +163,16 @@ class SqliteStore:
             except (KeyError, TypeError, ValueError) as e:
                 skipped.append(f"{t['key']} ({e})")
         if not trials:
-            raise DataError(f"{folder}: no finished trial in {self.name}"
-                            + (f" that can be read: {'; '.join(skipped)}" if skipped else ""))
+            raise DataError(f"{folder}: no finished trial in {self.name}" + "".join(
+                f"; {n} {status}" for status in ("running", "pending", "failed")
+                if (n := sum(u.status == status for u in unfinished))) + (f"; unreadable: {'; '.join(skipped)}" if skipped else ""))
         newest = max((t["finished"] or 0.0) for t in done)
-        return Sweep(name=folder.name, path=folder, source=self.name, trials=trials, newest=newest, skipped=skipped)
+        return Sweep(name=folder.name, path=folder, source=self.name, trials=trials, newest=newest, skipped=skipped,
+                     unfinished=unfinished, total=len(every) + len(unreadable))
+
+
+def _first_line(error: str | None) -> str:
+    return (error or "").strip().splitlines()[0] if (error or "").strip() else "?"
 
 
 SOURCES: list[SweepSource] = [SqliteStore(), TrialsFolder()]
