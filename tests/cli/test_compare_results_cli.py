@@ -18,7 +18,7 @@ def _sweep(folder):
 
 def _run(folder, acc):
     folder.mkdir()
-    cfg = to_dict(task_config("ecg", "hm"))
+    cfg = to_dict(task_config("ecg", "hm", seeds=list(range(len(acc)))))  # one seed per accuracy
     (folder / "results.json").write_text(json.dumps({"config": cfg, "final_test_accuracy": acc}))
     return folder
 
@@ -65,7 +65,7 @@ def test_results_accepts_a_fraction_and_other_columns(tmp_path, condition):
 def _edited(folder, edit):
     """A run folder whose results.json is a valid one edited by hand: ``edit`` changes the dict, or is the text."""
     folder.mkdir()
-    data = {"config": to_dict(task_config("ecg", "hm")), "final_test_accuracy": [0.9, 0.8]}
+    data = {"config": to_dict(task_config("ecg", "hm", seeds=[0, 1])), "final_test_accuracy": [0.9, 0.8]}
     if not isinstance(edit, str):
         edit(data)
     (folder / "results.json").write_text(edit if isinstance(edit, str) else json.dumps(data))
@@ -103,3 +103,65 @@ def test_compare_and_report_refuse_a_hand_edited_results_file_alike(tmp_path, ed
         lines.append(r.stderr.strip())
     assert lines[0] == lines[1], lines
     assert lines[0].startswith(f"error: {run / 'results.json'}: ") and said in lines[0], lines[0]
+
+
+# --- what a folder of runs leaves out is named, with why ------------------------------------------------
+
+def _killed(folder):
+    folder.mkdir()
+    (folder / "checkpoint.pt").write_bytes(b"")  # training killed midway: a checkpoint, no results.json
+    return folder
+
+
+def _reproduce_out(folder):
+    folder.mkdir()
+    (folder / ".lock").write_text("")
+    _sweep(folder / "fig5f")  # what `ferristor reproduce fig5f --out folder` leaves
+    return folder
+
+
+def test_compare_of_a_folder_names_what_it_leaves_out(tmp_path):
+    # compare runs/ had dropped the unfinished run, the sweeps and the reproduce folder in it silently
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    _run(runs / "a", [0.9, 0.8])
+    killed, sweep, rep = _killed(runs / "killed"), _sweep(runs / "sw"), _reproduce_out(runs / "rep")
+    (runs / "cr" / "mnist").mkdir(parents=True)
+    _run(runs / "cr" / "mnist" / "hm", [0.5])  # runs two levels down, beside runs one level down
+    r = CliRunner().invoke(cli, ["compare", str(runs)])
+    assert r.exit_code == 0 and "| a | 2 | 85.00 ± 7.07 |" in r.stdout, r.output
+    said = r.stderr.splitlines()
+    assert all(line.startswith("skipped, ") for line in said), said
+    assert any(f"unfinished, no results.json yet: {killed}" in line for line in said), said
+    assert any(f"a sweep folder, not a run: {sweep}" in line and f"ferristor results {sweep}" in line for line in said)
+    assert any(f"a ferristor reproduce folder, not a run: {rep}" in line and f"ferristor report {rep}" in line
+               and f"ferristor results {rep / 'fig5f'} --final" in line for line in said), said
+    assert any(f"not looked into: {runs / 'cr'}; ferristor compare {runs / 'cr'}" in line for line in said), said
+    assert len(said) == 4
+
+
+def test_compare_of_a_reproduce_folder_says_what_it_is(tmp_path):
+    # was "skipped, no results.json yet: runs/rep", as if a run were still going
+    rep = _reproduce_out(tmp_path / "rep")
+    r = CliRunner().invoke(cli, ["compare", str(rep)])
+    assert r.exit_code == 2, r.output
+    assert "no results.json yet" not in r.stderr
+    assert f"skipped, a ferristor reproduce folder, not a run: {rep} (its figures fig5f are sweeps)" in r.stderr
+    assert f"ferristor report {rep}" in r.stderr and r.stderr.splitlines()[-1].startswith("error: nothing to compare")
+
+
+def test_compare_of_an_unfinished_run_says_it_is_unfinished(tmp_path):
+    killed = _killed(tmp_path / "killed")
+    r = CliRunner().invoke(cli, ["compare", str(killed)])
+    assert r.exit_code == 2 and f"skipped, unfinished, no results.json yet: {killed}" in r.stderr, r.output
+
+
+def test_compare_looks_past_an_unfinished_run_for_runs_two_levels_down(tmp_path):
+    (tmp_path / "cr" / "mnist").mkdir(parents=True)
+    _run(tmp_path / "cr" / "mnist" / "hm", [0.5])
+    _killed(tmp_path / "cr" / "killed")
+    r = CliRunner().invoke(cli, ["compare", str(tmp_path / "cr")])
+    assert r.exit_code == 0 and "| hm | 1 | 50.00 ± n/a |" in r.stdout, r.output
+    assert r.stderr.splitlines() == [
+        f"skipped, unfinished, no results.json yet: {tmp_path / 'cr' / 'killed'} (a run still going, or stopped before "
+        "it finished: its command, run again, resumes it)"]

@@ -9,17 +9,19 @@ import click
 @click.command("compare")
 @click.argument("runs", nargs=-1, required=True, type=click.Path(exists=True))
 def compare(runs):
-    """Accuracy statistics of finished runs (folders holding results.json) as a Markdown table.
-    Exits non-zero where nothing could be compared (only sweep folders, or runs still going)."""
+    """Accuracy statistics of finished runs (folders holding results.json, or folders holding such
+    folders one or two levels down) as a Markdown table. What is left out (a sweep, an unfinished
+    run, another command's output) is named on stderr with why. Exits non-zero where nothing could
+    be compared."""
     from ..errors import DataError
     from ..experiments.compare import compare_table, load_runs
-    # a sweep keeps its trials in its store, not in run folders: said, with where to see them
-    sweeps = [(p, s) for p in runs if not _nested(Path(p)) and (s := _sweep(Path(p)))]
-    for p, how in sweeps:
-        click.echo(f"skipped, a sweep folder, not a run: {p}; {how}", err=True)
-    swept = {p for p, _ in sweeps}
-    # a folder of runs (one or two levels down: compare-rules' OUT/<dataset>/<rule>) stands for them
-    found, unfinished = load_runs([r for p in runs if p not in swept for r in (_nested(Path(p)) or [p])])
+    paths: list[Path] = []
+    for typed in runs:
+        found, left = _runs_in(Path(typed))
+        for message in left:
+            click.echo(f"skipped, {message}", err=True)
+        paths += found
+    found, unfinished = load_runs(paths)
     for p in unfinished:
         click.echo(f"skipped, no results.json yet: {p}", err=True)
     if not found:
@@ -28,11 +30,84 @@ def compare(runs):
     click.echo(compare_table(found))
 
 
+def _runs_in(p: Path) -> tuple[list[Path], list[str]]:
+    """The runs ``p`` stands for, and what is left out of them, each a message naming its path and
+    why. A run (a folder holding results.json, or the file) stands for itself, as does a folder that
+    is nothing (``load_runs`` says it has no results yet); a sweep, a ``reproduce`` folder or another
+    command's output for nothing; any other folder for the runs one level below it, else two
+    (compare-rules' OUT/<dataset>/<rule>), as ``report`` resolves a folder (``report.inputs``)."""
+    if not _is_dir(p) or _is_file(p / "results.json"):
+        return [p], []
+    what = _not_runs(p)
+    if what:
+        return [], [what]
+    found, left = _below(p)
+    return (found, left) if found or left else ([p], [])
+
+
+def _below(folder: Path) -> tuple[list[Path], list[str]]:
+    """The runs one level below ``folder``, else two, and every folder on the way that is left out,
+    with why. The search stops at the first level holding runs; a folder beside them that holds runs
+    further down is named, not looked into (give it by itself)."""
+    from ..report.inputs import RUN_DEPTH, runs_below
+    left: list[str] = []
+    parents = [folder]
+    for _ in range(RUN_DEPTH):
+        dirs = sorted(d for p in parents for d in _subdirs(p, left))
+        runs = [d for d in dirs if _is_file(d / "results.json")]
+        plain = []
+        for d in dirs:
+            if d in runs:
+                continue
+            what = _not_runs(d)
+            if what:
+                left.append(what)
+            else:
+                plain.append(d)
+        if runs:
+            left += [f"a folder of runs beside the runs compared, not looked into: {d}; ferristor compare {d} "
+                     "compares them" for d in plain if _safe(runs_below, d)]
+            return runs, left
+        parents = plain
+    return [], left
+
+
+def _not_runs(p: Path) -> str | None:
+    """Why the folder ``p``, which holds no results.json, is not a run nor a folder of runs, with what
+    reads it; None where it may hold runs (or is nothing at all)."""
+    from ..report.inputs import _other_output, _unfinished
+    how = _sweep(p)
+    if how:
+        return f"a sweep folder, not a run: {p}; {how}"
+    figures = _reproduce_output(p)
+    if figures:
+        return (f"a ferristor reproduce folder, not a run: {p} (its figures {', '.join(d.name for d in figures)} "
+                f"are sweeps); ferristor report {p} shows them beside the paper's values, ferristor results "
+                f"{figures[0]} --final lists a figure's trials")
+    other = _safe(_other_output, p)
+    if other:
+        return f"not a run: {p} is {other}"
+    if _safe(_unfinished, p):
+        return (f"unfinished, no results.json yet: {p} (a run still going, or stopped before it finished: "
+                "its command, run again, resumes it)")
+    return None
+
+
+def _reproduce_output(p: Path) -> list[Path]:
+    """The figures' sweep folders of ``p`` where it is a ``reproduce --out`` folder (no run in it,
+    sweeps named as reproduce names its figures' folders), else []."""
+    from .reproduce import FRESH_DISCARD  # the folders reproduce writes its figures' sweeps into
+    dirs = sorted(_subdirs(p, []))
+    if any(_is_file(d / "results.json") for d in dirs):
+        return []
+    return [d for d in dirs if d.name in FRESH_DISCARD and _sweep(d)]
+
+
 def _sweep(p: Path) -> str | None:
     """How to see the trials of ``p`` where it is a sweep folder (as ``ferristor results`` and
     ``report`` recognise one), else None."""
     from ..report.sweeps import SqliteStore, find_source
-    source = find_source(p) if p.is_dir() and not (p / "results.json").exists() else None
+    source = _safe(find_source, p) if _is_dir(p) and not _is_file(p / "results.json") else None
     if source is None:
         return None
     if isinstance(source, SqliteStore):
@@ -40,7 +115,31 @@ def _sweep(p: Path) -> str | None:
     return f"its trials are in {source.name}: ferristor report {p}"  # an older layout, which results cannot read
 
 
-def _nested(p: Path) -> list[Path]:
-    """The runs below ``p`` where it is not a run itself (a run still going has no runs below it)."""
-    from ..report.inputs import runs_below
-    return runs_below(p) if p.is_dir() and not (p / "results.json").exists() else []
+def _subdirs(p: Path, left: list[str]) -> list[Path]:
+    try:
+        return [d for d in p.iterdir() if _is_dir(d)]
+    except OSError as e:  # unreadable: named, not a traceback
+        left.append(f"cannot be listed: {p} ({e.strerror or type(e).__name__})")
+        return []
+
+
+def _safe(f, p: Path):
+    """``f(p)``, or None where the file system refuses to show what is in ``p``."""
+    try:
+        return f(p)
+    except OSError:
+        return None
+
+
+def _is_dir(p: Path) -> bool:
+    try:
+        return p.is_dir()
+    except (OSError, ValueError):
+        return False
+
+
+def _is_file(p: Path) -> bool:
+    try:
+        return p.is_file()
+    except (OSError, ValueError):
+        return False
