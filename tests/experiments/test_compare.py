@@ -13,7 +13,7 @@ from ferristor.experiments.config import task_config
 
 def _write(folder, acc, **over):
     folder.mkdir()
-    cfg = to_dict(task_config("ecg", "hm", **over))
+    cfg = to_dict(task_config("ecg", "hm", **{"seeds": list(range(len(acc))), **over}))  # one seed per accuracy
     (folder / "results.json").write_text(json.dumps({"config": cfg, "final_test_accuracy": acc}))
 
 
@@ -107,17 +107,17 @@ def test_null_values_are_shown_as_not_recorded(tmp_path):
 
 
 def test_compare_checks_only_the_fields_it_reads(tmp_path):
-    """A field the table never reads (history) does not stop compare; report, which draws it, refuses it."""
+    """A field the table never reads (timing) does not stop compare; report, which shows it, refuses it."""
     from ferristor.experiments.compare import COMPARED
     from ferristor.report.runs import fields_of
     _write(tmp_path / "a", [0.9])
     data = json.loads((tmp_path / "a" / "results.json").read_text())
-    data["history"] = "lost"
+    data["timing"] = "lost"
     (tmp_path / "a" / "results.json").write_text(json.dumps(data))
-    assert load_runs([tmp_path / "a"])[0][0][1]["history"] == "lost"
+    assert load_runs([tmp_path / "a"])[0][0][1]["timing"] == "lost"
     checked = [path for path, _ in fields_of(*COMPARED)]
     assert {"config", "config.rule", "final_test_accuracy.*", "ledger", "ledger.*", "ledger.*.network",
-            "ledger.*.network.endurance"} <= set(checked) and "history" not in checked
+            "ledger.*.network.endurance"} <= set(checked) and "timing" not in checked
     with pytest.raises(KeyError, match="ledger.network"):
         fields_of("ledger.network")  # a path FIELDS lacks would check nothing: refused
 
@@ -130,3 +130,62 @@ def test_a_missing_results_file_is_no_unfinished_run(tmp_path):
         load_runs([tmp_path / "gone" / "results.json"])
     (tmp_path / "running").mkdir()  # a run folder without results yet: unfinished, as before
     assert load_runs([tmp_path / "running"]) == ([], [tmp_path / "running"])
+
+
+# --- validation accuracy (runs trained with --validation f) ----------------------------------------------
+
+def _with_validation(folder, test, val):
+    _write(folder, test, validation=0.1)
+    data = json.loads((folder / "results.json").read_text())
+    (folder / "results.json").write_text(json.dumps({**data, "final_val_accuracy": val}))
+
+
+def test_a_validation_column_where_any_run_recorded_one(tmp_path):
+    # compare had shown only the test accuracy of runs trained with --validation 0.1
+    _with_validation(tmp_path / "val", [0.90, 0.94], [0.80, 0.84])
+    _write(tmp_path / "plain", [0.93])
+    _with_validation(tmp_path / "part", [0.90, 0.92], [0.70, None])  # a seed that recorded none
+    table = compare_table(load_runs([tmp_path / "val", tmp_path / "plain", tmp_path / "part"])[0]).splitlines()
+    assert table[0].endswith("| max | validation accuracy mean ± std % |"), table[0]
+    assert table[2].startswith("| val | 0.1 | 2 | 92.00 ± 2.83 |") and table[2].endswith("| 82.00 ± 2.83 |")
+    assert table[3].endswith("| n/a |")  # trained without a validation split
+    assert table[4].endswith("| 70.00 ± n/a (1 of 2 seeds) |")
+
+
+def test_no_validation_column_where_no_run_has_one(tmp_path):
+    _write(tmp_path / "a", [0.9])
+    assert "validation" not in compare_table(load_runs([tmp_path / "a"])[0])
+
+
+@pytest.mark.parametrize("val, said", [([91.0, 92.0], "'final_val_accuracy[0]' is 91.0, expected an accuracy from 0 to 1"),
+                                       ([0.9], "'final_val_accuracy' has 1 entries, 'final_test_accuracy' 2"),
+                                       ("0.9", "'final_val_accuracy' is \"0.9\", expected a list")])
+def test_a_validation_accuracy_that_is_not_one_per_seed_is_refused(tmp_path, val, said):
+    _with_validation(tmp_path / "v", [0.9, 0.8], val)
+    with pytest.raises(DataError, match="v/results.json: ") as e:
+        load_runs([tmp_path / "v"])
+    assert said in str(e.value)
+
+
+def test_compare_shows_the_validation_of_a_real_run(tmp_path, monkeypatch):
+    """What ``train --validation`` writes is what compare reads (final_val_accuracy, one per seed)."""
+    import torch
+
+    import ferristor.experiments.train as train_module
+    from ferristor.data.registry import Dataset
+    g = torch.Generator().manual_seed(0)
+    y = torch.arange(80) % 10
+    x = (torch.rand(80, 784, generator=g) - 0.5) + y[:, None] / 10
+    monkeypatch.setattr(train_module, "load_dataset", lambda *a, **kw: Dataset("mnist", x, y, x[:20], y[:20], 10))
+    for name, extra in (("v", ["--validation", "0.25"]), ("t", [])):
+        r = CliRunner().invoke(cli, ["train", "--out", str(tmp_path / name), "--epochs", "1", "--seeds", "0-1",
+                                     "--no-progress", *extra])
+        assert r.exit_code == 0, r.output
+    r = CliRunner().invoke(cli, ["compare", str(tmp_path / "v"), str(tmp_path / "t")])
+    assert r.exit_code == 0, r.output
+    head, _, *rows = [[c.strip() for c in line.split("|")[1:-1]] for line in r.stdout.splitlines()]
+    column = head.index("validation accuracy mean ± std %")
+    saved = json.loads((tmp_path / "v" / "results.json").read_text())["final_val_accuracy"]
+    import numpy as np
+    a = 100 * np.asarray(saved)
+    assert rows[0][column] == f"{a.mean():.2f} ± {a.std(ddof=1):.2f}" and rows[1][column] == "n/a"

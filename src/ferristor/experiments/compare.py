@@ -31,13 +31,23 @@ COMPARED = ("config", "final_test_accuracy", "ledger.*.network.energy_nJ.per_dev
             "ledger.*.network.endurance.fecap_margin", "ledger.*.network.endurance.memristor_margin")
 
 
+# Validation accuracy per seed (runs trained with ``validation`` > 0), which the report does not read:
+# checked here with the report's rules for an accuracy, and against the seeds (``_check_validation``).
+VALIDATION = "final_val_accuracy"
+
+
+def _validation_fields():
+    from ..report.runs import ACCURACY, LIST, or_null
+    return [(VALIDATION, or_null(LIST)), (f"{VALIDATION}.*", ACCURACY)]
+
+
 def load_runs(paths: list[str | Path]) -> tuple[list[tuple[str, dict]], list[Path]]:
     """(name, results) for each folder (or results.json) given, and the folders without results yet
     (runs still going); an unreadable results file, or one with a field the table reads that is not
     what it must be, is a DataError naming the file and the field."""
     from ..report.inputs import run_names
     from ..report.runs import fields_of, load_results
-    fields = fields_of(*COMPARED)
+    fields = fields_of(*COMPARED) + _validation_fields()
     runs, unfinished = [], []
     names = run_names([Path(p) for p in paths])  # folder names, or longer where two clash (mnist/hm, ecg/hm)
     for p in map(Path, paths):
@@ -46,12 +56,22 @@ def load_runs(paths: list[str | Path]) -> tuple[list[tuple[str, dict]], list[Pat
             unfinished.append(p)
             continue
         try:
-            runs.append((names[p], load_results(f, fields)))
+            results = load_results(f, fields)
+            _check_validation(results, f)
+            runs.append((names[p], results))
         except FileNotFoundError:
             if not p.is_dir():  # a results file named that is not there: no run, not an unfinished one
                 raise DataError(f"{f}: no such results file") from None
             unfinished.append(p)  # gone since listed
     return runs, unfinished
+
+
+def _check_validation(results: dict, file: Path) -> None:
+    """A DataError where the validation accuracies are not one per seed, as the test accuracies are
+    (a shorter list would be a mean over other seeds than the test column's, silently)."""
+    val, n = results.get(VALIDATION), len(results["final_test_accuracy"])
+    if val is not None and len(val) != n:
+        raise DataError(f"{file}: '{VALIDATION}' has {len(val)} entries, 'final_test_accuracy' {n}: expected one per seed")
 
 
 def differing_fields(configs: list[dict]) -> list[str]:
@@ -62,12 +82,15 @@ def differing_fields(configs: list[dict]) -> list[str]:
 
 def compare_table(runs: list[tuple[str, dict]]) -> str:
     """Markdown: run, differing fields, seeds, mean ± std, standard error, median, min, max (accuracy %);
-    std and standard error are n/a for a run of one seed."""
+    std and standard error are n/a for a run of one seed. Where any run recorded validation accuracy
+    (trained with ``validation`` > 0), a column of its mean ± std over the seeds, n/a for a run without."""
     from .config import with_legacy_defaults  # a run saved before a field existed compares at its value
     runs = [(name, {**r, "config": with_legacy_defaults(r["config"])}) for name, r in runs]
     fields = differing_fields([r["config"] for _, r in runs])
     devices = any(device_cells(r) for _, r in runs)
+    validation = any(r.get(VALIDATION) is not None for _, r in runs)
     head = ["run", *fields, "seeds", "mean ± std %", "s.e.m.", "median", "min", "max"]
+    head += ["validation accuracy mean ± std %"] if validation else []
     head += ["energy / device", "memristor ops / device", "endurance margin FeCAP · memristor"] if devices else []
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for name, r in runs:
@@ -76,6 +99,7 @@ def compare_table(runs: list[tuple[str, dict]]) -> str:
         a = 100 * np.asarray([v for v in acc if v is not None], dtype=float)  # null: a seed that recorded none
         seeds = str(len(acc)) if a.size == len(acc) else f"{a.size} of {len(acc)}"
         cells = [name, *(str(flat.get(f, "–")) for f in fields), seeds, *_statistics(a)]
+        cells += [_validation_cell(r.get(VALIDATION))] if validation else []
         cells += (device_cells(r) or ["–"] * 3) if devices else []
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
@@ -108,3 +132,15 @@ def _statistics(a: np.ndarray) -> list[str]:
     std = f"{a.std(ddof=1):.2f}" if a.size > 1 else NA
     sem = f"{a.std(ddof=1) / np.sqrt(a.size):.2f}" if a.size > 1 else NA
     return [f"{a.mean():.2f} ± {std}", sem, f"{np.median(a):.2f}", f"{a.min():.2f}", f"{a.max():.2f}"]
+
+
+def _validation_cell(val: list | None) -> str:
+    """mean ± std (%) of the validation accuracies of a run's seeds; n/a for a run without, and
+    "k of n seeds" where some seeds recorded none (null), as the seeds column says of the test's."""
+    if val is None:
+        return NA
+    a = 100 * np.asarray([v for v in val if v is not None], dtype=float)
+    if not a.size:
+        return NA
+    std = f"{a.std(ddof=1):.2f}" if a.size > 1 else NA
+    return f"{a.mean():.2f} ± {std}" + (f" ({a.size} of {len(val)} seeds)" if a.size < len(val) else "")
