@@ -424,3 +424,19 @@ def test_a_folder_without_results_is_looked_at_once(tmp_path, monkeypatch):
     with pytest.raises(DataError, match="holds no results.json and no sweep"):
         resolve([str(tmp_path / "x")])
     assert asked.count(tmp_path / "x") == 1, asked
+
+
+@pytest.mark.parametrize("edit, said", [
+    (_set(("seeds",), 3), "'seeds' is 3, expected a list or null"),
+    (_set(("final_test_accuracy",), [0.9]), "'seeds' has 2 entries, 'final_test_accuracy' 1: expected one per seed"),
+    (_set(("history", 0, "test_accuracy"), 7), "'history[0].test_accuracy' is 7, expected a list"),
+])
+def test_compare_refuses_the_seeds_report_refuses(small_run, tmp_path, edit, said):
+    """compare reads fewer fields than report, with the same validators: it had taken 'seeds': 3, and one
+    accuracy for two seeds, silently."""
+    from ferristor.experiments.compare import load_runs
+    run = _copy(small_run, tmp_path / "run", edit)
+    for read in (lambda: build_report([str(run)]), lambda: load_runs([run])):
+        with pytest.raises(DataError) as e:
+            read()
+        assert str(e.value) == f"{run / 'results.json'}: {said}"

@@ -110,7 +110,7 @@ def test_a_null_accuracy_of_a_point_is_shown_as_not_recorded(tmp_path):
         record["result"]["accuracy"] = accuracy
         (folder / "trials" / name).write_text(json.dumps(record))
     sweep = read_sweep(folder)
-    assert len(sweep.trials) == 5 and sweep.skipped == ['0002.json (\'result.accuracy[0]\' is "high", expected a number or null)']
+    assert len(sweep.trials) == 5 and sweep.skipped == ['0002.json (\'result.accuracy[0]\' is "high", expected an accuracy from 0 to 100 (%) or null)']
     page, _ = build_report([str(folder)])
     assert "<td>81.00</td><td>n/a–n/a</td>" in page  # the mean of the seed that records one; min–max unknown
 
@@ -221,3 +221,19 @@ def test_an_interrupted_sweep_says_what_is_not_done_and_keeps_its_axes(small_swe
 def test_a_finished_sweep_says_nothing_of_unfinished_points(small_sweep):
     page, _ = build_report([str(small_sweep)])
     assert "<th>points</th><td>3</td>" in page and "not done (left out)" not in page and "Not finished" not in page
+
+
+def test_an_accuracy_out_of_range_leaves_the_point_out_as_a_runs_is_refused(small_sweep, tmp_path):
+    """An edited accuracy of 5.0 in the store had been shown as 265.00 ± 332.34 %."""
+    key = _first_done(small_sweep)
+    folder = _edited_store(small_sweep, tmp_path / "fig5cde", "UPDATE trials SET result = "
+                           "json_set(result, '$.final_test_accuracy[0]', 5.0) WHERE key = ?", key)
+    sweep = read_sweep(folder)
+    assert [t.key for t in sweep.trials if t.key == key] == [] and len(sweep.trials) == 2
+    assert sweep.skipped == [f"{key} (trials.result: 'final_test_accuracy[0]' is 5.0, expected an accuracy from 0 to 1 or null)"]
+    assert key in build_report([str(folder)])[0]
+    old = _fig5f_like(tmp_path / "old")  # a trials/ point holds percent
+    record = json.loads((old / "trials" / "0001.json").read_text())
+    record["result"]["accuracy"] = [500.0, 81.0]
+    (old / "trials" / "0001.json").write_text(json.dumps(record))
+    assert read_sweep(old).skipped == ["0001.json ('result.accuracy[0]' is 500.0, expected an accuracy from 0 to 100 (%) or null)"]

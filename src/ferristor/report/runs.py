@@ -172,6 +172,7 @@ NUMBER = or_null(Kind("a number", _is_number))  # null: how a strict writer stor
 AMOUNT = Kind("a number ≥ 0", lambda v: _is_number(v) and v >= 0)
 COUNT = Kind("a whole number ≥ 0", lambda v: _is_number(v) and v >= 0 and float(v).is_integer())
 ACCURACY = or_null(Kind("an accuracy from 0 to 1", lambda v: _is_number(v) and 0 <= v <= 1))
+PERCENT = or_null(Kind("an accuracy from 0 to 100 (%)", lambda v: _is_number(v) and 0 <= v <= 100))  # a sweep point's
 SEED = Kind("a seed (a whole number)", lambda v: _is_number(v) and float(v).is_integer())
 _LAYER = [("weights", COUNT), *((f, OBJECT) for f in ("fecap_ops", "memristor_ops", "energy_nJ", "endurance")),
           *((f, NUMBER) for f in ("transfers", "fecap_ops.mean", "fecap_ops.worst", "fecap_ops.mean_sign_msb_cell",
@@ -257,18 +258,27 @@ def results_problem(data, file: Path, fields: list[tuple[str, Kind]] = FIELDS) -
     return None if problem is None else f"{file}: {problem}"
 
 
+# What check_seeds counts, checked (as lists) whatever fields a reader asks for: every per-seed list
+# is counted against the seeds, so compare, which reads fewer fields, refuses what report refuses.
+SEED_FIELDS = [(f, k) for f, k in FIELDS if f in ("config", "final_test_accuracy", "seeds", "seeds.*", "config.seeds",
+                                                    "config.seeds.*", "ledger", "history", "history.*",
+                                                    "history.*.test_accuracy")]
+
+
 def load_results(file: Path, fields: list[tuple[str, Kind]] = FIELDS) -> dict:
-    """``file`` read and checked against ``fields``: a DataError saying what is wrong, in one line.
-    FileNotFoundError passes (the callers name a missing file each their way)."""
+    """``file`` read and checked against ``fields`` and one entry per seed (:func:`check_seeds`): a
+    DataError saying what is wrong, in one line. FileNotFoundError passes (the callers name a
+    missing file each their way)."""
     try:
         data = read_json(file)
     except FileNotFoundError:
         raise
     except (OSError, UnicodeDecodeError, ValueError) as e:
         raise DataError(f"{file}: cannot read it as JSON ({e})") from None
-    problem = results_problem(data, file, fields)
+    problem = results_problem(data, file, [*SEED_FIELDS, *((f, k) for f, k in fields if (f, k) not in SEED_FIELDS)])
     if problem is not None:
         raise DataError(problem)
+    check_seeds(data, file)
     return data
 
 
@@ -292,7 +302,6 @@ def read_run(path: str | Path, name: str | None = None) -> Run:
         data = load_results(file)
     except FileNotFoundError:
         raise DataError(f"{path}: no results.json (is the run finished?)") from None
-    check_seeds(data, file)
     history = [Evaluation(_num(h.get("epoch")), h.get("step"), _percent(h.get("test_accuracy", [])))
                for h in data.get("history") or []]
     replicas = [r for r in data.get("ledger") or [] if r.get("layers")]

@@ -14,7 +14,8 @@ from typing import Protocol
 from ..experiments.config import with_legacy_defaults
 from ..experiments.results import read_json
 from ..errors import DataError
-from .runs import FIELDS as RUN_FIELDS, NUMBER, OBJECT, Endurance, or_null, endurance_of, field_problem
+from .runs import (FIELDS as RUN_FIELDS, OBJECT, PERCENT, Endurance, endurance_of, field_problem, fields_of,
+                   or_null)
 
 # Per-trial figures a sweep point may carry (experiments.reproduce.TrialRunner); absent for fp trials.
 METRICS = ("fecap_ops_per_device", "fecap_ops_worst", "memristor_ops_per_device", "memristor_ops_worst",
@@ -90,8 +91,17 @@ def _number(v) -> float | None:
 TRAIN_CONFIG_FIELDS = [("train_config", or_null(OBJECT))] + [
     ("train_config" + path[len("config"):], kind) for path, kind in RUN_FIELDS if path.startswith("config.")]
 
-# null: a strict writer's nan, shown n/a (a TypeError had escaped the trials/ reader: 'unexpected … a bug')
-RESULT_FIELDS = [("result.accuracy.*", NUMBER)]
+# A point's accuracies are percent (experiments.reproduce.point_of); null: a strict writer's nan, shown
+# n/a (a TypeError had escaped the trials/ reader: 'unexpected … a bug'). Out of range is refused, as
+# a run's is: an edited 5.0 in the store had been shown as 265.00 ± 332.34 %.
+RESULT_FIELDS = [("result.accuracy.*", PERCENT)]
+
+# What point_of reads of a done trial's train results (accuracies from 0 to 1 there), by a run's rules.
+STORED_RESULT_FIELDS = fields_of("final_test_accuracy", "samples_per_replica", "timing.train_seconds",
+                                 *(f"ledger.*.network.{f}" for f in ("fecap_ops.mean_sign_msb_cell", "fecap_ops.worst",
+                                                                    "memristor_ops.mean", "memristor_ops.worst",
+                                                                    "energy_nJ.per_device_fecap",
+                                                                    "energy_nJ.per_device_memristor", "transfers")))
 
 
 def trial_from_record(record: dict, key: str) -> Trial:
@@ -156,6 +166,9 @@ class SqliteStore:
         trials, skipped = [], [f"{key} ({why})" for key, why in unreadable.items()]
         for t in done:
             try:
+                problem = field_problem(t["result"], STORED_RESULT_FIELDS) if t["result"] is not None else "no result"
+                if problem is not None:
+                    raise ValueError(f"trials.result: {problem}")
                 point = point_of(t["result"], t["params"].get("k", t["config"]["rule"]["k"]))
                 point["transfers"] = _transfers(t["result"])
                 trials.append(trial_from_record({"key": t["key"], "config": {**t["params"], "train_config": t["config"]},
