@@ -237,3 +237,30 @@ def test_an_accuracy_out_of_range_leaves_the_point_out_as_a_runs_is_refused(smal
     record["result"]["accuracy"] = [500.0, 81.0]
     (old / "trials" / "0001.json").write_text(json.dumps(record))
     assert read_sweep(old).skipped == ["0001.json ('result.accuracy[0]' is 500.0, expected an accuracy from 0 to 100 (%) or null)"]
+
+
+def test_an_axis_that_restates_another_is_shown_readably_and_not_plotted(tmp_path):
+    """reproduce fig5f's 'options' (none for fp, {'rounding': 'nearest'} for hm and hm-var) had been a
+    swept axis of its own, printed as Python reprs, with two plots 'against options'."""
+    from ferristor.report.sweep_page import restated
+    from ferristor.report.markup import shown
+    folder = _fig5f_like(tmp_path / "fig5f")
+    for f in (folder / "trials").glob("*.json"):
+        record = json.loads(f.read_text())
+        if record["config"]["mode"] != "fp":
+            record["config"]["options"] = {"rounding": "nearest"}
+        f.write_text(json.dumps(record))
+    sweep = read_sweep(folder)
+    assert axes(sweep) == ["setting", "mode", "options"] and restated(sweep, axes(sweep)) == {"options": "mode"}
+    page, figs = build_report([str(folder)])
+    assert not any("options" in f.id for f in figs) and any(f.id.endswith("-mode-accuracy") for f in figs)
+    assert "options: –, rounding=nearest (follows mode)" in page
+    assert "{" not in "".join(t for f in figs for tr in f.traces for t in [tr.name, *map(str, tr.x)])
+    assert "&#x27;rounding&#x27;" not in page and "<td>rounding=nearest</td>" in page
+    assert shown(None) == "–" and shown({"rounding": "nearest", "p": 0.2}) == "rounding=nearest, p=0.2" and shown([0, 1]) == "0, 1"
+
+
+def test_a_full_grid_keeps_both_axes(tmp_path):
+    sweep = read_sweep(_fig5f_like(tmp_path / "fig5f"))
+    from ferristor.report.sweep_page import restated
+    assert restated(sweep, axes(sweep)) == {}

@@ -44,6 +44,31 @@ def axes(sweep: Sweep) -> list[str]:
     return [k for k in keys if len({_key(f.get(k)) for f in flat}) > 1]
 
 
+def _points(sweep: Sweep, ax: list[str]) -> list[dict]:
+    """Every point's value on each axis: the done ones', and the others' own fields."""
+    return ([{a: coord(t, a) for a in ax} for t in sweep.trials]
+            + [{a: u.params.get(a) for a in ax} for u in sweep.unfinished if all(a in u.params for a in ax)])
+
+
+def _follows(points: list[dict], b: str, a: str) -> bool:
+    """Whether every value of axis ``a`` comes with one value of ``b``: b then restates a."""
+    seen: dict[str, str] = {}
+    return all(seen.setdefault(_key(p[a]), _key(p[b])) == _key(p[b]) for p in points)
+
+
+def restated(sweep: Sweep, ax: list[str]) -> dict[str, str]:
+    """axis → the axis it only restates: Fig. 5f's 'options' (none for fp, rounding=nearest for hm and
+    hm-var) follows 'mode', so plots against it would repeat those against mode. Of two axes that
+    restate each other, the later one is the restatement."""
+    points, out = _points(sweep, ax), {}
+    for b in ax:
+        a = next((a for a in ax if a != b and a not in out and _follows(points, b, a)
+                  and not (_follows(points, a, b) and ax.index(a) > ax.index(b))), None)
+        if a is not None:
+            out[b] = a
+    return out
+
+
 def coord(trial: Trial, axis: str):
     return trial.params[axis] if axis in trial.params else flatten(trial.train_config).get(axis)
 
@@ -63,7 +88,7 @@ def _series(sweep: Sweep, axis: str, others: list[str]) -> list[tuple[str, list[
     """Points grouped by the other axes' values, each group sorted along ``axis``."""
     groups: dict[str, list[Trial]] = {}
     for t in sweep.trials:
-        label = ", ".join(f"{o}={coord(t, o)}" for o in others)
+        label = ", ".join(f"{o}={shown(coord(t, o))}" for o in others)
         groups.setdefault(label, []).append(t)
     order = ordered([coord(t, axis) for t in sweep.trials])
     pos = {_key(v): i for i, v in enumerate(order)}
@@ -93,7 +118,7 @@ def _axis_figures(sweep: Sweep, axis: str, all_axes: list[str], sid: str) -> lis
     acc, ops, energy = [], [], []
     for i, (label, ts) in enumerate(series):
         name = lambda what: f"{what}{', ' + label if label else ''}"  # noqa: E731
-        xs = [coord(t, axis) if numeric else str(coord(t, axis)) for t in ts]
+        xs = [coord(t, axis) if numeric else shown(coord(t, axis)) for t in ts]
         group = label or "all"
         ms = [mean_std(t.accuracy) for t in ts]
         acc.append(Trace(name("ours, mean ± std"), xs, [m for m, _ in ms], kind=kind, error=[s for _, s in ms], group=group,
@@ -149,12 +174,12 @@ def _trials_table(sweep: Sweep, ax: list[str], sid: str, rate: float) -> str:
         mark = ""
         if ref is not None and why:
             points = caveats.setdefault(tuple(why), [])
-            points.append(", ".join(f"{a}={coord(t, a)}" for a in ax) or t.key)
+            points.append(", ".join(f"{a}={shown(coord(t, a))}" for a in ax) or t.key)
             mark = f"<sup>{list(caveats).index(tuple(why)) + 1}</sup>"
         life = trial_lifetime(t)
         days = life.days(rate) if life else (math.nan, math.nan)
         e = (m["energy_fecap_nJ"] + m["energy_memristor_nJ"]) if "energy_fecap_nJ" in m and "energy_memristor_nJ" in m else None
-        rows.append([*(str(coord(t, a)) for a in ax), str(len(t.accuracy)), pct(t.accuracy),
+        rows.append([*(shown(coord(t, a)) for a in ax), str(len(t.accuracy)), pct(t.accuracy),
                      f"{fmt(worst(t.accuracy, min), '.2f')}–{fmt(worst(t.accuracy), '.2f')}", Raw(f'<span class="paper">{ref:.1f}</span>{mark}') if ref is not None else "–",
                      f"{num(m.get('fecap_ops_per_device'))} / {num(m.get('fecap_ops_worst'))}",
                      f"{num(m.get('memristor_ops_per_device'))} / {num(m.get('memristor_ops_worst'))}",
@@ -191,8 +216,8 @@ def _config(sweep: Sweep, sid: str) -> str:
     flat = [flatten(t.train_config) for t in sweep.trials]
     keys = list(dict.fromkeys(k for f in flat for k in f))
     varying = [k for k in keys if len({_key(f.get(k)) for f in flat}) > 1]
-    rows = [[k, ", ".join(str(v) for v in ordered([f.get(k) for f in flat]))] for k in varying]
-    rows += [[k, str(flat[0].get(k))] for k in keys if k not in varying]
+    rows = [[k, _values([f.get(k) for f in flat])] for k in varying]
+    rows += [[k, shown(flat[0].get(k))] for k in keys if k not in varying]
     classes = ["diff"] * len(varying) + [""] * (len(rows) - len(varying))
     body = (para(f"Fields of the resolved training config that differ between points: {len(varying)} (highlighted, listed first).")
             + "<details><summary>all fields</summary>" + table(["field", "values"], rows, id=f"{sid}-config", row_classes=classes)
@@ -204,12 +229,14 @@ def _values(values: list) -> str:
     return ", ".join(shown(v) for v in ordered(values))
 
 
-def _swept(sweep: Sweep, ax: list[str]) -> str:
+def _swept(sweep: Sweep, ax: list[str], follows: dict[str, str]) -> str:
     """Each axis with the values of its done points, and those planned where some are not done."""
-    parts = []
+    parts, params = [], _all_params(sweep)
     for a in ax:
-        done, planned = _values([coord(t, a) for t in sweep.trials]), _values([p.get(a) for p in _all_params(sweep)])
-        parts.append(f"{a}: {done}" + (f" (planned: {planned})" if planned != done else ""))
+        done, planned = _values([coord(t, a) for t in sweep.trials]), _values([p.get(a) for p in params])
+        own = any(a in p for p in params)  # not an axis of the resolved configs, which only done points show
+        parts.append(f"{a}: {done}" + (f" (planned: {planned})" if own and planned != done else "")
+                     + (f" (follows {follows[a]})" if a in follows else ""))
     return "; ".join(parts) or "nothing (one point)"
 
 
@@ -223,13 +250,15 @@ def _not_done(sweep: Sweep, ax: list[str]) -> str:
 
 def sweep_section(sweep: Sweep, sid: str, rate: float, figs: list[Figure]) -> str:
     ax = axes(sweep)
+    follows = restated(sweep, ax)
+    plotted = [a for a in ax if a not in follows]  # an axis that restates another gets no plots of its own
     seeds = sorted({len(t.accuracy) for t in sweep.trials})
     fixed = [k for k in dict.fromkeys(k for t in sweep.trials for k in t.params) if k not in ax]
     done = len(sweep.trials)
     pairs = [("folder", str(sweep.path)), ("store", sweep.source),
              ("points", f"{done} of {sweep.total} done" if sweep.total is not None and sweep.total != done else done),
              ("seeds per point", ", ".join(map(str, seeds))),
-             ("swept", _swept(sweep, ax)),
+             ("swept", _swept(sweep, ax, follows)),
              ("fixed", "; ".join(f"{k}: {shown(sweep.trials[0].params.get(k))}" for k in fixed) or "–"),
              ("training time, all points", f"{sum(t.metrics.get('seconds', 0.0) for t in sweep.trials):,.1f} s"),
              ("newest point written", _stamp(sweep.newest))]
@@ -248,12 +277,12 @@ def sweep_section(sweep: Sweep, sid: str, rate: float, figs: list[Figure]) -> st
                      "accuracies are after its full training, so they sit above the accuracies of these short runs.", "note paper")
     body += section(f"{sid}-points-section", "Points", _trials_table(sweep, ax, sid, rate), 3)
     plots = []
-    for a in ax:
-        for fig in _axis_figures(sweep, a, ax, sid):
+    for a in plotted:
+        for fig in _axis_figures(sweep, a, plotted, sid):
             figs.append(fig)
             plots.append(figure_html(fig))
     if plots:
         body += section(f"{sid}-axes-section", "Against each swept axis", '<div class="grid">' + "".join(plots) + "</div>", 3)
-    body += _lifetime(sweep, ax, sid, rate, figs)
+    body += _lifetime(sweep, plotted, sid, rate, figs)
     body += _config(sweep, sid)
     return section(sid, f"Sweep {sweep.name}", body)
