@@ -89,6 +89,14 @@ def check_increasing(name: str, value, *, length: int | None = None, lo=None) ->
     return tuple(value)
 
 
+def check_bool(name: str, value) -> bool:
+    """True or False itself: a text such as 'no' or 'maybe' (a --grid or --set value that did not parse
+    as a boolean) is truthy, and had silently turned the feature on."""
+    if not isinstance(value, bool):
+        raise ConfigError(name, value, "true or false")
+    return value
+
+
 def check_choice(name: str, value, choices: Iterable[str]):
     choices = tuple(choices)
     if value not in choices:

@@ -163,3 +163,22 @@ def test_an_energy_in_another_unit_warns_by_name():
         warnings.simplefilter("error")
         configs.resolve({"ledger.fecap_energy_fj": 30, "ledger.memristor_energy_pj": 0.2})
         configs.resolve({"mode": "fp", "rule.k": 5})
+
+
+def test_every_true_or_false_field_refuses_any_other_value():
+    """A text is truthy: `--grid network.bias=no` had trained with a bias, and `maybe` too. Every field
+    declared bool (whatever section, including those added later) takes True or False only."""
+    from ferristor.sweeps import configs
+    paths = [p for p in configs.config_paths() if configs.allowed_types(p) == {bool}]
+    assert {"network.bias", "network.output_norm", "ledger.count_zero_updates", "ledger.transfer_writes_unchanged",
+            "scheme.reset_fast"} <= set(paths)
+    from ferristor.rule.schemes import _OWNERS
+    for path in paths:
+        base = {"mode": "hm"}
+        if path.startswith("scheme."):  # a baseline's field: set under its own rule
+            base["scheme.rule"] = _OWNERS[path.split(".")[-1]]
+        for value in ("no", "maybe", 1, None):
+            with pytest.raises(ConfigError, match="expected true or false") as e:
+                configs.resolve({**base, path: value})
+            assert e.value.field.split(".")[-1] == path.split(".")[-1]
+        configs.resolve({**base, path: False})

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..config_base import check_number, param
+from ..config_base import check_bool, check_number, param
 from .devices import DeviceGroup, devices_report, recost_devices
 from .layout import PAPER_LAYOUT, SynapseLayout
 
@@ -46,6 +46,8 @@ class LedgerConfig:
             check_number("LedgerConfig.memristor_ops_unselected", self.memristor_ops_unselected, lo=0,
                          hi=self.memristor_ops_per_transfer, integer=True)
         check_number("LedgerConfig.ops_per_cycle", self.ops_per_cycle, lo=1, integer=True)
+        for name in ("count_zero_updates", "transfer_writes_unchanged"):
+            check_bool(f"LedgerConfig.{name}", getattr(self, name))
         for name in ("fecap_energy_fj", "memristor_energy_pj"):
             check_number(f"LedgerConfig.{name}", getattr(self, name), lo=0)
         for name in ("fecap_endurance_cycles", "memristor_endurance_cycles"):

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from ..backend import backend_for, cpu_module
-from ..config_base import check_choice, check_number, param
+from ..config_base import check_bool, check_choice, check_number, param
 from ..errors import ConfigError
 from . import functional as F
 from .config import HybridConfig
@@ -43,6 +43,8 @@ class NetworkSpec:
             check_number("sizes", s, lo=1, integer=True)
         check_choice("norm", self.norm, ("layer", "batch", "none"))
         check_choice("output", self.output, ("softmax", "sigmoid"))
+        check_bool("bias", self.bias)
+        check_bool("output_norm", self.output_norm)
         if self.output == "sigmoid" and self.sizes[-1] != 1:
             raise ConfigError("sizes", self.sizes, "a single output unit with output='sigmoid'")
         if self.norm == "layer":  # LayerNorm over 1 or 2 values: 0 or ±1 whatever they are, no gradient

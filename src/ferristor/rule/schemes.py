@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 
-from ..config_base import check_choice, check_number, param
+from ..config_base import check_bool, check_choice, check_number, param
 from ..errors import ConfigError
 from .config import ROUNDING_MODES
 
@@ -67,8 +67,7 @@ class SchemeConfig:
         check_number("gamma", self.gamma, lo=0)
         check_number("transfer_lr", self.transfer_lr, lo=0, lo_open=True)
         check_number("lines_per_transfer", self.lines_per_transfer, lo=1, integer=True)
-        if not isinstance(self.reset_fast, bool):
-            raise ConfigError("reset_fast", self.reset_fast, "true or false")
+        check_bool("reset_fast", self.reset_fast)
         check_choice("transfer_rounding", self.transfer_rounding, ROUNDING_MODES)
         defaults = SchemeConfig.__dataclass_fields__
         for f in fields(self):
