@@ -205,3 +205,43 @@ def test_reproduce_fig6_is_the_fig6_command(monkeypatch, tmp_path):
     assert seen["out"] == str(tmp_path / "fig6") and seen["pretrain_epochs"] == 1.0 and seen["progress"] is False
     r = CliRunner().invoke(cli, ["reproduce", "fig6", "--seeds", "0-2", "--out", str(tmp_path)])
     assert r.exit_code != 0 and "--seeds does not apply to fig6" in r.output
+
+
+# --- one seed: no spread, no standard error ---------------------------------------------------------------
+
+def test_one_seed_has_no_standard_error_and_only_the_half_point_rule():
+    # was s.e. 0.00, which made the 2-s.e. rule a 0 pp band and read as a measured spread of zero
+    a = rp.agreement([96.0], 96.4)
+    assert a["sem"] is None and a["agrees"] and not rp.agreement([96.0], 96.6)["agrees"]
+
+
+def test_fig5f_table_of_one_seed_shows_n_a_not_zero():
+    ref = rp.pv.FIG5F["mnist-online"]
+    table = {"mnist-online": {"fp": [ref["fp"] - 0.3], "hm": [ref["hm"] - 2.0], "hm-var": [ref["hm-var"] + 0.2]}}
+    text = rp.fig5f_table(table)
+    row = next(line for line in text.splitlines() if line.startswith("| MNIST"))
+    assert "0.00" not in row, row  # no zero std or s.e. anywhere
+    assert row.count("± n/a") == 3 and row.count("s.e. n/a") == 3, row
+    assert row.count("✓") == 2 and row.count("✗") == 1  # within 0.5 pp, or not
+    assert "with one seed (no standard error: n/a), within 0.5 pp only" in text
+    several = rp.fig5f_table({"mnist-online": {"fp": [ref["fp"]] * 2}})
+    assert "one seed" not in several
+
+
+@pytest.mark.parametrize("figure, paper_columns", [("fig5c", False), ("fig5f", True)])
+def test_the_scaled_caption_names_paper_values_only_above_a_table_that_has_them(tmp_path, monkeypatch, figure,
+                                                                                 paper_columns):
+    # fig5c's table (k, accuracy, ops, energy: no paper columns) had been captioned "the paper's
+    # values, Δ and ✓/✗ are for its full runs", Fig. 5f's caveat
+    import ferristor.data.registry as registry
+    monkeypatch.setattr(registry, "locate_dataset", lambda *a, **kw: tmp_path)
+    monkeypatch.setattr(rp, "reproduce_k_sweep", lambda *a, **kw: [{"k": 10, "accuracy": [90.0]}])
+    monkeypatch.setattr(rp, "reproduce_fig5f", lambda *a, **kw: {"mnist-online": {"fp": [90.0]}})
+    r = CliRunner().invoke(cli, ["reproduce", figure, "--seeds", "0", "--epoch-scale", "0.01", "--k", "10",
+                                 "--settings", "mnist-online", "--out", str(tmp_path / "out"), "--no-progress"])
+    assert r.exit_code == 0, r.output
+    caption = next(line for line in r.output.splitlines() if line.startswith("Fig. 5"))
+    table = r.output[r.output.index(caption):]
+    assert ("(paper " in table) == paper_columns  # the paper's values beside ours
+    assert ("Δ" in caption and "✓/✗" in caption) == paper_columns, caption
+    assert "at 0.01× the paper's epochs" in caption and "expected to fall short" in caption

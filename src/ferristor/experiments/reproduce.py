@@ -156,18 +156,21 @@ AGREE_SEM = 2.0
 
 def agreement(acc, ref: float) -> dict:
     """Our seeds' mean against the paper's value: Δ (pp), s.e.m., and whether |Δ| ≤ AGREE_PP or
-    |Δ| ≤ AGREE_SEM · s.e.m."""
+    |Δ| ≤ AGREE_SEM · s.e.m. One seed has no standard error (None, not 0.0): its verdict is the
+    AGREE_PP rule's alone."""
     acc = np.asarray(acc, dtype=np.float64)
     mean = float(acc.mean())
-    sem = float(acc.std(ddof=1) / np.sqrt(acc.size)) if acc.size > 1 else 0.0
+    sem = float(acc.std(ddof=1) / np.sqrt(acc.size)) if acc.size > 1 else None
     delta = mean - float(ref)
     return {"mean": mean, "sem": sem, "delta": delta,
-            "agrees": abs(delta) <= AGREE_PP + 1e-9 or abs(delta) <= AGREE_SEM * sem}
+            "agrees": abs(delta) <= AGREE_PP + 1e-9 or (sem is not None and abs(delta) <= AGREE_SEM * sem)}
 
 
 def fig5f_table(table: dict) -> str:
     """Markdown: our mean ± std next to the paper's value, per setting and mode, with Δ and ✓ where
-    the cell agrees (``agreement``) or ✗ where it does not."""
+    the cell agrees (``agreement``) or ✗ where it does not. A cell of one seed has no std or
+    standard error: n/a, and its ✓/✗ is the 0.5 pp rule's alone (said under the table)."""
+    single = False
     lines = ["| setting | " + " | ".join(pv.FIG5F_VARIANT_LABELS[m] for m in pv.FIG5F_VARIANTS) + " |",
              "|---|" + "---|" * len(pv.FIG5F_VARIANTS)]
     for s, row in table.items():
@@ -175,15 +178,19 @@ def fig5f_table(table: dict) -> str:
         for m in pv.FIG5F_VARIANTS:
             acc = np.asarray(row.get(m, []))
             ref = pv.FIG5F.get(s, {}).get(m)
-            ours = f"{acc.mean():.2f} ± {acc.std(ddof=1) if acc.size > 1 else 0:.2f}" if acc.size else "–"
+            std = f"{acc.std(ddof=1):.2f}" if acc.size > 1 else "n/a"  # one seed: no spread, not a measured 0
+            ours = f"{acc.mean():.2f} ± {std}" if acc.size else "–"
             if ref is not None and acc.size:
                 a = agreement(acc, ref)
                 mark = "✓" if a["agrees"] else "✗"
-                cells.append(f"{ours} (paper {ref}, Δ {a['delta']:+.2f}, s.e. {a['sem']:.2f} {mark})")
+                sem = f"{a['sem']:.2f}" if a["sem"] is not None else "n/a"
+                single |= a["sem"] is None
+                cells.append(f"{ours} (paper {ref}, Δ {a['delta']:+.2f}, s.e. {sem} {mark})")
             else:
                 cells.append(f"{ours} (paper {ref})" if ref is not None else ours)
         lines.append(f"| {pv.FIG5F_SETTING_LABELS.get(s, s).replace(chr(10), ' ')} | " + " | ".join(cells) + " |")
-    lines.append(f"\n✓: within {AGREE_PP} pp of the paper or within {AGREE_SEM:g} standard errors of our mean.")
+    lines.append(f"\n✓: within {AGREE_PP} pp of the paper or within {AGREE_SEM:g} standard errors of our mean"
+                 + (f"; with one seed (no standard error: n/a), within {AGREE_PP} pp only." if single else "."))
     return "\n".join(lines)
 
 
