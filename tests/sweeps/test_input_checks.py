@@ -104,7 +104,7 @@ def test_a_value_or_point_given_twice_is_refused_not_collapsed(tmp_path):
     _one_line_exit_2(r, "--grid rule.k: 10 is given twice: each value once")
     r = CliRunner().invoke(cli, ["sweep", "--grid", "rule.k=100,1e2", "--set", "epochs=0.01", "--dry-run",
                                  "--out", str(tmp_path / "s")])  # 1e2 is taken as the integer 100: one trial
-    _one_line_exit_2(r, "--grid rule.k: 100.0 is given twice: each value once")
+    _one_line_exit_2(r, "--grid rule.k: 100.0 is given twice (the same value as 100 before): each value once")
     spec = tmp_path / "spec.toml"
     spec.write_text('[base]\nepochs = 0.01\n[[points]]\nmode = "hm"\n[[points]]\nmode = "hm-var"\n[[points]]\nmode = "hm"\n')
     r = CliRunner().invoke(cli, ["sweep", str(spec), "--dry-run", "--out", str(tmp_path / "s2")])

@@ -317,7 +317,8 @@ def check(spec: SweepSpec) -> None:
             raise SpecError(e.render(lambda f: who if f == e.field else None)) from None
         raise SpecError(f"{who}: {e}") from None
     for path, values in spec.grid.items():
-        _no_repeats([_key(v, path) for v in values], lambda i: f"{spec.where(path)}: {values[i]!r}")
+        _no_repeats([_key(v, path) for v in values], lambda i: f"{spec.where(path)}: {values[i]!r}",
+                    lambda i: repr(values[i]))
         for v in values:
             try:
                 configs.resolve({**spec.base, path: v})
@@ -362,13 +363,15 @@ def _key(value, path: str | None = None) -> str:
     return json.dumps({p: configs.coerce(p, v) for p, v in value.items()}, sort_keys=True)
 
 
-def _no_repeats(keys: list[str], name) -> None:
-    """A value given twice would have been one trial, silently: refused, named by ``name(index)``."""
-    seen = set()
+def _no_repeats(keys: list[str], name, shown=None) -> None:
+    """A value given twice would have been one trial, silently: refused, named by ``name(index)``;
+    ``shown(index)``, where given, names the earlier value when it was written otherwise (1e1, 10)."""
+    first: dict[str, int] = {}
     for i, k in enumerate(keys):
-        if k in seen:
-            raise SpecError(f"{name(i)} is given twice: each value once")
-        seen.add(k)
+        if k in first:
+            same = f" (the same value as {shown(first[k])} before)" if shown and shown(first[k]) != shown(i) else ""
+            raise SpecError(f"{name(i)} is given twice{same}: each value once")
+        first[k] = i
 
 
 def check_against_data(spec: SweepSpec, datasets: dict) -> None:
