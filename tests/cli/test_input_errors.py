@@ -251,3 +251,19 @@ def test_compare_rules_names_the_rule_that_diverged(tmp_path, monkeypatch):
                    "the loss diverged at step 600 (tiki-taka:gamma=10 on mnist, lr 0.1)", "lower the rule's lr (an lr= setting in --rules)",
                    "or check --rules tiki-taka:gamma=10")
     assert "--lr " not in line  # compare-rules has no --lr option
+
+
+# --- lifetime's --rate: required, and its help says so ------------------------------------------------------
+
+def test_lifetime_help_marks_rate_required_as_the_command_requires_it(tmp_path):
+    # the help had shown --rate as an ordinary option, while lifetime refuses to run without it
+    # (report, whose page has a box for it, starts at 1: its help shows that default)
+    import re
+    text = re.sub(r"\s+", " ", invoke("lifetime", "--help").output)
+    rate = text[text.index("--rate"):text.index("--k ")]
+    assert "[required]" in rate and "no default" in rate, rate
+    r = invoke("lifetime", tmp_path)
+    assert r.exit_code == 2 and r.stderr.strip().splitlines() == [
+        "error: --rate is missing: give the samples per second the device learns from, e.g. --rate 10"], r.output
+    report = re.sub(r"\s+", " ", invoke("report", "--help").output)
+    assert "[default: 1]" in report[report.index("--rate"):report.index("--k ")]

@@ -58,7 +58,9 @@ def report(paths, out, rate, ks, figures_dir):
 
 @click.command("lifetime")
 @click.argument("run", metavar="RUN", required=False)
-@click.option("--rate", default=None, help="samples per second the device learns from (e.g. an edge sensor's rate)")
+@click.option("--rate", default=None, metavar="RATE",
+              help="samples per second the device learns from (e.g. an edge sensor's rate); no default: a lifetime "
+                   "in days scales with it (report's page starts at 1 and has a box to change it)  [required]")
 @click.option("--k", "ks", default=None, help="transfer periods to project a run to, whole numbers ≥ 1 (a sweep's points are measured at their own k only) [default: 1,2,5,…,1000]")
 def lifetime(run, rate, ks):
     """Days until the worst memristor and the worst FeCAP of RUN's chips reach their rated endurance,
