@@ -13,7 +13,7 @@ from ferristor.optim import HybridSGD
 class _Tiny:
     def __init__(self, p=1.0, k=2, steps=5, **ledger_options):
         cfg = HybridConfig(mode="hm", ledger=LedgerConfig(**ledger_options))
-        self.model = HybridMLP(NetworkSpec(sizes=(3, 2, 2)), config=cfg, seeds=0)
+        self.model = HybridMLP(NetworkSpec(sizes=(3, 2, 2), norm="none"), config=cfg, seeds=0)
         opt = HybridSGD(self.model.parameters(), lr=0.1, p=p, k=k)
         g = torch.Generator().manual_seed(0)
         for _ in range(steps):
@@ -85,7 +85,7 @@ def test_report_names_layers_and_histograms_count_every_device():
 
 
 def test_fp_model_has_no_device_ledger():
-    assert ledger(HybridMLP(NetworkSpec(sizes=(3, 2)), config=HybridConfig(mode="fp"), seeds=0)) is None
+    assert ledger(HybridMLP(NetworkSpec(sizes=(3, 2), output_norm=False), config=HybridConfig(mode="fp"), seeds=0)) is None
 
 
 def test_layer_report_from_counts():
