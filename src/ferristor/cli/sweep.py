@@ -31,6 +31,9 @@ from .common import cpu_count, names_options, prepare_file_folder, prepare_folde
 @click.option("--ray-address", default=None, metavar="ADDR", help="run trials on the Ray cluster at ADDR (e.g. 10.0.0.1:6379 or auto)")
 @click.option("--max-retries", type=int, default=2, show_default=True, help="retries of a failing trial before it is recorded as failed")
 @click.option("--retry-failed", is_flag=True, help="try trials recorded as failed again")
+@click.option("--merge", is_flag=True,
+              help="add this sweep's trials to an --out holding another sweep (by default refused: its results "
+                   "would mix both; the same spec, or one adding grid values, points or seeds, resumes without it)")
 @click.option("--dry-run", is_flag=True, help="list the trials and an estimate of their CPU time; run nothing")
 @click.option("--data-dir", type=click.Path(file_okay=False), default=None, envvar="FERRISTOR_DATA",
               help="data root, read by this process only: workers get the data from it [env FERRISTOR_DATA]")
@@ -40,12 +43,12 @@ from .common import cpu_count, names_options, prepare_file_folder, prepare_folde
               help="show a progress bar (without it, a line per trial's start, end, retry and failure still prints)")
 @names_options()
 def sweep(spec_file, grids, sets, seeds, seeds_per_trial, threads, workers, in_process, use_ray, ray_cpus, ray_address,
-          max_retries, retry_failed, dry_run, data_dir, out, progress):
+          max_retries, retry_failed, merge, dry_run, data_dir, out, progress):
     """Run a sweep over any config fields: a SPEC file (TOML/YAML) and/or --grid axes; every trial's
     seeds train as replicas in one process; results go to OUT/sweep.sqlite (see 'ferristor results')."""
     from ..sweeps import spec as sp
     from ..sweeps.progress import LINES
-    from ..sweeps.run import plan, run_plan
+    from ..sweeps.run import check_folder, plan, run_plan
 
     for name, value, lo in (("--workers", workers, 1), ("--max-retries", max_retries, 0), ("--ray-cpus", ray_cpus, 1)):
         if value is not None and value < lo:
@@ -68,6 +71,7 @@ def sweep(spec_file, grids, sets, seeds, seeds_per_trial, threads, workers, in_p
         from ..sweeps.ray_executor import check_reachable
         check_reachable(ray_address)  # before loading any data
     if dry_run:
+        check_folder(spec, out, merge)  # what a run would refuse, said before listing its trials
         p = plan(spec, Path(out), data_dir)
         if on_cluster:
             _set_node_threads(spec, p, node_threads)
@@ -79,6 +83,7 @@ def sweep(spec_file, grids, sets, seeds, seeds_per_trial, threads, workers, in_p
     from ..sweeps.driver import sweep_lock
     prepare_folder(out, "out")  # created and writable, or refused naming --out (as train's), before any work
     with sweep_lock(out):  # before loading data: a second driver, or a train on this --out, is refused at once
+        check_folder(spec, out, merge)  # a train run's folder, or another sweep's, is refused before any work
         p = plan(spec, Path(out), data_dir)
         if on_cluster:
             _set_node_threads(spec, p, node_threads)

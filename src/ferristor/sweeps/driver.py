@@ -91,7 +91,21 @@ class _Run:
         store = self.store
         store.register(self.trials)
         for k, v in (meta or {}).items():
-            store.set_meta(k, json.dumps(v, sort_keys=True))
+            value, before = json.dumps(v, sort_keys=True), store.meta(k)
+            if k == "spec" and before is not None and before != value:
+                # another spec run into this folder (--merge, or one adding points or seeds): the one it
+                # replaces is kept, so no sweep that wrote the store goes unrecorded
+                try:
+                    earlier = json.loads(store.meta("earlier_specs") or "[]")
+                    earlier = earlier if isinstance(earlier, list) else [earlier]
+                except ValueError:
+                    earlier = [store.meta("earlier_specs")]
+                try:
+                    earlier.append(json.loads(before))
+                except ValueError:
+                    earlier.append(before)
+                store.set_meta("earlier_specs", json.dumps(earlier, sort_keys=True))
+            store.set_meta(k, value)
         status = store.status(self.by_key)
         if retry_failed:
             store.retry_failed([k for k, r in status.items() if r["status"] == "failed"])

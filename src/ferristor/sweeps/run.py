@@ -89,6 +89,99 @@ def plan(spec: sp.SweepSpec, folder: Path, data_dir: str | None = None, given: d
     return Plan(spec, Path(folder), expand(spec, prints), data, spec.name or Path(folder).name)
 
 
+_NONE = object()  # a base path the spec does not set
+
+
+def _comparable(d: dict) -> dict:
+    """A recorded spec (``spec.describe``) without what does not change a trial's numbers: its name and
+    the execution fields (threads, …: a rerun on other threads resumes)."""
+    def keep(tree: dict) -> dict:
+        return {k: v for k, v in tree.items() if k.split(".")[0] not in sp.EXECUTION_FIELDS}
+    return {"base": keep(d.get("base") or {}), "grid": keep(d.get("grid") or {}),
+            "points": [keep(pt) for pt in (d.get("points") or [{}])] or [{}],
+            "seeds": list(d.get("seeds") or []), "seeds_per_trial": d.get("seeds_per_trial")}
+
+
+def _j(v) -> str:
+    return json.dumps(v, sort_keys=True)
+
+
+def _show(v) -> str:
+    return v if isinstance(v, str) else _j(v)
+
+
+def spec_changes(old: dict, new: dict) -> tuple[list[str], list[str]]:
+    """(what the folder's recorded spec ``old`` has that the spec ``new`` drops or changes, what
+    ``new`` adds to it): both ``spec.describe`` records. The first list empty: ``new`` is ``old``, or
+    extends it with grid values, points or seeds (its trials include the folder's), so it resumes."""
+    old, new = _comparable(old), _comparable(new)
+    changed, added = [], []
+    for path in dict.fromkeys([*old["base"], *new["base"]]):
+        a, b = old["base"].get(path, _NONE), new["base"].get(path, _NONE)
+        if _j(a) != _j(b):
+            there = f"{path}={_show(a)}" if a is not _NONE else f"no {path}"
+            here = f"{path}={_show(b)}" if b is not _NONE else f"no {path}"
+            changed.append(f"{there} there, {here} here")
+    for axis in dict.fromkeys([*old["grid"], *new["grid"]]):
+        if axis not in new["grid"]:
+            changed.append(f"--grid {axis} there, not here")
+        elif axis not in old["grid"]:
+            changed.append(f"--grid {axis} here, not there")
+        else:
+            gone = [_show(v) for v in old["grid"][axis] if _j(v) not in {_j(w) for w in new["grid"][axis]}]
+            more = [_show(v) for v in new["grid"][axis] if _j(v) not in {_j(w) for w in old["grid"][axis]}]
+            if gone:
+                changed.append(f"{axis}={','.join(gone)} there, not here")
+            if more:
+                added.append(f"{axis}={','.join(more)}")
+    old_pts, new_pts = [_j(pt) for pt in old["points"]], [_j(pt) for pt in new["points"]]
+    changed += [f"the point {pt} there, not here" for pt in old_pts if pt not in new_pts]
+    added += [f"the point {pt}" for pt in new_pts if pt not in old_pts]
+    gone = [s for s in old["seeds"] if s not in new["seeds"]]
+    if gone:
+        changed.append(f"seeds {','.join(map(str, gone))} there, not here")
+    if more := [s for s in new["seeds"] if s not in old["seeds"]]:
+        added.append(f"seeds {','.join(map(str, more))}")
+    if old["seeds_per_trial"] != new["seeds_per_trial"]:
+        changed.append(f"seeds_per_trial {old['seeds_per_trial'] or 'all'} there, {new['seeds_per_trial'] or 'all'} here")
+    return changed, added
+
+
+def check_folder(spec: sp.SweepSpec, folder: str | Path, merge: bool = False) -> None:
+    """Refuse an ``--out`` a sweep must not write into, before any work: a ``train`` run's folder
+    (its results.json or checkpoint.pt), or, without ``merge``, one whose store holds another sweep:
+    a recorded spec this one drops or changes anything of, or trials of no recorded spec (imported
+    runs, a ``reproduce`` figure). The same spec again, or one that only adds grid values, points or
+    seeds, resumes."""
+    from ..errors import ConfigError
+    from ..experiments.run_folder import CHECKPOINT, RESULTS
+    folder = Path(folder)
+    hint = "give another --out, or --merge to add this sweep's trials to it (its results then hold both)"
+    for name in (RESULTS, CHECKPOINT):
+        if (folder / name).is_file():
+            raise ConfigError("out", str(folder), reason=f"holds a train run ({name}), not a sweep: give another --out "
+                                                         f"(ferristor results SWEEP --import {folder} adds the run to a sweep)")
+    if merge or not store_path(folder).exists():
+        return
+    store = open_store(folder, readonly=True)
+    try:
+        recorded, n = store.meta("spec"), len(store.status())
+    finally:
+        store.close()
+    if recorded is None:
+        if n:
+            raise ConfigError("out", str(folder), reason=f"holds {n} trial{'s' if n != 1 else ''} of no recorded sweep "
+                                                         f"(imported runs, or a ferristor reproduce figure): {hint}")
+        return
+    try:
+        old = json.loads(recorded)
+        changed, _ = spec_changes(old, sp.describe(spec))
+    except (ValueError, TypeError, AttributeError):
+        changed = ["its recorded spec cannot be read"]
+    if changed:
+        raise ConfigError("out", str(folder), reason=f"holds another sweep ({'; '.join(changed)}): {hint}")
+
+
 def run_plan(p: Plan, *, workers: int = 1, in_process: bool = False, ray: bool = False, ray_address: str | None = None,
              ray_cpus: int | None = None, max_retries: int = 2, retry_failed: bool = False, progress: bool = True,
              executor=None) -> Outcome:

@@ -1,0 +1,119 @@
+"""An --out that holds something else than this sweep is refused before any work, naming what differs
+and how to go on: another sweep (its recorded spec would be overwritten and its results mixed with
+this one's), trials of no recorded spec, a train run's folder. The same spec, or one that only adds
+grid values, points or seeds, resumes; --merge adds to another sweep on purpose, keeping both specs."""
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from ferristor.cli.main import cli
+from ferristor.errors import ConfigError
+from ferristor.sweeps.driver import run_sweep
+from ferristor.sweeps.run import check_folder
+from ferristor.sweeps.spec import build_spec, describe
+from ferristor.sweeps.store import open_store
+
+
+def _spec(*grids, sets=("mode=hm", "epochs=0.005"), seeds="0"):
+    return build_spec(None, sets=sets, grids=grids, seeds=seeds)
+
+
+def _folder(tmp_path, spec, name="kp"):
+    folder = tmp_path / name
+    folder.mkdir()
+    store = open_store(folder)
+    store.set_meta("spec", json.dumps(describe(spec), sort_keys=True))
+    store.close()
+    return folder
+
+
+def _meta(folder, key="spec"):
+    store = open_store(folder, readonly=True)
+    try:
+        return store.meta(key)
+    finally:
+        store.close()
+
+
+def test_another_sweep_in_the_folder_is_refused_naming_what_differs(tmp_path):
+    """Before: it ran, exit 0, no warning; meta.spec was overwritten and results mixed both sweeps."""
+    folder = _folder(tmp_path, _spec("rule.k=1,10"))
+    before = _meta(folder)
+    r = CliRunner().invoke(cli, ["sweep", "--grid", "rule.p=0.1,0.3", "--set", "mode=fp", "--set", "epochs=0.005",
+                                 "--in-process", "--no-progress", "--out", str(folder)])
+    assert r.exit_code == 2, r.output
+    assert "Traceback" not in r.output and len(r.output.strip().splitlines()) == 1, r.output
+    line = r.output.strip()
+    assert line.startswith(f"error: --out {folder}: holds another sweep ("), line
+    for said in ("mode=hm there, mode=fp here", "--grid rule.k there, not here", "--grid rule.p here, not there",
+                 "give another --out", "--merge"):
+        assert said in line, line
+    assert _meta(folder) == before  # the first sweep's record is intact
+
+
+def test_dry_run_says_the_same(tmp_path):
+    folder = _folder(tmp_path, _spec("rule.k=1,10"))
+    r = CliRunner().invoke(cli, ["sweep", "--grid", "rule.k=1,10", "--set", "mode=fp", "--set", "epochs=0.005",
+                                 "--dry-run", "--out", str(folder)])
+    assert r.exit_code == 2 and "holds another sweep (mode=hm there, mode=fp here)" in r.output, r.output
+
+
+@pytest.mark.parametrize("grid, seeds", [
+    ("rule.k=1,10", "0"),  # the same spec: a resume
+    ("rule.k=1,10,100", "0"),  # another grid value
+    ("rule.k=1,10", "0-2"),  # more seeds
+])
+def test_the_same_spec_or_one_adding_to_it_resumes(tmp_path, grid, seeds):
+    folder = _folder(tmp_path, _spec("rule.k=1,10"))
+    check_folder(_spec(grid, seeds=seeds), folder)
+
+
+def test_other_threads_are_the_same_sweep(tmp_path):
+    folder = _folder(tmp_path, _spec("rule.k=1,10", sets=("mode=hm", "epochs=0.005", "threads=1")))
+    check_folder(_spec("rule.k=1,10", sets=("mode=hm", "epochs=0.005", "threads=2")), folder)
+
+
+@pytest.mark.parametrize("grid, seeds, said", [
+    ("rule.k=1", "0", "rule.k=10 there, not here"),
+    ("rule.k=1,10", "1", "seeds 0 there, not here"),
+])
+def test_a_spec_that_drops_trials_is_another_sweep(tmp_path, grid, seeds, said):
+    folder = _folder(tmp_path, _spec("rule.k=1,10"))
+    with pytest.raises(ConfigError, match=said):
+        check_folder(_spec(grid, seeds=seeds), folder)
+    check_folder(_spec(grid, seeds=seeds), folder, merge=True)
+
+
+def test_merge_keeps_the_spec_it_replaces(tmp_path):
+    first, second = _spec("rule.k=1,10"), _spec("rule.p=0.1,0.3", sets=("mode=fp", "epochs=0.005"))
+    folder = _folder(tmp_path, first)
+    run_sweep([], folder, {}, meta={"spec": describe(second)}, progress=False)
+    assert json.loads(_meta(folder)) == json.loads(json.dumps(describe(second)))
+    assert json.loads(_meta(folder, "earlier_specs")) == [json.loads(json.dumps(describe(first)))]
+
+
+def test_trials_of_no_recorded_spec_are_refused_without_merge(tmp_path):
+    from ferristor.sweeps.trials import Trial
+    folder = tmp_path / "imports"
+    folder.mkdir()
+    store = open_store(folder)
+    store.register([Trial("k" * 64, {"imported": "demo"}, {"seeds": [0]}, {})])
+    store.close()
+    with pytest.raises(ConfigError, match="holds 1 trial of no recorded sweep"):
+        check_folder(_spec("rule.k=1"), folder)
+    check_folder(_spec("rule.k=1"), folder, merge=True)
+
+
+@pytest.mark.parametrize("merge", [False, True])
+def test_a_train_run_folder_is_refused(tmp_path, merge):
+    """Before: the sweep's store was written beside the run's results.json."""
+    folder = tmp_path / "run"
+    folder.mkdir()
+    (folder / "results.json").write_text("{}")
+    r = CliRunner().invoke(cli, ["sweep", "--grid", "rule.k=1", "--set", "epochs=0.005", "--in-process",
+                                 *(["--merge"] if merge else []), "--out", str(folder)])
+    assert r.exit_code == 2, r.output
+    assert r.output.strip() == (f"error: --out {folder}: holds a train run (results.json), not a sweep: give another "
+                                f"--out (ferristor results SWEEP --import {folder} adds the run to a sweep)"), r.output
+    assert not (folder / "sweep.sqlite").exists()
