@@ -147,6 +147,57 @@ def test_replicas_shuffle_by_their_own_seeds_and_each_equals_its_seed_alone():
             assert torch.equal(v, theirs), k
 
 
+def test_the_results_record_a_config_that_compare_report_and_lifetime_read(tmp_path):
+    """fit(out=…) had written "config": null, and 'ferristor compare/report/lifetime' refused the folder
+    ("'config' is null, expected an object")."""
+    from click.testing import CliRunner
+
+    from ferristor.cli.main import cli
+    from ferristor.report.runs import read_run
+    train_xy, test_xy = blobs(0), blobs(1)
+    r = fit(net(seeds=[4, 9], replicas=2), train_xy, test_xy, out=tmp_path / "a", name="blobs", **FAST)
+    cfg = json.loads((tmp_path / "a" / "results.json").read_text())["config"]
+    assert cfg == r.results["config"]
+    assert {k: cfg[k] for k in ("dataset", "mode", "epochs", "batch", "seeds")} == \
+        {"dataset": "blobs", "mode": "hm-var", "epochs": 1, "batch": 1, "seeds": [4, 9]}
+    assert cfg["rule"] == {"lr": 0.2, "p": 0.5, "k": 10, "k_unit": "inputs", "rounding": "stochastic", "sampler": "dense",
+                           "batch_reduction": "mean", "hidden_lsb": 2.0 ** -9, "init_scale": 0.5, "init_shape": "uniform"}
+    assert cfg["network"]["sizes"] == [2, 16, 3] and [la["weight"] for la in cfg["network"]["layers"]] == [[16, 2], [3, 16]]
+    hybrid = HybridConfig(mode="hm-var")
+    assert (cfg["transfer"]["model"], cfg["ledger"]["memristor_endurance_cycles"]) == \
+        ("table", hybrid.ledger.memristor_endurance_cycles)
+    assert cfg["fit"]["data_fingerprint"] == r.results["dataset"]["fingerprint"] and cfg["fit"]["optimizer"] == "HybridSGD"
+    run = read_run(tmp_path / "a")  # the report's reader, with its checks of every field it reads
+    assert run.config["rule"]["k"] == 10 and run.seeds == [4, 9] and run.endurance.memristor_cycles == 1e5
+
+    fit(net(), train_xy, test_xy, out=tmp_path / "b", name="blobs", **dict(FAST, lr=0.1))
+    runner = CliRunner()
+    compared = runner.invoke(cli, ["compare", str(tmp_path / "a"), str(tmp_path / "b")])
+    assert compared.exit_code == 0, compared.output
+    assert "rule.lr" in compared.output and "| a |" in compared.output and "| b |" in compared.output
+    lifetime = runner.invoke(cli, ["lifetime", str(tmp_path / "a"), "--rate", "10"])
+    assert lifetime.exit_code == 0 and "blobs · hm-var · k=10 · p=0.5 · lr=0.2" in lifetime.output, lifetime.output
+    page = runner.invoke(cli, ["report", str(tmp_path / "a"), str(tmp_path / "b"), "--out", str(tmp_path / "r.html")])
+    assert page.exit_code == 0 and (tmp_path / "r.html").exists(), page.output
+
+
+def test_the_recorded_config_says_what_it_cannot_know_as_null_and_layers_that_differ_apart():
+    x, y = blobs(0, n=40)
+    plain = nn.Sequential(nn.Linear(2, 3))
+    cfg = quiet_fit(plain, (x, y), epochs=1, progress=False,
+                    optimizer=torch.optim.Adam(plain.parameters(), lr=0.01)).results["config"]
+    assert cfg["mode"] == "float" and cfg["rule"]["lr"] == 0.01 and cfg["rule"]["p"] is None and cfg["rule"]["k"] is None
+    assert "transfer" not in cfg and "ledger" not in cfg and cfg["fit"]["optimizer"] == "Adam"
+    mixed = nn.Sequential(HybridLinear(2, 8, config=HybridConfig(mode="hm"), seeds=1, name="fc1"), nn.ReLU(),
+                          HybridLinear(8, 3, config=HybridConfig(mode="fp"), seeds=1, name="fc2"))
+    cfg = quiet_fit(mixed, (x, y), **FAST).results["config"]
+    assert cfg["mode"] == "mixed" and [la["config"] for la in cfg["network"]["layers"]] == [{"mode": "hm"}, {"mode": "fp"}]
+    given = {"dataset": "mine", "note": "as given"}
+    assert quiet_fit(net(), (x, y), config=given, **FAST).results["config"] == given
+    with pytest.raises(ConfigError, match=r"config='TrainConfig' is not allowed: expected a dict"):
+        quiet_fit(net(), (x, y), config=task_config("mnist", "hm"), **FAST)
+
+
 # --- an output folder holds one run ------------------------------------------------------------------
 
 def test_a_used_folder_refuses_another_dataset_and_resumes_its_own(tmp_path):

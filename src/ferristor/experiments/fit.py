@@ -11,7 +11,9 @@ dict with the dataset's name and fingerprint, accuracy history, the ledger and t
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+import json
 import math
 import time
 import warnings
@@ -25,7 +27,7 @@ from torch import nn
 
 from ..atomic import atomic_write
 from ..compile_clock import CompileClock
-from ..config_base import check_number
+from ..config_base import check_number, to_dict
 from ..data.registry import Dataset
 from ..data.validate import check_fits, check_outputs, numeric_tensor
 from ..errors import ConfigError, DataError, DivergedError, FerristorWarning, NonFiniteGradientError
@@ -332,6 +334,9 @@ def run_fit(model: nn.Module, train_data, test_data=None, *, epochs: float = 1.0
     check_number("validation_seed", validation_seed, lo=0, integer=True)
     if seed is not None:
         check_number("seed", seed, lo=0, integer=True)
+    if config is not None and not isinstance(config, dict):
+        raise ConfigError("config", type(config).__name__, "a dict describing the run (JSON-able), recorded as "
+                          "results['config'] in place of the one fit records; or None")
     if not layers:
         warnings.warn(FerristorWarning(f"{type(model).__name__} has no hybrid layers: it trains in float, with plain "
                                        "SGD and no device counts (ferristor.convert puts its layers on hybrid synapses)"),
@@ -474,7 +479,11 @@ def run_fit(model: nn.Module, train_data, test_data=None, *, epochs: float = 1.0
         bar.close()
 
     ledger = model_ledger(model)
-    results = _results(data, config, history, ledger, total_steps, batch, n_rep, train_time, compile_time,
+    recorded = config if config is not None else run_config(
+        model, optimizer, data, loss=loss, epochs=epochs, batch=batch, seeds=order_seeds, seed=seed,
+        eval_every=eval_every, checkpoint_every=checkpoint_every, test_limit=test_limit, eval_batch=eval_batch,
+        validation=validation, validation_seed=validation_seed, device=str(dev))
+    results = _results(data, recorded, history, ledger, total_steps, batch, n_rep, train_time, compile_time,
                        order_seeds, validation)
     if extra_results is not None:
         results.update(extra_results(model))
@@ -543,6 +552,77 @@ def _fit_identity(model, optimizer, loss, epochs, batch, seed, eval_every, valid
             "groups": groups, "loss": getattr(loss, "__name__", repr(loss)), "epochs": epochs, "batch": batch,
             "seed": seed, "eval_every": eval_every, "validation": validation, "validation_seed": validation_seed,
             "test_limit": test_limit, **({} if eval_batch == EVAL_CHUNK else {"eval_batch": eval_batch})}
+
+
+# RuleConfig's fields as a HybridSGD group holds them, and those a hybrid layer's HybridConfig holds
+_GROUP_RULE = ("lr", "p", "k", "k_unit", "rounding", "sampler")
+_LAYER_RULE = ("hidden_lsb", "init_scale", "init_shape")
+
+
+def _agreed(values: list):
+    """The one value all of ``values`` share; None where they differ or there are none."""
+    return values[0] if values and all(v == values[0] for v in values) else None
+
+
+def _network(model: nn.Module, data: Dataset, layers: list[HybridModule], configs: list[dict]) -> dict:
+    """``network`` of a run's config: the model's ``NetworkSpec`` where it has one (a ``HybridMLP``,
+    as ``ferristor train`` builds); else the layer sizes where the model is a chain of linear layers
+    (``sizes`` as TrainConfig's, input first), and in any case its class and hybrid layers."""
+    spec = getattr(model, "spec", None)
+    out: dict = to_dict(spec) if dataclasses.is_dataclass(spec) else {}
+    if not out:
+        weighted = [m for m in model.modules() if not list(m.children()) and
+                    (isinstance(m, HybridModule) or any(True for _ in m.parameters(recurse=False)))]
+        linear = [m for m in weighted if hasattr(m, "in_features") and hasattr(m, "out_features")]
+        others = [m for m in weighted if m not in linear and type(m).__name__ not in ("Normalize", "LayerNorm", "BatchNorm1d")]
+        sizes = [data.n_features] + [int(m.out_features) for m in linear]
+        if linear and not others and all(int(m.in_features) == n for m, n in zip(linear, sizes)):
+            out["sizes"] = sizes
+    names = {m: name for name, m in model.named_modules()}
+    differ = [k for k in (configs[0] if configs else {}) if any(c[k] != configs[0][k] for c in configs)]
+    out["model"] = type(model).__name__
+    out["layers"] = [{"name": names[m], "type": type(m).__name__,
+                      "weight": (list(m.weight.shape)[1 if m.replicas else 0:]  # one chip's
+                                 if isinstance(getattr(m, "weight", None), torch.Tensor) else None),
+                      **({"config": {k: c[k] for k in differ}} if differ else {})} for m, c in zip(layers, configs)]
+    return out
+
+
+def run_config(model: nn.Module, optimizer, data: Dataset, *, loss, epochs, batch, seeds, seed, eval_every,
+               checkpoint_every, test_limit, eval_batch, validation, validation_seed, device) -> dict:
+    """What ``fit`` knows of a run, in the shape of ``ferristor train``'s ``TrainConfig`` (the config
+    ``results.json`` records, which ``ferristor compare``, ``report`` and ``lifetime`` read): the dataset,
+    mode, schedule and seeds; ``rule`` from the optimizer's groups holding hybrid parameters (a setting
+    they do not share, or that the optimizer lacks, is null) and the layers' grid; ``transfer``, ``ledger``,
+    ``scheme`` and ``layout`` where every hybrid layer has the same (what differs between the layers is
+    in each of ``network.layers``); ``network`` (see :func:`_network`); and under ``fit`` what TrainConfig has no
+    field for: the optimizer's class and groups, the loss, the shuffle seed and the data fingerprint."""
+    layers = hybrid_layers(model)
+    configs = [to_dict(m.config) for m in layers]
+    modes = sorted({m.config.mode for m in layers})
+    groups = [{k: v for k, v in g.items() if k not in ("params", "param_names")} for g in optimizer.param_groups]
+    hybrid = [g for g, full in zip(groups, optimizer.param_groups)
+              if any(getattr(q, "owner", None) is not None for q in full["params"])] or groups
+    rule = {key: _agreed([g.get(key) for g in hybrid]) for key in _GROUP_RULE}
+    rule["batch_reduction"] = "mean" if loss is None else None  # the default loss is a mean over the batch
+    if rule["k"] is None and rule["k_unit"] is None:  # no transfer period at all: its unit is TrainConfig's default
+        del rule["k_unit"]
+    rule.update({key: _agreed([getattr(m.config, key) for m in layers]) for key in _LAYER_RULE})
+    cfg = {"dataset": data.name, "mode": modes[0] if len(modes) == 1 else ("mixed" if modes else "float"),
+           "epochs": epochs, "batch": batch, "seeds": list(seeds), "network": _network(model, data, layers, configs),
+           "rule": rule}
+    for section in ("transfer", "ledger", "scheme", "layout"):
+        found = [c[section] for c in configs]
+        if found and all(f == found[0] for f in found):
+            cfg[section] = found[0]
+    cfg.update({"eval_every": eval_every, "checkpoint_every": checkpoint_every, "test_limit": test_limit,
+                "eval_batch": eval_batch, "device": device, "validation": validation, "validation_seed": validation_seed})
+    # the groups' other settings (and the rule's where they differ): what rule does not already say
+    groups = [{k: v for k, v in g.items() if rule.get(k) is None} for g in groups]
+    cfg["fit"] = {"optimizer": type(optimizer).__name__, "groups": groups,
+                  "loss": "default" if loss is None else getattr(loss, "__name__", type(loss).__name__),
+                  "shuffle_seed": seed, "replicas": model_replicas(model), "data_fingerprint": fingerprint(data)}
+    return json.loads(json.dumps(cfg, default=repr))  # as results.json gives it back: lists, not tuples
 
 
 def _timing(train_time: float, compile_time: float, sample_replicas: int) -> dict:
