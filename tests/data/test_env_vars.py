@@ -130,3 +130,67 @@ def test_an_empty_data_variable_falls_back_to_the_cache_a_blank_one_is_refused(m
         locate_mitdb(None)
     with pytest.raises(ConfigError, match="FERRISTOR_DATA=' ' is not allowed"):
         locate(FileSet("things", (RemoteFile("a.gz", "0" * 32),)))
+
+
+# ------------------------------------------------- an explicit data root that lacks the files
+
+
+def test_offline_a_missing_record_under_data_dir_says_no_download_and_how_to_get_the_files(monkeypatch, tmp_path):
+    """The message had offered 'the cache or a download from PhysioNet' although FERRISTOR_OFFLINE forbids it."""
+    monkeypatch.setenv("FERRISTOR_OFFLINE", "1")
+    with pytest.raises(DataError) as e:
+        locate_mitdb(tmp_path / "nowhere", records=[TEST])
+    message = str(e.value)
+    assert message.startswith(f"mitdb: {TEST}.hea, {TEST}.dat, {TEST}.atr not found in {tmp_path / 'nowhere' / 'mitdb'}. "
+                              f"The data root {tmp_path / 'nowhere'} does not exist. Put the WFDB files (.hea/.dat/.atr) "
+                              f"there: the cache ({cache_root() / 'mitdb'}) lacks them too, and FERRISTOR_OFFLINE=1 forbids "
+                              f"downloading")
+    assert "download from PhysioNet" not in message and "drop --data-dir" not in message
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataError, match=r"not found in .*empty.mitdb\. Put the WFDB files \(\.hea/\.dat/\.atr\) there: "):
+        locate_mitdb(tmp_path / "empty", records=[TEST])  # a root that exists is not said not to
+
+
+def test_offline_a_copy_in_the_cache_is_offered_and_online_the_download(monkeypatch, fake_mitdb, tmp_path):
+    monkeypatch.setenv("FERRISTOR_OFFLINE", "1")
+    (cache_root() / "mitdb").mkdir(parents=True)
+    for ext in ("hea", "dat", "atr"):
+        shutil.copy(fake_mitdb.folder / f"{TEST}.{ext}", cache_root() / "mitdb")
+    with pytest.raises(DataError, match=re.escape(f"Put the WFDB files (.hea/.dat/.atr) there, or drop --data-dir/"
+                                                  f"FERRISTOR_DATA to use the copy in the cache ({cache_root() / 'mitdb'}).")):
+        locate_mitdb(tmp_path, records=[TEST])
+    monkeypatch.setenv("FERRISTOR_OFFLINE", "0")
+    with pytest.raises(DataError, match=re.escape("drop --data-dir/FERRISTOR_DATA to use the copy in the cache")):
+        locate_mitdb(tmp_path, records=[TEST])  # a complete copy is named first, online too
+    with pytest.raises(DataError, match=re.escape("drop --data-dir/FERRISTOR_DATA to use the cache or a download from "
+                                                  "PhysioNet.")):
+        locate_mitdb(tmp_path, records=["100"])  # not in the cache: online, the download is the way
+
+
+def test_a_data_dir_that_is_the_dataset_folder_itself_is_told_to_give_its_parent(monkeypatch, fake_mitdb, fake_fashion):
+    """--data-dir …/mitdb had said only 'not found in …/mitdb/mitdb'."""
+    with pytest.raises(DataError) as e:
+        locate_mitdb(fake_mitdb.folder, records=[TEST])
+    assert str(e.value).endswith(f"not found in {fake_mitdb.folder / 'mitdb'}. {fake_mitdb.folder} is the mitdb folder "
+                                 f"itself: give its parent, {fake_mitdb.root}, the data root that holds mitdb/ "
+                                 f"(--data-dir/FERRISTOR_DATA name that root, one folder per dataset).")
+    from ferristor.data.registry import FASHION_FILES
+    monkeypatch.setenv("FERRISTOR_DATA", str(fake_fashion.folder))  # the variable, as the option
+    with pytest.raises(DataError, match=re.escape(f"{fake_fashion.folder} is the fashion-mnist folder itself: give its "
+                                                  f"parent, {fake_fashion.root}")):
+        locate(FASHION_FILES)
+
+
+def test_offline_a_file_set_under_data_dir_names_the_cache_it_lacks_too(monkeypatch, tmp_path):
+    monkeypatch.setenv("FERRISTOR_OFFLINE", "true")
+    files = FileSet("toy", (RemoteFile("a.bin", "0" * 32, ("https://example.invalid/",)),))
+    with pytest.raises(DataError) as e:
+        locate(files, tmp_path)
+    assert str(e.value) == (f"toy: a.bin not found in {tmp_path / 'toy'}. Put the files there: the cache "
+                            f"({cache_root() / 'toy'}) lacks them too, and FERRISTOR_OFFLINE=true forbids downloading "
+                            f"(on a machine with a network, with FERRISTOR_OFFLINE unset, ferristor downloads them into its "
+                            f"cache and checks every file against its checksums: copy that toy folder here).")
+    monkeypatch.setenv("FERRISTOR_OFFLINE", "")
+    with pytest.raises(DataError, match=re.escape("Put the files there, or drop --data-dir/FERRISTOR_DATA to use the "
+                                                  "cache or a download.")):
+        locate(files, tmp_path)

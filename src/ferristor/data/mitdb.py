@@ -27,7 +27,7 @@ import numpy as np
 
 from ..errors import DataError
 from .mitdb_checksums import MITDB_SHA256
-from .sources import ENV_DATA_ROOT, ENV_OFFLINE, cache_root, env_path, offline, present
+from .sources import ENV_DATA_ROOT, ENV_OFFLINE, cache_root, env_path, explicit_root_advice, offline, present
 
 FOLDER = "mitdb"
 PHYSIONET_DB = "mitdb"  # PhysioNet database slug for wfdb.dl_database
@@ -141,9 +141,10 @@ def _find_mitdb(data_dir, records: Sequence[str], checksums) -> Path:
         folder = Path(explicit) / FOLDER
         missing = _missing(folder, records)
         if missing:
-            raise DataError(f"{FOLDER}: {_describe_missing(missing)} not found in {folder}. Put the WFDB "
-                            f"files (.hea/.dat/.atr) there, or drop --data-dir/{ENV_DATA_ROOT} to use the "
-                            f"cache or a download from PhysioNet.")
+            advice = explicit_root_advice(Path(explicit), FOLDER, [p.name for p in record_files(folder, records)],
+                                          [("cache", cache_root() / FOLDER)], "a download from PhysioNet",
+                                          files="the WFDB files (.hea/.dat/.atr)")
+            raise DataError(f"{FOLDER}: {_describe_missing(missing)} not found in {folder}. {advice}")
         return folder
     folder = cache_root() / FOLDER
     missing = _missing(folder, records)

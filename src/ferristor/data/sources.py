@@ -99,6 +99,39 @@ def _package_dir(spec: FileSet) -> Path | None:
     return Path(list(found.submodule_search_locations)[0]) / sub
 
 
+def _is_dir(path: Path) -> bool:
+    try:
+        return path.is_dir()
+    except (OSError, ValueError):
+        return False
+
+
+def explicit_root_advice(root: Path, folder: str, names: list[str], fallbacks: list[tuple[str, Path]],
+                         download: str, files: str = "the files") -> str:
+    """What to do where an explicit data root ``root`` lacks files of ``folder`` (said after 'not found
+    in root/folder.'): a root that does not exist, or that is the dataset's folder itself (give its
+    parent), is named; then where else the files are — a copy in ``fallbacks`` (a package, the cache)
+    that holds them all, else a ``download`` unless FERRISTOR_OFFLINE forbids it, and then how to get them."""
+    root = Path(root)
+    if _is_dir(root) and (root.name == folder or any(present(root / n) for n in names)):
+        return (f"{root} is the {folder} folder itself: give its parent, {root.parent}, the data root that holds "
+                f"{folder}/ (--data-dir/{ENV_DATA_ROOT} name that root, one folder per dataset).")
+    said = [] if _is_dir(root) else [f"The data root {root} does not exist."]
+    held = next(((label, p) for label, p in fallbacks if all(present(p / n) for n in names)), None)
+    if held is not None:
+        said.append(f"Put {files} there, or drop --data-dir/{ENV_DATA_ROOT} to use the copy in the {held[0]} ({held[1]}).")
+    elif offline():
+        where = " and ".join(f"the {label} ({p})" for label, p in fallbacks)
+        said.append(f"Put {files} there: {where} lack{'s' if len(fallbacks) == 1 else ''} them too, and "
+                    f"{ENV_OFFLINE}={os.environ[ENV_OFFLINE]} forbids downloading (on a machine with a network, "
+                    f"with {ENV_OFFLINE} unset, ferristor downloads them into its cache and checks every file against "
+                    f"its checksums: copy that {folder} folder here).")
+    else:
+        said.append(f"Put {files} there, or drop --data-dir/{ENV_DATA_ROOT} to use the "
+                    f"{' or '.join(label for label, _ in fallbacks)} or {download}.")
+    return " ".join(said)
+
+
 def _download(f: RemoteFile, dest: Path) -> None:
     dest.parent.mkdir(parents=True, exist_ok=True)
     errors = []
@@ -127,8 +160,10 @@ def locate(spec: FileSet, data_dir: str | os.PathLike | None = None) -> dict[str
         root = Path(explicit) / spec.folder
         missing = [f.name for f in spec.files if not present(root / f.name)]
         if missing:
-            raise DataError(f"{spec.folder}: {', '.join(missing)} not found in {root}. Put the files there, "
-                            f"or drop --data-dir/{ENV_DATA_ROOT} to use the package or a download.")
+            fallbacks = [(f"package {spec.package[0]}", pkg) for pkg in [_package_dir(spec)] if pkg is not None]
+            advice = explicit_root_advice(Path(explicit), spec.folder, [f.name for f in spec.files],
+                                          fallbacks + [("cache", cache_root() / spec.folder)], "a download")
+            raise DataError(f"{spec.folder}: {', '.join(missing)} not found in {root}. {advice}")
         return _verified(spec, root)
     roots: list[tuple[str, Path]] = []
     pkg = _package_dir(spec)
