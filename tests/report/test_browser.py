@@ -42,7 +42,7 @@ def test_run_report_in_chromium(small_run, browser, tmp_path):
     page = browser(_report(tmp_path, small_run))
     shot = page.screenshot("report-run.png")
     sid = "run-small-run"
-    _rendered(page, shot, [f"{sid}-accuracy", f"{sid}-writes", f"{sid}-lifetime-plot"])
+    _rendered(page, shot, [f"{sid}-accuracy", f"{sid}-writes-memristor", f"{sid}-writes-fecap", f"{sid}-lifetime-plot"])
 
     # accuracy per evaluation: every seed's value in the table, the mean in the plot
     table = page.text(f"#{sid}-accuracy-table")

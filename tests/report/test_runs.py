@@ -57,7 +57,7 @@ def test_new_engine_fields_are_shown_and_used(small_run, tmp_path):
     page, figs = build_report([str(run)])
     assert "<th>code version</th><td>abc1234-dirty</td>" in page
     assert "<th>dataset_fingerprint.sha256</th><td>f00d</td>" in page
-    writes = next(f for f in figs if f.id.endswith("-writes"))
+    writes = next(f for f in figs if f.id.endswith("-writes-memristor"))
     assert "histogram" in writes.title
     mem = next(t for t in writes.traces if t.name == "memristor, layer 1")
     assert mem.x == [5, 15, 25, 35] and mem.y == [0, 0, 0, 2 * 156_800]  # two chips added up
@@ -203,8 +203,8 @@ def test_a_null_number_is_shown_as_not_recorded(small_run, tmp_path, path):
     if path.endswith("margin"):  # read_json: a null margin is an infinite one (a device never written)
         assert re.search(r"<td>∞×</td><td>[^<]*</td></tr>" if "fecap" in path else r"<td>∞×</td></tr>", page)
     elif ".histogram." in path:  # a histogram that cannot be placed is left out: here every chip's, of one kind
-        writes = {t.name.split(",")[0] for t in next(f for f in figs if f.id == f"{sid}-writes").traces}
-        assert writes == ({"FeCAP sign/MSB cell"} if "memristor" in path else {"memristor"})
+        writes = {f.id for f in figs if f.id.startswith(f"{sid}-writes")}
+        assert writes == ({f"{sid}-writes-fecap"} if "memristor" in path else {f"{sid}-writes-memristor"})
     elif path.endswith(("per_device_fecap", "per_device_memristor")) and ".layers." in path:
         pass  # not on the page: the paper's section reads the network's
     elif path.startswith("ledger.*.layers"):
@@ -440,3 +440,27 @@ def test_compare_refuses_the_seeds_report_refuses(small_run, tmp_path, edit, sai
         with pytest.raises(DataError) as e:
             read()
         assert str(e.value) == f"{run / 'results.json'}: {said}"
+
+
+def test_write_histograms_have_bars_as_wide_as_their_bins(small_run, tmp_path):
+    """Six traces grouped into one bin's width had drawn hairlines (a 313,600-device memristor spike as a
+    sliver), and the static copy 0.8/6 operations wide bars: empty. Memristor and FeCAP get a panel
+    each, layers overlaid, each bar its bin's width, a log count axis where counts span decades."""
+    from ferristor.report.figures import plotly_json
+    from ferristor.report.static import draw
+
+    def edit(res):
+        for rep in res["ledger"]:
+            for layer in rep["layers"]:
+                layer["histogram"] = {"memristor_ops": {"edges": [12.0, 13.0], "counts": [layer["weights"]]},
+                                      "fecap_ops": {"edges": [184.0, 189.5, 195.0, 200.5], "counts": [3, layer["weights"] - 5, 2]}}
+    run = _copy(small_run, tmp_path / "run", edit)
+    _, figs = build_report([str(run)])
+    mem, fe = (next(f for f in figs if f.id.endswith(f"-writes-{k}")) for k in ("memristor", "fecap"))
+    for fig, width in ((mem, 1.0), (fe, 5.5)):
+        data, layout = plotly_json(fig)
+        assert layout["barmode"] == "overlay" and all(d["width"] == [width] * len(d["x"]) for d in data)
+        assert fig.y_log  # FeCAP: 2 devices beside 156,795; both: a layer of 156,800 weights beside one of 1,000s
+        mfig = draw(fig)
+        patches = [p for p in mfig.axes[0].patches if p.get_height() > 0]
+        assert patches and all(p.get_width() == pytest.approx(width) for p in patches)

@@ -31,6 +31,7 @@ class Trace:
     opacity: float = 1.0
     hover: list[str] | None = None  # extra text per point
     group: str | None = None  # on a categorical axis, traces of one group sit side by side with other groups
+    width: list[float] | None = None  # a bar's width in x units (a histogram's bins), centred on its x
 
 
 @dataclass
@@ -45,6 +46,7 @@ class Figure:
     categorical_x: bool = False
     note: str = ""  # caption under the plot: what is measured, what is projected
     data_attrs: dict[str, str] = field(default_factory=dict)  # extra attributes on the plot's element (for scripts)
+    barmode: str = "group"  # "overlay": bars of several traces drawn over each other (histograms sharing bins)
 
 
 def _clean(values: list) -> list:
@@ -56,7 +58,9 @@ def _plotly_trace(t: Trace, i: int) -> dict:
     color = t.color or PALETTE[i % len(PALETTE)]
     d: dict = {"name": t.name, "x": _clean(list(t.x)), "y": _clean(list(t.y)), "opacity": t.opacity}
     if t.kind == "bar":
-        d.update(type="bar", marker={"color": color})
+        d.update(type="bar", marker={"color": color, "line": {"width": 0}})
+        if t.width is not None:
+            d["width"] = list(t.width)
     else:
         d.update(type="scatter", mode="lines+markers" if t.kind == "line" else "markers",
                  marker={"color": color, "symbol": t.symbol, "size": t.size},
@@ -80,7 +84,7 @@ def plotly_json(fig: Figure) -> tuple[list[dict], dict]:
         x_axis["type"] = "category"
     # title on the left: the mode bar (top right) would cover a centred one on a narrow plot
     layout = {"title": {"text": fig.title, "font": {"size": 15}, "x": 0.01, "xanchor": "left"}, "xaxis": x_axis, "yaxis": axis(fig.y_title, fig.y_log),
-              "barmode": "group", "height": 380, "margin": {"l": 60, "r": 20, "t": 50, "b": 50},
+              "barmode": fig.barmode, "height": 380, "margin": {"l": 60, "r": 20, "t": 50, "b": 50},
               "legend": {"font": {"size": 11}}, "plot_bgcolor": "white", "hovermode": "closest"}
     ys = [y for t in fig.traces for y in t.y if isinstance(y, (int, float)) and math.isfinite(y) and y > 0]
     if fig.y_log and ys and any(t.kind == "bar" for t in fig.traces):

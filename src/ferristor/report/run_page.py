@@ -106,26 +106,45 @@ def _margin(per_chip: list[float]) -> str:
     return f"{fmt(v, ',.1f')}×" if known(v) else NA
 
 
-def _histogram_traces(run: Run) -> list[Trace]:
-    """Per-device write histograms, when the engine recorded them (see docs/report.md)."""
+# Per-device write histograms: one panel per device kind (their operation counts lie decades apart).
+_HISTOGRAM_KINDS = (("memristor_ops", "memristor", "memristor", "operations per memristor (each of a pair)", MEMRISTOR_COLOR),
+                    ("fecap_ops", "fecap", "FeCAP sign/MSB cell", "operations per sign/MSB FeCAP cell", FECAP_COLOR))
+
+
+def _histogram_traces(run: Run, device: str, label: str, color: str) -> list[Trace]:
+    """One trace per layer of ``device``'s per-device write histogram, chips added up where they share
+    bins; each bar as wide as its bin, drawn over the other layers' (see docs/report.md)."""
     traces = []
-    for device, color in (("memristor_ops", MEMRISTOR_COLOR), ("fecap_ops", FECAP_COLOR)):
-        for i, layer in enumerate(run.layers):
-            # a chip's histogram with an edge not recorded (null) cannot be placed: left out
-            hs = [h.get(device) for h in layer.histograms if h and isinstance(h.get(device), dict)
-                  and all(known(e) and math.isfinite(e) for e in h[device].get("edges", []))]
-            if not hs:
-                continue
-            edges = hs[0].get("edges", [])
-            same = [h for h in hs if h.get("edges") == edges]  # chips share bins: add them up
-            counts = [sum(c) for c in zip(*[h.get("counts", []) for h in same])]
-            if len(edges) != len(counts) + 1:
-                continue
-            centres = [(a + b) / 2 for a, b in zip(edges, edges[1:])]
-            label = "memristor" if device == "memristor_ops" else "FeCAP sign/MSB cell"
-            traces.append(Trace(f"{label}, {layer.name}", centres, counts, kind="bar", opacity=0.75,
-                                color=None if i else color))
+    for i, layer in enumerate(run.layers):
+        # a chip's histogram with an edge not recorded (null) cannot be placed: left out
+        hs = [h.get(device) for h in layer.histograms if h and isinstance(h.get(device), dict)
+              and all(known(e) and math.isfinite(e) for e in h[device].get("edges", []))]
+        if not hs:
+            continue
+        edges = hs[0].get("edges", [])
+        same = [h for h in hs if h.get("edges") == edges]  # chips share bins: add them up
+        counts = [sum(c) for c in zip(*[h.get("counts", []) for h in same])]
+        if len(edges) != len(counts) + 1:
+            continue
+        traces.append(Trace(f"{label}, {layer.name}", [(a + b) / 2 for a, b in zip(edges, edges[1:])], counts, kind="bar",
+                            opacity=0.6 if len(run.layers) > 1 else 0.85, color=None if i else color,
+                            width=[b - a for a, b in zip(edges, edges[1:])]))
     return traces
+
+
+def _histogram_figures(run: Run, sid: str) -> list[Figure]:
+    figs = []
+    for device, key, label, x_title, color in _HISTOGRAM_KINDS:
+        traces = _histogram_traces(run, device, label, color)
+        if not traces:
+            continue
+        counts = [c for t in traces for c in t.y if c > 0]
+        log = bool(counts) and max(counts) / min(counts) >= 100  # a spike beside a tail: both visible
+        figs.append(Figure(f"{sid}-writes-{key}", f"Writes per device: {label} (histogram over devices, all chips)",
+                           x_title, "devices" + (" (log)" if log else ""), traces, y_log=log, barmode="overlay",
+                           note="From the engine's per-device write histograms: each bar spans its bin; layers are drawn "
+                                "over each other."))
+    return figs
 
 
 def ledger_section(run: Run, sid: str, figs: list[Figure]) -> str:
@@ -150,23 +169,24 @@ def ledger_section(run: Run, sid: str, figs: list[Figure]) -> str:
     body += para(f"Operations per device {over}; {chips}.{unknown} "
                  f"Margin = rated cycles ({run.endurance.fecap_cycles:.0e} FeCAP, {run.endurance.memristor_cycles:.0e} "
                  f"memristor) / the worst device's cycles (operations / {run.endurance.ops_per_cycle:g}).")
-    hist = _histogram_traces(run)
-    if hist:
-        fig = Figure(f"{sid}-writes", "Writes per device (histogram over devices, all chips)", "operations per device",
-                     "devices", hist, note="From the engine's per-device write histograms.")
-    else:
-        names = [layer.name for layer in run.layers]
-        m = lambda xs: mean_std(xs)[0]  # noqa: E731
-        fig = Figure(f"{sid}-writes", "Writes per device: mean and worst per layer", "layer", "operations per device", [
-            Trace("FeCAP sign/MSB, mean", names, [m(x.fecap_msb_mean) for x in run.layers], kind="bar", color=FECAP_COLOR, opacity=0.55),
-            Trace("FeCAP, worst", names, [worst(x.fecap_worst) for x in run.layers], kind="bar", color=FECAP_COLOR),
-            Trace("memristor, mean", names, [m(x.memristor_mean) for x in run.layers], kind="bar", color=MEMRISTOR_COLOR, opacity=0.55),
-            Trace("memristor, worst", names, [worst(x.memristor_worst) for x in run.layers], kind="bar", color=MEMRISTOR_COLOR)],
-            y_log=True, categorical_x=True,
-            note="This results file has no per-device histogram (an engine that records one gets a histogram here); "
-                 "the bars show the mean and the worst device of each layer.")
-    figs.append(fig)
-    return section(f"{sid}-ledger-section", "Ledger per layer", body + figure_html(fig), 3)
+    hist = _histogram_figures(run, sid) or [_writes_per_layer(run, sid)]
+    figs.extend(hist)
+    plots = figure_html(hist[0]) if len(hist) == 1 else '<div class="grid">' + "".join(map(figure_html, hist)) + "</div>"
+    return section(f"{sid}-ledger-section", "Ledger per layer", body + plots, 3)
+
+
+def _writes_per_layer(run: Run, sid: str) -> Figure:
+    """Without per-device histograms (an older engine): the mean and the worst device of each layer."""
+    names = [layer.name for layer in run.layers]
+    m = lambda xs: mean_std(xs)[0]  # noqa: E731
+    return Figure(f"{sid}-writes", "Writes per device: mean and worst per layer", "layer", "operations per device", [
+        Trace("FeCAP sign/MSB, mean", names, [m(x.fecap_msb_mean) for x in run.layers], kind="bar", color=FECAP_COLOR, opacity=0.55),
+        Trace("FeCAP, worst", names, [worst(x.fecap_worst) for x in run.layers], kind="bar", color=FECAP_COLOR),
+        Trace("memristor, mean", names, [m(x.memristor_mean) for x in run.layers], kind="bar", color=MEMRISTOR_COLOR, opacity=0.55),
+        Trace("memristor, worst", names, [worst(x.memristor_worst) for x in run.layers], kind="bar", color=MEMRISTOR_COLOR)],
+        y_log=True, categorical_x=True,
+        note="This results file has no per-device histogram (an engine that records one gets a histogram here); "
+             "the bars show the mean and the worst device of each layer.")
 
 
 def days_attr(d: float) -> str:

@@ -34,6 +34,10 @@ def draw(fig: Figure):
         xs, ys, errs = _finite(list(t.x), list(t.y), t.error)
         if fig.categorical_x:
             xs = [cats.index(str(x)) for x in xs]
+        if t.kind == "bar" and t.width is not None:  # a histogram: bars as wide as their bins
+            keep = [i for i, y in enumerate(t.y) if isinstance(y, (int, float)) and math.isfinite(y)]
+            ax.bar(xs, ys, [t.width[i] for i in keep], color=color, alpha=t.opacity, label=t.name, align="center")
+            continue
         if t.kind == "bar":
             j, width = bars.index(t), 0.8 / len(bars)
             ax.bar([x + (j - (len(bars) - 1) / 2) * width for x in xs], ys, width * 0.95, yerr=errs, color=color,
