@@ -301,3 +301,25 @@ def test_a_failed_parquet_export_leaves_the_previous_file_whole(tmp_path, monkey
     with pytest.raises(OSError):
         table.to_parquet(rows[:1], path)
     assert path.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["r.parquet"]
+
+
+def test_a_worker_whose_driver_is_gone_exits_quietly(capfd):
+    """kill -9 of the driver: its worker's next event met a broken pipe and printed a full
+    BrokenPipeError traceback (worker.run_job → emit → conn.send) before exiting."""
+    import multiprocessing
+
+    from ferristor.sweeps.executors import _Worker
+    from ferristor.sweeps.worker import Job
+    w = _Worker(multiprocessing.get_context("spawn"))
+    try:
+        w.conn.send(("data", "mnist", None))
+        w.conn.send(("job", Job("k" * 64, {"dataset": "mnist"}, 1)))  # its first event, 'started', finds no driver
+        w.conn.close()  # as the kernel closes a killed driver's end
+        w.process.join(timeout=120)
+        assert w.process.exitcode == 0
+    finally:
+        if w.process.is_alive():
+            w.process.kill()
+            w.process.join()
+    err = capfd.readouterr().err
+    assert "Traceback" not in err and "BrokenPipeError" not in err, err

@@ -169,6 +169,14 @@ def _watch_parent(parent: int) -> None:
             os._exit(1)
 
 
+def _driver_gone() -> None:
+    """End a worker whose driver cannot be reached, at once and quietly: no trial's events can be
+    recorded any more (the same command again resumes the trial from its checkpoint in the store),
+    and an exception would unwind through ``run_job`` (recorded there as the trial's error, which
+    also fails to send) and print a traceback on the terminal the user shares with this orphan."""
+    os._exit(0)
+
+
 @contextlib.contextmanager
 def _sigint_blocked():
     """SIGINT held off in this thread while it starts a worker process: the child inherits the mask, so
@@ -199,12 +207,15 @@ def _worker_main(conn, parent: int) -> None:
 
     def send(kind, payload):
         with lock:
-            conn.send((key[0], kind, payload))
+            try:
+                conn.send((key[0], kind, payload))
+            except OSError:  # BrokenPipeError, ConnectionResetError: the driver is gone (kill -9) or
+                _driver_gone()  # closed the pipe; nobody reads the events any more: exit without a traceback
     with warnings_to(send):  # not raw on the terminal the driver draws its bar on
         while True:
             try:
                 msg = conn.recv()
-            except EOFError:
+            except (EOFError, OSError):
                 return
             if msg is None:
                 return
