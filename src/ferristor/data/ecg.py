@@ -6,6 +6,12 @@ normal + 10,000 abnormal beats drawn (seeded) from every record except 208; test
 Features are standardised with training-set statistics only (``ECGConfig.feature_scaling``: the
 paper does not say how its features are scaled).
 
+A validation split (``--validation f``, ``fit(validation=f)``) is drawn from these training beats,
+beat by beat: its beats come from the same 47 records — the same patients — as the beats trained on,
+and entered the standardisation statistics. It is a within-patient split, which measures how well
+the model knows those patients' beats, not how it does on a new patient (the test record 208 is the
+only held-out patient); expect validation accuracy above test accuracy.
+
 Per-beat features of the whole database are cached on disk (keyed by the records' checksums and
 the extraction parameters), so a rerun, or a run with another seed, skips reading the records.
 """
