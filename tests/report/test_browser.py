@@ -108,3 +108,25 @@ def test_a_lifetime_not_recorded_stays_n_a_in_chromium(small_run, browser, tmp_p
         _, mem_ops, mem_days, fe_ops, fe_days = page.js(cells)
         assert (mem_ops, mem_days) == ("n/a", "n/a") and fe_days.endswith(" d") and fe_days != "n/a", (rate, fe_days)
     assert page.errors == [] and page.driver.get_log("browser") == []
+
+
+def test_an_invalid_rate_is_shown_invalid_and_the_tables_stay_at_the_last_valid_one(small_run, browser, tmp_path):
+    """0, −5 or an empty box had been taken silently: the box showed −5 beside lifetimes at the previous rate."""
+    page = browser(_report(tmp_path, small_run))
+    sid = "run-small-run"
+    cell = f"return document.querySelector('#{sid}-lifetime tbody tr.measured td:nth-child(3)').innerText"
+    state = ("var i = document.getElementById('rate'); return [i.classList.contains('invalid'), i.getAttribute('aria-invalid'), "
+             "document.querySelector('.rate-error').innerText, getComputedStyle(i).borderTopColor];")
+    at_10 = page.js(cell)
+    for bad in ("0", "-5", ""):
+        page.js(f"var i = document.getElementById('rate'); i.value = '{bad}'; i.dispatchEvent(new Event('input'));")
+        invalid, aria, message, border = page.js(state)
+        assert invalid and aria == "true" and border == "rgb(176, 0, 32)", (bad, border)
+        assert message == "needs a number > 0: lifetimes are still at 10 samples per second", (bad, message)
+        assert page.js(cell) == at_10
+    page.js("var i = document.getElementById('rate'); i.value = '20'; i.dispatchEvent(new Event('input'));")
+    invalid, aria, message, _ = page.js(state)
+    assert not invalid and aria == "false" and message == "" and page.js(cell) != at_10
+    page.js("var i = document.getElementById('rate'); i.value = '-1'; i.dispatchEvent(new Event('input'));")
+    assert page.js(state)[2].endswith("still at 20 samples per second")
+    assert page.errors == [] and page.driver.get_log("browser") == []

@@ -137,7 +137,8 @@ table.kv th{text-align:left;background:none}table.kv td{text-align:left;white-sp
 tr.diff td{background:#fff6dc}tr.measured td{font-weight:600}tr.total td{font-weight:600;border-top:2px solid #cfd6dd}
 .note{color:#555;font-size:12.5px;margin:4px 0 10px}figure.plot{margin:8px 0 14px}
 .grid{display:grid;grid-template-columns:repeat(auto-fit,minmax(520px,1fr));gap:8px}
-.paper{color:#7a4a00}.rate{float:right}.rate input{width:7em}details summary{cursor:pointer;color:#1f3b57}
+.paper{color:#7a4a00}.rate{float:right}.rate input{width:7em}.rate input.invalid{border:2px solid #b00020;background:#fff0f0}
+.rate-error{color:#b00020;font-weight:600}details summary{cursor:pointer;color:#1f3b57}
 """
 
 # Draws every plot from its JSON, and rescales lifetimes (∝ 1/rate) when a rate box changes.
@@ -149,8 +150,9 @@ SCRIPT = """
     if (d >= 365.25) return Math.round(d).toLocaleString('en-US') + ' d (' + (d / 365.25).toLocaleString('en-US', {minimumFractionDigits: 1, maximumFractionDigits: 1}) + ' y)';
     return d < 10 ? Number(d.toPrecision(3)) + ' d' : Math.round(d).toLocaleString('en-US') + ' d';
   }
+  var current = null;  // the rate every lifetime on the page is shown at
   function setRate(rate) {
-    if (!(rate > 0)) return;
+    current = rate;
     document.querySelectorAll('input.rate-input').forEach(function (i) { if (Number(i.value) !== rate) i.value = rate; });
     document.querySelectorAll('[data-days-at-1]').forEach(function (td) {
       var v = td.getAttribute('data-days-at-1');
@@ -168,8 +170,21 @@ SCRIPT = """
       Plotly.newPlot(el, spec.data, spec.layout, spec.config);
     });
     document.body.setAttribute('data-plots-drawn', String(targets.length));
+    // 0, a negative, an empty or a garbled rate is shown invalid, and the lifetimes stay at (and say) the last valid one
+    function onRate(i) {
+      var v = i.value.trim() === '' || i.validity.badInput ? NaN : Number(i.value);
+      var ok = isFinite(v) && v > 0;
+      document.querySelectorAll('input.rate-input').forEach(function (el) {
+        el.classList.toggle('invalid', !ok); el.setAttribute('aria-invalid', String(!ok));
+      });
+      document.querySelectorAll('.rate-error').forEach(function (m) {
+        m.textContent = ok ? '' : 'needs a number > 0: lifetimes are still at ' + current + ' samples per second';
+      });
+      if (ok) setRate(v);
+    }
     document.querySelectorAll('input.rate-input').forEach(function (i) {
-      i.addEventListener('input', function () { setRate(Number(i.value)); });
+      if (current === null) current = Number(i.value);
+      i.addEventListener('input', function () { onRate(i); });
     });
   });
 })();
@@ -179,7 +194,7 @@ SCRIPT = """
 def rate_box(rate: float) -> str:
     """The sample rate of every lifetime on the page; the script rescales them as it changes."""
     return (f'<label class="rate">lifetimes at <input class="rate-input" id="rate" type="number" min="0" step="any" '
-            f'value="{rate:g}"> samples per second</label>')
+            f'value="{rate:g}"> samples per second <span class="rate-error" role="alert"></span></label>')
 
 
 def page(title: str, subtitle: list[str], nav: list[tuple[str, str]], body: str, plotly_js: str, rate: float) -> str:
