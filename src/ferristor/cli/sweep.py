@@ -67,9 +67,11 @@ def sweep(spec_file, grids, sets, seeds, seeds_per_trial, threads, workers, in_p
     too_many = _too_many_workers(spec, workers, in_process or use_ray or on_cluster)
     if too_many and not dry_run:
         raise sp.SpecError(too_many)
-    if on_cluster and not dry_run:
-        from ..sweeps.ray_executor import check_reachable
-        check_reachable(ray_address)  # before loading any data
+    if (use_ray or on_cluster) and not dry_run:  # before creating --out or loading any data
+        from ..sweeps.ray_executor import check_installed, check_reachable
+        check_installed("--ray" if use_ray else f"--ray-address {ray_address}")
+        if on_cluster:
+            check_reachable(ray_address)
     if dry_run:
         check_folder(spec, out, merge)  # what a run would refuse, said before listing its trials
         p = plan(spec, Path(out), data_dir)
