@@ -464,3 +464,17 @@ def test_write_histograms_have_bars_as_wide_as_their_bins(small_run, tmp_path):
         mfig = draw(fig)
         patches = [p for p in mfig.axes[0].patches if p.get_height() > 0]
         assert patches and all(p.get_width() == pytest.approx(width) for p in patches)
+
+
+def test_a_reproduce_folder_beside_runs_is_named_and_one_two_levels_down_is_read(small_run, small_sweep, tmp_path):
+    """`report runs/` left out runs/rep/fig5cde (runs/rep a reproduce --out) without a word."""
+    import shutil
+    runs = tmp_path / "runs"
+    shutil.copytree(small_run, runs / "k20")
+    shutil.copytree(small_sweep, runs / "rep" / "fig5cde")
+    with pytest.warns(Warning, match=r"rep: not looked into .* it holds fig5cde: give .*rep as a PATH of its own"):
+        page, _ = build_report([str(runs)])
+    assert 'id="run-k20"' in page and "it holds fig5cde" in page.split('<ul id="skipped-list">')[1].split("</ul>")[0]
+    shutil.rmtree(runs / "k20")  # nothing directly inside: the sweep two levels down is read
+    page, _ = build_report([str(runs)])
+    assert 'id="sweep-rep-fig5cde"' in page

@@ -66,8 +66,9 @@ def _unfinished(folder: Path) -> str | None:
 
 
 def _inside(folder: Path) -> tuple[list[tuple[str, Path]], list[str]]:
-    """The runs and sweeps directly inside ``folder``, else the runs two levels down (compare-rules'
-    OUT/<dataset>/<rule>); with them, the folders left out on the way and why.
+    """The runs and sweeps directly inside ``folder``, else those two levels down (compare-rules'
+    OUT/<dataset>/<rule>, a reproduce --out inside it); with them, the folders left out on the way
+    and why (one beside runs, holding runs or sweeps of its own, is named, not looked into).
 
     A folder left out one level down (an unfinished run, another command's output) is named and not
     looked into, but it does not end the search: the other folders are still looked into, as they
@@ -79,13 +80,24 @@ def _inside(folder: Path) -> tuple[list[tuple[str, Path]], list[str]]:
     for depth in range(1, RUN_DEPTH + 1):
         dirs = sorted(d for p in parents for d in p.iterdir() if d.is_dir())
         kinds = {d: _kind(d) for d in dirs}
-        found = [(k, d) for d, k in kinds.items() if k and (depth == 1 or k == "run")]
+        found = [(k, d) for d, k in kinds.items() if k]
         unread = {d: why for d, k in kinds.items() if not k and (why := _unread(d))}
         left += [f"{d}: {why}" for d, why in unread.items()]
         if found:
+            # the search ends here: a folder beside these holding runs or sweeps (a reproduce --out) is named
+            left += [f"{d}: {why}" for d, k in kinds.items() if not k and d not in unread and (why := _below(d))]
             break
         parents = [d for d, k in kinds.items() if not k and d not in unread]
     return found, left
+
+
+def _below(folder: Path) -> str | None:
+    """Why ``folder``, one level down beside runs or sweeps, is not looked into, when it holds some."""
+    inside = [d for d in sorted(folder.iterdir()) if d.is_dir() and _kind(d)]
+    if not inside:
+        return None
+    return (f"not looked into (only the runs and sweeps directly inside the folder given are), it holds "
+            f"{', '.join(d.name for d in inside)}: give {folder} as a PATH of its own")
 
 
 def _skip(message: str, skipped: list[str] | None) -> None:
