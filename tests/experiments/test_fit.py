@@ -66,8 +66,9 @@ def test_own_tensors_train_and_the_results_name_and_fingerprint_them(tmp_path):
     assert r.results["steps"] == 120 and r.results["ledger"] == r.ledger
     assert r.ledger[0]["network"]["transfers"] == 12  # 120 inputs, k = 10
     assert json.loads((tmp_path / "results.json").read_text())["dataset"]["fingerprint"] == fingerprint(want)
-    with pytest.warns(UserWarning, match="no test_data: accuracy is measured on the training set"):
+    with pytest.warns(FerristorWarning, match="no test_data: accuracy is measured on the training set") as record:
         alone = fit(net(), train_xy, **FAST)
+    assert record[0].filename == __file__  # a FerristorWarning, as every other, named where fit was called
     assert alone.results["dataset"]["name"] == "custom" and alone.results["dataset"]["test"] == 120
 
 

@@ -208,10 +208,10 @@ def test_a_finished_trial_line_shows_the_device_figures(monkeypatch):
     progress.finished({"ledger.memristor_energy_pj": 1.0},
                       {"final_test_accuracy": [0.9, 0.92], "ledger": [{"network": net}] * 2, "timing": {"train_seconds": 3.0}})
     progress.finished({"rule.k": 10}, {"final_test_accuracy": [0.9], "timing": {"train_seconds": 1.0}})
-    progress.bar.close()
+    progress.close()
     assert lines[1] == ("done   ledger.memristor_energy_pj=1.0  accuracy 91.00 ± 1.41 % (2 seeds)  38.4 nJ · 12,000 "
                         "memristor ops / device  3.0 s")
-    assert lines[2] == "done   rule.k=10  accuracy 90.00 % (1 seeds)  1.0 s"
+    assert lines[2] == "done   rule.k=10  accuracy 90.00 % (1 seed)  1.0 s"  # was '(1 seeds)'
 
 
 def test_trials_that_differ_only_in_ledger_costs_train_once(tiny_mnist, tmp_path, monkeypatch):

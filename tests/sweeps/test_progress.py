@@ -30,11 +30,22 @@ def test_without_the_bar_every_event_is_a_line_on_stdout(capsys):
     assert err == ""  # no bar
 
 
-def test_with_the_bar_the_same_lines_go_to_stdout_above_it(capsys):
+def test_with_the_bar_the_same_lines_go_to_stdout_above_it(capsys, monkeypatch):
+    monkeypatch.setattr("sys.stderr.isatty", lambda: True)  # a terminal
     _events(Progress(2, 0, 0, "s", True))
     out, err = capsys.readouterr()
     assert [line.split()[0] for line in out.splitlines()] == ["start", "retry", "start", "done", "FAILED"], out
     assert "sweep s" in err  # the bar
+
+
+def test_no_bar_where_stderr_is_no_terminal(capsys):
+    """A log file or pipe had filled with the bar's \\r frames; the event lines still print."""
+    p = Progress(2, 0, 0, "s", True)
+    assert p.bar is None
+    _events(p)
+    out, err = capsys.readouterr()
+    assert [line.split()[0] for line in out.splitlines()] == ["start", "retry", "start", "done", "FAILED"], out
+    assert err == ""
 
 
 def test_progress_off_prints_nothing(capsys):

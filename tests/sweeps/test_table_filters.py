@@ -106,7 +106,7 @@ def test_a_store_without_a_finished_trial_writes_the_columns_every_row_has(tmp_p
         store.close()
     assert rows == [] and table.to_csv(rows) == ",".join(
         ["trial", *config_paths(), "seed", "replica", "step", "epoch", "test_accuracy", "val_accuracy", "final",
-         "train_seconds", "sample_replicas_per_second", "code_version"]) + "\n"
+         "train_seconds", "compile_seconds", "sample_replicas_per_second", "code_version"]) + "\n"
 
 
 @pytest.fixture(scope="module")

@@ -1,6 +1,7 @@
 """``ferristor sweep [SPEC] [--grid PATH=V1,V2 ...]`` and ``ferristor results SWEEP``."""
 from __future__ import annotations
 
+import collections
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -80,7 +81,7 @@ def sweep(spec_file, grids, sets, seeds, seeds_per_trial, threads, workers, in_p
         at_once, note = _at_once(p, workers, in_process, use_ray, ray_cpus, ray_address)
         # a plan may be for a larger machine: said, not refused
         note = f"this machine has {cpu_count()} core(s): a run here refuses --workers {workers}" if too_many else note
-        click.echo(p.dry_run_text(workers=at_once, note=note))
+        click.echo(p.dry_run_text(workers=at_once, note=note, retry_failed=retry_failed))
         return
     from ..sweeps.driver import sweep_lock
     prepare_folder(out, "out")  # created and writable, or refused naming --out (as train's), before any work
@@ -263,14 +264,28 @@ def results(sweep_dir, conditions, final_only, fmt, output, imports):
                 store.close()
     store = open_store(sweep_dir, readonly=True)
     try:
-        rows = tb.where(tb.tidy_rows(store, final_only), conditions)
+        every = tb.tidy_rows(store, final_only)
+        rows = tb.where(every, conditions)
+        counts = collections.Counter(r["status"] for r in store.status().values())
     finally:
         store.close()
+    from ..sweeps.run import driver_running
+    running = "running" if driver_running(Path(sweep_dir)) else "interrupted"  # no driver: none runs now
+    unfinished = {name: counts[st] for st, name in (("running", running), ("pending", "pending"), ("failed", "failed"))
+                  if counts[st]}
+    said = ", ".join(f"{n} {st}" for st, n in unfinished.items())
+    if not every:  # nothing finished yet: how far the sweep is, not "no trial matches"
+        empty = f"no finished trial yet ({said})" if said else "no trial in the store"
+    else:
+        empty = "no finished trial matches" + (f" ({said} not shown)" if said else "")
+    if every and (n := counts["running"] + counts["pending"]):
+        click.echo(f"note: {n} trial{'s' if n != 1 else ''} not finished ({said}): their rows come when they finish",
+                   err=True)
     if fmt == "parquet":
         tb.to_parquet(rows, output)
         click.echo(f"{len(rows)} rows: {output}", err=True)
         return
-    text = tb.to_csv(rows) if fmt == "csv" else tb.to_text(rows) + "\n"
+    text = tb.to_csv(rows) if fmt == "csv" else tb.to_text(rows, empty) + "\n"
     if output:
         with atomic_write(output, "w") as f:
             f.write(text)

@@ -96,7 +96,7 @@ def as_dataset(data, test=None, name: str | None = None) -> Dataset:
         return data
     x, y = _tensors(data, "train_data")
     if test is None:
-        warnings.warn("no test_data: accuracy is measured on the training set", stacklevel=3)
+        warnings.warn(FerristorWarning("no test_data: accuracy is measured on the training set"), stacklevel=4)
         xt, yt = x, y
     else:
         xt, yt = _tensors(test, "test_data")

@@ -238,7 +238,7 @@ def _check(t: Trial, results: Any) -> str | None:
 def summary_lines(outcome: Outcome) -> Iterable[str]:
     from .progress import label
     n = len(outcome.trials)
-    yield (f"sweep {outcome.folder}: {outcome.count('done')}/{n} trials done, {outcome.count('failed')} failed, "
+    yield (f"sweep {outcome.folder}: {outcome.count('done')}/{n} trial{'s' if n != 1 else ''} done, {outcome.count('failed')} failed, "
            f"{outcome.count('pending') + outcome.count('running')} not run; {outcome.ran} ran now"
            + (f" ({outcome.priced} priced from a twin's training: other ledger costs, no training)" if outcome.priced else ""))
     for t in outcome.trials:

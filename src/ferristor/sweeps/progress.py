@@ -25,10 +25,23 @@ def label(params: dict) -> str:
     return " ".join(f"{k}={json.dumps(v) if not isinstance(v, str) else v}" for k, v in params.items()) or "(base)"
 
 
+def _a_terminal(stream) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):  # a stream without isatty, or closed
+        return False
+
+
+def seeds_word(n: int) -> str:
+    return f"{n} seed{'s' if n != 1 else ''}"
+
+
 class Progress:
     def __init__(self, total: int, done: int, failed: int, name: str, enabled: bool | str = True):
         self.enabled, self.running, self.failed = enabled, 0, failed
         self.bar = None
+        if enabled is True and not _a_terminal(sys.stderr):
+            self.enabled = enabled = LINES  # a log file or pipe: the start/done lines, not a bar's \r frames
         if enabled is True:
             from tqdm.auto import tqdm
             self.bar = tqdm(total=total, initial=done + failed, desc=f"sweep {name}", unit="trial",
@@ -69,7 +82,7 @@ class Progress:
         spread = f" ± {acc.std(ddof=1):.2f}" if acc.size > 1 else ""
         from ..experiments.compare import device_cells
         devices = device_cells(results)  # energy, memristor ops per device, margins: what a device sweep varies
-        self.line(f"{head}  accuracy {acc.mean():.2f}{spread} % ({acc.size} seeds)"
+        self.line(f"{head}  accuracy {acc.mean():.2f}{spread} % ({seeds_word(acc.size)})"
                   + (f"  {devices[0]} · {devices[1]} memristor ops / device" if devices else "") + tail)
         if self.bar is not None:
             self.bar.update(1)

@@ -2,6 +2,7 @@
 (``--dry-run``) or run them on the chosen executor, and summarise per trial."""
 from __future__ import annotations
 
+import collections
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,7 +13,7 @@ from . import spec as sp
 from .driver import Outcome, run_sweep
 from .estimate import WORKER_START_S, trial_cpu_seconds
 from .executors import make_executor, share_a_gpu
-from .progress import label
+from .progress import label, seeds_word
 from .provenance import data_key, load_datasets
 from .store import open_store, store_path
 from .trials import Trial, datasets_of, expand, training_key
@@ -45,31 +46,63 @@ class Plan:
         finally:
             store.close()
 
-    def dry_run_text(self, workers: int = 1, note: str | None = None) -> str:
+    def dry_run_text(self, workers: int = 1, note: str | None = None, retry_failed: bool = False) -> str:
         status, trained = self.status(), self.trained()
-        lines, total, todo, to_train = [], 0.0, 0.0, 0
+        # 'running' in a store no driver holds: a driver killed or interrupted mid-trial (the next run
+        # resumes it from its checkpoint), not a trial running now
+        stale = "interrupted" if not driver_running(self.folder) else "running"
+        lines, total, todo, to_train, failed_s, n_failed = [], 0.0, 0.0, 0, 0.0, 0
         for i, t in enumerate(self.trials):
             d = self.datasets[data_key(t.config)]
             s = trial_cpu_seconds(t.config, len(d.x_train), len(d.x_test))
             st = status.get(t.key, "new")
+            st = stale if st == "running" else st
             tk = training_key(t.identity)
-            if st in ("new", "pending") and tk in trained:  # a twin's training (other ledger costs) prices it
+            if st in ("new", "pending", "interrupted") and tk in trained:  # a twin's training (other ledger costs) prices it
                 st, s = "priced", 0.0
             total += s
-            if st != "done":
+            if st == "failed" and not retry_failed:  # runs only with --retry-failed
+                failed_s += s
+                n_failed += 1
+            elif st != "done":
                 todo += s
                 to_train += st != "priced"
                 trained.add(tk)
             point = {k: v for k, v in t.params.items() if k != "seeds"}  # the seeds have their own column
-            lines.append(f"{i + 1:4d}  {t.key}  {st:8s} {_hms(s):>9s}  seeds {_seeds(t.seeds)}  {label(point)}")
-        head = f"{len(self.trials)} trials in {self.folder} (a CPU-time estimate per trial from BENCHMARKS.md, 1 thread):"
+            lines.append(f"{i + 1:4d}  {t.key}  {st:11s} {_hms(s):>9s}  seeds {_seeds(t.seeds)}  {label(point)}")
+        n = len(self.trials)
+        head = f"{n} trial{'s' if n != 1 else ''} in {self.folder} (a CPU-time estimate per trial from BENCHMARKS.md, 1 thread):"
         if any(line.split()[2] == "priced" for line in lines):
             head += "\n(priced: differs from another trial only in the ledger's costs and ratings, priced from its training)"
+        if any(line.split()[2] == "interrupted" for line in lines):
+            head += "\n(interrupted: its driver stopped mid-trial; this sweep resumes it from its latest checkpoint)"
         busy = max(1, min(workers, to_train or 1))
         wall = todo / busy + (WORKER_START_S if todo else 0.0)  # the workers start side by side
-        tail = (f"CPU time: {_hms(total)} in all, {_hms(todo)} still to run; with {workers} worker(s) about "
+        failed = (f" (and {_hms(failed_s)} in {n_failed} trial{'s' if n_failed != 1 else ''} recorded as failed, "
+                  f"run only with --retry-failed)") if n_failed else ""
+        tail = (f"CPU time: {_hms(total)} in all, {_hms(todo)} still to run{failed}; with {workers} worker(s) about "
                 f"{_hms(wall)} of wall time, their start included" + (f" ({note})" if note else ""))
         return "\n".join([head, *lines, tail])
+
+
+def driver_running(folder: Path) -> bool:
+    """Whether a driver (or another writer) holds the sweep folder now: its lock file is locked."""
+    import fcntl
+    import os
+    from .driver import LOCK_NAME
+    try:
+        fd = os.open(Path(folder) / LOCK_NAME, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        return False
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(fd)  # releases a lock taken here
 
 
 def _seeds(seeds: list[int]) -> str:
@@ -200,16 +233,23 @@ def trial_table(p: Plan, outcome: Outcome) -> str:
         done = {t["key"]: t for t in store.trials("done")}
     finally:
         store.close()
-    lines = []
+    points: dict[str, tuple[dict, list[Trial]]] = {}  # a point's trials (seeds_per_trial splits its seeds)
     for t in p.trials:
-        st = outcome.status.get(t.key, "?")
-        if t.key in done:
-            acc = 100 * np.asarray(done[t.key]["result"]["final_test_accuracy"])
+        point = {k: v for k, v in t.params.items() if k != "seeds"}
+        points.setdefault(json.dumps(point, sort_keys=True), (point, []))[1].append(t)
+    lines = []
+    for point, trials in points.values():
+        accs = [a for t in trials if t.key in done for a in done[t.key]["result"]["final_test_accuracy"]]
+        rest = collections.Counter(outcome.status.get(t.key, "?") for t in trials if t.key not in done)
+        if accs:
+            acc = 100 * np.asarray(accs)
             spread = f" ± {acc.std(ddof=1):.2f}" if acc.size > 1 else ""
-            what = f"{acc.mean():.2f}{spread} %"
+            what = f"{acc.mean():.2f}{spread} %" + (f" ({seeds_word(acc.size)})" if len(trials) > 1 else "")
+            if rest:  # the seeds of its other trials are not in it: said
+                what += "; " + ", ".join(f"{n} trial{'s' if n != 1 else ''} {st}" for st, n in rest.items())
         else:
-            what = st
-        lines.append(f"{label(t.params):50s}  {what}")
+            what = ", ".join(st if n == 1 and len(trials) == 1 else f"{n} trials {st}" for st, n in rest.items())
+        lines.append(f"{label(point):50s}  {what}")
     return "\n".join(lines)
 
 

@@ -58,14 +58,17 @@ def tidy_rows(store: Store, final_only: bool = False) -> Rows:
         row.update({"seed": e["seed"], "replica": e["replica"], "step": e["step"], "epoch": e["epoch"],
                     "test_accuracy": e["test_accuracy"], "val_accuracy": e["val_accuracy"], "final": bool(e["final"])})
         row.update(_flatten(loads(e["ledger"]) if e["ledger"] else {}, "ledger."))
-        row.update({"train_seconds": e["train_seconds"], "sample_replicas_per_second": e["sample_replicas_per_second"],
-                    "code_version": t["code_version"]})
+        timing = (t.get("result") or {}).get("timing") or {}
+        row.update({"train_seconds": e["train_seconds"],
+                    # numba's compilation within train_seconds (the trial's results; on its final rows, as train_seconds)
+                    "compile_seconds": timing.get("compile_seconds") if e["final"] else None,
+                    "sample_replicas_per_second": e["sample_replicas_per_second"], "code_version": t["code_version"]})
         row.update({f"versions.{k}": v for k, v in (t["versions"] or {}).items()})
         rows.append(row)
     columns = list(dict.fromkeys(k for r in rows for k in r))
     if not rows:  # no finished trial: the columns every row has (ledger and versions come with a trial)
         columns = ["trial", *paths, "seed", "replica", "step", "epoch", "test_accuracy", "val_accuracy", "final",
-                   "train_seconds", "sample_replicas_per_second", "code_version"]
+                   "train_seconds", "compile_seconds", "sample_replicas_per_second", "code_version"]
     return Rows([{c: r.get(c) for c in columns} for r in rows], columns)
 
 
@@ -208,29 +211,35 @@ def to_parquet(rows: list[dict], path) -> None:
 
 # The columns a text table shows: what varies, then the figures people look at.
 _SHOWN = ("seed", "epoch", "test_accuracy", "val_accuracy", "ledger.fecap_ops.mean_sign_msb_cell", "ledger.memristor_ops.mean",
-          "ledger.energy_nJ.per_device", "train_seconds")
+          "ledger.energy_nJ.per_device", "train_seconds", "compile_seconds")
 
 
-def to_text(rows: list[dict]) -> str:
+def to_text(rows: list[dict], empty: str = "no finished trial matches") -> str:
+    """The rows as a text table, each column's numbers in one format; ``empty`` says why there is
+    no row."""
     if not rows:
-        return "(no rows: no finished trial matches)"
+        return f"(no rows: {empty})"
     settings = set(config_paths())  # ledger.memristor_energy_pj is a setting (shown when it varies), ledger.energy_nJ… a figure
     varying = [c for c in rows[0] if c not in _SHOWN and c not in ("trial", "replica", "step", "final")
                and (c in settings or not c.startswith(("ledger.", "versions.")))
                and c not in ("sample_replicas_per_second", "code_version")
                and len({json.dumps(r[c]) for r in rows}) > 1]
     cols = ["trial", *varying, *[c for c in _SHOWN if c in rows[0] and any(r[c] is not None for r in rows)]]
-    cells = [[_fmt(r.get(c)) for c in cols] for r in rows]
+    big = {c for c in cols if any(isinstance(v := r.get(c), float) and not isinstance(v, bool) and math.isfinite(v)
+                                  and abs(v) >= 1000 for r in rows)}
+    cells = [[_fmt(r.get(c), c in big) for c in cols] for r in rows]
     widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(cols)]
     line = lambda vals: "  ".join(v.rjust(w) for v, w in zip(vals, widths))  # noqa: E731
     return "\n".join([line(cols), line(["-" * w for w in widths]), *(line(r) for r in cells)])
 
 
-def _fmt(v) -> str:
+def _fmt(v, big: bool = False) -> str:
+    """A cell; the floats of a column holding one of 1,000 or more (``big``) all as whole numbers with
+    thousands separators, else all with 4 decimals: a column had mixed 5,280 with 959.9636."""
     if v is None:
         return "–"
     if isinstance(v, float):
         if math.isnan(v):
             return "nan"
-        return f"{v:.4f}" if abs(v) < 1000 else f"{v:,.0f}"
+        return f"{v:,.0f}" if big and math.isfinite(v) else f"{v:.4f}"
     return str(v)
