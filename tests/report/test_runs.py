@@ -478,3 +478,47 @@ def test_a_reproduce_folder_beside_runs_is_named_and_one_two_levels_down_is_read
     shutil.rmtree(runs / "k20")  # nothing directly inside: the sweep two levels down is read
     page, _ = build_report([str(runs)])
     assert 'id="sweep-rep-fig5cde"' in page
+
+
+def test_the_comparison_names_its_seed_count_and_skips_unread_settings(small_run, tmp_path):
+    """Two columns had both been headed 'seeds'; transfer.sigma_levels had been a difference between hm
+    runs, whose ideal transfer never reads it."""
+    a = _copy(small_run, tmp_path / "a", _set(("config", "mode"), "hm"))
+    b = _copy(small_run, tmp_path / "b", lambda res: (_set(("config", "mode"), "hm")(res),
+                                                      _set(("config", "transfer", "model"), "ideal")(res),
+                                                      _set(("config", "transfer", "sigma_levels"), 0.3)(res),
+                                                      _set(("config", "seeds"), [5, 6])(res), _set(("seeds",), [5, 6])(res)))
+    res = json.loads((a / "results.json").read_text())
+    res["config"]["transfer"]["model"] = "ideal"
+    (a / "results.json").write_text(json.dumps(res))
+    page, _ = build_report([str(a), str(b)])
+    head = re.search(r'<table id="runs-compared-table"><thead><tr>(.*?)</tr>', page).group(1)
+    assert head.count("<th>seeds</th>") == 1 and "<th>number of seeds</th>" in head
+    assert "transfer.sigma_levels" not in head
+
+
+def test_the_same_run_given_twice_is_shown_once_with_a_warning(small_run):
+    with pytest.warns(Warning, match="given more than once, shown once"):
+        page, _ = build_report([str(small_run), str(small_run), str(small_run / "results.json")])
+    assert page.count('<section id="run-small-run">') == 1 and 'id="run-small-run-2"' not in page and "runs compared" not in page
+
+
+@pytest.mark.parametrize("name", ["sweep.sqlite", "checkpoint.pt", ".lock"])
+def test_a_file_inside_a_folder_asks_for_the_folder(tmp_path, name):
+    (tmp_path / name).write_bytes(b"\x00\xff binary")
+    with pytest.raises(DataError, match=rf"a file in a run or sweep folder, not a results file; give the folder \({tmp_path}\)"):
+        build_report([str(tmp_path / name)])
+
+
+def test_the_run_page_states_the_networks_energy_and_what_energy_per_device_is(small_run, tmp_path):
+    res = json.loads((small_run / "results.json").read_text())
+    fe = sum(r["network"]["energy_nJ"]["fecap_total"] for r in res["ledger"]) / len(res["ledger"])
+    mem = sum(r["network"]["energy_nJ"]["memristor_total"] for r in res["ledger"]) / len(res["ledger"])
+    page, figs = build_report([str(small_run)], rate=10)
+    total = re.search(r"<th>energy, whole network</th><td>([^<]*)</td>", page).group(1)
+    from ferristor.experiments.summary import _energy
+    assert total == _energy(fe + mem, fe, mem, largest="µJ") + "), mean over chips"
+    assert "one sign/MSB FeCAP + one memristor" in re.search(r"<th>energy / device</th><td>([^<]*)</td>", page).group(1)
+    assert "Energy/device: one sign/MSB FeCAP cell and one memristor" in page
+    life = next(f for f in figs if f.id.endswith("-lifetime-plot"))
+    assert life.title.endswith("(sample rate 10/s)") and life.data_attrs["data-title"].endswith("(sample rate {rate}/s)")

@@ -17,16 +17,23 @@ from .sweep_page import sweep_section
 
 
 def _differing(configs: list[dict]) -> tuple[list[str], list[str]]:
+    """(fields that differ, the rest). Values a run's own settings leave unread (σ of the ideal transfer
+    in hm, the whole transfer in fp: report.paper's notion, on experiments.summary.unread_transfer_paths)
+    are not compared: a field differs where the runs that read it hold different values."""
+    from ..experiments.summary import under
+    from .paper import _unused
     flat = [flatten(c) for c in configs]
+    unread = [_unused(c) for c in configs]
     keys = list(dict.fromkeys(k for f in flat for k in f))
-    diff = [k for k in keys if len({json.dumps(f.get(k), sort_keys=True, default=str) for f in flat}) > 1]
+    read = lambda k: [f for f, u in zip(flat, unread) if not under(k, u)]  # noqa: E731
+    diff = [k for k in keys if len({json.dumps(f.get(k), sort_keys=True, default=str) for f in read(k)}) > 1]
     return diff, [k for k in keys if k not in diff]
 
 
 def compared_section(runs: list[Run], figs: list[Figure]) -> str:
     """Several runs side by side: what differs, final accuracy, accuracy over training."""
     diff, same = _differing([r.config for r in runs])
-    head = ["run", *diff, "seeds", "final accuracy % mean ± std", "paper %"]
+    head = ["run", *diff, "number of seeds", "final accuracy % mean ± std", "paper %"]  # 'seeds' may be a differing field
     rows = []
     for r in runs:
         flat, pv = flatten(r.config), run_accuracy_value(r.config)

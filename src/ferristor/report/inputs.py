@@ -123,6 +123,9 @@ def resolve(paths: list[str], arg: str = "PATH", skipped: list[str] | None = Non
         p = Path(typed)
         if not p.exists():
             raise DataError(f"{arg} '{typed}': no such file or folder")
+        if p.is_file() and p.suffix != ".json":  # sweep.sqlite, checkpoint.pt, a .lock: a file inside a run or sweep
+            raise DataError(f"{arg} '{typed}': a file in a run or sweep folder, not a results file; give the folder "
+                            f"({p.parent}) or a run's results.json")
         kind = "run" if p.is_file() else _kind(p)
         if kind:
             found, left, given = [(kind, p)], [], True
@@ -153,12 +156,28 @@ def resolve(paths: list[str], arg: str = "PATH", skipped: list[str] | None = Non
             raise DataError(f"{arg} '{typed}': no run or sweep in it can be read: {'; '.join(sorted(left))}{accepted}")
         for message in sorted(left):  # each names its path: in folder order
             _skip(message, skipped)
+    runs, sweeps = _once(runs, sweeps, skipped)
     names = run_names([path for path, _ in runs])  # after skipping: names shortened among the runs shown
     for path, run in runs:
         run.name = names[path]
     for s in sweeps:
         s.name = _sweep_name(s.path)
     return [run for _, run in runs], sweeps
+
+
+def _once(runs: list[tuple[Path, Run]], sweeps: list[Sweep], skipped: list[str] | None):
+    """Each run and sweep once, however often it was given (``report runs/k100 runs/k100``, or a run
+    and its folder): a second copy would be compared with itself. Repeats are warned of."""
+    seen: set[Path] = set()
+
+    def first(path: Path) -> bool:
+        where = (path.parent if path.is_file() else path).resolve()
+        if where in seen:
+            _skip(f"{path}: given more than once, shown once", skipped)
+            return False
+        seen.add(where)
+        return True
+    return [(p, r) for p, r in runs if first(p)], [s for s in sweeps if first(s.path)]
 
 
 def run_names(paths: list[Path]) -> dict[Path, str]:

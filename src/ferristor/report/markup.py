@@ -161,6 +161,8 @@ SCRIPT = """
     document.querySelectorAll('[data-lifetime]').forEach(function (el) {
       var base = JSON.parse(el.getAttribute('data-lifetime'));
       Plotly.restyle(el, {y: base.map(function (ys) { return ys.map(function (v) { return v === null ? null : v / rate; }); })});
+      var title = el.getAttribute('data-title');
+      if (title) Plotly.relayout(el, {'title.text': title.replace('{rate}', String(rate))});
     });
   }
   document.addEventListener('DOMContentLoaded', function () {

@@ -43,6 +43,16 @@ def summary(run: Run, sid: str) -> str:
              ("final test accuracy %", f"{pct(run.accuracy)}  (per seed: {', '.join(fmt(a, '.2f') for a in run.accuracy)})")]
     if pv:
         pairs.append(("paper", f"{pv.paper:.1f} % — {pv.what}" + (f" ({'; '.join(pv.caveats)})" if pv.caveats else "")))
+    net = run.network
+    if net is not None:  # as train's summary: the mean over chips
+        m = lambda xs: mean_std(xs)[0]  # noqa: E731
+        from ..experiments.summary import _energy  # the terminal's wording and units
+        fe, mem = m(net.energy_fecap_nJ), m(net.energy_memristor_nJ)
+        dev = [m(x) for x in (net.energy_per_device_nJ, net.energy_device_fecap_nJ, net.energy_device_memristor_nJ)]
+        pairs.append(("energy, whole network", _energy(fe + mem, fe, mem, largest="µJ") + "), mean over chips"
+                      if known(fe + mem) else NA))
+        pairs.append(("energy / device", _energy(*dev) + "): one sign/MSB FeCAP + one memristor over training, the "
+                      "paper's per-device figure" if all(map(known, dev)) else NA))
     return kv_table(pairs, id=f"{sid}-summary")
 
 
@@ -168,7 +178,8 @@ def ledger_section(run: Run, sid: str, figs: list[Figure]) -> str:
                if any(NA in row for row in rows) else "")
     body += para(f"Operations per device {over}; {chips}.{unknown} "
                  f"Margin = rated cycles ({run.endurance.fecap_cycles:.0e} FeCAP, {run.endurance.memristor_cycles:.0e} "
-                 f"memristor) / the worst device's cycles (operations / {run.endurance.ops_per_cycle:g}).")
+                 f"memristor) / the worst device's cycles (operations / {run.endurance.ops_per_cycle:g}). "
+                 "Energy/device: one sign/MSB FeCAP cell and one memristor over training, the paper's per-device figure.")
     hist = _histogram_figures(run, sid) or [_writes_per_layer(run, sid)]
     figs.extend(hist)
     plots = figure_html(hist[0]) if len(hist) == 1 else '<div class="grid">' + "".join(map(figure_html, hist)) + "</div>"
@@ -217,9 +228,10 @@ def lifetime_figure(fid: str, series: list[tuple[str, list[LifetimePoint]]], rat
             traces.append(Trace(name, [p.k for p in pts], [d / rate for d in days1], color=color if len(series) == 1 else None,
                                 hover=["measured" if p.measured else "projected" for p in pts]))
             base.append([d if math.isfinite(d) else None for d in days1])  # strict JSON: never drawn, n/a
-    return Figure(fid, "Days until the worst device reaches its rated endurance", "transfer period k (samples)",
+    title = "Days until the worst device reaches its rated endurance (sample rate {rate}/s)"
+    return Figure(fid, title.format(rate=f"{rate:g}"), "transfer period k (samples)",
                   "days of on-line learning", traces, x_log=True, y_log=True,
-                  data_attrs={"data-lifetime": json.dumps(base)})
+                  data_attrs={"data-lifetime": json.dumps(base), "data-title": title})
 
 
 def lifetime_section(run: Run, sid: str, rate: float, ks, figs: list[Figure]) -> str:
