@@ -57,6 +57,12 @@ def test_fresh_retrains_finished_points_and_recovers_a_corrupt_store(mnist_data_
     r4 = CliRunner().invoke(cli, args + ["--fresh"])
     assert r4.exit_code == 0, r4.output
     assert calls == [1, 1] and _done(folder) == 1 and r4.output == r.output
+    import sqlite3
+    with sqlite3.connect(folder / "sweep.sqlite") as db:  # one finished trial's row damaged by hand
+        db.execute("UPDATE trials SET result = '{not json'")
+    r5 = CliRunner().invoke(cli, args)  # had been "unexpected KeyError … a bug"
+    assert r5.exit_code == 2 and "the result of 1 finished trial(s) cannot be read" in r5.output, r5.output
+    assert "rerun with --fresh" in r5.output
 
 
 def test_fresh_refuses_a_figure_folder_another_process_holds(mnist_data_dir, tmp_path):

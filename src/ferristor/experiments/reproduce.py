@@ -85,6 +85,12 @@ def _run(trials: list[dict], out: Path, data_dir, threads: int, progress: bool, 
         done = {t["key"]: t["result"] for t in store.trials("done")}
     finally:
         store.close()
+    unreadable = [t for t in unique if t.key not in done]  # done, but its row left out as damaged (store.trials)
+    if unreadable:
+        from ..errors import DataError
+        raise DataError(f"{out / 'sweep.sqlite'}: the result of {len(unreadable)} finished trial(s) cannot be read "
+                        f"(a damaged row): {'; '.join(str(t.params) for t in unreadable[:3])}; rerun with --fresh "
+                        "to train them again")
     return [point_of(done[t.key], trial["k"]) for t, trial in zip(keyed, trials)]
 
 
