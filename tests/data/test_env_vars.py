@@ -143,11 +143,12 @@ def test_offline_a_missing_record_under_data_dir_says_no_download_and_how_to_get
     message = str(e.value)
     assert message.startswith(f"mitdb: {TEST}.hea, {TEST}.dat, {TEST}.atr not found in {tmp_path / 'nowhere' / 'mitdb'}. "
                               f"The data root {tmp_path / 'nowhere'} does not exist. Put the WFDB files (.hea/.dat/.atr) "
-                              f"there: the cache ({cache_root() / 'mitdb'}) lacks them too, and FERRISTOR_OFFLINE=1 forbids "
+                              f"there, or point --data-dir/FERRISTOR_DATA at the root that holds mitdb/: the cache "
+                              f"({cache_root() / 'mitdb'}) lacks them too, and FERRISTOR_OFFLINE=1 forbids "
                               f"downloading")
     assert "download from PhysioNet" not in message and "drop --data-dir" not in message
     (tmp_path / "empty").mkdir()
-    with pytest.raises(DataError, match=r"not found in .*empty.mitdb\. Put the WFDB files \(\.hea/\.dat/\.atr\) there: "):
+    with pytest.raises(DataError, match=r"not found in .*empty.mitdb\. Put the WFDB files \(\.hea/\.dat/\.atr\) there, or "):
         locate_mitdb(tmp_path / "empty", records=[TEST])  # a root that exists is not said not to
 
 
@@ -186,7 +187,8 @@ def test_offline_a_file_set_under_data_dir_names_the_cache_it_lacks_too(monkeypa
     files = FileSet("toy", (RemoteFile("a.bin", "0" * 32, ("https://example.invalid/",)),))
     with pytest.raises(DataError) as e:
         locate(files, tmp_path)
-    assert str(e.value) == (f"toy: a.bin not found in {tmp_path / 'toy'}. Put the files there: the cache "
+    assert str(e.value) == (f"toy: a.bin not found in {tmp_path / 'toy'}. Put the files there, or point --data-dir/"
+                            f"FERRISTOR_DATA at the root that holds toy/: the cache "
                             f"({cache_root() / 'toy'}) lacks them too, and FERRISTOR_OFFLINE=true forbids downloading "
                             f"(on a machine with a network, with FERRISTOR_OFFLINE unset, ferristor downloads them into its "
                             f"cache and checks every file against its checksums: copy that toy folder here).")

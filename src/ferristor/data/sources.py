@@ -122,7 +122,8 @@ def explicit_root_advice(root: Path, folder: str, names: list[str], fallbacks: l
         said.append(f"Put {files} there, or drop --data-dir/{ENV_DATA_ROOT} to use the copy in the {held[0]} ({held[1]}).")
     elif offline():
         where = " and ".join(f"the {label} ({p})" for label, p in fallbacks)
-        said.append(f"Put {files} there: {where} lack{'s' if len(fallbacks) == 1 else ''} them too, and "
+        said.append(f"Put {files} there, or point --data-dir/{ENV_DATA_ROOT} at the root that holds {folder}/: "
+                    f"{where} lack{'s' if len(fallbacks) == 1 else ''} them too, and "
                     f"{ENV_OFFLINE}={os.environ[ENV_OFFLINE]} forbids downloading (on a machine with a network, "
                     f"with {ENV_OFFLINE} unset, ferristor downloads them into its cache and checks every file against "
                     f"its checksums: copy that {folder} folder here).")
