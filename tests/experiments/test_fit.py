@@ -215,6 +215,17 @@ def test_a_used_folder_refuses_another_dataset_and_resumes_its_own(tmp_path):
     assert again.results["timing"]["train_seconds"] == first.results["timing"]["train_seconds"]
 
 
+def test_a_config_given_to_fit_does_not_stand_for_the_model_when_resuming(tmp_path):
+    """With config= the folder's identity had been that dict alone: another lr (or model) under the
+    same dict resumed the old run. fit's own description of the run is part of it too."""
+    a, test = blobs(0), blobs(1)
+    given = {"dataset": "mine", "note": "my run"}
+    fit(net(), a, test, out=tmp_path, config=given, **FAST)
+    with pytest.raises(ConfigMismatchError, match=r"fit\.groups"):
+        fit(net(), a, test, out=tmp_path, config=given, **dict(FAST, lr=FAST.get("lr", 0.1) * 2))
+    fit(net(), a, test, out=tmp_path, config=given, **FAST)  # the same call: the finished run
+
+
 @pytest.mark.parametrize("replicas, norm_last, batch, modes, bias", [
     (None, True, 1, ("hm-var", "hm-var"), False), (2, False, 1, ("hm-var", "hm-var"), False),
     (None, True, 4, ("hm-var", "hm-var"), False),

@@ -291,7 +291,7 @@ def run_fit(model: nn.Module, train_data, test_data=None, *, epochs: float = 1.0
         eval_every: float = 1.0, checkpoint_every: float = 1.0, test_limit: int = 0, eval_batch: int = EVAL_CHUNK,
         validation: float = 0.0,
         validation_seed: int = 0, out: str | Path | None = None, progress: bool = True,
-        config: dict | None = None, name: str | None = None, warn_k: bool = True,
+        config: dict | None = None, name: str | None = None, warn_k: bool = True, config_builds_model: bool = False,
         on_eval=None, on_checkpoint=None, resume_state: dict | None = None,
         extra_results: Callable[[nn.Module], dict] | None = None) -> FitResult:
     """:func:`fit` in an output folder already claimed (``ferristor train`` claims it with its config).
@@ -305,6 +305,9 @@ def run_fit(model: nn.Module, train_data, test_data=None, *, epochs: float = 1.0
     ``eval_batch``: samples per forward pass when evaluating (validation and test); a BatchNorm
     normalises each sample with its batch's statistics, so there it is part of the result.
     ``config``: a JSON-able description of the run recorded in the results (``ferristor train`` passes its config).
+    A run resumes from ``out`` only when what it trains is the same: the model, optimizer and settings
+    fit sees, besides ``config`` — unless ``config_builds_model`` (``ferristor train``: the config the
+    model and optimizer were built from, which then says all).
     Hooks of a sweep driver (``ferristor.sweeps``), none needing ``out``: ``on_eval(record)`` gets each
     history record as it is measured; ``on_checkpoint(state)`` each checkpoint's state (what
     ``checkpoint.pt`` holds); ``resume_state`` is such a state to resume from (ignored when it belongs
@@ -367,9 +370,11 @@ def run_fit(model: nn.Module, train_data, test_data=None, *, epochs: float = 1.0
         ckpt_steps = set(range(stride, total_steps, stride))
     stops = sorted(eval_steps | ckpt_steps)
 
-    identity = dict(config if config is not None else _fit_identity(model, optimizer, loss, epochs, batch, seed,
-                                                                    eval_every, validation, validation_seed, test_limit,
-                                                                    eval_batch))
+    own = _fit_identity(model, optimizer, loss, epochs, batch, seed, eval_every, validation, validation_seed,
+                        test_limit, eval_batch)
+    identity = dict(config if config is not None else own)
+    if config is not None and not config_builds_model:  # another model under the same config must not resume
+        identity["fit"] = own
     identity[run_folder.DATA_FINGERPRINT] = fingerprint(data)
     ckpt_path = Path(out) / run_folder.CHECKPOINT if out is not None else None
     if resume_state is not None and not run_folder.config_differences(resume_state["config"], identity):

@@ -43,7 +43,8 @@ def fit_options(cfg: TrainConfig) -> dict:
     """The options of ``run_fit`` that a TrainConfig sets (its schedule, evaluation and the config recorded)."""
     opts = dict(epochs=cfg.epochs, batch=cfg.batch, eval_every=cfg.eval_every, checkpoint_every=cfg.checkpoint_every,
                 test_limit=cfg.test_limit, eval_batch=cfg.eval_batch, validation=cfg.validation,
-                validation_seed=cfg.validation_seed, config=to_dict(cfg), name=cfg.dataset, warn_k=False)
+                validation_seed=cfg.validation_seed, config=to_dict(cfg), config_builds_model=True,
+                name=cfg.dataset, warn_k=False)
     if cfg.rule.batch_reduction == "sum" and cfg.batch > 1:  # at batch 1 the mean is the sum: the default loss
         opts["loss"] = summed_loss(default_loss(cfg.network.sizes[-1]), cfg.batch)
     return opts
