@@ -63,7 +63,7 @@ class TrainConfig:
     backend: str = param("auto", doc="'auto', 'numba' (fused CPU kernels) or 'torch' (reference, any device)")
     device: str = param("cpu", doc="torch device")
     data_dir: str | None = param(None, doc="data root holding one folder per dataset (else FERRISTOR_DATA, a package, the cache)")
-    validation: float = param(0.0, unit="1", source="[I]", doc="fraction of the training set held out (the same for every replica) and evaluated beside the test set: choose open hyperparameters on it, never on the test set")
+    validation: float = param(0.0, unit="1", source="[I]", doc="fraction of the training set held out (the same for every replica) and evaluated beside the test set: choose open hyperparameters on it, never on the test set. For ECG the held-out beats come from the same training records (within-patient), not from held-out patients")
     validation_seed: int = param(0, doc="seed of the validation split")
 
     def __post_init__(self):
