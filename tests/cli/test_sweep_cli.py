@@ -147,7 +147,7 @@ def test_dry_run_lists_trials_with_an_estimate(tmp_path, mnist_data_dir):
     assert r.exit_code == 0, r.output
     lines = r.output.strip().splitlines()
     assert lines[0].startswith("3 trials in") and len(lines) == 5 and "seeds 0-9" in lines[1] and "rule.k=100" in lines[3]
-    assert "new" in lines[1] and lines[-1].startswith("CPU time: ") and "with 2 worker(s)" in lines[-1]
+    assert "new" in lines[1] and lines[-1].startswith("CPU time: ") and "with 2 trials at once" in lines[-1]
     assert not (tmp_path / "sweep.sqlite").exists()  # a dry run writes nothing
 
 

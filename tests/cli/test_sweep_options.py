@@ -76,7 +76,8 @@ def test_dry_run_wall_time_follows_what_runs_at_once(args, at_once, tmp_path, mn
     cores(3)  # a local Ray's default: all of them
     r = _invoke([*SPEC, *args, "--dry-run"], tmp_path, mnist_data_dir)
     assert r.exit_code == 0, r.output
-    assert f"with {at_once} worker(s) about" in r.output.strip().splitlines()[-1], r.output
+    # trials, not workers: a Ray runs tasks, not worker processes
+    assert f"with {at_once} trial{'s' if at_once != 1 else ''} at once about" in r.output.strip().splitlines()[-1], r.output
 
 
 K_WARNING = ("warning: rule.k={}: larger than the 6 samples this run trains each replica on: no transfer will happen, "

@@ -80,7 +80,7 @@ class Plan:
         wall = todo / busy + (WORKER_START_S if todo else 0.0)  # the workers start side by side
         failed = (f" (and {_hms(failed_s)} in {n_failed} trial{'s' if n_failed != 1 else ''} recorded as failed, "
                   f"run only with --retry-failed)") if n_failed else ""
-        tail = (f"CPU time: {_hms(total)} in all, {_hms(todo)} still to run{failed}; with {workers} worker(s) about "
+        tail = (f"CPU time: {_hms(total)} in all, {_hms(todo)} still to run{failed}; with {workers} trial{'s' if workers != 1 else ''} at once about "
                 f"{_hms(wall)} of wall time, their start included" + (f" ({note})" if note else ""))
         return "\n".join([head, *lines, tail])
 
