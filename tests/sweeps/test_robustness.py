@@ -1,6 +1,7 @@
 """Long-run robustness of the sweep engine: Ctrl-C reaching worker processes, a store write that
 SQLite rolled back itself (a full disk), a checkpoint in the store that cannot be used, and one
 writer per folder between sweeps and ``train``."""
+import contextlib
 import io
 import os
 import signal
@@ -41,20 +42,32 @@ def test_a_worker_process_outlives_ctrl_c_from_its_first_instant(capfd):
     finally:
         if main:
             signal.signal(signal.SIGINT, old)
-    try:
+    with _reaped(w):
         for delay in (0.0, 0.05, 0.3, 1.0, 3.0):  # while Python starts, imports, then waits for a trial
             time.sleep(delay)
             os.kill(w.process.pid, signal.SIGINT)
         assert w.process.is_alive()
         w.conn.send(None)  # what the driver's close() sends an idle worker
-        w.process.join(timeout=60)
-        assert w.process.exitcode == 0
+        _exits_quietly(w, capfd, "KeyboardInterrupt", timeout=60)
+
+
+@contextlib.contextmanager
+def _reaped(w):
+    """The worker ``w``, killed on the way out if it still runs (a failed check)."""
+    try:
+        yield w
     finally:
         if w.process.is_alive():
             w.process.kill()
             w.process.join()
+
+
+def _exits_quietly(w, capfd, error: str, timeout: float) -> None:
+    """The worker ``w`` ends with status 0 within ``timeout`` s, printing no traceback nor ``error``."""
+    w.process.join(timeout=timeout)
+    assert w.process.exitcode == 0
     err = capfd.readouterr().err
-    assert "Traceback" not in err and "KeyboardInterrupt" not in err, err
+    assert "Traceback" not in err and error not in err, err
 
 
 def test_the_driver_kills_workers_still_training_when_it_stops_early(tiny_mnist, tmp_path, monkeypatch):
@@ -311,15 +324,8 @@ def test_a_worker_whose_driver_is_gone_exits_quietly(capfd):
     from ferristor.sweeps.executors import _Worker
     from ferristor.sweeps.worker import Job
     w = _Worker(multiprocessing.get_context("spawn"))
-    try:
+    with _reaped(w):
         w.conn.send(("data", "mnist", None))
         w.conn.send(("job", Job("k" * 64, {"dataset": "mnist"}, 1)))  # its first event, 'started', finds no driver
         w.conn.close()  # as the kernel closes a killed driver's end
-        w.process.join(timeout=120)
-        assert w.process.exitcode == 0
-    finally:
-        if w.process.is_alive():
-            w.process.kill()
-            w.process.join()
-    err = capfd.readouterr().err
-    assert "Traceback" not in err and "BrokenPipeError" not in err, err
+        _exits_quietly(w, capfd, "BrokenPipeError", timeout=120)
