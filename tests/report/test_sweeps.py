@@ -264,3 +264,119 @@ def test_a_full_grid_keeps_both_axes(tmp_path):
     sweep = read_sweep(_fig5f_like(tmp_path / "fig5f"))
     from ferristor.report.sweep_page import restated
     assert restated(sweep, axes(sweep)) == {}
+
+
+# --- a point's seeds in several trials (seeds_per_trial) ------------------------------------------
+
+def _sweep_on(data, out, *args):
+    """`ferristor sweep` over two k, two seeds, on ``data`` in place of MNIST (the real driver and store)."""
+    from click.testing import CliRunner
+
+    from ferristor.cli.main import cli
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr("ferristor.data.load_dataset", lambda name, data_dir=None, **kw: data)
+        r = CliRunner().invoke(cli, ["sweep", "--set", "mode=hm", "--set", "epochs=0.1", "--grid", "rule.k=5,20",
+                                     "--seeds", "0-1", "--in-process", "--threads", "1", "--no-progress",
+                                     "--out", str(out), *map(str, args)])
+    assert r.exit_code == 0, r.output
+    return out
+
+
+@pytest.fixture(scope="module")
+def split_sweeps(offline_mnist, tmp_path_factory):
+    """The same sweep stored three ways: each point's seeds in one trial, in one trial per seed, and
+    both groupings in one folder (--merge)."""
+    import shutil
+    root = tmp_path_factory.mktemp("split")
+    whole = _sweep_on(offline_mnist, root / "whole")
+    split = _sweep_on(offline_mnist, root / "split", "--seeds-per-trial", "1")
+    shutil.copytree(split, root / "both")
+    _sweep_on(offline_mnist, root / "both", "--merge")
+    return whole, split, root / "both"
+
+
+def test_a_points_seeds_in_several_trials_are_one_point(split_sweeps):
+    """fig5c.toml's seeds_per_trial had been reported per trial: 'swept … seeds: [0], [1]', twice the
+    points, a '…-seeds-accuracy' plot, series 'rule.k=5, seeds=[0]', mean ± std over one trial's seeds."""
+    whole, split, _ = (read_sweep(f) for f in split_sweeps)
+    assert len(split.trials) == 2 and axes(split) == ["rule.k"] == axes(whole) and split.duplicates == []
+    assert split.total == 2 and split.split_seeds and not whole.split_seeds
+    for a, b in zip(sorted(whole.trials, key=lambda t: t.k), sorted(split.trials, key=lambda t: t.k)):
+        # the seeds train bit-identically in either grouping: the same point, every seed, in seed order
+        assert b.seeds == [0, 1] and b.params == {"rule.k": a.k, "seeds": [0, 1]} and len(b.keys) == 2
+        assert b.accuracy == a.accuracy and b.train_config["seeds"] == [0, 1]
+        for m, v in a.metrics.items():  # means over the seeds, the worst device's counts included
+            if m != "seconds":
+                assert b.metrics[m] == pytest.approx(v, rel=1e-12), m
+        assert b.metrics["seconds"] > 0
+    page, figs = build_report([str(split_sweeps[1])])
+    assert [f.id.endswith("-split-rule-k-accuracy") for f in figs if f.id.endswith("-accuracy")] == [True]
+    acc = next(f for f in figs if f.id.endswith("-accuracy"))
+    assert [t.name for t in acc.traces] == ["ours, mean ± std"] and acc.traces[0].x == [5, 20]
+    assert "seeds=[" not in page and "swept</th><td>rule.k: 5, 20</td>" in page
+    assert "<th>points</th><td>2</td>" in page and "<th>seeds per point</th><td>2</td>" in page
+
+
+def test_seconds_of_a_split_point_are_summed():
+    from ferristor.report.sweeps import Trial, merge_points
+    parts = [Trial(key=f"k{s}", params={"k": 5, "seeds": [s]}, train_config={}, accuracy=[80.0 + s],
+                   metrics={"seconds": 2.0 + s, "memristor_ops_worst": 10.0 * (s + 1), "samples_per_replica": 600},
+                   seeds=[s], identity="p") for s in (1, 0)]
+    parts.append(Trial(key="k23", params={"k": 5, "seeds": [2, 3]}, train_config={}, accuracy=[82.0, 83.0],
+                       metrics={"seconds": 5.0, "memristor_ops_worst": 40.0, "samples_per_replica": 600}, seeds=[2, 3], identity="p"))
+    (point,), notes = merge_points(parts)
+    assert notes == [] and point.seeds == [0, 1, 2, 3] and point.accuracy == [80.0, 81.0, 82.0, 83.0]
+    assert point.metrics["seconds"] == 10.0 and point.metrics["samples_per_replica"] == 600
+    # a mean over chips: a trial of two seeds weighs twice one of one (not a mean of the trials' means)
+    assert point.metrics["memristor_ops_worst"] == pytest.approx((10 + 20 + 40 + 40) / 4)
+
+
+def test_a_seed_stored_in_two_groupings_is_counted_once_and_named(split_sweeps):
+    """Two folders' worth of groupings in one store (--merge of seeds 0-1 in one trial with [0], [1])
+    must not count a seed twice: the point keeps each seed once and the page says so."""
+    import sqlite3
+    whole, both = read_sweep(split_sweeps[0]), read_sweep(split_sweeps[2])
+    assert len(both.trials) == 2 and both.total == 2 and axes(both) == ["rule.k"]
+    with sqlite3.connect(split_sweeps[2] / "sweep.sqlite") as db:  # the trials of both seeds, by k
+        two = {json.loads(params)["rule.k"]: (key, json.loads(result)["timing"]["train_seconds"]) for key, params, result
+               in db.execute("SELECT key, params, result FROM trials WHERE json_extract(params, '$.seeds') IS NULL")}
+    for a, b in zip(sorted(whole.trials, key=lambda t: t.k), sorted(both.trials, key=lambda t: t.k)):
+        assert b.seeds == [0, 1] and b.accuracy == a.accuracy and len(b.keys) == 3
+        key, seconds = two[b.k]
+        assert b.key == key and b.metrics["seconds"] == seconds  # the trial of both seeds, its time alone
+    assert len(both.duplicates) == 2 and all("seeds 0, 1 of trial " in d and "the same numbers; counted once" in d
+                                              for d in both.duplicates)
+    page, _ = build_report([str(split_sweeps[2])])
+    assert "seeds stored twice (counted once)" in page and "<th>points</th><td>2</td>" in page
+
+
+def test_a_split_point_with_seeds_not_done_says_which(split_sweeps, tmp_path):
+    import shutil
+    import sqlite3
+    folder = shutil.copytree(split_sweeps[1], tmp_path / "s")
+    with sqlite3.connect(folder / "sweep.sqlite") as db:
+        db.execute("UPDATE trials SET status = 'pending', result = NULL "
+                   "WHERE params = ? ", (json.dumps({"rule.k": 20, "seeds": [1]}, separators=(",", ":")),))
+        assert db.total_changes == 1
+    sweep = read_sweep(folder)
+    assert [(t.k, t.seeds, t.pending_seeds) for t in sorted(sweep.trials, key=lambda t: t.k)] == [(5, [0, 1], []), (20, [0], [1])]
+    assert sweep.total == 2 and sweep.unfinished_points == 1 and axes(sweep) == ["rule.k"]
+    page, _ = build_report([str(folder)])
+    assert "<th>points</th><td>1 of 2 done; 1 more shown with the seeds done so far</td>" in page
+    assert "<th>not done (left out)</th><td>rule.k=20, seeds=1: pending</td>" in page
+    assert "Not finished: 1 of its 2 points are not done" in page
+
+
+def test_trials_json_of_one_point_merge_by_seed(tmp_path):
+    """The trials/ folder: each trial's figures are means over its seeds, weighed by how many."""
+    base = {"figure": "fig5c", "setting": "mnist", "mode": "hm", "k": 10, "epoch_scale": 0.01,
+            "train_config": {"rule": {"p": 0.2}, "batch": 1}}
+    trials = [({**base, "seeds": seeds}, {"accuracy": acc, "k": 10, "seconds": 1.0, "samples_per_replica": 600,
+                                         "memristor_ops_worst": w, "memristor_ops_per_device": w})
+              for seeds, acc, w in (([0, 1, 2], [80.0, 81.0, 82.0], 9.0), ([3], [83.0], 13.0), ([3], [83.0], 13.0))]
+    sweep = read_sweep(_write(tmp_path / "s", trials))
+    (t,) = sweep.trials
+    assert t.seeds == [0, 1, 2, 3] and t.accuracy == [80.0, 81.0, 82.0, 83.0] and t.params["seeds"] == [0, 1, 2, 3]
+    assert t.metrics["memristor_ops_worst"] == 10.0 and t.metrics["seconds"] == 2.0
+    assert sweep.duplicates == ["figure=fig5c, setting=mnist, mode=hm, k=10, epoch_scale=0.01: seed 3 of trial 0001 also in trial 0002 "
+                                "(the same numbers; counted once, from 0001)"]

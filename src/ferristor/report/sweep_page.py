@@ -12,7 +12,7 @@ from .figures import Figure, Trace, figure_html
 from .lifetime import format_days, trial_lifetime
 from .markup import Raw, esc, flatten, fmt, kv_table, mean_std, num, para, pct, section, shown, table, worst
 from .run_page import FECAP_COLOR, MEMRISTOR_COLOR, PAPER_COLOR, _stamp, days_attr, lifetime_figure, lifetime_html
-from .sweeps import Sweep, Trial
+from .sweeps import SEEDS, Sweep, Trial
 
 # Categories keep the paper's order where it has one.
 _KNOWN_ORDER = [*pv.FIG5F_SETTINGS, *pv.FIG5F_VARIANTS]
@@ -35,12 +35,14 @@ def _all_params(sweep: Sweep) -> list[dict]:
 def axes(sweep: Sweep) -> list[str]:
     """The fields that vary between points: the trials' own fields, else their resolved configs'."""
     params = _all_params(sweep)
-    keys = list(dict.fromkeys(k for p in params for k in p))
+    # seeds are never an axis: a point's seeds split into trials (seeds_per_trial) are one point, and
+    # points of other seeds are the same setting, their seeds listed per point
+    keys = list(dict.fromkeys(k for p in params for k in p if k != SEEDS))
     varying = [k for k in keys if len({_key(p.get(k)) for p in params}) > 1]
     if varying or len(sweep.trials) < 2:
         return varying
     flat = [flatten(t.train_config) for t in sweep.trials]
-    keys = list(dict.fromkeys(k for f in flat for k in f if k.split(".")[0] not in LOCAL_FIELDS))
+    keys = list(dict.fromkeys(k for f in flat for k in f if k.split(".")[0] not in LOCAL_FIELDS and k != SEEDS))
     return [k for k in keys if len({_key(f.get(k)) for f in flat}) > 1]
 
 
@@ -162,13 +164,18 @@ def _axis_figures(sweep: Sweep, axis: str, all_axes: list[str], sid: str) -> lis
     return figs
 
 
+def in_order(sweep: Sweep, ax: list[str]) -> list[Trial]:
+    """The sweep's points ordered along its axes (the first axis slowest), each axis in :func:`ordered`'s order."""
+    order = {a: [_key(v) for v in ordered([coord(t, a) for t in sweep.trials])] for a in ax}
+    return sorted(sweep.trials, key=lambda t: [order[a].index(_key(coord(t, a))) for a in ax])
+
+
 def _trials_table(sweep: Sweep, ax: list[str], sid: str, rate: float) -> str:
     head = [*ax, "seeds", "accuracy % mean ± std", "min–max", "paper %", "FeCAP ops mean / worst",
             "memristor ops mean / worst", "energy/device nJ", "memristor lifetime", "FeCAP lifetime",
             "seconds"]
     rows, attrs, caveats = [], {}, {}  # caveats: each distinct list, numbered, → the points it holds for
-    order = {a: [_key(v) for v in ordered([coord(t, a) for t in sweep.trials])] for a in ax}
-    for i, t in enumerate(sorted(sweep.trials, key=lambda t: [order[a].index(_key(coord(t, a))) for a in ax])):
+    for i, t in enumerate(in_order(sweep, ax)):
         m = t.metrics
         ref, why = paper.point_accuracy_value(t.params, t.train_config)
         mark = ""
@@ -243,7 +250,8 @@ def _swept(sweep: Sweep, ax: list[str], follows: dict[str, str]) -> str:
 def _not_done(sweep: Sweep, ax: list[str]) -> str:
     """The points not done, each by its axes' values (its key where it has none) and its status."""
     def what(u):
-        label = ", ".join(f"{a}={shown(u.params.get(a))}" for a in ax) or u.key
+        label = ", ".join([f"{a}={shown(u.params.get(a))}" for a in ax]
+                          + ([f"seeds={shown(u.params[SEEDS])}"] if sweep.split_seeds and SEEDS in u.params else [])) or u.key
         return f"{label}: {u.status}" + (f" ({u.error})" if u.error else "")
     return "; ".join(what(u) for u in sweep.unfinished)
 
@@ -253,10 +261,15 @@ def sweep_section(sweep: Sweep, sid: str, rate: float, figs: list[Figure]) -> st
     follows = restated(sweep, ax)
     plotted = [a for a in ax if a not in follows]  # an axis that restates another gets no plots of its own
     seeds = sorted({len(t.accuracy) for t in sweep.trials})
-    fixed = [k for k in dict.fromkeys(k for t in sweep.trials for k in t.params) if k not in ax]
-    done = len(sweep.trials)
+    fixed = [k for k in dict.fromkeys(k for t in sweep.trials for k in t.params) if k not in ax
+             and not (k == SEEDS and len({_key(t.params.get(k)) for t in sweep.trials}) > 1)]  # seeds per point: in the table
+    partial = sum(bool(t.pending_seeds) for t in sweep.trials)  # shown, some of its seeds still to train
+    done = len(sweep.trials) - partial
+    points = f"{done} of {sweep.total} done" if sweep.total is not None and sweep.total != done else str(done)
+    if partial:
+        points += f"; {partial} more shown with the seeds done so far"
     pairs = [("folder", str(sweep.path)), ("store", sweep.source),
-             ("points", f"{done} of {sweep.total} done" if sweep.total is not None and sweep.total != done else done),
+             ("points", points),
              ("seeds per point", ", ".join(map(str, seeds))),
              ("swept", _swept(sweep, ax, follows)),
              ("fixed", "; ".join(f"{k}: {shown(sweep.trials[0].params.get(k))}" for k in fixed) or "–"),
@@ -266,10 +279,13 @@ def sweep_section(sweep: Sweep, sid: str, rate: float, figs: list[Figure]) -> st
         pairs.append(("not done (left out)", _not_done(sweep, ax)))
     if sweep.skipped:
         pairs.append(("unreadable points (left out)", "; ".join(sweep.skipped)))
+    if sweep.duplicates:  # two groupings of the same seeds in one folder (--merge): each seed counted once
+        pairs.append(("seeds stored twice (counted once)", "; ".join(sweep.duplicates)))
     body = kv_table(pairs, id=f"{sid}-summary")
     if sweep.unfinished:  # an interrupted or running sweep must not read as a complete one
-        body += para(f"Not finished: {len(sweep.unfinished)} of its {sweep.total} points are not done; this page "
-                     "shows the done ones. Running the sweep (or reproduce) again with the same folder resumes it; "
+        body += para(f"Not finished: {sweep.unfinished_points} of its {sweep.total} points are not done; this page "
+                     "shows the done ones" + (" (a point with some seeds done, with those)" if partial else "")
+                     + ". Running the sweep (or reproduce) again with the same folder resumes it; "
                      "a point shown running may be training now or have stopped with its driver.", "note paper")
     scales = {t.params.get("epoch_scale") for t in sweep.trials} - {None, 1, 1.0}
     if scales:  # a quick look must not read as a reproduction
