@@ -217,3 +217,29 @@ def test_lifetime_of_a_sweep_refuses_k_it_would_not_use(small_sweep, small_run, 
     assert r.exit_code == 0, r.output
     assert "; --k does not apply: each point at its own, measured k" in r.output
     assert re.search(r"^\s*5\s", r.output, re.M)
+
+
+def test_lifetime_of_a_sweep_shows_values_readably_and_an_axis_that_restates_another_once(tmp_path):
+    """reproduce fig5f's points had been printed 'options={'rounding': 'nearest'}' (Python's repr) after
+    their mode, which that option only restates."""
+    (tmp_path / "f" / "trials").mkdir(parents=True)
+    for i, mode in enumerate(("fp", "hm", "hm-var")):
+        result = {"accuracy": [80.0, 81.0], "k": 100, "seconds": 1.0, "samples_per_replica": 600}
+        if mode != "fp":
+            result.update(fecap_ops_per_device=264.0, fecap_ops_worst=300.0, memristor_ops_per_device=12.0,
+                          memristor_ops_worst=12.0, energy_fecap_nJ=0.0264, energy_memristor_nJ=0.012)
+        config = {"figure": "fig5f", "setting": "mnist-online", "mode": mode, "k": 100, "seeds": [0, 1],
+                  "options": {"rounding": "nearest"} if mode != "fp" else None, "network": [784, 100, 10],
+                  "train_config": {"rule": {"p": 0.2}, "batch": 1}}
+        (tmp_path / "f" / "trials" / f"{i}.json").write_text(json.dumps({"key": str(i), "config": config, "result": result}))
+    r = _invoke("lifetime", tmp_path / "f", "--rate", "10")
+    assert r.exit_code == 0, r.output
+    lines = r.output.splitlines()[1:]
+    assert [line.split(":")[0] for line in lines] == [f"  setting=mnist-online, mode={m}, k=100, network=784, 100, 10"
+                                                      for m in ("fp", "hm", "hm-var")]
+    assert "{" not in r.output and "'" not in r.output and "options" not in r.output
+
+
+def test_lifetime_of_a_run_says_what_a_projection_takes(small_run):
+    out = _invoke("lifetime", small_run, "--rate", "10").output
+    assert "memristor writes per transfer, one every k samples" in out and "∝" not in out

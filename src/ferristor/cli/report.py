@@ -68,8 +68,9 @@ def lifetime(run, rate, ks):
     a sweep folder: then each point's k is measured."""
     from ..report.inputs import resolve
     from ..report.lifetime import check_rate, format_days, lifetime_table, run_lifetime, trial_lifetime
-    from ..report.markup import count
+    from ..report.markup import count, shown
     from ..report.run_page import describe
+    from ..report.sweep_page import axes, in_order, restated
     if rate is None:  # checked here, not by click, so it is one line like every other input error
         raise FerristorError("--rate is missing: give the samples per second the device learns from, e.g. --rate 10")
     rate = check_rate(rate, "--rate")
@@ -93,14 +94,17 @@ def lifetime(run, rate, ks):
         click.echo(f"rated: memristor {e.memristor_cycles:.0e}, FeCAP {e.fecap_cycles:.0e} cycles ({count(e.ops_per_cycle, 'operation')} each), "
                    f"from the run's ledger config; worst device of the worst chip, at {rate:g} samples/s")
         click.echo(lifetime_table(points, rate))
-        click.echo("* measured; other k projected: memristor writes ∝ 1/k, FeCAP = measured update writes + a transfer's reads every k")
+        click.echo("* measured; other k projected: memristor writes per transfer, one every k samples; "
+                   "FeCAP = measured update writes + a transfer's reads every k samples")
     for s in sweeps:
         click.echo(f"sweep {s.name}: worst device (mean over seeds) at each point, at {rate:g} samples/s"
                    + ("; --k does not apply: each point at its own, measured k" if ks is not None else ""))
-        for t in sorted(s.trials, key=lambda t: (str(t.params.get("setting")), str(t.params.get("mode")), t.params.get("k") or 0)):
+        ax = axes(s)
+        follows = restated(s, ax)  # an axis that only restates another (fig5f's options, after mode): said once
+        for t in in_order(s, ax):
             p = trial_lifetime(t)
-            hidden = ("seeds", "epoch_scale", "figure") + (("k",) if "rule.k" in t.params else ())  # k: rule.k again
-            label = ", ".join(f"{k}={v}" for k, v in t.params.items() if k not in hidden)
+            hidden = ("seeds", "epoch_scale", "figure", *follows) + (("k",) if "rule.k" in t.params else ())  # k: rule.k again
+            label = ", ".join(f"{k}={shown(v)}" for k, v in t.params.items() if k not in hidden) or t.key[:12]
             if p is None:
                 click.echo(f"  {label}: no device programmed")
             else:
