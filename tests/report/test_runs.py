@@ -416,10 +416,10 @@ def test_counts_of_one_are_singular(small_run, tmp_path):
 
 
 def test_a_folder_without_results_is_looked_at_once(tmp_path, monkeypatch):
-    """resolve had asked _other_output twice for a path holding no run (once to search, once to say why)."""
+    """resolve had asked other_output twice for a path holding no run (once to search, once to say why)."""
     import ferristor.report.inputs as inputs
-    asked, real = [], inputs._other_output
-    monkeypatch.setattr(inputs, "_other_output", lambda folder: asked.append(folder) or real(folder))
+    asked, real = [], inputs.other_output
+    monkeypatch.setattr(inputs, "other_output", lambda folder: asked.append(folder) or real(folder))
     (tmp_path / "x" / "sub").mkdir(parents=True)
     with pytest.raises(DataError, match="holds no results.json and no sweep"):
         resolve([str(tmp_path / "x")])

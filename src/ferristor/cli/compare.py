@@ -75,7 +75,7 @@ def _below(folder: Path) -> tuple[list[Path], list[str]]:
 def _not_runs(p: Path) -> str | None:
     """Why the folder ``p``, which holds no results.json, is not a run nor a folder of runs, with what
     reads it; None where it may hold runs (or is nothing at all)."""
-    from ..report.inputs import _other_output, _unfinished
+    from ..report.inputs import other_output, unfinished_run
     how = _sweep(p)
     if how:
         return f"a sweep folder, not a run: {p}; {how}"
@@ -84,10 +84,10 @@ def _not_runs(p: Path) -> str | None:
         return (f"a ferristor reproduce folder, not a run: {p} (its figures {', '.join(d.name for d in figures)} "
                 f"are sweeps); ferristor report {p} shows them beside the paper's values, ferristor results "
                 f"{figures[0]} --final lists a figure's trials")
-    other = _safe(_other_output, p)
+    other = _safe(other_output, p)
     if other:
         return f"not a run: {p} is {other}"
-    if _safe(_unfinished, p):
+    if _safe(unfinished_run, p):
         return (f"unfinished, no results.json yet: {p} (a run still going, or stopped before it finished: "
                 "its command, run again, resumes it)")
     return None

@@ -38,8 +38,11 @@ ACCEPTED = ("training runs (a folder holding results.json: train, compare-rules)
             "trials/: sweep, reproduce) and folders holding them")
 
 
-def _other_output(folder: Path) -> str | None:
-    """What ``folder`` is, when it is another command's output that report does not read."""
+def other_output(folder: Path) -> str | None:
+    """What ``folder`` is, when it is another command's output that report does not read (a Fig. 6
+    transfer-learning output, a pretrained backbone), worded to follow "is" and naming the files that
+    hold its results; None for anything else. Used by report, lifetime and compare to say why a folder
+    is left out."""
     if (folder / "fig6.json").is_file() or ((folder / "pairs").is_dir() and
                                             ((folder / "backbones").is_dir() or (folder / "features").is_dir())):
         done = [f for f in ("fig6.png", "fig6.txt") if (folder / f).is_file()]
@@ -54,11 +57,13 @@ def _other_output(folder: Path) -> str | None:
 
 def _unread(folder: Path) -> str | None:
     """Why ``folder``, holding neither a run nor a sweep, is left out, when it is recognisably something."""
-    return _other_output(folder) or _unfinished(folder)
+    return other_output(folder) or unfinished_run(folder)
 
 
-def _unfinished(folder: Path) -> str | None:
-    # a run still going, or stopped before it finished; a lock over subfolders is a driver's (reproduce's OUT)
+def unfinished_run(folder: Path) -> str | None:
+    """'unfinished (no results.json)' where ``folder`` is a run still going or stopped before it
+    finished (its checkpoint, or a run's lock with no subfolder: a lock over subfolders is a driver's,
+    reproduce's OUT); None otherwise. Used by report, lifetime and compare to say why a folder is left out."""
     if (folder / run_folder.CHECKPOINT).exists() or ((folder / run_folder.LOCK).exists()
                                                      and not any(c.is_dir() for c in folder.iterdir())):
         return "unfinished (no results.json)"
@@ -132,11 +137,11 @@ def resolve(paths: list[str], arg: str = "PATH", skipped: list[str] | None = Non
         else:
             # another command's output first (a fig6 folder holds pretrainings); a lock or checkpoint
             # last: reproduce's OUT holds its sweeps beside the .lock of the command that wrote them
-            other = _other_output(p)  # once, for the search and the error both
+            other = other_output(p)  # once, for the search and the error both
             found, left = ([], []) if other else _inside(p)
             given = False
             if not found and not left:
-                why = other or _unfinished(p) or (f"holds no results.json and no sweep (sweep.sqlite or trials/), "
+                why = other or unfinished_run(p) or (f"holds no results.json and no sweep (sweep.sqlite or trials/), "
                                                   f"nor do the folders in it, down to {RUN_DEPTH} levels")
                 raise DataError(f"{arg} '{typed}': {why}; {command} reads {ACCEPTED}")
         read = 0
