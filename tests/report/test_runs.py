@@ -516,8 +516,8 @@ def test_the_run_page_states_the_networks_energy_and_what_energy_per_device_is(s
     mem = sum(r["network"]["energy_nJ"]["memristor_total"] for r in res["ledger"]) / len(res["ledger"])
     page, figs = build_report([str(small_run)], rate=10)
     total = re.search(r"<th>energy, whole network</th><td>([^<]*)</td>", page).group(1)
-    from ferristor.experiments.summary import _energy
-    assert total == _energy(fe + mem, fe, mem, largest="µJ") + "), mean over chips"
+    from ferristor.experiments.summary import energy_text
+    assert total == energy_text(fe + mem, fe, mem, largest="µJ") + "), mean over chips"
     assert "one sign/MSB FeCAP + one memristor" in re.search(r"<th>energy / device</th><td>([^<]*)</td>", page).group(1)
     assert "Energy/device: one sign/MSB FeCAP cell and one memristor" in page
     life = next(f for f in figs if f.id.endswith("-lifetime-plot"))

@@ -133,10 +133,12 @@ def k_text(cfg: dict) -> str:
 _UNITS = (("µJ", 1e3), ("nJ", 1.0), ("pJ", 1e-3), ("fJ", 1e-6))
 
 
-def _energy(total_nj: float, fecap_nj: float, memristor_nj: float, largest: str = "nJ") -> str:
-    """'38.4 nJ (FeCAP 26.4 + memristor 12.0': the total in the largest unit (up to ``largest``) that
-    shows it as at least 1, every figure with the same decimals, as many as give each nonzero one at
-    least 3 significant figures, so that the parts visibly add up (to the last digit's rounding)."""
+def energy_text(total_nj: float, fecap_nj: float, memristor_nj: float, largest: str = "nJ") -> str:
+    """'38.4 nJ (FeCAP 26.4 + memristor 12.0' (the caller closes the parenthesis after what it adds):
+    the total in the largest unit (up to ``largest``) that shows it as at least 1, every figure with
+    the same decimals, as many as give each nonzero one at least 3 significant figures, so that the
+    parts visibly add up (to the last digit's rounding). train's summary and the report's run page
+    both word energies with it."""
     units = _UNITS[[u for u, _ in _UNITS].index(largest):]
     unit, scale = next(((u, f) for u, f in units if abs(total_nj) >= f), units[-1])
     values = [v / scale for v in (total_nj, fecap_nj, memristor_nj)]
@@ -227,9 +229,9 @@ def summary_rows(results: dict) -> list[tuple[str, str]]:
                                    f"{_mean(net, 'fecap_ops', 'mean_sign_msb_cell'):,.0f} · worst {_worst(net, 'fecap_ops'):,.0f}"),
             ("memristor ops / device", f"mean {_mean(net, 'memristor_ops', 'mean'):,.0f} · worst {_worst(net, 'memristor_ops'):,.0f}"),
             # per device as the ledger and the paper count it (digest §5): one sign/MSB FeCAP + one memristor
-            ("energy / device", _energy(*(_mean(net, 'energy_nJ', k) for k in ('per_device', 'per_device_fecap', 'per_device_memristor')))
+            ("energy / device", energy_text(*(_mean(net, 'energy_nJ', k) for k in ('per_device', 'per_device_fecap', 'per_device_memristor')))
                                 + "; one sign/MSB FeCAP + one memristor, mean writes)"),
-            ("energy, whole network", _energy(*(_mean(net, 'energy_nJ', k) for k in ('total', 'fecap_total', 'memristor_total')),
+            ("energy, whole network", energy_text(*(_mean(net, 'energy_nJ', k) for k in ('total', 'fecap_total', 'memristor_total')),
                                               largest="µJ") + ")"),
             ("endurance margin", f"FeCAP {margin_text(fe_margin)} · memristor {margin_text(me_margin)} (rated ÷ the worst "
                                  f"device's cycles, on any chip, over this "

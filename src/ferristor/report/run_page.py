@@ -46,12 +46,12 @@ def summary(run: Run, sid: str) -> str:
     net = run.network
     if net is not None:  # as train's summary: the mean over chips
         m = lambda xs: mean_std(xs)[0]  # noqa: E731
-        from ..experiments.summary import _energy  # the terminal's wording and units
+        from ..experiments.summary import energy_text  # the terminal's wording and units
         fe, mem = m(net.energy_fecap_nJ), m(net.energy_memristor_nJ)
         dev = [m(x) for x in (net.energy_per_device_nJ, net.energy_device_fecap_nJ, net.energy_device_memristor_nJ)]
-        pairs.append(("energy, whole network", _energy(fe + mem, fe, mem, largest="µJ") + "), mean over chips"
+        pairs.append(("energy, whole network", energy_text(fe + mem, fe, mem, largest="µJ") + "), mean over chips"
                       if known(fe + mem) else NA))
-        pairs.append(("energy / device", _energy(*dev) + "): one sign/MSB FeCAP + one memristor over training, the "
+        pairs.append(("energy / device", energy_text(*dev) + "): one sign/MSB FeCAP + one memristor over training, the "
                       "paper's per-device figure" if all(map(known, dev)) else NA))
     return kv_table(pairs, id=f"{sid}-summary")
 
