@@ -112,3 +112,26 @@ def test_a_run_with_fewer_samples_than_k_is_projected_at_the_rated_programming(s
     (tmp_path / "results.json").write_text(json.dumps(res))
     pts = {p.k: p for p in run_lifetime(read_run(tmp_path), ks=(1,))}
     assert pts[1].memristor_ops_per_sample == 2 and math.isfinite(pts[1].memristor_days_at_1)
+
+
+def test_a_batch_larger_than_k_transfers_once_per_step(small_run, tmp_path):
+    # train --k 5 --batch 10: HybridSGD makes at most one transfer per step, so 600 samples hold 60
+    # transfers (one every 10 samples, not every 5): the measured k = 5 had shown twice the memristor's
+    # operations per sample, half its lifetime, of what the run wrote
+    run, res = _run(small_run, tmp_path)
+    run.config = {**run.config, "batch": 10, "rule": {**run.config["rule"], "k": 5}}
+    per_transfer = max(m / t for m, t in zip(run.network.memristor_worst, run.network.transfers))
+    pts = {p.k: p for p in run_lifetime(run, ks=(1, 10, 20))}
+    assert pts[5].measured and pts[5].memristor_ops_per_sample == pytest.approx(per_transfer / 10)
+    assert pts[1].memristor_ops_per_sample == pts[5].memristor_ops_per_sample == pts[10].memristor_ops_per_sample
+    assert pts[20].memristor_ops_per_sample == pytest.approx(per_transfer / 20)
+    # k counted in updates: k steps of a batch each
+    run.config = {**run.config, "rule": {**run.config["rule"], "k_unit": "updates"}}
+    assert {p.k: p for p in run_lifetime(run, ks=())}[5].memristor_ops_per_sample == pytest.approx(per_transfer / 50)
+    # a sweep point that does not record its transfers: one per step of 10 samples, as the engine
+    t = trial_from_record({"config": {"k": 5, "train_config": {"batch": 10, "rule": {"k": 5}}},
+                           "result": {"accuracy": [90.0], "k": 5, "samples_per_replica": 600,
+                                      "memristor_ops_worst": 120, "fecap_ops_worst": 400}}, "x")
+    p = trial_lifetime(t)
+    assert p.memristor_ops_per_sample == pytest.approx(0.2)
+    assert p.fecap_ops_per_sample == pytest.approx((400 - 60 * 4) / 600 + 4 / 10)

@@ -6,7 +6,8 @@ config) less the one-off programming before training; the worst device spends it
 was written in the run (its operations / samples trained). Days scale as 1 / rate, so a point
 stores its days at 1 sample/s and :meth:`LifetimePoint.days` divides.
 
-Rates are those of steady on-line learning, one transfer every k samples: the worst memristor
+Rates are those of steady on-line learning, one transfer every k samples (every batch samples where a
+mini-batch is larger than k: a step makes at most one transfer; :func:`samples_per_transfer`): the worst memristor
 takes its operations per transfer in the run (a transfer programs every pair once, RESET + SET)
 every k samples; the worst FeCAP its update writes per sample (which do not depend on k) plus one
 transfer's reads every k samples. The run's own k is measured (its ledger at that k) and others are
@@ -59,10 +60,13 @@ def point(k: float, measured: bool, mem_per_sample: float, fe_per_sample: float,
 
 
 def samples_per_transfer(k: float, config: dict) -> float:
-    """Training samples between two transfers at ``k``: k counts inputs, or optimizer updates of a
-    mini-batch each (rule.k_unit = updates)."""
+    """Training samples between two transfers at ``k``, as the engine schedules them
+    (``HybridSGD._hybrid_step``): k counts optimizer updates of a mini-batch each (rule.k_unit =
+    updates), or inputs, a transfer at the step whose inputs cross a multiple of k but at most one
+    per step, so a batch larger than k transfers once per step (every batch samples, not every k)."""
     rule = config.get("rule") or {}
-    return k * (config.get("batch", 1) or 1) if rule.get("k_unit", "inputs") == "updates" else k
+    batch = config.get("batch", 1) or 1
+    return k * batch if rule.get("k_unit", "inputs") == "updates" else max(k, batch)
 
 
 def _per_transfer(ops: float, transfers: float, e: Endurance) -> float:
