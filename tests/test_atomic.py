@@ -50,3 +50,20 @@ def test_what_is_not_a_regular_file_is_refused_and_left_alone(tmp_path, make, ki
         with atomic_write(path, "w") as f:
             f.write("x")
     assert os.stat(path).st_mode == before and not list(tmp_path.glob(".*.part"))
+
+
+def test_a_dangling_link_or_a_loop_is_refused_naming_the_option(tmp_path):
+    (tmp_path / "dangling").symlink_to(tmp_path / "nowhere" / "x.txt")
+    with pytest.raises(ConfigError, match=r"^output=.*symbolic link into a folder that does not exist"):
+        with atomic_write(tmp_path / "dangling", "w", name="output") as f:
+            f.write("x")
+    assert not (tmp_path / "nowhere").exists()  # no folders made for it
+    (tmp_path / "a").symlink_to(tmp_path / "b")
+    (tmp_path / "b").symlink_to(tmp_path / "a")
+    with pytest.raises(ConfigError, match="cannot be written"):
+        with atomic_write(tmp_path / "a", "w") as f:
+            f.write("x")
+    (tmp_path / "ok").symlink_to(tmp_path / "new.txt")  # a link to a new file in a folder that exists
+    with atomic_write(tmp_path / "ok", "w") as f:
+        f.write("x")
+    assert (tmp_path / "new.txt").read_text() == "x"

@@ -19,31 +19,36 @@ _KINDS = ((stat.S_ISDIR, "folder"), (stat.S_ISCHR, "character device"), (stat.S_
           (stat.S_ISFIFO, "named pipe (FIFO)"), (stat.S_ISSOCK, "socket"))
 
 
-def _target(path: Path) -> tuple[Path, int]:
+def _target(path: Path, name: str) -> tuple[Path, int]:
     """(where to write, the mode to give it) for ``path``: a symbolic link's target, written through
     as a shell's ``>`` would, keeping the link; an existing file keeps its permissions. Anything but a
     regular file or a new name (``/dev/null``, a FIFO, a folder) is refused: replacing it with a file
-    would destroy it — a device file, as root."""
+    would destroy it — a device file, as root. ``name``: the option that gave the path, for errors."""
     from .errors import ConfigError
     real = Path(os.path.realpath(path))
+    shown = str(path) if real == path else f"{path} (→ {real})"
     try:
         info = real.stat()
     except FileNotFoundError:
+        if real != path and not real.parent.is_dir():  # a dangling link: as a shell's > would, no folders made
+            raise ConfigError(name, shown, reason="is a symbolic link into a folder that does not exist") from None
         return real, NEW_FILE_MODE
+    except OSError as e:  # a loop of links, a folder that cannot be searched
+        raise ConfigError(name, shown, reason=f"cannot be written: {e.strerror or e}") from None
     if stat.S_ISREG(info.st_mode):
         return real, stat.S_IMODE(info.st_mode)
-    kind = next((name for test, name in _KINDS if test(info.st_mode)), "special file")
-    shown = str(path) if real == path else f"{path} (→ {real})"  # field 'out': the commands' --out names it
-    raise ConfigError("out", shown, reason=f"is a {kind}, not a regular file: ferristor writes a "
+    kind = next((label for test, label in _KINDS if test(info.st_mode)), "special file")
+    raise ConfigError(name, shown, reason=f"is a {kind}, not a regular file: ferristor writes a "
                       "file whole and then moves it into place, which would replace it; give a file name")
 
 
 @contextlib.contextmanager
-def atomic_write(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
+def atomic_write(path: str | os.PathLike, mode: str = "wb", *, name: str = "out") -> Iterator[IO]:
     """Open a temporary file beside ``path``; on a clean exit it replaces ``path``, on an error it is
     removed and ``path`` is left untouched. A symbolic link is written through; an existing file
-    keeps its permissions; a path that is not a regular file is refused (:func:`_target`)."""
-    path, file_mode = _target(Path(path))
+    keeps its permissions; a path that is not a regular file is refused (:func:`_target`), naming
+    ``name`` (the option that gave it: the commands' --out by default)."""
+    path, file_mode = _target(Path(path), name)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
     try:
