@@ -117,3 +117,15 @@ def test_a_train_run_folder_is_refused(tmp_path, merge):
     assert r.output.strip() == (f"error: --out {folder}: holds a train run (results.json), not a sweep: give another "
                                 f"--out (ferristor results SWEEP --import {folder} adds the run to a sweep)"), r.output
     assert not (folder / "sweep.sqlite").exists()
+
+
+@pytest.mark.parametrize("there, here, said", [
+    ((), ("rule.lr=0.123",), "no rule.lr there, rule.lr=0.123 here"),
+    (("rule.lr=0.123",), (), "rule.lr=0.123 there, no rule.lr here"),
+])
+def test_a_path_set_on_one_side_only_is_named_not_an_unreadable_spec(tmp_path, there, here, said):
+    """Before: json.dumps of the placeholder for "not set" raised TypeError, read as an unreadable store:
+    'holds another sweep (its recorded spec cannot be read)'."""
+    folder = _folder(tmp_path, _spec("rule.k=1,10", sets=("mode=hm", "epochs=0.005", *there)))
+    with pytest.raises(ConfigError, match=said):
+        check_folder(_spec("rule.k=1,10", sets=("mode=hm", "epochs=0.005", *here)), folder)

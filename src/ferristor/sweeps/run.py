@@ -151,7 +151,7 @@ def spec_changes(old: dict, new: dict) -> tuple[list[str], list[str]]:
     changed, added = [], []
     for path in dict.fromkeys([*old["base"], *new["base"]]):
         a, b = old["base"].get(path, _NONE), new["base"].get(path, _NONE)
-        if _j(a) != _j(b):
+        if a is _NONE or b is _NONE or _j(a) != _j(b):  # a path set on one side only differs (and is no JSON)
             there = f"{path}={_show(a)}" if a is not _NONE else f"no {path}"
             here = f"{path}={_show(b)}" if b is not _NONE else f"no {path}"
             changed.append(f"{there} there, {here} here")
@@ -206,11 +206,11 @@ def check_folder(spec: sp.SweepSpec, folder: str | Path, merge: bool = False) ->
             raise ConfigError("out", str(folder), reason=f"holds {n} trial{'s' if n != 1 else ''} of no recorded sweep "
                                                          f"(imported runs, or a ferristor reproduce figure): {hint}")
         return
-    try:
-        old = json.loads(recorded)
-        changed, _ = spec_changes(old, sp.describe(spec))
+    try:  # only the reading: a bug comparing two readable specs is no "unreadable spec"
+        old = _comparable(json.loads(recorded))
     except (ValueError, TypeError, AttributeError):
-        changed = ["its recorded spec cannot be read"]
+        old = None
+    changed = spec_changes(old, sp.describe(spec))[0] if old is not None else ["its recorded spec cannot be read"]
     if changed:
         raise ConfigError("out", str(folder), reason=f"holds another sweep ({'; '.join(changed)}): {hint}")
 
