@@ -224,6 +224,12 @@ def test_a_config_given_to_fit_does_not_stand_for_the_model_when_resuming(tmp_pa
     with pytest.raises(ConfigMismatchError, match=r"fit\.groups"):
         fit(net(), a, test, out=tmp_path, config=given, **dict(FAST, lr=FAST.get("lr", 0.1) * 2))
     fit(net(), a, test, out=tmp_path, config=given, **FAST)  # the same call: the finished run
+    # a folder checkpointed before fit's own description joined a given config (identified by it alone,
+    # as config_builds_model keeps it) resumes as it was saved, not refused field by field
+    old = tmp_path / "before"
+    first = fit(net(), a, test, out=old, config=given, config_builds_model=True, **FAST)
+    again = fit(net(), a, test, out=old, config=given, **FAST)
+    assert again.results["timing"]["train_seconds"] == first.results["timing"]["train_seconds"]  # not trained again
 
 
 @pytest.mark.parametrize("replicas, norm_last, batch, modes, bias", [

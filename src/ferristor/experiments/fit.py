@@ -373,10 +373,13 @@ def run_fit(model: nn.Module, train_data, test_data=None, *, epochs: float = 1.0
     own = _fit_identity(model, optimizer, loss, epochs, batch, seed, eval_every, validation, validation_seed,
                         test_limit, eval_batch)
     identity = dict(config if config is not None else own)
-    if config is not None and not config_builds_model:  # another model under the same config must not resume
-        identity["fit"] = own
-    identity[run_folder.DATA_FINGERPRINT] = fingerprint(data)
     ckpt_path = Path(out) / run_folder.CHECKPOINT if out is not None else None
+    # another model under the same config must not resume; a run checkpointed before fit's own
+    # description joined a given config resumes as it was identified then
+    if config is not None and not config_builds_model and not _identified_by_config_alone(ckpt_path, resume_state):
+        identity["fit"] = own
+    data_print = fingerprint(data)  # a hash of every sample: once (~0.5 s at MNIST's size)
+    identity[run_folder.DATA_FINGERPRINT] = data_print
     if resume_state is not None and not run_folder.config_differences(resume_state["config"], identity):
         model.load_state_dict(resume_state["model"])
         optimizer.load_state_dict(resume_state["optimizer"])
@@ -485,11 +488,11 @@ def run_fit(model: nn.Module, train_data, test_data=None, *, epochs: float = 1.0
 
     ledger = model_ledger(model)
     recorded = config if config is not None else run_config(
-        model, optimizer, data, loss=loss, epochs=epochs, batch=batch, seeds=order_seeds, seed=seed,
+        model, optimizer, data, data_print, loss=loss, epochs=epochs, batch=batch, seeds=order_seeds, seed=seed,
         eval_every=eval_every, checkpoint_every=checkpoint_every, test_limit=test_limit, eval_batch=eval_batch,
         validation=validation, validation_seed=validation_seed, device=str(dev))
-    results = _results(data, recorded, history, ledger, total_steps, batch, n_rep, train_time, compile_time,
-                       order_seeds, validation)
+    results = _results(data, data_print, recorded, history, ledger, total_steps, batch, n_rep, train_time,
+                       compile_time, order_seeds, validation)
     if extra_results is not None:
         results.update(extra_results(model))
     if out is not None:
@@ -550,6 +553,18 @@ def _has_batchnorm(model: nn.Module) -> bool:
     return any(isinstance(m, Normalize) and m.kind == "batch" for m in model.modules())
 
 
+def _identified_by_config_alone(ckpt_path: Path | None, resume_state: dict | None) -> bool:
+    """Whether the run to resume was checkpointed with a given config as its whole identity (before
+    fit's own description joined it): then it is compared as it was saved."""
+    if resume_state is not None:
+        saved = resume_state.get("config")
+    elif ckpt_path is not None and ckpt_path.exists():
+        saved = run_folder.load_checkpoint(ckpt_path, mmap=True).get("config")
+    else:
+        return False
+    return isinstance(saved, dict) and "fit" not in saved
+
+
 def _fit_identity(model, optimizer, loss, epochs, batch, seed, eval_every, validation, validation_seed, test_limit,
                   eval_batch):
     groups = [{k: v for k, v in g.items() if k not in ("params", "param_names")} for g in optimizer.param_groups]
@@ -593,7 +608,7 @@ def _network(model: nn.Module, data: Dataset, layers: list[HybridModule], config
     return out
 
 
-def run_config(model: nn.Module, optimizer, data: Dataset, *, loss, epochs, batch, seeds, seed, eval_every,
+def run_config(model: nn.Module, optimizer, data: Dataset, data_print: str, *, loss, epochs, batch, seeds, seed, eval_every,
                checkpoint_every, test_limit, eval_batch, validation, validation_seed, device) -> dict:
     """What ``fit`` knows of a run, in the shape of ``ferristor train``'s ``TrainConfig`` (the config
     ``results.json`` records, which ``ferristor compare``, ``report`` and ``lifetime`` read): the dataset,
@@ -626,7 +641,7 @@ def run_config(model: nn.Module, optimizer, data: Dataset, *, loss, epochs, batc
     groups = [{k: v for k, v in g.items() if rule.get(k) is None} for g in groups]
     cfg["fit"] = {"optimizer": type(optimizer).__name__, "groups": groups,
                   "loss": "default" if loss is None else getattr(loss, "__name__", type(loss).__name__),
-                  "shuffle_seed": seed, "replicas": model_replicas(model), "data_fingerprint": fingerprint(data)}
+                  "shuffle_seed": seed, "replicas": model_replicas(model), "data_fingerprint": data_print}
     return json.loads(json.dumps(cfg, default=repr))  # as results.json gives it back: lists, not tuples
 
 
@@ -639,13 +654,13 @@ def _timing(train_time: float, compile_time: float, sample_replicas: int) -> dic
             "us_per_sample_replica": 1e6 * net / sample_replicas if sample_replicas else math.nan}
 
 
-def _results(data, config, history, ledger, total_steps, batch, n_rep, train_time, compile_time, order_seeds,
+def _results(data, data_print, config, history, ledger, total_steps, batch, n_rep, train_time, compile_time, order_seeds,
              validation) -> dict:
     final = history[-1]["test_accuracy"]
     sample_replicas = total_steps * batch * n_rep
     results = {
         "config": config,
-        "dataset": {"name": data.name, "fingerprint": fingerprint(data), "train": len(data.x_train),
+        "dataset": {"name": data.name, "fingerprint": data_print, "train": len(data.x_train),
                     "test": len(data.x_test), "features": data.n_features, "classes": data.n_classes,
                     "validation": validation},
         "seeds": order_seeds if n_rep > 1 or config is None else config.get("seeds", order_seeds),
