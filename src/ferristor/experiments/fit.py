@@ -553,6 +553,11 @@ def _has_batchnorm(model: nn.Module) -> bool:
     return any(isinstance(m, Normalize) and m.kind == "batch" for m in model.modules())
 
 
+def _group_settings(optimizer) -> list[dict]:
+    """Each param group's settings (lr, p, k, …), without its parameters."""
+    return [{k: v for k, v in g.items() if k not in ("params", "param_names")} for g in optimizer.param_groups]
+
+
 def _identified_by_config_alone(ckpt_path: Path | None, resume_state: dict | None) -> bool:
     """Whether the run to resume was checkpointed with a given config as its whole identity (before
     fit's own description joined it): then it is compared as it was saved."""
@@ -567,7 +572,7 @@ def _identified_by_config_alone(ckpt_path: Path | None, resume_state: dict | Non
 
 def _fit_identity(model, optimizer, loss, epochs, batch, seed, eval_every, validation, validation_seed, test_limit,
                   eval_batch):
-    groups = [{k: v for k, v in g.items() if k not in ("params", "param_names")} for g in optimizer.param_groups]
+    groups = _group_settings(optimizer)
     return {"model": repr(model), "initial_state": _initial_state_hash(model), "optimizer": type(optimizer).__name__,
             "groups": groups, "loss": getattr(loss, "__name__", repr(loss)), "epochs": epochs, "batch": batch,
             "seed": seed, "eval_every": eval_every, "validation": validation, "validation_seed": validation_seed,
@@ -620,7 +625,7 @@ def run_config(model: nn.Module, optimizer, data: Dataset, data_print: str, *, l
     layers = hybrid_layers(model)
     configs = [to_dict(m.config) for m in layers]
     modes = sorted({m.config.mode for m in layers})
-    groups = [{k: v for k, v in g.items() if k not in ("params", "param_names")} for g in optimizer.param_groups]
+    groups = _group_settings(optimizer)
     hybrid = [g for g, full in zip(groups, optimizer.param_groups)
               if any(getattr(q, "owner", None) is not None for q in full["params"])] or groups
     rule = {key: _agreed([g.get(key) for g in hybrid]) for key in _GROUP_RULE}
