@@ -43,8 +43,12 @@ def _results(rule, acc, mem_total, mem_worst, fe_total=0.0, k=100, history=None,
         kinds["fecap"] = {"devices": 140, "ops": {"mean": fe_total / 140, "worst": 9.0, "total": fe_total},
                           "energy_nJ": {"total": fe_total * 1e-4}, "roles": {"sign/MSB cells": {"mean": 9.0}}}
     rep = {"network": {"devices": {"kinds": kinds}}}
+    # the training ledger, as train writes it beside the device ledger: the lifetime is read from it
+    net = {"weights": 20, "transfers": n // k if rule == "hybrid" else 0, "memristor_ops": {"worst": mem_worst},
+           "fecap_ops": {"worst": 9.0 * n if fe_total else 0.0}}
     return {"config": {"mode": "hm-var", "scheme": {"rule": rule}, "rule": {"k": k}, "ledger": {}},
             "final_test_accuracy": acc, "samples_per_replica": n, "devices": [rep] * len(acc),
+            "ledger": [{"layers": [net], "network": net}] * len(acc),
             "timing": {"us_per_sample_replica": 5.0, "train_seconds": 1.0}, "history": history or []}
 
 
@@ -61,6 +65,8 @@ def test_rows_and_headline_by_hand():
     assert b["k"] is None and b["fecap_devices"] == 0
     # worst memristor: 900 ops in 1,000 samples → (2·10^5 − 2) ops budget / 0.9 per sample at 2 samples/s
     assert b["lifetime_days"]["memristor"] == pytest.approx((2e5 - 2) / 0.9 / 2 / 86400)
+    # the hybrid: 20 operations in 10 transfers, one every 100 samples, as ferristor lifetime reads it
+    assert h["lifetime_days"]["memristor"] == pytest.approx((2e5 - 2) / (2 / 100) / 2 / 86400)
     hl = C.headline(rows, res)
     assert hl["same_training_memristor"] == pytest.approx(15.0)
     # the hybrid reached 92 % at step 500 (k = 100: 5 of its 10 transfers) → half its memristor energy
@@ -170,3 +176,21 @@ def test_table_only_treats_a_device_rule_without_its_ledger_as_unfinished(tmp_pa
     # table.md is replaced whole (written beside it, then renamed), never rewritten in place
     assert table.stat().st_ino != before and table.read_text(encoding="utf-8").startswith("## mnist")
     assert not [p for p in table.parent.iterdir() if p.name.endswith(".part")]
+
+
+def test_lifetime_is_the_reports(tmp_path):
+    """compare-rules had its own per-sample lifetime (operations / samples trained): 694 d for a run
+    of 600 samples at k = 500 (1 transfer) where lifetime and report say 579 d (a transfer every 500
+    samples). It now reads the run as ``ferristor lifetime`` does."""
+    from ferristor.report.lifetime import run_lifetime
+    from ferristor.report.runs import read_run
+    res = _results("hybrid", [0.5], 2.0, 2.0, fe_total=1400.0, k=500, n=600)
+    (tmp_path / "results.json").write_text(json.dumps(res))
+    (measured,) = [p for p in run_lifetime(read_run(tmp_path), ks=()) if p.measured]
+    row = C.rule_row("hm:k=500", res, rate=1.0)
+    assert row["lifetime_days"]["memristor"] == pytest.approx(measured.days(1.0)[0]) == pytest.approx((2e5 - 2) / (2 / 500) / 86400)
+    assert row["lifetime_days"]["fecap"] == pytest.approx(measured.days(1.0)[1])
+    # a results file without the training ledger: no lifetime measured, n/a (not 'never')
+    bare = {k: v for k, v in res.items() if k != "ledger"}
+    row = C.rule_row("hm:k=500", bare, rate=1.0)
+    assert "lifetime_days" not in row and C.format_table([row], 1.0).split(" | ")[-2] == "n/a"

@@ -17,7 +17,6 @@ A rule is named by a preset (:data:`PRESETS`) optionally followed by settings:
 from __future__ import annotations
 
 import dataclasses
-import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,8 +29,9 @@ from ..circuit.ledger import LedgerConfig
 from ..config_base import to_dict
 from ..data import load_dataset
 from ..errors import ConfigError
-from ..report.lifetime import format_days, point
-from ..report.runs import endurance_of
+from ..report.lifetime import format_days, measured_lifetime
+from ..report.markup import NA
+from ..report.runs import run_of
 from ..rule.schemes import SchemeConfig
 from . import run_folder
 from .config import TrainConfig, task_config
@@ -259,9 +259,11 @@ def rule_row(label: str, results: dict, rate: float) -> dict:
     row["energy_nJ"] = row["memristor_energy_nJ"] + row["fecap_energy_nJ"]
     row["energy_device_nJ"] = row["memristor_energy_device_nJ"] + row["fecap_energy_device_nJ"]
     if not is_fp:
-        n = results["samples_per_replica"]
-        p = point(row["k"] or 0, True, row["memristor_worst_max"] / n, row["fecap_worst_max"] / n, endurance_of(cfg))
-        row["lifetime_days"] = dict(zip(("memristor", "fecap"), p.days(rate)))
+        # as ``ferristor lifetime`` and the report read the same run folder (one implementation): the
+        # worst chip's worst devices, the memristor's operations per transfer, a transfer every k samples
+        p = measured_lifetime(run_of(results, Path(label) / "results.json", label))
+        if p is not None:
+            row["lifetime_days"] = dict(zip(("memristor", "fecap"), p.days(rate)))
     return row
 
 
@@ -292,8 +294,8 @@ def format_table(rows: list[dict], rate: float) -> str:
                    f"{_ops(r['fecap_mean'])} · {_ops(r['fecap_worst'])}" if r["fecap_devices"] else "no FeCAP",
                    f"{r['memristor_energy_device_nJ']:.3g} + {r['fecap_energy_device_nJ']:.3g}",
                    f"{_e(r['memristor_energy_nJ'] / 1e3)} + {_e(r['fecap_energy_nJ'] / 1e3)}",
-                   f"{format_days(life.get('memristor', math.inf))} · "
-                   + (format_days(life.get("fecap", math.inf)) if r["fecap_devices"] else "–")]
+                   (f"{format_days(life['memristor'])} · " + (format_days(life["fecap"]) if r["fecap_devices"] else "–"))
+                   if life else NA]  # no ledger to measure it on
         k = "–" if r["k"] is None or r["not_a_device"] else str(r["k"])
         lines.append("| " + " | ".join([r["rule"], k, acc, *dev, f"{r['us_per_sample']:.0f}"]) + " |")
     return "\n".join(lines)

@@ -106,6 +106,12 @@ def run_lifetime(run: Run, ks=DEFAULT_KS) -> list[LifetimePoint]:
     return [points[k] for k in sorted(points)]
 
 
+def measured_lifetime(run: Run) -> LifetimePoint | None:
+    """The run's own k's point of :func:`run_lifetime` (what ``lifetime`` and the run page star);
+    None where it has none (an fp run, no ledger, no samples or k)."""
+    return next((p for p in run_lifetime(run, ks=()) if p.measured), None)
+
+
 def trial_lifetime(trial: Trial) -> LifetimePoint | None:
     """At the trial's k from its worst-device counts (each the mean over the trial's seeds) and its
     transfers; a point that does not record them (a trials/ folder) is taken to have made one every

@@ -302,16 +302,23 @@ def read_run(path: str | Path, name: str | None = None) -> Run:
         data = load_results(file)
     except FileNotFoundError:
         raise DataError(f"{path}: no results.json (is the run finished?)") from None
+    try:
+        written = file.stat().st_mtime
+    except OSError:
+        written = None
+    return run_of(data, file, name, written)
+
+
+def run_of(data: dict, file: Path, name: str | None = None, written: float | None = None) -> Run:
+    """A run from results ``data`` already read (and checked: :func:`load_results`) from ``file``:
+    what a command that holds a run's results (compare-rules) reads them as, as the report does."""
+    file = Path(file)
     history = [Evaluation(_num(h.get("epoch")), h.get("step"), _percent(h.get("test_accuracy", [])))
                for h in data.get("history") or []]
     replicas = [r for r in data.get("ledger") or [] if r.get("layers")]
     layers = [_layer(f"layer {i + 1}", [r["layers"][i] for r in replicas])
               for i in range(min(len(r["layers"]) for r in replicas))] if replicas else []
     network = _layer("network", [r["network"] for r in replicas]) if replicas and all("network" in r for r in replicas) else None
-    try:
-        written = file.stat().st_mtime
-    except OSError:
-        written = None
     return Run(
         name=name or (file.parent.name or str(file.parent)), path=file.parent, config=with_legacy_defaults(data["config"]),
         seeds=list(data.get("seeds") or data["config"].get("seeds") or range(len(data["final_test_accuracy"]))),
