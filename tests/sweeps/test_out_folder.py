@@ -1,7 +1,8 @@
 """An --out that holds something else than this sweep is refused before any work, naming what differs
 and how to go on: another sweep (its recorded spec would be overwritten and its results mixed with
-this one's), trials of no recorded spec, a train run's folder. The same spec, or one that only adds
-grid values, points or seeds, resumes; --merge adds to another sweep on purpose, keeping both specs."""
+this one's), trials of no recorded spec, a train run's folder. "Another sweep" is decided by points
+(a trial's config without its seeds): a spec sharing one with the stored trials resumes, whatever it
+adds or leaves out; --merge adds to another sweep on purpose, keeping both specs."""
 import json
 
 import pytest
@@ -74,15 +75,61 @@ def test_other_threads_are_the_same_sweep(tmp_path):
     check_folder(_spec("rule.k=1,10", sets=("mode=hm", "epochs=0.005", "threads=2")), folder)
 
 
-@pytest.mark.parametrize("grid, seeds, said", [
-    ("rule.k=1", "0", "rule.k=10 there, not here"),
-    ("rule.k=1,10", "1", "seeds 0 there, not here"),
-])
-def test_a_spec_that_drops_trials_is_another_sweep(tmp_path, grid, seeds, said):
+@pytest.mark.parametrize("grid, seeds", [("rule.k=1000", "0"), ("rule.k=3,1000", "0-2")])
+def test_a_spec_sharing_no_point_is_another_sweep(tmp_path, grid, seeds):
+    """Seeds make no point: the message names how the points differ, not the seeds."""
     folder = _folder(tmp_path, _spec("rule.k=1,10"))
-    with pytest.raises(ConfigError, match=said):
+    with pytest.raises(ConfigError, match="holds another sweep") as e:
         check_folder(_spec(grid, seeds=seeds), folder)
+    assert "rule.k=1,10 there, not here" in str(e.value) and "seeds" not in str(e.value), e.value
     check_folder(_spec(grid, seeds=seeds), folder, merge=True)
+
+
+def _stored(tmp_path, *specs, name="kp"):
+    """A folder whose store holds the trials of ``specs`` (data fingerprints made up: none is loaded)
+    and records the last one, as a sweep of each into it (the later ones with --merge) leaves it."""
+    from ferristor.sweeps.trials import datasets_of, expand
+    folder = tmp_path / name
+    folder.mkdir()
+    store = open_store(folder)
+    for spec in specs:
+        store.register(expand(spec, {d: "f" * 64 for d in datasets_of(spec)}))
+    store.set_meta("spec", json.dumps(describe(specs[-1]), sort_keys=True))
+    store.close()
+    return folder
+
+
+@pytest.mark.parametrize("grid, sets, seeds, per_trial", [
+    ("rule.k=1e1,100", (), "0", None),  # values written otherwise: the same trials
+    ("rule.k=10,100", ("rule.lr=0.1",), "0", None),  # a --set at its default (hm's rule.lr)
+    ("rule.k=10,100", (), "0-2", 1),  # grow the seeds without training seed 0 again, as the docs say
+    ("rule.k=10", (), "0", None),  # a part of the sweep (one trial again, e.g. to retry it)
+    ("rule.k=100,1000", (), "0", None),  # a part of it and more
+])
+def test_a_spec_sharing_a_point_with_the_stored_trials_resumes(tmp_path, grid, sets, seeds, per_trial):
+    """Before: refused as another sweep ("rule.k=10 there, not here", "seeds_per_trial all there, 1 here")."""
+    folder = _stored(tmp_path, _spec("rule.k=10,100"))
+    check_folder(build_spec(None, sets=("mode=hm", "epochs=0.005", *sets), grids=(grid,), seeds=seeds,
+                            seeds_per_trial=per_trial), folder)
+
+
+def test_the_first_command_still_resumes_after_the_sweep_grew_or_took_a_merge(tmp_path):
+    """The command that made a folder, rerun (to retry a failed trial) after a larger grid ran into it,
+    or after another sweep was --merge'd in (meta.spec then records that one): before, both refused."""
+    first, grown = _spec("rule.k=10,100"), _spec("rule.k=10,100,1000")
+    check_folder(first, _stored(tmp_path, first, grown, name="grown"))
+    merged = _spec("rule.p=0.1,0.3", sets=("mode=fp", "epochs=0.005"))
+    folder = _stored(tmp_path, first, merged, name="merged")
+    check_folder(first, folder)
+    check_folder(merged, folder)
+    with pytest.raises(ConfigError, match="holds another sweep"):  # a third one shares no point with either
+        check_folder(_spec("rule.k=10,100", sets=("mode=hm", "epochs=0.01")), folder)
+
+
+def test_no_point_in_common_with_the_stored_trials_is_another_sweep(tmp_path):
+    folder = _stored(tmp_path, _spec("rule.k=10,100"))
+    with pytest.raises(ConfigError, match=r"holds another sweep \(epochs=0.005 there, epochs=0.01 here\)"):
+        check_folder(_spec("rule.k=10,100", sets=("mode=hm", "epochs=0.01")), folder)
 
 
 def test_merge_keeps_the_spec_it_replaces(tmp_path):

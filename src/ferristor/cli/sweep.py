@@ -34,7 +34,8 @@ from .common import cpu_count, names_options, prepare_file_folder, prepare_folde
 @click.option("--retry-failed", is_flag=True, help="try trials recorded as failed again")
 @click.option("--merge", is_flag=True,
               help="add this sweep's trials to an --out holding another sweep (by default refused: its results "
-                   "would mix both; the same spec, or one adding grid values, points or seeds, resumes without it)")
+                   "would mix both; a spec sharing a point, a trial's config seeds aside, with the folder's trials "
+                   "is the same sweep and resumes without it)")
 @click.option("--dry-run", is_flag=True, help="list the trials and an estimate of their CPU time; run nothing")
 @click.option("--data-dir", type=click.Path(file_okay=False), default=None, envvar="FERRISTOR_DATA",
               help="data root, read by this process only: workers get the data from it [env FERRISTOR_DATA]")

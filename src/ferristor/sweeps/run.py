@@ -127,12 +127,23 @@ _NONE = object()  # a base path the spec does not set
 
 def _comparable(d: dict) -> dict:
     """A recorded spec (``spec.describe``) without what does not change a trial's numbers: its name and
-    the execution fields (threads, …: a rerun on other threads resumes)."""
-    def keep(tree: dict) -> dict:
+    the execution fields (threads, …: a rerun on other threads resumes). ValueError where it is not
+    such a record (a hand edit, a damaged store)."""
+    def keep(tree, what: str) -> dict:
+        if not isinstance(tree, dict):
+            raise ValueError(f"{what}: expected an object")
         return {k: v for k, v in tree.items() if k.split(".")[0] not in sp.EXECUTION_FIELDS}
-    return {"base": keep(d.get("base") or {}), "grid": keep(d.get("grid") or {}),
-            "points": [keep(pt) for pt in (d.get("points") or [{}])] or [{}],
-            "seeds": list(d.get("seeds") or []), "seeds_per_trial": d.get("seeds_per_trial")}
+    grid = keep(d.get("grid") or {}, "grid")
+    if not all(isinstance(v, list) for v in grid.values()):
+        raise ValueError("grid: expected lists of values")
+    points = d.get("points") or [{}]
+    if not isinstance(points, list):
+        raise ValueError("points: expected a list")
+    seeds = d.get("seeds") or []
+    if not isinstance(seeds, list):
+        raise ValueError("seeds: expected a list")
+    return {"base": keep(d.get("base") or {}, "base"), "grid": grid, "points": [keep(pt, "point") for pt in points] or [{}],
+            "seeds": list(seeds), "seeds_per_trial": d.get("seeds_per_trial")}
 
 
 def _j(v) -> str:
@@ -143,15 +154,24 @@ def _show(v) -> str:
     return v if isinstance(v, str) else _j(v)
 
 
+def _as_config(path: str, v) -> str:
+    """``v`` as the config takes it at ``path`` (``configs.coerce``: rule.k=1e1 is 10), as JSON."""
+    from . import configs
+    try:
+        return _j(configs.coerce(path, v))
+    except Exception:  # noqa: BLE001 - a value the config refuses is compared as written
+        return _j(v)
+
+
 def spec_changes(old: dict, new: dict) -> tuple[list[str], list[str]]:
-    """(what the folder's recorded spec ``old`` has that the spec ``new`` drops or changes, what
-    ``new`` adds to it): both ``spec.describe`` records. The first list empty: ``new`` is ``old``, or
-    extends it with grid values, points or seeds (its trials include the folder's), so it resumes."""
+    """(what the recorded spec ``old`` has that the spec ``new`` drops or changes, what ``new`` adds
+    to it): both ``spec.describe`` records, values compared as the config takes them (1e1 is 10).
+    Seeds are left out: they do not make a point (:func:`check_folder`). The words of a refusal."""
     old, new = _comparable(old), _comparable(new)
     changed, added = [], []
     for path in dict.fromkeys([*old["base"], *new["base"]]):
         a, b = old["base"].get(path, _NONE), new["base"].get(path, _NONE)
-        if a is _NONE or b is _NONE or _j(a) != _j(b):  # a path set on one side only differs (and is no JSON)
+        if a is _NONE or b is _NONE or _as_config(path, a) != _as_config(path, b):  # a path set on one side only differs
             there = f"{path}={_show(a)}" if a is not _NONE else f"no {path}"
             here = f"{path}={_show(b)}" if b is not _NONE else f"no {path}"
             changed.append(f"{there} there, {here} here")
@@ -161,32 +181,67 @@ def spec_changes(old: dict, new: dict) -> tuple[list[str], list[str]]:
         elif axis not in old["grid"]:
             changed.append(f"--grid {axis} here, not there")
         else:
-            gone = [_show(v) for v in old["grid"][axis] if _j(v) not in {_j(w) for w in new["grid"][axis]}]
-            more = [_show(v) for v in new["grid"][axis] if _j(v) not in {_j(w) for w in old["grid"][axis]}]
+            olds, news = ({_as_config(axis, v) for v in side["grid"][axis]} for side in (old, new))
+            gone = [_show(v) for v in old["grid"][axis] if _as_config(axis, v) not in news]
+            more = [_show(v) for v in new["grid"][axis] if _as_config(axis, v) not in olds]
             if gone:
                 changed.append(f"{axis}={','.join(gone)} there, not here")
             if more:
                 added.append(f"{axis}={','.join(more)}")
-    old_pts, new_pts = [_j(pt) for pt in old["points"]], [_j(pt) for pt in new["points"]]
-    changed += [f"the point {pt} there, not here" for pt in old_pts if pt not in new_pts]
-    added += [f"the point {pt}" for pt in new_pts if pt not in old_pts]
-    gone = [s for s in old["seeds"] if s not in new["seeds"]]
-    if gone:
-        changed.append(f"seeds {','.join(map(str, gone))} there, not here")
-    if more := [s for s in new["seeds"] if s not in old["seeds"]]:
-        added.append(f"seeds {','.join(map(str, more))}")
-    if old["seeds_per_trial"] != new["seeds_per_trial"]:
-        changed.append(f"seeds_per_trial {old['seeds_per_trial'] or 'all'} there, {new['seeds_per_trial'] or 'all'} here")
+
+    def point(pt: dict) -> str:
+        return _j({p: json.loads(_as_config(p, v)) for p, v in pt.items()})
+    old_pts, new_pts = [point(pt) for pt in old["points"]], [point(pt) for pt in new["points"]]
+    changed += [f"the point {_j(pt)} there, not here" for pt, k in zip(old["points"], old_pts) if k not in new_pts]
+    added += [f"the point {_j(pt)}" for pt, k in zip(new["points"], new_pts) if k not in old_pts]
     return changed, added
+
+
+def _point(identity_config: dict) -> str:
+    """A point: what a trial computes (its identity's config, ``trials.identity``) without its seeds,
+    with the fields a store written before they existed leaves out filled in, as JSON."""
+    from ..experiments.config import with_legacy_defaults
+    return _j(with_legacy_defaults({k: v for k, v in identity_config.items() if k != "seeds"}))
+
+
+def spec_points(spec: sp.SweepSpec) -> set[str]:
+    """The points (:func:`_point`) of a spec's trials: each resolved, canonical config as its trial's
+    key sees it (``auto`` backends resolved, execution fields out), so values written otherwise
+    (rule.k=1e1, a --set at its default) are the same point. No data is loaded."""
+    from ..experiments.sweep import normalise
+    from . import configs
+    from .trials import identity
+    points = set()
+    for _, overrides in spec.points_overrides():
+        plain = {p: v for p, v in overrides.items() if p.split(".")[0] not in sp.EXECUTION_FIELDS}
+        config = normalise(configs.canonical(configs.resolve(plain)))
+        points.add(_point(identity(config, "")["config"]))
+    return points
+
+
+def _stored_points(rows: list[dict]) -> set[str]:
+    """The points of a store's trials (``Store.trials``), imported runs left out (their identity is
+    their results.json's config as written, keyed by their file: never a sweep's point)."""
+    return {_point(r["identity"]["config"]) for r in rows
+            if isinstance(r.get("identity"), dict) and isinstance(r["identity"].get("config"), dict)
+            and "imported_from" not in r["identity"]}
 
 
 def check_folder(spec: sp.SweepSpec, folder: str | Path, merge: bool = False) -> None:
     """Refuse an ``--out`` a sweep must not write into, before any work: a ``train`` run's folder
-    (its results.json or checkpoint.pt), or, without ``merge``, one whose store holds another sweep:
-    a recorded spec this one drops or changes anything of, or trials of no recorded spec (imported
-    runs, a ``reproduce`` figure). The same spec again, or one that only adds grid values, points or
-    seeds, resumes."""
-    from ..errors import ConfigError
+    (its results.json or checkpoint.pt), or, without ``merge``, one whose store holds another sweep.
+
+    The rule is by points, not by the spec's text: a *point* is a trial's config without its seeds
+    (:func:`spec_points`). A spec sharing at least one point with the folder's trials (or, with none
+    stored yet, with its recorded spec) is the same sweep: it resumes, whatever else it adds or leaves
+    out (more or fewer grid values or points, other seeds or seeds_per_trial, values written
+    otherwise, a --set at its default, other threads), so the command that made a folder still runs
+    after the folder grew or took a --merge. One sharing no point is another sweep, refused naming
+    how its spec differs from the recorded one; so is a store of trials of no recorded spec
+    (imported runs, a ``reproduce`` figure)."""
+    import warnings
+
+    from ..errors import ConfigError, FerristorWarning
     from ..experiments.run_folder import CHECKPOINT, RESULTS
     folder = Path(folder)
     hint = "give another --out, or --merge to add this sweep's trials to it (its results then hold both)"
@@ -198,7 +253,10 @@ def check_folder(spec: sp.SweepSpec, folder: str | Path, merge: bool = False) ->
         return
     store = open_store(folder, readonly=True)
     try:
-        recorded, n = store.meta("spec"), len(store.status())
+        with warnings.catch_warnings():  # a row that cannot be read is no point; the results say so themselves
+            warnings.simplefilter("ignore", FerristorWarning)
+            recorded, rows = store.meta("spec"), store.trials()
+        n = len(store.status())
     finally:
         store.close()
     if recorded is None:
@@ -210,9 +268,22 @@ def check_folder(spec: sp.SweepSpec, folder: str | Path, merge: bool = False) ->
         old = _comparable(json.loads(recorded))
     except (ValueError, TypeError, AttributeError):
         old = None
-    changed = spec_changes(old, sp.describe(spec))[0] if old is not None else ["its recorded spec cannot be read"]
-    if changed:
-        raise ConfigError("out", str(folder), reason=f"holds another sweep ({'; '.join(changed)}): {hint}")
+    ours = spec_points(spec)
+    if ours & _stored_points(rows):
+        return
+    if old is not None:
+        try:
+            theirs = spec_points(sp.SweepSpec(base=old["base"], grid=old["grid"], points=old["points"]))
+        except Exception:  # noqa: BLE001 - a recorded spec that no longer resolves (its trials decide)
+            theirs = set()
+        if ours & theirs:
+            return
+    if old is None:
+        changed = ["its recorded spec cannot be read, and none of its trials is a point of this sweep"]
+    else:
+        changed = spec_changes(old, sp.describe(spec))[0] or [
+            f"none of its {n} trial{'s' if n != 1 else ''} is a point of this sweep"]
+    raise ConfigError("out", str(folder), reason=f"holds another sweep ({'; '.join(changed)}): {hint}")
 
 
 def run_plan(p: Plan, *, workers: int = 1, in_process: bool = False, ray: bool = False, ray_address: str | None = None,
