@@ -165,3 +165,44 @@ def test_compare_looks_past_an_unfinished_run_for_runs_two_levels_down(tmp_path)
     assert r.stderr.splitlines() == [
         f"skipped, unfinished, no results.json yet: {tmp_path / 'cr' / 'killed'} (a run still going, or stopped before "
         "it finished: its command, run again, resumes it)"]
+
+
+# --- compare and report agree (one implementation each) -------------------------------------------------
+
+def test_compare_and_report_leave_out_a_setting_the_runs_do_not_read(tmp_path):
+    """compare had listed transfer.sigma_levels as differing for hm runs, whose ideal transfer never
+    reads it (report hides it): both take report.build.differing now."""
+    from ferristor.experiments.compare import differing_fields
+    from ferristor.report.build import differing
+    runs = []
+    for name, sigma, lr in (("a", 0.1, 0.03), ("b", 0.3, 0.01)):
+        folder = tmp_path / name
+        folder.mkdir()
+        cfg = to_dict(task_config("ecg", "hm", seeds=[0], lr=lr))
+        cfg["transfer"]["sigma_levels"] = sigma
+        (folder / "results.json").write_text(json.dumps({"config": cfg, "final_test_accuracy": [0.9]}))
+        runs.append(cfg)
+    assert differing_fields(runs) == ["rule.lr"] and "transfer.sigma_levels" not in differing(runs)[0]
+    r = CliRunner().invoke(cli, ["compare", str(tmp_path / "a"), str(tmp_path / "b")])
+    assert r.exit_code == 0 and r.stdout.splitlines()[0].startswith("| run | rule.lr | seeds |"), r.output
+
+
+def test_compare_shows_a_run_given_twice_once_as_report_does(tmp_path):
+    run = _run(tmp_path / "run", [0.9, 0.8])
+    r = CliRunner().invoke(cli, ["compare", str(run), str(run), str(run / "results.json")])
+    assert r.exit_code == 0, r.output
+    assert r.stdout.count("| run | 2 |") == 1
+    assert r.stderr.count(f"skipped, {run}: given more than once, shown once") == 1
+    assert f"skipped, {run / 'results.json'}: given more than once, shown once" in r.stderr
+
+
+def test_compare_of_a_sweeps_store_file_says_to_give_the_folder_as_report_does(tmp_path):
+    # was "cannot read it as JSON ('utf-8' codec can't decode …)"
+    sweep = _sweep(tmp_path / "sw")
+    lines = []
+    for command in ("compare", "report"):
+        r = CliRunner().invoke(cli, [command, str(sweep / "sweep.sqlite")])
+        assert r.exit_code == 2 and "JSON" not in r.stderr, r.output
+        lines.append(r.stderr.strip())
+    assert "a file in a run or sweep folder, not a results file; give the folder (" in lines[0]
+    assert lines[0].replace("RUN", "PATH") == lines[1]

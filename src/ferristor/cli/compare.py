@@ -15,12 +15,19 @@ def compare(runs):
     be compared."""
     from ..errors import DataError
     from ..experiments.compare import compare_table, load_runs
+    from ..report.inputs import check_not_inner_file, once
+    for typed in runs:  # sweep.sqlite, a checkpoint: said as report says it, before any work
+        check_not_inner_file(Path(typed), "RUN", typed)
     paths: list[Path] = []
     for typed in runs:
         found, left = _runs_in(Path(typed))
         for message in left:
             click.echo(f"skipped, {message}", err=True)
         paths += found
+    firsts, repeats = once(paths)  # a run given twice (or as its folder and its results.json): one row, as report
+    for message in repeats:
+        click.echo(f"skipped, {message}", err=True)
+    paths = [p for p, first in zip(paths, firsts) if first]
     found, unfinished = load_runs(paths)
     for p in unfinished:
         click.echo(f"skipped, no results.json yet: {p}", err=True)

@@ -75,9 +75,11 @@ def _check_validation(results: dict, file: Path) -> None:
 
 
 def differing_fields(configs: list[dict]) -> list[str]:
-    flat = [_flatten(c) for c in configs]
-    keys = sorted({k for f in flat for k in f})
-    return [k for k in keys if len({repr(f.get(k)) for f in flat}) > 1]
+    """The fields in which the runs differ, as the report finds them (``report.build.differing``: a
+    value a run's own settings leave unread, as σ of an hm run's ideal transfer, is not compared),
+    less where and how a run executed and its seeds (``_IGNORED``); sorted."""
+    from ..report.build import differing
+    return sorted(differing(configs, _IGNORED)[0])
 
 
 def compare_table(runs: list[tuple[str, dict]]) -> str:

@@ -16,15 +16,17 @@ from .runs import Run
 from .sweep_page import sweep_section
 
 
-def _differing(configs: list[dict]) -> tuple[list[str], list[str]]:
-    """(fields that differ, the rest). Values a run's own settings leave unread (σ of the ideal transfer
-    in hm, the whole transfer in fp: report.paper's notion, on experiments.summary.unread_transfer_paths)
-    are not compared: a field differs where the runs that read it hold different values."""
+def differing(configs: list[dict], ignored=()) -> tuple[list[str], list[str]]:
+    """(fields that differ, the rest): the one notion of what differs between runs, the report's and
+    ``ferristor compare``'s. Values a run's own settings leave unread (σ of the ideal transfer in hm,
+    the whole transfer in fp: report.paper's notion, on experiments.summary.unread_transfer_paths) are
+    not compared: a field differs where the runs that read it hold different values. ``ignored``:
+    field names (a path's last part) left out altogether (compare's: where a run executed, its seeds)."""
     from ..experiments.summary import under
     from .paper import _unused
     flat = [flatten(c) for c in configs]
     unread = [_unused(c) for c in configs]
-    keys = list(dict.fromkeys(k for f in flat for k in f))
+    keys = [k for k in dict.fromkeys(k for f in flat for k in f) if k.rsplit(".", 1)[-1] not in ignored]
     read = lambda k: [f for f, u in zip(flat, unread) if not under(k, u)]  # noqa: E731
     diff = [k for k in keys if len({json.dumps(f.get(k), sort_keys=True, default=str) for f in read(k)}) > 1]
     return diff, [k for k in keys if k not in diff]
@@ -32,7 +34,7 @@ def _differing(configs: list[dict]) -> tuple[list[str], list[str]]:
 
 def compared_section(runs: list[Run], figs: list[Figure]) -> str:
     """Several runs side by side: what differs, final accuracy, accuracy over training."""
-    diff, same = _differing([r.config for r in runs])
+    diff, same = differing([r.config for r in runs])
     head = ["run", *diff, "number of seeds", "final accuracy % mean ± std", "paper %"]  # 'seeds' may be a differing field
     rows = []
     for r in runs:

@@ -128,9 +128,7 @@ def resolve(paths: list[str], arg: str = "PATH", skipped: list[str] | None = Non
         p = Path(typed)
         if not p.exists():
             raise DataError(f"{arg} '{typed}': no such file or folder")
-        if p.is_file() and p.suffix != ".json":  # sweep.sqlite, checkpoint.pt, a .lock: a file inside a run or sweep
-            raise DataError(f"{arg} '{typed}': a file in a run or sweep folder, not a results file; give the folder "
-                            f"({p.parent}) or a run's results.json")
+        check_not_inner_file(p, arg, typed)
         kind = "run" if p.is_file() else _kind(p)
         if kind:
             found, left, given = [(kind, p)], [], True
@@ -170,19 +168,37 @@ def resolve(paths: list[str], arg: str = "PATH", skipped: list[str] | None = Non
     return [run for _, run in runs], sweeps
 
 
-def _once(runs: list[tuple[Path, Run]], sweeps: list[Sweep], skipped: list[str] | None):
-    """Each run and sweep once, however often it was given (``report runs/k100 runs/k100``, or a run
-    and its folder): a second copy would be compared with itself. Repeats are warned of."""
-    seen: set[Path] = set()
+def check_not_inner_file(p: Path, arg: str, typed: str) -> None:
+    """A DataError where ``p`` is a file of a run or sweep folder that is not a results file
+    (sweep.sqlite, checkpoint.pt, a .lock), saying to give the folder: report, lifetime and compare
+    (which had tried to read sweep.sqlite as JSON) say it alike."""
+    if p.is_file() and p.suffix != ".json":
+        raise DataError(f"{arg} '{typed}': a file in a run or sweep folder, not a results file; give the folder "
+                        f"({p.parent}) or a run's results.json")
 
-    def first(path: Path) -> bool:
+
+def once(paths: list[Path]) -> tuple[list[bool], list[str]]:
+    """Whether each of ``paths`` is the first of its run or sweep (a folder, or a results.json standing
+    for its folder), and a message for each repeat: given twice (``report runs/k100 runs/k100``, or a
+    run and its results.json), it would be compared with itself. report and compare keep the first."""
+    seen: set[Path] = set()
+    firsts, repeats = [], []
+    for path in paths:
         where = (path.parent if path.is_file() else path).resolve()
+        firsts.append(where not in seen)
         if where in seen:
-            _skip(f"{path}: given more than once, shown once", skipped)
-            return False
+            repeats.append(f"{path}: given more than once, shown once")
         seen.add(where)
-        return True
-    return [(p, r) for p, r in runs if first(p)], [s for s in sweeps if first(s.path)]
+    return firsts, repeats
+
+
+def _once(runs: list[tuple[Path, Run]], sweeps: list[Sweep], skipped: list[str] | None):
+    """Each run and sweep once, however often it was given (:func:`once`). Repeats are warned of."""
+    firsts, repeats = once([p for p, _ in runs] + [s.path for s in sweeps])
+    for message in repeats:
+        _skip(message, skipped)
+    return ([pr for pr, first in zip(runs, firsts) if first],
+            [s for s, first in zip(sweeps, firsts[len(runs):]) if first])
 
 
 def run_names(paths: list[Path]) -> dict[Path, str]:
