@@ -176,3 +176,44 @@ def test_a_path_set_on_one_side_only_is_named_not_an_unreadable_spec(tmp_path, t
     folder = _folder(tmp_path, _spec("rule.k=1,10", sets=("mode=hm", "epochs=0.005", *there)))
     with pytest.raises(ConfigError, match=said):
         check_folder(_spec("rule.k=1,10", sets=("mode=hm", "epochs=0.005", *here)), folder)
+
+
+def _failed(folder, *names):
+    """Trials recorded as failed (a run without --retry-failed trains none of them), by name."""
+    from ferristor.sweeps.trials import Trial
+    trials = [Trial(n * 64, {"n": n}, {"seeds": [0]}, {}) for n in names]
+    store = open_store(folder)
+    store.register(trials)
+    for t in trials:
+        store.fail(t.key, "RuntimeError: test", give_up=True)
+    store.close()
+    return trials
+
+
+def test_earlier_specs_holds_only_specs_of_other_trials(tmp_path):
+    """Before: any other spec text was kept as an "earlier spec", a resume on other threads or with the
+    values in another order included; now only a spec whose trials differ from the new one's."""
+    folder = tmp_path / "kp"
+    folder.mkdir()
+    a, b, c = _failed(folder, "a", "b", "c")
+    first = _spec("rule.k=1,10", sets=("mode=hm", "epochs=0.005", "threads=1"))
+    again = _spec("rule.k=10,1", sets=("mode=hm", "epochs=0.005", "threads=2"))  # the same trials
+    grown = _spec("rule.k=1,10,100")
+    run_sweep([a, b], folder, {}, meta={"spec": describe(first)}, progress=False)
+    run_sweep([b, a], folder, {}, meta={"spec": describe(again)}, progress=False)
+    assert _meta(folder, "earlier_specs") is None
+    assert json.loads(_meta(folder)) == json.loads(json.dumps(describe(again)))
+    run_sweep([a, b, c], folder, {}, meta={"spec": describe(grown)}, progress=False)
+    assert json.loads(_meta(folder, "earlier_specs")) == [json.loads(json.dumps(describe(again)))]
+    run_sweep([a, b], folder, {}, meta={"spec": describe(again)}, progress=False)  # the first part again
+    run_sweep([a, b, c], folder, {}, meta={"spec": describe(grown)}, progress=False)  # each kept once
+    assert json.loads(_meta(folder, "earlier_specs")) == [json.loads(json.dumps(d)) for d in (describe(again), describe(grown))]
+
+
+def test_a_store_from_before_spec_trials_compares_the_specs(tmp_path):
+    """A store whose spec was recorded before the trial hash was kept: a resume on other threads adds
+    no earlier spec (before: it did)."""
+    folder = _folder(tmp_path, _spec("rule.k=1,10", sets=("mode=hm", "epochs=0.005", "threads=1")))
+    run_sweep([], folder, {}, meta={"spec": describe(_spec("rule.k=1,10", sets=("mode=hm", "epochs=0.005", "threads=2")))},
+              progress=False)
+    assert _meta(folder, "earlier_specs") is None

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import hashlib
 import json
 import warnings
 from dataclasses import dataclass, field
@@ -36,6 +37,7 @@ from .trials import EXECUTION_FIELDS, Trial, priced, training_key
 from .worker import Job
 
 LOCK_NAME = ".sweep.lock"
+SPEC_TRIALS = "spec_trials"  # meta: a hash of the trial keys the recorded spec expanded to (_trial_set)
 RUN_LOCK_NAME = ".lock"  # what ``train`` and every command claiming an --out hold (experiments.run_folder.LOCK)
 
 
@@ -92,19 +94,8 @@ class _Run:
         store.register(self.trials)
         for k, v in (meta or {}).items():
             value, before = json.dumps(v, sort_keys=True), store.meta(k)
-            if k == "spec" and before is not None and before != value:
-                # another spec run into this folder (--merge, or one adding points or seeds): the one it
-                # replaces is kept, so no sweep that wrote the store goes unrecorded
-                try:
-                    earlier = json.loads(store.meta("earlier_specs") or "[]")
-                    earlier = earlier if isinstance(earlier, list) else [earlier]
-                except ValueError:
-                    earlier = [store.meta("earlier_specs")]
-                try:
-                    earlier.append(json.loads(before))
-                except ValueError:
-                    earlier.append(before)
-                store.set_meta("earlier_specs", json.dumps(earlier, sort_keys=True))
+            if k == "spec":
+                self._record_spec(value, before)
             store.set_meta(k, value)
         status = store.status(self.by_key)
         if retry_failed:
@@ -128,6 +119,32 @@ class _Run:
         final = store.status(self.by_key)
         return Outcome(self.folder, self.trials, {k: r["status"] for k, r in final.items()},
                        {k: r["error"] for k, r in final.items() if r["status"] == "failed"}, self.ran, self.priced)
+
+    def _record_spec(self, value: str, before: str | None) -> None:
+        """Keep the recorded spec this run's (``value``) replaces in ``earlier_specs`` (oldest first)
+        when it expanded to other trials (another sweep --merge'd in, a grid grown or run in part), so
+        no sweep that wrote the store goes unrecorded; a rerun of the same trials (other threads,
+        values reordered or written otherwise) only replaces it. The trials are told by ``spec_trials``,
+        a hash of the keys each recorded spec expanded to; a store from before it was kept compares
+        the specs without their name and execution fields."""
+        store = self.store
+        ours, theirs = _trial_set(self.trials), store.meta(SPEC_TRIALS)
+        if before is not None and before != value:
+            same = theirs == ours if theirs is not None else _same_spec(before, value)
+            if not same:
+                try:
+                    earlier = json.loads(store.meta("earlier_specs") or "[]")
+                    earlier = earlier if isinstance(earlier, list) else [earlier]
+                except ValueError:
+                    earlier = [store.meta("earlier_specs")]
+                try:
+                    replaced = json.loads(before)
+                except ValueError:
+                    replaced = before
+                if replaced not in earlier:  # a spec run again after another: recorded once
+                    earlier.append(replaced)
+                store.set_meta("earlier_specs", json.dumps(earlier, sort_keys=True))
+        store.set_meta(SPEC_TRIALS, ours)
 
     def _queue(self, pending: list[Trial]) -> None:
         """Queue the pending trials, one per training key: one whose twin (the same training, other
@@ -217,6 +234,20 @@ class _Run:
             self.todo.append(t)  # resubmitted with the latest checkpoint the store holds
         else:  # its twins train themselves (and most likely fail the same way, each with its own record)
             self.todo.extend(self.twins.pop(training_key(t.identity), []))
+
+
+def _trial_set(trials: list[Trial]) -> str:
+    """A hash of a spec's trial keys (in any order): two specs with the same one run the same trials."""
+    return hashlib.sha256("\n".join(sorted(t.key for t in trials)).encode()).hexdigest()
+
+
+def _same_spec(a: str, b: str) -> bool:
+    """Whether two recorded specs (JSON) are one, their name and execution fields (threads, …) aside."""
+    from .run import _comparable
+    try:
+        return _comparable(json.loads(a)) == _comparable(json.loads(b))
+    except (ValueError, TypeError, AttributeError):
+        return False
 
 
 def _check(t: Trial, results: Any) -> str | None:
