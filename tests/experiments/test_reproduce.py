@@ -63,6 +63,8 @@ def test_fresh_retrains_finished_points_and_recovers_a_corrupt_store(mnist_data_
     r5 = CliRunner().invoke(cli, args)  # had been "unexpected KeyError … a bug"
     assert r5.exit_code == 2 and "the result of 1 finished trial(s) cannot be read" in r5.output, r5.output
     assert "rerun with --fresh" in r5.output
+    # --fresh is no repair of the damaged rows alone: it says it retrains the figure's every trial
+    assert "discards this figure's whole store and retrains every trial of it, not only the damaged ones" in r5.output
 
 
 def test_fresh_refuses_a_figure_folder_another_process_holds(mnist_data_dir, tmp_path):
@@ -251,3 +253,14 @@ def test_the_scaled_caption_names_paper_values_only_above_a_table_that_has_them(
     assert ("(paper " in table) == paper_columns  # the paper's values beside ours
     assert ("Δ" in caption and "✓/✗" in caption) == paper_columns, caption
     assert "at 0.01× the paper's epochs" in caption and "expected to fall short" in caption
+
+
+def test_a_null_accuracy_is_a_seed_without_one_not_a_lost_trial():
+    """A seed whose accuracy the store holds as null (a strict writer's nan) had raised "unsupported
+    operand type(s) for *: 'int' and 'NoneType'", which left the whole trial out."""
+    import math
+
+    from ferristor.experiments.reproduce import point_of
+    point = point_of({"final_test_accuracy": [None, 0.5], "timing": {"train_seconds": 1.0}, "samples_per_replica": 10,
+                      "ledger": []}, 5)
+    assert math.isnan(point["accuracy"][0]) and point["accuracy"][1] == 50.0

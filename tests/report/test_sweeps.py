@@ -380,3 +380,18 @@ def test_trials_json_of_one_point_merge_by_seed(tmp_path):
     assert t.metrics["memristor_ops_worst"] == 10.0 and t.metrics["seconds"] == 2.0
     assert sweep.duplicates == ["figure=fig5c, setting=mnist, mode=hm, k=10, epoch_scale=0.01: seed 3 of trial 0001 also in trial 0002 "
                                 "(the same numbers; counted once, from 0001)"]
+
+
+def test_a_null_accuracy_in_the_store_is_a_seed_shown_n_a_not_a_point_left_out(small_sweep, tmp_path):
+    """`final_test_accuracy: [null, …]` in sweep.sqlite had left the trial out ("unsupported operand
+    type(s) for *: 'int' and 'NoneType'"), and the sweep then looked complete without it."""
+    import math
+    key = _first_done(small_sweep)
+    folder = _edited_store(small_sweep, tmp_path / "fig5cde", "UPDATE trials SET result = "
+                           "json_set(result, '$.final_test_accuracy[0]', json('null')) WHERE key = ?", key)
+    sweep = read_sweep(folder)
+    assert sweep.skipped == [] and len(sweep.trials) == 3
+    (t,) = [t for t in sweep.trials if t.key == key]
+    assert math.isnan(t.accuracy[0]) and not math.isnan(t.accuracy[1])
+    page, _ = build_report([str(folder)])
+    assert "n/a–" in page

@@ -7,6 +7,7 @@ the rest from its latest checkpoint (kept in ``OUT/<figure>/sweep.sqlite``).
 """
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -40,7 +41,9 @@ def _cfg(trial: dict, data_dir: str | None = None, threads: int = 1, device: str
 
 def point_of(results: dict, k: int) -> dict:
     """A figure's point from a trial's training results: accuracy in % per seed, k, time, counts."""
-    point = {"accuracy": [100 * a for a in results["final_test_accuracy"]], "k": k,
+    # null: a seed that recorded no accuracy (a strict writer's nan): nan, shown n/a, not a TypeError
+    # that had left the whole trial out (and its point looking complete)
+    point = {"accuracy": [math.nan if a is None else 100 * a for a in results["final_test_accuracy"]], "k": k,
              "seconds": results["timing"]["train_seconds"], "samples_per_replica": results["samples_per_replica"]}
     if results["ledger"]:
         net = [rep["network"] for rep in results["ledger"]]
@@ -90,7 +93,8 @@ def _run(trials: list[dict], out: Path, data_dir, threads: int, progress: bool, 
         from ..errors import DataError
         raise DataError(f"{out / 'sweep.sqlite'}: the result of {len(unreadable)} finished trial(s) cannot be read "
                         f"(a damaged row): {'; '.join(str(t.params) for t in unreadable[:3])}; rerun with --fresh "
-                        "to train them again")
+                        "to train them again: it discards this figure's whole store and retrains every trial "
+                        "of it, not only the damaged ones")
     return [point_of(done[t.key], trial["k"]) for t, trial in zip(keyed, trials)]
 
 

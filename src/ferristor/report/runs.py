@@ -172,7 +172,8 @@ NUMBER = or_null(Kind("a number", _is_number))  # null: how a strict writer stor
 AMOUNT = Kind("a number ≥ 0", lambda v: _is_number(v) and v >= 0)
 COUNT = Kind("a whole number ≥ 0", lambda v: _is_number(v) and v >= 0 and float(v).is_integer())
 ACCURACY = or_null(Kind("an accuracy from 0 to 1", lambda v: _is_number(v) and 0 <= v <= 1))
-PERCENT = or_null(Kind("an accuracy from 0 to 100 (%)", lambda v: _is_number(v) and 0 <= v <= 100))  # a sweep point's
+# a sweep point's; nan, as null: a seed that recorded none (experiments.reproduce.point_of reads a null so)
+PERCENT = or_null(Kind("an accuracy from 0 to 100 (%)", lambda v: _is_number(v) and (math.isnan(v) or 0 <= v <= 100)))
 SEED = Kind("a seed (a whole number)", lambda v: _is_number(v) and float(v).is_integer())
 _LAYER = [("weights", COUNT), *((f, OBJECT) for f in ("fecap_ops", "memristor_ops", "energy_nJ", "endurance")),
           *((f, NUMBER) for f in ("transfers", "fecap_ops.mean", "fecap_ops.worst", "fecap_ops.mean_sign_msb_cell",
