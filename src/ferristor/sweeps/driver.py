@@ -22,13 +22,14 @@ import collections
 import contextlib
 import hashlib
 import json
+import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
 from ..errors import FerristorWarning
-from ..locking import exclusive
+from ..locking import FolderBusy, exclusive
 from .executors import Executor, ProcessExecutor
 from .progress import Progress
 from .provenance import code_version
@@ -41,13 +42,32 @@ SPEC_TRIALS = "spec_trials"  # meta: a hash of the trial keys the recorded spec 
 RUN_LOCK_NAME = ".lock"  # what ``train`` and every command claiming an --out hold (experiments.run_folder.LOCK)
 
 
+# How long a driver tries again for a folder lock another process holds: ``run.driver_running`` (the
+# probe of ``results`` and ``--dry-run``) holds .sweep.lock shared for an instant, which must not make
+# a driver starting then refuse the folder, naming the last holder the lock file records.
+LOCK_WAIT_S = 1.0
+
+
 @contextlib.contextmanager
 def sweep_lock(folder: str | Path):
     """Hold ``folder`` as its one writer: ``.sweep.lock`` (sweeps, ``results --import``, ``reproduce``'s
     figures), then ``.lock``, the lock of ``train`` and the other commands' ``--out``, so a sweep and a
     run never write one folder at once. Reentrant in one process; FolderBusy, naming the holder, if
-    another process holds either."""
-    with exclusive(folder, "sweep folder", LOCK_NAME), exclusive(folder, "sweep folder", RUN_LOCK_NAME):
+    another process holds either for longer than ``LOCK_WAIT_S`` (a probe's instant is waited out)."""
+    deadline = time.monotonic() + LOCK_WAIT_S
+    while True:
+        stack = contextlib.ExitStack()
+        try:
+            stack.enter_context(exclusive(folder, "sweep folder", LOCK_NAME))
+            stack.enter_context(exclusive(folder, "sweep folder", RUN_LOCK_NAME))
+        except FolderBusy:
+            stack.close()  # the first lock, if taken: none is held while waiting
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(0.05)
+            continue
+        break
+    with stack:
         yield Path(folder)
 
 

@@ -86,7 +86,8 @@ class Plan:
 
 
 def driver_running(folder: Path) -> bool:
-    """Whether a driver (or another writer) holds the sweep folder now: its lock file is locked."""
+    """Whether a driver (or another writer) holds the sweep folder now: its lock file is locked. The
+    probe holds it shared for an instant; a driver starting then waits it out (``driver.LOCK_WAIT_S``)."""
     import fcntl
     import os
     from .driver import LOCK_NAME

@@ -1,0 +1,43 @@
+"""``run.driver_running`` (the probe of ``results`` and ``--dry-run``) holds ``.sweep.lock`` shared for
+an instant: a driver starting in that instant waits it out instead of refusing the folder as "in use
+by another process", naming the last driver the lock file records (a stale holder)."""
+import fcntl
+import os
+import threading
+import time
+
+import pytest
+
+from ferristor.locking import FolderBusy
+from ferristor.sweeps import driver
+from ferristor.sweeps.driver import LOCK_NAME, sweep_lock
+
+
+def _shared(folder):
+    """The probe's lock: LOCK_SH on the lock file, through a descriptor of its own."""
+    fd = os.open(folder / LOCK_NAME, os.O_RDONLY | os.O_CREAT, 0o644)
+    fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    return fd
+
+
+def test_a_driver_waits_out_a_probe(tmp_path):
+    """Before: FolderBusy at once."""
+    fd = _shared(tmp_path)
+    threading.Timer(0.2, os.close, (fd,)).start()  # the probe lets go
+    with sweep_lock(tmp_path) as held:
+        assert held == tmp_path
+
+
+def test_a_folder_held_longer_is_refused(tmp_path, monkeypatch):
+    monkeypatch.setattr(driver, "LOCK_WAIT_S", 0.3)
+    fd = _shared(tmp_path)
+    try:
+        start = time.monotonic()
+        with pytest.raises(FolderBusy, match=f"sweep folder {tmp_path} is in use by another process"):
+            with sweep_lock(tmp_path):
+                pass
+        assert time.monotonic() - start >= 0.3
+    finally:
+        os.close(fd)
+    with sweep_lock(tmp_path), sweep_lock(tmp_path):  # free again, reentrant
+        pass
