@@ -283,12 +283,12 @@ def results(sweep_dir, conditions, final_only, fmt, output, imports):
         click.echo(f"note: {n} trial{'s' if n != 1 else ''} not finished ({said}): their rows come when they finish",
                    err=True)
     if fmt == "parquet":
-        tb.to_parquet(rows, output)
+        tb.to_parquet(rows, output, name="output")
         click.echo(f"{len(rows)} rows: {output}", err=True)
         return
     text = tb.to_csv(rows) if fmt == "csv" else tb.to_text(rows, empty) + "\n"
     if output:
-        with atomic_write(output, "w") as f:
+        with atomic_write(output, "w", name="output") as f:
             f.write(text)
         click.echo(f"{len(rows)} rows: {output}", err=True)
     else:

@@ -197,7 +197,8 @@ def to_csv(rows: list[dict]) -> str:
     return buf.getvalue()
 
 
-def to_parquet(rows: list[dict], path) -> None:
+def to_parquet(rows: list[dict], path, name: str = "out") -> None:
+    """``rows`` as a Parquet file at ``path``, written whole or not at all (``name``: the option that gave it)."""
     try:
         import pyarrow as pa
         import pyarrow.parquet as pq
@@ -205,7 +206,7 @@ def to_parquet(rows: list[dict], path) -> None:
         raise TableError("--format parquet needs pyarrow: pip install 'ferristor[results]'") from None
     columns = columns_of(rows)
     from ..atomic import atomic_write
-    with atomic_write(path) as f:  # a failed write (a full disk) leaves the previous file whole
+    with atomic_write(path, name=name) as f:  # a failed write (a full disk) leaves the previous file whole
         pq.write_table(pa.table({c: [r[c] for r in rows] for c in columns}), f)
 
 
