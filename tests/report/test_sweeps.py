@@ -395,3 +395,103 @@ def test_a_null_accuracy_in_the_store_is_a_seed_shown_n_a_not_a_point_left_out(s
     assert math.isnan(t.accuracy[0]) and not math.isnan(t.accuracy[1])
     page, _ = build_report([str(folder)])
     assert "n/a–" in page
+
+
+# --- a sweep not over k, and k zipped with another axis -------------------------------------------
+
+@pytest.fixture(scope="module")
+def lr_sweep(offline_mnist, tmp_path_factory):
+    """`ferristor sweep --grid rule.lr=0.1,0.2 --seeds 0-1 --seeds-per-trial 1`: two points of two
+    trials each, k fixed (the resolved config's rule.k only)."""
+    from click.testing import CliRunner
+
+    from ferristor.cli.main import cli
+    out = tmp_path_factory.mktemp("lr") / "swlr"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr("ferristor.data.load_dataset", lambda name, data_dir=None, **kw: offline_mnist)
+        r = CliRunner().invoke(cli, ["sweep", "--set", "mode=hm", "--set", "epochs=0.1", "--grid", "rule.lr=0.1,0.2",
+                                     "--seeds", "0-1", "--seeds-per-trial", "1", "--in-process", "--threads", "1",
+                                     "--no-progress", "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    return out
+
+
+def _lr_trial_edited(lr_sweep, dest, sql):
+    """A copy of the lr sweep with ``sql`` run on the trial of rule.lr = 0.2, seed 1."""
+    import shutil
+    import sqlite3
+    folder = shutil.copytree(lr_sweep, dest)
+    with sqlite3.connect(folder / "sweep.sqlite") as db:
+        db.execute(sql + " WHERE params = ?", (json.dumps({"rule.lr": 0.2, "seeds": [1]}, separators=(",", ":")),))
+        assert db.total_changes == 1
+    return folder
+
+
+def test_an_interrupted_sweep_not_over_k_has_no_k_axis_and_counts_its_points(lr_sweep, tmp_path):
+    """The result's k had been put among a done trial's own fields, where the trial not done has none:
+    'k: 100 (planned: 100, –) (follows rule.lr)', '2 of 3 done', and the point of the trial not done
+    shown complete. ferristor lifetime had said nothing of the seed still to train."""
+    from click.testing import CliRunner
+
+    from ferristor.cli.main import cli
+    folder = _lr_trial_edited(lr_sweep, tmp_path / "s", "UPDATE trials SET status = 'pending', result = NULL")
+    sweep = read_sweep(folder)
+    assert axes(sweep) == ["rule.lr"] and sweep.total == 2 and sweep.unfinished_points == 1
+    assert all("k" not in t.params and t.k == 100 for t in sweep.trials)
+    assert [(t.params["rule.lr"], t.seeds, t.pending_seeds) for t in sweep.trials] == [(0.1, [0, 1], []), (0.2, [0], [1])]
+    page, _ = build_report([str(folder)])
+    assert "<th>points</th><td>1 of 2 done; 1 more shown with the seeds done so far</td>" in page
+    assert "<th>swept</th><td>rule.lr: 0.1, 0.2</td>" in page and "follows" not in page
+    r = CliRunner().invoke(cli, ["lifetime", str(folder), "--rate", "1"])
+    assert r.exit_code == 0, r.output
+    lines = r.output.splitlines()
+    assert "  points: 1 of 2 done; 1 more shown with the seeds done so far" in lines
+    assert "  not done (left out): rule.lr=0.2, seeds=1: pending" in lines
+    assert any(line.startswith("  rule.lr=0.2 (seeds done so far: 0; not done: 1): memristor ") for line in lines), lines
+    done = CliRunner().invoke(cli, ["lifetime", str(lr_sweep), "--rate", "1"]).output  # a finished sweep: nothing to say
+    assert "points:" not in done and "left out" not in done
+
+
+@pytest.mark.parametrize("sql", ["UPDATE trials SET result = '{not json'",  # the store cannot read the row
+                                 "UPDATE trials SET result = json_set(result, '$.final_test_accuracy[0]', 5.0)"])  # report
+def test_an_unreadable_trial_of_a_split_point_is_that_point_not_one_more(lr_sweep, tmp_path, sql):
+    """An unreadable row of a point whose other seeds are read had counted as a point of its own: '2 of
+    3 done' for a sweep of 2 points."""
+    folder = _lr_trial_edited(lr_sweep, tmp_path / "s", sql)
+    with pytest.warns(Warning, match="trials.result is not readable JSON") if "not json" in sql else _no_warning():
+        sweep = read_sweep(folder)
+        page, _ = build_report([str(folder)])
+    assert sweep.total == 2 and len(sweep.skipped) == 1 and len(sweep.trials) == 2
+    assert [(t.params["rule.lr"], t.seeds, len(t.left_out)) for t in sweep.trials] == [(0.1, [0, 1], 0), (0.2, [0], 1)]
+    assert "<th>points</th><td>1 of 2 done; 1 more shown with the seeds done so far</td>" in page
+    assert "unreadable points (left out)" in page
+
+
+def _no_warning():
+    import contextlib
+    return contextlib.nullcontext()
+
+
+def test_k_zipped_with_another_axis_is_never_the_restatement(tmp_path):
+    """[[points]] pairing rule.lr with rule.k: k had been judged to 'follow rule.lr', so the sweep lost
+    its Lifetime section and ferristor lifetime its k in every label."""
+    from click.testing import CliRunner
+
+    from ferristor.cli.main import cli
+    from ferristor.report.sweep_page import restated
+    trials = [({"rule.lr": lr, "rule.k": k, "train_config": {"rule": {"p": 0.2, "k": k}, "batch": 1}},
+               {"accuracy": [90.0], "k": k, "samples_per_replica": 600, "transfers": 600 // k,
+                "memristor_ops_worst": 2.0 * (600 // k), "fecap_ops_worst": 300.0})
+              for lr, k in ((0.1, 10), (0.2, 20), (0.3, 50))]
+    folder = _write(tmp_path / "zip", trials)
+    sweep = read_sweep(folder)
+    assert axes(sweep) == ["rule.lr", "rule.k"] and restated(sweep, axes(sweep)) == {"rule.lr": "rule.k"}
+    page, figs = build_report([str(folder)])
+    assert any(f.id.endswith("-lifetime-plot") for f in figs) and "Lifetime against k" in page
+    assert "rule.lr: 0.1, 0.2, 0.3 (follows rule.k)" in page
+    # the caption says the lifetime as the run page does: per transfer, in steady on-line learning
+    assert "steady on-line learning" in page and "its operations per transfer, one transfer every k samples" in page
+    assert "the worst device&#x27;s operations per training sample" not in page
+    r = CliRunner().invoke(cli, ["lifetime", str(folder), "--rate", "1"])
+    assert r.exit_code == 0, r.output
+    assert [line.split(":")[0] for line in r.output.splitlines()[1:]] == ["  rule.k=10", "  rule.k=20", "  rule.k=50"]

@@ -70,7 +70,7 @@ def lifetime(run, rate, ks):
     from ..report.lifetime import check_rate, format_days, lifetime_table, run_lifetime, trial_lifetime
     from ..report.markup import count, shown
     from ..report.run_page import describe
-    from ..report.sweep_page import axes, in_order, restated
+    from ..report.sweep_page import axes, in_order, left_out, points_text, restated
     if rate is None:  # checked here, not by click, so it is one line like every other input error
         raise FerristorError("--rate is missing: give the samples per second the device learns from, e.g. --rate 10")
     rate = check_rate(rate, "--rate")
@@ -94,17 +94,27 @@ def lifetime(run, rate, ks):
         click.echo(f"rated: memristor {e.memristor_cycles:.0e}, FeCAP {e.fecap_cycles:.0e} cycles ({count(e.ops_per_cycle, 'operation')} each), "
                    f"from the run's ledger config; worst device of the worst chip, at {rate:g} samples/s")
         click.echo(lifetime_table(points, rate))
-        click.echo("* measured; other k projected: memristor writes per transfer, one every k samples; "
-                   "FeCAP = measured update writes + a transfer's reads every k samples")
+        click.echo("* measured; other k projected: memristor writes per transfer, one every k samples (every mini-batch "
+                   "where one is larger than k: a step makes at most one); FeCAP = measured update writes + a "
+                   "transfer's reads every k samples")
     for s in sweeps:
         click.echo(f"sweep {s.name}: worst device (mean over seeds) at each point, at {rate:g} samples/s"
                    + ("; --k does not apply: each point at its own, measured k" if ks is not None else ""))
         ax = axes(s)
         follows = restated(s, ax)  # an axis that only restates another (fig5f's options, after mode): said once
+        # what the sweep's page says it leaves out: an interrupted sweep must not read as a complete one
+        points, missing = points_text(s), left_out(s, ax)
+        if missing or points != str(len(s.trials)):
+            click.echo(f"  points: {points}")
+        for what, which in missing:
+            click.echo(f"  {what}: {which}")
         for t in in_order(s, ax):
             p = trial_lifetime(t)
             hidden = ("seeds", "epoch_scale", "figure", *follows) + (("k",) if "rule.k" in t.params else ())  # k: rule.k again
             label = ", ".join(f"{k}={shown(v)}" for k, v in t.params.items() if k not in hidden) or t.key[:12]
+            if t.pending_seeds or t.left_out:  # shown with the seeds done so far
+                label += (f" (seeds done so far: {shown(t.seeds)}" + (f"; not done: {shown(t.pending_seeds)}" if t.pending_seeds else "")
+                          + (f"; unreadable: {count(len(t.left_out), 'stored trial')}" if t.left_out else "") + ")")
             if p is None:
                 click.echo(f"  {label}: no device programmed")
             else:

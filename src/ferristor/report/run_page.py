@@ -257,8 +257,15 @@ def lifetime_section(run: Run, sid: str, rate: float, ks, figs: list[Figure]) ->
                    f"until {e.memristor_cycles:.0e} memristor / {e.fecap_cycles:.0e} FeCAP cycles (× {e.ops_per_cycle:g} "
                    "operations, less the initial programming). A baseline rule writes at its updates, not at transfers "
                    "every k samples: measured at the run's k only, not projected to others.")
-    elif run.config.get("ledger", {}).get("transfer_writes_unchanged") is False:
-        caption += " This run skips unchanged levels at transfers: its memristor's operations per transfer are measured, an average."
+    else:
+        rule, batch = run.config.get("rule") or {}, run.config.get("batch", 1) or 1
+        if rule.get("k_unit", "inputs") == "updates":
+            caption += f" This run counts k in optimizer updates: a transfer every k steps of {count(batch, 'sample')}."
+        elif batch > 1:
+            caption += (f" A step of this run's mini-batch ({count(batch, 'sample')}) makes at most one transfer: at a k "
+                        f"below {batch:g}, one transfer every {batch:g} samples.")
+        if run.config.get("ledger", {}).get("transfer_writes_unchanged") is False:
+            caption += " This run skips unchanged levels at transfers: its memristor's operations per transfer are measured, an average."
     return section(f"{sid}-lifetime-section", "Lifetime projection",
                    lifetime_html(points, rate, f"{sid}-lifetime", fig, caption), 3)
 

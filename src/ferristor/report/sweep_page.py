@@ -61,11 +61,15 @@ def _follows(points: list[dict], b: str, a: str) -> bool:
 def restated(sweep: Sweep, ax: list[str]) -> dict[str, str]:
     """axis → the axis it only restates: Fig. 5f's 'options' (none for fp, rounding=nearest for hm and
     hm-var) follows 'mode', so plots against it would repeat those against mode. Of two axes that
-    restate each other, the later one is the restatement."""
+    restate each other, the later one is the restatement, but a k axis (:data:`K_AXES`) never is (its
+    lifetime section and labels hang on it): zipped with another ([[points]] of rule.lr and rule.k),
+    the other restates k."""
     points, out = _points(sweep, ax), {}
     for b in ax:
+        if b in K_AXES:  # k is never a restatement: its lifetime section and labels hang on it
+            continue
         a = next((a for a in ax if a != b and a not in out and _follows(points, b, a)
-                  and not (_follows(points, a, b) and ax.index(a) > ax.index(b))), None)
+                  and not (_follows(points, a, b) and ax.index(a) > ax.index(b) and a not in K_AXES)), None)
         if a is not None:
             out[b] = a
     return out
@@ -212,8 +216,13 @@ def _lifetime(sweep: Sweep, ax: list[str], sid: str, rate: float, figs: list[Fig
     fig = lifetime_figure(f"{sid}-lifetime-plot", series, rate)
     figs.append(fig)
     points = [p for _, pts in series for p in pts] if len(series) == 1 else []
-    caption = ("Measured at each k: the worst device's operations per training sample (the mean over seeds of each "
-               "chip's worst device), until the rated endurance of each point's ledger config, less the initial programming.")
+    caption = ("Measured at each point's k, in steady on-line learning: the worst device (the mean over seeds of each "
+               "chip's worst device), from its operations in the point's training, until the rated endurance of the "
+               "point's ledger config, less the initial programming. Memristor: its operations per transfer, one "
+               "transfer every k samples (every mini-batch where one is larger than k: a step makes at most one); "
+               "FeCAP: its update writes per sample + one transfer's reads every k samples. Transfers are counted per "
+               "transfer, not per sample of the training, so a point that ends between two transfers does not "
+               "understate them. A baseline rule's point writes at its updates: its operations per sample, as measured.")
     if points:
         return section(f"{sid}-lifetime-section", "Lifetime against k", lifetime_html(points, rate, f"{sid}-lifetime", fig, caption), 3)
     return section(f"{sid}-lifetime-section", "Lifetime against k", para(caption) + figure_html(fig), 3)
@@ -256,6 +265,34 @@ def _not_done(sweep: Sweep, ax: list[str]) -> str:
     return "; ".join(what(u) for u in sweep.unfinished)
 
 
+def partial(t: Trial) -> bool:
+    """Whether a point is shown with some of its seeds only: the others still to train, or in a
+    stored trial that cannot be read."""
+    return bool(t.pending_seeds or t.left_out)
+
+
+def points_text(sweep: Sweep) -> str:
+    """'2', or '1 of 3 done; 1 more shown with the seeds done so far': the points done, of all the
+    store holds, and those shown with some of their seeds."""
+    some = sum(partial(t) for t in sweep.trials)
+    done = len(sweep.trials) - some
+    text = f"{done} of {sweep.total} done" if sweep.total is not None and sweep.total != done else str(done)
+    return text + (f"; {some} more shown with the seeds done so far" if some else "")
+
+
+def left_out(sweep: Sweep, ax: list[str]) -> list[tuple[str, str]]:
+    """What the sweep's page and ``ferristor lifetime`` say it leaves out, as (what, which) pairs: the
+    points not done, the unreadable ones, and the seeds stored twice (counted once)."""
+    pairs = []
+    if sweep.unfinished:
+        pairs.append(("not done (left out)", _not_done(sweep, ax)))
+    if sweep.skipped:
+        pairs.append(("unreadable points (left out)", "; ".join(sweep.skipped)))
+    if sweep.duplicates:  # two groupings of the same seeds in one folder (--merge): each seed counted once
+        pairs.append(("seeds stored twice (counted once)", "; ".join(sweep.duplicates)))
+    return pairs
+
+
 def sweep_section(sweep: Sweep, sid: str, rate: float, figs: list[Figure]) -> str:
     ax = axes(sweep)
     follows = restated(sweep, ax)
@@ -263,28 +300,19 @@ def sweep_section(sweep: Sweep, sid: str, rate: float, figs: list[Figure]) -> st
     seeds = sorted({len(t.accuracy) for t in sweep.trials})
     fixed = [k for k in dict.fromkeys(k for t in sweep.trials for k in t.params) if k not in ax
              and not (k == SEEDS and len({_key(t.params.get(k)) for t in sweep.trials}) > 1)]  # seeds per point: in the table
-    partial = sum(bool(t.pending_seeds) for t in sweep.trials)  # shown, some of its seeds still to train
-    done = len(sweep.trials) - partial
-    points = f"{done} of {sweep.total} done" if sweep.total is not None and sweep.total != done else str(done)
-    if partial:
-        points += f"; {partial} more shown with the seeds done so far"
+    some = any(partial(t) for t in sweep.trials)
     pairs = [("folder", str(sweep.path)), ("store", sweep.source),
-             ("points", points),
+             ("points", points_text(sweep)),
              ("seeds per point", ", ".join(map(str, seeds))),
              ("swept", _swept(sweep, ax, follows)),
              ("fixed", "; ".join(f"{k}: {shown(sweep.trials[0].params.get(k))}" for k in fixed) or "–"),
              ("training time, all points", f"{sum(t.metrics.get('seconds', 0.0) for t in sweep.trials):,.1f} s"),
              ("newest point written", _stamp(sweep.newest))]
-    if sweep.unfinished:
-        pairs.append(("not done (left out)", _not_done(sweep, ax)))
-    if sweep.skipped:
-        pairs.append(("unreadable points (left out)", "; ".join(sweep.skipped)))
-    if sweep.duplicates:  # two groupings of the same seeds in one folder (--merge): each seed counted once
-        pairs.append(("seeds stored twice (counted once)", "; ".join(sweep.duplicates)))
+    pairs += left_out(sweep, ax)
     body = kv_table(pairs, id=f"{sid}-summary")
     if sweep.unfinished:  # an interrupted or running sweep must not read as a complete one
         body += para(f"Not finished: {sweep.unfinished_points} of its {sweep.total} points are not done; this page "
-                     "shows the done ones" + (" (a point with some seeds done, with those)" if partial else "")
+                     "shows the done ones" + (" (a point with some seeds done, with those)" if some else "")
                      + ". Running the sweep (or reproduce) again with the same folder resumes it; "
                      "a point shown running may be training now or have stopped with its driver.", "note paper")
     scales = {t.params.get("epoch_scale") for t in sweep.trials} - {None, 1, 1.0}

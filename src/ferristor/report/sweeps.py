@@ -50,6 +50,7 @@ class Trial:
     keys: list[str] = field(default_factory=list)  # the stored trials merged into this point (their keys)
     pending_seeds: list = field(default_factory=list)  # the point's seeds in trials not done (left out)
     identity: str = field(default="", repr=False)  # what the point's trials share but their seeds
+    left_out: list[str] = field(default_factory=list)  # keys of the point's stored trials that cannot be read (left out)
 
     @property
     def k(self):
@@ -258,7 +259,12 @@ def trial_from_record(record: dict, key: str, identity: dict | None = None) -> T
         raise ValueError(problem)
     params = {k: v for k, v in config.items() if k != "train_config"}
     metrics = {m: v for m in METRICS if (v := _number(result.get(m))) is not None}
-    if "k" not in params and "rule.k" not in params and _number(result.get("k")) is not None:  # not a second k axis
+    # A legacy record (no resolved config) keeps its k in the result only: it becomes the point's own
+    # field. Not where the config gives rule.k (Trial.k falls back to it): an unfinished trial of the
+    # same point has no result, so a k of the result's would set its done trials apart from it (their
+    # point identity), and make a sweep not over k look swept over k.
+    rule_k = ((config.get("train_config") or {}).get("rule") or {}).get("k")
+    if "k" not in params and "rule.k" not in params and rule_k is None and _number(result.get("k")) is not None:
         params["k"] = result["k"]
     accuracy = [math.nan if a is None else float(a) for a in result["accuracy"]]
     return Trial(key=record.get("key") or key, params=params, train_config=with_legacy_defaults(config["train_config"]) if config.get("train_config") else {},
@@ -313,6 +319,7 @@ class SqliteStore:
                                  point_identity(t["params"], t["config"], t["identity"]))
                       for t in every if t["status"] != "done"]
         trials, skipped = [], [f"{key} ({why})" for key, why in unreadable.items()]
+        left_out = {key: _row_identity(folder, key) for key in unreadable}  # key → its point, where that can be read
         for t in done:
             try:
                 problem = field_problem(t["result"], STORED_RESULT_FIELDS) if t["result"] is not None else "no result"
@@ -327,16 +334,49 @@ class SqliteStore:
                 trials.append(trial)
             except (KeyError, TypeError, ValueError) as e:
                 skipped.append(f"{t['key']} ({e})")
+                left_out[t["key"]] = point_identity(t["params"], t["config"], t["identity"])
         if not trials:
             raise DataError(f"{folder}: no finished trial in {self.name}" + "".join(
                 f"; {n} {status}" for status in ("running", "pending", "failed")
                 if (n := sum(u.status == status for u in unfinished))) + (f"; unreadable: {'; '.join(skipped)}" if skipped else ""))
         newest = max((t["finished"] or 0.0) for t in done)
         split = _split(trials, unfinished)
-        total = len({t.identity or t.key for t in trials} | {u.identity or u.key for u in unfinished}) + len(unreadable)
+        # points, not rows: a left-out row of a point whose other seeds are read is that point's, not one more
+        total = len({t.identity or t.key for t in trials} | {u.identity or u.key for u in unfinished}
+                    | {ident or "\0" + key for key, ident in left_out.items()})
         trials, duplicates = merge_points(trials, unfinished)
+        for t in trials:
+            t.left_out = [key for key, ident in left_out.items() if ident and ident == t.identity]
         return Sweep(name=folder.name, path=folder, source=self.name, trials=trials, newest=newest, skipped=skipped,
                      unfinished=unfinished, total=total, duplicates=duplicates, split_seeds=split)
+
+
+def _row_identity(folder: Path, key: str) -> str | None:
+    """The point (:func:`point_identity`) of a trial row the store could not read, from the columns
+    that can be read (its params, its identity or else its config); None where they cannot."""
+    import sqlite3
+    try:
+        db = sqlite3.connect(f"file:{folder / SqliteStore.name}?mode=ro", uri=True, timeout=30)
+        try:
+            row = db.execute("SELECT params, config, identity FROM trials WHERE key = ?", (key,)).fetchone()
+        finally:
+            db.close()
+    except sqlite3.Error:
+        return None
+    if row is None:
+        return None
+    params, config, identity = (_json_object(v) for v in row)
+    if params is None or (identity is None and config is None):
+        return None
+    return point_identity(params, config, identity)
+
+
+def _json_object(text) -> dict | None:
+    try:
+        value = json.loads(text) if isinstance(text, (str, bytes)) else None
+    except (ValueError, RecursionError):
+        return None
+    return value if isinstance(value, dict) else None
 
 
 def _seed_metrics(result: dict, k) -> list[dict] | None:
