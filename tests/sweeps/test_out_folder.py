@@ -76,13 +76,20 @@ def test_other_threads_are_the_same_sweep(tmp_path):
 
 
 @pytest.mark.parametrize("grid, seeds", [("rule.k=1000", "0"), ("rule.k=3,1000", "0-2")])
-def test_a_spec_sharing_no_point_is_another_sweep(tmp_path, grid, seeds):
-    """Seeds make no point: the message names how the points differ, not the seeds."""
+def test_other_values_along_the_same_axes_from_the_same_base_are_the_same_sweep(tmp_path, grid, seeds):
+    """No point in common, but the same axis from the same base: the k sweep grows."""
     folder = _folder(tmp_path, _spec("rule.k=1,10"))
+    check_folder(_spec(grid, seeds=seeds), folder)
+
+
+def test_another_base_sharing_no_point_is_another_sweep_named_without_its_seeds(tmp_path):
+    """Seeds make no point: the message names how the specs differ, not the seeds."""
+    folder = _folder(tmp_path, _spec("rule.k=1,10"))
+    other = _spec("rule.k=1,10", sets=("mode=hm", "epochs=0.01"), seeds="0-2")
     with pytest.raises(ConfigError, match="holds another sweep") as e:
-        check_folder(_spec(grid, seeds=seeds), folder)
-    assert "rule.k=1,10 there, not here" in str(e.value) and "seeds" not in str(e.value), e.value
-    check_folder(_spec(grid, seeds=seeds), folder, merge=True)
+        check_folder(other, folder)
+    assert "epochs=0.005 there, epochs=0.01 here" in str(e.value) and "seeds" not in str(e.value), e.value
+    check_folder(other, folder, merge=True)
 
 
 def _stored(tmp_path, *specs, name="kp"):
@@ -217,3 +224,25 @@ def test_a_store_from_before_spec_trials_compares_the_specs(tmp_path):
     run_sweep([], folder, {}, meta={"spec": describe(_spec("rule.k=1,10", sets=("mode=hm", "epochs=0.005", "threads=2")))},
               progress=False)
     assert _meta(folder, "earlier_specs") is None
+
+
+def test_a_sweep_over_another_axis_sharing_only_the_default_point_is_another_sweep(tmp_path):
+    """k = 100 at lr = 0.1 is a point of both (their defaults): one shared point had let an lr sweep run
+    into a k sweep's folder silently, leaving a two-axis grid with a hole."""
+    folder = _stored(tmp_path, _spec("rule.k=10,100"))
+    with pytest.raises(ConfigError, match="holds another sweep"):
+        check_folder(_spec("rule.lr=0.05,0.1"), folder)
+    check_folder(_spec("rule.lr=0.05,0.1"), folder, merge=True)
+
+
+def test_seeds_grouped_otherwise_are_refused_not_trained_again(tmp_path):
+    """Another --seeds-per-trial makes other trials of the same points: every stored seed would be
+    trained and stored twice (hours at real sizes)."""
+    def spec(per_trial, seeds="0-1"):
+        return build_spec(None, sets=("mode=hm", "epochs=0.005"), grids=("rule.k=10",), seeds=seeds,
+                          seeds_per_trial=per_trial)
+    folder = _stored(tmp_path, spec(1))
+    with pytest.raises(ConfigError, match=r"holds seeds 0, 1 of this sweep's points in trials grouped otherwise"):
+        check_folder(spec(None), folder)
+    check_folder(spec(1, seeds="0-3"), folder)  # more seeds in the folder's grouping: the old ones are reused
+    check_folder(spec(None), folder, merge=True)

@@ -220,12 +220,40 @@ def spec_points(spec: sp.SweepSpec) -> set[str]:
     return points
 
 
-def _stored_points(rows: list[dict]) -> set[str]:
-    """The points of a store's trials (``Store.trials``), imported runs left out (their identity is
-    their results.json's config as written, keyed by their file: never a sweep's point)."""
-    return {_point(r["identity"]["config"]) for r in rows
-            if isinstance(r.get("identity"), dict) and isinstance(r["identity"].get("config"), dict)
-            and "imported_from" not in r["identity"]}
+def _stored_groups(rows: list[dict]) -> dict[str, set[tuple]]:
+    """Each point of a store's trials (``Store.trials``) → the seed groups its trials hold; imported
+    runs left out (their identity is their results.json's config as written, keyed by their file:
+    never a sweep's point)."""
+    out: dict[str, set[tuple]] = {}
+    for r in rows:
+        ident = r.get("identity")
+        if isinstance(ident, dict) and isinstance(ident.get("config"), dict) and "imported_from" not in ident:
+            seeds = ident["config"].get("seeds") or ()
+            out.setdefault(_point(ident["config"]), set()).add(tuple(sorted(seeds)) if isinstance(seeds, list) else ())
+    return out
+
+
+def _same_axes(old: dict, new: dict) -> bool:
+    """Whether two comparable specs (:func:`_comparable`) sweep the same axes from the same base
+    (compared as the config reads it) with the same [[points]]: then only the axes' values differ."""
+    def base(d):
+        return spec_points(sp.SweepSpec(base=d["base"]))
+    try:
+        return set(old["grid"]) == set(new["grid"]) and old["points"] == new["points"] and base(old) == base(new)
+    except Exception:  # noqa: BLE001 - a recorded base that no longer resolves: not the same
+        return False
+
+
+def _regrouped(spec: sp.SweepSpec, ours: set[str], groups: dict[str, set[tuple]]) -> list[int]:
+    """Seeds of this sweep's points that the store holds in trials grouped otherwise: a trial of
+    another seed group is another trial, so they would be trained (and stored) again."""
+    again: set[int] = set()
+    for point in ours & set(groups):
+        done = {s for g in groups[point] for s in g}
+        for group in spec.seed_groups():
+            if tuple(sorted(group)) not in groups[point]:
+                again |= done & set(group)
+    return sorted(again)
 
 
 def check_folder(spec: sp.SweepSpec, folder: str | Path, merge: bool = False) -> None:
@@ -233,13 +261,15 @@ def check_folder(spec: sp.SweepSpec, folder: str | Path, merge: bool = False) ->
     (its results.json or checkpoint.pt), or, without ``merge``, one whose store holds another sweep.
 
     The rule is by points, not by the spec's text: a *point* is a trial's config without its seeds
-    (:func:`spec_points`). A spec sharing at least one point with the folder's trials (or, with none
-    stored yet, with its recorded spec) is the same sweep: it resumes, whatever else it adds or leaves
-    out (more or fewer grid values or points, other seeds or seeds_per_trial, values written
-    otherwise, a --set at its default, other threads), so the command that made a folder still runs
-    after the folder grew or took a --merge. One sharing no point is another sweep, refused naming
-    how its spec differs from the recorded one; so is a store of trials of no recorded spec
-    (imported runs, a ``reproduce`` figure)."""
+    (:func:`spec_points`). A spec is the same sweep, and resumes, when its points are all among the
+    folder's (its trials' and its recorded spec's: a rerun, part of it, other seeds, values written
+    otherwise, a --set at its default, other threads — so the command that made a folder still runs
+    after it grew or took a --merge), when they include all the recorded spec's (a grid grown), or
+    when it sweeps the same axes from the same base (other values along them). Anything else — a
+    sweep over another axis, even one sharing the default point — is another sweep, refused naming
+    how its spec differs; so is a store of trials of no recorded spec (imported runs, a
+    ``reproduce`` figure). Seeds of its points that the store holds in trials grouped otherwise
+    (another seeds_per_trial) are refused too: they would be trained again."""
     import warnings
 
     from ..errors import ConfigError, FerristorWarning
@@ -269,16 +299,22 @@ def check_folder(spec: sp.SweepSpec, folder: str | Path, merge: bool = False) ->
         old = _comparable(json.loads(recorded))
     except (ValueError, TypeError, AttributeError):
         old = None
-    ours = spec_points(spec)
-    if ours & _stored_points(rows):
-        return
+    ours, groups = spec_points(spec), _stored_groups(rows)
+    theirs: set[str] = set()
     if old is not None:
         try:
             theirs = spec_points(sp.SweepSpec(base=old["base"], grid=old["grid"], points=old["points"]))
         except Exception:  # noqa: BLE001 - a recorded spec that no longer resolves (its trials decide)
             theirs = set()
-        if ours & theirs:
-            return
+    if (ours <= set(groups) | theirs or (theirs and ours >= theirs)
+            or (old is not None and _same_axes(old, _comparable(sp.describe(spec))))):
+        again = _regrouped(spec, ours, groups)
+        if again:
+            raise ConfigError("out", str(folder), reason=f"holds seed{'s' if len(again) > 1 else ''} "
+                              f"{', '.join(map(str, again))} of this sweep's points in trials grouped otherwise "
+                              "(another --seeds-per-trial): they would be trained and stored again; give the "
+                              "folder's --seeds-per-trial, other seeds, or --merge to train them again")
+        return
     if old is None:
         changed = ["its recorded spec cannot be read, and none of its trials is a point of this sweep"]
     else:
