@@ -24,6 +24,15 @@ def test_a_write_replaces_a_file_whole_keeping_its_permissions(tmp_path):
     assert stat.S_IMODE((tmp_path / "sub" / "n.json").stat().st_mode) == 0o644
 
 
+def test_a_relative_path_into_folders_not_made_yet_is_written(tmp_path, monkeypatch):
+    """A relative path differs from its realpath: it had been taken for a dangling link and refused
+    (fig6's first run writes its feature cache into out/features, which does not exist yet)."""
+    monkeypatch.chdir(tmp_path)
+    with atomic_write("runs/fig6/features/a.pt") as f:
+        f.write(b"x")
+    assert (tmp_path / "runs" / "fig6" / "features" / "a.pt").read_bytes() == b"x"
+
+
 def test_a_symbolic_link_is_written_through_and_kept(tmp_path):
     (tmp_path / "real.html").write_text("old")
     (tmp_path / "link.html").symlink_to("real.html")

@@ -26,11 +26,11 @@ def _target(path: Path, name: str) -> tuple[Path, int]:
     would destroy it — a device file, as root. ``name``: the option that gave the path, for errors."""
     from .errors import ConfigError
     real = Path(os.path.realpath(path))
-    shown = str(path) if real == path else f"{path} (→ {real})"
+    shown = str(path) if os.path.abspath(path) == str(real) else f"{path} (→ {real})"
     try:
         info = real.stat()
     except FileNotFoundError:
-        if real != path and not real.parent.is_dir():  # a dangling link: as a shell's > would, no folders made
+        if path.is_symlink() and not real.parent.is_dir():  # a dangling link: as a shell's > would, no folders made
             raise ConfigError(name, shown, reason="is a symbolic link into a folder that does not exist") from None
         return real, NEW_FILE_MODE
     except OSError as e:  # a loop of links, a folder that cannot be searched
