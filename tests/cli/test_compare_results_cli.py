@@ -194,6 +194,15 @@ def test_compare_shows_a_run_given_twice_once_as_report_does(tmp_path):
     assert r.stdout.count("| run | 2 |") == 1
     assert r.stderr.count(f"skipped, {run}: given more than once, shown once") == 1
     assert f"skipped, {run / 'results.json'}: given more than once, shown once" in r.stderr
+    # results files of other names in one folder are runs of their own (the folder had stood for both)
+    (tmp_path / "two").mkdir()
+    for name, k in (("k100.json", 100), ("k10.json", 10)):
+        cfg = to_dict(task_config("ecg", "hm", seeds=[0], k=k))
+        (tmp_path / "two" / name).write_text(json.dumps({"config": cfg, "final_test_accuracy": [0.9]}))
+    r = CliRunner().invoke(cli, ["compare", str(tmp_path / "two" / "k100.json"), str(tmp_path / "two" / "k10.json")])
+    assert r.exit_code == 0 and "given more than once" not in r.stderr, r.output
+    lines = r.stdout.splitlines()
+    assert lines[0].startswith("| run | rule.k |") and [line.split("|")[2].strip() for line in lines[2:]] == ["100", "10"]
 
 
 def test_compare_of_a_sweeps_store_file_says_to_give_the_folder_as_report_does(tmp_path):

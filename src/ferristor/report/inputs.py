@@ -179,12 +179,14 @@ def check_not_inner_file(p: Path, arg: str, typed: str) -> None:
 
 def once(paths: list[Path]) -> tuple[list[bool], list[str]]:
     """Whether each of ``paths`` is the first of its run or sweep (a folder, or a results.json standing
-    for its folder), and a message for each repeat: given twice (``report runs/k100 runs/k100``, or a
-    run and its results.json), it would be compared with itself. report and compare keep the first."""
+    for its folder; a results file of another name stands for itself: two of them may share a folder),
+    and a message for each repeat: given twice (``report runs/k100 runs/k100``, or a run and its
+    results.json), it would be compared with itself. report and compare keep the first."""
+    from ..experiments.run_folder import RESULTS
     seen: set[Path] = set()
     firsts, repeats = [], []
     for path in paths:
-        where = (path.parent if path.is_file() else path).resolve()
+        where = (path.parent if path.is_file() and path.name == RESULTS else path).resolve()
         firsts.append(where not in seen)
         if where in seen:
             repeats.append(f"{path}: given more than once, shown once")
