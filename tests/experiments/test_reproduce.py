@@ -264,3 +264,13 @@ def test_a_null_accuracy_is_a_seed_without_one_not_a_lost_trial():
     point = point_of({"final_test_accuracy": [None, 0.5], "timing": {"train_seconds": 1.0}, "samples_per_replica": 10,
                       "ledger": []}, 5)
     assert math.isnan(point["accuracy"][0]) and point["accuracy"][1] == 50.0
+
+
+def test_a_seed_without_an_accuracy_leaves_the_others_their_cell():
+    """A null accuracy (read as nan) had made the whole cell 'nan ± nan (… Δ +nan, s.e. nan ✗)'."""
+    nan = float("nan")
+    table = rp.fig5f_table({"mnist-online": {"fp": [nan, 97.0, 97.2], "hm": [nan]}})
+    assert "97.10 ± 0.14 (2 of 3 seeds) (paper 98.1, Δ -1.00" in table and "nan" not in table
+    assert "n/a (0 of 1 seeds) (paper 96.7)" in table
+    row = rp.k_table([{"k": 100, "accuracy": [nan, 96.0, 96.5]}]).splitlines()[-1]
+    assert row.startswith("| 100 | 96.25 (96.00–96.50) (2 of 3 seeds) |"), row

@@ -186,10 +186,10 @@ def fig5f_table(table: dict) -> str:
     for s, row in table.items():
         cells = []
         for m in pv.FIG5F_VARIANTS:
-            acc = np.asarray(row.get(m, []))
+            acc, ours = _recorded(row.get(m, []))
             ref = pv.FIG5F.get(s, {}).get(m)
             std = f"{acc.std(ddof=1):.2f}" if acc.size > 1 else "n/a"  # one seed: no spread, not a measured 0
-            ours = f"{acc.mean():.2f} ± {std}" if acc.size else "–"
+            ours = f"{acc.mean():.2f} ± {std}{ours}" if acc.size else "–" if not ours else f"n/a{ours}"
             if ref is not None and acc.size:
                 a = agreement(acc, ref)
                 mark = "✓" if a["agrees"] else "✗"
@@ -204,11 +204,21 @@ def fig5f_table(table: dict) -> str:
     return "\n".join(lines)
 
 
+def _recorded(values) -> tuple[np.ndarray, str]:
+    """The seeds' accuracies that were recorded (a null one is nan: a damaged or hand-edited store),
+    and, where some were not, what to say of it (' (2 of 3 seeds)'): a nan must not make the cell's
+    mean, spread and verdict nan."""
+    acc = np.asarray(values, dtype=np.float64)
+    kept = acc[~np.isnan(acc)]
+    return kept, "" if kept.size == acc.size else f" ({kept.size} of {acc.size} seeds)"
+
+
 def k_table(points: list[dict]) -> str:
     lines = ["| k | accuracy % (mean, min–max) | FeCAP ops/device | memristor ops/device | energy/device nJ (FeCAP + memristor) |",
              "|---|---|---|---|---|"]
     for p in sorted(points, key=lambda p: p["k"]):
-        a = np.asarray(p["accuracy"])
-        lines.append(f"| {p['k']} | {a.mean():.2f} ({a.min():.2f}–{a.max():.2f}) | {p.get('fecap_ops_per_device', 0):,.0f} | "
+        a, note = _recorded(p["accuracy"])
+        acc = f"{a.mean():.2f} ({a.min():.2f}–{a.max():.2f}){note}" if a.size else f"n/a{note}"
+        lines.append(f"| {p['k']} | {acc} | {p.get('fecap_ops_per_device', 0):,.0f} | "
                      f"{p.get('memristor_ops_per_device', 0):,.0f} | {p.get('energy_fecap_nJ', 0):.2f} + {p.get('energy_memristor_nJ', 0):.2f} |")
     return "\n".join(lines)
