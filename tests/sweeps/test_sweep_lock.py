@@ -41,3 +41,15 @@ def test_a_folder_held_longer_is_refused(tmp_path, monkeypatch):
         os.close(fd)
     with sweep_lock(tmp_path), sweep_lock(tmp_path):  # free again, reentrant
         pass
+
+
+def test_a_failure_taking_the_second_lock_lets_go_of_the_first(tmp_path):
+    """Only FolderBusy had closed the first lock: another error (here the run lock's path is a
+    folder) left .sweep.lock held until the exception was collected."""
+    from ferristor import locking
+    (tmp_path / ".lock").mkdir()
+    with pytest.raises(OSError) as failed:
+        with sweep_lock(tmp_path):
+            pass
+    assert failed.value is not None  # the exception (and its frames) still alive, as in a caller handling it
+    assert not any(path.parent == tmp_path for path in locking._held)  # released, not left to the collector

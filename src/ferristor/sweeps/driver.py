@@ -66,6 +66,9 @@ def sweep_lock(folder: str | Path):
                 raise
             time.sleep(0.05)
             continue
+        except BaseException:  # any other failure (a lock path that is a folder): the first lock goes too
+            stack.close()
+            raise
         break
     with stack:
         yield Path(folder)
