@@ -522,3 +522,16 @@ def test_the_run_page_states_the_networks_energy_and_what_energy_per_device_is(s
     assert "Energy/device: one sign/MSB FeCAP cell and one memristor" in page
     life = next(f for f in figs if f.id.endswith("-lifetime-plot"))
     assert life.title.endswith("(sample rate 10/s)") and life.data_attrs["data-title"].endswith("(sample rate {rate}/s)")
+
+
+def test_layers_rated_differently_take_their_most_conservative_ratings():
+    """fit records each layer's ledger where the layers differ, and no common one: the lifetimes had
+    taken LedgerConfig's default ratings instead (1e5 memristor cycles where both layers had 1e6 or more)."""
+    from ferristor.report.runs import endurance_of
+    layers = [{"name": "fc1", "config": {"ledger": {"memristor_endurance_cycles": 2e6, "fecap_endurance_cycles": 1e8,
+                                                    "fecap_energy_fj": 50.0}}},
+              {"name": "fc2", "config": {"ledger": {"memristor_endurance_cycles": 1e6, "fecap_endurance_cycles": 1e9,
+                                                    "memristor_ops_per_transfer": 3}}}]
+    e = endurance_of({"network": {"layers": layers}})
+    assert (e.memristor_cycles, e.fecap_cycles, e.memristor_ops_per_transfer) == (1e6, 1e8, 3.0)
+    assert endurance_of({"ledger": {"memristor_endurance_cycles": 5e5}, "network": {"layers": layers}}).memristor_cycles == 5e5

@@ -109,10 +109,25 @@ def _dig(d, *path, default=None):
     return d
 
 
+# A run whose hybrid layers rate their devices differently (fit records each layer's ledger, and no
+# common one): each rating at its most conservative over the layers, so a lifetime is a lower bound.
+_CONSERVATIVE = (("fecap_endurance_cycles", min), ("memristor_endurance_cycles", min), ("ops_per_cycle", min),
+                 ("fecap_ops_initial_write", max), ("fecap_ops_per_transfer", max), ("memristor_ops_per_transfer", max))
+
+
 def endurance_of(config: dict) -> Endurance:
-    """The rated endurance of a run's config; a field an older config lacks takes LedgerConfig's default."""
+    """The rated endurance of a run's config; a field an older config lacks takes LedgerConfig's default.
+    Without a common ``ledger`` but with the layers' own (``network.layers[*].config.ledger``, as fit
+    records layers that differ), each rating is the layers' most conservative (``_CONSERVATIVE``):
+    LedgerConfig's defaults had stood in for them."""
     defaults = {f.name: f.default for f in dataclasses.fields(LedgerConfig)}
     led = {**defaults, **(config.get("ledger") or {})}
+    layers = (config.get("network") or {}).get("layers") if isinstance(config.get("network"), dict) else None
+    own = [la["config"]["ledger"] for la in layers or [] if isinstance(la, dict) and isinstance(la.get("config"), dict)
+           and isinstance(la["config"].get("ledger"), dict)]
+    if not config.get("ledger") and own:
+        for key, pick in _CONSERVATIVE:
+            led[key] = pick(float(ledger.get(key, defaults[key])) for ledger in own)
     return Endurance(fecap_cycles=float(led["fecap_endurance_cycles"]),
                      memristor_cycles=float(led["memristor_endurance_cycles"]),
                      ops_per_cycle=float(led["ops_per_cycle"]),
