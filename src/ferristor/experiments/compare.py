@@ -98,7 +98,7 @@ def compare_table(runs: list[tuple[str, dict]]) -> str:
     for name, r in runs:
         flat = _flatten(r["config"])
         acc = r["final_test_accuracy"]
-        a = 100 * np.asarray([v for v in acc if v is not None], dtype=float)  # null: a seed that recorded none
+        a = _percent(acc)
         seeds = str(len(acc)) if a.size == len(acc) else f"{a.size} of {len(acc)}"
         cells = [name, *(str(flat.get(f, "–")) for f in fields), seeds, *_statistics(a)]
         cells += [_validation_cell(r.get(VALIDATION))] if validation else []
@@ -136,13 +136,15 @@ def _statistics(a: np.ndarray) -> list[str]:
     return [f"{a.mean():.2f} ± {std}", sem, f"{np.median(a):.2f}", f"{a.min():.2f}", f"{a.max():.2f}"]
 
 
+def _percent(accuracies: list) -> np.ndarray:
+    """The recorded accuracies (fractions) of a run's seeds, in percent; null: a seed that recorded none."""
+    return 100 * np.asarray([v for v in accuracies if v is not None], dtype=float)
+
+
 def _validation_cell(val: list | None) -> str:
     """mean ± std (%) of the validation accuracies of a run's seeds; n/a for a run without, and
     "k of n seeds" where some seeds recorded none (null), as the seeds column says of the test's."""
     if val is None:
         return NA
-    a = 100 * np.asarray([v for v in val if v is not None], dtype=float)
-    if not a.size:
-        return NA
-    std = f"{a.std(ddof=1):.2f}" if a.size > 1 else NA
-    return f"{a.mean():.2f} ± {std}" + (f" ({a.size} of {len(val)} seeds)" if a.size < len(val) else "")
+    a = _percent(val)
+    return _statistics(a)[0] + (f" ({a.size} of {len(val)} seeds)" if 0 < a.size < len(val) else "")

@@ -370,14 +370,15 @@ def run_fit(model: nn.Module, train_data, test_data=None, *, epochs: float = 1.0
         ckpt_steps = set(range(stride, total_steps, stride))
     stops = sorted(eval_steps | ckpt_steps)
 
-    own = _fit_identity(model, optimizer, loss, epochs, batch, seed, eval_every, validation, validation_seed,
-                        test_limit, eval_batch)
-    identity = dict(config if config is not None else own)
+    def own() -> dict:  # fit's description of the run: a hash of the model's state, made only where used
+        return _fit_identity(model, optimizer, loss, epochs, batch, seed, eval_every, validation, validation_seed,
+                             test_limit, eval_batch)
+    identity = dict(config) if config is not None else own()
     ckpt_path = Path(out) / run_folder.CHECKPOINT if out is not None else None
     # another model under the same config must not resume; a run checkpointed before fit's own
     # description joined a given config resumes as it was identified then
     if config is not None and not config_builds_model and not _identified_by_config_alone(ckpt_path, resume_state):
-        identity["fit"] = own
+        identity["fit"] = own()
     data_print = fingerprint(data)  # a hash of every sample: once (~0.5 s at MNIST's size)
     identity[run_folder.DATA_FINGERPRINT] = data_print
     if resume_state is not None and not run_folder.config_differences(resume_state["config"], identity):

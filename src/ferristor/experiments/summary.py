@@ -102,13 +102,13 @@ def transfer_settings(cfg: dict) -> list[str]:
     t = cfg.get("transfer") or {}
     if cfg.get("mode") == "fp" or not t:
         return []
-    unread = unread_transfer_paths(cfg) + ["transfer.model", "transfer.circuit", "transfer.circuit_sampler"]
+    never_read = unread_transfer_paths(cfg)
+    unread = never_read + ["transfer.model", "transfer.circuit", "transfer.circuit_sampler"]
     said = [f"{name}={t[name]}" for name, default in _TRANSFER_DEFAULTS.items()
             if not under(f"transfer.{name}", unread) and name in t and t[name] != default]
     if t.get("model", "ideal") == "circuit" and isinstance(t.get("circuit"), dict):
         ours, default = flatten(t["circuit"]), flatten(_TRANSFER_DEFAULTS["circuit"])
-        read = unread_transfer_paths(cfg)
-        changed = [path for path, v in ours.items() if not under(f"transfer.circuit.{path}", read)
+        changed = [path for path, v in ours.items() if not under(f"transfer.circuit.{path}", never_read)
                    and path in default and plain(v) != plain(default[path])]
         if changed:
             said.append(f"{len(changed)} device-chain setting{'s' * (len(changed) != 1)} changed (transfer.circuit)")

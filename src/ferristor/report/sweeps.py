@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Protocol
 
 from ..experiments.config import with_legacy_defaults
+from ..sweeps.spec import EXECUTION_FIELDS  # fields that do not change what a trial computes
 from ..experiments.results import read_json
 from ..errors import DataError
 from .runs import (FIELDS as RUN_FIELDS, OBJECT, PERCENT, Endurance, endurance_of, field_problem, fields_of,
@@ -111,8 +112,6 @@ def _number(v) -> float | None:
 
 
 SEEDS = "seeds"  # the field that tells apart the trials of one point, never an axis of its own
-# Fields of a resolved config that do not change what a trial computes (sweeps.spec.EXECUTION_FIELDS).
-EXECUTION_FIELDS = ("data_dir", "threads", "checkpoint_every")
 
 
 def _canon(v) -> str:

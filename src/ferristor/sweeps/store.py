@@ -272,10 +272,12 @@ class Store:
         return [{**d, "params": {**d["params"], **extra.get(d["key"], {})}} for d in rows
                 if status is None or d["status"] == status]
 
-    def evals(self, final_only: bool = False) -> list[dict]:
-        """The evaluations of the done trials that :meth:`trials` reads; a row whose ledger JSON cannot
-        be read is left out with a warning, as a trial is."""
-        readable = {t["key"] for t in self.trials("done")}
+    def evals(self, final_only: bool = False, readable: set[str] | None = None) -> list[dict]:
+        """The evaluations of the done trials that :meth:`trials` reads (``readable``: their keys, where
+        the caller has just read them); a row whose ledger JSON cannot be read is left out with a
+        warning, as a trial is."""
+        if readable is None:
+            readable = {t["key"] for t in self.trials("done")}
         sql = ("SELECT e.* FROM evals e JOIN trials t ON t.key = e.trial WHERE t.status = 'done'"
                + (" AND e.final = 1" if final_only else "") + " ORDER BY t.position, e.step, e.replica")
         rows = []

@@ -46,7 +46,7 @@ def tidy_rows(store: Store, final_only: bool = False) -> Rows:
     rows = []
     from ..experiments.config import with_legacy_defaults  # a trial stored before a field existed shows its value
     full = {key: with_legacy_defaults(t["config"]) for key, t in trials.items()}
-    for e in store.evals(final_only):
+    for e in store.evals(final_only, readable=set(trials)):
         t = trials[e["trial"]]
         row: dict[str, Any] = {"trial": e["trial"]}
         row.update({k: _cell(t["params"].get(k)) for k in labels})
