@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -29,6 +28,7 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_step import SIZES, _BatchedMLP, _mlp_layers  # noqa: E402
 
+from ferristor.cpus import describe  # noqa: E402
 from ferristor.atomic import atomic_write  # noqa: E402
 from ferristor.backend import use_backend  # noqa: E402
 from ferristor.experiments import fast_step  # noqa: E402
@@ -180,7 +180,7 @@ def main():
             row(f"ferristor chunks, CUDA graphs{tag}", r, chunks(r, x, y, True, at_once), args.steps)
     plain = next(r_["us_per_sample_replica"] for r_ in rows if r_["row"].startswith("plain") and "error" not in r_)
     print(f"\nferristor rows: {args.mode}, k = {args.k}")
-    print(f"{device_name} · torch {torch.__version__} · {platform.processor() or platform.machine()}")
+    print(f"{device_name} · torch {torch.__version__} · {describe()}")
     print(f"{'row':62} {'R':>5} {'µs/step':>10} {'µs/sample-replica':>18} {'× plain loop':>13}")
     for r_ in rows:
         if "error" in r_:

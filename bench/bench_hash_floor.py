@@ -12,12 +12,12 @@ are per one of the 200 real weights).
 from __future__ import annotations
 
 import argparse
-import platform
 import time
 
 import numpy as np
 from numba import njit
 
+from ferristor.cpus import describe
 from ferristor.rule.kernels_cpu import STEPS_PAD, _dense_draw, _stochastic_step
 from ferristor.rule.random_cpu import _u32, column_table, word
 
@@ -81,7 +81,7 @@ def main():
             t0 = time.perf_counter()
             _update(draw, hidden, counts, s, xs, ka, kb, *args)
             best[name] = min(best[name], time.perf_counter() - t0)
-    print(f"\nmachine: {platform.machine()}, one thread, min of {a.rounds} alternating rounds, p = {p}")
+    print(f"\nmachine: {describe()}, one thread, min of {a.rounds} alternating rounds, p = {p}")
     print(f"{'layer-1 dense update (784×200), 50 steps per row':52s} {'ns/weight-step':>15s} {'µs/replica-step':>16s}")
     for name in HASHES:
         ns = best[name] / (ROWS * COLS * STEPS) * 1e9

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import sys
 from pathlib import Path
 
@@ -32,6 +31,7 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_step import SIZES, _alternate, _data, _mlp_layers  # noqa: E402
 
+from ferristor.cpus import describe  # noqa: E402
 import ferristor  # noqa: E402
 from ferristor.atomic import atomic_write  # noqa: E402
 from ferristor.experiments import fast_step  # noqa: E402
@@ -130,7 +130,7 @@ def main():
     best = _alternate({k: (fn, a.steps) for k, fn in rows.items()}, a.rounds)
     anchor = {kind: best[next(k for k in rows if k.startswith(kind + ":"))]
               for kind in ("MLP", "float MLP with biases", "LeNet-5") if any(k.startswith(kind + ":") for k in rows)}
-    print(f"\n{platform.processor() or platform.machine()}, threads={a.threads}, batch 1, min of {a.rounds} "
+    print(f"\n{describe()}, threads={a.threads}, batch 1, min of {a.rounds} "
           f"alternating rounds of {a.steps} steps")
     print(f"{'what':96} {'µs/sample':>10} {'× plain':>8}")
     for name, s in best.items():

@@ -24,13 +24,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import time
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ferristor.cpus import describe
 from ferristor.atomic import atomic_write
 from ferristor.backend import use_backend
 from ferristor.circuit.transfer import TransferConfig
@@ -343,11 +343,12 @@ def main():
     if a.ab:
         res = ab(s, a.rounds)
         base = next(iter(res["steps"].values()))
-        print(f"\nmachine: {platform.processor() or platform.machine()}, threads={a.threads}, torch {torch.__version__}, "
+        print(f"\nmachine: {describe()}, threads={a.threads}, torch {torch.__version__}, "
               f"min of {a.rounds} alternating rounds")
-        print(f"{'what':66s} {'µs/sample-replica':>18s} {'× plain':>8s}")
+        w = max(map(len, res["steps"]))  # the longest row's label sets the column
+        print(f"{'what':{w}s} {'µs/sample-replica':>18s} {'× plain':>8s}")
         for name, us in res["steps"].items():
-            print(f"{name:66s} {us:18.1f} {us / base:8.3f}")
+            print(f"{name:{w}s} {us:18.1f} {us / base:8.3f}")
         print("\nlayer-1 update kernel (R = 10, 784×200), ns per weight:")
         for name, ns in res["kernel_ns_per_weight"].items():
             print(f"  {name:30s} {ns:8.3f}")
@@ -364,10 +365,11 @@ def main():
             rows.append((f"ferristor {mode} (fused step)", r, ferristor_step(mode, r, s if r == 1 else s // 4)))
     rows.append(("ferristor hm-var, torch backend on the CPU", 10, torch_backend_step(10, max(10, s // 20))))
     base = rows[0][2]
-    print(f"\nmachine: {platform.processor() or platform.machine()}, threads={a.threads}, torch {torch.__version__}")
-    print(f"{'what':66s} {'R':>3s} {'µs/sample-replica':>18s} {'× plain':>8s}")
+    print(f"\nmachine: {describe()}, threads={a.threads}, torch {torch.__version__}")
+    w = max(len(name) for name, _, _ in rows)
+    print(f"{'what':{w}s} {'R':>3s} {'µs/sample-replica':>18s} {'× plain':>8s}")
     for name, r, us in rows:
-        print(f"{name:66s} {r:3d} {us:18.1f} {us / base:8.2f}")
+        print(f"{name:{w}s} {r:3d} {us:18.1f} {us / base:8.2f}")
     parts = breakdown(10, s // 4)
     print("\nwhere an hm-var step goes at R = 10 (µs per sample-replica):")
     for k, v in parts.items():

@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import tempfile
 import time
 from pathlib import Path
 
+from ferristor.cpus import describe
 from ferristor.sweeps.spec import build_spec
 from ferristor.sweeps.store import open_store
 from ferristor.sweeps.run import plan, run_plan
@@ -73,7 +73,7 @@ def main():
         reference = reference or evals
         n = len(p.trials)
         results.append((name, wall, 3600 * n / wall, train, (wall * slots - train) / n, init, evals == reference))
-    print(f"\nmachine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs; {n} trials "
+    print(f"\nmachine: {describe()}, {os.cpu_count()} CPUs; {n} trials "
           f"(MNIST hm, k = {a.ks}, {a.seeds} seeds as replicas, {10 * a.epoch_scale:g} epochs), 1 thread per trial")
     print("| executor | wall s | trials/hour | training s (sum) | overhead s/trial | Ray start s | same rows |")
     print("|---|---|---|---|---|---|---|")
