@@ -246,3 +246,22 @@ def test_seeds_grouped_otherwise_are_refused_not_trained_again(tmp_path):
         check_folder(spec(None), folder)
     check_folder(spec(1, seeds="0-3"), folder)  # more seeds in the folder's grouping: the old ones are reused
     check_folder(spec(None), folder, merge=True)
+
+
+def test_spec_changes_compare_values_as_the_config_takes_them_and_unknown_paths_as_written():
+    """The refusal's words compare through spec.config_key, as a spec's own repeats are found: 1e1 is
+    10 at an int field, in [base], a grid and a point; a path this version does not know (a spec
+    recorded by another one) is compared as written, not refused."""
+    from ferristor.sweeps.run import spec_changes
+    from ferristor.sweeps.spec import config_key
+
+    def record(base, grid=None, points=None):
+        return {"base": base, "grid": grid or {}, "points": points or [{}], "seeds": [0]}
+    assert config_key(1e1, "rule.k") == config_key(10, "rule.k") == "10"
+    assert config_key({"rule.k": 1e1, "no.such": 1.0}) == '{"no.such": 1.0, "rule.k": 10}'
+    old = record({"rule.k": 1e1, "gone.path": 1.0}, {"rule.p": [1, 2e0]}, [{"rule.k": 1e2, "gone.path": "x"}])
+    new = record({"rule.k": 10, "gone.path": 1}, {"rule.p": [1.0, 2]}, [{"rule.k": 100, "gone.path": "x"}])
+    assert spec_changes(old, new) == (["gone.path=1.0 there, gone.path=1 here"], [])
+    assert spec_changes(new, record({"rule.k": 10, "gone.path": 1}, {"rule.p": [1, 3]}, [{"rule.k": 1e2}])) == (
+        ["rule.p=2 there, not here", 'the point {"gone.path": "x", "rule.k": 100} there, not here'],
+        ["rule.p=3", 'the point {"rule.k": 100.0}'])

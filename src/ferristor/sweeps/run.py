@@ -155,15 +155,6 @@ def _show(v) -> str:
     return v if isinstance(v, str) else _j(v)
 
 
-def _as_config(path: str, v) -> str:
-    """``v`` as the config takes it at ``path`` (``configs.coerce``: rule.k=1e1 is 10), as JSON."""
-    from . import configs
-    try:
-        return _j(configs.coerce(path, v))
-    except Exception:  # noqa: BLE001 - a value the config refuses is compared as written
-        return _j(v)
-
-
 def spec_changes(old: dict, new: dict) -> tuple[list[str], list[str]]:
     """(what the recorded spec ``old`` has that the spec ``new`` drops or changes, what ``new`` adds
     to it): both ``spec.describe`` records, values compared as the config takes them (1e1 is 10).
@@ -172,7 +163,7 @@ def spec_changes(old: dict, new: dict) -> tuple[list[str], list[str]]:
     changed, added = [], []
     for path in dict.fromkeys([*old["base"], *new["base"]]):
         a, b = old["base"].get(path, _NONE), new["base"].get(path, _NONE)
-        if a is _NONE or b is _NONE or _as_config(path, a) != _as_config(path, b):  # a path set on one side only differs
+        if a is _NONE or b is _NONE or sp.config_key(a, path) != sp.config_key(b, path):  # a path set on one side only differs
             there = f"{path}={_show(a)}" if a is not _NONE else f"no {path}"
             here = f"{path}={_show(b)}" if b is not _NONE else f"no {path}"
             changed.append(f"{there} there, {here} here")
@@ -182,17 +173,14 @@ def spec_changes(old: dict, new: dict) -> tuple[list[str], list[str]]:
         elif axis not in old["grid"]:
             changed.append(f"--grid {axis} here, not there")
         else:
-            olds, news = ({_as_config(axis, v) for v in side["grid"][axis]} for side in (old, new))
-            gone = [_show(v) for v in old["grid"][axis] if _as_config(axis, v) not in news]
-            more = [_show(v) for v in new["grid"][axis] if _as_config(axis, v) not in olds]
+            olds, news = ({sp.config_key(v, axis) for v in side["grid"][axis]} for side in (old, new))
+            gone = [_show(v) for v in old["grid"][axis] if sp.config_key(v, axis) not in news]
+            more = [_show(v) for v in new["grid"][axis] if sp.config_key(v, axis) not in olds]
             if gone:
                 changed.append(f"{axis}={','.join(gone)} there, not here")
             if more:
                 added.append(f"{axis}={','.join(more)}")
-
-    def point(pt: dict) -> str:
-        return _j({p: json.loads(_as_config(p, v)) for p, v in pt.items()})
-    old_pts, new_pts = [point(pt) for pt in old["points"]], [point(pt) for pt in new["points"]]
+    old_pts, new_pts = ([sp.config_key(pt) for pt in side["points"]] for side in (old, new))
     changed += [f"the point {_j(pt)} there, not here" for pt, k in zip(old["points"], old_pts) if k not in new_pts]
     added += [f"the point {_j(pt)}" for pt, k in zip(new["points"], new_pts) if k not in old_pts]
     return changed, added

@@ -266,11 +266,11 @@ def build_spec(file: str | Path | None = None, sets: tuple[str, ...] = (), grids
     def override(path: str, how: str) -> None:
         """The command line wins over the file: ``path`` leaves its [[points]] (the caller drops it from
         [base] or [grid]). Points that then differ in nothing would be one trial twice: refused, named."""
-        before = [_key(pt) for pt in spec.points]
+        before = [config_key(pt) for pt in spec.points]
         first: dict[str, int] = {}
         for j, pt in enumerate(spec.points):
             pt.pop(path, None)
-            i = first.setdefault(_key(pt), j)
+            i = first.setdefault(config_key(pt), j)
             if before[i] != before[j]:
                 raise SpecError(f"{how}: replaces {path} in the points of {Path(file).name}, which leaves points[{i}] "
                                 f"and points[{j}] the same ({json.dumps(pt)}): drop one of them from the file, or "
@@ -317,14 +317,14 @@ def check(spec: SweepSpec) -> None:
             raise SpecError(e.render(lambda f: who if f == e.field else None)) from None
         raise SpecError(f"{who}: {e}") from None
     for path, values in spec.grid.items():
-        _no_repeats([_key(v, path) for v in values], lambda i: f"{spec.where(path)}: {values[i]!r}",
+        _no_repeats([config_key(v, path) for v in values], lambda i: f"{spec.where(path)}: {values[i]!r}",
                     lambda i: repr(values[i]))
         for v in values:
             try:
                 configs.resolve({**spec.base, path: v})
             except ConfigError as e:
                 raise SpecError(f"{spec.where(path)}={v!r}: {e}") from None
-    _no_repeats([_key(pt) for pt in spec.points], lambda i: f"the point {json.dumps(spec.points[i])}")
+    _no_repeats([config_key(pt) for pt in spec.points], lambda i: f"the point {json.dumps(spec.points[i])}")
     for params, overrides in spec.points_overrides():
         try:
             configs.resolve(overrides)
@@ -347,20 +347,30 @@ def _no_execution_axes(spec: SweepSpec) -> None:
                             f"holds it), so its values would be one trial: give it one value")
     first: dict[str, int] = {}
     for j, pt in enumerate(spec.points):
-        i = first.setdefault(_key({k: v for k, v in pt.items() if k not in EXECUTION_FIELDS}), j)
+        i = first.setdefault(config_key({k: v for k, v in pt.items() if k not in EXECUTION_FIELDS}), j)
         differ = sorted(k for k in EXECUTION_FIELDS if spec.points[i].get(k) != pt.get(k))
         if differ:  # equal points are check's (given twice)
             raise SpecError(f"points[{i}] and points[{j}] differ only in {', '.join(differ)}, which says how a trial runs, "
                             f"not what it computes (no trial's key holds it): they would be one trial; drop one")
 
 
-def _key(value, path: str | None = None) -> str:
-    """What a trial sees of a point (``path`` None: {path: value}) or of one value of ``path``: each
-    value as the config takes it (``configs.coerce``: rule.k=1e2 is 100), so values that would make
-    one trial compare equal."""
+def config_key(value, path: str | None = None) -> str:
+    """What a trial sees of a point (``path`` None: {path: value}) or of one value of ``path``, as JSON:
+    each value as the config takes it (``configs.coerce``: rule.k=1e2 is 100), so values that would
+    make one trial compare equal. The one way to compare values: a spec's repeats here, a recorded
+    spec against a new one in ``run.spec_changes``."""
     if path is not None:
-        return json.dumps(configs.coerce(path, value), sort_keys=True)
-    return json.dumps({p: configs.coerce(p, v) for p, v in value.items()}, sort_keys=True)
+        return json.dumps(_as_config(path, value), sort_keys=True)
+    return json.dumps({p: _as_config(p, v) for p, v in value.items()}, sort_keys=True)
+
+
+def _as_config(path: str, value) -> Any:
+    """``value`` as the config takes it at ``path``; as written at a path this version does not know
+    (a spec recorded by another one: it compares, it is not refused here)."""
+    try:
+        return configs.coerce(path, value)
+    except ConfigError:  # coerce refuses only an unknown path, never a value
+        return value
 
 
 def _no_repeats(keys: list[str], name, shown=None) -> None:
