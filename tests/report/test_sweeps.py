@@ -467,6 +467,27 @@ def test_an_unreadable_trial_of_a_split_point_is_that_point_not_one_more(lr_swee
     assert "unreadable points (left out)" in page
 
 
+def test_a_damaged_rows_point_is_read_with_the_stores_one_connection(lr_sweep, tmp_path, monkeypatch):
+    """A damaged row's point (its params and identity) had been read with a second connection to
+    sweep.sqlite: the store's one reading keeps them, and the page still names the row."""
+    import contextlib
+    import sqlite3
+    folder = _lr_trial_edited(lr_sweep, tmp_path / "s", "UPDATE trials SET config = ''")
+    with contextlib.closing(sqlite3.connect(folder / "sweep.sqlite")) as db:
+        key = db.execute("SELECT key FROM trials WHERE config = ''").fetchone()[0]
+    connect, opened = sqlite3.connect, []
+    monkeypatch.setattr(sqlite3, "connect", lambda *a, **kw: opened.append(a[0]) or connect(*a, **kw))
+    with pytest.warns(Warning, match=f"trial {key}: trials.config is not readable JSON"):
+        sweep = read_sweep(folder)
+    assert len(opened) == 1
+    assert sweep.total == 2 and sweep.skipped[0].startswith(f"{key} (trials.config ")
+    assert [(t.params["rule.lr"], t.seeds, t.left_out) for t in sweep.trials] == [(0.1, [0, 1], []), (0.2, [0], [key])]
+    with pytest.warns(Warning, match=f"trial {key}: "):
+        page, _ = build_report([str(folder)])
+    assert "<th>points</th><td>1 of 2 done; 1 more shown with the seeds done so far</td>" in page
+    assert f"<th>unreadable points (left out)</th><td>{key} (trials.config is not readable JSON" in page
+
+
 def _no_warning():
     import contextlib
     return contextlib.nullcontext()

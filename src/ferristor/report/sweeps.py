@@ -311,6 +311,7 @@ class SqliteStore:
         try:
             every = store.trials()
             unreadable = dict(store.unreadable)  # rows the store left out (and warned of): named on the page too
+            damaged = dict(store.damaged)  # those rows, with the columns that can be read
         finally:
             store.close()
         done = [t for t in every if t["status"] == "done"]
@@ -318,7 +319,7 @@ class SqliteStore:
                                  point_identity(t["params"], t["config"], t["identity"]))
                       for t in every if t["status"] != "done"]
         trials, skipped = [], [f"{key} ({why})" for key, why in unreadable.items()]
-        left_out = {key: _row_identity(folder, key) for key in unreadable}  # key → its point, where that can be read
+        left_out = {key: _row_identity(damaged.get(key)) for key in unreadable}  # key → its point, where that can be read
         for t in done:
             try:
                 problem = field_problem(t["result"], STORED_RESULT_FIELDS) if t["result"] is not None else "no result"
@@ -350,32 +351,12 @@ class SqliteStore:
                      unfinished=unfinished, total=total, duplicates=duplicates, split_seeds=split)
 
 
-def _row_identity(folder: Path, key: str) -> str | None:
+def _row_identity(row: dict | None) -> str | None:
     """The point (:func:`point_identity`) of a trial row the store could not read, from the columns
-    that can be read (its params, its identity or else its config); None where they cannot."""
-    import sqlite3
-    try:
-        db = sqlite3.connect(f"file:{folder / SqliteStore.name}?mode=ro", uri=True, timeout=30)
-        try:
-            row = db.execute("SELECT params, config, identity FROM trials WHERE key = ?", (key,)).fetchone()
-        finally:
-            db.close()
-    except sqlite3.Error:
+    it could (its params, its identity or else its config); None where they cannot."""
+    if row is None or row["params"] is None or (row["identity"] is None and row["config"] is None):
         return None
-    if row is None:
-        return None
-    params, config, identity = (_json_object(v) for v in row)
-    if params is None or (identity is None and config is None):
-        return None
-    return point_identity(params, config, identity)
-
-
-def _json_object(text) -> dict | None:
-    try:
-        value = json.loads(text) if isinstance(text, (str, bytes)) else None
-    except (ValueError, RecursionError):
-        return None
-    return value if isinstance(value, dict) else None
+    return point_identity(row["params"], row["config"], row["identity"])
 
 
 def _seed_metrics(result: dict, k) -> list[dict] | None:

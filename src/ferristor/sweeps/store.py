@@ -95,6 +95,9 @@ class Store:
     def __init__(self, path: Path, readonly: bool = False):
         self.path = path
         self.unreadable: dict[str, str] = {}  # trial key (or an evaluation) → why its row could not be read
+        # trial key → its unreadable row, each JSON column read where it can be (None where not): its
+        # params and identity still tell a report which point the row is of, without reading it again
+        self.damaged: dict[str, dict] = {}
         if readonly:
             self.db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30, isolation_level=None)
         else:
@@ -268,6 +271,7 @@ class Store:
                 rows.append(d)
             elif status is None or d["status"] == status:
                 self._unreadable(d["key"], why)
+                self.damaged.setdefault(d["key"], d)
         extra = distinguishing(rows)  # over every trial: a point's twin may have another status
         return [{**d, "params": {**d["params"], **extra.get(d["key"], {})}} for d in rows
                 if status is None or d["status"] == status]
@@ -314,12 +318,13 @@ def _read_json(text, kind, column: str) -> tuple[Any, str | None]:
 
 
 def _decoded(d: dict) -> tuple[dict, str | None]:
-    """``d`` with its JSON columns read, and why one cannot be (None: all can)."""
+    """``d`` with its JSON columns read (None: one that cannot be), and why the first that cannot be
+    cannot (None: all can). Every column is read, so a damaged row keeps those that can be."""
+    whys = []
     for column, kind in _JSON_COLUMNS.items():
         d[column], why = _read_json(d[column], kind, f"trials.{column}")
-        if why is not None:
-            return d, why
-    return d, None
+        whys.append(why)
+    return d, next((why for why in whys if why is not None), None)
 
 
 def distinguishing(trials: list[dict]) -> dict[str, dict]:
