@@ -317,6 +317,16 @@ def test_a_points_seeds_in_several_trials_are_one_point(split_sweeps):
     assert "<th>points</th><td>2</td>" in page and "<th>seeds per point</th><td>2</td>" in page
 
 
+def test_each_seeds_own_figures_are_read_only_for_a_point_split_over_trials(split_sweeps, monkeypatch):
+    """Each seed's figures had been worked out for every stored trial, where only the trials of a
+    point whose seeds are in several take them (merge_points)."""
+    from ferristor.report import sweeps
+    real, calls = sweeps._seed_metrics, []
+    monkeypatch.setattr(sweeps, "_seed_metrics", lambda result, k: calls.append(k) or real(result, k))
+    assert len(read_sweep(split_sweeps[0]).trials) == 2 and calls == []  # one trial per point
+    assert len(read_sweep(split_sweeps[1]).trials) == 2 and sorted(calls) == [5, 5, 20, 20]  # two per point
+
+
 def test_seconds_of_a_split_point_are_summed():
     from ferristor.report.sweeps import Trial, merge_points
     parts = [Trial(key=f"k{s}", params={"k": 5, "seeds": [s]}, train_config={}, accuracy=[80.0 + s],

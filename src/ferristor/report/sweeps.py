@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -160,7 +161,7 @@ def merge_points(trials: list[Trial], unfinished: list[Unfinished] = ()) -> tupl
     Trials whose seeds are not known are not merged."""
     groups: dict[str, list[Trial]] = {}
     for t in trials:
-        groups.setdefault(t.identity or t.key if t.seeds is not None else "\0" + t.key, []).append(t)
+        groups.setdefault(_group(t), []).append(t)
     pending: dict[str, list] = {}
     for u in unfinished:
         if isinstance(u.params.get(SEEDS), list):
@@ -172,6 +173,11 @@ def merge_points(trials: list[Trial], unfinished: list[Unfinished] = ()) -> tupl
         points.append(point)
         notes += dup
     return points, notes
+
+
+def _group(t: Trial) -> str:
+    """The point a stored trial is merged into: one of its own where its seeds are not known."""
+    return t.identity or t.key if t.seeds is not None else "\0" + t.key
 
 
 def _label(params: dict, key: str) -> str:
@@ -318,7 +324,7 @@ class SqliteStore:
         unfinished = [Unfinished(t["key"], t["params"], t["status"], _first_line(t["error"]) if t["status"] == "failed" else None,
                                  point_identity(t["params"], t["config"], t["identity"]))
                       for t in every if t["status"] != "done"]
-        trials, skipped = [], [f"{key} ({why})" for key, why in unreadable.items()]
+        trials, stored, skipped = [], [], [f"{key} ({why})" for key, why in unreadable.items()]
         left_out = {key: _row_identity(damaged.get(key)) for key in unreadable}  # key → its point, where that can be read
         for t in done:
             try:
@@ -330,8 +336,8 @@ class SqliteStore:
                 point["transfers"] = _transfers(t["result"])
                 trial = trial_from_record({"key": t["key"], "config": {**t["params"], "train_config": t["config"]},
                                            "result": point}, t["key"], t["identity"])
-                trial.seed_metrics = _seed_metrics(t["result"], k) if trial.seeds is not None else None
                 trials.append(trial)
+                stored.append((t["result"], k))
             except (KeyError, TypeError, ValueError) as e:
                 skipped.append(f"{t['key']} ({e})")
                 left_out[t["key"]] = point_identity(t["params"], t["config"], t["identity"])
@@ -340,6 +346,7 @@ class SqliteStore:
                 f"; {n} {status}" for status in ("running", "pending", "failed")
                 if (n := sum(u.status == status for u in unfinished))) + (f"; unreadable: {'; '.join(skipped)}" if skipped else ""))
         newest = max((t["finished"] or 0.0) for t in done)
+        _add_seed_metrics(trials, stored)
         split = _split(trials, unfinished)
         # points, not rows: a left-out row of a point whose other seeds are read is that point's, not one more
         total = len({t.identity or t.key for t in trials} | {u.identity or u.key for u in unfinished}
@@ -357,6 +364,15 @@ def _row_identity(row: dict | None) -> str | None:
     if row is None or row["params"] is None or (row["identity"] is None and row["config"] is None):
         return None
     return point_identity(row["params"], row["config"], row["identity"])
+
+
+def _add_seed_metrics(trials: list[Trial], stored: list[tuple[dict, object]]) -> None:
+    """Each seed's own METRICS for the trials of a point whose seeds are in several of them, the only
+    ones :func:`merge_points` takes them of; ``stored``: each trial's full train results and k."""
+    size = Counter(_group(t) for t in trials)
+    for t, (result, k) in zip(trials, stored):
+        if size[_group(t)] > 1:
+            t.seed_metrics = _seed_metrics(result, k)
 
 
 def _seed_metrics(result: dict, k) -> list[dict] | None:
