@@ -4,7 +4,7 @@ import sys
 
 import pytest
 
-from ferristor.locking import FolderBusy, exclusive
+from ferristor.locking import FolderBusy, exclusive, is_locked
 
 
 def test_lock_is_released_when_its_holder_dies(tmp_path):
@@ -25,3 +25,17 @@ def test_a_second_holder_is_refused_naming_the_first(tmp_path, lock_held_elsewhe
         with exclusive(tmp_path):
             pass
         assert path.name == ".lock"
+
+
+def test_the_probe_tells_a_held_lock_and_leaves_none_behind(tmp_path, lock_held_elsewhere):
+    """``is_locked`` (``results`` and ``--dry-run`` asking whether a driver runs): held by another
+    process → True; missing or free → False, and the file is not made, nor left locked (a writer
+    takes it at once after)."""
+    path = tmp_path / ".lock"
+    assert not is_locked(path) and not path.exists()
+    with lock_held_elsewhere(tmp_path, "run folder"):
+        assert is_locked(path)
+    assert not is_locked(path)
+    with exclusive(tmp_path):  # not refused: the probe let go
+        assert is_locked(path)  # its own descriptor sees this process's lock too
+    assert not is_locked(tmp_path)  # a folder: cannot be locked, no holder to tell

@@ -3,7 +3,8 @@
 The kernel drops the lock when its holder exits, however it exits (kill -9 included), so a stale
 lock never needs cleaning up: the next process simply gets it. The file records who holds it (pid,
 host, command), for the message a refused second writer prints. Used by the sweep driver; any
-command that must be the only writer of a folder can use it too.
+command that must be the only writer of a folder can use it too. :func:`is_locked` tells, without
+writing, whether a lock file is held (``results`` and ``--dry-run``: does a driver run now?).
 
 ``train`` (and every command that claims its ``--out``: ``experiments.run_folder.FolderLock``) holds
 ``OUT/.lock``; a sweep driver holds ``OUT/.sweep.lock`` and ``OUT/.lock`` too (``sweeps.driver.sweep_lock``),
@@ -63,6 +64,27 @@ def exclusive(folder: str | os.PathLike, what: str = "folder", name: str = ".loc
             del _held[path]
     finally:
         os.close(fd)  # releases the lock
+
+
+def is_locked(path: str | os.PathLike) -> bool:
+    """Whether the lock file ``path`` is held now (by :func:`exclusive`, or any exclusive flock through
+    another descriptor): a shared, non-blocking probe, let go at once. False where the file is missing
+    or cannot be opened or locked (no holder can be told). The probe holds the file for an instant:
+    a process taking it exclusively then is refused, so one that may start beside a probe tries again
+    for a moment (``sweeps.driver.sweep_lock``)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        return False
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(fd)  # releases a lock taken here
 
 
 def holder_record(command: str | None = None) -> dict:

@@ -53,3 +53,36 @@ def test_a_failure_taking_the_second_lock_lets_go_of_the_first(tmp_path):
             pass
     assert failed.value is not None  # the exception (and its frames) still alive, as in a caller handling it
     assert not any(path.parent == tmp_path for path in locking._held)  # released, not left to the collector
+
+
+
+def test_a_driver_waits_out_the_real_probe(tmp_path, monkeypatch):
+    """As above with ``run.driver_running`` itself (``locking.is_locked``), its instant stretched to
+    0.2 s: the driver starting then takes the folder once the probe lets go, and the probe, first,
+    saw it free."""
+    import types
+
+    from ferristor import locking
+    from ferristor.sweeps.run import driver_running
+    (tmp_path / LOCK_NAME).touch()
+    probing, release = threading.Event(), threading.Event()
+
+    def flock(fd, op):
+        fcntl.flock(fd, op)
+        if op == fcntl.LOCK_SH | fcntl.LOCK_NB:  # the probe's lock, taken: held until released
+            probing.set()
+            release.wait(10)
+    monkeypatch.setattr(locking, "fcntl", types.SimpleNamespace(
+        flock=flock, **{k: getattr(fcntl, k) for k in ("LOCK_SH", "LOCK_EX", "LOCK_NB", "LOCK_UN")}))
+    seen = []
+    prober = threading.Thread(target=lambda: seen.append(driver_running(tmp_path)))
+    prober.start()
+    try:
+        assert probing.wait(10)
+        threading.Timer(0.2, release.set).start()
+        with sweep_lock(tmp_path):
+            assert driver_running(tmp_path) is True
+    finally:
+        release.set()
+        prober.join()
+    assert seen == [False] and driver_running(tmp_path) is False

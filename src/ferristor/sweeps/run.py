@@ -86,24 +86,12 @@ class Plan:
 
 
 def driver_running(folder: Path) -> bool:
-    """Whether a driver (or another writer) holds the sweep folder now: its lock file is locked. The
-    probe holds it shared for an instant; a driver starting then waits it out (``driver.LOCK_WAIT_S``)."""
-    import fcntl
-    import os
+    """Whether a driver (or another writer) holds the sweep folder now: its lock file is locked
+    (``locking.is_locked``). The probe holds it shared for an instant; a driver starting then waits
+    it out (``driver.LOCK_WAIT_S``)."""
+    from ..locking import is_locked
     from .driver import LOCK_NAME
-    try:
-        fd = os.open(Path(folder) / LOCK_NAME, os.O_RDONLY)
-    except OSError:
-        return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        return False
-    except BlockingIOError:
-        return True
-    except OSError:
-        return False
-    finally:
-        os.close(fd)  # releases a lock taken here
+    return is_locked(Path(folder) / LOCK_NAME)
 
 
 def _seeds(seeds: list[int]) -> str:
