@@ -90,7 +90,13 @@ class Sweep:
     unfinished: list[Unfinished] = field(default_factory=list)  # the store's points not done
     total: int | None = None  # every point the store holds (None: a store that knows only its finished ones)
     duplicates: list[str] = field(default_factory=list)  # seeds of a point stored twice, each counted once
-    split_seeds: bool = False  # some point's seeds are in several stored trials (seeds_per_trial)
+
+    @property
+    def split_seeds(self) -> bool:
+        """Whether some point's seeds are in several stored trials, done or not (seeds_per_trial)."""
+        # each merged point once per stored trial it holds (its keys), and each trial not done
+        idents = [t.identity for t in self.trials if t.seeds is not None for _ in t.keys] + [u.identity for u in self.unfinished]
+        return len(idents) != len(set(idents))
 
     @property
     def unfinished_points(self) -> int:
@@ -295,10 +301,9 @@ class TrialsFolder:
                 skipped.append(f"{f.name} ({e})")
         if not trials:
             raise DataError(f"{folder}: no readable trial under trials/ (a sweep writes one JSON file per finished point)")
-        split = _split(trials)
         trials, duplicates = merge_points(trials)
         return Sweep(name=folder.name, path=folder, source=self.name, trials=trials, newest=newest, skipped=skipped,
-                     duplicates=duplicates, split_seeds=split)
+                     duplicates=duplicates)
 
 
 class SqliteStore:
@@ -347,7 +352,6 @@ class SqliteStore:
                 if (n := sum(u.status == status for u in unfinished))) + (f"; unreadable: {'; '.join(skipped)}" if skipped else ""))
         newest = max((t["finished"] or 0.0) for t in done)
         _add_seed_metrics(trials, stored)
-        split = _split(trials, unfinished)
         # points, not rows: a left-out row of a point whose other seeds are read is that point's, not one more
         total = len({t.identity or t.key for t in trials} | {u.identity or u.key for u in unfinished}
                     | {ident or "\0" + key for key, ident in left_out.items()})
@@ -355,7 +359,7 @@ class SqliteStore:
         for t in trials:
             t.left_out = [key for key, ident in left_out.items() if ident and ident == t.identity]
         return Sweep(name=folder.name, path=folder, source=self.name, trials=trials, newest=newest, skipped=skipped,
-                     unfinished=unfinished, total=total, duplicates=duplicates, split_seeds=split)
+                     unfinished=unfinished, total=total, duplicates=duplicates)
 
 
 def _row_identity(row: dict | None) -> str | None:
@@ -390,12 +394,6 @@ def _seed_metrics(result: dict, k) -> list[dict] | None:
         m["transfers"] = _transfers(one)
         out.append({x: v for x in METRICS if (v := _number(m.get(x))) is not None})
     return out
-
-
-def _split(trials: list[Trial], unfinished: list[Unfinished] = ()) -> bool:
-    """Whether some point's seeds are in several stored trials (done or not)."""
-    idents = [t.identity for t in trials if t.seeds is not None] + [u.identity for u in unfinished]
-    return len(idents) != len(set(idents))
 
 
 def _first_line(error: str | None) -> str:
