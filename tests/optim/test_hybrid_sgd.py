@@ -2,6 +2,7 @@
 clear errors — around the one implementation of the rule."""
 import copy
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -547,3 +548,29 @@ def test_the_plain_optimizer_guard_follows_param_groups_edited_in_place():
     layer(torch.randn(1, 3)).sum().backward()
     with pytest.raises(ConfigError, match="fc.weight"):
         sgd.step()
+
+
+@pytest.mark.parametrize("inputs", [0, -3, 2.5, 6.0, True, False, "6", torch.tensor(2.5), torch.tensor(True),
+                                    np.float64(3.0), torch.tensor([6]), np.bool_(True)])
+def test_step_inputs_other_than_an_integer_of_at_least_one_are_refused_before_anything_moves(inputs):
+    """step(inputs=-3) had taken three inputs back from the transfer schedule (and 2.5 made it fractional,
+    True counted one): the count is a number of inputs, an integer ≥ 1."""
+    model, opt = _make(mode="hm", k=6)
+    x, y = torch.rand(3, 12), torch.randint(0, 3, (3,))
+    F.cross_entropy(model(x), y).backward()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    for step in (opt.step, opt.hybrid_step):
+        with pytest.raises(ConfigError, match=r"^inputs=.* is not allowed: expected an integer ≥ 1 \(the inputs this "
+                                              r"step covered; by default the batch the layers recorded\)$"):
+            step(inputs=inputs)
+    assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items()) and not opt.state
+
+
+@pytest.mark.parametrize("inputs", [6, np.int64(6), torch.tensor(6)])
+def test_step_inputs_takes_python_numpy_and_torch_integers(inputs):
+    model, opt = _make(mode="hm", k=6)
+    x, y = torch.rand(3, 12), torch.randint(0, 3, (3,))
+    F.cross_entropy(model(x), y).backward()
+    opt.step(inputs=inputs)
+    assert int(model.layers[0].weight_transfers[0]) == 1
+    assert all(type(s["inputs"]) is int and s["inputs"] == 6 for s in opt.state.values())

@@ -115,6 +115,28 @@ def _check_group(index: int, group: dict, values: tuple, lr_only: bool = False) 
                           context=error.context) from None
 
 
+_INPUTS = "an integer ≥ 1 (the inputs this step covered; by default the batch the layers recorded)"
+
+
+def _check_inputs(inputs):
+    """``step(inputs=…)`` as the count it adds to the transfer schedule: an int ≥ 1 (a numpy or torch
+    integer scalar as its int), else a ConfigError — a negative, fractional or bool count had moved the
+    schedule back, off the integers, or by one."""
+    if inputs is None or (type(inputs) is int and inputs >= 1):
+        return inputs
+    count = inputs  # a bool is no count, though operator.index takes True and torch.tensor(True)
+    if (not isinstance(inputs, bool) and str(getattr(inputs, "dtype", "")) not in ("bool", "torch.bool")
+            and getattr(inputs, "ndim", 0) == 0):  # a scalar, not torch.tensor([6])
+        try:
+            count = operator.index(inputs)
+        except TypeError:
+            pass
+    try:
+        return check_number("inputs", count, lo=1, integer=True)
+    except ConfigError:
+        raise ConfigError("inputs", inputs, _INPUTS) from None
+
+
 _SERIAL = itertools.count()  # the order HybridSGDs were built (or copied) in: the newest holds a parameter
 
 
@@ -245,7 +267,8 @@ class HybridSGD(SGD):
 
     def step(self, closure=None, inputs: int | None = None):
         """One step. ``inputs`` overrides the number of inputs this step covered (default: the batch
-        size the layers recorded in the backward pass)."""
+        size the layers recorded in the backward pass): an integer ≥ 1."""
+        inputs = _check_inputs(inputs)
         loss = None
         if closure is not None:  # the gradients first, so a non-finite one is refused before anything moves
             with torch.enable_grad():
@@ -258,6 +281,7 @@ class HybridSGD(SGD):
 
     def hybrid_step(self, inputs: int | None = None) -> None:
         """The rule's part of :meth:`step` alone (no plain SGD, no step hooks): ``experiments.fast_step``."""
+        inputs = _check_inputs(inputs)
         self.check_ready()
         self._check_gradients()
         self._apply_rule(inputs, caller_level=4)
