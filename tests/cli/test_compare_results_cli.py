@@ -215,3 +215,41 @@ def test_compare_of_a_sweeps_store_file_says_to_give_the_folder_as_report_does(t
         lines.append(r.stderr.strip())
     assert "a file in a run or sweep folder, not a results file; give the folder (" in lines[0]
     assert lines[0].replace("RUN", "PATH") == lines[1]
+
+
+
+# --- compare walks a folder as report does (report.walk) -------------------------------------------------
+
+def test_compare_names_a_folder_it_cannot_list(tmp_path, monkeypatch):
+    from pathlib import Path
+    runs = tmp_path / "runs"
+    (runs / "grp").mkdir(parents=True)
+    _run(runs / "grp" / "x", [0.9])
+    (runs / "locked").mkdir()
+    real = Path.iterdir
+
+    def iterdir(self):  # as a folder without read permission (tests run as root)
+        if self.name == "locked":
+            raise PermissionError(13, "Permission denied")
+        return real(self)
+    monkeypatch.setattr(Path, "iterdir", iterdir)
+    r = CliRunner().invoke(cli, ["compare", str(runs)])
+    assert r.exit_code == 0 and "| x | 1 |" in r.stdout, r.output
+    assert r.stderr.splitlines() == [f"skipped, cannot be listed: {runs / 'locked'} (Permission denied)"]
+
+
+def test_compare_names_a_folder_beside_its_runs_only_where_compare_of_it_finds_runs(tmp_path):
+    """runs/grp, whose only run lies inside an unfinished run (grp/killed/x), had been named 'a folder of
+    runs … ferristor compare runs/grp compares them', and compare runs/grp compares nothing."""
+    runs = tmp_path / "runs"
+    for folder in (runs / "grp", runs / "cr"):
+        folder.mkdir(parents=True)
+    _run(runs / "a", [0.9])
+    _run(_killed(runs / "grp" / "killed") / "x", [0.9])
+    _run(runs / "cr" / "mnist", [0.9])
+    r = CliRunner().invoke(cli, ["compare", str(runs)])
+    assert r.exit_code == 0, r.output
+    assert r.stderr.splitlines() == [f"skipped, a folder of runs beside the runs compared, not looked into: {runs / 'cr'}; "
+                                     f"ferristor compare {runs / 'cr'} compares them"]
+    r = CliRunner().invoke(cli, ["compare", str(runs / "grp")])
+    assert r.exit_code == 2 and "nothing to compare" in r.stderr, r.output

@@ -42,47 +42,32 @@ def _runs_in(p: Path) -> tuple[list[Path], list[str]]:
     why. A run (a folder holding results.json, or the file) stands for itself, as does a folder that
     is nothing (``load_runs`` says it has no results yet); a sweep, a ``reproduce`` folder or another
     command's output for nothing; any other folder for the runs one level below it, else two
-    (compare-rules' OUT/<dataset>/<rule>), as ``report`` resolves a folder (``report.inputs``)."""
-    if not _is_dir(p) or _is_file(p / "results.json"):
+    (compare-rules' OUT/<dataset>/<rule>), walked as ``report`` walks a folder (``report.walk``); a
+    folder beside them that holds runs of its own is named, not looked into (give it by itself)."""
+    from ..report.walk import is_dir, walk
+    if not is_dir(p) or _run(p):
         return [p], []
     what = _not_runs(p)
     if what:
         return [], [what]
-    found, left = _below(p)
-    return (found, left) if found or left else ([p], [])
+    found, left = walk(p, _run, _not_runs, _beside)
+    return ([d for _, d in found], left) if found or left else ([p], [])
 
 
-def _below(folder: Path) -> tuple[list[Path], list[str]]:
-    """The runs one level below ``folder``, else two, and every folder on the way that is left out,
-    with why. The search stops at the first level holding runs; a folder beside them that holds runs
-    further down is named, not looked into (give it by itself)."""
-    from ..report.inputs import RUN_DEPTH, runs_below
-    left: list[str] = []
-    parents = [folder]
-    for _ in range(RUN_DEPTH):
-        dirs = sorted(d for p in parents for d in _subdirs(p, left))
-        runs = [d for d in dirs if _is_file(d / "results.json")]
-        plain = []
-        for d in dirs:
-            if d in runs:
-                continue
-            what = _not_runs(d)
-            if what:
-                left.append(what)
-            else:
-                plain.append(d)
-        if runs:
-            left += [f"a folder of runs beside the runs compared, not looked into: {d}; ferristor compare {d} "
-                     "compares them" for d in plain if _safe(runs_below, d)]
-            return runs, left
-        parents = plain
-    return [], left
+def _run(p: Path) -> str | None:
+    from ..report.walk import is_file
+    return "run" if is_file(p / "results.json") else None
+
+
+def _beside(p: Path, _runs: list[Path]) -> str:
+    return f"a folder of runs beside the runs compared, not looked into: {p}; ferristor compare {p} compares them"
 
 
 def _not_runs(p: Path) -> str | None:
     """Why the folder ``p``, which holds no results.json, is not a run nor a folder of runs, with what
     reads it; None where it may hold runs (or is nothing at all)."""
     from ..report.inputs import other_output, unfinished_run
+    from ..report.walk import safe
     how = _sweep(p)
     if how:
         return f"a sweep folder, not a run: {p}; {how}"
@@ -91,10 +76,10 @@ def _not_runs(p: Path) -> str | None:
         return (f"a ferristor reproduce folder, not a run: {p} (its figures {', '.join(d.name for d in figures)} "
                 f"are sweeps); ferristor report {p} shows them beside the paper's values, ferristor results "
                 f"{figures[0]} --final lists a figure's trials")
-    other = _safe(other_output, p)
+    other = safe(other_output, p)
     if other:
         return f"not a run: {p} is {other}"
-    if _safe(unfinished_run, p):
+    if safe(unfinished_run, p):
         return (f"unfinished, no results.json yet: {p} (a run still going, or stopped before it finished: "
                 "its command, run again, resumes it)")
     return None
@@ -103,9 +88,10 @@ def _not_runs(p: Path) -> str | None:
 def _reproduce_output(p: Path) -> list[Path]:
     """The figures' sweep folders of ``p`` where it is a ``reproduce --out`` folder (no run in it,
     sweeps named as reproduce names its figures' folders), else []."""
+    from ..report.walk import subdirs
     from .reproduce import FRESH_DISCARD  # the folders reproduce writes its figures' sweeps into
-    dirs = sorted(_subdirs(p, []))
-    if any(_is_file(d / "results.json") for d in dirs):
+    dirs = sorted(subdirs(p, []))
+    if any(_run(d) for d in dirs):
         return []
     return [d for d in dirs if d.name in FRESH_DISCARD and _sweep(d)]
 
@@ -114,39 +100,10 @@ def _sweep(p: Path) -> str | None:
     """How to see the trials of ``p`` where it is a sweep folder (as ``ferristor results`` and
     ``report`` recognise one), else None."""
     from ..report.sweeps import SqliteStore, find_source
-    source = _safe(find_source, p) if _is_dir(p) and not _is_file(p / "results.json") else None
+    from ..report.walk import is_dir, safe
+    source = safe(find_source, p) if is_dir(p) and not _run(p) else None
     if source is None:
         return None
     if isinstance(source, SqliteStore):
         return f"its trials are in {source.name}: ferristor results {p} --final (or ferristor report {p})"
     return f"its trials are in {source.name}: ferristor report {p}"  # an older layout, which results cannot read
-
-
-def _subdirs(p: Path, left: list[str]) -> list[Path]:
-    try:
-        return [d for d in p.iterdir() if _is_dir(d)]
-    except OSError as e:  # unreadable: named, not a traceback
-        left.append(f"cannot be listed: {p} ({e.strerror or type(e).__name__})")
-        return []
-
-
-def _safe(f, p: Path):
-    """``f(p)``, or None where the file system refuses to show what is in ``p``."""
-    try:
-        return f(p)
-    except OSError:
-        return None
-
-
-def _is_dir(p: Path) -> bool:
-    try:
-        return p.is_dir()
-    except (OSError, ValueError):
-        return False
-
-
-def _is_file(p: Path) -> bool:
-    try:
-        return p.is_file()
-    except (OSError, ValueError):
-        return False

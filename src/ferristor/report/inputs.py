@@ -10,6 +10,7 @@ from ..experiments import run_folder
 from ..transfer_learning.pretrain import BACKBONE_FILE, RESULTS_FILE as PRETRAIN_RESULTS
 from .runs import Run, read_run
 from .sweeps import UNREAD_STORES, Sweep, find_source, read_sweep
+from .walk import RUN_DEPTH, safe, walk
 
 
 def _kind(folder: Path) -> str | None:
@@ -18,19 +19,6 @@ def _kind(folder: Path) -> str | None:
     if find_source(folder) is not None or any((folder / s).exists() for s in UNREAD_STORES):
         return "sweep"
     return None
-
-
-RUN_DEPTH = 2  # compare-rules writes OUT/<dataset>/<rule>/results.json, the deepest layout a command writes
-
-
-def runs_below(folder: Path) -> list[Path]:
-    """The run folders (holding results.json) one level below ``folder``, else two (compare-rules);
-    [] where neither holds any."""
-    for depth in range(1, RUN_DEPTH + 1):
-        found = sorted(f.parent for f in folder.glob("/".join(["*"] * depth + ["results.json"])) if f.is_file())
-        if found:
-            return found
-    return []
 
 
 # What report and lifetime read, for an error about a path that is something else.
@@ -73,36 +61,25 @@ def unfinished_run(folder: Path) -> str | None:
 def _inside(folder: Path) -> tuple[list[tuple[str, Path]], list[str]]:
     """The runs and sweeps directly inside ``folder``, else those two levels down (compare-rules'
     OUT/<dataset>/<rule>, a reproduce --out inside it); with them, the folders left out on the way
-    and why (one beside runs, holding runs or sweeps of its own, is named, not looked into).
+    and why (one beside runs, holding runs or sweeps of its own, is named, not looked into; one that
+    cannot be listed is named).
 
     A folder left out one level down (an unfinished run, another command's output) is named and not
     looked into, but it does not end the search: the other folders are still looked into, as they
     were before unfinished runs were named (``nest/a`` unfinished beside ``nest/grp/x/results.json``
     gives ``grp/x`` and a warning about ``a``)."""
-    found: list[tuple[str, Path]] = []
-    left: list[str] = []
-    parents = [folder]
-    for depth in range(1, RUN_DEPTH + 1):
-        dirs = sorted(d for p in parents for d in p.iterdir() if d.is_dir())
-        kinds = {d: _kind(d) for d in dirs}
-        found = [(k, d) for d, k in kinds.items() if k]
-        unread = {d: why for d, k in kinds.items() if not k and (why := _unread(d))}
-        left += [f"{d}: {why}" for d, why in unread.items()]
-        if found:
-            # the search ends here: a folder beside these holding runs or sweeps (a reproduce --out) is named
-            left += [f"{d}: {why}" for d, k in kinds.items() if not k and d not in unread and (why := _below(d))]
-            break
-        parents = [d for d, k in kinds.items() if not k and d not in unread]
-    return found, left
+    return walk(folder, lambda d: safe(_kind, d), _left_out, _not_looked_into)
 
 
-def _below(folder: Path) -> str | None:
-    """Why ``folder``, one level down beside runs or sweeps, is not looked into, when it holds some."""
-    inside = [d for d in sorted(folder.iterdir()) if d.is_dir() and _kind(d)]
-    if not inside:
-        return None
-    return (f"not looked into (only the runs and sweeps directly inside the folder given are), it holds "
-            f"{', '.join(d.name for d in inside)}: give {folder} as a PATH of its own")
+def _left_out(folder: Path) -> str | None:
+    why = safe(_unread, folder)
+    return f"{folder}: {why}" if why else None
+
+
+def _not_looked_into(folder: Path, inside: list[Path]) -> str:
+    """Why ``folder``, beside runs or sweeps, is not looked into: it holds ``inside`` (one level down, else two)."""
+    return (f"{folder}: not looked into (only the runs and sweeps directly inside the folder given are), it holds "
+            f"{', '.join(str(d.relative_to(folder)) for d in inside)}: give {folder} as a PATH of its own")
 
 
 def _skip(message: str, skipped: list[str] | None) -> None:
