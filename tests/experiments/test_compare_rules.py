@@ -194,3 +194,28 @@ def test_lifetime_is_the_reports(tmp_path):
     bare = {k: v for k, v in res.items() if k != "ledger"}
     row = C.rule_row("hm:k=500", bare, rate=1.0)
     assert "lifetime_days" not in row and C.format_table([row], 1.0).split(" | ")[-2] == "n/a"
+
+
+def test_headline_without_hybrid_writes_says_so_instead_of_dividing():
+    """compare-rules --rules "hm-var,mixed-precision:lr=1e-9" had died of a ZeroDivisionError: the
+    hybrid reached the baseline's accuracy before its first transfer (share 0), and over the whole
+    run it had written no memristor (an energy of 0 under the same-training ratio)."""
+    early = [{"step": 50, "epoch": 0.05, "test_accuracy": [0.9]}, {"step": 1000, "epoch": 1.0, "test_accuracy": [0.95]}]
+    res = {"hm-var": _results("hybrid", [0.95], 400.0, 20.0, fe_total=1400.0, history=early),
+           "mixed-precision": _results("mixed-precision", [0.9], 6000.0, 900.0)}
+    rows = {k: C.rule_row(k, v, rate=1.0) for k, v in res.items()}
+    hl = C.headline(rows, res, "hm-var", "mixed-precision")
+    assert hl["equal_accuracy_transfers"] == 0 and "equal_accuracy_memristor" not in hl
+    text = C.format_headline(hl)
+    assert "before its first transfer: no memristor writes yet" in text and "15×" in text
+    # k beyond the run (n // k == 0) and no write at all by either rule
+    res = {"hm-var": _results("hybrid", [0.9], 0.0, 0.0, fe_total=1400.0, k=1000, n=150, history=early),
+           "memristor-sgd": _results("memristor-sgd", [0.9], 0.0, 0.0, n=150)}
+    rows = {k: C.rule_row(k, v, rate=1.0) for k, v in res.items()}
+    hl = C.headline(rows, res)
+    assert hl["same_training_memristor"] is None and hl["equal_accuracy_transfers"] == 0
+    text = C.format_headline(hl)
+    assert "neither wrote a memristor during training" in text and "before its first transfer" in text
+    res["memristor-sgd"] = _results("memristor-sgd", [0.9], 60.0, 9.0, n=150)
+    rows = {k: C.rule_row(k, v, rate=1.0) for k, v in res.items()}
+    assert "hm-var wrote no memristor during training (no transfer), memristor-sgd 0.06 nJ" in C.format_headline(C.headline(rows, res))

@@ -309,6 +309,11 @@ def _reached(results: dict, target: float) -> tuple[int, float] | None:
     return None
 
 
+def _ratio(num: float, den: float) -> float | None:
+    """num / den, or None where den is 0 (no writes to compare with: the ratio is undefined)."""
+    return num / den if den else None
+
+
 def headline(rows: dict[str, dict], results: dict[str, dict], hybrid: str = "hm-var",
              baseline: str = "memristor-sgd") -> dict | None:
     """How many times less memristor programming energy the hybrid rule needs than a baseline (by
@@ -316,22 +321,29 @@ def headline(rows: dict[str, dict], results: dict[str, dict], hybrid: str = "hm-
     over the same training, and at equal accuracy — the hybrid's energy at the first evaluation where
     its test accuracy had reached the baseline's final accuracy (it may have got there earlier, so
     the ratio is a lower bound; the FeCAP energy is scaled by the share of samples, approximately). The hybrid writes every pair at every transfer, so its
-    memristor operations after s samples are exactly 2·2·floor(s/k) per pair (digest §5)."""
+    memristor operations after s samples are exactly 2·2·floor(s/k) per pair (digest §5).
+    A ratio over an energy of 0 (a hybrid that had made no transfer yet, or none in the whole run)
+    is None, not a division: ``equal_accuracy_transfers`` 0 says the hybrid got there with no
+    memristor write."""
     if hybrid not in rows or baseline not in rows or "memristor_energy_nJ" not in rows[hybrid] \
             or "memristor_energy_nJ" not in rows[baseline]:
         return None
     h, b = rows[hybrid], rows[baseline]
     out = {"hybrid": hybrid, "baseline": baseline, "hybrid_accuracy": h["accuracy_mean"],
            "baseline_accuracy": b["accuracy_mean"],
-           "same_training_memristor": b["memristor_energy_nJ"] / h["memristor_energy_nJ"],
-           "same_training_total": b["energy_nJ"] / h["energy_nJ"]}
+           "hybrid_memristor_energy_nJ": h["memristor_energy_nJ"], "baseline_memristor_energy_nJ": b["memristor_energy_nJ"],
+           "same_training_memristor": _ratio(b["memristor_energy_nJ"], h["memristor_energy_nJ"]),
+           "same_training_total": _ratio(b["energy_nJ"], h["energy_nJ"])}
     reached = _reached(results[hybrid], b["accuracy_mean"]) if b["accuracy_mean"] <= h["accuracy_mean"] else None
     if reached is not None:
         step, epoch = reached
         k, n = h["k"], h["samples_per_replica"]
-        share = (step // k) / (n // k)  # batch 1: a step is a sample
-        out.update(equal_accuracy_epoch=epoch, equal_accuracy_memristor=b["memristor_energy_nJ"] / (share * h["memristor_energy_nJ"]),
-                   equal_accuracy_total=b["energy_nJ"] / (share * h["energy_nJ"]))
+        done, total = step // k, n // k  # batch 1: a step is a sample
+        out.update(equal_accuracy_epoch=epoch, equal_accuracy_transfers=done)
+        if done and total:
+            share = done / total
+            out.update(equal_accuracy_memristor=_ratio(b["memristor_energy_nJ"], share * h["memristor_energy_nJ"]),
+                       equal_accuracy_total=_ratio(b["energy_nJ"], share * h["energy_nJ"]))
     return out
 
 
@@ -345,16 +357,37 @@ def headlines(rows: dict[str, dict], results: dict[str, dict]) -> list[dict]:
     return [hl for h, b in pairs if (hl := headline(rows, results, h, b)) is not None]
 
 
+def _same_training(hl: dict) -> str:
+    """The over-the-same-training part of a headline; where the hybrid wrote no memristor, why there is
+    no ratio (instead of a division by 0)."""
+    if hl["same_training_memristor"] is not None:
+        text = f"{hl['same_training_memristor']:.3g}× over the same training"
+        if hl["same_training_total"] is not None:
+            text += f" ({hl['same_training_total']:.3g}× counting the FeCAPs' energy too)"
+        return text
+    if hl.get("baseline_memristor_energy_nJ"):
+        return (f"no ratio over the same training: {hl['hybrid']} wrote no memristor during training (no transfer), "
+                f"{hl['baseline']} {hl['baseline_memristor_energy_nJ']:.3g} nJ")
+    return "no ratio over the same training: neither wrote a memristor during training"
+
+
 def format_headline(hl: dict | None) -> str:
     if hl is None:
         return "headline: needs both the hybrid (hm-var) and memristor-sgd runs"
     text = (f"memristor programming energy of {hl['baseline']} ({hl['baseline_accuracy']:.2f} %) over {hl['hybrid']} "
-            f"({hl['hybrid_accuracy']:.2f} %): {hl['same_training_memristor']:.3g}× over the same training "
-            f"({hl['same_training_total']:.3g}× counting the FeCAPs' energy too)")
-    if "equal_accuracy_memristor" in hl:
-        text += (f"; ≥ {hl['equal_accuracy_memristor']:.3g}× at equal accuracy (≥ {hl['equal_accuracy_total']:.3g}× with the "
-                 f"FeCAPs; the hybrid was at {hl['baseline_accuracy']:.2f} % by the evaluation after "
+            f"({hl['hybrid_accuracy']:.2f} %): {_same_training(hl)}")
+    if "equal_accuracy_memristor" in hl and hl["equal_accuracy_memristor"] is not None:
+        total = hl["equal_accuracy_total"]
+        text += (f"; ≥ {hl['equal_accuracy_memristor']:.3g}× at equal accuracy ("
+                 + (f"≥ {total:.3g}× with the FeCAPs; " if total is not None else "")
+                 + f"the hybrid was at {hl['baseline_accuracy']:.2f} % by the evaluation after "
                  f"{hl['equal_accuracy_epoch']:g} epochs, perhaps earlier)")
+    elif "equal_accuracy_epoch" in hl:
+        text += (f"; the hybrid was at {hl['baseline_accuracy']:.2f} % by the evaluation after "
+                 f"{hl['equal_accuracy_epoch']:g} epochs, "
+                 + ("before its first transfer: no memristor writes yet, so no equal-accuracy ratio"
+                    if not hl.get("equal_accuracy_transfers") else
+                    "with no memristor energy spent yet to compare with, so no equal-accuracy ratio"))
     elif hl["baseline_accuracy"] > hl["hybrid_accuracy"]:
         text += "; the baseline ends more accurate than the hybrid, so there is no equal-accuracy point"
     else:
