@@ -160,6 +160,19 @@ def _torch_load(path: Path, what: str):
                         "not a torch file?") from None
 
 
+def weights_sha256(path: str | os.PathLike) -> str:
+    """The sha256 of a weights file's bytes: what a pretraining started from, whatever its path says
+    (a file edited or replaced in place keeps its name)."""
+    h = hashlib.sha256()
+    try:
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
+    except FileNotFoundError:
+        raise DataError(f"weights file {path} does not exist") from None
+    return h.hexdigest()
+
+
 def _read_state_dict(path: str | os.PathLike) -> dict:
     path = Path(path)
     obj = _torch_load(path, "weights file")

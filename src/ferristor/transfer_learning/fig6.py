@@ -32,7 +32,8 @@ from .folds import balanced_pool
 from .images import ImageSet, check_name, resolve
 from .ledger import format_summary
 from .paper import FIG6_TEXT
-from .pretrain import EVALUATION_ONLY, PretrainConfig, pretrain, rounding_note, saved_differences, trained
+from .pretrain import (EVALUATION_ONLY, WEIGHTS_SHA256, PretrainConfig, pretrain, rounding_note, saved_differences,
+                       trained, unfingerprinted, warn_unfingerprinted)
 from .protocol import HEADS, ProtocolConfig, run_protocol
 
 PAIRS = ("mnist->fashion-mnist", "fashion-mnist->mnist", "fashion-mnist[0-4]->fashion-mnist[5-9]")
@@ -186,7 +187,8 @@ def reproduce_fig6(cfg: Fig6Config, out: str | Path, *, data_dir: str | None = N
             ident = json.loads(json.dumps(cfg.pair_identity(pair)))
             if path.exists():
                 saved = _read_pair(path)
-                if saved is not None and _comparable(saved.get("identity")) == _comparable(ident):
+                if saved is not None and _same_pair(saved.get("identity"), ident):
+                    warn_unfingerprinted(saved["identity"]["pretrain"], ident["pretrain"], path, "a pair")
                     log(f"{pair}: done before, read from {path}{_threads_note(saved)}")
                     results[pair] = saved
                     continue
@@ -221,12 +223,21 @@ def _threads_note(saved: dict) -> str:
             f"could differ in their last bits here; --fresh recomputes it)")
 
 
-def _comparable(identity):
+def _comparable(identity, drop=()):
     """A pair's identity without the pretraining's EVALUATION_ONLY settings (recorded, not compared):
-    the heads see the backbone's weights, which those settings do not change."""
+    the heads see the backbone's weights, which those settings do not change; nor those of ``drop``."""
     if not isinstance(identity, dict) or not isinstance(identity.get("pretrain"), dict):
         return identity
-    return {**identity, "pretrain": {k: v for k, v in identity["pretrain"].items() if k not in EVALUATION_ONLY}}
+    skip = (*EVALUATION_ONLY, *drop)
+    return {**identity, "pretrain": {k: v for k, v in identity["pretrain"].items() if k not in skip}}
+
+
+def _same_pair(saved, now: dict) -> bool:
+    """Whether a saved pair's identity is ``now``'s; one saved before the weights file's contents were
+    recorded is compared without them (as it was: ``pretrain.warn_unfingerprinted``)."""
+    old = isinstance(saved, dict) and isinstance(saved.get("pretrain"), dict) and \
+        unfingerprinted(saved["pretrain"], now["pretrain"])
+    return _comparable(saved) == _comparable(now, (WEIGHTS_SHA256,) if old else ())
 
 
 def _read_pair(path: Path) -> dict | None:

@@ -23,7 +23,7 @@ import torch
 from torch.nn import functional as F
 
 from ..atomic import atomic_write
-from ..backbones import Backbone, BackboneSpec, build_backbone, load_backbone, save_backbone
+from ..backbones import Backbone, BackboneSpec, build_backbone, load_backbone, save_backbone, weights_sha256
 from ..config_base import check_number, param, param_like
 from ..errors import ConfigError, ConfigMismatchError, DataError, DivergedError, FerristorWarning
 from ..experiments import run_folder
@@ -38,6 +38,10 @@ BACKBONE_FILE, RESULTS_FILE = "backbone.pt", "pretrain.json"
 # in them alone have the same weights (tests/transfer_learning). A caller that wants only the backbone
 # (fig6) reuses one evaluated otherwise; they stay recorded in its identity and results.
 EVALUATION_ONLY = ("test_limit",)
+# The identity's entry for the contents of the weights file a pretraining starts from (its path alone
+# is recorded, relative as typed: a file replaced in place would be reused in silence). Identities
+# recorded before it have none: they are taken to match, with a warning (``_unfingerprinted``).
+WEIGHTS_SHA256 = "weights_sha256"
 
 
 @dataclass
@@ -77,6 +81,8 @@ class PretrainConfig:
     def identity(self) -> dict:
         d = dataclasses.asdict(self)
         d.pop("implementation")
+        if self.weights is not None:  # without weights, the identity is what it was before the entry
+            d[WEIGHTS_SHA256] = weights_sha256(self.weights)
         return d
 
 
@@ -165,6 +171,7 @@ def pretrain(cfg: PretrainConfig, out: str | Path | None = None, *, data: ImageS
                 now = evaluated if any_evaluation else identity
             diffs = _differences(there, now, skip=(run_folder.DATA_FINGERPRINT,) if same_data else ())
             if not diffs:
+                warn_unfingerprinted(there, now, folder)
                 return PretrainResult(_load_backbone(folder / BACKBONE_FILE, remedy), saved, folder)
             raise ConfigMismatchError(run_folder.FIELD, str(folder), "a pretrained backbone", diffs,
                                       remedy or run_folder.MISMATCH_HINT)
@@ -200,8 +207,42 @@ def saved_differences(cfg: PretrainConfig, out: str | Path, remedy: str | None =
 
 def _differences(there: dict, now: dict, skip=()) -> list[tuple]:
     """(name, there, now) for each setting of ``now`` (compared as JSON reads it back) that ``there``,
-    a saved identity, holds otherwise, but those of ``skip``."""
-    return [(k, there.get(k), v) for k, v in json.loads(json.dumps(now)).items() if there.get(k) != v and k not in skip]
+    a saved identity, holds otherwise, but those of ``skip``. Other contents of one weights file are a
+    difference in ``weights`` (the option that names the file); ``there`` without their fingerprint
+    (recorded before it was) is no difference (:func:`warn_unfingerprinted` says so)."""
+    now = json.loads(json.dumps(now))
+    diffs = [(k, there.get(k), v) for k, v in now.items() if there.get(k) != v and k not in skip and k != WEIGHTS_SHA256]
+    old, new = there.get(WEIGHTS_SHA256), now.get(WEIGHTS_SHA256)
+    if old is not None and old != new and not any(k == "weights" for k, _, _ in diffs):
+        diffs.append(("weights", _contents(old), _contents(new)))
+    return diffs
+
+
+class _Shown(str):
+    """A text a ConfigMismatchError shows as it is (not quoted as a value)."""
+
+    def __repr__(self) -> str:
+        return str(self)
+
+
+def _contents(sha: str | None) -> str:
+    return _Shown("no file" if sha is None else f"contents sha256 {str(sha)[:12]}")
+
+
+def unfingerprinted(there: dict, now: dict) -> bool:
+    """Whether ``there``, an identity recorded before the weights file's contents were, is compared with
+    ``now`` (which has them) on the path alone."""
+    return isinstance(there, dict) and WEIGHTS_SHA256 in now and WEIGHTS_SHA256 not in there
+
+
+def warn_unfingerprinted(there: dict, now: dict, where, what: str = "a backbone") -> None:
+    """Where ``there`` predates the fingerprint of the weights file: accepted as before (the same path),
+    but said, since a file changed since cannot be told from the same one."""
+    if unfingerprinted(there, now):
+        warnings.warn(FerristorWarning(
+            f"{where} holds {what} pretrained from the weights file {now.get('weights')} before ferristor recorded "
+            f"a weights file's contents: reused on the assumption that the file is unchanged since (pretrain anew "
+            f"to be sure)"), stacklevel=3)
 
 
 def _read_results(path: Path, remedy: str | None) -> dict:
@@ -277,10 +318,12 @@ def _train(cfg, data, identity, folder, progress, checkpoint_every, remedy=None)
     ckpt = folder / run_folder.CHECKPOINT if folder is not None else None
     if ckpt is not None and ckpt.exists():
         state = _load_checkpoint(ckpt, remedy)
-        if state["config"] != json.loads(json.dumps(identity)):
-            diffs = [(k, state["config"].get(k), v) for k, v in identity.items() if state["config"].get(k) != v]
+        there = state["config"] if isinstance(state["config"], dict) else {}
+        diffs = _differences(there, identity)
+        if diffs or set(there) - set(identity):
             raise ConfigMismatchError(run_folder.FIELD, str(folder), "a checkpoint", diffs,
                                       remedy or run_folder.MISMATCH_HINT)
+        warn_unfingerprinted(there, identity, folder, "an unfinished pretraining")
         try:
             model.load_state_dict(state["model"])
             opt.load_state_dict(state["optimizer"])
