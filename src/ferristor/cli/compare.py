@@ -43,9 +43,14 @@ def _runs_in(p: Path) -> tuple[list[Path], list[str]]:
     is nothing (``load_runs`` says it has no results yet); a sweep, a ``reproduce`` folder or another
     command's output for nothing; any other folder for the runs one level below it, else two
     (compare-rules' OUT/<dataset>/<rule>), walked as ``report`` walks a folder (``report.walk``); a
-    folder beside them that holds runs of its own is named, not looked into (give it by itself)."""
+    folder beside them that holds runs of its own is named, not looked into (give it by itself). A file
+    of another command's output (fig6.json, pretrain.json) stands for nothing, as its folder."""
+    from ..report.inputs import output_of_file
     from ..report.walk import is_dir, walk
-    if not is_dir(p) or _run(p):
+    if not is_dir(p):  # a file of another command's output (fig6.json) is said as its folder is
+        what = output_of_file(p)
+        return ([], [f"not a run: {p} is {what}"]) if what else ([p], [])
+    if _run(p):
         return [p], []
     what = _not_runs(p)
     if what:

@@ -10,7 +10,7 @@ from ..experiments import run_folder
 from ..transfer_learning.pretrain import BACKBONE_FILE, RESULTS_FILE as PRETRAIN_RESULTS
 from .runs import Run, read_run
 from .sweeps import UNREAD_STORES, Sweep, find_source, read_sweep
-from .walk import RUN_DEPTH, safe, walk
+from .walk import RUN_DEPTH, is_file, safe, walk
 
 
 def _kind(folder: Path) -> str | None:
@@ -41,6 +41,31 @@ def other_output(folder: Path) -> str | None:
         return (f"a pretrained backbone (ferristor pretrain): its training record is {PRETRAIN_RESULTS}, the backbone "
                 f"{BACKBONE_FILE}")
     return None
+
+
+def output_of_file(p: Path) -> str | None:
+    """What the file ``p`` is, when it lies inside another command's output (fig6.json, pairs/<pair>.json,
+    a pretraining's pretrain.json): "a file in FOLDER, which is …" (:func:`other_output` of its folder),
+    worded to follow "is"; None for anything else, a run's results.json among them. report, lifetime and
+    compare had read such a file as a run's results ("'config' is missing, expected an object")."""
+    if p.name == run_folder.RESULTS or not is_file(p):
+        return None
+    for folder in _holders(p):
+        other = safe(other_output, folder)
+        if other:
+            return f"a file in {folder if folder.parts else Path.cwd()}, which is {other}"
+    return None
+
+
+def _holders(p: Path) -> list[Path]:
+    """The folders that may be the output holding the file ``p``: its own, and up the layout fig6 writes
+    (pairs/<pair>.json, features/<key>.pt, backbones/<source>-<arch>/ holding a pretraining)."""
+    folders = [p.parent]
+    if p.parent.name in ("pairs", "features"):
+        folders.append(p.parent.parent)
+    if p.parent.parent.name == "backbones":
+        folders.append(p.parent.parent.parent)
+    return folders
 
 
 def _unread(folder: Path) -> str | None:
@@ -105,6 +130,9 @@ def resolve(paths: list[str], arg: str = "PATH", skipped: list[str] | None = Non
         p = Path(typed)
         if not p.exists():
             raise DataError(f"{arg} '{typed}': no such file or folder")
+        what = output_of_file(p)  # said as its folder is said, not read as a run
+        if what:
+            raise DataError(f"{arg} '{typed}': {what}; {command} reads {ACCEPTED}")
         check_not_inner_file(p, arg, typed)
         kind = "run" if p.is_file() else _kind(p)
         if kind:
@@ -148,8 +176,9 @@ def resolve(paths: list[str], arg: str = "PATH", skipped: list[str] | None = Non
 def check_not_inner_file(p: Path, arg: str, typed: str) -> None:
     """A DataError where ``p`` is a file of a run or sweep folder that is not a results file
     (sweep.sqlite, checkpoint.pt, a .lock), saying to give the folder: report, lifetime and compare
-    (which had tried to read sweep.sqlite as JSON) say it alike."""
-    if p.is_file() and p.suffix != ".json":
+    (which had tried to read sweep.sqlite as JSON) say it alike. A file of another command's output
+    (fig6.png) is not one: :func:`output_of_file` says what it is."""
+    if p.is_file() and p.suffix != ".json" and not output_of_file(p):
         raise DataError(f"{arg} '{typed}': a file in a run or sweep folder, not a results file; give the folder "
                         f"({p.parent}) or a run's results.json")
 
