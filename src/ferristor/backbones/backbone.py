@@ -23,6 +23,24 @@ from .mobilenet_v2 import mobilenet_v2, pooled_features, torchvision_available
 ARCHS = ("mobilenet_v2", "lenet")
 IMPLEMENTATIONS = ("auto", "ferristor", "torchvision")
 FORMAT = "ferristor-backbone-1"
+# Each architecture's (width, input side) where none is given: MobileNet-V2's are issue 9's (width 0.5 on
+# 32×32 inputs); LeNet's [I] are its full width (16 and 32 channels) on MNIST's own 28×28, unpadded.
+ARCH_DEFAULTS = {"mobilenet_v2": (0.5, 32), "lenet": (1.0, 28)}
+
+
+def arch_defaults(arch: str, width: float | None = None, input_size: int | None = None) -> tuple[float, int]:
+    """``width`` and ``input_size``, each None replaced by ``arch``'s default (``ARCH_DEFAULTS``): the one
+    place they live, read by BackboneSpec, PretrainConfig and the commands alike."""
+    if arch not in ARCH_DEFAULTS:
+        raise ConfigError("arch", arch, " or ".join(map(repr, ARCHS)))
+    default_width, default_size = ARCH_DEFAULTS[arch]
+    return (default_width if width is None else width), (default_size if input_size is None else input_size)
+
+
+def defaults_text(index: int, unit: str = "") -> str:
+    """'0.5 for MobileNet-V2, 1 for LeNet' (index 0: width) or '32 for …' (1: input size), for docs."""
+    names = {"mobilenet_v2": "MobileNet-V2", "lenet": "LeNet"}
+    return ", ".join(f"{v[index]:g}{unit} for {names[a]}" for a, v in ARCH_DEFAULTS.items())
 
 
 @dataclass
@@ -40,10 +58,14 @@ class BackboneSpec:
     num_classes: int = param(10, unit="class", source="[I]", doc="outputs of the pretraining classifier (the source task's)")
     image_shape: tuple[int, int, int] = param((1, 28, 28), unit="(channel, pixel, pixel)", source="[I] MNIST's",
                                               doc="the images' shape, before the input adapter")
-    input_size: int = param(32, unit="pixel", source="[issue 9] (the digest names only the architecture, §6)",
-                            doc="side of the network's input; images are fitted to it (fit)")
-    width: float = param(0.5, unit="1", source="[issue 9] (the digest names only the architecture, §6)",
-                         doc="width multiplier: MobileNet-V2's width_mult, LeNet's channels")
+    input_size: int | None = param(None, unit="pixel", source="[issue 9] for MobileNet-V2 (the digest names only the "
+                                   "architecture, §6); [I] LeNet's",
+                                   doc=f"side of the network's input; images are fitted to it (fit); None: the "
+                                       f"architecture's ({defaults_text(1)})")
+    width: float | None = param(None, unit="1", source="[issue 9] for MobileNet-V2 (the digest names only the "
+                                "architecture, §6); [I] LeNet's",
+                                doc=f"width multiplier: MobileNet-V2's width_mult, LeNet's channels (16·width and "
+                                    f"32·width); None: the architecture's ({defaults_text(0)})")
     bits: int = param(4, unit="bit", source="digest §6 [P] (a frozen 4-bit feature extractor)",
                       doc="LSQ bit width of every conv/linear weight (0: float)")
     channels: int | None = param(None, unit="channel", source="[I]",
@@ -55,6 +77,7 @@ class BackboneSpec:
     def __post_init__(self):
         if self.arch not in ARCHS:
             raise ConfigError("arch", self.arch, " or ".join(map(repr, ARCHS)))
+        self.width, self.input_size = arch_defaults(self.arch, self.width, self.input_size)  # recorded resolved
         if self.implementation not in IMPLEMENTATIONS:
             raise ConfigError("implementation", self.implementation, " or ".join(map(repr, IMPLEMENTATIONS)))
         if self.fit not in FITS:

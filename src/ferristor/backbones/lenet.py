@@ -2,8 +2,9 @@
 
 conv 5×5 (c₁ channels, padding 2) → ReLU → max-pool 2 → conv 5×5 (c₂) → ReLU → max-pool 2 →
 flatten → ``features`` fully connected units → ReLU (the features a head sees) → classifier.
-At the defaults (c₁ = 16, c₂ = 32, 128 features) on 28×28 inputs: 0.11 M weights. [I]: the
-issue asks for a LeNet-style option; the widths are ours.
+c₁ = round(16·width), c₂ = round(32·width): at width 1 (the default, ``backbones.ARCH_DEFAULTS``)
+16 and 32, with 128 features on 28×28 inputs: 0.12 M weights. [I]: the issue asks for a LeNet-style
+option; the widths are ours.
 """
 from __future__ import annotations
 

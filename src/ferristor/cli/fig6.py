@@ -120,11 +120,8 @@ def run_fig6(*, pairs=None, pretrain_epochs=2.0, per_class=1000, folds=10, heads
     from ..transfer_learning.fig6 import PAIRS, format_table, reproduce_fig6
     from ..transfer_learning.protocol import HEADS
 
-    from .pretrain import arch_defaults
-
     set_threads(threads)
     arch = arch or "lenet"
-    width, input_size = arch_defaults(arch, width, input_size)
     overrides = paths.parse_sets(sets, _flags())  # before any config is built: paths and types
     if overrides and click.get_current_context(silent=True) is not None:  # warnings name them as typed
         name_fields(paths.namer(overrides, fallback=current_namer()))

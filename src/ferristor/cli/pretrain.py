@@ -10,11 +10,10 @@ from .common import FiniteFloat, NonEmptyPath, cpu_count, names_options
 ARCH_CHOICES = ("mobilenet_v2", "lenet")
 
 
-def arch_defaults(arch: str, width: float | None, input_size: int | None) -> tuple[float, int]:
-    """Width and input size where not given: MobileNet-V2 0.5 and 32 (the issue's), LeNet 1 and 28."""
-    if arch == "mobilenet_v2":
-        return (0.5 if width is None else width), (32 if input_size is None else input_size)
-    return (1.0 if width is None else width), (28 if input_size is None else input_size)
+def _defaults(index: int) -> str:
+    """Each architecture's default, as backbones.ARCH_DEFAULTS holds it (imported here only: torch)."""
+    from ..backbones.backbone import defaults_text
+    return defaults_text(index)
 
 
 def backbone_options(f):
@@ -23,10 +22,11 @@ def backbone_options(f):
         click.option("--arch", type=click.Choice(ARCH_CHOICES), default=None,
                      help="backbone: MobileNet-V2 (torchvision's architecture, the paper's) or a LeNet-style CNN (quick)"),
         click.option("--width", type=FiniteFloat(0, 4, min_open=True), default=None,
-                     help="width multiplier: MobileNet-V2's width_mult [default 0.5], LeNet's channels [default 1]"),
+                     help=f"width multiplier: MobileNet-V2's width_mult, LeNet's channels (16·width, 32·width) "
+                          f"[default: {_defaults(0)}]"),
         click.option("--input-size", type=click.IntRange(8, 1024), default=None,
-                     help="side of the network's input [default: 32 for MobileNet-V2, 28 for LeNet]; smaller images "
-                          "are padded with the background (--fit)"),
+                     help=f"side of the network's input [default: {_defaults(1)}]; smaller images are padded with "
+                          f"the background (--fit)"),
         click.option("--fit", type=click.Choice(["pad", "resize"]), default="pad", show_default=True,
                      help="how images meet --input-size"),
         click.option("--bits", type=click.IntRange(0, 16), default=4, show_default=True,
@@ -68,7 +68,6 @@ def pretrain_command(dataset, epochs, seed, test_limit, out, fresh, arch, width,
 
     set_threads(threads)
     arch = arch or "mobilenet_v2"
-    width, input_size = arch_defaults(arch, width, input_size)
     cfg = PretrainConfig(arch=arch, dataset=dataset, width=width, input_size=input_size, bits=bits,
                          fit=fit, epochs=epochs, batch=batch, lr=lr, weight_decay=weight_decay, seed=seed,
                          train_limit=train_limit, test_limit=test_limit, weights=weights)

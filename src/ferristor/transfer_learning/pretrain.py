@@ -23,7 +23,8 @@ import torch
 from torch.nn import functional as F
 
 from ..atomic import atomic_write
-from ..backbones import Backbone, BackboneSpec, build_backbone, load_backbone, save_backbone, weights_sha256
+from ..backbones import (Backbone, BackboneSpec, arch_defaults, build_backbone, load_backbone, save_backbone,
+                         weights_sha256)
 from ..config_base import check_number, param, param_like
 from ..errors import ConfigError, ConfigMismatchError, DataError, DivergedError, FerristorWarning
 from ..experiments import run_folder
@@ -49,8 +50,8 @@ class PretrainConfig:
     arch: str = param_like(BackboneSpec, "arch", doc="the backbone: 'mobilenet_v2' or 'lenet'")
     dataset: str = param("fashion-mnist", source="[I] the paper's source tasks cannot be fetched here (docs/transfer-learning.md)",
                          doc="the source task, as images.resolve reads it (mnist, fashion-mnist[0-4], folder:PATH, …)")
-    width: float = param_like(BackboneSpec, "width")
-    input_size: int = param_like(BackboneSpec, "input_size", doc="side of the network's input; smaller images are fitted to it (fit)")
+    width: float | None = param_like(BackboneSpec, "width")
+    input_size: int | None = param_like(BackboneSpec, "input_size")
     bits: int = param_like(BackboneSpec, "bits")
     fit: str = param("pad", source="[I]", doc="how images meet input_size: 'pad' with the background or 'resize'")
     epochs: float = param(1.0, unit="epoch", source="[I] the CPU budget", doc="pretraining epochs; a fraction runs part of one, rounded to whole batches (at least one): pretrain.json's trained records what was")
@@ -72,14 +73,24 @@ class PretrainConfig:
         check_number("seed", self.seed, lo=0, integer=True)
         check_number("train_limit", self.train_limit, lo=0, integer=True)
         check_number("test_limit", self.test_limit, lo=0, integer=True)
+        BackboneSpec(arch=self.arch, width=self.width, input_size=self.input_size, bits=self.bits, fit=self.fit,
+                     implementation=self.implementation)  # the backbone's settings, checked before any work
+
+    def resolved(self) -> "PretrainConfig":
+        """This config with ``width`` and ``input_size`` as the backbone gets them: None is the
+        architecture's default (``backbones.arch_defaults``, as the commands read it). Kept unresolved
+        in the fields, so ``dataclasses.replace(cfg, arch=…)`` takes the new architecture's."""
+        width, size = arch_defaults(self.arch, self.width, self.input_size)
+        return dataclasses.replace(self, width=width, input_size=size)
 
     def spec(self, data: ImageSet) -> BackboneSpec:
-        return BackboneSpec(arch=self.arch, num_classes=data.n_classes, image_shape=data.image_shape,
-                            input_size=self.input_size, width=self.width, bits=self.bits, fit=self.fit,
-                            implementation=self.implementation)
+        cfg = self.resolved()
+        return BackboneSpec(arch=cfg.arch, num_classes=data.n_classes, image_shape=data.image_shape,
+                            input_size=cfg.input_size, width=cfg.width, bits=cfg.bits, fit=cfg.fit,
+                            implementation=cfg.implementation)
 
     def identity(self) -> dict:
-        d = dataclasses.asdict(self)
+        d = dataclasses.asdict(self.resolved())  # resolved: as recorded before None meant the default
         d.pop("implementation")
         if self.weights is not None:  # without weights, the identity is what it was before the entry
             d[WEIGHTS_SHA256] = weights_sha256(self.weights)
@@ -151,6 +162,7 @@ def pretrain(cfg: PretrainConfig, out: str | Path | None = None, *, data: ImageS
     ``any_evaluation``: a finished backbone that differs only in ``EVALUATION_ONLY`` settings is
     returned with its own results (evaluated as it was), not refused — for a caller that uses the
     weights only (fig6). ``ferristor pretrain`` reports the evaluation asked for, so it refuses one."""
+    cfg = cfg.resolved()  # recorded (results' config) as the backbone is built
     raw = data if data is not None else resolve(cfg.dataset, data_dir)
     data = _limited(raw, cfg)
     if len(data.x_train) < cfg.batch:
