@@ -477,6 +477,35 @@ def test_bad_options_are_clear_errors(option, value, match):
         quiet_fit(net(), blobs(0), **{**FAST, option: value})
 
 
+def test_rule_settings_beside_an_optimizer_are_refused_naming_them(tmp_path):
+    """lr/p/k/rounding build the HybridSGD fit makes without an optimizer: beside a given one they had
+    been dropped silently (k=3 trained with the optimizer's k=10)."""
+    model = net()
+    opt = HybridSGD(model.parameters(), lr=0.2, p=0.5, k=10)
+    before = state(model)
+    with pytest.raises(ConfigError, match=r"^lr=0.5: with p=0.9, k=3, rounding='nearest', given beside optimizer="
+                                          r"HybridSGD, whose param_groups hold them \(param_groups\[0\]: lr=0.2, p=0.5, "
+                                          r"k=10, rounding='stochastic'\): fit would ignore these; set them in the "
+                                          r"optimizer .* or leave optimizer= out"):
+        quiet_fit(model, blobs(0), optimizer=opt, lr=0.5, p=0.9, k=3, rounding="nearest", epochs=1, progress=False)
+    for name, value in (("lr", 0.1), ("p", 0.2), ("k", 100), ("rounding", "stochastic")):  # a default's value, passed
+        with pytest.raises(ConfigError, match=f"^{name}={value!r}: given beside optimizer=HybridSGD"):
+            quiet_fit(model, blobs(0), optimizer=opt, epochs=1, progress=False, **{name: value})
+    assert_same_state(state(model), before)
+
+
+def test_the_rule_settings_defaults_are_the_documented_ones_and_as_passed(tmp_path):
+    """Without an optimizer fit builds HybridSGD(lr=0.1, p=0.2, k=100, rounding='stochastic'): the same
+    run, recorded config and identity as those values passed."""
+    data = blobs(0)
+    omitted = quiet_fit(net(), data, epochs=1, progress=False, out=tmp_path)
+    assert {k: omitted.results["config"]["rule"][k] for k in ("lr", "p", "k", "rounding")} == {
+        "lr": 0.1, "p": 0.2, "k": 100, "rounding": "stochastic"}
+    passed = quiet_fit(net(), data, epochs=1, progress=False, out=tmp_path, lr=0.1, p=0.2, k=100, rounding="stochastic")
+    assert passed.results["timing"] == omitted.results["timing"]  # the finished run, resumed: the same identity
+    assert_same_state(state(passed.model), state(omitted.model))
+
+
 # --- labels of a torch Dataset and test_data beside a ferristor Dataset -------------------------------
 
 def test_a_dataloader_is_refused_pointing_at_its_dataset():

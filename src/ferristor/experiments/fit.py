@@ -286,8 +286,8 @@ def fit(model: nn.Module, train_data, test_data=None, *, out: str | Path | None 
 
 
 def run_fit(model: nn.Module, train_data, test_data=None, *, epochs: float = 1.0, batch: int = 1,
-        optimizer: torch.optim.Optimizer | None = None, lr: float = 0.1, p: float = 0.2, k: int = 100,
-        rounding: str = "stochastic", loss: Callable | None = None, seed: int | None = None,
+        optimizer: torch.optim.Optimizer | None = None, lr: float | None = None, p: float | None = None,
+        k: int | None = None, rounding: str | None = None, loss: Callable | None = None, seed: int | None = None,
         eval_every: float = 1.0, checkpoint_every: float = 1.0, test_limit: int = 0, eval_batch: int = EVAL_CHUNK,
         validation: float = 0.0,
         validation_seed: int = 0, out: str | Path | None = None, progress: bool = True,
@@ -296,7 +296,9 @@ def run_fit(model: nn.Module, train_data, test_data=None, *, epochs: float = 1.0
         extra_results: Callable[[nn.Module], dict] | None = None) -> FitResult:
     """:func:`fit` in an output folder already claimed (``ferristor train`` claims it with its config).
 
-    ``optimizer``: default ``HybridSGD(lr, p, k, rounding)``.
+    ``optimizer``: default ``HybridSGD(lr, p, k, rounding)``, each of them by default HybridSGD's
+    (lr=0.1, p=0.2, k=100, rounding='stochastic'); beside a given optimizer they are refused (its
+    param_groups hold its own).
     ``loss``: default softmax + cross-entropy (one output: sigmoid + binary cross-entropy), a mean
     over each replica's batch. ``seed``: the sample order of a one-chip model (default: its first
     hybrid layer's seed); replicated models shuffle per replica with the replicas' seeds.
@@ -316,6 +318,9 @@ def run_fit(model: nn.Module, train_data, test_data=None, *, epochs: float = 1.0
     """
     from ..optim import HybridSGD
 
+    rule = {key: v for key, v in (("lr", lr), ("p", p), ("k", k), ("rounding", rounding)) if v is not None}
+    if optimizer is not None and rule:
+        _refuse_rule_beside(optimizer, rule)
     data = as_dataset(train_data, test_data, name)
     replicas = model_replicas(model)
     n_rep = replicas or 1
@@ -353,7 +358,7 @@ def run_fit(model: nn.Module, train_data, test_data=None, *, epochs: float = 1.0
     if test_limit:
         x_test, y_test = x_test[:test_limit], y_test[:test_limit]
     built = optimizer is None
-    optimizer = optimizer or HybridSGD(model.parameters(), lr=lr, p=p, k=k, rounding=rounding)
+    optimizer = optimizer or HybridSGD(model.parameters(), **rule)  # HybridSGD's defaults for what is not given
     loss_fn = loss or default_loss(n_out)
     order_seeds = ([int(s) for s in layers[0].seeds.tolist()] if replicas else
                    [seed if seed is not None else (int(layers[0].seeds[0]) if layers else 0)])
@@ -501,6 +506,21 @@ def run_fit(model: nn.Module, train_data, test_data=None, *, epochs: float = 1.0
     if built:  # the model goes back to the caller, who may train it with any optimizer (.grad as usual)
         optimizer.release()
     return FitResult(model, results, ledger)
+
+
+def _refuse_rule_beside(optimizer, given: dict) -> None:
+    """lr/p/k/rounding build the HybridSGD fit makes without an optimizer: beside a given one, whose
+    param_groups hold its own, they would be ignored — a ConfigError naming them (they had been dropped
+    silently)."""
+    (first, value), *rest = given.items()
+    also = f"with {', '.join(f'{n}={v!r}' for n, v in rest)}, " if rest else ""
+    group = optimizer.param_groups[0] if optimizer.param_groups else {}
+    held = ", ".join(f"{n}={group[n]!r}" for n in ("lr", "p", "k", "rounding") if n in group)
+    holds = f"whose param_groups hold them (param_groups[0]: {held})" if held else "which does not take them"
+    raise ConfigError(first, value, reason=(
+        f"{also}given beside optimizer={type(optimizer).__name__}, {holds}: fit would ignore these; set them in "
+        f"the optimizer (HybridSGD(params, lr=…, p=…, k=…, rounding=…) or optimizer.param_groups[i]['lr']), or "
+        f"leave optimizer= out for fit to build a HybridSGD from them"))
 
 
 def _output_size(model: nn.Module, data: Dataset) -> int:
