@@ -4,7 +4,10 @@ import sys
 
 import pytest
 
-from ferristor.locking import FolderBusy, exclusive, is_locked
+import threading
+import time
+
+from ferristor.locking import FolderBusy, exclusive, exclusive_all, is_locked
 
 
 def test_lock_is_released_when_its_holder_dies(tmp_path):
@@ -39,3 +42,27 @@ def test_the_probe_tells_a_held_lock_and_leaves_none_behind(tmp_path, lock_held_
     with exclusive(tmp_path):  # not refused: the probe let go
         assert is_locked(path)  # its own descriptor sees this process's lock too
     assert not is_locked(tmp_path)  # a folder: cannot be locked, no holder to tell
+
+
+def test_exclusive_all_retries_for_its_wait_then_names_the_holder(tmp_path, lock_held_elsewhere):
+    """Held elsewhere past ``wait_s``: FolderBusy after that long, none of the locks left held;
+    released within it: taken. A failure other than FolderBusy lets go of the first lock at once."""
+    from ferristor import locking
+    with lock_held_elsewhere(tmp_path, "run folder", ".b") as pid:
+        start = time.monotonic()
+        with pytest.raises(FolderBusy, match=f"run folder {tmp_path} is in use by another process \\(pid {pid} on "):
+            with exclusive_all(tmp_path, (".a", ".b"), "run folder", wait_s=0.3):
+                pass
+        assert time.monotonic() - start >= 0.3 and not is_locked(tmp_path / ".a")
+    import fcntl
+    import os
+    fd = os.open(tmp_path / ".b", os.O_RDONLY)
+    fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)  # a probe, letting go after 0.2 s
+    threading.Timer(0.2, os.close, (fd,)).start()
+    with exclusive_all(tmp_path, (".a", ".b"), wait_s=5.0) as held:
+        assert held == tmp_path and is_locked(tmp_path / ".a") and is_locked(tmp_path / ".b")
+    (tmp_path / ".c").mkdir()
+    with pytest.raises(OSError):
+        with exclusive_all(tmp_path, (".a", ".c"), wait_s=5.0):
+            pass
+    assert not any(path.parent == tmp_path for path in locking._held)

@@ -66,6 +66,33 @@ def exclusive(folder: str | os.PathLike, what: str = "folder", name: str = ".loc
         os.close(fd)  # releases the lock
 
 
+@contextlib.contextmanager
+def exclusive_all(folder: str | os.PathLike, names: tuple[str, ...], what: str = "folder",
+                  wait_s: float = 0.0) -> Iterator[Path]:
+    """Hold each ``folder/name`` of ``names`` (:func:`exclusive`), in order, for the block. One held
+    elsewhere is tried again, every 50 ms with none of them held meanwhile, for ``wait_s`` seconds,
+    then its FolderBusy is raised: :func:`is_locked` holds a lock file for an instant, which must not
+    refuse a writer starting then. Any failure lets go at once of the locks taken so far."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        stack = contextlib.ExitStack()
+        try:
+            for name in names:
+                stack.enter_context(exclusive(folder, what, name))
+        except FolderBusy:
+            stack.close()
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(0.05)
+            continue
+        except BaseException:  # any other failure (a lock path that is a folder): the first lock goes too
+            stack.close()
+            raise
+        break
+    with stack:
+        yield Path(folder)
+
+
 def is_locked(path: str | os.PathLike) -> bool:
     """Whether the lock file ``path`` is held now (by :func:`exclusive`, or any exclusive flock through
     another descriptor): a shared, non-blocking probe, let go at once. False where the file is missing

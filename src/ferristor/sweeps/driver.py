@@ -22,14 +22,13 @@ import collections
 import contextlib
 import hashlib
 import json
-import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
 from ..errors import FerristorWarning
-from ..locking import FolderBusy, exclusive
+from ..locking import exclusive_all
 from .executors import Executor, ProcessExecutor
 from .progress import Progress
 from .provenance import code_version
@@ -54,24 +53,8 @@ def sweep_lock(folder: str | Path):
     figures), then ``.lock``, the lock of ``train`` and the other commands' ``--out``, so a sweep and a
     run never write one folder at once. Reentrant in one process; FolderBusy, naming the holder, if
     another process holds either for longer than ``LOCK_WAIT_S`` (a probe's instant is waited out)."""
-    deadline = time.monotonic() + LOCK_WAIT_S
-    while True:
-        stack = contextlib.ExitStack()
-        try:
-            stack.enter_context(exclusive(folder, "sweep folder", LOCK_NAME))
-            stack.enter_context(exclusive(folder, "sweep folder", RUN_LOCK_NAME))
-        except FolderBusy:
-            stack.close()  # the first lock, if taken: none is held while waiting
-            if time.monotonic() >= deadline:
-                raise
-            time.sleep(0.05)
-            continue
-        except BaseException:  # any other failure (a lock path that is a folder): the first lock goes too
-            stack.close()
-            raise
-        break
-    with stack:
-        yield Path(folder)
+    with exclusive_all(folder, (LOCK_NAME, RUN_LOCK_NAME), "sweep folder", LOCK_WAIT_S) as held:
+        yield held
 
 
 @dataclass
