@@ -1,5 +1,6 @@
 """The transfer-learning pipeline: frozen backbone, feature cache, heads, pretraining resume, and a
 tiny end-to-end ``ferristor fig6`` (the command ``reproduce fig6`` runs) on image folders."""
+import dataclasses
 import json
 
 import numpy as np
@@ -217,3 +218,40 @@ def test_pretraining_depends_on_its_thread_count_and_a_resume_on_another_warns(t
             pt.pretrain(cfg, tmp_path / "b", data=source_images, progress=False)
     finally:
         torch.set_num_threads(before)
+
+
+def test_a_k_past_the_choosing_heads_says_which_heads_and_a_tie_is_called_one():
+    """fig6's warning had read as if the final heads never transferred ('each online head trains on 400
+    samples … no transfer will happen') when only the heads choosing hidden_lsb, on one fold less, did
+    not; their candidates then all tied, and the first grid value was reported as chosen."""
+    import warnings
+
+    from ferristor.errors import FerristorWarning
+    features, labels, y = _toy_features()  # 3 folds: 60 training rows a choosing head, 120 a final head
+    proto = ProtocolConfig(folds=3, lsb_grid=(2.0 ** -7, 2.0 ** -8), heads=("hm",),
+                           online=OnlineConfig(epochs=1, decay_epoch=1, k=100))
+    lines = []
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        res = run_protocol(features[:90], features[90:], y, 3, proto, log=lines.append)
+    said = [str(w.message) for w in caught if issubclass(w.category, FerristorWarning)]
+    assert len(said) == 1, said
+    assert "larger than the 60 samples each hm-var head choosing hidden_lsb trains on (60 training rows × 1 epoch)" \
+        in said[0]
+    assert "the 120 samples each final head trains on (120 training rows × 1 epoch) and do transfer" in said[0]
+    assert "each online head trains on" not in said[0]
+    assert res["heads"]["hm"]["transfers"] == [1, 1, 1]  # they do
+    assert res["lsb_choice"]["tied"] == [True] * 3 and res["lsb_choice"]["chosen"] == [2.0 ** -7] * 3
+    assert any("all 3 runs: a tie (every candidate equal on validation), taken as the first grid value" in line
+               for line in lines), lines
+    past, within = (dataclasses.replace(proto, online=OnlineConfig(epochs=1, decay_epoch=1, k=k)) for k in (200, 8))
+    with warnings.catch_warnings(record=True) as caught:  # past the final heads too: said of both
+        warnings.simplefilter("always")
+        run_protocol(features[:90], features[90:], y, 3, past, log=lines.append)
+    (said,) = [str(w.message) for w in caught if issubclass(w.category, FerristorWarning)]
+    assert "and the 120 samples each final online head trains on (120 training rows × 1 epoch): no transfer" in said
+    with warnings.catch_warnings(record=True) as caught:  # k within both: no warning, a real choice
+        warnings.simplefilter("always")
+        res = run_protocol(features[:90], features[90:], y, 3, within, log=lines.append)
+    assert not [w for w in caught if issubclass(w.category, FerristorWarning)]
+    assert res["lsb_choice"]["tied"] == [False] * 3

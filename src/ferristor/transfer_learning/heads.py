@@ -237,10 +237,20 @@ def compiled_head(model: HybridLinear, opt) -> "HybridMLP | None":
     return view if view is not None and fast_step.applies(view, opt, True, probe) else None
 
 
+K_ADVICE = "raise --per-class or --online-epochs, or lower k (fig6: --set protocol.online.k=N)"
+
+
+def trains_on(cfg: OnlineConfig, rows: int, who: str) -> str:
+    """'the 400 samples WHO trains on (200 training rows × 2 epochs)': an online head of ``rows`` rows."""
+    return (f"the {rows * cfg.epochs:,} samples {who} trains on ({rows:,} training rows × {cfg.epochs} "
+            f"epoch{'s' * (cfg.epochs != 1)})")
+
+
 def train_online(features: torch.Tensor, labels: torch.Tensor, runs: Runs, cfg: OnlineConfig, n_classes: int,
-                 progress: bool = False, desc: str = "online head") -> dict:
+                 progress: bool = False, desc: str = "online head", warn_k: bool = True) -> dict:
     """Train R on-chip heads, one sample per step; returns {'history': {eval: (R, epochs)}, 'ledger':
-    one report per run (None in fp mode), 'transfers' (R,), 'seconds', 'model'}."""
+    one report per run (None in fp mode), 'transfers' (R,), 'seconds', 'model'}. ``warn_k``: warn where
+    k exceeds what a head trains on (a caller that says it its own way, ``run_protocol``, passes False)."""
     from ..experiments import fast_step
     from ..nn import ledger as model_ledger
     from ..nn.functional import cross_entropy
@@ -250,12 +260,10 @@ def train_online(features: torch.Tensor, labels: torch.Tensor, runs: Runs, cfg: 
     y_all = labels
     evals = {k: (gather(features, rows, mu, sd), labels[torch.from_numpy(rows)]) for k, rows in runs.evals.items()}
     r, n = runs.train.shape
-    if cfg.mode != "fp" and cfg.k > n * cfg.epochs:  # as train's preflight warns: the chip would keep its first weights
+    if warn_k and cfg.mode != "fp" and cfg.k > n * cfg.epochs:  # as train's preflight warns: the chip would keep its first weights
         warnings.warn(FerristorWarning(
-            f"larger than the {n * cfg.epochs:,} samples each online head trains on ({n:,} a fold × {cfg.epochs} epoch{'s' * (cfg.epochs != 1)}): "
-            "no transfer will happen, so the hybrid heads keep their initial weights; raise --per-class or "
-            "--online-epochs, or lower k (fig6: --set protocol.online.k=N)", field="OnlineConfig.k", value=cfg.k),
-            stacklevel=2)
+            f"larger than {trains_on(cfg, n, 'each online head')}: no transfer will happen, so the hybrid heads keep "
+            f"their initial weights; {K_ADVICE}", field="OnlineConfig.k", value=cfg.k), stacklevel=2)
     model = HybridLinear(features.shape[1], n_classes, bias=False, replicas=r, seeds=list(runs.seeds), name="head",
                          config=cfg.hybrid())
     opt = HybridSGD(model.parameters(), lr=cfg.lr, p=cfg.p, k=cfg.k, rounding=cfg.rounding)

@@ -30,9 +30,9 @@ import torch
 
 from ..circuit.ledger import LedgerConfig
 from ..config_base import FLOAT32_SCALE, check_number, param
-from ..errors import ConfigError
+from ..errors import ConfigError, FerristorWarning
 from . import folds as fl
-from .heads import (NoEffectWarning, OfflineConfig, OnlineConfig, Runs, train_offline, train_online,
+from .heads import (K_ADVICE, NoEffectWarning, OfflineConfig, OnlineConfig, Runs, trains_on, train_offline, train_online,
                     warn_decay_never_applies)
 from .ledger import summarise
 
@@ -142,6 +142,37 @@ def make_runs(pool_folds: np.ndarray, n_folds: int, seed: int, inner: bool) -> R
     return Runs([1000 * seed + f for f in range(n_folds)], np.stack(trains), {"val" if inner else "test": np.stack(evals)})
 
 
+def warn_k_exceeds(cfg: OnlineConfig, choosing: int, final: int) -> None:
+    """Where k exceeds what the hm-var heads that choose hidden_lsb train on (``choosing`` rows: the
+    training folds less the validation fold), or the final heads (``final`` rows), say which: the
+    choosing heads never transfer — their candidates then differ in nothing the validation sees — even
+    where the final heads, on one fold more, do."""
+    if cfg.k <= choosing * cfg.epochs:
+        return
+    which = trains_on(cfg, choosing, "each hm-var head choosing hidden_lsb")
+    if cfg.k > final * cfg.epochs:
+        why = (f"larger than {which} and {trains_on(cfg, final, 'each final online head')}: no transfer will "
+               f"happen, so the hybrid heads keep their initial weights")
+    else:
+        why = (f"larger than {which}: those heads never transfer, so hidden_lsb is chosen on their initial weights "
+               f"(the candidates may all tie); {trains_on(cfg, final, 'each final head')} and do transfer")
+    warnings.warn(FerristorWarning(f"{why}; {K_ADVICE}", field="OnlineConfig.k", value=cfg.k), stacklevel=3)
+
+
+def _ties(val: np.ndarray) -> list[bool]:
+    """Per run (a row of ``val``, one column per candidate): whether every candidate has the same
+    validation accuracy, so that argmax's choice, the first grid value, is no choice at all."""
+    return [bool(val.shape[1] > 1 and (row == row[0]).all()) for row in val]
+
+
+def _tie_note(tied: list[bool]) -> str:
+    runs = [str(r) for r, t in enumerate(tied) if t]
+    if not runs:
+        return ""
+    which = f"all {len(tied)} runs" if len(runs) == len(tied) else "run" + "s" * (len(runs) > 1) + " " + ", ".join(runs)
+    return f"; {which}: a tie (every candidate equal on validation), taken as the first grid value"
+
+
 def _stats(acc) -> dict:
     a = 100 * np.asarray(acc, dtype=float)
     return {"accuracy": a.tolist(), "mean": float(a.mean()), "std": float(a.std(ddof=1)) if len(a) > 1 else 0.0}
@@ -178,20 +209,24 @@ def run_protocol(original: torch.Tensor, flipped: torch.Tensor, y: torch.Tensor,
     online_heads = [h for h in cfg.heads if h in ONLINE_MODE]
     if online_heads:
         t0 = time.perf_counter()
+        warn_k_exceeds(cfg.online, inner.train.shape[1], outer.train.shape[1])
         val = np.stack([train_online(features, labels, inner, replace(cfg.online, mode="hm-var", hidden_lsb=lsb), n_classes,
-                                     progress, f"hm-var lsb 2^{np.log2(lsb):.0f} (choosing)")["history"]["val"][:, -1]
+                                     progress, f"hm-var lsb 2^{np.log2(lsb):.0f} (choosing)", warn_k=False)["history"]["val"][:, -1]
                         for lsb in cfg.lsb_grid], axis=1)  # (runs, candidates)
         chosen = [cfg.lsb_grid[j] for j in val.argmax(1)]
+        tied = _ties(val)
         out["lsb_choice"] = {"grid": list(cfg.lsb_grid), "val_accuracy": (100 * val).tolist(), "chosen": chosen,
-                             "seconds": time.perf_counter() - t0}
-        log(f"  hidden_lsb chosen per run: {[f'2^{np.log2(c):.0f}' for c in chosen]} ({time.perf_counter() - t0:.0f} s)")
+                             "tied": tied, "seconds": time.perf_counter() - t0}
+        log(f"  hidden_lsb chosen per run: {[f'2^{np.log2(c):.0f}' for c in chosen]}{_tie_note(tied)} "
+            f"({time.perf_counter() - t0:.0f} s)")
         for head in online_heads:
             t0 = time.perf_counter()
             acc, transfers, reports = np.zeros(cfg.folds), np.zeros(cfg.folds, np.int64), [None] * cfg.folds
             for lsb in sorted(set(chosen)):
                 which = [r for r in range(cfg.folds) if chosen[r] == lsb]
                 res = train_online(features, labels, outer.select(which),
-                                   replace(cfg.online, mode=ONLINE_MODE[head], hidden_lsb=lsb), n_classes, progress, head)
+                                   replace(cfg.online, mode=ONLINE_MODE[head], hidden_lsb=lsb), n_classes, progress, head,
+                                   warn_k=False)
                 acc[which] = res["history"]["test"][:, -1]
                 transfers[which] = res["transfers"]
                 for i, r in enumerate(which):
