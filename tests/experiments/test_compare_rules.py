@@ -219,3 +219,22 @@ def test_headline_without_hybrid_writes_says_so_instead_of_dividing():
     res["memristor-sgd"] = _results("memristor-sgd", [0.9], 60.0, 9.0, n=150)
     rows = {k: C.rule_row(k, v, rate=1.0) for k, v in res.items()}
     assert "hm-var wrote no memristor during training (no transfer), memristor-sgd 0.06 nJ" in C.format_headline(C.headline(rows, res))
+
+
+@pytest.mark.parametrize("text, said", [
+    ("memristor-sgd:k=5", "k=5 does nothing for rule 'memristor-sgd'"),
+    ("mixed-precision:rounding=nearest", "rounding=nearest does nothing for rule 'mixed-precision'"),
+    ("fp:k=5", "k=5 does nothing for mode 'fp'"), ("fp:rounding=truncate", "rounding=truncate does nothing for mode 'fp'"),
+    ("hm:mode=fp,k=3", "k=3 does nothing for mode 'fp'"),
+])
+def test_a_rule_setting_its_rule_never_reads_is_refused_as_typed(text, said):
+    """memristor-sgd:k=5 had trained, labelled 'memristor-sgd:k=5', bit for bit memristor-sgd."""
+    with pytest.raises(ConfigError) as e:
+        C.parse_rule(text)
+    assert e.value.field == "rules" and e.value.value == text and said in str(e.value)
+
+
+def test_rule_settings_the_rule_reads_are_kept():
+    assert C.parse_rule("mixed-precision:k=3").k == 3
+    assert C.parse_rule("tiki-taka:rounding=nearest").rule == {"rounding": "nearest"}
+    assert C.parse_rule("memristor-sgd:rounding=truncate").rule == {"rounding": "truncate"}

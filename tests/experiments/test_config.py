@@ -182,3 +182,62 @@ def test_every_true_or_false_field_refuses_any_other_value():
                 configs.resolve({**base, path: value})
             assert e.value.field.split(".")[-1] == path.split(".")[-1]
         configs.resolve({**base, path: False})
+
+
+@pytest.mark.parametrize("rule, kw, path", [
+    ("memristor-sgd", dict(k=5), "rule.k"), ("memristor-sgd", dict(k_unit="updates"), "rule.k_unit"),
+    ("mixed-precision", dict(rounding="nearest"), "rule.rounding"),
+    *[(r, dict(sampler="sparse"), "rule.sampler") for r in ("memristor-sgd", "mixed-precision", "tiki-taka")],
+    *[(r, dict(count_zero_updates=False), "ledger.count_zero_updates") for r in ("memristor-sgd", "mixed-precision", "tiki-taka")],
+    *[(r, dict(transfer_writes_unchanged=False), "ledger.transfer_writes_unchanged")
+      for r in ("memristor-sgd", "mixed-precision", "tiki-taka")],
+])
+def test_a_setting_the_rule_never_reads_is_refused_by_name(rule, kw, path):
+    """k for memristor-sgd, rounding for mixed precision, --sampler sparse and the hybrid's counting
+    options for every baseline had been accepted, recorded with the results and shown, and done
+    nothing (the same accuracies and counts bit for bit)."""
+    with pytest.raises(ConfigError) as e:
+        task_config("ecg", "hm-var", rule=rule, **kw)
+    assert e.value.field == path and f"does nothing for rule {rule!r}" in str(e.value) and "default" in str(e.value)
+    task_config("ecg", "hm", rule="hybrid", **kw)  # the hybrid rule reads every one of them
+
+
+def test_settings_a_rule_reads_stay_accepted():
+    assert task_config("ecg", "hm-var", rule="mixed-precision", k=3).rule.k == 3
+    assert task_config("ecg", "hm-var", rule="tiki-taka", k=3, rounding="nearest").rule.rounding == "nearest"
+    assert task_config("ecg", "hm-var", rule="memristor-sgd", rounding="truncate").rule.rounding == "truncate"
+    # mode fp ignores k and rounding too, but a sweep crosses the modes at one k: the summary says it
+    assert task_config("ecg", "fp", k=5, rounding="nearest").rule.k == 5
+
+
+def test_the_ignored_settings_table_is_the_rules_code():
+    """IGNORED_BY_RULE, checked against the composed rules and the fused kernels it stands for."""
+    import inspect
+
+    from ferristor.experiments.config import IGNORED_BY_RULE
+    from ferristor.nn.schemes import SchemeRunner
+    from ferristor.rule import compose
+    from ferristor.rule.schemes import SchemeConfig
+
+    def pieces(chain):
+        return [] if chain is None else [q for p in chain.pieces for q in (pieces(p) if isinstance(p, compose.Chain) else [p])]
+    for rule, ignored in IGNORED_BY_RULE.items():
+        r = compose.rule_for(SchemeConfig(rule=rule))
+        reads_rounding = any(isinstance(p, compose.RoundOntoGrid) and p.rounding is None
+                             for p in pieces(r.update) + pieces(r.transfer))
+        assert ("rule.k" in ignored) == (r.transfer is None), rule  # k schedules the transfer chain only
+        assert ("rule.rounding" in ignored) == (not reads_rounding), rule
+        assert repr(compose.rule_for(SchemeConfig(rule=rule), False)) == repr(r)  # count_zero reaches the hybrid only
+        assert {"rule.sampler", "ledger.count_zero_updates", "ledger.transfer_writes_unchanged"} <= set(ignored)
+    assert "sampler" not in inspect.signature(SchemeRunner.step_cpu).parameters
+    assert "sampler" not in inspect.signature(SchemeRunner.step_).parameters
+
+
+def test_an_ignored_flag_is_named_as_typed_on_the_command_line():
+    from ferristor.experiments.config import IgnoredSettingError
+    with pytest.raises(IgnoredSettingError) as e:
+        task_config("ecg", "hm-var", rule="tiki-taka", count_zero_updates=False)
+    names = {"ledger.count_zero_updates": "--skip-zero-updates"}
+    assert e.value.render(names.get).startswith("--skip-zero-updates: does nothing for rule 'tiki-taka': ")
+    assert e.value.render(names.get).endswith("leave it out")
+    assert str(e.value).startswith("ledger.count_zero_updates=False: does nothing")

@@ -146,3 +146,14 @@ def test_a_baseline_rule_is_named_in_the_run_line():
     results["config"] = {**results["config"], "scheme": {"rule": "tiki-taka"}}
     assert f" · {results['config']['mode']} · rule=tiki-taka · " in _row(results, "run") + " · "
     assert "rule=tiki-taka" in describe(results["config"])
+
+
+def test_an_fp_run_says_that_its_k_and_rounding_did_nothing():
+    """mode fp accepts k and rounding (a sweep crosses modes at one k) and reads neither: the run line
+    had shown 'k=5' as if it had acted."""
+    r = _results()
+    r["config"] = {**r["config"], "mode": "fp", "rule": {"k": 5, "p": 0.2, "lr": 0.1, "rounding": "nearest"}}
+    r["ledger"] = []
+    assert "k=5, rounding=nearest (did nothing: mode fp has no transfer and no grid)" in _row(r, "run")
+    r["config"]["rule"] = {"k": 100, "p": 0.2, "lr": 0.1}
+    assert " · k=100 · " in _row(r, "run")

@@ -34,7 +34,7 @@ from ..report.markup import NA
 from ..report.runs import run_of
 from ..rule.schemes import SchemeConfig
 from . import run_folder
-from .config import TrainConfig, task_config
+from .config import IGNORED_BY_RULE, TrainConfig, task_config
 from .fit import run_fit, set_threads
 from .preflight import check_data
 from .train import build_model, build_optimizer, fit_options
@@ -151,7 +151,26 @@ def parse_rule(text: str, baseline_mode: str = "hm-var") -> RuleSpec:
             raise ConfigError("rules", text, reason=f"cannot read {item!r} as key=value") from None
     if spec.k is not None and spec.k < 1:
         raise ConfigError("rules", text, reason="k must be an integer ≥ 1")
+    _refuse_unread(spec, text, rest)
     return spec
+
+
+# What mode 'fp' never reads: its weights are float32, with no transfer and no grid. (A sweep may cross
+# the modes at one k, so TrainConfig lets them pass there; a compare-rules row is one rule alone.)
+_FP_IGNORES = {"k": "float weights have no transfer", "rounding": "float weights have no grid to round onto"}
+
+
+def _refuse_unread(spec: RuleSpec, text: str, rest: str) -> None:
+    """A setting given to a rule that never reads it (``config.IGNORED_BY_RULE``; k and rounding in mode
+    fp) is refused, named as typed: the row would show a value that did nothing."""
+    rule = spec.scheme.get("rule", "hybrid")
+    ignored = dict(_FP_IGNORES) if spec.mode == "fp" else \
+        {path.split(".")[1]: why for path, why in IGNORED_BY_RULE.get(rule, {}).items() if path.startswith("rule.")}
+    for item in filter(None, rest.split(",")):
+        key = item.partition("=")[0]
+        if key in ignored:
+            who = "mode 'fp'" if spec.mode == "fp" else f"rule {rule!r}"
+            raise ConfigError("rules", text, reason=f"{item} does nothing for {who}: {ignored[key]}; leave it out")
 
 
 def rule_config(dataset: str, spec: RuleSpec, **run) -> TrainConfig:

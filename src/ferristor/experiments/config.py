@@ -117,6 +117,63 @@ class TrainConfig:
         if self.mode == "fp" and not self.scheme.is_hybrid:
             raise ConfigError("scheme.rule", self.scheme.rule, "'hybrid' (a baseline rule programs devices: mode 'hm' or 'hm-var')",
                               context={"mode": self.mode})
+        check_read_by_rule(self)
+
+
+# Settings a baseline rule never reads (rule.compose, nn.schemes; checked per rule in
+# tests/experiments/test_config.py): a value other than the default would be recorded, shown and
+# compared as if it had acted, so it is refused, as SchemeConfig refuses another rule's fields. Mode
+# 'fp' is left out on purpose: it ignores rule.k and rule.rounding too (float weights, no transfer, no
+# grid), but one base config crosses the modes at one k and one rounding (a sweep's grid over mode,
+# Fig. 5f's fp point beside hm and hm-var), so there they stay accepted, and the run's summary says
+# they did nothing (experiments.summary).
+_BASELINES_IGNORE = {
+    "rule.sampler": "its update masks are always drawn from the dense stream; the sparse sampler is a kernel "
+                    "of the hybrid rule and fp only",
+    "ledger.count_zero_updates": "it is a counting option of the hybrid rule's FeCAP updates; this rule counts the "
+                                 "memristor writes it makes",
+    "ledger.transfer_writes_unchanged": "it is an option of the hybrid rule's transfer, which writes every pair or only those "
+                                        "whose level changed; this rule's own policy decides which pairs it programs",
+}
+IGNORED_BY_RULE = {
+    "memristor-sgd": {"rule.k": "it has no transfer: an update programs the pair itself, when its level changes or "
+                                "at every masked-in update (scheme.write), whatever k",
+                      "rule.k_unit": "it has no transfer, so nothing counts k", **_BASELINES_IGNORE},
+    "mixed-precision": {"rule.rounding": "it adds the unrounded update to its float χ, and a transfer moves whole "
+                                        "steps of scheme.epsilon: nothing is rounded", **_BASELINES_IGNORE},
+    "tiki-taka": dict(_BASELINES_IGNORE),
+}
+
+
+def check_read_by_rule(cfg: "TrainConfig") -> None:
+    """Refuse a non-default value of a setting the run's learning rule never reads (``IGNORED_BY_RULE``),
+    naming the setting, its value and why it would do nothing."""
+    ignored = IGNORED_BY_RULE.get(cfg.scheme.rule, {}) if cfg.mode != "fp" else {}
+    for path, why in ignored.items():
+        section, name = path.split(".")
+        value, default = getattr(getattr(cfg, section), name), _SECTION_DEFAULTS[section][name]
+        if value != default:
+            raise IgnoredSettingError(path, value, default, f"rule {cfg.scheme.rule!r}", why,
+                                      context={"scheme.rule": cfg.scheme.rule})
+
+
+class IgnoredSettingError(ConfigError):
+    """A setting that the run's rule (``what``) never reads, at ``value`` instead of its ``default``. A
+    command line names a true/false setting by the flag typed: ``--skip-zero-updates: …; leave it out``."""
+
+    def __init__(self, field: str, value, default, what: str, why: str, context: dict | None = None):
+        self.default, self.what, self.why = default, what, why
+        super().__init__(field, value, reason=f"does nothing for {what}: {why}; leave it at its default ({default!r})",
+                         context=context)
+
+    def render(self, namer=None) -> str:
+        flag = namer(self.field) if namer and isinstance(self.value, bool) else None
+        if flag:
+            return f"{flag}: does nothing for {self.what}: {self.why}; leave it out"
+        return super().render(namer)
+
+
+_SECTION_DEFAULTS = {"rule": dataclasses.asdict(RuleConfig()), "ledger": dataclasses.asdict(LedgerConfig())}
 
 
 def _warn_unused_transfer(mode: str, transfer: TransferConfig) -> None:

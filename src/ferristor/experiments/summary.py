@@ -129,6 +129,20 @@ def k_text(cfg: dict) -> str:
     return f"k={rule.get('k')}" + ("" if unit == "inputs" else f" {unit}")
 
 
+# What mode 'fp' accepts but never reads (float weights: no transfer, no grid to round onto), at its
+# default. TrainConfig lets a value pass there, since a sweep crosses the modes at one k and one
+# rounding; the run's summary says it did nothing.
+_FP_UNREAD = {"k": 100, "rounding": "stochastic"}
+
+
+def fp_unread(cfg: dict) -> list[str]:
+    """['k=5', 'rounding=nearest']: the settings of an fp run that are not at their defaults and did nothing."""
+    rule = cfg.get("rule") or {}
+    if cfg.get("mode") != "fp":
+        return []
+    return [f"{name}={rule[name]}" for name, default in _FP_UNREAD.items() if rule.get(name, default) != default]
+
+
 # Energies are kept in nJ; shown in the largest of these units that leaves the total at least 1.
 _UNITS = (("µJ", 1e3), ("nJ", 1.0), ("pJ", 1e-3), ("fJ", 1e-6))
 
@@ -201,6 +215,14 @@ def _test_limit(cfg: dict, results: dict) -> str:
     return f" · on the first {limit:,} test samples (--test-limit)"
 
 
+def _k_said(cfg: dict) -> list[str]:
+    """k as the run line shows it; in mode fp, a k or rounding that did nothing, said so."""
+    unread = fp_unread(cfg)
+    if unread:
+        return [", ".join(unread) + " (did nothing: mode fp has no transfer and no grid)"]
+    return [k_text(cfg)]
+
+
 def summary_rows(results: dict) -> list[tuple[str, str]]:
     cfg = results["config"]
     acc = np.array(results["final_test_accuracy"]) * 100
@@ -209,7 +231,7 @@ def summary_rows(results: dict) -> list[tuple[str, str]]:
     rows = [
         ("run", " · ".join([f"{cfg['dataset']} · {cfg['mode']}{_transfer(cfg)}{_bits(cfg)}",
                             *filter(None, [learning_rule(cfg)]), *transfer_settings(cfg),
-                            k_text(cfg), f"p={cfg['rule']['p']}", f"lr={cfg['rule']['lr']}",
+                            *_k_said(cfg), f"p={cfg['rule']['p']}", f"lr={cfg['rule']['lr']}",
                             *([f"batch={cfg['batch']}"] if cfg.get("batch", 1) > 1 else []),
                             f"{results['samples_per_replica']:,} samples × {n_seeds} seed{'s' * (n_seeds != 1)}"])),
         ("test accuracy", f"{acc.mean():.2f}{std} %  (seeds: {', '.join(f'{a:.2f}' for a in acc)})"
