@@ -228,9 +228,8 @@ class SchemeRunner:
                               for n in layer.hybrid_names()]).to(torch.float64)
         layer.flush_counts()
         if self.scheme.rule == "tiki-taka":
-            return [DeviceGroup("memristor", "fast pair A", pairs, col("fast_writes") * per_write
-                                + col("fast_resets") * (per_write // 2)),
-                    DeviceGroup("memristor", "slow pair C", pairs, col("writes") * per_write)]
+            return (_with_resets(pair_groups("fast pair A", col("fast_writes"), cfg, pairs), col("fast_resets"), per_write)
+                    + pair_groups("slow pair C", col("writes"), cfg, pairs))
         groups = pair_groups("pair", col("writes"), cfg, pairs)
         if self.scheme.rule == "mixed-precision":
             groups.append(DeviceGroup("digital", "accumulator χ", 1, col("events")))
@@ -242,9 +241,16 @@ class SchemeRunner:
         ops = layer.config.ledger.memristor_ops_per_transfer
         pairs = layer.config.layout.memristors
         if self.scheme.rule == "tiki-taka":
-            return [DeviceGroup("memristor", "fast pair A", pairs, torch.full((n,), float(ops // 2))),
-                    DeviceGroup("memristor", "slow pair C", pairs, torch.full((n,), float(ops)))]
+            return ([DeviceGroup("memristor", "fast pair A", pairs, torch.full((n,), float(ops // 2)))]
+                    + pair_groups("slow pair C", torch.ones(n), layer.config.ledger, pairs))
         return pair_groups("pair", torch.ones(n), layer.config.ledger, pairs)
+
+
+def _with_resets(groups: list[DeviceGroup], resets: torch.Tensor, per_write: int) -> list[DeviceGroup]:
+    """A's writes (``pair_groups``: the selected and unselected memristors apart, as for any pair) plus
+    its RESETs, which take every memristor of the pair to low conductance: half a write's operations
+    (the RESET of RESET + SET) on each, selected or not."""
+    return [DeviceGroup(g.kind, g.role, g.per_synapse, g.ops + resets * (per_write // 2)) for g in groups]
 
 
 def _array(a) -> np.ndarray:
