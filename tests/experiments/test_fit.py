@@ -199,6 +199,30 @@ def test_the_recorded_config_says_what_it_cannot_know_as_null_and_layers_that_di
         quiet_fit(net(), (x, y), config=task_config("mnist", "hm"), **FAST)
 
 
+def test_the_recorded_groups_keep_a_plain_groups_settings_and_drop_only_what_repeats_the_rule():
+    """The rule's settings were stripped from every group, a plain group's lr included: two runs differing
+    only in the float head's lr recorded the same config, and ``ferristor compare`` showed no column."""
+    from ferristor.config_base import flatten
+    from ferristor.optim import hybrid_parameters, plain_parameters
+
+    def run(head_lr):
+        torch.manual_seed(5)
+        model = nn.Sequential(HybridLinear(2, 16, config=HybridConfig(mode="hm-var"), seeds=3, name="fc1"),
+                              Normalize(), nn.ReLU(), nn.Linear(16, 3))
+        opt = HybridSGD([{"params": hybrid_parameters(model)},
+                         {"params": plain_parameters(model), "lr": head_lr, "momentum": 0.9}], lr=0.2, p=0.5, k=10)
+        return quiet_fit(model, blobs(0, n=40), epochs=1, progress=False, optimizer=opt).results["config"]
+
+    slow, same = run(0.01), run(0.2)
+    for cfg, head_lr in ((slow, 0.01), (same, 0.2)):
+        hybrid, plain = cfg["fit"]["groups"]
+        assert cfg["rule"]["lr"] == 0.2 and cfg["rule"]["p"] == 0.5 and cfg["rule"]["k"] == 10
+        assert not {"lr", "p", "k", "rounding"} & hybrid.keys() and hybrid["momentum"] == 0.0  # what the rule says
+        assert plain["lr"] == head_lr and plain["momentum"] == 0.9  # a plain group's, even equal to the rule's
+    a, b = flatten(slow), flatten(same)
+    assert [k for k in a.keys() | b.keys() if a.get(k) != b.get(k)] == ["fit.groups.1.lr"]
+
+
 # --- an output folder holds one run ------------------------------------------------------------------
 
 def test_a_used_folder_refuses_another_dataset_and_resumes_its_own(tmp_path):

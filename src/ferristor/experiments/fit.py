@@ -634,6 +634,12 @@ def _network(model: nn.Module, data: Dataset, layers: list[HybridModule], config
     return out
 
 
+def _repeats(rule: dict, key: str, value) -> bool:
+    """Whether a group's ``key`` says what ``rule`` says (the same key, an equal value)."""
+    said = rule.get(key)
+    return said is not None and (value is said or bool(value == said))
+
+
 def run_config(model: nn.Module, optimizer, data: Dataset, data_print: str, *, loss, epochs, batch, seeds, seed, eval_every,
                checkpoint_every, test_limit, eval_batch, validation, validation_seed, device) -> dict:
     """What ``fit`` knows of a run, in the shape of ``ferristor train``'s ``TrainConfig`` (the config
@@ -663,9 +669,11 @@ def run_config(model: nn.Module, optimizer, data: Dataset, data_print: str, *, l
             cfg[section] = found[0]
     cfg.update({"eval_every": eval_every, "checkpoint_every": checkpoint_every, "test_limit": test_limit,
                 "eval_batch": eval_batch, "device": device, "validation": validation, "validation_seed": validation_seed})
-    # the groups' other settings (and the rule's where they differ): what rule does not already say
-    groups = [{k: v for k, v in g.items() if rule.get(k) is None} for g in groups]
-    cfg["fit"] = {"optimizer": type(optimizer).__name__, "groups": groups,
+    # the groups' other settings (and the rule's where they differ): a group the rule was read from
+    # drops what it repeats of the rule; a plain group keeps all, its own lr included (compare shows it)
+    sources = {id(g) for g in hybrid}
+    kept = [{k: v for k, v in g.items() if not (id(g) in sources and _repeats(rule, k, v))} for g in groups]
+    cfg["fit"] = {"optimizer": type(optimizer).__name__, "groups": kept,
                   "loss": "default" if loss is None else getattr(loss, "__name__", type(loss).__name__),
                   "shuffle_seed": seed, "replicas": model_replicas(model), "data_fingerprint": data_print}
     return json.loads(json.dumps(cfg, default=repr))  # as results.json gives it back: lists, not tuples
