@@ -60,7 +60,8 @@ def test_fig6_set_reaches_the_heads_and_is_part_of_the_pair_identity(fig6_args):
     args, out, pair = fig6_args  # heads fp-offline, hm; 84 training rows a run, 1 online epoch
     r = CliRunner().invoke(cli, args)
     assert r.exit_code == 0, r.output
-    assert "warning: OnlineConfig.k=512: larger than the 84 samples" in r.stderr
+    assert ("warning: OnlineConfig.k=512: larger than the 42 samples each hm-var head choosing hidden_lsb trains on "
+            "(42 training rows × 1 epoch) and the 84 samples each final online head trains on") in r.stderr
     assert "lower k (fig6: --set protocol.online.k=N)" in r.stderr
     path = out / "pairs" / f"{slug(pair)}.json"
     sets = ["--set", "protocol.online.k=16", "--set", "protocol.online.rounding=nearest",
