@@ -8,11 +8,13 @@ the CPU. Any pair of image sets works (``SOURCE->TARGET``, names as ``images.res
 
 Folder ``out``: ``backbones/<source>-<arch>/`` (pretraining, cached and resumable), ``features/``
 (the feature cache), ``pairs/<pair>.json`` (one file per finished pair: a rerun skips it),
-``fig6.json``, ``fig6.png`` and ``fig6.txt`` (the table).
+``fig6.json``, ``fig6.png`` and ``fig6.txt`` (the table). Names that read alike (``task_a`` and
+``task/a``) get a short hash of the name after the second (:func:`unique_paths`).
 """
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import re
 import time
@@ -32,7 +34,7 @@ from .folds import balanced_pool
 from .images import ImageSet, check_name, resolve
 from .ledger import format_summary
 from .paper import FIG6_TEXT
-from .pretrain import (EVALUATION_ONLY, WEIGHTS_SHA256, PretrainConfig, pretrain, rounding_note, saved_differences,
+from .pretrain import (EVALUATION_ONLY, RESULTS_FILE, WEIGHTS_SHA256, PretrainConfig, pretrain, rounding_note, saved_differences,
                        trained, unfingerprinted, warn_unfingerprinted)
 from .protocol import HEADS, ProtocolConfig, run_protocol
 
@@ -47,7 +49,45 @@ def parse_pair(text: str) -> tuple[str, str]:
 
 
 def slug(text: str) -> str:
+    """A readable file name for ``text``; not one to one ('_', '/', '[0-4]' and '[0,4]' all become '-',
+    and it is cut at 80 characters): :func:`unique_paths` makes the names a folder uses unique."""
     return re.sub(r"[^A-Za-z0-9.]+", "-", text.replace("->", "-to-")).strip("-")[:80]
+
+
+def unique_paths(parent: Path, texts, held, suffix: str = "") -> dict[str, Path]:
+    """Each of ``texts``' path under ``parent``: its readable slug, as ever, where that is its own —
+    no text before it in ``texts`` takes it and ``held(path)`` (the text whose results are there, or
+    None) names no other — else the slug with a short hash of the text. So names that slug alike
+    never share a backbone or a pair file, and folders written before keep their names."""
+    out: dict[str, Path] = {}
+    for text in dict.fromkeys(texts):
+        path = parent / f"{slug(text)}{suffix}"
+        if any(p == path for p in out.values()) or held(path) not in (None, text):
+            path = parent / f"{slug(text)}-{hashlib.sha256(text.encode()).hexdigest()[:8]}{suffix}"
+        out[text] = path
+    return out
+
+
+def _backbone_held(folder: Path) -> str | None:
+    """'SOURCE-ARCH' of the pretraining in a backbone folder (finished or checkpointed), or None."""
+    try:
+        if (folder / RESULTS_FILE).exists():
+            ident = read_json(folder / RESULTS_FILE).get("identity")
+        elif (folder / run_folder.CHECKPOINT).exists():
+            ident = torch.load(folder / run_folder.CHECKPOINT, map_location="cpu", weights_only=True, mmap=True)["config"]
+        else:
+            return None
+        return f"{ident['dataset']}-{ident['arch']}"
+    except Exception:  # unreadable: taken as this source's, and named as such when it is used
+        return None
+
+
+def _pair_held(path: Path) -> str | None:
+    """The pair whose results a pair file holds, or None."""
+    try:
+        return read_json(path)["identity"]["pair"] if path.exists() else None
+    except Exception:  # unreadable: recomputed in its place (``_read_pair`` warns)
+        return None
 
 
 @dataclass
@@ -89,10 +129,23 @@ def target_pool(target: ImageSet, per_class: int | None, folds: int, seed: int) 
     return target.x_train[idx], target.y_train[idx]
 
 
-def _backbone(cfg: Fig6Config, source: str, out: Path) -> tuple[PretrainConfig, Path]:
-    """The pretraining of the pairs from ``source`` and its folder (cached across runs, and --fresh)."""
+def backbone_folders(cfg: Fig6Config, out: Path, sources=None) -> dict[str, Path]:
+    """Source → the folder of its backbone (cached across runs, and --fresh), for ``sources`` (default:
+    those of the config's pairs): ``backbones/<source>-<arch>``, unique (:func:`unique_paths`)."""
+    sources = dict.fromkeys(parse_pair(p)[0] for p in cfg.pairs) if sources is None else dict.fromkeys(sources)
+    paths = unique_paths(out / "backbones", [f"{s}-{cfg.pretrain.arch}" for s in sources], _backbone_held)
+    return {s: paths[f"{s}-{cfg.pretrain.arch}"] for s in sources}
+
+
+def pair_files(pairs, out: Path) -> dict[str, Path]:
+    """Pair → its results file ``pairs/<pair>.json``, unique (:func:`unique_paths`)."""
+    return unique_paths(out / "pairs", pairs, _pair_held, ".json")
+
+
+def _backbone(cfg: Fig6Config, source: str, out: Path, folders: dict[str, Path] | None = None):
+    """The pretraining of the pairs from ``source`` and its folder (of ``folders``, else found alone)."""
     pcfg = dataclasses.replace(cfg.pretrain, dataset=source)
-    return pcfg, out / "backbones" / slug(f"{source}-{pcfg.arch}")
+    return pcfg, (folders or backbone_folders(cfg, out, [source]))[source]
 
 
 def _remedy(folders: list[Path]) -> str:
@@ -109,12 +162,14 @@ def _named(differences) -> list[tuple]:
     return [(f"pretrain.{k}", there, now) for k, there, now in differences]
 
 
-def check_backbones(cfg: Fig6Config, out: Path, pairs) -> None:
+def check_backbones(cfg: Fig6Config, out: Path, pairs, folders: dict[str, Path] | None = None) -> None:
     """Before any work: a ConfigMismatchError naming every cached backbone that the ``pairs`` would
-    use but was pretrained with other settings, and how to get past it."""
+    use (in ``folders``: source → folder, default :func:`backbone_folders`) but was pretrained with
+    other settings, and how to get past it."""
     stale, differences = [], []
+    folders = folders or backbone_folders(cfg, out, [parse_pair(p)[0] for p in pairs])
     for source in dict.fromkeys(parse_pair(p)[0] for p in pairs):
-        pcfg, where = _backbone(cfg, source, out)
+        pcfg, where = _backbone(cfg, source, out, folders)
         diffs = saved_differences(pcfg, where, _remedy([where]), any_evaluation=True)
         if diffs:
             stale.append(where)
@@ -125,8 +180,9 @@ def check_backbones(cfg: Fig6Config, out: Path, pairs) -> None:
 
 
 def run_pair(pair: str, cfg: Fig6Config, out: Path, data_dir: str | None, progress: bool, log=print,
-             images: dict[str, ImageSet] | None = None) -> dict:
-    """One source→target pair, end to end (pretraining and features from their caches when there)."""
+             images: dict[str, ImageSet] | None = None, folders: dict[str, Path] | None = None) -> dict:
+    """One source→target pair, end to end (pretraining and features from their caches when there);
+    ``folders``: source → backbone folder (default: :func:`backbone_folders` of this pair alone)."""
     source_name, target_name = parse_pair(pair)
     get = (lambda n: images[n]) if images and all(n in images for n in (source_name, target_name)) else \
         (lambda n: resolve(n, data_dir))
@@ -135,7 +191,7 @@ def run_pair(pair: str, cfg: Fig6Config, out: Path, data_dir: str | None, progre
         raise ConfigError("pairs", pair, f"source and target images of one shape ({source.image_shape} vs {target.image_shape})")
     x, y = target_pool(target, cfg.per_class, cfg.protocol.folds, cfg.protocol.seed)  # refused before any work
     t0 = time.perf_counter()
-    pcfg, where = _backbone(cfg, source_name, out)
+    pcfg, where = _backbone(cfg, source_name, out, folders)
     try:
         # the heads need the weights only: a backbone evaluated on other test images is the same one
         pre = pretrain(pcfg, where, data=source, progress=progress, remedy=_remedy([where]), any_evaluation=True)
@@ -182,8 +238,9 @@ def reproduce_fig6(cfg: Fig6Config, out: str | Path, *, data_dir: str | None = N
         if fresh:
             run_folder.discard(folder, ("pairs",))
         results, todo = {}, {}
+        files, folders = pair_files(cfg.pairs, folder), backbone_folders(cfg, folder)
         for pair in cfg.pairs:
-            path = folder / "pairs" / f"{slug(pair)}.json"
+            path = files[pair]
             ident = json.loads(json.dumps(cfg.pair_identity(pair)))
             if path.exists():
                 saved = _read_pair(path)
@@ -193,9 +250,9 @@ def reproduce_fig6(cfg: Fig6Config, out: str | Path, *, data_dir: str | None = N
                     results[pair] = saved
                     continue
             todo[pair] = path
-        check_backbones(cfg, folder, todo)
+        check_backbones(cfg, folder, todo, folders)
         for pair, path in todo.items():
-            results[pair] = run_pair(pair, cfg, folder, data_dir, progress, log, images)
+            results[pair] = run_pair(pair, cfg, folder, data_dir, progress, log, images, folders)
             write_json(path, results[pair])
         results = {pair: results[pair] for pair in cfg.pairs}
         write_json(folder / "fig6.json", {"config": {"pairs": list(cfg.pairs), "per_class": cfg.per_class},
