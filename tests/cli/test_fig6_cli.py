@@ -213,3 +213,19 @@ def test_the_set_namer_names_only_the_fields_set():
     assert name("lr") == "<lr>" and name("pretrain.lr") == "<pretrain.lr>"
     assert name("OnlineConfig.p") == "<OnlineConfig.p>"
     assert namer({"protocol.online.k": 64})("folds") is None
+
+
+def test_pairs_split_at_top_level_commas_only(monkeypatch, tmp_path):
+    """--pairs had split 'fashion-mnist[0,4]' at its class list's comma, into two broken pairs."""
+    from ferristor.transfer_learning import fig6
+    seen = []
+    monkeypatch.setattr(fig6, "reproduce_fig6", lambda cfg, *a, **k: seen.append(cfg.pairs) or {})
+    monkeypatch.setattr(fig6, "format_table", lambda results: "")
+    pairs = "fashion-mnist[0-4]->mnist[0-1], fashion-mnist[0,4]->mnist[0,1]"
+    r = CliRunner().invoke(cli, ["fig6", "--pairs", pairs, "--out", str(tmp_path)])
+    assert r.exit_code == 0, r.output
+    assert seen == [("fashion-mnist[0-4]->mnist[0-1]", "fashion-mnist[0,4]->mnist[0,1]")]
+    for bad, message in ((pairs + ",", "without empty items"), (f"{pairs},fashion-mnist[0,4]->mnist[0,1]",
+                                                               "fashion-mnist[0,4]->mnist[0,1] is given twice")):
+        r = CliRunner().invoke(cli, ["fig6", "--pairs", bad, "--out", str(tmp_path)])
+        assert r.exit_code == 2 and message in r.output and "--pairs" in r.output, r.output

@@ -9,13 +9,32 @@ from pathlib import Path
 
 import click
 
-from .common import FiniteFloat, NonEmptyPath, comma_list, current_namer, name_fields, names_options
+from .common import FiniteFloat, NonEmptyPath, comma_list, current_namer, name_fields, names_options, no_repeats
 from .pretrain import backbone_options
 
 
+def _top_level_items(text: str) -> list[str]:
+    """``text`` split at its commas outside brackets, stripped: a class list keeps its own commas
+    ('fashion-mnist[0,4]->mnist[0-1],mnist->fashion-mnist' is two pairs)."""
+    items, depth, start = [], 0, 0
+    for i, c in enumerate(text):
+        depth += (c == "[") - (c == "]" and depth > 0)
+        if c == "," and depth == 0:
+            items.append(text[start:i])
+            start = i + 1
+    return [t.strip() for t in items + [text[start:]]]
+
+
 def _csv(text: str | None, field: str, example: str) -> list[str] | None:
-    """None (the defaults) where the option is not given; a given list must hold something."""
-    return None if text is None else comma_list(text, field, example)
+    """None (the defaults) where the option is not given; a given list must hold something, each item
+    once (as ``comma_list``), split at top-level commas only."""
+    if text is None:
+        return None
+    items = _top_level_items(str(text))
+    if not all(items):
+        comma_list(text, field, example)  # refuses it, as every comma-separated option does
+    no_repeats(items, field, text)
+    return items
 
 
 def _lsb_grid(text: str) -> tuple[float, ...]:
@@ -69,7 +88,8 @@ def fig6_options(f):
     for opt in reversed([
         click.option("--pairs", default=None,
                      help="comma-separated SOURCE->TARGET pairs [default: mnist->fashion-mnist, fashion-mnist->mnist, "
-                          "fashion-mnist[0-4]->fashion-mnist[5-9]]; images: mnist, fashion-mnist, class subsets, folder:PATH"),
+                          "fashion-mnist[0-4]->fashion-mnist[5-9]]; images: mnist, fashion-mnist, class subsets "
+                          "(a class list's commas, mnist[0,2], stay in its pair), folder:PATH"),
         click.option("--pretrain-epochs", type=FiniteFloat(0, 1000, min_open=True), default=2.0, show_default=True,
                      help="epochs of the backbone's pretraining on each source; a fraction is rounded to whole "
                           "batches (at least one)"),
