@@ -48,11 +48,12 @@ def _split_rules(text: str) -> list[str]:
               help="folder: OUT/<dataset>/<rule>/ per run (resumable), tables and the plot")
 @click.option("--table-only", is_flag=True,
               help="train nothing: tabulate and plot the runs already in --out (as they were trained; --seeds, "
-                   "--epochs, --eval-every, --test-limit given here select: a run of other settings is refused)")
+                   "--epochs, --eval-every, --test-limit, --baseline-mode given here select: a run of other "
+                   "settings is refused)")
 @click.option("--plot/--no-plot", default=True, show_default=True, help="write OUT/compare-rules.png (needs matplotlib)")
 @click.option("--fresh", is_flag=True, help="discard the runs in --out and start over")
 @click.option("--progress/--no-progress", default=True, help="show a progress bar")
-@names_options(**{"out_dir": "out"})
+@names_options(**{"out_dir": "out", "mode": "baseline_mode"})
 def compare_rules(datasets, rules, baseline_mode, seeds, epochs, eval_every, test_limit, rate, threads, data_dir, out,
                   table_only, plot, fresh, progress):
     """Train the hybrid rule and its baselines — memristor-only SGD, mixed precision (Nandakumar et al.
@@ -65,8 +66,7 @@ def compare_rules(datasets, rules, baseline_mode, seeds, epochs, eval_every, tes
 
     from click.core import ParameterSource
     ctx = click.get_current_context()
-    asked = [n for n in ("seeds", "epochs", "eval_every", "test_limit")
-             if ctx.get_parameter_source(n) is ParameterSource.COMMANDLINE]
+    asked = [n for n in (*C.SELECTING, "baseline_mode") if ctx.get_parameter_source(n) is ParameterSource.COMMANDLINE]
     names = comma_list(datasets, "datasets", "mnist,ecg")
     for d in names:
         if d not in TASKS:
@@ -88,9 +88,12 @@ def compare_rules(datasets, rules, baseline_mode, seeds, epochs, eval_every, tes
             folder = out / dataset / spec.folder
             if table_only:
                 # the runs as they were trained; a training option given here selects: a run of other
-                # such settings is refused, naming them (the table has no column for them)
-                cfg = C.rule_config(dataset, spec, seeds=seeds, epochs=epochs, eval_every=eval_every,
-                                    test_limit=test_limit, threads=threads, data_dir=data_dir) if asked else None
+                # such settings is refused, naming them (the table has no column for them); one not
+                # given selects nothing
+                given = {n: v for n, v in dict(seeds=seeds, epochs=epochs, eval_every=eval_every,
+                                               test_limit=test_limit).items() if n in asked}
+                cfg = C.table_config(dataset, spec, folder, given, "baseline_mode" in asked, threads=threads,
+                                     data_dir=data_dir) if asked else None
                 res = C.finished_results(folder, cfg)
                 if res is None:
                     if (folder / "results.json").exists():  # a device rule's results without their device ledger

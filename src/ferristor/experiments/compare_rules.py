@@ -220,6 +220,25 @@ def finished_results(folder: str | Path, cfg: TrainConfig | None) -> dict | None
     return results
 
 
+# The training options compare-rules takes; given to --table-only they select the runs shown.
+SELECTING = ("seeds", "epochs", "eval_every", "test_limit")
+
+
+def table_config(dataset: str, spec: RuleSpec, folder: str | Path, given: dict, baseline_mode_given: bool,
+                 **local) -> TrainConfig | None:
+    """The config a ``--table-only`` row must have been trained with: the options given (``given``, of
+    ``SELECTING``) and, with ``baseline_mode_given``, a baseline's mode as asked; the others as the run
+    in ``folder`` recorded them, so an option not given selects nothing. None where it has no results."""
+    path = Path(folder) / run_folder.RESULTS
+    if not path.exists():
+        return None
+    recorded = run_folder.read_results(path).get("config") or {}
+    run = {n: given[n] if n in given else recorded[n] for n in SELECTING if n in given or n in recorded}
+    if spec.scheme and not baseline_mode_given and recorded.get("mode") in ("hm", "hm-var"):
+        spec = dataclasses.replace(spec, mode=recorded["mode"])
+    return rule_config(dataset, spec, **run, **local)
+
+
 def is_complete(results: dict) -> bool:
     """Whether a rule's results hold all that :func:`train_rule` writes: a device rule's carry its
     ``devices`` ledger (a results.json without it is a run stopped before the ledger was written, or
@@ -294,8 +313,19 @@ def _ops(x: float) -> str:
     return "0" if not x else (f"{x:,.0f}" if x >= 10 else f"{x:.3g}")
 
 
+MODE_WORDS = {"hm": "ideal memristor writes", "hm-var": "memristor writes with variability, σ = 0.594 level, digest §3",
+              "fp": "float32 weights, no device"}
+
+
+def modes_differ(rows: list[dict]) -> bool:
+    """Whether the device rows were trained in more than one mode (``--baseline-mode hm`` beside hm-var)."""
+    return len({r["mode"] for r in rows if not r["not_a_device"]}) > 1
+
+
 def format_table(rows: list[dict], rate: float) -> str:
-    head = ["rule", "k", "accuracy % (mean ± std)", "memristor ops/device: mean · worst", "FeCAP ops/device: mean · worst",
+    """The table; where the device rows' modes differ, a mode column and a line saying what each means."""
+    with_mode = modes_differ(rows)
+    head = ["rule", *(["mode"] if with_mode else []), "k", "accuracy % (mean ± std)", "memristor ops/device: mean · worst", "FeCAP ops/device: mean · worst",
             "energy/device nJ: memristor + FeCAP", "network energy µJ: memristor + FeCAP",
             f"lifetime at {rate:g} sample/s: memristor · FeCAP", "µs/sample"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
@@ -316,7 +346,12 @@ def format_table(rows: list[dict], rate: float) -> str:
                    (f"{format_days(life['memristor'])} · " + (format_days(life["fecap"]) if r["fecap_devices"] else "–"))
                    if life else NA]  # no ledger to measure it on
         k = "–" if r["k"] is None or r["not_a_device"] else str(r["k"])
-        lines.append("| " + " | ".join([r["rule"], k, acc, *dev, f"{r['us_per_sample']:.0f}"]) + " |")
+        mode = [r["mode"]] if with_mode else []
+        lines.append("| " + " | ".join([r["rule"], *mode, k, acc, *dev, f"{r['us_per_sample']:.0f}"]) + " |")
+    if with_mode:
+        shown = sorted({r["mode"] for r in rows})
+        lines.append("\nmode: " + "; ".join(f"{m} = {MODE_WORDS.get(m, m)}" for m in shown)
+                     + " (--baseline-mode sets the baselines')")
     return "\n".join(lines)
 
 
@@ -349,7 +384,7 @@ def headline(rows: dict[str, dict], results: dict[str, dict], hybrid: str = "hm-
         return None
     h, b = rows[hybrid], rows[baseline]
     out = {"hybrid": hybrid, "baseline": baseline, "hybrid_accuracy": h["accuracy_mean"],
-           "baseline_accuracy": b["accuracy_mean"],
+           "baseline_accuracy": b["accuracy_mean"], "hybrid_mode": h["mode"], "baseline_mode": b["mode"],
            "hybrid_memristor_energy_nJ": h["memristor_energy_nJ"], "baseline_memristor_energy_nJ": b["memristor_energy_nJ"],
            "same_training_memristor": _ratio(b["memristor_energy_nJ"], h["memristor_energy_nJ"]),
            "same_training_total": _ratio(b["energy_nJ"], h["energy_nJ"])}
@@ -411,6 +446,10 @@ def format_headline(hl: dict | None) -> str:
         text += "; the baseline ends more accurate than the hybrid, so there is no equal-accuracy point"
     else:
         text += "; the hybrid reached the baseline's accuracy at no evaluation, so there is no equal-accuracy point"
+    if hl.get("baseline_mode", hl.get("hybrid_mode")) != hl.get("hybrid_mode"):
+        text += (f". Not the same devices: {hl['baseline']} was trained in mode {hl['baseline_mode']} "
+                 f"({MODE_WORDS.get(hl['baseline_mode'], hl['baseline_mode'])}), {hl['hybrid']} in mode "
+                 f"{hl['hybrid_mode']} ({MODE_WORDS.get(hl['hybrid_mode'], hl['hybrid_mode'])})")
     if hl["baseline"].startswith("memristor-sgd"):  # the paper's own figure is of another pair: say which
         text += (". The paper's 38× (digest §5) is another pair: the hybrid at k = 100 against the hybrid at k = 1 "
                  "(a transfer after every sample; --rules hm-var,hm-var:k=1), FeCAP + memristor energy per device")
