@@ -102,3 +102,59 @@ def test_report_and_compare_walk_a_folder_of_runs_alike(tmp_path, layout):
 def _named(message):
     """The folder a compare message names (after 'not a run: ', 'yet: ', 'not looked into: ')."""
     return Path(message.split(": ", 1)[1].split(" ")[0].rstrip(";"))
+
+
+# --- a path given that cannot be read --------------------------------------------------------------
+
+def _unreadable(monkeypatch, path, listable=False):
+    """``path`` (absolute) behaves as without read permission does for a user other than root (tests run as
+    root, where chmod stops nothing): nothing below it can be looked up (a folder's mode 000, or 644 with
+    ``listable``), a folder cannot be listed, a file cannot be opened."""
+    real_stat, real_iterdir, real_open = Path.stat, Path.iterdir, Path.open
+
+    def refuse(p):
+        raise PermissionError(errno.EACCES, "Permission denied", str(p))
+
+    def stat(self, **kw):
+        return refuse(self) if path in self.parents else real_stat(self, **kw)
+
+    def iterdir(self):
+        return refuse(self) if self == path and not listable else real_iterdir(self)
+
+    def open(self, *a, **kw):
+        return refuse(self) if self == path or path in self.parents else real_open(self, *a, **kw)
+    for name, f in (("stat", stat), ("iterdir", iterdir), ("open", open)):
+        monkeypatch.setattr(Path, name, f)
+
+
+UNREADABLE = {  # what cannot be read -> (the path given, the path refused); given from tmp_path
+    "folder": ("runs", "runs"),
+    "folder listed, not looked into": ("runs", "runs"),
+    "file": ("runs/x/results.json", "runs/x/results.json"),
+    "file in a folder not looked into": ("runs/x/results.json", "runs"),
+}
+ARG = {"report": "PATH", "lifetime": "RUN", "compare": "RUN"}
+
+
+@pytest.mark.parametrize("command", ["report", "lifetime", "compare"])
+@pytest.mark.parametrize("case", UNREADABLE, ids=list(UNREADABLE))
+def test_a_path_given_that_cannot_be_read_is_named_exit_2(tmp_path, monkeypatch, command, case):
+    """report and lifetime had ended in 'unexpected PermissionError … a bug' (exit 1), report on a file in
+    'cannot read it as JSON ([Errno 13] …)', compare in what it skipped or click's usage text: each now
+    says the path given cannot be read and why, in one line, exit 2, before any work (report's default
+    --out lies in the folder given)."""
+    _run(tmp_path / "runs" / "x")
+    given, refused = (tmp_path / p for p in UNREADABLE[case])
+    monkeypatch.chdir(tmp_path)
+    _unreadable(monkeypatch, refused, listable="listed" in case)
+    r = CliRunner().invoke(cli, [command, str(given), *(["--rate", "10"] if command == "lifetime" else [])])
+    assert r.exit_code == 2, r.output
+    assert r.stderr == f"error: {ARG[command]} '{given}': cannot be read (Permission denied)\n", r.output
+    assert not (tmp_path / "report.html").exists()
+
+
+def test_a_missing_path_is_said_by_compare_as_by_report(tmp_path):
+    """compare had said it in click's usage text ("Invalid value for 'RUNS...': Path … does not exist")."""
+    lines = [CliRunner().invoke(cli, [command, str(tmp_path / "nope")]).stderr for command in ("compare", "report")]
+    assert lines[0] == f"error: RUN '{tmp_path / 'nope'}': no such file or folder\n"
+    assert lines[0].replace("RUN", "PATH") == lines[1]

@@ -7,7 +7,7 @@ import click
 
 
 @click.command("compare")
-@click.argument("runs", nargs=-1, required=True, type=click.Path(exists=True))
+@click.argument("runs", nargs=-1, required=True)  # checked as report checks its paths (check_given)
 def compare(runs):
     """Accuracy statistics of finished runs (folders holding results.json, or folders holding such
     folders one or two levels down) as a Markdown table. What is left out (a sweep, an unfinished
@@ -15,8 +15,9 @@ def compare(runs):
     be compared."""
     from ..errors import DataError
     from ..experiments.compare import compare_table, load_runs
-    from ..report.inputs import check_not_inner_file, once
-    for typed in runs:  # sweep.sqlite, a checkpoint: said as report says it, before any work
+    from ..report.inputs import check_given, check_not_inner_file, once
+    for typed in runs:  # missing, unreadable, sweep.sqlite, a checkpoint: said as report says it, before any work
+        check_given(Path(typed), "RUN", typed)
         check_not_inner_file(Path(typed), "RUN", typed)
     paths: list[Path] = []
     for typed in runs:

@@ -39,14 +39,18 @@ def report(paths, out, rate, ks, figures_dir):
     or folders holding several of them: configuration and its differences, provenance, accuracy per
     evaluation, ledger per layer, lifetime projection, and the paper's values beside ours."""
     from ..report import write_report
+    from ..report.inputs import check_given
     from ..report.lifetime import check_rate
+    from ..report.walk import is_dir
     rate = check_rate(rate, "--rate")
     if out is None:
         only = Path(paths[0]) if len(paths) == 1 else None
-        out = only / "report.html" if only is not None and only.is_dir() else Path("report.html")
-    if Path(out).is_dir():
+        out = only / "report.html" if only is not None and is_dir(only) else Path("report.html")
+    if is_dir(Path(out)):  # is_dir: a PATH that cannot be read is said below, once the options are checked
         raise ConfigError("--out", out, "a file name (it is a folder)")
     k_list = _ks(ks)
+    for typed in paths:  # before --out's folder is made: by default inside the one given, which may not be readable
+        check_given(Path(typed), "PATH", typed)
     prepare_file_folder(out, "out")  # before any work, as train's --out
     if figures_dir is not None:
         prepare_folder(figures_dir, "figures_dir")

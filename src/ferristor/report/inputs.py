@@ -128,8 +128,7 @@ def resolve(paths: list[str], arg: str = "PATH", skipped: list[str] | None = Non
     sweeps: list[Sweep] = []
     for typed in paths:
         p = Path(typed)
-        if not p.exists():
-            raise DataError(f"{arg} '{typed}': no such file or folder")
+        check_given(p, arg, typed)
         what = output_of_file(p)  # said as its folder is said, not read as a run
         if what:
             raise DataError(f"{arg} '{typed}': {what}; {command} reads {ACCEPTED}")
@@ -171,6 +170,27 @@ def resolve(paths: list[str], arg: str = "PATH", skipped: list[str] | None = Non
     for s in sweeps:
         s.name = _sweep_name(s.path)
     return [run for _, run in runs], sweeps
+
+
+def check_given(p: Path, arg: str, typed: str) -> None:
+    """A DataError where the path given ``p`` is not there, or is there but cannot be read (no
+    permission): a folder that cannot be listed or looked into, a file that cannot be opened, a path
+    in a folder that cannot be looked into. report, lifetime and compare say it alike, naming the path
+    and why as the folder walk names a folder it cannot list; it had ended in 'unexpected
+    PermissionError … a bug'."""
+    try:
+        if p.is_dir():
+            for _ in p.iterdir():  # listing it needs read permission
+                break
+            p.joinpath(run_folder.RESULTS).exists()  # looking into it, search permission
+        elif p.is_file():
+            with p.open("rb"):
+                pass
+        there = p.exists()
+    except OSError as e:
+        raise DataError(f"{arg} '{typed}': cannot be read ({e.strerror or type(e).__name__})") from None
+    if not there:
+        raise DataError(f"{arg} '{typed}': no such file or folder")
 
 
 def check_not_inner_file(p: Path, arg: str, typed: str) -> None:
