@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import hashlib
 import re
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from ..errors import ConfigError, DataError
+from ..errors import ConfigError, DataError, FerristorWarning
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm", ".ppm")
 _SUBSET = re.compile(r"^(?P<name>[a-z-]+)\[(?P<classes>[0-9,\- ]+)\]$")
@@ -111,9 +112,31 @@ def _to_image_tensor(img) -> torch.Tensor:
     return t.unsqueeze(0) if t.dim() == 2 else t
 
 
+def _scaled_here(img) -> bool:
+    """Whether ``_to_image_tensor`` scales ``img`` itself (a PIL image, uint8): else taken as it is."""
+    return (hasattr(img, "convert") and hasattr(img, "mode")) or \
+        (img.dtype == torch.uint8 if isinstance(img, torch.Tensor) else np.asarray(img).dtype == np.uint8)
+
+
+def _warn_unit_range(name: str, floats: list[torch.Tensor]) -> None:
+    """Float images are taken as they are, in [−1, 1] (background −1, the value ``pad`` fills with):
+    a set whose every float value lies in [0, 1] is most likely torchvision's ToTensor output."""
+    if not floats:
+        return
+    lo, hi = min(float(t.min()) for t in floats if t.numel()), max(float(t.max()) for t in floats if t.numel())
+    if 0.0 <= lo and hi <= 1.0:
+        warnings.warn(FerristorWarning(
+            f"{name}: every float pixel lies in [0, 1] (seen {lo:.3g}…{hi:.3g}), as torchvision's ToTensor gives, but "
+            f"float images are taken as they are, in [−1, 1] (background −1, the padding value): scale them with "
+            f"x * 2 - 1 (transforms.Normalize(0.5, 0.5)) before from_torch_dataset"), stacklevel=3)
+
+
 def from_torch_dataset(train, test=None, name: str = "custom") -> ImageSet:
     """An ImageSet from torch Datasets of (image, label) pairs: image a PIL image, a uint8 array
-    (0…255) or a float tensor (C, H, W) already scaled [I: to [−1, 1], as the paper's pixels]."""
+    (0…255) or a float tensor (C, H, W) already scaled [I: to [−1, 1], as the paper's pixels]; float
+    images all in [0, 1] (torchvision's ToTensor) are taken as they are, with a warning."""
+    floats: list[torch.Tensor] = []
+
     def read(ds, split):
         if ds is None:
             return torch.zeros(0, 1, 1, 1), torch.zeros(0, dtype=torch.int64)
@@ -121,6 +144,7 @@ def from_torch_dataset(train, test=None, name: str = "custom") -> ImageSet:
             raise DataError(f"{name}: the {split} dataset is empty")
         xs, ys = zip(*(ds[i] for i in range(len(ds))))
         imgs = [_to_image_tensor(x) for x in xs]
+        floats.extend(t for t, x in zip(imgs, xs) if not _scaled_here(x))
         shapes = {tuple(i.shape) for i in imgs}
         if len(shapes) > 1:
             raise DataError(f"{name}: {split} images of several shapes {sorted(shapes)[:3]}; resize them to one")
@@ -128,6 +152,7 @@ def from_torch_dataset(train, test=None, name: str = "custom") -> ImageSet:
         return torch.stack(imgs), torch.tensor(ys, dtype=torch.int64)
     xtr, ytr = read(train, "train")
     xte, yte = read(test, "test")
+    _warn_unit_range(name, floats)
     if test is None:
         xte = xtr[:0]
     n = int(max(ytr.max(), yte.max() if len(yte) else 0)) + 1

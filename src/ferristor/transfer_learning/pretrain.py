@@ -43,13 +43,15 @@ EVALUATION_ONLY = ("test_limit",)
 # is recorded, relative as typed: a file replaced in place would be reused in silence). Identities
 # recorded before it have none: they are taken to match, with a warning (``_unfingerprinted``).
 WEIGHTS_SHA256 = "weights_sha256"
+DEFAULT_DATASET = "fashion-mnist"  # PretrainConfig.dataset's default; pretrain(data=…) names its data instead
 
 
 @dataclass
 class PretrainConfig:
     arch: str = param_like(BackboneSpec, "arch", doc="the backbone: 'mobilenet_v2' or 'lenet'")
-    dataset: str = param("fashion-mnist", source="[I] the paper's source tasks cannot be fetched here (docs/transfer-learning.md)",
-                         doc="the source task, as images.resolve reads it (mnist, fashion-mnist[0-4], folder:PATH, …)")
+    dataset: str = param(DEFAULT_DATASET, source="[I] the paper's source tasks cannot be fetched here (docs/transfer-learning.md)",
+                         doc="the source task, as images.resolve reads it (mnist, fashion-mnist[0-4], folder:PATH, …); "
+                             "left at its default with pretrain(data=…), the data's own name")
     width: float | None = param_like(BackboneSpec, "width")
     input_size: int | None = param_like(BackboneSpec, "input_size")
     bits: int = param_like(BackboneSpec, "bits")
@@ -164,6 +166,8 @@ def pretrain(cfg: PretrainConfig, out: str | Path | None = None, *, data: ImageS
     weights only (fig6). ``ferristor pretrain`` reports the evaluation asked for, so it refuses one."""
     cfg = cfg.resolved()  # recorded (results' config) as the backbone is built
     raw = data if data is not None else resolve(cfg.dataset, data_dir)
+    if data is not None and cfg.dataset == DEFAULT_DATASET and data.name != cfg.dataset:
+        cfg = dataclasses.replace(cfg, dataset=data.name)  # the identity names the data used, not the default
     data = _limited(raw, cfg)
     if len(data.x_train) < cfg.batch:
         raise ConfigError("batch", cfg.batch, f"at most the {len(data.x_train)} training images")
@@ -181,7 +185,8 @@ def pretrain(cfg: PretrainConfig, out: str | Path | None = None, *, data: ImageS
                 evaluated = _identity(as_saved, _limited(raw, as_saved))
                 same_data = evaluated[run_folder.DATA_FINGERPRINT] == there.get(run_folder.DATA_FINGERPRINT)
                 now = evaluated if any_evaluation else identity
-            diffs = _differences(there, now, skip=(run_folder.DATA_FINGERPRINT,) if same_data else ())
+            skip = ((run_folder.DATA_FINGERPRINT,) if same_data else ()) + _as_named_before(there, now)
+            diffs = _differences(there, now, skip=skip)
             if not diffs:
                 warn_unfingerprinted(there, now, folder)
                 return PretrainResult(_load_backbone(folder / BACKBONE_FILE, remedy), saved, folder)
@@ -193,6 +198,13 @@ def pretrain(cfg: PretrainConfig, out: str | Path | None = None, *, data: ImageS
 def _identity(cfg: PretrainConfig, data: ImageSet) -> dict:
     """What a pretraining's results are kept under: its settings and the data it read (limited)."""
     return {**cfg.identity(), run_folder.DATA_FINGERPRINT: data.fingerprint()}
+
+
+def _as_named_before(there: dict, now: dict) -> tuple[str, ...]:
+    """('dataset',) where ``there`` was recorded before the identity named the ``data`` given (it held
+    the default name, DEFAULT_DATASET) and holds the same data (fingerprint): the same pretraining."""
+    same = there.get(run_folder.DATA_FINGERPRINT) == now.get(run_folder.DATA_FINGERPRINT)
+    return ("dataset",) if same and there.get("dataset") == DEFAULT_DATASET != now.get("dataset") else ()
 
 
 def _evaluated_otherwise(saved: dict, cfg: PretrainConfig) -> bool:
@@ -331,7 +343,7 @@ def _train(cfg, data, identity, folder, progress, checkpoint_every, remedy=None)
     if ckpt is not None and ckpt.exists():
         state = _load_checkpoint(ckpt, remedy)
         there = state["config"] if isinstance(state["config"], dict) else {}
-        diffs = _differences(there, identity)
+        diffs = _differences(there, identity, _as_named_before(there, identity))
         if diffs or set(there) - set(identity):
             raise ConfigMismatchError(run_folder.FIELD, str(folder), "a checkpoint", diffs,
                                       remedy or run_folder.MISMATCH_HINT)
