@@ -238,3 +238,24 @@ def test_rule_settings_the_rule_reads_are_kept():
     assert C.parse_rule("mixed-precision:k=3").k == 3
     assert C.parse_rule("tiki-taka:rounding=nearest").rule == {"rounding": "nearest"}
     assert C.parse_rule("memristor-sgd:rounding=truncate").rule == {"rounding": "truncate"}
+
+
+def test_headline_pairs_rules_by_kind_not_exact_label():
+    """--rules "hm-var:k=1000,memristor-sgd:lr=1e-9" had printed 'needs both the hybrid (hm-var) and
+    memristor-sgd runs' though both ran: the pairs were looked up by the bare preset names."""
+    res = {"hm-var:k=1000": _results("hybrid", [0.95], 400.0, 20.0, fe_total=1400.0, k=1000),
+           "memristor-sgd:lr=1e-9": _results("memristor-sgd", [0.92], 6000.0, 900.0),
+           "tiki-taka:k=2": _results("tiki-taka", [0.93], 600.0, 90.0, k=2)}
+    rows = {k: C.rule_row(k, v, rate=1.0) for k, v in res.items()}
+    hls = C.headlines(rows, res)
+    assert [(hl["hybrid"], hl["baseline"]) for hl in hls] == [("hm-var:k=1000", "memristor-sgd:lr=1e-9"),
+                                                               ("hm-var:k=1000", "tiki-taka:k=2")]
+    assert C.format_headline(hls[0]).startswith("memristor programming energy of memristor-sgd:lr=1e-9 (92.00 %) "
+                                                "over hm-var:k=1000 (95.00 %)")
+    # with the bare presets there, they are the pair, and the variants are paired with memristor-sgd
+    res.update({"hm-var": res["hm-var:k=1000"], "memristor-sgd": res["memristor-sgd:lr=1e-9"]})
+    rows = {k: C.rule_row(k, v, rate=1.0) for k, v in res.items()}
+    pairs = [(hl["hybrid"], hl["baseline"]) for hl in C.headlines(rows, res)]
+    assert pairs[0] == ("hm-var", "memristor-sgd") and ("hm-var:k=1000", "memristor-sgd") in pairs
+    assert ("hm-var", "memristor-sgd:lr=1e-9") in pairs and ("hm-var:k=1000", "tiki-taka:k=2") not in pairs
+    assert "needs a hybrid run" in C.format_headline(None)
