@@ -68,6 +68,24 @@ def test_report_names_a_folder_it_cannot_list_instead_of_failing(tmp_path, monke
     assert r.exit_code == 0 and f"skipped: cannot be listed: {tmp_path / 'runs' / 'locked'}" in r.stderr, r.output
 
 
+@pytest.mark.parametrize("locked", ["locked", "grp/locked"])
+def test_a_folder_beside_runs_that_cannot_be_listed_is_named(tmp_path, monkeypatch, locked):
+    """Beside runs one level down, it had been left out without a word by report and compare alike,
+    where one that can be listed is named when it holds runs: what it holds cannot be known."""
+    runs = tmp_path / "runs"
+    _run(runs / "a")
+    (runs / locked).mkdir(parents=True)
+    _unlistable(monkeypatch, "locked")
+    skipped = []
+    with pytest.warns(Warning, match="cannot be listed"):
+        found, _ = resolve([str(runs)], skipped=skipped)
+    assert [r.path for r in found] == [runs / "a"]
+    assert skipped == [f"cannot be listed: {runs / locked} (Permission denied)"]
+    r = CliRunner().invoke(cli, ["compare", str(runs)])
+    assert r.exit_code == 0 and "| a |" in r.stdout, r.output
+    assert r.stderr.splitlines() == [f"skipped, cannot be listed: {runs / locked} (Permission denied)"]
+
+
 def test_nothing_listable_is_an_error_naming_the_folder(tmp_path, monkeypatch):
     (tmp_path / "runs" / "locked").mkdir(parents=True)
     _unlistable(monkeypatch, "locked")

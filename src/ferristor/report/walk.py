@@ -8,6 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 RUN_DEPTH = 2  # compare-rules writes OUT/<dataset>/<rule>/results.json, the deepest layout a command writes
+UNLISTED = "cannot be listed: "  # how a folder that cannot be listed is named
 
 Kind = Callable[[Path], "str | None"]
 
@@ -17,7 +18,8 @@ def walk(folder: Path, kind: Kind, left_out: Kind, beside: Callable[[Path, list[
     """The folders one level below ``folder`` that ``kind`` names a kind of, with it, else those two
     levels below; and a message for each folder left out on the way, in folder order: one that cannot
     be listed, one ``left_out`` says why of (not looked into), and, with ``beside``, one beside those
-    found that holds some of its own (``beside(folder, what it holds)``: named, not looked into).
+    found that holds some of its own (``beside(folder, what it holds)``: named, not looked into) or
+    holds a folder that cannot be listed (named).
 
     A folder left out one level down does not end the search: the others are still looked into."""
     left: list[str] = []
@@ -34,10 +36,20 @@ def walk(folder: Path, kind: Kind, left_out: Kind, beside: Callable[[Path, list[
                 parents.append(d)
         found = [(k, d) for d, k in kinds.items() if k]
         if found:
-            if beside is not None:  # the folder beside holds what it would stand for, given by itself
-                left += [beside(d, inside) for d in parents if (inside := [p for _, p in walk(d, kind, left_out)[0]])]
+            if beside is not None:
+                left += [m for d in parents for m in _beside(d, kind, left_out, beside)]
             return found, left
     return [], left
+
+
+def _beside(d: Path, kind: Kind, left_out: Kind, beside: Callable[[Path, list[Path]], str]) -> list[str]:
+    """What is said of ``d``, a folder beside those found: what it holds, that it would stand for given by
+    itself (``beside``); else the folders in it that cannot be listed, which may hold some (they had
+    been left out without a word); else nothing."""
+    found, left = walk(d, kind, left_out)
+    if found:
+        return [beside(d, [p for _, p in found])]
+    return [m for m in left if m.startswith(UNLISTED)]
 
 
 def subdirs(p: Path, left: list[str]) -> list[Path]:
@@ -45,7 +57,7 @@ def subdirs(p: Path, left: list[str]) -> list[Path]:
     try:
         return [d for d in p.iterdir() if is_dir(d)]
     except OSError as e:  # unreadable: named, not a traceback
-        left.append(f"cannot be listed: {p} ({e.strerror or type(e).__name__})")
+        left.append(f"{UNLISTED}{p} ({e.strerror or type(e).__name__})")
         return []
 
 
