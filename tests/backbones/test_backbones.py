@@ -113,3 +113,37 @@ def test_backbone_features_lsq_checksum_and_file_roundtrip(tmp_path, arch):
     path.write_bytes(path.read_bytes()[:100])
     with pytest.raises(DataError, match="cannot be read"):
         load_backbone(path)
+
+
+class _Own(torch.nn.Module):
+    """A user's own network, in the shape Backbone takes (forward_features, last_channel)."""
+    last_channel = 16
+
+    def __init__(self):
+        super().__init__()
+        self.conv, self.fc = torch.nn.Conv2d(1, 4, 3), torch.nn.Linear(4 * 26 * 26, 16)
+
+    def forward_features(self, x):
+        return torch.relu(self.fc(torch.relu(self.conv(x)).flatten(1)))
+
+    def forward(self, x):
+        return self.forward_features(x)
+
+
+def test_a_network_without_lsq_layers_is_refused_as_a_quantised_backbone():
+    """A float nn.Module had been accepted under bits=4: recorded and checksummed as 4-bit, computing in float."""
+    from ferristor.backbones import Backbone
+    from ferristor.nn.lsq import quantize_weights_
+    spec = BackboneSpec(arch="lenet", input_size=28, bits=4)
+    with pytest.raises(ConfigError, match=r"^bits=4: the network has no LSQ \(quantised\) layers: call "
+                                          r"ferristor.nn.lsq.quantize_weights_\(net, 4\) on it first"):
+        Backbone(spec, _Own())
+    net = _Own()
+    quantize_weights_(net, 8)
+    with pytest.raises(ConfigError, match="the network has LSQ layers of 8 bits"):
+        Backbone(spec, net)
+    with pytest.raises(ConfigError, match="give bits=8"):
+        Backbone(BackboneSpec(arch="lenet", input_size=28, bits=0), net)
+    quantize_weights_(net := _Own(), 4)  # as the message says
+    assert Backbone(spec, net).features(torch.rand(2, 1, 28, 28)).shape == (2, 16)
+    assert Backbone(BackboneSpec(arch="lenet", input_size=28, bits=0), _Own())  # a float backbone, said so

@@ -15,7 +15,7 @@ from torch import Tensor, nn
 from ..atomic import atomic_write
 from ..config_base import param
 from ..errors import ConfigError, DataError
-from ..nn.lsq import quantize_weights_
+from ..nn.lsq import lsq_layers, quantize_weights_
 from .adapter import FITS, InputAdapter
 from .lenet import LeNet
 from .mobilenet_v2 import mobilenet_v2, pooled_features, torchvision_available
@@ -112,12 +112,30 @@ class BackboneSpec:
         return cls(**{k: v for k, v in d.items() if k in {f.name for f in dataclasses.fields(cls)}})
 
 
+def check_bits(spec: BackboneSpec, net: nn.Module) -> None:
+    """A ConfigError where ``net``'s LSQ layers are not what ``spec.bits`` says: a float network (a
+    user's own ``nn.Module``) under bits > 0 would be recorded, checksummed and reported as 4-bit
+    while it computes in float."""
+    widths = sorted({m.bits for _, m in lsq_layers(net)})
+    if spec.bits and widths != [spec.bits]:
+        has = "no LSQ (quantised) layers" if not widths else f"LSQ layers of {'/'.join(map(str, widths))} bits"
+        raise ConfigError("bits", spec.bits, reason=f"the network has {has}: call "
+                          f"ferristor.nn.lsq.quantize_weights_(net, {spec.bits}) on it first (after loading any float "
+                          f"weights), or give bits=0 for a float backbone")
+    if not spec.bits and widths:
+        raise ConfigError("bits", 0, reason=f"the network has LSQ layers of {'/'.join(map(str, widths))} bits: give "
+                          f"bits={widths[0]}" + (" (one width for all)" if len(widths) > 1 else ""))
+
+
 class Backbone(nn.Module):
     """``adapter`` (images → the network's input) then ``net`` (torchvision's key layout for
-    MobileNet-V2, under ``net.``). ``features(x)`` gives what a classifier head sees."""
+    MobileNet-V2, under ``net.``). ``features(x)`` gives what a classifier head sees. ``net``'s LSQ
+    layers must be of ``spec.bits`` (:func:`check_bits`; ``nn.lsq.quantize_weights_`` makes them)."""
 
-    def __init__(self, spec: BackboneSpec, net: nn.Module):
+    def __init__(self, spec: BackboneSpec, net: nn.Module, *, quantized: bool = True):
         super().__init__()
+        if quantized:  # False: build_backbone(quantize=False), whose net is quantised later, if at all
+            check_bits(spec, net)
         self.spec = spec
         self.adapter = InputAdapter(spec.image_shape, spec.input_size, spec.net_channels, spec.fit)
         self.net = net
@@ -165,10 +183,9 @@ def build_backbone(spec: BackboneSpec, weights: str | os.PathLike | None = None,
         net = LeNet(spec.num_classes, spec.net_channels, spec.input_size, spec.width)
     if weights is not None:
         load_weights_file(net, weights)
-    model = Backbone(spec, net)
     if quantize and spec.bits:
-        quantize_weights_(model.net, spec.bits)
-    return model
+        quantize_weights_(net, spec.bits)
+    return Backbone(spec, net, quantized=quantize)
 
 
 def _torch_load(path: Path, what: str):
