@@ -259,3 +259,13 @@ def test_headline_pairs_rules_by_kind_not_exact_label():
     assert pairs[0] == ("hm-var", "memristor-sgd") and ("hm-var:k=1000", "memristor-sgd") in pairs
     assert ("hm-var", "memristor-sgd:lr=1e-9") in pairs and ("hm-var:k=1000", "tiki-taka:k=2") not in pairs
     assert "needs a hybrid run" in C.format_headline(None)
+
+
+@pytest.mark.parametrize("text, preset", [("tiki-taka:foo=1", "tiki-taka"), ("hm-var:gamma=0.1", "hm-var"),
+                                          ("memristor-sgd:k_unit=updates", "memristor-sgd")])
+def test_an_unknown_setting_names_the_preset_as_typed(text, preset):
+    """parse_rule had said "unknown setting 'foo' for None": the setting's type name overwrote the preset's."""
+    with pytest.raises(ConfigError) as e:
+        C.parse_rule(text)
+    key = text.split(":")[1].split("=")[0]
+    assert f"unknown setting {key!r} for {preset} (allowed: k, mode, lr, p, rounding" in str(e.value)

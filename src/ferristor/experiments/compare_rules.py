@@ -121,12 +121,12 @@ def parse_rule(text: str, baseline_mode: str = "hm-var") -> RuleSpec:
             raise ConfigError("rules", text, reason=f"the setting {key} is given twice")
         seen.add(key)
         kind = _setting_type(base, key) if eq else None
-        name = getattr(kind, "__name__", kind)
-        if name in _EXPECTED:
+        type_name = getattr(kind, "__name__", kind)  # not `name`: that is the preset, named in the errors below
+        if type_name in _EXPECTED:
             try:
                 _value(val, kind)
             except ValueError:
-                expected = "an integer ≥ 1" if key == "k" else _EXPECTED[name]
+                expected = "an integer ≥ 1" if key == "k" else _EXPECTED[type_name]
                 raise ConfigError("rules", text, reason=f"{item}: expected {expected}") from None
         try:
             if not eq:
