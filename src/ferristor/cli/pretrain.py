@@ -47,6 +47,15 @@ def backbone_options(f):
     return f
 
 
+def _done_before(out, results: dict) -> None:
+    """A finished --out read back (as fig6 says of a finished pair): what it holds, in one line."""
+    from ..transfer_learning.pretrain import trained
+    acc, t = results.get("final_test_accuracy"), trained(results)
+    epochs = f"{t['epochs']:.4g} epoch{'s' * (t['epochs'] != 1)}" if t.get("epochs") is not None else "?"
+    click.echo(f"done before, read from {out}: pretrained {epochs}, test "
+               f"{'—' if acc is None else f'{100 * acc:.2f} %'} (--fresh trains it anew)")
+
+
 @click.command("pretrain")
 @click.option("--dataset", default="fashion-mnist", show_default=True,
               help="source: mnist, fashion-mnist, a class subset such as 'fashion-mnist[0-4]', or folder:PATH")
@@ -72,7 +81,9 @@ def pretrain_command(dataset, epochs, seed, test_limit, out, fresh, arch, width,
                          fit=fit, epochs=epochs, batch=batch, lr=lr, weight_decay=weight_decay, seed=seed,
                          train_limit=train_limit, test_limit=test_limit, weights=weights)
     res = pretrain(cfg, out, data_dir=data_dir, progress=progress, fresh=fresh)
-    for h in res.results["history"]:
+    if res.done_before:  # nothing trained now: not its training log, as if it had been
+        _done_before(out, res.results)
+    for h in [] if res.done_before else res.results["history"]:
         acc = h.get("test_accuracy")
         click.echo(f"epoch {h['epoch']:.2f}: loss {h['train_loss']:.4f}, "
                    f"test {'—' if acc is None else f'{100 * acc:.2f} %'}, {h['wall_seconds']:.1f} s on {h['threads']} thread(s)")

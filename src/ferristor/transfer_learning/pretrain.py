@@ -104,6 +104,7 @@ class PretrainResult:
     backbone: Backbone
     results: dict
     path: Path | None
+    done_before: bool = False  # read back from a finished folder, not trained now
 
 
 def batches(cfg: PretrainConfig, n: int) -> tuple[int, int]:
@@ -189,7 +190,7 @@ def pretrain(cfg: PretrainConfig, out: str | Path | None = None, *, data: ImageS
             diffs = _differences(there, now, skip=skip)
             if not diffs:
                 warn_unfingerprinted(there, now, folder)
-                return PretrainResult(_load_backbone(folder / BACKBONE_FILE, remedy), saved, folder)
+                return PretrainResult(_load_backbone(folder / BACKBONE_FILE, remedy), saved, folder, done_before=True)
             raise ConfigMismatchError(run_folder.FIELD, str(folder), "a pretrained backbone", diffs,
                                       remedy or run_folder.MISMATCH_HINT)
         return _train(cfg, data, identity, folder, progress, checkpoint_every, remedy)
