@@ -490,6 +490,11 @@ def test_float64_and_numpy_inputs_are_taken_as_float32():
     ("batch", 0, r"batch=0 is not allowed: expected an integer in \[1, 120\]"),
     ("batch", 121, r"batch=121"), ("batch", 1.5, r"batch=1.5"), ("epochs", 0, r"epochs=0"),
     ("validation", 1.0, r"validation=1.0 is not allowed: expected a fraction in \[0, 1\)"),
+    ("validation", "0.1", r"validation='0.1' is not allowed: expected a fraction in \[0, 1\)"),  # had been a TypeError
+    # had said batch=1 is not allowed: expected an integer in [1, 0]
+    ("validation", 0.999, r"^validation=0.999: leaves 0 of the 120 training samples to train on \(it holds out 120\): "
+                          r"expected a fraction in \[0, 1\) holding out at most 119 of them \(round\(validation × 120\) "
+                          r"≤ 119\)$"),
     # a negative limit had sliced the test set (x_test[:-1]: all but the last sample), silently
     ("test_limit", -1, r"test_limit=-1 is not allowed: expected a value in \[0, inf\)"),
     ("test_limit", 1.5, r"test_limit=1.5 is not allowed: expected an integer"),

@@ -334,8 +334,7 @@ def run_fit(model: nn.Module, train_data, test_data=None, *, epochs: float = 1.0
     for arg, v, lo in (("epochs", epochs, 0), ("eval_every", eval_every, 0)):
         if not isinstance(v, (int, float)) or isinstance(v, bool) or not v > lo or not math.isfinite(v):
             raise ConfigError(arg, v, f"a number > {lo}")
-    if not 0 <= validation < 1:
-        raise ConfigError("validation", validation, "a fraction in [0, 1)")
+    _check_validation(validation, len(data.x_train))
     check_number("test_limit", test_limit, lo=0, integer=True)  # 0: the whole test set
     check_number("eval_batch", eval_batch, lo=2 if _has_batchnorm(model) else 1, integer=True)
     check_number("checkpoint_every", checkpoint_every, lo=0)  # 0: no checkpoints
@@ -533,11 +532,29 @@ def _output_size(model: nn.Module, data: Dataset) -> int:
     return data.n_classes
 
 
+def _held_out(fraction: float, n: int) -> int:
+    """The training samples ``validation=fraction`` holds out of n: round(fraction·n), at least one."""
+    return max(1, round(fraction * n)) if fraction else 0
+
+
+def _check_validation(fraction, n: int) -> None:
+    """A fraction in [0, 1) that leaves at least one of the n training samples to train on: checked
+    before the batch, which a split leaving none had been refused as (batch=1 … in [1, 0])."""
+    if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 <= fraction < 1:
+        raise ConfigError("validation", fraction, "a fraction in [0, 1)")
+    held = _held_out(fraction, n)
+    if held >= n:
+        allowed = (f"a fraction in [0, 1) holding out at most {n - 1} of them (round(validation × {n}) ≤ {n - 1})"
+                   if n > 1 else "0 (no validation), as a single training sample cannot be split")
+        raise ConfigError("validation", fraction, reason=f"leaves 0 of the {n} training samples to train on (it holds "
+                          f"out {held}): expected {allowed}")
+
+
 def _split(data: Dataset, fraction: float, seed: int):
     if not fraction:
         return data.x_train, data.y_train, data.x_train[:0], data.y_train[:0]
     n = len(data.x_train)
-    n_val = max(1, round(fraction * n))
+    n_val = _held_out(fraction, n)
     perm = torch.from_numpy(np.random.default_rng([seed, STREAM_VALIDATION]).permutation(n))
     val, train = perm[:n_val], perm[n_val:]
     return data.x_train[train], data.y_train[train], data.x_train[val], data.y_train[val]
