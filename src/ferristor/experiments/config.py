@@ -16,7 +16,7 @@ from ..config_base import check_choice, check_device, check_number, param
 from ..errors import ConfigError, FerristorWarning
 from ..backend import BACKENDS
 from ..cpus import available_cpus
-from ..nn.config import MODES, check_layout
+from ..nn.config import MODES, check_layout, check_scheme
 from ..nn.mlp import NetworkSpec
 from ..rule.config import RuleConfig
 from ..rule.schemes import SchemeConfig
@@ -69,6 +69,7 @@ class TrainConfig:
     def __post_init__(self):
         check_choice("dataset", self.dataset, TASKS)
         check_choice("mode", self.mode, MODES)
+        check_scheme(self.scheme)
         check_number("epochs", self.epochs, lo=0, hi=MAX_EPOCHS, lo_open=True)
         check_number("batch", self.batch, lo=1, integer=True)
         self.seeds = parse_seeds(self.seeds)

@@ -33,6 +33,7 @@ class HybridConfig:
 
     def __post_init__(self):
         check_choice("mode", self.mode, MODES)
+        check_scheme(self.scheme)
         check_number("hidden_lsb", self.hidden_lsb, lo=FLOAT32_SCALE[0], hi=FLOAT32_SCALE[1])
         check_number("init_scale", self.init_scale, lo=0, hi=1, lo_open=True)
         check_choice("init_shape", self.init_shape, INIT_SHAPES)
@@ -57,6 +58,19 @@ class HybridConfig:
         if "mode" in changes and "transfer" not in changes:
             changes["transfer"] = None
         return dataclasses.replace(self, **changes)
+
+
+def check_scheme(scheme) -> None:
+    """A layer learns by a named rule (``SchemeConfig``); a composed ``rule.compose.Rule`` is a model of
+    one for analysis, driven by hand, which no layer runs: refused by name, not an AttributeError later."""
+    if isinstance(scheme, SchemeConfig):
+        return
+    what = type(scheme).__name__
+    hint = (" (a composed rule is for analysis, driven by hand: Rule.step/periodic on a state dict; a layer "
+            "trains SchemeConfig(rule=...), which builds the same pieces, docs/rules.md)"
+            if what in ("Rule", "Chain") else "")
+    raise ConfigError("scheme", what, reason="expected a SchemeConfig naming the learning rule: SchemeConfig(rule=...) "
+                      "with 'hybrid', 'memristor-sgd', 'mixed-precision' or 'tiki-taka'" + hint)
 
 
 def check_layout(layout: SynapseLayout, transfer: TransferConfig, scheme: SchemeConfig, mode: str) -> None:
