@@ -157,3 +157,47 @@ def test_an_fp_run_says_that_its_k_and_rounding_did_nothing():
     assert "k=5, rounding=nearest (did nothing: mode fp has no transfer and no grid)" in _row(r, "run")
     r["config"]["rule"] = {"k": 100, "p": 0.2, "lr": 0.1}
     assert " · k=100 · " in _row(r, "run")
+
+
+def _baseline(rule="tiki-taka", dataset="ecg", k=1, seeds=2):
+    """A baseline rule's results as read back from results.json: no FeCAP, its margin stored as null."""
+    results = _results(seeds=seeds)
+    net = {"transfers": 400 if rule != "memristor-sgd" else 0,
+           "fecap_ops": {"mean": 0.0, "mean_sign_msb_cell": 0.0, "worst": 0.0},
+           "memristor_ops": {"mean": 0.2814, "worst": 10.0},
+           "energy_nJ": {"per_device": 0.0002814, "per_device_fecap": 0.0, "per_device_memristor": 0.0002814,
+                         "total": 2.36, "fecap_total": 0.0, "memristor_total": 2.36},
+           "endurance": {"fecap_margin": None, "memristor_margin": 20000.0, "fecap_worst_cycles": 0.0,
+                         "memristor_worst_cycles": 5.0}}
+    results["ledger"] = [{"network": net}] * seeds
+    results["config"] = {"dataset": dataset, "mode": "hm-var", "rule": {"k": k, "p": 0.2, "lr": 0.01},
+                         "scheme": {"rule": rule}}
+    return results
+
+
+def test_a_baseline_rules_summary_shows_only_what_its_chip_has():
+    """train's summary of a Tiki-Taka run on ECG had printed 'FeCAP ops / device mean 0 · …', a
+    memristor mean of 0.28 as 0, 'one sign/MSB FeCAP + one memristor' and the paper's MNIST k=100
+    margins beside it."""
+    rows = dict(summary_rows(_baseline()))
+    assert "FeCAP ops / device" not in rows
+    assert rows["memristor ops / device"] == "mean 0.281 · worst 10"
+    assert rows["energy / device"] == "281 fJ (one memristor, mean writes; no FeCAP on this chip)"
+    assert rows["energy, whole network"] == "2.36 nJ (memristors only)"
+    assert rows["endurance margin"].startswith("memristor 20,000× (rated") and "FeCAP" not in rows["endurance margin"]
+    assert "paper" not in rows["endurance margin"] and "sign/MSB" not in format_summary(_baseline())
+    sgd = dict(summary_rows(_baseline("memristor-sgd", k=100)))
+    assert "k=" not in sgd["run"] and sgd["transfers"].startswith("none: an update programs the pair itself")
+
+
+def test_the_papers_margins_only_beside_the_papers_setting():
+    assert "paper: 75×, 17×" in _row(_results(), "endurance margin")  # MNIST online, hybrid, k = 100
+    for change in ({"dataset": "ecg"}, {"rule": {"k": 10, "p": 0.2, "lr": 0.1}}, {"scheme": {"rule": "tiki-taka"}},
+                   {"batch": 10}):
+        r = _results()
+        r["config"] = {**r["config"], **change}
+        assert "paper" not in _row(r, "endurance margin"), change
+    # means below 10 keep three significant figures in the hybrid's lines too
+    r = _results()
+    r["ledger"][0]["network"]["memristor_ops"] = {"mean": 0.5, "worst": 4.0}
+    assert _row(r, "memristor ops / device") == "mean 0.5 · worst 4"

@@ -19,7 +19,14 @@ def worst_margins(nets: list[dict]) -> tuple[float, float]:
     """(FeCAP, memristor) endurance margins of the worst device on any chip (seed) of a run, as the
     summary prints them (compare and report take the same worst chip, n/a where a chip records none:
     ``report.markup.worst``; a fresh run's summary has every chip's)."""
-    return (min(n["endurance"]["fecap_margin"] for n in nets), min(n["endurance"]["memristor_margin"] for n in nets))
+    return (min(_margin(n["endurance"]["fecap_margin"]) for n in nets),
+            min(_margin(n["endurance"]["memristor_margin"]) for n in nets))
+
+
+def _margin(m) -> float:
+    """A margin as a results file may hold it: a chip with no device of a kind written has an infinite
+    margin, which a strict JSON writer stores as null."""
+    return math.inf if m is None else m
 
 
 def _worst(reports: list[dict], kind: str) -> float:
@@ -196,7 +203,7 @@ def endurance_problems(results: dict) -> list[str]:
         worst = None
         for r in results.get("ledger") or []:
             e = r["network"]["endurance"]
-            margin, cycles = e[f"{kind}_margin"], e[f"{kind}_worst_cycles"]
+            margin, cycles = _margin(e[f"{kind}_margin"]), e[f"{kind}_worst_cycles"]
             if margin < 1 and (worst is None or margin < worst[0]):
                 worst = (margin, cycles)
         if worst:
@@ -216,11 +223,74 @@ def _test_limit(cfg: dict, results: dict) -> str:
 
 
 def _k_said(cfg: dict) -> list[str]:
-    """k as the run line shows it; in mode fp, a k or rounding that did nothing, said so."""
+    """k as the run line shows it; in mode fp, a k or rounding that did nothing, said so; none for
+    memristor-sgd, which has no transfer."""
     unread = fp_unread(cfg)
     if unread:
         return [", ".join(unread) + " (did nothing: mode fp has no transfer and no grid)"]
+    if _rule(cfg) == "memristor-sgd":
+        return []
     return [k_text(cfg)]
+
+
+def _rule(cfg: dict) -> str:
+    return (cfg.get("scheme") or {}).get("rule", "hybrid")
+
+
+def _has_fecaps(cfg: dict) -> bool:
+    """Whether the run's chip has FeCAPs: the hybrid rule's; the baselines' are memristors only."""
+    from ..rule.schemes import RULE_DEVICES
+    return "fecap" in RULE_DEVICES.get(_rule(cfg), ("fecap",))
+
+
+def paper_setting(cfg: dict) -> bool:
+    """Whether the run is the setting of the paper's endurance margins (digest §5): MNIST online, the
+    hybrid rule at k = 100 on the paper's 10/3-bit synapse."""
+    rule = cfg.get("rule") or {}
+    return (cfg.get("dataset") == "mnist" and _rule(cfg) == "hybrid" and rule.get("k") == 100
+            and cfg.get("batch", 1) == 1 and layout_bits(cfg) is None)
+
+
+def ops_text(x: float) -> str:
+    """Operations per device: whole numbers from 10 on, three significant figures below (0.316, not 0)."""
+    return f"{x:,.0f}" if x >= 10 else f"{x:.3g}"
+
+
+def _ledger_rows(results: dict, cfg: dict) -> list[tuple[str, str]]:
+    """The ledger's lines for the devices the run's chip has: FeCAP lines for the hybrid rule only."""
+    net = [r["network"] for r in results["ledger"]]
+    fe_margin, me_margin = worst_margins(net)
+    fecaps = _has_fecaps(cfg)
+    n = results["samples_per_replica"]
+    transfers = (f"{_mean(net, 'transfers'):,.0f} (+1 initial programming, reported apart)" if _rule(cfg) != "memristor-sgd"
+                 else "none: an update programs the pair itself (+1 initial programming, reported apart)")
+    rows = [("transfers", transfers)]
+    if fecaps:
+        rows.append(("FeCAP ops / device", f"mean {ops_text(_mean(net, 'fecap_ops', 'mean'))} · sign/MSB cell mean "
+                                           f"{ops_text(_mean(net, 'fecap_ops', 'mean_sign_msb_cell'))} · worst "
+                                           f"{ops_text(_worst(net, 'fecap_ops'))}"))
+    rows.append(("memristor ops / device", f"mean {ops_text(_mean(net, 'memristor_ops', 'mean'))} · worst "
+                                           f"{ops_text(_worst(net, 'memristor_ops'))}"))
+    per_device = [_mean(net, 'energy_nJ', k) for k in ('per_device', 'per_device_fecap', 'per_device_memristor')]
+    whole = [_mean(net, 'energy_nJ', k) for k in ('total', 'fecap_total', 'memristor_total')]
+    if fecaps:
+        # per device as the ledger and the paper count it (digest §5): one sign/MSB FeCAP + one memristor
+        rows += [("energy / device", energy_text(*per_device) + "; one sign/MSB FeCAP + one memristor, mean writes)"),
+                 ("energy, whole network", energy_text(*whole, largest="µJ") + ")")]
+        margins = f"FeCAP {margin_text(fe_margin)} · memristor {margin_text(me_margin)}"
+    else:
+        rows += [("energy / device", _one_kind(per_device[2]) + " (one memristor, mean writes; no FeCAP on this chip)"),
+                 ("energy, whole network", _one_kind(whole[2], largest="µJ") + " (memristors only)")]
+        margins = f"memristor {margin_text(me_margin)}"
+    paper = f"; {_paper_margins(cfg)}" if paper_setting(cfg) else ""
+    rows.append(("endurance margin", f"{margins} (rated ÷ the worst device's cycles, on any chip, over this run's "
+                                     f"{n:,} samples{paper})"))
+    return rows + [("endurance exceeded", p) for p in endurance_problems(results)]
+
+
+def _one_kind(total_nj: float, largest: str = "nJ") -> str:
+    """An energy of one device kind, in energy_text's unit and figures: '354 fJ'."""
+    return energy_text(total_nj, 0.0, total_nj, largest).split(" (")[0]
 
 
 def summary_rows(results: dict) -> list[tuple[str, str]]:
@@ -241,25 +311,8 @@ def summary_rows(results: dict) -> list[tuple[str, str]]:
         val = np.array(results["final_val_accuracy"]) * 100
         vstd = f" ± {val.std(ddof=1):.2f}" if len(val) > 1 else ""
         rows.append(("validation accuracy", f"{val.mean():.2f}{vstd} %  (held out: {cfg.get('validation', 0):g} of the training set)"))
-    ledger = results.get("ledger") or []
-    if ledger:
-        net = [r["network"] for r in ledger]
-        fe_margin, me_margin = worst_margins(net)
-        rows += [
-            ("transfers", f"{_mean(net, 'transfers'):,.0f} (+1 initial programming, reported apart)"),
-            ("FeCAP ops / device", f"mean {_mean(net, 'fecap_ops', 'mean'):,.0f} · sign/MSB cell mean "
-                                   f"{_mean(net, 'fecap_ops', 'mean_sign_msb_cell'):,.0f} · worst {_worst(net, 'fecap_ops'):,.0f}"),
-            ("memristor ops / device", f"mean {_mean(net, 'memristor_ops', 'mean'):,.0f} · worst {_worst(net, 'memristor_ops'):,.0f}"),
-            # per device as the ledger and the paper count it (digest §5): one sign/MSB FeCAP + one memristor
-            ("energy / device", energy_text(*(_mean(net, 'energy_nJ', k) for k in ('per_device', 'per_device_fecap', 'per_device_memristor')))
-                                + "; one sign/MSB FeCAP + one memristor, mean writes)"),
-            ("energy, whole network", energy_text(*(_mean(net, 'energy_nJ', k) for k in ('total', 'fecap_total', 'memristor_total')),
-                                              largest="µJ") + ")"),
-            ("endurance margin", f"FeCAP {margin_text(fe_margin)} · memristor {margin_text(me_margin)} (rated ÷ the worst "
-                                 f"device's cycles, on any chip, over this "
-                                 f"run's {results['samples_per_replica']:,} samples; {_paper_margins(cfg)})"),
-        ]
-        rows += [("endurance exceeded", p) for p in endurance_problems(results)]
+    if results.get("ledger"):
+        rows += _ledger_rows(results, cfg)
     t = results["timing"]
     compiling = t.get("compile_seconds", 0.0)
     rows.append(("speed", f"{t['sample_replicas_per_second']:,.0f} sample-replicas/s ({t['us_per_sample_replica']:.1f} µs each), "
