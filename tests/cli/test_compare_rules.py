@@ -62,3 +62,22 @@ def test_table_only_with_baseline_mode_selects_like_the_other_options(tmp_path):
     assert _table(out, "--test-limit", "100").exit_code == 0
     r = _table(out, "--epochs", "0.02")
     assert r.exit_code == 2 and "--epochs (0.01 there, 0.02 now)" in r.stderr and "--seeds" not in r.stderr
+
+
+def test_table_only_leaves_the_trainings_table_summary_and_plot_alone(tmp_path):
+    """--table-only with some of the rules had rewritten OUT/<dataset>/table.md and summary.json with
+    only those rows: the full table of the training was lost."""
+    out = _saved(tmp_path / "cr")
+    full = {out / "mnist" / "table.md": "## mnist\n\nthe full table\n", out / "summary.json": '{"mnist": {}}'}
+    for path, text in full.items():
+        path.write_text(text, encoding="utf-8")
+    r = CliRunner().invoke(cli, ["compare-rules", "--table-only", "--datasets", "mnist", "--rules", "memristor-sgd",
+                                 "--out", str(out), "--no-plot"])
+    assert r.exit_code == 0, r.output
+    assert all(path.read_text(encoding="utf-8") == text for path, text in full.items())
+    subset = (out / "mnist" / "table-only.md").read_text(encoding="utf-8")
+    assert "| memristor-sgd |" in subset and "| hm-var |" not in subset
+    assert [row["rule"] for row in json.loads((out / "summary-table-only.json").read_text())["mnist"]["rows"]] == ["memristor-sgd"]
+    assert f"summary: {out / 'summary-table-only.json'}" in r.output
+    helped = CliRunner().invoke(cli, ["compare-rules", "--help"]).output
+    assert "table-only.md" in helped and "left as they were" in helped

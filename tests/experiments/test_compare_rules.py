@@ -173,8 +173,9 @@ def test_table_only_treats_a_device_rule_without_its_ledger_as_unfinished(tmp_pa
     assert r.exit_code == 0, r.output
     assert f"unfinished: {out / 'mnist' / 'hm'}" in r.stderr and "without --table-only" in r.stderr
     assert "| hm-var | 100 |" in r.output and "| hm |" not in r.output
-    # table.md is replaced whole (written beside it, then renamed), never rewritten in place
-    assert table.stat().st_ino != before and table.read_text(encoding="utf-8").startswith("## mnist")
+    # the training's table.md is left alone; table-only.md is written whole (beside it, then renamed)
+    assert table.stat().st_ino == before and table.read_text(encoding="utf-8") == "an earlier table"
+    assert (table.parent / "table-only.md").read_text(encoding="utf-8").startswith("## mnist")
     assert not [p for p in table.parent.iterdir() if p.name.endswith(".part")]
 
 

@@ -49,7 +49,9 @@ def _split_rules(text: str) -> list[str]:
 @click.option("--table-only", is_flag=True,
               help="train nothing: tabulate and plot the runs already in --out (as they were trained; --seeds, "
                    "--epochs, --eval-every, --test-limit, --baseline-mode given here select: a run of other "
-                   "settings is refused)")
+                   "settings is refused). Its table, summary and plot go to OUT/<dataset>/table-only.md, "
+                   "OUT/summary-table-only.json and OUT/compare-rules-table-only.png: the training's table.md, "
+                   "summary.json and compare-rules.png are left as they were")
 @click.option("--plot/--no-plot", default=True, show_default=True, help="write OUT/compare-rules.png (needs matplotlib)")
 @click.option("--fresh", is_flag=True, help="discard the runs in --out and start over")
 @click.option("--progress/--no-progress", default=True, help="show a progress bar")
@@ -81,6 +83,9 @@ def compare_rules(datasets, rules, baseline_mode, seeds, epochs, eval_every, tes
             except ConfigError as e:
                 raise ConfigError("rules", spec.label, reason=str(e)) from None
     out = Path(out)
+    # a table of some of the saved runs never replaces the training's full one (nor its summary, plot)
+    table_md, summary_json, plot_png = (("table-only.md", "summary-table-only.json", "compare-rules-table-only.png")
+                                        if table_only else ("table.md", "summary.json", "compare-rules.png"))
     rows_by_dataset, summary = {}, {}
     for dataset in names:
         rows, results = {}, {}
@@ -116,17 +121,17 @@ def compare_rules(datasets, rules, baseline_mode, seeds, epochs, eval_every, tes
         text = f"## {dataset}\n\n{table}\n\n{checks}\n"
         click.echo(text)
         (out / dataset).mkdir(parents=True, exist_ok=True)
-        with atomic_write(out / dataset / "table.md", "w") as f:  # a result file: whole or absent
+        with atomic_write(out / dataset / table_md, "w") as f:  # a result file: whole or absent
             f.write(text)
         rows_by_dataset[dataset] = list(rows.values())
         summary[dataset] = {"rows": list(rows.values()), "headlines": hls}
     if not summary:
         return
-    write_json(out / "summary.json", summary)
+    write_json(out / summary_json, summary)
     if plot:
         try:
-            path = C.plot_rules(rows_by_dataset, out / "compare-rules.png")
+            path = C.plot_rules(rows_by_dataset, out / plot_png)
             click.echo(f"plot: {path}")
         except ImportError:
             click.echo("no plot: matplotlib is not installed (pip install 'ferristor[plot]')", err=True)
-    click.echo(f"summary: {out / 'summary.json'}")
+    click.echo(f"summary: {out / summary_json}")
