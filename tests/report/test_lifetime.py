@@ -135,3 +135,26 @@ def test_a_batch_larger_than_k_transfers_once_per_step(small_run, tmp_path):
     p = trial_lifetime(t)
     assert p.memristor_ops_per_sample == pytest.approx(0.2)
     assert p.fecap_ops_per_sample == pytest.approx((400 - 60 * 4) / 600 + 4 / 10)
+
+
+def test_a_run_that_skips_unchanged_levels_projects_bounds(small_run, tmp_path):
+    # --skip-unchanged-transfers: a memristor is written only when its level changed since the last
+    # transfer, so its writes per transfer shrink with k; taking the run's (k = 20) to k = 1 had
+    # shown a lifetime ~k0 times too short as if it were an estimate
+    from ferristor.report.lifetime import lifetime_table
+    run, _ = _run(small_run, tmp_path / "skip", transfer_writes_unchanged=False)
+    pts = {p.k: p for p in run_lifetime(run, ks=(1, 10, 40))}
+    assert [pts[k].bound for k in (1, 10, 20, 40)] == ["at least", "at least", "", "at most"]
+    text = lifetime_table(list(pts.values()), 10)
+    rows = {line.split()[0]: line for line in text.splitlines()[1:5]}
+    assert "≥ " + format_days(pts[1].days(10)[0]) in rows["1"] and "≤ " + format_days(pts[40].days(10)[0]) in rows["40"]
+    assert "≥" not in rows["20*"] and "≤" not in rows["20*"]
+    assert "transfer_writes_unchanged = false" in text.splitlines()[-1]
+    # every transfer writes every pair: the projection is the estimate it was, no mark, no note
+    plain, _ = _run(small_run, tmp_path / "plain")
+    pts = run_lifetime(plain, ks=(1, 10, 40))
+    assert not any(p.bound for p in pts) and "≥" not in lifetime_table(pts, 10)
+    # no transfer in the run: every pair written at every transfer was taken, the most a transfer writes
+    run.network.transfers = [0 for _ in run.network.transfers]
+    run.network.memristor_worst = [0 for _ in run.network.memristor_worst]
+    assert {p.k: p.bound for p in run_lifetime(run, ks=(1, 40))} == {1: "at least", 20: "", 40: "at least"}

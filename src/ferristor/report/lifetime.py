@@ -14,6 +14,12 @@ transfer's reads every k samples. The run's own k is measured (its ledger at tha
 projected the same way. A run whose samples are not a multiple of k ends between transfers: its
 operations / samples would understate the transfers' share (1,800 samples at k = 500 hold 3
 transfers, not 3.6), so the transfers' share is never taken from the run's sample count.
+
+A run that skips unchanged levels at transfers (``ledger.transfer_writes_unchanged = false``) writes a
+memristor only when its level changed since the last transfer, which happens less often the fewer
+samples lie between two transfers: its writes per transfer grow with k. Projected from the run's k,
+its memristor rows are bounds (:attr:`LifetimePoint.bound`), not estimates: at a smaller k the
+memristor's lifetime is at least the projected one, at a larger k at most.
 """
 from __future__ import annotations
 
@@ -37,6 +43,9 @@ class LifetimePoint:
     fecap_ops_per_sample: float  # worst device (a sign/MSB cell: transfers read those)
     memristor_days_at_1: float  # at 1 sample/s; inf when the device is never written
     fecap_days_at_1: float
+    # "": measured, or projected as an estimate; "at least" / "at most": the memristor's lifetime
+    # (its operations per sample the other way round) is only a bound, see the module
+    bound: str = ""
 
     def days(self, rate: float) -> tuple[float, float]:
         """(memristor, FeCAP) days at ``rate`` samples per second."""
@@ -85,9 +94,15 @@ def _steady(k: float, measured: bool, n: float, mem_per_transfer: float, fe_upda
     return point(k, measured, mem_per_transfer / every, fe + e.fecap_ops_per_transfer / every, e)
 
 
+def skips_unchanged(config: dict) -> bool:
+    """Whether the run's transfers leave unchanged levels alone: its writes per transfer depend on k."""
+    return (config.get("ledger") or {}).get("transfer_writes_unchanged") is False
+
+
 def run_lifetime(run: Run, ks=DEFAULT_KS) -> list[LifetimePoint]:
     """The run's k (measured) and ``ks`` (projected), sorted by k; [] for an fp run or when the run
-    does not say how many samples it trained. Uses the worst chip (replica) of the run."""
+    does not say how many samples it trained. Uses the worst chip (replica) of the run. A run that
+    skips unchanged levels gets its projected points marked as bounds (see the module)."""
     k0 = run.config.get("rule", {}).get("k")
     n = run.samples_per_replica
     if run.network is None or not n or not k0:
@@ -102,8 +117,21 @@ def run_lifetime(run: Run, ks=DEFAULT_KS) -> list[LifetimePoint]:
     points = {float(k0): _steady(k0, True, n, mem, fe_total, transfers, e, run.config)}
     for k in ks:
         if float(k) not in points:
-            points[float(k)] = _steady(k, False, n, mem, fe_total, transfers, e, run.config)
+            p = _steady(k, False, n, mem, fe_total, transfers, e, run.config)
+            p.bound = _projection_bound(k, k0, transfers, p, run.config)
+            points[float(k)] = p
     return [points[k] for k in sorted(points)]
+
+
+def _projection_bound(k: float, k0: float, transfers: float, p: LifetimePoint, config: dict) -> str:
+    """What a point projected from k0 to k is for a run that skips unchanged levels (see the module):
+    "" where its writes per transfer do not change (every transfer writes every pair, the same transfer
+    period, a memristor never written or not recorded), "at least" below k0 and where the run made no
+    transfer (:func:`_per_transfer` took every pair written, the most a transfer does), "at most" above."""
+    every, every0 = samples_per_transfer(k, config), samples_per_transfer(k0, config)
+    if not skips_unchanged(config) or every == every0 or not math.isfinite(p.memristor_days_at_1):
+        return ""
+    return "at least" if every < every0 or transfers == 0 else "at most"
 
 
 def measured_lifetime(run: Run) -> LifetimePoint | None:
@@ -149,13 +177,32 @@ def check_rate(rate, option: str = "--rate") -> float:
     return value
 
 
+# a bound point's memristor cells: (its operations per sample, its lifetime)
+BOUND_MARKS = {"": ("", ""), "at least": ("≤ ", "≥ "), "at most": ("≥ ", "≤ ")}
+
+
+def bounds_note(points: list[LifetimePoint]) -> str:
+    """Why a table's memristor rows read ≥ / ≤ (what :func:`run_lifetime` marks as bounds); "" when none is."""
+    if not any(p.bound for p in points):
+        return ""
+    k0 = next((f"{p.k:g}" for p in points if p.measured), "the run's k")
+    return (f"≥ / ≤: this run skips unchanged levels at transfers (ledger.transfer_writes_unchanged = false), so a "
+            f"memristor's writes per transfer grow with k (more levels change between two transfers); measured at "
+            f"k = {k0} and projected unchanged, they are bounds: a memristor lifetime marked ≥ is at least that, one "
+            f"marked ≤ at most that (a run at that k measures it)")
+
+
 def lifetime_table(points: list[LifetimePoint], rate: float) -> str:
-    """Plain text for ``ferristor lifetime``: one row per k, measured rows starred."""
+    """Plain text for ``ferristor lifetime``: one row per k, measured rows starred, bounds marked ≥ / ≤
+    and explained under the table."""
     head = ("k", "memristor ops/sample", "memristor lifetime", "FeCAP ops/sample", "FeCAP lifetime")
     rows = [head]
     for p in points:
         mem, fe = p.days(rate)
-        rows.append((f"{p.k:g}{'*' if p.measured else ' '}", fmt(p.memristor_ops_per_sample, ".4g"), format_days(mem),
-                     fmt(p.fecap_ops_per_sample, ".4g"), format_days(fe)))
+        ops_mark, days_mark = BOUND_MARKS[p.bound]
+        rows.append((f"{p.k:g}{'*' if p.measured else ' '}", ops_mark + fmt(p.memristor_ops_per_sample, ".4g"),
+                     days_mark + format_days(mem), fmt(p.fecap_ops_per_sample, ".4g"), format_days(fe)))
     widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
-    return "\n".join("  ".join(c.rjust(w) for c, w in zip(r, widths)) for r in rows)
+    lines = ["  ".join(c.rjust(w) for c, w in zip(r, widths)) for r in rows]
+    note = bounds_note(points)
+    return "\n".join(lines + ([note] if note else []))
