@@ -398,6 +398,26 @@ def test_a_refused_resume_names_the_difference(tmp_path):
     assert quiet_fit(net(), train_xy, out=tmp_path, fresh=True, **dict(FAST, lr=0.3)).results["steps"] == 120
 
 
+def test_a_refused_resume_names_the_default_loss_as_the_results_do_and_old_folders_resume(tmp_path):
+    """The default loss (loss=None) had been named 'None' in the differences; its stored identity stays
+    'None', so a folder checkpointed before still resumes, and only the message names it."""
+    train_xy = blobs(0)
+    first = quiet_fit(net(), train_xy, out=tmp_path, **FAST)
+    assert torch.load(tmp_path / "checkpoint.pt", weights_only=False)["config"]["loss"] == "None"  # as before
+    with pytest.raises(ConfigMismatchError, match=r"differing in loss \('default \(cross_entropy\)' there, "
+                                                  r"'cross_entropy' now\)"):
+        quiet_fit(net(), train_xy, out=tmp_path, loss=nn.functional.cross_entropy, **FAST)
+    again = quiet_fit(net(), train_xy, out=tmp_path, **FAST)  # the same call: the finished run
+    assert again.results["timing"] == first.results["timing"]
+    mine = tmp_path / "mine"
+    quiet_fit(net(), train_xy, out=mine, loss=nn.functional.cross_entropy, config={"note": "given"}, **FAST)
+    with pytest.raises(ConfigMismatchError, match=r"fit\.loss \('cross_entropy' there, 'default \(cross_entropy\)' now\)"):
+        quiet_fit(net(), train_xy, out=mine, config={"note": "given"}, **FAST)
+    wide = nn.Sequential(HybridLinear(2, 32, seeds=3, name="fc1"), nn.ReLU(), HybridLinear(32, 3, seeds=3, name="fc2"))
+    with pytest.raises(ConfigMismatchError, match=r"loss \('default' there, 'cross_entropy' now\)"):  # another
+        quiet_fit(wide, train_xy, out=tmp_path, loss=nn.functional.cross_entropy, **FAST)  # model's default: unnamed
+
+
 # --- validation -------------------------------------------------------------------------------------
 
 def test_the_validation_split_is_held_out_of_training_and_evaluated(mnist):

@@ -30,7 +30,8 @@ from ..compile_clock import CompileClock
 from ..config_base import check_number, to_dict
 from ..data.registry import Dataset
 from ..data.validate import check_fits, check_outputs, numeric_tensor
-from ..errors import ConfigError, DataError, DivergedError, FerristorWarning, NonFiniteGradientError
+from ..errors import (ConfigError, ConfigMismatchError, DataError, DivergedError, FerristorWarning,
+                      NonFiniteGradientError)
 from . import fast_step, run_folder
 from ..nn.hybrid import HybridModule
 from ..rule.streams import STREAM_SHUFFLE
@@ -392,7 +393,10 @@ def run_fit(model: nn.Module, train_data, test_data=None, *, epochs: float = 1.0
         compile_time = float(resume_state.get("compile_time", 0.0))
         run_folder.restore_torch_rng(resume_state)
     else:
-        step, history, train_time, compile_time = run_folder.resume(ckpt_path, identity, model, optimizer)
+        try:
+            step, history, train_time, compile_time = run_folder.resume(ckpt_path, identity, model, optimizer)
+        except ConfigMismatchError as e:
+            raise _default_loss_named(e, default_loss(n_out).__name__) from None
 
     bar = None
     if progress:
@@ -608,11 +612,32 @@ def _identified_by_config_alone(ckpt_path: Path | None, resume_state: dict | Non
     return isinstance(saved, dict) and "fit" not in saved
 
 
+_UNNAMED_LOSS = repr(None)  # the default loss in fit's identity: kept, so folders checkpointed with it resume
+
+
+def _default_loss_named(error: ConfigMismatchError, name: str) -> ConfigMismatchError:
+    """``error`` with the default loss named as results.json names it, 'default (cross_entropy)', not
+    'None' (its value in the identity); the saved run's as just 'default' where its model or data
+    differ, which may have another default (one output: binary cross-entropy)."""
+    fields = {f for f, _, _ in error.differences}
+    same_net = not fields & {"model", "fit.model", run_folder.DATA_FINGERPRINT}
+    named = f"default ({name})"
+
+    def say(field, value, label):
+        return label if field in ("loss", "fit.loss") and value == _UNNAMED_LOSS else value
+    differences = [(f, say(f, old, named if same_net else "default"), say(f, new, named))
+                   for f, old, new in error.differences]
+    if differences == error.differences:
+        return error
+    return ConfigMismatchError(error.field, error.value, error.what, differences, error.remedy)
+
+
 def _fit_identity(model, optimizer, loss, epochs, batch, seed, eval_every, validation, validation_seed, test_limit,
                   eval_batch):
     groups = _group_settings(optimizer)
+    named = _UNNAMED_LOSS if loss is None else getattr(loss, "__name__", repr(loss))
     return {"model": repr(model), "initial_state": _initial_state_hash(model), "optimizer": type(optimizer).__name__,
-            "groups": groups, "loss": getattr(loss, "__name__", repr(loss)), "epochs": epochs, "batch": batch,
+            "groups": groups, "loss": named, "epochs": epochs, "batch": batch,
             "seed": seed, "eval_every": eval_every, "validation": validation, "validation_seed": validation_seed,
             "test_limit": test_limit, **({} if eval_batch == EVAL_CHUNK else {"eval_batch": eval_batch})}
 
