@@ -65,3 +65,33 @@ def test_tiki_taka_counts_a_reset_of_a_on_both_memristors_and_its_writes_apart()
     assert resets.sum() > 0 and writes.sum() > 0
     initial = {g.role: (g.per_synapse, float(g.ops[0])) for g in layer.scheme_runner.initial_groups(layer)}
     assert initial == {"fast pair A": (2, 1.0), "slow pair C, selected": (1, 2.0), "slow pair C, unselected": (1, 1.0)}
+
+
+def test_lines_per_transfer_beyond_a_layers_inputs_is_warned_naming_it():
+    """lines_per_transfer above a layer's input lines had been cut to them unsaid (SelectLines' min)."""
+    import warnings
+
+    from ferristor.errors import FerristorWarning
+    cfg = HybridConfig(mode="hm-var", scheme=SchemeConfig(rule="tiki-taka", lines_per_transfer=8))
+    with pytest.warns(FerristorWarning, match=r"more than the 6 input lines of fc\.weight: each of its transfers "
+                                              r"reads all 6 lines of A once, not 8") as w:
+        HybridLinear(6, 4, config=cfg, seeds=[0], bias=True, name="fc")
+    assert [m.message.field for m in w] == ["scheme.lines_per_transfer"]  # the bias, one line, is read whole
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FerristorWarning)
+        HybridLinear(8, 4, config=cfg, seeds=[0], name="fc2")
+
+
+def test_rules_md_counts_a_reset_of_a_as_resetlines_does():
+    """rules.md had said reset_fast costs '1 operation per memristor'; ResetLines counts only the pairs
+    not at 0 already."""
+    from pathlib import Path
+
+    from ferristor.rule import compose
+    state = {"fast_code": torch.tensor([[[0.0, 2.0], [-1.0, 0.0]]]), "fast": torch.tensor([[[0.0, 0.5], [-0.1, 0.0]]]),
+             "fast_resets": torch.zeros(1, 2, 2, dtype=torch.int64)}
+    compose.ResetLines("fast_code", "fast", "fast_resets")({}, state, None)
+    assert state["fast_resets"].tolist() == [[[0, 1], [1, 0]]]
+    doc = (Path(__file__).parents[2] / "docs" / "rules.md").read_text(encoding="utf-8")
+    row = next(line for line in doc.splitlines() if line.startswith("| `reset_fast`"))
+    assert "not at 0 already" in row and "a pair at 0 is not reset" in row

@@ -62,6 +62,8 @@ class SchemeRunner:
         self.scheme = cfg.scheme
         self.rule = compose.rule_for(cfg.scheme, cfg.ledger.count_zero_updates)
         self.names = tuple(buffers(cfg.scheme)) + scalar_buffers(cfg.scheme)
+        if cfg.scheme.rule == "tiki-taka":
+            _warn_lines_beyond_inputs(layer, cfg.scheme.lines_per_transfer)
 
     # --- state ----------------------------------------------------------------------------------------
     def state(self, layer, name: str) -> dict:
@@ -251,6 +253,21 @@ def _with_resets(groups: list[DeviceGroup], resets: torch.Tensor, per_write: int
     its RESETs, which take every memristor of the pair to low conductance: half a write's operations
     (the RESET of RESET + SET) on each, selected or not."""
     return [DeviceGroup(g.kind, g.role, g.per_synapse, g.ops + resets * (per_write // 2)) for g in groups]
+
+
+def _warn_lines_beyond_inputs(layer, lines: int) -> None:
+    """A transfer reads at most every input line of A once (SelectLines): lines_per_transfer beyond a
+    parameter's lines would be cut to them unsaid. Warned per parameter, naming it; a bias is one line,
+    read whole at every transfer whatever the setting."""
+    import warnings
+
+    from ..errors import FerristorWarning
+    for name in layer.hybrid_names():
+        n_in = layer.crossbar(name, layer._parameters[name]).shape[1]
+        if name != "bias" and lines > n_in:
+            warnings.warn(FerristorWarning(
+                f"more than the {n_in} input lines of {layer.stream_name(name)}: each of its transfers reads all "
+                f"{n_in} lines of A once, not {lines}", field="scheme.lines_per_transfer", value=lines), stacklevel=2)
 
 
 def _array(a) -> np.ndarray:
