@@ -73,10 +73,23 @@ def test_a_weight_file_of_another_width_or_no_state_dict_is_refused(tmp_path):
     with pytest.raises(ConfigError, match="does not fit this backbone.*features.0.0.weight has shape"):
         build_backbone(BackboneSpec(width=0.5, implementation="ferristor"), weights=path)
     torch.save([1, 2], path)
-    with pytest.raises(DataError, match="holds no state_dict"):
+    with pytest.raises(ConfigError, match="holds no state_dict"):
         build_backbone(BackboneSpec(width=0.5, implementation="ferristor"), weights=path)
-    with pytest.raises(DataError, match="does not exist"):
+    with pytest.raises(ConfigError, match="no such file"):
         build_backbone(BackboneSpec(), weights=tmp_path / "absent.pth")
+
+
+@pytest.mark.parametrize("content", [b"", b"\x80\x02 not", b"PK\x03\x04 a zip cut short"])
+def test_an_unreadable_weights_file_is_one_clean_line_naming_weights(tmp_path, content):
+    """torch's own text had been cut mid-advice ('Re-running `torch.') inside the message."""
+    path = tmp_path / "w.pth"
+    path.write_bytes(content)
+    with pytest.raises(ConfigError) as e:
+        build_backbone(BackboneSpec(arch="lenet"), weights=path)
+    text = e.value.render(lambda f: "--weights" if f == "weights" else None)
+    assert text.startswith(f"--weights {path}: not a torch file of tensors that loads (")
+    assert text.endswith("save one with torch.save(model.state_dict(), path)") and "\n" not in text
+    assert "torch.load" not in text and "weights_only" not in text
 
 
 def test_adapter_pads_with_the_background_repeats_grey_and_resizes():

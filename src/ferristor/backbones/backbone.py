@@ -200,29 +200,50 @@ def _torch_load(path: Path, what: str):
                         "not a torch file?") from None
 
 
+# What a weights file must be, said where one is refused (a ConfigError on ``weights``: --weights).
+STATE_DICT_HINT = "save one with torch.save(model.state_dict(), path)"
+
+
+def _weights_file(path: str | os.PathLike) -> Path:
+    """``path`` as a weights file that exists, or a ConfigError naming ``weights``."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError("weights", str(path), reason="no such file" if not path.exists() else "not a file")
+    return path
+
+
 def weights_sha256(path: str | os.PathLike) -> str:
     """The sha256 of a weights file's bytes: what a pretraining started from, whatever its path says
     (a file edited or replaced in place keeps its name)."""
     h = hashlib.sha256()
-    try:
-        with open(path, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                h.update(block)
-    except FileNotFoundError:
-        raise DataError(f"weights file {path} does not exist") from None
+    with open(_weights_file(path), "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
     return h.hexdigest()
 
 
 def _read_state_dict(path: str | os.PathLike) -> dict:
-    path = Path(path)
-    obj = _torch_load(path, "weights file")
+    """A weights file's state_dict; a one-line ConfigError on ``weights`` where there is none (torch's
+    own text of a refused file is long, and its first line breaks off mid-advice)."""
+    path = _weights_file(path)
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # UnpicklingError, EOFError, RuntimeError of a cut zip file, …
+        raise ConfigError("weights", str(path), reason=f"not a torch file of tensors that loads ({type(e).__name__}): "
+                          f"truncated, corrupt, or a pickled model rather than a state_dict; {STATE_DICT_HINT}") from None
     for key in ("state_dict", "model"):
         if isinstance(obj, dict) and isinstance(obj.get(key), dict):
             obj = obj[key]
     if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
-        raise DataError(f"weights file {path} holds no state_dict (a dict of tensors)")
+        raise ConfigError("weights", str(path), reason=f"holds no state_dict (a dict of tensors); {STATE_DICT_HINT}")
     prefix = "module."  # saved from DataParallel / DistributedDataParallel
     return {(k[len(prefix):] if k.startswith(prefix) else k): v for k, v in obj.items()}
+
+
+def check_weights_file(path: str | os.PathLike) -> None:
+    """Refuse, before any work, a weights file that is missing or holds no state_dict (ConfigError on
+    ``weights``); whether it fits a backbone is known once the backbone is (:func:`load_weights_file`)."""
+    _read_state_dict(path)
 
 
 def load_weights_file(net: nn.Module, path: str | os.PathLike) -> dict:

@@ -122,6 +122,17 @@ class Fig6Config:
                 "protocol": self.protocol.identity(), "per_class": self.per_class}
 
 
+def check_folders(pairs, images: dict[str, ImageSet] | None = None) -> None:
+    """Before any work: a ConfigError naming the pair (``--pairs``) of each folder:PATH that is no
+    folder (names given in ``images`` are not read from disk)."""
+    for pair in pairs:
+        for name in parse_pair(pair):
+            path = Path(name[len("folder:"):]) if name.startswith("folder:") else None
+            if path is not None and name not in (images or {}) and not path.is_dir():
+                raise ConfigError("pairs", pair, reason=f"{name}: {'no such folder' if not path.exists() else 'not a folder'} "
+                                  f"(folder:PATH is a folder of class folders, PATH/<class>/<image>)")
+
+
 def target_pool(target: ImageSet, per_class: int | None, folds: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     """The target's training images, class-balanced (``folds.balanced_pool``); the target's test split
     is not used (the cross-validation tests on held-out folds)."""
@@ -234,6 +245,7 @@ def reproduce_fig6(cfg: Fig6Config, out: str | Path, *, data_dir: str | None = N
     """Every pair of ``cfg`` (finished pairs in ``out`` are read back, not rerun); writes fig6.json,
     fig6.txt and, with matplotlib, fig6.png. Returns {pair: result}."""
     out = Path(out)
+    check_folders(cfg.pairs, images)
     with run_folder.claim(out, subfolders=("", "pairs", "features")) as folder:
         if fresh:
             run_folder.discard(folder, ("pairs",))

@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
 import time
 import warnings
 from dataclasses import dataclass
@@ -23,8 +24,8 @@ import torch
 from torch.nn import functional as F
 
 from ..atomic import atomic_write
-from ..backbones import (Backbone, BackboneSpec, arch_defaults, build_backbone, load_backbone, save_backbone,
-                         weights_sha256)
+from ..backbones import (Backbone, BackboneSpec, arch_defaults, build_backbone, check_weights_file, load_backbone,
+                         save_backbone, weights_sha256)
 from ..config_base import check_number, param, param_like
 from ..errors import ConfigError, ConfigMismatchError, DataError, DivergedError, FerristorWarning
 from ..experiments import run_folder
@@ -77,6 +78,9 @@ class PretrainConfig:
         check_number("test_limit", self.test_limit, lo=0, integer=True)
         BackboneSpec(arch=self.arch, width=self.width, input_size=self.input_size, bits=self.bits, fit=self.fit,
                      implementation=self.implementation)  # the backbone's settings, checked before any work
+        if self.weights is not None:  # a file missing or holding no state_dict: refused now, not halfway
+            self.weights = os.fspath(self.weights)
+            check_weights_file(self.weights)
 
     def resolved(self) -> "PretrainConfig":
         """This config with ``width`` and ``input_size`` as the backbone gets them: None is the
@@ -173,6 +177,9 @@ def pretrain(cfg: PretrainConfig, out: str | Path | None = None, *, data: ImageS
     if len(data.x_train) < cfg.batch:
         raise ConfigError("batch", cfg.batch, f"at most the {len(data.x_train)} training images")
     identity = _identity(cfg, data)
+    if cfg.weights is not None:  # a file that does not fit this backbone: refused before the folder is made
+        with torch.random.fork_rng():
+            build_backbone(cfg.spec(data), weights=cfg.weights, quantize=False)
     if out is None:
         return _train(cfg, data, identity, None, progress, checkpoint_every)
     with run_folder.claim(out, fresh=fresh, discard_names=(run_folder.CHECKPOINT, BACKBONE_FILE, RESULTS_FILE)) as folder:
