@@ -138,3 +138,10 @@ def test_pieces_compose_into_a_new_rule():
     layer = HybridLinear(5, 4, config=HybridConfig(mode="hm"), seeds=0)
     st = _drive_composed(layer, rule, _factors(4, 5, 4, 1), lr=0.5, p=1.0, k=2, rounding="nearest")
     assert int(st["transfers"][0]) == 2 and int(st["pending"].max()) == 4
+
+
+def test_a_piece_refuses_a_device_kind_no_ledger_prices():
+    """Accumulate(device='sram') had been accepted and Rule.writes had then listed 'sram'."""
+    with pytest.raises(ValueError, match="device='sram': one of 'fecap', 'memristor', 'digital'"):
+        compose.Accumulate("hidden", None, device="sram")
+    assert compose.Accumulate("chi", None, device="digital").writes == ("digital",)

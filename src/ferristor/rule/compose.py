@@ -33,6 +33,7 @@ from typing import Callable
 import numpy as np
 import torch
 
+from ..circuit.devices import KINDS
 from ..circuit.transfer import CounterNoise
 from . import random_torch
 from .kernels_cpu import mask_threshold, rounding_scale
@@ -215,6 +216,8 @@ class Accumulate(Piece):
     ``pending`` (every masked-in update, or only non-zero ones with ``count_zero=False``)."""
 
     def __init__(self, store: str, limit: str | None, device: str, count_zero: bool = True):
+        if device not in KINDS:  # Rule.writes would carry a kind no ledger prices
+            raise ValueError(f"device={device!r}: one of {', '.join(map(repr, KINDS))}")
         self.store, self.limit, self.device, self.count_zero = store, limit, device, count_zero
         self.writes = (device,)
 
