@@ -621,3 +621,24 @@ def test_a_converted_model_converted_again_keeps_its_chip():
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # the same config: kept without a word
         assert convert(chip, "hm-var", seed=2).hybrid_conversion["left"] == [("0", "HybridLinear", "already hybrid")]
+
+
+def test_converted_layers_own_their_configs():
+    """convert copied the config per layer shallowly (its own LSB): every converted layer shared the
+    caller's transfer, ledger and layout objects, so changing cfg.transfer after convert (for the next
+    conversion of a sweep) changed the transfers of a model already converted."""
+    cfg = HybridConfig(mode="hm-var")
+    chip, _ = _convert(_net(), cfg, seed=0)
+    twin, _ = _convert(_net(), HybridConfig(mode="hm-var"), seed=0)
+    cfg.transfer.sigma_levels = 0.0
+    layers = [m for _, m in chip.named_modules() if isinstance(m, (HybridLinear, HybridConv2d))]
+    assert len(layers) == 3 and all(m.config.transfer.sigma_levels == 0.594 for m in layers)
+    assert len({id(m.config.transfer) for m in layers} | {id(cfg.transfer)}) == 4
+    x = torch.randn(1, 1, 8, 8, generator=torch.Generator().manual_seed(0))
+    for model in (chip, twin):
+        opt = HybridSGD(model.parameters(), lr=0.1, p=1.0, k=1)
+        for _ in range(3):
+            opt.zero_grad()
+            model(x).square().sum().backward()
+            opt.step()
+    assert all(torch.equal(a, b) for a, b in zip(chip.state_dict().values(), twin.state_dict().values()))

@@ -256,3 +256,61 @@ def test_a_tensor_hook_on_a_captured_weight_is_told_it_gets_none_and_the_module_
     layer(x.clone().requires_grad_(True)).square().sum().backward()  # (a module hook wants an input needing grad)
     opt.step()
     assert torch.equal(layer.weight_hidden, twin.weight_hidden) and torch.equal(layer.weight, twin.weight)
+
+
+def _chip(layer) -> dict:
+    return {k: v.clone() for k, v in layer.state_dict().items()}
+
+
+def _same_chip(a: dict, b: dict) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_a_layer_owns_a_copy_of_its_config():
+    """A layer had kept the HybridConfig it was given: the next layer of a sweep built from the same
+    config, changed (hidden_lsb, transfer.sigma_levels), changed the layer already built — in part:
+    its updates took the new LSB while its weights stayed on the old grid (no error)."""
+    cfg = HybridConfig(mode="hm-var")
+    a = HybridLinear(6, 4, bias=True, config=cfg, seeds=0, name="fc")
+    reference = HybridLinear(6, 4, bias=True, config=HybridConfig(mode="hm-var"), seeds=0, name="fc")
+    cfg.hidden_lsb = 2.0 ** -7  # for the next layer
+    cfg.transfer.sigma_levels = 0.0
+    b = HybridLinear(6, 4, config=cfg, seeds=0, name="fc")
+    assert a.config is not cfg and a.config.transfer is not cfg.transfer
+    assert (a.config.hidden_lsb, a.config.transfer.sigma_levels) == (2.0 ** -9, 0.594)
+    assert (b.config.hidden_lsb, b.config.transfer.sigma_levels) == (2.0 ** -7, 0.0)
+    _train(a), _train(reference)
+    assert _same_chip(_chip(a), _chip(reference))
+
+
+def test_a_changed_layer_config_is_refused_before_anything_moves():
+    """A field of layer.config changed after the layer was built had taken effect in part (the LSB
+    at the updates, not on the grid or in the saved buffer; a transfer setting at the next build of
+    the transfer model): the next step, state_dict() and the ledger refuse it, naming the field."""
+    import copy
+
+    import ferristor
+    layer, untouched = _layer(mode="hm-var"), _layer(mode="hm-var")
+    opt, untouched_opt = _train(layer, steps=3), _train(untouched, steps=3)
+    x = torch.randn(1, 6)
+    layer(x).square().sum().backward()
+    before = _chip(layer)
+    for path, value, was in [("hidden_lsb", 2.0 ** -7, 2.0 ** -9), ("transfer.sigma_levels", 0.0, 0.594),
+                             ("ledger.count_zero_updates", False, True)]:
+        *parents, field = path.split(".")
+        owner = getattr(layer.config, parents[0]) if parents else layer.config
+        setattr(owner, field, value)
+        for call in (opt.step, layer.state_dict, lambda: ferristor.ledger(nn.Sequential(layer))):
+            with pytest.raises(ConfigError, match=rf"fc\.config\.{path}={value!r}: changed after the layer was "
+                                                  rf"built \(it was {was!r}\).*build a new layer"):
+                call()
+        setattr(owner, field, was)  # set back: the layer goes on
+    layer.config = HybridConfig(mode="hm")
+    with pytest.raises(ConfigError, match=r"fc\.config\.mode='hm': changed after"):
+        opt.step()
+    layer.config = copy.deepcopy(untouched.config)  # an equal config is the same config
+    assert _same_chip(_chip(layer), before)
+    opt.step()
+    untouched(x).square().sum().backward()
+    untouched_opt.step()
+    assert _same_chip(_chip(layer), _chip(untouched)) and not _same_chip(_chip(layer), before)

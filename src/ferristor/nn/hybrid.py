@@ -106,6 +106,41 @@ def _rebuild_hybrid_parameter(data, requires_grad, slot):
     return p
 
 
+def _is_config(value) -> bool:
+    return dataclasses.is_dataclass(value) and not isinstance(value, type)
+
+
+def _config_parts(config, path: str = "config") -> list[tuple[str, object, dict]]:
+    """The dataclasses of a layer's config that the layer reads — the config, its transfer, ledger,
+    layout and scheme, and the transfer's device chain where the model is 'circuit' — each with a
+    copy of its fields (nested configs by identity: each is compared on its own): what
+    :meth:`HybridModule.check_config` compares the config with at each step."""
+    fields = vars(config)
+    parts = [(path, config, {k: v if _is_config(v) else copy.deepcopy(v) for k, v in fields.items()})]
+    for key, value in fields.items():
+        if _is_config(value) and not (key == "circuit" and getattr(config, "model", None) != "circuit"):
+            parts += _config_parts(value, f"{path}.{key}")
+    return parts
+
+
+def _config_changes(config, parts) -> list[tuple[str, object, object]]:
+    """(field path, value now, value when the layer was built) of every field of ``config`` that
+    differs from what ``parts`` (:func:`_config_parts` when the layer was built) saw."""
+    changes, compared = [], {path for path, _, _ in parts}
+    for path, _, saved in parts:
+        obj = config
+        for key in path.split(".")[1:]:
+            obj = getattr(obj, key, None)
+        now = vars(obj) if _is_config(obj) else {}
+        for key, before in saved.items():
+            value = now.get(key, "(missing)")
+            if f"{path}.{key}" in compared and type(value) is type(before):
+                continue  # a nested config: compared field by field on its own
+            if value is not before and value != before:
+                changes.append((f"{path}.{key}", value, before))
+    return changes
+
+
 def _seed_list(seeds, replicas: int | None) -> list[int]:
     """Seeds of the replicas; drawn from torch's global generator when not given (as nn.Linear's init)."""
     n = replicas or 1
@@ -150,6 +185,7 @@ class _Slot:
 
 
 def _flush_before_save(module, prefix, keep_vars):
+    module.check_config()  # the buffers below are filled from the config
     module.flush_counts()
     module._store_settings()
 
@@ -190,7 +226,10 @@ class HybridModule(nn.Module):
         super().__init__()
         if replicas is not None and (isinstance(replicas, bool) or not isinstance(replicas, int) or replicas < 1):
             raise ConfigError("replicas", replicas, "None (one chip) or an integer ≥ 1")
-        self.config = config or HybridConfig()
+        # the layer's own copy, as a torch module owns its arguments: a config the caller goes on
+        # changing (the next layer of a sweep) or gives several layers changes none of them
+        self.config = copy.deepcopy(config) if config is not None else HybridConfig()
+        self._config_parts = _config_parts(self.config)
         self.replicas = replicas
         self.rng_name = name or ""
         self.register_buffer("seeds", torch.tensor(_seed_list(seeds, replicas), dtype=torch.int64))
@@ -248,6 +287,8 @@ class HybridModule(nn.Module):
         if "_capture_override" not in self.__dict__:  # pickled when capturing was a plain flag
             self._capture_override = None
             self.__dict__.pop("capture_factors", None)
+        if "_config_parts" not in self.__dict__:  # pickled before layers compared their config
+            self._config_parts = _config_parts(self.config)
         if "transfer_settings" not in self._buffers:  # pickled before layers tagged their transfer
             self._buffers["transfer_settings"] = torch.tensor(self._transfer_tag(), dtype=torch.int64,
                                                               device=self._buffers["seeds"].device)
@@ -272,12 +313,34 @@ class HybridModule(nn.Module):
         self._buffers["settings"].fill_(self._settings_tag())
         self._buffers["transfer_settings"].fill_(self._transfer_tag())
 
+    def check_config(self) -> None:
+        """Refuse a config changed since the layer was built (``layer.config.hidden_lsb = …``): the
+        layer's state was made under the one it was built with — hidden integers on its grid, buffers
+        of its mode and layout, a transfer model built once — so a change would take effect in part,
+        silently. A step (``HybridSGD``), ``state_dict()`` and the ledger call it; a few µs."""
+        parts = self._config_parts
+        if self.__dict__.get("config") is parts[0][1] and [obj.__dict__ for _, obj, _ in parts] == [
+                saved for _, _, saved in parts]:
+            return
+        changes = _config_changes(self.config, parts)
+        if not changes:  # replaced by an equal config, or changed and set back
+            self._config_parts = _config_parts(self.config)
+            return
+        path, value, before = changes[0]
+        shown = lambda v: f"a {type(v).__name__}" if _is_config(v) else v  # noqa: E731
+        raise ConfigError(f"{self.rng_name or type(self).__name__}.{path}", shown(value),
+                          reason=f"changed after the layer was built (it was {shown(before)!r}); a layer owns a copy "
+                          "of the config it was given and holds state made under it (hidden integers on its grid, "
+                          "buffers of its mode and layout, its transfer model), so the change would take effect in "
+                          "part: build a new layer with the config you want (config.replace(…)), or set the field back")
+
     def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
                               error_msgs):
         """A state of another mode, storage layout or rule is refused (its integers or levels would be
         read as something else); one saved on another grid scale brings its scale along (the hidden
         integers are the chip's, their real value its LSB). A state saved before layers kept these
         loads as it did. ``assign=True`` keeps the parameters hybrid."""
+        self.check_config()
         lsb_key, tag_key = prefix + "hidden_lsb", prefix + "settings"
         my_tag, my_lsb = self._settings_tag(), float(self.config.hidden_lsb)
         state_dict = {**state_dict}
@@ -302,6 +365,7 @@ class HybridModule(nn.Module):
                                       error_msgs)
         if saved_lsb != my_lsb:
             self.config = self.config.replace(hidden_lsb=saved_lsb)
+            self._config_parts = _config_parts(self.config)
             self._kernel_consts.clear()
             self._transfer_model = self._scheme_runner = None
         for name in self._slots:  # load_state_dict(assign=True) puts plain Parameters in: keep them hybrid
@@ -766,6 +830,7 @@ class HybridModule(nn.Module):
     def counts(self, replica: int = 0) -> LayerCounts | None:
         """Counters of all this layer's synapses (weights and bias columns) on one replica, for the
         hybrid rule (None in fp mode and for a baseline rule: see :meth:`device_groups`)."""
+        self.check_config()
         if self.mode == "fp" or self.scheme_runner is not None:
             return None
         self.flush_counts()
@@ -787,6 +852,7 @@ class HybridModule(nn.Module):
     def device_groups(self, replica: int = 0) -> tuple[list[DeviceGroup], int]:
         """The devices this layer's rule operated on, with their operations (``circuit.devices``), and
         its transfers, for one replica — for any rule; fp: its float32 weights, digital, not a device."""
+        self.check_config()
         if self.mode == "fp":
             self.flush_counts()
             ev = torch.cat([self.crossbar(n, self._buf(n, "events"))[replica].reshape(-1).cpu() for n in self.hybrid_names()])

@@ -69,7 +69,8 @@ class HybridLinear(HybridModule):
         in_features, out_features: as ``torch.nn.Linear``.
         bias: a bias column — physically one more crossbar row driven by a constant input, made of the
             same synapses and counted in the ledger with them. ``False`` is the paper's setting.
-        config: :class:`HybridConfig` (mode, hidden LSB, init, transfer, ledger costs).
+        config: :class:`HybridConfig` (mode, hidden LSB, init, transfer, ledger costs); the layer keeps a
+            copy (``layer.config``), fixed from then on (``HybridModule.check_config``).
         replicas: ``None`` for one chip (inputs (..., in), weight (out, in)); R for R independent chips
             trained at once (inputs (R, ..., in), weight (R, out, in)), each equal to its seed alone.
         seeds: one per replica (an int for one chip); default: drawn from torch's global generator.

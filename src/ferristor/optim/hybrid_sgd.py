@@ -225,11 +225,12 @@ class HybridSGD(SGD):
 
     def check_ready(self) -> None:
         """What a step checks before anything moves (the groups' values; that no newer HybridSGD holds
-        a parameter): :meth:`step` and :meth:`hybrid_step` begin with it, and a loop that runs the rule
+        a parameter; that no layer's config changed since it was built): :meth:`step` and :meth:`hybrid_step` begin with it, and a loop that runs the rule
         without them (``experiments.fast_step``'s compiled chunks) calls it."""
         if self._superseded:
             self._check_holder()
         self._check_groups()
+        self._check_configs()
 
     def _check_holder(self) -> None:
         """Refuse to step while a newer HybridSGD holds one of this one's hybrid parameters: its step
@@ -304,6 +305,14 @@ class HybridSGD(SGD):
             else:
                 _check_group(index, group, values)
                 checked.append(values)
+
+    def _check_configs(self) -> None:
+        """A layer whose config was changed since it was built is refused before anything moves
+        (``HybridModule.check_config``): its state was made under the config it was built with."""
+        for group in self.param_groups:
+            for param in group["params"]:
+                if isinstance(param, HybridParameter):
+                    param.owner.check_config()
 
     def _check_gradients(self) -> None:
         """A NaN or infinite gradient of any hybrid parameter is refused before anything moves."""
