@@ -151,3 +151,69 @@ def test_recost_equals_the_report_made_with_the_new_costs(rule):
     for a, b in zip(default, other):
         assert recost(a, LedgerConfig(**COSTS)) == b
         assert recost(b, dataclasses.replace(LedgerConfig(), **{k: getattr(LedgerConfig(), k) for k in COSTS})) == a
+
+
+COUNTS = dict(fecap_ops_per_update=3, fecap_ops_per_transfer=5, memristor_ops_per_transfer=4, memristor_ops_unselected=1,
+              fecap_ops_initial_write=2)
+
+
+def _trained_model(rule: str, **ledger_options):
+    from ferristor.rule.schemes import SchemeConfig
+    cfg = HybridConfig(mode="hm-var", ledger=LedgerConfig(**ledger_options), scheme=SchemeConfig(rule=rule))
+    model = HybridMLP(NetworkSpec(sizes=(5, 4, 3)), config=cfg, replicas=2, seeds=[0, 1])
+    opt = HybridSGD(model.parameters(), lr=0.3, p=0.5, k=3)
+    g = torch.Generator().manual_seed(0)
+    for _ in range(10):
+        loss = F.cross_entropy(model(torch.rand(2, 1, 5, generator=g)).flatten(0, 1), torch.randint(0, 3, (2,), generator=g))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return model
+
+
+@pytest.mark.parametrize("rule", ["hybrid", "memristor-sgd", "tiki-taka"])
+def test_operations_per_event_are_read_by_the_report_only(rule):
+    """LedgerConfig.RECOUNTED: training counts the same events whatever they are, and a model's ledger made
+    from a checkpoint's counters with other values is the one training with them gives — what lets a
+    finished or checkpointed run take them without training again (run_folder.report_only)."""
+    from ferristor.experiments.run_folder import report_only
+    assert set(COUNTS) == set(LedgerConfig.RECOUNTED) and not set(COUNTS) & set(LedgerConfig.REPORT_ONLY)
+    assert {f"ledger.{k}" for k in COUNTS} <= set(report_only())
+    default, other = _trained_model(rule), _trained_model(rule, **COUNTS)
+    state = default.state_dict()
+    assert all(torch.equal(state[k], v) for k, v in other.state_dict().items())  # the same training, bit for bit
+    assert ledger(default) != ledger(other)  # the values reach the report
+    reread = HybridMLP(NetworkSpec(sizes=(5, 4, 3)), config=other.layers[0].config, replicas=2, seeds=[0, 1])
+    reread.load_state_dict(state)
+    assert ledger(reread) == ledger(other)
+
+
+def test_a_finished_run_is_reported_again_with_other_operations_per_event(mnist_data_dir, tmp_path):
+    """Operations per event (LedgerConfig.RECOUNTED) had forced a retrain ("holds a checkpoint of another
+    configuration"): they re-report the finished run from its checkpoint, results.json rewritten with
+    the figures a fresh run with them gives, to the bit, and their values (which ``lifetime`` reads)."""
+    import json
+
+    from click.testing import CliRunner
+
+    from ferristor.cli.main import cli
+    data = ["--data-dir", mnist_data_dir] if mnist_data_dir else []
+    base = ["train", "--epochs", "0.01", "--test-limit", "200", "--threads", "1", "--no-progress", *data]
+    counts = ["--set", "ledger.fecap_ops_per_update=3", "--set", "ledger.fecap_ops_initial_write=2",
+              "--memristor-ops-unselected", "1"]
+    first = CliRunner().invoke(cli, [*base, "--out", str(tmp_path / "run")])
+    assert first.exit_code == 0, first.output
+    before = json.loads((tmp_path / "run" / "results.json").read_text())
+    again = CliRunner().invoke(cli, [*base, "--out", str(tmp_path / "run"), *counts])
+    assert again.exit_code == 0, again.output
+    assert "already complete" in again.output and "reported again with" in again.output
+    assert all(s in again.output for s in ("ledger.fecap_ops_per_update=3", "ledger.fecap_ops_initial_write=2",
+                                           "ledger.memristor_ops_unselected=1"))
+    after = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert after["timing"] == before["timing"]  # nothing trained
+    assert after["config"]["ledger"]["fecap_ops_initial_write"] == 2
+    assert after["config"]["ledger"]["memristor_ops_unselected"] == 1
+    fresh = CliRunner().invoke(cli, [*base, "--out", str(tmp_path / "fresh"), *counts])
+    assert fresh.exit_code == 0, fresh.output
+    trained = json.loads((tmp_path / "fresh" / "results.json").read_text())
+    assert after["ledger"] == trained["ledger"] != before["ledger"] and after["config"] == trained["config"]

@@ -38,6 +38,12 @@ class LedgerConfig:
     # a finished or checkpointed run takes new values without training again (run_folder.check_same_run)
     REPORT_ONLY = ("fecap_energy_fj", "memristor_energy_pj", "fecap_endurance_cycles", "memristor_endurance_cycles",
                    "ops_per_cycle")
+    # the operations each counted event costs: training counts the events (updates, transfers, writes) the
+    # same whatever they are, and the report multiplies them at its end, from the checkpoint's counters —
+    # so a run takes new values without training again too. Not REPORT_ONLY: a stored report holds the
+    # products, not the events, so ``recost`` (a sweep's pricing of a twin's results) cannot redo them
+    RECOUNTED = ("fecap_ops_per_update", "fecap_ops_per_transfer", "memristor_ops_per_transfer",
+                 "memristor_ops_unselected", "fecap_ops_initial_write")
 
     def __post_init__(self):
         for name in ("fecap_ops_per_update", "fecap_ops_per_transfer", "memristor_ops_per_transfer", "fecap_ops_initial_write"):

@@ -290,10 +290,10 @@ def config_differences(saved: dict, current: dict, ignore: tuple[str, ...] = ())
 
 
 def report_only() -> tuple[str, ...]:
-    """The ledger's costs and ratings: a run continued or re-reported with other values computes the same
-    training, and its results (written at the end) carry the new ones."""
+    """The ledger's costs and ratings and its operations per counted event: a run continued or re-reported
+    with other values computes the same training, and its results (written at the end) carry the new ones."""
     from ..circuit.ledger import LedgerConfig
-    return tuple(f"ledger.{name}" for name in LedgerConfig.REPORT_ONLY)
+    return tuple(f"ledger.{name}" for name in LedgerConfig.REPORT_ONLY + LedgerConfig.RECOUNTED)
 
 
 def check_same_run(folder: Path, cfg_dict: dict) -> None:
