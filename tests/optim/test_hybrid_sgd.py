@@ -146,6 +146,63 @@ def test_zero_grad_drops_captured_factors_and_unused_parameters_are_left_alone()
     assert all(int(layer.weight_updates) == 0 for layer in model.layers)
 
 
+def _chip(model) -> dict:
+    return {k: v.clone() for k, v in model.state_dict().items()}
+
+
+@pytest.mark.parametrize("set_to_none", [True, False])
+def test_model_zero_grad_drops_the_captured_gradient_as_for_a_float_layer(set_to_none):
+    """model.zero_grad() (nn.Module's, on the model holding the layers) between backward() and step()
+    had left the gradient the hybrid layers keep as factors, and the step applied it, while the float
+    layer beside them, its .grad cleared, was skipped. Before backward() it clears nothing to come."""
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(HybridLinear(12, 10, config=HybridConfig(mode="hm-var"), seeds=0, name="fc1"),
+                                torch.nn.ReLU(), torch.nn.Linear(10, 3))
+    opt = HybridSGD(model.parameters(), lr=0.3, p=0.5, k=1)
+    data = _batches(3)
+    _steps(model, opt, data[:1])
+    before = _chip(model)
+    x, y = data[1]
+    F.cross_entropy(model(x), y).backward()
+    model.zero_grad(set_to_none=set_to_none)  # after backward: the step has nothing to apply
+    opt.step()
+    after = _chip(model)
+    assert all(torch.equal(after[k], before[k]) for k in before)  # hidden, analogue, counters, the float layer
+    # before backward, as a loop clears: the same chip as the loop that clears with opt.zero_grad()
+    twin = copy.deepcopy(model)
+    twin_opt = HybridSGD(twin.parameters(), lr=0.3, p=0.5, k=1)
+    twin_opt.load_state_dict(opt.state_dict())
+    _steps(twin, twin_opt, data[1:])
+    for x, y in data[1:]:
+        model.zero_grad(set_to_none=set_to_none)
+        F.cross_entropy(model(x), y).backward()
+        opt.step()
+    twin_chip, chip = _chip(twin), _chip(model)
+    assert all(torch.equal(chip[k], twin_chip[k]) for k in chip) and not torch.equal(chip["0.weight_hidden"],
+                                                                                       before["0.weight_hidden"])
+
+
+def test_an_assigned_grad_replaces_the_captured_gradient():
+    """weight.grad = None drops the gradient the layer keeps as factors, and an assigned tensor is the
+    gradient the step applies, alone: the step had applied the factors, and added the tensor to them."""
+    layer = HybridLinear(5, 3, config=HybridConfig(mode="hm"), seeds=0, name="fc")
+    alone = copy.deepcopy(layer)
+    opt, alone_opt = HybridSGD(layer.parameters(), lr=0.5, p=1.0), HybridSGD(alone.parameters(), lr=0.5, p=1.0)
+    before = _chip(layer)
+    layer(torch.randn(1, 5)).sum().backward()
+    layer.weight.grad = None
+    opt.step()
+    assert all(torch.equal(v, before[k]) for k, v in _chip(layer).items())
+    g = torch.full((3, 5), 0.01)
+    layer(torch.randn(1, 5)).sum().backward()
+    layer.weight.grad = g.clone()
+    opt.step()
+    alone.weight.grad = g.clone()  # no backward: the tensor alone
+    alone_opt.step()
+    assert all(torch.equal(v, _chip(alone)[k]) for k, v in _chip(layer).items())
+    assert not torch.equal(layer.weight_hidden, before["weight_hidden"])
+
+
 def test_loading_a_state_into_a_used_model_forgets_its_unflushed_events():
     data = _batches(20)
     model, opt = _make(mode="hm")
@@ -493,18 +550,20 @@ def test_a_nan_gradient_is_refused_before_anything_moves():
 
 
 def test_gradients_no_step_consumes_warn_once_they_pile_up(monkeypatch):
-    """A loop that steps only another optimizer (a warm-up), or clears with model.zero_grad(), left
-    the captured gradients growing one per backward pass, unseen; now a warning names the way out."""
+    """A loop that steps and clears only another optimizer (a warm-up) left the captured gradients
+    growing one per backward pass, unseen; now a warning names the way out."""
     from ferristor.errors import FerristorWarning
     from ferristor.nn import hybrid
     monkeypatch.setattr(hybrid, "TAPE_WARN", 5)
     layer = HybridLinear(4, 2, config=HybridConfig(mode="hm"), seeds=0, name="fc")
     model = torch.nn.Sequential(layer)
     opt = HybridSGD(layer.parameters(), lr=0.1)
+    warm_up = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)  # holds no hybrid parameter
     for _ in range(4):
         model(torch.randn(1, 4)).sum().backward()
-        model.zero_grad()  # nn.Module's: does not reach the captured gradients
-    with pytest.warns(FerristorWarning, match=r"fc.weight: 5 gradients recorded and no HybridSGD step.*opt.zero_grad\(\)"):
+        warm_up.step(), warm_up.zero_grad()
+    with pytest.warns(FerristorWarning, match=r"fc.weight: 5 gradients recorded and no HybridSGD step.*"
+                                              r"opt.zero_grad\(\) of the HybridSGD, or model.zero_grad\(\)"):
         model(torch.randn(1, 4)).sum().backward()
     opt.zero_grad()
     assert not layer._tapes

@@ -38,10 +38,11 @@ from .config import MODES, HybridConfig
 
 _FLUSH_EVERY = 250  # uint8 event counters are flushed into int64 before they can overflow
 # backward passes a parameter records without a HybridSGD step before it warns: a loop that steps
-# only another optimizer (a warm-up), or clears with model.zero_grad(), piles them up unseen
+# and clears only another optimizer (a warm-up) piles them up unseen
 TAPE_WARN = 1000
 
 foreign_step.register()  # plain optimizers may not step hybrid synapses (nn/foreign_step.py)
+_AUTOGRAD_GRAD = torch._C.TensorBase.__dict__["grad"]  # the slot autograd fills, under HybridParameter.grad
 
 
 class HybridParameter(nn.Parameter):
@@ -69,6 +70,23 @@ class HybridParameter(nn.Parameter):
 
     def __setstate__(self, state):
         self.owner = state["owner"]
+
+    # Assigning .grad replaces a parameter's gradient (None drops it), the one the layer keeps as
+    # factors too: the step then applies the tensor assigned, or nothing, as torch's SGD would.
+    # Reading is autograd's own .grad (None while a HybridSGD captures the factors).
+    @property
+    def grad(self):
+        return _AUTOGRAD_GRAD.__get__(self)
+
+    @grad.setter
+    def grad(self, value):
+        if self.owner is not None:
+            self.owner._drop_gradient(self.slot, keep_inputs=value is not None)
+        _AUTOGRAD_GRAD.__set__(self, value)
+
+    @grad.deleter
+    def grad(self):
+        self.grad = None
 
     def __repr__(self):
         mode = self.owner.config.mode if self.owner is not None else "?"
@@ -216,6 +234,16 @@ def _tensor(a):
 
 def _array(a) -> np.ndarray:
     return a if isinstance(a, np.ndarray) else a.detach().numpy()
+
+
+def _zero_grad(self, set_to_none: bool = True) -> None:
+    """``nn.Module.zero_grad``, reaching the gradients hybrid layers keep as factors: a captured
+    gradient leaves ``.grad`` None, which torch's zero_grad skips, and the next step would apply it."""
+    for module in self.modules():
+        if isinstance(module, HybridModule):
+            module._tapes.clear()
+            module._inputs.clear()
+    _MODULE_ZERO_GRAD(self, set_to_none)
 
 
 class HybridModule(nn.Module):
@@ -611,7 +639,7 @@ class HybridModule(nn.Module):
             if len(tape) == TAPE_WARN:
                 warnings.warn(f"{self.stream_name(name)}: {TAPE_WARN:,} gradients recorded and no HybridSGD step has "
                               "consumed them; they accumulate (as .grad would) and hold memory. Call opt.zero_grad() "
-                              "of the HybridSGD to drop them (model.zero_grad() does not reach them)",
+                              "of the HybridSGD, or model.zero_grad(), to drop them",
                               FerristorWarning, stacklevel=2)
             return None
         return dense if dense is not None else self._dense_from_factors(_tensor(x), _tensor(delta))
@@ -652,10 +680,12 @@ class HybridModule(nn.Module):
             return out
         return torch.bmm(x.transpose(1, 2), delta)
 
-    def zero_grad(self, set_to_none: bool = True) -> None:
-        super().zero_grad(set_to_none)
-        self._tapes.clear()
-        self._inputs.clear()
+    def _drop_gradient(self, name: str, keep_inputs: bool = False) -> None:
+        """Drop the gradient parameter ``name`` recorded as factors (zero_grad, an assigned ``.grad``);
+        ``keep_inputs``: the inputs it covered still count (a ``.grad`` assigned in its place)."""
+        self._tapes.pop(name, None)
+        if not keep_inputs:
+            self._inputs.pop(name, None)
 
     _HOST_COUNTERS = ("updates", "transfers")
 
@@ -878,3 +908,10 @@ class HybridModule(nn.Module):
         if x.dtype != torch.float32:
             raise ConfigError(f"{type(self).__name__} input dtype", str(x.dtype).replace("torch.", ""),
                               "float32 (convert with .float())")
+
+
+# ``model.zero_grad()`` is the parent's (an nn.Sequential's): it drops what the hybrid layers below
+# keep too, as ``opt.zero_grad()`` does (wrapped once per process; the original runs after)
+_MODULE_ZERO_GRAD = getattr(nn.Module.zero_grad, "unwrapped", nn.Module.zero_grad)
+_zero_grad.unwrapped = _MODULE_ZERO_GRAD
+nn.Module.zero_grad = _zero_grad

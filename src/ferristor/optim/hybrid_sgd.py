@@ -394,5 +394,4 @@ class HybridSGD(SGD):
         for group in self.param_groups:
             for param in group["params"]:
                 if isinstance(param, HybridParameter):
-                    param.owner._tapes.pop(param.slot, None)
-                    param.owner._inputs.pop(param.slot, None)
+                    param.owner._drop_gradient(param.slot)
