@@ -295,3 +295,40 @@ def test_a_chain_that_programs_no_distinguishable_levels_warns_once():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         make_transfer(TransferConfig(model="circuit", circuit=flat, circuit_sampler="quantiles", circuit_table_draws=1024))
+
+
+def _no_fit(monkeypatch):
+    def fit(*a, **kw):
+        raise AssertionError("the fit ran before its targets were checked")
+    monkeypatch.setattr(torch.optim, "LBFGS", fit)
+
+
+@pytest.mark.parametrize("means, sigma, differential, message", [
+    # the paper's levels in siemens: the whole fit had run, then failed on its weight scale rounded to 0.0 µS
+    ([m * 1e-6 for m in PAPER_LEVEL_MEANS_US], 8.7e-6, False, r"^means_us=\[1\.4e-06.*in siemens\? give µS \(the values × 1e6"),
+    ([m * 1e-6 for m in PAPER_LEVEL_MEANS_US], 8.7, True, r"in siemens\?"),
+    ([m * 1e3 for m in PAPER_LEVEL_MEANS_US], 8700.0, False, r"^means_us=\[1400\.0.*in nanosiemens\? give µS \(the values ÷ 1000"),
+    # decreasing: had been refused after the fit, by its weight scale
+    (PAPER_LEVEL_MEANS_US[::-1], 8.7, False, r"^means_us=\[103\.9.*level 1 \(95\.9 µS\) is not above level 0 \(103\.9 µS\)"),
+    ([-1.0, *PAPER_LEVEL_MEANS_US[1:]], 8.7, False, r"a conductance is ≥ 0.*differential=True"),
+    ([1.0, float("nan"), *PAPER_LEVEL_MEANS_US[2:]], 8.7, False, r"expected finite numbers"),
+    (PAPER_LEVEL_MEANS_US[:5], 8.7, False, r"^means_us=\(1\.4, .*expected 8 level means in µS"),
+    ("12345678", 8.7, False, r"^means_us='12345678' is not allowed"),
+    (PAPER_LEVEL_MEANS_US, float("nan"), False, r"^sigma_us=nan: expected a finite number ≥ 0 \(µS\)"),
+    (PAPER_LEVEL_MEANS_US, -1, False, r"^sigma_us=-1\.0"),
+    (PAPER_LEVEL_MEANS_US, 8.7e3 * 1e3, False, r"^sigma_us=8700000\.0: it is .*in nanosiemens\?"),
+    (PAPER_LEVEL_MEANS_US, "8.7", False, r"^sigma_us='8\.7' is not allowed"),
+], ids=["siemens", "siemens, differential", "nanosiemens", "decreasing", "negative", "nan", "5 levels", "a text",
+        "sigma nan", "sigma negative", "sigma nanosiemens", "sigma a text"])
+def test_calibrate_checks_its_targets_before_the_fit(monkeypatch, means, sigma, differential, message):
+    from ferristor.errors import ConfigError
+    _no_fit(monkeypatch)
+    with pytest.raises(ConfigError, match=message):
+        calibrate(means, sigma, n_per_level=200, differential=differential)
+
+
+def test_calibrate_takes_its_targets_as_any_sequence_of_numbers():
+    import numpy as np
+    a = calibrate(PAPER_LEVEL_MEANS_US, PAPER_POOLED_SIGMA_US, n_per_level=200)
+    b = calibrate(np.array(PAPER_LEVEL_MEANS_US), torch.tensor(PAPER_POOLED_SIGMA_US), n_per_level=200)
+    assert a == b

@@ -399,3 +399,25 @@ def test_calibrate_reads_the_device_figures_own_differential_levels(tmp_path):
     assert fitted.reference_means_us == pytest.approx(absolute.tolist(), abs=0.5)
     rows = list(csv.DictReader((out / "calibrated.csv").open()))
     assert abs(float(rows[0]["measured_mean_uS"])) < 0.5 and float(rows[0]["fitted_mean_uS"]) == 0.0
+
+
+@pytest.mark.parametrize("scale, column, hint", [
+    (1e-6, "conductance_uS", "in siemens? give µS (the values × 1e6"),
+    (1e3, "conductance_uS", "in nanosiemens? give µS (the values ÷ 1000"),
+    (1e-6, "g_diff_uS", "in siemens? give µS (the values × 1e6")])
+def test_calibrate_refuses_conductances_not_in_microsiemens_before_the_fit(tmp_path, monkeypatch, scale, column, hint):
+    """Conductances in siemens had run the whole fit (~20 s), then failed on the fitted weight scale
+    rounded to 0.0 µS with no word of units; nanosiemens fitted a chain no device has, with a warning."""
+    import torch
+
+    def fit(*a, **kw):
+        raise AssertionError("the fit ran before the measurements were checked")
+    monkeypatch.setattr(torch.optim, "LBFGS", fit)
+    measured = tmp_path / "measured.csv"
+    measured.write_text(f"level,{column}\n" + "".join(f"{lv},{(m + d) * scale!r}\n" for lv, m in
+                                                     enumerate((1.4, 11.9, 36.5, 58.3, 73.9, 85.5, 95.9, 103.9))
+                                                     for d in (-3.0 if lv else -0.5, 3.0 if lv else 0.5)))
+    res, out = _calibrate(tmp_path, measured)
+    assert res.exit_code == 2 and res.output.count("\n") == 1, res.output
+    assert res.output.startswith(f"error: --csv {measured}: the level means of its {column} column (") and hint in res.output
+    assert not out.exists()

@@ -345,6 +345,77 @@ def implausible_fit(cfg: ChargeTransferConfig) -> list[tuple[str, float, float, 
             if not lo < flat[path] < hi]
 
 
+# Where a memristor's level means lie, in µS (what ``calibrate`` fits and the weight scale holds): the
+# top level of a transfer reads between 1 nS and 10 mS. Values below are siemens (the paper's top level,
+# 103.9 µS, is 1.039e-4 S), which the weight scale's 0.1 nS rounding turns into zeros after the whole
+# fit; values above are nanosiemens (103,900 nS), a device no chain setting reaches.
+MEASURED_RANGE_US = (1e-3, 1e4)
+
+
+def _unit_hint(largest: float, what: str = "the largest is") -> str | None:
+    """Why level means (or a σ) whose largest magnitude is ``largest`` µS are not in µS, or None."""
+    lo, hi = MEASURED_RANGE_US
+    paper = f"the paper's top level is {PAPER_LEVEL_MEANS_US[-1]} µS, digest §3"
+    if largest < lo:
+        return f"{what} {largest:.3g} µS, under {lo:g} µS (1 nS): in siemens? give µS (the values × 1e6; {paper})"
+    if largest > hi:
+        return f"{what} {largest:.4g} µS, over {hi:g} µS (10 mS): in nanosiemens? give µS (the values ÷ 1000; {paper})"
+    return None
+
+
+def level_means_problem(means: Sequence[float], differential: bool = False) -> str | None:
+    """What is wrong with measured level means (µS, one per level 0…7, as floats) as ``calibrate``'s
+    targets, or None: not finite, not in µS (siemens, nanosiemens), a negative conductance, or a
+    level no higher than the one below. Checked before the fit, which would otherwise run first."""
+    if not all(math.isfinite(m) for m in means):
+        return "expected finite numbers"
+    hint = _unit_hint(max(abs(m) for m in means))
+    if hint:
+        return hint
+    if not differential and min(means) < 0:
+        return "a conductance is ≥ 0 (G+ − G− values, level 0 about 0, are fitted with differential=True)"
+    lv = next((lv for lv in range(1, len(means)) if means[lv] <= means[lv - 1]), None)
+    if lv is not None:
+        return (f"level {lv} ({means[lv]:.4g} µS) is not above level {lv - 1} ({means[lv - 1]:.4g} µS): the means "
+                f"must rise strictly from level 0 to level {len(means) - 1}")
+    return None
+
+
+def sigma_problem(sigma: float) -> str | None:
+    """What is wrong with a measured pooled σ (µS) as ``calibrate``'s target, or None."""
+    if not (math.isfinite(sigma) and sigma >= 0):
+        return "expected a finite number ≥ 0 (µS)"
+    return _unit_hint(sigma, "it is") if sigma > MEASURED_RANGE_US[1] else None
+
+
+def _as_floats(values) -> list[float] | None:
+    """``values`` as a list of floats (a list, tuple, array or tensor of numbers), or None."""
+    try:
+        out = list(values) if not isinstance(values, (str, bytes)) else None
+        if out is None or any(isinstance(v, (str, bytes, bool)) for v in out):
+            return None
+        return [float(v) for v in out]
+    except (TypeError, ValueError):
+        return None
+
+
+def check_targets(means_us, sigma_us, differential: bool, n_levels: int) -> tuple[list[float], float]:
+    """``calibrate``'s targets as floats, or a ConfigError naming ``means_us`` / ``sigma_us`` as typed."""
+    means = _as_floats(means_us)
+    if means is None or len(means) != n_levels:
+        raise ConfigError("means_us", means_us, f"{n_levels} level means in µS, one per level 0…{n_levels - 1}")
+    problem = level_means_problem(means, differential)
+    if problem:
+        raise ConfigError("means_us", means, reason=problem)
+    sigma = _as_floats([sigma_us])
+    if sigma is None:
+        raise ConfigError("sigma_us", sigma_us, "a number ≥ 0 (µS)")
+    problem = sigma_problem(sigma[0])
+    if problem:
+        raise ConfigError("sigma_us", sigma[0], reason=problem)
+    return means, sigma[0]
+
+
 def calibrate(means_us: Sequence[float], sigma_us: float, base: ChargeTransferConfig | None = None,
               n_per_level: int = 4000, seed: int = 0, layout: SynapseLayout = PAPER_LAYOUT, *,
               differential: bool = False) -> ChargeTransferConfig:
@@ -355,12 +426,12 @@ def calibrate(means_us: Sequence[float], sigma_us: float, base: ChargeTransferCo
     The FeCAP, transfer-line and LCS parameters stay as given. ``differential``: the targets are of
     G+ − G− (Fig. 4's levels, level 0 ≈ 0), fitted as ``differential_statistics`` of the chain's; the
     absolute conductances then rest on the LCS (``memristor.curve.lcs_median_us``), which the fit keeps,
-    and the weight scale (``reference_means_us``) becomes the fitted chain's own level means."""
+    and the weight scale (``reference_means_us``) becomes the fitted chain's own level means.
+    ``means_us`` (8, strictly increasing; conductances ≥ 0) and ``sigma_us`` are in µS, checked before
+    the fit (``check_targets``): values in siemens or nanosiemens are refused saying so."""
     base = base or ChargeTransferConfig()
+    means_us, sigma_us = check_targets(means_us, sigma_us, differential, layout.max_level + 1)  # before the fit's seconds
     target = torch.tensor(means_us, dtype=torch.float64)
-    if target.numel() != layout.max_level + 1:
-        raise ConfigError("means_us", list(means_us), f"{layout.max_level + 1} level means")
-    check_number("sigma_us", float(sigma_us), lo=0)
     gen = torch.Generator().manual_seed(seed)
     levels = torch.arange(layout.max_level + 1).repeat_interleave(n_per_level)
     noise = draw_noise(levels.shape, gen, sum(layout.msb_cells))

@@ -22,9 +22,10 @@ from pathlib import Path
 import click
 import torch
 
-from ..circuit.charge_transfer import (PAPER_LEVEL_MEANS_US, ChargeTransferConfig, CircuitTransfer, calibrate,
-                                       chain_problem, changed_settings, implausible_fit, level_statistics, level_summary, msb_bits, read_transfer_measurements,
-                                       tl_voltage)
+from ..circuit.charge_transfer import (ABSOLUTE_COLUMN, DIFFERENTIAL_COLUMN, PAPER_LEVEL_MEANS_US, ChargeTransferConfig,
+                                       CircuitTransfer, calibrate, chain_problem, changed_settings, implausible_fit,
+                                       level_means_problem, level_statistics, level_summary, msb_bits,
+                                       read_transfer_measurements, sigma_problem, tl_voltage)
 from ..circuit.layout import PAPER_LAYOUT
 from ..atomic import atomic_write
 from ..config_base import flatten
@@ -419,11 +420,16 @@ def _measurements(path: str) -> Measured:
     except DataError as e:
         raise _csv_error(path, str(e).removeprefix(f"{path}: ")) from None
     means, sigma = level_summary(levels)
-    if any(b <= a for a, b in zip(means, means[1:])):
+    column = DIFFERENTIAL_COLUMN if differential else ABSOLUTE_COLUMN
+    problem = level_means_problem(means, differential)  # before the fit's seconds, in the column's words
+    if problem:
         shown = ", ".join(f"{m:.4g}" for m in means)
-        raise _csv_error(path, f"the level means ({shown} µS) do not increase with the level: expected a "
-                               f"{'G+ − G− (of a negative level: G− − G+)' if differential else 'conductance'} "
-                               "that grows from level 0 to level 7")
+        falls = any(b <= a for a, b in zip(means, means[1:]))
+        sign = " (G+ − G− of a negative level: G− − G+)" if differential and falls else ""
+        raise _csv_error(path, f"the level means of its {column} column ({shown} µS): {problem}{sign}")
+    problem = sigma_problem(sigma)
+    if problem:
+        raise _csv_error(path, f"the pooled σ of its {column} column ({sigma:.4g} µS): {problem}")
     return Measured(means, sigma, [float(torch.tensor(v, dtype=torch.float64).std()) for v in levels],
                     [len(v) for v in levels], differential)
 
