@@ -332,3 +332,25 @@ def test_calibrate_takes_its_targets_as_any_sequence_of_numbers():
     a = calibrate(PAPER_LEVEL_MEANS_US, PAPER_POOLED_SIGMA_US, n_per_level=200)
     b = calibrate(np.array(PAPER_LEVEL_MEANS_US), torch.tensor(PAPER_POOLED_SIGMA_US), n_per_level=200)
     assert a == b
+
+
+def test_a_chain_offset_from_the_weight_scale_says_what_its_weights_read():
+    """A transfer line of 0.4 fF (pF meant, or 400 fF) puts the level means at 150…184 µS against the
+    reference's 1.4…104: the warning had said "compressed towards one value", where every weight, a zero
+    one included, reads 10 to 12.5 levels, beyond the top level; 200 fF (level 0 reading 3 levels) had
+    not warned at all."""
+    from ferristor.circuit.charge_transfer import chain_problem
+    base = ChargeTransferConfig()
+
+    def line(c_tl_ff):
+        return dataclasses.replace(base, line=dataclasses.replace(base.line, c_tl_ff=c_tl_ff))
+
+    def shifted(by):
+        return dataclasses.replace(base, reference_means_us=tuple(x + by for x in base.reference_means_us))
+    thin = chain_problem(line(0.4))
+    assert "every weight reads above the top level, a zero one included" in thin and "compressed" not in thin
+    assert "level 0 reads as weight 10.1, level 7 as 12.5" in thin and "saturate at 10.1 … 12.5 levels" in thin
+    assert "every weight reads at least 3.1 levels, a zero one included" in chain_problem(line(200.0))
+    assert "every weight reads 4.1 levels low" in chain_problem(shifted(60.0))
+    assert "every weight reads 0" in chain_problem(shifted(200.0))
+    assert chain_problem(line(300.0)) is None  # level 0 reads 0.5: within a level

@@ -295,12 +295,17 @@ def differential_statistics(mean: torch.Tensor, var: torch.Tensor) -> tuple[torc
 # no longer maps levels onto weights 0…7: a unit slip (an area in µm² given in nm²), a threshold
 # voltage above the line's, a sign flipped. A spread sweep moves the span by ~10 % (σ = 0.8: 1.1×).
 CHAIN_SPAN_RANGE = (0.5, 2.0)
+# A chain whose level 0 reads as a weight more than this many levels from 0 offsets every weight: a
+# thinner transfer line (c_tl_ff 200 fF: level 0 reads 3 levels), another source voltage. The calibrated
+# chain reads 0.02, and 0.03 at the widest SET spread of RESULTS.md's sweep (σ = 0.8).
+CHAIN_OFFSET_LEVELS = 1.0
 CHAIN_CHECK_DRAWS = 4000  # chain runs per level behind the check: ~20 ms, level means to ~0.2 µS
 
 
 def chain_problem(cfg: ChargeTransferConfig, layout: SynapseLayout = PAPER_LAYOUT) -> str | None:
     """What is wrong with a chain whose transfers would not program distinguishable levels — its
-    level means do not rise with the level, or do not span the reference means' range — or None.
+    level means do not rise with the level, lie wholly above or below the reference means' (every
+    weight saturates, or reads 0), do not span their range, or offset level 0 from 0 — or None.
     Training warns with it (``transfer.make_transfer``): every weight would read as nearly one value,
     and the run would look normal but for its accuracy."""
     means, _, _ = level_statistics(cfg, CHAIN_CHECK_DRAWS, seed=0, layout=layout)
@@ -311,10 +316,23 @@ def chain_problem(cfg: ChargeTransferConfig, layout: SynapseLayout = PAPER_LAYOU
               "`ferristor device calibrate`")
     if any(b <= a for a, b in zip(m, m[1:])):
         return f"the transfer chain's level means ({shown} µS) do not rise with the level: weights will not follow the hidden integers; {advice}"
+    top = len(m) - 1
+    w0, wt = ((x - ref[0]) / ref_span * top for x in (m[0], m[-1]))  # the weights its levels 0 and top read as
+    against = (f"the transfer chain's level means ({shown} µS) against transfer.circuit.reference_means_us "
+               f"({ref[0]:g} … {ref[-1]:g} µS, levels 0 … {top}): level 0 reads as weight {w0:.3g}, level {top} as {wt:.3g}")
+    if w0 >= top:
+        return (f"{against}: every weight reads above the top level, a zero one included — the weights saturate "
+                f"at {w0:.3g} … {wt:.3g} levels and keep little but their sign; {advice}")
+    if wt <= 0:
+        return f"{against}: every weight reads 0 (clipped at 0, so no sign flips) and none follows its hidden integer; {advice}"
     ratio = span / ref_span
     if not CHAIN_SPAN_RANGE[0] <= ratio <= CHAIN_SPAN_RANGE[1]:
         return (f"the transfer chain's level means ({shown} µS) span {span:.3g} µS against the {ref_span:.3g} µS of "
                 f"transfer.circuit.reference_means_us ({ratio:.2g}×): weights will read {'compressed towards one value' if ratio < 1 else 'beyond the levels'}; {advice}")
+    if abs(w0) > CHAIN_OFFSET_LEVELS:
+        effect = (f"every weight reads at least {w0:.2g} levels, a zero one included" if w0 > 0 else
+                  f"every weight reads {-w0:.2g} levels low, the lowest levels clipped at 0 (so no sign flips)")
+        return f"{against}: {effect}; {advice}"
     return None
 
 
