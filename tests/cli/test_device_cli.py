@@ -421,3 +421,23 @@ def test_calibrate_refuses_conductances_not_in_microsiemens_before_the_fit(tmp_p
     assert res.exit_code == 2 and res.output.count("\n") == 1, res.output
     assert res.output.startswith(f"error: --csv {measured}: the level means of its {column} column (") and hint in res.output
     assert not out.exists()
+
+
+@pytest.mark.parametrize("command", ["transfer-line", "all"])
+def test_a_spec_files_settings_outside_the_chain_are_refused_as_a_set_of_them_is(tmp_path, command):
+    """--config with ledger.* or rule.* in its [base] had drawn the figures without them, not a word, where
+    the same --set is refused: both are refused now, naming the file and the paths. What device calibrate
+    writes beside the chain (mode 'hm-var', transfer.model 'circuit': the file trains this chain) stays."""
+    spec = tmp_path / "spec.toml"
+    spec.write_text('[base]\nmode = "hm-var"\n"transfer.model" = "circuit"\n"rule.k" = 10\n'
+                    '"transfer.circuit.line.c_tl_ff" = 300.0\n[base.ledger]\nfecap_energy_fj = 50.0\n')
+    res = CliRunner().invoke(device_group, [command, "--out", str(tmp_path / "a"), "--samples", "50", "--config", str(spec)])
+    assert res.exit_code == 2 and res.output.count("\n") == 1, res.output
+    assert res.output.startswith(f"error: --config {spec}: its [base] sets rule.k = 10, ledger.fecap_energy_fj = 50.0, "
+                                 "which the device figures do not read"), res.output
+    assert "mode" not in res.output.split("do not read")[0] and not (tmp_path / "a").exists()
+    spec.write_text('[base]\nmode = "hm"\n"transfer.circuit.line.c_tl_ff" = 300.0\n')
+    res = CliRunner().invoke(device_group, [command, "--out", str(tmp_path / "b"), "--samples", "50", "--config", str(spec)])
+    assert res.exit_code == 2 and "its [base] sets mode = 'hm', which the device figures do not read" in res.output
+    set_ = CliRunner().invoke(device_group, [command, "--out", str(tmp_path / "c"), "--samples", "50", "--set", "rule.k=10"])
+    assert set_.exit_code == 2 and "--set rule.k=10: the device figures read the device chain only" in set_.output

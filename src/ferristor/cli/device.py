@@ -301,11 +301,29 @@ def _chain_options(f):
 
 
 CHAIN_PREFIX = "transfer.circuit."
+# Settings of a spec file's [base] outside the chain that say it trains this chain (device calibrate
+# writes them): taken as they are, no figure reading them. Any other value of them trains another
+# transfer, and any other setting no figure reads: refused, as a --set of it is.
+TRAINS_THE_CHAIN = {"mode": "hm-var", "transfer.model": "circuit"}
+
+
+def _not_drawn(config_file: Path, spec) -> None:
+    """Refuse a spec file whose [base] sets what the figures do not read, naming the file and each path."""
+    unread = [(p, v) for p, v in spec.base.items()
+              if not p.startswith(CHAIN_PREFIX) and TRAINS_THE_CHAIN.get(p, object()) != v]
+    if unread:
+        from ..sweeps.spec import SpecError
+        shown = ", ".join(f"{p} = {v!r}" for p, v in unread)
+        raise SpecError(f"--config {config_file}: its [base] sets {shown}, which the device figures do not read: they "
+                        f"draw the device chain only ({CHAIN_PREFIX}…; ferristor params --paths transfer.circuit lists "
+                        "them; mode 'hm-var' and transfer.model 'circuit' may stay): remove the other settings, or give "
+                        "a file of the chain alone, e.g. device calibrate's calibrated.toml")
 
 
 def _chain(config_file: Path | None, sets: tuple[str, ...]) -> ChargeTransferConfig | None:
     """The chain the figures draw: the preset, then the file's ``transfer.circuit.*``, then ``--set``
-    (None: the preset). A ``--set`` outside the chain is refused: no figure reads it."""
+    (None: the preset). A setting outside the chain, by ``--set`` or in the file, is refused: no figure
+    reads it (but the file's ``TRAINS_THE_CHAIN``)."""
     if config_file is None and not sets:
         return None
     from ..sweeps import configs
@@ -319,6 +337,8 @@ def _chain(config_file: Path | None, sets: tuple[str, ...]) -> ChargeTransferCon
         if not path.startswith(CHAIN_PREFIX):
             raise SpecError(f"--set {text}: the device figures read the device chain only ({CHAIN_PREFIX}…; "
                             "ferristor params --paths transfer.circuit lists them)")
+    if config_file is not None:
+        _not_drawn(config_file, spec)
     chain = {p: v for p, v in spec.base.items() if p.startswith(CHAIN_PREFIX)}
     try:
         with warnings.catch_warnings():  # training's "no effect" notes: the figures read every chain setting
