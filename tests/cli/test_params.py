@@ -63,3 +63,14 @@ def test_params_lists_the_config_paths_that_set_and_grid_take():
     assert all(line.startswith("transfer.circuit.memristor.curve.") for line in r.output.strip().splitlines())
     r = CliRunner().invoke(cli, ["params", "rule.kk"])
     assert r.exit_code == 2 and "rule.k or rule.p?" in r.output
+
+
+def test_params_lists_settings_not_the_engines_counters():
+    """LayerCounts (a layer's counters, filled in by the engine) had been listed with three
+    'update_events = None' lines as if they were parameters."""
+    r = CliRunner().invoke(cli, ["params"])
+    assert r.exit_code == 0 and "LayerCounts" not in r.output and "update_events" not in r.output
+    assert "LedgerConfig (ferristor.circuit.ledger)" in r.output
+    for cls in config_classes():  # every field has a default: a setting, not a record
+        assert all(f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING
+                   for f in dataclasses.fields(cls)), cls.__name__

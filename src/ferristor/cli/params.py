@@ -21,6 +21,13 @@ _CLASSES = {"ferristor.transfer_learning.heads": ("OfflineConfig", "OnlineConfig
             "ferristor.transfer_learning.fig6": ("Fig6Config",)}
 
 
+def _is_settings(cls) -> bool:
+    """A config a user may make as it is, every field with a default; a record the engine fills in
+    (``circuit.ledger.LayerCounts``: a layer's counters) has fields without one and is no parameter."""
+    return all(f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING
+               for f in dataclasses.fields(cls))
+
+
 def config_classes():
     for name in _MODULES:
         try:
@@ -28,7 +35,7 @@ def config_classes():
         except ImportError:
             continue
         for obj in vars(mod).values():
-            if dataclasses.is_dataclass(obj) and isinstance(obj, type) and obj.__module__ == name:
+            if dataclasses.is_dataclass(obj) and isinstance(obj, type) and obj.__module__ == name and _is_settings(obj):
                 yield obj
     for name, names in _CLASSES.items():
         try:

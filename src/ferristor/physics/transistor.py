@@ -17,7 +17,8 @@ from ..config_base import check_number, param
 class AccessTransistorConfig:
     vth_v: float = param(1.5562, unit="V", source="[I] fitted to the Fig. 4 level means (digest §3)",
                          doc="effective threshold (thick-oxide device, body effect included)")
-    k_ua_per_v2: float = param(120.0, unit="µA/V^α", source="[I]", doc="current factor: ≈110 µA at the top transfer level")
+    k_ua_per_v2: float = param(120.0, unit="µA/V^α", source="[I]", doc="current factor K of I = K·(V_GS − V_th)^α (the name's v2 is "
+                                                                               "the square law's, α = 2): ≈110 µA at the top transfer level")
     alpha: float = param(0.8662, unit="1", source="[I] fitted", doc="alpha-power exponent (1 = velocity saturated, 2 = square law)")
     smoothing_v: float = param(0.0474, unit="V", source="[I] fitted", doc="width of the sub-threshold tail")
     v_source: float = param(-0.9, unit="V", source="digest §3 [P]", doc="BL_mem bias during the transfer SET")
