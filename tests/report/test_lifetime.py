@@ -158,3 +158,16 @@ def test_a_run_that_skips_unchanged_levels_projects_bounds(small_run, tmp_path):
     run.network.transfers = [0 for _ in run.network.transfers]
     run.network.memristor_worst = [0 for _ in run.network.memristor_worst]
     assert {p.k: p.bound for p in run_lifetime(run, ks=(1, 40))} == {1: "at least", 20: "", 40: "at least"}
+
+
+def test_the_run_page_marks_bounds_and_keeps_the_mark_when_the_rate_changes(small_run, tmp_path):
+    # the HTML page showed a skip-unchanged run's projections as estimates, as `lifetime` did before
+    from ferristor.report import build_report
+    _run(small_run, tmp_path / "skip", transfer_writes_unchanged=False)
+    page, _ = build_report([str(tmp_path / "skip")])
+    assert "(projected, a bound: at least)" in page and "(projected, a bound: at most)" in page
+    assert 'data-mark="≥ "' in page and 'data-mark="≤ "' in page  # the rate box's script re-adds it
+    assert "transfer_writes_unchanged = false" in page
+    _run(small_run, tmp_path / "plain")
+    plain, _ = build_report([str(tmp_path / "plain")])
+    assert "a bound" not in plain and 'data-mark="' not in plain

@@ -156,7 +156,7 @@ SCRIPT = """
     document.querySelectorAll('input.rate-input').forEach(function (i) { if (Number(i.value) !== rate) i.value = rate; });
     document.querySelectorAll('[data-days-at-1]').forEach(function (td) {
       var v = td.getAttribute('data-days-at-1');
-      td.textContent = fmtDays(v === 'inf' ? Infinity : v === 'nan' ? NaN : Number(v) / rate);
+      td.textContent = (td.getAttribute('data-mark') || '') + fmtDays(v === 'inf' ? Infinity : v === 'nan' ? NaN : Number(v) / rate);
     });
     document.querySelectorAll('[data-lifetime]').forEach(function (el) {
       var base = JSON.parse(el.getAttribute('data-lifetime'));

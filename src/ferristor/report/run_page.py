@@ -8,7 +8,7 @@ import time
 
 from . import paper
 from .figures import Figure, Trace, figure_html
-from .lifetime import LifetimePoint, format_days, run_lifetime
+from .lifetime import BOUND_MARKS, LifetimePoint, bounds_note, format_days, run_lifetime
 from .markup import NA, count, flatten, fmt, known, kv_table, mean_std, num, para, pct, section, table, worst
 from .runs import LayerLedger, Run
 from ..experiments.summary import learning_rule
@@ -210,13 +210,16 @@ def lifetime_html(points: list[LifetimePoint], rate: float, tid: str, fig: Figur
     rows, attrs = [], {}
     for i, p in enumerate(points):
         mem, fe = p.days(rate)
-        rows.append([f"{p.k:g}" + (" (measured)" if p.measured else " (projected)"), fmt(p.memristor_ops_per_sample, ".4g"),
-                     format_days(mem), fmt(p.fecap_ops_per_sample, ".4g"), format_days(fe)])
-        for col, d in ((2, p.memristor_days_at_1), (4, p.fecap_days_at_1)):
-            attrs[(i, col)] = f'data-days-at-1="{days_attr(d)}"'
+        ops_mark, days_mark = BOUND_MARKS[p.bound]
+        kind = " (measured)" if p.measured else f" (projected, a bound: {p.bound})" if p.bound else " (projected)"
+        rows.append([f"{p.k:g}" + kind, ops_mark + fmt(p.memristor_ops_per_sample, ".4g"),
+                     days_mark + format_days(mem), fmt(p.fecap_ops_per_sample, ".4g"), format_days(fe)])
+        for col, d, mark in ((2, p.memristor_days_at_1, days_mark), (4, p.fecap_days_at_1, "")):
+            attrs[(i, col)] = f'data-days-at-1="{days_attr(d)}"' + (f' data-mark="{mark}"' if mark else "")
     tab = table(["k", "memristor ops/sample (worst)", "memristor lifetime", "FeCAP ops/sample (worst)", "FeCAP lifetime"],
                 rows, id=tid, cell_attrs=attrs, row_classes=["measured" if p.measured else "" for p in points])
-    return tab + para(caption) + figure_html(fig)
+    note = bounds_note(points)
+    return tab + para(caption) + (para(note) if note else "") + figure_html(fig)
 
 
 def lifetime_figure(fid: str, series: list[tuple[str, list[LifetimePoint]]], rate: float) -> Figure:
@@ -226,7 +229,8 @@ def lifetime_figure(fid: str, series: list[tuple[str, list[LifetimePoint]]], rat
             days1 = [(p.memristor_days_at_1, p.fecap_days_at_1)[idx] for p in pts]
             name = f"{device}{', ' + label if label else ''}"
             traces.append(Trace(name, [p.k for p in pts], [d / rate for d in days1], color=color if len(series) == 1 else None,
-                                hover=["measured" if p.measured else "projected" for p in pts]))
+                                hover=["measured" if p.measured else f"projected, {p.bound}" if p.bound else "projected"
+                                       for p in pts]))
             base.append([d if math.isfinite(d) else None for d in days1])  # strict JSON: never drawn, n/a
     title = "Days until the worst device reaches its rated endurance (sample rate {rate}/s)"
     return Figure(fid, title.format(rate=f"{rate:g}"), "transfer period k (samples)",
