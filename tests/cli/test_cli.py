@@ -24,7 +24,7 @@ def test_train_command_end_to_end(mnist_data_dir, tmp_path):
     costed = CliRunner().invoke(cli, ["train", "--mode", "hm-var", "--epochs", "0.02", "--seeds", "0-1", "--test-limit", "500",
                                       *data, "--out", str(out), "--no-progress", "--set", "ledger.memristor_energy_pj=0.5"])
     assert costed.exit_code == 0, costed.output
-    assert "reported again with ledger.memristor_energy_pj=0.5 (costs and ratings: no training)" in costed.output
+    assert "reported again with ledger.memristor_energy_pj=0.5 (costs, ratings and operations per event: no training)" in costed.output
     new = json.loads((out / "results.json").read_text())
     assert new["final_test_accuracy"] == res["final_test_accuracy"] and new["timing"] == res["timing"]
     old_net, new_net = res["ledger"][0]["network"], new["ledger"][0]["network"]

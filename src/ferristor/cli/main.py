@@ -111,7 +111,7 @@ def train(out, fresh, progress, config_file, sets, **_options):
         results = run(cfg, out, progress=progress, fresh=fresh)
     if finished:  # the same config (another would have been refused): nothing was trained again
         click.echo(f"already complete: the results saved in {out}"
-                   + (f", reported again with {', '.join(recosted)} (costs and ratings: no training)" if recosted else "")
+                   + (f", reported again with {', '.join(recosted)} (costs, ratings and operations per event: no training)" if recosted else "")
                    + " (--fresh trains again)")
     click.echo(format_summary(results))
     click.echo(f"results: {Path(out) / 'results.json'}")
