@@ -57,7 +57,7 @@ class SchemeConfig:
     gamma: float = param(0.0, unit="1", source="Gokmen & Haensch 2020; aihwkit TransferCompound default 0 [I]", doc="tiki-taka: the passes read W = C + γ·A")
     transfer_lr: float = param(1.0, unit="1", source="[I] (aihwkit: transfer_lr 1 scaled by the SGD lr; with A reset after each read, 1 moves all of A)", doc="tiki-taka: C gains transfer_lr × the read of A (in levels), rounded onto C's levels")
     lines_per_transfer: int = param(1, unit="line", source="Gokmen & Haensch 2020; aihwkit n_reads_per_transfer = 1", doc="tiki-taka: input lines of A read (one-hot reads) and transferred every k inputs, in cyclic order")
-    reset_fast: bool = param(True, source="[I] (aihwkit with_reset_prob; our memristors have no symmetry point to decay to)", doc="tiki-taka: RESET A's pair after its line is transferred (1 operation per memristor); without it A's content is re-added at every read")
+    reset_fast: bool = param(True, source="[I] (aihwkit with_reset_prob; our memristors have no symmetry point to decay to)", doc="tiki-taka: RESET A's pairs after their line is transferred, those not at 0 already (1 operation on each memristor of such a pair; a pair at 0 costs nothing); without it A's content is re-added at every read")
     transfer_rounding: str = param("stochastic", source="[I]", doc="tiki-taka: how the transferred amount lands on C's levels: 'stochastic', 'nearest' or 'truncate'")
 
     def __post_init__(self):
