@@ -86,3 +86,15 @@ def test_fig6_names_a_bad_weights_file_or_folder_before_any_work(tmp_path):
     r = CliRunner().invoke(cli, base + ["--pairs", pair, "--weights", str(_weights(tmp_path / "narrow.pth", 0.5))])
     assert r.exit_code == 2 and "--weights" in r.stderr and "does not fit this backbone" in r.stderr
     assert not (out / "backbones").exists() or not any((out / "backbones").iterdir())
+
+
+def test_a_missing_image_folder_is_named_as_dataset_before_any_folder_is_made(tmp_path):
+    """'image folder … does not exist' had not named --dataset."""
+    out = tmp_path / "pre"
+    (tmp_path / "file").write_text("x")
+    for path, why in ((tmp_path / "missing", "no such folder"), (tmp_path / "file", "not a folder")):
+        r = CliRunner().invoke(cli, ["pretrain", "--dataset", f"folder:{path}", "--arch", "lenet", "--out", str(out),
+                                     "--no-progress"])
+        assert r.exit_code == 2, r.output
+        assert r.stderr.startswith(f"error: --dataset folder:{path}: {why} (folder:PATH is a folder of class folders")
+        assert not out.exists()

@@ -236,7 +236,11 @@ def resolve(spec: str, data_dir: str | None = None) -> ImageSet:
     """An ImageSet from a name (module doc)."""
     check_name(spec)
     if spec.startswith("folder:"):
-        return from_folder(spec[len("folder:"):])
+        root = Path(spec[len("folder:"):])
+        if not root.is_dir():  # named as the caller's option (--dataset), before any folder is made
+            raise ConfigError("dataset", spec, reason=f"{'no such folder' if not root.exists() else 'not a folder'} "
+                              "(folder:PATH is a folder of class folders, PATH/<class>/<image>)")
+        return from_folder(root)
     m = _SUBSET.match(spec)
     if m:
         return subset(from_ferristor(m["name"], data_dir), parse_classes(m["classes"]), spec)
