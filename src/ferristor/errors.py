@@ -143,3 +143,20 @@ class FerristorWarning(UserWarning):
 
     def __str__(self):
         return self.render()
+
+
+class UnusedSettingsWarning(FerristorWarning):
+    """Settings that change nothing given the rest of the config ('mode 'fp' has float weights …:
+    --sigma 0.2 has no effect'): each named as the front end names it, so a command line shows the
+    option as typed rather than the config path."""
+
+    def __init__(self, why: str, changed: list):
+        self.why, self.changed = why, [(f, v) for f, v in changed]
+        super().__init__(self.render())
+
+    def __reduce__(self):  # pickled whole (a sweep worker relays it so), not as the base's one-argument call
+        return type(self), (self.why, self.changed)
+
+    def render(self, namer: Namer | None = None) -> str:
+        said = ", ".join(_as_written(f, v, namer) for f, v in self.changed)
+        return f"{self.why}: {said} {'has' if len(self.changed) == 1 else 'have'} no effect"

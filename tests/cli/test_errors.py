@@ -96,6 +96,14 @@ def test_k_larger_than_the_run_warns_naming_k_and_the_samples(tmp_path, tiny):
     assert "warning: --k 500: larger than the 60 samples this run trains each replica on: no transfer" in r.stderr
 
 
+def test_settings_that_do_nothing_are_named_as_typed(tmp_path, tiny):
+    # the warning had named config paths (transfer.sigma_levels=0.2) where --sigma 0.2 was typed
+    r = train(tmp_path, "--mode", "fp", "--sigma", "0.2", "--level-means", "measured", "--test-limit", "10")
+    assert r.exit_code == 0, r.output
+    assert ("warning: mode 'fp' has float weights and writes no memristors: --sigma 0.2, --level-means measured "
+            "have no effect") in r.stderr
+
+
 def test_reproduce_options(tmp_path):
     refused(invoke("reproduce", "fig5c", "--k", "a,b", "--out", tmp_path), "'--k'", "'a,b'", "comma-separated integers")
     refused(invoke("reproduce", "fig5c", "--epoch-scale", "-1", "--out", tmp_path), "'--epoch-scale'", "-1")

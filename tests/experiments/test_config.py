@@ -37,7 +37,7 @@ def test_transfer_settings_in_mode_fp_warn_that_they_do_nothing():
     import warnings
 
     from ferristor.errors import FerristorWarning
-    with pytest.warns(FerristorWarning, match=r"transfer.model='circuit', transfer.sigma_levels=0.3 has no effect"):
+    with pytest.warns(FerristorWarning, match=r"transfer.model='circuit', transfer.sigma_levels=0.3 have no effect"):
         task_config("ecg", "fp", transfer_model="circuit", sigma_levels=0.3)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
@@ -49,7 +49,7 @@ def test_transfer_settings_a_transfer_model_ignores_warn_that_they_do_nothing():
 
     from ferristor.errors import FerristorWarning
     with pytest.warns(FerristorWarning, match=r"'circuit' does not use them: transfer.sigma_levels=0.1, "
-                                              r"transfer.level_means='measured' has no effect"):
+                                              r"transfer.level_means='measured' have no effect"):
         task_config("mnist", "hm-var", transfer_model="circuit", sigma_levels=0.1, level_means="measured")
     with pytest.warns(FerristorWarning, match=r"'ideal' does not use them: transfer.sign_guard='fold' has no effect"):
         task_config("mnist", "hm", sign_guard="fold", level_means="measured")

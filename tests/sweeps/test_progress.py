@@ -152,3 +152,19 @@ def test_dry_run_prices_no_failed_trial(monkeypatch, tmp_path):
     monkeypatch.setattr(run.Plan, "trained", lambda self: {run.training_key(ident)})
     states = [line.split()[2] for line in p.dry_run_text().splitlines() if line[:4].strip().isdigit()]
     assert states == ["failed", "priced"]
+
+
+def test_an_unused_settings_warning_is_relayed_whole():
+    """'… transfer.sigma_levels=0.3 has no effect' had named the config path where --sigma was typed;
+    a worker relays the warning itself, so the driver names the settings its own way."""
+    from ferristor.errors import UnusedSettingsWarning
+    from ferristor.sweeps.worker import warnings_to
+    sent = []
+    with warnings_to(lambda kind, payload: sent.append((kind, payload))):
+        warnings.warn(UnusedSettingsWarning("why", [("transfer.sigma_levels", 0.3), ("transfer.level_means", "measured")]))
+    (kind, (message, category, _, _)), = sent
+    assert kind == "warning" and category is UnusedSettingsWarning
+    back = pickle.loads(pickle.dumps(message))
+    assert str(back) == "why: transfer.sigma_levels=0.3, transfer.level_means='measured' have no effect"
+    assert back.render(lambda f: {"transfer.sigma_levels": "--sigma"}.get(f)) == \
+        "why: --sigma 0.3, transfer.level_means='measured' have no effect"

@@ -13,7 +13,7 @@ from ..circuit.ledger import LedgerConfig
 from ..circuit.transfer import IGNORED_BY_MODEL, TransferConfig
 from ..data.ecg import ECGConfig
 from ..config_base import check_choice, check_device, check_number, param
-from ..errors import ConfigError, FerristorWarning
+from ..errors import ConfigError, FerristorWarning, UnusedSettingsWarning
 from ..backend import BACKENDS
 from ..cpus import available_cpus
 from ..nn.config import MODES, check_layout, check_scheme
@@ -219,8 +219,7 @@ def _warn_implausible_energy(ledger: LedgerConfig) -> None:
 
 
 def _warn_no_effect(why: str, changed: list) -> None:
-    warnings.warn(FerristorWarning(why + ": " + ", ".join(f"{p}={v!r}" for p, v in changed) + " has no effect"),
-                  stacklevel=5)
+    warnings.warn(UnusedSettingsWarning(why, changed), stacklevel=5)
 
 
 # Fields that say where and how a run executes, not what it computes: they never enter a trial's key
