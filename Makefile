@@ -1,5 +1,5 @@
 # Two commands for a fresh machine: `make demo` and `make test` (each installs what it needs).
-# `make demo` ends with the demo run's HTML report; `make test` installs Debian's chromium for the report's browser test.
+# `make demo` ends with the demo run's HTML report; `make test-slow` installs Debian's chromium for the report's browser test.
 VENV    ?= .venv
 PY      := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed
@@ -11,7 +11,7 @@ THREADS ?= 1
 # suite's time is numba compiling kernels one function at a time. `make test TEST_WORKERS=0` runs in one process.
 TEST_WORKERS ?= 2
 
-.PHONY: install demo test bench clean
+.PHONY: install demo test test-slow bench clean
 
 $(STAMP): pyproject.toml Makefile
 	python3 -m venv $(VENV)
@@ -31,8 +31,16 @@ demo: install
 		--eval-every 0.05 --threads $(THREADS) --out runs/demo
 	$(VENV)/bin/ferristor report runs/demo
 
+# `make test`: every test but those marked slow (pyproject.toml) — a few minutes. `make test-slow`: those
+# alone (worker processes, Ray, the browser, other compiler targets, the GPU kernels' other cases in
+# Triton's interpreter). CI (.ci/run) runs both.
+PYTEST = OMP_NUM_THREADS=$(THREADS) FERRISTOR_OFFLINE=1 FERRISTOR_TEST_DATA=$(DATA) $(PY) -m pytest -q -n $(TEST_WORKERS)
+
 test: install
-	OMP_NUM_THREADS=$(THREADS) FERRISTOR_OFFLINE=1 FERRISTOR_TEST_DATA=$(DATA) $(PY) -m pytest -q -n $(TEST_WORKERS)
+	$(PYTEST) -m "not slow"
+
+test-slow: install
+	$(PYTEST) -m slow
 
 bench: install
 	OMP_NUM_THREADS=$(THREADS) $(PY) bench/bench_step.py --threads $(THREADS)

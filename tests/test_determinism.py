@@ -6,6 +6,8 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
+
 SCRIPT = textwrap.dedent("""
     import hashlib, os, numpy as np, torch
     torch.set_num_threads(1)
@@ -48,6 +50,7 @@ def _run(env_extra: dict, settings: int | None = None) -> tuple[str, str]:
     return digest, features.removeprefix("features: ")
 
 
+@pytest.mark.slow
 def test_a_generic_x86_build_trains_bit_for_bit_like_the_host_build(tmp_path, capsys):
     import contextlib
     import io
@@ -61,6 +64,7 @@ def test_a_generic_x86_build_trains_bit_for_bit_like_the_host_build(tmp_path, ca
     assert len(host) == len(hashlib.sha256().hexdigest())
 
 
+@pytest.mark.slow
 def test_512_bit_vectors_train_bit_for_bit_like_llvms_own_width():
     """ferristor lets LLVM use 512-bit vectors on AVX-512 CPUs (vector_width); LLVM's own tuning
     keeps 256 on Intel's. Both builds, each in a fresh process, give the same bits. They share the

@@ -92,6 +92,7 @@ def _alive(pid: int) -> bool:
     return True
 
 
+@pytest.mark.slow
 def test_ctrl_c_on_a_sweep_with_worker_processes_is_one_line_and_130(mnist_data_dir, tmp_path):
     """SIGINT to the sweep's whole process group (what a terminal's Ctrl-C does) while a worker
     process trains: the worker ignores it, the driver stops, kills the worker and says one line."""

@@ -46,6 +46,7 @@ def _done(folder) -> int:
         store.close()
 
 
+@pytest.mark.slow
 def test_kill_9_of_the_driver_then_the_same_command_gives_the_uninterrupted_store(mnist_data_dir, tmp_path):
     # the uninterrupted reference, the same command run in this process
     ref = CliRunner().invoke(cli, _cmd(tmp_path / "ref", mnist_data_dir)[3:])

@@ -85,6 +85,7 @@ K_WARNING = ("warning: rule.k={}: larger than the 6 samples this run trains each
 SIGMA_WARNING = "warning: transfer model 'ideal' does not use them: transfer.sigma_levels=0.3 has no effect"
 
 
+@pytest.mark.slow
 def test_a_worker_process_warnings_are_clean_lines_and_no_progress_keeps_the_event_lines(tmp_path, mnist_data_dir):
     """The driver shows the sigma warning (the worker meets it again: not repeated), the worker its own
     (k beyond the run's samples), each as one 'warning: …' line; no bar, but the trial's lines."""
@@ -110,6 +111,7 @@ def local_ray():
     ray.shutdown()
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(available_cpus() < 2, reason="needs 2 cores for Ray's workers")
 def test_a_ray_cluster_runs_trials_on_more_threads_than_the_driver_has_and_its_warnings_are_one_line_each(
         local_ray, tmp_path, mnist_data_dir, cores):

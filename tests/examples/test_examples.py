@@ -45,6 +45,7 @@ def test_own_training_loop(mnist_data_dir):
     assert_ledger(out, ["0", "3", "6"], transfers=6)  # 600 inputs, k = 100
 
 
+@pytest.mark.slow
 def test_convert_lenet(mnist_data_dir, tmp_path):
     summary = tmp_path / "summary.json"
     out = run_example("convert_lenet.py", *data_args(mnist_data_dir), "--dataset", "mnist", "--train-limit", "400",
@@ -63,6 +64,7 @@ def test_convert_lenet(mnist_data_dir, tmp_path):
     assert percent(again, float_acc) == percent(out, float_acc)
 
 
+@pytest.mark.slow
 def test_own_tensors(tmp_path):
     out = run_example("own_tensors.py", "--samples", "200", "--epochs", "2", "--out", str(tmp_path))
     assert re.search(r"dataset two-moons \(fingerprint [0-9a-f]{32}\): 200 training points \(10% held out\), "

@@ -32,6 +32,7 @@ def test_tiny_fig5f_and_resume(mnist_data_dir, tmp_path, monkeypatch):
     assert row(r3.output)[2] == row(r.output)[2] and "paper 98.1" in row(r.output)[2]  # the same fp cell
 
 
+@pytest.mark.slow
 def test_fresh_retrains_finished_points_and_recovers_a_corrupt_store(mnist_data_dir, tmp_path, monkeypatch):
     data = ["--data-dir", mnist_data_dir] if mnist_data_dir else []
     args = ["reproduce", "fig5c", "--k", "50", "--seeds", "0", "--epoch-scale", "0.001", *data,

@@ -580,6 +580,7 @@ print("ok")
 """
 
 
+@pytest.mark.slow
 def test_torch_compile_works_before_numba_has_compiled_the_kernels(tmp_path):
     """A kernel's first call compiles it in numba's Python compiler, which failed under Dynamo's tracing
     (KeyError: 'parfor_index…') — torch.compile of a hybrid model on a machine without numba's cache;

@@ -58,8 +58,11 @@ def _state(model):
     return {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
 
 
-@pytest.mark.parametrize("passes", ["torch", "fused"])
-@pytest.mark.parametrize("mode,spec", [("hm-var", {}), ("hm", {"norm": "none"}), ("fp", {"output_norm": False})])
+# One case in `make test`; every mode and pass on a CPU (Triton's interpreter, ~15 s each) in `make test-slow`.
+@pytest.mark.parametrize("mode,spec,passes", [
+    ("hm-var", {}, "fused"),
+    *[pytest.param(m, s, p, marks=pytest.mark.slow) for m, s in (("hm-var", {}), ("hm", {"norm": "none"}), ("fp", {"output_norm": False}))
+      for p in ("torch", "fused") if (m, p) != ("hm-var", "fused")]])
 def test_chunks_follow_the_plain_loop(mode, spec, passes, monkeypatch):
     monkeypatch.setenv("FERRISTOR_GPU_PASSES", passes)
     with use_backend("torch"):
@@ -86,6 +89,7 @@ def test_chunks_follow_the_plain_loop(mode, spec, passes, monkeypatch):
         assert opt.state[p]["inputs"] == STEPS
 
 
+@pytest.mark.slow
 def test_a_sequential_mlp_runs_the_gpu_chunks_through_its_view():
     """A user's Sequential of the same layers takes the same graphed chunks as the HybridMLP (fit's
     path on a GPU): the same steps, the same bits."""
@@ -107,6 +111,7 @@ def test_a_sequential_mlp_runs_the_gpu_chunks_through_its_view():
         assert torch.equal(a, b)
 
 
+@pytest.mark.slow
 def test_passes_at_once_between_transfers_train_as_step_by_step(monkeypatch):
     """The steps between two transfers run their passes as one batch (``_segments``): the same masks
     and schedule as the passes step by step, the same hidden integers but where a float sum ordered
@@ -140,7 +145,7 @@ def test_the_block_of_steps_is_bounded_by_memory(monkeypatch):
     assert model.last_plan.steps.block_steps == 10
 
 
-@pytest.mark.parametrize("transfer", [None, "quantiles"])
+@pytest.mark.parametrize("transfer", [None, pytest.param("quantiles", marks=pytest.mark.slow)])
 def test_noisy_transfers_inside_the_chunks_follow_the_plain_loop(transfer, monkeypatch):
     """hm-var's transfers in the chunks, numbered from a counter on the device: on a CPU, by making
     the layers take the fused transfer (Triton's interpreter) as a GPU would. ``quantiles``: the
@@ -233,6 +238,7 @@ def test_fit_on_the_gpu_runs_the_graphed_chunks_with_the_cpu_masks():
             assert (cpu[name] == gpu[name]).float().mean() > 0.9, name
 
 
+@pytest.mark.slow
 def test_a_failed_capture_runs_the_chunk_eagerly_and_ends_captures_for_the_process(monkeypatch):
     """PyTorch cannot begin a capture again once one has failed in the process; the chunks then run
     eagerly, with the results of chunks that never tried (here on a CPU, with the capture faked)."""
@@ -273,6 +279,7 @@ def test_a_failed_capture_runs_the_chunk_eagerly_and_ends_captures_for_the_proce
     assert all(torch.equal(ref[k], got[k]) for k in ref)
 
 
+@pytest.mark.slow
 def test_the_fused_passes_read_column_major_data_as_row_major(monkeypatch):
     """The fused passes index a sample's features by the data's row stride: the chunks take a
     contiguous copy, so a transposed (column-major) training set trains alike."""

@@ -87,20 +87,39 @@ def _cli_on(data, *args):
 
 
 @pytest.fixture(scope="session")
-def small_run(offline_mnist, tmp_path_factory) -> Path:
+def small_run(offline_mnist, tmp_path_factory, worker_id) -> Path:
     """A two-seed hm-var run with three evaluations, written by the real `ferristor train`."""
-    out = tmp_path_factory.mktemp("report") / "small-run"
-    _cli_on(offline_mnist, "train", "--mode", "hm-var", "--epochs", "0.75", "--eval-every", "0.25", "--seeds", "0-1", "--k", "20",
-         "--out", out, "--no-progress")
-    return out
+    return _built_once(tmp_path_factory, worker_id, "small-run", lambda out: _cli_on(
+        offline_mnist, "train", "--mode", "hm-var", "--epochs", "0.75", "--eval-every", "0.25", "--seeds", "0-1", "--k", "20",
+        "--out", out, "--no-progress"))
 
 
 @pytest.fixture(scope="session")
-def small_sweep(offline_mnist, tmp_path_factory) -> Path:
+def small_sweep(offline_mnist, tmp_path_factory, worker_id) -> Path:
     """A k sweep (3 points × 2 seeds) written by the real `ferristor reproduce fig5c`; returns its fig5cde folder."""
-    out = tmp_path_factory.mktemp("report") / "reproduce"
-    _cli_on(offline_mnist, "reproduce", "fig5c", "--seeds", "0-1", "--epoch-scale", "0.05", "--k", "5,20,100", "--out", out, "--no-progress")
-    return out / "fig5cde"
+    return _built_once(tmp_path_factory, worker_id, "reproduce", lambda out: _cli_on(
+        offline_mnist, "reproduce", "fig5c", "--seeds", "0-1", "--epoch-scale", "0.02", "--k", "5,20,100", "--out", out,
+        "--no-progress")) / "fig5cde"
+
+
+def _built_once(tmp_path_factory, worker_id: str, name: str, build) -> Path:
+    """``build(folder)`` once for all test workers (pytest-xdist): the first to ask builds it under a
+    lock shared by the workers, the others wait and read it (tests copy it before changing anything).
+    One process: its own temporary folder, as a session fixture."""
+    if worker_id == "master":
+        out = tmp_path_factory.mktemp("report") / name
+        build(out)
+        return out
+    import fcntl
+    root = tmp_path_factory.getbasetemp().parent  # this session's folder, holding each worker's own
+    out, done = root / name, root / f"{name}.built"
+    with open(root / f"{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not done.exists():
+            shutil.rmtree(out, ignore_errors=True)  # a worker that failed part-way
+            build(out)
+            done.touch()
+    return out
 
 
 # --- the browser ---------------------------------------------------------------------------------

@@ -37,6 +37,7 @@ def _days(budget_ops, ops, samples, rate):
     return budget_ops / (ops / samples * rate) / 86400
 
 
+@pytest.mark.slow
 def test_run_report_in_chromium(small_run, browser, tmp_path):
     res = json.loads((small_run / "results.json").read_text())
     page = browser(_report(tmp_path, small_run))
@@ -73,6 +74,7 @@ def test_run_report_in_chromium(small_run, browser, tmp_path):
     assert page.errors == [] and page.driver.get_log("browser") == []
 
 
+@pytest.mark.slow
 def test_sweep_report_in_chromium(small_sweep, browser, tmp_path):
     from ferristor.report.sweeps import read_sweep
     trials = [{"result": {"accuracy": t.accuracy, "k": t.params["k"], **t.metrics}} for t in read_sweep(small_sweep).trials]
@@ -93,6 +95,7 @@ def test_sweep_report_in_chromium(small_sweep, browser, tmp_path):
     assert page.js(f"return document.getElementById('{sid}-k-accuracy').layout.xaxis.type") == "log"
 
 
+@pytest.mark.slow
 def test_a_lifetime_not_recorded_stays_n_a_in_chromium(small_run, browser, tmp_path):
     """One chip's worst memristor count is null (a strict writer's nan): its lifetimes are n/a, and
     stay n/a when the rate box rescales the page (the script had no n/a: 'nan' read as 'never')."""
@@ -110,6 +113,7 @@ def test_a_lifetime_not_recorded_stays_n_a_in_chromium(small_run, browser, tmp_p
     assert page.errors == [] and page.driver.get_log("browser") == []
 
 
+@pytest.mark.slow
 def test_an_invalid_rate_is_shown_invalid_and_the_tables_stay_at_the_last_valid_one(small_run, browser, tmp_path):
     """0, −5 or an empty box had been taken silently: the box showed −5 beside lifetimes at the previous rate."""
     page = browser(_report(tmp_path, small_run))

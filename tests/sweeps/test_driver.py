@@ -121,6 +121,7 @@ def test_a_failing_trial_is_retried_then_recorded_and_reported(tiny_mnist, tmp_p
     assert again.ran == 0 and again.count("failed") == 1
 
 
+@pytest.mark.slow
 def test_a_crashed_worker_is_replaced_and_its_trial_resumes_from_its_checkpoint(tiny_mnist, tmp_path, monkeypatch):
     """The worker process is killed (SIGKILL) right after the trial's second checkpoint reached the
     driver; the retry gets that checkpoint and ends with the numbers of an uninterrupted run."""

@@ -22,6 +22,7 @@ def local_ray():
     ray.shutdown()
 
 
+@pytest.mark.slow
 def test_ray_gives_the_process_executors_results(local_ray, tiny_mnist, tmp_path):
     """The same grid on a local Ray, on 2 local worker processes and in this process: the same rows."""
     spec = small_spec()
@@ -36,6 +37,7 @@ def test_ray_gives_the_process_executors_results(local_ray, tiny_mnist, tmp_path
     store.close()
 
 
+@pytest.mark.slow
 def test_a_killed_ray_worker_is_retried_from_its_checkpoint(local_ray, tiny_mnist, tmp_path):
     """SIGKILL the Ray worker process running the trial once the driver holds a checkpoint of it."""
     spec = small_spec("rule.k=10", sets=("epochs=1", "eval_every=0.25", "checkpoint_every=0.05"), seeds="0-1")

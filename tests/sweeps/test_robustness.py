@@ -70,6 +70,7 @@ def _exits_quietly(w, capfd, error: str, timeout: float) -> None:
     assert "Traceback" not in err and error not in err, err
 
 
+@pytest.mark.slow
 def test_the_driver_kills_workers_still_training_when_it_stops_early(tiny_mnist, tmp_path, monkeypatch):
     """Interrupted (Ctrl-C in the driver), the driver does not wait for a worker's trial to end: it
     kills the worker at once; the trial stays resumable from its checkpoint in the store."""
