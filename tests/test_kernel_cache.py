@@ -93,6 +93,16 @@ def test_a_serial_twin_is_the_same_kernel_without_parallel_and_with_its_own_cach
     assert np.array_equal(outs[0][0], outs[1][0]) and np.array_equal(outs[0][1], outs[1][1]) and outs[0][1].any()
 
 
+def test_every_twin_keeps_its_kernels_disk_cache():
+    """``cache`` is the dispatcher's, not a target option: the twins had been built without it, so the
+    CLI's dense chunk and every serial kernel compiled anew in each process (~10 s per train)."""
+    from ferristor.nn import train_cpu as T
+    twins = [T._hybrid_rank1_serial, T._fp_rank1_serial, T._hybrid_rank1_steps_serial, T.mlp_train_chunk_dense]
+    assert KC.is_cached(T.mlp_train_chunk) and all(KC.is_cached(t) for t in twins)
+    index = T.mlp_train_chunk_dense._cache._cache_file._index_path
+    assert "mlp_train_chunk_dense" in str(index)  # its own entries, not the sparse chunk's
+
+
 _FLAG = True
 
 

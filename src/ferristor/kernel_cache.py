@@ -131,4 +131,15 @@ def _twin(kernel, suffix: str, constants: dict, drop: tuple):
     twin.__qualname__ = f.__qualname__ + suffix
     twin.__module__ = f.__module__
     twin.__doc__ = f.__doc__
-    return twin if options is None else njit(**options)(twin)
+    if options is None:
+        return twin
+    # ``cache`` is the dispatcher's, not a target option: without it here a twin (the CLI's dense
+    # chunk, every serial kernel) was compiled anew in every process, ~10 s per ``ferristor train``
+    return njit(cache=is_cached(kernel), **options)(twin)
+
+
+def is_cached(kernel) -> bool:
+    """Whether numba keeps ``kernel``'s machine code on disk (``@njit(cache=True)``)."""
+    from numba.core.caching import NullCache
+    cache = getattr(kernel, "_cache", None)
+    return cache is not None and not isinstance(cache, NullCache)
