@@ -1,11 +1,9 @@
 """Inputs a review found handled badly: empty or repeated list items, rule settings of the wrong type,
 a closed output pipe, output paths that cannot be written, runs two folders down, a diverged loss.
 Every refusal is one line naming the option as typed, exit status 2, before any work."""
-import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import torch

@@ -2,7 +2,6 @@
 each baseline's fused CPU kernels equal its composed form, and every rule declares the devices it writes."""
 import copy
 
-import numpy as np
 import pytest
 import torch
 

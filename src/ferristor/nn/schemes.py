@@ -30,7 +30,7 @@ from ..rule import compose
 from ..rule.kernels_cpu import mask_threshold, rounding_scale
 from ..rule.kernels_cpu import ROUNDING_CODE
 from ..rule.schemes import STREAM_FAST_WRITE, STREAM_TRANSFER_ROUNDING, SchemeConfig
-from ..rule.streams import STREAM_TRANSFER, STREAM_UPDATE
+from ..rule.streams import STREAM_TRANSFER
 
 _F32, _I64 = torch.float32, torch.int64
 
