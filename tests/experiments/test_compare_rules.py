@@ -270,3 +270,16 @@ def test_an_unknown_setting_names_the_preset_as_typed(text, preset):
         C.parse_rule(text)
     key = text.split(":")[1].split("=")[0]
     assert f"unknown setting {key!r} for {preset} (allowed: k, mode, lr, p, rounding" in str(e.value)
+
+
+def test_a_training_of_some_rules_names_the_saved_runs_its_table_leaves_out(tmp_path):
+    # a second training with --rules hm-var rewrote table.md with hm-var alone, without a word about
+    # the tiki-taka run beside it
+    for name, finished in (("hm-var", True), ("tiki-taka", True), ("fp", False)):
+        (tmp_path / name).mkdir()
+        if finished:
+            (tmp_path / name / "results.json").write_text("{}")
+    specs = [C.parse_rule("hm-var")]
+    assert C.runs_left_out(tmp_path, specs) == ["tiki-taka"]
+    assert C.runs_left_out(tmp_path, specs + [C.parse_rule("tiki-taka")]) == []
+    assert C.runs_left_out(tmp_path / "absent", specs) == []

@@ -123,6 +123,10 @@ def compare_rules(datasets, rules, baseline_mode, seeds, epochs, eval_every, tes
         (out / dataset).mkdir(parents=True, exist_ok=True)
         with atomic_write(out / dataset / table_md, "w") as f:  # a result file: whole or absent
             f.write(text)
+        others = [] if table_only else C.runs_left_out(out / dataset, specs)
+        if others:
+            click.echo(f"note: {out / dataset} also holds runs of {', '.join(others)}, not in this table: "
+                       f"--table-only with --rules naming them all tabulates them together (table-only.md)", err=True)
         rows_by_dataset[dataset] = list(rows.values())
         summary[dataset] = {"rows": list(rows.values()), "headlines": hls}
     if not summary:

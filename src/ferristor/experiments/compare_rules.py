@@ -239,6 +239,16 @@ def table_config(dataset: str, spec: RuleSpec, folder: str | Path, given: dict, 
     return rule_config(dataset, spec, **run, **local)
 
 
+def runs_left_out(dataset_dir: str | Path, specs: list[RuleSpec]) -> list[str]:
+    """Folders of ``dataset_dir`` holding a finished run of a rule not in ``specs``: a training of some
+    of the rules writes a table of those alone, and says which saved runs it leaves out."""
+    ours = {s.folder for s in specs}
+    base = Path(dataset_dir)
+    if not base.is_dir():
+        return []
+    return sorted(p.name for p in base.iterdir() if p.is_dir() and p.name not in ours and (p / "results.json").is_file())
+
+
 def is_complete(results: dict) -> bool:
     """Whether a rule's results hold all that :func:`train_rule` writes: a device rule's carry its
     ``devices`` ledger (a results.json without it is a run stopped before the ledger was written, or
