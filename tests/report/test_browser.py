@@ -133,4 +133,9 @@ def test_an_invalid_rate_is_shown_invalid_and_the_tables_stay_at_the_last_valid_
     assert not invalid and aria == "false" and message == "" and page.js(cell) != at_10
     page.js("var i = document.getElementById('rate'); i.value = '-1'; i.dispatchEvent(new Event('input'));")
     assert page.js(state)[2].endswith("still at 20 samples per second")
+    # a rate so low that the lifetime is huge: 3 significant figures, as format_days writes it
+    from ferristor.report.lifetime import format_days
+    days_at_1 = float(page.js(cell.replace(".innerText", ".getAttribute('data-days-at-1')")))
+    page.js("var i = document.getElementById('rate'); i.value = '1e-9'; i.dispatchEvent(new Event('input'));")
+    assert page.js(cell) == format_days(days_at_1 / 1e-9) and "e+" in page.js(cell)
     assert page.errors == [] and page.driver.get_log("browser") == []

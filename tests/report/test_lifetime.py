@@ -69,6 +69,9 @@ def test_bad_rates_are_refused(bad):
 
 def test_day_formats():
     assert format_days(0.1234) == "0.123 d" and format_days(12.4) == "12 d" and format_days(730.5) == "730 d (2.0 y)"
+    # a device barely written had read '4,000,000,000,000 d (10,951,403,148.5 y)', or 300 digits
+    assert format_days(4e12) == "4e+12 d (1.1e+10 y)" and format_days(1e300) == "1e+300 d (2.74e+297 y)"
+    assert format_days(9.9e6) == "9,900,000 d (27,104.7 y)"
 
 
 def test_a_run_that_ends_between_transfers_is_not_optimistic(small_run, tmp_path):

@@ -156,11 +156,16 @@ def trial_lifetime(trial: Trial) -> LifetimePoint | None:
     return _steady(k, True, n, mem, m["fecap_ops_worst"], transfers, e, trial.train_config)
 
 
+HUGE_DAYS = 1e7  # about 27,000 years: beyond it, lifetimes are written with 3 significant figures
+
+
 def format_days(days: float) -> str:
     if math.isnan(days):
         return NA
     if math.isinf(days):
         return "never"
+    if days >= HUGE_DAYS:  # a device barely written: 17 digits of days say nothing more than 3
+        return f"{days:.3g} d ({days / 365.25:.3g} y)"
     if days >= 365.25:
         return f"{days:,.0f} d ({days / 365.25:,.1f} y)"
     return f"{days:,.3g} d" if days < 10 else f"{days:,.0f} d"

@@ -144,9 +144,13 @@ tr.diff td{background:#fff6dc}tr.measured td{font-weight:600}tr.total td{font-we
 # Draws every plot from its JSON, and rescales lifetimes (∝ 1/rate) when a rate box changes.
 SCRIPT = """
 (function () {
+  function fmtSci(x) {  // Python's '{:.3g}' for x >= 1e7: 4e+12, 1.1e+10
+    return x.toExponential(2).replace(/\\.?0+e/, 'e').replace(/e\\+?(-?)(\\d)$/, 'e+$1' + '0$2').replace('e+-', 'e-');
+  }
   function fmtDays(d) {
     if (d !== d) return 'n/a';  // NaN: the results do not record the worst device's operations
     if (d === null || !isFinite(d)) return 'never';
+    if (d >= 1e7) return fmtSci(d) + ' d (' + fmtSci(d / 365.25) + ' y)';  // as report.lifetime.format_days
     if (d >= 365.25) return Math.round(d).toLocaleString('en-US') + ' d (' + (d / 365.25).toLocaleString('en-US', {minimumFractionDigits: 1, maximumFractionDigits: 1}) + ' y)';
     return d < 10 ? Number(d.toPrecision(3)) + ' d' : Math.round(d).toLocaleString('en-US') + ' d';
   }
