@@ -308,11 +308,12 @@ class HybridSGD(SGD):
 
     def _check_configs(self) -> None:
         """A layer whose config was changed since it was built is refused before anything moves
-        (``HybridModule.check_config``): its state was made under the config it was built with."""
-        for group in self.param_groups:
-            for param in group["params"]:
-                if isinstance(param, HybridParameter):
-                    param.owner.check_config()
+        (``HybridModule.check_config``): its state was made under the config it was built with. Each
+        layer once per step, not once per parameter (its weight and bias share the config)."""
+        owners = {id(p.owner): p.owner for group in self.param_groups for p in group["params"]
+                  if isinstance(p, HybridParameter)}
+        for owner in owners.values():
+            owner.check_config()
 
     def _check_gradients(self) -> None:
         """A NaN or infinite gradient of any hybrid parameter is refused before anything moves."""
