@@ -157,13 +157,9 @@ def test_the_dense_only_chunks_refuse_sparse_layers(kernel):
     m = HybridMLP(NetworkSpec(sizes=(12, 9, 4)), config=HybridConfig(mode="hm-var"), replicas=2, seeds=[5, 6])
     opt = HybridSGD(m.parameters(), lr=0.3, p=0.4, k=7, sampler="sparse")
     chunk = fast_step._Chunk(m, opt, {id(p): g for g in opt.param_groups for p in g["params"]})
-    weights = m._weight_arrays()
-    wts, parts = chunk.P.transposed(weights, [True] * len(weights))
     x, y = np.zeros((3, 12), np.float32), np.zeros(3, np.int64)
     with pytest.raises(ValueError, match="dense sampler only"):
-        getattr(chunk.T, kernel)(weights, m._bias_arrays(), chunk.layer_of, chunk.states, chunk.pendings,
-                                 chunk.keys, np.zeros(2, np.int64),
-                                 *chunk.consts, wts, parts.shape[2], x, y, np.zeros((2, 1), np.int64), *chunk.passes)
+        getattr(chunk.T, kernel)(*chunk.arguments(x, y, np.zeros((2, 1), np.int64), np.zeros(2, np.int64), True))
 
 
 def test_compiled_chunks_equal_the_plain_loop_on_another_layout():
@@ -216,3 +212,16 @@ def test_compiled_chunks_check_what_a_step_checks():
     del newer
     fast_step.run(m, opt, x.numpy(), y.numpy(), idx)  # its own again
     assert int(m.layers[0].weight_updates) == 10
+
+
+def test_networks_of_any_depth_and_biases_share_one_build_of_the_chunks():
+    """Each depth and each choice of biases had compiled the training chunk anew (~1 min of a first
+    run each): with padded tuples (``passes_cpu.slots``) one build serves them all."""
+    kernel = train_cpu.mlp_train_chunk_dense
+    before = len(kernel.signatures)
+    for sizes, bias in [((12, 4), False), ((12, 9, 4), False), ((12, 9, 7, 4), True), ((12, 9, 4), True)]:
+        m = HybridMLP(NetworkSpec(sizes=sizes, bias=bias), config=HybridConfig(mode="hm-var"), replicas=1, seeds=[5])
+        opt = HybridSGD(m.parameters(), lr=0.3, p=0.4, k=7)
+        x, y = np.random.default_rng(0).random((10, 12), np.float32), np.arange(10) % 4
+        fast_step.run(m, opt, x, y, np.arange(3)[None])  # all hybrid, one replica: the dense chunk
+    assert len(kernel.signatures) - before <= 1

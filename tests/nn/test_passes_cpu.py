@@ -58,3 +58,20 @@ def test_forward_four_rows_per_pass_keeps_the_row_order():
         for i in range(n_in):  # ((x0·w0 + x1·w1) + …) in float32, row by row
             ref = (ref + x[i] * w[i]).astype(np.float32)
         assert np.array_equal(out.view(np.uint32), ref.view(np.uint32))
+
+
+def test_per_layer_tuples_are_padded_to_one_type_for_every_depth():
+    """numba compiles a kernel once per tuple length: padded, networks of 1 to 8 layers (and 1 to 8
+    update entries) reach the kernels with one type, so one build serves them all."""
+    from numba import typeof
+    ws = [np.zeros((2, 4, 3), np.float32), np.zeros((2, 3, 5), np.float32), np.zeros((2, 5, 2), np.float32)]
+    types = {typeof(P.slots(ws[:n])) for n in (1, 2, 3)} | {typeof(P.slots(ws * 2 + ws[:2]))}
+    assert len(types) == 1 and len(P.slots(ws)) == P.SLOTS
+    assert len(P.slots(ws * 3)) == 2 * P.SLOTS  # deeper: the next multiple (another build)
+    assert _depth(P.slots(ws[:2])) == 2 and _depth(P.slots(ws * 3)) == 9 and _depth(tuple(ws)) == 3
+    assert P.slots(ws)[:3] == tuple(ws)  # the arrays themselves, not copies
+
+
+@njit
+def _depth(arrays):
+    return P._depth(arrays)

@@ -186,15 +186,16 @@ class _Chunk(_Schedule):
             else:  # (neg_coef, p24, c, rounding, max_h, count_zero)
                 consts.append((*c, *K.gap_tables(1.0)))
         cols = list(zip(*consts))
-        self.states = tuple(a["param"] if layer.mode == "fp" else a["hidden"] for (layer, _), a in zip(self.entries, arrays))
+        slots = self.P.slots  # per-entry tuples padded: one kernel build for every network (passes_cpu.slots)
+        self.states = slots(a["param"] if layer.mode == "fp" else a["hidden"] for (layer, _), a in zip(self.entries, arrays))
         index = {id(layer): li for li, layer in enumerate(self.layers)}
         self.layer_of = np.array([index[id(layer)] for layer, _ in self.entries], np.int64)
-        self.pendings = tuple(a["pending"] for a in arrays)
-        self.keys = tuple(a["keys"] for a in arrays)
+        self.pendings = slots(a["pending"] for a in arrays)
+        self.keys = slots(a["keys"] for a in arrays)
         self.updates = [a["updates"] for a in arrays]  # numpy views of the buffers: read without a torch call
         self.consts = (np.array(kinds, np.int64), np.array(cols[0], np.float32), np.array(cols[1], np.int32),
                        np.array(cols[2], np.float32), np.array(cols[3], np.int64), np.array(cols[4], np.float32),
-                       np.array(cols[5], np.bool_), tuple(cols[6]), tuple(cols[7]))
+                       np.array(cols[5], np.bool_), slots(cols[6]), slots(cols[7]))
 
     def run(self, x, y, idx) -> np.ndarray:
         m = self.model
@@ -210,16 +211,20 @@ class _Chunk(_Schedule):
             chunk = self.T.mlp_train_chunk
         else:
             chunk = self.T.mlp_train_chunk_dense  # the same kernel, the sparse sampler's branch left out
-        weights = m._weight_arrays()
-        wts, parts = self.P.transposed(weights, [layer.mode != "fp" for layer in self.layers])
-        losses = chunk(weights, m._bias_arrays(), self.layer_of, self.states, self.pendings, self.keys, steps, *self.consts,
-                       wts, parts.shape[2],
-                       x, y, idx, *self.passes,
-                       self.T.DEFER_MIN_STEPS, at_once,  # DEFER_MIN_STEPS read per call: bench_step.py varies it
-                       self.T.passes_parts(m.n_replicas, _threads()))
+        losses = chunk(*self.arguments(x, y, idx, steps, at_once))
         for u, s in zip(self.updates, steps):
             u[...] = s
         return losses
+
+    def arguments(self, x, y, idx: np.ndarray, steps: np.ndarray, at_once: bool) -> tuple:
+        """The chunk kernels' arguments for steps ``idx`` of (x, y), update counters ``steps``."""
+        m, slots = self.model, self.P.slots
+        weights = m._weight_arrays()
+        wts, parts = self.P.transposed(weights, [layer.mode != "fp" for layer in self.layers])
+        return (slots(weights), slots(m._bias_arrays()), self.layer_of, self.states, self.pendings, self.keys, steps,
+                *self.consts, slots(wts), parts.shape[2], x, y, idx, *self.passes,
+                self.T.DEFER_MIN_STEPS, at_once,  # DEFER_MIN_STEPS read per call: bench_step.py varies it
+                self.T.passes_parts(m.n_replicas, _threads()))
 
 
 class _GpuChunks(_Schedule):

@@ -105,7 +105,7 @@ def cross_entropy(logits: torch.Tensor, y: torch.Tensor, ignore_index: int = -10
     from ..backend import backend_for
     n_classes = logits.shape[-1]
     if backend_for(logits.device) == "numba" and logits.dtype == torch.float32:
-        yn = y.reshape(-1).contiguous().numpy()
+        yn = y.reshape(-1).to(torch.int64).contiguous().numpy()  # one kernel build for every integer dtype
         if not _ignored(yn, n_classes, ignore_index):
             return _Loss.apply(logits, yn, False, _batch(y))
         b = _batch(y)

@@ -76,8 +76,9 @@ class _FusedPass:
         self.acts[0][:] = x3
 
     def forward(self) -> torch.Tensor:
-        cpu_module("nn.passes_cpu").mlp_forward(self.ws, self.bs, self.acts, self.normed, self.invs, self.code,
-                                                  self.norm_last, np.float32(F.EPS))
+        P = cpu_module("nn.passes_cpu")
+        P.mlp_forward(P.slots(self.ws), P.slots(self.bs), P.slots(self.acts), P.slots(self.normed), self.invs, self.code,
+                      self.norm_last, np.float32(F.EPS))
         return torch.from_numpy(self.normed[-1].copy())
 
     def backward(self, g: torch.Tensor, uses: list | None = None) -> list:
@@ -85,16 +86,18 @@ class _FusedPass:
         bias) gradients of layers that do not capture factors (None for those that do). ``uses``: per
         weight (then bias), what ``autograd_util.grad_use`` said (default: all recorded)."""
         self.deltas[-1][:] = g.detach().numpy()
-        cpu_module("nn.passes_cpu").mlp_backward(self.ws, self.normed, self.invs, self.deltas, self.code, self.norm_last)
+        P = cpu_module("nn.passes_cpu")
+        P.mlp_backward(P.slots(self.ws), P.slots(self.normed), self.invs, P.slots(self.deltas), self.code, self.norm_last)
         return self._record(uses)
 
     def train(self, y: np.ndarray, batch: int) -> float:
         """Forward, loss (``functional.cross_entropy`` / ``binary_cross_entropy_with_logits``) and
         backward in one call; hands the layers their factors; returns the loss."""
-        mlp_train = cpu_module("nn.passes_cpu").mlp_train
+        P = cpu_module("nn.passes_cpu")
         sigmoid = self.mlp.spec.output == "sigmoid"
-        losses = mlp_train(self.ws, self.bs, self.ws, _NO_PARTS, False, self.acts, self.normed, self.invs, self.deltas, y,
-                           sigmoid, 1.0 / batch, self.code, self.norm_last, np.float32(F.EPS))
+        ws = P.slots(self.ws)
+        losses = P.mlp_train(ws, P.slots(self.bs), ws, _NO_PARTS, False, P.slots(self.acts), P.slots(self.normed), self.invs,
+                             P.slots(self.deltas), y, sigmoid, 1.0 / batch, self.code, self.norm_last, np.float32(F.EPS))
         self._record()
         return float(np.float32(float(losses.sum()) / batch))  # as functional.cross_entropy returns it
 

@@ -5,7 +5,7 @@ Weights are crossbars (R, I, O); activations (R, B, features). Every sum has one
 backward dot products keep eight interleaved partial sums joined by a fixed tree. No fastmath (no
 reassociation, no contracted multiply-add), so AVX-512, AVX2 and plain SSE2 builds give the same
 bits — unlike a BLAS call, whose blocking depends on the CPU. The per-layer kernels and the fused
-whole-MLP kernels are built from the same inline pieces, so a network assembled from
+whole-MLP kernels are built from the same pieces, so a network assembled from
 ``HybridLinear`` + ``Normalize`` + ReLU equals :class:`HybridMLP`'s fused path bit for bit.
 """
 from __future__ import annotations
@@ -21,10 +21,52 @@ register()  # before any @njit: the caches follow every kernel source (kernel_ca
 _f32 = np.float32
 NORM_CODE = {"none": 0, "layer": 1, "batch": 2}
 
+# --- per-layer tuples: one build for every depth -----------------------------------------------
 
-# --- inline pieces -----------------------------------------------------------------------------
+SLOTS = 8  # per-layer (and per-update-entry) tuples reach the kernels padded to a multiple of this
+_FILLERS: dict = {}
+
+
+def slots(arrays) -> tuple:
+    """``arrays`` (one per layer, or per update entry) padded with empty arrays of their type to a
+    multiple of SLOTS. numba compiles a kernel once per tuple length: unpadded, each depth of network
+    and each choice of biases built the training kernels anew (~1–2 min of a first run each); padded,
+    every network of up to eight layers and eight update entries shares one build. Kernels count
+    the layers with :func:`_depth` (a filler's first axis is empty; a layer's never is)."""
+    arrays = tuple(arrays)
+    missing = -len(arrays) % SLOTS
+    if not missing:
+        return arrays
+    a = arrays[0]
+    key = (a.dtype.str, a.ndim)
+    filler = _FILLERS.get(key)
+    if filler is None:
+        filler = _FILLERS[key] = np.empty((0,) * a.ndim, a.dtype)
+    return arrays + (filler,) * missing
+
 
 @njit(inline="always")
+def _depth(arrays):
+    """The number of real entries of a tuple padded by :func:`slots`."""
+    n = 0
+    for i in range(len(arrays)):
+        if arrays[i].shape[0] == 0:
+            break
+        n += 1
+    return n
+
+
+# --- pieces --------------------------------------------------------------------------------------
+# A piece that runs once per layer and sample (or a tile of samples) is compiled on its own (``_piece``)
+# and called, not inlined: numba types and lowers an inlined function anew at every call site and
+# runs the parallel passes over it inside each ``prange`` body, which had made the fused kernels'
+# first build ~40 % longer (``mlp_train`` 45 -> 25 s; the CLI's first ``train`` 79 -> 72 s) for no
+# speed (the call is once per layer and sample; the loops stay inside the piece). Pieces called in
+# an inner loop (``_dot``, ``_relu``) stay inlined.
+_piece = njit(boundscheck=False, error_model="numpy")
+
+
+@_piece
 def _affine(x, w, bias, has_bias, out):
     """out[o] = Σ_i x[i]·w[i, o] (+ bias[o], the constant-input row, added last)."""
     n_in, n_out = w.shape
@@ -67,7 +109,7 @@ def _dot(a, b, n):
     return ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7))
 
 
-@njit(inline="always")
+@_piece
 def _back_input(g, w, gx):
     """gx[i] = Σ_o g[o]·w[i, o]."""
     n_in, n_out = w.shape
@@ -75,7 +117,7 @@ def _back_input(g, w, gx):
         gx[i] = _dot(g, w[i], n_out)
 
 
-@njit(inline="always")
+@_piece
 def _back_input_t(g, wt, gx, part):
     """``_back_input`` from the transposed weights wt (O, I), with the rows i in the vector lanes:
     part[j, i] is row i's partial sum j, fed the same products in the same order and joined by the
@@ -113,7 +155,7 @@ def transposed(weights, fixed) -> tuple:
     return wts, np.empty((weights[0].shape[0], 8, widest), np.float32)
 
 
-@njit(inline="always")
+@_piece
 def _layer_norm(z, eps):
     """In place: z ← (z − mean)/σ over its features (γ = 1, β = 0); returns 1/σ."""
     n = z.shape[0]
@@ -131,7 +173,7 @@ def _layer_norm(z, eps):
     return inv
 
 
-@njit(inline="always")
+@_piece
 def _layer_norm_back(g, nz, inv):
     """In place: g ← ∂L/∂z from g = ∂L/∂n, n = normalised z, inv = 1/σ."""
     n = g.shape[0]
@@ -237,7 +279,7 @@ def norm_backward(g, nz, kind, inv):
 
 # --- losses ------------------------------------------------------------------------------------
 
-@njit(inline="always")
+@_piece
 def _softmax_ce(z, t, scale, g):
     """Cross-entropy of logits z (float32, C) for class t: g ← (softmax(z) − onehot(t))·scale (float32);
     returns the loss (float64). exp/log from ``detmath``: the same bits on every machine."""
@@ -254,7 +296,7 @@ def _softmax_ce(z, t, scale, g):
     return log64(s) - (np.float64(z[t]) - mx)
 
 
-@njit(inline="always")
+@_piece
 def _sigmoid_bce(z, y, scale, g):
     """Binary cross-entropy of one logit z for a target y ∈ {0, 1}: g[0] ← (σ(z) − y)·scale; returns the loss."""
     zz = np.float64(z[0])
@@ -279,15 +321,16 @@ def loss_grad(logits, y, sigmoid, scale, grad):
 # --- the whole MLP in one call -------------------------------------------------------------------
 
 
-@njit(inline="always")
+@_piece
 def _forward_one(weights, biases, acts, normed, invs, r, b, norm, norm_last, eps):
-    for li in range(len(weights)):
+    n_layers = _depth(weights)
+    for li in range(n_layers):
         z = normed[li][r, b]
         _affine(acts[li][r, b], weights[li][r], biases[li][r], biases[li].shape[1] > 0, z)
-        _activate(acts, normed, invs, li, len(weights), r, b, norm, norm_last, eps)
+        _activate(acts, normed, invs, li, n_layers, r, b, norm, norm_last, eps)
 
 
-@njit(inline="always")
+@_piece
 def _activate(acts, normed, invs, li, n_layers, ra, b, norm, norm_last, eps):
     """After layer li's product (in normed[li][ra, b]): its LayerNorm in place, then the next
     layer's input acts[li + 1][ra, b] ← ReLU."""
@@ -300,18 +343,18 @@ def _activate(acts, normed, invs, li, n_layers, ra, b, norm, norm_last, eps):
             nxt[k] = _relu(z[k])
 
 
-@njit(inline="always")
+@_piece
 def _backward_one(weights, normed, invs, deltas, r, b, norm, norm_last):
     # no scratch is read without use_t: any 2-D float32 array stands in (no allocation per sample)
     _backward_from(weights, weights, weights[0][r], False, normed, invs, deltas, r, r, b, norm, norm_last)
 
 
-@njit(inline="always")
+@_piece
 def _backward_from(weights, wts, part, use_t, normed, invs, deltas, r, ra, b, norm, norm_last):
     """``_backward_one``; with ``use_t``, the input gradients from the transposed weights ``wts``
     of the layers that have them (``transposed``). Replica r's weights; its activations and
     gradients at [ra, b] of the buffers."""
-    last = len(weights) - 1
+    last = _depth(weights) - 1
     for li in range(last, -1, -1):
         g = deltas[li][ra, b]
         if norm == 1 and (norm_last or li < last):
@@ -329,7 +372,8 @@ def _backward_from(weights, wts, part, use_t, normed, invs, deltas, r, ra, b, no
 
 @njit(parallel=True, cache=True, boundscheck=False)
 def mlp_forward(weights, biases, acts, normed, invs, norm, norm_last, eps):
-    """acts[0] (R, B, I) holds the input. Per layer l: normed[l] ← norm(acts[l]·W_l + b_l) (the last
+    """Per-layer tuples (weights, biases, acts, normed) padded by :func:`slots`. acts[0] (R, B, I)
+    holds the input. Per layer l: normed[l] ← norm(acts[l]·W_l + b_l) (the last
     layer's only with norm_last), and acts[l + 1] ← ReLU(normed[l]); invs (R, B, L) keeps each
     LayerNorm's 1/σ. ``biases[l]`` (R, O), or (R, 0) for a layer without bias (``HybridMLP._bias_arrays``)."""
     n_rep, n_b = acts[0].shape[0], acts[0].shape[1]
@@ -363,7 +407,7 @@ def mlp_train(weights, biases, wts, parts, use_t, acts, normed, invs, deltas, y,
     return losses
 
 
-@njit(inline="always")
+@_piece
 def train_one(weights, biases, wts, part, use_t, acts, normed, invs, deltas, y, sigmoid, scale, norm, norm_last, eps, r,
               b):
     """``mlp_train`` for sample b of replica r; returns its loss. With ``use_t``, the backward uses
@@ -372,10 +416,10 @@ def train_one(weights, biases, wts, part, use_t, acts, normed, invs, deltas, y, 
     return _loss_backward(weights, wts, part, use_t, normed, invs, deltas, y, sigmoid, scale, norm, norm_last, r, r, b)
 
 
-@njit(inline="always")
+@_piece
 def _loss_backward(weights, wts, part, use_t, normed, invs, deltas, y, sigmoid, scale, norm, norm_last, r, ra, b):
     """The loss of sample [ra, b] of the buffers (replica r's weights), its gradient and the backward."""
-    last = len(weights) - 1
+    last = _depth(weights) - 1
     if sigmoid:
         loss = _sigmoid_bce(normed[last][ra, b], np.float64(y[ra, b]), scale, deltas[last][ra, b])
     else:
@@ -389,7 +433,7 @@ def _loss_backward(weights, wts, part, use_t, normed, invs, deltas, y, sigmoid, 
 AFFINE_TILE = 16  # samples per pass over a block of weight rows (16 × 200 float32 accumulators: 12.8 KB, in L1)
 
 
-@njit(inline="always")
+@_piece
 def _affine_block(xs, w, out, n):
     """out[b] = xs[b]·w for b < n, each sum in ``_affine``'s order (the same bits as n calls), but
     each four rows of w are loaded once per tile of AFFINE_TILE samples rather than once per sample."""
@@ -417,13 +461,13 @@ def _affine_block(xs, w, out, n):
                     ob[o] += xi * row[o]
 
 
-@njit(inline="always")
+@_piece
 def train_block(weights, biases, wts, part, acts, normed, invs, deltas, y, sigmoid, scale, norm, norm_last, eps, r, n):
     """``train_one`` for samples 0…n−1 of one-replica buffers (1, ≥ n, F), through replica r's weights,
     layer by layer (``_affine_block``) — valid where the weights stay as they are for all n samples,
     as hybrid weights do between two transfers. Each sample's arithmetic is ``train_one``'s, so the
     same bits. Returns the last sample's loss."""
-    n_layers = len(weights)
+    n_layers = _depth(weights)
     for li in range(n_layers):
         _affine_block(acts[li][0], weights[li][r], normed[li][0], n)
         if biases[li].shape[1] > 0:  # added last, as _affine adds it

@@ -33,7 +33,7 @@ from numba import njit, prange
 
 from ..kernel_cache import constant_twin, register, serial_twin
 from ..rule.kernels_cpu import _NO_GRAD, _fp_rank1, _hybrid_rank1, _hybrid_rank1_steps, _sparse
-from .passes_cpu import train_block
+from .passes_cpu import _depth, train_block
 
 register()  # before any @njit: the caches follow every kernel source (kernel_cache)
 
@@ -71,7 +71,7 @@ def _deferred(kind, seg, defer_min):
 def _stash(weights, n_rep, seg):
     """Per layer, room for a segment's factors: x (R, I, seg) and δ (R, seg, O)."""
     xs, ds = [], []
-    for li in range(len(weights)):
+    for li in range(_depth(weights)):
         xs.append(np.empty((n_rep, weights[li].shape[1], seg), np.float32))
         ds.append(np.empty((n_rep, seg, weights[li].shape[2]), np.float32))
     return xs, ds
@@ -120,7 +120,7 @@ def _segment_passes(weights, biases, wts, widest, x_data, y_data, idx, r, t0, n,
     (``train_block``; n = 1: one step); step t's factors x and δ go to the stash at
     xs[l][xr, :, col0 + t − t0] and ds[l][xr, col0 + t − t0, :]. Returns the last step's loss.
     Compiled once, not inlined: both chunk kernels call it."""
-    n_layers = len(weights)
+    n_layers = _depth(weights)
     acts = [np.empty((1, n, weights[li].shape[1]), np.float32) for li in range(n_layers)]
     normed = [np.empty((1, n, weights[li].shape[2]), np.float32) for li in range(n_layers)]
     deltas = [np.empty((1, n, weights[li].shape[2]), np.float32) for li in range(n_layers)]
@@ -170,9 +170,10 @@ def segment_passes(weights, biases, wts, widest, x_data, y_data, idx, t0, n, xs,
 @njit(cache=True, boundscheck=False, error_model="numpy")
 def mlp_train_chunk(weights, biases, layer_of, states, pendings, keys, steps, kinds, coefs, p24s, scales, roundings,
                     max_hs, count_zeros, thresholds, buckets, wts, widest, x_data, y_data, idx, sigmoid, norm, norm_last,
-                    eps, defer_min=DEFER_MIN_STEPS, block_passes=True, n_parts=1):
+                    eps, defer_min, block_passes, n_parts):
     """T = idx.shape[1] steps; replica r trains on samples idx[r, 0…T−1] of (x_data, y_data).
-    ``weights``/``biases`` are what the passes read (``passes_cpu.mlp_forward``). Per update entry u
+    ``weights``/``biases`` are what the passes read (``passes_cpu.mlp_forward``); every per-layer and
+    per-entry tuple comes padded (``passes_cpu.slots``: one build for every network). Per update entry u
     — each layer's weights (u < L), then each bias: layer ``layer_of[u]``'s, input 1 — ``states[u]``
     is what its update changes (hidden integers, or the values in fp), ``steps[u]`` its update
     counter (advanced here), ``kinds[u]`` its kernel (KIND_*) and the other per-entry arrays that
@@ -184,11 +185,11 @@ def mlp_train_chunk(weights, biases, layer_of, states, pendings, keys, steps, ki
     replica's steps cut into ``n_parts`` tasks (``passes_parts``). Returns the last step's
     per-replica losses."""
     if not _WITH_SPARSE:
-        for ui in range(len(states)):
+        for ui in range(len(kinds)):
             if kinds[ui] >= KIND_HYBRID_SPARSE:
                 raise ValueError("mlp_train_chunk_dense runs the dense sampler only: use mlp_train_chunk")
     n_rep, n_steps = idx.shape
-    n_layers = len(weights)
+    n_layers = _depth(weights)
     losses = np.zeros(n_rep, np.float64)
     seg = _segment_length(n_steps)
     block = _fixed_weights(kinds, block_passes)
@@ -203,7 +204,7 @@ def mlp_train_chunk(weights, biases, layer_of, states, pendings, keys, steps, ki
             if not block:
                 losses = segment_passes(weights, biases, wts, widest, x_data, y_data, idx, _i64(t), _i64(1), xs, ds,
                                         _i64(t - t0), sigmoid, norm, norm_last, eps, n_parts)
-            for ui in range(len(states)):
+            for ui in range(len(kinds)):
                 kind = kinds[ui]
                 if not _deferred(kind, n_seg, defer_min):
                     x = np.ascontiguousarray(_factor_x(xs, ones, layer_of, ui, n_layers)[:, :, t - t0])
@@ -218,7 +219,7 @@ def mlp_train_chunk(weights, biases, layer_of, states, pendings, keys, steps, ki
                         _hybrid_rank1(states[ui], pendings[ui], delta, x, keys[ui], steps[ui], coefs[ui], p24s[ui],
                                       scales[ui], roundings[ui], max_hs[ui], count_zeros[ui])
                 steps[ui] += 1
-        for ui in range(len(states)):
+        for ui in range(len(kinds)):
             if _deferred(kinds[ui], n_seg, defer_min):
                 _hybrid_rank1_steps(states[ui], pendings[ui], ds[layer_of[ui]],
                                     _factor_x(xs, ones, layer_of, ui, n_layers), keys[ui], steps[ui] - n_seg,
@@ -234,17 +235,17 @@ _hybrid_rank1_steps_serial = serial_twin(_hybrid_rank1_steps)
 @njit(parallel=True, cache=True, boundscheck=False, error_model="numpy")
 def mlp_train_chunk_by_replica(weights, biases, layer_of, states, pendings, keys, steps, kinds, coefs, p24s, scales,
                                roundings, max_hs, count_zeros, thresholds, buckets, wts, widest, x_data, y_data, idx,
-                               sigmoid, norm, norm_last, eps, defer_min=DEFER_MIN_STEPS, block_passes=True, n_parts=1):
+                               sigmoid, norm, norm_last, eps, defer_min, block_passes, n_parts):
     """``mlp_train_chunk`` with the replicas, not the rows, split over the threads: each replica's
     steps in order, its kernels on its own (1, I, O) slices with the same step counters. Dense
     sampler only (KIND_HYBRID, KIND_FP): the sparse walk's serial twin measured 6× slower than its
     parallel build (6.5 vs 1.1 ns per weight on one thread), so sparse layers keep the rows split.
     ``n_parts`` is not read: each replica's steps run on one thread."""
-    for ui in range(len(states)):
+    for ui in range(len(kinds)):
         if kinds[ui] >= KIND_HYBRID_SPARSE:
             raise ValueError("mlp_train_chunk_by_replica runs the dense sampler only: use mlp_train_chunk")
     n_rep, n_steps = idx.shape
-    n_layers = len(weights)
+    n_layers = _depth(weights)
     losses = np.zeros(n_rep, np.float64)
     seg = _segment_length(n_steps)
     block = _fixed_weights(kinds, block_passes)
@@ -260,7 +261,7 @@ def mlp_train_chunk_by_replica(weights, biases, layer_of, states, pendings, keys
                 if not block:
                     losses[r] = _segment_passes(weights, biases, wts, widest, x_data, y_data, idx, _i64(r), _i64(t),
                                                 _i64(1), xs, ds, _i64(0), _i64(t - t0), sigmoid, norm, norm_last, eps)
-                for ui in range(len(states)):
+                for ui in range(len(kinds)):
                     if _deferred(kinds[ui], n_seg, defer_min):
                         continue
                     x = _factor_x(xs, ones, layer_of, ui, n_layers)[0:1, :, t - t0]
@@ -271,13 +272,13 @@ def mlp_train_chunk_by_replica(weights, biases, layer_of, states, pendings, keys
                     else:
                         _hybrid_rank1_serial(state, pending, delta, x, key, step, coefs[ui], p24s[ui], scales[ui],
                                              roundings[ui], max_hs[ui], count_zeros[ui])
-            for ui in range(len(states)):
+            for ui in range(len(kinds)):
                 if _deferred(kinds[ui], n_seg, defer_min):
                     _hybrid_rank1_steps_serial(states[ui][r:r + 1], pendings[ui][r:r + 1], ds[layer_of[ui]],
                                                _factor_x(xs, ones, layer_of, ui, n_layers), keys[ui][r:r + 1],
                                                steps[ui] + t0, coefs[ui], p24s[ui], scales[ui], roundings[ui], max_hs[ui],
                                                count_zeros[ui])
-    for ui in range(len(states)):
+    for ui in range(len(kinds)):
         steps[ui] += n_steps
     return losses
 
