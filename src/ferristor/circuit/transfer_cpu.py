@@ -8,6 +8,8 @@ results match it bit for bit. No fastmath: a fused multiply-add would round diff
 """
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 from numba import njit, prange
 
@@ -62,11 +64,19 @@ def table_transfer_(hidden: np.ndarray, shift: int, means: np.ndarray, keys: np.
     """Write the programmed weights of ``hidden`` (R, I, O) float32 into ``out`` (R, I, O) in place.
     ``means``: the level means (8 entries, or the ideal 0…max as arange)."""
     noisy = keys is not None
-    ideal = bool(np.array_equal(means, np.arange(len(means), dtype=np.float32)))
-    table = tuple(np.float32(v) for v in (means if len(means) == 8 else np.arange(8)))
+    table, ideal = _means_table(np.asarray(means, np.float32).tobytes())
     _table_transfer(hidden, np.float32(2.0 ** -shift), table, ideal,
                     keys if noisy else np.zeros((hidden.shape[0], 2), np.uint32), np.int64(index), np.float32(sigma),
                     noisy, fold, np.float32(level_step), out)
+
+
+@lru_cache(maxsize=64)
+def _means_table(means: bytes) -> tuple:
+    """The kernel's 8 level means (float32 scalars) and whether they are the ideal 0…7, from the
+    means' bytes: worked out once, not at every transfer (at k = 1, every step)."""
+    m = np.frombuffer(means, np.float32)
+    ideal = bool(np.array_equal(m, np.arange(len(m), dtype=np.float32)))
+    return tuple(np.float32(v) for v in (m if len(m) == 8 else np.arange(8))), ideal
 
 
 # --- the circuit transfer drawn from its tabulated distribution (QuantileCircuitTransfer) -------
