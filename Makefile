@@ -36,8 +36,8 @@ demo: install
 # Triton's interpreter). CI (.ci/run) runs both.
 PYTEST = OMP_NUM_THREADS=$(THREADS) FERRISTOR_OFFLINE=1 FERRISTOR_TEST_DATA=$(DATA) $(PY) -m pytest -q -n $(TEST_WORKERS)
 
-# The kernels both test workers need, compiled first, several at once (ferristor/warmup.py): each worker
-# would otherwise compile its own copy, one function at a time.
+# The common kernels compiled first, several at once (ferristor/warmup.py); the suite then loads them.
+# Cold, this moves the compiling more than it saves it (README, Tests); it keeps tests/test_warmup.py cheap.
 WARMUP = OMP_NUM_THREADS=$(THREADS) $(PY) -m ferristor.warmup --jobs $(TEST_WORKERS)
 
 test: install

@@ -1,9 +1,9 @@
 """Compile ferristor's CPU kernels ahead of use, several at once: ``python -m ferristor.warmup [--jobs N]``.
 
 A kernel is compiled on its first call, one function at a time on one core, and kept in the JIT's
-disk cache (``kernel_cache``); a first ``ferristor train`` on a machine waits ~1 min for it, and a
-test run in two worker processes compiles the same kernels in both. Here each scenario runs a tiny
-training through the public API on the path it names — so it compiles exactly what that path calls,
+disk cache (``kernel_cache``); a first ``ferristor train`` on a machine waits ~1 min for it. Here
+each scenario runs a tiny training through the public API on the path it names — so it compiles
+exactly what that path calls,
 with the argument types it passes — and the scenarios share out over ``jobs`` processes. Afterwards
 every process loads them from the cache. ``make test`` runs this first. Nothing is trained or kept:
 the scenarios' models are thrown away; a kernel left out here is compiled on its first call as
@@ -20,7 +20,8 @@ import numpy as np
 
 # Scenario → the work it compiles, longest first (the pool hands them out in this order). In brackets,
 # its compile seconds on a 2-core Zen 3 with an empty cache, two processes (``python -m ferristor.warmup``,
-# 127 s in all, 2026-12-07); a scenario after another in the same process reuses the pieces they share.
+# 127 s for the first six, 2026-12-07; ``conv`` measured alone in one process; all seven 139–160 s in
+# clean-clone CI runs); a scenario after another in the same process reuses the pieces they share.
 SCENARIOS = {
     "chunks": "batch-1 chunks, hm-var, table transfer [76 s]: mlp_train_chunk_dense, _table_transfer",
     "step": "one fused step and the autograd loop [61 s]: mlp_train, mlp_forward, mlp_backward, loss_grad",

@@ -60,7 +60,7 @@ def _depth(arrays):
 # A piece that runs once per layer and sample (or a tile of samples) is compiled on its own (``_piece``)
 # and called, not inlined: numba types and lowers an inlined function anew at every call site and
 # runs the parallel passes over it inside each ``prange`` body, which had made the fused kernels'
-# first build ~40 % longer (``mlp_train`` 45 -> 25 s; the CLI's first ``train`` 79 -> 72 s) for no
+# first build longer (``mlp_train`` 45.5 -> 31.5 s; the CLI's first ``train`` 79 -> 72 s) for no
 # speed (the call is once per layer and sample; the loops stay inside the piece). Pieces called in
 # an inner loop (``_dot``, ``_relu``) stay inlined.
 _piece = njit(boundscheck=False, error_model="numpy")
