@@ -1,9 +1,11 @@
-"""The skip ledger of tests/conftest.py, run on tiny suites in a subprocess: only full_data tests may
-skip, and with FERRISTOR_STRICT_SKIPS=1 (.ci/run) any other skip fails the run."""
+"""The skip ledger of tests/conftest.py, run on tiny suites (pytester, in this process): only full_data
+tests may skip, and with FERRISTOR_STRICT_SKIPS=1 (.ci/run) any other skip fails the run."""
 import tomllib
 from pathlib import Path
 
 import pytest
+# imported before the inner runs: pytester drops the modules they import, and torch imports once per process
+import torch  # noqa: F401
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -27,8 +29,9 @@ def test_plain():
 def suite(pytester, monkeypatch):
     pytester.makeconftest((ROOT / "tests" / "conftest.py").read_text())
     markers = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["pytest"]["ini_options"]["markers"]
-    pytester.makeini("[pytest]\naddopts = --strict-markers -p no:cacheprovider\nmarkers =\n"
-                     + "".join(f"    {m}\n" for m in markers))  # the project's own markers
+    # the project's own markers; no Hypothesis plugin: its summary imported hypothesis anew in each run (~3 s)
+    pytester.makeini("[pytest]\naddopts = --strict-markers -p no:cacheprovider -p no:hypothesispytest\nmarkers =\n"
+                     + "".join(f"    {m}\n" for m in markers))
     data = pytester.mkdir("data")
     (data / "fashion-mnist").mkdir()  # present: its test runs; mitdb/ absent: its test skips
     monkeypatch.setenv("FERRISTOR_TEST_DATA", str(data))
@@ -39,7 +42,7 @@ def suite(pytester, monkeypatch):
 def test_full_data_skips_are_counted_and_allowed(suite, monkeypatch):
     suite.makepyfile(test_suite=SUITE)
     monkeypatch.setenv("FERRISTOR_STRICT_SKIPS", "1")
-    r = suite.runpytest_subprocess()
+    r = suite.runpytest()
     assert r.ret == 0
     r.assert_outcomes(passed=2, skipped=1)
     r.stdout.fnmatch_lines(["1 skipped: 1 that need a full dataset* (allowed), 0 that should have run",
@@ -51,13 +54,13 @@ def test_any_other_skip_fails_a_strict_run(suite, monkeypatch):
 def test_skips_for_want_of_something():
     pytest.skip("no frobnicator")
 ''', test_gone="import pytest\npytest.importorskip('no_such_module_here')\n")
-    r = suite.runpytest_subprocess()
+    r = suite.runpytest()
     assert r.ret == 0  # not strict: said, not failed
     r.stdout.fnmatch_lines(["3 skipped: 1 that need a full dataset* (allowed), 2 that should have run",
                             "*1 x should have run: no frobnicator", "*test_suite.py::test_skips_for_want_of_something",
                             "FERRISTOR_STRICT_SKIPS=1 (as in .ci/run) fails the run on these."])
     monkeypatch.setenv("FERRISTOR_STRICT_SKIPS", "1")
-    r = suite.runpytest_subprocess()
+    r = suite.runpytest()
     assert r.ret == pytest.ExitCode.TESTS_FAILED
     r.stdout.fnmatch_lines(["*should have run: could not import 'no_such_module_here'*",
                             "FERRISTOR_STRICT_SKIPS=1: failing the run, since only full_data tests may skip."])
@@ -74,6 +77,6 @@ def full_mitdb():
 def test_forgot_the_marker(full_mitdb):
     pass
 ''')
-    r = suite.runpytest_subprocess()
+    r = suite.runpytest()
     assert r.ret == pytest.ExitCode.USAGE_ERROR
     r.stderr.fnmatch_lines(["*test_forgot_the_marker uses mitdb in full but is not marked @pytest.mark.full_data(...)"])
