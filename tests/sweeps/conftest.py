@@ -4,6 +4,14 @@ import pytest
 from ferristor.data.registry import Dataset
 from ferristor.sweeps.spec import build_spec
 
+from .. import loaded_once
+
+
+@pytest.fixture(autouse=True)
+def _datasets_read_once(monkeypatch):
+    """The sweeps' MNIST loads read the files once per test process (tests/loaded_once.py)."""
+    yield from loaded_once.install(monkeypatch)
+
 
 @pytest.fixture(scope="session")
 def tiny_mnist(mnist):
