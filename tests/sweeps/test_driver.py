@@ -127,7 +127,7 @@ def test_a_crashed_worker_is_replaced_and_its_trial_resumes_from_its_checkpoint(
     driver; the retry gets that checkpoint and ends with the numbers of an uninterrupted run."""
     import os
     import signal
-    spec = small_spec("rule.k=10", seeds="0-1")
+    spec = small_spec("rule.k=10", sets=("checkpoint_every=0.05",), seeds="0-1")  # killed at its 2nd of 5 checkpoints
     ref = run_plan(plan(spec, tmp_path / "ref", given={"mnist": tiny_mnist}), in_process=True, progress=False)
     assert ref.count("done") == 1
     p = plan(spec, tmp_path / "s", given={"mnist": tiny_mnist})
