@@ -8,7 +8,8 @@ ships, in a process without the interpreter — for a given architecture, and it
 read back from the cubin (``cuobjdump -res-usage``): registers, and local memory, where spilled
 registers would go.
 
-    python tests/gpu_builds.py SPECS.json ARCH   → one JSON line per spec: name, ok, error, regs, local
+    python tests/gpu_builds.py SPECS.json ARCH[,ARCH…]   → one JSON line per arch and spec: arch, name, ok,
+                                                            error, regs, local
 """
 from __future__ import annotations
 
@@ -64,21 +65,23 @@ def recorded_launches():
         out.extend(specs.values())
 
 
-def build_all(specs: list[dict], arch: int) -> list[dict]:
-    """Compile every spec for sm_``arch`` in a child process without the interpreter; one result each."""
+def build_all(specs: list[dict], archs: tuple[int, ...]) -> dict[int, list[dict]]:
+    """Compile every spec for each sm_``arch`` in one child process without the interpreter (starting it,
+    importing torch and Triton, is most of the time): {arch: one result per spec, in order}."""
     env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
     src = str(Path(__file__).resolve().parents[1] / "src")
     env["PYTHONPATH"] = src + os.pathsep + env.get("PYTHONPATH", "")
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
         json.dump(specs, f)
     try:
-        done = subprocess.run([sys.executable, __file__, f.name, str(arch)], env=env, capture_output=True, text=True,
-                              timeout=600)
+        done = subprocess.run([sys.executable, __file__, f.name, ",".join(map(str, archs))], env=env,
+                              capture_output=True, text=True, timeout=600)
     finally:
         os.unlink(f.name)
     if done.returncode != 0:
         raise RuntimeError(f"the build process failed:\n{done.stderr[-4000:]}")
-    return [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+    results = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+    return {arch: [r for r in results if r["arch"] == arch] for arch in archs}
 
 
 def _resources(cubin: bytes) -> dict:
@@ -102,7 +105,7 @@ def _build(spec: dict, arch: int) -> dict:
     fn = getattr(importlib.import_module(spec["module"]), spec["name"])
     names = fn.arg_names
     constexprs = {(names.index(k),): v for k, v in spec["constexprs"].items()}
-    result = {"name": spec["name"], "constexprs": spec["constexprs"], "options": spec["options"]}
+    result = {"arch": arch, "name": spec["name"], "constexprs": spec["constexprs"], "options": spec["options"]}
     try:
         kernel = triton.compile(ASTSource(fn=fn, signature=spec["signature"], constexprs=constexprs),
                                 target=GPUTarget("cuda", arch, 32), options=spec["options"])
@@ -112,5 +115,6 @@ def _build(spec: dict, arch: int) -> dict:
 
 
 if __name__ == "__main__":
-    for s in json.loads(Path(sys.argv[1]).read_text()):
-        print(json.dumps(_build(s, int(sys.argv[2]))), flush=True)
+    for a in map(int, sys.argv[2].split(",")):
+        for s in json.loads(Path(sys.argv[1]).read_text()):
+            print(json.dumps(_build(s, a)), flush=True)
