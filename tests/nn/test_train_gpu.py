@@ -16,18 +16,22 @@ from ferristor.nn.mlp import NetworkSpec  # noqa: E402
 from ferristor.optim import HybridSGD  # noqa: E402
 
 SIZES, R, N, STEPS = (20, 12, 8, 4), 3, 50, 24
+# Tests that run the Triton kernels in the interpreter on a CPU (~0.1 s a program): 5 steps at k = 2
+# still make two transfers, chunks of several steps and a step after the last transfer, in ~1/5 of
+# the interpreter's time of 24 steps at k = 7.
+SHORT = {"steps": 5, "k": 2}
 DEV = "cuda" if torch.cuda.is_available() else "cpu"  # on a CPU the Triton kernel runs in its interpreter
 
 
-def _problem(mode, device=DEV, transfer=None, **spec):
+def _problem(mode, device=DEV, transfer=None, steps=STEPS, k=7, **spec):
     g = torch.Generator().manual_seed(0)
     x = torch.rand(N, SIZES[0], generator=g)
     y = torch.randint(0, SIZES[-1], (N,), generator=g)
-    idx = torch.randint(0, N, (R, STEPS), generator=g).numpy()
+    idx = torch.randint(0, N, (R, steps), generator=g).numpy()
     cfg = HybridConfig(mode=mode) if transfer is None else HybridConfig(mode=mode, transfer=transfer)
     model = HybridMLP(NetworkSpec(sizes=SIZES, **spec), config=cfg, replicas=R,
                       seeds=[5, 6, 7]).to(device)
-    opt = HybridSGD(model.parameters(), lr=0.5, p=0.4, k=7)
+    opt = HybridSGD(model.parameters(), lr=0.5, p=0.4, k=k)
     return model, opt, x.to(device), y.to(device), idx
 
 
@@ -66,9 +70,9 @@ def _state(model):
 def test_chunks_follow_the_plain_loop(mode, spec, passes, monkeypatch):
     monkeypatch.setenv("FERRISTOR_GPU_PASSES", passes)
     with use_backend("torch"):
-        ref_model, ref_opt, x, y, idx = _problem(mode, **spec)
+        ref_model, ref_opt, x, y, idx = _problem(mode, **SHORT, **spec)
         ref_loss = _plain(ref_model, ref_opt, x, y, idx)
-    model, opt, x, y, idx = _problem(mode, **spec)
+    model, opt, x, y, idx = _problem(mode, **SHORT, **spec)
     loss = _graphed(model, opt, x, y, idx, graphs=False)
     # hm's transfers draw nothing: inside the chunks; hm-var's need the fused GPU transfer for that
     assert model.last_plan.in_graph == (mode != "hm-var" or DEV == "cuda")
@@ -83,10 +87,10 @@ def test_chunks_follow_the_plain_loop(mode, spec, passes, monkeypatch):
         else:  # hidden integers and the levels transferred from them
             assert (ref[name] == got[name]).float().mean() > 0.99, name
     if mode != "fp":
-        assert int(ref["layers.0.weight_transfers"][0]) == STEPS // 7  # transfers happened (k = 7)
+        assert int(ref["layers.0.weight_transfers"][0]) == SHORT["steps"] // SHORT["k"] == 2  # transfers happened
     assert loss == pytest.approx(ref_loss, rel=1e-3)
     for p in opt.param_groups[0]["params"]:
-        assert opt.state[p]["inputs"] == STEPS
+        assert opt.state[p]["inputs"] == SHORT["steps"]
 
 
 @pytest.mark.slow
@@ -154,13 +158,14 @@ def test_noisy_transfers_inside_the_chunks_follow_the_plain_loop(transfer, monke
     from ferristor.circuit.transfer import TransferConfig
     tc = None if transfer is None else TransferConfig(model="circuit", circuit_sampler="quantiles", circuit_table_draws=4096)
     with use_backend("torch"):
-        ref_model, ref_opt, x, y, idx = _problem("hm-var", "cpu", transfer=tc)
+        ref_model, ref_opt, x, y, idx = _problem("hm-var", "cpu", transfer=tc, **SHORT)
         _plain(ref_model, ref_opt, x, y, idx)
-    model, opt, x, y, idx = _problem("hm-var", "cpu", transfer=tc)
+    model, opt, x, y, idx = _problem("hm-var", "cpu", transfer=tc, **SHORT)
     monkeypatch.setattr(H, "triton_for", lambda t, sampler="dense": True)
     _graphed(model, opt, x, y, idx, graphs=False)
     assert model.last_plan.in_graph
     ref, got = _state(ref_model), _state(model)
+    assert int(ref["layers.0.weight_transfers"][0]) == 2  # two noisy transfers: the counter moved on between them
     for name in ref:
         if name.endswith(("_events", "_transfers", "_updates")):
             assert torch.equal(ref[name], got[name]), name
