@@ -152,6 +152,7 @@ def test_a_bad_vector_width_is_one_cli_line_at_import_and_a_warning_for_python(m
     assert caught == [] and capsys.readouterr().err == f"warning: {WIDTH_WARNING}\n"
 
 
+@pytest.mark.slow  # a fresh interpreter (~4 s); the fast tier's in-process twin is the test above
 def test_the_cli_says_a_bad_vector_width_in_one_clean_line():
     import os
     import subprocess

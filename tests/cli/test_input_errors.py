@@ -117,6 +117,7 @@ def test_a_setting_may_recur_in_two_rules(tmp_path):
 
 # --- 5: a closed pipe ------------------------------------------------------------------------------------
 
+@pytest.mark.slow  # a fresh interpreter (~4 s); the fast tier's in-process twin is the test below
 def test_a_closed_pipe_ends_quietly_with_141():
     read, write = os.pipe()
     os.close(read)  # the reader is gone before a byte is written: every write meets EPIPE
