@@ -6,7 +6,6 @@ import io
 import os
 import signal
 import sqlite3
-import subprocess
 import sys
 import threading
 import time
@@ -244,21 +243,32 @@ def test_a_usable_checkpoint_still_resumes_without_a_warning(tiny_mnist, tmp_pat
 
 # --- one writer per folder: sweeps and train ------------------------------------------------------
 
-_HOLD = """
-import sys
-sys.argv = {argv!r}
-{setup}
-print('held', flush=True)
-sys.stdin.read()
-"""
+def _holding(argv, setup, held, done):
+    sys.argv = argv
+    names = {}  # kept to the end: a lock that setup names stays held
+    exec(setup, names)
+    held.set()
+    done.wait()  # then exits: the kernel releases its flocks
 
 
-def _hold(folder, argv, setup):
-    """Another process holding ``folder`` as ``argv`` would (until stdin closes); its pid."""
-    code = _HOLD.format(argv=argv, setup=setup)
-    other = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    assert other.stdout.readline().strip() == "held"
-    return other
+@contextlib.contextmanager
+def _hold(argv, setup):
+    """Another process holding a folder as ``argv`` would (``setup`` takes the lock), until the block
+    ends; yields its pid. Forked, not a fresh interpreter (~3 s importing torch for the sweep's lock):
+    the child only runs ``setup`` on modules imported here and opens its own lock files (flock: its own
+    locks), then waits and exits, never touching torch's or numba's threads."""
+    import multiprocessing
+    ctx = multiprocessing.get_context("fork")
+    held, done = ctx.Event(), ctx.Event()
+    other = ctx.Process(target=_holding, args=(argv, setup, held, done), daemon=True)
+    other.start()
+    try:
+        assert held.wait(60), "the other process never took the lock"
+        yield other.pid
+    finally:
+        done.set()
+        other.join(60)
+    assert other.exitcode == 0
 
 
 def test_a_train_is_refused_on_a_folder_a_sweep_writes(tmp_path, tiny_mnist):
@@ -266,15 +276,12 @@ def test_a_train_is_refused_on_a_folder_a_sweep_writes(tmp_path, tiny_mnist):
     from ferristor.sweeps.configs import build
     folder = tmp_path / "sweep"
     trial = plan(small_spec("rule.k=10"), tmp_path / "plan", given={"mnist": tiny_mnist}).trials[0]
-    other = _hold(folder, ["ferristor", "sweep", "--out", str(folder)],
-                  f"from ferristor.sweeps.driver import sweep_lock\nlock = sweep_lock({str(folder)!r})\nlock.__enter__()")
-    try:
+    with _hold(["ferristor", "sweep", "--out", str(folder)],
+               f"from ferristor.sweeps.driver import sweep_lock\nlock = sweep_lock({str(folder)!r})\nlock.__enter__()") as pid:
         cfg = build({**trial.config, "threads": 1, "data_dir": None})
-        with pytest.raises(ConfigError, match=f"is in use by another ferristor run \\(pid {other.pid} .*: "
+        with pytest.raises(ConfigError, match=f"is in use by another ferristor run \\(pid {pid} .*: "
                                               f"ferristor sweep --out"):
             train(cfg, folder, progress=False, dataset=tiny_mnist)
-    finally:
-        other.communicate("", timeout=60)
     assert not (folder / "results.json").exists() and not (folder / "checkpoint.pt").exists()
 
 
@@ -285,19 +292,16 @@ def test_a_sweep_or_an_import_is_refused_on_a_folder_a_train_or_sweep_writes(tmp
                       f"FolderLock(prepare({str(folder)!r})).acquire()",
              "sweep": f"from ferristor.sweeps.driver import sweep_lock\nlock = sweep_lock({str(folder)!r})\n"
                       f"lock.__enter__()"}[holder]
-    other = _hold(folder, ["ferristor", holder, "--out", str(folder)], setup)
-    try:
+    with _hold(["ferristor", holder, "--out", str(folder)], setup) as pid:
         p = plan(small_spec("rule.k=10"), folder, given={"mnist": tiny_mnist})
-        with pytest.raises(FolderBusy, match=f"sweep folder {folder} is in use by another process \\(pid {other.pid} "
+        with pytest.raises(FolderBusy, match=f"sweep folder {folder} is in use by another process \\(pid {pid} "
                                              f".*: ferristor {holder} --out"):
             run_plan(p, in_process=True, progress=False)
         from click.testing import CliRunner
 
         from ferristor.cli.main import cli
         r = CliRunner().invoke(cli, ["results", str(folder), "--import", str(tmp_path / "nothing")])
-        assert r.exit_code == 2 and f"in use by another process (pid {other.pid} " in r.stderr, r.output
-    finally:
-        other.communicate("", timeout=60)
+        assert r.exit_code == 2 and f"in use by another process (pid {pid} " in r.stderr, r.output
     assert not (folder / "sweep.sqlite").exists()
     assert run_plan(p, in_process=True, progress=False).count("done") == 1  # free again
 
