@@ -12,12 +12,20 @@ from ferristor.sweeps.store import open_store
 from .conftest import rows, small_spec
 
 
-def test_rows_match_the_results(tiny_mnist, tmp_path):
+@pytest.fixture(scope="module")
+def in_process(tiny_mnist, tmp_path_factory):
+    """``small_spec()``'s sweep, its trials one after the other in this process: (folder, outcome).
+    Read, never written, by the tests taking it."""
+    folder = tmp_path_factory.mktemp("in-process")
+    return folder, run_plan(plan(small_spec(), folder, given={"mnist": tiny_mnist}), in_process=True, progress=False)
+
+
+def test_rows_match_the_results(in_process):
     """(Local processes and Ray give these same rows: tests/sweeps/test_ray.py.)"""
-    a = run_plan(plan(small_spec(), tmp_path / "a", given={"mnist": tiny_mnist}), in_process=True, progress=False)
+    folder, a = in_process
     assert a.count("done") == 2 and a.ran == 2
     # every row is the trial's results: accuracy per seed and evaluation, the ledger on the final one
-    store = open_store(tmp_path / "a", readonly=True)
+    store = open_store(folder, readonly=True)
     evals = store.evals()
     for t in store.trials("done"):
         res = t["result"]
@@ -36,14 +44,13 @@ def test_rows_match_the_results(tiny_mnist, tmp_path):
     store.close()
 
 
-def test_trials_in_threads_give_the_in_process_rows(tiny_mnist, tmp_path):
+def test_trials_in_threads_give_the_in_process_rows(tiny_mnist, tmp_path, in_process):
     """Two trials side by side in threads (on a GPU, each on its own CUDA stream) record exactly what
     one after the other in this process records: no state leaks from one trial into the other."""
-    a = run_plan(plan(small_spec(), tmp_path / "a", given={"mnist": tiny_mnist}), in_process=True, progress=False)
     b = run_plan(plan(small_spec(), tmp_path / "b", given={"mnist": tiny_mnist}), executor=ThreadExecutor(2),
                  progress=False)
     assert b.count("done") == 2 and b.ran == 2
-    assert rows(tmp_path / "a") == rows(tmp_path / "b")
+    assert rows(in_process[0]) == rows(tmp_path / "b")
     assert isinstance(make_executor(2, threads=True), ThreadExecutor)
 
 
