@@ -12,6 +12,7 @@ Every module that defines kernels calls :func:`register` before its first ``@nji
 """
 from __future__ import annotations
 
+import ast
 import hashlib
 import sys
 import warnings
@@ -19,16 +20,53 @@ from functools import lru_cache
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent
-# modules numba reads constants from without naming numba themselves
-CONSTANT_MODULES = ("rule/random_math.py",)
+# modules that shape the machine code without defining kernels: the vector width numba builds for
+CODEGEN_MODULES = ("vector_width.py",)
 
 
 def kernel_sources() -> list[Path]:
-    """The files whose change must recompile the kernels: every module of the package that names
-    numba, and ``CONSTANT_MODULES`` (``tests/test_kernel_cache.py`` checks nothing is missed)."""
-    found = {p for p in PACKAGE.rglob("*.py") if "numba" in p.read_text(encoding="utf-8")}
-    found.update(PACKAGE / m for m in CONSTANT_MODULES)
+    """The files whose change must recompile the kernels: every module that defines one (names
+    ``njit``), every package module those import, transitively (a kernel inlines the functions and
+    freezes the constants it reads from them), and ``CODEGEN_MODULES``. Editing any other module — the
+    CLI, the layers, the experiments — keeps the compiled kernels (``tests/test_kernel_cache.py``)."""
+    todo = [p for p in PACKAGE.rglob("*.py") if "njit" in p.read_text(encoding="utf-8")]
+    todo += [PACKAGE / m for m in CODEGEN_MODULES]
+    found: set[Path] = set()
+    while todo:
+        path = todo.pop()
+        if path not in found:
+            found.add(path)
+            todo.extend(package_imports(path))
     return sorted(found)
+
+
+def package_imports(path: Path):
+    """The files of this package that ``path`` imports anywhere in it (relative or ``ferristor.…``;
+    a package's ``__init__.py`` too, which the import runs)."""
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = path.parent
+                for _ in range(node.level - 1):
+                    base = base.parent
+                target = base.joinpath(*(node.module.split(".") if node.module else []))
+            elif node.module and node.module.split(".")[0] == PACKAGE.name:
+                target = PACKAGE.joinpath(*node.module.split(".")[1:])
+            else:
+                continue
+            yield from _module_files(target)
+            for alias in node.names:  # ``from . import random_math``
+                yield from _module_files(target / alias.name)
+        elif isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.name.split(".")[0] == PACKAGE.name:
+                    yield from _module_files(PACKAGE.joinpath(*alias.name.split(".")[1:]))
+
+
+def _module_files(target: Path):
+    for path in (target.with_suffix(".py"), target / "__init__.py"):
+        if path.exists():
+            yield path
 
 
 @lru_cache(maxsize=None)

@@ -7,7 +7,7 @@ exactly what that path calls,
 with the argument types it passes — and the scenarios share out over ``jobs`` processes. Afterwards
 every process loads them from the cache. ``make test`` runs this first. Nothing is trained or kept:
 the scenarios' models are thrown away; a kernel left out here is compiled on its first call as
-before. (This module names no JIT itself, so editing it leaves the cached kernels valid:
+before. (No kernel reads this module, so editing it leaves the cached kernels valid:
 ``kernel_cache.kernel_sources``.)
 """
 from __future__ import annotations
