@@ -5,7 +5,7 @@ import pytest
 import torch
 from torch import nn
 
-from ferristor.errors import ConfigError
+from ferristor.errors import ConfigError, FerristorWarning
 from ferristor.nn import HybridConfig, HybridConv2d, HybridLinear
 from ferristor.optim import HybridSGD
 
@@ -244,7 +244,8 @@ def test_a_tensor_hook_on_a_captured_weight_is_told_it_gets_none_and_the_module_
     with pytest.warns(FerristorWarning, match=r"fc\.weight: its tensor hooks .* called with None .*"
                                               r"register_full_backward_pre_hook.*opt\.release\(\)"):
         layer(x).square().sum().backward()
-    assert seen == [None] and layer.weight.grad is None
+    with pytest.warns(FerristorWarning, match=r"fc\.weight: \.grad reads None, but this parameter has a gradient"):
+        assert seen == [None] and layer.weight.grad is None
     layer.weight._backward_hooks.clear()
     # the module hook: doubling ∂L/∂output trains the chip as the doubled loss does
     twin = _layer(kind=kind)
@@ -314,3 +315,29 @@ def test_a_changed_layer_config_is_refused_before_anything_moves():
     untouched(x).square().sum().backward()
     untouched_opt.step()
     assert _same_chip(_chip(layer), _chip(untouched)) and not _same_chip(_chip(layer), before)
+
+
+def test_reading_none_from_grad_while_a_gradient_is_kept_says_so_and_a_plain_loop_stays_quiet():
+    """clip_grad_norm_ and GradScaler read .grad: a hybrid gradient kept as factors would be left out
+    without a word. A loop that only steps, zeroes and moves the model reads nothing of the kind."""
+    import warnings
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(HybridLinear(4, 3, config=HybridConfig(mode="hm-var"), name="fc"), torch.nn.ReLU(),
+                                torch.nn.Linear(3, 2))
+    opt = HybridSGD(model.parameters(), lr=0.1, p=1.0, k=2)
+    x, y = torch.randn(1, 4), torch.tensor([1])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for _ in range(3):
+            opt.zero_grad()
+            torch.nn.functional.cross_entropy(model(x), y).backward()
+            model.to("cpu")
+            opt.step()
+        model.zero_grad()
+        torch.nn.functional.cross_entropy(model(x), y).backward()
+    with pytest.warns(FerristorWarning, match=r"fc\.weight: \.grad reads None.*clip_grad_norm_.*opt\.release\(\)"):
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    opt.zero_grad()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert model[0].weight.grad is None  # nothing kept any more: None is the truth

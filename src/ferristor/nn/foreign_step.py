@@ -12,6 +12,7 @@ param_groups are edited in place.
 """
 from __future__ import annotations
 
+import torch
 from torch.optim.optimizer import register_optimizer_step_pre_hook
 
 _registered = False
@@ -30,6 +31,9 @@ def is_guard(hook) -> bool:
     return hook is _refuse_float_steps
 
 
+_AUTOGRAD_GRAD = torch._C.TensorBase.__dict__["grad"]  # .grad without HybridParameter's note on kept factors
+
+
 def _hybrid_params(optimizer) -> list:
     from .hybrid import HybridParameter
     return [p for g in optimizer.param_groups for p in g["params"] if isinstance(p, HybridParameter)]
@@ -39,7 +43,7 @@ def _refuse_float_steps(optimizer, args, kwargs) -> None:
     if getattr(optimizer, "applies_hybrid_rule", False):
         return
     for p in _hybrid_params(optimizer):
-        if p.grad is not None and p.owner is not None and p.owner.config.mode != "fp":
+        if _AUTOGRAD_GRAD.__get__(p) is not None and p.owner is not None and p.owner.config.mode != "fp":
             from ..errors import ConfigError
             raise ConfigError(f"{type(optimizer).__name__} params", p.owner.stream_name(p.slot),
                               f"parameters off hybrid synapses: in mode {p.owner.config.mode!r} a plain optimizer "

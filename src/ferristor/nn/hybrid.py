@@ -73,10 +73,15 @@ class HybridParameter(nn.Parameter):
 
     # Assigning .grad replaces a parameter's gradient (None drops it), the one the layer keeps as
     # factors too: the step then applies the tensor assigned, or nothing, as torch's SGD would.
-    # Reading is autograd's own .grad (None while a HybridSGD captures the factors).
+    # Reading is autograd's own .grad (None while a HybridSGD captures the factors); reading None while
+    # a gradient is kept as factors says so once (clip_grad_norm_, GradScaler would miss it silently).
     @property
     def grad(self):
-        return _AUTOGRAD_GRAD.__get__(self)
+        grad = _AUTOGRAD_GRAD.__get__(self)
+        owner = self.owner
+        if grad is None and owner is not None and owner._tapes.get(self.slot) and not owner.__dict__.get("_moving"):
+            self.owner._warn_grad_kept(self.slot)
+        return grad
 
     @grad.setter
     def grad(self, value):
@@ -662,6 +667,16 @@ class HybridModule(nn.Module):
                       "a replacement, which the rule and the layers below then take; or release the HybridSGD "
                       "(opt.release()) to have .grad filled for tensor hooks", FerristorWarning)
 
+    def _warn_grad_kept(self, name: str) -> None:
+        """``.grad`` read as None while the gradient is kept as factors: code that clips, scales or
+        inspects ``.grad`` would skip this parameter without a word. Once per parameter (per message)."""
+        warnings.warn(f"{self.stream_name(name)}: .grad reads None, but this parameter has a gradient: a HybridSGD "
+                      "holds the layer, which keeps it as what the rule's kernels consume (factors x, δ), not in "
+                      ".grad — so clip_grad_norm_, GradScaler or code reading .grad leave it out. To clip or scale it, "
+                      "hook the layer: layer.register_full_backward_pre_hook(lambda m, g: (g[0].clamp(-c, c),)) "
+                      "changes ∂L/∂output, which the rule then takes; or release the HybridSGD (opt.release()) to "
+                      "have .grad filled", FerristorWarning, stacklevel=3)
+
     def _hand_over(self, name: str, x, delta, use: str | None) -> torch.Tensor | None:
         """A parameter's gradient from its factors x (R, B, I) [None: a bias] and δ (R, B, O), as
         ``autograd_util.grad_use`` says: ``"record"`` (kept for the optimizer, or formed for autograd
@@ -708,7 +723,11 @@ class HybridModule(nn.Module):
                               "cast has rounded them)", context={"layer": self.rng_name or type(self).__name__})
         host = {k: b for name in self._slots for kind in self._HOST_COUNTERS
                 if (b := self._buffers.get(k := f"{name}_{kind}")) is not None}
-        out = super()._apply(fn, recurse)
+        self._moving = True  # torch's _apply reads each .grad: no note on gradients kept as factors
+        try:
+            out = super()._apply(fn, recurse)
+        finally:
+            self._moving = False
         for key, before in host.items():
             if not self._buffers[key].is_cpu:
                 self._buffers[key] = before
@@ -726,7 +745,7 @@ class HybridModule(nn.Module):
     def check_gradient(self, name: str) -> None:
         """Refuse a NaN or infinite recorded gradient of parameter ``name`` (``_finite``), before any
         update of the step (``HybridSGD.hybrid_step`` checks every parameter first)."""
-        if not _finite(self._tapes.get(name), self._parameters[name].grad):
+        if not _finite(self._tapes.get(name), _AUTOGRAD_GRAD.__get__(self._parameters[name])):
             raise NonFiniteGradientError(self.stream_name(name))
 
     def hybrid_step_(self, name: str, *, lr: float, p: float, rounding: str, sampler: str = "dense") -> int:

@@ -391,8 +391,8 @@ class HybridSGD(SGD):
                     f"transfers every k inputs", field="k", value=k), stacklevel=caller_level)
 
     def zero_grad(self, set_to_none: bool = True) -> None:
-        super().zero_grad(set_to_none)
-        for group in self.param_groups:
+        for group in self.param_groups:  # first: torch's zero_grad then reads .grad of nothing kept
             for param in group["params"]:
                 if isinstance(param, HybridParameter):
                     param.owner._drop_gradient(param.slot)
+        super().zero_grad(set_to_none)
