@@ -20,16 +20,17 @@ import numpy as np
 
 # Scenario → the work it compiles, longest first (the pool hands them out in this order). In brackets,
 # its compile seconds on a 2-core Zen 3 with an empty cache, two processes (``python -m ferristor.warmup``,
-# 127 s for the first six, 2026-12-07; ``conv`` measured alone in one process; all seven 139–160 s in
-# clean-clone CI runs); a scenario after another in the same process reuses the pieces they share.
+# 127 s for the first six, 2026-12-07; ``conv`` measured alone in one process; all seven 139–164 s in
+# clean-clone CI runs, 144 s with ``conv`` third against 153 s last, one cold run each, fresh
+# NUMBA_CACHE_DIR); a scenario after another in the same process reuses the pieces they share.
 SCENARIOS = {
     "chunks": "batch-1 chunks, hm-var, table transfer [76 s]: mlp_train_chunk_dense, _table_transfer",
     "step": "one fused step and the autograd loop [61 s]: mlp_train, mlp_forward, mlp_backward, loss_grad",
+    "conv": "convolutions on one chip and on two at batch 2 (their crossbar layouts) [43 s]: _hybrid_dense, _fp_dense",
     "replicas": "chunks split by replica (16 replicas a thread) [34 s]: mlp_train_chunk_by_replica",
     "baselines": "memristor-sgd, mixed-precision, tiki-taka [26 s]: rule.schemes_cpu",
     "sparse": "the sparse sampler's chunks [22 s]: mlp_train_chunk, _sparse",
     "circuit": "the circuit transfer's quantile sampler [8 s]: _quantile_transfer",
-    "conv": "convolutions on one chip and on two at batch 2 (their crossbar layouts) [43 s]: _hybrid_dense, _fp_dense",
 }
 
 
@@ -107,8 +108,8 @@ def _sparse() -> None:
     _step(sampler="sparse")
 
 
-RUN = {"chunks": _chunks, "step": _step, "replicas": lambda: _chunks(replicas=16), "baselines": _baselines,
-       "sparse": _sparse, "circuit": _circuit, "conv": _conv}
+RUN = {"chunks": _chunks, "step": _step, "conv": _conv, "replicas": lambda: _chunks(replicas=16),
+       "baselines": _baselines, "sparse": _sparse, "circuit": _circuit}
 
 
 def _run(name: str) -> tuple[str, float]:
