@@ -78,18 +78,20 @@ def test_rows_and_headline_by_hand():
 
 @pytest.fixture
 def first_mnist_rows(monkeypatch):
-    """MNIST as compare-rules reads it (from its files, once for all the rules here, where each rule
-    reads it again), cut to its first 6,000 training and 1,000 test rows: the rules train the same
-    240 samples at 10× the epochs, and hashing and checking the data no longer takes most of the test."""
-    real, loaded = C.load_dataset, {}
+    """MNIST as compare-rules reads it (from its files), cut to its first 6,000 training and 1,000 test
+    rows: the rules train the same 240 samples at 10× the epochs, and hashing and checking the data no
+    longer takes most of the test. Returns the names read, in order."""
+    real, loaded, reads = C.load_dataset, {}, []
 
     def first_rows(name, data_dir=None, **kw):
+        reads.append(name)
         if name not in loaded:
             d = real(name, data_dir, **kw)
             loaded[name] = type(d)(d.name, d.x_train[:6000], d.y_train[:6000], d.x_test[:1000], d.y_test[:1000],
                                    d.n_classes)
         return loaded[name]
     monkeypatch.setattr(C, "load_dataset", first_rows)
+    return reads
 
 
 def test_compare_rules_end_to_end(mnist_data_dir, tmp_path, first_mnist_rows):
@@ -99,6 +101,7 @@ def test_compare_rules_end_to_end(mnist_data_dir, tmp_path, first_mnist_rows):
             "--epochs", "0.04", "--eval-every", "0.02", "--test-limit", "200", *data, "--out", str(out), "--no-progress"]
     r = CliRunner().invoke(cli, args)
     assert r.exit_code == 0, r.output
+    assert first_mnist_rows == ["mnist"]  # read once for the four rules
     assert "not a device" in r.output and "| memristor-sgd | – |" in r.output and "The paper's 38× (digest §5) is another pair" in r.output
     res = json.loads((out / "mnist" / "memristor-sgd" / "results.json").read_text())
     kinds = res["devices"][0]["network"]["devices"]["kinds"]

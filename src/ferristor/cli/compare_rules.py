@@ -89,6 +89,7 @@ def compare_rules(datasets, rules, baseline_mode, seeds, epochs, eval_every, tes
     rows_by_dataset, summary = {}, {}
     for dataset in names:
         rows, results = {}, {}
+        loaded = {}  # the dataset read once for all its rules (and let go before the next)
         for spec in specs:
             folder = out / dataset / spec.folder
             if table_only:
@@ -111,7 +112,7 @@ def compare_rules(datasets, rules, baseline_mode, seeds, epochs, eval_every, tes
                 cfg = C.rule_config(dataset, spec, seeds=seeds, epochs=epochs, eval_every=eval_every,
                                     test_limit=test_limit, threads=threads, data_dir=data_dir)
                 with explain_divergence("the rule's lr (an lr= setting in --rules)", where=f"{spec.label} on {dataset}, "):
-                    res = C.train_rule(cfg, folder, progress=progress, fresh=fresh)
+                    res = C.train_rule(cfg, folder, progress=progress, fresh=fresh, loaded=loaded)
             results[spec.label], rows[spec.label] = res, C.rule_row(spec.label, res, rate)
         if not rows:
             continue

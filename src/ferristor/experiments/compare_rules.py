@@ -182,13 +182,15 @@ def rule_config(dataset: str, spec: RuleSpec, **run) -> TrainConfig:
 
 
 @run_folder.claimed
-def train_rule(cfg: TrainConfig, out_dir: str | Path | None = None, *, progress: bool = True, dataset=None) -> dict:
-    """``experiments.train.train`` plus the generic device ledger of every chip in ``results['devices']``."""
+def train_rule(cfg: TrainConfig, out_dir: str | Path | None = None, *, progress: bool = True, dataset=None,
+               loaded: dict | None = None) -> dict:
+    """``experiments.train.train`` plus the generic device ledger of every chip in ``results['devices']``.
+    ``loaded``: a dict the caller keeps across rules, so each dataset is read (and checked) once."""
     from ..nn.ledger import device_ledger
 
     set_threads(cfg.threads)
     with use_backend(cfg.backend):
-        data = dataset or load_dataset(cfg.dataset, cfg.data_dir, ecg=cfg.ecg)
+        data = dataset or _load(cfg, {} if loaded is None else loaded)
         check_data(cfg, data)
         model = build_model(cfg)
         # the device ledger joins the results before run_fit's one write of results.json: a run killed
@@ -196,6 +198,13 @@ def train_rule(cfg: TrainConfig, out_dir: str | Path | None = None, *, progress:
         fit = run_fit(model, data, optimizer=build_optimizer(cfg, model), out=out_dir, progress=progress,
                       extra_results=lambda m: {"devices": device_ledger(m) or []}, **fit_options(cfg))
     return fit.results
+
+
+def _load(cfg: TrainConfig, loaded: dict):
+    key = (cfg.dataset, str(cfg.data_dir), repr(cfg.ecg))  # what the read depends on
+    if key not in loaded:
+        loaded[key] = load_dataset(cfg.dataset, cfg.data_dir, ecg=cfg.ecg)
+    return loaded[key]
 
 
 # A finished run of other settings than the ones asked for, met by a table without training.
