@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import copy
 
+import pytest
+
 from ferristor.data import registry
 from ferristor.data.sources import locate
 from ferristor.experiments import fit
@@ -67,3 +69,25 @@ def install(monkeypatch):
         for where in ("sweeps", "fit"):
             _hashes.pop((where, id(ds.x_train)), None)
     assert not changed, f"the test changed the {[k[0] for k in changed]} tensors it was given in place"
+
+
+@pytest.fixture(autouse=True)
+def datasets_read_once(monkeypatch):
+    """Autouse where a conftest imports it: the commands' loads read the files once per test process."""
+    yield from install(monkeypatch)
+
+
+def first_rows(real, train: int = 6000, test: int | None = None, reads: list | None = None):
+    """A loader of ``real``'s signature that reads a dataset once (for the test using it) and cuts it to
+    its first ``train`` training and ``test`` test rows (None: all); ``reads`` collects the names asked for."""
+    loaded = {}
+
+    def load(name, data_dir=None, **kw):
+        if reads is not None:
+            reads.append(name)
+        if name not in loaded:
+            d = real(name, data_dir, **kw)
+            loaded[name] = registry.Dataset(d.name, d.x_train[:train], d.y_train[:train], d.x_test[:test],
+                                            d.y_test[:test], d.n_classes)
+        return loaded[name]
+    return load

@@ -9,6 +9,8 @@ from ferristor.nn import HybridConfig, HybridMLP, NetworkSpec
 from ferristor.nn.ledger import ledger
 from ferristor.optim import HybridSGD
 
+from ..loaded_once import first_rows
+
 
 class _Tiny:
     def __init__(self, p=1.0, k=2, steps=5, **ledger_options):
@@ -200,14 +202,7 @@ def test_a_finished_run_is_reported_again_with_other_operations_per_event(mnist_
     from ferristor.cli.main import cli
     # MNIST read from its files once for the three commands, its first 6,000 training rows: 600 samples
     # at --epochs 0.1, as 0.01 of the full set (loading and hashing 60,000 rows thrice had been half the test)
-    real, loaded = T.load_dataset, []
-
-    def first_rows(name, data_dir=None, **kw):
-        if not loaded:
-            d = real(name, data_dir, **kw)
-            loaded.append(type(d)(d.name, d.x_train[:6000], d.y_train[:6000], d.x_test, d.y_test, d.n_classes))
-        return loaded[0]
-    monkeypatch.setattr(T, "load_dataset", first_rows)
+    monkeypatch.setattr(T, "load_dataset", first_rows(T.load_dataset, 6000))
     data = ["--data-dir", mnist_data_dir] if mnist_data_dir else []
     base = ["train", "--epochs", "0.1", "--test-limit", "200", "--threads", "1", "--no-progress", *data]
     counts = ["--set", "ledger.fecap_ops_per_update=3", "--set", "ledger.fecap_ops_initial_write=2",

@@ -1,9 +1,1 @@
-import pytest
-
-from .. import loaded_once
-
-
-@pytest.fixture(autouse=True)
-def _datasets_read_once(monkeypatch):
-    """The commands' MNIST loads read the files once per test process (tests/loaded_once.py)."""
-    yield from loaded_once.install(monkeypatch)
+from ..loaded_once import datasets_read_once  # noqa: F401  (autouse: MNIST read once per test process)

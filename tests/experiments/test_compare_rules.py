@@ -9,6 +9,8 @@ from ferristor.cli.main import cli
 from ferristor.errors import ConfigError
 from ferristor.experiments import compare_rules as C
 
+from ..loaded_once import first_rows
+
 
 def test_rule_specs():
     s = C.parse_rule("tiki-taka:k=10,gamma=0.1,reset_fast=false")
@@ -81,16 +83,8 @@ def first_mnist_rows(monkeypatch):
     """MNIST as compare-rules reads it (from its files), cut to its first 6,000 training and 1,000 test
     rows: the rules train the same 240 samples at 10× the epochs, and hashing and checking the data no
     longer takes most of the test. Returns the names read, in order."""
-    real, loaded, reads = C.load_dataset, {}, []
-
-    def first_rows(name, data_dir=None, **kw):
-        reads.append(name)
-        if name not in loaded:
-            d = real(name, data_dir, **kw)
-            loaded[name] = type(d)(d.name, d.x_train[:6000], d.y_train[:6000], d.x_test[:1000], d.y_test[:1000],
-                                   d.n_classes)
-        return loaded[name]
-    monkeypatch.setattr(C, "load_dataset", first_rows)
+    reads = []
+    monkeypatch.setattr(C, "load_dataset", first_rows(C.load_dataset, 6000, 1000, reads))
     return reads
 
 

@@ -8,6 +8,8 @@ from ferristor.errors import ConfigError
 from ferristor.experiments import reproduce as rp
 from ferristor.experiments.presets import PRESETS, Preset
 
+from ..loaded_once import first_rows
+
 
 @pytest.fixture
 def first_mnist_rows(monkeypatch):
@@ -15,13 +17,7 @@ def first_mnist_rows(monkeypatch):
     training and 1,000 test rows: a point trains a tenth of the samples at the same epoch scale and
     evaluates 1,000 images, not 10,000 (this file's sweeps had been most of its time)."""
     import ferristor.data
-    from ferristor.data import Dataset
-    real = ferristor.data.load_dataset
-
-    def first_rows(name, data_dir=None, **kw):
-        d = real(name, data_dir, **kw)
-        return Dataset(d.name, d.x_train[:6000], d.y_train[:6000], d.x_test[:1000], d.y_test[:1000], d.n_classes)
-    monkeypatch.setattr(ferristor.data, "load_dataset", first_rows)
+    monkeypatch.setattr(ferristor.data, "load_dataset", first_rows(ferristor.data.load_dataset, 6000, 1000))
 
 
 def test_tiny_fig5f_and_resume(mnist_data_dir, tmp_path, first_mnist_rows):

@@ -4,13 +4,7 @@ import pytest
 from ferristor.data.registry import Dataset
 from ferristor.sweeps.spec import build_spec
 
-from .. import loaded_once
-
-
-@pytest.fixture(autouse=True)
-def _datasets_read_once(monkeypatch):
-    """The sweeps' MNIST loads read the files once per test process (tests/loaded_once.py)."""
-    yield from loaded_once.install(monkeypatch)
+from ..loaded_once import datasets_read_once  # noqa: F401  (autouse: MNIST read once per test process)
 
 
 @pytest.fixture(scope="session")

@@ -12,7 +12,6 @@ param_groups are edited in place.
 """
 from __future__ import annotations
 
-import torch
 from torch.optim.optimizer import register_optimizer_step_pre_hook
 
 _registered = False
@@ -31,9 +30,6 @@ def is_guard(hook) -> bool:
     return hook is _refuse_float_steps
 
 
-_AUTOGRAD_GRAD = torch._C.TensorBase.__dict__["grad"]  # .grad without HybridParameter's note on kept factors
-
-
 def _hybrid_params(optimizer) -> list:
     from .hybrid import HybridParameter
     return [p for g in optimizer.param_groups for p in g["params"] if isinstance(p, HybridParameter)]
@@ -42,6 +38,7 @@ def _hybrid_params(optimizer) -> list:
 def _refuse_float_steps(optimizer, args, kwargs) -> None:
     if getattr(optimizer, "applies_hybrid_rule", False):
         return
+    from .hybrid import _AUTOGRAD_GRAD  # .grad without HybridParameter's note on kept factors
     for p in _hybrid_params(optimizer):
         if _AUTOGRAD_GRAD.__get__(p) is not None and p.owner is not None and p.owner.config.mode != "fp":
             from ..errors import ConfigError

@@ -79,8 +79,8 @@ class HybridParameter(nn.Parameter):
     def grad(self):
         grad = _AUTOGRAD_GRAD.__get__(self)
         owner = self.owner
-        if grad is None and owner is not None and owner._tapes.get(self.slot) and not owner.__dict__.get("_moving"):
-            self.owner._warn_grad_kept(self.slot)
+        if grad is None and owner is not None and owner._tapes.get(self.slot) and not owner._moving:
+            owner._warn_grad_kept(self.slot)
         return grad
 
     @grad.setter
@@ -708,6 +708,7 @@ class HybridModule(nn.Module):
             self._inputs.pop(name, None)
 
     _HOST_COUNTERS = ("updates", "transfers")
+    _moving = False  # inside _apply (a .to()), whose reads of .grad are torch's own
 
     def _apply(self, fn, recurse=True):
         """``.to(device)`` and friends: the per-synapse state moves; the update and transfer counters
