@@ -93,6 +93,36 @@ def test_a_convolution_trains_on_the_cpu_kernels_as_on_the_tensor_path(mode):
     assert int(ours["weight_updates"]) == 9 and (mode == "fp" or int(ours["weight_transfers"][0]) == 9 * 2 // 4)
 
 
+@pytest.mark.parametrize("transfer", ["ideal", "table", "quantiles"])
+def test_a_cpu_transfer_binds_its_kernel_once_and_again_when_the_seeds_change(transfer):
+    """``program_`` on the CPU runs the fused transfer with its arguments prepared once
+    (``_bound_cpu_transfer``: at k = 1 their preparation cost a small layer more than the kernel):
+    the same bits as the tensor path, transfer after transfer, and new draws once the seeds change
+    (new noise keys: the binding follows the cached views)."""
+    from ferristor.circuit.transfer import TransferConfig
+    model = "circuit" if transfer == "quantiles" else transfer
+    cfg = HybridConfig(mode="hm" if transfer == "ideal" else "hm-var",
+                       transfer=TransferConfig(model=model, circuit_sampler="quantiles"))
+
+    def run(backend):
+        with use_backend(backend):
+            layer = HybridLinear(7, 5, bias=True, replicas=2, seeds=[3, 4], config=cfg)
+            values = []
+            for seeds in ([3, 4], [3, 4], [8, 9], [8, 9]):
+                layer.load_state_dict({**layer.state_dict(), "seeds": torch.tensor(seeds)})
+                with torch.no_grad():
+                    layer.weight_hidden.add_(37).clamp_(-511, 511)  # a change for the transfer to carry
+                layer.program_("weight")
+                layer.program_("bias")
+                values.append((layer.weight.detach().clone(), layer.bias.detach().clone()))
+            return layer, values
+
+    (layer, ours), (_, ref) = run("numba"), run("torch")
+    assert layer._bound_cpu_transfer("weight", layer._cpu_arrays("weight")) is not None
+    for (w, b), (rw, rb) in zip(ours, ref):  # the torch path draws with the seeds of the moment
+        assert torch.equal(w, rw) and torch.equal(b, rb)
+    assert int(layer.weight_transfers[0]) == 4
+
 @pytest.mark.parametrize("cls,args,shape", [(HybridLinear, (5, 4), (6, 5)), (HybridConv2d, (2, 3, 3), (2, 2, 5, 5))])
 def test_replicas_equal_their_seeds_alone(cls, args, shape):
     torch.manual_seed(0)

@@ -228,9 +228,14 @@ class QuantileCircuitTransfer:
     def program_hidden_cpu_(self, hidden: np.ndarray, shift: int, level_step: float, noise, out: np.ndarray) -> None:
         """:meth:`program` of ``split_sign(hidden, shift)`` times ``level_step``, fused into ``out``
         (CPU, numba, (R, I, O) arrays): the same normals and float32 arithmetic, bit for bit."""
-        from .transfer_cpu import quantile_transfer_
-        quantile_transfer_(hidden, shift, self.table.numpy(), _counter_noise(noise).keys, noise.index, self.Z_RANGE,
-                           level_step, out)
+        noise = _counter_noise(noise)
+        self.bind_hidden_cpu(hidden, shift, level_step, noise.keys, out)(noise.index)
+
+    def bind_hidden_cpu(self, hidden: np.ndarray, shift: int, level_step: float, keys: np.ndarray, out: np.ndarray):
+        """:meth:`program_hidden_cpu_` of fixed arrays and noise keys (R, 2), ready to run at any
+        transfer counter: a callable ``(index) -> None``."""
+        from .transfer_cpu import bind_quantile_transfer
+        return bind_quantile_transfer(hidden, shift, self.table.numpy(), keys, self.Z_RANGE, level_step, out)
 
     def program_hidden_triton_(self, hidden: torch.Tensor, shift: int, level_step: float, noise, out: torch.Tensor) -> None:
         """:meth:`program_hidden_cpu_` on a CUDA device, one Triton launch (``transfer_triton``)."""

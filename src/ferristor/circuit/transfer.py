@@ -47,7 +47,8 @@ class TransferModel(Protocol):
     A model may also fuse the whole transfer of a crossbar (split, program, scale) into one kernel:
     ``program_hidden_cpu_(hidden, shift, level_step, noise, out)`` on numpy (R, I, O) arrays and
     ``program_hidden_triton_`` (the same on CUDA tensors), each equal to :meth:`program` bit for bit
-    (``fused_transfer``)."""
+    (``fused_transfer``), and ``bind_hidden_cpu(hidden, shift, level_step, keys, out)``: the CPU one
+    with its arguments prepared once, a callable of the transfer counter."""
 
 
 def fused_transfer(model) -> bool:
@@ -221,11 +222,17 @@ class TableTransfer:
                             out: np.ndarray) -> None:
         """:meth:`program` of ``split_sign(hidden, shift)`` times ``level_step``, fused into ``out``
         (CPU, numba, (R, I, O) arrays): the same draws and the same float32 arithmetic, bit for bit."""
-        from .transfer_cpu import table_transfer_
         noisy = self.sigma > 0
         noise = counter_noise(noise) if noisy else None
-        table_transfer_(hidden, shift, self.means.numpy(), noise.keys if noisy else None, noise.index if noisy else 0,
-                        self.sigma, self.config.sign_guard == "fold", level_step, out)
+        self.bind_hidden_cpu(hidden, shift, level_step, noise.keys if noisy else None, out)(noise.index if noisy else 0)
+
+    def bind_hidden_cpu(self, hidden: np.ndarray, shift: int, level_step: float, keys: np.ndarray | None,
+                        out: np.ndarray):
+        """:meth:`program_hidden_cpu_` of fixed arrays and noise keys (R, 2) (None without noise),
+        ready to run at any transfer counter: a callable ``(index) -> None``."""
+        from .transfer_cpu import bind_table_transfer
+        return bind_table_transfer(hidden, shift, self.means.numpy(), keys if self.sigma > 0 else None, self.sigma,
+                                   self.config.sign_guard == "fold", level_step, out)
 
 
 def make_transfer(config: TransferConfig, max_level: int = 7):

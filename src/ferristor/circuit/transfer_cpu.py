@@ -59,15 +59,30 @@ def _table_transfer(hidden, inv_div, means, ideal, keys, index, sigma, noisy, fo
                 orow[j] = np.float32((-value if neg else value) * level_step)
 
 
-def table_transfer_(hidden: np.ndarray, shift: int, means: np.ndarray, keys: np.ndarray | None, index: int,
-                    sigma: float, fold: bool, level_step: float, out: np.ndarray) -> None:
-    """Write the programmed weights of ``hidden`` (R, I, O) float32 into ``out`` (R, I, O) in place.
-    ``means``: the level means (8 entries, or the ideal 0…max as arange)."""
+class Bound:
+    """A fused transfer of fixed arrays and constants, run at a given transfer counter. The kernel's
+    arguments are worked out once: at k = 1 a transfer runs every step, and preparing them each time
+    cost a small layer more than the kernel itself."""
+
+    __slots__ = ("kernel", "head", "tail")
+
+    def __init__(self, kernel, head: tuple, tail: tuple):
+        self.kernel, self.head, self.tail = kernel, head, tail
+
+    def __call__(self, index: int) -> None:
+        self.kernel(*self.head, np.int64(index), *self.tail)
+
+
+def bind_table_transfer(hidden: np.ndarray, shift: int, means: np.ndarray, keys: np.ndarray | None, sigma: float,
+                        fold: bool, level_step: float, out: np.ndarray) -> Bound:
+    """The programmed weights of ``hidden`` (R, I, O) float32 written into ``out`` (R, I, O) in place,
+    at the counter the call gives. ``means``: the level means (8 entries, or the ideal 0…max as
+    arange); ``keys`` None: no noise."""
     noisy = keys is not None
     table, ideal = _means_table(np.asarray(means, np.float32).tobytes())
-    _table_transfer(hidden, np.float32(2.0 ** -shift), table, ideal,
-                    keys if noisy else np.zeros((hidden.shape[0], 2), np.uint32), np.int64(index), np.float32(sigma),
-                    noisy, fold, np.float32(level_step), out)
+    return Bound(_table_transfer, (hidden, np.float32(2.0 ** -shift), table, ideal,
+                                   keys if noisy else np.zeros((hidden.shape[0], 2), np.uint32)),
+                 (np.float32(sigma), noisy, fold, np.float32(level_step), out))
 
 
 @lru_cache(maxsize=64)
@@ -113,20 +128,20 @@ def _quantile_transfer(hidden, inv_div, table, keys, index, z_lo, z_scale, level
                 pos = min(max(np.float32((z + z_lo) * z_scale), np.float32(0.0)), top)
                 cell = min(np.floor(pos), last)
                 orow[j] = np.float32(pos - cell)  # frac, until the second loop
-                at[j] = np.int32(level * width + cell)  # exact: < 2^24 (quantile_transfer_)
+                at[j] = np.int32(level * width + cell)  # exact: < 2^24 (bind_quantile_transfer)
             for j in range(n_out):
                 lo, hi = flat[at[j]], flat[at[j] + 1]
                 value = np.float32(lo + np.float32(orow[j] * np.float32(hi - lo)))
                 orow[j] = np.float32((-value if hrow[j] < 0 else value) * level_step)
 
 
-def quantile_transfer_(hidden: np.ndarray, shift: int, table: np.ndarray, keys: np.ndarray, index: int,
-                       z_range: float, level_step: float, out: np.ndarray) -> None:
-    """Write the programmed weights of ``hidden`` (R, I, O) float32 into ``out`` (R, I, O) in place:
-    the circuit transfer from its quantile ``table`` (levels, steps + 1) float32 over normal scores
-    [−z_range, z_range], noise from ``keys`` (R, 2) at counter ``index``."""
+def bind_quantile_transfer(hidden: np.ndarray, shift: int, table: np.ndarray, keys: np.ndarray, z_range: float,
+                           level_step: float, out: np.ndarray) -> Bound:
+    """The programmed weights of ``hidden`` (R, I, O) float32 written into ``out`` (R, I, O) in place,
+    at the counter the call gives: the circuit transfer from its quantile ``table`` (levels, steps + 1)
+    float32 over normal scores [−z_range, z_range], noise from ``keys`` (R, 2)."""
     steps = table.shape[1] - 1
     if table.size >= 2 ** 24:
         raise ValueError(f"a quantile table of {table.size} entries: the kernel indexes it in float32 (< 2^24)")
-    _quantile_transfer(hidden, np.float32(2.0 ** -shift), np.ascontiguousarray(table, np.float32), keys,
-                       np.int64(index), np.float32(z_range), np.float32(steps / (2 * z_range)), np.float32(level_step), out)
+    return Bound(_quantile_transfer, (hidden, np.float32(2.0 ** -shift), np.ascontiguousarray(table, np.float32), keys),
+                 (np.float32(z_range), np.float32(steps / (2 * z_range)), np.float32(level_step), out))

@@ -584,11 +584,33 @@ class HybridModule(nn.Module):
             return
         transfers = self._buf(name, "transfers")
         if transfers.device.type == "cpu":  # a numpy view: ~1 µs to read and count, against ~8 for the tensor
-            transfers = self._cpu_arrays(name)["transfers"]
+            arrays = self._cpu_arrays(name)
+            transfers, bound = arrays["transfers"], self._bound_cpu_transfer(name, arrays)
+            if bound is not None:  # at k = 1 a transfer runs every step: the kernel, without its preparation
+                bound(0 if initial else int(transfers[0]) + 1)
+                if not initial:
+                    transfers += 1
+                return
         self.write_transfer_(name, CounterNoise(self.stream_keys(name, STREAM_TRANSFER),
                                                 0 if initial else int(transfers[0]) + 1), initial=initial)
         if not initial:
             transfers += 1
+
+    def _bound_cpu_transfer(self, name: str, arrays: dict):
+        """The fused CPU transfer of ``name`` with its arguments prepared (``bind_hidden_cpu``), kept
+        with the cached views (``_cpu_arrays``: new views, new binding); None where
+        :meth:`write_transfer_` takes another path."""
+        bound = arrays.get("transfer")
+        model = self.transfer_model
+        if bound is None or bound[0] is not model:
+            run = None
+            if (numba_for(self._parameters[name]) and hasattr(type(model), "bind_hidden_cpu")
+                    and self.config.ledger.transfer_writes_unchanged):
+                cfg = self.config
+                run = model.bind_hidden_cpu(arrays["hidden"], cfg.layout.level_shift, cfg.level_step,
+                                            self.stream_keys(name, STREAM_TRANSFER), arrays["param"])
+            bound = arrays["transfer"] = (model, run)
+        return bound[1]
 
     def transfer_capturable(self, name: str) -> bool:
         """Whether a CUDA graph may capture :meth:`write_transfer_` of ``name`` (``nn.train_gpu``): the
