@@ -101,6 +101,7 @@ def test_compiled_chunks_equal_the_plain_loop(mode, sampler, k, at_once, output,
             assert fast_step.applies(m, opt, True, x[idx[:, :1]])
             chunk = fast_step._Chunk(m, opt, {id(p): g for g in opt.param_groups for p in g["params"]})
             assert train_cpu.passes_at_once(chunk.consts[0]) == at_once
+            assert chunk.in_graph == (mode != "fp")  # the transfers run inside the chunks
             loss = [fast_step.run(m, opt, x.numpy(), y.numpy(), idx[:, a:b].numpy()) for a, b in ((0, 3), (3, 263))][-1]
         else:
             for t in range(idx.shape[1]):
@@ -120,6 +121,66 @@ def test_compiled_chunks_equal_the_plain_loop(mode, sampler, k, at_once, output,
         assert int(a.layers[2].bias_events.sum()) > 0
     assert oa.state_dict()["state"] == ob.state_dict()["state"]
 
+
+def _count_chunk_calls(monkeypatch) -> list:
+    calls = []
+    for name in ("mlp_train_chunk_by_replica", "mlp_train_chunk_dense", "mlp_train_chunk"):
+        kernel = getattr(train_cpu, name)
+        monkeypatch.setattr(train_cpu, name, lambda *a, _k=kernel: calls.append(1) or _k(*a))
+    return calls
+
+
+@pytest.mark.parametrize("schedule", ["rows", "replicas"])
+@pytest.mark.parametrize("mode,k,bias", [("hm-var", 1, True), ("hm", 1, False), ("hm-var", 5, False),
+                                         ("hm", 150, True)])
+def test_transfers_inside_the_chunks_equal_chunks_that_end_at_them(mode, k, bias, schedule, monkeypatch):
+    """A chunk that returned to Python for every transfer ran k steps per call: one at k = 1. The
+    chunks now run the table transfer themselves, after the step where it falls due, at the counter
+    ``program_`` would use, and return to Python only to flush the event counters (every 250 steps):
+    the same bits as chunks that end at every transfer — weights, hidden integers, counts, counters
+    and the optimizer's state — in 3 calls for 263 steps instead of one per transfer."""
+    monkeypatch.setattr(fast_step, "by_replica", lambda n, threads=None, passes_at_once=False: schedule == "replicas")
+    monkeypatch.setattr(fast_step, "_threads", lambda: 3)
+    calls = _count_chunk_calls(monkeypatch)
+    spec = NetworkSpec(sizes=(12, 9, 7, 4), bias=bias)
+    g = torch.Generator().manual_seed(1)
+    x, y = (torch.rand(40, 12, generator=g) * 2 - 1).numpy(), torch.randint(0, 4, (40,), generator=g).numpy()
+    idx = torch.stack([torch.randperm(40, generator=g).repeat(7)[:263] for _ in range(2)]).numpy()
+    runs = []
+    for inside in (True, False):
+        monkeypatch.setattr(fast_step, "TRANSFERS_IN_CHUNKS", inside)
+        m = HybridMLP(spec, config=HybridConfig(mode=mode), replicas=2, seeds=[5, 6])
+        opt = HybridSGD(m.parameters(), lr=0.3, p=0.4, k=k)
+        calls.clear()
+        losses = [fast_step.run(m, opt, x, y, idx[:, a:b]) for a, b in ((0, 3), (3, 263))]
+        runs.append((m, opt, losses, len(calls)))
+    (a, oa, la, ca), (b, ob, lb, cb) = runs
+    assert la == lb
+    for (name, u), (_, v) in zip(a.state_dict().items(), b.state_dict().items()):
+        assert torch.equal(u, v), name
+    assert oa.state_dict()["state"] == ob.state_dict()["state"]
+    assert int(a.layers[0].weight_transfers[0]) == 263 // k
+    assert not bias or int(a.layers[2].bias_transfers[1]) == 263 // k
+    assert ca == 3  # 3 steps, then 247 to the flush, then 13
+    assert cb == len({0, 3, 250, *range(k, 263, k)})  # a chunk ends at every transfer, flush and run
+
+
+@pytest.mark.parametrize("ledger,transfer", [("skip", "table"), ("all", "quantiles")])
+def test_transfers_the_chunks_cannot_run_end_them(ledger, transfer):
+    """A ledger that leaves unchanged levels alone, and the circuit transfer drawn from its quantile
+    table, are not the fused table transfer: their chunks end where a transfer falls due and Python
+    runs it, as before."""
+    from ferristor.circuit.ledger import LedgerConfig
+    from ferristor.circuit.transfer import TransferConfig
+    cfg = HybridConfig(mode="hm-var", ledger=LedgerConfig(transfer_writes_unchanged=ledger == "all"),
+                       transfer=TransferConfig(model="circuit", circuit_sampler="quantiles") if transfer == "quantiles"
+                       else None)
+    m = HybridMLP(NetworkSpec(sizes=(12, 9, 4)), config=cfg, replicas=1, seeds=[5])
+    opt = HybridSGD(m.parameters(), lr=0.3, p=0.4, k=2)
+    chunk = fast_step._Chunk(m, opt, {id(p): g for g in opt.param_groups for p in g["params"]})
+    assert not chunk.in_graph and not chunk.transfers[0].any()
+    fast_step.run(m, opt, np.random.default_rng(0).random((10, 12), np.float32), np.arange(10) % 4, np.arange(7)[None])
+    assert int(m.layers[0].weight_transfers[0]) == 3
 
 def test_chunks_split_replicas_when_every_thread_gets_whole_ones():
     assert fast_step.by_replica(1, 1) and fast_step.by_replica(10, 2) and fast_step.by_replica(9, 2)

@@ -10,10 +10,12 @@ gradient and the fused backward in one call and hands each layer the factors the
 ``HybridSGD.hybrid_step`` then applies the rule. Tested bit for bit against the loop
 (``tests/experiments/test_fast_step.py``).
 
-At batch 1, :func:`run` goes further: a whole chunk of steps — passes, loss, every layer's update —
-in one compiled call (``nn.train_cpu``), returning to Python only where a transfer is due (every k
-inputs) or the event counters need flushing, and there doing exactly what ``HybridSGD`` does. On a
-CUDA GPU the same chunks run as replayed CUDA graphs (``nn.train_gpu``).
+At batch 1, :func:`run` goes further: a whole chunk of steps — passes, loss, every layer's update and
+the transfers every k inputs — in one compiled call (``nn.train_cpu``), returning to Python only where
+the event counters need flushing (every 250 steps), and there doing exactly what ``HybridSGD`` does.
+A transfer the chunks cannot run (the quantile circuit transfer, a ledger that skips unchanged
+levels) ends the chunk where it falls due instead, and Python runs it. On a CUDA GPU the same
+chunks run as replayed CUDA graphs (``nn.train_gpu``).
 
 A user's own ``nn.Sequential`` of ``HybridLinear`` + ``Normalize`` + ReLU takes the same path through
 the HybridMLP view of its layers (:func:`compiled_model`).
@@ -28,6 +30,11 @@ import torch
 from ..backend import gpu_passes, numba_for, triton_for
 from ..nn.mlp import HybridMLP, mlp_view
 from ..optim import HybridSGD
+
+# Transfers inside the CPU chunks where every hybrid layer's is the fused table transfer (ideal or
+# noisy). False ends every chunk where a transfer falls due, and Python runs it (the same bits; read
+# per run, for comparison: bench/bench_step.py, the tests).
+TRANSFERS_IN_CHUNKS = True
 
 
 def compiled_model(model: torch.nn.Module) -> HybridMLP | None:
@@ -196,6 +203,34 @@ class _Chunk(_Schedule):
         self.consts = (np.array(kinds, np.int64), np.array(cols[0], np.float32), np.array(cols[1], np.int32),
                        np.array(cols[2], np.float32), np.array(cols[3], np.int64), np.array(cols[4], np.float32),
                        np.array(cols[5], np.bool_), slots(cols[6]), slots(cols[7]))
+        self.transfers = self._transfer_arrays(arrays)
+        self.in_graph = bool(self.transfers[0][:, T.T_ON].any())  # the chunks run the transfers: end at flushes only
+
+    def _transfer_arrays(self, arrays: list) -> tuple:
+        """The chunk kernels' transfer arrays (``nn.train_cpu``: t_ints, t_f32, t_flags, t_keys, outs),
+        with every hybrid entry's transfer on where all of them can run inside the chunks (the fused
+        table transfer, ``TRANSFERS_IN_CHUNKS``); else all off, and the chunks end where a transfer
+        falls due. t_ints' k, inputs seen and transfers made are filled per call (``arguments``)."""
+        T, n = self.T, len(self.entries)
+        ints, f32, flags = np.zeros((n, 4), np.int64), np.zeros((n, 3 + 8), np.float32), np.zeros((n, 3), np.bool_)
+        keys = [np.zeros((self.model.n_replicas, 2), np.uint32)] * n
+        rows = [None if layer.mode == "fp" else T.transfer_rows(layer._bound_cpu_transfer(name, a))
+                for (layer, name), a in zip(self.entries, arrays)]
+        hybrid = [layer.mode != "fp" for layer, _ in self.entries]
+        if (TRANSFERS_IN_CHUNKS and all(r is not None for r, h in zip(rows, hybrid) if h)
+                and self._biases_shared(arrays)):
+            for u, r in enumerate(rows):
+                if r is not None:
+                    ints[u, T.T_ON], (f32[u], flags[u], keys[u]) = 1, r
+        slots = self.P.slots
+        return ints, f32, flags, slots(keys), slots(a["param"] for a in arrays)
+
+    def _biases_shared(self, arrays: list) -> bool:
+        """Whether the passes' biases (``HybridMLP._bias_arrays``) are views of what a bias transfer
+        writes, so that they see it inside the chunk."""
+        biases = self.model._bias_arrays()
+        return all(np.shares_memory(biases[self.layer_of[u]], a["param"])
+                   for u, ((_, name), a) in enumerate(zip(self.entries, arrays)) if name == "bias")
 
     def run(self, x, y, idx) -> np.ndarray:
         m = self.model
@@ -221,10 +256,15 @@ class _Chunk(_Schedule):
         m, slots = self.model, self.P.slots
         weights = m._weight_arrays()
         wts, parts = self.P.transposed(weights, [layer.mode != "fp" for layer in self.layers])
+        ints = self.transfers[0]
+        for u, ((layer, name), param, g) in enumerate(zip(self.entries, self.params, self.groups)):
+            if ints[u, self.T.T_ON]:
+                ints[u, self.T.T_K], ints[u, self.T.T_SEEN] = g["k"], self.optimizer.state[param].get("inputs", 0)
+                ints[u, self.T.T_MADE] = int(layer._cpu_arrays(name)["transfers"][0])
         return (slots(weights), slots(m._bias_arrays()), self.layer_of, self.states, self.pendings, self.keys, steps,
                 *self.consts, slots(wts), parts.shape[2], x, y, idx, *self.passes,
                 self.T.DEFER_MIN_STEPS, at_once,  # DEFER_MIN_STEPS read per call: bench_step.py varies it
-                self.T.passes_parts(m.n_replicas, _threads()))
+                self.T.passes_parts(m.n_replicas, _threads()), *self.transfers)
 
 
 class _GpuChunks(_Schedule):

@@ -4,9 +4,11 @@ Each step is what ``experiments.fast_step.step`` does in one call and the plain 
 the fused forward, loss and backward of every replica (``passes_cpu.train_block``, the arithmetic
 of ``passes_cpu.mlp_train``), then each layer's
 masked update from its rank-1 factors (``rule.kernels_cpu``) with the layer's update counter as the
-stream's step. The same kernels in the same order, so a chunk of T steps equals T calls of the
-per-step path bit for bit; what needs Python — transfers, flushing the event counters — happens
-between chunks, which the caller cuts at those points (``experiments.fast_step.run``).
+stream's step, and every k inputs a layer's transfer (``circuit.transfer_cpu._table_transfer``, at the
+transfer counter ``HybridModule.program_`` would use). The same kernels in the same order, so a chunk
+of T steps equals T calls of the per-step path bit for bit; what needs Python — flushing the event
+counters, a transfer of another kind — happens between chunks, which the caller cuts at those
+points (``experiments.fast_step.run``).
 
 Two schedules of the same work: ``mlp_train_chunk`` splits each step's rows over the threads (a
 parallel region per kernel and step: what one replica on several threads needs);
@@ -31,6 +33,7 @@ import math
 import numpy as np
 from numba import njit, prange
 
+from ..circuit.transfer_cpu import _table_transfer
 from ..kernel_cache import constant_twin, register, serial_twin
 from ..rule.kernels_cpu import _NO_GRAD, _fp_rank1, _hybrid_rank1, _hybrid_rank1_steps, _sparse
 from .passes_cpu import _depth, train_block
@@ -110,6 +113,85 @@ def passes_parts(n_replicas: int, threads: int) -> int:
     return threads // math.gcd(n_replicas, threads)
 
 
+# --- transfers inside a chunk ----------------------------------------------------------------------
+# Per update entry u, what its transfer every k inputs needs (``experiments.fast_step._Chunk``):
+# t_ints[u] = (transfers here: 1, else 0; k; inputs seen before the chunk; transfers made before
+# it), t_f32[u] = (2^-shift, σ, level step, the 8 level means) and t_flags[u] = (ideal means, noisy,
+# fold) — the table transfer's constants (``circuit.transfer_cpu``), its noise keys in t_keys[u] and
+# the analogue weights it writes in outs[u]. A chunk's steps run in periods that end where a
+# transfer falls due; the transfers run there, after that step's updates, as between two chunks.
+T_ON, T_K, T_SEEN, T_MADE = 0, 1, 2, 3
+T_INV_DIV, T_SIGMA, T_STEP, T_MEANS = 0, 1, 2, 3
+
+
+
+def transfer_rows(bound) -> tuple | None:
+    """An entry's rows of t_f32 and t_flags and its noise keys, from its bound CPU transfer
+    (``circuit.transfer_cpu.bind_table_transfer``), or None where the transfer is another kernel (the
+    quantile circuit transfer: chunks end where it falls due and Python runs it)."""
+    if getattr(bound, "kernel", None) is not _table_transfer:
+        return None
+    _, inv_div, means, ideal, keys = bound.head
+    sigma, noisy, fold, level_step, _ = bound.tail
+    return (np.array((inv_div, sigma, level_step, *means), np.float32), np.array((ideal, noisy, fold), np.bool_),
+            keys)
+
+@njit(inline="always")
+def _period_end(t, n_steps, t_ints):
+    """The end (exclusive) of the period from step t: the first step after which an entry's
+    transfer falls due (its inputs seen a multiple of k), or the chunk's end."""
+    stop = n_steps
+    for u in range(t_ints.shape[0]):
+        if t_ints[u, T_ON]:
+            k = t_ints[u, T_K]
+            stop = min(stop, t + k - (t_ints[u, T_SEEN] + t) % k)
+    return stop
+
+
+@njit(inline="always")
+def _transfer_at(t_ints, u, stop):
+    """The number of entry u's transfer due after the chunk's first ``stop`` steps (transfers made
+    before + those due since the chunk began), or 0 where none falls due there."""
+    if not t_ints[u, T_ON]:
+        return 0
+    k, seen = t_ints[u, T_K], t_ints[u, T_SEEN]
+    if (seen + stop) % k:
+        return 0
+    return t_ints[u, T_MADE] + (seen + stop) // k - seen // k
+
+
+@njit(inline="always")
+def _means(t_f32, u):
+    m = t_f32[u, T_MEANS:]
+    return (m[0], m[1], m[2], m[3], m[4], m[5], m[6], m[7])
+
+
+@njit(inline="always")
+def _transpose_into(w, wt):
+    """wt[r] ← w[r]ᵀ: a layer's transposed copy (``passes_cpu.transposed``) after its transfer."""
+    for r in range(w.shape[0]):
+        for i in range(w.shape[1]):
+            for o in range(w.shape[2]):
+                wt[r, o, i] = w[r, i, o]
+
+
+@njit(inline="always")
+def _transfers_due(states, layer_of, t_ints, t_f32, t_flags, t_keys, outs, weights, wts, n_layers, stop, r0, r1,
+                   transfer):
+    """The transfers due after the chunk's first ``stop`` steps (:func:`_transfer_at`) of replicas
+    r0…r1 − 1, each entry's whole crossbar by ``transfer`` (``_table_transfer``, or its serial twin
+    in a caller that is one task of a parallel loop); a weight entry's transposed copy follows (the
+    next passes read it)."""
+    for u in range(t_ints.shape[0]):
+        index = _transfer_at(t_ints, u, stop)
+        if index == 0:
+            continue
+        transfer(states[u][r0:r1], t_f32[u, T_INV_DIV], _means(t_f32, u), t_flags[u, 0], t_keys[u][r0:r1],
+                 np.int64(index), t_f32[u, T_SIGMA], t_flags[u, 1], t_flags[u, 2], t_f32[u, T_STEP], outs[u][r0:r1])
+        li = layer_of[u]
+        if u < n_layers and wts[li].shape[1] > 0:
+            _transpose_into(weights[li][r0:r1], wts[li][r0:r1])
+
 _i64 = np.int64  # every integer argument of _segment_passes: one build, not one per literal or index type
 
 
@@ -170,7 +252,7 @@ def segment_passes(weights, biases, wts, widest, x_data, y_data, idx, t0, n, xs,
 @njit(cache=True, boundscheck=False, error_model="numpy")
 def mlp_train_chunk(weights, biases, layer_of, states, pendings, keys, steps, kinds, coefs, p24s, scales, roundings,
                     max_hs, count_zeros, thresholds, buckets, wts, widest, x_data, y_data, idx, sigmoid, norm, norm_last,
-                    eps, defer_min, block_passes, n_parts):
+                    eps, defer_min, block_passes, n_parts, t_ints, t_f32, t_flags, t_keys, outs):
     """T = idx.shape[1] steps; replica r trains on samples idx[r, 0…T−1] of (x_data, y_data).
     ``weights``/``biases`` are what the passes read (``passes_cpu.mlp_forward``); every per-layer and
     per-entry tuple comes padded (``passes_cpu.slots``: one build for every network). Per update entry u
@@ -182,8 +264,9 @@ def mlp_train_chunk(weights, biases, layer_of, states, pendings, keys, steps, ki
     together in segments of at least ``defer_min`` steps (the same bits; a larger value keeps them
     step by step, for comparison). Where every entry is hybrid, each segment's passes run first,
     all its steps at once (``block_passes=False``: one step at a time, as fp layers need), each
-    replica's steps cut into ``n_parts`` tasks (``passes_parts``). Returns the last step's
-    per-replica losses."""
+    replica's steps cut into ``n_parts`` tasks (``passes_parts``). Entries whose ``t_ints[u, T_ON]`` is
+    set transfer every k inputs inside the chunk (see T_ON above; ``outs[u]``, the analogue values
+    they write, are the arrays the passes read). Returns the last step's per-replica losses."""
     if not _WITH_SPARSE:
         for ui in range(len(kinds)):
             if kinds[ui] >= KIND_HYBRID_SPARSE:
@@ -191,43 +274,50 @@ def mlp_train_chunk(weights, biases, layer_of, states, pendings, keys, steps, ki
     n_rep, n_steps = idx.shape
     n_layers = _depth(weights)
     losses = np.zeros(n_rep, np.float64)
-    seg = _segment_length(n_steps)
     block = _fixed_weights(kinds, block_passes)
-    for t0 in range(0, n_steps, seg):
-        n_seg = min(seg, n_steps - t0)
-        xs, ds = _stash(weights, n_rep, n_seg)
-        ones = np.ones((n_rep, 1, n_seg), np.float32)
-        if block:
-            losses = segment_passes(weights, biases, wts, widest, x_data, y_data, idx, _i64(t0), _i64(n_seg), xs, ds,
-                                    _i64(0), sigmoid, norm, norm_last, eps, n_parts)
-        for t in range(t0, t0 + n_seg):
-            if not block:
-                losses = segment_passes(weights, biases, wts, widest, x_data, y_data, idx, _i64(t), _i64(1), xs, ds,
-                                        _i64(t - t0), sigmoid, norm, norm_last, eps, n_parts)
+    p0 = 0
+    while p0 < n_steps:  # periods between transfers, whose passes read fixed weights
+        stop = _period_end(p0, n_steps, t_ints)
+        seg = _segment_length(stop - p0)
+        for t0 in range(p0, stop, seg):
+            n_seg = min(seg, stop - t0)
+            xs, ds = _stash(weights, n_rep, n_seg)
+            ones = np.ones((n_rep, 1, n_seg), np.float32)
+            if block:
+                losses = segment_passes(weights, biases, wts, widest, x_data, y_data, idx, _i64(t0), _i64(n_seg), xs,
+                                        ds, _i64(0), sigmoid, norm, norm_last, eps, n_parts)
+            for t in range(t0, t0 + n_seg):
+                if not block:
+                    losses = segment_passes(weights, biases, wts, widest, x_data, y_data, idx, _i64(t), _i64(1), xs, ds,
+                                            _i64(t - t0), sigmoid, norm, norm_last, eps, n_parts)
+                for ui in range(len(kinds)):
+                    kind = kinds[ui]
+                    if not _deferred(kind, n_seg, defer_min):
+                        x = np.ascontiguousarray(_factor_x(xs, ones, layer_of, ui, n_layers)[:, :, t - t0])
+                        delta = np.ascontiguousarray(ds[layer_of[ui]][:, t - t0, :])
+                        if _WITH_SPARSE and kind >= KIND_HYBRID_SPARSE:
+                            _sparse(states[ui], pendings[ui], delta, x, _NO_GRAD, keys[ui], steps[ui],
+                                    kind == KIND_FP_SPARSE, coefs[ui], roundings[ui], max_hs[ui], count_zeros[ui],
+                                    thresholds[ui], buckets[ui])
+                        elif kind == KIND_FP:
+                            _fp_rank1(states[ui], pendings[ui], delta, x, keys[ui], steps[ui], coefs[ui], p24s[ui])
+                        else:
+                            _hybrid_rank1(states[ui], pendings[ui], delta, x, keys[ui], steps[ui], coefs[ui], p24s[ui],
+                                          scales[ui], roundings[ui], max_hs[ui], count_zeros[ui])
+                    steps[ui] += 1
             for ui in range(len(kinds)):
-                kind = kinds[ui]
-                if not _deferred(kind, n_seg, defer_min):
-                    x = np.ascontiguousarray(_factor_x(xs, ones, layer_of, ui, n_layers)[:, :, t - t0])
-                    delta = np.ascontiguousarray(ds[layer_of[ui]][:, t - t0, :])
-                    if _WITH_SPARSE and kind >= KIND_HYBRID_SPARSE:
-                        _sparse(states[ui], pendings[ui], delta, x, _NO_GRAD, keys[ui], steps[ui],
-                                kind == KIND_FP_SPARSE, coefs[ui], roundings[ui], max_hs[ui], count_zeros[ui],
-                                thresholds[ui], buckets[ui])
-                    elif kind == KIND_FP:
-                        _fp_rank1(states[ui], pendings[ui], delta, x, keys[ui], steps[ui], coefs[ui], p24s[ui])
-                    else:
-                        _hybrid_rank1(states[ui], pendings[ui], delta, x, keys[ui], steps[ui], coefs[ui], p24s[ui],
-                                      scales[ui], roundings[ui], max_hs[ui], count_zeros[ui])
-                steps[ui] += 1
-        for ui in range(len(kinds)):
-            if _deferred(kinds[ui], n_seg, defer_min):
-                _hybrid_rank1_steps(states[ui], pendings[ui], ds[layer_of[ui]],
-                                    _factor_x(xs, ones, layer_of, ui, n_layers), keys[ui], steps[ui] - n_seg,
-                                    coefs[ui], p24s[ui], scales[ui], roundings[ui], max_hs[ui], count_zeros[ui])
+                if _deferred(kinds[ui], n_seg, defer_min):
+                    _hybrid_rank1_steps(states[ui], pendings[ui], ds[layer_of[ui]],
+                                        _factor_x(xs, ones, layer_of, ui, n_layers), keys[ui], steps[ui] - n_seg,
+                                        coefs[ui], p24s[ui], scales[ui], roundings[ui], max_hs[ui], count_zeros[ui])
+        _transfers_due(states, layer_of, t_ints, t_f32, t_flags, t_keys, outs, weights, wts, n_layers, stop, 0, n_rep,
+                       _table_transfer)
+        p0 = stop
     return losses
 
 
 _hybrid_rank1_serial = serial_twin(_hybrid_rank1)
+_table_transfer_serial = serial_twin(_table_transfer)
 _fp_rank1_serial = serial_twin(_fp_rank1)
 _hybrid_rank1_steps_serial = serial_twin(_hybrid_rank1_steps)
 
@@ -235,7 +325,8 @@ _hybrid_rank1_steps_serial = serial_twin(_hybrid_rank1_steps)
 @njit(parallel=True, cache=True, boundscheck=False, error_model="numpy")
 def mlp_train_chunk_by_replica(weights, biases, layer_of, states, pendings, keys, steps, kinds, coefs, p24s, scales,
                                roundings, max_hs, count_zeros, thresholds, buckets, wts, widest, x_data, y_data, idx,
-                               sigmoid, norm, norm_last, eps, defer_min, block_passes, n_parts):
+                               sigmoid, norm, norm_last, eps, defer_min, block_passes, n_parts, t_ints, t_f32, t_flags,
+                               t_keys, outs):
     """``mlp_train_chunk`` with the replicas, not the rows, split over the threads: each replica's
     steps in order, its kernels on its own (1, I, O) slices with the same step counters. Dense
     sampler only (KIND_HYBRID, KIND_FP): the sparse walk's serial twin measured 6× slower than its
@@ -247,37 +338,45 @@ def mlp_train_chunk_by_replica(weights, biases, layer_of, states, pendings, keys
     n_rep, n_steps = idx.shape
     n_layers = _depth(weights)
     losses = np.zeros(n_rep, np.float64)
-    seg = _segment_length(n_steps)
     block = _fixed_weights(kinds, block_passes)
     for r in prange(n_rep):
-        for t0 in range(0, n_steps, seg):
-            n_seg = min(seg, n_steps - t0)
-            xs, ds = _stash(weights, 1, n_seg)
-            ones = np.ones((1, 1, n_seg), np.float32)
-            if block:
-                losses[r] = _segment_passes(weights, biases, wts, widest, x_data, y_data, idx, _i64(r), _i64(t0),
-                                            _i64(n_seg), xs, ds, _i64(0), _i64(0), sigmoid, norm, norm_last, eps)
-            for t in range(t0, t0 + n_seg):
-                if not block:
-                    losses[r] = _segment_passes(weights, biases, wts, widest, x_data, y_data, idx, _i64(r), _i64(t),
-                                                _i64(1), xs, ds, _i64(0), _i64(t - t0), sigmoid, norm, norm_last, eps)
+        p0 = 0
+        while p0 < n_steps:
+            stop = _period_end(p0, n_steps, t_ints)
+            seg = _segment_length(stop - p0)
+            for t0 in range(p0, stop, seg):
+                n_seg = min(seg, stop - t0)
+                xs, ds = _stash(weights, 1, n_seg)
+                ones = np.ones((1, 1, n_seg), np.float32)
+                if block:
+                    losses[r] = _segment_passes(weights, biases, wts, widest, x_data, y_data, idx, _i64(r), _i64(t0),
+                                                _i64(n_seg), xs, ds, _i64(0), _i64(0), sigmoid, norm, norm_last, eps)
+                for t in range(t0, t0 + n_seg):
+                    if not block:
+                        losses[r] = _segment_passes(weights, biases, wts, widest, x_data, y_data, idx, _i64(r),
+                                                    _i64(t), _i64(1), xs, ds, _i64(0), _i64(t - t0), sigmoid, norm,
+                                                    norm_last, eps)
+                    for ui in range(len(kinds)):
+                        if _deferred(kinds[ui], n_seg, defer_min):
+                            continue
+                        x = _factor_x(xs, ones, layer_of, ui, n_layers)[0:1, :, t - t0]
+                        delta = ds[layer_of[ui]][0:1, t - t0, :]
+                        state, pending = states[ui][r:r + 1], pendings[ui][r:r + 1]
+                        key, step = keys[ui][r:r + 1], steps[ui] + t
+                        if kinds[ui] == KIND_FP:
+                            _fp_rank1_serial(state, pending, delta, x, key, step, coefs[ui], p24s[ui])
+                        else:
+                            _hybrid_rank1_serial(state, pending, delta, x, key, step, coefs[ui], p24s[ui], scales[ui],
+                                                 roundings[ui], max_hs[ui], count_zeros[ui])
                 for ui in range(len(kinds)):
                     if _deferred(kinds[ui], n_seg, defer_min):
-                        continue
-                    x = _factor_x(xs, ones, layer_of, ui, n_layers)[0:1, :, t - t0]
-                    delta = ds[layer_of[ui]][0:1, t - t0, :]
-                    state, pending, key, step = states[ui][r:r + 1], pendings[ui][r:r + 1], keys[ui][r:r + 1], steps[ui] + t
-                    if kinds[ui] == KIND_FP:
-                        _fp_rank1_serial(state, pending, delta, x, key, step, coefs[ui], p24s[ui])
-                    else:
-                        _hybrid_rank1_serial(state, pending, delta, x, key, step, coefs[ui], p24s[ui], scales[ui],
-                                             roundings[ui], max_hs[ui], count_zeros[ui])
-            for ui in range(len(kinds)):
-                if _deferred(kinds[ui], n_seg, defer_min):
-                    _hybrid_rank1_steps_serial(states[ui][r:r + 1], pendings[ui][r:r + 1], ds[layer_of[ui]],
-                                               _factor_x(xs, ones, layer_of, ui, n_layers), keys[ui][r:r + 1],
-                                               steps[ui] + t0, coefs[ui], p24s[ui], scales[ui], roundings[ui], max_hs[ui],
-                                               count_zeros[ui])
+                        _hybrid_rank1_steps_serial(states[ui][r:r + 1], pendings[ui][r:r + 1], ds[layer_of[ui]],
+                                                   _factor_x(xs, ones, layer_of, ui, n_layers), keys[ui][r:r + 1],
+                                                   steps[ui] + t0, coefs[ui], p24s[ui], scales[ui], roundings[ui],
+                                                   max_hs[ui], count_zeros[ui])
+            _transfers_due(states, layer_of, t_ints, t_f32, t_flags, t_keys, outs, weights, wts, n_layers, stop, r,
+                           r + 1, _table_transfer_serial)
+            p0 = stop
     for ui in range(len(kinds)):
         steps[ui] += n_steps
     return losses
