@@ -633,3 +633,116 @@ def test_step_inputs_takes_python_numpy_and_torch_integers(inputs):
     opt.step(inputs=inputs)
     assert int(model.layers[0].weight_transfers[0]) == 1
     assert all(type(s["inputs"]) is int and s["inputs"] == 6 for s in opt.state.values())
+
+
+# --- clipping: opt.clip_grad_norm_ reads what the layers keep ------------------------------------------
+
+def _two_layers(replicas=None, seeds=1, bias=True):
+    torch.manual_seed(0)
+    kw = dict(replicas=replicas, seeds=seeds, config=HybridConfig(mode="hm-var"))
+    return torch.nn.Sequential(HybridLinear(6, 5, bias=bias, name="fc1", **kw), torch.nn.ReLU(),
+                               HybridLinear(5, 3, bias=bias, name="fc2", **kw))
+
+
+def _kept(model) -> list:
+    """Each hybrid parameter's kept gradient, dense in its logical shape."""
+    out = []
+    for layer in (model[0], model[2]):
+        for name in layer.hybrid_names():
+            tape = [(torch.as_tensor(x) if x is not None else None, torch.as_tensor(d), g)
+                    for x, d, g in layer._tapes[name]]
+            out.append(layer._slots[name].from_crossbar(layer._dense_sum(tape)))
+    return out
+
+
+def test_clip_grad_norm_is_torchs_on_the_gradient_the_layers_keep():
+    """torch's clip_grad_norm_ reads .grad, None while a HybridSGD keeps the factors: the optimizer's
+    own reads the factors and gives torch's norm and torch's clipped gradient (to float rounding:
+    ∂L/∂W is summed in another order), here on a float copy whose autograd fills .grad."""
+    x, y = torch.randn(5, 6, generator=torch.Generator().manual_seed(3)), torch.tensor([0, 2, 1, 1, 0])
+    model = _two_layers()
+    reference = copy.deepcopy(model)  # no optimizer: autograd fills .grad
+    opt = HybridSGD(model.parameters(), lr=0.3, p=0.5, k=8)
+    for net in (model, reference):
+        F.cross_entropy(net(x), y).backward()
+    for max_norm, norm_type in ((0.05, 2.0), (0.02, float("inf")), (100.0, 1.0)):
+        expected = torch.nn.utils.clip_grad_norm_(reference.parameters(), max_norm, norm_type)
+        norm = opt.clip_grad_norm_(max_norm, norm_type)
+        assert norm.shape == (1,) and torch.allclose(norm[0], expected, rtol=1e-5)
+        for ours, theirs in zip(_kept(model), [p.grad for p in reference.parameters()]):
+            assert torch.allclose(ours, theirs, rtol=1e-5, atol=1e-8)
+    assert opt.clip_grad_norm_(1e9)[0] < 0.05  # clipped: the norm is now at most the smallest max_norm
+    opt.step()
+    assert int(model[0].weight_updates) == 1
+
+
+@pytest.mark.filterwarnings("ignore:Full backward hook is firing")
+def test_clip_grad_norm_clips_the_gradient_the_step_applies():
+    """The clipped δ is what the rule takes: clipping equals scaling ∂L/∂output by the same factor
+    in a backward pre-hook, bit for bit, over a few steps (one layer: δ is ∂L/∂output)."""
+    g = torch.Generator().manual_seed(4)
+    data = [(torch.randn(1, 6, generator=g), torch.randint(0, 3, (1,), generator=g)) for _ in range(6)]
+    runs = []
+    for hooked in (False, True):
+        torch.manual_seed(0)
+        layer = HybridLinear(6, 3, seeds=2, config=HybridConfig(mode="hm-var"), name="fc")
+        opt = HybridSGD(layer.parameters(), lr=0.5, p=0.5, k=2)
+        coefs = []
+        if hooked:
+            layer.register_full_backward_pre_hook(lambda m, grad_output: (grad_output[0] * coefs[-1],))
+        for step, (x, y) in enumerate(data):
+            if hooked:
+                coefs.append(runs[0][1][step])
+            F.cross_entropy(layer(x), y).backward()
+            if not hooked:
+                coefs.append(torch.clamp(0.2 / (opt.clip_grad_norm_(0.2)[0] + 1e-6), max=1.0))
+            opt.step()
+            opt.zero_grad()
+        runs.append((layer.state_dict(), coefs))
+    assert any(c < 1 for c in runs[0][1])  # some steps clipped
+    for key, value in runs[0][0].items():
+        assert torch.equal(value, runs[1][0][key]), key
+
+
+def test_each_chip_clips_its_own_gradients():
+    """R replicas clip as R separate trainings would: per replica, the norm over its own gradients
+    and its own factor — the same as each seed trained alone."""
+    x = torch.randn(3, 4, 6, generator=torch.Generator().manual_seed(5))  # (R, B, features)
+    y = torch.randint(0, 3, (3, 4), generator=torch.Generator().manual_seed(6))
+    many = _two_layers(replicas=3, seeds=[1, 2, 3])
+    opt = HybridSGD(many.parameters(), lr=0.3, p=0.5, k=4)
+    F.cross_entropy(many(x).reshape(-1, 3), y.reshape(-1), reduction="sum").backward()
+    norms = opt.clip_grad_norm_(0.5)
+    assert norms.shape == (3,) and len(set(norms.tolist())) == 3
+    for r, seed in enumerate([1, 2, 3]):
+        alone = _two_layers(seeds=seed)
+        alone_opt = HybridSGD(alone.parameters(), lr=0.3, p=0.5, k=4)
+        F.cross_entropy(alone(x[r]), y[r], reduction="sum").backward()
+        assert torch.allclose(alone_opt.clip_grad_norm_(0.5)[0], norms[r], rtol=1e-6)
+        for ours, theirs in zip(_kept(many), _kept(alone)):
+            assert torch.allclose(ours[r], theirs, rtol=1e-6, atol=1e-9)
+
+
+def test_clip_grad_norm_takes_plain_parameters_on_one_chip_and_checks_its_arguments():
+    from ferristor.errors import NonFiniteGradientError
+    head = torch.nn.Linear(3, 2)
+    model = torch.nn.Sequential(_two_layers(), head)
+    reference = copy.deepcopy(model)
+    opt = HybridSGD(model.parameters(), lr=0.3, p=0.5, k=4)
+    x = torch.randn(4, 6, generator=torch.Generator().manual_seed(7))
+    for net in (model, reference):
+        net(x).square().sum().backward()
+    expected = torch.nn.utils.clip_grad_norm_(reference.parameters(), 0.1)
+    assert torch.allclose(opt.clip_grad_norm_(0.1)[0], expected, rtol=1e-5)
+    assert torch.allclose(head.weight.grad, reference[1].weight.grad, rtol=1e-5)  # clipped as torch clips it
+    for bad, field in (({"max_norm": -1.0}, "max_norm"), ({"max_norm": 1.0, "norm_type": 0}, "norm_type")):
+        with pytest.raises(ConfigError, match=field):
+            opt.clip_grad_norm_(**bad)
+    model[1].weight.grad[0, 0] = float("nan")
+    with pytest.raises(NonFiniteGradientError, match="plain parameter"):
+        opt.clip_grad_norm_(0.1, error_if_nonfinite=True)
+    many = torch.nn.Sequential(_two_layers(replicas=2, seeds=[1, 2]), torch.nn.Linear(3, 2))
+    many_opt = HybridSGD(many.parameters(), lr=0.3, p=0.5, k=4)
+    many(torch.randn(2, 1, 6)).square().sum().backward()
+    with pytest.raises(ConfigError, match="no replica axis"):
+        many_opt.clip_grad_norm_(0.1)

@@ -694,10 +694,11 @@ class HybridModule(nn.Module):
         inspects ``.grad`` would skip this parameter without a word. Once per parameter (per message)."""
         warnings.warn(f"{self.stream_name(name)}: .grad reads None, but this parameter has a gradient: a HybridSGD "
                       "holds the layer, which keeps it as what the rule's kernels consume (factors x, δ), not in "
-                      ".grad — so clip_grad_norm_, GradScaler or code reading .grad leave it out. To clip or scale it, "
-                      "hook the layer: layer.register_full_backward_pre_hook(lambda m, g: (g[0].clamp(-c, c),)) "
-                      "changes ∂L/∂output, which the rule then takes; or release the HybridSGD (opt.release()) to "
-                      "have .grad filled", FerristorWarning, stacklevel=3)
+                      ".grad — so torch.nn.utils.clip_grad_norm_, GradScaler or code reading .grad leave it out. To "
+                      "clip it, use the optimizer's opt.clip_grad_norm_(max_norm) (chip by chip, from what the layers "
+                      "keep); to scale or change it, hook the layer: layer.register_full_backward_pre_hook(lambda m, "
+                      "g: (g[0].clamp(-c, c),)) changes ∂L/∂output, which the rule then takes; or release the "
+                      "HybridSGD (opt.release()) to have .grad filled", FerristorWarning, stacklevel=3)
 
     def _hand_over(self, name: str, x, delta, use: str | None) -> torch.Tensor | None:
         """A parameter's gradient from its factors x (R, B, I) [None: a bias] and δ (R, B, O), as
@@ -770,6 +771,37 @@ class HybridModule(nn.Module):
         update of the step (``HybridSGD.hybrid_step`` checks every parameter first)."""
         if not _finite(self._tapes.get(name), _AUTOGRAD_GRAD.__get__(self._parameters[name])):
             raise NonFiniteGradientError(self.stream_name(name))
+
+    def gradient_norms(self, name: str, norm_type: float = 2.0) -> torch.Tensor | None:
+        """Per replica (chip), the ``norm_type``-norm of the gradient parameter ``name`` keeps for the
+        rule — its recorded factors summed into ∂L/∂W, and a ``.grad`` assigned — as float32 (R,),
+        what ``torch.linalg.vector_norm`` gives for that chip's ∂L/∂W; None where it keeps none."""
+        with torch.no_grad():
+            tape = [(_tensor(x), _tensor(d), g) for x, d, g in self._tapes.get(name) or ()]
+            grad = _AUTOGRAD_GRAD.__get__(self._parameters[name])
+            if grad is not None:
+                tape.append((None, None, self.crossbar(name, grad)))
+            if not tape:
+                return None
+            dense = self._dense_sum(tape)
+            return torch.linalg.vector_norm(dense.reshape(dense.shape[0], -1), norm_type, dim=1)
+
+    def scale_gradient_(self, name: str, coef: torch.Tensor) -> None:
+        """Multiply the gradient parameter ``name`` keeps by ``coef`` (R,), replica by replica: each
+        recorded δ or dense gradient (new arrays: the fused pass may hand views of its buffers) and a
+        ``.grad`` assigned (in place, as ``clip_grad_norm_`` does)."""
+        c = coef.detach().to(torch.float32).reshape(-1, 1, 1)
+        tape = self._tapes.get(name)
+        if tape:
+            def scaled(a):
+                if a is None:
+                    return None
+                return a * c.numpy() if isinstance(a, np.ndarray) else a * c.to(a.device)
+            self._tapes[name] = [(x, scaled(d), scaled(g)) for x, d, g in tape]
+        grad = _AUTOGRAD_GRAD.__get__(self._parameters[name])
+        if grad is not None:
+            with torch.no_grad():
+                self.crossbar(name, grad).mul_(c.to(grad.device))
 
     def hybrid_step_(self, name: str, *, lr: float, p: float, rounding: str, sampler: str = "dense") -> int:
         """Apply one masked update to parameter ``name`` from its recorded gradient; returns the number
@@ -887,11 +919,15 @@ class HybridModule(nn.Module):
             if delta.shape[1] == 1:
                 xx = torch.ones(delta.shape[0], 1, device=delta.device) if x is None else x[:, 0]
                 return {"delta": delta[:, 0].contiguous(), "x": xx.contiguous()}
+        return {"grad": self._dense_sum(tape).contiguous()}
+
+    def _dense_sum(self, tape: list) -> torch.Tensor:
+        """The (R, I, O) sum of a tape's entries: factors (x, δ) made dense, dense gradients as they are."""
         total = None
         for x, delta, dense in tape:
             g = dense if dense is not None else self._dense_from_factors(x, delta)
             total = g.clone() if total is None else total.add_(g)
-        return {"grad": total.contiguous()}
+        return total
 
     def _flush(self, name: str) -> None:
         self._buf(name, "events").add_(self._buf(name, "pending"))

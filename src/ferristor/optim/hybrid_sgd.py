@@ -29,7 +29,7 @@ import torch
 from torch.optim import SGD
 
 from ..config_base import check_choice, check_number
-from ..errors import ConfigError, FerristorWarning
+from ..errors import ConfigError, FerristorWarning, NonFiniteGradientError
 from ..nn.hybrid import HybridParameter
 from ..rule.config import K_UNITS, ROUNDING_MODES, SAMPLERS
 
@@ -389,6 +389,52 @@ class HybridSGD(SGD):
                     f"second one between the same two updates would write the same levels), so this run "
                     f"transfers once per step, fewer than once per k inputs (digest §5's N/k); a batch ≤ k "
                     f"transfers every k inputs", field="k", value=k), stacklevel=caller_level)
+
+    def clip_grad_norm_(self, max_norm: float, norm_type: float = 2.0, error_if_nonfinite: bool = False) -> torch.Tensor:
+        """``torch.nn.utils.clip_grad_norm_`` for the gradients this optimizer is about to apply, chip by
+        chip. torch's reads ``.grad``, which a hybrid parameter leaves None while its layer keeps the
+        gradient as factors; this one reads what the layers keep (``HybridModule.gradient_norms``).
+        Per replica: the ``norm_type``-norm over all this optimizer's gradients (the norm of the
+        per-parameter norms, as torch forms it), and that replica's gradients scaled by
+        ``max_norm / (norm + 1e-6)`` where this is below 1 — every chip clips its own, as R separate
+        trainings would. Returns the norms before clipping, float32 (R,): one element for one chip.
+        Plain parameters have no replica axis: their ``.grad`` joins the norm with one replica and is
+        refused with several (clip those with torch's own)."""
+        check_number("max_norm", max_norm, lo=0.0)
+        if isinstance(norm_type, bool) or not isinstance(norm_type, (int, float)) or not norm_type > 0:
+            raise ConfigError("norm_type", norm_type, "a number > 0, or float('inf')")
+        hybrid = [p for g in self.param_groups for p in g["params"] if isinstance(p, HybridParameter)]
+        plain = [p for g in self.param_groups for p in g["params"]
+                 if not isinstance(p, HybridParameter) and p.grad is not None]
+        replicas = sorted({p.owner.n_replicas for p in hybrid}) or [1]
+        if len(replicas) > 1:
+            raise ConfigError("replicas", replicas, "one replica count over the layers one optimizer clips (each "
+                              "chip clips its own gradients)")
+        if plain and replicas[0] > 1:
+            raise ConfigError("clip_grad_norm_", f"a plain parameter of shape {tuple(plain[0].shape)}",
+                              f"hybrid parameters only with {replicas[0]} replicas: each chip clips its own "
+                              "gradients, and a plain parameter has no replica axis (clip it with "
+                              "torch.nn.utils.clip_grad_norm_)")
+        norms, named = [], []
+        for p in hybrid:
+            n = p.owner.gradient_norms(p.slot, norm_type)
+            if n is not None:
+                norms.append(n.float().cpu())
+                named.append(_label(p))
+        for p in plain:
+            norms.append(torch.linalg.vector_norm(p.grad.detach(), norm_type).float().cpu().reshape(1))
+            named.append(f"a plain parameter of shape {tuple(p.shape)}")
+        if not norms:
+            return torch.zeros(replicas[0])
+        total = torch.linalg.vector_norm(torch.stack(norms), norm_type, dim=0)
+        if error_if_nonfinite and not bool(torch.isfinite(total).all()):
+            raise NonFiniteGradientError(next(name for name, n in zip(named, norms) if not torch.isfinite(n).all()))
+        coef = torch.clamp(max_norm / (total + 1e-6), max=1.0)
+        for p in hybrid:
+            p.owner.scale_gradient_(p.slot, coef)
+        for p in plain:
+            p.grad.detach().mul_(coef[0].to(p.grad.device))
+        return total
 
     def zero_grad(self, set_to_none: bool = True) -> None:
         for group in self.param_groups:  # first: torch's zero_grad then reads .grad of nothing kept
