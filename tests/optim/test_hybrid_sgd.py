@@ -746,3 +746,23 @@ def test_clip_grad_norm_takes_plain_parameters_on_one_chip_and_checks_its_argume
     many(torch.randn(2, 1, 6)).square().sum().backward()
     with pytest.raises(ConfigError, match="no replica axis"):
         many_opt.clip_grad_norm_(0.1)
+
+
+@pytest.mark.filterwarnings("ignore:.*grad reads None")  # the scaler reads .grad: the FerristorWarning
+def test_a_grad_scaler_is_refused_before_anything_moves():
+    """An enabled GradScaler unscales and checks .grad, which hybrid gradients kept as factors are not
+    in: the rule would write them times the loss scale (65,536). The step refuses it, naming it; a
+    disabled scaler steps as usual."""
+    model, opt = _make()
+    before = copy.deepcopy(model.state_dict())
+    x, y = _batches(1)[0]
+    scaler = torch.amp.GradScaler("cpu", init_scale=2.0 ** 16)
+    scaler.scale(F.cross_entropy(model(x), y)).backward()
+    with pytest.raises(ConfigError, match="GradScaler=.enabled. is not allowed"):
+        scaler.step(opt)
+    assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
+    opt.zero_grad()
+    off = torch.amp.GradScaler("cpu", enabled=False)
+    off.scale(F.cross_entropy(model(x), y)).backward()
+    off.step(opt)
+    assert int(model.layers[0].weight_updates) == 1

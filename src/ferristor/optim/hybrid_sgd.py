@@ -170,6 +170,10 @@ class HybridSGD(SGD):
     """
 
     applies_hybrid_rule = True  # the optimizers nn/foreign_step.py lets step hybrid synapses
+    # A GradScaler then leaves the step to this optimizer (setting grad_scale) instead of unscaling
+    # .grad itself — which would miss the hybrid gradients and have them applied times the scale:
+    # step() refuses it, naming it (_refuse_grad_scaler).
+    _step_supports_amp_scaling = True
 
     def __init__(self, params: Iterable, lr: float = 0.1, p: float = 0.2, k: int = 100, rounding: str = "stochastic",
                  momentum: float = 0.0, dampening: float = 0.0, weight_decay: float = 0.0, nesterov: bool = False, *,
@@ -270,6 +274,7 @@ class HybridSGD(SGD):
         """One step. ``inputs`` overrides the number of inputs this step covered (default: the batch
         size the layers recorded in the backward pass): an integer ≥ 1."""
         inputs = _check_inputs(inputs)
+        self._refuse_grad_scaler()
         loss = None
         if closure is not None:  # the gradients first, so a non-finite one is refused before anything moves
             with torch.enable_grad():
@@ -279,6 +284,18 @@ class HybridSGD(SGD):
         super().step()
         self._apply_rule(inputs, caller_level=5)  # torch's profiling wrapper sits between step() and its caller
         return loss
+
+    def _refuse_grad_scaler(self) -> None:
+        """A step under an enabled ``GradScaler`` (it sets ``grad_scale``): its gradients are the loss
+        scale times ∂L/∂W, and the hybrid ones, kept as factors, are not in the ``.grad`` it unscales
+        or checks for inf — the rule would write them times the scale. Refused before anything moves."""
+        if getattr(self, "grad_scale", None) is not None:
+            for attr in ("grad_scale", "found_inf"):  # the scaler deletes them after a step that returns
+                self.__dict__.pop(attr, None)
+            raise ConfigError("GradScaler", "enabled", "disabled (GradScaler(enabled=False)) or absent with a "
+                              "HybridSGD: the hybrid layers keep float32 state and gradients, so there is no "
+                              "float16 underflow to scale against, and the scaled gradients they keep as factors "
+                              "would reach the chip unscaled by it; the chip is unchanged")
 
     def hybrid_step(self, inputs: int | None = None) -> None:
         """The rule's part of :meth:`step` alone (no plain SGD, no step hooks): ``experiments.fast_step``."""
