@@ -12,9 +12,9 @@ points (``experiments.fast_step.run``).
 
 Two schedules of the same work: ``mlp_train_chunk`` splits each step's rows over the threads (a
 parallel region per kernel and step: what one replica on several threads needs);
-``mlp_train_chunk_by_replica`` gives each thread whole replicas for the whole chunk (one region
-per chunk, the kernels' serial twins inside: what R = 1 on one thread and R ≥ threads need;
-dense sampler only).
+``mlp_train_chunk_by_replica`` gives each thread whole replicas from one transfer to the next (one
+region per period between transfers, the kernels' serial twins inside, the transfers between
+regions: what R = 1 on one thread and R ≥ threads need; dense sampler only).
 Replicas never share a value, so both give the same bits.
 
 Within a chunk the hidden-weight updates of dense hybrid layers wait for the end of a segment of
@@ -176,21 +176,19 @@ def _transpose_into(w, wt):
 
 
 @njit(inline="always")
-def _transfers_due(states, layer_of, t_ints, t_f32, t_flags, t_keys, outs, weights, wts, n_layers, stop, r0, r1,
-                   transfer):
-    """The transfers due after the chunk's first ``stop`` steps (:func:`_transfer_at`) of replicas
-    r0…r1 − 1, each entry's whole crossbar by ``transfer`` (``_table_transfer``, or its serial twin
-    in a caller that is one task of a parallel loop); a weight entry's transposed copy follows (the
-    next passes read it)."""
+def _transfers_due(states, layer_of, t_ints, t_f32, t_flags, t_keys, outs, weights, wts, n_layers, stop):
+    """The transfers due after the chunk's first ``stop`` steps (:func:`_transfer_at`), each entry's
+    whole crossbar, all replicas (its rows split over the threads); a weight entry's transposed copy
+    follows (the next passes read it). Called between parallel loops, never inside one."""
     for u in range(t_ints.shape[0]):
         index = _transfer_at(t_ints, u, stop)
         if index == 0:
             continue
-        transfer(states[u][r0:r1], t_f32[u, T_INV_DIV], _means(t_f32, u), t_flags[u, 0], t_keys[u][r0:r1],
-                 np.int64(index), t_f32[u, T_SIGMA], t_flags[u, 1], t_flags[u, 2], t_f32[u, T_STEP], outs[u][r0:r1])
+        _table_transfer(states[u], t_f32[u, T_INV_DIV], _means(t_f32, u), t_flags[u, 0], t_keys[u], np.int64(index),
+                        t_f32[u, T_SIGMA], t_flags[u, 1], t_flags[u, 2], t_f32[u, T_STEP], outs[u])
         li = layer_of[u]
         if u < n_layers and wts[li].shape[1] > 0:
-            _transpose_into(weights[li][r0:r1], wts[li][r0:r1])
+            _transpose_into(weights[li], wts[li])
 
 _i64 = np.int64  # every integer argument of _segment_passes: one build, not one per literal or index type
 
@@ -310,14 +308,12 @@ def mlp_train_chunk(weights, biases, layer_of, states, pendings, keys, steps, ki
                     _hybrid_rank1_steps(states[ui], pendings[ui], ds[layer_of[ui]],
                                         _factor_x(xs, ones, layer_of, ui, n_layers), keys[ui], steps[ui] - n_seg,
                                         coefs[ui], p24s[ui], scales[ui], roundings[ui], max_hs[ui], count_zeros[ui])
-        _transfers_due(states, layer_of, t_ints, t_f32, t_flags, t_keys, outs, weights, wts, n_layers, stop, 0, n_rep,
-                       _table_transfer)
+        _transfers_due(states, layer_of, t_ints, t_f32, t_flags, t_keys, outs, weights, wts, n_layers, stop)
         p0 = stop
     return losses
 
 
 _hybrid_rank1_serial = serial_twin(_hybrid_rank1)
-_table_transfer_serial = serial_twin(_table_transfer)
 _fp_rank1_serial = serial_twin(_fp_rank1)
 _hybrid_rank1_steps_serial = serial_twin(_hybrid_rank1_steps)
 
@@ -339,11 +335,11 @@ def mlp_train_chunk_by_replica(weights, biases, layer_of, states, pendings, keys
     n_layers = _depth(weights)
     losses = np.zeros(n_rep, np.float64)
     block = _fixed_weights(kinds, block_passes)
-    for r in prange(n_rep):
-        p0 = 0
-        while p0 < n_steps:
-            stop = _period_end(p0, n_steps, t_ints)
-            seg = _segment_length(stop - p0)
+    p0 = 0
+    while p0 < n_steps:  # periods between transfers: each replica's steps in parallel, then the transfers
+        stop = _period_end(p0, n_steps, t_ints)
+        seg = _segment_length(stop - p0)
+        for r in prange(n_rep):
             for t0 in range(p0, stop, seg):
                 n_seg = min(seg, stop - t0)
                 xs, ds = _stash(weights, 1, n_seg)
@@ -374,9 +370,8 @@ def mlp_train_chunk_by_replica(weights, biases, layer_of, states, pendings, keys
                                                    _factor_x(xs, ones, layer_of, ui, n_layers), keys[ui][r:r + 1],
                                                    steps[ui] + t0, coefs[ui], p24s[ui], scales[ui], roundings[ui],
                                                    max_hs[ui], count_zeros[ui])
-            _transfers_due(states, layer_of, t_ints, t_f32, t_flags, t_keys, outs, weights, wts, n_layers, stop, r,
-                           r + 1, _table_transfer_serial)
-            p0 = stop
+        _transfers_due(states, layer_of, t_ints, t_f32, t_flags, t_keys, outs, weights, wts, n_layers, stop)
+        p0 = stop
     for ui in range(len(kinds)):
         steps[ui] += n_steps
     return losses
