@@ -766,3 +766,25 @@ def test_a_grad_scaler_is_refused_before_anything_moves():
     off.scale(F.cross_entropy(model(x), y)).backward()
     off.step(opt)
     assert int(model.layers[0].weight_updates) == 1
+
+
+def test_clip_grad_norm_reaches_a_convolution_and_a_float_head():
+    """A convolution keeps a dense gradient, not factors: clipped as torch clips it, beside a plain
+    nn.Linear head on one chip."""
+    from ferristor.nn import HybridConv2d
+    torch.manual_seed(0)
+    conv = HybridConv2d(2, 3, 3, padding=1, bias=True, seeds=1, config=HybridConfig(mode="hm-var"), name="conv")
+    model = torch.nn.Sequential(conv, torch.nn.ReLU(), torch.nn.Flatten(), torch.nn.Linear(3 * 5 * 5, 2))
+    reference = copy.deepcopy(model)
+    opt = HybridSGD(model.parameters(), lr=0.1, p=0.5, k=4)
+    x = torch.randn(3, 2, 5, 5, generator=torch.Generator().manual_seed(8))
+    for net in (model, reference):
+        net(x).square().sum().backward()
+    expected = torch.nn.utils.clip_grad_norm_(reference.parameters(), 0.5)
+    assert torch.allclose(opt.clip_grad_norm_(0.5)[0], expected, rtol=1e-5) and expected > 0.5
+    for name in ("weight", "bias"):
+        kept = conv._dense_sum([tuple(None if a is None else torch.as_tensor(a) for a in entry)
+                                for entry in conv._tapes[name]])
+        assert torch.allclose(conv._slots[name].from_crossbar(kept), getattr(reference[0], name).grad, rtol=1e-5,
+                              atol=1e-8), name
+    assert torch.allclose(model[3].weight.grad, reference[3].weight.grad, rtol=1e-5)
