@@ -6,6 +6,12 @@ paper's MNIST network (batch 1, p = 0.2), for hm (ideal transfer) and hm-var (ta
 (which transfers nothing: the fair anchor for what a step costs).
 
     OMP_NUM_THREADS=1 python bench/bench_small_k.py --threads 1 [--ks 1,2,5,10,100] [--replicas 1,10]
+    OMP_NUM_THREADS=1 python bench/bench_small_k.py --threads 1 --calls-only  # one program_ call per layer shape
+
+``--calls-only`` times one transfer as a user's loop makes it (``HybridModule.program_``, the fused CPU
+kernel and the Python around it) on a 784×200 and a 100×10 layer: at k = 1 it runs for every layer
+every step, and on a small layer the Python around the kernel is most of it. It uses nothing newer
+than ``program_``, so it runs on an older checkout too (``PYTHONPATH=that/src``).
 """
 from __future__ import annotations
 
@@ -18,10 +24,12 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_step import SIZES, _alternate, _data, _plain_fn  # noqa: E402
 
+from bench_step import _best  # noqa: E402
+
 from ferristor.cpus import describe  # noqa: E402
 from ferristor.experiments import fast_step  # noqa: E402
 from ferristor.experiments.fit import set_threads  # noqa: E402
-from ferristor.nn import HybridConfig, HybridMLP, NetworkSpec  # noqa: E402
+from ferristor.nn import HybridConfig, HybridLinear, HybridMLP, NetworkSpec  # noqa: E402
 from ferristor.optim import HybridSGD  # noqa: E402
 
 
@@ -41,6 +49,16 @@ def _chunks_fn(mode: str, k: int, replicas: int, steps: int, inside: bool):
     return run
 
 
+def program_calls(calls: int = 2000) -> None:
+    """µs per ``program_`` call of one layer, by mode and shape (fastest of 3 timed runs)."""
+    print("| mode | layer | µs per program_ call |\n|---|---|---|")
+    for mode in ("hm", "hm-var"):
+        for n_in, n_out in ((784, 200), (100, 10)):
+            layer = HybridLinear(n_in, n_out, seeds=0, config=HybridConfig(mode=mode))
+            us = _best(lambda: layer.program_("weight"), calls if n_in < 784 else calls // 10) * 1e6
+            print(f"| {mode} | {n_in}×{n_out} | {us:.1f} |")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--threads", type=int, default=1)
@@ -49,8 +67,13 @@ def main():
     ap.add_argument("--modes", default="hm,hm-var")
     ap.add_argument("--steps", type=int, default=250, help="steps per timed call (250: one flush window)")
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--calls-only", action="store_true", help="only the table of one program_ call per layer shape")
     a = ap.parse_args()
     set_threads(a.threads)
+    if a.calls_only:
+        print(f"{describe()}; threads={a.threads}")
+        program_calls()
+        return
     fns = {"plain PyTorch loop (nn.Linear + LayerNorm + autograd + SGD)": (_plain_fn(200), 200)}
     keys = []
     for mode in a.modes.split(","):

@@ -33,7 +33,7 @@ from ..optim import HybridSGD
 
 # Transfers inside the CPU chunks where every hybrid layer's is the fused table transfer (ideal or
 # noisy). False ends every chunk where a transfer falls due, and Python runs it (the same bits; read
-# per run, for comparison: bench/bench_step.py, the tests).
+# per run, for comparison: bench/bench_small_k.py, the tests).
 TRANSFERS_IN_CHUNKS = True
 
 

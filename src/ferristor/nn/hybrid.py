@@ -604,8 +604,8 @@ class HybridModule(nn.Module):
         model = self.transfer_model
         if bound is None or bound[0] is not model:
             run = None
-            if (numba_for(self._parameters[name]) and hasattr(type(model), "bind_hidden_cpu")
-                    and self.config.ledger.transfer_writes_unchanged):
+            if (numba_for(self._parameters[name]) and fused_transfer(model)
+                    and self.config.ledger.transfer_writes_unchanged):  # write_transfer_'s fused CPU path
                 cfg = self.config
                 run = model.bind_hidden_cpu(arrays["hidden"], cfg.layout.level_shift, cfg.level_step,
                                             self.stream_keys(name, STREAM_TRANSFER), arrays["param"])

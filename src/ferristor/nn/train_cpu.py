@@ -124,7 +124,6 @@ T_ON, T_K, T_SEEN, T_MADE = 0, 1, 2, 3
 T_INV_DIV, T_SIGMA, T_STEP, T_MEANS = 0, 1, 2, 3
 
 
-
 def transfer_rows(bound) -> tuple | None:
     """An entry's rows of t_f32 and t_flags and its noise keys, from its bound CPU transfer
     (``circuit.transfer_cpu.bind_table_transfer``), or None where the transfer is another kernel (the
@@ -135,6 +134,7 @@ def transfer_rows(bound) -> tuple | None:
     sigma, noisy, fold, level_step, _ = bound.tail
     return (np.array((inv_div, sigma, level_step, *means), np.float32), np.array((ideal, noisy, fold), np.bool_),
             keys)
+
 
 @njit(inline="always")
 def _period_end(t, n_steps, t_ints):
@@ -189,6 +189,7 @@ def _transfers_due(states, layer_of, t_ints, t_f32, t_flags, t_keys, outs, weigh
         li = layer_of[u]
         if u < n_layers and wts[li].shape[1] > 0:
             _transpose_into(weights[li], wts[li])
+
 
 _i64 = np.int64  # every integer argument of _segment_passes: one build, not one per literal or index type
 
