@@ -788,3 +788,54 @@ def test_clip_grad_norm_reaches_a_convolution_and_a_float_head():
         assert torch.allclose(conv._slots[name].from_crossbar(kept), getattr(reference[0], name).grad, rtol=1e-5,
                               atol=1e-8), name
     assert torch.allclose(model[3].weight.grad, reference[3].weight.grad, rtol=1e-5)
+
+
+def test_a_plain_sgd_state_is_refused_before_anything_changes_and_an_older_hybrid_state_still_loads():
+    """torch.optim.SGD's state (an fp warm-up's checkpoint) had loaded without a word and the next step
+    died with KeyError 'p': its groups hold none of the rule's settings, nor its counters."""
+    model, opt = _make(mode="hm")
+    _steps(model, opt, _batches(3))
+    saved = opt.state_dict()
+    twin = [torch.nn.Parameter(p.detach().clone()) for p in model.parameters()]  # the same counts, as torch checks
+    plain = torch.optim.SGD(twin, lr=0.05).state_dict()
+    with pytest.raises(ConfigError, match=r"^state_dict='param_groups\[0\] without p, k, rounding': not a HybridSGD "
+                                          r"state \(one saved by torch\.optim\.SGD.*build the HybridSGD fresh"):
+        opt.load_state_dict(plain)
+    assert opt.state_dict() == saved and opt.state  # unchanged, and it steps on
+    _steps(model, opt, _batches(1, seed=1))
+    # a HybridSGD state saved before sampler and k_unit existed loads with their old defaults
+    older = opt.state_dict()
+    for group in older["param_groups"]:
+        del group["sampler"], group["k_unit"]
+    fresh_model, fresh = _make(mode="hm", sampler="sparse", k_unit="updates")
+    fresh.load_state_dict(older)
+    assert (fresh.param_groups[0]["sampler"], fresh.param_groups[0]["k_unit"]) == ("dense", "inputs")
+    _steps(fresh_model, fresh, _batches(1, seed=2))
+
+
+def test_step_inputs_is_refused_where_k_counts_updates_which_would_ignore_it():
+    """step(inputs=50) under k_unit='updates' had been checked, then dropped: one step counts one."""
+    model, opt = _make(mode="hm", k=2, k_unit="updates")
+    x, y = torch.rand(3, 12), torch.randint(0, 3, (3,))
+    F.cross_entropy(model(x), y).backward()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    for step in (opt.step, opt.hybrid_step):
+        with pytest.raises(ConfigError, match=r"^inputs=50: ignored: with k_unit='updates' one step is one update "
+                                              r"whatever its batch.*leave inputs out"):
+            step(inputs=50)
+    assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items()) and not opt.state
+    opt.step()
+    assert all(s["inputs"] == 1 for s in opt.state.values())
+
+    # groups of both units: refused naming the group that would ignore it; taken once none would
+    model = HybridMLP(SPEC, config=HybridConfig(mode="hm"), seeds=1)
+    opt = HybridSGD([{"params": model.layers[0].parameters()},
+                     {"params": model.layers[1].parameters(), "k_unit": "updates"}], lr=0.3, p=0.5, k=6)
+    F.cross_entropy(model(x), y).backward()
+    with pytest.raises(ConfigError, match=r"^inputs=6: ignored by param_groups\[1\] \(with k_unit='updates'.*\), "
+                                          r"while the other groups would count it"):
+        opt.step(inputs=6)
+    assert not opt.state
+    opt.param_groups[1]["k_unit"] = "inputs"
+    opt.step(inputs=6)
+    assert [opt.state[p]["inputs"] for p in hybrid_parameters(model)] == [6, 6]

@@ -137,6 +137,44 @@ def _check_inputs(inputs):
         raise ConfigError("inputs", inputs, _INPUTS) from None
 
 
+# What a param group of a HybridSGD state holds and a step reads, that no __setstate__ fills in: the
+# rule's own settings (sampler and k_unit, added later, are given their old defaults there) and the
+# SGD values torch's step reads (nesterov and maximize it defaults itself).
+_SAVED_KEYS = ("lr", "momentum", "dampening", "weight_decay", "p", "k", "rounding")
+
+
+def _check_saved_groups(groups) -> None:
+    """A state to load (or an unpickled one) whose param groups lack what a HybridSGD's hold: one saved
+    by torch.optim.SGD (an fp warm-up) or another optimizer. Loaded, it had failed at the next step
+    (KeyError 'p'); refused before this optimizer changes."""
+    for index, group in enumerate(groups):
+        missing = [key for key in _SAVED_KEYS if key not in group]
+        if missing:
+            raise ConfigError("state_dict", f"param_groups[{index}] without {', '.join(missing)}", reason=(
+                "not a HybridSGD state (one saved by torch.optim.SGD or another optimizer has none of the rule's "
+                "settings): build the HybridSGD fresh instead of loading it — a plain optimizer's state holds none "
+                "of the rule's counters (the inputs each hybrid parameter has seen), so there is nothing of the "
+                "rule to resume; this optimizer is unchanged"))
+
+
+def _refuse_ignored_inputs(groups: list, inputs) -> None:
+    """``step(inputs=n)`` where a group holding hybrid parameters counts k in updates: ``_hybrid_step``
+    adds 1 a step there whatever n says, so n is refused rather than silently dropped."""
+    hybrid = [index for index, group in enumerate(groups)
+              if any(isinstance(param, HybridParameter) for param in group["params"])]
+    ignoring = [index for index in hybrid if groups[index].get("k_unit") == "updates"]
+    if not ignoring:
+        return
+    why = "with k_unit='updates' one step is one update whatever its batch"
+    if len(ignoring) == len(hybrid):
+        raise ConfigError("inputs", inputs, reason=f"ignored: {why}, so no count of inputs reaches the transfer "
+                          "schedule; leave inputs out (or build the optimizer with k_unit='inputs' to count inputs)")
+    named = ", ".join(f"param_groups[{index}]" for index in ignoring)
+    raise ConfigError("inputs", inputs, reason=f"ignored by {named} ({why}), while the other groups would count "
+                      "it: leave inputs out (those count the batch the layers recorded), or give every group "
+                      "holding hybrid parameters the same k_unit")
+
+
 _SERIAL = itertools.count()  # the order HybridSGDs were built (or copied) in: the newest holds a parameter
 
 
@@ -272,9 +310,12 @@ class HybridSGD(SGD):
 
     def step(self, closure=None, inputs: int | None = None):
         """One step. ``inputs`` overrides the number of inputs this step covered (default: the batch
-        size the layers recorded in the backward pass): an integer ≥ 1."""
+        size the layers recorded in the backward pass): an integer ≥ 1, refused where a group holding
+        hybrid parameters counts k in updates (k_unit='updates'), which would ignore it."""
         inputs = _check_inputs(inputs)
         self._refuse_grad_scaler()
+        if inputs is not None:
+            _refuse_ignored_inputs(self.param_groups, inputs)
         loss = None
         if closure is not None:  # the gradients first, so a non-finite one is refused before anything moves
             with torch.enable_grad():
@@ -300,6 +341,8 @@ class HybridSGD(SGD):
     def hybrid_step(self, inputs: int | None = None) -> None:
         """The rule's part of :meth:`step` alone (no plain SGD, no step hooks): ``experiments.fast_step``."""
         inputs = _check_inputs(inputs)
+        if inputs is not None:
+            _refuse_ignored_inputs(self.param_groups, inputs)
         self.check_ready()
         self._check_gradients()
         self._apply_rule(inputs, caller_level=4)
@@ -356,6 +399,9 @@ class HybridSGD(SGD):
                     param.owner.capture_for(self, on=False)
 
     def __setstate__(self, state) -> None:
+        # load_state_dict calls this with the loaded groups (after its pre-hooks, which may adapt a
+        # state) before anything of this optimizer has changed
+        _check_saved_groups(state.get("param_groups", ()))
         super().__setstate__(state)
         self._plain_policy, self._ready = self.__dict__.get("_plain_policy", "sgd"), True
         self._checked = []
