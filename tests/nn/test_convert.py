@@ -1,5 +1,6 @@
 """``convert``: which layers become hybrid, how float weights land on the hidden grid and in the
 memristors, what is left in float, and that the original model is never touched."""
+import re
 import warnings
 
 import pytest
@@ -490,8 +491,8 @@ def test_hooks_on_a_replaced_layer_are_named_in_a_warning():
     assert "not carried over" in text and "forward hook on 0" in text and "backward hook on 0" in text
     assert "gradient hook on 2.weight" in text
     assert not conv[0]._forward_hooks and isinstance(conv[0], HybridLinear)
-    _, warned = _convert(model, HybridConfig(mode="hm"), seed=0, include="1*")  # not replaced: the hooks stay
-    assert not warned
+    _, warned = _convert(model, HybridConfig(mode="hm"), seed=0, include="2")  # 0 not replaced: its hooks stay
+    assert len(warned) == 1 and str(warned[0]).endswith("converted model if they apply): gradient hook on 2.weight")
 
 
 # --- what rounding onto the grid loses, said in a warning per layer ------------------------------------
@@ -642,3 +643,28 @@ def test_converted_layers_own_their_configs():
             model(x).square().sum().backward()
             opt.step()
     assert all(torch.equal(a, b) for a, b in zip(chip.state_dict().values(), twin.state_dict().values()))
+
+
+@pytest.mark.parametrize("include", ["clasifier*", ["features.1", "classifier.0"], lambda name, m: False])
+def test_an_include_that_picks_no_layer_is_refused_listing_the_layers_it_could_pick(include):
+    """A glob with a typo had returned an all-float model without a word (nothing in the ledger)."""
+    model = _net()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    shown = re.escape(repr("<lambda>" if callable(include) else include))
+    with pytest.raises(ConfigError, match=rf"^include={shown}: it picks none of the model's nn\.Linear/nn\.Conv2d "
+                                          r"layers \(features\.0, classifier\.1, classifier\.3\), so nothing would be "
+                                          r"converted: .*leave include out"):
+        convert(model, "hm", include, seed=0)
+    assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
+    with pytest.raises(ConfigError, match=r"^include='0': the model has no nn\.Linear or nn\.Conv2d layer for it to "
+                                          r"pick \(its hybrid layers 0 are kept"):
+        convert(convert(nn.Sequential(nn.Linear(4, 3)), "hm", seed=0), "hm", include="0", seed=1)
+    conv, _ = _convert(model, "hm", include=[], seed=0)  # an empty list keeps the model in float on purpose
+    assert conv.hybrid_conversion["converted"] == []
+
+
+def test_a_model_with_no_layer_to_convert_comes_back_in_float_with_a_warning():
+    for model in (nn.Sequential(nn.ReLU()), nn.Sequential(nn.Embedding(4, 3), nn.LayerNorm(3))):
+        conv, warned = _convert(model, "hm", seed=0)
+        assert conv.hybrid_conversion["converted"] == [] and not any(isinstance(m, HybridLinear) for m in conv.modules())
+        assert str(warned[0]).startswith("convert converted nothing: the model has no nn.Linear or nn.Conv2d layer")

@@ -250,7 +250,8 @@ def convert(model: nn.Module, config: HybridConfig | str | None = None, include=
     Args:
         config: the hybrid layers' config, or a mode name (``'hm-var'``) for the paper's config in that mode.
         include: which layers — None (all), a glob or list of globs on module names (``"classifier.*"``),
-            or a predicate ``f(name, module) -> bool``.
+            or a predicate ``f(name, module) -> bool``. One that picks no layer is a ConfigError listing
+            the layers it could pick (but ``[]``, which keeps the model in float on purpose).
         seed: the chip's seed (its layers' random streams differ by name); default: drawn from torch.
         weight_scale: real value of one hidden LSB per layer — ``'paper'`` (the config's, 2⁻⁹, digest §4
             [I]), ``'fit'`` (the layer's largest |weight| on the top of the 10-bit grid), a number, or a
@@ -337,7 +338,13 @@ def convert(model: nn.Module, config: HybridConfig | str | None = None, include=
             left.append((name, type(module).__name__, "unsupported type"))
             if len(paths) > 1:
                 shared[name] = list(paths[1:])
+    _check_picked(include, done, left)
     converted.hybrid_conversion = {"converted": done, "left": left, "shared": shared}
+    if include is None and not done and not any(why == "already hybrid" for _, _, why in left):
+        # a model with no nn.Linear/nn.Conv2d (nor a chip already) comes back all float: said, not silent
+        warnings.warn(FerristorWarning("convert converted nothing: the model has no nn.Linear or nn.Conv2d layer "
+                                       "(only those have a hybrid version), so the copy computes all in float"),
+                      stacklevel=2)
     unsupported = [f"{n or '(the model itself)'} ({t})" for n, t, why in left if why == "unsupported type"]
     if unsupported:
         warnings.warn(FerristorWarning("left in float (no hybrid version of their type): " + ", ".join(unsupported)),
@@ -352,6 +359,26 @@ def convert(model: nn.Module, config: HybridConfig | str | None = None, include=
         warnings.warn(FerristorWarning("hooks not carried over to the hybrid layers (register them again on the "
                                        "converted model if they apply): " + "; ".join(hooks)), stacklevel=2)
     return converted
+
+
+def _check_picked(include, done: list, left: list) -> None:
+    """An ``include`` that picks no layer (a glob with a typo, a predicate that never holds) had returned
+    an all-float model without a word: refused, listing the layers it could pick. An empty list of
+    globs picks none on purpose (it keeps the model in float) and is taken."""
+    if include is None or done or (isinstance(include, (list, tuple, set, frozenset)) and not include):
+        return
+    shown = getattr(include, "__name__", include) if callable(include) else include
+    pickable = [name or "(the model itself)" for name, _, why in left if why == "not included"]
+    if pickable:
+        listed = ", ".join(pickable[:10]) + (f" and {len(pickable) - 10} more" if len(pickable) > 10 else "")
+        raise ConfigError("include", shown, reason=f"it picks none of the model's nn.Linear/nn.Conv2d layers "
+                          f"({listed}), so nothing would be converted: pick some of them (a glob matches the whole "
+                          "module name: 'classifier.*' for the layers inside 'classifier'), or leave include out to "
+                          "convert them all")
+    chips = [name or "(the model itself)" for name, _, why in left if why == "already hybrid"]
+    kept = f" (its hybrid layers {', '.join(chips[:10])} are kept as they are, whatever include says)" if chips else ""
+    raise ConfigError("include", shown, reason=f"the model has no nn.Linear or nn.Conv2d layer for it to pick{kept}, "
+                      "so nothing would be converted: leave include out")
 
 
 def _replace(root: nn.Module, name: str, new: nn.Module) -> None:
