@@ -463,6 +463,9 @@ def _bad(kind):
         "object labels": (x.numpy(), y.numpy().astype(object)),
         "ragged inputs": ([[0.0], [1.0, 2.0]], [0, 1]),
         "whole float labels": (x.numpy().astype(np.float64), y.numpy().astype(np.float64)),  # np.loadtxt's
+        # had trained as classes 0/1 without a word (a Dataset casts bools; fit converts no labels)
+        "bool labels": (x, y > 0),
+        "numpy bool labels": (x.numpy(), y.numpy() > 0),
     }[kind]
 
 
@@ -487,6 +490,10 @@ def _bad(kind):
                                  r"samples of one shape"),
     ("whole float labels", DataError, r"y_train has dtype torch.float64, expected integer class labels \(int64\); they "
                                       r"are whole numbers: convert them with y.astype\(int\) \(numpy\) or y.long\(\) \(torch\)"),
+    ("bool labels", DataError, r"^train_data labels \(y\) has dtype bool: expected integer class labels 0…n-1; if "
+                               r"False and True are classes 0 and 1, convert them with y.astype\(int\) \(numpy\) or "
+                               r"y.long\(\) \(torch\)$"),
+    ("numpy bool labels", DataError, r"^train_data labels \(y\) has dtype bool: expected integer class labels"),
 ])
 def test_data_it_cannot_learn_from_is_a_clear_error(kind, error, match):
     with pytest.raises(error, match=match):
@@ -599,6 +606,7 @@ class _Items(torch.utils.data.Dataset):
     (lambda x, y, i: (x[i], y[i], i), r"^train_data\[0\] is a tuple of 3 items \(Tensor, Tensor, int\), expected an "
                                       r"\(x, y\) pair \(input, class label\)"),
     (lambda x, y, i: (x[i], "NVA"[int(y[i])]), r"^train_data\[0\] label is text \(dtype <U1, e.g. '[NVA]'\)"),
+    (lambda x, y, i: (x[i], bool(y[i] > 0)), r"^train_data\[0\] label has dtype bool: expected integer class labels"),
 ])
 def test_a_torch_dataset_of_anything_but_x_y_pairs_is_a_data_error_naming_the_sample(make, match):
     x, y = blobs(0, n=40)

@@ -8,7 +8,8 @@ Conversions at the boundary (documented, lossless for the values ferristor uses)
 
 * inputs of another floating dtype (float64, float16, bfloat16) are cast to float32, the dtype
   every pass runs in; integer inputs are refused (raw pixels want scaling first);
-* labels of another integer dtype (uint8, int32, bool…) are cast to int64; float labels are refused,
+* labels of another integer dtype (uint8, int32, bool…) are cast to int64 (``fit`` refuses bools at its
+  own boundary: its labels are never converted); float labels are refused,
   never rounded (whole-number floats, what ``np.loadtxt`` gives, get the fix in the message:
   ``y.astype(int)`` / ``y.long()``);
 * numpy arrays are taken as tensors; arrays of text or of Python objects (what pandas gives for a

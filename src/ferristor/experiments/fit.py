@@ -148,10 +148,21 @@ def _tensors(data, what: str) -> tuple[torch.Tensor, torch.Tensor]:
         if len(data) != 2:
             raise ConfigError(what, f"a {type(data).__name__} of {len(data)} items", _ACCEPTED)
         x = numeric_tensor(data[0], f"{what} inputs (x)", labels=False)
-        y = numeric_tensor(data[1], f"{what} labels (y)", labels=True)
+        y = _labels(data[1], f"{what} labels (y)")
     else:
         raise ConfigError(what, type(data).__name__, _ACCEPTED)
     return (x.reshape(len(x), -1) if x.dim() > 2 else x), y
+
+
+def _labels(value, what: str) -> torch.Tensor:
+    """Labels as ``numeric_tensor`` reads them, but for bools: a Dataset casts them to 0/1, and they had
+    trained silently so, though fit's labels are never converted from anything else (docs/pytorch.md)
+    and ferristor's cross_entropy refuses bool targets."""
+    y = numeric_tensor(value, what, labels=True)
+    if y.dtype == torch.bool:
+        raise DataError(f"{what} has dtype bool: expected integer class labels 0…n-1; if False and True are classes "
+                        "0 and 1, convert them with y.astype(int) (numpy) or y.long() (torch)")
+    return y
 
 
 def _stacked_samples(data, what: str) -> tuple[torch.Tensor, torch.Tensor]:
@@ -170,7 +181,7 @@ def _stacked_samples(data, what: str) -> tuple[torch.Tensor, torch.Tensor]:
             raise DataError(f"{what}[{i}] is {_described(item)}, expected an (x, y) pair (input, class label): "
                             "fit learns from inputs and labels only; give it a Dataset whose items are (x, y)")
         xs.append(numeric_tensor(item[0], f"{what}[{i}] input", labels=False))
-        ys.append(numeric_tensor(item[1], f"{what}[{i}] label", labels=True))
+        ys.append(_labels(item[1], f"{what}[{i}] label"))
     for part, ts in (("an input", xs), ("a label", ys)):
         shape = ts[0].shape
         i = next((i for i, t in enumerate(ts) if t.shape != shape), None)
