@@ -372,9 +372,8 @@ def _check_picked(include, done: list, left: list) -> None:
     if pickable:
         listed = ", ".join(pickable[:10]) + (f" and {len(pickable) - 10} more" if len(pickable) > 10 else "")
         raise ConfigError("include", shown, reason=f"it picks none of the model's nn.Linear/nn.Conv2d layers "
-                          f"({listed}), so nothing would be converted: pick some of them (a glob matches the whole "
-                          "module name: 'classifier.*' for the layers inside 'classifier'), or leave include out to "
-                          "convert them all")
+                          f"({listed}), so nothing would be converted: pick some of them by name (a glob matches "
+                          "the whole module path: 'fc' does not pick 'head.fc', '*fc' does), or leave include out to convert them all")
     chips = [name or "(the model itself)" for name, _, why in left if why == "already hybrid"]
     kept = f" (its hybrid layers {', '.join(chips[:10])} are kept as they are, whatever include says)" if chips else ""
     raise ConfigError("include", shown, reason=f"the model has no nn.Linear or nn.Conv2d layer for it to pick{kept}, "
