@@ -134,7 +134,7 @@ def test_a_plain_pytorch_loop_equals_ferristor_train_bit_for_bit(mnist, batch, t
           dataset=data)
     saved = torch.load(tmp_path / "checkpoint.pt", weights_only=True)["model"]  # one replica: a leading axis of 1
     kinds = ("weight", "weight_hidden", "weight_events", "weight_transfers", "weight_updates", "seeds")
-    assert {k.split(".", 2)[2] for k in saved} == {*kinds, "hidden_lsb", "settings", "transfer_settings"}  # and the layer's settings
+    assert {k.split(".", 2)[2] for k in saved} == {*kinds, "hidden_lsb", "settings", "transfer_settings", "stream_settings"}  # and the layer's settings
     for label, model, prefix in _users_networks(seed):
         initial = {k: v.clone() for k, v in model.state_dict().items()}
         _users_loop(model, data.x_train, data.y_train, seed, epochs, batch)

@@ -1,6 +1,9 @@
 """What every hybrid layer shares (``nn.hybrid.HybridModule``): its saved settings, its dtype, loading."""
 from __future__ import annotations
 
+import warnings
+
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -341,3 +344,121 @@ def test_reading_none_from_grad_while_a_gradient_is_kept_says_so_and_a_plain_loo
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert model[0].weight.grad is None  # nothing kept any more: None is the truth
+
+
+# --- a hybrid parameter's value is the layer's to write -------------------------------------------
+
+_WRITES = {
+    "nn.init": lambda w: nn.init.zeros_(w),
+    "copy_": lambda w: w.copy_(torch.zeros_like(w)),
+    ".data =": lambda w: setattr(w, "data", torch.zeros_like(w)),
+    "vector_to_parameters": lambda w: torch.nn.utils.vector_to_parameters(torch.zeros(w.numel()), [w]),
+}
+
+
+@pytest.mark.parametrize("write", sorted(_WRITES))
+@pytest.mark.parametrize("kind", ["linear", "conv"])
+def test_a_weight_written_from_outside_is_refused_before_the_transfer_undoes_it(write, kind):
+    """nn.init.zeros_ (and any torch write) changed the analogue weight only: the hidden integers kept
+    their values, and the first transfer wrote the old weights back, silently."""
+    layer = _layer(kind=kind)
+    opt = HybridSGD(layer.parameters(), lr=0.1, p=0.5, k=1)
+    with torch.no_grad():
+        _WRITES[write](layer.weight)
+    shape = (1, 2, 5, 5) if kind == "conv" else (1, 6)
+    with pytest.raises(ConfigError, match=r"fc\.weight=.*written from outside the layer.*set_float_weights_"):
+        layer(torch.randn(shape))
+    assert opt.state == {} or all(int(s.get("inputs", 0)) == 0 for s in opt.state.values())
+
+
+def test_a_write_after_the_forward_is_refused_by_the_step_and_set_float_weights_is_the_way():
+    layer = _layer()
+    opt = HybridSGD(layer.parameters(), lr=0.1, p=0.5, k=1)
+    layer(torch.randn(1, 6)).square().sum().backward()
+    with torch.no_grad():
+        layer.weight.mul_(2)
+    hidden = layer.weight_hidden.clone()
+    with pytest.raises(ConfigError, match="written from outside"):
+        opt.step()
+    assert torch.equal(layer.weight_hidden, hidden)  # refused before any update
+    layer.set_float_weights_("weight", torch.zeros(4, 6))  # the layer's own write: programmed, accepted
+    assert torch.count_nonzero(layer.weight) == 0 and torch.count_nonzero(layer.weight_hidden) == 0
+    opt.zero_grad()
+    layer(torch.randn(1, 6)).square().sum().backward()
+    opt.step()
+
+
+def test_the_layers_own_writes_pass_a_move_a_reload_a_copy_and_a_pickle():
+    import copy
+    import io
+    layer = _layer()
+    _train(layer, steps=5, k=2)
+    layer.to("cpu")._apply(lambda t: t.clone())  # new tensors behind every parameter, as a device move makes
+    layer.load_state_dict(_layer(seed=3).state_dict())
+    buf = io.BytesIO()
+    torch.save(layer, buf)
+    buf.seek(0)
+    for other in (copy.deepcopy(layer), torch.load(buf, weights_only=False)):
+        _train(other, steps=3, k=2)
+    _train(layer, steps=3, k=2)
+
+
+def test_a_plain_parameter_cannot_replace_a_hybrid_one_but_assign_loads_stay_hybrid():
+    """A plain nn.Parameter assigned over a hybrid weight made it a float weight that HybridSGD trained
+    by plain SGD, while the ledger went on counting it as synapses."""
+    layer = _layer()
+    with pytest.raises(ConfigError, match=r"fc\.weight=.*Parameter assigned in place"):
+        layer.weight = nn.Parameter(torch.zeros(4, 6))
+    with pytest.raises(ConfigError, match="assigned in place"):
+        layer.weight = _layer(seed=2).weight  # another layer's synapses
+    layer.load_state_dict(_layer(seed=4).state_dict(), assign=True)
+    from ferristor.nn.hybrid import HybridParameter
+    assert isinstance(layer.weight, HybridParameter) and layer.weight.owner is layer
+    _train(layer, steps=2)
+
+
+def test_a_float_models_weights_without_their_synapses_state_are_refused_on_load():
+    """load_state_dict(float_model.state_dict(), strict=False) put off-grid floats into the analogue
+    weights only; the first transfer overwrote them from the hidden integers."""
+    layer = _layer()
+    before = {k: v.clone() for k, v in layer.state_dict().items()}
+    with pytest.raises(RuntimeError, match=r"weight: a hybrid parameter's value without its synapses' state.*convert"):
+        layer.load_state_dict(nn.Linear(6, 4).state_dict(), strict=False)
+    assert all(torch.equal(v, layer.state_dict()[k]) for k, v in before.items())
+
+
+def test_a_state_loaded_into_a_layer_of_another_stream_name_is_warned_about():
+    """The stream name picks the masks and the noise: a state resumed under another name continued on
+    other streams, silently (a transfer-config mismatch was warned about; this was not)."""
+    saved = _layer()
+    _train(saved, steps=4)
+    other = HybridLinear(6, 4, bias=True, config=saved.config, seeds=0, name="head")
+    with pytest.warns(FerristorWarning, match=r"another stream name than this one \('head'\).*name="):
+        other.load_state_dict(saved.state_dict())
+    same = HybridLinear(6, 4, bias=True, config=saved.config, seeds=0, name="fc")
+    old = {k: v for k, v in saved.state_dict().items() if k != "stream_settings"}  # saved before layers kept it
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        same.load_state_dict(saved.state_dict())
+        other.load_state_dict(old)
+
+
+@pytest.mark.parametrize("seeds, said", [
+    (1.5, "seeds=1.5"), (True, "seeds=True"), ("3", "seeds='3'"), (torch.tensor(2.0), "seeds='a torch.float32 Tensor'"),
+    (np.array([1.0]), "seeds='a float64 ndarray'"), ([0, 1], r"seeds=\[0, 1\].*1 seed"),
+])
+def test_seeds_of_the_wrong_kind_are_named(seeds, said):
+    with pytest.raises(ConfigError, match=said):
+        HybridLinear(3, 2, seeds=seeds)
+
+
+def test_integer_seeds_sizes_and_a_mode_name_are_taken_as_torch_and_convert_take_them():
+    for seeds in (np.int64(3), np.array(3), torch.tensor(3), [np.int32(3)]):
+        assert HybridLinear(3, 2, seeds=seeds).seeds.tolist() == [3]
+    assert HybridLinear(np.int64(4), np.int32(3), seeds=0).weight.shape == (3, 4)
+    assert HybridConv2d(np.int64(2), 3, 3, seeds=0).in_channels == 2
+    assert HybridLinear(3, 2, seeds=0, config="hm-var").mode == "hm-var"
+    with pytest.raises(ConfigError, match=r"config='dict'"):
+        HybridLinear(3, 2, seeds=0, config={"mode": "hm"})
+    with pytest.raises(ConfigError, match="name=5"):
+        HybridLinear(3, 2, seeds=0, name=5)

@@ -185,7 +185,7 @@ def test_the_cpu_path_follows_state_replaced_after_its_views_were_cached():
     a, b = HybridLinear(8, 4, bias=True, seeds=1), HybridLinear(8, 4, bias=True, seeds=2)
     step(a, x)  # a's views and keys are cached now
     a.load_state_dict(b.state_dict())  # b's seeds, counters and state, copied in place
-    a.weight.data = a.weight.data.clone()  # and new tensors behind the weight and hidden values
+    a._apply(lambda t: t.clone())  # and new tensors behind the weight and hidden values (as a .to() makes)
     a.register_buffer("weight_hidden", a.weight_hidden.clone())
     for _ in range(3):
         assert torch.equal(step(a, x), step(b, x))

@@ -80,6 +80,8 @@ def run(model: HybridMLP, optimizer: HybridSGD, x, y, idx: np.ndarray, batch: in
     Returns the last step's loss: a float, or on a GPU a device scalar (reading it waits for the
     GPU). ``applies`` must hold."""
     optimizer.check_ready()  # the chunks run the rule without step(), which checks this
+    for layer in model.layers:
+        layer.check_written()
     n_steps = idx.shape[1] // batch
     if torch.is_tensor(x) and x.is_cuda:
         return _run_chunks(_gpu_plan(model, optimizer, x, y), x, y, idx, n_steps)

@@ -265,10 +265,10 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, replicas: int |
 
 
 def _initial_state_hash(model: nn.Module) -> str:
-    # the hybrid layers' settings buffers repeat their config (in the model's repr): left out, so runs
-    # checkpointed before the layers carried them keep their identity
+    # the hybrid layers' settings buffers repeat their config and name (in the model's repr): left out,
+    # so runs checkpointed before the layers carried them keep their identity
     settings = {f"{name}.{b}".lstrip(".") for name, m in model.named_modules() if isinstance(m, HybridModule)
-                for b in ("hidden_lsb", "settings")}
+                for b in ("hidden_lsb", "settings", "stream_settings")}
     h = hashlib.blake2b(digest_size=16)
     for k, v in model.state_dict().items():
         if k in settings:

@@ -96,3 +96,15 @@ def check_layout(layout: SynapseLayout, transfer: TransferConfig, scheme: Scheme
     if not scheme.is_hybrid:
         raise ConfigError("scheme.rule", scheme.rule, "'hybrid' (the baseline rules model the paper's 3 analogue bits)",
                           context=bits)
+
+
+def as_config(config, option: str = "config") -> HybridConfig:
+    """A layer's config as given: a HybridConfig, a mode name (``'hm-var'``: the paper's config in
+    that mode), or None (the default config); anything else is refused naming ``option``."""
+    if config is None:
+        return HybridConfig()
+    if isinstance(config, str):
+        return HybridConfig(mode=config)  # HybridConfig checks the mode and names it
+    if not isinstance(config, HybridConfig):
+        raise ConfigError(option, type(config).__name__, "a HybridConfig, a mode name such as 'hm-var', or None")
+    return config

@@ -13,7 +13,7 @@ from torch.nn.modules.utils import _pair
 from ..errors import ConfigError
 from .autograd_util import check_unmodified, grad_use, is_compiling, outside_compile, refuse_create_graph
 from .config import HybridConfig
-from .hybrid import HybridModule, _Slot
+from .hybrid import HybridModule, _Slot, positive_int
 
 
 def _grouped(layer: "HybridConv2d", x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None):
@@ -119,9 +119,8 @@ class HybridConv2d(HybridModule):
                  groups: int = 1, bias: bool = False, padding_mode: str = "zeros", *, config: HybridConfig | None = None,
                  replicas: int | None = None, seeds=None, name: str | None = None, device=None):
         super().__init__(config, replicas, seeds, name)
-        for arg, v in (("in_channels", in_channels), ("out_channels", out_channels), ("groups", groups)):
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise ConfigError(arg, v, "an integer ≥ 1")
+        in_channels, out_channels, groups = (positive_int(arg, v) for arg, v in (
+            ("in_channels", in_channels), ("out_channels", out_channels), ("groups", groups)))
         if in_channels % groups or out_channels % groups:
             raise ConfigError("groups", groups, f"a divisor of in_channels={in_channels} and out_channels={out_channels}")
         self.in_channels, self.out_channels, self.groups = in_channels, out_channels, groups
@@ -185,6 +184,7 @@ class HybridConv2d(HybridModule):
         if is_compiling():  # torch.compile: this layer runs eagerly (autograd_util.outside_compile)
             return outside_compile(HybridConv2d.forward, self, x)
         self.check_input(x)
+        self.check_written()
         if x.dim() == (3 if self.replicas is None else 4):  # unbatched, as nn.Conv2d takes it: one input
             at = 0 if self.replicas is None else 1
             return self.forward(x.unsqueeze(at)).squeeze(at)

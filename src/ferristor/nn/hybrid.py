@@ -34,7 +34,7 @@ from ..errors import ConfigError, FerristorWarning, NonFiniteGradientError
 from ..rule import functional as F_rule
 from ..rule.streams import STREAM_INIT, STREAM_TRANSFER, STREAM_UPDATE, check_seed, stream_keys
 from . import foreign_step
-from .config import MODES, HybridConfig
+from .config import MODES, HybridConfig, as_config
 
 _FLUSH_EVERY = 250  # uint8 event counters are flushed into int64 before they can overflow
 # backward passes a parameter records without a HybridSGD step before it warns: a loop that steps
@@ -165,14 +165,34 @@ def _config_changes(config, parts) -> list[tuple[str, object, object]]:
 
 
 def _seed_list(seeds, replicas: int | None) -> list[int]:
-    """Seeds of the replicas; drawn from torch's global generator when not given (as nn.Linear's init)."""
+    """Seeds of the replicas; drawn from torch's global generator when not given (as nn.Linear's init).
+    An integer (Python's, numpy's, a 0-d integer tensor or array) or a sequence of them, one per replica."""
     n = replicas or 1
     if seeds is None:
         return [int(s) for s in torch.randint(0, 2 ** 62, (n,))]
-    seeds = [seeds] if isinstance(seeds, (int, np.integer)) and not isinstance(seeds, bool) else list(seeds)
+    wanted = f"an integer in [0, 2^63) for one chip, or {n} of them, one per replica" if n > 1 else \
+        "an integer in [0, 2^63)"
+    if isinstance(seeds, (torch.Tensor, np.ndarray)):
+        integral = not seeds.is_floating_point() and not seeds.is_complex() if isinstance(seeds, torch.Tensor) \
+            else np.issubdtype(seeds.dtype, np.integer)
+        if not integral or seeds.dtype in (torch.bool, np.bool_):
+            raise ConfigError("seeds", f"a {seeds.dtype} {type(seeds).__name__}", wanted)
+        seeds = seeds.tolist()
+    if isinstance(seeds, (int, np.integer)) and not isinstance(seeds, (bool, np.bool_)):
+        seeds = [seeds]
+    elif isinstance(seeds, (str, bytes)) or not hasattr(seeds, "__iter__"):
+        raise ConfigError("seeds", seeds, wanted)
+    seeds = list(seeds)
     if len(seeds) != n:
         raise ConfigError("seeds", seeds, f"{n} seed(s), one per replica")
     return [check_seed(s) for s in seeds]
+
+
+def positive_int(option: str, value) -> int:
+    """A size argument as torch's layers take it: an integer ≥ 1 (numpy's too), as an int."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ConfigError(option, value, "an integer ≥ 1")
+    return int(value)
 
 
 class _Slot:
@@ -261,16 +281,21 @@ class HybridModule(nn.Module):
             raise ConfigError("replicas", replicas, "None (one chip) or an integer ≥ 1")
         # the layer's own copy, as a torch module owns its arguments: a config the caller goes on
         # changing (the next layer of a sweep) or gives several layers changes none of them
-        self.config = copy.deepcopy(config) if config is not None else HybridConfig()
+        self.config = copy.deepcopy(as_config(config))
         self._config_parts = _config_parts(self.config)
         self.replicas = replicas
+        if name is not None and not isinstance(name, str):
+            raise ConfigError("name", name, "a string (the layer's identity in the random streams) or None")
         self.rng_name = name or ""
         self.register_buffer("seeds", torch.tensor(_seed_list(seeds, replicas), dtype=torch.int64))
         # the layer's settings, one for all replicas (as its update counter): see _load_from_state_dict
         self.register_buffer("hidden_lsb", torch.tensor(float(self.config.hidden_lsb), dtype=torch.float64))
         self.register_buffer("settings", torch.tensor(self._settings_tag(), dtype=torch.int64))
         self.register_buffer("transfer_settings", torch.tensor(self._transfer_tag(), dtype=torch.int64))
+        self.register_buffer("stream_settings", torch.tensor(self._stream_tag(), dtype=torch.int64))
         self._slots: dict[str, _Slot] = {}
+        self._written: dict[str, tuple] = {}  # per parameter, its (version, storage) as the layer last wrote it
+        self._loading = False  # inside load_state_dict, whose assign=True puts plain Parameters in
         self._tapes: dict[str, list] = {}
         self._inputs: dict[str, int] = {}
         self._since_flush: dict[str, int] = {}
@@ -325,6 +350,11 @@ class HybridModule(nn.Module):
         if "transfer_settings" not in self._buffers:  # pickled before layers tagged their transfer
             self._buffers["transfer_settings"] = torch.tensor(self._transfer_tag(), dtype=torch.int64,
                                                               device=self._buffers["seeds"].device)
+        if "stream_settings" not in self._buffers:  # pickled before layers tagged their stream name
+            self._buffers["stream_settings"] = torch.tensor(self._stream_tag(), dtype=torch.int64,
+                                                       device=self._buffers["seeds"].device)
+        self._loading = False
+        self._mark_written()  # a copy's or an unpickled layer's parameters are new tensors
 
     # --- what a saved state carries beside the chip's tensors --------------------------------------
     # Two scalar buffers, filled from the config whenever a state is saved: the grid's real scale
@@ -341,7 +371,13 @@ class HybridModule(nn.Module):
         an experiment) but warned about (``_load_from_state_dict``)."""
         return _digest(used_settings(self.config.transfer))
 
+    def _stream_tag(self) -> int:
+        """A tag of the layer's stream name: a state loaded into a layer of another name continues on
+        other random streams, so it is warned about (``_load_from_state_dict``)."""
+        return _digest(self.rng_name)
+
     def _store_settings(self) -> None:
+        self._buffers["stream_settings"].fill_(self._stream_tag())
         self._buffers["hidden_lsb"].fill_(float(self.config.hidden_lsb))
         self._buffers["settings"].fill_(self._settings_tag())
         self._buffers["transfer_settings"].fill_(self._transfer_tag())
@@ -394,8 +430,27 @@ class HybridModule(nn.Module):
             warnings.warn(f"{self.rng_name or type(self).__name__}: the loaded state's analogue weights were programmed "
                           f"by another transfer configuration than this layer's (model {t.model!r} here); its next "
                           "transfers use this layer's", FerristorWarning, stacklevel=3)
-        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
-                                      error_msgs)
+        saved_stream = state_dict.setdefault(prefix + "stream_settings", torch.tensor(self._stream_tag()))
+        if torch.is_tensor(saved_stream) and saved_stream.numel() and int(saved_stream.reshape(-1)[0]) != self._stream_tag():
+            warnings.warn(f"{self.rng_name or type(self).__name__}: the loaded state was trained by a layer of another "
+                          f"stream name than this one ({self.rng_name!r}); from here it draws this name's masks and "
+                          "noise, so a resumed run does not continue the saved one (build the layer with the saved "
+                          "layer's name= to continue it)", FerristorWarning, stacklevel=3)
+        for name in self._slots:
+            if prefix + name in state_dict and self.mode != "fp" and not any(
+                    prefix + key in state_dict for key in self._state_keys(name)):
+                error_msgs.append(
+                    f"{prefix + name}: a hybrid parameter's value without its synapses' state ({prefix + name}_hidden, "
+                    "…), as a float model's state_dict holds: the value is what the memristor pairs hold, derived from "
+                    "that state, and the next transfer would overwrite it. Load float weights with "
+                    f"ferristor.convert(float_model) or layer.set_float_weights_({name!r}, values)")
+                return
+        self._loading = True  # assign=True sets plain Parameters, made hybrid again below
+        try:
+            super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
+                                          error_msgs)
+        finally:
+            self._loading = False
         if saved_lsb != my_lsb:
             self.config = self.config.replace(hidden_lsb=saved_lsb)
             self._config_parts = _config_parts(self.config)
@@ -408,6 +463,52 @@ class HybridModule(nn.Module):
                 hybrid.requires_grad_(p.requires_grad)
                 self._parameters[name] = hybrid
         self._np_cache.clear()
+        self._mark_written()
+
+    def _state_keys(self, name: str) -> list[str]:
+        """The persistent buffers that hold parameter ``name``'s synapses' state."""
+        return [key for key in self._buffers if key.startswith(name + "_") and key not in self._non_persistent_buffers_set]
+
+    # --- the parameters' values are the layer's to write --------------------------------------------
+    # A hybrid parameter's value is what the memristor pairs hold, written by the transfers from the
+    # hidden integers. A write from outside (nn.init.*, weight.copy_, weight.data = …) would leave those
+    # integers as they were and be overwritten at the next transfer, silently: it is refused at the
+    # next use. The layer's own writes go through .data or numpy views, which bump no version counter.
+    def _mark_written(self, name: str | None = None) -> None:
+        for n in ([name] if name else list(self._slots)):
+            p = self._parameters.get(n)
+            if p is not None:
+                self._written[n] = (p._version, p.data_ptr())
+
+    def check_written(self) -> None:
+        """Refuse a parameter written from outside the layer since it last wrote it (see above),
+        before any work. In fp mode the float weights are the whole state: any write stands."""
+        if self.mode == "fp":
+            return
+        for name, seen in self._written.items():
+            p = self._parameters.get(name)
+            if p is not None and (p._version, p.data_ptr()) != seen:
+                layer = self.rng_name or type(self).__name__
+                raise ConfigError(f"{layer}.{name}", "written from outside the layer (nn.init, copy_, .data = …)",
+                                  reason="a hybrid parameter's value is what its memristor pairs hold, programmed from "
+                                  "the hidden FeCAP integers, which the write left as they were: the next transfer "
+                                  f"would undo it. Set values with layer.set_float_weights_({name!r}, values), which "
+                                  "maps them onto the hidden grid and programs them (or ferristor.convert a float "
+                                  "model)")
+
+    def register_parameter(self, name: str, param) -> None:
+        """A hybrid parameter stays hybrid: a plain ``nn.Parameter`` assigned in its place would be
+        trained by plain SGD as a float weight while the layer's state and ledger went on as if hybrid."""
+        slots = self.__dict__.get("_slots", {})
+        if (name in slots and param is not None and not self._loading
+                and not (isinstance(param, HybridParameter) and param.owner is self)):
+            layer = self.rng_name or type(self).__name__
+            raise ConfigError(f"{layer}.{name}", f"a {type(param).__name__} assigned in place of the layer's own",
+                              reason="a hybrid layer's parameters are its own synapses: set their values with "
+                              f"layer.set_float_weights_({name!r}, values), or build a float layer instead")
+        super().register_parameter(name, param)
+        if name in slots:
+            self._mark_written(name)
 
     # --- declaration ----------------------------------------------------------------------------
     @property
@@ -505,6 +606,7 @@ class HybridModule(nn.Module):
                     continue
                 self.crossbar(name, self._buf(name, "hidden")).copy_(h.to(torch.float32))
                 self.program_(name, initial=True)
+        self._mark_written()
 
     @torch.no_grad()
     def set_float_weights_(self, name: str, weight: torch.Tensor, lsb: float | None = None) -> None:
@@ -525,6 +627,7 @@ class HybridModule(nn.Module):
             return
         self._buf(name, "hidden").copy_(torch.round(w / lsb).clamp_(-m, m))
         self.program_(name, initial=True)
+        self._mark_written(name)
 
     def _reset_counters(self, name: str) -> None:
         for kind in ("pending", "events", "transfers", "updates", "skips", "writes", "fast_writes", "fast_resets", "cursor"):
@@ -764,6 +867,7 @@ class HybridModule(nn.Module):
             if buf is not None and not buf.is_contiguous():
                 self._buffers[key] = buf.contiguous()
         self._np_cache.clear()
+        self._mark_written()
         return out
 
     def check_gradient(self, name: str) -> None:
@@ -807,6 +911,7 @@ class HybridModule(nn.Module):
         """Apply one masked update to parameter ``name`` from its recorded gradient; returns the number
         of inputs it covered (0 if the parameter took no gradient since the last step). ``sampler``:
         how the masks are drawn ('dense' or 'sparse', docs/engine.md)."""
+        self.check_written()
         param = self._parameters[name]
         tape = self._tapes.pop(name, None)
         recorded = name in self._inputs

@@ -9,7 +9,7 @@ from ..backend import numba_for
 from . import passes
 from .config import HybridConfig
 from .autograd_util import check_unmodified, grad_use, is_compiling, outside_compile, refuse_create_graph
-from .hybrid import HybridModule, _Slot
+from .hybrid import HybridModule, _Slot, positive_int
 
 
 class _LinearFunction(torch.autograd.Function):
@@ -81,9 +81,7 @@ class HybridLinear(HybridModule):
     def __init__(self, in_features: int, out_features: int, bias: bool = False, *, config: HybridConfig | None = None,
                  replicas: int | None = None, seeds=None, name: str | None = None, device=None):
         super().__init__(config, replicas, seeds, name)
-        for arg, v in (("in_features", in_features), ("out_features", out_features)):
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise ConfigError(arg, v, "an integer ≥ 1")
+        in_features, out_features = positive_int("in_features", in_features), positive_int("out_features", out_features)
         self.in_features, self.out_features = in_features, out_features
         n, single = self.n_replicas, replicas is None
         self.weight = self._add_hybrid("weight", _Slot("linear", (n, in_features, out_features), single), device)
@@ -106,6 +104,7 @@ class HybridLinear(HybridModule):
         if is_compiling():  # torch.compile: this layer runs eagerly (autograd_util.outside_compile)
             return outside_compile(HybridLinear.forward, self, x)
         self.check_input(x)
+        self.check_written()
         if torch.is_grad_enabled() and (x.requires_grad or self.weight.requires_grad
                                         or (self.bias is not None and self.bias.requires_grad)):
             return _LinearFunction.apply(x, self.weight, self.bias, self)
