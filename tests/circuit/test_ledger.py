@@ -223,3 +223,28 @@ def test_a_finished_run_is_reported_again_with_other_operations_per_event(mnist_
     assert fresh.exit_code == 0, fresh.output
     trained = json.loads((tmp_path / "fresh" / "results.json").read_text())
     assert after["ledger"] == trained["ledger"] != before["ledger"] and after["config"] == trained["config"]
+
+
+def test_layers_priced_or_laid_out_otherwise_are_refused():
+    """ledger(model) priced every layer with the first layer's LedgerConfig: a layer with 10× the
+    energy costs came out at the first one's, silently. Layers of other synapse layouts (hidden bits)
+    failed deep in the device pooling with a ValueError."""
+    from torch import nn
+
+    from ferristor.circuit.layout import SynapseLayout
+    from ferristor.errors import ConfigError
+    from ferristor.nn import HybridLinear
+    from ferristor.nn.ledger import device_ledger
+    base = HybridConfig(mode="hm")
+    costly = HybridConfig(mode="hm", ledger=LedgerConfig(fecap_energy_fj=1000.0, memristor_energy_pj=10.0))
+    eight = HybridConfig(mode="hm", hidden_lsb=2.0 ** -7, layout=SynapseLayout(hidden_bits=8))
+    for other, part in ((costly, "ledger"), (eight, "layout")):
+        model = nn.Sequential(HybridLinear(5, 4, config=base, seeds=0, name="fc1"),
+                              HybridLinear(4, 3, config=other, seeds=0, name="fc2"))
+        for report in (ledger, device_ledger):
+            with pytest.raises(ConfigError, match=rf"config.{part}=.*module 1 \(fc2\) than in module 0 \(fc1\)"):
+                report(model)
+        assert model[1].ledger_report()[0]["network"]["weights"] == 12  # each layer's own report still works
+    same = nn.Sequential(HybridLinear(5, 4, config=costly, seeds=0), HybridLinear(4, 3, config=costly, seeds=1))
+    assert ledger(same)[0]["network"]["energy_nJ"]["total"] == pytest.approx(
+        sum(m.ledger_report()[0]["network"]["energy_nJ"]["total"] for m in same))

@@ -8,6 +8,7 @@ from torch import nn
 
 from ..circuit.devices import devices_report
 from ..circuit.ledger import devices_initial_report, initial_programming_report, network_groups_report
+from ..errors import ConfigError
 from .hybrid import HybridModule
 
 
@@ -17,6 +18,23 @@ def _named(model: nn.Module, fp: bool) -> list[tuple[str, HybridModule]]:
     if len(replicas) > 1:
         raise ValueError(f"hybrid layers hold different numbers of replicas: {sorted(replicas)}")
     return named
+
+
+def _one_pricing(named: list[tuple[str, HybridModule]]):
+    """The LedgerConfig every layer shares. A network's totals and margins are priced with one set of
+    device costs and ratings (one chip, one technology), and its devices are pooled by role, which
+    needs one synapse layout: layers that differ are refused, named, rather than priced and counted
+    as the first layer is."""
+    label = lambda name, m: f"module {name or '(the model itself)'}" + (f" ({m.rng_name})" if m.rng_name else "")  # noqa: E731
+    first = named[0][1]
+    for part, why in (("ledger", "priced with one set of device costs and ratings"),
+                      ("layout", "pooled by device role, which needs one synapse layout")):
+        other = [label(name, m) for name, m in named if getattr(m.config, part) != getattr(first.config, part)]
+        if other:
+            raise ConfigError(f"config.{part}", f"different in {', '.join(other)} than in {label(*named[0])}",
+                              reason=f"a network's energy, operations and endurance are {why}: give every hybrid "
+                              f"layer the same {part}, or read each layer's own layer.ledger_report()")
+    return first.config.ledger
 
 
 def initial_report(layers: list[HybridModule]) -> dict:
@@ -39,7 +57,7 @@ def ledger(model: nn.Module) -> list[dict] | None:
     if not named:
         return None
     first = named[0][1]
-    cfg = first.config.ledger
+    cfg = _one_pricing(named)
     reports = []
     for r in range(first.n_replicas):
         rep = network_groups_report([m.device_groups(r) for _, m in named], cfg)
@@ -57,7 +75,7 @@ def device_ledger(model: nn.Module) -> list[dict] | None:
     named = _named(model, fp=True)
     if not named:
         return None
-    cfg = named[0][1].config.ledger
+    cfg = _one_pricing(named)
     out = []
     for r in range(named[0][1].n_replicas):
         per = [(name or type(model).__name__, *m.device_groups(r)) for name, m in named]
