@@ -223,6 +223,10 @@ def test_normalize_refuses_feature_maps_and_a_batch_without_its_replicas():
         Normalize("batch", 2)(torch.randn(4, 6))
     assert Normalize("batch", 2)(torch.randn(2, 3, 6)).shape == (2, 3, 6)
     assert Normalize()(torch.randn(4, 6)).shape == (4, 6)
+    # a replicated batch given to a batch Normalize built without replicas pooled the chips' statistics
+    with pytest.raises(ConfigError, match=r"shape=\(2, 3, 6\).*Normalize\('batch', replicas=2\).*\(6, 6\)"):
+        Normalize("batch")(torch.randn(2, 3, 6))
+    assert Normalize("layer")(torch.randn(2, 3, 6)).shape == (2, 3, 6)  # per sample: no axis is pooled
 
 
 @pytest.mark.parametrize("spec, field, said", [

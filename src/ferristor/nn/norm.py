@@ -67,6 +67,13 @@ class Normalize(nn.Module):
         if is_compiling():  # torch.compile: eagerly, as the hybrid layers (autograd_util.outside_compile)
             return outside_compile(Normalize.forward, self, z)
         _check_shape(z, self.replicas)
+        if self.kind == "batch" and self.replicas is None and z.ndim == 3:
+            from ..errors import ConfigError
+            raise ConfigError("Normalize input shape", tuple(z.shape), reason="Normalize('batch') built without "
+                              "replicas= takes (batch, features): a leading axis of replicas (chips) would pool their "
+                              f"statistics. Build Normalize('batch', replicas={z.shape[0]}) for {z.shape[0]} chips, or "
+                              f"reshape a batch of sequences to ({z.shape[0] * z.shape[1]}, {z.shape[2]}) for one "
+                              "batch's statistics")
         if self.kind == "layer" and z.shape[-1] < NARROWEST_LAYER_NORM and not getattr(self, "_warned_narrow", False):
             import warnings
 
