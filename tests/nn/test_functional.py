@@ -1,13 +1,14 @@
 """ferristor's losses against torch's: targets outside the classes are refused, ``ignore_index`` and an
 empty batch are F.cross_entropy's, on ferristor's kernels and on the torch path alike."""
 import math
+import warnings
 
 import pytest
 import torch
 import torch.nn.functional as F
 
 from ferristor.backend import use_backend
-from ferristor.errors import ConfigError
+from ferristor.errors import ConfigError, FerristorWarning
 from ferristor.nn.functional import binary_cross_entropy_with_logits, cross_entropy
 
 BACKENDS = ["numba", "torch"]
@@ -89,3 +90,29 @@ def test_any_integer_target_dtype_on_both_paths(backend):
         for dtype in (torch.int32, torch.int16, torch.uint8, torch.int64):
             torch.testing.assert_close(cross_entropy(logits, torch.tensor([0, 3, 1], dtype=dtype)), ref)
         torch.testing.assert_close(cross_entropy(logits[0], torch.tensor(0)), F.cross_entropy(logits[0], torch.tensor(0)))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("fn, n_classes", [(cross_entropy, 4), (binary_cross_entropy_with_logits, 1)])
+def test_replicas_says_what_the_leading_axis_is(backend, fn, n_classes):
+    """(B, T, C) logits of a sequence model were read as B replicas: the loss came out B times torch's
+    mean over the tokens, silently. Now the reading is said (a warning) unless replicas= names it, and
+    with replicas=R each replica's mean is over all its rows."""
+    g = torch.Generator().manual_seed(4)
+    logits = torch.randn(3, 2, 5, n_classes, generator=g)
+    y = torch.randint(0, 2, (3, 2, 5), generator=g)
+    y = y if n_classes > 1 else y.float()
+    with use_backend(backend):
+        with pytest.warns(FerristorWarning, match=r"targets of shape \(3, 2, 5\) as 3 replica.*replicas=3.*\(30,\)"):
+            fn(logits, y)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # replicas given, or one chip's (B,) targets: nothing to say
+            each, grad = _loss_and_grad(fn, logits, y, replicas=3)
+            alone = [_loss_and_grad(fn, logits[r].reshape(-1, n_classes), y[r].reshape(-1)) for r in range(3)]
+        assert math.isclose(float(each), sum(float(a) for a, _ in alone), rel_tol=1e-6)
+        for r, (_, g_r) in enumerate(alone):  # each chip's own mean gradient
+            torch.testing.assert_close(grad[r], g_r.reshape(2, 5, n_classes))
+        with pytest.raises(ConfigError, match=r"replicas=2.*\(3, 2, 5\)"):
+            fn(logits, y, replicas=2)
+        with pytest.raises(ConfigError, match="replicas=0"):
+            fn(logits, y, replicas=0)

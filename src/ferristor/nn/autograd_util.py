@@ -85,8 +85,8 @@ is_compiling = _find_is_compiling()
 _EAGER: dict = {}
 
 
-def outside_compile(fn, *args):
-    """Call ``fn(*args)`` eagerly inside ``torch.compile``, for the hybrid layers' forward and
+def outside_compile(fn, *args, **kwargs):
+    """Call ``fn(*args, **kwargs)`` eagerly inside ``torch.compile``, for the hybrid layers' forward and
     ferristor's losses, which call it where ``is_compiling()``: their passes are numba
     kernels and numpy views, which Dynamo cannot put in a graph (it would break the graph there
     anyway), and a kernel's first call compiles it in numba's Python compiler, which fails under
@@ -95,4 +95,4 @@ def outside_compile(fn, *args):
     eager = _EAGER.get(fn)
     if eager is None:
         eager = _EAGER[fn] = torch.compiler.disable(fn)
-    return eager(*args)
+    return eager(*args, **kwargs)

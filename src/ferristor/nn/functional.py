@@ -55,6 +55,31 @@ def _batch(y: torch.Tensor) -> int:
     return y.shape[-1] if y.dim() else 1
 
 
+def _rows_per_mean(y: torch.Tensor, replicas, what: str) -> int:
+    """How many rows each mean of the loss covers. One chip, targets (B,): torch's batch mean. With
+    ``replicas=R``, targets (R, ...): each replica's mean over all its rows, summed over replicas (each
+    chip its own gradient). Without ``replicas``, targets of 2 or more axes are read as before: the
+    mean over the last axis, summed over the others — said in a warning, since a batch of sequences
+    (B, T) read so would weigh its loss B times."""
+    from ..errors import ConfigError
+    if replicas is None:
+        if y.dim() >= 2:
+            import warnings
+
+            from ..errors import FerristorWarning
+            warnings.warn(FerristorWarning(
+                f"{what} read targets of shape {tuple(y.shape)} as {y.shape[0]} replica(s) (chips), each its own mean "
+                f"over its last axis, summed: pass replicas={y.shape[0]} to say so; for a batch of sequences, "
+                f"reshape the logits to (-1, classes) and the targets to ({y.numel()},) for one mean"), stacklevel=3)
+        return _batch(y)
+    if isinstance(replicas, bool) or not isinstance(replicas, (int, np.integer)) or replicas < 1:
+        raise ConfigError("replicas", replicas, "None (one chip) or an integer ≥ 1")
+    if y.dim() < 1 or y.shape[0] != replicas:
+        raise ConfigError("replicas", replicas, f"the targets' leading axis, (replicas, ...): the targets have shape "
+                          f"{tuple(y.shape)}")
+    return y.numel() // replicas
+
+
 def _check(logits: torch.Tensor, y: torch.Tensor, what: str, classes: bool) -> None:
     from ..errors import ConfigError
     if tuple(logits.shape[:-1]) != tuple(y.shape):
@@ -86,10 +111,13 @@ def _ignored(y: np.ndarray, n_classes: int, ignore_index: int) -> bool:
     return bool(ignored.any())
 
 
-def cross_entropy(logits: torch.Tensor, y: torch.Tensor, ignore_index: int = -100) -> torch.Tensor:
-    """Softmax + cross-entropy, averaged over the last batch dimension of ``y`` and summed over leading
-    ones (replicas): logits (B, C) with y (B,) is ``F.cross_entropy``'s batch mean; (R, B, C) with
-    (R, B) gives each replica its own mean gradient. On the CPU the same bits on every machine.
+def cross_entropy(logits: torch.Tensor, y: torch.Tensor, ignore_index: int = -100, *,
+                  replicas: int | None = None) -> torch.Tensor:
+    """Softmax + cross-entropy: logits (B, C) with y (B,) is ``F.cross_entropy``'s batch mean; with
+    ``replicas=R``, logits (R, ..., C) with y (R, ...) give each replica (chip) the mean over its rows,
+    summed over replicas, so each gets its own mean gradient. Without ``replicas``, targets of two or
+    more axes are read as replicas along all but the last (a FerristorWarning says so: a batch of
+    sequences (B, T) belongs reshaped to (B·T,)). On the CPU the same bits on every machine.
 
     Targets are class indices 0…C − 1; a target equal to ``ignore_index`` (−100, as torch's) counts
     neither in the loss nor in the mean, as ``F.cross_entropy``'s: each replica's mean is over its
@@ -97,8 +125,9 @@ def cross_entropy(logits: torch.Tensor, y: torch.Tensor, ignore_index: int = -10
     Any other target is refused with a ConfigError (on a GPU, where checking would wait for the
     device, torch's own kernel fails on it)."""
     if is_compiling():  # torch.compile: computed eagerly (autograd_util.outside_compile)
-        return outside_compile(cross_entropy, logits, y, ignore_index)
+        return outside_compile(cross_entropy, logits, y, ignore_index, replicas=replicas)
     _check(logits, y, "cross_entropy", True)
+    b = _rows_per_mean(y, replicas, "cross_entropy")
     if isinstance(ignore_index, bool) or not isinstance(ignore_index, (int, np.integer)):
         from ..errors import ConfigError
         raise ConfigError("ignore_index", ignore_index, "an integer (a target value left out of the loss)")
@@ -107,8 +136,7 @@ def cross_entropy(logits: torch.Tensor, y: torch.Tensor, ignore_index: int = -10
     if backend_for(logits.device) == "numba" and logits.dtype == torch.float32:
         yn = y.reshape(-1).to(torch.int64).contiguous().numpy()  # one kernel build for every integer dtype
         if not _ignored(yn, n_classes, ignore_index):
-            return _Loss.apply(logits, yn, False, _batch(y))
-        b = _batch(y)
+            return _Loss.apply(logits, yn, False, b)
         kept = [r * b + np.flatnonzero(yn[r * b:(r + 1) * b] != ignore_index) for r in range(yn.shape[0] // b)] \
             if b else []
         return _Loss.apply(logits, yn, False, b, kept)
@@ -120,19 +148,21 @@ def cross_entropy(logits: torch.Tensor, y: torch.Tensor, ignore_index: int = -10
         return torch.nn.functional.cross_entropy(logits, y, ignore_index=ignore_index)
     losses = torch.nn.functional.cross_entropy(logits.reshape(-1, n_classes), y.reshape(-1), reduction="none",
                                                ignore_index=ignore_index)
-    counts = (y != ignore_index).sum(-1)
-    return (losses.view(y.shape).sum(-1) / counts).sum()
+    groups = y.reshape(int(np.prod(y.shape[:-1])) if replicas is None else replicas, b)  # b may be 0: explicit
+    return (losses.view(groups.shape).sum(-1) / (groups != ignore_index).sum(-1)).sum()
 
 
-def binary_cross_entropy_with_logits(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+def binary_cross_entropy_with_logits(logits: torch.Tensor, y: torch.Tensor, *,
+                                     replicas: int | None = None) -> torch.Tensor:
     """Sigmoid + binary cross-entropy of one logit per sample (logits (..., 1), y (...) in {0, 1}),
-    reduced as :func:`cross_entropy`."""
+    reduced as :func:`cross_entropy` (``replicas`` too)."""
     if is_compiling():  # torch.compile: computed eagerly (autograd_util.outside_compile)
-        return outside_compile(binary_cross_entropy_with_logits, logits, y)
+        return outside_compile(binary_cross_entropy_with_logits, logits, y, replicas=replicas)
     _check(logits, y, "binary_cross_entropy_with_logits", False)
+    b = _rows_per_mean(y, replicas, "binary_cross_entropy_with_logits")
     from ..backend import backend_for
     if backend_for(logits.device) == "numba" and logits.dtype == torch.float32:
-        return _Loss.apply(logits, y.to(torch.float32).reshape(-1).contiguous().numpy(), True, _batch(y))
+        return _Loss.apply(logits, y.to(torch.float32).reshape(-1).contiguous().numpy(), True, b)
     flat = torch.nn.functional.binary_cross_entropy_with_logits(logits.reshape(-1), y.reshape(-1).to(logits.dtype),
                                                                 reduction="sum")
-    return flat / _batch(y)
+    return flat / b

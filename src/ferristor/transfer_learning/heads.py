@@ -288,7 +288,7 @@ def train_online(features: torch.Tensor, labels: torch.Tensor, runs: Runs, cfg: 
                                      np.arange(r * m).reshape(r, m))
             else:
                 for t in range(m):
-                    loss = cross_entropy(model(xc[:, t:t + 1]), yc[:, t:t + 1])
+                    loss = cross_entropy(model(xc[:, t:t + 1]), yc[:, t:t + 1], replicas=r)
                     opt.zero_grad()
                     loss.backward()
                     try:
