@@ -208,6 +208,13 @@ def test_the_same_seed_gives_the_same_chip_and_another_seed_another():
     assert not torch.equal(a.classifier[1].weight, c.classifier[1].weight)  # another chip's variability
 
 
+@pytest.mark.parametrize("seed", [1.5, True, -1, "3"])
+def test_a_bad_seed_is_named_as_convert_takes_it(seed):
+    """convert passed its seed to the layers, whose error named their own argument, seeds."""
+    with pytest.raises(ConfigError, match=r"^seed="):
+        convert(_net(), seed=seed)
+
+
 @pytest.mark.parametrize("scale", ["largest", 0, -1.0, True, None])
 def test_clear_errors_for_a_bad_weight_scale(scale):
     with pytest.raises(ConfigError, match="weight_scale"):

@@ -13,7 +13,8 @@ from torch import nn
 
 from ..circuit.layout import PAPER_LAYOUT
 from ..errors import ConfigError, FerristorWarning
-from .config import HybridConfig
+from ..rule.streams import check_seed
+from .config import HybridConfig, as_config
 from .conv import HybridConv2d
 from .hybrid import HybridModule
 from .linear import HybridLinear
@@ -43,17 +44,6 @@ def _selector(include) -> Callable[[str, nn.Module], bool]:
     if not isinstance(patterns, (list, tuple, set, frozenset)) or not all(isinstance(p, str) for p in patterns):
         raise ConfigError("include", include, "None, a glob on module names, a list of globs or a predicate (name, module)")
     return lambda name, module: any(fnmatch.fnmatchcase(name, p) for p in patterns)
-
-
-def _config(config) -> HybridConfig:
-    """The layers' config: a HybridConfig, a mode name (``'hm-var'``: the paper's config in that mode), or None."""
-    if config is None:
-        return HybridConfig()
-    if isinstance(config, str):
-        return HybridConfig(mode=config)  # HybridConfig checks the mode and names it
-    if not isinstance(config, HybridConfig):
-        raise ConfigError("config", type(config).__name__, "a HybridConfig, a mode name such as 'hm-var', or None")
-    return config
 
 
 def _check_finite(name: str, kind: str, tensor: torch.Tensor) -> None:
@@ -278,10 +268,9 @@ def convert(model: nn.Module, config: HybridConfig | str | None = None, include=
     its float layer's ``requires_grad`` (weight and bias) and ``training`` flag; hooks registered on
     the float layer or its parameters are not carried over (a FerristorWarning names them).
     """
-    config = _config(config)
+    config = as_config(config)
     select = _selector(include)
-    if seed is None:
-        seed = int(torch.randint(0, 2 ** 62, ()))
+    seed = int(torch.randint(0, 2 ** 62, ())) if seed is None else check_seed(seed)
     converted = copy.deepcopy(model)
     entries = _modules_and_paths(converted)
     holders: dict[int, list[tuple[int, str, str]]] = {}  # id(parameter) -> (id(module), its name there, path)
