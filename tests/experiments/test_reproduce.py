@@ -230,6 +230,45 @@ def test_reproduce_fig6_is_the_fig6_command(monkeypatch, tmp_path):
     assert r.exit_code != 0 and "--seeds does not apply to fig6" in r.output
 
 
+@pytest.mark.parametrize("figure, extra, flag, which", [
+    ("fig5c", ["--settings", "ecg-online"], "--settings", "the settings of fig5f"),
+    ("fig5d", ["--settings", "mnist-online"], "--settings", "the settings of fig5f"),
+    ("fig5e", ["--settings", "mnist-online"], "--settings", "the settings of fig5f"),
+    ("fig5f", ["--k", "5"], "--k", "the k values of fig5c–e")])
+def test_reproduce_refuses_an_option_the_figure_does_not_read(monkeypatch, tmp_path, figure, extra, flag, which):
+    """fig5f had run with --k dropped and fig5c with --settings dropped, exit 0: now a usage error, before any work."""
+    monkeypatch.setattr(rp, "k_trials", lambda *a, **k: pytest.fail("trials were built"))
+    monkeypatch.setattr(rp, "fig5f_trials", lambda *a, **k: pytest.fail("trials were built"))
+    r = CliRunner().invoke(cli, ["reproduce", figure, *extra, "--out", str(tmp_path / "out")])
+    assert r.exit_code == 2, r.output
+    assert f"{flag} does not apply to {figure}: it chooses {which} (and of all)" in r.output
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("figure, extra, expected", [
+    ("fig5c", ["--k", "5"], {"ks": [5]}), ("fig5f", ["--settings", "mnist-online"], {"settings": ["mnist-online"]}),
+    ("all", ["--k", "5", "--settings", "mnist-online"], {"ks": [5], "settings": ["mnist-online"]})])
+def test_reproduce_takes_the_options_its_figures_read(monkeypatch, tmp_path, figure, extra, expected):
+    """'all' runs Fig. 5c–e and 5f: --k and --settings both apply there; each is read, not refused.
+    (The trials are replaced by a stop once read: nothing runs.)"""
+    seen = {}
+
+    def k_trials(seeds, scale, ks, *a):
+        seen["ks"] = list(ks)
+        if figure == "fig5c":
+            raise KeyboardInterrupt
+        return []
+
+    def fig5f_trials(seeds, scale, settings, *a):
+        seen["settings"] = list(settings)
+        raise KeyboardInterrupt
+    monkeypatch.setattr(rp, "k_trials", k_trials)
+    monkeypatch.setattr(rp, "fig5f_trials", fig5f_trials)
+    r = CliRunner().invoke(cli, ["reproduce", figure, *extra, "--out", str(tmp_path / "out")])
+    assert "does not apply" not in r.output
+    assert seen == expected, r.output
+
+
 # --- one seed: no spread, no standard error ---------------------------------------------------------------
 
 def test_one_seed_has_no_standard_error_and_only_the_half_point_rule():
@@ -260,8 +299,10 @@ def test_the_scaled_caption_names_paper_values_only_above_a_table_that_has_them(
     monkeypatch.setattr(registry, "locate_dataset", lambda *a, **kw: tmp_path)
     monkeypatch.setattr(rp, "reproduce_k_sweep", lambda *a, **kw: [{"k": 10, "accuracy": [90.0]}])
     monkeypatch.setattr(rp, "reproduce_fig5f", lambda *a, **kw: {"mnist-online": {"fp": [90.0]}})
-    r = CliRunner().invoke(cli, ["reproduce", figure, "--seeds", "0", "--epoch-scale", "0.01", "--k", "10",
-                                 "--settings", "mnist-online", "--out", str(tmp_path / "out"), "--no-progress"])
+    # each figure's own option only: fig5c refuses --settings, fig5f --k
+    own = ["--settings", "mnist-online"] if figure == "fig5f" else ["--k", "10"]
+    r = CliRunner().invoke(cli, ["reproduce", figure, "--seeds", "0", "--epoch-scale", "0.01", *own,
+                                 "--out", str(tmp_path / "out"), "--no-progress"])
     assert r.exit_code == 0, r.output
     caption = next(line for line in r.output.splitlines() if line.startswith("Fig. 5"))
     table = r.output[r.output.index(caption):]

@@ -16,6 +16,8 @@ MAX_EPOCH_SCALE = 100
 MAX_GPU_WORKERS = 32
 # What ``--fresh`` removes from each figure's folder: its results store and the plots drawn from it.
 _STORE = ("sweep.sqlite", "sweep.sqlite-wal", "sweep.sqlite-shm", "sweep.sqlite-journal")
+# an option given on the command line or by its environment variable (its default is not "given")
+_GIVEN = (click.core.ParameterSource.COMMANDLINE, click.core.ParameterSource.ENVIRONMENT)
 FRESH_DISCARD = {"fig5cde": (*_STORE, "fig5c.png", "fig5d.png", "fig5e.png", "trials", "checkpoints"),
                  "fig5f": (*_STORE, "fig5f.png", "trials", "checkpoints")}
 
@@ -63,9 +65,8 @@ def reproduce(figure, seeds, epoch_scale, ks, settings, preset, rounding, level_
         # every option fig6 does not read, given on the command line or by its environment variable
         # (--preset paper and --workers 1 too: a value that happens to be the default is still ignored)
         ctx = click.get_current_context()
-        given = (click.core.ParameterSource.COMMANDLINE, click.core.ParameterSource.ENVIRONMENT)
         for name in ("seeds", "ks", "settings", "preset", "rounding", "level_means", "workers", "device"):
-            if ctx.get_parameter_source(name) in given:
+            if ctx.get_parameter_source(name) in _GIVEN:
                 flag = next(p.opts[0] for p in ctx.command.params if p.name == name)
                 raise click.UsageError(f"{flag} does not apply to fig6: its options are those of 'ferristor fig6'")
         from ..errors import ConfigMismatchError
@@ -81,6 +82,13 @@ def reproduce(figure, seeds, epoch_scale, ks, settings, preset, rounding, level_
             # named as the --out typed here; the remedy names the folder in it to delete
             raise ConfigMismatchError(FIELD, out, e.what, e.differences, e.remedy) from None
         return
+    # --k is read by Fig. 5c–e only and --settings by Fig. 5f only ('all' runs both, so both apply there):
+    # given to a figure that does not read it, it would be dropped without a word
+    ctx = click.get_current_context()
+    for name, flag, reads, which in (("ks", "--k", ("fig5c", "fig5d", "fig5e", "all"), "the k values of fig5c–e"),
+                                     ("settings", "--settings", ("fig5f", "all"), "the settings of fig5f")):
+        if ctx.get_parameter_source(name) in _GIVEN and figure not in reads:
+            raise click.UsageError(f"{flag} does not apply to {figure}: it chooses {which} (and of all)")
     if workers > cpu_count() and not str(device).startswith("cuda"):
         raise click.BadParameter(f"{workers}: at most {cpu_count()} (this machine's cores) for trials on the CPU; "
                                  f"with --device cuda up to {MAX_GPU_WORKERS} trials share the GPU",
