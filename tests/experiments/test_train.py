@@ -192,3 +192,35 @@ def _to_bytes(state) -> bytes:
     buf = io.BytesIO()
     torch.save(state, buf)
     return buf.getvalue()
+
+
+def test_a_finished_run_reported_again_keeps_the_settings_and_versions_it_trained_with(small_mnist, tmp_path,
+                                                                                     monkeypatch):
+    """A rerun on a finished folder trains nothing (other ledger costs re-report it): its results.json
+    had been rewritten with that call's backend, data folder, checkpoint interval and code version, which
+    the training never ran with. It keeps the trained run's, and takes only the report-only ledger values."""
+    import dataclasses
+
+    import ferristor.experiments.fit as F
+    cfg = task_config("mnist", "hm-var", epochs=0.1, seeds=[0])
+    first = train(cfg, tmp_path, progress=False, dataset=small_mnist)
+    monkeypatch.setattr(F, "code_version", lambda: "another-commit")
+    monkeypatch.setattr(F, "versions", lambda: {"ferristor": "another"})
+    other = dataclasses.replace(cfg, backend="torch", data_dir=str(tmp_path / "elsewhere"), checkpoint_every=0.5,
+                                ledger=dataclasses.replace(cfg.ledger, memristor_energy_pj=0.5))
+    again = train(other, tmp_path, progress=False, dataset=small_mnist)
+    saved = json.loads((tmp_path / "results.json").read_text())
+    assert saved == json.loads(json.dumps(again))
+    expected = json.loads(json.dumps(first["config"]))
+    expected["ledger"]["memristor_energy_pj"] = 0.5
+    assert saved["config"] == expected and saved["config"]["backend"] == cfg.backend != "torch"
+    assert saved["code_version"] == first["code_version"] and saved["versions"] == json.loads(json.dumps(first["versions"]))
+    assert saved["timing"] == first["timing"] and saved["history"] == first["history"]
+    net, net0 = saved["ledger"][0]["network"], first["ledger"][0]["network"]
+    assert net["energy_nJ"]["per_device_memristor"] == 0.5 * net0["energy_nJ"]["per_device_memristor"]
+    # without results.json (a run killed between its last checkpoint and its results): the checkpoint's settings
+    (tmp_path / "results.json").unlink()
+    third = train(dataclasses.replace(other, ledger=cfg.ledger), tmp_path, progress=False, dataset=small_mnist)
+    assert third["config"]["backend"] == cfg.backend and third["config"]["data_dir"] == cfg.data_dir
+    assert json.loads(json.dumps(third["config"])) == json.loads(json.dumps(first["config"]))
+    assert third["history"] == first["history"]

@@ -409,6 +409,7 @@ def run_fit(model: nn.Module, train_data, test_data=None, *, epochs: float = 1.0
         except ConfigMismatchError as e:
             raise _default_loss_named(e, default_loss(n_out).__name__) from None
 
+    trains = step < total_steps  # False: a finished run reported again (other ledger costs), nothing trained
     bar = None
     if progress:
         from tqdm.auto import tqdm
@@ -513,6 +514,8 @@ def run_fit(model: nn.Module, train_data, test_data=None, *, epochs: float = 1.0
         validation=validation, validation_seed=validation_seed, device=str(dev))
     results = _results(data, data_print, recorded, history, ledger, total_steps, batch, n_rep, train_time,
                        compile_time, order_seeds, validation)
+    if not trains and out is not None:
+        _as_trained(results, Path(out), recorded, config)
     if extra_results is not None:
         results.update(extra_results(model))
     if out is not None:
@@ -520,6 +523,50 @@ def run_fit(model: nn.Module, train_data, test_data=None, *, epochs: float = 1.0
     if built:  # the model goes back to the caller, who may train it with any optimizer (.grad as usual)
         optimizer.release()
     return FitResult(model, results, ledger)
+
+
+def _as_trained(results: dict, out: Path, recorded: dict, config: dict | None) -> None:
+    """A finished run reported again without training (other ledger costs, ratings or operations per
+    event: ``run_folder.report_only``) keeps in ``results`` the settings, versions and code version it
+    trained with — its previous results', else its checkpoint's — and takes from ``recorded`` (this
+    call's) the report-only ledger settings alone: the backend, threads, device or data folder of a
+    call that trained nothing are not the run's."""
+    previous = None
+    try:
+        previous = run_folder.read_results(out / run_folder.RESULTS)
+    except (DataError, OSError):
+        pass
+    if previous is not None and not run_folder.config_differences(previous["config"], recorded,
+                                                                  run_folder.report_only()):
+        results["config"] = _report_only_from(previous["config"], recorded)
+        for key in ("versions", "code_version"):
+            if key in previous:
+                results[key] = previous[key]
+        return
+    ckpt = out / run_folder.CHECKPOINT
+    if config is not None and ckpt.exists():  # no usable results: the checkpoint's config (its versions are not saved)
+        saved = run_folder.load_checkpoint(ckpt, mmap=True)["config"]
+        results["config"] = _report_only_from({k: saved.get(k, v) for k, v in recorded.items()}, recorded)
+
+
+def _report_only_from(old, new):
+    """``old`` (a recorded config) with the report-only ledger settings of ``new`` (every ``ledger``
+    section, the layers' own included, where both have it)."""
+    from ..circuit.ledger import LedgerConfig
+    if isinstance(old, dict) and isinstance(new, dict):
+        out = {}
+        for k, v in old.items():
+            if k not in new:
+                out[k] = v
+            elif k == "ledger" and isinstance(v, dict) and isinstance(new[k], dict):
+                out[k] = {**v, **{n: new[k][n] for n in LedgerConfig.REPORT_ONLY + LedgerConfig.RECOUNTED
+                                  if n in new[k]}}
+            else:
+                out[k] = _report_only_from(v, new[k])
+        return out
+    if isinstance(old, list) and isinstance(new, list) and len(old) == len(new):
+        return [_report_only_from(a, b) for a, b in zip(old, new)]
+    return old
 
 
 def _refuse_rule_beside(optimizer, given: dict) -> None:
