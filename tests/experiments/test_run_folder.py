@@ -279,3 +279,50 @@ def test_continuing_on_another_kind_of_device_warns(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error", FerristorWarning)
         run(out)  # the same kind of device: silent
+
+
+# --- another command's folder ----------------------------------------------------------------------
+
+@pytest.mark.parametrize("held, says", [
+    ("sweep.sqlite", "holds a sweep's results store (sweep.sqlite)"),
+    ("trials/", "holds a sweep's trials (the results store of older versions) (trials)"),
+    ("fig5cde/sweep.sqlite", "holds a sweep's results store (fig5cde/sweep.sqlite: a ferristor reproduce folder)"),
+    ("fig6/fig6.json", "(fig6/fig6.json: a ferristor reproduce folder)"),
+])
+def test_a_sweep_or_reproduce_folder_is_refused_by_train_and_fit(tmp_path, held, says):
+    """train had written its results.json and checkpoint beside a sweep's store (after which the sweep
+    refused its own folder); a reproduce folder (OUT/fig5cde/sweep.sqlite) likewise. Both are refused
+    before any work, naming --out and what the folder holds; the folder is left as it was."""
+    from ferristor.experiments.fit import fit
+    from ferristor.nn.mlp import HybridMLP
+    path = tmp_path / held
+    if held.endswith("/"):
+        path.mkdir(parents=True)
+    else:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"not a train run")
+    before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+    with pytest.raises(ConfigError) as e:
+        run(tmp_path)
+    assert e.value.field == "out_dir" and says in str(e.value) and "give another --out" in str(e.value)
+    with pytest.raises(ConfigError, match="not a train run"):
+        fit(HybridMLP((8, 6, 3)), tiny_data(), out=tmp_path, progress=False)
+    assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before
+    # a train run's own folder, and a folder of train runs' folders, are not refused
+    run(tmp_path / "run")
+    run(tmp_path / "run")
+    (tmp_path / "runs" / "a").mkdir(parents=True)
+    run(tmp_path / "runs")
+
+
+def test_train_on_a_sweep_folder_exits_2_in_one_line(tmp_path):
+    from click.testing import CliRunner
+
+    from ferristor.cli.main import cli
+    (tmp_path / "sweep.sqlite").write_bytes(b"")
+    r = CliRunner().invoke(cli, ["train", "--epochs", "0.01", "--no-progress", "--out", str(tmp_path)])
+    assert r.exit_code == 2, r.output
+    assert r.stderr.strip().splitlines() == [f"error: --out {tmp_path}: holds a sweep's results store (sweep.sqlite), "
+                                             f"not a train run: give another --out (a run's results.json and "
+                                             f"checkpoint.pt beside it would mix the two)"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["sweep.sqlite"]

@@ -293,6 +293,7 @@ def fit(model: nn.Module, train_data, test_data=None, *, out: str | Path | None 
     """
     if out is None:
         return run_fit(model, train_data, test_data, **options)
+    run_folder.refuse_other_command(out)  # a sweep's or reproduce's folder: results of two commands mixed
     with run_folder.claim(out, fresh=fresh):
         return run_fit(model, train_data, test_data, out=out, **options)
 

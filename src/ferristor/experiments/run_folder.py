@@ -384,6 +384,44 @@ def restore_torch_rng(state: dict) -> None:
         torch.cuda.set_rng_state_all(cuda)
 
 
+# --- another command's folder ---------------------------------------------------------------------
+
+# What ``ferristor sweep`` and ``reproduce`` keep in a folder: a results store (``sweep.sqlite``, or the
+# ``trials/`` folder of the layout before it) and Fig. 6's table. ``reproduce`` keeps each figure's in
+# a subfolder of its --out (OUT/fig5cde/sweep.sqlite, OUT/fig6/fig6.json).
+_OTHER_COMMANDS = (("sweep.sqlite", False, "a sweep's results store"),
+                   ("trials", True, "a sweep's trials (the results store of older versions)"),
+                   ("fig6.json", False, "a ferristor fig6 / reproduce fig6 result"))
+
+
+def _other_command_holding(folder: Path) -> str | None:
+    """What of a sweep or a reproduce figure ``folder`` (or a folder right inside it) holds, or None."""
+    def held(d: Path, where: str = "") -> str | None:
+        for name, is_dir, what in _OTHER_COMMANDS:
+            p = d / name
+            with contextlib.suppress(OSError, ValueError):
+                if p.is_dir() if is_dir else p.is_file():
+                    return f"{what} ({p.relative_to(folder)}{where})"
+        return None
+    try:
+        if not folder.is_dir():
+            return None
+        return held(folder) or next((found for sub in sorted(folder.iterdir()) if sub.is_dir() and not sub.is_symlink()
+                                     for found in [held(sub, ": a ferristor reproduce folder")] if found), None)
+    except (OSError, ValueError):  # a folder that cannot be listed: prepare says what is wrong with it
+        return None
+
+
+def refuse_other_command(out: str | os.PathLike) -> None:
+    """A ConfigError naming ``--out`` when ``out`` holds a sweep's or a ``reproduce`` figure's results:
+    a run's results.json and checkpoint written beside them would mix two commands' results in one
+    folder (and the sweep would refuse its own folder afterwards)."""
+    found = _other_command_holding(Path(os.fspath(out)))
+    if found:
+        raise _folder_error(out, f"holds {found}, not a train run: give another --out (a run's results.json "
+                                 f"and checkpoint.pt beside it would mix the two)")
+
+
 # --- the whole claim -----------------------------------------------------------------------------
 
 @contextlib.contextmanager
@@ -417,6 +455,7 @@ def claimed(train_fn):
         check_memory(cfg)
         if out_dir is None:
             return train_fn(cfg, out_dir, *args, **kwargs)
+        refuse_other_command(out_dir)
         with claim(out_dir, config=to_dict(cfg), fresh=fresh, need_bytes=2 * state_bytes(cfg) + (1 << 20)):
             return train_fn(cfg, out_dir, *args, **kwargs)
     return wrapper
