@@ -14,10 +14,21 @@ from typing import Any, Callable, Iterable
 Namer = Callable[[str], "str | None"]
 
 
+class NegatedFlag(str):
+    """A namer's name for a flag that turns its true/false field off (``--skip-zero-updates`` sets
+    ``ledger.count_zero_updates`` False): a value of the field is said as the flag's own, negated."""
+
+    def says(self, value: Any) -> Any:
+        """The flag's value for the field's ``value`` (a bool negated; anything else as it is)."""
+        return (not value) if isinstance(value, bool) else value
+
+
 def _as_written(field: str, value: Any, namer: Namer | None) -> str:
     name = namer(field) if namer else None
     if name is None:
         return f"{field}={value!r}"
+    if isinstance(name, NegatedFlag) and isinstance(value, bool):
+        return name if name.says(value) else f"without {name}"
     if value is None or value is True:
         return name
     text = str(value)
@@ -95,7 +106,13 @@ class ConfigMismatchError(ConfigError):
     def render(self, namer: Namer | None = None) -> str:
         def name(f: str) -> str:
             return (namer(f) if namer else None) or f
-        shown = [f"{name(f)} ({_short(old)} there, {_short(new)} now)" for f, old, new in self.differences[:8]]
+
+        def shown_as(f: str, old, new) -> str:
+            n = name(f)
+            if isinstance(n, NegatedFlag):  # the flag's values, not its field's (True there: it was given)
+                old, new = n.says(old), n.says(new)
+            return f"{n} ({_short(old)} there, {_short(new)} now)"
+        shown = [shown_as(f, old, new) for f, old, new in self.differences[:8]]
         more = f" and {len(self.differences) - 8} more" if len(self.differences) > 8 else ""
         if namer:
             who = _as_written(self.field, self.value, namer)

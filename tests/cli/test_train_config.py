@@ -146,3 +146,50 @@ def test_runs_saved_before_the_chain_existed_compare_as_the_default_chain():
     changed = dataclasses.asdict(configs.resolve({"transfer.model": "circuit",
                                                   "transfer.circuit.memristor.curve.sigma_c2c": 0.2}))
     assert config_differences(old, changed) == [("transfer.circuit.memristor.curve.sigma_c2c", 0.0813, 0.2)]
+
+
+def _sweep_folder(tmp_path):
+    """A folder train refuses once its config is read (a sweep's): what train said until then, at no training."""
+    folder = tmp_path / "a-sweep"
+    folder.mkdir(parents=True)
+    (folder / "sweep.sqlite").write_bytes(b"")
+    return str(folder)
+
+
+def test_mode_fp_warns_of_the_rule_and_ledger_options_it_never_reads(tmp_path):
+    """--mode fp took --k 5, --rounding nearest, --skip-unchanged-transfers… silently (recorded as if they
+    had acted) while --sigma warned: each one fp never reads warns, named as typed, the negated flags
+    as the flags; --sampler (fp's masks read it) does not, nor the same options in mode hm-var."""
+    opts = ["--k", "5", "--rounding", "nearest", "--sampler", "sparse", "--skip-zero-updates",
+            "--skip-unchanged-transfers", "--memristor-ops-unselected", "1", "--no-progress"]
+    r = CliRunner().invoke(cli, ["train", "--mode", "fp", *opts, "--out", _sweep_folder(tmp_path)])
+    assert r.exit_code == 2, r.output  # the folder's refusal: nothing trained
+    warned = [line for line in r.stderr.splitlines() if line.startswith("warning: mode 'fp'")]
+    assert warned == ["warning: mode 'fp' has float weights: no transfer, no grid to round onto and no devices to "
+                      "count: --k 5, --rounding nearest, --memristor-ops-unselected 1, --skip-zero-updates, "
+                      "--skip-unchanged-transfers have no effect"], r.stderr
+    r = CliRunner().invoke(cli, ["train", "--mode", "hm-var", *opts, "--out", _sweep_folder(tmp_path / "hm")])
+    assert r.exit_code == 2 and "have no effect" not in r.stderr, r.stderr
+    r = CliRunner().invoke(cli, ["train", "--mode", "fp", "--sampler", "sparse", "--no-progress",
+                                 "--out", _sweep_folder(tmp_path / "fp")])
+    assert r.exit_code == 2 and "warning" not in r.stderr, r.stderr
+
+
+def test_another_configuration_names_a_negated_flag_by_its_own_values(tmp_path):
+    """'differing in --skip-zero-updates (True there, False now)' had shown the field behind the flag
+    (ledger.count_zero_updates) under the flag's name: the flag was given now, not then."""
+    from ferristor.config_base import to_dict
+    flags = ["--skip-zero-updates", "--skip-unchanged-transfers"]
+    for saved_with, now_with, says in [
+        ([], flags, "differing in --skip-zero-updates (False there, True now), "
+                    "--skip-unchanged-transfers (False there, True now);"),
+        # not typed now: the field, by its path, with its own values
+        (flags, [], "differing in ledger.count_zero_updates (False there, True now), "
+                    "ledger.transfer_writes_unchanged (False there, True now);"),
+    ]:
+        out = tmp_path / f"run{len(saved_with)}"
+        out.mkdir()
+        (out / "results.json").write_text(json.dumps({"config": to_dict(_config(saved_with))}))
+        r = CliRunner().invoke(cli, ["train", *now_with, "--no-progress", "--out", str(out)])
+        assert r.exit_code == 2 and says in r.stderr, r.stderr
+        assert len(r.stderr.strip().splitlines()) == 1

@@ -1,7 +1,7 @@
 """Every rejected configuration fails before any work, naming the field, the value and what is allowed."""
 import pytest
 
-from ferristor.errors import ConfigError
+from ferristor.errors import ConfigError, UnusedSettingsWarning
 from ferristor.experiments.config import TrainConfig, task_config
 from ferristor.experiments.seeds import parse_seeds
 
@@ -206,8 +206,37 @@ def test_settings_a_rule_reads_stay_accepted():
     assert task_config("ecg", "hm-var", rule="mixed-precision", k=3).rule.k == 3
     assert task_config("ecg", "hm-var", rule="tiki-taka", k=3, rounding="nearest").rule.rounding == "nearest"
     assert task_config("ecg", "hm-var", rule="memristor-sgd", rounding="truncate").rule.rounding == "truncate"
-    # mode fp ignores k and rounding too, but a sweep crosses the modes at one k: the summary says it
+    # mode fp ignores k and rounding too, but a sweep crosses the modes at one k: train warns, the summary says it
     assert task_config("ecg", "fp", k=5, rounding="nearest").rule.k == 5
+
+
+def test_rule_and_ledger_settings_mode_fp_never_reads_warn_by_name():
+    """--mode fp with --k 5, --rounding nearest, --skip-unchanged-transfers… had been recorded silently
+    (only the transfer's settings warned): each such setting off its default warns, naming it; what fp
+    reads (its masks' sampler and p, lr, the initialisation) and fp at its defaults say nothing. A
+    warning of train's, not an error of the config: a sweep crosses the modes at one k."""
+    import warnings
+
+    from ferristor.experiments.config import warn_unread_in_fp
+
+    def check(**kw):
+        warn_unread_in_fp(task_config(**kw))
+    cfg = task_config("mnist", "fp", k=5, rounding="nearest", k_unit="updates", count_zero_updates=False,
+                      transfer_writes_unchanged=False, memristor_ops_unselected=1, fecap_energy_fj=50.0)
+    with pytest.warns(UnusedSettingsWarning) as got:
+        warn_unread_in_fp(cfg)
+    [w] = [w.message for w in got]
+    assert w.changed == [("rule.k", 5), ("rule.k_unit", "updates"), ("rule.rounding", "nearest"),
+                         ("ledger.memristor_ops_unselected", 1), ("ledger.count_zero_updates", False),
+                         ("ledger.transfer_writes_unchanged", False), ("ledger.fecap_energy_fj", 50.0)]
+    assert str(w).startswith("mode 'fp' has float weights: no transfer, no grid to round onto and no devices to count: "
+                             "rule.k=5, ")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        check(dataset="mnist", mode="fp")
+        check(dataset="mnist", mode="fp", sampler="sparse", p=0.5, lr=0.05, hidden_lsb=0.01, init_scale=0.2,
+              init_shape="normal", batch_reduction="sum")
+        check(dataset="mnist", mode="hm-var", k=5, rounding="nearest", count_zero_updates=False, fecap_energy_fj=50.0)
 
 
 def test_the_ignored_settings_table_is_the_rules_code():

@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from ..experiments.config import TrainConfig
+from ..experiments.config import TrainConfig, warn_unread_in_fp
 
 # Each option of ``train`` (its parameter name) → the config path it sets. ``tests/cli`` checks that
 # every option is here or in NOT_CONFIG and that every path exists.
@@ -53,7 +53,7 @@ def option_values(ctx: click.Context) -> dict[str, tuple[str, Any]]:
 
 
 def train_config(ctx: click.Context, config_file: Path | None, sets: tuple[str, ...]) -> TrainConfig:
-    from ..errors import ConfigError
+    from ..errors import ConfigError, NegatedFlag
     from ..sweeps import configs
     from ..sweeps.spec import SpecError, blame, build_spec
     from .common import current_namer, name_fields
@@ -61,10 +61,14 @@ def train_config(ctx: click.Context, config_file: Path | None, sets: tuple[str, 
     given = option_values(ctx)
     options_namer = current_namer()
 
+    negated = {OPTION_PATHS[name] for name in NEGATED}
+
     def namer(field: str) -> str | None:
         """A config field by the option the user typed, else by its path (the preset, a default, the
-        file or --set gave it, not an option); anything else (--out, --fresh) as before."""
-        typed = next((flag for flag, (path, _) in given.items() if configs.field_is(field, path)), None)
+        file or --set gave it, not an option); anything else (--out, --fresh) as before. A flag that
+        turns its field off (NEGATED) is a NegatedFlag: its field's values are said as the flag's."""
+        typed = next((NegatedFlag(flag) if path in negated else flag
+                      for flag, (path, _) in given.items() if configs.field_is(field, path)), None)
         if typed or any(configs.field_is(field, path) for path in OPTION_PATHS.values()):
             return typed
         return options_namer(field) if options_namer else None
@@ -85,9 +89,11 @@ def train_config(ctx: click.Context, config_file: Path | None, sets: tuple[str, 
     if "seeds" in spec.origin and "--seeds" not in given:
         overrides["seeds"] = spec.seeds
     try:
-        return configs.resolve(overrides)
+        cfg = configs.resolve(overrides)
     except ConfigError as e:  # a value of the file or --set is named by where it was given
         who = blame(spec, spec.base, e)
         if who is None:
             raise
         raise SpecError(f"{who}: {e.render(namer)}") from None
+    warn_unread_in_fp(cfg)  # one run: its k, rounding, ledger… that fp never reads (a sweep's points stay quiet)
+    return cfg

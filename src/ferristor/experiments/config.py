@@ -126,8 +126,8 @@ class TrainConfig:
 # compared as if it had acted, so it is refused, as SchemeConfig refuses another rule's fields. Mode
 # 'fp' is left out on purpose: it ignores rule.k and rule.rounding too (float weights, no transfer, no
 # grid), but one base config crosses the modes at one k and one rounding (a sweep's grid over mode,
-# Fig. 5f's fp point beside hm and hm-var), so there they stay accepted, and the run's summary says
-# they did nothing (experiments.summary).
+# Fig. 5f's fp point beside hm and hm-var), so there they stay accepted with a warning
+# (warn_unread_in_fp, in ferristor train), and the run's summary says they did nothing (experiments.summary).
 _BASELINES_IGNORE = {
     "rule.sampler": "its update masks are always drawn from the dense stream; the sparse sampler is a kernel "
                     "of the hybrid rule and fp only",
@@ -175,6 +175,28 @@ class IgnoredSettingError(ConfigError):
 
 
 _SECTION_DEFAULTS = {"rule": dataclasses.asdict(RuleConfig()), "ledger": dataclasses.asdict(LedgerConfig())}
+
+
+# What mode 'fp' never reads of the rule and the ledger: float weights have no transfer (k, counted in
+# k_unit) and no grid to round onto, and no devices, so its ledger counts nothing (``nn.ledger`` skips
+# fp layers). It reads lr, p, the sampler (its masks), batch_reduction and the initialisation.
+_FP_UNREAD_RULE = ("k", "k_unit", "rounding")
+
+
+def warn_unread_in_fp(cfg: "TrainConfig") -> None:
+    """Rule and ledger settings away from their defaults that mode 'fp' never reads: a warning (they would
+    be recorded with the results as if they had acted), not an error. One run's front end warns
+    (``ferristor train``); TrainConfig itself does not, since a sweep crosses the modes at one k and
+    one rounding, every fp point of it would say so (the transfer's settings: :func:`_warn_unused_transfer`)."""
+    if cfg.mode != "fp":
+        return
+    changed = [(f"rule.{n}", getattr(cfg.rule, n)) for n in _FP_UNREAD_RULE
+               if getattr(cfg.rule, n) != _SECTION_DEFAULTS["rule"][n]]
+    changed += [(f"ledger.{n}", v) for n, v in dataclasses.asdict(cfg.ledger).items()
+                if v != _SECTION_DEFAULTS["ledger"][n]]
+    if changed:
+        warnings.warn(UnusedSettingsWarning("mode 'fp' has float weights: no transfer, no grid to round onto and no "
+                                            "devices to count", changed), stacklevel=2)
 
 
 def _warn_unused_transfer(mode: str, transfer: TransferConfig) -> None:
