@@ -141,6 +141,21 @@ def test_bad_input_is_one_line_and_exit_2(args, message, tmp_path, mnist_data_di
     assert r.output.strip().splitlines() == [message + r.output.strip().split(message, 1)[1]] if message in r.output else False, r.output
 
 
+@pytest.mark.parametrize("command", ["sweep", "train"])
+@pytest.mark.parametrize("name, text, message", [
+    ("d.toml", '[base]\n"rule.k" = 5\nrule = {k = 7}\n', " [base]: rule.k was already given (as key 'rule.k')"),
+    ("d.yaml", "base:\n  rule: {k: 5, k: 7}\n", ": base.rule.k is given twice (line 2)")])
+def test_a_spec_file_giving_a_path_twice_is_one_line_and_exit_2(command, name, text, message, tmp_path):
+    """sweep F and train --config F had taken k=7, the later of the two, without a word."""
+    (tmp_path / name).write_text(text)
+    args = ["sweep", str(tmp_path / name)] if command == "sweep" else ["train", "--config", str(tmp_path / name)]
+    r = CliRunner().invoke(cli, [*args, "--out", str(tmp_path / "o")])
+    assert r.exit_code == 2, r.output
+    line = f"error: spec file {tmp_path / name}{message}"
+    assert line in r.output and r.output.strip().splitlines()[-1].startswith(line), r.output
+    assert "give each config path once" in r.output and "Traceback" not in r.output
+
+
 def test_dry_run_lists_trials_with_an_estimate(tmp_path, mnist_data_dir):
     data = ["--data-dir", mnist_data_dir] if mnist_data_dir else []
     r = CliRunner().invoke(cli, ["sweep", "--grid", "rule.k=1,10,100", "--set", "mode=hm", "--seeds", "0-9", "--dry-run",

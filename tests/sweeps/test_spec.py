@@ -153,3 +153,33 @@ def test_yaml_reads_exponent_floats_as_toml_and_the_command_line_do(tmp_path):
     with pytest.raises(SpecError, match=r"q.yaml \[base\] rule.lr: lr='1e-2' is not allowed: expected a number"):
         build_spec(tmp_path / "q.yaml")
     assert build_spec(tmp_path / "q.yaml", check_values=False).base == {"rule.lr": "1e-2", "rule.k": 10, "epochs": 1.5}
+
+
+@pytest.mark.parametrize("name, text, message", [
+    ("a.toml", '[base]\n"rule.k" = 5\nrule = {k = 7}\n',
+     "a.toml [base]: rule.k was already given (as key 'rule.k'), and again as key 'k' of table 'rule'; "
+     "give each config path once"),
+    ("b.toml", '[[points]]\nrule = {k = 5}\n"rule.k" = 7\n',
+     "b.toml points[0]: rule.k was already given (as key 'k' of table 'rule'), and again as key 'rule.k'"),
+    ("c.yaml", "base:\n  rule.k: 5\n  rule: {k: 7}\n",
+     "c.yaml [base]: rule.k was already given (as key 'rule.k'), and again as key 'k' of table 'rule'"),
+    ("d.yaml", "base:\n  rule: {k: 5, k: 7}\n",
+     "d.yaml: base.rule.k is given twice (line 2), and YAML would keep the last silently; give each config path once"),
+    ("e.yaml", "seeds: 0\nbase:\n  epochs: 1\n  mode: hm\n  epochs: 2\n", "e.yaml: base.epochs is given twice (lines 3 and 5)"),
+    ("f.yaml", "points:\n  - {mode: hm}\n  - mode: hm\n    mode: fp\n", "f.yaml: points[1].mode is given twice (lines 3 and 4)"),
+    ("g.yaml", "grid:\n  rule.k: [1, 2]\ngrid:\n  rule.k: [3]\n", "g.yaml: grid is given twice (lines 1 and 3)"),
+])
+def test_a_path_given_twice_in_a_file_is_refused(tmp_path, name, text, message):
+    """The later value had won silently (k=7), in TOML (a dotted and a nested key) and YAML (the same and
+    PyYAML's duplicate keys), where --set rule.k=5 --set rule.k=7 is refused."""
+    (tmp_path / name).write_text(text)
+    with pytest.raises(SpecError) as e:
+        build_spec(tmp_path / name, check_values=False)
+    assert message in str(e.value) and str(tmp_path / name) in str(e.value)
+
+
+def test_a_yaml_merge_may_replace_what_it_brings_in(tmp_path):
+    # a merge key's values are defaults that the mapping's own keys replace: YAML's meaning, not a duplicate
+    (tmp_path / "m.yaml").write_text("base: &b\n  epochs: 0.5\n  mode: hm\npoints:\n  - <<: *b\n    mode: fp\n")
+    spec = build_spec(tmp_path / "m.yaml", check_values=False)
+    assert spec.base == {"epochs": 0.5, "mode": "hm"} and spec.points == [{"epochs": 0.5, "mode": "fp"}]

@@ -81,16 +81,20 @@ class SweepSpec:
         return [self.seeds[i:i + n] for i in range(0, len(self.seeds), n)]
 
 
-def flatten(tree: dict, where: str, cls=TrainConfig, prefix: str = "") -> dict[str, Any]:
+def flatten(tree: dict, where: str, cls=TrainConfig, prefix: str = "", _seen: dict | None = None,
+            _keys: tuple = ()) -> dict[str, Any]:
     """{'rule': {'k': 1}, 'transfer.sigma_levels': 0.3} → {'rule.k': 1, 'transfer.sigma_levels': 0.3},
-    following the config's structure (a nested dataclass field is a table, anything else a leaf)."""
+    following the config's structure (a nested dataclass field is a table, anything else a leaf).
+    A path given twice ('rule.k' and rule = {k = …}) is refused: one of the two would be dropped."""
     if not isinstance(tree, dict):
         raise SpecError(f"{where}: expected a table of config fields, got {tree!r}")
+    seen = {} if _seen is None else _seen  # path → how it was spelled, for the message
     out = {}
     for key, value in tree.items():
         path = f"{prefix}{key}"
+        keys = (*_keys, str(key))
         if isinstance(value, dict):
-            out.update(flatten(value, where, cls, f"{path}."))
+            out.update(flatten(value, where, cls, f"{path}.", seen, keys))
             continue
         try:
             configs.check_path(path)
@@ -98,8 +102,19 @@ def flatten(tree: dict, where: str, cls=TrainConfig, prefix: str = "") -> dict[s
             raise SpecError(f"{where}: unknown config path '{path}': expected {configs.expected_paths(path)}") from None
         if path in OPTION_ONLY:
             raise SpecError(f"{where} {path}: {_option_only(path)}")
+        if path in seen:
+            raise SpecError(f"{where}: {path} was already given (as {seen[path]}), and again as {_spelled(keys)}; "
+                            f"give each config path once")
+        seen[path] = _spelled(keys)
         out[path] = value
     return out
+
+
+def _spelled(keys: tuple) -> str:
+    """How a path was written: key 'rule.k', or key 'k' of table 'rule'."""
+    if len(keys) == 1:
+        return f"key '{keys[0]}'"
+    return f"key '{keys[-1]}' of table '{'.'.join(keys[:-1])}'"
 
 
 def parse_value(text: str) -> Any:
@@ -162,6 +177,10 @@ def _read(path: Path) -> dict:
                             f"or write the spec as TOML") from None
         try:
             data = yaml.load(text, Loader=_yaml_loader(yaml))
+        except _DuplicateKey as e:
+            lines = f"line {e.lines[0]}" if e.lines[0] == e.lines[1] else f"lines {e.lines[0]} and {e.lines[1]}"
+            raise SpecError(f"spec file {path}: {e.path} is given twice ({lines}), and "
+                            f"YAML would keep the last silently; give each config path once") from None
         except yaml.YAMLError as e:
             raise SpecError(f"spec file {path}: not valid YAML ({str(e).splitlines()[0]})") from None
     else:
@@ -176,7 +195,10 @@ def _yaml_loader(yaml):
     (``1.0e-2``) and gives a string, refused as "expected a number" where TOML and --grid read a
     float. The known fix: YAML 1.1's float pattern with the dot optional before an exponent."""
     class Loader(yaml.SafeLoader):  # a subclass: add_implicit_resolver copies the table, SafeLoader is unchanged
-        pass
+        def construct_document(self, node):
+            # PyYAML keeps the last of a mapping's duplicate keys ({k: 5, k: 7} is {k: 7}): refused first
+            _no_duplicate_keys(node, "", set())
+            return super().construct_document(node)
     Loader.add_implicit_resolver("tag:yaml.org,2002:float", re.compile(r"""^(?:
          [-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
         |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
@@ -185,6 +207,35 @@ def _yaml_loader(yaml):
         |[-+]?\.(?:inf|Inf|INF)
         |\.(?:nan|NaN|NAN))$""", re.X), list("-+0123456789."))
     return Loader
+
+
+class _DuplicateKey(Exception):
+    def __init__(self, path: str, lines: tuple[int, int]):
+        super().__init__(path)
+        self.path, self.lines = path, lines
+
+
+def _no_duplicate_keys(node, prefix: str, visited: set) -> None:
+    """Raise :class:`_DuplicateKey` for a YAML mapping that holds a key twice (its dotted path and both
+    lines); the keys a merge (<<) brings in may be replaced, as YAML means them to."""
+    import yaml
+    if id(node) in visited:  # an alias: its node was walked where its anchor is
+        return
+    visited.add(id(node))
+    if isinstance(node, yaml.MappingNode):
+        first: dict[str, int] = {}
+        for key, value in node.value:
+            if key.tag == "tag:yaml.org,2002:merge":
+                continue
+            name = str(key.value) if isinstance(key, yaml.ScalarNode) else None
+            if name is not None:
+                if name in first:
+                    raise _DuplicateKey(f"{prefix}{name}", (first[name], key.start_mark.line + 1))
+                first[name] = key.start_mark.line + 1
+            _no_duplicate_keys(value, f"{prefix}{name}." if name is not None else prefix, visited)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            _no_duplicate_keys(item, f"{prefix.rstrip('.')}[{i}].", visited)
 
 
 def from_file(path: str | Path) -> SweepSpec:
