@@ -115,6 +115,31 @@ def test_bad_csv_is_a_data_error(tmp_path, text):
         read_measurements_csv(p)
 
 
+def _good_rows() -> list[str]:
+    """Two rows per level 0…7, near the paper's means: a file read without complaint."""
+    return [f"{lv},{m + d:.2f}" for lv, m in enumerate(PAPER_LEVEL_MEANS_US) for d in (-0.5, 0.5)]
+
+
+@pytest.mark.parametrize("header, bad_row, line, message", [
+    # a decimal comma: '3,12,5' had been read as level 3, 12 µS, its ',5' dropped without a word
+    ("level,conductance_uS", "3,12,5", 4, "row 4: 3 fields where the header has 2 (level,conductance_uS): "
+                                          "a decimal comma splits a value in two — write 12.5, not 12,5"),
+    ("level,conductance_uS,note", "3,12", 3, "row 3: 2 fields where the header has 3 (level,conductance_uS,note): "
+                                            "give every column a value")])
+def test_a_row_of_more_or_fewer_fields_than_the_header_is_refused(tmp_path, header, bad_row, line, message):
+    extra = ",x" if header.endswith("note") else ""
+    rows = [r + extra for r in _good_rows()]
+    p = tmp_path / "m.csv"
+    p.write_text("\n".join([header, rows[0], "", bad_row, *rows[1:]]) + "\n")  # the blank line 3 is no row
+    if line == 3:
+        p.write_text("\n".join([header, rows[0], bad_row, *rows[1:]]) + "\n")
+    with pytest.raises(DataError) as e:
+        read_measurements_csv(p)
+    assert str(e.value) == f"{p}: {message}"
+    p.write_text("\n".join([header, *rows]) + "\n")  # the same file without that row is read
+    assert len(read_measurements_csv(p)[0]) == 8
+
+
 def test_preset_is_what_the_calibration_routine_fits():
     """The fitted numbers pinned in the preset are reproducible with calibrate() (seed 2025),
     starting from a deliberately wrong transistor and G(Icc) curve."""

@@ -552,7 +552,8 @@ def read_transfer_measurements(path: str | os.PathLike, layout: SynapseLayout = 
     try:
         with open(path, newline="", encoding="utf-8-sig") as fh:  # a spreadsheet's byte-order mark is read past
             reader = csv.DictReader(fh)
-            header, rows = reader.fieldnames or [], list(reader)
+            # each row with the number of its (last) line: a blank line is skipped, not counted as a row
+            header, rows = reader.fieldnames or [], [(reader.line_num, r) for r in reader]
     except OSError as e:
         raise bad(f"cannot be read ({e.strerror or e})") from None
     except UnicodeDecodeError:
@@ -571,7 +572,15 @@ def read_transfer_measurements(path: str | os.PathLike, layout: SynapseLayout = 
     column = kinds[0]
     differential = column == DIFFERENTIAL_COLUMN
     by_level: dict[int, list[float]] = {}
-    for line, r in enumerate(rows, start=2):
+    for line, r in rows:
+        # DictReader puts a row's extra fields under None and fills missing ones with None: a decimal
+        # comma ('3,12,5' under level,conductance_uS) would be read as 12 µS without a word
+        fields = sum(r[name] is not None for name in header) + len(r.get(None) or [])
+        if fields != len(header):
+            hint = (": a decimal comma splits a value in two — write 12.5, not 12,5" if fields > len(header) else
+                    ": give every column a value")
+            raise bad(f"row {line}: {fields} field{'s' if fields != 1 else ''} where the header has {len(header)} "
+                      f"({','.join(header)}){hint}")
         text = {name: r[name] for name in ("level", column)}
         for name, value in text.items():
             if value is None or not value.strip():
