@@ -81,3 +81,20 @@ def test_table_only_leaves_the_trainings_table_summary_and_plot_alone(tmp_path):
     assert f"summary: {out / 'summary-table-only.json'}" in r.output
     helped = CliRunner().invoke(cli, ["compare-rules", "--help"]).output
     assert "table-only.md" in helped and "left as they were" in helped
+
+
+def test_table_only_with_nothing_to_tabulate_is_exit_2_and_partial_tables_are_0(tmp_path):
+    """--table-only with no finished run had printed "no results yet" and exited 0, as if it had tabulated."""
+    r = _table(tmp_path / "none")
+    assert r.exit_code == 2, r.output
+    assert r.stderr.strip().splitlines()[-1] == (
+        f"error: nothing to tabulate: no finished run of hm-var, memristor-sgd on mnist in {tmp_path / 'none'} "
+        f"(OUT/<dataset>/<rule>/; run compare-rules without --table-only to train them)")
+    assert "no results yet" in r.stderr and "Traceback" not in r.output
+    assert not (tmp_path / "none" / "summary-table-only.json").exists()
+    # some of the rules saved: their table, and the missing ones said, exit 0
+    out = _saved(tmp_path / "cr")
+    partial = CliRunner().invoke(cli, ["compare-rules", "--table-only", "--datasets", "mnist", "--rules",
+                                       "hm-var,tiki-taka", "--out", str(out), "--no-plot"])
+    assert partial.exit_code == 0, partial.output
+    assert "| hm-var |" in partial.stdout and f"no results yet: {out / 'mnist' / 'tiki-taka'}" in partial.stderr

@@ -131,6 +131,11 @@ def compare_rules(datasets, rules, baseline_mode, seeds, epochs, eval_every, tes
         rows_by_dataset[dataset] = list(rows.values())
         summary[dataset] = {"rows": list(rows.values()), "headlines": hls}
     if not summary:
+        if table_only:  # as 'compare' with no finished run: nothing was tabulated, which is not a success
+            from ..errors import DataError
+            raise DataError(f"nothing to tabulate: no finished run of {', '.join(s.label for s in specs)} on "
+                            f"{', '.join(names)} in {out} (OUT/<dataset>/<rule>/; run compare-rules without "
+                            f"--table-only to train them)")
         return
     write_json(out / summary_json, summary)
     if plot:
