@@ -148,6 +148,20 @@ def test_replicas_shuffle_by_their_own_seeds_and_each_equals_its_seed_alone():
             assert torch.equal(v, theirs), k
 
 
+def test_replicas_train_on_ferristors_loss_told_of_them_without_a_warning():
+    """fit's default loss reads the leading axis as the chips because fit says so (replicas=): the
+    loss's warning about reading it so is for users' own loops, not for fit's (batch 1 or mini-batches)."""
+    import warnings
+
+    from ferristor.experiments.train import summed_loss
+    from ferristor.nn.functional import cross_entropy
+    train_xy, test_xy = blobs(0), blobs(1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fit(net(seeds=[4, 9], replicas=2), train_xy, test_xy, **{**FAST, "batch": 4})
+        fit(net(seeds=[4, 9], replicas=2), train_xy, test_xy, loss=summed_loss(cross_entropy, 4), **{**FAST, "batch": 4})
+
+
 def test_the_results_record_a_config_that_compare_report_and_lifetime_read(tmp_path):
     """fit(out=…) had written "config": null, and 'ferristor compare/report/lifetime' refused the folder
     ("'config' is null, expected an object")."""

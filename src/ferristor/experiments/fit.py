@@ -372,6 +372,8 @@ def run_fit(model: nn.Module, train_data, test_data=None, *, epochs: float = 1.0
     built = optimizer is None
     optimizer = optimizer or HybridSGD(model.parameters(), **rule)  # HybridSGD's defaults for what is not given
     loss_fn = loss or default_loss(n_out)
+    # ferristor's losses are told the leading axis is the chips (else they warn that they read it so)
+    loss_kw = {"replicas": replicas} if replicas and (loss is None or getattr(loss, "takes_replicas", False)) else {}
     order_seeds = ([int(s) for s in layers[0].seeds.tolist()] if replicas else
                    [seed if seed is not None else (int(layers[0].seeds[0]) if layers else 0)])
 
@@ -470,7 +472,7 @@ def run_fit(model: nn.Module, train_data, test_data=None, *, epochs: float = 1.0
                         _raise_if_flattened(train_data, x, replicas, e)
                     raise
                 first_forward = False
-                loss_value = loss_fn(out_, y)
+                loss_value = loss_fn(out_, y, **loss_kw)
                 optimizer.zero_grad()
                 loss_value.backward()
                 try:

@@ -52,9 +52,10 @@ def fit_options(cfg: TrainConfig) -> dict:
 
 def summed_loss(mean_loss, batch: int):
     """``mean_loss`` × the batch: each sample's gradient counts whole (RuleConfig.batch_reduction='sum')."""
-    def loss(out, y):
-        return mean_loss(out, y) * batch
+    def loss(out, y, **kw):
+        return mean_loss(out, y, **kw) * batch
     loss.__name__ = f"{mean_loss.__name__}_summed"
+    loss.takes_replicas = True  # fit passes replicas= on to ferristor's loss
     return loss
 
 
