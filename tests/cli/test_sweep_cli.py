@@ -101,6 +101,25 @@ def test_results_table_csv_parquet_and_where(mnist_data_dir, tmp_path):
     assert bad.exit_code == 2 and "no column 'rule.kk'" in bad.output
 
 
+def test_a_store_without_its_evals_is_refused_by_results_and_by_the_same_sweep(mnist_data_dir, tmp_path):
+    """A finished sweep's store with its evals table dropped: results had said "unexpected
+    OperationalError … a bug" (exit 1), and the same sweep command "2/2 trials done, 0 ran now"."""
+    import sqlite3
+    data = ["--data-dir", mnist_data_dir] if mnist_data_dir else []
+    args = ["sweep", "--grid", "rule.k=50,100", "--set", "epochs=0.01", "--set", "test_limit=200", "--seeds", "0",
+            "--no-progress", "--in-process", "--out", str(tmp_path), *data]
+    assert CliRunner().invoke(cli, args).exit_code == 0
+    with sqlite3.connect(tmp_path / "sweep.sqlite") as db:
+        db.execute("DROP TABLE evals")
+    line = f"error: {tmp_path / 'sweep.sqlite'}: not a readable results store (its evals table is missing)"
+    for again in (["results", str(tmp_path), "--final"], args):
+        r = CliRunner().invoke(cli, again)
+        assert r.exit_code == 2, r.output
+        assert r.output.strip().splitlines() == [r.output.strip()] and r.output.startswith(line), r.output
+    with sqlite3.connect(tmp_path / "sweep.sqlite") as db:  # not made anew, empty, by the rerun
+        assert db.execute("SELECT count(*) FROM sqlite_master WHERE name = 'evals'").fetchone()[0] == 0
+
+
 def test_results_json_imported_matches_its_rows(tmp_path, mnist_data_dir):
     data = ["--data-dir", mnist_data_dir] if mnist_data_dir else []
     r = CliRunner().invoke(cli, ["train", "--mode", "hm", "--epochs", "0.01", "--eval-every", "0.005", "--test-limit", "200",

@@ -32,7 +32,7 @@ from ..locking import exclusive_all
 from .executors import Executor, ProcessExecutor
 from .progress import Progress
 from .provenance import code_version
-from .store import open_store
+from .store import UnreadableStore, open_store
 from .trials import EXECUTION_FIELDS, Trial, priced, training_key
 from .worker import Job
 
@@ -97,6 +97,7 @@ class _Run:
 
     def run(self, retry_failed: bool, meta: dict | None) -> Outcome:
         store = self.store
+        self._no_unreadable_trials()
         store.register(self.trials)
         for k, v in (meta or {}).items():
             value, before = json.dumps(v, sort_keys=True), store.meta(k)
@@ -125,6 +126,19 @@ class _Run:
         final = store.status(self.by_key)
         return Outcome(self.folder, self.trials, {k: r["status"] for k, r in final.items()},
                        {k: r["error"] for k, r in final.items() if r["status"] == "failed"}, self.ran, self.priced)
+
+    def _no_unreadable_trials(self) -> None:
+        """Refuse a store whose row of one of these trials cannot say what the trial is (its params,
+        config or identity unreadable JSON): the key matches, so a rerun had counted a done one as
+        done, results skipping it ("2/2 trials done, 0 ran now" over a damaged row). A damaged result
+        alone is left to the caller, which reads the results (reproduce says it, naming --fresh)."""
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FerristorWarning)
+            self.store.trials()
+        for key, row in self.store.damaged.items():
+            lost = [c for c in ("params", "config", "identity") if row.get(c) is None]
+            if key in self.by_key and lost:
+                raise UnreadableStore(self.store.path, f"trial {key}: {self.store.unreadable.get(key, 'damaged')}")
 
     def _record_spec(self, value: str, before: str | None) -> None:
         """Keep the recorded spec this run's (``value``) replaces in ``earlier_specs`` (oldest first)

@@ -102,6 +102,15 @@ class Store:
             self.db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30, isolation_level=None)
         else:
             self.db = sqlite3.connect(path, timeout=30, isolation_level=None)  # explicit transactions
+        # A store missing some of its tables (a hand-dropped evals) had been read as far as a query of
+        # that table ("unexpected OperationalError") and, opened to resume, given them back empty by
+        # CREATE TABLE IF NOT EXISTS: finished trials with no evaluations, counted done. Refused first.
+        try:
+            self._check_tables()
+        except BaseException:
+            self.db.close()
+            raise
+        if not readonly:
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=FULL")  # a finished trial survives a power cut, not only a kill
             self.db.execute(f"PRAGMA journal_size_limit={64 << 20}")  # checkpoints pass through the WAL
@@ -115,6 +124,24 @@ class Store:
         version = self.meta("schema_version")
         if version is not None and int(version) != SCHEMA_VERSION:
             raise DataError(f"{path}: results store schema {version}, this version reads {SCHEMA_VERSION}")
+
+    def _check_tables(self) -> None:
+        """Raise :class:`UnreadableStore` where the store has some of its tables but not all, or a table
+        without one of its columns; a new (empty) file has none and is created whole."""
+        tables = {r[0] for r in self.db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        expected = _expected_columns()
+        if not tables & set(expected):
+            return
+        missing = [t for t in expected if t not in tables]
+        if missing:
+            raise UnreadableStore(self.path, f"its {', '.join(missing)} table{'s are' if len(missing) > 1 else ' is'} "
+                                             f"missing")
+        for table, columns in expected.items():
+            have = {r[1] for r in self.db.execute(f"PRAGMA table_info({_q(table)})")}
+            lost = [c for c in columns if c not in have]
+            if lost:
+                raise UnreadableStore(self.path, f"its {table} table has no {', '.join(lost)} column"
+                                                 f"{'s' if len(lost) > 1 else ''}")
 
     # -- plumbing ---------------------------------------------------------------------------------
     class _Tx:
@@ -301,6 +328,33 @@ class Store:
             warnings.warn(FerristorWarning(f"skipped: {self.path}: trial {what}: {why}"), stacklevel=3)
 
 
+RESTART_HINT = ("it cannot be read or resumed: start over in another --out, or remove it "
+                "(ferristor reproduce: --fresh discards it)")
+
+
+class UnreadableStore(DataError):
+    """A results store that is damaged beyond a row: it cannot be read, nor a sweep resume in it."""
+
+    def __init__(self, path, why: str):
+        super().__init__(f"{path}: not a readable results store ({why}); {RESTART_HINT}")
+
+
+_COLUMNS: dict[str, list[str]] = {}
+
+
+def _expected_columns() -> dict[str, list[str]]:
+    """table → its columns, as :data:`_SCHEMA` creates them (read once from an in-memory database)."""
+    if not _COLUMNS:
+        db = sqlite3.connect(":memory:")
+        try:
+            db.executescript(_SCHEMA)
+            for (table,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall():
+                _COLUMNS[table] = [r[1] for r in db.execute(f"PRAGMA table_info({_q(table)})")]
+        finally:
+            db.close()
+    return _COLUMNS
+
+
 # A trial row's JSON columns and what each must hold (None: the column may be NULL).
 _JSON_COLUMNS = {"params": dict, "config": dict, "identity": dict, "versions": (dict, type(None)),
                  "result": (dict, type(None))}
@@ -373,4 +427,4 @@ def open_store(folder: str | Path, readonly: bool = False) -> Store:
     try:
         return Store(path, readonly=readonly)
     except sqlite3.DatabaseError as e:
-        raise DataError(f"{path}: not a readable results store ({e})") from None
+        raise UnreadableStore(path, str(e)) from None
