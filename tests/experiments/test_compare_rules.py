@@ -296,3 +296,11 @@ def test_a_training_of_some_rules_names_the_saved_runs_its_table_leaves_out(tmp_
     assert C.runs_left_out(tmp_path, specs) == ["tiki-taka"]
     assert C.runs_left_out(tmp_path, specs + [C.parse_rule("tiki-taka")]) == []
     assert C.runs_left_out(tmp_path / "absent", specs) == []
+
+
+def test_one_seed_has_no_spread_in_the_table():
+    """compare-rules printed '± 0.00 (n=1)', which reads as a measured zero spread; compare says n/a."""
+    one = C.rule_row("hm:k=500", _results("hybrid", [0.5], 2.0, 2.0, fe_total=1400.0, k=500, n=600), rate=1.0)
+    two = C.rule_row("hm:k=500", _results("hybrid", [0.5, 0.7], 2.0, 2.0, fe_total=1400.0, k=500, n=600), rate=1.0)
+    assert "± n/a (n=1)" in C.format_table([one], 1.0)
+    assert "± 14.14 (n=2)" in C.format_table([two], 1.0)

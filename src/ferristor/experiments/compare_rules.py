@@ -349,7 +349,8 @@ def format_table(rows: list[dict], rate: float) -> str:
             f"lifetime at {rate:g} sample/s: memristor · FeCAP", "µs/sample"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
-        acc = f"{r['accuracy_mean']:.2f} ± {r['accuracy_std']:.2f} (n={r['seeds']})"
+        spread = f"{r['accuracy_std']:.2f}" if r["seeds"] > 1 else "n/a"  # one seed has no spread (as compare's)
+        acc = f"{r['accuracy_mean']:.2f} ± {spread} (n={r['seeds']})"
         if r["not_a_device"]:
             dev = ["not a device (digital float32)"] * 2 + ["–", "–", "–"]
             if "digital_mean" in r:
