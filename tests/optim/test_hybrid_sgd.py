@@ -614,15 +614,22 @@ def test_the_plain_optimizer_guard_follows_param_groups_edited_in_place():
 def test_step_inputs_other_than_an_integer_of_at_least_one_are_refused_before_anything_moves(inputs):
     """step(inputs=-3) had taken three inputs back from the transfer schedule (and 2.5 made it fractional,
     True counted one): the count is a number of inputs, an integer ≥ 1."""
-    model, opt = _make(mode="hm", k=6)
+    _inputs_refused_before_anything_moves(dict(mode="hm", k=6), inputs, r"^inputs=.* is not allowed: expected an "
+                                          r"integer ≥ 1 \(the inputs this step covered; by default the batch the "
+                                          r"layers recorded\)$")
+
+
+def _inputs_refused_before_anything_moves(make: dict, inputs, match: str) -> tuple:
+    """step(inputs=…) and hybrid_step(inputs=…) refused, the model and optimizer as they were; returns both."""
+    model, opt = _make(**make)
     x, y = torch.rand(3, 12), torch.randint(0, 3, (3,))
     F.cross_entropy(model(x), y).backward()
     before = {k: v.clone() for k, v in model.state_dict().items()}
     for step in (opt.step, opt.hybrid_step):
-        with pytest.raises(ConfigError, match=r"^inputs=.* is not allowed: expected an integer ≥ 1 \(the inputs this "
-                                              r"step covered; by default the batch the layers recorded\)$"):
+        with pytest.raises(ConfigError, match=match):
             step(inputs=inputs)
     assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items()) and not opt.state
+    return model, opt
 
 
 @pytest.mark.parametrize("inputs", [6, np.int64(6), torch.tensor(6)])
@@ -815,19 +822,14 @@ def test_a_plain_sgd_state_is_refused_before_anything_changes_and_an_older_hybri
 
 def test_step_inputs_is_refused_where_k_counts_updates_which_would_ignore_it():
     """step(inputs=50) under k_unit='updates' had been checked, then dropped: one step counts one."""
-    model, opt = _make(mode="hm", k=2, k_unit="updates")
-    x, y = torch.rand(3, 12), torch.randint(0, 3, (3,))
-    F.cross_entropy(model(x), y).backward()
-    before = {k: v.clone() for k, v in model.state_dict().items()}
-    for step in (opt.step, opt.hybrid_step):
-        with pytest.raises(ConfigError, match=r"^inputs=50: ignored: with k_unit='updates' one step is one update "
-                                              r"whatever its batch.*leave inputs out"):
-            step(inputs=50)
-    assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items()) and not opt.state
+    model, opt = _inputs_refused_before_anything_moves(dict(mode="hm", k=2, k_unit="updates"), 50,
+                                                       r"^inputs=50: ignored: with k_unit='updates' one step is one "
+                                                       r"update whatever its batch.*leave inputs out")
     opt.step()
     assert all(s["inputs"] == 1 for s in opt.state.values())
 
     # groups of both units: refused naming the group that would ignore it; taken once none would
+    x, y = torch.rand(3, 12), torch.randint(0, 3, (3,))
     model = HybridMLP(SPEC, config=HybridConfig(mode="hm"), seeds=1)
     opt = HybridSGD([{"params": model.layers[0].parameters()},
                      {"params": model.layers[1].parameters(), "k_unit": "updates"}], lr=0.3, p=0.5, k=6)
