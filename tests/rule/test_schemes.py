@@ -243,7 +243,7 @@ def test_the_fused_path_follows_state_replaced_after_its_views_were_cached(rule)
     step(a, x)  # a's views and keys are cached now
     step(b, x)
     a.load_state_dict(b.state_dict())  # b's seeds, counters and state, copied in place
-    a.weight.data = a.weight.data.clone()  # and a new tensor behind the weight
+    a._apply(lambda t: t.clone())  # and new tensors behind the weight and the state (as a .to() makes)
     assert torch.equal(step(a, x), step(b, x))
     for key in buffers(cfg.scheme):  # new tensors behind the rule's state alone (the layer's own views stay)
         a.register_buffer(f"weight_{key}", getattr(a, f"weight_{key}").clone())
