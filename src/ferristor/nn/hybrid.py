@@ -357,9 +357,10 @@ class HybridModule(nn.Module):
         self._mark_written()  # a copy's or an unpickled layer's parameters are new tensors
 
     # --- what a saved state carries beside the chip's tensors --------------------------------------
-    # Two scalar buffers, filled from the config whenever a state is saved: the grid's real scale
-    # (``convert`` may give each layer its own) and a tag of the mode, storage layout and rule that wrote
-    # the state. Tensors, not ``get_extra_state``: code that walks a state_dict's values meets tensors only.
+    # Scalar buffers, filled whenever a state is saved: the grid's real scale (``convert`` may give each
+    # layer its own) and tags of the mode, storage layout and rule that wrote the state, of its transfer
+    # configuration and of its stream name. Tensors, not ``get_extra_state``: code that walks a
+    # state_dict's values meets tensors only.
     def _settings_tag(self) -> int:
         c = self.config
         digest = _digest([dataclasses.asdict(c.layout), dataclasses.asdict(c.scheme)])
@@ -480,14 +481,15 @@ class HybridModule(nn.Module):
             if p is not None:
                 self._written[n] = (p._version, p.data_ptr())
 
-    def check_written(self) -> None:
-        """Refuse a parameter written from outside the layer since it last wrote it (see above),
-        before any work. In fp mode the float weights are the whole state: any write stands."""
+    def check_written(self, name: str | None = None) -> None:
+        """Refuse a parameter (``name``, else every one) written from outside the layer since it last
+        wrote it (see above), before any work. In fp mode the float weights are the whole state: any
+        write stands."""
         if self.mode == "fp":
             return
-        for name, seen in self._written.items():
+        for name, seen in (self._written.items() if name is None else [(name, self._written.get(name))]):
             p = self._parameters.get(name)
-            if p is not None and (p._version, p.data_ptr()) != seen:
+            if p is not None and seen is not None and (p._version, p.data_ptr()) != seen:
                 layer = self.rng_name or type(self).__name__
                 raise ConfigError(f"{layer}.{name}", "written from outside the layer (nn.init, copy_, .data = …)",
                                   reason="a hybrid parameter's value is what its memristor pairs hold, programmed from "
@@ -911,7 +913,7 @@ class HybridModule(nn.Module):
         """Apply one masked update to parameter ``name`` from its recorded gradient; returns the number
         of inputs it covered (0 if the parameter took no gradient since the last step). ``sampler``:
         how the masks are drawn ('dense' or 'sparse', docs/engine.md)."""
-        self.check_written()
+        self.check_written(name)  # this parameter's: a step runs one per parameter
         param = self._parameters[name]
         tape = self._tapes.pop(name, None)
         recorded = name in self._inputs

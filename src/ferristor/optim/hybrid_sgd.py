@@ -312,10 +312,8 @@ class HybridSGD(SGD):
         """One step. ``inputs`` overrides the number of inputs this step covered (default: the batch
         size the layers recorded in the backward pass): an integer ≥ 1, refused where a group holding
         hybrid parameters counts k in updates (k_unit='updates'), which would ignore it."""
-        inputs = _check_inputs(inputs)
+        inputs = self._inputs(inputs)
         self._refuse_grad_scaler()
-        if inputs is not None:
-            _refuse_ignored_inputs(self.param_groups, inputs)
         loss = None
         if closure is not None:  # the gradients first, so a non-finite one is refused before anything moves
             with torch.enable_grad():
@@ -338,11 +336,16 @@ class HybridSGD(SGD):
                               "float16 underflow to scale against, and the scaled gradients they keep as factors "
                               "would reach the chip unscaled by it; the chip is unchanged")
 
-    def hybrid_step(self, inputs: int | None = None) -> None:
-        """The rule's part of :meth:`step` alone (no plain SGD, no step hooks): ``experiments.fast_step``."""
+    def _inputs(self, inputs):
+        """``inputs=`` of a step, checked (an integer ≥ 1) and refused where a group would ignore it."""
         inputs = _check_inputs(inputs)
         if inputs is not None:
             _refuse_ignored_inputs(self.param_groups, inputs)
+        return inputs
+
+    def hybrid_step(self, inputs: int | None = None) -> None:
+        """The rule's part of :meth:`step` alone (no plain SGD, no step hooks): ``experiments.fast_step``."""
+        inputs = self._inputs(inputs)
         self.check_ready()
         self._check_gradients()
         self._apply_rule(inputs, caller_level=4)
